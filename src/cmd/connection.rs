@@ -1,0 +1,169 @@
+//! Connection commands: PING, ECHO, QUIT, HELLO, AUTH, SELECT.
+
+use crate::cmd::{flag::*, CommandSpec, Handler};
+use crate::error::{CmdResult, Error};
+use crate::resp::Args;
+use crate::server::conn::Conn;
+
+pub static COMMANDS: &[CommandSpec] = &[
+    CommandSpec::new("ping", -1, FAST, Handler::Sync(ping))
+        .acl(&["@fast", "@connection"])
+        .doc(
+            "connection",
+            "1.0.0",
+            "Returns the server's liveliness response.",
+        ),
+    CommandSpec::new("echo", 2, FAST, Handler::Sync(echo))
+        .acl(&["@fast", "@connection"])
+        .doc("connection", "1.0.0", "Returns the given string."),
+    CommandSpec::new(
+        "quit",
+        -1,
+        ALLOW_BUSY | NOSCRIPT | LOADING | STALE | FAST | NO_AUTH,
+        Handler::Sync(quit),
+    )
+    .acl(&["@fast", "@connection"])
+    .doc("connection", "1.0.0", "Closes the connection."),
+    CommandSpec::new(
+        "hello",
+        -1,
+        NOSCRIPT | LOADING | STALE | FAST | NO_AUTH | ALLOW_BUSY,
+        Handler::Sync(hello),
+    )
+    .acl(&["@fast", "@connection"])
+    .doc("connection", "6.0.0", "Handshakes with the Redis server."),
+    CommandSpec::new(
+        "auth",
+        -2,
+        NOSCRIPT | LOADING | STALE | FAST | NO_AUTH | ALLOW_BUSY,
+        Handler::Sync(auth),
+    )
+    .acl(&["@fast", "@connection"])
+    .doc("connection", "1.0.0", "Authenticates the connection."),
+    CommandSpec::new("select", 2, LOADING | STALE | FAST, Handler::Sync(select))
+        .acl(&["@fast", "@connection"])
+        .doc("connection", "1.0.0", "Changes the selected database."),
+];
+
+fn ping(c: &mut Conn, a: &Args) -> CmdResult {
+    match a.len() {
+        1 => c.out.simple("PONG"),
+        2 => c.out.bulk(a.get(1)),
+        _ => return Err(Error::WrongArity("ping".into())),
+    }
+    Ok(())
+}
+
+fn echo(c: &mut Conn, a: &Args) -> CmdResult {
+    c.out.bulk(a.get(1));
+    Ok(())
+}
+
+fn quit(c: &mut Conn, _a: &Args) -> CmdResult {
+    c.out.ok();
+    c.close_after_reply = true;
+    Ok(())
+}
+
+/// Checks a password against `requirepass` for the default user.
+fn check_password(c: &Conn, user: Option<&[u8]>, pass: &[u8]) -> CmdResult {
+    let required = c.shard.settings.borrow().requirepass.clone();
+    if let Some(u) = user {
+        if u != b"default" {
+            return Err(Error::WrongPass);
+        }
+    }
+    match required {
+        // With no password set, the default user is "nopass": any password works for it.
+        None if user.is_some() => Ok(()),
+        None => Err(Error::AuthNotConfigured),
+        Some(p) if p == pass => Ok(()),
+        Some(_) => Err(Error::WrongPass),
+    }
+}
+
+fn auth(c: &mut Conn, a: &Args) -> CmdResult {
+    match a.len() {
+        2 => check_password(c, None, a.get(1))?,
+        3 => check_password(c, Some(a.get(1)), a.get(2))?,
+        _ => return Err(Error::Syntax),
+    }
+    c.authed = true;
+    c.out.ok();
+    Ok(())
+}
+
+fn select(c: &mut Conn, a: &Args) -> CmdResult {
+    let db = crate::util::num::parse_i64_strict(a.get(1)).ok_or(Error::msg("invalid DB index"))?;
+    if db != 0 {
+        return Err(Error::DbIndexOutOfRange);
+    }
+    c.out.ok();
+    Ok(())
+}
+
+fn hello(c: &mut Conn, a: &Args) -> CmdResult {
+    let mut proto = None;
+    let mut i = 1;
+    if a.len() >= 2 {
+        let v = crate::util::num::parse_i64_strict(a.get(1)).ok_or(Error::msg(
+            "Protocol version is not an integer or out of range",
+        ))?;
+        if v != 2 && v != 3 {
+            return Err(Error::Coded("NOPROTO unsupported protocol version".into()));
+        }
+        proto = Some(v);
+        i = 2;
+    }
+    let mut auth: Option<(&[u8], &[u8])> = None;
+    let mut setname = None;
+    while i < a.len() {
+        let more = a.len() - i - 1;
+        if a.is(i, "AUTH") && more >= 2 {
+            auth = Some((a.get(i + 1), a.get(i + 2)));
+            i += 3;
+        } else if a.is(i, "SETNAME") && more >= 1 {
+            setname = Some(a.get(i + 1));
+            i += 2;
+        } else {
+            return Err(Error::msg(format!(
+                "Syntax error in HELLO option '{}'",
+                String::from_utf8_lossy(a.get(i))
+            )));
+        }
+    }
+    if let Some((user, pass)) = auth {
+        check_password(c, Some(user), pass)?;
+        c.authed = true;
+    }
+    if !c.authed {
+        return Err(Error::Coded(
+            "NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time".into(),
+        ));
+    }
+    if let Some(name) = setname {
+        super::server::validate_client_name(name)?;
+        *c.meta.name.borrow_mut() = name.to_vec();
+    }
+    if let Some(p) = proto {
+        c.out.resp3 = p == 3;
+        c.meta.resp.set(p as u8);
+    }
+    let out = &mut c.out;
+    out.map(7);
+    out.bulk(b"server");
+    out.bulk(b"redis");
+    out.bulk(b"version");
+    out.bulk(crate::REDIS_VERSION.as_bytes());
+    out.bulk(b"proto");
+    out.int(if out.resp3 { 3 } else { 2 });
+    out.bulk(b"id");
+    out.int(c.meta.id as i64);
+    out.bulk(b"mode");
+    out.bulk(b"standalone");
+    out.bulk(b"role");
+    out.bulk(b"master");
+    out.bulk(b"modules");
+    out.array(0);
+    Ok(())
+}

@@ -1,0 +1,367 @@
+//! The command table: one `CommandSpec` per command (name, arity, flags, key positions, ACL
+//! categories, handler), declared in the family files and gathered here. It drives dispatch,
+//! arity errors, key extraction for routing, COMMAND output and INFO commandstats.
+
+pub mod connection;
+pub mod keys;
+pub mod server;
+pub mod string;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::sync::OnceLock;
+
+use hashbrown::HashMap;
+
+use crate::db::Keyspace;
+use crate::error::CmdResult;
+use crate::resp::{Args, Reply};
+use crate::server::conn::Conn;
+use crate::shard::Shard;
+
+/// Command flags, as COMMAND reports them.
+pub mod flag {
+    pub const WRITE: u32 = 1 << 0;
+    pub const READONLY: u32 = 1 << 1;
+    pub const DENYOOM: u32 = 1 << 2;
+    pub const ADMIN: u32 = 1 << 3;
+    pub const PUBSUB: u32 = 1 << 4;
+    pub const NOSCRIPT: u32 = 1 << 5;
+    pub const BLOCKING: u32 = 1 << 6;
+    pub const LOADING: u32 = 1 << 7;
+    pub const STALE: u32 = 1 << 8;
+    pub const SKIP_MONITOR: u32 = 1 << 9;
+    pub const SKIP_SLOWLOG: u32 = 1 << 10;
+    pub const FAST: u32 = 1 << 11;
+    pub const NO_AUTH: u32 = 1 << 12;
+    pub const MAY_REPLICATE: u32 = 1 << 13;
+    pub const NO_MULTI: u32 = 1 << 14;
+    pub const MOVABLE_KEYS: u32 = 1 << 15;
+    pub const ALLOW_BUSY: u32 = 1 << 16;
+    /// Ours, not shown: the command reads or writes the whole keyspace, so commands forwarded
+    /// earlier in the same pipeline batch must finish first.
+    pub const BARRIER: u32 = 1 << 31;
+
+    pub const NAMES: &[(u32, &str)] = &[
+        (WRITE, "write"),
+        (READONLY, "readonly"),
+        (DENYOOM, "denyoom"),
+        (ADMIN, "admin"),
+        (PUBSUB, "pubsub"),
+        (NOSCRIPT, "noscript"),
+        (BLOCKING, "blocking"),
+        (LOADING, "loading"),
+        (STALE, "stale"),
+        (SKIP_MONITOR, "skip_monitor"),
+        (SKIP_SLOWLOG, "skip_slowlog"),
+        (FAST, "fast"),
+        (NO_AUTH, "no_auth"),
+        (MAY_REPLICATE, "may_replicate"),
+        (NO_MULTI, "no_multi"),
+        (MOVABLE_KEYS, "movablekeys"),
+        (ALLOW_BUSY, "allow_busy"),
+    ];
+}
+
+/// Everything a keyed handler may touch: the owning shard's keyspace and the reply buffer.
+pub struct Ctx<'a> {
+    pub shard: &'a Rc<Shard>,
+    pub db: &'a mut Keyspace,
+    pub out: &'a mut Reply,
+    /// The command's time (Unix ms), fixed for the whole command.
+    pub now: i64,
+}
+
+pub type BoxFuture<'a> = Pin<Box<dyn Future<Output = CmdResult> + 'a>>;
+
+/// Runs on the shard owning the keys (locally or after forwarding); all keys share that shard.
+pub type KeyedFn = fn(&mut Ctx<'_>, &Args<'_>) -> CmdResult;
+/// Runs on the connection's core, synchronously (no keys, or connection state only).
+pub type SyncFn = fn(&mut Conn, &Args<'_>) -> CmdResult;
+/// Runs on the connection's core and may call other shards.
+pub type AsyncFn = for<'a> fn(&'a mut Conn, Args<'a>) -> BoxFuture<'a>;
+
+#[derive(Clone, Copy)]
+pub enum Handler {
+    Keyed(KeyedFn),
+    Sync(SyncFn),
+    Async(AsyncFn),
+    /// Dispatches to `subcommands` on argument 1.
+    Container,
+}
+
+pub struct CommandSpec {
+    /// Lower-case name (for subcommands, the subcommand alone).
+    pub name: &'static str,
+    /// Redis arity: N exact, -N at least N (command name included).
+    pub arity: i32,
+    pub flags: u32,
+    pub first_key: i32,
+    pub last_key: i32,
+    pub step: i32,
+    pub acl: &'static [&'static str],
+    pub group: &'static str,
+    pub summary: &'static str,
+    pub since: &'static str,
+    pub handler: Handler,
+    /// For keyed commands whose keys may live on several shards: splits, runs and merges.
+    pub multi: Option<AsyncFn>,
+    pub subcommands: &'static [CommandSpec],
+}
+
+impl CommandSpec {
+    /// A spec with defaults, for the family tables' `const` declarations.
+    pub const fn new(name: &'static str, arity: i32, flags: u32, handler: Handler) -> CommandSpec {
+        CommandSpec {
+            name,
+            arity,
+            flags,
+            first_key: 0,
+            last_key: 0,
+            step: 0,
+            acl: &[],
+            group: "generic",
+            summary: "",
+            since: "1.0.0",
+            handler,
+            multi: None,
+            subcommands: &[],
+        }
+    }
+
+    pub const fn keys(mut self, first: i32, last: i32, step: i32) -> CommandSpec {
+        self.first_key = first;
+        self.last_key = last;
+        self.step = step;
+        self
+    }
+
+    pub const fn acl(mut self, acl: &'static [&'static str]) -> CommandSpec {
+        self.acl = acl;
+        self
+    }
+
+    pub const fn doc(
+        mut self,
+        group: &'static str,
+        since: &'static str,
+        summary: &'static str,
+    ) -> CommandSpec {
+        self.group = group;
+        self.since = since;
+        self.summary = summary;
+        self
+    }
+
+    pub const fn multi(mut self, f: AsyncFn) -> CommandSpec {
+        self.multi = Some(f);
+        self
+    }
+
+    pub const fn subs(mut self, subs: &'static [CommandSpec]) -> CommandSpec {
+        self.subcommands = subs;
+        self
+    }
+
+    #[inline]
+    pub fn has(&self, f: u32) -> bool {
+        self.flags & f != 0
+    }
+
+    /// Whether `argc` arguments (name included) satisfy the arity.
+    #[inline]
+    pub fn arity_ok(&self, argc: usize) -> bool {
+        let argc = argc as i32;
+        if self.arity >= 0 {
+            argc == self.arity
+        } else {
+            argc >= -self.arity
+        }
+    }
+
+    /// Argument positions of the keys, per first/last/step.
+    #[inline]
+    pub fn key_positions(&self, argc: usize) -> impl Iterator<Item = usize> {
+        let argc = argc as i32;
+        let (first, step) = (self.first_key, self.step.max(1));
+        let last = if self.first_key == 0 {
+            -1
+        } else if self.last_key < 0 {
+            argc + self.last_key
+        } else {
+            self.last_key.min(argc - 1)
+        };
+        (first..=last)
+            .step_by(step as usize)
+            .filter(move |&i| i > 0)
+            .map(|i| i as usize)
+    }
+}
+
+/// Per-command counters for INFO commandstats.
+#[derive(Default, Clone, Copy, Debug)]
+pub struct CommandStats {
+    pub calls: u64,
+    pub usec: u64,
+    pub failed: u64,
+    pub rejected: u64,
+}
+
+/// The assembled table: every spec (subcommands included) with its index and full name.
+pub struct Table {
+    pub specs: Vec<&'static CommandSpec>,
+    /// `container|sub` for subcommands, the name for commands.
+    pub full_names: Vec<String>,
+    /// Index of a top-level command's spec.
+    pub top: Vec<usize>,
+    by_name: HashMap<Vec<u8>, usize>,
+}
+
+impl Table {
+    pub fn len(&self) -> usize {
+        self.specs.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.specs.is_empty()
+    }
+
+    /// Looks up a command (or `container|sub`) by name, case-insensitively, without allocating.
+    #[inline]
+    pub fn lookup(&self, name: &[u8]) -> Option<usize> {
+        let mut lower = [0u8; 64];
+        if name.len() > lower.len() {
+            return None;
+        }
+        for (d, s) in lower.iter_mut().zip(name) {
+            *d = s.to_ascii_lowercase();
+        }
+        self.by_name.get(&lower[..name.len()]).copied()
+    }
+
+    /// Looks up subcommand `sub` of container `parent`.
+    pub fn lookup_sub(&self, parent: usize, sub: &[u8]) -> Option<usize> {
+        let mut full = Vec::with_capacity(self.full_names[parent].len() + 1 + sub.len());
+        full.extend_from_slice(self.full_names[parent].as_bytes());
+        full.push(b'|');
+        full.extend(sub.iter().map(|c| c.to_ascii_lowercase()));
+        self.by_name.get(&full).copied()
+    }
+
+    pub fn index_of(&self, full_name: &str) -> Option<usize> {
+        self.by_name.get(full_name.as_bytes()).copied()
+    }
+}
+
+/// The families' command lists.
+fn families() -> impl Iterator<Item = &'static CommandSpec> {
+    [
+        connection::COMMANDS,
+        server::COMMANDS,
+        string::COMMANDS,
+        keys::COMMANDS,
+    ]
+    .into_iter()
+    .flatten()
+}
+
+pub fn table() -> &'static Table {
+    static TABLE: OnceLock<Table> = OnceLock::new();
+    TABLE.get_or_init(|| {
+        let mut t = Table {
+            specs: Vec::new(),
+            full_names: Vec::new(),
+            top: Vec::new(),
+            by_name: HashMap::new(),
+        };
+        for spec in families() {
+            let idx = t.specs.len();
+            t.specs.push(spec);
+            t.full_names.push(spec.name.to_string());
+            t.top.push(idx);
+            t.by_name.insert(spec.name.as_bytes().to_vec(), idx);
+            for sub in spec.subcommands {
+                let full = format!("{}|{}", spec.name, sub.name);
+                t.by_name.insert(full.as_bytes().to_vec(), t.specs.len());
+                t.specs.push(sub);
+                t.full_names.push(full);
+            }
+        }
+        t
+    })
+}
+
+/// Runs a keyed handler and records its stats; errors become the reply.
+#[inline]
+pub fn run_keyed(
+    shard: &Rc<Shard>,
+    idx: usize,
+    f: KeyedFn,
+    args: &Args<'_>,
+    out: &mut Reply,
+    now: i64,
+) {
+    let started = std::time::Instant::now();
+    let result = {
+        let mut db = shard.db.borrow_mut();
+        let mut ctx = Ctx {
+            shard,
+            db: &mut db,
+            out,
+            now,
+        };
+        f(&mut ctx, args)
+    };
+    let mut stats = shard.stats.borrow_mut();
+    stats.commands += 1;
+    let s = &mut stats.cmd[idx];
+    s.calls += 1;
+    s.usec += started.elapsed().as_micros() as u64;
+    if let Err(e) = result {
+        s.failed += 1;
+        out.error(&e);
+    }
+}
+
+/// Records a connection-level command's stats.
+pub fn record(shard: &Shard, idx: usize, started: std::time::Instant, failed: bool) {
+    let mut stats = shard.stats.borrow_mut();
+    stats.commands += 1;
+    let s = &mut stats.cmd[idx];
+    s.calls += 1;
+    s.usec += started.elapsed().as_micros() as u64;
+    if failed {
+        s.failed += 1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_is_consistent() {
+        let t = table();
+        assert!(t.lookup(b"GET").is_some());
+        assert!(t.lookup(b"get").is_some());
+        assert!(t.lookup(b"nosuch").is_none());
+        for (i, spec) in t.specs.iter().enumerate() {
+            assert_ne!(spec.arity, 0, "{}", t.full_names[i]);
+            if let Handler::Keyed(_) = spec.handler {
+                assert!(
+                    spec.first_key > 0,
+                    "keyed command {} has no key position",
+                    t.full_names[i]
+                );
+            }
+            if matches!(spec.handler, Handler::Container) {
+                assert!(!spec.subcommands.is_empty());
+            }
+        }
+        let mset = &t.specs[t.lookup(b"mset").unwrap()];
+        assert_eq!(mset.key_positions(5).collect::<Vec<_>>(), vec![1, 3]);
+        let get = &t.specs[t.lookup(b"get").unwrap()];
+        assert_eq!(get.key_positions(2).collect::<Vec<_>>(), vec![1]);
+    }
+}

@@ -1,0 +1,161 @@
+//! The catalogue of error replies: every error a command can answer, rendered exactly as Redis 7 words it.
+
+use std::borrow::Cow;
+
+/// An error reply. `render` gives the exact line Redis sends, without `-` and CRLF.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Error {
+    Syntax,
+    NotInteger,
+    NotFloat,
+    WrongType,
+    Overflow,
+    NoSuchKey,
+    OutOfRangeOffset,
+    BitNotInteger,
+    BitOffset,
+    ExpireTime(&'static str),
+    IncrNanOrInf,
+    DbIndexOutOfRange,
+    NoAuth,
+    WrongPass,
+    AuthNotConfigured,
+    NotFound,
+    /// `ERR wrong number of arguments for '<name>' command`
+    WrongArity(Cow<'static, str>),
+    /// Already fully formatted unknown-command text.
+    UnknownCommand(String),
+    /// `ERR unknown subcommand '<sub>'. Try <CMD> HELP.`
+    UnknownSubcommand {
+        sub: String,
+        cmd: &'static str,
+    },
+    /// `ERR unknown subcommand or wrong number of arguments for '<sub>'. Try <CMD> HELP.`
+    SubcommandSyntax {
+        sub: String,
+        cmd: &'static str,
+    },
+    /// Any other `ERR <text>` message.
+    Err(Cow<'static, str>),
+    /// A message that carries its own code (`NOPROTO ...`, `BUSYKEY ...`).
+    Coded(Cow<'static, str>),
+}
+
+impl Error {
+    pub fn msg(text: impl Into<Cow<'static, str>>) -> Error {
+        Error::Err(text.into())
+    }
+
+    /// The error line, e.g. `ERR syntax error`.
+    pub fn render(&self) -> Cow<'static, str> {
+        use Error::*;
+        match self {
+            Syntax => "ERR syntax error".into(),
+            NotInteger => "ERR value is not an integer or out of range".into(),
+            NotFloat => "ERR value is not a valid float".into(),
+            WrongType => "WRONGTYPE Operation against a key holding the wrong kind of value".into(),
+            Overflow => "ERR increment or decrement would overflow".into(),
+            NoSuchKey => "ERR no such key".into(),
+            OutOfRangeOffset => "ERR offset is out of range".into(),
+            BitNotInteger => "ERR bit is not an integer or out of range".into(),
+            BitOffset => "ERR bit offset is not an integer or out of range".into(),
+            ExpireTime(cmd) => format!("ERR invalid expire time in '{cmd}' command").into(),
+            IncrNanOrInf => "ERR increment would produce NaN or Infinity".into(),
+            DbIndexOutOfRange => "ERR DB index is out of range".into(),
+            NoAuth => "NOAUTH Authentication required.".into(),
+            WrongPass => "WRONGPASS invalid username-password pair or user is disabled.".into(),
+            AuthNotConfigured => "ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?".into(),
+            NotFound => "ERR no such key".into(),
+            WrongArity(name) => format!("ERR wrong number of arguments for '{name}' command").into(),
+            UnknownCommand(text) => Cow::Owned(text.clone()),
+            UnknownSubcommand { sub, cmd } => format!("ERR unknown subcommand '{}'. Try {cmd} HELP.", sanitize(sub)).into(),
+            SubcommandSyntax { sub, cmd } => format!(
+                "ERR unknown subcommand or wrong number of arguments for '{}'. Try {cmd} HELP.",
+                sanitize(sub)
+            )
+            .into(),
+            Err(text) => format!("ERR {}", sanitize(text)).into(),
+            Coded(text) => Cow::Owned(sanitize(text)),
+        }
+    }
+
+    /// `ERR unknown command '<name>', with args beginning with: '<a1>' ...`, truncated as Redis does.
+    pub fn unknown_command(name: &[u8], args: &[&[u8]]) -> Error {
+        let mut text = String::from("ERR unknown command '");
+        text.push_str(&sanitize(&truncate_lossy(name, 128)));
+        text.push_str("', with args beginning with: ");
+        let mut budget: isize = 128;
+        for arg in args {
+            if budget <= 0 {
+                break;
+            }
+            let shown = truncate_lossy(arg, budget as usize);
+            budget -= shown.len() as isize;
+            text.push('\'');
+            text.push_str(&sanitize(&shown));
+            text.push_str("' ");
+        }
+        Error::UnknownCommand(text)
+    }
+
+    pub fn unknown_subcommand(sub: &[u8], cmd: &'static str) -> Error {
+        Error::UnknownSubcommand {
+            sub: String::from_utf8_lossy(sub).into_owned(),
+            cmd,
+        }
+    }
+
+    pub fn subcommand_syntax(sub: &[u8], cmd: &'static str) -> Error {
+        Error::SubcommandSyntax {
+            sub: String::from_utf8_lossy(sub).into_owned(),
+            cmd,
+        }
+    }
+}
+
+fn truncate_lossy(bytes: &[u8], max: usize) -> String {
+    String::from_utf8_lossy(&bytes[..bytes.len().min(max)]).into_owned()
+}
+
+/// Error lines never contain CR or LF: Redis replaces them with spaces.
+fn sanitize(text: &str) -> String {
+    text.replace(['\r', '\n'], " ")
+}
+
+pub type CmdResult = Result<(), Error>;
+
+#[cfg(test)]
+mod tests {
+    use super::Error;
+
+    #[test]
+    fn catalogue_renders_redis_text() {
+        let cases: Vec<(Error, &str)> = vec![
+            (Error::Syntax, "ERR syntax error"),
+            (Error::NotInteger, "ERR value is not an integer or out of range"),
+            (Error::NotFloat, "ERR value is not a valid float"),
+            (Error::WrongType, "WRONGTYPE Operation against a key holding the wrong kind of value"),
+            (Error::Overflow, "ERR increment or decrement would overflow"),
+            (Error::NoSuchKey, "ERR no such key"),
+            (Error::ExpireTime("set"), "ERR invalid expire time in 'set' command"),
+            (Error::DbIndexOutOfRange, "ERR DB index is out of range"),
+            (Error::NoAuth, "NOAUTH Authentication required."),
+            (Error::WrongPass, "WRONGPASS invalid username-password pair or user is disabled."),
+            (Error::WrongArity("get".into()), "ERR wrong number of arguments for 'get' command"),
+            (Error::unknown_subcommand(b"foo", "CLIENT"), "ERR unknown subcommand 'foo'. Try CLIENT HELP."),
+            (
+                Error::subcommand_syntax(b"getname", "CLIENT"),
+                "ERR unknown subcommand or wrong number of arguments for 'getname'. Try CLIENT HELP.",
+            ),
+            (Error::msg("a\r\nb"), "ERR a  b"),
+            (
+                Error::unknown_command(b"NOSUCH", &[b"a", b"b"]),
+                "ERR unknown command 'NOSUCH', with args beginning with: 'a' 'b' ",
+            ),
+            (Error::unknown_command(b"x", &[]), "ERR unknown command 'x', with args beginning with: "),
+        ];
+        for (err, text) in cases {
+            assert_eq!(err.render(), text);
+        }
+    }
+}

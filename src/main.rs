@@ -1,0 +1,186 @@
+//! `redcell-server [CONFIG_FILE] [--directive value ...] [--shards N] [--cores LIST]`
+
+use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use clap::Parser;
+use mimalloc::MiMalloc;
+
+use redcell::config::Config;
+use redcell::server::{self, cpus, Topology};
+use redcell::shard::Shared;
+
+#[global_allocator]
+static GLOBAL: MiMalloc = MiMalloc;
+
+/// Flags that are redcell's own; every other `--name value...` is a redis.conf directive.
+#[derive(Parser, Debug)]
+#[command(
+    name = "redcell-server",
+    version,
+    about = "A Redis-compatible, thread-per-core key-value server on io_uring.",
+    after_help = "Any redis.conf directive can be given as --name value, e.g. --port 7000 --bind 127.0.0.1.\nA config file, if given, must be the first argument."
+)]
+struct Flags {
+    /// Number of shards (one glommio executor each). Default: one per allowed CPU, less one
+    /// for the control executor when more than two CPUs are allowed.
+    #[arg(long)]
+    shards: Option<usize>,
+    /// CPUs to run on (e.g. 0,2-3), among those the process is allowed to use.
+    #[arg(long)]
+    cores: Option<String>,
+}
+
+fn fail(msg: &str) -> ! {
+    eprintln!("{msg}");
+    std::process::exit(1);
+}
+
+fn main() {
+    let argv: Vec<String> = std::env::args().collect();
+    // Split our flags (for clap) from redis-style directives.
+    let mut ours = vec![argv[0].clone()];
+    let mut directives = String::new();
+    let mut config_file = None;
+    let mut i = 1;
+    if argv.len() > 1 && !argv[1].starts_with("--") {
+        config_file = Some(argv[1].clone());
+        i = 2;
+    }
+    while i < argv.len() {
+        let a = &argv[i];
+        match a.as_str() {
+            "--shards" | "--cores" => {
+                ours.push(a.clone());
+                if let Some(v) = argv.get(i + 1) {
+                    ours.push(v.clone());
+                }
+                i += 2;
+            }
+            "-h" | "--help" | "-v" | "--version" | "-V" => {
+                ours.push(if a == "-v" {
+                    "--version".into()
+                } else {
+                    a.clone()
+                });
+                i += 1;
+            }
+            _ if a.starts_with("--") && a.len() > 2 => {
+                directives.push_str(&a[2..]);
+                i += 1;
+                while i < argv.len() && !(argv[i].starts_with("--") && argv[i].len() > 2) {
+                    directives.push(' ');
+                    directives.push_str(&quote(&argv[i]));
+                    i += 1;
+                }
+                directives.push('\n');
+            }
+            _ => fail(&format!(
+                "Unexpected argument '{a}'. Directives are given as --name value."
+            )),
+        }
+    }
+    let flags = Flags::parse_from(ours);
+
+    let mut config = Config::default();
+    if let Some(path) = &config_file {
+        let text = std::fs::read_to_string(path).unwrap_or_else(|e| {
+            fail(&format!(
+                "Fatal error, can't open config file '{path}': {e}"
+            ))
+        });
+        if let Err(e) = config.load_text(&text) {
+            fail(&e);
+        }
+    }
+    if let Err(e) = config.load_text(&directives) {
+        fail(&e);
+    }
+
+    let allowed = cpus::allowed_cpus();
+    let cpus = match &flags.cores {
+        Some(list) => {
+            let wanted = cpus::parse_cpu_list(list).unwrap_or_else(|e| fail(&e));
+            if let Some(c) = wanted.iter().find(|c| !allowed.contains(c)) {
+                fail(&format!(
+                    "--cores: CPU {c} is not among the CPUs this process may use ({allowed:?})"
+                ));
+            }
+            wanted
+        }
+        None => allowed,
+    };
+    if flags.shards == Some(0) {
+        fail("--shards must be at least 1");
+    }
+    let topo = Topology::plan(&cpus, flags.shards);
+    let port: u16 = config.get_i64("port") as u16;
+    let shared = Arc::new(Shared {
+        nshards: topo.shard_cpus.len(),
+        config: Mutex::new(config),
+        next_client_id: AtomicU64::new(1),
+        started: Instant::now(),
+        started_unix: redcell::util::time::now_ms() / 1000,
+        run_id: run_id(),
+        tcp_port: port,
+        executable: std::env::current_exe()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default(),
+        config_file: config_file
+            .map(|p| {
+                std::fs::canonicalize(&p)
+                    .map(|c| c.display().to_string())
+                    .unwrap_or(p)
+            })
+            .unwrap_or_default(),
+        shutting_down: AtomicBool::new(false),
+    });
+    eprintln!(
+        "redcell {} (Redis {} compatible) pid {} port {} shards {} on CPUs {:?}, control on CPU {}",
+        redcell::REDCELL_VERSION,
+        redcell::REDIS_VERSION,
+        std::process::id(),
+        port,
+        topo.shard_cpus.len(),
+        topo.shard_cpus,
+        topo.control_cpu
+    );
+    if let Err(e) = server::run(shared, topo) {
+        fail(&e);
+    }
+}
+
+/// Quotes an argument for the directive parser when it needs it.
+fn quote(arg: &str) -> String {
+    if !arg.is_empty()
+        && !arg.contains(|c: char| c.is_whitespace() || c == '"' || c == '\'' || c == '\\')
+    {
+        return arg.to_string();
+    }
+    let mut s = String::from("\"");
+    for c in arg.chars() {
+        match c {
+            '"' | '\\' => {
+                s.push('\\');
+                s.push(c);
+            }
+            '\n' => s.push_str("\\n"),
+            '\r' => s.push_str("\\r"),
+            '\t' => s.push_str("\\t"),
+            _ => s.push(c),
+        }
+    }
+    s.push('"');
+    s
+}
+
+/// 40 random hex characters, as Redis's run_id.
+fn run_id() -> String {
+    let mut bytes = [0u8; 20];
+    if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
+        use std::io::Read;
+        let _ = f.read_exact(&mut bytes);
+    }
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

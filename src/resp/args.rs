@@ -1,0 +1,76 @@
+//! A request's arguments, borrowed from the read buffer (or the decoder's scratch for inline quoting).
+
+use super::decode::Span;
+
+/// The arguments of one request; `get(0)` is the command name.
+#[derive(Clone, Copy)]
+pub struct Args<'a> {
+    buf: &'a [u8],
+    scratch: &'a [u8],
+    spans: &'a [Span],
+}
+
+impl<'a> Args<'a> {
+    pub fn new(buf: &'a [u8], scratch: &'a [u8], spans: &'a [Span]) -> Args<'a> {
+        Args {
+            buf,
+            scratch,
+            spans,
+        }
+    }
+
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.spans.len()
+    }
+
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.spans.is_empty()
+    }
+
+    #[inline]
+    pub fn get(&self, i: usize) -> &'a [u8] {
+        let s = self.spans[i];
+        if s.in_scratch {
+            &self.scratch[s.start..s.end]
+        } else {
+            &self.buf[s.start..s.end]
+        }
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &'a [u8]> + '_ {
+        (0..self.len()).map(move |i| self.get(i))
+    }
+
+    /// Arguments from `from` on.
+    pub fn rest(&self, from: usize) -> impl Iterator<Item = &'a [u8]> + '_ {
+        (from..self.len()).map(move |i| self.get(i))
+    }
+
+    /// Whether argument `i` equals `word` ignoring ASCII case (`word` is upper case).
+    #[inline]
+    pub fn is(&self, i: usize, word: &str) -> bool {
+        self.get(i).eq_ignore_ascii_case(word.as_bytes())
+    }
+
+    /// Appends this request, RESP-encoded, to `out` (used to forward it to another shard).
+    pub fn encode_into(&self, out: &mut Vec<u8>) {
+        encode_command(self.iter(), self.len(), out);
+    }
+}
+
+/// Appends a multibulk request with `n` arguments.
+pub fn encode_command<'b>(args: impl Iterator<Item = &'b [u8]>, n: usize, out: &mut Vec<u8>) {
+    let mut num = itoa::Buffer::new();
+    out.push(b'*');
+    out.extend_from_slice(num.format(n).as_bytes());
+    out.extend_from_slice(b"\r\n");
+    for a in args {
+        out.push(b'$');
+        out.extend_from_slice(num.format(a.len()).as_bytes());
+        out.extend_from_slice(b"\r\n");
+        out.extend_from_slice(a);
+        out.extend_from_slice(b"\r\n");
+    }
+}

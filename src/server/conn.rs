@@ -1,0 +1,399 @@
+//! The connection task: read, decode a batch, run each request through the gate, write once.
+//!
+//! Requests whose keys live on this core run at once into the output buffer. Requests for
+//! another shard are appended (RESP-encoded) to that shard's batch for this read and leave a
+//! *hole* in the output; after the batch each shard gets one job, and its replies fill the
+//! holes in order, so pipelined replies keep their order.
+
+use std::rc::Rc;
+use std::time::Instant;
+
+use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use glommio::net::TcpStream;
+
+use crate::cmd::{self, flag, CommandSpec, Handler};
+use crate::error::Error;
+use crate::resp::{Args, Decoded, Decoder, Reply};
+use crate::shard::{ClientMeta, Shard};
+use crate::slot::key_slot;
+use crate::util::time::now_ms;
+
+const READ_CHUNK: usize = 16 * 1024;
+
+/// Per-connection state that handlers may read and change.
+pub struct Conn {
+    pub shard: Rc<Shard>,
+    pub meta: Rc<ClientMeta>,
+    pub out: Reply,
+    pub authed: bool,
+    /// Close once the output is written (QUIT, protocol errors, CLIENT KILL of self).
+    pub close_after_reply: bool,
+    /// Commands for other shards in the current batch, RESP-encoded, with their count.
+    forward: Vec<Forward>,
+    /// Where remote replies go in `out`, in order: (byte offset, shard).
+    holes: Vec<(usize, usize)>,
+    /// The batch's time, fixed while it runs.
+    pub now: i64,
+}
+
+#[derive(Default)]
+struct Forward {
+    cmds: Vec<u8>,
+    count: u32,
+}
+
+/// A forwarded batch's replies: concatenated, with the end offset of each.
+pub struct BatchReplies {
+    pub out: Vec<u8>,
+    pub ends: Vec<u32>,
+}
+
+impl Conn {
+    pub fn new(shard: Rc<Shard>, meta: Rc<ClientMeta>) -> Conn {
+        let authed = shard.settings.borrow().requirepass.is_none();
+        let nshards = shard.nshards;
+        Conn {
+            shard,
+            meta,
+            out: Reply::new(false),
+            authed,
+            close_after_reply: false,
+            forward: (0..nshards).map(|_| Forward::default()).collect(),
+            holes: Vec::new(),
+            now: now_ms(),
+        }
+    }
+
+    pub fn id(&self) -> u64 {
+        self.meta.id
+    }
+
+    /// Runs this batch's forwarded commands on their shards and places the replies.
+    pub async fn flush_forwarded(&mut self) {
+        if self.holes.is_empty() {
+            return;
+        }
+        let resp3 = self.out.resp3;
+        let mut tickets = Vec::new();
+        for (to, fwd) in self.forward.iter_mut().enumerate() {
+            if fwd.count == 0 {
+                continue;
+            }
+            let cmds = std::mem::take(&mut fwd.cmds);
+            let count = std::mem::take(&mut fwd.count);
+            let job: crate::shard::mesh::Job = Box::new(move |s| {
+                Box::new(run_forwarded(s, &cmds, count, resp3)) as Box<dyn std::any::Any + Send>
+            });
+            tickets.push((to, self.shard.mesh.send(to, 0, job).await));
+        }
+        let mut replies: Vec<Option<(BatchReplies, usize)>> =
+            (0..self.shard.nshards).map(|_| None).collect();
+        for (to, t) in tickets {
+            let r = t.await;
+            if let Ok(b) = r.downcast::<BatchReplies>() {
+                replies[to] = Some((*b, 0));
+            }
+        }
+        // Interleave: local output up to each hole, then the next reply of that hole's shard.
+        let local = std::mem::replace(&mut self.out.buf, Vec::with_capacity(READ_CHUNK));
+        let mut at = 0;
+        for &(offset, to) in &self.holes {
+            self.out.buf.extend_from_slice(&local[at..offset]);
+            at = offset;
+            if let Some((b, next)) = replies[to].as_mut() {
+                let start = if *next == 0 {
+                    0
+                } else {
+                    b.ends[*next - 1] as usize
+                };
+                let end = b.ends[*next] as usize;
+                self.out.buf.extend_from_slice(&b.out[start..end]);
+                *next += 1;
+            }
+        }
+        self.out.buf.extend_from_slice(&local[at..]);
+        self.holes.clear();
+    }
+}
+
+/// Executes forwarded commands on the owning shard (see `Conn::flush_forwarded`).
+fn run_forwarded(shard: &Rc<Shard>, cmds: &[u8], count: u32, resp3: bool) -> BatchReplies {
+    let table = cmd::table();
+    let mut out = Reply {
+        buf: Vec::with_capacity(cmds.len().min(64 * 1024)),
+        resp3,
+    };
+    let mut ends = Vec::with_capacity(count as usize);
+    let mut dec = Decoder::new(i64::MAX);
+    let mut pos = 0;
+    let now = now_ms();
+    while pos + 4 <= cmds.len() {
+        let idx =
+            u32::from_le_bytes([cmds[pos], cmds[pos + 1], cmds[pos + 2], cmds[pos + 3]]) as usize;
+        pos += 4;
+        let len = match dec.decode(&cmds[pos..], false) {
+            Decoded::Request { len, .. } => len,
+            _ => break,
+        };
+        let args = Args::new(&cmds[pos..pos + len], dec.scratch(), dec.spans());
+        if let Handler::Keyed(f) = table.specs[idx].handler {
+            cmd::run_keyed(shard, idx, f, &args, &mut out, now);
+        }
+        ends.push(out.buf.len() as u32);
+        pos += len;
+    }
+    BatchReplies { out: out.buf, ends }
+}
+
+/// The read buffer: bytes `[start, end)` are received and not yet consumed.
+struct ReadBuf {
+    data: Vec<u8>,
+    start: usize,
+    end: usize,
+}
+
+impl ReadBuf {
+    /// Makes room for at least `need` bytes of the current request and a useful read.
+    fn reserve(&mut self, need: usize) {
+        if self.start > 0 && (self.start == self.end || self.data.len() - self.end < READ_CHUNK / 2)
+        {
+            self.data.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+        }
+        let want =
+            (self.start + need.max(self.end - self.start + READ_CHUNK / 2)).max(self.end + 1024);
+        if want > self.data.len() {
+            self.data
+                .resize(want.max(self.data.len() * 2).min(want + (64 << 20)), 0);
+        }
+    }
+}
+
+/// Serves one client connection until it closes.
+pub async fn serve(shard: Rc<Shard>, mut stream: TcpStream, meta: Rc<ClientMeta>) {
+    let mut conn = Conn::new(shard.clone(), meta);
+    let mut dec = Decoder::new(shard.settings.borrow().proto_max_bulk_len);
+    let mut rbuf = ReadBuf {
+        data: vec![0; READ_CHUNK],
+        start: 0,
+        end: 0,
+    };
+    let mut need = 0usize;
+    loop {
+        rbuf.reserve(need);
+        let n = match stream.read(&mut rbuf.data[rbuf.end..]).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        if conn.meta.killed.get() {
+            break;
+        }
+        rbuf.end += n;
+        shard.stats.borrow_mut().net_input_bytes += n as u64;
+        let pending = rbuf.end - rbuf.start;
+        if pending > shard.settings.borrow().query_buffer_limit {
+            // As Redis: closed without a reply.
+            eprintln!(
+                "Closing client that reached max query buffer length (id={})",
+                conn.id()
+            );
+            break;
+        }
+        conn.now = now_ms();
+        conn.meta.last_interaction_ms.set(conn.now);
+        dec.max_bulk = shard.settings.borrow().proto_max_bulk_len;
+        need = process_batch(&mut conn, &mut dec, &mut rbuf).await;
+        conn.meta.qbuf.set(rbuf.end - rbuf.start);
+        if !conn.out.buf.is_empty() {
+            shard.stats.borrow_mut().net_output_bytes += conn.out.buf.len() as u64;
+            if stream.write_all(&conn.out.buf).await.is_err() {
+                break;
+            }
+            conn.out.buf.clear();
+            if conn.out.buf.capacity() > 1 << 20 {
+                conn.out.buf = Vec::with_capacity(READ_CHUNK);
+            }
+        }
+        if conn.close_after_reply || conn.meta.killed.get() {
+            break;
+        }
+        if rbuf.start == rbuf.end {
+            rbuf.start = 0;
+            rbuf.end = 0;
+            if rbuf.data.len() > 1 << 20 {
+                rbuf.data = vec![0; READ_CHUNK];
+            }
+        }
+    }
+    let _ = stream.close().await;
+    shard.clients.borrow_mut().remove(&conn.id());
+}
+
+/// Decodes and runs every complete request in the buffer. Returns how many bytes the next
+/// incomplete request needs in total (0 if unknown).
+async fn process_batch(conn: &mut Conn, dec: &mut Decoder, rbuf: &mut ReadBuf) -> usize {
+    let mut need = 0;
+    while rbuf.start < rbuf.end && !conn.close_after_reply {
+        let buf = &rbuf.data[rbuf.start..rbuf.end];
+        match dec.decode(buf, !conn.authed) {
+            Decoded::Incomplete { need: n } => {
+                need = n;
+                break;
+            }
+            Decoded::Nothing { len } => rbuf.start += len,
+            Decoded::Error(e) => {
+                conn.flush_forwarded().await;
+                conn.out.error_line(&e.text());
+                conn.close_after_reply = true;
+                rbuf.start = rbuf.end;
+            }
+            Decoded::Request { len, inline } => {
+                let args = Args::new(buf, dec.scratch(), dec.spans());
+                let raw = if inline { None } else { Some(&buf[..len]) };
+                dispatch(conn, args, raw).await;
+                rbuf.start += len;
+            }
+        }
+    }
+    conn.flush_forwarded().await;
+    need
+}
+
+/// The gate: lookup, arity, auth, then local execution, forwarding, or a connection handler.
+pub async fn dispatch(conn: &mut Conn, args: Args<'_>, raw: Option<&[u8]>) {
+    let table = cmd::table();
+    let name = args.get(0);
+    if name.eq_ignore_ascii_case(b"post") || name.eq_ignore_ascii_case(b"host:") {
+        eprintln!("Possible SECURITY ATTACK detected. It looks like somebody is sending POST or Host: commands to Redis. Connection aborted.");
+        conn.out.buf.clear();
+        conn.holes.clear();
+        conn.meta.killed.set(true);
+        conn.close_after_reply = true;
+        return;
+    }
+    let Some(mut idx) = table.lookup(name) else {
+        let rest: Vec<&[u8]> = args.rest(1).collect();
+        conn.out.error(&Error::unknown_command(name, &rest));
+        return;
+    };
+    let mut spec: &CommandSpec = table.specs[idx];
+    if let Handler::Container = spec.handler {
+        if args.len() >= 2 {
+            match table.lookup_sub(idx, args.get(1)) {
+                Some(sub) => {
+                    idx = sub;
+                    spec = table.specs[sub];
+                }
+                None => {
+                    conn.out
+                        .error(&Error::unknown_subcommand(args.get(1), upper(spec.name)));
+                    return;
+                }
+            }
+        }
+    }
+    if !spec.arity_ok(args.len()) {
+        table_reject(conn, idx);
+        conn.out
+            .error(&Error::WrongArity(table.full_names[idx].clone().into()));
+        return;
+    }
+    if !conn.authed && !spec.has(flag::NO_AUTH) {
+        table_reject(conn, idx);
+        conn.out.error(&Error::NoAuth);
+        return;
+    }
+    conn.meta.last_cmd.set(spec.name);
+    match spec.handler {
+        Handler::Keyed(f) => {
+            let shard = &conn.shard;
+            let mut positions = spec.key_positions(args.len());
+            let first = positions
+                .next()
+                .map_or(0, |p| shard.owner_of(key_slot(args.get(p))));
+            let spans_shards = positions.any(|p| shard.owner_of(key_slot(args.get(p))) != first);
+            if spans_shards {
+                if let Some(multi) = spec.multi {
+                    conn.flush_forwarded().await;
+                    let started = Instant::now();
+                    let result = multi(conn, args).await;
+                    cmd::record(&conn.shard, idx, started, result.is_err());
+                    if let Err(e) = result {
+                        conn.out.error(&e);
+                    }
+                    return;
+                }
+            }
+            if first == shard.id {
+                if shard.blocked_for(0) {
+                    conn.flush_forwarded().await;
+                    conn.shard.wait_unheld(0).await;
+                }
+                let shard = conn.shard.clone();
+                cmd::run_keyed(&shard, idx, f, &args, &mut conn.out, conn.now);
+            } else {
+                let fwd = &mut conn.forward[first];
+                fwd.cmds.extend_from_slice(&(idx as u32).to_le_bytes());
+                match raw {
+                    Some(bytes) => fwd.cmds.extend_from_slice(bytes),
+                    None => args.encode_into(&mut fwd.cmds),
+                }
+                fwd.count += 1;
+                conn.holes.push((conn.out.buf.len(), first));
+            }
+        }
+        Handler::Sync(f) => {
+            if spec.has(flag::BARRIER) {
+                conn.flush_forwarded().await;
+            }
+            let started = Instant::now();
+            let result = f(conn, &args);
+            cmd::record(&conn.shard, idx, started, result.is_err());
+            if let Err(e) = result {
+                conn.out.error(&e);
+            }
+        }
+        Handler::Async(f) => {
+            conn.flush_forwarded().await;
+            let started = Instant::now();
+            let result = f(conn, args).await;
+            cmd::record(&conn.shard, idx, started, result.is_err());
+            if let Err(e) = result {
+                conn.out.error(&e);
+            }
+        }
+        Handler::Container => {
+            // A container called with no subcommand: Redis answers with the arity error.
+            conn.out
+                .error(&Error::WrongArity(table.full_names[idx].clone().into()));
+        }
+    }
+}
+
+fn table_reject(conn: &Conn, idx: usize) {
+    conn.shard.stats.borrow_mut().cmd[idx].rejected += 1;
+}
+
+/// Upper-cased command name for `Try <CMD> HELP.` messages.
+pub fn upper(name: &'static str) -> &'static str {
+    // The container names are few and static; leak-free lookup of their upper-case forms.
+    match name {
+        "client" => "CLIENT",
+        "config" => "CONFIG",
+        "command" => "COMMAND",
+        "object" => "OBJECT",
+        "debug" => "DEBUG",
+        "cluster" => "CLUSTER",
+        "memory" => "MEMORY",
+        "xinfo" => "XINFO",
+        "xgroup" => "XGROUP",
+        "script" => "SCRIPT",
+        "function" => "FUNCTION",
+        "latency" => "LATENCY",
+        "slowlog" => "SLOWLOG",
+        "acl" => "ACL",
+        "pubsub" => "PUBSUB",
+        _ => "COMMAND",
+    }
+}

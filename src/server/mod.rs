@@ -1,0 +1,286 @@
+//! Start-up of the executors: one pinned glommio executor per shard plus the control executor,
+//! each with its side of the call mesh, its SO_REUSEPORT listeners and its expire cron.
+
+pub mod conn;
+pub mod cpus;
+
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use glommio::net::TcpListener;
+use glommio::{LocalExecutorBuilder, Placement};
+
+use crate::shard::mesh::{build_mesh, Mesh, MeshEnds};
+use crate::shard::{next_client_id, ClientMeta, Shard, Shared};
+use crate::util::time::now_ms;
+
+/// Memory glommio registers with io_uring per executor. We do no file I/O, so keep it small:
+/// registered memory counts against RLIMIT_MEMLOCK (8 MiB on most systems for non-root users).
+const IO_MEMORY: usize = 256 * 1024;
+const RING_DEPTH: usize = 256;
+
+/// Connected clients across all executors (checked against maxclients on accept only).
+pub static CONNECTED: AtomicUsize = AtomicUsize::new(0);
+
+/// Where each executor runs.
+#[derive(Debug, Clone)]
+pub struct Topology {
+    /// CPU of each data shard.
+    pub shard_cpus: Vec<usize>,
+    /// CPU of the control executor.
+    pub control_cpu: usize,
+}
+
+impl Topology {
+    /// Shards over the allowed CPUs: with more than two CPUs the control executor gets the
+    /// first one to itself; otherwise it shares the first shard's CPU.
+    pub fn plan(cpus: &[usize], shards: Option<usize>) -> Topology {
+        let spare_control = cpus.len() > 2;
+        let data_cpus: Vec<usize> = if spare_control {
+            cpus[1..].to_vec()
+        } else {
+            cpus.to_vec()
+        };
+        let n = shards.unwrap_or(data_cpus.len()).max(1);
+        Topology {
+            shard_cpus: (0..n).map(|i| data_cpus[i % data_cpus.len()]).collect(),
+            control_cpu: cpus[0],
+        }
+    }
+}
+
+/// Starts every executor and blocks until they exit. Returns an error text for start-up failures.
+pub fn run(shared: Arc<Shared>, topo: Topology) -> Result<(), String> {
+    let n = topo.shard_cpus.len();
+    let mut ends = build_mesh(n + 1);
+    let mut started = Vec::new();
+    let control_ends = ends.pop().expect("mesh has the control executor's ends");
+    for (id, ends) in ends.into_iter().enumerate() {
+        let cpu = topo.shard_cpus[id];
+        started.push(spawn_executor(shared.clone(), id, n, false, cpu, ends)?);
+    }
+    started.push(spawn_executor(
+        shared.clone(),
+        n,
+        n,
+        true,
+        topo.control_cpu,
+        control_ends,
+    )?);
+    // Every executor must be running before any can finish connecting its mesh ends.
+    let mut handles = Vec::new();
+    for (thread, ready) in started {
+        match ready.recv() {
+            Ok(Ok(())) => handles.push(thread),
+            Ok(Err(e)) => return Err(e),
+            Err(_) => {
+                return Err(match thread.join() {
+                    Ok(Err(e)) => e,
+                    _ => "an executor failed to start".to_string(),
+                })
+            }
+        }
+    }
+    for h in handles {
+        match h.join() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(e),
+            Err(_) => return Err("an executor thread panicked".into()),
+        }
+    }
+    Ok(())
+}
+
+type ExecutorHandle = (
+    std::thread::JoinHandle<Result<(), String>>,
+    std::sync::mpsc::Receiver<Result<(), String>>,
+);
+
+fn spawn_executor(
+    shared: Arc<Shared>,
+    id: usize,
+    nshards: usize,
+    is_control: bool,
+    cpu: usize,
+    ends: MeshEnds,
+) -> Result<ExecutorHandle, String> {
+    let name = if is_control {
+        "redcell-control".to_string()
+    } else {
+        format!("redcell-shard-{id}")
+    };
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<(), String>>();
+    let builder = LocalExecutorBuilder::new(Placement::Fixed(cpu))
+        .name(&name)
+        .io_memory(IO_MEMORY)
+        .ring_depth(RING_DEPTH);
+    let thread = std::thread::Builder::new()
+        .name(name.clone())
+        .spawn(move || -> Result<(), String> {
+            let ex = match builder.make() {
+                Ok(ex) => ex,
+                Err(e) => {
+                    let msg = io_uring_failure(&e.to_string());
+                    let _ = ready_tx.send(Err(msg.clone()));
+                    return Err(msg);
+                }
+            };
+            ex.run(async move {
+                let (mesh, req_rx, resp_rx) = Mesh::connect(ends).await;
+                let shard = Rc::new(Shard::new(id, nshards, is_control, shared.clone(), mesh));
+                for (peer, rx) in req_rx {
+                    glommio::spawn_local(shard.clone().serve_requests(peer, rx)).detach();
+                }
+                for (_, rx) in resp_rx {
+                    glommio::spawn_local(shard.clone().serve_responses(rx)).detach();
+                }
+                if is_control {
+                    let _ = ready_tx.send(Ok(()));
+                    // The control executor serves the mesh; the cluster bus joins it later.
+                    std::future::pending::<()>().await;
+                    return Ok(());
+                }
+                let listeners = match bind_all(&shared) {
+                    Ok(l) => l,
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e.clone()));
+                        return Err(e);
+                    }
+                };
+                let _ = ready_tx.send(Ok(()));
+                glommio::spawn_local(expire_cron(shard.clone())).detach();
+                let mut accepts = Vec::new();
+                for l in listeners {
+                    accepts.push(glommio::spawn_local(accept_loop(shard.clone(), l)));
+                }
+                for a in accepts {
+                    a.await;
+                }
+                Ok(())
+            })
+        })
+        .map_err(|e| format!("cannot start thread {name}: {e}"))?;
+    Ok((thread, ready_rx))
+}
+
+fn io_uring_failure(cause: &str) -> String {
+    format!(
+        "cannot create an io_uring executor: {cause}\n\
+         redcell needs io_uring (Linux 5.8+). Check that it is not disabled \
+         (sysctl kernel.io_uring_disabled must be 0), that a container's seccomp profile allows the \
+         io_uring_setup/io_uring_enter/io_uring_register syscalls (e.g. docker --security-opt seccomp=unconfined), \
+         and that the locked-memory limit allows the rings (ulimit -l; 8 MiB is enough)."
+    )
+}
+
+fn bind_all(shared: &Shared) -> Result<Vec<TcpListener>, String> {
+    let cfg = shared
+        .config
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    let port = shared.tcp_port;
+    let mut out = Vec::new();
+    for (addr, optional) in cfg.bind_addrs() {
+        let host = if addr.contains(':') {
+            format!("[{addr}]:{port}")
+        } else {
+            format!("{addr}:{port}")
+        };
+        let sa: SocketAddr = match host.parse() {
+            Ok(sa) => sa,
+            Err(_) => return Err(format!("Invalid bind address '{addr}'")),
+        };
+        match TcpListener::bind(sa) {
+            Ok(l) => out.push(l),
+            Err(e) if optional => {
+                eprintln!(
+                    "Warning: could not bind {host}: {e} (skipped, marked optional with '-')"
+                );
+            }
+            Err(e) => {
+                return Err(format!(
+                    "Could not create server TCP listening socket {host}: {e}"
+                ))
+            }
+        }
+    }
+    if out.is_empty() {
+        return Err("Failed listening on any address".into());
+    }
+    Ok(out)
+}
+
+async fn accept_loop(shard: Rc<Shard>, listener: TcpListener) {
+    let local = listener
+        .local_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
+    loop {
+        let stream = match listener.accept().await {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("accept failed: {e}");
+                glommio::timer::sleep(Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let peer = stream
+            .peer_addr()
+            .map(|a| a.to_string())
+            .unwrap_or_default();
+        shard.stats.borrow_mut().connections_received += 1;
+        let maxclients = shard.settings.borrow().maxclients;
+        if CONNECTED.fetch_add(1, Ordering::Relaxed) >= maxclients {
+            CONNECTED.fetch_sub(1, Ordering::Relaxed);
+            shard.stats.borrow_mut().rejected_connections += 1;
+            glommio::spawn_local(async move {
+                use futures_lite::AsyncWriteExt;
+                let mut s = stream;
+                let _ = s.write_all(b"-ERR max number of clients reached\r\n").await;
+                let _ = s.close().await;
+            })
+            .detach();
+            continue;
+        }
+        use std::os::fd::AsRawFd;
+        let meta = Rc::new(ClientMeta {
+            id: next_client_id(&shard.shared),
+            fd: stream.as_raw_fd(),
+            addr: peer,
+            laddr: local.clone(),
+            created_ms: now_ms(),
+            name: Default::default(),
+            lib_name: Default::default(),
+            lib_ver: Default::default(),
+            last_cmd: std::cell::Cell::new("NULL"),
+            last_interaction_ms: std::cell::Cell::new(now_ms()),
+            resp: std::cell::Cell::new(2),
+            qbuf: std::cell::Cell::new(0),
+            killed: std::cell::Cell::new(false),
+        });
+        shard.clients.borrow_mut().insert(meta.id, meta.clone());
+        let s = shard.clone();
+        glommio::spawn_local(async move {
+            conn::serve(s, stream, meta).await;
+            CONNECTED.fetch_sub(1, Ordering::Relaxed);
+        })
+        .detach();
+    }
+}
+
+/// Active expiry, `hz` times a second, as Redis's `activeExpireCycle`.
+async fn expire_cron(shard: Rc<Shard>) {
+    loop {
+        let hz = shard.settings.borrow().hz.max(1);
+        glommio::timer::sleep(Duration::from_millis(1000 / hz)).await;
+        if shard.blocked_for(0) {
+            continue;
+        }
+        shard.db.borrow_mut().active_expire(now_ms(), 16);
+    }
+}

@@ -1,0 +1,306 @@
+//! Per-core state: the shard's keyspace and counters, its side of the call mesh, and holds.
+//!
+//! A *hold* makes a multi-shard write atomic (MSET, MSETNX): the coordinator holds every
+//! shard involved, in ascending shard order so two coordinators can never deadlock, then
+//! writes and releases. While a shard is held, commands of other clients on it wait: local
+//! ones before executing, remote jobs in the `deferred` queue. Single-shard commands pay one
+//! `Cell` read for this.
+
+pub mod mesh;
+pub mod multi;
+
+use std::any::Any;
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
+use std::time::Instant;
+
+use glommio::channels::shared_channel::ConnectedReceiver;
+
+use crate::cmd::CommandStats;
+use crate::config::Config;
+use crate::db::Keyspace;
+use mesh::{Job, Mesh, Request, Response};
+
+/// Server-wide state shared by all executors. Nothing here is touched per command.
+pub struct Shared {
+    pub nshards: usize,
+    pub config: Mutex<Config>,
+    pub next_client_id: AtomicU64,
+    pub started: Instant,
+    pub started_unix: i64,
+    pub run_id: String,
+    pub tcp_port: u16,
+    pub executable: String,
+    pub config_file: String,
+    pub shutting_down: AtomicBool,
+}
+
+/// Per-executor copies of the configuration values the command path reads.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub requirepass: Option<Vec<u8>>,
+    pub proto_max_bulk_len: i64,
+    pub query_buffer_limit: usize,
+    pub maxclients: usize,
+    pub hz: u64,
+}
+
+impl Settings {
+    pub fn from_config(c: &Config) -> Settings {
+        let pass = c.get("requirepass");
+        Settings {
+            requirepass: (!pass.is_empty()).then(|| pass.as_bytes().to_vec()),
+            proto_max_bulk_len: c.get_i64("proto-max-bulk-len"),
+            query_buffer_limit: c.get_i64("client-query-buffer-limit") as usize,
+            maxclients: c.get_i64("maxclients") as usize,
+            hz: c.get_i64("hz") as u64,
+        }
+    }
+}
+
+/// What CLIENT LIST / CLIENT KILL need to know of a connection; the connection task updates it.
+pub struct ClientMeta {
+    pub id: u64,
+    pub fd: i32,
+    pub addr: String,
+    pub laddr: String,
+    pub created_ms: i64,
+    pub name: RefCell<Vec<u8>>,
+    pub lib_name: RefCell<Vec<u8>>,
+    pub lib_ver: RefCell<Vec<u8>>,
+    pub last_cmd: Cell<&'static str>,
+    pub last_interaction_ms: Cell<i64>,
+    pub resp: Cell<u8>,
+    pub qbuf: Cell<usize>,
+    pub killed: Cell<bool>,
+}
+
+/// Per-shard counters for INFO stats.
+#[derive(Default, Clone, Debug)]
+pub struct ShardStats {
+    pub commands: u64,
+    pub connections_received: u64,
+    pub rejected_connections: u64,
+    pub net_input_bytes: u64,
+    pub net_output_bytes: u64,
+    pub cmd: Vec<CommandStats>,
+}
+
+pub struct Shard {
+    pub id: usize,
+    pub nshards: usize,
+    /// The control executor: no keyspace, owns server-wide duties.
+    pub is_control: bool,
+    pub db: RefCell<Keyspace>,
+    pub stats: RefCell<ShardStats>,
+    pub clients: RefCell<hashbrown::HashMap<u64, Rc<ClientMeta>>>,
+    pub settings: RefCell<Settings>,
+    pub shared: Arc<Shared>,
+    pub mesh: Mesh,
+    held_by: Cell<u64>,
+    deferred: RefCell<VecDeque<(usize, Request)>>,
+    unhold_waiters: RefCell<Vec<Waker>>,
+}
+
+impl Shard {
+    pub fn new(
+        id: usize,
+        nshards: usize,
+        is_control: bool,
+        shared: Arc<Shared>,
+        mesh: Mesh,
+    ) -> Shard {
+        let settings =
+            Settings::from_config(&shared.config.lock().unwrap_or_else(|e| e.into_inner()));
+        let db = if is_control {
+            Keyspace::new(0, 0)
+        } else {
+            Keyspace::new(id, nshards)
+        };
+        Shard {
+            id,
+            nshards,
+            is_control,
+            db: RefCell::new(db),
+            stats: RefCell::new(ShardStats {
+                cmd: vec![CommandStats::default(); crate::cmd::table().len()],
+                ..Default::default()
+            }),
+            clients: RefCell::new(Default::default()),
+            settings: RefCell::new(settings),
+            shared,
+            mesh,
+            held_by: Cell::new(0),
+            deferred: RefCell::new(VecDeque::new()),
+            unhold_waiters: RefCell::new(Vec::new()),
+        }
+    }
+
+    /// The shard owning `slot`.
+    #[inline]
+    pub fn owner_of(&self, slot: u16) -> usize {
+        slot as usize % self.nshards
+    }
+
+    /// Executor index of the control core.
+    pub fn control_id(&self) -> usize {
+        self.nshards
+    }
+
+    /// Runs `f` on executor `to` (this one included) and returns its result. `hold` is the
+    /// hold the call belongs to (0 for none): a held shard runs only its holder's calls.
+    pub async fn call<R, F>(self: &Rc<Self>, to: usize, hold: u64, f: F) -> R
+    where
+        R: Send + 'static,
+        F: FnOnce(&Rc<Shard>) -> R + Send + 'static,
+    {
+        if to == self.id {
+            self.wait_unheld(hold).await;
+            return f(self);
+        }
+        let job: Job = Box::new(move |s| Box::new(f(s)) as Box<dyn Any + Send>);
+        let ticket = self.mesh.send(to, hold, job).await;
+        let result = ticket.await;
+        match result.downcast::<R>() {
+            Ok(r) => *r,
+            Err(_) => unreachable!("a job's result has the type its closure returns"),
+        }
+    }
+
+    /// Runs `f` on every data shard (not the control core) and collects the results in shard order.
+    pub async fn call_all<R, F>(self: &Rc<Self>, f: F) -> Vec<R>
+    where
+        R: Send + 'static,
+        F: Fn(&Rc<Shard>) -> R + Send + Sync + Clone + 'static,
+    {
+        let mut tickets = Vec::with_capacity(self.nshards);
+        let mut local = None;
+        for to in 0..self.nshards {
+            if to == self.id {
+                continue;
+            }
+            let f = f.clone();
+            let job: Job = Box::new(move |s| Box::new(f(s)) as Box<dyn Any + Send>);
+            tickets.push((to, self.mesh.send(to, 0, job).await));
+        }
+        if self.id < self.nshards {
+            self.wait_unheld(0).await;
+            local = Some(f(self));
+        }
+        let mut out: Vec<Option<R>> = (0..self.nshards).map(|_| None).collect();
+        if let Some(r) = local {
+            out[self.id] = Some(r);
+        }
+        for (to, t) in tickets {
+            if let Ok(r) = t.await.downcast::<R>() {
+                out[to] = Some(*r);
+            }
+        }
+        out.into_iter().flatten().collect()
+    }
+
+    /// Whether a command not belonging to hold `hold` must wait.
+    #[inline]
+    pub fn blocked_for(&self, hold: u64) -> bool {
+        let h = self.held_by.get();
+        h != 0 && h != hold
+    }
+
+    /// Waits until this shard is free for hold `hold` (0: any client).
+    pub async fn wait_unheld(&self, hold: u64) {
+        while self.blocked_for(hold) {
+            UnholdWait {
+                shard: self,
+                registered: false,
+            }
+            .await;
+        }
+    }
+
+    /// Takes this shard for `token`. Must be called only when not blocked for it.
+    pub fn hold(&self, token: u64) {
+        debug_assert!(!self.blocked_for(token));
+        self.held_by.set(token);
+    }
+
+    /// Releases the hold and runs what waited for it.
+    pub fn release(self: &Rc<Self>) {
+        self.held_by.set(0);
+        for w in self.unhold_waiters.borrow_mut().drain(..) {
+            w.wake();
+        }
+        loop {
+            let next = {
+                let mut q = self.deferred.borrow_mut();
+                match q.front() {
+                    Some((_, req)) if self.blocked_for(req.hold) => None,
+                    Some(_) => q.pop_front(),
+                    None => None,
+                }
+            };
+            let Some((from, req)) = next else { break };
+            let resp = Response {
+                token: req.token,
+                result: (req.job)(self),
+            };
+            let me = self.clone();
+            glommio::spawn_local(async move { me.mesh.respond(from, resp).await }).detach();
+        }
+    }
+
+    /// Serves the jobs executor `from` sends us, in order.
+    pub async fn serve_requests(self: Rc<Self>, from: usize, rx: ConnectedReceiver<Request>) {
+        while let Some(req) = rx.recv().await {
+            if self.blocked_for(req.hold)
+                || (!self.deferred.borrow().is_empty() && self.held_by.get() != req.hold)
+            {
+                self.deferred.borrow_mut().push_back((from, req));
+                continue;
+            }
+            let resp = Response {
+                token: req.token,
+                result: (req.job)(&self),
+            };
+            self.mesh.respond(from, resp).await;
+        }
+    }
+
+    /// Hands executor `from`'s responses to the calls waiting for them.
+    pub async fn serve_responses(self: Rc<Self>, rx: ConnectedReceiver<Response>) {
+        while let Some(resp) = rx.recv().await {
+            self.mesh.complete(resp);
+        }
+    }
+}
+
+struct UnholdWait<'a> {
+    shard: &'a Shard,
+    registered: bool,
+}
+
+impl Future for UnholdWait<'_> {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if self.registered || self.shard.held_by.get() == 0 {
+            return Poll::Ready(());
+        }
+        self.shard
+            .unhold_waiters
+            .borrow_mut()
+            .push(cx.waker().clone());
+        self.registered = true;
+        Poll::Pending
+    }
+}
+
+/// Allocates a new client id (the control core's job in Redis terms; an atomic counter here).
+pub fn next_client_id(shared: &Shared) -> u64 {
+    shared.next_client_id.fetch_add(1, Ordering::Relaxed)
+}

@@ -1,0 +1,218 @@
+//! Number parsing and formatting with Redis's exact rules.
+
+use crate::error::Error;
+
+/// Parses a signed 64-bit integer like Redis's `string2ll`: optional `-`, no `+`, no leading
+/// zeros, no spaces, at most 20 characters.
+#[inline]
+pub fn parse_i64_strict(s: &[u8]) -> Option<i64> {
+    if s.is_empty() || s.len() > 20 {
+        return None;
+    }
+    if s == b"0" {
+        return Some(0);
+    }
+    let (neg, digits) = if s[0] == b'-' {
+        (true, &s[1..])
+    } else {
+        (false, s)
+    };
+    if digits.is_empty() || !(b'1'..=b'9').contains(&digits[0]) {
+        return None;
+    }
+    let mut v: u64 = 0;
+    for &c in digits {
+        if !c.is_ascii_digit() {
+            return None;
+        }
+        v = v.checked_mul(10)?.checked_add((c - b'0') as u64)?;
+    }
+    if neg {
+        if v > i64::MAX as u64 + 1 {
+            None
+        } else {
+            Some((v as i64).wrapping_neg())
+        }
+    } else if v > i64::MAX as u64 {
+        None
+    } else {
+        Some(v as i64)
+    }
+}
+
+/// An integer argument, or `ERR value is not an integer or out of range`.
+#[inline]
+pub fn arg_i64(s: &[u8]) -> Result<i64, Error> {
+    parse_i64_strict(s).ok_or(Error::NotInteger)
+}
+
+/// Parses a double like Redis's `string2d`/`getDoubleFromObject`: no leading space, no NaN.
+pub fn parse_f64(s: &[u8]) -> Option<f64> {
+    if s.is_empty() || s[0].is_ascii_whitespace() || s.len() > 5000 {
+        return None;
+    }
+    let text = std::str::from_utf8(s).ok()?;
+    let v: f64 = match text {
+        "inf" | "+inf" | "infinity" | "+infinity" => f64::INFINITY,
+        "-inf" | "-infinity" => f64::NEG_INFINITY,
+        _ => {
+            let lower = text.as_bytes();
+            // Rust accepts "nan"/"NaN" and "infinity" spellings strtod also accepts; reject NaN.
+            if lower
+                .iter()
+                .any(|c| c.is_ascii_alphabetic() && !matches!(c, b'e' | b'E'))
+            {
+                let t = text.to_ascii_lowercase();
+                match t.trim_start_matches(['+', '-']) {
+                    "inf" | "infinity" => {
+                        if t.starts_with('-') {
+                            f64::NEG_INFINITY
+                        } else {
+                            f64::INFINITY
+                        }
+                    }
+                    _ => return None,
+                }
+            } else {
+                text.parse().ok()?
+            }
+        }
+    };
+    if v.is_nan() {
+        None
+    } else {
+        Some(v)
+    }
+}
+
+/// A float argument, or `ERR value is not a valid float`.
+pub fn arg_f64(s: &[u8]) -> Result<f64, Error> {
+    parse_f64(s).ok_or(Error::NotFloat)
+}
+
+/// Formats a double as Redis 7.0 does in replies: integral values as integers, others `%.17g`.
+pub fn format_double(v: f64, out: &mut Vec<u8>) {
+    if v.is_infinite() {
+        out.extend_from_slice(if v > 0.0 { b"inf" } else { b"-inf" });
+    } else if v.is_nan() {
+        out.extend_from_slice(b"nan");
+    } else if v == v.trunc() && v.abs() < 1e17 {
+        // Redis: "%.17g" of an integral value below 2^53-ish prints no exponent and no dot.
+        let mut b = itoa::Buffer::new();
+        if v == 0.0 && v.is_sign_negative() {
+            out.extend_from_slice(b"-0");
+        } else {
+            out.extend_from_slice(b.format(v as i64).as_bytes());
+        }
+    } else {
+        format_g17(v, out);
+    }
+}
+
+/// C's `%.17g`.
+pub fn format_g17(v: f64, out: &mut Vec<u8>) {
+    let mut buf = [0u8; 64];
+    // SAFETY: the buffer is large enough for any %.17g rendering and snprintf NUL-terminates it.
+    let n = unsafe {
+        libc::snprintf(
+            buf.as_mut_ptr() as *mut libc::c_char,
+            buf.len(),
+            c"%.17g".as_ptr(),
+            v,
+        )
+    };
+    if n > 0 {
+        out.extend_from_slice(&buf[..(n as usize).min(buf.len() - 1)]);
+    }
+}
+
+extern "C" {
+    fn redcell_ld_add(
+        cur: *const u8,
+        cur_len: usize,
+        incr: *const u8,
+        incr_len: usize,
+        out: *mut u8,
+        out_len: usize,
+    ) -> libc::c_int;
+}
+
+/// `cur + incr` in long double, formatted as Redis's INCRBYFLOAT reply.
+/// `cur` is `None` for a missing key. The error says which operand was bad.
+pub fn incr_by_float(cur: Option<&[u8]>, incr: &[u8]) -> Result<Vec<u8>, Error> {
+    let mut out = [0u8; 5200];
+    let (cp, cl) = match cur {
+        Some(c) => (c.as_ptr(), c.len()),
+        None => (std::ptr::null(), 0),
+    };
+    // SAFETY: pointers and lengths describe live slices; the shim writes at most out.len() bytes.
+    let n = unsafe {
+        redcell_ld_add(
+            cp,
+            cl,
+            incr.as_ptr(),
+            incr.len(),
+            out.as_mut_ptr(),
+            out.len(),
+        )
+    };
+    match n {
+        -1 => Err(Error::NotFloat),
+        -3 => Err(Error::NotFloat),
+        -2 => Err(Error::IncrNanOrInf),
+        n if n > 0 => Ok(out[..n as usize].to_vec()),
+        _ => Err(Error::IncrNanOrInf),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strict_integers() {
+        assert_eq!(parse_i64_strict(b"0"), Some(0));
+        assert_eq!(parse_i64_strict(b"-1"), Some(-1));
+        assert_eq!(parse_i64_strict(b"9223372036854775807"), Some(i64::MAX));
+        assert_eq!(parse_i64_strict(b"-9223372036854775808"), Some(i64::MIN));
+        for bad in [
+            &b"9223372036854775808"[..],
+            b"+1",
+            b" 1",
+            b"01",
+            b"-0",
+            b"",
+            b"-",
+            b"1a",
+            b"1.0",
+        ] {
+            assert_eq!(parse_i64_strict(bad), None, "{:?}", bad);
+        }
+    }
+
+    #[test]
+    fn doubles() {
+        let f = |v: f64| {
+            let mut o = Vec::new();
+            format_double(v, &mut o);
+            String::from_utf8(o).unwrap()
+        };
+        assert_eq!(f(1.1), "1.1000000000000001");
+        assert_eq!(f(3.0), "3");
+        assert_eq!(f(f64::INFINITY), "inf");
+        assert_eq!(f(-2.5), "-2.5");
+        assert_eq!(parse_f64(b"nan"), None);
+        assert_eq!(parse_f64(b" 1"), None);
+        assert_eq!(parse_f64(b"-inf"), Some(f64::NEG_INFINITY));
+        assert_eq!(parse_f64(b"1e3"), Some(1000.0));
+    }
+
+    #[test]
+    fn long_double_incr() {
+        assert_eq!(incr_by_float(Some(b"10.5"), b"0.1").unwrap(), b"10.6");
+        assert_eq!(incr_by_float(Some(b"0.1"), b"0.2").unwrap(), b"0.3");
+        assert_eq!(incr_by_float(None, b"5.0e3").unwrap(), b"5000");
+        assert_eq!(incr_by_float(Some(b"abc"), b"1"), Err(Error::NotFloat));
+        assert_eq!(incr_by_float(Some(b"1"), b"inf"), Err(Error::IncrNanOrInf));
+    }
+}
