@@ -1,1 +1,255 @@
-fn main() {}
+//! Micro-benchmarks of the engine's hot paths: RESP decoding, key → slot, GET/SET through
+//! `run_keyed` on a 100k-key shard, and one cross-shard call round trip.
+
+use std::hint::black_box;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use glommio::{LocalExecutorBuilder, Placement};
+
+use redcell::cmd::{self, Handler, KeyedFn};
+use redcell::config::Config;
+use redcell::resp::decode::Span;
+use redcell::resp::{Args, Decoded, Decoder, Reply};
+use redcell::shard::mesh::{build_mesh, Mesh, MeshEnds};
+use redcell::shard::{Shard, Shared};
+
+fn encode(args: &[&[u8]], out: &mut Vec<u8>) {
+    out.extend_from_slice(format!("*{}\r\n", args.len()).as_bytes());
+    for a in args {
+        out.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
+        out.extend_from_slice(a);
+        out.extend_from_slice(b"\r\n");
+    }
+}
+
+fn bench_decode(c: &mut Criterion) {
+    let mut buf = Vec::new();
+    for i in 0..8 {
+        let key = format!("user:{i}:profile");
+        encode(
+            &[b"SET", key.as_bytes(), b"some value of moderate size"],
+            &mut buf,
+        );
+        encode(&[b"GET", key.as_bytes()], &mut buf);
+    }
+    let mut dec = Decoder::new(512 << 20);
+    let mut g = c.benchmark_group("resp");
+    g.throughput(Throughput::Elements(16));
+    g.bench_function("decode_pipeline_16", |b| {
+        b.iter(|| {
+            let mut at = 0;
+            while at < buf.len() {
+                match dec.decode(black_box(&buf[at..]), false) {
+                    Decoded::Request { len, .. } => {
+                        black_box(Args::new(&buf[at..at + len], dec.scratch(), dec.spans()).get(1));
+                        at += len;
+                    }
+                    _ => unreachable!(),
+                }
+            }
+        })
+    });
+    g.finish();
+}
+
+fn bench_key_slot(c: &mut Criterion) {
+    let mut g = c.benchmark_group("key_slot");
+    for (name, key) in [
+        ("short", &b"foo"[..]),
+        ("typical", b"user:1000:profile"),
+        ("hash_tag", b"{user1000}.following"),
+        ("long_64", &[b'k'; 64][..]),
+    ] {
+        g.bench_function(name, |b| b.iter(|| redcell::slot::key_slot(black_box(key))));
+    }
+    g.finish();
+}
+
+fn shared(nshards: usize) -> Arc<Shared> {
+    Arc::new(Shared {
+        nshards,
+        config: Mutex::new(Config::default()),
+        next_client_id: AtomicU64::new(1),
+        started: Instant::now(),
+        started_unix: 0,
+        run_id: "0".repeat(40),
+        tcp_port: 0,
+        executable: String::new(),
+        config_file: String::new(),
+        shutting_down: AtomicBool::new(false),
+    })
+}
+
+/// A request's bytes plus the spans of its arguments.
+struct Request {
+    buf: Vec<u8>,
+    spans: Vec<Span>,
+}
+
+impl Request {
+    fn new(args: &[&[u8]]) -> Request {
+        let mut buf = Vec::new();
+        encode(args, &mut buf);
+        let mut dec = Decoder::new(512 << 20);
+        assert!(matches!(dec.decode(&buf, false), Decoded::Request { .. }));
+        Request {
+            spans: dec.spans().to_vec(),
+            buf,
+        }
+    }
+
+    fn args(&self) -> Args<'_> {
+        Args::new(&self.buf, &[], &self.spans)
+    }
+}
+
+fn keyed(name: &[u8]) -> (usize, KeyedFn) {
+    let idx = cmd::table().lookup(name).expect("command exists");
+    match cmd::table().specs[idx].handler {
+        Handler::Keyed(f) => (idx, f),
+        _ => panic!("not a keyed command"),
+    }
+}
+
+/// An executor set up as the server sets up its shards; `spin` keeps it polling that long
+/// before it parks (glommio's `spin_before_park`; the server does not set it).
+fn executor(name: &str, cpu: Option<usize>, spin: Option<Duration>) -> glommio::LocalExecutor {
+    let placement = cpu.map_or(Placement::Unbound, Placement::Fixed);
+    let mut b = LocalExecutorBuilder::new(placement)
+        .name(name)
+        .io_memory(256 * 1024)
+        .ring_depth(256);
+    if let Some(spin) = spin {
+        b = b.spin_before_park(spin);
+    }
+    b.make().expect("glommio executor (needs io_uring)")
+}
+
+async fn connect_shard(id: usize, nshards: usize, ends: MeshEnds, sh: Arc<Shared>) -> Rc<Shard> {
+    let (mesh, req_rx, resp_rx) = Mesh::connect(ends).await;
+    let shard = Rc::new(Shard::new(id, nshards, false, sh, mesh));
+    for (peer, rx) in req_rx {
+        glommio::spawn_local(shard.clone().serve_requests(peer, rx)).detach();
+    }
+    for (_, rx) in resp_rx {
+        glommio::spawn_local(shard.clone().serve_responses(rx)).detach();
+    }
+    shard
+}
+
+fn bench_keyspace(c: &mut Criterion) {
+    let ex = executor("bench-keyspace", None, None);
+    ex.run(async {
+        let ends = build_mesh(1).pop().unwrap();
+        let shard = connect_shard(0, 1, ends, shared(1)).await;
+        let now = redcell::util::time::now_ms();
+        let mut out = Reply::new(false);
+        let (set_idx, set) = keyed(b"set");
+        let (get_idx, get) = keyed(b"get");
+        const KEYS: usize = 100_000;
+        for i in 0..KEYS {
+            let key = format!("key:{i:06}");
+            let req = Request::new(&[b"SET", key.as_bytes(), b"value-of-twenty-bytes"]);
+            cmd::run_keyed(&shard, set_idx, set, &req.args(), &mut out, now);
+            out.buf.clear();
+        }
+        assert_eq!(shard.db.borrow().len(), KEYS);
+        // 4,096 requests over keys spread through the keyspace, cycled.
+        let gets: Vec<Request> = (0..4096)
+            .map(|i| {
+                let key = format!("key:{:06}", (i * 7919) % KEYS);
+                Request::new(&[b"GET", key.as_bytes()])
+            })
+            .collect();
+        let sets: Vec<Request> = (0..4096)
+            .map(|i| {
+                let key = format!("key:{:06}", (i * 7919) % KEYS);
+                Request::new(&[b"SET", key.as_bytes(), b"another-value-20byte"])
+            })
+            .collect();
+        let mut g = c.benchmark_group("run_keyed_100k_keys");
+        let mut i = 0;
+        g.bench_function("get_hit", |b| {
+            b.iter(|| {
+                let req = &gets[i & 4095];
+                i += 1;
+                cmd::run_keyed(&shard, get_idx, get, &req.args(), &mut out, now);
+                out.buf.clear();
+            })
+        });
+        g.bench_function("set_existing", |b| {
+            b.iter(|| {
+                let req = &sets[i & 4095];
+                i += 1;
+                cmd::run_keyed(&shard, set_idx, set, &req.args(), &mut out, now);
+                out.buf.clear();
+            })
+        });
+        g.finish();
+    });
+}
+
+/// Starts two connected shard executors; returns a function that runs `iters` calls from
+/// shard 0 to shard 1 (timed inside executor 0) and gives the elapsed time.
+fn two_shards(spin: Option<Duration>) -> impl FnMut(u64) -> Duration {
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let pin = move |i: usize| (cpus >= 2).then_some(i);
+    let sh = shared(2);
+    let mut ends = build_mesh(2);
+    let ends1 = ends.pop().unwrap();
+    let ends0 = ends.pop().unwrap();
+    let (iters_tx, iters_rx) = mpsc::channel::<u64>();
+    let (time_tx, time_rx) = mpsc::channel::<Duration>();
+    let sh1 = sh.clone();
+    // Shard 1 ends when shard 0's side of the mesh goes away; shard 0 when `iters_tx` does.
+    std::thread::spawn(move || {
+        executor("bench-shard-1", pin(1), spin).run(async move {
+            let _shard = connect_shard(1, 2, ends1, sh1).await;
+            std::future::pending::<()>().await;
+        })
+    });
+    std::thread::spawn(move || {
+        executor("bench-shard-0", pin(0), spin).run(async move {
+            let shard = connect_shard(0, 2, ends0, sh).await;
+            // Between batches nothing is in flight, so blocking on the std channel is harmless.
+            while let Ok(iters) = iters_rx.recv() {
+                let started = Instant::now();
+                for i in 0..iters {
+                    let r = shard.call(1, 0, move |s| s.id as u64 + i).await;
+                    black_box(r);
+                }
+                let _ = time_tx.send(started.elapsed());
+            }
+        })
+    });
+    move |iters| {
+        iters_tx.send(iters).expect("executor 0 is running");
+        time_rx.recv().expect("executor 0 answers")
+    }
+}
+
+/// One `Shard::call` from executor 0 to executor 1 and back, timed inside executor 0: with
+/// executors configured as the server's (they park when idle, so each hop pays a wake-up), and
+/// with 200 µs of spinning before parking.
+fn bench_cross_shard(c: &mut Criterion) {
+    let mut g = c.benchmark_group("cross_shard_call_roundtrip");
+    let mut parked = two_shards(None);
+    g.bench_function("server_executors", |b| b.iter_custom(&mut parked));
+    let mut spinning = two_shards(Some(Duration::from_micros(200)));
+    g.bench_function("spin_before_park_200us", |b| b.iter_custom(&mut spinning));
+    g.finish();
+}
+
+criterion_group!(
+    benches,
+    bench_decode,
+    bench_key_slot,
+    bench_keyspace,
+    bench_cross_shard
+);
+criterion_main!(benches);

@@ -44,7 +44,7 @@ fn main() {
     let mut directives = String::new();
     let mut config_file = None;
     let mut i = 1;
-    if argv.len() > 1 && !argv[1].starts_with("--") {
+    if argv.len() > 1 && !argv[1].starts_with('-') {
         config_file = Some(argv[1].clone());
         i = 2;
     }
@@ -82,6 +82,7 @@ fn main() {
         }
     }
     let flags = Flags::parse_from(ours);
+    redcell::util::time::ns_per_tick(); // calibrate the command timer before serving
 
     let mut config = Config::default();
     if let Some(path) = &config_file {

@@ -27,7 +27,9 @@ pub static COMMANDS: &[CommandSpec] = &[
     CommandSpec::new(
         "hello",
         -1,
-        NOSCRIPT | LOADING | STALE | FAST | NO_AUTH | ALLOW_BUSY,
+        // BARRIER: replies of commands forwarded earlier in the batch must be encoded in the
+        // protocol that was in force when they were sent.
+        NOSCRIPT | LOADING | STALE | FAST | NO_AUTH | ALLOW_BUSY | BARRIER,
         Handler::Sync(hello),
     )
     .acl(&["@fast", "@connection"])

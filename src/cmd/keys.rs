@@ -1,14 +1,65 @@
-//! Generic key commands (Redis's db.c / expire.c): DEL, EXISTS, TYPE, TTLs, RENAME, SCAN ...
+//! Generic key commands (Redis's db.c / expire.c / object.c): DEL, EXISTS, TYPE, TTLs, RENAME, COPY, SCAN, OBJECT ...
 
 use crate::cmd::{flag::*, BoxFuture, CommandSpec, Ctx, Handler};
-use crate::error::CmdResult;
+use crate::db::{self, ExpireFlags, ExpireOutcome, ScanFilter, NO_EXPIRE};
+use crate::error::{CmdResult, Error};
 use crate::resp::Args;
 use crate::server::conn::Conn;
-use crate::shard::multi;
+use crate::shard::multi::{self, TransferMode, TransferOutcome};
+use crate::types::{StrValue, Value};
+use crate::util::num::arg_i64;
+use crate::util::time::now_ms;
 
 const fn keyed(name: &'static str, arity: i32, flags: u32, f: crate::cmd::KeyedFn) -> CommandSpec {
     CommandSpec::new(name, arity, flags, Handler::Keyed(f)).keys(1, 1, 1)
 }
+
+const READ_FAST: &[&str] = &["@keyspace", "@read", "@fast"];
+const WRITE_FAST: &[&str] = &["@keyspace", "@write", "@fast"];
+const READ_SLOW: &[&str] = &["@keyspace", "@read", "@slow"];
+
+/// OBJECT's subcommands; the key is argument 2.
+static OBJECT_SUBCOMMANDS: &[CommandSpec] = &[
+    CommandSpec::new("encoding", 3, READONLY, Handler::Keyed(object_encoding))
+        .keys(2, 2, 1)
+        .acl(READ_SLOW)
+        .doc(
+            "generic",
+            "2.2.3",
+            "Returns the internal encoding of a Redis object.",
+        ),
+    CommandSpec::new("freq", 3, READONLY, Handler::Keyed(object_freq))
+        .keys(2, 2, 1)
+        .acl(READ_SLOW)
+        .doc(
+            "generic",
+            "4.0.0",
+            "Returns the logarithmic access frequency counter of a Redis object.",
+        ),
+    CommandSpec::new("help", 2, LOADING | STALE, Handler::Sync(object_help))
+        .acl(&["@keyspace", "@slow"])
+        .doc(
+            "generic",
+            "6.2.0",
+            "Returns helpful text about the different subcommands.",
+        ),
+    CommandSpec::new("idletime", 3, READONLY, Handler::Keyed(object_idletime))
+        .keys(2, 2, 1)
+        .acl(READ_SLOW)
+        .doc(
+            "generic",
+            "2.2.3",
+            "Returns the time since the last access to a Redis object.",
+        ),
+    CommandSpec::new("refcount", 3, READONLY, Handler::Keyed(object_refcount))
+        .keys(2, 2, 1)
+        .acl(READ_SLOW)
+        .doc(
+            "generic",
+            "2.2.3",
+            "Returns the reference count of a value of a key.",
+        ),
+];
 
 pub static COMMANDS: &[CommandSpec] = &[
     keyed("del", -2, WRITE, del)
@@ -19,19 +70,79 @@ pub static COMMANDS: &[CommandSpec] = &[
     keyed("unlink", -2, WRITE | FAST, del)
         .keys(1, -1, 1)
         .multi(del_multi)
-        .acl(&["@keyspace", "@write", "@fast"])
+        .acl(WRITE_FAST)
         .doc("generic", "4.0.0", "Asynchronously deletes one or more keys."),
     keyed("exists", -2, READONLY | FAST, exists)
         .keys(1, -1, 1)
         .multi(exists_multi)
-        .acl(&["@keyspace", "@read", "@fast"])
+        .acl(READ_FAST)
         .doc("generic", "1.0.0", "Determines whether one or more keys exist."),
-    keyed("touch", -2, READONLY | FAST, exists)
+    keyed("touch", -2, READONLY | FAST, touch)
         .keys(1, -1, 1)
-        .multi(exists_multi)
-        .acl(&["@keyspace", "@read", "@fast"])
+        .multi(touch_multi)
+        .acl(READ_FAST)
         .doc("generic", "3.2.1", "Returns the number of existing keys out of those specified after updating the time they were last accessed."),
+    keyed("type", 2, READONLY | FAST, type_cmd)
+        .acl(READ_FAST)
+        .doc("generic", "1.0.0", "Determines the type of value stored at a key."),
+    keyed("expire", -3, WRITE | FAST, expire)
+        .acl(WRITE_FAST)
+        .doc("generic", "1.0.0", "Sets the expiration time of a key in seconds."),
+    keyed("pexpire", -3, WRITE | FAST, pexpire)
+        .acl(WRITE_FAST)
+        .doc("generic", "2.6.0", "Sets the expiration time of a key in milliseconds."),
+    keyed("expireat", -3, WRITE | FAST, expireat)
+        .acl(WRITE_FAST)
+        .doc("generic", "1.2.0", "Sets the expiration time of a key to a Unix timestamp."),
+    keyed("pexpireat", -3, WRITE | FAST, pexpireat)
+        .acl(WRITE_FAST)
+        .doc("generic", "2.6.0", "Sets the expiration time of a key to a Unix milliseconds timestamp."),
+    keyed("ttl", 2, READONLY | FAST, ttl)
+        .acl(READ_FAST)
+        .doc("generic", "1.0.0", "Returns the expiration time in seconds of a key."),
+    keyed("pttl", 2, READONLY | FAST, pttl)
+        .acl(READ_FAST)
+        .doc("generic", "2.6.0", "Returns the expiration time in milliseconds of a key."),
+    keyed("expiretime", 2, READONLY | FAST, expiretime)
+        .acl(READ_FAST)
+        .doc("generic", "7.0.0", "Returns the expiration time of a key as a Unix timestamp."),
+    keyed("pexpiretime", 2, READONLY | FAST, pexpiretime)
+        .acl(READ_FAST)
+        .doc("generic", "7.0.0", "Returns the expiration time of a key as a Unix milliseconds timestamp."),
+    keyed("persist", 2, WRITE | FAST, persist)
+        .acl(WRITE_FAST)
+        .doc("generic", "2.2.0", "Removes the expiration time of a key."),
+    keyed("rename", 3, WRITE, rename)
+        .keys(1, 2, 1)
+        .multi(rename_multi)
+        .acl(&["@keyspace", "@write", "@slow"])
+        .doc("generic", "1.0.0", "Renames a key and overwrites the destination."),
+    keyed("renamenx", 3, WRITE | FAST, renamenx)
+        .keys(1, 2, 1)
+        .multi(renamenx_multi)
+        .acl(WRITE_FAST)
+        .doc("generic", "1.0.0", "Renames a key only when the target key name doesn't exist."),
+    keyed("copy", -3, WRITE | DENYOOM, copy)
+        .keys(1, 2, 1)
+        .multi(copy_multi)
+        .acl(&["@keyspace", "@write", "@slow"])
+        .doc("generic", "6.2.0", "Copies the value of a key to a new key."),
+    CommandSpec::new("randomkey", 1, READONLY, Handler::Async(randomkey))
+        .acl(READ_SLOW)
+        .doc("generic", "1.0.0", "Returns a random key name from the database."),
+    CommandSpec::new("keys", 2, READONLY, Handler::Async(keys))
+        .acl(&["@keyspace", "@read", "@slow", "@dangerous"])
+        .doc("generic", "1.0.0", "Returns all key names that match a pattern."),
+    CommandSpec::new("scan", -2, READONLY, Handler::Async(scan))
+        .acl(READ_SLOW)
+        .doc("generic", "2.8.0", "Iterates over the key names in the database."),
+    CommandSpec::new("object", -2, 0, Handler::Container)
+        .subs(OBJECT_SUBCOMMANDS)
+        .acl(&["@slow"])
+        .doc("generic", "2.2.3", "A container for object introspection commands."),
 ];
+
+// ---- DEL / UNLINK / EXISTS / TOUCH ----
 
 fn del(c: &mut Ctx, a: &Args) -> CmdResult {
     let n = a.rest(1).filter(|k| c.db.delete(k, c.now)).count();
@@ -39,8 +150,18 @@ fn del(c: &mut Ctx, a: &Args) -> CmdResult {
     Ok(())
 }
 
+/// EXISTS reads without marking keys accessed; TOUCH marks them. Both count hits and misses.
 fn exists(c: &mut Ctx, a: &Args) -> CmdResult {
-    let n = a.rest(1).filter(|k| c.db.exists(k, c.now)).count();
+    let n = a
+        .rest(1)
+        .filter(|k| c.db.read_untouched(k, c.now).is_some())
+        .count();
+    c.out.int(n as i64);
+    Ok(())
+}
+
+fn touch(c: &mut Ctx, a: &Args) -> CmdResult {
+    let n = a.rest(1).filter(|k| c.db.read(k, c.now).is_some()).count();
     c.out.int(n as i64);
     Ok(())
 }
@@ -61,7 +182,22 @@ fn del_multi<'a>(conn: &'a mut Conn, a: Args<'a>) -> BoxFuture<'a> {
 fn exists_multi<'a>(conn: &'a mut Conn, a: Args<'a>) -> BoxFuture<'a> {
     Box::pin(async move {
         let keys = a.rest(1).map(<[u8]>::to_vec).collect();
-        let n = multi::map_keys(&conn.shard, keys, |db, k, now| db.exists(k, now))
+        let n = multi::map_keys(&conn.shard, keys, |db, k, now| {
+            db.read_untouched(k, now).is_some()
+        })
+        .await
+        .into_iter()
+        .filter(|&d| d)
+        .count();
+        conn.out.int(n as i64);
+        Ok(())
+    })
+}
+
+fn touch_multi<'a>(conn: &'a mut Conn, a: Args<'a>) -> BoxFuture<'a> {
+    Box::pin(async move {
+        let keys = a.rest(1).map(<[u8]>::to_vec).collect();
+        let n = multi::map_keys(&conn.shard, keys, |db, k, now| db.read(k, now).is_some())
             .await
             .into_iter()
             .filter(|&d| d)
@@ -69,4 +205,681 @@ fn exists_multi<'a>(conn: &'a mut Conn, a: Args<'a>) -> BoxFuture<'a> {
         conn.out.int(n as i64);
         Ok(())
     })
+}
+
+// ---- TYPE ----
+
+fn type_cmd(c: &mut Ctx, a: &Args) -> CmdResult {
+    let name =
+        c.db.read_untouched(a.get(1), c.now)
+            .map_or("none", |e| e.value.type_name());
+    c.out.simple(name);
+    Ok(())
+}
+
+// ---- EXPIRE family ----
+
+/// Parses EXPIRE's options from argument 3 on, with Redis 7.0's errors.
+fn parse_expire_flags(a: &Args) -> Result<ExpireFlags, Error> {
+    let mut f = ExpireFlags::default();
+    for opt in a.rest(3) {
+        if opt.eq_ignore_ascii_case(b"NX") {
+            f.nx = true;
+        } else if opt.eq_ignore_ascii_case(b"XX") {
+            f.xx = true;
+        } else if opt.eq_ignore_ascii_case(b"GT") {
+            f.gt = true;
+        } else if opt.eq_ignore_ascii_case(b"LT") {
+            f.lt = true;
+        } else {
+            return Err(Error::msg(format!(
+                "Unsupported option {}",
+                String::from_utf8_lossy(opt)
+            )));
+        }
+    }
+    if f.nx && (f.xx || f.gt || f.lt) {
+        return Err(Error::msg(
+            "NX and XX, GT or LT options at the same time are not compatible",
+        ));
+    }
+    if f.gt && f.lt {
+        return Err(Error::msg(
+            "GT and LT options at the same time are not compatible",
+        ));
+    }
+    Ok(f)
+}
+
+/// The absolute expiry (Unix ms) an EXPIRE-family argument asks for, or Redis's overflow error.
+fn expire_when(arg: &[u8], seconds: bool, base: i64, name: &'static str) -> Result<i64, Error> {
+    let mut when = arg_i64(arg)?;
+    if seconds {
+        when = when.checked_mul(1000).ok_or(Error::ExpireTime(name))?;
+    }
+    // Only overflow is an error: negative times are allowed (and delete the key). `base` is
+    // 0 or the current time, never negative.
+    if when > i64::MAX - base {
+        return Err(Error::ExpireTime(name));
+    }
+    Ok(when + base)
+}
+
+fn expire_generic(
+    c: &mut Ctx,
+    a: &Args,
+    seconds: bool,
+    relative: bool,
+    name: &'static str,
+) -> CmdResult {
+    let flags = parse_expire_flags(a)?;
+    let base = if relative { c.now } else { 0 };
+    let when = expire_when(a.get(2), seconds, base, name)?;
+    let done = match c.db.expire_with(a.get(1), when, flags, c.now) {
+        ExpireOutcome::Missing | ExpireOutcome::Rejected => 0,
+        ExpireOutcome::Set | ExpireOutcome::Deleted => 1,
+    };
+    c.out.int(done);
+    Ok(())
+}
+
+fn expire(c: &mut Ctx, a: &Args) -> CmdResult {
+    expire_generic(c, a, true, true, "expire")
+}
+
+fn pexpire(c: &mut Ctx, a: &Args) -> CmdResult {
+    expire_generic(c, a, false, true, "pexpire")
+}
+
+fn expireat(c: &mut Ctx, a: &Args) -> CmdResult {
+    expire_generic(c, a, true, false, "expireat")
+}
+
+fn pexpireat(c: &mut Ctx, a: &Args) -> CmdResult {
+    expire_generic(c, a, false, false, "pexpireat")
+}
+
+/// TTL / PTTL / EXPIRETIME / PEXPIRETIME: -2 for no key, -1 for no TTL.
+fn ttl_generic(c: &mut Ctx, a: &Args, ms: bool, absolute: bool) -> CmdResult {
+    let Some(e) = c.db.read_untouched(a.get(1), c.now) else {
+        c.out.int(-2);
+        return Ok(());
+    };
+    let expire_at = e.expire_at();
+    if expire_at == NO_EXPIRE {
+        c.out.int(-1);
+        return Ok(());
+    }
+    let t = if absolute {
+        expire_at
+    } else {
+        expire_at - c.now
+    }
+    .max(0);
+    // Seconds round to nearest; Redis's arithmetic does not wrap for expiries near i64::MAX.
+    c.out.int(if ms {
+        t
+    } else {
+        ((t as i128 + 500) / 1000) as i64
+    });
+    Ok(())
+}
+
+fn ttl(c: &mut Ctx, a: &Args) -> CmdResult {
+    ttl_generic(c, a, false, false)
+}
+
+fn pttl(c: &mut Ctx, a: &Args) -> CmdResult {
+    ttl_generic(c, a, true, false)
+}
+
+fn expiretime(c: &mut Ctx, a: &Args) -> CmdResult {
+    ttl_generic(c, a, false, true)
+}
+
+fn pexpiretime(c: &mut Ctx, a: &Args) -> CmdResult {
+    ttl_generic(c, a, true, true)
+}
+
+fn persist(c: &mut Ctx, a: &Args) -> CmdResult {
+    let done = c.db.persist(a.get(1), c.now);
+    c.out.int(done as i64);
+    Ok(())
+}
+
+// ---- RENAME / RENAMENX / COPY ----
+
+/// RENAME and RENAMENX when both keys are on this shard.
+fn rename_generic(c: &mut Ctx, a: &Args, nx: bool) -> CmdResult {
+    let (src, dst) = (a.get(1), a.get(2));
+    if c.db.get(src, c.now).is_none() {
+        return Err(Error::NoSuchKey);
+    }
+    if src == dst {
+        // Nothing to do: RENAME says OK, RENAMENX that it renamed nothing.
+        reply_renamed(c.out, nx, false);
+        return Ok(());
+    }
+    // Looked up as a write even when replacing, so an expired target counts as expired.
+    if c.db.get(dst, c.now).is_some() && nx {
+        c.out.int(0);
+        return Ok(());
+    }
+    if let Some((value, expire_at)) = c.db.take(src, c.now) {
+        c.db.set(dst, value, expire_at, c.now);
+    }
+    reply_renamed(c.out, nx, true);
+    Ok(())
+}
+
+/// RENAME answers OK; RENAMENX 1 if it renamed, 0 if not.
+fn reply_renamed(out: &mut crate::resp::Reply, nx: bool, renamed: bool) {
+    if nx {
+        out.int(renamed as i64);
+    } else {
+        out.ok();
+    }
+}
+
+fn rename(c: &mut Ctx, a: &Args) -> CmdResult {
+    rename_generic(c, a, false)
+}
+
+fn renamenx(c: &mut Ctx, a: &Args) -> CmdResult {
+    rename_generic(c, a, true)
+}
+
+fn rename_multi<'a>(conn: &'a mut Conn, a: Args<'a>) -> BoxFuture<'a> {
+    Box::pin(rename_multi_generic(conn, a, false))
+}
+
+fn renamenx_multi<'a>(conn: &'a mut Conn, a: Args<'a>) -> BoxFuture<'a> {
+    Box::pin(rename_multi_generic(conn, a, true))
+}
+
+/// RENAME / RENAMENX across shards (the keys differ, since they hash differently).
+async fn rename_multi_generic(conn: &mut Conn, a: Args<'_>, nx: bool) -> CmdResult {
+    let mode = if nx {
+        TransferMode::RenameNx
+    } else {
+        TransferMode::Rename
+    };
+    let (src, dst) = (a.get(1).to_vec(), a.get(2).to_vec());
+    match multi::transfer(&conn.shard, conn.meta.id, src, dst, mode).await {
+        TransferOutcome::NoSource => return Err(Error::NoSuchKey),
+        TransferOutcome::TargetExists => reply_renamed(&mut conn.out, nx, false),
+        TransferOutcome::Done => reply_renamed(&mut conn.out, nx, true),
+    }
+    Ok(())
+}
+
+/// COPY's options from argument 3 on: whether REPLACE was given. Only DB 0 exists.
+fn parse_copy_options(a: &Args) -> Result<bool, Error> {
+    let mut replace = false;
+    let mut j = 3;
+    while j < a.len() {
+        if a.is(j, "REPLACE") {
+            replace = true;
+        } else if a.is(j, "DB") && j + 1 < a.len() {
+            let db = arg_i64(a.get(j + 1))?;
+            if i32::try_from(db).is_err() {
+                return Err(Error::msg(
+                    "value is out of range, value must between -2147483648 and 2147483647",
+                ));
+            }
+            if db != 0 {
+                return Err(Error::DbIndexOutOfRange);
+            }
+            j += 1;
+        } else {
+            return Err(Error::Syntax);
+        }
+        j += 1;
+    }
+    Ok(replace)
+}
+
+fn copy(c: &mut Ctx, a: &Args) -> CmdResult {
+    let replace = parse_copy_options(a)?;
+    let (src, dst) = (a.get(1), a.get(2));
+    if src == dst {
+        return Err(Error::msg("source and destination objects are the same"));
+    }
+    let Some(e) = c.db.read(src, c.now) else {
+        c.out.int(0);
+        return Ok(());
+    };
+    let (value, expire_at) = (e.value.clone(), e.expire_at());
+    if c.db.get(dst, c.now).is_some() && !replace {
+        c.out.int(0);
+        return Ok(());
+    }
+    c.db.set(dst, value, expire_at, c.now);
+    c.out.int(1);
+    Ok(())
+}
+
+fn copy_multi<'a>(conn: &'a mut Conn, a: Args<'a>) -> BoxFuture<'a> {
+    Box::pin(async move {
+        let replace = parse_copy_options(&a)?;
+        let (src, dst) = (a.get(1).to_vec(), a.get(2).to_vec());
+        let mode = TransferMode::Copy { replace };
+        let outcome = multi::transfer(&conn.shard, conn.meta.id, src, dst, mode).await;
+        conn.out.int((outcome == TransferOutcome::Done) as i64);
+        Ok(())
+    })
+}
+
+// ---- RANDOMKEY / KEYS / SCAN ----
+
+fn randomkey<'a>(conn: &'a mut Conn, _a: Args<'a>) -> BoxFuture<'a> {
+    Box::pin(async move {
+        // A shard drawn in proportion to its size, then a uniform key of it: every key is
+        // equally likely. A draw fails only if the shard's keys drawn were all expired (and
+        // are now deleted), so retrying makes progress.
+        for _ in 0..1000 {
+            let sizes = conn.shard.call_all(|s| s.db.borrow().len()).await;
+            let total: usize = sizes.iter().sum();
+            if total == 0 {
+                break;
+            }
+            let mut pick = (conn.shard.db.borrow_mut().random_u64() % total as u64) as usize;
+            let Some(to) = sizes.iter().position(|&n| {
+                if pick < n {
+                    true
+                } else {
+                    pick -= n;
+                    false
+                }
+            }) else {
+                break;
+            };
+            let key = conn
+                .shard
+                .call(to, 0, |s| s.db.borrow_mut().random_key(now_ms()))
+                .await;
+            if let Some(key) = key {
+                conn.out.bulk(&key);
+                return Ok(());
+            }
+        }
+        conn.out.null();
+        Ok(())
+    })
+}
+
+fn keys<'a>(conn: &'a mut Conn, a: Args<'a>) -> BoxFuture<'a> {
+    Box::pin(async move {
+        let pattern = a.get(1).to_vec();
+        let parts = conn
+            .shard
+            .call_all(move |s| s.db.borrow().keys_matching(&pattern, now_ms()))
+            .await;
+        conn.out.array(parts.iter().map(Vec::len).sum());
+        for k in parts.iter().flatten() {
+            conn.out.bulk(k);
+        }
+        Ok(())
+    })
+}
+
+/// A SCAN cursor, parsed as Redis's `strtoul` does: an optional sign (a negative number wraps),
+/// decimal digits, nothing after; an empty string is cursor 0.
+fn parse_cursor(arg: &[u8]) -> Result<u64, Error> {
+    let invalid = || Error::msg("invalid cursor");
+    // Redis reads the argument as a C string: it ends at the first NUL.
+    let s = arg.split(|&c| c == 0).next().unwrap_or_default();
+    if s.is_empty() {
+        return Ok(0);
+    }
+    let (neg, digits) = match s[0] {
+        b'-' => (true, &s[1..]),
+        b'+' => (false, &s[1..]),
+        _ => (false, s),
+    };
+    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+        return Err(invalid());
+    }
+    let mut v: u64 = 0;
+    for &d in digits {
+        v = v
+            .checked_mul(10)
+            .and_then(|v| v.checked_add((d - b'0') as u64))
+            .ok_or_else(invalid)?;
+    }
+    Ok(if neg { v.wrapping_neg() } else { v })
+}
+
+/// SCAN's validated options.
+#[derive(Debug, PartialEq)]
+struct ScanOptions {
+    count: usize,
+    /// None when absent or a lone `*`.
+    pattern: Option<Vec<u8>>,
+    type_name: Option<Vec<u8>>,
+}
+
+/// Parses SCAN's options from argument 2 on, as Redis 7.0's `scanGenericCommand`.
+fn parse_scan_options(a: &Args) -> Result<ScanOptions, Error> {
+    let mut o = ScanOptions {
+        count: 10,
+        pattern: None,
+        type_name: None,
+    };
+    let mut i = 2;
+    while i < a.len() {
+        let has_value = i + 1 < a.len();
+        if a.is(i, "COUNT") && has_value {
+            let n = arg_i64(a.get(i + 1))?;
+            if n < 1 {
+                return Err(Error::Syntax);
+            }
+            o.count = usize::try_from(n).unwrap_or(usize::MAX);
+        } else if a.is(i, "MATCH") && has_value {
+            let p = a.get(i + 1);
+            o.pattern = (p != b"*").then(|| p.to_vec());
+        } else if a.is(i, "TYPE") && has_value {
+            o.type_name = Some(a.get(i + 1).to_vec());
+        } else {
+            return Err(Error::Syntax);
+        }
+        i += 2;
+    }
+    Ok(o)
+}
+
+/// Where cursor `pos` points in the shard-major slot enumeration (all of shard 0's slots in
+/// increasing order, then shard 1's, ...): (shard, its table index, the shard's first position).
+fn locate(pos: u64, nshards: usize) -> Option<(usize, usize, u64)> {
+    let mut base = 0u64;
+    for shard in 0..nshards {
+        let owned = db::slots_owned(shard, nshards) as u64;
+        if pos < base + owned {
+            return Some((shard, (pos - base) as usize, base));
+        }
+        base += owned;
+    }
+    None
+}
+
+fn scan<'a>(conn: &'a mut Conn, a: Args<'a>) -> BoxFuture<'a> {
+    Box::pin(async move {
+        let cursor = parse_cursor(a.get(1))?;
+        let opts = parse_scan_options(&a)?;
+        let nshards = conn.shard.nshards;
+        let (keys, next) = match locate(cursor, nshards) {
+            None => (Vec::new(), 0),
+            Some((shard, start, base)) => {
+                let ScanOptions {
+                    count,
+                    pattern,
+                    type_name,
+                } = opts;
+                let (keys, resume) = conn
+                    .shard
+                    .call(shard, 0, move |s| {
+                        let filter = ScanFilter {
+                            pattern: pattern.as_deref(),
+                            type_name: type_name.as_deref(),
+                        };
+                        s.db.borrow_mut().scan_slots(start, count, filter, now_ms())
+                    })
+                    .await;
+                let next = match resume {
+                    Some(t) => base + t as u64,
+                    None if shard + 1 < nshards => base + db::slots_owned(shard, nshards) as u64,
+                    None => 0,
+                };
+                (keys, next)
+            }
+        };
+        conn.out.array(2);
+        conn.out.bulk_int(next as i64);
+        conn.out.array(keys.len());
+        for k in &keys {
+            conn.out.bulk(k);
+        }
+        Ok(())
+    })
+}
+
+// ---- OBJECT ----
+
+/// Whether an LFU `maxmemory-policy` is configured (then FREQ works and IDLETIME does not).
+fn lfu_policy(c: &Ctx) -> bool {
+    let config = c
+        .shard
+        .shared
+        .config
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    config.get("maxmemory-policy").ends_with("-lfu")
+}
+
+fn object_encoding(c: &mut Ctx, a: &Args) -> CmdResult {
+    match c.db.read_untouched(a.get(2), c.now) {
+        Some(e) => c.out.bulk(e.value.encoding().as_bytes()),
+        None => c.out.null(),
+    }
+    Ok(())
+}
+
+/// Redis shares the objects of the integers 0..9999 (`OBJ_SHARED_INTEGERS`) and reports their
+/// refcount as `INT_MAX`; every other value has one reference.
+fn refcount(v: &Value) -> i64 {
+    match v {
+        Value::Str(StrValue::Int(n)) if (0..10_000).contains(n) => i32::MAX as i64,
+        _ => 1,
+    }
+}
+
+fn object_refcount(c: &mut Ctx, a: &Args) -> CmdResult {
+    match c.db.read_untouched(a.get(2), c.now) {
+        Some(e) => c.out.int(refcount(&e.value)),
+        None => c.out.null(),
+    }
+    Ok(())
+}
+
+fn object_idletime(c: &mut Ctx, a: &Args) -> CmdResult {
+    let Some(lru) = c.db.read_untouched(a.get(2), c.now).map(|e| e.lru) else {
+        c.out.null();
+        return Ok(());
+    };
+    if lfu_policy(c) {
+        return Err(Error::msg("An LFU maxmemory policy is selected, idle time not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust."));
+    }
+    c.out.int(db::idle_seconds(lru, c.now) as i64);
+    Ok(())
+}
+
+fn object_freq(c: &mut Ctx, a: &Args) -> CmdResult {
+    let Some(lru) = c.db.read_untouched(a.get(2), c.now).map(|e| e.lru) else {
+        c.out.null();
+        return Ok(());
+    };
+    if !lfu_policy(c) {
+        return Err(Error::msg("An LFU maxmemory policy is not selected, access frequency not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust."));
+    }
+    // No LFU counters are kept: report Redis's initial counter (LFU_INIT_VAL, 5) decayed by one
+    // per minute idle, as LFUDecrAndReturn would for a key not accessed since it was stamped.
+    let idle_minutes = db::idle_seconds(lru, c.now) / 60;
+    c.out.int(5u64.saturating_sub(idle_minutes) as i64);
+    Ok(())
+}
+
+const OBJECT_HELP: &[&str] = &[
+    "OBJECT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    "ENCODING <key>",
+    "    Return the kind of internal representation used in order to store the value",
+    "    associated with a <key>.",
+    "FREQ <key>",
+    "    Return the access frequency index of the <key>. The returned integer is",
+    "    proportional to the logarithm of the recent access frequency of the key.",
+    "IDLETIME <key>",
+    "    Return the idle time of the <key>, that is the approximated number of",
+    "    seconds elapsed since the last access to the key.",
+    "REFCOUNT <key>",
+    "    Return the number of references of the value associated with the specified",
+    "    <key>.",
+    "HELP",
+    "    Prints this help.",
+];
+
+fn object_help(conn: &mut Conn, _a: &Args) -> CmdResult {
+    conn.out.array(OBJECT_HELP.len());
+    for line in OBJECT_HELP {
+        conn.out.simple(line);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resp::decode::Span;
+
+    /// Runs `f` with `words` as a request's arguments.
+    fn with_args<R>(words: &[&str], f: impl FnOnce(&Args) -> R) -> R {
+        let mut buf = Vec::new();
+        let mut spans = Vec::new();
+        for w in words {
+            let start = buf.len();
+            buf.extend_from_slice(w.as_bytes());
+            spans.push(Span {
+                start,
+                end: buf.len(),
+                in_scratch: false,
+            });
+        }
+        f(&Args::new(&buf, &[], &spans))
+    }
+
+    fn flags(words: &[&str]) -> Result<ExpireFlags, String> {
+        with_args(words, parse_expire_flags).map_err(|e| e.render().into_owned())
+    }
+
+    #[test]
+    fn expire_options_errors_match_redis() {
+        let f = flags(&["expire", "k", "10", "xx", "GT"]).unwrap_or_default();
+        assert!(f.xx && f.gt && !f.nx && !f.lt);
+        assert_eq!(
+            flags(&["expire", "k", "10", "nx", "xx"]),
+            Err("ERR NX and XX, GT or LT options at the same time are not compatible".into())
+        );
+        assert_eq!(
+            flags(&["expire", "k", "10", "nx", "lt"]),
+            Err("ERR NX and XX, GT or LT options at the same time are not compatible".into())
+        );
+        assert_eq!(
+            flags(&["expire", "k", "10", "gt", "lt"]),
+            Err("ERR GT and LT options at the same time are not compatible".into())
+        );
+        // An unknown option is reported before any conflict.
+        assert_eq!(
+            flags(&["expire", "k", "10", "nx", "xx", "foo"]),
+            Err("ERR Unsupported option foo".into())
+        );
+    }
+
+    #[test]
+    fn expire_time_overflow() {
+        let err = Err(Error::ExpireTime("expire"));
+        assert_eq!(expire_when(b"10", true, 1000, "expire"), Ok(11_000));
+        assert_eq!(expire_when(b"-10", true, 1000, "expire"), Ok(-9_000));
+        assert_eq!(expire_when(b"9223372036854776", true, 0, "expire"), err);
+        assert_eq!(
+            expire_when(b"9223372036854775", true, 0, "expire"),
+            Ok(9_223_372_036_854_775_000)
+        );
+        assert_eq!(expire_when(b"-9223372036854776", true, 0, "expire"), err);
+        assert_eq!(expire_when(b"9223372036854775807", false, 1, "expire"), err);
+        assert_eq!(
+            expire_when(b"-9223372036854775808", false, 5, "expire"),
+            Ok(i64::MIN + 5)
+        );
+        assert_eq!(
+            expire_when(b"1x", false, 0, "expire"),
+            Err(Error::NotInteger)
+        );
+    }
+
+    #[test]
+    fn cursor_parses_like_strtoul() {
+        let invalid = Err(Error::msg("invalid cursor"));
+        assert_eq!(parse_cursor(b"0"), Ok(0));
+        assert_eq!(parse_cursor(b""), Ok(0));
+        assert_eq!(parse_cursor(b"+12"), Ok(12));
+        assert_eq!(parse_cursor(b"007"), Ok(7));
+        assert_eq!(parse_cursor(b"-1"), Ok(u64::MAX));
+        assert_eq!(parse_cursor(b"18446744073709551615"), Ok(u64::MAX));
+        assert_eq!(parse_cursor(b"18446744073709551616"), invalid);
+        assert_eq!(parse_cursor(b" 1"), invalid);
+        assert_eq!(parse_cursor(b"1 "), invalid);
+        assert_eq!(parse_cursor(b"abc"), invalid);
+        assert_eq!(parse_cursor(b"-"), invalid);
+        assert_eq!(parse_cursor(b"0x1"), invalid);
+    }
+
+    #[test]
+    fn scan_options_validate_like_redis() {
+        let parse = |w: &[&str]| with_args(w, parse_scan_options);
+        assert_eq!(
+            parse(&["scan", "0", "MATCH", "*", "count", "3", "TYPE", "string"]),
+            Ok(ScanOptions {
+                count: 3,
+                pattern: None,
+                type_name: Some(b"string".to_vec())
+            })
+        );
+        assert_eq!(
+            parse(&["scan", "0", "match", "a*"]).map(|o| o.pattern),
+            Ok(Some(b"a*".to_vec()))
+        );
+        assert_eq!(parse(&["scan", "0", "count", "0"]), Err(Error::Syntax));
+        assert_eq!(parse(&["scan", "0", "count", "x"]), Err(Error::NotInteger));
+        assert_eq!(parse(&["scan", "0", "count"]), Err(Error::Syntax));
+        assert_eq!(parse(&["scan", "0", "foo", "bar"]), Err(Error::Syntax));
+    }
+
+    #[test]
+    fn copy_options() {
+        let parse = |w: &[&str]| with_args(w, parse_copy_options);
+        assert_eq!(parse(&["copy", "a", "b"]), Ok(false));
+        assert_eq!(parse(&["copy", "a", "b", "db", "0", "REPLACE"]), Ok(true));
+        assert_eq!(
+            parse(&["copy", "a", "b", "db", "1"]),
+            Err(Error::DbIndexOutOfRange)
+        );
+        assert_eq!(
+            parse(&["copy", "a", "b", "db", "4294967296"]).map_err(|e| e.render()),
+            Err("ERR value is out of range, value must between -2147483648 and 2147483647".into())
+        );
+        assert_eq!(
+            parse(&["copy", "a", "b", "db", "x"]),
+            Err(Error::NotInteger)
+        );
+        assert_eq!(parse(&["copy", "a", "b", "db"]), Err(Error::Syntax));
+        assert_eq!(parse(&["copy", "a", "b", "foo"]), Err(Error::Syntax));
+    }
+
+    #[test]
+    fn cursor_positions_are_shard_major() {
+        assert_eq!(locate(0, 1), Some((0, 0, 0)));
+        assert_eq!(locate(16383, 1), Some((0, 16383, 0)));
+        assert_eq!(locate(16384, 1), None);
+        // 3 shards own 5462, 5461, 5461 slots.
+        assert_eq!(locate(5461, 3), Some((0, 5461, 0)));
+        assert_eq!(locate(5462, 3), Some((1, 0, 5462)));
+        assert_eq!(locate(16383, 3), Some((2, 5460, 10923)));
+        assert_eq!(locate(u64::MAX, 3), None);
+    }
+
+    #[test]
+    fn refcount_of_shared_integers() {
+        assert_eq!(refcount(&Value::Str(StrValue::Int(100))), 2_147_483_647);
+        assert_eq!(refcount(&Value::Str(StrValue::Int(10_000))), 1);
+        assert_eq!(refcount(&Value::Str(StrValue::Int(-1))), 1);
+        assert_eq!(refcount(&Value::Str(StrValue::from_bytes(b"abc"))), 1);
+    }
 }

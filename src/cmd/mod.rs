@@ -2,9 +2,12 @@
 //! categories, handler), declared in the family files and gathered here. It drives dispatch,
 //! arity errors, key extraction for routing, COMMAND output and INFO commandstats.
 
+pub mod bitops;
 pub mod connection;
+pub mod hash;
 pub mod keys;
 pub mod server;
+pub mod set;
 pub mod string;
 
 use std::future::Future;
@@ -15,10 +18,11 @@ use std::sync::OnceLock;
 use hashbrown::HashMap;
 
 use crate::db::Keyspace;
-use crate::error::CmdResult;
+use crate::error::{CmdResult, Error};
 use crate::resp::{Args, Reply};
 use crate::server::conn::Conn;
 use crate::shard::Shard;
+use crate::util::time::{elapsed_ns, ticks};
 
 /// Command flags, as COMMAND reports them.
 pub mod flag {
@@ -203,7 +207,8 @@ impl CommandSpec {
 #[derive(Default, Clone, Copy, Debug)]
 pub struct CommandStats {
     pub calls: u64,
-    pub usec: u64,
+    /// Time spent in the handler, in nanoseconds (INFO shows microseconds).
+    pub nsec: u64,
     pub failed: u64,
     pub rejected: u64,
 }
@@ -260,7 +265,10 @@ fn families() -> impl Iterator<Item = &'static CommandSpec> {
         connection::COMMANDS,
         server::COMMANDS,
         string::COMMANDS,
+        bitops::COMMANDS,
         keys::COMMANDS,
+        hash::COMMANDS,
+        set::COMMANDS,
     ]
     .into_iter()
     .flatten()
@@ -302,35 +310,52 @@ pub fn run_keyed(
     out: &mut Reply,
     now: i64,
 ) {
-    let started = std::time::Instant::now();
-    let result = {
+    let started = ticks();
+    let mark = out.buf.len();
+    let result = guarded(|| {
         let mut db = shard.db.borrow_mut();
         let mut ctx = Ctx {
             shard,
             db: &mut db,
-            out,
+            out: &mut *out,
             now,
         };
         f(&mut ctx, args)
-    };
+    });
+    if result.is_err() {
+        // A handler that failed (or panicked) part-way must not leave a partial reply.
+        out.buf.truncate(mark);
+    }
     let mut stats = shard.stats.borrow_mut();
     stats.commands += 1;
     let s = &mut stats.cmd[idx];
     s.calls += 1;
-    s.usec += started.elapsed().as_micros() as u64;
+    s.nsec += elapsed_ns(started);
     if let Err(e) = result {
         s.failed += 1;
         out.error(&e);
     }
 }
 
+/// The reply for a handler that panicked: the bug is logged (by the panic hook) and the
+/// client gets an error, while the executor and every other client carry on.
+pub const PANIC_REPLY: &str = "internal error while executing the command (see the server log)";
+
+/// Runs a handler, turning a panic into an error reply instead of losing the executor.
+#[inline]
+pub fn guarded(f: impl FnOnce() -> CmdResult) -> CmdResult {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
+        .unwrap_or_else(|_| Err(Error::msg(PANIC_REPLY)))
+}
+
 /// Records a connection-level command's stats.
-pub fn record(shard: &Shard, idx: usize, started: std::time::Instant, failed: bool) {
+/// `started` is a `util::time::ticks()` value.
+pub fn record(shard: &Shard, idx: usize, started: u64, failed: bool) {
     let mut stats = shard.stats.borrow_mut();
     stats.commands += 1;
     let s = &mut stats.cmd[idx];
     s.calls += 1;
-    s.usec += started.elapsed().as_micros() as u64;
+    s.nsec += elapsed_ns(started);
     if failed {
         s.failed += 1;
     }

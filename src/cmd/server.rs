@@ -1,9 +1,193 @@
 //! Server commands (Redis's server.c and friends): DBSIZE, FLUSHALL, INFO, CLIENT, CONFIG, COMMAND ...
+//!
+//! The bigger families live in submodules; this file holds the table and the small commands.
+
+mod client;
+mod command;
+mod config;
+mod debug;
+mod info;
 
 use crate::cmd::{flag::*, BoxFuture, CommandSpec, Handler};
 use crate::error::{CmdResult, Error};
-use crate::resp::Args;
+use crate::resp::{Args, Reply};
 use crate::server::conn::Conn;
+use crate::util::time::now_us;
+
+const ADMIN_ACL: &[&str] = &["@admin", "@slow", "@dangerous"];
+const CONN_ACL: &[&str] = &["@slow", "@connection"];
+const CONN_ADMIN_ACL: &[&str] = &["@admin", "@slow", "@dangerous", "@connection"];
+/// Flags of most CLIENT subcommands.
+const CLIENT_FLAGS: u32 = NOSCRIPT | LOADING | STALE;
+
+/// A CLIENT/CONFIG/COMMAND subcommand spec (names, arities and flags as Redis 7.0 reports them).
+const fn sub(name: &'static str, arity: i32, flags: u32, handler: Handler) -> CommandSpec {
+    CommandSpec::new(name, arity, flags, handler)
+}
+
+static CLIENT_SUBS: &[CommandSpec] = &[
+    sub("id", 2, CLIENT_FLAGS, Handler::Sync(client::id))
+        .acl(CONN_ACL)
+        .doc(
+            "connection",
+            "5.0.0",
+            "Returns the client ID for the current connection",
+        ),
+    sub("setname", 3, CLIENT_FLAGS, Handler::Sync(client::setname))
+        .acl(CONN_ACL)
+        .doc("connection", "2.6.9", "Set the current connection name"),
+    sub("getname", 2, CLIENT_FLAGS, Handler::Sync(client::getname))
+        .acl(CONN_ACL)
+        .doc("connection", "2.6.9", "Get the current connection name"),
+    sub(
+        "list",
+        -2,
+        ADMIN | CLIENT_FLAGS,
+        Handler::Async(client::list),
+    )
+    .acl(CONN_ADMIN_ACL)
+    .doc("connection", "2.4.0", "Get the list of client connections"),
+    sub("info", 2, CLIENT_FLAGS, Handler::Sync(client::info))
+        .acl(CONN_ACL)
+        .doc(
+            "connection",
+            "6.2.0",
+            "Returns information about the current client connection.",
+        ),
+    sub(
+        "kill",
+        -3,
+        ADMIN | CLIENT_FLAGS,
+        Handler::Async(client::kill),
+    )
+    .acl(CONN_ADMIN_ACL)
+    .doc("connection", "2.4.0", "Kill the connection of a client"),
+    // Redis 7.2's; 7.0 has no CLIENT SETINFO.
+    sub("setinfo", 4, CLIENT_FLAGS, Handler::Sync(client::setinfo))
+        .acl(CONN_ACL)
+        .doc(
+            "connection",
+            "7.2.0",
+            "Sets information specific to the client or connection.",
+        ),
+    sub(
+        "no-evict",
+        3,
+        ADMIN | CLIENT_FLAGS,
+        Handler::Sync(client::no_evict),
+    )
+    .acl(CONN_ADMIN_ACL)
+    .doc(
+        "connection",
+        "7.0.0",
+        "Set client eviction mode for the current connection",
+    ),
+    sub("help", 2, LOADING | STALE, Handler::Sync(client::help))
+        .acl(CONN_ACL)
+        .doc(
+            "connection",
+            "5.0.0",
+            "Show helpful text about the different subcommands",
+        ),
+];
+
+static CONFIG_SUBS: &[CommandSpec] = &[
+    sub(
+        "get",
+        -3,
+        ADMIN | NOSCRIPT | LOADING | STALE,
+        Handler::Sync(config::get),
+    )
+    .acl(ADMIN_ACL)
+    .doc(
+        "server",
+        "2.0.0",
+        "Get the values of configuration parameters",
+    ),
+    sub(
+        "set",
+        -4,
+        ADMIN | NOSCRIPT | LOADING | STALE,
+        Handler::Async(config::set),
+    )
+    .acl(ADMIN_ACL)
+    .doc(
+        "server",
+        "2.0.0",
+        "Set configuration parameters to the given values",
+    ),
+    sub(
+        "resetstat",
+        2,
+        ADMIN | NOSCRIPT | LOADING | STALE,
+        Handler::Async(config::resetstat),
+    )
+    .acl(ADMIN_ACL)
+    .doc("server", "2.0.0", "Reset the stats returned by INFO"),
+    sub("help", 2, LOADING | STALE, Handler::Sync(config::help))
+        .acl(&["@slow"])
+        .doc(
+            "server",
+            "5.0.0",
+            "Show helpful text about the different subcommands",
+        ),
+];
+
+/// COMMAND's subcommands. COMMAND itself is not a `Container`: without a subcommand it
+/// returns the whole table, so its own handler dispatches these (see `command::root`).
+static COMMAND_SUBS: &[CommandSpec] = &[
+    sub("count", 2, LOADING | STALE, Handler::Sync(command::count))
+        .acl(CONN_ACL)
+        .doc("server", "2.8.13", "Get total number of Redis commands"),
+    sub("docs", -2, LOADING | STALE, Handler::Sync(command::docs))
+        .acl(CONN_ACL)
+        .doc(
+            "server",
+            "7.0.0",
+            "Get array of specific Redis command documentation",
+        ),
+    sub(
+        "getkeys",
+        -4,
+        LOADING | STALE,
+        Handler::Sync(command::getkeys),
+    )
+    .acl(CONN_ACL)
+    .doc(
+        "server",
+        "2.8.13",
+        "Extract keys given a full Redis command",
+    ),
+    sub(
+        "getkeysandflags",
+        -4,
+        LOADING | STALE,
+        Handler::Sync(command::getkeysandflags),
+    )
+    .acl(CONN_ACL)
+    .doc(
+        "server",
+        "7.0.0",
+        "Extract keys and access flags given a full Redis command",
+    ),
+    sub("help", 2, LOADING | STALE, Handler::Sync(command::help))
+        .acl(CONN_ACL)
+        .doc(
+            "server",
+            "5.0.0",
+            "Show helpful text about the different subcommands",
+        ),
+    sub("info", -2, LOADING | STALE, Handler::Sync(command::info))
+        .acl(CONN_ACL)
+        .doc(
+            "server",
+            "2.8.13",
+            "Get array of specific Redis command details, or all when no argument is given.",
+        ),
+    sub("list", -2, LOADING | STALE, Handler::Sync(command::list))
+        .acl(CONN_ACL)
+        .doc("server", "7.0.0", "Get an array of Redis command names"),
+];
 
 pub static COMMANDS: &[CommandSpec] = &[
     CommandSpec::new(
@@ -16,28 +200,125 @@ pub static COMMANDS: &[CommandSpec] = &[
     .doc(
         "server",
         "1.0.0",
-        "Returns the number of keys in the database.",
+        "Return the number of keys in the selected database",
     ),
     CommandSpec::new("flushall", -1, WRITE | BARRIER, Handler::Async(flushall))
         .acl(&["@keyspace", "@write", "@slow", "@dangerous"])
-        .doc("server", "1.0.0", "Removes all keys from all databases."),
+        .doc("server", "1.0.0", "Remove all keys from all databases"),
     CommandSpec::new("flushdb", -1, WRITE | BARRIER, Handler::Async(flushall))
         .acl(&["@keyspace", "@write", "@slow", "@dangerous"])
         .doc(
             "server",
             "1.0.0",
-            "Remove all keys from the current database.",
+            "Remove all keys from the current database",
         ),
+    CommandSpec::new("client", -2, 0, Handler::Container)
+        .acl(&["@slow"])
+        .doc(
+            "connection",
+            "2.4.0",
+            "A container for client connection commands",
+        )
+        .subs(CLIENT_SUBS),
+    CommandSpec::new("config", -2, 0, Handler::Container)
+        .acl(&["@slow"])
+        .doc(
+            "server",
+            "2.0.0",
+            "A container for server configuration commands",
+        )
+        .subs(CONFIG_SUBS),
+    CommandSpec::new("command", -1, LOADING | STALE, Handler::Sync(command::root))
+        .acl(CONN_ACL)
+        .doc("server", "2.8.13", "Get array of Redis command details")
+        .subs(COMMAND_SUBS),
+    CommandSpec::new("info", -1, LOADING | STALE, Handler::Async(info::info))
+        .acl(&["@slow", "@dangerous"])
+        .doc(
+            "server",
+            "1.0.0",
+            "Get information and statistics about the server",
+        ),
+    CommandSpec::new("time", 1, LOADING | STALE | FAST, Handler::Sync(time))
+        .acl(&["@fast"])
+        .doc("server", "2.6.0", "Return the current server time"),
+    CommandSpec::new(
+        "lastsave",
+        1,
+        LOADING | STALE | FAST,
+        Handler::Sync(lastsave),
+    )
+    .acl(&["@admin", "@fast", "@dangerous"])
+    .doc(
+        "server",
+        "1.0.0",
+        "Get the UNIX time stamp of the last successful save to disk",
+    ),
+    CommandSpec::new(
+        "shutdown",
+        -1,
+        ADMIN | NOSCRIPT | LOADING | STALE | NO_MULTI | ALLOW_BUSY,
+        Handler::Sync(shutdown),
+    )
+    .acl(ADMIN_ACL)
+    .doc(
+        "server",
+        "1.0.0",
+        "Synchronously save the dataset to disk and then shut down the server",
+    ),
+    CommandSpec::new(
+        "debug",
+        -2,
+        ADMIN | NOSCRIPT | LOADING | STALE,
+        Handler::Async(debug::debug),
+    )
+    .acl(ADMIN_ACL)
+    .doc("server", "1.0.0", "A container for debugging commands"),
 ];
 
 /// CLIENT SETNAME rules: no spaces or newlines.
 pub fn validate_client_name(name: &[u8]) -> CmdResult {
-    if name.iter().any(|&c| c < b'!' || c > b'~') {
+    if name.iter().any(|c| !(b'!'..=b'~').contains(c)) {
         return Err(Error::msg(
             "Client names cannot contain spaces, newlines or special characters.",
         ));
     }
     Ok(())
+}
+
+/// Redis's `addReplyHelp`: a header naming the command as the client typed it, the lines, and
+/// the HELP footer, each a status reply.
+fn help_reply(out: &mut Reply, cmd: &[u8], lines: &[&str]) {
+    out.array(lines.len() + 3);
+    let cmd = String::from_utf8_lossy(cmd).to_ascii_uppercase();
+    out.simple(&format!(
+        "{cmd} <subcommand> [<arg> [value] [opt] ...]. Subcommands are:"
+    ));
+    for line in lines {
+        out.simple(line);
+    }
+    out.simple("HELP");
+    out.simple("    Prints this help.");
+}
+
+/// Records the subcommand's full name (`client|list`) as the connection's last command, as
+/// CLIENT LIST shows it (the gate stores the bare subcommand name).
+fn note_full_name(c: &Conn, a: &Args) {
+    let table = crate::cmd::table();
+    if a.len() < 2 {
+        return;
+    }
+    if let Some(sub) = table
+        .lookup(a.get(0))
+        .and_then(|top| table.lookup_sub(top, a.get(1)))
+    {
+        c.meta.last_cmd.set(table.full_names[sub].as_str());
+    }
+}
+
+/// Whether the client connects over loopback (Redis's `islocalClient`).
+fn is_local(c: &Conn) -> bool {
+    c.meta.addr.starts_with("127.0.0.1:") || c.meta.addr.starts_with("[::1]:")
 }
 
 fn dbsize<'a>(conn: &'a mut Conn, _a: Args<'a>) -> BoxFuture<'a> {
@@ -59,4 +340,84 @@ fn flushall<'a>(conn: &'a mut Conn, a: Args<'a>) -> BoxFuture<'a> {
         conn.out.ok();
         Ok(())
     })
+}
+
+/// TIME: `[unix seconds, microseconds]` as bulk strings.
+fn time(c: &mut Conn, _a: &Args) -> CmdResult {
+    let us = now_us();
+    c.out.array(2);
+    c.out.bulk_int(us / 1_000_000);
+    c.out.bulk_int(us % 1_000_000);
+    Ok(())
+}
+
+/// LASTSAVE: with no save ever, Redis reports its start time (`lastsave` is initialised to it).
+fn lastsave(c: &mut Conn, _a: &Args) -> CmdResult {
+    c.out.int(c.shard.shared.started_unix);
+    Ok(())
+}
+
+/// SHUTDOWN [NOSAVE|SAVE] [NOW] [FORCE] [ABORT], parsed as Redis 7.0 does. There is no
+/// persistence: without SAVE nothing needs saving (save points can only be `""`), so the
+/// process exits at once with status 0 (the client sees the connection close, as with Redis).
+/// SAVE cannot be honoured, so it fails the way a failed RDB save does in Redis
+/// (`Errors trying to SHUTDOWN. Check logs.`) unless FORCE says to exit anyway. ABORT has no
+/// shutdown in progress to abort: shutdowns here are immediate.
+fn shutdown(c: &mut Conn, a: &Args) -> CmdResult {
+    let (mut nosave, mut save, mut now, mut force, mut abort) = (false, false, false, false, false);
+    for arg in a.rest(1) {
+        let flag = match arg.to_ascii_lowercase().as_slice() {
+            b"nosave" => &mut nosave,
+            b"save" => &mut save,
+            b"now" => &mut now,
+            b"force" => &mut force,
+            b"abort" => &mut abort,
+            _ => return Err(Error::Syntax),
+        };
+        *flag = true;
+    }
+    if (abort && (nosave || save || now || force)) || (nosave && save) {
+        return Err(Error::Syntax);
+    }
+    if abort {
+        return Err(Error::msg("No shutdown in progress."));
+    }
+    if save && !force {
+        eprintln!("Error trying to save the DB, can't exit: redcell has no persistence yet.");
+        eprintln!("Errors trying to shut down the server. Check the logs for more information.");
+        return Err(Error::msg("Errors trying to SHUTDOWN. Check logs."));
+    }
+    let shared = &c.shard.shared;
+    shared
+        .shutting_down
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    eprintln!("User requested shutdown...");
+    if save {
+        eprintln!("Error trying to save the DB (no persistence), exiting anyway (FORCE).");
+    }
+    eprintln!("redcell is now ready to exit, bye bye...");
+    std::process::exit(0);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn help_has_header_and_footer() {
+        let mut out = Reply::new(false);
+        help_reply(&mut out, b"client", &["ID", "    Return the ID."]);
+        assert_eq!(
+            out.buf,
+            b"*5\r\n+CLIENT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:\r\n+ID\r\n+    Return the ID.\r\n+HELP\r\n+    Prints this help.\r\n"
+        );
+    }
+
+    #[test]
+    fn client_names_are_printable_ascii() {
+        assert!(validate_client_name(b"abc-1").is_ok());
+        assert!(validate_client_name(b"").is_ok());
+        assert!(validate_client_name(b"a b").is_err());
+        assert!(validate_client_name(b"a\n").is_err());
+    }
 }

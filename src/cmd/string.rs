@@ -3,11 +3,14 @@
 use crate::cmd::{flag::*, BoxFuture, CommandSpec, Ctx, Handler};
 use crate::db::{Keyspace, NO_EXPIRE};
 use crate::error::{CmdResult, Error};
-use crate::resp::Args;
+use crate::resp::{Args, Reply};
 use crate::server::conn::Conn;
 use crate::shard::multi;
 use crate::types::{StrValue, Value};
 use crate::util::num::{arg_i64, incr_by_float};
+
+/// Longest string Redis keeps as `embstr` (`OBJ_ENCODING_EMBSTR_SIZE_LIMIT`).
+const EMBSTR_MAX: usize = 44;
 
 const READ: &[&str] = &["@read", "@string", "@fast"];
 const WRITE_FAST: &[&str] = &["@write", "@string", "@fast"];
@@ -18,43 +21,138 @@ const fn keyed(name: &'static str, arity: i32, flags: u32, f: crate::cmd::KeyedF
 }
 
 pub static COMMANDS: &[CommandSpec] = &[
-    keyed("get", 2, READONLY | FAST, get).acl(READ).doc("string", "1.0.0", "Returns the string value of a key."),
-    keyed("set", -3, WRITE | DENYOOM, set).acl(&["@write", "@string", "@slow"]).doc(
+    keyed("get", 2, READONLY | FAST, get).acl(READ).doc(
         "string",
         "1.0.0",
-        "Sets the string value of a key, ignoring its type. The key is created if it doesn't exist.",
+        "Get the value of a key",
     ),
-    keyed("setnx", 3, WRITE | DENYOOM | FAST, setnx).acl(WRITE_FAST).doc("string", "1.0.0", "Set the string value of a key only when the key doesn't exist."),
-    keyed("setex", 4, WRITE | DENYOOM, setex).acl(WRITE_SLOW).doc("string", "2.0.0", "Sets the string value and expiration time of a key."),
-    keyed("psetex", 4, WRITE | DENYOOM, psetex).acl(WRITE_SLOW).doc("string", "2.6.0", "Sets both string value and expiration time in milliseconds of a key."),
-    keyed("getset", 3, WRITE | DENYOOM | FAST, getset).acl(WRITE_FAST).doc("string", "1.0.0", "Returns the previous string value of a key after setting it to a new value."),
-    keyed("getdel", 2, WRITE | FAST, getdel).acl(WRITE_FAST).doc("string", "6.2.0", "Returns the string value of a key after deleting the key."),
-    keyed("getex", -2, WRITE | FAST, getex).acl(WRITE_FAST).doc("string", "6.2.0", "Returns the string value of a key after setting its expiration time."),
+    keyed("set", -3, WRITE | DENYOOM, set)
+        .acl(&["@write", "@string", "@slow"])
+        .doc("string", "1.0.0", "Set the string value of a key"),
+    keyed("setnx", 3, WRITE | DENYOOM | FAST, setnx)
+        .acl(WRITE_FAST)
+        .doc(
+            "string",
+            "1.0.0",
+            "Set the value of a key, only if the key does not exist",
+        ),
+    keyed("setex", 4, WRITE | DENYOOM, setex)
+        .acl(WRITE_SLOW)
+        .doc("string", "2.0.0", "Set the value and expiration of a key"),
+    keyed("psetex", 4, WRITE | DENYOOM, psetex)
+        .acl(WRITE_SLOW)
+        .doc(
+            "string",
+            "2.6.0",
+            "Set the value and expiration in milliseconds of a key",
+        ),
+    keyed("getset", 3, WRITE | DENYOOM | FAST, getset)
+        .acl(WRITE_FAST)
+        .doc(
+            "string",
+            "1.0.0",
+            "Set the string value of a key and return its old value",
+        ),
+    keyed("getdel", 2, WRITE | FAST, getdel)
+        .acl(WRITE_FAST)
+        .doc(
+            "string",
+            "6.2.0",
+            "Get the value of a key and delete the key",
+        ),
+    keyed("getex", -2, WRITE | FAST, getex).acl(WRITE_FAST).doc(
+        "string",
+        "6.2.0",
+        "Get the value of a key and optionally set its expiration",
+    ),
     keyed("mget", -2, READONLY | FAST, mget)
         .keys(1, -1, 1)
         .multi(mget_multi)
         .acl(READ)
-        .doc("string", "1.0.0", "Atomically returns the string values of one or more keys."),
+        .doc("string", "1.0.0", "Get the values of all the given keys"),
     keyed("mset", -3, WRITE | DENYOOM, mset)
         .keys(1, -1, 2)
         .multi(mset_multi)
         .acl(WRITE_SLOW)
-        .doc("string", "1.0.1", "Atomically creates or modifies the string values of one or more keys."),
+        .doc("string", "1.0.1", "Set multiple keys to multiple values"),
     keyed("msetnx", -3, WRITE | DENYOOM, msetnx)
         .keys(1, -1, 2)
         .multi(msetnx_multi)
         .acl(WRITE_SLOW)
-        .doc("string", "1.0.1", "Atomically modifies the string values of one or more keys only when all keys don't exist."),
-    keyed("append", 3, WRITE | DENYOOM | FAST, append).acl(WRITE_FAST).doc("string", "2.0.0", "Appends a string to the value of a key. Creates the key if it doesn't exist."),
-    keyed("strlen", 2, READONLY | FAST, strlen).acl(READ).doc("string", "2.2.0", "Returns the length of a string value."),
-    keyed("incr", 2, WRITE | DENYOOM | FAST, incr).acl(WRITE_FAST).doc("string", "1.0.0", "Increments the integer value of a key by one. Uses 0 as initial value if the key doesn't exist."),
-    keyed("decr", 2, WRITE | DENYOOM | FAST, decr).acl(WRITE_FAST).doc("string", "1.0.0", "Decrements the integer value of a key by one. Uses 0 as initial value if the key doesn't exist."),
-    keyed("incrby", 3, WRITE | DENYOOM | FAST, incrby).acl(WRITE_FAST).doc("string", "1.0.0", "Increments the integer value of a key by a number. Uses 0 as initial value if the key doesn't exist."),
-    keyed("decrby", 3, WRITE | DENYOOM | FAST, decrby).acl(WRITE_FAST).doc("string", "1.0.0", "Decrements a number from the integer value of a key. Uses 0 as initial value if the key doesn't exist."),
-    keyed("incrbyfloat", 3, WRITE | DENYOOM | FAST, incrbyfloat).acl(WRITE_FAST).doc("string", "2.6.0", "Increment the floating point value of a key by a number. Uses 0 as initial value if the key doesn't exist."),
-    keyed("getrange", 4, READONLY, getrange).acl(&["@read", "@string", "@slow"]).doc("string", "2.4.0", "Returns a substring of the string stored at a key."),
-    keyed("substr", 4, READONLY, getrange).acl(&["@read", "@string", "@slow"]).doc("string", "1.0.0", "Returns a substring from a string value."),
-    keyed("setrange", 4, WRITE | DENYOOM, setrange).acl(WRITE_SLOW).doc("string", "2.2.0", "Overwrites a part of a string value with another by an offset. Creates the key if it doesn't exist."),
+        .doc(
+            "string",
+            "1.0.1",
+            "Set multiple keys to multiple values, only if none of the keys exist",
+        ),
+    keyed("append", 3, WRITE | DENYOOM | FAST, append)
+        .acl(WRITE_FAST)
+        .doc("string", "2.0.0", "Append a value to a key"),
+    keyed("strlen", 2, READONLY | FAST, strlen).acl(READ).doc(
+        "string",
+        "2.2.0",
+        "Get the length of the value stored in a key",
+    ),
+    keyed("incr", 2, WRITE | DENYOOM | FAST, incr)
+        .acl(WRITE_FAST)
+        .doc(
+            "string",
+            "1.0.0",
+            "Increment the integer value of a key by one",
+        ),
+    keyed("decr", 2, WRITE | DENYOOM | FAST, decr)
+        .acl(WRITE_FAST)
+        .doc(
+            "string",
+            "1.0.0",
+            "Decrement the integer value of a key by one",
+        ),
+    keyed("incrby", 3, WRITE | DENYOOM | FAST, incrby)
+        .acl(WRITE_FAST)
+        .doc(
+            "string",
+            "1.0.0",
+            "Increment the integer value of a key by the given amount",
+        ),
+    keyed("decrby", 3, WRITE | DENYOOM | FAST, decrby)
+        .acl(WRITE_FAST)
+        .doc(
+            "string",
+            "1.0.0",
+            "Decrement the integer value of a key by the given number",
+        ),
+    keyed("incrbyfloat", 3, WRITE | DENYOOM | FAST, incrbyfloat)
+        .acl(WRITE_FAST)
+        .doc(
+            "string",
+            "2.6.0",
+            "Increment the float value of a key by the given amount",
+        ),
+    keyed("getrange", 4, READONLY, getrange)
+        .acl(&["@read", "@string", "@slow"])
+        .doc(
+            "string",
+            "2.4.0",
+            "Get a substring of the string stored at a key",
+        ),
+    keyed("substr", 4, READONLY, getrange)
+        .acl(&["@read", "@string", "@slow"])
+        .doc(
+            "string",
+            "1.0.0",
+            "Get a substring of the string stored at a key",
+        ),
+    keyed("lcs", -3, READONLY, lcs)
+        .keys(1, 2, 1)
+        .multi(lcs_multi)
+        .acl(&["@read", "@string", "@slow"])
+        .doc("string", "7.0.0", "Find longest common substring"),
+    keyed("setrange", 4, WRITE | DENYOOM, setrange)
+        .acl(WRITE_SLOW)
+        .doc(
+            "string",
+            "2.2.0",
+            "Overwrite part of a string at key starting at the specified offset",
+        ),
 ];
 
 /// The string at `key`: `Ok(None)` if absent, `WRONGTYPE` if another type.
@@ -110,7 +208,8 @@ pub enum Expiry {
 }
 
 /// Converts an expire argument to absolute ms; `unit_ms` is 1000 for seconds. `absolute`
-/// for EXAT/PXAT. Errors with `invalid expire time in '<cmd>' command`.
+/// for EXAT/PXAT. Errors with `invalid expire time in '<cmd>' command`, as Redis's
+/// `getExpireMillisecondsOrReply` does (non-positive, or overflowing once converted).
 pub fn expire_at(
     arg: &[u8],
     unit_ms: i64,
@@ -130,6 +229,91 @@ pub fn expire_at(
     }
 }
 
+/// The TTL option of SET/GETEX: unit in ms and whether the time is absolute.
+#[derive(Clone, Copy, PartialEq)]
+struct TtlKind {
+    unit_ms: i64,
+    absolute: bool,
+}
+
+/// The options of SET (NX, XX, GET, KEEPTTL, EX/PX/EXAT/PXAT) or GETEX (PERSIST and the
+/// timed ones), as Redis's `parseExtendedStringArgumentsOrReply` accepts them: repeating an
+/// option is allowed, conflicting ones are a syntax error, and only the last expire value
+/// is kept (it is parsed later, by the caller).
+#[derive(Default)]
+struct StrOpts<'a> {
+    nx: bool,
+    xx: bool,
+    get: bool,
+    keepttl: bool,
+    persist: bool,
+    ttl: Option<(TtlKind, &'a [u8])>,
+}
+
+impl<'a> StrOpts<'a> {
+    fn parse(a: &Args<'a>, from: usize, for_set: bool) -> Result<StrOpts<'a>, Error> {
+        let mut o = StrOpts::default();
+        let mut i = from;
+        while i < a.len() {
+            let opt = a.get(i);
+            let has_next = i + 1 < a.len();
+            let timed = |word: &str| opt.eq_ignore_ascii_case(word.as_bytes());
+            let kind = if timed("EX") {
+                Some(TtlKind {
+                    unit_ms: 1000,
+                    absolute: false,
+                })
+            } else if timed("PX") {
+                Some(TtlKind {
+                    unit_ms: 1,
+                    absolute: false,
+                })
+            } else if timed("EXAT") {
+                Some(TtlKind {
+                    unit_ms: 1000,
+                    absolute: true,
+                })
+            } else if timed("PXAT") {
+                Some(TtlKind {
+                    unit_ms: 1,
+                    absolute: true,
+                })
+            } else {
+                None
+            };
+            let other_ttl = |k: TtlKind| o.ttl.is_some_and(|(t, _)| t != k);
+            if for_set && a.is(i, "NX") && !o.xx {
+                o.nx = true;
+            } else if for_set && a.is(i, "XX") && !o.nx {
+                o.xx = true;
+            } else if for_set && a.is(i, "GET") {
+                o.get = true;
+            } else if for_set && a.is(i, "KEEPTTL") && o.ttl.is_none() {
+                o.keepttl = true;
+            } else if !for_set && a.is(i, "PERSIST") && o.ttl.is_none() {
+                o.persist = true;
+            } else if let Some(k) =
+                kind.filter(|&k| !o.keepttl && !o.persist && !other_ttl(k) && has_next)
+            {
+                o.ttl = Some((k, a.get(i + 1)));
+                i += 1;
+            } else {
+                return Err(Error::Syntax);
+            }
+            i += 1;
+        }
+        Ok(o)
+    }
+
+    /// The absolute expiry the TTL option asks for, if any.
+    fn expire_at(&self, now: i64, cmd: &'static str) -> Result<Option<i64>, Error> {
+        match self.ttl {
+            Some((k, arg)) => expire_at(arg, k.unit_ms, k.absolute, now, cmd).map(Some),
+            None => Ok(None),
+        }
+    }
+}
+
 /// Stores a string, honouring an expiry that may already be in the past (then the key is deleted).
 fn store(db: &mut Keyspace, key: &[u8], val: &[u8], exp: Expiry, now: i64) {
     let value = Value::Str(StrValue::from_bytes(val));
@@ -144,55 +328,25 @@ fn store(db: &mut Keyspace, key: &[u8], val: &[u8], exp: Expiry, now: i64) {
 }
 
 fn set(c: &mut Ctx, a: &Args) -> CmdResult {
-    let (mut nx, mut xx, mut want_get) = (false, false, false);
-    let mut exp = Expiry::Clear;
-    let mut i = 3;
-    while i < a.len() {
-        let next = (i + 1 < a.len()).then(|| a.get(i + 1));
-        let opt = a.get(i);
-        let timed = |unit: i64, abs: bool, exp: Expiry| -> Result<Expiry, Error> {
-            match (next, exp) {
-                (Some(v), Expiry::Clear) => Ok(Expiry::At(expire_at(v, unit, abs, c.now, "set")?)),
-                _ => Err(Error::Syntax),
-            }
-        };
-        if opt.eq_ignore_ascii_case(b"NX") && !xx {
-            nx = true;
-        } else if opt.eq_ignore_ascii_case(b"XX") && !nx {
-            xx = true;
-        } else if opt.eq_ignore_ascii_case(b"GET") {
-            want_get = true;
-        } else if opt.eq_ignore_ascii_case(b"KEEPTTL") && exp == Expiry::Clear {
-            exp = Expiry::Keep;
-        } else if opt.eq_ignore_ascii_case(b"EX") {
-            exp = timed(1000, false, exp)?;
-            i += 1;
-        } else if opt.eq_ignore_ascii_case(b"PX") {
-            exp = timed(1, false, exp)?;
-            i += 1;
-        } else if opt.eq_ignore_ascii_case(b"EXAT") {
-            exp = timed(1000, true, exp)?;
-            i += 1;
-        } else if opt.eq_ignore_ascii_case(b"PXAT") {
-            exp = timed(1, true, exp)?;
-            i += 1;
-        } else {
-            return Err(Error::Syntax);
-        }
-        i += 1;
-    }
+    let opts = StrOpts::parse(a, 3, true)?;
+    let exp = match opts.expire_at(c.now, "set")? {
+        Some(at) => Expiry::At(at),
+        None if opts.keepttl => Expiry::Keep,
+        None => Expiry::Clear,
+    };
     let key = a.get(1);
-    let old = if want_get {
-        Some(write_str(c.db, key, c.now)?.map(|s| s.to_vec()))
+    // SET ... GET reads the old value as GET does (a keyspace hit or miss).
+    let old = if opts.get {
+        Some(read_str(c.db, key, c.now)?.map(|s| s.to_vec()))
     } else {
         None
     };
     let exists = match &old {
         Some(o) => o.is_some(),
-        None if nx || xx => c.db.exists(key, c.now),
+        None if opts.nx || opts.xx => c.db.exists(key, c.now),
         None => false,
     };
-    let blocked = (nx && exists) || (xx && !exists);
+    let blocked = (opts.nx && exists) || (opts.xx && !exists);
     if !blocked {
         store(c.db, key, a.get(2), exp, c.now);
     }
@@ -230,7 +384,7 @@ fn psetex(c: &mut Ctx, a: &Args) -> CmdResult {
 }
 
 fn getset(c: &mut Ctx, a: &Args) -> CmdResult {
-    let old = write_str(c.db, a.get(1), c.now)?.map(|s| s.to_vec());
+    let old = read_str(c.db, a.get(1), c.now)?.map(|s| s.to_vec());
     store(c.db, a.get(1), a.get(2), Expiry::Clear, c.now);
     match old {
         Some(v) => c.out.bulk(&v),
@@ -252,47 +406,25 @@ fn getdel(c: &mut Ctx, a: &Args) -> CmdResult {
 }
 
 fn getex(c: &mut Ctx, a: &Args) -> CmdResult {
-    let mut exp = Expiry::Keep;
-    let mut i = 2;
-    while i < a.len() {
-        let next = (i + 1 < a.len()).then(|| a.get(i + 1));
-        let (unit, abs) = if a.is(i, "EX") {
-            (1000, false)
-        } else if a.is(i, "PX") {
-            (1, false)
-        } else if a.is(i, "EXAT") {
-            (1000, true)
-        } else if a.is(i, "PXAT") {
-            (1, true)
-        } else if a.is(i, "PERSIST") && exp == Expiry::Keep {
-            exp = Expiry::Clear;
-            i += 1;
-            continue;
-        } else {
-            return Err(Error::Syntax);
-        };
-        match (next, exp) {
-            (Some(v), Expiry::Keep) => exp = Expiry::At(expire_at(v, unit, abs, c.now, "getex")?),
-            _ => return Err(Error::Syntax),
-        }
-        i += 2;
-    }
+    let opts = StrOpts::parse(a, 2, false)?;
     let key = a.get(1);
+    // Redis looks the key up before validating the expire time: a missing key is nil
+    // whatever the time says.
     let Some(val) = read_str(c.db, key, c.now)?.map(|s| s.to_vec()) else {
         c.out.null();
         return Ok(());
     };
-    match exp {
-        Expiry::Keep => {}
-        Expiry::Clear => {
-            c.db.set_expire(key, NO_EXPIRE);
-        }
-        Expiry::At(at) if at <= c.now => {
+    match opts.expire_at(c.now, "getex")? {
+        Some(at) if at <= c.now => {
             c.db.remove(key);
         }
-        Expiry::At(at) => {
+        Some(at) => {
             c.db.set_expire(key, at);
         }
+        None if opts.persist => {
+            c.db.set_expire(key, NO_EXPIRE);
+        }
+        None => {}
     }
     c.out.bulk(&val);
     Ok(())
@@ -332,7 +464,7 @@ fn mget_multi<'a>(conn: &'a mut Conn, a: Args<'a>) -> BoxFuture<'a> {
 }
 
 fn check_pairs(a: &Args, name: &'static str) -> CmdResult {
-    if a.len() % 2 == 0 {
+    if a.len().is_multiple_of(2) {
         return Err(Error::WrongArity(name.into()));
     }
     Ok(())
@@ -397,35 +529,39 @@ pub fn store_pairs(db: &mut Keyspace, pairs: &[(Vec<u8>, Vec<u8>)], now: i64) {
 
 fn append(c: &mut Ctx, a: &Args) -> CmdResult {
     let key = a.get(1);
+    let tail = a.get(2);
+    let max = max_bulk_len(c);
     let len = match write_str(c.db, key, c.now)? {
         Some(s) => {
+            check_size(s.len() as i64, tail.len() as i64, max)?;
+            // Appending (even nothing) leaves the value `raw`, as Redis unshares it.
             let raw = s.make_raw();
-            check_size(raw.len() as i64 + a.get(2).len() as i64)?;
-            raw.extend_from_slice(a.get(2));
+            raw.extend_from_slice(tail);
             raw.len()
         }
         None => {
-            c.db.set(
-                key,
-                Value::Str(StrValue::Raw(a.get(2).to_vec())),
-                NO_EXPIRE,
-                c.now,
-            );
-            a.get(2).len()
+            // A new key takes the argument as SET would, so it may be `int` or `embstr`.
+            store(c.db, key, tail, Expiry::Clear, c.now);
+            tail.len()
         }
     };
     c.out.int(len as i64);
     Ok(())
 }
 
-/// Strings are limited to 512 MB, as in Redis (`checkStringLength`).
-fn check_size(len: i64) -> CmdResult {
-    if len > 512 * 1024 * 1024 {
-        return Err(Error::msg(
+/// `proto-max-bulk-len`, the largest string a command may build.
+fn max_bulk_len(c: &Ctx) -> i64 {
+    c.shard.settings.borrow().proto_max_bulk_len
+}
+
+/// Redis's `checkStringLength`: `size + append` must fit `proto-max-bulk-len` (and not overflow).
+pub fn check_size(size: i64, append: i64, max: i64) -> CmdResult {
+    match size.checked_add(append) {
+        Some(total) if total <= max => Ok(()),
+        _ => Err(Error::msg(
             "string exceeds maximum allowed size (proto-max-bulk-len)",
-        ));
+        )),
     }
-    Ok(())
 }
 
 fn strlen(c: &mut Ctx, a: &Args) -> CmdResult {
@@ -465,14 +601,24 @@ fn incrby(c: &mut Ctx, a: &Args) -> CmdResult {
 
 fn decrby(c: &mut Ctx, a: &Args) -> CmdResult {
     let by = arg_i64(a.get(2))?;
-    incr_by(c, a.get(1), by.checked_neg().ok_or(Error::Overflow)?)
+    // Negating i64::MIN overflows; Redis words this case on its own.
+    let neg = by
+        .checked_neg()
+        .ok_or(Error::msg("decrement would overflow"))?;
+    incr_by(c, a.get(1), neg)
 }
 
 fn incrbyfloat(c: &mut Ctx, a: &Args) -> CmdResult {
     let key = a.get(1);
     let cur = write_str(c.db, key, c.now)?.map(|s| s.to_vec());
     let new = incr_by_float(cur.as_deref(), a.get(2))?;
-    c.db.set_keep_ttl(key, Value::Str(StrValue::from_bytes(&new)), c.now);
+    // Redis stores the formatted result as a plain string object (never `int`).
+    let value = if new.len() <= EMBSTR_MAX {
+        StrValue::Emb(new.as_slice().into())
+    } else {
+        StrValue::Raw(new.clone())
+    };
+    c.db.set_keep_ttl(key, Value::Str(value), c.now);
     c.out.bulk(&new);
     Ok(())
 }
@@ -523,13 +669,15 @@ fn setrange(c: &mut Ctx, a: &Args) -> CmdResult {
     }
     let key = a.get(1);
     let val = a.get(3);
+    let max = max_bulk_len(c);
     match write_str(c.db, key, c.now)? {
         Some(s) => {
+            // Setting nothing reports the current length and leaves the value untouched.
             if val.is_empty() {
                 c.out.int(s.len() as i64);
                 return Ok(());
             }
-            check_size(offset + val.len() as i64)?;
+            check_size(offset, val.len() as i64, max)?;
             let raw = s.make_raw();
             let end = offset as usize + val.len();
             if raw.len() < end {
@@ -543,13 +691,328 @@ fn setrange(c: &mut Ctx, a: &Args) -> CmdResult {
                 c.out.int(0);
                 return Ok(());
             }
-            check_size(offset + val.len() as i64)?;
-            let mut raw = vec![0u8; offset as usize];
-            raw.extend_from_slice(val);
+            check_size(offset, val.len() as i64, max)?;
+            let mut raw = vec![0u8; offset as usize + val.len()];
+            raw[offset as usize..].copy_from_slice(val);
             let len = raw.len();
             c.db.set(key, Value::Str(StrValue::Raw(raw)), NO_EXPIRE, c.now);
             c.out.int(len as i64);
         }
     }
     Ok(())
+}
+
+/// LCS on one shard: both keys are read (hits/misses counted) before anything is checked.
+fn lcs(c: &mut Ctx, a: &Args) -> CmdResult {
+    let x = read_str(c.db, a.get(1), c.now).map(|v| v.map(|s| s.to_vec()));
+    let y = read_str(c.db, a.get(2), c.now).map(|v| v.map(|s| s.to_vec()));
+    let max = max_bulk_len(c);
+    lcs_reply(c.out, x, y, a, max)
+}
+
+fn lcs_multi<'a>(conn: &'a mut Conn, a: Args<'a>) -> BoxFuture<'a> {
+    Box::pin(async move {
+        let keys = vec![a.get(1).to_vec(), a.get(2).to_vec()];
+        let mut values = multi::map_keys(&conn.shard, keys, |db, key, now| {
+            read_str(db, key, now).map(|v| v.map(|s| s.to_vec()))
+        })
+        .await
+        .into_iter();
+        // map_keys answers once per key, so both are there; a missing one reads as empty.
+        let x = values.next().unwrap_or(Ok(None));
+        let y = values.next().unwrap_or(Ok(None));
+        let max = conn.shard.settings.borrow().proto_max_bulk_len;
+        lcs_reply(&mut conn.out, x, y, &a, max)
+    })
+}
+
+type Fetched = Result<Option<Vec<u8>>, Error>;
+
+/// LCS's options and reply, given the two values (a missing key is an empty string).
+fn lcs_reply(out: &mut Reply, x: Fetched, y: Fetched, a: &Args, max: i64) -> CmdResult {
+    let (Ok(x), Ok(y)) = (x, y) else {
+        return Err(Error::msg("The specified keys must contain string values"));
+    };
+    let (x, y) = (x.unwrap_or_default(), y.unwrap_or_default());
+    let (mut idx, mut len, mut withlen, mut minlen) = (false, false, false, 0u64);
+    let mut i = 3;
+    while i < a.len() {
+        if a.is(i, "IDX") {
+            idx = true;
+        } else if a.is(i, "LEN") {
+            len = true;
+        } else if a.is(i, "WITHMATCHLEN") {
+            withlen = true;
+        } else if a.is(i, "MINMATCHLEN") && i + 1 < a.len() {
+            minlen = arg_i64(a.get(i + 1))?.max(0) as u64;
+            i += 1;
+        } else {
+            return Err(Error::Syntax);
+        }
+        i += 1;
+    }
+    if idx && len {
+        return Err(Error::msg(
+            "If you want both the length and indexes, please just use IDX.",
+        ));
+    }
+    if x.len() as u64 >= u32::MAX as u64 - 1 || y.len() as u64 >= u32::MAX as u64 - 1 {
+        return Err(Error::msg("String too long for LCS"));
+    }
+    // Redis refuses when its table of u32 cells would exceed proto-max-bulk-len; we keep
+    // the same limit (so the same inputs fail) though our table takes one bit per cell.
+    let cells = (x.len() as u64 + 1) * (y.len() as u64 + 1);
+    if cells.saturating_mul(4) > max.max(0) as u64 {
+        return Err(Error::msg(
+            "Insufficient memory, transient memory for LCS exceeds proto-max-bulk-len",
+        ));
+    }
+    if len {
+        out.int(lcs_len(&x, &y) as i64);
+        return Ok(());
+    }
+    let found = lcs_find(&x, &y);
+    if !idx {
+        out.bulk(&found.text);
+        return Ok(());
+    }
+    let shown: Vec<&LcsMatch> = found
+        .matches
+        .iter()
+        .filter(|m| minlen == 0 || m.len() >= minlen)
+        .collect();
+    out.map(2);
+    out.bulk(b"matches");
+    out.array(shown.len());
+    for m in shown {
+        out.array(2 + withlen as usize);
+        out.array(2);
+        out.int(m.a.0 as i64);
+        out.int(m.a.1 as i64);
+        out.array(2);
+        out.int(m.b.0 as i64);
+        out.int(m.b.1 as i64);
+        if withlen {
+            out.int(m.len() as i64);
+        }
+    }
+    out.bulk(b"len");
+    out.int(found.text.len() as i64);
+    Ok(())
+}
+
+/// One common run: inclusive ranges in each string.
+#[derive(Debug, PartialEq)]
+struct LcsMatch {
+    a: (u32, u32),
+    b: (u32, u32),
+}
+
+impl LcsMatch {
+    fn len(&self) -> u64 {
+        (self.a.1 - self.a.0 + 1) as u64
+    }
+}
+
+#[derive(Debug)]
+struct LcsFound {
+    text: Vec<u8>,
+    /// From the end of the strings backwards, as Redis lists them.
+    matches: Vec<LcsMatch>,
+}
+
+/// The LCS length alone, with two rows of the DP table.
+fn lcs_len(x: &[u8], y: &[u8]) -> u32 {
+    let mut prev = vec![0u32; y.len() + 1];
+    let mut cur = vec![0u32; y.len() + 1];
+    for &cx in x {
+        for (j, &cy) in y.iter().enumerate() {
+            cur[j + 1] = if cx == cy {
+                prev[j] + 1
+            } else {
+                prev[j + 1].max(cur[j])
+            };
+        }
+        std::mem::swap(&mut prev, &mut cur);
+    }
+    prev[y.len()]
+}
+
+/// The LCS string and its runs, chosen exactly as Redis's backtrack chooses them. Instead of
+/// Redis's full table of lengths we keep two rows plus one bit per cell: whether, at a
+/// mismatch, the cell above holds a longer LCS than the cell to the left, which is the only
+/// thing the backtrack asks of the table.
+fn lcs_find(x: &[u8], y: &[u8]) -> LcsFound {
+    let (n, m) = (x.len(), y.len());
+    let mut up = vec![0u64; (n * m).div_ceil(64)];
+    let mut prev = vec![0u32; m + 1];
+    let mut cur = vec![0u32; m + 1];
+    for (i, &cx) in x.iter().enumerate() {
+        for (j, &cy) in y.iter().enumerate() {
+            cur[j + 1] = if cx == cy {
+                prev[j] + 1
+            } else {
+                let (above, left) = (prev[j + 1], cur[j]);
+                if above > left {
+                    let bit = i * m + j;
+                    up[bit / 64] |= 1 << (bit % 64);
+                }
+                above.max(left)
+            };
+        }
+        std::mem::swap(&mut prev, &mut cur);
+    }
+    let total = prev[m] as usize;
+    let mut text = vec![0u8; total];
+    let mut matches = Vec::new();
+    let mut left = total;
+    // The run being tracked, `None` when there is none (Redis's `arange_start == alen`).
+    let mut run: Option<LcsMatch> = None;
+    let (mut i, mut j) = (n, m);
+    while i > 0 && j > 0 {
+        let mut emit = false;
+        if x[i - 1] == y[j - 1] {
+            left -= 1;
+            text[left] = x[i - 1];
+            let (ai, bj) = ((i - 1) as u32, (j - 1) as u32);
+            match &mut run {
+                None => {
+                    run = Some(LcsMatch {
+                        a: (ai, ai),
+                        b: (bj, bj),
+                    })
+                }
+                Some(r) if r.a.0 == ai + 1 && r.b.0 == bj + 1 => {
+                    r.a.0 = ai;
+                    r.b.0 = bj;
+                }
+                Some(_) => emit = true,
+            }
+            if run.as_ref().is_some_and(|r| r.a.0 == 0 || r.b.0 == 0) {
+                emit = true;
+            }
+            i -= 1;
+            j -= 1;
+        } else {
+            let bit = (i - 1) * m + (j - 1);
+            if up[bit / 64] >> (bit % 64) & 1 == 1 {
+                i -= 1;
+            } else {
+                j -= 1;
+            }
+            emit = run.is_some();
+        }
+        if emit {
+            matches.extend(run.take());
+        }
+    }
+    LcsFound { text, matches }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    type Runs = Vec<((u32, u32), (u32, u32))>;
+
+    /// Redis's algorithm as written (full table of lengths), to check ours against.
+    fn reference(x: &[u8], y: &[u8]) -> (Vec<u8>, Runs) {
+        let (n, m) = (x.len(), y.len());
+        let mut t = vec![vec![0u32; m + 1]; n + 1];
+        for i in 1..=n {
+            for j in 1..=m {
+                t[i][j] = if x[i - 1] == y[j - 1] {
+                    t[i - 1][j - 1] + 1
+                } else {
+                    t[i - 1][j].max(t[i][j - 1])
+                };
+            }
+        }
+        let mut text = Vec::new();
+        let mut out = Vec::new();
+        let (mut i, mut j) = (n, m);
+        let mut cur: Option<((u32, u32), (u32, u32))> = None;
+        while i > 0 && j > 0 {
+            let mut emit = false;
+            if x[i - 1] == y[j - 1] {
+                text.push(x[i - 1]);
+                let (ai, bj) = ((i - 1) as u32, (j - 1) as u32);
+                cur = match cur {
+                    None => Some(((ai, ai), (bj, bj))),
+                    Some(((s, e), (bs, be))) if s == ai + 1 && bs == bj + 1 => {
+                        Some(((ai, e), (bj, be)))
+                    }
+                    other => {
+                        emit = true;
+                        other
+                    }
+                };
+                if let Some(((s, _), (bs, _))) = cur {
+                    emit |= s == 0 || bs == 0;
+                }
+                i -= 1;
+                j -= 1;
+            } else {
+                if t[i - 1][j] > t[i][j - 1] {
+                    i -= 1;
+                } else {
+                    j -= 1;
+                }
+                emit = cur.is_some();
+            }
+            if emit {
+                out.extend(cur.take());
+            }
+        }
+        text.reverse();
+        (text, out)
+    }
+
+    fn check(x: &[u8], y: &[u8]) {
+        let f = lcs_find(x, y);
+        let (text, runs) = reference(x, y);
+        assert_eq!(f.text, text, "{x:?} {y:?}");
+        let got: Vec<_> = f.matches.iter().map(|m| (m.a, m.b)).collect();
+        assert_eq!(got, runs, "{x:?} {y:?}");
+        assert_eq!(lcs_len(x, y) as usize, text.len());
+    }
+
+    #[test]
+    fn lcs_matches_redis_examples() {
+        // From Redis's LCS documentation.
+        let f = lcs_find(b"ohmytext", b"mynewtext");
+        assert_eq!(f.text, b"mytext");
+        let runs: Vec<_> = f.matches.iter().map(|m| (m.a, m.b, m.len())).collect();
+        assert_eq!(runs, vec![((4, 7), (5, 8), 4), ((2, 3), (0, 1), 2)]);
+        assert_eq!(lcs_len(b"ohmytext", b"mynewtext"), 6);
+        assert_eq!(lcs_find(b"", b"abc").text, b"");
+        assert!(lcs_find(b"abc", b"").matches.is_empty());
+        assert_eq!(lcs_len(b"abc", b"xyz"), 0);
+    }
+
+    #[test]
+    fn lcs_agrees_with_full_table() {
+        let mut seed = 0x1234_5678_9abc_def0u64;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for _ in 0..300 {
+            let (n, m) = ((next() % 40) as usize, (next() % 40) as usize);
+            let alpha = 2 + next() % 4;
+            let x: Vec<u8> = (0..n).map(|_| b'a' + (next() % alpha) as u8).collect();
+            let y: Vec<u8> = (0..m).map(|_| b'a' + (next() % alpha) as u8).collect();
+            check(&x, &y);
+        }
+    }
+
+    #[test]
+    fn size_check_matches_redis() {
+        let max = 512 * 1024 * 1024;
+        assert!(check_size(max - 1, 1, max).is_ok());
+        assert!(check_size(max, 1, max).is_err());
+        assert!(check_size(i64::MAX, 1, max).is_err());
+    }
 }

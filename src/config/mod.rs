@@ -7,6 +7,7 @@
 use std::collections::BTreeMap;
 
 use crate::util::glob::glob_match;
+use crate::util::num::parse_i64_strict;
 
 #[derive(Clone, Copy, Debug)]
 enum Kind {
@@ -25,11 +26,20 @@ enum Kind {
     Only(&'static [&'static str]),
 }
 
+/// Whether CONFIG SET may change a directive, as Redis's `IMMUTABLE_CONFIG`/`PROTECTED_CONFIG`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Access {
+    Mutable,
+    Immutable,
+    /// Settable only when `enable-protected-configs` allows it for the client.
+    Protected,
+}
+
 struct Directive {
     name: &'static str,
     kind: Kind,
     default: &'static str,
-    mutable: bool,
+    access: Access,
 }
 
 const fn d(name: &'static str, kind: Kind, default: &'static str, mutable: bool) -> Directive {
@@ -37,36 +47,44 @@ const fn d(name: &'static str, kind: Kind, default: &'static str, mutable: bool)
         name,
         kind,
         default,
-        mutable,
+        access: if mutable {
+            Access::Mutable
+        } else {
+            Access::Immutable
+        },
     }
 }
 
-const I64: Kind = Kind::Int {
-    min: i64::MIN,
-    max: i64::MAX,
-};
-const NON_NEG: Kind = Kind::Int {
-    min: 0,
-    max: i64::MAX,
-};
+const fn protected(name: &'static str, kind: Kind, default: &'static str) -> Directive {
+    Directive {
+        name,
+        kind,
+        default,
+        access: Access::Protected,
+    }
+}
 
+const fn int(min: i64, max: i64) -> Kind {
+    Kind::Int { min, max }
+}
+
+const INT_MAX: i64 = i32::MAX as i64;
+const LONG_MAX: i64 = i64::MAX;
+const NON_NEG: Kind = int(0, LONG_MAX);
+const NON_NEG_INT: Kind = int(0, INT_MAX);
+const PROTECTED_ACTION: Kind = Kind::Enum(&["no", "yes", "local"]);
+
+/// Ranges, defaults and mutability follow Redis 7.0's `standardConfig` table (config.c), except
+/// `port` and `bind`, which Redis can change at run time but redcell's listeners cannot.
 static DIRECTIVES: &[Directive] = &[
-    d("port", Kind::Int { min: 0, max: 65535 }, "6379", false),
+    d("port", int(0, 65535), "6379", false),
     d("bind", Kind::Str, "127.0.0.1 -::1", false),
     d("protected-mode", Kind::Bool, "yes", true),
     d("requirepass", Kind::Str, "", true),
-    d(
-        "maxclients",
-        Kind::Int {
-            min: 1,
-            max: i64::MAX,
-        },
-        "10000",
-        true,
-    ),
+    d("maxclients", int(1, u32::MAX as i64), "10000", true),
     d("timeout", Kind::Only(&["0"]), "0", true),
-    d("tcp-keepalive", NON_NEG, "300", true),
-    d("tcp-backlog", NON_NEG, "511", false),
+    d("tcp-keepalive", NON_NEG_INT, "300", true),
+    d("tcp-backlog", NON_NEG_INT, "511", false),
     d("daemonize", Kind::Only(&["no"]), "no", false),
     d(
         "supervised",
@@ -76,25 +94,17 @@ static DIRECTIVES: &[Directive] = &[
     ),
     d(
         "loglevel",
-        Kind::Enum(&["debug", "verbose", "notice", "warning", "nothing"]),
+        Kind::Enum(&["debug", "verbose", "notice", "warning"]),
         "notice",
         true,
     ),
     d("logfile", Kind::Str, "", false),
     d("pidfile", Kind::Str, "", false),
-    d(
-        "databases",
-        Kind::Int {
-            min: 1,
-            max: i64::MAX,
-        },
-        "16",
-        false,
-    ),
+    d("databases", int(1, INT_MAX), "16", false),
     d("save", Kind::Only(&[""]), "", true),
     d("appendonly", Kind::Only(&["no"]), "no", true),
-    d("dir", Kind::Str, ".", true),
-    d("dbfilename", Kind::Str, "dump.rdb", true),
+    protected("dir", Kind::Str, "."),
+    protected("dbfilename", Kind::Str, "dump.rdb"),
     d(
         "proto-max-bulk-len",
         Kind::Memory { min: 1024 * 1024 },
@@ -107,7 +117,8 @@ static DIRECTIVES: &[Directive] = &[
         "1073741824",
         true,
     ),
-    d("hz", Kind::Int { min: 1, max: 500 }, "10", true),
+    // Redis accepts 0..INT_MAX and clamps to 1..500 (`updateHZ`); see `normalize`.
+    d("hz", NON_NEG_INT, "10", true),
     d("maxmemory", Kind::Only(&["0"]), "0", true),
     d(
         "maxmemory-policy",
@@ -124,46 +135,55 @@ static DIRECTIVES: &[Directive] = &[
         "noeviction",
         true,
     ),
-    d("io-threads", Kind::Int { min: 1, max: 128 }, "1", false),
+    d("io-threads", int(1, 128), "1", false),
     d("cluster-enabled", Kind::Only(&["no"]), "no", false),
     d("lazyfree-lazy-user-del", Kind::Bool, "no", true),
     d("lazyfree-lazy-user-flush", Kind::Bool, "no", true),
     d("lazyfree-lazy-expire", Kind::Bool, "no", true),
     d("lazyfree-lazy-eviction", Kind::Bool, "no", true),
     d("lazyfree-lazy-server-del", Kind::Bool, "no", true),
-    d("hash-max-listpack-entries", NON_NEG, "128", true),
-    d("hash-max-listpack-value", NON_NEG, "64", true),
+    d("hash-max-listpack-entries", NON_NEG, "512", true),
+    d(
+        "hash-max-listpack-value",
+        Kind::Memory { min: 0 },
+        "64",
+        true,
+    ),
     d("set-max-intset-entries", NON_NEG, "512", true),
+    // Redis 7.2's; kept for the set type's listpack encoding.
     d("set-max-listpack-entries", NON_NEG, "128", true),
     d("zset-max-listpack-entries", NON_NEG, "128", true),
-    d("zset-max-listpack-value", NON_NEG, "64", true),
-    d("list-max-listpack-size", I64, "-2", true),
-    d("list-compress-depth", NON_NEG, "0", true),
+    d(
+        "zset-max-listpack-value",
+        Kind::Memory { min: 0 },
+        "64",
+        true,
+    ),
+    d(
+        "list-max-listpack-size",
+        int(i32::MIN as i64, INT_MAX),
+        "-2",
+        true,
+    ),
+    d("list-compress-depth", NON_NEG_INT, "0", true),
     d(
         "stream-node-max-bytes",
         Kind::Memory { min: 0 },
         "4096",
         true,
     ),
-    d("stream-node-max-entries", NON_NEG, "100", true),
-    d("slowlog-log-slower-than", I64, "10000", true),
+    d("stream-node-max-entries", int(0, i64::MAX), "100", true),
+    d("slowlog-log-slower-than", int(-1, i64::MAX), "10000", true),
     d("slowlog-max-len", NON_NEG, "128", true),
     d("latency-tracking", Kind::Bool, "yes", true),
     d("activerehashing", Kind::Bool, "yes", true),
-    d(
-        "enable-debug-command",
-        Kind::Enum(&["yes", "no", "local"]),
-        "no",
-        false,
-    ),
-    d(
-        "enable-protected-configs",
-        Kind::Enum(&["yes", "no", "local"]),
-        "no",
-        false,
-    ),
+    d("enable-debug-command", PROTECTED_ACTION, "no", false),
+    d("enable-protected-configs", PROTECTED_ACTION, "no", false),
     d("notify-keyspace-events", Kind::Str, "", true),
 ];
+
+/// Directives whose CONFIG SET value is split into several arguments (`MULTI_ARG_CONFIG`).
+const MULTI_ARG: &[&str] = &["bind", "save"];
 
 /// Aliases Redis accepts for renamed directives.
 static ALIASES: &[(&str, &str)] = &[
@@ -184,28 +204,132 @@ fn find(name: &str) -> Option<&'static Directive> {
     DIRECTIVES.iter().find(|d| d.name == canonical)
 }
 
-/// Parses a Redis memory size (`1gb` = 1024^3, `1g` = 1000^3, plain bytes).
-pub fn parse_memory(s: &str) -> Option<i64> {
-    let lower = s.to_ascii_lowercase();
-    let units: [(&str, i64); 8] = [
-        ("kb", 1024),
-        ("mb", 1024 * 1024),
-        ("gb", 1024 * 1024 * 1024),
-        ("k", 1000),
-        ("m", 1000 * 1000),
-        ("g", 1000 * 1000 * 1000),
-        ("b", 1),
-        ("", 1),
-    ];
-    for (suffix, mul) in units {
-        if let Some(num) = lower.strip_suffix(suffix) {
-            if num.is_empty() || !num.bytes().all(|c| c.is_ascii_digit() || c == b'-') {
-                continue;
-            }
-            return num.parse::<i64>().ok()?.checked_mul(mul);
+/// Validates and canonicalises a directive's value (memory sizes to bytes, enums and booleans
+/// to lower case).
+fn parse_value(dir: &Directive, args: &[String]) -> Result<String, ConfigError> {
+    let joined = args.join(" ");
+    let single = || -> Result<&String, ConfigError> {
+        match args {
+            [one] => Ok(one),
+            _ => Err(ConfigError::Invalid("wrong number of arguments".into())),
         }
+    };
+    let value = match dir.kind {
+        Kind::Bool => match single()?.to_ascii_lowercase().as_str() {
+            "yes" => "yes".to_string(),
+            "no" => "no".to_string(),
+            _ => {
+                return Err(ConfigError::Invalid(
+                    "argument must be 'yes' or 'no'".into(),
+                ))
+            }
+        },
+        Kind::Int { min, max } => {
+            let v = parse_i64_strict(single()?.as_bytes()).ok_or_else(|| {
+                ConfigError::Invalid("argument couldn't be parsed into an integer".into())
+            })?;
+            if v < min || v > max {
+                return Err(ConfigError::Invalid(format!(
+                    "argument must be between {min} and {max} inclusive"
+                )));
+            }
+            v.to_string()
+        }
+        Kind::Memory { min } => {
+            let v = parse_memory(single()?)
+                .ok_or_else(|| ConfigError::Invalid("argument must be a memory value".into()))?;
+            if v < min {
+                return Err(ConfigError::Invalid(format!(
+                    "argument must be between {min} and {} inclusive",
+                    i64::MAX
+                )));
+            }
+            v.to_string()
+        }
+        Kind::Str if dir.name == "bind" => joined,
+        Kind::Str if dir.name == "dir" => existing_dir(single()?)?,
+        Kind::Str => single()?.clone(),
+        Kind::Enum(options) => {
+            let v = single()?.to_ascii_lowercase();
+            if !options.contains(&v.as_str()) {
+                return Err(ConfigError::Invalid(
+                    "argument(s) must be one of the following: ".to_string() + &options.join(", "),
+                ));
+            }
+            v
+        }
+        Kind::Only(options) => {
+            let v = if args.is_empty() {
+                String::new()
+            } else {
+                joined.to_ascii_lowercase()
+            };
+            // `save ""` arrives as one empty argument.
+            let v = if v == "\"\"" { String::new() } else { v };
+            if !options.contains(&v.as_str()) {
+                return Err(ConfigError::Unsupported(format!(
+                    "'{} {}' is not supported yet by redcell (accepted: {})",
+                    dir.name,
+                    joined,
+                    options
+                        .iter()
+                        .map(|o| if o.is_empty() { "\"\"" } else { o })
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )));
+            }
+            v
+        }
+    };
+    Ok(normalize(dir.name, value))
+}
+
+/// Redis's post-set adjustments: `hz` is clamped to 1..=500 (`updateHZ`).
+fn normalize(name: &str, value: String) -> String {
+    match (name, value.parse::<i64>()) {
+        ("hz", Ok(v)) => v.clamp(1, 500).to_string(),
+        _ => value,
     }
-    None
+}
+
+/// `dir` must name an existing directory; the error is the OS's, as Redis's `chdir` reports it.
+fn existing_dir(path: &str) -> Result<String, ConfigError> {
+    match std::fs::metadata(path) {
+        Ok(m) if m.is_dir() => Ok(path.to_string()),
+        Ok(_) => Err(ConfigError::Invalid("Not a directory".into())),
+        Err(e) => Err(ConfigError::Invalid(os_error_text(&e))),
+    }
+}
+
+/// The `strerror` text of an I/O error, without Rust's "(os error N)" suffix.
+fn os_error_text(e: &std::io::Error) -> String {
+    let text = e.to_string();
+    match text.find(" (os error") {
+        Some(i) => text[..i].to_string(),
+        None => text,
+    }
+}
+
+/// Parses a Redis memory size like `memtoull`: digits with an optional case-insensitive unit
+/// (`1gb` = 1024^3, `1g` = 1000^3, `b`); no sign.
+pub fn parse_memory(s: &str) -> Option<i64> {
+    let digits = s.bytes().take_while(u8::is_ascii_digit).count();
+    let (num, unit) = s.split_at(digits);
+    let mul: i64 = match unit.to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" => 1000,
+        "kb" => 1024,
+        "m" => 1000 * 1000,
+        "mb" => 1024 * 1024,
+        "g" => 1000 * 1000 * 1000,
+        "gb" => 1024 * 1024 * 1024,
+        _ => return None,
+    };
+    if num.is_empty() {
+        // `strtoull("")` is 0 without an error, so Redis takes a bare unit as 0.
+        return Some(0);
+    }
+    num.parse::<i64>().ok()?.checked_mul(mul)
 }
 
 /// Why a value was refused; rendered into start-up errors and CONFIG SET replies.
@@ -247,93 +371,76 @@ impl Config {
     }
 
     /// Sets a directive from its arguments (as on a config line after the name).
-    /// `startup` allows immutable directives.
+    /// `startup` allows immutable and protected directives.
     pub fn set(&mut self, name: &str, args: &[String], startup: bool) -> Result<(), ConfigError> {
         let dir = find(name).ok_or(ConfigError::Unknown)?;
-        if !startup && !dir.mutable {
+        if !startup && dir.access != Access::Mutable {
             return Err(ConfigError::Immutable);
         }
-        let joined = args.join(" ");
-        let single = || -> Result<&String, ConfigError> {
-            match args {
-                [one] => Ok(one),
-                _ => Err(ConfigError::Invalid("wrong number of arguments".into())),
-            }
-        };
-        let value = match dir.kind {
-            Kind::Bool => match single()?.to_ascii_lowercase().as_str() {
-                "yes" => "yes".to_string(),
-                "no" => "no".to_string(),
-                _ => {
-                    return Err(ConfigError::Invalid(
-                        "argument must be 'yes' or 'no'".into(),
-                    ))
-                }
-            },
-            Kind::Int { min, max } => {
-                let v: i64 = single()?.parse().map_err(|_| {
-                    ConfigError::Invalid("argument couldn't be parsed into an integer".into())
-                })?;
-                if v < min || v > max {
-                    return Err(ConfigError::Invalid(format!(
-                        "argument must be between {min} and {max} inclusive"
-                    )));
-                }
-                v.to_string()
-            }
-            Kind::Memory { min } => {
-                let v = parse_memory(single()?).ok_or_else(|| {
-                    ConfigError::Invalid("argument must be a memory value".into())
-                })?;
-                if v < min {
-                    return Err(ConfigError::Invalid(format!(
-                        "argument must be between {min} and {} inclusive",
-                        i64::MAX
-                    )));
-                }
-                v.to_string()
-            }
-            Kind::Str => {
-                if dir.name == "bind" {
-                    joined
-                } else {
-                    single()?.clone()
-                }
-            }
-            Kind::Enum(options) => {
-                let v = single()?.to_ascii_lowercase();
-                if !options.contains(&v.as_str()) {
-                    return Err(ConfigError::Invalid(
-                        "argument(s) must be one of the following: ".to_string()
-                            + &options.join(", "),
-                    ));
-                }
-                v
-            }
-            Kind::Only(options) => {
-                let v = if args.is_empty() {
-                    String::new()
-                } else {
-                    joined.to_ascii_lowercase()
-                };
-                // `save ""` arrives as one empty argument.
-                let v = if v == "\"\"" { String::new() } else { v };
-                if !options.contains(&v.as_str()) {
-                    return Err(ConfigError::Unsupported(format!(
-                        "'{} {}' is not supported yet by redcell (accepted: {})",
-                        dir.name,
-                        joined,
-                        options
-                            .iter()
-                            .map(|o| if o.is_empty() { "\"\"" } else { o })
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    )));
-                }
-                v
-            }
-        };
+        let value = parse_value(dir, args)?;
         self.values.insert(dir.name, value);
+        Ok(())
+    }
+
+    /// CONFIG SET of `(name, value)` pairs: all or nothing, with Redis 7.0's checks and error
+    /// texts (returned without the `ERR ` prefix). Names are checked first (unknown, immutable,
+    /// protected, duplicate: the first problem wins), then values, on a copy that replaces
+    /// `self` only if every value is valid. `protected_ok` says whether `enable-protected-configs`
+    /// allows this client to change protected directives.
+    pub fn set_runtime(
+        &mut self,
+        pairs: &[(&[u8], &[u8])],
+        protected_ok: bool,
+    ) -> Result<(), String> {
+        let mut dirs: Vec<&'static Directive> = Vec::with_capacity(pairs.len());
+        for (name, _) in pairs {
+            let given = String::from_utf8_lossy(name);
+            let failed = |why: &str| {
+                format!("CONFIG SET failed (possibly related to argument '{given}') - {why}")
+            };
+            let Some(dir) = find(&given) else {
+                return Err(format!(
+                    "Unknown option or number of arguments for CONFIG SET - '{given}'"
+                ));
+            };
+            match dir.access {
+                Access::Immutable => return Err(failed("can't set immutable config")),
+                Access::Protected if !protected_ok => {
+                    return Err(failed("can't set protected config"))
+                }
+                _ => {}
+            }
+            if dirs.iter().any(|d| std::ptr::eq(*d, dir)) {
+                return Err(failed("duplicate parameter"));
+            }
+            dirs.push(dir);
+        }
+        let mut next = self.clone();
+        for (dir, (_, value)) in dirs.into_iter().zip(pairs) {
+            let value = String::from_utf8_lossy(value).into_owned();
+            let args: Vec<String> = if MULTI_ARG.contains(&dir.name) {
+                // Redis splits multi-argument values on single spaces (`sdssplitlen`).
+                if value.is_empty() {
+                    Vec::new()
+                } else {
+                    value.split(' ').map(str::to_string).collect()
+                }
+            } else {
+                vec![value]
+            };
+            let parsed = parse_value(dir, &args).map_err(|e| {
+                let why = match e {
+                    ConfigError::Invalid(why) | ConfigError::Unsupported(why) => why,
+                    ConfigError::Unknown | ConfigError::Immutable => String::new(),
+                };
+                format!(
+                    "CONFIG SET failed (possibly related to argument '{}') - {why}",
+                    dir.name
+                )
+            })?;
+            next.values.insert(dir.name, parsed);
+        }
+        *self = next;
         Ok(())
     }
 
@@ -378,21 +485,60 @@ impl Config {
         Ok(())
     }
 
-    /// `(name, value)` pairs whose name matches `pattern` (CONFIG GET).
-    pub fn matching(&self, pattern: &[u8]) -> Vec<(&'static str, String)> {
-        let mut out: Vec<(&'static str, String)> = DIRECTIVES
-            .iter()
-            .filter(|d| glob_match(&pattern.to_ascii_lowercase(), d.name.as_bytes()))
-            .map(|d| (d.name, self.get(d.name).to_string()))
-            .collect();
-        for (alias, canonical) in ALIASES {
-            if glob_match(&pattern.to_ascii_lowercase(), alias.as_bytes())
-                && !out.iter().any(|(n, _)| n == alias)
-            {
-                out.push((alias, self.get(canonical).to_string()));
+    /// CONFIG GET with Redis 7.0's rules: an argument without glob characters is an exact,
+    /// case-insensitive name (aliases included), reported as the client spelled it; a pattern
+    /// matches directive and alias names case-insensitively. Each name is reported once.
+    pub fn get_matching(&self, patterns: &[&[u8]]) -> Vec<(String, String)> {
+        let mut out: Vec<(String, String)> = Vec::new();
+        let mut add = |shown: &str, dir: &'static Directive| {
+            if !out.iter().any(|(n, _)| n.eq_ignore_ascii_case(shown)) {
+                out.push((shown.to_string(), self.shown_value(dir.name)));
+            }
+        };
+        for pattern in patterns {
+            let text = String::from_utf8_lossy(pattern);
+            if !pattern.iter().any(|c| matches!(c, b'*' | b'?' | b'[')) {
+                if let Some(dir) = find(&text) {
+                    add(&text, dir);
+                }
+                continue;
+            }
+            let lower = pattern.to_ascii_lowercase();
+            let names = DIRECTIVES
+                .iter()
+                .map(|d| d.name)
+                .chain(ALIASES.iter().map(|(a, _)| *a));
+            for name in names {
+                if glob_match(&lower, name.as_bytes()) {
+                    if let Some(dir) = find(name) {
+                        add(name, dir);
+                    }
+                }
             }
         }
         out
+    }
+
+    /// A directive's value as CONFIG GET shows it (`dir` as an absolute path, as Redis's
+    /// `getcwd`-based getter does).
+    fn shown_value(&self, name: &str) -> String {
+        let value = self.get(name);
+        if name == "dir" {
+            if let Ok(abs) = std::fs::canonicalize(value) {
+                return abs.display().to_string();
+            }
+        }
+        value.to_string()
+    }
+
+    /// Whether CONFIG SET may change protected directives for a client (local: on loopback),
+    /// per `enable-protected-configs`; also used for `enable-debug-command`.
+    pub fn allows_protected(&self, directive: &str, client_is_local: bool) -> bool {
+        match self.get(directive) {
+            "yes" => true,
+            "local" => client_is_local,
+            _ => false,
+        }
     }
 
     /// The bind addresses (a leading `-` marks an address that may be unavailable).
@@ -418,6 +564,119 @@ mod tests {
         assert_eq!(parse_memory("512mb"), Some(512 << 20));
         assert_eq!(parse_memory("100"), Some(100));
         assert_eq!(parse_memory("abc"), None);
+        assert_eq!(parse_memory("1GB"), Some(1 << 30));
+        assert_eq!(parse_memory("-1"), None);
+        assert_eq!(parse_memory("gb"), Some(0));
+    }
+
+    fn set(c: &mut Config, pairs: &[(&str, &str)]) -> Result<(), String> {
+        let pairs: Vec<(&[u8], &[u8])> = pairs
+            .iter()
+            .map(|(n, v)| (n.as_bytes(), v.as_bytes()))
+            .collect();
+        c.set_runtime(&pairs, false)
+    }
+
+    #[test]
+    fn config_set_errors_are_redis_texts() {
+        let mut c = Config::default();
+        let failed = |arg: &str, why: &str| {
+            Err(format!(
+                "CONFIG SET failed (possibly related to argument '{arg}') - {why}"
+            ))
+        };
+        assert_eq!(
+            set(&mut c, &[("nosuch", "1")]),
+            Err("Unknown option or number of arguments for CONFIG SET - 'nosuch'".into())
+        );
+        assert_eq!(
+            set(&mut c, &[("hz", "abc")]),
+            failed("hz", "argument couldn't be parsed into an integer")
+        );
+        assert_eq!(
+            set(&mut c, &[("maxclients", "+5")]),
+            failed("maxclients", "argument couldn't be parsed into an integer")
+        );
+        assert_eq!(
+            set(&mut c, &[("Port", "7000")]),
+            failed("Port", "can't set immutable config")
+        );
+        assert_eq!(
+            set(&mut c, &[("dir", "/tmp")]),
+            failed("dir", "can't set protected config")
+        );
+        assert_eq!(
+            set(&mut c, &[("hz", "5"), ("HZ", "6")]),
+            failed("HZ", "duplicate parameter")
+        );
+        assert_eq!(
+            set(&mut c, &[("hash-max-ziplist-value", "x")]),
+            failed("hash-max-listpack-value", "argument must be a memory value")
+        );
+        assert_eq!(
+            set(&mut c, &[("loglevel", "nothing")]),
+            failed(
+                "loglevel",
+                "argument(s) must be one of the following: debug, verbose, notice, warning"
+            )
+        );
+        assert_eq!(
+            set(&mut c, &[("maxclients", "0")]),
+            failed(
+                "maxclients",
+                "argument must be between 1 and 4294967295 inclusive"
+            )
+        );
+    }
+
+    #[test]
+    fn config_set_is_all_or_nothing() {
+        let mut c = Config::default();
+        assert!(set(&mut c, &[("hz", "20"), ("maxclients", "x")]).is_err());
+        assert_eq!(c.get("hz"), "10");
+        set(
+            &mut c,
+            &[("hz", "20"), ("maxclients", "50"), ("loglevel", "WARNING")],
+        )
+        .unwrap();
+        assert_eq!(c.get("hz"), "20");
+        assert_eq!(c.get("maxclients"), "50");
+        assert_eq!(c.get("loglevel"), "warning");
+        // Redis clamps hz into 1..=500.
+        set(&mut c, &[("hz", "1000")]).unwrap();
+        assert_eq!(c.get("hz"), "500");
+        set(&mut c, &[("hz", "0")]).unwrap();
+        assert_eq!(c.get("hz"), "1");
+        set(&mut c, &[("save", "")]).unwrap();
+        assert!(set(&mut c, &[("save", "900 1")])
+            .unwrap_err()
+            .contains("not supported yet"));
+        let mut open = Config::default();
+        let pairs: [(&[u8], &[u8]); 1] = [(b"dbfilename", b"x.rdb")];
+        open.set_runtime(&pairs, true).unwrap();
+        assert_eq!(open.get("dbfilename"), "x.rdb");
+    }
+
+    #[test]
+    fn config_get_patterns_and_aliases() {
+        let c = Config::default();
+        let names = |pats: &[&str]| -> Vec<String> {
+            let pats: Vec<&[u8]> = pats.iter().map(|p| p.as_bytes()).collect();
+            c.get_matching(&pats).into_iter().map(|(n, _)| n).collect()
+        };
+        assert_eq!(names(&["PORT"]), vec!["PORT"]);
+        assert_eq!(names(&["port", "PORT"]), vec!["port"]);
+        assert_eq!(names(&["nosuch"]), Vec::<String>::new());
+        assert_eq!(
+            names(&["hash-max-ziplist-entries", "hash-max-listpack-entries"]),
+            vec!["hash-max-ziplist-entries", "hash-max-listpack-entries"]
+        );
+        let ziplist = names(&["*ZIPLIST*"]);
+        assert_eq!(ziplist.len(), 5);
+        assert!(ziplist.iter().all(|n| n.contains("ziplist")));
+        let maxmem = c.get_matching(&[b"maxmemory".as_slice(), b"maxmemory*".as_slice()]);
+        assert_eq!(maxmem[0], ("maxmemory".to_string(), "0".to_string()));
+        assert_eq!(maxmem.len(), 2);
     }
 
     #[test]

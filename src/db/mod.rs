@@ -9,6 +9,7 @@ use hashbrown::HashMap;
 
 use crate::slot::{key_slot, SLOTS};
 use crate::types::Value;
+use crate::util::glob::glob_match;
 
 /// `expire_at` value meaning "no TTL".
 pub const NO_EXPIRE: i64 = 0;
@@ -54,9 +55,80 @@ pub struct Keyspace {
     pub stats: KeyspaceStats,
 }
 
+/// Largest value of the LRU clock (24 bits, as Redis's `LRU_CLOCK_MAX`).
+const LRU_CLOCK_MAX: u32 = 0x00ff_ffff;
+
 /// The LRU clock: seconds, wrapping at 24 bits as Redis's does.
 pub fn lru_clock(now_ms: i64) -> u32 {
-    ((now_ms / 1000) as u32) & 0x00ff_ffff
+    ((now_ms / 1000) as u32) & LRU_CLOCK_MAX
+}
+
+/// Seconds since an entry's `lru` stamp (OBJECT IDLETIME), allowing for the clock's wrap as
+/// Redis's `estimateObjectIdleTime` does.
+pub fn idle_seconds(lru: u32, now_ms: i64) -> u64 {
+    let clock = lru_clock(now_ms);
+    if clock >= lru {
+        (clock - lru) as u64
+    } else {
+        clock as u64 + (LRU_CLOCK_MAX - lru) as u64
+    }
+}
+
+/// How many slots shard `shard` of `nshards` owns (slots `shard`, `shard + nshards`, ...).
+pub fn slots_owned(shard: usize, nshards: usize) -> usize {
+    if nshards == 0 || shard >= nshards {
+        0
+    } else {
+        (SLOTS - shard).div_ceil(nshards)
+    }
+}
+
+/// EXPIRE's NX / XX / GT / LT conditions (Redis 7.0 `expireGenericCommand`).
+#[derive(Clone, Copy, Default, Debug, PartialEq, Eq)]
+pub struct ExpireFlags {
+    pub nx: bool,
+    pub xx: bool,
+    pub gt: bool,
+    pub lt: bool,
+}
+
+impl ExpireFlags {
+    /// Whether a key whose current expiry is `current` (None: no TTL) may get expiry `when`.
+    /// No TTL counts as an infinite one: GT never passes, LT always does.
+    pub fn allows(&self, current: Option<i64>, when: i64) -> bool {
+        if self.nx && current.is_some() {
+            return false;
+        }
+        if self.xx && current.is_none() {
+            return false;
+        }
+        if self.gt && current.is_none_or(|c| when <= c) {
+            return false;
+        }
+        !(self.lt && current.is_some_and(|c| when >= c))
+    }
+}
+
+/// What `Keyspace::expire_with` did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExpireOutcome {
+    /// No such (live) key.
+    Missing,
+    /// An NX / XX / GT / LT condition failed; nothing changed.
+    Rejected,
+    /// The expiry was set.
+    Set,
+    /// The time was already past, so the key was deleted.
+    Deleted,
+}
+
+/// What SCAN keeps of the keys it walks.
+#[derive(Clone, Copy, Default)]
+pub struct ScanFilter<'a> {
+    /// Glob pattern; None keeps every key (callers map a lone `*` to None).
+    pub pattern: Option<&'a [u8]>,
+    /// Type name as TYPE reports it, compared ignoring case; None keeps every type.
+    pub type_name: Option<&'a [u8]>,
 }
 
 impl Keyspace {
@@ -103,13 +175,43 @@ impl Keyspace {
     /// The live entry for `key`, deleting it first if it has expired.
     #[inline]
     pub fn get(&mut self, key: &[u8], now: i64) -> Option<&mut Entry> {
+        self.live(key, now, true)
+    }
+
+    /// Like `get`, but leaves the access time alone (Redis's `LOOKUP_NOTOUCH`, for TYPE, TTL,
+    /// OBJECT) and counts no hits or misses.
+    #[inline]
+    pub fn peek(&mut self, key: &[u8], now: i64) -> Option<&mut Entry> {
+        self.live(key, now, false)
+    }
+
+    /// `peek` that counts keyspace hits and misses, as Redis's read lookups with `LOOKUP_NOTOUCH`.
+    #[inline]
+    pub fn read_untouched(&mut self, key: &[u8], now: i64) -> Option<&mut Entry> {
+        let entry: *mut Entry = match self.peek(key, now) {
+            Some(e) => e,
+            None => {
+                self.stats.misses += 1;
+                return None;
+            }
+        };
+        self.stats.hits += 1;
+        // SAFETY: as in `live`; `stats` is a different field from the tables `entry` points into.
+        Some(unsafe { &mut *entry })
+    }
+
+    /// The live entry for `key` (expired ones are deleted), optionally marking it accessed.
+    #[inline]
+    fn live(&mut self, key: &[u8], now: i64, touch: bool) -> Option<&mut Entry> {
         let (_, t) = self.table(key);
         let entry: *mut Entry = self.tables.get_mut(t)?.get_mut(key)?;
         // SAFETY: `entry` points into `self.tables[t]`, which nothing else borrows; returning
         // it here only works around the borrow checker's conditional-return limitation.
         if unsafe { !(*entry).expired(now) } {
             let e = unsafe { &mut *entry };
-            e.lru = lru_clock(now);
+            if touch {
+                e.lru = lru_clock(now);
+            }
             return Some(e);
         }
         self.remove(key);
@@ -209,6 +311,44 @@ impl Keyspace {
         Some(entry)
     }
 
+    /// Removes a live key and returns its value and expiry (`NO_EXPIRE` for none).
+    pub fn take(&mut self, key: &[u8], now: i64) -> Option<(Value, i64)> {
+        self.get(key, now)?;
+        self.remove(key).map(|e| (e.value, e.expire_at))
+    }
+
+    /// Sets the expiry of a live key to `when` (Unix ms) if `flags` allow it, deleting the key
+    /// instead when `when` is not in the future (EXPIRE and friends).
+    pub fn expire_with(
+        &mut self,
+        key: &[u8],
+        when: i64,
+        flags: ExpireFlags,
+        now: i64,
+    ) -> ExpireOutcome {
+        let Some(e) = self.get(key, now) else {
+            return ExpireOutcome::Missing;
+        };
+        let current = (e.expire_at != NO_EXPIRE).then_some(e.expire_at);
+        if !flags.allows(current, when) {
+            return ExpireOutcome::Rejected;
+        }
+        if when <= now {
+            self.remove(key);
+            return ExpireOutcome::Deleted;
+        }
+        self.set_expire(key, when);
+        ExpireOutcome::Set
+    }
+
+    /// Removes the TTL of a live key; returns whether it had one (PERSIST).
+    pub fn persist(&mut self, key: &[u8], now: i64) -> bool {
+        match self.get(key, now) {
+            Some(e) if e.expire_at != NO_EXPIRE => self.set_expire(key, NO_EXPIRE),
+            _ => false,
+        }
+    }
+
     /// Removes a live key; returns whether it existed.
     pub fn delete(&mut self, key: &[u8], now: i64) -> bool {
         self.get(key, now).is_some() && self.remove(key).is_some()
@@ -247,6 +387,75 @@ impl Keyspace {
         }
     }
 
+    /// Live keys matching `pattern` (a lone `*` matches every key, the empty one included).
+    pub fn keys_matching(&self, pattern: &[u8], now: i64) -> Vec<Vec<u8>> {
+        let all = pattern == b"*";
+        let mut out = Vec::new();
+        self.for_each_key(now, |k, _| {
+            if all || glob_match(pattern, k) {
+                out.push(k.to_vec());
+            }
+        });
+        out
+    }
+
+    /// One SCAN step: from table index `start` (this shard's `start`-th slot), takes the keys
+    /// of whole slots until at least `count` keys were seen or the shard's slots end. Returns
+    /// those passing `filter`, and the table index to resume at (None when the slots are
+    /// done). A slot is never split across steps, so a key that exists for the whole walk is
+    /// returned exactly once. Expired keys met on the way are deleted, as Redis's SCAN does.
+    pub fn scan_slots(
+        &mut self,
+        start: usize,
+        count: usize,
+        filter: ScanFilter<'_>,
+        now: i64,
+    ) -> (Vec<Vec<u8>>, Option<usize>) {
+        let mut out = Vec::new();
+        let mut expired: Vec<Box<[u8]>> = Vec::new();
+        let mut seen = 0usize;
+        let mut t = start;
+        while t < self.tables.len() && seen < count {
+            for (k, e) in &self.tables[t] {
+                // COUNT bounds the keys walked, before filtering, as in Redis.
+                seen += 1;
+                if filter.pattern.is_some_and(|p| !glob_match(p, k)) {
+                    continue;
+                }
+                let is_expired = e.expired(now);
+                if let Some(ty) = filter.type_name {
+                    // Redis looks each key up to learn its type: a hit or a miss.
+                    if is_expired {
+                        self.stats.misses += 1;
+                        // That lookup already deleted the key, so Redis 7.0's expiry check
+                        // passes and an expired key is listed under `TYPE none`.
+                        if ty.eq_ignore_ascii_case(b"none") {
+                            out.push(k.to_vec());
+                        }
+                        expired.push(k.clone());
+                        continue;
+                    }
+                    self.stats.hits += 1;
+                    if !ty.eq_ignore_ascii_case(e.value.type_name().as_bytes()) {
+                        continue;
+                    }
+                }
+                if is_expired {
+                    expired.push(k.clone());
+                    continue;
+                }
+                out.push(k.to_vec());
+            }
+            t += 1;
+        }
+        for k in expired {
+            if self.remove(&k).is_some() {
+                self.stats.expired_keys += 1;
+            }
+        }
+        (out, (t < self.tables.len()).then_some(t))
+    }
+
     pub fn flush(&mut self) {
         for t in &mut self.tables {
             *t = SlotTable::new();
@@ -263,24 +472,31 @@ impl Keyspace {
         self.rng.wrapping_mul(0x2545_F491_4F6C_DD1D)
     }
 
-    /// A random live key, if any.
+    /// A pseudo-random number from this keyspace's generator (for coordinators' choices).
+    pub fn random_u64(&mut self) -> u64 {
+        self.next_random()
+    }
+
+    /// A random live key, if any, every key equally likely (RANDOMKEY). Expired keys drawn
+    /// are deleted and another is drawn, up to 100 times.
     pub fn random_key(&mut self, now: i64) -> Option<Vec<u8>> {
         for _ in 0..100 {
             if self.len == 0 {
                 return None;
             }
-            let n = self.tables.len();
-            let start = (self.next_random() % n as u64) as usize;
-            let Some(t) = (0..n)
-                .map(|i| (start + i) % n)
-                .find(|&t| !self.tables[t].is_empty())
-            else {
-                return None;
-            };
-            let pick = (self.next_random() % self.tables[t].len() as u64) as usize;
+            // Draw a position among all keys, then find the slot table holding it.
+            let mut pick = (self.next_random() % self.len as u64) as usize;
+            let t = self.tables.iter().position(|t| {
+                if pick < t.len() {
+                    true
+                } else {
+                    pick -= t.len();
+                    false
+                }
+            })?;
             let (key, expired) = match self.tables[t].iter().nth(pick) {
                 Some((k, e)) => (k.to_vec(), e.expired(now)),
-                None => continue,
+                None => return None,
             };
             if !expired {
                 return Some(key);
@@ -379,5 +595,252 @@ mod tests {
         assert_eq!(ks.count_in_slot(12182), 2);
         assert_eq!(ks.count_in_slot(12184), 0);
         assert_eq!(ks.slot_table(12182).map(|t| t.len()), Some(2));
+    }
+
+    /// A keyspace split over `n` shards, as the server has it.
+    fn shards(n: usize) -> Vec<Keyspace> {
+        (0..n).map(|i| Keyspace::new(i, n)).collect()
+    }
+
+    fn owner(key: &[u8], n: usize) -> usize {
+        key_slot(key) as usize % n
+    }
+
+    /// Walks the shard-major slot enumeration as SCAN's coordinator does, with `between` run
+    /// after every step; returns every key each step yielded.
+    fn scan_walk(
+        ks: &mut [Keyspace],
+        count: usize,
+        mut between: impl FnMut(&mut [Keyspace], usize),
+    ) -> Vec<Vec<u8>> {
+        let n = ks.len();
+        let mut out = Vec::new();
+        let (mut shard, mut start, mut step) = (0, 0, 0);
+        while shard < n {
+            let (keys, next) = ks[shard].scan_slots(start, count, ScanFilter::default(), 0);
+            out.extend(keys);
+            match next {
+                Some(t) => start = t,
+                None => (shard, start) = (shard + 1, 0),
+            }
+            between(ks, step);
+            step += 1;
+        }
+        out
+    }
+
+    #[test]
+    fn scan_returns_every_stable_key_exactly_once_despite_churn() {
+        let n = 3;
+        let mut ks = shards(n);
+        let stable: Vec<Vec<u8>> = (0..3000).map(|i| format!("s:{i}").into_bytes()).collect();
+        for k in &stable {
+            ks[owner(k, n)].set(k, v("x"), NO_EXPIRE, 0);
+        }
+        for i in 0..500 {
+            let k = format!("churn:{i}").into_bytes();
+            ks[owner(&k, n)].set(&k, v("x"), NO_EXPIRE, 0);
+        }
+        // Between steps, delete old churn keys and add new ones, all over the keyspace.
+        let seen = scan_walk(&mut ks, 7, |ks, step| {
+            let old = format!("churn:{step}").into_bytes();
+            ks[owner(&old, n)].delete(&old, 0);
+            for j in 0..3 {
+                let new = format!("new:{step}:{j}").into_bytes();
+                ks[owner(&new, n)].set(&new, v("y"), NO_EXPIRE, 0);
+            }
+        });
+        let mut counts: HashMap<Vec<u8>, usize> = HashMap::new();
+        for k in seen {
+            *counts.entry(k).or_default() += 1;
+        }
+        for k in &stable {
+            assert_eq!(counts.get(k), Some(&1), "{}", String::from_utf8_lossy(k));
+        }
+        assert!(counts.values().all(|&c| c == 1), "no key is returned twice");
+    }
+
+    #[test]
+    fn scan_steps_take_whole_slots_and_at_least_count_keys() {
+        let mut ks = Keyspace::new(0, 1);
+        // 50 keys in one slot (hash tag), 1 key elsewhere.
+        for i in 0..50 {
+            ks.set(format!("{{tag}}{i}").as_bytes(), v("x"), NO_EXPIRE, 0);
+        }
+        ks.set(b"other", v("x"), NO_EXPIRE, 0);
+        let tag_slot = key_slot(b"tag") as usize;
+        let (keys, next) = ks.scan_slots(tag_slot, 5, ScanFilter::default(), 0);
+        assert_eq!(keys.len(), 50, "the slot is not split");
+        assert_eq!(next, Some(tag_slot + 1));
+        // From the start with a large count: everything, then done.
+        let (keys, next) = ks.scan_slots(0, 1000, ScanFilter::default(), 0);
+        assert_eq!(keys.len(), 51);
+        assert_eq!(next, None);
+        // Past the end: nothing.
+        assert_eq!(
+            ks.scan_slots(SLOTS, 10, ScanFilter::default(), 0),
+            (vec![], None)
+        );
+    }
+
+    #[test]
+    fn scan_filters_pattern_type_and_expired() {
+        let mut ks = Keyspace::new(0, 1);
+        ks.set(b"a1", v("x"), NO_EXPIRE, 0);
+        ks.set(b"a2", v("x"), 50, 0);
+        ks.set(b"b1", v("x"), NO_EXPIRE, 0);
+        let all = |ks: &mut Keyspace, f: ScanFilter| {
+            let mut k = ks.scan_slots(0, usize::MAX, f, 100).0;
+            k.sort();
+            k
+        };
+        let f = ScanFilter {
+            pattern: Some(b"a*"),
+            type_name: None,
+        };
+        assert_eq!(all(&mut ks, f), vec![b"a1".to_vec()]);
+        assert_eq!(ks.len(), 2, "the expired key met was deleted");
+        let f = ScanFilter {
+            pattern: None,
+            type_name: Some(b"STRING"),
+        };
+        assert_eq!(all(&mut ks, f), vec![b"a1".to_vec(), b"b1".to_vec()]);
+        let f = ScanFilter {
+            pattern: None,
+            type_name: Some(b"hash"),
+        };
+        assert!(all(&mut ks, f).is_empty());
+    }
+
+    #[test]
+    fn keys_matching_and_empty_key() {
+        let mut ks = Keyspace::new(0, 1);
+        ks.set(b"", v("x"), NO_EXPIRE, 0);
+        ks.set(b"foo", v("x"), NO_EXPIRE, 0);
+        ks.set(b"fox", v("x"), 10, 0);
+        let mut all = ks.keys_matching(b"*", 0);
+        all.sort();
+        assert_eq!(all, vec![b"".to_vec(), b"foo".to_vec(), b"fox".to_vec()]);
+        assert_eq!(ks.keys_matching(b"fo?", 20), vec![b"foo".to_vec()]);
+        assert!(ks.keys_matching(b"bar*", 0).is_empty());
+    }
+
+    #[test]
+    fn expire_flags_follow_redis_rules() {
+        let f = |nx, xx, gt, lt| ExpireFlags { nx, xx, gt, lt };
+        let none = f(false, false, false, false);
+        assert!(none.allows(None, 5) && none.allows(Some(10), 5));
+        // NX: only without a TTL.
+        assert!(f(true, false, false, false).allows(None, 5));
+        assert!(!f(true, false, false, false).allows(Some(10), 5));
+        // XX: only with a TTL.
+        assert!(!f(false, true, false, false).allows(None, 5));
+        assert!(f(false, true, false, false).allows(Some(10), 5));
+        // GT: no TTL is infinite, so never greater; equal is not greater.
+        let gt = f(false, false, true, false);
+        assert!(!gt.allows(None, i64::MAX));
+        assert!(!gt.allows(Some(10), 10));
+        assert!(gt.allows(Some(10), 11));
+        // LT: no TTL is infinite, so always less; equal is not less.
+        let lt = f(false, false, false, true);
+        assert!(lt.allows(None, 5));
+        assert!(!lt.allows(Some(10), 10));
+        assert!(lt.allows(Some(10), 9));
+        // XX + GT needs both.
+        assert!(!f(false, true, true, false).allows(None, 5));
+        assert!(f(false, true, true, false).allows(Some(10), 20));
+    }
+
+    #[test]
+    fn expire_with_sets_rejects_and_deletes() {
+        let mut ks = Keyspace::new(0, 1);
+        let now = 1000;
+        let no = ExpireFlags::default();
+        let gt = ExpireFlags {
+            gt: true,
+            ..ExpireFlags::default()
+        };
+        assert_eq!(ks.expire_with(b"k", 5000, no, now), ExpireOutcome::Missing);
+        ks.set(b"k", v("x"), NO_EXPIRE, now);
+        assert_eq!(ks.expire_with(b"k", 5000, gt, now), ExpireOutcome::Rejected);
+        assert_eq!(ks.expire_with(b"k", 5000, no, now), ExpireOutcome::Set);
+        assert_eq!(ks.peek(b"k", now).map(|e| e.expire_at()), Some(5000));
+        assert_eq!(ks.volatile_len(), 1);
+        assert_eq!(ks.expire_with(b"k", 4000, gt, now), ExpireOutcome::Rejected);
+        assert_eq!(ks.expire_with(b"k", 6000, gt, now), ExpireOutcome::Set);
+        assert!(ks.persist(b"k", now));
+        assert!(!ks.persist(b"k", now));
+        assert_eq!(ks.volatile_len(), 0);
+        // A time not in the future deletes the key.
+        assert_eq!(ks.expire_with(b"k", now, no, now), ExpireOutcome::Deleted);
+        assert!(ks.is_empty());
+        assert_eq!(
+            ks.stats.expired_keys, 0,
+            "an explicit delete, not an expiry"
+        );
+    }
+
+    #[test]
+    fn peek_and_read_untouched_leave_access_time() {
+        let mut ks = Keyspace::new(0, 1);
+        ks.set(b"k", v("x"), NO_EXPIRE, 1_000);
+        assert_eq!(ks.peek(b"k", 50_000).map(|e| e.lru), Some(lru_clock(1_000)));
+        assert!(ks.read_untouched(b"k", 60_000).is_some());
+        assert!(ks.read_untouched(b"nope", 60_000).is_none());
+        assert_eq!((ks.stats.hits, ks.stats.misses), (1, 1));
+        assert_eq!(
+            idle_seconds(ks.get(b"k", 1_000).map_or(0, |e| e.lru), 61_000),
+            60
+        );
+        assert_eq!(ks.peek(b"k", 0).map(|e| e.lru), Some(lru_clock(1_000)));
+        // get touches.
+        ks.get(b"k", 70_000);
+        assert_eq!(ks.peek(b"k", 0).map(|e| e.lru), Some(lru_clock(70_000)));
+    }
+
+    #[test]
+    fn idle_time_survives_clock_wrap() {
+        let wrap_ms = (LRU_CLOCK_MAX as i64 + 1) * 1000;
+        let lru = lru_clock(wrap_ms - 10_000);
+        assert_eq!(idle_seconds(lru, wrap_ms + 5_000), 14);
+    }
+
+    #[test]
+    fn take_moves_value_and_ttl() {
+        let mut ks = Keyspace::new(0, 1);
+        ks.set(b"k", v("x"), 9_000, 0);
+        assert_eq!(ks.take(b"k", 0), Some((v("x"), 9_000)));
+        assert!(ks.is_empty() && ks.volatile_len() == 0);
+        ks.set(b"e", v("x"), 10, 0);
+        assert_eq!(ks.take(b"e", 10), None, "expired keys are not taken");
+    }
+
+    #[test]
+    fn random_key_reaches_every_key_and_skips_expired() {
+        let mut ks = Keyspace::new(0, 1);
+        assert_eq!(ks.random_key(0), None);
+        for i in 0..20 {
+            ks.set(format!("k{i}").as_bytes(), v("x"), NO_EXPIRE, 0);
+        }
+        for i in 0..20 {
+            ks.set(format!("gone{i}").as_bytes(), v("x"), 5, 0);
+        }
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..2000 {
+            let k = ks.random_key(10).expect("live keys exist");
+            assert!(k.starts_with(b"k"));
+            seen.insert(k);
+        }
+        assert_eq!(seen.len(), 20);
+        assert_eq!(ks.len(), 20, "expired keys drawn were deleted");
+    }
+
+    #[test]
+    fn slots_owned_sums_to_all_slots() {
+        for n in [1, 2, 3, 7, 64] {
+            let total: usize = (0..n).map(|s| slots_owned(s, n)).sum();
+            assert_eq!(total, SLOTS);
+            assert_eq!(slots_owned(0, n), Keyspace::new(0, n).tables.len());
+        }
     }
 }

@@ -6,7 +6,6 @@
 //! holes in order, so pipelined replies keep their order.
 
 use std::rc::Rc;
-use std::time::Instant;
 
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::TcpStream;
@@ -226,8 +225,10 @@ pub async fn serve(shard: Rc<Shard>, mut stream: TcpStream, meta: Rc<ClientMeta>
             }
         }
     }
-    let _ = stream.close().await;
+    // Unregister before closing: once the fd is closed its number can be reused by a new
+    // connection, which a CLIENT KILL must not hit.
     shard.clients.borrow_mut().remove(&conn.id());
+    let _ = stream.close().await;
 }
 
 /// Decodes and runs every complete request in the buffer. Returns how many bytes the next
@@ -304,7 +305,7 @@ pub async fn dispatch(conn: &mut Conn, args: Args<'_>, raw: Option<&[u8]>) {
         conn.out.error(&Error::NoAuth);
         return;
     }
-    conn.meta.last_cmd.set(spec.name);
+    conn.meta.last_cmd.set(table.full_names[idx].as_str());
     match spec.handler {
         Handler::Keyed(f) => {
             let shard = &conn.shard;
@@ -316,10 +317,12 @@ pub async fn dispatch(conn: &mut Conn, args: Args<'_>, raw: Option<&[u8]>) {
             if spans_shards {
                 if let Some(multi) = spec.multi {
                     conn.flush_forwarded().await;
-                    let started = Instant::now();
-                    let result = multi(conn, args).await;
+                    let started = crate::util::time::ticks();
+                    let mark = conn.out.buf.len();
+                    let result = guarded_async(multi(conn, args)).await;
                     cmd::record(&conn.shard, idx, started, result.is_err());
                     if let Err(e) = result {
+                        conn.out.buf.truncate(mark);
                         conn.out.error(&e);
                     }
                     return;
@@ -347,19 +350,23 @@ pub async fn dispatch(conn: &mut Conn, args: Args<'_>, raw: Option<&[u8]>) {
             if spec.has(flag::BARRIER) {
                 conn.flush_forwarded().await;
             }
-            let started = Instant::now();
-            let result = f(conn, &args);
+            let started = crate::util::time::ticks();
+            let mark = conn.out.buf.len();
+            let result = cmd::guarded(|| f(conn, &args));
             cmd::record(&conn.shard, idx, started, result.is_err());
             if let Err(e) = result {
+                conn.out.buf.truncate(mark);
                 conn.out.error(&e);
             }
         }
         Handler::Async(f) => {
             conn.flush_forwarded().await;
-            let started = Instant::now();
-            let result = f(conn, args).await;
+            let started = crate::util::time::ticks();
+            let mark = conn.out.buf.len();
+            let result = guarded_async(f(conn, args)).await;
             cmd::record(&conn.shard, idx, started, result.is_err());
             if let Err(e) = result {
+                conn.out.buf.truncate(mark);
                 conn.out.error(&e);
             }
         }
@@ -369,6 +376,15 @@ pub async fn dispatch(conn: &mut Conn, args: Args<'_>, raw: Option<&[u8]>) {
                 .error(&Error::WrongArity(table.full_names[idx].clone().into()));
         }
     }
+}
+
+/// `cmd::guarded` for connection handlers that await.
+async fn guarded_async(fut: cmd::BoxFuture<'_>) -> crate::error::CmdResult {
+    use futures_lite::FutureExt;
+    std::panic::AssertUnwindSafe(fut)
+        .catch_unwind()
+        .await
+        .unwrap_or_else(|_| Err(Error::msg(cmd::PANIC_REPLY)))
 }
 
 fn table_reject(conn: &Conn, idx: usize) {

@@ -229,11 +229,19 @@ async fn accept_loop(shard: Rc<Shard>, listener: TcpListener) {
             }
         };
         let _ = stream.set_nodelay(true);
-        let peer = stream
-            .peer_addr()
-            .map(|a| a.to_string())
-            .unwrap_or_default();
+        let peer_addr = stream.peer_addr().ok();
+        let peer = peer_addr.map(|a| a.to_string()).unwrap_or_default();
         shard.stats.borrow_mut().connections_received += 1;
+        if protected_mode_denies(&shard, peer_addr) {
+            glommio::spawn_local(async move {
+                use futures_lite::AsyncWriteExt;
+                let mut s = stream;
+                let _ = s.write_all(PROTECTED_MODE_DENIED).await;
+                let _ = s.close().await;
+            })
+            .detach();
+            continue;
+        }
         let maxclients = shard.settings.borrow().maxclients;
         if CONNECTED.fetch_add(1, Ordering::Relaxed) >= maxclients {
             CONNECTED.fetch_sub(1, Ordering::Relaxed);
@@ -262,6 +270,7 @@ async fn accept_loop(shard: Rc<Shard>, listener: TcpListener) {
             resp: std::cell::Cell::new(2),
             qbuf: std::cell::Cell::new(0),
             killed: std::cell::Cell::new(false),
+            no_evict: std::cell::Cell::new(false),
         });
         shard.clients.borrow_mut().insert(meta.id, meta.clone());
         let s = shard.clone();
@@ -271,6 +280,23 @@ async fn accept_loop(shard: Rc<Shard>, listener: TcpListener) {
         })
         .detach();
     }
+}
+
+/// Redis's reply to a non-loopback client in protected mode, before closing it.
+const PROTECTED_MODE_DENIED: &[u8] = b"-DENIED Redis is running in protected mode because protected mode is enabled and no password is set for the default user. In this mode connections are only accepted from the loopback interface. If you want to connect from external computers to Redis you may adopt one of the following solutions: 1) Just disable protected mode sending the command 'CONFIG SET protected-mode no' from the loopback interface by connecting to Redis from the same host the server is running, however MAKE SURE Redis is not publicly accessible from internet if you do so. Use CONFIG REWRITE to make this change permanent. 2) Alternatively you can just disable the protected mode by editing the Redis configuration file, and setting the protected mode option to 'no', and then restarting the server. 3) If you started the server manually just for testing, restart it with the '--protected-mode no' option. 4) Set up an authentication password for the default user. NOTE: You only need to do one of the above things in order for the server to start accepting connections from the outside.\r\n";
+
+/// Protected mode (Redis 7.0): with no password, only loopback clients are served.
+fn protected_mode_denies(shard: &Shard, peer: Option<SocketAddr>) -> bool {
+    let settings = shard.settings.borrow();
+    let loopback = |ip: std::net::IpAddr| match ip {
+        std::net::IpAddr::V4(v4) => v4.is_loopback(),
+        std::net::IpAddr::V6(v6) => v6
+            .to_ipv4_mapped()
+            .map_or(v6.is_loopback(), |v4| v4.is_loopback()),
+    };
+    settings.protected_mode
+        && settings.requirepass.is_none()
+        && peer.is_some_and(|p| !loopback(p.ip()))
 }
 
 /// Active expiry, `hz` times a second, as Redis's `activeExpireCycle`.

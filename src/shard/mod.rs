@@ -49,6 +49,12 @@ pub struct Settings {
     pub query_buffer_limit: usize,
     pub maxclients: usize,
     pub hz: u64,
+    pub protected_mode: bool,
+    /// Hash and set encoding thresholds (types::hash / types::set).
+    pub hash_max_listpack_entries: usize,
+    pub hash_max_listpack_value: usize,
+    pub set_max_intset_entries: usize,
+    pub set_max_listpack_entries: usize,
 }
 
 impl Settings {
@@ -60,6 +66,11 @@ impl Settings {
             query_buffer_limit: c.get_i64("client-query-buffer-limit") as usize,
             maxclients: c.get_i64("maxclients") as usize,
             hz: c.get_i64("hz") as u64,
+            protected_mode: c.get_bool("protected-mode"),
+            hash_max_listpack_entries: c.get_i64("hash-max-listpack-entries") as usize,
+            hash_max_listpack_value: c.get_i64("hash-max-listpack-value") as usize,
+            set_max_intset_entries: c.get_i64("set-max-intset-entries") as usize,
+            set_max_listpack_entries: c.get_i64("set-max-listpack-entries") as usize,
         }
     }
 }
@@ -79,6 +90,8 @@ pub struct ClientMeta {
     pub resp: Cell<u8>,
     pub qbuf: Cell<usize>,
     pub killed: Cell<bool>,
+    /// CLIENT NO-EVICT (shown as flag `e`; there is no client eviction yet).
+    pub no_evict: Cell<bool>,
 }
 
 /// Per-shard counters for INFO stats.
@@ -90,6 +103,18 @@ pub struct ShardStats {
     pub net_input_bytes: u64,
     pub net_output_bytes: u64,
     pub cmd: Vec<CommandStats>,
+}
+
+impl ShardStats {
+    /// CONFIG RESETSTAT: zeroes every counter, keeping the per-command table's size.
+    pub fn reset(&mut self) {
+        let cmd = std::mem::take(&mut self.cmd);
+        *self = ShardStats {
+            cmd,
+            ..Default::default()
+        };
+        self.cmd.fill(CommandStats::default());
+    }
 }
 
 pub struct Shard {
@@ -169,7 +194,8 @@ impl Shard {
         let result = ticket.await;
         match result.downcast::<R>() {
             Ok(r) => *r,
-            Err(_) => unreachable!("a job's result has the type its closure returns"),
+            // The job panicked on its shard (see `run_job`): fail this command the same way.
+            Err(_) => panic!("a cross-shard job panicked on shard {to}"),
         }
     }
 
@@ -198,8 +224,9 @@ impl Shard {
             out[self.id] = Some(r);
         }
         for (to, t) in tickets {
-            if let Ok(r) = t.await.downcast::<R>() {
-                out[to] = Some(*r);
+            match t.await.downcast::<R>() {
+                Ok(r) => out[to] = Some(*r),
+                Err(_) => panic!("a cross-shard job panicked on shard {to}"),
             }
         }
         out.into_iter().flatten().collect()
@@ -247,7 +274,7 @@ impl Shard {
             let Some((from, req)) = next else { break };
             let resp = Response {
                 token: req.token,
-                result: (req.job)(self),
+                result: run_job(req.job, self),
             };
             let me = self.clone();
             glommio::spawn_local(async move { me.mesh.respond(from, resp).await }).detach();
@@ -265,7 +292,7 @@ impl Shard {
             }
             let resp = Response {
                 token: req.token,
-                result: (req.job)(&self),
+                result: run_job(req.job, &self),
             };
             self.mesh.respond(from, resp).await;
         }
@@ -277,6 +304,16 @@ impl Shard {
             self.mesh.complete(resp);
         }
     }
+}
+
+/// A job's result when the job panicked; the caller's downcast fails and it panics in turn,
+/// inside its own command guard, so only that command fails.
+struct JobPanicked;
+
+/// Runs a job so that a bug in it costs one command, not the executor.
+fn run_job(job: Job, shard: &Rc<Shard>) -> Box<dyn Any + Send> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(shard)))
+        .unwrap_or_else(|_| Box::new(JobPanicked))
 }
 
 struct UnholdWait<'a> {

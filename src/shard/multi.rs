@@ -4,6 +4,7 @@ use std::rc::Rc;
 
 use crate::db::Keyspace;
 use crate::slot::key_slot;
+use crate::types::Value;
 use crate::util::time::now_ms;
 
 use super::Shard;
@@ -47,6 +48,57 @@ where
         .collect()
 }
 
+/// Shards held by one coordinator. Dropped without `release` (the command panicked or its
+/// task went away), it still releases them, from a task of its own: a hold must never leak.
+pub struct Holds {
+    shard: Rc<Shard>,
+    token: u64,
+    held: Vec<usize>,
+}
+
+impl Holds {
+    /// Holds `shards` (ascending, deduplicated) for `token`, one after the other in that
+    /// order, so that two coordinators can never wait for each other.
+    pub async fn acquire(shard: &Rc<Shard>, token: u64, shards: &[usize]) -> Holds {
+        debug_assert!(shards.windows(2).all(|w| w[0] < w[1]));
+        let mut holds = Holds {
+            shard: shard.clone(),
+            token,
+            held: Vec::with_capacity(shards.len()),
+        };
+        for &to in shards {
+            shard.call(to, token, move |s| s.hold(token)).await;
+            holds.held.push(to);
+        }
+        holds
+    }
+
+    pub async fn release(mut self) {
+        let held = std::mem::take(&mut self.held);
+        release_all(&self.shard, self.token, held).await;
+    }
+}
+
+async fn release_all(shard: &Rc<Shard>, token: u64, held: Vec<usize>) {
+    for to in held {
+        shard.call(to, token, |s| s.release()).await;
+    }
+}
+
+impl Drop for Holds {
+    fn drop(&mut self) {
+        if self.held.is_empty() {
+            return;
+        }
+        let (shard, token, held) = (
+            self.shard.clone(),
+            self.token,
+            std::mem::take(&mut self.held),
+        );
+        glommio::spawn_local(async move { release_all(&shard, token, held).await }).detach();
+    }
+}
+
 /// Writes key/value pairs that span shards atomically: holds every shard involved in
 /// ascending order, (for `only_if_none_exist`, checks that no key exists), writes, releases.
 /// Returns whether the pairs were written.
@@ -61,9 +113,7 @@ pub async fn atomic_write(
     let involved: Vec<usize> = (0..shard.nshards)
         .filter(|&s| !groups[s].is_empty())
         .collect();
-    for &to in &involved {
-        shard.call(to, token, move |s| s.hold(token)).await;
-    }
+    let holds = Holds::acquire(shard, token, &involved).await;
     let mut ok = true;
     if only_if_none_exist {
         for &to in &involved {
@@ -92,8 +142,112 @@ pub async fn atomic_write(
                 .await;
         }
     }
-    for &to in &involved {
-        shard.call(to, token, |s| s.release()).await;
-    }
+    holds.release().await;
     ok
+}
+
+/// How `transfer` treats the source and an existing target.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TransferMode {
+    /// RENAME: move, replacing the target.
+    Rename,
+    /// RENAMENX: move unless the target exists.
+    RenameNx,
+    /// COPY: copy, replacing the target only if `replace`.
+    Copy { replace: bool },
+}
+
+/// What `transfer` did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TransferOutcome {
+    /// The source key does not exist; nothing changed.
+    NoSource,
+    /// The target exists and may not be replaced; nothing changed.
+    TargetExists,
+    /// The value (with its expiry) is now under the target.
+    Done,
+}
+
+/// Moves or copies the value of `src` (with its TTL) to `dst` when the two keys live on
+/// different shards, atomically: holds both shards in ascending order (as `atomic_write`),
+/// checks the source, then the target, moves the value across, and releases.
+pub async fn transfer(
+    shard: &Rc<Shard>,
+    token: u64,
+    src: Vec<u8>,
+    dst: Vec<u8>,
+    mode: TransferMode,
+) -> TransferOutcome {
+    let from = shard.owner_of(key_slot(&src));
+    let to = shard.owner_of(key_slot(&dst));
+    let mut involved = vec![from, to];
+    involved.sort_unstable();
+    involved.dedup();
+    let holds = Holds::acquire(shard, token, &involved).await;
+    // One time for the whole operation, taken once every shard is ours.
+    let now = now_ms();
+    let outcome = transfer_held(shard, token, (from, src), (to, dst), mode, now).await;
+    holds.release().await;
+    outcome
+}
+
+/// `transfer`'s work while both shards are held.
+async fn transfer_held(
+    shard: &Rc<Shard>,
+    token: u64,
+    (from, src): (usize, Vec<u8>),
+    (to, dst): (usize, Vec<u8>),
+    mode: TransferMode,
+    now: i64,
+) -> TransferOutcome {
+    // The source is checked first, so a missing source wins over an existing target as in
+    // Redis. RENAME looks it up as a write (no hit/miss stats), COPY as a read. RENAMENX only
+    // checks here: the value must stay put if the target turns out to exist.
+    let src_key = src.clone();
+    let found: Option<Option<(Value, i64)>> = shard
+        .call(from, token, move |s| {
+            let mut db = s.db.borrow_mut();
+            match mode {
+                TransferMode::Rename => db.take(&src_key, now).map(Some),
+                TransferMode::RenameNx => db.get(&src_key, now).map(|_| None),
+                TransferMode::Copy { .. } => db
+                    .read(&src_key, now)
+                    .map(|e| Some((e.value.clone(), e.expire_at()))),
+            }
+        })
+        .await;
+    let Some(mut moved) = found else {
+        return TransferOutcome::NoSource;
+    };
+    let replace = matches!(
+        mode,
+        TransferMode::Rename | TransferMode::Copy { replace: true }
+    );
+    if !replace {
+        let dst_key = dst.clone();
+        let exists = shard
+            .call(to, token, move |s| s.db.borrow_mut().exists(&dst_key, now))
+            .await;
+        if exists {
+            return TransferOutcome::TargetExists;
+        }
+    }
+    if moved.is_none() {
+        moved = shard
+            .call(from, token, move |s| s.db.borrow_mut().take(&src, now))
+            .await;
+    }
+    // Only the active expire cycle could have removed the source meanwhile.
+    let Some((value, expire_at)) = moved else {
+        return TransferOutcome::NoSource;
+    };
+    shard
+        .call(to, token, move |s| {
+            let mut db = s.db.borrow_mut();
+            // Looked up as a write first so an expired target counts as expired, as in Redis.
+            db.get(&dst, now);
+            db.set(&dst, value, expire_at, now);
+        })
+        .await;
+    TransferOutcome::Done
 }

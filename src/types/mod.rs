@@ -1,13 +1,20 @@
-//! Value types and their encodings. Strings live here; the other types join in later issues.
+//! Value types and their encodings: strings, hashes and sets so far; the other types join in later issues.
 
+pub mod hash;
+pub mod listpack;
+pub mod set;
 pub mod string;
 
+pub use hash::Hash;
+pub use set::Set;
 pub use string::StrValue;
 
 /// A value stored under a key.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Value {
     Str(StrValue),
+    Hash(Hash),
+    Set(Set),
 }
 
 impl Value {
@@ -15,6 +22,8 @@ impl Value {
     pub fn type_name(&self) -> &'static str {
         match self {
             Value::Str(_) => "string",
+            Value::Hash(_) => "hash",
+            Value::Set(_) => "set",
         }
     }
 
@@ -22,6 +31,19 @@ impl Value {
     pub fn encoding(&self) -> &'static str {
         match self {
             Value::Str(s) => s.encoding(),
+            Value::Hash(h) => h.encoding(),
+            Value::Set(s) => s.encoding(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn value_stays_small() {
+        // Every key pays for the largest variant: hashes and sets must not grow it.
+        assert_eq!(std::mem::size_of::<Value>(), 24);
     }
 }

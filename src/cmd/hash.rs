@@ -1,0 +1,601 @@
+//! Hash commands (Redis 7.0's t_hash.c): HSET and friends, counters, HRANDFIELD and HSCAN.
+
+use crate::cmd::{flag::*, CommandSpec, Ctx, Handler};
+use crate::db::{Keyspace, NO_EXPIRE};
+use crate::error::{CmdResult, Error};
+use crate::resp::{Args, Reply};
+use crate::types::hash::{Hash, HashLimits};
+use crate::types::set::{below, distinct_positions, Rng};
+use crate::types::Value;
+use crate::util::glob::glob_match;
+use crate::util::num::{arg_i64, incr_by_float, parse_i64_strict};
+
+const READ_FAST: &[&str] = &["@read", "@hash", "@fast"];
+const READ_SLOW: &[&str] = &["@read", "@hash", "@slow"];
+const WRITE_FAST: &[&str] = &["@write", "@hash", "@fast"];
+
+const fn keyed(name: &'static str, arity: i32, flags: u32, f: crate::cmd::KeyedFn) -> CommandSpec {
+    CommandSpec::new(name, arity, flags, Handler::Keyed(f)).keys(1, 1, 1)
+}
+
+pub static COMMANDS: &[CommandSpec] = &[
+    keyed("hset", -4, WRITE | DENYOOM | FAST, hset)
+        .acl(WRITE_FAST)
+        .doc("hash", "2.0.0", "Set the string value of a hash field"),
+    keyed("hsetnx", 4, WRITE | DENYOOM | FAST, hsetnx)
+        .acl(WRITE_FAST)
+        .doc(
+            "hash",
+            "2.0.0",
+            "Set the value of a hash field, only if the field does not exist",
+        ),
+    keyed("hget", 3, READONLY | FAST, hget).acl(READ_FAST).doc(
+        "hash",
+        "2.0.0",
+        "Get the value of a hash field",
+    ),
+    keyed("hmget", -3, READONLY | FAST, hmget)
+        .acl(READ_FAST)
+        .doc(
+            "hash",
+            "2.0.0",
+            "Get the values of all the given hash fields",
+        ),
+    keyed("hmset", -4, WRITE | DENYOOM | FAST, hmset)
+        .acl(WRITE_FAST)
+        .doc(
+            "hash",
+            "2.0.0",
+            "Set multiple hash fields to multiple values",
+        ),
+    keyed("hdel", -3, WRITE | FAST, hdel).acl(WRITE_FAST).doc(
+        "hash",
+        "2.0.0",
+        "Delete one or more hash fields",
+    ),
+    keyed("hlen", 2, READONLY | FAST, hlen).acl(READ_FAST).doc(
+        "hash",
+        "2.0.0",
+        "Get the number of fields in a hash",
+    ),
+    keyed("hstrlen", 3, READONLY | FAST, hstrlen)
+        .acl(READ_FAST)
+        .doc(
+            "hash",
+            "3.2.0",
+            "Get the length of the value of a hash field",
+        ),
+    keyed("hexists", 3, READONLY | FAST, hexists)
+        .acl(READ_FAST)
+        .doc("hash", "2.0.0", "Determine if a hash field exists"),
+    keyed("hkeys", 2, READONLY, hkeys).acl(READ_SLOW).doc(
+        "hash",
+        "2.0.0",
+        "Get all the fields in a hash",
+    ),
+    keyed("hvals", 2, READONLY, hvals).acl(READ_SLOW).doc(
+        "hash",
+        "2.0.0",
+        "Get all the values in a hash",
+    ),
+    keyed("hgetall", 2, READONLY, hgetall).acl(READ_SLOW).doc(
+        "hash",
+        "2.0.0",
+        "Get all the fields and values in a hash",
+    ),
+    keyed("hincrby", 4, WRITE | DENYOOM | FAST, hincrby)
+        .acl(WRITE_FAST)
+        .doc(
+            "hash",
+            "2.0.0",
+            "Increment the integer value of a hash field by the given number",
+        ),
+    keyed("hincrbyfloat", 4, WRITE | DENYOOM | FAST, hincrbyfloat)
+        .acl(WRITE_FAST)
+        .doc(
+            "hash",
+            "2.6.0",
+            "Increment the float value of a hash field by the given amount",
+        ),
+    keyed("hrandfield", -2, READONLY, hrandfield)
+        .acl(READ_SLOW)
+        .doc(
+            "hash",
+            "6.2.0",
+            "Get one or multiple random fields from a hash",
+        ),
+    keyed("hscan", -3, READONLY, hscan).acl(READ_SLOW).doc(
+        "hash",
+        "2.8.0",
+        "Incrementally iterate hash fields and associated values",
+    ),
+];
+
+// ---- lookups ----
+
+fn limits(c: &Ctx) -> HashLimits {
+    let s = c.shard.settings.borrow();
+    HashLimits {
+        max_entries: s.hash_max_listpack_entries,
+        max_value: s.hash_max_listpack_value,
+    }
+}
+
+/// The hash at `key` for a read (counts a keyspace hit or miss): None if absent.
+fn read_hash<'a>(db: &'a mut Keyspace, key: &[u8], now: i64) -> Result<Option<&'a Hash>, Error> {
+    match db.read(key, now) {
+        None => Ok(None),
+        Some(e) => match &e.value {
+            Value::Hash(h) => Ok(Some(h)),
+            _ => Err(Error::WrongType),
+        },
+    }
+}
+
+/// Runs `f` on the hash at `key`, creating an empty one if absent (stored only if `f` leaves
+/// it non-empty) and deleting the key if `f` empties it.
+fn write_hash<R>(
+    db: &mut Keyspace,
+    key: &[u8],
+    now: i64,
+    f: impl FnOnce(&mut Hash) -> Result<R, Error>,
+) -> Result<R, Error> {
+    let (result, emptied) = match db.get(key, now) {
+        Some(e) => {
+            let Value::Hash(h) = &mut e.value else {
+                return Err(Error::WrongType);
+            };
+            let r = f(h);
+            (r, h.is_empty())
+        }
+        None => {
+            let mut h = Hash::new();
+            let r = f(&mut h);
+            if !h.is_empty() {
+                db.set(key, Value::Hash(h), NO_EXPIRE, now);
+            }
+            return r;
+        }
+    };
+    if emptied {
+        db.remove(key);
+    }
+    result
+}
+
+// ---- HSET / HSETNX / HMSET ----
+
+fn set_pairs(c: &mut Ctx, a: &Args, name: &'static str) -> Result<i64, Error> {
+    if a.len() % 2 == 1 {
+        return Err(Error::WrongArity(name.into()));
+    }
+    let lim = limits(c);
+    write_hash(c.db, a.get(1), c.now, |h| {
+        h.convert_for(a.rest(2).map(<[u8]>::len), lim);
+        let mut created = 0;
+        for i in (2..a.len()).step_by(2) {
+            created += h.set(a.get(i), a.get(i + 1), lim) as i64;
+        }
+        Ok(created)
+    })
+}
+
+fn hset(c: &mut Ctx, a: &Args) -> CmdResult {
+    let n = set_pairs(c, a, "hset")?;
+    c.out.int(n);
+    Ok(())
+}
+
+fn hmset(c: &mut Ctx, a: &Args) -> CmdResult {
+    set_pairs(c, a, "hmset")?;
+    c.out.ok();
+    Ok(())
+}
+
+fn hsetnx(c: &mut Ctx, a: &Args) -> CmdResult {
+    let lim = limits(c);
+    let (f, v) = (a.get(2), a.get(3));
+    let set = write_hash(c.db, a.get(1), c.now, |h| {
+        if h.contains(f) {
+            return Ok(false);
+        }
+        h.convert_for([f.len(), v.len()].into_iter(), lim);
+        h.set(f, v, lim);
+        Ok(true)
+    })?;
+    c.out.int(set as i64);
+    Ok(())
+}
+
+// ---- reads ----
+
+fn hget(c: &mut Ctx, a: &Args) -> CmdResult {
+    match read_hash(c.db, a.get(1), c.now)?.and_then(|h| h.get(a.get(2))) {
+        Some(v) => c.out.bulk(v),
+        None => c.out.null(),
+    }
+    Ok(())
+}
+
+fn hmget(c: &mut Ctx, a: &Args) -> CmdResult {
+    let h = read_hash(c.db, a.get(1), c.now)?;
+    c.out.array(a.len() - 2);
+    for f in a.rest(2) {
+        match h.and_then(|h| h.get(f)) {
+            Some(v) => c.out.bulk(v),
+            None => c.out.null(),
+        }
+    }
+    Ok(())
+}
+
+fn hlen(c: &mut Ctx, a: &Args) -> CmdResult {
+    let n = read_hash(c.db, a.get(1), c.now)?.map_or(0, Hash::len);
+    c.out.int(n as i64);
+    Ok(())
+}
+
+fn hstrlen(c: &mut Ctx, a: &Args) -> CmdResult {
+    let n = read_hash(c.db, a.get(1), c.now)?
+        .and_then(|h| h.get(a.get(2)))
+        .map_or(0, <[u8]>::len);
+    c.out.int(n as i64);
+    Ok(())
+}
+
+fn hexists(c: &mut Ctx, a: &Args) -> CmdResult {
+    let found = read_hash(c.db, a.get(1), c.now)?.is_some_and(|h| h.contains(a.get(2)));
+    c.out.int(found as i64);
+    Ok(())
+}
+
+fn hkeys(c: &mut Ctx, a: &Args) -> CmdResult {
+    let Some(h) = read_hash(c.db, a.get(1), c.now)? else {
+        c.out.array(0);
+        return Ok(());
+    };
+    c.out.array(h.len());
+    for (f, _) in h.iter() {
+        c.out.bulk(f);
+    }
+    Ok(())
+}
+
+fn hvals(c: &mut Ctx, a: &Args) -> CmdResult {
+    let Some(h) = read_hash(c.db, a.get(1), c.now)? else {
+        c.out.array(0);
+        return Ok(());
+    };
+    c.out.array(h.len());
+    for (_, v) in h.iter() {
+        c.out.bulk(v);
+    }
+    Ok(())
+}
+
+fn hgetall(c: &mut Ctx, a: &Args) -> CmdResult {
+    let Some(h) = read_hash(c.db, a.get(1), c.now)? else {
+        c.out.map(0);
+        return Ok(());
+    };
+    c.out.map(h.len());
+    for (f, v) in h.iter() {
+        c.out.bulk(f);
+        c.out.bulk(v);
+    }
+    Ok(())
+}
+
+// ---- writes ----
+
+fn hdel(c: &mut Ctx, a: &Args) -> CmdResult {
+    let key = a.get(1);
+    let Some(e) = c.db.get(key, c.now) else {
+        c.out.int(0);
+        return Ok(());
+    };
+    let Value::Hash(h) = &mut e.value else {
+        return Err(Error::WrongType);
+    };
+    let mut deleted = 0;
+    for f in a.rest(2) {
+        if h.remove(f) {
+            deleted += 1;
+            if h.is_empty() {
+                break;
+            }
+        }
+    }
+    if h.is_empty() {
+        c.db.remove(key);
+    }
+    c.out.int(deleted);
+    Ok(())
+}
+
+fn hincrby(c: &mut Ctx, a: &Args) -> CmdResult {
+    let incr = arg_i64(a.get(3))?;
+    let lim = limits(c);
+    let f = a.get(2);
+    let v = write_hash(c.db, a.get(1), c.now, |h| {
+        let cur = match h.get(f) {
+            Some(v) => {
+                parse_i64_strict(v).ok_or_else(|| Error::msg("hash value is not an integer"))?
+            }
+            None => 0,
+        };
+        let v = cur.checked_add(incr).ok_or(Error::Overflow)?;
+        h.set(f, itoa::Buffer::new().format(v).as_bytes(), lim);
+        Ok(v)
+    })?;
+    c.out.int(v);
+    Ok(())
+}
+
+fn hincrbyfloat(c: &mut Ctx, a: &Args) -> CmdResult {
+    let incr = a.get(3);
+    // The increment is checked before the key is looked up, as Redis does.
+    match incr_by_float(None, incr) {
+        Err(Error::IncrNanOrInf) => return Err(Error::msg("value is NaN or Infinity")),
+        Err(e) => return Err(e),
+        Ok(_) => {}
+    }
+    let lim = limits(c);
+    let f = a.get(2);
+    let text = write_hash(c.db, a.get(1), c.now, |h| {
+        let text = match incr_by_float(h.get(f), incr) {
+            Err(Error::NotFloat) => return Err(Error::msg("hash value is not a float")),
+            other => other?,
+        };
+        h.set(f, &text, lim);
+        Ok(text)
+    })?;
+    c.out.bulk(&text);
+    Ok(())
+}
+
+// ---- HRANDFIELD ----
+
+/// HRANDFIELD's count: Redis reads it as a long in [-LONG_MAX, LONG_MAX].
+pub(crate) fn arg_count(arg: &[u8]) -> Result<i64, Error> {
+    let l = arg_i64(arg)?;
+    if l == i64::MIN {
+        return Err(Error::msg(
+            "value is out of range, value must between -9223372036854775807 and 9223372036854775807",
+        ));
+    }
+    Ok(l)
+}
+
+fn hrandfield(c: &mut Ctx, a: &Args) -> CmdResult {
+    if a.len() == 2 {
+        return hrandfield_one(c, a);
+    }
+    let l = arg_count(a.get(2))?;
+    if a.len() > 4 || (a.len() == 4 && !a.is(3, "WITHVALUES")) {
+        return Err(Error::Syntax);
+    }
+    let withvalues = a.len() == 4;
+    if withvalues && !(-(i64::MAX / 2)..=i64::MAX / 2).contains(&l) {
+        return Err(Error::msg("value is out of range"));
+    }
+    // `h` borrows the keyspace, so the draws come from a generator seeded from its own.
+    let mut rng = Rng::new(c.db.random_u64());
+    let Some(h) = read_hash(c.db, a.get(1), c.now)? else {
+        c.out.array(0);
+        return Ok(());
+    };
+    let picks = hrandfield_picks(h, l, &mut || rng.next());
+    reply_pairs(c.out, h, &picks, withvalues);
+    Ok(())
+}
+
+fn hrandfield_one(c: &mut Ctx, a: &Args) -> CmdResult {
+    let r = c.db.random_u64();
+    match read_hash(c.db, a.get(1), c.now)? {
+        Some(h) => match h.nth(below(r, h.len())) {
+            Some((f, _)) => c.out.bulk(f),
+            None => c.out.null(),
+        },
+        None => c.out.null(),
+    }
+    Ok(())
+}
+
+/// Which pairs HRANDFIELD returns: positions, in reply order (None = every pair in order).
+enum Picks {
+    All,
+    Some(Vec<usize>),
+}
+
+fn hrandfield_picks(h: &Hash, l: i64, next: &mut impl FnMut() -> u64) -> Picks {
+    let size = h.len();
+    let count = l.unsigned_abs() as usize;
+    if count == 0 {
+        return Picks::Some(Vec::new());
+    }
+    if l < 0 || count == 1 {
+        // Repeats allowed (or a single pick): `count` independent draws.
+        return Picks::Some((0..count).map(|_| below(next(), size)).collect());
+    }
+    if count >= size {
+        return Picks::All;
+    }
+    Picks::Some(distinct_positions(size, count, next))
+}
+
+fn reply_pairs(out: &mut Reply, h: &Hash, picks: &Picks, withvalues: bool) {
+    let n = match picks {
+        Picks::All => h.len(),
+        Picks::Some(p) => p.len(),
+    };
+    out.array(if withvalues && !out.resp3 { n * 2 } else { n });
+    let one = |out: &mut Reply, f: &[u8], v: &[u8]| {
+        if withvalues && out.resp3 {
+            out.array(2);
+        }
+        out.bulk(f);
+        if withvalues {
+            out.bulk(v);
+        }
+    };
+    match picks {
+        Picks::All => h.iter().for_each(|(f, v)| one(out, f, v)),
+        Picks::Some(p) => {
+            let pos = h.positions();
+            for &i in p {
+                let (f, v) = pos.get(i);
+                one(out, f, v);
+            }
+        }
+    }
+}
+
+// ---- HSCAN (shared with SSCAN) ----
+
+/// A SCAN-family cursor, parsed as Redis's `parseScanCursorOrReply` (`strtoul`): an optional
+/// sign (a negative number wraps), decimal digits, nothing after; empty is cursor 0.
+pub(crate) fn parse_cursor(arg: &[u8]) -> Result<u64, Error> {
+    let invalid = || Error::msg("invalid cursor");
+    // Redis reads the argument as a C string: it ends at the first NUL.
+    let s = arg.split(|&c| c == 0).next().unwrap_or_default();
+    if s.is_empty() {
+        return Ok(0);
+    }
+    let (neg, digits) = match s[0] {
+        b'-' => (true, &s[1..]),
+        b'+' => (false, &s[1..]),
+        _ => (false, s),
+    };
+    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+        return Err(invalid());
+    }
+    let mut v: u64 = 0;
+    for &d in digits {
+        v = v
+            .checked_mul(10)
+            .and_then(|v| v.checked_add((d - b'0') as u64))
+            .ok_or_else(invalid)?;
+    }
+    Ok(if neg { v.wrapping_neg() } else { v })
+}
+
+/// HSCAN / SSCAN options (from argument 3): COUNT and MATCH; TYPE is for SCAN only.
+pub(crate) struct ScanOpts<'a> {
+    pub count: usize,
+    /// None when absent or a lone `*`.
+    pub pattern: Option<&'a [u8]>,
+}
+
+impl ScanOpts<'_> {
+    pub fn keeps(&self, s: &[u8]) -> bool {
+        self.pattern.is_none_or(|p| glob_match(p, s))
+    }
+}
+
+pub(crate) fn parse_scan_opts<'a>(a: &Args<'a>) -> Result<ScanOpts<'a>, Error> {
+    let mut o = ScanOpts {
+        count: 10,
+        pattern: None,
+    };
+    let mut i = 3;
+    while i < a.len() {
+        let has_value = i + 1 < a.len();
+        if a.is(i, "COUNT") && has_value {
+            let n = arg_i64(a.get(i + 1))?;
+            if n < 1 {
+                return Err(Error::Syntax);
+            }
+            o.count = usize::try_from(n).unwrap_or(usize::MAX);
+        } else if a.is(i, "MATCH") && has_value {
+            let p = a.get(i + 1);
+            o.pattern = (p != b"*").then_some(p);
+        } else {
+            return Err(Error::Syntax);
+        }
+        i += 2;
+    }
+    Ok(o)
+}
+
+/// The reply for a missing key: cursor 0, no elements.
+pub(crate) fn empty_scan(out: &mut Reply) {
+    out.array(2);
+    out.bulk(b"0");
+    out.array(0);
+}
+
+fn hscan(c: &mut Ctx, a: &Args) -> CmdResult {
+    let cursor = parse_cursor(a.get(2))?;
+    let Some(h) = read_hash(c.db, a.get(1), c.now)? else {
+        empty_scan(c.out);
+        return Ok(());
+    };
+    let opts = parse_scan_opts(a)?;
+    let (pairs, next) = h.scan(cursor, opts.count);
+    let kept = pairs.iter().filter(|(f, _)| opts.keeps(f)).count();
+    c.out.array(2);
+    c.out.bulk(itoa::Buffer::new().format(next).as_bytes());
+    c.out.array(kept * 2);
+    for (f, v) in pairs.iter().filter(|(f, _)| opts.keeps(f)) {
+        c.out.bulk(f);
+        c.out.bulk(v);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursor_parses_like_strtoul() {
+        assert_eq!(parse_cursor(b"0"), Ok(0));
+        assert_eq!(parse_cursor(b""), Ok(0));
+        assert_eq!(parse_cursor(b"+5"), Ok(5));
+        assert_eq!(parse_cursor(b"-1"), Ok(u64::MAX));
+        assert_eq!(parse_cursor(b"1x"), Err(Error::msg("invalid cursor")));
+        assert_eq!(
+            parse_cursor(b"99999999999999999999"),
+            Err(Error::msg("invalid cursor"))
+        );
+    }
+
+    #[test]
+    fn count_range_matches_redis() {
+        assert_eq!(arg_count(b"-9223372036854775807"), Ok(-i64::MAX));
+        assert!(arg_count(b"-9223372036854775808")
+            .unwrap_err()
+            .render()
+            .starts_with("ERR value is out of range, value must between"));
+        assert_eq!(arg_count(b"x"), Err(Error::NotInteger));
+    }
+
+    #[test]
+    fn picks_follow_redis_cases() {
+        let lim = HashLimits {
+            max_entries: 128,
+            max_value: 64,
+        };
+        let mut h = Hash::new();
+        for i in 0..10 {
+            h.set(format!("f{i}").as_bytes(), b"v", lim);
+        }
+        let mut x = 1u64;
+        let mut next = || {
+            x = x.wrapping_mul(6364136223846793005).wrapping_add(1);
+            x
+        };
+        assert!(matches!(hrandfield_picks(&h, 10, &mut next), Picks::All));
+        assert!(matches!(hrandfield_picks(&h, 20, &mut next), Picks::All));
+        let Picks::Some(p) = hrandfield_picks(&h, -25, &mut next) else {
+            panic!("negative count repeats")
+        };
+        assert_eq!(p.len(), 25);
+        let Picks::Some(p) = hrandfield_picks(&h, 7, &mut next) else {
+            panic!("count below size picks")
+        };
+        let uniq: std::collections::HashSet<_> = p.iter().collect();
+        assert_eq!(uniq.len(), 7);
+    }
+}

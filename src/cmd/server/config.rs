@@ -1,0 +1,109 @@
+//! CONFIG GET/SET/RESETSTAT/HELP over the shared configuration and every executor's settings copy.
+
+use crate::cmd::BoxFuture;
+use crate::error::{CmdResult, Error};
+use crate::resp::Args;
+use crate::server::conn::Conn;
+use crate::shard::Settings;
+
+use super::{help_reply, is_local, note_full_name};
+
+/// CONFIG GET pattern [pattern ...]: a map of matching directives.
+pub fn get(c: &mut Conn, a: &Args) -> CmdResult {
+    note_full_name(c, a);
+    let patterns: Vec<&[u8]> = a.rest(2).collect();
+    let pairs = {
+        let config = c
+            .shard
+            .shared
+            .config
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        config.get_matching(&patterns)
+    };
+    c.out.map(pairs.len());
+    for (name, value) in pairs {
+        c.out.bulk(name.as_bytes());
+        c.out.bulk(value.as_bytes());
+    }
+    Ok(())
+}
+
+/// CONFIG SET name value [name value ...]: validates every pair, applies all or none, then
+/// refreshes the settings copy of every executor (data shards and the control executor).
+pub fn set<'a>(c: &'a mut Conn, a: Args<'a>) -> BoxFuture<'a> {
+    Box::pin(async move {
+        note_full_name(c, &a);
+        if a.len() % 2 == 1 {
+            return Err(Error::Syntax);
+        }
+        let pairs: Vec<(&[u8], &[u8])> = (2..a.len())
+            .step_by(2)
+            .map(|i| (a.get(i), a.get(i + 1)))
+            .collect();
+        let local = is_local(c);
+        {
+            let mut config = c
+                .shard
+                .shared
+                .config
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            let protected_ok = config.allows_protected("enable-protected-configs", local);
+            config
+                .set_runtime(&pairs, protected_ok)
+                .map_err(Error::msg)?;
+        }
+        refresh_settings(c).await;
+        c.out.ok();
+        Ok(())
+    })
+}
+
+/// Makes every executor recompute its settings from the shared configuration. Each reads the
+/// configuration itself, so concurrent CONFIG SETs cannot leave an executor with stale values.
+async fn refresh_settings(c: &Conn) {
+    for executor in 0..=c.shard.nshards {
+        c.shard
+            .call(executor, 0, |s| {
+                let settings = {
+                    let config = s.shared.config.lock().unwrap_or_else(|e| e.into_inner());
+                    Settings::from_config(&config)
+                };
+                *s.settings.borrow_mut() = settings;
+            })
+            .await;
+    }
+}
+
+/// CONFIG RESETSTAT: zeroes the INFO counters and command stats of every shard.
+pub fn resetstat<'a>(c: &'a mut Conn, a: Args<'a>) -> BoxFuture<'a> {
+    Box::pin(async move {
+        note_full_name(c, &a);
+        c.shard
+            .call_all(|s| {
+                s.stats.borrow_mut().reset();
+                s.db.borrow_mut().stats = Default::default();
+            })
+            .await;
+        c.out.ok();
+        Ok(())
+    })
+}
+
+pub fn help(c: &mut Conn, a: &Args) -> CmdResult {
+    note_full_name(c, a);
+    help_reply(
+        &mut c.out,
+        a.get(0),
+        &[
+            "GET <pattern>",
+            "    Return parameters matching the glob-like <pattern> and their values.",
+            "SET <directive> <value>",
+            "    Set the configuration <directive> to <value>.",
+            "RESETSTAT",
+            "    Reset statistics reported by the INFO command.",
+        ],
+    );
+    Ok(())
+}

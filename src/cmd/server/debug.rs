@@ -1,0 +1,204 @@
+//! DEBUG HELP/SLEEP/OBJECT, gated by `enable-debug-command` as in Redis 7.
+//!
+//! DEBUG SLEEP suspends only the calling connection (a timer on its executor): Redis blocks
+//! the whole server, but here other connections, on this shard and the others, go on.
+
+use std::time::Duration;
+
+use crate::cmd::BoxFuture;
+use crate::db::{lru_clock, Entry};
+use crate::error::{CmdResult, Error};
+use crate::resp::Args;
+use crate::server::conn::Conn;
+use crate::slot::key_slot;
+use crate::types::{StrValue, Value};
+use crate::util::time::now_ms;
+
+use super::{help_reply, is_local};
+
+/// The longest DEBUG SLEEP honoured (about 100 years), so the timer's deadline cannot overflow.
+const MAX_SLEEP_SECS: f64 = 3.0e9;
+
+pub fn debug<'a>(c: &'a mut Conn, a: Args<'a>) -> BoxFuture<'a> {
+    Box::pin(async move {
+        allowed(c)?;
+        let sub = a.get(1);
+        if a.len() == 2 && sub.eq_ignore_ascii_case(b"help") {
+            help(c, &a);
+        } else if a.len() == 3 && sub.eq_ignore_ascii_case(b"sleep") {
+            let secs = strtod_prefix(a.get(2));
+            if secs > 0.0 {
+                glommio::timer::sleep(Duration::from_secs_f64(secs.min(MAX_SLEEP_SECS))).await;
+            }
+            c.out.ok();
+        } else if a.len() == 3 && sub.eq_ignore_ascii_case(b"object") {
+            let line = object(c, a.get(2).to_vec()).await?;
+            c.out.simple(&line);
+        } else {
+            return Err(Error::subcommand_syntax(sub, "DEBUG"));
+        }
+        Ok(())
+    })
+}
+
+/// Redis's check for protected commands: allowed when `enable-debug-command` is `yes`, or
+/// `local` and the client is on loopback.
+fn allowed(c: &Conn) -> CmdResult {
+    let ok = c
+        .shard
+        .shared
+        .config
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .allows_protected("enable-debug-command", is_local(c));
+    if ok {
+        return Ok(());
+    }
+    Err(Error::msg(
+        "DEBUG command not allowed. If the enable-debug-command option is set to \"local\", \
+         you can run it from a local connection, otherwise you need to set this option in the \
+         configuration file, and then restart the server.",
+    ))
+}
+
+fn help(c: &mut Conn, a: &Args) {
+    help_reply(
+        &mut c.out,
+        a.get(0),
+        &[
+            "OBJECT <key>",
+            "    Show low level info about the `key` and associated value.",
+            "SLEEP <seconds>",
+            "    Stop the server for <seconds>. Decimals allowed.",
+        ],
+    );
+}
+
+/// The number `strtod` reads from the start of `arg` (0 when there is none), as DEBUG SLEEP
+/// parses its argument; NaN counts as 0.
+pub fn strtod_prefix(arg: &[u8]) -> f64 {
+    // A longer prefix cannot change a sleep capped at MAX_SLEEP_SECS; bounding it keeps the
+    // prefix search cheap for huge arguments.
+    let text = String::from_utf8_lossy(&arg[..arg.len().min(400)]);
+    let text = text.trim_start();
+    let mut best = 0.0;
+    for end in (1..=text.len()).rev() {
+        if !text.is_char_boundary(end) {
+            continue;
+        }
+        if let Ok(v) = text[..end].parse::<f64>() {
+            best = v;
+            break;
+        }
+    }
+    if best.is_nan() {
+        0.0
+    } else {
+        best
+    }
+}
+
+/// DEBUG OBJECT key, run on the key's shard. Like Redis it looks the key up without expiring
+/// it or touching its LRU. `serializedlength` is the RDB size without LZF compression
+/// (Redis compresses strings over 20 bytes, so it may report less for those).
+async fn object(c: &Conn, key: Vec<u8>) -> Result<String, Error> {
+    let owner = c.shard.owner_of(key_slot(&key));
+    c.shard
+        .call(owner, 0, move |s| {
+            let db = s.db.borrow();
+            let entry = db
+                .slot_table(key_slot(&key))
+                .and_then(|t| t.get(key.as_slice()))
+                .ok_or(Error::NoSuchKey)?;
+            Ok(describe(entry, now_ms()))
+        })
+        .await
+}
+
+fn describe(entry: &Entry, now: i64) -> String {
+    let idle = (lru_clock(now).wrapping_sub(entry.lru)) & 0x00ff_ffff;
+    // As OBJECT REFCOUNT: Redis shares the integers 0..9999, reported with refcount INT_MAX.
+    let refcount = match entry.value {
+        Value::Str(StrValue::Int(n)) if (0..10_000).contains(&n) => i32::MAX as i64,
+        _ => 1,
+    };
+    format!(
+        "Value at:{:p} refcount:{refcount} encoding:{} serializedlength:{} lru:{} lru_seconds_idle:{}",
+        &entry.value,
+        entry.value.encoding(),
+        serialized_len(&entry.value),
+        entry.lru,
+        idle
+    )
+}
+
+/// RDB length header size for `len`.
+fn rdb_len_size(len: usize) -> usize {
+    match len {
+        0..=63 => 1,
+        64..=16383 => 2,
+        _ if len <= u32::MAX as usize => 5,
+        _ => 9,
+    }
+}
+
+/// RDB encoding of an integer-looking string: 1 type byte plus 1, 2 or 4 bytes.
+fn rdb_int_size(v: i64) -> Option<usize> {
+    if i8::try_from(v).is_ok() {
+        Some(2)
+    } else if i16::try_from(v).is_ok() {
+        Some(3)
+    } else if i32::try_from(v).is_ok() {
+        Some(5)
+    } else {
+        None
+    }
+}
+
+/// The RDB-serialised size of a value (strings only; other types are not written yet).
+pub fn serialized_len(value: &Value) -> usize {
+    #[allow(unreachable_patterns)]
+    match value {
+        Value::Str(s) => {
+            let as_int = match s {
+                StrValue::Int(v) => Some(*v),
+                // Redis tries the integer encoding for strings up to 11 bytes.
+                other if other.len() <= 11 => other.as_i64(),
+                _ => None,
+            };
+            if let Some(size) = as_int.and_then(rdb_int_size) {
+                return size;
+            }
+            let len = s.len();
+            rdb_len_size(len) + len
+        }
+        _ => 0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sleep_argument_parses_like_strtod() {
+        assert_eq!(strtod_prefix(b"0.5"), 0.5);
+        assert_eq!(strtod_prefix(b"2"), 2.0);
+        assert_eq!(strtod_prefix(b"1.5abc"), 1.5);
+        assert_eq!(strtod_prefix(b"abc"), 0.0);
+        assert_eq!(strtod_prefix(b""), 0.0);
+        assert_eq!(strtod_prefix(b"nan"), 0.0);
+        assert_eq!(strtod_prefix(b"-3"), -3.0);
+    }
+
+    #[test]
+    fn serialized_lengths_follow_rdb() {
+        let s = |b: &[u8]| serialized_len(&Value::Str(StrValue::from_bytes(b)));
+        assert_eq!(s(b"5"), 2);
+        assert_eq!(s(b"1000"), 3);
+        assert_eq!(s(b"100000"), 5);
+        assert_eq!(s(b"10000000000"), 12);
+        assert_eq!(s(b"bar"), 4);
+        assert_eq!(s(&[b'x'; 100]), 102);
+    }
+}

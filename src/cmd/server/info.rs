@@ -1,0 +1,623 @@
+//! INFO: Redis 7.0's sections and field names, from a snapshot gathered over every shard.
+//!
+//! Only fields redcell can report honestly are present. Left out: `errorstats` and
+//! `total_error_replies` (error replies are not counted), `latencystats`, `gcc_version` and the
+//! allocator/fragmentation/Lua memory details, `rdb_changes_since_last_save` (writes are not
+//! counted), and the `*_main_thread` CPU fields (there is no main thread).
+
+use std::sync::OnceLock;
+
+use crate::cmd::{table, BoxFuture, CommandStats};
+use crate::db::KeyspaceStats;
+use crate::error::CmdResult;
+use crate::resp::Args;
+use crate::server::conn::Conn;
+use crate::shard::ShardStats;
+use crate::util::time::now_us;
+
+/// What one shard contributes to INFO.
+#[derive(Clone, Default)]
+pub struct ShardSnapshot {
+    pub stats: ShardStats,
+    pub keys: usize,
+    pub expires: usize,
+    pub keyspace: KeyspaceStats,
+    pub max_qbuf: usize,
+}
+
+/// Everything INFO reports, gathered before rendering.
+#[derive(Default)]
+pub struct Snapshot {
+    pub pid: u32,
+    pub os: String,
+    pub run_id: String,
+    pub replid: String,
+    pub tcp_port: u16,
+    pub now_us: i64,
+    pub uptime_s: i64,
+    pub hz: i64,
+    pub lru_clock: u32,
+    pub executable: String,
+    pub config_file: String,
+    pub connected_clients: usize,
+    pub maxclients: i64,
+    pub rss: u64,
+    pub peak_rss: u64,
+    pub total_system_memory: u64,
+    pub maxmemory: i64,
+    pub maxmemory_policy: String,
+    pub lastsave: i64,
+    /// (seconds, microseconds) of system, user, children's system, children's user CPU.
+    pub cpu: [(i64, i64); 4],
+    pub shards: Vec<ShardSnapshot>,
+}
+
+/// Which sections a request asks for (Redis's `genInfoSectionDict`).
+pub struct Sections {
+    all: bool,
+    names: Vec<String>,
+}
+
+/// The sections INFO shows without arguments (and for `default`).
+const DEFAULT_SECTIONS: &[&str] = &[
+    "server",
+    "clients",
+    "memory",
+    "persistence",
+    "stats",
+    "replication",
+    "cpu",
+    "module_list",
+    "errorstats",
+    "cluster",
+    "keyspace",
+    "redcell",
+];
+
+impl Sections {
+    pub fn parse<'a>(args: impl Iterator<Item = &'a [u8]>) -> Sections {
+        let mut s = Sections {
+            all: false,
+            names: Vec::new(),
+        };
+        let mut any = false;
+        for arg in args {
+            any = true;
+            let name = String::from_utf8_lossy(arg).to_ascii_lowercase();
+            match name.as_str() {
+                "all" | "everything" => s.all = true,
+                "default" => s
+                    .names
+                    .extend(DEFAULT_SECTIONS.iter().map(|n| n.to_string())),
+                _ => s.names.push(name),
+            }
+        }
+        if !any {
+            s.names
+                .extend(DEFAULT_SECTIONS.iter().map(|n| n.to_string()));
+        }
+        s
+    }
+
+    fn wants(&self, name: &str) -> bool {
+        self.all || self.names.iter().any(|n| n == name)
+    }
+}
+
+/// Redis's `bytesToHuman`.
+pub fn bytes_to_human(n: u64) -> String {
+    const UNITS: [(&str, u32); 5] = [("K", 1), ("M", 2), ("G", 3), ("T", 4), ("P", 5)];
+    if n < 1024 {
+        return format!("{n}B");
+    }
+    for (unit, power) in UNITS {
+        if (n as u128) < 1024u128.pow(power + 1) {
+            return format!("{:.2}{unit}", n as f64 / 1024f64.powi(power as i32));
+        }
+    }
+    format!("{n}B")
+}
+
+impl Snapshot {
+    fn sum(&self, f: impl Fn(&ShardSnapshot) -> u64) -> u64 {
+        self.shards.iter().map(f).sum()
+    }
+
+    /// Per-command stats summed over the shards, by table index.
+    fn command_stats(&self) -> Vec<CommandStats> {
+        let mut total = vec![CommandStats::default(); table().len()];
+        for shard in &self.shards {
+            for (t, s) in total.iter_mut().zip(&shard.stats.cmd) {
+                t.calls += s.calls;
+                t.nsec += s.nsec;
+                t.failed += s.failed;
+                t.rejected += s.rejected;
+            }
+        }
+        total
+    }
+}
+
+/// Appends one section to the text.
+type Section = fn(&Snapshot, &mut String);
+
+/// Renders the requested sections, `\r\n`-terminated lines, sections separated by a blank line.
+pub fn render(s: &Snapshot, sections: &Sections) -> String {
+    let mut out = String::with_capacity(4096);
+    // Each section with the names that ask for it (`module_list` is the modules section).
+    let parts: [(&[&str], Section); 12] = [
+        (&["server"], server),
+        (&["clients"], clients),
+        (&["memory"], memory),
+        (&["persistence"], persistence),
+        (&["stats"], stats),
+        (&["replication"], replication),
+        (&["cpu"], cpu),
+        (&["modules", "module_list"], modules),
+        (&["commandstats"], commandstats),
+        (&["cluster"], cluster),
+        (&["keyspace"], keyspace),
+        (&["redcell"], redcell),
+    ];
+    for (names, section) in parts {
+        if !names.iter().any(|n| sections.wants(n)) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str("\r\n");
+        }
+        section(s, &mut out);
+    }
+    out
+}
+
+macro_rules! lines {
+    ($out:expr, $($fmt:literal $(, $arg:expr)*);+ $(;)?) => {{
+        use std::fmt::Write;
+        $( let _ = write!($out, concat!($fmt, "\r\n") $(, $arg)*); )+
+    }};
+}
+
+fn server(s: &Snapshot, out: &mut String) {
+    lines!(out,
+        "# Server";
+        "redis_version:{}", crate::REDIS_VERSION;
+        "redis_git_sha1:00000000";
+        "redis_git_dirty:0";
+        "redis_mode:standalone";
+        "os:{}", s.os;
+        "arch_bits:{}", usize::BITS;
+        "monotonic_clock:POSIX clock_gettime";
+        "multiplexing_api:io_uring";
+        "process_id:{}", s.pid;
+        "process_supervised:no";
+        "run_id:{}", s.run_id;
+        "tcp_port:{}", s.tcp_port;
+        "server_time_usec:{}", s.now_us;
+        "uptime_in_seconds:{}", s.uptime_s;
+        "uptime_in_days:{}", s.uptime_s / 86400;
+        "hz:{}", s.hz;
+        "configured_hz:{}", s.hz;
+        "lru_clock:{}", s.lru_clock;
+        "executable:{}", s.executable;
+        "config_file:{}", s.config_file;
+        "io_threads_active:0";
+    );
+}
+
+fn clients(s: &Snapshot, out: &mut String) {
+    let max_qbuf = s.shards.iter().map(|sh| sh.max_qbuf).max().unwrap_or(0);
+    // No blocking commands, tracking or timeouts exist yet: those counts are exact zeros.
+    lines!(out,
+        "# Clients";
+        "connected_clients:{}", s.connected_clients;
+        "cluster_connections:0";
+        "maxclients:{}", s.maxclients;
+        "client_recent_max_input_buffer:{}", max_qbuf;
+        "client_recent_max_output_buffer:0";
+        "blocked_clients:0";
+        "tracking_clients:0";
+        "clients_in_timeout_table:0";
+    );
+}
+
+/// `used_memory` is the process's resident set (/proc/self/statm): mimalloc keeps no cheap
+/// running total of allocated bytes. `used_memory_peak` is the peak resident set (VmHWM).
+fn memory(s: &Snapshot, out: &mut String) {
+    let peak_perc = if s.peak_rss == 0 {
+        0.0
+    } else {
+        s.rss as f64 * 100.0 / s.peak_rss as f64
+    };
+    lines!(out,
+        "# Memory";
+        "used_memory:{}", s.rss;
+        "used_memory_human:{}", bytes_to_human(s.rss);
+        "used_memory_rss:{}", s.rss;
+        "used_memory_rss_human:{}", bytes_to_human(s.rss);
+        "used_memory_peak:{}", s.peak_rss;
+        "used_memory_peak_human:{}", bytes_to_human(s.peak_rss);
+        "used_memory_peak_perc:{:.2}%", peak_perc;
+        "total_system_memory:{}", s.total_system_memory;
+        "total_system_memory_human:{}", bytes_to_human(s.total_system_memory);
+        "maxmemory:{}", s.maxmemory;
+        "maxmemory_human:{}", bytes_to_human(s.maxmemory.max(0) as u64);
+        "maxmemory_policy:{}", s.maxmemory_policy;
+        "mem_allocator:mimalloc";
+        "lazyfree_pending_objects:0";
+    );
+}
+
+/// redcell has no persistence: nothing is ever loaded or saved.
+fn persistence(s: &Snapshot, out: &mut String) {
+    lines!(out,
+        "# Persistence";
+        "loading:0";
+        "async_loading:0";
+        "rdb_bgsave_in_progress:0";
+        "rdb_last_save_time:{}", s.lastsave;
+        "rdb_last_bgsave_status:ok";
+        "rdb_last_bgsave_time_sec:-1";
+        "rdb_current_bgsave_time_sec:-1";
+        "rdb_saves:0";
+        "aof_enabled:0";
+        "aof_rewrite_in_progress:0";
+        "aof_rewrite_scheduled:0";
+        "aof_last_rewrite_time_sec:-1";
+        "aof_current_rewrite_time_sec:-1";
+        "aof_last_bgrewrite_status:ok";
+        "aof_rewrites:0";
+        "aof_last_write_status:ok";
+    );
+}
+
+/// Counters summed over shards. `instantaneous_*` are 0: redcell does not sample rates.
+fn stats(s: &Snapshot, out: &mut String) {
+    lines!(out,
+        "# Stats";
+        "total_connections_received:{}", s.sum(|sh| sh.stats.connections_received);
+        "total_commands_processed:{}", s.sum(|sh| sh.stats.commands);
+        "instantaneous_ops_per_sec:0";
+        "total_net_input_bytes:{}", s.sum(|sh| sh.stats.net_input_bytes);
+        "total_net_output_bytes:{}", s.sum(|sh| sh.stats.net_output_bytes);
+        "total_net_repl_input_bytes:0";
+        "total_net_repl_output_bytes:0";
+        "instantaneous_input_kbps:0.00";
+        "instantaneous_output_kbps:0.00";
+        "rejected_connections:{}", s.sum(|sh| sh.stats.rejected_connections);
+        "sync_full:0";
+        "sync_partial_ok:0";
+        "sync_partial_err:0";
+        "expired_keys:{}", s.sum(|sh| sh.keyspace.expired_keys);
+        "evicted_keys:0";
+        "evicted_clients:0";
+        "keyspace_hits:{}", s.sum(|sh| sh.keyspace.hits);
+        "keyspace_misses:{}", s.sum(|sh| sh.keyspace.misses);
+        "pubsub_channels:0";
+        "pubsub_patterns:0";
+        "pubsubshard_channels:0";
+        "latest_fork_usec:0";
+        "total_forks:0";
+    );
+}
+
+fn replication(s: &Snapshot, out: &mut String) {
+    lines!(out,
+        "# Replication";
+        "role:master";
+        "connected_slaves:0";
+        "master_failover_state:no-failover";
+        "master_replid:{}", s.replid;
+        "master_replid2:0000000000000000000000000000000000000000";
+        "master_repl_offset:0";
+        "second_repl_offset:-1";
+        "repl_backlog_active:0";
+        "repl_backlog_size:1048576";
+        "repl_backlog_first_byte_offset:0";
+        "repl_backlog_histlen:0";
+    );
+}
+
+fn cpu(s: &Snapshot, out: &mut String) {
+    let [sys, user, sys_children, user_children] = s.cpu;
+    lines!(out,
+        "# CPU";
+        "used_cpu_sys:{}.{:06}", sys.0, sys.1;
+        "used_cpu_user:{}.{:06}", user.0, user.1;
+        "used_cpu_sys_children:{}.{:06}", sys_children.0, sys_children.1;
+        "used_cpu_user_children:{}.{:06}", user_children.0, user_children.1;
+    );
+}
+
+fn modules(_s: &Snapshot, out: &mut String) {
+    out.push_str("# Modules\r\n");
+}
+
+fn commandstats(s: &Snapshot, out: &mut String) {
+    out.push_str("# Commandstats\r\n");
+    let t = table();
+    for (i, c) in s.command_stats().iter().enumerate() {
+        if c.calls == 0 && c.failed == 0 && c.rejected == 0 {
+            continue;
+        }
+        let per_call = if c.calls == 0 {
+            0.0
+        } else {
+            c.nsec as f64 / 1000.0 / c.calls as f64
+        };
+        lines!(out,
+            "cmdstat_{}:calls={},usec={},usec_per_call={:.2},rejected_calls={},failed_calls={}",
+            t.full_names[i], c.calls, c.nsec / 1000, per_call, c.rejected, c.failed;
+        );
+    }
+}
+
+fn cluster(_s: &Snapshot, out: &mut String) {
+    lines!(out, "# Cluster"; "cluster_enabled:0");
+}
+
+/// `avg_ttl` is 0: redcell does not estimate it (Redis does, while expiring keys).
+fn keyspace(s: &Snapshot, out: &mut String) {
+    out.push_str("# Keyspace\r\n");
+    let keys = s.sum(|sh| sh.keys as u64);
+    if keys > 0 {
+        lines!(
+            out,
+            "db0:keys={},expires={},avg_ttl=0",
+            keys,
+            s.sum(|sh| sh.expires as u64)
+        );
+    }
+}
+
+fn redcell(s: &Snapshot, out: &mut String) {
+    lines!(out,
+        "# Redcell";
+        "redcell_version:{}", crate::REDCELL_VERSION;
+        "shards:{}", s.shards.len();
+    );
+}
+
+/// The replication id: random per process, as Redis's at start-up.
+fn replid() -> String {
+    static REPLID: OnceLock<String> = OnceLock::new();
+    REPLID
+        .get_or_init(|| {
+            let mut bytes = [0u8; 20];
+            if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
+                use std::io::Read;
+                let _ = f.read_exact(&mut bytes);
+            }
+            bytes.iter().map(|b| format!("{b:02x}")).collect()
+        })
+        .clone()
+}
+
+fn page_size() -> u64 {
+    // SAFETY: sysconf has no preconditions.
+    let n = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    if n > 0 {
+        n as u64
+    } else {
+        4096
+    }
+}
+
+/// Resident set size, from /proc/self/statm (pages).
+fn rss_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .map_or(0, |pages| pages * page_size())
+}
+
+/// Peak resident set size (VmHWM, in kB in /proc/self/status).
+fn peak_rss_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            let line = s.lines().find(|l| l.starts_with("VmHWM:"))?;
+            line.split_whitespace().nth(1)?.parse::<u64>().ok()
+        })
+        .map_or(0, |kb| kb * 1024)
+}
+
+fn total_system_memory() -> u64 {
+    // SAFETY: sysconf has no preconditions.
+    let pages = unsafe { libc::sysconf(libc::_SC_PHYS_PAGES) };
+    (pages.max(0) as u64) * page_size()
+}
+
+/// `sysname release machine`, as Redis's `os` field.
+fn os_name() -> String {
+    // SAFETY: uname fills the zeroed struct; its fields are NUL-terminated strings.
+    unsafe {
+        let mut u: libc::utsname = std::mem::zeroed();
+        if libc::uname(&mut u) != 0 {
+            return String::new();
+        }
+        let field = |f: &[libc::c_char]| {
+            std::ffi::CStr::from_ptr(f.as_ptr())
+                .to_string_lossy()
+                .into_owned()
+        };
+        format!(
+            "{} {} {}",
+            field(&u.sysname),
+            field(&u.release),
+            field(&u.machine)
+        )
+    }
+}
+
+/// System and user CPU time of the process and of its waited-for children.
+fn cpu_times() -> [(i64, i64); 4] {
+    let usage = |who| {
+        // SAFETY: getrusage fills the zeroed struct.
+        let mut r: libc::rusage = unsafe { std::mem::zeroed() };
+        unsafe { libc::getrusage(who, &mut r) };
+        r
+    };
+    let (me, children) = (usage(libc::RUSAGE_SELF), usage(libc::RUSAGE_CHILDREN));
+    let t = |tv: libc::timeval| (tv.tv_sec, tv.tv_usec);
+    [
+        t(me.ru_stime),
+        t(me.ru_utime),
+        t(children.ru_stime),
+        t(children.ru_utime),
+    ]
+}
+
+/// Gathers the process-wide values and every shard's counters.
+async fn snapshot(c: &Conn) -> Snapshot {
+    let shards = c
+        .shard
+        .call_all(|s| {
+            let db = s.db.borrow();
+            ShardSnapshot {
+                stats: s.stats.borrow().clone(),
+                keys: db.len(),
+                expires: db.volatile_len(),
+                keyspace: db.stats,
+                max_qbuf: s
+                    .clients
+                    .borrow()
+                    .values()
+                    .map(|m| m.qbuf.get())
+                    .max()
+                    .unwrap_or(0),
+            }
+        })
+        .await;
+    let shared = &c.shard.shared;
+    let (maxclients, maxmemory, policy, hz) = {
+        let config = shared.config.lock().unwrap_or_else(|e| e.into_inner());
+        (
+            config.get_i64("maxclients"),
+            config.get_i64("maxmemory"),
+            config.get("maxmemory-policy").to_string(),
+            config.get_i64("hz"),
+        )
+    };
+    let now = now_us();
+    Snapshot {
+        pid: std::process::id(),
+        os: os_name(),
+        run_id: shared.run_id.clone(),
+        replid: replid(),
+        tcp_port: shared.tcp_port,
+        now_us: now,
+        uptime_s: shared.started.elapsed().as_secs() as i64,
+        hz,
+        lru_clock: crate::db::lru_clock(now / 1000),
+        executable: shared.executable.clone(),
+        config_file: shared.config_file.clone(),
+        connected_clients: crate::server::CONNECTED.load(std::sync::atomic::Ordering::Relaxed),
+        maxclients,
+        rss: rss_bytes(),
+        peak_rss: peak_rss_bytes(),
+        total_system_memory: total_system_memory(),
+        maxmemory,
+        maxmemory_policy: policy,
+        lastsave: shared.started_unix,
+        cpu: cpu_times(),
+        shards,
+    }
+}
+
+/// INFO [section ...]: a verbatim string in RESP3, a bulk string in RESP2.
+pub fn info<'a>(c: &'a mut Conn, a: Args<'a>) -> BoxFuture<'a> {
+    Box::pin(async move {
+        let sections = Sections::parse(a.rest(1));
+        let snap = snapshot(c).await;
+        let text = render(&snap, &sections);
+        c.out.verbatim(text.as_bytes());
+        let result: CmdResult = Ok(());
+        result
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Snapshot {
+        let mut shard = ShardSnapshot {
+            keys: 3,
+            expires: 1,
+            ..Default::default()
+        };
+        shard.stats.commands = 5;
+        shard.stats.cmd = vec![CommandStats::default(); table().len()];
+        let get = table().lookup(b"get").unwrap();
+        shard.stats.cmd[get] = CommandStats {
+            calls: 2,
+            nsec: 5_000,
+            failed: 0,
+            rejected: 1,
+        };
+        shard.keyspace.hits = 4;
+        Snapshot {
+            hz: 10,
+            tcp_port: 6379,
+            shards: vec![shard.clone(), shard],
+            ..Default::default()
+        }
+    }
+
+    fn parse(words: &[&str]) -> Sections {
+        Sections::parse(words.iter().map(|w| w.as_bytes()))
+    }
+
+    #[test]
+    fn default_sections_in_redis_order() {
+        let text = render(&sample(), &parse(&[]));
+        let headers: Vec<&str> = text.lines().filter(|l| l.starts_with('#')).collect();
+        assert_eq!(
+            headers,
+            [
+                "# Server",
+                "# Clients",
+                "# Memory",
+                "# Persistence",
+                "# Stats",
+                "# Replication",
+                "# CPU",
+                "# Modules",
+                "# Cluster",
+                "# Keyspace",
+                "# Redcell"
+            ]
+        );
+        assert!(text.contains("\r\n\r\n# Clients\r\n"));
+        assert!(text.ends_with("\r\n"));
+        assert!(text.contains("redis_version:7.0.15\r\n"));
+        assert!(text.contains("total_commands_processed:10\r\n"));
+        assert!(text.contains("keyspace_hits:8\r\n"));
+        assert!(text.contains("db0:keys=6,expires=2,avg_ttl=0\r\n"));
+    }
+
+    #[test]
+    fn chosen_sections_only() {
+        let text = render(&sample(), &parse(&["CommandStats", "cluster"]));
+        assert_eq!(
+            text,
+            "# Commandstats\r\ncmdstat_get:calls=4,usec=10,usec_per_call=2.50,rejected_calls=2,failed_calls=0\r\n\r\n# Cluster\r\ncluster_enabled:0\r\n"
+        );
+        assert_eq!(render(&sample(), &parse(&["nosuch"])), "");
+        let all = render(&sample(), &parse(&["all"]));
+        assert!(all.contains("# Commandstats\r\n"));
+        assert_eq!(all.matches("# Modules").count(), 1);
+        let both = render(&sample(), &parse(&["modules", "module_list"]));
+        assert_eq!(both, "# Modules\r\n");
+    }
+
+    #[test]
+    fn human_sizes() {
+        assert_eq!(bytes_to_human(1023), "1023B");
+        assert_eq!(bytes_to_human(1024), "1.00K");
+        assert_eq!(bytes_to_human(1212792), "1.16M");
+        assert_eq!(bytes_to_human(25276502016), "23.54G");
+        assert_eq!(bytes_to_human(0), "0B");
+    }
+}

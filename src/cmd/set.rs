@@ -1,0 +1,802 @@
+//! Set commands (Redis 7.0's t_set.c): membership, random picks, SMOVE, the set algebra and
+//! its STORE forms (across shards too), SINTERCARD and SSCAN.
+
+use std::rc::Rc;
+
+use crate::cmd::hash::{arg_count, empty_scan, parse_cursor, parse_scan_opts};
+use crate::cmd::{flag::*, BoxFuture, CommandSpec, Ctx, Handler};
+use crate::db::{Keyspace, NO_EXPIRE};
+use crate::error::{CmdResult, Error};
+use crate::resp::{Args, Reply};
+use crate::server::conn::Conn;
+use crate::shard::{multi, Settings, Shard};
+use crate::slot::key_slot;
+use crate::types::set::{self, distinct_positions, Member, Rng, Set, SetLimits, MAX_PACKED_MEMBER};
+use crate::types::Value;
+use crate::util::num::parse_i64_strict;
+use crate::util::time::now_ms;
+
+const READ_FAST: &[&str] = &["@read", "@set", "@fast"];
+const READ_SLOW: &[&str] = &["@read", "@set", "@slow"];
+const WRITE_FAST: &[&str] = &["@write", "@set", "@fast"];
+const WRITE_SLOW: &[&str] = &["@write", "@set", "@slow"];
+
+const fn keyed(name: &'static str, arity: i32, flags: u32, f: crate::cmd::KeyedFn) -> CommandSpec {
+    CommandSpec::new(name, arity, flags, Handler::Keyed(f)).keys(1, 1, 1)
+}
+
+pub static COMMANDS: &[CommandSpec] = &[
+    keyed("sadd", -3, WRITE | DENYOOM | FAST, sadd)
+        .acl(WRITE_FAST)
+        .doc("set", "1.0.0", "Add one or more members to a set"),
+    keyed("srem", -3, WRITE | FAST, srem).acl(WRITE_FAST).doc(
+        "set",
+        "1.0.0",
+        "Remove one or more members from a set",
+    ),
+    keyed("sismember", 3, READONLY | FAST, sismember)
+        .acl(READ_FAST)
+        .doc(
+            "set",
+            "1.0.0",
+            "Determine if a given value is a member of a set",
+        ),
+    keyed("smismember", -3, READONLY | FAST, smismember)
+        .acl(READ_FAST)
+        .doc(
+            "set",
+            "6.2.0",
+            "Returns the membership associated with the given elements for a set",
+        ),
+    keyed("smembers", 2, READONLY, smembers).acl(READ_SLOW).doc(
+        "set",
+        "1.0.0",
+        "Get all the members in a set",
+    ),
+    keyed("scard", 2, READONLY | FAST, scard)
+        .acl(READ_FAST)
+        .doc("set", "1.0.0", "Get the number of members in a set"),
+    keyed("spop", -2, WRITE | FAST, spop).acl(WRITE_FAST).doc(
+        "set",
+        "1.0.0",
+        "Remove and return one or multiple random members from a set",
+    ),
+    keyed("srandmember", -2, READONLY, srandmember)
+        .acl(READ_SLOW)
+        .doc(
+            "set",
+            "1.0.0",
+            "Get one or multiple random members from a set",
+        ),
+    keyed("smove", 4, WRITE | FAST, smove)
+        .keys(1, 2, 1)
+        .multi(smove_multi)
+        .acl(WRITE_FAST)
+        .doc("set", "1.0.0", "Move a member from one set to another"),
+    keyed("sinter", -2, READONLY, sinter)
+        .keys(1, -1, 1)
+        .multi(sinter_multi)
+        .acl(READ_SLOW)
+        .doc("set", "1.0.0", "Intersect multiple sets"),
+    CommandSpec::new(
+        "sintercard",
+        -3,
+        READONLY | MOVABLE_KEYS,
+        Handler::Async(sintercard),
+    )
+    .acl(READ_SLOW)
+    .doc(
+        "set",
+        "7.0.0",
+        "Intersect multiple sets and return the cardinality of the result",
+    ),
+    keyed("sunion", -2, READONLY, sunion)
+        .keys(1, -1, 1)
+        .multi(sunion_multi)
+        .acl(READ_SLOW)
+        .doc("set", "1.0.0", "Add multiple sets"),
+    keyed("sdiff", -2, READONLY, sdiff)
+        .keys(1, -1, 1)
+        .multi(sdiff_multi)
+        .acl(READ_SLOW)
+        .doc("set", "1.0.0", "Subtract multiple sets"),
+    keyed("sinterstore", -3, WRITE | DENYOOM, sinterstore)
+        .keys(1, -1, 1)
+        .multi(sinterstore_multi)
+        .acl(WRITE_SLOW)
+        .doc(
+            "set",
+            "1.0.0",
+            "Intersect multiple sets and store the resulting set in a key",
+        ),
+    keyed("sunionstore", -3, WRITE | DENYOOM, sunionstore)
+        .keys(1, -1, 1)
+        .multi(sunionstore_multi)
+        .acl(WRITE_SLOW)
+        .doc(
+            "set",
+            "1.0.0",
+            "Add multiple sets and store the resulting set in a key",
+        ),
+    keyed("sdiffstore", -3, WRITE | DENYOOM, sdiffstore)
+        .keys(1, -1, 1)
+        .multi(sdiffstore_multi)
+        .acl(WRITE_SLOW)
+        .doc(
+            "set",
+            "1.0.0",
+            "Subtract multiple sets and store the resulting set in a key",
+        ),
+    keyed("sscan", -3, READONLY, sscan).acl(READ_SLOW).doc(
+        "set",
+        "2.8.0",
+        "Incrementally iterate Set elements",
+    ),
+];
+
+// ---- lookups and replies ----
+
+pub(crate) fn set_limits(s: &Settings) -> SetLimits {
+    SetLimits {
+        max_intset: s.set_max_intset_entries,
+        max_listpack: s.set_max_listpack_entries,
+        max_value: MAX_PACKED_MEMBER,
+    }
+}
+
+fn limits(c: &Ctx) -> SetLimits {
+    set_limits(&c.shard.settings.borrow())
+}
+
+/// The set at `key` for a read (counts a keyspace hit or miss): None if absent.
+fn read_set<'a>(db: &'a mut Keyspace, key: &[u8], now: i64) -> Result<Option<&'a Set>, Error> {
+    match db.read(key, now) {
+        None => Ok(None),
+        Some(e) => match &e.value {
+            Value::Set(s) => Ok(Some(s)),
+            _ => Err(Error::WrongType),
+        },
+    }
+}
+
+/// The set at `key` for a write (no hit/miss counted): None if absent.
+fn write_set<'a>(db: &'a mut Keyspace, key: &[u8], now: i64) -> Result<Option<&'a mut Set>, Error> {
+    match db.get(key, now) {
+        None => Ok(None),
+        Some(e) => match &mut e.value {
+            Value::Set(s) => Ok(Some(s)),
+            _ => Err(Error::WrongType),
+        },
+    }
+}
+
+/// The sets named by `keys` as Redis's set algebra reads them (`lookupKeyRead` each, in
+/// order): None for a missing key, WRONGTYPE at the first key of another type.
+fn load_sets<'a>(
+    db: &'a mut Keyspace,
+    keys: &[&[u8]],
+    now: i64,
+) -> Result<Vec<Option<&'a Set>>, Error> {
+    // First pass: expiry, hit/miss counting and type checks need the keyspace mutably.
+    for k in keys {
+        read_set(db, k, now)?;
+    }
+    // Second pass: every key left is live and a set; borrow them all at once.
+    let db: &'a Keyspace = db;
+    Ok(keys
+        .iter()
+        .map(|k| {
+            let e = db.slot_table(key_slot(k))?.get(*k)?;
+            match &e.value {
+                Value::Set(s) => Some(s),
+                _ => None,
+            }
+        })
+        .collect())
+}
+
+/// A copy of the set at `key` for a coordinator on another core (None if absent).
+fn snapshot(db: &mut Keyspace, key: &[u8], now: i64) -> Result<Option<Set>, Error> {
+    read_set(db, key, now).map(|s| s.cloned())
+}
+
+#[inline]
+fn reply_member(out: &mut Reply, m: Member<'_>) {
+    match m {
+        Member::Int(v) => out.bulk_int(v),
+        Member::Bytes(b) => out.bulk(b),
+    }
+}
+
+/// Stores a computed set under `dst` (replacing any value and TTL), or deletes `dst` if the
+/// set is empty, as Redis's *STORE commands do. Returns the stored cardinality.
+fn store_result(db: &mut Keyspace, dst: &[u8], result: Set, now: i64) -> i64 {
+    if result.is_empty() {
+        db.delete(dst, now);
+        return 0;
+    }
+    let n = result.len() as i64;
+    db.set(dst, Value::Set(result), NO_EXPIRE, now);
+    n
+}
+
+// ---- SADD / SREM / membership ----
+
+fn sadd(c: &mut Ctx, a: &Args) -> CmdResult {
+    let lim = limits(c);
+    let key = a.get(1);
+    let added = match write_set(c.db, key, c.now)? {
+        Some(s) => a.rest(2).filter(|m| s.add(m, lim)).count(),
+        None => {
+            let mut s = Set::new();
+            let n = a.rest(2).filter(|m| s.add(m, lim)).count();
+            c.db.set(key, Value::Set(s), NO_EXPIRE, c.now);
+            n
+        }
+    };
+    c.out.int(added as i64);
+    Ok(())
+}
+
+fn srem(c: &mut Ctx, a: &Args) -> CmdResult {
+    let key = a.get(1);
+    let Some(s) = write_set(c.db, key, c.now)? else {
+        c.out.int(0);
+        return Ok(());
+    };
+    let mut removed = 0;
+    for m in a.rest(2) {
+        if s.remove(m) {
+            removed += 1;
+            if s.is_empty() {
+                break;
+            }
+        }
+    }
+    if s.is_empty() {
+        c.db.remove(key);
+    }
+    c.out.int(removed);
+    Ok(())
+}
+
+fn sismember(c: &mut Ctx, a: &Args) -> CmdResult {
+    let found = read_set(c.db, a.get(1), c.now)?.is_some_and(|s| s.contains(a.get(2)));
+    c.out.int(found as i64);
+    Ok(())
+}
+
+fn smismember(c: &mut Ctx, a: &Args) -> CmdResult {
+    let s = read_set(c.db, a.get(1), c.now)?;
+    c.out.array(a.len() - 2);
+    for m in a.rest(2) {
+        c.out.int(s.is_some_and(|s| s.contains(m)) as i64);
+    }
+    Ok(())
+}
+
+fn scard(c: &mut Ctx, a: &Args) -> CmdResult {
+    let n = read_set(c.db, a.get(1), c.now)?.map_or(0, Set::len);
+    c.out.int(n as i64);
+    Ok(())
+}
+
+fn smembers(c: &mut Ctx, a: &Args) -> CmdResult {
+    let Some(s) = read_set(c.db, a.get(1), c.now)? else {
+        c.out.set(0);
+        return Ok(());
+    };
+    c.out.set(s.len());
+    for m in s.iter() {
+        reply_member(c.out, m);
+    }
+    Ok(())
+}
+
+// ---- SPOP / SRANDMEMBER ----
+
+/// Redis pops by "create a new set" once what remains is this small next to what is popped.
+const SPOP_MOVE_STRATEGY_MUL: usize = 5;
+
+fn spop(c: &mut Ctx, a: &Args) -> CmdResult {
+    match a.len() {
+        3 => return spop_count(c, a),
+        n if n > 3 => return Err(Error::Syntax),
+        _ => {}
+    }
+    let key = a.get(1);
+    let r = c.db.random_u64();
+    let Some(s) = write_set(c.db, key, c.now)? else {
+        c.out.null();
+        return Ok(());
+    };
+    let out = &mut *c.out;
+    s.pop_at(set::below(r, s.len()), |m| reply_member(out, m));
+    if s.is_empty() {
+        c.db.remove(key);
+    }
+    Ok(())
+}
+
+fn spop_count(c: &mut Ctx, a: &Args) -> CmdResult {
+    let positive = || Error::msg("value is out of range, must be positive");
+    let count = parse_i64_strict(a.get(2)).ok_or_else(positive)?;
+    let count = usize::try_from(count).map_err(|_| positive())?;
+    let key = a.get(1);
+    let lim = limits(c);
+    let mut rng = Rng::new(c.db.random_u64());
+    let Some(s) = write_set(c.db, key, c.now)? else {
+        c.out.set(0);
+        return Ok(());
+    };
+    if count == 0 {
+        c.out.set(0);
+        return Ok(());
+    }
+    let size = s.len();
+    if count >= size {
+        c.out.set(size);
+        for m in s.iter() {
+            reply_member(c.out, m);
+        }
+        c.db.remove(key);
+        return Ok(());
+    }
+    c.out.set(count);
+    let remaining = size - count;
+    if remaining * SPOP_MOVE_STRATEGY_MUL > count {
+        for _ in 0..count {
+            let out = &mut *c.out;
+            s.pop_at(rng.below(s.len()), |m| reply_member(out, m));
+        }
+        return Ok(());
+    }
+    // Popping most of the set: pick what stays, build it anew (from an empty intset, as
+    // Redis does), and reply with everything else.
+    let keep = distinct_positions(size, remaining, &mut || rng.next());
+    let mut kept = vec![false; size];
+    let rest = {
+        let pos = s.positions();
+        let mut rest = Set::new();
+        for &p in &keep {
+            kept[p] = true;
+            rest.add_member(pos.get(p), lim);
+        }
+        rest
+    };
+    for (i, m) in s.iter().enumerate() {
+        if !kept[i] {
+            reply_member(c.out, m);
+        }
+    }
+    *s = rest;
+    Ok(())
+}
+
+fn srandmember(c: &mut Ctx, a: &Args) -> CmdResult {
+    match a.len() {
+        3 => return srandmember_count(c, a),
+        n if n > 3 => return Err(Error::Syntax),
+        _ => {}
+    }
+    let r = c.db.random_u64();
+    match read_set(c.db, a.get(1), c.now)? {
+        Some(s) => reply_member(c.out, s.positions().get(set::below(r, s.len()))),
+        None => c.out.null(),
+    }
+    Ok(())
+}
+
+fn srandmember_count(c: &mut Ctx, a: &Args) -> CmdResult {
+    let l = arg_count(a.get(2))?;
+    let mut rng = Rng::new(c.db.random_u64());
+    let Some(s) = read_set(c.db, a.get(1), c.now)? else {
+        c.out.array(0);
+        return Ok(());
+    };
+    let (size, count) = (s.len(), l.unsigned_abs() as usize);
+    if count == 0 {
+        c.out.array(0);
+        return Ok(());
+    }
+    if l < 0 || count == 1 {
+        let pos = s.positions();
+        c.out.array(count);
+        for _ in 0..count {
+            reply_member(c.out, pos.get(rng.below(size)));
+        }
+        return Ok(());
+    }
+    if count >= size {
+        c.out.array(size);
+        for m in s.iter() {
+            reply_member(c.out, m);
+        }
+        return Ok(());
+    }
+    let pos = s.positions();
+    c.out.array(count);
+    for p in distinct_positions(size, count, &mut || rng.next()) {
+        reply_member(c.out, pos.get(p));
+    }
+    Ok(())
+}
+
+// ---- SMOVE ----
+
+/// What a key holds, for SMOVE's checks.
+#[derive(Clone, Copy, PartialEq)]
+enum Kind {
+    Missing,
+    Set,
+    Other,
+}
+
+fn kind_of(db: &mut Keyspace, key: &[u8], now: i64) -> Kind {
+    match db.get(key, now) {
+        None => Kind::Missing,
+        Some(e) if matches!(e.value, Value::Set(_)) => Kind::Set,
+        Some(_) => Kind::Other,
+    }
+}
+
+/// Removes `m` from the set at `key` (deleting the key if emptied); whether it was there.
+fn take_member(db: &mut Keyspace, key: &[u8], m: &[u8], now: i64) -> bool {
+    let Ok(Some(s)) = write_set(db, key, now) else {
+        return false;
+    };
+    let removed = s.remove(m);
+    if s.is_empty() {
+        db.remove(key);
+    }
+    removed
+}
+
+/// Adds `m` to the set at `key`, creating it if absent (the caller checked the type).
+fn put_member(db: &mut Keyspace, key: &[u8], m: &[u8], lim: SetLimits, now: i64) {
+    match write_set(db, key, now) {
+        Ok(Some(s)) => {
+            s.add(m, lim);
+        }
+        Ok(None) => {
+            let mut s = Set::new();
+            s.add(m, lim);
+            db.set(key, Value::Set(s), NO_EXPIRE, now);
+        }
+        Err(_) => {}
+    }
+}
+
+fn smove(c: &mut Ctx, a: &Args) -> CmdResult {
+    let (src, dst, m) = (a.get(1), a.get(2), a.get(3));
+    // Redis looks both keys up before checking either.
+    let src_kind = kind_of(c.db, src, c.now);
+    let dst_kind = kind_of(c.db, dst, c.now);
+    if src_kind == Kind::Missing {
+        c.out.int(0);
+        return Ok(());
+    }
+    if src_kind == Kind::Other || dst_kind == Kind::Other {
+        return Err(Error::WrongType);
+    }
+    if src == dst {
+        let found = write_set(c.db, src, c.now)?.is_some_and(|s| s.contains(m));
+        c.out.int(found as i64);
+        return Ok(());
+    }
+    if !take_member(c.db, src, m, c.now) {
+        c.out.int(0);
+        return Ok(());
+    }
+    put_member(c.db, dst, m, limits(c), c.now);
+    c.out.int(1);
+    Ok(())
+}
+
+fn smove_multi<'a>(conn: &'a mut Conn, a: Args<'a>) -> BoxFuture<'a> {
+    Box::pin(async move {
+        let shard = conn.shard.clone();
+        let token = conn.meta.id;
+        let (src, dst, m) = (a.get(1).to_vec(), a.get(2).to_vec(), a.get(3).to_vec());
+        let mut involved = vec![
+            shard.owner_of(key_slot(&src)),
+            shard.owner_of(key_slot(&dst)),
+        ];
+        involved.sort_unstable();
+        involved.dedup();
+        // Hold both shards, in ascending order as every coordinator does, so nothing else
+        // runs on either between the checks and the move.
+        for &s in &involved {
+            shard.call(s, token, move |sh| sh.hold(token)).await;
+        }
+        let lim = set_limits(&shard.settings.borrow());
+        let moved = smove_held(&shard, token, src, dst, m, lim).await;
+        for &s in &involved {
+            shard.call(s, token, |sh| sh.release()).await;
+        }
+        conn.out.int(moved? as i64);
+        Ok(())
+    })
+}
+
+/// SMOVE's checks and move with both shards held by `token`.
+async fn smove_held(
+    shard: &Rc<Shard>,
+    token: u64,
+    src: Vec<u8>,
+    dst: Vec<u8>,
+    m: Vec<u8>,
+    lim: SetLimits,
+) -> Result<bool, Error> {
+    let (from, to) = (
+        shard.owner_of(key_slot(&src)),
+        shard.owner_of(key_slot(&dst)),
+    );
+    let now = now_ms();
+    let (src2, m2) = (src.clone(), m.clone());
+    let src_state: Option<Result<bool, Error>> = shard
+        .call(from, token, move |s| {
+            let mut db = s.db.borrow_mut();
+            match kind_of(&mut db, &src2, now) {
+                Kind::Missing => None,
+                Kind::Other => Some(Err(Error::WrongType)),
+                Kind::Set => Some(Ok(write_set(&mut db, &src2, now)
+                    .ok()
+                    .flatten()
+                    .is_some_and(|s| s.contains(&m2)))),
+            }
+        })
+        .await;
+    let dst2 = dst.clone();
+    let dst_kind = shard
+        .call(to, token, move |s| {
+            kind_of(&mut s.db.borrow_mut(), &dst2, now)
+        })
+        .await;
+    let Some(present) = src_state else {
+        return Ok(false);
+    };
+    let present = present?;
+    if dst_kind == Kind::Other {
+        return Err(Error::WrongType);
+    }
+    if !present {
+        return Ok(false);
+    }
+    let m2 = m.clone();
+    shard
+        .call(from, token, move |s| {
+            take_member(&mut s.db.borrow_mut(), &src, &m2, now)
+        })
+        .await;
+    shard
+        .call(to, token, move |s| {
+            put_member(&mut s.db.borrow_mut(), &dst, &m, lim, now)
+        })
+        .await;
+    Ok(true)
+}
+
+// ---- SINTER / SUNION / SDIFF and their STORE forms ----
+
+#[derive(Clone, Copy)]
+enum Op {
+    Inter,
+    Union,
+    Diff,
+}
+
+/// A computed result: SINTER streams members of its smallest input; the others build a set.
+enum Computed<'a> {
+    Members(Vec<Member<'a>>),
+    Set(Set),
+}
+
+fn compute<'a>(op: Op, sets: &[Option<&'a Set>], lim: SetLimits) -> Computed<'a> {
+    match op {
+        Op::Inter => Computed::Members(set::inter(sets, 0)),
+        Op::Union => Computed::Set(set::union(sets, lim)),
+        Op::Diff => Computed::Set(set::diff(sets, lim)),
+    }
+}
+
+fn reply_computed(out: &mut Reply, r: &Computed<'_>) {
+    match r {
+        Computed::Members(ms) => {
+            out.set(ms.len());
+            for &m in ms {
+                reply_member(out, m);
+            }
+        }
+        Computed::Set(s) => {
+            out.set(s.len());
+            for m in s.iter() {
+                reply_member(out, m);
+            }
+        }
+    }
+}
+
+fn into_set(r: Computed<'_>, lim: SetLimits) -> Set {
+    match r {
+        Computed::Members(ms) => set::collect(&ms, lim),
+        Computed::Set(s) => s,
+    }
+}
+
+/// The algebra on one shard. `store`: argument 1 is the destination.
+fn algebra(c: &mut Ctx, a: &Args, op: Op, store: bool) -> CmdResult {
+    let keys: Vec<&[u8]> = a.rest(if store { 2 } else { 1 }).collect();
+    let lim = limits(c);
+    let sets = load_sets(c.db, &keys, c.now)?;
+    let r = compute(op, &sets, lim);
+    if !store {
+        reply_computed(c.out, &r);
+        return Ok(());
+    }
+    let result = into_set(r, lim);
+    let n = store_result(c.db, a.get(1), result, c.now);
+    c.out.int(n);
+    Ok(())
+}
+
+/// The algebra across shards: copies of the inputs are gathered here, the result is
+/// computed here, and a STORE writes it on the destination's shard.
+async fn algebra_multi(conn: &mut Conn, a: Args<'_>, op: Op, store: bool) -> CmdResult {
+    let keys: Vec<Vec<u8>> = a
+        .rest(if store { 2 } else { 1 })
+        .map(<[u8]>::to_vec)
+        .collect();
+    let sets = multi::map_keys(&conn.shard, keys, snapshot)
+        .await
+        .into_iter()
+        .collect::<Result<Vec<Option<Set>>, Error>>()?;
+    let refs: Vec<Option<&Set>> = sets.iter().map(Option::as_ref).collect();
+    let lim = set_limits(&conn.shard.settings.borrow());
+    let r = compute(op, &refs, lim);
+    if !store {
+        reply_computed(&mut conn.out, &r);
+        return Ok(());
+    }
+    let result = into_set(r, lim);
+    let dst = a.get(1).to_vec();
+    let owner = conn.shard.owner_of(key_slot(&dst));
+    let n = conn
+        .shard
+        .call(owner, 0, move |s| {
+            store_result(&mut s.db.borrow_mut(), &dst, result, now_ms())
+        })
+        .await;
+    conn.out.int(n);
+    Ok(())
+}
+
+fn sinter(c: &mut Ctx, a: &Args) -> CmdResult {
+    algebra(c, a, Op::Inter, false)
+}
+
+fn sunion(c: &mut Ctx, a: &Args) -> CmdResult {
+    algebra(c, a, Op::Union, false)
+}
+
+fn sdiff(c: &mut Ctx, a: &Args) -> CmdResult {
+    algebra(c, a, Op::Diff, false)
+}
+
+fn sinterstore(c: &mut Ctx, a: &Args) -> CmdResult {
+    algebra(c, a, Op::Inter, true)
+}
+
+fn sunionstore(c: &mut Ctx, a: &Args) -> CmdResult {
+    algebra(c, a, Op::Union, true)
+}
+
+fn sdiffstore(c: &mut Ctx, a: &Args) -> CmdResult {
+    algebra(c, a, Op::Diff, true)
+}
+
+fn sinter_multi<'a>(conn: &'a mut Conn, a: Args<'a>) -> BoxFuture<'a> {
+    Box::pin(algebra_multi(conn, a, Op::Inter, false))
+}
+
+fn sunion_multi<'a>(conn: &'a mut Conn, a: Args<'a>) -> BoxFuture<'a> {
+    Box::pin(algebra_multi(conn, a, Op::Union, false))
+}
+
+fn sdiff_multi<'a>(conn: &'a mut Conn, a: Args<'a>) -> BoxFuture<'a> {
+    Box::pin(algebra_multi(conn, a, Op::Diff, false))
+}
+
+fn sinterstore_multi<'a>(conn: &'a mut Conn, a: Args<'a>) -> BoxFuture<'a> {
+    Box::pin(algebra_multi(conn, a, Op::Inter, true))
+}
+
+fn sunionstore_multi<'a>(conn: &'a mut Conn, a: Args<'a>) -> BoxFuture<'a> {
+    Box::pin(algebra_multi(conn, a, Op::Union, true))
+}
+
+fn sdiffstore_multi<'a>(conn: &'a mut Conn, a: Args<'a>) -> BoxFuture<'a> {
+    Box::pin(algebra_multi(conn, a, Op::Diff, true))
+}
+
+// ---- SINTERCARD ----
+
+/// SINTERCARD's keys and LIMIT (0 = none), validated as Redis 7.0 does.
+fn parse_sintercard(a: &Args) -> Result<(Vec<Vec<u8>>, usize), Error> {
+    let numkeys = parse_i64_strict(a.get(1))
+        .filter(|&n| n >= 1)
+        .ok_or_else(|| Error::msg("numkeys should be greater than 0"))?;
+    if numkeys > a.len() as i64 - 2 {
+        return Err(Error::msg(
+            "Number of keys can't be greater than number of args",
+        ));
+    }
+    let numkeys = numkeys as usize;
+    let mut limit = 0;
+    let mut j = 2 + numkeys;
+    while j < a.len() {
+        if a.is(j, "LIMIT") && j + 1 < a.len() {
+            j += 1;
+            let l = parse_i64_strict(a.get(j))
+                .filter(|&l| l >= 0)
+                .ok_or_else(|| Error::msg("LIMIT can't be negative"))?;
+            limit = usize::try_from(l).unwrap_or(usize::MAX);
+        } else {
+            return Err(Error::Syntax);
+        }
+        j += 1;
+    }
+    let keys = (2..2 + numkeys).map(|i| a.get(i).to_vec()).collect();
+    Ok((keys, limit))
+}
+
+/// Runs where the keys live: on their shard if they share one, else on copies.
+fn sintercard<'a>(conn: &'a mut Conn, a: Args<'a>) -> BoxFuture<'a> {
+    Box::pin(async move {
+        let (keys, limit) = parse_sintercard(&a)?;
+        let shard = conn.shard.clone();
+        let owner = shard.owner_of(key_slot(&keys[0]));
+        let one_shard = keys.iter().all(|k| shard.owner_of(key_slot(k)) == owner);
+        let n = if one_shard {
+            shard
+                .call(owner, 0, move |s| {
+                    let mut db = s.db.borrow_mut();
+                    let refs: Vec<&[u8]> = keys.iter().map(|k| &k[..]).collect();
+                    load_sets(&mut db, &refs, now_ms()).map(|sets| set::inter(&sets, limit).len())
+                })
+                .await?
+        } else {
+            let sets = multi::map_keys(&shard, keys, snapshot)
+                .await
+                .into_iter()
+                .collect::<Result<Vec<Option<Set>>, Error>>()?;
+            let refs: Vec<Option<&Set>> = sets.iter().map(Option::as_ref).collect();
+            set::inter(&refs, limit).len()
+        };
+        conn.out.int(n as i64);
+        Ok(())
+    })
+}
+
+// ---- SSCAN ----
+
+fn sscan(c: &mut Ctx, a: &Args) -> CmdResult {
+    let cursor = parse_cursor(a.get(2))?;
+    let Some(s) = read_set(c.db, a.get(1), c.now)? else {
+        empty_scan(c.out);
+        return Ok(());
+    };
+    let opts = parse_scan_opts(a)?;
+    let (members, next) = s.scan(cursor, opts.count);
+    let kept: Vec<Member> = members
+        .into_iter()
+        .filter(|m| m.with_bytes(|b| opts.keeps(b)))
+        .collect();
+    c.out.array(2);
+    c.out.bulk(itoa::Buffer::new().format(next).as_bytes());
+    c.out.array(kept.len());
+    for m in kept {
+        reply_member(c.out, m);
+    }
+    Ok(())
+}

@@ -1,0 +1,267 @@
+//! The hot paths allocate nothing once warm: decoding a pipelined batch, and serving a GET hit
+//! through `run_keyed` on a real shard. A counting global allocator measures it.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use redcell::cmd::{self, Handler};
+use redcell::config::Config;
+use redcell::resp::decode::Span;
+use redcell::resp::{Args, Decoded, Decoder, Reply};
+use redcell::shard::mesh::{build_mesh, Mesh};
+use redcell::shard::{Shard, Shared};
+
+/// Counts allocations made by the current thread while counting is on; with tracing on, keeps
+/// the backtrace of the first one.
+struct Counting;
+
+thread_local! {
+    static COUNTING: Cell<bool> = const { Cell::new(false) };
+    static COUNT: Cell<u64> = const { Cell::new(0) };
+    static TRACING: Cell<bool> = const { Cell::new(false) };
+    static FIRST: RefCell<Option<String>> = const { RefCell::new(None) };
+}
+
+fn note_alloc() {
+    if !COUNTING.with(Cell::get) {
+        return;
+    }
+    COUNT.with(|c| c.set(c.get() + 1));
+    if TRACING.with(Cell::get) {
+        // Capturing allocates: turn counting off meanwhile so this does not recurse.
+        COUNTING.with(|c| c.set(false));
+        TRACING.with(|t| t.set(false));
+        let trace = std::backtrace::Backtrace::force_capture().to_string();
+        FIRST.with(|f| *f.borrow_mut() = Some(trace));
+        COUNTING.with(|c| c.set(true));
+    }
+}
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        note_alloc();
+        System.alloc(layout)
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        note_alloc();
+        System.alloc_zeroed(layout)
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        note_alloc();
+        System.realloc(ptr, layout, new_size)
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        System.dealloc(ptr, layout)
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+/// Allocations `f` makes on this thread, and the backtrace of the first one if any.
+fn count_allocs(f: impl FnOnce()) -> (u64, Option<String>) {
+    FIRST.with(|f| *f.borrow_mut() = None);
+    COUNT.with(|c| c.set(0));
+    TRACING.with(|t| t.set(true));
+    COUNTING.with(|c| c.set(true));
+    f();
+    COUNTING.with(|c| c.set(false));
+    TRACING.with(|t| t.set(false));
+    (COUNT.with(Cell::get), FIRST.with(|f| f.borrow_mut().take()))
+}
+
+fn encode(args: &[&[u8]], out: &mut Vec<u8>) {
+    out.extend_from_slice(format!("*{}\r\n", args.len()).as_bytes());
+    for a in args {
+        out.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
+        out.extend_from_slice(a);
+        out.extend_from_slice(b"\r\n");
+    }
+}
+
+/// 16 pipelined requests, alternating SET and GET.
+fn batch() -> Vec<u8> {
+    let mut buf = Vec::new();
+    for i in 0..8 {
+        let key = format!("user:{i}:profile");
+        encode(
+            &[b"SET", key.as_bytes(), b"some value of moderate size"],
+            &mut buf,
+        );
+        encode(&[b"GET", key.as_bytes()], &mut buf);
+    }
+    buf
+}
+
+/// Decodes every request of `buf`; returns how many and the total argument count.
+fn decode_all(dec: &mut Decoder, buf: &[u8]) -> (usize, usize) {
+    let (mut at, mut reqs, mut args) = (0, 0, 0);
+    while at < buf.len() {
+        match dec.decode(&buf[at..], false) {
+            Decoded::Request { len, .. } => {
+                let a = Args::new(&buf[at..at + len], dec.scratch(), dec.spans());
+                args += a.len();
+                std::hint::black_box(a.get(1));
+                reqs += 1;
+                at += len;
+            }
+            other => panic!("unexpected {other:?} at {at}"),
+        }
+    }
+    (reqs, args)
+}
+
+#[test]
+fn the_counter_sees_allocations() {
+    let (n, first) = count_allocs(|| {
+        std::hint::black_box(Vec::<u8>::with_capacity(100));
+        std::hint::black_box(format!("{}", 12345));
+    });
+    assert!(n >= 2, "counted {n}");
+    assert!(
+        first.is_some(),
+        "no backtrace kept for the first allocation"
+    );
+}
+
+#[test]
+fn decoding_a_pipelined_batch_allocates_nothing() {
+    let buf = batch();
+    let mut dec = Decoder::new(512 << 20);
+    assert_eq!(decode_all(&mut dec, &buf), (16, 40));
+    let rounds = 10_000;
+    let (n, first) = count_allocs(|| {
+        for _ in 0..rounds {
+            std::hint::black_box(decode_all(&mut dec, &buf));
+        }
+    });
+    println!(
+        "decoder: {n} allocations over {rounds} batches of 16 requests ({} per request)",
+        n as f64 / (rounds * 16) as f64
+    );
+    assert_eq!(
+        n,
+        0,
+        "decoding allocated; first allocation at:\n{}",
+        first.unwrap_or_default()
+    );
+}
+
+fn shared(nshards: usize) -> Arc<Shared> {
+    Arc::new(Shared {
+        nshards,
+        config: Mutex::new(Config::default()),
+        next_client_id: AtomicU64::new(1),
+        started: Instant::now(),
+        started_unix: 0,
+        run_id: "0".repeat(40),
+        tcp_port: 0,
+        executable: String::new(),
+        config_file: String::new(),
+        shutting_down: AtomicBool::new(false),
+    })
+}
+
+/// Arguments of a request held in `buf`, with spans covering it.
+struct Request {
+    buf: Vec<u8>,
+    spans: Vec<Span>,
+}
+
+impl Request {
+    fn new(args: &[&[u8]]) -> Request {
+        let mut buf = Vec::new();
+        encode(args, &mut buf);
+        let mut dec = Decoder::new(512 << 20);
+        assert!(matches!(dec.decode(&buf, false), Decoded::Request { .. }));
+        let spans = dec.spans().to_vec();
+        Request { buf, spans }
+    }
+
+    fn args(&self) -> Args<'_> {
+        Args::new(&self.buf, &[], &self.spans)
+    }
+}
+
+fn keyed(name: &[u8]) -> (usize, cmd::KeyedFn) {
+    let idx = cmd::table().lookup(name).expect("command exists");
+    match cmd::table().specs[idx].handler {
+        Handler::Keyed(f) => (idx, f),
+        _ => panic!("not a keyed command"),
+    }
+}
+
+#[test]
+fn serving_a_get_hit_allocates_nothing() {
+    let ex = glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
+        .io_memory(256 * 1024)
+        .ring_depth(64)
+        .make()
+        .expect("glommio executor (needs io_uring)");
+    ex.run(async {
+        let ends = build_mesh(1).pop().unwrap();
+        let (mesh, _req_rx, _resp_rx) = Mesh::connect(ends).await;
+        let shard = Rc::new(Shard::new(0, 1, false, shared(1), mesh));
+        let now = redcell::util::time::now_ms();
+        let mut out = Reply::new(false);
+        let (set_idx, set) = keyed(b"set");
+        let (get_idx, get) = keyed(b"get");
+        // Two encodings of string values: embedded text and an integer.
+        for (key, value) in [
+            (&b"user:1000"[..], &b"hello world"[..]),
+            (b"counter", b"12345"),
+        ] {
+            let req = Request::new(&[b"SET", key, value]);
+            cmd::run_keyed(&shard, set_idx, set, &req.args(), &mut out, now);
+            assert_eq!(out.buf, b"+OK\r\n");
+            out.buf.clear();
+        }
+        let gets = [
+            (
+                Request::new(&[b"GET", b"user:1000"]),
+                &b"$11\r\nhello world\r\n"[..],
+            ),
+            (Request::new(&[b"GET", b"counter"]), b"$5\r\n12345\r\n"),
+        ];
+        // Warm-up, checking the replies.
+        for (req, reply) in &gets {
+            for _ in 0..100 {
+                cmd::run_keyed(&shard, get_idx, get, &req.args(), &mut out, now);
+                assert_eq!(out.buf, *reply);
+                out.buf.clear();
+            }
+        }
+        for (req, reply) in &gets {
+            let args = req.args();
+            let calls = 10_000;
+            let (n, first) = count_allocs(|| {
+                for _ in 0..calls {
+                    cmd::run_keyed(&shard, get_idx, get, &args, &mut out, now);
+                    out.buf.clear();
+                }
+            });
+            println!(
+                "GET hit ({}): {n} allocations over {calls} calls",
+                String::from_utf8_lossy(args.get(1))
+            );
+            assert_eq!(
+                n,
+                0,
+                "serving GET allocated; first allocation at:\n{}",
+                first.unwrap_or_default()
+            );
+            cmd::run_keyed(&shard, get_idx, get, &args, &mut out, now);
+            assert_eq!(out.buf, *reply);
+            out.buf.clear();
+        }
+        let hits = shard.db.borrow().stats.hits;
+        assert!(hits >= 20_000, "keyspace hits {hits}");
+    });
+}
