@@ -3,9 +3,8 @@
 
 use std::hint::black_box;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
@@ -71,18 +70,7 @@ fn bench_key_slot(c: &mut Criterion) {
 }
 
 fn shared(nshards: usize) -> Arc<Shared> {
-    Arc::new(Shared {
-        nshards,
-        config: Mutex::new(Config::default()),
-        next_client_id: AtomicU64::new(1),
-        started: Instant::now(),
-        started_unix: 0,
-        run_id: "0".repeat(40),
-        tcp_port: 0,
-        executable: String::new(),
-        config_file: String::new(),
-        shutting_down: AtomicBool::new(false),
-    })
+    Arc::new(Shared::new(nshards, Config::default()))
 }
 
 /// A request's bytes plus the spans of its arguments.

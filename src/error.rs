@@ -20,7 +20,13 @@ pub enum Error {
     NoAuth,
     WrongPass,
     AuthNotConfigured,
-    NotFound,
+    /// A SCAN-family cursor that is not an unsigned 64-bit number.
+    InvalidCursor,
+    /// `ERR value is out of range, value must between <min> and <max>` (Redis's wording).
+    OutOfRange {
+        min: i64,
+        max: i64,
+    },
     /// `ERR wrong number of arguments for '<name>' command`
     WrongArity(Cow<'static, str>),
     /// Already fully formatted unknown-command text.
@@ -65,7 +71,8 @@ impl Error {
             NoAuth => "NOAUTH Authentication required.".into(),
             WrongPass => "WRONGPASS invalid username-password pair or user is disabled.".into(),
             AuthNotConfigured => "ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?".into(),
-            NotFound => "ERR no such key".into(),
+            InvalidCursor => "ERR invalid cursor".into(),
+            OutOfRange { min, max } => format!("ERR value is out of range, value must between {min} and {max}").into(),
             WrongArity(name) => format!("ERR wrong number of arguments for '{name}' command").into(),
             UnknownCommand(text) => Cow::Owned(text.clone()),
             UnknownSubcommand { sub, cmd } => format!("ERR unknown subcommand '{}'. Try {cmd} HELP.", sanitize(sub)).into(),
@@ -100,14 +107,14 @@ impl Error {
 
     pub fn unknown_subcommand(sub: &[u8], cmd: &'static str) -> Error {
         Error::UnknownSubcommand {
-            sub: String::from_utf8_lossy(sub).into_owned(),
+            sub: truncate_lossy(sub, 128),
             cmd,
         }
     }
 
     pub fn subcommand_syntax(sub: &[u8], cmd: &'static str) -> Error {
         Error::SubcommandSyntax {
-            sub: String::from_utf8_lossy(sub).into_owned(),
+            sub: truncate_lossy(sub, 128),
             cmd,
         }
     }
@@ -139,6 +146,11 @@ mod tests {
             (Error::NoSuchKey, "ERR no such key"),
             (Error::ExpireTime("set"), "ERR invalid expire time in 'set' command"),
             (Error::DbIndexOutOfRange, "ERR DB index is out of range"),
+            (Error::InvalidCursor, "ERR invalid cursor"),
+            (
+                Error::OutOfRange { min: i32::MIN as i64, max: i32::MAX as i64 },
+                "ERR value is out of range, value must between -2147483648 and 2147483647",
+            ),
             (Error::NoAuth, "NOAUTH Authentication required."),
             (Error::WrongPass, "WRONGPASS invalid username-password pair or user is disabled."),
             (Error::WrongArity("get".into()), "ERR wrong number of arguments for 'get' command"),

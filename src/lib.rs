@@ -8,6 +8,7 @@
 //! - `server`: executors, listeners and the connection task.
 //! - `config`: redis.conf parsing and CONFIG GET/SET.
 
+pub mod cluster;
 pub mod cmd;
 pub mod config;
 pub mod db;

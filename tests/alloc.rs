@@ -4,9 +4,7 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, AtomicU64};
-use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::sync::Arc;
 
 use redcell::cmd::{self, Handler};
 use redcell::config::Config;
@@ -155,18 +153,7 @@ fn decoding_a_pipelined_batch_allocates_nothing() {
 }
 
 fn shared(nshards: usize) -> Arc<Shared> {
-    Arc::new(Shared {
-        nshards,
-        config: Mutex::new(Config::default()),
-        next_client_id: AtomicU64::new(1),
-        started: Instant::now(),
-        started_unix: 0,
-        run_id: "0".repeat(40),
-        tcp_port: 0,
-        executable: String::new(),
-        config_file: String::new(),
-        shutting_down: AtomicBool::new(false),
-    })
+    Arc::new(Shared::new(nshards, Config::default()))
 }
 
 /// Arguments of a request held in `buf`, with spans covering it.

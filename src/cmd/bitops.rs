@@ -1,7 +1,7 @@
 //! Bitmap commands on strings (Redis's bitops.c): SETBIT, GETBIT, BITCOUNT, BITPOS, BITOP, BITFIELD.
 
-use crate::cmd::string::{read_str, write_str};
-use crate::cmd::{flag::*, BoxFuture, CommandSpec, Ctx, Handler, KeyedFn};
+use crate::cmd::string::{clamp_range, max_bulk_len, read_str, write_str};
+use crate::cmd::{flag::*, BoxFuture, CommandSpec, Ctx, Handler};
 use crate::db::{Keyspace, NO_EXPIRE};
 use crate::error::{CmdResult, Error};
 use crate::resp::{Args, Reply};
@@ -15,27 +15,23 @@ const READ_SLOW: &[&str] = &["@read", "@bitmap", "@slow"];
 const READ_FAST: &[&str] = &["@read", "@bitmap", "@fast"];
 const WRITE_SLOW: &[&str] = &["@write", "@bitmap", "@slow"];
 
-const fn keyed(name: &'static str, arity: i32, flags: u32, f: KeyedFn) -> CommandSpec {
-    CommandSpec::new(name, arity, flags, Handler::Keyed(f)).keys(1, 1, 1)
-}
-
 pub static COMMANDS: &[CommandSpec] = &[
-    keyed("setbit", 4, WRITE | DENYOOM, setbit).acl(WRITE_SLOW).doc(
+    CommandSpec::keyed("setbit", 4, WRITE | DENYOOM, setbit).acl(WRITE_SLOW).doc(
         "bitmap",
         "2.2.0",
         "Sets or clears the bit at offset in the string value stored at key",
     ),
-    keyed("getbit", 3, READONLY | FAST, getbit).acl(READ_FAST).doc(
+    CommandSpec::keyed("getbit", 3, READONLY | FAST, getbit).acl(READ_FAST).doc(
         "bitmap",
         "2.2.0",
         "Returns the bit value at offset in the string value stored at key",
     ),
-    keyed("bitcount", -2, READONLY, bitcount).acl(READ_SLOW).doc(
+    CommandSpec::keyed("bitcount", -2, READONLY, bitcount).acl(READ_SLOW).doc(
         "bitmap",
         "2.6.0",
         "Count set bits in a string",
     ),
-    keyed("bitpos", -3, READONLY, bitpos).acl(READ_SLOW).doc(
+    CommandSpec::keyed("bitpos", -3, READONLY, bitpos).acl(READ_SLOW).doc(
         "bitmap",
         "2.8.7",
         "Find first bit set or clear in a string",
@@ -45,12 +41,12 @@ pub static COMMANDS: &[CommandSpec] = &[
         .multi(bitop_multi)
         .acl(WRITE_SLOW)
         .doc("bitmap", "2.6.0", "Perform bitwise operations between strings"),
-    keyed("bitfield", -2, WRITE | DENYOOM, bitfield).acl(WRITE_SLOW).doc(
+    CommandSpec::keyed("bitfield", -2, WRITE | DENYOOM, bitfield).acl(WRITE_SLOW).doc(
         "bitmap",
         "3.2.0",
         "Perform arbitrary bitfield integer operations on strings",
     ),
-    keyed("bitfield_ro", -2, READONLY | FAST, bitfield_ro).acl(READ_FAST).doc(
+    CommandSpec::keyed("bitfield_ro", -2, READONLY | FAST, bitfield_ro).acl(READ_FAST).doc(
         "bitmap",
         "6.0.0",
         "Perform arbitrary bitfield integer operations on strings. Read-only variant of BITFIELD",
@@ -130,23 +126,6 @@ fn find_bit(b: &[u8], bit: bool, start: u64, end: u64) -> Option<u64> {
     None
 }
 
-/// Redis's start/end handling for BITCOUNT/BITPOS: negative indexes count from the end of
-/// `total` units; the result is clamped to `[0, total - 1]` and may be empty (`start > end`).
-fn clamp(mut start: i64, mut end: i64, total: i64) -> Option<(u64, u64)> {
-    if start < 0 {
-        start += total;
-    }
-    if end < 0 {
-        end += total;
-    }
-    start = start.max(0);
-    end = end.max(0);
-    if end >= total {
-        end = total - 1;
-    }
-    (start <= end).then_some((start as u64, end as u64))
-}
-
 // ---------------------------------------------------------------------------------------
 // Argument parsing.
 // ---------------------------------------------------------------------------------------
@@ -165,10 +144,6 @@ fn bit_offset(arg: &[u8], hash_bits: Option<u32>, max_bulk: i64) -> Result<u64, 
         return Err(Error::BitOffset);
     }
     Ok(v as u64)
-}
-
-fn max_bulk_len(c: &Ctx) -> i64 {
-    c.shard.settings.borrow().proto_max_bulk_len
 }
 
 /// `BYTE` or `BIT` (true for bits); anything else is a syntax error.
@@ -243,10 +218,11 @@ fn getbit(c: &mut Ctx, a: &Args) -> CmdResult {
 /// `len` bytes, or `None` if it is empty.
 fn bit_range(start: i64, end: i64, is_bit: bool, len: usize) -> Option<(u64, u64)> {
     let len = len as i64;
+    let clamp = |total| clamp_range(start, end, total).map(|(s, e)| (s as u64, e as u64));
     if is_bit {
-        clamp(start, end, len * 8)
+        clamp(len * 8)
     } else {
-        clamp(start, end, len).map(|(s, e)| (s * 8, e * 8 + 7))
+        clamp(len).map(|(s, e)| (s * 8, e * 8 + 7))
     }
 }
 
@@ -258,7 +234,7 @@ fn bitcount(c: &mut Ctx, a: &Args) -> CmdResult {
     };
     let n = s.with_bytes(|b| -> Result<u64, Error> {
         let range = match a.len() {
-            2 => clamp(0, -1, b.len() as i64).map(|(s, e)| (s * 8, e * 8 + 7)),
+            2 => bit_range(0, -1, false, b.len()),
             4 | 5 => {
                 let (start, end) = (arg_i64(a.get(2))?, arg_i64(a.get(3))?);
                 // Both negative and inverted: empty, before the unit is even looked at.
@@ -742,9 +718,8 @@ mod tests {
         // Redis's BITPOS examples on "\xff\xf0\x00".
         assert_eq!(find_bit(&b, false, 16, 23), Some(16));
         assert_eq!(find_bit(&[0x00u8, 0xff, 0xf0], true, 16, 23), Some(16));
-        assert_eq!(clamp(-3, -1, 2), Some((0, 1)));
-        assert_eq!(clamp(5, 10, 2), None);
-        assert_eq!(clamp(0, -1, 0), None);
+        assert_eq!(bit_range(0, -1, false, 0), None);
+        assert_eq!(bit_range(-3, -1, false, 2), Some((0, 15)));
         assert_eq!(bit_range(1, 1, false, 3), Some((8, 15)));
         assert_eq!(bit_range(7, 15, true, 3), Some((7, 15)));
     }

@@ -96,7 +96,13 @@ fn auth(c: &mut Conn, a: &Args) -> CmdResult {
 }
 
 fn select(c: &mut Conn, a: &Args) -> CmdResult {
-    let db = crate::util::num::parse_i64_strict(a.get(1)).ok_or(Error::msg("invalid DB index"))?;
+    let db = crate::util::num::arg_i64(a.get(1))?;
+    if db < i32::MIN as i64 || db > i32::MAX as i64 {
+        return Err(Error::OutOfRange {
+            min: i32::MIN as i64,
+            max: i32::MAX as i64,
+        });
+    }
     if db != 0 {
         return Err(Error::DbIndexOutOfRange);
     }

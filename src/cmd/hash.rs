@@ -1,114 +1,100 @@
 //! Hash commands (Redis 7.0's t_hash.c): HSET and friends, counters, HRANDFIELD and HSCAN.
 
-use crate::cmd::{flag::*, CommandSpec, Ctx, Handler};
+use crate::cmd::scan::{empty_scan, parse_cursor, parse_scan_opts};
+use crate::cmd::{flag::*, CommandSpec, Ctx};
 use crate::db::{Keyspace, NO_EXPIRE};
 use crate::error::{CmdResult, Error};
 use crate::resp::{Args, Reply};
 use crate::types::hash::{Hash, HashLimits};
 use crate::types::set::{below, distinct_positions, Rng};
 use crate::types::Value;
-use crate::util::glob::glob_match;
 use crate::util::num::{arg_i64, incr_by_float, parse_i64_strict};
 
 const READ_FAST: &[&str] = &["@read", "@hash", "@fast"];
 const READ_SLOW: &[&str] = &["@read", "@hash", "@slow"];
 const WRITE_FAST: &[&str] = &["@write", "@hash", "@fast"];
 
-const fn keyed(name: &'static str, arity: i32, flags: u32, f: crate::cmd::KeyedFn) -> CommandSpec {
-    CommandSpec::new(name, arity, flags, Handler::Keyed(f)).keys(1, 1, 1)
-}
-
 pub static COMMANDS: &[CommandSpec] = &[
-    keyed("hset", -4, WRITE | DENYOOM | FAST, hset)
+    CommandSpec::keyed("hset", -4, WRITE | DENYOOM | FAST, hset)
         .acl(WRITE_FAST)
         .doc("hash", "2.0.0", "Set the string value of a hash field"),
-    keyed("hsetnx", 4, WRITE | DENYOOM | FAST, hsetnx)
+    CommandSpec::keyed("hsetnx", 4, WRITE | DENYOOM | FAST, hsetnx)
         .acl(WRITE_FAST)
         .doc(
             "hash",
             "2.0.0",
             "Set the value of a hash field, only if the field does not exist",
         ),
-    keyed("hget", 3, READONLY | FAST, hget).acl(READ_FAST).doc(
-        "hash",
-        "2.0.0",
-        "Get the value of a hash field",
-    ),
-    keyed("hmget", -3, READONLY | FAST, hmget)
+    CommandSpec::keyed("hget", 3, READONLY | FAST, hget)
+        .acl(READ_FAST)
+        .doc("hash", "2.0.0", "Get the value of a hash field"),
+    CommandSpec::keyed("hmget", -3, READONLY | FAST, hmget)
         .acl(READ_FAST)
         .doc(
             "hash",
             "2.0.0",
             "Get the values of all the given hash fields",
         ),
-    keyed("hmset", -4, WRITE | DENYOOM | FAST, hmset)
+    CommandSpec::keyed("hmset", -4, WRITE | DENYOOM | FAST, hmset)
         .acl(WRITE_FAST)
         .doc(
             "hash",
             "2.0.0",
             "Set multiple hash fields to multiple values",
         ),
-    keyed("hdel", -3, WRITE | FAST, hdel).acl(WRITE_FAST).doc(
-        "hash",
-        "2.0.0",
-        "Delete one or more hash fields",
-    ),
-    keyed("hlen", 2, READONLY | FAST, hlen).acl(READ_FAST).doc(
-        "hash",
-        "2.0.0",
-        "Get the number of fields in a hash",
-    ),
-    keyed("hstrlen", 3, READONLY | FAST, hstrlen)
+    CommandSpec::keyed("hdel", -3, WRITE | FAST, hdel)
+        .acl(WRITE_FAST)
+        .doc("hash", "2.0.0", "Delete one or more hash fields"),
+    CommandSpec::keyed("hlen", 2, READONLY | FAST, hlen)
+        .acl(READ_FAST)
+        .doc("hash", "2.0.0", "Get the number of fields in a hash"),
+    CommandSpec::keyed("hstrlen", 3, READONLY | FAST, hstrlen)
         .acl(READ_FAST)
         .doc(
             "hash",
             "3.2.0",
             "Get the length of the value of a hash field",
         ),
-    keyed("hexists", 3, READONLY | FAST, hexists)
+    CommandSpec::keyed("hexists", 3, READONLY | FAST, hexists)
         .acl(READ_FAST)
         .doc("hash", "2.0.0", "Determine if a hash field exists"),
-    keyed("hkeys", 2, READONLY, hkeys).acl(READ_SLOW).doc(
-        "hash",
-        "2.0.0",
-        "Get all the fields in a hash",
-    ),
-    keyed("hvals", 2, READONLY, hvals).acl(READ_SLOW).doc(
-        "hash",
-        "2.0.0",
-        "Get all the values in a hash",
-    ),
-    keyed("hgetall", 2, READONLY, hgetall).acl(READ_SLOW).doc(
-        "hash",
-        "2.0.0",
-        "Get all the fields and values in a hash",
-    ),
-    keyed("hincrby", 4, WRITE | DENYOOM | FAST, hincrby)
+    CommandSpec::keyed("hkeys", 2, READONLY, hkeys)
+        .acl(READ_SLOW)
+        .doc("hash", "2.0.0", "Get all the fields in a hash"),
+    CommandSpec::keyed("hvals", 2, READONLY, hvals)
+        .acl(READ_SLOW)
+        .doc("hash", "2.0.0", "Get all the values in a hash"),
+    CommandSpec::keyed("hgetall", 2, READONLY, hgetall)
+        .acl(READ_SLOW)
+        .doc("hash", "2.0.0", "Get all the fields and values in a hash"),
+    CommandSpec::keyed("hincrby", 4, WRITE | DENYOOM | FAST, hincrby)
         .acl(WRITE_FAST)
         .doc(
             "hash",
             "2.0.0",
             "Increment the integer value of a hash field by the given number",
         ),
-    keyed("hincrbyfloat", 4, WRITE | DENYOOM | FAST, hincrbyfloat)
+    CommandSpec::keyed("hincrbyfloat", 4, WRITE | DENYOOM | FAST, hincrbyfloat)
         .acl(WRITE_FAST)
         .doc(
             "hash",
             "2.6.0",
             "Increment the float value of a hash field by the given amount",
         ),
-    keyed("hrandfield", -2, READONLY, hrandfield)
+    CommandSpec::keyed("hrandfield", -2, READONLY, hrandfield)
         .acl(READ_SLOW)
         .doc(
             "hash",
             "6.2.0",
             "Get one or multiple random fields from a hash",
         ),
-    keyed("hscan", -3, READONLY, hscan).acl(READ_SLOW).doc(
-        "hash",
-        "2.8.0",
-        "Incrementally iterate hash fields and associated values",
-    ),
+    CommandSpec::keyed("hscan", -3, READONLY, hscan)
+        .acl(READ_SLOW)
+        .doc(
+            "hash",
+            "2.8.0",
+            "Incrementally iterate hash fields and associated values",
+        ),
 ];
 
 // ---- lookups ----
@@ -360,9 +346,10 @@ fn hincrbyfloat(c: &mut Ctx, a: &Args) -> CmdResult {
 pub(crate) fn arg_count(arg: &[u8]) -> Result<i64, Error> {
     let l = arg_i64(arg)?;
     if l == i64::MIN {
-        return Err(Error::msg(
-            "value is out of range, value must between -9223372036854775807 and 9223372036854775807",
-        ));
+        return Err(Error::OutOfRange {
+            min: -i64::MAX,
+            max: i64::MAX,
+        });
     }
     Ok(l)
 }
@@ -381,12 +368,14 @@ fn hrandfield(c: &mut Ctx, a: &Args) -> CmdResult {
     }
     // `h` borrows the keyspace, so the draws come from a generator seeded from its own.
     let mut rng = Rng::new(c.db.random_u64());
-    let Some(h) = read_hash(c.db, a.get(1), c.now)? else {
+    // Empty hashes are never stored; the filter only keeps random picks in bounds.
+    let Some(h) = read_hash(c.db, a.get(1), c.now)?.filter(|h| !h.is_empty()) else {
         c.out.array(0);
         return Ok(());
     };
-    let picks = hrandfield_picks(h, l, &mut || rng.next());
-    reply_pairs(c.out, h, &picks, withvalues);
+    let mut next = || rng.next();
+    let picks = hrandfield_picks(h, l, &mut next);
+    reply_pairs(c.out, h, &picks, withvalues, &mut next);
     Ok(())
 }
 
@@ -406,6 +395,9 @@ fn hrandfield_one(c: &mut Ctx, a: &Args) -> CmdResult {
 enum Picks {
     All,
     Some(Vec<usize>),
+    /// `n` independent draws (repeats allowed), made while replying so that a huge negative
+    /// count costs output as it is written, not a pick list allocated up front.
+    Draws(usize),
 }
 
 fn hrandfield_picks(h: &Hash, l: i64, next: &mut impl FnMut() -> u64) -> Picks {
@@ -416,7 +408,7 @@ fn hrandfield_picks(h: &Hash, l: i64, next: &mut impl FnMut() -> u64) -> Picks {
     }
     if l < 0 || count == 1 {
         // Repeats allowed (or a single pick): `count` independent draws.
-        return Picks::Some((0..count).map(|_| below(next(), size)).collect());
+        return Picks::Draws(count);
     }
     if count >= size {
         return Picks::All;
@@ -424,10 +416,17 @@ fn hrandfield_picks(h: &Hash, l: i64, next: &mut impl FnMut() -> u64) -> Picks {
     Picks::Some(distinct_positions(size, count, next))
 }
 
-fn reply_pairs(out: &mut Reply, h: &Hash, picks: &Picks, withvalues: bool) {
+fn reply_pairs(
+    out: &mut Reply,
+    h: &Hash,
+    picks: &Picks,
+    withvalues: bool,
+    next: &mut impl FnMut() -> u64,
+) {
     let n = match picks {
         Picks::All => h.len(),
         Picks::Some(p) => p.len(),
+        Picks::Draws(n) => *n,
     };
     out.array(if withvalues && !out.resp3 { n * 2 } else { n });
     let one = |out: &mut Reply, f: &[u8], v: &[u8]| {
@@ -448,82 +447,17 @@ fn reply_pairs(out: &mut Reply, h: &Hash, picks: &Picks, withvalues: bool) {
                 one(out, f, v);
             }
         }
-    }
-}
-
-// ---- HSCAN (shared with SSCAN) ----
-
-/// A SCAN-family cursor, parsed as Redis's `parseScanCursorOrReply` (`strtoul`): an optional
-/// sign (a negative number wraps), decimal digits, nothing after; empty is cursor 0.
-pub(crate) fn parse_cursor(arg: &[u8]) -> Result<u64, Error> {
-    let invalid = || Error::msg("invalid cursor");
-    // Redis reads the argument as a C string: it ends at the first NUL.
-    let s = arg.split(|&c| c == 0).next().unwrap_or_default();
-    if s.is_empty() {
-        return Ok(0);
-    }
-    let (neg, digits) = match s[0] {
-        b'-' => (true, &s[1..]),
-        b'+' => (false, &s[1..]),
-        _ => (false, s),
-    };
-    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
-        return Err(invalid());
-    }
-    let mut v: u64 = 0;
-    for &d in digits {
-        v = v
-            .checked_mul(10)
-            .and_then(|v| v.checked_add((d - b'0') as u64))
-            .ok_or_else(invalid)?;
-    }
-    Ok(if neg { v.wrapping_neg() } else { v })
-}
-
-/// HSCAN / SSCAN options (from argument 3): COUNT and MATCH; TYPE is for SCAN only.
-pub(crate) struct ScanOpts<'a> {
-    pub count: usize,
-    /// None when absent or a lone `*`.
-    pub pattern: Option<&'a [u8]>,
-}
-
-impl ScanOpts<'_> {
-    pub fn keeps(&self, s: &[u8]) -> bool {
-        self.pattern.is_none_or(|p| glob_match(p, s))
-    }
-}
-
-pub(crate) fn parse_scan_opts<'a>(a: &Args<'a>) -> Result<ScanOpts<'a>, Error> {
-    let mut o = ScanOpts {
-        count: 10,
-        pattern: None,
-    };
-    let mut i = 3;
-    while i < a.len() {
-        let has_value = i + 1 < a.len();
-        if a.is(i, "COUNT") && has_value {
-            let n = arg_i64(a.get(i + 1))?;
-            if n < 1 {
-                return Err(Error::Syntax);
+        Picks::Draws(n) => {
+            let pos = h.positions();
+            for _ in 0..*n {
+                let (f, v) = pos.get(below(next(), h.len()));
+                one(out, f, v);
             }
-            o.count = usize::try_from(n).unwrap_or(usize::MAX);
-        } else if a.is(i, "MATCH") && has_value {
-            let p = a.get(i + 1);
-            o.pattern = (p != b"*").then_some(p);
-        } else {
-            return Err(Error::Syntax);
         }
-        i += 2;
     }
-    Ok(o)
 }
 
-/// The reply for a missing key: cursor 0, no elements.
-pub(crate) fn empty_scan(out: &mut Reply) {
-    out.array(2);
-    out.bulk(b"0");
-    out.array(0);
-}
+// ---- HSCAN ----
 
 fn hscan(c: &mut Ctx, a: &Args) -> CmdResult {
     let cursor = parse_cursor(a.get(2))?;
@@ -531,7 +465,7 @@ fn hscan(c: &mut Ctx, a: &Args) -> CmdResult {
         empty_scan(c.out);
         return Ok(());
     };
-    let opts = parse_scan_opts(a)?;
+    let opts = parse_scan_opts(a, 3, false)?;
     let (pairs, next) = h.scan(cursor, opts.count);
     let kept = pairs.iter().filter(|(f, _)| opts.keeps(f)).count();
     c.out.array(2);
@@ -549,25 +483,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn cursor_parses_like_strtoul() {
-        assert_eq!(parse_cursor(b"0"), Ok(0));
-        assert_eq!(parse_cursor(b""), Ok(0));
-        assert_eq!(parse_cursor(b"+5"), Ok(5));
-        assert_eq!(parse_cursor(b"-1"), Ok(u64::MAX));
-        assert_eq!(parse_cursor(b"1x"), Err(Error::msg("invalid cursor")));
-        assert_eq!(
-            parse_cursor(b"99999999999999999999"),
-            Err(Error::msg("invalid cursor"))
-        );
-    }
-
-    #[test]
     fn count_range_matches_redis() {
         assert_eq!(arg_count(b"-9223372036854775807"), Ok(-i64::MAX));
-        assert!(arg_count(b"-9223372036854775808")
-            .unwrap_err()
-            .render()
-            .starts_with("ERR value is out of range, value must between"));
+        assert_eq!(
+            arg_count(b"-9223372036854775808").map_err(|e| e.render()),
+            Err("ERR value is out of range, value must between -9223372036854775807 and 9223372036854775807".into())
+        );
         assert_eq!(arg_count(b"x"), Err(Error::NotInteger));
     }
 
@@ -588,10 +509,10 @@ mod tests {
         };
         assert!(matches!(hrandfield_picks(&h, 10, &mut next), Picks::All));
         assert!(matches!(hrandfield_picks(&h, 20, &mut next), Picks::All));
-        let Picks::Some(p) = hrandfield_picks(&h, -25, &mut next) else {
-            panic!("negative count repeats")
-        };
-        assert_eq!(p.len(), 25);
+        assert!(matches!(
+            hrandfield_picks(&h, -25, &mut next),
+            Picks::Draws(25)
+        ));
         let Picks::Some(p) = hrandfield_picks(&h, 7, &mut next) else {
             panic!("count below size picks")
         };

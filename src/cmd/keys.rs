@@ -1,5 +1,6 @@
 //! Generic key commands (Redis's db.c / expire.c / object.c): DEL, EXISTS, TYPE, TTLs, RENAME, COPY, SCAN, OBJECT ...
 
+use crate::cmd::scan::{parse_cursor, parse_scan_opts};
 use crate::cmd::{flag::*, BoxFuture, CommandSpec, Ctx, Handler};
 use crate::db::{self, ExpireFlags, ExpireOutcome, ScanFilter, NO_EXPIRE};
 use crate::error::{CmdResult, Error};
@@ -9,10 +10,6 @@ use crate::shard::multi::{self, TransferMode, TransferOutcome};
 use crate::types::{StrValue, Value};
 use crate::util::num::arg_i64;
 use crate::util::time::now_ms;
-
-const fn keyed(name: &'static str, arity: i32, flags: u32, f: crate::cmd::KeyedFn) -> CommandSpec {
-    CommandSpec::new(name, arity, flags, Handler::Keyed(f)).keys(1, 1, 1)
-}
 
 const READ_FAST: &[&str] = &["@keyspace", "@read", "@fast"];
 const WRITE_FAST: &[&str] = &["@keyspace", "@write", "@fast"];
@@ -62,67 +59,67 @@ static OBJECT_SUBCOMMANDS: &[CommandSpec] = &[
 ];
 
 pub static COMMANDS: &[CommandSpec] = &[
-    keyed("del", -2, WRITE, del)
+    CommandSpec::keyed("del", -2, WRITE, del)
         .keys(1, -1, 1)
         .multi(del_multi)
         .acl(&["@keyspace", "@write", "@slow"])
         .doc("generic", "1.0.0", "Deletes one or more keys."),
-    keyed("unlink", -2, WRITE | FAST, del)
+    CommandSpec::keyed("unlink", -2, WRITE | FAST, del)
         .keys(1, -1, 1)
         .multi(del_multi)
         .acl(WRITE_FAST)
         .doc("generic", "4.0.0", "Asynchronously deletes one or more keys."),
-    keyed("exists", -2, READONLY | FAST, exists)
+    CommandSpec::keyed("exists", -2, READONLY | FAST, exists)
         .keys(1, -1, 1)
         .multi(exists_multi)
         .acl(READ_FAST)
         .doc("generic", "1.0.0", "Determines whether one or more keys exist."),
-    keyed("touch", -2, READONLY | FAST, touch)
+    CommandSpec::keyed("touch", -2, READONLY | FAST, touch)
         .keys(1, -1, 1)
         .multi(touch_multi)
         .acl(READ_FAST)
         .doc("generic", "3.2.1", "Returns the number of existing keys out of those specified after updating the time they were last accessed."),
-    keyed("type", 2, READONLY | FAST, type_cmd)
+    CommandSpec::keyed("type", 2, READONLY | FAST, type_cmd)
         .acl(READ_FAST)
         .doc("generic", "1.0.0", "Determines the type of value stored at a key."),
-    keyed("expire", -3, WRITE | FAST, expire)
+    CommandSpec::keyed("expire", -3, WRITE | FAST, expire)
         .acl(WRITE_FAST)
         .doc("generic", "1.0.0", "Sets the expiration time of a key in seconds."),
-    keyed("pexpire", -3, WRITE | FAST, pexpire)
+    CommandSpec::keyed("pexpire", -3, WRITE | FAST, pexpire)
         .acl(WRITE_FAST)
         .doc("generic", "2.6.0", "Sets the expiration time of a key in milliseconds."),
-    keyed("expireat", -3, WRITE | FAST, expireat)
+    CommandSpec::keyed("expireat", -3, WRITE | FAST, expireat)
         .acl(WRITE_FAST)
         .doc("generic", "1.2.0", "Sets the expiration time of a key to a Unix timestamp."),
-    keyed("pexpireat", -3, WRITE | FAST, pexpireat)
+    CommandSpec::keyed("pexpireat", -3, WRITE | FAST, pexpireat)
         .acl(WRITE_FAST)
         .doc("generic", "2.6.0", "Sets the expiration time of a key to a Unix milliseconds timestamp."),
-    keyed("ttl", 2, READONLY | FAST, ttl)
+    CommandSpec::keyed("ttl", 2, READONLY | FAST, ttl)
         .acl(READ_FAST)
         .doc("generic", "1.0.0", "Returns the expiration time in seconds of a key."),
-    keyed("pttl", 2, READONLY | FAST, pttl)
+    CommandSpec::keyed("pttl", 2, READONLY | FAST, pttl)
         .acl(READ_FAST)
         .doc("generic", "2.6.0", "Returns the expiration time in milliseconds of a key."),
-    keyed("expiretime", 2, READONLY | FAST, expiretime)
+    CommandSpec::keyed("expiretime", 2, READONLY | FAST, expiretime)
         .acl(READ_FAST)
         .doc("generic", "7.0.0", "Returns the expiration time of a key as a Unix timestamp."),
-    keyed("pexpiretime", 2, READONLY | FAST, pexpiretime)
+    CommandSpec::keyed("pexpiretime", 2, READONLY | FAST, pexpiretime)
         .acl(READ_FAST)
         .doc("generic", "7.0.0", "Returns the expiration time of a key as a Unix milliseconds timestamp."),
-    keyed("persist", 2, WRITE | FAST, persist)
+    CommandSpec::keyed("persist", 2, WRITE | FAST, persist)
         .acl(WRITE_FAST)
         .doc("generic", "2.2.0", "Removes the expiration time of a key."),
-    keyed("rename", 3, WRITE, rename)
+    CommandSpec::keyed("rename", 3, WRITE, rename)
         .keys(1, 2, 1)
         .multi(rename_multi)
         .acl(&["@keyspace", "@write", "@slow"])
         .doc("generic", "1.0.0", "Renames a key and overwrites the destination."),
-    keyed("renamenx", 3, WRITE | FAST, renamenx)
+    CommandSpec::keyed("renamenx", 3, WRITE | FAST, renamenx)
         .keys(1, 2, 1)
         .multi(renamenx_multi)
         .acl(WRITE_FAST)
         .doc("generic", "1.0.0", "Renames a key only when the target key name doesn't exist."),
-    keyed("copy", -3, WRITE | DENYOOM, copy)
+    CommandSpec::keyed("copy", -3, WRITE | DENYOOM, copy)
         .keys(1, 2, 1)
         .multi(copy_multi)
         .acl(&["@keyspace", "@write", "@slow"])
@@ -405,7 +402,7 @@ async fn rename_multi_generic(conn: &mut Conn, a: Args<'_>, nx: bool) -> CmdResu
         TransferMode::Rename
     };
     let (src, dst) = (a.get(1).to_vec(), a.get(2).to_vec());
-    match multi::transfer(&conn.shard, conn.meta.id, src, dst, mode).await {
+    match multi::transfer(&conn.shard, conn.shard.new_hold_token(), src, dst, mode).await {
         TransferOutcome::NoSource => return Err(Error::NoSuchKey),
         TransferOutcome::TargetExists => reply_renamed(&mut conn.out, nx, false),
         TransferOutcome::Done => reply_renamed(&mut conn.out, nx, true),
@@ -423,9 +420,10 @@ fn parse_copy_options(a: &Args) -> Result<bool, Error> {
         } else if a.is(j, "DB") && j + 1 < a.len() {
             let db = arg_i64(a.get(j + 1))?;
             if i32::try_from(db).is_err() {
-                return Err(Error::msg(
-                    "value is out of range, value must between -2147483648 and 2147483647",
-                ));
+                return Err(Error::OutOfRange {
+                    min: i32::MIN as i64,
+                    max: i32::MAX as i64,
+                });
             }
             if db != 0 {
                 return Err(Error::DbIndexOutOfRange);
@@ -464,7 +462,8 @@ fn copy_multi<'a>(conn: &'a mut Conn, a: Args<'a>) -> BoxFuture<'a> {
         let replace = parse_copy_options(&a)?;
         let (src, dst) = (a.get(1).to_vec(), a.get(2).to_vec());
         let mode = TransferMode::Copy { replace };
-        let outcome = multi::transfer(&conn.shard, conn.meta.id, src, dst, mode).await;
+        let outcome =
+            multi::transfer(&conn.shard, conn.shard.new_hold_token(), src, dst, mode).await;
         conn.out.int((outcome == TransferOutcome::Done) as i64);
         Ok(())
     })
@@ -523,71 +522,6 @@ fn keys<'a>(conn: &'a mut Conn, a: Args<'a>) -> BoxFuture<'a> {
     })
 }
 
-/// A SCAN cursor, parsed as Redis's `strtoul` does: an optional sign (a negative number wraps),
-/// decimal digits, nothing after; an empty string is cursor 0.
-fn parse_cursor(arg: &[u8]) -> Result<u64, Error> {
-    let invalid = || Error::msg("invalid cursor");
-    // Redis reads the argument as a C string: it ends at the first NUL.
-    let s = arg.split(|&c| c == 0).next().unwrap_or_default();
-    if s.is_empty() {
-        return Ok(0);
-    }
-    let (neg, digits) = match s[0] {
-        b'-' => (true, &s[1..]),
-        b'+' => (false, &s[1..]),
-        _ => (false, s),
-    };
-    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
-        return Err(invalid());
-    }
-    let mut v: u64 = 0;
-    for &d in digits {
-        v = v
-            .checked_mul(10)
-            .and_then(|v| v.checked_add((d - b'0') as u64))
-            .ok_or_else(invalid)?;
-    }
-    Ok(if neg { v.wrapping_neg() } else { v })
-}
-
-/// SCAN's validated options.
-#[derive(Debug, PartialEq)]
-struct ScanOptions {
-    count: usize,
-    /// None when absent or a lone `*`.
-    pattern: Option<Vec<u8>>,
-    type_name: Option<Vec<u8>>,
-}
-
-/// Parses SCAN's options from argument 2 on, as Redis 7.0's `scanGenericCommand`.
-fn parse_scan_options(a: &Args) -> Result<ScanOptions, Error> {
-    let mut o = ScanOptions {
-        count: 10,
-        pattern: None,
-        type_name: None,
-    };
-    let mut i = 2;
-    while i < a.len() {
-        let has_value = i + 1 < a.len();
-        if a.is(i, "COUNT") && has_value {
-            let n = arg_i64(a.get(i + 1))?;
-            if n < 1 {
-                return Err(Error::Syntax);
-            }
-            o.count = usize::try_from(n).unwrap_or(usize::MAX);
-        } else if a.is(i, "MATCH") && has_value {
-            let p = a.get(i + 1);
-            o.pattern = (p != b"*").then(|| p.to_vec());
-        } else if a.is(i, "TYPE") && has_value {
-            o.type_name = Some(a.get(i + 1).to_vec());
-        } else {
-            return Err(Error::Syntax);
-        }
-        i += 2;
-    }
-    Ok(o)
-}
-
 /// Where cursor `pos` points in the shard-major slot enumeration (all of shard 0's slots in
 /// increasing order, then shard 1's, ...): (shard, its table index, the shard's first position).
 fn locate(pos: u64, nshards: usize) -> Option<(usize, usize, u64)> {
@@ -605,16 +539,15 @@ fn locate(pos: u64, nshards: usize) -> Option<(usize, usize, u64)> {
 fn scan<'a>(conn: &'a mut Conn, a: Args<'a>) -> BoxFuture<'a> {
     Box::pin(async move {
         let cursor = parse_cursor(a.get(1))?;
-        let opts = parse_scan_options(&a)?;
+        let opts = parse_scan_opts(&a, 2, true)?;
         let nshards = conn.shard.nshards;
         let (keys, next) = match locate(cursor, nshards) {
             None => (Vec::new(), 0),
             Some((shard, start, base)) => {
-                let ScanOptions {
-                    count,
-                    pattern,
-                    type_name,
-                } = opts;
+                // Owned copies: the filter runs on the shard's core.
+                let count = opts.count;
+                let pattern = opts.pattern.map(<[u8]>::to_vec);
+                let type_name = opts.type_name.map(<[u8]>::to_vec);
                 let (keys, resume) = conn
                     .shard
                     .call(shard, 0, move |s| {
@@ -647,13 +580,7 @@ fn scan<'a>(conn: &'a mut Conn, a: Args<'a>) -> BoxFuture<'a> {
 
 /// Whether an LFU `maxmemory-policy` is configured (then FREQ works and IDLETIME does not).
 fn lfu_policy(c: &Ctx) -> bool {
-    let config = c
-        .shard
-        .shared
-        .config
-        .lock()
-        .unwrap_or_else(|e| e.into_inner());
-    config.get("maxmemory-policy").ends_with("-lfu")
+    c.shard.settings.borrow().lfu_policy
 }
 
 fn object_encoding(c: &mut Ctx, a: &Args) -> CmdResult {
@@ -666,7 +593,7 @@ fn object_encoding(c: &mut Ctx, a: &Args) -> CmdResult {
 
 /// Redis shares the objects of the integers 0..9999 (`OBJ_SHARED_INTEGERS`) and reports their
 /// refcount as `INT_MAX`; every other value has one reference.
-fn refcount(v: &Value) -> i64 {
+pub(crate) fn refcount(v: &Value) -> i64 {
     match v {
         Value::Str(StrValue::Int(n)) if (0..10_000).contains(n) => i32::MAX as i64,
         _ => 1,
@@ -737,23 +664,7 @@ fn object_help(conn: &mut Conn, _a: &Args) -> CmdResult {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::resp::decode::Span;
-
-    /// Runs `f` with `words` as a request's arguments.
-    fn with_args<R>(words: &[&str], f: impl FnOnce(&Args) -> R) -> R {
-        let mut buf = Vec::new();
-        let mut spans = Vec::new();
-        for w in words {
-            let start = buf.len();
-            buf.extend_from_slice(w.as_bytes());
-            spans.push(Span {
-                start,
-                end: buf.len(),
-                in_scratch: false,
-            });
-        }
-        f(&Args::new(&buf, &[], &spans))
-    }
+    use crate::resp::args::with_args;
 
     fn flags(words: &[&str]) -> Result<ExpireFlags, String> {
         with_args(words, parse_expire_flags).map_err(|e| e.render().into_owned())
@@ -802,44 +713,6 @@ mod tests {
             expire_when(b"1x", false, 0, "expire"),
             Err(Error::NotInteger)
         );
-    }
-
-    #[test]
-    fn cursor_parses_like_strtoul() {
-        let invalid = Err(Error::msg("invalid cursor"));
-        assert_eq!(parse_cursor(b"0"), Ok(0));
-        assert_eq!(parse_cursor(b""), Ok(0));
-        assert_eq!(parse_cursor(b"+12"), Ok(12));
-        assert_eq!(parse_cursor(b"007"), Ok(7));
-        assert_eq!(parse_cursor(b"-1"), Ok(u64::MAX));
-        assert_eq!(parse_cursor(b"18446744073709551615"), Ok(u64::MAX));
-        assert_eq!(parse_cursor(b"18446744073709551616"), invalid);
-        assert_eq!(parse_cursor(b" 1"), invalid);
-        assert_eq!(parse_cursor(b"1 "), invalid);
-        assert_eq!(parse_cursor(b"abc"), invalid);
-        assert_eq!(parse_cursor(b"-"), invalid);
-        assert_eq!(parse_cursor(b"0x1"), invalid);
-    }
-
-    #[test]
-    fn scan_options_validate_like_redis() {
-        let parse = |w: &[&str]| with_args(w, parse_scan_options);
-        assert_eq!(
-            parse(&["scan", "0", "MATCH", "*", "count", "3", "TYPE", "string"]),
-            Ok(ScanOptions {
-                count: 3,
-                pattern: None,
-                type_name: Some(b"string".to_vec())
-            })
-        );
-        assert_eq!(
-            parse(&["scan", "0", "match", "a*"]).map(|o| o.pattern),
-            Ok(Some(b"a*".to_vec()))
-        );
-        assert_eq!(parse(&["scan", "0", "count", "0"]), Err(Error::Syntax));
-        assert_eq!(parse(&["scan", "0", "count", "x"]), Err(Error::NotInteger));
-        assert_eq!(parse(&["scan", "0", "count"]), Err(Error::Syntax));
-        assert_eq!(parse(&["scan", "0", "foo", "bar"]), Err(Error::Syntax));
     }
 
     #[test]

@@ -6,6 +6,7 @@ pub mod bitops;
 pub mod connection;
 pub mod hash;
 pub mod keys;
+pub mod scan;
 pub mod server;
 pub mod set;
 pub mod string;
@@ -134,6 +135,11 @@ impl CommandSpec {
         }
     }
 
+    /// A keyed command whose only key is argument 1 (override with `.keys` for more).
+    pub const fn keyed(name: &'static str, arity: i32, flags: u32, f: KeyedFn) -> CommandSpec {
+        CommandSpec::new(name, arity, flags, Handler::Keyed(f)).keys(1, 1, 1)
+    }
+
     pub const fn keys(mut self, first: i32, last: i32, step: i32) -> CommandSpec {
         self.first_key = first;
         self.last_key = last;
@@ -213,11 +219,16 @@ pub struct CommandStats {
     pub rejected: u64,
 }
 
+/// Longest full name (`container|sub`) the table may hold; lookups use a buffer this size.
+const MAX_NAME_LEN: usize = 64;
+
 /// The assembled table: every spec (subcommands included) with its index and full name.
 pub struct Table {
     pub specs: Vec<&'static CommandSpec>,
     /// `container|sub` for subcommands, the name for commands.
     pub full_names: Vec<String>,
+    /// `full_names` upper-cased, as `Try <CMD> HELP.` messages show them.
+    pub upper_names: Vec<String>,
     /// Index of a top-level command's spec.
     pub top: Vec<usize>,
     by_name: HashMap<Vec<u8>, usize>,
@@ -235,23 +246,36 @@ impl Table {
     /// Looks up a command (or `container|sub`) by name, case-insensitively, without allocating.
     #[inline]
     pub fn lookup(&self, name: &[u8]) -> Option<usize> {
-        let mut lower = [0u8; 64];
-        if name.len() > lower.len() {
-            return None;
-        }
-        for (d, s) in lower.iter_mut().zip(name) {
-            *d = s.to_ascii_lowercase();
-        }
-        self.by_name.get(&lower[..name.len()]).copied()
+        self.lookup_parts(&[name])
     }
 
-    /// Looks up subcommand `sub` of container `parent`.
+    /// Looks up subcommand `sub` of container `parent`, without allocating.
     pub fn lookup_sub(&self, parent: usize, sub: &[u8]) -> Option<usize> {
-        let mut full = Vec::with_capacity(self.full_names[parent].len() + 1 + sub.len());
-        full.extend_from_slice(self.full_names[parent].as_bytes());
-        full.push(b'|');
-        full.extend(sub.iter().map(|c| c.to_ascii_lowercase()));
-        self.by_name.get(&full).copied()
+        self.lookup_parts(&[self.full_names[parent].as_bytes(), b"|", sub])
+    }
+
+    /// Looks up the name `parts` spell together, lower-cased in a stack buffer: a name longer
+    /// than the buffer matches nothing, as no name in the table is that long.
+    #[inline]
+    fn lookup_parts(&self, parts: &[&[u8]]) -> Option<usize> {
+        let mut lower = [0u8; MAX_NAME_LEN];
+        let mut len = 0;
+        for part in parts {
+            let dst = lower.get_mut(len..len + part.len())?;
+            for (d, s) in dst.iter_mut().zip(*part) {
+                *d = s.to_ascii_lowercase();
+            }
+            len += part.len();
+        }
+        self.by_name.get(&lower[..len]).copied()
+    }
+
+    fn add(&mut self, spec: &'static CommandSpec, full_name: String) {
+        self.by_name
+            .insert(full_name.as_bytes().to_vec(), self.specs.len());
+        self.specs.push(spec);
+        self.upper_names.push(full_name.to_ascii_uppercase());
+        self.full_names.push(full_name);
     }
 
     pub fn index_of(&self, full_name: &str) -> Option<usize> {
@@ -280,20 +304,15 @@ pub fn table() -> &'static Table {
         let mut t = Table {
             specs: Vec::new(),
             full_names: Vec::new(),
+            upper_names: Vec::new(),
             top: Vec::new(),
             by_name: HashMap::new(),
         };
         for spec in families() {
-            let idx = t.specs.len();
-            t.specs.push(spec);
-            t.full_names.push(spec.name.to_string());
-            t.top.push(idx);
-            t.by_name.insert(spec.name.as_bytes().to_vec(), idx);
+            t.top.push(t.specs.len());
+            t.add(spec, spec.name.to_string());
             for sub in spec.subcommands {
-                let full = format!("{}|{}", spec.name, sub.name);
-                t.by_name.insert(full.as_bytes().to_vec(), t.specs.len());
-                t.specs.push(sub);
-                t.full_names.push(full);
+                t.add(sub, format!("{}|{}", spec.name, sub.name));
             }
         }
         t
@@ -365,6 +384,31 @@ pub fn record(shard: &Shard, idx: usize, started: u64, failed: bool) {
 mod tests {
     use super::*;
 
+    /// The README's command list must name every command in the table.
+    #[test]
+    fn readme_lists_every_command() {
+        let readme = include_str!("../../README.md");
+        let start = readme
+            .find("## Commands")
+            .expect("README has a Commands section");
+        let section = &readme[start
+            ..readme[start..]
+                .find("\n## Differences")
+                .map_or(readme.len(), |e| start + e)];
+        let words: std::collections::HashSet<String> = section
+            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '-'))
+            .map(|w| w.to_ascii_lowercase())
+            .collect();
+        let t = table();
+        for &i in &t.top {
+            assert!(
+                words.contains(t.specs[i].name),
+                "README's command list lacks {}",
+                t.specs[i].name
+            );
+        }
+    }
+
     #[test]
     fn table_is_consistent() {
         let t = table();
@@ -373,6 +417,9 @@ mod tests {
         assert!(t.lookup(b"nosuch").is_none());
         for (i, spec) in t.specs.iter().enumerate() {
             assert_ne!(spec.arity, 0, "{}", t.full_names[i]);
+            assert!(t.full_names[i].len() <= MAX_NAME_LEN, "{}", t.full_names[i]);
+            assert_eq!(t.lookup(t.full_names[i].as_bytes()), Some(i));
+            assert_eq!(t.upper_names[i], t.full_names[i].to_ascii_uppercase());
             if let Handler::Keyed(_) = spec.handler {
                 assert!(
                     spec.first_key > 0,
@@ -380,10 +427,28 @@ mod tests {
                     t.full_names[i]
                 );
             }
+            // A keyed command with several keys must say how to run when they span shards;
+            // otherwise the gate would run it on the first key's shard only.
+            if let Handler::Keyed(_) = spec.handler {
+                let several = spec.last_key < 0 || spec.last_key > spec.first_key;
+                assert!(
+                    !several || spec.multi.is_some(),
+                    "{} has several keys but no .multi",
+                    t.full_names[i]
+                );
+            }
             if matches!(spec.handler, Handler::Container) {
                 assert!(!spec.subcommands.is_empty());
             }
         }
+        let client = t.lookup(b"CLIENT").unwrap();
+        assert_eq!(t.upper_names[client], "CLIENT");
+        let list = t.lookup_sub(client, b"LiSt").unwrap();
+        assert_eq!(t.full_names[list], "client|list");
+        assert_eq!(t.lookup(b"client|LIST"), Some(list));
+        assert_eq!(t.lookup_sub(client, b"nosuch"), None);
+        assert_eq!(t.lookup_sub(client, &[b'x'; 100]), None);
+        assert_eq!(t.lookup(&[b'x'; 100]), None);
         let mset = &t.specs[t.lookup(b"mset").unwrap()];
         assert_eq!(mset.key_positions(5).collect::<Vec<_>>(), vec![1, 3]);
         let get = &t.specs[t.lookup(b"get").unwrap()];

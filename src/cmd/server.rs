@@ -301,21 +301,6 @@ fn help_reply(out: &mut Reply, cmd: &[u8], lines: &[&str]) {
     out.simple("    Prints this help.");
 }
 
-/// Records the subcommand's full name (`client|list`) as the connection's last command, as
-/// CLIENT LIST shows it (the gate stores the bare subcommand name).
-fn note_full_name(c: &Conn, a: &Args) {
-    let table = crate::cmd::table();
-    if a.len() < 2 {
-        return;
-    }
-    if let Some(sub) = table
-        .lookup(a.get(0))
-        .and_then(|top| table.lookup_sub(top, a.get(1)))
-    {
-        c.meta.last_cmd.set(table.full_names[sub].as_str());
-    }
-}
-
 /// Whether the client connects over loopback (Redis's `islocalClient`).
 fn is_local(c: &Conn) -> bool {
     c.meta.addr.starts_with("127.0.0.1:") || c.meta.addr.starts_with("[::1]:")
@@ -363,7 +348,7 @@ fn lastsave(c: &mut Conn, _a: &Args) -> CmdResult {
 /// SAVE cannot be honoured, so it fails the way a failed RDB save does in Redis
 /// (`Errors trying to SHUTDOWN. Check logs.`) unless FORCE says to exit anyway. ABORT has no
 /// shutdown in progress to abort: shutdowns here are immediate.
-fn shutdown(c: &mut Conn, a: &Args) -> CmdResult {
+fn shutdown(_c: &mut Conn, a: &Args) -> CmdResult {
     let (mut nosave, mut save, mut now, mut force, mut abort) = (false, false, false, false, false);
     for arg in a.rest(1) {
         let flag = match arg.to_ascii_lowercase().as_slice() {
@@ -387,10 +372,6 @@ fn shutdown(c: &mut Conn, a: &Args) -> CmdResult {
         eprintln!("Errors trying to shut down the server. Check the logs for more information.");
         return Err(Error::msg("Errors trying to SHUTDOWN. Check logs."));
     }
-    let shared = &c.shard.shared;
-    shared
-        .shutting_down
-        .store(true, std::sync::atomic::Ordering::SeqCst);
     eprintln!("User requested shutdown...");
     if save {
         eprintln!("Error trying to save the DB (no persistence), exiting anyway (FORCE).");

@@ -3,7 +3,8 @@
 
 use std::rc::Rc;
 
-use crate::cmd::hash::{arg_count, empty_scan, parse_cursor, parse_scan_opts};
+use crate::cmd::hash::arg_count;
+use crate::cmd::scan::{empty_scan, parse_cursor, parse_scan_opts};
 use crate::cmd::{flag::*, BoxFuture, CommandSpec, Ctx, Handler};
 use crate::db::{Keyspace, NO_EXPIRE};
 use crate::error::{CmdResult, Error};
@@ -21,59 +22,53 @@ const READ_SLOW: &[&str] = &["@read", "@set", "@slow"];
 const WRITE_FAST: &[&str] = &["@write", "@set", "@fast"];
 const WRITE_SLOW: &[&str] = &["@write", "@set", "@slow"];
 
-const fn keyed(name: &'static str, arity: i32, flags: u32, f: crate::cmd::KeyedFn) -> CommandSpec {
-    CommandSpec::new(name, arity, flags, Handler::Keyed(f)).keys(1, 1, 1)
-}
-
 pub static COMMANDS: &[CommandSpec] = &[
-    keyed("sadd", -3, WRITE | DENYOOM | FAST, sadd)
+    CommandSpec::keyed("sadd", -3, WRITE | DENYOOM | FAST, sadd)
         .acl(WRITE_FAST)
         .doc("set", "1.0.0", "Add one or more members to a set"),
-    keyed("srem", -3, WRITE | FAST, srem).acl(WRITE_FAST).doc(
-        "set",
-        "1.0.0",
-        "Remove one or more members from a set",
-    ),
-    keyed("sismember", 3, READONLY | FAST, sismember)
+    CommandSpec::keyed("srem", -3, WRITE | FAST, srem)
+        .acl(WRITE_FAST)
+        .doc("set", "1.0.0", "Remove one or more members from a set"),
+    CommandSpec::keyed("sismember", 3, READONLY | FAST, sismember)
         .acl(READ_FAST)
         .doc(
             "set",
             "1.0.0",
             "Determine if a given value is a member of a set",
         ),
-    keyed("smismember", -3, READONLY | FAST, smismember)
+    CommandSpec::keyed("smismember", -3, READONLY | FAST, smismember)
         .acl(READ_FAST)
         .doc(
             "set",
             "6.2.0",
             "Returns the membership associated with the given elements for a set",
         ),
-    keyed("smembers", 2, READONLY, smembers).acl(READ_SLOW).doc(
-        "set",
-        "1.0.0",
-        "Get all the members in a set",
-    ),
-    keyed("scard", 2, READONLY | FAST, scard)
+    CommandSpec::keyed("smembers", 2, READONLY, smembers)
+        .acl(READ_SLOW)
+        .doc("set", "1.0.0", "Get all the members in a set"),
+    CommandSpec::keyed("scard", 2, READONLY | FAST, scard)
         .acl(READ_FAST)
         .doc("set", "1.0.0", "Get the number of members in a set"),
-    keyed("spop", -2, WRITE | FAST, spop).acl(WRITE_FAST).doc(
-        "set",
-        "1.0.0",
-        "Remove and return one or multiple random members from a set",
-    ),
-    keyed("srandmember", -2, READONLY, srandmember)
+    CommandSpec::keyed("spop", -2, WRITE | FAST, spop)
+        .acl(WRITE_FAST)
+        .doc(
+            "set",
+            "1.0.0",
+            "Remove and return one or multiple random members from a set",
+        ),
+    CommandSpec::keyed("srandmember", -2, READONLY, srandmember)
         .acl(READ_SLOW)
         .doc(
             "set",
             "1.0.0",
             "Get one or multiple random members from a set",
         ),
-    keyed("smove", 4, WRITE | FAST, smove)
+    CommandSpec::keyed("smove", 4, WRITE | FAST, smove)
         .keys(1, 2, 1)
         .multi(smove_multi)
         .acl(WRITE_FAST)
         .doc("set", "1.0.0", "Move a member from one set to another"),
-    keyed("sinter", -2, READONLY, sinter)
+    CommandSpec::keyed("sinter", -2, READONLY, sinter)
         .keys(1, -1, 1)
         .multi(sinter_multi)
         .acl(READ_SLOW)
@@ -90,17 +85,17 @@ pub static COMMANDS: &[CommandSpec] = &[
         "7.0.0",
         "Intersect multiple sets and return the cardinality of the result",
     ),
-    keyed("sunion", -2, READONLY, sunion)
+    CommandSpec::keyed("sunion", -2, READONLY, sunion)
         .keys(1, -1, 1)
         .multi(sunion_multi)
         .acl(READ_SLOW)
         .doc("set", "1.0.0", "Add multiple sets"),
-    keyed("sdiff", -2, READONLY, sdiff)
+    CommandSpec::keyed("sdiff", -2, READONLY, sdiff)
         .keys(1, -1, 1)
         .multi(sdiff_multi)
         .acl(READ_SLOW)
         .doc("set", "1.0.0", "Subtract multiple sets"),
-    keyed("sinterstore", -3, WRITE | DENYOOM, sinterstore)
+    CommandSpec::keyed("sinterstore", -3, WRITE | DENYOOM, sinterstore)
         .keys(1, -1, 1)
         .multi(sinterstore_multi)
         .acl(WRITE_SLOW)
@@ -109,7 +104,7 @@ pub static COMMANDS: &[CommandSpec] = &[
             "1.0.0",
             "Intersect multiple sets and store the resulting set in a key",
         ),
-    keyed("sunionstore", -3, WRITE | DENYOOM, sunionstore)
+    CommandSpec::keyed("sunionstore", -3, WRITE | DENYOOM, sunionstore)
         .keys(1, -1, 1)
         .multi(sunionstore_multi)
         .acl(WRITE_SLOW)
@@ -118,7 +113,7 @@ pub static COMMANDS: &[CommandSpec] = &[
             "1.0.0",
             "Add multiple sets and store the resulting set in a key",
         ),
-    keyed("sdiffstore", -3, WRITE | DENYOOM, sdiffstore)
+    CommandSpec::keyed("sdiffstore", -3, WRITE | DENYOOM, sdiffstore)
         .keys(1, -1, 1)
         .multi(sdiffstore_multi)
         .acl(WRITE_SLOW)
@@ -127,11 +122,9 @@ pub static COMMANDS: &[CommandSpec] = &[
             "1.0.0",
             "Subtract multiple sets and store the resulting set in a key",
         ),
-    keyed("sscan", -3, READONLY, sscan).acl(READ_SLOW).doc(
-        "set",
-        "2.8.0",
-        "Incrementally iterate Set elements",
-    ),
+    CommandSpec::keyed("sscan", -3, READONLY, sscan)
+        .acl(READ_SLOW)
+        .doc("set", "2.8.0", "Incrementally iterate Set elements"),
 ];
 
 // ---- lookups and replies ----
@@ -306,7 +299,8 @@ fn spop(c: &mut Ctx, a: &Args) -> CmdResult {
     }
     let key = a.get(1);
     let r = c.db.random_u64();
-    let Some(s) = write_set(c.db, key, c.now)? else {
+    // Empty sets are never stored; the filter only keeps a random pick in bounds.
+    let Some(s) = write_set(c.db, key, c.now)?.filter(|s| !s.is_empty()) else {
         c.out.null();
         return Ok(());
     };
@@ -380,7 +374,7 @@ fn srandmember(c: &mut Ctx, a: &Args) -> CmdResult {
         _ => {}
     }
     let r = c.db.random_u64();
-    match read_set(c.db, a.get(1), c.now)? {
+    match read_set(c.db, a.get(1), c.now)?.filter(|s| !s.is_empty()) {
         Some(s) => reply_member(c.out, s.positions().get(set::below(r, s.len()))),
         None => c.out.null(),
     }
@@ -390,7 +384,7 @@ fn srandmember(c: &mut Ctx, a: &Args) -> CmdResult {
 fn srandmember_count(c: &mut Ctx, a: &Args) -> CmdResult {
     let l = arg_count(a.get(2))?;
     let mut rng = Rng::new(c.db.random_u64());
-    let Some(s) = read_set(c.db, a.get(1), c.now)? else {
+    let Some(s) = read_set(c.db, a.get(1), c.now)?.filter(|s| !s.is_empty()) else {
         c.out.array(0);
         return Ok(());
     };
@@ -496,7 +490,7 @@ fn smove(c: &mut Ctx, a: &Args) -> CmdResult {
 fn smove_multi<'a>(conn: &'a mut Conn, a: Args<'a>) -> BoxFuture<'a> {
     Box::pin(async move {
         let shard = conn.shard.clone();
-        let token = conn.meta.id;
+        let token = conn.shard.new_hold_token();
         let (src, dst, m) = (a.get(1).to_vec(), a.get(2).to_vec(), a.get(3).to_vec());
         let mut involved = vec![
             shard.owner_of(key_slot(&src)),
@@ -504,16 +498,13 @@ fn smove_multi<'a>(conn: &'a mut Conn, a: Args<'a>) -> BoxFuture<'a> {
         ];
         involved.sort_unstable();
         involved.dedup();
-        // Hold both shards, in ascending order as every coordinator does, so nothing else
-        // runs on either between the checks and the move.
-        for &s in &involved {
-            shard.call(s, token, move |sh| sh.hold(token)).await;
-        }
+        // Hold both shards (in ascending order, as every coordinator does) so nothing else
+        // runs on either between the checks and the move; the guard releases them even if
+        // this task goes away.
+        let holds = multi::Holds::acquire(&shard, token, &involved).await;
         let lim = set_limits(&shard.settings.borrow());
         let moved = smove_held(&shard, token, src, dst, m, lim).await;
-        for &s in &involved {
-            shard.call(s, token, |sh| sh.release()).await;
-        }
+        holds.release().await;
         conn.out.int(moved? as i64);
         Ok(())
     })
@@ -786,7 +777,7 @@ fn sscan(c: &mut Ctx, a: &Args) -> CmdResult {
         empty_scan(c.out);
         return Ok(());
     };
-    let opts = parse_scan_opts(a)?;
+    let opts = parse_scan_opts(a, 3, false)?;
     let (members, next) = s.scan(cursor, opts.count);
     let kept: Vec<Member> = members
         .into_iter()

@@ -1,6 +1,6 @@
 //! String commands (Redis's t_string.c): GET/SET and friends, counters, ranges and bit operations.
 
-use crate::cmd::{flag::*, BoxFuture, CommandSpec, Ctx, Handler};
+use crate::cmd::{flag::*, BoxFuture, CommandSpec, Ctx};
 use crate::db::{Keyspace, NO_EXPIRE};
 use crate::error::{CmdResult, Error};
 use crate::resp::{Args, Reply};
@@ -9,73 +9,66 @@ use crate::shard::multi;
 use crate::types::{StrValue, Value};
 use crate::util::num::{arg_i64, incr_by_float};
 
-/// Longest string Redis keeps as `embstr` (`OBJ_ENCODING_EMBSTR_SIZE_LIMIT`).
-const EMBSTR_MAX: usize = 44;
-
 const READ: &[&str] = &["@read", "@string", "@fast"];
 const WRITE_FAST: &[&str] = &["@write", "@string", "@fast"];
 const WRITE_SLOW: &[&str] = &["@write", "@string", "@slow"];
 
-const fn keyed(name: &'static str, arity: i32, flags: u32, f: crate::cmd::KeyedFn) -> CommandSpec {
-    CommandSpec::new(name, arity, flags, Handler::Keyed(f)).keys(1, 1, 1)
-}
-
 pub static COMMANDS: &[CommandSpec] = &[
-    keyed("get", 2, READONLY | FAST, get).acl(READ).doc(
-        "string",
-        "1.0.0",
-        "Get the value of a key",
-    ),
-    keyed("set", -3, WRITE | DENYOOM, set)
+    CommandSpec::keyed("get", 2, READONLY | FAST, get)
+        .acl(READ)
+        .doc("string", "1.0.0", "Get the value of a key"),
+    CommandSpec::keyed("set", -3, WRITE | DENYOOM, set)
         .acl(&["@write", "@string", "@slow"])
         .doc("string", "1.0.0", "Set the string value of a key"),
-    keyed("setnx", 3, WRITE | DENYOOM | FAST, setnx)
+    CommandSpec::keyed("setnx", 3, WRITE | DENYOOM | FAST, setnx)
         .acl(WRITE_FAST)
         .doc(
             "string",
             "1.0.0",
             "Set the value of a key, only if the key does not exist",
         ),
-    keyed("setex", 4, WRITE | DENYOOM, setex)
+    CommandSpec::keyed("setex", 4, WRITE | DENYOOM, setex)
         .acl(WRITE_SLOW)
         .doc("string", "2.0.0", "Set the value and expiration of a key"),
-    keyed("psetex", 4, WRITE | DENYOOM, psetex)
+    CommandSpec::keyed("psetex", 4, WRITE | DENYOOM, psetex)
         .acl(WRITE_SLOW)
         .doc(
             "string",
             "2.6.0",
             "Set the value and expiration in milliseconds of a key",
         ),
-    keyed("getset", 3, WRITE | DENYOOM | FAST, getset)
+    CommandSpec::keyed("getset", 3, WRITE | DENYOOM | FAST, getset)
         .acl(WRITE_FAST)
         .doc(
             "string",
             "1.0.0",
             "Set the string value of a key and return its old value",
         ),
-    keyed("getdel", 2, WRITE | FAST, getdel)
+    CommandSpec::keyed("getdel", 2, WRITE | FAST, getdel)
         .acl(WRITE_FAST)
         .doc(
             "string",
             "6.2.0",
             "Get the value of a key and delete the key",
         ),
-    keyed("getex", -2, WRITE | FAST, getex).acl(WRITE_FAST).doc(
-        "string",
-        "6.2.0",
-        "Get the value of a key and optionally set its expiration",
-    ),
-    keyed("mget", -2, READONLY | FAST, mget)
+    CommandSpec::keyed("getex", -2, WRITE | FAST, getex)
+        .acl(WRITE_FAST)
+        .doc(
+            "string",
+            "6.2.0",
+            "Get the value of a key and optionally set its expiration",
+        ),
+    CommandSpec::keyed("mget", -2, READONLY | FAST, mget)
         .keys(1, -1, 1)
         .multi(mget_multi)
         .acl(READ)
         .doc("string", "1.0.0", "Get the values of all the given keys"),
-    keyed("mset", -3, WRITE | DENYOOM, mset)
+    CommandSpec::keyed("mset", -3, WRITE | DENYOOM, mset)
         .keys(1, -1, 2)
         .multi(mset_multi)
         .acl(WRITE_SLOW)
         .doc("string", "1.0.1", "Set multiple keys to multiple values"),
-    keyed("msetnx", -3, WRITE | DENYOOM, msetnx)
+    CommandSpec::keyed("msetnx", -3, WRITE | DENYOOM, msetnx)
         .keys(1, -1, 2)
         .multi(msetnx_multi)
         .acl(WRITE_SLOW)
@@ -84,69 +77,71 @@ pub static COMMANDS: &[CommandSpec] = &[
             "1.0.1",
             "Set multiple keys to multiple values, only if none of the keys exist",
         ),
-    keyed("append", 3, WRITE | DENYOOM | FAST, append)
+    CommandSpec::keyed("append", 3, WRITE | DENYOOM | FAST, append)
         .acl(WRITE_FAST)
         .doc("string", "2.0.0", "Append a value to a key"),
-    keyed("strlen", 2, READONLY | FAST, strlen).acl(READ).doc(
-        "string",
-        "2.2.0",
-        "Get the length of the value stored in a key",
-    ),
-    keyed("incr", 2, WRITE | DENYOOM | FAST, incr)
+    CommandSpec::keyed("strlen", 2, READONLY | FAST, strlen)
+        .acl(READ)
+        .doc(
+            "string",
+            "2.2.0",
+            "Get the length of the value stored in a key",
+        ),
+    CommandSpec::keyed("incr", 2, WRITE | DENYOOM | FAST, incr)
         .acl(WRITE_FAST)
         .doc(
             "string",
             "1.0.0",
             "Increment the integer value of a key by one",
         ),
-    keyed("decr", 2, WRITE | DENYOOM | FAST, decr)
+    CommandSpec::keyed("decr", 2, WRITE | DENYOOM | FAST, decr)
         .acl(WRITE_FAST)
         .doc(
             "string",
             "1.0.0",
             "Decrement the integer value of a key by one",
         ),
-    keyed("incrby", 3, WRITE | DENYOOM | FAST, incrby)
+    CommandSpec::keyed("incrby", 3, WRITE | DENYOOM | FAST, incrby)
         .acl(WRITE_FAST)
         .doc(
             "string",
             "1.0.0",
             "Increment the integer value of a key by the given amount",
         ),
-    keyed("decrby", 3, WRITE | DENYOOM | FAST, decrby)
+    CommandSpec::keyed("decrby", 3, WRITE | DENYOOM | FAST, decrby)
         .acl(WRITE_FAST)
         .doc(
             "string",
             "1.0.0",
             "Decrement the integer value of a key by the given number",
         ),
-    keyed("incrbyfloat", 3, WRITE | DENYOOM | FAST, incrbyfloat)
+    CommandSpec::keyed("incrbyfloat", 3, WRITE | DENYOOM | FAST, incrbyfloat)
         .acl(WRITE_FAST)
         .doc(
             "string",
             "2.6.0",
             "Increment the float value of a key by the given amount",
         ),
-    keyed("getrange", 4, READONLY, getrange)
+    CommandSpec::keyed("getrange", 4, READONLY, getrange)
         .acl(&["@read", "@string", "@slow"])
         .doc(
             "string",
             "2.4.0",
             "Get a substring of the string stored at a key",
         ),
-    keyed("substr", 4, READONLY, getrange)
+    CommandSpec::keyed("substr", 4, READONLY, getrange)
         .acl(&["@read", "@string", "@slow"])
         .doc(
             "string",
             "1.0.0",
             "Get a substring of the string stored at a key",
         ),
-    keyed("lcs", -3, READONLY, lcs)
+    CommandSpec::keyed("lcs", -3, READONLY, lcs)
         .keys(1, 2, 1)
         .multi(lcs_multi)
         .acl(&["@read", "@string", "@slow"])
         .doc("string", "7.0.0", "Find longest common substring"),
-    keyed("setrange", 4, WRITE | DENYOOM, setrange)
+    CommandSpec::keyed("setrange", 4, WRITE | DENYOOM, setrange)
         .acl(WRITE_SLOW)
         .doc(
             "string",
@@ -165,7 +160,6 @@ pub fn read_str<'a>(
         None => Ok(None),
         Some(e) => match &mut e.value {
             Value::Str(s) => Ok(Some(s)),
-            #[allow(unreachable_patterns)]
             _ => Err(Error::WrongType),
         },
     }
@@ -181,7 +175,6 @@ pub fn write_str<'a>(
         None => Ok(None),
         Some(e) => match &mut e.value {
             Value::Str(s) => Ok(Some(s)),
-            #[allow(unreachable_patterns)]
             _ => Err(Error::WrongType),
         },
     }
@@ -505,7 +498,7 @@ fn pairs(a: &Args) -> Vec<(Vec<u8>, Vec<u8>)> {
 fn mset_multi<'a>(conn: &'a mut Conn, a: Args<'a>) -> BoxFuture<'a> {
     Box::pin(async move {
         check_pairs(&a, "mset")?;
-        multi::atomic_write(&conn.shard, conn.meta.id, pairs(&a), false).await;
+        multi::atomic_write(&conn.shard, conn.shard.new_hold_token(), pairs(&a), false).await;
         conn.out.ok();
         Ok(())
     })
@@ -514,7 +507,8 @@ fn mset_multi<'a>(conn: &'a mut Conn, a: Args<'a>) -> BoxFuture<'a> {
 fn msetnx_multi<'a>(conn: &'a mut Conn, a: Args<'a>) -> BoxFuture<'a> {
     Box::pin(async move {
         check_pairs(&a, "msetnx")?;
-        let written = multi::atomic_write(&conn.shard, conn.meta.id, pairs(&a), true).await;
+        let written =
+            multi::atomic_write(&conn.shard, conn.shard.new_hold_token(), pairs(&a), true).await;
         conn.out.int(written as i64);
         Ok(())
     })
@@ -550,7 +544,7 @@ fn append(c: &mut Ctx, a: &Args) -> CmdResult {
 }
 
 /// `proto-max-bulk-len`, the largest string a command may build.
-fn max_bulk_len(c: &Ctx) -> i64 {
+pub fn max_bulk_len(c: &Ctx) -> i64 {
     c.shard.settings.borrow().proto_max_bulk_len
 }
 
@@ -613,17 +607,15 @@ fn incrbyfloat(c: &mut Ctx, a: &Args) -> CmdResult {
     let cur = write_str(c.db, key, c.now)?.map(|s| s.to_vec());
     let new = incr_by_float(cur.as_deref(), a.get(2))?;
     // Redis stores the formatted result as a plain string object (never `int`).
-    let value = if new.len() <= EMBSTR_MAX {
-        StrValue::Emb(new.as_slice().into())
-    } else {
-        StrValue::Raw(new.clone())
-    };
+    let value = StrValue::from_bytes_no_int(&new);
     c.db.set_keep_ttl(key, Value::Str(value), c.now);
     c.out.bulk(&new);
     Ok(())
 }
 
-/// Clamps Redis-style start/end indexes (negative from the end) to `[0, len)`; `None` if empty.
+/// Redis's start/end handling for GETRANGE, BITCOUNT and BITPOS: negative indexes count from
+/// the end of `len` units; the result is clamped to `[0, len - 1]`; `None` if empty
+/// (`start > end` after clamping, which includes `len == 0`).
 pub fn clamp_range(start: i64, end: i64, len: i64) -> Option<(usize, usize)> {
     let (mut s, mut e) = (start, end);
     if s < 0 {
@@ -637,10 +629,7 @@ pub fn clamp_range(start: i64, end: i64, len: i64) -> Option<(usize, usize)> {
     if e >= len {
         e = len - 1;
     }
-    if s > e || len == 0 {
-        return None;
-    }
-    Some((s as usize, e as usize))
+    (s <= e).then_some((s as usize, e as usize))
 }
 
 fn getrange(c: &mut Ctx, a: &Args) -> CmdResult {
@@ -912,6 +901,17 @@ fn lcs_find(x: &[u8], y: &[u8]) -> LcsFound {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ranges_clamp_like_redis() {
+        assert_eq!(clamp_range(-3, -1, 2), Some((0, 1)));
+        assert_eq!(clamp_range(5, 10, 2), None);
+        assert_eq!(clamp_range(0, -1, 0), None);
+        assert_eq!(clamp_range(0, 0, 0), None);
+        assert_eq!(clamp_range(1, 100, 5), Some((1, 4)));
+        assert_eq!(clamp_range(-100, 2, 5), Some((0, 2)));
+        assert_eq!(clamp_range(3, 1, 5), None);
+    }
 
     type Runs = Vec<((u32, u32), (u32, u32))>;
 

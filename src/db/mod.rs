@@ -134,14 +134,11 @@ pub struct ScanFilter<'a> {
 impl Keyspace {
     /// The keyspace of shard `shard` of `nshards` (`nshards == 0` gives an empty one for the control core).
     pub fn new(shard: usize, nshards: usize) -> Keyspace {
-        let owned = if nshards == 0 {
-            0
-        } else {
-            (SLOTS - shard).div_ceil(nshards)
-        };
         Keyspace {
             nshards: nshards.max(1),
-            tables: (0..owned).map(|_| SlotTable::new()).collect(),
+            tables: (0..slots_owned(shard, nshards))
+                .map(|_| SlotTable::new())
+                .collect(),
             volatile: Vec::new(),
             len: 0,
             rng: 0x9E37_79B9_7F4A_7C15 ^ (shard as u64 + 1),
@@ -188,16 +185,7 @@ impl Keyspace {
     /// `peek` that counts keyspace hits and misses, as Redis's read lookups with `LOOKUP_NOTOUCH`.
     #[inline]
     pub fn read_untouched(&mut self, key: &[u8], now: i64) -> Option<&mut Entry> {
-        let entry: *mut Entry = match self.peek(key, now) {
-            Some(e) => e,
-            None => {
-                self.stats.misses += 1;
-                return None;
-            }
-        };
-        self.stats.hits += 1;
-        // SAFETY: as in `live`; `stats` is a different field from the tables `entry` points into.
-        Some(unsafe { &mut *entry })
+        self.counted(key, now, false)
     }
 
     /// The live entry for `key` (expired ones are deleted), optionally marking it accessed.
@@ -222,7 +210,13 @@ impl Keyspace {
     /// Like `get`, but counts keyspace hits and misses (for read commands).
     #[inline]
     pub fn read(&mut self, key: &[u8], now: i64) -> Option<&mut Entry> {
-        let entry: *mut Entry = match self.get(key, now) {
+        self.counted(key, now, true)
+    }
+
+    /// `live` (one lookup) that also counts a keyspace hit or miss.
+    #[inline]
+    fn counted(&mut self, key: &[u8], now: i64, touch: bool) -> Option<&mut Entry> {
+        let entry: *mut Entry = match self.live(key, now, touch) {
             Some(e) => e,
             None => {
                 self.stats.misses += 1;
@@ -230,7 +224,7 @@ impl Keyspace {
             }
         };
         self.stats.hits += 1;
-        // SAFETY: as in `get`; `stats` is a different field from the tables `entry` points into.
+        // SAFETY: as in `live`; `stats` is a different field from the tables `entry` points into.
         Some(unsafe { &mut *entry })
     }
 

@@ -74,3 +74,20 @@ pub fn encode_command<'b>(args: impl Iterator<Item = &'b [u8]>, n: usize, out: &
         out.extend_from_slice(b"\r\n");
     }
 }
+
+/// Runs `f` with `words` as a request's arguments (for unit tests of argument parsers).
+#[cfg(test)]
+pub fn with_args<R>(words: &[&str], f: impl FnOnce(&Args) -> R) -> R {
+    let mut buf = Vec::new();
+    let mut spans = Vec::new();
+    for w in words {
+        let start = buf.len();
+        buf.extend_from_slice(w.as_bytes());
+        spans.push(Span {
+            start,
+            end: buf.len(),
+            in_scratch: false,
+        });
+    }
+    f(&Args::new(&buf, &[], &spans))
+}

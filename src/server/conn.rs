@@ -99,15 +99,21 @@ impl Conn {
         for &(offset, to) in &self.holes {
             self.out.buf.extend_from_slice(&local[at..offset]);
             at = offset;
-            if let Some((b, next)) = replies[to].as_mut() {
+            // A shard whose job panicked sent no replies: each of its holes still gets one
+            // (an error), so the client's replies stay paired with its requests.
+            let reply = replies[to].as_mut().and_then(|(b, next)| {
                 let start = if *next == 0 {
                     0
                 } else {
-                    b.ends[*next - 1] as usize
+                    *b.ends.get(*next - 1)? as usize
                 };
-                let end = b.ends[*next] as usize;
-                self.out.buf.extend_from_slice(&b.out[start..end]);
+                let end = *b.ends.get(*next)? as usize;
                 *next += 1;
+                b.out.get(start..end)
+            });
+            match reply {
+                Some(bytes) => self.out.buf.extend_from_slice(bytes),
+                None => self.out.error(&Error::msg(cmd::PANIC_REPLY)),
             }
         }
         self.out.buf.extend_from_slice(&local[at..]);
@@ -152,19 +158,23 @@ struct ReadBuf {
 }
 
 impl ReadBuf {
-    /// Makes room for at least `need` bytes of the current request and a useful read.
+    /// Makes room for a useful read, growing towards the `need` bytes the current request
+    /// claims only as fast as bytes actually arrive (at most doubling what is buffered), so a
+    /// client cannot make us commit memory for a bulk it never sends.
     fn reserve(&mut self, need: usize) {
-        if self.start > 0 && (self.start == self.end || self.data.len() - self.end < READ_CHUNK / 2)
-        {
+        let pending = self.end - self.start;
+        if self.start > 0 && (pending == 0 || self.data.len() - self.end < READ_CHUNK / 2) {
             self.data.copy_within(self.start..self.end, 0);
-            self.end -= self.start;
+            self.end = pending;
             self.start = 0;
         }
-        let want =
-            (self.start + need.max(self.end - self.start + READ_CHUNK / 2)).max(self.end + 1024);
-        if want > self.data.len() {
-            self.data
-                .resize(want.max(self.data.len() * 2).min(want + (64 << 20)), 0);
+        if self.data.len() - self.end >= READ_CHUNK / 2 {
+            return;
+        }
+        let step = pending.max(READ_CHUNK);
+        let target = need.max(pending + READ_CHUNK / 2).min(pending + step);
+        if target > self.data.len() {
+            self.data.resize(target, 0);
         }
     }
 }
@@ -287,8 +297,9 @@ pub async fn dispatch(conn: &mut Conn, args: Args<'_>, raw: Option<&[u8]>) {
                     spec = table.specs[sub];
                 }
                 None => {
+                    let container = table.upper_names[idx].as_str();
                     conn.out
-                        .error(&Error::unknown_subcommand(args.get(1), upper(spec.name)));
+                        .error(&Error::unknown_subcommand(args.get(1), container));
                     return;
                 }
             }
@@ -389,27 +400,4 @@ async fn guarded_async(fut: cmd::BoxFuture<'_>) -> crate::error::CmdResult {
 
 fn table_reject(conn: &Conn, idx: usize) {
     conn.shard.stats.borrow_mut().cmd[idx].rejected += 1;
-}
-
-/// Upper-cased command name for `Try <CMD> HELP.` messages.
-pub fn upper(name: &'static str) -> &'static str {
-    // The container names are few and static; leak-free lookup of their upper-case forms.
-    match name {
-        "client" => "CLIENT",
-        "config" => "CONFIG",
-        "command" => "COMMAND",
-        "object" => "OBJECT",
-        "debug" => "DEBUG",
-        "cluster" => "CLUSTER",
-        "memory" => "MEMORY",
-        "xinfo" => "XINFO",
-        "xgroup" => "XGROUP",
-        "script" => "SCRIPT",
-        "function" => "FUNCTION",
-        "latency" => "LATENCY",
-        "slowlog" => "SLOWLOG",
-        "acl" => "ACL",
-        "pubsub" => "PUBSUB",
-        _ => "COMMAND",
-    }
 }

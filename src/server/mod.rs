@@ -32,6 +32,8 @@ pub struct Topology {
     pub shard_cpus: Vec<usize>,
     /// CPU of the control executor.
     pub control_cpu: usize,
+    /// How long an idle shard executor busy-polls before sleeping (`--busy-poll-us`).
+    pub busy_poll: Option<Duration>,
 }
 
 impl Topology {
@@ -48,19 +50,29 @@ impl Topology {
         Topology {
             shard_cpus: (0..n).map(|i| data_cpus[i % data_cpus.len()]).collect(),
             control_cpu: cpus[0],
+            busy_poll: None,
         }
     }
 }
 
 /// Starts every executor and blocks until they exit. Returns an error text for start-up failures.
 pub fn run(shared: Arc<Shared>, topo: Topology) -> Result<(), String> {
+    probe_io_uring()?;
     let n = topo.shard_cpus.len();
     let mut ends = build_mesh(n + 1);
     let mut started = Vec::new();
     let control_ends = ends.pop().expect("mesh has the control executor's ends");
     for (id, ends) in ends.into_iter().enumerate() {
         let cpu = topo.shard_cpus[id];
-        started.push(spawn_executor(shared.clone(), id, n, false, cpu, ends)?);
+        started.push(spawn_executor(
+            shared.clone(),
+            id,
+            n,
+            false,
+            cpu,
+            ends,
+            topo.busy_poll,
+        )?);
     }
     started.push(spawn_executor(
         shared.clone(),
@@ -69,6 +81,7 @@ pub fn run(shared: Arc<Shared>, topo: Topology) -> Result<(), String> {
         true,
         topo.control_cpu,
         control_ends,
+        None,
     )?);
     // Every executor must be running before any can finish connecting its mesh ends.
     let mut handles = Vec::new();
@@ -106,6 +119,7 @@ fn spawn_executor(
     is_control: bool,
     cpu: usize,
     ends: MeshEnds,
+    busy_poll: Option<Duration>,
 ) -> Result<ExecutorHandle, String> {
     let name = if is_control {
         "redcell-control".to_string()
@@ -113,10 +127,13 @@ fn spawn_executor(
         format!("redcell-shard-{id}")
     };
     let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<(), String>>();
-    let builder = LocalExecutorBuilder::new(Placement::Fixed(cpu))
+    let mut builder = LocalExecutorBuilder::new(Placement::Fixed(cpu))
         .name(&name)
         .io_memory(IO_MEMORY)
         .ring_depth(RING_DEPTH);
+    if let Some(spin) = busy_poll {
+        builder = builder.spin_before_park(spin);
+    }
     let thread = std::thread::Builder::new()
         .name(name.clone())
         .spawn(move || -> Result<(), String> {
@@ -166,6 +183,33 @@ fn spawn_executor(
     Ok((thread, ready_rx))
 }
 
+/// Checks that the kernel lets this process create an io_uring, before any executor starts
+/// (glommio panics deep inside when it cannot), and explains a refusal.
+pub fn probe_io_uring() -> Result<(), String> {
+    // struct io_uring_params is 120 bytes; zeroed means default flags.
+    let mut params = [0u8; 120];
+    // SAFETY: io_uring_setup(entries, params) writes at most sizeof(io_uring_params) bytes.
+    let fd = unsafe { libc::syscall(libc::SYS_io_uring_setup, 4u32, params.as_mut_ptr()) };
+    if fd >= 0 {
+        // SAFETY: fd is the ring we just created and own.
+        unsafe { libc::close(fd as i32) };
+        return Ok(());
+    }
+    let err = std::io::Error::last_os_error();
+    let cause = match err.raw_os_error() {
+        Some(libc::ENOSYS) => format!("the kernel has no io_uring ({err})"),
+        Some(libc::EPERM) | Some(libc::EACCES) => format!(
+            "io_uring is refused ({err}): kernel.io_uring_disabled is set, or a seccomp profile \
+             (e.g. a container runtime's default) blocks it"
+        ),
+        Some(libc::ENOMEM) => {
+            format!("not enough locked memory for the ring ({err}); raise `ulimit -l`")
+        }
+        _ => err.to_string(),
+    };
+    Err(io_uring_failure(&cause))
+}
+
 fn io_uring_failure(cause: &str) -> String {
     format!(
         "cannot create an io_uring executor: {cause}\n\
@@ -177,11 +221,7 @@ fn io_uring_failure(cause: &str) -> String {
 }
 
 fn bind_all(shared: &Shared) -> Result<Vec<TcpListener>, String> {
-    let cfg = shared
-        .config
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .clone();
+    let cfg = shared.config().clone();
     let port = shared.tcp_port;
     let mut out = Vec::new();
     for (addr, optional) in cfg.bind_addrs() {

@@ -156,14 +156,17 @@ impl Mesh {
         let token = self.next_token.get();
         self.next_token.set(token + 1);
         self.pending.borrow_mut().insert(token, Pending::default());
+        // Made first so that its Drop frees the pending slot whatever happens below.
+        let ticket = Ticket { mesh: self, token };
         let tx = self.req_tx[to]
             .as_ref()
             .expect("no channel to self")
             .clone();
         let req = Request { token, hold, job };
         // Waits only when the channel is full; the receiver never stops draining (module doc).
+        // Channels close only when an executor exits, i.e. at shutdown.
         let _ = tx.send(req).await;
-        Ticket { mesh: self, token }
+        ticket
     }
 
     /// Sends a job's result back to the executor that asked for it.

@@ -15,8 +15,8 @@ use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
@@ -38,7 +38,30 @@ pub struct Shared {
     pub tcp_port: u16,
     pub executable: String,
     pub config_file: String,
-    pub shutting_down: AtomicBool,
+}
+
+impl Shared {
+    /// Shared state for `nshards` data shards, started now; the identity fields (run id, port,
+    /// paths) get neutral values for the caller to override (`Shared { run_id, ..Shared::new(..) }`).
+    pub fn new(nshards: usize, config: Config) -> Shared {
+        Shared {
+            nshards,
+            config: Mutex::new(config),
+            next_client_id: AtomicU64::new(1),
+            started: Instant::now(),
+            started_unix: crate::util::time::now_ms() / 1000,
+            run_id: "0".repeat(40),
+            tcp_port: 0,
+            executable: String::new(),
+            config_file: String::new(),
+        }
+    }
+
+    /// Locks the shared configuration. A poisoned lock (a panic elsewhere while it was held)
+    /// is used as is: the server keeps serving rather than failing every later command.
+    pub fn config(&self) -> MutexGuard<'_, Config> {
+        self.config.lock().unwrap_or_else(|e| e.into_inner())
+    }
 }
 
 /// Per-executor copies of the configuration values the command path reads.
@@ -55,6 +78,8 @@ pub struct Settings {
     pub hash_max_listpack_value: usize,
     pub set_max_intset_entries: usize,
     pub set_max_listpack_entries: usize,
+    /// Whether `maxmemory-policy` is an LFU one (OBJECT FREQ works, OBJECT IDLETIME does not).
+    pub lfu_policy: bool,
 }
 
 impl Settings {
@@ -71,6 +96,7 @@ impl Settings {
             hash_max_listpack_value: c.get_i64("hash-max-listpack-value") as usize,
             set_max_intset_entries: c.get_i64("set-max-intset-entries") as usize,
             set_max_listpack_entries: c.get_i64("set-max-listpack-entries") as usize,
+            lfu_policy: c.get("maxmemory-policy").ends_with("-lfu"),
         }
     }
 }
@@ -129,6 +155,8 @@ pub struct Shard {
     pub shared: Arc<Shared>,
     pub mesh: Mesh,
     held_by: Cell<u64>,
+    /// Source of hold tokens unique to this executor (see `new_hold_token`).
+    hold_tokens: Cell<u64>,
     deferred: RefCell<VecDeque<(usize, Request)>>,
     unhold_waiters: RefCell<Vec<Waker>>,
 }
@@ -141,8 +169,7 @@ impl Shard {
         shared: Arc<Shared>,
         mesh: Mesh,
     ) -> Shard {
-        let settings =
-            Settings::from_config(&shared.config.lock().unwrap_or_else(|e| e.into_inner()));
+        let settings = Settings::from_config(&shared.config());
         let db = if is_control {
             Keyspace::new(0, 0)
         } else {
@@ -162,6 +189,7 @@ impl Shard {
             shared,
             mesh,
             held_by: Cell::new(0),
+            hold_tokens: Cell::new(0),
             deferred: RefCell::new(VecDeque::new()),
             unhold_waiters: RefCell::new(Vec::new()),
         }
@@ -171,11 +199,6 @@ impl Shard {
     #[inline]
     pub fn owner_of(&self, slot: u16) -> usize {
         slot as usize % self.nshards
-    }
-
-    /// Executor index of the control core.
-    pub fn control_id(&self) -> usize {
-        self.nshards
     }
 
     /// Runs `f` on executor `to` (this one included) and returns its result. `hold` is the
@@ -257,7 +280,19 @@ impl Shard {
     }
 
     /// Releases the hold and runs what waited for it.
-    pub fn release(self: &Rc<Self>) {
+    /// A token for one hold: never 0, never reused, unique across executors (the executor id
+    /// is in the top bits), so a late release of an old hold cannot free a newer one.
+    pub fn new_hold_token(&self) -> u64 {
+        let n = self.hold_tokens.get() + 1;
+        self.hold_tokens.set(n);
+        ((self.id as u64 + 1) << 48) | (n & ((1 << 48) - 1))
+    }
+
+    /// Releases hold `token` and runs what waited for it; a stale token is ignored.
+    pub fn release(self: &Rc<Self>, token: u64) {
+        if self.held_by.get() != token {
+            return;
+        }
         self.held_by.set(0);
         for w in self.unhold_waiters.borrow_mut().drain(..) {
             w.wake();

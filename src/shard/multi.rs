@@ -25,19 +25,40 @@ where
     F: Fn(&mut Keyspace, &[u8], i64) -> R + Send + Sync + Copy + 'static,
 {
     let groups = by_shard(shard, &keys);
-    let mut results: Vec<Option<R>> = (0..keys.len()).map(|_| None).collect();
+    let mut keys: Vec<Option<Vec<u8>>> = keys.into_iter().map(Some).collect();
+    // Every shard's part runs at once: send all the jobs, then collect.
+    let mut local = None;
+    let mut tickets = Vec::new();
     for (to, idxs) in groups.into_iter().enumerate() {
         if idxs.is_empty() {
             continue;
         }
-        let part: Vec<Vec<u8>> = idxs.iter().map(|&i| keys[i].clone()).collect();
-        let out = shard
-            .call(to, 0, move |s| {
-                let mut db = s.db.borrow_mut();
-                let now = now_ms();
-                part.iter().map(|k| f(&mut db, k, now)).collect::<Vec<R>>()
-            })
-            .await;
+        let part: Vec<Vec<u8>> = idxs.iter().filter_map(|&i| keys[i].take()).collect();
+        let job = move |s: &Rc<Shard>| {
+            let mut db = s.db.borrow_mut();
+            let now = now_ms();
+            part.iter().map(|k| f(&mut db, k, now)).collect::<Vec<R>>()
+        };
+        if to == shard.id {
+            local = Some((idxs, job));
+        } else {
+            let job: super::mesh::Job =
+                Box::new(move |s| Box::new(job(s)) as Box<dyn std::any::Any + Send>);
+            tickets.push((idxs, shard.mesh.send(to, 0, job).await));
+        }
+    }
+    let mut results: Vec<Option<R>> = (0..keys.len()).map(|_| None).collect();
+    if let Some((idxs, job)) = local {
+        shard.wait_unheld(0).await;
+        for (i, r) in idxs.into_iter().zip(job(shard)) {
+            results[i] = Some(r);
+        }
+    }
+    for (idxs, ticket) in tickets {
+        let out = match ticket.await.downcast::<Vec<R>>() {
+            Ok(out) => *out,
+            Err(_) => panic!("a cross-shard job panicked"),
+        };
         for (i, r) in idxs.into_iter().zip(out) {
             results[i] = Some(r);
         }
@@ -81,7 +102,7 @@ impl Holds {
 
 async fn release_all(shard: &Rc<Shard>, token: u64, held: Vec<usize>) {
     for to in held {
-        shard.call(to, token, |s| s.release()).await;
+        shard.call(to, token, move |s| s.release(token)).await;
     }
 }
 

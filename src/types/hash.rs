@@ -37,7 +37,7 @@ impl<K: KeyOf> Clone for Dict<K> {
         Dict {
             items: self.items.clone(),
             index: self.index.clone(),
-            state: self.state.clone(),
+            state: self.state,
             _key: PhantomData,
         }
     }
@@ -215,6 +215,9 @@ fn make_pair(field: &[u8], value: &[u8]) -> Box<[u8]> {
 
 pub type HashDict = Dict<FieldKey>;
 
+/// Field/value pairs borrowed from a hash.
+pub type Pairs<'a> = Vec<(&'a [u8], &'a [u8])>;
+
 /// A hash value. 16 bytes, so `Value` stays small.
 #[derive(Clone, Debug)]
 pub enum Hash {
@@ -384,7 +387,7 @@ impl Hash {
 
     /// One HSCAN step: the pairs to return and the next cursor. A listpack returns
     /// everything at once with cursor 0, as Redis does; a table walks positions downwards.
-    pub fn scan(&self, cursor: u64, count: usize) -> (Vec<(&[u8], &[u8])>, u64) {
+    pub fn scan(&self, cursor: u64, count: usize) -> (Pairs<'_>, u64) {
         match self {
             Hash::Packed(_) => (self.iter().collect(), 0),
             Hash::Table(d) => {
@@ -415,7 +418,7 @@ impl<'a> Iterator for HashIter<'a> {
 
 /// Random access to a hash's pairs.
 pub enum Positions<'a> {
-    Pairs(Vec<(&'a [u8], &'a [u8])>),
+    Pairs(Pairs<'a>),
     Table(&'a HashDict),
 }
 

@@ -1,15 +1,13 @@
 //! A packed run of byte strings in one exact-size allocation (Redis's listpack, simplified):
 //! small hashes and sets live in one of these instead of a hash table.
 //!
-//! Layout: `[kind: u8 = 0][count: u32 LE]` then each entry as a LEB128 length and its bytes.
+//! Layout: `[kind: u8 = 0][count: LEB128]` then each entry as a LEB128 length and its bytes.
 //! The kind byte lets a set tell a listpack from an intset sharing the same storage slot. An
 //! empty allocation is an empty listpack. Every change reallocates to the exact size, as Redis
 //! does, so a small value carries no spare capacity.
 
 /// The kind byte of a listpack (intsets store their integer width there: 2, 4 or 8).
 pub const KIND: u8 = 0;
-/// Kind byte plus entry count.
-const HDR: usize = 5;
 /// Largest listpack Redis lets grow (`LISTPACK_MAX_SAFETY_SIZE`); past it, values convert.
 pub const MAX_SAFE_BYTES: usize = 1 << 30;
 
@@ -71,7 +69,7 @@ impl Listpack {
     /// An empty listpack that already carries its header (and so its kind byte).
     pub fn with_header() -> Listpack {
         Listpack {
-            buf: Box::new([KIND, 0, 0, 0, 0]),
+            buf: Box::new([KIND, 0]),
         }
     }
 
@@ -95,9 +93,10 @@ impl Listpack {
     /// Number of entries.
     #[inline]
     pub fn len(&self) -> usize {
-        match self.buf.get(1..HDR) {
-            Some(c) => u32::from_le_bytes([c[0], c[1], c[2], c[3]]) as usize,
-            None => 0,
+        if self.buf.len() < 2 {
+            0
+        } else {
+            get_varint(&self.buf, 1).0
         }
     }
 
@@ -116,14 +115,36 @@ impl Listpack {
         self.buf.len() + extra <= MAX_SAFE_BYTES
     }
 
-    fn set_count(v: &mut [u8], n: usize) {
-        v[1..HDR].copy_from_slice(&(n as u32).to_le_bytes());
+    /// Rewrites the header of `v` (a listpack's bytes) for `n` entries; the entries move
+    /// only when the count's encoded length changes.
+    fn set_count(v: &mut Vec<u8>, n: usize) {
+        let old = if v.len() < 2 {
+            0
+        } else {
+            1 + get_varint(v, 1).1
+        };
+        let mut hdr = [KIND; 11];
+        let mut len = 1;
+        let mut rest = n;
+        while rest >= 0x80 {
+            hdr[len] = (rest as u8) | 0x80;
+            rest >>= 7;
+            len += 1;
+        }
+        hdr[len] = rest as u8;
+        v.splice(0..old, hdr[..len + 1].iter().copied());
+    }
+
+    /// Header size for `n` entries.
+    #[inline]
+    fn header_len(n: usize) -> usize {
+        1 + varint_len(n)
     }
 
     /// Offset of the first entry (valid only when not empty).
     #[inline]
     pub fn first(&self) -> usize {
-        HDR
+        Self::header_len(self.len())
     }
 
     /// The entry at byte offset `off` and the offset of the next one.
@@ -137,7 +158,7 @@ impl Listpack {
     pub fn iter(&self) -> Iter<'_> {
         Iter {
             lp: self,
-            off: HDR,
+            off: self.first(),
             left: self.len(),
         }
     }
@@ -145,7 +166,7 @@ impl Listpack {
     /// Offset of the first entry equal to `needle` among entries 0, stride, 2*stride, ...
     /// (stride 2 searches a hash's fields).
     pub fn find(&self, needle: &[u8], stride: usize) -> Option<usize> {
-        let mut off = HDR;
+        let mut off = self.first();
         let n = self.len();
         let mut i = 0;
         while i < n {
@@ -163,7 +184,7 @@ impl Listpack {
     /// Offsets of every entry, for random access.
     pub fn offsets(&self) -> Vec<usize> {
         let mut out = Vec::with_capacity(self.len());
-        let mut off = HDR;
+        let mut off = self.first();
         for _ in 0..self.len() {
             out.push(off);
             off = self.entry(off).1;
@@ -173,20 +194,22 @@ impl Listpack {
 
     /// Appends entries at the end.
     pub fn push(&mut self, entries: &[&[u8]]) {
+        let old = self.len();
+        let n = old + entries.len();
         let add: usize = entries.iter().map(|e| entry_size(e)).sum();
-        let n = self.len() + entries.len();
+        let grow = Self::header_len(n)
+            - if self.buf.is_empty() {
+                0
+            } else {
+                Self::header_len(old)
+            };
         let mut v = std::mem::take(&mut self.buf).into_vec();
-        if v.is_empty() {
-            v.reserve_exact(HDR + add);
-            v.extend_from_slice(&[KIND, 0, 0, 0, 0]);
-        } else {
-            v.reserve_exact(add);
-        }
+        v.reserve_exact(add + grow);
+        Self::set_count(&mut v, n);
         for e in entries {
             put_varint(&mut v, e.len());
             v.extend_from_slice(e);
         }
-        Self::set_count(&mut v, n);
         self.buf = v.into_boxed_slice();
     }
 
@@ -258,14 +281,14 @@ mod tests {
         let long = vec![b'x'; 300];
         lp.push(&[b"a", b"1", b"bb", &long]);
         assert_eq!(lp.len(), 4);
-        assert_eq!(lp.byte_len(), 5 + 2 + 2 + 3 + 302);
+        assert_eq!(lp.byte_len(), 2 + 2 + 2 + 3 + 302);
         assert_eq!(
             lp.iter().collect::<Vec<_>>(),
             vec![&b"a"[..], b"1", b"bb", &long[..]]
         );
         // Stride 2 only looks at fields: "1" is a value.
         assert_eq!(lp.find(b"1", 2), None);
-        assert_eq!(lp.find(b"1", 1), Some(7));
+        assert_eq!(lp.find(b"1", 1), Some(4));
         let off = lp.find(b"bb", 2).unwrap();
         let (_, voff) = lp.entry(off);
         lp.replace(voff, b"short");
@@ -278,9 +301,35 @@ mod tests {
         assert_eq!(lp.offsets().len(), 2);
         lp.remove(lp.first(), 2);
         assert!(lp.is_empty());
-        assert_eq!(lp.byte_len(), 5);
-        assert_eq!(Listpack::with_header().byte_len(), 5);
+        assert_eq!(lp.byte_len(), 2);
+        assert_eq!(Listpack::with_header().byte_len(), 2);
         assert!(Listpack::with_header().is_empty());
+    }
+
+    #[test]
+    fn header_grows_and_shrinks_with_the_count() {
+        let mut lp = Listpack::new();
+        let items: Vec<Vec<u8>> = (0..300).map(|i| format!("e{i}").into_bytes()).collect();
+        for (i, it) in items.iter().enumerate() {
+            lp.push(&[it]);
+            assert_eq!(lp.len(), i + 1);
+        }
+        assert_eq!(lp.first(), 3);
+        assert_eq!(
+            lp.iter().collect::<Vec<_>>(),
+            items.iter().map(|v| &v[..]).collect::<Vec<_>>()
+        );
+        while lp.len() > 100 {
+            let off = lp.find(format!("e{}", lp.len() - 1).as_bytes(), 1).unwrap();
+            lp.remove(off, 1);
+        }
+        assert_eq!(lp.first(), 2);
+        assert_eq!(
+            lp.iter().collect::<Vec<_>>(),
+            items[..100].iter().map(|v| &v[..]).collect::<Vec<_>>()
+        );
+        let exact: usize = 2 + items[..100].iter().map(|v| entry_size(v)).sum::<usize>();
+        assert_eq!(lp.byte_len(), exact);
     }
 
     #[test]

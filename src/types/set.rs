@@ -307,7 +307,7 @@ impl Set {
                     lp.push(&[m]);
                     return true;
                 }
-                self.to_table();
+                self.convert_to_table();
                 self.add(m, lim)
             }
             Set::Table(d) => {
@@ -361,12 +361,12 @@ impl Set {
             }
             *self = Set::Small(lp.into_raw());
         } else {
-            self.to_table();
+            self.convert_to_table();
         }
     }
 
     /// Converts to a table, keeping the members' order.
-    fn to_table(&mut self) {
+    fn convert_to_table(&mut self) {
         let mut d = SetDict::with_capacity(self.len());
         for m in self.iter() {
             m.with_bytes(|b| d.insert_new(b.into()));

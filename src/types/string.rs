@@ -2,7 +2,7 @@
 
 use crate::util::num::parse_i64_strict;
 
-/// Longest string Redis keeps as `embstr`.
+/// Longest string Redis keeps as `embstr` (`OBJ_ENCODING_EMBSTR_SIZE_LIMIT`).
 const EMBSTR_MAX: usize = 44;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -22,6 +22,12 @@ impl StrValue {
                 return StrValue::Int(v);
             }
         }
+        StrValue::from_bytes_no_int(b)
+    }
+
+    /// `embstr` or `raw` by length, never `int` (e.g. INCRBYFLOAT's result, which Redis stores
+    /// as a plain string object).
+    pub fn from_bytes_no_int(b: &[u8]) -> StrValue {
         if b.len() <= EMBSTR_MAX {
             StrValue::Emb(b.into())
         } else {

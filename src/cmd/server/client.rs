@@ -12,21 +12,19 @@ use crate::shard::{ClientMeta, Shard};
 use crate::util::num::parse_i64_strict;
 use crate::util::time::now_ms;
 
-use super::{help_reply, note_full_name, validate_client_name};
+use super::{help_reply, validate_client_name};
 
 /// The connection's read buffer starts at this size (conn.rs `READ_CHUNK`) and so does its
 /// reply buffer (`Reply::new`); neither is tracked per client, so CLIENT LIST reports them.
 const BUF_SIZE: usize = 16 * 1024;
 
-pub fn id(c: &mut Conn, a: &Args) -> CmdResult {
-    note_full_name(c, a);
+pub fn id(c: &mut Conn, _a: &Args) -> CmdResult {
     c.out.int(c.meta.id as i64);
     Ok(())
 }
 
 /// An empty name removes the name, as in Redis.
 pub fn setname(c: &mut Conn, a: &Args) -> CmdResult {
-    note_full_name(c, a);
     let name = a.get(2);
     validate_client_name(name)?;
     *c.meta.name.borrow_mut() = name.to_vec();
@@ -34,8 +32,7 @@ pub fn setname(c: &mut Conn, a: &Args) -> CmdResult {
     Ok(())
 }
 
-pub fn getname(c: &mut Conn, a: &Args) -> CmdResult {
-    note_full_name(c, a);
+pub fn getname(c: &mut Conn, _a: &Args) -> CmdResult {
     let name = c.meta.name.borrow();
     if name.is_empty() {
         c.out.null();
@@ -47,7 +44,6 @@ pub fn getname(c: &mut Conn, a: &Args) -> CmdResult {
 
 /// CLIENT SETINFO LIB-NAME|LIB-VER value, with Redis 7.2's checks and messages.
 pub fn setinfo(c: &mut Conn, a: &Args) -> CmdResult {
-    note_full_name(c, a);
     let (attr, value) = (a.get(2), a.get(3));
     let slot = if attr.eq_ignore_ascii_case(b"lib-name") {
         &c.meta.lib_name
@@ -73,7 +69,6 @@ pub fn setinfo(c: &mut Conn, a: &Args) -> CmdResult {
 /// CLIENT NO-EVICT ON|OFF: recorded and shown as flag `e`. There is no client eviction
 /// (maxmemory-clients) in redcell, so the protection has nothing to protect from yet.
 pub fn no_evict(c: &mut Conn, a: &Args) -> CmdResult {
-    note_full_name(c, a);
     let on = if a.is(2, "ON") {
         true
     } else if a.is(2, "OFF") {
@@ -87,7 +82,6 @@ pub fn no_evict(c: &mut Conn, a: &Args) -> CmdResult {
 }
 
 pub fn help(c: &mut Conn, a: &Args) -> CmdResult {
-    note_full_name(c, a);
     help_reply(
         &mut c.out,
         a.get(0),
@@ -230,7 +224,6 @@ fn argv_mem(a: &Args) -> usize {
 }
 
 pub fn info(c: &mut Conn, a: &Args) -> CmdResult {
-    note_full_name(c, a);
     let mut line = String::with_capacity(320);
     render_meta(&c.meta, now_ms(), argv_mem(a), &mut line);
     line.push('\n');
@@ -302,7 +295,6 @@ fn shard_lines(
 /// follow the arguments' order, repeats included, as Redis does).
 pub fn list<'a>(c: &'a mut Conn, a: Args<'a>) -> BoxFuture<'a> {
     Box::pin(async move {
-        note_full_name(c, &a);
         let filter = if a.len() == 4 && a.is(2, "TYPE") {
             ListFilter::All(Some(client_type(a.get(3))?))
         } else if a.len() > 3 && a.is(2, "ID") {
@@ -450,7 +442,6 @@ fn kill_on_shard(s: &Rc<Shard>, f: &KillFilter, caller: u64) -> (usize, bool) {
 /// CLIENT KILL addr | CLIENT KILL <filter> <value> ...
 pub fn kill<'a>(c: &'a mut Conn, a: Args<'a>) -> BoxFuture<'a> {
     Box::pin(async move {
-        note_full_name(c, &a);
         let filter = parse_kill(&a)?;
         let caller = c.meta.id;
         let results = c
@@ -475,25 +466,9 @@ pub fn kill<'a>(c: &'a mut Conn, a: Args<'a>) -> BoxFuture<'a> {
 }
 
 #[cfg(test)]
-pub(super) mod tests {
+mod tests {
     use super::*;
-    use crate::resp::decode::Span;
-
-    /// Runs `f` with `words` as a request's arguments.
-    pub fn with_args<R>(words: &[&str], f: impl FnOnce(&Args) -> R) -> R {
-        let mut buf = Vec::new();
-        let mut spans = Vec::new();
-        for w in words {
-            let start = buf.len();
-            buf.extend_from_slice(w.as_bytes());
-            spans.push(Span {
-                start,
-                end: buf.len(),
-                in_scratch: false,
-            });
-        }
-        f(&Args::new(&buf, &[], &spans))
-    }
+    use crate::resp::args::with_args;
 
     fn kill_args(words: &[&str]) -> Result<KillFilter, String> {
         with_args(words, parse_kill).map_err(|e| e.render().into_owned())

@@ -381,8 +381,8 @@ fn write_docs(out: &mut Reply, t: &Table, idx: usize) {
 
 #[cfg(test)]
 mod tests {
-    use super::super::client::tests::with_args;
     use super::*;
+    use crate::resp::args::with_args;
 
     fn info_of(name: &str) -> Vec<u8> {
         let t = table();

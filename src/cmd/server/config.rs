@@ -6,19 +6,13 @@ use crate::resp::Args;
 use crate::server::conn::Conn;
 use crate::shard::Settings;
 
-use super::{help_reply, is_local, note_full_name};
+use super::{help_reply, is_local};
 
 /// CONFIG GET pattern [pattern ...]: a map of matching directives.
 pub fn get(c: &mut Conn, a: &Args) -> CmdResult {
-    note_full_name(c, a);
     let patterns: Vec<&[u8]> = a.rest(2).collect();
     let pairs = {
-        let config = c
-            .shard
-            .shared
-            .config
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
+        let config = c.shard.shared.config();
         config.get_matching(&patterns)
     };
     c.out.map(pairs.len());
@@ -33,7 +27,6 @@ pub fn get(c: &mut Conn, a: &Args) -> CmdResult {
 /// refreshes the settings copy of every executor (data shards and the control executor).
 pub fn set<'a>(c: &'a mut Conn, a: Args<'a>) -> BoxFuture<'a> {
     Box::pin(async move {
-        note_full_name(c, &a);
         if a.len() % 2 == 1 {
             return Err(Error::Syntax);
         }
@@ -43,12 +36,7 @@ pub fn set<'a>(c: &'a mut Conn, a: Args<'a>) -> BoxFuture<'a> {
             .collect();
         let local = is_local(c);
         {
-            let mut config = c
-                .shard
-                .shared
-                .config
-                .lock()
-                .unwrap_or_else(|e| e.into_inner());
+            let mut config = c.shard.shared.config();
             let protected_ok = config.allows_protected("enable-protected-configs", local);
             config
                 .set_runtime(&pairs, protected_ok)
@@ -66,10 +54,7 @@ async fn refresh_settings(c: &Conn) {
     for executor in 0..=c.shard.nshards {
         c.shard
             .call(executor, 0, |s| {
-                let settings = {
-                    let config = s.shared.config.lock().unwrap_or_else(|e| e.into_inner());
-                    Settings::from_config(&config)
-                };
+                let settings = Settings::from_config(&s.shared.config());
                 *s.settings.borrow_mut() = settings;
             })
             .await;
@@ -77,9 +62,8 @@ async fn refresh_settings(c: &Conn) {
 }
 
 /// CONFIG RESETSTAT: zeroes the INFO counters and command stats of every shard.
-pub fn resetstat<'a>(c: &'a mut Conn, a: Args<'a>) -> BoxFuture<'a> {
+pub fn resetstat<'a>(c: &'a mut Conn, _a: Args<'a>) -> BoxFuture<'a> {
     Box::pin(async move {
-        note_full_name(c, &a);
         c.shard
             .call_all(|s| {
                 s.stats.borrow_mut().reset();
@@ -92,7 +76,6 @@ pub fn resetstat<'a>(c: &'a mut Conn, a: Args<'a>) -> BoxFuture<'a> {
 }
 
 pub fn help(c: &mut Conn, a: &Args) -> CmdResult {
-    note_full_name(c, a);
     help_reply(
         &mut c.out,
         a.get(0),

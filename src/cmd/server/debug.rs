@@ -5,13 +5,15 @@
 
 use std::time::Duration;
 
+use crate::cmd::keys::refcount;
 use crate::cmd::BoxFuture;
 use crate::db::{lru_clock, Entry};
 use crate::error::{CmdResult, Error};
 use crate::resp::Args;
 use crate::server::conn::Conn;
 use crate::slot::key_slot;
-use crate::types::{StrValue, Value};
+use crate::types::Value;
+use crate::util::num::parse_i64_strict;
 use crate::util::time::now_ms;
 
 use super::{help_reply, is_local};
@@ -47,9 +49,7 @@ fn allowed(c: &Conn) -> CmdResult {
     let ok = c
         .shard
         .shared
-        .config
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
+        .config()
         .allows_protected("enable-debug-command", is_local(c));
     if ok {
         return Ok(());
@@ -117,14 +117,10 @@ async fn object(c: &Conn, key: Vec<u8>) -> Result<String, Error> {
 
 fn describe(entry: &Entry, now: i64) -> String {
     let idle = (lru_clock(now).wrapping_sub(entry.lru)) & 0x00ff_ffff;
-    // As OBJECT REFCOUNT: Redis shares the integers 0..9999, reported with refcount INT_MAX.
-    let refcount = match entry.value {
-        Value::Str(StrValue::Int(n)) if (0..10_000).contains(&n) => i32::MAX as i64,
-        _ => 1,
-    };
     format!(
-        "Value at:{:p} refcount:{refcount} encoding:{} serializedlength:{} lru:{} lru_seconds_idle:{}",
+        "Value at:{:p} refcount:{} encoding:{} serializedlength:{} lru:{} lru_seconds_idle:{}",
         &entry.value,
+        refcount(&entry.value),
         entry.value.encoding(),
         serialized_len(&entry.value),
         entry.lru,
@@ -155,30 +151,46 @@ fn rdb_int_size(v: i64) -> Option<usize> {
     }
 }
 
-/// The RDB-serialised size of a value (strings only; other types are not written yet).
-pub fn serialized_len(value: &Value) -> usize {
-    #[allow(unreachable_patterns)]
-    match value {
-        Value::Str(s) => {
-            let as_int = match s {
-                StrValue::Int(v) => Some(*v),
-                // Redis tries the integer encoding for strings up to 11 bytes.
-                other if other.len() <= 11 => other.as_i64(),
-                _ => None,
-            };
-            if let Some(size) = as_int.and_then(rdb_int_size) {
-                return size;
-            }
-            let len = s.len();
-            rdb_len_size(len) + len
+/// RDB size of a string: the integer encoding when Redis would use it (it tries strings of up
+/// to 11 bytes), else a length header and the bytes.
+fn rdb_string_size(b: &[u8]) -> usize {
+    if b.len() <= 11 {
+        if let Some(size) = parse_i64_strict(b).and_then(rdb_int_size) {
+            return size;
         }
-        _ => 0,
+    }
+    rdb_len_size(b.len()) + b.len()
+}
+
+/// The RDB-serialised size of a value. Exact for strings; for hashes and sets an estimate: the
+/// size of their hashtable encoding (an element count, then every field, value or member as an
+/// RDB string, i.e. its bytes plus a 1-9 byte header): what Redis reports for hashtable ones.
+/// Redis writes listpack and intset ones as one blob of their in-memory bytes, so it reports
+/// more for those (29 rather than 17 for a three-pair listpack hash).
+pub fn serialized_len(value: &Value) -> usize {
+    match value {
+        Value::Str(s) => s.with_bytes(rdb_string_size),
+        Value::Hash(h) => {
+            rdb_len_size(h.len())
+                + h.iter()
+                    .map(|(f, v)| rdb_string_size(f) + rdb_string_size(v))
+                    .sum::<usize>()
+        }
+        Value::Set(s) => {
+            rdb_len_size(s.len())
+                + s.iter()
+                    .map(|m| m.with_bytes(rdb_string_size))
+                    .sum::<usize>()
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::types::hash::HashLimits;
+    use crate::types::set::SetLimits;
+    use crate::types::{Hash, Set, StrValue};
 
     #[test]
     fn sleep_argument_parses_like_strtod() {
@@ -200,5 +212,31 @@ mod tests {
         assert_eq!(s(b"10000000000"), 12);
         assert_eq!(s(b"bar"), 4);
         assert_eq!(s(&[b'x'; 100]), 102);
+        assert_eq!(s(b"-2147483648"), 5);
+        assert_eq!(s(b"007"), 4);
+    }
+
+    #[test]
+    fn hash_and_set_lengths_are_estimated() {
+        let lim = HashLimits {
+            max_entries: 128,
+            max_value: 64,
+        };
+        let mut h = Hash::new();
+        h.set(b"field", b"value", lim);
+        h.set(b"n", b"12", lim);
+        // Count header, then "field" (1+5), "value" (1+5), "n" (1+1), 12 as an int (2).
+        assert_eq!(serialized_len(&Value::Hash(h)), 1 + 6 + 6 + 2 + 2);
+        let lim = SetLimits {
+            max_intset: 512,
+            max_listpack: 128,
+            max_value: 64,
+        };
+        let mut s = Set::new();
+        s.add(b"7", lim);
+        s.add(b"100000", lim);
+        assert_eq!(serialized_len(&Value::Set(s.clone())), 1 + 2 + 5);
+        s.add(b"member", lim);
+        assert_eq!(serialized_len(&Value::Set(s)), 1 + 2 + 5 + 7);
     }
 }

@@ -491,7 +491,7 @@ async fn snapshot(c: &Conn) -> Snapshot {
         .await;
     let shared = &c.shard.shared;
     let (maxclients, maxmemory, policy, hz) = {
-        let config = shared.config.lock().unwrap_or_else(|e| e.into_inner());
+        let config = shared.config();
         (
             config.get_i64("maxclients"),
             config.get_i64("maxmemory"),

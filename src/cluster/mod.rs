@@ -1,0 +1,3 @@
+//! Redis Cluster support: the cluster bus wire format (more to come).
+
+pub mod bus;
