@@ -53,26 +53,50 @@ fn config_file_then_overrides() {
     let dir = TempDir::new("conf");
     let conf = dir.file("redcell.conf");
     std::fs::write(&conf, "hz 20\nbind 127.0.0.1\n").unwrap();
-    // Port from the command line, after the file; the server starts.
-    let port = common::free_port();
-    let mut child = common::ChildGuard {
-        child: Command::new(BIN)
-            .arg(&conf)
-            .args(["--port", &port.to_string(), "--shards", "1"])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap(),
-    };
-    let served = common::wait_until(Duration::from_secs(10), || {
-        assert!(child.exited().is_none(), "server exited");
-        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-    });
-    assert!(
-        served,
-        "no listener on the port given after the config file"
-    );
+    // Port from the command line, after the file; the server starts. A free port can be taken
+    // by a concurrently starting test's server; then ours exits ("Address already in use") and
+    // we try another port.
+    let mut started = None;
+    for _ in 0..5 {
+        let port = common::free_port();
+        let mut child = common::ChildGuard {
+            child: Command::new(BIN)
+                .arg(&conf)
+                .args(["--port", &port.to_string(), "--shards", "1"])
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .unwrap(),
+        };
+        let mut exited = false;
+        let served = common::wait_until(Duration::from_secs(10), || {
+            exited = child.exited().is_some();
+            exited || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+        });
+        if served && !exited {
+            started = Some((child, port));
+            break;
+        }
+    }
+    let (_child, port) = started.expect("no listener on the port given after the config file");
     let mut raw = common::Raw::connect(port);
+    raw.send(b"PING\r\n");
+    raw.expect(b"+PONG\r\n");
+}
+
+#[test]
+fn port_in_use_is_refused() {
+    let server = Server::start(1, &[]);
+    let port = server.port.to_string();
+    let out = run_server(&["--port", port.as_str(), "--shards", "1"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(
+        text(&out.stderr).contains("Address already in use"),
+        "{}",
+        text(&out.stderr)
+    );
+    // The first server is untouched.
+    let mut raw = server.raw();
     raw.send(b"PING\r\n");
     raw.expect(b"+PONG\r\n");
 }

@@ -58,6 +58,7 @@ impl Topology {
 /// Starts every executor and blocks until they exit. Returns an error text for start-up failures.
 pub fn run(shared: Arc<Shared>, topo: Topology) -> Result<(), String> {
     probe_io_uring()?;
+    check_port_free(&shared)?;
     let n = topo.shard_cpus.len();
     let mut ends = build_mesh(n + 1);
     let mut started = Vec::new();
@@ -218,6 +219,33 @@ fn io_uring_failure(cause: &str) -> String {
          io_uring_setup/io_uring_enter/io_uring_register syscalls (e.g. docker --security-opt seccomp=unconfined), \
          and that the locked-memory limit allows the rings (ulimit -l; 8 MiB is enough)."
     )
+}
+
+/// Our listeners share the port through SO_REUSEPORT, which would also let a second server
+/// (ours or another) share it silently and take half the connections. So first bind every
+/// address once without SO_REUSEPORT: a port already in use fails here, as in Redis.
+fn check_port_free(shared: &Shared) -> Result<(), String> {
+    let port = shared.tcp_port;
+    for (addr, _optional) in shared.config().bind_addrs() {
+        let host = if addr.contains(':') {
+            format!("[{addr}]:{port}")
+        } else {
+            format!("{addr}:{port}")
+        };
+        match std::net::TcpListener::bind(&host) {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
+                return Err(format!(
+                    "Could not create server TCP listening socket {host}: bind: Address already in use\n\
+                     Failed listening on port {port} (tcp), aborting."
+                ))
+            }
+            // Other failures (an address this host lacks, ...) are reported by the real bind,
+            // which knows whether the address is optional.
+            Err(_) => {}
+        }
+    }
+    Ok(())
 }
 
 fn bind_all(shared: &Shared) -> Result<Vec<TcpListener>, String> {
