@@ -7,6 +7,7 @@
 //! - `shard`: per-core state, the cross-core call mesh and multi-shard holds.
 //! - `server`: executors, listeners and the connection task.
 //! - `config`: redis.conf parsing and CONFIG GET/SET.
+//! - `cluster`: the Redis Cluster bus wire codec (not wired into the server yet).
 
 pub mod cluster;
 pub mod cmd;
