@@ -131,6 +131,28 @@ pub struct ScanFilter<'a> {
     pub type_name: Option<&'a [u8]>,
 }
 
+/// Sets an entry's expiry and lists it in `volatile` when it gains a TTL. Returns the
+/// `volatile` position to unlist when it loses one (done by the caller, which may then
+/// borrow the tables again).
+fn apply_expiry(
+    e: &mut Entry,
+    volatile: &mut Vec<(u16, Box<[u8]>)>,
+    slot: u16,
+    key: &[u8],
+    expire_at: i64,
+) -> Option<usize> {
+    e.expire_at = expire_at;
+    match (e.vidx == NOT_VOLATILE, expire_at == NO_EXPIRE) {
+        (true, false) => {
+            e.vidx = volatile.len() as u32;
+            volatile.push((slot, key.into()));
+            None
+        }
+        (false, true) => Some(std::mem::replace(&mut e.vidx, NOT_VOLATILE) as usize),
+        _ => None,
+    }
+}
+
 impl Keyspace {
     /// The keyspace of shard `shard` of `nshards` (`nshards == 0` gives an empty one for the control core).
     pub fn new(shard: usize, nshards: usize) -> Keyspace {
@@ -236,25 +258,27 @@ impl Keyspace {
     pub fn set(&mut self, key: &[u8], value: Value, expire_at: i64, now: i64) {
         let (slot, t) = self.table(key);
         let lru = lru_clock(now);
-        match self.tables[t].get_mut(key) {
-            Some(e) => {
+        // One lookup whether the key is new or not.
+        let e = match self.tables[t].entry_ref(key) {
+            hashbrown::hash_map::EntryRef::Occupied(o) => {
+                let e = o.into_mut();
                 e.value = value;
                 e.lru = lru;
+                e
             }
-            None => {
-                self.tables[t].insert(
-                    key.into(),
-                    Entry {
-                        value,
-                        expire_at: NO_EXPIRE,
-                        vidx: NOT_VOLATILE,
-                        lru,
-                    },
-                );
+            hashbrown::hash_map::EntryRef::Vacant(v) => {
                 self.len += 1;
+                v.insert(Entry {
+                    value,
+                    expire_at: NO_EXPIRE,
+                    vidx: NOT_VOLATILE,
+                    lru,
+                })
             }
+        };
+        if let Some(old) = apply_expiry(e, &mut self.volatile, slot, key, expire_at) {
+            self.unlist_volatile(old);
         }
-        self.set_expire_in(slot, t, key, expire_at);
     }
 
     /// Stores `value` keeping the key's current TTL (if the key is live).
@@ -279,18 +303,8 @@ impl Keyspace {
         let Some(e) = self.tables[t].get_mut(key) else {
             return;
         };
-        e.expire_at = expire_at;
-        let vidx = e.vidx;
-        match (vidx == NOT_VOLATILE, expire_at == NO_EXPIRE) {
-            (true, false) => {
-                e.vidx = self.volatile.len() as u32;
-                self.volatile.push((slot, key.into()));
-            }
-            (false, true) => {
-                e.vidx = NOT_VOLATILE;
-                self.unlist_volatile(vidx as usize);
-            }
-            _ => {}
+        if let Some(old) = apply_expiry(e, &mut self.volatile, slot, key, expire_at) {
+            self.unlist_volatile(old);
         }
     }
 
