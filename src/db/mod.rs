@@ -53,6 +53,11 @@ pub struct Keyspace {
     len: usize,
     rng: u64,
     pub stats: KeyspaceStats,
+    /// Keys that blocked clients wait on (see `shard::blocking`), and those of them touched
+    /// since the shard last served its waiters. Empty unless someone is blocked, so the hot
+    /// path pays one length check.
+    watched: hashbrown::HashSet<Box<[u8]>>,
+    ready: Vec<Box<[u8]>>,
 }
 
 /// Largest value of the LRU clock (24 bits, as Redis's `LRU_CLOCK_MAX`).
@@ -153,6 +158,16 @@ fn apply_expiry(
     }
 }
 
+/// A lookup or write reached `key`: if a blocked client waits on it, its shard re-checks
+/// after the command (whether the access could serve it is the waiting command's business).
+/// Takes the two fields rather than `&mut Keyspace` so callers may hold an entry pointer.
+#[cold]
+fn note_touched(watched: &hashbrown::HashSet<Box<[u8]>>, ready: &mut Vec<Box<[u8]>>, key: &[u8]) {
+    if watched.contains(key) && !ready.iter().any(|k| &**k == key) {
+        ready.push(key.into());
+    }
+}
+
 impl Keyspace {
     /// The keyspace of shard `shard` of `nshards` (`nshards == 0` gives an empty one for the control core).
     pub fn new(shard: usize, nshards: usize) -> Keyspace {
@@ -165,6 +180,8 @@ impl Keyspace {
             len: 0,
             rng: 0x9E37_79B9_7F4A_7C15 ^ (shard as u64 + 1),
             stats: KeyspaceStats::default(),
+            watched: Default::default(),
+            ready: Vec::new(),
         }
     }
 
@@ -218,6 +235,9 @@ impl Keyspace {
         // SAFETY: `entry` points into `self.tables[t]`, which nothing else borrows; returning
         // it here only works around the borrow checker's conditional-return limitation.
         if unsafe { !(*entry).expired(now) } {
+            if !self.watched.is_empty() {
+                note_touched(&self.watched, &mut self.ready, key);
+            }
             let e = unsafe { &mut *entry };
             if touch {
                 e.lru = lru_clock(now);
@@ -250,12 +270,42 @@ impl Keyspace {
         Some(unsafe { &mut *entry })
     }
 
+    /// Starts or stops (`on`) reporting accesses to `key` for blocked clients.
+    pub fn watch(&mut self, key: &[u8], on: bool) {
+        if on {
+            if !self.watched.contains(key) {
+                self.watched.insert(key.into());
+            }
+        } else {
+            self.watched.remove(key);
+        }
+    }
+
+    /// Whether a watched key was accessed since the last `take_ready`.
+    #[inline]
+    pub fn has_ready(&self) -> bool {
+        !self.ready.is_empty()
+    }
+
+    /// Forgets that `key` was accessed (its waiters have just been tried).
+    pub fn unmark_ready(&mut self, key: &[u8]) {
+        self.ready.retain(|k| &**k != key);
+    }
+
+    /// The watched keys accessed since the last call, in the order first touched.
+    pub fn take_ready(&mut self) -> Vec<Box<[u8]>> {
+        std::mem::take(&mut self.ready)
+    }
+
     pub fn exists(&mut self, key: &[u8], now: i64) -> bool {
         self.get(key, now).is_some()
     }
 
     /// Stores `value` under `key` with the given expiry, replacing any previous value and TTL.
     pub fn set(&mut self, key: &[u8], value: Value, expire_at: i64, now: i64) {
+        if !self.watched.is_empty() {
+            note_touched(&self.watched, &mut self.ready, key);
+        }
         let (slot, t) = self.table(key);
         let lru = lru_clock(now);
         // One lookup whether the key is new or not.
