@@ -5,7 +5,9 @@
 //! in `volatile` (with their position kept in the entry) so that the active expire cycle can
 //! sample them uniformly, as Redis samples its `expires` dict.
 
-use hashbrown::HashMap;
+mod table;
+
+pub use table::SlotTable;
 
 use crate::slot::{key_slot, SLOTS};
 use crate::types::Value;
@@ -26,6 +28,16 @@ pub struct Entry {
 }
 
 impl Entry {
+    /// A new entry without TTL, last accessed at LRU clock `lru`.
+    pub fn new(value: Value, lru: u32) -> Entry {
+        Entry {
+            value,
+            expire_at: NO_EXPIRE,
+            vidx: NOT_VOLATILE,
+            lru,
+        }
+    }
+
     #[inline]
     pub fn expire_at(&self) -> i64 {
         self.expire_at
@@ -37,7 +49,6 @@ impl Entry {
     }
 }
 
-pub type SlotTable = HashMap<Box<[u8]>, Entry>;
 
 #[derive(Default, Clone, Copy, Debug)]
 pub struct KeyspaceStats {
@@ -309,23 +320,10 @@ impl Keyspace {
         let (slot, t) = self.table(key);
         let lru = lru_clock(now);
         // One lookup whether the key is new or not.
-        let e = match self.tables[t].entry_ref(key) {
-            hashbrown::hash_map::EntryRef::Occupied(o) => {
-                let e = o.into_mut();
-                e.value = value;
-                e.lru = lru;
-                e
-            }
-            hashbrown::hash_map::EntryRef::Vacant(v) => {
-                self.len += 1;
-                v.insert(Entry {
-                    value,
-                    expire_at: NO_EXPIRE,
-                    vidx: NOT_VOLATILE,
-                    lru,
-                })
-            }
-        };
+        let (e, inserted) = self.tables[t].upsert(key, value, lru);
+        if inserted {
+            self.len += 1;
+        }
         if let Some(old) = apply_expiry(e, &mut self.volatile, slot, key, expire_at) {
             self.unlist_volatile(old);
         }
@@ -490,7 +488,7 @@ impl Keyspace {
                         if ty.eq_ignore_ascii_case(b"none") {
                             out.push(k.to_vec());
                         }
-                        expired.push(k.clone());
+                        expired.push(k.into());
                         continue;
                     }
                     self.stats.hits += 1;
@@ -499,7 +497,7 @@ impl Keyspace {
                     }
                 }
                 if is_expired {
-                    expired.push(k.clone());
+                    expired.push(k.into());
                     continue;
                 }
                 out.push(k.to_vec());
@@ -584,7 +582,7 @@ impl Keyspace {
                 let i = (self.next_random() % self.volatile.len() as u64) as usize;
                 let (slot, key) = &self.volatile[i];
                 let t = self.table_index(*slot);
-                let is_expired = self.tables[t].get(&key[..]).is_some_and(|e| e.expired(now));
+                let is_expired = self.tables[t].get(key).is_some_and(|e| e.expired(now));
                 if is_expired {
                     let key = key.clone();
                     self.remove(&key);
@@ -708,7 +706,7 @@ mod tests {
                 ks[owner(&new, n)].set(&new, v("y"), NO_EXPIRE, 0);
             }
         });
-        let mut counts: HashMap<Vec<u8>, usize> = HashMap::new();
+        let mut counts: hashbrown::HashMap<Vec<u8>, usize> = Default::default();
         for k in seen {
             *counts.entry(k).or_default() += 1;
         }
