@@ -31,6 +31,10 @@ pub struct Node {
     pub fail_time: i64,
     /// Masters that reported it PFAIL/FAIL, with the time of their latest report.
     pub fail_reports: Vec<(NodeName, i64)>,
+    /// Unix ms when this node entered our table (handshakes time out from it).
+    pub ctime: i64,
+    /// Unix ms of the last message received from it on any link.
+    pub data_received: i64,
 }
 
 impl Node {
@@ -49,6 +53,8 @@ impl Node {
             link_connected: false,
             fail_time: 0,
             fail_reports: Vec::new(),
+            ctime: 0,
+            data_received: 0,
         }
     }
 
