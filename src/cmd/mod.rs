@@ -5,6 +5,7 @@
 pub mod bitops;
 pub mod cluster;
 pub mod connection;
+pub mod function;
 pub mod hash;
 pub mod keys;
 pub mod scan;
@@ -295,6 +296,7 @@ fn families() -> impl Iterator<Item = &'static CommandSpec> {
         hash::COMMANDS,
         set::COMMANDS,
         cluster::COMMANDS,
+        function::COMMANDS,
     ]
     .into_iter()
     .flatten()
