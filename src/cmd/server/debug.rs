@@ -162,7 +162,7 @@ fn rdb_string_size(b: &[u8]) -> usize {
     rdb_len_size(b.len()) + b.len()
 }
 
-/// The RDB-serialised size of a value. Exact for strings; for hashes and sets an estimate: the
+/// The RDB-serialised size of a value. Exact for strings; for hashes, sets and lists an estimate: the
 /// size of their hashtable encoding (an element count, then every field, value or member as an
 /// RDB string, i.e. its bytes plus a 1-9 byte header): what Redis reports for hashtable ones.
 /// Redis writes listpack and intset ones as one blob of their in-memory bytes, so it reports
@@ -181,6 +181,9 @@ pub fn serialized_len(value: &Value) -> usize {
                 + s.iter()
                     .map(|m| m.with_bytes(rdb_string_size))
                     .sum::<usize>()
+        }
+        Value::List(l) => {
+            rdb_len_size(l.len()) + l.iter().map(rdb_string_size).sum::<usize>()
         }
     }
 }
