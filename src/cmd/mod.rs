@@ -6,6 +6,7 @@ pub mod bitops;
 pub mod connection;
 pub mod hash;
 pub mod keys;
+pub mod list;
 pub mod scan;
 pub mod server;
 pub mod set;
@@ -293,6 +294,7 @@ fn families() -> impl Iterator<Item = &'static CommandSpec> {
         keys::COMMANDS,
         hash::COMMANDS,
         set::COMMANDS,
+        list::COMMANDS,
     ]
     .into_iter()
     .flatten()
