@@ -5,6 +5,7 @@
 mod common;
 
 use std::thread;
+use std::time::{Duration, Instant};
 
 use common::{key_on_shard, show, Raw, Rng, Server, StockRedis};
 
@@ -224,7 +225,8 @@ fn command_info_matches_stock_redis() {
     let (mut a, mut b) = (ours.conn(), stock.conn());
     for name in [
         "lpush", "rpush", "lpushx", "rpushx", "lpop", "rpop", "llen", "lindex", "lset", "lrange",
-        "ltrim", "lrem", "linsert", "lpos", "lmove", "rpoplpush", "lmpop",
+        "ltrim", "lrem", "linsert", "lpos", "lmove", "rpoplpush", "lmpop", "blpop", "brpop",
+        "blmove", "brpoplpush", "blmpop",
     ] {
         let info = |con: &mut redis::Connection| -> String {
             let v: redis::Value = redis::cmd("COMMAND").arg("INFO").arg(name).query(con).unwrap();
@@ -459,4 +461,269 @@ fn moves_across_shards_are_atomic() {
     let mut want = elems.clone();
     want.sort();
     assert_eq!(all, want);
+}
+
+// ---- blocking commands ----
+
+fn cmd(raw: &mut Raw, words: &[&str]) -> Vec<u8> {
+    let args: Vec<&[u8]> = words.iter().map(|w| w.as_bytes()).collect();
+    raw.call(&args)
+}
+
+fn send(raw: &mut Raw, words: &[&str]) {
+    let args: Vec<&[u8]> = words.iter().map(|w| w.as_bytes()).collect();
+    raw.send_cmd(&args);
+}
+
+/// Time for a sent blocking command to reach the server and block.
+const SETTLE: Duration = Duration::from_millis(150);
+
+#[test]
+fn blocking_replies_without_waiting_match_stock_redis() {
+    let ours = Server::start(SHARDS, &[]);
+    let stock = StockRedis::start(&[]);
+    let k: Vec<String> = (0..4)
+        .map(|i| key_on_shard(&format!("b{i}:"), i % SHARDS, SHARDS))
+        .collect();
+    let (l0, l1, l2, st) = (&k[0][..], &k[1][..], &k[2][..], &k[3][..]);
+    let w = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<String>>();
+    let mut s: Vec<Vec<String>> = vec![
+        w(&["SET", st, "x"]),
+        w(&["RPUSH", l1, "a", "b", "c", "d"]),
+        w(&["BLPOP", "missing", l1, "0"]),
+        w(&["BRPOP", "missing", l1, l2, "1"]),
+        w(&["BLPOP", "missing", st, l1, "0"]),
+        w(&["BLPOP", l1, st, "0"]),
+        w(&["BLPOP", "missing", "0.01"]),
+        w(&["BRPOP", "missing", "0.0001"]),
+        w(&["BLMPOP", "0", "2", "missing", l1, "RIGHT", "COUNT", "5"]),
+        w(&["EXISTS", l1]),
+        w(&["RPUSH", l0, "1", "2", "3"]),
+        w(&["BLMPOP", "0", "3", "missing", l2, l0, "LEFT"]),
+        w(&["BLMPOP", "0", "2", st, l0, "LEFT"]),
+        w(&["BLMPOP", "0.01", "1", "missing", "LEFT"]),
+        w(&["BLMOVE", l0, l2, "RIGHT", "LEFT", "0"]),
+        w(&["BLMOVE", l0, st, "RIGHT", "LEFT", "0"]),
+        w(&["BLMOVE", st, l2, "RIGHT", "LEFT", "0"]),
+        w(&["BRPOPLPUSH", l0, l2, "0"]),
+        w(&["BRPOPLPUSH", l2, l2, "0"]),
+        w(&["LRANGE", l2, "0", "-1"]),
+        w(&["EXISTS", l0]),
+        w(&["BLMOVE", "missing", l2, "LEFT", "LEFT", "0.01"]),
+        w(&["BRPOPLPUSH", "missing", st, "0.01"]),
+    ];
+    // Argument errors, in Redis's order of checks.
+    for t in ["x", "-1", "-0.5", "inf", "-inf", "nan", "1e16", " 1", "1 ", "", "1e", "9223372036854775.808"] {
+        s.push(w(&["BLPOP", l1, t]));
+        s.push(w(&["BRPOPLPUSH", l1, l2, t]));
+        s.push(w(&["BLMOVE", l1, l2, "LEFT", "RIGHT", t]));
+        s.push(w(&["BLMPOP", t, "1", l1, "LEFT"]));
+    }
+    for t in ["-0.0001", "0x1p-20", "1e-400"] {
+        // Waits that end at once (or never): only the ones that return are sent.
+        if t != "-0.0001" {
+            s.push(w(&["BLPOP", "missing", t]));
+        }
+    }
+    s.extend([
+        w(&["BLMOVE", l1, l2, "LEFT", "MIDDLE", "x"]),
+        w(&["BLMOVE", l1, l2, "UP", "LEFT", "0"]),
+        w(&["BLMPOP", "x", "0", l1, "LEFT"]),
+        w(&["BLMPOP", "0", "0", l1, "LEFT"]),
+        w(&["BLMPOP", "0", "2", l1, "LEFT"]),
+        w(&["BLMPOP", "0", "1", l1, "LEFT", "COUNT", "0"]),
+        w(&["BLMPOP", "0", "1", l1, "MIDDLE"]),
+        w(&["BLPOP", l1]),
+        w(&["BLMPOP", "0", "1", l1]),
+    ]);
+    for resp3 in [false, true] {
+        let (mut a, mut b) = pair(&ours, &stock, resp3);
+        a.call(&[b"FLUSHALL"]);
+        b.call(&[b"FLUSHALL"]);
+        run_script(&mut a, &mut b, &s, if resp3 { "RESP3" } else { "RESP2" });
+    }
+}
+
+/// Runs the same blocking scenario on a server and returns every reply, in order.
+type Scenario = fn(port: u16, keys: &[String]) -> Vec<Vec<u8>>;
+
+fn compare_scenario(name: &str, f: Scenario) {
+    let ours = Server::start(SHARDS, &[]);
+    let stock = StockRedis::start(&[]);
+    let keys: Vec<String> = (0..SHARDS).map(|s| key_on_shard(&format!("{name}{s}:"), s, SHARDS)).collect();
+    let want = f(stock.port, &keys);
+    let got = f(ours.port, &keys);
+    let shown = |v: &[Vec<u8>]| v.iter().map(|r| show(r)).collect::<Vec<_>>();
+    assert_eq!(shown(&got), shown(&want), "scenario {name}");
+}
+
+#[test]
+fn blpop_woken_by_a_push_from_another_connection_on_any_shard() {
+    compare_scenario("wake", |port, keys| {
+        let mut out = Vec::new();
+        let mut pusher = Raw::connect(port);
+        for (i, k) in keys.iter().enumerate() {
+            // One waiter per key, each on all three keys' shards at once for the last one.
+            let mut waiter = Raw::connect(port);
+            if i == keys.len() - 1 {
+                send(&mut waiter, &["BRPOP", "nothing", &keys[0], &keys[1], k, "0"]);
+            } else {
+                send(&mut waiter, &["BLPOP", "nothing", k, "0"]);
+            }
+            thread::sleep(SETTLE);
+            waiter.expect_silence(Duration::from_millis(50));
+            out.push(cmd(&mut pusher, &["RPUSH", k, "v1", "v2"]));
+            out.push(waiter.read_reply());
+            out.push(cmd(&mut pusher, &["LRANGE", k, "0", "-1"]));
+            out.push(cmd(&mut pusher, &["DEL", k]));
+        }
+        // RESP3 waiter, BLMPOP with COUNT.
+        let mut waiter = Raw::connect(port);
+        waiter.call(&[b"HELLO", b"3"]);
+        send(&mut waiter, &["BLMPOP", "0", "2", "none", &keys[1], "RIGHT", "COUNT", "5"]);
+        thread::sleep(SETTLE);
+        out.push(cmd(&mut pusher, &["LPUSH", &keys[1], "x", "y"]));
+        out.push(waiter.read_reply());
+        out.push(cmd(&mut pusher, &["EXISTS", &keys[1]]));
+        out
+    });
+}
+
+#[test]
+fn blocked_clients_are_served_first_come_first_served() {
+    compare_scenario("fifo", |port, keys| {
+        let mut out = Vec::new();
+        let mut pusher = Raw::connect(port);
+        let k = &keys[2];
+        let mut waiters: Vec<Raw> = Vec::new();
+        for i in 0..4 {
+            let mut w = Raw::connect(port);
+            // The second waiter also waits on another shard's key, where nothing arrives.
+            if i == 1 {
+                send(&mut w, &["BLPOP", &keys[0], k, "0"]);
+            } else {
+                send(&mut w, &["BLPOP", k, "0"]);
+            }
+            thread::sleep(SETTLE);
+            waiters.push(w);
+        }
+        out.push(cmd(&mut pusher, &["RPUSH", k, "a", "b", "c"]));
+        for w in waiters.iter_mut().take(3) {
+            out.push(w.read_reply());
+        }
+        waiters[3].expect_silence(Duration::from_millis(100));
+        out.push(cmd(&mut pusher, &["EXISTS", k]));
+        out.push(cmd(&mut pusher, &["LPUSH", k, "d"]));
+        out.push(waiters[3].read_reply());
+        out
+    });
+}
+
+#[test]
+fn blmove_woken_moves_across_shards() {
+    compare_scenario("mv", |port, keys| {
+        let mut out = Vec::new();
+        let mut pusher = Raw::connect(port);
+        let (src, dst, other) = (&keys[0], &keys[1], &keys[2]);
+        let mut w1 = Raw::connect(port);
+        send(&mut w1, &["BLMOVE", src, dst, "LEFT", "RIGHT", "0"]);
+        let mut w2 = Raw::connect(port);
+        send(&mut w2, &["BRPOPLPUSH", src, other, "0"]);
+        thread::sleep(SETTLE);
+        out.push(cmd(&mut pusher, &["RPUSH", src, "a", "b", "c"]));
+        out.push(w1.read_reply());
+        out.push(w2.read_reply());
+        for k in [src, dst, other] {
+            out.push(cmd(&mut pusher, &["LRANGE", k, "0", "-1"]));
+        }
+        // Woken with a destination (same shard) of another type: the waiter gets WRONGTYPE
+        // and the source keeps its element.
+        let mut tag = 0;
+        let dst_same = loop {
+            let cand = format!("{{{src}}}d{tag}");
+            tag += 1;
+            if common::shard_of(cand.as_bytes(), SHARDS) == common::shard_of(src.as_bytes(), SHARDS) {
+                break cand;
+            }
+        };
+        out.push(cmd(&mut pusher, &["DEL", src]));
+        send(&mut w1, &["BLMOVE", src, &dst_same, "RIGHT", "LEFT", "0"]);
+        thread::sleep(SETTLE);
+        out.push(cmd(&mut pusher, &["SET", &dst_same, "string"]));
+        out.push(cmd(&mut pusher, &["RPUSH", src, "z"]));
+        out.push(w1.read_reply());
+        out.push(cmd(&mut pusher, &["LRANGE", src, "0", "-1"]));
+        out
+    });
+}
+
+#[test]
+fn timeouts_fractional_and_in_resp3() {
+    let ours = Server::start(SHARDS, &[]);
+    let stock = StockRedis::start(&[]);
+    for port in [ours.port, stock.port] {
+        for (resp3, want) in [(false, &b"*-1\r\n"[..]), (true, &b"_\r\n"[..])] {
+            for words in [
+                &["BLPOP", "none1", "none2", "0.3"][..],
+                &["BRPOP", "none1", "0.3"],
+                &["BLMOVE", "none1", "dst", "LEFT", "LEFT", "0.3"],
+                &["BRPOPLPUSH", "none1", "dst", "0.3"],
+                &["BLMPOP", "0.3", "2", "none1", "none2", "LEFT", "COUNT", "2"],
+            ] {
+                let mut c = Raw::connect(port);
+                if resp3 {
+                    c.call(&[b"HELLO", b"3"]);
+                }
+                let started = Instant::now();
+                let got = cmd(&mut c, words);
+                let took = started.elapsed();
+                assert_eq!(show(&got), show(want), "port {port} {words:?}");
+                assert!(
+                    took >= Duration::from_millis(290) && took < Duration::from_secs(2),
+                    "port {port} {words:?} took {took:?}"
+                );
+            }
+        }
+        // A timeout that rounds up to 1 ms ends at once; the connection stays usable.
+        let mut c = Raw::connect(port);
+        let started = Instant::now();
+        assert_eq!(cmd(&mut c, &["BLPOP", "none", "0.0001"]), b"*-1\r\n");
+        assert!(started.elapsed() < Duration::from_secs(1));
+        assert_eq!(cmd(&mut c, &["PING"]), b"+PONG\r\n");
+        // -0.0001 rounds up to 0: no timeout at all.
+        send(&mut c, &["BLPOP", "never", "-0.0001"]);
+        c.expect_silence(Duration::from_millis(400));
+    }
+}
+
+#[test]
+fn disconnect_while_blocked_leaves_the_pushed_element() {
+    let server = Server::start(SHARDS, &[]);
+    let keys: Vec<String> = (0..SHARDS).map(|s| key_on_shard("dc", s, SHARDS)).collect();
+    let mut pusher = server.raw();
+    for k in &keys {
+        let mut w = server.raw();
+        send(&mut w, &["BLPOP", "none", k, "0"]);
+        let mut w2 = server.raw();
+        send(&mut w2, &["BLMOVE", k, &keys[(1 + keys.iter().position(|x| x == k).unwrap_or(0)) % SHARDS], "LEFT", "LEFT", "0"]);
+        thread::sleep(SETTLE);
+        drop(w);
+        drop(w2);
+        // Give the server time to notice both clients left.
+        thread::sleep(Duration::from_millis(200));
+        assert_eq!(cmd(&mut pusher, &["RPUSH", k, "kept"]), b":1\r\n");
+        thread::sleep(Duration::from_millis(50));
+        assert_eq!(
+            show(&cmd(&mut pusher, &["LRANGE", k, "0", "-1"])),
+            show(b"*1\r\n$4\r\nkept\r\n"),
+            "{k}"
+        );
+        assert_eq!(cmd(&mut pusher, &["DEL", k]), b":1\r\n");
+    }
+    let info = cmd(&mut pusher, &["INFO", "clients"]);
+    assert!(
+        String::from_utf8_lossy(&info).contains("blocked_clients:0"),
+        "{}",
+        show(&info)
+    );
 }

@@ -1,5 +1,6 @@
 //! List commands (Redis 7.0's t_list.c): pushes and pops at both ends, indexed access,
-//! LRANGE / LTRIM / LREM / LINSERT / LPOS, LMOVE and RPOPLPUSH (across shards too) and LMPOP.
+//! LRANGE / LTRIM / LREM / LINSERT / LPOS, LMOVE and RPOPLPUSH (across shards too), LMPOP,
+//! and the blocking BLPOP / BRPOP / BLMOVE / BRPOPLPUSH / BLMPOP (via `shard::blocking`).
 
 use std::rc::Rc;
 
@@ -8,6 +9,7 @@ use crate::db::{Keyspace, NO_EXPIRE};
 use crate::error::{CmdResult, Error};
 use crate::resp::{Args, Reply};
 use crate::server::conn::Conn;
+use crate::shard::blocking::{self, BlockingOp, WaitState};
 use crate::shard::{multi, Shard};
 use crate::slot::key_slot;
 use crate::types::list::{End, Fill, List};
@@ -19,6 +21,7 @@ const READ_FAST: &[&str] = &["@read", "@list", "@fast"];
 const READ_SLOW: &[&str] = &["@read", "@list", "@slow"];
 const WRITE_FAST: &[&str] = &["@write", "@list", "@fast"];
 const WRITE_SLOW: &[&str] = &["@write", "@list", "@slow"];
+const BLOCKING_ACL: &[&str] = &["@write", "@list", "@slow", "@blocking"];
 
 pub static COMMANDS: &[CommandSpec] = &[
     CommandSpec::keyed("lpush", -3, WRITE | DENYOOM | FAST, lpush)
@@ -104,6 +107,60 @@ pub static COMMANDS: &[CommandSpec] = &[
     CommandSpec::new("lmpop", -4, WRITE | MOVABLE_KEYS, Handler::Async(lmpop))
         .acl(WRITE_SLOW)
         .doc("list", "7.0.0", "Pop elements from a list"),
+    CommandSpec::new("blpop", -3, WRITE | NOSCRIPT | BLOCKING, Handler::Async(blpop))
+        .keys(1, -2, 1)
+        .acl(BLOCKING_ACL)
+        .doc(
+            "list",
+            "2.0.0",
+            "Remove and get the first element in a list, or block until one is available",
+        ),
+    CommandSpec::new("brpop", -3, WRITE | NOSCRIPT | BLOCKING, Handler::Async(brpop))
+        .keys(1, -2, 1)
+        .acl(BLOCKING_ACL)
+        .doc(
+            "list",
+            "2.0.0",
+            "Remove and get the last element in a list, or block until one is available",
+        ),
+    CommandSpec::new(
+        "blmove",
+        6,
+        WRITE | DENYOOM | NOSCRIPT | BLOCKING,
+        Handler::Async(blmove),
+    )
+    .keys(1, 2, 1)
+    .acl(BLOCKING_ACL)
+    .doc(
+        "list",
+        "6.2.0",
+        "Pop an element from a list, push it to another list and return it; or block until one is available",
+    ),
+    CommandSpec::new(
+        "brpoplpush",
+        4,
+        WRITE | DENYOOM | NOSCRIPT | BLOCKING,
+        Handler::Async(brpoplpush),
+    )
+    .keys(1, 2, 1)
+    .acl(BLOCKING_ACL)
+    .doc(
+        "list",
+        "2.2.0",
+        "Pop an element from a list, push it to another list and return it; or block until one is available",
+    ),
+    CommandSpec::new(
+        "blmpop",
+        -5,
+        WRITE | BLOCKING | MOVABLE_KEYS,
+        Handler::Async(blmpop),
+    )
+    .acl(BLOCKING_ACL)
+    .doc(
+        "list",
+        "7.0.0",
+        "Pop elements from a list, or block until one is available",
+    ),
 ];
 
 // ---- lookups ----
@@ -807,6 +864,217 @@ fn lmpop<'a>(conn: &'a mut Conn, a: Args<'a>) -> BoxFuture<'a> {
         }
         Ok(())
     })
+}
+
+// ---- blocking pops ----
+
+/// What every blocking list command answers when its time runs out (RESP2 `*-1`, even for
+/// BLMOVE and BRPOPLPUSH, as Redis 7.0 does).
+fn timeout_null_array(out: &mut Reply) {
+    out.null_array()
+}
+
+static BLPOP_OP: BlockingOp = BlockingOp {
+    serve: serve_blpop,
+    timeout_reply: timeout_null_array,
+};
+static BRPOP_OP: BlockingOp = BlockingOp {
+    serve: serve_brpop,
+    timeout_reply: timeout_null_array,
+};
+static BLMPOP_OP: BlockingOp = BlockingOp {
+    serve: serve_blmpop,
+    timeout_reply: timeout_null_array,
+};
+static BLMOVE_OP: BlockingOp = BlockingOp {
+    serve: serve_blmove,
+    timeout_reply: timeout_null_array,
+};
+
+/// BLPOP / BRPOP from the key at `pos`: `[key, element]`, or not yet if there is no list.
+fn serve_pop_one(c: &mut Ctx, a: &Args, pos: usize, end: End) -> Result<bool, Error> {
+    let key = a.get(pos);
+    if write_list(c.db, key, c.now)?.is_none() {
+        return Ok(false);
+    }
+    let out = &mut *c.out;
+    out.array(2);
+    out.bulk(key);
+    pop_values(c.db, key, end, 1, c.now, |e| out.bulk(e));
+    Ok(true)
+}
+
+fn serve_blpop(c: &mut Ctx, a: &Args, pos: usize, _: &mut WaitState) -> Result<bool, Error> {
+    serve_pop_one(c, a, pos, End::Head)
+}
+
+fn serve_brpop(c: &mut Ctx, a: &Args, pos: usize, _: &mut WaitState) -> Result<bool, Error> {
+    serve_pop_one(c, a, pos, End::Tail)
+}
+
+async fn bpop(conn: &mut Conn, a: Args<'_>, op: &'static BlockingOp) -> CmdResult {
+    // The timeout is checked before any key, as Redis does.
+    let timeout = blocking::parse_timeout_secs(a.get(a.len() - 1))?;
+    let keys: Vec<usize> = (1..a.len() - 1).collect();
+    blocking::run(conn, &a, &keys, timeout, op).await
+}
+
+fn blpop<'a>(conn: &'a mut Conn, a: Args<'a>) -> BoxFuture<'a> {
+    Box::pin(bpop(conn, a, &BLPOP_OP))
+}
+
+fn brpop<'a>(conn: &'a mut Conn, a: Args<'a>) -> BoxFuture<'a> {
+    Box::pin(bpop(conn, a, &BRPOP_OP))
+}
+
+/// BLMPOP from the key at `pos`: `[key, [elements...]]`.
+fn serve_blmpop(c: &mut Ctx, a: &Args, pos: usize, _: &mut WaitState) -> Result<bool, Error> {
+    let p = parse_mpop(a, 2)?;
+    let key = a.get(pos);
+    let Some(elems) = mpop_key(c.db, key, p.end, p.count, c.now)? else {
+        return Ok(false);
+    };
+    reply_key_elements(c.out, key, &elems);
+    Ok(true)
+}
+
+fn blmpop<'a>(conn: &'a mut Conn, a: Args<'a>) -> BoxFuture<'a> {
+    Box::pin(async move {
+        // BLMPOP checks numkeys, direction and COUNT before the timeout.
+        let p = parse_mpop(&a, 2)?;
+        let timeout = blocking::parse_timeout_secs(a.get(1))?;
+        let keys: Vec<usize> = (3..3 + p.keys.len()).collect();
+        blocking::run(conn, &a, &keys, timeout, &BLMPOP_OP).await
+    })
+}
+
+/// BLMOVE's or BRPOPLPUSH's ends, from the arguments.
+fn move_ends(a: &Args) -> Result<(End, End), Error> {
+    if a.len() == 6 {
+        Ok((parse_end(a.get(3))?, parse_end(a.get(4))?))
+    } else {
+        Ok((End::Tail, End::Head))
+    }
+}
+
+/// A woken BLMOVE / BRPOPLPUSH, on the source's shard. With the destination here this is
+/// LMOVE; with it on another shard the element is popped here and pushed there by a
+/// follow-up that runs before the reply goes out.
+fn serve_blmove(c: &mut Ctx, a: &Args, _: usize, state: &mut WaitState) -> Result<bool, Error> {
+    let (src, dst) = (a.get(1), a.get(2));
+    let (from, to) = move_ends(a)?;
+    if write_list(c.db, src, c.now)?.is_none() {
+        return Ok(false);
+    }
+    let fill = fill_of(c.shard);
+    let dst_owner = c.shard.owner_of(key_slot(dst));
+    if dst_owner == c.shard.id {
+        return match move_one(c.db, src, dst, from, to, fill, c.now) {
+            Ok(Some(v)) => {
+                c.out.bulk(&v);
+                Ok(true)
+            }
+            Ok(None) => Ok(false),
+            // A destination of another type: Redis answers the waiter with the error and
+            // leaves the source alone.
+            Err(e) => {
+                c.out.error(&e);
+                Ok(true)
+            }
+        };
+    }
+    let mut v = None;
+    pop_values(c.db, src, from, 1, c.now, |e| v = Some(e.to_vec()));
+    let Some(v) = v else {
+        return Ok(false);
+    };
+    c.out.bulk(&v);
+    let (src_owner, src, dst) = (c.shard.id, src.to_vec(), dst.to_vec());
+    state.then = Some((
+        dst_owner,
+        Box::new(move |s: &Rc<Shard>| push_or_restore(s, src_owner, src, dst, v, from, to)),
+    ));
+    Ok(true)
+}
+
+/// BLMOVE's follow-up on the destination's shard: pushes the element, or, if the destination
+/// now holds another type, puts the element back on the source so that nothing is lost.
+fn push_or_restore(
+    s: &Rc<Shard>,
+    src_owner: usize,
+    src: Vec<u8>,
+    dst: Vec<u8>,
+    v: Vec<u8>,
+    from: End,
+    to: End,
+) {
+    let now = now_ms();
+    let fill = fill_of(s);
+    {
+        let mut db = s.db.borrow_mut();
+        if check_list(&mut db, &dst, now).is_ok() {
+            push_values(&mut db, &dst, to, std::iter::once(&v[..]), fill, now);
+            return;
+        }
+    }
+    let s = s.clone();
+    glommio::spawn_local(async move {
+        s.call(src_owner, 0, move |s| {
+            let fill = fill_of(s);
+            push_values(
+                &mut s.db.borrow_mut(),
+                &src,
+                from,
+                std::iter::once(&v[..]),
+                fill,
+                now_ms(),
+            );
+        })
+        .await;
+    })
+    .detach();
+}
+
+async fn blmove_generic(conn: &mut Conn, a: Args<'_>) -> CmdResult {
+    // Ends first, then the timeout, as Redis checks them.
+    let (from, to) = move_ends(&a)?;
+    let timeout = blocking::parse_timeout_secs(a.get(a.len() - 1))?;
+    let shard = conn.shard.clone();
+    let (src, dst) = (a.get(1).to_vec(), a.get(2).to_vec());
+    // The first attempt is LMOVE itself (atomic across shards); only a missing source blocks.
+    let s2 = src.clone();
+    let src_owner = shard.owner_of(key_slot(&src));
+    let present = shard
+        .call(src_owner, 0, move |s| {
+            write_list(&mut s.db.borrow_mut(), &s2, now_ms()).map(|l| l.is_some())
+        })
+        .await?;
+    if present {
+        let fill = fill_of(&shard);
+        let moved = if src_owner == shard.owner_of(key_slot(&dst)) {
+            shard
+                .call(src_owner, 0, move |s| {
+                    move_one(&mut s.db.borrow_mut(), &src, &dst, from, to, fill, now_ms())
+                })
+                .await?
+        } else {
+            move_across(&shard, src, dst, from, to).await?
+        };
+        if let Some(v) = moved {
+            conn.out.bulk(&v);
+            return Ok(());
+        }
+        // Emptied in between by another client: wait like everyone else.
+    }
+    blocking::wait(conn, &a, &[1], timeout, &BLMOVE_OP).await
+}
+
+fn blmove<'a>(conn: &'a mut Conn, a: Args<'a>) -> BoxFuture<'a> {
+    Box::pin(blmove_generic(conn, a))
+}
+
+fn brpoplpush<'a>(conn: &'a mut Conn, a: Args<'a>) -> BoxFuture<'a> {
+    Box::pin(blmove_generic(conn, a))
 }
 
 #[cfg(test)]
