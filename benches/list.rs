@@ -53,7 +53,11 @@ fn bench_range(c: &mut Criterion) {
     g.throughput(Throughput::Elements(100));
     g.bench_function("lrange_100_from_middle_1m", |b| {
         b.iter(|| {
-            let n: usize = l.iter_from(black_box(BIG / 2)).take(100).map(<[u8]>::len).sum();
+            let n: usize = l
+                .iter_from(black_box(BIG / 2))
+                .take(100)
+                .map(<[u8]>::len)
+                .sum();
             black_box(n)
         })
     });
@@ -71,7 +75,8 @@ fn bench_insert(c: &mut Criterion) {
     let fill = Fill::default();
     let mut g = c.benchmark_group("list");
     g.throughput(Throughput::Elements(1));
-    // LINSERT / LREM in the middle of a 100k list: the node there grows, splits and merges.
+    // 100 LINSERT-style inserts in the middle of a 100k list (the node there grows and
+    // splits), then one LREM pass over the whole list that takes them out again (merges).
     g.bench_function("insert_remove_middle_100k", |b| {
         b.iter_batched_ref(
             || filled(100_000, fill),

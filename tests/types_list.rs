@@ -52,7 +52,17 @@ fn script(k: &[String]) -> Vec<Vec<String>> {
     e(&["TYPE", l1]);
     e(&["OBJECT", "ENCODING", l1]);
     // LINDEX / LSET.
-    for i in ["0", "-1", "3", "-9", "8", "100", "-100", "9223372036854775807", "-9223372036854775808"] {
+    for i in [
+        "0",
+        "-1",
+        "3",
+        "-9",
+        "8",
+        "100",
+        "-100",
+        "9223372036854775807",
+        "-9223372036854775808",
+    ] {
         e(&["LINDEX", l1, i]);
     }
     e(&["LINDEX", l1, "x"]);
@@ -70,7 +80,15 @@ fn script(k: &[String]) -> Vec<Vec<String>> {
     e(&["LINDEX", l1, "2"]);
     e(&["LSET", l1, "2", "a"]);
     // LRANGE.
-    for (s0, s1) in [("0", "0"), ("-3", "-1"), ("2", "1"), ("-100", "100"), ("5", "-5"), ("9", "20"), ("-1", "-2")] {
+    for (s0, s1) in [
+        ("0", "0"),
+        ("-3", "-1"),
+        ("2", "1"),
+        ("-100", "100"),
+        ("5", "-5"),
+        ("9", "20"),
+        ("-1", "-2"),
+    ] {
         e(&["LRANGE", l1, s0, s1]);
     }
     e(&["LRANGE", l1, "x", "1"]);
@@ -93,7 +111,15 @@ fn script(k: &[String]) -> Vec<Vec<String>> {
     e(&["LPOS", l1, "a", "RANK", "x"]);
     e(&["LPOS", l1, "a", "RANK", "9223372036854775807"]);
     e(&["LPOS", l1, "a", "RANK", "-9223372036854775808"]);
-    e(&["LPOS", l1, "a", "RANK", "-9223372036854775808", "COUNT", "1"]);
+    e(&[
+        "LPOS",
+        l1,
+        "a",
+        "RANK",
+        "-9223372036854775808",
+        "COUNT",
+        "1",
+    ]);
     e(&["LPOS", l1, "a", "COUNT", "-1"]);
     e(&["LPOS", l1, "a", "COUNT", "x"]);
     e(&["LPOS", l1, "a", "MAXLEN", "-1"]);
@@ -214,7 +240,12 @@ fn replies_match_stock_redis_resp2_and_resp3() {
         let (mut a, mut b) = pair(&ours, &stock, resp3);
         a.call(&[b"FLUSHALL"]);
         b.call(&[b"FLUSHALL"]);
-        run_script(&mut a, &mut b, &script(&k), if resp3 { "RESP3" } else { "RESP2" });
+        run_script(
+            &mut a,
+            &mut b,
+            &script(&k),
+            if resp3 { "RESP3" } else { "RESP2" },
+        );
     }
 }
 
@@ -224,12 +255,35 @@ fn command_info_matches_stock_redis() {
     let stock = StockRedis::start(&[]);
     let (mut a, mut b) = (ours.conn(), stock.conn());
     for name in [
-        "lpush", "rpush", "lpushx", "rpushx", "lpop", "rpop", "llen", "lindex", "lset", "lrange",
-        "ltrim", "lrem", "linsert", "lpos", "lmove", "rpoplpush", "lmpop", "blpop", "brpop",
-        "blmove", "brpoplpush", "blmpop",
+        "lpush",
+        "rpush",
+        "lpushx",
+        "rpushx",
+        "lpop",
+        "rpop",
+        "llen",
+        "lindex",
+        "lset",
+        "lrange",
+        "ltrim",
+        "lrem",
+        "linsert",
+        "lpos",
+        "lmove",
+        "rpoplpush",
+        "lmpop",
+        "blpop",
+        "brpop",
+        "blmove",
+        "brpoplpush",
+        "blmpop",
     ] {
         let info = |con: &mut redis::Connection| -> String {
-            let v: redis::Value = redis::cmd("COMMAND").arg("INFO").arg(name).query(con).unwrap();
+            let v: redis::Value = redis::cmd("COMMAND")
+                .arg("INFO")
+                .arg(name)
+                .query(con)
+                .unwrap();
             // Name, arity, flags, first/last/step and ACL categories: the first seven fields.
             match v {
                 redis::Value::Array(mut outer) => match outer.pop() {
@@ -241,7 +295,11 @@ fn command_info_matches_stock_redis() {
         };
         assert_eq!(info(&mut a), info(&mut b), "COMMAND INFO {name}");
         let docs = |con: &mut redis::Connection| -> String {
-            let v: redis::Value = redis::cmd("COMMAND").arg("DOCS").arg(name).query(con).unwrap();
+            let v: redis::Value = redis::cmd("COMMAND")
+                .arg("DOCS")
+                .arg(name)
+                .query(con)
+                .unwrap();
             // summary, since and group come first in both (stock adds complexity, arguments...).
             match v {
                 redis::Value::Array(outer) => match outer.get(1) {
@@ -319,7 +377,12 @@ fn random_command(rng: &mut Rng, keys: &[String]) -> Vec<String> {
         10 => vec!["LINDEX".into(), k, idx(rng)],
         11 => vec!["LSET".into(), k, idx(rng), elem(rng)],
         12 => vec!["LTRIM".into(), k, idx(rng), idx(rng)],
-        13 => vec!["LREM".into(), k, (rng.below(5) as i64 - 2).to_string(), elem(rng)],
+        13 => vec![
+            "LREM".into(),
+            k,
+            (rng.below(5) as i64 - 2).to_string(),
+            elem(rng),
+        ],
         14 => vec![
             "LINSERT".into(),
             k,
@@ -402,7 +465,11 @@ fn moves_across_shards_are_atomic() {
     let keys: Vec<String> = (0..SHARDS).map(|s| key_on_shard("mv", s, SHARDS)).collect();
     let elems: Vec<String> = (0..100).map(|i| format!("m{i}")).collect();
     let mut con = server.conn();
-    let _: i64 = redis::cmd("RPUSH").arg(&keys[0]).arg(&elems).query(&mut con).unwrap();
+    let _: i64 = redis::cmd("RPUSH")
+        .arg(&keys[0])
+        .arg(&elems)
+        .query(&mut con)
+        .unwrap();
     let workers: Vec<_> = (0..6u64)
         .map(|seed| {
             let mut con = server.conn();
@@ -454,7 +521,12 @@ fn moves_across_shards_are_atomic() {
     // Every element is in exactly one list: none lost, none duplicated.
     let mut all: Vec<String> = Vec::new();
     for k in &keys {
-        let part: Vec<String> = redis::cmd("LRANGE").arg(k).arg(0).arg(-1).query(&mut con).unwrap();
+        let part: Vec<String> = redis::cmd("LRANGE")
+            .arg(k)
+            .arg(0)
+            .arg(-1)
+            .query(&mut con)
+            .unwrap();
         all.extend(part);
     }
     all.sort();
@@ -513,7 +585,20 @@ fn blocking_replies_without_waiting_match_stock_redis() {
         w(&["BRPOPLPUSH", "missing", st, "0.01"]),
     ];
     // Argument errors, in Redis's order of checks.
-    for t in ["x", "-1", "-0.5", "inf", "-inf", "nan", "1e16", " 1", "1 ", "", "1e", "9223372036854775.808"] {
+    for t in [
+        "x",
+        "-1",
+        "-0.5",
+        "inf",
+        "-inf",
+        "nan",
+        "1e16",
+        " 1",
+        "1 ",
+        "",
+        "1e",
+        "9223372036854775.808",
+    ] {
         s.push(w(&["BLPOP", l1, t]));
         s.push(w(&["BRPOPLPUSH", l1, l2, t]));
         s.push(w(&["BLMOVE", l1, l2, "LEFT", "RIGHT", t]));
@@ -550,7 +635,9 @@ type Scenario = fn(port: u16, keys: &[String]) -> Vec<Vec<u8>>;
 fn compare_scenario(name: &str, f: Scenario) {
     let ours = Server::start(SHARDS, &[]);
     let stock = StockRedis::start(&[]);
-    let keys: Vec<String> = (0..SHARDS).map(|s| key_on_shard(&format!("{name}{s}:"), s, SHARDS)).collect();
+    let keys: Vec<String> = (0..SHARDS)
+        .map(|s| key_on_shard(&format!("{name}{s}:"), s, SHARDS))
+        .collect();
     let want = f(stock.port, &keys);
     let got = f(ours.port, &keys);
     let shown = |v: &[Vec<u8>]| v.iter().map(|r| show(r)).collect::<Vec<_>>();
@@ -566,7 +653,10 @@ fn blpop_woken_by_a_push_from_another_connection_on_any_shard() {
             // One waiter per key, each on all three keys' shards at once for the last one.
             let mut waiter = Raw::connect(port);
             if i == keys.len() - 1 {
-                send(&mut waiter, &["BRPOP", "nothing", &keys[0], &keys[1], k, "0"]);
+                send(
+                    &mut waiter,
+                    &["BRPOP", "nothing", &keys[0], &keys[1], k, "0"],
+                );
             } else {
                 send(&mut waiter, &["BLPOP", "nothing", k, "0"]);
             }
@@ -580,7 +670,10 @@ fn blpop_woken_by_a_push_from_another_connection_on_any_shard() {
         // RESP3 waiter, BLMPOP with COUNT.
         let mut waiter = Raw::connect(port);
         waiter.call(&[b"HELLO", b"3"]);
-        send(&mut waiter, &["BLMPOP", "0", "2", "none", &keys[1], "RIGHT", "COUNT", "5"]);
+        send(
+            &mut waiter,
+            &["BLMPOP", "0", "2", "none", &keys[1], "RIGHT", "COUNT", "5"],
+        );
         thread::sleep(SETTLE);
         out.push(cmd(&mut pusher, &["LPUSH", &keys[1], "x", "y"]));
         out.push(waiter.read_reply());
@@ -642,7 +735,8 @@ fn blmove_woken_moves_across_shards() {
         let dst_same = loop {
             let cand = format!("{{{src}}}d{tag}");
             tag += 1;
-            if common::shard_of(cand.as_bytes(), SHARDS) == common::shard_of(src.as_bytes(), SHARDS) {
+            if common::shard_of(cand.as_bytes(), SHARDS) == common::shard_of(src.as_bytes(), SHARDS)
+            {
                 break cand;
             }
         };
@@ -705,7 +799,17 @@ fn disconnect_while_blocked_leaves_the_pushed_element() {
         let mut w = server.raw();
         send(&mut w, &["BLPOP", "none", k, "0"]);
         let mut w2 = server.raw();
-        send(&mut w2, &["BLMOVE", k, &keys[(1 + keys.iter().position(|x| x == k).unwrap_or(0)) % SHARDS], "LEFT", "LEFT", "0"]);
+        send(
+            &mut w2,
+            &[
+                "BLMOVE",
+                k,
+                &keys[(1 + keys.iter().position(|x| x == k).unwrap_or(0)) % SHARDS],
+                "LEFT",
+                "LEFT",
+                "0",
+            ],
+        );
         thread::sleep(SETTLE);
         drop(w);
         drop(w2);

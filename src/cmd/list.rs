@@ -472,7 +472,11 @@ fn lpos(c: &mut Ctx, a: &Args) -> CmdResult {
     // A negative rank scans from the tail. Redis negates in C `long`, so LONG_MIN stays
     // negative and then matches from the first hit on; wrapping arithmetic reproduces that.
     let from_tail = o.rank < 0;
-    let rank = if from_tail { o.rank.wrapping_neg() } else { o.rank };
+    let rank = if from_tail {
+        o.rank.wrapping_neg()
+    } else {
+        o.rank
+    };
     let len = l.len();
     let scan: Box<dyn Iterator<Item = &[u8]>> = if from_tail {
         Box::new(l.iter_rev())
@@ -492,7 +496,11 @@ fn lpos(c: &mut Ctx, a: &Args) -> CmdResult {
         if matches < rank {
             continue;
         }
-        found.push(if from_tail { (len - index - 1) as i64 } else { index as i64 });
+        found.push(if from_tail {
+            (len - index - 1) as i64
+        } else {
+            index as i64
+        });
         match o.count {
             None => break,
             Some(count) => {
@@ -772,7 +780,9 @@ pub(crate) fn parse_mpop(a: &Args, numkeys_at: usize) -> Result<MpopArgs, Error>
         }
         j += 1;
     }
-    let keys = (numkeys_at + 1..end_at).map(|i| a.get(i).to_vec()).collect();
+    let keys = (numkeys_at + 1..end_at)
+        .map(|i| a.get(i).to_vec())
+        .collect();
     Ok(MpopArgs {
         keys,
         end,
@@ -1102,7 +1112,7 @@ mod tests {
         let p = with_args(&["lmpop", "2", "a", "b", "right", "count", "3"], |a| {
             parse_mpop(a, 1)
         });
-        let p = p.ok().expect("valid");
+        let p = p.unwrap_or_else(|e| panic!("valid arguments refused: {}", e.render()));
         assert_eq!(p.keys, vec![b"a".to_vec(), b"b".to_vec()]);
         assert_eq!((p.end, p.count), (End::Tail, 3));
         let err = |w: &[&str]| with_args(w, |a| parse_mpop(a, 1).err().map(|e| e.render()));

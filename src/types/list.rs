@@ -222,6 +222,8 @@ impl Node {
 /// A list value. 16 bytes (the nodes are boxed), so `Value` stays small.
 #[derive(Clone, Default)]
 pub struct List {
+    // Boxed on purpose: a bare VecDeque (32 bytes) would grow every `Value`.
+    #[allow(clippy::box_collection)]
     nodes: Box<VecDeque<Node>>,
     len: usize,
 }
@@ -482,7 +484,13 @@ impl List {
 
     /// Removes elements equal to `value`: at most `limit` (0 = all), scanning from the head
     /// or, with `from_tail`, from the tail. Returns how many were removed.
-    pub fn remove_matching(&mut self, value: &[u8], limit: u64, from_tail: bool, fill: Fill) -> usize {
+    pub fn remove_matching(
+        &mut self,
+        value: &[u8],
+        limit: u64,
+        from_tail: bool,
+        fill: Fill,
+    ) -> usize {
         let mut removed: u64 = 0;
         let order: Vec<usize> = if from_tail {
             (0..self.nodes.len()).rev().collect()
@@ -697,7 +705,10 @@ mod tests {
         assert_eq!(l.get(2500), Some(&b"e2500"[..]));
         assert_eq!(l.get(5000), None);
         assert_eq!(l.iter_rev().next(), Some(&b"e4999"[..]));
-        assert_eq!(l.iter_from(4998).collect::<Vec<_>>(), vec![&b"e4998"[..], b"e4999"]);
+        assert_eq!(
+            l.iter_from(4998).collect::<Vec<_>>(),
+            vec![&b"e4998"[..], b"e4999"]
+        );
         assert_eq!(l.pop(End::Tail), Some(b"e4999".to_vec()));
         assert_eq!(l.pop(End::Head), Some(b"e0".to_vec()));
         assert_eq!(l.len(), 4998);
@@ -746,14 +757,25 @@ mod tests {
         l.remove_range(1, 3, fill);
         assert!(l.nodes_within(fill));
         assert_eq!(l.node_count(), 2, "neighbours that fit merge");
-        assert_eq!(contents(&l), vec![vec![0], vec![4], vec![5], vec![6], vec![7]]);
+        assert_eq!(
+            contents(&l),
+            vec![vec![0], vec![4], vec![5], vec![6], vec![7]]
+        );
     }
 
     /// Random operations against a `VecDeque` model, at several fills and element sizes
     /// (some past the 4 KB budget), checking contents and node bounds after every step.
     #[test]
     fn model_random_ops() {
-        for (seed, fill) in [(1u64, -1i64), (2, -2), (3, 1), (4, 3), (5, 0), (6, -5), (7, 128)] {
+        for (seed, fill) in [
+            (1u64, -1i64),
+            (2, -2),
+            (3, 1),
+            (4, 3),
+            (5, 0),
+            (6, -5),
+            (7, 128),
+        ] {
             let fill = Fill::new(fill);
             let mut rng = Rng::new(seed);
             let mut l = List::new();
