@@ -831,3 +831,60 @@ fn disconnect_while_blocked_leaves_the_pushed_element() {
         show(&info)
     );
 }
+
+/// DEBUG OBJECT's quicklist fields: with a count-based node size, lists built by pushes and
+/// split by an insert have the nodes stock Redis has.
+#[test]
+fn debug_object_shows_quicklist_nodes_like_redis() {
+    let ours = Server::start(
+        SHARDS,
+        &[
+            "--list-max-listpack-size",
+            "3",
+            "--enable-debug-command",
+            "yes",
+        ],
+    );
+    let stock = StockRedis::start(&[
+        "--list-max-listpack-size",
+        "3",
+        "--enable-debug-command",
+        "yes",
+    ]);
+    let nodes = |port: u16| -> Vec<String> {
+        let mut c = Raw::connect(port);
+        let mut out = Vec::new();
+        let mut grab = |c: &mut Raw| {
+            let r = String::from_utf8_lossy(&cmd(c, &["DEBUG", "OBJECT", "dl"])).into_owned();
+            let fields: Vec<&str> = r
+                .split_whitespace()
+                .filter(|f| {
+                    f.starts_with("encoding:")
+                        || f.starts_with("ql_nodes:")
+                        || f.starts_with("ql_avg_node:")
+                        || f.starts_with("ql_listpack_max:")
+                        || f.starts_with("ql_compressed:")
+                })
+                .collect();
+            out.push(fields.join(" "));
+        };
+        let ten: Vec<String> = (1..=10).map(|i| i.to_string()).collect();
+        let mut push = vec!["RPUSH", "dl"];
+        push.extend(ten.iter().map(String::as_str));
+        cmd(&mut c, &push);
+        grab(&mut c);
+        cmd(&mut c, &["LINSERT", "dl", "BEFORE", "2", "x"]);
+        grab(&mut c);
+        cmd(&mut c, &["LPUSH", "dl", "a", "b", "c", "d"]);
+        grab(&mut c);
+        cmd(&mut c, &["RPOP", "dl", "4"]);
+        grab(&mut c);
+        out
+    };
+    let want = nodes(stock.port);
+    assert_eq!(
+        want[0],
+        "encoding:quicklist ql_nodes:4 ql_avg_node:2.50 ql_listpack_max:3 ql_compressed:0"
+    );
+    assert_eq!(nodes(ours.port), want);
+}

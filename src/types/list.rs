@@ -25,6 +25,11 @@ impl Fill {
         Fill(v.clamp(-5, 32767) as i32)
     }
 
+    /// The effective setting (what DEBUG OBJECT shows as `ql_listpack_max`).
+    pub fn value(self) -> i32 {
+        self.0
+    }
+
     /// Whether a node may hold `count` entries in `bytes` bytes.
     #[inline]
     fn allows(self, bytes: usize, count: usize) -> bool {
