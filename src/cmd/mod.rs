@@ -8,6 +8,7 @@ pub mod connection;
 pub mod function;
 pub mod hash;
 pub mod keys;
+pub mod list;
 pub mod scan;
 pub mod server;
 pub mod set;
@@ -295,6 +296,7 @@ fn families() -> impl Iterator<Item = &'static CommandSpec> {
         keys::COMMANDS,
         hash::COMMANDS,
         set::COMMANDS,
+        list::COMMANDS,
         cluster::COMMANDS,
         function::COMMANDS,
     ]

@@ -83,6 +83,8 @@ pub struct Settings {
     pub hash_max_listpack_value: usize,
     pub set_max_intset_entries: usize,
     pub set_max_listpack_entries: usize,
+    /// List node bound (`list-max-listpack-size`; `list-compress-depth` is accepted and ignored).
+    pub list_fill: crate::types::list::Fill,
     /// Whether `maxmemory-policy` is an LFU one (OBJECT FREQ works, OBJECT IDLETIME does not).
     pub lfu_policy: bool,
 }
@@ -101,6 +103,7 @@ impl Settings {
             hash_max_listpack_value: c.get_i64("hash-max-listpack-value") as usize,
             set_max_intset_entries: c.get_i64("set-max-intset-entries") as usize,
             set_max_listpack_entries: c.get_i64("set-max-listpack-entries") as usize,
+            list_fill: crate::types::list::Fill::new(c.get_i64("list-max-listpack-size")),
             lfu_policy: c.get("maxmemory-policy").ends_with("-lfu"),
         }
     }

@@ -1,11 +1,13 @@
-//! Value types and their encodings: strings, hashes and sets so far; the other types join in later issues.
+//! Value types and their encodings: strings, hashes, sets and lists so far; the other types join in later issues.
 
 pub mod hash;
+pub mod list;
 pub mod listpack;
 pub mod set;
 pub mod string;
 
 pub use hash::Hash;
+pub use list::List;
 pub use set::Set;
 pub use string::StrValue;
 
@@ -15,6 +17,7 @@ pub enum Value {
     Str(StrValue),
     Hash(Hash),
     Set(Set),
+    List(List),
 }
 
 impl Value {
@@ -24,6 +27,7 @@ impl Value {
             Value::Str(_) => "string",
             Value::Hash(_) => "hash",
             Value::Set(_) => "set",
+            Value::List(_) => "list",
         }
     }
 
@@ -33,6 +37,7 @@ impl Value {
             Value::Str(s) => s.encoding(),
             Value::Hash(h) => h.encoding(),
             Value::Set(s) => s.encoding(),
+            Value::List(l) => l.encoding(),
         }
     }
 }
@@ -43,7 +48,7 @@ mod tests {
 
     #[test]
     fn value_stays_small() {
-        // Every key pays for the largest variant: hashes and sets must not grow it.
+        // Every key pays for the largest variant: hashes, sets and lists must not grow it.
         assert_eq!(std::mem::size_of::<Value>(), 24);
     }
 }
