@@ -5,6 +5,7 @@
 pub mod bitops;
 pub mod connection;
 pub mod hash;
+pub mod hll;
 pub mod keys;
 pub mod scan;
 pub mod server;
@@ -293,6 +294,7 @@ fn families() -> impl Iterator<Item = &'static CommandSpec> {
         keys::COMMANDS,
         hash::COMMANDS,
         set::COMMANDS,
+        hll::COMMANDS,
     ]
     .into_iter()
     .flatten()

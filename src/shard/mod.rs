@@ -78,6 +78,8 @@ pub struct Settings {
     pub hash_max_listpack_value: usize,
     pub set_max_intset_entries: usize,
     pub set_max_listpack_entries: usize,
+    /// Largest sparse HyperLogLog before it turns dense (types::hll).
+    pub hll_sparse_max_bytes: usize,
     /// Whether `maxmemory-policy` is an LFU one (OBJECT FREQ works, OBJECT IDLETIME does not).
     pub lfu_policy: bool,
 }
@@ -96,6 +98,7 @@ impl Settings {
             hash_max_listpack_value: c.get_i64("hash-max-listpack-value") as usize,
             set_max_intset_entries: c.get_i64("set-max-intset-entries") as usize,
             set_max_listpack_entries: c.get_i64("set-max-listpack-entries") as usize,
+            hll_sparse_max_bytes: c.get_i64("hll-sparse-max-bytes") as usize,
             lfu_policy: c.get("maxmemory-policy").ends_with("-lfu"),
         }
     }

@@ -1,6 +1,7 @@
 //! Value types and their encodings: strings, hashes and sets so far; the other types join in later issues.
 
 pub mod hash;
+pub mod hll;
 pub mod listpack;
 pub mod set;
 pub mod string;
