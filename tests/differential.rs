@@ -92,6 +92,8 @@ struct Gen {
     /// The generating family's index: it picks mostly keys `i` with `i % FAMILIES.len() ==
     /// family`, so each type keeps some keys of its own while collisions still happen.
     family: usize,
+    /// Commands generated so far (see `ttl`).
+    seq: u64,
 }
 
 impl Gen {
@@ -106,6 +108,14 @@ impl Gen {
 
     fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
         items[self.below(items.len() as u64) as usize]
+    }
+
+    /// A TTL in seconds for EXPIRE, SET EX and friends that makes replies independent of the
+    /// clock: one of three bases far apart (so GT/LT between them are decided by the base)
+    /// plus the command's sequence number (so a later TTL on the same base is always greater,
+    /// whatever time passed in between). Never near expiry within a run.
+    fn ttl(&mut self) -> u64 {
+        100_000 * (1 + self.below(3)) + self.seq
     }
 
     /// A key, mostly one of the family's own (see `family`).
@@ -195,7 +205,7 @@ fn one_of(g: &mut Gen, key: &str, forms: &[&[&str]]) -> Cmd {
 
 fn strings_and_keys(g: &mut Gen) -> Cmd {
     let k = g.key();
-    match g.below(31) {
+    match g.below(38) {
         0..=3 => {
             let mut a = vec!["SET".to_string(), k, g.member()];
             if g.chance(20) {
@@ -205,7 +215,7 @@ fn strings_and_keys(g: &mut Gen) -> Cmd {
                 a.push("GET".into());
             }
             if g.chance(10) {
-                a.extend(["EX".to_string(), "100000".to_string()]);
+                a.extend(["EX".to_string(), g.ttl().to_string()]);
             } else if g.chance(10) {
                 a.push("KEEPTTL".into());
             }
@@ -252,7 +262,11 @@ fn strings_and_keys(g: &mut Gen) -> Cmd {
             let mut a = vec![
                 "EXPIRE".to_string(),
                 g.any_key(),
-                g.pick(&["100000", "200000", "0"]).into(),
+                if g.chance(10) {
+                    "0".into()
+                } else {
+                    g.ttl().to_string()
+                },
             ];
             if g.chance(30) {
                 a.push(g.pick(&["NX", "XX", "GT", "LT"]).into());
@@ -273,8 +287,64 @@ fn strings_and_keys(g: &mut Gen) -> Cmd {
         }
         28 => match g.pick(&["PERSIST", "EX", "PX"]) {
             "PERSIST" => Cmd::new(&["GETEX", &k, "PERSIST"]),
-            unit => Cmd::new(&["GETEX", &k, unit, "100000000"]),
+            "EX" => Cmd::new(&["GETEX", &k, "EX", &g.ttl().to_string()]),
+            _ => Cmd::new(&["GETEX", &k, "PX", &(g.ttl() * 1000).to_string()]),
         },
+        30 => Cmd::new(&["KEYS", g.pick(&["*", "k1*", "k?"])]).order(Order::Elements),
+        31 => Cmd::new(&with_keys("TOUCH", &g.any_keys(3), &[])),
+        32 => {
+            let (op, ttl) = match g.below(5) {
+                0 => ("SETEX", g.pick(&["0", "-1", "x"]).to_string()),
+                1 | 2 => ("SETEX", g.ttl().to_string()),
+                _ => ("PSETEX", (g.ttl() * 1000).to_string()),
+            };
+            Cmd::new(&[op, &k, &ttl, &g.member()])
+        }
+        33 => Cmd::new(&["SUBSTR", &k, &g.int(-3, 5), &g.int(-3, 5)]),
+        34 => {
+            let mut a = vec!["LCS".to_string(), k, g.key(), "IDX".to_string()];
+            if g.chance(50) {
+                a.extend(["MINMATCHLEN".to_string(), g.int(0, 3)]);
+            }
+            if g.chance(50) {
+                a.push("WITHMATCHLEN".into());
+            }
+            Cmd::new(&a)
+        }
+        35 => Cmd::new(&[
+            "BITPOS",
+            &k,
+            g.pick(&["0", "1"]),
+            &g.int(-3, 3),
+            &g.int(-3, 3),
+        ]),
+        36 => {
+            let op = g.pick(&["AND", "OR", "XOR", "NOT"]);
+            let srcs = if op == "NOT" {
+                vec![g.key()]
+            } else {
+                g.keys(3)
+            };
+            Cmd::new(&with_keys("BITOP", &[op.to_string(), k], &srcs))
+        }
+        37 => {
+            let ty = g.pick(&["u8", "i5", "u1", "i16"]);
+            let off = g.int(0, 40);
+            match g.below(3) {
+                0 => Cmd::new(&["BITFIELD", &k, "GET", ty, &off]),
+                1 => Cmd::new(&["BITFIELD", &k, "SET", ty, &off, &g.int(-40, 300)]),
+                _ => Cmd::new(&[
+                    "BITFIELD",
+                    &k,
+                    "OVERFLOW",
+                    g.pick(&["WRAP", "SAT", "FAIL"]),
+                    "INCRBY",
+                    ty,
+                    &off,
+                    &g.int(-100, 100),
+                ]),
+            }
+        }
         29 => one_of(
             g,
             &k,
@@ -506,6 +576,7 @@ fn next_command(g: &mut Gen) -> (usize, Cmd) {
     for (i, f) in FAMILIES.iter().enumerate() {
         if r < f.weight {
             g.family = i;
+            g.seq += 1;
             return (i, (f.generate)(g));
         }
         r -= f.weight;
@@ -535,6 +606,7 @@ fn run_pass(ours: &Server, stock: &StockRedis, seed: u64, n: usize, resp3: bool)
         rng: Rng(seed),
         keys,
         family: 0,
+        seq: 0,
     };
     let mut history: Vec<String> = Vec::new();
     // Per family: (commands, error replies, WRONGTYPE replies), to show what the run covered.
