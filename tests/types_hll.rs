@@ -178,6 +178,21 @@ fn pfmerge_and_pfcount_across_shards() {
         same(&mut a, &mut b, &[b"GET", b"fresh"]);
         same(&mut a, &mut b, &[b"PFMERGE", b"fresh2"]);
         same(&mut a, &mut b, &[b"GET", b"fresh2"]);
+        // Sparse sources whose union outgrows hll-sparse-max-bytes: the destination turns
+        // dense part way through the register-by-register write, at the same register.
+        for (key, tag) in [(k0, "u"), (k1, "v")] {
+            same(&mut a, &mut b, &[b"DEL", key]);
+            let elements: Vec<String> = (0..900).map(|i| format!("{tag}{i}")).collect();
+            let mut args: Vec<&[u8]> = vec![b"PFADD", key];
+            args.extend(elements.iter().map(|s| s.as_bytes()));
+            same(&mut a, &mut b, &args);
+            same(&mut a, &mut b, &[b"PFDEBUG", b"ENCODING", key]);
+        }
+        same(&mut a, &mut b, &[b"DEL", k2]);
+        same(&mut a, &mut b, &[b"PFMERGE", k2, k0, k1]);
+        same(&mut a, &mut b, &[b"PFDEBUG", b"ENCODING", k2]);
+        same(&mut a, &mut b, &[b"GET", k2]);
+        same(&mut a, &mut b, &[b"PFCOUNT", k0, k1]);
         // Errors across shards: the first bad key in argument order decides.
         same(&mut a, &mut b, &[b"SET", b"plain", b"not an hll"]);
         same(&mut a, &mut b, &[b"SADD", b"aset", b"m"]);
