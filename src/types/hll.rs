@@ -236,7 +236,6 @@ fn sparse_set(s: &mut Vec<u8>, index: usize, count: u8, max_bytes: usize) -> Res
     let Some((op, span, oplen)) = found else {
         return Err(Corrupt);
     };
-    let next = (p + oplen < end).then_some(p + oplen);
 
     // Step 2: the cheap cases, then the general split into at most three opcodes.
     let mut rewrite = true;
@@ -276,15 +275,9 @@ fn sparse_set(s: &mut Vec<u8>, index: usize, count: u8, max_bytes: usize) -> Res
         if new_len > end && new_len > max_bytes {
             return promote(s, index, count);
         }
-        let tail = match next {
-            Some(n) => s[n..end].to_vec(),
-            None => Vec::new(),
-        };
-        s.truncate(p);
-        s.extend_from_slice(&seq);
-        s.extend_from_slice(&tail);
+        s.splice(p..(p + oplen).min(end), seq);
         // A truncated trailing XZERO (corrupt input) leaves one byte too many, as in Redis.
-        s.resize(new_len, 0);
+        s.truncate(new_len);
         end = new_len;
     }
 
