@@ -377,7 +377,7 @@ fn strings_and_keys(g: &mut Gen) -> Cmd {
 
 fn hashes(g: &mut Gen) -> Cmd {
     let k = g.key();
-    match g.below(17) {
+    match g.below(18) {
         0..=3 => {
             let n = 1 + g.below(4);
             let mut a = vec![g.pick(&["HSET", "HSET", "HMSET"]).to_string(), k];
@@ -399,6 +399,8 @@ fn hashes(g: &mut Gen) -> Cmd {
         13 => Cmd::new(&["HKEYS", &k]).order(Order::ElementsIfHashtable(k)),
         14 => Cmd::new(&["HVALS", &k]).order(Order::ElementsIfHashtable(k)),
         15 => Cmd::new(&["HGETALL", &k]).order(Order::PairsIfHashtable(k)),
+        // Another type written over one of our keys stays there: recycle it now and then.
+        16 => Cmd::new(&["DEL", &k]),
         _ => one_of(
             g,
             &k,
@@ -417,7 +419,7 @@ fn hashes(g: &mut Gen) -> Cmd {
 
 fn sets(g: &mut Gen) -> Cmd {
     let k = g.key();
-    match g.below(17) {
+    match g.below(18) {
         0..=3 => Cmd::new(&with_keys("SADD", &[k], &g.members(5))),
         4 => Cmd::new(&with_keys("SREM", &[k], &g.members(3))),
         5 => Cmd::new(&["SISMEMBER", &k, &g.member()]),
@@ -444,6 +446,8 @@ fn sets(g: &mut Gen) -> Cmd {
             }
             Cmd::new(&a)
         }
+        // Another type written over one of our keys stays there: recycle it now and then.
+        16 => Cmd::new(&["DEL", &k]),
         _ => one_of(
             g,
             &k,
@@ -472,7 +476,7 @@ fn hyperloglog(g: &mut Gen) -> Cmd {
         }
         4 | 5 => Cmd::new(&with_keys("PFCOUNT", &g.keys(3), &[])),
         6 => Cmd::new(&with_keys("PFMERGE", &[k], &g.keys(3))),
-        // A string written over an HLL key stays there (PFADD cannot repair it): recycle.
+        // A string written over one of our keys stays there (PFADD cannot repair it): recycle.
         7 => Cmd::new(&["DEL", &k]),
         _ => one_of(
             g,
@@ -591,12 +595,56 @@ fn next_command(g: &mut Gen) -> (usize, Cmd) {
     unreachable!("weights cover the range")
 }
 
+/// One run of the sequence: the protocol and the configuration both servers get first.
+struct Pass {
+    name: &'static str,
+    resp3: bool,
+    config: &'static [(&'static str, &'static str)],
+}
+
+/// Redis 7.0's defaults, then tiny encoding thresholds so that conversions (listpack →
+/// hashtable, intset → hashtable, sparse → dense) happen all the time. Types joining the test
+/// add their thresholds to the last pass (both servers must accept them).
+const DEFAULTS: &[(&str, &str)] = &[
+    ("hash-max-listpack-entries", "512"),
+    ("hash-max-listpack-value", "64"),
+    ("set-max-intset-entries", "512"),
+    ("hll-sparse-max-bytes", "3000"),
+];
+const PASSES: &[Pass] = &[
+    Pass {
+        name: "RESP2, default thresholds",
+        resp3: false,
+        config: DEFAULTS,
+    },
+    Pass {
+        name: "RESP3, default thresholds",
+        resp3: true,
+        config: DEFAULTS,
+    },
+    Pass {
+        name: "RESP2, tiny thresholds",
+        resp3: false,
+        config: &[
+            ("hash-max-listpack-entries", "3"),
+            ("hash-max-listpack-value", "4"),
+            ("set-max-intset-entries", "3"),
+            ("hll-sparse-max-bytes", "60"),
+        ],
+    },
+];
+
 /// Runs `n` commands from `seed` against both servers and panics at the first disagreement,
 /// showing the recent history and how to rerun.
-fn run_pass(ours: &Server, stock: &StockRedis, seed: u64, n: usize, resp3: bool) {
+fn run_pass(ours: &Server, stock: &StockRedis, seed: u64, n: usize, pass: &Pass) {
+    let resp3 = pass.resp3;
     let (mut a, mut b) = (ours.raw(), Raw::connect(stock.port));
     for c in [&mut a, &mut b] {
         c.call(&[b"FLUSHALL"]);
+        for (name, value) in pass.config {
+            let reply = c.call(&[b"CONFIG", b"SET", name.as_bytes(), value.as_bytes()]);
+            assert_eq!(show(&reply), show(b"+OK\r\n"), "CONFIG SET {name} {value}");
+        }
         if resp3 {
             c.call(&[b"HELLO", b"3"]);
         }
@@ -632,7 +680,7 @@ fn run_pass(ours: &Server, stock: &StockRedis, seed: u64, n: usize, resp3: bool)
                  command:  {:?}\n expected: {}\n      got: {}\n recent commands:\n  {recent}\n\
                  rerun: REDCELL_DIFF_SEED={seed} REDCELL_DIFF_COMMANDS={n} \
                  cargo test --test differential",
-                if resp3 { "RESP3" } else { "RESP2" },
+                pass.name,
                 cmd.args,
                 show(&want),
                 show(&got),
@@ -684,6 +732,8 @@ fn random_commands_match_stock_redis() {
     eprintln!("differential: seed {seed}, {n} commands per pass (REDCELL_DIFF_SEED / REDCELL_DIFF_COMMANDS)");
     let ours = Server::start(SHARDS, &[]);
     let stock = StockRedis::start(&[]);
-    run_pass(&ours, &stock, seed, n, false);
-    run_pass(&ours, &stock, seed, n, true);
+    for pass in PASSES {
+        eprintln!("pass: {}", pass.name);
+        run_pass(&ours, &stock, seed, n, pass);
+    }
 }
