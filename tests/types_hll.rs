@@ -359,8 +359,8 @@ fn random_sparse(rng: &mut Rng, exact: bool) -> Vec<u8> {
         }
     }
     if exact {
-        // Trim or pad so the registers add up exactly: rebuild the tail with XZEROs.
-        while left < 0 {
+        // Overshot: draw another stream. Short: pad with XZEROs to exactly 16384 registers.
+        if left < 0 {
             return random_sparse(rng, exact);
         }
         while left > 0 {
@@ -391,7 +391,7 @@ fn random_sparse_streams_behave_like_stock() {
         let mut pfadd: Vec<&[u8]> = vec![b"PFADD", b"r"];
         pfadd.extend(elements.iter().map(Vec::as_slice));
         let cmd: Vec<&[u8]> = match round % 8 {
-            0 | 1 | 2 => pfadd,
+            0..=2 => pfadd,
             3 => vec![b"PFCOUNT", b"r"],
             4 => vec![b"PFCOUNT", b"r", b"other"],
             5 => vec![b"PFMERGE", b"r", b"other"],

@@ -660,7 +660,7 @@ mod tests {
             let n = 50 + rng.next() % 3000;
             for _ in 0..n {
                 // Cluster some updates so VAL runs form and merge.
-                let i = if rng.next() % 3 == 0 {
+                let i = if rng.next().is_multiple_of(3) {
                     (rng.next() % 40) as usize
                 } else {
                     (rng.next() % REGISTERS as u64) as usize
