@@ -377,7 +377,7 @@ fn strings_and_keys(g: &mut Gen) -> Cmd {
 
 fn hashes(g: &mut Gen) -> Cmd {
     let k = g.key();
-    match g.below(18) {
+    match g.below(20) {
         0..=3 => {
             let n = 1 + g.below(4);
             let mut a = vec![g.pick(&["HSET", "HSET", "HMSET"]).to_string(), k];
@@ -401,6 +401,9 @@ fn hashes(g: &mut Gen) -> Cmd {
         15 => Cmd::new(&["HGETALL", &k]).order(Order::PairsIfHashtable(k)),
         // Another type written over one of our keys stays there: recycle it now and then.
         16 => Cmd::new(&["DEL", &k]),
+        // With a count beyond the size, HRANDFIELD returns the whole hash: not random.
+        17 => Cmd::new(&["HRANDFIELD", &k, "1000"]).order(Order::ElementsIfHashtable(k)),
+        18 => Cmd::new(&["HRANDFIELD", &k, "1000", "WITHVALUES"]).order(Order::PairsIfHashtable(k)),
         _ => one_of(
             g,
             &k,
@@ -419,7 +422,7 @@ fn hashes(g: &mut Gen) -> Cmd {
 
 fn sets(g: &mut Gen) -> Cmd {
     let k = g.key();
-    match g.below(18) {
+    match g.below(19) {
         0..=3 => Cmd::new(&with_keys("SADD", &[k], &g.members(5))),
         4 => Cmd::new(&with_keys("SREM", &[k], &g.members(3))),
         5 => Cmd::new(&["SISMEMBER", &k, &g.member()]),
@@ -448,6 +451,8 @@ fn sets(g: &mut Gen) -> Cmd {
         }
         // Another type written over one of our keys stays there: recycle it now and then.
         16 => Cmd::new(&["DEL", &k]),
+        // With a count beyond the size, SRANDMEMBER returns the whole set: not random.
+        17 => Cmd::new(&["SRANDMEMBER", &k, "1000"]).order(Order::ElementsIfHashtable(k)),
         _ => one_of(
             g,
             &k,
@@ -530,11 +535,14 @@ fn parse(buf: &[u8], pos: &mut usize) -> Node {
     }
 }
 
-/// The reply with its top-level elements (or pairs) sorted.
+/// The reply with its top-level elements (or pairs) sorted. Pairs are flat (a RESP2 array or
+/// a RESP3 map) unless they already come as two-element arrays (RESP3 HRANDFIELD WITHVALUES),
+/// which sort as elements.
 fn sorted(reply: &[u8], pairs: bool) -> Node {
     match parse(reply, &mut 0) {
         Node::Agg(t, Some(items)) => {
-            let items = if pairs || t == b'%' {
+            let nested = items.iter().all(|n| matches!(n, Node::Agg(..)));
+            let items = if t == b'%' || (pairs && !nested) {
                 let mut p: Vec<Vec<Node>> = items.chunks(2).map(<[Node]>::to_vec).collect();
                 p.sort();
                 p.concat()
