@@ -22,6 +22,10 @@ pub enum Error {
     AuthNotConfigured,
     /// A SCAN-family cursor that is not an unsigned 64-bit number.
     InvalidCursor,
+    /// A string that is not an HLL where one is required.
+    NotHll,
+    /// An HLL whose sparse stream does not decode to exactly 16384 registers.
+    CorruptHll,
     /// `ERR value is out of range, value must between <min> and <max>` (Redis's wording).
     OutOfRange {
         min: i64,
@@ -72,6 +76,8 @@ impl Error {
             WrongPass => "WRONGPASS invalid username-password pair or user is disabled.".into(),
             AuthNotConfigured => "ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?".into(),
             InvalidCursor => "ERR invalid cursor".into(),
+            NotHll => "WRONGTYPE Key is not a valid HyperLogLog string value.".into(),
+            CorruptHll => "INVALIDOBJ Corrupted HLL object detected".into(),
             OutOfRange { min, max } => format!("ERR value is out of range, value must between {min} and {max}").into(),
             WrongArity(name) => format!("ERR wrong number of arguments for '{name}' command").into(),
             UnknownCommand(text) => Cow::Owned(text.clone()),
@@ -147,6 +153,8 @@ mod tests {
             (Error::ExpireTime("set"), "ERR invalid expire time in 'set' command"),
             (Error::DbIndexOutOfRange, "ERR DB index is out of range"),
             (Error::InvalidCursor, "ERR invalid cursor"),
+            (Error::NotHll, "WRONGTYPE Key is not a valid HyperLogLog string value."),
+            (Error::CorruptHll, "INVALIDOBJ Corrupted HLL object detected"),
             (
                 Error::OutOfRange { min: i32::MIN as i64, max: i32::MAX as i64 },
                 "ERR value is out of range, value must between -2147483648 and 2147483647",

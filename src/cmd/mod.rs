@@ -7,6 +7,7 @@ pub mod cluster;
 pub mod connection;
 pub mod function;
 pub mod hash;
+pub mod hll;
 pub mod keys;
 pub mod list;
 pub mod scan;
@@ -299,6 +300,7 @@ fn families() -> impl Iterator<Item = &'static CommandSpec> {
         list::COMMANDS,
         cluster::COMMANDS,
         function::COMMANDS,
+        hll::COMMANDS,
     ]
     .into_iter()
     .flatten()

@@ -174,6 +174,7 @@ static DIRECTIVES: &[Directive] = &[
     d("set-max-intset-entries", NON_NEG, "512", true),
     // Redis 7.2's; kept for the set type's listpack encoding.
     d("set-max-listpack-entries", NON_NEG, "128", true),
+    d("hll-sparse-max-bytes", Kind::Memory { min: 0 }, "3000", true),
     d("zset-max-listpack-entries", NON_NEG, "128", true),
     d(
         "zset-max-listpack-value",

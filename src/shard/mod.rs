@@ -85,6 +85,8 @@ pub struct Settings {
     pub set_max_listpack_entries: usize,
     /// List node bound (`list-max-listpack-size`; `list-compress-depth` is accepted and ignored).
     pub list_fill: crate::types::list::Fill,
+    /// Largest sparse HyperLogLog before it turns dense (types::hll).
+    pub hll_sparse_max_bytes: usize,
     /// Whether `maxmemory-policy` is an LFU one (OBJECT FREQ works, OBJECT IDLETIME does not).
     pub lfu_policy: bool,
 }
@@ -104,6 +106,7 @@ impl Settings {
             set_max_intset_entries: c.get_i64("set-max-intset-entries") as usize,
             set_max_listpack_entries: c.get_i64("set-max-listpack-entries") as usize,
             list_fill: crate::types::list::Fill::new(c.get_i64("list-max-listpack-size")),
+            hll_sparse_max_bytes: c.get_i64("hll-sparse-max-bytes") as usize,
             lfu_policy: c.get("maxmemory-policy").ends_with("-lfu"),
         }
     }

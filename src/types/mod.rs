@@ -2,6 +2,7 @@
 
 pub mod hash;
 pub mod list;
+pub mod hll;
 pub mod listpack;
 pub mod set;
 pub mod string;

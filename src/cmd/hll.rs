@@ -1,0 +1,338 @@
+//! HyperLogLog commands (Redis 7.0's hyperloglog.c): PFADD, PFCOUNT and PFMERGE (across
+//! shards too), PFDEBUG and PFSELFTEST. Values are plain strings in Redis's HLL byte layout.
+
+use std::rc::Rc;
+
+use crate::cmd::{flag::*, BoxFuture, CommandSpec, Ctx, Handler};
+use crate::db::{Keyspace, NO_EXPIRE};
+use crate::error::{CmdResult, Error};
+use crate::resp::Args;
+use crate::server::conn::Conn;
+use crate::shard::{multi, Shard};
+use crate::slot::key_slot;
+use crate::types::hll::{self, Corrupt, REGISTERS};
+use crate::types::{StrValue, Value};
+use crate::util::time::now_ms;
+
+pub static COMMANDS: &[CommandSpec] = &[
+    CommandSpec::keyed("pfadd", -2, WRITE | DENYOOM | FAST, pfadd)
+        .acl(&["@write", "@hyperloglog", "@fast"])
+        .doc(
+            "hyperloglog",
+            "2.8.9",
+            "Adds the specified elements to the specified HyperLogLog.",
+        ),
+    CommandSpec::keyed("pfcount", -2, READONLY, pfcount)
+        .keys(1, -1, 1)
+        .multi(pfcount_multi)
+        .acl(&["@read", "@hyperloglog", "@slow"])
+        .doc(
+            "hyperloglog",
+            "2.8.9",
+            "Return the approximated cardinality of the set(s) observed by the HyperLogLog at key(s).",
+        ),
+    CommandSpec::keyed("pfmerge", -2, WRITE | DENYOOM, pfmerge)
+        .keys(1, -1, 1)
+        .multi(pfmerge_multi)
+        .acl(&["@write", "@hyperloglog", "@slow"])
+        .doc(
+            "hyperloglog",
+            "2.8.9",
+            "Merge N different HyperLogLogs into a single one.",
+        ),
+    CommandSpec::keyed("pfdebug", 3, WRITE | DENYOOM | ADMIN, pfdebug)
+        .keys(2, 2, 1)
+        .acl(&["@write", "@hyperloglog", "@admin", "@slow", "@dangerous"])
+        .doc(
+            "hyperloglog",
+            "2.8.9",
+            "Internal commands for debugging HyperLogLog values",
+        ),
+    CommandSpec::new("pfselftest", 1, ADMIN, Handler::Sync(pfselftest))
+        .acl(&["@hyperloglog", "@admin", "@slow", "@dangerous"])
+        .doc(
+            "hyperloglog",
+            "2.8.9",
+            "An internal command for testing HyperLogLog values",
+        ),
+];
+
+impl From<Corrupt> for Error {
+    fn from(_: Corrupt) -> Error {
+        Error::CorruptHll
+    }
+}
+
+fn sparse_max(c: &Ctx) -> usize {
+    c.shard.settings.borrow().hll_sparse_max_bytes
+}
+
+/// The HLL at `key` for modification, as raw bytes (Redis unshares the string first, so an
+/// `embstr` becomes `raw`). None if absent; WRONGTYPE for other types and for strings that
+/// fail the HLL checks. `read` counts a keyspace hit or miss.
+fn hll_mut<'a>(
+    db: &'a mut Keyspace,
+    key: &[u8],
+    now: i64,
+    read: bool,
+) -> Result<Option<&'a mut Vec<u8>>, Error> {
+    let entry = if read {
+        db.read(key, now)
+    } else {
+        db.get(key, now)
+    };
+    let Some(e) = entry else { return Ok(None) };
+    let Value::Str(s) = &mut e.value else {
+        return Err(Error::WrongType);
+    };
+    // Integer-encoded strings are never HLLs (Redis requires an sds-encoded string).
+    if matches!(s, StrValue::Int(_)) || !s.with_bytes(hll::is_valid) {
+        return Err(Error::NotHll);
+    }
+    Ok(Some(s.make_raw()))
+}
+
+/// What one key contributes to a union: its registers unpacked one per byte (None if the key
+/// is absent) and whether it was dense. Read on the key's own shard; errors in Redis's words.
+type Registers = Option<(Vec<u8>, bool)>;
+
+fn registers_of(db: &mut Keyspace, key: &[u8], now: i64) -> Result<Registers, Error> {
+    let Some(e) = db.read(key, now) else {
+        return Ok(None);
+    };
+    let Value::Str(s) = &e.value else {
+        return Err(Error::WrongType);
+    };
+    if matches!(s, StrValue::Int(_)) {
+        return Err(Error::NotHll);
+    }
+    s.with_bytes(|b| {
+        if !hll::is_valid(b) {
+            return Err(Error::NotHll);
+        }
+        let mut regs = vec![0u8; REGISTERS];
+        hll::merge_into(&mut regs, b)?;
+        Ok(Some((regs, hll::encoding(b) == hll::DENSE)))
+    })
+}
+
+/// Folds per-key registers (in argument order, so the first bad key's error wins, as in
+/// Redis) into their maximum; also says whether any input was dense.
+fn union(
+    parts: impl IntoIterator<Item = Result<Registers, Error>>,
+) -> Result<(Vec<u8>, bool), Error> {
+    let mut max = vec![0u8; REGISTERS];
+    let mut any_dense = false;
+    for part in parts {
+        if let Some((regs, dense)) = part? {
+            any_dense |= dense;
+            for (m, r) in max.iter_mut().zip(regs) {
+                *m = (*m).max(r);
+            }
+        }
+    }
+    Ok((max, any_dense))
+}
+
+fn pfadd(c: &mut Ctx, a: &Args) -> CmdResult {
+    let max_bytes = sparse_max(c);
+    let key = a.get(1);
+    let mut created = None;
+    let existing = hll_mut(c.db, key, c.now, false)?;
+    // Creating the key counts as an update even with no elements.
+    let mut updated = existing.is_none();
+    let s = match existing {
+        Some(s) => s,
+        None => created.insert(hll::new_sparse()),
+    };
+    for ele in a.rest(2) {
+        // A corrupt value keeps the registers changed before the bad step, as in Redis.
+        updated |= hll::add(s, ele, max_bytes)?;
+    }
+    if updated {
+        hll::invalidate(s);
+    }
+    if let Some(v) = created {
+        c.db.set(key, Value::Str(StrValue::Raw(v)), NO_EXPIRE, c.now);
+    }
+    c.out.int(updated as i64);
+    Ok(())
+}
+
+fn pfcount(c: &mut Ctx, a: &Args) -> CmdResult {
+    if a.len() > 2 {
+        let keys: Vec<&[u8]> = a.rest(1).collect();
+        let (max, _) = union(keys.iter().map(|k| registers_of(c.db, k, c.now)))?;
+        c.out.int(hll::count_registers(&max) as i64);
+        return Ok(());
+    }
+    // One key: the cached cardinality, refreshed in the value when stale.
+    let card = match hll_mut(c.db, a.get(1), c.now, true)? {
+        None => 0,
+        Some(s) => hll::count_cached(s)?,
+    };
+    c.out.int(card as i64);
+    Ok(())
+}
+
+/// PFCOUNT over keys on several shards: each shard unpacks its keys' registers, the union is
+/// counted here.
+fn pfcount_multi<'a>(conn: &'a mut Conn, a: Args<'a>) -> BoxFuture<'a> {
+    Box::pin(async move {
+        let keys: Vec<Vec<u8>> = a.rest(1).map(<[u8]>::to_vec).collect();
+        let parts = multi::map_keys(&conn.shard, keys, registers_of).await;
+        let (max, _) = union(parts)?;
+        conn.out.int(hll::count_registers(&max) as i64);
+        Ok(())
+    })
+}
+
+/// Writes a PFMERGE result into `dst` (created sparse if absent, TTL kept otherwise), turning
+/// it dense first when any input was dense, as Redis does.
+fn store_merged(
+    db: &mut Keyspace,
+    dst: &[u8],
+    max: &[u8],
+    any_dense: bool,
+    max_bytes: usize,
+    now: i64,
+) -> CmdResult {
+    let mut created = None;
+    let s = match hll_mut(db, dst, now, false)? {
+        Some(s) => s,
+        None => created.insert(hll::new_sparse()),
+    };
+    if any_dense {
+        hll::to_dense(s)?;
+    }
+    hll::write_registers(s, max, max_bytes);
+    if let Some(v) = created {
+        db.set(dst, Value::Str(StrValue::Raw(v)), NO_EXPIRE, now);
+    }
+    Ok(())
+}
+
+fn pfmerge(c: &mut Ctx, a: &Args) -> CmdResult {
+    let max_bytes = sparse_max(c);
+    // The destination is a source too (argument 1 onwards).
+    let keys: Vec<&[u8]> = a.rest(1).collect();
+    let (max, any_dense) = union(keys.iter().map(|k| registers_of(c.db, k, c.now)))?;
+    store_merged(c.db, a.get(1), &max, any_dense, max_bytes, c.now)?;
+    c.out.ok();
+    Ok(())
+}
+
+/// PFMERGE across shards, atomically: every involved shard is held (ascending order) while
+/// the inputs are read and the destination written, so no command sees a half-done merge.
+fn pfmerge_multi<'a>(conn: &'a mut Conn, a: Args<'a>) -> BoxFuture<'a> {
+    Box::pin(async move {
+        let shard = conn.shard.clone();
+        let keys: Vec<Vec<u8>> = a.rest(1).map(<[u8]>::to_vec).collect();
+        let mut involved: Vec<usize> = keys.iter().map(|k| shard.owner_of(key_slot(k))).collect();
+        involved.sort_unstable();
+        involved.dedup();
+        let token = shard.new_hold_token();
+        let holds = multi::Holds::acquire(&shard, token, &involved).await;
+        let done = pfmerge_held(&shard, token, keys).await;
+        holds.release().await;
+        done?;
+        conn.out.ok();
+        Ok(())
+    })
+}
+
+async fn pfmerge_held(shard: &Rc<Shard>, token: u64, keys: Vec<Vec<u8>>) -> CmdResult {
+    let now = now_ms();
+    let mut parts: Vec<Option<Result<Registers, Error>>> = (0..keys.len()).map(|_| None).collect();
+    for to in 0..shard.nshards {
+        let mine: Vec<(usize, Vec<u8>)> = keys
+            .iter()
+            .enumerate()
+            .filter(|(_, k)| shard.owner_of(key_slot(k)) == to)
+            .map(|(i, k)| (i, k.clone()))
+            .collect();
+        if mine.is_empty() {
+            continue;
+        }
+        let got = shard
+            .call(to, token, move |s| {
+                let mut db = s.db.borrow_mut();
+                mine.into_iter()
+                    .map(|(i, k)| (i, registers_of(&mut db, &k, now)))
+                    .collect::<Vec<_>>()
+            })
+            .await;
+        for (i, r) in got {
+            parts[i] = Some(r);
+        }
+    }
+    let (max, any_dense) = union(parts.into_iter().flatten())?;
+    let dst = keys.into_iter().next().unwrap_or_default();
+    let owner = shard.owner_of(key_slot(&dst));
+    shard
+        .call(owner, token, move |s| {
+            let max_bytes = s.settings.borrow().hll_sparse_max_bytes;
+            store_merged(
+                &mut s.db.borrow_mut(),
+                &dst,
+                &max,
+                any_dense,
+                max_bytes,
+                now,
+            )
+        })
+        .await
+}
+
+fn pfdebug(c: &mut Ctx, a: &Args) -> CmdResult {
+    let sub = a.get(1);
+    let Some(s) = hll_mut(c.db, a.get(2), c.now, false)? else {
+        return Err(Error::msg("The specified key does not exist"));
+    };
+    if sub.eq_ignore_ascii_case(b"getreg") {
+        hll::to_dense(s)?;
+        c.out.array(REGISTERS);
+        let regs = &s[hll::HDR_SIZE..];
+        for i in 0..REGISTERS {
+            c.out.int(hll::dense_get(regs, i) as i64);
+        }
+    } else if sub.eq_ignore_ascii_case(b"decode") {
+        if hll::encoding(s) != hll::SPARSE {
+            return Err(Error::msg("HLL encoding is not sparse"));
+        }
+        c.out.bulk(hll::decode(s).as_bytes());
+    } else if sub.eq_ignore_ascii_case(b"encoding") {
+        c.out.simple(if hll::encoding(s) == hll::DENSE {
+            "dense"
+        } else {
+            "sparse"
+        });
+    } else if sub.eq_ignore_ascii_case(b"todense") {
+        let was_sparse = hll::encoding(s) == hll::SPARSE;
+        hll::to_dense(s)?;
+        c.out.int(was_sparse as i64);
+    } else {
+        return Err(Error::msg(format!(
+            "Unknown PFDEBUG subcommand '{}'",
+            String::from_utf8_lossy(sub)
+        )));
+    }
+    Ok(())
+}
+
+fn pfselftest(c: &mut Conn, _a: &Args) -> CmdResult {
+    let max_bytes = c.shard.settings.borrow().hll_sparse_max_bytes;
+    // xorshift64*, seeded from the clock: the test must pass for any element sequence.
+    let mut state = (now_ms() as u64) | 1;
+    let rand = move || {
+        state ^= state >> 12;
+        state ^= state << 25;
+        state ^= state >> 27;
+        (state.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 33) as u32
+    };
+    match hll::selftest(max_bytes, rand) {
+        Ok(()) => c.out.ok(),
+        Err(text) => return Err(Error::Coded(text.into())),
+    }
+    Ok(())
+}
