@@ -3,10 +3,12 @@
 pub mod hash;
 pub mod listpack;
 pub mod set;
+pub mod stream;
 pub mod string;
 
 pub use hash::Hash;
 pub use set::Set;
+pub use stream::Stream;
 pub use string::StrValue;
 
 /// A value stored under a key.
@@ -15,6 +17,8 @@ pub enum Value {
     Str(StrValue),
     Hash(Hash),
     Set(Set),
+    /// Boxed: a stream's bookkeeping would otherwise grow every value.
+    Stream(Box<Stream>),
 }
 
 impl Value {
@@ -24,6 +28,7 @@ impl Value {
             Value::Str(_) => "string",
             Value::Hash(_) => "hash",
             Value::Set(_) => "set",
+            Value::Stream(_) => "stream",
         }
     }
 
@@ -33,6 +38,7 @@ impl Value {
             Value::Str(s) => s.encoding(),
             Value::Hash(h) => h.encoding(),
             Value::Set(s) => s.encoding(),
+            Value::Stream(_) => "stream",
         }
     }
 }

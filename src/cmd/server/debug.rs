@@ -182,6 +182,8 @@ pub fn serialized_len(value: &Value) -> usize {
                     .map(|m| m.with_bytes(rdb_string_size))
                     .sum::<usize>()
         }
+        // An estimate: the packed nodes' bytes plus the stream's counters.
+        Value::Stream(s) => s.bytes(),
     }
 }
 
