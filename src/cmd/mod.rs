@@ -9,6 +9,7 @@ pub mod keys;
 pub mod scan;
 pub mod server;
 pub mod set;
+pub mod stream;
 pub mod string;
 
 use std::future::Future;
@@ -293,6 +294,7 @@ fn families() -> impl Iterator<Item = &'static CommandSpec> {
         keys::COMMANDS,
         hash::COMMANDS,
         set::COMMANDS,
+        stream::COMMANDS,
     ]
     .into_iter()
     .flatten()
