@@ -559,4 +559,51 @@ fn xread_block_woken_from_another_shard() {
     assert!(show(&got).contains("3-0"), "{}", show(&got));
     let pending = pusher.call(&[b"XPENDING", key.as_bytes(), b"g"]);
     assert!(pending.starts_with(b"*4\r\n:1\r\n"), "{}", show(&pending));
+
+    // Several XREAD waiters are all served by one add (reading does not consume).
+    let mut r1 = ours.raw();
+    let mut r2 = ours.raw();
+    for r in [&mut r1, &mut r2] {
+        r.send_cmd(&[b"XREAD", b"BLOCK", b"0", b"STREAMS", key.as_bytes(), b"$"]);
+    }
+    thread::sleep(Duration::from_millis(150));
+    pusher.call(&[b"XADD", key.as_bytes(), b"4-0", b"f", b"x"]);
+    for r in [&mut r1, &mut r2] {
+        assert!(show(&r.read_reply()).contains("4-0"));
+    }
+}
+
+#[test]
+fn xreadgroup_block_fifo_and_disconnect() {
+    let ours = Server::start(SHARDS, &[]);
+    let key = key_on_shard("grp", 1, SHARDS);
+    let mut admin = ours.raw();
+    admin.call(&[b"XGROUP", b"CREATE", key.as_bytes(), b"g", b"$", b"MKSTREAM"]);
+    // A consumer that disconnects while blocked leaves no trace: the entry is not pending.
+    let mut gone = ours.raw();
+    gone.send_cmd(&[b"XREADGROUP", b"GROUP", b"g", b"ghost", b"BLOCK", b"0", b"STREAMS", key.as_bytes(), b">"]);
+    thread::sleep(Duration::from_millis(100));
+    drop(gone);
+    thread::sleep(Duration::from_millis(100));
+    // FIFO: the first blocked consumer gets the first entry, the second the next one.
+    let mut first = ours.raw();
+    first.send_cmd(&[b"XREADGROUP", b"GROUP", b"g", b"c1", b"BLOCK", b"0", b"STREAMS", key.as_bytes(), b">"]);
+    thread::sleep(Duration::from_millis(100));
+    let mut second = ours.raw();
+    second.send_cmd(&[b"XREADGROUP", b"GROUP", b"g", b"c2", b"BLOCK", b"0", b"STREAMS", key.as_bytes(), b">"]);
+    thread::sleep(Duration::from_millis(100));
+    admin.call(&[b"XADD", key.as_bytes(), b"1-0", b"f", b"a"]);
+    assert!(show(&first.read_reply()).contains("1-0"));
+    second.expect_silence(Duration::from_millis(100));
+    admin.call(&[b"XADD", key.as_bytes(), b"2-0", b"f", b"b"]);
+    assert!(show(&second.read_reply()).contains("2-0"));
+    let pending = admin.call(&[b"XPENDING", key.as_bytes(), b"g", b"-", b"+", b"10"]);
+    let text = show(&pending);
+    assert!(pending.starts_with(b"*2\r\n"), "{text}");
+    assert!(text.contains("c1") && text.contains("c2") && !text.contains("ghost"), "{text}");
+    // Timeout of a group read: a null array.
+    assert_eq!(
+        admin.call(&[b"XREADGROUP", b"GROUP", b"g", b"c1", b"BLOCK", b"50", b"STREAMS", key.as_bytes(), b">"]),
+        b"*-1\r\n"
+    );
 }

@@ -6,8 +6,9 @@ use crate::cmd::server::help_reply;
 use crate::cmd::{flag::*, BoxFuture, CommandSpec, Ctx, Handler};
 use crate::db::{Keyspace, NO_EXPIRE};
 use crate::error::{CmdResult, Error};
-use crate::resp::{Args, Reply};
+use crate::resp::{Args, OwnedArgs, Reply};
 use crate::server::conn::Conn;
+use crate::shard::blocking::{self, BlockingOp, WaitState};
 use crate::shard::Shard;
 use crate::slot::key_slot;
 use crate::types::stream::{
@@ -1191,7 +1192,7 @@ pub struct GroupReq {
 
 /// Parsed XREAD / XREADGROUP arguments.
 struct ReadArgs {
-    block: Option<i64>,
+    block: Option<u64>,
     count: usize,
     group: Option<(Vec<u8>, Vec<u8>)>,
     noack: bool,
@@ -1206,11 +1207,7 @@ fn parse_read(a: &Args, xreadgroup: bool) -> Result<ReadArgs, Error> {
         let more = a.len() - i - 1;
         if a.is(i, "BLOCK") && more > 0 {
             i += 1;
-            let t = parse_i64_strict(a.get(i)).ok_or(Error::msg("timeout is not an integer or out of range"))?;
-            if t < 0 {
-                return Err(Error::msg("timeout is negative"));
-            }
-            r.block = Some(t);
+            r.block = Some(blocking::parse_timeout_ms(a.get(i))?);
         } else if a.is(i, "COUNT") && more > 0 {
             i += 1;
             r.count = arg_i64(a.get(i))?.max(0) as usize;
@@ -1520,7 +1517,7 @@ async fn read_generic(conn: &mut Conn, a: Args<'_>, xreadgroup: bool) -> CmdResu
             conn.out.null_array();
             Ok(())
         }
-        Some(timeout) => block_read(conn, keys, reqs, timeout).await,
+        Some(timeout) => block_read(conn, &a, &r, &reqs, timeout).await,
     }
 }
 
@@ -1533,41 +1530,48 @@ fn read_reply_head(out: &mut Reply, n: usize) {
     }
 }
 
-/// Waits for data on any of the streams, up to `timeout` ms (0 = forever), then replies with
-/// the one stream that got data, or a null array on timeout.
-async fn block_read(conn: &mut Conn, keys: Vec<Vec<u8>>, reqs: Vec<ReadReq>, timeout: i64) -> CmdResult {
-    let deadline = (timeout > 0).then(|| now_ms() + timeout);
-    // Redis serves a woken XREAD at most XREAD_BLOCKED_DEFAULT_COUNT entries when no COUNT.
-    let reqs: Vec<ReadReq> = reqs
-        .into_iter()
-        .map(|mut q| {
-            if q.count == 0 {
-                q.count = 1000;
-            }
-            q
-        })
-        .collect();
-    loop {
-        for (k, q) in keys.iter().zip(&reqs) {
-            let owner = conn.shard.owner_of(key_slot(k));
-            let (k2, q2) = (k.clone(), q.clone());
-            let got = conn
-                .shard
-                .call(owner, 0, move |s: &Rc<Shard>| {
-                    let mut db = s.db.borrow_mut();
-                    serve_read(&mut db, &k2, &q2, now_ms())
-                })
-                .await?;
-            if let Some(bytes) = got {
-                read_reply_head(&mut conn.out, 1);
-                conn.out.raw(&bytes);
-                return Ok(());
-            }
+/// XREAD(GROUP) BLOCK: served from one stream when woken (7.0 replies with that stream alone).
+static READ_OP: BlockingOp = BlockingOp {
+    serve: serve_blocked,
+    timeout_reply: Reply::null_array,
+};
+
+/// Serves a blocked XREAD(GROUP) from the stream at `key_pos`. The arguments are the ones
+/// `read_generic` rewrote with `$` already replaced by the id it stood for.
+fn serve_blocked(c: &mut Ctx, a: &Args, key_pos: usize, _state: &mut WaitState) -> Result<bool, Error> {
+    let xreadgroup = a.is(0, "XREADGROUP");
+    let r = parse_read(a, xreadgroup)?;
+    let id_arg = a.get(key_pos + r.n);
+    let after = if id_arg == b">" { StreamId::MAX } else { parse_strict_id(id_arg)? };
+    let req = ReadReq {
+        after,
+        dollar: false,
+        // Without COUNT a woken reader gets at most 1000 entries (XREAD_BLOCKED_DEFAULT_COUNT).
+        count: if r.count == 0 { 1000 } else { r.count },
+        group: r.group.map(|(group, consumer)| GroupReq { group, consumer, noack: r.noack }),
+        resp3: c.out.resp3,
+    };
+    match serve_read(c.db, a.get(key_pos), &req, c.now)? {
+        Some(bytes) => {
+            read_reply_head(c.out, 1);
+            c.out.raw(&bytes);
+            Ok(true)
         }
-        if deadline.is_some_and(|d| now_ms() >= d) {
-            conn.out.null_array();
-            return Ok(());
-        }
-        glommio::timer::sleep(std::time::Duration::from_millis(5)).await;
+        None => Ok(false),
     }
+}
+
+/// Blocks after a first attempt over all the streams found nothing. `$` ids are replaced by
+/// the ids they resolved to, so that entries added meanwhile are not missed.
+async fn block_read(conn: &mut Conn, a: &Args<'_>, r: &ReadArgs, reqs: &[ReadReq], timeout: u64) -> CmdResult {
+    let mut words: Vec<Vec<u8>> = a.iter().map(<[u8]>::to_vec).collect();
+    for (i, q) in reqs.iter().enumerate() {
+        let w = &mut words[r.streams_at + r.n + i];
+        if w.as_slice() == b"$" {
+            *w = q.after.to_bytes();
+        }
+    }
+    let owned = OwnedArgs::from_iter(words.iter().map(Vec::as_slice));
+    let positions: Vec<usize> = (r.streams_at..r.streams_at + r.n).collect();
+    blocking::wait(conn, &owned.args(), &positions, timeout, &READ_OP).await
 }
