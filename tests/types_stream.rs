@@ -345,6 +345,70 @@ fn script(k: &[String]) -> Vec<(char, Vec<String>)> {
     e('=', "XREAD BLOCK -1 STREAMS K3 0");
     e('=', "XREAD COUNT 1 FOO STREAMS K3 0");
     e('=', "XREAD STREAMS NEW 0");
+    e('=', "XREAD COUNT 0 STREAMS K3 0");
+    e('=', "XREAD STREAMS K3 +");
+    e('=', "XREAD STREAMS K3 -");
+    e('=', "xread count 1 streams K3 0");
+    // Lag and entries-read through deletions, trims and XSETID.
+    e('=', "DEL K");
+    for i in 1..=12 {
+        e('=', &format!("XADD K {i}-0 f {i}"));
+    }
+    e('=', "XGROUP CREATE K ga 0");
+    e('=', "XGROUP CREATE K gb 0 ENTRIESREAD 0");
+    e('=', "XGROUP CREATE K gc $");
+    e('=', "XGROUP CREATE K gd 5-0 ENTRIESREAD 5");
+    e('n', "XINFO GROUPS K");
+    e('=', "XREADGROUP GROUP ga c COUNT 2 STREAMS K >");
+    e('=', "XREADGROUP GROUP gb c COUNT 2 STREAMS K >");
+    e('n', "XINFO GROUPS K");
+    e('=', "XDEL K 8-0");
+    e('n', "XINFO GROUPS K");
+    e('=', "XREADGROUP GROUP gb c COUNT 10 STREAMS K >");
+    e('n', "XINFO GROUPS K");
+    e('=', "XDEL K 1-0");
+    e('n', "XINFO GROUPS K");
+    e('=', "XTRIM K MAXLEN 3");
+    e('n', "XINFO GROUPS K");
+    e('n', "XINFO STREAM K");
+    e('=', "XREADGROUP GROUP ga c STREAMS K 0");
+    e('=', "XREADGROUP GROUP ga c2 STREAMS K >");
+    e('=', "XGROUP SETID K ga 0");
+    e('=', "XREADGROUP GROUP ga c3 COUNT 2 STREAMS K >");
+    e('n', "XPENDING K ga - + 10");
+    e('=', "XCLAIM K ga c4 0 1-0 2-0 10-0");
+    e('=', "XAUTOCLAIM K ga c4 0 0 COUNT 1");
+    e('=', "XAUTOCLAIM K ga c4 0 0");
+    e('n', "XPENDING K ga");
+    e('=', "XPENDING K ga 5 1 10");
+    e('=', "XPENDING K ga (18446744073709551615-18446744073709551615 + 10");
+    e('=', "XSETID K 50-0 ENTRIESADDED 40 MAXDELETEDID 45-0");
+    e('n', "XINFO GROUPS K");
+    e('n', "XINFO STREAM K FULL COUNT -1");
+    e('=', "XDEL K 10-0 11-0 12-0");
+    e('n', "XINFO STREAM K");
+    e('n', "XINFO GROUPS K");
+    e('=', "XADD K 12-0 f v");
+    e('=', "XADD K NOMKSTREAM MAXLEN 0 51-0 f v");
+    e('=', "XLEN K");
+    e('n', "XINFO STREAM K");
+    e('=', "XGROUP CREATECONSUMER K ga");
+    e('=', "XGROUP DELCONSUMER K ga c4 extra");
+    e('=', "XGROUP DESTROY K");
+    e('=', "XGROUP SETID K ga");
+    e('=', "XGROUP SETID K ga 0 ENTRIESREAD");
+    e('=', "XINFO CONSUMERS K");
+    e('=', "XINFO");
+    e('=', "XADD K maxlen ~ 1 limit 0 52-0 f v");
+    e('=', "XADD K minid = 52 53-0 f v");
+    e('=', "XRANGE K - +");
+    e('=', "XTRIM K MINID 1 LIMIT 3");
+    e('=', "XTRIM K MINID ~ 1 LIMIT x");
+    e('=', "XTRIM K MAXLEN ~");
+    e('=', "XADD K MAXLEN");
+    e('=', "XADD K MAXLEN 1");
+    e('=', "XADD K NOMKSTREAM");
+    e('=', "XADD K 60-0 f v MAXLEN 1");
     s
 }
 

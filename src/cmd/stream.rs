@@ -1176,8 +1176,6 @@ fn xinfo_stream(c: &mut Ctx, a: &Args) -> CmdResult {
 pub struct ReadReq {
     /// Entries must be greater than this; `StreamId::MAX` with a group means `>`.
     pub after: StreamId,
-    /// `$`: resolved to the stream's last id where the stream lives.
-    pub dollar: bool,
     pub count: usize,
     pub group: Option<GroupReq>,
     pub resp3: bool,
@@ -1275,7 +1273,7 @@ pub fn serve_read(db: &mut Keyspace, key: &[u8], req: &ReadReq, now: i64) -> Res
         }
         out.bulk(key);
     };
-    let after = if req.dollar { s.last_id } else { req.after };
+    let after = req.after;
     let Some(g) = &req.group else {
         let has = s.len() > 0 && s.edge_id(true).is_some_and(|top| top > after);
         if !has {
@@ -1293,7 +1291,7 @@ pub fn serve_read(db: &mut Keyspace, key: &[u8], req: &ReadReq, now: i64) -> Res
             lossy(&g.group)
         )));
     };
-    let result = serve_group(s, &mut group, key, req, g, after, now, &mut out, head);
+    let result = serve_group(s, &mut group, req, g, after, now, &mut out, head);
     s.groups.insert(g.group.as_slice().into(), group);
     Ok(result.then_some(out.buf))
 }
@@ -1302,7 +1300,6 @@ pub fn serve_read(db: &mut Keyspace, key: &[u8], req: &ReadReq, now: i64) -> Res
 fn serve_group(
     s: &Stream,
     group: &mut Group,
-    _key: &[u8],
     req: &ReadReq,
     g: &GroupReq,
     after: StreamId,
@@ -1350,7 +1347,7 @@ fn serve_group(
     let entries = s.collect(start, StreamId::MAX, false, req.count);
     out.array(entries.len());
     for (id, fields) in entries {
-        s.advance_group_pub(group, id);
+        s.advance_group(group, id);
         out.array(2);
         reply_id(out, id);
         out.array(fields.len());
@@ -1377,12 +1374,6 @@ fn serve_group(
         }
     }
     true
-}
-
-impl Stream {
-    fn advance_group_pub(&self, g: &mut Group, id: StreamId) {
-        self.advance_group(g, id);
-    }
 }
 
 fn xread<'a>(conn: &'a mut Conn, a: Args<'a>) -> BoxFuture<'a> {
@@ -1428,83 +1419,115 @@ where
     results.into_iter().map(|r| r.expect("every key answered")).collect()
 }
 
-async fn read_generic(conn: &mut Conn, a: Args<'_>, xreadgroup: bool) -> CmdResult {
-    let r = parse_read(&a, xreadgroup)?;
-    let keys: Vec<Vec<u8>> = (0..r.n).map(|i| a.get(r.streams_at + i).to_vec()).collect();
-    let group_name = r.group.as_ref().map(|g| g.0.clone());
-    let states = per_key(
-        &conn.shard,
-        keys.iter().map(|k| (k.clone(), group_name.clone())).collect(),
-        |db, k, g: &Option<Vec<u8>>, now| key_state(db, k, g.as_deref(), now),
-    )
-    .await;
+/// Checks one read's streams in argument order as 7.0 does (type, group, then the id) and
+/// builds the per-stream requests. `states[i]` carries the stream's last id for `$`.
+fn plan_read(
+    a: &Args,
+    r: &ReadArgs,
+    xreadgroup: bool,
+    states: &[(KeyState, StreamId)],
+    resp3: bool,
+) -> Result<Vec<ReadReq>, Error> {
     let mut reqs = Vec::with_capacity(r.n);
-    for (i, state) in states.iter().enumerate() {
-        let key = &keys[i];
+    for (i, (state, last)) in states.iter().enumerate() {
         match state {
             KeyState::WrongType => return Err(Error::WrongType),
             KeyState::Missing | KeyState::Stream { group_ok: false } if r.group.is_some() => {
+                let group = r.group.as_ref().map_or(&[][..], |g| g.0.as_slice());
                 return Err(nogroup(format!(
                     "No such key '{}' or consumer group '{}' in XREADGROUP with GROUP option",
-                    lossy(key),
-                    lossy(group_name.as_deref().unwrap_or_default())
+                    lossy(a.get(r.streams_at + i)),
+                    lossy(group)
                 )));
             }
             _ => {}
         }
         let arg = a.get(r.streams_at + r.n + i);
-        let (after, dollar) = if arg == b"$" {
+        let after = if arg == b"$" {
             if xreadgroup {
                 return Err(Error::msg("The $ ID is meaningless in the context of XREADGROUP: you want to read the history of this consumer by specifying a proper ID, or use the > ID to get new messages. The $ ID would just return an empty result set."));
             }
-            (StreamId::MIN, true)
+            // "After what the stream holds now", pinned here so that the first attempt and
+            // any wait agree on it.
+            *last
         } else if arg == b">" {
             if !xreadgroup {
                 return Err(Error::msg("The > ID can be specified only when calling XREADGROUP using the GROUP <group> <consumer> option."));
             }
-            (StreamId::MAX, false)
+            StreamId::MAX
         } else {
-            (parse_strict_id(arg)?, false)
+            parse_strict_id(arg)?
         };
         reqs.push(ReadReq {
             after,
-            dollar,
-            count: r.count,
+                count: r.count,
             group: r.group.as_ref().map(|(g, c)| GroupReq { group: g.clone(), consumer: c.clone(), noack: r.noack }),
-            resp3: conn.out.resp3,
+            resp3,
         });
     }
-    // `$` means "after what the stream holds now": pin it before serving, so that the
-    // first attempt and any wait agree on it.
-    let dollar_ids = per_key(
-        &conn.shard,
-        keys.iter().zip(&reqs).map(|(k, q)| (k.clone(), q.dollar)).collect(),
-        |db, k, dollar: &bool, now| {
-            if !*dollar {
-                return None;
-            }
-            Some(read_stream(db, k, now).ok().flatten().map_or(StreamId::MIN, |s| s.last_id))
-        },
-    )
-    .await;
-    for (q, d) in reqs.iter_mut().zip(dollar_ids) {
-        if let Some(id) = d {
-            q.after = id;
-            q.dollar = false;
-        }
-    }
-    let served = per_key(
-        &conn.shard,
-        keys.iter().cloned().zip(reqs.iter().cloned()).collect(),
-        |db, k, q: &ReadReq, now| serve_read(db, k, q, now),
-    )
-    .await;
-    let mut parts = Vec::new();
-    for s in served {
-        if let Some(bytes) = s? {
-            parts.push(bytes);
-        }
-    }
+    Ok(reqs)
+}
+
+/// A stream's state for `plan_read`, and its last id (0-0 when absent).
+fn probe(db: &mut Keyspace, key: &[u8], group: Option<&[u8]>, now: i64) -> (KeyState, StreamId) {
+    let state = key_state(db, key, group, now);
+    let last = match state {
+        KeyState::Stream { .. } => read_stream(db, key, now).ok().flatten().map_or(StreamId::MIN, |s| s.last_id),
+        _ => StreamId::MIN,
+    };
+    (state, last)
+}
+
+/// The first attempt's result: the requests and, per stream, the reply element if served.
+type Attempted = Result<(Vec<ReadReq>, Vec<Option<Vec<u8>>>), Error>;
+
+async fn read_generic(conn: &mut Conn, a: Args<'_>, xreadgroup: bool) -> CmdResult {
+    let r = parse_read(&a, xreadgroup)?;
+    let keys: Vec<Vec<u8>> = (0..r.n).map(|i| a.get(r.streams_at + i).to_vec()).collect();
+    let group_name = r.group.as_ref().map(|g| g.0.clone());
+    let resp3 = conn.out.resp3;
+    let owner = keys.first().map_or(conn.shard.id, |k| conn.shard.owner_of(key_slot(k)));
+    let one_shard = keys.iter().all(|k| conn.shard.owner_of(key_slot(k)) == owner);
+    let attempted: Attempted = if one_shard {
+        // Everything in one job on the owner: checks and reads see one state of the keyspace.
+        let words = OwnedArgs::from(&a);
+        conn.shard
+            .call(owner, 0, move |s: &Rc<Shard>| -> Attempted {
+                let a = words.args();
+                let r = parse_read(&a, xreadgroup)?;
+                let mut db = s.db.borrow_mut();
+                let now = now_ms();
+                let states: Vec<(KeyState, StreamId)> = (0..r.n)
+                    .map(|i| probe(&mut db, a.get(r.streams_at + i), r.group.as_ref().map(|g| g.0.as_slice()), now))
+                    .collect();
+                let reqs = plan_read(&a, &r, xreadgroup, &states, resp3)?;
+                let mut served = Vec::with_capacity(r.n);
+                for (i, q) in reqs.iter().enumerate() {
+                    served.push(serve_read(&mut db, a.get(r.streams_at + i), q, now)?);
+                }
+                Ok((reqs, served))
+            })
+            .await
+    } else {
+        let states = per_key(
+            &conn.shard,
+            keys.iter().map(|k| (k.clone(), group_name.clone())).collect(),
+            |db, k, g: &Option<Vec<u8>>, now| probe(db, k, g.as_deref(), now),
+        )
+        .await;
+        let reqs = plan_read(&a, &r, xreadgroup, &states, resp3)?;
+        let served = per_key(
+            &conn.shard,
+            keys.iter().cloned().zip(reqs.iter().cloned()).collect(),
+            |db, k, q: &ReadReq, now| serve_read(db, k, q, now),
+        )
+        .await
+        .into_iter()
+        .collect::<Result<Vec<_>, Error>>()?;
+        Ok((reqs, served))
+    };
+    let (reqs, served) = attempted?;
+    let parts: Vec<Vec<u8>> = served.into_iter().flatten().collect();
     if !parts.is_empty() {
         read_reply_head(&mut conn.out, parts.len());
         for p in parts {
@@ -1545,7 +1568,6 @@ fn serve_blocked(c: &mut Ctx, a: &Args, key_pos: usize, _state: &mut WaitState) 
     let after = if id_arg == b">" { StreamId::MAX } else { parse_strict_id(id_arg)? };
     let req = ReadReq {
         after,
-        dollar: false,
         // Without COUNT a woken reader gets at most 1000 entries (XREAD_BLOCKED_DEFAULT_COUNT).
         count: if r.count == 0 { 1000 } else { r.count },
         group: r.group.map(|(group, consumer)| GroupReq { group, consumer, noack: r.noack }),
