@@ -409,6 +409,20 @@ fn script(k: &[String]) -> Vec<(char, Vec<String>)> {
     e('=', "XADD K MAXLEN 1");
     e('=', "XADD K NOMKSTREAM");
     e('=', "XADD K 60-0 f v MAXLEN 1");
+    // Node splits by listpack size (small stream-node-max-bytes): field names repeated or
+    // not, values of every string and integer encoding width.
+    e('=', "CONFIG SET stream-node-max-bytes 300");
+    e('=', "DEL K");
+    let values = ["7", "-100", "5000", "-40000", "8000000", "-2147483000", "12345678901", "007", "x", "y".repeat(63).leak(), "z".repeat(64).leak(), "w".repeat(130).leak(), "q".repeat(200).leak()];
+    for i in 1..=60usize {
+        let v = values[i % values.len()];
+        let f = if i % 7 == 0 { "other" } else { "f" };
+        e('=', &format!("XADD K {i}-0 {f} {v} g {}", i * 37));
+    }
+    e('n', "XINFO STREAM K");
+    e('=', "XTRIM K MAXLEN ~ 30");
+    e('n', "XINFO STREAM K");
+    e('=', "CONFIG SET stream-node-max-bytes 4096");
     s
 }
 
@@ -490,9 +504,16 @@ fn random_cmd(rng: &mut Rng, keys: &[String], next_ms: &mut [u64]) -> (char, Vec
                 _ => {}
             }
             w.push(explicit);
+            // Field names shared or not with the node's first entry, and values from small
+            // integers to strings of a few hundred bytes: node splits by size must match.
+            let named = rng.below(4) == 0;
             for i in 0..1 + rng.below(3) {
-                w.push(format!("f{i}"));
-                w.push(rng.below(100).to_string());
+                w.push(if named { format!("n{}", rng.below(3)) } else { format!("f{i}") });
+                w.push(match rng.below(4) {
+                    0 => "v".repeat(20 + rng.below(900) as usize),
+                    1 => (rng.below(1 << 40) as i64 - (1 << 39)).to_string(),
+                    _ => rng.below(100).to_string(),
+                });
             }
             w
         }

@@ -120,6 +120,59 @@ struct Node {
     deleted: u32,
     /// The last id written to the node (deleted or not), as `lpGetEdgeStreamID` reads it.
     last: StreamId,
+    /// What Redis's listpack for this node would weigh, except its live and deleted counters
+    /// (see `lp_bytes`): the `stream-node-max-bytes` check must split nodes where 7.0 does.
+    lp_fixed: usize,
+}
+
+impl Node {
+    /// The node's size as a Redis listpack.
+    fn lp_bytes(&self) -> usize {
+        self.lp_fixed + lp::int_elem(self.live as i64) + lp::int_elem(self.deleted as i64)
+    }
+}
+
+/// Sizes of listpack elements, as Redis encodes them (strings that parse as integers are
+/// stored as integers).
+mod lp {
+    use crate::util::num::parse_i64_strict;
+
+    /// Header (total bytes, element count) and end marker.
+    pub const OVERHEAD: usize = 7;
+
+    fn with_backlen(enc: usize) -> usize {
+        enc + match enc {
+            0..=127 => 1,
+            128..=16382 => 2,
+            16383..=2097150 => 3,
+            2097151..=268435454 => 4,
+            _ => 5,
+        }
+    }
+
+    pub fn int_elem(v: i64) -> usize {
+        with_backlen(match v {
+            0..=127 => 1,
+            -4096..=4095 => 2,
+            -32768..=32767 => 3,
+            -8388608..=8388607 => 4,
+            -2147483648..=2147483647 => 5,
+            _ => 9,
+        })
+    }
+
+    pub fn str_elem(s: &[u8]) -> usize {
+        if s.len() <= 20 {
+            if let Some(v) = parse_i64_strict(s) {
+                return int_elem(v);
+            }
+        }
+        with_backlen(match s.len() {
+            0..=63 => 1 + s.len(),
+            64..=4095 => 2 + s.len(),
+            n => 5 + n,
+        })
+    }
 }
 
 /// One decoded entry position in a node.
@@ -354,22 +407,46 @@ impl Stream {
         let need_new = match self.nodes.last_key_value() {
             None => true,
             Some((_, n)) => {
-                n.buf.len() + total >= max_bytes
+                n.lp_bytes() + total >= max_bytes
                     || (lim.max_entries > 0
                         && (n.live + n.deleted) as usize >= lim.max_entries)
             }
         };
+        let nfields = pairs.len() / 2;
         if need_new {
-            self.nodes.insert(id, Node::default());
+            // The master entry: counters (weighed in `lp_bytes`), field count, the first
+            // entry's field names, and a terminating 0.
+            let names: usize = pairs.clone().step_by(2).map(lp::str_elem).sum();
+            let lp_fixed = lp::OVERHEAD + lp::int_elem(nfields as i64) + names + lp::int_elem(0);
+            self.nodes.insert(id, Node { lp_fixed, ..Node::default() });
         }
         let mut tail = self.nodes.last_entry().expect("a tail node exists");
         let master = *tail.key();
         let node = tail.get_mut();
+        // Redis omits field names equal to the master entry's (the node's first entry).
+        let same_fields = node.buf.is_empty() || {
+            let first = decode_slot(&node.buf, 0, master);
+            first.nfields == nfields
+                && Fields { buf: &node.buf, pos: first.fields, count: first.nfields * 2 }
+                    .step_by(2)
+                    .eq(pairs.clone().step_by(2))
+        };
+        let values: usize = pairs.clone().skip(1).step_by(2).map(lp::str_elem).sum();
+        node.lp_fixed += lp::int_elem(2)
+            + lp::int_elem((id.ms.wrapping_sub(master.ms)) as i64)
+            + lp::int_elem((id.seq.wrapping_sub(master.seq)) as i64)
+            + values;
+        if same_fields {
+            node.lp_fixed += lp::int_elem(nfields as i64 + 3);
+        } else {
+            let names: usize = pairs.clone().step_by(2).map(lp::str_elem).sum();
+            node.lp_fixed += lp::int_elem(nfields as i64) + names + lp::int_elem(2 * nfields as i64 + 4);
+        }
         let buf = &mut node.buf;
         buf.push(LIVE);
         put_varint(buf, id.ms - master.ms);
         put_varint(buf, id.seq);
-        put_varint(buf, (pairs.len() / 2) as u64);
+        put_varint(buf, nfields as u64);
         for p in pairs {
             put_varint(buf, p.len() as u64);
             buf.extend_from_slice(p);
