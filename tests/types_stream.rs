@@ -692,3 +692,69 @@ fn xreadgroup_block_fifo_and_disconnect() {
         b"*-1\r\n"
     );
 }
+
+/// Runs `setup`, blocks a client with `block`, runs `action` from another client, and returns
+/// the blocked client's reply; the same on both servers must give the same bytes.
+fn blocked_reply(port_raw: &mut dyn FnMut() -> Raw, setup: &[Vec<&str>], block: &[&str], action: &[Vec<&str>]) -> Vec<u8> {
+    let call = |r: &mut Raw, c: &[&str]| {
+        let args: Vec<&[u8]> = c.iter().map(|s| s.as_bytes()).collect();
+        r.call(&args)
+    };
+    let mut admin = port_raw();
+    admin.call(&[b"FLUSHALL"]);
+    for c in setup {
+        call(&mut admin, c);
+    }
+    let mut waiter = port_raw();
+    let args: Vec<&[u8]> = block.iter().map(|s| s.as_bytes()).collect();
+    waiter.send_cmd(&args);
+    thread::sleep(Duration::from_millis(100));
+    for c in action {
+        call(&mut admin, c);
+    }
+    waiter.read_reply()
+}
+
+#[test]
+fn woken_readers_match_stock() {
+    let ours = Server::start(SHARDS, &[]);
+    let stock = StockRedis::start(&[]);
+    let k = key_on_shard("wk", 2, SHARDS);
+    let k = k.as_str();
+    let group_block = vec!["XREADGROUP", "GROUP", "g", "c", "BLOCK", "0", "STREAMS", k, ">"];
+    let create = vec!["XGROUP", "CREATE", k, "g", "$", "MKSTREAM"];
+    type Case<'a> = (Vec<Vec<&'a str>>, Vec<&'a str>, Vec<Vec<&'a str>>);
+    let cases: Vec<Case> = vec![
+        // The group goes away: -NOGROUP.
+        (vec![create.clone()], group_block.clone(), vec![vec!["XGROUP", "DESTROY", k, "g"]]),
+        // The key goes away: -UNBLOCKED.
+        (vec![create.clone()], group_block.clone(), vec![vec!["DEL", k]]),
+        // An add trimmed away at once still wakes the reader, with no entries.
+        (
+            vec![vec!["XADD", k, "1-0", "f", "v"]],
+            vec!["XREAD", "BLOCK", "0", "STREAMS", k, "$"],
+            vec![vec!["XADD", k, "MAXLEN", "0", "2-0", "f", "v"]],
+        ),
+        // A woken reader gets what is after its id.
+        (
+            vec![],
+            vec!["XREAD", "BLOCK", "0", "STREAMS", k, "0-5"],
+            vec![vec!["XADD", k, "1-0", "f", "v"], vec!["XADD", k, "2-0", "f", "v"]],
+        ),
+        // A group reader gets the new entry.
+        (vec![create.clone()], group_block.clone(), vec![vec!["XADD", k, "5-0", "a", "b"]]),
+    ];
+    for resp3 in [false, true] {
+        for (setup, block, action) in &cases {
+            let hello = |mut r: Raw| {
+                if resp3 {
+                    r.call(&[b"HELLO", b"3"]);
+                }
+                r
+            };
+            let got = blocked_reply(&mut || hello(ours.raw()), setup, block, action);
+            let want = blocked_reply(&mut || hello(Raw::connect(stock.port)), setup, block, action);
+            assert_eq!(show(&got), show(&want), "{block:?} after {action:?} resp3={resp3}");
+        }
+    }
+}

@@ -1179,6 +1179,9 @@ pub struct ReadReq {
     pub count: usize,
     pub group: Option<GroupReq>,
     pub resp3: bool,
+    /// A blocked reader being woken: 7.0 then serves whenever the stream's last id (not its
+    /// last live entry) passed the one awaited, even with nothing left to return.
+    pub woken: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -1259,6 +1262,16 @@ fn key_state(db: &mut Keyspace, key: &[u8], group: Option<&[u8]>, now: i64) -> K
     }
 }
 
+/// Whether a read after `after` has something to serve: a live entry past it, or for a woken
+/// reader the last id past it.
+fn has_new(s: &Stream, after: StreamId, woken: bool) -> bool {
+    if woken {
+        s.last_id > after
+    } else {
+        s.len() > 0 && s.edge_id(true).is_some_and(|top| top > after)
+    }
+}
+
 /// Serves one stream of an XREAD(GROUP) if it has something to give: the reply element
 /// (`[key, entries]`, or `key` then entries as a RESP3 map pair). Errors only if the group
 /// vanished since the first pass.
@@ -1275,8 +1288,7 @@ pub fn serve_read(db: &mut Keyspace, key: &[u8], req: &ReadReq, now: i64) -> Res
     };
     let after = req.after;
     let Some(g) = &req.group else {
-        let has = s.len() > 0 && s.edge_id(true).is_some_and(|top| top > after);
-        if !has {
+        if !has_new(s, after, req.woken) {
             return Ok(None);
         }
         head(&mut out);
@@ -1337,8 +1349,7 @@ fn serve_group(
         }
         return true;
     }
-    let has = s.len() > 0 && s.edge_id(true).is_some_and(|top| top > group.last_id);
-    if !has {
+    if !has_new(s, group.last_id, req.woken) {
         return false;
     }
     head(out);
@@ -1463,6 +1474,7 @@ fn plan_read(
                 count: r.count,
             group: r.group.as_ref().map(|(g, c)| GroupReq { group: g.clone(), consumer: c.clone(), noack: r.noack }),
             resp3,
+            woken: false,
         });
     }
     Ok(reqs)
@@ -1572,8 +1584,25 @@ fn serve_blocked(c: &mut Ctx, a: &Args, key_pos: usize, _state: &mut WaitState) 
         count: if r.count == 0 { 1000 } else { r.count },
         group: r.group.map(|(group, consumer)| GroupReq { group, consumer, noack: r.noack }),
         resp3: c.out.resp3,
+        woken: true,
     };
-    match serve_read(c.db, a.get(key_pos), &req, c.now)? {
+    let key = a.get(key_pos);
+    if let Some(g) = &req.group {
+        // A group reader whose stream or group went away is answered with an error, as 7.0
+        // does, rather than left waiting for what can no longer come.
+        match read_stream(c.db, key, c.now) {
+            Ok(Some(s)) if s.groups.contains_key(g.group.as_slice()) => {}
+            Ok(Some(_)) => {
+                c.out.error_line("NOGROUP the consumer group this client was blocked on no longer exists");
+                return Ok(true);
+            }
+            _ => {
+                c.out.error_line("UNBLOCKED the stream key no longer exists");
+                return Ok(true);
+            }
+        }
+    }
+    match serve_read(c.db, key, &req, c.now)? {
         Some(bytes) => {
             read_reply_head(c.out, 1);
             c.out.raw(&bytes);
