@@ -94,7 +94,13 @@ fn check(a: &mut Raw, b: &mut Raw, mode: char, cmd: &[String], tag: &str) -> boo
     if mode == '=' {
         assert_eq!(show(&got), show(&want), "{tag} {cmd:?}");
     } else {
-        assert_eq!(norm(&got), norm(&want), "{tag} {cmd:?}\nours:  {}\nstock: {}", show(&got), show(&want));
+        assert_eq!(
+            norm(&got),
+            norm(&want),
+            "{tag} {cmd:?}\nours:  {}\nstock: {}",
+            show(&got),
+            show(&want)
+        );
     }
     matches!(want.first(), Some(b'*' | b'%')) && want.len() > 8
 }
@@ -150,7 +156,10 @@ fn script(k: &[String]) -> Vec<(char, Vec<String>)> {
     e('=', "XRANGE STR - +");
     e('=', "DEL K");
     for i in 1..=30 {
-        e('=', &format!("XADD K {i}-{} field{} value{}", i % 3, i % 4, i));
+        e(
+            '=',
+            &format!("XADD K {i}-{} field{} value{}", i % 3, i % 4, i),
+        );
     }
     e('=', "XLEN K");
     e('=', "TYPE K");
@@ -381,7 +390,10 @@ fn script(k: &[String]) -> Vec<(char, Vec<String>)> {
     e('=', "XAUTOCLAIM K ga c4 0 0");
     e('n', "XPENDING K ga");
     e('=', "XPENDING K ga 5 1 10");
-    e('=', "XPENDING K ga (18446744073709551615-18446744073709551615 + 10");
+    e(
+        '=',
+        "XPENDING K ga (18446744073709551615-18446744073709551615 + 10",
+    );
     e('=', "XSETID K 50-0 ENTRIESADDED 40 MAXDELETEDID 45-0");
     e('n', "XINFO GROUPS K");
     e('n', "XINFO STREAM K FULL COUNT -1");
@@ -413,7 +425,21 @@ fn script(k: &[String]) -> Vec<(char, Vec<String>)> {
     // not, values of every string and integer encoding width.
     e('=', "CONFIG SET stream-node-max-bytes 300");
     e('=', "DEL K");
-    let values = ["7", "-100", "5000", "-40000", "8000000", "-2147483000", "12345678901", "007", "x", "y".repeat(63).leak(), "z".repeat(64).leak(), "w".repeat(130).leak(), "q".repeat(200).leak()];
+    let values = [
+        "7",
+        "-100",
+        "5000",
+        "-40000",
+        "8000000",
+        "-2147483000",
+        "12345678901",
+        "007",
+        "x",
+        "y".repeat(63).leak(),
+        "z".repeat(64).leak(),
+        "w".repeat(130).leak(),
+        "q".repeat(200).leak(),
+    ];
     for i in 1..=60usize {
         let v = values[i % values.len()];
         let f = if i % 7 == 0 { "other" } else { "f" };
@@ -445,7 +471,13 @@ fn scripted_matches_stock() {
         a.call(&[b"FLUSHALL"]);
         b.call(&[b"FLUSHALL"]);
         for (mode, cmd) in script(&keys()) {
-            check(&mut a, &mut b, mode, &cmd, if resp3 { "resp3" } else { "resp2" });
+            check(
+                &mut a,
+                &mut b,
+                mode,
+                &cmd,
+                if resp3 { "resp3" } else { "resp2" },
+            );
         }
     }
 }
@@ -467,7 +499,12 @@ fn auto_ids_follow_the_clock() {
     assert_eq!(seq, "0");
     // A second add in the same millisecond or later is still greater.
     let reply = a.call(&[b"XADD", b"auto", b"*", b"f", b"v"]);
-    let id2 = String::from_utf8(reply).unwrap().lines().nth(1).unwrap().to_string();
+    let id2 = String::from_utf8(reply)
+        .unwrap()
+        .lines()
+        .nth(1)
+        .unwrap()
+        .to_string();
     let (ms2, seq2) = id2.split_once('-').unwrap();
     let (ms2, seq2): (u64, u64) = (ms2.parse().unwrap(), seq2.parse().unwrap());
     assert!((ms2, seq2) > (ms, 0), "{id} then {id2}");
@@ -484,7 +521,7 @@ fn random_cmd(rng: &mut Rng, keys: &[String], next_ms: &mut [u64]) -> (char, Vec
     let k = keys[ki].clone();
     let id = |rng: &mut Rng, top: u64| format!("{}-{}", rng.below(top + 2), rng.below(3));
     let top = next_ms[ki];
-    let words: Vec<String> = match rng.below(20) {
+    let words: Vec<String> = match rng.below(22) {
         0..=5 => {
             let explicit = if rng.below(10) == 0 {
                 id(rng, top)
@@ -508,7 +545,11 @@ fn random_cmd(rng: &mut Rng, keys: &[String], next_ms: &mut [u64]) -> (char, Vec
             // integers to strings of a few hundred bytes: node splits by size must match.
             let named = rng.below(4) == 0;
             for i in 0..1 + rng.below(3) {
-                w.push(if named { format!("n{}", rng.below(3)) } else { format!("f{i}") });
+                w.push(if named {
+                    format!("n{}", rng.below(3))
+                } else {
+                    format!("f{i}")
+                });
                 w.push(match rng.below(4) {
                     0 => "v".repeat(20 + rng.below(900) as usize),
                     1 => (rng.below(1 << 40) as i64 - (1 << 39)).to_string(),
@@ -520,7 +561,11 @@ fn random_cmd(rng: &mut Rng, keys: &[String], next_ms: &mut [u64]) -> (char, Vec
         6 => vec!["XDEL".into(), k, id(rng, top), id(rng, top)],
         7 => {
             let how = if rng.below(2) == 0 { "MAXLEN" } else { "MINID" };
-            let arg = if how == "MAXLEN" { rng.below(30).to_string() } else { id(rng, top) };
+            let arg = if how == "MAXLEN" {
+                rng.below(30).to_string()
+            } else {
+                id(rng, top)
+            };
             let mut w = vec!["XTRIM".into(), k, how.into()];
             if rng.below(2) == 0 {
                 w.push("~".into());
@@ -553,14 +598,30 @@ fn random_cmd(rng: &mut Rng, keys: &[String], next_ms: &mut [u64]) -> (char, Vec
         }
         10 => vec!["XLEN".into(), k],
         11 => {
-            let mut w = vec!["XREAD".to_string(), "COUNT".into(), (1 + rng.below(4)).to_string(), "STREAMS".into()];
+            let mut w = vec![
+                "XREAD".to_string(),
+                "COUNT".into(),
+                (1 + rng.below(4)).to_string(),
+                "STREAMS".into(),
+            ];
             w.extend(keys[..3].iter().cloned());
             for i in 0..3 {
                 w.push(id(rng, next_ms[i]));
             }
             w
         }
-        12 => vec!["XGROUP".into(), "CREATE".into(), k, format!("g{}", rng.below(2)), if rng.below(2) == 0 { "$".into() } else { id(rng, top) }, "MKSTREAM".into()],
+        12 => vec![
+            "XGROUP".into(),
+            "CREATE".into(),
+            k,
+            format!("g{}", rng.below(2)),
+            if rng.below(2) == 0 {
+                "$".into()
+            } else {
+                id(rng, top)
+            },
+            "MKSTREAM".into(),
+        ],
         13 | 14 => vec![
             "XREADGROUP".into(),
             "GROUP".into(),
@@ -570,13 +631,95 @@ fn random_cmd(rng: &mut Rng, keys: &[String], next_ms: &mut [u64]) -> (char, Vec
             (1 + rng.below(3)).to_string(),
             "STREAMS".into(),
             k,
-            if rng.below(3) == 0 { "0".into() } else { ">".into() },
+            if rng.below(3) == 0 {
+                "0".into()
+            } else {
+                ">".into()
+            },
         ],
-        15 => vec!["XACK".into(), k, format!("g{}", rng.below(2)), id(rng, top), id(rng, top)],
+        15 => vec![
+            "XACK".into(),
+            k,
+            format!("g{}", rng.below(2)),
+            id(rng, top),
+            id(rng, top),
+        ],
         16 => vec!["XPENDING".into(), k, format!("g{}", rng.below(2))],
-        17 => vec!["XCLAIM".into(), k, format!("g{}", rng.below(2)), format!("c{}", rng.below(3)), "0".into(), id(rng, top), id(rng, top), "JUSTID".into()],
-        18 => vec!["XAUTOCLAIM".into(), k, format!("g{}", rng.below(2)), format!("c{}", rng.below(3)), "0".into(), id(rng, top), "COUNT".into(), (1 + rng.below(3)).to_string()],
-        _ => vec!["XINFO".into(), if rng.below(2) == 0 { "GROUPS".into() } else { "STREAM".into() }, k],
+        17 => vec![
+            "XCLAIM".into(),
+            k,
+            format!("g{}", rng.below(2)),
+            format!("c{}", rng.below(3)),
+            "0".into(),
+            id(rng, top),
+            id(rng, top),
+            "JUSTID".into(),
+        ],
+        18 => vec![
+            "XAUTOCLAIM".into(),
+            k,
+            format!("g{}", rng.below(2)),
+            format!("c{}", rng.below(3)),
+            "0".into(),
+            id(rng, top),
+            "COUNT".into(),
+            (1 + rng.below(3)).to_string(),
+        ],
+        19 => match rng.below(5) {
+            0 => vec![
+                "XGROUP".into(),
+                "SETID".into(),
+                k,
+                format!("g{}", rng.below(2)),
+                id(rng, top),
+            ],
+            1 => vec![
+                "XPENDING".into(),
+                k,
+                format!("g{}", rng.below(2)),
+                id(rng, top),
+                "+".into(),
+                (1 + rng.below(5)).to_string(),
+            ],
+            2 => vec![
+                "XINFO".into(),
+                "STREAM".into(),
+                k,
+                "FULL".into(),
+                "COUNT".into(),
+                rng.below(4).to_string(),
+            ],
+            3 => vec![
+                "XREADGROUP".into(),
+                "GROUP".into(),
+                format!("g{}", rng.below(2)),
+                format!("c{}", rng.below(3)),
+                "NOACK".into(),
+                "STREAMS".into(),
+                k,
+                ">".into(),
+            ],
+            _ => vec![
+                "XCLAIM".into(),
+                k,
+                format!("g{}", rng.below(2)),
+                format!("c{}", rng.below(3)),
+                "0".into(),
+                id(rng, top),
+                "FORCE".into(),
+                "RETRYCOUNT".into(),
+                "3".into(),
+            ],
+        },
+        _ => vec![
+            "XINFO".into(),
+            if rng.below(2) == 0 {
+                "GROUPS".into()
+            } else {
+                "STREAM".into()
+            },
+            k,
+        ],
     };
     ('n', words)
 }
@@ -594,12 +737,23 @@ fn random_sequence_matches_stock() {
             r.call(&[b"CONFIG", b"SET", b"stream-node-max-entries", b"5"]);
         }
         let keys = keys();
-        let mut rng = Rng(if resp3 { 7 } else { 42 });
+        // STREAM_SEED picks another sequence (for exploring; the default is the committed one).
+        let base: u64 = std::env::var("STREAM_SEED")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(42);
+        let mut rng = Rng(if resp3 { base + 1000 } else { base });
         let mut next_ms = vec![0u64; 3];
         let mut substantial = 0;
         for step in 0..3000 {
             let (mode, cmd) = random_cmd(&mut rng, &keys, &mut next_ms);
-            substantial += check(&mut a, &mut b, mode, &cmd, &format!("step {step} resp3={resp3}")) as usize;
+            substantial += check(
+                &mut a,
+                &mut b,
+                mode,
+                &cmd,
+                &format!("step {step} resp3={resp3}"),
+            ) as usize;
         }
         // Most steps must have returned entries, groups or PELs, not just errors and zeros.
         assert!(substantial > 600, "only {substantial} non-trivial replies");
@@ -617,10 +771,22 @@ fn xread_block_woken_from_another_shard() {
     let mut waiter = ours.raw();
     waiter.call(&[b"XADD", key.as_bytes(), b"1-0", b"old", b"x"]);
     // `$` pins the last id at block time: the old entry is not served.
-    waiter.send_cmd(&[b"XREAD", b"BLOCK", b"0", b"STREAMS", other.as_bytes(), key.as_bytes(), b"$", b"$"]);
+    waiter.send_cmd(&[
+        b"XREAD",
+        b"BLOCK",
+        b"0",
+        b"STREAMS",
+        other.as_bytes(),
+        key.as_bytes(),
+        b"$",
+        b"$",
+    ]);
     thread::sleep(Duration::from_millis(150));
     let mut pusher = ours.raw();
-    assert_eq!(pusher.call(&[b"XADD", key.as_bytes(), b"2-0", b"f", b"v"]), b"$3\r\n2-0\r\n");
+    assert_eq!(
+        pusher.call(&[b"XADD", key.as_bytes(), b"2-0", b"f", b"v"]),
+        b"$3\r\n2-0\r\n"
+    );
     let got = waiter.read_reply();
     let want = format!(
         "*1\r\n*2\r\n${}\r\n{}\r\n*1\r\n*2\r\n$3\r\n2-0\r\n*2\r\n$1\r\nf\r\n$1\r\nv\r\n",
@@ -631,13 +797,29 @@ fn xread_block_woken_from_another_shard() {
 
     // Timeout: a null array after about the asked time.
     let started = Instant::now();
-    assert_eq!(waiter.call(&[b"XREAD", b"BLOCK", b"200", b"STREAMS", key.as_bytes(), b"$"]), b"*-1\r\n");
+    assert_eq!(
+        waiter.call(&[b"XREAD", b"BLOCK", b"200", b"STREAMS", key.as_bytes(), b"$"]),
+        b"*-1\r\n"
+    );
     let waited = started.elapsed();
-    assert!(waited >= Duration::from_millis(190) && waited < Duration::from_secs(3), "{waited:?}");
+    assert!(
+        waited >= Duration::from_millis(190) && waited < Duration::from_secs(3),
+        "{waited:?}"
+    );
 
     // XREADGROUP BLOCK: woken by an add, the entry joins the consumer's PEL.
     waiter.call(&[b"XGROUP", b"CREATE", key.as_bytes(), b"g", b"$"]);
-    waiter.send_cmd(&[b"XREADGROUP", b"GROUP", b"g", b"c", b"BLOCK", b"0", b"STREAMS", key.as_bytes(), b">"]);
+    waiter.send_cmd(&[
+        b"XREADGROUP",
+        b"GROUP",
+        b"g",
+        b"c",
+        b"BLOCK",
+        b"0",
+        b"STREAMS",
+        key.as_bytes(),
+        b">",
+    ]);
     thread::sleep(Duration::from_millis(150));
     pusher.call(&[b"XADD", key.as_bytes(), b"3-0", b"f", b"w"]);
     let got = waiter.read_reply();
@@ -663,19 +845,56 @@ fn xreadgroup_block_fifo_and_disconnect() {
     let ours = Server::start(SHARDS, &[]);
     let key = key_on_shard("grp", 1, SHARDS);
     let mut admin = ours.raw();
-    admin.call(&[b"XGROUP", b"CREATE", key.as_bytes(), b"g", b"$", b"MKSTREAM"]);
+    admin.call(&[
+        b"XGROUP",
+        b"CREATE",
+        key.as_bytes(),
+        b"g",
+        b"$",
+        b"MKSTREAM",
+    ]);
     // A consumer that disconnects while blocked leaves no trace: the entry is not pending.
     let mut gone = ours.raw();
-    gone.send_cmd(&[b"XREADGROUP", b"GROUP", b"g", b"ghost", b"BLOCK", b"0", b"STREAMS", key.as_bytes(), b">"]);
+    gone.send_cmd(&[
+        b"XREADGROUP",
+        b"GROUP",
+        b"g",
+        b"ghost",
+        b"BLOCK",
+        b"0",
+        b"STREAMS",
+        key.as_bytes(),
+        b">",
+    ]);
     thread::sleep(Duration::from_millis(100));
     drop(gone);
     thread::sleep(Duration::from_millis(100));
     // FIFO: the first blocked consumer gets the first entry, the second the next one.
     let mut first = ours.raw();
-    first.send_cmd(&[b"XREADGROUP", b"GROUP", b"g", b"c1", b"BLOCK", b"0", b"STREAMS", key.as_bytes(), b">"]);
+    first.send_cmd(&[
+        b"XREADGROUP",
+        b"GROUP",
+        b"g",
+        b"c1",
+        b"BLOCK",
+        b"0",
+        b"STREAMS",
+        key.as_bytes(),
+        b">",
+    ]);
     thread::sleep(Duration::from_millis(100));
     let mut second = ours.raw();
-    second.send_cmd(&[b"XREADGROUP", b"GROUP", b"g", b"c2", b"BLOCK", b"0", b"STREAMS", key.as_bytes(), b">"]);
+    second.send_cmd(&[
+        b"XREADGROUP",
+        b"GROUP",
+        b"g",
+        b"c2",
+        b"BLOCK",
+        b"0",
+        b"STREAMS",
+        key.as_bytes(),
+        b">",
+    ]);
     thread::sleep(Duration::from_millis(100));
     admin.call(&[b"XADD", key.as_bytes(), b"1-0", b"f", b"a"]);
     assert!(show(&first.read_reply()).contains("1-0"));
@@ -685,17 +904,35 @@ fn xreadgroup_block_fifo_and_disconnect() {
     let pending = admin.call(&[b"XPENDING", key.as_bytes(), b"g", b"-", b"+", b"10"]);
     let text = show(&pending);
     assert!(pending.starts_with(b"*2\r\n"), "{text}");
-    assert!(text.contains("c1") && text.contains("c2") && !text.contains("ghost"), "{text}");
+    assert!(
+        text.contains("c1") && text.contains("c2") && !text.contains("ghost"),
+        "{text}"
+    );
     // Timeout of a group read: a null array.
     assert_eq!(
-        admin.call(&[b"XREADGROUP", b"GROUP", b"g", b"c1", b"BLOCK", b"50", b"STREAMS", key.as_bytes(), b">"]),
+        admin.call(&[
+            b"XREADGROUP",
+            b"GROUP",
+            b"g",
+            b"c1",
+            b"BLOCK",
+            b"50",
+            b"STREAMS",
+            key.as_bytes(),
+            b">"
+        ]),
         b"*-1\r\n"
     );
 }
 
 /// Runs `setup`, blocks a client with `block`, runs `action` from another client, and returns
 /// the blocked client's reply; the same on both servers must give the same bytes.
-fn blocked_reply(port_raw: &mut dyn FnMut() -> Raw, setup: &[Vec<&str>], block: &[&str], action: &[Vec<&str>]) -> Vec<u8> {
+fn blocked_reply(
+    port_raw: &mut dyn FnMut() -> Raw,
+    setup: &[Vec<&str>],
+    block: &[&str],
+    action: &[Vec<&str>],
+) -> Vec<u8> {
     let call = |r: &mut Raw, c: &[&str]| {
         let args: Vec<&[u8]> = c.iter().map(|s| s.as_bytes()).collect();
         r.call(&args)
@@ -721,14 +958,32 @@ fn woken_readers_match_stock() {
     let stock = StockRedis::start(&[]);
     let k = key_on_shard("wk", 2, SHARDS);
     let k = k.as_str();
-    let group_block = vec!["XREADGROUP", "GROUP", "g", "c", "BLOCK", "0", "STREAMS", k, ">"];
+    let group_block = vec![
+        "XREADGROUP",
+        "GROUP",
+        "g",
+        "c",
+        "BLOCK",
+        "0",
+        "STREAMS",
+        k,
+        ">",
+    ];
     let create = vec!["XGROUP", "CREATE", k, "g", "$", "MKSTREAM"];
     type Case<'a> = (Vec<Vec<&'a str>>, Vec<&'a str>, Vec<Vec<&'a str>>);
     let cases: Vec<Case> = vec![
         // The group goes away: -NOGROUP.
-        (vec![create.clone()], group_block.clone(), vec![vec!["XGROUP", "DESTROY", k, "g"]]),
+        (
+            vec![create.clone()],
+            group_block.clone(),
+            vec![vec!["XGROUP", "DESTROY", k, "g"]],
+        ),
         // The key goes away: -UNBLOCKED.
-        (vec![create.clone()], group_block.clone(), vec![vec!["DEL", k]]),
+        (
+            vec![create.clone()],
+            group_block.clone(),
+            vec![vec!["DEL", k]],
+        ),
         // An add trimmed away at once still wakes the reader, with no entries.
         (
             vec![vec!["XADD", k, "1-0", "f", "v"]],
@@ -739,10 +994,17 @@ fn woken_readers_match_stock() {
         (
             vec![],
             vec!["XREAD", "BLOCK", "0", "STREAMS", k, "0-5"],
-            vec![vec!["XADD", k, "1-0", "f", "v"], vec!["XADD", k, "2-0", "f", "v"]],
+            vec![
+                vec!["XADD", k, "1-0", "f", "v"],
+                vec!["XADD", k, "2-0", "f", "v"],
+            ],
         ),
         // A group reader gets the new entry.
-        (vec![create.clone()], group_block.clone(), vec![vec!["XADD", k, "5-0", "a", "b"]]),
+        (
+            vec![create.clone()],
+            group_block.clone(),
+            vec![vec!["XADD", k, "5-0", "a", "b"]],
+        ),
     ];
     for resp3 in [false, true] {
         for (setup, block, action) in &cases {
@@ -753,8 +1015,17 @@ fn woken_readers_match_stock() {
                 r
             };
             let got = blocked_reply(&mut || hello(ours.raw()), setup, block, action);
-            let want = blocked_reply(&mut || hello(Raw::connect(stock.port)), setup, block, action);
-            assert_eq!(show(&got), show(&want), "{block:?} after {action:?} resp3={resp3}");
+            let want = blocked_reply(
+                &mut || hello(Raw::connect(stock.port)),
+                setup,
+                block,
+                action,
+            );
+            assert_eq!(
+                show(&got),
+                show(&want),
+                "{block:?} after {action:?} resp3={resp3}"
+            );
         }
     }
 }

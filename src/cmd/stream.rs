@@ -23,7 +23,12 @@ const READ_SLOW: &[&str] = &["@read", "@stream", "@slow"];
 const WRITE_FAST: &[&str] = &["@write", "@stream", "@fast"];
 const WRITE_SLOW: &[&str] = &["@write", "@stream", "@slow"];
 
-const fn sub(name: &'static str, arity: i32, flags: u32, f: fn(&mut Ctx, &Args) -> CmdResult) -> CommandSpec {
+const fn sub(
+    name: &'static str,
+    arity: i32,
+    flags: u32,
+    f: fn(&mut Ctx, &Args) -> CmdResult,
+) -> CommandSpec {
     CommandSpec::new(name, arity, flags, Handler::Keyed(f)).keys(2, 2, 1)
 }
 
@@ -36,28 +41,44 @@ static XGROUP_SUBCOMMANDS: &[CommandSpec] = &[
         .doc("stream", "6.2.0", "Create a consumer in a consumer group."),
     sub("delconsumer", 5, WRITE, xgroup_delconsumer)
         .acl(WRITE_SLOW)
-        .doc("stream", "5.0.0", "Delete a consumer from a consumer group."),
+        .doc(
+            "stream",
+            "5.0.0",
+            "Delete a consumer from a consumer group.",
+        ),
     sub("destroy", 4, WRITE, xgroup_destroy)
         .acl(WRITE_SLOW)
         .doc("stream", "5.0.0", "Destroy a consumer group."),
     CommandSpec::new("help", 2, LOADING | STALE, Handler::Sync(xgroup_help))
         .acl(&["@stream", "@slow"])
-        .doc("stream", "5.0.0", "Show helpful text about the different subcommands"),
-    sub("setid", -5, WRITE, xgroup_setid)
-        .acl(WRITE_SLOW)
-        .doc("stream", "5.0.0", "Set a consumer group to an arbitrary last delivered ID value."),
+        .doc(
+            "stream",
+            "5.0.0",
+            "Show helpful text about the different subcommands",
+        ),
+    sub("setid", -5, WRITE, xgroup_setid).acl(WRITE_SLOW).doc(
+        "stream",
+        "5.0.0",
+        "Set a consumer group to an arbitrary last delivered ID value.",
+    ),
 ];
 
 static XINFO_SUBCOMMANDS: &[CommandSpec] = &[
     sub("consumers", 4, READONLY, xinfo_consumers)
         .acl(READ_SLOW)
         .doc("stream", "5.0.0", "List the consumers in a consumer group"),
-    sub("groups", 3, READONLY, xinfo_groups)
-        .acl(READ_SLOW)
-        .doc("stream", "5.0.0", "List the consumer groups of a stream"),
+    sub("groups", 3, READONLY, xinfo_groups).acl(READ_SLOW).doc(
+        "stream",
+        "5.0.0",
+        "List the consumer groups of a stream",
+    ),
     CommandSpec::new("help", 2, LOADING | STALE, Handler::Sync(xinfo_help))
         .acl(&["@stream", "@slow"])
-        .doc("stream", "5.0.0", "Show helpful text about the different subcommands"),
+        .doc(
+            "stream",
+            "5.0.0",
+            "Show helpful text about the different subcommands",
+        ),
     sub("stream", -3, READONLY, xinfo_stream)
         .acl(READ_SLOW)
         .doc("stream", "5.0.0", "Get information about a stream"),
@@ -153,7 +174,12 @@ fn parse_u64_like_redis(s: &[u8]) -> Option<u64> {
 
 /// An id argument: `<ms>[-<seq>]` (a missing seq is `missing_seq`), `-`/`+` unless `strict`.
 /// With `star_ok`, `<ms>-*` is accepted and returns seq None.
-fn parse_id_ext(s: &[u8], missing_seq: u64, strict: bool, star_ok: bool) -> Result<(StreamId, bool), Error> {
+fn parse_id_ext(
+    s: &[u8],
+    missing_seq: u64,
+    strict: bool,
+    star_ok: bool,
+) -> Result<(StreamId, bool), Error> {
     if s.len() > 127 {
         return Err(invalid_id());
     }
@@ -170,7 +196,10 @@ fn parse_id_ext(s: &[u8], missing_seq: u64, strict: bool, star_ok: bool) -> Resu
     let ms = parse_u64_like_redis(ms_part).ok_or_else(invalid_id)?;
     match seq_part {
         Some(b"*") if star_ok => Ok((StreamId::new(ms, 0), false)),
-        Some(seq) => Ok((StreamId::new(ms, parse_u64_like_redis(seq).ok_or_else(invalid_id)?), true)),
+        Some(seq) => Ok((
+            StreamId::new(ms, parse_u64_like_redis(seq).ok_or_else(invalid_id)?),
+            true,
+        )),
         None => Ok((StreamId::new(ms, missing_seq), true)),
     }
 }
@@ -195,7 +224,8 @@ fn parse_interval(s: &[u8], missing_seq: u64) -> Result<(StreamId, bool), Error>
 fn range_start(s: &[u8]) -> Result<StreamId, Error> {
     let (id, ex) = parse_interval(s, 0)?;
     if ex {
-        id.incr().ok_or_else(|| Error::msg("invalid start ID for the interval"))
+        id.incr()
+            .ok_or_else(|| Error::msg("invalid start ID for the interval"))
     } else {
         Ok(id)
     }
@@ -204,7 +234,8 @@ fn range_start(s: &[u8]) -> Result<StreamId, Error> {
 fn range_end(s: &[u8]) -> Result<StreamId, Error> {
     let (id, ex) = parse_interval(s, u64::MAX)?;
     if ex {
-        id.decr().ok_or_else(|| Error::msg("invalid end ID for the interval"))
+        id.decr()
+            .ok_or_else(|| Error::msg("invalid end ID for the interval"))
     } else {
         Ok(id)
     }
@@ -228,7 +259,14 @@ fn reply_entry(out: &mut Reply, id: StreamId, fields: Fields<'_>) {
 }
 
 /// Entries in `start..=end` (at most `count`, 0 = all) as an array.
-fn reply_range(out: &mut Reply, s: &Stream, start: StreamId, end: StreamId, count: usize, rev: bool) {
+fn reply_range(
+    out: &mut Reply,
+    s: &Stream,
+    start: StreamId,
+    end: StreamId,
+    count: usize,
+    rev: bool,
+) {
     let at = out.buf.len();
     let mut n = 0usize;
     // The count is known only afterwards: write the entries, then put the header in front.
@@ -262,7 +300,11 @@ fn limits(c: &Ctx) -> StreamLimits {
     }
 }
 
-fn read_stream<'a>(db: &'a mut Keyspace, key: &[u8], now: i64) -> Result<Option<&'a Stream>, Error> {
+fn read_stream<'a>(
+    db: &'a mut Keyspace,
+    key: &[u8],
+    now: i64,
+) -> Result<Option<&'a Stream>, Error> {
     match db.read(key, now) {
         None => Ok(None),
         Some(e) => match &e.value {
@@ -272,7 +314,11 @@ fn read_stream<'a>(db: &'a mut Keyspace, key: &[u8], now: i64) -> Result<Option<
     }
 }
 
-fn write_stream<'a>(db: &'a mut Keyspace, key: &[u8], now: i64) -> Result<Option<&'a mut Stream>, Error> {
+fn write_stream<'a>(
+    db: &'a mut Keyspace,
+    key: &[u8],
+    now: i64,
+) -> Result<Option<&'a mut Stream>, Error> {
     match db.get(key, now) {
         None => Ok(None),
         Some(e) => match &mut e.value {
@@ -283,7 +329,11 @@ fn write_stream<'a>(db: &'a mut Keyspace, key: &[u8], now: i64) -> Result<Option
 }
 
 /// The stream at `key`, created empty if absent.
-fn stream_or_create<'a>(db: &'a mut Keyspace, key: &[u8], now: i64) -> Result<&'a mut Stream, Error> {
+fn stream_or_create<'a>(
+    db: &'a mut Keyspace,
+    key: &[u8],
+    now: i64,
+) -> Result<&'a mut Stream, Error> {
     if db.get(key, now).is_none() {
         db.set(key, Value::Stream(Box::default()), NO_EXPIRE, now);
     }
@@ -305,7 +355,14 @@ struct AddTrim {
 
 /// 7.0's `streamParseAddOrTrimArgsOrReply`.
 fn parse_add_trim(a: &Args, xadd: bool, node_max_entries: usize) -> Result<AddTrim, Error> {
-    let mut r = AddTrim { trim: None, approx: false, limit: 0, nomkstream: false, id: None, idpos: a.len() };
+    let mut r = AddTrim {
+        trim: None,
+        approx: false,
+        limit: 0,
+        nomkstream: false,
+        id: None,
+        idpos: a.len(),
+    };
     let mut limit_given = false;
     let mut i = 2;
     while i < a.len() {
@@ -316,7 +373,9 @@ fn parse_add_trim(a: &Args, xadd: bool, node_max_entries: usize) -> Result<AddTr
             break;
         } else if (a.is(i, "MAXLEN") || a.is(i, "MINID")) && more > 0 {
             if r.trim.is_some() {
-                return Err(Error::msg("syntax error, MAXLEN and MINID options at the same time are not compatible"));
+                return Err(Error::msg(
+                    "syntax error, MAXLEN and MINID options at the same time are not compatible",
+                ));
             }
             let is_maxlen = a.is(i, "MAXLEN");
             r.approx = false;
@@ -358,19 +417,29 @@ fn parse_add_trim(a: &Args, xadd: bool, node_max_entries: usize) -> Result<AddTr
         i += 1;
     }
     if r.limit > 0 && r.trim.is_none() {
-        return Err(Error::msg("syntax error, LIMIT cannot be used without specifying a trimming strategy"));
+        return Err(Error::msg(
+            "syntax error, LIMIT cannot be used without specifying a trimming strategy",
+        ));
     }
     if !xadd && r.trim.is_none() {
-        return Err(Error::msg("syntax error, XTRIM must be called with a trimming strategy"));
+        return Err(Error::msg(
+            "syntax error, XTRIM must be called with a trimming strategy",
+        ));
     }
     if limit_given {
         if !r.approx {
-            return Err(Error::msg("syntax error, LIMIT cannot be used without the special ~ option"));
+            return Err(Error::msg(
+                "syntax error, LIMIT cannot be used without the special ~ option",
+            ));
         }
     } else if r.approx {
         // Bounds the work `~` may do, as 7.0 does: 100 nodes' worth.
         let l = 100i128 * node_max_entries as i128;
-        r.limit = if l <= 0 { 10_000 } else { l.min(1_000_000) as u64 };
+        r.limit = if l <= 0 {
+            10_000
+        } else {
+            l.min(1_000_000) as u64
+        };
     } else {
         r.limit = 0;
     }
@@ -387,20 +456,21 @@ fn xadd(c: &mut Ctx, a: &Args) -> CmdResult {
     }
     if let Some((id, true)) = opts.id {
         if id.is_zero() {
-            return Err(Error::msg("The ID specified in XADD must be greater than 0-0"));
+            return Err(Error::msg(
+                "The ID specified in XADD must be greater than 0-0",
+            ));
         }
     }
     let key = a.get(1);
-    let s = match write_stream(c.db, key, c.now)? {
-        Some(_) => write_stream(c.db, key, c.now)?.ok_or(Error::NoSuchKey)?,
-        None if opts.nomkstream => {
-            c.out.null();
-            return Ok(());
-        }
-        None => stream_or_create(c.db, key, c.now)?,
-    };
+    if write_stream(c.db, key, c.now)?.is_none() && opts.nomkstream {
+        c.out.null();
+        return Ok(());
+    }
+    let s = stream_or_create(c.db, key, c.now)?;
     if s.last_id == StreamId::MAX {
-        return Err(Error::msg("The stream has exhausted the last possible ID, unable to add more items"));
+        return Err(Error::msg(
+            "The stream has exhausted the last possible ID, unable to add more items",
+        ));
     }
     let id = match opts.id {
         Some((id, true)) => Some(id).filter(|id| *id > s.last_id),
@@ -408,7 +478,9 @@ fn xadd(c: &mut Ctx, a: &Args) -> CmdResult {
         None => s.next_id(c.now.max(0) as u64, None),
     };
     let Some(id) = id else {
-        return Err(Error::msg("The ID specified in XADD is equal or smaller than the target stream top item"));
+        return Err(Error::msg(
+            "The ID specified in XADD is equal or smaller than the target stream top item",
+        ));
     };
     let total: usize = a.rest(field_pos).map(<[u8]>::len).sum();
     if total > NODE_MAX_SIZE {
@@ -442,7 +514,11 @@ fn xlen(c: &mut Ctx, a: &Args) -> CmdResult {
 }
 
 fn range_cmd(c: &mut Ctx, a: &Args, rev: bool) -> CmdResult {
-    let (sa, ea) = if rev { (a.get(3), a.get(2)) } else { (a.get(2), a.get(3)) };
+    let (sa, ea) = if rev {
+        (a.get(3), a.get(2))
+    } else {
+        (a.get(2), a.get(3))
+    };
     let start = range_start(sa)?;
     let end = range_end(ea)?;
     let mut count: i64 = -1;
@@ -481,7 +557,10 @@ fn xdel(c: &mut Ctx, a: &Args) -> CmdResult {
         c.out.int(0);
         return Ok(());
     };
-    let ids = a.rest(2).map(parse_strict_id).collect::<Result<Vec<_>, _>>()?;
+    let ids = a
+        .rest(2)
+        .map(parse_strict_id)
+        .collect::<Result<Vec<_>, _>>()?;
     let deleted: Vec<StreamId> = ids.into_iter().filter(|&id| s.delete(id)).collect();
     s.after_delete(&deleted);
     c.out.int(deleted.len() as i64);
@@ -505,7 +584,9 @@ fn xsetid(c: &mut Ctx, a: &Args) -> CmdResult {
         } else if a.is(i, "MAXDELETEDID") && more > 0 {
             max_del = parse_strict_id(a.get(i + 1))?;
             if id < max_del {
-                return Err(Error::msg("The ID specified in XSETID is smaller than the provided max_deleted_entry_id"));
+                return Err(Error::msg(
+                    "The ID specified in XSETID is smaller than the provided max_deleted_entry_id",
+                ));
             }
         } else {
             return Err(Error::Syntax);
@@ -516,10 +597,14 @@ fn xsetid(c: &mut Ctx, a: &Args) -> CmdResult {
     if s.len() > 0 {
         let top = s.edge_id(true).unwrap_or(StreamId::MIN);
         if id < top {
-            return Err(Error::msg("The ID specified in XSETID is smaller than the target stream top item"));
+            return Err(Error::msg(
+                "The ID specified in XSETID is smaller than the target stream top item",
+            ));
         }
         if entries_added != -1 && s.len() > entries_added as u64 {
-            return Err(Error::msg("The entries_added specified in XSETID is smaller than the target stream length"));
+            return Err(Error::msg(
+                "The entries_added specified in XSETID is smaller than the target stream length",
+            ));
         }
     }
     s.last_id = id;
@@ -571,7 +656,10 @@ fn xgroup_prologue<'a>(
     setid: bool,
     needs_group: bool,
 ) -> Result<(GroupArgs, Option<&'a mut Stream>), Error> {
-    let mut g = GroupArgs { mkstream: false, entries_read: INVALID_ENTRIES_READ };
+    let mut g = GroupArgs {
+        mkstream: false,
+        entries_read: INVALID_ENTRIES_READ,
+    };
     let mut i = 5;
     while i < a.len() {
         if create && a.is(i, "MKSTREAM") {
@@ -622,9 +710,12 @@ fn xgroup_create(c: &mut Ctx, a: &Args) -> CmdResult {
         None => stream_or_create(c.db, a.get(2), now)?,
     };
     if s.groups.contains_key(a.get(3)) {
-        return Err(Error::Coded("BUSYGROUP Consumer Group name already exists".into()));
+        return Err(Error::Coded(
+            "BUSYGROUP Consumer Group name already exists".into(),
+        ));
     }
-    s.groups.insert(a.get(3).into(), Group::new(id, g.entries_read));
+    s.groups
+        .insert(a.get(3).into(), Group::new(id, g.entries_read));
     c.out.ok();
     Ok(())
 }
@@ -635,7 +726,11 @@ fn xgroup_setid(c: &mut Ctx, a: &Args) -> CmdResult {
         return Err(Error::subcommand_syntax(a.get(1), "XGROUP"));
     }
     let s = s.ok_or(Error::NoSuchKey)?;
-    let id = if a.get(4) == b"$" { s.last_id } else { parse_id(a.get(4), 0)? };
+    let id = if a.get(4) == b"$" {
+        s.last_id
+    } else {
+        parse_id(a.get(4), 0)?
+    };
     let group = s.groups.get_mut(a.get(3)).ok_or(Error::NoSuchKey)?;
     group.last_id = id;
     group.entries_read = g.entries_read;
@@ -681,7 +776,10 @@ fn xack(c: &mut Ctx, a: &Args) -> CmdResult {
         c.out.int(0);
         return Ok(());
     };
-    let ids = a.rest(3).map(parse_strict_id).collect::<Result<Vec<_>, _>>()?;
+    let ids = a
+        .rest(3)
+        .map(parse_strict_id)
+        .collect::<Result<Vec<_>, _>>()?;
     let n = ids.into_iter().filter(|&id| group.ack(id)).count();
     c.out.int(n as i64);
     Ok(())
@@ -756,16 +854,28 @@ fn xpending(c: &mut Ctx, a: &Args) -> CmdResult {
                 out.array(0);
                 return Ok(());
             }
-            Some(cons) => cons.pel.range(start..=end.max(start)).copied().filter(|id| *id <= end).collect(),
+            Some(cons) => cons
+                .pel
+                .range(start..=end.max(start))
+                .copied()
+                .filter(|id| *id <= end)
+                .collect(),
         },
-        None => group.pel.range(start..=end.max(start)).map(|(id, _)| *id).filter(|id| *id <= end).collect(),
+        None => group
+            .pel
+            .range(start..=end.max(start))
+            .map(|(id, _)| *id)
+            .filter(|id| *id <= end)
+            .collect(),
     };
     let mut rows = Vec::new();
     for id in ids {
         if count == 0 {
             break;
         }
-        let Some(nack) = group.pel.get(&id) else { continue };
+        let Some(nack) = group.pel.get(&id) else {
+            continue;
+        };
         if minidle != 0 && now - nack.delivery_time < minidle {
             continue;
         }
@@ -794,9 +904,15 @@ fn xclaim(c: &mut Ctx, a: &Args) -> CmdResult {
     let key = a.get(1);
     let s = write_stream(c.db, key, now)?;
     let nogroup_err = || {
-        nogroup(format!("No such key '{}' or consumer group '{}'", lossy(a.get(1)), lossy(a.get(2))))
+        nogroup(format!(
+            "No such key '{}' or consumer group '{}'",
+            lossy(a.get(1)),
+            lossy(a.get(2))
+        ))
     };
-    let Some(s) = s else { return Err(nogroup_err()) };
+    let Some(s) = s else {
+        return Err(nogroup_err());
+    };
     if !s.groups.contains_key(a.get(2)) {
         return Err(nogroup_err());
     }
@@ -833,7 +949,10 @@ fn xclaim(c: &mut Ctx, a: &Args) -> CmdResult {
             j += 1;
             last_id = parse_strict_id(a.get(j))?;
         } else {
-            return Err(Error::msg(format!("Unrecognized XCLAIM option '{}'", lossy(a.get(j)))));
+            return Err(Error::msg(format!(
+                "Unrecognized XCLAIM option '{}'",
+                lossy(a.get(j))
+            )));
         }
         j += 1;
     }
@@ -854,9 +973,18 @@ fn xclaim(c: &mut Ctx, a: &Args) -> CmdResult {
             continue;
         }
         if force && !group.pel.contains_key(&id) {
-            group.pel.insert(id, Nack { consumer: None, delivery_time: now, delivery_count: 1 });
+            group.pel.insert(
+                id,
+                Nack {
+                    consumer: None,
+                    delivery_time: now,
+                    delivery_count: 1,
+                },
+            );
         }
-        let Some(nack) = group.pel.get(&id) else { continue };
+        let Some(nack) = group.pel.get(&id) else {
+            continue;
+        };
         if nack.consumer.is_some() && minidle != 0 && now - nack.delivery_time < minidle {
             continue;
         }
@@ -910,9 +1038,16 @@ fn xautoclaim(c: &mut Ctx, a: &Args) -> CmdResult {
     }
     let key = a.get(1);
     let s = write_stream(c.db, key, now)?;
-    let nogroup_err =
-        || nogroup(format!("No such key '{}' or consumer group '{}'", lossy(a.get(1)), lossy(a.get(2))));
-    let Some(s) = s else { return Err(nogroup_err()) };
+    let nogroup_err = || {
+        nogroup(format!(
+            "No such key '{}' or consumer group '{}'",
+            lossy(a.get(1)),
+            lossy(a.get(2))
+        ))
+    };
+    let Some(s) = s else {
+        return Err(nogroup_err());
+    };
     let mut group = s.groups.remove(a.get(2)).ok_or_else(nogroup_err)?;
     let name = a.get(3);
     let mut attempts = count * 10;
@@ -1020,7 +1155,11 @@ fn xinfo_consumers(c: &mut Ctx, a: &Args) -> CmdResult {
     let key = a.get(2);
     let s = existing_stream(c.db, key, c.now)?;
     let g = s.groups.get(a.get(3)).ok_or_else(|| {
-        nogroup(format!("No such consumer group '{}' for key name '{}'", lossy(a.get(3)), lossy(key)))
+        nogroup(format!(
+            "No such consumer group '{}' for key name '{}'",
+            lossy(a.get(3)),
+            lossy(key)
+        ))
     })?;
     c.out.array(g.consumers.len());
     for (name, cons) in &g.consumers {
@@ -1135,7 +1274,11 @@ fn xinfo_stream(c: &mut Ctx, a: &Args) -> CmdResult {
         out.bulk(b"pel-count");
         out.int(g.pel.len() as i64);
         out.bulk(b"pending");
-        let shown = if count == 0 { g.pel.len() } else { g.pel.len().min(count) };
+        let shown = if count == 0 {
+            g.pel.len()
+        } else {
+            g.pel.len().min(count)
+        };
         out.array(shown);
         for (id, nack) in g.pel.iter().take(shown) {
             out.array(4);
@@ -1155,7 +1298,11 @@ fn xinfo_stream(c: &mut Ctx, a: &Args) -> CmdResult {
             out.bulk(b"pel-count");
             out.int(cons.pel.len() as i64);
             out.bulk(b"pending");
-            let shown = if count == 0 { cons.pel.len() } else { cons.pel.len().min(count) };
+            let shown = if count == 0 {
+                cons.pel.len()
+            } else {
+                cons.pel.len().min(count)
+            };
             out.array(shown);
             for id in cons.pel.iter().take(shown) {
                 let nack = g.pel.get(id);
@@ -1202,7 +1349,14 @@ struct ReadArgs {
 }
 
 fn parse_read(a: &Args, xreadgroup: bool) -> Result<ReadArgs, Error> {
-    let mut r = ReadArgs { block: None, count: 0, group: None, noack: false, streams_at: 0, n: 0 };
+    let mut r = ReadArgs {
+        block: None,
+        count: 0,
+        group: None,
+        noack: false,
+        streams_at: 0,
+        n: 0,
+    };
     let mut i = 1;
     while i < a.len() {
         let more = a.len() - i - 1;
@@ -1222,13 +1376,17 @@ fn parse_read(a: &Args, xreadgroup: bool) -> Result<ReadArgs, Error> {
             break;
         } else if a.is(i, "GROUP") && more >= 2 {
             if !xreadgroup {
-                return Err(Error::msg("The GROUP option is only supported by XREADGROUP. You called XREAD instead."));
+                return Err(Error::msg(
+                    "The GROUP option is only supported by XREADGROUP. You called XREAD instead.",
+                ));
             }
             r.group = Some((a.get(i + 1).to_vec(), a.get(i + 2).to_vec()));
             i += 2;
         } else if a.is(i, "NOACK") {
             if !xreadgroup {
-                return Err(Error::msg("The NOACK option is only supported by XREADGROUP. You called XREAD instead."));
+                return Err(Error::msg(
+                    "The NOACK option is only supported by XREADGROUP. You called XREAD instead.",
+                ));
             }
             r.noack = true;
         } else {
@@ -1251,14 +1409,18 @@ enum KeyState {
     WrongType,
     Missing,
     /// Exists; whether the group (if any) exists.
-    Stream { group_ok: bool },
+    Stream {
+        group_ok: bool,
+    },
 }
 
 fn key_state(db: &mut Keyspace, key: &[u8], group: Option<&[u8]>, now: i64) -> KeyState {
     match read_stream(db, key, now) {
         Err(_) => KeyState::WrongType,
         Ok(None) => KeyState::Missing,
-        Ok(Some(s)) => KeyState::Stream { group_ok: group.is_none_or(|g| s.groups.contains_key(g)) },
+        Ok(Some(s)) => KeyState::Stream {
+            group_ok: group.is_none_or(|g| s.groups.contains_key(g)),
+        },
     }
 }
 
@@ -1275,11 +1437,19 @@ fn has_new(s: &Stream, after: StreamId, woken: bool) -> bool {
 /// Serves one stream of an XREAD(GROUP) if it has something to give: the reply element
 /// (`[key, entries]`, or `key` then entries as a RESP3 map pair). Errors only if the group
 /// vanished since the first pass.
-pub fn serve_read(db: &mut Keyspace, key: &[u8], req: &ReadReq, now: i64) -> Result<Option<Vec<u8>>, Error> {
+pub fn serve_read(
+    db: &mut Keyspace,
+    key: &[u8],
+    req: &ReadReq,
+    now: i64,
+) -> Result<Option<Vec<u8>>, Error> {
     let Some(s) = write_stream(db, key, now)? else {
         return Ok(None);
     };
-    let mut out = Reply { buf: Vec::new(), resp3: req.resp3 };
+    let mut out = Reply {
+        buf: Vec::new(),
+        resp3: req.resp3,
+    };
     let head = |out: &mut Reply| {
         if !req.resp3 {
             out.array(2);
@@ -1327,7 +1497,11 @@ fn serve_group(
         let ids: Vec<StreamId> = group.consumers[g.consumer.as_slice()]
             .pel
             .range(start..)
-            .take(if req.count == 0 { usize::MAX } else { req.count })
+            .take(if req.count == 0 {
+                usize::MAX
+            } else {
+                req.count
+            })
             .copied()
             .collect();
         out.array(ids.len());
@@ -1375,7 +1549,11 @@ fn serve_group(
                 None => {
                     group.pel.insert(
                         id,
-                        Nack { consumer: Some(g.consumer.as_slice().into()), delivery_time: now, delivery_count: 1 },
+                        Nack {
+                            consumer: Some(g.consumer.as_slice().into()),
+                            delivery_time: now,
+                            delivery_count: 1,
+                        },
                     );
                     if let Some(c) = group.consumers.get_mut(g.consumer.as_slice()) {
                         c.pel.insert(id);
@@ -1407,7 +1585,8 @@ where
     R: Send + 'static,
 {
     let n = items.len();
-    let mut groups: Vec<Vec<(usize, Vec<u8>, T)>> = (0..shard.nshards).map(|_| Vec::new()).collect();
+    let mut groups: Vec<Vec<(usize, Vec<u8>, T)>> =
+        (0..shard.nshards).map(|_| Vec::new()).collect();
     for (i, (k, t)) in items.into_iter().enumerate() {
         groups[shard.owner_of(key_slot(&k))].push((i, k, t));
     }
@@ -1420,14 +1599,19 @@ where
             .call(to, 0, move |s: &Rc<Shard>| {
                 let mut db = s.db.borrow_mut();
                 let now = now_ms();
-                part.into_iter().map(|(i, k, t)| (i, f(&mut db, &k, &t, now))).collect::<Vec<_>>()
+                part.into_iter()
+                    .map(|(i, k, t)| (i, f(&mut db, &k, &t, now)))
+                    .collect::<Vec<_>>()
             })
             .await;
         for (i, r) in done {
             results[i] = Some(r);
         }
     }
-    results.into_iter().map(|r| r.expect("every key answered")).collect()
+    results
+        .into_iter()
+        .map(|r| r.expect("every key answered"))
+        .collect()
 }
 
 /// Checks one read's streams in argument order as 7.0 does (type, group, then the id) and
@@ -1471,8 +1655,12 @@ fn plan_read(
         };
         reqs.push(ReadReq {
             after,
-                count: r.count,
-            group: r.group.as_ref().map(|(g, c)| GroupReq { group: g.clone(), consumer: c.clone(), noack: r.noack }),
+            count: r.count,
+            group: r.group.as_ref().map(|(g, c)| GroupReq {
+                group: g.clone(),
+                consumer: c.clone(),
+                noack: r.noack,
+            }),
             resp3,
             woken: false,
         });
@@ -1484,7 +1672,10 @@ fn plan_read(
 fn probe(db: &mut Keyspace, key: &[u8], group: Option<&[u8]>, now: i64) -> (KeyState, StreamId) {
     let state = key_state(db, key, group, now);
     let last = match state {
-        KeyState::Stream { .. } => read_stream(db, key, now).ok().flatten().map_or(StreamId::MIN, |s| s.last_id),
+        KeyState::Stream { .. } => read_stream(db, key, now)
+            .ok()
+            .flatten()
+            .map_or(StreamId::MIN, |s| s.last_id),
         _ => StreamId::MIN,
     };
     (state, last)
@@ -1498,8 +1689,12 @@ async fn read_generic(conn: &mut Conn, a: Args<'_>, xreadgroup: bool) -> CmdResu
     let keys: Vec<Vec<u8>> = (0..r.n).map(|i| a.get(r.streams_at + i).to_vec()).collect();
     let group_name = r.group.as_ref().map(|g| g.0.clone());
     let resp3 = conn.out.resp3;
-    let owner = keys.first().map_or(conn.shard.id, |k| conn.shard.owner_of(key_slot(k)));
-    let one_shard = keys.iter().all(|k| conn.shard.owner_of(key_slot(k)) == owner);
+    let owner = keys
+        .first()
+        .map_or(conn.shard.id, |k| conn.shard.owner_of(key_slot(k)));
+    let one_shard = keys
+        .iter()
+        .all(|k| conn.shard.owner_of(key_slot(k)) == owner);
     let attempted: Attempted = if one_shard {
         // Everything in one job on the owner: checks and reads see one state of the keyspace.
         let words = OwnedArgs::from(&a);
@@ -1510,7 +1705,14 @@ async fn read_generic(conn: &mut Conn, a: Args<'_>, xreadgroup: bool) -> CmdResu
                 let mut db = s.db.borrow_mut();
                 let now = now_ms();
                 let states: Vec<(KeyState, StreamId)> = (0..r.n)
-                    .map(|i| probe(&mut db, a.get(r.streams_at + i), r.group.as_ref().map(|g| g.0.as_slice()), now))
+                    .map(|i| {
+                        probe(
+                            &mut db,
+                            a.get(r.streams_at + i),
+                            r.group.as_ref().map(|g| g.0.as_slice()),
+                            now,
+                        )
+                    })
                     .collect();
                 let reqs = plan_read(&a, &r, xreadgroup, &states, resp3)?;
                 let mut served = Vec::with_capacity(r.n);
@@ -1523,7 +1725,9 @@ async fn read_generic(conn: &mut Conn, a: Args<'_>, xreadgroup: bool) -> CmdResu
     } else {
         let states = per_key(
             &conn.shard,
-            keys.iter().map(|k| (k.clone(), group_name.clone())).collect(),
+            keys.iter()
+                .map(|k| (k.clone(), group_name.clone()))
+                .collect(),
             |db, k, g: &Option<Vec<u8>>, now| probe(db, k, g.as_deref(), now),
         )
         .await;
@@ -1573,16 +1777,29 @@ static READ_OP: BlockingOp = BlockingOp {
 
 /// Serves a blocked XREAD(GROUP) from the stream at `key_pos`. The arguments are the ones
 /// `read_generic` rewrote with `$` already replaced by the id it stood for.
-fn serve_blocked(c: &mut Ctx, a: &Args, key_pos: usize, _state: &mut WaitState) -> Result<bool, Error> {
+fn serve_blocked(
+    c: &mut Ctx,
+    a: &Args,
+    key_pos: usize,
+    _state: &mut WaitState,
+) -> Result<bool, Error> {
     let xreadgroup = a.is(0, "XREADGROUP");
     let r = parse_read(a, xreadgroup)?;
     let id_arg = a.get(key_pos + r.n);
-    let after = if id_arg == b">" { StreamId::MAX } else { parse_strict_id(id_arg)? };
+    let after = if id_arg == b">" {
+        StreamId::MAX
+    } else {
+        parse_strict_id(id_arg)?
+    };
     let req = ReadReq {
         after,
         // Without COUNT a woken reader gets at most 1000 entries (XREAD_BLOCKED_DEFAULT_COUNT).
         count: if r.count == 0 { 1000 } else { r.count },
-        group: r.group.map(|(group, consumer)| GroupReq { group, consumer, noack: r.noack }),
+        group: r.group.map(|(group, consumer)| GroupReq {
+            group,
+            consumer,
+            noack: r.noack,
+        }),
         resp3: c.out.resp3,
         woken: true,
     };
@@ -1593,11 +1810,14 @@ fn serve_blocked(c: &mut Ctx, a: &Args, key_pos: usize, _state: &mut WaitState) 
         match read_stream(c.db, key, c.now) {
             Ok(Some(s)) if s.groups.contains_key(g.group.as_slice()) => {}
             Ok(Some(_)) => {
-                c.out.error_line("NOGROUP the consumer group this client was blocked on no longer exists");
+                c.out.error_line(
+                    "NOGROUP the consumer group this client was blocked on no longer exists",
+                );
                 return Ok(true);
             }
             _ => {
-                c.out.error_line("UNBLOCKED the stream key no longer exists");
+                c.out
+                    .error_line("UNBLOCKED the stream key no longer exists");
                 return Ok(true);
             }
         }
@@ -1614,7 +1834,13 @@ fn serve_blocked(c: &mut Ctx, a: &Args, key_pos: usize, _state: &mut WaitState) 
 
 /// Blocks after a first attempt over all the streams found nothing. `$` ids are replaced by
 /// the ids they resolved to, so that entries added meanwhile are not missed.
-async fn block_read(conn: &mut Conn, a: &Args<'_>, r: &ReadArgs, reqs: &[ReadReq], timeout: u64) -> CmdResult {
+async fn block_read(
+    conn: &mut Conn,
+    a: &Args<'_>,
+    r: &ReadArgs,
+    reqs: &[ReadReq],
+    timeout: u64,
+) -> CmdResult {
     let mut words: Vec<Vec<u8>> = a.iter().map(<[u8]>::to_vec).collect();
     for (i, q) in reqs.iter().enumerate() {
         let w = &mut words[r.streams_at + r.n + i];

@@ -17,7 +17,10 @@ pub struct StreamId {
 
 impl StreamId {
     pub const MIN: StreamId = StreamId { ms: 0, seq: 0 };
-    pub const MAX: StreamId = StreamId { ms: u64::MAX, seq: u64::MAX };
+    pub const MAX: StreamId = StreamId {
+        ms: u64::MAX,
+        seq: u64::MAX,
+    };
 
     pub const fn new(ms: u64, seq: u64) -> StreamId {
         StreamId { ms, seq }
@@ -79,7 +82,10 @@ pub struct StreamLimits {
 
 impl Default for StreamLimits {
     fn default() -> StreamLimits {
-        StreamLimits { max_bytes: 4096, max_entries: 100 }
+        StreamLimits {
+            max_bytes: 4096,
+            max_entries: 100,
+        }
     }
 }
 
@@ -273,14 +279,24 @@ pub struct Group {
 
 impl Group {
     pub fn new(last_id: StreamId, entries_read: i64) -> Group {
-        Group { last_id, entries_read, pel: BTreeMap::new(), consumers: BTreeMap::new() }
+        Group {
+            last_id,
+            entries_read,
+            pel: BTreeMap::new(),
+            consumers: BTreeMap::new(),
+        }
     }
 
-    /// The consumer named `name`, created (seen now) if absent; `refresh` marks it seen now.
+    /// The consumer named `name`, created if absent, marked seen now (7.0's lookup refresh).
     pub fn consumer(&mut self, name: &[u8], now: i64) -> &mut Consumer {
         if !self.consumers.contains_key(name) {
-            self.consumers
-                .insert(name.into(), Consumer { seen_time: now, pel: BTreeSet::new() });
+            self.consumers.insert(
+                name.into(),
+                Consumer {
+                    seen_time: now,
+                    pel: BTreeSet::new(),
+                },
+            );
         }
         let c = self.consumers.get_mut(name).expect("just inserted");
         c.seen_time = now;
@@ -292,7 +308,13 @@ impl Group {
         if self.consumers.contains_key(name) {
             return false;
         }
-        self.consumers.insert(name.into(), Consumer { seen_time: now, pel: BTreeSet::new() });
+        self.consumers.insert(
+            name.into(),
+            Consumer {
+                seen_time: now,
+                pel: BTreeSet::new(),
+            },
+        );
         true
     }
 
@@ -322,7 +344,9 @@ impl Group {
 
     /// Makes `consumer` the owner of pending `id` (which must be in the group PEL).
     pub fn reassign(&mut self, id: StreamId, consumer: &[u8]) {
-        let Some(nack) = self.pel.get_mut(&id) else { return };
+        let Some(nack) = self.pel.get_mut(&id) else {
+            return;
+        };
         if nack.consumer.as_deref() == Some(consumer) {
             return;
         }
@@ -408,8 +432,7 @@ impl Stream {
             None => true,
             Some((_, n)) => {
                 n.lp_bytes() + total >= max_bytes
-                    || (lim.max_entries > 0
-                        && (n.live + n.deleted) as usize >= lim.max_entries)
+                    || (lim.max_entries > 0 && (n.live + n.deleted) as usize >= lim.max_entries)
             }
         };
         let nfields = pairs.len() / 2;
@@ -418,7 +441,13 @@ impl Stream {
             // entry's field names, and a terminating 0.
             let names: usize = pairs.clone().step_by(2).map(lp::str_elem).sum();
             let lp_fixed = lp::OVERHEAD + lp::int_elem(nfields as i64) + names + lp::int_elem(0);
-            self.nodes.insert(id, Node { lp_fixed, ..Node::default() });
+            self.nodes.insert(
+                id,
+                Node {
+                    lp_fixed,
+                    ..Node::default()
+                },
+            );
         }
         let mut tail = self.nodes.last_entry().expect("a tail node exists");
         let master = *tail.key();
@@ -427,9 +456,13 @@ impl Stream {
         let same_fields = node.buf.is_empty() || {
             let first = decode_slot(&node.buf, 0, master);
             first.nfields == nfields
-                && Fields { buf: &node.buf, pos: first.fields, count: first.nfields * 2 }
-                    .step_by(2)
-                    .eq(pairs.clone().step_by(2))
+                && Fields {
+                    buf: &node.buf,
+                    pos: first.fields,
+                    count: first.nfields * 2,
+                }
+                .step_by(2)
+                .eq(pairs.clone().step_by(2))
         };
         let values: usize = pairs.clone().skip(1).step_by(2).map(lp::str_elem).sum();
         node.lp_fixed += lp::int_elem(2)
@@ -440,7 +473,8 @@ impl Stream {
             node.lp_fixed += lp::int_elem(nfields as i64 + 3);
         } else {
             let names: usize = pairs.clone().step_by(2).map(lp::str_elem).sum();
-            node.lp_fixed += lp::int_elem(nfields as i64) + names + lp::int_elem(2 * nfields as i64 + 4);
+            node.lp_fixed +=
+                lp::int_elem(nfields as i64) + names + lp::int_elem(2 * nfields as i64 + 4);
         }
         let buf = &mut node.buf;
         buf.push(LIVE);
@@ -485,7 +519,14 @@ impl Stream {
                 return None;
             }
             let _ = master;
-            Some(f(s.id, Fields { buf: &node.buf, pos: s.fields, count: s.nfields * 2 }))
+            Some(f(
+                s.id,
+                Fields {
+                    buf: &node.buf,
+                    pos: s.fields,
+                    count: s.nfields * 2,
+                },
+            ))
         };
         if !rev {
             for (&master, node) in nodes {
@@ -517,7 +558,13 @@ impl Stream {
     }
 
     /// The live entries in `start..=end` (at most `count` when non-zero), owned.
-    pub fn collect(&self, start: StreamId, end: StreamId, rev: bool, count: usize) -> Vec<(StreamId, Vec<Vec<u8>>)> {
+    pub fn collect(
+        &self,
+        start: StreamId,
+        end: StreamId,
+        rev: bool,
+        count: usize,
+    ) -> Vec<(StreamId, Vec<Vec<u8>>)> {
         let mut out = Vec::new();
         self.range(start, end, rev, |id, fields| {
             out.push((id, fields.map(<[u8]>::to_vec).collect()));
@@ -604,7 +651,9 @@ impl Stream {
                     break;
                 }
             }
-            let Some((&master, node)) = self.nodes.first_key_value() else { break };
+            let Some((&master, node)) = self.nodes.first_key_value() else {
+                break;
+            };
             let entries = node.live as u64;
             if limit > 0 && removed + entries > limit {
                 break;
@@ -713,7 +762,11 @@ impl Stream {
 
     /// Approximate bytes used, for MEMORY USAGE-like accounting.
     pub fn bytes(&self) -> usize {
-        self.nodes.values().map(|n| n.buf.capacity() + 48).sum::<usize>() + 96
+        self.nodes
+            .values()
+            .map(|n| n.buf.capacity() + 48)
+            .sum::<usize>()
+            + 96
     }
 }
 
@@ -726,7 +779,12 @@ mod tests {
         rng.below(n as usize) as u64
     }
 
-    fn model_range(m: &BTreeMap<StreamId, Vec<Vec<u8>>>, s: StreamId, e: StreamId, rev: bool) -> Vec<(StreamId, Vec<Vec<u8>>)> {
+    fn model_range(
+        m: &BTreeMap<StreamId, Vec<Vec<u8>>>,
+        s: StreamId,
+        e: StreamId,
+        rev: bool,
+    ) -> Vec<(StreamId, Vec<Vec<u8>>)> {
         if s > e {
             return Vec::new();
         }
@@ -750,7 +808,10 @@ mod tests {
     fn model_random_ops() {
         for seed in 1..=20u64 {
             let mut rng = Rng::new(seed);
-            let lim = StreamLimits { max_bytes: 200 + rb(&mut rng, 400) as usize, max_entries: 1 + rb(&mut rng, 12) as usize };
+            let lim = StreamLimits {
+                max_bytes: 200 + rb(&mut rng, 400) as usize,
+                max_entries: 1 + rb(&mut rng, 12) as usize,
+            };
             let mut s = Stream::new();
             let mut m: BTreeMap<StreamId, Vec<Vec<u8>>> = BTreeMap::new();
             let mut last = StreamId::MIN;
@@ -816,7 +877,11 @@ mod tests {
                         let a = StreamId::new(rb(&mut rng, last.ms + 2), rb(&mut rng, 3));
                         let b = StreamId::new(rb(&mut rng, last.ms + 2), rb(&mut rng, 4));
                         let rev = rb(&mut rng, 2) == 0;
-                        assert_eq!(s.collect(a, b, rev, 0), model_range(&m, a, b, rev), "seed {seed} step {step}");
+                        assert_eq!(
+                            s.collect(a, b, rev, 0),
+                            model_range(&m, a, b, rev),
+                            "seed {seed} step {step}"
+                        );
                         let c = 1 + rb(&mut rng, 5) as usize;
                         let mut want = model_range(&m, a, b, rev);
                         want.truncate(c);
@@ -824,22 +889,35 @@ mod tests {
                     }
                 }
                 assert_eq!(s.len(), m.len() as u64);
-                assert_eq!(s.first_id, m.keys().next().copied().unwrap_or(StreamId::MIN));
+                assert_eq!(
+                    s.first_id,
+                    m.keys().next().copied().unwrap_or(StreamId::MIN)
+                );
                 assert_eq!(s.edge_id(true), m.keys().next_back().copied());
                 for n in s.nodes.values() {
                     assert!(n.live + n.deleted <= lim.max_entries as u32);
                 }
             }
-            assert_eq!(s.collect(StreamId::MIN, StreamId::MAX, false, 0), model_range(&m, StreamId::MIN, StreamId::MAX, false));
+            assert_eq!(
+                s.collect(StreamId::MIN, StreamId::MAX, false, 0),
+                model_range(&m, StreamId::MIN, StreamId::MAX, false)
+            );
         }
     }
 
     #[test]
     fn approx_trim_keeps_whole_nodes() {
         let mut s = Stream::new();
-        let lim = StreamLimits { max_bytes: 4096, max_entries: 10 };
+        let lim = StreamLimits {
+            max_bytes: 4096,
+            max_entries: 10,
+        };
         for i in 1..=35u64 {
-            s.append(StreamId::new(i, 0), [b"f".as_slice(), b"v"].into_iter(), lim);
+            s.append(
+                StreamId::new(i, 0),
+                [b"f".as_slice(), b"v"].into_iter(),
+                lim,
+            );
         }
         assert_eq!(s.node_count(), 4);
         assert_eq!(s.trim(Trim::MaxLen(12), true, 0), 20);
