@@ -462,11 +462,14 @@ fn xadd(c: &mut Ctx, a: &Args) -> CmdResult {
         }
     }
     let key = a.get(1);
-    if write_stream(c.db, key, c.now)?.is_none() && opts.nomkstream {
-        c.out.null();
-        return Ok(());
+    if write_stream(c.db, key, c.now)?.is_none() {
+        if opts.nomkstream {
+            c.out.null();
+            return Ok(());
+        }
+        c.db.set(key, Value::Stream(Box::default()), NO_EXPIRE, c.now);
     }
-    let s = stream_or_create(c.db, key, c.now)?;
+    let s = write_stream(c.db, key, c.now)?.ok_or(Error::NoSuchKey)?;
     if s.last_id == StreamId::MAX {
         return Err(Error::msg(
             "The stream has exhausted the last possible ID, unable to add more items",
@@ -1574,7 +1577,8 @@ fn xreadgroup<'a>(conn: &'a mut Conn, a: Args<'a>) -> BoxFuture<'a> {
 }
 
 /// Runs `f` for each key on the shard owning it (all of a shard's keys in one call, in
-/// argument order) and returns the results in key order.
+/// argument order) and returns the results in key order. Unlike `multi::map_keys`, each key
+/// carries its own data (its read request).
 async fn per_key<T, R>(
     shard: &Rc<Shard>,
     items: Vec<(Vec<u8>, T)>,
