@@ -449,6 +449,28 @@ fn script(k: &[String]) -> Vec<(char, Vec<String>)> {
     e('=', "XTRIM K MAXLEN ~ 30");
     e('n', "XINFO STREAM K");
     e('=', "CONFIG SET stream-node-max-bytes 4096");
+    // A stream made by MKSTREAM, never added to.
+    e('=', "DEL K2");
+    e('=', "XGROUP CREATE K2 g $ MKSTREAM");
+    e('=', "XGROUP CREATE K2 h 0 ENTRIESREAD 3");
+    e('n', "XINFO STREAM K2");
+    e('n', "XINFO STREAM K2 FULL");
+    e('n', "XINFO GROUPS K2");
+    e('=', "XREADGROUP GROUP g c STREAMS K2 >");
+    e('=', "XREADGROUP GROUP g c STREAMS K2 0");
+    e('=', "XREAD STREAMS K2 0");
+    e('=', "XADD K2 7-7 f v");
+    e('n', "XINFO GROUPS K2");
+    e('=', "XREADGROUP GROUP h c STREAMS K2 >");
+    e('n', "XINFO GROUPS K2");
+    e('=', "XAUTOCLAIM K2 g c 0 0 COUNT 9223372036854775807");
+    e('=', "XAUTOCLAIM K2 g c 0 0 COUNT 1000000");
+    e('=', "XAUTOCLAIM K2 g c 0 0 COUNT 576460752303423488");
+    e('=', "XAUTOCLAIM K2 h c 0 - COUNT 1 JUSTID");
+    e('=', "XCLAIM K2 h d -5 7-7 IDLE -100 JUSTID");
+    e('n', "XPENDING K2 h - + 5");
+    e('=', "TYPE K2");
+    e('=', "OBJECT ENCODING K2");
     s
 }
 
