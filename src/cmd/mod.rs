@@ -3,6 +3,7 @@
 //! arity errors, key extraction for routing, COMMAND output and INFO commandstats.
 
 pub mod bitops;
+pub mod cluster;
 pub mod connection;
 pub mod hash;
 pub mod keys;
@@ -295,6 +296,7 @@ fn families() -> impl Iterator<Item = &'static CommandSpec> {
         hash::COMMANDS,
         set::COMMANDS,
         stream::COMMANDS,
+        cluster::COMMANDS,
     ]
     .into_iter()
     .flatten()
