@@ -830,11 +830,11 @@ fn xpending(c: &mut Ctx, a: &Args) -> CmdResult {
             (Some(&first), Some(&last)) => {
                 reply_id(out, first);
                 reply_id(out, last);
-                let owners: Vec<(&Box<[u8]>, usize)> = group
+                let owners: Vec<(&[u8], usize)> = group
                     .consumers
                     .iter()
                     .filter(|(_, c)| !c.pel.is_empty())
-                    .map(|(n, c)| (n, c.pel.len()))
+                    .map(|(n, c)| (&n[..], c.pel.len()))
                     .collect();
                 out.array(owners.len());
                 for (name, n) in owners {
@@ -1543,26 +1543,7 @@ fn serve_group(
             out.bulk(f);
         }
         if !g.noack {
-            match group.pel.get_mut(&id) {
-                Some(n) => {
-                    n.delivery_time = now;
-                    n.delivery_count = 1;
-                    group.reassign(id, &g.consumer);
-                }
-                None => {
-                    group.pel.insert(
-                        id,
-                        Nack {
-                            consumer: Some(g.consumer.as_slice().into()),
-                            delivery_time: now,
-                            delivery_count: 1,
-                        },
-                    );
-                    if let Some(c) = group.consumers.get_mut(g.consumer.as_slice()) {
-                        c.pel.insert(id);
-                    }
-                }
-            }
+            group.deliver(id, &g.consumer, now);
         }
     }
     true

@@ -7,6 +7,7 @@
 //! last live entry goes), so node boundaries — which `~` trimming depends on — evolve as 7.0's.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 /// A stream entry id: milliseconds and sequence.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -254,8 +255,9 @@ impl<'a> Iterator for Fields<'a> {
 /// A pending entry: owner, last delivery time (Unix ms) and delivery count.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Nack {
-    /// None only for an entry XCLAIM FORCE created and no consumer owns yet.
-    pub consumer: Option<Box<[u8]>>,
+    /// The owner's name, shared with the group's consumer map (one allocation per consumer,
+    /// not per pending entry). None only for an entry XCLAIM FORCE made that nobody owns yet.
+    pub consumer: Option<Arc<[u8]>>,
     pub delivery_time: i64,
     pub delivery_count: u64,
 }
@@ -274,7 +276,7 @@ pub struct Group {
     pub last_id: StreamId,
     pub entries_read: i64,
     pub pel: BTreeMap<StreamId, Nack>,
-    pub consumers: BTreeMap<Box<[u8]>, Consumer>,
+    pub consumers: BTreeMap<Arc<[u8]>, Consumer>,
 }
 
 impl Group {
@@ -342,23 +344,39 @@ impl Group {
         }
     }
 
-    /// Makes `consumer` the owner of pending `id` (which must be in the group PEL).
+    /// Makes `consumer` (an existing consumer) the owner of pending `id`.
     pub fn reassign(&mut self, id: StreamId, consumer: &[u8]) {
+        let Some((name, _)) = self.consumers.get_key_value(consumer) else {
+            return;
+        };
+        let name = name.clone();
         let Some(nack) = self.pel.get_mut(&id) else {
             return;
         };
         if nack.consumer.as_deref() == Some(consumer) {
             return;
         }
-        if let Some(old) = nack.consumer.take() {
+        if let Some(old) = nack.consumer.replace(name) {
             if let Some(c) = self.consumers.get_mut(&old) {
                 c.pel.remove(&id);
             }
         }
-        nack.consumer = Some(consumer.into());
         if let Some(c) = self.consumers.get_mut(consumer) {
             c.pel.insert(id);
         }
+    }
+
+    /// Delivers `id` to `consumer` (an existing consumer): a new pending entry, or one taken
+    /// over from whoever had it, with one delivery at `now` (XREADGROUP `>`).
+    pub fn deliver(&mut self, id: StreamId, consumer: &[u8], now: i64) {
+        let nack = self.pel.entry(id).or_insert(Nack {
+            consumer: None,
+            delivery_time: now,
+            delivery_count: 1,
+        });
+        nack.delivery_time = now;
+        nack.delivery_count = 1;
+        self.reassign(id, consumer);
     }
 }
 
@@ -902,6 +920,49 @@ mod tests {
                 s.collect(StreamId::MIN, StreamId::MAX, false, 0),
                 model_range(&m, StreamId::MIN, StreamId::MAX, false)
             );
+        }
+    }
+
+    /// Group and consumer PELs stay two views of one set under random deliveries, claims,
+    /// acks and consumer deletions.
+    #[test]
+    fn group_pels_stay_consistent() {
+        let mut rng = Rng::new(9);
+        let mut g = Group::new(StreamId::MIN, 0);
+        let names: [&[u8]; 3] = [b"a", b"b", b"c"];
+        for step in 0..5000 {
+            let id = StreamId::new(rb(&mut rng, 50), 0);
+            let name = names[rb(&mut rng, 3) as usize];
+            match rb(&mut rng, 5) {
+                0 | 1 => {
+                    g.consumer(name, step);
+                    g.deliver(id, name, step);
+                    assert_eq!(g.pel[&id].consumer.as_deref(), Some(name));
+                    assert_eq!(g.pel[&id].delivery_count, 1);
+                }
+                2 => {
+                    if g.pel.contains_key(&id) {
+                        g.consumer(name, step);
+                        g.reassign(id, name);
+                    }
+                }
+                3 => {
+                    let was = g.pel.contains_key(&id);
+                    assert_eq!(g.ack(id), was);
+                }
+                _ => {
+                    let had = g.consumers.get(name).map(|c| c.pel.len());
+                    assert_eq!(g.delete_consumer(name), had);
+                }
+            }
+            let mut owned = 0;
+            for (cname, c) in &g.consumers {
+                for id in &c.pel {
+                    assert_eq!(g.pel[id].consumer.as_deref(), Some(&cname[..]));
+                }
+                owned += c.pel.len();
+            }
+            assert_eq!(owned, g.pel.len());
         }
     }
 
