@@ -469,6 +469,11 @@ fn script(k: &[String]) -> Vec<(char, Vec<String>)> {
     e('=', "XAUTOCLAIM K2 h c 0 - COUNT 1 JUSTID");
     e('=', "XCLAIM K2 h d -5 7-7 IDLE -100 JUSTID");
     e('n', "XPENDING K2 h - + 5");
+    e('=', "XREAD STREAMS K2 K2 0 0");
+    e('=', "XADD K2 8-0 f v");
+    e('=', "XREADGROUP GROUP g c STREAMS K2 K2 > >");
+    e('=', "XREADGROUP GROUP g c STREAMS K2 K3 > >");
+    e('=', "XREADGROUP GROUP g c STREAMS K2 K2 0 >");
     e('=', "TYPE K2");
     e('=', "OBJECT ENCODING K2");
     s
