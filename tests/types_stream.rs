@@ -1026,6 +1026,12 @@ fn woken_readers_match_stock() {
                 vec!["XADD", k, "2-0", "f", "v"],
             ],
         ),
+        // An emptied stream whose last id is past the reader's does not serve it at once.
+        (
+            vec![vec!["XADD", k, "5-0", "f", "v"], vec!["XDEL", k, "5-0"]],
+            vec!["XREAD", "BLOCK", "0", "STREAMS", k, "0"],
+            vec![vec!["XADD", k, "6-0", "f", "v"]],
+        ),
         // A group reader gets the new entry.
         (
             vec![create.clone()],

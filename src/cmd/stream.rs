@@ -1766,8 +1766,12 @@ fn serve_blocked(
     c: &mut Ctx,
     a: &Args,
     key_pos: usize,
-    _state: &mut WaitState,
+    state: &mut WaitState,
 ) -> Result<bool, Error> {
+    // The first call is the check made as the reader registers, not a wake-up: it is served
+    // only by a live entry, as the first attempt would have been.
+    let registering = state.data.is_empty();
+    state.data = vec![1];
     let xreadgroup = a.is(0, "XREADGROUP");
     let r = parse_read(a, xreadgroup)?;
     let id_arg = a.get(key_pos + r.n);
@@ -1786,7 +1790,7 @@ fn serve_blocked(
             noack: r.noack,
         }),
         resp3: c.out.resp3,
-        woken: true,
+        woken: !registering,
     };
     let key = a.get(key_pos);
     if let Some(g) = &req.group {
