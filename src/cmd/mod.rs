@@ -13,6 +13,7 @@ pub mod list;
 pub mod scan;
 pub mod server;
 pub mod set;
+pub mod stream;
 pub mod string;
 
 use std::future::Future;
@@ -298,6 +299,7 @@ fn families() -> impl Iterator<Item = &'static CommandSpec> {
         hash::COMMANDS,
         set::COMMANDS,
         list::COMMANDS,
+        stream::COMMANDS,
         cluster::COMMANDS,
         function::COMMANDS,
         hll::COMMANDS,

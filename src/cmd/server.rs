@@ -288,7 +288,7 @@ pub fn validate_client_name(name: &[u8]) -> CmdResult {
 
 /// Redis's `addReplyHelp`: a header naming the command as the client typed it, the lines, and
 /// the HELP footer, each a status reply.
-fn help_reply(out: &mut Reply, cmd: &[u8], lines: &[&str]) {
+pub(crate) fn help_reply(out: &mut Reply, cmd: &[u8], lines: &[&str]) {
     out.array(lines.len() + 3);
     let cmd = String::from_utf8_lossy(cmd).to_ascii_uppercase();
     out.simple(&format!(

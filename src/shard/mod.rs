@@ -87,6 +87,9 @@ pub struct Settings {
     pub list_fill: crate::types::list::Fill,
     /// Largest sparse HyperLogLog before it turns dense (types::hll).
     pub hll_sparse_max_bytes: usize,
+    /// Stream node limits (types::stream).
+    pub stream_node_max_bytes: usize,
+    pub stream_node_max_entries: usize,
     /// Whether `maxmemory-policy` is an LFU one (OBJECT FREQ works, OBJECT IDLETIME does not).
     pub lfu_policy: bool,
 }
@@ -107,6 +110,8 @@ impl Settings {
             set_max_listpack_entries: c.get_i64("set-max-listpack-entries") as usize,
             list_fill: crate::types::list::Fill::new(c.get_i64("list-max-listpack-size")),
             hll_sparse_max_bytes: c.get_i64("hll-sparse-max-bytes") as usize,
+            stream_node_max_bytes: c.get_i64("stream-node-max-bytes") as usize,
+            stream_node_max_entries: c.get_i64("stream-node-max-entries") as usize,
             lfu_policy: c.get("maxmemory-policy").ends_with("-lfu"),
         }
     }

@@ -5,11 +5,13 @@ pub mod list;
 pub mod hll;
 pub mod listpack;
 pub mod set;
+pub mod stream;
 pub mod string;
 
 pub use hash::Hash;
 pub use list::List;
 pub use set::Set;
+pub use stream::Stream;
 pub use string::StrValue;
 
 /// A value stored under a key.
@@ -19,6 +21,8 @@ pub enum Value {
     Hash(Hash),
     Set(Set),
     List(List),
+    /// Boxed: a stream's bookkeeping would otherwise grow every value.
+    Stream(Box<Stream>),
 }
 
 impl Value {
@@ -29,6 +33,7 @@ impl Value {
             Value::Hash(_) => "hash",
             Value::Set(_) => "set",
             Value::List(_) => "list",
+            Value::Stream(_) => "stream",
         }
     }
 
@@ -39,6 +44,7 @@ impl Value {
             Value::Hash(h) => h.encoding(),
             Value::Set(s) => s.encoding(),
             Value::List(l) => l.encoding(),
+            Value::Stream(_) => "stream",
         }
     }
 }

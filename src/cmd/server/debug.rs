@@ -201,6 +201,8 @@ pub fn serialized_len(value: &Value) -> usize {
                     .sum::<usize>()
         }
         Value::List(l) => rdb_len_size(l.len()) + l.iter().map(rdb_string_size).sum::<usize>(),
+        // An estimate: the packed nodes' bytes plus the stream's counters.
+        Value::Stream(s) => s.bytes(),
     }
 }
 

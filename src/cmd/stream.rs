@@ -1,0 +1,1843 @@
+//! Stream commands (Redis 7.0's t_stream.c): XADD/XRANGE/XDEL/XTRIM, XREAD(GROUP), consumer groups, XINFO.
+
+use std::rc::Rc;
+
+use crate::cmd::server::help_reply;
+use crate::cmd::{flag::*, BoxFuture, CommandSpec, Ctx, Handler};
+use crate::db::{Keyspace, NO_EXPIRE};
+use crate::error::{CmdResult, Error};
+use crate::resp::{Args, OwnedArgs, Reply};
+use crate::server::conn::Conn;
+use crate::shard::blocking::{self, BlockingOp, WaitState};
+use crate::shard::Shard;
+use crate::slot::key_slot;
+use crate::types::stream::{
+    Fields, Group, Nack, Stream, StreamId, StreamLimits, Trim, INVALID_ENTRIES_READ, NODE_MAX_SIZE,
+};
+use crate::types::Value;
+use crate::util::num::{arg_i64, parse_i64_strict};
+use crate::util::time::now_ms;
+
+const READ_FAST: &[&str] = &["@read", "@stream", "@fast"];
+const READ_SLOW: &[&str] = &["@read", "@stream", "@slow"];
+const WRITE_FAST: &[&str] = &["@write", "@stream", "@fast"];
+const WRITE_SLOW: &[&str] = &["@write", "@stream", "@slow"];
+
+const fn sub(
+    name: &'static str,
+    arity: i32,
+    flags: u32,
+    f: fn(&mut Ctx, &Args) -> CmdResult,
+) -> CommandSpec {
+    CommandSpec::new(name, arity, flags, Handler::Keyed(f)).keys(2, 2, 1)
+}
+
+static XGROUP_SUBCOMMANDS: &[CommandSpec] = &[
+    sub("create", -5, WRITE | DENYOOM, xgroup_create)
+        .acl(WRITE_SLOW)
+        .doc("stream", "5.0.0", "Create a consumer group."),
+    sub("createconsumer", 5, WRITE | DENYOOM, xgroup_createconsumer)
+        .acl(WRITE_SLOW)
+        .doc("stream", "6.2.0", "Create a consumer in a consumer group."),
+    sub("delconsumer", 5, WRITE, xgroup_delconsumer)
+        .acl(WRITE_SLOW)
+        .doc(
+            "stream",
+            "5.0.0",
+            "Delete a consumer from a consumer group.",
+        ),
+    sub("destroy", 4, WRITE, xgroup_destroy)
+        .acl(WRITE_SLOW)
+        .doc("stream", "5.0.0", "Destroy a consumer group."),
+    CommandSpec::new("help", 2, LOADING | STALE, Handler::Sync(xgroup_help))
+        .acl(&["@stream", "@slow"])
+        .doc(
+            "stream",
+            "5.0.0",
+            "Show helpful text about the different subcommands",
+        ),
+    sub("setid", -5, WRITE, xgroup_setid).acl(WRITE_SLOW).doc(
+        "stream",
+        "5.0.0",
+        "Set a consumer group to an arbitrary last delivered ID value.",
+    ),
+];
+
+static XINFO_SUBCOMMANDS: &[CommandSpec] = &[
+    sub("consumers", 4, READONLY, xinfo_consumers)
+        .acl(READ_SLOW)
+        .doc("stream", "5.0.0", "List the consumers in a consumer group"),
+    sub("groups", 3, READONLY, xinfo_groups).acl(READ_SLOW).doc(
+        "stream",
+        "5.0.0",
+        "List the consumer groups of a stream",
+    ),
+    CommandSpec::new("help", 2, LOADING | STALE, Handler::Sync(xinfo_help))
+        .acl(&["@stream", "@slow"])
+        .doc(
+            "stream",
+            "5.0.0",
+            "Show helpful text about the different subcommands",
+        ),
+    sub("stream", -3, READONLY, xinfo_stream)
+        .acl(READ_SLOW)
+        .doc("stream", "5.0.0", "Get information about a stream"),
+];
+
+pub static COMMANDS: &[CommandSpec] = &[
+    CommandSpec::keyed("xadd", -5, WRITE | DENYOOM | FAST, xadd)
+        .acl(WRITE_FAST)
+        .doc("stream", "5.0.0", "Appends a new entry to a stream"),
+    CommandSpec::keyed("xlen", 2, READONLY | FAST, xlen)
+        .acl(READ_FAST)
+        .doc("stream", "5.0.0", "Return the number of entries in a stream"),
+    CommandSpec::keyed("xrange", -4, READONLY, xrange)
+        .acl(READ_SLOW)
+        .doc("stream", "5.0.0", "Return a range of elements in a stream, with IDs matching the specified IDs interval"),
+    CommandSpec::keyed("xrevrange", -4, READONLY, xrevrange)
+        .acl(READ_SLOW)
+        .doc("stream", "5.0.0", "Return a range of elements in a stream, with IDs matching the specified IDs interval, in reverse order (from greater to smaller IDs) compared to XRANGE"),
+    CommandSpec::keyed("xdel", -3, WRITE | FAST, xdel)
+        .acl(WRITE_FAST)
+        .doc("stream", "5.0.0", "Removes the specified entries from the stream. Returns the number of items actually deleted, that may be different from the number of IDs passed in case certain IDs do not exist."),
+    CommandSpec::keyed("xtrim", -4, WRITE, xtrim)
+        .acl(WRITE_SLOW)
+        .doc("stream", "5.0.0", "Trims the stream to (approximately if '~' is passed) a certain size"),
+    CommandSpec::new("xread", -4, READONLY | BLOCKING | MOVABLE_KEYS, Handler::Async(xread))
+        .acl(&["@read", "@stream", "@slow", "@blocking"])
+        .doc("stream", "5.0.0", "Return never seen elements in multiple streams, with IDs greater than the ones reported by the caller for each stream. Can block."),
+    CommandSpec::new("xreadgroup", -7, WRITE | BLOCKING | MOVABLE_KEYS, Handler::Async(xreadgroup))
+        .acl(&["@write", "@stream", "@slow", "@blocking"])
+        .doc("stream", "5.0.0", "Return new entries from a stream using a consumer group, or access the history of the pending entries for a given consumer. Can block."),
+    CommandSpec::keyed("xack", -4, WRITE | FAST, xack)
+        .acl(WRITE_FAST)
+        .doc("stream", "5.0.0", "Marks a pending message as correctly processed, effectively removing it from the pending entries list of the consumer group. Return value of the command is the number of messages successfully acknowledged, that is, the IDs we were actually able to resolve in the PEL."),
+    CommandSpec::keyed("xpending", -3, READONLY, xpending)
+        .acl(READ_SLOW)
+        .doc("stream", "5.0.0", "Return information and entries from a stream consumer group pending entries list, that are messages fetched but never acknowledged."),
+    CommandSpec::keyed("xclaim", -6, WRITE | FAST, xclaim)
+        .acl(WRITE_FAST)
+        .doc("stream", "5.0.0", "Changes (or acquires) ownership of a message in a consumer group, as if the message was delivered to the specified consumer."),
+    CommandSpec::keyed("xautoclaim", -6, WRITE | FAST, xautoclaim)
+        .acl(WRITE_FAST)
+        .doc("stream", "6.2.0", "Changes (or acquires) ownership of messages in a consumer group, as if the messages were delivered to the specified consumer."),
+    CommandSpec::keyed("xsetid", -3, WRITE | DENYOOM | FAST, xsetid)
+        .acl(WRITE_FAST)
+        .doc("stream", "5.0.0", "An internal command for replicating stream values"),
+    CommandSpec::new("xgroup", -2, 0, Handler::Container)
+        .subs(XGROUP_SUBCOMMANDS)
+        .acl(&["@slow"])
+        .doc("stream", "5.0.0", "A container for consumer groups commands"),
+    CommandSpec::new("xinfo", -2, 0, Handler::Container)
+        .subs(XINFO_SUBCOMMANDS)
+        .acl(&["@slow"])
+        .doc("stream", "5.0.0", "A container for stream introspection commands"),
+];
+
+// ---- ids ----
+
+fn invalid_id() -> Error {
+    Error::msg("Invalid stream ID specified as stream command argument")
+}
+
+/// Redis's `string2ull`: a strict integer, or else what `strtoull` accepts whole (leading
+/// space, a sign, digits), as 7.0 falls back to it for values beyond i64.
+fn parse_u64_like_redis(s: &[u8]) -> Option<u64> {
+    if let Some(v) = parse_i64_strict(s) {
+        return (v >= 0).then_some(v as u64);
+    }
+    let mut i = 0;
+    while i < s.len() && matches!(s[i], b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c) {
+        i += 1;
+    }
+    let neg = match s.get(i) {
+        Some(b'-') => {
+            i += 1;
+            true
+        }
+        Some(b'+') => {
+            i += 1;
+            false
+        }
+        _ => false,
+    };
+    let digits = s.get(i..)?;
+    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let mut v: u64 = 0;
+    for d in digits {
+        v = v.checked_mul(10)?.checked_add((d - b'0') as u64)?;
+    }
+    Some(if neg { v.wrapping_neg() } else { v })
+}
+
+/// An id argument: `<ms>[-<seq>]` (a missing seq is `missing_seq`), `-`/`+` unless `strict`.
+/// With `star_ok`, `<ms>-*` is accepted and returns seq None.
+fn parse_id_ext(
+    s: &[u8],
+    missing_seq: u64,
+    strict: bool,
+    star_ok: bool,
+) -> Result<(StreamId, bool), Error> {
+    if s.len() > 127 {
+        return Err(invalid_id());
+    }
+    match s {
+        b"-" | b"+" if strict => return Err(invalid_id()),
+        b"-" => return Ok((StreamId::MIN, true)),
+        b"+" => return Ok((StreamId::MAX, true)),
+        _ => {}
+    }
+    let (ms_part, seq_part) = match s.iter().position(|&c| c == b'-') {
+        Some(p) => (&s[..p], Some(&s[p + 1..])),
+        None => (s, None),
+    };
+    let ms = parse_u64_like_redis(ms_part).ok_or_else(invalid_id)?;
+    match seq_part {
+        Some(b"*") if star_ok => Ok((StreamId::new(ms, 0), false)),
+        Some(seq) => Ok((
+            StreamId::new(ms, parse_u64_like_redis(seq).ok_or_else(invalid_id)?),
+            true,
+        )),
+        None => Ok((StreamId::new(ms, missing_seq), true)),
+    }
+}
+
+fn parse_id(s: &[u8], missing_seq: u64) -> Result<StreamId, Error> {
+    parse_id_ext(s, missing_seq, false, false).map(|r| r.0)
+}
+
+fn parse_strict_id(s: &[u8]) -> Result<StreamId, Error> {
+    parse_id_ext(s, 0, true, false).map(|r| r.0)
+}
+
+/// A range bound: `(` makes it exclusive (then `-`/`+` are invalid).
+fn parse_interval(s: &[u8], missing_seq: u64) -> Result<(StreamId, bool), Error> {
+    if s.len() > 1 && s[0] == b'(' {
+        Ok((parse_id_ext(&s[1..], missing_seq, true, false)?.0, true))
+    } else {
+        Ok((parse_id(s, missing_seq)?, false))
+    }
+}
+
+fn range_start(s: &[u8]) -> Result<StreamId, Error> {
+    let (id, ex) = parse_interval(s, 0)?;
+    if ex {
+        id.incr()
+            .ok_or_else(|| Error::msg("invalid start ID for the interval"))
+    } else {
+        Ok(id)
+    }
+}
+
+fn range_end(s: &[u8]) -> Result<StreamId, Error> {
+    let (id, ex) = parse_interval(s, u64::MAX)?;
+    if ex {
+        id.decr()
+            .ok_or_else(|| Error::msg("invalid end ID for the interval"))
+    } else {
+        Ok(id)
+    }
+}
+
+// ---- replies ----
+
+fn reply_id(out: &mut Reply, id: StreamId) {
+    let mut b = Vec::with_capacity(24);
+    id.write(&mut b);
+    out.bulk(&b);
+}
+
+fn reply_entry(out: &mut Reply, id: StreamId, fields: Fields<'_>) {
+    out.array(2);
+    reply_id(out, id);
+    out.array(fields.count);
+    for f in fields {
+        out.bulk(f);
+    }
+}
+
+/// Entries in `start..=end` (at most `count`, 0 = all) as an array.
+fn reply_range(
+    out: &mut Reply,
+    s: &Stream,
+    start: StreamId,
+    end: StreamId,
+    count: usize,
+    rev: bool,
+) {
+    let at = out.buf.len();
+    let mut n = 0usize;
+    // The count is known only afterwards: write the entries, then put the header in front.
+    s.range(start, end, rev, |id, f| {
+        reply_entry(out, id, f);
+        n += 1;
+        count == 0 || n < count
+    });
+    let mut head = Vec::with_capacity(12);
+    head.push(b'*');
+    head.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
+    head.extend_from_slice(b"\r\n");
+    out.buf.splice(at..at, head);
+}
+
+fn nogroup(text: String) -> Error {
+    Error::Coded(format!("NOGROUP {text}").into())
+}
+
+fn lossy(b: &[u8]) -> std::borrow::Cow<'_, str> {
+    String::from_utf8_lossy(b)
+}
+
+// ---- lookups ----
+
+fn limits(c: &Ctx) -> StreamLimits {
+    let s = c.shard.settings.borrow();
+    StreamLimits {
+        max_bytes: s.stream_node_max_bytes,
+        max_entries: s.stream_node_max_entries,
+    }
+}
+
+fn read_stream<'a>(
+    db: &'a mut Keyspace,
+    key: &[u8],
+    now: i64,
+) -> Result<Option<&'a Stream>, Error> {
+    match db.read(key, now) {
+        None => Ok(None),
+        Some(e) => match &e.value {
+            Value::Stream(s) => Ok(Some(s)),
+            _ => Err(Error::WrongType),
+        },
+    }
+}
+
+fn write_stream<'a>(
+    db: &'a mut Keyspace,
+    key: &[u8],
+    now: i64,
+) -> Result<Option<&'a mut Stream>, Error> {
+    match db.get(key, now) {
+        None => Ok(None),
+        Some(e) => match &mut e.value {
+            Value::Stream(s) => Ok(Some(s)),
+            _ => Err(Error::WrongType),
+        },
+    }
+}
+
+/// The stream at `key`, created empty if absent.
+fn stream_or_create<'a>(
+    db: &'a mut Keyspace,
+    key: &[u8],
+    now: i64,
+) -> Result<&'a mut Stream, Error> {
+    if db.get(key, now).is_none() {
+        db.set(key, Value::Stream(Box::default()), NO_EXPIRE, now);
+    }
+    write_stream(db, key, now)?.ok_or(Error::NoSuchKey)
+}
+
+// ---- XADD / XTRIM ----
+
+struct AddTrim {
+    trim: Option<Trim>,
+    approx: bool,
+    limit: u64,
+    nomkstream: bool,
+    /// Explicit id and whether its sequence was given (`ms-*` leaves it to us).
+    id: Option<(StreamId, bool)>,
+    /// Index of the id argument (XADD) / end of the options (XTRIM).
+    idpos: usize,
+}
+
+/// 7.0's `streamParseAddOrTrimArgsOrReply`.
+fn parse_add_trim(a: &Args, xadd: bool, node_max_entries: usize) -> Result<AddTrim, Error> {
+    let mut r = AddTrim {
+        trim: None,
+        approx: false,
+        limit: 0,
+        nomkstream: false,
+        id: None,
+        idpos: a.len(),
+    };
+    let mut limit_given = false;
+    let mut i = 2;
+    while i < a.len() {
+        let more = a.len() - 1 - i;
+        let opt = a.get(i);
+        if xadd && opt == b"*" {
+            r.idpos = i;
+            break;
+        } else if (a.is(i, "MAXLEN") || a.is(i, "MINID")) && more > 0 {
+            if r.trim.is_some() {
+                return Err(Error::msg(
+                    "syntax error, MAXLEN and MINID options at the same time are not compatible",
+                ));
+            }
+            let is_maxlen = a.is(i, "MAXLEN");
+            r.approx = false;
+            let next = a.get(i + 1);
+            if more >= 2 && next == b"~" {
+                r.approx = true;
+                i += 1;
+            } else if more >= 2 && next == b"=" {
+                i += 1;
+            }
+            if is_maxlen {
+                let n = arg_i64(a.get(i + 1))?;
+                if n < 0 {
+                    return Err(Error::msg("The MAXLEN argument must be >= 0."));
+                }
+                r.trim = Some(Trim::MaxLen(n as u64));
+            } else {
+                r.trim = Some(Trim::MinId(parse_strict_id(a.get(i + 1))?));
+            }
+            i += 1;
+        } else if a.is(i, "LIMIT") && more > 0 {
+            let n = arg_i64(a.get(i + 1))?;
+            if n < 0 {
+                return Err(Error::msg("The LIMIT argument must be >= 0."));
+            }
+            r.limit = n as u64;
+            limit_given = true;
+            i += 1;
+        } else if xadd && a.is(i, "NOMKSTREAM") {
+            r.nomkstream = true;
+        } else if xadd {
+            let (id, seq_given) = parse_id_ext(opt, 0, true, true)?;
+            r.id = Some((id, seq_given));
+            r.idpos = i;
+            break;
+        } else {
+            return Err(Error::Syntax);
+        }
+        i += 1;
+    }
+    if r.limit > 0 && r.trim.is_none() {
+        return Err(Error::msg(
+            "syntax error, LIMIT cannot be used without specifying a trimming strategy",
+        ));
+    }
+    if !xadd && r.trim.is_none() {
+        return Err(Error::msg(
+            "syntax error, XTRIM must be called with a trimming strategy",
+        ));
+    }
+    if limit_given {
+        if !r.approx {
+            return Err(Error::msg(
+                "syntax error, LIMIT cannot be used without the special ~ option",
+            ));
+        }
+    } else if r.approx {
+        // Bounds the work `~` may do, as 7.0 does: 100 nodes' worth.
+        let l = 100i128 * node_max_entries as i128;
+        r.limit = if l <= 0 {
+            10_000
+        } else {
+            l.min(1_000_000) as u64
+        };
+    } else {
+        r.limit = 0;
+    }
+    Ok(r)
+}
+
+fn xadd(c: &mut Ctx, a: &Args) -> CmdResult {
+    let lim = limits(c);
+    let opts = parse_add_trim(a, true, lim.max_entries)?;
+    let field_pos = opts.idpos + 1;
+    let nf = a.len().saturating_sub(field_pos);
+    if field_pos > a.len() || nf < 2 || nf % 2 == 1 {
+        return Err(Error::WrongArity("xadd".into()));
+    }
+    if let Some((id, true)) = opts.id {
+        if id.is_zero() {
+            return Err(Error::msg(
+                "The ID specified in XADD must be greater than 0-0",
+            ));
+        }
+    }
+    let key = a.get(1);
+    if write_stream(c.db, key, c.now)?.is_none() {
+        if opts.nomkstream {
+            c.out.null();
+            return Ok(());
+        }
+        c.db.set(key, Value::Stream(Box::default()), NO_EXPIRE, c.now);
+    }
+    let s = write_stream(c.db, key, c.now)?.ok_or(Error::NoSuchKey)?;
+    if s.last_id == StreamId::MAX {
+        return Err(Error::msg(
+            "The stream has exhausted the last possible ID, unable to add more items",
+        ));
+    }
+    let id = match opts.id {
+        Some((id, true)) => Some(id).filter(|id| *id > s.last_id),
+        Some((id, false)) => s.next_id(0, Some(id.ms)),
+        None => s.next_id(c.now.max(0) as u64, None),
+    };
+    let Some(id) = id else {
+        return Err(Error::msg(
+            "The ID specified in XADD is equal or smaller than the target stream top item",
+        ));
+    };
+    let total: usize = a.rest(field_pos).map(<[u8]>::len).sum();
+    if total > NODE_MAX_SIZE {
+        return Err(Error::msg("Elements are too large to be stored"));
+    }
+    s.append(id, (field_pos..a.len()).map(|i| a.get(i)), lim);
+    reply_id(c.out, id);
+    if let Some(t) = opts.trim {
+        s.trim(t, opts.approx, opts.limit);
+    }
+    Ok(())
+}
+
+fn xtrim(c: &mut Ctx, a: &Args) -> CmdResult {
+    let lim = limits(c);
+    let opts = parse_add_trim(a, false, lim.max_entries)?;
+    let n = match write_stream(c.db, a.get(1), c.now)? {
+        None => 0,
+        Some(s) => s.trim(opts.trim.ok_or(Error::Syntax)?, opts.approx, opts.limit),
+    };
+    c.out.int(n as i64);
+    Ok(())
+}
+
+// ---- XLEN / XRANGE / XREVRANGE / XDEL ----
+
+fn xlen(c: &mut Ctx, a: &Args) -> CmdResult {
+    let n = read_stream(c.db, a.get(1), c.now)?.map_or(0, Stream::len);
+    c.out.int(n as i64);
+    Ok(())
+}
+
+fn range_cmd(c: &mut Ctx, a: &Args, rev: bool) -> CmdResult {
+    let (sa, ea) = if rev {
+        (a.get(3), a.get(2))
+    } else {
+        (a.get(2), a.get(3))
+    };
+    let start = range_start(sa)?;
+    let end = range_end(ea)?;
+    let mut count: i64 = -1;
+    let mut j = 4;
+    while j < a.len() {
+        if a.is(j, "COUNT") && j + 1 < a.len() {
+            count = arg_i64(a.get(j + 1))?.max(0);
+            j += 2;
+        } else {
+            return Err(Error::Syntax);
+        }
+    }
+    let Some(s) = read_stream(c.db, a.get(1), c.now)? else {
+        c.out.array(0);
+        return Ok(());
+    };
+    if count == 0 {
+        c.out.null_array();
+        return Ok(());
+    }
+    let count = if count < 0 { 0 } else { count as usize };
+    reply_range(c.out, s, start, end, count, rev);
+    Ok(())
+}
+
+fn xrange(c: &mut Ctx, a: &Args) -> CmdResult {
+    range_cmd(c, a, false)
+}
+
+fn xrevrange(c: &mut Ctx, a: &Args) -> CmdResult {
+    range_cmd(c, a, true)
+}
+
+fn xdel(c: &mut Ctx, a: &Args) -> CmdResult {
+    let Some(s) = write_stream(c.db, a.get(1), c.now)? else {
+        c.out.int(0);
+        return Ok(());
+    };
+    let ids = a
+        .rest(2)
+        .map(parse_strict_id)
+        .collect::<Result<Vec<_>, _>>()?;
+    let deleted: Vec<StreamId> = ids.into_iter().filter(|&id| s.delete(id)).collect();
+    s.after_delete(&deleted);
+    c.out.int(deleted.len() as i64);
+    Ok(())
+}
+
+// ---- XSETID ----
+
+fn xsetid(c: &mut Ctx, a: &Args) -> CmdResult {
+    let id = parse_strict_id(a.get(2))?;
+    let mut entries_added: i64 = -1;
+    let mut max_del = StreamId::MIN;
+    let mut i = 3;
+    while i < a.len() {
+        let more = a.len() - 1 - i;
+        if a.is(i, "ENTRIESADDED") && more > 0 {
+            entries_added = arg_i64(a.get(i + 1))?;
+            if entries_added < 0 {
+                return Err(Error::msg("entries_added must be positive"));
+            }
+        } else if a.is(i, "MAXDELETEDID") && more > 0 {
+            max_del = parse_strict_id(a.get(i + 1))?;
+            if id < max_del {
+                return Err(Error::msg(
+                    "The ID specified in XSETID is smaller than the provided max_deleted_entry_id",
+                ));
+            }
+        } else {
+            return Err(Error::Syntax);
+        }
+        i += 2;
+    }
+    let s = write_stream(c.db, a.get(1), c.now)?.ok_or(Error::NoSuchKey)?;
+    if s.len() > 0 {
+        let top = s.edge_id(true).unwrap_or(StreamId::MIN);
+        if id < top {
+            return Err(Error::msg(
+                "The ID specified in XSETID is smaller than the target stream top item",
+            ));
+        }
+        if entries_added != -1 && s.len() > entries_added as u64 {
+            return Err(Error::msg(
+                "The entries_added specified in XSETID is smaller than the target stream length",
+            ));
+        }
+    }
+    s.last_id = id;
+    if entries_added != -1 {
+        s.entries_added = entries_added as u64;
+    }
+    if !max_del.is_zero() {
+        s.max_deleted = max_del;
+    }
+    c.out.ok();
+    Ok(())
+}
+
+// ---- XGROUP ----
+
+const XGROUP_HELP: &[&str] = &[
+    "CREATE <key> <groupname> <id|$> [option]",
+    "    Create a new consumer group. Options are:",
+    "    * MKSTREAM",
+    "      Create the empty stream if it does not exist.",
+    "    * ENTRIESREAD entries_read",
+    "      Set the group's entries_read counter (internal use).",
+    "CREATECONSUMER <key> <groupname> <consumer>",
+    "    Create a new consumer in the specified group.",
+    "DELCONSUMER <key> <groupname> <consumer>",
+    "    Remove the specified consumer.",
+    "DESTROY <key> <groupname>",
+    "    Remove the specified group.",
+    "SETID <key> <groupname> <id|$> [ENTRIESREAD entries_read]",
+    "    Set the current group ID and entries_read counter.",
+];
+
+fn xgroup_help(conn: &mut Conn, a: &Args) -> CmdResult {
+    help_reply(&mut conn.out, a.get(0), XGROUP_HELP);
+    Ok(())
+}
+
+/// XGROUP's shared prologue (7.0's order of checks): options from argument 5, the key's type,
+/// the key's existence (unless MKSTREAM) and, for `needs_group`, the group's.
+struct GroupArgs {
+    mkstream: bool,
+    entries_read: i64,
+}
+
+fn xgroup_prologue<'a>(
+    c: &'a mut Ctx,
+    a: &Args,
+    create: bool,
+    setid: bool,
+    needs_group: bool,
+) -> Result<(GroupArgs, Option<&'a mut Stream>), Error> {
+    let mut g = GroupArgs {
+        mkstream: false,
+        entries_read: INVALID_ENTRIES_READ,
+    };
+    let mut i = 5;
+    while i < a.len() {
+        if create && a.is(i, "MKSTREAM") {
+            g.mkstream = true;
+            i += 1;
+        } else if (create || setid) && a.is(i, "ENTRIESREAD") && i + 1 < a.len() {
+            let n = arg_i64(a.get(i + 1))?;
+            if n < 0 && n != INVALID_ENTRIES_READ {
+                return Err(Error::msg("value for ENTRIESREAD must be positive or -1"));
+            }
+            g.entries_read = n;
+            i += 2;
+        } else {
+            return Err(Error::subcommand_syntax(a.get(1), "XGROUP"));
+        }
+    }
+    let key = a.get(2);
+    let s = write_stream(c.db, key, c.now)?;
+    if !g.mkstream {
+        let Some(s) = s else {
+            return Err(Error::msg("The XGROUP subcommand requires the key to exist. Note that for CREATE you may want to use the MKSTREAM option to create an empty stream automatically."));
+        };
+        if needs_group && !s.groups.contains_key(a.get(3)) {
+            return Err(nogroup(format!(
+                "No such consumer group '{}' for key name '{}'",
+                lossy(a.get(3)),
+                lossy(key)
+            )));
+        }
+        return Ok((g, Some(s)));
+    }
+    Ok((g, s))
+}
+
+fn xgroup_create(c: &mut Ctx, a: &Args) -> CmdResult {
+    let now = c.now;
+    let (g, s) = xgroup_prologue(c, a, true, false, false)?;
+    if a.len() > 8 {
+        return Err(Error::subcommand_syntax(a.get(1), "XGROUP"));
+    }
+    let id = if a.get(4) == b"$" {
+        s.as_ref().map_or(StreamId::MIN, |s| s.last_id)
+    } else {
+        parse_strict_id(a.get(4))?
+    };
+    let s = match s {
+        Some(s) => s,
+        None => stream_or_create(c.db, a.get(2), now)?,
+    };
+    if s.groups.contains_key(a.get(3)) {
+        return Err(Error::Coded(
+            "BUSYGROUP Consumer Group name already exists".into(),
+        ));
+    }
+    s.groups
+        .insert(a.get(3).into(), Group::new(id, g.entries_read));
+    c.out.ok();
+    Ok(())
+}
+
+fn xgroup_setid(c: &mut Ctx, a: &Args) -> CmdResult {
+    let (g, s) = xgroup_prologue(c, a, false, true, true)?;
+    if a.len() != 5 && a.len() != 7 {
+        return Err(Error::subcommand_syntax(a.get(1), "XGROUP"));
+    }
+    let s = s.ok_or(Error::NoSuchKey)?;
+    let id = if a.get(4) == b"$" {
+        s.last_id
+    } else {
+        parse_id(a.get(4), 0)?
+    };
+    let group = s.groups.get_mut(a.get(3)).ok_or(Error::NoSuchKey)?;
+    group.last_id = id;
+    group.entries_read = g.entries_read;
+    c.out.ok();
+    Ok(())
+}
+
+fn xgroup_destroy(c: &mut Ctx, a: &Args) -> CmdResult {
+    let (_, s) = xgroup_prologue(c, a, false, false, false)?;
+    let s = s.ok_or(Error::NoSuchKey)?;
+    let gone = s.groups.remove(a.get(3)).is_some();
+    c.out.int(gone as i64);
+    Ok(())
+}
+
+fn xgroup_createconsumer(c: &mut Ctx, a: &Args) -> CmdResult {
+    let now = c.now;
+    let (_, s) = xgroup_prologue(c, a, false, false, true)?;
+    let s = s.ok_or(Error::NoSuchKey)?;
+    let group = s.groups.get_mut(a.get(3)).ok_or(Error::NoSuchKey)?;
+    let created = group.create_consumer(a.get(4), now);
+    c.out.int(created as i64);
+    Ok(())
+}
+
+fn xgroup_delconsumer(c: &mut Ctx, a: &Args) -> CmdResult {
+    let (_, s) = xgroup_prologue(c, a, false, false, true)?;
+    let s = s.ok_or(Error::NoSuchKey)?;
+    let group = s.groups.get_mut(a.get(3)).ok_or(Error::NoSuchKey)?;
+    let pending = group.delete_consumer(a.get(4)).unwrap_or(0);
+    c.out.int(pending as i64);
+    Ok(())
+}
+
+// ---- XACK / XPENDING ----
+
+fn xack(c: &mut Ctx, a: &Args) -> CmdResult {
+    let group = match write_stream(c.db, a.get(1), c.now)? {
+        Some(s) => s.groups.get_mut(a.get(2)),
+        None => None,
+    };
+    let Some(group) = group else {
+        c.out.int(0);
+        return Ok(());
+    };
+    let ids = a
+        .rest(3)
+        .map(parse_strict_id)
+        .collect::<Result<Vec<_>, _>>()?;
+    let n = ids.into_iter().filter(|&id| group.ack(id)).count();
+    c.out.int(n as i64);
+    Ok(())
+}
+
+fn xpending(c: &mut Ctx, a: &Args) -> CmdResult {
+    let argc = a.len();
+    if argc != 3 && !(6..=9).contains(&argc) {
+        return Err(Error::Syntax);
+    }
+    let mut range = None;
+    let mut consumer = None;
+    let mut minidle = 0i64;
+    if argc >= 6 {
+        let mut si = 3;
+        if a.is(3, "IDLE") {
+            minidle = arg_i64(a.get(4))?;
+            if argc < 8 {
+                return Err(Error::Syntax);
+            }
+            si += 2;
+        }
+        let count = arg_i64(a.get(si + 2))?.max(0);
+        let start = range_start(a.get(si))?;
+        let end = range_end(a.get(si + 1))?;
+        if si + 3 < argc {
+            consumer = Some(a.get(si + 3));
+        }
+        range = Some((start, end, count));
+    }
+    let now = c.now;
+    let s = read_stream(c.db, a.get(1), c.now)?;
+    let Some(group) = s.and_then(|s| s.groups.get(a.get(2))) else {
+        return Err(nogroup(format!(
+            "No such key '{}' or consumer group '{}'",
+            lossy(a.get(1)),
+            lossy(a.get(2))
+        )));
+    };
+    let out = &mut *c.out;
+    let Some((start, end, mut count)) = range else {
+        out.array(4);
+        out.int(group.pel.len() as i64);
+        match (group.pel.keys().next(), group.pel.keys().next_back()) {
+            (Some(&first), Some(&last)) => {
+                reply_id(out, first);
+                reply_id(out, last);
+                let owners: Vec<(&[u8], usize)> = group
+                    .consumers
+                    .iter()
+                    .filter(|(_, c)| !c.pel.is_empty())
+                    .map(|(n, c)| (&n[..], c.pel.len()))
+                    .collect();
+                out.array(owners.len());
+                for (name, n) in owners {
+                    out.array(2);
+                    out.bulk(name);
+                    out.bulk_int(n as i64);
+                }
+            }
+            _ => {
+                out.null();
+                out.null();
+                out.null_array();
+            }
+        }
+        return Ok(());
+    };
+    let ids: Vec<StreamId> = match consumer {
+        Some(name) => match group.consumers.get(name) {
+            None => {
+                out.array(0);
+                return Ok(());
+            }
+            Some(cons) => cons
+                .pel
+                .range(start..=end.max(start))
+                .copied()
+                .filter(|id| *id <= end)
+                .collect(),
+        },
+        None => group
+            .pel
+            .range(start..=end.max(start))
+            .map(|(id, _)| *id)
+            .filter(|id| *id <= end)
+            .collect(),
+    };
+    let mut rows = Vec::new();
+    for id in ids {
+        if count == 0 {
+            break;
+        }
+        let Some(nack) = group.pel.get(&id) else {
+            continue;
+        };
+        if minidle != 0 && now - nack.delivery_time < minidle {
+            continue;
+        }
+        count -= 1;
+        rows.push((id, nack));
+    }
+    out.array(rows.len());
+    for (id, nack) in rows {
+        out.array(4);
+        reply_id(out, id);
+        out.bulk(nack.consumer.as_deref().unwrap_or(b""));
+        out.int((now - nack.delivery_time).max(0));
+        out.int(nack.delivery_count as i64);
+    }
+    Ok(())
+}
+
+// ---- XCLAIM / XAUTOCLAIM ----
+
+fn arg_i64_msg(s: &[u8], msg: &'static str) -> Result<i64, Error> {
+    parse_i64_strict(s).ok_or(Error::msg(msg))
+}
+
+fn xclaim(c: &mut Ctx, a: &Args) -> CmdResult {
+    let now = c.now;
+    let key = a.get(1);
+    let s = write_stream(c.db, key, now)?;
+    let nogroup_err = || {
+        nogroup(format!(
+            "No such key '{}' or consumer group '{}'",
+            lossy(a.get(1)),
+            lossy(a.get(2))
+        ))
+    };
+    let Some(s) = s else {
+        return Err(nogroup_err());
+    };
+    if !s.groups.contains_key(a.get(2)) {
+        return Err(nogroup_err());
+    }
+    let minidle = arg_i64_msg(a.get(4), "Invalid min-idle-time argument for XCLAIM")?.max(0);
+    let mut ids = Vec::new();
+    let mut j = 5;
+    while j < a.len() {
+        match parse_strict_id(a.get(j)) {
+            Ok(id) => ids.push(id),
+            Err(_) => break,
+        }
+        j += 1;
+    }
+    let (mut force, mut justid) = (false, false);
+    let mut retrycount: i64 = -1;
+    let mut deliverytime: i64 = -1;
+    let mut last_id = StreamId::MIN;
+    while j < a.len() {
+        let more = a.len() - 1 - j;
+        if a.is(j, "FORCE") {
+            force = true;
+        } else if a.is(j, "JUSTID") {
+            justid = true;
+        } else if a.is(j, "IDLE") && more > 0 {
+            j += 1;
+            deliverytime = now - arg_i64_msg(a.get(j), "Invalid IDLE option argument for XCLAIM")?;
+        } else if a.is(j, "TIME") && more > 0 {
+            j += 1;
+            deliverytime = arg_i64_msg(a.get(j), "Invalid TIME option argument for XCLAIM")?;
+        } else if a.is(j, "RETRYCOUNT") && more > 0 {
+            j += 1;
+            retrycount = arg_i64_msg(a.get(j), "Invalid RETRYCOUNT option argument for XCLAIM")?;
+        } else if a.is(j, "LASTID") && more > 0 {
+            j += 1;
+            last_id = parse_strict_id(a.get(j))?;
+        } else {
+            return Err(Error::msg(format!(
+                "Unrecognized XCLAIM option '{}'",
+                lossy(a.get(j))
+            )));
+        }
+        j += 1;
+    }
+    let mut group = s.groups.remove(a.get(2)).ok_or_else(nogroup_err)?;
+    if last_id > group.last_id {
+        group.last_id = last_id;
+    }
+    if deliverytime == -1 || deliverytime < 0 || deliverytime > now {
+        deliverytime = now;
+    }
+    let name = a.get(3);
+    let mut claimed = Vec::new();
+    let mut consumer_made = false;
+    for id in ids {
+        let exists = s.contains(id);
+        if !exists {
+            group.ack(id);
+            continue;
+        }
+        if force && !group.pel.contains_key(&id) {
+            group.pel.insert(
+                id,
+                Nack {
+                    consumer: None,
+                    delivery_time: now,
+                    delivery_count: 1,
+                },
+            );
+        }
+        let Some(nack) = group.pel.get(&id) else {
+            continue;
+        };
+        if nack.consumer.is_some() && minidle != 0 && now - nack.delivery_time < minidle {
+            continue;
+        }
+        if !consumer_made {
+            group.consumer(name, now);
+            consumer_made = true;
+        }
+        group.reassign(id, name);
+        let nack = group.pel.get_mut(&id).expect("pending");
+        nack.delivery_time = deliverytime;
+        if retrycount >= 0 {
+            nack.delivery_count = retrycount as u64;
+        } else if !justid {
+            nack.delivery_count += 1;
+        }
+        claimed.push(id);
+    }
+    c.out.array(claimed.len());
+    for id in claimed {
+        if justid {
+            reply_id(c.out, id);
+        } else if let Some(f) = s.get(id) {
+            reply_entry(c.out, id, f);
+        }
+    }
+    s.groups.insert(a.get(2).into(), group);
+    Ok(())
+}
+
+fn xautoclaim(c: &mut Ctx, a: &Args) -> CmdResult {
+    let now = c.now;
+    let minidle = arg_i64_msg(a.get(4), "Invalid min-idle-time argument for XAUTOCLAIM")?.max(0);
+    let start = range_start(a.get(5))?;
+    let mut count: i64 = 100;
+    let mut justid = false;
+    let mut j = 6;
+    while j < a.len() {
+        let more = a.len() - 1 - j;
+        if a.is(j, "COUNT") && more > 0 {
+            let max = i64::MAX / 16;
+            count = parse_i64_strict(a.get(j + 1))
+                .filter(|n| (1..=max).contains(n))
+                .ok_or(Error::msg("COUNT must be > 0"))?;
+            j += 1;
+        } else if a.is(j, "JUSTID") {
+            justid = true;
+        } else {
+            return Err(Error::Syntax);
+        }
+        j += 1;
+    }
+    let key = a.get(1);
+    let s = write_stream(c.db, key, now)?;
+    let nogroup_err = || {
+        nogroup(format!(
+            "No such key '{}' or consumer group '{}'",
+            lossy(a.get(1)),
+            lossy(a.get(2))
+        ))
+    };
+    let Some(s) = s else {
+        return Err(nogroup_err());
+    };
+    let mut group = s.groups.remove(a.get(2)).ok_or_else(nogroup_err)?;
+    let name = a.get(3);
+    let mut attempts = count * 10;
+    let mut claimed = Vec::new();
+    let mut deleted = Vec::new();
+    let mut cursor = start;
+    let mut consumer_made = false;
+    let mut next: Option<StreamId> = None;
+    loop {
+        let Some((&id, _)) = group.pel.range(cursor..).next() else {
+            next = None;
+            break;
+        };
+        if attempts == 0 || count == 0 {
+            next = Some(id);
+            break;
+        }
+        attempts -= 1;
+        cursor = match id.incr() {
+            Some(n) => n,
+            None => StreamId::MAX,
+        };
+        let last_possible = id == StreamId::MAX;
+        if !s.contains(id) {
+            group.ack(id);
+            deleted.push(id);
+            count -= 1;
+        } else {
+            let nack = group.pel.get(&id).expect("pending");
+            if minidle == 0 || now - nack.delivery_time >= minidle {
+                if !consumer_made {
+                    group.consumer(name, now);
+                    consumer_made = true;
+                }
+                group.reassign(id, name);
+                let nack = group.pel.get_mut(&id).expect("pending");
+                nack.delivery_time = now;
+                if !justid {
+                    nack.delivery_count += 1;
+                }
+                claimed.push(id);
+                count -= 1;
+            }
+        }
+        if last_possible {
+            break;
+        }
+    }
+    let out = &mut *c.out;
+    out.array(3);
+    reply_id(out, next.unwrap_or(StreamId::MIN));
+    out.array(claimed.len());
+    for id in claimed {
+        if justid {
+            reply_id(out, id);
+        } else if let Some(f) = s.get(id) {
+            reply_entry(out, id, f);
+        }
+    }
+    out.array(deleted.len());
+    for id in deleted {
+        reply_id(out, id);
+    }
+    s.groups.insert(a.get(2).into(), group);
+    Ok(())
+}
+
+// ---- XINFO ----
+
+const XINFO_HELP: &[&str] = &[
+    "CONSUMERS <key> <groupname>",
+    "    Show consumers of <groupname>.",
+    "GROUPS <key>",
+    "    Show the stream consumer groups.",
+    "STREAM <key> [FULL [COUNT <count>]",
+    "    Show information about the stream.",
+];
+
+fn xinfo_help(conn: &mut Conn, a: &Args) -> CmdResult {
+    help_reply(&mut conn.out, a.get(0), XINFO_HELP);
+    Ok(())
+}
+
+fn existing_stream<'a>(db: &'a mut Keyspace, key: &[u8], now: i64) -> Result<&'a Stream, Error> {
+    read_stream(db, key, now)?.ok_or(Error::NoSuchKey)
+}
+
+fn reply_entries_read(out: &mut Reply, g: &Group) {
+    if g.entries_read != INVALID_ENTRIES_READ {
+        out.int(g.entries_read);
+    } else {
+        out.null();
+    }
+}
+
+fn reply_lag(out: &mut Reply, s: &Stream, g: &Group) {
+    match s.lag(g) {
+        Some(l) => out.int(l),
+        None => out.null(),
+    }
+}
+
+fn xinfo_consumers(c: &mut Ctx, a: &Args) -> CmdResult {
+    let now = c.now;
+    let key = a.get(2);
+    let s = existing_stream(c.db, key, c.now)?;
+    let g = s.groups.get(a.get(3)).ok_or_else(|| {
+        nogroup(format!(
+            "No such consumer group '{}' for key name '{}'",
+            lossy(a.get(3)),
+            lossy(key)
+        ))
+    })?;
+    c.out.array(g.consumers.len());
+    for (name, cons) in &g.consumers {
+        c.out.map(3);
+        c.out.bulk(b"name");
+        c.out.bulk(name);
+        c.out.bulk(b"pending");
+        c.out.int(cons.pel.len() as i64);
+        c.out.bulk(b"idle");
+        c.out.int((now - cons.seen_time).max(0));
+    }
+    Ok(())
+}
+
+fn xinfo_groups(c: &mut Ctx, a: &Args) -> CmdResult {
+    let s = existing_stream(c.db, a.get(2), c.now)?;
+    c.out.array(s.groups.len());
+    for (name, g) in &s.groups {
+        c.out.map(6);
+        c.out.bulk(b"name");
+        c.out.bulk(name);
+        c.out.bulk(b"consumers");
+        c.out.int(g.consumers.len() as i64);
+        c.out.bulk(b"pending");
+        c.out.int(g.pel.len() as i64);
+        c.out.bulk(b"last-delivered-id");
+        reply_id(c.out, g.last_id);
+        c.out.bulk(b"entries-read");
+        reply_entries_read(c.out, g);
+        c.out.bulk(b"lag");
+        reply_lag(c.out, s, g);
+    }
+    Ok(())
+}
+
+/// Radix-tree node count for XINFO: our nodes live in a B-tree, so this estimates what Redis's
+/// rax would hold for the same 16-byte keys (a node per key plus shared-prefix nodes).
+fn rax_nodes_estimate(keys: usize) -> usize {
+    if keys == 0 {
+        1
+    } else {
+        keys * 2 + 1
+    }
+}
+
+fn xinfo_stream(c: &mut Ctx, a: &Args) -> CmdResult {
+    let argc = a.len();
+    let mut full = false;
+    let mut count: i64 = 10;
+    if argc > 3 {
+        let optc = argc - 3;
+        if (optc != 1 && optc != 3) || !a.is(3, "FULL") || (optc == 3 && !a.is(4, "COUNT")) {
+            return Err(Error::subcommand_syntax(a.get(1), "XINFO"));
+        }
+        full = true;
+        if optc == 3 {
+            count = arg_i64(a.get(5))?;
+            if count < 0 {
+                count = 10;
+            }
+        }
+    }
+    let s = existing_stream(c.db, a.get(2), c.now)?;
+    let out = &mut *c.out;
+    out.map(if full { 9 } else { 10 });
+    out.bulk(b"length");
+    out.int(s.len() as i64);
+    out.bulk(b"radix-tree-keys");
+    out.int(s.node_count() as i64);
+    out.bulk(b"radix-tree-nodes");
+    out.int(rax_nodes_estimate(s.node_count()) as i64);
+    out.bulk(b"last-generated-id");
+    reply_id(out, s.last_id);
+    out.bulk(b"max-deleted-entry-id");
+    reply_id(out, s.max_deleted);
+    out.bulk(b"entries-added");
+    out.int(s.entries_added as i64);
+    out.bulk(b"recorded-first-entry-id");
+    reply_id(out, s.first_id);
+    if !full {
+        out.bulk(b"groups");
+        out.int(s.groups.len() as i64);
+        for last in [false, true] {
+            out.bulk(if last { b"last-entry" } else { b"first-entry" });
+            let mut emitted = false;
+            s.range(StreamId::MIN, StreamId::MAX, last, |id, f| {
+                reply_entry(out, id, f);
+                emitted = true;
+                false
+            });
+            if !emitted {
+                out.null();
+            }
+        }
+        return Ok(());
+    }
+    let count = count as usize;
+    out.bulk(b"entries");
+    reply_range(out, s, StreamId::MIN, StreamId::MAX, count, false);
+    out.bulk(b"groups");
+    out.array(s.groups.len());
+    for (name, g) in &s.groups {
+        out.map(7);
+        out.bulk(b"name");
+        out.bulk(name);
+        out.bulk(b"last-delivered-id");
+        reply_id(out, g.last_id);
+        out.bulk(b"entries-read");
+        reply_entries_read(out, g);
+        out.bulk(b"lag");
+        reply_lag(out, s, g);
+        out.bulk(b"pel-count");
+        out.int(g.pel.len() as i64);
+        out.bulk(b"pending");
+        let shown = if count == 0 {
+            g.pel.len()
+        } else {
+            g.pel.len().min(count)
+        };
+        out.array(shown);
+        for (id, nack) in g.pel.iter().take(shown) {
+            out.array(4);
+            reply_id(out, *id);
+            out.bulk(nack.consumer.as_deref().unwrap_or(b""));
+            out.int(nack.delivery_time);
+            out.int(nack.delivery_count as i64);
+        }
+        out.bulk(b"consumers");
+        out.array(g.consumers.len());
+        for (cname, cons) in &g.consumers {
+            out.map(4);
+            out.bulk(b"name");
+            out.bulk(cname);
+            out.bulk(b"seen-time");
+            out.int(cons.seen_time);
+            out.bulk(b"pel-count");
+            out.int(cons.pel.len() as i64);
+            out.bulk(b"pending");
+            let shown = if count == 0 {
+                cons.pel.len()
+            } else {
+                cons.pel.len().min(count)
+            };
+            out.array(shown);
+            for id in cons.pel.iter().take(shown) {
+                let nack = g.pel.get(id);
+                out.array(3);
+                reply_id(out, *id);
+                out.int(nack.map_or(0, |n| n.delivery_time));
+                out.int(nack.map_or(0, |n| n.delivery_count as i64));
+            }
+        }
+    }
+    Ok(())
+}
+
+// ---- XREAD / XREADGROUP ----
+
+/// What one stream of an XREAD(GROUP) asks for.
+#[derive(Clone, Debug)]
+pub struct ReadReq {
+    /// Entries must be greater than this; `StreamId::MAX` with a group means `>`.
+    pub after: StreamId,
+    pub count: usize,
+    pub group: Option<GroupReq>,
+    pub resp3: bool,
+    /// A blocked reader being woken: 7.0 then serves whenever the stream's last id (not its
+    /// last live entry) passed the one awaited, even with nothing left to return.
+    pub woken: bool,
+}
+
+#[derive(Clone, Debug)]
+pub struct GroupReq {
+    pub group: Vec<u8>,
+    pub consumer: Vec<u8>,
+    pub noack: bool,
+}
+
+/// Parsed XREAD / XREADGROUP arguments.
+struct ReadArgs {
+    block: Option<u64>,
+    count: usize,
+    group: Option<(Vec<u8>, Vec<u8>)>,
+    noack: bool,
+    streams_at: usize,
+    n: usize,
+}
+
+fn parse_read(a: &Args, xreadgroup: bool) -> Result<ReadArgs, Error> {
+    let mut r = ReadArgs {
+        block: None,
+        count: 0,
+        group: None,
+        noack: false,
+        streams_at: 0,
+        n: 0,
+    };
+    let mut i = 1;
+    while i < a.len() {
+        let more = a.len() - i - 1;
+        if a.is(i, "BLOCK") && more > 0 {
+            i += 1;
+            r.block = Some(blocking::parse_timeout_ms(a.get(i))?);
+        } else if a.is(i, "COUNT") && more > 0 {
+            i += 1;
+            r.count = arg_i64(a.get(i))?.max(0) as usize;
+        } else if a.is(i, "STREAMS") && more > 0 {
+            r.streams_at = i + 1;
+            let n = a.len() - r.streams_at;
+            if n % 2 != 0 {
+                return Err(Error::msg("Unbalanced XREAD list of streams: for each stream key an ID or '$' must be specified."));
+            }
+            r.n = n / 2;
+            break;
+        } else if a.is(i, "GROUP") && more >= 2 {
+            if !xreadgroup {
+                return Err(Error::msg(
+                    "The GROUP option is only supported by XREADGROUP. You called XREAD instead.",
+                ));
+            }
+            r.group = Some((a.get(i + 1).to_vec(), a.get(i + 2).to_vec()));
+            i += 2;
+        } else if a.is(i, "NOACK") {
+            if !xreadgroup {
+                return Err(Error::msg(
+                    "The NOACK option is only supported by XREADGROUP. You called XREAD instead.",
+                ));
+            }
+            r.noack = true;
+        } else {
+            return Err(Error::Syntax);
+        }
+        i += 1;
+    }
+    if r.streams_at == 0 {
+        return Err(Error::Syntax);
+    }
+    if xreadgroup && r.group.is_none() {
+        return Err(Error::msg("Missing GROUP option for XREADGROUP"));
+    }
+    Ok(r)
+}
+
+/// What the first pass learns of one stream key.
+#[derive(Clone, Copy)]
+enum KeyState {
+    WrongType,
+    Missing,
+    /// Exists; whether the group (if any) exists.
+    Stream {
+        group_ok: bool,
+    },
+}
+
+fn key_state(db: &mut Keyspace, key: &[u8], group: Option<&[u8]>, now: i64) -> KeyState {
+    match read_stream(db, key, now) {
+        Err(_) => KeyState::WrongType,
+        Ok(None) => KeyState::Missing,
+        Ok(Some(s)) => KeyState::Stream {
+            group_ok: group.is_none_or(|g| s.groups.contains_key(g)),
+        },
+    }
+}
+
+/// Whether a read after `after` has something to serve: a live entry past it, or for a woken
+/// reader the last id past it.
+fn has_new(s: &Stream, after: StreamId, woken: bool) -> bool {
+    if woken {
+        s.last_id > after
+    } else {
+        s.len() > 0 && s.edge_id(true).is_some_and(|top| top > after)
+    }
+}
+
+/// Serves one stream of an XREAD(GROUP) if it has something to give: the reply element
+/// (`[key, entries]`, or `key` then entries as a RESP3 map pair). Errors only if the group
+/// vanished since the first pass.
+pub fn serve_read(
+    db: &mut Keyspace,
+    key: &[u8],
+    req: &ReadReq,
+    now: i64,
+) -> Result<Option<Vec<u8>>, Error> {
+    let Some(s) = write_stream(db, key, now)? else {
+        return Ok(None);
+    };
+    let mut out = Reply {
+        buf: Vec::new(),
+        resp3: req.resp3,
+    };
+    let head = |out: &mut Reply| {
+        if !req.resp3 {
+            out.array(2);
+        }
+        out.bulk(key);
+    };
+    let after = req.after;
+    let Some(g) = &req.group else {
+        if !has_new(s, after, req.woken) {
+            return Ok(None);
+        }
+        head(&mut out);
+        let start = after.incr().unwrap_or(StreamId::MAX);
+        reply_range(&mut out, s, start, StreamId::MAX, req.count, false);
+        return Ok(Some(out.buf));
+    };
+    let Some(mut group) = s.groups.remove(g.group.as_slice()) else {
+        return Err(nogroup(format!(
+            "No such key '{}' or consumer group '{}' in XREADGROUP with GROUP option",
+            lossy(key),
+            lossy(&g.group)
+        )));
+    };
+    let result = serve_group(s, &mut group, req, g, after, now, &mut out, head);
+    s.groups.insert(g.group.as_slice().into(), group);
+    Ok(result.then_some(out.buf))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn serve_group(
+    s: &Stream,
+    group: &mut Group,
+    req: &ReadReq,
+    g: &GroupReq,
+    after: StreamId,
+    now: i64,
+    out: &mut Reply,
+    head: impl Fn(&mut Reply),
+) -> bool {
+    if after != StreamId::MAX {
+        // History: this consumer's own pending entries after `after`.
+        head(out);
+        group.consumer(&g.consumer, now);
+        let start = after.incr().unwrap_or(StreamId::MAX);
+        let ids: Vec<StreamId> = group.consumers[g.consumer.as_slice()]
+            .pel
+            .range(start..)
+            .take(if req.count == 0 {
+                usize::MAX
+            } else {
+                req.count
+            })
+            .copied()
+            .collect();
+        out.array(ids.len());
+        for id in ids {
+            match s.get(id) {
+                Some(f) => {
+                    reply_entry(out, id, f);
+                    if let Some(n) = group.pel.get_mut(&id) {
+                        n.delivery_time = now;
+                        n.delivery_count += 1;
+                    }
+                }
+                None => {
+                    out.array(2);
+                    reply_id(out, id);
+                    out.null_array();
+                }
+            }
+        }
+        return true;
+    }
+    if !has_new(s, group.last_id, req.woken) {
+        return false;
+    }
+    head(out);
+    group.consumer(&g.consumer, now);
+    let start = group.last_id.incr().unwrap_or(StreamId::MAX);
+    let entries = s.collect(start, StreamId::MAX, false, req.count);
+    out.array(entries.len());
+    for (id, fields) in entries {
+        s.advance_group(group, id);
+        out.array(2);
+        reply_id(out, id);
+        out.array(fields.len());
+        for f in &fields {
+            out.bulk(f);
+        }
+        if !g.noack {
+            group.deliver(id, &g.consumer, now);
+        }
+    }
+    true
+}
+
+fn xread<'a>(conn: &'a mut Conn, a: Args<'a>) -> BoxFuture<'a> {
+    Box::pin(read_generic(conn, a, false))
+}
+
+fn xreadgroup<'a>(conn: &'a mut Conn, a: Args<'a>) -> BoxFuture<'a> {
+    Box::pin(read_generic(conn, a, true))
+}
+
+/// Runs `f` for each key on the shard owning it (all of a shard's keys in one call, in
+/// argument order) and returns the results in key order. Unlike `multi::map_keys`, each key
+/// carries its own data (its read request).
+async fn per_key<T, R>(
+    shard: &Rc<Shard>,
+    items: Vec<(Vec<u8>, T)>,
+    f: fn(&mut Keyspace, &[u8], &T, i64) -> R,
+) -> Vec<R>
+where
+    T: Send + 'static,
+    R: Send + 'static,
+{
+    let n = items.len();
+    let mut groups: Vec<Vec<(usize, Vec<u8>, T)>> =
+        (0..shard.nshards).map(|_| Vec::new()).collect();
+    for (i, (k, t)) in items.into_iter().enumerate() {
+        groups[shard.owner_of(key_slot(&k))].push((i, k, t));
+    }
+    let mut results: Vec<Option<R>> = (0..n).map(|_| None).collect();
+    for (to, part) in groups.into_iter().enumerate() {
+        if part.is_empty() {
+            continue;
+        }
+        let done = shard
+            .call(to, 0, move |s: &Rc<Shard>| {
+                let mut db = s.db.borrow_mut();
+                let now = now_ms();
+                part.into_iter()
+                    .map(|(i, k, t)| (i, f(&mut db, &k, &t, now)))
+                    .collect::<Vec<_>>()
+            })
+            .await;
+        for (i, r) in done {
+            results[i] = Some(r);
+        }
+    }
+    results
+        .into_iter()
+        .map(|r| r.expect("every key answered"))
+        .collect()
+}
+
+/// Checks one read's streams in argument order as 7.0 does (type, group, then the id) and
+/// builds the per-stream requests. `states[i]` carries the stream's last id for `$`.
+fn plan_read(
+    a: &Args,
+    r: &ReadArgs,
+    xreadgroup: bool,
+    states: &[(KeyState, StreamId)],
+    resp3: bool,
+) -> Result<Vec<ReadReq>, Error> {
+    let mut reqs = Vec::with_capacity(r.n);
+    for (i, (state, last)) in states.iter().enumerate() {
+        match state {
+            KeyState::WrongType => return Err(Error::WrongType),
+            KeyState::Missing | KeyState::Stream { group_ok: false } if r.group.is_some() => {
+                let group = r.group.as_ref().map_or(&[][..], |g| g.0.as_slice());
+                return Err(nogroup(format!(
+                    "No such key '{}' or consumer group '{}' in XREADGROUP with GROUP option",
+                    lossy(a.get(r.streams_at + i)),
+                    lossy(group)
+                )));
+            }
+            _ => {}
+        }
+        let arg = a.get(r.streams_at + r.n + i);
+        let after = if arg == b"$" {
+            if xreadgroup {
+                return Err(Error::msg("The $ ID is meaningless in the context of XREADGROUP: you want to read the history of this consumer by specifying a proper ID, or use the > ID to get new messages. The $ ID would just return an empty result set."));
+            }
+            // "After what the stream holds now", pinned here so that the first attempt and
+            // any wait agree on it.
+            *last
+        } else if arg == b">" {
+            if !xreadgroup {
+                return Err(Error::msg("The > ID can be specified only when calling XREADGROUP using the GROUP <group> <consumer> option."));
+            }
+            StreamId::MAX
+        } else {
+            parse_strict_id(arg)?
+        };
+        reqs.push(ReadReq {
+            after,
+            count: r.count,
+            group: r.group.as_ref().map(|(g, c)| GroupReq {
+                group: g.clone(),
+                consumer: c.clone(),
+                noack: r.noack,
+            }),
+            resp3,
+            woken: false,
+        });
+    }
+    Ok(reqs)
+}
+
+/// A stream's state for `plan_read`, and its last id (0-0 when absent).
+fn probe(db: &mut Keyspace, key: &[u8], group: Option<&[u8]>, now: i64) -> (KeyState, StreamId) {
+    let state = key_state(db, key, group, now);
+    let last = match state {
+        KeyState::Stream { .. } => read_stream(db, key, now)
+            .ok()
+            .flatten()
+            .map_or(StreamId::MIN, |s| s.last_id),
+        _ => StreamId::MIN,
+    };
+    (state, last)
+}
+
+/// The first attempt's result: the requests and, per stream, the reply element if served.
+type Attempted = Result<(Vec<ReadReq>, Vec<Option<Vec<u8>>>), Error>;
+
+async fn read_generic(conn: &mut Conn, a: Args<'_>, xreadgroup: bool) -> CmdResult {
+    let r = parse_read(&a, xreadgroup)?;
+    let keys: Vec<Vec<u8>> = (0..r.n).map(|i| a.get(r.streams_at + i).to_vec()).collect();
+    let group_name = r.group.as_ref().map(|g| g.0.clone());
+    let resp3 = conn.out.resp3;
+    let owner = keys
+        .first()
+        .map_or(conn.shard.id, |k| conn.shard.owner_of(key_slot(k)));
+    let one_shard = keys
+        .iter()
+        .all(|k| conn.shard.owner_of(key_slot(k)) == owner);
+    let attempted: Attempted = if one_shard {
+        // Everything in one job on the owner: checks and reads see one state of the keyspace.
+        let words = OwnedArgs::from(&a);
+        conn.shard
+            .call(owner, 0, move |s: &Rc<Shard>| -> Attempted {
+                let a = words.args();
+                let r = parse_read(&a, xreadgroup)?;
+                let mut db = s.db.borrow_mut();
+                let now = now_ms();
+                let states: Vec<(KeyState, StreamId)> = (0..r.n)
+                    .map(|i| {
+                        probe(
+                            &mut db,
+                            a.get(r.streams_at + i),
+                            r.group.as_ref().map(|g| g.0.as_slice()),
+                            now,
+                        )
+                    })
+                    .collect();
+                let reqs = plan_read(&a, &r, xreadgroup, &states, resp3)?;
+                let mut served = Vec::with_capacity(r.n);
+                for (i, q) in reqs.iter().enumerate() {
+                    served.push(serve_read(&mut db, a.get(r.streams_at + i), q, now)?);
+                }
+                Ok((reqs, served))
+            })
+            .await
+    } else {
+        let states = per_key(
+            &conn.shard,
+            keys.iter()
+                .map(|k| (k.clone(), group_name.clone()))
+                .collect(),
+            |db, k, g: &Option<Vec<u8>>, now| probe(db, k, g.as_deref(), now),
+        )
+        .await;
+        let reqs = plan_read(&a, &r, xreadgroup, &states, resp3)?;
+        let served = per_key(
+            &conn.shard,
+            keys.iter().cloned().zip(reqs.iter().cloned()).collect(),
+            |db, k, q: &ReadReq, now| serve_read(db, k, q, now),
+        )
+        .await
+        .into_iter()
+        .collect::<Result<Vec<_>, Error>>()?;
+        Ok((reqs, served))
+    };
+    let (reqs, served) = attempted?;
+    let parts: Vec<Vec<u8>> = served.into_iter().flatten().collect();
+    if !parts.is_empty() {
+        read_reply_head(&mut conn.out, parts.len());
+        for p in parts {
+            conn.out.raw(&p);
+        }
+        return Ok(());
+    }
+    match r.block {
+        None => {
+            conn.out.null_array();
+            Ok(())
+        }
+        Some(timeout) => block_read(conn, &a, &r, &reqs, timeout).await,
+    }
+}
+
+/// XREAD's outer reply: a map of key to entries in RESP3, an array of `[key, entries]` in RESP2.
+fn read_reply_head(out: &mut Reply, n: usize) {
+    if out.resp3 {
+        out.map(n);
+    } else {
+        out.array(n);
+    }
+}
+
+/// XREAD(GROUP) BLOCK: served from one stream when woken (7.0 replies with that stream alone).
+static READ_OP: BlockingOp = BlockingOp {
+    serve: serve_blocked,
+    timeout_reply: Reply::null_array,
+};
+
+/// Serves a blocked XREAD(GROUP) from the stream at `key_pos`. The arguments are the ones
+/// `read_generic` rewrote with `$` already replaced by the id it stood for.
+fn serve_blocked(
+    c: &mut Ctx,
+    a: &Args,
+    key_pos: usize,
+    state: &mut WaitState,
+) -> Result<bool, Error> {
+    // The first call is the check made as the reader registers, not a wake-up: it is served
+    // only by a live entry, as the first attempt would have been.
+    let registering = state.data.is_empty();
+    state.data = vec![1];
+    let xreadgroup = a.is(0, "XREADGROUP");
+    let r = parse_read(a, xreadgroup)?;
+    let id_arg = a.get(key_pos + r.n);
+    let after = if id_arg == b">" {
+        StreamId::MAX
+    } else {
+        parse_strict_id(id_arg)?
+    };
+    let req = ReadReq {
+        after,
+        // Without COUNT a woken reader gets at most 1000 entries (XREAD_BLOCKED_DEFAULT_COUNT).
+        count: if r.count == 0 { 1000 } else { r.count },
+        group: r.group.map(|(group, consumer)| GroupReq {
+            group,
+            consumer,
+            noack: r.noack,
+        }),
+        resp3: c.out.resp3,
+        woken: !registering,
+    };
+    let key = a.get(key_pos);
+    if let Some(g) = &req.group {
+        // A group reader whose stream or group went away is answered with an error, as 7.0
+        // does, rather than left waiting for what can no longer come.
+        match read_stream(c.db, key, c.now) {
+            Ok(Some(s)) if s.groups.contains_key(g.group.as_slice()) => {}
+            Ok(Some(_)) => {
+                c.out.error_line(
+                    "NOGROUP the consumer group this client was blocked on no longer exists",
+                );
+                return Ok(true);
+            }
+            _ => {
+                c.out
+                    .error_line("UNBLOCKED the stream key no longer exists");
+                return Ok(true);
+            }
+        }
+    }
+    match serve_read(c.db, key, &req, c.now)? {
+        Some(bytes) => {
+            read_reply_head(c.out, 1);
+            c.out.raw(&bytes);
+            Ok(true)
+        }
+        None => Ok(false),
+    }
+}
+
+/// Blocks after a first attempt over all the streams found nothing. `$` ids are replaced by
+/// the ids they resolved to, so that entries added meanwhile are not missed.
+async fn block_read(
+    conn: &mut Conn,
+    a: &Args<'_>,
+    r: &ReadArgs,
+    reqs: &[ReadReq],
+    timeout: u64,
+) -> CmdResult {
+    let mut words: Vec<Vec<u8>> = a.iter().map(<[u8]>::to_vec).collect();
+    for (i, q) in reqs.iter().enumerate() {
+        let w = &mut words[r.streams_at + r.n + i];
+        if w.as_slice() == b"$" {
+            *w = q.after.to_bytes();
+        }
+    }
+    let owned = OwnedArgs::from_iter(words.iter().map(Vec::as_slice));
+    let positions: Vec<usize> = (r.streams_at..r.streams_at + r.n).collect();
+    blocking::wait(conn, &owned.args(), &positions, timeout, &READ_OP).await
+}
