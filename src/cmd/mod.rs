@@ -118,7 +118,13 @@ pub struct CommandSpec {
     /// For keyed commands whose keys may live on several shards: splits, runs and merges.
     pub multi: Option<AsyncFn>,
     pub subcommands: &'static [CommandSpec],
+    /// For commands whose keys are not at fixed positions (`movablekeys`): where they are.
+    pub key_finder: Option<KeysFn>,
 }
+
+/// The key positions of a request whose keys move with its arguments; `None` when the
+/// arguments are malformed (the handler reports that).
+pub type KeysFn = fn(&Args<'_>) -> Option<Vec<usize>>;
 
 impl CommandSpec {
     /// A spec with defaults, for the family tables' `const` declarations.
@@ -137,6 +143,7 @@ impl CommandSpec {
             handler,
             multi: None,
             subcommands: &[],
+            key_finder: None,
         }
     }
 
@@ -172,6 +179,19 @@ impl CommandSpec {
     pub const fn multi(mut self, f: AsyncFn) -> CommandSpec {
         self.multi = Some(f);
         self
+    }
+
+    pub const fn key_finder(mut self, f: KeysFn) -> CommandSpec {
+        self.key_finder = Some(f);
+        self
+    }
+
+    /// Every key position of this request: the finder's for movable keys, else first/last/step.
+    pub fn keys_of(&self, args: &Args<'_>) -> Vec<usize> {
+        match self.key_finder {
+            Some(f) => f(args).unwrap_or_default(),
+            None => self.key_positions(args.len()).collect(),
+        }
     }
 
     pub const fn subs(mut self, subs: &'static [CommandSpec]) -> CommandSpec {
@@ -211,6 +231,45 @@ impl CommandSpec {
             .step_by(step as usize)
             .filter(move |&i| i > 0)
             .map(|i| i as usize)
+    }
+}
+
+/// Key finders for the usual movable-key shapes.
+pub mod keys_at {
+    use crate::resp::Args;
+    use crate::util::num::parse_i64_strict;
+
+    /// `numkeys` at `at`, the keys right after it.
+    fn counted(args: &Args<'_>, at: usize) -> Option<Vec<usize>> {
+        if at >= args.len() {
+            return None;
+        }
+        let n = usize::try_from(parse_i64_strict(args.get(at))?).ok().filter(|&n| n > 0)?;
+        (at + n < args.len()).then(|| (at + 1..=at + n).collect())
+    }
+
+    /// `CMD numkeys key...` (SINTERCARD, LMPOP, ZUNION, ZINTER, ZDIFF, ZINTERCARD, ZMPOP).
+    pub fn numkeys_1(args: &Args<'_>) -> Option<Vec<usize>> {
+        counted(args, 1)
+    }
+
+    /// `CMD timeout numkeys key...` (BLMPOP, BZMPOP).
+    pub fn numkeys_2(args: &Args<'_>) -> Option<Vec<usize>> {
+        counted(args, 2)
+    }
+
+    /// `CMD destination numkeys key...` (ZUNIONSTORE, ZINTERSTORE, ZDIFFSTORE).
+    pub fn dest_numkeys_2(args: &Args<'_>) -> Option<Vec<usize>> {
+        let mut keys = vec![1];
+        keys.extend(counted(args, 2)?);
+        Some(keys)
+    }
+
+    /// `... STREAMS key... id...` (XREAD, XREADGROUP): the first half after STREAMS.
+    pub fn streams(args: &Args<'_>) -> Option<Vec<usize>> {
+        let at = (1..args.len()).find(|&i| args.is(i, "STREAMS"))?;
+        let rest = args.len() - at - 1;
+        (rest > 0 && rest % 2 == 0).then(|| (at + 1..at + 1 + rest / 2).collect())
     }
 }
 
