@@ -1,13 +1,15 @@
-//! Value types and their encodings: strings, hashes and sets so far; the other types join in later issues.
+//! Value types and their encodings: strings, hashes, sets and sorted sets so far; the other types join in later issues.
 
 pub mod hash;
 pub mod listpack;
 pub mod set;
 pub mod string;
+pub mod zset;
 
 pub use hash::Hash;
 pub use set::Set;
 pub use string::StrValue;
+pub use zset::ZSet;
 
 /// A value stored under a key.
 #[derive(Debug, Clone, PartialEq)]
@@ -15,6 +17,7 @@ pub enum Value {
     Str(StrValue),
     Hash(Hash),
     Set(Set),
+    ZSet(ZSet),
 }
 
 impl Value {
@@ -24,6 +27,7 @@ impl Value {
             Value::Str(_) => "string",
             Value::Hash(_) => "hash",
             Value::Set(_) => "set",
+            Value::ZSet(_) => "zset",
         }
     }
 
@@ -33,6 +37,7 @@ impl Value {
             Value::Str(s) => s.encoding(),
             Value::Hash(h) => h.encoding(),
             Value::Set(s) => s.encoding(),
+            Value::ZSet(z) => z.encoding(),
         }
     }
 }

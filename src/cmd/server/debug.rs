@@ -182,6 +182,10 @@ pub fn serialized_len(value: &Value) -> usize {
                     .map(|m| m.with_bytes(rdb_string_size))
                     .sum::<usize>()
         }
+        // RDB_TYPE_ZSET_2: each member as a string, each score as 8 binary bytes.
+        Value::ZSet(z) => {
+            rdb_len_size(z.len()) + z.iter().map(|(m, _)| rdb_string_size(m) + 8).sum::<usize>()
+        }
     }
 }
 
