@@ -10,6 +10,7 @@ pub mod scan;
 pub mod server;
 pub mod set;
 pub mod string;
+pub mod zset;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -293,6 +294,7 @@ fn families() -> impl Iterator<Item = &'static CommandSpec> {
         keys::COMMANDS,
         hash::COMMANDS,
         set::COMMANDS,
+        zset::COMMANDS,
     ]
     .into_iter()
     .flatten()

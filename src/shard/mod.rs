@@ -78,6 +78,9 @@ pub struct Settings {
     pub hash_max_listpack_value: usize,
     pub set_max_intset_entries: usize,
     pub set_max_listpack_entries: usize,
+    /// Sorted set encoding thresholds (types::zset).
+    pub zset_max_listpack_entries: usize,
+    pub zset_max_listpack_value: usize,
     /// Whether `maxmemory-policy` is an LFU one (OBJECT FREQ works, OBJECT IDLETIME does not).
     pub lfu_policy: bool,
 }
@@ -96,6 +99,8 @@ impl Settings {
             hash_max_listpack_value: c.get_i64("hash-max-listpack-value") as usize,
             set_max_intset_entries: c.get_i64("set-max-intset-entries") as usize,
             set_max_listpack_entries: c.get_i64("set-max-listpack-entries") as usize,
+            zset_max_listpack_entries: c.get_i64("zset-max-listpack-entries") as usize,
+            zset_max_listpack_value: c.get_i64("zset-max-listpack-value") as usize,
             lfu_policy: c.get("maxmemory-policy").ends_with("-lfu"),
         }
     }
