@@ -280,26 +280,14 @@ fn d2string(v: f64, out: &mut Vec<u8>) {
     }
 }
 
-/// Redis's `ld2string(..., LD_STR_HUMAN)` of a double: `%.17Lf` without trailing zeros.
-fn ld_human(v: f64, out: &mut Vec<u8>) {
+/// Redis's `ld2string(..., LD_STR_AUTO)` of a double: `%.17Lg`, which for a double's exact
+/// value prints what `%.17g` does.
+fn ld_auto(v: f64, out: &mut Vec<u8>) {
     if v.is_infinite() {
         out.extend_from_slice(if v > 0.0 { b"inf" } else { b"-inf" });
-        return;
+    } else {
+        format_g17(v, out);
     }
-    // A double widened to long double is exact, so `%.17f` of the double prints the same.
-    let mut s = format!("{v:.17}").into_bytes();
-    if s.contains(&b'.') {
-        while s.last() == Some(&b'0') {
-            s.pop();
-        }
-        if s.last() == Some(&b'.') {
-            s.pop();
-        }
-    }
-    if s == b"-0" {
-        s = b"0".to_vec();
-    }
-    out.extend_from_slice(&s);
 }
 
 /// Replies with members, with scores if asked: a flat array in RESP2, pairs in RESP3.
@@ -565,11 +553,11 @@ fn parse_range(
             offset = arg_i64(a.get(j + 1))?;
             limit = arg_i64(a.get(j + 2))?;
             j += 2;
-        } else if fixed_rev.is_none() && a.is(j, "REV") {
+        } else if rev.is_none() && a.is(j, "REV") {
             rev = Some(true);
-        } else if fixed_type.is_none() && a.is(j, "BYLEX") {
+        } else if ty.is_none() && a.is(j, "BYLEX") {
             ty = Some(RangeType::Lex);
-        } else if fixed_type.is_none() && a.is(j, "BYSCORE") {
+        } else if ty.is_none() && a.is(j, "BYSCORE") {
             ty = Some(RangeType::Score);
         } else {
             return Err(Error::Syntax);
@@ -1390,12 +1378,12 @@ fn zscan(c: &mut Ctx, a: &Args) -> CmdResult {
     let mut text = Vec::with_capacity(32);
     for (m, s) in kept {
         c.out.bulk(m);
-        // Redis sends the score as text: a listpack's stored form, or a human long double.
+        // Redis sends the score as text: a listpack's stored form, or `%.17Lg`.
         text.clear();
         if packed {
             d2string(s, &mut text);
         } else {
-            ld_human(s, &mut text);
+            ld_auto(s, &mut text);
         }
         c.out.bulk(&text);
     }
@@ -1441,10 +1429,10 @@ mod tests {
         assert_eq!(f(1e19, d2string), "1e+19");
         assert_eq!(f(0.1, d2string), "0.10000000000000001");
         assert_eq!(f(-0.0, d2string), "-0");
-        assert_eq!(f(0.1, ld_human), "0.10000000000000001");
-        assert_eq!(f(1.5, ld_human), "1.5");
-        assert_eq!(f(1e20, ld_human), "100000000000000000000");
-        assert_eq!(f(-0.0, ld_human), "0");
-        assert_eq!(f(3.0, ld_human), "3");
+        assert_eq!(f(0.1, ld_auto), "0.10000000000000001");
+        assert_eq!(f(1e-5, ld_auto), "1.0000000000000001e-05");
+        assert_eq!(f(1e17, ld_auto), "1e+17");
+        assert_eq!(f(f64::NEG_INFINITY, ld_auto), "-inf");
+        assert_eq!(f(3.0, ld_auto), "3");
     }
 }

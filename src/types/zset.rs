@@ -172,7 +172,10 @@ fn packed_pairs(lp: &Listpack) -> PackedPairs<'_> {
 
 /// A listpack holding `pairs` (already in order).
 fn pack<'a>(pairs: impl Iterator<Item = (&'a [u8], f64)>) -> Listpack {
-    let pairs: Vec<(&[u8], [u8; 8])> = pairs.map(|(m, s)| (m, s.to_le_bytes())).collect();
+    // A listpack keeps -0 as 0 (Redis reads its stored score text back as 0); skiplists keep -0.
+    let pairs: Vec<(&[u8], [u8; 8])> = pairs
+        .map(|(m, s)| (m, if s == 0.0 { 0.0f64 } else { s }.to_le_bytes()))
+        .collect();
     let mut entries: Vec<&[u8]> = Vec::with_capacity(pairs.len() * 2);
     for (m, s) in &pairs {
         entries.push(m);
