@@ -347,6 +347,9 @@ pub fn run_keyed(
         // A handler that failed (or panicked) part-way must not leave a partial reply.
         out.buf.truncate(mark);
     }
+    if shard.db.borrow().has_ready() {
+        crate::shard::blocking::serve_ready(shard);
+    }
     let mut stats = shard.stats.borrow_mut();
     stats.commands += 1;
     let s = &mut stats.cmd[idx];

@@ -5,7 +5,9 @@
 //! in `volatile` (with their position kept in the entry) so that the active expire cycle can
 //! sample them uniformly, as Redis samples its `expires` dict.
 
-use hashbrown::HashMap;
+mod table;
+
+pub use table::SlotTable;
 
 use crate::slot::{key_slot, SLOTS};
 use crate::types::Value;
@@ -26,6 +28,16 @@ pub struct Entry {
 }
 
 impl Entry {
+    /// A new entry without TTL, last accessed at LRU clock `lru`.
+    pub fn new(value: Value, lru: u32) -> Entry {
+        Entry {
+            value,
+            expire_at: NO_EXPIRE,
+            vidx: NOT_VOLATILE,
+            lru,
+        }
+    }
+
     #[inline]
     pub fn expire_at(&self) -> i64 {
         self.expire_at
@@ -37,7 +49,6 @@ impl Entry {
     }
 }
 
-pub type SlotTable = HashMap<Box<[u8]>, Entry>;
 
 #[derive(Default, Clone, Copy, Debug)]
 pub struct KeyspaceStats {
@@ -53,6 +64,11 @@ pub struct Keyspace {
     len: usize,
     rng: u64,
     pub stats: KeyspaceStats,
+    /// Keys that blocked clients wait on (see `shard::blocking`), and those of them touched
+    /// since the shard last served its waiters. Empty unless someone is blocked, so the hot
+    /// path pays one length check.
+    watched: hashbrown::HashSet<Box<[u8]>>,
+    ready: Vec<Box<[u8]>>,
 }
 
 /// Largest value of the LRU clock (24 bits, as Redis's `LRU_CLOCK_MAX`).
@@ -153,6 +169,16 @@ fn apply_expiry(
     }
 }
 
+/// A lookup or write reached `key`: if a blocked client waits on it, its shard re-checks
+/// after the command (whether the access could serve it is the waiting command's business).
+/// Takes the two fields rather than `&mut Keyspace` so callers may hold an entry pointer.
+#[cold]
+fn note_touched(watched: &hashbrown::HashSet<Box<[u8]>>, ready: &mut Vec<Box<[u8]>>, key: &[u8]) {
+    if watched.contains(key) && !ready.iter().any(|k| &**k == key) {
+        ready.push(key.into());
+    }
+}
+
 impl Keyspace {
     /// The keyspace of shard `shard` of `nshards` (`nshards == 0` gives an empty one for the control core).
     pub fn new(shard: usize, nshards: usize) -> Keyspace {
@@ -165,6 +191,8 @@ impl Keyspace {
             len: 0,
             rng: 0x9E37_79B9_7F4A_7C15 ^ (shard as u64 + 1),
             stats: KeyspaceStats::default(),
+            watched: Default::default(),
+            ready: Vec::new(),
         }
     }
 
@@ -218,6 +246,9 @@ impl Keyspace {
         // SAFETY: `entry` points into `self.tables[t]`, which nothing else borrows; returning
         // it here only works around the borrow checker's conditional-return limitation.
         if unsafe { !(*entry).expired(now) } {
+            if !self.watched.is_empty() {
+                note_touched(&self.watched, &mut self.ready, key);
+            }
             let e = unsafe { &mut *entry };
             if touch {
                 e.lru = lru_clock(now);
@@ -250,32 +281,49 @@ impl Keyspace {
         Some(unsafe { &mut *entry })
     }
 
+    /// Starts or stops (`on`) reporting accesses to `key` for blocked clients.
+    pub fn watch(&mut self, key: &[u8], on: bool) {
+        if on {
+            if !self.watched.contains(key) {
+                self.watched.insert(key.into());
+            }
+        } else {
+            self.watched.remove(key);
+        }
+    }
+
+    /// Whether a watched key was accessed since the last `take_ready`.
+    #[inline]
+    pub fn has_ready(&self) -> bool {
+        !self.ready.is_empty()
+    }
+
+    /// Forgets that `key` was accessed (its waiters have just been tried).
+    pub fn unmark_ready(&mut self, key: &[u8]) {
+        self.ready.retain(|k| &**k != key);
+    }
+
+    /// The watched keys accessed since the last call, in the order first touched.
+    pub fn take_ready(&mut self) -> Vec<Box<[u8]>> {
+        std::mem::take(&mut self.ready)
+    }
+
     pub fn exists(&mut self, key: &[u8], now: i64) -> bool {
         self.get(key, now).is_some()
     }
 
     /// Stores `value` under `key` with the given expiry, replacing any previous value and TTL.
     pub fn set(&mut self, key: &[u8], value: Value, expire_at: i64, now: i64) {
+        if !self.watched.is_empty() {
+            note_touched(&self.watched, &mut self.ready, key);
+        }
         let (slot, t) = self.table(key);
         let lru = lru_clock(now);
         // One lookup whether the key is new or not.
-        let e = match self.tables[t].entry_ref(key) {
-            hashbrown::hash_map::EntryRef::Occupied(o) => {
-                let e = o.into_mut();
-                e.value = value;
-                e.lru = lru;
-                e
-            }
-            hashbrown::hash_map::EntryRef::Vacant(v) => {
-                self.len += 1;
-                v.insert(Entry {
-                    value,
-                    expire_at: NO_EXPIRE,
-                    vidx: NOT_VOLATILE,
-                    lru,
-                })
-            }
-        };
+        let (e, inserted) = self.tables[t].upsert(key, value, lru);
+        if inserted {
+            self.len += 1;
+        }
         if let Some(old) = apply_expiry(e, &mut self.volatile, slot, key, expire_at) {
             self.unlist_volatile(old);
         }
@@ -440,7 +488,7 @@ impl Keyspace {
                         if ty.eq_ignore_ascii_case(b"none") {
                             out.push(k.to_vec());
                         }
-                        expired.push(k.clone());
+                        expired.push(k.into());
                         continue;
                     }
                     self.stats.hits += 1;
@@ -449,7 +497,7 @@ impl Keyspace {
                     }
                 }
                 if is_expired {
-                    expired.push(k.clone());
+                    expired.push(k.into());
                     continue;
                 }
                 out.push(k.to_vec());
@@ -534,7 +582,7 @@ impl Keyspace {
                 let i = (self.next_random() % self.volatile.len() as u64) as usize;
                 let (slot, key) = &self.volatile[i];
                 let t = self.table_index(*slot);
-                let is_expired = self.tables[t].get(&key[..]).is_some_and(|e| e.expired(now));
+                let is_expired = self.tables[t].get(key).is_some_and(|e| e.expired(now));
                 if is_expired {
                     let key = key.clone();
                     self.remove(&key);
@@ -658,7 +706,7 @@ mod tests {
                 ks[owner(&new, n)].set(&new, v("y"), NO_EXPIRE, 0);
             }
         });
-        let mut counts: HashMap<Vec<u8>, usize> = HashMap::new();
+        let mut counts: hashbrown::HashMap<Vec<u8>, usize> = Default::default();
         for k in seen {
             *counts.entry(k).or_default() += 1;
         }

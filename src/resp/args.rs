@@ -75,19 +75,43 @@ pub fn encode_command<'b>(args: impl Iterator<Item = &'b [u8]>, n: usize, out: &
     }
 }
 
+/// A request's arguments copied out of the read buffer, for requests that outlive it (a
+/// blocked client's command waits on another shard while its connection reads on).
+#[derive(Clone, Debug, Default)]
+pub struct OwnedArgs {
+    buf: Vec<u8>,
+    spans: Vec<Span>,
+}
+
+impl OwnedArgs {
+    pub fn from_iter<'b>(words: impl IntoIterator<Item = &'b [u8]>) -> OwnedArgs {
+        let mut owned = OwnedArgs::default();
+        for w in words {
+            let start = owned.buf.len();
+            owned.buf.extend_from_slice(w);
+            owned.spans.push(Span {
+                start,
+                end: owned.buf.len(),
+                in_scratch: false,
+            });
+        }
+        owned
+    }
+
+    pub fn args(&self) -> Args<'_> {
+        Args::new(&self.buf, &[], &self.spans)
+    }
+}
+
+impl From<&Args<'_>> for OwnedArgs {
+    fn from(args: &Args<'_>) -> OwnedArgs {
+        OwnedArgs::from_iter(args.iter())
+    }
+}
+
 /// Runs `f` with `words` as a request's arguments (for unit tests of argument parsers).
 #[cfg(test)]
 pub fn with_args<R>(words: &[&str], f: impl FnOnce(&Args) -> R) -> R {
-    let mut buf = Vec::new();
-    let mut spans = Vec::new();
-    for w in words {
-        let start = buf.len();
-        buf.extend_from_slice(w.as_bytes());
-        spans.push(Span {
-            start,
-            end: buf.len(),
-            in_scratch: false,
-        });
-    }
-    f(&Args::new(&buf, &[], &spans))
+    let owned = OwnedArgs::from_iter(words.iter().map(|w| w.as_bytes()));
+    f(&owned.args())
 }

@@ -4,6 +4,6 @@ pub mod args;
 pub mod decode;
 pub mod reply;
 
-pub use args::Args;
+pub use args::{Args, OwnedArgs};
 pub use decode::{Decoded, Decoder, ProtocolError};
 pub use reply::Reply;

@@ -6,6 +6,7 @@
 //! ones before executing, remote jobs in the `deferred` queue. Single-shard commands pay one
 //! `Cell` read for this.
 
+pub mod blocking;
 pub mod mesh;
 pub mod multi;
 
@@ -159,6 +160,7 @@ pub struct Shard {
     pub settings: RefCell<Settings>,
     pub shared: Arc<Shared>,
     pub mesh: Mesh,
+    pub blocking: blocking::Blocking,
     held_by: Cell<u64>,
     /// Source of hold tokens unique to this executor (see `new_hold_token`).
     hold_tokens: Cell<u64>,
@@ -193,6 +195,7 @@ impl Shard {
             settings: RefCell::new(settings),
             shared,
             mesh,
+            blocking: Default::default(),
             held_by: Cell::new(0),
             hold_tokens: Cell::new(0),
             deferred: RefCell::new(VecDeque::new()),
@@ -215,7 +218,9 @@ impl Shard {
     {
         if to == self.id {
             self.wait_unheld(hold).await;
-            return f(self);
+            let r = f(self);
+            blocking::serve_ready(self);
+            return r;
         }
         let job: Job = Box::new(move |s| Box::new(f(s)) as Box<dyn Any + Send>);
         let ticket = self.mesh.send(to, hold, job).await;
@@ -352,8 +357,10 @@ struct JobPanicked;
 
 /// Runs a job so that a bug in it costs one command, not the executor.
 fn run_job(job: Job, shard: &Rc<Shard>) -> Box<dyn Any + Send> {
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(shard)))
-        .unwrap_or_else(|_| Box::new(JobPanicked))
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(shard)))
+        .unwrap_or_else(|_| Box::new(JobPanicked));
+    blocking::serve_ready(shard);
+    result
 }
 
 struct UnholdWait<'a> {

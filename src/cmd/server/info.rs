@@ -23,6 +23,7 @@ pub struct ShardSnapshot {
     pub expires: usize,
     pub keyspace: KeyspaceStats,
     pub max_qbuf: usize,
+    pub blocked_clients: usize,
 }
 
 /// Everything INFO reports, gathered before rendering.
@@ -207,6 +208,7 @@ fn server(s: &Snapshot, out: &mut String) {
 
 fn clients(s: &Snapshot, out: &mut String) {
     let max_qbuf = s.shards.iter().map(|sh| sh.max_qbuf).max().unwrap_or(0);
+    let blocked: usize = s.shards.iter().map(|sh| sh.blocked_clients).sum();
     // No blocking commands, tracking or timeouts exist yet: those counts are exact zeros.
     lines!(out,
         "# Clients";
@@ -215,7 +217,7 @@ fn clients(s: &Snapshot, out: &mut String) {
         "maxclients:{}", s.maxclients;
         "client_recent_max_input_buffer:{}", max_qbuf;
         "client_recent_max_output_buffer:0";
-        "blocked_clients:0";
+        "blocked_clients:{}", blocked;
         "tracking_clients:0";
         "clients_in_timeout_table:0";
     );
@@ -486,6 +488,7 @@ async fn snapshot(c: &Conn) -> Snapshot {
                     .map(|m| m.qbuf.get())
                     .max()
                     .unwrap_or(0),
+                blocked_clients: s.blocking.clients.get(),
             }
         })
         .await;
