@@ -12,6 +12,7 @@ use crate::db::{Keyspace, NO_EXPIRE};
 use crate::error::{CmdResult, Error};
 use crate::resp::{Args, Reply};
 use crate::server::conn::Conn;
+use crate::shard::blocking::{self, BlockingOp, WaitState};
 use crate::shard::{multi, Settings};
 use crate::slot::key_slot;
 use crate::types::set::{distinct_positions, Rng};
@@ -30,105 +31,116 @@ const WRITE_SLOW: &[&str] = &["@write", "@sortedset", "@slow"];
 pub static COMMANDS: &[CommandSpec] = &[
     CommandSpec::keyed("zadd", -4, WRITE | DENYOOM | FAST, zadd)
         .acl(WRITE_FAST)
-        .doc("sorted_set", "1.2.0", "Add one or more members to a sorted set, or update its score if it already exists"),
+        .doc("sorted-set", "1.2.0", "Add one or more members to a sorted set, or update its score if it already exists"),
     CommandSpec::keyed("zincrby", 4, WRITE | DENYOOM | FAST, zincrby)
         .acl(WRITE_FAST)
-        .doc("sorted_set", "1.2.0", "Increment the score of a member in a sorted set"),
+        .doc("sorted-set", "1.2.0", "Increment the score of a member in a sorted set"),
     CommandSpec::keyed("zrem", -3, WRITE | FAST, zrem)
         .acl(WRITE_FAST)
-        .doc("sorted_set", "1.2.0", "Remove one or more members from a sorted set"),
+        .doc("sorted-set", "1.2.0", "Remove one or more members from a sorted set"),
     CommandSpec::keyed("zcard", 2, READONLY | FAST, zcard)
         .acl(READ_FAST)
-        .doc("sorted_set", "1.2.0", "Get the number of members in a sorted set"),
+        .doc("sorted-set", "1.2.0", "Get the number of members in a sorted set"),
     CommandSpec::keyed("zscore", 3, READONLY | FAST, zscore)
         .acl(READ_FAST)
-        .doc("sorted_set", "1.2.0", "Get the score associated with the given member in a sorted set"),
+        .doc("sorted-set", "1.2.0", "Get the score associated with the given member in a sorted set"),
     CommandSpec::keyed("zmscore", -3, READONLY | FAST, zmscore)
         .acl(READ_FAST)
-        .doc("sorted_set", "6.2.0", "Get the score associated with the given members in a sorted set"),
+        .doc("sorted-set", "6.2.0", "Get the score associated with the given members in a sorted set"),
     CommandSpec::keyed("zrank", 3, READONLY | FAST, zrank)
         .acl(READ_FAST)
-        .doc("sorted_set", "2.0.0", "Determine the index of a member in a sorted set"),
+        .doc("sorted-set", "2.0.0", "Determine the index of a member in a sorted set"),
     CommandSpec::keyed("zrevrank", 3, READONLY | FAST, zrevrank)
         .acl(READ_FAST)
-        .doc("sorted_set", "2.0.0", "Determine the index of a member in a sorted set, with scores ordered from high to low"),
+        .doc("sorted-set", "2.0.0", "Determine the index of a member in a sorted set, with scores ordered from high to low"),
     CommandSpec::keyed("zcount", 4, READONLY | FAST, zcount)
         .acl(READ_FAST)
-        .doc("sorted_set", "2.0.0", "Count the members in a sorted set with scores within the given values"),
+        .doc("sorted-set", "2.0.0", "Count the members in a sorted set with scores within the given values"),
     CommandSpec::keyed("zlexcount", 4, READONLY | FAST, zlexcount)
         .acl(READ_FAST)
-        .doc("sorted_set", "2.8.9", "Count the number of members in a sorted set between a given lexicographical range"),
+        .doc("sorted-set", "2.8.9", "Count the number of members in a sorted set between a given lexicographical range"),
     CommandSpec::keyed("zrange", -4, READONLY, zrange)
         .acl(READ_SLOW)
-        .doc("sorted_set", "1.2.0", "Return a range of members in a sorted set"),
+        .doc("sorted-set", "1.2.0", "Return a range of members in a sorted set"),
     CommandSpec::keyed("zrevrange", -4, READONLY, zrevrange)
         .acl(READ_SLOW)
-        .doc("sorted_set", "1.2.0", "Return a range of members in a sorted set, by index, with scores ordered from high to low"),
+        .doc("sorted-set", "1.2.0", "Return a range of members in a sorted set, by index, with scores ordered from high to low"),
     CommandSpec::keyed("zrangebyscore", -4, READONLY, zrangebyscore)
         .acl(READ_SLOW)
-        .doc("sorted_set", "1.0.5", "Return a range of members in a sorted set, by score"),
+        .doc("sorted-set", "1.0.5", "Return a range of members in a sorted set, by score"),
     CommandSpec::keyed("zrevrangebyscore", -4, READONLY, zrevrangebyscore)
         .acl(READ_SLOW)
-        .doc("sorted_set", "2.2.0", "Return a range of members in a sorted set, by score, with scores ordered from high to low"),
+        .doc("sorted-set", "2.2.0", "Return a range of members in a sorted set, by score, with scores ordered from high to low"),
     CommandSpec::keyed("zrangebylex", -4, READONLY, zrangebylex)
         .acl(READ_SLOW)
-        .doc("sorted_set", "2.8.9", "Return a range of members in a sorted set, by lexicographical range"),
+        .doc("sorted-set", "2.8.9", "Return a range of members in a sorted set, by lexicographical range"),
     CommandSpec::keyed("zrevrangebylex", -4, READONLY, zrevrangebylex)
         .acl(READ_SLOW)
-        .doc("sorted_set", "2.8.9", "Return a range of members in a sorted set, by lexicographical range, ordered from higher to lower strings."),
+        .doc("sorted-set", "2.8.9", "Return a range of members in a sorted set, by lexicographical range, ordered from higher to lower strings."),
     CommandSpec::keyed("zrangestore", -5, WRITE | DENYOOM, zrangestore)
         .keys(1, 2, 1)
         .multi(zrangestore_multi)
         .acl(WRITE_SLOW)
-        .doc("sorted_set", "6.2.0", "Store a range of members from sorted set into another key"),
+        .doc("sorted-set", "6.2.0", "Store a range of members from sorted set into another key"),
     CommandSpec::keyed("zremrangebyrank", 4, WRITE, zremrangebyrank)
         .acl(WRITE_SLOW)
-        .doc("sorted_set", "2.0.0", "Remove all members in a sorted set within the given indexes"),
+        .doc("sorted-set", "2.0.0", "Remove all members in a sorted set within the given indexes"),
     CommandSpec::keyed("zremrangebyscore", 4, WRITE, zremrangebyscore)
         .acl(WRITE_SLOW)
-        .doc("sorted_set", "1.2.0", "Remove all members in a sorted set within the given scores"),
+        .doc("sorted-set", "1.2.0", "Remove all members in a sorted set within the given scores"),
     CommandSpec::keyed("zremrangebylex", 4, WRITE, zremrangebylex)
         .acl(WRITE_SLOW)
-        .doc("sorted_set", "2.8.9", "Remove all members in a sorted set between the given lexicographical range"),
+        .doc("sorted-set", "2.8.9", "Remove all members in a sorted set between the given lexicographical range"),
     CommandSpec::keyed("zpopmin", -2, WRITE | FAST, zpopmin)
         .acl(WRITE_FAST)
-        .doc("sorted_set", "5.0.0", "Remove and return members with the lowest scores in a sorted set"),
+        .doc("sorted-set", "5.0.0", "Remove and return members with the lowest scores in a sorted set"),
     CommandSpec::keyed("zpopmax", -2, WRITE | FAST, zpopmax)
         .acl(WRITE_FAST)
-        .doc("sorted_set", "5.0.0", "Remove and return members with the highest scores in a sorted set"),
+        .doc("sorted-set", "5.0.0", "Remove and return members with the highest scores in a sorted set"),
     CommandSpec::new("zmpop", -4, WRITE | MOVABLE_KEYS, Handler::Async(zmpop))
         .acl(WRITE_SLOW)
-        .doc("sorted_set", "7.0.0", "Remove and return members with scores in a sorted set"),
+        .doc("sorted-set", "7.0.0", "Remove and return members with scores in a sorted set"),
     CommandSpec::keyed("zrandmember", -2, READONLY, zrandmember)
         .acl(READ_SLOW)
-        .doc("sorted_set", "6.2.0", "Get one or multiple random elements from a sorted set"),
+        .doc("sorted-set", "6.2.0", "Get one or multiple random elements from a sorted set"),
     CommandSpec::new("zunion", -3, READONLY | MOVABLE_KEYS, Handler::Async(zunion))
         .acl(READ_SLOW)
-        .doc("sorted_set", "6.2.0", "Add multiple sorted sets"),
+        .doc("sorted-set", "6.2.0", "Add multiple sorted sets"),
     CommandSpec::new("zinter", -3, READONLY | MOVABLE_KEYS, Handler::Async(zinter))
         .acl(READ_SLOW)
-        .doc("sorted_set", "6.2.0", "Intersect multiple sorted sets"),
+        .doc("sorted-set", "6.2.0", "Intersect multiple sorted sets"),
     CommandSpec::new("zdiff", -3, READONLY | MOVABLE_KEYS, Handler::Async(zdiff))
         .acl(READ_SLOW)
-        .doc("sorted_set", "6.2.0", "Subtract multiple sorted sets"),
+        .doc("sorted-set", "6.2.0", "Subtract multiple sorted sets"),
     CommandSpec::new("zunionstore", -4, WRITE | DENYOOM | MOVABLE_KEYS, Handler::Async(zunionstore))
         .keys(1, 1, 1)
         .acl(WRITE_SLOW)
-        .doc("sorted_set", "2.0.0", "Add multiple sorted sets and store the resulting sorted set in a new key"),
+        .doc("sorted-set", "2.0.0", "Add multiple sorted sets and store the resulting sorted set in a new key"),
     CommandSpec::new("zinterstore", -4, WRITE | DENYOOM | MOVABLE_KEYS, Handler::Async(zinterstore))
         .keys(1, 1, 1)
         .acl(WRITE_SLOW)
-        .doc("sorted_set", "2.0.0", "Intersect multiple sorted sets and store the resulting sorted set in a new key"),
+        .doc("sorted-set", "2.0.0", "Intersect multiple sorted sets and store the resulting sorted set in a new key"),
     CommandSpec::new("zdiffstore", -4, WRITE | DENYOOM | MOVABLE_KEYS, Handler::Async(zdiffstore))
         .keys(1, 1, 1)
         .acl(WRITE_SLOW)
-        .doc("sorted_set", "6.2.0", "Subtract multiple sorted sets and store the resulting sorted set in a new key"),
+        .doc("sorted-set", "6.2.0", "Subtract multiple sorted sets and store the resulting sorted set in a new key"),
     CommandSpec::new("zintercard", -3, READONLY | MOVABLE_KEYS, Handler::Async(zintercard))
         .acl(READ_SLOW)
-        .doc("sorted_set", "7.0.0", "Intersect multiple sorted sets and return the cardinality of the result"),
+        .doc("sorted-set", "7.0.0", "Intersect multiple sorted sets and return the cardinality of the result"),
+    CommandSpec::new("bzpopmin", -3, WRITE | NOSCRIPT | BLOCKING | FAST, Handler::Async(bzpopmin))
+        .keys(1, -2, 1)
+        .acl(&["@write", "@sortedset", "@fast", "@blocking"])
+        .doc("sorted-set", "5.0.0", "Remove and return the member with the lowest score from one or more sorted sets, or block until one is available"),
+    CommandSpec::new("bzpopmax", -3, WRITE | NOSCRIPT | BLOCKING | FAST, Handler::Async(bzpopmax))
+        .keys(1, -2, 1)
+        .acl(&["@write", "@sortedset", "@fast", "@blocking"])
+        .doc("sorted-set", "5.0.0", "Remove and return the member with the highest score from one or more sorted sets, or block until one is available"),
+    CommandSpec::new("bzmpop", -5, WRITE | BLOCKING | MOVABLE_KEYS, Handler::Async(bzmpop))
+        .acl(&["@write", "@sortedset", "@slow", "@blocking"])
+        .doc("sorted-set", "7.0.0", "Remove and return members with scores in a sorted set or block until one is available"),
     CommandSpec::keyed("zscan", -3, READONLY, zscan)
         .acl(READ_SLOW)
-        .doc("sorted_set", "2.8.0", "Incrementally iterate sorted sets elements and associated scores"),
+        .doc("sorted-set", "2.8.0", "Incrementally iterate sorted sets elements and associated scores"),
 ];
 
 // ---- lookups, parsing, replies ----
@@ -923,6 +935,84 @@ fn zmpop<'a>(conn: &'a mut Conn, a: Args<'a>) -> BoxFuture<'a> {
         }
         conn.out.null_array();
         Ok(())
+    })
+}
+
+// ---- blocking pops ----
+
+/// Pops from the key at `pos` if it holds elements: a write lookup, WRONGTYPE for another
+/// type, nothing done for a missing key (empty sorted sets are never stored).
+fn serve_pop(c: &mut Ctx, key: &[u8], count: usize, max: bool) -> Result<Option<Vec<(Vec<u8>, f64)>>, Error> {
+    if write_zset(c.db, key, c.now)?.is_none() {
+        return Ok(None);
+    }
+    Ok(Some(pop_from(c.db, key, count, max, c.now)))
+}
+
+/// BZPOPMIN / BZPOPMAX: a flat `[key, member, score]` in both protocols.
+fn serve_bzpop(c: &mut Ctx, a: &Args, pos: usize, max: bool) -> Result<bool, Error> {
+    let key = a.get(pos);
+    let Some(popped) = serve_pop(c, key, 1, max)? else {
+        return Ok(false);
+    };
+    c.out.array(1 + 2 * popped.len());
+    c.out.bulk(key);
+    for (m, s) in &popped {
+        c.out.bulk(m);
+        c.out.double(*s);
+    }
+    Ok(true)
+}
+
+static BZPOPMIN: BlockingOp = BlockingOp {
+    serve: |c, a, pos, _| serve_bzpop(c, a, pos, false),
+    timeout_reply: Reply::null_array,
+};
+
+static BZPOPMAX: BlockingOp = BlockingOp {
+    serve: |c, a, pos, _| serve_bzpop(c, a, pos, true),
+    timeout_reply: Reply::null_array,
+};
+
+fn bzpop<'a>(conn: &'a mut Conn, a: Args<'a>, op: &'static BlockingOp) -> BoxFuture<'a> {
+    Box::pin(async move {
+        let timeout = blocking::parse_timeout_secs(a.get(a.len() - 1))?;
+        let keys: Vec<usize> = (1..a.len() - 1).collect();
+        blocking::run(conn, &a, &keys, timeout, op).await
+    })
+}
+
+fn bzpopmin<'a>(conn: &'a mut Conn, a: Args<'a>) -> BoxFuture<'a> {
+    bzpop(conn, a, &BZPOPMIN)
+}
+
+fn bzpopmax<'a>(conn: &'a mut Conn, a: Args<'a>) -> BoxFuture<'a> {
+    bzpop(conn, a, &BZPOPMAX)
+}
+
+/// BZMPOP: `[key, [[member, score] ...]]`, direction and count parsed again from the args.
+fn serve_bzmpop(c: &mut Ctx, a: &Args, pos: usize, _: &mut WaitState) -> Result<bool, Error> {
+    let (_, max, count) = parse_zmpop(a, 2)?;
+    let key = a.get(pos);
+    let Some(popped) = serve_pop(c, key, count, max)? else {
+        return Ok(false);
+    };
+    reply_keyed_pairs(c.out, key, &popped);
+    Ok(true)
+}
+
+static BZMPOP: BlockingOp = BlockingOp {
+    serve: serve_bzmpop,
+    timeout_reply: Reply::null_array,
+};
+
+fn bzmpop<'a>(conn: &'a mut Conn, a: Args<'a>) -> BoxFuture<'a> {
+    Box::pin(async move {
+        // Redis checks numkeys, direction and COUNT before the timeout.
+        let (keys, _, _) = parse_zmpop(&a, 2)?;
+        let timeout = blocking::parse_timeout_secs(a.get(1))?;
+        let positions: Vec<usize> = (3..3 + keys.len()).collect();
+        blocking::run(conn, &a, &positions, timeout, &BZMPOP).await
     })
 }
 
