@@ -1051,15 +1051,42 @@ fn zrandmember(c: &mut Ctx, a: &Args) -> CmdResult {
         c.out.array(0);
         return Ok(());
     }
-    let picks: Vec<usize> = if l < 0 || count == 1 {
-        (0..count).map(|_| rng.below(size)).collect()
-    } else if count >= size {
-        (0..size).collect()
-    } else {
-        distinct_positions(size, count, &mut || rng.next())
+    let resp3 = c.out.resp3;
+    let emit = |out: &mut Reply, (m, s): (&[u8], f64)| {
+        if withscores && resp3 {
+            out.array(2);
+        }
+        out.bulk(m);
+        if withscores {
+            out.double(s);
+        }
     };
-    let items: Vec<(&[u8], f64)> = picks.into_iter().filter_map(|p| z.get(p)).collect();
-    reply_pairs(c.out, items.into_iter(), withscores);
+    // A listpack is walked once into a table, so each pick is O(1) there too.
+    let packed: Option<Vec<(&[u8], f64)>> = matches!(z, ZSet::Packed(_)).then(|| z.iter().collect());
+    let get = |pos: usize| match &packed {
+        Some(t) => t.get(pos).copied(),
+        None => z.get(pos),
+    };
+    let n = if l < 0 || count == 1 { count } else { count.min(size) };
+    c.out.array(if withscores && !resp3 { n * 2 } else { n });
+    if l < 0 || count == 1 {
+        // Drawn with repetition, streamed: a huge count must not be gathered first.
+        for _ in 0..count {
+            if let Some(p) = get(rng.below(size)) {
+                emit(c.out, p);
+            }
+        }
+    } else if count >= size {
+        for p in z.iter() {
+            emit(c.out, p);
+        }
+    } else {
+        for pos in distinct_positions(size, count, &mut || rng.next()) {
+            if let Some(p) = get(pos) {
+                emit(c.out, p);
+            }
+        }
+    }
     Ok(())
 }
 
