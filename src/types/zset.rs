@@ -442,9 +442,8 @@ impl ZSet {
             }
             ZSet::Skip(sl) => {
                 for _ in start..end {
-                    if let Some(i) = sl.by_rank(start) {
-                        let m = sl.nodes[i as usize].member.clone();
-                        sl.remove(&m);
+                    if let Some(x) = sl.by_rank(start) {
+                        sl.remove_node(x);
                     }
                 }
             }
@@ -580,11 +579,11 @@ impl SkipList {
         &mut self.nodes[x as usize].levels[i]
     }
 
-    /// Whether node `x` sorts before (score, member).
+    /// Whether node `a` sorts before node `b`.
     #[inline]
-    fn before(&self, x: u32, score: f64, member: &[u8]) -> bool {
-        let n = &self.nodes[x as usize];
-        cmp_pair(n.score, &n.member, score, member) == Ordering::Less
+    fn before(&self, a: u32, b: u32) -> bool {
+        let (na, nb) = (&self.nodes[a as usize], &self.nodes[b as usize]);
+        cmp_pair(na.score, &na.member, nb.score, &nb.member) == Ordering::Less
     }
 
     fn insert(&mut self, member: Box<[u8]>, score: f64) {
@@ -619,10 +618,6 @@ impl SkipList {
 
     /// Links slot `x` (member and score set) into the list at a fresh random level.
     fn link(&mut self, x: u32) {
-        let (score, member) = {
-            let n = &self.nodes[x as usize];
-            (n.score, n.member.clone())
-        };
         let mut update = [HEAD; MAX_LEVEL];
         let mut rank = [0u32; MAX_LEVEL];
         let mut cur = HEAD;
@@ -630,7 +625,7 @@ impl SkipList {
             rank[i] = if i == self.level - 1 { 0 } else { rank[i + 1] };
             loop {
                 let l = self.lvl(cur, i);
-                if l.next != NIL && self.before(l.next, score, &member) {
+                if l.next != NIL && self.before(l.next, x) {
                     rank[i] += l.span;
                     cur = l.next;
                 } else {
@@ -674,16 +669,12 @@ impl SkipList {
 
     /// Unlinks slot `x` from the list (the slot and the index stay).
     fn unlink(&mut self, x: u32) {
-        let (score, member) = {
-            let n = &self.nodes[x as usize];
-            (n.score, n.member.clone())
-        };
         let mut update = [HEAD; MAX_LEVEL];
         let mut cur = HEAD;
         for i in (0..self.level).rev() {
             loop {
                 let l = self.lvl(cur, i);
-                if l.next != NIL && l.next != x && self.before(l.next, score, &member) {
+                if l.next != NIL && l.next != x && self.before(l.next, x) {
                     cur = l.next;
                 } else {
                     break;
@@ -721,16 +712,21 @@ impl SkipList {
     }
 
     fn remove(&mut self, member: &[u8]) -> bool {
-        let h = self.hash(member);
-        let nodes = &self.nodes;
-        let Ok(entry) = self
-            .index
-            .find_entry(h, |&i| &nodes[i as usize].member[..] == member)
-        else {
-            return false;
-        };
-        let x = *entry.get();
-        entry.remove();
+        match self.find(member) {
+            Some(x) => {
+                self.remove_node(x);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Removes the live node in slot `x` from the index and the list, freeing the slot.
+    fn remove_node(&mut self, x: u32) {
+        let h = self.hash(&self.nodes[x as usize].member);
+        if let Ok(entry) = self.index.find_entry(h, |&i| i == x) {
+            entry.remove();
+        }
         self.unlink(x);
         let n = &mut self.nodes[x as usize];
         n.member = Box::default();
@@ -740,13 +736,21 @@ impl SkipList {
             // An emptied set gives its memory back.
             self.nodes.truncate(1);
             self.free.clear();
-            return true;
+            return;
         }
         // Trailing free slots go; their stale entries in `free` are skipped by `alloc`.
         while self.nodes.last().is_some_and(|n| n.levels.is_empty()) {
             self.nodes.pop();
         }
-        true
+        // Memory goes back once the set is mostly gone (as Redis resizes its dict below 10%).
+        if self.index.capacity() > 64 && self.index.len() * 8 < self.index.capacity() {
+            let (nodes, state) = (&self.nodes, &self.state);
+            self.index
+                .shrink_to(self.len * 2, |&i| state.hash_one(&nodes[i as usize].member));
+        }
+        if self.nodes.capacity() > 64 && self.nodes.len() * 4 < self.nodes.capacity() {
+            self.nodes.shrink_to(self.nodes.len() * 2);
+        }
     }
 
     fn prefix_len(&self, pred: impl Fn(f64, &[u8]) -> bool) -> usize {
