@@ -61,8 +61,14 @@ fn bench_zset(c: &mut Criterion) {
         b.iter(|| black_box(z.range(N / 2, N / 2 + 10, false).len()))
     });
     let r = ScoreRange {
-        min: ScoreBound { value: 50_000.0, exclusive: false },
-        max: ScoreBound { value: 50_001.0, exclusive: true },
+        min: ScoreBound {
+            value: 50_000.0,
+            exclusive: false,
+        },
+        max: ScoreBound {
+            value: 50_001.0,
+            exclusive: true,
+        },
     };
     g.bench_function("zrangebyscore_10", |b| {
         b.iter(|| {

@@ -409,13 +409,16 @@ fn random_command(rng: &mut Rng, keys: &[String], lex: &str) -> Vec<String> {
         _ => format!("m{}", rng.below(160)),
     };
     let score = |rng: &mut Rng| {
-        ["0", "1", "-1", "2.5", "0.1", "1e3", "-3.25", "inf", "-inf", "7", "(2", "3"]
-            [pick(rng, 11)]
+        [
+            "0", "1", "-1", "2.5", "0.1", "1e3", "-3.25", "inf", "-inf", "7", "(2", "3",
+        ][pick(rng, 11)]
         .to_string()
     };
     let bound = |rng: &mut Rng| {
-        ["-inf", "+inf", "0", "(0", "1", "(2.5", "3", "-1", "(inf", "5"][pick(rng, 10)]
-            .to_string()
+        [
+            "-inf", "+inf", "0", "(0", "1", "(2.5", "3", "-1", "(inf", "5",
+        ][pick(rng, 10)]
+        .to_string()
     };
     let lexb = |rng: &mut Rng| {
         ["-", "+", "[m1", "(m1", "[m5", "(m9", "[1", "[", "(L"][pick(rng, 9)].to_string()
@@ -431,26 +434,55 @@ fn random_command(rng: &mut Rng, keys: &[String], lex: &str) -> Vec<String> {
                     v.push(opt.into());
                 }
             }
-            let n = if rng.below(10) == 0 { 40 } else { 1 + pick(rng, 4) };
+            let n = if rng.below(10) == 0 {
+                40
+            } else {
+                1 + pick(rng, 4)
+            };
             for _ in 0..n {
                 v.push(score(rng).trim_start_matches('(').to_string());
                 v.push(member(rng));
             }
             v
         }
-        5 => vec!["ZINCRBY".into(), k, score(rng).replace('(', ""), member(rng)],
-        6 => vec!["ZADD".into(), k, "INCR".into(), score(rng).replace('(', ""), member(rng)],
+        5 => vec![
+            "ZINCRBY".into(),
+            k,
+            score(rng).replace('(', ""),
+            member(rng),
+        ],
+        6 => vec![
+            "ZADD".into(),
+            k,
+            "INCR".into(),
+            score(rng).replace('(', ""),
+            member(rng),
+        ],
         7 => vec!["ZREM".into(), k, member(rng), member(rng), member(rng)],
         8 => vec!["ZRANGE".into(), k, idx(rng), idx(rng), "WITHSCORES".into()],
         9 => vec!["ZRANGE".into(), k, idx(rng), idx(rng), "REV".into()],
         10 => {
-            let mut v = vec!["ZRANGEBYSCORE".into(), k, bound(rng), bound(rng), "WITHSCORES".into()];
+            let mut v = vec![
+                "ZRANGEBYSCORE".into(),
+                k,
+                bound(rng),
+                bound(rng),
+                "WITHSCORES".into(),
+            ];
             if rng.below(2) == 0 {
                 v.extend(["LIMIT".into(), idx(rng), idx(rng)]);
             }
             v
         }
-        11 => vec!["ZREVRANGEBYSCORE".into(), k, bound(rng), bound(rng), "LIMIT".into(), "1".into(), "3".into()],
+        11 => vec![
+            "ZREVRANGEBYSCORE".into(),
+            k,
+            bound(rng),
+            bound(rng),
+            "LIMIT".into(),
+            "1".into(),
+            "3".into(),
+        ],
         12 => vec!["ZCOUNT".into(), k, bound(rng), bound(rng)],
         13 => vec!["ZRANK".into(), k, member(rng)],
         14 => vec!["ZREVRANK".into(), k, member(rng)],
@@ -458,7 +490,16 @@ fn random_command(rng: &mut Rng, keys: &[String], lex: &str) -> Vec<String> {
         16 => vec!["ZMSCORE".into(), k, member(rng), member(rng)],
         17 => vec!["ZREMRANGEBYRANK".into(), k, idx(rng), idx(rng)],
         18 => vec!["ZREMRANGEBYSCORE".into(), k, bound(rng), bound(rng)],
-        19 => vec![if rng.below(2) == 0 { "ZPOPMIN" } else { "ZPOPMAX" }.into(), k, pick(rng, 4).to_string()],
+        19 => vec![
+            if rng.below(2) == 0 {
+                "ZPOPMIN"
+            } else {
+                "ZPOPMAX"
+            }
+            .into(),
+            k,
+            pick(rng, 4).to_string(),
+        ],
         20 => {
             let op = ["ZUNIONSTORE", "ZINTERSTORE", "ZDIFFSTORE"][pick(rng, 3)];
             let mut v = vec![op.to_string(), k, "2".into(), key(rng), key(rng)];
@@ -466,26 +507,85 @@ fn random_command(rng: &mut Rng, keys: &[String], lex: &str) -> Vec<String> {
                 v.extend(s(&["WEIGHTS", "2", "-0.5"]));
             }
             if op != "ZDIFFSTORE" && rng.below(2) == 0 {
-                v.extend(["AGGREGATE".into(), ["SUM", "MIN", "MAX"][pick(rng, 3)].into()]);
+                v.extend([
+                    "AGGREGATE".into(),
+                    ["SUM", "MIN", "MAX"][pick(rng, 3)].into(),
+                ]);
             }
             v
         }
         21 => {
             let op = ["ZUNION", "ZINTER", "ZDIFF"][pick(rng, 3)];
-            vec![op.into(), "3".into(), key(rng), key(rng), key(rng), "WITHSCORES".into()]
+            vec![
+                op.into(),
+                "3".into(),
+                key(rng),
+                key(rng),
+                key(rng),
+                "WITHSCORES".into(),
+            ]
         }
-        22 => vec!["ZRANGESTORE".into(), k, key(rng), bound(rng), bound(rng), "BYSCORE".into()],
-        23 => vec!["ZINTERCARD".into(), "2".into(), key(rng), k, "LIMIT".into(), pick(rng, 3).to_string()],
-        24 => vec!["ZMPOP".into(), "2".into(), k, key(rng), "MAX".into(), "COUNT".into(), (1 + pick(rng, 3)).to_string()],
+        22 => vec![
+            "ZRANGESTORE".into(),
+            k,
+            key(rng),
+            bound(rng),
+            bound(rng),
+            "BYSCORE".into(),
+        ],
+        23 => vec![
+            "ZINTERCARD".into(),
+            "2".into(),
+            key(rng),
+            k,
+            "LIMIT".into(),
+            pick(rng, 3).to_string(),
+        ],
+        24 => vec![
+            "ZMPOP".into(),
+            "2".into(),
+            k,
+            key(rng),
+            "MAX".into(),
+            "COUNT".into(),
+            (1 + pick(rng, 3)).to_string(),
+        ],
         25 => vec!["ZCARD".into(), k],
         26 => vec!["OBJECT".into(), "ENCODING".into(), k],
-        27 => vec!["ZADD".into(), lex.into(), "0".into(), member(rng), "0".into(), member(rng)],
+        27 => vec![
+            "ZADD".into(),
+            lex.into(),
+            "0".into(),
+            member(rng),
+            "0".into(),
+            member(rng),
+        ],
         28 => vec!["ZRANGEBYLEX".into(), lex.into(), lexb(rng), lexb(rng)],
-        29 => vec!["ZREVRANGEBYLEX".into(), lex.into(), lexb(rng), lexb(rng), "LIMIT".into(), "0".into(), "4".into()],
+        29 => vec![
+            "ZREVRANGEBYLEX".into(),
+            lex.into(),
+            lexb(rng),
+            lexb(rng),
+            "LIMIT".into(),
+            "0".into(),
+            "4".into(),
+        ],
         30 => vec!["ZLEXCOUNT".into(), lex.into(), lexb(rng), lexb(rng)],
         31 => vec!["ZREMRANGEBYLEX".into(), lex.into(), lexb(rng), lexb(rng)],
-        32 => vec!["ZRANGE".into(), lex.into(), lexb(rng), lexb(rng), "BYLEX".into()],
-        _ => vec!["ZRANGE".into(), k, "0".into(), "-1".into(), "WITHSCORES".into()],
+        32 => vec![
+            "ZRANGE".into(),
+            lex.into(),
+            lexb(rng),
+            lexb(rng),
+            "BYLEX".into(),
+        ],
+        _ => vec![
+            "ZRANGE".into(),
+            k,
+            "0".into(),
+            "-1".into(),
+            "WITHSCORES".into(),
+        ],
     };
     if rng.below(25) == 0 {
         // Now and then a burst of members, so keys grow past the listpack.
@@ -523,7 +623,9 @@ fn random_sequences_match_stock_redis() {
                 show(&got),
                 show(&want),
                 "seed {seed} #{i} {:?}",
-                cmd.iter().map(|s| &s[..s.len().min(20)]).collect::<Vec<_>>()
+                cmd.iter()
+                    .map(|s| &s[..s.len().min(20)])
+                    .collect::<Vec<_>>()
             );
             errors += (want.first() == Some(&b'-')) as usize;
             nulls += (want == b"$-1\r\n" || want == b"_\r\n") as usize;
@@ -542,7 +644,10 @@ fn random_sequences_match_stock_redis() {
                 assert_eq!(show(&got), show(&want), "final {k}");
             }
         }
-        assert!(skiplists > 5, "keys seldom grew past the listpack: {skiplists}");
+        assert!(
+            skiplists > 5,
+            "keys seldom grew past the listpack: {skiplists}"
+        );
     }
 }
 
@@ -557,15 +662,28 @@ fn zrandmember_picks_members() {
             c.call(&[b"ZADD", key.as_bytes(), s.as_bytes(), m.as_bytes()]);
         }
         let enc = c.call(&[b"OBJECT", b"ENCODING", key.as_bytes()]);
-        let want_enc: &[u8] = if n > 128 { b"$8\r\nskiplist\r\n" } else { b"$8\r\nlistpack\r\n" };
+        let want_enc: &[u8] = if n > 128 {
+            b"$8\r\nskiplist\r\n"
+        } else {
+            b"$8\r\nlistpack\r\n"
+        };
         assert_eq!(enc, want_enc);
         for count in ["5", "-30", "1000", "15"] {
-            let r = c.call(&[b"ZRANDMEMBER", key.as_bytes(), count.as_bytes(), b"WITHSCORES"]);
+            let r = c.call(&[
+                b"ZRANDMEMBER",
+                key.as_bytes(),
+                count.as_bytes(),
+                b"WITHSCORES",
+            ]);
             let text = String::from_utf8(r).unwrap();
             let lines: Vec<&str> = text.split("\r\n").collect();
             let len: usize = lines[0][1..].parse().unwrap();
             let c_num: i64 = count.parse().unwrap();
-            let want = if c_num < 0 { c_num.unsigned_abs() as usize } else { (c_num as usize).min(n) };
+            let want = if c_num < 0 {
+                c_num.unsigned_abs() as usize
+            } else {
+                (c_num as usize).min(n)
+            };
             assert_eq!(len, want * 2, "{key} {count}");
             let vals: Vec<&str> = lines[1..].iter().skip(1).step_by(2).copied().collect();
             let mut seen = std::collections::HashSet::new();
@@ -574,7 +692,11 @@ fn zrandmember_picks_members() {
                 assert!(i < n, "{key}: {} is not a member", p[0]);
                 assert_eq!(p[1], i.to_string(), "score of {}", p[0]);
                 if c_num > 0 {
-                    assert!(seen.insert(p[0].to_string()), "{key} {count}: repeated {}", p[0]);
+                    assert!(
+                        seen.insert(p[0].to_string()),
+                        "{key} {count}: repeated {}",
+                        p[0]
+                    );
                 }
             }
         }
@@ -607,17 +729,32 @@ fn blocking_pops_wake_across_shards_in_fifo_order() {
     second.send_cmd(&[b"BZPOPMAX", k1.as_bytes(), k2.as_bytes(), b"0"]);
     second.expect_silence(Duration::from_millis(100));
     // One element on k1: the client blocked first gets it, the other keeps waiting.
-    assert_eq!(pusher.call(&[b"ZADD", k1.as_bytes(), b"1.5", b"a"]), b":1\r\n");
+    assert_eq!(
+        pusher.call(&[b"ZADD", k1.as_bytes(), b"1.5", b"a"]),
+        b":1\r\n"
+    );
     first.expect(&arr_key_member_score(&k1, "a", "1.5"));
     second.expect_silence(Duration::from_millis(100));
     assert_eq!(pusher.call(&[b"EXISTS", k1.as_bytes()]), b":0\r\n");
     // A write of two members on k2 (another shard) wakes the second with the highest.
-    assert_eq!(pusher.call(&[b"ZADD", k2.as_bytes(), b"1", b"x", b"2", b"y"]), b":2\r\n");
+    assert_eq!(
+        pusher.call(&[b"ZADD", k2.as_bytes(), b"1", b"x", b"2", b"y"]),
+        b":2\r\n"
+    );
     second.expect(&arr_key_member_score(&k2, "y", "2"));
     assert_eq!(pusher.call(&[b"ZCARD", k2.as_bytes()]), b":1\r\n");
     // BZMPOP woken from another shard, with a count.
     let mut third = server.raw();
-    third.send_cmd(&[b"BZMPOP", b"0", b"2", k0.as_bytes(), k1.as_bytes(), b"MIN", b"COUNT", b"5"]);
+    third.send_cmd(&[
+        b"BZMPOP",
+        b"0",
+        b"2",
+        k0.as_bytes(),
+        k1.as_bytes(),
+        b"MIN",
+        b"COUNT",
+        b"5",
+    ]);
     third.expect_silence(Duration::from_millis(100));
     pusher.call(&[b"ZADD", k1.as_bytes(), b"3", b"c", b"1", b"b"]);
     let want = format!(
@@ -649,9 +786,15 @@ fn blocking_pops_time_out_and_vanish_with_their_client() {
     let k2 = key_on_shard("bt2:", 2, SHARDS);
     let mut c = server.raw();
     let started = Instant::now();
-    assert_eq!(c.call(&[b"BZPOPMIN", k0.as_bytes(), k2.as_bytes(), b"0.2"]), b"*-1\r\n");
+    assert_eq!(
+        c.call(&[b"BZPOPMIN", k0.as_bytes(), k2.as_bytes(), b"0.2"]),
+        b"*-1\r\n"
+    );
     assert!(started.elapsed() >= Duration::from_millis(190));
-    assert_eq!(c.call(&[b"BZMPOP", b"0.1", b"1", k2.as_bytes(), b"MAX"]), b"*-1\r\n");
+    assert_eq!(
+        c.call(&[b"BZMPOP", b"0.1", b"1", k2.as_bytes(), b"MAX"]),
+        b"*-1\r\n"
+    );
     c.call(&[b"HELLO", b"3"]);
     assert_eq!(c.call(&[b"BZPOPMAX", k0.as_bytes(), b"0.05"]), b"_\r\n");
     // A client that goes away while blocked takes nothing with it.
@@ -664,5 +807,8 @@ fn blocking_pops_time_out_and_vanish_with_their_client() {
     assert_eq!(p.call(&[b"ZADD", k2.as_bytes(), b"1", b"kept"]), b":1\r\n");
     std::thread::sleep(Duration::from_millis(50));
     assert_eq!(p.call(&[b"ZCARD", k2.as_bytes()]), b":1\r\n");
-    assert_eq!(p.call(&[b"ZPOPMIN", k2.as_bytes()]), b"*2\r\n$4\r\nkept\r\n$1\r\n1\r\n");
+    assert_eq!(
+        p.call(&[b"ZPOPMIN", k2.as_bytes()]),
+        b"*2\r\n$4\r\nkept\r\n$1\r\n1\r\n"
+    );
 }

@@ -23,6 +23,9 @@ use crate::types::{Set, Value};
 use crate::util::num::{arg_i64, format_g17};
 use crate::util::time::now_ms;
 
+/// Owned (member, score) pairs, as pops and computed results carry them.
+type Pairs = Vec<(Vec<u8>, f64)>;
+
 const READ_FAST: &[&str] = &["@read", "@sortedset", "@fast"];
 const READ_SLOW: &[&str] = &["@read", "@sortedset", "@slow"];
 const WRITE_FAST: &[&str] = &["@write", "@sortedset", "@fast"];
@@ -244,7 +247,10 @@ fn parse_score_bound(arg: &[u8]) -> Option<ScoreBound> {
         _ => (false, arg),
     };
     let (v, used, _, len) = c_strtod(text);
-    (used == len && !v.is_nan()).then_some(ScoreBound { value: v, exclusive })
+    (used == len && !v.is_nan()).then_some(ScoreBound {
+        value: v,
+        exclusive,
+    })
 }
 
 fn parse_score_range(min: &[u8], max: &[u8]) -> Result<ScoreRange, Error> {
@@ -353,7 +359,7 @@ fn zadd_generic(c: &mut Ctx, a: &Args, mut f: AddFlags) -> CmdResult {
             "XX and NX options at the same time are not compatible",
         ));
     }
-    if (f.gt && f.nx) || (f.lt && f.nx) || (f.gt && f.lt) {
+    if (f.nx && (f.gt || f.lt)) || (f.gt && f.lt) {
         return Err(Error::msg(
             "GT, LT, and/or NX options at the same time are not compatible",
         ));
@@ -579,7 +585,9 @@ fn parse_range(
     let rev = rev.unwrap_or(false);
     let ty = ty.unwrap_or(RangeType::Rank);
     if limit != -1 && ty == RangeType::Rank {
-        return Err(Error::msg("syntax error, LIMIT is only supported in combination with either BYSCORE or BYLEX"));
+        return Err(Error::msg(
+            "syntax error, LIMIT is only supported in combination with either BYSCORE or BYLEX",
+        ));
     }
     if withscores && ty == RangeType::Lex {
         return Err(Error::msg(
@@ -652,12 +660,7 @@ fn select<'a>(z: &'a ZSet, spec: &RangeSpec) -> Vec<(&'a [u8], f64)> {
     }
 }
 
-fn range_reply(
-    c: &mut Ctx,
-    a: &Args,
-    ty: Option<RangeType>,
-    rev: Option<bool>,
-) -> CmdResult {
+fn range_reply(c: &mut Ctx, a: &Args, ty: Option<RangeType>, rev: Option<bool>) -> CmdResult {
     let spec = parse_range(a, 1, false, ty, rev)?;
     let Some(z) = read_zset(c.db, a.get(1), c.now)? else {
         c.out.array(0);
@@ -796,7 +799,7 @@ fn zremrangebylex(c: &mut Ctx, a: &Args) -> CmdResult {
 // ---- pops ----
 
 /// Pops up to `count` elements from the low (or `max`) end; deletes the emptied key.
-pub(crate) fn pop_from(db: &mut Keyspace, key: &[u8], count: usize, max: bool, now: i64) -> Vec<(Vec<u8>, f64)> {
+pub(crate) fn pop_from(db: &mut Keyspace, key: &[u8], count: usize, max: bool, now: i64) -> Pairs {
     let Ok(Some(z)) = write_zset(db, key, now) else {
         return Vec::new();
     };
@@ -838,7 +841,11 @@ fn zpop(c: &mut Ctx, a: &Args, max: bool) -> CmdResult {
     let popped = pop_from(c.db, key, count.unwrap_or(1) as usize, max, c.now);
     // RESP3 nests pairs when a count was given; a plain pop stays flat.
     let nested = c.out.resp3 && count.is_some();
-    c.out.array(if nested { popped.len() } else { popped.len() * 2 });
+    c.out.array(if nested {
+        popped.len()
+    } else {
+        popped.len() * 2
+    });
     for (m, s) in &popped {
         if nested {
             c.out.array(2);
@@ -876,7 +883,9 @@ fn parse_zmpop(a: &Args, numkeys_idx: usize) -> Result<(Vec<Vec<u8>>, bool, usiz
         .ok()
         .filter(|&n| n >= 1)
         .ok_or_else(numkeys_err)?;
-    let where_idx = (numkeys_idx as i64).saturating_add(numkeys).saturating_add(1);
+    let where_idx = (numkeys_idx as i64)
+        .saturating_add(numkeys)
+        .saturating_add(1);
     if where_idx >= a.len() as i64 {
         return Err(Error::Syntax);
     }
@@ -904,12 +913,20 @@ fn parse_zmpop(a: &Args, numkeys_idx: usize) -> Result<(Vec<Vec<u8>>, bool, usiz
         }
         j += 1;
     }
-    let keys = (numkeys_idx + 1..where_idx).map(|i| a.get(i).to_vec()).collect();
+    let keys = (numkeys_idx + 1..where_idx)
+        .map(|i| a.get(i).to_vec())
+        .collect();
     Ok((keys, max, count.unwrap_or(1) as usize))
 }
 
 /// What popping from the first existing key found: None if that key is missing.
-fn zmpop_one(db: &mut Keyspace, key: &[u8], count: usize, max: bool, now: i64) -> Result<Option<Vec<(Vec<u8>, f64)>>, Error> {
+fn zmpop_one(
+    db: &mut Keyspace,
+    key: &[u8],
+    count: usize,
+    max: bool,
+    now: i64,
+) -> Result<Option<Pairs>, Error> {
     if write_zset(db, key, now)?.is_none() {
         return Ok(None);
     }
@@ -942,11 +959,8 @@ fn zmpop<'a>(conn: &'a mut Conn, a: Args<'a>) -> BoxFuture<'a> {
 
 /// Pops from the key at `pos` if it holds elements: a write lookup, WRONGTYPE for another
 /// type, nothing done for a missing key (empty sorted sets are never stored).
-fn serve_pop(c: &mut Ctx, key: &[u8], count: usize, max: bool) -> Result<Option<Vec<(Vec<u8>, f64)>>, Error> {
-    if write_zset(c.db, key, c.now)?.is_none() {
-        return Ok(None);
-    }
-    Ok(Some(pop_from(c.db, key, count, max, c.now)))
+fn serve_pop(c: &mut Ctx, key: &[u8], count: usize, max: bool) -> Result<Option<Pairs>, Error> {
+    zmpop_one(c.db, key, count, max, c.now)
 }
 
 /// BZPOPMIN / BZPOPMAX: a flat `[key, member, score]` in both protocols.
@@ -1038,7 +1052,7 @@ fn zrandmember(c: &mut Ctx, a: &Args) -> CmdResult {
         return Err(Error::Syntax);
     }
     let withscores = a.len() == 4;
-    if withscores && (l < -(i64::MAX / 2) || l > i64::MAX / 2) {
+    if withscores && !(-(i64::MAX / 2)..=i64::MAX / 2).contains(&l) {
         return Err(Error::msg("value is out of range"));
     }
     let mut rng = Rng::new(c.db.random_u64());
@@ -1062,12 +1076,17 @@ fn zrandmember(c: &mut Ctx, a: &Args) -> CmdResult {
         }
     };
     // A listpack is walked once into a table, so each pick is O(1) there too.
-    let packed: Option<Vec<(&[u8], f64)>> = matches!(z, ZSet::Packed(_)).then(|| z.iter().collect());
+    let packed: Option<Vec<(&[u8], f64)>> =
+        matches!(z, ZSet::Packed(_)).then(|| z.iter().collect());
     let get = |pos: usize| match &packed {
         Some(t) => t.get(pos).copied(),
         None => z.get(pos),
     };
-    let n = if l < 0 || count == 1 { count } else { count.min(size) };
+    let n = if l < 0 || count == 1 {
+        count
+    } else {
+        count.min(size)
+    };
     c.out.array(if withscores && !resp3 { n * 2 } else { n });
     if l < 0 || count == 1 {
         // Drawn with repetition, streamed: a huge count must not be gathered first.
@@ -1406,7 +1425,8 @@ async fn algebra(conn: &mut Conn, a: Args<'_>, k: Kind) -> CmdResult {
                 let lim = zset_limits(&s.settings.borrow());
                 let computed = {
                     let db: &Keyspace = &db;
-                    let inputs: Vec<Option<Input>> = keys.iter().map(|key| load_input(db, key)).collect();
+                    let inputs: Vec<Option<Input>> =
+                        keys.iter().map(|key| load_input(db, key)).collect();
                     compute(&inputs, &opts, k)
                 };
                 Ok::<_, Error>(match (computed, dst) {
@@ -1420,9 +1440,14 @@ async fn algebra(conn: &mut Conn, a: Args<'_>, k: Kind) -> CmdResult {
             .await?
     } else {
         let copies = multi::map_keys(&shard, keys, snapshot).await;
-        let copies = copies.into_iter().collect::<Result<Vec<Option<Owned>>, Error>>()?;
+        let copies = copies
+            .into_iter()
+            .collect::<Result<Vec<Option<Owned>>, Error>>()?;
         let opts = opts?;
-        let inputs: Vec<Option<Input>> = copies.iter().map(|c| c.as_ref().map(Owned::input)).collect();
+        let inputs: Vec<Option<Input>> = copies
+            .iter()
+            .map(|c| c.as_ref().map(Owned::input))
+            .collect();
         match (compute(&inputs, &opts, k), dst) {
             (Computed::Count(n), _) => Outcome::Count(n),
             (Computed::Pairs(p), Some(dst)) => {
@@ -1443,38 +1468,105 @@ async fn algebra(conn: &mut Conn, a: Args<'_>, k: Kind) -> CmdResult {
         Outcome::Count(n) => conn.out.int(n as i64),
         Outcome::Stored(n) => conn.out.int(n),
         Outcome::Pairs(p) => {
-            reply_pairs(&mut conn.out, p.iter().map(|(m, s)| (&m[..], *s)), withscores);
+            reply_pairs(
+                &mut conn.out,
+                p.iter().map(|(m, s)| (&m[..], *s)),
+                withscores,
+            );
         }
     }
     Ok(())
 }
 
 fn zunion<'a>(conn: &'a mut Conn, a: Args<'a>) -> BoxFuture<'a> {
-    Box::pin(algebra(conn, a, Kind { op: Op::Union, store: false, card_only: false, name: "zunion" }))
+    Box::pin(algebra(
+        conn,
+        a,
+        Kind {
+            op: Op::Union,
+            store: false,
+            card_only: false,
+            name: "zunion",
+        },
+    ))
 }
 
 fn zinter<'a>(conn: &'a mut Conn, a: Args<'a>) -> BoxFuture<'a> {
-    Box::pin(algebra(conn, a, Kind { op: Op::Inter, store: false, card_only: false, name: "zinter" }))
+    Box::pin(algebra(
+        conn,
+        a,
+        Kind {
+            op: Op::Inter,
+            store: false,
+            card_only: false,
+            name: "zinter",
+        },
+    ))
 }
 
 fn zdiff<'a>(conn: &'a mut Conn, a: Args<'a>) -> BoxFuture<'a> {
-    Box::pin(algebra(conn, a, Kind { op: Op::Diff, store: false, card_only: false, name: "zdiff" }))
+    Box::pin(algebra(
+        conn,
+        a,
+        Kind {
+            op: Op::Diff,
+            store: false,
+            card_only: false,
+            name: "zdiff",
+        },
+    ))
 }
 
 fn zunionstore<'a>(conn: &'a mut Conn, a: Args<'a>) -> BoxFuture<'a> {
-    Box::pin(algebra(conn, a, Kind { op: Op::Union, store: true, card_only: false, name: "zunionstore" }))
+    Box::pin(algebra(
+        conn,
+        a,
+        Kind {
+            op: Op::Union,
+            store: true,
+            card_only: false,
+            name: "zunionstore",
+        },
+    ))
 }
 
 fn zinterstore<'a>(conn: &'a mut Conn, a: Args<'a>) -> BoxFuture<'a> {
-    Box::pin(algebra(conn, a, Kind { op: Op::Inter, store: true, card_only: false, name: "zinterstore" }))
+    Box::pin(algebra(
+        conn,
+        a,
+        Kind {
+            op: Op::Inter,
+            store: true,
+            card_only: false,
+            name: "zinterstore",
+        },
+    ))
 }
 
 fn zdiffstore<'a>(conn: &'a mut Conn, a: Args<'a>) -> BoxFuture<'a> {
-    Box::pin(algebra(conn, a, Kind { op: Op::Diff, store: true, card_only: false, name: "zdiffstore" }))
+    Box::pin(algebra(
+        conn,
+        a,
+        Kind {
+            op: Op::Diff,
+            store: true,
+            card_only: false,
+            name: "zdiffstore",
+        },
+    ))
 }
 
 fn zintercard<'a>(conn: &'a mut Conn, a: Args<'a>) -> BoxFuture<'a> {
-    Box::pin(algebra(conn, a, Kind { op: Op::Inter, store: false, card_only: true, name: "zintercard" }))
+    Box::pin(algebra(
+        conn,
+        a,
+        Kind {
+            op: Op::Inter,
+            store: false,
+            card_only: true,
+            name: "zintercard",
+        },
+    ))
 }
 
 // ---- ZSCAN ----

@@ -922,8 +922,14 @@ mod tests {
                     7 => {
                         let lo = rng.below(6) as f64 - 3.0;
                         let r = ScoreRange {
-                            min: ScoreBound { value: lo, exclusive: rng.below(2) == 0 },
-                            max: ScoreBound { value: lo + rng.below(4) as f64, exclusive: rng.below(2) == 0 },
+                            min: ScoreBound {
+                                value: lo,
+                                exclusive: rng.below(2) == 0,
+                            },
+                            max: ScoreBound {
+                                value: lo + rng.below(4) as f64,
+                                exclusive: rng.below(2) == 0,
+                            },
                         };
                         let (a, b) = z.score_ranks(&r);
                         let want: Vec<Vec<u8>> = sorted(&model)
@@ -982,7 +988,12 @@ mod tests {
         };
         for i in 0..5000u32 {
             let m = format!("k{:05}", (i * 7919) % 5000);
-            z.add(m.as_bytes(), ((i * 7919) % 5000 / 10) as f64, AddFlags::default(), lim);
+            z.add(
+                m.as_bytes(),
+                ((i * 7919) % 5000 / 10) as f64,
+                AddFlags::default(),
+                lim,
+            );
         }
         assert_eq!(z.len(), 5000);
         for i in (0..5000).step_by(37) {
@@ -991,8 +1002,14 @@ mod tests {
             assert_eq!(z.get(i).unwrap().0, m.as_bytes());
         }
         let r = ScoreRange {
-            min: ScoreBound { value: 10.0, exclusive: true },
-            max: ScoreBound { value: 20.0, exclusive: false },
+            min: ScoreBound {
+                value: 10.0,
+                exclusive: true,
+            },
+            max: ScoreBound {
+                value: 20.0,
+                exclusive: false,
+            },
         };
         assert_eq!(z.score_ranks(&r), (110, 210));
         // Removing half keeps the other half's scan coverage.
@@ -1015,7 +1032,11 @@ mod tests {
         }
         assert!(z.is_empty());
         if let ZSet::Skip(sl) = &z {
-            assert_eq!(sl.nodes.len(), 1, "an emptied skiplist keeps only its header");
+            assert_eq!(
+                sl.nodes.len(),
+                1,
+                "an emptied skiplist keeps only its header"
+            );
         }
     }
 
