@@ -164,6 +164,13 @@ const BASICS: &str = "
     ZRANDMEMBER Kz4 0
     ZRANDMEMBER Kz4 -3 WITHSCORES
     ZRANDMEMBER Kstr
+    EXPIRE Kz4 100
+    ZADD Kz4 9 q
+    ZINCRBY Kz4 1 q
+    ZREM Kz4 q
+    TTL Kz4
+    ZRANGESTORE Kz4 Kz4 0 -1
+    TTL Kz4
     ZSCAN Kz4 0
     ZSCAN Kz4 x
     ZSCAN Kz4 0 COUNT 0
