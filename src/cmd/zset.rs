@@ -1096,7 +1096,8 @@ fn zrandmember(c: &mut Ctx, a: &Args) -> CmdResult {
             }
         }
     } else if count >= size {
-        for p in z.iter() {
+        // Redis walks sorted sets from the highest element down here (its `zuiNext`).
+        for p in z.range(0, size, true) {
             emit(c.out, p);
         }
     } else {
