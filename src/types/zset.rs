@@ -1041,6 +1041,47 @@ mod tests {
     }
 
     #[test]
+    fn add_conditions_follow_zadd() {
+        let f = |s: &str| {
+            let mut f = AddFlags::default();
+            for w in s.split_whitespace() {
+                match w {
+                    "nx" => f.nx = true,
+                    "xx" => f.xx = true,
+                    "gt" => f.gt = true,
+                    "lt" => f.lt = true,
+                    _ => f.incr = true,
+                }
+            }
+            f
+        };
+        for mut z in [ZSet::new(), ZSet::new_skiplist()] {
+            assert_eq!(z.add(b"a", 5.0, f("xx"), LIM), AddOutcome::Nop);
+            assert_eq!(z.add(b"a", 5.0, f("gt"), LIM), AddOutcome::Added(5.0));
+            assert_eq!(z.add(b"a", 4.0, f("gt"), LIM), AddOutcome::Nop);
+            assert_eq!(z.add(b"a", 6.0, f("gt xx"), LIM), AddOutcome::Updated(6.0));
+            assert_eq!(z.add(b"a", 7.0, f("lt"), LIM), AddOutcome::Nop);
+            assert_eq!(z.add(b"a", 1.0, f("nx"), LIM), AddOutcome::Nop);
+            assert_eq!(
+                z.add(b"a", -1.0, f("lt incr"), LIM),
+                AddOutcome::Updated(5.0)
+            );
+            assert_eq!(z.add(b"a", 1.0, f("lt incr"), LIM), AddOutcome::Nop);
+            assert_eq!(z.add(b"a", 5.0, f(""), LIM), AddOutcome::Same(5.0));
+            assert_eq!(
+                z.add(b"b", f64::INFINITY, f(""), LIM),
+                AddOutcome::Added(f64::INFINITY)
+            );
+            assert_eq!(
+                z.add(b"b", f64::NEG_INFINITY, f("incr"), LIM),
+                AddOutcome::NaN
+            );
+            assert_eq!(z.score(b"b"), Some(f64::INFINITY));
+            assert_eq!(z.rank(b"b"), Some(1));
+        }
+    }
+
+    #[test]
     fn from_pairs_picks_the_store_encoding() {
         let small = ZSet::from_pairs(vec![(b"b".to_vec(), 1.0), (b"a".to_vec(), 1.0)], LIM);
         assert_eq!(small.encoding(), "listpack");
