@@ -1,4 +1,4 @@
-// Builds the long-double shim used by INCRBYFLOAT (see csrc/longdouble.c for why).
+// Builds the long-double shim used by INCRBYFLOAT and blocking timeouts (see csrc/longdouble.c for why).
 fn main() {
     println!("cargo:rerun-if-changed=csrc/longdouble.c");
     cc::Build::new()

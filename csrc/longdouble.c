@@ -1,4 +1,4 @@
-/* redcell: long double arithmetic for INCRBYFLOAT / HINCRBYFLOAT.
+/* redcell: long double arithmetic for INCRBYFLOAT / HINCRBYFLOAT and blocking timeouts.
  * Redis computes these in C `long double` and prints them with "%.17Lf" trimmed of trailing
  * zeros; Rust has no long double, so this small shim does the arithmetic and formatting. */
 #include <errno.h>
@@ -43,4 +43,19 @@ int redcell_ld_add(const char *cur, size_t cur_len, const char *incr, size_t inc
     }
     if (n == 2 && out[0] == '-' && out[1] == '0') { out[0] = '0'; n = 1; }
     return n;
+}
+
+/* A blocking command's timeout in seconds, read as Redis 7.0 does: a long double, times 1000,
+ * rounded up to whole milliseconds, then converted to long long the way x86 converts (a value
+ * out of range, infinity included, becomes LLONG_MIN and so reads as negative).
+ * Returns 1 with the milliseconds in *out, or 0 if the text is not a float. */
+int redcell_timeout_ms(const char *s, size_t len, long long *out) {
+    long double v;
+    if (!parse_ld(s, len, &v)) return 0;
+    long double ms = ceill(v * 1000.0L);
+    if (ms >= -9223372036854775808.0L && ms < 9223372036854775808.0L)
+        *out = (long long)ms;
+    else
+        *out = (-9223372036854775807LL - 1);
+    return 1;
 }

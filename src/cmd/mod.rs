@@ -3,9 +3,12 @@
 //! arity errors, key extraction for routing, COMMAND output and INFO commandstats.
 
 pub mod bitops;
+pub mod cluster;
 pub mod connection;
+pub mod function;
 pub mod hash;
 pub mod keys;
+pub mod list;
 pub mod scan;
 pub mod server;
 pub mod set;
@@ -294,6 +297,9 @@ fn families() -> impl Iterator<Item = &'static CommandSpec> {
         keys::COMMANDS,
         hash::COMMANDS,
         set::COMMANDS,
+        list::COMMANDS,
+        cluster::COMMANDS,
+        function::COMMANDS,
         zset::COMMANDS,
     ]
     .into_iter()

@@ -427,6 +427,18 @@ impl Keyspace {
             .map_or(0, |t| t.len())
     }
 
+    /// Deletes every key of `slot` (a slot this node lost to another); returns how many.
+    pub fn clear_slot(&mut self, slot: u16) -> usize {
+        let keys: Vec<Box<[u8]>> = match self.tables.get(self.table_index(slot)) {
+            Some(t) => t.iter().map(|(k, _)| k.into()).collect(),
+            None => return 0,
+        };
+        for k in &keys {
+            self.remove(k);
+        }
+        keys.len()
+    }
+
     /// The table of `slot`, for walking its keys (expired ones included; callers filter).
     pub fn slot_table(&self, slot: u16) -> Option<&SlotTable> {
         self.tables.get(self.table_index(slot))

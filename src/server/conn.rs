@@ -27,6 +27,10 @@ pub struct Conn {
     pub authed: bool,
     /// Close once the output is written (QUIT, protocol errors, CLIENT KILL of self).
     pub close_after_reply: bool,
+    /// ASKING was sent: the next command may use a slot this node is importing.
+    pub asking: bool,
+    /// READONLY was sent (replica reads; kept for when replicas exist).
+    pub readonly: bool,
     /// Commands for other shards in the current batch, RESP-encoded, with their count.
     forward: Vec<Forward>,
     /// Where remote replies go in `out`, in order: (byte offset, shard).
@@ -57,6 +61,8 @@ impl Conn {
             out: Reply::new(false),
             authed,
             close_after_reply: false,
+            asking: false,
+            readonly: false,
             forward: (0..nshards).map(|_| Forward::default()).collect(),
             holes: Vec::new(),
             now: now_ms(),
@@ -317,6 +323,16 @@ pub async fn dispatch(conn: &mut Conn, args: Args<'_>, raw: Option<&[u8]>) {
         return;
     }
     conn.meta.last_cmd.set(table.full_names[idx].as_str());
+    if spec.first_key > 0 && conn.shard.slot_map.borrow().enabled {
+        let routed = cluster_route(conn, spec, &args);
+        // ASKING lasts for one command.
+        conn.asking = false;
+        if let Err(e) = routed {
+            table_reject(conn, idx);
+            conn.out.error(&e);
+            return;
+        }
+    }
     match spec.handler {
         Handler::Keyed(f) => {
             let shard = &conn.shard;
@@ -387,6 +403,24 @@ pub async fn dispatch(conn: &mut Conn, args: Args<'_>, raw: Option<&[u8]>) {
                 .error(&Error::WrongArity(table.full_names[idx].clone().into()));
         }
     }
+}
+
+/// Cluster mode: whether this node serves the command's keys (Redis's `getNodeByQuery`):
+/// all keys in one slot, that slot served here, the cluster up.
+fn cluster_route(conn: &Conn, spec: &CommandSpec, args: &Args<'_>) -> Result<(), Error> {
+    let map = conn.shard.slot_map.borrow();
+    let mut positions = spec.key_positions(args.len());
+    let Some(first) = positions.next() else {
+        return Ok(());
+    };
+    let slot = key_slot(args.get(first));
+    if map.unassigned(slot) {
+        return Err(Error::Coded("CLUSTERDOWN Hash slot not served".into()));
+    }
+    if positions.any(|p| key_slot(args.get(p)) != slot) {
+        return Err(crate::cluster::slotmap::cross_slot());
+    }
+    map.route(slot, spec.has(flag::WRITE), conn.asking)
 }
 
 /// `cmd::guarded` for connection handlers that await.

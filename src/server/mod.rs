@@ -156,8 +156,18 @@ fn spawn_executor(
                     glommio::spawn_local(shard.clone().serve_responses(rx)).detach();
                 }
                 if is_control {
+                    // The control executor serves the mesh and, in cluster mode, the bus.
+                    if shared.config().get_bool("cluster-enabled") {
+                        match crate::cluster::member::Member::start(shard.clone()) {
+                            Ok(member) => *shard.cluster.borrow_mut() = Some(member),
+                            Err(e) => {
+                                let _ = ready_tx.send(Err(e.clone()));
+                                return Err(e);
+                            }
+                        }
+                    }
+                    shared.control_ready.store(true, Ordering::Release);
                     let _ = ready_tx.send(Ok(()));
-                    // The control executor serves the mesh; the cluster bus joins it later.
                     std::future::pending::<()>().await;
                     return Ok(());
                 }
@@ -169,6 +179,10 @@ fn spawn_executor(
                     }
                 };
                 let _ = ready_tx.send(Ok(()));
+                // Connections wait in the listen backlog until the control executor is up.
+                while !shared.control_ready.load(Ordering::Acquire) {
+                    glommio::timer::sleep(Duration::from_millis(1)).await;
+                }
                 glommio::spawn_local(expire_cron(shard.clone())).detach();
                 let mut accepts = Vec::new();
                 for l in listeners {

@@ -127,17 +127,10 @@ struct Slot {
     waker: Option<Waker>,
 }
 
-/// Parses a timeout in seconds (BLPOP's last argument) into milliseconds, 0 meaning forever.
+/// Parses a timeout in seconds (BLPOP's last argument) into milliseconds, 0 meaning forever,
+/// exactly as Redis 7.0 does (long double, rounded up; see `util::num::timeout_secs_ms`).
 pub fn parse_timeout_secs(arg: &[u8]) -> Result<u64, Error> {
-    let text = std::str::from_utf8(arg).ok().filter(|t| {
-        !t.is_empty() && !t.starts_with(|c: char| c.is_ascii_whitespace())
-            && !t.ends_with(|c: char| c.is_ascii_whitespace())
-    });
-    let secs = text
-        .and_then(|t| t.parse::<f64>().ok())
-        .filter(|v| !v.is_nan() && (v.is_finite() || v.is_sign_negative()))
-        .ok_or_else(|| Error::msg("timeout is not a float or out of range"))?;
-    millis_in_range((secs * 1000.0) as i64, secs < 0.0)
+    crate::util::num::timeout_secs_ms(arg)
 }
 
 /// Parses a timeout in milliseconds (XREAD BLOCK), 0 meaning forever.

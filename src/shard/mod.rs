@@ -39,6 +39,9 @@ pub struct Shared {
     pub tcp_port: u16,
     pub executable: String,
     pub config_file: String,
+    /// Set once the control executor is up (in cluster mode: the member has loaded its
+    /// state); shards accept clients only then.
+    pub control_ready: std::sync::atomic::AtomicBool,
 }
 
 impl Shared {
@@ -55,6 +58,7 @@ impl Shared {
             tcp_port: 0,
             executable: String::new(),
             config_file: String::new(),
+            control_ready: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -79,6 +83,8 @@ pub struct Settings {
     pub hash_max_listpack_value: usize,
     pub set_max_intset_entries: usize,
     pub set_max_listpack_entries: usize,
+    /// List node bound (`list-max-listpack-size`; `list-compress-depth` is accepted and ignored).
+    pub list_fill: crate::types::list::Fill,
     /// Sorted set encoding thresholds (types::zset).
     pub zset_max_listpack_entries: usize,
     pub zset_max_listpack_value: usize,
@@ -100,6 +106,7 @@ impl Settings {
             hash_max_listpack_value: c.get_i64("hash-max-listpack-value") as usize,
             set_max_intset_entries: c.get_i64("set-max-intset-entries") as usize,
             set_max_listpack_entries: c.get_i64("set-max-listpack-entries") as usize,
+            list_fill: crate::types::list::Fill::new(c.get_i64("list-max-listpack-size")),
             zset_max_listpack_entries: c.get_i64("zset-max-listpack-entries") as usize,
             zset_max_listpack_value: c.get_i64("zset-max-listpack-value") as usize,
             lfu_policy: c.get("maxmemory-policy").ends_with("-lfu"),
@@ -161,6 +168,10 @@ pub struct Shard {
     pub shared: Arc<Shared>,
     pub mesh: Mesh,
     pub blocking: blocking::Blocking,
+    /// This shard's routing view of the cluster (a disabled map outside cluster mode).
+    pub slot_map: RefCell<Arc<crate::cluster::slotmap::SlotMap>>,
+    /// On the control executor in cluster mode: the cluster member.
+    pub cluster: RefCell<Option<Rc<crate::cluster::member::Member>>>,
     held_by: Cell<u64>,
     /// Source of hold tokens unique to this executor (see `new_hold_token`).
     hold_tokens: Cell<u64>,
@@ -177,6 +188,11 @@ impl Shard {
         mesh: Mesh,
     ) -> Shard {
         let settings = Settings::from_config(&shared.config());
+        let slot_map = if shared.config().get_bool("cluster-enabled") {
+            crate::cluster::slotmap::SlotMap::pending()
+        } else {
+            crate::cluster::slotmap::SlotMap::disabled()
+        };
         let db = if is_control {
             Keyspace::new(0, 0)
         } else {
@@ -196,10 +212,20 @@ impl Shard {
             shared,
             mesh,
             blocking: Default::default(),
+            slot_map: RefCell::new(Arc::new(slot_map)),
+            cluster: RefCell::new(None),
             held_by: Cell::new(0),
             hold_tokens: Cell::new(0),
             deferred: RefCell::new(VecDeque::new()),
             unhold_waiters: RefCell::new(Vec::new()),
+        }
+    }
+
+    /// Installs a newer routing view from the control core (older ones arriving late are ignored).
+    pub fn set_slot_map(&self, map: Arc<crate::cluster::slotmap::SlotMap>) {
+        let mut current = self.slot_map.borrow_mut();
+        if map.version > current.version {
+            *current = map;
         }
     }
 

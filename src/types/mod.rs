@@ -1,12 +1,14 @@
-//! Value types and their encodings: strings, hashes, sets and sorted sets so far; the other types join in later issues.
+//! Value types and their encodings: strings, hashes, sets, lists and sorted sets so far; the other types join in later issues.
 
 pub mod hash;
+pub mod list;
 pub mod listpack;
 pub mod set;
 pub mod string;
 pub mod zset;
 
 pub use hash::Hash;
+pub use list::List;
 pub use set::Set;
 pub use string::StrValue;
 pub use zset::ZSet;
@@ -17,6 +19,7 @@ pub enum Value {
     Str(StrValue),
     Hash(Hash),
     Set(Set),
+    List(List),
     ZSet(ZSet),
 }
 
@@ -27,6 +30,7 @@ impl Value {
             Value::Str(_) => "string",
             Value::Hash(_) => "hash",
             Value::Set(_) => "set",
+            Value::List(_) => "list",
             Value::ZSet(_) => "zset",
         }
     }
@@ -37,6 +41,7 @@ impl Value {
             Value::Str(s) => s.encoding(),
             Value::Hash(h) => h.encoding(),
             Value::Set(s) => s.encoding(),
+            Value::List(l) => l.encoding(),
             Value::ZSet(z) => z.encoding(),
         }
     }
@@ -48,7 +53,7 @@ mod tests {
 
     #[test]
     fn value_stays_small() {
-        // Every key pays for the largest variant: hashes and sets must not grow it.
+        // Every key pays for the largest variant: hashes, sets and lists must not grow it.
         assert_eq!(std::mem::size_of::<Value>(), 24);
     }
 }

@@ -1,5 +1,6 @@
-//! Small shared helpers: number parsing and formatting, glob matching, time.
+//! Small shared helpers: number parsing and formatting, glob matching, time, CRC-64.
 
+pub mod crc64;
 pub mod glob;
 pub mod num;
 pub mod time;

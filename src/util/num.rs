@@ -135,6 +135,24 @@ extern "C" {
         out: *mut u8,
         out_len: usize,
     ) -> libc::c_int;
+    fn redcell_timeout_ms(s: *const u8, len: usize, out: *mut libc::c_longlong) -> libc::c_int;
+}
+
+/// A blocking command's timeout in seconds (BLPOP's last argument) as milliseconds, 0 meaning
+/// forever, read exactly as Redis 7.0 does: in long double, rounded up to a whole millisecond
+/// (0.0001 waits 1 ms; -0.0001 rounds to 0, forever), and a value too large for a 64-bit
+/// millisecond count (inf included) is "negative", as x86's conversion makes it in Redis.
+pub fn timeout_secs_ms(arg: &[u8]) -> Result<u64, Error> {
+    let mut ms: libc::c_longlong = 0;
+    // SAFETY: pointer and length describe a live slice; the shim writes one long long.
+    let ok = unsafe { redcell_timeout_ms(arg.as_ptr(), arg.len(), &mut ms) };
+    if ok != 1 {
+        return Err(Error::msg("timeout is not a float or out of range"));
+    }
+    if ms < 0 {
+        return Err(Error::msg("timeout is negative"));
+    }
+    Ok(ms as u64)
 }
 
 /// `cur + incr` in long double, formatted as Redis's INCRBYFLOAT reply.
@@ -205,6 +223,27 @@ mod tests {
         assert_eq!(parse_f64(b" 1"), None);
         assert_eq!(parse_f64(b"-inf"), Some(f64::NEG_INFINITY));
         assert_eq!(parse_f64(b"1e3"), Some(1000.0));
+    }
+
+    #[test]
+    fn timeouts_read_like_redis_7_0() {
+        let t = |s: &str| timeout_secs_ms(s.as_bytes()).map_err(|e| e.render().into_owned());
+        assert_eq!(t("0"), Ok(0));
+        assert_eq!(t("1.5"), Ok(1500));
+        assert_eq!(t("0.0001"), Ok(1), "rounded up");
+        assert_eq!(t("1e-400"), Ok(1), "long double keeps it above zero");
+        assert_eq!(t("-0.0001"), Ok(0), "rounds up to zero: forever");
+        assert_eq!(t("-0.001"), Ok(0), "in long double, just above -1 ms");
+        assert_eq!(t("0x10"), Ok(16_000));
+        assert_eq!(t("9223372036854775.807"), Ok(i64::MAX as u64));
+        let negative = Err("ERR timeout is negative".to_string());
+        for s in ["-1", "-0.5", "inf", "-inf", "1e16", "9223372036854775.808"] {
+            assert_eq!(t(s), negative, "{s}");
+        }
+        let not_float = Err("ERR timeout is not a float or out of range".to_string());
+        for s in ["", "x", " 1", "1 ", "nan", "1e", "1e5000"] {
+            assert_eq!(t(s), not_float, "{s:?}");
+        }
     }
 
     #[test]

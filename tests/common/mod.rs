@@ -68,7 +68,7 @@ pub fn free_port() -> u16 {
 
 /// Makes the child die with the thread that spawned it if the test process is killed before
 /// `Drop` runs (e.g. a harness timeout). Tests spawn and drop servers on their own thread.
-fn die_with_parent(cmd: &mut Command) {
+pub fn die_with_parent(cmd: &mut Command) {
     unsafe {
         cmd.pre_exec(|| {
             libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);

@@ -110,14 +110,18 @@ async fn object(c: &Conn, key: Vec<u8>) -> Result<String, Error> {
                 .slot_table(key_slot(&key))
                 .and_then(|t| t.get(key.as_slice()))
                 .ok_or(Error::NoSuchKey)?;
-            Ok(describe(entry, now_ms()))
+            Ok(describe(
+                entry,
+                now_ms(),
+                s.settings.borrow().list_fill.value(),
+            ))
         })
         .await
 }
 
-fn describe(entry: &Entry, now: i64) -> String {
+fn describe(entry: &Entry, now: i64, list_fill: i32) -> String {
     let idle = (lru_clock(now).wrapping_sub(entry.lru)) & 0x00ff_ffff;
-    format!(
+    let mut text = format!(
         "Value at:{:p} refcount:{} encoding:{} serializedlength:{} lru:{} lru_seconds_idle:{}",
         &entry.value,
         refcount(&entry.value),
@@ -125,7 +129,21 @@ fn describe(entry: &Entry, now: i64) -> String {
         serialized_len(&entry.value),
         entry.lru,
         idle
-    )
+    );
+    if let Value::List(l) = &entry.value {
+        // Redis 7.0's quicklist details. Our lists keep no per-list fill, so the current
+        // setting is shown; nodes are never compressed (list-compress-depth is ignored); the
+        // size is our packed bytes, whose entry encoding differs from a listpack's.
+        let nodes = l.node_count().max(1);
+        text.push_str(&format!(
+            " ql_nodes:{} ql_avg_node:{:.2} ql_listpack_max:{} ql_compressed:0 ql_uncompressed_size:{}",
+            l.node_count(),
+            l.len() as f64 / nodes as f64,
+            list_fill,
+            l.packed_bytes()
+        ));
+    }
+    text
 }
 
 /// RDB length header size for `len`.
@@ -162,7 +180,7 @@ fn rdb_string_size(b: &[u8]) -> usize {
     rdb_len_size(b.len()) + b.len()
 }
 
-/// The RDB-serialised size of a value. Exact for strings; for hashes and sets an estimate: the
+/// The RDB-serialised size of a value. Exact for strings; for hashes, sets and lists an estimate: the
 /// size of their hashtable encoding (an element count, then every field, value or member as an
 /// RDB string, i.e. its bytes plus a 1-9 byte header): what Redis reports for hashtable ones.
 /// Redis writes listpack and intset ones as one blob of their in-memory bytes, so it reports
@@ -182,6 +200,7 @@ pub fn serialized_len(value: &Value) -> usize {
                     .map(|m| m.with_bytes(rdb_string_size))
                     .sum::<usize>()
         }
+        Value::List(l) => rdb_len_size(l.len()) + l.iter().map(rdb_string_size).sum::<usize>(),
         // RDB_TYPE_ZSET_2: each member as a string, each score as 8 binary bytes.
         Value::ZSet(z) => {
             rdb_len_size(z.len()) + z.iter().map(|(m, _)| rdb_string_size(m) + 8).sum::<usize>()

@@ -41,6 +41,7 @@ pub struct Snapshot {
     pub executable: String,
     pub config_file: String,
     pub connected_clients: usize,
+    pub cluster_enabled: bool,
     pub maxclients: i64,
     pub rss: u64,
     pub peak_rss: u64,
@@ -354,8 +355,8 @@ fn commandstats(s: &Snapshot, out: &mut String) {
     }
 }
 
-fn cluster(_s: &Snapshot, out: &mut String) {
-    lines!(out, "# Cluster"; "cluster_enabled:0");
+fn cluster(s: &Snapshot, out: &mut String) {
+    lines!(out, "# Cluster"; "cluster_enabled:{}", u8::from(s.cluster_enabled));
 }
 
 /// `avg_ttl` is 0: redcell does not estimate it (Redis does, while expiring keys).
@@ -516,6 +517,7 @@ async fn snapshot(c: &Conn) -> Snapshot {
         executable: shared.executable.clone(),
         config_file: shared.config_file.clone(),
         connected_clients: crate::server::CONNECTED.load(std::sync::atomic::Ordering::Relaxed),
+        cluster_enabled: c.shard.slot_map.borrow().enabled,
         maxclients,
         rss: rss_bytes(),
         peak_rss: peak_rss_bytes(),

@@ -1,0 +1,406 @@
+//! Cluster membership with stock tools: redcell nodes and Debian's redis-server 7 nodes in
+//! one cluster, built and checked by `redis-cli --cluster`, used through a cluster client,
+//! grown and shrunk with add-node / del-node, a killed master failed and rejoined, and a
+//! bus port fed garbage.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{die_with_parent, free_port, run_bounded, ChildGuard, Raw, TempDir, BIN};
+use redis::Commands;
+
+/// Short, so failure detection fits in a test: PFAIL after 2 s, FAIL undone 4 s after.
+const NODE_TIMEOUT_MS: &str = "2000";
+
+/// One cluster node, redcell or stock, that can be killed and restarted with its files.
+struct Node {
+    port: u16,
+    cport: u16,
+    stock: bool,
+    dir: TempDir,
+    child: Option<ChildGuard>,
+}
+
+impl Node {
+    fn redcell() -> Node {
+        Node::start(false)
+    }
+
+    fn stock() -> Node {
+        Node::start(true)
+    }
+
+    fn start(stock: bool) -> Node {
+        let mut node = Node {
+            port: free_port(),
+            cport: free_port(),
+            stock,
+            dir: TempDir::new(if stock { "cluster-stock" } else { "cluster-redcell" }),
+            child: None,
+        };
+        node.spawn();
+        node
+    }
+
+    fn spawn(&mut self) {
+        let (port, cport) = (self.port.to_string(), self.cport.to_string());
+        let common_args = [
+            "--port", &port, "--bind", "127.0.0.1", "--cluster-enabled", "yes",
+            "--cluster-port", &cport, "--cluster-node-timeout", NODE_TIMEOUT_MS,
+        ];
+        let mut cmd = if self.stock {
+            let mut c = Command::new("redis-server");
+            c.args(common_args)
+                .args(["--save", "", "--appendonly", "no", "--daemonize", "no"]);
+            c
+        } else {
+            let mut c = Command::new(BIN);
+            c.args(common_args).args(["--shards", "2"]);
+            c
+        };
+        cmd.current_dir(&self.dir.path)
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(self.dir.file("log")).expect("log"))
+            .stderr(std::fs::File::create(self.dir.file("err")).expect("err"));
+        die_with_parent(&mut cmd);
+        let child = cmd.spawn().unwrap_or_else(|e| {
+            panic!("cannot start {} (the README's test command installs redis-server): {e}",
+                if self.stock { "redis-server" } else { BIN })
+        });
+        self.child = Some(ChildGuard { child });
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.try_cmd(&["PING"]).as_deref() != Some("PONG") {
+            assert!(Instant::now() < deadline, "node {} did not start: {}", self.port, self.logs());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn kill(&mut self) {
+        self.child = None;
+    }
+
+    fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    fn logs(&self) -> String {
+        let read = |f: &str| std::fs::read_to_string(self.dir.file(f)).unwrap_or_default();
+        format!("{}{}", read("log"), read("err"))
+    }
+
+    /// `redis-cli -p PORT args...`, its stdout; None if the node did not answer.
+    fn try_cmd(&self, args: &[&str]) -> Option<String> {
+        let out = cli(&[&["-p", &self.port.to_string()], args].concat());
+        let text = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        (out.status.success() && !text.contains("Could not connect")).then_some(text)
+    }
+
+    fn cmd(&self, args: &[&str]) -> String {
+        self.try_cmd(args)
+            .unwrap_or_else(|| panic!("node {} did not answer {args:?}", self.port))
+    }
+
+    fn myid(&self) -> String {
+        self.cmd(&["CLUSTER", "MYID"])
+    }
+
+    fn state_ok(&self) -> bool {
+        self.try_cmd(&["CLUSTER", "INFO"])
+            .is_some_and(|i| i.contains("cluster_state:ok"))
+    }
+
+    /// The flags column of `id` in this node's CLUSTER NODES.
+    fn flags_of(&self, id: &str) -> Option<String> {
+        self.cmd(&["CLUSTER", "NODES"])
+            .lines()
+            .find(|l| l.starts_with(id))
+            .and_then(|l| l.split(' ').nth(2))
+            .map(str::to_string)
+    }
+}
+
+fn cli(args: &[&str]) -> std::process::Output {
+    let mut cmd = Command::new("redis-cli");
+    cmd.args(args);
+    if let Err(e) = Command::new("redis-cli").arg("--version").output() {
+        panic!("redis-cli is needed (the README's test command installs redis-tools): {e}");
+    }
+    run_bounded(&mut cmd, Duration::from_secs(90))
+}
+
+/// One command on a raw connection; the reply bytes as text.
+fn rcall(raw: &mut Raw, args: &[&str]) -> String {
+    let args: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
+    String::from_utf8_lossy(&raw.call(&args)).into_owned()
+}
+
+fn wait_until(what: &str, timeout: Duration, mut ok: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !ok() {
+        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// `redis-cli --cluster create` over `nodes`, all masters.
+fn create(nodes: &[&Node]) {
+    let addrs: Vec<String> = nodes.iter().map(|n| n.addr()).collect();
+    let mut args = vec!["--cluster", "create"];
+    args.extend(addrs.iter().map(String::as_str));
+    args.push("--cluster-yes");
+    let out = cli(&args);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("[OK] All 16384 slots covered."), "create failed:\n{text}");
+}
+
+/// `redis-cli --cluster check` from every node: one configuration, all slots covered.
+fn check_from_all(nodes: &[&Node]) {
+    for n in nodes {
+        wait_until("the cluster to agree", Duration::from_secs(20), || {
+            let out = cli(&["--cluster", "check", &n.addr()]);
+            let text = String::from_utf8_lossy(&out.stdout);
+            text.contains("[OK] All nodes agree about slots configuration.")
+                && text.contains("[OK] All 16384 slots covered.")
+        });
+    }
+    for n in nodes {
+        wait_until("cluster_state:ok", Duration::from_secs(20), || n.state_ok());
+    }
+}
+
+#[test]
+fn create_three_redcell_masters() {
+    let nodes = [Node::redcell(), Node::redcell(), Node::redcell()];
+    let refs: Vec<&Node> = nodes.iter().collect();
+    create(&refs);
+    check_from_all(&refs);
+    // Every node knows the other two, connected, and its slots survive in nodes.conf.
+    for n in &nodes {
+        let text = n.cmd(&["CLUSTER", "NODES"]);
+        assert_eq!(text.lines().count(), 3, "{text}");
+        assert!(text.lines().all(|l| l.contains(" connected")), "{text}");
+        let conf = std::fs::read_to_string(n.dir.file("nodes.conf")).expect("nodes.conf");
+        assert!(conf.contains(&n.myid()) && conf.contains("vars currentEpoch"), "{conf}");
+    }
+    // Redirections, byte for byte.
+    let a = &nodes[0];
+    let nodes_text = a.cmd(&["CLUSTER", "NODES"]);
+    let mine = nodes_text.lines().find(|l| l.contains("myself")).expect("myself line");
+    let slot_elsewhere = (0..16384u16)
+        .find(|s| !owner_of(mine, *s))
+        .expect("a slot of another node");
+    let key = key_for_slot(slot_elsewhere);
+    let mut raw = Raw::connect(a.port);
+    let reply = rcall(&mut raw, &["GET", &key]);
+    assert!(reply.starts_with(&format!("-MOVED {slot_elsewhere} 127.0.0.1:")), "{reply}");
+    assert_eq!(
+        rcall(&mut raw, &["MSET", "{a}1", "x", "{b}1", "y"]),
+        "-CROSSSLOT Keys in request don't hash to the same slot\r\n"
+    );
+}
+
+/// Whether a CLUSTER NODES line lists `slot` among its ranges.
+fn owner_of(line: &str, slot: u16) -> bool {
+    line.split(' ').skip(8).any(|r| match r.split_once('-') {
+        _ if r.starts_with('[') => false,
+        Some((a, b)) => (a.parse().unwrap_or(u16::MAX)..=b.parse().unwrap_or(0)).contains(&slot),
+        None => r.parse() == Ok(slot),
+    })
+}
+
+/// A key that hashes to `slot`.
+fn key_for_slot(slot: u16) -> String {
+    (0..)
+        .map(|i| format!("k{i}"))
+        .find(|k| redcell::slot::key_slot(k.as_bytes()) == slot)
+        .expect("some key hashes to the slot")
+}
+
+#[test]
+fn mixed_cluster_serves_every_key_from_every_node() {
+    let nodes = [
+        Node::stock(),
+        Node::redcell(),
+        Node::stock(),
+        Node::redcell(),
+        Node::stock(),
+        Node::redcell(),
+    ];
+    let refs: Vec<&Node> = nodes.iter().collect();
+    create(&refs);
+    check_from_all(&refs);
+    // No warnings from the stock nodes about our messages.
+    for n in nodes.iter().filter(|n| n.stock) {
+        let log = n.logs();
+        assert!(!log.contains("unknown") && !log.contains("Unknown"), "stock log:\n{log}");
+    }
+    // A cluster client writes 10,000 keys over all slots through the cluster.
+    let urls: Vec<String> = nodes.iter().map(|n| format!("redis://{}/", n.addr())).collect();
+    let client = redis::cluster::ClusterClientBuilder::new(urls)
+        .connection_timeout(Duration::from_secs(10))
+        .response_timeout(Duration::from_secs(10))
+        .build()
+        .expect("cluster client");
+    let mut con = client.get_connection().expect("cluster connection");
+    for i in 0..10_000 {
+        let _: () = con.set(format!("key:{i}"), i).expect("SET through the cluster");
+    }
+    for i in (0..10_000).step_by(7) {
+        let v: i64 = con.get(format!("key:{i}")).expect("GET through the cluster");
+        assert_eq!(v, i);
+    }
+    // Every key is readable from every entry node by following MOVED.
+    for n in &nodes {
+        let mut entry = Raw::connect(n.port);
+        for i in (0..10_000).step_by(13) {
+            let key = format!("key:{i}");
+            let mut reply = rcall(&mut entry, &["GET", &key]);
+            if let Some(rest) = reply.strip_prefix("-MOVED ") {
+                let addr = rest.trim().split(' ').nth(1).expect("MOVED target").to_string();
+                let port: u16 = addr.rsplit(':').next().and_then(|p| p.parse().ok()).expect("port");
+                reply = rcall(&mut Raw::connect(port), &["GET", &key]);
+            }
+            assert_eq!(reply, format!("${}\r\n{i}\r\n", i.to_string().len()), "{key} via {}", n.port);
+        }
+    }
+}
+
+#[test]
+fn nodes_join_and_leave_with_add_node_and_del_node() {
+    for (cluster_stock, newcomer_stock) in [(true, false), (false, true)] {
+        let make = |stock: bool| if stock { Node::stock() } else { Node::redcell() };
+        let nodes = [make(cluster_stock), make(cluster_stock), make(cluster_stock)];
+        let refs: Vec<&Node> = nodes.iter().collect();
+        create(&refs);
+        check_from_all(&refs);
+        let newcomer = make(newcomer_stock);
+        let out = cli(&["--cluster", "add-node", &newcomer.addr(), &nodes[0].addr()]);
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains("[OK] New node added correctly."), "add-node:\n{text}");
+        let mut all = refs.clone();
+        all.push(&newcomer);
+        wait_until("the newcomer to be known everywhere", Duration::from_secs(20), || {
+            all.iter().all(|n| n.cmd(&["CLUSTER", "NODES"]).lines().count() == 4)
+        });
+        check_from_all(&all);
+        let id = newcomer.myid();
+        let out = cli(&["--cluster", "del-node", &nodes[0].addr(), &id]);
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains("Sending CLUSTER FORGET messages"), "del-node:\n{text}");
+        for n in &nodes {
+            assert!(!n.cmd(&["CLUSTER", "NODES"]).contains(&id), "{} still lists {id}", n.port);
+        }
+        check_from_all(&refs);
+    }
+}
+
+#[test]
+fn killed_master_fails_and_rejoins_with_its_identity() {
+    let mut nodes = [
+        Node::redcell(),
+        Node::stock(),
+        Node::redcell(),
+        Node::stock(),
+        Node::redcell(),
+    ];
+    {
+        let refs: Vec<&Node> = nodes.iter().collect();
+        create(&refs);
+        check_from_all(&refs);
+    }
+    let victim_id = nodes[0].myid();
+    nodes[0].kill();
+    let started = Instant::now();
+    wait_until("every survivor to mark the master FAIL", Duration::from_secs(20), || {
+        nodes[1..].iter().all(|n| {
+            n.flags_of(&victim_id)
+                .is_some_and(|f| f.split(',').any(|x| x == "fail"))
+        })
+    });
+    eprintln!("FAIL everywhere {:?} after the kill", started.elapsed());
+    wait_until("cluster_state:fail everywhere", Duration::from_secs(10), || {
+        nodes[1..].iter().all(|n| !n.state_ok())
+    });
+    nodes[0].spawn();
+    assert_eq!(nodes[0].myid(), victim_id, "the restarted node kept its name");
+    wait_until("the cluster to recover", Duration::from_secs(30), || {
+        nodes.iter().all(|n| n.state_ok())
+    });
+    for n in &nodes[1..] {
+        let flags = n.flags_of(&victim_id).expect("still known");
+        assert_eq!(flags, "master", "seen from {}", n.port);
+    }
+}
+
+#[test]
+fn bus_garbage_never_takes_the_node_down() {
+    use redcell::cluster::bus::{self, Header, Message, NodeName, Payload, Ping};
+    let node = Node::redcell();
+    node.cmd(&["CLUSTER", "ADDSLOTSRANGE", "0", "16383"]);
+    wait_until("cluster_state:ok", Duration::from_secs(5), || node.state_ok());
+    let valid = bus::encode(&Message::new(
+        Header {
+            sender: NodeName([b'f'; 40]),
+            port: 1,
+            cport: 2,
+            ..Header::default()
+        },
+        Payload::Ping(Ping::default()),
+    ));
+    let mut seed: u64 = 0x5eed_0f_c1u64;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    for round in 0..3000 {
+        let mut msg = valid.clone();
+        match round % 4 {
+            0 => {
+                // Random bytes over a valid message.
+                for _ in 0..(next() % 16 + 1) {
+                    let at = (next() % msg.len() as u64) as usize;
+                    msg[at] = next() as u8;
+                }
+            }
+            1 => msg.truncate((next() % msg.len() as u64) as usize),
+            2 => msg = (0..(next() % 3000)).map(|_| next() as u8).collect(),
+            _ => {
+                // A length claiming more than is sent.
+                msg[4..8].copy_from_slice(&u32::MAX.to_be_bytes());
+            }
+        }
+        if let Ok(mut s) = TcpStream::connect(("127.0.0.1", node.cport)) {
+            let _ = s.set_read_timeout(Some(Duration::from_millis(50)));
+            let _ = s.write_all(&msg);
+            let mut sink = [0u8; 4096];
+            if round % 100 == 0 {
+                let _ = s.read(&mut sink);
+            }
+        }
+    }
+    assert_eq!(node.cmd(&["PING"]), "PONG");
+    assert!(node.state_ok());
+    assert_eq!(node.cmd(&["CLUSTER", "NODES"]).lines().count(), 1, "garbage added no node");
+}
+
+#[test]
+fn corrupt_nodes_conf_refuses_to_start() {
+    let dir = TempDir::new("bad-nodes-conf");
+    std::fs::write(dir.file("nodes.conf"), "this is not a nodes.conf line\n").expect("write");
+    let port = free_port().to_string();
+    let out = run_bounded(
+        Command::new(BIN)
+            .args(["--port", &port, "--bind", "127.0.0.1", "--cluster-enabled", "yes"])
+            .current_dir(&dir.path),
+        Duration::from_secs(20),
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "started with a corrupt nodes.conf");
+    assert!(err.contains("Unrecoverable error: corrupted cluster config file"), "{err}");
+}
