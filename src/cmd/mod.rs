@@ -15,6 +15,7 @@ pub mod server;
 pub mod set;
 pub mod stream;
 pub mod string;
+pub mod zset;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -362,6 +363,7 @@ fn families() -> impl Iterator<Item = &'static CommandSpec> {
         cluster::COMMANDS,
         function::COMMANDS,
         hll::COMMANDS,
+        zset::COMMANDS,
     ]
     .into_iter()
     .flatten()

@@ -90,6 +90,9 @@ pub struct Settings {
     /// Stream node limits (types::stream).
     pub stream_node_max_bytes: usize,
     pub stream_node_max_entries: usize,
+    /// Sorted set encoding thresholds (types::zset).
+    pub zset_max_listpack_entries: usize,
+    pub zset_max_listpack_value: usize,
     /// Whether `maxmemory-policy` is an LFU one (OBJECT FREQ works, OBJECT IDLETIME does not).
     pub lfu_policy: bool,
 }
@@ -112,6 +115,8 @@ impl Settings {
             hll_sparse_max_bytes: c.get_i64("hll-sparse-max-bytes") as usize,
             stream_node_max_bytes: c.get_i64("stream-node-max-bytes") as usize,
             stream_node_max_entries: c.get_i64("stream-node-max-entries") as usize,
+            zset_max_listpack_entries: c.get_i64("zset-max-listpack-entries") as usize,
+            zset_max_listpack_value: c.get_i64("zset-max-listpack-value") as usize,
             lfu_policy: c.get("maxmemory-policy").ends_with("-lfu"),
         }
     }

@@ -1,4 +1,4 @@
-//! Value types and their encodings: strings, hashes, sets and lists so far; the other types join in later issues.
+//! Value types and their encodings: strings, hashes, sets, lists and sorted sets so far; the other types join in later issues.
 
 pub mod hash;
 pub mod list;
@@ -7,12 +7,14 @@ pub mod listpack;
 pub mod set;
 pub mod stream;
 pub mod string;
+pub mod zset;
 
 pub use hash::Hash;
 pub use list::List;
 pub use set::Set;
 pub use stream::Stream;
 pub use string::StrValue;
+pub use zset::ZSet;
 
 /// A value stored under a key.
 #[derive(Debug, Clone, PartialEq)]
@@ -23,6 +25,7 @@ pub enum Value {
     List(List),
     /// Boxed: a stream's bookkeeping would otherwise grow every value.
     Stream(Box<Stream>),
+    ZSet(ZSet),
 }
 
 impl Value {
@@ -34,6 +37,7 @@ impl Value {
             Value::Set(_) => "set",
             Value::List(_) => "list",
             Value::Stream(_) => "stream",
+            Value::ZSet(_) => "zset",
         }
     }
 
@@ -45,6 +49,7 @@ impl Value {
             Value::Set(s) => s.encoding(),
             Value::List(l) => l.encoding(),
             Value::Stream(_) => "stream",
+            Value::ZSet(z) => z.encoding(),
         }
     }
 }

@@ -203,6 +203,10 @@ pub fn serialized_len(value: &Value) -> usize {
         Value::List(l) => rdb_len_size(l.len()) + l.iter().map(rdb_string_size).sum::<usize>(),
         // An estimate: the packed nodes' bytes plus the stream's counters.
         Value::Stream(s) => s.bytes(),
+        // RDB_TYPE_ZSET_2: each member as a string, each score as 8 binary bytes.
+        Value::ZSet(z) => {
+            rdb_len_size(z.len()) + z.iter().map(|(m, _)| rdb_string_size(m) + 8).sum::<usize>()
+        }
     }
 }
 

@@ -1,0 +1,1095 @@
+//! The sorted set type: a listpack of member/score pairs sorted by (score, member) while
+//! small, past `zset-max-listpack-*` a skiplist with spans (O(log n) rank queries) plus a
+//! member index, as Redis 7.0 (`listpack` / `skiplist` in OBJECT ENCODING).
+//!
+//! Every range query is phrased with ranks: `prefix_len(pred)` counts the leading elements a
+//! monotone predicate accepts (a score or lex bound, or "sorts before this pair"), and
+//! `range` walks ranks. Both encodings answer these, so the commands never look inside.
+
+use std::cmp::Ordering;
+use std::hash::BuildHasher;
+
+use hashbrown::{DefaultHashBuilder, HashTable};
+
+use super::listpack::{self, Listpack};
+
+/// Conversion thresholds (`zset-max-listpack-entries` / `zset-max-listpack-value`).
+#[derive(Clone, Copy, Debug)]
+pub struct ZsetLimits {
+    pub max_entries: usize,
+    pub max_value: usize,
+}
+
+/// The order of a sorted set: score, then member bytes (Redis's `sdscmp` is a memcmp).
+#[inline]
+pub fn cmp_pair(s1: f64, m1: &[u8], s2: f64, m2: &[u8]) -> Ordering {
+    // Scores are never NaN; -0 and 0 compare equal, as C's `<` and `==` treat them.
+    if s1 < s2 {
+        Ordering::Less
+    } else if s1 > s2 {
+        Ordering::Greater
+    } else {
+        m1.cmp(m2)
+    }
+}
+
+/// A score interval end (`1.5`, `(1.5`, `inf`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ScoreBound {
+    pub value: f64,
+    pub exclusive: bool,
+}
+
+/// A score interval as ZRANGEBYSCORE takes it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ScoreRange {
+    pub min: ScoreBound,
+    pub max: ScoreBound,
+}
+
+impl ScoreRange {
+    #[inline]
+    pub fn gte_min(&self, s: f64) -> bool {
+        if self.min.exclusive {
+            s > self.min.value
+        } else {
+            s >= self.min.value
+        }
+    }
+
+    #[inline]
+    pub fn lte_max(&self, s: f64) -> bool {
+        if self.max.exclusive {
+            s < self.max.value
+        } else {
+            s <= self.max.value
+        }
+    }
+}
+
+/// A lex interval end: `-`, `+`, `[a` or `(a`.
+#[derive(Clone, Debug, PartialEq)]
+pub enum LexBound {
+    NegInf,
+    PosInf,
+    Incl(Vec<u8>),
+    Excl(Vec<u8>),
+}
+
+/// A lex interval as ZRANGEBYLEX takes it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LexRange {
+    pub min: LexBound,
+    pub max: LexBound,
+}
+
+impl LexRange {
+    #[inline]
+    pub fn gte_min(&self, m: &[u8]) -> bool {
+        match &self.min {
+            LexBound::NegInf => true,
+            LexBound::PosInf => false,
+            LexBound::Incl(v) => m >= &v[..],
+            LexBound::Excl(v) => m > &v[..],
+        }
+    }
+
+    #[inline]
+    pub fn lte_max(&self, m: &[u8]) -> bool {
+        match &self.max {
+            LexBound::NegInf => false,
+            LexBound::PosInf => true,
+            LexBound::Incl(v) => m <= &v[..],
+            LexBound::Excl(v) => m < &v[..],
+        }
+    }
+}
+
+/// ZADD's conditions.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct AddFlags {
+    pub nx: bool,
+    pub xx: bool,
+    pub gt: bool,
+    pub lt: bool,
+    pub incr: bool,
+}
+
+/// What `ZSet::add` did.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum AddOutcome {
+    /// A condition (NX, XX, GT, LT) kept the set as it was.
+    Nop,
+    /// New member with this score.
+    Added(f64),
+    /// Existing member, score changed to this.
+    Updated(f64),
+    /// Existing member, score unchanged (still counts as processed for INCR's reply).
+    Same(f64),
+    /// INCR produced NaN: nothing changed.
+    NaN,
+}
+
+/// A sorted set.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ZSet {
+    /// Alternating member, score (8 bytes, little-endian f64 bits) entries in order.
+    Packed(Listpack),
+    Skip(Box<SkipList>),
+}
+
+impl Default for ZSet {
+    fn default() -> Self {
+        ZSet::Packed(Listpack::with_header())
+    }
+}
+
+#[inline]
+fn decode_score(b: &[u8]) -> f64 {
+    let mut a = [0u8; 8];
+    let n = b.len().min(8);
+    a[..n].copy_from_slice(&b[..n]);
+    f64::from_le_bytes(a)
+}
+
+/// Pairs of a packed zset in order.
+struct PackedPairs<'a>(listpack::Iter<'a>);
+
+impl<'a> Iterator for PackedPairs<'a> {
+    type Item = (&'a [u8], f64);
+
+    #[inline]
+    fn next(&mut self) -> Option<(&'a [u8], f64)> {
+        let m = self.0.next()?;
+        let s = self.0.next()?;
+        Some((m, decode_score(s)))
+    }
+}
+
+fn packed_pairs(lp: &Listpack) -> PackedPairs<'_> {
+    PackedPairs(lp.iter())
+}
+
+/// A listpack holding `pairs` (already in order).
+fn pack<'a>(pairs: impl Iterator<Item = (&'a [u8], f64)>) -> Listpack {
+    // A listpack keeps -0 as 0 (Redis reads its stored score text back as 0); skiplists keep -0.
+    let pairs: Vec<(&[u8], [u8; 8])> = pairs
+        .map(|(m, s)| (m, if s == 0.0 { 0.0f64 } else { s }.to_le_bytes()))
+        .collect();
+    let mut entries: Vec<&[u8]> = Vec::with_capacity(pairs.len() * 2);
+    for (m, s) in &pairs {
+        entries.push(m);
+        entries.push(&s[..]);
+    }
+    let mut lp = Listpack::with_header();
+    lp.push(&entries);
+    lp
+}
+
+impl ZSet {
+    /// An empty set in the packed encoding (what ZADD creates).
+    pub fn new() -> ZSet {
+        ZSet::default()
+    }
+
+    /// An empty set in the skiplist encoding.
+    pub fn new_skiplist() -> ZSet {
+        ZSet::Skip(Box::default())
+    }
+
+    /// The set ZADD creates for a first member of length `first_len` (Redis 7.0 looks at the
+    /// first member only; later ones convert as they arrive).
+    pub fn for_first_member(first_len: usize, lim: ZsetLimits) -> ZSet {
+        if lim.max_entries == 0 || first_len > lim.max_value {
+            ZSet::new_skiplist()
+        } else {
+            ZSet::new()
+        }
+    }
+
+    /// Builds a set from distinct members, in the encoding Redis's STORE commands end with:
+    /// packed if it is small enough (`zsetConvertToListpackIfNeeded`), else a skiplist.
+    pub fn from_pairs(mut pairs: Vec<(Vec<u8>, f64)>, lim: ZsetLimits) -> ZSet {
+        pairs.sort_by(|a, b| cmp_pair(a.1, &a.0, b.1, &b.0));
+        let longest = pairs.iter().map(|p| p.0.len()).max().unwrap_or(0);
+        let total: usize = pairs.iter().map(|p| listpack::entry_size(&p.0) + 9).sum();
+        if pairs.len() <= lim.max_entries
+            && longest <= lim.max_value
+            && total <= listpack::MAX_SAFE_BYTES
+        {
+            return ZSet::Packed(pack(pairs.iter().map(|(m, s)| (&m[..], *s))));
+        }
+        let mut sl = SkipList::default();
+        for (m, s) in pairs {
+            sl.insert(m.into_boxed_slice(), s);
+        }
+        ZSet::Skip(Box::new(sl))
+    }
+
+    pub fn len(&self) -> usize {
+        match self {
+            ZSet::Packed(lp) => lp.len() / 2,
+            ZSet::Skip(sl) => sl.len,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn encoding(&self) -> &'static str {
+        match self {
+            ZSet::Packed(_) => "listpack",
+            ZSet::Skip(_) => "skiplist",
+        }
+    }
+
+    pub fn score(&self, member: &[u8]) -> Option<f64> {
+        match self {
+            ZSet::Packed(lp) => packed_pairs(lp).find(|p| p.0 == member).map(|p| p.1),
+            ZSet::Skip(sl) => sl.find(member).map(|i| sl.nodes[i as usize].score),
+        }
+    }
+
+    /// Moves a packed set to the skiplist encoding (never back, as in Redis).
+    pub fn convert(&mut self) {
+        if let ZSet::Packed(lp) = self {
+            let mut sl = SkipList::default();
+            for (m, s) in packed_pairs(lp) {
+                sl.insert(m.into(), s);
+            }
+            *self = ZSet::Skip(Box::new(sl));
+        }
+    }
+
+    /// Inserts a member known to be absent, converting first if the packed form would
+    /// outgrow the limits (Redis checks before inserting).
+    fn insert_new(&mut self, member: &[u8], score: f64, lim: ZsetLimits) {
+        if let ZSet::Packed(lp) = self {
+            let n = lp.len() / 2;
+            if n + 1 > lim.max_entries
+                || member.len() > lim.max_value
+                || !lp.safe_to_add(listpack::entry_size(member) + 9)
+            {
+                self.convert();
+            }
+        }
+        match self {
+            ZSet::Packed(lp) => {
+                let new = packed_pairs(lp)
+                    .map(|p| (p, false))
+                    .chain(std::iter::once(((member, score), true)));
+                let mut all: Vec<((&[u8], f64), bool)> = new.collect();
+                all.sort_by(|a, b| cmp_pair(a.0 .1, a.0 .0, b.0 .1, b.0 .0));
+                *lp = pack(all.into_iter().map(|(p, _)| p));
+            }
+            ZSet::Skip(sl) => sl.insert(member.into(), score),
+        }
+    }
+
+    /// Sets the score of a member known to be present.
+    fn rescore(&mut self, member: &[u8], score: f64) {
+        match self {
+            ZSet::Packed(lp) => {
+                let mut all: Vec<(&[u8], f64)> = packed_pairs(lp)
+                    .map(|(m, s)| if m == member { (m, score) } else { (m, s) })
+                    .collect();
+                all.sort_by(|a, b| cmp_pair(a.1, a.0, b.1, b.0));
+                *lp = pack(all.into_iter());
+            }
+            ZSet::Skip(sl) => {
+                if let Some(i) = sl.find(member) {
+                    sl.rescore(i, score);
+                }
+            }
+        }
+    }
+
+    /// ZADD / ZINCRBY for one member (Redis's `zsetAdd`).
+    pub fn add(&mut self, member: &[u8], score: f64, f: AddFlags, lim: ZsetLimits) -> AddOutcome {
+        if score.is_nan() {
+            return AddOutcome::NaN;
+        }
+        match self.score(member) {
+            Some(cur) => {
+                if f.nx {
+                    return AddOutcome::Nop;
+                }
+                let new = if f.incr { score + cur } else { score };
+                if new.is_nan() {
+                    return AddOutcome::NaN;
+                }
+                if (f.lt && new >= cur) || (f.gt && new <= cur) {
+                    return AddOutcome::Nop;
+                }
+                if new == cur {
+                    // Equal compares -0 with 0 as equal: the stored sign stays, as in Redis.
+                    return AddOutcome::Same(new);
+                }
+                self.rescore(member, new);
+                AddOutcome::Updated(new)
+            }
+            None if f.xx => AddOutcome::Nop,
+            None => {
+                self.insert_new(member, score, lim);
+                AddOutcome::Added(score)
+            }
+        }
+    }
+
+    /// Removes a member; whether it was there.
+    pub fn remove(&mut self, member: &[u8]) -> bool {
+        match self {
+            ZSet::Packed(lp) => {
+                let Some(pos) = packed_pairs(lp).position(|p| p.0 == member) else {
+                    return false;
+                };
+                let off = lp.offsets()[pos * 2];
+                lp.remove(off, 2);
+                true
+            }
+            ZSet::Skip(sl) => sl.remove(member),
+        }
+    }
+
+    /// How many leading elements (in order) `pred` accepts; `pred` must hold on a prefix.
+    pub fn prefix_len(&self, pred: impl Fn(f64, &[u8]) -> bool) -> usize {
+        match self {
+            ZSet::Packed(lp) => packed_pairs(lp).take_while(|p| pred(p.1, p.0)).count(),
+            ZSet::Skip(sl) => sl.prefix_len(pred),
+        }
+    }
+
+    /// 0-based rank of a member in ascending order.
+    pub fn rank(&self, member: &[u8]) -> Option<usize> {
+        let score = self.score(member)?;
+        let n = self.prefix_len(|s, m| cmp_pair(s, m, score, member) != Ordering::Greater);
+        Some(n - 1)
+    }
+
+    /// Ranks `[lo, hi)` matching a score range.
+    pub fn score_ranks(&self, r: &ScoreRange) -> (usize, usize) {
+        let lo = self.prefix_len(|s, _| !r.gte_min(s));
+        let hi = self.prefix_len(|s, _| r.lte_max(s));
+        (lo, hi.max(lo))
+    }
+
+    /// Ranks `[lo, hi)` matching a lex range (meaningful when all scores are equal).
+    pub fn lex_ranks(&self, r: &LexRange) -> (usize, usize) {
+        let lo = self.prefix_len(|_, m| !r.gte_min(m));
+        let hi = self.prefix_len(|_, m| r.lte_max(m));
+        (lo, hi.max(lo))
+    }
+
+    /// The element at rank `r` (< len).
+    pub fn get(&self, r: usize) -> Option<(&[u8], f64)> {
+        match self {
+            ZSet::Packed(lp) => packed_pairs(lp).nth(r),
+            ZSet::Skip(sl) => {
+                let i = sl.by_rank(r)?;
+                let n = &sl.nodes[i as usize];
+                Some((&n.member, n.score))
+            }
+        }
+    }
+
+    /// The elements of ranks `[start, end)`, ascending or (`rev`) descending.
+    pub fn range(&self, start: usize, end: usize, rev: bool) -> Vec<(&[u8], f64)> {
+        let end = end.min(self.len());
+        if start >= end {
+            return Vec::new();
+        }
+        match self {
+            ZSet::Packed(lp) => {
+                let mut v: Vec<(&[u8], f64)> =
+                    packed_pairs(lp).skip(start).take(end - start).collect();
+                if rev {
+                    v.reverse();
+                }
+                v
+            }
+            ZSet::Skip(sl) => {
+                let mut out = Vec::with_capacity(end - start);
+                let mut x = sl.by_rank(if rev { end - 1 } else { start }).unwrap_or(NIL);
+                while x != NIL && out.len() < end - start {
+                    let n = &sl.nodes[x as usize];
+                    out.push((&n.member[..], n.score));
+                    x = if rev { n.back } else { n.levels[0].next };
+                }
+                out
+            }
+        }
+    }
+
+    /// Every element in order.
+    pub fn iter(&self) -> Box<dyn Iterator<Item = (&[u8], f64)> + '_> {
+        match self {
+            ZSet::Packed(lp) => Box::new(packed_pairs(lp)),
+            ZSet::Skip(sl) => Box::new(sl.iter()),
+        }
+    }
+
+    /// Removes ranks `[start, end)`; how many went.
+    pub fn remove_ranks(&mut self, start: usize, end: usize) -> usize {
+        let end = end.min(self.len());
+        if start >= end {
+            return 0;
+        }
+        match self {
+            ZSet::Packed(lp) => {
+                let off = lp.offsets()[start * 2];
+                lp.remove(off, (end - start) * 2);
+            }
+            ZSet::Skip(sl) => {
+                for _ in start..end {
+                    if let Some(x) = sl.by_rank(start) {
+                        sl.remove_node(x);
+                    }
+                }
+            }
+        }
+        end - start
+    }
+
+    /// One ZSCAN step. A packed set answers whole with cursor 0, as Redis does; a skiplist
+    /// walks its node slots upwards, which never move while their member lives, so a member
+    /// present for the whole scan is returned.
+    pub fn scan(&self, cursor: u64, count: usize) -> (Vec<(&[u8], f64)>, u64) {
+        match self {
+            ZSet::Packed(lp) => (packed_pairs(lp).collect(), 0),
+            ZSet::Skip(sl) => {
+                let total = sl.nodes.len();
+                let start = (cursor.max(1)).min(total as u64) as usize;
+                let end = start.saturating_add(count.max(1)).min(total);
+                let out = sl.nodes[start..end]
+                    .iter()
+                    .filter(|n| !n.levels.is_empty())
+                    .map(|n| (&n.member[..], n.score))
+                    .collect();
+                (out, if end >= total { 0 } else { end as u64 })
+            }
+        }
+    }
+}
+
+// ---- the skiplist ----
+
+const MAX_LEVEL: usize = 32;
+const NIL: u32 = u32::MAX;
+const HEAD: u32 = 0;
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Level {
+    next: u32,
+    /// Elements crossed by following `next` (to NIL: those left after this node).
+    span: u32,
+}
+
+/// A node slot. A free slot has no levels.
+#[derive(Clone, Debug, PartialEq)]
+struct Node {
+    member: Box<[u8]>,
+    score: f64,
+    back: u32,
+    levels: Box<[Level]>,
+}
+
+/// Redis's skiplist (p = 1/4, 32 levels) over a slot arena, with a hash index from member to
+/// slot. Slot 0 is the header. Freed slots are reused, so a live node never moves.
+#[derive(Clone, Debug)]
+pub struct SkipList {
+    nodes: Vec<Node>,
+    free: Vec<u32>,
+    tail: u32,
+    level: usize,
+    len: usize,
+    index: HashTable<u32>,
+    state: DefaultHashBuilder,
+    rng: u64,
+}
+
+impl PartialEq for SkipList {
+    fn eq(&self, o: &SkipList) -> bool {
+        self.len == o.len && self.iter().eq(o.iter())
+    }
+}
+
+impl Default for SkipList {
+    fn default() -> Self {
+        SkipList {
+            nodes: vec![Node {
+                member: Box::default(),
+                score: 0.0,
+                back: NIL,
+                levels: vec![Level { next: NIL, span: 0 }; MAX_LEVEL].into_boxed_slice(),
+            }],
+            free: Vec::new(),
+            tail: NIL,
+            level: 1,
+            len: 0,
+            index: HashTable::new(),
+            state: DefaultHashBuilder::default(),
+            rng: 0x2545_F491_4F6C_DD1D,
+        }
+    }
+}
+
+impl SkipList {
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    fn random_level(&mut self) -> usize {
+        self.rng ^= self.rng >> 12;
+        self.rng ^= self.rng << 25;
+        self.rng ^= self.rng >> 27;
+        let mut r = self.rng.wrapping_mul(0x2545_F491_4F6C_DD1D);
+        let mut lvl = 1;
+        // Two random bits per level: continue with probability 1/4.
+        while lvl < MAX_LEVEL && r & 3 == 0 {
+            lvl += 1;
+            r >>= 2;
+        }
+        lvl
+    }
+
+    #[inline]
+    fn hash(&self, m: &[u8]) -> u64 {
+        self.state.hash_one(m)
+    }
+
+    fn find(&self, m: &[u8]) -> Option<u32> {
+        let nodes = &self.nodes;
+        self.index
+            .find(self.hash(m), |&i| &nodes[i as usize].member[..] == m)
+            .copied()
+    }
+
+    #[inline]
+    fn lvl(&self, x: u32, i: usize) -> Level {
+        self.nodes[x as usize].levels[i]
+    }
+
+    #[inline]
+    fn lvl_mut(&mut self, x: u32, i: usize) -> &mut Level {
+        &mut self.nodes[x as usize].levels[i]
+    }
+
+    /// Whether node `a` sorts before node `b`.
+    #[inline]
+    fn before(&self, a: u32, b: u32) -> bool {
+        let (na, nb) = (&self.nodes[a as usize], &self.nodes[b as usize]);
+        cmp_pair(na.score, &na.member, nb.score, &nb.member) == Ordering::Less
+    }
+
+    fn insert(&mut self, member: Box<[u8]>, score: f64) {
+        let slot = Node {
+            member,
+            score,
+            back: NIL,
+            levels: Box::default(),
+        };
+        let x = self.alloc(slot);
+        self.link(x);
+        let h = self.hash(&self.nodes[x as usize].member);
+        let (nodes, state) = (&self.nodes, &self.state);
+        self.index
+            .insert_unique(h, x, |&i| state.hash_one(&nodes[i as usize].member));
+    }
+
+    /// A slot for `slot`: a free one if any is left (entries past the end or reused since
+    /// are stale and skipped), else a new one at the end.
+    fn alloc(&mut self, slot: Node) -> u32 {
+        while let Some(i) = self.free.pop() {
+            if let Some(n) = self.nodes.get_mut(i as usize) {
+                if i != HEAD && n.levels.is_empty() {
+                    *n = slot;
+                    return i;
+                }
+            }
+        }
+        self.nodes.push(slot);
+        (self.nodes.len() - 1) as u32
+    }
+
+    /// Links slot `x` (member and score set) into the list at a fresh random level.
+    fn link(&mut self, x: u32) {
+        let mut update = [HEAD; MAX_LEVEL];
+        let mut rank = [0u32; MAX_LEVEL];
+        let mut cur = HEAD;
+        for i in (0..self.level).rev() {
+            rank[i] = if i == self.level - 1 { 0 } else { rank[i + 1] };
+            loop {
+                let l = self.lvl(cur, i);
+                if l.next != NIL && self.before(l.next, x) {
+                    rank[i] += l.span;
+                    cur = l.next;
+                } else {
+                    break;
+                }
+            }
+            update[i] = cur;
+        }
+        let lvl = self.random_level();
+        if lvl > self.level {
+            for i in self.level..lvl {
+                rank[i] = 0;
+                update[i] = HEAD;
+                self.lvl_mut(HEAD, i).span = self.len as u32;
+            }
+            self.level = lvl;
+        }
+        let mut levels = vec![Level { next: NIL, span: 0 }; lvl].into_boxed_slice();
+        for i in 0..lvl {
+            let u = self.lvl(update[i], i);
+            levels[i].next = u.next;
+            levels[i].span = u.span - (rank[0] - rank[i]);
+            let um = self.lvl_mut(update[i], i);
+            um.next = x;
+            um.span = rank[0] - rank[i] + 1;
+        }
+        for (i, &u) in update.iter().enumerate().take(self.level).skip(lvl) {
+            self.lvl_mut(u, i).span += 1;
+        }
+        let next0 = levels[0].next;
+        let n = &mut self.nodes[x as usize];
+        n.levels = levels;
+        n.back = if update[0] == HEAD { NIL } else { update[0] };
+        if next0 != NIL {
+            self.nodes[next0 as usize].back = x;
+        } else {
+            self.tail = x;
+        }
+        self.len += 1;
+    }
+
+    /// Unlinks slot `x` from the list (the slot and the index stay).
+    fn unlink(&mut self, x: u32) {
+        let mut update = [HEAD; MAX_LEVEL];
+        let mut cur = HEAD;
+        for i in (0..self.level).rev() {
+            loop {
+                let l = self.lvl(cur, i);
+                if l.next != NIL && l.next != x && self.before(l.next, x) {
+                    cur = l.next;
+                } else {
+                    break;
+                }
+            }
+            update[i] = cur;
+        }
+        for (i, &u) in update.iter().enumerate().take(self.level) {
+            let ul = self.lvl(u, i);
+            if ul.next == x {
+                let xl = self.lvl(x, i);
+                let um = self.lvl_mut(u, i);
+                um.span = um.span + xl.span - 1;
+                um.next = xl.next;
+            } else {
+                self.lvl_mut(u, i).span -= 1;
+            }
+        }
+        let (next0, back) = (self.lvl(x, 0).next, self.nodes[x as usize].back);
+        if next0 != NIL {
+            self.nodes[next0 as usize].back = back;
+        } else {
+            self.tail = back;
+        }
+        while self.level > 1 && self.lvl(HEAD, self.level - 1).next == NIL {
+            self.level -= 1;
+        }
+        self.len -= 1;
+    }
+
+    fn rescore(&mut self, x: u32, score: f64) {
+        self.unlink(x);
+        self.nodes[x as usize].score = score;
+        self.link(x);
+    }
+
+    fn remove(&mut self, member: &[u8]) -> bool {
+        match self.find(member) {
+            Some(x) => {
+                self.remove_node(x);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Removes the live node in slot `x` from the index and the list, freeing the slot.
+    fn remove_node(&mut self, x: u32) {
+        let h = self.hash(&self.nodes[x as usize].member);
+        if let Ok(entry) = self.index.find_entry(h, |&i| i == x) {
+            entry.remove();
+        }
+        self.unlink(x);
+        let n = &mut self.nodes[x as usize];
+        n.member = Box::default();
+        n.levels = Box::default();
+        self.free.push(x);
+        if self.len == 0 {
+            // An emptied set gives its memory back.
+            self.nodes.truncate(1);
+            self.free.clear();
+            return;
+        }
+        // Trailing free slots go; their stale entries in `free` are skipped by `alloc`.
+        while self.nodes.last().is_some_and(|n| n.levels.is_empty()) {
+            self.nodes.pop();
+        }
+        // Memory goes back once the set is mostly gone (as Redis resizes its dict below 10%).
+        if self.index.capacity() > 64 && self.index.len() * 8 < self.index.capacity() {
+            let (nodes, state) = (&self.nodes, &self.state);
+            self.index
+                .shrink_to(self.len * 2, |&i| state.hash_one(&nodes[i as usize].member));
+        }
+        if self.nodes.capacity() > 64 && self.nodes.len() * 4 < self.nodes.capacity() {
+            self.nodes.shrink_to(self.nodes.len() * 2);
+        }
+    }
+
+    fn prefix_len(&self, pred: impl Fn(f64, &[u8]) -> bool) -> usize {
+        let mut count = 0usize;
+        let mut cur = HEAD;
+        for i in (0..self.level).rev() {
+            loop {
+                let l = self.lvl(cur, i);
+                if l.next == NIL {
+                    break;
+                }
+                let n = &self.nodes[l.next as usize];
+                if !pred(n.score, &n.member) {
+                    break;
+                }
+                count += l.span as usize;
+                cur = l.next;
+            }
+        }
+        count
+    }
+
+    /// Slot of the node at 0-based rank `r`.
+    fn by_rank(&self, r: usize) -> Option<u32> {
+        if r >= self.len {
+            return None;
+        }
+        let want = r + 1;
+        let mut seen = 0usize;
+        let mut cur = HEAD;
+        for i in (0..self.level).rev() {
+            loop {
+                let l = self.lvl(cur, i);
+                if l.next != NIL && seen + l.span as usize <= want {
+                    seen += l.span as usize;
+                    cur = l.next;
+                } else {
+                    break;
+                }
+            }
+            if seen == want {
+                return Some(cur);
+            }
+        }
+        None
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (&[u8], f64)> + '_ {
+        let mut x = self.lvl(HEAD, 0).next;
+        std::iter::from_fn(move || {
+            if x == NIL {
+                return None;
+            }
+            let n = &self.nodes[x as usize];
+            x = n.levels[0].next;
+            Some((&n.member[..], n.score))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::set::Rng;
+    use std::collections::BTreeMap;
+
+    const LIM: ZsetLimits = ZsetLimits {
+        max_entries: 16,
+        max_value: 8,
+    };
+
+    /// The model: member -> score, and its sorted order.
+    fn sorted(model: &BTreeMap<Vec<u8>, f64>) -> Vec<(Vec<u8>, f64)> {
+        let mut v: Vec<(Vec<u8>, f64)> = model.iter().map(|(m, s)| (m.clone(), *s)).collect();
+        v.sort_by(|a, b| cmp_pair(a.1, &a.0, b.1, &b.0));
+        v
+    }
+
+    fn check(z: &ZSet, model: &BTreeMap<Vec<u8>, f64>) {
+        let want = sorted(model);
+        assert_eq!(z.len(), want.len());
+        let got: Vec<(Vec<u8>, f64)> = z.iter().map(|(m, s)| (m.to_vec(), s)).collect();
+        assert_eq!(got, want);
+        for (i, (m, s)) in want.iter().enumerate() {
+            assert_eq!(z.rank(m), Some(i));
+            assert_eq!(z.score(m), Some(*s));
+            let g = z.get(i).unwrap();
+            assert_eq!((g.0.to_vec(), g.1), (m.clone(), *s));
+        }
+        if let ZSet::Skip(sl) = z {
+            // Spans agree with the order: walking level i adds up to each node's rank.
+            for i in 0..sl.level {
+                let mut x = HEAD;
+                let mut rank = 0usize;
+                loop {
+                    let l = sl.lvl(x, i);
+                    if l.next == NIL {
+                        break;
+                    }
+                    rank += l.span as usize;
+                    x = l.next;
+                    let n = &sl.nodes[x as usize];
+                    assert_eq!(z.rank(&n.member), Some(rank - 1), "level {i}");
+                }
+            }
+            let back: Vec<Vec<u8>> = {
+                let mut v = Vec::new();
+                let mut x = sl.tail;
+                while x != NIL {
+                    v.push(sl.nodes[x as usize].member.to_vec());
+                    x = sl.nodes[x as usize].back;
+                }
+                v.reverse();
+                v
+            };
+            assert_eq!(back, want.iter().map(|p| p.0.clone()).collect::<Vec<_>>());
+        }
+    }
+
+    fn member(rng: &mut Rng) -> Vec<u8> {
+        match rng.below(8) {
+            0 => vec![b'L'; 9],
+            _ => format!("m{}", rng.below(40)).into_bytes(),
+        }
+    }
+
+    fn score(rng: &mut Rng) -> f64 {
+        match rng.below(6) {
+            0 => 0.0,
+            1 => f64::INFINITY,
+            2 => f64::NEG_INFINITY,
+            _ => (rng.below(20) as f64 - 10.0) / 2.0,
+        }
+    }
+
+    #[test]
+    fn model_based_random_operations() {
+        for seed in 0..40 {
+            let mut rng = Rng::new(seed);
+            let mut z = ZSet::new();
+            let mut model: BTreeMap<Vec<u8>, f64> = BTreeMap::new();
+            let mut was_skip = false;
+            for _ in 0..600 {
+                let m = member(&mut rng);
+                match rng.below(12) {
+                    0..=4 => {
+                        let s = score(&mut rng);
+                        let f = AddFlags {
+                            incr: rng.below(4) == 0,
+                            ..AddFlags::default()
+                        };
+                        let out = z.add(&m, s, f, LIM);
+                        let cur = model.get(&m).copied();
+                        let new = if f.incr { s + cur.unwrap_or(0.0) } else { s };
+                        match cur {
+                            _ if new.is_nan() => assert_eq!(out, AddOutcome::NaN),
+                            None => {
+                                assert_eq!(out, AddOutcome::Added(new));
+                                model.insert(m, new);
+                            }
+                            Some(c) if c == new => assert_eq!(out, AddOutcome::Same(new)),
+                            Some(_) => {
+                                assert_eq!(out, AddOutcome::Updated(new));
+                                model.insert(m, new);
+                            }
+                        }
+                    }
+                    5..=6 => assert_eq!(z.remove(&m), model.remove(&m).is_some()),
+                    7 => {
+                        let lo = rng.below(6) as f64 - 3.0;
+                        let r = ScoreRange {
+                            min: ScoreBound {
+                                value: lo,
+                                exclusive: rng.below(2) == 0,
+                            },
+                            max: ScoreBound {
+                                value: lo + rng.below(4) as f64,
+                                exclusive: rng.below(2) == 0,
+                            },
+                        };
+                        let (a, b) = z.score_ranks(&r);
+                        let want: Vec<Vec<u8>> = sorted(&model)
+                            .into_iter()
+                            .filter(|p| r.gte_min(p.1) && r.lte_max(p.1))
+                            .map(|p| p.0)
+                            .collect();
+                        let got: Vec<Vec<u8>> =
+                            z.range(a, b, false).iter().map(|p| p.0.to_vec()).collect();
+                        assert_eq!(got, want);
+                        let mut rev: Vec<Vec<u8>> =
+                            z.range(a, b, true).iter().map(|p| p.0.to_vec()).collect();
+                        rev.reverse();
+                        assert_eq!(rev, want);
+                    }
+                    8 if !model.is_empty() => {
+                        let n = z.len();
+                        let a = rng.below(n);
+                        let b = a + rng.below(3);
+                        let gone = z.remove_ranks(a, b);
+                        let s = sorted(&model);
+                        for p in s.iter().skip(a).take(b.min(n) - a) {
+                            model.remove(&p.0);
+                        }
+                        assert_eq!(gone, b.min(n) - a);
+                    }
+                    9 => {
+                        // Lex ranges on the members' order (the set's own order when the
+                        // scores are equal; here just a check of the predicate prefix).
+                        let r = LexRange {
+                            min: LexBound::NegInf,
+                            max: LexBound::PosInf,
+                        };
+                        assert_eq!(z.lex_ranks(&r), (0, z.len()));
+                    }
+                    _ => assert_eq!(z.score(&m), model.get(&m).copied()),
+                }
+                if model.len() > LIM.max_entries || model.keys().any(|m| m.len() > LIM.max_value) {
+                    assert_eq!(z.encoding(), "skiplist");
+                }
+                was_skip |= z.encoding() == "skiplist";
+                if was_skip {
+                    assert_eq!(z.encoding(), "skiplist", "never converts back");
+                }
+                check(&z, &model);
+            }
+        }
+    }
+
+    #[test]
+    fn big_skiplist_ranks_and_scan() {
+        let mut z = ZSet::new_skiplist();
+        let lim = ZsetLimits {
+            max_entries: 0,
+            max_value: 0,
+        };
+        for i in 0..5000u32 {
+            let m = format!("k{:05}", (i * 7919) % 5000);
+            z.add(
+                m.as_bytes(),
+                ((i * 7919) % 5000 / 10) as f64,
+                AddFlags::default(),
+                lim,
+            );
+        }
+        assert_eq!(z.len(), 5000);
+        for i in (0..5000).step_by(37) {
+            let m = format!("k{i:05}");
+            assert_eq!(z.rank(m.as_bytes()), Some(i));
+            assert_eq!(z.get(i).unwrap().0, m.as_bytes());
+        }
+        let r = ScoreRange {
+            min: ScoreBound {
+                value: 10.0,
+                exclusive: true,
+            },
+            max: ScoreBound {
+                value: 20.0,
+                exclusive: false,
+            },
+        };
+        assert_eq!(z.score_ranks(&r), (110, 210));
+        // Removing half keeps the other half's scan coverage.
+        for i in (0..5000).step_by(2) {
+            assert!(z.remove(format!("k{i:05}").as_bytes()));
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        let mut cursor = 0;
+        loop {
+            let (items, next) = z.scan(cursor, 100);
+            seen.extend(items.iter().map(|p| p.0.to_vec()));
+            if next == 0 {
+                break;
+            }
+            cursor = next;
+        }
+        assert_eq!(seen.len(), 2500);
+        for i in (1..5000).step_by(2) {
+            assert!(z.remove(format!("k{i:05}").as_bytes()));
+        }
+        assert!(z.is_empty());
+        if let ZSet::Skip(sl) = &z {
+            assert_eq!(
+                sl.nodes.len(),
+                1,
+                "an emptied skiplist keeps only its header"
+            );
+        }
+    }
+
+    #[test]
+    fn add_conditions_follow_zadd() {
+        let f = |s: &str| {
+            let mut f = AddFlags::default();
+            for w in s.split_whitespace() {
+                match w {
+                    "nx" => f.nx = true,
+                    "xx" => f.xx = true,
+                    "gt" => f.gt = true,
+                    "lt" => f.lt = true,
+                    _ => f.incr = true,
+                }
+            }
+            f
+        };
+        for mut z in [ZSet::new(), ZSet::new_skiplist()] {
+            assert_eq!(z.add(b"a", 5.0, f("xx"), LIM), AddOutcome::Nop);
+            assert_eq!(z.add(b"a", 5.0, f("gt"), LIM), AddOutcome::Added(5.0));
+            assert_eq!(z.add(b"a", 4.0, f("gt"), LIM), AddOutcome::Nop);
+            assert_eq!(z.add(b"a", 6.0, f("gt xx"), LIM), AddOutcome::Updated(6.0));
+            assert_eq!(z.add(b"a", 7.0, f("lt"), LIM), AddOutcome::Nop);
+            assert_eq!(z.add(b"a", 1.0, f("nx"), LIM), AddOutcome::Nop);
+            assert_eq!(
+                z.add(b"a", -1.0, f("lt incr"), LIM),
+                AddOutcome::Updated(5.0)
+            );
+            assert_eq!(z.add(b"a", 1.0, f("lt incr"), LIM), AddOutcome::Nop);
+            assert_eq!(z.add(b"a", 5.0, f(""), LIM), AddOutcome::Same(5.0));
+            assert_eq!(
+                z.add(b"b", f64::INFINITY, f(""), LIM),
+                AddOutcome::Added(f64::INFINITY)
+            );
+            assert_eq!(
+                z.add(b"b", f64::NEG_INFINITY, f("incr"), LIM),
+                AddOutcome::NaN
+            );
+            assert_eq!(z.score(b"b"), Some(f64::INFINITY));
+            assert_eq!(z.rank(b"b"), Some(1));
+        }
+    }
+
+    #[test]
+    fn from_pairs_picks_the_store_encoding() {
+        let small = ZSet::from_pairs(vec![(b"b".to_vec(), 1.0), (b"a".to_vec(), 1.0)], LIM);
+        assert_eq!(small.encoding(), "listpack");
+        assert_eq!(small.get(0).unwrap().0, b"a");
+        let long = ZSet::from_pairs(vec![(vec![b'x'; 9], 1.0)], LIM);
+        assert_eq!(long.encoding(), "skiplist");
+        let many = ZSet::from_pairs((0..17).map(|i| (vec![i as u8], i as f64)).collect(), LIM);
+        assert_eq!(many.encoding(), "skiplist");
+        assert_eq!(many.len(), 17);
+    }
+}
