@@ -197,10 +197,14 @@ fn create_three_redcell_masters() {
     let mut raw = Raw::connect(a.port);
     let reply = rcall(&mut raw, &["GET", &key]);
     assert!(reply.starts_with(&format!("-MOVED {slot_elsewhere} 127.0.0.1:")), "{reply}");
-    assert_eq!(
-        rcall(&mut raw, &["MSET", "{a}1", "x", "{b}1", "y"]),
-        "-CROSSSLOT Keys in request don't hash to the same slot\r\n"
-    );
+    let crossslot = "-CROSSSLOT Keys in request don't hash to the same slot\r\n";
+    assert_eq!(rcall(&mut raw, &["MSET", "{a}1", "x", "{b}1", "y"]), crossslot);
+    // Commands whose keys move with their arguments are routed by their real keys too.
+    assert_eq!(rcall(&mut raw, &["SINTERCARD", "2", "{a}1", "{b}1"]), crossslot);
+    assert_eq!(rcall(&mut raw, &["XREAD", "STREAMS", "{a}1", "{b}1", "0", "0"]), crossslot);
+    assert_eq!(rcall(&mut raw, &["ZUNIONSTORE", "{a}d", "2", "{a}1", "{b}1"]), crossslot);
+    let reply = rcall(&mut raw, &["LMPOP", "1", &key, "LEFT"]);
+    assert!(reply.starts_with(&format!("-MOVED {slot_elsewhere} ")), "{reply}");
 }
 
 /// Whether a CLUSTER NODES line lists `slot` among its ranges.

@@ -54,6 +54,21 @@ const FAMILIES: &[Family] = &[
         weight: 2,
         generate: hyperloglog,
     },
+    Family {
+        name: "lists",
+        weight: 3,
+        generate: lists,
+    },
+    Family {
+        name: "sorted sets",
+        weight: 3,
+        generate: zsets,
+    },
+    Family {
+        name: "streams",
+        weight: 2,
+        generate: streams,
+    },
 ];
 
 // ---- commands and how their replies compare ----
@@ -499,6 +514,286 @@ fn hyperloglog(g: &mut Gen) -> Cmd {
     }
 }
 
+fn lists(g: &mut Gen) -> Cmd {
+    let k = g.key();
+    match g.below(22) {
+        0..=3 => {
+            let op = g.pick(&["LPUSH", "RPUSH", "RPUSH", "LPUSHX", "RPUSHX"]);
+            Cmd::new(&with_keys(op, &[k], &g.members(4)))
+        }
+        4 => Cmd::new(&[g.pick(&["LPOP", "RPOP"]), &k]),
+        5 => Cmd::new(&[g.pick(&["LPOP", "RPOP"]), &k, &g.int(0, 4)]),
+        6 => Cmd::new(&["LLEN", &k]),
+        7 => Cmd::new(&["LINDEX", &k, &g.int(-6, 6)]),
+        8 => Cmd::new(&["LSET", &k, &g.int(-4, 4), &g.member()]),
+        9 | 10 => Cmd::new(&["LRANGE", &k, &g.int(-8, 8), &g.int(-8, 8)]),
+        11 => Cmd::new(&["LTRIM", &k, &g.int(-3, 3), &g.int(-3, 8)]),
+        12 => Cmd::new(&["LREM", &k, &g.int(-2, 2), &g.member()]),
+        13 => {
+            let pos = g.pick(&["BEFORE", "AFTER"]);
+            Cmd::new(&["LINSERT", &k, pos, &g.member(), &g.member()])
+        }
+        14 => {
+            let mut a = vec!["LPOS".to_string(), k, g.member()];
+            if g.chance(50) {
+                a.extend(["RANK".to_string(), g.int(-2, 2)]);
+            }
+            if g.chance(50) {
+                a.extend(["COUNT".to_string(), g.int(0, 3)]);
+            }
+            if g.chance(30) {
+                a.extend(["MAXLEN".to_string(), g.int(0, 5)]);
+            }
+            Cmd::new(&a)
+        }
+        15 => {
+            let (from, to) = (g.pick(&["LEFT", "RIGHT"]), g.pick(&["LEFT", "RIGHT"]));
+            Cmd::new(&["LMOVE", &k, &g.key(), from, to])
+        }
+        16 => Cmd::new(&["RPOPLPUSH", &k, &g.key()]),
+        17 => {
+            let keys = g.keys(3);
+            let mut a = vec!["LMPOP".to_string(), keys.len().to_string()];
+            a.extend(keys);
+            a.push(g.pick(&["LEFT", "RIGHT"]).into());
+            if g.chance(50) {
+                a.extend(["COUNT".to_string(), g.int(1, 3)]);
+            }
+            Cmd::new(&a)
+        }
+        18 => Cmd::new(&["DEL", &k]),
+        _ => one_of(
+            g,
+            &k,
+            &[
+                &["LPUSH", "K"],
+                &["LRANGE", "K", "0"],
+                &["LINSERT", "K", "MIDDLE", "a", "b"],
+                &["LPOS", "K", "a", "RANK", "0"],
+                &["LPOS", "K", "a", "COUNT", "-1"],
+                &["LMOVE", "K", "K", "UP", "LEFT"],
+                &["LMPOP", "0", "K", "LEFT"],
+                &["LMPOP", "1", "K", "SIDEWAYS"],
+                &["LPOP", "K", "-1"],
+                &["LSET", "K", "x", "v"],
+            ],
+        ),
+    }
+}
+
+/// A score: mostly small integers and halves (ties happen), sometimes infinities or junk.
+fn score(g: &mut Gen) -> String {
+    match g.below(20) {
+        0 => g.pick(&["inf", "-inf", "+inf"]).into(),
+        1 => g.pick(&["nan", "x", ""]).into(),
+        2..=5 => format!("{}.5", g.below(6)),
+        _ => (g.below(10) as i64 - 3).to_string(),
+    }
+}
+
+/// A ZRANGEBYSCORE-style bound.
+fn score_bound(g: &mut Gen) -> String {
+    match g.below(8) {
+        0 => g.pick(&["-inf", "+inf", "(", "x"]).into(),
+        1 | 2 => format!("({}", g.below(8) as i64 - 3),
+        _ => (g.below(8) as i64 - 3).to_string(),
+    }
+}
+
+fn zsets(g: &mut Gen) -> Cmd {
+    let k = g.key();
+    match g.below(24) {
+        0..=3 => {
+            let mut a = vec!["ZADD".to_string(), k];
+            for opt in ["NX", "XX", "GT", "LT", "CH", "INCR"] {
+                if g.chance(8) {
+                    a.push(opt.into());
+                }
+            }
+            for _ in 0..1 + g.below(3) {
+                a.push(score(g));
+                a.push(g.member());
+            }
+            Cmd::new(&a)
+        }
+        4 => Cmd::new(&["ZINCRBY", &k, &score(g), &g.member()]),
+        5 => Cmd::new(&with_keys("ZREM", &[k], &g.members(3))),
+        6 => Cmd::new(&["ZCARD", &k]),
+        7 => Cmd::new(&["ZSCORE", &k, &g.member()]),
+        8 => Cmd::new(&with_keys("ZMSCORE", &[k], &g.members(3))),
+        9 => Cmd::new(&[g.pick(&["ZRANK", "ZREVRANK"]), &k, &g.member()]),
+        10 => Cmd::new(&["ZCOUNT", &k, &score_bound(g), &score_bound(g)]),
+        11 | 12 => {
+            let mut a = vec!["ZRANGE".to_string(), k];
+            let by_score = g.chance(40);
+            if by_score {
+                a.extend([score_bound(g), score_bound(g), "BYSCORE".into()]);
+            } else {
+                a.extend([g.int(-5, 5), g.int(-5, 5)]);
+            }
+            if g.chance(30) {
+                a.push("REV".into());
+            }
+            if by_score && g.chance(40) {
+                a.extend(["LIMIT".into(), g.int(0, 2), g.int(-1, 3)]);
+            }
+            if g.chance(50) {
+                a.push("WITHSCORES".into());
+            }
+            Cmd::new(&a)
+        }
+        13 => {
+            let op = g.pick(&["ZRANGEBYSCORE", "ZREVRANGEBYSCORE"]);
+            Cmd::new(&[op, &k, &score_bound(g), &score_bound(g), "WITHSCORES"])
+        }
+        14 => Cmd::new(&[g.pick(&["ZPOPMIN", "ZPOPMAX"]), &k, &g.int(0, 3)]),
+        15 => Cmd::new(&["ZREMRANGEBYRANK", &k, &g.int(-3, 3), &g.int(-3, 3)]),
+        16 => Cmd::new(&["ZREMRANGEBYSCORE", &k, &score_bound(g), &score_bound(g)]),
+        17 | 18 => {
+            let keys = g.keys(3);
+            let store = g.chance(50);
+            let op = if store {
+                g.pick(&["ZUNIONSTORE", "ZINTERSTORE", "ZDIFFSTORE"])
+            } else {
+                g.pick(&["ZUNION", "ZINTER", "ZDIFF"])
+            };
+            let mut a = vec![op.to_string()];
+            if store {
+                a.push(k);
+            }
+            a.push(keys.len().to_string());
+            a.extend(keys.iter().cloned());
+            if !op.starts_with("ZDIFF") && g.chance(40) {
+                a.push("WEIGHTS".into());
+                a.extend((0..keys.len()).map(|_| g.pick(&["1", "2", "-1", "0.5"]).to_string()));
+            }
+            if !op.starts_with("ZDIFF") && g.chance(40) {
+                a.extend(["AGGREGATE".into(), g.pick(&["SUM", "MIN", "MAX"]).into()]);
+            }
+            if !store && g.chance(50) {
+                a.push("WITHSCORES".into());
+            }
+            Cmd::new(&a)
+        }
+        19 => {
+            let keys = g.keys(3);
+            let mut a = vec!["ZINTERCARD".to_string(), keys.len().to_string()];
+            a.extend(keys);
+            Cmd::new(&a)
+        }
+        20 => {
+            let keys = g.keys(2);
+            let mut a = vec!["ZMPOP".to_string(), keys.len().to_string()];
+            a.extend(keys);
+            a.push(g.pick(&["MIN", "MAX"]).into());
+            if g.chance(50) {
+                a.extend(["COUNT".to_string(), g.int(1, 3)]);
+            }
+            Cmd::new(&a)
+        }
+        21 => Cmd::new(&["DEL", &k]),
+        _ => one_of(
+            g,
+            &k,
+            &[
+                &["ZADD", "K", "NX", "XX", "1", "a"],
+                &["ZADD", "K", "GT", "LT", "1", "a"],
+                &["ZADD", "K", "INCR", "1", "a", "2", "b"],
+                &["ZADD", "K", "1"],
+                &["ZRANGE", "K", "0", "1", "LIMIT", "0", "1"],
+                &["ZRANGE", "K", "(1", "2", "BYSCORE", "BYSCORE"],
+                &["ZUNIONSTORE", "K", "0", "K"],
+                &["ZINTER", "1", "K", "WEIGHTS", "x"],
+                &["ZINTER", "1", "K", "AGGREGATE", "AVG"],
+                &["ZCOUNT", "K", "a", "b"],
+                &["ZINCRBY", "K", "nan", "m"],
+            ],
+        ),
+    }
+}
+
+fn streams(g: &mut Gen) -> Cmd {
+    let k = g.key();
+    // Explicit IDs that mostly grow with the sequence (so XADD mostly succeeds), sometimes not.
+    let id = |g: &mut Gen| match g.below(10) {
+        0 => "0-1".to_string(),
+        1 => format!("{}-*", g.seq),
+        _ => {
+            let seq = g.seq;
+            format!("{seq}-{}", g.below(3))
+        }
+    };
+    let range_id = |g: &mut Gen| match g.below(6) {
+        0 => "-".to_string(),
+        1 => "+".to_string(),
+        2 => format!("({}", g.seq / 2),
+        _ => {
+            let seq = g.seq;
+            seq.saturating_sub(g.below(400)).to_string()
+        }
+    };
+    match g.below(26) {
+        0..=8 => {
+            let mut a = vec!["XADD".to_string(), k];
+            if g.chance(10) {
+                a.push("NOMKSTREAM".into());
+            }
+            if g.chance(20) {
+                a.extend(["MAXLEN".into(), g.pick(&["=", "~"]).into(), g.int(0, 8)]);
+            }
+            a.push(id(g));
+            for _ in 0..1 + g.below(2) {
+                a.push(g.member());
+                a.push(g.member());
+            }
+            Cmd::new(&a)
+        }
+        9 => Cmd::new(&["XLEN", &k]),
+        10 | 11 => {
+            let (op, count) = (g.pick(&["XRANGE", "XREVRANGE"]), g.int(0, 4));
+            let (a, b) = (range_id(g), range_id(g));
+            if g.chance(50) {
+                Cmd::new(&[op, &k, &a, &b, "COUNT", &count])
+            } else {
+                Cmd::new(&[op, &k, &a, &b])
+            }
+        }
+        12 => Cmd::new(&["XDEL", &k, &format!("{}-0", g.seq.saturating_sub(g.below(300)))]),
+        13 => Cmd::new(&["XTRIM", &k, "MAXLEN", &g.int(0, 6)]),
+        14 => Cmd::new(&["XTRIM", &k, "MINID", &g.seq.saturating_sub(g.below(300)).to_string()]),
+        15 => {
+            let keys = g.keys(2);
+            let mut a = vec!["XREAD".to_string(), "COUNT".into(), g.int(1, 3), "STREAMS".into()];
+            a.extend(keys.iter().cloned());
+            a.extend(keys.iter().map(|_| "0".to_string()));
+            Cmd::new(&a)
+        }
+        16 => Cmd::new(&["XGROUP", "CREATE", &k, g.pick(&["g1", "g2"]), "0", "MKSTREAM"]),
+        17 | 18 => Cmd::new(&[
+            "XREADGROUP", "GROUP", g.pick(&["g1", "g2"]), g.pick(&["alice", "bob"]),
+            "COUNT", "2", "STREAMS", &k, g.pick(&[">", ">", "0"]),
+        ]),
+        19 => Cmd::new(&["XACK", &k, g.pick(&["g1", "g2"]), &format!("{}-0", g.seq.saturating_sub(g.below(200)))]),
+        20 => Cmd::new(&["XPENDING", &k, g.pick(&["g1", "g2"])]),
+        // Other families overwrite stream keys often: recycle them more than the others do.
+        21..=23 => Cmd::new(&["DEL", &k]),
+        _ => one_of(
+            g,
+            &k,
+            &[
+                &["XADD", "K", "0-0", "f", "v"],
+                &["XADD", "K", "*", "f"],
+                &["XADD", "K", "MAXLEN", "-1", "*", "f", "v"],
+                &["XRANGE", "K", "x", "+"],
+                &["XREAD", "STREAMS", "K"],
+                &["XGROUP", "CREATE", "K", "g1", "$"],
+                &["XREADGROUP", "GROUP", "nosuch", "c", "STREAMS", "K", ">"],
+                &["XTRIM", "K", "LENGTH", "1"],
+            ],
+        ),
+    }
+}
+
 // ---- replies ----
 
 /// A parsed reply, enough to reorder aggregates.
@@ -618,6 +913,10 @@ const DEFAULTS: &[(&str, &str)] = &[
     ("hash-max-listpack-value", "64"),
     ("set-max-intset-entries", "512"),
     ("hll-sparse-max-bytes", "3000"),
+    ("zset-max-listpack-entries", "128"),
+    ("zset-max-listpack-value", "64"),
+    ("list-max-listpack-size", "-2"),
+    ("stream-node-max-entries", "100"),
 ];
 const PASSES: &[Pass] = &[
     Pass {
@@ -638,6 +937,10 @@ const PASSES: &[Pass] = &[
             ("hash-max-listpack-value", "4"),
             ("set-max-intset-entries", "3"),
             ("hll-sparse-max-bytes", "60"),
+            ("zset-max-listpack-entries", "3"),
+            ("zset-max-listpack-value", "4"),
+            ("list-max-listpack-size", "2"),
+            ("stream-node-max-entries", "3"),
         ],
     },
 ];

@@ -105,6 +105,7 @@ pub static COMMANDS: &[CommandSpec] = &[
             "Remove the last element in a list, prepend it to another list and return it",
         ),
     CommandSpec::new("lmpop", -4, WRITE | MOVABLE_KEYS, Handler::Async(lmpop))
+        .key_finder(crate::cmd::keys_at::numkeys_1)
         .acl(WRITE_SLOW)
         .doc("list", "7.0.0", "Pop elements from a list"),
     CommandSpec::new("blpop", -3, WRITE | NOSCRIPT | BLOCKING, Handler::Async(blpop))
@@ -155,6 +156,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         WRITE | BLOCKING | MOVABLE_KEYS,
         Handler::Async(blmpop),
     )
+        .key_finder(crate::cmd::keys_at::numkeys_2)
     .acl(BLOCKING_ACL)
     .doc(
         "list",

@@ -79,6 +79,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         READONLY | MOVABLE_KEYS,
         Handler::Async(sintercard),
     )
+        .key_finder(crate::cmd::keys_at::numkeys_1)
     .acl(READ_SLOW)
     .doc(
         "set",

@@ -104,9 +104,11 @@ pub static COMMANDS: &[CommandSpec] = &[
         .acl(WRITE_SLOW)
         .doc("stream", "5.0.0", "Trims the stream to (approximately if '~' is passed) a certain size"),
     CommandSpec::new("xread", -4, READONLY | BLOCKING | MOVABLE_KEYS, Handler::Async(xread))
+        .key_finder(crate::cmd::keys_at::streams)
         .acl(&["@read", "@stream", "@slow", "@blocking"])
         .doc("stream", "5.0.0", "Return never seen elements in multiple streams, with IDs greater than the ones reported by the caller for each stream. Can block."),
     CommandSpec::new("xreadgroup", -7, WRITE | BLOCKING | MOVABLE_KEYS, Handler::Async(xreadgroup))
+        .key_finder(crate::cmd::keys_at::streams)
         .acl(&["@write", "@stream", "@slow", "@blocking"])
         .doc("stream", "5.0.0", "Return new entries from a stream using a consumer group, or access the history of the pending entries for a given consumer. Can block."),
     CommandSpec::keyed("xack", -4, WRITE | FAST, xack)

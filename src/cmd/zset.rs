@@ -101,33 +101,41 @@ pub static COMMANDS: &[CommandSpec] = &[
         .acl(WRITE_FAST)
         .doc("sorted-set", "5.0.0", "Remove and return members with the highest scores in a sorted set"),
     CommandSpec::new("zmpop", -4, WRITE | MOVABLE_KEYS, Handler::Async(zmpop))
+        .key_finder(crate::cmd::keys_at::numkeys_1)
         .acl(WRITE_SLOW)
         .doc("sorted-set", "7.0.0", "Remove and return members with scores in a sorted set"),
     CommandSpec::keyed("zrandmember", -2, READONLY, zrandmember)
         .acl(READ_SLOW)
         .doc("sorted-set", "6.2.0", "Get one or multiple random elements from a sorted set"),
     CommandSpec::new("zunion", -3, READONLY | MOVABLE_KEYS, Handler::Async(zunion))
+        .key_finder(crate::cmd::keys_at::numkeys_1)
         .acl(READ_SLOW)
         .doc("sorted-set", "6.2.0", "Add multiple sorted sets"),
     CommandSpec::new("zinter", -3, READONLY | MOVABLE_KEYS, Handler::Async(zinter))
+        .key_finder(crate::cmd::keys_at::numkeys_1)
         .acl(READ_SLOW)
         .doc("sorted-set", "6.2.0", "Intersect multiple sorted sets"),
     CommandSpec::new("zdiff", -3, READONLY | MOVABLE_KEYS, Handler::Async(zdiff))
+        .key_finder(crate::cmd::keys_at::numkeys_1)
         .acl(READ_SLOW)
         .doc("sorted-set", "6.2.0", "Subtract multiple sorted sets"),
     CommandSpec::new("zunionstore", -4, WRITE | DENYOOM | MOVABLE_KEYS, Handler::Async(zunionstore))
+        .key_finder(crate::cmd::keys_at::dest_numkeys_2)
         .keys(1, 1, 1)
         .acl(WRITE_SLOW)
         .doc("sorted-set", "2.0.0", "Add multiple sorted sets and store the resulting sorted set in a new key"),
     CommandSpec::new("zinterstore", -4, WRITE | DENYOOM | MOVABLE_KEYS, Handler::Async(zinterstore))
+        .key_finder(crate::cmd::keys_at::dest_numkeys_2)
         .keys(1, 1, 1)
         .acl(WRITE_SLOW)
         .doc("sorted-set", "2.0.0", "Intersect multiple sorted sets and store the resulting sorted set in a new key"),
     CommandSpec::new("zdiffstore", -4, WRITE | DENYOOM | MOVABLE_KEYS, Handler::Async(zdiffstore))
+        .key_finder(crate::cmd::keys_at::dest_numkeys_2)
         .keys(1, 1, 1)
         .acl(WRITE_SLOW)
         .doc("sorted-set", "6.2.0", "Subtract multiple sorted sets and store the resulting sorted set in a new key"),
     CommandSpec::new("zintercard", -3, READONLY | MOVABLE_KEYS, Handler::Async(zintercard))
+        .key_finder(crate::cmd::keys_at::numkeys_1)
         .acl(READ_SLOW)
         .doc("sorted-set", "7.0.0", "Intersect multiple sorted sets and return the cardinality of the result"),
     CommandSpec::new("bzpopmin", -3, WRITE | NOSCRIPT | BLOCKING | FAST, Handler::Async(bzpopmin))
@@ -139,6 +147,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         .acl(&["@write", "@sortedset", "@fast", "@blocking"])
         .doc("sorted-set", "5.0.0", "Remove and return the member with the highest score from one or more sorted sets, or block until one is available"),
     CommandSpec::new("bzmpop", -5, WRITE | BLOCKING | MOVABLE_KEYS, Handler::Async(bzmpop))
+        .key_finder(crate::cmd::keys_at::numkeys_2)
         .acl(&["@write", "@sortedset", "@slow", "@blocking"])
         .doc("sorted-set", "7.0.0", "Remove and return members with scores in a sorted set or block until one is available"),
     CommandSpec::keyed("zscan", -3, READONLY, zscan)

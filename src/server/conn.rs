@@ -323,7 +323,7 @@ pub async fn dispatch(conn: &mut Conn, args: Args<'_>, raw: Option<&[u8]>) {
         return;
     }
     conn.meta.last_cmd.set(table.full_names[idx].as_str());
-    if spec.first_key > 0 && conn.shard.slot_map.borrow().enabled {
+    if (spec.first_key > 0 || spec.key_finder.is_some()) && conn.shard.slot_map.borrow().enabled {
         let routed = cluster_route(conn, spec, &args);
         // ASKING lasts for one command.
         conn.asking = false;
@@ -409,7 +409,8 @@ pub async fn dispatch(conn: &mut Conn, args: Args<'_>, raw: Option<&[u8]>) {
 /// all keys in one slot, that slot served here, the cluster up.
 fn cluster_route(conn: &Conn, spec: &CommandSpec, args: &Args<'_>) -> Result<(), Error> {
     let map = conn.shard.slot_map.borrow();
-    let mut positions = spec.key_positions(args.len());
+    let keys = spec.keys_of(args);
+    let mut positions = keys.into_iter();
     let Some(first) = positions.next() else {
         return Ok(());
     };

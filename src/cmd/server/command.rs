@@ -177,6 +177,14 @@ fn target(a: &Args) -> Result<usize, Error> {
 /// The key positions (relative to the named command) of a GETKEYS request.
 fn getkeys_positions(a: &Args) -> Result<Vec<usize>, Error> {
     let spec = table().specs[target(a)?];
+    if let Some(find) = spec.key_finder {
+        // The named command's own arguments, as it would receive them.
+        let own = crate::resp::OwnedArgs::from_iter(a.rest(2));
+        return match find(&own.args()) {
+            Some(keys) if !keys.is_empty() => Ok(keys),
+            _ => Err(Error::msg("Invalid arguments specified for command")),
+        };
+    }
     if spec.first_key <= 0 {
         return Err(Error::msg("The command has no key arguments"));
     }
