@@ -179,6 +179,69 @@ fn bench_keyspace(c: &mut Criterion) {
             })
         });
         g.finish();
+
+        // Hashes and sets through the same path: 10k small (listpack/intset) values, and one
+        // big (hashtable) value of 200k fields / members.
+        let (hset_idx, hset) = keyed(b"hset");
+        let (hget_idx, hget) = keyed(b"hget");
+        let (sadd_idx, sadd) = keyed(b"sadd");
+        let (sism_idx, sism) = keyed(b"sismember");
+        const SMALL: usize = 10_000;
+        const BIG: usize = 200_000;
+        for i in 0..SMALL {
+            let key = format!("h:{i}");
+            for f in 0..8 {
+                let field = format!("f{f}");
+                let req = Request::new(&[b"HSET", key.as_bytes(), field.as_bytes(), b"v"]);
+                cmd::run_keyed(&shard, hset_idx, hset, &req.args(), &mut out, now);
+                let member = (f * 3).to_string();
+                let req = Request::new(&[b"SADD", format!("s:{i}").as_bytes(), member.as_bytes()]);
+                cmd::run_keyed(&shard, sadd_idx, sadd, &req.args(), &mut out, now);
+            }
+        }
+        for f in 0..BIG {
+            let field = format!("field:{f}");
+            let req = Request::new(&[b"HSET", b"bighash", field.as_bytes(), b"v"]);
+            cmd::run_keyed(&shard, hset_idx, hset, &req.args(), &mut out, now);
+            let req = Request::new(&[b"SADD", b"bigset", field.as_bytes()]);
+            cmd::run_keyed(&shard, sadd_idx, sadd, &req.args(), &mut out, now);
+        }
+        out.buf.clear();
+        let reqs = |f: &dyn Fn(usize) -> Vec<Vec<u8>>| -> Vec<Request> {
+            (0..4096)
+                .map(|i| {
+                    let words = f(i * 7919);
+                    let refs: Vec<&[u8]> = words.iter().map(Vec::as_slice).collect();
+                    Request::new(&refs)
+                })
+                .collect()
+        };
+        let small_hget = reqs(&|i| vec![b"HGET".to_vec(), format!("h:{}", i % SMALL).into_bytes(), format!("f{}", i % 8).into_bytes()]);
+        let small_hset = reqs(&|i| vec![b"HSET".to_vec(), format!("h:{}", i % SMALL).into_bytes(), format!("f{}", i % 8).into_bytes(), b"w".to_vec()]);
+        let big_hget = reqs(&|i| vec![b"HGET".to_vec(), b"bighash".to_vec(), format!("field:{}", i % BIG).into_bytes()]);
+        let big_hset = reqs(&|i| vec![b"HSET".to_vec(), b"bighash".to_vec(), format!("field:{}", i % BIG).into_bytes(), b"w".to_vec()]);
+        let small_sism = reqs(&|i| vec![b"SISMEMBER".to_vec(), format!("s:{}", i % SMALL).into_bytes(), ((i % 8) * 3).to_string().into_bytes()]);
+        let big_sism = reqs(&|i| vec![b"SISMEMBER".to_vec(), b"bigset".to_vec(), format!("field:{}", i % BIG).into_bytes()]);
+        let mut g = c.benchmark_group("hash_set");
+        let cases: [(&str, &[Request], usize, KeyedFn); 6] = [
+            ("hget_listpack_10k_keys", &small_hget, hget_idx, hget),
+            ("hset_listpack_10k_keys", &small_hset, hset_idx, hset),
+            ("hget_hashtable_200k_fields", &big_hget, hget_idx, hget),
+            ("hset_hashtable_200k_fields", &big_hset, hset_idx, hset),
+            ("sismember_intset_10k_keys", &small_sism, sism_idx, sism),
+            ("sismember_hashtable_200k", &big_sism, sism_idx, sism),
+        ];
+        for (name, reqs, idx, f) in cases {
+            g.bench_function(name, |b| {
+                b.iter(|| {
+                    let req = &reqs[i & 4095];
+                    i += 1;
+                    cmd::run_keyed(&shard, idx, f, &req.args(), &mut out, now);
+                    out.buf.clear();
+                })
+            });
+        }
+        g.finish();
     });
 }
 
