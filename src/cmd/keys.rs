@@ -302,7 +302,8 @@ fn ttl_generic(c: &mut Ctx, a: &Args, ms: bool, absolute: bool) -> CmdResult {
         c.out.int(-2);
         return Ok(());
     };
-    let expire_at = e.expire_at();
+    let ttl = e.ttl();
+    let expire_at = c.db.expire_at_of(ttl);
     if expire_at == NO_EXPIRE {
         c.out.int(-1);
         return Ok(());
@@ -447,7 +448,9 @@ fn copy(c: &mut Ctx, a: &Args) -> CmdResult {
         c.out.int(0);
         return Ok(());
     };
-    let (value, expire_at) = (e.value.clone(), e.expire_at());
+    let (value, ttl) = (e.value.clone(), e.ttl());
+    // Read now: the lookup of `dst` below may expire keys and move TTL records.
+    let expire_at = c.db.expire_at_of(ttl);
     if c.db.get(dst, c.now).is_some() && !replace {
         c.out.int(0);
         return Ok(());

@@ -2,8 +2,8 @@
 //!
 //! Slot `s` is owned by shard `s % nshards` and lives at `tables[s / nshards]`, so counting or
 //! listing the keys of a slot touches only that slot's table. Keys with a TTL are also listed
-//! in `volatile` (with their position kept in the entry) so that the active expire cycle can
-//! sample them uniformly, as Redis samples its `expires` dict.
+//! in `volatile`, with their expiry (the entry keeps only its position there), so that the
+//! active expire cycle can sample them uniformly, as Redis samples its `expires` dict.
 
 mod table;
 
@@ -17,10 +17,10 @@ use crate::util::glob::glob_match;
 pub const NO_EXPIRE: i64 = 0;
 const NOT_VOLATILE: u32 = u32::MAX;
 
+/// A key's value and metadata: 32 bytes, because every key pays for it. The expiry lives in
+/// `Keyspace::volatile` (only keys with a TTL pay for one), found through `vidx`.
 pub struct Entry {
     pub value: Value,
-    /// Absolute expiry in Unix milliseconds, or `NO_EXPIRE`.
-    expire_at: i64,
     /// Position in `Keyspace::volatile`, or `NOT_VOLATILE`.
     vidx: u32,
     /// Last access, in seconds of the LRU clock (for OBJECT IDLETIME).
@@ -32,21 +32,44 @@ impl Entry {
     pub fn new(value: Value, lru: u32) -> Entry {
         Entry {
             value,
-            expire_at: NO_EXPIRE,
             vidx: NOT_VOLATILE,
             lru,
         }
     }
 
+    /// A handle to read this entry's expiry with `Keyspace::expire_at_of` once the entry's
+    /// borrow has ended.
     #[inline]
-    pub fn expire_at(&self) -> i64 {
-        self.expire_at
+    pub fn ttl(&self) -> Ttl {
+        Ttl(self.vidx)
     }
+}
 
-    #[inline]
-    fn expired(&self, now: i64) -> bool {
-        self.expire_at != NO_EXPIRE && self.expire_at <= now
+/// See `Entry::ttl`; valid until the keyspace next changes.
+#[derive(Clone, Copy, Debug)]
+pub struct Ttl(u32);
+
+/// A key with a TTL, listed for active expiry.
+struct Volatile {
+    slot: u16,
+    key: Box<[u8]>,
+    /// Absolute expiry in Unix milliseconds.
+    expire_at: i64,
+}
+
+/// The expiry of the entry whose `vidx` this is (`NO_EXPIRE` for none).
+#[inline]
+fn expire_of(volatile: &[Volatile], vidx: u32) -> i64 {
+    match vidx {
+        NOT_VOLATILE => NO_EXPIRE,
+        i => volatile.get(i as usize).map_or(NO_EXPIRE, |v| v.expire_at),
     }
+}
+
+#[inline]
+fn is_expired(volatile: &[Volatile], e: &Entry, now: i64) -> bool {
+    let at = expire_of(volatile, e.vidx);
+    at != NO_EXPIRE && at <= now
 }
 
 
@@ -60,7 +83,7 @@ pub struct KeyspaceStats {
 pub struct Keyspace {
     nshards: usize,
     tables: Vec<SlotTable>,
-    volatile: Vec<(u16, Box<[u8]>)>,
+    volatile: Vec<Volatile>,
     len: usize,
     rng: u64,
     pub stats: KeyspaceStats,
@@ -152,20 +175,29 @@ pub struct ScanFilter<'a> {
 /// borrow the tables again).
 fn apply_expiry(
     e: &mut Entry,
-    volatile: &mut Vec<(u16, Box<[u8]>)>,
+    volatile: &mut Vec<Volatile>,
     slot: u16,
     key: &[u8],
     expire_at: i64,
 ) -> Option<usize> {
-    e.expire_at = expire_at;
     match (e.vidx == NOT_VOLATILE, expire_at == NO_EXPIRE) {
         (true, false) => {
             e.vidx = volatile.len() as u32;
-            volatile.push((slot, key.into()));
+            volatile.push(Volatile {
+                slot,
+                key: key.into(),
+                expire_at,
+            });
+            None
+        }
+        (false, false) => {
+            if let Some(v) = volatile.get_mut(e.vidx as usize) {
+                v.expire_at = expire_at;
+            }
             None
         }
         (false, true) => Some(std::mem::replace(&mut e.vidx, NOT_VOLATILE) as usize),
-        _ => None,
+        (true, true) => None,
     }
 }
 
@@ -245,7 +277,7 @@ impl Keyspace {
         let entry: *mut Entry = self.tables.get_mut(t)?.get_mut(key)?;
         // SAFETY: `entry` points into `self.tables[t]`, which nothing else borrows; returning
         // it here only works around the borrow checker's conditional-return limitation.
-        if unsafe { !(*entry).expired(now) } {
+        if unsafe { !is_expired(&self.volatile, &*entry, now) } {
             if !self.watched.is_empty() {
                 note_touched(&self.watched, &mut self.ready, key);
             }
@@ -369,8 +401,15 @@ impl Keyspace {
 
     /// Removes a live key and returns its value and expiry (`NO_EXPIRE` for none).
     pub fn take(&mut self, key: &[u8], now: i64) -> Option<(Value, i64)> {
-        self.get(key, now)?;
-        self.remove(key).map(|e| (e.value, e.expire_at))
+        let ttl = self.get(key, now)?.ttl();
+        let expire_at = self.expire_at_of(ttl);
+        self.remove(key).map(|e| (e.value, expire_at))
+    }
+
+    /// The expiry an entry's `ttl()` handle refers to (`NO_EXPIRE` for none).
+    #[inline]
+    pub fn expire_at_of(&self, ttl: Ttl) -> i64 {
+        expire_of(&self.volatile, ttl.0)
     }
 
     /// Sets the expiry of a live key to `when` (Unix ms) if `flags` allow it, deleting the key
@@ -382,10 +421,11 @@ impl Keyspace {
         flags: ExpireFlags,
         now: i64,
     ) -> ExpireOutcome {
-        let Some(e) = self.get(key, now) else {
+        let Some(ttl) = self.get(key, now).map(|e| e.ttl()) else {
             return ExpireOutcome::Missing;
         };
-        let current = (e.expire_at != NO_EXPIRE).then_some(e.expire_at);
+        let at = self.expire_at_of(ttl);
+        let current = (at != NO_EXPIRE).then_some(at);
         if !flags.allows(current, when) {
             return ExpireOutcome::Rejected;
         }
@@ -400,7 +440,7 @@ impl Keyspace {
     /// Removes the TTL of a live key; returns whether it had one (PERSIST).
     pub fn persist(&mut self, key: &[u8], now: i64) -> bool {
         match self.get(key, now) {
-            Some(e) if e.expire_at != NO_EXPIRE => self.set_expire(key, NO_EXPIRE),
+            Some(e) if e.vidx != NOT_VOLATILE => self.set_expire(key, NO_EXPIRE),
             _ => false,
         }
     }
@@ -412,9 +452,9 @@ impl Keyspace {
 
     fn unlist_volatile(&mut self, idx: usize) {
         self.volatile.swap_remove(idx);
-        if let Some((slot, moved)) = self.volatile.get(idx) {
-            let t = self.table_index(*slot);
-            if let Some(e) = self.tables[t].get_mut(&moved[..]) {
+        if let Some(moved) = self.volatile.get(idx) {
+            let t = self.table_index(moved.slot);
+            if let Some(e) = self.tables[t].get_mut(&moved.key) {
                 e.vidx = idx as u32;
             }
         }
@@ -448,7 +488,7 @@ impl Keyspace {
     pub fn for_each_key(&self, now: i64, mut f: impl FnMut(&[u8], &Entry)) {
         for t in &self.tables {
             for (k, e) in t {
-                if !e.expired(now) {
+                if !is_expired(&self.volatile, e, now) {
                     f(k, e);
                 }
             }
@@ -490,7 +530,7 @@ impl Keyspace {
                 if filter.pattern.is_some_and(|p| !glob_match(p, k)) {
                     continue;
                 }
-                let is_expired = e.expired(now);
+                let is_expired = is_expired(&self.volatile, e, now);
                 if let Some(ty) = filter.type_name {
                     // Redis looks each key up to learn its type: a hit or a miss.
                     if is_expired {
@@ -562,11 +602,11 @@ impl Keyspace {
                     false
                 }
             })?;
-            let (key, expired) = match self.tables[t].iter().nth(pick) {
-                Some((k, e)) => (k.to_vec(), e.expired(now)),
+            let (key, is_expired) = match self.tables[t].iter().nth(pick) {
+                Some((k, e)) => (k.to_vec(), is_expired(&self.volatile, e, now)),
                 None => return None,
             };
-            if !expired {
+            if !is_expired {
                 return Some(key);
             }
             self.remove(&key);
@@ -592,11 +632,9 @@ impl Keyspace {
                     break;
                 }
                 let i = (self.next_random() % self.volatile.len() as u64) as usize;
-                let (slot, key) = &self.volatile[i];
-                let t = self.table_index(*slot);
-                let is_expired = self.tables[t].get(key).is_some_and(|e| e.expired(now));
-                if is_expired {
-                    let key = key.clone();
+                let v = &self.volatile[i];
+                if v.expire_at <= now {
+                    let key = v.key.clone();
                     self.remove(&key);
                     self.stats.expired_keys += 1;
                     expired_in_sample += 1;
@@ -832,7 +870,8 @@ mod tests {
         ks.set(b"k", v("x"), NO_EXPIRE, now);
         assert_eq!(ks.expire_with(b"k", 5000, gt, now), ExpireOutcome::Rejected);
         assert_eq!(ks.expire_with(b"k", 5000, no, now), ExpireOutcome::Set);
-        assert_eq!(ks.peek(b"k", now).map(|e| e.expire_at()), Some(5000));
+        let ttl = ks.peek(b"k", now).map(|e| e.ttl());
+        assert_eq!(ttl.map(|t| ks.expire_at_of(t)), Some(5000));
         assert_eq!(ks.volatile_len(), 1);
         assert_eq!(ks.expire_with(b"k", 4000, gt, now), ExpireOutcome::Rejected);
         assert_eq!(ks.expire_with(b"k", 6000, gt, now), ExpireOutcome::Set);

@@ -125,6 +125,14 @@ mod tests {
     }
 
     #[test]
+    fn nodes_stay_small() {
+        // Every key pays for a node: a 16-byte key handle and a 32-byte entry fill one
+        // 48-byte allocator size class exactly.
+        assert_eq!(std::mem::size_of::<Entry>(), 32);
+        assert_eq!(std::mem::size_of::<Node>(), 48);
+    }
+
+    #[test]
     fn insert_find_remove() {
         let mut t = SlotTable::new();
         for i in 0..1000 {

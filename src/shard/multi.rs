@@ -231,9 +231,10 @@ async fn transfer_held(
             match mode {
                 TransferMode::Rename => db.take(&src_key, now).map(Some),
                 TransferMode::RenameNx => db.get(&src_key, now).map(|_| None),
-                TransferMode::Copy { .. } => db
-                    .read(&src_key, now)
-                    .map(|e| Some((e.value.clone(), e.expire_at()))),
+                TransferMode::Copy { .. } => {
+                    let found = db.read(&src_key, now).map(|e| (e.value.clone(), e.ttl()));
+                    found.map(|(value, ttl)| Some((value, db.expire_at_of(ttl))))
+                }
             }
         })
         .await;
