@@ -11,7 +11,7 @@
 
 mod common;
 
-use common::{shard_of, show, Raw, Rng, Server, StockRedis};
+use common::{parse, shard_of, show, Node, Raw, Rng, Server, StockRedis};
 
 const SHARDS: usize = 3;
 const KEYS: usize = 20;
@@ -795,40 +795,6 @@ fn streams(g: &mut Gen) -> Cmd {
 }
 
 // ---- replies ----
-
-/// A parsed reply, enough to reorder aggregates.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-enum Node {
-    Line(u8, Vec<u8>),
-    Bulk(u8, Option<Vec<u8>>),
-    Agg(u8, Option<Vec<Node>>),
-}
-
-fn parse(buf: &[u8], pos: &mut usize) -> Node {
-    let end = *pos
-        + buf[*pos..]
-            .windows(2)
-            .position(|w| w == b"\r\n")
-            .expect("CRLF");
-    let (t, text) = (buf[*pos], buf[*pos + 1..end].to_vec());
-    *pos = end + 2;
-    let n = || -> i64 { String::from_utf8_lossy(&text).parse().expect("length") };
-    match t {
-        b'$' | b'=' | b'!' if n() < 0 => Node::Bulk(t, None),
-        b'$' | b'=' | b'!' => {
-            let len = n() as usize;
-            let data = buf[*pos..*pos + len].to_vec();
-            *pos += len + 2;
-            Node::Bulk(t, Some(data))
-        }
-        b'*' | b'~' | b'%' | b'>' if n() < 0 => Node::Agg(t, None),
-        b'*' | b'~' | b'%' | b'>' => {
-            let count = n() as usize * if t == b'%' { 2 } else { 1 };
-            Node::Agg(t, Some((0..count).map(|_| parse(buf, pos)).collect()))
-        }
-        _ => Node::Line(t, text),
-    }
-}
 
 /// The reply with its top-level elements (or pairs) sorted. Pairs are flat (a RESP2 array or
 /// a RESP3 map) unless they already come as two-element arrays (RESP3 HRANDFIELD WITHVALUES),

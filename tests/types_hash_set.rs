@@ -6,38 +6,9 @@ mod common;
 
 use std::thread;
 
-use common::{key_on_shard, show, Raw, Rng, Server, StockRedis};
+use common::{key_on_shard, pair, parse, show, Node, Raw, Rng, Server, StockRedis};
 
 const SHARDS: usize = 3;
-
-/// A parsed reply, enough to compare aggregates without their order.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-enum Node {
-    Line(u8, Vec<u8>),
-    Bulk(u8, Option<Vec<u8>>),
-    Agg(u8, Option<Vec<Node>>),
-}
-
-fn parse(buf: &[u8], pos: &mut usize) -> Node {
-    let end = pos.to_owned() + buf[*pos..].windows(2).position(|w| w == b"\r\n").unwrap();
-    let (t, text) = (buf[*pos], buf[*pos + 1..end].to_vec());
-    *pos = end + 2;
-    let n = || std::str::from_utf8(&text).unwrap().parse::<i64>().unwrap();
-    match t {
-        b'$' | b'=' if n() < 0 => Node::Bulk(t, None),
-        b'$' | b'=' => {
-            let data = buf[*pos..*pos + n() as usize].to_vec();
-            *pos += n() as usize + 2;
-            Node::Bulk(t, Some(data))
-        }
-        b'*' | b'~' | b'%' if n() < 0 => Node::Agg(t, None),
-        b'*' | b'~' | b'%' => {
-            let count = n() as usize * if t == b'%' { 2 } else { 1 };
-            Node::Agg(t, Some((0..count).map(|_| parse(buf, pos)).collect()))
-        }
-        _ => Node::Line(t, text),
-    }
-}
 
 /// The reply with every aggregate's elements sorted (map pairs kept together).
 fn unordered(n: Node) -> Node {
@@ -59,16 +30,6 @@ fn unordered(n: Node) -> Node {
 
 fn node(bytes: &[u8]) -> Node {
     parse(bytes, &mut 0)
-}
-
-/// Both servers, connections speaking RESP2 or RESP3.
-fn pair(ours: &Server, stock: &StockRedis, resp3: bool) -> (Raw, Raw) {
-    let (mut a, mut b) = (ours.raw(), Raw::connect(stock.port));
-    if resp3 {
-        a.call(&[b"HELLO", b"3"]);
-        b.call(&[b"HELLO", b"3"]);
-    }
-    (a, b)
 }
 
 /// `=`: same bytes; `~`: same elements in any order.

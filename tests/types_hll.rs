@@ -4,19 +4,9 @@
 
 mod common;
 
-use common::{key_on_shard, show, Raw, Rng, Server, StockRedis};
+use common::{key_on_shard, pair, show, Raw, Rng, Server, StockRedis};
 
 const SHARDS: usize = 3;
-
-/// Connections to redcell (`a`) and stock Redis (`b`) speaking RESP2 or RESP3.
-fn pair(ours: &Server, stock: &StockRedis, resp3: bool) -> (Raw, Raw) {
-    let (mut a, mut b) = (ours.raw(), Raw::connect(stock.port));
-    if resp3 {
-        a.call(&[b"HELLO", b"3"]);
-        b.call(&[b"HELLO", b"3"]);
-    }
-    (a, b)
-}
 
 /// Sends `args` to both, asserts the replies are the same bytes, returns stock's reply.
 fn same(a: &mut Raw, b: &mut Raw, args: &[&[u8]]) -> Vec<u8> {

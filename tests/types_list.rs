@@ -7,19 +7,9 @@ mod common;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{key_on_shard, show, Raw, Rng, Server, StockRedis};
+use common::{key_on_shard, pair, show, Raw, Rng, Server, StockRedis};
 
 const SHARDS: usize = 3;
-
-/// Both servers, connections speaking RESP2 or RESP3.
-fn pair(ours: &Server, stock: &StockRedis, resp3: bool) -> (Raw, Raw) {
-    let (mut a, mut b) = (ours.raw(), Raw::connect(stock.port));
-    if resp3 {
-        a.call(&[b"HELLO", b"3"]);
-        b.call(&[b"HELLO", b"3"]);
-    }
-    (a, b)
-}
 
 /// Sends every command to both and asserts byte-identical replies.
 fn run_script(a: &mut Raw, b: &mut Raw, script: &[Vec<String>], tag: &str) {

@@ -7,37 +7,9 @@ mod common;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{key_on_shard, show, Raw, Rng, Server, StockRedis};
+use common::{key_on_shard, pair, parse, show, Node, Raw, Rng, Server, StockRedis};
 
 const SHARDS: usize = 3;
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Node {
-    Line(u8, Vec<u8>),
-    Bulk(u8, Option<Vec<u8>>),
-    Agg(u8, Option<Vec<Node>>),
-}
-
-fn parse(buf: &[u8], pos: &mut usize) -> Node {
-    let end = *pos + buf[*pos..].windows(2).position(|w| w == b"\r\n").unwrap();
-    let (t, text) = (buf[*pos], buf[*pos + 1..end].to_vec());
-    *pos = end + 2;
-    let n = || std::str::from_utf8(&text).unwrap().parse::<i64>().unwrap();
-    match t {
-        b'$' | b'=' if n() < 0 => Node::Bulk(t, None),
-        b'$' | b'=' => {
-            let data = buf[*pos..*pos + n() as usize].to_vec();
-            *pos += n() as usize + 2;
-            Node::Bulk(t, Some(data))
-        }
-        b'*' | b'~' | b'%' if n() < 0 => Node::Agg(t, None),
-        b'*' | b'~' | b'%' => {
-            let count = n() as usize * if t == b'%' { 2 } else { 1 };
-            Node::Agg(t, Some((0..count).map(|_| parse(buf, pos)).collect()))
-        }
-        _ => Node::Line(t, text),
-    }
-}
 
 /// Zeroes what depends on the clock or on Redis's radix-tree internals: the integer after
 /// `idle`, `seen-time` and `radix-tree-nodes`, and the delivery times in PEL rows
@@ -75,15 +47,6 @@ fn norm(bytes: &[u8]) -> Node {
     let mut n = parse(bytes, &mut 0);
     normalise(&mut n);
     n
-}
-
-fn pair(ours: &Server, stock: &StockRedis, resp3: bool) -> (Raw, Raw) {
-    let (mut a, mut b) = (ours.raw(), Raw::connect(stock.port));
-    if resp3 {
-        a.call(&[b"HELLO", b"3"]);
-        b.call(&[b"HELLO", b"3"]);
-    }
-    (a, b)
 }
 
 /// Sends `cmd` to both; `=` compares bytes, `n` compares after `normalise`. Returns whether

@@ -8,19 +8,9 @@ mod common;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use common::{key_on_shard, show, Raw, Rng, Server, StockRedis};
+use common::{key_on_shard, pair, show, Raw, Rng, Server, StockRedis};
 
 const SHARDS: usize = 3;
-
-/// Both servers, connections speaking RESP2 or RESP3.
-fn pair(ours: &Server, stock: &StockRedis, resp3: bool) -> (Raw, Raw) {
-    let (mut a, mut b) = (ours.raw(), Raw::connect(stock.port));
-    if resp3 {
-        a.call(&[b"HELLO", b"3"]);
-        b.call(&[b"HELLO", b"3"]);
-    }
-    (a, b)
-}
 
 /// Words of a script line; a word starting with `K` names a key, placed on shard
 /// (n-th distinct key) % SHARDS so that multi-key commands cross shards.

@@ -662,3 +662,48 @@ impl Rng {
         (0..len).map(|_| self.next_u64() as u8).collect()
     }
 }
+
+/// Connections to redcell (`ours`) and to stock Redis, both speaking RESP3 if asked.
+pub fn pair(ours: &Server, stock: &StockRedis, resp3: bool) -> (Raw, Raw) {
+    let (mut a, mut b) = (ours.raw(), Raw::connect(stock.port));
+    if resp3 {
+        a.call(&[b"HELLO", b"3"]);
+        b.call(&[b"HELLO", b"3"]);
+    }
+    (a, b)
+}
+
+/// A parsed reply, with enough structure to compare aggregates regardless of their order.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Node {
+    Line(u8, Vec<u8>),
+    Bulk(u8, Option<Vec<u8>>),
+    Agg(u8, Option<Vec<Node>>),
+}
+
+pub fn parse(buf: &[u8], pos: &mut usize) -> Node {
+    let end = *pos
+        + buf[*pos..]
+            .windows(2)
+            .position(|w| w == b"\r\n")
+            .expect("CRLF");
+    let (t, text) = (buf[*pos], buf[*pos + 1..end].to_vec());
+    *pos = end + 2;
+    let n = || -> i64 { String::from_utf8_lossy(&text).parse().expect("length") };
+    match t {
+        b'$' | b'=' | b'!' if n() < 0 => Node::Bulk(t, None),
+        b'$' | b'=' | b'!' => {
+            let len = n() as usize;
+            let data = buf[*pos..*pos + len].to_vec();
+            *pos += len + 2;
+            Node::Bulk(t, Some(data))
+        }
+        b'*' | b'~' | b'%' | b'>' if n() < 0 => Node::Agg(t, None),
+        b'*' | b'~' | b'%' | b'>' => {
+            let count = n() as usize * if t == b'%' { 2 } else { 1 };
+            Node::Agg(t, Some((0..count).map(|_| parse(buf, pos)).collect()))
+        }
+        _ => Node::Line(t, text),
+    }
+}
+
