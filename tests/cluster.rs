@@ -203,6 +203,7 @@ fn create_three_redcell_masters() {
     assert_eq!(rcall(&mut raw, &["SINTERCARD", "2", "{a}1", "{b}1"]), crossslot);
     assert_eq!(rcall(&mut raw, &["XREAD", "STREAMS", "{a}1", "{b}1", "0", "0"]), crossslot);
     assert_eq!(rcall(&mut raw, &["ZUNIONSTORE", "{a}d", "2", "{a}1", "{b}1"]), crossslot);
+    assert_eq!(rcall(&mut raw, &["SELECT", "1"]), "-ERR SELECT is not allowed in cluster mode\r\n");
     let reply = rcall(&mut raw, &["LMPOP", "1", &key, "LEFT"]);
     assert!(reply.starts_with(&format!("-MOVED {slot_elsewhere} ")), "{reply}");
 }

@@ -206,6 +206,12 @@ impl Member {
                 me.ip = cfg.announce_ip.clone();
             }
             me.hostname = cfg.announce_hostname.clone();
+            // As Redis's `clusterUpdateMyselfFlags`: the flag follows the configuration.
+            if cfg.replica_no_failover {
+                me.flags |= node_flag::NOFAILOVER;
+            } else {
+                me.flags &= !node_flag::NOFAILOVER;
+            }
             for n in st.nodes.values_mut() {
                 n.ctime = now;
             }

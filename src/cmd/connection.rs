@@ -103,6 +103,9 @@ fn select(c: &mut Conn, a: &Args) -> CmdResult {
             max: i32::MAX as i64,
         });
     }
+    if db != 0 && c.shard.slot_map.borrow().enabled {
+        return Err(Error::msg("SELECT is not allowed in cluster mode"));
+    }
     if db != 0 {
         return Err(Error::DbIndexOutOfRange);
     }
