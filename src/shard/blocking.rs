@@ -398,11 +398,6 @@ impl Blocking {
             }
         }
     }
-
-    /// Waiters queued on this shard (for tests and INFO).
-    pub fn queued(&self) -> usize {
-        self.queues.borrow().values().map(VecDeque::len).sum()
-    }
 }
 
 /// On an owner shard: serves `waiter` from one of `positions` if possible, else queues it.
