@@ -491,7 +491,65 @@ struct Node {
     member: Box<[u8]>,
     score: f64,
     back: u32,
-    levels: Box<[Level]>,
+    levels: Levels,
+}
+
+/// Levels inline in the node up to `INLINE_LEVELS` (15 of 16 nodes at p = 1/4), so a walk
+/// step touches one cache line of the arena instead of a second allocation.
+const INLINE_LEVELS: usize = 2;
+
+#[derive(Clone, Debug, PartialEq)]
+struct Levels {
+    len: u8,
+    inline: [Level; INLINE_LEVELS],
+    more: Box<[Level]>,
+}
+
+impl Levels {
+    fn new(n: usize) -> Levels {
+        let unlinked = Level { next: NIL, span: 0 };
+        Levels {
+            len: n as u8,
+            inline: [unlinked; INLINE_LEVELS],
+            more: vec![unlinked; n.saturating_sub(INLINE_LEVELS)].into_boxed_slice(),
+        }
+    }
+
+    #[inline]
+    fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+/// No levels: a free slot.
+impl Default for Levels {
+    fn default() -> Levels {
+        Levels::new(0)
+    }
+}
+
+impl std::ops::Index<usize> for Levels {
+    type Output = Level;
+
+    #[inline]
+    fn index(&self, i: usize) -> &Level {
+        debug_assert!(i < self.len as usize);
+        match i {
+            0..INLINE_LEVELS => &self.inline[i],
+            _ => &self.more[i - INLINE_LEVELS],
+        }
+    }
+}
+
+impl std::ops::IndexMut<usize> for Levels {
+    #[inline]
+    fn index_mut(&mut self, i: usize) -> &mut Level {
+        debug_assert!(i < self.len as usize);
+        match i {
+            0..INLINE_LEVELS => &mut self.inline[i],
+            _ => &mut self.more[i - INLINE_LEVELS],
+        }
+    }
 }
 
 /// Redis's skiplist (p = 1/4, 32 levels) over a slot arena, with a hash index from member to
@@ -521,7 +579,7 @@ impl Default for SkipList {
                 member: Box::default(),
                 score: 0.0,
                 back: NIL,
-                levels: vec![Level { next: NIL, span: 0 }; MAX_LEVEL].into_boxed_slice(),
+                levels: Levels::new(MAX_LEVEL),
             }],
             free: Vec::new(),
             tail: NIL,
@@ -591,7 +649,7 @@ impl SkipList {
             member,
             score,
             back: NIL,
-            levels: Box::default(),
+            levels: Levels::default(),
         };
         let x = self.alloc(slot);
         self.link(x);
@@ -643,7 +701,7 @@ impl SkipList {
             }
             self.level = lvl;
         }
-        let mut levels = vec![Level { next: NIL, span: 0 }; lvl].into_boxed_slice();
+        let mut levels = Levels::new(lvl);
         for i in 0..lvl {
             let u = self.lvl(update[i], i);
             levels[i].next = u.next;
@@ -730,7 +788,7 @@ impl SkipList {
         self.unlink(x);
         let n = &mut self.nodes[x as usize];
         n.member = Box::default();
-        n.levels = Box::default();
+        n.levels = Levels::default();
         self.free.push(x);
         if self.len == 0 {
             // An emptied set gives its memory back.
