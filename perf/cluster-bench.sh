@@ -41,7 +41,8 @@ free_port() {
     python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
 
-# start_cluster KIND: starts 3 nodes, creates the cluster, prints the first node's port.
+# start_cluster KIND: starts 3 nodes, creates the cluster, sets FIRST_PORT. (Not run in a
+# command substitution: its subshell would lose the PIDs that cleanup must stop.)
 start_cluster() {
     local kind=$1 addrs=() first=
     for _ in 1 2 3; do
@@ -65,7 +66,7 @@ start_cluster() {
         redis-cli -p "$first" CLUSTER INFO | grep -q cluster_state:ok && break
         sleep 0.1
     done
-    echo "$first"
+    FIRST_PORT=$first
 }
 
 stop_all() {
@@ -94,8 +95,8 @@ for pl in $PIPELINES; do
     rc=(); rd=()
     for round in $(seq "$ROUNDS"); do
         for kind in redcell redis; do
-            port=$(start_cluster "$kind")
-            read -r ops p99 < <(load "$port" "$pl")
+            start_cluster "$kind"
+            read -r ops p99 < <(load "$FIRST_PORT" "$pl")
             stop_all
             printf "%-9s %-8s %-6s %12s %10s\n" "$pl" "$kind" "$round" "$ops" "$p99"
             if [ "$kind" = redcell ]; then rc+=("$ops"); else rd+=("$ops"); fi
