@@ -392,6 +392,14 @@ fn bus_garbage_never_takes_the_node_down() {
     assert_eq!(node.cmd(&["PING"]), "PONG");
     assert!(node.state_ok());
     assert_eq!(node.cmd(&["CLUSTER", "NODES"]).lines().count(), 1, "garbage added no node");
+    // Meeting itself: the handshake answers in our own name and is dropped, myself intact.
+    let (port, cport) = (node.port.to_string(), node.cport.to_string());
+    assert_eq!(node.cmd(&["CLUSTER", "MEET", "127.0.0.1", &port, &cport]), "OK");
+    wait_until("the self-handshake to go", Duration::from_secs(5), || {
+        node.cmd(&["CLUSTER", "NODES"]).lines().count() == 1
+    });
+    let me = node.cmd(&["CLUSTER", "NODES"]);
+    assert!(me.contains("myself,master") && me.contains("0-16383"), "{me}");
 }
 
 #[test]

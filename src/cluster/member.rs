@@ -48,12 +48,17 @@ pub struct MemberConfig {
     pub replica_no_failover: bool,
 }
 
+/// The port the bus listens on: `cluster-port`, or the client port + 10000.
+fn bus_port(c: &crate::config::Config, tcp_port: u16) -> u16 {
+    match c.get_i64("cluster-port") {
+        0 => tcp_port.wrapping_add(10000),
+        p => p as u16,
+    }
+}
+
 impl MemberConfig {
     pub fn from_config(c: &crate::config::Config, tcp_port: u16) -> MemberConfig {
-        let cport = match c.get_i64("cluster-port") {
-            0 => tcp_port.wrapping_add(10000),
-            p => p as u16,
-        };
+        let cport = bus_port(c, tcp_port);
         let announced = |name: &str, default: u16| match c.get_i64(name) {
             0 => default,
             p => p as u16,
@@ -122,7 +127,7 @@ pub struct Member {
 }
 
 /// A new random node name: 40 lowercase hex characters.
-pub fn random_name(seed: &mut u64) -> NodeName {
+fn random_name(seed: &mut u64) -> NodeName {
     let mut name = [0u8; 40];
     for b in name.iter_mut() {
         *seed = xorshift(*seed);
@@ -143,7 +148,8 @@ fn random_seed() -> u64 {
     if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
         let _ = std::io::Read::read_exact(&mut f, &mut buf);
     }
-    u64::from_ne_bytes(buf) | 1 ^ (now_ms() as u64).rotate_left(17)
+    // Never zero: xorshift would stay at zero.
+    (u64::from_ne_bytes(buf) ^ (now_ms() as u64).rotate_left(17)) | 1
 }
 
 impl Member {
@@ -223,13 +229,7 @@ impl Member {
         member.save_now().map_err(|e| {
             format!("Unrecoverable error: cannot write {}: {e}", member.conf_path.display())
         })?;
-        let bus_port = {
-            let c = shard.shared.config();
-            match c.get_i64("cluster-port") {
-                0 => shard.shared.tcp_port.wrapping_add(10000),
-                p => p as u16,
-            }
-        };
+        let bus_port = bus_port(&shard.shared.config(), shard.shared.tcp_port);
         for (addr, optional) in binds {
             let host = if addr.contains(':') {
                 format!("[{addr}]:{bus_port}")
@@ -465,6 +465,12 @@ impl Member {
         Message::new(header, payload)
     }
 
+    /// A fresh random node name (handshakes, CLUSTER RESET HARD).
+    pub fn new_name(&self) -> NodeName {
+        let mut seed = self.next_random();
+        random_name(&mut seed)
+    }
+
     fn next_random(&self) -> u64 {
         let x = xorshift(self.rng.get());
         self.rng.set(x);
@@ -493,6 +499,19 @@ impl Member {
         let ty = h.msg_type;
         if let Some(c) = self.received.borrow_mut().get_mut(ty as usize) {
             *c += 1;
+        }
+        if h.sender == self.state.borrow().myself {
+            // Only a node that met itself (CLUSTER MEET to its own address) or a forgery
+            // speaks in our name: drop the handshake that led here, never act on it.
+            if let Some(name) = *link.node.borrow() {
+                let mut st = self.state.borrow_mut();
+                if st.nodes.get(&name).is_some_and(|n| n.has(node_flag::HANDSHAKE)) {
+                    st.nodes.remove(&name);
+                    self.save_pending.set(true);
+                }
+            }
+            self.after_change();
+            return false;
         }
         let sender_known = {
             let st = self.state.borrow();
@@ -551,8 +570,7 @@ impl Member {
         }
         if !sender_known && msg.header.msg_type == msg_type::MEET {
             // A random name until its PONG tells us the real one, as Redis does.
-            let mut seed = self.next_random();
-            let mut node = Node::new(random_name(&mut seed), node_flag::HANDSHAKE);
+            let mut node = Node::new(self.new_name(), node_flag::HANDSHAKE);
             node.ip = if h.myip.is_empty() {
                 link.peer_ip.clone()
             } else {
@@ -612,6 +630,7 @@ impl Member {
         }
         let mut st = self.state.borrow_mut();
         if link.outbound && msg.header.msg_type == msg_type::PONG {
+            let has_slots = st.slots.iter().any(|o| o.as_ref() == Some(&h.sender));
             if let Some(n) = st.nodes.get_mut(&h.sender) {
                 n.pong_received = now;
                 n.ping_sent = 0;
@@ -619,8 +638,6 @@ impl Member {
                     n.flags &= !node_flag::PFAIL;
                     self.map_pending.set(true);
                 } else if n.has(node_flag::FAIL) {
-                    let has_slots = st.slots.iter().any(|o| o.as_ref() == Some(&h.sender));
-                    let n = st.nodes.get_mut(&h.sender).expect("checked above");
                     let timeout = self.cfg.borrow().node_timeout;
                     if !n.is_master() || !has_slots || now - n.fail_time > timeout * FAIL_UNDO_TIME_MULT {
                         n.flags &= !node_flag::FAIL;
@@ -704,7 +721,7 @@ impl Member {
                 })
             };
             if let Some(owner) = stale_owner {
-                self.send_update(link, &h.sender, &owner);
+                self.send_update(link, &owner);
             }
             self.handle_epoch_collision(&h.sender);
         }
@@ -731,7 +748,8 @@ impl Member {
         self.map_pending.set(true);
     }
 
-    fn send_update(&self, link: &Link, _to: &NodeName, about: &NodeName) {
+    /// Tells the peer on `link` the newer slot configuration of node `about` (UPDATE).
+    fn send_update(&self, link: &Link, about: &NodeName) {
         let (epoch, slots) = {
             let st = self.state.borrow();
             let Some(n) = st.nodes.get(about) else { return };
@@ -882,7 +900,7 @@ impl Member {
         let now = now_ms();
         let timeout = self.cfg.borrow().node_timeout;
         let mut st = self.state.borrow_mut();
-        let size = cluster_size(&st);
+        let size = st.masters_with_slots().len();
         let quorum = size / 2 + 1;
         let me_master = st.me().is_master();
         let Some(n) = st.nodes.get_mut(name) else { return };
@@ -950,8 +968,7 @@ impl Member {
         }) {
             return true;
         }
-        let mut seed = self.next_random();
-        let mut node = Node::new(random_name(&mut seed), node_flag::HANDSHAKE | node_flag::MEET);
+        let mut node = Node::new(self.new_name(), node_flag::HANDSHAKE | node_flag::MEET);
         node.ip = ip;
         node.port = port;
         node.cport = cport;
@@ -962,9 +979,9 @@ impl Member {
 
     /// CLUSTER FORGET: drops the node and ignores it in gossip for a minute.
     pub fn forget(&self, name: &NodeName) {
-        self.state.borrow_mut().nodes.remove(name);
         {
             let mut st = self.state.borrow_mut();
+            st.nodes.remove(name);
             for owner in st.slots.iter_mut() {
                 if owner.as_ref() == Some(name) {
                     *owner = None;
@@ -1177,14 +1194,14 @@ impl Member {
             let was_ok = st.ok;
             st.update_state(cfg.require_full_coverage);
             // A master cut off from the majority of masters with slots stops serving.
-            let size = cluster_size(&st);
-            let reachable = st
-                .nodes
-                .values()
+            let masters = st.masters_with_slots();
+            let size = masters.len();
+            let reachable = masters
+                .iter()
                 .filter(|n| {
-                    n.is_master()
-                        && !n.has(node_flag::PFAIL | node_flag::FAIL)
-                        && st.slots.iter().any(|o| o.as_ref() == Some(&n.name))
+                    st.nodes
+                        .get(n)
+                        .is_some_and(|n| !n.has(node_flag::PFAIL | node_flag::FAIL))
                 })
                 .count();
             if size > 0 && reachable < size / 2 + 1 {
@@ -1266,14 +1283,6 @@ impl Member {
         let msg = self.ping_message(msg_type::PONG, None);
         self.broadcast(&msg);
     }
-}
-
-/// Masters serving at least one slot (`cluster->size`).
-fn cluster_size(st: &ClusterState) -> usize {
-    st.nodes
-        .values()
-        .filter(|n| n.is_master() && st.slots.iter().any(|o| o.as_ref() == Some(&n.name)))
-        .count()
 }
 
 fn gossip_entry(n: &Node) -> Gossip {

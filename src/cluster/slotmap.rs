@@ -141,7 +141,7 @@ impl SlotMap {
     pub fn route(&self, slot: u16, write: bool, asking: bool) -> Result<(), Error> {
         let owner = self.owner[slot as usize];
         if owner == UNASSIGNED {
-            return Err(Error::Coded("CLUSTERDOWN Hash slot not served".into()));
+            return Err(not_served());
         }
         if !self.ok {
             if !self.allow_reads_when_down {
@@ -160,6 +160,11 @@ impl SlotMap {
             format!("MOVED {slot} {}", self.endpoints[owner as usize]).into(),
         ))
     }
+}
+
+/// The error for a slot no node serves.
+pub fn not_served() -> Error {
+    Error::Coded("CLUSTERDOWN Hash slot not served".into())
 }
 
 /// The error for keys in different slots.

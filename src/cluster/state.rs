@@ -288,6 +288,32 @@ impl ClusterState {
             .map_or(me.config_epoch, |m| m.config_epoch)
     }
 
+    /// Redis's `clusterBumpConfigEpochWithoutConsensus`: unless our config epoch is already
+    /// the greatest (and not 0), take a new one from `currentEpoch`. Returns whether it did.
+    pub fn bump_epoch_without_consensus(&mut self) -> bool {
+        let max = self.nodes.values().map(|n| n.config_epoch).max().unwrap_or(0);
+        let mine = self.me().config_epoch;
+        if mine != 0 && mine == max {
+            return false;
+        }
+        self.current_epoch += 1;
+        let e = self.current_epoch;
+        self.me_mut().config_epoch = e;
+        true
+    }
+
+    /// Masters that serve at least one slot (`cluster_size`), found in one pass over the slots.
+    pub fn masters_with_slots(&self) -> Vec<NodeName> {
+        let mut owners: Vec<NodeName> = Vec::new();
+        for owner in self.slots.iter().flatten() {
+            if owners.last() != Some(owner) && !owners.contains(owner) {
+                owners.push(*owner);
+            }
+        }
+        owners.retain(|n| self.nodes.get(n).is_some_and(Node::is_master));
+        owners
+    }
+
     /// The state lines of `CLUSTER INFO` (the message counters are the caller's).
     pub fn info_lines(&self) -> String {
         let mut assigned = 0;
@@ -300,11 +326,7 @@ impl ClusterState {
                 _ => ok += 1,
             }
         }
-        let size = self
-            .nodes
-            .values()
-            .filter(|n| n.is_master() && self.slots.iter().any(|o| o.as_ref() == Some(&n.name)))
-            .count();
+        let size = self.masters_with_slots().len();
         format!(
             "cluster_state:{}\r\ncluster_slots_assigned:{assigned}\r\ncluster_slots_ok:{ok}\r\n\
              cluster_slots_pfail:{pfail}\r\ncluster_slots_fail:{fail}\r\n\

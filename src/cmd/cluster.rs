@@ -3,7 +3,7 @@
 //! cluster state; COUNTKEYSINSLOT and GETKEYSINSLOT run on the shard owning the slot.
 
 use crate::cluster::bus::{node_flag, NodeName};
-use crate::cluster::member::{random_name, Member};
+use crate::cluster::member::Member;
 use crate::cluster::slotmap::EndpointType;
 use crate::cluster::state::{parse_slot, Node};
 use crate::cmd::{flag::*, BoxFuture, CommandSpec, Handler};
@@ -142,10 +142,16 @@ fn slot_arg(arg: &[u8]) -> Result<u16, Error> {
     parse_slot(arg).ok_or_else(|| Error::msg("Invalid or out of range slot"))
 }
 
-fn node_arg(m: &Member, arg: &[u8]) -> Result<NodeName, Error> {
+/// A node id argument naming a known node; otherwise `<unknown> <id>` (Redis words it
+/// "Unknown node" or, in SETSLOT MIGRATING/IMPORTING, "I don't know about node").
+fn known_node(m: &Member, arg: &[u8], unknown: &str) -> Result<NodeName, Error> {
     NodeName::from_bytes(arg)
         .filter(|n| m.state.borrow().nodes.contains_key(n))
-        .ok_or_else(|| Error::msg(format!("Unknown node {}", String::from_utf8_lossy(arg))))
+        .ok_or_else(|| Error::msg(format!("{unknown} {}", String::from_utf8_lossy(arg))))
+}
+
+fn node_arg(m: &Member, arg: &[u8]) -> Result<NodeName, Error> {
+    known_node(m, arg, "Unknown node")
 }
 
 /// The slots of ADDSLOTS/DELSLOTS (`ranges` false) or their RANGE forms.
@@ -239,13 +245,8 @@ fn bumpepoch<'a>(c: &'a mut Conn, _a: Args<'a>) -> BoxFuture<'a> {
         c,
         Box::new(|m, out| {
             let mut st = m.state.borrow_mut();
-            let max = st.nodes.values().map(|n| n.config_epoch).max().unwrap_or(0).max(st.current_epoch);
-            let mine = st.me().config_epoch;
-            let bumped = mine == 0 || mine != max;
+            let bumped = st.bump_epoch_without_consensus();
             if bumped {
-                st.current_epoch += 1;
-                let e = st.current_epoch;
-                st.me_mut().config_epoch = e;
                 m.mark_changed();
             }
             let word = if bumped { "BUMPED" } else { "STILL" };
@@ -536,8 +537,7 @@ fn reset<'a>(c: &'a mut Conn, a: Args<'a>) -> BoxFuture<'a> {
                     st.current_epoch = 0;
                     st.last_vote_epoch = 0;
                     st.me_mut().config_epoch = 0;
-                    let mut seed = crate::util::time::now_ms() as u64 ^ 0x9E37_79B9_7F4A_7C15;
-                    let new = random_name(&mut seed);
+                    let new = m.new_name();
                     let old = st.myself;
                     if let Some(mut n) = st.nodes.remove(&old) {
                         n.name = new;
@@ -622,15 +622,7 @@ fn setslot_on_member(m: &Member, args: &[Vec<u8>], keys: usize, out: &mut Reply)
     }
     let slot = slot_arg(&args[0])?;
     let action = args.get(1).map(|a| a.to_ascii_uppercase()).unwrap_or_default();
-    let target = |m: &Member| -> Result<NodeName, Error> {
-        let id = args.get(2).ok_or_else(bad_action)?;
-        let name = NodeName::from_bytes(id)
-            .filter(|n| m.state.borrow().nodes.contains_key(n))
-            .ok_or_else(|| {
-                Error::msg(format!("I don't know about node {}", String::from_utf8_lossy(id)))
-            })?;
-        Ok(name)
-    };
+    let target = |m: &Member| known_node(m, args.get(2).ok_or_else(bad_action)?, "I don't know about node");
     let is_master = |m: &Member, n: &NodeName| m.state.borrow().nodes.get(n).is_some_and(Node::is_master);
     match (action.as_slice(), args.len()) {
         (b"MIGRATING", 3) => {
@@ -661,10 +653,7 @@ fn setslot_on_member(m: &Member, args: &[Vec<u8>], keys: usize, out: &mut Reply)
             st.importing.remove(&slot);
         }
         (b"NODE", 3) => {
-            let id = &args[2];
-            let n = NodeName::from_bytes(id)
-                .filter(|n| m.state.borrow().nodes.contains_key(n))
-                .ok_or_else(|| Error::msg(format!("Unknown node {}", String::from_utf8_lossy(id))))?;
+            let n = node_arg(m, &args[2])?;
             if !is_master(m, &n) {
                 return Err(Error::msg("Target node is not a master"));
             }
@@ -683,12 +672,7 @@ fn setslot_on_member(m: &Member, args: &[Vec<u8>], keys: usize, out: &mut Reply)
             if n == myself && was_importing {
                 // The slot is ours now: take a new epoch without consensus so that our claim
                 // wins, and tell everyone at once.
-                let max = st.nodes.values().map(|x| x.config_epoch).max().unwrap_or(0);
-                if st.me().config_epoch == 0 || st.me().config_epoch != max {
-                    st.current_epoch += 1;
-                    let e = st.current_epoch;
-                    st.me_mut().config_epoch = e;
-                }
+                st.bump_epoch_without_consensus();
                 drop(st);
                 m.mark_changed();
                 m.broadcast_pong();

@@ -187,14 +187,6 @@ impl CommandSpec {
         self
     }
 
-    /// Every key position of this request: the finder's for movable keys, else first/last/step.
-    pub fn keys_of(&self, args: &Args<'_>) -> Vec<usize> {
-        match self.key_finder {
-            Some(f) => f(args).unwrap_or_default(),
-            None => self.key_positions(args.len()).collect(),
-        }
-    }
-
     pub const fn subs(mut self, subs: &'static [CommandSpec]) -> CommandSpec {
         self.subcommands = subs;
         self

@@ -409,19 +409,32 @@ pub async fn dispatch(conn: &mut Conn, args: Args<'_>, raw: Option<&[u8]>) {
 /// all keys in one slot, that slot served here, the cluster up.
 fn cluster_route(conn: &Conn, spec: &CommandSpec, args: &Args<'_>) -> Result<(), Error> {
     let map = conn.shard.slot_map.borrow();
-    let keys = spec.keys_of(args);
-    let mut positions = keys.into_iter();
+    let (write, asking) = (spec.has(flag::WRITE), conn.asking);
+    // Fixed key positions are walked in place; only movable keys are gathered first.
+    match spec.key_finder {
+        Some(find) => route_keys(&map, find(args).unwrap_or_default().into_iter(), args, write, asking),
+        None => route_keys(&map, spec.key_positions(args.len()), args, write, asking),
+    }
+}
+
+fn route_keys(
+    map: &crate::cluster::slotmap::SlotMap,
+    mut positions: impl Iterator<Item = usize>,
+    args: &Args<'_>,
+    write: bool,
+    asking: bool,
+) -> Result<(), Error> {
     let Some(first) = positions.next() else {
         return Ok(());
     };
     let slot = key_slot(args.get(first));
     if map.unassigned(slot) {
-        return Err(Error::Coded("CLUSTERDOWN Hash slot not served".into()));
+        return Err(crate::cluster::slotmap::not_served());
     }
     if positions.any(|p| key_slot(args.get(p)) != slot) {
         return Err(crate::cluster::slotmap::cross_slot());
     }
-    map.route(slot, spec.has(flag::WRITE), conn.asking)
+    map.route(slot, write, asking)
 }
 
 /// `cmd::guarded` for connection handlers that await.
