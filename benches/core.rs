@@ -216,12 +216,50 @@ fn bench_keyspace(c: &mut Criterion) {
                 })
                 .collect()
         };
-        let small_hget = reqs(&|i| vec![b"HGET".to_vec(), format!("h:{}", i % SMALL).into_bytes(), format!("f{}", i % 8).into_bytes()]);
-        let small_hset = reqs(&|i| vec![b"HSET".to_vec(), format!("h:{}", i % SMALL).into_bytes(), format!("f{}", i % 8).into_bytes(), b"w".to_vec()]);
-        let big_hget = reqs(&|i| vec![b"HGET".to_vec(), b"bighash".to_vec(), format!("field:{}", i % BIG).into_bytes()]);
-        let big_hset = reqs(&|i| vec![b"HSET".to_vec(), b"bighash".to_vec(), format!("field:{}", i % BIG).into_bytes(), b"w".to_vec()]);
-        let small_sism = reqs(&|i| vec![b"SISMEMBER".to_vec(), format!("s:{}", i % SMALL).into_bytes(), ((i % 8) * 3).to_string().into_bytes()]);
-        let big_sism = reqs(&|i| vec![b"SISMEMBER".to_vec(), b"bigset".to_vec(), format!("field:{}", i % BIG).into_bytes()]);
+        let small_hget = reqs(&|i| {
+            vec![
+                b"HGET".to_vec(),
+                format!("h:{}", i % SMALL).into_bytes(),
+                format!("f{}", i % 8).into_bytes(),
+            ]
+        });
+        let small_hset = reqs(&|i| {
+            vec![
+                b"HSET".to_vec(),
+                format!("h:{}", i % SMALL).into_bytes(),
+                format!("f{}", i % 8).into_bytes(),
+                b"w".to_vec(),
+            ]
+        });
+        let big_hget = reqs(&|i| {
+            vec![
+                b"HGET".to_vec(),
+                b"bighash".to_vec(),
+                format!("field:{}", i % BIG).into_bytes(),
+            ]
+        });
+        let big_hset = reqs(&|i| {
+            vec![
+                b"HSET".to_vec(),
+                b"bighash".to_vec(),
+                format!("field:{}", i % BIG).into_bytes(),
+                b"w".to_vec(),
+            ]
+        });
+        let small_sism = reqs(&|i| {
+            vec![
+                b"SISMEMBER".to_vec(),
+                format!("s:{}", i % SMALL).into_bytes(),
+                ((i % 8) * 3).to_string().into_bytes(),
+            ]
+        });
+        let big_sism = reqs(&|i| {
+            vec![
+                b"SISMEMBER".to_vec(),
+                b"bigset".to_vec(),
+                format!("field:{}", i % BIG).into_bytes(),
+            ]
+        });
         let mut g = c.benchmark_group("hash_set");
         let cases: [(&str, &[Request], usize, KeyedFn); 6] = [
             ("hget_listpack_10k_keys", &small_hget, hget_idx, hget),

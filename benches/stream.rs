@@ -59,7 +59,11 @@ fn bench_xrange(c: &mut Criterion) {
     let mut at = 1u64;
     g.bench_function("count_100_from_random_start", |b| {
         b.iter(|| {
-            at = at.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407) % 999_000 + 1;
+            at = at
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407)
+                % 999_000
+                + 1;
             let mut n = 0usize;
             s.range(StreamId::new(at, 0), StreamId::MAX, false, |_, f| {
                 n += f.count;
@@ -70,7 +74,11 @@ fn bench_xrange(c: &mut Criterion) {
     });
     g.bench_function("rev_count_100_from_random_end", |b| {
         b.iter(|| {
-            at = at.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407) % 999_000 + 1000;
+            at = at
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407)
+                % 999_000
+                + 1000;
             let mut n = 0usize;
             s.range(StreamId::MIN, StreamId::new(at, 0), true, |_, f| {
                 n += f.count;

@@ -39,7 +39,11 @@ impl Node {
             port: free_port(),
             cport: free_port(),
             stock,
-            dir: TempDir::new(if stock { "cluster-stock" } else { "cluster-redcell" }),
+            dir: TempDir::new(if stock {
+                "cluster-stock"
+            } else {
+                "cluster-redcell"
+            }),
             child: None,
         };
         node.spawn();
@@ -49,8 +53,16 @@ impl Node {
     fn spawn(&mut self) {
         let (port, cport) = (self.port.to_string(), self.cport.to_string());
         let common_args = [
-            "--port", &port, "--bind", "127.0.0.1", "--cluster-enabled", "yes",
-            "--cluster-port", &cport, "--cluster-node-timeout", NODE_TIMEOUT_MS,
+            "--port",
+            &port,
+            "--bind",
+            "127.0.0.1",
+            "--cluster-enabled",
+            "yes",
+            "--cluster-port",
+            &cport,
+            "--cluster-node-timeout",
+            NODE_TIMEOUT_MS,
         ];
         let mut cmd = if self.stock {
             let mut c = Command::new("redis-server");
@@ -68,13 +80,20 @@ impl Node {
             .stderr(std::fs::File::create(self.dir.file("err")).expect("err"));
         die_with_parent(&mut cmd);
         let child = cmd.spawn().unwrap_or_else(|e| {
-            panic!("cannot start {} (the README's test command installs redis-server): {e}",
-                if self.stock { "redis-server" } else { BIN })
+            panic!(
+                "cannot start {} (the README's test command installs redis-server): {e}",
+                if self.stock { "redis-server" } else { BIN }
+            )
         });
         self.child = Some(ChildGuard { child });
         let deadline = Instant::now() + Duration::from_secs(10);
         while self.try_cmd(&["PING"]).as_deref() != Some("PONG") {
-            assert!(Instant::now() < deadline, "node {} did not start: {}", self.port, self.logs());
+            assert!(
+                Instant::now() < deadline,
+                "node {} did not start: {}",
+                self.port,
+                self.logs()
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -141,7 +160,10 @@ fn rcall(raw: &mut Raw, args: &[&str]) -> String {
 fn wait_until(what: &str, timeout: Duration, mut ok: impl FnMut() -> bool) {
     let deadline = Instant::now() + timeout;
     while !ok() {
-        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 }
@@ -154,7 +176,10 @@ fn create(nodes: &[&Node]) {
     args.push("--cluster-yes");
     let out = cli(&args);
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("[OK] All 16384 slots covered."), "create failed:\n{text}");
+    assert!(
+        text.contains("[OK] All 16384 slots covered."),
+        "create failed:\n{text}"
+    );
 }
 
 /// `redis-cli --cluster check` from every node: one configuration, all slots covered.
@@ -184,28 +209,55 @@ fn create_three_redcell_masters() {
         assert_eq!(text.lines().count(), 3, "{text}");
         assert!(text.lines().all(|l| l.contains(" connected")), "{text}");
         let conf = std::fs::read_to_string(n.dir.file("nodes.conf")).expect("nodes.conf");
-        assert!(conf.contains(&n.myid()) && conf.contains("vars currentEpoch"), "{conf}");
+        assert!(
+            conf.contains(&n.myid()) && conf.contains("vars currentEpoch"),
+            "{conf}"
+        );
     }
     // Redirections, byte for byte.
     let a = &nodes[0];
     let nodes_text = a.cmd(&["CLUSTER", "NODES"]);
-    let mine = nodes_text.lines().find(|l| l.contains("myself")).expect("myself line");
+    let mine = nodes_text
+        .lines()
+        .find(|l| l.contains("myself"))
+        .expect("myself line");
     let slot_elsewhere = (0..16384u16)
         .find(|s| !owner_of(mine, *s))
         .expect("a slot of another node");
     let key = key_for_slot(slot_elsewhere);
     let mut raw = Raw::connect(a.port);
     let reply = rcall(&mut raw, &["GET", &key]);
-    assert!(reply.starts_with(&format!("-MOVED {slot_elsewhere} 127.0.0.1:")), "{reply}");
+    assert!(
+        reply.starts_with(&format!("-MOVED {slot_elsewhere} 127.0.0.1:")),
+        "{reply}"
+    );
     let crossslot = "-CROSSSLOT Keys in request don't hash to the same slot\r\n";
-    assert_eq!(rcall(&mut raw, &["MSET", "{a}1", "x", "{b}1", "y"]), crossslot);
+    assert_eq!(
+        rcall(&mut raw, &["MSET", "{a}1", "x", "{b}1", "y"]),
+        crossslot
+    );
     // Commands whose keys move with their arguments are routed by their real keys too.
-    assert_eq!(rcall(&mut raw, &["SINTERCARD", "2", "{a}1", "{b}1"]), crossslot);
-    assert_eq!(rcall(&mut raw, &["XREAD", "STREAMS", "{a}1", "{b}1", "0", "0"]), crossslot);
-    assert_eq!(rcall(&mut raw, &["ZUNIONSTORE", "{a}d", "2", "{a}1", "{b}1"]), crossslot);
-    assert_eq!(rcall(&mut raw, &["SELECT", "1"]), "-ERR SELECT is not allowed in cluster mode\r\n");
+    assert_eq!(
+        rcall(&mut raw, &["SINTERCARD", "2", "{a}1", "{b}1"]),
+        crossslot
+    );
+    assert_eq!(
+        rcall(&mut raw, &["XREAD", "STREAMS", "{a}1", "{b}1", "0", "0"]),
+        crossslot
+    );
+    assert_eq!(
+        rcall(&mut raw, &["ZUNIONSTORE", "{a}d", "2", "{a}1", "{b}1"]),
+        crossslot
+    );
+    assert_eq!(
+        rcall(&mut raw, &["SELECT", "1"]),
+        "-ERR SELECT is not allowed in cluster mode\r\n"
+    );
     let reply = rcall(&mut raw, &["LMPOP", "1", &key, "LEFT"]);
-    assert!(reply.starts_with(&format!("-MOVED {slot_elsewhere} ")), "{reply}");
+    assert!(
+        reply.starts_with(&format!("-MOVED {slot_elsewhere} ")),
+        "{reply}"
+    );
 }
 
 /// Whether a CLUSTER NODES line lists `slot` among its ranges.
@@ -241,10 +293,16 @@ fn mixed_cluster_serves_every_key_from_every_node() {
     // No warnings from the stock nodes about our messages.
     for n in nodes.iter().filter(|n| n.stock) {
         let log = n.logs();
-        assert!(!log.contains("unknown") && !log.contains("Unknown"), "stock log:\n{log}");
+        assert!(
+            !log.contains("unknown") && !log.contains("Unknown"),
+            "stock log:\n{log}"
+        );
     }
     // A cluster client writes 10,000 keys over all slots through the cluster.
-    let urls: Vec<String> = nodes.iter().map(|n| format!("redis://{}/", n.addr())).collect();
+    let urls: Vec<String> = nodes
+        .iter()
+        .map(|n| format!("redis://{}/", n.addr()))
+        .collect();
     let client = redis::cluster::ClusterClientBuilder::new(urls)
         .connection_timeout(Duration::from_secs(10))
         .response_timeout(Duration::from_secs(10))
@@ -252,10 +310,14 @@ fn mixed_cluster_serves_every_key_from_every_node() {
         .expect("cluster client");
     let mut con = client.get_connection().expect("cluster connection");
     for i in 0..10_000 {
-        let _: () = con.set(format!("key:{i}"), i).expect("SET through the cluster");
+        let _: () = con
+            .set(format!("key:{i}"), i)
+            .expect("SET through the cluster");
     }
     for i in (0..10_000).step_by(7) {
-        let v: i64 = con.get(format!("key:{i}")).expect("GET through the cluster");
+        let v: i64 = con
+            .get(format!("key:{i}"))
+            .expect("GET through the cluster");
         assert_eq!(v, i);
     }
     // Every key is readable from every entry node by following MOVED.
@@ -265,11 +327,25 @@ fn mixed_cluster_serves_every_key_from_every_node() {
             let key = format!("key:{i}");
             let mut reply = rcall(&mut entry, &["GET", &key]);
             if let Some(rest) = reply.strip_prefix("-MOVED ") {
-                let addr = rest.trim().split(' ').nth(1).expect("MOVED target").to_string();
-                let port: u16 = addr.rsplit(':').next().and_then(|p| p.parse().ok()).expect("port");
+                let addr = rest
+                    .trim()
+                    .split(' ')
+                    .nth(1)
+                    .expect("MOVED target")
+                    .to_string();
+                let port: u16 = addr
+                    .rsplit(':')
+                    .next()
+                    .and_then(|p| p.parse().ok())
+                    .expect("port");
                 reply = rcall(&mut Raw::connect(port), &["GET", &key]);
             }
-            assert_eq!(reply, format!("${}\r\n{i}\r\n", i.to_string().len()), "{key} via {}", n.port);
+            assert_eq!(
+                reply,
+                format!("${}\r\n{i}\r\n", i.to_string().len()),
+                "{key} via {}",
+                n.port
+            );
         }
     }
 }
@@ -277,27 +353,52 @@ fn mixed_cluster_serves_every_key_from_every_node() {
 #[test]
 fn nodes_join_and_leave_with_add_node_and_del_node() {
     for (cluster_stock, newcomer_stock) in [(true, false), (false, true)] {
-        let make = |stock: bool| if stock { Node::stock() } else { Node::redcell() };
-        let nodes = [make(cluster_stock), make(cluster_stock), make(cluster_stock)];
+        let make = |stock: bool| {
+            if stock {
+                Node::stock()
+            } else {
+                Node::redcell()
+            }
+        };
+        let nodes = [
+            make(cluster_stock),
+            make(cluster_stock),
+            make(cluster_stock),
+        ];
         let refs: Vec<&Node> = nodes.iter().collect();
         create(&refs);
         check_from_all(&refs);
         let newcomer = make(newcomer_stock);
         let out = cli(&["--cluster", "add-node", &newcomer.addr(), &nodes[0].addr()]);
         let text = String::from_utf8_lossy(&out.stdout);
-        assert!(text.contains("[OK] New node added correctly."), "add-node:\n{text}");
+        assert!(
+            text.contains("[OK] New node added correctly."),
+            "add-node:\n{text}"
+        );
         let mut all = refs.clone();
         all.push(&newcomer);
-        wait_until("the newcomer to be known everywhere", Duration::from_secs(20), || {
-            all.iter().all(|n| n.cmd(&["CLUSTER", "NODES"]).lines().count() == 4)
-        });
+        wait_until(
+            "the newcomer to be known everywhere",
+            Duration::from_secs(20),
+            || {
+                all.iter()
+                    .all(|n| n.cmd(&["CLUSTER", "NODES"]).lines().count() == 4)
+            },
+        );
         check_from_all(&all);
         let id = newcomer.myid();
         let out = cli(&["--cluster", "del-node", &nodes[0].addr(), &id]);
         let text = String::from_utf8_lossy(&out.stdout);
-        assert!(text.contains("Sending CLUSTER FORGET messages"), "del-node:\n{text}");
+        assert!(
+            text.contains("Sending CLUSTER FORGET messages"),
+            "del-node:\n{text}"
+        );
         for n in &nodes {
-            assert!(!n.cmd(&["CLUSTER", "NODES"]).contains(&id), "{} still lists {id}", n.port);
+            assert!(
+                !n.cmd(&["CLUSTER", "NODES"]).contains(&id),
+                "{} still lists {id}",
+                n.port
+            );
         }
         check_from_all(&refs);
     }
@@ -320,18 +421,28 @@ fn killed_master_fails_and_rejoins_with_its_identity() {
     let victim_id = nodes[0].myid();
     nodes[0].kill();
     let started = Instant::now();
-    wait_until("every survivor to mark the master FAIL", Duration::from_secs(20), || {
-        nodes[1..].iter().all(|n| {
-            n.flags_of(&victim_id)
-                .is_some_and(|f| f.split(',').any(|x| x == "fail"))
-        })
-    });
+    wait_until(
+        "every survivor to mark the master FAIL",
+        Duration::from_secs(20),
+        || {
+            nodes[1..].iter().all(|n| {
+                n.flags_of(&victim_id)
+                    .is_some_and(|f| f.split(',').any(|x| x == "fail"))
+            })
+        },
+    );
     eprintln!("FAIL everywhere {:?} after the kill", started.elapsed());
-    wait_until("cluster_state:fail everywhere", Duration::from_secs(10), || {
-        nodes[1..].iter().all(|n| !n.state_ok())
-    });
+    wait_until(
+        "cluster_state:fail everywhere",
+        Duration::from_secs(10),
+        || nodes[1..].iter().all(|n| !n.state_ok()),
+    );
     nodes[0].spawn();
-    assert_eq!(nodes[0].myid(), victim_id, "the restarted node kept its name");
+    assert_eq!(
+        nodes[0].myid(),
+        victim_id,
+        "the restarted node kept its name"
+    );
     wait_until("the cluster to recover", Duration::from_secs(30), || {
         nodes.iter().all(|n| n.state_ok())
     });
@@ -346,7 +457,9 @@ fn bus_garbage_never_takes_the_node_down() {
     use redcell::cluster::bus::{self, Header, Message, NodeName, Payload, Ping};
     let node = Node::redcell();
     node.cmd(&["CLUSTER", "ADDSLOTSRANGE", "0", "16383"]);
-    wait_until("cluster_state:ok", Duration::from_secs(5), || node.state_ok());
+    wait_until("cluster_state:ok", Duration::from_secs(5), || {
+        node.state_ok()
+    });
     let valid = bus::encode(&Message::new(
         Header {
             sender: NodeName([b'f'; 40]),
@@ -391,15 +504,25 @@ fn bus_garbage_never_takes_the_node_down() {
     }
     assert_eq!(node.cmd(&["PING"]), "PONG");
     assert!(node.state_ok());
-    assert_eq!(node.cmd(&["CLUSTER", "NODES"]).lines().count(), 1, "garbage added no node");
+    assert_eq!(
+        node.cmd(&["CLUSTER", "NODES"]).lines().count(),
+        1,
+        "garbage added no node"
+    );
     // Meeting itself: the handshake answers in our own name and is dropped, myself intact.
     let (port, cport) = (node.port.to_string(), node.cport.to_string());
-    assert_eq!(node.cmd(&["CLUSTER", "MEET", "127.0.0.1", &port, &cport]), "OK");
+    assert_eq!(
+        node.cmd(&["CLUSTER", "MEET", "127.0.0.1", &port, &cport]),
+        "OK"
+    );
     wait_until("the self-handshake to go", Duration::from_secs(5), || {
         node.cmd(&["CLUSTER", "NODES"]).lines().count() == 1
     });
     let me = node.cmd(&["CLUSTER", "NODES"]);
-    assert!(me.contains("myself,master") && me.contains("0-16383"), "{me}");
+    assert!(
+        me.contains("myself,master") && me.contains("0-16383"),
+        "{me}"
+    );
 }
 
 #[test]
@@ -409,11 +532,21 @@ fn corrupt_nodes_conf_refuses_to_start() {
     let port = free_port().to_string();
     let out = run_bounded(
         Command::new(BIN)
-            .args(["--port", &port, "--bind", "127.0.0.1", "--cluster-enabled", "yes"])
+            .args([
+                "--port",
+                &port,
+                "--bind",
+                "127.0.0.1",
+                "--cluster-enabled",
+                "yes",
+            ])
             .current_dir(&dir.path),
         Duration::from_secs(20),
     );
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "started with a corrupt nodes.conf");
-    assert!(err.contains("Unrecoverable error: corrupted cluster config file"), "{err}");
+    assert!(
+        err.contains("Unrecoverable error: corrupted cluster config file"),
+        "{err}"
+    );
 }

@@ -758,22 +758,55 @@ fn streams(g: &mut Gen) -> Cmd {
                 Cmd::new(&[op, &k, &a, &b])
             }
         }
-        12 => Cmd::new(&["XDEL", &k, &format!("{}-0", g.seq.saturating_sub(g.below(300)))]),
+        12 => Cmd::new(&[
+            "XDEL",
+            &k,
+            &format!("{}-0", g.seq.saturating_sub(g.below(300))),
+        ]),
         13 => Cmd::new(&["XTRIM", &k, "MAXLEN", &g.int(0, 6)]),
-        14 => Cmd::new(&["XTRIM", &k, "MINID", &g.seq.saturating_sub(g.below(300)).to_string()]),
+        14 => Cmd::new(&[
+            "XTRIM",
+            &k,
+            "MINID",
+            &g.seq.saturating_sub(g.below(300)).to_string(),
+        ]),
         15 => {
             let keys = g.keys(2);
-            let mut a = vec!["XREAD".to_string(), "COUNT".into(), g.int(1, 3), "STREAMS".into()];
+            let mut a = vec![
+                "XREAD".to_string(),
+                "COUNT".into(),
+                g.int(1, 3),
+                "STREAMS".into(),
+            ];
             a.extend(keys.iter().cloned());
             a.extend(keys.iter().map(|_| "0".to_string()));
             Cmd::new(&a)
         }
-        16 => Cmd::new(&["XGROUP", "CREATE", &k, g.pick(&["g1", "g2"]), "0", "MKSTREAM"]),
-        17 | 18 => Cmd::new(&[
-            "XREADGROUP", "GROUP", g.pick(&["g1", "g2"]), g.pick(&["alice", "bob"]),
-            "COUNT", "2", "STREAMS", &k, g.pick(&[">", ">", "0"]),
+        16 => Cmd::new(&[
+            "XGROUP",
+            "CREATE",
+            &k,
+            g.pick(&["g1", "g2"]),
+            "0",
+            "MKSTREAM",
         ]),
-        19 => Cmd::new(&["XACK", &k, g.pick(&["g1", "g2"]), &format!("{}-0", g.seq.saturating_sub(g.below(200)))]),
+        17 | 18 => Cmd::new(&[
+            "XREADGROUP",
+            "GROUP",
+            g.pick(&["g1", "g2"]),
+            g.pick(&["alice", "bob"]),
+            "COUNT",
+            "2",
+            "STREAMS",
+            &k,
+            g.pick(&[">", ">", "0"]),
+        ]),
+        19 => Cmd::new(&[
+            "XACK",
+            &k,
+            g.pick(&["g1", "g2"]),
+            &format!("{}-0", g.seq.saturating_sub(g.below(200))),
+        ]),
         20 => Cmd::new(&["XPENDING", &k, g.pick(&["g1", "g2"])]),
         // Other families overwrite stream keys often: recycle them more than the others do.
         21..=23 => Cmd::new(&["DEL", &k]),

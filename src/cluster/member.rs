@@ -15,8 +15,8 @@ use glommio::net::{TcpListener, TcpStream};
 use hashbrown::HashMap;
 
 use super::bus::{
-    self, msg_type, node_flag, Frame, Gossip, Header, IpField, Message, NodeName, Payload,
-    Ping, PingExt, SlotBitmap, Update,
+    self, msg_type, node_flag, Frame, Gossip, Header, IpField, Message, NodeName, Payload, Ping,
+    PingExt, SlotBitmap, Update,
 };
 use super::nodes_conf;
 use super::slotmap::{EndpointType, SlotMap};
@@ -179,9 +179,8 @@ impl Member {
             let st = ClusterState::new(me, &cfg.announce_ip, cfg.port, cfg.cport);
             (st, true)
         } else {
-            let st = nodes_conf::parse(&text, now).map_err(|e| {
-                format!("Unrecoverable error: {e} ({})", conf_path.display())
-            })?;
+            let st = nodes_conf::parse(&text, now)
+                .map_err(|e| format!("Unrecoverable error: {e} ({})", conf_path.display()))?;
             (st, false)
         };
         let member = Rc::new(Member {
@@ -224,10 +223,16 @@ impl Member {
             st.update_state(cfg.require_full_coverage);
         }
         if fresh {
-            eprintln!("No cluster configuration found, I'm {}", member.state.borrow().myself);
+            eprintln!(
+                "No cluster configuration found, I'm {}",
+                member.state.borrow().myself
+            );
         }
         member.save_now().map_err(|e| {
-            format!("Unrecoverable error: cannot write {}: {e}", member.conf_path.display())
+            format!(
+                "Unrecoverable error: cannot write {}: {e}",
+                member.conf_path.display()
+            )
         })?;
         let bus_port = bus_port(&shard.shared.config(), shard.shared.tcp_port);
         for (addr, optional) in binds {
@@ -269,8 +274,14 @@ impl Member {
     /// Starts the reader and writer tasks of a connected link.
     fn spawn_link(self: &Rc<Self>, stream: TcpStream, node: Option<NodeName>) -> Rc<Link> {
         let fd = stream.as_raw_fd();
-        let local_ip = stream.local_addr().map(|a| a.ip().to_string()).unwrap_or_default();
-        let peer_ip = stream.peer_addr().map(|a| a.ip().to_string()).unwrap_or_default();
+        let local_ip = stream
+            .local_addr()
+            .map(|a| a.ip().to_string())
+            .unwrap_or_default();
+        let peer_ip = stream
+            .peer_addr()
+            .map(|a| a.ip().to_string())
+            .unwrap_or_default();
         let (tx, rx) = local_channel::new_unbounded::<Vec<u8>>();
         let link = Rc::new(Link {
             outbound: node.is_some(),
@@ -287,7 +298,9 @@ impl Member {
         let wlink = link.clone();
         glommio::spawn_local(async move {
             while let Some(buf) = rx.recv().await {
-                wlink.send_queued.set(wlink.send_queued.get().saturating_sub(buf.len()));
+                wlink
+                    .send_queued
+                    .set(wlink.send_queued.get().saturating_sub(buf.len()));
                 if writer.write_all(&buf).await.is_err() {
                     wlink.close();
                     break;
@@ -326,10 +339,16 @@ impl Member {
                                     }
                                 }
                                 Err(e) if e.closes_link() => {
-                                    eprintln!("Cluster bus: closing link from {}: {e}", rlink.peer_ip);
+                                    eprintln!(
+                                        "Cluster bus: closing link from {}: {e}",
+                                        rlink.peer_ip
+                                    );
                                     break 'read;
                                 }
-                                Err(e) => eprintln!("Cluster bus: ignoring a message from {}: {e}", rlink.peer_ip),
+                                Err(e) => eprintln!(
+                                    "Cluster bus: ignoring a message from {}: {e}",
+                                    rlink.peer_ip
+                                ),
                             }
                         }
                     }
@@ -505,7 +524,11 @@ impl Member {
             // speaks in our name: drop the handshake that led here, never act on it.
             if let Some(name) = *link.node.borrow() {
                 let mut st = self.state.borrow_mut();
-                if st.nodes.get(&name).is_some_and(|n| n.has(node_flag::HANDSHAKE)) {
+                if st
+                    .nodes
+                    .get(&name)
+                    .is_some_and(|n| n.has(node_flag::HANDSHAKE))
+                {
                     st.nodes.remove(&name);
                     self.save_pending.set(true);
                 }
@@ -639,7 +662,10 @@ impl Member {
                     self.map_pending.set(true);
                 } else if n.has(node_flag::FAIL) {
                     let timeout = self.cfg.borrow().node_timeout;
-                    if !n.is_master() || !has_slots || now - n.fail_time > timeout * FAIL_UNDO_TIME_MULT {
+                    if !n.is_master()
+                        || !has_slots
+                        || now - n.fail_time > timeout * FAIL_UNDO_TIME_MULT
+                    {
                         n.flags &= !node_flag::FAIL;
                         self.save_pending.set(true);
                         self.map_pending.set(true);
@@ -698,9 +724,8 @@ impl Member {
         if sender_is_master {
             let differs = {
                 let st = self.state.borrow();
-                (0..SLOTS as u16).any(|s| {
-                    h.myslots.get(s) != (st.slots[s as usize].as_ref() == Some(&h.sender))
-                })
+                (0..SLOTS as u16)
+                    .any(|s| h.myslots.get(s) != (st.slots[s as usize].as_ref() == Some(&h.sender)))
             };
             if differs {
                 self.update_slots(h.sender, h.config_epoch, &h.myslots);
@@ -825,7 +850,9 @@ impl Member {
     fn handle_epoch_collision(&self, sender: &NodeName) {
         let mut st = self.state.borrow_mut();
         let myself = st.myself;
-        let (Some(s), me) = (st.nodes.get(sender), st.me()) else { return };
+        let (Some(s), me) = (st.nodes.get(sender), st.me()) else {
+            return;
+        };
         if s.config_epoch != me.config_epoch || !s.is_master() || !me.is_master() {
             return;
         }
@@ -903,7 +930,9 @@ impl Member {
         let size = st.masters_with_slots().len();
         let quorum = size / 2 + 1;
         let me_master = st.me().is_master();
-        let Some(n) = st.nodes.get_mut(name) else { return };
+        let Some(n) = st.nodes.get_mut(name) else {
+            return;
+        };
         if !n.has(node_flag::PFAIL) || n.has(node_flag::FAIL) {
             return;
         }
@@ -1093,7 +1122,9 @@ impl Member {
         for name in names {
             let (ping_sent, pong_received, data_received, skip) = {
                 let st = self.state.borrow();
-                let Some(n) = st.nodes.get(&name) else { continue };
+                let Some(n) = st.nodes.get(&name) else {
+                    continue;
+                };
                 (
                     n.ping_sent,
                     n.pong_received,
@@ -1162,11 +1193,20 @@ impl Member {
         }
         let me = self.clone();
         glommio::spawn_local(async move {
-            let addr = format!("{}:{cport}", if ip.contains(':') { format!("[{ip}]") } else { ip });
+            let addr = format!(
+                "{}:{cport}",
+                if ip.contains(':') {
+                    format!("[{ip}]")
+                } else {
+                    ip
+                }
+            );
             let result = match addr.parse::<std::net::SocketAddr>() {
-                Ok(a) => TcpStream::connect_timeout(a, Duration::from_millis(timeout.max(1000) as u64))
-                    .await
-                    .ok(),
+                Ok(a) => {
+                    TcpStream::connect_timeout(a, Duration::from_millis(timeout.max(1000) as u64))
+                        .await
+                        .ok()
+                }
                 Err(_) => None,
             };
             me.connecting.borrow_mut().remove(&name);
@@ -1208,7 +1248,10 @@ impl Member {
                 st.ok = false;
             }
             if st.ok != was_ok {
-                eprintln!("Cluster state changed: {}", if st.ok { "ok" } else { "fail" });
+                eprintln!(
+                    "Cluster state changed: {}",
+                    if st.ok { "ok" } else { "fail" }
+                );
                 self.map_pending.set(true);
             }
         }
@@ -1245,9 +1288,7 @@ impl Member {
         ));
         let shard = self.shard.clone();
         glommio::spawn_local(async move {
-            shard
-                .call_all(move |s| s.set_slot_map(map.clone()))
-                .await;
+            shard.call_all(move |s| s.set_slot_map(map.clone())).await;
         })
         .detach();
     }
@@ -1307,7 +1348,12 @@ fn lock_conf(path: &std::path::Path) -> Result<std::fs::File, String> {
         .append(true)
         .create(true)
         .open(path)
-        .map_err(|e| format!("Can't open {} in order to acquire a lock: {e}", path.display()))?;
+        .map_err(|e| {
+            format!(
+                "Can't open {} in order to acquire a lock: {e}",
+                path.display()
+            )
+        })?;
     // SAFETY: flock on a file descriptor we own.
     if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
         return Err(format!(

@@ -37,7 +37,12 @@ pub fn parse(text: &str, now: i64) -> Result<ClusterState, String> {
     let mut open: Vec<(u16, bool, NodeName)> = Vec::new();
     let mut slots: Vec<(u16, NodeName)> = Vec::new();
     for (lineno, line) in text.lines().enumerate() {
-        let bad = |why: &str| format!("corrupted cluster config file, line {}: {why}: \"{line}\"", lineno + 1);
+        let bad = |why: &str| {
+            format!(
+                "corrupted cluster config file, line {}: {why}: \"{line}\"",
+                lineno + 1
+            )
+        };
         let tokens = split_args(line.as_bytes()).map_err(|()| bad("unbalanced quotes"))?;
         let tokens: Vec<String> = tokens
             .into_iter()
@@ -228,7 +233,10 @@ vars currentEpoch 5 lastVoteEpoch 0
     #[test]
     fn parses_a_stock_file() {
         let st = parse(SAMPLE, 42).unwrap();
-        assert_eq!(st.myself.to_string(), "94fba6ed91504901cbfcc74fa154e1ced4ebe35a");
+        assert_eq!(
+            st.myself.to_string(),
+            "94fba6ed91504901cbfcc74fa154e1ced4ebe35a"
+        );
         assert_eq!(st.current_epoch, 5);
         let master = parse_name("f3a7356b2c07ee37179d6bac92a780c6259d0cdc").unwrap();
         assert_eq!(st.slots_of(&master), 5461);
@@ -280,7 +288,11 @@ vars currentEpoch 7 lastVoteEpoch 6
         save(&path, "one\n").unwrap();
         save(&path, "two\n").unwrap();
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "two\n");
-        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1, "no temporary file left");
+        assert_eq!(
+            std::fs::read_dir(&dir).unwrap().count(),
+            1,
+            "no temporary file left"
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

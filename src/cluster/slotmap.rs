@@ -197,19 +197,38 @@ mod tests {
         st.update_state(true);
         let map = SlotMap::build(&st, 1, EndpointType::Ip, false);
         let text = |r: Result<(), Error>| r.map_err(|e| e.render().into_owned());
-        assert_eq!(text(map.route(16383, false, false)), Err("CLUSTERDOWN Hash slot not served".into()));
-        assert_eq!(text(map.route(100, false, false)), Err("CLUSTERDOWN The cluster is down".into()));
+        assert_eq!(
+            text(map.route(16383, false, false)),
+            Err("CLUSTERDOWN Hash slot not served".into())
+        );
+        assert_eq!(
+            text(map.route(100, false, false)),
+            Err("CLUSTERDOWN The cluster is down".into())
+        );
         let mut st_ok = st.clone();
         st_ok.slots[16383] = Some(b);
         st_ok.update_state(true);
         let map = SlotMap::build(&st_ok, 2, EndpointType::Ip, false);
         assert_eq!(text(map.route(5, true, false)), Ok(()));
-        assert_eq!(text(map.route(9999, false, false)), Err("MOVED 9999 127.0.0.1:7001".into()));
-        assert_eq!(text(map.route(9000, false, true)), Ok(()), "ASKING on an importing slot");
+        assert_eq!(
+            text(map.route(9999, false, false)),
+            Err("MOVED 9999 127.0.0.1:7001".into())
+        );
+        assert_eq!(
+            text(map.route(9000, false, true)),
+            Ok(()),
+            "ASKING on an importing slot"
+        );
         let map = SlotMap::build(&st_ok, 3, EndpointType::Hostname, false);
-        assert_eq!(text(map.route(9999, false, false)), Err("MOVED 9999 b.example:7001".into()));
+        assert_eq!(
+            text(map.route(9999, false, false)),
+            Err("MOVED 9999 b.example:7001".into())
+        );
         let map = SlotMap::build(&st_ok, 3, EndpointType::Unknown, false);
-        assert_eq!(text(map.route(9999, false, false)), Err("MOVED 9999 :7001".into()));
+        assert_eq!(
+            text(map.route(9999, false, false)),
+            Err("MOVED 9999 :7001".into())
+        );
     }
 
     #[test]
@@ -220,7 +239,10 @@ mod tests {
         st.update_state(true);
         let text = |r: Result<(), Error>| r.map_err(|e| e.render().into_owned());
         let map = SlotMap::build(&st, 1, EndpointType::Ip, false);
-        assert_eq!(text(map.route(0, false, false)), Err("CLUSTERDOWN The cluster is down".into()));
+        assert_eq!(
+            text(map.route(0, false, false)),
+            Err("CLUSTERDOWN The cluster is down".into())
+        );
         let map = SlotMap::build(&st, 1, EndpointType::Ip, true);
         assert_eq!(text(map.route(0, false, false)), Ok(()));
         assert_eq!(

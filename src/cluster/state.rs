@@ -126,7 +126,10 @@ impl ClusterState {
 
     /// Slots owned by `node`.
     pub fn slots_of(&self, node: &NodeName) -> usize {
-        self.slots.iter().filter(|o| o.as_ref() == Some(node)).count()
+        self.slots
+            .iter()
+            .filter(|o| o.as_ref() == Some(node))
+            .count()
     }
 
     /// CLUSTER ADDSLOTS: every slot must be free; all or nothing.
@@ -291,7 +294,12 @@ impl ClusterState {
     /// Redis's `clusterBumpConfigEpochWithoutConsensus`: unless our config epoch is already
     /// the greatest (and not 0), take a new one from `currentEpoch`. Returns whether it did.
     pub fn bump_epoch_without_consensus(&mut self) -> bool {
-        let max = self.nodes.values().map(|n| n.config_epoch).max().unwrap_or(0);
+        let max = self
+            .nodes
+            .values()
+            .map(|n| n.config_epoch)
+            .max()
+            .unwrap_or(0);
         let mine = self.me().config_epoch;
         if mine != 0 && mine == max {
             return false;
@@ -371,10 +379,20 @@ mod tests {
         let mut st = ClusterState::new(name(b'a'), "127.0.0.1", 7000, 17000);
         st.add_slots(&[0, 1, 2, 5]).unwrap();
         assert_eq!(st.add_slots(&[3, 2]), Err("Slot 2 is already busy".into()));
-        assert_eq!(st.slots_of(&name(b'a')), 4, "a refused ADDSLOTS changes nothing");
-        assert_eq!(st.add_slots(&[7, 7]), Err("Slot 7 specified multiple times".into()));
+        assert_eq!(
+            st.slots_of(&name(b'a')),
+            4,
+            "a refused ADDSLOTS changes nothing"
+        );
+        assert_eq!(
+            st.add_slots(&[7, 7]),
+            Err("Slot 7 specified multiple times".into())
+        );
         assert_eq!(st.runs_of(&name(b'a')), vec![(0, 2), (5, 5)]);
-        assert_eq!(st.del_slots(&[9]), Err("Slot 9 is already unassigned".into()));
+        assert_eq!(
+            st.del_slots(&[9]),
+            Err("Slot 9 is already unassigned".into())
+        );
         st.del_slots(&[1]).unwrap();
         assert_eq!(st.runs_of(&name(b'a')), vec![(0, 0), (2, 2), (5, 5)]);
     }
@@ -399,7 +417,9 @@ mod tests {
         );
         let info = st.info_lines();
         assert!(info.starts_with("cluster_state:ok\r\ncluster_slots_assigned:16384\r\n"));
-        assert!(info.contains("cluster_size:1\r\ncluster_current_epoch:0\r\ncluster_my_epoch:1\r\n"));
+        assert!(
+            info.contains("cluster_size:1\r\ncluster_current_epoch:0\r\ncluster_my_epoch:1\r\n")
+        );
         st.del_slots(&[16383]).unwrap();
         st.update_state(true);
         assert!(!st.ok);
@@ -411,7 +431,8 @@ mod tests {
     fn slot_ranges_group_by_owner() {
         let mut st = ClusterState::new(name(b'a'), "", 0, 0);
         st.add_slots(&[0, 1, 3]).unwrap();
-        st.nodes.insert(name(b'b'), Node::new(name(b'b'), node_flag::MASTER));
+        st.nodes
+            .insert(name(b'b'), Node::new(name(b'b'), node_flag::MASTER));
         st.slots[2] = Some(name(b'b'));
         assert_eq!(
             st.slot_ranges(),

@@ -30,36 +30,111 @@ const fn info(name: &'static str, arity: i32, f: crate::cmd::AsyncFn) -> Command
 }
 
 static CLUSTER_SUBS: &[CommandSpec] = &[
-    admin("addslots", -3, addslots).doc("cluster", "3.0.0", "Assign new hash slots to receiving node"),
-    admin("addslotsrange", -4, addslotsrange).doc("cluster", "7.0.0", "Assign new hash slots to receiving node"),
+    admin("addslots", -3, addslots).doc(
+        "cluster",
+        "3.0.0",
+        "Assign new hash slots to receiving node",
+    ),
+    admin("addslotsrange", -4, addslotsrange).doc(
+        "cluster",
+        "7.0.0",
+        "Assign new hash slots to receiving node",
+    ),
     admin("bumpepoch", 2, bumpepoch).doc("cluster", "3.0.0", "Advance the cluster config epoch"),
-    admin("count-failure-reports", 3, count_failure_reports)
-        .doc("cluster", "3.0.0", "Return the number of failure reports active for a given node"),
-    info("countkeysinslot", 3, countkeysinslot).doc("cluster", "3.0.0", "Return the number of local keys in the specified hash slot"),
-    admin("delslots", -3, delslots).doc("cluster", "3.0.0", "Set hash slots as unbound in receiving node"),
-    admin("delslotsrange", -4, delslotsrange).doc("cluster", "7.0.0", "Set hash slots as unbound in receiving node"),
-    admin("flushslots", 2, flushslots).doc("cluster", "3.0.0", "Delete a node's own slots information"),
+    admin("count-failure-reports", 3, count_failure_reports).doc(
+        "cluster",
+        "3.0.0",
+        "Return the number of failure reports active for a given node",
+    ),
+    info("countkeysinslot", 3, countkeysinslot).doc(
+        "cluster",
+        "3.0.0",
+        "Return the number of local keys in the specified hash slot",
+    ),
+    admin("delslots", -3, delslots).doc(
+        "cluster",
+        "3.0.0",
+        "Set hash slots as unbound in receiving node",
+    ),
+    admin("delslotsrange", -4, delslotsrange).doc(
+        "cluster",
+        "7.0.0",
+        "Set hash slots as unbound in receiving node",
+    ),
+    admin("flushslots", 2, flushslots).doc(
+        "cluster",
+        "3.0.0",
+        "Delete a node's own slots information",
+    ),
     admin("forget", 3, forget).doc("cluster", "3.0.0", "Remove a node from the nodes table"),
-    info("getkeysinslot", 4, getkeysinslot).doc("cluster", "3.0.0", "Return local key names in the specified hash slot"),
+    info("getkeysinslot", 4, getkeysinslot).doc(
+        "cluster",
+        "3.0.0",
+        "Return local key names in the specified hash slot",
+    ),
     CommandSpec::new("help", 2, LOADING | STALE, Handler::Async(help))
         .acl(SLOW)
-        .doc("cluster", "5.0.0", "Show helpful text about the different subcommands"),
-    info("info", 2, cluster_info).doc("cluster", "3.0.0", "Provides info about Redis Cluster node state"),
-    info("keyslot", 3, keyslot).doc("cluster", "3.0.0", "Returns the hash slot of the specified key"),
-    info("links", 2, links).doc("cluster", "7.0.0", "Returns a list of all TCP links to and from peer nodes in cluster"),
-    admin("meet", -4, meet).doc("cluster", "3.0.0", "Force a node cluster to handshake with another node"),
+        .doc(
+            "cluster",
+            "5.0.0",
+            "Show helpful text about the different subcommands",
+        ),
+    info("info", 2, cluster_info).doc(
+        "cluster",
+        "3.0.0",
+        "Provides info about Redis Cluster node state",
+    ),
+    info("keyslot", 3, keyslot).doc(
+        "cluster",
+        "3.0.0",
+        "Returns the hash slot of the specified key",
+    ),
+    info("links", 2, links).doc(
+        "cluster",
+        "7.0.0",
+        "Returns a list of all TCP links to and from peer nodes in cluster",
+    ),
+    admin("meet", -4, meet).doc(
+        "cluster",
+        "3.0.0",
+        "Force a node cluster to handshake with another node",
+    ),
     info("myid", 2, myid).doc("cluster", "3.0.0", "Return the node id"),
     info("nodes", 2, nodes).doc("cluster", "3.0.0", "Get Cluster config for the node"),
-    admin("replicas", 3, replicas).doc("cluster", "5.0.0", "List replica nodes of the specified master node"),
+    admin("replicas", 3, replicas).doc(
+        "cluster",
+        "5.0.0",
+        "List replica nodes of the specified master node",
+    ),
     CommandSpec::new("reset", -2, ADMIN | NOSCRIPT | STALE, Handler::Async(reset))
         .acl(ADMIN_ACL)
         .doc("cluster", "3.0.0", "Reset a Redis Cluster node"),
-    admin("saveconfig", 2, saveconfig).doc("cluster", "3.0.0", "Forces the node to save cluster state on disk"),
-    admin("set-config-epoch", 3, set_config_epoch).doc("cluster", "3.0.0", "Set the configuration epoch in a new node"),
+    admin("saveconfig", 2, saveconfig).doc(
+        "cluster",
+        "3.0.0",
+        "Forces the node to save cluster state on disk",
+    ),
+    admin("set-config-epoch", 3, set_config_epoch).doc(
+        "cluster",
+        "3.0.0",
+        "Set the configuration epoch in a new node",
+    ),
     admin("setslot", -4, setslot).doc("cluster", "3.0.0", "Bind a hash slot to a specific node"),
-    info("shards", 2, shards).doc("cluster", "7.0.0", "Get array of cluster slots to node mappings"),
-    admin("slaves", 3, replicas).doc("cluster", "3.0.0", "List replica nodes of the specified master node"),
-    info("slots", 2, slots).doc("cluster", "3.0.0", "Get array of Cluster slot to node mappings"),
+    info("shards", 2, shards).doc(
+        "cluster",
+        "7.0.0",
+        "Get array of cluster slots to node mappings",
+    ),
+    admin("slaves", 3, replicas).doc(
+        "cluster",
+        "3.0.0",
+        "List replica nodes of the specified master node",
+    ),
+    info("slots", 2, slots).doc(
+        "cluster",
+        "3.0.0",
+        "Get array of Cluster slot to node mappings",
+    ),
 ];
 
 pub static COMMANDS: &[CommandSpec] = &[
@@ -69,13 +144,35 @@ pub static COMMANDS: &[CommandSpec] = &[
         .subs(CLUSTER_SUBS),
     CommandSpec::new("asking", 1, FAST, Handler::Sync(asking))
         .acl(CONN_FAST)
-        .doc("cluster", "3.0.0", "Sent by cluster clients after an -ASK redirect"),
-    CommandSpec::new("readonly", 1, LOADING | STALE | FAST, Handler::Sync(readonly))
-        .acl(CONN_FAST)
-        .doc("cluster", "3.0.0", "Enables read queries for a connection to a cluster replica node"),
-    CommandSpec::new("readwrite", 1, LOADING | STALE | FAST, Handler::Sync(readwrite))
-        .acl(CONN_FAST)
-        .doc("cluster", "3.0.0", "Disables read queries for a connection to a cluster replica node"),
+        .doc(
+            "cluster",
+            "3.0.0",
+            "Sent by cluster clients after an -ASK redirect",
+        ),
+    CommandSpec::new(
+        "readonly",
+        1,
+        LOADING | STALE | FAST,
+        Handler::Sync(readonly),
+    )
+    .acl(CONN_FAST)
+    .doc(
+        "cluster",
+        "3.0.0",
+        "Enables read queries for a connection to a cluster replica node",
+    ),
+    CommandSpec::new(
+        "readwrite",
+        1,
+        LOADING | STALE | FAST,
+        Handler::Sync(readwrite),
+    )
+    .acl(CONN_FAST)
+    .doc(
+        "cluster",
+        "3.0.0",
+        "Disables read queries for a connection to a cluster replica node",
+    ),
 ];
 
 fn disabled() -> Error {
@@ -204,7 +301,11 @@ fn change_slots<'a>(
             c,
             Box::new(move |m, out| {
                 let mut st = m.state.borrow_mut();
-                let r = if add { st.add_slots(&slots) } else { st.del_slots(&slots) };
+                let r = if add {
+                    st.add_slots(&slots)
+                } else {
+                    st.del_slots(&slots)
+                };
                 r.map_err(Error::msg)?;
                 m.mark_changed();
                 out.ok();
@@ -220,7 +321,9 @@ fn flushslots<'a>(c: &'a mut Conn, _a: Args<'a>) -> BoxFuture<'a> {
         enabled(c)?;
         let keys: usize = c.shard.call_all(|s| s.db.borrow().len()).await.iter().sum();
         if keys != 0 {
-            return Err(Error::msg("DB must be empty to perform CLUSTER FLUSHSLOTS."));
+            return Err(Error::msg(
+                "DB must be empty to perform CLUSTER FLUSHSLOTS.",
+            ));
         }
         on_member(
             c,
@@ -301,7 +404,10 @@ fn getkeysinslot<'a>(c: &'a mut Conn, a: Args<'a>) -> BoxFuture<'a> {
             .call(owner, 0, move |s| {
                 let db = s.db.borrow();
                 db.slot_table(slot).map_or_else(Vec::new, |t| {
-                    t.iter().take(count as usize).map(|(k, _)| k.to_vec()).collect()
+                    t.iter()
+                        .take(count as usize)
+                        .map(|(k, _)| k.to_vec())
+                        .collect()
                 })
             })
             .await;
@@ -383,7 +489,10 @@ fn cluster_info<'a>(c: &'a mut Conn, _a: Args<'a>) -> BoxFuture<'a> {
             for (dir, counts) in [("sent", m.sent.borrow()), ("received", m.received.borrow())] {
                 for (t, n) in counts.iter().enumerate() {
                     if *n > 0 {
-                        text.push_str(&format!("cluster_stats_messages_{}_{dir}:{n}\r\n", names(t as u16)));
+                        text.push_str(&format!(
+                            "cluster_stats_messages_{}_{dir}:{n}\r\n",
+                            names(t as u16)
+                        ));
                     }
                 }
                 text.push_str(&format!(
@@ -455,7 +564,9 @@ fn meet<'a>(c: &'a mut Conn, a: Args<'a>) -> BoxFuture<'a> {
             Box::new(move |m, out| {
                 let valid = (1..=65535).contains(&port) && (1..=65535).contains(&cport);
                 if !valid || !m.start_handshake(&ip, port as u16, cport as u16) {
-                    return Err(Error::msg(format!("Invalid node address specified: {ip}:{port_arg}")));
+                    return Err(Error::msg(format!(
+                        "Invalid node address specified: {ip}:{port_arg}"
+                    )));
                 }
                 m.mark_changed();
                 out.ok();
@@ -496,7 +607,11 @@ fn replicas<'a>(c: &'a mut Conn, a: Args<'a>) -> BoxFuture<'a> {
             if !st.nodes[&node].is_master() {
                 return Err(Error::msg("The specified node is not a master"));
             }
-            let lines: Vec<String> = st.replicas_of(&node).iter().map(|r| st.node_line(r)).collect();
+            let lines: Vec<String> = st
+                .replicas_of(&node)
+                .iter()
+                .map(|r| st.node_line(r))
+                .collect();
             out.array(lines.len());
             for l in lines {
                 out.bulk(l.as_bytes());
@@ -558,9 +673,8 @@ fn saveconfig<'a>(c: &'a mut Conn, _a: Args<'a>) -> BoxFuture<'a> {
     Box::pin(on_member(
         c,
         Box::new(|m, out| {
-            m.save_now().map_err(|e| {
-                Error::msg(format!("error saving the cluster node config: {e}"))
-            })?;
+            m.save_now()
+                .map_err(|e| Error::msg(format!("error saving the cluster node config: {e}")))?;
             out.ok();
             Ok(())
         }),
@@ -607,23 +721,40 @@ fn setslot<'a>(c: &'a mut Conn, a: Args<'a>) -> BoxFuture<'a> {
         let keys = match slot {
             Some(s) => {
                 let owner = c.shard.owner_of(s);
-                c.shard.call(owner, 0, move |sh| sh.db.borrow().count_in_slot(s)).await
+                c.shard
+                    .call(owner, 0, move |sh| sh.db.borrow().count_in_slot(s))
+                    .await
             }
             None => 0,
         };
-        on_member(c, Box::new(move |m, out| setslot_on_member(m, &args, keys, out))).await
+        on_member(
+            c,
+            Box::new(move |m, out| setslot_on_member(m, &args, keys, out)),
+        )
+        .await
     })
 }
 
 fn setslot_on_member(m: &Member, args: &[Vec<u8>], keys: usize, out: &mut Reply) -> CmdResult {
-    let bad_action = || Error::msg("Invalid CLUSTER SETSLOT action or number of arguments. Try CLUSTER HELP");
+    let bad_action =
+        || Error::msg("Invalid CLUSTER SETSLOT action or number of arguments. Try CLUSTER HELP");
     if !m.state.borrow().me().is_master() {
         return Err(Error::msg("Please use SETSLOT only with masters."));
     }
     let slot = slot_arg(&args[0])?;
-    let action = args.get(1).map(|a| a.to_ascii_uppercase()).unwrap_or_default();
-    let target = |m: &Member| known_node(m, args.get(2).ok_or_else(bad_action)?, "I don't know about node");
-    let is_master = |m: &Member, n: &NodeName| m.state.borrow().nodes.get(n).is_some_and(Node::is_master);
+    let action = args
+        .get(1)
+        .map(|a| a.to_ascii_uppercase())
+        .unwrap_or_default();
+    let target = |m: &Member| {
+        known_node(
+            m,
+            args.get(2).ok_or_else(bad_action)?,
+            "I don't know about node",
+        )
+    };
+    let is_master =
+        |m: &Member, n: &NodeName| m.state.borrow().nodes.get(n).is_some_and(Node::is_master);
     match (action.as_slice(), args.len()) {
         (b"MIGRATING", 3) => {
             let myself = m.state.borrow().myself;
@@ -639,7 +770,9 @@ fn setslot_on_member(m: &Member, args: &[Vec<u8>], keys: usize, out: &mut Reply)
         (b"IMPORTING", 3) => {
             let myself = m.state.borrow().myself;
             if m.state.borrow().slots[slot as usize] == Some(myself) {
-                return Err(Error::msg(format!("I'm already the owner of hash slot {slot}")));
+                return Err(Error::msg(format!(
+                    "I'm already the owner of hash slot {slot}"
+                )));
             }
             let n = target(m)?;
             if !is_master(m, &n) {
@@ -738,7 +871,11 @@ fn shard_node(out: &mut Reply, n: &Node, ep: EndpointType) {
     out.bulk(b"replication-offset");
     out.int(0);
     out.bulk(b"health");
-    out.bulk(if n.has(node_flag::FAIL) { b"fail" } else { b"online" });
+    out.bulk(if n.has(node_flag::FAIL) {
+        b"fail"
+    } else {
+        b"online"
+    });
 }
 
 fn slots<'a>(c: &'a mut Conn, _a: Args<'a>) -> BoxFuture<'a> {

@@ -18,16 +18,33 @@ const WRITE_SCRIPTING: &[&str] = &["@write", "@slow", "@scripting"];
 static FUNCTION_SUBS: &[CommandSpec] = &[
     CommandSpec::new("dump", 2, NOSCRIPT, Handler::Sync(dump))
         .acl(SCRIPTING)
-        .doc("scripting", "7.0.0", "Dump all functions into a serialized binary payload"),
+        .doc(
+            "scripting",
+            "7.0.0",
+            "Dump all functions into a serialized binary payload",
+        ),
     CommandSpec::new("flush", -2, WRITE | NOSCRIPT, Handler::Sync(flush))
         .acl(WRITE_SCRIPTING)
         .doc("scripting", "7.0.0", "Deleting all functions"),
     CommandSpec::new("list", -2, NOSCRIPT, Handler::Sync(list))
         .acl(SCRIPTING)
-        .doc("scripting", "7.0.0", "List information about all the functions"),
-    CommandSpec::new("restore", -3, WRITE | DENYOOM | NOSCRIPT, Handler::Sync(restore))
-        .acl(WRITE_SCRIPTING)
-        .doc("scripting", "7.0.0", "Restore all the functions on the given payload"),
+        .doc(
+            "scripting",
+            "7.0.0",
+            "List information about all the functions",
+        ),
+    CommandSpec::new(
+        "restore",
+        -3,
+        WRITE | DENYOOM | NOSCRIPT,
+        Handler::Sync(restore),
+    )
+    .acl(WRITE_SCRIPTING)
+    .doc(
+        "scripting",
+        "7.0.0",
+        "Restore all the functions on the given payload",
+    ),
 ];
 
 pub static COMMANDS: &[CommandSpec] = &[CommandSpec::new("function", -2, 0, Handler::Container)
@@ -52,11 +69,7 @@ fn flush(c: &mut Conn, a: &Args) -> CmdResult {
     match a.len() {
         2 => {}
         3 if a.is(2, "ASYNC") || a.is(2, "SYNC") => {}
-        3 => {
-            return Err(Error::msg(
-                "FUNCTION FLUSH only supports SYNC|ASYNC option",
-            ))
-        }
+        3 => return Err(Error::msg("FUNCTION FLUSH only supports SYNC|ASYNC option")),
         _ => return Err(Error::WrongArity("function|flush".into())),
     }
     c.out.ok();

@@ -237,7 +237,9 @@ pub mod keys_at {
         if at >= args.len() {
             return None;
         }
-        let n = usize::try_from(parse_i64_strict(args.get(at))?).ok().filter(|&n| n > 0)?;
+        let n = usize::try_from(parse_i64_strict(args.get(at))?)
+            .ok()
+            .filter(|&n| n > 0)?;
         (at + n < args.len()).then(|| (at + 1..=at + n).collect())
     }
 

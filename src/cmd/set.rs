@@ -79,7 +79,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         READONLY | MOVABLE_KEYS,
         Handler::Async(sintercard),
     )
-        .key_finder(crate::cmd::keys_at::numkeys_1)
+    .key_finder(crate::cmd::keys_at::numkeys_1)
     .acl(READ_SLOW)
     .doc(
         "set",

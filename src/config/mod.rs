@@ -153,12 +153,22 @@ static DIRECTIVES: &[Directive] = &[
     ),
     d("cluster-require-full-coverage", Kind::Bool, "yes", true),
     d("cluster-allow-reads-when-down", Kind::Bool, "no", true),
-    d("cluster-allow-pubsubshard-when-down", Kind::Bool, "yes", true),
+    d(
+        "cluster-allow-pubsubshard-when-down",
+        Kind::Bool,
+        "yes",
+        true,
+    ),
     d("cluster-replica-no-failover", Kind::Bool, "no", true),
     d("cluster-replica-validity-factor", NON_NEG_INT, "10", true),
     d("cluster-migration-barrier", NON_NEG_INT, "1", true),
     d("cluster-allow-replica-migration", Kind::Bool, "yes", true),
-    d("cluster-link-sendbuf-limit", Kind::Memory { min: 0 }, "0", true),
+    d(
+        "cluster-link-sendbuf-limit",
+        Kind::Memory { min: 0 },
+        "0",
+        true,
+    ),
     d("lazyfree-lazy-user-del", Kind::Bool, "no", true),
     d("lazyfree-lazy-user-flush", Kind::Bool, "no", true),
     d("lazyfree-lazy-expire", Kind::Bool, "no", true),
@@ -174,7 +184,12 @@ static DIRECTIVES: &[Directive] = &[
     d("set-max-intset-entries", NON_NEG, "512", true),
     // Redis 7.2's; kept for the set type's listpack encoding.
     d("set-max-listpack-entries", NON_NEG, "128", true),
-    d("hll-sparse-max-bytes", Kind::Memory { min: 0 }, "3000", true),
+    d(
+        "hll-sparse-max-bytes",
+        Kind::Memory { min: 0 },
+        "3000",
+        true,
+    ),
     d("zset-max-listpack-entries", NON_NEG, "128", true),
     d(
         "zset-max-listpack-value",
@@ -216,7 +231,10 @@ static ALIASES: &[(&str, &str)] = &[
     ("zset-max-ziplist-value", "zset-max-listpack-value"),
     ("list-max-ziplist-size", "list-max-listpack-size"),
     ("cluster-slave-no-failover", "cluster-replica-no-failover"),
-    ("cluster-slave-validity-factor", "cluster-replica-validity-factor"),
+    (
+        "cluster-slave-validity-factor",
+        "cluster-replica-validity-factor",
+    ),
 ];
 
 fn find(name: &str) -> Option<&'static Directive> {

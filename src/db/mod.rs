@@ -72,7 +72,6 @@ fn is_expired(volatile: &[Volatile], e: &Entry, now: i64) -> bool {
     at != NO_EXPIRE && at <= now
 }
 
-
 #[derive(Default, Clone, Copy, Debug)]
 pub struct KeyspaceStats {
     pub expired_keys: u64,

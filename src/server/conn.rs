@@ -412,7 +412,13 @@ fn cluster_route(conn: &Conn, spec: &CommandSpec, args: &Args<'_>) -> Result<(),
     let (write, asking) = (spec.has(flag::WRITE), conn.asking);
     // Fixed key positions are walked in place; only movable keys are gathered first.
     match spec.key_finder {
-        Some(find) => route_keys(&map, find(args).unwrap_or_default().into_iter(), args, write, asking),
+        Some(find) => route_keys(
+            &map,
+            find(args).unwrap_or_default().into_iter(),
+            args,
+            write,
+            asking,
+        ),
         None => route_keys(&map, spec.key_positions(args.len()), args, write, asking),
     }
 }

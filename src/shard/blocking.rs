@@ -249,7 +249,11 @@ pub async fn wait(
         resp3: conn.out.resp3,
         op,
     });
-    shard.blocking.inbox.borrow_mut().insert(id, Slot::default());
+    shard
+        .blocking
+        .inbox
+        .borrow_mut()
+        .insert(id, Slot::default());
     shard.blocking.clients.set(shard.blocking.clients.get() + 1);
     let _blocked = BlockedGuard(&shard, id);
 
@@ -458,7 +462,14 @@ fn try_serve(shard: &Rc<Shard>, reg: &mut Registration) -> Tried {
         data: std::mem::take(&mut reg.data),
         then: None,
     };
-    let served = serve_guarded(shard, &w.args.args(), reg.key_pos, w.op, &mut out, &mut state);
+    let served = serve_guarded(
+        shard,
+        &w.args.args(),
+        reg.key_pos,
+        w.op,
+        &mut out,
+        &mut state,
+    );
     if !matches!(served, Ok(true)) {
         reg.data = state.data;
         w.status.store(WAITING, Ordering::Release);

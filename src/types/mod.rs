@@ -1,8 +1,8 @@
 //! Value types and their encodings: strings, hashes, sets, lists and sorted sets so far; the other types join in later issues.
 
 pub mod hash;
-pub mod list;
 pub mod hll;
+pub mod list;
 pub mod listpack;
 pub mod set;
 pub mod stream;

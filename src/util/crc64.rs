@@ -12,6 +12,9 @@ mod tests {
     fn matches_redis() {
         // Redis's own self-test value (crc64.c) and the checksum of an empty FUNCTION DUMP.
         assert_eq!(super::crc64(b"123456789"), 0xe9c6_d914_c4b8_d9ca);
-        assert_eq!(super::crc64(b"\n\0").to_le_bytes(), [0x5d, 0x9b, 0x5c, 0x40, 0x0f, 0x7f, 0xa2, 0xda]);
+        assert_eq!(
+            super::crc64(b"\n\0").to_le_bytes(),
+            [0x5d, 0x9b, 0x5c, 0x40, 0x0f, 0x7f, 0xa2, 0xda]
+        );
     }
 }

@@ -706,4 +706,3 @@ pub fn parse(buf: &[u8], pos: &mut usize) -> Node {
         _ => Node::Line(t, text),
     }
 }
-
