@@ -4,6 +4,8 @@
 //! while a failing test unwinds), and nothing listens anywhere but 127.0.0.1.
 #![allow(dead_code)]
 
+pub mod cluster;
+
 use std::collections::HashSet;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
