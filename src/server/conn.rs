@@ -15,6 +15,8 @@ use crate::error::Error;
 use crate::resp::{Args, Decoded, Decoder, Reply};
 use crate::shard::{ClientMeta, Shard};
 use crate::slot::key_slot;
+
+use super::route;
 use crate::util::time::now_ms;
 
 const READ_CHUNK: usize = 16 * 1024;
@@ -324,13 +326,21 @@ pub async fn dispatch(conn: &mut Conn, args: Args<'_>, raw: Option<&[u8]>) {
     }
     conn.meta.last_cmd.set(table.full_names[idx].as_str());
     if (spec.first_key > 0 || spec.key_finder.is_some()) && conn.shard.slot_map.borrow().enabled {
-        let routed = cluster_route(conn, spec, &args);
+        let asking = conn.asking || spec.has(flag::ASKING);
         // ASKING lasts for one command.
         conn.asking = false;
-        if let Err(e) = routed {
-            table_reject(conn, idx);
-            conn.out.error(&e);
-            return;
+        match route::cluster_route(conn, spec, &args, asking) {
+            Err(e) => {
+                table_reject(conn, idx);
+                conn.out.error(&e);
+                return;
+            }
+            Ok(Some(open_slot)) => {
+                if !route::run_open_slot(conn, idx, &args, open_slot, asking).await {
+                    return;
+                }
+            }
+            Ok(None) => {}
         }
     }
     match spec.handler {
@@ -403,44 +413,6 @@ pub async fn dispatch(conn: &mut Conn, args: Args<'_>, raw: Option<&[u8]>) {
                 .error(&Error::WrongArity(table.full_names[idx].clone().into()));
         }
     }
-}
-
-/// Cluster mode: whether this node serves the command's keys (Redis's `getNodeByQuery`):
-/// all keys in one slot, that slot served here, the cluster up.
-fn cluster_route(conn: &Conn, spec: &CommandSpec, args: &Args<'_>) -> Result<(), Error> {
-    let map = conn.shard.slot_map.borrow();
-    let (write, asking) = (spec.has(flag::WRITE), conn.asking);
-    // Fixed key positions are walked in place; only movable keys are gathered first.
-    match spec.key_finder {
-        Some(find) => route_keys(
-            &map,
-            find(args).unwrap_or_default().into_iter(),
-            args,
-            write,
-            asking,
-        ),
-        None => route_keys(&map, spec.key_positions(args.len()), args, write, asking),
-    }
-}
-
-fn route_keys(
-    map: &crate::cluster::slotmap::SlotMap,
-    mut positions: impl Iterator<Item = usize>,
-    args: &Args<'_>,
-    write: bool,
-    asking: bool,
-) -> Result<(), Error> {
-    let Some(first) = positions.next() else {
-        return Ok(());
-    };
-    let slot = key_slot(args.get(first));
-    if map.unassigned(slot) {
-        return Err(crate::cluster::slotmap::not_served());
-    }
-    if positions.any(|p| key_slot(args.get(p)) != slot) {
-        return Err(crate::cluster::slotmap::cross_slot());
-    }
-    map.route(slot, write, asking)
 }
 
 /// `cmd::guarded` for connection handlers that await.
