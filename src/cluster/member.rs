@@ -201,22 +201,9 @@ impl Member {
             rng: Cell::new(seed),
             _lock: lock,
         });
+        member.apply_config_to_myself();
         {
             let mut st = member.state.borrow_mut();
-            let me = st.me_mut();
-            // Our ports and announced address come from this run's configuration.
-            me.port = cfg.port;
-            me.cport = cfg.cport;
-            if !cfg.announce_ip.is_empty() {
-                me.ip = cfg.announce_ip.clone();
-            }
-            me.hostname = cfg.announce_hostname.clone();
-            // As Redis's `clusterUpdateMyselfFlags`: the flag follows the configuration.
-            if cfg.replica_no_failover {
-                me.flags |= node_flag::NOFAILOVER;
-            } else {
-                me.flags &= !node_flag::NOFAILOVER;
-            }
             for n in st.nodes.values_mut() {
                 n.ctime = now;
             }
@@ -1270,6 +1257,34 @@ impl Member {
         self.save_pending.set(false);
         let text = nodes_conf::render(&self.state.borrow());
         nodes_conf::save(&self.conf_path, &text)
+    }
+
+    /// Our ports, announced address and NOFAILOVER flag follow the configuration.
+    fn apply_config_to_myself(&self) {
+        let cfg = self.cfg.borrow();
+        let mut st = self.state.borrow_mut();
+        let me = st.me_mut();
+        me.port = cfg.port;
+        me.cport = cfg.cport;
+        if !cfg.announce_ip.is_empty() {
+            me.ip = cfg.announce_ip.clone();
+        }
+        me.hostname = cfg.announce_hostname.clone();
+        // As Redis's `clusterUpdateMyselfFlags`.
+        if cfg.replica_no_failover {
+            me.flags |= node_flag::NOFAILOVER;
+        } else {
+            me.flags &= !node_flag::NOFAILOVER;
+        }
+    }
+
+    /// CONFIG SET changed the configuration: the cluster directives apply from now on (the
+    /// node timeout, coverage and read rules, announced endpoints), as in Redis.
+    pub fn reconfigure(&self, cfg: MemberConfig) {
+        *self.cfg.borrow_mut() = cfg;
+        self.apply_config_to_myself();
+        self.mark_changed();
+        self.after_change();
     }
 
     pub fn mark_changed(&self) {
