@@ -5,11 +5,13 @@
 pub mod bitops;
 pub mod cluster;
 pub mod connection;
+pub mod dump;
 pub mod function;
 pub mod hash;
 pub mod hll;
 pub mod keys;
 pub mod list;
+pub mod migrate;
 pub mod scan;
 pub mod server;
 pub mod set;
@@ -50,6 +52,7 @@ pub mod flag {
     pub const NO_MULTI: u32 = 1 << 14;
     pub const MOVABLE_KEYS: u32 = 1 << 15;
     pub const ALLOW_BUSY: u32 = 1 << 16;
+    /// Accepted on a slot this node is importing without a preceding ASKING (RESTORE-ASKING).
     pub const ASKING: u32 = 1 << 17;
     /// Ours, not shown: the command reads or writes the whole keyspace, so commands forwarded
     /// earlier in the same pipeline batch must finish first.
@@ -369,6 +372,8 @@ fn families() -> impl Iterator<Item = &'static CommandSpec> {
         function::COMMANDS,
         hll::COMMANDS,
         zset::COMMANDS,
+        dump::COMMANDS,
+        migrate::COMMANDS,
     ]
     .into_iter()
     .flatten()
