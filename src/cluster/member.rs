@@ -120,6 +120,10 @@ pub struct Member {
     save_pending: Cell<bool>,
     map_pending: Cell<bool>,
     map_version: Cell<u64>,
+    /// (current epoch, our config epoch, last vote epoch) as last fsynced to nodes.conf.
+    synced_epochs: Cell<Option<(u64, u64, u64)>>,
+    /// The newest map handed to the shards (CLUSTER commands install it before replying).
+    latest_map: RefCell<Option<Arc<SlotMap>>>,
     iteration: Cell<u64>,
     rng: Cell<u64>,
     /// Held for the process's life: the exclusive lock on nodes.conf.
@@ -197,6 +201,8 @@ impl Member {
             save_pending: Cell::new(true),
             map_pending: Cell::new(true),
             map_version: Cell::new(0),
+            synced_epochs: Cell::new(None),
+            latest_map: RefCell::new(None),
             iteration: Cell::new(0),
             rng: Cell::new(seed),
             _lock: lock,
@@ -1253,10 +1259,21 @@ impl Member {
     }
 
     /// Writes nodes.conf now (CLUSTER SAVECONFIG and every change).
+    /// Writes nodes.conf (temp file and rename, so it is never half-written). Like Redis, it
+    /// is fsynced when an epoch changed since the last fsync, as epochs must never go back
+    /// after a crash; other changes (SETSLOT during a migration, gossip) are not, which keeps
+    /// a slot move from costing a disk flush per command.
     pub fn save_now(&self) -> std::io::Result<()> {
         self.save_pending.set(false);
-        let text = nodes_conf::render(&self.state.borrow());
-        nodes_conf::save(&self.conf_path, &text)
+        let st = self.state.borrow();
+        let epochs = (st.current_epoch, st.me().config_epoch, st.last_vote_epoch);
+        let durable = self.synced_epochs.get() != Some(epochs);
+        let text = nodes_conf::render(&st);
+        nodes_conf::save(&self.conf_path, &text, durable)?;
+        if durable {
+            self.synced_epochs.set(Some(epochs));
+        }
+        Ok(())
     }
 
     /// Our ports, announced address and NOFAILOVER flag follow the configuration.
@@ -1301,11 +1318,18 @@ impl Member {
             endpoint_type,
             allow_reads,
         ));
+        *self.latest_map.borrow_mut() = Some(map.clone());
         let shard = self.shard.clone();
         glommio::spawn_local(async move {
             shard.call_all(move |s| s.set_slot_map(map.clone())).await;
         })
         .detach();
+    }
+
+    /// The newest slot map built, for a CLUSTER command to install on every shard before it
+    /// replies: a client that saw `OK` (e.g. SETSLOT IMPORTING) must be routed by the new map.
+    pub fn latest_map(&self) -> Option<Arc<SlotMap>> {
+        self.latest_map.borrow().clone()
     }
 
     /// Outbound and inbound links, for CLUSTER LINKS: (direction, node, ctime, queued bytes).

@@ -133,11 +133,23 @@ impl SlotMap {
             };
         let i_am_master = state.me().has(node_flag::MASTER);
         // A replica routes like its master: the master's slots are served... by the master.
+        // Slots come in long runs of one owner: resolve each run's owner once.
+        let mut last: Option<(super::bus::NodeName, u16)> = None;
         let owner: Vec<u16> = (0..SLOTS)
             .map(|s| match &state.slots[s] {
                 None => UNASSIGNED,
-                Some(n) if *n == state.myself && i_am_master => MINE,
-                Some(n) => endpoint_of(n),
+                Some(n) => match last {
+                    Some((name, code)) if name == *n => code,
+                    _ => {
+                        let code = if *n == state.myself && i_am_master {
+                            MINE
+                        } else {
+                            endpoint_of(n)
+                        };
+                        last = Some((*n, code));
+                        code
+                    }
+                },
             })
             .collect();
         let mut migrating = vec![NOT_MIGRATING; SLOTS];
@@ -146,9 +158,10 @@ impl SlotMap {
                 migrating[s as usize] = endpoint_of(to);
             }
         }
-        let importing = (0..SLOTS)
-            .map(|s| state.importing.contains_key(&(s as u16)))
-            .collect();
+        let mut importing = vec![false; SLOTS];
+        for &s in state.importing.keys() {
+            importing[s as usize] = true;
+        }
         SlotMap {
             enabled: true,
             version,

@@ -217,7 +217,7 @@ async fn on_member(c: &mut Conn, f: MemberFn) -> CmdResult {
     enabled(c)?;
     let resp3 = c.out.resp3;
     let control = c.shard.nshards;
-    let reply = c
+    let (reply, map) = c
         .shard
         .call(control, 0, move |s| {
             let member = s.cluster.borrow().clone();
@@ -225,9 +225,13 @@ async fn on_member(c: &mut Conn, f: MemberFn) -> CmdResult {
             let mut out = Reply::new(resp3);
             let result = f(&m, &mut out);
             m.after_change();
-            result.map(|()| out.buf)
+            result.map(|()| (out.buf, m.latest_map()))
         })
         .await?;
+    // The shards route by the state this reply reflects before the client hears of it.
+    if let Some(map) = map {
+        c.shard.call_all(move |s| s.set_slot_map(map.clone())).await;
+    }
     c.out.buf.extend_from_slice(&reply);
     Ok(())
 }
