@@ -329,7 +329,8 @@ fn entry_score(e: &LpEntry<'_>) -> Result<f64, RdbError> {
 pub fn read_object(r: &mut Reader<'_>, t: u8, limits: &Limits) -> Result<Value, RdbError> {
     let bad = RdbError::BadFormat;
     let v = match t {
-        types::STRING => Value::Str(read_str_value(r)?),
+        // Re-encoded as Redis's `tryObjectEncoding` does after loading: int, embstr or raw.
+        types::STRING => Value::Str(StrValue::from_bytes(&r.string()?)),
         types::LIST => {
             let n = r.count()?;
             if n == 0 {
@@ -454,18 +455,6 @@ pub fn read_object(r: &mut Reader<'_>, t: u8, limits: &Limits) -> Result<Value, 
         _ => return Err(bad),
     };
     Ok(v)
-}
-
-/// A string value in the encoding Redis gives it on load: integer forms stay integers, LZF
-/// strings are `raw`, plain ones `embstr` or `raw` by length.
-fn read_str_value(r: &mut Reader<'_>) -> Result<StrValue, RdbError> {
-    let first = r.clone().u8()?;
-    let s = r.string()?;
-    Ok(match first {
-        0xC0..=0xC2 => StrValue::from_bytes(&s),
-        0xC3 => StrValue::Raw(s.into_owned()),
-        _ => StrValue::from_bytes_no_int(&s),
-    })
 }
 
 fn read_quicklist(r: &mut Reader<'_>, limits: &Limits) -> Result<List, RdbError> {
