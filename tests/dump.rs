@@ -709,3 +709,106 @@ fn type_bytes_and_newer_versions() {
         b"-ERR DUMP payload version or checksum are wrong\r\n"
     );
 }
+
+/// A ziplist (RDB 6.2 and older) of strings and small integers, encoded as Redis did.
+fn ziplist(items: &[&[u8]]) -> Vec<u8> {
+    let mut body = Vec::new();
+    let (mut prev, mut tail) = (0usize, 10usize);
+    for it in items {
+        let start = body.len();
+        tail = 10 + start;
+        if prev < 254 {
+            body.push(prev as u8);
+        } else {
+            body.push(254);
+            body.extend_from_slice(&(prev as u32).to_le_bytes());
+        }
+        match std::str::from_utf8(it)
+            .ok()
+            .and_then(|s| s.parse::<i64>().ok())
+        {
+            Some(v) if (0..=12).contains(&v) && it.len() <= 2 => body.push(0xF1 + v as u8),
+            Some(v) if i16::try_from(v).is_ok() && v.to_string().as_bytes() == *it => {
+                body.push(0xC0);
+                body.extend_from_slice(&(v as i16).to_le_bytes());
+            }
+            _ if it.len() < 64 => {
+                body.push(it.len() as u8);
+                body.extend_from_slice(it);
+            }
+            _ => {
+                body.push(0x40 | (it.len() >> 8) as u8);
+                body.push(it.len() as u8);
+                body.extend_from_slice(it);
+            }
+        }
+        prev = body.len() - start;
+    }
+    let total = 10 + body.len() + 1;
+    let mut out = (total as u32).to_le_bytes().to_vec();
+    out.extend_from_slice(&(tail as u32).to_le_bytes());
+    out.extend_from_slice(&(items.len() as u16).to_le_bytes());
+    out.extend_from_slice(&body);
+    out.push(0xFF);
+    out
+}
+
+/// A length-prefixed raw string (no LZF, so flips land in the blob itself).
+fn raw_string(b: &[u8]) -> Vec<u8> {
+    assert!(b.len() < 16384);
+    let mut out = if b.len() < 64 {
+        vec![b.len() as u8]
+    } else {
+        vec![0x40 | (b.len() >> 8) as u8, b.len() as u8]
+    };
+    out.extend_from_slice(b);
+    out
+}
+
+#[test]
+fn old_ziplist_payloads_load_like_stock() {
+    let ours = Server::start(SHARDS, &[]);
+    let stock = StockRedis::start(&["--sanitize-dump-payload", "yes"]);
+    let (mut a, mut b) = (ours.raw(), Raw::connect(stock.port));
+    let long = vec![b'w'; 300];
+    let items: Vec<&[u8]> = vec![b"m1", b"1", b"m2", b"2.5", b"m3", b"300", &long, b"-7"];
+    let zl = ziplist(&items);
+    let mut quicklist = vec![2u8];
+    quicklist.extend(raw_string(&zl));
+    quicklist.extend(raw_string(&ziplist(&[b"tail", b"12"])));
+    let bodies: Vec<(u8, Vec<u8>)> = vec![
+        (10, raw_string(&zl)),
+        (
+            12,
+            raw_string(&ziplist(&[b"a", b"1", b"b", b"2.5", b"c", b"300"])),
+        ),
+        (13, raw_string(&zl)),
+        (14, quicklist),
+    ];
+    let mut rng = Rng(0x21_9155);
+    let mut n = 0;
+    for (t, body) in bodies {
+        let mut full = vec![t];
+        full.extend_from_slice(&body);
+        let key = key_on_shard(&format!("zl{t}:"), t as usize % SHARDS, SHARDS);
+        assert!(
+            compare_restore(&mut a, &mut b, key.as_bytes(), &seal(&full, 9), "ziplist"),
+            "type {t} did not load"
+        );
+        for _ in 0..300 {
+            n += 1;
+            let mut c = full.clone();
+            let bit = 8 + rng.below((c.len() as u64 - 1) * 8) as usize;
+            c[bit / 8] ^= 1 << (bit % 8);
+            let key = key_on_shard(&format!("zlf{n}:"), n % SHARDS, SHARDS);
+            compare_restore(
+                &mut a,
+                &mut b,
+                key.as_bytes(),
+                &seal(&c, 9),
+                &format!("ziplist {t}"),
+            );
+        }
+    }
+    assert_eq!(call(&mut a, &[b"PING"]), b"+PONG\r\n");
+}

@@ -14,6 +14,7 @@ pub mod intset;
 pub mod listpack;
 pub mod lzf;
 pub mod wire;
+pub mod ziplist;
 
 use std::borrow::Cow;
 
@@ -41,7 +42,11 @@ pub mod types {
     pub const ZSET: u8 = 3;
     pub const HASH: u8 = 4;
     pub const ZSET_2: u8 = 5;
+    pub const LIST_ZIPLIST: u8 = 10;
     pub const SET_INTSET: u8 = 11;
+    pub const ZSET_ZIPLIST: u8 = 12;
+    pub const HASH_ZIPLIST: u8 = 13;
+    pub const LIST_QUICKLIST: u8 = 14;
     pub const STREAM_LISTPACKS: u8 = 15;
     pub const HASH_LISTPACK: u8 = 16;
     pub const ZSET_LISTPACK: u8 = 17;
@@ -342,7 +347,20 @@ pub fn read_object(r: &mut Reader<'_>, t: u8, limits: &Limits) -> Result<Value, 
             }
             Value::List(l)
         }
-        types::LIST_QUICKLIST_2 => Value::List(read_quicklist(r, limits)?),
+        types::LIST_QUICKLIST_2 | types::LIST_QUICKLIST => {
+            Value::List(read_quicklist(r, t, limits)?)
+        }
+        types::LIST_ZIPLIST => {
+            let blob = r.string()?;
+            let mut l = List::new();
+            for e in ziplist::entries(&blob)? {
+                e.with_bytes(|b| l.push(End::Tail, b, limits.list_fill));
+            }
+            if l.is_empty() {
+                return Err(bad);
+            }
+            Value::List(l)
+        }
         types::SET => {
             let n = r.count()?;
             if n == 0 {
@@ -399,9 +417,13 @@ pub fn read_object(r: &mut Reader<'_>, t: u8, limits: &Limits) -> Result<Value, 
             }
             Value::ZSet(ZSet::from_pairs(pairs, limits.zset))
         }
-        types::ZSET_LISTPACK => {
+        types::ZSET_LISTPACK | types::ZSET_ZIPLIST => {
             let blob = r.string()?;
-            let entries = listpack::entries(&blob)?;
+            let entries = if t == types::ZSET_ZIPLIST {
+                ziplist::entries(&blob)?
+            } else {
+                listpack::entries(&blob)?
+            };
             if entries.is_empty() || entries.len() % 2 != 0 {
                 return Err(bad);
             }
@@ -432,9 +454,13 @@ pub fn read_object(r: &mut Reader<'_>, t: u8, limits: &Limits) -> Result<Value, 
             }
             Value::Hash(h)
         }
-        types::HASH_LISTPACK => {
+        types::HASH_LISTPACK | types::HASH_ZIPLIST => {
             let blob = r.string()?;
-            let entries = listpack::entries(&blob)?;
+            let entries = if t == types::HASH_ZIPLIST {
+                ziplist::entries(&blob)?
+            } else {
+                listpack::entries(&blob)?
+            };
             if entries.is_empty() || entries.len() % 2 != 0 {
                 return Err(bad);
             }
@@ -457,7 +483,9 @@ pub fn read_object(r: &mut Reader<'_>, t: u8, limits: &Limits) -> Result<Value, 
     Ok(v)
 }
 
-fn read_quicklist(r: &mut Reader<'_>, limits: &Limits) -> Result<List, RdbError> {
+/// LIST_QUICKLIST_2 (nodes with a container kind, listpacks) or the older LIST_QUICKLIST
+/// (ziplist nodes only).
+fn read_quicklist(r: &mut Reader<'_>, t: u8, limits: &Limits) -> Result<List, RdbError> {
     let bad = RdbError::BadFormat;
     let nodes = r.count()?;
     if nodes == 0 {
@@ -465,7 +493,11 @@ fn read_quicklist(r: &mut Reader<'_>, limits: &Limits) -> Result<List, RdbError>
     }
     let mut l = List::new();
     for _ in 0..nodes {
-        let container = r.len()?;
+        let container = if t == types::LIST_QUICKLIST_2 {
+            r.len()?
+        } else {
+            CONTAINER_PACKED
+        };
         if container != CONTAINER_PACKED && container != CONTAINER_PLAIN {
             return Err(bad);
         }
@@ -478,7 +510,12 @@ fn read_quicklist(r: &mut Reader<'_>, limits: &Limits) -> Result<List, RdbError>
             continue;
         }
         // Empty listpacks are skipped, as Redis does; an all-empty list is refused below.
-        for e in listpack::entries(&data)? {
+        let entries = if t == types::LIST_QUICKLIST_2 {
+            listpack::entries(&data)?
+        } else {
+            ziplist::entries(&data)?
+        };
+        for e in entries {
             e.with_bytes(|b| l.push(End::Tail, b, limits.list_fill));
         }
     }
