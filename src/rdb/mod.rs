@@ -176,9 +176,9 @@ pub fn object_type(v: &Value) -> u8 {
         Value::List(_) => types::LIST_QUICKLIST_2,
         Value::Set(s) if s.is_intset() && !s.is_empty() => types::SET_INTSET,
         Value::Set(_) => types::SET,
-        Value::ZSet(z) if matches!(z, ZSet::Packed(_)) => types::ZSET_LISTPACK,
+        Value::ZSet(ZSet::Packed(_)) => types::ZSET_LISTPACK,
         Value::ZSet(_) => types::ZSET_2,
-        Value::Hash(h) if matches!(h, Hash::Packed(_)) => types::HASH_LISTPACK,
+        Value::Hash(Hash::Packed(_)) => types::HASH_LISTPACK,
         Value::Hash(_) => types::HASH,
         // STREAM: types::STREAM_LISTPACKS_2 (what 7.0 writes).
         Value::Stream(_) => types::STREAM_LISTPACKS_2,
