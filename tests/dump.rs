@@ -205,6 +205,14 @@ fn cases() -> Vec<Case> {
             exact: true,
         },
         Case {
+            name: "intset-kept-wide",
+            setup: vec![
+                cmd(&[b"SADD", b"K", b"1", b"70000", b"2"]),
+                cmd(&[b"SREM", b"K", b"70000"]),
+            ],
+            exact: true,
+        },
+        Case {
             name: "intset64",
             setup: vec![cmd(&[
                 b"SADD",
@@ -629,12 +637,18 @@ fn corrupt_payloads_get_stock_errors() {
                 let bit = 8 + rng.below((c.len() as u64 - 1) * 8) as usize;
                 c[bit / 8] ^= 1 << (bit % 8);
             }
+            if matches!(c[0], 2 | 4 | 5) && matches!(c[1], 0x80 | 0x81) {
+                continue; // a huge count: see the lying lengths below
+            }
             if compare_restore(&mut a, &mut b, key_for(n).as_bytes(), &seal(&c, 10), name) {
                 loaded += 1;
             }
         }
-        // Lying lengths: the first length byte set to every value.
-        for v in 0..=255u8 {
+        // Lying lengths: the first length byte set to every value but the 32/64-bit forms
+        // (0x80..=0xBF), with which stock preallocates a dict of billions of buckets and
+        // then walks it to free it (tens of GB, minutes); ours refuses such a count at once
+        // (unit tests cover that).
+        for v in (0..=255u8).filter(|v| !(0x80..=0xBF).contains(v)) {
             if body.len() < 2 {
                 break;
             }

@@ -199,7 +199,8 @@ pub fn write_object(w: &mut Writer, v: &Value) {
                     Member::Bytes(_) => None,
                 })
                 .collect();
-            w.string(&intset::encode(&ints));
+            let width = s.intset_width().unwrap_or(2);
+            w.string(&intset::encode_with_width(&ints, width));
         }
         Value::Set(s) => {
             w.len(s.len() as u64);
@@ -376,11 +377,17 @@ pub fn read_object(r: &mut Reader<'_>, t: u8, limits: &Limits) -> Result<Value, 
         }
         types::SET_INTSET => {
             let blob = r.string()?;
-            let mut s = Set::new();
-            for v in intset::decode(&blob)? {
-                s.add_member(Member::Int(v), limits.set);
+            let (width, ints) = intset::decode_with_width(&blob)?;
+            if ints.len() <= limits.set.max_intset {
+                // Kept as loaded, width included, as Redis keeps the blob.
+                Value::Set(Set::intset_from_sorted(&ints, width))
+            } else {
+                let mut s = Set::new();
+                for v in ints {
+                    s.add_member(Member::Int(v), limits.set);
+                }
+                Value::Set(s)
             }
-            Value::Set(s)
         }
         types::SET_LISTPACK => {
             let blob = r.string()?;

@@ -365,3 +365,28 @@ fn loads_ziplist_types_of_older_versions() {
         Err(RdbError::BadFormat)
     );
 }
+
+#[test]
+fn intsets_keep_their_width() {
+    let mut s = Set::new();
+    for m in [&b"1"[..], b"70000", b"2"] {
+        s.add(m, lim().set);
+    }
+    s.remove(b"70000");
+    let d = dump_payload(&Value::Set(s));
+    assert_eq!(
+        &d[..d.len() - 10],
+        &hex("0b 10 04000000 02000000 01000000 02000000")[..]
+    );
+    let back = restore_payload(&d, &lim()).unwrap();
+    assert_eq!(dump_payload(&back), d);
+    // Past set-max-intset-entries a loaded intset converts.
+    let few = Limits {
+        set: SetLimits {
+            max_intset: 1,
+            ..lim().set
+        },
+        ..lim()
+    };
+    assert_eq!(restore_payload(&d, &few).unwrap().encoding(), "hashtable");
+}
