@@ -826,3 +826,74 @@ fn old_ziplist_payloads_load_like_stock() {
     }
     assert_eq!(call(&mut a, &[b"PING"]), b"+PONG\r\n");
 }
+
+#[test]
+fn restore_wakes_blocked_clients_and_large_values_cross() {
+    let ours = Server::start(SHARDS, &[]);
+    let stock = StockRedis::start(&[]);
+    let (mut a, mut b) = (ours.raw(), Raw::connect(stock.port));
+    // A client blocked on a list is served by RESTORE creating it, on whichever shard.
+    call(&mut b, &[b"RPUSH", b"l", b"x", b"y"]);
+    let p = bulk(&call(&mut b, &[b"DUMP", b"l"])).unwrap();
+    for k in 0..SHARDS {
+        let key = key_on_shard("blocked:", k, SHARDS);
+        let mut waiter = ours.raw();
+        waiter.send_cmd(&[b"BLPOP", key.as_bytes(), b"5"]);
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        assert_eq!(
+            call(&mut a, &[b"RESTORE", key.as_bytes(), b"0", &p]),
+            b"+OK\r\n"
+        );
+        let got = waiter.read_reply();
+        assert_eq!(
+            node(&got),
+            node(&common::encode(&[key.as_bytes(), b"x"])),
+            "BLPOP woken by RESTORE"
+        );
+        assert_eq!(call(&mut a, &[b"LLEN", key.as_bytes()]), b":1\r\n");
+    }
+    // Large values of every aggregate type cross both ways intact.
+    let n = 50_000;
+    let mut zadd: Vec<Vec<u8>> = vec![b"ZADD".to_vec(), b"z".to_vec()];
+    let mut hset: Vec<Vec<u8>> = vec![b"HSET".to_vec(), b"h".to_vec()];
+    let mut sadd: Vec<Vec<u8>> = vec![b"SADD".to_vec(), b"s".to_vec()];
+    let mut rpush: Vec<Vec<u8>> = vec![b"RPUSH".to_vec(), b"l2".to_vec()];
+    for i in 0..n {
+        zadd.push(format!("{}", (i * 7919) % n).into_bytes());
+        zadd.push(format!("member-{i}").into_bytes());
+        hset.push(format!("field-{i}").into_bytes());
+        hset.push(format!("{}", i * 3).into_bytes());
+        sadd.push(format!("{}", i * 11).into_bytes());
+        rpush.push(format!("element-{i}").into_bytes());
+    }
+    for cmd in [&zadd, &hset, &sadd, &rpush] {
+        let args: Vec<&[u8]> = cmd.iter().map(|v| &v[..]).collect();
+        call(&mut b, &args);
+        call(&mut a, &args);
+    }
+    for key in [&b"z"[..], b"h", b"s", b"l2"] {
+        let from_stock = bulk(&call(&mut b, &[b"DUMP", key])).unwrap();
+        let from_ours = bulk(&call(&mut a, &[b"DUMP", key])).unwrap();
+        let dst = [b"copy-", key].concat();
+        let started = std::time::Instant::now();
+        assert_eq!(
+            call(&mut a, &[b"RESTORE", &dst, b"0", &from_stock]),
+            b"+OK\r\n"
+        );
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(5),
+            "slow RESTORE"
+        );
+        assert_eq!(
+            call(&mut b, &[b"RESTORE", &dst, b"0", &from_ours]),
+            b"+OK\r\n"
+        );
+        let want = contents(&mut b, key);
+        assert_eq!(contents(&mut a, &dst), want, "{}", show(key));
+        assert_eq!(contents(&mut b, &dst), want, "{}", show(key));
+        assert_eq!(
+            call(&mut a, &[b"OBJECT", b"ENCODING", &dst]),
+            call(&mut b, &[b"OBJECT", b"ENCODING", &dst])
+        );
+    }
+}
