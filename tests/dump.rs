@@ -897,3 +897,28 @@ fn restore_wakes_blocked_clients_and_large_values_cross() {
         );
     }
 }
+
+#[test]
+fn loaded_listpacks_convert_by_count_like_stock() {
+    // A source configured for long listpack values dumps listpacks that the default
+    // thresholds would not build; both receivers keep them as listpacks.
+    let wide = StockRedis::start(&[
+        "--hash-max-listpack-value",
+        "1000",
+        "--zset-max-listpack-value",
+        "1000",
+    ]);
+    let ours = Server::start(SHARDS, &[]);
+    let stock = StockRedis::start(&[]);
+    let (mut a, mut b) = (ours.raw(), Raw::connect(stock.port));
+    let mut w = Raw::connect(wide.port);
+    let long = vec![b'v'; 300];
+    call(&mut w, &[b"HSET", b"h", b"f", &long]);
+    call(&mut w, &[b"ZADD", b"z", b"1", &long]);
+    for key in [&b"h"[..], b"z"] {
+        let p = bulk(&call(&mut w, &[b"DUMP", key])).unwrap();
+        same(&mut a, &mut b, &[b"RESTORE", key, b"0", &p]);
+        same(&mut a, &mut b, &[b"OBJECT", b"ENCODING", key]);
+        assert_eq!(contents(&mut a, key), contents(&mut b, key));
+    }
+}

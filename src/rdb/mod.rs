@@ -444,7 +444,7 @@ pub fn read_object(r: &mut Reader<'_>, t: u8, limits: &Limits) -> Result<Value, 
                 }
                 pairs.push((m, s));
             }
-            Value::ZSet(ZSet::from_pairs(pairs, limits.zset))
+            Value::ZSet(ZSet::from_pairs(pairs, by_count(limits.zset)))
         }
         types::HASH => {
             let n = r.count()?;
@@ -474,7 +474,12 @@ pub fn read_object(r: &mut Reader<'_>, t: u8, limits: &Limits) -> Result<Value, 
             let mut h = Hash::new();
             for pair in entries.chunks_exact(2) {
                 let f = pair[0].to_vec();
-                let new = pair[1].with_bytes(|v| h.set(&f, v, limits.hash));
+                // Like Redis, a loaded listpack converts by its count only.
+                let lim = HashLimits {
+                    max_value: usize::MAX,
+                    ..limits.hash
+                };
+                let new = pair[1].with_bytes(|v| h.set(&f, v, lim));
                 if !new {
                     return Err(bad);
                 }
@@ -488,6 +493,15 @@ pub fn read_object(r: &mut Reader<'_>, t: u8, limits: &Limits) -> Result<Value, 
         _ => return Err(bad),
     };
     Ok(v)
+}
+
+/// Sorted-set limits for a loaded listpack: Redis converts it by its count only (only
+/// members added later are held to the length limit).
+fn by_count(z: ZsetLimits) -> ZsetLimits {
+    ZsetLimits {
+        max_value: usize::MAX,
+        ..z
+    }
 }
 
 /// LIST_QUICKLIST_2 (nodes with a container kind, listpacks) or the older LIST_QUICKLIST
