@@ -2,9 +2,9 @@
 # perf/reshard-bench.sh - keys per second moved by `redis-cli --cluster reshard` between two
 # masters: stock→stock, stock→redcell and redcell→stock, on the same machine.
 #
-# For each pair it starts a 2-master cluster on 127.0.0.1 (free ports, temp dirs, created
-# with `redis-cli --cluster create`), fills the source's slots with KEYS string keys of
-# VALUE bytes (redis-benchmark -r, SET through the cluster), then times
+# For each pair it starts a 3-master cluster on 127.0.0.1 (source, target and a stock third
+# node, as redis-cli needs three masters; free ports, temp dirs), fills it with up to KEYS
+# string keys of VALUE bytes (pipelined SETs sent to each key's owner), then times
 #   redis-cli --cluster reshard SOURCE --cluster-from SRC --cluster-to DST
 #             --cluster-slots SLOTS --cluster-yes --cluster-pipeline PIPELINE
 # and prints keys moved, seconds, keys/s, and each pair's ratio to stock→stock, for ROUNDS
@@ -28,6 +28,7 @@ for tool in redis-cli redis-server redis-benchmark; do
     command -v "$tool" >/dev/null || { echo "$tool is required (apt install redis-server redis-tools)" >&2; exit 1; }
 done
 [ -x "$REDCELL_BIN" ] || { echo "no $REDCELL_BIN (cargo build --release)" >&2; exit 1; }
+REDCELL_BIN=$(cd "$(dirname "$REDCELL_BIN")" && pwd)/$(basename "$REDCELL_BIN")
 
 PIDS=()
 DIRS=()
@@ -62,19 +63,60 @@ start_node() {
     NODE_PORT=$port
 }
 
+# fill PORT: KEYS keys spread over all slots, each SET on its owner (CRC16 as Redis hashes,
+# owners from CLUSTER NODES). redis-benchmark --cluster would put each node's keys in one slot.
+fill() {
+    python3 - "$1" "$KEYS" "$VALUE" <<'PY'
+import binascii, socket, subprocess, sys
+port, keys, size = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+owner = {}
+out = subprocess.run(["redis-cli", "-p", str(port), "CLUSTER", "NODES"],
+                     capture_output=True, text=True).stdout
+for line in out.splitlines():
+    f = line.split()
+    p = int(f[1].split("@")[0].rsplit(":", 1)[1])
+    for r in f[8:]:
+        if r.startswith("["):
+            continue
+        a, _, b = r.partition("-")
+        for s in range(int(a), int(b or a) + 1):
+            owner[s] = p
+batches = {}
+value = b"x" * size
+for k in range(keys):
+    key = b"key:%d" % k
+    slot = binascii.crc_hqx(key, 0) % 16384
+    batches.setdefault(owner[slot], []).append(
+        b"*3\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n" % (len(key), key, size, value))
+for p, cmds in batches.items():
+    s = socket.create_connection(("127.0.0.1", p))
+    for j in range(0, len(cmds), 1000):
+        chunk = cmds[j:j + 1000]
+        s.sendall(b"".join(chunk))
+        got = 0
+        while got < len(chunk):
+            data = s.recv(65536)
+            if not data:
+                sys.exit("connection closed while filling")
+            got += data.count(b"\r\n")
+    s.close()
+PY
+}
+
 # run_pair FROM TO: prints "keys seconds keys_per_sec".
 run_pair() {
-    local from=$1 to=$2 src dst
+    local from=$1 to=$2 src dst third
     start_node "$from"; src=$NODE_PORT
     start_node "$to"; dst=$NODE_PORT
-    redis-cli --cluster create "127.0.0.1:$src" "127.0.0.1:$dst" --cluster-yes >/dev/null
+    start_node redis; third=$NODE_PORT
+    redis-cli --cluster create "127.0.0.1:$src" "127.0.0.1:$dst" "127.0.0.1:$third" \
+        --cluster-yes >/dev/null
     for _ in $(seq 100); do
         redis-cli -p "$src" CLUSTER INFO | grep -q cluster_state:ok &&
             redis-cli -p "$dst" CLUSTER INFO | grep -q cluster_state:ok && break
         sleep 0.1
     done
-    redis-benchmark -h 127.0.0.1 -p "$src" --cluster -t set -n "$((KEYS * 3))" -r "$KEYS" \
-        -d "$VALUE" -P 32 -c 20 -q >/dev/null 2>&1
+    fill "$src"
     local before after start end
     before=$(redis-cli -p "$dst" DBSIZE)
     start=$(date +%s.%N)
@@ -89,7 +131,7 @@ run_pair() {
         'BEGIN { t = e - s; printf "%d %.2f %.0f\n", k, t, (t > 0 ? k / t : 0) }'
 }
 
-echo "2 masters; $KEYS keys of $VALUE bytes; moving $SLOTS slots, pipeline $PIPELINE; redcell --shards $SHARDS"
+echo "3 masters; $KEYS keys of $VALUE bytes; moving $SLOTS slots, pipeline $PIPELINE; redcell --shards $SHARDS"
 printf "%-17s %-6s %10s %9s %10s\n" pair round keys seconds keys/s
 declare -A rate
 for round in $(seq "$ROUNDS"); do

@@ -32,18 +32,50 @@ fn migrate_replies_match_stock() {
         run(&["RPUSH", "l", "x", "y", "z"]);
         run(&["HSET", "h", "f", "v"]);
         run(&["SET", "ttl", "v", "PX", "100000"]);
-        run(&["MIGRATE", "127.0.0.1", &t, "nokey", "0", "5000", "AUTH", "pw"]);
+        run(&[
+            "MIGRATE",
+            "127.0.0.1",
+            &t,
+            "nokey",
+            "0",
+            "5000",
+            "AUTH",
+            "pw",
+        ]);
         run(&["MIGRATE", "127.0.0.1", &t, "a", "0", "5000"]);
         run(&["MIGRATE", "127.0.0.1", &t, "a", "0", "5000", "AUTH", "bad"]);
         run(&["MIGRATE", "127.0.0.1", &t, "a", "0", "5000", "AUTH", "pw"]);
         run(&["EXISTS", "a"]);
         run(&["SET", "a", "2"]);
         run(&["MIGRATE", "127.0.0.1", &t, "a", "0", "5000", "AUTH", "pw"]);
-        run(&["MIGRATE", "127.0.0.1", &t, "a", "0", "5000", "AUTH", "pw", "COPY", "REPLACE"]);
+        run(&[
+            "MIGRATE",
+            "127.0.0.1",
+            &t,
+            "a",
+            "0",
+            "5000",
+            "AUTH",
+            "pw",
+            "COPY",
+            "REPLACE",
+        ]);
         run(&["EXISTS", "a"]);
         run(&[
-            "MIGRATE", "127.0.0.1", &t, "", "1", "5000", "AUTH2", "default", "pw", "KEYS", "l",
-            "h", "ttl", "missing",
+            "MIGRATE",
+            "127.0.0.1",
+            &t,
+            "",
+            "1",
+            "5000",
+            "AUTH2",
+            "default",
+            "pw",
+            "KEYS",
+            "l",
+            "h",
+            "ttl",
+            "missing",
         ]);
         run(&["EXISTS", "l", "h", "ttl"]);
         run(&["MIGRATE", "127.0.0.1", &t, "x", "0", "5000", "KEYS", "a"]);
@@ -58,7 +90,8 @@ fn migrate_replies_match_stock() {
     let want = script(&mut stock_raw, target_b.port);
     assert_eq!(got, want);
     assert!(
-        got.iter().any(|r| r.starts_with("-ERR Target instance replied with error: BUSYKEY")),
+        got.iter()
+            .any(|r| r.starts_with("-ERR Target instance replied with error: BUSYKEY")),
         "the script reaches BUSYKEY: {got:?}"
     );
 
@@ -95,7 +128,17 @@ fn stock_migrates_into_redcell() {
     call(&mut s, &["ZADD", "z", "1.5", "a", "-inf", "b"]);
     let mut keys: Vec<String> = (0..50).map(|i| format!("s{i}")).collect();
     keys.push("z".into());
-    let mut args = vec!["MIGRATE", "127.0.0.1", &port, "", "0", "5000", "AUTH", "pw", "KEYS"];
+    let mut args = vec![
+        "MIGRATE",
+        "127.0.0.1",
+        &port,
+        "",
+        "0",
+        "5000",
+        "AUTH",
+        "pw",
+        "KEYS",
+    ];
     args.extend(keys.iter().map(String::as_str));
     assert_eq!(call(&mut s, &args), "+OK\r\n");
     assert_eq!(call(&mut s, &["DBSIZE"]), ":0\r\n");
@@ -120,7 +163,17 @@ fn unreachable_targets_give_ioerr_and_keep_the_key() {
         l.local_addr().expect("addr").port()
     };
     assert_eq!(
-        call(&mut r, &["MIGRATE", "127.0.0.1", &closed.to_string(), "k", "0", "1000"]),
+        call(
+            &mut r,
+            &[
+                "MIGRATE",
+                "127.0.0.1",
+                &closed.to_string(),
+                "k",
+                "0",
+                "1000"
+            ]
+        ),
         "-IOERR error or timeout connecting to the client\r\n"
     );
 
@@ -149,5 +202,9 @@ fn unreachable_targets_give_ioerr_and_keep_the_key() {
         "-IOERR error or timeout reading to target instance\r\n"
     );
     assert_eq!(call(&mut r, &["GET", "k"]), "$1\r\nv\r\n", "the key stayed");
-    assert_eq!(call(&mut r, &["SET", "k", "w"]), "+OK\r\n", "and is writable again");
+    assert_eq!(
+        call(&mut r, &["SET", "k", "w"]),
+        "+OK\r\n",
+        "and is writable again"
+    );
 }

@@ -122,8 +122,6 @@ pub struct Member {
     map_version: Cell<u64>,
     /// (current epoch, our config epoch, last vote epoch) as last fsynced to nodes.conf.
     synced_epochs: Cell<Option<(u64, u64, u64)>>,
-    /// The newest map handed to the shards (CLUSTER commands install it before replying).
-    latest_map: RefCell<Option<Arc<SlotMap>>>,
     iteration: Cell<u64>,
     rng: Cell<u64>,
     /// Held for the process's life: the exclusive lock on nodes.conf.
@@ -202,7 +200,6 @@ impl Member {
             map_pending: Cell::new(true),
             map_version: Cell::new(0),
             synced_epochs: Cell::new(None),
-            latest_map: RefCell::new(None),
             iteration: Cell::new(0),
             rng: Cell::new(seed),
             _lock: lock,
@@ -1253,12 +1250,14 @@ impl Member {
                 eprintln!("Could not save the cluster configuration: {e}");
             }
         }
+        // Published before a CLUSTER command replies, so a client that saw `OK` (e.g. to
+        // SETSLOT IMPORTING) is routed by the new map on every shard.
         if self.map_pending.replace(false) {
-            self.publish_map(cfg.endpoint_type, cfg.allow_reads_when_down);
+            let map = self.build_map(cfg.endpoint_type, cfg.allow_reads_when_down);
+            self.shard.shared.publish_slot_map(map);
         }
     }
 
-    /// Writes nodes.conf now (CLUSTER SAVECONFIG and every change).
     /// Writes nodes.conf (temp file and rename, so it is never half-written). Like Redis, it
     /// is fsynced when an epoch changed since the last fsync, as epochs must never go back
     /// after a crash; other changes (SETSLOT during a migration, gossip) are not, which keeps
@@ -1309,27 +1308,15 @@ impl Member {
         self.map_pending.set(true);
     }
 
-    fn publish_map(&self, endpoint_type: EndpointType, allow_reads: bool) {
+    fn build_map(&self, endpoint_type: EndpointType, allow_reads: bool) -> Arc<SlotMap> {
         let version = self.map_version.get() + 1;
         self.map_version.set(version);
-        let map = Arc::new(SlotMap::build(
+        Arc::new(SlotMap::build(
             &self.state.borrow(),
             version,
             endpoint_type,
             allow_reads,
-        ));
-        *self.latest_map.borrow_mut() = Some(map.clone());
-        let shard = self.shard.clone();
-        glommio::spawn_local(async move {
-            shard.call_all(move |s| s.set_slot_map(map.clone())).await;
-        })
-        .detach();
-    }
-
-    /// The newest slot map built, for a CLUSTER command to install on every shard before it
-    /// replies: a client that saw `OK` (e.g. SETSLOT IMPORTING) must be routed by the new map.
-    pub fn latest_map(&self) -> Option<Arc<SlotMap>> {
-        self.latest_map.borrow().clone()
+        ))
     }
 
     /// Outbound and inbound links, for CLUSTER LINKS: (direction, node, ctime, queued bytes).

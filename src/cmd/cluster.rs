@@ -217,7 +217,7 @@ async fn on_member(c: &mut Conn, f: MemberFn) -> CmdResult {
     enabled(c)?;
     let resp3 = c.out.resp3;
     let control = c.shard.nshards;
-    let (reply, map) = c
+    let reply = c
         .shard
         .call(control, 0, move |s| {
             let member = s.cluster.borrow().clone();
@@ -225,13 +225,9 @@ async fn on_member(c: &mut Conn, f: MemberFn) -> CmdResult {
             let mut out = Reply::new(resp3);
             let result = f(&m, &mut out);
             m.after_change();
-            result.map(|()| (out.buf, m.latest_map()))
+            result.map(|()| out.buf)
         })
         .await?;
-    // The shards route by the state this reply reflects before the client hears of it.
-    if let Some(map) = map {
-        c.shard.call_all(move |s| s.set_slot_map(map.clone())).await;
-    }
     c.out.buf.extend_from_slice(&reply);
     Ok(())
 }
@@ -737,7 +733,7 @@ fn setslot<'a>(c: &'a mut Conn, a: Args<'a>) -> BoxFuture<'a> {
         let args = owned(&a, 2);
         let slot_text = args[0].clone();
         // Keys of the slot, for NODE's "still hold keys" rule.
-        let slot = parse_slot(&slot_text);
+        let slot = parse_slot(&slot_text).filter(|_| a.len() > 3 && a.is(3, "NODE"));
         let keys = match slot {
             Some(s) => {
                 let owner = c.shard.owner_of(s);

@@ -24,20 +24,18 @@ use crate::server::conn::Conn;
 use crate::slot::key_slot;
 use crate::util::num::parse_i64_strict;
 
-pub static COMMANDS: &[CommandSpec] = &[CommandSpec::new(
-    "migrate",
-    -6,
-    WRITE | MOVABLE_KEYS,
-    Handler::Async(migrate),
-)
-.keys(3, 3, 1)
-.key_finder(migrate_keys)
-.acl(&["keyspace", "write", "slow", "dangerous"])
-.doc(
-    "generic",
-    "2.6.0",
-    "Atomically transfer a key from a Redis instance to another one.",
-)];
+pub static COMMANDS: &[CommandSpec] =
+    &[
+        CommandSpec::new("migrate", -6, WRITE | MOVABLE_KEYS, Handler::Async(migrate))
+            .keys(3, 3, 1)
+            .key_finder(migrate_keys)
+            .acl(&["keyspace", "write", "slow", "dangerous"])
+            .doc(
+                "generic",
+                "2.6.0",
+                "Atomically transfer a key from a Redis instance to another one.",
+            ),
+    ];
 
 /// A cached connection is closed after this long unused, as Redis does.
 const IDLE_CLOSE: Duration = Duration::from_secs(10);
@@ -222,7 +220,11 @@ fn take_out(
 async fn release(c: &Conn, moving: Vec<(usize, Vec<Outgoing>)>, delete: &[Vec<u8>]) {
     for (shard, keys) in moving {
         let keys: Vec<Vec<u8>> = keys.into_iter().map(|(k, _, _)| k).collect();
-        let delete: Vec<Vec<u8>> = keys.iter().filter(|k| delete.contains(k)).cloned().collect();
+        let delete: Vec<Vec<u8>> = keys
+            .iter()
+            .filter(|k| delete.contains(k))
+            .cloned()
+            .collect();
         c.shard
             .call(shard, 0, move |s| {
                 let now = crate::util::time::now_ms();
@@ -256,7 +258,10 @@ thread_local! {
 enum IoError {
     Write,
     /// Reading failed; `timed_out` forbids the retry, as in Redis.
-    Read { timed_out: bool, replies: usize },
+    Read {
+        timed_out: bool,
+        replies: usize,
+    },
 }
 
 /// Sends the RESTOREs and reads the replies, retrying once on a fresh connection when a
@@ -346,8 +351,12 @@ async fn checkout(name: &str, host: &str, port: &str, timeout: Duration) -> Resu
             }
         }
     };
-    conn.stream.set_read_timeout(Some(timeout)).map_err(|_| ())?;
-    conn.stream.set_write_timeout(Some(timeout)).map_err(|_| ())?;
+    conn.stream
+        .set_read_timeout(Some(timeout))
+        .map_err(|_| ())?;
+    conn.stream
+        .set_write_timeout(Some(timeout))
+        .map_err(|_| ())?;
     Ok(conn)
 }
 
@@ -380,7 +389,11 @@ async fn exchange(
         let db = db.to_string();
         encode_command([&b"SELECT"[..], db.as_bytes()].into_iter(), 2, &mut buf);
     }
-    let restore: &[u8] = if cluster { b"RESTORE-ASKING" } else { b"RESTORE" };
+    let restore: &[u8] = if cluster {
+        b"RESTORE-ASKING"
+    } else {
+        b"RESTORE"
+    };
     let now = crate::util::time::now_ms();
     for (key, payload, expire_at) in keys {
         let ttl = if *expire_at == crate::db::NO_EXPIRE {
@@ -520,7 +533,9 @@ mod tests {
     #[test]
     fn parses_options_like_redis() {
         let o = with_args(
-            &["MIGRATE", "h", "1", "", "0", "1", "COPY", "AUTH", "pw", "KEYS", "a", "b"],
+            &[
+                "MIGRATE", "h", "1", "", "0", "1", "COPY", "AUTH", "pw", "KEYS", "a", "b",
+            ],
             parse_options,
         )
         .ok()

@@ -326,6 +326,7 @@ pub async fn dispatch(conn: &mut Conn, args: Args<'_>, raw: Option<&[u8]>) {
     }
     conn.meta.last_cmd.set(table.full_names[idx].as_str());
     if (spec.first_key > 0 || spec.key_finder.is_some()) && conn.shard.slot_map.borrow().enabled {
+        conn.shard.refresh_slot_map();
         let asking = conn.asking || spec.has(flag::ASKING);
         // ASKING lasts for one command.
         conn.asking = false;

@@ -128,6 +128,7 @@ fn judge_and_run(
         keys.dedup();
         let mut db = shard.db.borrow_mut();
         let existing = keys.iter().filter(|k| db.exists(k, now)).count();
+        shard.refresh_slot_map();
         let map = shard.slot_map.borrow().clone();
         map.open_slot(
             slot,

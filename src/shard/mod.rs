@@ -42,6 +42,13 @@ pub struct Shared {
     /// Set once the control executor is up (in cluster mode: the member has loaded its
     /// state); shards accept clients only then.
     pub control_ready: std::sync::atomic::AtomicBool,
+    /// Cluster mode: the newest slot map the control core built, and its version. The control
+    /// core stores the map, then the version; a shard compares versions (one atomic load per
+    /// keyed command, of a line written only on cluster changes) and copies the map only when
+    /// it changed. So a change is visible to every shard as soon as it is published, without
+    /// a message to each.
+    pub slot_map: Mutex<Option<Arc<crate::cluster::slotmap::SlotMap>>>,
+    pub slot_map_version: AtomicU64,
 }
 
 impl Shared {
@@ -59,7 +66,17 @@ impl Shared {
             executable: String::new(),
             config_file: String::new(),
             control_ready: std::sync::atomic::AtomicBool::new(false),
+            slot_map: Mutex::new(None),
+            slot_map_version: AtomicU64::new(0),
         }
+    }
+
+    /// Publishes a newer slot map to every shard (see `Shard::refresh_slot_map`).
+    pub fn publish_slot_map(&self, map: Arc<crate::cluster::slotmap::SlotMap>) {
+        let version = map.version;
+        *self.slot_map.lock().unwrap_or_else(|e| e.into_inner()) = Some(map);
+        self.slot_map_version
+            .store(version, std::sync::atomic::Ordering::Release);
     }
 
     /// Locks the shared configuration. A poisoned lock (a panic elsewhere while it was held)
@@ -233,11 +250,31 @@ impl Shard {
         }
     }
 
-    /// Installs a newer routing view from the control core (older ones arriving late are ignored).
-    pub fn set_slot_map(&self, map: Arc<crate::cluster::slotmap::SlotMap>) {
-        let mut current = self.slot_map.borrow_mut();
-        if map.version > current.version {
-            *current = map;
+    /// Takes the newest slot map the control core published, if ours is older.
+    #[inline]
+    pub fn refresh_slot_map(&self) {
+        let published = self
+            .shared
+            .slot_map_version
+            .load(std::sync::atomic::Ordering::Acquire);
+        if published != self.slot_map.borrow().version {
+            self.take_published_map();
+        }
+    }
+
+    #[cold]
+    fn take_published_map(&self) {
+        let map = self
+            .shared
+            .slot_map
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        if let Some(map) = map {
+            let mut current = self.slot_map.borrow_mut();
+            if map.version > current.version {
+                *current = map;
+            }
         }
     }
 
