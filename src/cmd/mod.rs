@@ -5,6 +5,7 @@
 pub mod bitops;
 pub mod cluster;
 pub mod connection;
+pub mod dump;
 pub mod function;
 pub mod hash;
 pub mod hll;
@@ -50,6 +51,8 @@ pub mod flag {
     pub const NO_MULTI: u32 = 1 << 14;
     pub const MOVABLE_KEYS: u32 = 1 << 15;
     pub const ALLOW_BUSY: u32 = 1 << 16;
+    /// Accepted on a slot this node is importing without a preceding ASKING (RESTORE-ASKING).
+    pub const ASKING: u32 = 1 << 17;
     /// Ours, not shown: the command reads or writes the whole keyspace, so commands forwarded
     /// earlier in the same pipeline batch must finish first.
     pub const BARRIER: u32 = 1 << 31;
@@ -72,6 +75,7 @@ pub mod flag {
         (NO_MULTI, "no_multi"),
         (MOVABLE_KEYS, "movablekeys"),
         (ALLOW_BUSY, "allow_busy"),
+        (ASKING, "asking"),
     ];
 }
 
@@ -358,6 +362,7 @@ fn families() -> impl Iterator<Item = &'static CommandSpec> {
         function::COMMANDS,
         hll::COMMANDS,
         zset::COMMANDS,
+        dump::COMMANDS,
     ]
     .into_iter()
     .flatten()
