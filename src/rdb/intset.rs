@@ -5,6 +5,12 @@ use super::RdbError;
 
 /// Encodes ascending, distinct integers at the narrowest width that holds them all.
 pub fn encode(sorted: &[i64]) -> Vec<u8> {
+    encode_with_width(sorted, 2)
+}
+
+/// Encodes ascending, distinct integers at least `min_width` bytes wide (an intset keeps
+/// its width after the members that needed it are gone).
+pub fn encode_with_width(sorted: &[i64], min_width: usize) -> Vec<u8> {
     let width = sorted
         .iter()
         .map(|&v| {
@@ -16,8 +22,7 @@ pub fn encode(sorted: &[i64]) -> Vec<u8> {
                 8
             }
         })
-        .max()
-        .unwrap_or(2);
+        .fold(min_width, usize::max);
     let mut out = Vec::with_capacity(8 + sorted.len() * width);
     out.extend_from_slice(&(width as u32).to_le_bytes());
     out.extend_from_slice(&(sorted.len() as u32).to_le_bytes());
@@ -30,6 +35,11 @@ pub fn encode(sorted: &[i64]) -> Vec<u8> {
 /// Validates an intset blob as `intsetValidateIntegrity` does in deep mode (known width,
 /// exact size, at least one member, strictly ascending) and returns its members.
 pub fn decode(blob: &[u8]) -> Result<Vec<i64>, RdbError> {
+    decode_with_width(blob).map(|(_, v)| v)
+}
+
+/// `decode`, also returning the blob's width.
+pub fn decode_with_width(blob: &[u8]) -> Result<(usize, Vec<i64>), RdbError> {
     let bad = RdbError::BadFormat;
     if blob.len() < 8 {
         return Err(bad);
@@ -56,7 +66,7 @@ pub fn decode(blob: &[u8]) -> Result<Vec<i64>, RdbError> {
         }
         out.push(v);
     }
-    Ok(out)
+    Ok((width, out))
 }
 
 #[cfg(test)]
@@ -79,6 +89,9 @@ mod tests {
         }
         assert_eq!(encode(&[1, 40_000])[0], 4);
         assert_eq!(encode(&[-1, 1 << 40])[0], 8);
+        let wide = encode_with_width(&[1, 2], 4);
+        assert_eq!(wide, [4, 0, 0, 0, 2, 0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0]);
+        assert_eq!(decode_with_width(&wide).unwrap(), (4, vec![1, 2]));
     }
 
     #[test]

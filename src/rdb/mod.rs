@@ -15,6 +15,7 @@ pub mod listpack;
 pub mod lzf;
 pub mod stream;
 pub mod wire;
+pub mod ziplist;
 
 use std::borrow::Cow;
 
@@ -42,7 +43,11 @@ pub mod types {
     pub const ZSET: u8 = 3;
     pub const HASH: u8 = 4;
     pub const ZSET_2: u8 = 5;
+    pub const LIST_ZIPLIST: u8 = 10;
     pub const SET_INTSET: u8 = 11;
+    pub const ZSET_ZIPLIST: u8 = 12;
+    pub const HASH_ZIPLIST: u8 = 13;
+    pub const LIST_QUICKLIST: u8 = 14;
     pub const STREAM_LISTPACKS: u8 = 15;
     pub const HASH_LISTPACK: u8 = 16;
     pub const ZSET_LISTPACK: u8 = 17;
@@ -171,9 +176,9 @@ pub fn object_type(v: &Value) -> u8 {
         Value::List(_) => types::LIST_QUICKLIST_2,
         Value::Set(s) if s.is_intset() && !s.is_empty() => types::SET_INTSET,
         Value::Set(_) => types::SET,
-        Value::ZSet(z) if matches!(z, ZSet::Packed(_)) => types::ZSET_LISTPACK,
+        Value::ZSet(ZSet::Packed(_)) => types::ZSET_LISTPACK,
         Value::ZSet(_) => types::ZSET_2,
-        Value::Hash(h) if matches!(h, Hash::Packed(_)) => types::HASH_LISTPACK,
+        Value::Hash(Hash::Packed(_)) => types::HASH_LISTPACK,
         Value::Hash(_) => types::HASH,
         Value::Stream(_) => types::STREAM_LISTPACKS_2,
     }
@@ -193,7 +198,8 @@ pub fn write_object(w: &mut Writer, v: &Value) {
                     Member::Bytes(_) => None,
                 })
                 .collect();
-            w.string(&intset::encode(&ints));
+            let width = s.intset_width().unwrap_or(2);
+            w.string(&intset::encode_with_width(&ints, width));
         }
         Value::Set(s) => {
             w.len(s.len() as u64);
@@ -327,7 +333,8 @@ fn entry_score(e: &LpEntry<'_>) -> Result<f64, RdbError> {
 pub fn read_object(r: &mut Reader<'_>, t: u8, limits: &Limits) -> Result<Value, RdbError> {
     let bad = RdbError::BadFormat;
     let v = match t {
-        types::STRING => Value::Str(read_str_value(r)?),
+        // Re-encoded as Redis's `tryObjectEncoding` does after loading: int, embstr or raw.
+        types::STRING => Value::Str(StrValue::from_bytes(&r.string()?)),
         types::LIST => {
             let n = r.count()?;
             if n == 0 {
@@ -339,7 +346,20 @@ pub fn read_object(r: &mut Reader<'_>, t: u8, limits: &Limits) -> Result<Value, 
             }
             Value::List(l)
         }
-        types::LIST_QUICKLIST_2 => Value::List(read_quicklist(r, limits)?),
+        types::LIST_QUICKLIST_2 | types::LIST_QUICKLIST => {
+            Value::List(read_quicklist(r, t, limits)?)
+        }
+        types::LIST_ZIPLIST => {
+            let blob = r.string()?;
+            let mut l = List::new();
+            for e in ziplist::entries(&blob)? {
+                e.with_bytes(|b| l.push(End::Tail, b, limits.list_fill));
+            }
+            if l.is_empty() {
+                return Err(bad);
+            }
+            Value::List(l)
+        }
         types::SET => {
             let n = r.count()?;
             if n == 0 {
@@ -355,11 +375,17 @@ pub fn read_object(r: &mut Reader<'_>, t: u8, limits: &Limits) -> Result<Value, 
         }
         types::SET_INTSET => {
             let blob = r.string()?;
-            let mut s = Set::new();
-            for v in intset::decode(&blob)? {
-                s.add_member(Member::Int(v), limits.set);
+            let (width, ints) = intset::decode_with_width(&blob)?;
+            if ints.len() <= limits.set.max_intset {
+                // Kept as loaded, width included, as Redis keeps the blob.
+                Value::Set(Set::intset_from_sorted(&ints, width))
+            } else {
+                let mut s = Set::new();
+                for v in ints {
+                    s.add_member(Member::Int(v), limits.set);
+                }
+                Value::Set(s)
             }
-            Value::Set(s)
         }
         types::SET_LISTPACK => {
             let blob = r.string()?;
@@ -396,9 +422,13 @@ pub fn read_object(r: &mut Reader<'_>, t: u8, limits: &Limits) -> Result<Value, 
             }
             Value::ZSet(ZSet::from_pairs(pairs, limits.zset))
         }
-        types::ZSET_LISTPACK => {
+        types::ZSET_LISTPACK | types::ZSET_ZIPLIST => {
             let blob = r.string()?;
-            let entries = listpack::entries(&blob)?;
+            let entries = if t == types::ZSET_ZIPLIST {
+                ziplist::entries(&blob)?
+            } else {
+                listpack::entries(&blob)?
+            };
             if entries.is_empty() || entries.len() % 2 != 0 {
                 return Err(bad);
             }
@@ -412,7 +442,7 @@ pub fn read_object(r: &mut Reader<'_>, t: u8, limits: &Limits) -> Result<Value, 
                 }
                 pairs.push((m, s));
             }
-            Value::ZSet(ZSet::from_pairs(pairs, limits.zset))
+            Value::ZSet(ZSet::from_pairs(pairs, by_count(limits.zset)))
         }
         types::HASH => {
             let n = r.count()?;
@@ -429,16 +459,25 @@ pub fn read_object(r: &mut Reader<'_>, t: u8, limits: &Limits) -> Result<Value, 
             }
             Value::Hash(h)
         }
-        types::HASH_LISTPACK => {
+        types::HASH_LISTPACK | types::HASH_ZIPLIST => {
             let blob = r.string()?;
-            let entries = listpack::entries(&blob)?;
+            let entries = if t == types::HASH_ZIPLIST {
+                ziplist::entries(&blob)?
+            } else {
+                listpack::entries(&blob)?
+            };
             if entries.is_empty() || entries.len() % 2 != 0 {
                 return Err(bad);
             }
             let mut h = Hash::new();
             for pair in entries.chunks_exact(2) {
                 let f = pair[0].to_vec();
-                let new = pair[1].with_bytes(|v| h.set(&f, v, limits.hash));
+                // Like Redis, a loaded listpack converts by its count only.
+                let lim = HashLimits {
+                    max_value: usize::MAX,
+                    ..limits.hash
+                };
+                let new = pair[1].with_bytes(|v| h.set(&f, v, lim));
                 if !new {
                     return Err(bad);
                 }
@@ -453,19 +492,18 @@ pub fn read_object(r: &mut Reader<'_>, t: u8, limits: &Limits) -> Result<Value, 
     Ok(v)
 }
 
-/// A string value in the encoding Redis gives it on load: integer forms stay integers, LZF
-/// strings are `raw`, plain ones `embstr` or `raw` by length.
-fn read_str_value(r: &mut Reader<'_>) -> Result<StrValue, RdbError> {
-    let first = r.clone().u8()?;
-    let s = r.string()?;
-    Ok(match first {
-        0xC0..=0xC2 => StrValue::from_bytes(&s),
-        0xC3 => StrValue::Raw(s.into_owned()),
-        _ => StrValue::from_bytes_no_int(&s),
-    })
+/// Sorted-set limits for a loaded listpack: Redis converts it by its count only (only
+/// members added later are held to the length limit).
+fn by_count(z: ZsetLimits) -> ZsetLimits {
+    ZsetLimits {
+        max_value: usize::MAX,
+        ..z
+    }
 }
 
-fn read_quicklist(r: &mut Reader<'_>, limits: &Limits) -> Result<List, RdbError> {
+/// LIST_QUICKLIST_2 (nodes with a container kind, listpacks) or the older LIST_QUICKLIST
+/// (ziplist nodes only).
+fn read_quicklist(r: &mut Reader<'_>, t: u8, limits: &Limits) -> Result<List, RdbError> {
     let bad = RdbError::BadFormat;
     let nodes = r.count()?;
     if nodes == 0 {
@@ -473,7 +511,11 @@ fn read_quicklist(r: &mut Reader<'_>, limits: &Limits) -> Result<List, RdbError>
     }
     let mut l = List::new();
     for _ in 0..nodes {
-        let container = r.len()?;
+        let container = if t == types::LIST_QUICKLIST_2 {
+            r.len()?
+        } else {
+            CONTAINER_PACKED
+        };
         if container != CONTAINER_PACKED && container != CONTAINER_PLAIN {
             return Err(bad);
         }
@@ -486,7 +528,12 @@ fn read_quicklist(r: &mut Reader<'_>, limits: &Limits) -> Result<List, RdbError>
             continue;
         }
         // Empty listpacks are skipped, as Redis does; an all-empty list is refused below.
-        for e in listpack::entries(&data)? {
+        let entries = if t == types::LIST_QUICKLIST_2 {
+            listpack::entries(&data)?
+        } else {
+            ziplist::entries(&data)?
+        };
+        for e in entries {
             e.with_bytes(|b| l.push(End::Tail, b, limits.list_fill));
         }
     }

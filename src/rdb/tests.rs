@@ -302,3 +302,91 @@ fn every_truncation_and_bit_flip_is_handled() {
         }
     }
 }
+
+#[test]
+fn loads_ziplist_types_of_older_versions() {
+    use super::ziplist::tests::build;
+    let string_of = |blob: &[u8]| {
+        let mut w = Writer::new();
+        w.string(blob);
+        w.buf
+    };
+    let seal9 = |t: u8, body: &[u8]| {
+        let mut b = vec![t];
+        b.extend_from_slice(body);
+        b.extend_from_slice(&9u16.to_le_bytes());
+        let crc = crc64(&b);
+        b.extend_from_slice(&crc.to_le_bytes());
+        b
+    };
+    let items = [
+        LpEntry::Bytes(b"a"),
+        LpEntry::Int(1),
+        LpEntry::Bytes(b"b"),
+        LpEntry::Int(-300),
+    ];
+    let zl = build(&items);
+    let list = restore_payload(&seal9(types::LIST_ZIPLIST, &string_of(&zl)), &lim()).unwrap();
+    assert_eq!(list, list_of(&[b"a", b"1", b"b", b"-300"]));
+    let mut ql = vec![2u8];
+    ql.extend(string_of(&zl));
+    ql.extend(string_of(&build(&[])));
+    ql.extend(string_of(&zl));
+    // Two nodes plus an empty one in between (skipped) — count says 3.
+    ql[0] = 3;
+    let list = restore_payload(&seal9(types::LIST_QUICKLIST, &ql), &lim()).unwrap();
+    assert_eq!(
+        list,
+        list_of(&[b"a", b"1", b"b", b"-300", b"a", b"1", b"b", b"-300"])
+    );
+    let hash = restore_payload(&seal9(types::HASH_ZIPLIST, &string_of(&zl)), &lim()).unwrap();
+    assert_eq!(hash, hash_of(&[(b"a", b"1"), (b"b", b"-300")]));
+    let zset = restore_payload(&seal9(types::ZSET_ZIPLIST, &string_of(&zl)), &lim()).unwrap();
+    assert_eq!(zset, zset_of(&[(b"a", 1.0), (b"b", -300.0)]));
+    // Duplicates and odd counts are refused as in the listpack forms.
+    let dup = build(&[
+        LpEntry::Bytes(b"a"),
+        LpEntry::Int(1),
+        LpEntry::Bytes(b"a"),
+        LpEntry::Int(2),
+    ]);
+    for t in [types::HASH_ZIPLIST, types::ZSET_ZIPLIST] {
+        assert_eq!(
+            restore_payload(&seal9(t, &string_of(&dup)), &lim()),
+            Err(RdbError::BadFormat)
+        );
+        assert_eq!(
+            restore_payload(&seal9(t, &string_of(&build(&items[..3]))), &lim()),
+            Err(RdbError::BadFormat)
+        );
+    }
+    assert_eq!(
+        restore_payload(&seal9(types::LIST_ZIPLIST, &string_of(&build(&[]))), &lim()),
+        Err(RdbError::BadFormat)
+    );
+}
+
+#[test]
+fn intsets_keep_their_width() {
+    let mut s = Set::new();
+    for m in [&b"1"[..], b"70000", b"2"] {
+        s.add(m, lim().set);
+    }
+    s.remove(b"70000");
+    let d = dump_payload(&Value::Set(s));
+    assert_eq!(
+        &d[..d.len() - 10],
+        &hex("0b 10 04000000 02000000 01000000 02000000")[..]
+    );
+    let back = restore_payload(&d, &lim()).unwrap();
+    assert_eq!(dump_payload(&back), d);
+    // Past set-max-intset-entries a loaded intset converts.
+    let few = Limits {
+        set: SetLimits {
+            max_intset: 1,
+            ..lim().set
+        },
+        ..lim()
+    };
+    assert_eq!(restore_payload(&d, &few).unwrap().encoding(), "hashtable");
+}
