@@ -659,3 +659,33 @@ fn extreme_pel_values_restore_and_work() {
     }
     assert!(ours.alive());
 }
+
+/// XSETID below a tombstone (legal when MINID trimming left the stream empty but a node
+/// behind) makes the next XADD land below its node's master id. Both servers dump the
+/// same bytes; stock restores them, we refuse them (ids must rise within a node).
+#[test]
+fn xsetid_below_a_tombstone() {
+    let (mut ours, _stock, mut a, mut b) = start();
+    for args in [
+        &[&b"XADD"[..], b"t", b"5-1", b"f", b"v"][..],
+        &[b"XADD", b"t", b"6-1", b"f", b"v"],
+        &[b"XADD", b"t", b"7-1", b"f", b"v"],
+        &[b"XDEL", b"t", b"7-1"],
+        &[b"XTRIM", b"t", b"MINID", b"=", b"7-0"],
+        &[b"XSETID", b"t", b"1-0"],
+        &[b"XADD", b"t", b"2-0", b"f", b"w"],
+        &[b"XADD", b"t", b"3-0", b"f", b"x"],
+        &[b"XRANGE", b"t", b"-", b"+"],
+    ] {
+        same(&mut a, &mut b, args);
+    }
+    let dump = same(&mut a, &mut b, &[b"DUMP", b"t"]);
+    let p = bulk(&dump);
+    assert_eq!(b.call(&[b"RESTORE", b"u", b"0", &p]), b"+OK\r\n");
+    assert_eq!(
+        a.call(&[b"RESTORE", b"u", b"0", &p]),
+        b"-ERR Bad data format\r\n"
+    );
+    assert_eq!(a.call(&[b"EXISTS", b"u"]), b":0\r\n");
+    assert!(ours.alive());
+}
