@@ -562,6 +562,11 @@ mod tests {
         w.extend_from_slice(&t.buf);
     }
 
+    /// Master counters, master fields, entries, stream length, and why it is bad.
+    type NodeCase<'a> = (&'a [i64], &'a [&'a str], &'a [&'a [&'a str]], u64, &'a str);
+    /// Writes a group's PEL and consumers, and why it is bad.
+    type GroupCase<'a> = (&'a dyn Fn(&mut Writer), &'a str);
+
     fn node_case(
         head: &[i64],
         fields: &[&str],
@@ -590,7 +595,7 @@ mod tests {
                 (StreamId::new(11, 0), vec![b"g".to_vec(), b"w".to_vec()]),
             ]
         );
-        let bad_cases: &[(&[i64], &[&str], &[&[&str]], u64, &str)] = &[
+        let bad_cases: &[NodeCase] = &[
             (&[2, 0, 1], &["f"], ok, 3, "length lies"),
             (&[1, 0, 1], &["f"], ok, 2, "live count lies"),
             (&[2, 1, 1], &["f"], ok, 2, "deleted count lies"),
@@ -800,7 +805,7 @@ mod tests {
             g.consumers[&b"a"[..]].pel,
             BTreeSet::from([StreamId::new(1, 0)])
         );
-        let cases: &[(&dyn Fn(&mut Writer), &str)] = &[
+        let cases: &[GroupCase] = &[
             (
                 &|w| {
                     pel(w, &[1, 2]);
