@@ -518,6 +518,10 @@ mod tests {
             assert_eq!(g.entries_read, old.estimate_distance(g.last_id));
             assert_eq!(g.pel, s.groups[name].pel);
         }
+        // An empty 6.x stream: 7.0's edge search finds nothing and records the largest id.
+        let empty = load(&[0, 0, 3, 0, 0], types::STREAM_LISTPACKS).unwrap();
+        assert_eq!(empty.first_id, StreamId::MAX);
+        assert_eq!(empty.last_id, StreamId::new(3, 0));
         // 21's extra bytes are not optional.
         assert!(load(&w21.buf, types::STREAM_LISTPACKS_2).is_err());
     }
