@@ -881,7 +881,7 @@ fn xpending(c: &mut Ctx, a: &Args) -> CmdResult {
         let Some(nack) = group.pel.get(&id) else {
             continue;
         };
-        if minidle != 0 && now - nack.delivery_time < minidle {
+        if minidle != 0 && now.wrapping_sub(nack.delivery_time) < minidle {
             continue;
         }
         count -= 1;
@@ -892,7 +892,7 @@ fn xpending(c: &mut Ctx, a: &Args) -> CmdResult {
         out.array(4);
         reply_id(out, id);
         out.bulk(nack.consumer.as_deref().unwrap_or(b""));
-        out.int((now - nack.delivery_time).max(0));
+        out.int(now.wrapping_sub(nack.delivery_time).max(0));
         out.int(nack.delivery_count as i64);
     }
     Ok(())
@@ -943,7 +943,10 @@ fn xclaim(c: &mut Ctx, a: &Args) -> CmdResult {
             justid = true;
         } else if a.is(j, "IDLE") && more > 0 {
             j += 1;
-            deliverytime = now - arg_i64_msg(a.get(j), "Invalid IDLE option argument for XCLAIM")?;
+            deliverytime = now.wrapping_sub(arg_i64_msg(
+                a.get(j),
+                "Invalid IDLE option argument for XCLAIM",
+            )?);
         } else if a.is(j, "TIME") && more > 0 {
             j += 1;
             deliverytime = arg_i64_msg(a.get(j), "Invalid TIME option argument for XCLAIM")?;
@@ -990,7 +993,8 @@ fn xclaim(c: &mut Ctx, a: &Args) -> CmdResult {
         let Some(nack) = group.pel.get(&id) else {
             continue;
         };
-        if nack.consumer.is_some() && minidle != 0 && now - nack.delivery_time < minidle {
+        if nack.consumer.is_some() && minidle != 0 && now.wrapping_sub(nack.delivery_time) < minidle
+        {
             continue;
         }
         if !consumer_made {
@@ -1003,7 +1007,7 @@ fn xclaim(c: &mut Ctx, a: &Args) -> CmdResult {
         if retrycount >= 0 {
             nack.delivery_count = retrycount as u64;
         } else if !justid {
-            nack.delivery_count += 1;
+            nack.delivery_count = nack.delivery_count.wrapping_add(1);
         }
         claimed.push(id);
     }
@@ -1082,7 +1086,7 @@ fn xautoclaim(c: &mut Ctx, a: &Args) -> CmdResult {
             count -= 1;
         } else {
             let nack = group.pel.get(&id).expect("pending");
-            if minidle == 0 || now - nack.delivery_time >= minidle {
+            if minidle == 0 || now.wrapping_sub(nack.delivery_time) >= minidle {
                 if !consumer_made {
                     group.consumer(name, now);
                     consumer_made = true;
@@ -1091,7 +1095,7 @@ fn xautoclaim(c: &mut Ctx, a: &Args) -> CmdResult {
                 let nack = group.pel.get_mut(&id).expect("pending");
                 nack.delivery_time = now;
                 if !justid {
-                    nack.delivery_count += 1;
+                    nack.delivery_count = nack.delivery_count.wrapping_add(1);
                 }
                 claimed.push(id);
                 count -= 1;
@@ -1174,7 +1178,7 @@ fn xinfo_consumers(c: &mut Ctx, a: &Args) -> CmdResult {
         c.out.bulk(b"pending");
         c.out.int(cons.pel.len() as i64);
         c.out.bulk(b"idle");
-        c.out.int((now - cons.seen_time).max(0));
+        c.out.int(now.wrapping_sub(cons.seen_time).max(0));
     }
     Ok(())
 }
@@ -1516,7 +1520,7 @@ fn serve_group(
                     reply_entry(out, id, f);
                     if let Some(n) = group.pel.get_mut(&id) {
                         n.delivery_time = now;
-                        n.delivery_count += 1;
+                        n.delivery_count = n.delivery_count.wrapping_add(1);
                     }
                 }
                 None => {

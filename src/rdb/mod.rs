@@ -13,6 +13,7 @@
 pub mod intset;
 pub mod listpack;
 pub mod lzf;
+pub mod stream;
 pub mod wire;
 pub mod ziplist;
 
@@ -128,10 +129,9 @@ impl Default for Limits {
     }
 }
 
-/// Whether `v` can be serialized yet (streams join when `stream.rs` lands).
-pub fn can_dump(v: &Value) -> bool {
-    // STREAM: becomes `true` for every value once stream::write_stream is merged.
-    !matches!(v, Value::Stream(_))
+/// Whether `v` can be serialized: every type can, streams included.
+pub fn can_dump(_v: &Value) -> bool {
+    true
 }
 
 /// The DUMP payload of `v`: type byte, object, RDB version (LE u16), CRC-64 (LE u64).
@@ -180,7 +180,6 @@ pub fn object_type(v: &Value) -> u8 {
         Value::ZSet(_) => types::ZSET_2,
         Value::Hash(Hash::Packed(_)) => types::HASH_LISTPACK,
         Value::Hash(_) => types::HASH,
-        // STREAM: types::STREAM_LISTPACKS_2 (what 7.0 writes).
         Value::Stream(_) => types::STREAM_LISTPACKS_2,
     }
 }
@@ -242,8 +241,7 @@ pub fn write_object(w: &mut Writer, v: &Value) {
                 w.string(v);
             }
         }
-        // STREAM: stream::write_stream(w, s) once merged; `can_dump` keeps streams out until then.
-        Value::Stream(_) => {}
+        Value::Stream(s) => stream::write_stream(w, s),
     }
 }
 
@@ -486,9 +484,8 @@ pub fn read_object(r: &mut Reader<'_>, t: u8, limits: &Limits) -> Result<Value, 
             }
             Value::Hash(h)
         }
-        // STREAM: Value::Stream(Box::new(stream::read_stream(r, t)?)) once merged.
         types::STREAM_LISTPACKS | types::STREAM_LISTPACKS_2 | types::STREAM_LISTPACKS_3 => {
-            return Err(bad)
+            Value::Stream(Box::new(stream::read_stream(r, t)?))
         }
         _ => return Err(bad),
     };

@@ -137,6 +137,80 @@ impl Node {
     fn lp_bytes(&self) -> usize {
         self.lp_fixed + lp::int_elem(self.live as i64) + lp::int_elem(self.deleted as i64)
     }
+
+    /// An empty node whose master entry lists `names` (its first entry's field names).
+    fn with_master<'a>(names: impl ExactSizeIterator<Item = &'a [u8]>) -> Node {
+        // The master entry: counters (weighed in `lp_bytes`), field count, the names, and a
+        // terminating 0.
+        let n = names.len();
+        let names: usize = names.map(lp::str_elem).sum();
+        Node {
+            lp_fixed: lp::OVERHEAD + lp::int_elem(n as i64) + names + lp::int_elem(0),
+            ..Node::default()
+        }
+    }
+
+    /// The first entry's field names equal `names` (7.0's SAMEFIELDS test); true for an
+    /// empty node, whose first entry is about to be `names`'.
+    fn same_fields<'a>(
+        &self,
+        master: StreamId,
+        names: impl ExactSizeIterator<Item = &'a [u8]>,
+    ) -> bool {
+        if self.buf.is_empty() {
+            return true;
+        }
+        let first = decode_slot(&self.buf, 0, master);
+        first.nfields == names.len()
+            && Fields {
+                buf: &self.buf,
+                pos: first.fields,
+                count: first.nfields * 2,
+            }
+            .step_by(2)
+            .eq(names)
+    }
+
+    /// Appends entry `id` (above the node's last) under master id `master`.
+    fn push<'a>(
+        &mut self,
+        master: StreamId,
+        id: StreamId,
+        deleted: bool,
+        pairs: impl ExactSizeIterator<Item = &'a [u8]> + Clone,
+    ) {
+        let nfields = pairs.len() / 2;
+        let same_fields = self.same_fields(master, pairs.clone().step_by(2));
+        let values: usize = pairs.clone().skip(1).step_by(2).map(lp::str_elem).sum();
+        self.lp_fixed += lp::int_elem(2)
+            + lp::int_elem((id.ms.wrapping_sub(master.ms)) as i64)
+            + lp::int_elem((id.seq.wrapping_sub(master.seq)) as i64)
+            + values;
+        if same_fields {
+            self.lp_fixed += lp::int_elem(nfields as i64 + 3);
+        } else {
+            let names: usize = pairs.clone().step_by(2).map(lp::str_elem).sum();
+            self.lp_fixed +=
+                lp::int_elem(nfields as i64) + names + lp::int_elem(2 * nfields as i64 + 4);
+        }
+        let buf = &mut self.buf;
+        buf.push(if deleted { DELETED } else { LIVE });
+        // Wrapping: XSETID may set last_id below a tombstone, so a later id can sort before
+        // the master (Redis stores the negative delta the same way).
+        put_varint(buf, id.ms.wrapping_sub(master.ms));
+        put_varint(buf, id.seq);
+        put_varint(buf, nfields as u64);
+        for p in pairs {
+            put_varint(buf, p.len() as u64);
+            buf.extend_from_slice(p);
+        }
+        if deleted {
+            self.deleted += 1;
+        } else {
+            self.live += 1;
+        }
+        self.last = id;
+    }
 }
 
 /// Sizes of listpack elements, as Redis encodes them (strings that parse as integers are
@@ -209,7 +283,7 @@ fn decode_slot(buf: &[u8], at: usize, master: StreamId) -> Slot {
     }
     Slot {
         at,
-        id: StreamId::new(master.ms + dms, seq),
+        id: StreamId::new(master.ms.wrapping_add(dms), seq),
         live: flag == LIVE,
         nfields,
         fields,
@@ -453,58 +527,13 @@ impl Stream {
                     || (lim.max_entries > 0 && (n.live + n.deleted) as usize >= lim.max_entries)
             }
         };
-        let nfields = pairs.len() / 2;
         if need_new {
-            // The master entry: counters (weighed in `lp_bytes`), field count, the first
-            // entry's field names, and a terminating 0.
-            let names: usize = pairs.clone().step_by(2).map(lp::str_elem).sum();
-            let lp_fixed = lp::OVERHEAD + lp::int_elem(nfields as i64) + names + lp::int_elem(0);
-            self.nodes.insert(
-                id,
-                Node {
-                    lp_fixed,
-                    ..Node::default()
-                },
-            );
+            self.nodes
+                .insert(id, Node::with_master(pairs.clone().step_by(2)));
         }
         let mut tail = self.nodes.last_entry().expect("a tail node exists");
         let master = *tail.key();
-        let node = tail.get_mut();
-        // Redis omits field names equal to the master entry's (the node's first entry).
-        let same_fields = node.buf.is_empty() || {
-            let first = decode_slot(&node.buf, 0, master);
-            first.nfields == nfields
-                && Fields {
-                    buf: &node.buf,
-                    pos: first.fields,
-                    count: first.nfields * 2,
-                }
-                .step_by(2)
-                .eq(pairs.clone().step_by(2))
-        };
-        let values: usize = pairs.clone().skip(1).step_by(2).map(lp::str_elem).sum();
-        node.lp_fixed += lp::int_elem(2)
-            + lp::int_elem((id.ms.wrapping_sub(master.ms)) as i64)
-            + lp::int_elem((id.seq.wrapping_sub(master.seq)) as i64)
-            + values;
-        if same_fields {
-            node.lp_fixed += lp::int_elem(nfields as i64 + 3);
-        } else {
-            let names: usize = pairs.clone().step_by(2).map(lp::str_elem).sum();
-            node.lp_fixed +=
-                lp::int_elem(nfields as i64) + names + lp::int_elem(2 * nfields as i64 + 4);
-        }
-        let buf = &mut node.buf;
-        buf.push(LIVE);
-        put_varint(buf, id.ms - master.ms);
-        put_varint(buf, id.seq);
-        put_varint(buf, nfields as u64);
-        for p in pairs {
-            put_varint(buf, p.len() as u64);
-            buf.extend_from_slice(p);
-        }
-        node.live += 1;
-        node.last = id;
+        tail.get_mut().push(master, id, false, pairs);
         self.len += 1;
         if self.len == 1 {
             self.first_id = id;
@@ -744,10 +773,10 @@ impl Stream {
         }
         if self.max_deleted.is_zero() || self.max_deleted < self.first_id {
             if id < self.first_id {
-                return added - self.len as i64;
+                return added.wrapping_sub(self.len as i64);
             }
             if id == self.first_id {
-                return added - self.len as i64 + 1;
+                return added.wrapping_sub(self.len as i64).wrapping_add(1);
             }
         }
         INVALID_ENTRIES_READ
@@ -759,10 +788,10 @@ impl Stream {
             return Some(0);
         }
         if g.entries_read != INVALID_ENTRIES_READ && !self.has_tombstones_from(g.last_id) {
-            return Some(self.entries_added as i64 - g.entries_read);
+            return Some((self.entries_added as i64).wrapping_sub(g.entries_read));
         }
         let read = self.estimate_distance(g.last_id);
-        (read != INVALID_ENTRIES_READ).then(|| self.entries_added as i64 - read)
+        (read != INVALID_ENTRIES_READ).then(|| (self.entries_added as i64).wrapping_sub(read))
     }
 
     /// Advances a group past delivered `id` (XREADGROUP `>`), keeping entries_read as 7.0 does.
@@ -771,7 +800,8 @@ impl Stream {
             return;
         }
         if g.entries_read != INVALID_ENTRIES_READ && !self.has_tombstones_from(id) {
-            g.entries_read += 1;
+            // Wrapping like Redis's: a restored payload may carry any value.
+            g.entries_read = g.entries_read.wrapping_add(1);
         } else if self.entries_added > 0 {
             g.entries_read = self.estimate_distance(id);
         }
@@ -785,6 +815,143 @@ impl Stream {
             .map(|n| n.buf.capacity() + 48)
             .sum::<usize>()
             + 96
+    }
+}
+
+/// A node as a serializer sees it: its master id, counters and every entry, deleted or not.
+#[derive(Clone, Copy)]
+pub struct NodeRef<'a> {
+    pub master: StreamId,
+    node: &'a Node,
+}
+
+/// One entry of a node, deleted or not, with its field-value pairs.
+pub struct NodeEntry<'a> {
+    pub id: StreamId,
+    pub deleted: bool,
+    pub fields: Fields<'a>,
+}
+
+impl<'a> NodeRef<'a> {
+    /// Live entries (the master entry's `count`).
+    pub fn live(&self) -> u32 {
+        self.node.live
+    }
+
+    /// Entries flagged deleted.
+    pub fn deleted(&self) -> u32 {
+        self.node.deleted
+    }
+
+    /// Entries in id order, deleted ones included.
+    pub fn entries(&self) -> impl Iterator<Item = NodeEntry<'a>> + 'a {
+        let node = self.node;
+        node_slots(node, self.master).map(move |s| NodeEntry {
+            id: s.id,
+            deleted: !s.live,
+            fields: Fields {
+                buf: &node.buf,
+                pos: s.fields,
+                count: s.nfields * 2,
+            },
+        })
+    }
+}
+
+/// Why loaded parts cannot form a stream.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LoadError {
+    /// An entry id not above its predecessor, or a node's first entry not at its master id.
+    Order,
+    /// Two nodes with one master id, or overlapping nodes.
+    Overlap,
+    /// A node without entries.
+    EmptyNode,
+    /// The stream length differs from the nodes' live counts.
+    Length,
+}
+
+/// Rebuilds one node from serialized entries (RDB loading), checking what the packed layout
+/// relies on: the first entry sits at the master id and ids strictly increase.
+pub struct NodeBuilder {
+    master: StreamId,
+    node: Node,
+}
+
+impl NodeBuilder {
+    pub fn new(master: StreamId) -> NodeBuilder {
+        NodeBuilder {
+            master,
+            node: Node::default(),
+        }
+    }
+
+    pub fn master(&self) -> StreamId {
+        self.master
+    }
+
+    /// Appends an entry (`pairs`: field, value, ...), or refuses an id out of order.
+    pub fn push<'a>(
+        &mut self,
+        id: StreamId,
+        deleted: bool,
+        pairs: impl ExactSizeIterator<Item = &'a [u8]> + Clone,
+    ) -> Result<(), LoadError> {
+        if self.node.buf.is_empty() {
+            if id != self.master {
+                return Err(LoadError::Order);
+            }
+            self.node = Node::with_master(pairs.clone().step_by(2));
+        } else if id <= self.node.last {
+            return Err(LoadError::Order);
+        }
+        self.node.push(self.master, id, deleted, pairs);
+        Ok(())
+    }
+}
+
+impl Stream {
+    /// The nodes in id order, for serialization.
+    pub fn nodes(&self) -> impl Iterator<Item = NodeRef<'_>> + '_ {
+        self.nodes
+            .iter()
+            .map(|(&master, node)| NodeRef { master, node })
+    }
+
+    /// The largest id stored, deleted entries included (None without nodes).
+    pub fn last_stored_id(&self) -> Option<StreamId> {
+        self.nodes.last_key_value().map(|(_, n)| n.last)
+    }
+
+    /// A stream of loaded nodes (any order) holding `len` live entries; ids, groups and
+    /// counters are left for the caller to set.
+    pub fn from_nodes(nodes: Vec<NodeBuilder>, len: u64) -> Result<Stream, LoadError> {
+        let mut map = BTreeMap::new();
+        let mut live = 0u64;
+        for b in nodes {
+            if b.node.buf.is_empty() {
+                return Err(LoadError::EmptyNode);
+            }
+            live += b.node.live as u64;
+            if map.insert(b.master, b.node).is_some() {
+                return Err(LoadError::Overlap);
+            }
+        }
+        if live != len {
+            return Err(LoadError::Length);
+        }
+        let mut prev_last: Option<StreamId> = None;
+        for (&master, node) in &map {
+            if prev_last.is_some_and(|p| p >= master) {
+                return Err(LoadError::Overlap);
+            }
+            prev_last = Some(node.last);
+        }
+        Ok(Stream {
+            nodes: map,
+            len,
+            ..Stream::default()
+        })
     }
 }
 
