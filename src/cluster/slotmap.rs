@@ -138,6 +138,28 @@ impl SlotMap {
 
     /// Where a command whose keys are all in `slot` must run (Redis's `getNodeByQuery` for
     /// one slot): `Ok` here, or the redirection or CLUSTERDOWN error to reply.
+    /// Whether this node serves `slot` itself.
+    #[inline]
+    pub fn serves(&self, slot: u16) -> bool {
+        self.owner.get(slot as usize) == Some(&MINE)
+    }
+
+    /// Routing for shard channels (SSUBSCRIBE, SUNSUBSCRIBE, SPUBLISH): as keys, but served
+    /// while the cluster is down (`cluster-allow-pubsubshard-when-down`, default yes) and
+    /// without the migration checks, as Redis 7.0's `getNodeByQuery`.
+    pub fn route_shard_channel(&self, slot: u16, asking: bool) -> Result<(), Error> {
+        let owner = self.owner[slot as usize];
+        if owner == UNASSIGNED {
+            return Err(not_served());
+        }
+        if owner == MINE || (asking && self.importing[slot as usize]) {
+            return Ok(());
+        }
+        Err(Error::Coded(
+            format!("MOVED {slot} {}", self.endpoints[owner as usize]).into(),
+        ))
+    }
+
     pub fn route(&self, slot: u16, write: bool, asking: bool) -> Result<(), Error> {
         let owner = self.owner[slot as usize];
         if owner == UNASSIGNED {

@@ -10,6 +10,7 @@ pub mod hash;
 pub mod hll;
 pub mod keys;
 pub mod list;
+pub mod pubsub;
 pub mod scan;
 pub mod server;
 pub mod set;
@@ -358,6 +359,7 @@ fn families() -> impl Iterator<Item = &'static CommandSpec> {
         function::COMMANDS,
         hll::COMMANDS,
         zset::COMMANDS,
+        pubsub::COMMANDS,
     ]
     .into_iter()
     .flatten()

@@ -9,6 +9,7 @@
 pub mod blocking;
 pub mod mesh;
 pub mod multi;
+pub mod pubsub;
 
 use std::any::Any;
 use std::cell::{Cell, RefCell};
@@ -42,6 +43,8 @@ pub struct Shared {
     /// Set once the control executor is up (in cluster mode: the member has loaded its
     /// state); shards accept clients only then.
     pub control_ready: std::sync::atomic::AtomicBool,
+    /// Each core's Pub/Sub subscription counts, so PUBLISH skips cores nobody listens on.
+    pub pubsub_counts: pubsub::Counts,
 }
 
 impl Shared {
@@ -59,6 +62,7 @@ impl Shared {
             executable: String::new(),
             config_file: String::new(),
             control_ready: std::sync::atomic::AtomicBool::new(false),
+            pubsub_counts: pubsub::Counts::new(nshards + 1),
         }
     }
 
@@ -139,6 +143,18 @@ pub struct ClientMeta {
     pub killed: Cell<bool>,
     /// CLIENT NO-EVICT (shown as flag `e`; there is no client eviction yet).
     pub no_evict: Cell<bool>,
+    /// Pub/Sub subscriptions: channels, patterns, shard channels (CLIENT LIST `sub=` ...).
+    pub sub: Cell<usize>,
+    pub psub: Cell<usize>,
+    pub ssub: Cell<usize>,
+}
+
+impl ClientMeta {
+    /// Redis's CLIENT_PUBSUB: subscribed to anything (flag `P`; RESP2 subscribed context).
+    #[inline]
+    pub fn in_pubsub(&self) -> bool {
+        self.sub.get() + self.psub.get() + self.ssub.get() > 0
+    }
 }
 
 /// Per-shard counters for INFO stats.
@@ -176,6 +192,7 @@ pub struct Shard {
     pub shared: Arc<Shared>,
     pub mesh: Mesh,
     pub blocking: blocking::Blocking,
+    pub pubsub: pubsub::PubSub,
     /// This shard's routing view of the cluster (a disabled map outside cluster mode).
     pub slot_map: RefCell<Arc<crate::cluster::slotmap::SlotMap>>,
     /// On the control executor in cluster mode: the cluster member.
@@ -220,6 +237,7 @@ impl Shard {
             shared,
             mesh,
             blocking: Default::default(),
+            pubsub: Default::default(),
             slot_map: RefCell::new(Arc::new(slot_map)),
             cluster: RefCell::new(None),
             held_by: Cell::new(0),
@@ -233,7 +251,12 @@ impl Shard {
     pub fn set_slot_map(&self, map: Arc<crate::cluster::slotmap::SlotMap>) {
         let mut current = self.slot_map.borrow_mut();
         if map.version > current.version {
-            *current = map;
+            let old = std::mem::replace(&mut *current, map);
+            drop(current);
+            if self.shared.pubsub_counts.has(self.id, true) {
+                let new = self.slot_map.borrow().clone();
+                pubsub::drop_slots(self, |s| old.serves(s) && !new.serves(s));
+            }
         }
     }
 
