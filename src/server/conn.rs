@@ -397,7 +397,8 @@ pub async fn dispatch(conn: &mut Conn, args: Args<'_>, raw: Option<&[u8]>) {
             return;
         }
     }
-    if !conn.out.resp3
+    if conn.sub.is_some()
+        && !conn.out.resp3
         && conn.meta.in_pubsub()
         && !cmd::pubsub::allowed_in_subscribed_context(&table.full_names[idx])
     {
