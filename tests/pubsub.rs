@@ -253,6 +253,20 @@ fn pubsub_subcommands_and_errors_match_stock() {
         }
         same(&mut sa, &mut sb, &[b"RESET"], 1);
     }
+    // The limit directive: CONFIG SET merges classes; errors as Redis.
+    let (mut a, mut b) = pair(&ours, &stock, false);
+    let key = &b"client-output-buffer-limit"[..];
+    for value in [
+        &b"pubsub 64mb 16mb 120 replica 1k 2kb 3"[..],
+        b"normal 1 2",
+        b"master 1 2 3",
+        b"normal x 2 3",
+        b"pubsub 1 2 -3",
+        b"",
+    ] {
+        same(&mut a, &mut b, &[b"CONFIG", b"SET", key, value], 1);
+        same(&mut a, &mut b, &[b"CONFIG", b"GET", key], 1);
+    }
     // COMMAND INFO: name, arity, flags, key positions and ACL categories as stock.
     let (mut a, mut b) = pair(&ours, &stock, false);
     for name in [
@@ -337,6 +351,60 @@ fn stuck_subscriber_is_disconnected_at_the_output_limit() {
         let got = reader.read_n(expected.len(), Duration::from_secs(10));
         assert!(got == expected, "message corrupted");
     }
+}
+
+#[test]
+fn soft_limit_disconnects_only_after_its_seconds() {
+    let ours = Server::start(2, &["--client-output-buffer-limit", "pubsub 0 256kb 1"]);
+    let mut stuck = ours.raw();
+    exchange(&mut stuck, &[b"SUBSCRIBE", b"soft"], 1);
+    let mut p = ours.raw();
+    let big = vec![b'y'; 1 << 20];
+    // Far more than the kernel buffers hold: the rest waits in the output buffer.
+    for _ in 0..16 {
+        assert_eq!(int_reply(&mut p, &[b"PUBLISH", b"soft", &big]), 1);
+    }
+    // Over the soft limit, but not yet for a whole second.
+    assert_eq!(
+        show(&p.call(&[b"PUBSUB", b"NUMSUB", b"soft"])),
+        show(b"*2\r\n$4\r\nsoft\r\n:1\r\n")
+    );
+    // Still over it more than a second later: the next delivery closes the client.
+    let dropped = wait_until(Duration::from_secs(5), || {
+        int_reply(&mut p, &[b"PUBLISH", b"soft", b"tick"]);
+        std::thread::sleep(Duration::from_millis(100));
+        p.call(&[b"PUBSUB", b"NUMSUB", b"soft"]) == b"*2\r\n$4\r\nsoft\r\n:0\r\n"
+    });
+    assert!(
+        dropped,
+        "the subscriber over the soft limit is still subscribed"
+    );
+}
+
+#[test]
+fn losing_a_slot_unsubscribes_its_shard_channels_as_stock() {
+    let mut got = Vec::new();
+    for node in [Node::stock(), Node::redcell()] {
+        node.cmd(&["CLUSTER", "ADDSLOTSRANGE", "0", "16383"]);
+        common::cluster::wait_for("cluster_state:ok", Duration::from_secs(20), || {
+            node.state_ok()
+        });
+        let mut sub = Raw::connect(node.port);
+        exchange(&mut sub, &[b"SSUBSCRIBE", b"{a}1", b"{a}2"], 2);
+        exchange(&mut sub, &[b"SSUBSCRIBE", b"{b}1"], 1);
+        exchange(&mut sub, &[b"SUBSCRIBE", b"plain"], 1);
+        let slot = redcell::slot::key_slot(b"{a}").to_string();
+        node.cmd(&["CLUSTER", "DELSLOTS", &slot]);
+        // Two pushes, one per channel of the slot (in the server's own order).
+        let mut pushes = vec![sub.read_reply(), sub.read_reply()];
+        pushes.sort();
+        sub.expect_silence(Duration::from_millis(200));
+        let mut p = Raw::connect(node.port);
+        pushes.push(p.call(&[b"PUBSUB", b"SHARDNUMSUB", b"{a}1", b"{b}1"]));
+        got.push(pushes.iter().map(|r| show(r)).collect::<Vec<_>>());
+    }
+    assert_eq!(got[0], got[1]);
+    assert!(got[1][0].contains("sunsubscribe"), "{:?}", got[1]);
 }
 
 #[test]

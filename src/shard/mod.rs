@@ -99,6 +99,8 @@ pub struct Settings {
     pub zset_max_listpack_value: usize,
     /// Whether `maxmemory-policy` is an LFU one (OBJECT FREQ works, OBJECT IDLETIME does not).
     pub lfu_policy: bool,
+    /// `client-output-buffer-limit pubsub`.
+    pub pubsub_limit: pubsub::Limit,
 }
 
 impl Settings {
@@ -122,6 +124,15 @@ impl Settings {
             zset_max_listpack_entries: c.get_i64("zset-max-listpack-entries") as usize,
             zset_max_listpack_value: c.get_i64("zset-max-listpack-value") as usize,
             lfu_policy: c.get("maxmemory-policy").ends_with("-lfu"),
+            pubsub_limit: {
+                let [hard, soft, secs] =
+                    crate::config::output_limits(c.get("client-output-buffer-limit"))[2];
+                pubsub::Limit {
+                    hard: hard as usize,
+                    soft: soft as usize,
+                    soft_secs: secs,
+                }
+            },
         }
     }
 }

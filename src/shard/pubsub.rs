@@ -97,13 +97,6 @@ pub struct Limit {
     pub soft_secs: u64,
 }
 
-/// Redis 7.0's default for pubsub clients: 32mb hard, 8mb for 60 seconds soft.
-pub const DEFAULT_LIMIT: Limit = Limit {
-    hard: 32 * 1024 * 1024,
-    soft: 8 * 1024 * 1024,
-    soft_secs: 60,
-};
-
 /// One subscribed connection of this core.
 pub struct Subscriber {
     pub meta: Rc<ClientMeta>,
@@ -268,7 +261,6 @@ pub struct PubSub {
     channels: RefCell<Registry>,
     patterns: RefCell<Registry>,
     shard_channels: RefCell<Registry>,
-    pub limit: Cell<Option<Limit>>,
 }
 
 impl PubSub {
@@ -278,10 +270,6 @@ impl PubSub {
             Kind::Pattern => &self.patterns,
             Kind::Shard => &self.shard_channels,
         }
-    }
-
-    fn limit(&self) -> Limit {
-        self.limit.get().unwrap_or(DEFAULT_LIMIT)
     }
 
     /// This core's channel (or shard channel) names, for PUBSUB CHANNELS and INFO.
@@ -423,7 +411,7 @@ fn confirm(out: &mut Reply, word: &[u8], name: Option<&[u8]>, count: usize) {
 /// Shard channels ignore patterns, as in Redis.
 pub fn deliver(shard: &Shard, channel: &[u8], message: &[u8], sharded: bool) -> usize {
     let p = &shard.pubsub;
-    let limit = p.limit();
+    let limit = shard.settings.borrow().pubsub_limit;
     let mut receivers = 0;
     let (reg, word): (&RefCell<Registry>, &[u8]) = if sharded {
         (&p.shard_channels, b"smessage")
@@ -474,7 +462,7 @@ pub fn drop_slots(shard: &Shard, lost: impl Fn(u16) -> bool) {
         .filter(|c| lost(crate::slot::key_slot(c)))
         .cloned()
         .collect();
-    let limit = shard.pubsub.limit();
+    let limit = shard.settings.borrow().pubsub_limit;
     for channel in gone {
         let subs = shard
             .pubsub
