@@ -163,6 +163,10 @@ fn publish_reaches_every_core_and_counts_receivers() {
         "{list}"
     );
     assert_eq!(list.matches(" flags=N ").count(), 1, "{list}");
+    let typed =
+        String::from_utf8_lossy(&p.call(&[b"CLIENT", b"LIST", b"TYPE", b"pubsub"])).into_owned();
+    assert_eq!(typed.matches(" flags=P ").count(), 18, "{typed}");
+    assert!(!typed.contains(" flags=N "), "{typed}");
 }
 
 #[test]
@@ -220,6 +224,20 @@ fn disconnected_subscribers_are_removed_everywhere() {
     );
     assert_eq!(int_reply(&mut p, &[b"PUBLISH", b"gone", b"x"]), 0);
     assert_eq!(int_reply(&mut p, &[b"SPUBLISH", b"sgone", b"x"]), 0);
+    // CLIENT KILL TYPE pubsub closes idle subscribers on every core, and only them.
+    let mut subs: Vec<Raw> = (0..6).map(|_| ours.raw()).collect();
+    for s in &mut subs {
+        exchange(s, &[b"PSUBSCRIBE", b"k*"], 1);
+    }
+    assert_eq!(
+        int_reply(&mut p, &[b"CLIENT", b"KILL", b"TYPE", b"pubsub"]),
+        6
+    );
+    for s in &mut subs {
+        s.expect_closed();
+    }
+    assert_eq!(int_reply(&mut p, &[b"PUBSUB", b"NUMPAT"]), 0);
+    assert_eq!(int_reply(&mut p, &[b"PUBLISH", b"kx", b"x"]), 0);
 }
 
 #[test]
@@ -389,18 +407,36 @@ fn losing_a_slot_unsubscribes_its_shard_channels_as_stock() {
         common::cluster::wait_for("cluster_state:ok", Duration::from_secs(20), || {
             node.state_ok()
         });
+        // One channel of the slot per client, so the pushes' counts do not depend on the
+        // order the server walks its channels in.
         let mut sub = Raw::connect(node.port);
-        exchange(&mut sub, &[b"SSUBSCRIBE", b"{a}1", b"{a}2"], 2);
+        exchange(&mut sub, &[b"SSUBSCRIBE", b"{a}1"], 1);
         exchange(&mut sub, &[b"SSUBSCRIBE", b"{b}1"], 1);
         exchange(&mut sub, &[b"SUBSCRIBE", b"plain"], 1);
+        let mut sub2 = Raw::connect(node.port);
+        exchange(&mut sub2, &[b"SSUBSCRIBE", b"{a}1", b"{a}2"], 2);
+        let mut sub3 = Raw::connect(node.port);
+        exchange(&mut sub3, &[b"SSUBSCRIBE", b"{a}2"], 1);
         let slot = redcell::slot::key_slot(b"{a}").to_string();
         node.cmd(&["CLUSTER", "DELSLOTS", &slot]);
-        // Two pushes, one per channel of the slot (in the server's own order).
-        let mut pushes = vec![sub.read_reply(), sub.read_reply()];
-        pushes.sort();
-        sub.expect_silence(Duration::from_millis(200));
+        let mut pushes = vec![sub.read_reply(), sub3.read_reply()];
+        // Two for sub2, counting down to 0 in either order.
+        let mut two = [sub2.read_reply(), sub2.read_reply()];
+        two.sort();
+        pushes.extend(two.iter().map(|r| {
+            let text = String::from_utf8_lossy(r);
+            text.rsplit_once(":")
+                .map(|(h, _)| h.to_string())
+                .unwrap_or_default()
+                .into_bytes()
+        }));
+        for s in [&mut sub, &mut sub2, &mut sub3] {
+            s.expect_silence(Duration::from_millis(100));
+        }
         let mut p = Raw::connect(node.port);
-        pushes.push(p.call(&[b"PUBSUB", b"SHARDNUMSUB", b"{a}1", b"{b}1"]));
+        pushes.push(p.call(&[b"PUBSUB", b"SHARDNUMSUB", b"{a}1", b"{a}2", b"{b}1"]));
+        pushes.push(p.call(&[b"PUBLISH", b"plain", b"still"]));
+        pushes.push(sub.read_reply());
         got.push(pushes.iter().map(|r| show(r)).collect::<Vec<_>>());
     }
     assert_eq!(got[0], got[1]);

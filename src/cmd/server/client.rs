@@ -265,9 +265,14 @@ fn client_type(name: &[u8]) -> Result<ClientType, Error> {
     }
 }
 
-/// Every connection is a normal one: redcell has no replication and no pub/sub mode yet.
-fn type_of(_meta: &ClientMeta) -> ClientType {
-    ClientType::Normal
+/// A subscribed connection is a pubsub one (Redis's `getClientType`); the rest are normal,
+/// as redcell has no replication.
+fn type_of(meta: &ClientMeta) -> ClientType {
+    if meta.in_pubsub() {
+        ClientType::PubSub
+    } else {
+        ClientType::Normal
+    }
 }
 
 /// Which clients CLIENT LIST shows.
