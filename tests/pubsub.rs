@@ -437,10 +437,43 @@ fn losing_a_slot_unsubscribes_its_shard_channels_as_stock() {
         pushes.push(p.call(&[b"PUBSUB", b"SHARDNUMSUB", b"{a}1", b"{a}2", b"{b}1"]));
         pushes.push(p.call(&[b"PUBLISH", b"plain", b"still"]));
         pushes.push(sub.read_reply());
+        // The cluster is down now (a slot is unassigned): shard channels keep working unless
+        // `cluster-allow-pubsubshard-when-down` is off; the unassigned slot is not served.
+        common::cluster::wait_for("cluster_state:fail", Duration::from_secs(20), || {
+            !node.state_ok()
+        });
+        let mut c = Raw::connect(node.port);
+        pushes.push(c.call(&[b"SSUBSCRIBE", b"{a}9"]));
+        pushes.push(c.call(&[b"SSUBSCRIBE", b"{b}2"]));
+        pushes.push(p.call(&[b"SPUBLISH", b"{b}2", b"down"]));
+        pushes.push(c.read_reply());
+        pushes.push(p.call(&[
+            b"CONFIG",
+            b"SET",
+            b"cluster-allow-pubsubshard-when-down",
+            b"no",
+        ]));
+        pushes.push(p.call(&[b"SPUBLISH", b"{b}2", b"x"]));
+        pushes.push(p.call(&[b"SUNSUBSCRIBE", b"{b}2"]));
         got.push(pushes.iter().map(|r| show(r)).collect::<Vec<_>>());
     }
     assert_eq!(got[0], got[1]);
     assert!(got[1][0].contains("sunsubscribe"), "{:?}", got[1]);
+    let last = &got[1][got[1].len() - 2..];
+    assert_eq!(
+        last,
+        [
+            show(b"-CLUSTERDOWN The cluster is down\r\n"),
+            show(b"-CLUSTERDOWN The cluster is down\r\n")
+        ],
+        "{:?}",
+        got[1]
+    );
+    assert!(
+        got[1].contains(&show(b"-CLUSTERDOWN Hash slot not served\r\n")),
+        "{:?}",
+        got[1]
+    );
 }
 
 #[test]

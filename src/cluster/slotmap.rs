@@ -145,12 +145,20 @@ impl SlotMap {
     }
 
     /// Routing for shard channels (SSUBSCRIBE, SUNSUBSCRIBE, SPUBLISH): as keys, but served
-    /// while the cluster is down (`cluster-allow-pubsubshard-when-down`, default yes) and
-    /// without the migration checks, as Redis 7.0's `getNodeByQuery`.
-    pub fn route_shard_channel(&self, slot: u16, asking: bool) -> Result<(), Error> {
+    /// while the cluster is down if `when_down` (`cluster-allow-pubsubshard-when-down`,
+    /// default yes) and without the migration checks, as Redis 7.0's `getNodeByQuery`.
+    pub fn route_shard_channel(
+        &self,
+        slot: u16,
+        asking: bool,
+        when_down: bool,
+    ) -> Result<(), Error> {
         let owner = self.owner[slot as usize];
         if owner == UNASSIGNED {
             return Err(not_served());
+        }
+        if !self.ok && !when_down {
+            return Err(Error::Coded("CLUSTERDOWN The cluster is down".into()));
         }
         if owner == MINE || (asking && self.importing[slot as usize]) {
             return Ok(());

@@ -487,7 +487,8 @@ fn cluster_route(conn: &Conn, spec: &CommandSpec, args: &Args<'_>) -> Result<(),
     let (write, asking) = (spec.has(flag::WRITE), conn.asking);
     if spec.has(flag::PUBSUB) {
         // SSUBSCRIBE, SUNSUBSCRIBE, SPUBLISH: their channels route like keys.
-        let route = |slot| map.route_shard_channel(slot, asking);
+        let when_down = conn.shard.settings.borrow().pubsubshard_when_down;
+        let route = |slot| map.route_shard_channel(slot, asking, when_down);
         return route_keys(spec.key_positions(args.len()), args, &map, route);
     }
     let route = |slot| map.route(slot, write, asking);

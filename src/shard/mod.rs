@@ -101,6 +101,8 @@ pub struct Settings {
     pub lfu_policy: bool,
     /// `client-output-buffer-limit pubsub`.
     pub pubsub_limit: pubsub::Limit,
+    /// `cluster-allow-pubsubshard-when-down`: shard channels keep working while the cluster is down.
+    pub pubsubshard_when_down: bool,
 }
 
 impl Settings {
@@ -124,6 +126,7 @@ impl Settings {
             zset_max_listpack_entries: c.get_i64("zset-max-listpack-entries") as usize,
             zset_max_listpack_value: c.get_i64("zset-max-listpack-value") as usize,
             lfu_policy: c.get("maxmemory-policy").ends_with("-lfu"),
+            pubsubshard_when_down: c.get_bool("cluster-allow-pubsubshard-when-down"),
             pubsub_limit: {
                 let [hard, soft, secs] =
                     crate::config::output_limits(c.get("client-output-buffer-limit"))[2];
