@@ -246,6 +246,9 @@ async fn publish_cmd(c: &mut Conn, a: Args<'_>, sharded: bool) -> CmdResult {
     Ok(())
 }
 
+/// A (channel, message) shared by the cores it is delivered on.
+type Published = Arc<(Box<[u8]>, Box<[u8]>)>;
+
 /// Delivers a message on every core with subscribers and returns the receivers in total;
 /// in cluster mode also passes it to the bus. Cores are visited in a fixed order and each
 /// core runs mesh jobs in arrival order, so one publisher's messages arrive in order.
@@ -256,7 +259,7 @@ pub async fn publish_everywhere(
     sharded: bool,
 ) -> usize {
     let counts = &shard.shared.pubsub_counts;
-    let mut payload: Option<Arc<(Box<[u8]>, Box<[u8]>)>> = None;
+    let mut payload: Option<Published> = None;
     let mut tickets = Vec::new();
     for to in 0..shard.nshards {
         if to == shard.id || !counts.has(to, sharded) {

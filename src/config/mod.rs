@@ -239,7 +239,7 @@ const OBUF_CLASSES: [&str; 3] = ["normal", "slave", "pubsub"];
 /// Validates `client-output-buffer-limit` groups as Redis's `updateClientOutputBufferLimit`
 /// (all or nothing) and returns them canonical: class name, bytes, bytes, seconds.
 fn parse_output_limits(args: &[String]) -> Result<Vec<(usize, [u64; 3])>, ConfigError> {
-    if args.len() % 4 != 0 {
+    if !args.len().is_multiple_of(4) {
         return Err(ConfigError::Invalid(
             "Wrong number of arguments in buffer limit configuration.".into(),
         ));
