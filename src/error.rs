@@ -137,6 +137,17 @@ fn sanitize(text: &str) -> String {
 
 pub type CmdResult = Result<(), Error>;
 
+impl From<crate::rdb::RdbError> for Error {
+    fn from(e: crate::rdb::RdbError) -> Error {
+        match e {
+            crate::rdb::RdbError::Checksum => {
+                Error::msg("DUMP payload version or checksum are wrong")
+            }
+            crate::rdb::RdbError::BadFormat => Error::msg("Bad data format"),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::Error;
@@ -173,6 +184,8 @@ mod tests {
                 "ERR unknown command 'NOSUCH', with args beginning with: 'a' 'b' ",
             ),
             (Error::unknown_command(b"x", &[]), "ERR unknown command 'x', with args beginning with: "),
+            (crate::rdb::RdbError::Checksum.into(), "ERR DUMP payload version or checksum are wrong"),
+            (crate::rdb::RdbError::BadFormat.into(), "ERR Bad data format"),
         ];
         for (err, text) in cases {
             assert_eq!(err.render(), text);

@@ -8,12 +8,14 @@
 //! - `server`: executors, listeners and the connection task.
 //! - `config`: redis.conf parsing and CONFIG GET/SET.
 //! - `cluster`: the Redis Cluster bus wire codec (not wired into the server yet).
+//! - `rdb`: RDB object serialization (DUMP/RESTORE payloads).
 
 pub mod cluster;
 pub mod cmd;
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod rdb;
 pub mod resp;
 pub mod server;
 pub mod shard;

@@ -120,6 +120,10 @@ pub struct Member {
     save_pending: Cell<bool>,
     map_pending: Cell<bool>,
     map_version: Cell<u64>,
+    /// (current epoch, our config epoch, last vote epoch) as last fsynced to nodes.conf.
+    synced_epochs: Cell<Option<(u64, u64, u64)>>,
+    /// The newest map handed to the shards (CLUSTER commands install it before replying).
+    latest_map: RefCell<Option<Arc<SlotMap>>>,
     iteration: Cell<u64>,
     rng: Cell<u64>,
     /// PUBLISH / PUBLISHSHARD messages from the bus, waiting to be delivered on the data
@@ -204,28 +208,17 @@ impl Member {
             save_pending: Cell::new(true),
             map_pending: Cell::new(true),
             map_version: Cell::new(0),
+            synced_epochs: Cell::new(None),
+            latest_map: RefCell::new(None),
             iteration: Cell::new(0),
             rng: Cell::new(seed),
             bus_inbox: Default::default(),
             forwarding: Cell::new(false),
             _lock: lock,
         });
+        member.apply_config_to_myself();
         {
             let mut st = member.state.borrow_mut();
-            let me = st.me_mut();
-            // Our ports and announced address come from this run's configuration.
-            me.port = cfg.port;
-            me.cport = cfg.cport;
-            if !cfg.announce_ip.is_empty() {
-                me.ip = cfg.announce_ip.clone();
-            }
-            me.hostname = cfg.announce_hostname.clone();
-            // As Redis's `clusterUpdateMyselfFlags`: the flag follows the configuration.
-            if cfg.replica_no_failover {
-                me.flags |= node_flag::NOFAILOVER;
-            } else {
-                me.flags &= !node_flag::NOFAILOVER;
-            }
             for n in st.nodes.values_mut() {
                 n.ctime = now;
             }
@@ -1351,10 +1344,49 @@ impl Member {
     }
 
     /// Writes nodes.conf now (CLUSTER SAVECONFIG and every change).
+    /// Writes nodes.conf (temp file and rename, so it is never half-written). Like Redis, it
+    /// is fsynced when an epoch changed since the last fsync, as epochs must never go back
+    /// after a crash; other changes (SETSLOT during a migration, gossip) are not, which keeps
+    /// a slot move from costing a disk flush per command.
     pub fn save_now(&self) -> std::io::Result<()> {
         self.save_pending.set(false);
-        let text = nodes_conf::render(&self.state.borrow());
-        nodes_conf::save(&self.conf_path, &text)
+        let st = self.state.borrow();
+        let epochs = (st.current_epoch, st.me().config_epoch, st.last_vote_epoch);
+        let durable = self.synced_epochs.get() != Some(epochs);
+        let text = nodes_conf::render(&st);
+        nodes_conf::save(&self.conf_path, &text, durable)?;
+        if durable {
+            self.synced_epochs.set(Some(epochs));
+        }
+        Ok(())
+    }
+
+    /// Our ports, announced address and NOFAILOVER flag follow the configuration.
+    fn apply_config_to_myself(&self) {
+        let cfg = self.cfg.borrow();
+        let mut st = self.state.borrow_mut();
+        let me = st.me_mut();
+        me.port = cfg.port;
+        me.cport = cfg.cport;
+        if !cfg.announce_ip.is_empty() {
+            me.ip = cfg.announce_ip.clone();
+        }
+        me.hostname = cfg.announce_hostname.clone();
+        // As Redis's `clusterUpdateMyselfFlags`.
+        if cfg.replica_no_failover {
+            me.flags |= node_flag::NOFAILOVER;
+        } else {
+            me.flags &= !node_flag::NOFAILOVER;
+        }
+    }
+
+    /// CONFIG SET changed the configuration: the cluster directives apply from now on (the
+    /// node timeout, coverage and read rules, announced endpoints), as in Redis.
+    pub fn reconfigure(&self, cfg: MemberConfig) {
+        *self.cfg.borrow_mut() = cfg;
+        self.apply_config_to_myself();
+        self.mark_changed();
+        self.after_change();
     }
 
     pub fn mark_changed(&self) {
@@ -1371,11 +1403,18 @@ impl Member {
             endpoint_type,
             allow_reads,
         ));
+        *self.latest_map.borrow_mut() = Some(map.clone());
         let shard = self.shard.clone();
         glommio::spawn_local(async move {
             shard.call_all(move |s| s.set_slot_map(map.clone())).await;
         })
         .detach();
+    }
+
+    /// The newest slot map built, for a CLUSTER command to install on every shard before it
+    /// replies: a client that saw `OK` (e.g. SETSLOT IMPORTING) must be routed by the new map.
+    pub fn latest_map(&self) -> Option<Arc<SlotMap>> {
+        self.latest_map.borrow().clone()
     }
 
     /// Outbound and inbound links, for CLUSTER LINKS: (direction, node, ctime, queued bytes).

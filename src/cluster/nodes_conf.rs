@@ -15,11 +15,12 @@ use crate::slot::SLOTS;
 /// The file's contents for `state`.
 pub fn render(state: &ClusterState) -> String {
     let mut out = String::new();
+    let ranges = state.slot_ranges();
     for node in state.nodes.values() {
         if node.has(node_flag::HANDSHAKE) {
             continue;
         }
-        out.push_str(&state.node_line(node));
+        out.push_str(&state.node_line_with(node, &ranges));
         out.push('\n');
     }
     out.push_str(&format!(
@@ -193,7 +194,7 @@ fn parse_address(field: &str, node: &mut Node) -> Option<()> {
 /// Writes `text` to `path` atomically: a temporary file in the same directory, fsynced,
 /// renamed over the old one, then the directory fsynced, so a crash leaves the old file or
 /// the new one, never a mix.
-pub fn save(path: &Path, text: &str) -> std::io::Result<()> {
+pub fn save(path: &Path, text: &str, durable: bool) -> std::io::Result<()> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
@@ -210,9 +211,14 @@ pub fn save(path: &Path, text: &str) -> std::io::Result<()> {
     let result = (|| {
         let mut f = std::fs::File::create(&tmp)?;
         f.write_all(text.as_bytes())?;
-        f.sync_all()?;
+        if durable {
+            f.sync_all()?;
+        }
         std::fs::rename(&tmp, path)?;
-        std::fs::File::open(dir)?.sync_all()
+        if durable {
+            std::fs::File::open(dir)?.sync_all()?;
+        }
+        Ok(())
     })();
     if result.is_err() {
         let _ = std::fs::remove_file(&tmp);
@@ -285,8 +291,8 @@ vars currentEpoch 7 lastVoteEpoch 6
         let dir = std::env::temp_dir().join(format!("redcell-nodes-conf-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("nodes.conf");
-        save(&path, "one\n").unwrap();
-        save(&path, "two\n").unwrap();
+        save(&path, "one\n", true).unwrap();
+        save(&path, "two\n", false).unwrap();
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "two\n");
         assert_eq!(
             std::fs::read_dir(&dir).unwrap().count(),

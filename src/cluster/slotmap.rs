@@ -9,6 +9,18 @@ use crate::slot::SLOTS;
 
 const MINE: u16 = u16::MAX;
 const UNASSIGNED: u16 = u16::MAX - 1;
+/// In `migrating`: the slot is not being moved out.
+const NOT_MIGRATING: u16 = u16::MAX;
+
+/// Where a command whose keys share one slot runs, before looking at the keys.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Route {
+    /// Served here.
+    Here,
+    /// The slot is open (we migrate it out, or import it for an ASKING client): which keys
+    /// exist on the owner shard decides between serving, ASK and TRYAGAIN (`open_slot`).
+    Open,
+}
 
 /// How clients are told where a node is (`cluster-preferred-endpoint-type`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -51,6 +63,8 @@ pub struct SlotMap {
     owner: Vec<u16>,
     /// Per slot: imported from another node (ASKING clients are served here).
     importing: Vec<bool>,
+    /// Per slot we own: `NOT_MIGRATING`, or the index in `endpoints` of the node it moves to.
+    migrating: Vec<u16>,
     /// `endpoint:port` of the other nodes that own slots.
     endpoints: Vec<String>,
 }
@@ -65,6 +79,7 @@ impl SlotMap {
             allow_reads_when_down: false,
             owner: Vec::new(),
             importing: Vec::new(),
+            migrating: Vec::new(),
             endpoints: Vec::new(),
         }
     }
@@ -76,6 +91,7 @@ impl SlotMap {
             enabled: true,
             owner: vec![UNASSIGNED; SLOTS],
             importing: vec![false; SLOTS],
+            migrating: vec![NOT_MIGRATING; SLOTS],
             ok: false,
             ..SlotMap::disabled()
         }
@@ -95,36 +111,57 @@ impl SlotMap {
     ) -> SlotMap {
         let mut endpoints: Vec<String> = Vec::new();
         let mut index: Vec<(super::bus::NodeName, u16)> = Vec::new();
+        let mut endpoint_of =
+            |n: &super::bus::NodeName| match index.iter().find(|(name, _)| name == n) {
+                Some(&(_, i)) => i,
+                None => {
+                    let text = state.nodes.get(n).map_or_else(
+                        || ":0".to_string(),
+                        |node| {
+                            format!(
+                                "{}:{}",
+                                endpoint_type.endpoint(&node.ip, &node.hostname),
+                                node.port
+                            )
+                        },
+                    );
+                    let i = endpoints.len() as u16;
+                    endpoints.push(text);
+                    index.push((*n, i));
+                    i
+                }
+            };
+        let i_am_master = state.me().has(node_flag::MASTER);
         // A replica routes like its master: the master's slots are served... by the master.
-        let owner = (0..SLOTS)
+        // Slots come in long runs of one owner: resolve each run's owner once.
+        let mut last: Option<(super::bus::NodeName, u16)> = None;
+        let owner: Vec<u16> = (0..SLOTS)
             .map(|s| match &state.slots[s] {
                 None => UNASSIGNED,
-                Some(n) if *n == state.myself && state.me().has(node_flag::MASTER) => MINE,
-                Some(n) => match index.iter().find(|(name, _)| name == n) {
-                    Some(&(_, i)) => i,
-                    None => {
-                        let node = state.nodes.get(n);
-                        let text = node.map_or_else(
-                            || ":0".to_string(),
-                            |node| {
-                                format!(
-                                    "{}:{}",
-                                    endpoint_type.endpoint(&node.ip, &node.hostname),
-                                    node.port
-                                )
-                            },
-                        );
-                        let i = endpoints.len() as u16;
-                        endpoints.push(text);
-                        index.push((*n, i));
-                        i
+                Some(n) => match last {
+                    Some((name, code)) if name == *n => code,
+                    _ => {
+                        let code = if *n == state.myself && i_am_master {
+                            MINE
+                        } else {
+                            endpoint_of(n)
+                        };
+                        last = Some((*n, code));
+                        code
                     }
                 },
             })
             .collect();
-        let importing = (0..SLOTS)
-            .map(|s| state.importing.contains_key(&(s as u16)))
-            .collect();
+        let mut migrating = vec![NOT_MIGRATING; SLOTS];
+        for (&s, to) in &state.migrating {
+            if owner[s as usize] == MINE {
+                migrating[s as usize] = endpoint_of(to);
+            }
+        }
+        let mut importing = vec![false; SLOTS];
+        for &s in state.importing.keys() {
+            importing[s as usize] = true;
+        }
         SlotMap {
             enabled: true,
             version,
@@ -132,12 +169,11 @@ impl SlotMap {
             allow_reads_when_down,
             owner,
             importing,
+            migrating,
             endpoints,
         }
     }
 
-    /// Where a command whose keys are all in `slot` must run (Redis's `getNodeByQuery` for
-    /// one slot): `Ok` here, or the redirection or CLUSTERDOWN error to reply.
     /// Whether this node serves `slot` itself.
     #[inline]
     pub fn serves(&self, slot: u16) -> bool {
@@ -163,12 +199,13 @@ impl SlotMap {
         if owner == MINE || (asking && self.importing[slot as usize]) {
             return Ok(());
         }
-        Err(Error::Coded(
-            format!("MOVED {slot} {}", self.endpoints[owner as usize]).into(),
-        ))
+        Err(self.moved(slot))
     }
 
-    pub fn route(&self, slot: u16, write: bool, asking: bool) -> Result<(), Error> {
+    /// Where a command whose keys are all in `slot` must run (the part of Redis's
+    /// `getNodeByQuery` that needs no key lookups): here, here after the open-slot check, or
+    /// the redirection or CLUSTERDOWN error to reply.
+    pub fn route(&self, slot: u16, write: bool, asking: bool) -> Result<Route, Error> {
         let owner = self.owner[slot as usize];
         if owner == UNASSIGNED {
             return Err(not_served());
@@ -183,13 +220,64 @@ impl SlotMap {
                 ));
             }
         }
-        if owner == MINE || (asking && self.importing[slot as usize]) {
+        let migrating = owner == MINE && self.migrating[slot as usize] != NOT_MIGRATING;
+        if migrating || (asking && self.importing[slot as usize]) {
+            return Ok(Route::Open);
+        }
+        if owner == MINE {
+            return Ok(Route::Here);
+        }
+        Err(self.moved(slot))
+    }
+
+    /// The verdict for a command on an open slot, given how many of its distinct keys exist
+    /// here (Redis's rules): a migrating slot sends clients missing every key to the target
+    /// (ASK) and those missing some to retry (TRYAGAIN); an importing slot serves ASKING
+    /// clients unless a multi-key command misses keys.
+    pub fn open_slot(
+        &self,
+        slot: u16,
+        asking: bool,
+        multiple_keys: bool,
+        existing: usize,
+        missing: usize,
+    ) -> Result<(), Error> {
+        let owner = self.owner[slot as usize];
+        let to = if owner == MINE {
+            self.migrating[slot as usize]
+        } else {
+            NOT_MIGRATING
+        };
+        if to != NOT_MIGRATING && missing > 0 {
+            if existing > 0 {
+                return Err(try_again());
+            }
+            return Err(Error::Coded(
+                format!("ASK {slot} {}", self.endpoints[to as usize]).into(),
+            ));
+        }
+        if asking && self.importing[slot as usize] {
+            if multiple_keys && missing > 0 {
+                return Err(try_again());
+            }
             return Ok(());
         }
-        Err(Error::Coded(
-            format!("MOVED {slot} {}", self.endpoints[owner as usize]).into(),
-        ))
+        match owner {
+            MINE => Ok(()),
+            UNASSIGNED => Err(not_served()),
+            _ => Err(self.moved(slot)),
+        }
     }
+
+    fn moved(&self, slot: u16) -> Error {
+        let owner = self.owner[slot as usize];
+        Error::Coded(format!("MOVED {slot} {}", self.endpoints[owner as usize]).into())
+    }
+}
+
+/// The error for a multi-key command on a slot being moved, and for a key in flight.
+pub fn try_again() -> Error {
+    Error::Coded("TRYAGAIN Multiple keys request during rehashing of slot".into())
 }
 
 /// The error for a slot no node serves.
@@ -226,7 +314,7 @@ mod tests {
         st.importing.insert(9000, b);
         st.update_state(true);
         let map = SlotMap::build(&st, 1, EndpointType::Ip, false);
-        let text = |r: Result<(), Error>| r.map_err(|e| e.render().into_owned());
+        let text = |r: Result<Route, Error>| r.map(|_| ()).map_err(|e| e.render().into_owned());
         assert_eq!(
             text(map.route(16383, false, false)),
             Err("CLUSTERDOWN Hash slot not served".into())
@@ -262,12 +350,54 @@ mod tests {
     }
 
     #[test]
+    fn open_slots_ask_or_try_again_like_redis() {
+        let (a, b) = (NodeName([b'a'; 40]), NodeName([b'b'; 40]));
+        let mut st = ClusterState::new(a, "127.0.0.1", 7000, 17000);
+        let mut nb = Node::new(b, node_flag::MASTER);
+        nb.ip = "127.0.0.1".into();
+        nb.port = 7001;
+        st.nodes.insert(b, nb);
+        for s in 0..16384 {
+            st.slots[s] = Some(if s < 8192 { a } else { b });
+        }
+        st.migrating.insert(10, b);
+        st.importing.insert(9000, b);
+        st.update_state(true);
+        let map = SlotMap::build(&st, 1, EndpointType::Ip, false);
+        let text = |r: Result<(), Error>| r.map_err(|e| e.render().into_owned());
+        assert_eq!(map.route(10, true, false).ok(), Some(Route::Open));
+        assert_eq!(map.route(11, true, false).ok(), Some(Route::Here));
+        assert!(
+            map.route(9000, false, false).is_err(),
+            "importing without ASKING"
+        );
+        assert_eq!(map.route(9000, false, true).ok(), Some(Route::Open));
+        // Migrating: all keys here → served; none → ASK; some → TRYAGAIN.
+        assert_eq!(text(map.open_slot(10, false, true, 2, 0)), Ok(()));
+        assert_eq!(
+            text(map.open_slot(10, false, false, 0, 1)),
+            Err("ASK 10 127.0.0.1:7001".into())
+        );
+        assert_eq!(
+            text(map.open_slot(10, false, true, 1, 1)),
+            Err("TRYAGAIN Multiple keys request during rehashing of slot".into())
+        );
+        // Importing with ASKING: single missing key served; multi-key with a miss retried.
+        assert_eq!(text(map.open_slot(9000, true, false, 0, 1)), Ok(()));
+        assert_eq!(text(map.open_slot(9000, true, true, 2, 0)), Ok(()));
+        assert_eq!(
+            text(map.open_slot(9000, true, true, 1, 1)),
+            Err("TRYAGAIN Multiple keys request during rehashing of slot".into())
+        );
+    }
+
+    #[test]
     fn cluster_down_answers() {
         let a = NodeName([b'a'; 40]);
         let mut st = ClusterState::new(a, "127.0.0.1", 7000, 17000);
         st.slots[0] = Some(a);
         st.update_state(true);
-        let text = |r: Result<(), Error>| r.map_err(|e| e.render().into_owned());
+        let text = |r: Result<Route, Error>| r.map(|_| ()).map_err(|e| e.render().into_owned());
         let map = SlotMap::build(&st, 1, EndpointType::Ip, false);
         assert_eq!(
             text(map.route(0, false, false)),

@@ -172,6 +172,11 @@ impl ClusterState {
 
     /// The `CLUSTER NODES` line of `node`, without the newline.
     pub fn node_line(&self, node: &Node) -> String {
+        self.node_line_with(node, &self.slot_ranges())
+    }
+
+    /// `node_line` with the slot ranges (`slot_ranges`) computed once for all lines.
+    pub fn node_line_with(&self, node: &Node, ranges: &[(u16, u16, NodeName)]) -> String {
         let mut line = String::with_capacity(128);
         line.push_str(&node.name.to_string());
         line.push(' ');
@@ -201,7 +206,7 @@ impl ClusterState {
             " {} {} {} {}",
             node.ping_sent, node.pong_received, epoch, link
         ));
-        for (start, end) in self.runs_of(&node.name) {
+        for &(start, end, _) in ranges.iter().filter(|(_, _, o)| *o == node.name) {
             if start == end {
                 line.push_str(&format!(" {start}"));
             } else {
@@ -237,8 +242,9 @@ impl ClusterState {
     /// `CLUSTER NODES`: one line per node, each ending in `\n`.
     pub fn nodes_text(&self) -> String {
         let mut out = String::new();
+        let ranges = self.slot_ranges();
         for node in self.nodes.values() {
-            out.push_str(&self.node_line(node));
+            out.push_str(&self.node_line_with(node, &ranges));
             out.push('\n');
         }
         out

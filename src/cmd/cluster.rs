@@ -100,6 +100,7 @@ static CLUSTER_SUBS: &[CommandSpec] = &[
         "Force a node cluster to handshake with another node",
     ),
     info("myid", 2, myid).doc("cluster", "3.0.0", "Return the node id"),
+    info("myshardid", 2, myshardid).doc("cluster", "7.2.0", "Return the node shard id"),
     info("nodes", 2, nodes).doc("cluster", "3.0.0", "Get Cluster config for the node"),
     admin("replicas", 3, replicas).doc(
         "cluster",
@@ -216,7 +217,7 @@ async fn on_member(c: &mut Conn, f: MemberFn) -> CmdResult {
     enabled(c)?;
     let resp3 = c.out.resp3;
     let control = c.shard.nshards;
-    let reply = c
+    let (reply, map) = c
         .shard
         .call(control, 0, move |s| {
             let member = s.cluster.borrow().clone();
@@ -224,9 +225,13 @@ async fn on_member(c: &mut Conn, f: MemberFn) -> CmdResult {
             let mut out = Reply::new(resp3);
             let result = f(&m, &mut out);
             m.after_change();
-            result.map(|()| out.buf)
+            result.map(|()| (out.buf, m.latest_map()))
         })
         .await?;
+    // The shards route by the state this reply reflects before the client hears of it.
+    if let Some(map) = map {
+        c.shard.call_all(move |s| s.set_slot_map(map.clone())).await;
+    }
     c.out.buf.extend_from_slice(&reply);
     Ok(())
 }
@@ -462,6 +467,7 @@ fn help<'a>(c: &'a mut Conn, _a: Args<'a>) -> BoxFuture<'a> {
             "LINKS: the bus links of this node.",
             "MEET <ip> <port> [<bus-port>]: join the node at that address.",
             "MYID: this node's id.",
+            "MYSHARDID: the id of this node's shard (its master's node id).",
             "NODES: the cluster configuration as this node sees it.",
             "REPLICAS <node-id>: the replicas of a master.",
             "RESET [HARD|SOFT]: forget every other node and slot.",
@@ -582,6 +588,20 @@ fn myid<'a>(c: &'a mut Conn, _a: Args<'a>) -> BoxFuture<'a> {
         c,
         Box::new(|m, out| {
             out.bulk(m.state.borrow().myself.to_string().as_bytes());
+            Ok(())
+        }),
+    ))
+}
+
+/// A shard is a master and its replicas; as a 7.0 node we send no shard-id extension and keep
+/// no separate id, so the shard is named by its master's node id, stable across restarts.
+fn myshardid<'a>(c: &'a mut Conn, _a: Args<'a>) -> BoxFuture<'a> {
+    Box::pin(on_member(
+        c,
+        Box::new(|m, out| {
+            let st = m.state.borrow();
+            let shard = st.me().master.unwrap_or(st.myself);
+            out.bulk(shard.to_string().as_bytes());
             Ok(())
         }),
     ))

@@ -5,11 +5,13 @@
 pub mod bitops;
 pub mod cluster;
 pub mod connection;
+pub mod dump;
 pub mod function;
 pub mod hash;
 pub mod hll;
 pub mod keys;
 pub mod list;
+pub mod migrate;
 pub mod pubsub;
 pub mod scan;
 pub mod server;
@@ -51,6 +53,8 @@ pub mod flag {
     pub const NO_MULTI: u32 = 1 << 14;
     pub const MOVABLE_KEYS: u32 = 1 << 15;
     pub const ALLOW_BUSY: u32 = 1 << 16;
+    /// Accepted on a slot this node is importing without a preceding ASKING (RESTORE-ASKING).
+    pub const ASKING: u32 = 1 << 17;
     /// Ours, not shown: the command reads or writes the whole keyspace, so commands forwarded
     /// earlier in the same pipeline batch must finish first.
     pub const BARRIER: u32 = 1 << 31;
@@ -73,6 +77,7 @@ pub mod flag {
         (NO_MULTI, "no_multi"),
         (MOVABLE_KEYS, "movablekeys"),
         (ALLOW_BUSY, "allow_busy"),
+        (ASKING, "asking"),
     ];
 }
 
@@ -211,6 +216,15 @@ impl CommandSpec {
 
     /// Argument positions of the keys, per first/last/step.
     #[inline]
+    /// Every key position of this call, found from the arguments where the command needs it
+    /// (allocates: for slow paths).
+    pub fn all_key_positions(&self, args: &Args<'_>) -> Vec<usize> {
+        match self.key_finder {
+            Some(find) => find(args).unwrap_or_default(),
+            None => self.key_positions(args.len()).collect(),
+        }
+    }
+
     pub fn key_positions(&self, argc: usize) -> impl Iterator<Item = usize> {
         let argc = argc as i32;
         let (first, step) = (self.first_key, self.step.max(1));
@@ -359,6 +373,8 @@ fn families() -> impl Iterator<Item = &'static CommandSpec> {
         function::COMMANDS,
         hll::COMMANDS,
         zset::COMMANDS,
+        dump::COMMANDS,
+        migrate::COMMANDS,
         pubsub::COMMANDS,
     ]
     .into_iter()
@@ -396,6 +412,11 @@ pub fn run_keyed(
     out: &mut Reply,
     now: i64,
 ) {
+    if !shard.in_flight.borrow().is_empty() && touches_in_flight(shard, idx, args) {
+        shard.stats.borrow_mut().cmd[idx].rejected += 1;
+        out.error(&crate::cluster::slotmap::try_again());
+        return;
+    }
     let started = ticks();
     let mark = out.buf.len();
     let result = guarded(|| {
@@ -424,6 +445,16 @@ pub fn run_keyed(
         s.failed += 1;
         out.error(&e);
     }
+}
+
+/// Whether a command names a key that a MIGRATE is moving right now.
+#[cold]
+fn touches_in_flight(shard: &Shard, idx: usize, args: &Args<'_>) -> bool {
+    let in_flight = shard.in_flight.borrow();
+    table().specs[idx]
+        .all_key_positions(args)
+        .into_iter()
+        .any(|p| in_flight.contains(args.get(p)))
 }
 
 /// The reply for a handler that panicked: the bug is logged (by the panic hook) and the

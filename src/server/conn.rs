@@ -16,6 +16,8 @@ use crate::resp::{Args, Decoded, Decoder, Reply};
 use crate::shard::pubsub::{self, Subscriber};
 use crate::shard::{ClientMeta, Shard};
 use crate::slot::key_slot;
+
+use super::route;
 use crate::util::time::now_ms;
 
 const READ_CHUNK: usize = 16 * 1024;
@@ -388,13 +390,21 @@ pub async fn dispatch(conn: &mut Conn, args: Args<'_>, raw: Option<&[u8]>) {
     }
     conn.meta.last_cmd.set(table.full_names[idx].as_str());
     if (spec.first_key > 0 || spec.key_finder.is_some()) && conn.shard.slot_map.borrow().enabled {
-        let routed = cluster_route(conn, spec, &args);
+        let asking = conn.asking || spec.has(flag::ASKING);
         // ASKING lasts for one command.
         conn.asking = false;
-        if let Err(e) = routed {
-            table_reject(conn, idx);
-            conn.out.error(&e);
-            return;
+        match route::cluster_route(conn, spec, &args, asking) {
+            Err(e) => {
+                table_reject(conn, idx);
+                conn.out.error(&e);
+                return;
+            }
+            Ok(Some(open_slot)) => {
+                if !route::run_open_slot(conn, idx, &args, open_slot, asking).await {
+                    return;
+                }
+            }
+            Ok(None) => {}
         }
     }
     if conn.sub.is_some()
@@ -478,49 +488,6 @@ pub async fn dispatch(conn: &mut Conn, args: Args<'_>, raw: Option<&[u8]>) {
                 .error(&Error::WrongArity(table.full_names[idx].clone().into()));
         }
     }
-}
-
-/// Cluster mode: whether this node serves the command's keys (Redis's `getNodeByQuery`):
-/// all keys in one slot, that slot served here, the cluster up.
-fn cluster_route(conn: &Conn, spec: &CommandSpec, args: &Args<'_>) -> Result<(), Error> {
-    let map = conn.shard.slot_map.borrow();
-    let (write, asking) = (spec.has(flag::WRITE), conn.asking);
-    if spec.has(flag::PUBSUB) {
-        // SSUBSCRIBE, SUNSUBSCRIBE, SPUBLISH: their channels route like keys.
-        let when_down = conn.shard.settings.borrow().pubsubshard_when_down;
-        let route = |slot| map.route_shard_channel(slot, asking, when_down);
-        return route_keys(spec.key_positions(args.len()), args, &map, route);
-    }
-    let route = |slot| map.route(slot, write, asking);
-    // Fixed key positions are walked in place; only movable keys are gathered first.
-    match spec.key_finder {
-        Some(find) => route_keys(
-            find(args).unwrap_or_default().into_iter(),
-            args,
-            &map,
-            route,
-        ),
-        None => route_keys(spec.key_positions(args.len()), args, &map, route),
-    }
-}
-
-fn route_keys(
-    mut positions: impl Iterator<Item = usize>,
-    args: &Args<'_>,
-    map: &crate::cluster::slotmap::SlotMap,
-    route: impl Fn(u16) -> Result<(), Error>,
-) -> Result<(), Error> {
-    let Some(first) = positions.next() else {
-        return Ok(());
-    };
-    let slot = key_slot(args.get(first));
-    if map.unassigned(slot) {
-        return Err(crate::cluster::slotmap::not_served());
-    }
-    if positions.any(|p| key_slot(args.get(p)) != slot) {
-        return Err(crate::cluster::slotmap::cross_slot());
-    }
-    route(slot)
 }
 
 /// `cmd::guarded` for connection handlers that await.

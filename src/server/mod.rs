@@ -3,6 +3,7 @@
 
 pub mod conn;
 pub mod cpus;
+pub mod route;
 
 use std::net::SocketAddr;
 use std::rc::Rc;

@@ -211,6 +211,9 @@ pub struct Shard {
     pub slot_map: RefCell<Arc<crate::cluster::slotmap::SlotMap>>,
     /// On the control executor in cluster mode: the cluster member.
     pub cluster: RefCell<Option<Rc<crate::cluster::member::Member>>>,
+    /// Keys a MIGRATE has serialized and not yet deleted: commands touching them get
+    /// TRYAGAIN until the target has answered (see `cmd::migrate`).
+    pub in_flight: RefCell<hashbrown::HashSet<Box<[u8]>>>,
     held_by: Cell<u64>,
     /// Source of hold tokens unique to this executor (see `new_hold_token`).
     hold_tokens: Cell<u64>,
@@ -254,6 +257,7 @@ impl Shard {
             pubsub: Default::default(),
             slot_map: RefCell::new(Arc::new(slot_map)),
             cluster: RefCell::new(None),
+            in_flight: RefCell::new(Default::default()),
             held_by: Cell::new(0),
             hold_tokens: Cell::new(0),
             deferred: RefCell::new(VecDeque::new()),

@@ -268,6 +268,27 @@ impl Set {
         matches!(self.view(), View::Ints(_))
     }
 
+    /// The byte width of an intset's integers (2, 4 or 8); None for other encodings. It
+    /// never narrows after removals, as in Redis, so DUMP writes the width Redis would.
+    pub fn intset_width(&self) -> Option<usize> {
+        match self.view() {
+            View::Ints(s) if !s.is_empty() => Some(s.width()),
+            _ => None,
+        }
+    }
+
+    /// An intset of `sorted` (ascending, distinct) stored `width` bytes wide (2, 4 or 8, and
+    /// wide enough for every value): RDB loading keeps a payload's width, as Redis does.
+    pub fn intset_from_sorted(sorted: &[i64], width: usize) -> Set {
+        let width = sorted.iter().map(|&v| width_for(v)).fold(width, usize::max);
+        let mut buf = Vec::with_capacity(1 + sorted.len() * width);
+        buf.push(width as u8);
+        for &v in sorted {
+            put_int(&mut buf, v, width);
+        }
+        Set::Small(buf.into_boxed_slice())
+    }
+
     pub fn contains(&self, m: &[u8]) -> bool {
         match self.view() {
             View::Ints(s) => parse_i64_strict(m).is_some_and(|v| s.contains(v)),

@@ -56,6 +56,14 @@ async fn refresh_settings(c: &Conn) {
             .call(executor, 0, |s| {
                 let settings = Settings::from_config(&s.shared.config());
                 *s.settings.borrow_mut() = settings;
+                let member = s.cluster.borrow().clone();
+                if let Some(member) = member {
+                    let cfg = crate::cluster::member::MemberConfig::from_config(
+                        &s.shared.config(),
+                        s.shared.tcp_port,
+                    );
+                    member.reconfigure(cfg);
+                }
             })
             .await;
     }

@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# perf/reshard-bench.sh - keys per second moved by `redis-cli --cluster reshard` between two
+# masters: stock→stock, stock→redcell and redcell→stock, on the same machine.
+#
+# For each pair it starts a 2-master cluster on 127.0.0.1 (free ports, temp dirs, created
+# with `redis-cli --cluster create`), fills the source's slots with KEYS string keys of
+# VALUE bytes (redis-benchmark -r, SET through the cluster), then times
+#   redis-cli --cluster reshard SOURCE --cluster-from SRC --cluster-to DST
+#             --cluster-slots SLOTS --cluster-yes --cluster-pipeline PIPELINE
+# and prints keys moved, seconds, keys/s, and each pair's ratio to stock→stock, for ROUNDS
+# alternating rounds. Every server it starts is stopped on exit.
+#
+# Knobs: REDCELL_BIN [<repo>/target/release/redcell-server], SHARDS per redcell node [1],
+#        KEYS [200000], VALUE [64], SLOTS [4096], PIPELINE [10], ROUNDS [2].
+# Usage: perf/reshard-bench.sh
+set -euo pipefail
+
+repo=$(cd "$(dirname "$0")/.." && pwd)
+REDCELL_BIN=${REDCELL_BIN:-$repo/target/release/redcell-server}
+SHARDS=${SHARDS:-1}
+KEYS=${KEYS:-200000}
+VALUE=${VALUE:-64}
+SLOTS=${SLOTS:-4096}
+PIPELINE=${PIPELINE:-10}
+ROUNDS=${ROUNDS:-2}
+
+for tool in redis-cli redis-server redis-benchmark; do
+    command -v "$tool" >/dev/null || { echo "$tool is required (apt install redis-server redis-tools)" >&2; exit 1; }
+done
+[ -x "$REDCELL_BIN" ] || { echo "no $REDCELL_BIN (cargo build --release)" >&2; exit 1; }
+
+PIDS=()
+DIRS=()
+cleanup() {
+    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+    for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+    for d in "${DIRS[@]}"; do rm -rf "$d"; done
+    PIDS=()
+    DIRS=()
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+# start_node KIND: starts one cluster-enabled node, sets NODE_PORT.
+start_node() {
+    local kind=$1 port cport dir
+    port=$(free_port); cport=$(free_port); dir=$(mktemp -d)
+    DIRS+=("$dir")
+    if [ "$kind" = redcell ]; then
+        (cd "$dir" && exec "$REDCELL_BIN" --port "$port" --bind 127.0.0.1 --shards "$SHARDS" \
+            --cluster-enabled yes --cluster-port "$cport" >log 2>&1) &
+    else
+        (cd "$dir" && exec redis-server --port "$port" --bind 127.0.0.1 --save '' \
+            --appendonly no --cluster-enabled yes --cluster-port "$cport" >log 2>&1) &
+    fi
+    PIDS+=($!)
+    for _ in $(seq 100); do redis-cli -p "$port" PING >/dev/null 2>&1 && break; sleep 0.1; done
+    NODE_PORT=$port
+}
+
+# run_pair FROM TO: prints "keys seconds keys_per_sec".
+run_pair() {
+    local from=$1 to=$2 src dst
+    start_node "$from"; src=$NODE_PORT
+    start_node "$to"; dst=$NODE_PORT
+    redis-cli --cluster create "127.0.0.1:$src" "127.0.0.1:$dst" --cluster-yes >/dev/null
+    for _ in $(seq 100); do
+        redis-cli -p "$src" CLUSTER INFO | grep -q cluster_state:ok &&
+            redis-cli -p "$dst" CLUSTER INFO | grep -q cluster_state:ok && break
+        sleep 0.1
+    done
+    redis-benchmark -h 127.0.0.1 -p "$src" --cluster -t set -n "$((KEYS * 3))" -r "$KEYS" \
+        -d "$VALUE" -P 32 -c 20 -q >/dev/null 2>&1
+    local before after start end
+    before=$(redis-cli -p "$dst" DBSIZE)
+    start=$(date +%s.%N)
+    redis-cli --cluster reshard "127.0.0.1:$src" \
+        --cluster-from "$(redis-cli -p "$src" CLUSTER MYID)" \
+        --cluster-to "$(redis-cli -p "$dst" CLUSTER MYID)" \
+        --cluster-slots "$SLOTS" --cluster-yes --cluster-pipeline "$PIPELINE" >/dev/null
+    end=$(date +%s.%N)
+    after=$(redis-cli -p "$dst" DBSIZE)
+    cleanup
+    awk -v k="$((after - before))" -v s="$start" -v e="$end" \
+        'BEGIN { t = e - s; printf "%d %.2f %.0f\n", k, t, (t > 0 ? k / t : 0) }'
+}
+
+echo "2 masters; $KEYS keys of $VALUE bytes; moving $SLOTS slots, pipeline $PIPELINE; redcell --shards $SHARDS"
+printf "%-17s %-6s %10s %9s %10s\n" pair round keys seconds keys/s
+declare -A rate
+for round in $(seq "$ROUNDS"); do
+    for pair in "redis redis" "redis redcell" "redcell redis"; do
+        read -r from to <<<"$pair"
+        read -r keys secs kps < <(run_pair "$from" "$to")
+        printf "%-17s %-6s %10s %9s %10s\n" "$from->$to" "$round" "$keys" "$secs" "$kps"
+        rate["$from->$to"]="${rate["$from->$to"]:-} $kps"
+    done
+done
+med() { tr -s ' ' '\n' <<<"$1" | grep . | sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
+base=$(med "${rate["redis->redis"]}")
+for pair in "redis->redcell" "redcell->redis"; do
+    awk -v a="$(med "${rate[$pair]}")" -v b="$base" -v p="$pair" \
+        'BEGIN { printf "%s: median %.0f keys/s = %.2fx of redis->redis (%.0f keys/s)\n", p, a, (b > 0 ? a / b : 0), b }'
+done

@@ -1,0 +1,153 @@
+//! MIGRATE between redcell and stock redis-server in both directions: single keys and the
+//! KEYS form, COPY, REPLACE, AUTH/AUTH2, databases, TTLs, the target's errors and I/O errors
+//! worded as Redis words them, and keys in flight protected from writes.
+
+mod common;
+
+use std::net::TcpListener;
+use std::time::Duration;
+
+use common::{Raw, Server, StockRedis};
+
+fn call(raw: &mut Raw, args: &[&str]) -> String {
+    let args: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
+    String::from_utf8_lossy(&raw.call(&args)).into_owned()
+}
+
+/// Runs the same script against a redcell source and a stock source, each migrating to its
+/// own fresh stock target, and asserts the replies match line for line.
+#[test]
+fn migrate_replies_match_stock() {
+    let ours = Server::start(3, &[]);
+    let stock_src = StockRedis::start(&[]);
+    let (target_a, target_b) = (
+        StockRedis::start(&["--requirepass", "pw"]),
+        StockRedis::start(&["--requirepass", "pw"]),
+    );
+    let script = |src: &mut Raw, target: u16| -> Vec<String> {
+        let t = target.to_string();
+        let mut got = Vec::new();
+        let mut run = |args: &[&str]| got.push(call(src, args));
+        run(&["SET", "a", "1"]);
+        run(&["RPUSH", "l", "x", "y", "z"]);
+        run(&["HSET", "h", "f", "v"]);
+        run(&["SET", "ttl", "v", "PX", "100000"]);
+        run(&["MIGRATE", "127.0.0.1", &t, "nokey", "0", "5000", "AUTH", "pw"]);
+        run(&["MIGRATE", "127.0.0.1", &t, "a", "0", "5000"]);
+        run(&["MIGRATE", "127.0.0.1", &t, "a", "0", "5000", "AUTH", "bad"]);
+        run(&["MIGRATE", "127.0.0.1", &t, "a", "0", "5000", "AUTH", "pw"]);
+        run(&["EXISTS", "a"]);
+        run(&["SET", "a", "2"]);
+        run(&["MIGRATE", "127.0.0.1", &t, "a", "0", "5000", "AUTH", "pw"]);
+        run(&["MIGRATE", "127.0.0.1", &t, "a", "0", "5000", "AUTH", "pw", "COPY", "REPLACE"]);
+        run(&["EXISTS", "a"]);
+        run(&[
+            "MIGRATE", "127.0.0.1", &t, "", "1", "5000", "AUTH2", "default", "pw", "KEYS", "l",
+            "h", "ttl", "missing",
+        ]);
+        run(&["EXISTS", "l", "h", "ttl"]);
+        run(&["MIGRATE", "127.0.0.1", &t, "x", "0", "5000", "KEYS", "a"]);
+        run(&["MIGRATE", "127.0.0.1", &t, "a", "0", "5000", "AUTH"]);
+        run(&["MIGRATE", "127.0.0.1", &t, "a", "zero", "5000"]);
+        run(&["MIGRATE", "127.0.0.1", &t, "a", "0", "5000", "BOGUS"]);
+        got
+    };
+    let mut ours_raw = ours.raw();
+    let mut stock_raw = Raw::connect(stock_src.port);
+    let got = script(&mut ours_raw, target_a.port);
+    let want = script(&mut stock_raw, target_b.port);
+    assert_eq!(got, want);
+    assert!(
+        got.iter().any(|r| r.starts_with("-ERR Target instance replied with error: BUSYKEY")),
+        "the script reaches BUSYKEY: {got:?}"
+    );
+
+    // What arrived on our target equals what arrived on stock's.
+    for (target, label) in [(&target_a, "from redcell"), (&target_b, "from stock")] {
+        let mut t = Raw::connect(target.port);
+        assert_eq!(call(&mut t, &["AUTH", "pw"]), "+OK\r\n");
+        assert_eq!(call(&mut t, &["GET", "a"]), "$1\r\n2\r\n", "{label}");
+        assert_eq!(call(&mut t, &["SELECT", "1"]), "+OK\r\n");
+        assert_eq!(
+            call(&mut t, &["LRANGE", "l", "0", "-1"]),
+            "*3\r\n$1\r\nx\r\n$1\r\ny\r\n$1\r\nz\r\n",
+            "{label}"
+        );
+        assert_eq!(call(&mut t, &["HGET", "h", "f"]), "$1\r\nv\r\n", "{label}");
+        let pttl: i64 = call(&mut t, &["PTTL", "ttl"])
+            .trim_start_matches(':')
+            .trim()
+            .parse()
+            .expect("PTTL");
+        assert!(pttl > 90_000 && pttl <= 100_000, "TTL kept {label}: {pttl}");
+    }
+}
+
+#[test]
+fn stock_migrates_into_redcell() {
+    let ours = Server::start(3, &["--requirepass", "pw"]);
+    let stock = StockRedis::start(&[]);
+    let mut s = Raw::connect(stock.port);
+    let port = ours.port.to_string();
+    for i in 0..50 {
+        call(&mut s, &["SADD", &format!("s{i}"), "1", "2", "three"]);
+    }
+    call(&mut s, &["ZADD", "z", "1.5", "a", "-inf", "b"]);
+    let mut keys: Vec<String> = (0..50).map(|i| format!("s{i}")).collect();
+    keys.push("z".into());
+    let mut args = vec!["MIGRATE", "127.0.0.1", &port, "", "0", "5000", "AUTH", "pw", "KEYS"];
+    args.extend(keys.iter().map(String::as_str));
+    assert_eq!(call(&mut s, &args), "+OK\r\n");
+    assert_eq!(call(&mut s, &["DBSIZE"]), ":0\r\n");
+    let mut r = ours.raw();
+    assert_eq!(call(&mut r, &["AUTH", "pw"]), "+OK\r\n");
+    assert_eq!(call(&mut r, &["DBSIZE"]), ":51\r\n");
+    assert_eq!(call(&mut r, &["SCARD", "s7"]), ":3\r\n");
+    assert_eq!(
+        call(&mut r, &["ZRANGE", "z", "0", "-1", "WITHSCORES"]),
+        "*4\r\n$1\r\nb\r\n$4\r\n-inf\r\n$1\r\na\r\n$3\r\n1.5\r\n"
+    );
+}
+
+#[test]
+fn unreachable_targets_give_ioerr_and_keep_the_key() {
+    let ours = Server::start(2, &[]);
+    let mut r = ours.raw();
+    assert_eq!(call(&mut r, &["SET", "k", "v"]), "+OK\r\n");
+    // Nothing listens on a port we bound and closed.
+    let closed = {
+        let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+        l.local_addr().expect("addr").port()
+    };
+    assert_eq!(
+        call(&mut r, &["MIGRATE", "127.0.0.1", &closed.to_string(), "k", "0", "1000"]),
+        "-IOERR error or timeout connecting to the client\r\n"
+    );
+
+    // A target that accepts and never answers: the key is in flight until the timeout, and a
+    // write to it meanwhile is told to retry instead of landing on a copy being moved.
+    let silent = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let silent_port = silent.local_addr().expect("addr").port().to_string();
+    let mut mover = ours.raw();
+    mover.send_cmd(&[
+        b"MIGRATE",
+        b"127.0.0.1",
+        silent_port.as_bytes(),
+        b"k",
+        b"0",
+        b"1500",
+    ]);
+    let (_accepted, _) = silent.accept().expect("MIGRATE connects");
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(
+        call(&mut r, &["SET", "k", "other"]),
+        "-TRYAGAIN Multiple keys request during rehashing of slot\r\n"
+    );
+    assert_eq!(call(&mut r, &["SET", "unrelated", "x"]), "+OK\r\n");
+    assert_eq!(
+        String::from_utf8_lossy(&mover.read_reply()),
+        "-IOERR error or timeout reading to target instance\r\n"
+    );
+    assert_eq!(call(&mut r, &["GET", "k"]), "$1\r\nv\r\n", "the key stayed");
+    assert_eq!(call(&mut r, &["SET", "k", "w"]), "+OK\r\n", "and is writable again");
+}
