@@ -16,7 +16,7 @@ use hashbrown::HashMap;
 
 use super::bus::{
     self, msg_type, node_flag, Frame, Gossip, Header, IpField, Message, NodeName, Payload, Ping,
-    PingExt, SlotBitmap, Update,
+    PingExt, Publish, SlotBitmap, Update,
 };
 use super::nodes_conf;
 use super::slotmap::{EndpointType, SlotMap};
@@ -124,9 +124,16 @@ pub struct Member {
     synced_epochs: Cell<Option<(u64, u64, u64)>>,
     iteration: Cell<u64>,
     rng: Cell<u64>,
+    /// PUBLISH / PUBLISHSHARD messages from the bus, waiting to be delivered on the data
+    /// cores in arrival order by a single forwarder task (running while `forwarding`).
+    bus_inbox: RefCell<std::collections::VecDeque<(BusMessage, bool)>>,
+    forwarding: Cell<bool>,
     /// Held for the process's life: the exclusive lock on nodes.conf.
     _lock: std::fs::File,
 }
+
+/// A published (channel, message), shared by the cores it is delivered on.
+type BusMessage = Arc<(Box<[u8]>, Box<[u8]>)>;
 
 /// A new random node name: 40 lowercase hex characters.
 fn random_name(seed: &mut u64) -> NodeName {
@@ -202,6 +209,8 @@ impl Member {
             synced_epochs: Cell::new(None),
             iteration: Cell::new(0),
             rng: Cell::new(seed),
+            bus_inbox: Default::default(),
+            forwarding: Cell::new(false),
             _lock: lock,
         });
         member.apply_config_to_myself();
@@ -393,6 +402,80 @@ impl Member {
         }
     }
 
+    /// A PUBLISH (or SPUBLISH) of one of our clients: as Redis's `clusterPropagatePublish`,
+    /// PUBLISH goes to every node we have a link to, PUBLISHSHARD to the other nodes
+    /// serving our slots (our replicas).
+    pub fn propagate_publish(&self, channel: &[u8], message: &[u8], sharded: bool) {
+        let publish = Publish {
+            channel: channel.to_vec(),
+            message: message.to_vec(),
+        };
+        if !sharded {
+            let msg = Message {
+                header: self.header(msg_type::PUBLISH),
+                payload: Payload::Publish(publish),
+            };
+            self.broadcast(&msg);
+            return;
+        }
+        let replicas: Vec<NodeName> = {
+            let st = self.state.borrow();
+            st.nodes
+                .values()
+                .filter(|n| n.master == Some(st.myself))
+                .map(|n| n.name)
+                .collect()
+        };
+        if replicas.is_empty() {
+            return;
+        }
+        let msg = Message {
+            header: self.header(msg_type::PUBLISHSHARD),
+            payload: Payload::PublishShard(publish),
+        };
+        for name in replicas {
+            let link = self.links.borrow().get(&name).cloned();
+            if let Some(link) = link {
+                self.send(&link, &msg);
+            }
+        }
+    }
+
+    /// A PUBLISH / PUBLISHSHARD from a known node: delivered to this node's subscribers on
+    /// every core, never sent on. Skipped at once when no core has subscribers (as Redis).
+    fn on_publish(self: &Rc<Self>, p: &Publish, sharded: bool) {
+        if !self.shard.shared.pubsub_counts.any(sharded) {
+            return;
+        }
+        let m: BusMessage = Arc::new((p.channel.as_slice().into(), p.message.as_slice().into()));
+        self.bus_inbox.borrow_mut().push_back((m, sharded));
+        if self.forwarding.replace(true) {
+            return;
+        }
+        let me = self.clone();
+        glommio::spawn_local(async move {
+            loop {
+                let next = me.bus_inbox.borrow_mut().pop_front();
+                let Some((m, sharded)) = next else { break };
+                let shard = &me.shard;
+                for to in 0..shard.nshards {
+                    if !shard.shared.pubsub_counts.has(to, sharded) {
+                        continue;
+                    }
+                    let m = m.clone();
+                    let job: crate::shard::mesh::Job = Box::new(move |s| {
+                        crate::shard::pubsub::deliver(s, &m.0, &m.1, sharded);
+                        Box::new(()) as Box<dyn std::any::Any + Send>
+                    });
+                    // Each core runs our jobs in order; the tickets need not be awaited.
+                    drop(shard.mesh.send(to, 0, job).await);
+                }
+            }
+            me.forwarding.set(false);
+        })
+        .detach();
+    }
+
     /// Our header for a message of type `ty`.
     fn header(&self, ty: u16) -> Header {
         let st = self.state.borrow();
@@ -561,6 +644,8 @@ impl Member {
             match &msg.payload {
                 Payload::Fail(name) => self.on_fail(name),
                 Payload::Update(u) => self.on_update(u),
+                Payload::Publish(p) => self.on_publish(p, false),
+                Payload::PublishShard(p) => self.on_publish(p, true),
                 _ => {}
             }
         }
@@ -1255,6 +1340,15 @@ impl Member {
         if self.map_pending.replace(false) {
             let map = self.build_map(cfg.endpoint_type, cfg.allow_reads_when_down);
             self.shard.shared.publish_slot_map(map);
+            // Shards take a new map when they next route a key; those with shard-channel
+            // subscribers are told at once, so a lost slot's subscribers hear of it.
+            if self.shard.shared.pubsub_counts.any(true) {
+                let shard = self.shard.clone();
+                glommio::spawn_local(async move {
+                    shard.call_all(|s| s.refresh_slot_map()).await;
+                })
+                .detach();
+            }
         }
     }
 

@@ -174,6 +174,34 @@ impl SlotMap {
         }
     }
 
+    /// Whether this node serves `slot` itself.
+    #[inline]
+    pub fn serves(&self, slot: u16) -> bool {
+        self.owner.get(slot as usize) == Some(&MINE)
+    }
+
+    /// Routing for shard channels (SSUBSCRIBE, SUNSUBSCRIBE, SPUBLISH): as keys, but served
+    /// while the cluster is down if `when_down` (`cluster-allow-pubsubshard-when-down`,
+    /// default yes) and without the migration checks, as Redis 7.0's `getNodeByQuery`.
+    pub fn route_shard_channel(
+        &self,
+        slot: u16,
+        asking: bool,
+        when_down: bool,
+    ) -> Result<(), Error> {
+        let owner = self.owner[slot as usize];
+        if owner == UNASSIGNED {
+            return Err(not_served());
+        }
+        if !self.ok && !when_down {
+            return Err(Error::Coded("CLUSTERDOWN The cluster is down".into()));
+        }
+        if owner == MINE || (asking && self.importing[slot as usize]) {
+            return Ok(());
+        }
+        Err(self.moved(slot))
+    }
+
     /// Where a command whose keys are all in `slot` must run (the part of Redis's
     /// `getNodeByQuery` that needs no key lookups): here, here after the open-slot check, or
     /// the redirection or CLUSTERDOWN error to reply.

@@ -1,4 +1,4 @@
-//! Connection commands: PING, ECHO, QUIT, HELLO, AUTH, SELECT.
+//! Connection commands: PING, ECHO, QUIT, HELLO, AUTH, SELECT, RESET.
 
 use crate::cmd::{flag::*, CommandSpec, Handler};
 use crate::error::{CmdResult, Error};
@@ -45,9 +45,42 @@ pub static COMMANDS: &[CommandSpec] = &[
     CommandSpec::new("select", 2, LOADING | STALE | FAST, Handler::Sync(select))
         .acl(&["@fast", "@connection"])
         .doc("connection", "1.0.0", "Changes the selected database."),
+    CommandSpec::new(
+        "reset",
+        1,
+        // BARRIER: like HELLO, it changes the protocol later replies are encoded in.
+        NOSCRIPT | LOADING | STALE | FAST | NO_AUTH | ALLOW_BUSY | BARRIER,
+        Handler::Sync(reset),
+    )
+    .acl(&["@fast", "@connection"])
+    .doc("connection", "6.2.0", "Reset the connection"),
 ];
 
+/// RESET (Redis's `clearClientConnectionState`): RESP2, default authentication, no
+/// subscriptions, no name, ASKING and READONLY off.
+fn reset(c: &mut Conn, _a: &Args) -> CmdResult {
+    c.out.resp3 = false;
+    c.meta.resp.set(2);
+    c.authed = c.shard.settings.borrow().requirepass.is_none();
+    if let Some(sub) = c.sub.clone() {
+        crate::shard::pubsub::remove_all(&c.shard, &sub);
+    }
+    c.meta.name.borrow_mut().clear();
+    c.asking = false;
+    c.readonly = false;
+    c.out.simple("RESET");
+    Ok(())
+}
+
 fn ping(c: &mut Conn, a: &Args) -> CmdResult {
+    if !c.out.resp3 && c.meta.in_pubsub() {
+        // A RESP2 subscriber cannot tell a status reply from a message: Redis answers with
+        // a two-element array instead.
+        c.out.array(2);
+        c.out.bulk(b"pong");
+        c.out.bulk(if a.len() == 2 { a.get(1) } else { b"" });
+        return Ok(());
+    }
     match a.len() {
         1 => c.out.simple("PONG"),
         2 => c.out.bulk(a.get(1)),

@@ -12,6 +12,7 @@ pub mod hll;
 pub mod keys;
 pub mod list;
 pub mod migrate;
+pub mod pubsub;
 pub mod scan;
 pub mod server;
 pub mod set;
@@ -374,6 +375,7 @@ fn families() -> impl Iterator<Item = &'static CommandSpec> {
         zset::COMMANDS,
         dump::COMMANDS,
         migrate::COMMANDS,
+        pubsub::COMMANDS,
     ]
     .into_iter()
     .flatten()

@@ -24,6 +24,10 @@ enum Kind {
     /// A directive whose only accepted values are listed; anything else is refused at start-up
     /// because the feature is not implemented yet.
     Only(&'static [&'static str]),
+    /// `client-output-buffer-limit`: `<class> <hard> <soft> <seconds>` groups, each replacing
+    /// its class's limits (only `pubsub` is enforced: there are no replicas, and normal
+    /// clients' replies are written before their next read).
+    OutputLimits,
 }
 
 /// Whether CONFIG SET may change a directive, as Redis's `IMMUTABLE_CONFIG`/`PROTECTED_CONFIG`.
@@ -218,10 +222,77 @@ static DIRECTIVES: &[Directive] = &[
     d("enable-debug-command", PROTECTED_ACTION, "no", false),
     d("enable-protected-configs", PROTECTED_ACTION, "no", false),
     d("notify-keyspace-events", Kind::Str, "", true),
+    d(
+        "client-output-buffer-limit",
+        Kind::OutputLimits,
+        "normal 0 0 0 slave 268435456 67108864 60 pubsub 33554432 8388608 60",
+        true,
+    ),
 ];
 
 /// Directives whose CONFIG SET value is split into several arguments (`MULTI_ARG_CONFIG`).
-const MULTI_ARG: &[&str] = &["bind", "save"];
+const MULTI_ARG: &[&str] = &["bind", "save", "client-output-buffer-limit"];
+
+/// Output buffer limit classes, in CONFIG GET order.
+const OBUF_CLASSES: [&str; 3] = ["normal", "slave", "pubsub"];
+
+/// Validates `client-output-buffer-limit` groups as Redis's `updateClientOutputBufferLimit`
+/// (all or nothing) and returns them canonical: class name, bytes, bytes, seconds.
+fn parse_output_limits(args: &[String]) -> Result<Vec<(usize, [u64; 3])>, ConfigError> {
+    if !args.len().is_multiple_of(4) {
+        return Err(ConfigError::Invalid(
+            "Wrong number of arguments in buffer limit configuration.".into(),
+        ));
+    }
+    let mut groups = Vec::new();
+    for g in args.chunks(4) {
+        let class = match g[0].to_ascii_lowercase().as_str() {
+            "normal" => 0,
+            "slave" | "replica" => 1,
+            "pubsub" => 2,
+            _ => {
+                return Err(ConfigError::Invalid(
+                    "Invalid client class specified in buffer limit configuration.".into(),
+                ))
+            }
+        };
+        let hard = parse_memory(&g[1]);
+        let soft = parse_memory(&g[2]);
+        let secs = parse_i64_strict(g[3].as_bytes()).filter(|&s| s >= 0);
+        let (Some(hard), Some(soft), Some(secs)) = (hard, soft, secs) else {
+            return Err(ConfigError::Invalid(
+                "Error in hard, soft or soft_seconds setting in buffer limit configuration.".into(),
+            ));
+        };
+        groups.push((class, [hard as u64, soft as u64, secs as u64]));
+    }
+    Ok(groups)
+}
+
+/// The limits of every class in a canonical `client-output-buffer-limit` value.
+pub fn output_limits(value: &str) -> [[u64; 3]; 3] {
+    let mut out = [[0; 3]; 3];
+    let words: Vec<String> = value.split(' ').map(str::to_string).collect();
+    for (class, limits) in parse_output_limits(&words).unwrap_or_default() {
+        out[class] = limits;
+    }
+    out
+}
+
+/// `current` with the classes named in `update` replaced.
+fn merge_output_limits(current: &str, update: &str) -> String {
+    let mut limits = output_limits(current);
+    let words: Vec<String> = update.split(' ').map(str::to_string).collect();
+    for (class, l) in parse_output_limits(&words).unwrap_or_default() {
+        limits[class] = l;
+    }
+    OBUF_CLASSES
+        .iter()
+        .zip(limits)
+        .map(|(name, [h, s, t])| format!("{name} {h} {s} {t}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
 
 /// Aliases Redis accepts for renamed directives.
 static ALIASES: &[(&str, &str)] = &[
@@ -301,6 +372,11 @@ fn parse_value(dir: &Directive, args: &[String]) -> Result<String, ConfigError> 
             }
             v
         }
+        Kind::OutputLimits => parse_output_limits(args)?
+            .iter()
+            .map(|(class, [h, s, t])| format!("{} {h} {s} {t}", OBUF_CLASSES[*class]))
+            .collect::<Vec<_>>()
+            .join(" "),
         Kind::Only(options) => {
             let v = if args.is_empty() {
                 String::new()
@@ -420,9 +496,28 @@ impl Config {
         if !startup && dir.access != Access::Mutable {
             return Err(ConfigError::Immutable);
         }
+        // As Redis: a multi-argument directive given one argument (`--save "900 1"`) has
+        // it split on spaces.
+        let split: Vec<String>;
+        let args = match args {
+            [one] if MULTI_ARG.contains(&dir.name) && !one.is_empty() => {
+                split = one.split_whitespace().map(str::to_string).collect();
+                &split[..]
+            }
+            _ => args,
+        };
         let value = parse_value(dir, args)?;
-        self.values.insert(dir.name, value);
+        self.store(dir, value);
         Ok(())
+    }
+
+    /// Records a parsed value; output buffer limits merge into the classes not named.
+    fn store(&mut self, dir: &'static Directive, value: String) {
+        let value = match dir.kind {
+            Kind::OutputLimits => merge_output_limits(self.get(dir.name), &value),
+            _ => value,
+        };
+        self.values.insert(dir.name, value);
     }
 
     /// CONFIG SET of `(name, value)` pairs: all or nothing, with Redis 7.0's checks and error
@@ -481,7 +576,7 @@ impl Config {
                     dir.name
                 )
             })?;
-            next.values.insert(dir.name, parsed);
+            next.store(dir, parsed);
         }
         *self = next;
         Ok(())

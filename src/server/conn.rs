@@ -13,6 +13,7 @@ use glommio::net::TcpStream;
 use crate::cmd::{self, flag, CommandSpec, Handler};
 use crate::error::Error;
 use crate::resp::{Args, Decoded, Decoder, Reply};
+use crate::shard::pubsub::{self, Subscriber};
 use crate::shard::{ClientMeta, Shard};
 use crate::slot::key_slot;
 
@@ -39,6 +40,9 @@ pub struct Conn {
     holes: Vec<(usize, usize)>,
     /// The batch's time, fixed while it runs.
     pub now: i64,
+    /// Set at the first (un)subscribe and kept for the connection's life: pushes other cores
+    /// deliver wait here. `None` for the usual connection, which then pays nothing for Pub/Sub.
+    pub sub: Option<Rc<Subscriber>>,
 }
 
 #[derive(Default)]
@@ -68,7 +72,15 @@ impl Conn {
             forward: (0..nshards).map(|_| Forward::default()).collect(),
             holes: Vec::new(),
             now: now_ms(),
+            sub: None,
         }
+    }
+
+    /// This connection's subscriber record, created on first use.
+    pub fn subscriber(&mut self) -> Rc<Subscriber> {
+        self.sub
+            .get_or_insert_with(|| Subscriber::new(self.meta.clone()))
+            .clone()
     }
 
     pub fn id(&self) -> u64 {
@@ -199,7 +211,35 @@ pub async fn serve(shard: Rc<Shard>, mut stream: TcpStream, meta: Rc<ClientMeta>
     let mut need = 0usize;
     loop {
         rbuf.reserve(need);
-        let n = match stream.read(&mut rbuf.data[rbuf.end..]).await {
+        let read = match conn.sub.clone() {
+            None => stream.read(&mut rbuf.data[rbuf.end..]).await,
+            // Subscribed: pushes from any core are written as they come, without waiting
+            // for the client to send something. Dropping a pending read loses nothing
+            // (glommio reads only once the socket is readable).
+            Some(sub) => {
+                let buf = &mut rbuf.data[rbuf.end..];
+                let event =
+                    futures_lite::future::or(async { Some(stream.read(buf).await) }, async {
+                        sub.ready().await;
+                        None
+                    })
+                    .await;
+                match event {
+                    Some(r) => r,
+                    None => {
+                        if sub.closed() || conn.meta.killed.get() {
+                            break;
+                        }
+                        sub.drain_into(&mut conn.out.buf);
+                        if !write_out(&mut conn, &mut stream).await {
+                            break;
+                        }
+                        continue;
+                    }
+                }
+            }
+        };
+        let n = match read {
             Ok(0) | Err(_) => break,
             Ok(n) => n,
         };
@@ -222,15 +262,11 @@ pub async fn serve(shard: Rc<Shard>, mut stream: TcpStream, meta: Rc<ClientMeta>
         dec.max_bulk = shard.settings.borrow().proto_max_bulk_len;
         need = process_batch(&mut conn, &mut dec, &mut rbuf).await;
         conn.meta.qbuf.set(rbuf.end - rbuf.start);
-        if !conn.out.buf.is_empty() {
-            shard.stats.borrow_mut().net_output_bytes += conn.out.buf.len() as u64;
-            if stream.write_all(&conn.out.buf).await.is_err() {
-                break;
-            }
-            conn.out.buf.clear();
-            if conn.out.buf.capacity() > 1 << 20 {
-                conn.out.buf = Vec::with_capacity(READ_CHUNK);
-            }
+        if let Some(sub) = &conn.sub {
+            sub.drain_into(&mut conn.out.buf);
+        }
+        if !write_out(&mut conn, &mut stream).await {
+            break;
         }
         if conn.close_after_reply || conn.meta.killed.get() {
             break;
@@ -243,10 +279,34 @@ pub async fn serve(shard: Rc<Shard>, mut stream: TcpStream, meta: Rc<ClientMeta>
             }
         }
     }
+    if let Some(sub) = conn.sub.take() {
+        pubsub::remove_all(&shard, &sub);
+    }
     // Unregister before closing: once the fd is closed its number can be reused by a new
     // connection, which a CLIENT KILL must not hit.
     shard.clients.borrow_mut().remove(&conn.id());
     let _ = stream.close().await;
+}
+
+/// Writes the output buffer, if any; false when the connection is gone. While a subscriber's
+/// pushes are being written they still count against its output buffer limit.
+async fn write_out(conn: &mut Conn, stream: &mut TcpStream) -> bool {
+    if conn.out.buf.is_empty() {
+        return true;
+    }
+    conn.shard.stats.borrow_mut().net_output_bytes += conn.out.buf.len() as u64;
+    if let Some(sub) = &conn.sub {
+        sub.set_writing(conn.out.buf.len());
+    }
+    let ok = stream.write_all(&conn.out.buf).await.is_ok();
+    if let Some(sub) = &conn.sub {
+        sub.set_writing(0);
+    }
+    conn.out.buf.clear();
+    if conn.out.buf.capacity() > 1 << 20 {
+        conn.out.buf = Vec::with_capacity(READ_CHUNK);
+    }
+    ok
 }
 
 /// Decodes and runs every complete request in the buffer. Returns how many bytes the next
@@ -290,6 +350,10 @@ pub async fn dispatch(conn: &mut Conn, args: Args<'_>, raw: Option<&[u8]>) {
         conn.meta.killed.set(true);
         conn.close_after_reply = true;
         return;
+    }
+    // Pushes delivered meanwhile go out before this command's reply.
+    if let Some(sub) = &conn.sub {
+        sub.drain_into(&mut conn.out.buf);
     }
     let Some(mut idx) = table.lookup(name) else {
         let rest: Vec<&[u8]> = args.rest(1).collect();
@@ -343,6 +407,17 @@ pub async fn dispatch(conn: &mut Conn, args: Args<'_>, raw: Option<&[u8]>) {
             }
             Ok(None) => {}
         }
+    }
+    if conn.sub.is_some()
+        && !conn.out.resp3
+        && conn.meta.in_pubsub()
+        && !cmd::pubsub::allowed_in_subscribed_context(&table.full_names[idx])
+    {
+        table_reject(conn, idx);
+        conn.out.error(&cmd::pubsub::subscribed_context_error(
+            &table.full_names[idx],
+        ));
+        return;
     }
     match spec.handler {
         Handler::Keyed(f) => {

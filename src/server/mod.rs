@@ -354,6 +354,9 @@ async fn accept_loop(shard: Rc<Shard>, listener: TcpListener) {
             qbuf: std::cell::Cell::new(0),
             killed: std::cell::Cell::new(false),
             no_evict: std::cell::Cell::new(false),
+            sub: Default::default(),
+            psub: Default::default(),
+            ssub: Default::default(),
         });
         shard.clients.borrow_mut().insert(meta.id, meta.clone());
         let s = shard.clone();

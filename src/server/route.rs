@@ -24,6 +24,11 @@ pub fn cluster_route(
     asking: bool,
 ) -> Result<Option<u16>, Error> {
     let map = conn.shard.slot_map.borrow();
+    if spec.has(flag::PUBSUB) {
+        // SSUBSCRIBE, SUNSUBSCRIBE, SPUBLISH: their channels route like keys, but with no
+        // open-slot verdict (channels are not keys) and, by default, while the cluster is down.
+        return shard_channel_route(conn, &map, spec, args, asking).map(|()| None);
+    }
     let write = spec.has(flag::WRITE);
     // Fixed key positions are walked in place; only movable keys are gathered first.
     let routed = match spec.key_finder {
@@ -42,6 +47,28 @@ pub fn cluster_route(
         Some((_, Route::Open)) if spec.name == "migrate" => Ok(None),
         Some((slot, Route::Open)) => Ok(Some(slot)),
     }
+}
+
+fn shard_channel_route(
+    conn: &Conn,
+    map: &SlotMap,
+    spec: &CommandSpec,
+    args: &Args<'_>,
+    asking: bool,
+) -> Result<(), Error> {
+    let mut positions = spec.key_positions(args.len());
+    let Some(first) = positions.next() else {
+        return Ok(());
+    };
+    let slot = key_slot(args.get(first));
+    if map.unassigned(slot) {
+        return Err(not_served());
+    }
+    if positions.any(|p| key_slot(args.get(p)) != slot) {
+        return Err(cross_slot());
+    }
+    let when_down = conn.shard.settings.borrow().pubsubshard_when_down;
+    map.route_shard_channel(slot, asking, when_down)
 }
 
 fn route_keys(

@@ -9,6 +9,7 @@
 pub mod blocking;
 pub mod mesh;
 pub mod multi;
+pub mod pubsub;
 
 use std::any::Any;
 use std::cell::{Cell, RefCell};
@@ -49,6 +50,8 @@ pub struct Shared {
     /// a message to each.
     pub slot_map: Mutex<Option<Arc<crate::cluster::slotmap::SlotMap>>>,
     pub slot_map_version: AtomicU64,
+    /// Each core's Pub/Sub subscription counts, so PUBLISH skips cores nobody listens on.
+    pub pubsub_counts: pubsub::Counts,
 }
 
 impl Shared {
@@ -68,6 +71,7 @@ impl Shared {
             control_ready: std::sync::atomic::AtomicBool::new(false),
             slot_map: Mutex::new(None),
             slot_map_version: AtomicU64::new(0),
+            pubsub_counts: pubsub::Counts::new(nshards + 1),
         }
     }
 
@@ -112,6 +116,10 @@ pub struct Settings {
     pub zset_max_listpack_value: usize,
     /// Whether `maxmemory-policy` is an LFU one (OBJECT FREQ works, OBJECT IDLETIME does not).
     pub lfu_policy: bool,
+    /// `client-output-buffer-limit pubsub`.
+    pub pubsub_limit: pubsub::Limit,
+    /// `cluster-allow-pubsubshard-when-down`: shard channels keep working while the cluster is down.
+    pub pubsubshard_when_down: bool,
 }
 
 impl Settings {
@@ -135,6 +143,16 @@ impl Settings {
             zset_max_listpack_entries: c.get_i64("zset-max-listpack-entries") as usize,
             zset_max_listpack_value: c.get_i64("zset-max-listpack-value") as usize,
             lfu_policy: c.get("maxmemory-policy").ends_with("-lfu"),
+            pubsubshard_when_down: c.get_bool("cluster-allow-pubsubshard-when-down"),
+            pubsub_limit: {
+                let [hard, soft, secs] =
+                    crate::config::output_limits(c.get("client-output-buffer-limit"))[2];
+                pubsub::Limit {
+                    hard: hard as usize,
+                    soft: soft as usize,
+                    soft_secs: secs,
+                }
+            },
         }
     }
 }
@@ -156,6 +174,18 @@ pub struct ClientMeta {
     pub killed: Cell<bool>,
     /// CLIENT NO-EVICT (shown as flag `e`; there is no client eviction yet).
     pub no_evict: Cell<bool>,
+    /// Pub/Sub subscriptions: channels, patterns, shard channels (CLIENT LIST `sub=` ...).
+    pub sub: Cell<usize>,
+    pub psub: Cell<usize>,
+    pub ssub: Cell<usize>,
+}
+
+impl ClientMeta {
+    /// Redis's CLIENT_PUBSUB: subscribed to anything (flag `P`; RESP2 subscribed context).
+    #[inline]
+    pub fn in_pubsub(&self) -> bool {
+        self.sub.get() + self.psub.get() + self.ssub.get() > 0
+    }
 }
 
 /// Per-shard counters for INFO stats.
@@ -193,6 +223,7 @@ pub struct Shard {
     pub shared: Arc<Shared>,
     pub mesh: Mesh,
     pub blocking: blocking::Blocking,
+    pub pubsub: pubsub::PubSub,
     /// This shard's routing view of the cluster (a disabled map outside cluster mode).
     pub slot_map: RefCell<Arc<crate::cluster::slotmap::SlotMap>>,
     /// On the control executor in cluster mode: the cluster member.
@@ -240,6 +271,7 @@ impl Shard {
             shared,
             mesh,
             blocking: Default::default(),
+            pubsub: Default::default(),
             slot_map: RefCell::new(Arc::new(slot_map)),
             cluster: RefCell::new(None),
             in_flight: RefCell::new(Default::default()),
@@ -270,10 +302,15 @@ impl Shard {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone();
-        if let Some(map) = map {
-            let mut current = self.slot_map.borrow_mut();
-            if map.version > current.version {
-                *current = map;
+        let Some(map) = map else { return };
+        let mut current = self.slot_map.borrow_mut();
+        if map.version > current.version {
+            let old = std::mem::replace(&mut *current, map);
+            drop(current);
+            // Shard channels of slots we no longer serve are unsubscribed, as Redis does.
+            if self.shared.pubsub_counts.has(self.id, true) {
+                let new = self.slot_map.borrow().clone();
+                pubsub::drop_slots(self, |s| old.serves(s) && !new.serves(s));
             }
         }
     }

@@ -138,6 +138,8 @@ pub struct ClientLine<'a> {
     pub argv_mem: usize,
     pub cmd: &'a str,
     pub resp: u8,
+    /// Subscribed channels, patterns, shard channels (`sub=`, `psub=`, `ssub=`; flag `P`).
+    pub subs: [usize; 3],
 }
 
 /// Renders a line in Redis 7.0's CLIENT LIST format (without the trailing newline).
@@ -146,17 +148,23 @@ pub struct ClientLine<'a> {
 /// - `qbuf-free`: room left in a 16 KiB read buffer; `rbs`/`rbp`: the 16 KiB reply buffer.
 /// - `obl`/`oll`/`omem`: 0 — a connection's whole output is written before it reads again.
 /// - `tot-mem`: read buffer + reply buffer + current arguments + the client record.
-/// - `db`, `sub`, `psub`, `ssub`, `multi`, `user`, `redir`: redcell has one database, no
-///   pub/sub, MULTI, ACL users or tracking yet, so these are exact for now.
+/// - `db`, `multi`, `user`, `redir`: redcell has one database, no MULTI, ACL users or
+///   tracking yet, so these are exact for now.
 pub fn render_line(v: &ClientLine, out: &mut String) {
     use std::fmt::Write;
-    let flags = if v.no_evict { "e" } else { "N" };
+    // Redis's order: P (pubsub) before e (no-evict); N when neither.
+    let flags = match (v.subs.iter().any(|&n| n > 0), v.no_evict) {
+        (true, true) => "Pe",
+        (true, false) => "P",
+        (false, true) => "e",
+        (false, false) => "N",
+    };
     let read_buf = BUF_SIZE.max(v.qbuf);
     let tot_mem =
         read_buf + BUF_SIZE + v.argv_mem + std::mem::size_of::<ClientMeta>() + v.name.len();
     let _ = write!(
         out,
-        "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={flags} db=0 sub=0 psub=0 ssub=0 multi=-1 \
+        "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={flags} db=0 sub={} psub={} ssub={} multi=-1 \
          qbuf={} qbuf-free={} argv-mem={} multi-mem=0 rbs={BUF_SIZE} rbp={BUF_SIZE} obl=0 oll=0 omem=0 \
          tot-mem={tot_mem} events=r cmd={} user=default redir=-1 resp={}",
         v.id,
@@ -166,6 +174,9 @@ pub fn render_line(v: &ClientLine, out: &mut String) {
         String::from_utf8_lossy(v.name),
         v.age,
         v.idle,
+        v.subs[0],
+        v.subs[1],
+        v.subs[2],
         v.qbuf,
         read_buf - v.qbuf,
         v.argv_mem,
@@ -194,6 +205,7 @@ fn render_meta(meta: &ClientMeta, now_ms: i64, argv_mem: usize, out: &mut String
             argv_mem,
             cmd: meta.last_cmd.get(),
             resp: meta.resp.get(),
+            subs: [meta.sub.get(), meta.psub.get(), meta.ssub.get()],
         },
         out,
     );
@@ -253,9 +265,14 @@ fn client_type(name: &[u8]) -> Result<ClientType, Error> {
     }
 }
 
-/// Every connection is a normal one: redcell has no replication and no pub/sub mode yet.
-fn type_of(_meta: &ClientMeta) -> ClientType {
-    ClientType::Normal
+/// A subscribed connection is a pubsub one (Redis's `getClientType`); the rest are normal,
+/// as redcell has no replication.
+fn type_of(meta: &ClientMeta) -> ClientType {
+    if meta.in_pubsub() {
+        ClientType::PubSub
+    } else {
+        ClientType::Normal
+    }
 }
 
 /// Which clients CLIENT LIST shows.
@@ -532,6 +549,7 @@ mod tests {
                 argv_mem: 10,
                 cmd: "client|list",
                 resp: 2,
+                subs: [0; 3],
             },
             &mut out,
         );
@@ -596,6 +614,7 @@ mod tests {
                 argv_mem: 0,
                 cmd: "NULL",
                 resp: 3,
+                subs: [0; 3],
             },
             &mut out,
         );

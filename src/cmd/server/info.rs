@@ -52,6 +52,8 @@ pub struct Snapshot {
     /// (seconds, microseconds) of system, user, children's system, children's user CPU.
     pub cpu: [(i64, i64); 4],
     pub shards: Vec<ShardSnapshot>,
+    /// Distinct channels, patterns and shard channels subscribed over all cores.
+    pub pubsub: [usize; 3],
 }
 
 /// Which sections a request asks for (Redis's `genInfoSectionDict`).
@@ -296,9 +298,9 @@ fn stats(s: &Snapshot, out: &mut String) {
         "evicted_clients:0";
         "keyspace_hits:{}", s.sum(|sh| sh.keyspace.hits);
         "keyspace_misses:{}", s.sum(|sh| sh.keyspace.misses);
-        "pubsub_channels:0";
-        "pubsub_patterns:0";
-        "pubsubshard_channels:0";
+        "pubsub_channels:{}", s.pubsub[0];
+        "pubsub_patterns:{}", s.pubsub[1];
+        "pubsubshard_channels:{}", s.pubsub[2];
         "latest_fork_usec:0";
         "total_forks:0";
     );
@@ -494,6 +496,12 @@ async fn snapshot(c: &Conn) -> Snapshot {
         })
         .await;
     let shared = &c.shard.shared;
+    // Only walked when some core has subscriptions.
+    let pubsub = if shared.pubsub_counts.any(false) || shared.pubsub_counts.any(true) {
+        crate::cmd::pubsub::info_counts(&c.shard).await
+    } else {
+        [0; 3]
+    };
     let (maxclients, maxmemory, policy, hz) = {
         let config = shared.config();
         (
@@ -527,6 +535,7 @@ async fn snapshot(c: &Conn) -> Snapshot {
         lastsave: shared.started_unix,
         cpu: cpu_times(),
         shards,
+        pubsub,
     }
 }
 
