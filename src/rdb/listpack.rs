@@ -282,13 +282,7 @@ pub fn entries(blob: &[u8]) -> Result<Vec<LpEntry<'_>>, RdbError> {
 mod tests {
     use super::*;
 
-    fn hex(s: &str) -> Vec<u8> {
-        let s: String = s.split_whitespace().collect();
-        (0..s.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-            .collect()
-    }
+    use crate::rdb::hex;
 
     #[test]
     fn builds_redis_bytes() {

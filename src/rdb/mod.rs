@@ -545,3 +545,13 @@ fn read_quicklist(r: &mut Reader<'_>, t: u8, limits: &Limits) -> Result<List, Rd
 
 #[cfg(test)]
 mod tests;
+
+/// Test helper: the bytes of hex text (whitespace ignored), for verified payloads.
+#[cfg(test)]
+pub(crate) fn hex(s: &str) -> Vec<u8> {
+    let s: String = s.split_whitespace().collect();
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+        .collect()
+}

@@ -344,13 +344,7 @@ mod tests {
     use crate::types::stream::{StreamLimits, Trim, INVALID_ENTRIES_READ};
     use std::collections::BTreeSet;
 
-    fn hex(s: &str) -> Vec<u8> {
-        let s: String = s.split_whitespace().collect();
-        (0..s.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-            .collect()
-    }
+    use crate::rdb::hex;
 
     fn dump(s: &Stream) -> Vec<u8> {
         let mut w = Writer::new();

@@ -3,14 +3,6 @@
 use super::*;
 use crate::types::zset::AddFlags;
 
-fn hex(s: &str) -> Vec<u8> {
-    let s: String = s.split_whitespace().collect();
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-        .collect()
-}
-
 fn lim() -> Limits {
     Limits::default()
 }
