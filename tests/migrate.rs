@@ -197,14 +197,91 @@ fn unreachable_targets_give_ioerr_and_keep_the_key() {
         "-TRYAGAIN Multiple keys request during rehashing of slot\r\n"
     );
     assert_eq!(call(&mut r, &["SET", "unrelated", "x"]), "+OK\r\n");
+    // An atomic write across shards that includes the key waits for the move to end.
+    let other = common::key_on_shard("o", 1 - common::shard_of(b"k", 2), 2);
+    let mut writer = ours.raw();
+    writer.send_cmd(&[b"MSET", b"k", b"new", other.as_bytes(), b"x"]);
+    writer.expect_silence(Duration::from_millis(300));
     assert_eq!(
         String::from_utf8_lossy(&mover.read_reply()),
         "-IOERR error or timeout reading to target instance\r\n"
     );
-    assert_eq!(call(&mut r, &["GET", "k"]), "$1\r\nv\r\n", "the key stayed");
+    assert_eq!(String::from_utf8_lossy(&writer.read_reply()), "+OK\r\n");
+    assert_eq!(call(&mut r, &["GET", "k"]), "$3\r\nnew\r\n");
     assert_eq!(
         call(&mut r, &["SET", "k", "w"]),
         "+OK\r\n",
         "and is writable again"
     );
+}
+
+/// Reads from `s` until `needle` has been seen `times` times (or the peer goes quiet).
+fn read_until(s: &mut std::net::TcpStream, needle: &[u8], times: usize) -> Vec<u8> {
+    use std::io::Read;
+    s.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    while got.windows(needle.len()).filter(|w| *w == needle).count() < times {
+        match s.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+        }
+    }
+    got
+}
+
+#[test]
+fn a_connection_that_lost_replies_is_not_reused() {
+    use std::io::Write;
+    let ours = Server::start(1, &[]);
+    let mut r = ours.raw();
+    call(&mut r, &["SET", "a", "1"]);
+    call(&mut r, &["SET", "b", "2"]);
+    // A scripted target: on its first connection it answers SELECT and the first RESTORE,
+    // then goes silent; a second connection is served normally.
+    let target = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = target.local_addr().expect("addr").port().to_string();
+    let script = std::thread::spawn(move || {
+        let (mut first, _) = target.accept().expect("first connection");
+        read_until(&mut first, b"RESTORE", 2);
+        first.write_all(b"+OK\r\n+OK\r\n").expect("write");
+        target.set_nonblocking(false).expect("blocking");
+        let (mut second, _) = target.accept().expect("a second connection");
+        let got = read_until(&mut second, b"RESTORE", 1);
+        second.write_all(b"+OK\r\n+OK\r\n").expect("write");
+        (first, String::from_utf8_lossy(&got).into_owned())
+    });
+    assert_eq!(
+        call(
+            &mut r,
+            &[
+                "MIGRATE",
+                "127.0.0.1",
+                &port,
+                "",
+                "0",
+                "500",
+                "KEYS",
+                "a",
+                "b"
+            ]
+        ),
+        "-IOERR error or timeout reading to target instance\r\n"
+    );
+    // The target stored `a` (it answered), so it left; `b` stays.
+    assert_eq!(call(&mut r, &["EXISTS", "a"]), ":0\r\n");
+    assert_eq!(call(&mut r, &["EXISTS", "b"]), ":1\r\n");
+    // The next MIGRATE opens a new connection (SELECT again) instead of reading the first
+    // one's late replies as its own.
+    assert_eq!(
+        call(&mut r, &["MIGRATE", "127.0.0.1", &port, "b", "0", "2000"]),
+        "+OK\r\n"
+    );
+    let (_first, second_saw) = script.join().expect("script");
+    assert!(
+        second_saw.contains("SELECT"),
+        "fresh connection: {second_saw}"
+    );
+    assert_eq!(call(&mut r, &["EXISTS", "b"]), ":0\r\n");
 }

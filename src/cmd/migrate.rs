@@ -8,7 +8,7 @@
 //! on a copy that is already on its way.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::{Duration, Instant};
 
@@ -134,28 +134,25 @@ fn migrate<'a>(c: &'a mut Conn, a: Args<'a>) -> BoxFuture<'a> {
         let port = String::from_utf8_lossy(a.get(2)).into_owned();
 
         // Serialize each shard's keys there and mark them in flight.
-        let by_shard = group_by_shard(c, &o.keys);
-        let mut moving: Vec<(usize, Vec<Outgoing>)> = Vec::new();
-        for (shard, keys) in by_shard {
-            let taken = c.shard.call(shard, 0, move |s| take_out(s, keys)).await;
-            match taken {
-                Ok(out) if !out.is_empty() => moving.push((shard, out)),
-                Ok(_) => {}
-                Err(e) => {
-                    release(c, moving, &[]).await;
-                    return Err(e);
-                }
+        let mut moving = InFlight {
+            shard: c.shard.clone(),
+            keys: Vec::new(),
+        };
+        for (shard, keys) in group_by_shard(c, &o.keys) {
+            let out = c.shard.call(shard, 0, move |s| take_out(s, keys)).await?;
+            if !out.is_empty() {
+                moving.keys.push((shard, out));
             }
         }
-        if moving.is_empty() {
+        if moving.keys.is_empty() {
             c.out.simple("NOKEY");
             return Ok(());
         }
-        let outgoing: Vec<&Outgoing> = moving.iter().flat_map(|(_, v)| v.iter()).collect();
+        let outgoing: Vec<&Outgoing> = moving.keys.iter().flat_map(|(_, v)| v.iter()).collect();
         let cluster = c.shard.slot_map.borrow().enabled;
         let (result, acked) = send(&host, &port, db, timeout, &o, &outgoing, cluster).await;
-        let acked: Vec<Vec<u8>> = if o.copy {
-            Vec::new()
+        let stored: HashSet<Vec<u8>> = if o.copy {
+            HashSet::new()
         } else {
             outgoing
                 .iter()
@@ -164,14 +161,10 @@ fn migrate<'a>(c: &'a mut Conn, a: Args<'a>) -> BoxFuture<'a> {
                 .map(|((k, _, _), _)| k.clone())
                 .collect()
         };
-        release(c, moving, &acked).await;
-        match result {
-            Ok(()) => {
-                c.out.ok();
-                Ok(())
-            }
-            Err(e) => Err(e),
-        }
+        moving.release(stored).await;
+        result?;
+        c.out.ok();
+        Ok(())
     })
 }
 
@@ -187,21 +180,25 @@ fn group_by_shard(c: &Conn, keys: &[Vec<u8>]) -> Vec<(usize, Vec<Vec<u8>>)> {
     groups
 }
 
-/// On the owner shard: the DUMP payload and expiry of every existing key, each marked in
-/// flight. A key already in flight (another MIGRATE) makes the whole call retry later.
+/// On the owner shard: the DUMP payload and expiry of every existing key, then all of them
+/// marked in flight (only once every payload is built). A key already in flight (another
+/// MIGRATE) makes the whole call retry later.
 fn take_out(
     s: &std::rc::Rc<crate::shard::Shard>,
     keys: Vec<Vec<u8>>,
 ) -> Result<Vec<Outgoing>, Error> {
     let now = crate::util::time::now_ms();
-    let mut in_flight = s.in_flight.borrow_mut();
-    if keys.iter().any(|k| in_flight.contains(k.as_slice())) {
+    if keys
+        .iter()
+        .any(|k| s.in_flight.borrow().contains(k.as_slice()))
+    {
         return Err(crate::cluster::slotmap::try_again());
     }
     let mut db = s.db.borrow_mut();
+    let mut seen = HashSet::new();
     let mut out = Vec::new();
     for key in keys {
-        if out.iter().any(|(k, _, _): &Outgoing| *k == key) {
+        if !seen.insert(key.clone()) {
             continue;
         }
         let Some(entry) = db.read_untouched(&key, now) else {
@@ -210,34 +207,77 @@ fn take_out(
         let payload = crate::rdb::dump_payload(&entry.value);
         let ttl = entry.ttl();
         let expire_at = db.expire_at_of(ttl);
-        in_flight.insert(key.clone().into_boxed_slice());
         out.push((key, payload, expire_at));
     }
+    let mut in_flight = s.in_flight.borrow_mut();
+    for (key, _, _) in &out {
+        in_flight.insert(key.clone().into_boxed_slice());
+    }
+    publish_in_flight(s, in_flight.len());
     Ok(out)
 }
 
-/// Ends the move on every shard: deletes the keys the target stored, releases all.
-async fn release(c: &Conn, moving: Vec<(usize, Vec<Outgoing>)>, delete: &[Vec<u8>]) {
-    for (shard, keys) in moving {
-        let keys: Vec<Vec<u8>> = keys.into_iter().map(|(k, _, _)| k).collect();
-        let delete: Vec<Vec<u8>> = keys
-            .iter()
-            .filter(|k| delete.contains(k))
-            .cloned()
-            .collect();
-        c.shard
-            .call(shard, 0, move |s| {
-                let now = crate::util::time::now_ms();
-                let mut db = s.db.borrow_mut();
-                for k in &delete {
-                    db.delete(k, now);
-                }
-                let mut in_flight = s.in_flight.borrow_mut();
-                for k in &keys {
-                    in_flight.remove(k.as_slice());
-                }
-            })
-            .await;
+/// The keys a MIGRATE has marked in flight, per shard. They must be released whatever
+/// happens: `release` does it when the move ends, and dropping the value unreleased (a
+/// panic unwinding through the command) releases them without deleting anything.
+struct InFlight {
+    shard: std::rc::Rc<crate::shard::Shard>,
+    keys: Vec<(usize, Vec<Outgoing>)>,
+}
+
+impl InFlight {
+    /// Deletes the keys the target stored (`stored`) and releases them all.
+    async fn release(mut self, stored: HashSet<Vec<u8>>) {
+        let groups = std::mem::take(&mut self.keys);
+        for (shard, keys) in groups {
+            let keys: Vec<Vec<u8>> = keys.into_iter().map(|(k, _, _)| k).collect();
+            let delete: Vec<Vec<u8>> = keys
+                .iter()
+                .filter(|k| stored.contains(*k))
+                .cloned()
+                .collect();
+            self.shard
+                .call(shard, 0, move |s| end_move(s, &keys, &delete))
+                .await;
+        }
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        let groups = std::mem::take(&mut self.keys);
+        if groups.is_empty() {
+            return;
+        }
+        let shard = self.shard.clone();
+        glommio::spawn_local(async move {
+            for (to, keys) in groups {
+                let keys: Vec<Vec<u8>> = keys.into_iter().map(|(k, _, _)| k).collect();
+                shard.call(to, 0, move |s| end_move(s, &keys, &[])).await;
+            }
+        })
+        .detach();
+    }
+}
+
+/// On the owner shard: deletes `delete` and takes `keys` out of flight.
+fn end_move(s: &crate::shard::Shard, keys: &[Vec<u8>], delete: &[Vec<u8>]) {
+    let now = crate::util::time::now_ms();
+    let mut db = s.db.borrow_mut();
+    for k in delete {
+        db.delete(k, now);
+    }
+    let mut in_flight = s.in_flight.borrow_mut();
+    for k in keys {
+        in_flight.remove(k.as_slice());
+    }
+    publish_in_flight(s, in_flight.len());
+}
+
+/// Tells coordinators of cross-shard atomic writes how many keys are in flight on `s`.
+fn publish_in_flight(s: &crate::shard::Shard, count: usize) {
+    if let Some(c) = s.shared.in_flight_counts.get(s.id) {
+        c.store(count as u64, std::sync::atomic::Ordering::Release);
     }
 }
 
@@ -255,13 +295,26 @@ thread_local! {
     static CACHE: RefCell<HashMap<String, Cached>> = RefCell::new(HashMap::new());
 }
 
+/// An I/O failure before any key's fate was known; `timed_out` forbids the retry, as in
+/// Redis.
 enum IoError {
-    Write,
-    /// Reading failed; `timed_out` forbids the retry, as in Redis.
-    Read {
-        timed_out: bool,
-        replies: usize,
-    },
+    Write { timed_out: bool },
+    Read { timed_out: bool },
+}
+
+/// What one round trip established: the reply, which keys the target stored, and whether
+/// the connection is still in step (every reply read) and may be cached for the next call.
+struct Exchange {
+    result: Result<(), Error>,
+    acked: Vec<bool>,
+    in_step: bool,
+}
+
+fn timed_out(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock
+    )
 }
 
 /// Sends the RESTOREs and reads the replies, retrying once on a fresh connection when a
@@ -291,20 +344,19 @@ async fn send(
             }
         };
         match exchange(&mut conn, db, o, keys, cluster).await {
-            Ok((result, acked)) => {
-                conn.last_use = Instant::now();
-                if result.is_ok() {
-                    conn.last_db = db;
-                } else {
-                    conn.last_db = -1;
+            Ok(x) => {
+                // A connection that lost a reply would hand it to the next MIGRATE: close it.
+                if x.in_step {
+                    conn.last_use = Instant::now();
+                    conn.last_db = if x.result.is_ok() { db } else { -1 };
+                    checkin(name, conn);
                 }
-                checkin(name, conn);
-                return (result, acked);
+                return (x.result, x.acked);
             }
             Err(e) => {
                 let (retry, what) = match e {
-                    IoError::Write => (true, "writing"),
-                    IoError::Read { timed_out, replies } => (!timed_out && replies == 0, "reading"),
+                    IoError::Write { timed_out } => (!timed_out, "writing"),
+                    IoError::Read { timed_out } => (!timed_out, "reading"),
                 };
                 if retry && may_retry {
                     may_retry = false;
@@ -376,7 +428,7 @@ async fn exchange(
     o: &Options,
     keys: &[&Outgoing],
     cluster: bool,
-) -> Result<(Result<(), Error>, Vec<bool>), IoError> {
+) -> Result<Exchange, IoError> {
     let select = conn.last_db != db;
     let mut buf = Vec::new();
     if let Some((user, pass)) = &o.auth {
@@ -411,7 +463,9 @@ async fn exchange(
     conn.stream
         .write_all(&buf)
         .await
-        .map_err(|_| IoError::Write)?;
+        .map_err(|e| IoError::Write {
+            timed_out: timed_out(&e),
+        })?;
 
     let mut reader = LineReader::default();
     let mut first_error: Option<String> = None;
@@ -420,61 +474,51 @@ async fn exchange(
             *first_error = Some(String::from_utf8_lossy(&line[1..]).into_owned());
         }
     };
-    let read_err = |e: std::io::Error, replies: usize| IoError::Read {
-        timed_out: e.kind() == std::io::ErrorKind::TimedOut
-            || e.kind() == std::io::ErrorKind::WouldBlock,
-        replies,
+    let read_err = |e: std::io::Error| IoError::Read {
+        timed_out: timed_out(&e),
     };
     if o.auth.is_some() {
-        let line = reader
-            .line(&mut conn.stream)
-            .await
-            .map_err(|e| read_err(e, 0))?;
+        let line = reader.line(&mut conn.stream).await.map_err(read_err)?;
         note(&line, &mut first_error);
     }
     if select {
-        let line = reader
-            .line(&mut conn.stream)
-            .await
-            .map_err(|e| read_err(e, 0))?;
+        let line = reader.line(&mut conn.stream).await.map_err(read_err)?;
         note(&line, &mut first_error);
     }
     // A failed AUTH or SELECT fails every key.
     let preamble_failed = first_error.is_some();
     let mut acked = Vec::with_capacity(keys.len());
+    let mut in_step = true;
     for i in 0..keys.len() {
         let line = match reader.line(&mut conn.stream).await {
             Ok(line) => line,
-            Err(e) => {
-                if first_error.is_some() {
-                    break;
-                }
-                // Keys already stored on the target are released as moved; the rest stay.
-                return match i {
-                    0 => Err(read_err(e, 0)),
-                    _ => {
-                        acked.resize(keys.len(), false);
-                        Ok((
-                            Err(Error::Coded(
-                                "IOERR error or timeout reading to target instance".into(),
-                            )),
-                            acked,
-                        ))
-                    }
-                };
+            // Nothing is known yet: the caller may retry on a fresh connection.
+            Err(e) if i == 0 && first_error.is_none() => return Err(read_err(e)),
+            // Keys the target already stored are released as moved; the rest stay here.
+            Err(_) => {
+                in_step = false;
+                break;
             }
         };
         note(&line, &mut first_error);
         acked.push(!preamble_failed && line.first() != Some(&b'-'));
     }
     acked.resize(keys.len(), false);
-    let result = match first_error {
-        Some(text) => Err(Error::msg(format!(
+    // The target's first error wins over a later read failure, as in Redis.
+    let result = match (first_error, in_step) {
+        (Some(text), _) => Err(Error::msg(format!(
             "Target instance replied with error: {text}"
         ))),
-        None => Ok(()),
+        (None, false) => Err(Error::Coded(
+            "IOERR error or timeout reading to target instance".into(),
+        )),
+        (None, true) => Ok(()),
     };
-    Ok((result, acked))
+    Ok(Exchange {
+        result,
+        acked,
+        in_step,
+    })
 }
 
 /// Reads CRLF-terminated reply lines from the target.

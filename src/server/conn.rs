@@ -343,6 +343,9 @@ async fn process_batch(conn: &mut Conn, dec: &mut Decoder, rbuf: &mut ReadBuf) -
 pub async fn dispatch(conn: &mut Conn, args: Args<'_>, raw: Option<&[u8]>) {
     let table = cmd::table();
     let name = args.get(0);
+    // ASKING lasts for the one command after it, whatever that command is (ASKING sets it
+    // again when it runs).
+    let mut asking = std::mem::take(&mut conn.asking);
     if name.eq_ignore_ascii_case(b"post") || name.eq_ignore_ascii_case(b"host:") {
         eprintln!("Possible SECURITY ATTACK detected. It looks like somebody is sending POST or Host: commands to Redis. Connection aborted.");
         conn.out.buf.clear();
@@ -389,23 +392,17 @@ pub async fn dispatch(conn: &mut Conn, args: Args<'_>, raw: Option<&[u8]>) {
         return;
     }
     conn.meta.last_cmd.set(table.full_names[idx].as_str());
+    let mut open_slot = None;
     if (spec.first_key > 0 || spec.key_finder.is_some()) && conn.shard.slot_map.borrow().enabled {
         conn.shard.refresh_slot_map();
-        let asking = conn.asking || spec.has(flag::ASKING);
-        // ASKING lasts for one command.
-        conn.asking = false;
+        asking |= spec.has(flag::ASKING);
         match route::cluster_route(conn, spec, &args, asking) {
             Err(e) => {
                 table_reject(conn, idx);
                 conn.out.error(&e);
                 return;
             }
-            Ok(Some(open_slot)) => {
-                if !route::run_open_slot(conn, idx, &args, open_slot, asking).await {
-                    return;
-                }
-            }
-            Ok(None) => {}
+            Ok(slot) => open_slot = slot,
         }
     }
     if conn.sub.is_some()
@@ -418,6 +415,11 @@ pub async fn dispatch(conn: &mut Conn, args: Args<'_>, raw: Option<&[u8]>) {
             &table.full_names[idx],
         ));
         return;
+    }
+    if let Some(slot) = open_slot {
+        if !route::run_open_slot(conn, idx, &args, slot, asking).await {
+            return;
+        }
     }
     match spec.handler {
         Handler::Keyed(f) => {

@@ -30,6 +30,9 @@ pub fn cluster_route(
         return shard_channel_route(conn, &map, spec, args, asking).map(|()| None);
     }
     let write = spec.has(flag::WRITE);
+    // MIGRATE runs here on any open slot, importing ones too, ASKING or not (as in Redis).
+    let migrate = spec.name == "migrate";
+    let asking = asking || migrate;
     // Fixed key positions are walked in place; only movable keys are gathered first.
     let routed = match spec.key_finder {
         Some(find) => route_keys(
@@ -44,7 +47,7 @@ pub fn cluster_route(
     match routed? {
         None | Some((_, Route::Here)) => Ok(None),
         // MIGRATE works on an open slot whatever keys exist: it is what moves them.
-        Some((_, Route::Open)) if spec.name == "migrate" => Ok(None),
+        Some((_, Route::Open)) if migrate => Ok(None),
         Some((slot, Route::Open)) => Ok(Some(slot)),
     }
 }

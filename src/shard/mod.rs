@@ -52,6 +52,8 @@ pub struct Shared {
     pub slot_map_version: AtomicU64,
     /// Each core's Pub/Sub subscription counts, so PUBLISH skips cores nobody listens on.
     pub pubsub_counts: pubsub::Counts,
+    /// Per shard: how many keys MIGRATE has in flight there (see `multi::Holds::acquire`).
+    pub in_flight_counts: Vec<AtomicU64>,
 }
 
 impl Shared {
@@ -72,7 +74,15 @@ impl Shared {
             slot_map: Mutex::new(None),
             slot_map_version: AtomicU64::new(0),
             pubsub_counts: pubsub::Counts::new(nshards + 1),
+            in_flight_counts: (0..=nshards).map(|_| AtomicU64::new(0)).collect(),
         }
+    }
+
+    /// Whether a MIGRATE has keys in flight on shard `id`.
+    pub fn migrating_on(&self, id: usize) -> bool {
+        self.in_flight_counts
+            .get(id)
+            .is_some_and(|c| c.load(std::sync::atomic::Ordering::Acquire) > 0)
     }
 
     /// Publishes a newer slot map to every shard (see `Shard::refresh_slot_map`).

@@ -80,18 +80,28 @@ pub struct Holds {
 impl Holds {
     /// Holds `shards` (ascending, deduplicated) for `token`, one after the other in that
     /// order, so that two coordinators can never wait for each other.
+    ///
+    /// A shard with keys a MIGRATE has in flight is not kept: the holds are let go and taken
+    /// again once the move has ended, so an atomic write never changes a key whose copy is on
+    /// its way (a held shard cannot start a new move, so the check stays true while held).
     pub async fn acquire(shard: &Rc<Shard>, token: u64, shards: &[usize]) -> Holds {
         debug_assert!(shards.windows(2).all(|w| w[0] < w[1]));
-        let mut holds = Holds {
-            shard: shard.clone(),
-            token,
-            held: Vec::with_capacity(shards.len()),
-        };
-        for &to in shards {
-            shard.call(to, token, move |s| s.hold(token)).await;
-            holds.held.push(to);
+        loop {
+            let mut holds = Holds {
+                shard: shard.clone(),
+                token,
+                held: Vec::with_capacity(shards.len()),
+            };
+            for &to in shards {
+                shard.call(to, token, move |s| s.hold(token)).await;
+                holds.held.push(to);
+            }
+            if !shards.iter().any(|&to| shard.shared.migrating_on(to)) {
+                return holds;
+            }
+            holds.release().await;
+            glommio::timer::sleep(std::time::Duration::from_millis(1)).await;
         }
-        holds
     }
 
     pub async fn release(mut self) {
