@@ -103,7 +103,8 @@ for p, cmds in batches.items():
 PY
 }
 
-# run_pair FROM TO: prints "keys seconds keys_per_sec".
+# run_pair FROM TO: sets RESULT to "keys seconds keys_per_sec". Runs in the main shell (not a
+# command substitution), so the servers it starts are in PIDS for cleanup even if it fails.
 run_pair() {
     local from=$1 to=$2 src dst third
     start_node "$from"; src=$NODE_PORT
@@ -127,8 +128,8 @@ run_pair() {
     end=$(date +%s.%N)
     after=$(redis-cli -p "$dst" DBSIZE)
     cleanup
-    awk -v k="$((after - before))" -v s="$start" -v e="$end" \
-        'BEGIN { t = e - s; printf "%d %.2f %.0f\n", k, t, (t > 0 ? k / t : 0) }'
+    RESULT=$(awk -v k="$((after - before))" -v s="$start" -v e="$end" \
+        'BEGIN { t = e - s; printf "%d %.2f %.0f\n", k, t, (t > 0 ? k / t : 0) }')
 }
 
 echo "3 masters; $KEYS keys of $VALUE bytes; moving $SLOTS slots, pipeline $PIPELINE; redcell --shards $SHARDS"
@@ -137,7 +138,8 @@ declare -A rate
 for round in $(seq "$ROUNDS"); do
     for pair in "redis redis" "redis redcell" "redcell redis"; do
         read -r from to <<<"$pair"
-        read -r keys secs kps < <(run_pair "$from" "$to")
+        run_pair "$from" "$to"
+        read -r keys secs kps <<<"$RESULT"
         printf "%-17s %-6s %10s %9s %10s\n" "$from->$to" "$round" "$keys" "$secs" "$kps"
         rate["$from->$to"]="${rate["$from->$to"]:-} $kps"
     done
