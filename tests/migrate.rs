@@ -285,3 +285,55 @@ fn a_connection_that_lost_replies_is_not_reused() {
     );
     assert_eq!(call(&mut r, &["EXISTS", "b"]), ":0\r\n");
 }
+
+#[test]
+fn a_blocked_move_into_a_key_in_flight_waits_for_the_move() {
+    use std::io::Write;
+    let ours = Server::start(1, &[]);
+    let mut r = ours.raw();
+    assert_eq!(call(&mut r, &["RPUSH", "dst", "old"]), ":1\r\n");
+    let mut blocked = ours.raw();
+    blocked.send_cmd(&[b"BLMOVE", b"src", b"dst", b"LEFT", b"RIGHT", b"0"]);
+    blocked.expect_silence(Duration::from_millis(100));
+    // A target that stores `dst` only when told to.
+    let target = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = target.local_addr().expect("addr").port().to_string();
+    let (ack_tx, ack_rx) = std::sync::mpsc::channel::<()>();
+    let script = std::thread::spawn(move || {
+        let (mut conn, _) = target.accept().expect("connection");
+        let got = read_until(&mut conn, b"RESTORE", 1);
+        ack_rx.recv().expect("go");
+        conn.write_all(b"+OK\r\n+OK\r\n").expect("write");
+        (conn, got)
+    });
+    let mut mover = ours.raw();
+    mover.send_cmd(&[
+        b"MIGRATE",
+        b"127.0.0.1",
+        port.as_bytes(),
+        b"dst",
+        b"0",
+        b"5000",
+    ]);
+    std::thread::sleep(Duration::from_millis(200));
+    // The push readies the blocked client, but its destination's copy is on the wire.
+    assert_eq!(call(&mut r, &["LPUSH", "src", "x"]), ":1\r\n");
+    blocked.expect_silence(Duration::from_millis(200));
+    ack_tx.send(()).expect("ack");
+    assert_eq!(String::from_utf8_lossy(&mover.read_reply()), "+OK\r\n");
+    // Served once the move ended: the element is in a new local `dst`, not lost with the
+    // old one that left.
+    assert_eq!(
+        String::from_utf8_lossy(&blocked.read_reply()),
+        "$1\r\nx\r\n"
+    );
+    assert_eq!(
+        call(&mut r, &["LRANGE", "dst", "0", "-1"]),
+        "*1\r\n$1\r\nx\r\n"
+    );
+    let (_conn, sent) = script.join().expect("script");
+    assert!(
+        String::from_utf8_lossy(&sent).contains("RESTORE"),
+        "the old list went to the target"
+    );
+}

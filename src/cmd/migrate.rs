@@ -260,18 +260,22 @@ impl Drop for InFlight {
     }
 }
 
-/// On the owner shard: deletes `delete` and takes `keys` out of flight.
-fn end_move(s: &crate::shard::Shard, keys: &[Vec<u8>], delete: &[Vec<u8>]) {
+/// On the owner shard: deletes `delete` and takes `keys` out of flight; once nothing is in
+/// flight, serves the blocked clients whose keys became ready meanwhile.
+fn end_move(s: &std::rc::Rc<crate::shard::Shard>, keys: &[Vec<u8>], delete: &[Vec<u8>]) {
     let now = crate::util::time::now_ms();
-    let mut db = s.db.borrow_mut();
-    for k in delete {
-        db.delete(k, now);
+    {
+        let mut db = s.db.borrow_mut();
+        for k in delete {
+            db.delete(k, now);
+        }
+        let mut in_flight = s.in_flight.borrow_mut();
+        for k in keys {
+            in_flight.remove(k.as_slice());
+        }
+        publish_in_flight(s, in_flight.len());
     }
-    let mut in_flight = s.in_flight.borrow_mut();
-    for k in keys {
-        in_flight.remove(k.as_slice());
-    }
-    publish_in_flight(s, in_flight.len());
+    crate::shard::blocking::serve_ready(s);
 }
 
 /// Tells coordinators of cross-shard atomic writes how many keys are in flight on `s`.

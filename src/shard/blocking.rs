@@ -500,6 +500,12 @@ fn try_serve(shard: &Rc<Shard>, reg: &mut Registration) -> Tried {
 /// After a command: serves, in arrival order, the waiters of every watched key it touched.
 /// Serving one may touch more keys (BLMOVE's destination), so this loops until quiet.
 pub fn serve_ready(shard: &Rc<Shard>) {
+    // While a MIGRATE has keys in flight here, serving could write one of them (BLMOVE's
+    // destination) after its copy left: the ready keys wait until the move ends
+    // (`migrate::end_move` serves them then).
+    if !shard.in_flight.borrow().is_empty() {
+        return;
+    }
     loop {
         let ready = {
             let mut db = shard.db.borrow_mut();
