@@ -21,7 +21,6 @@ use crate::error::Error;
 use crate::resp::args::encode_command;
 use crate::resp::Args;
 use crate::server::conn::Conn;
-use crate::slot::key_slot;
 use crate::util::num::parse_i64_strict;
 
 pub static COMMANDS: &[CommandSpec] =
@@ -168,16 +167,14 @@ fn migrate<'a>(c: &'a mut Conn, a: Args<'a>) -> BoxFuture<'a> {
     })
 }
 
+/// The keys per owner shard (shards without keys left out).
 fn group_by_shard(c: &Conn, keys: &[Vec<u8>]) -> Vec<(usize, Vec<Vec<u8>>)> {
-    let mut groups: Vec<(usize, Vec<Vec<u8>>)> = Vec::new();
-    for k in keys {
-        let shard = c.shard.owner_of(key_slot(k));
-        match groups.iter_mut().find(|(s, _)| *s == shard) {
-            Some((_, ks)) => ks.push(k.clone()),
-            None => groups.push((shard, vec![k.clone()])),
-        }
-    }
-    groups
+    crate::shard::multi::by_shard(&c.shard, keys)
+        .into_iter()
+        .enumerate()
+        .filter(|(_, idxs)| !idxs.is_empty())
+        .map(|(shard, idxs)| (shard, idxs.iter().map(|&i| keys[i].clone()).collect()))
+        .collect()
 }
 
 /// On the owner shard: the DUMP payload and expiry of every existing key, then all of them

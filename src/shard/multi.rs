@@ -10,7 +10,7 @@ use crate::util::time::now_ms;
 use super::Shard;
 
 /// Groups key indexes by owning shard, keeping each shard's keys in argument order.
-fn by_shard(shard: &Shard, keys: &[Vec<u8>]) -> Vec<Vec<usize>> {
+pub fn by_shard(shard: &Shard, keys: &[Vec<u8>]) -> Vec<Vec<usize>> {
     let mut groups: Vec<Vec<usize>> = vec![Vec::new(); shard.nshards];
     for (i, k) in keys.iter().enumerate() {
         groups[shard.owner_of(key_slot(k))].push(i);
