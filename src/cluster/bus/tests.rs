@@ -991,7 +991,14 @@ fn real_peer_meet_handshake() {
         ..Header::default()
     };
 
-    let port = 20000 + (std::process::id() % 20000) as u16;
+    // A free client port whose bus port (+10000) is free too, chosen at run time.
+    let port = loop {
+        let probe = TcpListener::bind("127.0.0.1:0").unwrap();
+        let p = probe.local_addr().unwrap().port();
+        if p < 55000 && TcpListener::bind(("127.0.0.1", p + 10000)).is_ok() {
+            break p;
+        }
+    };
     let dir = std::env::temp_dir().join(format!("redcell-bus-peer-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let log = dir.join("redis.log");
@@ -1023,7 +1030,16 @@ fn real_peer_meet_handshake() {
                 Err(e) => panic!("bus port: {e}"),
             }
         };
-        let log_before = std::fs::read_to_string(&log).unwrap_or_default().len();
+        // The bus port listens before Redis logs its start-up lines (some at warning level,
+        // e.g. about vm.overcommit_memory); wait for them so only lines caused by us count.
+        let log_before = loop {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            if text.contains("Ready to accept connections") {
+                break text.len();
+            }
+            assert!(Instant::now() < deadline, "stock node never got ready:\n{text}");
+            std::thread::sleep(Duration::from_millis(20));
+        };
         link.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
         let meet = Message::new(our_header(0), Payload::Meet(Ping::default()));
         link.write_all(&encode(&meet)).unwrap();
