@@ -439,6 +439,26 @@ fn script(k: &[String]) -> Vec<(char, Vec<String>)> {
     e('=', "XREADGROUP GROUP g c STREAMS K2 K2 0 >");
     e('=', "TYPE K2");
     e('=', "OBJECT ENCODING K2");
+    // XSETID below the tombstones of a node that exact MINID trimming emptied, then XADD:
+    // the new ids land inside that node, below its earlier ids.
+    e('=', "DEL K3");
+    for ms in 1..=3 {
+        e('=', &format!("XADD K3 {ms}-0 f v"));
+    }
+    e('=', "XDEL K3 3-0");
+    e('=', "XTRIM K3 MINID = 3-0");
+    e('=', "XSETID K3 2-5 ENTRIESADDED 5 MAXDELETEDID 1-0");
+    e('=', "XADD K3 2-6 f v");
+    e('=', "XADD K3 2-7 f v");
+    e('=', "XRANGE K3 - +");
+    e('=', "XRANGE K3 2-6 2-6");
+    e('=', "XRANGE K3 2-0 2-7");
+    e('=', "XREVRANGE K3 2-6 2-0");
+    e('=', "XREVRANGE K3 + - COUNT 1");
+    e('=', "XREAD STREAMS K3 2-6");
+    e('=', "XDEL K3 2-6 2-6");
+    e('=', "XRANGE K3 - +");
+    e('n', "XINFO STREAM K3");
     s
 }
 

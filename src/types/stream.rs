@@ -544,6 +544,12 @@ impl Stream {
 
     /// Calls `f(id, fields)` for live entries with ids in `start..=end`, ascending (or
     /// descending when `rev`), until `f` returns false.
+    ///
+    /// Walks like 7.0's stream iterator: from the last node whose master id is at most the
+    /// near bound (else from the far end), skipping tombstones and live entries short of the
+    /// range, and stopping at the first live entry beyond it. Ids normally rise through the
+    /// nodes; after XSETID below a trimmed node's tombstones they can fall inside a node, and
+    /// this walk still finds what Redis finds there.
     pub fn range<'s>(
         &'s self,
         start: StreamId,
@@ -554,49 +560,40 @@ impl Stream {
         if start > end {
             return;
         }
-        // The node holding `start` may begin before it.
-        let from = self
-            .nodes
-            .range(..=start)
-            .next_back()
-            .map_or(start, |(k, _)| *k);
-        let nodes = self.nodes.range(from..=end);
-        let mut emit = |master: StreamId, node: &'s Node, s: Slot| -> Option<bool> {
-            if !s.live || s.id < start || s.id > end {
-                return None;
-            }
-            let _ = master;
-            Some(f(
-                s.id,
-                Fields {
-                    buf: &node.buf,
-                    pos: s.fields,
-                    count: s.nfields * 2,
-                },
-            ))
+        let fields = |node: &'s Node, s: &Slot| Fields {
+            buf: &node.buf,
+            pos: s.fields,
+            count: s.nfields * 2,
         };
         if !rev {
-            for (&master, node) in nodes {
+            let from = self
+                .nodes
+                .range(..=start)
+                .next_back()
+                .map_or(StreamId::MIN, |(k, _)| *k);
+            for (&master, node) in self.nodes.range(from..) {
                 for s in node_slots(node, master) {
-                    if s.id > end {
-                        return;
+                    if !s.live || s.id < start {
+                        continue;
                     }
-                    if emit(master, node, s) == Some(false) {
+                    if s.id > end || !f(s.id, fields(node, &s)) {
                         return;
                     }
                 }
             }
         } else {
-            for (&master, node) in nodes.rev() {
-                if node.last < start {
-                    return;
-                }
+            let to = self
+                .nodes
+                .range(..=end)
+                .next_back()
+                .map_or(StreamId::MAX, |(k, _)| *k);
+            for (&master, node) in self.nodes.range(..=to).rev() {
                 let slots: Vec<Slot> = node_slots(node, master).collect();
-                for s in slots.into_iter().rev() {
-                    if s.id < start {
-                        return;
+                for s in slots.iter().rev() {
+                    if !s.live || s.id > end {
+                        continue;
                     }
-                    if emit(master, node, s) == Some(false) {
+                    if s.id < start || !f(s.id, fields(node, s)) {
                         return;
                     }
                 }
@@ -647,16 +644,28 @@ impl Stream {
     /// Flags entry `id` deleted (XDEL); frees its node once nothing live is left.
     /// Does not touch `first_id` / `max_deleted`: XDEL updates them after all its ids.
     pub fn delete(&mut self, id: StreamId) -> bool {
-        let Some((&master, node)) = self.nodes.range_mut(..=id).next_back() else {
-            return false;
-        };
-        let Some(slot) = node_slots(node, master).find(|s| s.id >= id) else {
-            return false;
-        };
-        if slot.id != id || !slot.live {
-            return false;
+        // Found the way `range` finds it: the first live entry at or after `id`.
+        let mut found = None;
+        let from = self
+            .nodes
+            .range(..=id)
+            .next_back()
+            .map_or(StreamId::MIN, |(k, _)| *k);
+        'nodes: for (&master, node) in self.nodes.range(from..) {
+            for s in node_slots(node, master) {
+                if s.live && s.id >= id {
+                    found = (s.id == id).then_some((master, s.at));
+                    break 'nodes;
+                }
+            }
         }
-        node.buf[slot.at] = DELETED;
+        let Some((master, at)) = found else {
+            return false;
+        };
+        let Some(node) = self.nodes.get_mut(&master) else {
+            return false;
+        };
+        node.buf[at] = DELETED;
         node.live -= 1;
         node.deleted += 1;
         if node.live == 0 {
@@ -1131,6 +1140,44 @@ mod tests {
             }
             assert_eq!(owned, g.pel.len());
         }
+    }
+
+    /// XSETID below the tombstones of a node that exact MINID trimming emptied, then XADD:
+    /// the new ids land in that node below its earlier ids (Redis does the same). Ranges,
+    /// lookups and deletes still find them, as 7.0's iterator does.
+    #[test]
+    fn ids_falling_inside_a_node_are_still_found() {
+        let lim = StreamLimits::default();
+        let f = [&b"f"[..], &b"v"[..]];
+        let id = StreamId::new;
+        let mut s = Stream::new();
+        for ms in 1..=3 {
+            s.append(id(ms, 0), f.iter().copied(), lim);
+        }
+        assert!(s.delete(id(3, 0)));
+        assert_eq!(s.trim(Trim::MinId(id(3, 0)), false, 0), 2);
+        assert_eq!(s.node_count(), 1, "the emptied node stays, as in 7.0");
+        s.last_id = id(2, 5);
+        s.append(id(2, 6), f.iter().copied(), lim);
+        s.append(id(2, 7), f.iter().copied(), lim);
+        let ids = |v: Vec<(StreamId, Vec<Vec<u8>>)>| v.into_iter().map(|e| e.0).collect::<Vec<_>>();
+        assert_eq!(ids(s.collect(id(2, 6), id(2, 6), false, 0)), [id(2, 6)]);
+        assert_eq!(
+            ids(s.collect(id(2, 0), id(2, 7), false, 0)),
+            [id(2, 6), id(2, 7)]
+        );
+        assert_eq!(ids(s.collect(id(2, 0), id(2, 6), true, 0)), [id(2, 6)]);
+        assert_eq!(
+            ids(s.collect(StreamId::MIN, StreamId::MAX, true, 0)),
+            [id(2, 7), id(2, 6)]
+        );
+        assert!(s.contains(id(2, 7)));
+        assert!(s.delete(id(2, 6)));
+        assert!(!s.delete(id(2, 6)));
+        assert_eq!(
+            ids(s.collect(StreamId::MIN, StreamId::MAX, false, 0)),
+            [id(2, 7)]
+        );
     }
 
     #[test]

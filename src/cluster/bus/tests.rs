@@ -1037,7 +1037,10 @@ fn real_peer_meet_handshake() {
             if text.contains("Ready to accept connections") {
                 break text.len();
             }
-            assert!(Instant::now() < deadline, "stock node never got ready:\n{text}");
+            assert!(
+                Instant::now() < deadline,
+                "stock node never got ready:\n{text}"
+            );
             std::thread::sleep(Duration::from_millis(20));
         };
         link.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
