@@ -20,5 +20,4 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 command -v cargo >/dev/null || { echo "cargo not found: install a Rust toolchain (https://rustup.rs)"; exit 1; }
 
-cargo build --release --bins
 cargo test --all-targets

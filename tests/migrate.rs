@@ -337,3 +337,46 @@ fn a_blocked_move_into_a_key_in_flight_waits_for_the_move() {
         "the old list went to the target"
     );
 }
+
+/// A DEL whose keys span shards cannot answer TRYAGAIN for one key after deleting others, so
+/// it waits for a key in flight: deleting it early would let it live on at the target.
+#[test]
+fn a_delete_across_shards_waits_for_a_key_in_flight() {
+    use std::io::Write;
+    let ours = Server::start(2, &[]);
+    let mut r = ours.raw();
+    let other = common::key_on_shard("o", 1 - common::shard_of(b"k", 2), 2);
+    assert_eq!(call(&mut r, &["SET", "k", "v"]), "+OK\r\n");
+    assert_eq!(call(&mut r, &["SET", &other, "x"]), "+OK\r\n");
+    // A target that stores `k` only when told to.
+    let target = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = target.local_addr().expect("addr").port().to_string();
+    let (ack_tx, ack_rx) = std::sync::mpsc::channel::<()>();
+    let script = std::thread::spawn(move || {
+        let (mut conn, _) = target.accept().expect("connection");
+        let got = read_until(&mut conn, b"RESTORE", 1);
+        ack_rx.recv().expect("go");
+        conn.write_all(b"+OK\r\n+OK\r\n").expect("write");
+        (conn, got)
+    });
+    let mut mover = ours.raw();
+    mover.send_cmd(&[
+        b"MIGRATE",
+        b"127.0.0.1",
+        port.as_bytes(),
+        b"k",
+        b"0",
+        b"5000",
+    ]);
+    std::thread::sleep(Duration::from_millis(200));
+    let mut deleter = ours.raw();
+    deleter.send_cmd(&[b"DEL", b"k", other.as_bytes()]);
+    deleter.expect_silence(Duration::from_millis(200));
+    ack_tx.send(()).expect("ack");
+    assert_eq!(String::from_utf8_lossy(&mover.read_reply()), "+OK\r\n");
+    // `k` had left by the time the DEL ran, so only the other key counts.
+    assert_eq!(String::from_utf8_lossy(&deleter.read_reply()), ":1\r\n");
+    assert_eq!(call(&mut r, &["EXISTS", "k", &other]), ":0\r\n");
+    let (_conn, sent) = script.join().expect("script");
+    assert!(String::from_utf8_lossy(&sent).contains("RESTORE"));
+}

@@ -166,7 +166,7 @@ fn touch(c: &mut Ctx, a: &Args) -> CmdResult {
 fn del_multi<'a>(conn: &'a mut Conn, a: Args<'a>) -> BoxFuture<'a> {
     Box::pin(async move {
         let keys = a.rest(1).map(<[u8]>::to_vec).collect();
-        let n = multi::map_keys(&conn.shard, keys, |db, k, now| db.delete(k, now))
+        let n = multi::map_keys_write(&conn.shard, keys, |db, k, now| db.delete(k, now))
             .await
             .into_iter()
             .filter(|&d| d)

@@ -24,49 +24,103 @@ where
     R: Send + 'static,
     F: Fn(&mut Keyspace, &[u8], i64) -> R + Send + Sync + Copy + 'static,
 {
-    let groups = by_shard(shard, &keys);
-    let mut keys: Vec<Option<Vec<u8>>> = keys.into_iter().map(Some).collect();
-    // Every shard's part runs at once: send all the jobs, then collect.
-    let mut local = None;
-    let mut tickets = Vec::new();
-    for (to, idxs) in groups.into_iter().enumerate() {
-        if idxs.is_empty() {
-            continue;
+    let n = keys.len();
+    let done = map_keys_once(shard, keys.into_iter().enumerate().collect(), false, f).await;
+    in_key_order(n, done.into_iter().map(|(i, r)| (i, r.ok())))
+}
+
+/// `map_keys` for writes (DEL, UNLINK): a key a MIGRATE has in flight is written only once
+/// the move has ended, so a deleted key cannot live on in the copy on its way.
+pub async fn map_keys_write<R, F>(shard: &Rc<Shard>, keys: Vec<Vec<u8>>, f: F) -> Vec<R>
+where
+    R: Send + 'static,
+    F: Fn(&mut Keyspace, &[u8], i64) -> R + Send + Sync + Copy + 'static,
+{
+    let n = keys.len();
+    let mut todo: Vec<(usize, Vec<u8>)> = keys.into_iter().enumerate().collect();
+    let mut results = Vec::with_capacity(n);
+    loop {
+        for (i, r) in map_keys_once(shard, std::mem::take(&mut todo), true, f).await {
+            match r {
+                Ok(r) => results.push((i, Some(r))),
+                Err(key) => todo.push((i, key)),
+            }
         }
-        let part: Vec<Vec<u8>> = idxs.iter().filter_map(|&i| keys[i].take()).collect();
-        let job = move |s: &Rc<Shard>| {
-            let mut db = s.db.borrow_mut();
-            let now = now_ms();
-            part.iter().map(|k| f(&mut db, k, now)).collect::<Vec<R>>()
-        };
-        if to == shard.id {
-            local = Some((idxs, job));
-        } else {
-            let job: super::mesh::Job =
-                Box::new(move |s| Box::new(job(s)) as Box<dyn std::any::Any + Send>);
-            tickets.push((idxs, shard.mesh.send(to, 0, job).await));
+        if todo.is_empty() {
+            return in_key_order(n, results.into_iter());
         }
+        glommio::timer::sleep(std::time::Duration::from_millis(1)).await;
     }
-    let mut results: Vec<Option<R>> = (0..keys.len()).map(|_| None).collect();
-    if let Some((idxs, job)) = local {
-        shard.wait_unheld(0).await;
-        for (i, r) in idxs.into_iter().zip(job(shard)) {
-            results[i] = Some(r);
-        }
+}
+
+fn in_key_order<R>(n: usize, results: impl Iterator<Item = (usize, Option<R>)>) -> Vec<R> {
+    let mut ordered: Vec<Option<R>> = (0..n).map(|_| None).collect();
+    for (i, r) in results {
+        ordered[i] = r;
     }
-    for (idxs, ticket) in tickets {
-        let out = match ticket.await.downcast::<Vec<R>>() {
-            Ok(out) => *out,
-            Err(_) => panic!("a cross-shard job panicked"),
-        };
-        for (i, r) in idxs.into_iter().zip(out) {
-            results[i] = Some(r);
-        }
-    }
-    results
+    ordered
         .into_iter()
         .map(|r| r.expect("every key got a result"))
         .collect()
+}
+
+/// Runs `f` on each (index, key) on the key's shard, every shard's part at once. A key left
+/// alone because a MIGRATE has it in flight (only when `skip_in_flight`) comes back as Err.
+async fn map_keys_once<R, F>(
+    shard: &Rc<Shard>,
+    items: Vec<(usize, Vec<u8>)>,
+    skip_in_flight: bool,
+    f: F,
+) -> Vec<(usize, Result<R, Vec<u8>>)>
+where
+    R: Send + 'static,
+    F: Fn(&mut Keyspace, &[u8], i64) -> R + Send + Sync + Copy + 'static,
+{
+    let mut parts: Vec<Vec<(usize, Vec<u8>)>> = (0..shard.nshards).map(|_| Vec::new()).collect();
+    for (i, k) in items {
+        parts[shard.owner_of(key_slot(&k))].push((i, k));
+    }
+    let job = move |s: &Rc<Shard>, part: Vec<(usize, Vec<u8>)>| {
+        let in_flight = s.in_flight.borrow();
+        let mut db = s.db.borrow_mut();
+        let now = now_ms();
+        part.into_iter()
+            .map(|(i, k)| {
+                if skip_in_flight && in_flight.contains(k.as_slice()) {
+                    (i, Err(k))
+                } else {
+                    (i, Ok(f(&mut db, &k, now)))
+                }
+            })
+            .collect::<Vec<_>>()
+    };
+    let mut local = None;
+    let mut tickets = Vec::new();
+    for (to, part) in parts.into_iter().enumerate() {
+        if part.is_empty() {
+            continue;
+        }
+        if to == shard.id {
+            local = Some(part);
+        } else {
+            let remote: super::mesh::Job =
+                Box::new(move |s| Box::new(job(s, part)) as Box<dyn std::any::Any + Send>);
+            tickets.push(shard.mesh.send(to, 0, remote).await);
+        }
+    }
+    // Every shard's part runs at once: all the jobs were sent before any is awaited.
+    let mut results = Vec::new();
+    if let Some(part) = local {
+        shard.wait_unheld(0).await;
+        results.extend(job(shard, part));
+    }
+    for ticket in tickets {
+        match ticket.await.downcast::<Vec<(usize, Result<R, Vec<u8>>)>>() {
+            Ok(out) => results.extend(*out),
+            Err(_) => panic!("a cross-shard job panicked"),
+        }
+    }
+    results
 }
 
 /// Shards held by one coordinator. Dropped without `release` (the command panicked or its
