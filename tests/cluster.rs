@@ -350,3 +350,20 @@ fn corrupt_nodes_conf_refuses_to_start() {
         "{err}"
     );
 }
+
+/// nodes.conf is written off the control core for changes that need no fsync; a SHUTDOWN
+/// right after such a change still leaves it in the file.
+#[test]
+fn a_change_answered_before_shutdown_is_in_nodes_conf() {
+    let node = Node::redcell();
+    let mut raw = Raw::connect(node.port);
+    raw.send_cmd(&[b"CLUSTER", b"ADDSLOTSRANGE", b"0", b"99"]);
+    raw.send_cmd(&[b"SHUTDOWN", b"NOSAVE"]);
+    assert_eq!(String::from_utf8_lossy(&raw.read_reply()), "+OK\r\n");
+    wait_for("the node to exit", Duration::from_secs(10), || {
+        node.try_cmd(&["PING"]).is_none()
+    });
+    let conf = std::fs::read_to_string(node.dir.file("nodes.conf")).expect("nodes.conf");
+    let mine = conf.lines().find(|l| l.contains("myself")).expect("myself");
+    assert!(mine.ends_with(" connected 0-99"), "{conf}");
+}

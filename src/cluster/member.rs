@@ -108,6 +108,7 @@ pub struct Member {
     pub state: RefCell<ClusterState>,
     pub cfg: RefCell<MemberConfig>,
     conf_path: PathBuf,
+    conf_writer: nodes_conf::Writer,
     /// Our outbound link to each node.
     links: RefCell<HashMap<NodeName, Rc<Link>>>,
     /// Links peers opened to us.
@@ -192,11 +193,14 @@ impl Member {
                 .map_err(|e| format!("Unrecoverable error: {e} ({})", conf_path.display()))?;
             (st, false)
         };
+        let conf_writer = nodes_conf::Writer::new(conf_path.clone())
+            .map_err(|e| format!("Could not start the nodes.conf writer: {e}"))?;
         let member = Rc::new(Member {
             shard: shard.clone(),
             state: RefCell::new(state),
             cfg: RefCell::new(cfg.clone()),
             conf_path,
+            conf_writer,
             links: Default::default(),
             inbound: Default::default(),
             connecting: Default::default(),
@@ -1331,7 +1335,7 @@ impl Member {
             }
         }
         if self.save_pending.get() {
-            if let Err(e) = self.save_now() {
+            if let Err(e) = self.save(false) {
                 eprintln!("Could not save the cluster configuration: {e}");
             }
         }
@@ -1352,20 +1356,28 @@ impl Member {
         }
     }
 
-    /// Writes nodes.conf (temp file and rename, so it is never half-written). Like Redis, it
-    /// is fsynced when an epoch changed since the last fsync, as epochs must never go back
-    /// after a crash; other changes (SETSLOT during a migration, gossip) are not, which keeps
-    /// a slot move from costing a disk flush per command.
+    /// Writes and fsyncs nodes.conf now (start-up, CLUSTER SAVECONFIG).
     pub fn save_now(&self) -> std::io::Result<()> {
+        self.save(true)
+    }
+
+    /// Saves nodes.conf (temp file and rename, so it is never half-written). Like Redis, it is
+    /// fsynced when asked or when an epoch changed since the last fsync, as epochs must never
+    /// go back after a crash, and then the caller waits for the disk. Other changes (SETSLOT
+    /// during a migration, gossip) are handed to the writer thread, so a slot move costs no
+    /// disk wait per command.
+    fn save(&self, fsync: bool) -> std::io::Result<()> {
         self.save_pending.set(false);
         let st = self.state.borrow();
         let epochs = (st.current_epoch, st.me().config_epoch, st.last_vote_epoch);
-        let durable = self.synced_epochs.get() != Some(epochs);
+        let durable = fsync || self.synced_epochs.get() != Some(epochs);
         let text = nodes_conf::render(&st);
-        nodes_conf::save(&self.conf_path, &text, durable)?;
-        if durable {
-            self.synced_epochs.set(Some(epochs));
+        if !durable {
+            self.conf_writer.save_soon(text);
+            return Ok(());
         }
+        self.conf_writer.save(&text, true)?;
+        self.synced_epochs.set(Some(epochs));
         Ok(())
     }
 

@@ -4,8 +4,12 @@
 //! `vars currentEpoch <n> lastVoteEpoch <n>`. A file that does not parse is an error naming
 //! the line: a node must never start with a fresh identity because its file was damaged.
 
+use std::cell::Cell;
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{mpsc, Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
 use super::bus::{node_flag, NodeName};
 use super::state::{ClusterState, Node};
@@ -226,6 +230,120 @@ pub fn save(path: &Path, text: &str, durable: bool) -> std::io::Result<()> {
     result
 }
 
+/// Saves nodes.conf in order of the changes that asked for it: durable saves right away (the
+/// caller waits), others on a writer thread of their own, so a change that needs no fsync (a
+/// SETSLOT during a slot move) does not wait for the file system. On ext4 a rename over the
+/// old file costs ~0.2 ms, more than the rest of a SETSLOT. The newest text always wins:
+/// every save carries a sequence number, and an older one never overwrites a newer one.
+pub struct Writer {
+    path: PathBuf,
+    progress: Arc<Progress>,
+    queue: mpsc::Sender<(u64, String)>,
+    next_seq: Cell<u64>,
+}
+
+/// How far saving has got, shared with the writer thread and `flush`.
+struct Progress {
+    /// The newest sequence number written (or given up on after an error, which is logged).
+    written: Mutex<u64>,
+    /// The newest sequence number asked for.
+    requested: AtomicU64,
+}
+
+/// The process's writer, for `flush` at shutdown (one cluster member per process).
+static PROGRESS: OnceLock<Arc<Progress>> = OnceLock::new();
+
+impl Writer {
+    pub fn new(path: PathBuf) -> std::io::Result<Writer> {
+        let progress = Arc::new(Progress {
+            written: Mutex::new(0),
+            requested: AtomicU64::new(0),
+        });
+        let (queue, jobs) = mpsc::channel::<(u64, String)>();
+        let (thread_path, thread_progress) = (path.clone(), progress.clone());
+        std::thread::Builder::new()
+            .name("redcell-nodes-conf".into())
+            .spawn(move || {
+                while let Ok(mut job) = jobs.recv() {
+                    // Only the newest of the texts queued meanwhile is worth writing.
+                    while let Ok(newer) = jobs.try_recv() {
+                        job = newer;
+                    }
+                    let mut written = lock(&thread_progress.written);
+                    if job.0 > *written {
+                        if let Err(e) = save(&thread_path, &job.1, false) {
+                            eprintln!("Could not save the cluster configuration: {e}");
+                        }
+                        *written = job.0;
+                    }
+                }
+            })?;
+        let _ = PROGRESS.set(progress.clone());
+        Ok(Writer {
+            path,
+            progress,
+            queue,
+            next_seq: Cell::new(1),
+        })
+    }
+
+    fn take_seq(&self) -> u64 {
+        let seq = self.next_seq.get();
+        self.next_seq.set(seq + 1);
+        self.progress.requested.store(seq, Ordering::Release);
+        seq
+    }
+
+    /// Writes `text` now (fsynced when `durable`), after any save queued before it.
+    pub fn save(&self, text: &str, durable: bool) -> std::io::Result<()> {
+        let seq = self.take_seq();
+        let mut written = lock(&self.progress.written);
+        let result = save(&self.path, text, durable);
+        *written = seq;
+        result
+    }
+
+    #[cfg(test)]
+    fn flush(&self) {
+        self.progress.wait(Duration::from_secs(5));
+    }
+
+    /// Queues `text` for the writer thread.
+    pub fn save_soon(&self, text: String) {
+        let seq = self.take_seq();
+        if let Err(mpsc::SendError((_, text))) = self.queue.send((seq, text)) {
+            // The thread is gone (it cannot panic, but be safe): write it here.
+            if let Err(e) = self.save(&text, false) {
+                eprintln!("Could not save the cluster configuration: {e}");
+            }
+        }
+    }
+}
+
+fn lock(m: &Mutex<u64>) -> std::sync::MutexGuard<'_, u64> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Progress {
+    /// Waits (at most `limit`) until every save asked for so far is done.
+    fn wait(&self, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        while *lock(&self.written) < self.requested.load(Ordering::Acquire)
+            && Instant::now() < deadline
+        {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+}
+
+/// Waits (at most `limit`) until every nodes.conf save asked for so far is done; for
+/// shutdown, so an exit right after a change still leaves that change in the file.
+pub fn flush(limit: Duration) {
+    if let Some(progress) = PROGRESS.get() {
+        progress.wait(limit);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -299,6 +417,29 @@ vars currentEpoch 7 lastVoteEpoch 6
             1,
             "no temporary file left"
         );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn the_newest_text_wins_whoever_writes_it() {
+        let dir = std::env::temp_dir().join(format!("redcell-conf-writer-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("nodes.conf");
+        let w = Writer::new(path.clone()).unwrap();
+        for i in 0..200 {
+            w.save_soon(format!("queued {i}\n"));
+        }
+        w.flush();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "queued 199\n");
+        // A save made now follows every queued one: none of them may land after it.
+        for i in 0..200 {
+            w.save_soon(format!("again {i}\n"));
+        }
+        w.save("now\n", true).unwrap();
+        w.flush();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "now\n");
+        let leftovers = std::fs::read_dir(&dir).unwrap().count();
+        assert_eq!(leftovers, 1, "no temporary files are left behind");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -376,6 +376,8 @@ fn shutdown(_c: &mut Conn, a: &Args) -> CmdResult {
     if save {
         eprintln!("Error trying to save the DB (no persistence), exiting anyway (FORCE).");
     }
+    // A cluster change answered just before must still reach nodes.conf.
+    crate::cluster::nodes_conf::flush(std::time::Duration::from_secs(2));
     eprintln!("redcell is now ready to exit, bye bye...");
     std::process::exit(0);
 }

@@ -38,10 +38,12 @@ pub struct Topology {
 }
 
 impl Topology {
-    /// Shards over the allowed CPUs: with more than two CPUs the control executor gets the
-    /// first one to itself; otherwise it shares the first shard's CPU.
+    /// Shards over the allowed CPUs. The control executor gets the first CPU to itself when
+    /// there are more than two CPUs, or when fewer shards than CPUs were asked for (its
+    /// cross-core hops then cost no context switch); otherwise it shares the first shard's.
     pub fn plan(cpus: &[usize], shards: Option<usize>) -> Topology {
-        let spare_control = cpus.len() > 2;
+        let spare_control =
+            cpus.len() > 2 || (cpus.len() > 1 && shards.is_some_and(|n| n.max(1) < cpus.len()));
         let data_cpus: Vec<usize> = if spare_control {
             cpus[1..].to_vec()
         } else {
@@ -394,5 +396,26 @@ async fn expire_cron(shard: Rc<Shard>) {
             continue;
         }
         shard.db.borrow_mut().active_expire(now_ms(), 16);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Topology;
+
+    #[test]
+    fn control_gets_a_cpu_of_its_own_when_one_is_spare() {
+        let plan = |cpus: &[usize], shards| {
+            let t = Topology::plan(cpus, shards);
+            (t.shard_cpus, t.control_cpu)
+        };
+        assert_eq!(plan(&[0], None), (vec![0], 0));
+        assert_eq!(plan(&[0], Some(0)), (vec![0], 0));
+        assert_eq!(plan(&[0], Some(2)), (vec![0, 0], 0));
+        assert_eq!(plan(&[0, 1], None), (vec![0, 1], 0));
+        assert_eq!(plan(&[0, 1], Some(1)), (vec![1], 0));
+        assert_eq!(plan(&[0, 1], Some(3)), (vec![0, 1, 0], 0));
+        assert_eq!(plan(&[2, 3, 4, 5], None), (vec![3, 4, 5], 2));
+        assert_eq!(plan(&[2, 3, 4, 5], Some(4)), (vec![3, 4, 5, 3], 2));
     }
 }
