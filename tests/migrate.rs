@@ -286,16 +286,18 @@ fn a_connection_that_lost_replies_is_not_reused() {
     assert_eq!(call(&mut r, &["EXISTS", "b"]), ":0\r\n");
 }
 
-#[test]
-fn a_blocked_move_into_a_key_in_flight_waits_for_the_move() {
+/// Sends `MIGRATE ... key` from a new connection to a scripted target that reads the RESTORE
+/// and acknowledges it only when the returned sender says so. Returns the MIGRATE connection,
+/// that sender, and the script, which yields its connection and what it received.
+fn migrate_to_target_acking_on_cue(
+    ours: &Server,
+    key: &str,
+) -> (
+    Raw,
+    std::sync::mpsc::Sender<()>,
+    std::thread::JoinHandle<(std::net::TcpStream, Vec<u8>)>,
+) {
     use std::io::Write;
-    let ours = Server::start(1, &[]);
-    let mut r = ours.raw();
-    assert_eq!(call(&mut r, &["RPUSH", "dst", "old"]), ":1\r\n");
-    let mut blocked = ours.raw();
-    blocked.send_cmd(&[b"BLMOVE", b"src", b"dst", b"LEFT", b"RIGHT", b"0"]);
-    blocked.expect_silence(Duration::from_millis(100));
-    // A target that stores `dst` only when told to.
     let target = TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = target.local_addr().expect("addr").port().to_string();
     let (ack_tx, ack_rx) = std::sync::mpsc::channel::<()>();
@@ -311,15 +313,28 @@ fn a_blocked_move_into_a_key_in_flight_waits_for_the_move() {
         b"MIGRATE",
         b"127.0.0.1",
         port.as_bytes(),
-        b"dst",
+        key.as_bytes(),
         b"0",
         b"5000",
     ]);
+    (mover, ack_tx, script)
+}
+
+#[test]
+fn a_blocked_move_into_a_key_in_flight_waits_for_the_move() {
+    let ours = Server::start(1, &[]);
+    let mut r = ours.raw();
+    assert_eq!(call(&mut r, &["RPUSH", "dst", "old"]), ":1\r\n");
+    let mut blocked = ours.raw();
+    blocked.send_cmd(&[b"BLMOVE", b"src", b"dst", b"LEFT", b"RIGHT", b"0"]);
+    blocked.expect_silence(Duration::from_millis(100));
+    // A target that stores `dst` only when told to.
+    let (mut mover, ack, script) = migrate_to_target_acking_on_cue(&ours, "dst");
     std::thread::sleep(Duration::from_millis(200));
     // The push readies the blocked client, but its destination's copy is on the wire.
     assert_eq!(call(&mut r, &["LPUSH", "src", "x"]), ":1\r\n");
     blocked.expect_silence(Duration::from_millis(200));
-    ack_tx.send(()).expect("ack");
+    ack.send(()).expect("ack");
     assert_eq!(String::from_utf8_lossy(&mover.read_reply()), "+OK\r\n");
     // Served once the move ended: the element is in a new local `dst`, not lost with the
     // old one that left.
@@ -342,37 +357,18 @@ fn a_blocked_move_into_a_key_in_flight_waits_for_the_move() {
 /// it waits for a key in flight: deleting it early would let it live on at the target.
 #[test]
 fn a_delete_across_shards_waits_for_a_key_in_flight() {
-    use std::io::Write;
     let ours = Server::start(2, &[]);
     let mut r = ours.raw();
     let other = common::key_on_shard("o", 1 - common::shard_of(b"k", 2), 2);
     assert_eq!(call(&mut r, &["SET", "k", "v"]), "+OK\r\n");
     assert_eq!(call(&mut r, &["SET", &other, "x"]), "+OK\r\n");
     // A target that stores `k` only when told to.
-    let target = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let port = target.local_addr().expect("addr").port().to_string();
-    let (ack_tx, ack_rx) = std::sync::mpsc::channel::<()>();
-    let script = std::thread::spawn(move || {
-        let (mut conn, _) = target.accept().expect("connection");
-        let got = read_until(&mut conn, b"RESTORE", 1);
-        ack_rx.recv().expect("go");
-        conn.write_all(b"+OK\r\n+OK\r\n").expect("write");
-        (conn, got)
-    });
-    let mut mover = ours.raw();
-    mover.send_cmd(&[
-        b"MIGRATE",
-        b"127.0.0.1",
-        port.as_bytes(),
-        b"k",
-        b"0",
-        b"5000",
-    ]);
+    let (mut mover, ack, script) = migrate_to_target_acking_on_cue(&ours, "k");
     std::thread::sleep(Duration::from_millis(200));
     let mut deleter = ours.raw();
     deleter.send_cmd(&[b"DEL", b"k", other.as_bytes()]);
     deleter.expect_silence(Duration::from_millis(200));
-    ack_tx.send(()).expect("ack");
+    ack.send(()).expect("ack");
     assert_eq!(String::from_utf8_lossy(&mover.read_reply()), "+OK\r\n");
     // `k` had left by the time the DEL ran, so only the other key counts.
     assert_eq!(String::from_utf8_lossy(&deleter.read_reply()), ":1\r\n");
