@@ -376,3 +376,33 @@ fn a_delete_across_shards_waits_for_a_key_in_flight() {
     let (_conn, sent) = script.join().expect("script");
     assert!(String::from_utf8_lossy(&sent).contains("RESTORE"));
 }
+
+/// A cached connection to a target is closed after 10 s idle without another MIGRATE, as
+/// Redis's cron closes its cached migration sockets.
+#[test]
+fn idle_target_connections_are_closed_after_ten_seconds() {
+    let ours = Server::start(1, &[]);
+    let stock = StockRedis::start(&[]);
+    let mut r = ours.raw();
+    let mut target = Raw::connect(stock.port);
+    let clients = |t: &mut Raw| call(t, &["CLIENT", "LIST"]).matches("id=").count();
+    assert_eq!(clients(&mut target), 1, "only our probe at first");
+    assert_eq!(call(&mut r, &["SET", "k", "v"]), "+OK\r\n");
+    let port = stock.port.to_string();
+    let reply = call(&mut r, &["MIGRATE", "127.0.0.1", &port, "k", "0", "5000"]);
+    assert_eq!(reply, "+OK\r\n");
+    assert_eq!(clients(&mut target), 2, "the MIGRATE connection is kept");
+    let start = std::time::Instant::now();
+    while clients(&mut target) == 2 {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "the idle connection was never closed"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let closed_after = start.elapsed();
+    assert!(
+        closed_after >= Duration::from_secs(8),
+        "closed after {closed_after:?}, before it was idle for 10 s"
+    );
+}

@@ -7,7 +7,7 @@
 //! `cmd::run_keyed`) until the target has answered and they are deleted, so no write can land
 //! on a copy that is already on its way.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, HashSet};
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::{Duration, Instant};
@@ -294,6 +294,32 @@ thread_local! {
     /// This executor's cached target connections, by `host:port`. A connection is taken out
     /// while in use, so two clients never interleave on one.
     static CACHE: RefCell<HashMap<String, Cached>> = RefCell::new(HashMap::new());
+    /// Whether this executor runs the task that closes idle cached connections.
+    static REAPING: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Closes cached connections idle for IDLE_CLOSE, checking each second while any is cached
+/// (Redis's `migrateCloseTimedoutSockets`, run by its cron), so a target is not left holding
+/// a client connection after a migration ends.
+fn start_reaping() {
+    if REAPING.with(|r| r.replace(true)) {
+        return;
+    }
+    glommio::spawn_local(async {
+        loop {
+            glommio::timer::sleep(Duration::from_secs(1)).await;
+            let empty = CACHE.with(|c| {
+                let mut c = c.borrow_mut();
+                c.retain(|_, v| v.last_use.elapsed() < IDLE_CLOSE);
+                c.is_empty()
+            });
+            if empty {
+                REAPING.with(|r| r.set(false));
+                return;
+            }
+        }
+    })
+    .detach();
 }
 
 /// An I/O failure before any key's fate was known; `timed_out` forbids the retry, as in
@@ -420,6 +446,7 @@ fn checkin(name: String, conn: Cached) {
             c.insert(name, conn);
         }
     });
+    start_reaping();
 }
 
 /// One MIGRATE round trip on `conn`: AUTH and SELECT when needed, then one RESTORE per key.
