@@ -566,19 +566,12 @@ impl Stream {
             count: s.nfields * 2,
         };
         if !rev {
-            let from = self
-                .nodes
-                .range(..=start)
-                .next_back()
-                .map_or(StreamId::MIN, |(k, _)| *k);
-            for (&master, node) in self.nodes.range(from..) {
-                for s in node_slots(node, master) {
-                    if !s.live || s.id < start {
-                        continue;
-                    }
-                    if s.id > end || !f(s.id, fields(node, &s)) {
-                        return;
-                    }
+            for (_, node, s) in self.slots_from(start) {
+                if !s.live || s.id < start {
+                    continue;
+                }
+                if s.id > end || !f(s.id, fields(node, &s)) {
+                    return;
                 }
             }
         } else {
@@ -599,6 +592,20 @@ impl Stream {
                 }
             }
         }
+    }
+
+    /// Every entry (tombstones too) with its node's master id and node, from the last node
+    /// whose master id is at most `start` (else the first node) to the end: where 7.0's
+    /// iterator starts a forward walk.
+    fn slots_from(&self, start: StreamId) -> impl Iterator<Item = (StreamId, &Node, Slot)> + '_ {
+        let from = self
+            .nodes
+            .range(..=start)
+            .next_back()
+            .map_or(StreamId::MIN, |(k, _)| *k);
+        self.nodes
+            .range(from..)
+            .flat_map(|(&master, node)| node_slots(node, master).map(move |s| (master, node, s)))
     }
 
     /// The live entries in `start..=end` (at most `count` when non-zero), owned.
@@ -645,20 +652,11 @@ impl Stream {
     /// Does not touch `first_id` / `max_deleted`: XDEL updates them after all its ids.
     pub fn delete(&mut self, id: StreamId) -> bool {
         // Found the way `range` finds it: the first live entry at or after `id`.
-        let mut found = None;
-        let from = self
-            .nodes
-            .range(..=id)
-            .next_back()
-            .map_or(StreamId::MIN, |(k, _)| *k);
-        'nodes: for (&master, node) in self.nodes.range(from..) {
-            for s in node_slots(node, master) {
-                if s.live && s.id >= id {
-                    found = (s.id == id).then_some((master, s.at));
-                    break 'nodes;
-                }
-            }
-        }
+        let found = self
+            .slots_from(id)
+            .find(|(_, _, s)| s.live && s.id >= id)
+            .filter(|(_, _, s)| s.id == id)
+            .map(|(master, _, s)| (master, s.at));
         let Some((master, at)) = found else {
             return false;
         };
