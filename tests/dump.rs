@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{key_on_shard, parse, show, Node, Raw, Rng, Server, StockRedis};
+use common::{crc64, key_on_shard, parse, show, Node, Raw, Rng, Server, StockRedis};
 
 const SHARDS: usize = 3;
 
@@ -540,22 +540,6 @@ fn seal(body: &[u8], version: u16) -> Vec<u8> {
     let crc = crc64(&p);
     p.extend_from_slice(&crc.to_le_bytes());
     p
-}
-
-/// CRC-64/Jones, bit by bit (independent of the server's table-driven code).
-fn crc64(data: &[u8]) -> u64 {
-    let mut crc = 0u64;
-    for &byte in data {
-        crc ^= byte as u64;
-        for _ in 0..8 {
-            crc = if crc & 1 != 0 {
-                (crc >> 1) ^ 0x95AC_9329_AC4B_C9B5
-            } else {
-                crc >> 1
-            };
-        }
-    }
-    crc
 }
 
 /// RESTOREs `payload` on both under a fresh key and checks they agree: the same error line,

@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{parse, show, Node, Raw, Server, StockRedis};
+use common::{crc64, parse, show, Node, Raw, Server, StockRedis};
 
 /// Delivery time every pending entry is set to (XCLAIM ... TIME), so PELs compare exactly.
 const FIXED_TIME: &[u8] = b"1700000000000";
@@ -493,22 +493,6 @@ fn same_history_same_dump_and_both_ways_restore() {
         a.call(&[b"DEL", b"from-stock"]);
         b.call(&[b"DEL", b"from-ours"]);
     }
-}
-
-/// Redis's CRC-64 (Jones, reflected), to re-seal corrupted bodies.
-fn crc64(data: &[u8]) -> u64 {
-    let mut crc = 0u64;
-    for &byte in data {
-        crc ^= byte as u64;
-        for _ in 0..8 {
-            crc = if crc & 1 != 0 {
-                (crc >> 1) ^ 0x95AC_9329_AC4B_C9B5
-            } else {
-                crc >> 1
-            };
-        }
-    }
-    crc
 }
 
 fn sealed(body: &[u8]) -> Vec<u8> {

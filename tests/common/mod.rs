@@ -708,3 +708,20 @@ pub fn parse(buf: &[u8], pos: &mut usize) -> Node {
         _ => Node::Line(t, text),
     }
 }
+
+/// Redis's CRC-64 (Jones, reflected), bit by bit: independent of the server's table-driven
+/// code, for tests that seal or re-seal DUMP payloads themselves.
+pub fn crc64(data: &[u8]) -> u64 {
+    let mut crc = 0u64;
+    for &byte in data {
+        crc ^= byte as u64;
+        for _ in 0..8 {
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ 0x95AC_9329_AC4B_C9B5
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    crc
+}
