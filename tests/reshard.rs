@@ -27,61 +27,111 @@ fn key(i: usize) -> String {
     format!("rk:{i}")
 }
 
+/// How many elements key `i` holds: a big value now and then (non-packed encodings,
+/// multi-node lists).
+fn size(i: usize) -> usize {
+    if i % BIG_EVERY == 0 {
+        300
+    } else {
+        4
+    }
+}
+
+/// Key `i`'s string value when `i % 7 == 1`.
+fn text(i: usize) -> String {
+    format!("value {i} ").repeat(if size(i) > 4 { 200 } else { 3 })
+}
+
+/// Key `i`'s list items when `i % 7 == 2`.
+fn list_items(i: usize) -> Vec<String> {
+    (0..size(i)).map(|j| format!("e{i}.{j}")).collect()
+}
+
+/// Key `i`'s set members when `i % 7 == 3`: integers (an intset) unless big or every other
+/// key (strings).
+fn set_members(i: usize) -> Vec<String> {
+    (0..size(i))
+        .map(|j| {
+            if i % 2 == 0 {
+                (i * 10 + j).to_string()
+            } else {
+                format!("m{j}")
+            }
+        })
+        .collect()
+}
+
+/// Key `i`'s sorted-set (member, score) pairs when `i % 7 == 4`, in score order.
+fn zset_pairs(i: usize) -> Vec<(String, String)> {
+    (0..size(i))
+        .map(|j| (format!("z{j}"), format!("{}.5", j as i64 - 2)))
+        .collect()
+}
+
+/// Key `i`'s hash (field, value) pairs when `i % 7 == 5`.
+fn hash_pairs(i: usize) -> Vec<(String, String)> {
+    (0..size(i))
+        .map(|j| (format!("f{j}"), format!("v{i}.{j}")))
+        .collect()
+}
+
+/// Key `i`'s stream entries (id, field, value, field, value) when `i % 7 == 6`.
+fn stream_entries(i: usize) -> Vec<[String; 5]> {
+    (0..size(i).min(50))
+        .map(|j| {
+            [
+                format!("{}-{j}", i + 1),
+                "f".into(),
+                j.to_string(),
+                "g".into(),
+                i.to_string(),
+            ]
+        })
+        .collect()
+}
+
 /// The commands that create key `i`: a type chosen by `i % 7`, big now and then, a TTL on
 /// every tenth key.
 fn write_cmds(i: usize, pipe: &mut redis::Pipeline) {
     let k = key(i);
-    let n = if i % BIG_EVERY == 0 { 300 } else { 4 };
     match i % 7 {
         0 => {
             pipe.cmd("SET").arg(&k).arg(i).ignore();
         }
         1 => {
-            let text = format!("value {i} ").repeat(if n > 4 { 200 } else { 3 });
-            pipe.cmd("SET").arg(&k).arg(text).ignore();
+            pipe.cmd("SET").arg(&k).arg(text(i)).ignore();
         }
         2 => {
-            let items: Vec<String> = (0..n).map(|j| format!("e{i}.{j}")).collect();
-            pipe.cmd("RPUSH").arg(&k).arg(items).ignore();
+            pipe.cmd("RPUSH").arg(&k).arg(list_items(i)).ignore();
         }
         3 => {
-            // Integers (an intset) unless big or every other key (strings).
-            let members: Vec<String> = (0..n)
-                .map(|j| {
-                    if i % 2 == 0 {
-                        (i * 10 + j).to_string()
-                    } else {
-                        format!("m{j}")
-                    }
-                })
-                .collect();
-            pipe.cmd("SADD").arg(&k).arg(members).ignore();
+            pipe.cmd("SADD").arg(&k).arg(set_members(i)).ignore();
         }
         4 => {
             let mut c = redis::cmd("ZADD");
             c.arg(&k);
-            for j in 0..n {
-                c.arg(format!("{}.5", j as i64 - 2)).arg(format!("z{j}"));
+            for (member, score) in zset_pairs(i) {
+                c.arg(score).arg(member);
             }
             pipe.add_command(c).ignore();
         }
         5 => {
             let mut c = redis::cmd("HSET");
             c.arg(&k);
-            for j in 0..n {
-                c.arg(format!("f{j}")).arg(format!("v{i}.{j}"));
+            for (field, value) in hash_pairs(i) {
+                c.arg(field).arg(value);
             }
             pipe.add_command(c).ignore();
         }
         _ => {
-            for j in 0..n.min(50) {
+            for [id, f1, v1, f2, v2] in stream_entries(i) {
                 pipe.cmd("XADD")
                     .arg(&k)
-                    .arg(format!("{}-{j}", i + 1))
-                    .arg("f")
-                    .arg(j)
-                    .arg("g")
-                    .arg(i)
+                    .arg(id)
+                    .arg(f1)
+                    .arg(v1)
+                    .arg(f2)
+                    .arg(v2)
                     .ignore();
             }
         }
@@ -248,48 +298,24 @@ fn verify(owners: &[u16]) {
 
 /// The reply `read_cmd(i)` must give for what `write_cmds(i)` wrote, normalised like `flat`.
 fn expected_value(i: usize) -> Vec<String> {
-    let n = if i % BIG_EVERY == 0 { 300 } else { 4 };
+    let flatten = |pairs: Vec<(String, String)>| pairs.into_iter().flat_map(|(a, b)| [a, b]);
     match i % 7 {
         0 => vec![i.to_string()],
-        1 => vec![format!("value {i} ").repeat(if n > 4 { 200 } else { 3 })],
-        2 => (0..n).map(|j| format!("e{i}.{j}")).collect(),
+        1 => vec![text(i)],
+        2 => list_items(i),
         3 => {
-            let mut m: Vec<String> = (0..n)
-                .map(|j| {
-                    if i % 2 == 0 {
-                        (i * 10 + j).to_string()
-                    } else {
-                        format!("m{j}")
-                    }
-                })
-                .collect();
+            let mut m = set_members(i);
             m.sort();
             m
         }
-        4 => {
-            // ZRANGE order: by score (distinct here), member then score.
-            (0..n)
-                .flat_map(|j| [format!("z{j}"), format!("{}.5", j as i64 - 2)])
-                .collect()
-        }
+        // ZRANGE order: by score (distinct here), member then score.
+        4 => flatten(zset_pairs(i)).collect(),
         5 => {
-            let mut pairs: Vec<(String, String)> = (0..n)
-                .map(|j| (format!("f{j}"), format!("v{i}.{j}")))
-                .collect();
+            let mut pairs = hash_pairs(i);
             pairs.sort();
-            pairs.into_iter().flat_map(|(a, b)| [a, b]).collect()
+            flatten(pairs).collect()
         }
-        _ => (0..n.min(50))
-            .flat_map(|j| {
-                [
-                    format!("{}-{j}", i + 1),
-                    "f".into(),
-                    j.to_string(),
-                    "g".into(),
-                    i.to_string(),
-                ]
-            })
-            .collect(),
+        _ => stream_entries(i).into_iter().flatten().collect(),
     }
 }
 
