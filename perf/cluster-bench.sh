@@ -27,39 +27,17 @@ command -v redis-cli >/dev/null || { echo "redis-cli is required (apt install re
 command -v redis-server >/dev/null || { echo "redis-server is required (apt install redis-server)" >&2; exit 1; }
 [ -x "$REDCELL_BIN" ] || { echo "no $REDCELL_BIN (cargo build --release)" >&2; exit 1; }
 
-PIDS=()
-DIRS=()
-cleanup() {
-    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-    for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-    for d in "${DIRS[@]}"; do rm -rf "$d"; done
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
+# shellcheck source=perf/cluster-nodes.sh
+source "$repo/perf/cluster-nodes.sh"
 
 # start_cluster KIND: starts 3 nodes, creates the cluster, sets FIRST_PORT. (Not run in a
 # command substitution: its subshell would lose the PIDs that cleanup must stop.)
 start_cluster() {
     local kind=$1 addrs=() first=
     for _ in 1 2 3; do
-        local port cport dir
-        port=$(free_port); cport=$(free_port); dir=$(mktemp -d)
-        DIRS+=("$dir")
-        if [ "$kind" = redcell ]; then
-            (cd "$dir" && exec "$REDCELL_BIN" --port "$port" --bind 127.0.0.1 --shards "$SHARDS" \
-                --cluster-enabled yes --cluster-port "$cport" >log 2>&1) &
-        else
-            (cd "$dir" && exec redis-server --port "$port" --bind 127.0.0.1 --save '' \
-                --appendonly no --cluster-enabled yes --cluster-port "$cport" >log 2>&1) &
-        fi
-        PIDS+=($!)
-        for _ in $(seq 100); do redis-cli -p "$port" PING >/dev/null 2>&1 && break; sleep 0.1; done
-        addrs+=("127.0.0.1:$port")
-        first=${first:-$port}
+        start_node "$kind"
+        addrs+=("127.0.0.1:$NODE_PORT")
+        first=${first:-$NODE_PORT}
     done
     redis-cli --cluster create "${addrs[@]}" --cluster-yes >/dev/null
     for _ in $(seq 100); do
@@ -67,12 +45,6 @@ start_cluster() {
         sleep 0.1
     done
     FIRST_PORT=$first
-}
-
-stop_all() {
-    cleanup
-    PIDS=()
-    DIRS=()
 }
 
 # load PORT PIPELINE: prints "ops/sec p99_ms".
@@ -97,7 +69,7 @@ for pl in $PIPELINES; do
         for kind in redcell redis; do
             start_cluster "$kind"
             read -r ops p99 < <(load "$FIRST_PORT" "$pl")
-            stop_all
+            cleanup
             printf "%-9s %-8s %-6s %12s %10s\n" "$pl" "$kind" "$round" "$ops" "$p99"
             if [ "$kind" = redcell ]; then rc+=("$ops"); else rd+=("$ops"); fi
         done

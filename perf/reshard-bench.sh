@@ -30,38 +30,8 @@ done
 [ -x "$REDCELL_BIN" ] || { echo "no $REDCELL_BIN (cargo build --release)" >&2; exit 1; }
 REDCELL_BIN=$(cd "$(dirname "$REDCELL_BIN")" && pwd)/$(basename "$REDCELL_BIN")
 
-PIDS=()
-DIRS=()
-cleanup() {
-    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-    for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-    for d in "${DIRS[@]}"; do rm -rf "$d"; done
-    PIDS=()
-    DIRS=()
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-
-# start_node KIND: starts one cluster-enabled node, sets NODE_PORT.
-start_node() {
-    local kind=$1 port cport dir
-    port=$(free_port); cport=$(free_port); dir=$(mktemp -d)
-    DIRS+=("$dir")
-    if [ "$kind" = redcell ]; then
-        (cd "$dir" && exec "$REDCELL_BIN" --port "$port" --bind 127.0.0.1 --shards "$SHARDS" \
-            --cluster-enabled yes --cluster-port "$cport" >log 2>&1) &
-    else
-        (cd "$dir" && exec redis-server --port "$port" --bind 127.0.0.1 --save '' \
-            --appendonly no --cluster-enabled yes --cluster-port "$cport" >log 2>&1) &
-    fi
-    PIDS+=($!)
-    for _ in $(seq 100); do redis-cli -p "$port" PING >/dev/null 2>&1 && break; sleep 0.1; done
-    NODE_PORT=$port
-}
+# shellcheck source=perf/cluster-nodes.sh
+source "$repo/perf/cluster-nodes.sh"
 
 # fill PORT: KEYS keys spread over all slots, each SET on its owner (CRC16 as Redis hashes,
 # owners from CLUSTER NODES). redis-benchmark --cluster would put each node's keys in one slot.
