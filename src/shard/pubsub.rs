@@ -391,6 +391,25 @@ pub fn remove_all(shard: &Shard, sub: &Subscriber) {
     }
 }
 
+/// Drops every subscription of the killed clients `ids` at once: Redis frees a killed client,
+/// subscriptions included, before CLIENT KILL replies, while their connection tasks here end
+/// a little later (their own `remove_all` then finds nothing left).
+pub fn remove_killed(shard: &Shard, ids: &[u64]) {
+    let mut victims: Vec<Rc<Subscriber>> = Vec::new();
+    for kind in [Kind::Channel, Kind::Pattern, Kind::Shard] {
+        for subs in shard.pubsub.registry(kind).borrow().values() {
+            for sub in subs {
+                if ids.contains(&sub.meta.id) && !victims.iter().any(|v| Rc::ptr_eq(v, sub)) {
+                    victims.push(sub.clone());
+                }
+            }
+        }
+    }
+    for sub in &victims {
+        remove_all(shard, sub);
+    }
+}
+
 /// The reply to a client with no subscriber record (it never subscribed) for a bare
 /// UNSUBSCRIBE-family command: a null name and a count of 0.
 pub fn confirm_none(out: &mut Reply, kind: Kind) {

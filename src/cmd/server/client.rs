@@ -441,17 +441,24 @@ fn kill_on_shard(s: &Rc<Shard>, f: &KillFilter, caller: u64) -> (usize, bool) {
         .cloned()
         .collect();
     let mut self_killed = false;
+    let mut subscribed = Vec::new();
     for meta in &victims {
         if meta.id == caller {
             self_killed = true;
             continue;
         }
         meta.killed.set(true);
+        if meta.in_pubsub() {
+            subscribed.push(meta.id);
+        }
         // SAFETY: `shutdown` only affects the socket; the fd stays open (owned by the
         // connection task, which removes its entry from `clients` when it ends).
         unsafe {
             libc::shutdown(meta.fd, libc::SHUT_RDWR);
         }
+    }
+    if !subscribed.is_empty() {
+        crate::shard::pubsub::remove_killed(s, &subscribed);
     }
     (victims.len(), self_killed)
 }
