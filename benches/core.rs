@@ -143,10 +143,10 @@ fn bench_keyspace(c: &mut Criterion) {
         for i in 0..KEYS {
             let key = format!("key:{i:06}");
             let req = Request::new(&[b"SET", key.as_bytes(), b"value-of-twenty-bytes"]);
-            cmd::run_keyed(&shard, set_idx, set, &req.args(), &mut out, now);
+            redcell::server::conn::run_here(&shard, 0, set_idx, set, &req.args(), &mut out, now);
             out.buf.clear();
         }
-        assert_eq!(shard.db.borrow().len(), KEYS);
+        assert_eq!(shard.data.borrow().as_ref().map_or(0, |d| d.len()), KEYS);
         // 4,096 requests over keys spread through the keyspace, cycled.
         let gets: Vec<Request> = (0..4096)
             .map(|i| {
@@ -166,7 +166,15 @@ fn bench_keyspace(c: &mut Criterion) {
             b.iter(|| {
                 let req = &gets[i & 4095];
                 i += 1;
-                cmd::run_keyed(&shard, get_idx, get, &req.args(), &mut out, now);
+                redcell::server::conn::run_here(
+                    &shard,
+                    0,
+                    get_idx,
+                    get,
+                    &req.args(),
+                    &mut out,
+                    now,
+                );
                 out.buf.clear();
             })
         });
@@ -174,7 +182,15 @@ fn bench_keyspace(c: &mut Criterion) {
             b.iter(|| {
                 let req = &sets[i & 4095];
                 i += 1;
-                cmd::run_keyed(&shard, set_idx, set, &req.args(), &mut out, now);
+                redcell::server::conn::run_here(
+                    &shard,
+                    0,
+                    set_idx,
+                    set,
+                    &req.args(),
+                    &mut out,
+                    now,
+                );
                 out.buf.clear();
             })
         });
@@ -193,18 +209,34 @@ fn bench_keyspace(c: &mut Criterion) {
             for f in 0..8 {
                 let field = format!("f{f}");
                 let req = Request::new(&[b"HSET", key.as_bytes(), field.as_bytes(), b"v"]);
-                cmd::run_keyed(&shard, hset_idx, hset, &req.args(), &mut out, now);
+                redcell::server::conn::run_here(
+                    &shard,
+                    0,
+                    hset_idx,
+                    hset,
+                    &req.args(),
+                    &mut out,
+                    now,
+                );
                 let member = (f * 3).to_string();
                 let req = Request::new(&[b"SADD", format!("s:{i}").as_bytes(), member.as_bytes()]);
-                cmd::run_keyed(&shard, sadd_idx, sadd, &req.args(), &mut out, now);
+                redcell::server::conn::run_here(
+                    &shard,
+                    0,
+                    sadd_idx,
+                    sadd,
+                    &req.args(),
+                    &mut out,
+                    now,
+                );
             }
         }
         for f in 0..BIG {
             let field = format!("field:{f}");
             let req = Request::new(&[b"HSET", b"bighash", field.as_bytes(), b"v"]);
-            cmd::run_keyed(&shard, hset_idx, hset, &req.args(), &mut out, now);
+            redcell::server::conn::run_here(&shard, 0, hset_idx, hset, &req.args(), &mut out, now);
             let req = Request::new(&[b"SADD", b"bigset", field.as_bytes()]);
-            cmd::run_keyed(&shard, sadd_idx, sadd, &req.args(), &mut out, now);
+            redcell::server::conn::run_here(&shard, 0, sadd_idx, sadd, &req.args(), &mut out, now);
         }
         out.buf.clear();
         let reqs = |f: &dyn Fn(usize) -> Vec<Vec<u8>>| -> Vec<Request> {
@@ -274,7 +306,7 @@ fn bench_keyspace(c: &mut Criterion) {
                 b.iter(|| {
                     let req = &reqs[i & 4095];
                     i += 1;
-                    cmd::run_keyed(&shard, idx, f, &req.args(), &mut out, now);
+                    redcell::server::conn::run_here(&shard, 0, idx, f, &req.args(), &mut out, now);
                     out.buf.clear();
                 })
             });
@@ -309,7 +341,7 @@ fn two_shards(spin: Option<Duration>) -> impl FnMut(u64) -> Duration {
             while let Ok(iters) = iters_rx.recv() {
                 let started = Instant::now();
                 for i in 0..iters {
-                    let r = shard.call(1, 0, move |s| s.id as u64 + i).await;
+                    let r = shard.call(1, move |s| s.id as u64 + i).await;
                     black_box(r);
                 }
                 let _ = time_tx.send(started.elapsed());

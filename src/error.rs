@@ -45,6 +45,17 @@ pub enum Error {
         sub: String,
         cmd: &'static str,
     },
+    /// `ERR MULTI calls can not be nested`
+    MultiNested,
+    ExecWithoutMulti,
+    DiscardWithoutMulti,
+    WatchInsideMulti,
+    /// EXEC after an error while queueing.
+    ExecAbort,
+    /// A command refused inside MULTI (flag `no-multi`).
+    NotInMulti,
+    /// `ERR source and destination objects are the same` (MOVE, COPY, SMOVE ...).
+    SameObject,
     /// Any other `ERR <text>` message.
     Err(Cow<'static, str>),
     /// A message that carries its own code (`NOPROTO ...`, `BUSYKEY ...`).
@@ -72,6 +83,13 @@ impl Error {
             ExpireTime(cmd) => format!("ERR invalid expire time in '{cmd}' command").into(),
             IncrNanOrInf => "ERR increment would produce NaN or Infinity".into(),
             DbIndexOutOfRange => "ERR DB index is out of range".into(),
+            MultiNested => "ERR MULTI calls can not be nested".into(),
+            ExecWithoutMulti => "ERR EXEC without MULTI".into(),
+            DiscardWithoutMulti => "ERR DISCARD without MULTI".into(),
+            WatchInsideMulti => "ERR WATCH inside MULTI is not allowed".into(),
+            ExecAbort => "EXECABORT Transaction discarded because of previous errors.".into(),
+            NotInMulti => "ERR Command not allowed inside a transaction".into(),
+            SameObject => "ERR source and destination objects are the same".into(),
             NoAuth => "NOAUTH Authentication required.".into(),
             WrongPass => "WRONGPASS invalid username-password pair or user is disabled.".into(),
             AuthNotConfigured => "ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?".into(),
@@ -137,17 +155,6 @@ fn sanitize(text: &str) -> String {
 
 pub type CmdResult = Result<(), Error>;
 
-impl From<crate::rdb::RdbError> for Error {
-    fn from(e: crate::rdb::RdbError) -> Error {
-        match e {
-            crate::rdb::RdbError::Checksum => {
-                Error::msg("DUMP payload version or checksum are wrong")
-            }
-            crate::rdb::RdbError::BadFormat => Error::msg("Bad data format"),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::Error;
@@ -163,6 +170,13 @@ mod tests {
             (Error::NoSuchKey, "ERR no such key"),
             (Error::ExpireTime("set"), "ERR invalid expire time in 'set' command"),
             (Error::DbIndexOutOfRange, "ERR DB index is out of range"),
+            (Error::MultiNested, "ERR MULTI calls can not be nested"),
+            (Error::ExecWithoutMulti, "ERR EXEC without MULTI"),
+            (Error::DiscardWithoutMulti, "ERR DISCARD without MULTI"),
+            (Error::WatchInsideMulti, "ERR WATCH inside MULTI is not allowed"),
+            (Error::ExecAbort, "EXECABORT Transaction discarded because of previous errors."),
+            (Error::NotInMulti, "ERR Command not allowed inside a transaction"),
+            (Error::SameObject, "ERR source and destination objects are the same"),
             (Error::InvalidCursor, "ERR invalid cursor"),
             (Error::NotHll, "WRONGTYPE Key is not a valid HyperLogLog string value."),
             (Error::CorruptHll, "INVALIDOBJ Corrupted HLL object detected"),

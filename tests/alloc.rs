@@ -206,7 +206,7 @@ fn serving_a_get_hit_allocates_nothing() {
             (b"counter", b"12345"),
         ] {
             let req = Request::new(&[b"SET", key, value]);
-            cmd::run_keyed(&shard, set_idx, set, &req.args(), &mut out, now);
+            redcell::server::conn::run_here(&shard, 0, set_idx, set, &req.args(), &mut out, now);
             assert_eq!(out.buf, b"+OK\r\n");
             out.buf.clear();
         }
@@ -220,7 +220,15 @@ fn serving_a_get_hit_allocates_nothing() {
         // Warm-up, checking the replies.
         for (req, reply) in &gets {
             for _ in 0..100 {
-                cmd::run_keyed(&shard, get_idx, get, &req.args(), &mut out, now);
+                redcell::server::conn::run_here(
+                    &shard,
+                    0,
+                    get_idx,
+                    get,
+                    &req.args(),
+                    &mut out,
+                    now,
+                );
                 assert_eq!(out.buf, *reply);
                 out.buf.clear();
             }
@@ -230,7 +238,7 @@ fn serving_a_get_hit_allocates_nothing() {
             let calls = 10_000;
             let (n, first) = count_allocs(|| {
                 for _ in 0..calls {
-                    cmd::run_keyed(&shard, get_idx, get, &args, &mut out, now);
+                    redcell::server::conn::run_here(&shard, 0, get_idx, get, &args, &mut out, now);
                     out.buf.clear();
                 }
             });
@@ -244,11 +252,15 @@ fn serving_a_get_hit_allocates_nothing() {
                 "serving GET allocated; first allocation at:\n{}",
                 first.unwrap_or_default()
             );
-            cmd::run_keyed(&shard, get_idx, get, &args, &mut out, now);
+            redcell::server::conn::run_here(&shard, 0, get_idx, get, &args, &mut out, now);
             assert_eq!(out.buf, *reply);
             out.buf.clear();
         }
-        let hits = shard.db.borrow().stats.hits;
+        let hits = shard
+            .data
+            .borrow()
+            .as_ref()
+            .map_or(0, |d| d.db_ref(0).stats.hits);
         assert!(hits >= 20_000, "keyspace hits {hits}");
     });
 }

@@ -103,7 +103,12 @@ impl Link {
     }
 }
 
+/// Deletes, on a data shard, the keys of slots this node lost (given by the command layer,
+/// which runs the deletions as commands so they propagate).
+pub type LostSlotsFn = fn(&Rc<Shard>, &[u16]);
+
 pub struct Member {
+    on_lost_slots: LostSlotsFn,
     shard: Rc<Shard>,
     pub state: RefCell<ClusterState>,
     pub cfg: RefCell<MemberConfig>,
@@ -165,7 +170,7 @@ fn random_seed() -> u64 {
 impl Member {
     /// Loads (or creates) nodes.conf, binds the bus port and starts the cron. Errors are
     /// start-up failures worded for the log.
-    pub fn start(shard: Rc<Shard>) -> Result<Rc<Member>, String> {
+    pub fn start(shard: Rc<Shard>, on_lost_slots: LostSlotsFn) -> Result<Rc<Member>, String> {
         let (cfg, conf_path, binds) = {
             let c = shard.shared.config();
             let file = PathBuf::from(c.get("cluster-config-file"));
@@ -197,6 +202,7 @@ impl Member {
             .map_err(|e| format!("Could not start the nodes.conf writer: {e}"))?;
         let member = Rc::new(Member {
             shard: shard.clone(),
+            on_lost_slots,
             state: RefCell::new(state),
             cfg: RefCell::new(cfg.clone()),
             conf_path,
@@ -467,12 +473,12 @@ impl Member {
                         continue;
                     }
                     let m = m.clone();
-                    let job: crate::shard::mesh::Job = Box::new(move |s| {
-                        crate::shard::pubsub::deliver(s, &m.0, &m.1, sharded);
-                        Box::new(()) as Box<dyn std::any::Any + Send>
-                    });
-                    // Each core runs our jobs in order; the tickets need not be awaited.
-                    drop(shard.mesh.send(to, 0, job).await);
+                    // Each core runs our jobs in order; nobody needs to wait for them.
+                    shard
+                        .post(to, false, move |s| {
+                            crate::shard::pubsub::deliver(s, &m.0, &m.1, sharded);
+                        })
+                        .await;
                 }
             }
             me.forwarding.set(false);
@@ -907,18 +913,13 @@ impl Member {
         self.map_pending.set(true);
         if !lost.is_empty() {
             let shard = self.shard.clone();
+            let delete = self.on_lost_slots;
             glommio::spawn_local(async move {
                 let lost = Arc::new(lost);
-                shard
-                    .call_all(move |s| {
-                        let mut db = s.db.borrow_mut();
-                        for &slot in lost.iter() {
-                            if s.owner_of(slot) == s.id {
-                                db.clear_slot(slot);
-                            }
-                        }
-                    })
-                    .await;
+                for to in 0..shard.nshards {
+                    let lost = lost.clone();
+                    shard.post(to, true, move |s| delete(s, &lost)).await;
+                }
             })
             .detach();
         }

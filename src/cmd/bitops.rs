@@ -1,13 +1,10 @@
 //! Bitmap commands on strings (Redis's bitops.c): SETBIT, GETBIT, BITCOUNT, BITPOS, BITOP, BITFIELD.
 
 use crate::cmd::string::{clamp_range, max_bulk_len, read_str, write_str};
-use crate::cmd::{flag::*, BoxFuture, CommandSpec, Ctx, Handler};
-use crate::db::{Keyspace, NO_EXPIRE};
+use crate::cmd::{flag::*, CommandSpec, Ctx, Handler};
+use crate::db::{Db, NO_EXPIRE};
 use crate::error::{CmdResult, Error};
 use crate::resp::{Args, Reply};
-use crate::server::conn::Conn;
-use crate::shard::multi;
-use crate::slot::key_slot;
 use crate::types::{StrValue, Value};
 use crate::util::num::{arg_i64, parse_i64_strict};
 
@@ -38,7 +35,6 @@ pub static COMMANDS: &[CommandSpec] = &[
     ),
     CommandSpec::new("bitop", -4, WRITE | DENYOOM, Handler::Keyed(bitop))
         .keys(2, -1, 1)
-        .multi(bitop_multi)
         .acl(WRITE_SLOW)
         .doc("bitmap", "2.6.0", "Perform bitwise operations between strings"),
     CommandSpec::keyed("bitfield", -2, WRITE | DENYOOM, bitfield).acl(WRITE_SLOW).doc(
@@ -160,7 +156,7 @@ fn unit_is_bit(arg: &[u8]) -> Result<bool, Error> {
 /// Runs `f` on the string at `key` made `raw` and at least `min_len` bytes long (zero
 /// padded), creating it if missing, as Redis's `lookupStringForBitCommand`.
 fn with_bits<R>(
-    db: &mut Keyspace,
+    db: &mut Db,
     key: &[u8],
     now: i64,
     min_len: usize,
@@ -195,7 +191,7 @@ fn setbit(c: &mut Ctx, a: &Args) -> CmdResult {
         _ => return Err(Error::BitNotInteger),
     };
     let min_len = (offset >> 3) as usize + 1;
-    let old = with_bits(c.db, a.get(1), c.now, min_len, |b| {
+    let old = with_bits(&mut c.db, a.get(1), c.now, min_len, |b| {
         let old = bit_at(b, offset);
         set_bit(b, offset, on);
         old
@@ -206,7 +202,7 @@ fn setbit(c: &mut Ctx, a: &Args) -> CmdResult {
 
 fn getbit(c: &mut Ctx, a: &Args) -> CmdResult {
     let offset = bit_offset(a.get(2), None, max_bulk_len(c))?;
-    let bit = match read_str(c.db, a.get(1), c.now)? {
+    let bit = match read_str(&mut c.db, a.get(1), c.now)? {
         Some(s) => s.with_bytes(|b| bit_at(b, offset)),
         None => false,
     };
@@ -228,7 +224,7 @@ fn bit_range(start: i64, end: i64, is_bit: bool, len: usize) -> Option<(u64, u64
 
 fn bitcount(c: &mut Ctx, a: &Args) -> CmdResult {
     // Redis 7.0 looks the key up first: a missing key is 0 whatever the arguments.
-    let Some(s) = read_str(c.db, a.get(1), c.now)? else {
+    let Some(s) = read_str(&mut c.db, a.get(1), c.now)? else {
         c.out.int(0);
         return Ok(());
     };
@@ -259,7 +255,7 @@ fn bitpos(c: &mut Ctx, a: &Args) -> CmdResult {
     }
     let bit = bit == 1;
     // A missing key is all zeros: Redis answers before looking at the range.
-    let Some(s) = read_str(c.db, a.get(1), c.now)? else {
+    let Some(s) = read_str(&mut c.db, a.get(1), c.now)? else {
         c.out.int(if bit { -1 } else { 0 });
         return Ok(());
     };
@@ -374,7 +370,7 @@ impl BitopFold {
 }
 
 /// Writes BITOP's result: an empty result deletes the destination, as in Redis.
-fn store_result(db: &mut Keyspace, key: &[u8], result: Vec<u8>, now: i64) {
+fn store_result(db: &mut Db, key: &[u8], result: Vec<u8>, now: i64) {
     if result.is_empty() {
         db.delete(key, now);
     } else {
@@ -386,44 +382,15 @@ fn bitop(c: &mut Ctx, a: &Args) -> CmdResult {
     let op = parse_bitop(a)?;
     let mut fold = BitopFold::new(op);
     for key in a.rest(3) {
-        match read_str(c.db, key, c.now)? {
+        match read_str(&mut c.db, key, c.now)? {
             Some(s) => s.with_bytes(|b| fold.add(b)),
             None => fold.add(b""),
         }
     }
     let len = fold.acc.len();
-    store_result(c.db, a.get(2), fold.acc, c.now);
+    store_result(&mut c.db, a.get(2), fold.acc, c.now);
     c.out.int(len as i64);
     Ok(())
-}
-
-/// BITOP whose keys span shards: the sources are copied out, combined here, and the
-/// result written on the destination's shard.
-fn bitop_multi<'a>(conn: &'a mut Conn, a: Args<'a>) -> BoxFuture<'a> {
-    Box::pin(async move {
-        let op = parse_bitop(&a)?;
-        let keys: Vec<Vec<u8>> = a.rest(3).map(<[u8]>::to_vec).collect();
-        let values = multi::map_keys(&conn.shard, keys, |db, key, now| {
-            read_str(db, key, now).map(|v| v.map(|s| s.to_vec()))
-        })
-        .await;
-        let mut fold = BitopFold::new(op);
-        for v in values {
-            fold.add(&v?.unwrap_or_default());
-        }
-        let len = fold.acc.len();
-        let dest = a.get(2).to_vec();
-        let owner = conn.shard.owner_of(key_slot(&dest));
-        let result = fold.acc;
-        conn.shard
-            .call(owner, 0, move |s| {
-                let now = crate::util::time::now_ms();
-                store_result(&mut s.db.borrow_mut(), &dest, result, now);
-            })
-            .await;
-        conn.out.int(len as i64);
-        Ok(())
-    })
 }
 
 // ---------------------------------------------------------------------------------------
@@ -660,7 +627,7 @@ fn bitfield_generic(c: &mut Ctx, a: &Args, readonly_cmd: bool) -> CmdResult {
         }
     })?;
     if !writes {
-        return match read_str(c.db, a.get(1), c.now)? {
+        return match read_str(&mut c.db, a.get(1), c.now)? {
             Some(s) => s.with_bytes(|b| reply_reads(c.out, a, max_bulk, count, b)),
             None => reply_reads(c.out, a, max_bulk, count, b""),
         };
@@ -669,13 +636,19 @@ fn bitfield_generic(c: &mut Ctx, a: &Args, readonly_cmd: bool) -> CmdResult {
         return Err(Error::msg("BITFIELD_RO only supports the GET subcommand"));
     }
     let out = &mut *c.out;
-    with_bits(c.db, a.get(1), c.now, (highest >> 3) as usize + 1, |b| {
-        out.array(count);
-        parse_fields(a, max_bulk, |f| match write_field(b, &f) {
-            Some(v) => out.int(v),
-            None => out.null(),
-        })
-    })?
+    with_bits(
+        &mut c.db,
+        a.get(1),
+        c.now,
+        (highest >> 3) as usize + 1,
+        |b| {
+            out.array(count);
+            parse_fields(a, max_bulk, |f| match write_field(b, &f) {
+                Some(v) => out.int(v),
+                None => out.null(),
+            })
+        },
+    )?
 }
 
 fn reply_reads(out: &mut Reply, a: &Args, max_bulk: i64, count: usize, b: &[u8]) -> CmdResult {

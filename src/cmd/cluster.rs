@@ -6,10 +6,11 @@ use crate::cluster::bus::{node_flag, NodeName};
 use crate::cluster::member::Member;
 use crate::cluster::slotmap::EndpointType;
 use crate::cluster::state::{parse_slot, Node};
+use crate::cmd::call::{each_shard_data, on_shard_data};
 use crate::cmd::{flag::*, BoxFuture, CommandSpec, Handler};
 use crate::error::{CmdResult, Error};
 use crate::resp::{Args, Reply};
-use crate::server::conn::Conn;
+use crate::shard::client::Conn;
 use crate::slot::{key_slot, SLOTS};
 use crate::util::num::parse_i64_strict;
 
@@ -219,7 +220,7 @@ async fn on_member(c: &mut Conn, f: MemberFn) -> CmdResult {
     let control = c.shard.nshards;
     let reply = c
         .shard
-        .call(control, 0, move |s| {
+        .call(control, move |s| {
             let member = s.cluster.borrow().clone();
             let m = member.ok_or_else(disabled)?;
             let mut out = Reply::new(resp3);
@@ -320,7 +321,7 @@ fn change_slots<'a>(
 fn flushslots<'a>(c: &'a mut Conn, _a: Args<'a>) -> BoxFuture<'a> {
     Box::pin(async move {
         enabled(c)?;
-        let keys: usize = c.shard.call_all(|s| s.db.borrow().len()).await.iter().sum();
+        let keys: usize = each_shard_data(c, |d| d.len()).await.iter().sum();
         if keys != 0 {
             return Err(Error::msg(
                 "DB must be empty to perform CLUSTER FLUSHSLOTS.",
@@ -381,10 +382,7 @@ fn countkeysinslot<'a>(c: &'a mut Conn, a: Args<'a>) -> BoxFuture<'a> {
         }
         let slot = slot as u16;
         let owner = c.shard.owner_of(slot);
-        let n = c
-            .shard
-            .call(owner, 0, move |s| s.db.borrow().count_in_slot(slot))
-            .await;
+        let n = on_shard_data(c, owner, move |_, d, _| d.db(0).count_in_slot(slot)).await;
         c.out.int(n as i64);
         Ok(())
     })
@@ -400,18 +398,15 @@ fn getkeysinslot<'a>(c: &'a mut Conn, a: Args<'a>) -> BoxFuture<'a> {
         }
         let slot = slot as u16;
         let owner = c.shard.owner_of(slot);
-        let keys: Vec<Vec<u8>> = c
-            .shard
-            .call(owner, 0, move |s| {
-                let db = s.db.borrow();
-                db.slot_table(slot).map_or_else(Vec::new, |t| {
-                    t.iter()
-                        .take(count as usize)
-                        .map(|(k, _)| k.to_vec())
-                        .collect()
-                })
+        let keys: Vec<Vec<u8>> = on_shard_data(c, owner, move |_, d, _| {
+            d.db(0).slot_table(slot).map_or_else(Vec::new, |t| {
+                t.iter()
+                    .take(count as usize)
+                    .map(|(k, _)| k.to_vec())
+                    .collect()
             })
-            .await;
+        })
+        .await;
         c.out.array(keys.len());
         for k in keys {
             c.out.bulk(&k);
@@ -646,7 +641,7 @@ fn reset<'a>(c: &'a mut Conn, a: Args<'a>) -> BoxFuture<'a> {
             _ => return Err(Error::Syntax),
         };
         enabled(c)?;
-        let keys: usize = c.shard.call_all(|s| s.db.borrow().len()).await.iter().sum();
+        let keys: usize = each_shard_data(c, |d| d.len()).await.iter().sum();
         on_member(
             c,
             Box::new(move |m, out| {
@@ -737,9 +732,7 @@ fn setslot<'a>(c: &'a mut Conn, a: Args<'a>) -> BoxFuture<'a> {
         let keys = match slot {
             Some(s) => {
                 let owner = c.shard.owner_of(s);
-                c.shard
-                    .call(owner, 0, move |sh| sh.db.borrow().count_in_slot(s))
-                    .await
+                on_shard_data(c, owner, move |_, d, _| d.db(0).count_in_slot(s)).await
             }
             None => 0,
         };

@@ -1,12 +1,12 @@
 //! Connection commands: PING, ECHO, QUIT, HELLO, AUTH, SELECT, RESET.
 
-use crate::cmd::{flag::*, CommandSpec, Handler};
+use crate::cmd::{flag::*, BoxFuture, CommandSpec, Handler};
 use crate::error::{CmdResult, Error};
 use crate::resp::Args;
-use crate::server::conn::Conn;
+use crate::shard::client::Conn;
 
 pub static COMMANDS: &[CommandSpec] = &[
-    CommandSpec::new("ping", -1, FAST, Handler::Sync(ping))
+    CommandSpec::new("ping", -1, FAST | SUBSCRIBED_OK, Handler::Sync(ping))
         .acl(&["@fast", "@connection"])
         .doc(
             "connection",
@@ -19,7 +19,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     CommandSpec::new(
         "quit",
         -1,
-        ALLOW_BUSY | NOSCRIPT | LOADING | STALE | FAST | NO_AUTH,
+        ALLOW_BUSY | NOSCRIPT | LOADING | STALE | FAST | NO_AUTH | SUBSCRIBED_OK | NOT_QUEUED,
         Handler::Sync(quit),
     )
     .acl(&["@fast", "@connection"])
@@ -48,28 +48,33 @@ pub static COMMANDS: &[CommandSpec] = &[
     CommandSpec::new(
         "reset",
         1,
-        // BARRIER: like HELLO, it changes the protocol later replies are encoded in.
-        NOSCRIPT | LOADING | STALE | FAST | NO_AUTH | ALLOW_BUSY | BARRIER,
-        Handler::Sync(reset),
+        // Async waits for the batch's forwarded replies first: like HELLO, it changes the
+        // protocol later replies are encoded in.
+        NOSCRIPT | LOADING | STALE | FAST | NO_AUTH | ALLOW_BUSY | SUBSCRIBED_OK | NOT_QUEUED,
+        Handler::Async(reset),
     )
     .acl(&["@fast", "@connection"])
     .doc("connection", "6.2.0", "Reset the connection"),
 ];
 
-/// RESET (Redis's `clearClientConnectionState`): RESP2, default authentication, no
-/// subscriptions, no name, ASKING and READONLY off.
-fn reset(c: &mut Conn, _a: &Args) -> CmdResult {
-    c.out.resp3 = false;
-    c.meta.resp.set(2);
-    c.authed = c.shard.settings.borrow().requirepass.is_none();
-    if let Some(sub) = c.sub.clone() {
-        crate::shard::pubsub::remove_all(&c.shard, &sub);
-    }
-    c.meta.name.borrow_mut().clear();
-    c.asking = false;
-    c.readonly = false;
-    c.out.simple("RESET");
-    Ok(())
+/// RESET (Redis's `clearClientConnectionState`): no transaction or WATCHed keys, database
+/// 0, RESP2, default authentication, no subscriptions, no name, ASKING and READONLY off.
+fn reset<'a>(c: &'a mut Conn, _a: Args<'a>) -> BoxFuture<'a> {
+    Box::pin(async move {
+        super::multi::discard(c).await;
+        c.db = 0;
+        c.out.resp3 = false;
+        c.meta.resp.set(2);
+        c.authed = c.shard.settings.borrow().requirepass.is_none();
+        if let Some(sub) = c.sub.clone() {
+            crate::shard::pubsub::remove_all(&c.shard, &sub);
+        }
+        c.meta.name.borrow_mut().clear();
+        c.asking = false;
+        c.readonly = false;
+        c.out.simple("RESET");
+        Ok(())
+    })
 }
 
 fn ping(c: &mut Conn, a: &Args) -> CmdResult {
@@ -139,9 +144,10 @@ fn select(c: &mut Conn, a: &Args) -> CmdResult {
     if db != 0 && c.shard.slot_map.borrow().enabled {
         return Err(Error::msg("SELECT is not allowed in cluster mode"));
     }
-    if db != 0 {
-        return Err(Error::DbIndexOutOfRange);
-    }
+    c.db = usize::try_from(db)
+        .ok()
+        .filter(|&db| db < c.shard.shared.databases)
+        .ok_or(Error::DbIndexOutOfRange)?;
     c.out.ok();
     Ok(())
 }

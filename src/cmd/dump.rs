@@ -3,7 +3,7 @@
 use crate::cmd::{flag::*, CommandSpec, Ctx};
 use crate::db::{self, NO_EXPIRE};
 use crate::error::{CmdResult, Error};
-use crate::rdb::{self, Limits};
+use crate::rdb::{self};
 use crate::resp::Args;
 use crate::util::num::arg_i64;
 
@@ -102,7 +102,7 @@ fn restore(c: &mut Ctx, a: &Args) -> CmdResult {
     if ttl < 0 {
         return Err(Error::msg("Invalid TTL value, must be >= 0"));
     }
-    let limits = Limits::from_settings(&c.shard.settings.borrow());
+    let limits = c.limits();
     // Decoded whole before the keyspace changes: a bad payload leaves everything as it was.
     let value = rdb::restore_payload(a.get(3), &limits)?;
     if opts.replace {

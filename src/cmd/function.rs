@@ -6,7 +6,7 @@
 use crate::cmd::{flag::*, CommandSpec, Handler};
 use crate::error::{CmdResult, Error};
 use crate::resp::Args;
-use crate::server::conn::Conn;
+use crate::shard::client::Conn;
 use crate::util::crc64::crc64;
 
 /// The RDB version of Redis 7.0, which DUMP payloads carry.

@@ -2,7 +2,7 @@
 
 use crate::cmd::scan::{empty_scan, parse_cursor, parse_scan_opts};
 use crate::cmd::{flag::*, CommandSpec, Ctx};
-use crate::db::{Keyspace, NO_EXPIRE};
+use crate::db::{Db, NO_EXPIRE};
 use crate::error::{CmdResult, Error};
 use crate::resp::{Args, Reply};
 use crate::types::hash::{Hash, HashLimits};
@@ -100,15 +100,11 @@ pub static COMMANDS: &[CommandSpec] = &[
 // ---- lookups ----
 
 fn limits(c: &Ctx) -> HashLimits {
-    let s = c.shard.settings.borrow();
-    HashLimits {
-        max_entries: s.hash_max_listpack_entries,
-        max_value: s.hash_max_listpack_value,
-    }
+    c.limits().hash
 }
 
 /// The hash at `key` for a read (counts a keyspace hit or miss): None if absent.
-fn read_hash<'a>(db: &'a mut Keyspace, key: &[u8], now: i64) -> Result<Option<&'a Hash>, Error> {
+fn read_hash<'a>(db: &'a mut Db<'_>, key: &[u8], now: i64) -> Result<Option<&'a Hash>, Error> {
     match db.read(key, now) {
         None => Ok(None),
         Some(e) => match &e.value {
@@ -121,7 +117,7 @@ fn read_hash<'a>(db: &'a mut Keyspace, key: &[u8], now: i64) -> Result<Option<&'
 /// Runs `f` on the hash at `key`, creating an empty one if absent (stored only if `f` leaves
 /// it non-empty) and deleting the key if `f` empties it.
 fn write_hash<R>(
-    db: &mut Keyspace,
+    db: &mut Db,
     key: &[u8],
     now: i64,
     f: impl FnOnce(&mut Hash) -> Result<R, Error>,
@@ -156,7 +152,7 @@ fn set_pairs(c: &mut Ctx, a: &Args, name: &'static str) -> Result<i64, Error> {
         return Err(Error::WrongArity(name.into()));
     }
     let lim = limits(c);
-    write_hash(c.db, a.get(1), c.now, |h| {
+    write_hash(&mut c.db, a.get(1), c.now, |h| {
         h.convert_for(a.rest(2).map(<[u8]>::len), lim);
         let mut created = 0;
         for i in (2..a.len()).step_by(2) {
@@ -181,7 +177,7 @@ fn hmset(c: &mut Ctx, a: &Args) -> CmdResult {
 fn hsetnx(c: &mut Ctx, a: &Args) -> CmdResult {
     let lim = limits(c);
     let (f, v) = (a.get(2), a.get(3));
-    let set = write_hash(c.db, a.get(1), c.now, |h| {
+    let set = write_hash(&mut c.db, a.get(1), c.now, |h| {
         if h.contains(f) {
             return Ok(false);
         }
@@ -196,7 +192,7 @@ fn hsetnx(c: &mut Ctx, a: &Args) -> CmdResult {
 // ---- reads ----
 
 fn hget(c: &mut Ctx, a: &Args) -> CmdResult {
-    match read_hash(c.db, a.get(1), c.now)?.and_then(|h| h.get(a.get(2))) {
+    match read_hash(&mut c.db, a.get(1), c.now)?.and_then(|h| h.get(a.get(2))) {
         Some(v) => c.out.bulk(v),
         None => c.out.null(),
     }
@@ -204,7 +200,7 @@ fn hget(c: &mut Ctx, a: &Args) -> CmdResult {
 }
 
 fn hmget(c: &mut Ctx, a: &Args) -> CmdResult {
-    let h = read_hash(c.db, a.get(1), c.now)?;
+    let h = read_hash(&mut c.db, a.get(1), c.now)?;
     c.out.array(a.len() - 2);
     for f in a.rest(2) {
         match h.and_then(|h| h.get(f)) {
@@ -216,13 +212,13 @@ fn hmget(c: &mut Ctx, a: &Args) -> CmdResult {
 }
 
 fn hlen(c: &mut Ctx, a: &Args) -> CmdResult {
-    let n = read_hash(c.db, a.get(1), c.now)?.map_or(0, Hash::len);
+    let n = read_hash(&mut c.db, a.get(1), c.now)?.map_or(0, Hash::len);
     c.out.int(n as i64);
     Ok(())
 }
 
 fn hstrlen(c: &mut Ctx, a: &Args) -> CmdResult {
-    let n = read_hash(c.db, a.get(1), c.now)?
+    let n = read_hash(&mut c.db, a.get(1), c.now)?
         .and_then(|h| h.get(a.get(2)))
         .map_or(0, <[u8]>::len);
     c.out.int(n as i64);
@@ -230,13 +226,13 @@ fn hstrlen(c: &mut Ctx, a: &Args) -> CmdResult {
 }
 
 fn hexists(c: &mut Ctx, a: &Args) -> CmdResult {
-    let found = read_hash(c.db, a.get(1), c.now)?.is_some_and(|h| h.contains(a.get(2)));
+    let found = read_hash(&mut c.db, a.get(1), c.now)?.is_some_and(|h| h.contains(a.get(2)));
     c.out.int(found as i64);
     Ok(())
 }
 
 fn hkeys(c: &mut Ctx, a: &Args) -> CmdResult {
-    let Some(h) = read_hash(c.db, a.get(1), c.now)? else {
+    let Some(h) = read_hash(&mut c.db, a.get(1), c.now)? else {
         c.out.array(0);
         return Ok(());
     };
@@ -248,7 +244,7 @@ fn hkeys(c: &mut Ctx, a: &Args) -> CmdResult {
 }
 
 fn hvals(c: &mut Ctx, a: &Args) -> CmdResult {
-    let Some(h) = read_hash(c.db, a.get(1), c.now)? else {
+    let Some(h) = read_hash(&mut c.db, a.get(1), c.now)? else {
         c.out.array(0);
         return Ok(());
     };
@@ -260,7 +256,7 @@ fn hvals(c: &mut Ctx, a: &Args) -> CmdResult {
 }
 
 fn hgetall(c: &mut Ctx, a: &Args) -> CmdResult {
-    let Some(h) = read_hash(c.db, a.get(1), c.now)? else {
+    let Some(h) = read_hash(&mut c.db, a.get(1), c.now)? else {
         c.out.map(0);
         return Ok(());
     };
@@ -303,7 +299,7 @@ fn hincrby(c: &mut Ctx, a: &Args) -> CmdResult {
     let incr = arg_i64(a.get(3))?;
     let lim = limits(c);
     let f = a.get(2);
-    let v = write_hash(c.db, a.get(1), c.now, |h| {
+    let v = write_hash(&mut c.db, a.get(1), c.now, |h| {
         let cur = match h.get(f) {
             Some(v) => {
                 parse_i64_strict(v).ok_or_else(|| Error::msg("hash value is not an integer"))?
@@ -328,7 +324,7 @@ fn hincrbyfloat(c: &mut Ctx, a: &Args) -> CmdResult {
     }
     let lim = limits(c);
     let f = a.get(2);
-    let text = write_hash(c.db, a.get(1), c.now, |h| {
+    let text = write_hash(&mut c.db, a.get(1), c.now, |h| {
         let text = match incr_by_float(h.get(f), incr) {
             Err(Error::NotFloat) => return Err(Error::msg("hash value is not a float")),
             other => other?,
@@ -369,7 +365,7 @@ fn hrandfield(c: &mut Ctx, a: &Args) -> CmdResult {
     // `h` borrows the keyspace, so the draws come from a generator seeded from its own.
     let mut rng = Rng::new(c.db.random_u64());
     // Empty hashes are never stored; the filter only keeps random picks in bounds.
-    let Some(h) = read_hash(c.db, a.get(1), c.now)?.filter(|h| !h.is_empty()) else {
+    let Some(h) = read_hash(&mut c.db, a.get(1), c.now)?.filter(|h| !h.is_empty()) else {
         c.out.array(0);
         return Ok(());
     };
@@ -381,7 +377,7 @@ fn hrandfield(c: &mut Ctx, a: &Args) -> CmdResult {
 
 fn hrandfield_one(c: &mut Ctx, a: &Args) -> CmdResult {
     let r = c.db.random_u64();
-    match read_hash(c.db, a.get(1), c.now)? {
+    match read_hash(&mut c.db, a.get(1), c.now)? {
         Some(h) => match h.nth(below(r, h.len())) {
             Some((f, _)) => c.out.bulk(f),
             None => c.out.null(),
@@ -461,7 +457,7 @@ fn reply_pairs(
 
 fn hscan(c: &mut Ctx, a: &Args) -> CmdResult {
     let cursor = parse_cursor(a.get(2))?;
-    let Some(h) = read_hash(c.db, a.get(1), c.now)? else {
+    let Some(h) = read_hash(&mut c.db, a.get(1), c.now)? else {
         empty_scan(c.out);
         return Ok(());
     };

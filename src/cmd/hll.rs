@@ -1,15 +1,11 @@
 //! HyperLogLog commands (Redis 7.0's hyperloglog.c): PFADD, PFCOUNT and PFMERGE (across
 //! shards too), PFDEBUG and PFSELFTEST. Values are plain strings in Redis's HLL byte layout.
 
-use std::rc::Rc;
-
-use crate::cmd::{flag::*, BoxFuture, CommandSpec, Ctx, Handler};
-use crate::db::{Keyspace, NO_EXPIRE};
+use crate::cmd::{flag::*, CommandSpec, Ctx, Handler};
+use crate::db::{Db, NO_EXPIRE};
 use crate::error::{CmdResult, Error};
 use crate::resp::Args;
-use crate::server::conn::Conn;
-use crate::shard::{multi, Shard};
-use crate::slot::key_slot;
+use crate::shard::client::Conn;
 use crate::types::hll::{self, Corrupt, REGISTERS};
 use crate::types::{StrValue, Value};
 use crate::util::time::now_ms;
@@ -24,7 +20,6 @@ pub static COMMANDS: &[CommandSpec] = &[
         ),
     CommandSpec::keyed("pfcount", -2, READONLY, pfcount)
         .keys(1, -1, 1)
-        .multi(pfcount_multi)
         .acl(&["@read", "@hyperloglog", "@slow"])
         .doc(
             "hyperloglog",
@@ -33,7 +28,6 @@ pub static COMMANDS: &[CommandSpec] = &[
         ),
     CommandSpec::keyed("pfmerge", -2, WRITE | DENYOOM, pfmerge)
         .keys(1, -1, 1)
-        .multi(pfmerge_multi)
         .acl(&["@write", "@hyperloglog", "@slow"])
         .doc(
             "hyperloglog",
@@ -64,14 +58,14 @@ impl From<Corrupt> for Error {
 }
 
 fn sparse_max(c: &Ctx) -> usize {
-    c.shard.settings.borrow().hll_sparse_max_bytes
+    c.limits().hll_sparse_max_bytes
 }
 
 /// The HLL at `key` for modification, as raw bytes (Redis unshares the string first, so an
 /// `embstr` becomes `raw`). None if absent; WRONGTYPE for other types and for strings that
 /// fail the HLL checks. `read` counts a keyspace hit or miss.
 fn hll_mut<'a>(
-    db: &'a mut Keyspace,
+    db: &'a mut Db<'_>,
     key: &[u8],
     now: i64,
     read: bool,
@@ -96,7 +90,7 @@ fn hll_mut<'a>(
 /// is absent) and whether it was dense. Read on the key's own shard; errors in Redis's words.
 type Registers = Option<(Vec<u8>, bool)>;
 
-fn registers_of(db: &mut Keyspace, key: &[u8], now: i64) -> Result<Registers, Error> {
+fn registers_of(db: &mut Db, key: &[u8], now: i64) -> Result<Registers, Error> {
     let Some(e) = db.read(key, now) else {
         return Ok(None);
     };
@@ -138,7 +132,7 @@ fn pfadd(c: &mut Ctx, a: &Args) -> CmdResult {
     let max_bytes = sparse_max(c);
     let key = a.get(1);
     let mut created = None;
-    let existing = hll_mut(c.db, key, c.now, false)?;
+    let existing = hll_mut(&mut c.db, key, c.now, false)?;
     // Creating the key counts as an update even with no elements.
     let mut updated = existing.is_none();
     let s = match existing {
@@ -162,12 +156,12 @@ fn pfadd(c: &mut Ctx, a: &Args) -> CmdResult {
 fn pfcount(c: &mut Ctx, a: &Args) -> CmdResult {
     if a.len() > 2 {
         let keys: Vec<&[u8]> = a.rest(1).collect();
-        let (max, _) = union(keys.iter().map(|k| registers_of(c.db, k, c.now)))?;
+        let (max, _) = union(keys.iter().map(|k| registers_of(&mut c.db, k, c.now)))?;
         c.out.int(hll::count_registers(&max) as i64);
         return Ok(());
     }
     // One key: the cached cardinality, refreshed in the value when stale.
-    let card = match hll_mut(c.db, a.get(1), c.now, true)? {
+    let card = match hll_mut(&mut c.db, a.get(1), c.now, true)? {
         None => 0,
         Some(s) => hll::count_cached(s)?,
     };
@@ -175,22 +169,10 @@ fn pfcount(c: &mut Ctx, a: &Args) -> CmdResult {
     Ok(())
 }
 
-/// PFCOUNT over keys on several shards: each shard unpacks its keys' registers, the union is
-/// counted here.
-fn pfcount_multi<'a>(conn: &'a mut Conn, a: Args<'a>) -> BoxFuture<'a> {
-    Box::pin(async move {
-        let keys: Vec<Vec<u8>> = a.rest(1).map(<[u8]>::to_vec).collect();
-        let parts = multi::map_keys(&conn.shard, keys, registers_of).await;
-        let (max, _) = union(parts)?;
-        conn.out.int(hll::count_registers(&max) as i64);
-        Ok(())
-    })
-}
-
 /// Writes a PFMERGE result into `dst` (created sparse if absent, TTL kept otherwise), turning
 /// it dense first when any input was dense, as Redis does.
 fn store_merged(
-    db: &mut Keyspace,
+    db: &mut Db,
     dst: &[u8],
     max: &[u8],
     any_dense: bool,
@@ -216,77 +198,15 @@ fn pfmerge(c: &mut Ctx, a: &Args) -> CmdResult {
     let max_bytes = sparse_max(c);
     // The destination is a source too (argument 1 onwards).
     let keys: Vec<&[u8]> = a.rest(1).collect();
-    let (max, any_dense) = union(keys.iter().map(|k| registers_of(c.db, k, c.now)))?;
-    store_merged(c.db, a.get(1), &max, any_dense, max_bytes, c.now)?;
+    let (max, any_dense) = union(keys.iter().map(|k| registers_of(&mut c.db, k, c.now)))?;
+    store_merged(&mut c.db, a.get(1), &max, any_dense, max_bytes, c.now)?;
     c.out.ok();
     Ok(())
 }
 
-/// PFMERGE across shards, atomically: every involved shard is held (ascending order) while
-/// the inputs are read and the destination written, so no command sees a half-done merge.
-fn pfmerge_multi<'a>(conn: &'a mut Conn, a: Args<'a>) -> BoxFuture<'a> {
-    Box::pin(async move {
-        let shard = conn.shard.clone();
-        let keys: Vec<Vec<u8>> = a.rest(1).map(<[u8]>::to_vec).collect();
-        let mut involved: Vec<usize> = keys.iter().map(|k| shard.owner_of(key_slot(k))).collect();
-        involved.sort_unstable();
-        involved.dedup();
-        let token = shard.new_hold_token();
-        let holds = multi::Holds::acquire(&shard, token, &involved).await;
-        let done = pfmerge_held(&shard, token, keys).await;
-        holds.release().await;
-        done?;
-        conn.out.ok();
-        Ok(())
-    })
-}
-
-async fn pfmerge_held(shard: &Rc<Shard>, token: u64, keys: Vec<Vec<u8>>) -> CmdResult {
-    let now = now_ms();
-    let mut parts: Vec<Option<Result<Registers, Error>>> = (0..keys.len()).map(|_| None).collect();
-    for to in 0..shard.nshards {
-        let mine: Vec<(usize, Vec<u8>)> = keys
-            .iter()
-            .enumerate()
-            .filter(|(_, k)| shard.owner_of(key_slot(k)) == to)
-            .map(|(i, k)| (i, k.clone()))
-            .collect();
-        if mine.is_empty() {
-            continue;
-        }
-        let got = shard
-            .call(to, token, move |s| {
-                let mut db = s.db.borrow_mut();
-                mine.into_iter()
-                    .map(|(i, k)| (i, registers_of(&mut db, &k, now)))
-                    .collect::<Vec<_>>()
-            })
-            .await;
-        for (i, r) in got {
-            parts[i] = Some(r);
-        }
-    }
-    let (max, any_dense) = union(parts.into_iter().flatten())?;
-    let dst = keys.into_iter().next().unwrap_or_default();
-    let owner = shard.owner_of(key_slot(&dst));
-    shard
-        .call(owner, token, move |s| {
-            let max_bytes = s.settings.borrow().hll_sparse_max_bytes;
-            store_merged(
-                &mut s.db.borrow_mut(),
-                &dst,
-                &max,
-                any_dense,
-                max_bytes,
-                now,
-            )
-        })
-        .await
-}
-
 fn pfdebug(c: &mut Ctx, a: &Args) -> CmdResult {
     let sub = a.get(1);
-    let Some(s) = hll_mut(c.db, a.get(2), c.now, false)? else {
+    let Some(s) = hll_mut(&mut c.db, a.get(2), c.now, false)? else {
         return Err(Error::msg("The specified key does not exist"));
     };
     if sub.eq_ignore_ascii_case(b"getreg") {
@@ -321,7 +241,7 @@ fn pfdebug(c: &mut Ctx, a: &Args) -> CmdResult {
 }
 
 fn pfselftest(c: &mut Conn, _a: &Args) -> CmdResult {
-    let max_bytes = c.shard.settings.borrow().hll_sparse_max_bytes;
+    let max_bytes = c.shard.settings.borrow().limits.hll_sparse_max_bytes;
     // xorshift64*, seeded from the clock: the test must pass for any element sequence.
     let mut state = (now_ms() as u64) | 1;
     let rand = move || {

@@ -1,15 +1,13 @@
 //! Generic key commands (Redis's db.c / expire.c / object.c): DEL, EXISTS, TYPE, TTLs, RENAME, COPY, SCAN, OBJECT ...
 
 use crate::cmd::scan::{parse_cursor, parse_scan_opts};
-use crate::cmd::{flag::*, BoxFuture, CommandSpec, Ctx, Handler};
+use crate::cmd::{flag::*, CommandSpec, Ctx, Handler};
 use crate::db::{self, ExpireFlags, ExpireOutcome, ScanFilter, NO_EXPIRE};
 use crate::error::{CmdResult, Error};
 use crate::resp::Args;
-use crate::server::conn::Conn;
-use crate::shard::multi::{self, TransferMode, TransferOutcome};
+use crate::shard::client::Conn;
 use crate::types::{StrValue, Value};
 use crate::util::num::arg_i64;
-use crate::util::time::now_ms;
 
 const READ_FAST: &[&str] = &["@keyspace", "@read", "@fast"];
 const WRITE_FAST: &[&str] = &["@keyspace", "@write", "@fast"];
@@ -61,22 +59,18 @@ static OBJECT_SUBCOMMANDS: &[CommandSpec] = &[
 pub static COMMANDS: &[CommandSpec] = &[
     CommandSpec::keyed("del", -2, WRITE, del)
         .keys(1, -1, 1)
-        .multi(del_multi)
         .acl(&["@keyspace", "@write", "@slow"])
         .doc("generic", "1.0.0", "Deletes one or more keys."),
     CommandSpec::keyed("unlink", -2, WRITE | FAST, del)
         .keys(1, -1, 1)
-        .multi(del_multi)
         .acl(WRITE_FAST)
         .doc("generic", "4.0.0", "Asynchronously deletes one or more keys."),
     CommandSpec::keyed("exists", -2, READONLY | FAST, exists)
         .keys(1, -1, 1)
-        .multi(exists_multi)
         .acl(READ_FAST)
         .doc("generic", "1.0.0", "Determines whether one or more keys exist."),
     CommandSpec::keyed("touch", -2, READONLY | FAST, touch)
         .keys(1, -1, 1)
-        .multi(touch_multi)
         .acl(READ_FAST)
         .doc("generic", "3.2.1", "Returns the number of existing keys out of those specified after updating the time they were last accessed."),
     CommandSpec::keyed("type", 2, READONLY | FAST, type_cmd)
@@ -111,28 +105,32 @@ pub static COMMANDS: &[CommandSpec] = &[
         .doc("generic", "2.2.0", "Removes the expiration time of a key."),
     CommandSpec::keyed("rename", 3, WRITE, rename)
         .keys(1, 2, 1)
-        .multi(rename_multi)
         .acl(&["@keyspace", "@write", "@slow"])
         .doc("generic", "1.0.0", "Renames a key and overwrites the destination."),
     CommandSpec::keyed("renamenx", 3, WRITE | FAST, renamenx)
         .keys(1, 2, 1)
-        .multi(renamenx_multi)
         .acl(WRITE_FAST)
         .doc("generic", "1.0.0", "Renames a key only when the target key name doesn't exist."),
     CommandSpec::keyed("copy", -3, WRITE | DENYOOM, copy)
         .keys(1, 2, 1)
-        .multi(copy_multi)
         .acl(&["@keyspace", "@write", "@slow"])
         .doc("generic", "6.2.0", "Copies the value of a key to a new key."),
-    CommandSpec::new("randomkey", 1, READONLY, Handler::Async(randomkey))
+    CommandSpec::whole("randomkey", 1, READONLY | TOUCHES_ARBITRARY_KEYS, randomkey)
         .acl(READ_SLOW)
         .doc("generic", "1.0.0", "Returns a random key name from the database."),
-    CommandSpec::new("keys", 2, READONLY, Handler::Async(keys))
+    CommandSpec::whole("keys", 2, READONLY, keys)
         .acl(&["@keyspace", "@read", "@slow", "@dangerous"])
         .doc("generic", "1.0.0", "Returns all key names that match a pattern."),
-    CommandSpec::new("scan", -2, READONLY, Handler::Async(scan))
+    CommandSpec::whole("scan", -2, READONLY | TOUCHES_ARBITRARY_KEYS, scan)
+        .shard_of(scan_shard)
         .acl(READ_SLOW)
         .doc("generic", "2.8.0", "Iterates over the key names in the database."),
+    CommandSpec::keyed("move", 3, WRITE | FAST, move_cmd)
+        .acl(WRITE_FAST)
+        .doc("generic", "1.0.0", "Move a key to another database"),
+    CommandSpec::whole("swapdb", 3, WRITE | FAST, swapdb)
+        .acl(&["@keyspace", "@write", "@fast", "@dangerous"])
+        .doc("server", "4.0.0", "Swaps two Redis databases"),
     CommandSpec::new("object", -2, 0, Handler::Container)
         .subs(OBJECT_SUBCOMMANDS)
         .acl(&["@slow"])
@@ -161,47 +159,6 @@ fn touch(c: &mut Ctx, a: &Args) -> CmdResult {
     let n = a.rest(1).filter(|k| c.db.read(k, c.now).is_some()).count();
     c.out.int(n as i64);
     Ok(())
-}
-
-fn del_multi<'a>(conn: &'a mut Conn, a: Args<'a>) -> BoxFuture<'a> {
-    Box::pin(async move {
-        let keys = a.rest(1).map(<[u8]>::to_vec).collect();
-        let n = multi::map_keys_write(&conn.shard, keys, |db, k, now| db.delete(k, now))
-            .await
-            .into_iter()
-            .filter(|&d| d)
-            .count();
-        conn.out.int(n as i64);
-        Ok(())
-    })
-}
-
-fn exists_multi<'a>(conn: &'a mut Conn, a: Args<'a>) -> BoxFuture<'a> {
-    Box::pin(async move {
-        let keys = a.rest(1).map(<[u8]>::to_vec).collect();
-        let n = multi::map_keys(&conn.shard, keys, |db, k, now| {
-            db.read_untouched(k, now).is_some()
-        })
-        .await
-        .into_iter()
-        .filter(|&d| d)
-        .count();
-        conn.out.int(n as i64);
-        Ok(())
-    })
-}
-
-fn touch_multi<'a>(conn: &'a mut Conn, a: Args<'a>) -> BoxFuture<'a> {
-    Box::pin(async move {
-        let keys = a.rest(1).map(<[u8]>::to_vec).collect();
-        let n = multi::map_keys(&conn.shard, keys, |db, k, now| db.read(k, now).is_some())
-            .await
-            .into_iter()
-            .filter(|&d| d)
-            .count();
-        conn.out.int(n as i64);
-        Ok(())
-    })
 }
 
 // ---- TYPE ----
@@ -298,12 +255,11 @@ fn pexpireat(c: &mut Ctx, a: &Args) -> CmdResult {
 
 /// TTL / PTTL / EXPIRETIME / PEXPIRETIME: -2 for no key, -1 for no TTL.
 fn ttl_generic(c: &mut Ctx, a: &Args, ms: bool, absolute: bool) -> CmdResult {
-    let Some(e) = c.db.read_untouched(a.get(1), c.now) else {
+    if c.db.read_untouched(a.get(1), c.now).is_none() {
         c.out.int(-2);
         return Ok(());
-    };
-    let ttl = e.ttl();
-    let expire_at = c.db.expire_at_of(ttl);
+    }
+    let expire_at = c.db.expire_at(a.get(1));
     if expire_at == NO_EXPIRE {
         c.out.int(-1);
         return Ok(());
@@ -387,143 +343,145 @@ fn renamenx(c: &mut Ctx, a: &Args) -> CmdResult {
     rename_generic(c, a, true)
 }
 
-fn rename_multi<'a>(conn: &'a mut Conn, a: Args<'a>) -> BoxFuture<'a> {
-    Box::pin(rename_multi_generic(conn, a, false))
-}
-
-fn renamenx_multi<'a>(conn: &'a mut Conn, a: Args<'a>) -> BoxFuture<'a> {
-    Box::pin(rename_multi_generic(conn, a, true))
-}
-
-/// RENAME / RENAMENX across shards (the keys differ, since they hash differently).
-async fn rename_multi_generic(conn: &mut Conn, a: Args<'_>, nx: bool) -> CmdResult {
-    let mode = if nx {
-        TransferMode::RenameNx
-    } else {
-        TransferMode::Rename
-    };
-    let (src, dst) = (a.get(1).to_vec(), a.get(2).to_vec());
-    match multi::transfer(&conn.shard, conn.shard.new_hold_token(), src, dst, mode).await {
-        TransferOutcome::NoSource => return Err(Error::NoSuchKey),
-        TransferOutcome::TargetExists => reply_renamed(&mut conn.out, nx, false),
-        TransferOutcome::Done => reply_renamed(&mut conn.out, nx, true),
+/// A database number argument (`getIntFromObjectOrReply`, then `selectDb`'s range check);
+/// `range_error` is the text for a number outside `int`, when Redis words it specially.
+pub(crate) fn parse_db(
+    databases: usize,
+    arg: &[u8],
+    range_error: Option<&'static str>,
+) -> Result<usize, Error> {
+    let n = arg_i64(arg).map_err(|e| match range_error {
+        Some(text) => Error::msg(text),
+        None => e,
+    })?;
+    if i32::try_from(n).is_err() {
+        return Err(match range_error {
+            Some(text) => Error::msg(text),
+            None => Error::OutOfRange {
+                min: i32::MIN as i64,
+                max: i32::MAX as i64,
+            },
+        });
     }
-    Ok(())
+    usize::try_from(n)
+        .ok()
+        .filter(|&db| db < databases)
+        .ok_or(Error::DbIndexOutOfRange)
 }
 
-/// COPY's options from argument 3 on: whether REPLACE was given. Only DB 0 exists.
-fn parse_copy_options(a: &Args) -> Result<bool, Error> {
+fn cluster_enabled(c: &Ctx) -> bool {
+    c.shard.slot_map.borrow().enabled
+}
+
+/// COPY's options from argument 3 on: REPLACE, and the target database (`db`, the selected
+/// one, unless given; below `databases`).
+fn parse_copy_options(a: &Args, db: usize, databases: usize) -> Result<(bool, usize), Error> {
     let mut replace = false;
+    let mut db = db;
     let mut j = 3;
     while j < a.len() {
         if a.is(j, "REPLACE") {
             replace = true;
         } else if a.is(j, "DB") && j + 1 < a.len() {
-            let db = arg_i64(a.get(j + 1))?;
-            if i32::try_from(db).is_err() {
-                return Err(Error::OutOfRange {
-                    min: i32::MIN as i64,
-                    max: i32::MAX as i64,
-                });
-            }
-            if db != 0 {
-                return Err(Error::DbIndexOutOfRange);
-            }
+            db = parse_db(databases, a.get(j + 1), None)?;
             j += 1;
         } else {
             return Err(Error::Syntax);
         }
         j += 1;
     }
-    Ok(replace)
+    Ok((replace, db))
 }
 
 fn copy(c: &mut Ctx, a: &Args) -> CmdResult {
-    let replace = parse_copy_options(a)?;
+    let (replace, to_db) = parse_copy_options(a, c.db.index(), c.db.databases())?;
+    if cluster_enabled(c) && (c.db.index() != 0 || to_db != 0) {
+        return Err(Error::msg(
+            "Copying to another database is not allowed in cluster mode",
+        ));
+    }
     let (src, dst) = (a.get(1), a.get(2));
-    if src == dst {
-        return Err(Error::msg("source and destination objects are the same"));
+    if src == dst && to_db == c.db.index() {
+        return Err(Error::SameObject);
     }
     let Some(e) = c.db.read(src, c.now) else {
         c.out.int(0);
         return Ok(());
     };
-    let (value, ttl) = (e.value.clone(), e.ttl());
+    let value = e.value.clone();
     // Read now: the lookup of `dst` below may expire keys and move TTL records.
-    let expire_at = c.db.expire_at_of(ttl);
-    if c.db.get(dst, c.now).is_some() && !replace {
+    let expire_at = c.db.expire_at(src);
+    let now = c.now;
+    let mut target = c.db.at(to_db);
+    if target.get(dst, now).is_some() && !replace {
         c.out.int(0);
         return Ok(());
     }
-    c.db.set(dst, value, expire_at, c.now);
+    target.set(dst, value, expire_at, now);
+    if to_db != c.db.index() {
+        c.touches_all_dbs();
+    }
+    c.dirty(1);
     c.out.int(1);
     Ok(())
 }
 
-fn copy_multi<'a>(conn: &'a mut Conn, a: Args<'a>) -> BoxFuture<'a> {
-    Box::pin(async move {
-        let replace = parse_copy_options(&a)?;
-        let (src, dst) = (a.get(1).to_vec(), a.get(2).to_vec());
-        let mode = TransferMode::Copy { replace };
-        let outcome =
-            multi::transfer(&conn.shard, conn.shard.new_hold_token(), src, dst, mode).await;
-        conn.out.int((outcome == TransferOutcome::Done) as i64);
-        Ok(())
-    })
+fn move_cmd(c: &mut Ctx, a: &Args) -> CmdResult {
+    if cluster_enabled(c) {
+        return Err(Error::msg("MOVE is not allowed in cluster mode"));
+    }
+    let to_db = parse_db(c.db.databases(), a.get(2), None)?;
+    if to_db == c.db.index() {
+        return Err(Error::SameObject);
+    }
+    let key = a.get(1);
+    let now = c.now;
+    if c.db.get(key, now).is_none() {
+        c.out.int(0);
+        return Ok(());
+    }
+    c.touches_all_dbs();
+    if c.db.at(to_db).get(key, now).is_some() {
+        c.out.int(0);
+        return Ok(());
+    }
+    let Some((value, expire_at)) = c.db.take(key, now) else {
+        c.out.int(0);
+        return Ok(());
+    };
+    c.db.at(to_db).set(key, value, expire_at, now);
+    c.dirty(1);
+    c.out.int(1);
+    Ok(())
+}
+
+fn swapdb(c: &mut Ctx, a: &Args) -> CmdResult {
+    if cluster_enabled(c) {
+        return Err(Error::msg("SWAPDB is not allowed in cluster mode"));
+    }
+    let databases = c.db.databases();
+    let first = parse_db(databases, a.get(1), Some("invalid first DB index"))?;
+    let second = parse_db(databases, a.get(2), Some("invalid second DB index"))?;
+    if first != second {
+        let now = c.now;
+        for data in c.db.parts().each() {
+            let (x, y) = data.two_dbs(first, second);
+            // Watchers of each database see it emptied and replaced by the other, then the
+            // keys change places; watchers and blocked clients stay with the numbers.
+            x.touch_all_watched(Some(y), now);
+            y.touch_all_watched(Some(x), now);
+            x.swap_keys(y);
+            x.mark_blocked_ready();
+            y.mark_blocked_ready();
+        }
+    }
+    c.touches_all_dbs();
+    c.dirty(1);
+    c.out.ok();
+    Ok(())
 }
 
 // ---- RANDOMKEY / KEYS / SCAN ----
-
-fn randomkey<'a>(conn: &'a mut Conn, _a: Args<'a>) -> BoxFuture<'a> {
-    Box::pin(async move {
-        // A shard drawn in proportion to its size, then a uniform key of it: every key is
-        // equally likely. A draw fails only if the shard's keys drawn were all expired (and
-        // are now deleted), so retrying makes progress.
-        for _ in 0..1000 {
-            let sizes = conn.shard.call_all(|s| s.db.borrow().len()).await;
-            let total: usize = sizes.iter().sum();
-            if total == 0 {
-                break;
-            }
-            let mut pick = (conn.shard.db.borrow_mut().random_u64() % total as u64) as usize;
-            let Some(to) = sizes.iter().position(|&n| {
-                if pick < n {
-                    true
-                } else {
-                    pick -= n;
-                    false
-                }
-            }) else {
-                break;
-            };
-            let key = conn
-                .shard
-                .call(to, 0, |s| s.db.borrow_mut().random_key(now_ms()))
-                .await;
-            if let Some(key) = key {
-                conn.out.bulk(&key);
-                return Ok(());
-            }
-        }
-        conn.out.null();
-        Ok(())
-    })
-}
-
-fn keys<'a>(conn: &'a mut Conn, a: Args<'a>) -> BoxFuture<'a> {
-    Box::pin(async move {
-        let pattern = a.get(1).to_vec();
-        let parts = conn
-            .shard
-            .call_all(move |s| s.db.borrow().keys_matching(&pattern, now_ms()))
-            .await;
-        conn.out.array(parts.iter().map(Vec::len).sum());
-        for k in parts.iter().flatten() {
-            conn.out.bulk(k);
-        }
-        Ok(())
-    })
-}
 
 /// Where cursor `pos` points in the shard-major slot enumeration (all of shard 0's slots in
 /// increasing order, then shard 1's, ...): (shard, its table index, the shard's first position).
@@ -539,44 +497,90 @@ fn locate(pos: u64, nshards: usize) -> Option<(usize, usize, u64)> {
     None
 }
 
-fn scan<'a>(conn: &'a mut Conn, a: Args<'a>) -> BoxFuture<'a> {
-    Box::pin(async move {
-        let cursor = parse_cursor(a.get(1))?;
-        let opts = parse_scan_opts(&a, 2, true)?;
-        let nshards = conn.shard.nshards;
-        let (keys, next) = match locate(cursor, nshards) {
-            None => (Vec::new(), 0),
-            Some((shard, start, base)) => {
-                // Owned copies: the filter runs on the shard's core.
-                let count = opts.count;
-                let pattern = opts.pattern.map(<[u8]>::to_vec);
-                let type_name = opts.type_name.map(<[u8]>::to_vec);
-                let (keys, resume) = conn
-                    .shard
-                    .call(shard, 0, move |s| {
-                        let filter = ScanFilter {
-                            pattern: pattern.as_deref(),
-                            type_name: type_name.as_deref(),
-                        };
-                        s.db.borrow_mut().scan_slots(start, count, filter, now_ms())
-                    })
-                    .await;
-                let next = match resume {
-                    Some(t) => base + t as u64,
-                    None if shard + 1 < nshards => base + db::slots_owned(shard, nshards) as u64,
-                    None => 0,
-                };
-                (keys, next)
-            }
-        };
-        conn.out.array(2);
-        conn.out.bulk_int(next as i64);
-        conn.out.array(keys.len());
-        for k in &keys {
-            conn.out.bulk(k);
+/// The shard a SCAN cursor points into (a malformed or finished cursor: the first; the
+/// handler answers it).
+fn scan_shard(a: &Args, nshards: usize) -> usize {
+    parse_cursor(a.get(1))
+        .ok()
+        .and_then(|c| locate(c, nshards))
+        .map_or(0, |(shard, _, _)| shard)
+}
+
+/// RANDOMKEY: a shard drawn in proportion to its size, then a uniform key of it, so every key
+/// is equally likely. A draw fails only if the keys drawn had all expired (and are now
+/// deleted), so retrying makes progress.
+fn randomkey(c: &mut Ctx, _a: &Args) -> CmdResult {
+    let now = c.now;
+    for _ in 0..1000 {
+        let total = c.db.len();
+        if total == 0 {
+            break;
         }
-        Ok(())
-    })
+        let mut pick = (c.db.random_u64() % total as u64) as usize;
+        let Some(ks) = c.db.each().find(|ks| {
+            if pick < ks.len() {
+                true
+            } else {
+                pick -= ks.len();
+                false
+            }
+        }) else {
+            break;
+        };
+        if let Some(key) = ks.random_key(now) {
+            c.out.bulk(&key);
+            return Ok(());
+        }
+    }
+    c.out.null();
+    Ok(())
+}
+
+fn keys(c: &mut Ctx, a: &Args) -> CmdResult {
+    let pattern = a.get(1);
+    let now = c.now;
+    let parts: Vec<Vec<Vec<u8>>> =
+        c.db.each_ref()
+            .map(|ks| ks.keys_matching(pattern, now))
+            .collect();
+    c.out.array(parts.iter().map(Vec::len).sum());
+    for k in parts.iter().flatten() {
+        c.out.bulk(k);
+    }
+    Ok(())
+}
+
+fn scan(c: &mut Ctx, a: &Args) -> CmdResult {
+    let cursor = parse_cursor(a.get(1))?;
+    let opts = parse_scan_opts(a, 2, true)?;
+    let nshards = c.shard.nshards;
+    let (keys, next) = match locate(cursor, nshards) {
+        None => (Vec::new(), 0),
+        Some((shard, start, base)) => {
+            let filter = ScanFilter {
+                pattern: opts.pattern,
+                type_name: opts.type_name,
+            };
+            let now = c.now;
+            let ks =
+                c.db.on_shard(shard)
+                    .expect("SCAN runs on the shard its cursor names");
+            let (keys, resume) = ks.scan_slots(start, opts.count, filter, now);
+            let next = match resume {
+                Some(t) => base + t as u64,
+                None if shard + 1 < nshards => base + db::slots_owned(shard, nshards) as u64,
+                None => 0,
+            };
+            (keys, next)
+        }
+    };
+    c.out.array(2);
+    c.out.bulk_int(next as i64);
+    c.out.array(keys.len());
+    for k in &keys {
+        c.out.bulk(k);
+    }
+    Ok(())
 }
 
 // ---- OBJECT ----
@@ -720,11 +724,19 @@ mod tests {
 
     #[test]
     fn copy_options() {
-        let parse = |w: &[&str]| with_args(w, parse_copy_options);
-        assert_eq!(parse(&["copy", "a", "b"]), Ok(false));
-        assert_eq!(parse(&["copy", "a", "b", "db", "0", "REPLACE"]), Ok(true));
+        let parse = |w: &[&str]| with_args(w, |a| parse_copy_options(a, 3, 16));
+        assert_eq!(parse(&["copy", "a", "b"]), Ok((false, 3)));
         assert_eq!(
-            parse(&["copy", "a", "b", "db", "1"]),
+            parse(&["copy", "a", "b", "db", "0", "REPLACE"]),
+            Ok((true, 0))
+        );
+        assert_eq!(parse(&["copy", "a", "b", "db", "15"]), Ok((false, 15)));
+        assert_eq!(
+            parse(&["copy", "a", "b", "db", "16"]),
+            Err(Error::DbIndexOutOfRange)
+        );
+        assert_eq!(
+            parse(&["copy", "a", "b", "db", "-1"]),
             Err(Error::DbIndexOutOfRange)
         );
         assert_eq!(

@@ -2,20 +2,15 @@
 //! LRANGE / LTRIM / LREM / LINSERT / LPOS, LMOVE and RPOPLPUSH (across shards too), LMPOP,
 //! and the blocking BLPOP / BRPOP / BLMOVE / BRPOPLPUSH / BLMPOP (via `shard::blocking`).
 
-use std::rc::Rc;
-
 use crate::cmd::{flag::*, BoxFuture, CommandSpec, Ctx, Handler};
-use crate::db::{Keyspace, NO_EXPIRE};
+use crate::db::{Db, NO_EXPIRE};
 use crate::error::{CmdResult, Error};
 use crate::resp::{Args, Reply};
-use crate::server::conn::Conn;
 use crate::shard::blocking::{self, BlockingOp, WaitState};
-use crate::shard::{multi, Shard};
-use crate::slot::key_slot;
+use crate::shard::client::Conn;
 use crate::types::list::{End, Fill, List};
 use crate::types::Value;
 use crate::util::num::{arg_i64, parse_i64_strict};
-use crate::util::time::now_ms;
 
 const READ_FAST: &[&str] = &["@read", "@list", "@fast"];
 const READ_SLOW: &[&str] = &["@read", "@list", "@slow"];
@@ -88,7 +83,6 @@ pub static COMMANDS: &[CommandSpec] = &[
         ),
     CommandSpec::keyed("lmove", 5, WRITE | DENYOOM, lmove)
         .keys(1, 2, 1)
-        .multi(lmove_multi)
         .acl(WRITE_SLOW)
         .doc(
             "list",
@@ -97,14 +91,13 @@ pub static COMMANDS: &[CommandSpec] = &[
         ),
     CommandSpec::keyed("rpoplpush", 3, WRITE | DENYOOM, rpoplpush)
         .keys(1, 2, 1)
-        .multi(rpoplpush_multi)
         .acl(WRITE_SLOW)
         .doc(
             "list",
             "1.2.0",
             "Remove the last element in a list, prepend it to another list and return it",
         ),
-    CommandSpec::new("lmpop", -4, WRITE | MOVABLE_KEYS, Handler::Async(lmpop))
+    CommandSpec::new("lmpop", -4, WRITE | MOVABLE_KEYS, Handler::Keyed(lmpop))
         .key_finder(crate::cmd::keys_at::numkeys_1)
         .acl(WRITE_SLOW)
         .doc("list", "7.0.0", "Pop elements from a list"),
@@ -167,12 +160,12 @@ pub static COMMANDS: &[CommandSpec] = &[
 
 // ---- lookups ----
 
-pub(crate) fn fill_of(shard: &Shard) -> Fill {
-    shard.settings.borrow().list_fill
+pub(crate) fn fill_of(c: &Ctx) -> Fill {
+    c.limits().list_fill
 }
 
 /// The list at `key` for a read (counts a keyspace hit or miss): None if absent.
-fn read_list<'a>(db: &'a mut Keyspace, key: &[u8], now: i64) -> Result<Option<&'a List>, Error> {
+fn read_list<'a>(db: &'a mut Db<'_>, key: &[u8], now: i64) -> Result<Option<&'a List>, Error> {
     match db.read(key, now) {
         None => Ok(None),
         Some(e) => match &e.value {
@@ -184,7 +177,7 @@ fn read_list<'a>(db: &'a mut Keyspace, key: &[u8], now: i64) -> Result<Option<&'
 
 /// The list at `key` for a write (no hit/miss counted): None if absent.
 pub(crate) fn write_list<'a>(
-    db: &'a mut Keyspace,
+    db: &'a mut Db<'_>,
     key: &[u8],
     now: i64,
 ) -> Result<Option<&'a mut List>, Error> {
@@ -198,7 +191,7 @@ pub(crate) fn write_list<'a>(
 }
 
 /// WRONGTYPE if `key` holds something other than a list (a missing key is fine).
-pub(crate) fn check_list(db: &mut Keyspace, key: &[u8], now: i64) -> Result<(), Error> {
+pub(crate) fn check_list(db: &mut Db, key: &[u8], now: i64) -> Result<(), Error> {
     write_list(db, key, now).map(|_| ())
 }
 
@@ -216,7 +209,7 @@ fn parse_end(arg: &[u8]) -> Result<End, Error> {
 /// Pushes `values` at `end` of the list at `key`, creating it if absent (the caller checked
 /// the type). Returns the new length.
 pub(crate) fn push_values<'v>(
-    db: &mut Keyspace,
+    db: &mut Db,
     key: &[u8],
     end: End,
     values: impl Iterator<Item = &'v [u8]>,
@@ -243,7 +236,7 @@ pub(crate) fn push_values<'v>(
 /// Pops up to `count` elements from `end` of the list at `key` into `f`, deleting the key
 /// if emptied. Returns how many were popped (0 if the key is missing or not a list).
 pub(crate) fn pop_values(
-    db: &mut Keyspace,
+    db: &mut Db,
     key: &[u8],
     end: End,
     count: usize,
@@ -291,12 +284,12 @@ fn resolve_index(index: i64, len: usize) -> Option<usize> {
 
 fn push_generic(c: &mut Ctx, a: &Args, end: End, only_existing: bool) -> CmdResult {
     let key = a.get(1);
-    let fill = fill_of(c.shard);
-    let exists = write_list(c.db, key, c.now)?.is_some();
+    let fill = fill_of(c);
+    let exists = write_list(&mut c.db, key, c.now)?.is_some();
     let len = if only_existing && !exists {
         0
     } else {
-        push_values(c.db, key, end, a.rest(2), fill, c.now)
+        push_values(&mut c.db, key, end, a.rest(2), fill, c.now)
     };
     c.out.int(len as i64);
     Ok(())
@@ -338,7 +331,7 @@ fn pop_generic(c: &mut Ctx, a: &Args, end: End, name: &'static str) -> CmdResult
         None
     };
     let key = a.get(1);
-    let Some(l) = write_list(c.db, key, c.now)? else {
+    let Some(l) = write_list(&mut c.db, key, c.now)? else {
         // No key: a null, of the shape the count form would have answered with.
         match count {
             Some(_) => c.out.null_array(),
@@ -380,14 +373,14 @@ fn rpop(c: &mut Ctx, a: &Args) -> CmdResult {
 // ---- reads ----
 
 fn llen(c: &mut Ctx, a: &Args) -> CmdResult {
-    let n = read_list(c.db, a.get(1), c.now)?.map_or(0, List::len);
+    let n = read_list(&mut c.db, a.get(1), c.now)?.map_or(0, List::len);
     c.out.int(n as i64);
     Ok(())
 }
 
 fn lindex(c: &mut Ctx, a: &Args) -> CmdResult {
     // The key is looked up before the index is parsed, as Redis does.
-    let Some(l) = read_list(c.db, a.get(1), c.now)? else {
+    let Some(l) = read_list(&mut c.db, a.get(1), c.now)? else {
         c.out.null();
         return Ok(());
     };
@@ -401,7 +394,7 @@ fn lindex(c: &mut Ctx, a: &Args) -> CmdResult {
 
 fn lrange(c: &mut Ctx, a: &Args) -> CmdResult {
     let (start, end) = (arg_i64(a.get(2))?, arg_i64(a.get(3))?);
-    let Some(l) = read_list(c.db, a.get(1), c.now)? else {
+    let Some(l) = read_list(&mut c.db, a.get(1), c.now)? else {
         c.out.array(0);
         return Ok(());
     };
@@ -463,7 +456,7 @@ fn parse_lpos(a: &Args) -> Result<LposOpts, Error> {
 
 fn lpos(c: &mut Ctx, a: &Args) -> CmdResult {
     let o = parse_lpos(a)?;
-    let Some(l) = read_list(c.db, a.get(1), c.now)? else {
+    let Some(l) = read_list(&mut c.db, a.get(1), c.now)? else {
         match o.count {
             Some(_) => c.out.array(0),
             None => c.out.null(),
@@ -530,8 +523,8 @@ fn lpos(c: &mut Ctx, a: &Args) -> CmdResult {
 // ---- in-place writes ----
 
 fn lset(c: &mut Ctx, a: &Args) -> CmdResult {
-    let fill = fill_of(c.shard);
-    let Some(l) = write_list(c.db, a.get(1), c.now)? else {
+    let fill = fill_of(c);
+    let Some(l) = write_list(&mut c.db, a.get(1), c.now)? else {
         return Err(Error::NoSuchKey);
     };
     let index = arg_i64(a.get(2))?;
@@ -545,9 +538,9 @@ fn lset(c: &mut Ctx, a: &Args) -> CmdResult {
 
 fn ltrim(c: &mut Ctx, a: &Args) -> CmdResult {
     let (start, end) = (arg_i64(a.get(2))?, arg_i64(a.get(3))?);
-    let fill = fill_of(c.shard);
+    let fill = fill_of(c);
     let key = a.get(1);
-    if let Some(l) = write_list(c.db, key, c.now)? {
+    if let Some(l) = write_list(&mut c.db, key, c.now)? {
         let len = l.len();
         match clamp_range(start, end, len) {
             // Out of range or start past end: nothing is kept.
@@ -567,9 +560,9 @@ fn ltrim(c: &mut Ctx, a: &Args) -> CmdResult {
 
 fn lrem(c: &mut Ctx, a: &Args) -> CmdResult {
     let count = arg_i64(a.get(2))?;
-    let fill = fill_of(c.shard);
+    let fill = fill_of(c);
     let key = a.get(1);
-    let Some(l) = write_list(c.db, key, c.now)? else {
+    let Some(l) = write_list(&mut c.db, key, c.now)? else {
         c.out.int(0);
         return Ok(());
     };
@@ -590,8 +583,8 @@ fn linsert(c: &mut Ctx, a: &Args) -> CmdResult {
     } else {
         return Err(Error::Syntax);
     };
-    let fill = fill_of(c.shard);
-    let Some(l) = write_list(c.db, a.get(1), c.now)? else {
+    let fill = fill_of(c);
+    let Some(l) = write_list(&mut c.db, a.get(1), c.now)? else {
         c.out.int(0);
         return Ok(());
     };
@@ -610,7 +603,7 @@ fn linsert(c: &mut Ctx, a: &Args) -> CmdResult {
 
 /// LMOVE on one shard: None if the source is missing.
 pub(crate) fn move_one(
-    db: &mut Keyspace,
+    db: &mut Db,
     src: &[u8],
     dst: &[u8],
     from: End,
@@ -651,100 +644,25 @@ fn reply_moved(out: &mut Reply, v: Option<Vec<u8>>) {
 
 fn lmove(c: &mut Ctx, a: &Args) -> CmdResult {
     let (from, to) = (parse_end(a.get(3))?, parse_end(a.get(4))?);
-    let v = move_one(c.db, a.get(1), a.get(2), from, to, fill_of(c.shard), c.now)?;
+    let fill = fill_of(c);
+    let v = move_one(&mut c.db, a.get(1), a.get(2), from, to, fill, c.now)?;
     reply_moved(c.out, v);
     Ok(())
 }
 
 fn rpoplpush(c: &mut Ctx, a: &Args) -> CmdResult {
+    let fill = fill_of(c);
     let v = move_one(
-        c.db,
+        &mut c.db,
         a.get(1),
         a.get(2),
         End::Tail,
         End::Head,
-        fill_of(c.shard),
+        fill,
         c.now,
     )?;
     reply_moved(c.out, v);
     Ok(())
-}
-
-fn lmove_multi<'a>(conn: &'a mut Conn, a: Args<'a>) -> BoxFuture<'a> {
-    Box::pin(async move {
-        let (from, to) = (parse_end(a.get(3))?, parse_end(a.get(4))?);
-        let v = move_across(&conn.shard, a.get(1).to_vec(), a.get(2).to_vec(), from, to).await?;
-        reply_moved(&mut conn.out, v);
-        Ok(())
-    })
-}
-
-fn rpoplpush_multi<'a>(conn: &'a mut Conn, a: Args<'a>) -> BoxFuture<'a> {
-    Box::pin(async move {
-        let (src, dst) = (a.get(1).to_vec(), a.get(2).to_vec());
-        let v = move_across(&conn.shard, src, dst, End::Tail, End::Head).await?;
-        reply_moved(&mut conn.out, v);
-        Ok(())
-    })
-}
-
-/// LMOVE between keys on different shards: both shards are held (in ascending order, as
-/// every coordinator does) so that nothing runs on either between the checks, the pop and
-/// the push; the guard releases them even if this task goes away.
-pub(crate) async fn move_across(
-    shard: &Rc<Shard>,
-    src: Vec<u8>,
-    dst: Vec<u8>,
-    from: End,
-    to: End,
-) -> Result<Option<Vec<u8>>, Error> {
-    let token = shard.new_hold_token();
-    let (fs, ts) = (
-        shard.owner_of(key_slot(&src)),
-        shard.owner_of(key_slot(&dst)),
-    );
-    let mut involved = vec![fs, ts];
-    involved.sort_unstable();
-    involved.dedup();
-    let holds = multi::Holds::acquire(shard, token, &involved).await;
-    let fill = fill_of(shard);
-    let now = now_ms();
-    let dst2 = dst.clone();
-    let dst_ok = shard
-        .call(ts, token, move |s| {
-            check_list(&mut s.db.borrow_mut(), &dst2, now)
-        })
-        .await;
-    // The source's state decides first (missing: nil), then the destination's type.
-    let popped: Result<Option<Vec<u8>>, Error> = shard
-        .call(fs, token, move |s| {
-            let mut db = s.db.borrow_mut();
-            if write_list(&mut db, &src, now)?.is_none() {
-                return Ok(None);
-            }
-            dst_ok?;
-            let mut v = None;
-            pop_values(&mut db, &src, from, 1, now, |e| v = Some(e.to_vec()));
-            Ok(v)
-        })
-        .await;
-    if let Ok(Some(v)) = &popped {
-        let v = v.clone();
-        shard
-            .call(ts, token, move |s| {
-                push_values(
-                    &mut s.db.borrow_mut(),
-                    &dst,
-                    to,
-                    std::iter::once(&v[..]),
-                    fill,
-                    now,
-                );
-            })
-            .await;
-    }
-    holds.release().await;
-    popped
 }
 
 // ---- LMPOP ----
@@ -794,7 +712,7 @@ pub(crate) fn parse_mpop(a: &Args, numkeys_at: usize) -> Result<MpopArgs, Error>
 
 /// LMPOP's step on one key: the popped elements (None: missing key, try the next one).
 pub(crate) fn mpop_key(
-    db: &mut Keyspace,
+    db: &mut Db,
     key: &[u8],
     end: End,
     count: usize,
@@ -809,51 +727,28 @@ pub(crate) fn mpop_key(
 }
 
 /// Tries the keys in order and pops from the first list found: (key index, elements).
-/// Keys on several shards are tried with every shard involved held, so the outcome is the
-/// one a single-threaded server would give.
-pub(crate) async fn mpop_across(
-    shard: &Rc<Shard>,
-    keys: Vec<Vec<u8>>,
+pub(crate) fn mpop_first(
+    db: &mut Db,
+    keys: &[Vec<u8>],
     end: End,
     count: usize,
+    now: i64,
 ) -> Result<Option<(usize, Vec<Vec<u8>>)>, Error> {
-    let owners: Vec<usize> = keys.iter().map(|k| shard.owner_of(key_slot(k))).collect();
-    if owners.iter().all(|&o| o == owners[0]) {
-        return shard
-            .call(owners[0], 0, move |s| {
-                let mut db = s.db.borrow_mut();
-                let now = now_ms();
-                for (i, k) in keys.iter().enumerate() {
-                    if let Some(v) = mpop_key(&mut db, k, end, count, now)? {
-                        return Ok(Some((i, v)));
-                    }
-                }
-                Ok(None)
-            })
-            .await;
-    }
-    let token = shard.new_hold_token();
-    let mut involved = owners.clone();
-    involved.sort_unstable();
-    involved.dedup();
-    let holds = multi::Holds::acquire(shard, token, &involved).await;
-    let now = now_ms();
-    let mut result = Ok(None);
-    for (i, k) in keys.into_iter().enumerate() {
-        let r = shard
-            .call(owners[i], token, move |s| {
-                mpop_key(&mut s.db.borrow_mut(), &k, end, count, now)
-            })
-            .await;
-        match r {
-            Ok(None) => continue,
-            Ok(Some(v)) => result = Ok(Some((i, v))),
-            Err(e) => result = Err(e),
+    for (i, k) in keys.iter().enumerate() {
+        if let Some(v) = mpop_key(db, k, end, count, now)? {
+            return Ok(Some((i, v)));
         }
-        break;
     }
-    holds.release().await;
-    result
+    Ok(None)
+}
+
+fn lmpop(c: &mut Ctx, a: &Args) -> CmdResult {
+    let p = parse_mpop(a, 1)?;
+    match mpop_first(&mut c.db, &p.keys, p.end, p.count, c.now)? {
+        Some((i, elems)) => reply_key_elements(c.out, &p.keys[i], &elems),
+        None => c.out.null_array(),
+    }
+    Ok(())
 }
 
 /// `[key, [elements...]]`.
@@ -866,18 +761,6 @@ pub(crate) fn reply_key_elements(out: &mut Reply, key: &[u8], elems: &[Vec<u8>])
     }
 }
 
-fn lmpop<'a>(conn: &'a mut Conn, a: Args<'a>) -> BoxFuture<'a> {
-    Box::pin(async move {
-        let p = parse_mpop(&a, 1)?;
-        let keys = p.keys.clone();
-        match mpop_across(&conn.shard, p.keys, p.end, p.count).await? {
-            Some((i, elems)) => reply_key_elements(&mut conn.out, &keys[i], &elems),
-            None => conn.out.null_array(),
-        }
-        Ok(())
-    })
-}
-
 // ---- blocking pops ----
 
 /// What every blocking list command answers when its time runs out (RESP2 `*-1`, even for
@@ -888,31 +771,35 @@ fn timeout_null_array(out: &mut Reply) {
 
 static BLPOP_OP: BlockingOp = BlockingOp {
     serve: serve_blpop,
+    serves_all_keys: false,
     timeout_reply: timeout_null_array,
 };
 static BRPOP_OP: BlockingOp = BlockingOp {
     serve: serve_brpop,
+    serves_all_keys: false,
     timeout_reply: timeout_null_array,
 };
 static BLMPOP_OP: BlockingOp = BlockingOp {
     serve: serve_blmpop,
+    serves_all_keys: false,
     timeout_reply: timeout_null_array,
 };
 static BLMOVE_OP: BlockingOp = BlockingOp {
     serve: serve_blmove,
+    serves_all_keys: true,
     timeout_reply: timeout_null_array,
 };
 
 /// BLPOP / BRPOP from the key at `pos`: `[key, element]`, or not yet if there is no list.
 fn serve_pop_one(c: &mut Ctx, a: &Args, pos: usize, end: End) -> Result<bool, Error> {
     let key = a.get(pos);
-    if write_list(c.db, key, c.now)?.is_none() {
+    if write_list(&mut c.db, key, c.now)?.is_none() {
         return Ok(false);
     }
     let out = &mut *c.out;
     out.array(2);
     out.bulk(key);
-    pop_values(c.db, key, end, 1, c.now, |e| out.bulk(e));
+    pop_values(&mut c.db, key, end, 1, c.now, |e| out.bulk(e));
     Ok(true)
 }
 
@@ -943,7 +830,7 @@ fn brpop<'a>(conn: &'a mut Conn, a: Args<'a>) -> BoxFuture<'a> {
 fn serve_blmpop(c: &mut Ctx, a: &Args, pos: usize, _: &mut WaitState) -> Result<bool, Error> {
     let p = parse_mpop(a, 2)?;
     let key = a.get(pos);
-    let Some(elems) = mpop_key(c.db, key, p.end, p.count, c.now)? else {
+    let Some(elems) = mpop_key(&mut c.db, key, p.end, p.count, c.now)? else {
         return Ok(false);
     };
     reply_key_elements(c.out, key, &elems);
@@ -969,116 +856,34 @@ fn move_ends(a: &Args) -> Result<(End, End), Error> {
     }
 }
 
-/// A woken BLMOVE / BRPOPLPUSH, on the source's shard. With the destination here this is
-/// LMOVE; with it on another shard the element is popped here and pushed there by a
-/// follow-up that runs before the reply goes out.
-fn serve_blmove(c: &mut Ctx, a: &Args, _: usize, state: &mut WaitState) -> Result<bool, Error> {
+/// A BLMOVE / BRPOPLPUSH attempt: LMOVE, with the data of both keys' shards at hand.
+fn serve_blmove(c: &mut Ctx, a: &Args, _: usize, _: &mut WaitState) -> Result<bool, Error> {
     let (src, dst) = (a.get(1), a.get(2));
     let (from, to) = move_ends(a)?;
-    if write_list(c.db, src, c.now)?.is_none() {
+    if write_list(&mut c.db, src, c.now)?.is_none() {
         return Ok(false);
     }
-    let fill = fill_of(c.shard);
-    let dst_owner = c.shard.owner_of(key_slot(dst));
-    if dst_owner == c.shard.id {
-        return match move_one(c.db, src, dst, from, to, fill, c.now) {
-            Ok(Some(v)) => {
-                c.out.bulk(&v);
-                Ok(true)
-            }
-            Ok(None) => Ok(false),
-            // A destination of another type: Redis answers the waiter with the error and
-            // leaves the source alone.
-            Err(e) => {
-                c.out.error(&e);
-                Ok(true)
-            }
-        };
-    }
-    let mut v = None;
-    pop_values(c.db, src, from, 1, c.now, |e| v = Some(e.to_vec()));
-    let Some(v) = v else {
-        return Ok(false);
-    };
-    c.out.bulk(&v);
-    let (src_owner, src, dst) = (c.shard.id, src.to_vec(), dst.to_vec());
-    state.then = Some((
-        dst_owner,
-        Box::new(move |s: &Rc<Shard>| push_or_restore(s, src_owner, src, dst, v, from, to)),
-    ));
-    Ok(true)
-}
-
-/// BLMOVE's follow-up on the destination's shard: pushes the element, or, if the destination
-/// now holds another type, puts the element back on the source so that nothing is lost.
-fn push_or_restore(
-    s: &Rc<Shard>,
-    src_owner: usize,
-    src: Vec<u8>,
-    dst: Vec<u8>,
-    v: Vec<u8>,
-    from: End,
-    to: End,
-) {
-    let now = now_ms();
-    let fill = fill_of(s);
-    {
-        let mut db = s.db.borrow_mut();
-        if check_list(&mut db, &dst, now).is_ok() {
-            push_values(&mut db, &dst, to, std::iter::once(&v[..]), fill, now);
-            return;
+    let fill = fill_of(c);
+    match move_one(&mut c.db, src, dst, from, to, fill, c.now) {
+        Ok(Some(v)) => {
+            c.out.bulk(&v);
+            Ok(true)
+        }
+        Ok(None) => Ok(false),
+        // A destination of another type: the waiter gets the error and the source is left
+        // alone, as Redis does.
+        Err(e) => {
+            c.out.error(&e);
+            Ok(true)
         }
     }
-    let s = s.clone();
-    glommio::spawn_local(async move {
-        s.call(src_owner, 0, move |s| {
-            let fill = fill_of(s);
-            push_values(
-                &mut s.db.borrow_mut(),
-                &src,
-                from,
-                std::iter::once(&v[..]),
-                fill,
-                now_ms(),
-            );
-        })
-        .await;
-    })
-    .detach();
 }
 
 async fn blmove_generic(conn: &mut Conn, a: Args<'_>) -> CmdResult {
     // Ends first, then the timeout, as Redis checks them.
-    let (from, to) = move_ends(&a)?;
+    move_ends(&a)?;
     let timeout = blocking::parse_timeout_secs(a.get(a.len() - 1))?;
-    let shard = conn.shard.clone();
-    let (src, dst) = (a.get(1).to_vec(), a.get(2).to_vec());
-    // The first attempt is LMOVE itself (atomic across shards); only a missing source blocks.
-    let s2 = src.clone();
-    let src_owner = shard.owner_of(key_slot(&src));
-    let present = shard
-        .call(src_owner, 0, move |s| {
-            write_list(&mut s.db.borrow_mut(), &s2, now_ms()).map(|l| l.is_some())
-        })
-        .await?;
-    if present {
-        let fill = fill_of(&shard);
-        let moved = if src_owner == shard.owner_of(key_slot(&dst)) {
-            shard
-                .call(src_owner, 0, move |s| {
-                    move_one(&mut s.db.borrow_mut(), &src, &dst, from, to, fill, now_ms())
-                })
-                .await?
-        } else {
-            move_across(&shard, src, dst, from, to).await?
-        };
-        if let Some(v) = moved {
-            conn.out.bulk(&v);
-            return Ok(());
-        }
-        // Emptied in between by another client: wait like everyone else.
-    }
-    blocking::wait(conn, &a, &[1], timeout, &BLMOVE_OP).await
+    blocking::run(conn, &a, &[1], timeout, &BLMOVE_OP).await
 }
 
 fn blmove<'a>(conn: &'a mut Conn, a: Args<'a>) -> BoxFuture<'a> {

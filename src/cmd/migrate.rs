@@ -15,26 +15,31 @@ use std::time::{Duration, Instant};
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::TcpStream;
 
+use super::call::{end_unit, on_shard_data, run_body};
 use super::flag::*;
-use super::{BoxFuture, CommandSpec, Handler};
+use super::{BoxFuture, CommandSpec, Exec, Handler};
+use crate::db::{Parts, ShardData};
 use crate::error::Error;
 use crate::resp::args::encode_command;
 use crate::resp::Args;
-use crate::server::conn::Conn;
+use crate::shard::client::Conn;
+use crate::shard::journal::Unit;
 use crate::util::num::parse_i64_strict;
 
-pub static COMMANDS: &[CommandSpec] =
-    &[
-        CommandSpec::new("migrate", -6, WRITE | MOVABLE_KEYS, Handler::Async(migrate))
-            .keys(3, 3, 1)
-            .key_finder(migrate_keys)
-            .acl(&["keyspace", "write", "slow", "dangerous"])
-            .doc(
-                "generic",
-                "2.6.0",
-                "Atomically transfer a key from a Redis instance to another one.",
-            ),
-    ];
+pub static COMMANDS: &[CommandSpec] = &[CommandSpec::new(
+    "migrate",
+    -6,
+    WRITE | MOVABLE_KEYS | MIGRATE,
+    Handler::Async(migrate),
+)
+.keys(3, 3, 1)
+.key_finder(migrate_keys)
+.acl(&["keyspace", "write", "slow", "dangerous"])
+.doc(
+    "generic",
+    "2.6.0",
+    "Atomically transfer a key from a Redis instance to another one.",
+)];
 
 /// A cached connection is closed after this long unused, as Redis does.
 const IDLE_CLOSE: Duration = Duration::from_secs(10);
@@ -135,10 +140,13 @@ fn migrate<'a>(c: &'a mut Conn, a: Args<'a>) -> BoxFuture<'a> {
         // Serialize each shard's keys there and mark them in flight.
         let mut moving = InFlight {
             shard: c.shard.clone(),
+            db: c.db,
             keys: Vec::new(),
         };
+        let from_db = c.db;
         for (shard, keys) in group_by_shard(c, &o.keys) {
-            let out = c.shard.call(shard, 0, move |s| take_out(s, keys)).await?;
+            let out =
+                on_shard_data(c, shard, move |_, data, _| take_out(data, from_db, keys)).await?;
             if !out.is_empty() {
                 moving.keys.push((shard, out));
             }
@@ -160,57 +168,51 @@ fn migrate<'a>(c: &'a mut Conn, a: Args<'a>) -> BoxFuture<'a> {
                 .map(|((k, _, _), _)| k.clone())
                 .collect()
         };
-        moving.release(stored).await;
+        moving.release(c, stored).await;
         result?;
         c.out.ok();
         Ok(())
     })
 }
 
-/// The keys per owner shard (shards without keys left out).
+/// The keys per owner shard (shards without keys left out), each shard's in argument order.
 fn group_by_shard(c: &Conn, keys: &[Vec<u8>]) -> Vec<(usize, Vec<Vec<u8>>)> {
-    crate::shard::multi::by_shard(&c.shard, keys)
+    let mut groups: Vec<Vec<Vec<u8>>> = vec![Vec::new(); c.shard.nshards];
+    for k in keys {
+        groups[c.shard.owner_of_key(k)].push(k.clone());
+    }
+    groups
         .into_iter()
         .enumerate()
-        .filter(|(_, idxs)| !idxs.is_empty())
-        .map(|(shard, idxs)| (shard, idxs.iter().map(|&i| keys[i].clone()).collect()))
+        .filter(|(_, keys)| !keys.is_empty())
         .collect()
 }
 
-/// On the owner shard: the DUMP payload and expiry of every existing key, then all of them
-/// marked in flight (only once every payload is built). A key already in flight (another
-/// MIGRATE) makes the whole call retry later.
-fn take_out(
-    s: &std::rc::Rc<crate::shard::Shard>,
-    keys: Vec<Vec<u8>>,
-) -> Result<Vec<Outgoing>, Error> {
+/// On the owner shard: the DUMP payload and expiry of every existing key of database `db`,
+/// then all of them marked in flight (only once every payload is built). A key already in
+/// flight (another MIGRATE) makes the whole call retry later.
+fn take_out(data: &mut ShardData, db: usize, keys: Vec<Vec<u8>>) -> Result<Vec<Outgoing>, Error> {
     let now = crate::util::time::now_ms();
-    if keys
-        .iter()
-        .any(|k| s.in_flight.borrow().contains(k.as_slice()))
-    {
+    if keys.iter().any(|k| data.in_flight.contains(k.as_slice())) {
         return Err(crate::cluster::slotmap::try_again());
     }
-    let mut db = s.db.borrow_mut();
+    let ks = data.db(db);
     let mut seen = HashSet::new();
     let mut out = Vec::new();
     for key in keys {
         if !seen.insert(key.clone()) {
             continue;
         }
-        let Some(entry) = db.read_untouched(&key, now) else {
+        let Some(entry) = ks.read_untouched(&key, now) else {
             continue;
         };
         let payload = crate::rdb::dump_payload(&entry.value);
-        let ttl = entry.ttl();
-        let expire_at = db.expire_at_of(ttl);
+        let expire_at = ks.peek_expire(&key).unwrap_or(crate::db::NO_EXPIRE);
         out.push((key, payload, expire_at));
     }
-    let mut in_flight = s.in_flight.borrow_mut();
     for (key, _, _) in &out {
-        in_flight.insert(key.clone().into_boxed_slice());
+        data.in_flight.insert(key.clone().into_boxed_slice());
     }
-    publish_in_flight(s, in_flight.len());
     Ok(out)
 }
 
@@ -219,13 +221,15 @@ fn take_out(
 /// panic unwinding through the command) releases them without deleting anything.
 struct InFlight {
     shard: std::rc::Rc<crate::shard::Shard>,
+    db: usize,
     keys: Vec<(usize, Vec<Outgoing>)>,
 }
 
 impl InFlight {
     /// Deletes the keys the target stored (`stored`) and releases them all.
-    async fn release(mut self, stored: HashSet<Vec<u8>>) {
+    async fn release(mut self, c: &mut Conn, stored: HashSet<Vec<u8>>) {
         let groups = std::mem::take(&mut self.keys);
+        let db = self.db;
         for (shard, keys) in groups {
             let keys: Vec<Vec<u8>> = keys.into_iter().map(|(k, _, _)| k).collect();
             let delete: Vec<Vec<u8>> = keys
@@ -233,9 +237,11 @@ impl InFlight {
                 .filter(|k| stored.contains(*k))
                 .cloned()
                 .collect();
-            self.shard
-                .call(shard, 0, move |s| end_move(s, &keys, &delete))
-                .await;
+            let deleted = on_shard_data(c, shard, move |s, data, in_exec| {
+                end_move(s, data, db, &keys, &delete, !in_exec)
+            })
+            .await;
+            c.exec_ops.extend(deleted);
         }
     }
 }
@@ -246,40 +252,63 @@ impl Drop for InFlight {
         if groups.is_empty() {
             return;
         }
-        let shard = self.shard.clone();
+        let (shard, db) = (self.shard.clone(), self.db);
         glommio::spawn_local(async move {
             for (to, keys) in groups {
                 let keys: Vec<Vec<u8>> = keys.into_iter().map(|(k, _, _)| k).collect();
-                shard.call(to, 0, move |s| end_move(s, &keys, &[])).await;
+                shard
+                    .call_data(to, move |s, data| end_move(s, data, db, &keys, &[], true))
+                    .await;
             }
         })
         .detach();
     }
 }
 
-/// On the owner shard: deletes `delete` and takes `keys` out of flight; once nothing is in
-/// flight, serves the blocked clients whose keys became ready meanwhile.
-fn end_move(s: &std::rc::Rc<crate::shard::Shard>, keys: &[Vec<u8>], delete: &[Vec<u8>]) {
-    let now = crate::util::time::now_ms();
-    {
-        let mut db = s.db.borrow_mut();
-        for k in delete {
-            db.delete(k, now);
-        }
-        let mut in_flight = s.in_flight.borrow_mut();
-        for k in keys {
-            in_flight.remove(k.as_slice());
-        }
-        publish_in_flight(s, in_flight.len());
+/// On the owner shard: deletes `delete` (propagated as one DEL, as Redis turns MIGRATE into
+/// a DEL of the keys it moved) and takes `keys` out of flight; then the blocked clients whose
+/// keys became ready meanwhile are served. Unless `journal` (inside EXEC, whose unit takes
+/// it), the DEL is returned instead of journaled.
+fn end_move(
+    s: &std::rc::Rc<crate::shard::Shard>,
+    data: &mut ShardData,
+    db: usize,
+    keys: &[Vec<u8>],
+    delete: &[Vec<u8>],
+    journal: bool,
+) -> Vec<crate::shard::journal::Op> {
+    for k in keys {
+        data.in_flight.remove(k.as_slice());
     }
-    crate::shard::blocking::serve_ready(s);
-}
-
-/// Tells coordinators of cross-shard atomic writes how many keys are in flight on `s`.
-fn publish_in_flight(s: &crate::shard::Shard, count: usize) {
-    if let Some(c) = s.shared.in_flight_counts.get(s.id) {
-        c.store(count as u64, std::sync::atomic::Ordering::Release);
+    let mut unit = Unit::default();
+    if !delete.is_empty() {
+        let mut out = crate::resp::Reply::new(false);
+        let argv = crate::resp::OwnedArgs::from_iter(
+            std::iter::once(&b"DEL"[..]).chain(delete.iter().map(Vec::as_slice)),
+        );
+        let mut x = Exec {
+            shard: s,
+            parts: Parts::One(data),
+            db,
+            out: &mut out,
+            now: crate::util::time::now_ms(),
+            unit: &mut unit,
+        };
+        let args = argv.args();
+        let _ = run_body(&mut x, &args, true, |c| {
+            let now = c.now;
+            let n = delete.iter().filter(|k| c.db.delete(k, now)).count();
+            c.dirty(n as u64);
+            Ok(())
+        });
     }
+    if !journal {
+        return unit.ops;
+    }
+    if !unit.is_empty() {
+        data.clock = end_unit(s, &mut unit, data.clock);
+    }
+    Vec::new()
 }
 
 /// A connection to a target, kept between MIGRATE calls.

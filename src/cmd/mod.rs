@@ -3,6 +3,7 @@
 //! arity errors, key extraction for routing, COMMAND output and INFO commandstats.
 
 pub mod bitops;
+pub mod call;
 pub mod cluster;
 pub mod connection;
 pub mod dump;
@@ -12,6 +13,7 @@ pub mod hll;
 pub mod keys;
 pub mod list;
 pub mod migrate;
+pub mod multi;
 pub mod pubsub;
 pub mod scan;
 pub mod server;
@@ -22,17 +24,15 @@ pub mod zset;
 
 use std::future::Future;
 use std::pin::Pin;
-use std::rc::Rc;
 use std::sync::OnceLock;
 
 use hashbrown::HashMap;
 
-use crate::db::Keyspace;
-use crate::error::{CmdResult, Error};
-use crate::resp::{Args, Reply};
-use crate::server::conn::Conn;
-use crate::shard::Shard;
-use crate::util::time::{elapsed_ns, ticks};
+use crate::error::CmdResult;
+use crate::resp::Args;
+use crate::shard::client::Conn;
+
+pub use call::{call, guarded, Ctx, Exec, PANIC_REPLY};
 
 /// Command flags, as COMMAND reports them.
 pub mod flag {
@@ -55,8 +55,23 @@ pub mod flag {
     pub const ALLOW_BUSY: u32 = 1 << 16;
     /// Accepted on a slot this node is importing without a preceding ASKING (RESTORE-ASKING).
     pub const ASKING: u32 = 1 << 17;
-    /// Ours, not shown: the command reads or writes the whole keyspace, so commands forwarded
-    /// earlier in the same pipeline batch must finish first.
+    /// Redis's `CMD_TOUCHES_ARBITRARY_KEYS` (SCAN, RANDOMKEY): the keys it expires lazily
+    /// propagate as separate DELs, never wrapped in MULTI/EXEC.
+    pub const TOUCHES_ARBITRARY_KEYS: u32 = 1 << 18;
+
+    // Ours, not shown by COMMAND:
+    /// Allowed in the RESP2 subscribed context ((P|S)(UN)SUBSCRIBE, PING, QUIT, RESET).
+    pub const SUBSCRIBED_OK: u32 = 1 << 28;
+    /// Runs at once inside MULTI instead of being queued (EXEC, DISCARD, MULTI, WATCH,
+    /// QUIT, RESET).
+    pub const NOT_QUEUED: u32 = 1 << 29;
+    /// MIGRATE: routed on open slots whatever keys exist, importing slots included, as
+    /// Redis runs it (it is what moves the keys).
+    pub const MIGRATE: u32 = 1 << 30;
+    /// EXEC: in cluster mode, routed by the keys of the commands it queued.
+    pub const ROUTES_QUEUED: u32 = 1 << 27;
+    /// The command reads or writes the whole keyspace, so commands forwarded earlier in the
+    /// same pipeline batch must finish first.
     pub const BARRIER: u32 = 1 << 31;
 
     pub const NAMES: &[(u32, &str)] = &[
@@ -81,18 +96,10 @@ pub mod flag {
     ];
 }
 
-/// Everything a keyed handler may touch: the owning shard's keyspace and the reply buffer.
-pub struct Ctx<'a> {
-    pub shard: &'a Rc<Shard>,
-    pub db: &'a mut Keyspace,
-    pub out: &'a mut Reply,
-    /// The command's time (Unix ms), fixed for the whole command.
-    pub now: i64,
-}
-
 pub type BoxFuture<'a> = Pin<Box<dyn Future<Output = CmdResult> + 'a>>;
 
-/// Runs on the shard owning the keys (locally or after forwarding); all keys share that shard.
+/// Runs with the data of the shards owning its keys (on their core, or on a coordinator that
+/// borrowed them), or of every shard for a command without keys (DBSIZE, FLUSHALL ...).
 pub type KeyedFn = fn(&mut Ctx<'_>, &Args<'_>) -> CmdResult;
 /// Runs on the connection's core, synchronously (no keys, or connection state only).
 pub type SyncFn = fn(&mut Conn, &Args<'_>) -> CmdResult;
@@ -122,8 +129,9 @@ pub struct CommandSpec {
     pub summary: &'static str,
     pub since: &'static str,
     pub handler: Handler,
-    /// For keyed commands whose keys may live on several shards: splits, runs and merges.
-    pub multi: Option<AsyncFn>,
+    /// For a keyed command without keys whose work is on one shard named by an argument
+    /// (SCAN's cursor): that shard, of the given number of shards.
+    pub shard_of: Option<fn(&Args<'_>, usize) -> usize>,
     pub subcommands: &'static [CommandSpec],
     /// For commands whose keys are not at fixed positions (`movablekeys`): where they are.
     pub key_finder: Option<KeysFn>,
@@ -148,7 +156,7 @@ impl CommandSpec {
             summary: "",
             since: "1.0.0",
             handler,
-            multi: None,
+            shard_of: None,
             subcommands: &[],
             key_finder: None,
         }
@@ -183,8 +191,13 @@ impl CommandSpec {
         self
     }
 
-    pub const fn multi(mut self, f: AsyncFn) -> CommandSpec {
-        self.multi = Some(f);
+    /// A keyed command without keys: it runs with every shard's data (see `KeyedFn`).
+    pub const fn whole(name: &'static str, arity: i32, flags: u32, f: KeyedFn) -> CommandSpec {
+        CommandSpec::new(name, arity, flags, Handler::Keyed(f))
+    }
+
+    pub const fn shard_of(mut self, f: fn(&Args<'_>, usize) -> usize) -> CommandSpec {
+        self.shard_of = Some(f);
         self
     }
 
@@ -375,6 +388,7 @@ fn families() -> impl Iterator<Item = &'static CommandSpec> {
         zset::COMMANDS,
         dump::COMMANDS,
         migrate::COMMANDS,
+        multi::COMMANDS,
         pubsub::COMMANDS,
     ]
     .into_iter()
@@ -400,85 +414,6 @@ pub fn table() -> &'static Table {
         }
         t
     })
-}
-
-/// Runs a keyed handler and records its stats; errors become the reply.
-#[inline]
-pub fn run_keyed(
-    shard: &Rc<Shard>,
-    idx: usize,
-    f: KeyedFn,
-    args: &Args<'_>,
-    out: &mut Reply,
-    now: i64,
-) {
-    if !shard.in_flight.borrow().is_empty() && touches_in_flight(shard, idx, args) {
-        shard.stats.borrow_mut().cmd[idx].rejected += 1;
-        out.error(&crate::cluster::slotmap::try_again());
-        return;
-    }
-    let started = ticks();
-    let mark = out.buf.len();
-    let result = guarded(|| {
-        let mut db = shard.db.borrow_mut();
-        let mut ctx = Ctx {
-            shard,
-            db: &mut db,
-            out: &mut *out,
-            now,
-        };
-        f(&mut ctx, args)
-    });
-    if result.is_err() {
-        // A handler that failed (or panicked) part-way must not leave a partial reply.
-        out.buf.truncate(mark);
-    }
-    if shard.db.borrow().has_ready() {
-        crate::shard::blocking::serve_ready(shard);
-    }
-    let mut stats = shard.stats.borrow_mut();
-    stats.commands += 1;
-    let s = &mut stats.cmd[idx];
-    s.calls += 1;
-    s.nsec += elapsed_ns(started);
-    if let Err(e) = result {
-        s.failed += 1;
-        out.error(&e);
-    }
-}
-
-/// Whether a command names a key that a MIGRATE is moving right now.
-#[cold]
-fn touches_in_flight(shard: &Shard, idx: usize, args: &Args<'_>) -> bool {
-    let in_flight = shard.in_flight.borrow();
-    table().specs[idx]
-        .all_key_positions(args)
-        .into_iter()
-        .any(|p| in_flight.contains(args.get(p)))
-}
-
-/// The reply for a handler that panicked: the bug is logged (by the panic hook) and the
-/// client gets an error, while the executor and every other client carry on.
-pub const PANIC_REPLY: &str = "internal error while executing the command (see the server log)";
-
-/// Runs a handler, turning a panic into an error reply instead of losing the executor.
-#[inline]
-pub fn guarded(f: impl FnOnce() -> CmdResult) -> CmdResult {
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
-        .unwrap_or_else(|_| Err(Error::msg(PANIC_REPLY)))
-}
-
-/// Records a connection-level command's stats.
-/// `started` is a `util::time::ticks()` value.
-pub fn record(shard: &Shard, idx: usize, started: u64, failed: bool) {
-    let mut stats = shard.stats.borrow_mut();
-    stats.commands += 1;
-    let s = &mut stats.cmd[idx];
-    s.calls += 1;
-    s.nsec += elapsed_ns(started);
-    if failed {
-        s.failed += 1;
-    }
 }
 
 #[cfg(test)]
@@ -521,20 +456,12 @@ mod tests {
             assert!(t.full_names[i].len() <= MAX_NAME_LEN, "{}", t.full_names[i]);
             assert_eq!(t.lookup(t.full_names[i].as_bytes()), Some(i));
             assert_eq!(t.upper_names[i], t.full_names[i].to_ascii_uppercase());
-            if let Handler::Keyed(_) = spec.handler {
+            // Commands with key positions are keyed: the gate routes them by their keys
+            // (shard channels, which route like keys, excepted).
+            if (spec.first_key > 0 || spec.key_finder.is_some()) && !spec.has(flag::PUBSUB) {
                 assert!(
-                    spec.first_key > 0,
-                    "keyed command {} has no key position",
-                    t.full_names[i]
-                );
-            }
-            // A keyed command with several keys must say how to run when they span shards;
-            // otherwise the gate would run it on the first key's shard only.
-            if let Handler::Keyed(_) = spec.handler {
-                let several = spec.last_key < 0 || spec.last_key > spec.first_key;
-                assert!(
-                    !several || spec.multi.is_some(),
-                    "{} has several keys but no .multi",
+                    matches!(spec.handler, Handler::Keyed(_) | Handler::Async(_)),
+                    "{} has keys but runs on the connection",
                     t.full_names[i]
                 );
             }

@@ -4,7 +4,6 @@
 //! delivers on every core that announces subscribers and, in cluster mode, hands the message
 //! to the cluster member on the control core, which sends it over the bus.
 
-use std::any::Any;
 use std::rc::Rc;
 use std::sync::Arc;
 
@@ -13,12 +12,12 @@ use hashbrown::HashSet;
 use crate::cmd::{flag::*, BoxFuture, CommandSpec, Handler};
 use crate::error::{CmdResult, Error};
 use crate::resp::Args;
-use crate::server::conn::Conn;
-use crate::shard::mesh::Job;
+use crate::shard::client::Conn;
+use crate::shard::mesh::{Job, ResultSlot};
 use crate::shard::pubsub::{self, Kind};
 use crate::shard::Shard;
 
-const SUBSCRIBE_FLAGS: u32 = PUBSUB | NOSCRIPT | LOADING | STALE;
+const SUBSCRIBE_FLAGS: u32 = PUBSUB | NOSCRIPT | LOADING | STALE | SUBSCRIBED_OK;
 
 pub static COMMANDS: &[CommandSpec] = &[
     CommandSpec::new("subscribe", -2, SUBSCRIBE_FLAGS, Handler::Sync(subscribe))
@@ -149,22 +148,6 @@ static PUBSUB_SUBCOMMANDS: &[CommandSpec] = &[
         ),
 ];
 
-/// The commands a RESP2 client may send while subscribed (Redis 7.0's `processCommand`).
-pub fn allowed_in_subscribed_context(full_name: &str) -> bool {
-    matches!(
-        full_name,
-        "ping"
-            | "subscribe"
-            | "ssubscribe"
-            | "unsubscribe"
-            | "sunsubscribe"
-            | "psubscribe"
-            | "punsubscribe"
-            | "quit"
-            | "reset"
-    )
-}
-
 /// The error a RESP2 subscribed client gets for any other command.
 pub fn subscribed_context_error(full_name: &str) -> Error {
     Error::msg(format!(
@@ -260,7 +243,7 @@ pub async fn publish_everywhere(
 ) -> usize {
     let counts = &shard.shared.pubsub_counts;
     let mut payload: Option<Published> = None;
-    let mut tickets = Vec::new();
+    let mut calls = Vec::new();
     for to in 0..shard.nshards {
         if to == shard.id || !counts.has(to, sharded) {
             continue;
@@ -268,32 +251,30 @@ pub async fn publish_everywhere(
         let p = payload
             .get_or_insert_with(|| Arc::new((channel.into(), message.into())))
             .clone();
-        let job: Job = Box::new(move |s| {
-            Box::new(pubsub::deliver(s, &p.0, &p.1, sharded)) as Box<dyn Any + Send>
-        });
-        tickets.push(shard.mesh.send(to, 0, job).await);
+        let slot = ResultSlot::new();
+        let theirs = slot.clone();
+        let job: Job = Box::new(move |s| theirs.put(pubsub::deliver(s, &p.0, &p.1, sharded)));
+        calls.push((slot, shard.mesh.send(to, false, job).await));
     }
     let mut total = 0;
     if counts.has(shard.id, sharded) {
         total += pubsub::deliver(shard, channel, message, sharded);
     }
-    for t in tickets {
-        if let Ok(n) = t.await.downcast::<usize>() {
-            total += *n;
-        }
+    for (slot, ticket) in calls {
+        ticket.await;
+        total += slot.take().unwrap_or(0);
     }
     if shard.slot_map.borrow().enabled {
         let p = payload
             .get_or_insert_with(|| Arc::new((channel.into(), message.into())))
             .clone();
-        let job: Job = Box::new(move |s| {
-            if let Some(m) = s.cluster.borrow().as_ref() {
-                m.propagate_publish(&p.0, &p.1, sharded);
-            }
-            Box::new(()) as Box<dyn Any + Send>
-        });
-        // Fire and forget: the job runs whether or not its ticket is awaited (see `Ticket`).
-        drop(shard.mesh.send(shard.nshards, 0, job).await);
+        shard
+            .post(shard.nshards, false, move |s| {
+                if let Some(m) = s.cluster.borrow().as_ref() {
+                    m.propagate_publish(&p.0, &p.1, sharded);
+                }
+            })
+            .await;
     }
     total
 }

@@ -8,10 +8,10 @@ mod config;
 mod debug;
 mod info;
 
-use crate::cmd::{flag::*, BoxFuture, CommandSpec, Handler};
+use crate::cmd::{flag::*, CommandSpec, Ctx, Handler};
 use crate::error::{CmdResult, Error};
 use crate::resp::{Args, Reply};
-use crate::server::conn::Conn;
+use crate::shard::client::Conn;
 use crate::util::time::now_us;
 
 const ADMIN_ACL: &[&str] = &["@admin", "@slow", "@dangerous"];
@@ -190,22 +190,17 @@ static COMMAND_SUBS: &[CommandSpec] = &[
 ];
 
 pub static COMMANDS: &[CommandSpec] = &[
-    CommandSpec::new(
-        "dbsize",
-        1,
-        READONLY | FAST | BARRIER,
-        Handler::Async(dbsize),
-    )
-    .acl(&["@keyspace", "@read", "@fast"])
-    .doc(
-        "server",
-        "1.0.0",
-        "Return the number of keys in the selected database",
-    ),
-    CommandSpec::new("flushall", -1, WRITE | BARRIER, Handler::Async(flushall))
+    CommandSpec::whole("dbsize", 1, READONLY | FAST, dbsize)
+        .acl(&["@keyspace", "@read", "@fast"])
+        .doc(
+            "server",
+            "1.0.0",
+            "Return the number of keys in the selected database",
+        ),
+    CommandSpec::whole("flushall", -1, WRITE, flushall)
         .acl(&["@keyspace", "@write", "@slow", "@dangerous"])
         .doc("server", "1.0.0", "Remove all keys from all databases"),
-    CommandSpec::new("flushdb", -1, WRITE | BARRIER, Handler::Async(flushall))
+    CommandSpec::whole("flushdb", -1, WRITE, flushdb)
         .acl(&["@keyspace", "@write", "@slow", "@dangerous"])
         .doc(
             "server",
@@ -306,25 +301,57 @@ fn is_local(c: &Conn) -> bool {
     c.meta.addr.starts_with("127.0.0.1:") || c.meta.addr.starts_with("[::1]:")
 }
 
-fn dbsize<'a>(conn: &'a mut Conn, _a: Args<'a>) -> BoxFuture<'a> {
-    Box::pin(async move {
-        let sizes = conn.shard.call_all(|s| s.db.borrow().len()).await;
-        conn.out.int(sizes.iter().sum::<usize>() as i64);
-        Ok(())
-    })
+fn dbsize(c: &mut Ctx, _a: &Args) -> CmdResult {
+    c.out.int(c.db.len() as i64);
+    Ok(())
 }
 
-fn flushall<'a>(conn: &'a mut Conn, a: Args<'a>) -> BoxFuture<'a> {
-    Box::pin(async move {
-        match a.len() {
-            1 => {}
-            2 if a.is(1, "ASYNC") || a.is(1, "SYNC") => {}
-            _ => return Err(Error::Syntax),
+/// FLUSHALL / FLUSHDB's optional ASYNC or SYNC (both flush at once here).
+fn flush_mode(a: &Args) -> CmdResult {
+    match a.len() {
+        1 => Ok(()),
+        2 if a.is(1, "ASYNC") || a.is(1, "SYNC") => Ok(()),
+        _ => Err(Error::Syntax),
+    }
+}
+
+/// Empties every shard's database `db` (all of them for None); the watchers of keys that
+/// existed are touched first (`touchAllWatchedKeysInDb`). Returns how many keys went.
+fn flush_dbs(c: &mut Ctx, db: Option<usize>) -> u64 {
+    let now = c.now;
+    let mut removed = 0;
+    for data in c.db.parts().each() {
+        for (i, ks) in data.dbs().iter_mut().enumerate() {
+            if db.is_some_and(|d| d != i) {
+                continue;
+            }
+            ks.touch_all_watched(None, now);
+            removed += ks.len() as u64;
+            ks.flush();
         }
-        conn.shard.call_all(|s| s.db.borrow_mut().flush()).await;
-        conn.out.ok();
-        Ok(())
-    })
+    }
+    removed
+}
+
+fn flushall(c: &mut Ctx, a: &Args) -> CmdResult {
+    flush_mode(a)?;
+    let removed = flush_dbs(c, None);
+    c.touches_all_dbs();
+    // Propagated even when nothing was there, as Redis forces it.
+    c.dirty(removed);
+    c.force_propagate();
+    c.out.ok();
+    Ok(())
+}
+
+fn flushdb(c: &mut Ctx, a: &Args) -> CmdResult {
+    flush_mode(a)?;
+    let db = c.db.index();
+    let removed = flush_dbs(c, Some(db));
+    c.dirty(removed);
+    c.force_propagate();
+    c.out.ok();
+    Ok(())
 }
 
 /// TIME: `[unix seconds, microseconds]` as bulk strings.

@@ -1,21 +1,16 @@
 //! Set commands (Redis 7.0's t_set.c): membership, random picks, SMOVE, the set algebra and
 //! its STORE forms (across shards too), SINTERCARD and SSCAN.
 
-use std::rc::Rc;
-
 use crate::cmd::hash::arg_count;
 use crate::cmd::scan::{empty_scan, parse_cursor, parse_scan_opts};
-use crate::cmd::{flag::*, BoxFuture, CommandSpec, Ctx, Handler};
-use crate::db::{Keyspace, NO_EXPIRE};
+use crate::cmd::{flag::*, CommandSpec, Ctx, Handler};
+use crate::db::{Db, NO_EXPIRE};
 use crate::error::{CmdResult, Error};
 use crate::resp::{Args, Reply};
-use crate::server::conn::Conn;
-use crate::shard::{multi, Settings, Shard};
 use crate::slot::key_slot;
-use crate::types::set::{self, distinct_positions, Member, Rng, Set, SetLimits, MAX_PACKED_MEMBER};
+use crate::types::set::{self, distinct_positions, Member, Rng, Set, SetLimits};
 use crate::types::Value;
 use crate::util::num::parse_i64_strict;
-use crate::util::time::now_ms;
 
 const READ_FAST: &[&str] = &["@read", "@set", "@fast"];
 const READ_SLOW: &[&str] = &["@read", "@set", "@slow"];
@@ -65,19 +60,17 @@ pub static COMMANDS: &[CommandSpec] = &[
         ),
     CommandSpec::keyed("smove", 4, WRITE | FAST, smove)
         .keys(1, 2, 1)
-        .multi(smove_multi)
         .acl(WRITE_FAST)
         .doc("set", "1.0.0", "Move a member from one set to another"),
     CommandSpec::keyed("sinter", -2, READONLY, sinter)
         .keys(1, -1, 1)
-        .multi(sinter_multi)
         .acl(READ_SLOW)
         .doc("set", "1.0.0", "Intersect multiple sets"),
     CommandSpec::new(
         "sintercard",
         -3,
         READONLY | MOVABLE_KEYS,
-        Handler::Async(sintercard),
+        Handler::Keyed(sintercard),
     )
     .key_finder(crate::cmd::keys_at::numkeys_1)
     .acl(READ_SLOW)
@@ -88,17 +81,14 @@ pub static COMMANDS: &[CommandSpec] = &[
     ),
     CommandSpec::keyed("sunion", -2, READONLY, sunion)
         .keys(1, -1, 1)
-        .multi(sunion_multi)
         .acl(READ_SLOW)
         .doc("set", "1.0.0", "Add multiple sets"),
     CommandSpec::keyed("sdiff", -2, READONLY, sdiff)
         .keys(1, -1, 1)
-        .multi(sdiff_multi)
         .acl(READ_SLOW)
         .doc("set", "1.0.0", "Subtract multiple sets"),
     CommandSpec::keyed("sinterstore", -3, WRITE | DENYOOM, sinterstore)
         .keys(1, -1, 1)
-        .multi(sinterstore_multi)
         .acl(WRITE_SLOW)
         .doc(
             "set",
@@ -107,7 +97,6 @@ pub static COMMANDS: &[CommandSpec] = &[
         ),
     CommandSpec::keyed("sunionstore", -3, WRITE | DENYOOM, sunionstore)
         .keys(1, -1, 1)
-        .multi(sunionstore_multi)
         .acl(WRITE_SLOW)
         .doc(
             "set",
@@ -116,7 +105,6 @@ pub static COMMANDS: &[CommandSpec] = &[
         ),
     CommandSpec::keyed("sdiffstore", -3, WRITE | DENYOOM, sdiffstore)
         .keys(1, -1, 1)
-        .multi(sdiffstore_multi)
         .acl(WRITE_SLOW)
         .doc(
             "set",
@@ -130,20 +118,12 @@ pub static COMMANDS: &[CommandSpec] = &[
 
 // ---- lookups and replies ----
 
-pub(crate) fn set_limits(s: &Settings) -> SetLimits {
-    SetLimits {
-        max_intset: s.set_max_intset_entries,
-        max_listpack: s.set_max_listpack_entries,
-        max_value: MAX_PACKED_MEMBER,
-    }
-}
-
 fn limits(c: &Ctx) -> SetLimits {
-    set_limits(&c.shard.settings.borrow())
+    c.limits().set
 }
 
 /// The set at `key` for a read (counts a keyspace hit or miss): None if absent.
-fn read_set<'a>(db: &'a mut Keyspace, key: &[u8], now: i64) -> Result<Option<&'a Set>, Error> {
+fn read_set<'a>(db: &'a mut Db<'_>, key: &[u8], now: i64) -> Result<Option<&'a Set>, Error> {
     match db.read(key, now) {
         None => Ok(None),
         Some(e) => match &e.value {
@@ -154,7 +134,7 @@ fn read_set<'a>(db: &'a mut Keyspace, key: &[u8], now: i64) -> Result<Option<&'a
 }
 
 /// The set at `key` for a write (no hit/miss counted): None if absent.
-fn write_set<'a>(db: &'a mut Keyspace, key: &[u8], now: i64) -> Result<Option<&'a mut Set>, Error> {
+fn write_set<'a>(db: &'a mut Db<'_>, key: &[u8], now: i64) -> Result<Option<&'a mut Set>, Error> {
     match db.get(key, now) {
         None => Ok(None),
         Some(e) => match &mut e.value {
@@ -167,7 +147,7 @@ fn write_set<'a>(db: &'a mut Keyspace, key: &[u8], now: i64) -> Result<Option<&'
 /// The sets named by `keys` as Redis's set algebra reads them (`lookupKeyRead` each, in
 /// order): None for a missing key, WRONGTYPE at the first key of another type.
 fn load_sets<'a>(
-    db: &'a mut Keyspace,
+    db: &'a mut Db<'_>,
     keys: &[&[u8]],
     now: i64,
 ) -> Result<Vec<Option<&'a Set>>, Error> {
@@ -176,7 +156,7 @@ fn load_sets<'a>(
         read_set(db, k, now)?;
     }
     // Second pass: every key left is live and a set; borrow them all at once.
-    let db: &'a Keyspace = db;
+    let db: &'a Db<'_> = db;
     Ok(keys
         .iter()
         .map(|k| {
@@ -189,11 +169,6 @@ fn load_sets<'a>(
         .collect())
 }
 
-/// A copy of the set at `key` for a coordinator on another core (None if absent).
-fn snapshot(db: &mut Keyspace, key: &[u8], now: i64) -> Result<Option<Set>, Error> {
-    read_set(db, key, now).map(|s| s.cloned())
-}
-
 #[inline]
 fn reply_member(out: &mut Reply, m: Member<'_>) {
     match m {
@@ -204,7 +179,7 @@ fn reply_member(out: &mut Reply, m: Member<'_>) {
 
 /// Stores a computed set under `dst` (replacing any value and TTL), or deletes `dst` if the
 /// set is empty, as Redis's *STORE commands do. Returns the stored cardinality.
-fn store_result(db: &mut Keyspace, dst: &[u8], result: Set, now: i64) -> i64 {
+fn store_result(db: &mut Db, dst: &[u8], result: Set, now: i64) -> i64 {
     if result.is_empty() {
         db.delete(dst, now);
         return 0;
@@ -219,7 +194,7 @@ fn store_result(db: &mut Keyspace, dst: &[u8], result: Set, now: i64) -> i64 {
 fn sadd(c: &mut Ctx, a: &Args) -> CmdResult {
     let lim = limits(c);
     let key = a.get(1);
-    let added = match write_set(c.db, key, c.now)? {
+    let added = match write_set(&mut c.db, key, c.now)? {
         Some(s) => a.rest(2).filter(|m| s.add(m, lim)).count(),
         None => {
             let mut s = Set::new();
@@ -234,7 +209,7 @@ fn sadd(c: &mut Ctx, a: &Args) -> CmdResult {
 
 fn srem(c: &mut Ctx, a: &Args) -> CmdResult {
     let key = a.get(1);
-    let Some(s) = write_set(c.db, key, c.now)? else {
+    let Some(s) = write_set(&mut c.db, key, c.now)? else {
         c.out.int(0);
         return Ok(());
     };
@@ -255,13 +230,13 @@ fn srem(c: &mut Ctx, a: &Args) -> CmdResult {
 }
 
 fn sismember(c: &mut Ctx, a: &Args) -> CmdResult {
-    let found = read_set(c.db, a.get(1), c.now)?.is_some_and(|s| s.contains(a.get(2)));
+    let found = read_set(&mut c.db, a.get(1), c.now)?.is_some_and(|s| s.contains(a.get(2)));
     c.out.int(found as i64);
     Ok(())
 }
 
 fn smismember(c: &mut Ctx, a: &Args) -> CmdResult {
-    let s = read_set(c.db, a.get(1), c.now)?;
+    let s = read_set(&mut c.db, a.get(1), c.now)?;
     c.out.array(a.len() - 2);
     for m in a.rest(2) {
         c.out.int(s.is_some_and(|s| s.contains(m)) as i64);
@@ -270,13 +245,13 @@ fn smismember(c: &mut Ctx, a: &Args) -> CmdResult {
 }
 
 fn scard(c: &mut Ctx, a: &Args) -> CmdResult {
-    let n = read_set(c.db, a.get(1), c.now)?.map_or(0, Set::len);
+    let n = read_set(&mut c.db, a.get(1), c.now)?.map_or(0, Set::len);
     c.out.int(n as i64);
     Ok(())
 }
 
 fn smembers(c: &mut Ctx, a: &Args) -> CmdResult {
-    let Some(s) = read_set(c.db, a.get(1), c.now)? else {
+    let Some(s) = read_set(&mut c.db, a.get(1), c.now)? else {
         c.out.set(0);
         return Ok(());
     };
@@ -301,7 +276,7 @@ fn spop(c: &mut Ctx, a: &Args) -> CmdResult {
     let key = a.get(1);
     let r = c.db.random_u64();
     // Empty sets are never stored; the filter only keeps a random pick in bounds.
-    let Some(s) = write_set(c.db, key, c.now)?.filter(|s| !s.is_empty()) else {
+    let Some(s) = write_set(&mut c.db, key, c.now)?.filter(|s| !s.is_empty()) else {
         c.out.null();
         return Ok(());
     };
@@ -320,7 +295,7 @@ fn spop_count(c: &mut Ctx, a: &Args) -> CmdResult {
     let key = a.get(1);
     let lim = limits(c);
     let mut rng = Rng::new(c.db.random_u64());
-    let Some(s) = write_set(c.db, key, c.now)? else {
+    let Some(s) = write_set(&mut c.db, key, c.now)? else {
         c.out.set(0);
         return Ok(());
     };
@@ -375,7 +350,7 @@ fn srandmember(c: &mut Ctx, a: &Args) -> CmdResult {
         _ => {}
     }
     let r = c.db.random_u64();
-    match read_set(c.db, a.get(1), c.now)?.filter(|s| !s.is_empty()) {
+    match read_set(&mut c.db, a.get(1), c.now)?.filter(|s| !s.is_empty()) {
         Some(s) => reply_member(c.out, s.positions().get(set::below(r, s.len()))),
         None => c.out.null(),
     }
@@ -385,7 +360,7 @@ fn srandmember(c: &mut Ctx, a: &Args) -> CmdResult {
 fn srandmember_count(c: &mut Ctx, a: &Args) -> CmdResult {
     let l = arg_count(a.get(2))?;
     let mut rng = Rng::new(c.db.random_u64());
-    let Some(s) = read_set(c.db, a.get(1), c.now)?.filter(|s| !s.is_empty()) else {
+    let Some(s) = read_set(&mut c.db, a.get(1), c.now)?.filter(|s| !s.is_empty()) else {
         c.out.array(0);
         return Ok(());
     };
@@ -427,7 +402,7 @@ enum Kind {
     Other,
 }
 
-fn kind_of(db: &mut Keyspace, key: &[u8], now: i64) -> Kind {
+fn kind_of(db: &mut Db, key: &[u8], now: i64) -> Kind {
     match db.get(key, now) {
         None => Kind::Missing,
         Some(e) if matches!(e.value, Value::Set(_)) => Kind::Set,
@@ -436,7 +411,7 @@ fn kind_of(db: &mut Keyspace, key: &[u8], now: i64) -> Kind {
 }
 
 /// Removes `m` from the set at `key` (deleting the key if emptied); whether it was there.
-fn take_member(db: &mut Keyspace, key: &[u8], m: &[u8], now: i64) -> bool {
+fn take_member(db: &mut Db, key: &[u8], m: &[u8], now: i64) -> bool {
     let Ok(Some(s)) = write_set(db, key, now) else {
         return false;
     };
@@ -448,7 +423,7 @@ fn take_member(db: &mut Keyspace, key: &[u8], m: &[u8], now: i64) -> bool {
 }
 
 /// Adds `m` to the set at `key`, creating it if absent (the caller checked the type).
-fn put_member(db: &mut Keyspace, key: &[u8], m: &[u8], lim: SetLimits, now: i64) {
+fn put_member(db: &mut Db, key: &[u8], m: &[u8], lim: SetLimits, now: i64) {
     match write_set(db, key, now) {
         Ok(Some(s)) => {
             s.add(m, lim);
@@ -465,8 +440,8 @@ fn put_member(db: &mut Keyspace, key: &[u8], m: &[u8], lim: SetLimits, now: i64)
 fn smove(c: &mut Ctx, a: &Args) -> CmdResult {
     let (src, dst, m) = (a.get(1), a.get(2), a.get(3));
     // Redis looks both keys up before checking either.
-    let src_kind = kind_of(c.db, src, c.now);
-    let dst_kind = kind_of(c.db, dst, c.now);
+    let src_kind = kind_of(&mut c.db, src, c.now);
+    let dst_kind = kind_of(&mut c.db, dst, c.now);
     if src_kind == Kind::Missing {
         c.out.int(0);
         return Ok(());
@@ -475,98 +450,18 @@ fn smove(c: &mut Ctx, a: &Args) -> CmdResult {
         return Err(Error::WrongType);
     }
     if src == dst {
-        let found = write_set(c.db, src, c.now)?.is_some_and(|s| s.contains(m));
+        let found = write_set(&mut c.db, src, c.now)?.is_some_and(|s| s.contains(m));
         c.out.int(found as i64);
         return Ok(());
     }
-    if !take_member(c.db, src, m, c.now) {
+    if !take_member(&mut c.db, src, m, c.now) {
         c.out.int(0);
         return Ok(());
     }
-    put_member(c.db, dst, m, limits(c), c.now);
+    let lim = limits(c);
+    put_member(&mut c.db, dst, m, lim, c.now);
     c.out.int(1);
     Ok(())
-}
-
-fn smove_multi<'a>(conn: &'a mut Conn, a: Args<'a>) -> BoxFuture<'a> {
-    Box::pin(async move {
-        let shard = conn.shard.clone();
-        let token = conn.shard.new_hold_token();
-        let (src, dst, m) = (a.get(1).to_vec(), a.get(2).to_vec(), a.get(3).to_vec());
-        let mut involved = vec![
-            shard.owner_of(key_slot(&src)),
-            shard.owner_of(key_slot(&dst)),
-        ];
-        involved.sort_unstable();
-        involved.dedup();
-        // Hold both shards (in ascending order, as every coordinator does) so nothing else
-        // runs on either between the checks and the move; the guard releases them even if
-        // this task goes away.
-        let holds = multi::Holds::acquire(&shard, token, &involved).await;
-        let lim = set_limits(&shard.settings.borrow());
-        let moved = smove_held(&shard, token, src, dst, m, lim).await;
-        holds.release().await;
-        conn.out.int(moved? as i64);
-        Ok(())
-    })
-}
-
-/// SMOVE's checks and move with both shards held by `token`.
-async fn smove_held(
-    shard: &Rc<Shard>,
-    token: u64,
-    src: Vec<u8>,
-    dst: Vec<u8>,
-    m: Vec<u8>,
-    lim: SetLimits,
-) -> Result<bool, Error> {
-    let (from, to) = (
-        shard.owner_of(key_slot(&src)),
-        shard.owner_of(key_slot(&dst)),
-    );
-    let now = now_ms();
-    let (src2, m2) = (src.clone(), m.clone());
-    let src_state: Option<Result<bool, Error>> = shard
-        .call(from, token, move |s| {
-            let mut db = s.db.borrow_mut();
-            match kind_of(&mut db, &src2, now) {
-                Kind::Missing => None,
-                Kind::Other => Some(Err(Error::WrongType)),
-                Kind::Set => Some(Ok(write_set(&mut db, &src2, now)
-                    .ok()
-                    .flatten()
-                    .is_some_and(|s| s.contains(&m2)))),
-            }
-        })
-        .await;
-    let dst2 = dst.clone();
-    let dst_kind = shard
-        .call(to, token, move |s| {
-            kind_of(&mut s.db.borrow_mut(), &dst2, now)
-        })
-        .await;
-    let Some(present) = src_state else {
-        return Ok(false);
-    };
-    let present = present?;
-    if dst_kind == Kind::Other {
-        return Err(Error::WrongType);
-    }
-    if !present {
-        return Ok(false);
-    }
-    let m2 = m.clone();
-    shard
-        .call(from, token, move |s| {
-            take_member(&mut s.db.borrow_mut(), &src, &m2, now)
-        })
-        .await;
-    shard
-        .call(to, token, move |s| {
-            put_member(&mut s.db.borrow_mut(), &dst, &m, lim, now)
-        })
-        .await;
-    Ok(true)
 }
 
 // ---- SINTER / SUNION / SDIFF and their STORE forms ----
@@ -620,46 +515,15 @@ fn into_set(r: Computed<'_>, lim: SetLimits) -> Set {
 fn algebra(c: &mut Ctx, a: &Args, op: Op, store: bool) -> CmdResult {
     let keys: Vec<&[u8]> = a.rest(if store { 2 } else { 1 }).collect();
     let lim = limits(c);
-    let sets = load_sets(c.db, &keys, c.now)?;
+    let sets = load_sets(&mut c.db, &keys, c.now)?;
     let r = compute(op, &sets, lim);
     if !store {
         reply_computed(c.out, &r);
         return Ok(());
     }
     let result = into_set(r, lim);
-    let n = store_result(c.db, a.get(1), result, c.now);
+    let n = store_result(&mut c.db, a.get(1), result, c.now);
     c.out.int(n);
-    Ok(())
-}
-
-/// The algebra across shards: copies of the inputs are gathered here, the result is
-/// computed here, and a STORE writes it on the destination's shard.
-async fn algebra_multi(conn: &mut Conn, a: Args<'_>, op: Op, store: bool) -> CmdResult {
-    let keys: Vec<Vec<u8>> = a
-        .rest(if store { 2 } else { 1 })
-        .map(<[u8]>::to_vec)
-        .collect();
-    let sets = multi::map_keys(&conn.shard, keys, snapshot)
-        .await
-        .into_iter()
-        .collect::<Result<Vec<Option<Set>>, Error>>()?;
-    let refs: Vec<Option<&Set>> = sets.iter().map(Option::as_ref).collect();
-    let lim = set_limits(&conn.shard.settings.borrow());
-    let r = compute(op, &refs, lim);
-    if !store {
-        reply_computed(&mut conn.out, &r);
-        return Ok(());
-    }
-    let result = into_set(r, lim);
-    let dst = a.get(1).to_vec();
-    let owner = conn.shard.owner_of(key_slot(&dst));
-    let n = conn
-        .shard
-        .call(owner, 0, move |s| {
-            store_result(&mut s.db.borrow_mut(), &dst, result, now_ms())
-        })
-        .await;
-    conn.out.int(n);
     Ok(())
 }
 
@@ -685,30 +549,6 @@ fn sunionstore(c: &mut Ctx, a: &Args) -> CmdResult {
 
 fn sdiffstore(c: &mut Ctx, a: &Args) -> CmdResult {
     algebra(c, a, Op::Diff, true)
-}
-
-fn sinter_multi<'a>(conn: &'a mut Conn, a: Args<'a>) -> BoxFuture<'a> {
-    Box::pin(algebra_multi(conn, a, Op::Inter, false))
-}
-
-fn sunion_multi<'a>(conn: &'a mut Conn, a: Args<'a>) -> BoxFuture<'a> {
-    Box::pin(algebra_multi(conn, a, Op::Union, false))
-}
-
-fn sdiff_multi<'a>(conn: &'a mut Conn, a: Args<'a>) -> BoxFuture<'a> {
-    Box::pin(algebra_multi(conn, a, Op::Diff, false))
-}
-
-fn sinterstore_multi<'a>(conn: &'a mut Conn, a: Args<'a>) -> BoxFuture<'a> {
-    Box::pin(algebra_multi(conn, a, Op::Inter, true))
-}
-
-fn sunionstore_multi<'a>(conn: &'a mut Conn, a: Args<'a>) -> BoxFuture<'a> {
-    Box::pin(algebra_multi(conn, a, Op::Union, true))
-}
-
-fn sdiffstore_multi<'a>(conn: &'a mut Conn, a: Args<'a>) -> BoxFuture<'a> {
-    Box::pin(algebra_multi(conn, a, Op::Diff, true))
 }
 
 // ---- SINTERCARD ----
@@ -742,39 +582,19 @@ fn parse_sintercard(a: &Args) -> Result<(Vec<Vec<u8>>, usize), Error> {
     Ok((keys, limit))
 }
 
-/// Runs where the keys live: on their shard if they share one, else on copies.
-fn sintercard<'a>(conn: &'a mut Conn, a: Args<'a>) -> BoxFuture<'a> {
-    Box::pin(async move {
-        let (keys, limit) = parse_sintercard(&a)?;
-        let shard = conn.shard.clone();
-        let owner = shard.owner_of(key_slot(&keys[0]));
-        let one_shard = keys.iter().all(|k| shard.owner_of(key_slot(k)) == owner);
-        let n = if one_shard {
-            shard
-                .call(owner, 0, move |s| {
-                    let mut db = s.db.borrow_mut();
-                    let refs: Vec<&[u8]> = keys.iter().map(|k| &k[..]).collect();
-                    load_sets(&mut db, &refs, now_ms()).map(|sets| set::inter(&sets, limit).len())
-                })
-                .await?
-        } else {
-            let sets = multi::map_keys(&shard, keys, snapshot)
-                .await
-                .into_iter()
-                .collect::<Result<Vec<Option<Set>>, Error>>()?;
-            let refs: Vec<Option<&Set>> = sets.iter().map(Option::as_ref).collect();
-            set::inter(&refs, limit).len()
-        };
-        conn.out.int(n as i64);
-        Ok(())
-    })
+fn sintercard(c: &mut Ctx, a: &Args) -> CmdResult {
+    let (keys, limit) = parse_sintercard(a)?;
+    let refs: Vec<&[u8]> = keys.iter().map(|k| &k[..]).collect();
+    let sets = load_sets(&mut c.db, &refs, c.now)?;
+    c.out.int(set::inter(&sets, limit).len() as i64);
+    Ok(())
 }
 
 // ---- SSCAN ----
 
 fn sscan(c: &mut Ctx, a: &Args) -> CmdResult {
     let cursor = parse_cursor(a.get(2))?;
-    let Some(s) = read_set(c.db, a.get(1), c.now)? else {
+    let Some(s) = read_set(&mut c.db, a.get(1), c.now)? else {
         empty_scan(c.out);
         return Ok(());
     };

@@ -1,22 +1,18 @@
 //! Stream commands (Redis 7.0's t_stream.c): XADD/XRANGE/XDEL/XTRIM, XREAD(GROUP), consumer groups, XINFO.
 
-use std::rc::Rc;
-
+use crate::cmd::call::with_keys;
 use crate::cmd::server::help_reply;
 use crate::cmd::{flag::*, BoxFuture, CommandSpec, Ctx, Handler};
-use crate::db::{Keyspace, NO_EXPIRE};
+use crate::db::{Db, NO_EXPIRE};
 use crate::error::{CmdResult, Error};
 use crate::resp::{Args, OwnedArgs, Reply};
-use crate::server::conn::Conn;
 use crate::shard::blocking::{self, BlockingOp, WaitState};
-use crate::shard::Shard;
-use crate::slot::key_slot;
+use crate::shard::client::Conn;
 use crate::types::stream::{
     Fields, Group, Nack, Stream, StreamId, StreamLimits, Trim, INVALID_ENTRIES_READ, NODE_MAX_SIZE,
 };
 use crate::types::Value;
 use crate::util::num::{arg_i64, parse_i64_strict};
-use crate::util::time::now_ms;
 
 const READ_FAST: &[&str] = &["@read", "@stream", "@fast"];
 const READ_SLOW: &[&str] = &["@read", "@stream", "@slow"];
@@ -295,18 +291,10 @@ fn lossy(b: &[u8]) -> std::borrow::Cow<'_, str> {
 // ---- lookups ----
 
 fn limits(c: &Ctx) -> StreamLimits {
-    let s = c.shard.settings.borrow();
-    StreamLimits {
-        max_bytes: s.stream_node_max_bytes,
-        max_entries: s.stream_node_max_entries,
-    }
+    c.limits().stream
 }
 
-fn read_stream<'a>(
-    db: &'a mut Keyspace,
-    key: &[u8],
-    now: i64,
-) -> Result<Option<&'a Stream>, Error> {
+fn read_stream<'a>(db: &'a mut Db<'_>, key: &[u8], now: i64) -> Result<Option<&'a Stream>, Error> {
     match db.read(key, now) {
         None => Ok(None),
         Some(e) => match &e.value {
@@ -317,7 +305,7 @@ fn read_stream<'a>(
 }
 
 fn write_stream<'a>(
-    db: &'a mut Keyspace,
+    db: &'a mut Db<'_>,
     key: &[u8],
     now: i64,
 ) -> Result<Option<&'a mut Stream>, Error> {
@@ -331,11 +319,7 @@ fn write_stream<'a>(
 }
 
 /// The stream at `key`, created empty if absent.
-fn stream_or_create<'a>(
-    db: &'a mut Keyspace,
-    key: &[u8],
-    now: i64,
-) -> Result<&'a mut Stream, Error> {
+fn stream_or_create<'a>(db: &'a mut Db<'_>, key: &[u8], now: i64) -> Result<&'a mut Stream, Error> {
     if db.get(key, now).is_none() {
         db.set(key, Value::Stream(Box::default()), NO_EXPIRE, now);
     }
@@ -464,14 +448,14 @@ fn xadd(c: &mut Ctx, a: &Args) -> CmdResult {
         }
     }
     let key = a.get(1);
-    if write_stream(c.db, key, c.now)?.is_none() {
+    if write_stream(&mut c.db, key, c.now)?.is_none() {
         if opts.nomkstream {
             c.out.null();
             return Ok(());
         }
         c.db.set(key, Value::Stream(Box::default()), NO_EXPIRE, c.now);
     }
-    let s = write_stream(c.db, key, c.now)?.ok_or(Error::NoSuchKey)?;
+    let s = write_stream(&mut c.db, key, c.now)?.ok_or(Error::NoSuchKey)?;
     if s.last_id == StreamId::MAX {
         return Err(Error::msg(
             "The stream has exhausted the last possible ID, unable to add more items",
@@ -502,7 +486,7 @@ fn xadd(c: &mut Ctx, a: &Args) -> CmdResult {
 fn xtrim(c: &mut Ctx, a: &Args) -> CmdResult {
     let lim = limits(c);
     let opts = parse_add_trim(a, false, lim.max_entries)?;
-    let n = match write_stream(c.db, a.get(1), c.now)? {
+    let n = match write_stream(&mut c.db, a.get(1), c.now)? {
         None => 0,
         Some(s) => s.trim(opts.trim.ok_or(Error::Syntax)?, opts.approx, opts.limit),
     };
@@ -513,7 +497,7 @@ fn xtrim(c: &mut Ctx, a: &Args) -> CmdResult {
 // ---- XLEN / XRANGE / XREVRANGE / XDEL ----
 
 fn xlen(c: &mut Ctx, a: &Args) -> CmdResult {
-    let n = read_stream(c.db, a.get(1), c.now)?.map_or(0, Stream::len);
+    let n = read_stream(&mut c.db, a.get(1), c.now)?.map_or(0, Stream::len);
     c.out.int(n as i64);
     Ok(())
 }
@@ -536,7 +520,7 @@ fn range_cmd(c: &mut Ctx, a: &Args, rev: bool) -> CmdResult {
             return Err(Error::Syntax);
         }
     }
-    let Some(s) = read_stream(c.db, a.get(1), c.now)? else {
+    let Some(s) = read_stream(&mut c.db, a.get(1), c.now)? else {
         c.out.array(0);
         return Ok(());
     };
@@ -558,7 +542,7 @@ fn xrevrange(c: &mut Ctx, a: &Args) -> CmdResult {
 }
 
 fn xdel(c: &mut Ctx, a: &Args) -> CmdResult {
-    let Some(s) = write_stream(c.db, a.get(1), c.now)? else {
+    let Some(s) = write_stream(&mut c.db, a.get(1), c.now)? else {
         c.out.int(0);
         return Ok(());
     };
@@ -598,7 +582,7 @@ fn xsetid(c: &mut Ctx, a: &Args) -> CmdResult {
         }
         i += 2;
     }
-    let s = write_stream(c.db, a.get(1), c.now)?.ok_or(Error::NoSuchKey)?;
+    let s = write_stream(&mut c.db, a.get(1), c.now)?.ok_or(Error::NoSuchKey)?;
     if s.len() > 0 {
         let top = s.edge_id(true).unwrap_or(StreamId::MIN);
         if id < top {
@@ -682,7 +666,7 @@ fn xgroup_prologue<'a>(
         }
     }
     let key = a.get(2);
-    let s = write_stream(c.db, key, c.now)?;
+    let s = write_stream(&mut c.db, key, c.now)?;
     if !g.mkstream {
         let Some(s) = s else {
             return Err(Error::msg("The XGROUP subcommand requires the key to exist. Note that for CREATE you may want to use the MKSTREAM option to create an empty stream automatically."));
@@ -712,7 +696,7 @@ fn xgroup_create(c: &mut Ctx, a: &Args) -> CmdResult {
     };
     let s = match s {
         Some(s) => s,
-        None => stream_or_create(c.db, a.get(2), now)?,
+        None => stream_or_create(&mut c.db, a.get(2), now)?,
     };
     if s.groups.contains_key(a.get(3)) {
         return Err(Error::Coded(
@@ -773,7 +757,7 @@ fn xgroup_delconsumer(c: &mut Ctx, a: &Args) -> CmdResult {
 // ---- XACK / XPENDING ----
 
 fn xack(c: &mut Ctx, a: &Args) -> CmdResult {
-    let group = match write_stream(c.db, a.get(1), c.now)? {
+    let group = match write_stream(&mut c.db, a.get(1), c.now)? {
         Some(s) => s.groups.get_mut(a.get(2)),
         None => None,
     };
@@ -816,7 +800,7 @@ fn xpending(c: &mut Ctx, a: &Args) -> CmdResult {
         range = Some((start, end, count));
     }
     let now = c.now;
-    let s = read_stream(c.db, a.get(1), c.now)?;
+    let s = read_stream(&mut c.db, a.get(1), c.now)?;
     let Some(group) = s.and_then(|s| s.groups.get(a.get(2))) else {
         return Err(nogroup(format!(
             "No such key '{}' or consumer group '{}'",
@@ -907,7 +891,7 @@ fn arg_i64_msg(s: &[u8], msg: &'static str) -> Result<i64, Error> {
 fn xclaim(c: &mut Ctx, a: &Args) -> CmdResult {
     let now = c.now;
     let key = a.get(1);
-    let s = write_stream(c.db, key, now)?;
+    let s = write_stream(&mut c.db, key, now)?;
     let nogroup_err = || {
         nogroup(format!(
             "No such key '{}' or consumer group '{}'",
@@ -1046,7 +1030,7 @@ fn xautoclaim(c: &mut Ctx, a: &Args) -> CmdResult {
         j += 1;
     }
     let key = a.get(1);
-    let s = write_stream(c.db, key, now)?;
+    let s = write_stream(&mut c.db, key, now)?;
     let nogroup_err = || {
         nogroup(format!(
             "No such key '{}' or consumer group '{}'",
@@ -1140,7 +1124,7 @@ fn xinfo_help(conn: &mut Conn, a: &Args) -> CmdResult {
     Ok(())
 }
 
-fn existing_stream<'a>(db: &'a mut Keyspace, key: &[u8], now: i64) -> Result<&'a Stream, Error> {
+fn existing_stream<'a>(db: &'a mut Db<'_>, key: &[u8], now: i64) -> Result<&'a Stream, Error> {
     read_stream(db, key, now)?.ok_or(Error::NoSuchKey)
 }
 
@@ -1162,7 +1146,7 @@ fn reply_lag(out: &mut Reply, s: &Stream, g: &Group) {
 fn xinfo_consumers(c: &mut Ctx, a: &Args) -> CmdResult {
     let now = c.now;
     let key = a.get(2);
-    let s = existing_stream(c.db, key, c.now)?;
+    let s = existing_stream(&mut c.db, key, c.now)?;
     let g = s.groups.get(a.get(3)).ok_or_else(|| {
         nogroup(format!(
             "No such consumer group '{}' for key name '{}'",
@@ -1184,7 +1168,7 @@ fn xinfo_consumers(c: &mut Ctx, a: &Args) -> CmdResult {
 }
 
 fn xinfo_groups(c: &mut Ctx, a: &Args) -> CmdResult {
-    let s = existing_stream(c.db, a.get(2), c.now)?;
+    let s = existing_stream(&mut c.db, a.get(2), c.now)?;
     c.out.array(s.groups.len());
     for (name, g) in &s.groups {
         c.out.map(6);
@@ -1231,7 +1215,7 @@ fn xinfo_stream(c: &mut Ctx, a: &Args) -> CmdResult {
             }
         }
     }
-    let s = existing_stream(c.db, a.get(2), c.now)?;
+    let s = existing_stream(&mut c.db, a.get(2), c.now)?;
     let out = &mut *c.out;
     out.map(if full { 9 } else { 10 });
     out.bulk(b"length");
@@ -1423,7 +1407,7 @@ enum KeyState {
     },
 }
 
-fn key_state(db: &mut Keyspace, key: &[u8], group: Option<&[u8]>, now: i64) -> KeyState {
+fn key_state(db: &mut Db, key: &[u8], group: Option<&[u8]>, now: i64) -> KeyState {
     match read_stream(db, key, now) {
         Err(_) => KeyState::WrongType,
         Ok(None) => KeyState::Missing,
@@ -1447,7 +1431,7 @@ fn has_new(s: &Stream, after: StreamId, woken: bool) -> bool {
 /// (`[key, entries]`, or `key` then entries as a RESP3 map pair). Errors only if the group
 /// vanished since the first pass.
 pub fn serve_read(
-    db: &mut Keyspace,
+    db: &mut Db,
     key: &[u8],
     req: &ReadReq,
     now: i64,
@@ -1563,48 +1547,6 @@ fn xreadgroup<'a>(conn: &'a mut Conn, a: Args<'a>) -> BoxFuture<'a> {
     Box::pin(read_generic(conn, a, true))
 }
 
-/// Runs `f` for each key on the shard owning it (all of a shard's keys in one call, in
-/// argument order) and returns the results in key order. Unlike `multi::map_keys`, each key
-/// carries its own data (its read request).
-async fn per_key<T, R>(
-    shard: &Rc<Shard>,
-    items: Vec<(Vec<u8>, T)>,
-    f: fn(&mut Keyspace, &[u8], &T, i64) -> R,
-) -> Vec<R>
-where
-    T: Send + 'static,
-    R: Send + 'static,
-{
-    let n = items.len();
-    let mut groups: Vec<Vec<(usize, Vec<u8>, T)>> =
-        (0..shard.nshards).map(|_| Vec::new()).collect();
-    for (i, (k, t)) in items.into_iter().enumerate() {
-        groups[shard.owner_of(key_slot(&k))].push((i, k, t));
-    }
-    let mut results: Vec<Option<R>> = (0..n).map(|_| None).collect();
-    for (to, part) in groups.into_iter().enumerate() {
-        if part.is_empty() {
-            continue;
-        }
-        let done = shard
-            .call(to, 0, move |s: &Rc<Shard>| {
-                let mut db = s.db.borrow_mut();
-                let now = now_ms();
-                part.into_iter()
-                    .map(|(i, k, t)| (i, f(&mut db, &k, &t, now)))
-                    .collect::<Vec<_>>()
-            })
-            .await;
-        for (i, r) in done {
-            results[i] = Some(r);
-        }
-    }
-    results
-        .into_iter()
-        .map(|r| r.expect("every key answered"))
-        .collect()
-}
-
 /// Checks one read's streams in argument order as 7.0 does (type, group, then the id) and
 /// builds the per-stream requests. `states[i]` carries the stream's last id for `$`.
 fn plan_read(
@@ -1660,7 +1602,7 @@ fn plan_read(
 }
 
 /// A stream's state for `plan_read`, and its last id (0-0 when absent).
-fn probe(db: &mut Keyspace, key: &[u8], group: Option<&[u8]>, now: i64) -> (KeyState, StreamId) {
+fn probe(db: &mut Db, key: &[u8], group: Option<&[u8]>, now: i64) -> (KeyState, StreamId) {
     let state = key_state(db, key, group, now);
     let last = match state {
         KeyState::Stream { .. } => read_stream(db, key, now)
@@ -1677,62 +1619,28 @@ type Attempted = Result<(Vec<ReadReq>, Vec<Option<Vec<u8>>>), Error>;
 
 async fn read_generic(conn: &mut Conn, a: Args<'_>, xreadgroup: bool) -> CmdResult {
     let r = parse_read(&a, xreadgroup)?;
-    let keys: Vec<Vec<u8>> = (0..r.n).map(|i| a.get(r.streams_at + i).to_vec()).collect();
-    let group_name = r.group.as_ref().map(|g| g.0.clone());
     let resp3 = conn.out.resp3;
-    let owner = keys
-        .first()
-        .map_or(conn.shard.id, |k| conn.shard.owner_of(key_slot(k)));
-    let one_shard = keys
-        .iter()
-        .all(|k| conn.shard.owner_of(key_slot(k)) == owner);
-    let attempted: Attempted = if one_shard {
-        // Everything in one job on the owner: checks and reads see one state of the keyspace.
-        let words = OwnedArgs::from(&a);
-        conn.shard
-            .call(owner, 0, move |s: &Rc<Shard>| -> Attempted {
-                let a = words.args();
-                let r = parse_read(&a, xreadgroup)?;
-                let mut db = s.db.borrow_mut();
-                let now = now_ms();
-                let states: Vec<(KeyState, StreamId)> = (0..r.n)
-                    .map(|i| {
-                        probe(
-                            &mut db,
-                            a.get(r.streams_at + i),
-                            r.group.as_ref().map(|g| g.0.as_slice()),
-                            now,
-                        )
-                    })
-                    .collect();
-                let reqs = plan_read(&a, &r, xreadgroup, &states, resp3)?;
-                let mut served = Vec::with_capacity(r.n);
-                for (i, q) in reqs.iter().enumerate() {
-                    served.push(serve_read(&mut db, a.get(r.streams_at + i), q, now)?);
-                }
-                Ok((reqs, served))
+    let idx = crate::cmd::table().lookup(a.get(0)).unwrap_or(0);
+    // One run over every stream's shard: the checks and reads see one state of the keyspace.
+    let attempted: Attempted = with_keys(conn, idx, &a, |c| {
+        let states: Vec<(KeyState, StreamId)> = (0..r.n)
+            .map(|i| {
+                probe(
+                    &mut c.db,
+                    a.get(r.streams_at + i),
+                    r.group.as_ref().map(|g| g.0.as_slice()),
+                    c.now,
+                )
             })
-            .await
-    } else {
-        let states = per_key(
-            &conn.shard,
-            keys.iter()
-                .map(|k| (k.clone(), group_name.clone()))
-                .collect(),
-            |db, k, g: &Option<Vec<u8>>, now| probe(db, k, g.as_deref(), now),
-        )
-        .await;
+            .collect();
         let reqs = plan_read(&a, &r, xreadgroup, &states, resp3)?;
-        let served = per_key(
-            &conn.shard,
-            keys.iter().cloned().zip(reqs.iter().cloned()).collect(),
-            |db, k, q: &ReadReq, now| serve_read(db, k, q, now),
-        )
-        .await
-        .into_iter()
-        .collect::<Result<Vec<_>, Error>>()?;
+        let mut served = Vec::with_capacity(r.n);
+        for (i, q) in reqs.iter().enumerate() {
+            served.push(serve_read(&mut c.db, a.get(r.streams_at + i), q, c.now)?);
+        }
         Ok((reqs, served))
-    };
+    })
+    .await;
     let (reqs, served) = attempted?;
     let parts: Vec<Vec<u8>> = served.into_iter().flatten().collect();
     if !parts.is_empty() {
@@ -1763,6 +1671,7 @@ fn read_reply_head(out: &mut Reply, n: usize) {
 /// XREAD(GROUP) BLOCK: served from one stream when woken (7.0 replies with that stream alone).
 static READ_OP: BlockingOp = BlockingOp {
     serve: serve_blocked,
+    serves_all_keys: false,
     timeout_reply: Reply::null_array,
 };
 
@@ -1802,7 +1711,7 @@ fn serve_blocked(
     if let Some(g) = &req.group {
         // A group reader whose stream or group went away is answered with an error, as 7.0
         // does, rather than left waiting for what can no longer come.
-        match read_stream(c.db, key, c.now) {
+        match read_stream(&mut c.db, key, c.now) {
             Ok(Some(s)) if s.groups.contains_key(g.group.as_slice()) => {}
             Ok(Some(_)) => {
                 c.out.error_line(
@@ -1817,7 +1726,7 @@ fn serve_blocked(
             }
         }
     }
-    match serve_read(c.db, key, &req, c.now)? {
+    match serve_read(&mut c.db, key, &req, c.now)? {
         Some(bytes) => {
             read_reply_head(c.out, 1);
             c.out.raw(&bytes);

@@ -1,11 +1,9 @@
 //! String commands (Redis's t_string.c): GET/SET and friends, counters, ranges and bit operations.
 
-use crate::cmd::{flag::*, BoxFuture, CommandSpec, Ctx};
-use crate::db::{Keyspace, NO_EXPIRE};
+use crate::cmd::{flag::*, CommandSpec, Ctx};
+use crate::db::{Db, NO_EXPIRE};
 use crate::error::{CmdResult, Error};
 use crate::resp::{Args, Reply};
-use crate::server::conn::Conn;
-use crate::shard::multi;
 use crate::types::{StrValue, Value};
 use crate::util::num::{arg_i64, incr_by_float};
 
@@ -60,17 +58,14 @@ pub static COMMANDS: &[CommandSpec] = &[
         ),
     CommandSpec::keyed("mget", -2, READONLY | FAST, mget)
         .keys(1, -1, 1)
-        .multi(mget_multi)
         .acl(READ)
         .doc("string", "1.0.0", "Get the values of all the given keys"),
     CommandSpec::keyed("mset", -3, WRITE | DENYOOM, mset)
         .keys(1, -1, 2)
-        .multi(mset_multi)
         .acl(WRITE_SLOW)
         .doc("string", "1.0.1", "Set multiple keys to multiple values"),
     CommandSpec::keyed("msetnx", -3, WRITE | DENYOOM, msetnx)
         .keys(1, -1, 2)
-        .multi(msetnx_multi)
         .acl(WRITE_SLOW)
         .doc(
             "string",
@@ -138,7 +133,6 @@ pub static COMMANDS: &[CommandSpec] = &[
         ),
     CommandSpec::keyed("lcs", -3, READONLY, lcs)
         .keys(1, 2, 1)
-        .multi(lcs_multi)
         .acl(&["@read", "@string", "@slow"])
         .doc("string", "7.0.0", "Find longest common substring"),
     CommandSpec::keyed("setrange", 4, WRITE | DENYOOM, setrange)
@@ -152,7 +146,7 @@ pub static COMMANDS: &[CommandSpec] = &[
 
 /// The string at `key`: `Ok(None)` if absent, `WRONGTYPE` if another type.
 pub fn read_str<'a>(
-    db: &'a mut Keyspace,
+    db: &'a mut Db<'_>,
     key: &[u8],
     now: i64,
 ) -> Result<Option<&'a mut StrValue>, Error> {
@@ -167,7 +161,7 @@ pub fn read_str<'a>(
 
 /// Like `read_str` without counting a keyspace hit or miss (for writes).
 pub fn write_str<'a>(
-    db: &'a mut Keyspace,
+    db: &'a mut Db<'_>,
     key: &[u8],
     now: i64,
 ) -> Result<Option<&'a mut StrValue>, Error> {
@@ -181,7 +175,7 @@ pub fn write_str<'a>(
 }
 
 fn get(c: &mut Ctx, a: &Args) -> CmdResult {
-    match read_str(c.db, a.get(1), c.now)? {
+    match read_str(&mut c.db, a.get(1), c.now)? {
         Some(s) => match s {
             StrValue::Int(v) => c.out.bulk_int(*v),
             StrValue::Emb(b) => c.out.bulk(b),
@@ -308,7 +302,7 @@ impl<'a> StrOpts<'a> {
 }
 
 /// Stores a string, honouring an expiry that may already be in the past (then the key is deleted).
-fn store(db: &mut Keyspace, key: &[u8], val: &[u8], exp: Expiry, now: i64) {
+fn store(db: &mut Db, key: &[u8], val: &[u8], exp: Expiry, now: i64) {
     let value = Value::Str(StrValue::from_bytes(val));
     match exp {
         Expiry::Keep => db.set_keep_ttl(key, value, now),
@@ -330,7 +324,7 @@ fn set(c: &mut Ctx, a: &Args) -> CmdResult {
     let key = a.get(1);
     // SET ... GET reads the old value as GET does (a keyspace hit or miss).
     let old = if opts.get {
-        Some(read_str(c.db, key, c.now)?.map(|s| s.to_vec()))
+        Some(read_str(&mut c.db, key, c.now)?.map(|s| s.to_vec()))
     } else {
         None
     };
@@ -341,7 +335,7 @@ fn set(c: &mut Ctx, a: &Args) -> CmdResult {
     };
     let blocked = (opts.nx && exists) || (opts.xx && !exists);
     if !blocked {
-        store(c.db, key, a.get(2), exp, c.now);
+        store(&mut c.db, key, a.get(2), exp, c.now);
     }
     match old {
         Some(Some(v)) => c.out.bulk(&v),
@@ -355,7 +349,7 @@ fn set(c: &mut Ctx, a: &Args) -> CmdResult {
 fn setnx(c: &mut Ctx, a: &Args) -> CmdResult {
     let exists = c.db.exists(a.get(1), c.now);
     if !exists {
-        store(c.db, a.get(1), a.get(2), Expiry::Clear, c.now);
+        store(&mut c.db, a.get(1), a.get(2), Expiry::Clear, c.now);
     }
     c.out.int(!exists as i64);
     Ok(())
@@ -363,7 +357,7 @@ fn setnx(c: &mut Ctx, a: &Args) -> CmdResult {
 
 fn setex_with(c: &mut Ctx, a: &Args, unit: i64, cmd: &'static str) -> CmdResult {
     let at = expire_at(a.get(2), unit, false, c.now, cmd)?;
-    store(c.db, a.get(1), a.get(3), Expiry::At(at), c.now);
+    store(&mut c.db, a.get(1), a.get(3), Expiry::At(at), c.now);
     c.out.ok();
     Ok(())
 }
@@ -377,8 +371,8 @@ fn psetex(c: &mut Ctx, a: &Args) -> CmdResult {
 }
 
 fn getset(c: &mut Ctx, a: &Args) -> CmdResult {
-    let old = read_str(c.db, a.get(1), c.now)?.map(|s| s.to_vec());
-    store(c.db, a.get(1), a.get(2), Expiry::Clear, c.now);
+    let old = read_str(&mut c.db, a.get(1), c.now)?.map(|s| s.to_vec());
+    store(&mut c.db, a.get(1), a.get(2), Expiry::Clear, c.now);
     match old {
         Some(v) => c.out.bulk(&v),
         None => c.out.null(),
@@ -387,7 +381,7 @@ fn getset(c: &mut Ctx, a: &Args) -> CmdResult {
 }
 
 fn getdel(c: &mut Ctx, a: &Args) -> CmdResult {
-    let old = read_str(c.db, a.get(1), c.now)?.map(|s| s.to_vec());
+    let old = read_str(&mut c.db, a.get(1), c.now)?.map(|s| s.to_vec());
     match old {
         Some(v) => {
             c.db.remove(a.get(1));
@@ -403,7 +397,7 @@ fn getex(c: &mut Ctx, a: &Args) -> CmdResult {
     let key = a.get(1);
     // Redis looks the key up before validating the expire time: a missing key is nil
     // whatever the time says.
-    let Some(val) = read_str(c.db, key, c.now)?.map(|s| s.to_vec()) else {
+    let Some(val) = read_str(&mut c.db, key, c.now)?.map(|s| s.to_vec()) else {
         c.out.null();
         return Ok(());
     };
@@ -427,33 +421,12 @@ fn getex(c: &mut Ctx, a: &Args) -> CmdResult {
 fn mget(c: &mut Ctx, a: &Args) -> CmdResult {
     c.out.array(a.len() - 1);
     for key in a.rest(1) {
-        match read_str(c.db, key, c.now) {
+        match read_str(&mut c.db, key, c.now) {
             Ok(Some(s)) => s.with_bytes(|b| c.out.bulk(b)),
             _ => c.out.null(),
         }
     }
     Ok(())
-}
-
-fn mget_multi<'a>(conn: &'a mut Conn, a: Args<'a>) -> BoxFuture<'a> {
-    Box::pin(async move {
-        let keys: Vec<Vec<u8>> = a.rest(1).map(<[u8]>::to_vec).collect();
-        let values = multi::map_keys(&conn.shard, keys, |db, key, now| {
-            match read_str(db, key, now) {
-                Ok(Some(s)) => Some(s.to_vec()),
-                _ => None,
-            }
-        })
-        .await;
-        conn.out.array(values.len());
-        for v in values {
-            match v {
-                Some(v) => conn.out.bulk(&v),
-                None => conn.out.null(),
-            }
-        }
-        Ok(())
-    })
 }
 
 fn check_pairs(a: &Args, name: &'static str) -> CmdResult {
@@ -466,7 +439,7 @@ fn check_pairs(a: &Args, name: &'static str) -> CmdResult {
 fn mset(c: &mut Ctx, a: &Args) -> CmdResult {
     check_pairs(a, "mset")?;
     for i in (1..a.len()).step_by(2) {
-        store(c.db, a.get(i), a.get(i + 1), Expiry::Clear, c.now);
+        store(&mut c.db, a.get(i), a.get(i + 1), Expiry::Clear, c.now);
     }
     c.out.ok();
     Ok(())
@@ -482,50 +455,17 @@ fn msetnx(c: &mut Ctx, a: &Args) -> CmdResult {
         return Ok(());
     }
     for i in (1..a.len()).step_by(2) {
-        store(c.db, a.get(i), a.get(i + 1), Expiry::Clear, c.now);
+        store(&mut c.db, a.get(i), a.get(i + 1), Expiry::Clear, c.now);
     }
     c.out.int(1);
     Ok(())
-}
-
-fn pairs(a: &Args) -> Vec<(Vec<u8>, Vec<u8>)> {
-    (1..a.len())
-        .step_by(2)
-        .map(|i| (a.get(i).to_vec(), a.get(i + 1).to_vec()))
-        .collect()
-}
-
-fn mset_multi<'a>(conn: &'a mut Conn, a: Args<'a>) -> BoxFuture<'a> {
-    Box::pin(async move {
-        check_pairs(&a, "mset")?;
-        multi::atomic_write(&conn.shard, conn.shard.new_hold_token(), pairs(&a), false).await;
-        conn.out.ok();
-        Ok(())
-    })
-}
-
-fn msetnx_multi<'a>(conn: &'a mut Conn, a: Args<'a>) -> BoxFuture<'a> {
-    Box::pin(async move {
-        check_pairs(&a, "msetnx")?;
-        let written =
-            multi::atomic_write(&conn.shard, conn.shard.new_hold_token(), pairs(&a), true).await;
-        conn.out.int(written as i64);
-        Ok(())
-    })
-}
-
-/// Writes every pair on the shard it belongs to (used by MSET/MSETNX across shards).
-pub fn store_pairs(db: &mut Keyspace, pairs: &[(Vec<u8>, Vec<u8>)], now: i64) {
-    for (k, v) in pairs {
-        store(db, k, v, Expiry::Clear, now);
-    }
 }
 
 fn append(c: &mut Ctx, a: &Args) -> CmdResult {
     let key = a.get(1);
     let tail = a.get(2);
     let max = max_bulk_len(c);
-    let len = match write_str(c.db, key, c.now)? {
+    let len = match write_str(&mut c.db, key, c.now)? {
         Some(s) => {
             check_size(s.len() as i64, tail.len() as i64, max)?;
             // Appending (even nothing) leaves the value `raw`, as Redis unshares it.
@@ -535,7 +475,7 @@ fn append(c: &mut Ctx, a: &Args) -> CmdResult {
         }
         None => {
             // A new key takes the argument as SET would, so it may be `int` or `embstr`.
-            store(c.db, key, tail, Expiry::Clear, c.now);
+            store(&mut c.db, key, tail, Expiry::Clear, c.now);
             tail.len()
         }
     };
@@ -559,13 +499,13 @@ pub fn check_size(size: i64, append: i64, max: i64) -> CmdResult {
 }
 
 fn strlen(c: &mut Ctx, a: &Args) -> CmdResult {
-    let n = read_str(c.db, a.get(1), c.now)?.map_or(0, |s| s.len());
+    let n = read_str(&mut c.db, a.get(1), c.now)?.map_or(0, |s| s.len());
     c.out.int(n as i64);
     Ok(())
 }
 
 fn incr_by(c: &mut Ctx, key: &[u8], by: i64) -> CmdResult {
-    let result = match write_str(c.db, key, c.now)? {
+    let result = match write_str(&mut c.db, key, c.now)? {
         Some(s) => {
             let cur = s.as_i64().ok_or(Error::NotInteger)?;
             let new = cur.checked_add(by).ok_or(Error::Overflow)?;
@@ -604,7 +544,7 @@ fn decrby(c: &mut Ctx, a: &Args) -> CmdResult {
 
 fn incrbyfloat(c: &mut Ctx, a: &Args) -> CmdResult {
     let key = a.get(1);
-    let cur = write_str(c.db, key, c.now)?.map(|s| s.to_vec());
+    let cur = write_str(&mut c.db, key, c.now)?.map(|s| s.to_vec());
     let new = incr_by_float(cur.as_deref(), a.get(2))?;
     // Redis stores the formatted result as a plain string object (never `int`).
     let value = StrValue::from_bytes_no_int(&new);
@@ -634,7 +574,7 @@ pub fn clamp_range(start: i64, end: i64, len: i64) -> Option<(usize, usize)> {
 
 fn getrange(c: &mut Ctx, a: &Args) -> CmdResult {
     let (start, end) = (arg_i64(a.get(2))?, arg_i64(a.get(3))?);
-    let Some(s) = read_str(c.db, a.get(1), c.now)? else {
+    let Some(s) = read_str(&mut c.db, a.get(1), c.now)? else {
         c.out.bulk(b"");
         return Ok(());
     };
@@ -659,7 +599,7 @@ fn setrange(c: &mut Ctx, a: &Args) -> CmdResult {
     let key = a.get(1);
     let val = a.get(3);
     let max = max_bulk_len(c);
-    match write_str(c.db, key, c.now)? {
+    match write_str(&mut c.db, key, c.now)? {
         Some(s) => {
             // Setting nothing reports the current length and leaves the value untouched.
             if val.is_empty() {
@@ -693,26 +633,10 @@ fn setrange(c: &mut Ctx, a: &Args) -> CmdResult {
 
 /// LCS on one shard: both keys are read (hits/misses counted) before anything is checked.
 fn lcs(c: &mut Ctx, a: &Args) -> CmdResult {
-    let x = read_str(c.db, a.get(1), c.now).map(|v| v.map(|s| s.to_vec()));
-    let y = read_str(c.db, a.get(2), c.now).map(|v| v.map(|s| s.to_vec()));
+    let x = read_str(&mut c.db, a.get(1), c.now).map(|v| v.map(|s| s.to_vec()));
+    let y = read_str(&mut c.db, a.get(2), c.now).map(|v| v.map(|s| s.to_vec()));
     let max = max_bulk_len(c);
     lcs_reply(c.out, x, y, a, max)
-}
-
-fn lcs_multi<'a>(conn: &'a mut Conn, a: Args<'a>) -> BoxFuture<'a> {
-    Box::pin(async move {
-        let keys = vec![a.get(1).to_vec(), a.get(2).to_vec()];
-        let mut values = multi::map_keys(&conn.shard, keys, |db, key, now| {
-            read_str(db, key, now).map(|v| v.map(|s| s.to_vec()))
-        })
-        .await
-        .into_iter();
-        // map_keys answers once per key, so both are there; a missing one reads as empty.
-        let x = values.next().unwrap_or(Ok(None));
-        let y = values.next().unwrap_or(Ok(None));
-        let max = conn.shard.settings.borrow().proto_max_bulk_len;
-        lcs_reply(&mut conn.out, x, y, &a, max)
-    })
 }
 
 type Fetched = Result<Option<Vec<u8>>, Error>;

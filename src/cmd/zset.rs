@@ -8,12 +8,11 @@ use std::ffi::CString;
 use crate::cmd::hash::arg_count;
 use crate::cmd::scan::{empty_scan, parse_cursor, parse_scan_opts};
 use crate::cmd::{flag::*, BoxFuture, CommandSpec, Ctx, Handler};
-use crate::db::{Keyspace, NO_EXPIRE};
+use crate::db::{Db, NO_EXPIRE};
 use crate::error::{CmdResult, Error};
 use crate::resp::{Args, Reply};
-use crate::server::conn::Conn;
 use crate::shard::blocking::{self, BlockingOp, WaitState};
-use crate::shard::{multi, Settings};
+use crate::shard::client::Conn;
 use crate::slot::key_slot;
 use crate::types::set::{distinct_positions, Rng};
 use crate::types::zset::{
@@ -21,7 +20,6 @@ use crate::types::zset::{
 };
 use crate::types::{Set, Value};
 use crate::util::num::{arg_i64, format_g17};
-use crate::util::time::now_ms;
 
 /// Owned (member, score) pairs, as pops and computed results carry them.
 type Pairs = Vec<(Vec<u8>, f64)>;
@@ -82,7 +80,6 @@ pub static COMMANDS: &[CommandSpec] = &[
         .doc("sorted-set", "2.8.9", "Return a range of members in a sorted set, by lexicographical range, ordered from higher to lower strings."),
     CommandSpec::keyed("zrangestore", -5, WRITE | DENYOOM, zrangestore)
         .keys(1, 2, 1)
-        .multi(zrangestore_multi)
         .acl(WRITE_SLOW)
         .doc("sorted-set", "6.2.0", "Store a range of members from sorted set into another key"),
     CommandSpec::keyed("zremrangebyrank", 4, WRITE, zremrangebyrank)
@@ -100,41 +97,41 @@ pub static COMMANDS: &[CommandSpec] = &[
     CommandSpec::keyed("zpopmax", -2, WRITE | FAST, zpopmax)
         .acl(WRITE_FAST)
         .doc("sorted-set", "5.0.0", "Remove and return members with the highest scores in a sorted set"),
-    CommandSpec::new("zmpop", -4, WRITE | MOVABLE_KEYS, Handler::Async(zmpop))
+    CommandSpec::new("zmpop", -4, WRITE | MOVABLE_KEYS, Handler::Keyed(zmpop))
         .key_finder(crate::cmd::keys_at::numkeys_1)
         .acl(WRITE_SLOW)
         .doc("sorted-set", "7.0.0", "Remove and return members with scores in a sorted set"),
     CommandSpec::keyed("zrandmember", -2, READONLY, zrandmember)
         .acl(READ_SLOW)
         .doc("sorted-set", "6.2.0", "Get one or multiple random elements from a sorted set"),
-    CommandSpec::new("zunion", -3, READONLY | MOVABLE_KEYS, Handler::Async(zunion))
+    CommandSpec::new("zunion", -3, READONLY | MOVABLE_KEYS, Handler::Keyed(zunion))
         .key_finder(crate::cmd::keys_at::numkeys_1)
         .acl(READ_SLOW)
         .doc("sorted-set", "6.2.0", "Add multiple sorted sets"),
-    CommandSpec::new("zinter", -3, READONLY | MOVABLE_KEYS, Handler::Async(zinter))
+    CommandSpec::new("zinter", -3, READONLY | MOVABLE_KEYS, Handler::Keyed(zinter))
         .key_finder(crate::cmd::keys_at::numkeys_1)
         .acl(READ_SLOW)
         .doc("sorted-set", "6.2.0", "Intersect multiple sorted sets"),
-    CommandSpec::new("zdiff", -3, READONLY | MOVABLE_KEYS, Handler::Async(zdiff))
+    CommandSpec::new("zdiff", -3, READONLY | MOVABLE_KEYS, Handler::Keyed(zdiff))
         .key_finder(crate::cmd::keys_at::numkeys_1)
         .acl(READ_SLOW)
         .doc("sorted-set", "6.2.0", "Subtract multiple sorted sets"),
-    CommandSpec::new("zunionstore", -4, WRITE | DENYOOM | MOVABLE_KEYS, Handler::Async(zunionstore))
+    CommandSpec::new("zunionstore", -4, WRITE | DENYOOM | MOVABLE_KEYS, Handler::Keyed(zunionstore))
         .key_finder(crate::cmd::keys_at::dest_numkeys_2)
         .keys(1, 1, 1)
         .acl(WRITE_SLOW)
         .doc("sorted-set", "2.0.0", "Add multiple sorted sets and store the resulting sorted set in a new key"),
-    CommandSpec::new("zinterstore", -4, WRITE | DENYOOM | MOVABLE_KEYS, Handler::Async(zinterstore))
+    CommandSpec::new("zinterstore", -4, WRITE | DENYOOM | MOVABLE_KEYS, Handler::Keyed(zinterstore))
         .key_finder(crate::cmd::keys_at::dest_numkeys_2)
         .keys(1, 1, 1)
         .acl(WRITE_SLOW)
         .doc("sorted-set", "2.0.0", "Intersect multiple sorted sets and store the resulting sorted set in a new key"),
-    CommandSpec::new("zdiffstore", -4, WRITE | DENYOOM | MOVABLE_KEYS, Handler::Async(zdiffstore))
+    CommandSpec::new("zdiffstore", -4, WRITE | DENYOOM | MOVABLE_KEYS, Handler::Keyed(zdiffstore))
         .key_finder(crate::cmd::keys_at::dest_numkeys_2)
         .keys(1, 1, 1)
         .acl(WRITE_SLOW)
         .doc("sorted-set", "6.2.0", "Subtract multiple sorted sets and store the resulting sorted set in a new key"),
-    CommandSpec::new("zintercard", -3, READONLY | MOVABLE_KEYS, Handler::Async(zintercard))
+    CommandSpec::new("zintercard", -3, READONLY | MOVABLE_KEYS, Handler::Keyed(zintercard))
         .key_finder(crate::cmd::keys_at::numkeys_1)
         .acl(READ_SLOW)
         .doc("sorted-set", "7.0.0", "Intersect multiple sorted sets and return the cardinality of the result"),
@@ -157,19 +154,12 @@ pub static COMMANDS: &[CommandSpec] = &[
 
 // ---- lookups, parsing, replies ----
 
-pub(crate) fn zset_limits(s: &Settings) -> ZsetLimits {
-    ZsetLimits {
-        max_entries: s.zset_max_listpack_entries,
-        max_value: s.zset_max_listpack_value,
-    }
-}
-
 fn limits(c: &Ctx) -> ZsetLimits {
-    zset_limits(&c.shard.settings.borrow())
+    c.limits().zset
 }
 
 /// The sorted set at `key` for a read (counts a hit or miss): None if absent.
-fn read_zset<'a>(db: &'a mut Keyspace, key: &[u8], now: i64) -> Result<Option<&'a ZSet>, Error> {
+fn read_zset<'a>(db: &'a mut Db<'_>, key: &[u8], now: i64) -> Result<Option<&'a ZSet>, Error> {
     match db.read(key, now) {
         None => Ok(None),
         Some(e) => match &e.value {
@@ -180,11 +170,7 @@ fn read_zset<'a>(db: &'a mut Keyspace, key: &[u8], now: i64) -> Result<Option<&'
 }
 
 /// The sorted set at `key` for a write (no hit/miss counted): None if absent.
-fn write_zset<'a>(
-    db: &'a mut Keyspace,
-    key: &[u8],
-    now: i64,
-) -> Result<Option<&'a mut ZSet>, Error> {
+fn write_zset<'a>(db: &'a mut Db<'_>, key: &[u8], now: i64) -> Result<Option<&'a mut ZSet>, Error> {
     match db.get(key, now) {
         None => Ok(None),
         Some(e) => match &mut e.value {
@@ -196,7 +182,7 @@ fn write_zset<'a>(
 
 /// Stores a computed sorted set under `dst` (replacing any value and TTL), or deletes `dst`
 /// when it is empty, as Redis's *STORE commands do. Returns the stored cardinality.
-fn store_result(db: &mut Keyspace, dst: &[u8], z: ZSet, now: i64) -> i64 {
+fn store_result(db: &mut Db, dst: &[u8], z: ZSet, now: i64) -> i64 {
     if z.is_empty() {
         db.delete(dst, now);
         return 0;
@@ -408,7 +394,7 @@ fn zadd_generic(c: &mut Ctx, a: &Args, mut f: AddFlags) -> CmdResult {
             processed += 1;
         }
     };
-    match write_zset(c.db, key, c.now)? {
+    match write_zset(&mut c.db, key, c.now)? {
         Some(z) => apply(z),
         None if f.xx => {}
         None => {
@@ -451,7 +437,7 @@ fn zincrby(c: &mut Ctx, a: &Args) -> CmdResult {
 
 fn zrem(c: &mut Ctx, a: &Args) -> CmdResult {
     let key = a.get(1);
-    let Some(z) = write_zset(c.db, key, c.now)? else {
+    let Some(z) = write_zset(&mut c.db, key, c.now)? else {
         c.out.int(0);
         return Ok(());
     };
@@ -472,13 +458,13 @@ fn zrem(c: &mut Ctx, a: &Args) -> CmdResult {
 // ---- reads ----
 
 fn zcard(c: &mut Ctx, a: &Args) -> CmdResult {
-    let n = read_zset(c.db, a.get(1), c.now)?.map_or(0, ZSet::len);
+    let n = read_zset(&mut c.db, a.get(1), c.now)?.map_or(0, ZSet::len);
     c.out.int(n as i64);
     Ok(())
 }
 
 fn zscore(c: &mut Ctx, a: &Args) -> CmdResult {
-    match read_zset(c.db, a.get(1), c.now)?.and_then(|z| z.score(a.get(2))) {
+    match read_zset(&mut c.db, a.get(1), c.now)?.and_then(|z| z.score(a.get(2))) {
         Some(s) => c.out.double(s),
         None => c.out.null(),
     }
@@ -486,7 +472,7 @@ fn zscore(c: &mut Ctx, a: &Args) -> CmdResult {
 }
 
 fn zmscore(c: &mut Ctx, a: &Args) -> CmdResult {
-    let z = read_zset(c.db, a.get(1), c.now)?;
+    let z = read_zset(&mut c.db, a.get(1), c.now)?;
     c.out.array(a.len() - 2);
     for m in a.rest(2) {
         match z.and_then(|z| z.score(m)) {
@@ -498,7 +484,7 @@ fn zmscore(c: &mut Ctx, a: &Args) -> CmdResult {
 }
 
 fn rank_generic(c: &mut Ctx, a: &Args, rev: bool) -> CmdResult {
-    let z = read_zset(c.db, a.get(1), c.now)?;
+    let z = read_zset(&mut c.db, a.get(1), c.now)?;
     match z.and_then(|z| z.rank(a.get(2)).map(|r| (r, z.len()))) {
         Some((r, n)) => c.out.int(if rev { n - 1 - r } else { r } as i64),
         None => c.out.null(),
@@ -516,7 +502,7 @@ fn zrevrank(c: &mut Ctx, a: &Args) -> CmdResult {
 
 fn zcount(c: &mut Ctx, a: &Args) -> CmdResult {
     let r = parse_score_range(a.get(2), a.get(3))?;
-    let n = read_zset(c.db, a.get(1), c.now)?.map_or(0, |z| {
+    let n = read_zset(&mut c.db, a.get(1), c.now)?.map_or(0, |z| {
         let (lo, hi) = z.score_ranks(&r);
         hi - lo
     });
@@ -526,7 +512,7 @@ fn zcount(c: &mut Ctx, a: &Args) -> CmdResult {
 
 fn zlexcount(c: &mut Ctx, a: &Args) -> CmdResult {
     let r = parse_lex_range(a.get(2), a.get(3))?;
-    let n = read_zset(c.db, a.get(1), c.now)?.map_or(0, |z| {
+    let n = read_zset(&mut c.db, a.get(1), c.now)?.map_or(0, |z| {
         let (lo, hi) = z.lex_ranks(&r);
         hi - lo
     });
@@ -671,7 +657,7 @@ fn select<'a>(z: &'a ZSet, spec: &RangeSpec) -> Vec<(&'a [u8], f64)> {
 
 fn range_reply(c: &mut Ctx, a: &Args, ty: Option<RangeType>, rev: Option<bool>) -> CmdResult {
     let spec = parse_range(a, 1, false, ty, rev)?;
-    let Some(z) = read_zset(c.db, a.get(1), c.now)? else {
+    let Some(z) = read_zset(&mut c.db, a.get(1), c.now)? else {
         c.out.array(0);
         return Ok(());
     };
@@ -706,7 +692,7 @@ fn zrevrangebylex(c: &mut Ctx, a: &Args) -> CmdResult {
 
 /// ZRANGESTORE's source side: the selected pairs (None: no such key).
 fn range_for_store(
-    db: &mut Keyspace,
+    db: &mut Db,
     src: &[u8],
     spec: &RangeSpec,
     now: i64,
@@ -722,33 +708,11 @@ fn range_for_store(
 
 fn zrangestore(c: &mut Ctx, a: &Args) -> CmdResult {
     let spec = parse_range(a, 2, true, None, None)?;
-    let pairs = range_for_store(c.db, a.get(2), &spec, c.now)?;
+    let pairs = range_for_store(&mut c.db, a.get(2), &spec, c.now)?;
     let z = ZSet::from_pairs(pairs, limits(c));
-    let n = store_result(c.db, a.get(1), z, c.now);
+    let n = store_result(&mut c.db, a.get(1), z, c.now);
     c.out.int(n);
     Ok(())
-}
-
-fn zrangestore_multi<'a>(conn: &'a mut Conn, a: Args<'a>) -> BoxFuture<'a> {
-    Box::pin(async move {
-        let spec = parse_range(&a, 2, true, None, None)?;
-        let shard = conn.shard.clone();
-        let src = a.get(2).to_vec();
-        let pairs = shard
-            .call(shard.owner_of(key_slot(&src)), 0, move |s| {
-                range_for_store(&mut s.db.borrow_mut(), &src, &spec, now_ms())
-            })
-            .await?;
-        let dst = a.get(1).to_vec();
-        let n = shard
-            .call(shard.owner_of(key_slot(&dst)), 0, move |s| {
-                let z = ZSet::from_pairs(pairs, zset_limits(&s.settings.borrow()));
-                store_result(&mut s.db.borrow_mut(), &dst, z, now_ms())
-            })
-            .await;
-        conn.out.int(n);
-        Ok(())
-    })
 }
 
 // ---- range removal ----
@@ -760,7 +724,7 @@ fn zremrange(c: &mut Ctx, a: &Args, ty: RangeType) -> CmdResult {
         RangeType::Lex => Selector::Lex(parse_lex_range(a.get(2), a.get(3))?),
     };
     let key = a.get(1);
-    let Some(z) = write_zset(c.db, key, c.now)? else {
+    let Some(z) = write_zset(&mut c.db, key, c.now)? else {
         c.out.int(0);
         return Ok(());
     };
@@ -808,7 +772,7 @@ fn zremrangebylex(c: &mut Ctx, a: &Args) -> CmdResult {
 // ---- pops ----
 
 /// Pops up to `count` elements from the low (or `max`) end; deletes the emptied key.
-pub(crate) fn pop_from(db: &mut Keyspace, key: &[u8], count: usize, max: bool, now: i64) -> Pairs {
+pub(crate) fn pop_from(db: &mut Db, key: &[u8], count: usize, max: bool, now: i64) -> Pairs {
     let Ok(Some(z)) = write_zset(db, key, now) else {
         return Vec::new();
     };
@@ -843,11 +807,11 @@ fn zpop(c: &mut Ctx, a: &Args, max: bool) -> CmdResult {
         None
     };
     let key = a.get(1);
-    if write_zset(c.db, key, c.now)?.is_none() || count == Some(0) {
+    if write_zset(&mut c.db, key, c.now)?.is_none() || count == Some(0) {
         c.out.array(0);
         return Ok(());
     }
-    let popped = pop_from(c.db, key, count.unwrap_or(1) as usize, max, c.now);
+    let popped = pop_from(&mut c.db, key, count.unwrap_or(1) as usize, max, c.now);
     // RESP3 nests pairs when a count was given; a plain pop stays flat.
     let nested = c.out.resp3 && count.is_some();
     c.out.array(if nested {
@@ -930,7 +894,7 @@ fn parse_zmpop(a: &Args, numkeys_idx: usize) -> Result<(Vec<Vec<u8>>, bool, usiz
 
 /// What popping from the first existing key found: None if that key is missing.
 fn zmpop_one(
-    db: &mut Keyspace,
+    db: &mut Db,
     key: &[u8],
     count: usize,
     max: bool,
@@ -942,26 +906,17 @@ fn zmpop_one(
     Ok(Some(pop_from(db, key, count, max, now)))
 }
 
-fn zmpop<'a>(conn: &'a mut Conn, a: Args<'a>) -> BoxFuture<'a> {
-    Box::pin(async move {
-        let (keys, max, count) = parse_zmpop(&a, 1)?;
-        let shard = conn.shard.clone();
-        // The first key that exists is popped from, as Redis looks them up in order.
-        for key in keys {
-            let k = key.clone();
-            let got = shard
-                .call(shard.owner_of(key_slot(&key)), 0, move |s| {
-                    zmpop_one(&mut s.db.borrow_mut(), &k, count, max, now_ms())
-                })
-                .await?;
-            if let Some(pairs) = got {
-                reply_keyed_pairs(&mut conn.out, &key, &pairs);
-                return Ok(());
-            }
+fn zmpop(c: &mut Ctx, a: &Args) -> CmdResult {
+    let (keys, max, count) = parse_zmpop(a, 1)?;
+    // The first key that exists is popped from, as Redis looks them up in order.
+    for key in &keys {
+        if let Some(pairs) = zmpop_one(&mut c.db, key, count, max, c.now)? {
+            reply_keyed_pairs(c.out, key, &pairs);
+            return Ok(());
         }
-        conn.out.null_array();
-        Ok(())
-    })
+    }
+    c.out.null_array();
+    Ok(())
 }
 
 // ---- blocking pops ----
@@ -969,7 +924,7 @@ fn zmpop<'a>(conn: &'a mut Conn, a: Args<'a>) -> BoxFuture<'a> {
 /// Pops from the key at `pos` if it holds elements: a write lookup, WRONGTYPE for another
 /// type, nothing done for a missing key (empty sorted sets are never stored).
 fn serve_pop(c: &mut Ctx, key: &[u8], count: usize, max: bool) -> Result<Option<Pairs>, Error> {
-    zmpop_one(c.db, key, count, max, c.now)
+    zmpop_one(&mut c.db, key, count, max, c.now)
 }
 
 /// BZPOPMIN / BZPOPMAX: a flat `[key, member, score]` in both protocols.
@@ -989,11 +944,13 @@ fn serve_bzpop(c: &mut Ctx, a: &Args, pos: usize, max: bool) -> Result<bool, Err
 
 static BZPOPMIN: BlockingOp = BlockingOp {
     serve: |c, a, pos, _| serve_bzpop(c, a, pos, false),
+    serves_all_keys: false,
     timeout_reply: Reply::null_array,
 };
 
 static BZPOPMAX: BlockingOp = BlockingOp {
     serve: |c, a, pos, _| serve_bzpop(c, a, pos, true),
+    serves_all_keys: false,
     timeout_reply: Reply::null_array,
 };
 
@@ -1026,6 +983,7 @@ fn serve_bzmpop(c: &mut Ctx, a: &Args, pos: usize, _: &mut WaitState) -> Result<
 
 static BZMPOP: BlockingOp = BlockingOp {
     serve: serve_bzmpop,
+    serves_all_keys: false,
     timeout_reply: Reply::null_array,
 };
 
@@ -1044,7 +1002,7 @@ fn bzmpop<'a>(conn: &'a mut Conn, a: Args<'a>) -> BoxFuture<'a> {
 fn zrandmember(c: &mut Ctx, a: &Args) -> CmdResult {
     if a.len() == 2 {
         let r = c.db.random_u64();
-        match read_zset(c.db, a.get(1), c.now)? {
+        match read_zset(&mut c.db, a.get(1), c.now)? {
             Some(z) => {
                 let pick = crate::types::set::below(r, z.len());
                 match z.get(pick) {
@@ -1065,7 +1023,7 @@ fn zrandmember(c: &mut Ctx, a: &Args) -> CmdResult {
         return Err(Error::msg("value is out of range"));
     }
     let mut rng = Rng::new(c.db.random_u64());
-    let Some(z) = read_zset(c.db, a.get(1), c.now)? else {
+    let Some(z) = read_zset(&mut c.db, a.get(1), c.now)? else {
         c.out.array(0);
         return Ok(());
     };
@@ -1155,21 +1113,6 @@ impl Input<'_> {
             (Input::Z(a), Input::Z(b)) => std::ptr::eq(*a, *b),
             (Input::S(a), Input::S(b)) => std::ptr::eq(*a, *b),
             _ => false,
-        }
-    }
-}
-
-/// A copy of an input, for a coordinator on another core.
-enum Owned {
-    Z(ZSet),
-    S(Set),
-}
-
-impl Owned {
-    fn input(&self) -> Input<'_> {
-        match self {
-            Owned::Z(z) => Input::Z(z),
-            Owned::S(s) => Input::S(s),
         }
     }
 }
@@ -1372,7 +1315,7 @@ fn compute(inputs: &[Option<Input>], o: &AlgebraOpts, k: Kind) -> Computed {
 }
 
 /// The input at `key`: WRONGTYPE for anything but a set or sorted set.
-fn load_input<'a>(db: &'a Keyspace, key: &[u8]) -> Option<Input<'a>> {
+fn load_input<'a>(db: &'a Db<'_>, key: &[u8]) -> Option<Input<'a>> {
     let e = db.slot_table(key_slot(key))?.get(key)?;
     match &e.value {
         Value::ZSet(z) => Some(Input::Z(z)),
@@ -1382,7 +1325,7 @@ fn load_input<'a>(db: &'a Keyspace, key: &[u8]) -> Option<Input<'a>> {
 }
 
 /// Looks every key up as a read (expiry, hit/miss), WRONGTYPE at the first bad one.
-fn check_inputs(db: &mut Keyspace, keys: &[Vec<u8>], now: i64) -> Result<(), Error> {
+fn check_inputs(db: &mut Db, keys: &[Vec<u8>], now: i64) -> Result<(), Error> {
     for k in keys {
         if let Some(e) = db.read(k, now) {
             if !matches!(e.value, Value::ZSet(_) | Value::Set(_)) {
@@ -1393,104 +1336,34 @@ fn check_inputs(db: &mut Keyspace, keys: &[Vec<u8>], now: i64) -> Result<(), Err
     Ok(())
 }
 
-fn snapshot(db: &mut Keyspace, key: &[u8], now: i64) -> Result<Option<Owned>, Error> {
-    match db.read(key, now) {
-        None => Ok(None),
-        Some(e) => match &e.value {
-            Value::ZSet(z) => Ok(Some(Owned::Z(z.clone()))),
-            Value::Set(s) => Ok(Some(Owned::S(s.clone()))),
-            _ => Err(Error::WrongType),
-        },
-    }
-}
-
-/// What the family's commands end with, for the coordinator to reply.
-enum Outcome {
-    Pairs(Vec<(Vec<u8>, f64)>),
-    Count(usize),
-    Stored(i64),
-}
-
-/// Runs a command of the family: on the keys' shard when they share one, else on copies
-/// gathered here (a STORE then writes on the destination's shard).
-async fn algebra(conn: &mut Conn, a: Args<'_>, k: Kind) -> CmdResult {
+/// Runs a command of the family over the data of every key's shard.
+fn algebra(c: &mut Ctx, a: &Args, k: Kind) -> CmdResult {
     let idx = if k.store { 2 } else { 1 };
-    let keys = parse_numkeys(&a, idx, k.name)?;
-    let opts = parse_algebra_opts(&a, idx + 1 + keys.len(), keys.len(), k);
+    let keys = parse_numkeys(a, idx, k.name)?;
+    let opts = parse_algebra_opts(a, idx + 1 + keys.len(), keys.len(), k);
     let withscores = opts.as_ref().is_ok_and(|o| o.withscores);
-    let dst = k.store.then(|| a.get(1).to_vec());
-    let shard = conn.shard.clone();
-    let owner = shard.owner_of(key_slot(&keys[0]));
-    let one_shard = keys
-        .iter()
-        .chain(dst.iter())
-        .all(|key| shard.owner_of(key_slot(key)) == owner);
-    let outcome = if one_shard {
-        shard
-            .call(owner, 0, move |s| {
-                let mut db = s.db.borrow_mut();
-                let now = now_ms();
-                check_inputs(&mut db, &keys, now)?;
-                let opts = opts?;
-                let lim = zset_limits(&s.settings.borrow());
-                let computed = {
-                    let db: &Keyspace = &db;
-                    let inputs: Vec<Option<Input>> =
-                        keys.iter().map(|key| load_input(db, key)).collect();
-                    compute(&inputs, &opts, k)
-                };
-                Ok::<_, Error>(match (computed, dst) {
-                    (Computed::Count(n), _) => Outcome::Count(n),
-                    (Computed::Pairs(p), Some(dst)) => {
-                        Outcome::Stored(store_result(&mut db, &dst, ZSet::from_pairs(p, lim), now))
-                    }
-                    (Computed::Pairs(p), None) => Outcome::Pairs(p),
-                })
-            })
-            .await?
-    } else {
-        let copies = multi::map_keys(&shard, keys, snapshot).await;
-        let copies = copies
-            .into_iter()
-            .collect::<Result<Vec<Option<Owned>>, Error>>()?;
-        let opts = opts?;
-        let inputs: Vec<Option<Input>> = copies
-            .iter()
-            .map(|c| c.as_ref().map(Owned::input))
-            .collect();
-        match (compute(&inputs, &opts, k), dst) {
-            (Computed::Count(n), _) => Outcome::Count(n),
-            (Computed::Pairs(p), Some(dst)) => {
-                let to = shard.owner_of(key_slot(&dst));
-                Outcome::Stored(
-                    shard
-                        .call(to, 0, move |s| {
-                            let z = ZSet::from_pairs(p, zset_limits(&s.settings.borrow()));
-                            store_result(&mut s.db.borrow_mut(), &dst, z, now_ms())
-                        })
-                        .await,
-                )
-            }
-            (Computed::Pairs(p), None) => Outcome::Pairs(p),
-        }
+    check_inputs(&mut c.db, &keys, c.now)?;
+    let opts = opts?;
+    let lim = limits(c);
+    let computed = {
+        let db = &c.db;
+        let inputs: Vec<Option<Input>> = keys.iter().map(|key| load_input(db, key)).collect();
+        compute(&inputs, &opts, k)
     };
-    match outcome {
-        Outcome::Count(n) => conn.out.int(n as i64),
-        Outcome::Stored(n) => conn.out.int(n),
-        Outcome::Pairs(p) => {
-            reply_pairs(
-                &mut conn.out,
-                p.iter().map(|(m, s)| (&m[..], *s)),
-                withscores,
-            );
+    match computed {
+        Computed::Count(n) => c.out.int(n as i64),
+        Computed::Pairs(p) if k.store => {
+            let n = store_result(&mut c.db, a.get(1), ZSet::from_pairs(p, lim), c.now);
+            c.out.int(n);
         }
+        Computed::Pairs(p) => reply_pairs(c.out, p.iter().map(|(m, s)| (&m[..], *s)), withscores),
     }
     Ok(())
 }
 
-fn zunion<'a>(conn: &'a mut Conn, a: Args<'a>) -> BoxFuture<'a> {
-    Box::pin(algebra(
-        conn,
+fn zunion(c: &mut Ctx, a: &Args) -> CmdResult {
+    algebra(
+        c,
         a,
         Kind {
             op: Op::Union,
@@ -1498,12 +1371,12 @@ fn zunion<'a>(conn: &'a mut Conn, a: Args<'a>) -> BoxFuture<'a> {
             card_only: false,
             name: "zunion",
         },
-    ))
+    )
 }
 
-fn zinter<'a>(conn: &'a mut Conn, a: Args<'a>) -> BoxFuture<'a> {
-    Box::pin(algebra(
-        conn,
+fn zinter(c: &mut Ctx, a: &Args) -> CmdResult {
+    algebra(
+        c,
         a,
         Kind {
             op: Op::Inter,
@@ -1511,12 +1384,12 @@ fn zinter<'a>(conn: &'a mut Conn, a: Args<'a>) -> BoxFuture<'a> {
             card_only: false,
             name: "zinter",
         },
-    ))
+    )
 }
 
-fn zdiff<'a>(conn: &'a mut Conn, a: Args<'a>) -> BoxFuture<'a> {
-    Box::pin(algebra(
-        conn,
+fn zdiff(c: &mut Ctx, a: &Args) -> CmdResult {
+    algebra(
+        c,
         a,
         Kind {
             op: Op::Diff,
@@ -1524,12 +1397,12 @@ fn zdiff<'a>(conn: &'a mut Conn, a: Args<'a>) -> BoxFuture<'a> {
             card_only: false,
             name: "zdiff",
         },
-    ))
+    )
 }
 
-fn zunionstore<'a>(conn: &'a mut Conn, a: Args<'a>) -> BoxFuture<'a> {
-    Box::pin(algebra(
-        conn,
+fn zunionstore(c: &mut Ctx, a: &Args) -> CmdResult {
+    algebra(
+        c,
         a,
         Kind {
             op: Op::Union,
@@ -1537,12 +1410,12 @@ fn zunionstore<'a>(conn: &'a mut Conn, a: Args<'a>) -> BoxFuture<'a> {
             card_only: false,
             name: "zunionstore",
         },
-    ))
+    )
 }
 
-fn zinterstore<'a>(conn: &'a mut Conn, a: Args<'a>) -> BoxFuture<'a> {
-    Box::pin(algebra(
-        conn,
+fn zinterstore(c: &mut Ctx, a: &Args) -> CmdResult {
+    algebra(
+        c,
         a,
         Kind {
             op: Op::Inter,
@@ -1550,12 +1423,12 @@ fn zinterstore<'a>(conn: &'a mut Conn, a: Args<'a>) -> BoxFuture<'a> {
             card_only: false,
             name: "zinterstore",
         },
-    ))
+    )
 }
 
-fn zdiffstore<'a>(conn: &'a mut Conn, a: Args<'a>) -> BoxFuture<'a> {
-    Box::pin(algebra(
-        conn,
+fn zdiffstore(c: &mut Ctx, a: &Args) -> CmdResult {
+    algebra(
+        c,
         a,
         Kind {
             op: Op::Diff,
@@ -1563,12 +1436,12 @@ fn zdiffstore<'a>(conn: &'a mut Conn, a: Args<'a>) -> BoxFuture<'a> {
             card_only: false,
             name: "zdiffstore",
         },
-    ))
+    )
 }
 
-fn zintercard<'a>(conn: &'a mut Conn, a: Args<'a>) -> BoxFuture<'a> {
-    Box::pin(algebra(
-        conn,
+fn zintercard(c: &mut Ctx, a: &Args) -> CmdResult {
+    algebra(
+        c,
         a,
         Kind {
             op: Op::Inter,
@@ -1576,14 +1449,14 @@ fn zintercard<'a>(conn: &'a mut Conn, a: Args<'a>) -> BoxFuture<'a> {
             card_only: true,
             name: "zintercard",
         },
-    ))
+    )
 }
 
 // ---- ZSCAN ----
 
 fn zscan(c: &mut Ctx, a: &Args) -> CmdResult {
     let cursor = parse_cursor(a.get(2))?;
-    let Some(z) = read_zset(c.db, a.get(1), c.now)? else {
+    let Some(z) = read_zset(&mut c.db, a.get(1), c.now)? else {
         empty_scan(c.out);
         return Ok(());
     };

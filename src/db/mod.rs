@@ -5,9 +5,15 @@
 //! in `volatile`, with their expiry (the entry keeps only its position there), so that the
 //! active expire cycle can sample them uniformly, as Redis samples its `expires` dict.
 
+mod data;
 mod table;
+mod view;
+pub mod watch;
 
+pub use data::ShardData;
 pub use table::SlotTable;
+pub use view::{Db, Parts};
+pub use watch::{Watcher, Watches};
 
 use crate::slot::{key_slot, SLOTS};
 use crate::types::Value;
@@ -79,8 +85,12 @@ pub struct KeyspaceStats {
     pub misses: u64,
 }
 
+/// One database's keys on one shard.
 pub struct Keyspace {
     nshards: usize,
+    /// How many slots this shard owns; `tables` is allocated (one per owned slot) on the
+    /// first write, so the databases nobody uses cost nothing.
+    owned: usize,
     tables: Vec<SlotTable>,
     volatile: Vec<Volatile>,
     len: usize,
@@ -89,8 +99,16 @@ pub struct Keyspace {
     /// Keys that blocked clients wait on (see `shard::blocking`), and those of them touched
     /// since the shard last served its waiters. Empty unless someone is blocked, so the hot
     /// path pays one length check.
-    watched: hashbrown::HashSet<Box<[u8]>>,
+    blocked: hashbrown::HashSet<Box<[u8]>>,
     ready: Vec<Box<[u8]>>,
+    /// WATCHed keys of this database on this shard.
+    pub watches: Watches,
+    /// Keys looked up for writing while some key is watched, since the command started: the
+    /// command's `call()` touches their watchers if it changed the dataset.
+    touched: Vec<Box<[u8]>>,
+    /// Keys deleted because they had expired, since `call()` last took them: each is
+    /// propagated as a DEL before the command's own effect.
+    expired: Vec<Box<[u8]>>,
 }
 
 /// Largest value of the LRU clock (24 bits, as Redis's `LRU_CLOCK_MAX`).
@@ -204,9 +222,23 @@ fn apply_expiry(
 /// after the command (whether the access could serve it is the waiting command's business).
 /// Takes the two fields rather than `&mut Keyspace` so callers may hold an entry pointer.
 #[cold]
-fn note_touched(watched: &hashbrown::HashSet<Box<[u8]>>, ready: &mut Vec<Box<[u8]>>, key: &[u8]) {
-    if watched.contains(key) && !ready.iter().any(|k| &**k == key) {
+fn note_ready(blocked: &hashbrown::HashSet<Box<[u8]>>, ready: &mut Vec<Box<[u8]>>, key: &[u8]) {
+    if blocked.contains(key) && !ready.iter().any(|k| &**k == key) {
         ready.push(key.into());
+    }
+}
+
+/// Whether the slot tables hold `key`.
+fn table_has(tables: &[SlotTable], nshards: usize, key: &[u8]) -> bool {
+    let t = key_slot(key) as usize / nshards;
+    tables.get(t).is_some_and(|t| t.contains_key(key))
+}
+
+/// A write lookup reached `key` while keys are watched: remembered until the command ends.
+#[cold]
+fn note_write(watches: &Watches, touched: &mut Vec<Box<[u8]>>, key: &[u8]) {
+    if watches.contains(key) && !touched.iter().any(|k| &**k == key) {
+        touched.push(key.into());
     }
 }
 
@@ -215,16 +247,27 @@ impl Keyspace {
     pub fn new(shard: usize, nshards: usize) -> Keyspace {
         Keyspace {
             nshards: nshards.max(1),
-            tables: (0..slots_owned(shard, nshards))
-                .map(|_| SlotTable::new())
-                .collect(),
+            owned: slots_owned(shard, nshards),
+            tables: Vec::new(),
             volatile: Vec::new(),
             len: 0,
             rng: 0x9E37_79B9_7F4A_7C15 ^ (shard as u64 + 1),
             stats: KeyspaceStats::default(),
-            watched: Default::default(),
+            blocked: Default::default(),
             ready: Vec::new(),
+            watches: Watches::default(),
+            touched: Vec::new(),
+            expired: Vec::new(),
         }
+    }
+
+    /// The slot tables, allocated on the first write.
+    #[inline]
+    fn tables_for_write(&mut self) -> &mut Vec<SlotTable> {
+        if self.tables.is_empty() && self.owned > 0 {
+            self.tables = (0..self.owned).map(|_| SlotTable::new()).collect();
+        }
+        &mut self.tables
     }
 
     #[inline]
@@ -250,9 +293,14 @@ impl Keyspace {
         self.volatile.len()
     }
 
-    /// The live entry for `key`, deleting it first if it has expired.
+    /// The live entry for `key`, deleting it first if it has expired: a lookup for writing
+    /// (Redis's `lookupKeyWrite`), so a WATCHed key found here is touched if the command
+    /// changes anything.
     #[inline]
     pub fn get(&mut self, key: &[u8], now: i64) -> Option<&mut Entry> {
+        if !self.watches.is_empty() {
+            note_write(&self.watches, &mut self.touched, key);
+        }
         self.live(key, now, true)
     }
 
@@ -277,8 +325,8 @@ impl Keyspace {
         // SAFETY: `entry` points into `self.tables[t]`, which nothing else borrows; returning
         // it here only works around the borrow checker's conditional-return limitation.
         if unsafe { !is_expired(&self.volatile, &*entry, now) } {
-            if !self.watched.is_empty() {
-                note_touched(&self.watched, &mut self.ready, key);
+            if !self.blocked.is_empty() {
+                note_ready(&self.blocked, &mut self.ready, key);
             }
             let e = unsafe { &mut *entry };
             if touch {
@@ -286,9 +334,83 @@ impl Keyspace {
             }
             return Some(e);
         }
-        self.remove(key);
-        self.stats.expired_keys += 1;
+        self.expire_now(key);
         None
+    }
+
+    /// Deletes `key`, which has expired: counted, remembered for propagation (a DEL), and a
+    /// change for whoever watches it, as Redis's `deleteExpiredKeyAndPropagate`.
+    pub fn expire_now(&mut self, key: &[u8]) {
+        if self.remove_entry(key).is_none() {
+            return;
+        }
+        self.stats.expired_keys += 1;
+        self.expired.push(key.into());
+        if !self.watches.is_empty() {
+            self.watches.touch(key, false);
+        }
+    }
+
+    /// The keys deleted on expiry since the last call, oldest first.
+    pub fn take_expired(&mut self) -> Vec<Box<[u8]>> {
+        std::mem::take(&mut self.expired)
+    }
+
+    #[inline]
+    pub fn has_expired(&self) -> bool {
+        !self.expired.is_empty()
+    }
+
+    /// Ends a command for WATCH: if it changed the dataset, the watched keys it looked up for
+    /// writing are touched (`signalModifiedKey`); either way the list is cleared.
+    pub fn settle_touched(&mut self, changed: bool) {
+        if self.touched.is_empty() {
+            return;
+        }
+        for key in std::mem::take(&mut self.touched) {
+            if changed {
+                let exists = self.contains(&key);
+                self.watches.touch(&key, exists);
+            }
+        }
+    }
+
+    /// Whether `key` is in the keyspace, expired or not (Redis's `dictFind`).
+    pub fn contains(&self, key: &[u8]) -> bool {
+        table_has(&self.tables, self.nshards, key)
+    }
+
+    /// This database is about to be emptied (FLUSHDB, FLUSHALL) or to take the keys of
+    /// `replacement` (SWAPDB): its watchers are touched as Redis's `touchAllWatchedKeysInDb`.
+    pub fn touch_all_watched(&mut self, replacement: Option<&Keyspace>, now: i64) {
+        if self.watches.is_empty() {
+            return;
+        }
+        let (tables, nshards) = (&self.tables, self.nshards);
+        self.watches.touch_all(
+            |k| table_has(tables, nshards, k),
+            |k| {
+                replacement
+                    .filter(|r| r.contains(k))
+                    .map(|r| r.is_expired_at(k, now))
+            },
+        );
+    }
+
+    /// The stored expiry of `key` (`NO_EXPIRE` for none), if present, expired or not.
+    pub fn peek_expire(&self, key: &[u8]) -> Option<i64> {
+        let t = self.table_index(key_slot(key));
+        let e = self.tables.get(t)?.get(key)?;
+        Some(expire_of(&self.volatile, e.vidx))
+    }
+
+    /// Whether `key` is in the keyspace with an expiry not after `now` (`keyIsExpired`).
+    pub fn is_expired_at(&self, key: &[u8], now: i64) -> bool {
+        let t = self.table_index(key_slot(key));
+        self.tables
+            .get(t)
+            .and_then(|t| t.get(key))
+            .is_some_and(|e| is_expired(&self.volatile, e, now))
     }
 
     /// Like `get`, but counts keyspace hits and misses (for read commands).
@@ -312,14 +434,24 @@ impl Keyspace {
         Some(unsafe { &mut *entry })
     }
 
-    /// Starts or stops (`on`) reporting accesses to `key` for blocked clients.
-    pub fn watch(&mut self, key: &[u8], on: bool) {
+    /// Starts or stops (`on`) reporting accesses to `key` for blocked clients; returns
+    /// whether that changed anything. (Through `ShardData::track_blocked`, which counts.)
+    fn track_blocked(&mut self, key: &[u8], on: bool) -> bool {
         if on {
-            if !self.watched.contains(key) {
-                self.watched.insert(key.into());
-            }
+            !self.blocked.contains(key) && self.blocked.insert(key.into())
         } else {
-            self.watched.remove(key);
+            self.blocked.remove(key)
+        }
+    }
+
+    /// Marks every key blocked clients wait on that now exists as ready (after SWAPDB or a
+    /// load put new data under them).
+    pub fn mark_blocked_ready(&mut self) {
+        let keys: Vec<Box<[u8]>> = self.blocked.iter().cloned().collect();
+        for k in keys {
+            if self.contains(&k) && !self.ready.contains(&k) {
+                self.ready.push(k);
+            }
         }
     }
 
@@ -327,6 +459,13 @@ impl Keyspace {
     #[inline]
     pub fn has_ready(&self) -> bool {
         !self.ready.is_empty()
+    }
+
+    /// Marks `key` ready, so its waiters are tried after the current unit.
+    pub fn mark_ready(&mut self, key: &[u8]) {
+        if !self.ready.iter().any(|k| &**k == key) {
+            self.ready.push(key.into());
+        }
     }
 
     /// Forgets that `key` was accessed (its waiters have just been tried).
@@ -345,12 +484,16 @@ impl Keyspace {
 
     /// Stores `value` under `key` with the given expiry, replacing any previous value and TTL.
     pub fn set(&mut self, key: &[u8], value: Value, expire_at: i64, now: i64) {
-        if !self.watched.is_empty() {
-            note_touched(&self.watched, &mut self.ready, key);
+        if !self.blocked.is_empty() {
+            note_ready(&self.blocked, &mut self.ready, key);
+        }
+        if !self.watches.is_empty() {
+            note_write(&self.watches, &mut self.touched, key);
         }
         let (slot, t) = self.table(key);
         let lru = lru_clock(now);
         // One lookup whether the key is new or not.
+        self.tables_for_write();
         let (e, inserted) = self.tables[t].upsert(key, value, lru);
         if inserted {
             self.len += 1;
@@ -371,26 +514,29 @@ impl Keyspace {
     /// Sets or clears (`NO_EXPIRE`) the TTL of an existing key. Returns false if the key is absent.
     pub fn set_expire(&mut self, key: &[u8], expire_at: i64) -> bool {
         let (slot, t) = self.table(key);
-        if !self.tables[t].contains_key(key) {
+        let Some(e) = self.tables.get_mut(t).and_then(|t| t.get_mut(key)) else {
             return false;
-        }
-        self.set_expire_in(slot, t, key, expire_at);
-        true
-    }
-
-    fn set_expire_in(&mut self, slot: u16, t: usize, key: &[u8], expire_at: i64) {
-        let Some(e) = self.tables[t].get_mut(key) else {
-            return;
         };
         if let Some(old) = apply_expiry(e, &mut self.volatile, slot, key, expire_at) {
             self.unlist_volatile(old);
         }
+        if !self.watches.is_empty() {
+            note_write(&self.watches, &mut self.touched, key);
+        }
+        true
     }
 
-    /// Removes `key` (expired or not) and returns its entry.
+    /// Removes `key` (expired or not) and returns its entry: a write.
     pub fn remove(&mut self, key: &[u8]) -> Option<Entry> {
+        if !self.watches.is_empty() {
+            note_write(&self.watches, &mut self.touched, key);
+        }
+        self.remove_entry(key)
+    }
+
+    fn remove_entry(&mut self, key: &[u8]) -> Option<Entry> {
         let (_, t) = self.table(key);
-        let entry = self.tables[t].remove(key)?;
+        let entry = self.tables.get_mut(t)?.remove(key)?;
         self.len -= 1;
         if entry.vidx != NOT_VOLATILE {
             self.unlist_volatile(entry.vidx as usize);
@@ -453,7 +599,7 @@ impl Keyspace {
         self.volatile.swap_remove(idx);
         if let Some(moved) = self.volatile.get(idx) {
             let t = self.table_index(moved.slot);
-            if let Some(e) = self.tables[t].get_mut(&moved.key) {
+            if let Some(e) = self.tables.get_mut(t).and_then(|t| t.get_mut(&moved.key)) {
                 e.vidx = idx as u32;
             }
         }
@@ -466,16 +612,16 @@ impl Keyspace {
             .map_or(0, |t| t.len())
     }
 
-    /// Deletes every key of `slot` (a slot this node lost to another); returns how many.
-    pub fn clear_slot(&mut self, slot: u16) -> usize {
+    /// Deletes every key of `slot` (a slot this node lost to another); returns them.
+    pub fn clear_slot(&mut self, slot: u16) -> Vec<Box<[u8]>> {
         let keys: Vec<Box<[u8]>> = match self.tables.get(self.table_index(slot)) {
             Some(t) => t.iter().map(|(k, _)| k.into()).collect(),
-            None => return 0,
+            None => return Vec::new(),
         };
         for k in &keys {
             self.remove(k);
         }
-        keys.len()
+        keys
     }
 
     /// The table of `slot`, for walking its keys (expired ones included; callers filter).
@@ -556,19 +702,25 @@ impl Keyspace {
             t += 1;
         }
         for k in expired {
-            if self.remove(&k).is_some() {
-                self.stats.expired_keys += 1;
-            }
+            self.expire_now(&k);
         }
         (out, (t < self.tables.len()).then_some(t))
     }
 
+    /// Deletes every key (FLUSHDB). Watchers and blocked clients stay registered; the
+    /// caller touches the watchers first (`Watches::touch_all`).
     pub fn flush(&mut self) {
-        for t in &mut self.tables {
-            *t = SlotTable::new();
-        }
+        self.tables = Vec::new();
         self.volatile = Vec::new();
         self.len = 0;
+    }
+
+    /// Exchanges the keys (and their expiries) of two databases, leaving each its watchers
+    /// and blocked clients, which belong to the database number (SWAPDB).
+    pub fn swap_keys(&mut self, other: &mut Keyspace) {
+        std::mem::swap(&mut self.tables, &mut other.tables);
+        std::mem::swap(&mut self.volatile, &mut other.volatile);
+        std::mem::swap(&mut self.len, &mut other.len);
     }
 
     fn next_random(&mut self) -> u64 {
@@ -608,8 +760,7 @@ impl Keyspace {
             if !is_expired {
                 return Some(key);
             }
-            self.remove(&key);
-            self.stats.expired_keys += 1;
+            self.expire_now(&key);
         }
         None
     }
@@ -634,8 +785,7 @@ impl Keyspace {
                 let v = &self.volatile[i];
                 if v.expire_at <= now {
                     let key = v.key.clone();
-                    self.remove(&key);
-                    self.stats.expired_keys += 1;
+                    self.expire_now(&key);
                     expired_in_sample += 1;
                 }
             }
@@ -946,7 +1096,9 @@ mod tests {
         for n in [1, 2, 3, 7, 64] {
             let total: usize = (0..n).map(|s| slots_owned(s, n)).sum();
             assert_eq!(total, SLOTS);
-            assert_eq!(slots_owned(0, n), Keyspace::new(0, n).tables.len());
+            let mut ks = Keyspace::new(0, n);
+            assert!(ks.tables.is_empty(), "no tables before the first write");
+            assert_eq!(slots_owned(0, n), ks.tables_for_write().len());
         }
     }
 }

@@ -19,10 +19,9 @@ pub mod ziplist;
 
 use std::borrow::Cow;
 
-use crate::shard::Settings;
 use crate::types::hash::HashLimits;
-use crate::types::list::{End, Fill};
-use crate::types::set::{Member, SetLimits, MAX_PACKED_MEMBER};
+use crate::types::list::End;
+use crate::types::set::Member;
 use crate::types::zset::ZsetLimits;
 use crate::types::{Hash, List, Set, StrValue, Value, ZSet};
 use crate::util::crc64::crc64;
@@ -67,7 +66,7 @@ const QL_NODE_BUDGET: usize = 8192;
 /// `SIZE_ESTIMATE_OVERHEAD`: quicklist.c's per-entry over-estimate when deciding a push.
 const QL_ENTRY_OVERHEAD: usize = 8;
 
-/// Why a payload was refused; each maps to one Redis error line (see `error.rs`).
+/// Why a payload was refused; each maps to one Redis error line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RdbError {
     /// Too short, newer RDB version, or CRC mismatch:
@@ -77,57 +76,19 @@ pub enum RdbError {
     BadFormat,
 }
 
-/// The encoding thresholds a loaded value is converted with (the receiver's, as Redis does).
-#[derive(Clone, Copy, Debug)]
-pub struct Limits {
-    pub hash: HashLimits,
-    pub set: SetLimits,
-    pub zset: ZsetLimits,
-    pub list_fill: Fill,
-}
-
-impl Limits {
-    pub fn from_settings(s: &Settings) -> Limits {
-        Limits {
-            hash: HashLimits {
-                max_entries: s.hash_max_listpack_entries,
-                max_value: s.hash_max_listpack_value,
-            },
-            set: SetLimits {
-                max_intset: s.set_max_intset_entries,
-                max_listpack: s.set_max_listpack_entries,
-                max_value: MAX_PACKED_MEMBER,
-            },
-            zset: ZsetLimits {
-                max_entries: s.zset_max_listpack_entries,
-                max_value: s.zset_max_listpack_value,
-            },
-            list_fill: s.list_fill,
+impl From<RdbError> for crate::error::Error {
+    fn from(e: RdbError) -> crate::error::Error {
+        match e {
+            RdbError::Checksum => {
+                crate::error::Error::msg("DUMP payload version or checksum are wrong")
+            }
+            RdbError::BadFormat => crate::error::Error::msg("Bad data format"),
         }
     }
 }
 
-impl Default for Limits {
-    /// Redis's default configuration.
-    fn default() -> Limits {
-        Limits {
-            hash: HashLimits {
-                max_entries: 128,
-                max_value: 64,
-            },
-            set: SetLimits {
-                max_intset: 512,
-                max_listpack: 128,
-                max_value: MAX_PACKED_MEMBER,
-            },
-            zset: ZsetLimits {
-                max_entries: 128,
-                max_value: 64,
-            },
-            list_fill: Fill::default(),
-        }
-    }
-}
+/// The encoding thresholds values are loaded with (re-exported: the RDB codec's callers pass them).
+pub use crate::types::Limits;
 
 /// Whether `v` can be serialized: every type can, streams included.
 pub fn can_dump(_v: &Value) -> bool {

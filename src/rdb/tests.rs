@@ -1,6 +1,8 @@
 //! Object-level tests: Redis 7.0's verified DUMP bytes, round trips, and corrupt payloads.
 
 use super::*;
+use crate::types::list::Fill;
+use crate::types::set::SetLimits;
 use crate::types::zset::AddFlags;
 
 fn lim() -> Limits {

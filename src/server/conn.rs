@@ -3,46 +3,36 @@
 //! Requests whose keys live on this core run at once into the output buffer. Requests for
 //! another shard are appended (RESP-encoded) to that shard's batch for this read and leave a
 //! *hole* in the output; after the batch each shard gets one job, and its replies fill the
-//! holes in order, so pipelined replies keep their order.
+//! holes in order, so pipelined replies keep their order. A command whose keys span shards
+//! borrows their data (`shard::tx`) and runs here.
 
 use std::rc::Rc;
 
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::TcpStream;
 
-use crate::cmd::{self, flag, CommandSpec, Handler};
+use crate::cmd::call::{call_conn, end_unit, reject, shards_of};
+use crate::cmd::{self, flag, CommandSpec, Exec, Handler, KeyedFn};
+use crate::db::{Parts, ShardData};
 use crate::error::Error;
 use crate::resp::{Args, Decoded, Decoder, Reply};
-use crate::shard::pubsub::{self, Subscriber};
+use crate::shard::client::{Conn, Queued};
+use crate::shard::journal::Unit;
+use crate::shard::pubsub;
+use crate::shard::tx::{Held, ShardSet};
 use crate::shard::{ClientMeta, Shard};
-use crate::slot::key_slot;
 
 use super::route;
 use crate::util::time::now_ms;
 
 const READ_CHUNK: usize = 16 * 1024;
 
-/// Per-connection state that handlers may read and change.
-pub struct Conn {
-    pub shard: Rc<Shard>,
-    pub meta: Rc<ClientMeta>,
-    pub out: Reply,
-    pub authed: bool,
-    /// Close once the output is written (QUIT, protocol errors, CLIENT KILL of self).
-    pub close_after_reply: bool,
-    /// ASKING was sent: the next command may use a slot this node is importing.
-    pub asking: bool,
-    /// READONLY was sent (replica reads; kept for when replicas exist).
-    pub readonly: bool,
-    /// Commands for other shards in the current batch, RESP-encoded, with their count.
+/// The commands of one read batch bound for other shards, and where their replies go.
+pub struct Batch {
+    /// Per shard: the commands, each as (command index, database) then its RESP bytes.
     forward: Vec<Forward>,
-    /// Where remote replies go in `out`, in order: (byte offset, shard).
+    /// Where remote replies go in the output, in order: (byte offset, shard).
     holes: Vec<(usize, usize)>,
-    /// The batch's time, fixed while it runs.
-    pub now: i64,
-    /// Set at the first (un)subscribe and kept for the connection's life: pushes other cores
-    /// deliver wait here. `None` for the usual connection, which then pays nothing for Pub/Sub.
-    pub sub: Option<Rc<Subscriber>>,
 }
 
 #[derive(Default)]
@@ -57,67 +47,57 @@ pub struct BatchReplies {
     pub ends: Vec<u32>,
 }
 
-impl Conn {
-    pub fn new(shard: Rc<Shard>, meta: Rc<ClientMeta>) -> Conn {
-        let authed = shard.settings.borrow().requirepass.is_none();
-        let nshards = shard.nshards;
-        Conn {
-            shard,
-            meta,
-            out: Reply::new(false),
-            authed,
-            close_after_reply: false,
-            asking: false,
-            readonly: false,
+impl Batch {
+    pub fn new(nshards: usize) -> Batch {
+        Batch {
             forward: (0..nshards).map(|_| Forward::default()).collect(),
             holes: Vec::new(),
-            now: now_ms(),
-            sub: None,
         }
     }
 
-    /// This connection's subscriber record, created on first use.
-    pub fn subscriber(&mut self) -> Rc<Subscriber> {
-        self.sub
-            .get_or_insert_with(|| Subscriber::new(self.meta.clone()))
-            .clone()
-    }
-
-    pub fn id(&self) -> u64 {
-        self.meta.id
+    /// Queues a command for shard `to`, leaving a hole for its reply at the end of `out`.
+    fn push(&mut self, conn: &Conn, to: usize, idx: usize, args: &Args<'_>, raw: Option<&[u8]>) {
+        let fwd = &mut self.forward[to];
+        fwd.cmds.extend_from_slice(&(idx as u32).to_le_bytes());
+        fwd.cmds.extend_from_slice(&(conn.db as u32).to_le_bytes());
+        match raw {
+            Some(bytes) => fwd.cmds.extend_from_slice(bytes),
+            None => args.encode_into(&mut fwd.cmds),
+        }
+        fwd.count += 1;
+        self.holes.push((conn.out.buf.len(), to));
     }
 
     /// Runs this batch's forwarded commands on their shards and places the replies.
-    pub async fn flush_forwarded(&mut self) {
+    pub async fn flush(&mut self, conn: &mut Conn) {
         if self.holes.is_empty() {
             return;
         }
-        let resp3 = self.out.resp3;
-        let mut tickets = Vec::new();
+        let resp3 = conn.out.resp3;
+        let mut calls = Vec::new();
         for (to, fwd) in self.forward.iter_mut().enumerate() {
             if fwd.count == 0 {
                 continue;
             }
             let cmds = std::mem::take(&mut fwd.cmds);
             let count = std::mem::take(&mut fwd.count);
-            let job: crate::shard::mesh::Job = Box::new(move |s| {
-                Box::new(run_forwarded(s, &cmds, count, resp3)) as Box<dyn std::any::Any + Send>
-            });
-            tickets.push((to, self.shard.mesh.send(to, 0, job).await));
+            let slot = crate::shard::mesh::ResultSlot::new();
+            let theirs = slot.clone();
+            let job: crate::shard::mesh::Job =
+                Box::new(move |s| theirs.put(run_forwarded(s, &cmds, count, resp3)));
+            calls.push((to, slot, conn.shard.mesh.send(to, true, job).await));
         }
         let mut replies: Vec<Option<(BatchReplies, usize)>> =
-            (0..self.shard.nshards).map(|_| None).collect();
-        for (to, t) in tickets {
-            let r = t.await;
-            if let Ok(b) = r.downcast::<BatchReplies>() {
-                replies[to] = Some((*b, 0));
-            }
+            (0..conn.shard.nshards).map(|_| None).collect();
+        for (to, slot, ticket) in calls {
+            ticket.await;
+            replies[to] = slot.take().map(|b| (b, 0));
         }
         // Interleave: local output up to each hole, then the next reply of that hole's shard.
-        let local = std::mem::replace(&mut self.out.buf, Vec::with_capacity(READ_CHUNK));
+        let local = std::mem::replace(&mut conn.out.buf, Vec::with_capacity(READ_CHUNK));
         let mut at = 0;
         for &(offset, to) in &self.holes {
-            self.out.buf.extend_from_slice(&local[at..offset]);
+            conn.out.buf.extend_from_slice(&local[at..offset]);
             at = offset;
             // A shard whose job panicked sent no replies: each of its holes still gets one
             // (an error), so the client's replies stay paired with its requests.
@@ -132,16 +112,25 @@ impl Conn {
                 b.out.get(start..end)
             });
             match reply {
-                Some(bytes) => self.out.buf.extend_from_slice(bytes),
-                None => self.out.error(&Error::msg(cmd::PANIC_REPLY)),
+                Some(bytes) => conn.out.buf.extend_from_slice(bytes),
+                None => conn.out.error(&Error::msg(cmd::PANIC_REPLY)),
             }
         }
-        self.out.buf.extend_from_slice(&local[at..]);
+        conn.out.buf.extend_from_slice(&local[at..]);
+        self.holes.clear();
+    }
+
+    /// Drops the queued commands and their holes (the connection is being closed).
+    fn clear(&mut self) {
+        for f in &mut self.forward {
+            f.cmds.clear();
+            f.count = 0;
+        }
         self.holes.clear();
     }
 }
 
-/// Executes forwarded commands on the owning shard (see `Conn::flush_forwarded`).
+/// Executes forwarded commands on the owning shard, whose data is home (see `Batch::flush`).
 fn run_forwarded(shard: &Rc<Shard>, cmds: &[u8], count: u32, resp3: bool) -> BatchReplies {
     let table = cmd::table();
     let mut out = Reply {
@@ -152,22 +141,93 @@ fn run_forwarded(shard: &Rc<Shard>, cmds: &[u8], count: u32, resp3: bool) -> Bat
     let mut dec = Decoder::new(i64::MAX);
     let mut pos = 0;
     let now = now_ms();
-    while pos + 4 <= cmds.len() {
-        let idx =
-            u32::from_le_bytes([cmds[pos], cmds[pos + 1], cmds[pos + 2], cmds[pos + 3]]) as usize;
-        pos += 4;
+    while pos + 8 <= cmds.len() {
+        let word =
+            |at: usize| u32::from_le_bytes([cmds[at], cmds[at + 1], cmds[at + 2], cmds[at + 3]]);
+        let (idx, db) = (word(pos) as usize, word(pos + 4) as usize);
+        pos += 8;
         let len = match dec.decode(&cmds[pos..], false) {
             Decoded::Request { len, .. } => len,
             _ => break,
         };
         let args = Args::new(&cmds[pos..pos + len], dec.scratch(), dec.spans());
         if let Handler::Keyed(f) = table.specs[idx].handler {
-            cmd::run_keyed(shard, idx, f, &args, &mut out, now);
+            run_here(shard, db, idx, f, &args, &mut out, now);
         }
         ends.push(out.buf.len() as u32);
         pos += len;
     }
+    crate::shard::blocking::serve_ready(shard);
     BatchReplies { out: out.buf, ends }
+}
+
+/// Runs a keyed command on this shard's own data (home: the caller checked) as one
+/// execution unit.
+pub fn run_here(
+    shard: &Rc<Shard>,
+    db: usize,
+    idx: usize,
+    f: KeyedFn,
+    args: &Args<'_>,
+    out: &mut Reply,
+    now: i64,
+) {
+    let mut data = shard.data.borrow_mut();
+    match data.as_deref_mut() {
+        Some(data) => run_on(shard, data, db, idx, f, args, out, now),
+        None => out.error(&Error::msg(cmd::PANIC_REPLY)),
+    }
+}
+
+/// `run_here` with the shard's data already in hand.
+#[allow(clippy::too_many_arguments)]
+pub fn run_on(
+    shard: &Rc<Shard>,
+    data: &mut ShardData,
+    db: usize,
+    idx: usize,
+    f: KeyedFn,
+    args: &Args<'_>,
+    out: &mut Reply,
+    now: i64,
+) {
+    let mut unit = Unit::default();
+    let mut x = Exec {
+        shard,
+        parts: Parts::One(data),
+        db,
+        out,
+        now,
+        unit: &mut unit,
+    };
+    cmd::call(&mut x, idx, f, args);
+    if !unit.is_empty() {
+        unit.loose = cmd::table().specs[idx].has(flag::TOUCHES_ARBITRARY_KEYS);
+        data.clock = end_unit(shard, &mut unit, data.clock);
+    }
+}
+
+/// Runs a keyed command over the data of several shards, borrowed for it, as one execution
+/// unit.
+async fn run_across(conn: &mut Conn, shards: &ShardSet, idx: usize, f: KeyedFn, args: &Args<'_>) {
+    let mut held = Held::acquire(&conn.shard, shards).await;
+    let mut unit = Unit::default();
+    let shard = conn.shard.clone();
+    let mut x = Exec {
+        shard: &shard,
+        parts: held.parts(),
+        db: conn.db,
+        out: &mut conn.out,
+        now: conn.now,
+        unit: &mut unit,
+    };
+    cmd::call(&mut x, idx, f, args);
+    if !unit.is_empty() {
+        unit.loose = cmd::table().specs[idx].has(flag::TOUCHES_ARBITRARY_KEYS);
+        let stamp = end_unit(&shard, &mut unit, held.clock());
+        held.set_clock(stamp);
+    }
+    held.release();
 }
 
 /// The read buffer: bytes `[start, end)` are received and not yet consumed.
@@ -202,6 +262,7 @@ impl ReadBuf {
 /// Serves one client connection until it closes.
 pub async fn serve(shard: Rc<Shard>, mut stream: TcpStream, meta: Rc<ClientMeta>) {
     let mut conn = Conn::new(shard.clone(), meta);
+    let mut batch = Batch::new(shard.nshards);
     let mut dec = Decoder::new(shard.settings.borrow().proto_max_bulk_len);
     let mut rbuf = ReadBuf {
         data: vec![0; READ_CHUNK],
@@ -260,7 +321,7 @@ pub async fn serve(shard: Rc<Shard>, mut stream: TcpStream, meta: Rc<ClientMeta>
         conn.now = now_ms();
         conn.meta.last_interaction_ms.set(conn.now);
         dec.max_bulk = shard.settings.borrow().proto_max_bulk_len;
-        need = process_batch(&mut conn, &mut dec, &mut rbuf).await;
+        need = process_batch(&mut conn, &mut batch, &mut dec, &mut rbuf).await;
         conn.meta.qbuf.set(rbuf.end - rbuf.start);
         if let Some(sub) = &conn.sub {
             sub.drain_into(&mut conn.out.buf);
@@ -279,6 +340,8 @@ pub async fn serve(shard: Rc<Shard>, mut stream: TcpStream, meta: Rc<ClientMeta>
             }
         }
     }
+    // A transaction left open is discarded; WATCH registrations go away.
+    cmd::multi::forget(&mut conn).await;
     if let Some(sub) = conn.sub.take() {
         pubsub::remove_all(&shard, &sub);
     }
@@ -311,7 +374,12 @@ async fn write_out(conn: &mut Conn, stream: &mut TcpStream) -> bool {
 
 /// Decodes and runs every complete request in the buffer. Returns how many bytes the next
 /// incomplete request needs in total (0 if unknown).
-async fn process_batch(conn: &mut Conn, dec: &mut Decoder, rbuf: &mut ReadBuf) -> usize {
+async fn process_batch(
+    conn: &mut Conn,
+    batch: &mut Batch,
+    dec: &mut Decoder,
+    rbuf: &mut ReadBuf,
+) -> usize {
     let mut need = 0;
     while rbuf.start < rbuf.end && !conn.close_after_reply {
         let buf = &rbuf.data[rbuf.start..rbuf.end];
@@ -322,7 +390,7 @@ async fn process_batch(conn: &mut Conn, dec: &mut Decoder, rbuf: &mut ReadBuf) -
             }
             Decoded::Nothing { len } => rbuf.start += len,
             Decoded::Error(e) => {
-                conn.flush_forwarded().await;
+                batch.flush(conn).await;
                 conn.out.error_line(&e.text());
                 conn.close_after_reply = true;
                 rbuf.start = rbuf.end;
@@ -330,17 +398,19 @@ async fn process_batch(conn: &mut Conn, dec: &mut Decoder, rbuf: &mut ReadBuf) -
             Decoded::Request { len, inline } => {
                 let args = Args::new(buf, dec.scratch(), dec.spans());
                 let raw = if inline { None } else { Some(&buf[..len]) };
-                dispatch(conn, args, raw).await;
+                dispatch(conn, batch, args, raw).await;
                 rbuf.start += len;
             }
         }
     }
-    conn.flush_forwarded().await;
+    batch.flush(conn).await;
     need
 }
 
-/// The gate: lookup, arity, auth, then local execution, forwarding, or a connection handler.
-pub async fn dispatch(conn: &mut Conn, args: Args<'_>, raw: Option<&[u8]>) {
+/// The gate, in Redis's `processCommand` order: lookup, arity, auth, MULTI restrictions,
+/// cluster redirection, the RESP2 subscribed context; then the command is queued (inside
+/// MULTI) or run: on this core, forwarded to the owner of its keys, or across shards.
+pub async fn dispatch(conn: &mut Conn, batch: &mut Batch, args: Args<'_>, raw: Option<&[u8]>) {
     let table = cmd::table();
     let name = args.get(0);
     // ASKING lasts for the one command after it, whatever that command is (ASKING sets it
@@ -349,7 +419,7 @@ pub async fn dispatch(conn: &mut Conn, args: Args<'_>, raw: Option<&[u8]>) {
     if name.eq_ignore_ascii_case(b"post") || name.eq_ignore_ascii_case(b"host:") {
         eprintln!("Possible SECURITY ATTACK detected. It looks like somebody is sending POST or Host: commands to Redis. Connection aborted.");
         conn.out.buf.clear();
-        conn.holes.clear();
+        batch.clear();
         conn.meta.killed.set(true);
         conn.close_after_reply = true;
         return;
@@ -360,7 +430,7 @@ pub async fn dispatch(conn: &mut Conn, args: Args<'_>, raw: Option<&[u8]>) {
     }
     let Some(mut idx) = table.lookup(name) else {
         let rest: Vec<&[u8]> = args.rest(1).collect();
-        conn.out.error(&Error::unknown_command(name, &rest));
+        refuse(conn, None, &Error::unknown_command(name, &rest));
         return;
     };
     let mut spec: &CommandSpec = table.specs[idx];
@@ -373,33 +443,44 @@ pub async fn dispatch(conn: &mut Conn, args: Args<'_>, raw: Option<&[u8]>) {
                 }
                 None => {
                     let container = table.upper_names[idx].as_str();
-                    conn.out
-                        .error(&Error::unknown_subcommand(args.get(1), container));
+                    refuse(
+                        conn,
+                        None,
+                        &Error::unknown_subcommand(args.get(1), container),
+                    );
                     return;
                 }
             }
         }
     }
     if !spec.arity_ok(args.len()) {
-        table_reject(conn, idx);
-        conn.out
-            .error(&Error::WrongArity(table.full_names[idx].clone().into()));
+        refuse(
+            conn,
+            Some(idx),
+            &Error::WrongArity(table.full_names[idx].clone().into()),
+        );
         return;
     }
     if !conn.authed && !spec.has(flag::NO_AUTH) {
-        table_reject(conn, idx);
-        conn.out.error(&Error::NoAuth);
+        refuse(conn, Some(idx), &Error::NoAuth);
+        return;
+    }
+    if conn.multi.is_some() && spec.has(flag::NO_MULTI) {
+        refuse(conn, Some(idx), &Error::NotInMulti);
         return;
     }
     conn.meta.last_cmd.set(table.full_names[idx].as_str());
     let mut open_slot = None;
-    if (spec.first_key > 0 || spec.key_finder.is_some()) && conn.shard.slot_map.borrow().enabled {
+    let routed = spec.first_key > 0 || spec.key_finder.is_some() || spec.has(flag::ROUTES_QUEUED);
+    if routed && conn.shard.slot_map.borrow().enabled {
         conn.shard.refresh_slot_map();
         asking |= spec.has(flag::ASKING);
         match route::cluster_route(conn, spec, &args, asking) {
             Err(e) => {
-                table_reject(conn, idx);
-                conn.out.error(&e);
+                if spec.has(flag::ROUTES_QUEUED) {
+                    cmd::multi::discard(conn).await;
+                }
+                refuse(conn, Some(idx), &e);
                 return;
             }
             Ok(slot) => open_slot = slot,
@@ -408,100 +489,88 @@ pub async fn dispatch(conn: &mut Conn, args: Args<'_>, raw: Option<&[u8]>) {
     if conn.sub.is_some()
         && !conn.out.resp3
         && conn.meta.in_pubsub()
-        && !cmd::pubsub::allowed_in_subscribed_context(&table.full_names[idx])
+        && !spec.has(flag::SUBSCRIBED_OK)
     {
-        table_reject(conn, idx);
-        conn.out.error(&cmd::pubsub::subscribed_context_error(
-            &table.full_names[idx],
-        ));
+        let e = cmd::pubsub::subscribed_context_error(&table.full_names[idx]);
+        refuse(conn, Some(idx), &e);
         return;
     }
-    if let Some(slot) = open_slot {
-        if !route::run_open_slot(conn, idx, &args, slot, asking).await {
+    if let Some(multi) = conn.multi.as_mut() {
+        if !spec.has(flag::NOT_QUEUED) {
+            if !multi.failed {
+                multi.queued.push(Queued {
+                    idx,
+                    args: (&args).into(),
+                });
+            }
+            conn.out.simple("QUEUED");
             return;
         }
     }
-    match spec.handler {
-        Handler::Keyed(f) => {
-            let shard = &conn.shard;
-            let mut positions = spec.key_positions(args.len());
-            let first = positions
-                .next()
-                .map_or(0, |p| shard.owner_of(key_slot(args.get(p))));
-            let spans_shards = positions.any(|p| shard.owner_of(key_slot(args.get(p))) != first);
-            if spans_shards {
-                if let Some(multi) = spec.multi {
-                    conn.flush_forwarded().await;
-                    let started = crate::util::time::ticks();
-                    let mark = conn.out.buf.len();
-                    let result = guarded_async(multi(conn, args)).await;
-                    cmd::record(&conn.shard, idx, started, result.is_err());
-                    if let Err(e) = result {
-                        conn.out.buf.truncate(mark);
-                        conn.out.error(&e);
-                    }
-                    return;
-                }
-            }
-            if first == shard.id {
-                if shard.blocked_for(0) {
-                    conn.flush_forwarded().await;
-                    conn.shard.wait_unheld(0).await;
-                }
-                let shard = conn.shard.clone();
-                cmd::run_keyed(&shard, idx, f, &args, &mut conn.out, conn.now);
-            } else {
-                let fwd = &mut conn.forward[first];
-                fwd.cmds.extend_from_slice(&(idx as u32).to_le_bytes());
-                match raw {
-                    Some(bytes) => fwd.cmds.extend_from_slice(bytes),
-                    None => args.encode_into(&mut fwd.cmds),
-                }
-                fwd.count += 1;
-                conn.holes.push((conn.out.buf.len(), first));
-            }
+    if let Some(slot) = open_slot {
+        if !route::run_open_slot(conn, batch, idx, &args, slot, asking).await {
+            return;
         }
-        Handler::Sync(f) => {
-            if spec.has(flag::BARRIER) {
-                conn.flush_forwarded().await;
-            }
-            let started = crate::util::time::ticks();
-            let mark = conn.out.buf.len();
-            let result = cmd::guarded(|| f(conn, &args));
-            cmd::record(&conn.shard, idx, started, result.is_err());
-            if let Err(e) = result {
-                conn.out.buf.truncate(mark);
-                conn.out.error(&e);
-            }
-        }
-        Handler::Async(f) => {
-            conn.flush_forwarded().await;
-            let started = crate::util::time::ticks();
-            let mark = conn.out.buf.len();
-            let result = guarded_async(f(conn, args)).await;
-            cmd::record(&conn.shard, idx, started, result.is_err());
-            if let Err(e) = result {
-                conn.out.buf.truncate(mark);
-                conn.out.error(&e);
-            }
-        }
-        Handler::Container => {
-            // A container called with no subcommand: Redis answers with the arity error.
-            conn.out
-                .error(&Error::WrongArity(table.full_names[idx].clone().into()));
+    }
+    execute(conn, batch, idx, &args, raw).await;
+}
+
+/// Answers a command refused at the gate; inside MULTI the transaction will abort.
+fn refuse(conn: &mut Conn, idx: Option<usize>, e: &Error) {
+    if let Some(multi) = conn.multi.as_mut() {
+        multi.failed = true;
+    }
+    match idx {
+        Some(idx) => reject(&conn.shard, idx, &mut conn.out, e),
+        None => {
+            conn.shard.stats.borrow_mut().count_error(e);
+            conn.out.error(e);
         }
     }
 }
 
-/// `cmd::guarded` for connection handlers that await.
-async fn guarded_async(fut: cmd::BoxFuture<'_>) -> crate::error::CmdResult {
-    use futures_lite::FutureExt;
-    std::panic::AssertUnwindSafe(fut)
-        .catch_unwind()
-        .await
-        .unwrap_or_else(|_| Err(Error::msg(cmd::PANIC_REPLY)))
-}
-
-fn table_reject(conn: &Conn, idx: usize) {
-    conn.shard.stats.borrow_mut().cmd[idx].rejected += 1;
+/// Runs a command that passed the gate.
+async fn execute(
+    conn: &mut Conn,
+    batch: &mut Batch,
+    idx: usize,
+    args: &Args<'_>,
+    raw: Option<&[u8]>,
+) {
+    let table = cmd::table();
+    let spec = table.specs[idx];
+    match spec.handler {
+        Handler::Keyed(f) => {
+            let shard = conn.shard.clone();
+            let shards = shards_of(&shard, spec, args);
+            match shards.single() {
+                Some(to) if to == shard.id => {
+                    if !shard.data_is_home() {
+                        batch.flush(conn).await;
+                        shard.data_home().await;
+                    }
+                    run_here(&shard, conn.db, idx, f, args, &mut conn.out, conn.now);
+                    if shard.data.borrow().as_ref().is_some_and(|d| d.has_ready()) {
+                        crate::shard::blocking::serve_ready(&shard);
+                    }
+                }
+                Some(to) => batch.push(conn, to, idx, args, raw),
+                None => {
+                    batch.flush(conn).await;
+                    run_across(conn, &shards, idx, f, args).await;
+                }
+            }
+        }
+        Handler::Sync(_) | Handler::Async(_) => {
+            if spec.has(flag::BARRIER) || matches!(spec.handler, Handler::Async(_)) {
+                batch.flush(conn).await;
+            }
+            call_conn(conn, idx, args).await;
+        }
+        Handler::Container => {
+            // A container called with no subcommand: Redis answers with the arity error.
+            let e = Error::WrongArity(table.full_names[idx].clone().into());
+            reject(&conn.shard, idx, &mut conn.out, &e);
+        }
+    }
 }

@@ -7,7 +7,7 @@ pub mod route;
 
 use std::net::SocketAddr;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,9 +22,6 @@ use crate::util::time::now_ms;
 /// registered memory counts against RLIMIT_MEMLOCK (8 MiB on most systems for non-root users).
 const IO_MEMORY: usize = 256 * 1024;
 const RING_DEPTH: usize = 256;
-
-/// Connected clients across all executors (checked against maxclients on accept only).
-pub static CONNECTED: AtomicUsize = AtomicUsize::new(0);
 
 /// Where each executor runs.
 #[derive(Debug, Clone)]
@@ -152,6 +149,7 @@ fn spawn_executor(
             ex.run(async move {
                 let (mesh, req_rx, resp_rx) = Mesh::connect(ends).await;
                 let shard = Rc::new(Shard::new(id, nshards, is_control, shared.clone(), mesh));
+                Shard::set_current(&shard);
                 for (peer, rx) in req_rx {
                     glommio::spawn_local(shard.clone().serve_requests(peer, rx)).detach();
                 }
@@ -161,7 +159,10 @@ fn spawn_executor(
                 if is_control {
                     // The control executor serves the mesh and, in cluster mode, the bus.
                     if shared.config().get_bool("cluster-enabled") {
-                        match crate::cluster::member::Member::start(shard.clone()) {
+                        match crate::cluster::member::Member::start(
+                            shard.clone(),
+                            crate::cmd::call::delete_slots,
+                        ) {
                             Ok(member) => *shard.cluster.borrow_mut() = Some(member),
                             Err(e) => {
                                 let _ = ready_tx.send(Err(e.clone()));
@@ -328,8 +329,9 @@ async fn accept_loop(shard: Rc<Shard>, listener: TcpListener) {
             continue;
         }
         let maxclients = shard.settings.borrow().maxclients;
-        if CONNECTED.fetch_add(1, Ordering::Relaxed) >= maxclients {
-            CONNECTED.fetch_sub(1, Ordering::Relaxed);
+        let connected = &shard.shared.connected_clients;
+        if connected.fetch_add(1, Ordering::Relaxed) >= maxclients {
+            connected.fetch_sub(1, Ordering::Relaxed);
             shard.stats.borrow_mut().rejected_connections += 1;
             glommio::spawn_local(async move {
                 use futures_lite::AsyncWriteExt;
@@ -363,8 +365,8 @@ async fn accept_loop(shard: Rc<Shard>, listener: TcpListener) {
         shard.clients.borrow_mut().insert(meta.id, meta.clone());
         let s = shard.clone();
         glommio::spawn_local(async move {
-            conn::serve(s, stream, meta).await;
-            CONNECTED.fetch_sub(1, Ordering::Relaxed);
+            conn::serve(s.clone(), stream, meta).await;
+            s.shared.connected_clients.fetch_sub(1, Ordering::Relaxed);
         })
         .detach();
     }
@@ -392,10 +394,7 @@ async fn expire_cron(shard: Rc<Shard>) {
     loop {
         let hz = shard.settings.borrow().hz.max(1);
         glommio::timer::sleep(Duration::from_millis(1000 / hz)).await;
-        if shard.blocked_for(0) {
-            continue;
-        }
-        shard.db.borrow_mut().active_expire(now_ms(), 16);
+        crate::cmd::call::active_expire(&shard, now_ms());
     }
 }
 

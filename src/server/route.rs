@@ -6,13 +6,15 @@ use std::rc::Rc;
 
 use crate::cluster::slotmap::{cross_slot, not_served, Route, SlotMap};
 use crate::cmd::{self, flag, CommandSpec, Handler};
+use crate::db::ShardData;
 use crate::error::Error;
 use crate::resp::{Args, Decoded, Decoder, Reply};
+use crate::shard::client::Conn;
 use crate::shard::Shard;
 use crate::slot::key_slot;
 use crate::util::time::now_ms;
 
-use super::conn::Conn;
+use super::conn::Batch;
 
 /// Whether this node serves the command's keys (Redis's `getNodeByQuery`): all keys in one
 /// slot, that slot served here, the cluster up. `Ok(Some(slot))` when the slot is open and the
@@ -29,9 +31,12 @@ pub fn cluster_route(
         // open-slot verdict (channels are not keys) and, by default, while the cluster is down.
         return shard_channel_route(conn, &map, spec, args, asking).map(|()| None);
     }
+    if spec.has(flag::ROUTES_QUEUED) {
+        return exec_route(conn, &map, asking);
+    }
     let write = spec.has(flag::WRITE);
     // MIGRATE runs here on any open slot, importing ones too, ASKING or not (as in Redis).
-    let migrate = spec.name == "migrate";
+    let migrate = spec.has(flag::MIGRATE);
     let asking = asking || migrate;
     // Fixed key positions are walked in place; only movable keys are gathered first.
     let routed = match spec.key_finder {
@@ -50,6 +55,37 @@ pub fn cluster_route(
         Some((_, Route::Open)) if migrate => Ok(None),
         Some((slot, Route::Open)) => Ok(Some(slot)),
     }
+}
+
+/// EXEC: every key of every queued command in one slot served here (Redis's
+/// `getNodeByQuery` walks the transaction's commands). An open slot is not judged again:
+/// the commands were judged when queued.
+fn exec_route(conn: &Conn, map: &SlotMap, asking: bool) -> Result<Option<u16>, Error> {
+    let Some(multi) = &conn.multi else {
+        return Ok(None);
+    };
+    let table = cmd::table();
+    let mut first: Option<(u16, bool)> = None;
+    for q in &multi.queued {
+        let spec = table.specs[q.idx];
+        let args = q.args.args();
+        let write = spec.has(flag::WRITE);
+        for p in spec.all_key_positions(&args) {
+            let slot = key_slot(args.get(p));
+            match first {
+                None => first = Some((slot, write)),
+                Some((s, _)) if s != slot => return Err(cross_slot()),
+                Some((s, w)) => first = Some((s, w || write)),
+            }
+        }
+    }
+    let Some((slot, write)) = first else {
+        return Ok(None);
+    };
+    if map.unassigned(slot) {
+        return Err(not_served());
+    }
+    map.route(slot, write, asking).map(|_| None)
 }
 
 fn shard_channel_route(
@@ -101,21 +137,22 @@ fn route_keys(
 /// error) is written.
 pub async fn run_open_slot(
     conn: &mut Conn,
+    batch: &mut Batch,
     idx: usize,
     args: &Args<'_>,
     slot: u16,
     asking: bool,
 ) -> bool {
-    conn.flush_forwarded().await;
+    batch.flush(conn).await;
     let owner = conn.shard.owner_of(slot);
     let mut cmd = Vec::new();
     args.encode_into(&mut cmd);
-    let resp3 = conn.out.resp3;
+    let (resp3, db) = (conn.out.resp3, conn.db);
     let keyed = matches!(cmd::table().specs[idx].handler, Handler::Keyed(_));
     let (reply, ok) = conn
         .shard
-        .call(owner, 0, move |s| {
-            judge_and_run(s, idx, &cmd, slot, asking, keyed, resp3)
+        .call_data(owner, move |s, data| {
+            judge_and_run(s, data, idx, &cmd, slot, asking, keyed, (resp3, db))
         })
         .await;
     conn.out.buf.extend_from_slice(&reply);
@@ -127,14 +164,16 @@ pub async fn run_open_slot(
 
 /// On the owner shard: the open-slot verdict, then (for keyed commands) the command itself.
 /// Returns the reply bytes and whether the verdict let the command run.
+#[allow(clippy::too_many_arguments)]
 fn judge_and_run(
     shard: &Rc<Shard>,
+    data: &mut ShardData,
     idx: usize,
     cmd: &[u8],
     slot: u16,
     asking: bool,
     keyed: bool,
-    resp3: bool,
+    (resp3, db): (bool, usize),
 ) -> (Vec<u8>, bool) {
     let mut out = Reply {
         buf: Vec::new(),
@@ -156,8 +195,8 @@ fn judge_and_run(
             .collect();
         keys.sort_unstable();
         keys.dedup();
-        let mut db = shard.db.borrow_mut();
-        let existing = keys.iter().filter(|k| db.exists(k, now)).count();
+        let ks = data.db(db);
+        let existing = keys.iter().filter(|k| ks.exists(k, now)).count();
         shard.refresh_slot_map();
         let map = shard.slot_map.borrow().clone();
         map.open_slot(
@@ -173,7 +212,7 @@ fn judge_and_run(
         return (out.buf, false);
     }
     if let (true, Handler::Keyed(f)) = (keyed, spec.handler) {
-        cmd::run_keyed(shard, idx, f, &args, &mut out, now);
+        super::conn::run_on(shard, data, db, idx, f, &args, &mut out, now);
     }
     (out.buf, true)
 }

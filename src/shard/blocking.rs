@@ -2,21 +2,29 @@
 //! may live on any shard and is served, first come first served, when a write makes one ready.
 //!
 //! A family declares a [`BlockingOp`] per command: `serve` tries to answer the command from
-//! one key (on the shard owning it), `timeout_reply` is the answer when time runs out. Its
-//! `Handler::Async` calls [`run`] (or [`wait`] after making its own first attempt).
+//! one key, `timeout_reply` is the answer when time runs out. Its `Handler::Async` calls
+//! [`run`] (or [`wait`] after making its own first attempt).
 //!
 //! How a wait works:
-//! - The connection's core makes the first attempt, key by key in argument order.
-//! - Then it registers a [`Waiter`] on every key's owner shard, which re-tries `serve` at once
-//!   (data may have arrived since the first attempt) and otherwise queues the waiter on the
-//!   key, FIFO, and watches the key in its `Keyspace`.
-//! - Any later lookup or write of a watched key marks it ready; after the command that did it,
-//!   the shard ([`serve_ready`]) re-tries the key's waiters in order until one is not served.
+//! - The first attempt tries the keys in argument order, atomically, with the data of every
+//!   shard the command's keys live on (`cmd::call::with_keys`). Inside EXEC the command never
+//!   blocks: it answers as if its time had run out.
+//! - Then the connection registers a [`Waiter`] on every key's owner shard, which re-tries
+//!   `serve` at once (data may have arrived since the first attempt) and otherwise queues the
+//!   waiter on the key, FIFO, and tracks the key in its `Keyspace`.
+//! - Any later lookup or write of a tracked key marks it ready; after the execution unit that
+//!   did it, the shard ([`serve_ready`]) re-tries the key's waiters in order until one is not
+//!   served. Each try runs through `cmd::call` as its own unit, so a served BLPOP propagates
+//!   as the LPOP it amounts to, after the write that woke it.
+//! - A waiter whose command needs another shard to be served (BLMOVE with the destination
+//!   elsewhere) is tried by a task that borrows both shards' data; the key's other waiters
+//!   wait behind it meanwhile.
 //! - A waiter registered on several shards is served once: its `status` moves from WAITING to
-//!   BUSY (only one shard at a time; the others spin for the microseconds a `serve` takes) and
-//!   then to SERVED, or back to WAITING when the key could not serve it. The connection's
-//!   timeout and disconnect move it from WAITING to CANCELLED the same way, so a reply is
-//!   either delivered or never produced: no element is popped for a client that is gone.
+//!   BUSY (only one shard at a time; the others spin for the microseconds a `serve` takes, or
+//!   pass over it while a task tries it) and then to SERVED, or back to WAITING when the key
+//!   could not serve it. The connection's timeout and disconnect move it from WAITING to
+//!   CANCELLED the same way, so a reply is either delivered or never produced: no element is
+//!   popped for a client that is gone.
 //! - The reply travels back to the connection's core over the mesh; then the connection
 //!   removes the waiter's other registrations.
 
@@ -30,43 +38,48 @@ use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
-use crate::cmd::{self, Ctx};
+use super::client::Conn;
+use super::journal::Unit;
+use super::tx::{Held, ShardSet};
+use crate::cmd::call::{end_unit, run_body, with_keys};
+use crate::cmd::{self, Ctx, Exec};
+use crate::db::Parts;
 use crate::error::{CmdResult, Error};
 use crate::resp::{Args, OwnedArgs, Reply};
-use crate::server::conn::Conn;
 use crate::shard::Shard;
-use crate::slot::key_slot;
-use crate::util::time::now_ms;
+use crate::util::time::{elapsed_ns, now_ms, ticks};
 
 /// How one blocking command is served; declared next to the command in its family file.
 pub struct BlockingOp {
-    /// On the shard owning `args.get(key_pos)`: answers the command from that key if it can,
-    /// writing the whole reply into `ctx.out` and returning `Ok(true)`, or returns `Ok(false)`
-    /// having written and changed nothing. An `Err` on the first attempt is the reply (e.g.
-    /// WRONGTYPE); when woken it means "cannot serve now" and the client keeps waiting.
+    /// Answers the command from the key at `args.get(key_pos)` if it can, writing the whole
+    /// reply into `ctx.out` (and saying what to propagate) and returning `Ok(true)`, or
+    /// returns `Ok(false)` having written and changed nothing. An `Err` on the first attempt
+    /// is the reply (e.g. WRONGTYPE); when woken it means "cannot serve now" and the client
+    /// keeps waiting.
     pub serve: fn(&mut Ctx<'_>, &Args<'_>, usize, &mut WaitState) -> Result<bool, Error>,
     /// The reply when the timeout expires (e.g. a null array).
     pub timeout_reply: fn(&mut Reply),
+    /// Serving touches every key of the command, not just the ready one (BLMOVE pushes to
+    /// its destination): when they live on several shards, a woken waiter is served with
+    /// all of them held.
+    pub serves_all_keys: bool,
 }
 
-/// What `serve` may keep or ask for, per waiter and key.
+/// What `serve` may keep, per waiter and key.
 #[derive(Default)]
 pub struct WaitState {
     /// True for the first attempt, made before the client blocks.
     pub first: bool,
     /// Kept between attempts on this key (XREAD keeps the id `$` stood for).
     pub data: Vec<u8>,
-    /// Work for another shard that must happen before the reply goes out (BLMOVE whose
-    /// destination lives elsewhere pushes the popped element there).
-    pub then: Option<(usize, FollowUp)>,
 }
-
-pub type FollowUp = Box<dyn FnOnce(&Rc<Shard>) + Send>;
 
 const WAITING: u8 = 0;
 const BUSY: u8 = 1;
 const SERVED: u8 = 2;
 const CANCELLED: u8 = 3;
+/// A task on another shard is trying this waiter (it may wait for data): pass over it.
+const TRYING: u8 = 4;
 
 /// How often a blocked connection checks that its client is still there.
 const DISCONNECT_POLL: Duration = Duration::from_millis(20);
@@ -76,13 +89,20 @@ pub struct Waiter {
     id: u64,
     conn_shard: usize,
     status: AtomicU8,
+    /// The command's index in the table, for its stats.
+    idx: usize,
+    /// The client's database.
+    db: usize,
     args: OwnedArgs,
     resp3: bool,
     op: &'static BlockingOp,
+    /// The shards the command's keys live on, when more than one: serving needs them all.
+    spans: Option<ShardSet>,
 }
 
 impl Waiter {
-    /// Moves WAITING to `to`, waiting out another shard's BUSY; false if already decided.
+    /// Moves WAITING to `to`, waiting out another shard's BUSY; false if already decided or
+    /// being tried by a task.
     fn claim(&self, to: u8) -> bool {
         loop {
             match self
@@ -107,14 +127,13 @@ struct Registration {
 /// A reply produced for a waiter, on its way to the waiter's connection.
 struct Delivery {
     reply: Vec<u8>,
-    then: Option<(usize, FollowUp)>,
 }
 
-/// A shard's blocking state: waiters queued per key it owns, and deliveries for the
-/// connections it runs.
+/// A shard's blocking state: waiters queued per (database, key) it owns, and deliveries for
+/// the connections it runs.
 #[derive(Default)]
 pub struct Blocking {
-    queues: RefCell<hashbrown::HashMap<Box<[u8]>, VecDeque<Registration>>>,
+    queues: RefCell<hashbrown::HashMap<(usize, Box<[u8]>), VecDeque<Registration>>>,
     inbox: RefCell<hashbrown::HashMap<u64, Slot>>,
     next_id: Cell<u64>,
     /// Connections of this core currently blocked (INFO `blocked_clients`).
@@ -159,79 +178,34 @@ pub async fn run(
     timeout_ms: u64,
     op: &'static BlockingOp,
 ) -> CmdResult {
-    let owned = Arc::new(OwnedArgs::from(args));
-    let resp3 = conn.out.resp3;
-    for &pos in keys {
-        let owner = conn.shard.owner_of(key_slot(args.get(pos)));
-        let a = owned.clone();
-        let attempt = conn
-            .shard
-            .call(owner, 0, move |s| first_attempt(s, &a, pos, resp3, op))
-            .await;
-        match attempt {
-            Attempt::Served(d) => return finish(conn, d).await,
-            Attempt::Failed(e) => return Err(e),
-            Attempt::Empty => {}
+    let idx = command_index(args);
+    let served = with_keys(conn, idx, args, |c| {
+        let mut state = WaitState {
+            first: true,
+            ..WaitState::default()
+        };
+        for &pos in keys {
+            if (op.serve)(c, args, pos, &mut state)? {
+                return Ok(true);
+            }
         }
+        Ok(false)
+    })
+    .await?;
+    if served {
+        return Ok(());
     }
     wait(conn, args, keys, timeout_ms, op).await
 }
 
-enum Attempt {
-    Served(Delivery),
-    Empty,
-    Failed(Error),
-}
-
-fn first_attempt(
-    shard: &Rc<Shard>,
-    args: &OwnedArgs,
-    pos: usize,
-    resp3: bool,
-    op: &'static BlockingOp,
-) -> Attempt {
-    let mut out = Reply::new(resp3);
-    let mut state = WaitState {
-        first: true,
-        ..WaitState::default()
-    };
-    let served = serve_guarded(shard, &args.args(), pos, op, &mut out, &mut state);
-    serve_ready(shard);
-    match served {
-        Ok(true) => Attempt::Served(Delivery {
-            reply: out.buf,
-            then: state.then,
-        }),
-        Ok(false) => Attempt::Empty,
-        Err(e) => Attempt::Failed(e),
-    }
-}
-
-fn serve_guarded(
-    shard: &Rc<Shard>,
-    args: &Args<'_>,
-    pos: usize,
-    op: &'static BlockingOp,
-    out: &mut Reply,
-    state: &mut WaitState,
-) -> Result<bool, Error> {
-    let mut served = false;
-    let result = cmd::guarded(|| {
-        let mut db = shard.db.borrow_mut();
-        let mut ctx = Ctx {
-            shard,
-            db: &mut db,
-            out,
-            now: now_ms(),
-        };
-        served = (op.serve)(&mut ctx, args, pos, state)?;
-        Ok(())
-    });
-    result.map(|()| served)
+/// The table index of the command in `args` (a blocking command: no subcommands).
+fn command_index(args: &Args<'_>) -> usize {
+    cmd::table().lookup(args.get(0)).unwrap_or(0)
 }
 
 /// Blocks on the keys at `keys` without a first attempt (the caller made its own), until one
-/// serves the command or `timeout_ms` (0: forever) passes.
+/// serves the command or `timeout_ms` (0: forever) passes. Inside EXEC it answers at once as
+/// if the time had run out, as Redis runs blocking commands in a transaction.
 pub async fn wait(
     conn: &mut Conn,
     args: &Args<'_>,
@@ -239,15 +213,28 @@ pub async fn wait(
     timeout_ms: u64,
     op: &'static BlockingOp,
 ) -> CmdResult {
+    if conn.held.is_some() {
+        (op.timeout_reply)(&mut conn.out);
+        return Ok(());
+    }
     let shard = conn.shard.clone();
+    let idx = command_index(args);
+    let spans = if op.serves_all_keys {
+        cmd::call::shards_of(&shard, cmd::table().specs[idx], args)
+    } else {
+        ShardSet::new()
+    };
     let id = shard.blocking.new_id(shard.id);
     let waiter = Arc::new(Waiter {
         id,
         conn_shard: shard.id,
         status: AtomicU8::new(WAITING),
+        idx,
+        db: conn.db,
         args: OwnedArgs::from(args),
         resp3: conn.out.resp3,
         op,
+        spans: (spans.len() > 1).then_some(spans),
     });
     shard
         .blocking
@@ -260,7 +247,7 @@ pub async fn wait(
     // Register on each owner shard, keys of one shard in one call.
     let mut owners: Vec<(usize, Vec<usize>)> = Vec::new();
     for &pos in keys {
-        let owner = shard.owner_of(key_slot(args.get(pos)));
+        let owner = shard.owner_of_key(args.get(pos));
         match owners.iter_mut().find(|(o, _)| *o == owner) {
             Some((_, positions)) => positions.push(pos),
             None => owners.push((owner, vec![pos])),
@@ -269,7 +256,7 @@ pub async fn wait(
     for (owner, positions) in &owners {
         let (w, positions) = (waiter.clone(), positions.clone());
         shard
-            .call(*owner, 0, move |s| register(s, &w, &positions))
+            .call(*owner, move |s| register(s, &w, &positions))
             .await;
     }
 
@@ -306,14 +293,18 @@ pub async fn wait(
     };
 
     // Whatever happened, no registration may outlive the wait.
+    let db = conn.db;
     for (owner, positions) in owners {
         let key_list: Vec<Box<[u8]>> = positions.iter().map(|&p| args.get(p).into()).collect();
         shard
-            .call(owner, 0, move |s| unregister(s, id, &key_list))
+            .call(owner, move |s| unregister(s, id, db, &key_list))
             .await;
     }
     match delivery {
-        Some(d) => finish(conn, d).await,
+        Some(d) => {
+            conn.out.buf.extend_from_slice(&d.reply);
+            Ok(())
+        }
         None => {
             (op.timeout_reply)(&mut conn.out);
             Ok(())
@@ -330,15 +321,6 @@ impl Drop for BlockedGuard<'_> {
         b.inbox.borrow_mut().remove(&self.1);
         b.clients.set(b.clients.get().saturating_sub(1));
     }
-}
-
-/// Runs a delivery's follow-up on its shard, then writes the reply.
-async fn finish(conn: &mut Conn, d: Delivery) -> CmdResult {
-    if let Some((to, then)) = d.then {
-        conn.shard.call(to, 0, move |s| then(s)).await;
-    }
-    conn.out.buf.extend_from_slice(&d.reply);
-    Ok(())
 }
 
 /// Whether the client hung up: a zero-length peek means the peer closed its side.
@@ -405,43 +387,69 @@ impl Blocking {
 }
 
 /// On an owner shard: serves `waiter` from one of `positions` if possible, else queues it.
+/// Runs whether or not the data is home (a job that needs no data): the tries wait for it.
 fn register(shard: &Rc<Shard>, waiter: &Arc<Waiter>, positions: &[usize]) {
     let args = waiter.args.args();
+    let db = waiter.db;
     for &pos in positions {
-        let mut reg = Registration {
-            waiter: waiter.clone(),
-            key_pos: pos,
-            data: Vec::new(),
-        };
-        match try_serve(shard, &mut reg) {
-            Tried::Served | Tried::Decided => return,
-            Tried::NotReady => {}
-        }
-        let key = args.get(pos);
-        shard.db.borrow_mut().watch(key, true);
+        let key: Box<[u8]> = args.get(pos).into();
         shard
             .blocking
             .queues
             .borrow_mut()
-            .entry_ref(key)
+            .entry((db, key.clone()))
             .or_default()
-            .push_back(reg);
+            .push_back(Registration {
+                waiter: waiter.clone(),
+                key_pos: pos,
+                data: Vec::new(),
+            });
+        // Tracked, and marked ready so the queue is tried once now: data may have arrived
+        // since the first attempt.
+        shard.with_data(|d| {
+            d.track_blocked(db, &key, true);
+            d.db(db).mark_ready(&key);
+        });
+        if !shard.data_is_home() {
+            // Tried when the data comes back (`Shard::data_returned` serves ready keys).
+            let shard = shard.clone();
+            glommio::spawn_local(async move {
+                shard.data_home().await;
+                if let Some(d) = shard.data.borrow_mut().as_deref_mut() {
+                    d.track_blocked(db, &key, true);
+                    d.db(db).mark_ready(&key);
+                }
+                serve_ready(&shard);
+            })
+            .detach();
+        }
     }
     serve_ready(shard);
 }
 
-/// On an owner shard: drops waiter `id`'s registrations on `keys`.
-fn unregister(shard: &Rc<Shard>, id: u64, keys: &[Box<[u8]>]) {
-    let mut queues = shard.blocking.queues.borrow_mut();
-    for key in keys {
-        if let Some(q) = queues.get_mut(key) {
-            q.retain(|r| r.waiter.id != id);
-            if q.is_empty() {
-                queues.remove(key);
-                shard.db.borrow_mut().watch(key, false);
+/// On an owner shard: drops waiter `id`'s registrations on `keys` of database `db`.
+fn unregister(shard: &Rc<Shard>, id: u64, db: usize, keys: &[Box<[u8]>]) {
+    let mut emptied = Vec::new();
+    {
+        let mut queues = shard.blocking.queues.borrow_mut();
+        for key in keys {
+            let qk = (db, key.clone());
+            if let Some(q) = queues.get_mut(&qk) {
+                q.retain(|r| r.waiter.id != id);
+                if q.is_empty() {
+                    queues.remove(&qk);
+                    emptied.push(key.clone());
+                }
             }
         }
     }
+    // Keys nobody waits on any more stop being tracked; if the data is away, a key stays
+    // tracked a little longer, which costs only a check when it is touched.
+    shard.with_data(|d| {
+        for key in &emptied {
+            d.track_blocked(db, key, false);
+        }
+    });
 }
 
 enum Tried {
@@ -449,104 +457,202 @@ enum Tried {
     NotReady,
     /// Served or cancelled elsewhere: this registration is dead.
     Decided,
+    /// Being tried by a task (it needs other shards): the queue waits behind it.
+    Later,
 }
 
+/// Tries one registration with this shard's data (home).
 fn try_serve(shard: &Rc<Shard>, reg: &mut Registration) -> Tried {
-    let w = &reg.waiter;
+    let w = reg.waiter.clone();
+    if let Some(spans) = &w.spans {
+        if !w.claim(TRYING) {
+            return match w.status.load(Ordering::Acquire) {
+                TRYING => Tried::Later,
+                _ => Tried::Decided,
+            };
+        }
+        try_across(shard.clone(), w.clone(), spans.clone(), reg.key_pos);
+        return Tried::Later;
+    }
     if !w.claim(BUSY) {
         return Tried::Decided;
     }
-    let mut out = Reply::new(w.resp3);
     let mut state = WaitState {
         first: false,
         data: std::mem::take(&mut reg.data),
-        then: None,
     };
-    let served = serve_guarded(
+    let mut data = shard.data.borrow_mut();
+    let Some(data) = data.as_deref_mut() else {
+        w.status.store(WAITING, Ordering::Release);
+        return Tried::NotReady;
+    };
+    let mut out = Reply::new(w.resp3);
+    let mut unit = Unit::default();
+    let served = serve_waiter(
         shard,
-        &w.args.args(),
+        Parts::One(data),
+        &w,
         reg.key_pos,
-        w.op,
-        &mut out,
         &mut state,
+        &mut out,
+        &mut unit,
     );
-    if !matches!(served, Ok(true)) {
+    if !unit.is_empty() {
+        data.clock = end_unit(shard, &mut unit, data.clock);
+    }
+    if !served {
         reg.data = state.data;
         w.status.store(WAITING, Ordering::Release);
         return Tried::NotReady;
     }
     w.status.store(SERVED, Ordering::Release);
-    let delivery = Delivery {
-        reply: out.buf,
-        then: state.then,
+    deliver(shard, &w, out.buf);
+    Tried::Served
+}
+
+/// Runs a waiter's `serve` through `call()`'s machinery as its own execution unit; the
+/// command's stats count it once served.
+fn serve_waiter(
+    shard: &Rc<Shard>,
+    parts: Parts<'_>,
+    w: &Waiter,
+    key_pos: usize,
+    state: &mut WaitState,
+    out: &mut Reply,
+    unit: &mut Unit,
+) -> bool {
+    let args = w.args.args();
+    let started = ticks();
+    let mut x = Exec {
+        shard,
+        parts,
+        db: w.db,
+        out,
+        now: now_ms(),
+        unit,
     };
+    let (result, dirty) = run_body(&mut x, &args, false, |c| {
+        (w.op.serve)(c, &args, key_pos, state)
+    });
+    let served = matches!(result, Ok(true));
+    if served {
+        let mut stats = shard.stats.borrow_mut();
+        stats.dirty += dirty;
+        let s = &mut stats.cmd[w.idx];
+        s.calls += 1;
+        s.nsec += elapsed_ns(started);
+    }
+    served
+}
+
+/// Tries a waiter whose command needs several shards, from a task holding them all; then the
+/// key's queue on `shard` is tried again.
+fn try_across(shard: Rc<Shard>, w: Arc<Waiter>, spans: ShardSet, key_pos: usize) {
+    glommio::spawn_local(async move {
+        let mut held = Held::acquire(&shard, &spans).await;
+        let mut out = Reply::new(w.resp3);
+        let mut unit = Unit::default();
+        let mut state = WaitState::default();
+        let served = serve_waiter(
+            &shard,
+            held.parts(),
+            &w,
+            key_pos,
+            &mut state,
+            &mut out,
+            &mut unit,
+        );
+        if !unit.is_empty() {
+            let stamp = end_unit(&shard, &mut unit, held.clock());
+            held.set_clock(stamp);
+        }
+        if !served {
+            // The key's queue stays behind this waiter until the key is touched again.
+            w.status.store(WAITING, Ordering::Release);
+            return;
+        }
+        w.status.store(SERVED, Ordering::Release);
+        deliver(&shard, &w, out.buf);
+        // Served: the waiters queued behind it are tried next.
+        let key: Box<[u8]> = w.args.args().get(key_pos).into();
+        let db = w.db;
+        held.release();
+        shard.data_home().await;
+        if let Some(d) = shard.data.borrow_mut().as_deref_mut() {
+            d.db(db).mark_ready(&key);
+        }
+        serve_ready(&shard);
+    })
+    .detach();
+}
+
+/// Hands a reply to the waiter's connection, on whatever core it runs.
+fn deliver(shard: &Rc<Shard>, w: &Waiter, reply: Vec<u8>) {
+    let delivery = Delivery { reply };
     if w.conn_shard == shard.id {
         shard.blocking.deliver_local(w.id, delivery);
     } else {
         let (to, id, me) = (w.conn_shard, w.id, shard.clone());
         glommio::spawn_local(async move {
-            let job: super::mesh::Job = Box::new(move |s| {
-                s.blocking.deliver_local(id, delivery);
-                Box::new(()) as Box<dyn std::any::Any + Send>
-            });
-            // The ticket is dropped unread: the job runs regardless (see `Ticket`).
-            drop(me.mesh.send(to, 0, job).await);
+            me.post(to, false, move |s| s.blocking.deliver_local(id, delivery))
+                .await;
         })
         .detach();
     }
-    Tried::Served
 }
 
-/// After a command: serves, in arrival order, the waiters of every watched key it touched.
-/// Serving one may touch more keys (BLMOVE's destination), so this loops until quiet.
+/// After an execution unit: serves, in arrival order, the waiters of every tracked key it
+/// touched. Serving one may touch more keys (BLMOVE's destination), so this loops until quiet.
+/// Nothing happens while the data is away (it runs again when the data comes home) or while
+/// a MIGRATE has keys in flight here: serving could write one of them (BLMOVE's destination)
+/// after its copy left (`migrate::end_move` serves them then).
 pub fn serve_ready(shard: &Rc<Shard>) {
-    // While a MIGRATE has keys in flight here, serving could write one of them (BLMOVE's
-    // destination) after its copy left: the ready keys wait until the move ends
-    // (`migrate::end_move` serves them then).
-    if !shard.in_flight.borrow().is_empty() {
-        return;
-    }
     loop {
         let ready = {
-            let mut db = shard.db.borrow_mut();
-            if !db.has_ready() {
+            let mut data = shard.data.borrow_mut();
+            let Some(data) = data.as_deref_mut() else {
+                return;
+            };
+            if !data.in_flight.is_empty() || !data.has_ready() {
                 return;
             }
-            db.take_ready()
+            data.take_ready()
         };
-        for key in ready {
-            serve_key(shard, &key);
+        for (db, key) in ready {
+            serve_key(shard, db, &key);
         }
     }
 }
 
-fn serve_key(shard: &Rc<Shard>, key: &[u8]) {
-    serve_queue(shard, key);
+fn serve_key(shard: &Rc<Shard>, db: usize, key: &[u8]) {
+    serve_queue(shard, db, key);
     // Our own attempts looked the key up, which marked it again: it has just been checked.
-    shard.db.borrow_mut().unmark_ready(key);
+    shard.with_data(|d| d.db(db).unmark_ready(key));
+    let qk = (db, Box::<[u8]>::from(key));
     let mut queues = shard.blocking.queues.borrow_mut();
-    if queues.get(key).is_some_and(VecDeque::is_empty) {
-        queues.remove(key);
-        shard.db.borrow_mut().watch(key, false);
+    if queues.get(&qk).is_some_and(VecDeque::is_empty) {
+        queues.remove(&qk);
+        shard.with_data(|d| d.track_blocked(db, key, false));
     }
 }
 
-/// Serves `key`'s waiters in order until one cannot be served.
-fn serve_queue(shard: &Rc<Shard>, key: &[u8]) {
+/// Serves the waiters of `key` in order until one cannot be served.
+fn serve_queue(shard: &Rc<Shard>, db: usize, key: &[u8]) {
+    let qk = (db, Box::<[u8]>::from(key));
     loop {
         let Some(mut reg) = shard
             .blocking
             .queues
             .borrow_mut()
-            .get_mut(key)
+            .get_mut(&qk)
             .and_then(VecDeque::pop_front)
         else {
             break;
         };
         match try_serve(shard, &mut reg) {
             Tried::Served | Tried::Decided => {}
-            Tried::NotReady => {
-                if let Some(q) = shard.blocking.queues.borrow_mut().get_mut(key) {
+            Tried::NotReady | Tried::Later => {
+                if let Some(q) = shard.blocking.queues.borrow_mut().get_mut(&qk) {
                     q.push_front(reg);
                 }
                 return;

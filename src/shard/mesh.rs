@@ -1,15 +1,16 @@
-//! Cross-core calls: run a closure on another executor and get its result back.
+//! Cross-core calls: run a closure on another executor and get its typed result back.
 //!
 //! Every pair of executors is joined by two lock-free SPSC channels (glommio's shared
 //! channels): one for requests, one for responses. Response channels are drained by tasks
 //! that only hand results to local waiters and never block, so a full request channel can
-//! never deadlock the mesh.
+//! never deadlock the mesh. A job writes its result into a slot the caller shares
+//! (`ResultSlot`); the response only says which call finished.
 
-use std::any::Any;
 use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 
 use glommio::channels::shared_channel::{
@@ -19,18 +20,37 @@ use glommio::channels::shared_channel::{
 use super::Shard;
 
 /// Work sent to another executor.
-pub type Job = Box<dyn FnOnce(&Rc<Shard>) -> Box<dyn Any + Send> + Send>;
+pub type Job = Box<dyn FnOnce(&Rc<Shard>) + Send>;
 
 pub struct Request {
+    /// The call to report back to, or 0 when nobody waits (`Shard::post`).
     pub token: u64,
-    /// The hold this job belongs to (0: none); see `Shard::hold`.
-    pub hold: u64,
+    /// The job needs the shard's data at home: while a coordinator has borrowed it, the job
+    /// waits, in arrival order (see `shard::tx`).
+    pub needs_data: bool,
     pub job: Job,
 }
 
 pub struct Response {
     pub token: u64,
-    pub result: Box<dyn Any + Send>,
+}
+
+/// Where a job leaves its result for the caller: written on the callee's core, read on the
+/// caller's after the response arrives (the channel orders the two).
+pub struct ResultSlot<R>(Mutex<Option<R>>);
+
+impl<R> ResultSlot<R> {
+    pub fn new() -> Arc<ResultSlot<R>> {
+        Arc::new(ResultSlot(Mutex::new(None)))
+    }
+
+    pub fn put(&self, r: R) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(r);
+    }
+
+    pub fn take(&self) -> Option<R> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
 }
 
 const CHANNEL_CAPACITY: usize = 4096;
@@ -69,10 +89,10 @@ pub fn build_mesh(n: usize) -> Vec<MeshEnds> {
     ends
 }
 
-/// A pending call's result slot.
+/// A pending call: whether its job has run, and who waits for it.
 #[derive(Default)]
 struct Pending {
-    result: Option<Box<dyn Any + Send>>,
+    done: bool,
     waker: Option<Waker>,
 }
 
@@ -151,25 +171,46 @@ impl Mesh {
         (mesh, req_rx, resp_rx)
     }
 
-    /// Sends `job` to executor `to` and returns a ticket for its result.
-    pub async fn send(&self, to: usize, hold: u64, job: Job) -> Ticket<'_> {
+    /// Sends `job` to executor `to` and returns a ticket that completes once it has run.
+    pub async fn send(&self, to: usize, needs_data: bool, job: Job) -> Ticket<'_> {
         let token = self.next_token.get();
         self.next_token.set(token + 1);
         self.pending.borrow_mut().insert(token, Pending::default());
         // Made first so that its Drop frees the pending slot whatever happens below.
         let ticket = Ticket { mesh: self, token };
+        self.push(
+            to,
+            Request {
+                token,
+                needs_data,
+                job,
+            },
+        )
+        .await;
+        ticket
+    }
+
+    /// Sends `job` to executor `to` with nobody waiting for it.
+    pub async fn post(&self, to: usize, needs_data: bool, job: Job) {
+        let req = Request {
+            token: 0,
+            needs_data,
+            job,
+        };
+        self.push(to, req).await;
+    }
+
+    async fn push(&self, to: usize, req: Request) {
         let tx = self.req_tx[to]
             .as_ref()
             .expect("no channel to self")
             .clone();
-        let req = Request { token, hold, job };
         // Waits only when the channel is full; the receiver never stops draining (module doc).
         // Channels close only when an executor exits, i.e. at shutdown.
         let _ = tx.send(req).await;
-        ticket
     }
 
-    /// Sends a job's result back to the executor that asked for it.
+    /// Tells the executor that asked for a job that it has run.
     pub async fn respond(&self, to: usize, resp: Response) {
         let tx = self.resp_tx[to]
             .as_ref()
@@ -178,10 +219,10 @@ impl Mesh {
         let _ = tx.send(resp).await;
     }
 
-    /// Delivers a response to its waiting ticket.
+    /// Completes the ticket a response is for.
     pub fn complete(&self, resp: Response) {
         if let Some(p) = self.pending.borrow_mut().get_mut(&resp.token) {
-            p.result = Some(resp.result);
+            p.done = true;
             if let Some(w) = p.waker.take() {
                 w.wake();
             }
@@ -189,30 +230,27 @@ impl Mesh {
     }
 }
 
-/// The result of a job sent with `Mesh::send`.
+/// Completes when a job sent with `Mesh::send` has run.
 pub struct Ticket<'a> {
     mesh: &'a Mesh,
     token: u64,
 }
 
 impl Future for Ticket<'_> {
-    type Output = Box<dyn Any + Send>;
+    type Output = ();
 
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let mut pending = self.mesh.pending.borrow_mut();
         let Some(p) = pending.get_mut(&self.token) else {
             // Already taken: cannot happen for a ticket polled after completion once.
             return Poll::Pending;
         };
-        match p.result.take() {
-            Some(result) => {
-                pending.remove(&self.token);
-                Poll::Ready(result)
-            }
-            None => {
-                p.waker = Some(cx.waker().clone());
-                Poll::Pending
-            }
+        if p.done {
+            pending.remove(&self.token);
+            Poll::Ready(())
+        } else {
+            p.waker = Some(cx.waker().clone());
+            Poll::Pending
         }
     }
 }

@@ -1,17 +1,19 @@
-//! Per-core state: the shard's keyspace and counters, its side of the call mesh, and holds.
+//! Per-core state: the shard's data and counters, its side of the call mesh, and the home of
+//! its data while a coordinator on another core borrows it.
 //!
-//! A *hold* makes a multi-shard write atomic (MSET, MSETNX): the coordinator holds every
-//! shard involved, in ascending shard order so two coordinators can never deadlock, then
-//! writes and releases. While a shard is held, commands of other clients on it wait: local
-//! ones before executing, remote jobs in the `deferred` queue. Single-shard commands pay one
-//! `Cell` read for this.
+//! A command whose keys span shards borrows each involved shard's data (`tx::Held`), in
+//! ascending shard order so two coordinators can never wait for each other. While the data
+//! is away, this shard's own commands wait for it to come home, and jobs from other cores
+//! that need it wait in `deferred`; jobs that do not (Pub/Sub, settings, client lists) run
+//! as usual. Single-shard commands pay one `Option` check for this.
 
 pub mod blocking;
+pub mod client;
+pub mod journal;
 pub mod mesh;
-pub mod multi;
 pub mod pubsub;
+pub mod tx;
 
-use std::any::Any;
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::future::Future;
@@ -26,8 +28,8 @@ use glommio::channels::shared_channel::ConnectedReceiver;
 
 use crate::cmd::CommandStats;
 use crate::config::Config;
-use crate::db::Keyspace;
-use mesh::{Job, Mesh, Request, Response};
+use crate::db::ShardData;
+use mesh::{Job, Mesh, Request, Response, ResultSlot};
 
 /// Server-wide state shared by all executors. Nothing here is touched per command.
 pub struct Shared {
@@ -52,8 +54,10 @@ pub struct Shared {
     pub slot_map_version: AtomicU64,
     /// Each core's Pub/Sub subscription counts, so PUBLISH skips cores nobody listens on.
     pub pubsub_counts: pubsub::Counts,
-    /// Per shard: how many keys MIGRATE has in flight there (see `multi::Holds::acquire`).
-    pub in_flight_counts: Vec<AtomicU64>,
+    /// The `databases` directive: how many databases every shard has.
+    pub databases: usize,
+    /// Connected clients across all executors (checked against maxclients on accept).
+    pub connected_clients: std::sync::atomic::AtomicUsize,
 }
 
 impl Shared {
@@ -62,7 +66,6 @@ impl Shared {
     pub fn new(nshards: usize, config: Config) -> Shared {
         Shared {
             nshards,
-            config: Mutex::new(config),
             next_client_id: AtomicU64::new(1),
             started: Instant::now(),
             started_unix: crate::util::time::now_ms() / 1000,
@@ -74,15 +77,10 @@ impl Shared {
             slot_map: Mutex::new(None),
             slot_map_version: AtomicU64::new(0),
             pubsub_counts: pubsub::Counts::new(nshards + 1),
-            in_flight_counts: (0..=nshards).map(|_| AtomicU64::new(0)).collect(),
+            databases: (config.get_i64("databases").max(1)) as usize,
+            connected_clients: Default::default(),
+            config: Mutex::new(config),
         }
-    }
-
-    /// Whether a MIGRATE has keys in flight on shard `id`.
-    pub fn migrating_on(&self, id: usize) -> bool {
-        self.in_flight_counts
-            .get(id)
-            .is_some_and(|c| c.load(std::sync::atomic::Ordering::Acquire) > 0)
     }
 
     /// Publishes a newer slot map to every shard (see `Shard::refresh_slot_map`).
@@ -109,21 +107,8 @@ pub struct Settings {
     pub maxclients: usize,
     pub hz: u64,
     pub protected_mode: bool,
-    /// Hash and set encoding thresholds (types::hash / types::set).
-    pub hash_max_listpack_entries: usize,
-    pub hash_max_listpack_value: usize,
-    pub set_max_intset_entries: usize,
-    pub set_max_listpack_entries: usize,
-    /// List node bound (`list-max-listpack-size`; `list-compress-depth` is accepted and ignored).
-    pub list_fill: crate::types::list::Fill,
-    /// Largest sparse HyperLogLog before it turns dense (types::hll).
-    pub hll_sparse_max_bytes: usize,
-    /// Stream node limits (types::stream).
-    pub stream_node_max_bytes: usize,
-    pub stream_node_max_entries: usize,
-    /// Sorted set encoding thresholds (types::zset).
-    pub zset_max_listpack_entries: usize,
-    pub zset_max_listpack_value: usize,
+    /// Every type's encoding thresholds.
+    pub limits: crate::types::Limits,
     /// Whether `maxmemory-policy` is an LFU one (OBJECT FREQ works, OBJECT IDLETIME does not).
     pub lfu_policy: bool,
     /// `client-output-buffer-limit pubsub`.
@@ -142,16 +127,27 @@ impl Settings {
             maxclients: c.get_i64("maxclients") as usize,
             hz: c.get_i64("hz") as u64,
             protected_mode: c.get_bool("protected-mode"),
-            hash_max_listpack_entries: c.get_i64("hash-max-listpack-entries") as usize,
-            hash_max_listpack_value: c.get_i64("hash-max-listpack-value") as usize,
-            set_max_intset_entries: c.get_i64("set-max-intset-entries") as usize,
-            set_max_listpack_entries: c.get_i64("set-max-listpack-entries") as usize,
-            list_fill: crate::types::list::Fill::new(c.get_i64("list-max-listpack-size")),
-            hll_sparse_max_bytes: c.get_i64("hll-sparse-max-bytes") as usize,
-            stream_node_max_bytes: c.get_i64("stream-node-max-bytes") as usize,
-            stream_node_max_entries: c.get_i64("stream-node-max-entries") as usize,
-            zset_max_listpack_entries: c.get_i64("zset-max-listpack-entries") as usize,
-            zset_max_listpack_value: c.get_i64("zset-max-listpack-value") as usize,
+            limits: crate::types::Limits {
+                hash: crate::types::hash::HashLimits {
+                    max_entries: c.get_i64("hash-max-listpack-entries") as usize,
+                    max_value: c.get_i64("hash-max-listpack-value") as usize,
+                },
+                set: crate::types::set::SetLimits {
+                    max_intset: c.get_i64("set-max-intset-entries") as usize,
+                    max_listpack: c.get_i64("set-max-listpack-entries") as usize,
+                    max_value: crate::types::set::MAX_PACKED_MEMBER,
+                },
+                zset: crate::types::zset::ZsetLimits {
+                    max_entries: c.get_i64("zset-max-listpack-entries") as usize,
+                    max_value: c.get_i64("zset-max-listpack-value") as usize,
+                },
+                list_fill: crate::types::list::Fill::new(c.get_i64("list-max-listpack-size")),
+                stream: crate::types::stream::StreamLimits {
+                    max_bytes: c.get_i64("stream-node-max-bytes") as usize,
+                    max_entries: c.get_i64("stream-node-max-entries") as usize,
+                },
+                hll_sparse_max_bytes: c.get_i64("hll-sparse-max-bytes") as usize,
+            },
             lfu_policy: c.get("maxmemory-policy").ends_with("-lfu"),
             pubsubshard_when_down: c.get_bool("cluster-allow-pubsubshard-when-down"),
             pubsub_limit: {
@@ -206,10 +202,21 @@ pub struct ShardStats {
     pub rejected_connections: u64,
     pub net_input_bytes: u64,
     pub net_output_bytes: u64,
+    /// Changes to the dataset (Redis's `server.dirty`), summed over commands.
+    pub dirty: u64,
     pub cmd: Vec<CommandStats>,
+    /// Error replies by error code (the first word: `ERR`, `WRONGTYPE` ...), INFO errorstats.
+    pub errors: hashbrown::HashMap<String, u64>,
 }
 
 impl ShardStats {
+    /// Counts an error reply under its code.
+    pub fn count_error(&mut self, e: &crate::error::Error) {
+        let text = e.render();
+        let code = text.split(' ').next().unwrap_or("ERR");
+        *self.errors.entry_ref(code).or_default() += 1;
+    }
+
     /// CONFIG RESETSTAT: zeroes every counter, keeping the per-command table's size.
     pub fn reset(&mut self) {
         let cmd = std::mem::take(&mut self.cmd);
@@ -226,7 +233,11 @@ pub struct Shard {
     pub nshards: usize,
     /// The control executor: no keyspace, owns server-wide duties.
     pub is_control: bool,
-    pub db: RefCell<Keyspace>,
+    /// This shard's databases; `None` while a coordinator on another core has borrowed them
+    /// (see the module doc). Use `data_home` / `with_data` rather than borrowing directly.
+    pub data: RefCell<Option<Box<ShardData>>>,
+    /// What this executor's commands propagate (see `journal`).
+    pub journal: RefCell<journal::Journal>,
     pub stats: RefCell<ShardStats>,
     pub clients: RefCell<hashbrown::HashMap<u64, Rc<ClientMeta>>>,
     pub settings: RefCell<Settings>,
@@ -238,14 +249,16 @@ pub struct Shard {
     pub slot_map: RefCell<Arc<crate::cluster::slotmap::SlotMap>>,
     /// On the control executor in cluster mode: the cluster member.
     pub cluster: RefCell<Option<Rc<crate::cluster::member::Member>>>,
-    /// Keys a MIGRATE has serialized and not yet deleted: commands touching them get
-    /// TRYAGAIN until the target has answered (see `cmd::migrate`).
-    pub in_flight: RefCell<hashbrown::HashSet<Box<[u8]>>>,
-    held_by: Cell<u64>,
-    /// Source of hold tokens unique to this executor (see `new_hold_token`).
-    hold_tokens: Cell<u64>,
+    /// Jobs from other cores that need `data` while it is away, in arrival order.
     deferred: RefCell<VecDeque<(usize, Request)>>,
-    unhold_waiters: RefCell<Vec<Waker>>,
+    /// Local tasks waiting for `data` to come home.
+    data_waiters: RefCell<Vec<Waker>>,
+}
+
+thread_local! {
+    /// The executor running on this thread, for work that must find its way home from a
+    /// destructor (a borrowed shard's data dropped on the wrong core).
+    static CURRENT: RefCell<Option<Rc<Shard>>> = const { RefCell::new(None) };
 }
 
 impl Shard {
@@ -262,16 +275,17 @@ impl Shard {
         } else {
             crate::cluster::slotmap::SlotMap::disabled()
         };
-        let db = if is_control {
-            Keyspace::new(0, 0)
+        let data = if is_control {
+            ShardData::new(0, 0, shared.databases)
         } else {
-            Keyspace::new(id, nshards)
+            ShardData::new(id, nshards, shared.databases)
         };
         Shard {
             id,
             nshards,
             is_control,
-            db: RefCell::new(db),
+            data: RefCell::new(Some(Box::new(data))),
+            journal: RefCell::new(journal::Journal::default()),
             stats: RefCell::new(ShardStats {
                 cmd: vec![CommandStats::default(); crate::cmd::table().len()],
                 ..Default::default()
@@ -284,12 +298,19 @@ impl Shard {
             pubsub: Default::default(),
             slot_map: RefCell::new(Arc::new(slot_map)),
             cluster: RefCell::new(None),
-            in_flight: RefCell::new(Default::default()),
-            held_by: Cell::new(0),
-            hold_tokens: Cell::new(0),
             deferred: RefCell::new(VecDeque::new()),
-            unhold_waiters: RefCell::new(Vec::new()),
+            data_waiters: RefCell::new(Vec::new()),
         }
+    }
+
+    /// Makes `shard` the executor of this thread (see `CURRENT`).
+    pub fn set_current(shard: &Rc<Shard>) {
+        CURRENT.with(|c| *c.borrow_mut() = Some(shard.clone()));
+    }
+
+    /// The executor running on this thread, if any.
+    pub fn current() -> Option<Rc<Shard>> {
+        CURRENT.with(|c| c.borrow().clone())
     }
 
     /// Takes the newest slot map the control core published, if ours is older.
@@ -331,73 +352,22 @@ impl Shard {
         slot as usize % self.nshards
     }
 
-    /// Runs `f` on executor `to` (this one included) and returns its result. `hold` is the
-    /// hold the call belongs to (0 for none): a held shard runs only its holder's calls.
-    pub async fn call<R, F>(self: &Rc<Self>, to: usize, hold: u64, f: F) -> R
-    where
-        R: Send + 'static,
-        F: FnOnce(&Rc<Shard>) -> R + Send + 'static,
-    {
-        if to == self.id {
-            self.wait_unheld(hold).await;
-            let r = f(self);
-            blocking::serve_ready(self);
-            return r;
-        }
-        let job: Job = Box::new(move |s| Box::new(f(s)) as Box<dyn Any + Send>);
-        let ticket = self.mesh.send(to, hold, job).await;
-        let result = ticket.await;
-        match result.downcast::<R>() {
-            Ok(r) => *r,
-            // The job panicked on its shard (see `run_job`): fail this command the same way.
-            Err(_) => panic!("a cross-shard job panicked on shard {to}"),
-        }
-    }
-
-    /// Runs `f` on every data shard (not the control core) and collects the results in shard order.
-    pub async fn call_all<R, F>(self: &Rc<Self>, f: F) -> Vec<R>
-    where
-        R: Send + 'static,
-        F: Fn(&Rc<Shard>) -> R + Send + Sync + Clone + 'static,
-    {
-        let mut tickets = Vec::with_capacity(self.nshards);
-        let mut local = None;
-        for to in 0..self.nshards {
-            if to == self.id {
-                continue;
-            }
-            let f = f.clone();
-            let job: Job = Box::new(move |s| Box::new(f(s)) as Box<dyn Any + Send>);
-            tickets.push((to, self.mesh.send(to, 0, job).await));
-        }
-        if self.id < self.nshards {
-            self.wait_unheld(0).await;
-            local = Some(f(self));
-        }
-        let mut out: Vec<Option<R>> = (0..self.nshards).map(|_| None).collect();
-        if let Some(r) = local {
-            out[self.id] = Some(r);
-        }
-        for (to, t) in tickets {
-            match t.await.downcast::<R>() {
-                Ok(r) => out[to] = Some(*r),
-                Err(_) => panic!("a cross-shard job panicked on shard {to}"),
-            }
-        }
-        out.into_iter().flatten().collect()
-    }
-
-    /// Whether a command not belonging to hold `hold` must wait.
+    /// The shard owning `key`.
     #[inline]
-    pub fn blocked_for(&self, hold: u64) -> bool {
-        let h = self.held_by.get();
-        h != 0 && h != hold
+    pub fn owner_of_key(&self, key: &[u8]) -> usize {
+        self.owner_of(crate::slot::key_slot(key))
     }
 
-    /// Waits until this shard is free for hold `hold` (0: any client).
-    pub async fn wait_unheld(&self, hold: u64) {
-        while self.blocked_for(hold) {
-            UnholdWait {
+    /// Whether this shard's data is here and nobody is queued for it.
+    #[inline]
+    pub fn data_is_home(&self) -> bool {
+        self.data.borrow().is_some() && self.deferred.borrow().is_empty()
+    }
+
+    /// Waits until this shard's data is home (it may be lent to a coordinator).
+    pub async fn data_home(&self) {
+        while !self.data_is_home() {
+            DataWait {
                 shard: self,
                 registered: false,
             }
@@ -405,45 +375,144 @@ impl Shard {
         }
     }
 
-    /// Takes this shard for `token`. Must be called only when not blocked for it.
-    pub fn hold(&self, token: u64) {
-        debug_assert!(!self.blocked_for(token));
-        self.held_by.set(token);
+    /// Runs `f` on this shard's data, which must be home (`data_home`); `None` otherwise.
+    #[inline]
+    pub fn with_data<R>(&self, f: impl FnOnce(&mut ShardData) -> R) -> Option<R> {
+        let mut data = self.data.borrow_mut();
+        data.as_deref_mut().map(f)
     }
 
-    /// Releases the hold and runs what waited for it.
-    /// A token for one hold: never 0, never reused, unique across executors (the executor id
-    /// is in the top bits), so a late release of an old hold cannot free a newer one.
-    pub fn new_hold_token(&self) -> u64 {
-        let n = self.hold_tokens.get() + 1;
-        self.hold_tokens.set(n);
-        ((self.id as u64 + 1) << 48) | (n & ((1 << 48) - 1))
+    /// Runs `f` on executor `to` (this one included) and returns its result. `f` must not
+    /// need the shard's data: it runs even while the data is lent (settings, Pub/Sub,
+    /// client lists). For the data, see `call_data` and `tx::Held`.
+    pub async fn call<R, F>(self: &Rc<Self>, to: usize, f: F) -> R
+    where
+        R: Send + 'static,
+        F: FnOnce(&Rc<Shard>) -> R + Send + 'static,
+    {
+        if to == self.id {
+            return f(self);
+        }
+        self.remote(to, false, f).await
     }
 
-    /// Releases hold `token` and runs what waited for it; a stale token is ignored.
-    pub fn release(self: &Rc<Self>, token: u64) {
-        if self.held_by.get() != token {
+    /// Runs `f` on executor `to` once its data is home, and returns its result.
+    pub async fn call_data<R, F>(self: &Rc<Self>, to: usize, f: F) -> R
+    where
+        R: Send + 'static,
+        F: FnOnce(&Rc<Shard>, &mut ShardData) -> R + Send + 'static,
+    {
+        if to == self.id {
+            self.data_home().await;
+            let r = self
+                .with_data(|d| f(self, d))
+                .expect("data is home after data_home");
+            blocking::serve_ready(self);
+            return r;
+        }
+        self.remote(to, true, move |s: &Rc<Shard>| {
+            let r = s
+                .with_data(|d| f(s, d))
+                .expect("data jobs run only while the data is home");
+            blocking::serve_ready(s);
+            r
+        })
+        .await
+    }
+
+    async fn remote<R, F>(self: &Rc<Self>, to: usize, needs_data: bool, f: F) -> R
+    where
+        R: Send + 'static,
+        F: FnOnce(&Rc<Shard>) -> R + Send + 'static,
+    {
+        let slot = ResultSlot::new();
+        let theirs = slot.clone();
+        let job: Job = Box::new(move |s| theirs.put(f(s)));
+        self.mesh.send(to, needs_data, job).await.await;
+        match slot.take() {
+            Some(r) => r,
+            // The job panicked on its shard (see `run_job`): fail this command the same way.
+            None => panic!("a cross-shard job panicked on shard {to}"),
+        }
+    }
+
+    /// Runs `f` on executor `to` without waiting for it (it still runs if nobody waits).
+    pub async fn post<F>(self: &Rc<Self>, to: usize, needs_data: bool, f: F)
+    where
+        F: FnOnce(&Rc<Shard>) + Send + 'static,
+    {
+        if to == self.id && (!needs_data || self.data_is_home()) {
+            run_job(Box::new(f), self);
             return;
         }
-        self.held_by.set(0);
-        for w in self.unhold_waiters.borrow_mut().drain(..) {
+        if to == self.id {
+            self.data_home().await;
+            run_job(Box::new(f), self);
+            return;
+        }
+        self.mesh.post(to, needs_data, Box::new(f)).await;
+    }
+
+    /// Runs `f` on every data shard (not the control core) and collects the results in shard
+    /// order. Like `call`, `f` must not need the data.
+    pub async fn call_all<R, F>(self: &Rc<Self>, f: F) -> Vec<R>
+    where
+        R: Send + 'static,
+        F: Fn(&Rc<Shard>) -> R + Send + Sync + Clone + 'static,
+    {
+        let mut slots = Vec::with_capacity(self.nshards);
+        let mut tickets = Vec::with_capacity(self.nshards);
+        for to in 0..self.nshards {
+            let slot = ResultSlot::new();
+            if to != self.id {
+                let (f, theirs) = (f.clone(), slot.clone());
+                let job: Job = Box::new(move |s| theirs.put(f(s)));
+                tickets.push((to, self.mesh.send(to, false, job).await));
+            }
+            slots.push(slot);
+        }
+        if self.id < self.nshards {
+            slots[self.id].put(f(self));
+        }
+        for (_to, t) in tickets {
+            t.await;
+        }
+        slots
+            .iter()
+            .enumerate()
+            .map(|(to, s)| {
+                s.take()
+                    .unwrap_or_else(|| panic!("a cross-shard job panicked on shard {to}"))
+            })
+            .collect()
+    }
+
+    /// Puts back data that was lent, then runs what waited for it: remote jobs in order (one
+    /// may borrow it again, leaving the rest queued), then local tasks, then blocked clients
+    /// its writes made ready.
+    pub fn data_returned(self: &Rc<Self>, data: Box<ShardData>) {
+        debug_assert!(self.data.borrow().is_none());
+        *self.data.borrow_mut() = Some(data);
+        loop {
+            if self.data.borrow().is_none() {
+                return;
+            }
+            let next = self.deferred.borrow_mut().pop_front();
+            let Some((from, req)) = next else { break };
+            self.run_request(from, req);
+        }
+        for w in self.data_waiters.borrow_mut().drain(..) {
             w.wake();
         }
-        loop {
-            let next = {
-                let mut q = self.deferred.borrow_mut();
-                match q.front() {
-                    Some((_, req)) if self.blocked_for(req.hold) => None,
-                    Some(_) => q.pop_front(),
-                    None => None,
-                }
-            };
-            let Some((from, req)) = next else { break };
-            let resp = Response {
-                token: req.token,
-                result: run_job(req.job, self),
-            };
+        blocking::serve_ready(self);
+    }
+
+    /// Runs one request from executor `from` and answers it.
+    fn run_request(self: &Rc<Self>, from: usize, req: Request) {
+        run_job(req.job, self);
+        if req.token != 0 {
             let me = self.clone();
+            let resp = Response { token: req.token };
             glommio::spawn_local(async move { me.mesh.respond(from, resp).await }).detach();
         }
     }
@@ -451,17 +520,14 @@ impl Shard {
     /// Serves the jobs executor `from` sends us, in order.
     pub async fn serve_requests(self: Rc<Self>, from: usize, rx: ConnectedReceiver<Request>) {
         while let Some(req) = rx.recv().await {
-            if self.blocked_for(req.hold)
-                || (!self.deferred.borrow().is_empty() && self.held_by.get() != req.hold)
-            {
+            if req.needs_data && !self.data_is_home() {
                 self.deferred.borrow_mut().push_back((from, req));
                 continue;
             }
-            let resp = Response {
-                token: req.token,
-                result: run_job(req.job, &self),
-            };
-            self.mesh.respond(from, resp).await;
+            run_job(req.job, &self);
+            if req.token != 0 {
+                self.mesh.respond(from, Response { token: req.token }).await;
+            }
         }
     }
 
@@ -473,32 +539,26 @@ impl Shard {
     }
 }
 
-/// A job's result when the job panicked; the caller's downcast fails and it panics in turn,
-/// inside its own command guard, so only that command fails.
-struct JobPanicked;
-
-/// Runs a job so that a bug in it costs one command, not the executor.
-fn run_job(job: Job, shard: &Rc<Shard>) -> Box<dyn Any + Send> {
-    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(shard)))
-        .unwrap_or_else(|_| Box::new(JobPanicked));
-    blocking::serve_ready(shard);
-    result
+/// Runs a job so that a bug in it costs one command, not the executor: a job that panicked
+/// leaves its result slot empty, and its caller fails its own command.
+fn run_job(job: Job, shard: &Rc<Shard>) {
+    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(shard)));
 }
 
-struct UnholdWait<'a> {
+struct DataWait<'a> {
     shard: &'a Shard,
     registered: bool,
 }
 
-impl Future for UnholdWait<'_> {
+impl Future for DataWait<'_> {
     type Output = ();
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        if self.registered || self.shard.held_by.get() == 0 {
+        if self.registered || self.shard.data_is_home() {
             return Poll::Ready(());
         }
         self.shard
-            .unhold_waiters
+            .data_waiters
             .borrow_mut()
             .push(cx.waker().clone());
         self.registered = true;

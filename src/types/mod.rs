@@ -1,4 +1,5 @@
-//! Value types and their encodings: strings, hashes, sets, lists and sorted sets so far; the other types join in later issues.
+//! Value types and their encodings: strings, hashes, sets, lists, sorted sets, streams and
+//! HyperLogLogs, and the thresholds that choose between compact and big encodings.
 
 pub mod hash;
 pub mod hll;
@@ -15,6 +16,42 @@ pub use set::Set;
 pub use stream::Stream;
 pub use string::StrValue;
 pub use zset::ZSet;
+
+/// Every type's encoding thresholds, from the configuration (`hash-max-listpack-entries`
+/// and the like); `Default` is Redis's default configuration.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    pub hash: hash::HashLimits,
+    pub set: set::SetLimits,
+    pub zset: zset::ZsetLimits,
+    pub list_fill: list::Fill,
+    pub stream: stream::StreamLimits,
+    /// Largest sparse HyperLogLog before it turns dense (`hll-sparse-max-bytes`).
+    pub hll_sparse_max_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            hash: hash::HashLimits {
+                max_entries: 128,
+                max_value: 64,
+            },
+            set: set::SetLimits {
+                max_intset: 512,
+                max_listpack: 128,
+                max_value: set::MAX_PACKED_MEMBER,
+            },
+            zset: zset::ZsetLimits {
+                max_entries: 128,
+                max_value: 64,
+            },
+            list_fill: list::Fill::default(),
+            stream: stream::StreamLimits::default(),
+            hll_sparse_max_bytes: 3000,
+        }
+    }
+}
 
 /// A value stored under a key.
 #[derive(Debug, Clone, PartialEq)]

@@ -7,7 +7,7 @@ use std::rc::Rc;
 use crate::cmd::BoxFuture;
 use crate::error::{CmdResult, Error};
 use crate::resp::Args;
-use crate::server::conn::Conn;
+use crate::shard::client::Conn;
 use crate::shard::{ClientMeta, Shard};
 use crate::util::num::parse_i64_strict;
 use crate::util::time::now_ms;

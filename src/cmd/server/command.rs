@@ -9,7 +9,7 @@
 use crate::cmd::{flag, table, CommandSpec, Handler, Table};
 use crate::error::{CmdResult, Error};
 use crate::resp::{Args, Reply};
-use crate::server::conn::Conn;
+use crate::shard::client::Conn;
 use crate::util::glob::glob_match;
 
 use super::help_reply;

@@ -1,9 +1,10 @@
 //! CONFIG GET/SET/RESETSTAT/HELP over the shared configuration and every executor's settings copy.
 
+use crate::cmd::call::each_shard_data;
 use crate::cmd::BoxFuture;
 use crate::error::{CmdResult, Error};
 use crate::resp::Args;
-use crate::server::conn::Conn;
+use crate::shard::client::Conn;
 use crate::shard::Settings;
 
 use super::{help_reply, is_local};
@@ -53,7 +54,7 @@ pub fn set<'a>(c: &'a mut Conn, a: Args<'a>) -> BoxFuture<'a> {
 async fn refresh_settings(c: &Conn) {
     for executor in 0..=c.shard.nshards {
         c.shard
-            .call(executor, 0, |s| {
+            .call(executor, |s| {
                 let settings = Settings::from_config(&s.shared.config());
                 *s.settings.borrow_mut() = settings;
                 let member = s.cluster.borrow().clone();
@@ -72,12 +73,13 @@ async fn refresh_settings(c: &Conn) {
 /// CONFIG RESETSTAT: zeroes the INFO counters and command stats of every shard.
 pub fn resetstat<'a>(c: &'a mut Conn, _a: Args<'a>) -> BoxFuture<'a> {
     Box::pin(async move {
-        c.shard
-            .call_all(|s| {
-                s.stats.borrow_mut().reset();
-                s.db.borrow_mut().stats = Default::default();
-            })
-            .await;
+        c.shard.call_all(|s| s.stats.borrow_mut().reset()).await;
+        each_shard_data(c, |d| {
+            for ks in d.dbs() {
+                ks.stats = Default::default();
+            }
+        })
+        .await;
         c.out.ok();
         Ok(())
     })

@@ -5,12 +5,13 @@
 
 use std::time::Duration;
 
+use crate::cmd::call::on_shard_data;
 use crate::cmd::keys::refcount;
 use crate::cmd::BoxFuture;
 use crate::db::{lru_clock, Entry};
 use crate::error::{CmdResult, Error};
 use crate::resp::Args;
-use crate::server::conn::Conn;
+use crate::shard::client::Conn;
 use crate::slot::key_slot;
 use crate::types::Value;
 use crate::util::num::parse_i64_strict;
@@ -101,22 +102,22 @@ pub fn strtod_prefix(arg: &[u8]) -> f64 {
 /// DEBUG OBJECT key, run on the key's shard. Like Redis it looks the key up without expiring
 /// it or touching its LRU. `serializedlength` is the RDB size without LZF compression
 /// (Redis compresses strings over 20 bytes, so it may report less for those).
-async fn object(c: &Conn, key: Vec<u8>) -> Result<String, Error> {
+async fn object(c: &mut Conn, key: Vec<u8>) -> Result<String, Error> {
     let owner = c.shard.owner_of(key_slot(&key));
-    c.shard
-        .call(owner, 0, move |s| {
-            let db = s.db.borrow();
-            let entry = db
-                .slot_table(key_slot(&key))
-                .and_then(|t| t.get(key.as_slice()))
-                .ok_or(Error::NoSuchKey)?;
-            Ok(describe(
-                entry,
-                now_ms(),
-                s.settings.borrow().list_fill.value(),
-            ))
-        })
-        .await
+    let db = c.db;
+    on_shard_data(c, owner, move |s, data, _| {
+        let entry = data
+            .db(db)
+            .slot_table(key_slot(&key))
+            .and_then(|t| t.get(key.as_slice()))
+            .ok_or(Error::NoSuchKey)?;
+        Ok(describe(
+            entry,
+            now_ms(),
+            s.settings.borrow().limits.list_fill.value(),
+        ))
+    })
+    .await
 }
 
 fn describe(entry: &Entry, now: i64, list_fill: i32) -> String {

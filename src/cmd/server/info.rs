@@ -7,11 +7,12 @@
 
 use std::sync::OnceLock;
 
+use crate::cmd::call::each_shard_data;
 use crate::cmd::{table, BoxFuture, CommandStats};
 use crate::db::KeyspaceStats;
 use crate::error::CmdResult;
 use crate::resp::Args;
-use crate::server::conn::Conn;
+use crate::shard::client::Conn;
 use crate::shard::ShardStats;
 use crate::util::time::now_us;
 
@@ -19,8 +20,8 @@ use crate::util::time::now_us;
 #[derive(Clone, Default)]
 pub struct ShardSnapshot {
     pub stats: ShardStats,
-    pub keys: usize,
-    pub expires: usize,
+    /// Per database: keys and keys with a TTL.
+    pub dbs: Vec<(usize, usize)>,
     pub keyspace: KeyspaceStats,
     pub max_qbuf: usize,
     pub blocked_clients: usize,
@@ -361,17 +362,23 @@ fn cluster(s: &Snapshot, out: &mut String) {
     lines!(out, "# Cluster"; "cluster_enabled:{}", u8::from(s.cluster_enabled));
 }
 
-/// `avg_ttl` is 0: redcell does not estimate it (Redis does, while expiring keys).
+/// One line per database holding keys. `avg_ttl` is 0: redcell does not estimate it (Redis
+/// does, while expiring keys).
 fn keyspace(s: &Snapshot, out: &mut String) {
     out.push_str("# Keyspace\r\n");
-    let keys = s.sum(|sh| sh.keys as u64);
-    if keys > 0 {
-        lines!(
-            out,
-            "db0:keys={},expires={},avg_ttl=0",
-            keys,
-            s.sum(|sh| sh.expires as u64)
-        );
+    let databases = s.shards.iter().map(|sh| sh.dbs.len()).max().unwrap_or(0);
+    for db in 0..databases {
+        let at = |sh: &ShardSnapshot| sh.dbs.get(db).copied().unwrap_or_default();
+        let keys = s.sum(|sh| at(sh).0 as u64);
+        if keys > 0 {
+            lines!(
+                out,
+                "db{}:keys={},expires={},avg_ttl=0",
+                db,
+                keys,
+                s.sum(|sh| at(sh).1 as u64)
+            );
+        }
     }
 }
 
@@ -474,27 +481,41 @@ fn cpu_times() -> [(i64, i64); 4] {
 }
 
 /// Gathers the process-wide values and every shard's counters.
-async fn snapshot(c: &Conn) -> Snapshot {
-    let shards = c
+async fn snapshot(c: &mut Conn) -> Snapshot {
+    let data = each_shard_data(c, |d| {
+        let mut keyspace = KeyspaceStats::default();
+        for ks in d.dbs_ref() {
+            keyspace.expired_keys += ks.stats.expired_keys;
+            keyspace.hits += ks.stats.hits;
+            keyspace.misses += ks.stats.misses;
+        }
+        let dbs = d
+            .dbs_ref()
+            .iter()
+            .map(|ks| (ks.len(), ks.volatile_len()))
+            .collect::<Vec<_>>();
+        (dbs, keyspace)
+    })
+    .await;
+    let mut shards = c
         .shard
-        .call_all(|s| {
-            let db = s.db.borrow();
-            ShardSnapshot {
-                stats: s.stats.borrow().clone(),
-                keys: db.len(),
-                expires: db.volatile_len(),
-                keyspace: db.stats,
-                max_qbuf: s
-                    .clients
-                    .borrow()
-                    .values()
-                    .map(|m| m.qbuf.get())
-                    .max()
-                    .unwrap_or(0),
-                blocked_clients: s.blocking.clients.get(),
-            }
+        .call_all(|s| ShardSnapshot {
+            stats: s.stats.borrow().clone(),
+            max_qbuf: s
+                .clients
+                .borrow()
+                .values()
+                .map(|m| m.qbuf.get())
+                .max()
+                .unwrap_or(0),
+            blocked_clients: s.blocking.clients.get(),
+            ..Default::default()
         })
         .await;
+    for (shard, (dbs, keyspace)) in shards.iter_mut().zip(data) {
+        shard.dbs = dbs;
+        shard.keyspace = keyspace;
+    }
     let shared = &c.shard.shared;
     // Only walked when some core has subscriptions.
     let pubsub = if shared.pubsub_counts.any(false) || shared.pubsub_counts.any(true) {
@@ -524,7 +545,9 @@ async fn snapshot(c: &Conn) -> Snapshot {
         lru_clock: crate::db::lru_clock(now / 1000),
         executable: shared.executable.clone(),
         config_file: shared.config_file.clone(),
-        connected_clients: crate::server::CONNECTED.load(std::sync::atomic::Ordering::Relaxed),
+        connected_clients: shared
+            .connected_clients
+            .load(std::sync::atomic::Ordering::Relaxed),
         cluster_enabled: c.shard.slot_map.borrow().enabled,
         maxclients,
         rss: rss_bytes(),
@@ -557,8 +580,7 @@ mod tests {
 
     fn sample() -> Snapshot {
         let mut shard = ShardSnapshot {
-            keys: 3,
-            expires: 1,
+            dbs: vec![(3, 1), (0, 0), (2, 0)],
             ..Default::default()
         };
         shard.stats.commands = 5;
@@ -609,6 +631,8 @@ mod tests {
         assert!(text.contains("total_commands_processed:10\r\n"));
         assert!(text.contains("keyspace_hits:8\r\n"));
         assert!(text.contains("db0:keys=6,expires=2,avg_ttl=0\r\n"));
+        assert!(!text.contains("db1:"), "empty databases are not listed");
+        assert!(text.contains("db2:keys=4,expires=0,avg_ttl=0\r\n"));
     }
 
     #[test]

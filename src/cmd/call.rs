@@ -1,0 +1,511 @@
+//! `call()`: the one place every command on the keyspace runs through, wherever it came from
+//! (a client on the keys' core, a request forwarded from another core, a coordinator holding
+//! several shards, a queued MULTI command, a served blocked client). It owns, once: command
+//! stats and error stats, the panic guard, the MIGRATE in-flight check, the change count
+//! (Redis's `server.dirty`), WATCH signals and the propagation of the command's effect into
+//! the execution unit (`shard::journal`), as Redis 7.0's `call()` and `propagateNow` do.
+//!
+//! A handler reports what it changed with `Ctx::dirty` and, when Redis propagates something
+//! other than the command as received (SET EX becomes SET PXAT, SPOP becomes SREM ...),
+//! says so with `Ctx::propagate`. A command that changed nothing propagates nothing.
+
+use std::rc::Rc;
+
+use super::{table, CommandStats, KeyedFn};
+use crate::db::{Db, Parts};
+use crate::error::{CmdResult, Error};
+use crate::resp::{Args, Reply};
+use crate::shard::client::Conn;
+use crate::shard::journal::{Op, Unit};
+use crate::shard::tx::ShardSet;
+use crate::shard::Shard;
+use crate::types::Limits;
+use crate::util::time::{elapsed_ns, ticks};
+
+/// Everything a command on the keyspace may touch.
+pub struct Ctx<'a> {
+    /// The executor running the command: not necessarily the owner of its keys (a
+    /// coordinator holds other shards' data), so use it for settings and shared state only.
+    pub shard: &'a Rc<Shard>,
+    /// The selected database across the shards the command holds.
+    pub db: Db<'a>,
+    pub out: &'a mut Reply,
+    /// The command's time (Unix ms), fixed for the whole command.
+    pub now: i64,
+    effects: Effects,
+}
+
+/// What a command did, for `call()` to settle afterwards.
+#[derive(Default)]
+struct Effects {
+    dirty: u64,
+    /// Propagate the command even if it changed nothing (PUBLISH, FUNCTION ...).
+    force: bool,
+    /// The command said what to propagate instead of itself (`ops`, maybe nothing).
+    rewritten: bool,
+    /// The command touched databases besides the selected one (MOVE, COPY DB, SWAPDB,
+    /// FLUSHALL): `call()` settles all of them.
+    all_dbs: bool,
+    recording: bool,
+    ops: Vec<Op>,
+}
+
+impl<'a> Ctx<'a> {
+    /// Counts `n` changes to the dataset. A command that counts none propagates nothing and
+    /// touches no WATCHed key.
+    #[inline]
+    pub fn dirty(&mut self, n: u64) {
+        self.effects.dirty += n;
+    }
+
+    /// The changes counted so far.
+    pub fn dirtied(&self) -> u64 {
+        self.effects.dirty
+    }
+
+    /// Propagates `argv` (in the selected database) instead of the command as received; called
+    /// several times, the ops go out in order. Propagating nothing: see `propagate_nothing`.
+    pub fn propagate(&mut self, argv: &[&[u8]]) {
+        let db = self.db.index();
+        self.propagate_in(db, argv);
+    }
+
+    /// `propagate` in database `db`.
+    pub fn propagate_in(&mut self, db: usize, argv: &[&[u8]]) {
+        self.effects.rewritten = true;
+        if self.effects.recording {
+            let mut unit = Unit::default();
+            unit.push(db, argv);
+            self.effects.ops.append(&mut unit.ops);
+        }
+    }
+
+    /// The command's change is not propagated (a read that refreshed a cache, say).
+    pub fn propagate_nothing(&mut self) {
+        self.effects.rewritten = true;
+    }
+
+    /// Propagates the command as received even though it changed no key.
+    pub fn force_propagate(&mut self) {
+        self.effects.force = true;
+    }
+
+    /// Whether propagated ops are being recorded (handlers may skip building them).
+    pub fn recording(&self) -> bool {
+        self.effects.recording
+    }
+
+    /// Marks that the command changed databases other than the selected one.
+    pub fn touches_all_dbs(&mut self) {
+        self.effects.all_dbs = true;
+    }
+
+    /// The encoding thresholds values are built with.
+    pub fn limits(&self) -> Limits {
+        self.shard.settings.borrow().limits
+    }
+}
+
+/// Where and how one command runs: the executor, the data it holds, the client's database
+/// and reply buffer, and the execution unit collecting what it propagates.
+pub struct Exec<'a> {
+    pub shard: &'a Rc<Shard>,
+    pub parts: Parts<'a>,
+    pub db: usize,
+    pub out: &'a mut Reply,
+    pub now: i64,
+    pub unit: &'a mut Unit,
+}
+
+/// Runs keyed handler `f` of command `idx` (a keyed command: every key on a shard `x` holds).
+pub fn call(x: &mut Exec<'_>, idx: usize, f: KeyedFn, args: &Args<'_>) {
+    if touches_in_flight(&mut x.parts, idx, args) {
+        reject(x.shard, idx, x.out, &crate::cluster::slotmap::try_again());
+        return;
+    }
+    let started = ticks();
+    let mark = x.out.buf.len();
+    let (result, dirty) = run_body(x, args, true, |c| f(c, args));
+    if result.is_err() {
+        // A handler that failed (or panicked) part-way must not leave a partial reply.
+        x.out.buf.truncate(mark);
+    }
+    let mut stats = x.shard.stats.borrow_mut();
+    stats.commands += 1;
+    stats.dirty += dirty;
+    let s = &mut stats.cmd[idx];
+    s.calls += 1;
+    s.nsec += elapsed_ns(started);
+    if let Err(e) = result {
+        s.failed += 1;
+        stats.count_error(&e);
+        x.out.error(&e);
+    }
+}
+
+/// Runs `body` as a command over the data `x` holds, then settles what it did: WATCH
+/// signals, and its effect on the unit (lazily expired keys' DELs first, then the command
+/// itself (`verbatim`) or what it asked to propagate instead). Returns the body's result and
+/// the changes it counted.
+pub fn run_body<R>(
+    x: &mut Exec<'_>,
+    args: &Args<'_>,
+    verbatim: bool,
+    body: impl FnOnce(&mut Ctx<'_>) -> Result<R, Error>,
+) -> (Result<R, Error>, u64) {
+    let recording = x.shard.journal.borrow().enabled;
+    let mut ctx = Ctx {
+        shard: x.shard,
+        db: Db::new(x.parts.reborrow(), x.db),
+        out: &mut *x.out,
+        now: x.now,
+        effects: Effects {
+            recording,
+            rewritten: !verbatim,
+            ..Effects::default()
+        },
+    };
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| body(&mut ctx)))
+        .unwrap_or_else(|_| Err(Error::msg(PANIC_REPLY)));
+    let effects = ctx.effects;
+    settle(x, &effects, args);
+    (result, effects.dirty)
+}
+
+/// After a command: WATCH signals, and its effect on the unit.
+fn settle(x: &mut Exec<'_>, effects: &Effects, args: &Args<'_>) {
+    let changed = effects.dirty > 0;
+    let db = x.db;
+    let unit = &mut *x.unit;
+    for data in x.parts.each() {
+        if effects.all_dbs {
+            for (i, ks) in data.dbs().iter_mut().enumerate() {
+                expired_to_unit(ks, i, unit, effects.recording);
+                ks.settle_touched(changed);
+            }
+        } else {
+            let ks = data.db(db);
+            expired_to_unit(ks, db, unit, effects.recording);
+            ks.settle_touched(changed);
+        }
+    }
+    if !effects.recording || !(changed || effects.force) {
+        return;
+    }
+    if effects.rewritten {
+        unit.ops.extend(effects.ops.iter().cloned());
+    } else {
+        let argv: Vec<&[u8]> = args.iter().collect();
+        unit.push(db, &argv);
+    }
+}
+
+/// Propagates the keys `ks` (database `db`) deleted on expiry as DELs (Redis's rule R5).
+#[inline]
+fn expired_to_unit(ks: &mut crate::db::Keyspace, db: usize, unit: &mut Unit, recording: bool) {
+    if !ks.has_expired() {
+        return;
+    }
+    for key in ks.take_expired() {
+        if recording {
+            unit.push(db, &[b"DEL", &key]);
+        }
+    }
+}
+
+/// Records a command refused before it ran (Redis's `rejected_calls`) and answers `e`.
+pub fn reject(shard: &Shard, idx: usize, out: &mut Reply, e: &Error) {
+    let mut stats = shard.stats.borrow_mut();
+    stats.cmd[idx].rejected += 1;
+    stats.count_error(e);
+    drop(stats);
+    out.error(e);
+}
+
+/// Whether a command names a key that a MIGRATE is moving right now.
+#[inline]
+fn touches_in_flight(parts: &mut Parts<'_>, idx: usize, args: &Args<'_>) -> bool {
+    if parts.each_ref().all(|d| d.in_flight.is_empty()) {
+        return false;
+    }
+    in_flight_key(parts, idx, args)
+}
+
+#[cold]
+fn in_flight_key(parts: &mut Parts<'_>, idx: usize, args: &Args<'_>) -> bool {
+    table().specs[idx]
+        .all_key_positions(args)
+        .into_iter()
+        .any(|p| {
+            let key = args.get(p);
+            parts.owner_of(key).in_flight.contains(key)
+        })
+}
+
+/// Ends an execution unit that ran on `shard` holding data last stamped `clock`: stamps the
+/// unit and appends it to the journal. Returns the stamp (0 when nothing was recorded), for
+/// the caller to set as the held data's new clock.
+pub fn end_unit(shard: &Shard, unit: &mut Unit, clock: u64) -> u64 {
+    if unit.is_empty() {
+        return 0;
+    }
+    let mut journal = shard.journal.borrow_mut();
+    let stamp = journal.next_stamp(clock);
+    journal.append(unit, stamp);
+    stamp
+}
+
+/// The reply for a handler that panicked: the bug is logged (by the panic hook) and the
+/// client gets an error, while the executor and every other client carry on.
+pub const PANIC_REPLY: &str = "internal error while executing the command (see the server log)";
+
+/// Runs a handler, turning a panic into an error reply instead of losing the executor.
+#[inline]
+pub fn guarded(f: impl FnOnce() -> CmdResult) -> CmdResult {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
+        .unwrap_or_else(|_| Err(Error::msg(PANIC_REPLY)))
+}
+
+/// Records a connection-level command's stats (`started` is a `ticks()` value).
+pub fn record(shard: &Shard, idx: usize, started: u64, result: &CmdResult) {
+    let mut stats = shard.stats.borrow_mut();
+    stats.commands += 1;
+    let s: &mut CommandStats = &mut stats.cmd[idx];
+    s.calls += 1;
+    s.nsec += elapsed_ns(started);
+    if let Err(e) = result {
+        s.failed += 1;
+        stats.count_error(e);
+    }
+}
+
+/// Runs a connection-level command (a `Sync` or `Async` handler) with its stats and guard.
+pub async fn call_conn(conn: &mut Conn, idx: usize, args: &Args<'_>) {
+    match table().specs[idx].handler {
+        super::Handler::Sync(f) => {
+            let started = ticks();
+            let mark = conn.out.buf.len();
+            let result = guarded(|| f(conn, args));
+            record(&conn.shard, idx, started, &result);
+            if let Err(e) = result {
+                conn.out.buf.truncate(mark);
+                conn.out.error(&e);
+            }
+        }
+        super::Handler::Async(f) => call_async(conn, idx, f, args.clone()).await,
+        super::Handler::Keyed(_) | super::Handler::Container => {}
+    }
+}
+
+/// Runs a connection handler that may wait (calls other shards), with its stats and guard.
+pub async fn call_async<'a>(conn: &'a mut Conn, idx: usize, f: super::AsyncFn, args: Args<'a>) {
+    let started = ticks();
+    let mark = conn.out.buf.len();
+    let result = guarded_async(f(conn, args)).await;
+    record(&conn.shard, idx, started, &result);
+    if let Err(e) = result {
+        conn.out.buf.truncate(mark);
+        conn.out.error(&e);
+    }
+}
+
+/// `cmd::guarded` for connection handlers that await.
+async fn guarded_async(fut: super::BoxFuture<'_>) -> crate::error::CmdResult {
+    use futures_lite::FutureExt;
+    std::panic::AssertUnwindSafe(fut)
+        .catch_unwind()
+        .await
+        .unwrap_or_else(|_| Err(Error::msg(PANIC_REPLY)))
+}
+
+/// The shards a keyed command needs: the owners of its keys, the one its arguments name, or
+/// every shard for a command without keys.
+pub fn shards_of(shard: &Shard, spec: &super::CommandSpec, args: &Args<'_>) -> ShardSet {
+    if let Some(find) = spec.key_finder {
+        let mut set = ShardSet::new();
+        for p in find(args).unwrap_or_default() {
+            set.insert(shard.owner_of_key(args.get(p)));
+        }
+        if set.is_empty() {
+            // Malformed arguments: the handler reports them, on this shard.
+            set.insert(shard.id.min(shard.nshards.saturating_sub(1)));
+        }
+        return set;
+    }
+    let mut positions = spec.key_positions(args.len());
+    let Some(first) = positions.next() else {
+        return match spec.shard_of {
+            Some(pick) => ShardSet::one(pick(args, shard.nshards)),
+            None => ShardSet::all(shard.nshards),
+        };
+    };
+    let mut set = ShardSet::one(shard.owner_of_key(args.get(first)));
+    for p in positions {
+        set.insert(shard.owner_of_key(args.get(p)));
+    }
+    set
+}
+
+/// Runs `body` as command `idx` over the data of the shards its keys live on, here, as one
+/// execution unit: for connection handlers that wait but also work on keys (a blocking
+/// command's first attempt). It uses the data a running EXEC holds; otherwise this shard's
+/// own (when every key is here) or data borrowed for the call. Nothing is propagated but
+/// what `body` asks for. Errors are the body's; the caller's handler reports them.
+pub async fn with_keys<R>(
+    conn: &mut Conn,
+    idx: usize,
+    args: &Args<'_>,
+    body: impl FnOnce(&mut Ctx<'_>) -> Result<R, Error>,
+) -> Result<R, Error> {
+    let shard = conn.shard.clone();
+    let mut unit = Unit::default();
+    if let Some(held) = conn.held.as_mut() {
+        // Inside EXEC: the EXEC's unit collects what the queued commands propagate, so this
+        // body's ops join it through the caller (see `multi::run_queued`).
+        let mut x = Exec {
+            shard: &shard,
+            parts: held.parts(),
+            db: conn.db,
+            out: &mut conn.out,
+            now: conn.now,
+            unit: &mut unit,
+        };
+        let (result, _) = run_body(&mut x, args, false, body);
+        conn.exec_ops.append(&mut unit.ops);
+        return result;
+    }
+    let shards = shards_of(&shard, table().specs[idx], args);
+    if shards.single() == Some(shard.id) {
+        shard.data_home().await;
+        let mut guard = shard.data.borrow_mut();
+        let data = guard.as_deref_mut().expect("data is home after data_home");
+        let mut x = Exec {
+            shard: &shard,
+            parts: Parts::One(data),
+            db: conn.db,
+            out: &mut conn.out,
+            now: conn.now,
+            unit: &mut unit,
+        };
+        let (result, _) = run_body(&mut x, args, false, body);
+        if !unit.is_empty() {
+            data.clock = end_unit(&shard, &mut unit, data.clock);
+        }
+        drop(guard);
+        crate::shard::blocking::serve_ready(&shard);
+        return result;
+    }
+    let mut held = crate::shard::tx::Held::acquire(&shard, &shards).await;
+    let mut x = Exec {
+        shard: &shard,
+        parts: held.parts(),
+        db: conn.db,
+        out: &mut conn.out,
+        now: conn.now,
+        unit: &mut unit,
+    };
+    let (result, _) = run_body(&mut x, args, false, body);
+    if !unit.is_empty() {
+        let stamp = end_unit(&shard, &mut unit, held.clock());
+        held.set_clock(stamp);
+    }
+    held.release();
+    result
+}
+
+/// Runs `f` on shard `to`'s data: on that shard's core once the data is home, or here with
+/// the data a running EXEC holds (the flag tells `f` which). A typed hop for connection
+/// handlers that need one shard's data (MIGRATE); its writes go through `run_body`.
+pub async fn on_shard_data<R, F>(conn: &mut Conn, to: usize, f: F) -> R
+where
+    R: Send + 'static,
+    F: FnOnce(&Rc<Shard>, &mut crate::db::ShardData, bool) -> R + Send + 'static,
+{
+    if let Some(held) = conn.held.as_mut() {
+        if let Some(data) = held.data_of(to) {
+            return f(&conn.shard, data, true);
+        }
+    }
+    conn.shard
+        .call_data(to, move |s, data| f(s, data, false))
+        .await
+}
+
+/// Runs `f` on every data shard's data (in parallel, each on its own core; or here on the
+/// data a running EXEC holds) and returns the results in shard order: for connection
+/// handlers that read across the keyspace (CLUSTER RESET's emptiness check, INFO keyspace).
+pub async fn each_shard_data<R, F>(conn: &mut Conn, f: F) -> Vec<R>
+where
+    R: Send + 'static,
+    F: Fn(&mut crate::db::ShardData) -> R + Send + Sync + Clone + 'static,
+{
+    let n = conn.shard.nshards;
+    if let Some(held) = conn.held.as_mut() {
+        if held.shards().len() == n {
+            return (0..n)
+                .filter_map(|i| held.data_of(i).map(|d| f(d)))
+                .collect();
+        }
+    }
+    let mut out = Vec::with_capacity(n);
+    for to in 0..n {
+        let f = f.clone();
+        out.push(conn.shard.call_data(to, move |_, d| f(d)).await);
+    }
+    out
+}
+
+/// One round of active expiry on `shard` (if its data is home), as Redis's
+/// `activeExpireCycle`: each expired key is propagated as a DEL of its own (rule R4).
+pub fn active_expire(shard: &Rc<Shard>, now: i64) {
+    let mut guard = shard.data.borrow_mut();
+    let Some(data) = guard.as_deref_mut() else {
+        return;
+    };
+    let recording = shard.journal.borrow().enabled;
+    let mut unit = Unit {
+        loose: true,
+        ..Unit::default()
+    };
+    for (i, ks) in data.dbs().iter_mut().enumerate() {
+        if ks.volatile_len() == 0 {
+            continue;
+        }
+        ks.active_expire(now, 16);
+        expired_to_unit(ks, i, &mut unit, recording);
+    }
+    if !unit.is_empty() {
+        data.clock = end_unit(shard, &mut unit, data.clock);
+    }
+    drop(guard);
+    crate::shard::blocking::serve_ready(shard);
+}
+
+/// Deletes the keys of `slots` that `shard` holds (slots this node lost), each propagated as
+/// a DEL of its own, as Redis's `delKeysInSlot`. Runs as a job that needs the data.
+pub fn delete_slots(shard: &Rc<Shard>, slots: &[u16]) {
+    let mut data = shard.data.borrow_mut();
+    let Some(data) = data.as_deref_mut() else {
+        return;
+    };
+    let recording = shard.journal.borrow().enabled;
+    let mut unit = Unit {
+        loose: true,
+        ..Unit::default()
+    };
+    let ks = data.db(0);
+    for &slot in slots {
+        if shard.owner_of(slot) != shard.id {
+            continue;
+        }
+        for key in ks.clear_slot(slot) {
+            if recording {
+                unit.push(0, &[b"DEL", &key]);
+            }
+        }
+        ks.settle_touched(true);
+    }
+    if !unit.is_empty() {
+        data.clock = end_unit(shard, &mut unit, data.clock);
+    }
+}
