@@ -394,7 +394,9 @@ async fn expire_cron(shard: Rc<Shard>) {
     loop {
         let hz = shard.settings.borrow().hz.max(1);
         glommio::timer::sleep(Duration::from_millis(1000 / hz)).await;
-        crate::cmd::call::active_expire(&shard, now_ms());
+        if shard.shared.active_expire.load(Ordering::Relaxed) {
+            crate::cmd::call::active_expire(&shard, now_ms());
+        }
     }
 }
 

@@ -58,6 +58,10 @@ pub struct Shared {
     pub databases: usize,
     /// Connected clients across all executors (checked against maxclients on accept).
     pub connected_clients: std::sync::atomic::AtomicUsize,
+    /// Active expiry runs (DEBUG SET-ACTIVE-EXPIRE 0 stops it, for tests).
+    pub active_expire: std::sync::atomic::AtomicBool,
+    /// DEBUG JOURNAL READ's stream database (the last SELECT it wrote).
+    pub journal_view_db: Mutex<Option<u32>>,
 }
 
 impl Shared {
@@ -79,6 +83,8 @@ impl Shared {
             pubsub_counts: pubsub::Counts::new(nshards + 1),
             databases: (config.get_i64("databases").max(1)) as usize,
             connected_clients: Default::default(),
+            active_expire: std::sync::atomic::AtomicBool::new(true),
+            journal_view_db: Mutex::new(None),
             config: Mutex::new(config),
         }
     }

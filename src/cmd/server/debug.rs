@@ -1,7 +1,11 @@
-//! DEBUG HELP/SLEEP/OBJECT, gated by `enable-debug-command` as in Redis 7.
+//! DEBUG HELP/SLEEP/OBJECT/SET-ACTIVE-EXPIRE/JOURNAL, gated by `enable-debug-command` as in
+//! Redis 7.
 //!
 //! DEBUG SLEEP suspends only the calling connection (a timer on its executor): Redis blocks
 //! the whole server, but here other connections, on this shard and the others, go on.
+//! DEBUG JOURNAL (ours) shows what the server propagates: ON starts recording every
+//! executor's journal, READ returns what was recorded since, merged in stamp order and
+//! written as the replication stream carries it, OFF stops.
 
 use std::time::Duration;
 
@@ -37,11 +41,60 @@ pub fn debug<'a>(c: &'a mut Conn, a: Args<'a>) -> BoxFuture<'a> {
         } else if a.len() == 3 && sub.eq_ignore_ascii_case(b"object") {
             let line = object(c, a.get(2).to_vec()).await?;
             c.out.simple(&line);
+        } else if a.len() == 3 && sub.eq_ignore_ascii_case(b"set-active-expire") {
+            let on = parse_i64_strict(a.get(2)).ok_or(Error::NotInteger)? != 0;
+            c.shard
+                .shared
+                .active_expire
+                .store(on, std::sync::atomic::Ordering::Relaxed);
+            c.out.ok();
+        } else if a.len() == 3 && sub.eq_ignore_ascii_case(b"journal") {
+            journal(c, a.get(2)).await?;
         } else {
             return Err(Error::subcommand_syntax(sub, "DEBUG"));
         }
         Ok(())
     })
+}
+
+/// DEBUG JOURNAL ON|OFF|READ (see the module doc).
+async fn journal(c: &mut Conn, what: &[u8]) -> CmdResult {
+    let shared = c.shard.shared.clone();
+    if what.eq_ignore_ascii_case(b"on") || what.eq_ignore_ascii_case(b"off") {
+        let on = what.eq_ignore_ascii_case(b"on");
+        for to in 0..=c.shard.nshards {
+            c.shard
+                .call(to, move |s| {
+                    let mut j = s.journal.borrow_mut();
+                    j.enabled = on;
+                    j.clear();
+                })
+                .await;
+        }
+        *shared
+            .journal_view_db
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = None;
+        c.out.ok();
+        return Ok(());
+    }
+    if !what.eq_ignore_ascii_case(b"read") {
+        return Err(Error::Syntax);
+    }
+    let mut entries = Vec::new();
+    for to in 0..=c.shard.nshards {
+        entries.extend(c.shard.call(to, |s| s.journal.borrow_mut().drain()).await);
+    }
+    entries.sort_by_key(|e| e.stamp);
+    let mut out = Vec::new();
+    let mut db = shared
+        .journal_view_db
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    crate::shard::journal::render(&entries, &mut db, &mut out);
+    drop(db);
+    c.out.bulk(&out);
+    Ok(())
 }
 
 /// Redis's check for protected commands: allowed when `enable-debug-command` is `yes`, or
@@ -71,6 +124,10 @@ fn help(c: &mut Conn, a: &Args) {
             "    Show low level info about the `key` and associated value.",
             "SLEEP <seconds>",
             "    Stop the server for <seconds>. Decimals allowed.",
+            "SET-ACTIVE-EXPIRE <0|1>",
+            "    Setting it to 0 disables expiring keys in background when they are not accessed.",
+            "JOURNAL <ON|OFF|READ>",
+            "    Record what commands propagate; READ returns it as the replication stream would.",
         ],
     );
 }
