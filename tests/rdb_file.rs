@@ -94,7 +94,7 @@ fn fill(c: &mut Raw, db: u64) {
     cmd(c, &["SET", &k("ttl:s"), "v", "PX", "100000000"]);
     cmd(c, &["HSET", &k("ttl:h"), "f", "v"]);
     cmd(c, &["PEXPIREAT", &k("ttl:h"), "1893456000123"]);
-    if db % 7 != 0 {
+    if !db.is_multiple_of(7) {
         return;
     }
     cmd(c, &["SET", &k("s:lzf"), &"compressible text ".repeat(1500)]);
@@ -249,13 +249,16 @@ fn comparable_dump(dump: &[u8], compress: bool) -> (u8, Vec<Vec<u8>>) {
     c
 }
 
+/// A parsed key: value, expire (ms), LRU idle (s), LFU counter.
+type ParsedKey = (Value, Option<i64>, Option<u64>, Option<u8>);
+
 /// A parsed file: aux fields, function code, keys with values and expires.
 #[derive(Default)]
 struct Parsed {
     aux: Vec<(String, Vec<u8>)>,
     functions: Vec<Vec<u8>>,
     resize: BTreeMap<u64, (u64, u64)>,
-    keys: BTreeMap<(u64, Vec<u8>), (Value, Option<i64>, Option<u64>, Option<u8>)>,
+    keys: BTreeMap<(u64, Vec<u8>), ParsedKey>,
     summary: Option<RdbSummary>,
 }
 
