@@ -3,48 +3,22 @@
 //! back the same keys, and stock refuses the corrupt files we refuse, in the same words.
 
 mod common;
+mod persist_common;
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::Command;
-use std::time::Duration;
 
-use common::{free_port, parse, run_bounded, Node, Raw, StockRedis, TempDir};
+use common::{Raw, TempDir};
+use persist_common::*;
 use redcell::rdb::file_reader::{
     read_rdb_file, ChecksumCheck, RdbEvent, RdbLoadError, RdbReadOptions, RdbSummary,
 };
 use redcell::rdb::file_writer::{AuxFields, Eviction, RdbFileWriter, RdbWriteOptions};
-use redcell::rdb::{object_type, restore_payload, write_object, Limits, Writer};
+use redcell::rdb::object_type;
 use redcell::types::Value;
 
-const DATABASES: u64 = 16;
 const LIBRARY: &str =
     "#!lua name=mylib\nredis.register_function('myfunc', function(keys, args) return 1 end)";
-
-fn call(c: &mut Raw, args: &[&[u8]]) -> Vec<u8> {
-    let r = c.call(args);
-    assert!(
-        !r.starts_with(b"-"),
-        "{:?} failed: {}",
-        args.iter()
-            .map(|a| String::from_utf8_lossy(a))
-            .collect::<Vec<_>>(),
-        String::from_utf8_lossy(&r)
-    );
-    r
-}
-
-fn cmd(c: &mut Raw, args: &[&str]) -> Vec<u8> {
-    let a: Vec<&[u8]> = args.iter().map(|s| s.as_bytes()).collect();
-    call(c, &a)
-}
-
-fn int_reply(r: &[u8]) -> i64 {
-    match parse(r, &mut 0) {
-        Node::Line(b':', t) => String::from_utf8_lossy(&t).parse().expect("integer"),
-        other => panic!("expected an integer, got {other:?}"),
-    }
-}
 
 /// Fills db `db` with every type and encoding; the big values only in a few databases.
 fn fill(c: &mut Raw, db: u64) {
@@ -176,79 +150,6 @@ fn fill(c: &mut Raw, db: u64) {
     cmd(c, &["XTRIM", &e, "MAXLEN", "0"]);
 }
 
-/// What stock holds for one key: its DUMP and PEXPIRETIME.
-#[derive(Debug, Clone, PartialEq)]
-struct StockKey {
-    dump: Vec<u8>,
-    pexpiretime: i64,
-}
-
-/// Every key of every database of a running stock server.
-fn snapshot(c: &mut Raw) -> BTreeMap<(u64, Vec<u8>), StockKey> {
-    let mut out = BTreeMap::new();
-    for db in 0..DATABASES {
-        cmd(c, &["SELECT", &db.to_string()]);
-        let keys = match parse(&call(c, &[b"KEYS", b"*"]), &mut 0) {
-            Node::Agg(_, Some(items)) => items,
-            other => panic!("KEYS: {other:?}"),
-        };
-        assert_eq!(int_reply(&cmd(c, &["DBSIZE"])), keys.len() as i64);
-        for key in keys {
-            let Node::Bulk(_, Some(key)) = key else {
-                panic!("key {key:?}")
-            };
-            let dump = match parse(&call(c, &[b"DUMP", &key]), &mut 0) {
-                Node::Bulk(_, Some(d)) => d,
-                other => panic!("DUMP: {other:?}"),
-            };
-            let pexpiretime = int_reply(&call(c, &[b"PEXPIRETIME", &key]));
-            out.insert((db, key), StockKey { dump, pexpiretime });
-        }
-    }
-    out
-}
-
-/// A value in a form that compares across servers: the serialized bytes (without the DUMP
-/// trailer), except for hashtable sets and hashes, whose member order is each server's own
-/// table order: those compare as sorted members.
-fn comparable(v: &Value, compress: bool) -> (u8, Vec<Vec<u8>>) {
-    let t = object_type(v);
-    match v {
-        Value::Set(s) if t == 2 => {
-            let mut m: Vec<Vec<u8>> = s.iter().map(|m| m.with_bytes(<[u8]>::to_vec)).collect();
-            m.sort();
-            (t, m)
-        }
-        Value::Hash(h) if t == 4 => {
-            let mut m: Vec<Vec<u8>> = h.iter().map(|(f, v)| [f, b"=", v].concat()).collect();
-            m.sort();
-            (t, m)
-        }
-        _ => {
-            // DUMP follows `rdbcompression` as a file does.
-            let mut w = Writer::with_compression(compress);
-            w.u8(t);
-            write_object(&mut w, v);
-            (t, vec![w.buf])
-        }
-    }
-}
-
-fn comparable_dump(dump: &[u8], compress: bool) -> (u8, Vec<Vec<u8>>) {
-    let v = restore_payload(dump, &Limits::default()).expect("stock DUMP loads");
-    let c = comparable(&v, compress);
-    if c.0 != 2 && c.0 != 4 {
-        // Deterministic encodings: our bytes are stock's bytes.
-        assert!(
-            c.1[0] == dump[..dump.len() - 10],
-            "re-serialized DUMP differs: ours {} bytes, stock's {}",
-            c.1[0].len(),
-            dump.len() - 10
-        );
-    }
-    c
-}
-
 /// A parsed key: value, expire (ms), LRU idle (s), LFU counter.
 type ParsedKey = (Value, Option<i64>, Option<u64>, Option<u8>);
 
@@ -305,14 +206,6 @@ fn check_against(parsed: &Parsed, stock: &BTreeMap<(u64, Vec<u8>), StockKey>, co
         );
         assert_eq!(expire.unwrap_or(-1), want.pexpiretime, "TTL of {key:?}");
     }
-}
-
-/// Starts stock on `dir/dump.rdb` with `extra` settings.
-fn stock_on(dir: &Path, extra: &[&str]) -> StockRedis {
-    let dir = dir.to_str().expect("utf-8 temp dir");
-    let mut args = vec!["--dir", dir, "--dbfilename", "dump.rdb"];
-    args.extend_from_slice(extra);
-    StockRedis::start(&args)
 }
 
 /// Writes `parsed`'s functions and keys with our writer, one database after the other.
@@ -413,13 +306,7 @@ fn reads_what_stock_saves_and_stock_loads_what_we_write() {
             want.keys().collect::<Vec<_>>(),
             "compression {compression} checksum {checksum}"
         );
-        for (k, got) in &loaded {
-            assert!(
-                comparable_dump(&got.dump, true) == comparable_dump(&want[k].dump, true),
-                "{k:?}"
-            );
-            assert_eq!(got.pexpiretime, want[k].pexpiretime, "{k:?}");
-        }
+        assert_same_keyspace(&loaded, &want);
         let libs = cmd(&mut c, &["FUNCTION", "LIST"]);
         assert!(
             libs.windows(5).any(|w| w == b"mylib"),
@@ -523,28 +410,6 @@ fn expired_keys_are_reported_and_stock_drops_them() {
     assert_eq!(int_reply(&cmd(&mut c, &["EXISTS", "kept"])), 1);
 }
 
-/// Runs stock on a file it must refuse; returns its log.
-fn stock_refuses(dir: &Path) -> String {
-    let port = free_port().to_string();
-    let dir_s = dir.to_str().expect("utf-8 dir");
-    let mut cmd = Command::new("redis-server");
-    cmd.args([
-        "--port",
-        &port,
-        "--bind",
-        "127.0.0.1",
-        "--save",
-        "",
-        "--appendonly",
-        "no",
-    ])
-    .args(["--dir", dir_s, "--dbfilename", "dump.rdb", "--logfile", ""]);
-    let out = run_bounded(&mut cmd, Duration::from_secs(20));
-    let log = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(!out.status.success(), "stock loaded a corrupt file:\n{log}");
-    log
-}
-
 #[test]
 fn stock_refuses_what_we_refuse_in_the_same_words() {
     let dir = TempDir::new("rdb-corrupt");
@@ -599,7 +464,7 @@ fn stock_refuses_what_we_refuse_in_the_same_words() {
             ..Default::default()
         };
         let ours = read_rdb_file(&case.file("dump.rdb"), &strict, &mut |_| Ok(())).expect_err(what);
-        let log = stock_refuses(&case.path);
+        let log = stock_refuses(&case.path, &[]);
         let text = ours.to_string();
         // Stock's line for a corrupt object adds the C source line: compare the reason.
         let needle = text.rsplit(" -> ").next().expect("text");
