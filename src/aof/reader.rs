@@ -604,6 +604,42 @@ mod tests {
     }
 
     #[test]
+    fn random_damage_never_panics() {
+        let good = [
+            &b"#TS:1\r\n"[..],
+            SET_A,
+            b"*1\r\n$5\r\nMULTI\r\n",
+            SET_A,
+            b"*1\r\n$4\r\nEXEC\r\n",
+            SET_A,
+        ]
+        .concat();
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let alphabet = b"*$\r\n#0123456789-MULTIEXEC";
+        for _ in 0..5000 {
+            let mut bad = good.clone();
+            for _ in 0..1 + next() % 4 {
+                let at = (next() as usize) % bad.len();
+                bad[at] = alphabet[(next() as usize) % alphabet.len()];
+            }
+            bad.truncate((next() as usize) % (bad.len() + 1));
+            // Any verdict will do; offsets stay within the file.
+            if let (Ok(s), _) = read(&bad) {
+                if let AofFileStatus::Truncated { valid_up_to, .. } = s.status {
+                    assert!(valid_up_to <= bad.len() as u64);
+                }
+                assert_eq!(s.bytes, bad.len() as u64);
+            }
+        }
+    }
+
+    #[test]
     fn rdb_preamble_then_tail() {
         use crate::rdb::file_writer::{AuxFields, Eviction, RdbFileWriter, RdbWriteOptions};
         use crate::types::{StrValue, Value};
