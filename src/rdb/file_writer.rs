@@ -87,6 +87,26 @@ pub enum Eviction {
     LfuFreq(u8),
 }
 
+/// Which per-key opcode a `maxmemory-policy` makes Redis write before each key: the LRU
+/// policies (`MAXMEMORY_FLAG_LRU`) write `IDLE`, the LFU ones `FREQ`, the others nothing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EvictionOpcode {
+    None,
+    Idle,
+    Freq,
+}
+
+impl EvictionOpcode {
+    /// For a policy name as CONFIG takes it (case-insensitive).
+    pub fn for_policy(policy: &str) -> EvictionOpcode {
+        match policy.to_ascii_lowercase().as_str() {
+            "volatile-lru" | "allkeys-lru" => EvictionOpcode::Idle,
+            "volatile-lfu" | "allkeys-lfu" => EvictionOpcode::Freq,
+            _ => EvictionOpcode::None,
+        }
+    }
+}
+
 /// Serializes one key as it appears in the file: the expire, idle or freq opcode, then
 /// type, key and value. `w`'s compression setting must be the file's.
 pub fn encode_entry(
@@ -238,5 +258,25 @@ impl<W: Write> RdbFileWriter<W> {
         let crc = self.crc.as_ref().map_or(0, Crc64::value);
         self.push(&crc.to_le_bytes())?;
         Ok(self.out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn policies_pick_the_opcode_redis_writes() {
+        for (p, want) in [
+            ("allkeys-lru", EvictionOpcode::Idle),
+            ("VOLATILE-LRU", EvictionOpcode::Idle),
+            ("allkeys-lfu", EvictionOpcode::Freq),
+            ("volatile-lfu", EvictionOpcode::Freq),
+            ("volatile-ttl", EvictionOpcode::None),
+            ("allkeys-random", EvictionOpcode::None),
+            ("noeviction", EvictionOpcode::None),
+        ] {
+            assert_eq!(EvictionOpcode::for_policy(p), want, "{p}");
+        }
     }
 }
