@@ -8,8 +8,10 @@
 //! - `server`: executors, listeners and the connection task.
 //! - `config`: redis.conf parsing and CONFIG GET/SET.
 //! - `cluster`: the Redis Cluster bus wire codec (not wired into the server yet).
-//! - `rdb`: RDB object serialization (DUMP/RESTORE payloads).
+//! - `rdb`: RDB object serialization (DUMP/RESTORE payloads) and whole RDB files.
+//! - `aof`: the multi-part append-only file (manifest, reader, loader, incr writer).
 
+pub mod aof;
 pub mod cluster;
 pub mod cmd;
 pub mod config;

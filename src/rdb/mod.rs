@@ -4,12 +4,17 @@
 //! - `wire`: lengths, strings (int/LZF/raw), doubles, times.
 //! - `listpack`, `intset`, `lzf`: the blob formats inside values.
 //! - this file: per-type object encoding/decoding and the DUMP payload envelope.
+//! - `file_writer`, `file_reader`: whole `dump.rdb` files (header, aux fields, functions,
+//!   databases, EOF and checksum), streamed; `frame` finds one object's bytes in a stream.
 //!
 //! Decoding trusts nothing: every length is checked against the bytes left before anything
 //! is allocated, blobs are validated whole (Redis's deep sanitization), and duplicates,
 //! empty collections and NaN scores are refused, so a bad payload is an error, never a
 //! panic or a half-built value.
 
+pub mod file_reader;
+pub mod file_writer;
+pub mod frame;
 pub mod intset;
 pub mod listpack;
 pub mod lzf;
@@ -54,6 +59,27 @@ pub mod types {
     pub const STREAM_LISTPACKS_2: u8 = 19;
     pub const SET_LISTPACK: u8 = 20;
     pub const STREAM_LISTPACKS_3: u8 = 21;
+    /// Module values (pre-GA and current); loading them needs the module.
+    pub const MODULE: u8 = 6;
+    pub const MODULE_2: u8 = 7;
+}
+
+/// Whole-file opcodes (`RDB_OPCODE_*`): the bytes that are not value types.
+pub mod opcodes {
+    /// 7.4 cluster mode: a resize hint per slot (files of version 12 and later only).
+    pub const SLOT_INFO: u8 = 244;
+    pub const FUNCTION2: u8 = 245;
+    /// The function format of 7.0-rc1 and rc2 (name, engine, description, code).
+    pub const FUNCTION_PRE_GA: u8 = 246;
+    pub const MODULE_AUX: u8 = 247;
+    pub const IDLE: u8 = 248;
+    pub const FREQ: u8 = 249;
+    pub const AUX: u8 = 250;
+    pub const RESIZEDB: u8 = 251;
+    pub const EXPIRETIME_MS: u8 = 252;
+    pub const EXPIRETIME: u8 = 253;
+    pub const SELECTDB: u8 = 254;
+    pub const EOF: u8 = 255;
 }
 
 /// Quicklist node containers (`QUICKLIST_NODE_CONTAINER_*`).
@@ -504,6 +530,8 @@ fn read_quicklist(r: &mut Reader<'_>, t: u8, limits: &Limits) -> Result<List, Rd
     Ok(l)
 }
 
+#[cfg(test)]
+mod file_tests;
 #[cfg(test)]
 mod tests;
 

@@ -20,11 +20,25 @@ const LZF_MAX_RATIO: u64 = 90;
 #[derive(Default, Debug, Clone)]
 pub struct Writer {
     pub buf: Vec<u8>,
+    /// `rdbcompression no`: strings are never LZF-compressed (integers still are encoded).
+    no_compression: bool,
 }
 
 impl Writer {
     pub fn new() -> Writer {
         Writer::default()
+    }
+
+    /// A writer for `rdbcompression yes` (`true`, the default) or `no`.
+    pub fn with_compression(compress: bool) -> Writer {
+        Writer {
+            buf: Vec::new(),
+            no_compression: !compress,
+        }
+    }
+
+    pub fn compression(&self) -> bool {
+        !self.no_compression
     }
 
     pub fn u8(&mut self, b: u8) {
@@ -47,9 +61,9 @@ impl Writer {
         }
     }
 
-    /// A string as `rdbSaveRawString` writes it with `rdbcompression yes`: an INT8/16/32 form
-    /// for a short canonical integer, LZF when longer than 20 bytes and it saves at least 4
-    /// bytes, else length + bytes.
+    /// A string as `rdbSaveRawString` writes it: an INT8/16/32 form for a short canonical
+    /// integer, LZF (unless compression is off) when longer than 20 bytes and it saves at
+    /// least 4 bytes, else length + bytes.
     pub fn string(&mut self, s: &[u8]) {
         if s.len() <= 11 {
             if let Some(v) = parse_i64_strict(s) {
@@ -58,7 +72,7 @@ impl Writer {
                 }
             }
         }
-        if s.len() > 20 {
+        if s.len() > 20 && !self.no_compression {
             if let Some(c) = lzf::compress(s, s.len() - 4) {
                 self.buf.push(ENC_LZF);
                 self.len(c.len() as u64);
@@ -293,6 +307,18 @@ mod tests {
         assert_eq!(out[0], 40);
         assert_eq!(written(|w| w.int_string(-129)), [0xc1, 0x7f, 0xff]);
         assert_eq!(written(|w| w.int_string(1 << 40)), b"\x0d1099511627776");
+    }
+
+    #[test]
+    fn compression_off_keeps_integers_but_not_lzf() {
+        let mut w = Writer::with_compression(false);
+        w.string(&[b'a'; 30]);
+        w.string(b"12345");
+        let mut want = vec![30u8];
+        want.extend_from_slice(&[b'a'; 30]);
+        want.extend_from_slice(&[0xc1, 0x39, 0x30]);
+        assert_eq!(w.buf, want);
+        assert!(!w.compression() && Writer::new().compression());
     }
 
     #[test]
