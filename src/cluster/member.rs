@@ -244,7 +244,13 @@ impl Member {
             } else {
                 format!("{addr}:{bus_port}")
             };
-            match TcpListener::bind(&host) {
+            // One listener, without SO_REUSEPORT: a bus port another live process holds
+            // is refused here, and a killed predecessor's lingering connections are not in
+            // the way (SO_REUSEADDR, as Redis; see `server::listen`).
+            let bound = crate::server::listen::parse(&host, &addr).and_then(|sa| {
+                crate::server::listen::listener(sa, false).map_err(|e| e.to_string())
+            });
+            match bound {
                 Ok(l) => {
                     glommio::spawn_local(member.clone().accept_loop(l)).detach();
                 }
