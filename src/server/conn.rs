@@ -392,6 +392,7 @@ pub async fn dispatch(conn: &mut Conn, args: Args<'_>, raw: Option<&[u8]>) {
         return;
     }
     conn.meta.last_cmd.set(table.full_names[idx].as_str());
+    crate::shard::pause::wait_at_gate(conn, idx, &args, asking).await;
     let mut open_slot = None;
     if (spec.first_key > 0 || spec.key_finder.is_some()) && conn.shard.slot_map.borrow().enabled {
         conn.shard.refresh_slot_map();

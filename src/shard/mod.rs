@@ -9,6 +9,7 @@
 pub mod blocking;
 pub mod mesh;
 pub mod multi;
+pub mod pause;
 pub mod pubsub;
 
 use std::any::Any;
@@ -54,6 +55,8 @@ pub struct Shared {
     pub pubsub_counts: pubsub::Counts,
     /// Per shard: how many keys MIGRATE has in flight there (see `multi::Holds::acquire`).
     pub in_flight_counts: Vec<AtomicU64>,
+    /// Clients paused on every shard (manual failover): see `pause`.
+    pub pause: pause::Pause,
 }
 
 impl Shared {
@@ -75,6 +78,7 @@ impl Shared {
             slot_map_version: AtomicU64::new(0),
             pubsub_counts: pubsub::Counts::new(nshards + 1),
             in_flight_counts: (0..=nshards).map(|_| AtomicU64::new(0)).collect(),
+            pause: Default::default(),
         }
     }
 
