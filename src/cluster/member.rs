@@ -25,6 +25,8 @@ use crate::shard::Shard;
 use crate::slot::SLOTS;
 use crate::util::time::now_ms;
 
+mod failover;
+
 /// Failure reports older than this many node timeouts are ignored (`CLUSTER_FAIL_REPORT_VALIDITY_MULT`).
 const FAIL_REPORT_VALIDITY_MULT: i64 = 2;
 /// A FAIL master with slots is cleared after this many node timeouts (`CLUSTER_FAIL_UNDO_TIME_MULT`).
@@ -129,6 +131,10 @@ pub struct Member {
     /// cores in arrival order by a single forwarder task (running while `forwarding`).
     bus_inbox: RefCell<std::collections::VecDeque<(BusMessage, bool)>>,
     forwarding: Cell<bool>,
+    /// A manual failover one of our replicas asked for (MFSTART): when it is given up (unix
+    /// ms, 0 = none) and which replica; writes are paused meanwhile (see `failover`).
+    mf_end: Cell<i64>,
+    mf_slave: Cell<Option<NodeName>>,
     /// Held for the process's life: the exclusive lock on nodes.conf.
     _lock: std::fs::File,
 }
@@ -215,6 +221,8 @@ impl Member {
             rng: Cell::new(seed),
             bus_inbox: Default::default(),
             forwarding: Cell::new(false),
+            mf_end: Cell::new(0),
+            mf_slave: Cell::new(None),
             _lock: lock,
         });
         member.apply_config_to_myself();
@@ -498,6 +506,11 @@ impl Member {
                 myslots.set(s as u16, true);
             }
         }
+        // A master in a manual failover flags every message: our offset is the paused one.
+        let mut mflags = [0u8; 3];
+        if me.is_master() && self.mf_paused() {
+            mflags[0] |= bus::mflag::PAUSED;
+        }
         Header {
             port: cfg.port,
             msg_type: ty,
@@ -510,6 +523,10 @@ impl Member {
             cport: cfg.cport,
             flags: me.flags,
             state: if st.ok { 0 } else { 1 },
+            // No replication yet: our replication offset is 0, as a master's that never
+            // had a replica attached.
+            offset: 0,
+            mflags,
             ..Header::default()
         }
     }
@@ -581,7 +598,9 @@ impl Member {
 
     fn send_ping(&self, link: &Link, ty: u16) {
         let to = *link.node.borrow();
-        if ty == msg_type::PING || ty == msg_type::MEET {
+        // Only a ping on our own link waits for a PONG there (an MFSTART is answered with a
+        // PING on the link it came on).
+        if link.outbound && (ty == msg_type::PING || ty == msg_type::MEET) {
             if let Some(name) = to {
                 if let Some(n) = self.state.borrow_mut().nodes.get_mut(&name) {
                     if n.ping_sent == 0 {
@@ -656,6 +675,8 @@ impl Member {
                 Payload::Update(u) => self.on_update(u),
                 Payload::Publish(p) => self.on_publish(p, false),
                 Payload::PublishShard(p) => self.on_publish(p, true),
+                Payload::FailoverAuthRequest => self.on_auth_request(&h.sender, h),
+                Payload::MfStart => self.on_mfstart(link, &h.sender),
                 _ => {}
             }
         }
@@ -911,6 +932,11 @@ impl Member {
         }
         self.save_pending.set(true);
         self.map_pending.set(true);
+        // Our last slot went to a newer master, e.g. the replica of a manual failover won:
+        // Redis would turn into its replica and end the failover (and the pause) there.
+        if !lost.is_empty() && self.state.borrow().slots_of(&self.state.borrow().myself) == 0 {
+            self.reset_manual_failover();
+        }
         if !lost.is_empty() {
             let shard = self.shard.clone();
             glommio::spawn_local(async move {
@@ -1117,6 +1143,7 @@ impl Member {
 
     /// Forgets every other node and link (CLUSTER RESET).
     pub fn forget_all_others(&self) {
+        self.reset_manual_failover();
         let myself = self.state.borrow().myself;
         self.state.borrow_mut().nodes.retain(|n, _| *n == myself);
         for (_, l) in self.links.borrow_mut().drain() {
@@ -1264,6 +1291,7 @@ impl Member {
         for s in suspects {
             self.mark_failing_if_needed(&s);
         }
+        self.manual_failover_cron(now);
         self.after_change();
     }
 
