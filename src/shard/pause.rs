@@ -154,7 +154,8 @@ impl Pause {
 pub async fn wait_at_gate(conn: &mut Conn, idx: usize, args: &Args<'_>, asking: bool) {
     let spec = crate::cmd::table().specs[idx];
     if conn.shard.shared.pause.holds(spec.flags) {
-        wait(conn, idx, spec, args, asking).await;
+        // Boxed: the waiting state is not carried in every command's future.
+        Box::pin(wait(conn, idx, spec, args, asking)).await;
     }
 }
 
