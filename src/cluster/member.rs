@@ -1204,7 +1204,7 @@ impl Member {
             self.connect(name, ip, cport, timeout);
         }
         // Once a second, ping the node with the oldest pong among five random ones.
-        if iteration % 10 == 0 {
+        if iteration.is_multiple_of(10) {
             let pick = {
                 let st = self.state.borrow();
                 let links = self.links.borrow();
