@@ -135,6 +135,8 @@ pub struct Member {
     /// ms, 0 = none) and which replica; writes are paused meanwhile (see `failover`).
     mf_end: Cell<i64>,
     mf_slave: Cell<Option<NodeName>>,
+    /// The manual failover ended: unpause once the slot map is published.
+    mf_unpause: Cell<bool>,
     /// Held for the process's life: the exclusive lock on nodes.conf.
     _lock: std::fs::File,
 }
@@ -223,6 +225,7 @@ impl Member {
             forwarding: Cell::new(false),
             mf_end: Cell::new(0),
             mf_slave: Cell::new(None),
+            mf_unpause: Cell::new(false),
             _lock: lock,
         });
         member.apply_config_to_myself();
@@ -1388,6 +1391,8 @@ impl Member {
                 .detach();
             }
         }
+        // Held writes go on only now, routed by the map just published.
+        self.release_paused_clients();
     }
 
     /// Writes and fsyncs nodes.conf now (start-up, CLUSTER SAVECONFIG).

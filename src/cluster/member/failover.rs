@@ -187,6 +187,7 @@ impl Member {
             return;
         }
         self.reset_manual_failover();
+        self.release_paused_clients();
         let now = now_ms();
         self.mf_end.set(now + MF_TIMEOUT);
         self.mf_slave.set(Some(*sender));
@@ -199,13 +200,22 @@ impl Member {
         self.send_ping(link, msg_type::PING);
     }
 
-    /// Ends a manual failover (timed out, done, or moot) and the pause it started
-    /// (`resetManualFailover`).
+    /// Ends a manual failover (timed out, done, or moot) and, once the change that ended it
+    /// is published (`release_paused_clients`), the pause it started (`resetManualFailover`).
     pub(super) fn reset_manual_failover(&self) {
         if self.mf_slave.take().is_some() {
-            self.shard.shared.pause.unpause(Purpose::Failover);
+            self.mf_unpause.set(true);
         }
         self.mf_end.set(0);
+    }
+
+    /// Ends the pause of a manual failover that ended. Called after the new slot map is
+    /// published (`after_change`): a held write must be routed by the map that ended the
+    /// failover (MOVED to the replica that took our slots), never by the one before.
+    pub(super) fn release_paused_clients(&self) {
+        if self.mf_unpause.replace(false) {
+            self.shard.shared.pause.unpause(Purpose::Failover);
+        }
     }
 
     /// Cron: give up a manual failover past its end, else keep pinging its replica so it
