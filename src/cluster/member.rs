@@ -25,6 +25,8 @@ use crate::shard::Shard;
 use crate::slot::SLOTS;
 use crate::util::time::now_ms;
 
+mod failover;
+
 /// Failure reports older than this many node timeouts are ignored (`CLUSTER_FAIL_REPORT_VALIDITY_MULT`).
 const FAIL_REPORT_VALIDITY_MULT: i64 = 2;
 /// A FAIL master with slots is cleared after this many node timeouts (`CLUSTER_FAIL_UNDO_TIME_MULT`).
@@ -134,6 +136,12 @@ pub struct Member {
     /// cores in arrival order by a single forwarder task (running while `forwarding`).
     bus_inbox: RefCell<std::collections::VecDeque<(BusMessage, bool)>>,
     forwarding: Cell<bool>,
+    /// A manual failover one of our replicas asked for (MFSTART): when it is given up (unix
+    /// ms, 0 = none) and which replica; writes are paused meanwhile (see `failover`).
+    mf_end: Cell<i64>,
+    mf_slave: Cell<Option<NodeName>>,
+    /// The manual failover ended: unpause once the slot map is published.
+    mf_unpause: Cell<bool>,
     /// Held for the process's life: the exclusive lock on nodes.conf.
     _lock: std::fs::File,
 }
@@ -221,6 +229,9 @@ impl Member {
             rng: Cell::new(seed),
             bus_inbox: Default::default(),
             forwarding: Cell::new(false),
+            mf_end: Cell::new(0),
+            mf_slave: Cell::new(None),
+            mf_unpause: Cell::new(false),
             _lock: lock,
         });
         member.apply_config_to_myself();
@@ -250,7 +261,13 @@ impl Member {
             } else {
                 format!("{addr}:{bus_port}")
             };
-            match TcpListener::bind(&host) {
+            // One listener, without SO_REUSEPORT: a bus port another live process holds
+            // is refused here, and a killed predecessor's lingering connections are not in
+            // the way (SO_REUSEADDR, as Redis; see `server::listen`).
+            let bound = crate::server::listen::parse(&host, &addr).and_then(|sa| {
+                crate::server::listen::listener(sa, false).map_err(|e| e.to_string())
+            });
+            match bound {
                 Ok(l) => {
                     glommio::spawn_local(member.clone().accept_loop(l)).detach();
                 }
@@ -498,6 +515,11 @@ impl Member {
                 myslots.set(s as u16, true);
             }
         }
+        // A master in a manual failover flags every message: our offset is the paused one.
+        let mut mflags = [0u8; 3];
+        if me.is_master() && self.mf_paused() {
+            mflags[0] |= bus::mflag::PAUSED;
+        }
         Header {
             port: cfg.port,
             msg_type: ty,
@@ -510,6 +532,10 @@ impl Member {
             cport: cfg.cport,
             flags: me.flags,
             state: if st.ok { 0 } else { 1 },
+            // No replication yet: our replication offset is 0, as a master's that never
+            // had a replica attached.
+            offset: 0,
+            mflags,
             ..Header::default()
         }
     }
@@ -581,7 +607,9 @@ impl Member {
 
     fn send_ping(&self, link: &Link, ty: u16) {
         let to = *link.node.borrow();
-        if ty == msg_type::PING || ty == msg_type::MEET {
+        // Only a ping on our own link waits for a PONG there (an MFSTART is answered with a
+        // PING on the link it came on).
+        if link.outbound && (ty == msg_type::PING || ty == msg_type::MEET) {
             if let Some(name) = to {
                 if let Some(n) = self.state.borrow_mut().nodes.get_mut(&name) {
                     if n.ping_sent == 0 {
@@ -656,6 +684,8 @@ impl Member {
                 Payload::Update(u) => self.on_update(u),
                 Payload::Publish(p) => self.on_publish(p, false),
                 Payload::PublishShard(p) => self.on_publish(p, true),
+                Payload::FailoverAuthRequest => self.on_auth_request(&h.sender, h),
+                Payload::MfStart => self.on_mfstart(link, &h.sender),
                 _ => {}
             }
         }
@@ -911,6 +941,11 @@ impl Member {
         }
         self.save_pending.set(true);
         self.map_pending.set(true);
+        // Our last slot went to a newer master, e.g. the replica of a manual failover won:
+        // Redis would turn into its replica and end the failover (and the pause) there.
+        if !lost.is_empty() && self.state.borrow().slots_of(&self.state.borrow().myself) == 0 {
+            self.reset_manual_failover();
+        }
         if !lost.is_empty() {
             let shard = self.shard.clone();
             let delete = self.on_lost_slots;
@@ -1112,6 +1147,7 @@ impl Member {
 
     /// Forgets every other node and link (CLUSTER RESET).
     pub fn forget_all_others(&self) {
+        self.reset_manual_failover();
         let myself = self.state.borrow().myself;
         self.state.borrow_mut().nodes.retain(|n, _| *n == myself);
         for (_, l) in self.links.borrow_mut().drain() {
@@ -1172,7 +1208,7 @@ impl Member {
             self.connect(name, ip, cport, timeout);
         }
         // Once a second, ping the node with the oldest pong among five random ones.
-        if iteration % 10 == 0 {
+        if iteration.is_multiple_of(10) {
             let pick = {
                 let st = self.state.borrow();
                 let links = self.links.borrow();
@@ -1259,6 +1295,7 @@ impl Member {
         for s in suspects {
             self.mark_failing_if_needed(&s);
         }
+        self.manual_failover_cron(now);
         self.after_change();
     }
 
@@ -1355,6 +1392,8 @@ impl Member {
                 .detach();
             }
         }
+        // Held writes go on only now, routed by the map just published.
+        self.release_paused_clients();
     }
 
     /// Writes and fsyncs nodes.conf now (start-up, CLUSTER SAVECONFIG).

@@ -57,7 +57,7 @@ pub fn parse(text: &str, now: i64) -> Result<ClusterState, String> {
             continue;
         }
         if tokens[0].eq_ignore_ascii_case("vars") {
-            if tokens.len() % 2 == 0 {
+            if tokens.len().is_multiple_of(2) {
                 return Err(bad("odd vars line"));
             }
             for pair in tokens[1..].chunks(2) {

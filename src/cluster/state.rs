@@ -35,6 +35,9 @@ pub struct Node {
     pub ctime: i64,
     /// Unix ms of the last message received from it on any link.
     pub data_received: i64,
+    /// For a master: unix ms when we last voted for one of its replicas (not persisted, as
+    /// in Redis).
+    pub voted_time: i64,
 }
 
 impl Node {
@@ -55,6 +58,7 @@ impl Node {
             fail_reports: Vec::new(),
             ctime: 0,
             data_received: 0,
+            voted_time: 0,
         }
     }
 

@@ -470,6 +470,7 @@ pub async fn dispatch(conn: &mut Conn, batch: &mut Batch, args: Args<'_>, raw: O
         return;
     }
     conn.meta.last_cmd.set(table.full_names[idx].as_str());
+    wait_while_paused(conn, batch, idx, &args, asking).await;
     let mut open_slot = None;
     let routed = spec.first_key > 0 || spec.key_finder.is_some() || spec.has(flag::ROUTES_QUEUED);
     if routed && conn.shard.slot_map.borrow().enabled {
@@ -513,6 +514,61 @@ pub async fn dispatch(conn: &mut Conn, batch: &mut Batch, args: Args<'_>, raw: O
         }
     }
     execute(conn, batch, idx, &args, raw).await;
+}
+
+/// Holds command `idx` while a pause (`shard::pause`) covers it; the gate calls it before
+/// routing, so a held write is routed afresh once released. Costs one atomic load when
+/// nothing is paused.
+async fn wait_while_paused(
+    conn: &mut Conn,
+    batch: &mut Batch,
+    idx: usize,
+    args: &Args<'_>,
+    asking: bool,
+) {
+    let spec = cmd::table().specs[idx];
+    let writes = spec.has(flag::WRITE | flag::MAY_REPLICATE);
+    if conn.shard.shared.pause.holds(writes) {
+        // Boxed: the waiting state is not carried in every command's future.
+        Box::pin(paused(conn, batch, spec, args, asking)).await;
+    }
+}
+
+#[cold]
+async fn paused(
+    conn: &mut Conn,
+    batch: &mut Batch,
+    spec: &CommandSpec,
+    args: &Args<'_>,
+    asking: bool,
+) {
+    // Commands before this one in the pipeline run first, as they would in Redis.
+    batch.flush(conn).await;
+    let asking = asking || spec.has(flag::ASKING);
+    let writes = spec.has(flag::WRITE | flag::MAY_REPLICATE);
+    while conn.shard.shared.pause.holds(writes) {
+        if refused_before_pause(conn, spec, args, asking) {
+            return;
+        }
+        glommio::timer::sleep(crate::shard::pause::POLL).await;
+    }
+}
+
+/// Whether the gate would refuse the command without running it: Redis gives those errors
+/// before it looks at the pause.
+fn refused_before_pause(conn: &Conn, spec: &CommandSpec, args: &Args<'_>, asking: bool) -> bool {
+    if conn.sub.is_some()
+        && !conn.out.resp3
+        && conn.meta.in_pubsub()
+        && !spec.has(flag::SUBSCRIBED_OK)
+    {
+        return true;
+    }
+    if (spec.first_key > 0 || spec.key_finder.is_some()) && conn.shard.slot_map.borrow().enabled {
+        conn.shard.refresh_slot_map();
+        return route::cluster_route(conn, spec, args, asking).is_err();
+    }
+    false
 }
 
 /// Answers a command refused at the gate; inside MULTI the transaction will abort.

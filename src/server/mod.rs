@@ -3,6 +3,7 @@
 
 pub mod conn;
 pub mod cpus;
+pub mod listen;
 pub mod route;
 
 use std::net::SocketAddr;
@@ -241,7 +242,8 @@ fn io_uring_failure(cause: &str) -> String {
 
 /// Our listeners share the port through SO_REUSEPORT, which would also let a second server
 /// (ours or another) share it silently and take half the connections. So first bind every
-/// address once without SO_REUSEPORT: a port already in use fails here, as in Redis.
+/// address once without SO_REUSEPORT: a port a live process listens on fails here, as in
+/// Redis, while connections a killed process left in TIME_WAIT do not (see `listen`).
 fn check_port_free(shared: &Shared) -> Result<(), String> {
     let port = shared.tcp_port;
     for (addr, _optional) in shared.config().bind_addrs() {
@@ -250,12 +252,15 @@ fn check_port_free(shared: &Shared) -> Result<(), String> {
         } else {
             format!("{addr}:{port}")
         };
-        match std::net::TcpListener::bind(&host) {
-            Ok(_) => {}
+        let Ok(sa) = listen::parse(&host, &addr) else {
+            continue; // reported by the real bind
+        };
+        match listen::probe(sa) {
+            Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
                 return Err(format!(
                     "Could not create server TCP listening socket {host}: bind: Address already in use\n\
-                     Failed listening on port {port} (tcp), aborting."
+                     Failed listening on port {port} (TCP), aborting."
                 ))
             }
             // Other failures (an address this host lacks, ...) are reported by the real bind,
@@ -276,11 +281,8 @@ fn bind_all(shared: &Shared) -> Result<Vec<TcpListener>, String> {
         } else {
             format!("{addr}:{port}")
         };
-        let sa: SocketAddr = match host.parse() {
-            Ok(sa) => sa,
-            Err(_) => return Err(format!("Invalid bind address '{addr}'")),
-        };
-        match TcpListener::bind(sa) {
+        let sa: SocketAddr = listen::parse(&host, &addr)?;
+        match listen::listener(sa, true) {
             Ok(l) => out.push(l),
             Err(e) if optional => {
                 eprintln!(

@@ -11,6 +11,7 @@ pub mod blocking;
 pub mod client;
 pub mod journal;
 pub mod mesh;
+pub mod pause;
 pub mod pubsub;
 pub mod tx;
 
@@ -62,6 +63,8 @@ pub struct Shared {
     pub active_expire: std::sync::atomic::AtomicBool,
     /// DEBUG JOURNAL READ's stream database (the last SELECT it wrote).
     pub journal_view_db: Mutex<Option<u32>>,
+    /// Clients paused on every shard (manual failover): see `pause`.
+    pub pause: pause::Pause,
 }
 
 impl Shared {
@@ -86,6 +89,7 @@ impl Shared {
             active_expire: std::sync::atomic::AtomicBool::new(true),
             journal_view_db: Mutex::new(None),
             config: Mutex::new(config),
+            pause: Default::default(),
         }
     }
 

@@ -1,0 +1,104 @@
+//! Listening sockets, made the way Redis makes them (`anetTcpServer`): SO_REUSEADDR on every
+//! listener, IPV6_V6ONLY on IPv6 ones.
+//!
+//! SO_REUSEADDR matters for a restart after a crash: the connections a killed process held
+//! linger in TIME_WAIT (or FIN_WAIT2) on the port for up to a minute. An accepted socket
+//! inherits the listener's SO_REUSEADDR, and Linux lets a socket with SO_REUSEADDR bind next to
+//! lingering sockets that have it too, never next to a live listener. So with it on both sides
+//! a restart binds at once, and a port another live process listens on is still refused.
+//!
+//! The client port is shared by every shard through SO_REUSEPORT, which alone would also let
+//! a second server (of the same user) share the port silently. `probe` binds the address once
+//! without SO_REUSEPORT first, so a port in use fails there, as it does in Redis. The cluster
+//! bus has a single listener and no SO_REUSEPORT, so its own bind is the check.
+
+use std::io;
+use std::net::SocketAddr;
+use std::os::fd::IntoRawFd;
+
+use socket2::{Domain, Protocol, Socket, Type};
+
+/// The listen backlog (what glommio's own `TcpListener::bind` uses).
+const BACKLOG: i32 = 1024;
+
+/// A bound socket with Redis's options; `reuseport` adds SO_REUSEPORT.
+fn bound(addr: SocketAddr, reuseport: bool) -> io::Result<Socket> {
+    let domain = if addr.is_ipv6() {
+        Domain::IPV6
+    } else {
+        Domain::IPV4
+    };
+    let sock = Socket::new(domain, Type::STREAM, Some(Protocol::TCP))?;
+    if addr.is_ipv6() {
+        sock.set_only_v6(true)?;
+    }
+    sock.set_reuse_address(true)?;
+    if reuseport {
+        sock.set_reuse_port(true)?;
+    }
+    sock.bind(&addr.into())
+        .map_err(|e| redis_error("bind", e))?;
+    Ok(sock)
+}
+
+/// `e` worded as Redis words its socket errors ("bind: Address already in use"), kind kept.
+fn redis_error(call: &str, e: io::Error) -> io::Error {
+    let text = e.to_string();
+    let text = match text.rfind(" (os error ") {
+        Some(at) => &text[..at],
+        None => &text,
+    };
+    io::Error::new(e.kind(), format!("{call}: {text}"))
+}
+
+/// Binds `addr` without SO_REUSEPORT and lets it go: `AddrInUse` when a live process listens
+/// there (ours with SO_REUSEPORT included), Ok over connections a dead process left behind.
+pub fn probe(addr: SocketAddr) -> io::Result<()> {
+    bound(addr, false).map(drop)
+}
+
+/// A listening glommio socket on `addr` for the calling executor; `shared` lets every shard
+/// listen on the same port (SO_REUSEPORT).
+pub fn listener(addr: SocketAddr, shared: bool) -> io::Result<glommio::net::TcpListener> {
+    let sock = bound(addr, shared)?;
+    sock.listen(BACKLOG).map_err(|e| redis_error("listen", e))?;
+    use std::os::fd::FromRawFd;
+    // SAFETY: a bound, listening TCP socket whose ownership moves to the listener.
+    Ok(unsafe { glommio::net::TcpListener::from_raw_fd(sock.into_raw_fd()) })
+}
+
+/// `host` ("ip:port" or "[ipv6]:port") as a socket address, or Redis's wording for a bad one.
+pub fn parse(host: &str, addr: &str) -> Result<SocketAddr, String> {
+    host.parse()
+        .map_err(|_| format!("Invalid bind address '{addr}'"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A live listener of ours (SO_REUSEPORT) or of anyone else refuses the probe; once it
+    /// is closed the probe passes, and our shards can share the port with one another.
+    #[test]
+    fn probe_refuses_live_listeners_only() {
+        let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
+        let first = bound(any, true).unwrap();
+        first.listen(16).unwrap();
+        let addr = first.local_addr().unwrap().as_socket().unwrap();
+        let err = probe(addr).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::AddrInUse);
+        // A second shard's listener shares it.
+        let second = bound(addr, true).unwrap();
+        second.listen(16).unwrap();
+        drop((first, second));
+        probe(addr).unwrap();
+
+        let plain = std::net::TcpListener::bind(any).unwrap();
+        let addr = plain.local_addr().unwrap();
+        assert_eq!(probe(addr).unwrap_err().kind(), io::ErrorKind::AddrInUse);
+        assert!(
+            bound(addr, true).is_err(),
+            "SO_REUSEPORT must not share a foreign port"
+        );
+    }
+}
