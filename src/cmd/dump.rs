@@ -105,9 +105,7 @@ fn restore(c: &mut Ctx, a: &Args) -> CmdResult {
     let limits = c.limits();
     // Decoded whole before the keyspace changes: a bad payload leaves everything as it was.
     let value = rdb::restore_payload(a.get(3), &limits)?;
-    if opts.replace {
-        c.db.delete(key, c.now);
-    }
+    let deleted = opts.replace && c.db.delete(key, c.now);
     // Redis adds in 64-bit arithmetic that wraps on x86; a wrapped time is in the past.
     let expire_at = match ttl {
         0 => NO_EXPIRE,
@@ -115,11 +113,27 @@ fn restore(c: &mut Ctx, a: &Args) -> CmdResult {
         t => t.wrapping_add(c.now),
     };
     if expire_at != NO_EXPIRE && expire_at <= c.now {
-        // Already expired: not created (an old value was deleted above), still OK.
+        // Already expired: not created (an old value was deleted above, which propagates
+        // as a DEL), still OK.
+        if deleted {
+            c.dirty(1);
+            c.propagate(&[b"DEL", key]);
+        } else {
+            c.propagate_nothing();
+        }
         c.out.ok();
         return Ok(());
     }
     c.db.set(key, value, expire_at, c.now);
+    c.dirty(1);
+    if expire_at != NO_EXPIRE && !opts.absttl && c.recording() {
+        // The TTL goes out as an absolute time, with ABSTTL added at the end.
+        let ms = itoa::Buffer::new().format(expire_at).to_owned();
+        let mut argv: Vec<&[u8]> = a.iter().collect();
+        argv[2] = ms.as_bytes();
+        argv.push(b"ABSTTL");
+        c.propagate(&argv);
+    }
     let lfu = c.shard.settings.borrow().lfu_policy;
     if let Some(e) = c.db.peek(key, c.now) {
         if let Some(lru) = access_stamp(&opts, lfu, c.now) {

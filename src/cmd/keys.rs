@@ -141,6 +141,7 @@ pub static COMMANDS: &[CommandSpec] = &[
 
 fn del(c: &mut Ctx, a: &Args) -> CmdResult {
     let n = a.rest(1).filter(|k| c.db.delete(k, c.now)).count();
+    c.dirty(n as u64);
     c.out.int(n as i64);
     Ok(())
 }
@@ -229,10 +230,31 @@ fn expire_generic(
     let flags = parse_expire_flags(a)?;
     let base = if relative { c.now } else { 0 };
     let when = expire_when(a.get(2), seconds, base, name)?;
-    let done = match c.db.expire_with(a.get(1), when, flags, c.now) {
+    let key = a.get(1);
+    let done = match c.db.expire_with(key, when, flags, c.now) {
         ExpireOutcome::Missing | ExpireOutcome::Rejected => 0,
-        ExpireOutcome::Set | ExpireOutcome::Deleted => 1,
+        ExpireOutcome::Deleted => {
+            c.propagate(&[b"DEL", key]);
+            1
+        }
+        ExpireOutcome::Set => {
+            // As PEXPIREAT with the absolute time, the NX/XX/GT/LT flags as sent; a
+            // PEXPIREAT keeps its own name's casing.
+            if c.recording() {
+                let ms = itoa::Buffer::new().format(when).to_owned();
+                let name: &[u8] = if name == "pexpireat" {
+                    a.get(0)
+                } else {
+                    b"PEXPIREAT"
+                };
+                let mut argv: Vec<&[u8]> = vec![name, key, ms.as_bytes()];
+                argv.extend(a.rest(3));
+                c.propagate(&argv);
+            }
+            1
+        }
     };
+    c.dirty(done as u64);
     c.out.int(done);
     Ok(())
 }
@@ -297,6 +319,7 @@ fn pexpiretime(c: &mut Ctx, a: &Args) -> CmdResult {
 
 fn persist(c: &mut Ctx, a: &Args) -> CmdResult {
     let done = c.db.persist(a.get(1), c.now);
+    c.dirty(done as u64);
     c.out.int(done as i64);
     Ok(())
 }
@@ -322,6 +345,7 @@ fn rename_generic(c: &mut Ctx, a: &Args, nx: bool) -> CmdResult {
     if let Some((value, expire_at)) = c.db.take(src, c.now) {
         c.db.set(dst, value, expire_at, c.now);
     }
+    c.dirty(1);
     reply_renamed(c.out, nx, true);
     Ok(())
 }

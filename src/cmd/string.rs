@@ -301,16 +301,23 @@ impl<'a> StrOpts<'a> {
     }
 }
 
-/// Stores a string, honouring an expiry that may already be in the past (then the key is deleted).
+/// Stores a string. An expiry already past is stored as it is, so the key is expired (and
+/// deleted, as a propagated DEL) by the next lookup or the active cycle, as Redis does.
 fn store(db: &mut Db, key: &[u8], val: &[u8], exp: Expiry, now: i64) {
     let value = Value::Str(StrValue::from_bytes(val));
     match exp {
         Expiry::Keep => db.set_keep_ttl(key, value, now),
         Expiry::Clear => db.set(key, value, NO_EXPIRE, now),
-        Expiry::At(at) if at <= now => {
-            db.remove(key);
-        }
         Expiry::At(at) => db.set(key, value, at, now),
+    }
+}
+
+/// Propagates a SET with an absolute expiry: `SET key value PXAT ms`, as Redis rewrites
+/// every SET (and SETEX, PSETEX) that carries a TTL.
+fn propagate_set_pxat(c: &mut Ctx, key: &[u8], val: &[u8], at: i64) {
+    if c.recording() {
+        let ms = itoa::Buffer::new().format(at).to_owned();
+        c.propagate(&[b"SET", key, val, b"PXAT", ms.as_bytes()]);
     }
 }
 
@@ -336,6 +343,19 @@ fn set(c: &mut Ctx, a: &Args) -> CmdResult {
     let blocked = (opts.nx && exists) || (opts.xx && !exists);
     if !blocked {
         store(&mut c.db, key, a.get(2), exp, c.now);
+        c.dirty(1);
+        if let Expiry::At(at) = exp {
+            propagate_set_pxat(c, key, a.get(2), at);
+        } else if opts.get && c.recording() {
+            // Without a TTL, every GET after the value is dropped.
+            let kept: Vec<&[u8]> = a
+                .iter()
+                .enumerate()
+                .filter(|&(i, w)| i < 3 || !w.eq_ignore_ascii_case(b"GET"))
+                .map(|(_, w)| w)
+                .collect();
+            c.propagate(&kept);
+        }
     }
     match old {
         Some(Some(v)) => c.out.bulk(&v),
@@ -350,6 +370,7 @@ fn setnx(c: &mut Ctx, a: &Args) -> CmdResult {
     let exists = c.db.exists(a.get(1), c.now);
     if !exists {
         store(&mut c.db, a.get(1), a.get(2), Expiry::Clear, c.now);
+        c.dirty(1);
     }
     c.out.int(!exists as i64);
     Ok(())
@@ -358,6 +379,8 @@ fn setnx(c: &mut Ctx, a: &Args) -> CmdResult {
 fn setex_with(c: &mut Ctx, a: &Args, unit: i64, cmd: &'static str) -> CmdResult {
     let at = expire_at(a.get(2), unit, false, c.now, cmd)?;
     store(&mut c.db, a.get(1), a.get(3), Expiry::At(at), c.now);
+    c.dirty(1);
+    propagate_set_pxat(c, a.get(1), a.get(3), at);
     c.out.ok();
     Ok(())
 }
@@ -373,6 +396,8 @@ fn psetex(c: &mut Ctx, a: &Args) -> CmdResult {
 fn getset(c: &mut Ctx, a: &Args) -> CmdResult {
     let old = read_str(&mut c.db, a.get(1), c.now)?.map(|s| s.to_vec());
     store(&mut c.db, a.get(1), a.get(2), Expiry::Clear, c.now);
+    c.dirty(1);
+    c.propagate(&[b"SET", a.get(1), a.get(2)]);
     match old {
         Some(v) => c.out.bulk(&v),
         None => c.out.null(),
@@ -385,6 +410,8 @@ fn getdel(c: &mut Ctx, a: &Args) -> CmdResult {
     match old {
         Some(v) => {
             c.db.remove(a.get(1));
+            c.dirty(1);
+            c.propagate(&[b"DEL", a.get(1)]);
             c.out.bulk(&v);
         }
         None => c.out.null(),
@@ -401,15 +428,25 @@ fn getex(c: &mut Ctx, a: &Args) -> CmdResult {
         c.out.null();
         return Ok(());
     };
+    // Never propagated as sent: as PEXPIREAT, DEL or PERSIST, or not at all.
+    c.propagate_nothing();
     match opts.expire_at(c.now, "getex")? {
         Some(at) if at <= c.now => {
             c.db.remove(key);
+            c.dirty(1);
+            c.propagate(&[b"DEL", key]);
         }
         Some(at) => {
             c.db.set_expire(key, at);
+            c.dirty(1);
+            let ms = itoa::Buffer::new().format(at).to_owned();
+            c.propagate(&[b"PEXPIREAT", key, ms.as_bytes()]);
         }
         None if opts.persist => {
-            c.db.set_expire(key, NO_EXPIRE);
+            if c.db.persist(key, c.now) {
+                c.dirty(1);
+                c.propagate(&[b"PERSIST", key]);
+            }
         }
         None => {}
     }
@@ -441,6 +478,7 @@ fn mset(c: &mut Ctx, a: &Args) -> CmdResult {
     for i in (1..a.len()).step_by(2) {
         store(&mut c.db, a.get(i), a.get(i + 1), Expiry::Clear, c.now);
     }
+    c.dirty(a.len() as u64 / 2);
     c.out.ok();
     Ok(())
 }
@@ -457,6 +495,7 @@ fn msetnx(c: &mut Ctx, a: &Args) -> CmdResult {
     for i in (1..a.len()).step_by(2) {
         store(&mut c.db, a.get(i), a.get(i + 1), Expiry::Clear, c.now);
     }
+    c.dirty(a.len() as u64 / 2);
     c.out.int(1);
     Ok(())
 }
@@ -479,6 +518,7 @@ fn append(c: &mut Ctx, a: &Args) -> CmdResult {
             tail.len()
         }
     };
+    c.dirty(1);
     c.out.int(len as i64);
     Ok(())
 }
@@ -517,6 +557,7 @@ fn incr_by(c: &mut Ctx, key: &[u8], by: i64) -> CmdResult {
             by
         }
     };
+    c.dirty(1);
     c.out.int(result);
     Ok(())
 }
@@ -549,6 +590,9 @@ fn incrbyfloat(c: &mut Ctx, a: &Args) -> CmdResult {
     // Redis stores the formatted result as a plain string object (never `int`).
     let value = StrValue::from_bytes_no_int(&new);
     c.db.set_keep_ttl(key, Value::Str(value), c.now);
+    c.dirty(1);
+    // The result, not the increment: replicas must not redo float arithmetic.
+    c.propagate(&[b"SET", key, &new, b"KEEPTTL"]);
     c.out.bulk(&new);
     Ok(())
 }
@@ -614,6 +658,7 @@ fn setrange(c: &mut Ctx, a: &Args) -> CmdResult {
             }
             raw[offset as usize..end].copy_from_slice(val);
             c.out.int(raw.len() as i64);
+            c.dirty(1);
         }
         None => {
             if val.is_empty() {
@@ -625,6 +670,7 @@ fn setrange(c: &mut Ctx, a: &Args) -> CmdResult {
             raw[offset as usize..].copy_from_slice(val);
             let len = raw.len();
             c.db.set(key, Value::Str(StrValue::Raw(raw)), NO_EXPIRE, c.now);
+            c.dirty(1);
             c.out.int(len as i64);
         }
     }

@@ -495,11 +495,24 @@ impl Keyspace {
         // One lookup whether the key is new or not.
         self.tables_for_write();
         let (e, inserted) = self.tables[t].upsert(key, value, lru);
+        // Overwriting a key whose time had passed expires it first, as Redis's lookup for
+        // writing does: counted, and propagated as a DEL before this write.
+        let expired = !inserted && {
+            let at = expire_of(&self.volatile, e.vidx);
+            at != NO_EXPIRE && at <= now
+        };
         if inserted {
             self.len += 1;
         }
         if let Some(old) = apply_expiry(e, &mut self.volatile, slot, key, expire_at) {
             self.unlist_volatile(old);
+        }
+        if expired {
+            self.stats.expired_keys += 1;
+            self.expired.push(key.into());
+            if !self.watches.is_empty() {
+                self.watches.touch(key, false);
+            }
         }
     }
 

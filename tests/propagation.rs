@@ -1,0 +1,835 @@
+//! What every write propagates (to replicas and the AOF), byte for byte against a stock
+//! redis-server 7.0 master: the stock stream is read by a fake replica (PSYNC), ours by
+//! `DEBUG JOURNAL READ`, which writes the journal as the replication stream carries it.
+//! The cases follow `../shared/spec/propagation.md`; absolute times (PXAT, PEXPIREAT, stream
+//! ids, XCLAIM's TIME) are compared as offsets from the moment each case starts.
+
+mod common;
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use common::{encode, frame_len, show, Raw, Server, StockRedis};
+
+/// A fake replica attached to a stock master: everything the master propagates after the
+/// full sync arrives here.
+struct Tap {
+    stream: TcpStream,
+    buf: Vec<u8>,
+}
+
+impl Tap {
+    fn attach(port: u16) -> Tap {
+        let stream = TcpStream::connect(("127.0.0.1", port)).expect("connect to stock");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
+        let mut tap = Tap {
+            stream,
+            buf: Vec::new(),
+        };
+        tap.stream
+            .write_all(&encode(&[b"REPLCONF", b"capa", b"psync2"]))
+            .expect("write");
+        assert_eq!(tap.line(), b"+OK", "REPLCONF");
+        tap.stream
+            .write_all(&encode(&[b"PSYNC", b"?", b"-1"]))
+            .expect("write");
+        let full = tap.line();
+        assert!(full.starts_with(b"+FULLRESYNC"), "{}", show(&full));
+        let len = tap.line();
+        let len: usize = std::str::from_utf8(&len[1..])
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("bad RDB length line {}", show(&len)));
+        while tap.buf.len() < len {
+            tap.fill();
+        }
+        tap.buf.drain(..len);
+        tap
+    }
+
+    fn fill(&mut self) {
+        let mut chunk = [0u8; 65536];
+        let n = self.stream.read(&mut chunk).expect("read from stock");
+        assert!(n > 0, "stock closed the replication link");
+        self.buf.extend_from_slice(&chunk[..n]);
+    }
+
+    /// One line without CRLF, skipping the `\n` keep-alives sent during the full sync.
+    fn line(&mut self) -> Vec<u8> {
+        loop {
+            while self.buf.first() == Some(&b'\n') {
+                self.buf.remove(0);
+            }
+            if let Some(i) = self.buf.windows(2).position(|w| w == b"\r\n") {
+                let l = self.buf[..i].to_vec();
+                self.buf.drain(..i + 2);
+                return l;
+            }
+            self.fill();
+        }
+    }
+
+    /// Everything that arrives until the link stays quiet for `quiet`.
+    fn take(&mut self, quiet: Duration) -> Vec<u8> {
+        self.stream.set_read_timeout(Some(quiet)).expect("timeout");
+        let mut chunk = [0u8; 65536];
+        loop {
+            match self.stream.read(&mut chunk) {
+                Ok(0) => panic!("stock closed the replication link"),
+                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => break,
+                Err(e) => panic!("replication link: {e}"),
+            }
+        }
+        std::mem::take(&mut self.buf)
+    }
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// A stream as readable text, one command per line; numbers that are times near `t0`
+/// (a unix time in ms, alone or as a stream id's first half) become `T+<offset>`, rounded
+/// to the second so that the two servers' slightly different clocks compare equal.
+fn normalize(stream: &[u8], t0: i64) -> String {
+    let mut out = String::new();
+    let mut pos = 0;
+    while pos < stream.len() {
+        let Some(len) = frame_len(&stream[pos..]) else {
+            out.push_str(&format!("<unparsed: {}>", show(&stream[pos..])));
+            break;
+        };
+        let frame = &stream[pos..pos + len];
+        pos += len;
+        let words = bulk_words(frame);
+        let line: Vec<String> = words.iter().map(|w| time_word(w, t0)).collect();
+        out.push_str(&line.join(" "));
+        out.push('\n');
+    }
+    out
+}
+
+/// The bulk strings of one `*N` array of bulks.
+fn bulk_words(frame: &[u8]) -> Vec<Vec<u8>> {
+    let mut words = Vec::new();
+    let mut i = frame
+        .iter()
+        .position(|&b| b == b'\n')
+        .map_or(frame.len(), |p| p + 1);
+    while i < frame.len() {
+        let nl = i + frame[i..].iter().position(|&b| b == b'\n').unwrap_or(0);
+        let len: usize = std::str::from_utf8(&frame[i + 1..nl - 1])
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        words.push(frame[nl + 1..nl + 1 + len].to_vec());
+        i = nl + 1 + len + 2;
+    }
+    words
+}
+
+fn time_word(w: &[u8], t0: i64) -> String {
+    let text = String::from_utf8_lossy(w).into_owned();
+    let (head, tail) = match text.split_once('-') {
+        Some((h, t)) if !h.is_empty() => (h.to_string(), Some(t.to_string())),
+        _ => (text.clone(), None),
+    };
+    if head.len() == 13 && head.bytes().all(|b| b.is_ascii_digit()) {
+        let v: i64 = head.parse().unwrap_or(0);
+        let d = v - t0;
+        if d.abs() < 86_400_000 {
+            let rounded = (d as f64 / 1000.0).round() as i64 * 1000;
+            return match tail {
+                Some(t) => format!("T{rounded:+}-{t}"),
+                None => format!("T{rounded:+}"),
+            };
+        }
+    }
+    text
+}
+
+/// One step of a case: `CMD args...` sent by client 0, which reads the reply; `N> CMD ...`
+/// sent by client N without reading; `N<` reads client N's reply; `~MS` sleeps.
+fn run_step(clients: &mut Vec<Raw>, port: u16, step: &str) {
+    if let Some(ms) = step.strip_prefix('~') {
+        std::thread::sleep(Duration::from_millis(ms.parse().unwrap_or(0)));
+        return;
+    }
+    let (who, rest, read) = match step.split_once("> ") {
+        Some((n, rest)) if n.len() == 1 => (n.parse::<usize>().unwrap_or(0), rest, false),
+        _ => match step.strip_suffix('<') {
+            Some(n) => (n.parse::<usize>().unwrap_or(0), "", true),
+            None => (0, step, true),
+        },
+    };
+    while clients.len() <= who {
+        clients.push(Raw::connect(port));
+    }
+    if !rest.is_empty() {
+        let words: Vec<Vec<u8>> = rest
+            .split(' ')
+            .map(|w| {
+                if w == "\"\"" {
+                    Vec::new()
+                } else {
+                    w.as_bytes().to_vec()
+                }
+            })
+            .collect();
+        let args: Vec<&[u8]> = words.iter().map(Vec::as_slice).collect();
+        clients[who].send_cmd(&args);
+        if !read {
+            return;
+        }
+    }
+    clients[who].read_reply();
+}
+
+/// The spec's cases (name, steps); each uses keys of its own.
+fn cases() -> Vec<(&'static str, Vec<&'static str>)> {
+    vec![
+        // §3 strings and TTLs
+        ("set_plain", vec!["SET s:a v", "set s:lc v"]),
+        (
+            "set_ex",
+            vec![
+                "SET s:ex v EX 100",
+                "SET s:px v PX 100000",
+                "set s:lex v ex 100",
+            ],
+        ),
+        (
+            "set_exat",
+            vec![
+                "SET s:exat v EXAT 4102444800",
+                "SET s:pxat v PXAT 4102444800000",
+            ],
+        ),
+        (
+            "set_keepttl",
+            vec![
+                "SET s:kt v EX 100",
+                "SET s:kt v2 KEEPTTL",
+                "SET s:kt v3 KEEPTTL GET",
+            ],
+        ),
+        (
+            "set_get",
+            vec!["SET s:g old", "SET s:g new GET", "SET s:g newer GET EX 100"],
+        ),
+        (
+            "set_nx_xx",
+            vec![
+                "SET s:nx y NX",
+                "SET s:nx y NX",
+                "SET s:xx y XX",
+                "SET s:nx3 y NX EX 50",
+            ],
+        ),
+        ("set_past_pxat", vec!["SET s:pp v PXAT 1000"]),
+        ("set_error", vec!["SET s:e v EX 0"]),
+        (
+            "setex_psetex",
+            vec!["SETEX s:setex 100 v", "PSETEX s:psetex 100000 v"],
+        ),
+        ("setnx", vec!["SETNX s:setnx v", "SETNX s:setnx v"]),
+        (
+            "getset_getdel",
+            vec!["GETSET s:gs b", "GETDEL s:gs", "GETDEL s:gs"],
+        ),
+        (
+            "getex",
+            vec![
+                "SET s:gx v",
+                "GETEX s:gx EX 100",
+                "GETEX s:gx PERSIST",
+                "GETEX s:gx PERSIST",
+                "GETEX s:gx",
+                "GETEX s:missing EX 10",
+                "GETEX s:gx PXAT 1",
+            ],
+        ),
+        (
+            "counters",
+            vec!["INCR s:n", "INCRBY s:n 5", "DECR s:n", "DECRBY s:n 2"],
+        ),
+        (
+            "incrbyfloat",
+            vec![
+                "SET s:f 10.5",
+                "INCRBYFLOAT s:f 0.1",
+                "SET s:f2 1 EX 100",
+                "INCRBYFLOAT s:f2 2.5e0",
+            ],
+        ),
+        (
+            "append_setrange",
+            vec![
+                "APPEND s:ap ab",
+                "SETRANGE s:ap 1 Z",
+                "APPEND s:ap2 \"\"",
+                "SETRANGE s:sr 0 \"\"",
+            ],
+        ),
+        ("setbit", vec!["SETBIT s:sb 3 1", "SETBIT s:sb 3 1"]),
+        (
+            "mset",
+            vec![
+                "MSET m:a 1 m:b 2 m:c 3",
+                "MSETNX m:d 1 m:e 2",
+                "MSETNX m:a 1 m:f 2",
+            ],
+        ),
+        // Expire family
+        (
+            "expire",
+            vec![
+                "SET e:1 v",
+                "EXPIRE e:1 100",
+                "PEXPIRE e:1 200000",
+                "EXPIREAT e:1 4102444800",
+                "PEXPIREAT e:1 4102444800000",
+                "SET e:5 v",
+                "EXPIRE e:5 100 NX",
+                "EXPIRE e:5 200 NX",
+                "EXPIRE e:5 200 XX",
+                "EXPIRE e:5 500 GT",
+                "EXPIRE e:5 50 GT",
+                "EXPIRE e:5 50 LT",
+                "EXPIRE missing 100",
+            ],
+        ),
+        (
+            "expire_past",
+            vec![
+                "SET e:p1 v",
+                "EXPIRE e:p1 -1",
+                "SET e:p2 v",
+                "EXPIREAT e:p2 1",
+                "SET e:p3 v",
+                "PEXPIREAT e:p3 1000",
+                "SET e:p4 v",
+                "EXPIRE e:p4 0",
+            ],
+        ),
+        (
+            "persist",
+            vec!["SET e:pe v EX 100", "PERSIST e:pe", "PERSIST e:pe"],
+        ),
+        // §4 keyspace
+        (
+            "del",
+            vec![
+                "SET d:a 1",
+                "DEL d:a d:missing",
+                "DEL d:missing",
+                "SET d:big 1",
+                "DEL d:big d:big",
+                "SET d:b 1",
+                "UNLINK d:b d:missing",
+            ],
+        ),
+        (
+            "copy",
+            vec![
+                "SET cp:a 1",
+                "COPY cp:a cp:b",
+                "COPY cp:a cp:b",
+                "COPY cp:a cp:c DB 1",
+                "COPY cp:a cp:b REPLACE",
+            ],
+        ),
+        (
+            "rename",
+            vec![
+                "SET rn:a 1",
+                "RENAME rn:a rn:b",
+                "RENAME rn:b rn:b",
+                "SET rn:c 1",
+                "RENAMENX rn:c rn:b",
+            ],
+        ),
+        (
+            "move_swapdb",
+            vec!["SET mv:a 1", "MOVE mv:a 1", "SWAPDB 0 1", "SWAPDB 0 1"],
+        ),
+        (
+            "touch_reads",
+            vec![
+                "SET t:a 1",
+                "TOUCH t:a",
+                "TTL t:a",
+                "GET t:a",
+                "EXISTS t:a",
+                "TYPE t:a",
+                "KEYS t:*",
+            ],
+        ),
+        // §5 lists and blocking
+        (
+            "pops",
+            vec![
+                "RPUSH l:p a b c d",
+                "LPOP l:p 2",
+                "RPOP l:p 1",
+                "RPUSH l:p3 a b",
+                "LPOP l:p3 5",
+                "RPUSH l:p4 a",
+                "LPOP l:p4",
+                "LPOP l:p4",
+                "RPUSH l:p5 a",
+                "LPOP l:p5 0",
+            ],
+        ),
+        ("blpop_ready", vec!["RPUSH l:bi x", "BLPOP l:bi 0"]),
+        (
+            "blpop_woken",
+            vec!["1> BLPOP l:b1 0", "~100", "RPUSH l:b1 x y", "1<"],
+        ),
+        (
+            "brpop_woken",
+            vec!["1> BRPOP l:b2 0", "~100", "RPUSH l:b2 x y", "1<"],
+        ),
+        (
+            "two_waiters",
+            vec![
+                "1> BLPOP l:tw 0",
+                "2> BLPOP l:tw 0",
+                "~100",
+                "RPUSH l:tw x y",
+                "1<",
+                "2<",
+            ],
+        ),
+        (
+            "blpop_after_multi",
+            vec![
+                "1> BLPOP l:bmx 0",
+                "~100",
+                "MULTI",
+                "RPUSH l:bmx x",
+                "SET k:bmx 1",
+                "EXEC",
+                "1<",
+            ],
+        ),
+        ("blpop_timeout", vec!["BLPOP l:none 0.1"]),
+        (
+            "blmove_woken",
+            vec![
+                "1> BLMOVE l:bm1 l:bm2 LEFT RIGHT 0",
+                "~100",
+                "RPUSH l:bm1 x",
+                "1<",
+            ],
+        ),
+        (
+            "blmove_ready",
+            vec!["RPUSH l:bm3 x", "blmove l:bm3 l:bm4 LeFt rIgHt 0"],
+        ),
+        (
+            "brpoplpush_woken",
+            vec!["1> BRPOPLPUSH l:bq1 l:bq2 0", "~100", "RPUSH l:bq1 x", "1<"],
+        ),
+        (
+            "blmpop",
+            vec![
+                "1> BLMPOP 0 1 l:bmp LEFT COUNT 2",
+                "~100",
+                "RPUSH l:bmp a b c",
+                "1<",
+                "RPUSH l:bmp2 a b c",
+                "BLMPOP 0 1 l:bmp2 RIGHT COUNT 2",
+                "RPUSH l:mp a b c",
+                "LMPOP 2 l:mpmissing l:mp LEFT COUNT 5",
+            ],
+        ),
+        (
+            "bzpop",
+            vec![
+                "1> BZPOPMIN z:b 0",
+                "~100",
+                "ZADD z:b 1 a 2 b",
+                "1<",
+                "ZADD z:b2 1 a",
+                "BZPOPMAX z:b2 0",
+                "1> BZMPOP 0 1 z:bm MIN COUNT 2",
+                "~100",
+                "ZADD z:bm 1 a 2 b 3 c",
+                "1<",
+                "ZADD z:p 1 a 2 b 3 c",
+                "ZPOPMIN z:p 2",
+            ],
+        ),
+        (
+            "lmove",
+            vec![
+                "RPUSH l:mv1 a b",
+                "LMOVE l:mv1 l:mv2 LEFT RIGHT",
+                "RPOPLPUSH l:mv1 l:mv2",
+                "LMOVE l:missing l:mv2 LEFT LEFT",
+            ],
+        ),
+        (
+            "list_edits",
+            vec![
+                "RPUSH l:o a b c",
+                "LINSERT l:o BEFORE b x",
+                "LREM l:o 0 zz",
+                "LTRIM l:o 0 -1",
+                "LSET l:o 0 q",
+                "LPUSHX l:missing a",
+                "LTRIM l:o 1 -1",
+            ],
+        ),
+        // §6 sets, sorted sets, hashes, HLL, bitfields
+        (
+            "spop",
+            vec![
+                "SADD s:p a",
+                "SPOP s:p",
+                "SADD s:p3 a b c",
+                "SPOP s:p3 5",
+                "SPOP s:p3",
+                "SPOP s:p 0",
+            ],
+        ),
+        (
+            "set_writes",
+            vec![
+                "SADD s:m1 a b",
+                "SADD s:m1 a",
+                "SREM s:m1 zz",
+                "SMOVE s:m1 s:m2 a",
+                "SADD si:a x y",
+                "SADD si:b y",
+                "SINTERSTORE si:c si:a si:b",
+                "SUNIONSTORE si:d si:a si:b",
+                "SDIFFSTORE si:e si:a si:b",
+                "SRANDMEMBER si:a 2",
+                "SINTERCARD 2 si:a si:b",
+            ],
+        ),
+        (
+            "zset_writes",
+            vec![
+                "ZADD za:a 1 m",
+                "ZADD za:a 1 m",
+                "ZADD za:a INCR 1.5 m",
+                "ZINCRBY za:a 2 m",
+                "ZADD za:a XX 3 new",
+                "ZADD za:a GT CH 5 m",
+                "ZREM za:a zz",
+                "ZADD zu:b 1 x",
+                "ZUNIONSTORE zu:c 2 za:a zu:b",
+                "ZRANGESTORE zu:d za:a 0 -1",
+                "ZREMRANGEBYSCORE za:a 100 200",
+                "ZREMRANGEBYRANK za:a 0 0",
+            ],
+        ),
+        (
+            "hash_writes",
+            vec![
+                "HSET h:a f v",
+                "HSET h:a f v",
+                "HSETNX h:a f v",
+                "HSETNX h:a g v",
+                "HINCRBY h:a n 3",
+                "HSET h:f x 1",
+                "HINCRBYFLOAT h:f x 0.25",
+                "HDEL h:a zz",
+                "HDEL h:a f",
+                "HMSET h:m a 1 b 2",
+            ],
+        ),
+        (
+            "hll",
+            vec![
+                "PFADD hll:a x y",
+                "PFADD hll:a x",
+                "PFADD hll:c x",
+                "PFCOUNT hll:c",
+                "PFCOUNT hll:c",
+                "PFADD hll:f z",
+                "PFMERGE hll:g hll:f",
+                "PFCOUNT hll:a hll:f",
+            ],
+        ),
+        (
+            "bitfield",
+            vec![
+                "BITFIELD bf:k INCRBY u8 0 1",
+                "BITFIELD bf:k GET u8 0",
+                "SET bo:a abc",
+                "BITOP NOT bo:b bo:a",
+            ],
+        ),
+        // §7 streams
+        (
+            "xadd",
+            vec![
+                "XADD x:1 * f v",
+                "XADD x:2b 5-* f v",
+                "XADD x:2 5-1 f v",
+                "XADD x:missing NOMKSTREAM * f v",
+                "XADD x:3 MAXLEN 2 4-1 f v",
+            ],
+        ),
+        (
+            "xtrim",
+            vec![
+                "XADD x:5 1-1 f v",
+                "XADD x:5 2-1 f v",
+                "XADD x:5 3-1 f v",
+                "XTRIM x:5 MAXLEN 2",
+                "XTRIM x:5 MAXLEN 10",
+                "XTRIM x:5 MINID 3",
+            ],
+        ),
+        (
+            "xgroup",
+            vec![
+                "XADD x:8 1-1 f v",
+                "XGROUP CREATE x:8 g $",
+                "XGROUP CREATE x:8 g2 0",
+                "XGROUP CREATE x:8b g $ MKSTREAM",
+                "XGROUP SETID x:8 g $",
+                "XGROUP CREATECONSUMER x:8 g c9",
+                "XGROUP DELCONSUMER x:8 g c9",
+                "XGROUP DESTROY x:8 g",
+                "XDEL x:8 1-1",
+                "XSETID x:8 5-5",
+            ],
+        ),
+        (
+            "xreadgroup",
+            vec![
+                "XADD x:9 1-1 f v",
+                "XADD x:9 2-1 f v",
+                "XGROUP CREATE x:9 g 0",
+                "XREADGROUP GROUP g c1 COUNT 10 STREAMS x:9 >",
+                "XREADGROUP GROUP g c1 STREAMS x:9 0",
+                "XREADGROUP GROUP g c1 STREAMS x:9 >",
+                "XACK x:9 g 1-1",
+                "XACK x:9 g 1-1",
+            ],
+        ),
+        (
+            "xreadgroup_noack",
+            vec![
+                "XADD x:10 1-1 f v",
+                "XGROUP CREATE x:10 g 0",
+                "XREADGROUP GROUP g c1 NOACK STREAMS x:10 >",
+            ],
+        ),
+        (
+            "xreadgroup_blocked",
+            vec![
+                "XADD x:12 1-1 f v",
+                "XGROUP CREATE x:12 g $",
+                "1> XREADGROUP GROUP g c1 BLOCK 0 STREAMS x:12 >",
+                "~100",
+                "XADD x:12 2-1 f v",
+                "1<",
+            ],
+        ),
+        (
+            "xclaim",
+            vec![
+                "XADD x:14 1-1 f v",
+                "XGROUP CREATE x:14 g 0",
+                "XREADGROUP GROUP g c1 STREAMS x:14 >",
+                "XCLAIM x:14 g c2 0 1-1",
+                "XCLAIM x:14 g c3 0 1-1 JUSTID",
+                "XAUTOCLAIM x:14 g c4 0 0-0",
+            ],
+        ),
+        // §8 transactions
+        ("multi_one", vec!["MULTI", "SET mu:a 1", "EXEC"]),
+        (
+            "multi_two",
+            vec!["MULTI", "SET mu:b 1", "INCR mu:b", "EXEC"],
+        ),
+        (
+            "multi_reads",
+            vec![
+                "MULTI",
+                "GET mu:c",
+                "EXEC",
+                "SADD mu:s a",
+                "MULTI",
+                "SADD mu:s a",
+                "EXEC",
+            ],
+        ),
+        (
+            "multi_rewrites",
+            vec!["MULTI", "SET mu:d 1 EX 100", "INCRBYFLOAT mu:d 1.5", "EXEC"],
+        ),
+        (
+            "multi_select",
+            vec![
+                "MULTI",
+                "SET mu:e 1",
+                "SELECT 5",
+                "SET mu:f 1",
+                "EXEC",
+                "SELECT 0",
+            ],
+        ),
+        (
+            "multi_error",
+            vec![
+                "SET mu:g s",
+                "MULTI",
+                "SET mu:h 1",
+                "LPUSH mu:g x",
+                "SET mu:i 1",
+                "EXEC",
+            ],
+        ),
+        (
+            "multi_discard",
+            vec![
+                "MULTI",
+                "SET mu:j 1",
+                "DISCARD",
+                "MULTI",
+                "NOSUCH",
+                "EXEC",
+                "WATCH mu:k",
+                "1> SET mu:k 1",
+                "1<",
+                "MULTI",
+                "SET mu:l 1",
+                "EXEC",
+            ],
+        ),
+        // §9 lazy expiry (active expiry off)
+        (
+            "lazy_expiry",
+            vec![
+                "DEBUG SET-ACTIVE-EXPIRE 0",
+                "SET ex:a 1 PX 10",
+                "SET ex:b 1 PX 10",
+                "SET ex:c 1 PX 10",
+                "SET ex:d 1 PX 10",
+                "SET ex:e 1 PX 10",
+                "SET ex:f 1 PX 10",
+                "SET ex:g 1 PX 10",
+                "~50",
+                "GET ex:a",
+                "SET ex:b new",
+                "INCR ex:c",
+                "DEL ex:d",
+                "EXISTS ex:e ex:f",
+                "MULTI",
+                "GET ex:g",
+                "EXEC",
+                "DEBUG SET-ACTIVE-EXPIRE 1",
+            ],
+        ),
+        // §10 server
+        (
+            "flush",
+            vec![
+                "SET fl:a 1",
+                "FLUSHDB",
+                "FLUSHALL",
+                "SET fl:after 1",
+                "SELECT 3",
+                "FLUSHALL",
+                "SELECT 0",
+            ],
+        ),
+        (
+            "select",
+            vec![
+                "SELECT 2",
+                "SET sel:a 1",
+                "SELECT 0",
+                "SET sel:b 1",
+                "SELECT 2",
+                "SET sel:c 1",
+                "SELECT 0",
+                "1> SET sel:d 1",
+                "1<",
+            ],
+        ),
+    ]
+}
+
+#[test]
+fn every_write_propagates_as_stock_redis_does() {
+    let stock = StockRedis::start(&[
+        "--repl-ping-replica-period",
+        "3600",
+        "--repl-diskless-sync",
+        "no",
+        "--enable-debug-command",
+        "yes",
+    ]);
+    let ours = Server::start(3, &["--enable-debug-command", "yes"]);
+    let mut tap = Tap::attach(stock.port);
+    let mut control = Raw::connect(ours.port);
+    assert_eq!(
+        control.call(&[b"DEBUG", b"JOURNAL", b"ON"]),
+        b"+OK\r\n".to_vec()
+    );
+    let quiet = Duration::from_millis(150);
+    let mut failures = Vec::new();
+    let mut checked = 0;
+    for (name, steps) in cases() {
+        let t0 = now_ms();
+        let started = Instant::now();
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        for step in &steps {
+            run_step(&mut a, stock.port, step);
+        }
+        let want = normalize(&tap.take(quiet), t0);
+        let t1 = now_ms();
+        for step in &steps {
+            run_step(&mut b, ours.port, step);
+        }
+        // What the active expire cycle does meanwhile is part of the case, as for stock.
+        std::thread::sleep(quiet);
+        let reply = control.call(&[b"DEBUG", b"JOURNAL", b"READ"]);
+        let got = normalize(&bulk_payload(&reply), t1);
+        checked += 1;
+        if got != want {
+            failures.push(format!(
+                "case {name} ({:?}):\n  stock:\n{}\n  ours:\n{}",
+                started.elapsed(),
+                indent(&want),
+                indent(&got)
+            ));
+        }
+    }
+    assert!(checked > 50);
+    assert!(
+        failures.is_empty(),
+        "{} of {checked} cases differ:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+fn indent(s: &str) -> String {
+    s.lines().map(|l| format!("    {l}\n")).collect()
+}
+
+/// The payload of a bulk string reply.
+fn bulk_payload(reply: &[u8]) -> Vec<u8> {
+    let nl = reply.iter().position(|&b| b == b'\n').unwrap_or(0);
+    let len: usize = std::str::from_utf8(&reply[1..nl.saturating_sub(1)])
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("DEBUG JOURNAL READ: {}", show(reply)));
+    reply[nl + 1..nl + 1 + len].to_vec()
+}
