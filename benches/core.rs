@@ -70,7 +70,10 @@ fn bench_key_slot(c: &mut Criterion) {
 }
 
 fn shared(nshards: usize) -> Arc<Shared> {
-    Arc::new(Shared::new(nshards, Config::default()))
+    Arc::new(Shared {
+        upcalls: redcell::cmd::upcalls(),
+        ..Shared::new(nshards, Config::default())
+    })
 }
 
 /// A request's bytes plus the spans of its arguments.

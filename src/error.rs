@@ -198,8 +198,6 @@ mod tests {
                 "ERR unknown command 'NOSUCH', with args beginning with: 'a' 'b' ",
             ),
             (Error::unknown_command(b"x", &[]), "ERR unknown command 'x', with args beginning with: "),
-            (crate::rdb::RdbError::Checksum.into(), "ERR DUMP payload version or checksum are wrong"),
-            (crate::rdb::RdbError::BadFormat.into(), "ERR Bad data format"),
         ];
         for (err, text) in cases {
             assert_eq!(err.render(), text);

@@ -1,15 +1,20 @@
 //! redcell: a Redis-compatible key-value server, one glommio executor per core.
 //!
-//! Module map (see README for the request path):
+//! Module map, lowest layer first; a module imports only from its own layer or those before
+//! it (`layering` below checks it). See README for the request path.
+//! - `error`, `util`, `slot`: the error catalogue, numbers, time, globs, CRC, listeners.
 //! - `resp`: request decoder, argument access and reply encoder.
-//! - `cmd`: the command table and one file per command family.
-//! - `db`, `types`: the per-slot keyspace, expiry and value encodings.
-//! - `shard`: per-core state, the cross-core call mesh and multi-shard holds.
-//! - `server`: executors, listeners and the connection task.
+//! - `types`: value types and their encodings.
+//! - `db`: one shard's databases (per-slot keyspaces, expiry, WATCH registrations) and the
+//!   view a command has of them.
+//! - `rdb`, `aof`: RDB objects and files; the multi-part append-only file.
 //! - `config`: redis.conf parsing and CONFIG GET/SET.
-//! - `cluster`: the Redis Cluster bus wire codec (not wired into the server yet).
-//! - `rdb`: RDB object serialization (DUMP/RESTORE payloads) and whole RDB files.
-//! - `aof`: the multi-part append-only file (manifest, reader, loader, incr writer).
+//! - `cluster` (all but `member`): the bus wire codec, cluster state, slot maps, nodes.conf.
+//! - `shard`: per-core state, the cross-core mesh, borrowing shards' data (`tx`), the
+//!   journal, blocked-client queues, client state, Pub/Sub.
+//! - `cluster::member`: the cluster member on the control core.
+//! - `cmd`: the command table, `call()`, one file per command family.
+//! - `server`: executors, listeners, the connection task and the gate.
 
 pub mod aof;
 pub mod cluster;
@@ -29,3 +34,134 @@ pub mod util;
 pub const REDIS_VERSION: &str = "7.0.15";
 /// Our own version.
 pub const REDCELL_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+#[cfg(test)]
+mod layering {
+    //! Every `crate::` path in a source file must name a module of its own layer or a lower
+    //! one (the order in the crate doc above).
+
+    use std::path::Path;
+
+    /// Layers, lowest first; a path matches the longest prefix listed.
+    const LAYERS: &[&[&str]] = &[
+        &["error", "util", "slot"],
+        &["resp"],
+        &["types"],
+        &["db"],
+        &["rdb", "aof"],
+        &["config"],
+        &["cluster"],
+        &["shard"],
+        &["cluster::member"],
+        &["cmd"],
+        &["server"],
+    ];
+
+    fn layer_of(path: &str) -> Option<usize> {
+        let mut best: Option<(usize, usize)> = None;
+        for (i, names) in LAYERS.iter().enumerate() {
+            for name in *names {
+                let matches = path == *name || path.starts_with(&format!("{name}::"));
+                if matches && best.is_none_or(|(len, _)| name.len() > len) {
+                    best = Some((name.len(), i));
+                }
+            }
+        }
+        best.map(|(_, i)| i)
+    }
+
+    /// The module path of a source file under `src/` (`cluster/member.rs` → `cluster::member`).
+    fn module_of(rel: &Path) -> String {
+        let mut parts: Vec<String> = rel
+            .iter()
+            .map(|p| p.to_string_lossy().trim_end_matches(".rs").to_string())
+            .collect();
+        if parts.last().is_some_and(|p| p == "mod") {
+            parts.pop();
+        }
+        parts.join("::")
+    }
+
+    fn walk(dir: &Path, files: &mut Vec<std::path::PathBuf>) {
+        for e in std::fs::read_dir(dir).expect("read src") {
+            let p = e.expect("dir entry").path();
+            if p.is_dir() {
+                walk(&p, files);
+            } else if p.extension().is_some_and(|x| x == "rs") {
+                files.push(p);
+            }
+        }
+    }
+
+    #[test]
+    fn no_module_imports_from_a_layer_above_it() {
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let mut files = Vec::new();
+        walk(&src, &mut files);
+        let mut violations = Vec::new();
+        for file in files {
+            let rel = file.strip_prefix(&src).expect("under src");
+            let module = module_of(rel);
+            let Some(own) = layer_of(&module) else {
+                continue; // lib.rs, main.rs: the top
+            };
+            let text = std::fs::read_to_string(&file).expect("read source");
+            // Paths in `use` lines (with braces) and inline `crate::a::b` paths.
+            for (n, line) in text.lines().enumerate() {
+                let code = line.split("//").next().unwrap_or("");
+                let mut rest = code;
+                while let Some(at) = rest.find("crate::") {
+                    let tail = &rest[at + "crate::".len()..];
+                    // `crate::{a, b::c}`: each name in the braces.
+                    if let Some(group) = tail.strip_prefix('{') {
+                        let inner = group.split('}').next().unwrap_or("");
+                        for name in inner.split(',') {
+                            let first = name.trim().split("::").next().unwrap_or("");
+                            if layer_of(first).is_some_and(|theirs| theirs > own) {
+                                violations.push(format!(
+                                    "{}:{}: {module} imports crate::{first}",
+                                    rel.display(),
+                                    n + 1
+                                ));
+                            }
+                        }
+                        rest = group;
+                        continue;
+                    }
+                    let path: String = tail
+                        .chars()
+                        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == ':')
+                        .collect();
+                    let path = path.trim_end_matches(':');
+                    let first_two: Vec<&str> = path.split("::").take(2).collect();
+                    let target = first_two.join("::");
+                    if let Some(theirs) = layer_of(&target) {
+                        if theirs > own {
+                            violations.push(format!(
+                                "{}:{}: {module} imports crate::{path}",
+                                rel.display(),
+                                n + 1
+                            ));
+                        }
+                    }
+                    rest = &tail[path.len().max(1).min(tail.len())..];
+                }
+            }
+        }
+        assert!(
+            violations.is_empty(),
+            "imports from a layer above:\n{}",
+            violations.join("\n")
+        );
+    }
+
+    #[test]
+    fn layers_resolve_by_longest_prefix() {
+        assert_eq!(layer_of("cluster::member"), Some(8));
+        assert_eq!(layer_of("cluster::slotmap"), Some(6));
+        assert_eq!(layer_of("shard::tx"), Some(7));
+        assert_eq!(layer_of("std"), None);
+        assert_eq!(module_of(Path::new("cluster/member.rs")), "cluster::member");
+        assert_eq!(module_of(Path::new("db/mod.rs")), "db");
+    }
+}

@@ -134,6 +134,7 @@ fn main() {
                     .unwrap_or(p)
             })
             .unwrap_or_default(),
+        upcalls: redcell::cmd::upcalls(),
         ..Shared::new(topo.shard_cpus.len(), config)
     });
     eprintln!(

@@ -153,7 +153,10 @@ fn decoding_a_pipelined_batch_allocates_nothing() {
 }
 
 fn shared(nshards: usize) -> Arc<Shared> {
-    Arc::new(Shared::new(nshards, Config::default()))
+    Arc::new(Shared {
+        upcalls: redcell::cmd::upcalls(),
+        ..Shared::new(nshards, Config::default())
+    })
 }
 
 /// Arguments of a request held in `buf`, with spans covering it.

@@ -1,5 +1,7 @@
 //! Seeded differential test: one random command sequence over every type, sent to a 3-shard
 //! redcell and to a stock redis-server 7, every reply compared (a RESP2 pass and a RESP3 pass).
+//! Transactions and databases join in as a family of their own: MULTI/EXEC/DISCARD around
+//! whatever the other families generate meanwhile, WATCH/UNWATCH, SELECT, MOVE, SWAPDB, COPY DB.
 //!
 //! Each data type contributes one generator (`FAMILIES`); adding a type is writing a
 //! `fn(&mut Gen) -> Cmd` and one table line. Keys come from a small shared pool spread over the
@@ -69,7 +71,15 @@ const FAMILIES: &[Family] = &[
         weight: 2,
         generate: streams,
     },
+    Family {
+        name: "transactions+dbs",
+        weight: 3,
+        generate: transactions,
+    },
 ];
+
+/// The databases the sequence uses (SELECT, MOVE, SWAPDB, COPY DB pick among them).
+const DBS: u64 = 4;
 
 // ---- commands and how their replies compare ----
 
@@ -85,6 +95,9 @@ enum Order {
     /// Field/value pairs (RESP3 map or RESP2 flat array) in any pair order, if `key` is a
     /// `hashtable` on stock; else exact.
     PairsIfHashtable(String),
+    /// EXEC: each element compares under the order of the command queued for it (order-free
+    /// ones as elements or pairs, whatever the encoding).
+    Exec(Vec<Order>),
 }
 
 struct Cmd {
@@ -115,6 +128,10 @@ struct Gen {
     family: usize,
     /// Commands generated so far (see `ttl`).
     seq: u64,
+    /// Inside MULTI: the orders of the commands queued so far (EXEC compares with them).
+    queued: Option<Vec<Order>>,
+    /// The last command generated was MULTI, EXEC, DISCARD or WATCH: run, not queued.
+    not_queued: bool,
 }
 
 impl Gen {
@@ -833,7 +850,12 @@ fn streams(g: &mut Gen) -> Cmd {
 /// a RESP3 map) unless they already come as two-element arrays (RESP3 HRANDFIELD WITHVALUES),
 /// which sort as elements.
 fn sorted(reply: &[u8], pairs: bool) -> Node {
-    match parse(reply, &mut 0) {
+    sorted_node(parse(reply, &mut 0), pairs)
+}
+
+/// `node` with its top-level elements (or pairs) sorted.
+fn sorted_node(node: Node, pairs: bool) -> Node {
+    match node {
         Node::Agg(t, Some(items)) => {
             let nested = items.iter().all(|n| matches!(n, Node::Agg(..)));
             let items = if t == b'%' || (pairs && !nested) {
@@ -851,6 +873,26 @@ fn sorted(reply: &[u8], pairs: bool) -> Node {
     }
 }
 
+/// EXEC's replies: an array whose elements agree one by one under their commands' orders,
+/// or the same non-array reply (null on a failed WATCH, EXECABORT).
+fn exec_agrees(orders: &[Order], want: &[u8], got: &[u8]) -> bool {
+    match (parse(want, &mut 0), parse(got, &mut 0)) {
+        (Node::Agg(b'*', Some(w)), Node::Agg(b'*', Some(g))) if w.len() == g.len() => {
+            w.into_iter().zip(g).enumerate().all(|(i, (w, g))| {
+                w == g
+                    || match orders.get(i) {
+                        Some(Order::Exact) | None => false,
+                        Some(o) => {
+                            let pairs = matches!(o, Order::PairsIfHashtable(_));
+                            sorted_node(w, pairs) == sorted_node(g, pairs)
+                        }
+                    }
+            })
+        }
+        _ => false,
+    }
+}
+
 fn encoding_on(stock: &mut Raw, key: &str) -> Vec<u8> {
     stock.call(&[b"OBJECT", b"ENCODING", key.as_bytes()])
 }
@@ -862,6 +904,7 @@ fn agree(cmd: &Cmd, want: &[u8], got: &[u8], stock: &mut Raw) -> bool {
     }
     let pairs = match &cmd.order {
         Order::Exact => return false,
+        Order::Exec(orders) => return exec_agrees(orders, want, got),
         Order::Elements => false,
         Order::ElementsIfHashtable(k) | Order::PairsIfHashtable(k) => {
             if encoding_on(stock, k) != b"$9\r\nhashtable\r\n" {
@@ -882,7 +925,8 @@ fn env_u64(name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
-/// Picks a family by weight and lets it generate a command.
+/// Picks a family by weight and lets it generate a command. Inside MULTI, a command that is
+/// queued answers QUEUED (exact) and its own order waits for the EXEC.
 fn next_command(g: &mut Gen) -> (usize, Cmd) {
     let total: u64 = FAMILIES.iter().map(|f| f.weight).sum();
     let mut r = g.below(total);
@@ -890,11 +934,98 @@ fn next_command(g: &mut Gen) -> (usize, Cmd) {
         if r < f.weight {
             g.family = i;
             g.seq += 1;
-            return (i, (f.generate)(g));
+            g.not_queued = false;
+            let was_in_multi = g.queued.is_some();
+            let mut cmd = (f.generate)(g);
+            if was_in_multi && !g.not_queued {
+                if let Some(q) = g.queued.as_mut() {
+                    q.push(std::mem::replace(&mut cmd.order, Order::Exact));
+                }
+            }
+            return (i, cmd);
         }
         r -= f.weight;
     }
     unreachable!("weights cover the range")
+}
+
+/// Transactions and databases. Transactions stay short: inside MULTI this family mostly
+/// closes it.
+fn transactions(g: &mut Gen) -> Cmd {
+    let db = |g: &mut Gen| -> String {
+        match g.below(25) {
+            0 => g.pick(&["16", "-1", "x", "99999999999"]).into(),
+            _ => g.below(DBS).to_string(),
+        }
+    };
+    if let Some(queued) = g.queued.clone() {
+        g.not_queued = true;
+        return match g.below(10) {
+            0..=5 => {
+                g.queued = None;
+                Cmd::new(&["EXEC"]).order(Order::Exec(queued))
+            }
+            6 => {
+                g.queued = None;
+                Cmd::new(&["DISCARD"])
+            }
+            7 => Cmd::new(&["MULTI"]),
+            8 => {
+                let k = g.any_key();
+                Cmd::new(&["WATCH", &k])
+            }
+            _ => {
+                // Queued after all: SELECT inside the transaction.
+                g.not_queued = false;
+                let d = db(g);
+                Cmd::new(&["SELECT", &d])
+            }
+        };
+    }
+    match g.below(24) {
+        0..=4 => {
+            g.queued = Some(Vec::new());
+            g.not_queued = true;
+            Cmd::new(&["MULTI"])
+        }
+        5..=7 => {
+            let keys = g.any_keys(3);
+            g.not_queued = true;
+            Cmd::new(&with_keys("WATCH", &keys, &[]))
+        }
+        8 => Cmd::new(&["UNWATCH"]),
+        9..=11 => {
+            let d = db(g);
+            Cmd::new(&["SELECT", &d])
+        }
+        12..=13 => {
+            let (k, d) = (g.any_key(), db(g));
+            Cmd::new(&["MOVE", &k, &d])
+        }
+        14..=15 => {
+            let (a, b) = (db(g), db(g));
+            Cmd::new(&["SWAPDB", &a, &b])
+        }
+        16..=17 => {
+            let (k, k2, d) = (g.any_key(), g.any_key(), db(g));
+            let mut args = vec!["COPY".to_string(), k, k2, "DB".into(), d];
+            if g.chance(50) {
+                args.push("REPLACE".into());
+            }
+            Cmd::new(&args)
+        }
+        18 => Cmd::new(&["DBSIZE"]),
+        19 => {
+            g.not_queued = true;
+            Cmd::new(&[g.pick(&["EXEC", "DISCARD"])])
+        }
+        20 => Cmd::new(&["KEYS", "*"]).order(Order::Elements),
+        21 if g.chance(30) => Cmd::new(&["FLUSHDB"]),
+        _ => {
+            let k = g.any_key();
+            Cmd::new(&["EXISTS", &k])
+        }
+    }
 }
 
 /// One run of the sequence: the protocol and the configuration both servers get first.
@@ -972,6 +1103,8 @@ fn run_pass(ours: &Server, stock: &StockRedis, seed: u64, n: usize, pass: &Pass)
         keys,
         family: 0,
         seq: 0,
+        queued: None,
+        not_queued: false,
     };
     let mut history: Vec<String> = Vec::new();
     // Per family: (commands, error replies, WRONGTYPE replies), to show what the run covered.
@@ -984,7 +1117,7 @@ fn run_pass(ours: &Server, stock: &StockRedis, seed: u64, n: usize, pass: &Pass)
         let got = a.call(&args);
         history.push(format!("{i}: {:?}", cmd.args));
         if !agree(&cmd, &want, &got, &mut b) {
-            let recent = history[history.len().saturating_sub(15)..].join("\n  ");
+            let recent = history[history.len().saturating_sub(40)..].join("\n  ");
             panic!(
                 "redcell differs from stock Redis ({}, seed {seed}, command {i}, family {family})\n\
                  command:  {:?}\n expected: {}\n      got: {}\n recent commands:\n  {recent}\n\
@@ -1011,8 +1144,21 @@ fn run_pass(ours: &Server, stock: &StockRedis, seed: u64, n: usize, pass: &Pass)
     }
     let wrongtype: usize = tally.iter().map(|t| t.2).sum();
     assert!(n < 500 || wrongtype > 0, "types never collided");
-    // The final states agree too: every key's type and whole value.
-    for k in &g.keys {
+    // The final states agree too, in every database: every key's type and whole value.
+    for c in [&mut a, &mut b] {
+        c.call(&[b"DISCARD"]);
+    }
+    for db in 0..DBS {
+        let select = [b"SELECT".as_slice(), db.to_string().as_bytes()].map(<[u8]>::to_vec);
+        let select: Vec<&[u8]> = select.iter().map(Vec::as_slice).collect();
+        assert_eq!(show(&a.call(&select)), show(&b.call(&select)));
+        final_state(&mut a, &mut b, &g.keys, seed, db);
+    }
+}
+
+/// Compares every key's type and value, and DBSIZE, in the selected database.
+fn final_state(a: &mut Raw, b: &mut Raw, keys: &[String], seed: u64, db: u64) {
+    for k in keys {
         let ty = b.call(&[b"TYPE", k.as_bytes()]);
         let probe = match ty.as_slice() {
             b"+hash\r\n" => Cmd::new(&["HGETALL", k]).order(Order::PairsIfHashtable(k.clone())),
@@ -1022,8 +1168,8 @@ fn run_pass(ours: &Server, stock: &StockRedis, seed: u64, n: usize, pass: &Pass)
         let args: Vec<&[u8]> = probe.args.iter().map(|s| s.as_bytes()).collect();
         let (want, got) = (b.call(&args), a.call(&args));
         assert!(
-            agree(&probe, &want, &got, &mut b),
-            "final state of {k} (seed {seed}): expected {}, got {}",
+            agree(&probe, &want, &got, b),
+            "final state of {k} in db {db} (seed {seed}): expected {}, got {}",
             show(&want),
             show(&got)
         );
@@ -1031,7 +1177,7 @@ fn run_pass(ours: &Server, stock: &StockRedis, seed: u64, n: usize, pass: &Pass)
     assert_eq!(
         show(&a.call(&[b"DBSIZE"])),
         show(&b.call(&[b"DBSIZE"])),
-        "final DBSIZE"
+        "final DBSIZE of db {db}"
     );
 }
 

@@ -105,6 +105,11 @@ impl Link {
     }
 }
 
+thread_local! {
+    /// The cluster member, on the control executor's thread in cluster mode.
+    static CURRENT: RefCell<Option<Rc<Member>>> = const { RefCell::new(None) };
+}
+
 /// Deletes, on a data shard, the keys of slots this node lost (given by the command layer,
 /// which runs the deletions as commands so they propagate).
 pub type LostSlotsFn = fn(&Rc<Shard>, &[u16]);
@@ -176,6 +181,16 @@ fn random_seed() -> u64 {
 }
 
 impl Member {
+    /// Makes `member` the one `current` returns on this thread (the control executor's).
+    pub fn set_current(member: Rc<Member>) {
+        CURRENT.with(|c| *c.borrow_mut() = Some(member));
+    }
+
+    /// The cluster member, when called on the control executor in cluster mode.
+    pub fn current() -> Option<Rc<Member>> {
+        CURRENT.with(|c| c.borrow().clone())
+    }
+
     /// Loads (or creates) nodes.conf, binds the bus port and starts the cron. Errors are
     /// start-up failures worded for the log.
     pub fn start(shard: Rc<Shard>, on_lost_slots: LostSlotsFn) -> Result<Rc<Member>, String> {
@@ -263,10 +278,9 @@ impl Member {
             };
             // One listener, without SO_REUSEPORT: a bus port another live process holds
             // is refused here, and a killed predecessor's lingering connections are not in
-            // the way (SO_REUSEADDR, as Redis; see `server::listen`).
-            let bound = crate::server::listen::parse(&host, &addr).and_then(|sa| {
-                crate::server::listen::listener(sa, false).map_err(|e| e.to_string())
-            });
+            // the way (SO_REUSEADDR, as Redis; see `util::listen`).
+            let bound = crate::util::listen::parse(&host, &addr)
+                .and_then(|sa| crate::util::listen::listener(sa, false).map_err(|e| e.to_string()));
             match bound {
                 Ok(l) => {
                     glommio::spawn_local(member.clone().accept_loop(l)).detach();

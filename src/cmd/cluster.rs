@@ -220,8 +220,8 @@ async fn on_member(c: &mut Conn, f: MemberFn) -> CmdResult {
     let control = c.shard.nshards;
     let reply = c
         .shard
-        .call(control, move |s| {
-            let member = s.cluster.borrow().clone();
+        .call(control, move |_| {
+            let member = Member::current();
             let m = member.ok_or_else(disabled)?;
             let mut out = Reply::new(resp3);
             let result = f(&m, &mut out);

@@ -32,6 +32,7 @@ use crate::error::CmdResult;
 use crate::resp::Args;
 use crate::shard::client::Conn;
 
+pub use crate::shard::CommandStats;
 pub use call::{call, guarded, Ctx, Exec, PANIC_REPLY};
 
 /// Command flags, as COMMAND reports them.
@@ -296,16 +297,6 @@ pub mod keys_at {
     }
 }
 
-/// Per-command counters for INFO commandstats.
-#[derive(Default, Clone, Copy, Debug)]
-pub struct CommandStats {
-    pub calls: u64,
-    /// Time spent in the handler, in nanoseconds (INFO shows microseconds).
-    pub nsec: u64,
-    pub failed: u64,
-    pub rejected: u64,
-}
-
 /// Longest full name (`container|sub`) the table may hold; lookups use a buffer this size.
 const MAX_NAME_LEN: usize = 64;
 
@@ -367,6 +358,14 @@ impl Table {
 
     pub fn index_of(&self, full_name: &str) -> Option<usize> {
         self.by_name.get(full_name.as_bytes()).copied()
+    }
+}
+
+/// What the shard layer calls back into this one for (see `shard::Upcalls`).
+pub fn upcalls() -> crate::shard::Upcalls {
+    crate::shard::Upcalls {
+        commands: table().len(),
+        serve_ready: crate::shard::blocking::serve_ready,
     }
 }
 

@@ -269,8 +269,8 @@ pub async fn publish_everywhere(
             .get_or_insert_with(|| Arc::new((channel.into(), message.into())))
             .clone();
         shard
-            .post(shard.nshards, false, move |s| {
-                if let Some(m) = s.cluster.borrow().as_ref() {
+            .post(shard.nshards, false, move |_| {
+                if let Some(m) = crate::cluster::member::Member::current() {
                     m.propagate_publish(&p.0, &p.1, sharded);
                 }
             })

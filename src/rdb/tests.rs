@@ -384,3 +384,11 @@ fn intsets_keep_their_width() {
     };
     assert_eq!(restore_payload(&d, &few).unwrap().encoding(), "hashtable");
 }
+
+#[test]
+fn payload_errors_render_as_redis() {
+    let e: crate::error::Error = RdbError::Checksum.into();
+    assert_eq!(e.render(), "ERR DUMP payload version or checksum are wrong");
+    let e: crate::error::Error = RdbError::BadFormat.into();
+    assert_eq!(e.render(), "ERR Bad data format");
+}

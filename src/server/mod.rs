@@ -3,7 +3,7 @@
 
 pub mod conn;
 pub mod cpus;
-pub mod listen;
+
 pub mod route;
 
 use std::net::SocketAddr;
@@ -17,6 +17,7 @@ use glommio::{LocalExecutorBuilder, Placement};
 
 use crate::shard::mesh::{build_mesh, Mesh, MeshEnds};
 use crate::shard::{next_client_id, ClientMeta, Shard, Shared};
+use crate::util::listen;
 use crate::util::time::now_ms;
 
 /// Memory glommio registers with io_uring per executor. We do no file I/O, so keep it small:
@@ -164,7 +165,7 @@ fn spawn_executor(
                             shard.clone(),
                             crate::cmd::call::delete_slots,
                         ) {
-                            Ok(member) => *shard.cluster.borrow_mut() = Some(member),
+                            Ok(member) => crate::cluster::member::Member::set_current(member),
                             Err(e) => {
                                 let _ = ready_tx.send(Err(e.clone()));
                                 return Err(e);

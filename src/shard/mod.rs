@@ -27,7 +27,6 @@ use std::time::Instant;
 
 use glommio::channels::shared_channel::ConnectedReceiver;
 
-use crate::cmd::CommandStats;
 use crate::config::Config;
 use crate::db::ShardData;
 use mesh::{Job, Mesh, Request, Response, ResultSlot};
@@ -65,6 +64,29 @@ pub struct Shared {
     pub journal_view_db: Mutex<Option<u32>>,
     /// Clients paused on every shard (manual failover): see `pause`.
     pub pause: pause::Pause,
+    /// What the command layer, above this one, gives it at start-up.
+    pub upcalls: Upcalls,
+}
+
+/// Calls from the shard layer up into the command layer, installed at start-up
+/// (`cmd::upcalls()`), so that `shard` never imports `cmd`.
+#[derive(Clone, Copy)]
+pub struct Upcalls {
+    /// How many commands the table has (the size of the per-command stats).
+    pub commands: usize,
+    /// Serves the blocked clients whose keys became ready on a shard (after an execution
+    /// unit, or when its data comes home).
+    pub serve_ready: fn(&Rc<Shard>),
+}
+
+impl Default for Upcalls {
+    /// No commands: for shards that never run one (tests of the shard layer).
+    fn default() -> Upcalls {
+        Upcalls {
+            commands: 0,
+            serve_ready: |_| {},
+        }
+    }
 }
 
 impl Shared {
@@ -90,6 +112,7 @@ impl Shared {
             journal_view_db: Mutex::new(None),
             config: Mutex::new(config),
             pause: Default::default(),
+            upcalls: Upcalls::default(),
         }
     }
 
@@ -204,6 +227,16 @@ impl ClientMeta {
     }
 }
 
+/// Per-command counters for INFO commandstats.
+#[derive(Default, Clone, Copy, Debug)]
+pub struct CommandStats {
+    pub calls: u64,
+    /// Time spent in the handler, in nanoseconds (INFO shows microseconds).
+    pub nsec: u64,
+    pub failed: u64,
+    pub rejected: u64,
+}
+
 /// Per-shard counters for INFO stats.
 #[derive(Default, Clone, Debug)]
 pub struct ShardStats {
@@ -257,8 +290,6 @@ pub struct Shard {
     pub pubsub: pubsub::PubSub,
     /// This shard's routing view of the cluster (a disabled map outside cluster mode).
     pub slot_map: RefCell<Arc<crate::cluster::slotmap::SlotMap>>,
-    /// On the control executor in cluster mode: the cluster member.
-    pub cluster: RefCell<Option<Rc<crate::cluster::member::Member>>>,
     /// Jobs from other cores that need `data` while it is away, in arrival order.
     deferred: RefCell<VecDeque<(usize, Request)>>,
     /// Local tasks waiting for `data` to come home.
@@ -297,7 +328,7 @@ impl Shard {
             data: RefCell::new(Some(Box::new(data))),
             journal: RefCell::new(journal::Journal::default()),
             stats: RefCell::new(ShardStats {
-                cmd: vec![CommandStats::default(); crate::cmd::table().len()],
+                cmd: vec![CommandStats::default(); shared.upcalls.commands],
                 ..Default::default()
             }),
             clients: RefCell::new(Default::default()),
@@ -307,7 +338,6 @@ impl Shard {
             blocking: Default::default(),
             pubsub: Default::default(),
             slot_map: RefCell::new(Arc::new(slot_map)),
-            cluster: RefCell::new(None),
             deferred: RefCell::new(VecDeque::new()),
             data_waiters: RefCell::new(Vec::new()),
         }
@@ -417,14 +447,14 @@ impl Shard {
             let r = self
                 .with_data(|d| f(self, d))
                 .expect("data is home after data_home");
-            blocking::serve_ready(self);
+            (self.shared.upcalls.serve_ready)(self);
             return r;
         }
         self.remote(to, true, move |s: &Rc<Shard>| {
             let r = s
                 .with_data(|d| f(s, d))
                 .expect("data jobs run only while the data is home");
-            blocking::serve_ready(s);
+            (s.shared.upcalls.serve_ready)(s);
             r
         })
         .await
@@ -514,7 +544,7 @@ impl Shard {
         for w in self.data_waiters.borrow_mut().drain(..) {
             w.wake();
         }
-        blocking::serve_ready(self);
+        (self.shared.upcalls.serve_ready)(self);
     }
 
     /// Runs one request from executor `from` and answers it.

@@ -2,5 +2,6 @@
 
 pub mod crc64;
 pub mod glob;
+pub mod listen;
 pub mod num;
 pub mod time;

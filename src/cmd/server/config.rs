@@ -57,7 +57,7 @@ async fn refresh_settings(c: &Conn) {
             .call(executor, |s| {
                 let settings = Settings::from_config(&s.shared.config());
                 *s.settings.borrow_mut() = settings;
-                let member = s.cluster.borrow().clone();
+                let member = crate::cluster::member::Member::current();
                 if let Some(member) = member {
                     let cfg = crate::cluster::member::MemberConfig::from_config(
                         &s.shared.config(),
