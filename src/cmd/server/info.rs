@@ -1,9 +1,8 @@
 //! INFO: Redis 7.0's sections and field names, from a snapshot gathered over every shard.
 //!
-//! Only fields redcell can report honestly are present. Left out: `errorstats` and
-//! `total_error_replies` (error replies are not counted), `latencystats`, `gcc_version` and the
-//! allocator/fragmentation/Lua memory details, `rdb_changes_since_last_save` (writes are not
-//! counted), and the `*_main_thread` CPU fields (there is no main thread).
+//! Only fields redcell can report honestly are present. Left out: `latencystats`,
+//! `gcc_version` and the allocator/fragmentation/Lua memory details, and the
+//! `*_main_thread` CPU fields (there is no main thread).
 
 use std::sync::OnceLock;
 
@@ -128,6 +127,17 @@ impl Snapshot {
         self.shards.iter().map(f).sum()
     }
 
+    /// Error replies by code, summed over the shards, in name order.
+    fn errors(&self) -> std::collections::BTreeMap<String, u64> {
+        let mut total = std::collections::BTreeMap::new();
+        for shard in &self.shards {
+            for (code, n) in &shard.stats.errors {
+                *total.entry(code.clone()).or_insert(0) += n;
+            }
+        }
+        total
+    }
+
     /// Per-command stats summed over the shards, by table index.
     fn command_stats(&self) -> Vec<CommandStats> {
         let mut total = vec![CommandStats::default(); table().len()];
@@ -150,7 +160,7 @@ type Section = fn(&Snapshot, &mut String);
 pub fn render(s: &Snapshot, sections: &Sections) -> String {
     let mut out = String::with_capacity(4096);
     // Each section with the names that ask for it (`module_list` is the modules section).
-    let parts: [(&[&str], Section); 12] = [
+    let parts: [(&[&str], Section); 13] = [
         (&["server"], server),
         (&["clients"], clients),
         (&["memory"], memory),
@@ -160,6 +170,7 @@ pub fn render(s: &Snapshot, sections: &Sections) -> String {
         (&["cpu"], cpu),
         (&["modules", "module_list"], modules),
         (&["commandstats"], commandstats),
+        (&["errorstats"], errorstats),
         (&["cluster"], cluster),
         (&["keyspace"], keyspace),
         (&["redcell"], redcell),
@@ -260,6 +271,7 @@ fn persistence(s: &Snapshot, out: &mut String) {
         "# Persistence";
         "loading:0";
         "async_loading:0";
+        "rdb_changes_since_last_save:{}", s.sum(|sh| sh.stats.dirty);
         "rdb_bgsave_in_progress:0";
         "rdb_last_save_time:{}", s.lastsave;
         "rdb_last_bgsave_status:ok";
@@ -304,7 +316,16 @@ fn stats(s: &Snapshot, out: &mut String) {
         "pubsubshard_channels:{}", s.pubsub[2];
         "latest_fork_usec:0";
         "total_forks:0";
+        "total_error_replies:{}", s.errors().values().sum::<u64>();
     );
+}
+
+/// One line per error code replied so far, in name order (Redis keeps them in a rax).
+fn errorstats(s: &Snapshot, out: &mut String) {
+    out.push_str("# Errorstats\r\n");
+    for (code, count) in s.errors() {
+        lines!(out, "errorstat_{}:count={}", code, count);
+    }
 }
 
 fn replication(s: &Snapshot, out: &mut String) {
@@ -593,6 +614,9 @@ mod tests {
             rejected: 1,
         };
         shard.keyspace.hits = 4;
+        shard.stats.errors.insert("WRONGTYPE".into(), 1);
+        shard.stats.errors.insert("ERR".into(), 2);
+        shard.stats.dirty = 7;
         Snapshot {
             hz: 10,
             tcp_port: 6379,
@@ -620,6 +644,7 @@ mod tests {
                 "# Replication",
                 "# CPU",
                 "# Modules",
+                "# Errorstats",
                 "# Cluster",
                 "# Keyspace",
                 "# Redcell"
@@ -630,6 +655,10 @@ mod tests {
         assert!(text.contains("redis_version:7.0.15\r\n"));
         assert!(text.contains("total_commands_processed:10\r\n"));
         assert!(text.contains("keyspace_hits:8\r\n"));
+        assert!(text.contains("total_error_replies:6\r\n"));
+        assert!(text.contains("rdb_changes_since_last_save:14\r\n"));
+        assert!(text
+            .contains("# Errorstats\r\nerrorstat_ERR:count=4\r\nerrorstat_WRONGTYPE:count=2\r\n"));
         assert!(text.contains("db0:keys=6,expires=2,avg_ttl=0\r\n"));
         assert!(!text.contains("db1:"), "empty databases are not listed");
         assert!(text.contains("db2:keys=4,expires=0,avg_ttl=0\r\n"));
