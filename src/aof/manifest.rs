@@ -6,7 +6,7 @@ use std::fmt;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
-use crate::resp::decode::split_args;
+use crate::util::split::split_args;
 
 /// `appendfilename` and `appenddirname` defaults.
 pub const DEFAULT_APPEND_FILENAME: &str = "appendonly.aof";

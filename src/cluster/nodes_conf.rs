@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 
 use super::bus::{node_flag, NodeName};
 use super::state::{ClusterState, Node};
-use crate::resp::decode::split_args;
 use crate::slot::SLOTS;
+use crate::util::split::split_args;
 
 /// The file's contents for `state`.
 pub fn render(state: &ClusterState) -> String {

@@ -598,7 +598,7 @@ impl Config {
                     why
                 )
             };
-            let words = crate::resp::decode::split_args(trimmed.as_bytes())
+            let words = crate::util::split::split_args(trimmed.as_bytes())
                 .map_err(|_| fatal("Unbalanced quotes in configuration line"))?;
             let words: Vec<String> = words
                 .iter()

@@ -4,4 +4,5 @@ pub mod crc64;
 pub mod glob;
 pub mod listen;
 pub mod num;
+pub mod split;
 pub mod time;
