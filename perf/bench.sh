@@ -11,6 +11,15 @@
 # instructions and CPU time, reported per operation. If perf or the hardware
 # counters are unavailable, those columns show n/a.
 #
+# WORKLOAD=multi replaces the SET/GET mix with transactions, each client sending
+#   MULTI; SET __key__ __data__; INCR n:__key__; EXEC
+# in turn (memtier runs --command lists in order per connection; every command
+# counts as one op, so transactions/s = ops/s / 4).
+#
+# BASE_BIN adds a third server to the alternation: another redcell binary (say,
+# the build before a change), shown as "base", for before/after comparisons in
+# the same run.
+#
 # Output: one table per pipeline depth (ops/sec, p50/p99 latency in ms,
 # instructions/op, server CPU ns/op) for every server and round, plus the
 # ratio redcell/redis of the median ops/sec. Raw load-generator output is kept
@@ -26,6 +35,8 @@
 #   REDCELL_BIN   server under test, started as "$REDCELL_BIN --port P --shards 1"
 #                 [<repo>/target/release/redcell-server]
 #   REDIS_BIN     stock server to compare against [redis-server from PATH]
+#   BASE_BIN      an earlier redcell binary to run in the same rotation [none]
+#   WORKLOAD      getset | multi [getset]
 #   DURATION      seconds per run, "20" or "20s" [20]
 #   PIPELINES     space-separated pipeline depths ["1 16"]
 #   ROUNDS        A/B rounds per pipeline depth [2]
@@ -46,6 +57,8 @@ REPO_ROOT=$(cd "$SCRIPT_DIR/.." && pwd)
 
 REDCELL_BIN=${REDCELL_BIN:-$REPO_ROOT/target/release/redcell-server}
 REDIS_BIN=${REDIS_BIN:-$(command -v redis-server || true)}
+BASE_BIN=${BASE_BIN:-}
+WORKLOAD=${WORKLOAD:-getset}
 DURATION=${DURATION:-20}
 DURATION=${DURATION%s}
 PIPELINES=${PIPELINES:-"1 16"}
@@ -84,7 +97,19 @@ case $LOADGEN in
   *) die "LOADGEN must be auto, memtier or redis-benchmark" ;;
 esac
 
+case $WORKLOAD in
+  getset) LOAD_ARGS=(--ratio 1:10) ;;
+  multi)
+    [[ $LOADGEN == memtier ]] || die "WORKLOAD=multi needs memtier_benchmark"
+    LOAD_ARGS=(--command=MULTI "--command=SET __key__ __data__" "--command=INCR n:__key__" --command=EXEC) ;;
+  *) die "WORKLOAD must be getset or multi" ;;
+esac
+
 SERVERS=(redcell)
+if [[ -n $BASE_BIN ]]; then
+  [[ -x $BASE_BIN ]] || die "BASE_BIN $BASE_BIN is not executable"
+  SERVERS+=(base)
+fi
 if [[ -n $REDIS_BIN && -x $REDIS_BIN ]]; then
   SERVERS+=(redis)
 else
@@ -158,6 +183,7 @@ start_server() {  # kind port logfile -> SERVER_PID
   local kind=$1 port=$2 logf=$3 i
   case $kind in
     redcell) taskset -c "$SERVER_CPU" "$REDCELL_BIN" --port "$port" --shards 1 >"$logf" 2>&1 & ;;
+    base)    taskset -c "$SERVER_CPU" "$BASE_BIN" --port "$port" --shards 1 >"$logf" 2>&1 & ;;
     redis)   taskset -c "$SERVER_CPU" "$REDIS_BIN" --port "$port" --bind 127.0.0.1 \
                --save '' --appendonly no --dir "$RUN_DIR" >"$logf" 2>&1 & ;;
   esac
@@ -201,7 +227,7 @@ run_load() {
   if [[ $LOADGEN == memtier ]]; then
     # shellcheck disable=SC2086  # MEMTIER_ARGS is intentionally word-split
     run_tracked taskset -c "$LOAD_CPU" memtier_benchmark -s 127.0.0.1 -p "$port" \
-      -t 1 -c 50 --ratio 1:10 --data-size 32 --pipeline "$pl" \
+      -t 1 -c 50 "${LOAD_ARGS[@]}" --data-size 32 --pipeline "$pl" \
       --test-time "$DURATION" --key-pattern R:R --hide-histogram \
       --print-percentiles 50,99 --json-out-file "$pfx.json" $MEMTIER_ARGS \
       >"$pfx.txt" 2>"$pfx.err" || rc=$?
@@ -275,7 +301,7 @@ median_ops() {  # pipeline kind -> median ops/sec over rounds, or empty
 }
 
 echo
-echo "redcell vs redis: $LOADGEN, 1 thread x 50 conns, SET:GET 1:10, 32 B values, ${DURATION}s/run," \
+echo "redcell vs redis: $LOADGEN, 1 thread x 50 conns, workload $WORKLOAD, 32 B values, ${DURATION}s/run," \
      "server CPU $SERVER_CPU, load CPU $LOAD_CPU"
 for pl in $PIPELINES; do
   echo
@@ -283,7 +309,11 @@ for pl in $PIPELINES; do
   printf '%-8s %5s %12s %9s %9s %10s %10s\n' server round ops/sec p50_ms p99_ms instr/op cpu_ns/op
   awk -F'\t' -v p="$pl" '$1 == p {printf "%-8s %5s %12s %9s %9s %10s %10s\n", $2, $3, $4, $5, $6, $7, $8}' "$RESULTS"
   rc_med=$(median_ops "$pl" redcell)
-  if [[ ${#SERVERS[@]} -ge 2 ]]; then
+  if [[ -n $BASE_BIN ]]; then
+    b_med=$(median_ops "$pl" base)
+    echo "median ops/sec: base ${b_med:-n/a}; redcell/base = $(awk -v a="$rc_med" -v b="$b_med" 'BEGIN {if (a != "" && b > 0) printf "%.3f", a / b; else print "n/a"}')"
+  fi
+  if [[ " ${SERVERS[*]} " == *" redis "* ]]; then
     rd_med=$(median_ops "$pl" redis)
     ratio=$(awk -v a="$rc_med" -v b="$rd_med" 'BEGIN {if (a != "" && b > 0) printf "%.3f", a / b; else print "n/a"}')
     echo "median ops/sec: redcell ${rc_med:-n/a}, redis ${rd_med:-n/a}; redcell/redis = $ratio"
