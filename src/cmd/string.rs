@@ -144,38 +144,26 @@ pub static COMMANDS: &[CommandSpec] = &[
         ),
 ];
 
-/// The string at `key`: `Ok(None)` if absent, `WRONGTYPE` if another type.
+/// The string at `key` for a read: see `Db::read_as` (kept for bitops until it moves over).
 pub fn read_str<'a>(
     db: &'a mut Db<'_>,
     key: &[u8],
     now: i64,
 ) -> Result<Option<&'a mut StrValue>, Error> {
-    match db.read(key, now) {
-        None => Ok(None),
-        Some(e) => match &mut e.value {
-            Value::Str(s) => Ok(Some(s)),
-            _ => Err(Error::WrongType),
-        },
-    }
+    db.read_as(key, now)
 }
 
-/// Like `read_str` without counting a keyspace hit or miss (for writes).
+/// The string at `key` for a write: see `Db::write_as`.
 pub fn write_str<'a>(
     db: &'a mut Db<'_>,
     key: &[u8],
     now: i64,
 ) -> Result<Option<&'a mut StrValue>, Error> {
-    match db.get(key, now) {
-        None => Ok(None),
-        Some(e) => match &mut e.value {
-            Value::Str(s) => Ok(Some(s)),
-            _ => Err(Error::WrongType),
-        },
-    }
+    db.write_as(key, now)
 }
 
 fn get(c: &mut Ctx, a: &Args) -> CmdResult {
-    match read_str(&mut c.db, a.get(1), c.now)? {
+    match c.db.read_as::<StrValue>(a.get(1), c.now)? {
         Some(s) => match s {
             StrValue::Int(v) => c.out.bulk_int(*v),
             StrValue::Emb(b) => c.out.bulk(b),
@@ -331,7 +319,7 @@ fn set(c: &mut Ctx, a: &Args) -> CmdResult {
     let key = a.get(1);
     // SET ... GET reads the old value as GET does (a keyspace hit or miss).
     let old = if opts.get {
-        Some(read_str(&mut c.db, key, c.now)?.map(|s| s.to_vec()))
+        Some(c.db.read_as::<StrValue>(key, c.now)?.map(|s| s.to_vec()))
     } else {
         None
     };
@@ -394,7 +382,7 @@ fn psetex(c: &mut Ctx, a: &Args) -> CmdResult {
 }
 
 fn getset(c: &mut Ctx, a: &Args) -> CmdResult {
-    let old = read_str(&mut c.db, a.get(1), c.now)?.map(|s| s.to_vec());
+    let old = c.db.read_as::<StrValue>(a.get(1), c.now)?.map(|s| s.to_vec());
     store(&mut c.db, a.get(1), a.get(2), Expiry::Clear, c.now);
     c.dirty(1);
     c.propagate(&[b"SET", a.get(1), a.get(2)]);
@@ -406,7 +394,7 @@ fn getset(c: &mut Ctx, a: &Args) -> CmdResult {
 }
 
 fn getdel(c: &mut Ctx, a: &Args) -> CmdResult {
-    let old = read_str(&mut c.db, a.get(1), c.now)?.map(|s| s.to_vec());
+    let old = c.db.read_as::<StrValue>(a.get(1), c.now)?.map(|s| s.to_vec());
     match old {
         Some(v) => {
             c.db.remove(a.get(1));
@@ -424,7 +412,7 @@ fn getex(c: &mut Ctx, a: &Args) -> CmdResult {
     let key = a.get(1);
     // Redis looks the key up before validating the expire time: a missing key is nil
     // whatever the time says.
-    let Some(val) = read_str(&mut c.db, key, c.now)?.map(|s| s.to_vec()) else {
+    let Some(val) = c.db.read_as::<StrValue>(key, c.now)?.map(|s| s.to_vec()) else {
         c.out.null();
         return Ok(());
     };
@@ -458,7 +446,7 @@ fn getex(c: &mut Ctx, a: &Args) -> CmdResult {
 fn mget(c: &mut Ctx, a: &Args) -> CmdResult {
     c.out.array(a.len() - 1);
     for key in a.rest(1) {
-        match read_str(&mut c.db, key, c.now) {
+        match c.db.read_as::<StrValue>(key, c.now) {
             Ok(Some(s)) => s.with_bytes(|b| c.out.bulk(b)),
             _ => c.out.null(),
         }
@@ -504,7 +492,7 @@ fn append(c: &mut Ctx, a: &Args) -> CmdResult {
     let key = a.get(1);
     let tail = a.get(2);
     let max = max_bulk_len(c);
-    let len = match write_str(&mut c.db, key, c.now)? {
+    let len = match c.db.write_as::<StrValue>(key, c.now)? {
         Some(s) => {
             check_size(s.len() as i64, tail.len() as i64, max)?;
             // Appending (even nothing) leaves the value `raw`, as Redis unshares it.
@@ -539,13 +527,13 @@ pub fn check_size(size: i64, append: i64, max: i64) -> CmdResult {
 }
 
 fn strlen(c: &mut Ctx, a: &Args) -> CmdResult {
-    let n = read_str(&mut c.db, a.get(1), c.now)?.map_or(0, |s| s.len());
+    let n = c.db.read_as::<StrValue>(a.get(1), c.now)?.map_or(0, |s| s.len());
     c.out.int(n as i64);
     Ok(())
 }
 
 fn incr_by(c: &mut Ctx, key: &[u8], by: i64) -> CmdResult {
-    let result = match write_str(&mut c.db, key, c.now)? {
+    let result = match c.db.write_as::<StrValue>(key, c.now)? {
         Some(s) => {
             let cur = s.as_i64().ok_or(Error::NotInteger)?;
             let new = cur.checked_add(by).ok_or(Error::Overflow)?;
@@ -585,7 +573,7 @@ fn decrby(c: &mut Ctx, a: &Args) -> CmdResult {
 
 fn incrbyfloat(c: &mut Ctx, a: &Args) -> CmdResult {
     let key = a.get(1);
-    let cur = write_str(&mut c.db, key, c.now)?.map(|s| s.to_vec());
+    let cur = c.db.write_as::<StrValue>(key, c.now)?.map(|s| s.to_vec());
     let new = incr_by_float(cur.as_deref(), a.get(2))?;
     // Redis stores the formatted result as a plain string object (never `int`).
     let value = StrValue::from_bytes_no_int(&new);
@@ -618,7 +606,7 @@ pub fn clamp_range(start: i64, end: i64, len: i64) -> Option<(usize, usize)> {
 
 fn getrange(c: &mut Ctx, a: &Args) -> CmdResult {
     let (start, end) = (arg_i64(a.get(2))?, arg_i64(a.get(3))?);
-    let Some(s) = read_str(&mut c.db, a.get(1), c.now)? else {
+    let Some(s) = c.db.read_as::<StrValue>(a.get(1), c.now)? else {
         c.out.bulk(b"");
         return Ok(());
     };
@@ -643,7 +631,7 @@ fn setrange(c: &mut Ctx, a: &Args) -> CmdResult {
     let key = a.get(1);
     let val = a.get(3);
     let max = max_bulk_len(c);
-    match write_str(&mut c.db, key, c.now)? {
+    match c.db.write_as::<StrValue>(key, c.now)? {
         Some(s) => {
             // Setting nothing reports the current length and leaves the value untouched.
             if val.is_empty() {
@@ -679,8 +667,8 @@ fn setrange(c: &mut Ctx, a: &Args) -> CmdResult {
 
 /// LCS on one shard: both keys are read (hits/misses counted) before anything is checked.
 fn lcs(c: &mut Ctx, a: &Args) -> CmdResult {
-    let x = read_str(&mut c.db, a.get(1), c.now).map(|v| v.map(|s| s.to_vec()));
-    let y = read_str(&mut c.db, a.get(2), c.now).map(|v| v.map(|s| s.to_vec()));
+    let x = c.db.read_as::<StrValue>(a.get(1), c.now).map(|v| v.map(|s| s.to_vec()));
+    let y = c.db.read_as::<StrValue>(a.get(2), c.now).map(|v| v.map(|s| s.to_vec()));
     let max = max_bulk_len(c);
     lcs_reply(c.out, x, y, a, max)
 }

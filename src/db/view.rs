@@ -4,8 +4,9 @@
 //! keys span shards sees the data it borrowed from each.
 
 use super::{Entry, ExpireFlags, ExpireOutcome, Keyspace, ShardData, SlotTable, NO_EXPIRE};
+use crate::error::Error;
 use crate::slot::key_slot;
-use crate::types::Value;
+use crate::types::{Typed, Value};
 
 /// The shards' data a command holds.
 pub enum Parts<'a> {
@@ -197,6 +198,25 @@ impl<'a> Db<'a> {
 
     pub fn delete(&mut self, key: &[u8], now: i64) -> bool {
         self.of(key).delete(key, now)
+    }
+
+    /// The `T` at `key` for a read (counts a keyspace hit or miss): `None` if absent,
+    /// WRONGTYPE if it holds another type.
+    #[inline]
+    pub fn read_as<T: Typed>(&mut self, key: &[u8], now: i64) -> Result<Option<&mut T>, Error> {
+        match self.read(key, now) {
+            None => Ok(None),
+            Some(e) => T::of(&mut e.value).map(Some).ok_or(Error::WrongType),
+        }
+    }
+
+    /// The `T` at `key` for a write (a lookup for writing, no hit or miss counted).
+    #[inline]
+    pub fn write_as<T: Typed>(&mut self, key: &[u8], now: i64) -> Result<Option<&mut T>, Error> {
+        match self.get(key, now) {
+            None => Ok(None),
+            Some(e) => T::of(&mut e.value).map(Some).ok_or(Error::WrongType),
+        }
     }
 
     /// The expiry of `key` as stored (`NO_EXPIRE` for none or a missing key), without an

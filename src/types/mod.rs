@@ -17,6 +17,42 @@ pub use stream::Stream;
 pub use string::StrValue;
 pub use zset::ZSet;
 
+/// A type a command expects at a key: how to find it in a `Value` (WRONGTYPE otherwise). One
+/// generic lookup (`db::Db::read_as` / `write_as`) serves every family.
+pub trait Typed {
+    fn of(v: &mut Value) -> Option<&mut Self>;
+}
+
+macro_rules! typed {
+    ($t:ty, $variant:ident) => {
+        impl Typed for $t {
+            #[inline]
+            fn of(v: &mut Value) -> Option<&mut $t> {
+                match v {
+                    Value::$variant(x) => Some(x),
+                    _ => None,
+                }
+            }
+        }
+    };
+}
+
+typed!(StrValue, Str);
+typed!(Hash, Hash);
+typed!(Set, Set);
+typed!(List, List);
+typed!(ZSet, ZSet);
+
+impl Typed for Stream {
+    #[inline]
+    fn of(v: &mut Value) -> Option<&mut Stream> {
+        match v {
+            Value::Stream(s) => Some(s),
+            _ => None,
+        }
+    }
+}
+
 /// Every type's encoding thresholds, from the configuration (`hash-max-listpack-entries`
 /// and the like); `Default` is Redis's default configuration.
 #[derive(Clone, Copy, Debug)]
