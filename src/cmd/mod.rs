@@ -256,6 +256,85 @@ impl CommandSpec {
     }
 }
 
+/// ACL categories, in Redis's own order (`ACLCommandCategories`), which COMMAND follows.
+pub mod category {
+    pub const NAMES: &[&str] = &[
+        "keyspace",
+        "read",
+        "write",
+        "set",
+        "sortedset",
+        "list",
+        "hash",
+        "string",
+        "bitmap",
+        "hyperloglog",
+        "geo",
+        "stream",
+        "pubsub",
+        "admin",
+        "fast",
+        "slow",
+        "blocking",
+        "dangerous",
+        "connection",
+        "transaction",
+        "scripting",
+    ];
+
+    /// The bit of the category called `name` (with or without its `@`, any case).
+    pub fn bit(name: &str) -> Option<u32> {
+        let name = name.strip_prefix('@').unwrap_or(name);
+        NAMES
+            .iter()
+            .position(|n| n.eq_ignore_ascii_case(name))
+            .map(|i| 1 << i)
+    }
+
+    pub fn names(mask: u32) -> impl Iterator<Item = &'static str> {
+        NAMES
+            .iter()
+            .enumerate()
+            .filter(move |(i, _)| mask & (1 << i) != 0)
+            .map(|(_, n)| *n)
+    }
+}
+
+impl CommandSpec {
+    /// The command's ACL categories: those its table entry names, plus those its flags
+    /// imply, as Redis's `setImplicitACLCategories` adds them (write → @write; readonly →
+    /// @read unless @scripting; admin → @admin @dangerous; pubsub → @pubsub; fast → @fast,
+    /// else @slow; blocking → @blocking).
+    pub fn categories(&self) -> u32 {
+        let bit = |name| category::bit(name).unwrap_or(0);
+        let mut mask = self
+            .acl
+            .iter()
+            .filter_map(|n| category::bit(n))
+            .fold(0, |m, b| m | b);
+        let implied = [
+            (flag::WRITE, "write"),
+            (flag::ADMIN, "admin"),
+            (flag::ADMIN, "dangerous"),
+            (flag::PUBSUB, "pubsub"),
+            (flag::FAST, "fast"),
+            (flag::BLOCKING, "blocking"),
+        ];
+        for (f, name) in implied {
+            if self.has(f) {
+                mask |= bit(name);
+            }
+        }
+        if self.has(flag::READONLY) && mask & bit("scripting") == 0 {
+            mask |= bit("read");
+        }
+        if mask & bit("fast") == 0 {
+            mask |= bit("slow");
+        }
+        mask
+    }
+}
+
 /// Key finders for the usual movable-key shapes.
 pub mod keys_at {
     use crate::resp::Args;
@@ -442,6 +521,25 @@ mod tests {
                 t.specs[i].name
             );
         }
+    }
+
+    #[test]
+    fn acl_categories_derive_from_flags_as_redis() {
+        let t = table();
+        let cats = |name: &str| -> Vec<&str> {
+            category::names(t.specs[t.index_of(name).expect(name)].categories()).collect()
+        };
+        assert_eq!(cats("get"), ["read", "string", "fast"]);
+        assert_eq!(cats("set"), ["write", "string", "slow"]);
+        assert_eq!(cats("migrate"), ["keyspace", "write", "slow", "dangerous"]);
+        assert_eq!(cats("multi"), ["fast", "transaction"]);
+        assert_eq!(cats("exec"), ["slow", "transaction"]);
+        assert_eq!(cats("blpop"), ["write", "list", "slow", "blocking"]);
+        assert_eq!(cats("lastsave"), ["admin", "fast", "dangerous"]);
+        assert_eq!(cats("subscribe"), ["pubsub", "slow"]);
+        assert_eq!(cats("swapdb"), ["keyspace", "write", "fast", "dangerous"]);
+        assert_eq!(category::bit("@SortedSet"), Some(1 << 4));
+        assert_eq!(category::bit("nosuch"), None);
     }
 
     #[test]

@@ -382,7 +382,9 @@ fn psetex(c: &mut Ctx, a: &Args) -> CmdResult {
 }
 
 fn getset(c: &mut Ctx, a: &Args) -> CmdResult {
-    let old = c.db.read_as::<StrValue>(a.get(1), c.now)?.map(|s| s.to_vec());
+    let old =
+        c.db.read_as::<StrValue>(a.get(1), c.now)?
+            .map(|s| s.to_vec());
     store(&mut c.db, a.get(1), a.get(2), Expiry::Clear, c.now);
     c.dirty(1);
     c.propagate(&[b"SET", a.get(1), a.get(2)]);
@@ -394,7 +396,9 @@ fn getset(c: &mut Ctx, a: &Args) -> CmdResult {
 }
 
 fn getdel(c: &mut Ctx, a: &Args) -> CmdResult {
-    let old = c.db.read_as::<StrValue>(a.get(1), c.now)?.map(|s| s.to_vec());
+    let old =
+        c.db.read_as::<StrValue>(a.get(1), c.now)?
+            .map(|s| s.to_vec());
     match old {
         Some(v) => {
             c.db.remove(a.get(1));
@@ -527,7 +531,9 @@ pub fn check_size(size: i64, append: i64, max: i64) -> CmdResult {
 }
 
 fn strlen(c: &mut Ctx, a: &Args) -> CmdResult {
-    let n = c.db.read_as::<StrValue>(a.get(1), c.now)?.map_or(0, |s| s.len());
+    let n =
+        c.db.read_as::<StrValue>(a.get(1), c.now)?
+            .map_or(0, |s| s.len());
     c.out.int(n as i64);
     Ok(())
 }
@@ -667,8 +673,12 @@ fn setrange(c: &mut Ctx, a: &Args) -> CmdResult {
 
 /// LCS on one shard: both keys are read (hits/misses counted) before anything is checked.
 fn lcs(c: &mut Ctx, a: &Args) -> CmdResult {
-    let x = c.db.read_as::<StrValue>(a.get(1), c.now).map(|v| v.map(|s| s.to_vec()));
-    let y = c.db.read_as::<StrValue>(a.get(2), c.now).map(|v| v.map(|s| s.to_vec()));
+    let x =
+        c.db.read_as::<StrValue>(a.get(1), c.now)
+            .map(|v| v.map(|s| s.to_vec()));
+    let y =
+        c.db.read_as::<StrValue>(a.get(2), c.now)
+            .map(|v| v.map(|s| s.to_vec()));
     let max = max_bulk_len(c);
     lcs_reply(c.out, x, y, a, max)
 }

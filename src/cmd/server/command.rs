@@ -14,31 +14,6 @@ use crate::util::glob::glob_match;
 
 use super::help_reply;
 
-/// Redis's ACL categories in its own order, which COMMAND INFO follows.
-const ACL_ORDER: &[&str] = &[
-    "@keyspace",
-    "@read",
-    "@write",
-    "@set",
-    "@sortedset",
-    "@list",
-    "@hash",
-    "@string",
-    "@bitmap",
-    "@hyperloglog",
-    "@geo",
-    "@stream",
-    "@pubsub",
-    "@admin",
-    "@fast",
-    "@slow",
-    "@blocking",
-    "@dangerous",
-    "@connection",
-    "@transaction",
-    "@scripting",
-];
-
 /// COMMAND with no subcommand lists the whole table; otherwise dispatches to the subcommand
 /// (COMMAND is not a `Container` because it also works alone).
 pub fn root(c: &mut Conn, a: &Args) -> CmdResult {
@@ -157,7 +132,9 @@ impl ListFilter {
         match self {
             ListFilter::None => true,
             ListFilter::Module => false,
-            ListFilter::AclCat(cat) => spec.acl.iter().any(|c| c.eq_ignore_ascii_case(cat)),
+            ListFilter::AclCat(cat) => {
+                crate::cmd::category::bit(cat).is_some_and(|b| spec.categories() & b != 0)
+            }
             ListFilter::Pattern(p) => glob_match(p, full_name.as_bytes()),
         }
     }
@@ -278,19 +255,11 @@ fn shown_flags(spec: &CommandSpec) -> Vec<&'static str> {
         .collect()
 }
 
-/// The ACL categories in Redis's order (unknown ones last, as declared).
-fn shown_acl(spec: &CommandSpec) -> Vec<&'static str> {
-    let mut cats: Vec<&'static str> = ACL_ORDER
-        .iter()
-        .filter(|c| spec.acl.iter().any(|a| a.eq_ignore_ascii_case(c)))
-        .copied()
-        .collect();
-    cats.extend(
-        spec.acl
-            .iter()
-            .filter(|a| !ACL_ORDER.iter().any(|c| a.eq_ignore_ascii_case(c))),
-    );
-    cats
+/// The ACL categories, `@`-prefixed, in Redis's order.
+fn shown_acl(spec: &CommandSpec) -> Vec<String> {
+    crate::cmd::category::names(spec.categories())
+        .map(|n| format!("@{n}"))
+        .collect()
 }
 
 /// Indexes of a command's subcommands in the table.
@@ -313,7 +282,8 @@ fn write_info(out: &mut Reply, t: &Table, idx: usize) {
     out.int(spec.first_key as i64);
     out.int(spec.last_key as i64);
     out.int(spec.step as i64);
-    write_statuses(out, &shown_acl(spec));
+    let acl = shown_acl(spec);
+    write_statuses(out, &acl.iter().map(String::as_str).collect::<Vec<_>>());
     out.set(0);
     write_key_specs(out, spec);
     let subs = sub_indexes(t, idx);
