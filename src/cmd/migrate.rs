@@ -34,7 +34,7 @@ pub static COMMANDS: &[CommandSpec] = &[CommandSpec::new(
 )
 .keys(3, 3, 1)
 .key_finder(migrate_keys)
-.acl(&["keyspace", "write", "slow", "dangerous"])
+.acl(&["@keyspace", "@dangerous"])
 .doc(
     "generic",
     "2.6.0",
