@@ -544,3 +544,38 @@ fn large_transaction_over_every_shard() {
     assert!(text.ends_with(":300\\r\\n\""), "{text}");
     assert!(text.contains("big:299"));
 }
+
+/// A client that sends EXEC and hangs up at once: the transaction is applied whole (never in
+/// part), and the shards it held serve others right after.
+#[test]
+fn hang_up_right_after_exec_applies_all_or_nothing() {
+    let ours = Server::start(3, &[]);
+    let keys: Vec<String> = (0..600).map(|i| format!("hang:{i}")).collect();
+    let mut bytes = common::encode(&[b"MULTI"]);
+    for k in &keys {
+        bytes.extend(common::encode(&[b"SET", k.as_bytes(), b"v"]));
+    }
+    bytes.extend(common::encode(&[b"EXEC"]));
+    let mut c = Raw::connect(ours.port);
+    c.send(&bytes);
+    drop(c);
+    let mut check = Raw::connect(ours.port);
+    let args: Vec<&[u8]> = std::iter::once(&b"EXISTS"[..])
+        .chain(keys.iter().map(|k| k.as_bytes()))
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let reply = show(&check.call(&args));
+        if reply == show(b":600\r\n") {
+            break;
+        }
+        // Before the EXEC runs nothing is there; never a part.
+        assert_eq!(reply, show(b":0\r\n"), "a transaction applied in part");
+        assert!(Instant::now() < deadline, "the EXEC never ran");
+        thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(
+        show(&check.call(&[b"SET", b"after", b"1"])),
+        show(b"+OK\r\n")
+    );
+}
