@@ -2,6 +2,7 @@
 //! LRANGE / LTRIM / LREM / LINSERT / LPOS, LMOVE and RPOPLPUSH (across shards too), LMPOP,
 //! and the blocking BLPOP / BRPOP / BLMOVE / BRPOPLPUSH / BLMPOP (via `shard::blocking`).
 
+use crate::cmd::call::with_keys;
 use crate::cmd::{flag::*, BoxFuture, CommandSpec, Ctx, Handler};
 use crate::db::{Db, NO_EXPIRE};
 use crate::error::{CmdResult, Error};
@@ -949,6 +950,23 @@ async fn blmove_generic(conn: &mut Conn, a: Args<'_>) -> CmdResult {
     // Ends first, then the timeout, as Redis checks them.
     move_ends(&a)?;
     let timeout = blocking::parse_timeout_secs(a.get(a.len() - 1))?;
+    if conn.held.is_some() {
+        // Inside EXEC it never blocks, and with no source it answers what LMOVE would (a
+        // null bulk), not the timeout's null array, as Redis 7.0's `blmoveGenericCommand`.
+        let idx = crate::cmd::table().lookup(a.get(0)).unwrap_or(0);
+        let served = with_keys(conn, idx, &a, |c| {
+            let mut state = WaitState {
+                first: true,
+                ..WaitState::default()
+            };
+            serve_blmove(c, &a, 1, &mut state)
+        })
+        .await?;
+        if !served {
+            conn.out.null();
+        }
+        return Ok(());
+    }
     blocking::run(conn, &a, &[1], timeout, &BLMOVE_OP).await
 }
 
