@@ -573,6 +573,16 @@ fn blocking_replies_without_waiting_match_stock_redis() {
         w(&["EXISTS", l0]),
         w(&["BLMOVE", "missing", l2, "LEFT", "LEFT", "0.01"]),
         w(&["BRPOPLPUSH", "missing", st, "0.01"]),
+        // Inside MULTI nothing blocks: BLMOVE and BRPOPLPUSH answer a null bulk there,
+        // the pops a null array.
+        w(&["MULTI"]),
+        w(&["BLMOVE", "missing", l2, "LEFT", "LEFT", "0"]),
+        w(&["BRPOPLPUSH", "missing", l2, "0"]),
+        w(&["BLPOP", "missing", "0"]),
+        w(&["BLMPOP", "0", "1", "missing", "LEFT"]),
+        w(&["BLMOVE", l2, l1, "LEFT", "LEFT", "0"]),
+        w(&["BRPOPLPUSH", st, l1, "0"]),
+        w(&["EXEC"]),
     ];
     // Argument errors, in Redis's order of checks.
     for t in [

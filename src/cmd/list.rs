@@ -2,6 +2,7 @@
 //! LRANGE / LTRIM / LREM / LINSERT / LPOS, LMOVE and RPOPLPUSH (across shards too), LMPOP,
 //! and the blocking BLPOP / BRPOP / BLMOVE / BRPOPLPUSH / BLMPOP (via `shard::blocking`).
 
+use crate::cmd::call::with_keys;
 use crate::cmd::{flag::*, BoxFuture, CommandSpec, Ctx, Handler};
 use crate::db::{Db, NO_EXPIRE};
 use crate::error::{CmdResult, Error};
@@ -289,6 +290,8 @@ fn push_generic(c: &mut Ctx, a: &Args, end: End, only_existing: bool) -> CmdResu
     let len = if only_existing && !exists {
         0
     } else {
+        // One change per element pushed, as Redis counts them.
+        c.dirty(a.len() as u64 - 2);
         push_values(&mut c.db, key, end, a.rest(2), fill, c.now)
     };
     c.out.int(len as i64);
@@ -340,9 +343,11 @@ fn pop_generic(c: &mut Ctx, a: &Args, end: End, name: &'static str) -> CmdResult
         return Ok(());
     };
     let out = &mut *c.out;
-    match count {
+    // Propagated as sent (the count too): it pops the same elements on a replica.
+    let popped = match count {
         None => {
             l.pop_with(end, |e| out.bulk(e));
+            1
         }
         Some(0) => {
             out.array(0);
@@ -354,11 +359,13 @@ fn pop_generic(c: &mut Ctx, a: &Args, end: End, name: &'static str) -> CmdResult
             for _ in 0..n {
                 l.pop_with(end, |e| out.bulk(e));
             }
+            n
         }
-    }
+    };
     if l.is_empty() {
         c.db.remove(key);
     }
+    c.dirty(popped as u64);
     Ok(())
 }
 
@@ -532,6 +539,7 @@ fn lset(c: &mut Ctx, a: &Args) -> CmdResult {
     if !ok {
         return Err(Error::msg("index out of range"));
     }
+    c.dirty(1);
     c.out.ok();
     Ok(())
 }
@@ -550,9 +558,12 @@ fn ltrim(c: &mut Ctx, a: &Args) -> CmdResult {
                 l.remove_range(0, s, fill);
             }
         }
+        // One change per element removed: a trim that keeps everything propagates nothing.
+        let removed = len - l.len();
         if l.is_empty() {
             c.db.remove(key);
         }
+        c.dirty(removed as u64);
     }
     c.out.ok();
     Ok(())
@@ -571,6 +582,7 @@ fn lrem(c: &mut Ctx, a: &Args) -> CmdResult {
     if l.is_empty() {
         c.db.remove(key);
     }
+    c.dirty(removed as u64);
     c.out.int(removed as i64);
     Ok(())
 }
@@ -595,6 +607,7 @@ fn linsert(c: &mut Ctx, a: &Args) -> CmdResult {
         }
         None => -1,
     };
+    c.dirty((n > 0) as u64);
     c.out.int(n);
     Ok(())
 }
@@ -646,6 +659,7 @@ fn lmove(c: &mut Ctx, a: &Args) -> CmdResult {
     let (from, to) = (parse_end(a.get(3))?, parse_end(a.get(4))?);
     let fill = fill_of(c);
     let v = move_one(&mut c.db, a.get(1), a.get(2), from, to, fill, c.now)?;
+    c.dirty(v.is_some() as u64);
     reply_moved(c.out, v);
     Ok(())
 }
@@ -661,6 +675,7 @@ fn rpoplpush(c: &mut Ctx, a: &Args) -> CmdResult {
         fill,
         c.now,
     )?;
+    c.dirty(v.is_some() as u64);
     reply_moved(c.out, v);
     Ok(())
 }
@@ -726,6 +741,9 @@ pub(crate) fn mpop_key(
     Ok(Some(out))
 }
 
+/// Elements popped from the key at an index of LMPOP's keys.
+pub(crate) type Popped = (usize, Vec<Vec<u8>>);
+
 /// Tries the keys in order and pops from the first list found: (key index, elements).
 pub(crate) fn mpop_first(
     db: &mut Db,
@@ -733,7 +751,7 @@ pub(crate) fn mpop_first(
     end: End,
     count: usize,
     now: i64,
-) -> Result<Option<(usize, Vec<Vec<u8>>)>, Error> {
+) -> Result<Option<Popped>, Error> {
     for (i, k) in keys.iter().enumerate() {
         if let Some(v) = mpop_key(db, k, end, count, now)? {
             return Ok(Some((i, v)));
@@ -745,10 +763,31 @@ pub(crate) fn mpop_first(
 fn lmpop(c: &mut Ctx, a: &Args) -> CmdResult {
     let p = parse_mpop(a, 1)?;
     match mpop_first(&mut c.db, &p.keys, p.end, p.count, c.now)? {
-        Some((i, elems)) => reply_key_elements(c.out, &p.keys[i], &elems),
+        Some((i, elems)) => {
+            propagate_pop_count(c, p.end, &p.keys[i], elems.len());
+            reply_key_elements(c.out, &p.keys[i], &elems);
+        }
         None => c.out.null_array(),
     }
     Ok(())
+}
+
+/// Counts `n` elements popped from `end` of `key` and propagates them as `LPOP key n` (or
+/// RPOP): what LMPOP and BLMPOP amount to, the count being what was actually popped.
+fn propagate_pop_count(c: &mut Ctx, end: End, key: &[u8], n: usize) {
+    c.dirty(n as u64);
+    if c.recording() {
+        let n = itoa::Buffer::new().format(n).to_owned();
+        c.propagate(&[pop_name(end), key, n.as_bytes()]);
+    }
+}
+
+/// The plain pop from `end`, as blocking and multi-key pops propagate.
+fn pop_name(end: End) -> &'static [u8] {
+    match end {
+        End::Head => b"LPOP",
+        End::Tail => b"RPOP",
+    }
 }
 
 /// `[key, [elements...]]`.
@@ -800,6 +839,9 @@ fn serve_pop_one(c: &mut Ctx, a: &Args, pos: usize, end: End) -> Result<bool, Er
     out.array(2);
     out.bulk(key);
     pop_values(&mut c.db, key, end, 1, c.now, |e| out.bulk(e));
+    // Served at once or when woken, it is the plain pop: `LPOP key` / `RPOP key`.
+    c.dirty(1);
+    c.propagate(&[pop_name(end), key]);
     Ok(true)
 }
 
@@ -833,6 +875,7 @@ fn serve_blmpop(c: &mut Ctx, a: &Args, pos: usize, _: &mut WaitState) -> Result<
     let Some(elems) = mpop_key(&mut c.db, key, p.end, p.count, c.now)? else {
         return Ok(false);
     };
+    propagate_pop_count(c, p.end, key, elems.len());
     reply_key_elements(c.out, key, &elems);
     Ok(true)
 }
@@ -857,7 +900,7 @@ fn move_ends(a: &Args) -> Result<(End, End), Error> {
 }
 
 /// A BLMOVE / BRPOPLPUSH attempt: LMOVE, with the data of both keys' shards at hand.
-fn serve_blmove(c: &mut Ctx, a: &Args, _: usize, _: &mut WaitState) -> Result<bool, Error> {
+fn serve_blmove(c: &mut Ctx, a: &Args, _: usize, state: &mut WaitState) -> Result<bool, Error> {
     let (src, dst) = (a.get(1), a.get(2));
     let (from, to) = move_ends(a)?;
     if write_list(&mut c.db, src, c.now)?.is_none() {
@@ -866,6 +909,8 @@ fn serve_blmove(c: &mut Ctx, a: &Args, _: usize, _: &mut WaitState) -> Result<bo
     let fill = fill_of(c);
     match move_one(&mut c.db, src, dst, from, to, fill, c.now) {
         Ok(Some(v)) => {
+            c.dirty(1);
+            propagate_move(c, a, state.first);
             c.out.bulk(&v);
             Ok(true)
         }
@@ -879,10 +924,49 @@ fn serve_blmove(c: &mut Ctx, a: &Args, _: usize, _: &mut WaitState) -> Result<bo
     }
 }
 
+/// What a served BLMOVE / BRPOPLPUSH propagates: `RPOPLPUSH src dst`, or `LMOVE src dst
+/// <from> <to>` with the directions as sent when served at once (Redis renames the command
+/// it received) and as lowercase `left`/`right` when served on a wake-up (Redis builds that
+/// command afresh).
+fn propagate_move(c: &mut Ctx, a: &Args, first: bool) {
+    let (src, dst) = (a.get(1), a.get(2));
+    if a.len() != 6 {
+        c.propagate(&[b"RPOPLPUSH", src, dst]);
+    } else if first {
+        c.propagate(&[b"LMOVE", src, dst, a.get(3), a.get(4)]);
+    } else {
+        let word = |w: &[u8]| -> &'static [u8] {
+            if w.eq_ignore_ascii_case(b"LEFT") {
+                b"left"
+            } else {
+                b"right"
+            }
+        };
+        c.propagate(&[b"LMOVE", src, dst, word(a.get(3)), word(a.get(4))]);
+    }
+}
+
 async fn blmove_generic(conn: &mut Conn, a: Args<'_>) -> CmdResult {
     // Ends first, then the timeout, as Redis checks them.
     move_ends(&a)?;
     let timeout = blocking::parse_timeout_secs(a.get(a.len() - 1))?;
+    if conn.held.is_some() {
+        // Inside EXEC it never blocks, and with no source it answers what LMOVE would (a
+        // null bulk), not the timeout's null array, as Redis 7.0's `blmoveGenericCommand`.
+        let idx = crate::cmd::table().lookup(a.get(0)).unwrap_or(0);
+        let served = with_keys(conn, idx, &a, |c| {
+            let mut state = WaitState {
+                first: true,
+                ..WaitState::default()
+            };
+            serve_blmove(c, &a, 1, &mut state)
+        })
+        .await?;
+        if !served {
+            conn.out.null();
+        }
+        return Ok(());
+    }
     blocking::run(conn, &a, &[1], timeout, &BLMOVE_OP).await
 }
 

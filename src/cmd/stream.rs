@@ -318,6 +318,151 @@ fn write_stream<'a>(
     }
 }
 
+/// The stream at `key` looked up for writing without counting for WATCH: for the
+/// consumer-group bookkeeping (XGROUP, XSETID, XREADGROUP) that Redis 7.0 does without
+/// `signalModifiedKey`, so that it invalidates no transaction. Marks the key accessed, as
+/// Redis's lookup does.
+fn quiet_stream<'a>(
+    db: &'a mut Db<'_>,
+    key: &[u8],
+    now: i64,
+) -> Result<Option<&'a mut Stream>, Error> {
+    match db.peek(key, now) {
+        None => Ok(None),
+        Some(e) => {
+            e.lru = crate::db::lru_clock(now);
+            match &mut e.value {
+                Value::Stream(s) => Ok(Some(s)),
+                _ => Err(Error::WrongType),
+            }
+        }
+    }
+}
+
+/// The stream at `key` looked up as a read (a keyspace hit or miss, no WATCH signal) but
+/// changed: XACK, XCLAIM and XAUTOCLAIM, which Redis 7.0 runs on a read lookup.
+fn read_stream_mut<'a>(
+    db: &'a mut Db<'_>,
+    key: &[u8],
+    now: i64,
+) -> Result<Option<&'a mut Stream>, Error> {
+    match db.read(key, now) {
+        None => Ok(None),
+        Some(e) => match &mut e.value {
+            Value::Stream(s) => Ok(Some(s)),
+            _ => Err(Error::WrongType),
+        },
+    }
+}
+
+// ---- propagation ----
+
+/// Commands to propagate, built while the stream is borrowed and sent once it is not (the
+/// ops of XCLAIM, XAUTOCLAIM and XREADGROUP, which Redis emits with `alsoPropagate`).
+#[derive(Default)]
+struct Ops {
+    /// Whether ops are recorded at all (else nothing is built).
+    on: bool,
+    list: Vec<Vec<Vec<u8>>>,
+}
+
+impl Ops {
+    fn new(c: &Ctx) -> Ops {
+        Ops {
+            on: c.recording(),
+            list: Vec::new(),
+        }
+    }
+
+    fn push(&mut self, argv: &[&[u8]]) {
+        if self.on {
+            self.list.push(argv.iter().map(|w| w.to_vec()).collect());
+        }
+    }
+
+    /// `XCLAIM key group consumer 0 id TIME ms RETRYCOUNT n FORCE JUSTID LASTID last`: the
+    /// state of pending entry `id` after the command (Redis's `streamPropagateXCLAIM`).
+    fn xclaim(&mut self, key: &[u8], group: &[u8], id: &[u8], nack: &Nack, last: StreamId) {
+        if !self.on {
+            return;
+        }
+        let consumer = nack.consumer.as_deref().unwrap_or_default();
+        let time = itoa::Buffer::new().format(nack.delivery_time).to_owned();
+        let count = itoa::Buffer::new().format(nack.delivery_count).to_owned();
+        let last = last.to_bytes();
+        self.push(&[
+            b"XCLAIM",
+            key,
+            group,
+            consumer,
+            b"0",
+            id,
+            b"TIME",
+            time.as_bytes(),
+            b"RETRYCOUNT",
+            count.as_bytes(),
+            b"FORCE",
+            b"JUSTID",
+            b"LASTID",
+            &last,
+        ]);
+    }
+
+    /// `XGROUP SETID key group last ENTRIESREAD n` (`streamPropagateGroupID`).
+    fn setid(&mut self, key: &[u8], group: &[u8], g: &Group) {
+        if !self.on {
+            return;
+        }
+        let last = g.last_id.to_bytes();
+        let read = itoa::Buffer::new().format(g.entries_read).to_owned();
+        self.push(&[
+            b"XGROUP",
+            b"SETID",
+            key,
+            group,
+            &last,
+            b"ENTRIESREAD",
+            read.as_bytes(),
+        ]);
+    }
+
+    /// Sends the ops, in order, whatever the command counted (Redis's `alsoPropagate`).
+    fn send(self, c: &mut Ctx) {
+        for op in self.list {
+            let argv: Vec<&[u8]> = op.iter().map(Vec::as_slice).collect();
+            c.force_propagate();
+            c.propagate(&argv);
+        }
+    }
+}
+
+/// Propagates the command as sent but for the arguments `replace` names (position, text);
+/// as sent when there are none.
+fn propagate_replacing(c: &mut Ctx, a: &Args, replace: &[(usize, &[u8])]) {
+    if replace.is_empty() || !c.recording() {
+        return;
+    }
+    let mut argv: Vec<&[u8]> = a.iter().collect();
+    for &(i, w) in replace {
+        argv[i] = w;
+    }
+    c.propagate(&argv);
+}
+
+/// What an approximate trim left, as Redis rewrites `~ <n>` into `= <what>`: the stream's
+/// length (MAXLEN) or its first id (MINID), a deleted entry's included, MAX when empty.
+fn trimmed_to(s: &Stream, how: Trim) -> Vec<u8> {
+    match how {
+        Trim::MaxLen(_) => itoa::Buffer::new().format(s.len()).as_bytes().to_vec(),
+        Trim::MinId(_) => s
+            .nodes()
+            .next()
+            .and_then(|n| n.entries().next())
+            .map_or(StreamId::MAX, |e| e.id)
+            .to_bytes(),
+    }
+}
+
 /// The stream at `key`, created empty if absent.
 fn stream_or_create<'a>(db: &'a mut Db<'_>, key: &[u8], now: i64) -> Result<&'a mut Stream, Error> {
     if db.get(key, now).is_none() {
@@ -337,6 +482,8 @@ struct AddTrim {
     id: Option<(StreamId, bool)>,
     /// Index of the id argument (XADD) / end of the options (XTRIM).
     idpos: usize,
+    /// Index of the MAXLEN count / MINID id (after a `~` or `=`), 0 without trimming.
+    trim_at: usize,
 }
 
 /// 7.0's `streamParseAddOrTrimArgsOrReply`.
@@ -348,6 +495,7 @@ fn parse_add_trim(a: &Args, xadd: bool, node_max_entries: usize) -> Result<AddTr
         nomkstream: false,
         id: None,
         idpos: a.len(),
+        trim_at: 0,
     };
     let mut limit_given = false;
     let mut i = 2;
@@ -382,6 +530,7 @@ fn parse_add_trim(a: &Args, xadd: bool, node_max_entries: usize) -> Result<AddTr
                 r.trim = Some(Trim::MinId(parse_strict_id(a.get(i + 1))?));
             }
             i += 1;
+            r.trim_at = i;
         } else if a.is(i, "LIMIT") && more > 0 {
             let n = arg_i64(a.get(i + 1))?;
             if n < 0 {
@@ -480,16 +629,43 @@ fn xadd(c: &mut Ctx, a: &Args) -> CmdResult {
     if let Some(t) = opts.trim {
         s.trim(t, opts.approx, opts.limit);
     }
+    // Propagated with the id it got (unless given whole) and an approximate trim made exact
+    // (`~` becomes `=` and the bound what the stream was left with, trimmed or not).
+    let trimmed = match opts.trim {
+        Some(t) if opts.approx => Some(trimmed_to(s, t)),
+        _ => None,
+    };
+    c.dirty(1);
+    let id_text = id.to_bytes();
+    let mut replace: Vec<(usize, &[u8])> = Vec::new();
+    if let Some(t) = &trimmed {
+        replace.push((opts.trim_at - 1, b"="));
+        replace.push((opts.trim_at, t));
+    }
+    if !matches!(opts.id, Some((_, true))) {
+        replace.push((opts.idpos, &id_text));
+    }
+    propagate_replacing(c, a, &replace);
     Ok(())
 }
 
 fn xtrim(c: &mut Ctx, a: &Args) -> CmdResult {
     let lim = limits(c);
     let opts = parse_add_trim(a, false, lim.max_entries)?;
-    let n = match write_stream(&mut c.db, a.get(1), c.now)? {
-        None => 0,
-        Some(s) => s.trim(opts.trim.ok_or(Error::Syntax)?, opts.approx, opts.limit),
+    let how = opts.trim.ok_or(Error::Syntax)?;
+    let (n, trimmed) = match write_stream(&mut c.db, a.get(1), c.now)? {
+        None => (0, None),
+        Some(s) => {
+            let n = s.trim(how, opts.approx, opts.limit);
+            (n, (n > 0 && opts.approx).then(|| trimmed_to(s, how)))
+        }
     };
+    // Removed entries are the changes; an approximate trim goes out exact (`= <what it
+    // left>`), one that removed nothing not at all.
+    c.dirty(n);
+    if let Some(t) = &trimmed {
+        propagate_replacing(c, a, &[(opts.trim_at - 1, b"="), (opts.trim_at, t)]);
+    }
     c.out.int(n as i64);
     Ok(())
 }
@@ -552,6 +728,7 @@ fn xdel(c: &mut Ctx, a: &Args) -> CmdResult {
         .collect::<Result<Vec<_>, _>>()?;
     let deleted: Vec<StreamId> = ids.into_iter().filter(|&id| s.delete(id)).collect();
     s.after_delete(&deleted);
+    c.dirty(deleted.len() as u64);
     c.out.int(deleted.len() as i64);
     Ok(())
 }
@@ -582,8 +759,8 @@ fn xsetid(c: &mut Ctx, a: &Args) -> CmdResult {
         }
         i += 2;
     }
-    let s = write_stream(&mut c.db, a.get(1), c.now)?.ok_or(Error::NoSuchKey)?;
-    if s.len() > 0 {
+    let s = quiet_stream(&mut c.db, a.get(1), c.now)?.ok_or(Error::NoSuchKey)?;
+    if !s.is_empty() {
         let top = s.edge_id(true).unwrap_or(StreamId::MIN);
         if id < top {
             return Err(Error::msg(
@@ -603,6 +780,7 @@ fn xsetid(c: &mut Ctx, a: &Args) -> CmdResult {
     if !max_del.is_zero() {
         s.max_deleted = max_del;
     }
+    c.dirty(1);
     c.out.ok();
     Ok(())
 }
@@ -666,7 +844,7 @@ fn xgroup_prologue<'a>(
         }
     }
     let key = a.get(2);
-    let s = write_stream(&mut c.db, key, c.now)?;
+    let s = quiet_stream(&mut c.db, key, c.now)?;
     if !g.mkstream {
         let Some(s) = s else {
             return Err(Error::msg("The XGROUP subcommand requires the key to exist. Note that for CREATE you may want to use the MKSTREAM option to create an empty stream automatically."));
@@ -705,6 +883,8 @@ fn xgroup_create(c: &mut Ctx, a: &Args) -> CmdResult {
     }
     s.groups
         .insert(a.get(3).into(), Group::new(id, g.entries_read));
+    // Propagated as sent: `$` is resolved by the replica, against the same stream.
+    c.dirty(1);
     c.out.ok();
     Ok(())
 }
@@ -723,6 +903,7 @@ fn xgroup_setid(c: &mut Ctx, a: &Args) -> CmdResult {
     let group = s.groups.get_mut(a.get(3)).ok_or(Error::NoSuchKey)?;
     group.last_id = id;
     group.entries_read = g.entries_read;
+    c.dirty(1);
     c.out.ok();
     Ok(())
 }
@@ -731,6 +912,7 @@ fn xgroup_destroy(c: &mut Ctx, a: &Args) -> CmdResult {
     let (_, s) = xgroup_prologue(c, a, false, false, false)?;
     let s = s.ok_or(Error::NoSuchKey)?;
     let gone = s.groups.remove(a.get(3)).is_some();
+    c.dirty(gone as u64);
     c.out.int(gone as i64);
     Ok(())
 }
@@ -741,6 +923,7 @@ fn xgroup_createconsumer(c: &mut Ctx, a: &Args) -> CmdResult {
     let s = s.ok_or(Error::NoSuchKey)?;
     let group = s.groups.get_mut(a.get(3)).ok_or(Error::NoSuchKey)?;
     let created = group.create_consumer(a.get(4), now);
+    c.dirty(created as u64);
     c.out.int(created as i64);
     Ok(())
 }
@@ -749,15 +932,16 @@ fn xgroup_delconsumer(c: &mut Ctx, a: &Args) -> CmdResult {
     let (_, s) = xgroup_prologue(c, a, false, false, true)?;
     let s = s.ok_or(Error::NoSuchKey)?;
     let group = s.groups.get_mut(a.get(3)).ok_or(Error::NoSuchKey)?;
-    let pending = group.delete_consumer(a.get(4)).unwrap_or(0);
-    c.out.int(pending as i64);
+    let pending = group.delete_consumer(a.get(4));
+    c.dirty(pending.is_some() as u64);
+    c.out.int(pending.unwrap_or(0) as i64);
     Ok(())
 }
 
 // ---- XACK / XPENDING ----
 
 fn xack(c: &mut Ctx, a: &Args) -> CmdResult {
-    let group = match write_stream(&mut c.db, a.get(1), c.now)? {
+    let group = match read_stream_mut(&mut c.db, a.get(1), c.now)? {
         Some(s) => s.groups.get_mut(a.get(2)),
         None => None,
     };
@@ -770,6 +954,7 @@ fn xack(c: &mut Ctx, a: &Args) -> CmdResult {
         .map(parse_strict_id)
         .collect::<Result<Vec<_>, _>>()?;
     let n = ids.into_iter().filter(|&id| group.ack(id)).count();
+    c.dirty(n as u64);
     c.out.int(n as i64);
     Ok(())
 }
@@ -891,7 +1076,11 @@ fn arg_i64_msg(s: &[u8], msg: &'static str) -> Result<i64, Error> {
 fn xclaim(c: &mut Ctx, a: &Args) -> CmdResult {
     let now = c.now;
     let key = a.get(1);
-    let s = write_stream(&mut c.db, key, now)?;
+    // Never propagated as sent: each claim goes out as the XCLAIM that recreates its state.
+    c.propagate_nothing();
+    let mut ops = Ops::new(c);
+    let mut changes = 0u64;
+    let s = read_stream_mut(&mut c.db, key, now)?;
     let nogroup_err = || {
         nogroup(format!(
             "No such key '{}' or consumer group '{}'",
@@ -949,8 +1138,11 @@ fn xclaim(c: &mut Ctx, a: &Args) -> CmdResult {
         j += 1;
     }
     let mut group = s.groups.remove(a.get(2)).ok_or_else(nogroup_err)?;
+    // A LASTID past the group's goes out as XGROUP SETID, unless an XCLAIM carries it.
+    let mut propagate_last_id = false;
     if last_id > group.last_id {
         group.last_id = last_id;
+        propagate_last_id = true;
     }
     if deliverytime == -1 || deliverytime < 0 || deliverytime > now {
         deliverytime = now;
@@ -958,9 +1150,18 @@ fn xclaim(c: &mut Ctx, a: &Args) -> CmdResult {
     let name = a.get(3);
     let mut claimed = Vec::new();
     let mut consumer_made = false;
-    for id in ids {
+    for (n, id) in ids.into_iter().enumerate() {
+        // The id as the client wrote it, as Redis propagates it.
+        let id_arg = a.get(5 + n);
         let exists = s.contains(id);
         if !exists {
+            // Gone from the stream: its pending entry is dropped, which goes out as an
+            // XCLAIM of the entry as it was (the replica drops it the same way).
+            if let Some(nack) = group.pel.get(&id) {
+                ops.xclaim(key, a.get(2), id_arg, nack, group.last_id);
+                propagate_last_id = false;
+                changes += 1;
+            }
             group.ack(id);
             continue;
         }
@@ -982,10 +1183,12 @@ fn xclaim(c: &mut Ctx, a: &Args) -> CmdResult {
             continue;
         }
         if !consumer_made {
+            changes += !group.consumers.contains_key(name) as u64;
             group.consumer(name, now);
             consumer_made = true;
         }
         group.reassign(id, name);
+        let last = group.last_id;
         let nack = group.pel.get_mut(&id).expect("pending");
         nack.delivery_time = deliverytime;
         if retrycount >= 0 {
@@ -993,7 +1196,14 @@ fn xclaim(c: &mut Ctx, a: &Args) -> CmdResult {
         } else if !justid {
             nack.delivery_count = nack.delivery_count.wrapping_add(1);
         }
+        ops.xclaim(key, a.get(2), id_arg, nack, last);
+        propagate_last_id = false;
+        changes += 1;
         claimed.push(id);
+    }
+    if propagate_last_id {
+        ops.setid(key, a.get(2), &group);
+        changes += 1;
     }
     c.out.array(claimed.len());
     for id in claimed {
@@ -1004,6 +1214,8 @@ fn xclaim(c: &mut Ctx, a: &Args) -> CmdResult {
         }
     }
     s.groups.insert(a.get(2).into(), group);
+    c.dirty(changes);
+    ops.send(c);
     Ok(())
 }
 
@@ -1030,7 +1242,11 @@ fn xautoclaim(c: &mut Ctx, a: &Args) -> CmdResult {
         j += 1;
     }
     let key = a.get(1);
-    let s = write_stream(&mut c.db, key, now)?;
+    // Never propagated as sent: each claim (or dropped entry) goes out as an XCLAIM.
+    c.propagate_nothing();
+    let mut ops = Ops::new(c);
+    let mut changes = 0u64;
+    let s = read_stream_mut(&mut c.db, key, now)?;
     let nogroup_err = || {
         nogroup(format!(
             "No such key '{}' or consumer group '{}'",
@@ -1065,6 +1281,12 @@ fn xautoclaim(c: &mut Ctx, a: &Args) -> CmdResult {
         };
         let last_possible = id == StreamId::MAX;
         if !s.contains(id) {
+            // Gone from the stream: dropped, which goes out as an XCLAIM of the entry as it
+            // was (its old owner, time and count).
+            if let Some(nack) = group.pel.get(&id) {
+                ops.xclaim(key, a.get(2), &id.to_bytes(), nack, group.last_id);
+            }
+            changes += 1;
             group.ack(id);
             deleted.push(id);
             count -= 1;
@@ -1072,15 +1294,19 @@ fn xautoclaim(c: &mut Ctx, a: &Args) -> CmdResult {
             let nack = group.pel.get(&id).expect("pending");
             if minidle == 0 || now.wrapping_sub(nack.delivery_time) >= minidle {
                 if !consumer_made {
+                    changes += !group.consumers.contains_key(name) as u64;
                     group.consumer(name, now);
                     consumer_made = true;
                 }
                 group.reassign(id, name);
+                let last = group.last_id;
                 let nack = group.pel.get_mut(&id).expect("pending");
                 nack.delivery_time = now;
                 if !justid {
                     nack.delivery_count = nack.delivery_count.wrapping_add(1);
                 }
+                ops.xclaim(key, a.get(2), &id.to_bytes(), nack, last);
+                changes += 1;
                 claimed.push(id);
                 count -= 1;
             }
@@ -1105,6 +1331,8 @@ fn xautoclaim(c: &mut Ctx, a: &Args) -> CmdResult {
         reply_id(out, id);
     }
     s.groups.insert(a.get(2).into(), group);
+    c.dirty(changes);
+    ops.send(c);
     Ok(())
 }
 
@@ -1322,6 +1550,8 @@ pub struct ReadReq {
     /// A blocked reader being woken: 7.0 then serves whenever the stream's last id (not its
     /// last live entry) passed the one awaited, even with nothing left to return.
     pub woken: bool,
+    /// Served as a blocked reader (registering or woken), not by the command itself.
+    pub blocked: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -1362,7 +1592,7 @@ fn parse_read(a: &Args, xreadgroup: bool) -> Result<ReadArgs, Error> {
         } else if a.is(i, "STREAMS") && more > 0 {
             r.streams_at = i + 1;
             let n = a.len() - r.streams_at;
-            if n % 2 != 0 {
+            if !n.is_multiple_of(2) {
                 return Err(Error::msg("Unbalanced XREAD list of streams: for each stream key an ID or '$' must be specified."));
             }
             r.n = n / 2;
@@ -1423,20 +1653,19 @@ fn has_new(s: &Stream, after: StreamId, woken: bool) -> bool {
     if woken {
         s.last_id > after
     } else {
-        s.len() > 0 && s.edge_id(true).is_some_and(|top| top > after)
+        !s.is_empty() && s.edge_id(true).is_some_and(|top| top > after)
     }
 }
 
 /// Serves one stream of an XREAD(GROUP) if it has something to give: the reply element
 /// (`[key, entries]`, or `key` then entries as a RESP3 map pair). Errors only if the group
-/// vanished since the first pass.
-pub fn serve_read(
-    db: &mut Db,
-    key: &[u8],
-    req: &ReadReq,
-    now: i64,
-) -> Result<Option<Vec<u8>>, Error> {
-    let Some(s) = write_stream(db, key, now)? else {
+/// vanished since the first pass. A group read propagates what it did to the group as
+/// Redis 7.0 does (an XCLAIM per entry delivered; with NOACK the consumer's creation and an
+/// XGROUP SETID), never the command itself.
+fn serve_read(c: &mut Ctx, key: &[u8], req: &ReadReq) -> Result<Option<Vec<u8>>, Error> {
+    let now = c.now;
+    let mut ops = Ops::new(c);
+    let Some(s) = quiet_stream(&mut c.db, key, now)? else {
         return Ok(None);
     };
     let mut out = Reply {
@@ -1466,8 +1695,17 @@ pub fn serve_read(
             lossy(&g.group)
         )));
     };
-    let result = serve_group(s, &mut group, req, g, after, now, &mut out, head);
+    let new_consumer = !group.consumers.contains_key(g.consumer.as_slice());
+    let result = serve_group(
+        s, &mut group, req, g, after, now, &mut out, head, &mut ops, key,
+    );
     s.groups.insert(g.group.as_slice().into(), group);
+    if result {
+        // The consumer's creation is a change, and so is serving the command (Redis counts
+        // that for a reader served at once, not for a blocked one).
+        c.dirty(new_consumer as u64 + !req.blocked as u64);
+    }
+    ops.send(c);
     Ok(result.then_some(out.buf))
 }
 
@@ -1481,11 +1719,20 @@ fn serve_group(
     now: i64,
     out: &mut Reply,
     head: impl Fn(&mut Reply),
+    ops: &mut Ops,
+    key: &[u8],
 ) -> bool {
+    // A consumer created with NOACK goes out on its own (no XCLAIM will create it).
+    let make_consumer = |group: &mut Group, ops: &mut Ops| {
+        if g.noack && !group.consumers.contains_key(g.consumer.as_slice()) {
+            ops.push(&[b"XGROUP", b"CREATECONSUMER", key, &g.group, &g.consumer]);
+        }
+        group.consumer(&g.consumer, now);
+    };
     if after != StreamId::MAX {
         // History: this consumer's own pending entries after `after`.
         head(out);
-        group.consumer(&g.consumer, now);
+        make_consumer(group, ops);
         let start = after.incr().unwrap_or(StreamId::MAX);
         let ids: Vec<StreamId> = group.consumers[g.consumer.as_slice()]
             .pel
@@ -1520,11 +1767,13 @@ fn serve_group(
         return false;
     }
     head(out);
-    group.consumer(&g.consumer, now);
+    make_consumer(group, ops);
     let start = group.last_id.incr().unwrap_or(StreamId::MAX);
     let entries = s.collect(start, StreamId::MAX, false, req.count);
     out.array(entries.len());
+    let mut advanced = false;
     for (id, fields) in entries {
+        advanced |= id > group.last_id;
         s.advance_group(group, id);
         out.array(2);
         reply_id(out, id);
@@ -1534,7 +1783,15 @@ fn serve_group(
         }
         if !g.noack {
             group.deliver(id, &g.consumer, now);
+            // The delivery, with the group's last id after it.
+            if let Some(nack) = group.pel.get(&id) {
+                ops.xclaim(key, &g.group, &id.to_bytes(), nack, group.last_id);
+            }
         }
+    }
+    if g.noack && advanced {
+        // No pending entries to carry it: the group's new last id goes out by itself.
+        ops.setid(key, &g.group, group);
     }
     true
 }
@@ -1596,6 +1853,7 @@ fn plan_read(
             }),
             resp3,
             woken: false,
+            blocked: false,
         });
     }
     Ok(reqs)
@@ -1636,7 +1894,7 @@ async fn read_generic(conn: &mut Conn, a: Args<'_>, xreadgroup: bool) -> CmdResu
         let reqs = plan_read(&a, &r, xreadgroup, &states, resp3)?;
         let mut served = Vec::with_capacity(r.n);
         for (i, q) in reqs.iter().enumerate() {
-            served.push(serve_read(&mut c.db, a.get(r.streams_at + i), q, c.now)?);
+            served.push(serve_read(c, a.get(r.streams_at + i), q)?);
         }
         Ok((reqs, served))
     })
@@ -1706,6 +1964,7 @@ fn serve_blocked(
         }),
         resp3: c.out.resp3,
         woken: !registering,
+        blocked: true,
     };
     let key = a.get(key_pos);
     if let Some(g) = &req.group {
@@ -1726,7 +1985,7 @@ fn serve_blocked(
             }
         }
     }
-    match serve_read(&mut c.db, key, &req, c.now)? {
+    match serve_read(c, key, &req)? {
         Some(bytes) => {
             read_reply_head(c.out, 1);
             c.out.raw(&bytes);

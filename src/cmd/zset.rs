@@ -181,15 +181,32 @@ fn write_zset<'a>(db: &'a mut Db<'_>, key: &[u8], now: i64) -> Result<Option<&'a
 }
 
 /// Stores a computed sorted set under `dst` (replacing any value and TTL), or deletes `dst`
-/// when it is empty, as Redis's *STORE commands do. Returns the stored cardinality.
-fn store_result(db: &mut Db, dst: &[u8], z: ZSet, now: i64) -> i64 {
+/// when it is empty, as Redis's *STORE commands do. Returns the stored cardinality. One
+/// change, unless an empty result met no `dst` to delete (then nothing propagates).
+fn store_result(c: &mut Ctx, dst: &[u8], z: ZSet) -> i64 {
     if z.is_empty() {
-        db.delete(dst, now);
+        let deleted = c.db.delete(dst, c.now);
+        c.dirty(deleted as u64);
         return 0;
     }
     let n = z.len() as i64;
-    db.set(dst, Value::ZSet(z), NO_EXPIRE, now);
+    c.db.set(dst, Value::ZSet(z), NO_EXPIRE, c.now);
+    c.dirty(1);
     n
+}
+
+/// Counts `n` members popped from `key` and propagates them as `ZPOPMIN key [n]` (or
+/// ZPOPMAX): what BZPOPMIN/BZPOPMAX (no count), ZMPOP and BZMPOP (the count actually popped)
+/// amount to.
+fn propagate_zpop(c: &mut Ctx, key: &[u8], max: bool, n: usize, with_count: bool) {
+    c.dirty(n as u64);
+    let name: &[u8] = if max { b"ZPOPMAX" } else { b"ZPOPMIN" };
+    if !with_count {
+        c.propagate(&[name, key]);
+    } else if c.recording() {
+        let n = itoa::Buffer::new().format(n).to_owned();
+        c.propagate(&[name, key, n.as_bytes()]);
+    }
 }
 
 /// C's `strtod` over `arg` read as a C string (up to its first NUL): the value and whether
@@ -408,6 +425,9 @@ fn zadd_generic(c: &mut Ctx, a: &Args, mut f: AddFlags) -> CmdResult {
     if nan {
         return Err(Error::msg("resulting score is not a number (NaN)"));
     }
+    // Members added or whose score changed: a ZADD or ZINCRBY that left every score as it
+    // was (same score, NX/XX/GT/LT refused, INCR by 0) propagates nothing.
+    c.dirty((added + updated) as u64);
     if f.incr {
         if processed > 0 {
             c.out.double(last);
@@ -451,6 +471,7 @@ fn zrem(c: &mut Ctx, a: &Args) -> CmdResult {
     if z.is_empty() {
         c.db.remove(key);
     }
+    c.dirty(removed as u64);
     c.out.int(removed);
     Ok(())
 }
@@ -710,7 +731,7 @@ fn zrangestore(c: &mut Ctx, a: &Args) -> CmdResult {
     let spec = parse_range(a, 2, true, None, None)?;
     let pairs = range_for_store(&mut c.db, a.get(2), &spec, c.now)?;
     let z = ZSet::from_pairs(pairs, limits(c));
-    let n = store_result(&mut c.db, a.get(1), z, c.now);
+    let n = store_result(c, a.get(1), z);
     c.out.int(n);
     Ok(())
 }
@@ -753,6 +774,7 @@ fn zremrange(c: &mut Ctx, a: &Args, ty: RangeType) -> CmdResult {
     if z.is_empty() {
         c.db.remove(key);
     }
+    c.dirty(n as u64);
     c.out.int(n as i64);
     Ok(())
 }
@@ -812,6 +834,8 @@ fn zpop(c: &mut Ctx, a: &Args, max: bool) -> CmdResult {
         return Ok(());
     }
     let popped = pop_from(&mut c.db, key, count.unwrap_or(1) as usize, max, c.now);
+    // Propagated as sent.
+    c.dirty(popped.len() as u64);
     // RESP3 nests pairs when a count was given; a plain pop stays flat.
     let nested = c.out.resp3 && count.is_some();
     c.out.array(if nested {
@@ -911,6 +935,7 @@ fn zmpop(c: &mut Ctx, a: &Args) -> CmdResult {
     // The first key that exists is popped from, as Redis looks them up in order.
     for key in &keys {
         if let Some(pairs) = zmpop_one(&mut c.db, key, count, max, c.now)? {
+            propagate_zpop(c, key, max, pairs.len(), true);
             reply_keyed_pairs(c.out, key, &pairs);
             return Ok(());
         }
@@ -933,6 +958,7 @@ fn serve_bzpop(c: &mut Ctx, a: &Args, pos: usize, max: bool) -> Result<bool, Err
     let Some(popped) = serve_pop(c, key, 1, max)? else {
         return Ok(false);
     };
+    propagate_zpop(c, key, max, popped.len(), false);
     c.out.array(1 + 2 * popped.len());
     c.out.bulk(key);
     for (m, s) in &popped {
@@ -977,6 +1003,7 @@ fn serve_bzmpop(c: &mut Ctx, a: &Args, pos: usize, _: &mut WaitState) -> Result<
     let Some(popped) = serve_pop(c, key, count, max)? else {
         return Ok(false);
     };
+    propagate_zpop(c, key, max, popped.len(), true);
     reply_keyed_pairs(c.out, key, &popped);
     Ok(true)
 }
@@ -1353,7 +1380,7 @@ fn algebra(c: &mut Ctx, a: &Args, k: Kind) -> CmdResult {
     match computed {
         Computed::Count(n) => c.out.int(n as i64),
         Computed::Pairs(p) if k.store => {
-            let n = store_result(&mut c.db, a.get(1), ZSet::from_pairs(p, lim), c.now);
+            let n = store_result(c, a.get(1), ZSet::from_pairs(p, lim));
             c.out.int(n);
         }
         Computed::Pairs(p) => reply_pairs(c.out, p.iter().map(|(m, s)| (&m[..], *s)), withscores),
