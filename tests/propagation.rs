@@ -232,7 +232,7 @@ fn cases() -> Vec<(&'static str, Vec<&'static str>)> {
                 "SET s:nx3 y NX EX 50",
             ],
         ),
-        ("set_past_pxat", vec!["SET s:pp v PXAT 1000"]),
+        ("set_past_pxat", vec!["SET s:pp v PXAT 1000", "~300"]),
         ("set_error", vec!["SET s:e v EX 0"]),
         (
             "setex_psetex",

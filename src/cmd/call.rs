@@ -46,6 +46,9 @@ struct Effects {
     /// The command touched databases besides the selected one (MOVE, COPY DB, SWAPDB,
     /// FLUSHALL): `call()` settles all of them.
     all_dbs: bool,
+    /// The keys looked up for writing count as modified for WATCH even without a change
+    /// (Redis's handlers that call `signalModifiedKey` unconditionally, as LTRIM).
+    signal: bool,
     recording: bool,
     ops: Vec<Op>,
 }
@@ -93,6 +96,12 @@ impl<'a> Ctx<'a> {
     /// Whether propagated ops are being recorded (handlers may skip building them).
     pub fn recording(&self) -> bool {
         self.effects.recording
+    }
+
+    /// The keys this command looked up for writing are signalled to their watchers even if
+    /// it counted no change, as Redis does for a few commands (LTRIM).
+    pub fn signal_watchers(&mut self) {
+        self.effects.signal = true;
     }
 
     /// Marks that the command changed databases other than the selected one.
@@ -175,18 +184,19 @@ pub fn run_body<R>(
 /// After a command: WATCH signals, and its effect on the unit.
 fn settle(x: &mut Exec<'_>, effects: &Effects, args: &Args<'_>) {
     let changed = effects.dirty > 0;
+    let signal = changed || effects.signal;
     let db = x.db;
     let unit = &mut *x.unit;
     for data in x.parts.each() {
         if effects.all_dbs {
             for (i, ks) in data.dbs().iter_mut().enumerate() {
                 expired_to_unit(ks, i, unit, effects.recording);
-                ks.settle_touched(changed);
+                ks.settle_touched(signal);
             }
         } else {
             let ks = data.db(db);
             expired_to_unit(ks, db, unit, effects.recording);
-            ks.settle_touched(changed);
+            ks.settle_touched(signal);
         }
     }
     if !effects.recording || !(changed || effects.force) {

@@ -558,12 +558,14 @@ fn ltrim(c: &mut Ctx, a: &Args) -> CmdResult {
                 l.remove_range(0, s, fill);
             }
         }
-        // One change per element removed: a trim that keeps everything propagates nothing.
+        // One change per element removed: a trim that keeps everything propagates nothing,
+        // but its key is signalled to watchers all the same, as Redis does.
         let removed = len - l.len();
         if l.is_empty() {
             c.db.remove(key);
         }
         c.dirty(removed as u64);
+        c.signal_watchers();
     }
     c.out.ok();
     Ok(())
