@@ -771,6 +771,191 @@ fn cases() -> Vec<(&'static str, Vec<&'static str>)> {
             ],
         ),
         (
+            "sadd_srem",
+            vec![
+                "SADD st:a a b c",
+                "SADD st:a a d",
+                "SADD st:a a",
+                "sadd st:a e",
+                "SREM st:a a zz",
+                "SREM st:a zz",
+                "SREM st:missing a",
+                "srem st:a b",
+                "SREM st:a c d e zz",
+                "SADD st:i 1 2 3",
+                "SREM st:i 2 4",
+                "SMEMBERS st:i",
+                "SISMEMBER st:i 1",
+                "SMISMEMBER st:i 1 2",
+                "SCARD st:i",
+                "SSCAN st:i 0",
+                "SRANDMEMBER st:i",
+                "SRANDMEMBER st:i -5",
+                "SINTERCARD 1 st:i LIMIT 1",
+                "SINTER st:i st:missing",
+                "SUNION st:i st:missing",
+                "SDIFF st:i st:missing",
+            ],
+        ),
+        (
+            "spop_forms",
+            vec![
+                "SADD sp:one a",
+                "SPOP sp:one",
+                "SADD sp:int 5",
+                "spop sp:int",
+                "SADD sp:c a b c",
+                "SPOP sp:c 3",
+                "SADD sp:d 1 2",
+                "spop sp:d 9",
+                "SADD sp:e a",
+                "SPOP sp:e 1",
+                "SPOP sp:missing",
+                "SPOP sp:missing 2",
+                "SADD sp:z a b",
+                "SPOP sp:z 0",
+                "SPOP sp:z -1",
+                "SPOP sp:z x",
+                "SPOP sp:z 1 2",
+            ],
+        ),
+        (
+            // The members popped are random: `masked` hides SREM's member (see `mask`).
+            "spop_random_masked",
+            vec![
+                "SADD sr:a a b c d e f",
+                "SPOP sr:a 2",
+                "SPOP sr:a",
+                "SADD sr:b 1 2 3 4 5 6",
+                "SPOP sr:b 5",
+                "SADD sr:c a b c d e f g h i j k l m n o p q r s t",
+                "SPOP sr:c 15",
+                "MULTI",
+                "SADD sr:d a b c d e f",
+                "SPOP sr:d 2",
+                "SPOP sr:d",
+                "EXEC",
+            ],
+        ),
+        (
+            // sm:a, sm:b and sm:c live on different shards.
+            "smove_forms",
+            vec![
+                "SADD sm:a x y w",
+                "SADD sm:b y",
+                "SMOVE sm:a sm:b x",
+                "SMOVE sm:a sm:b y",
+                "SMOVE sm:a sm:b zz",
+                "SMOVE sm:missing sm:b x",
+                "SMOVE sm:b sm:b x",
+                "SMOVE sm:b sm:b zz",
+                "smove sm:a sm:c w",
+                "SET sm:str v",
+                "SMOVE sm:str sm:b x",
+                "SMOVE sm:b sm:str x",
+                "SMOVE sm:missing sm:str x",
+            ],
+        ),
+        (
+            // ss:a (shard 0), ss:b (2), ss:j (1): the algebra across shards.
+            "set_store_forms",
+            vec![
+                "SADD ss:a 1 2 3",
+                "SADD ss:b 3 4",
+                "SADD ss:j 3 9",
+                "SINTERSTORE ss:i ss:a ss:b ss:j",
+                "SINTERSTORE ss:i ss:a ss:missing",
+                "SINTERSTORE ss:i ss:a ss:missing",
+                "SINTERSTORE ss:i ss:a ss:j ss:b",
+                "SINTERSTORE ss:i ss:a ss:j 4",
+                "SINTERSTORE ss:i ss:a ss:j 4",
+                "SUNIONSTORE ss:u ss:a ss:b ss:j",
+                "SUNIONSTORE ss:u ss:m1 ss:m2",
+                "SUNIONSTORE ss:u ss:m1 ss:m2",
+                "SDIFFSTORE ss:d ss:a ss:b",
+                "SDIFFSTORE ss:d ss:a ss:a",
+                "SDIFFSTORE ss:d ss:a ss:a",
+                "SDIFFSTORE ss:d ss:missing ss:a",
+                "sinterstore ss:a ss:a ss:j",
+                "SET ss:k v",
+                "SUNIONSTORE ss:k ss:j",
+                "SET ss:str v",
+                "SINTERSTORE ss:e ss:j ss:str",
+                "SUNIONSTORE ss:e ss:str ss:j",
+                "SDIFFSTORE ss:e ss:j ss:str",
+                "SINTERSTORE ss:e ss:missing ss:str",
+            ],
+        ),
+        (
+            // A destination whose time has passed but is still stored: Redis's `dbDelete`
+            // removes it without an expiry check and counts it; `setKey` expires it first.
+            "set_store_expired_dest",
+            vec![
+                "DEBUG SET-ACTIVE-EXPIRE 0",
+                "SADD se:d x",
+                "PEXPIRE se:d 10",
+                "SADD se:e x",
+                "PEXPIRE se:e 10",
+                "SADD se:src a",
+                "~50",
+                "SINTERSTORE se:d se:m1 se:src",
+                "SUNIONSTORE se:e se:src",
+                "DEBUG SET-ACTIVE-EXPIRE 1",
+            ],
+        ),
+        (
+            "set_multi",
+            vec![
+                "MULTI",
+                "SADD sq:a a b c",
+                "SREM sq:a zz",
+                "SMOVE sq:a sq:b a",
+                "SPOP sq:a 5",
+                "SINTERSTORE sq:c sq:b sq:b",
+                "SRANDMEMBER sq:b",
+                "EXEC",
+                "MULTI",
+                "SADD sq:b a",
+                "SPOP sq:b 0",
+                "EXEC",
+            ],
+        ),
+        (
+            // WATCH decides whether EXEC runs: only a counted change touches a watched key.
+            "set_watch",
+            vec![
+                "SADD sw:a x",
+                "WATCH sw:a",
+                "1> SADD sw:a x",
+                "1<",
+                "MULTI",
+                "SET sw:r1 1",
+                "EXEC",
+                "SADD sw:dst y",
+                "SADD sw:src y z",
+                "WATCH sw:dst",
+                "1> SMOVE sw:src sw:dst y",
+                "1<",
+                "MULTI",
+                "SET sw:r2 1",
+                "EXEC",
+                "WATCH sw:src",
+                "1> SPOP sw:src 0",
+                "1<",
+                "1> SRANDMEMBER sw:src",
+                "1<",
+                "MULTI",
+                "SET sw:r3 1",
+                "EXEC",
+                "WATCH sw:dst",
+                "1> SMOVE sw:src sw:dst z",
+                "1<",
+                "MULTI",
+                "SET sw:r4 1",
+                "EXEC",
+            ],
+        ),
+        (
             "zset_writes",
             vec![
                 "ZADD za:a 1 m",
@@ -968,6 +1153,85 @@ fn cases() -> Vec<(&'static str, Vec<&'static str>)> {
             ],
         ),
         (
+            "hash_forms",
+            vec![
+                "HSET hs:a f v g w",
+                "HSET hs:a f v",
+                "hset hs:a f v2",
+                "HMSET hs:a f v",
+                "hmset hs:a f v g w",
+                "HSET hs:a f",
+                "HSETNX hs:a f x",
+                "HSETNX hs:new f x",
+                "hsetnx hs:new g x",
+                "HDEL hs:a zz",
+                "HDEL hs:missing f",
+                "HDEL hs:a f zz",
+                "hdel hs:a g",
+                "HINCRBY hs:n c 5",
+                "HINCRBY hs:n c 0",
+                "hincrby hs:n c -7",
+                "HSET hs:n s abc",
+                "HINCRBY hs:n s 1",
+                "HINCRBY hs:n c -9223372036854775807",
+                "HINCRBY hs:n c x",
+                "HRANDFIELD hs:n",
+                "HRANDFIELD hs:n 2 WITHVALUES",
+                "HRANDFIELD hs:n -3",
+                "HGETALL hs:n",
+                "HSCAN hs:n 0",
+                "HEXISTS hs:n c",
+                "HSTRLEN hs:n c",
+            ],
+        ),
+        (
+            "hincrbyfloat_forms",
+            vec![
+                "HINCRBYFLOAT hs:fl x 1.5",
+                "HINCRBYFLOAT hs:fl x 2.0e1",
+                "hincrbyfloat hs:fl x -21.5",
+                "HINCRBYFLOAT hs:fl x 0",
+                "HINCRBYFLOAT hs:fl z 0.1",
+                "HINCRBYFLOAT hs:fl z 0.2",
+                "HINCRBYFLOAT hs:fl i 3",
+                "HINCRBYFLOAT hs:fl x abc",
+                "HINCRBYFLOAT hs:fl x inf",
+                "HSET hs:fl s abc",
+                "HINCRBYFLOAT hs:fl s 1",
+                "HSET hs:fl n 10",
+                "HINCRBYFLOAT hs:fl n 5",
+            ],
+        ),
+        (
+            "hash_wrongtype",
+            vec![
+                "SET hw:s v",
+                "HSET hw:s f v",
+                "HMSET hw:s f v",
+                "HSETNX hw:s f v",
+                "HDEL hw:s f",
+                "HINCRBY hw:s f 1",
+                "HINCRBYFLOAT hw:s f 1",
+                "HRANDFIELD hw:s",
+            ],
+        ),
+        (
+            "hash_multi",
+            vec![
+                "MULTI",
+                "HSET hq:a f 1",
+                "HINCRBYFLOAT hq:a f 1.5",
+                "HDEL hq:a zz",
+                "HSETNX hq:a f 2",
+                "HINCRBY hq:a g 1",
+                "EXEC",
+                "MULTI",
+                "HSETNX hq:a f 3",
+                "HRANDFIELD hq:a",
+                "EXEC",
+            ],
+        ),
+        (
             "hll",
             vec![
                 "PFADD hll:a x y",
@@ -981,12 +1245,193 @@ fn cases() -> Vec<(&'static str, Vec<&'static str>)> {
             ],
         ),
         (
+            // hl:a (shard 2), hl:b (1), hl:m (1), hl:m2 (0), hl:c (0).
+            "hll_forms",
+            vec![
+                "PFADD hl:a",
+                "PFADD hl:a",
+                "PFADD hl:a a b c",
+                "pfadd hl:a a",
+                "PFCOUNT hl:a",
+                "PFCOUNT hl:a",
+                "PFCOUNT hl:missing",
+                "pfadd hl:a d",
+                "pfcount hl:a",
+                "PFADD hl:b x",
+                "PFCOUNT hl:a hl:b",
+                "PFCOUNT hl:b hl:missing",
+                "PFMERGE hl:m hl:a hl:b",
+                "PFMERGE hl:m hl:a",
+                "PFCOUNT hl:m",
+                "PFMERGE hl:m2",
+                "pfmerge hl:m2",
+                "PFMERGE hl:c hl:m hl:missing hl:b",
+                "SET hl:s notanhll",
+                "PFADD hl:s a",
+                "PFCOUNT hl:s",
+                "PFCOUNT hl:a hl:s",
+                "PFMERGE hl:x hl:a hl:s",
+                "PFMERGE hl:s hl:a",
+                "SADD hl:set a",
+                "PFADD hl:set a",
+                "PFCOUNT hl:set",
+                "PFMERGE hl:set hl:a",
+            ],
+        ),
+        (
+            "pfdebug",
+            vec![
+                "PFADD hd:a x",
+                "PFDEBUG ENCODING hd:a",
+                "PFDEBUG DECODE hd:a",
+                "PFDEBUG TODENSE hd:a",
+                "PFDEBUG TODENSE hd:a",
+                "PFDEBUG DECODE hd:a",
+                "PFADD hd:b y",
+                "pfdebug getreg hd:b",
+                "PFDEBUG GETREG hd:b",
+                "PFDEBUG FOO hd:b",
+                "PFDEBUG TODENSE hd:missing",
+                "PFMERGE hd:c hd:a",
+                "PFDEBUG TODENSE hd:c",
+            ],
+        ),
+        (
+            "hll_multi_watch",
+            vec![
+                "MULTI",
+                "PFADD hq:x a",
+                "PFCOUNT hq:x",
+                "PFCOUNT hq:x",
+                "PFADD hq:x a",
+                "EXEC",
+                "PFADD hq:y a",
+                "WATCH hq:y",
+                "1> PFCOUNT hq:y",
+                "1<",
+                "MULTI",
+                "SET hq:r1 1",
+                "EXEC",
+                "PFADD hq:z a",
+                "WATCH hq:z",
+                "1> PFDEBUG TODENSE hq:z",
+                "1<",
+                "MULTI",
+                "SET hq:r2 1",
+                "EXEC",
+            ],
+        ),
+        (
             "bitfield",
             vec![
                 "BITFIELD bf:k INCRBY u8 0 1",
                 "BITFIELD bf:k GET u8 0",
                 "SET bo:a abc",
                 "BITOP NOT bo:b bo:a",
+            ],
+        ),
+        (
+            "setbit_forms",
+            vec![
+                "SETBIT bs:a 7 1",
+                "SETBIT bs:a 7 1",
+                "setbit bs:a 7 0",
+                "SETBIT bs:a 0 0",
+                "SETBIT bs:a 100 0",
+                "SETBIT bs:b 0 0",
+                "SETBIT bs:a 1 2",
+                "SETBIT bs:a -1 1",
+                "SET bs:i 12",
+                "SETBIT bs:i 0 0",
+                "SETBIT bs:i 2 1",
+                "SETBIT bs:i 0 1",
+                "HSET bs:h f v",
+                "SETBIT bs:h 0 1",
+                "GETBIT bs:a 7",
+                "BITCOUNT bs:a",
+                "BITPOS bs:a 1",
+            ],
+        ),
+        (
+            "bitfield_forms",
+            vec![
+                "BITFIELD bf:a SET u8 0 5",
+                "BITFIELD bf:a SET u8 0 5",
+                "BITFIELD bf:a INCRBY u8 0 0",
+                "BITFIELD bf:a GET u8 0 SET u8 0 5",
+                "bitfield bf:a SET u8 8 0",
+                "BITFIELD bf:a OVERFLOW FAIL INCRBY u8 0 255",
+                "BITFIELD bf:n OVERFLOW FAIL INCRBY u2 0 7",
+                "BITFIELD bf:n OVERFLOW FAIL INCRBY u2 0 7",
+                "BITFIELD bf:a INCRBY i8 0 1 INCRBY i8 0 -1",
+                "BITFIELD bf:a OVERFLOW FAIL INCRBY u8 0 255 SET u8 0 6",
+                "BITFIELD bf:a SET i8 0 300",
+                "BITFIELD bf:a SET i8 0 300",
+                "BITFIELD bf:a OVERFLOW SAT INCRBY i8 0 100 INCRBY i8 0 100",
+                "BITFIELD bf:a",
+                "BITFIELD bf:a GET u8 0 GET i4 4",
+                "BITFIELD_RO bf:a GET u8 0",
+                "BITFIELD bf:missing GET u8 0",
+                "BITFIELD bf:a SET u8 0",
+                "BITFIELD bf:a SET u64 0 1",
+                "SADD bf:set a",
+                "BITFIELD bf:set SET u8 0 1",
+            ],
+        ),
+        (
+            // bt:a (shard 2), bt:b (0), bt:g (1), bt:e (1).
+            "bitop_forms",
+            vec![
+                "SET bt:a abc",
+                "SET bt:b xy",
+                "BITOP AND bt:d bt:a bt:b",
+                "BITOP OR bt:d bt:a bt:b bt:g",
+                "BITOP XOR bt:d bt:a bt:missing",
+                "bitop not bt:d bt:a",
+                "BITOP AND bt:d bt:m1 bt:m2",
+                "BITOP AND bt:d bt:m1 bt:m2",
+                "BITOP NOT bt:e bt:a bt:b",
+                "BITOP FOO bt:e bt:a",
+                "SADD bt:set a",
+                "BITOP OR bt:e bt:a bt:set",
+                "BITOP OR bt:a bt:a bt:b",
+                "BITOP OR bt:set bt:a",
+                "SET bt:empty \"\"",
+                "BITOP OR bt:e bt:empty",
+                "SET bt:e x",
+                "BITOP OR bt:e bt:empty",
+            ],
+        ),
+        (
+            "bitop_expired_dest",
+            vec![
+                "DEBUG SET-ACTIVE-EXPIRE 0",
+                "SET be:d x PX 10",
+                "SET be:e x PX 10",
+                "SET be:src a",
+                "~50",
+                "BITOP OR be:d be:m1",
+                "BITOP OR be:e be:src",
+                "DEBUG SET-ACTIVE-EXPIRE 1",
+            ],
+        ),
+        (
+            "bits_multi_watch",
+            vec![
+                "MULTI",
+                "SETBIT bq:a 1 1",
+                "SETBIT bq:a 1 1",
+                "BITFIELD bq:a GET u8 0",
+                "BITOP NOT bq:b bq:a",
+                "EXEC",
+                "WATCH bq:a",
+                "1> SETBIT bq:a 1 1",
+                "1<",
+                "1> BITFIELD bq:a SET u8 0 64",
+                "1<",
+                "MULTI",
+                "SET bq:r1 1",
+                "EXEC",
             ],
         ),
         // §7 streams
@@ -1451,14 +1896,20 @@ fn every_write_propagates_as_stock_redis_does() {
     let quiet = Duration::from_millis(150);
     let mut failures = Vec::new();
     let mut checked = 0;
-    for (name, steps) in cases() {
+    // PROPAGATION_CASES=a,b runs only the cases whose names contain `a` or `b`.
+    let only = std::env::var("PROPAGATION_CASES").ok();
+    let picked = |name: &str| {
+        only.as_deref()
+            .is_none_or(|o| o.split(',').any(|p| name.contains(p)))
+    };
+    for (name, steps) in cases().into_iter().filter(|(n, _)| picked(n)) {
         let t0 = now_ms();
         let started = Instant::now();
         let (mut a, mut b) = (Vec::new(), Vec::new());
         for step in &steps {
             run_step(&mut a, stock.port, step);
         }
-        let want = normalize(&tap.take(quiet), t0);
+        let want = mask(name, normalize(&tap.take(quiet), t0));
         let t1 = now_ms();
         for step in &steps {
             run_step(&mut b, ours.port, step);
@@ -1466,7 +1917,7 @@ fn every_write_propagates_as_stock_redis_does() {
         // What the active expire cycle does meanwhile is part of the case, as for stock.
         std::thread::sleep(quiet);
         let reply = control.call(&[b"DEBUG", b"JOURNAL", b"READ"]);
-        let got = normalize(&bulk_payload(&reply), t1);
+        let got = mask(name, normalize(&bulk_payload(&reply), t1));
         checked += 1;
         if got != want {
             failures.push(format!(
@@ -1477,13 +1928,28 @@ fn every_write_propagates_as_stock_redis_does() {
             ));
         }
     }
-    assert!(checked > 50);
+    assert!(checked > 50 || only.is_some());
     assert!(
         failures.is_empty(),
         "{} of {checked} cases differ:\n{}",
         failures.len(),
         failures.join("\n")
     );
+}
+
+/// For cases named `*_masked`, whose members are picked at random (SPOP with a count): the
+/// member of every `SREM key member` becomes `*`, so that the shape of the stream (how many
+/// SREMs, wrapped or not, in which database) is what is compared.
+fn mask(name: &str, text: String) -> String {
+    if !name.ends_with("_masked") {
+        return text;
+    }
+    text.lines()
+        .map(|l| match l.split(' ').collect::<Vec<_>>().as_slice() {
+            ["SREM", key, _] => format!("SREM {key} *\n"),
+            _ => format!("{l}\n"),
+        })
+        .collect()
 }
 
 fn indent(s: &str) -> String {

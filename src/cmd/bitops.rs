@@ -154,25 +154,28 @@ fn unit_is_bit(arg: &[u8]) -> Result<bool, Error> {
 }
 
 /// Runs `f` on the string at `key` made `raw` and at least `min_len` bytes long (zero
-/// padded), creating it if missing, as Redis's `lookupStringForBitCommand`.
+/// padded), creating it if missing, as Redis's `lookupStringForBitCommand`. `f` is told
+/// whether the string was created or grew (Redis's `dirty` flag there: every write then
+/// counts as a change, whatever it wrote).
 fn with_bits<R>(
     db: &mut Db,
     key: &[u8],
     now: i64,
     min_len: usize,
-    f: impl FnOnce(&mut Vec<u8>) -> R,
+    f: impl FnOnce(&mut Vec<u8>, bool) -> R,
 ) -> Result<R, Error> {
     match write_str(db, key, now)? {
         Some(s) => {
             let raw = s.make_raw();
-            if raw.len() < min_len {
+            let grew = raw.len() < min_len;
+            if grew {
                 raw.resize(min_len, 0);
             }
-            Ok(f(raw))
+            Ok(f(raw, grew))
         }
         None => {
             let mut raw = vec![0u8; min_len];
-            let r = f(&mut raw);
+            let r = f(&mut raw, true);
             db.set(key, Value::Str(StrValue::Raw(raw)), NO_EXPIRE, now);
             Ok(r)
         }
@@ -191,11 +194,13 @@ fn setbit(c: &mut Ctx, a: &Args) -> CmdResult {
         _ => return Err(Error::BitNotInteger),
     };
     let min_len = (offset >> 3) as usize + 1;
-    let old = with_bits(&mut c.db, a.get(1), c.now, min_len, |b| {
+    let (old, changed) = with_bits(&mut c.db, a.get(1), c.now, min_len, |b, grew| {
         let old = bit_at(b, offset);
         set_bit(b, offset, on);
-        old
+        (old, grew || old != on)
     })?;
+    // Setting a bit to the value it had in a string that did not grow is no change.
+    c.dirty(changed as u64);
     c.out.int(old as i64);
     Ok(())
 }
@@ -369,12 +374,18 @@ impl BitopFold {
     }
 }
 
-/// Writes BITOP's result: an empty result deletes the destination, as in Redis.
-fn store_result(db: &mut Db, key: &[u8], result: Vec<u8>, now: i64) {
+/// Writes BITOP's result: an empty result deletes the destination, as in Redis. Counts one
+/// change if it stored or deleted something.
+fn store_result(c: &mut Ctx, key: &[u8], result: Vec<u8>) {
     if result.is_empty() {
-        db.delete(key, now);
+        // Redis's `dbDelete`: no expiry check, so a destination whose time has passed but
+        // is still stored is removed and counted (the command, not a DEL, is propagated).
+        if c.db.remove(key).is_some() {
+            c.dirty(1);
+        }
     } else {
-        db.set(key, Value::Str(StrValue::Raw(result)), NO_EXPIRE, now);
+        c.db.set(key, Value::Str(StrValue::Raw(result)), NO_EXPIRE, c.now);
+        c.dirty(1);
     }
 }
 
@@ -388,7 +399,7 @@ fn bitop(c: &mut Ctx, a: &Args) -> CmdResult {
         }
     }
     let len = fold.acc.len();
-    store_result(&mut c.db, a.get(2), fold.acc, c.now);
+    store_result(c, a.get(2), fold.acc);
     c.out.int(len as i64);
     Ok(())
 }
@@ -566,22 +577,29 @@ fn signed_overflow(value: i64, incr: i64, bits: u32, ow: Overflow) -> (i8, i64) 
     }
 }
 
-/// Runs a SET or INCRBY on the (long enough) string: `Some(reply)`, or `None` when
-/// OVERFLOW FAIL refused it (nothing written).
-fn write_field(b: &mut [u8], f: &Field) -> Option<i64> {
+/// Runs a SET or INCRBY on the (long enough) string: `Some((reply, whether the field's
+/// value changed))`, or `None` when OVERFLOW FAIL refused it (nothing written).
+fn write_field(b: &mut [u8], f: &Field) -> Option<(i64, bool)> {
     let (incr, is_set) = match f.op {
         FieldOp::Set(v) => (v, true),
         FieldOp::IncrBy(v) => (v, false),
-        FieldOp::Get => return Some(read_field(b, f)),
+        FieldOp::Get => return Some((read_field(b, f), false)),
     };
-    let (overflowed, new, reply) = if f.signed {
+    // Redis compares the old value with the new one as computed (sign-extended for signed
+    // fields), not with what lands in the string.
+    let (overflowed, new, reply, changed) = if f.signed {
         let old = get_signed(b, f.offset, f.bits);
         let (o, new) = if is_set {
             signed_overflow(incr, 0, f.bits, f.overflow)
         } else {
             signed_overflow(old, incr, f.bits, f.overflow)
         };
-        (o != 0, new as u64, if is_set { old } else { new })
+        (
+            o != 0,
+            new as u64,
+            if is_set { old } else { new },
+            old != new,
+        )
     } else {
         let old = get_unsigned(b, f.offset, f.bits);
         let (o, new) = if is_set {
@@ -589,13 +607,18 @@ fn write_field(b: &mut [u8], f: &Field) -> Option<i64> {
         } else {
             unsigned_overflow(old, incr, f.bits, f.overflow)
         };
-        (o != 0, new, if is_set { old as i64 } else { new as i64 })
+        (
+            o != 0,
+            new,
+            if is_set { old as i64 } else { new as i64 },
+            old != new,
+        )
     };
     if overflowed && f.overflow == Overflow::Fail {
         return None;
     }
     set_field(b, f.offset, f.bits, new);
-    Some(reply)
+    Some((reply, changed))
 }
 
 fn read_field(b: &[u8], f: &Field) -> i64 {
@@ -636,19 +659,29 @@ fn bitfield_generic(c: &mut Ctx, a: &Args, readonly_cmd: bool) -> CmdResult {
         return Err(Error::msg("BITFIELD_RO only supports the GET subcommand"));
     }
     let out = &mut *c.out;
+    let mut changes = 0;
     with_bits(
         &mut c.db,
         a.get(1),
         c.now,
         (highest >> 3) as usize + 1,
-        |b| {
+        |b, grew| {
             out.array(count);
             parse_fields(a, max_bulk, |f| match write_field(b, &f) {
-                Some(v) => out.int(v),
+                Some((v, changed)) => {
+                    out.int(v);
+                    // Every SET/INCRBY that wrote counts if the string was created or grew,
+                    // otherwise only if it changed the field (GETs never count).
+                    if f.op != FieldOp::Get && (grew || changed) {
+                        changes += 1;
+                    }
+                }
                 None => out.null(),
             })
         },
-    )?
+    )??;
+    c.dirty(changes);
+    Ok(())
 }
 
 fn reply_reads(out: &mut Reply, a: &Args, max_bulk: i64, count: usize, b: &[u8]) -> CmdResult {
@@ -770,10 +803,20 @@ mod tests {
             offset: 0,
             overflow: ow,
         };
-        assert_eq!(write_field(&mut b, &incr(3, Overflow::Fail)), Some(3));
+        assert_eq!(
+            write_field(&mut b, &incr(3, Overflow::Fail)),
+            Some((3, true))
+        );
         assert_eq!(write_field(&mut b, &incr(1, Overflow::Fail)), None);
         assert_eq!(b, [0b1100_0000]);
-        assert_eq!(write_field(&mut b, &incr(1, Overflow::Wrap)), Some(0));
+        assert_eq!(
+            write_field(&mut b, &incr(1, Overflow::Wrap)),
+            Some((0, true))
+        );
+        assert_eq!(
+            write_field(&mut b, &incr(0, Overflow::Wrap)),
+            Some((0, false))
+        );
         let set = Field {
             op: FieldOp::Set(-1),
             signed: true,
@@ -781,8 +824,9 @@ mod tests {
             offset: 4,
             overflow: Overflow::Wrap,
         };
-        assert_eq!(write_field(&mut b, &set), Some(0));
+        assert_eq!(write_field(&mut b, &set), Some((0, true)));
         assert_eq!(b, [0b0000_1111]);
+        assert_eq!(write_field(&mut b, &set), Some((-1, false)));
     }
 
     #[test]

@@ -162,14 +162,18 @@ fn set_pairs(c: &mut Ctx, a: &Args, name: &'static str) -> Result<i64, Error> {
     })
 }
 
+/// HSET and HMSET count every pair as a change, even one that rewrote the same value, so
+/// both always propagate.
 fn hset(c: &mut Ctx, a: &Args) -> CmdResult {
     let n = set_pairs(c, a, "hset")?;
+    c.dirty(a.len() as u64 / 2 - 1);
     c.out.int(n);
     Ok(())
 }
 
 fn hmset(c: &mut Ctx, a: &Args) -> CmdResult {
     set_pairs(c, a, "hmset")?;
+    c.dirty(a.len() as u64 / 2 - 1);
     c.out.ok();
     Ok(())
 }
@@ -185,6 +189,7 @@ fn hsetnx(c: &mut Ctx, a: &Args) -> CmdResult {
         h.set(f, v, lim);
         Ok(true)
     })?;
+    c.dirty(set as u64);
     c.out.int(set as i64);
     Ok(())
 }
@@ -291,6 +296,7 @@ fn hdel(c: &mut Ctx, a: &Args) -> CmdResult {
     if h.is_empty() {
         c.db.remove(key);
     }
+    c.dirty(deleted as u64);
     c.out.int(deleted);
     Ok(())
 }
@@ -310,6 +316,7 @@ fn hincrby(c: &mut Ctx, a: &Args) -> CmdResult {
         h.set(f, itoa::Buffer::new().format(v).as_bytes(), lim);
         Ok(v)
     })?;
+    c.dirty(1);
     c.out.int(v);
     Ok(())
 }
@@ -332,6 +339,10 @@ fn hincrbyfloat(c: &mut Ctx, a: &Args) -> CmdResult {
         h.set(f, &text, lim);
         Ok(text)
     })?;
+    c.dirty(1);
+    // Redis always propagates the result, `HSET key field <value>`, so that float precision
+    // and formatting cannot make replicas or a reloaded AOF differ.
+    c.propagate(&[b"HSET", a.get(1), f, &text]);
     c.out.bulk(&text);
     Ok(())
 }

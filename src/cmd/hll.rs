@@ -2,7 +2,7 @@
 //! shards too), PFDEBUG and PFSELFTEST. Values are plain strings in Redis's HLL byte layout.
 
 use crate::cmd::{flag::*, CommandSpec, Ctx, Handler};
-use crate::db::{Db, NO_EXPIRE};
+use crate::db::{lru_clock, Db, NO_EXPIRE};
 use crate::error::{CmdResult, Error};
 use crate::resp::Args;
 use crate::shard::client::Conn;
@@ -61,19 +61,37 @@ fn sparse_max(c: &Ctx) -> usize {
     c.limits().hll_sparse_max_bytes
 }
 
+/// How `hll_mut` looks a key up.
+#[derive(Clone, Copy, PartialEq)]
+enum Lookup {
+    /// Redis's `lookupKeyRead`: counts a keyspace hit or miss.
+    Read,
+    /// `lookupKeyWrite` of a key the command signals as modified when it changes anything.
+    Write,
+    /// `lookupKeyWrite` of a key the command never signals (PFDEBUG): the access time is
+    /// updated, but WATCH is not told.
+    Unsignalled,
+}
+
 /// The HLL at `key` for modification, as raw bytes (Redis unshares the string first, so an
 /// `embstr` becomes `raw`). None if absent; WRONGTYPE for other types and for strings that
-/// fail the HLL checks. `read` counts a keyspace hit or miss.
+/// fail the HLL checks.
 fn hll_mut<'a>(
     db: &'a mut Db<'_>,
     key: &[u8],
     now: i64,
-    read: bool,
+    how: Lookup,
 ) -> Result<Option<&'a mut Vec<u8>>, Error> {
-    let entry = if read {
-        db.read(key, now)
-    } else {
-        db.get(key, now)
+    let entry = match how {
+        Lookup::Read => db.read(key, now),
+        Lookup::Write => db.get(key, now),
+        Lookup::Unsignalled => {
+            let mut e = db.peek(key, now);
+            if let Some(e) = e.as_mut() {
+                e.lru = lru_clock(now);
+            }
+            e
+        }
     };
     let Some(e) = entry else { return Ok(None) };
     let Value::Str(s) = &mut e.value else {
@@ -132,24 +150,27 @@ fn pfadd(c: &mut Ctx, a: &Args) -> CmdResult {
     let max_bytes = sparse_max(c);
     let key = a.get(1);
     let mut created = None;
-    let existing = hll_mut(&mut c.db, key, c.now, false)?;
-    // Creating the key counts as an update even with no elements.
-    let mut updated = existing.is_none();
+    let existing = hll_mut(&mut c.db, key, c.now, Lookup::Write)?;
+    // Creating the key counts as an update even with no elements; so does every element
+    // that changed a register (Redis's `server.dirty += updated`).
+    let mut updated = existing.is_none() as u64;
     let s = match existing {
         Some(s) => s,
         None => created.insert(hll::new_sparse()),
     };
     for ele in a.rest(2) {
-        // A corrupt value keeps the registers changed before the bad step, as in Redis.
-        updated |= hll::add(s, ele, max_bytes)?;
+        // A corrupt value keeps the registers changed before the bad step, as in Redis, but
+        // the command fails without counting them.
+        updated += hll::add(s, ele, max_bytes)? as u64;
     }
-    if updated {
+    if updated > 0 {
         hll::invalidate(s);
     }
     if let Some(v) = created {
         c.db.set(key, Value::Str(StrValue::Raw(v)), NO_EXPIRE, c.now);
     }
-    c.out.int(updated as i64);
+    c.dirty(updated);
+    c.out.int((updated > 0) as i64);
     Ok(())
 }
 
@@ -160,11 +181,21 @@ fn pfcount(c: &mut Ctx, a: &Args) -> CmdResult {
         c.out.int(hll::count_registers(&max) as i64);
         return Ok(());
     }
-    // One key: the cached cardinality, refreshed in the value when stale.
-    let card = match hll_mut(&mut c.db, a.get(1), c.now, true)? {
-        None => 0,
-        Some(s) => hll::count_cached(s)?,
+    // One key: the cached cardinality, refreshed in the value when stale. A refresh changes
+    // the string, so Redis counts it as a change (and propagates this PFCOUNT).
+    let key = a.get(1);
+    let (card, refreshed) = match hll_mut(&mut c.db, key, c.now, Lookup::Read)? {
+        None => (0, false),
+        Some(s) => {
+            let stale = hll::cached(s).is_none();
+            (hll::count_cached(s)?, stale)
+        }
     };
+    if refreshed {
+        // Redis signals the key as modified: look it up for writing so WATCH hears of it.
+        c.db.get(key, c.now);
+        c.dirty(1);
+    }
     c.out.int(card as i64);
     Ok(())
 }
@@ -180,7 +211,7 @@ fn store_merged(
     now: i64,
 ) -> CmdResult {
     let mut created = None;
-    let s = match hll_mut(db, dst, now, false)? {
+    let s = match hll_mut(db, dst, now, Lookup::Write)? {
         Some(s) => s,
         None => created.insert(hll::new_sparse()),
     };
@@ -200,16 +231,23 @@ fn pfmerge(c: &mut Ctx, a: &Args) -> CmdResult {
     let keys: Vec<&[u8]> = a.rest(1).collect();
     let (max, any_dense) = union(keys.iter().map(|k| registers_of(&mut c.db, k, c.now)))?;
     store_merged(&mut c.db, a.get(1), &max, any_dense, max_bytes, c.now)?;
+    // Counted as a change even when the destination's registers did not move.
+    c.dirty(1);
     c.out.ok();
     Ok(())
 }
 
 fn pfdebug(c: &mut Ctx, a: &Args) -> CmdResult {
     let sub = a.get(1);
-    let Some(s) = hll_mut(&mut c.db, a.get(2), c.now, false)? else {
+    // Redis's PFDEBUG never signals the key, though a conversion counts as a change.
+    let Some(s) = hll_mut(&mut c.db, a.get(2), c.now, Lookup::Unsignalled)? else {
         return Err(Error::msg("The specified key does not exist"));
     };
+    // GETREG and TODENSE turn a sparse value dense: "force propagation on encoding change",
+    // as Redis puts it, by counting a change.
+    let mut converted = false;
     if sub.eq_ignore_ascii_case(b"getreg") {
+        converted = hll::encoding(s) == hll::SPARSE;
         hll::to_dense(s)?;
         c.out.array(REGISTERS);
         let regs = &s[hll::HDR_SIZE..];
@@ -228,15 +266,16 @@ fn pfdebug(c: &mut Ctx, a: &Args) -> CmdResult {
             "sparse"
         });
     } else if sub.eq_ignore_ascii_case(b"todense") {
-        let was_sparse = hll::encoding(s) == hll::SPARSE;
+        converted = hll::encoding(s) == hll::SPARSE;
         hll::to_dense(s)?;
-        c.out.int(was_sparse as i64);
+        c.out.int(converted as i64);
     } else {
         return Err(Error::msg(format!(
             "Unknown PFDEBUG subcommand '{}'",
             String::from_utf8_lossy(sub)
         )));
     }
+    c.dirty(converted as u64);
     Ok(())
 }
 

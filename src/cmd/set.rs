@@ -4,7 +4,7 @@
 use crate::cmd::hash::arg_count;
 use crate::cmd::scan::{empty_scan, parse_cursor, parse_scan_opts};
 use crate::cmd::{flag::*, CommandSpec, Ctx, Handler};
-use crate::db::{Db, NO_EXPIRE};
+use crate::db::{lru_clock, Db, NO_EXPIRE};
 use crate::error::{CmdResult, Error};
 use crate::resp::{Args, Reply};
 use crate::slot::key_slot;
@@ -160,7 +160,7 @@ fn load_sets<'a>(
     Ok(keys
         .iter()
         .map(|k| {
-            let e = db.slot_table(key_slot(k))?.get(*k)?;
+            let e = db.slot_table(key_slot(k))?.get(k)?;
             match &e.value {
                 Value::Set(s) => Some(s),
                 _ => None,
@@ -178,14 +178,20 @@ fn reply_member(out: &mut Reply, m: Member<'_>) {
 }
 
 /// Stores a computed set under `dst` (replacing any value and TTL), or deletes `dst` if the
-/// set is empty, as Redis's *STORE commands do. Returns the stored cardinality.
-fn store_result(db: &mut Db, dst: &[u8], result: Set, now: i64) -> i64 {
+/// set is empty, as Redis's *STORE commands do, counting one change when it stored or
+/// deleted something. Returns the stored cardinality.
+fn store_result(c: &mut Ctx, dst: &[u8], result: Set) -> i64 {
     if result.is_empty() {
-        db.delete(dst, now);
+        // Redis's `dbDelete`: no expiry check, so a key whose time has passed but is still
+        // stored is removed here and counted (the command, not a DEL, is propagated).
+        if c.db.remove(dst).is_some() {
+            c.dirty(1);
+        }
         return 0;
     }
     let n = result.len() as i64;
-    db.set(dst, Value::Set(result), NO_EXPIRE, now);
+    c.db.set(dst, Value::Set(result), NO_EXPIRE, c.now);
+    c.dirty(1);
     n
 }
 
@@ -203,6 +209,7 @@ fn sadd(c: &mut Ctx, a: &Args) -> CmdResult {
             n
         }
     };
+    c.dirty(added as u64);
     c.out.int(added as i64);
     Ok(())
 }
@@ -225,6 +232,7 @@ fn srem(c: &mut Ctx, a: &Args) -> CmdResult {
     if s.is_empty() {
         c.db.remove(key);
     }
+    c.dirty(removed as u64);
     c.out.int(removed);
     Ok(())
 }
@@ -275,17 +283,36 @@ fn spop(c: &mut Ctx, a: &Args) -> CmdResult {
     }
     let key = a.get(1);
     let r = c.db.random_u64();
+    let recording = c.recording();
     // Empty sets are never stored; the filter only keeps a random pick in bounds.
     let Some(s) = write_set(&mut c.db, key, c.now)?.filter(|s| !s.is_empty()) else {
         c.out.null();
         return Ok(());
     };
     let out = &mut *c.out;
-    s.pop_at(set::below(r, s.len()), |m| reply_member(out, m));
+    let mut popped = Vec::new();
+    s.pop_at(set::below(r, s.len()), |m| {
+        reply_member(out, m);
+        if recording {
+            popped = m.to_vec();
+        }
+    });
     if s.is_empty() {
         c.db.remove(key);
     }
+    // Redis rewrites the command as `SREM key member`.
+    c.dirty(1);
+    c.propagate(&[b"SREM", key, &popped]);
     Ok(())
+}
+
+/// Propagates what SPOP with a count removed: one `SREM key member` per member, in the
+/// order they were popped (several ops are wrapped in MULTI/EXEC), as Redis 7.0 does.
+fn propagate_srems(c: &mut Ctx, key: &[u8], popped: &[Vec<u8>]) {
+    c.propagate_nothing();
+    for m in popped {
+        c.propagate(&[b"SREM", key, m]);
+    }
 }
 
 fn spop_count(c: &mut Ctx, a: &Args) -> CmdResult {
@@ -294,6 +321,7 @@ fn spop_count(c: &mut Ctx, a: &Args) -> CmdResult {
     let count = usize::try_from(count).map_err(|_| positive())?;
     let key = a.get(1);
     let lim = limits(c);
+    let recording = c.recording();
     let mut rng = Rng::new(c.db.random_u64());
     let Some(s) = write_set(&mut c.db, key, c.now)? else {
         c.out.set(0);
@@ -310,36 +338,50 @@ fn spop_count(c: &mut Ctx, a: &Args) -> CmdResult {
             reply_member(c.out, m);
         }
         c.db.remove(key);
+        // The whole set goes: Redis propagates `DEL key` (never UNLINK).
+        c.dirty(size as u64);
+        c.propagate(&[b"DEL", key]);
         return Ok(());
     }
     c.out.set(count);
+    let mut popped: Vec<Vec<u8>> = Vec::with_capacity(if recording { count } else { 0 });
     let remaining = size - count;
     if remaining * SPOP_MOVE_STRATEGY_MUL > count {
         for _ in 0..count {
             let out = &mut *c.out;
-            s.pop_at(rng.below(s.len()), |m| reply_member(out, m));
+            s.pop_at(rng.below(s.len()), |m| {
+                reply_member(out, m);
+                if recording {
+                    popped.push(m.to_vec());
+                }
+            });
         }
-        return Ok(());
+    } else {
+        // Popping most of the set: pick what stays, build it anew (from an empty intset, as
+        // Redis does), and reply with everything else.
+        let keep = distinct_positions(size, remaining, &mut || rng.next());
+        let mut kept = vec![false; size];
+        let rest = {
+            let pos = s.positions();
+            let mut rest = Set::new();
+            for &p in &keep {
+                kept[p] = true;
+                rest.add_member(pos.get(p), lim);
+            }
+            rest
+        };
+        for (i, m) in s.iter().enumerate() {
+            if !kept[i] {
+                reply_member(c.out, m);
+                if recording {
+                    popped.push(m.to_vec());
+                }
+            }
+        }
+        *s = rest;
     }
-    // Popping most of the set: pick what stays, build it anew (from an empty intset, as
-    // Redis does), and reply with everything else.
-    let keep = distinct_positions(size, remaining, &mut || rng.next());
-    let mut kept = vec![false; size];
-    let rest = {
-        let pos = s.positions();
-        let mut rest = Set::new();
-        for &p in &keep {
-            kept[p] = true;
-            rest.add_member(pos.get(p), lim);
-        }
-        rest
-    };
-    for (i, m) in s.iter().enumerate() {
-        if !kept[i] {
-            reply_member(c.out, m);
-        }
-    }
-    *s = rest;
+    c.dirty(count as u64);
+    propagate_srems(c, key, &popped);
     Ok(())
 }
 
@@ -402,8 +444,20 @@ enum Kind {
     Other,
 }
 
-fn kind_of(db: &mut Db, key: &[u8], now: i64) -> Kind {
-    match db.get(key, now) {
+/// Both are Redis's `lookupKeyWrite`; `signalled`: the key is signalled to WATCH if the
+/// command changes anything. Otherwise only its access time is updated (SMOVE signals the
+/// destination only if it gains the member: `put_member` looks it up for writing then).
+fn kind_of(db: &mut Db, key: &[u8], now: i64, signalled: bool) -> Kind {
+    let entry = if signalled {
+        db.get(key, now)
+    } else {
+        let mut e = db.peek(key, now);
+        if let Some(e) = e.as_mut() {
+            e.lru = lru_clock(now);
+        }
+        e
+    };
+    match entry {
         None => Kind::Missing,
         Some(e) if matches!(e.value, Value::Set(_)) => Kind::Set,
         Some(_) => Kind::Other,
@@ -422,26 +476,34 @@ fn take_member(db: &mut Db, key: &[u8], m: &[u8], now: i64) -> bool {
     removed
 }
 
-/// Adds `m` to the set at `key`, creating it if absent (the caller checked the type).
-fn put_member(db: &mut Db, key: &[u8], m: &[u8], lim: SetLimits, now: i64) {
+/// Adds `m` to the set at `key`, creating it if absent (the caller checked the type);
+/// whether it was added. A set that already holds `m` is not looked up for writing, so it is
+/// not signalled as modified (Redis signals the destination only when it adds).
+fn put_member(db: &mut Db, key: &[u8], m: &[u8], lim: SetLimits, now: i64) -> bool {
+    let present = match db.peek(key, now) {
+        Some(e) => matches!(&e.value, Value::Set(s) if s.contains(m)),
+        None => false,
+    };
+    if present {
+        return false;
+    }
     match write_set(db, key, now) {
-        Ok(Some(s)) => {
-            s.add(m, lim);
-        }
+        Ok(Some(s)) => s.add(m, lim),
         Ok(None) => {
             let mut s = Set::new();
             s.add(m, lim);
             db.set(key, Value::Set(s), NO_EXPIRE, now);
+            true
         }
-        Err(_) => {}
+        Err(_) => false,
     }
 }
 
 fn smove(c: &mut Ctx, a: &Args) -> CmdResult {
     let (src, dst, m) = (a.get(1), a.get(2), a.get(3));
     // Redis looks both keys up before checking either.
-    let src_kind = kind_of(&mut c.db, src, c.now);
-    let dst_kind = kind_of(&mut c.db, dst, c.now);
+    let src_kind = kind_of(&mut c.db, src, c.now, true);
+    let dst_kind = kind_of(&mut c.db, dst, c.now, false);
     if src_kind == Kind::Missing {
         c.out.int(0);
         return Ok(());
@@ -458,8 +520,12 @@ fn smove(c: &mut Ctx, a: &Args) -> CmdResult {
         c.out.int(0);
         return Ok(());
     }
+    // One change for the source, one more if the destination gained the member.
+    c.dirty(1);
     let lim = limits(c);
-    put_member(&mut c.db, dst, m, lim, c.now);
+    if put_member(&mut c.db, dst, m, lim, c.now) {
+        c.dirty(1);
+    }
     c.out.int(1);
     Ok(())
 }
@@ -522,7 +588,7 @@ fn algebra(c: &mut Ctx, a: &Args, op: Op, store: bool) -> CmdResult {
         return Ok(());
     }
     let result = into_set(r, lim);
-    let n = store_result(&mut c.db, a.get(1), result, c.now);
+    let n = store_result(c, a.get(1), result);
     c.out.int(n);
     Ok(())
 }
