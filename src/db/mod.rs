@@ -298,10 +298,13 @@ impl Keyspace {
     /// changes anything.
     #[inline]
     pub fn get(&mut self, key: &[u8], now: i64) -> Option<&mut Entry> {
+        let entry: *mut Entry = self.live(key, now, true)?;
         if !self.watches.is_empty() {
             note_write(&self.watches, &mut self.touched, key);
         }
-        self.live(key, now, true)
+        // SAFETY: `entry` points into `self.tables`; `note_write` touches only `watches` and
+        // `touched`, so the entry is still there and nothing else borrows it.
+        Some(unsafe { &mut *entry })
     }
 
     /// Like `get`, but leaves the access time alone (Redis's `LOOKUP_NOTOUCH`, for TYPE, TTL,
@@ -541,10 +544,11 @@ impl Keyspace {
 
     /// Removes `key` (expired or not) and returns its entry: a write.
     pub fn remove(&mut self, key: &[u8]) -> Option<Entry> {
+        let entry = self.remove_entry(key)?;
         if !self.watches.is_empty() {
             note_write(&self.watches, &mut self.touched, key);
         }
-        self.remove_entry(key)
+        Some(entry)
     }
 
     fn remove_entry(&mut self, key: &[u8]) -> Option<Entry> {
