@@ -12,7 +12,7 @@
 use std::rc::Rc;
 
 use super::{table, CommandStats, KeyedFn};
-use crate::db::{Db, Parts};
+use crate::db::{Db, Keyspace, Parts};
 use crate::error::{CmdResult, Error};
 use crate::resp::{Args, Reply};
 use crate::shard::client::Conn;
@@ -186,20 +186,27 @@ fn settle(x: &mut Exec<'_>, effects: &Effects, args: &Args<'_>) {
     let changed = effects.dirty > 0;
     let signal = changed || effects.signal;
     let db = x.db;
-    let unit = &mut *x.unit;
+    // Keys expired on the way, over every database and shard touched, in the order the
+    // command met them: their DELs come first (rule R5).
+    let mut expired: Vec<(u64, usize, Box<[u8]>)> = Vec::new();
     for data in x.parts.each() {
         if effects.all_dbs {
             for (i, ks) in data.dbs().iter_mut().enumerate() {
-                expired_to_unit(ks, i, unit, effects.recording);
+                take_expired(ks, i, &mut expired);
                 ks.settle_touched(signal);
             }
         } else {
             let ks = data.db(db);
-            expired_to_unit(ks, db, unit, effects.recording);
+            take_expired(ks, db, &mut expired);
             ks.settle_touched(signal);
         }
     }
-    if !effects.recording || !(changed || effects.force) {
+    if !effects.recording {
+        return;
+    }
+    let unit = &mut *x.unit;
+    push_dels(unit, expired);
+    if !(changed || effects.force) {
         return;
     }
     if effects.rewritten {
@@ -210,16 +217,19 @@ fn settle(x: &mut Exec<'_>, effects: &Effects, args: &Args<'_>) {
     }
 }
 
-/// Propagates the keys `ks` (database `db`) deleted on expiry as DELs (Redis's rule R5).
+/// Moves the keys `ks` (database `db`) deleted on expiry into `into`.
 #[inline]
-fn expired_to_unit(ks: &mut crate::db::Keyspace, db: usize, unit: &mut Unit, recording: bool) {
-    if !ks.has_expired() {
-        return;
+fn take_expired(ks: &mut Keyspace, db: usize, into: &mut Vec<(u64, usize, Box<[u8]>)>) {
+    if ks.has_expired() {
+        into.extend(ks.take_expired().into_iter().map(|(seq, k)| (seq, db, k)));
     }
-    for key in ks.take_expired() {
-        if recording {
-            unit.push(db, &[b"DEL", &key]);
-        }
+}
+
+/// Propagates expired keys as DELs, in the order they expired.
+fn push_dels(unit: &mut Unit, mut expired: Vec<(u64, usize, Box<[u8]>)>) {
+    expired.sort_unstable_by_key(|(seq, _, _)| *seq);
+    for (_, db, key) in &expired {
+        unit.push(*db, &[b"DEL", key]);
     }
 }
 
@@ -477,12 +487,16 @@ pub fn active_expire(shard: &Rc<Shard>, now: i64) {
         loose: true,
         ..Unit::default()
     };
+    let mut expired = Vec::new();
     for (i, ks) in data.dbs().iter_mut().enumerate() {
         if ks.volatile_len() == 0 {
             continue;
         }
         ks.active_expire(now, 16);
-        expired_to_unit(ks, i, &mut unit, recording);
+        take_expired(ks, i, &mut expired);
+    }
+    if recording {
+        push_dels(&mut unit, expired);
     }
     if !unit.is_empty() {
         data.clock = end_unit(shard, &mut unit, data.clock);

@@ -106,9 +106,10 @@ pub struct Keyspace {
     /// Keys looked up for writing while some key is watched, since the command started: the
     /// command's `call()` touches their watchers if it changed the dataset.
     touched: Vec<Box<[u8]>>,
-    /// Keys deleted because they had expired, since `call()` last took them: each is
-    /// propagated as a DEL before the command's own effect.
-    expired: Vec<Box<[u8]>>,
+    /// Keys deleted because they had expired, since `call()` last took them, each with its
+    /// place in this thread's order of expiries: each is propagated as a DEL before the
+    /// command's own effect, in the order the command met them across the shards it holds.
+    expired: Vec<(u64, Box<[u8]>)>,
 }
 
 /// Largest value of the LRU clock (24 bits, as Redis's `LRU_CLOCK_MAX`).
@@ -234,6 +235,19 @@ fn table_has(tables: &[SlotTable], nshards: usize, key: &[u8]) -> bool {
     tables.get(t).is_some_and(|t| t.contains_key(key))
 }
 
+thread_local! {
+    /// Orders the expiries one thread performs (see `Keyspace::expired`).
+    static EXPIRY_SEQ: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+fn next_expiry_seq() -> u64 {
+    EXPIRY_SEQ.with(|c| {
+        let n = c.get() + 1;
+        c.set(n);
+        n
+    })
+}
+
 /// A write lookup reached `key` while keys are watched: remembered until the command ends.
 #[cold]
 fn note_write(watches: &Watches, touched: &mut Vec<Box<[u8]>>, key: &[u8]) {
@@ -348,14 +362,15 @@ impl Keyspace {
             return;
         }
         self.stats.expired_keys += 1;
-        self.expired.push(key.into());
+        self.expired.push((next_expiry_seq(), key.into()));
         if !self.watches.is_empty() {
             self.watches.touch(key, false);
         }
     }
 
-    /// The keys deleted on expiry since the last call, oldest first.
-    pub fn take_expired(&mut self) -> Vec<Box<[u8]>> {
+    /// The keys deleted on expiry since the last call, oldest first, with their places in
+    /// this thread's order of expiries.
+    pub fn take_expired(&mut self) -> Vec<(u64, Box<[u8]>)> {
         std::mem::take(&mut self.expired)
     }
 
@@ -512,7 +527,7 @@ impl Keyspace {
         }
         if expired {
             self.stats.expired_keys += 1;
-            self.expired.push(key.into());
+            self.expired.push((next_expiry_seq(), key.into()));
             if !self.watches.is_empty() {
                 self.watches.touch(key, false);
             }
