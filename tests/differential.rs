@@ -1109,6 +1109,8 @@ fn run_pass(ours: &Server, stock: &StockRedis, seed: u64, n: usize, pass: &Pass)
     let mut history: Vec<String> = Vec::new();
     // Per family: (commands, error replies, WRONGTYPE replies), to show what the run covered.
     let mut tally = vec![(0usize, 0usize, 0usize); FAMILIES.len()];
+    // EXEC outcomes: ran, failed on a changed WATCHed key, aborted by a queueing error.
+    let mut execs = [0usize; 3];
     for i in 0..n {
         let (fi, cmd) = next_command(&mut g);
         let family = FAMILIES[fi].name;
@@ -1129,6 +1131,15 @@ fn run_pass(ours: &Server, stock: &StockRedis, seed: u64, n: usize, pass: &Pass)
                 show(&got),
             );
         }
+        if cmd.args[0] == "EXEC" {
+            match want.first() {
+                Some(b'*') if want.starts_with(b"*-1") => execs[1] += 1,
+                Some(b'_') => execs[1] += 1,
+                Some(b'*') => execs[0] += 1,
+                Some(b'-') if want.starts_with(b"-EXECABORT") => execs[2] += 1,
+                _ => {}
+            }
+        }
         let t = &mut tally[fi];
         t.0 += 1;
         t.1 += (want.first() == Some(&b'-')) as usize;
@@ -1144,6 +1155,14 @@ fn run_pass(ours: &Server, stock: &StockRedis, seed: u64, n: usize, pass: &Pass)
     }
     let wrongtype: usize = tally.iter().map(|t| t.2).sum();
     assert!(n < 500 || wrongtype > 0, "types never collided");
+    eprintln!(
+        "  EXEC: {} ran, {} failed on a WATCHed key, {} aborted",
+        execs[0], execs[1], execs[2]
+    );
+    assert!(
+        n < 2000 || execs.iter().all(|&e| e > 0),
+        "every EXEC outcome occurs: {execs:?}"
+    );
     // The final states agree too, in every database: every key's type and whole value.
     for c in [&mut a, &mut b] {
         c.call(&[b"DISCARD"]);
