@@ -412,7 +412,7 @@ pub async fn with_keys<R>(
             data.clock = end_unit(&shard, &mut unit, data.clock);
         }
         drop(guard);
-        crate::shard::blocking::serve_ready(&shard);
+        crate::cmd::blocking::serve_ready(&shard);
         return result;
     }
     let mut held = crate::shard::tx::Held::acquire(&shard, &shards).await;
@@ -502,7 +502,7 @@ pub fn active_expire(shard: &Rc<Shard>, now: i64) {
         data.clock = end_unit(shard, &mut unit, data.clock);
     }
     drop(guard);
-    crate::shard::blocking::serve_ready(shard);
+    crate::cmd::blocking::serve_ready(shard);
 }
 
 /// Deletes the keys of `slots` that `shard` holds (slots this node lost), each propagated as

@@ -2,12 +2,12 @@
 //! LRANGE / LTRIM / LREM / LINSERT / LPOS, LMOVE and RPOPLPUSH (across shards too), LMPOP,
 //! and the blocking BLPOP / BRPOP / BLMOVE / BRPOPLPUSH / BLMPOP (via `shard::blocking`).
 
+use crate::cmd::blocking::{self, BlockingOp, WaitState};
 use crate::cmd::call::with_keys;
 use crate::cmd::{flag::*, BoxFuture, CommandSpec, Ctx, Handler};
 use crate::db::{Db, NO_EXPIRE};
 use crate::error::{CmdResult, Error};
 use crate::resp::{Args, Reply};
-use crate::shard::blocking::{self, BlockingOp, WaitState};
 use crate::shard::client::Conn;
 use crate::types::list::{End, Fill, List};
 use crate::types::Value;
@@ -102,7 +102,8 @@ pub static COMMANDS: &[CommandSpec] = &[
         .key_finder(crate::cmd::keys_at::numkeys_1)
         .acl(WRITE_SLOW)
         .doc("list", "7.0.0", "Pop elements from a list"),
-    CommandSpec::new("blpop", -3, WRITE | NOSCRIPT | BLOCKING, Handler::Async(blpop))
+    CommandSpec::new("blpop", -3, WRITE | NOSCRIPT | BLOCKING, Handler::Async(bpop))
+        .blocking(&BLPOP_OP)
         .keys(1, -2, 1)
         .acl(BLOCKING_ACL)
         .doc(
@@ -110,7 +111,8 @@ pub static COMMANDS: &[CommandSpec] = &[
             "2.0.0",
             "Remove and get the first element in a list, or block until one is available",
         ),
-    CommandSpec::new("brpop", -3, WRITE | NOSCRIPT | BLOCKING, Handler::Async(brpop))
+    CommandSpec::new("brpop", -3, WRITE | NOSCRIPT | BLOCKING, Handler::Async(bpop))
+        .blocking(&BRPOP_OP)
         .keys(1, -2, 1)
         .acl(BLOCKING_ACL)
         .doc(
@@ -124,6 +126,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         WRITE | DENYOOM | NOSCRIPT | BLOCKING,
         Handler::Async(blmove),
     )
+    .blocking(&BLMOVE_OP)
     .keys(1, 2, 1)
     .acl(BLOCKING_ACL)
     .doc(
@@ -137,6 +140,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         WRITE | DENYOOM | NOSCRIPT | BLOCKING,
         Handler::Async(brpoplpush),
     )
+    .blocking(&BLMOVE_OP)
     .keys(1, 2, 1)
     .acl(BLOCKING_ACL)
     .doc(
@@ -150,6 +154,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         WRITE | BLOCKING | MOVABLE_KEYS,
         Handler::Async(blmpop),
     )
+    .blocking(&BLMPOP_OP)
         .key_finder(crate::cmd::keys_at::numkeys_2)
     .acl(BLOCKING_ACL)
     .doc(
@@ -855,19 +860,16 @@ fn serve_brpop(c: &mut Ctx, a: &Args, pos: usize, _: &mut WaitState) -> Result<b
     serve_pop_one(c, a, pos, End::Tail)
 }
 
-async fn bpop(conn: &mut Conn, a: Args<'_>, op: &'static BlockingOp) -> CmdResult {
+async fn bpop_generic(conn: &mut Conn, a: Args<'_>) -> CmdResult {
     // The timeout is checked before any key, as Redis does.
     let timeout = blocking::parse_timeout_secs(a.get(a.len() - 1))?;
     let keys: Vec<usize> = (1..a.len() - 1).collect();
-    blocking::run(conn, &a, &keys, timeout, op).await
+    blocking::run(conn, &a, &keys, timeout).await
 }
 
-fn blpop<'a>(conn: &'a mut Conn, a: Args<'a>) -> BoxFuture<'a> {
-    Box::pin(bpop(conn, a, &BLPOP_OP))
-}
-
-fn brpop<'a>(conn: &'a mut Conn, a: Args<'a>) -> BoxFuture<'a> {
-    Box::pin(bpop(conn, a, &BRPOP_OP))
+/// BLPOP and BRPOP (their table entries say which end they serve).
+fn bpop<'a>(conn: &'a mut Conn, a: Args<'a>) -> BoxFuture<'a> {
+    Box::pin(bpop_generic(conn, a))
 }
 
 /// BLMPOP from the key at `pos`: `[key, [elements...]]`.
@@ -888,7 +890,7 @@ fn blmpop<'a>(conn: &'a mut Conn, a: Args<'a>) -> BoxFuture<'a> {
         let p = parse_mpop(&a, 2)?;
         let timeout = blocking::parse_timeout_secs(a.get(1))?;
         let keys: Vec<usize> = (3..3 + p.keys.len()).collect();
-        blocking::run(conn, &a, &keys, timeout, &BLMPOP_OP).await
+        blocking::run(conn, &a, &keys, timeout).await
     })
 }
 
@@ -969,7 +971,7 @@ async fn blmove_generic(conn: &mut Conn, a: Args<'_>) -> CmdResult {
         }
         return Ok(());
     }
-    blocking::run(conn, &a, &[1], timeout, &BLMOVE_OP).await
+    blocking::run(conn, &a, &[1], timeout).await
 }
 
 fn blmove<'a>(conn: &'a mut Conn, a: Args<'a>) -> BoxFuture<'a> {

@@ -3,6 +3,7 @@
 //! arity errors, key extraction for routing, COMMAND output and INFO commandstats.
 
 pub mod bitops;
+pub mod blocking;
 pub mod call;
 pub mod cluster;
 pub mod connection;
@@ -133,6 +134,8 @@ pub struct CommandSpec {
     /// For a keyed command without keys whose work is on one shard named by an argument
     /// (SCAN's cursor): that shard, of the given number of shards.
     pub shard_of: Option<fn(&Args<'_>, usize) -> usize>,
+    /// For a blocking command: how a waiter is served (see `blocking`).
+    pub blocking: Option<&'static blocking::BlockingOp>,
     pub subcommands: &'static [CommandSpec],
     /// For commands whose keys are not at fixed positions (`movablekeys`): where they are.
     pub key_finder: Option<KeysFn>,
@@ -158,6 +161,7 @@ impl CommandSpec {
             since: "1.0.0",
             handler,
             shard_of: None,
+            blocking: None,
             subcommands: &[],
             key_finder: None,
         }
@@ -195,6 +199,11 @@ impl CommandSpec {
     /// A keyed command without keys: it runs with every shard's data (see `KeyedFn`).
     pub const fn whole(name: &'static str, arity: i32, flags: u32, f: KeyedFn) -> CommandSpec {
         CommandSpec::new(name, arity, flags, Handler::Keyed(f))
+    }
+
+    pub const fn blocking(mut self, op: &'static blocking::BlockingOp) -> CommandSpec {
+        self.blocking = Some(op);
+        self
     }
 
     pub const fn shard_of(mut self, f: fn(&Args<'_>, usize) -> usize) -> CommandSpec {
@@ -444,7 +453,7 @@ impl Table {
 pub fn upcalls() -> crate::shard::Upcalls {
     crate::shard::Upcalls {
         commands: table().len(),
-        serve_ready: crate::shard::blocking::serve_ready,
+        serve_ready: blocking::serve_ready,
     }
 }
 
@@ -565,6 +574,13 @@ mod tests {
             if matches!(spec.handler, Handler::Container) {
                 assert!(!spec.subcommands.is_empty());
             }
+            // A blocking command is served by its table entry's op once woken.
+            assert_eq!(
+                spec.has(flag::BLOCKING),
+                spec.blocking.is_some(),
+                "{}: the BLOCKING flag and a BlockingOp go together",
+                t.full_names[i]
+            );
         }
         let client = t.lookup(b"CLIENT").unwrap();
         assert_eq!(t.upper_names[client], "CLIENT");

@@ -1,12 +1,12 @@
 //! Stream commands (Redis 7.0's t_stream.c): XADD/XRANGE/XDEL/XTRIM, XREAD(GROUP), consumer groups, XINFO.
 
+use crate::cmd::blocking::{self, BlockingOp, WaitState};
 use crate::cmd::call::with_keys;
 use crate::cmd::server::help_reply;
 use crate::cmd::{flag::*, BoxFuture, CommandSpec, Ctx, Handler};
 use crate::db::{Db, NO_EXPIRE};
 use crate::error::{CmdResult, Error};
 use crate::resp::{Args, OwnedArgs, Reply};
-use crate::shard::blocking::{self, BlockingOp, WaitState};
 use crate::shard::client::Conn;
 use crate::types::stream::{
     Fields, Group, Nack, Stream, StreamId, StreamLimits, Trim, INVALID_ENTRIES_READ, NODE_MAX_SIZE,
@@ -100,10 +100,12 @@ pub static COMMANDS: &[CommandSpec] = &[
         .acl(WRITE_SLOW)
         .doc("stream", "5.0.0", "Trims the stream to (approximately if '~' is passed) a certain size"),
     CommandSpec::new("xread", -4, READONLY | BLOCKING | MOVABLE_KEYS, Handler::Async(xread))
+        .blocking(&READ_OP)
         .key_finder(crate::cmd::keys_at::streams)
         .acl(&["@read", "@stream", "@slow", "@blocking"])
         .doc("stream", "5.0.0", "Return never seen elements in multiple streams, with IDs greater than the ones reported by the caller for each stream. Can block."),
     CommandSpec::new("xreadgroup", -7, WRITE | BLOCKING | MOVABLE_KEYS, Handler::Async(xreadgroup))
+        .blocking(&READ_OP)
         .key_finder(crate::cmd::keys_at::streams)
         .acl(&["@write", "@stream", "@slow", "@blocking"])
         .doc("stream", "5.0.0", "Return new entries from a stream using a consumer group, or access the history of the pending entries for a given consumer. Can block."),
@@ -2013,5 +2015,5 @@ async fn block_read(
     }
     let owned = OwnedArgs::from_iter(words.iter().map(Vec::as_slice));
     let positions: Vec<usize> = (r.streams_at..r.streams_at + r.n).collect();
-    blocking::wait(conn, &owned.args(), &positions, timeout, &READ_OP).await
+    blocking::wait(conn, &owned.args(), &positions, timeout).await
 }

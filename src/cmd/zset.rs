@@ -5,13 +5,13 @@
 use std::collections::HashMap;
 use std::ffi::CString;
 
+use crate::cmd::blocking::{self, BlockingOp, WaitState};
 use crate::cmd::hash::arg_count;
 use crate::cmd::scan::{empty_scan, parse_cursor, parse_scan_opts};
 use crate::cmd::{flag::*, BoxFuture, CommandSpec, Ctx, Handler};
 use crate::db::{Db, NO_EXPIRE};
 use crate::error::{CmdResult, Error};
 use crate::resp::{Args, Reply};
-use crate::shard::blocking::{self, BlockingOp, WaitState};
 use crate::shard::client::Conn;
 use crate::slot::key_slot;
 use crate::types::set::{distinct_positions, Rng};
@@ -135,15 +135,18 @@ pub static COMMANDS: &[CommandSpec] = &[
         .key_finder(crate::cmd::keys_at::numkeys_1)
         .acl(READ_SLOW)
         .doc("sorted-set", "7.0.0", "Intersect multiple sorted sets and return the cardinality of the result"),
-    CommandSpec::new("bzpopmin", -3, WRITE | NOSCRIPT | BLOCKING | FAST, Handler::Async(bzpopmin))
+    CommandSpec::new("bzpopmin", -3, WRITE | NOSCRIPT | BLOCKING | FAST, Handler::Async(bzpop))
+        .blocking(&BZPOPMIN)
         .keys(1, -2, 1)
         .acl(&["@write", "@sortedset", "@fast", "@blocking"])
         .doc("sorted-set", "5.0.0", "Remove and return the member with the lowest score from one or more sorted sets, or block until one is available"),
-    CommandSpec::new("bzpopmax", -3, WRITE | NOSCRIPT | BLOCKING | FAST, Handler::Async(bzpopmax))
+    CommandSpec::new("bzpopmax", -3, WRITE | NOSCRIPT | BLOCKING | FAST, Handler::Async(bzpop))
+        .blocking(&BZPOPMAX)
         .keys(1, -2, 1)
         .acl(&["@write", "@sortedset", "@fast", "@blocking"])
         .doc("sorted-set", "5.0.0", "Remove and return the member with the highest score from one or more sorted sets, or block until one is available"),
     CommandSpec::new("bzmpop", -5, WRITE | BLOCKING | MOVABLE_KEYS, Handler::Async(bzmpop))
+        .blocking(&BZMPOP)
         .key_finder(crate::cmd::keys_at::numkeys_2)
         .acl(&["@write", "@sortedset", "@slow", "@blocking"])
         .doc("sorted-set", "7.0.0", "Remove and return members with scores in a sorted set or block until one is available"),
@@ -980,20 +983,13 @@ static BZPOPMAX: BlockingOp = BlockingOp {
     timeout_reply: Reply::null_array,
 };
 
-fn bzpop<'a>(conn: &'a mut Conn, a: Args<'a>, op: &'static BlockingOp) -> BoxFuture<'a> {
+/// BZPOPMIN and BZPOPMAX (their table entries say which end they serve).
+fn bzpop<'a>(conn: &'a mut Conn, a: Args<'a>) -> BoxFuture<'a> {
     Box::pin(async move {
         let timeout = blocking::parse_timeout_secs(a.get(a.len() - 1))?;
         let keys: Vec<usize> = (1..a.len() - 1).collect();
-        blocking::run(conn, &a, &keys, timeout, op).await
+        blocking::run(conn, &a, &keys, timeout).await
     })
-}
-
-fn bzpopmin<'a>(conn: &'a mut Conn, a: Args<'a>) -> BoxFuture<'a> {
-    bzpop(conn, a, &BZPOPMIN)
-}
-
-fn bzpopmax<'a>(conn: &'a mut Conn, a: Args<'a>) -> BoxFuture<'a> {
-    bzpop(conn, a, &BZPOPMAX)
 }
 
 /// BZMPOP: `[key, [[member, score] ...]]`, direction and count parsed again from the args.
@@ -1020,7 +1016,7 @@ fn bzmpop<'a>(conn: &'a mut Conn, a: Args<'a>) -> BoxFuture<'a> {
         let (keys, _, _) = parse_zmpop(&a, 2)?;
         let timeout = blocking::parse_timeout_secs(a.get(1))?;
         let positions: Vec<usize> = (3..3 + keys.len()).collect();
-        blocking::run(conn, &a, &positions, timeout, &BZMPOP).await
+        blocking::run(conn, &a, &positions, timeout).await
     })
 }
 

@@ -157,7 +157,7 @@ fn run_forwarded(shard: &Rc<Shard>, cmds: &[u8], count: u32, resp3: bool) -> Bat
         ends.push(out.buf.len() as u32);
         pos += len;
     }
-    crate::shard::blocking::serve_ready(shard);
+    crate::cmd::blocking::serve_ready(shard);
     BatchReplies { out: out.buf, ends }
 }
 
@@ -607,7 +607,7 @@ async fn execute(
                     }
                     run_here(&shard, conn.db, idx, f, args, &mut conn.out, conn.now);
                     if shard.data.borrow().as_ref().is_some_and(|d| d.has_ready()) {
-                        crate::shard::blocking::serve_ready(&shard);
+                        crate::cmd::blocking::serve_ready(&shard);
                     }
                 }
                 Some(to) => batch.push(conn, to, idx, args, raw),

@@ -1,32 +1,15 @@
-//! Blocking commands (BLPOP, BLMOVE, BZPOPMIN, XREAD BLOCK ...): a client waits on keys that
-//! may live on any shard and is served, first come first served, when a write makes one ready.
+//! Blocked clients, the shard side: the waiters queued on each key a shard owns, the claim
+//! that lets exactly one shard serve a waiter, and the replies delivered to the blocked
+//! connections this core runs. How a command blocks, and how a waiter is served through
+//! `call()`, is the command layer's (`cmd::blocking`); this layer reaches it through
+//! `Upcalls::serve_ready`.
 //!
-//! A family declares a [`BlockingOp`] per command: `serve` tries to answer the command from
-//! one key, `timeout_reply` is the answer when time runs out. Its `Handler::Async` calls
-//! [`run`] (or [`wait`] after making its own first attempt).
-//!
-//! How a wait works:
-//! - The first attempt tries the keys in argument order, atomically, with the data of every
-//!   shard the command's keys live on (`cmd::call::with_keys`). Inside EXEC the command never
-//!   blocks: it answers as if its time had run out.
-//! - Then the connection registers a [`Waiter`] on every key's owner shard, which re-tries
-//!   `serve` at once (data may have arrived since the first attempt) and otherwise queues the
-//!   waiter on the key, FIFO, and tracks the key in its `Keyspace`.
-//! - Any later lookup or write of a tracked key marks it ready; after the execution unit that
-//!   did it, the shard ([`serve_ready`]) re-tries the key's waiters in order until one is not
-//!   served. Each try runs through `cmd::call` as its own unit, so a served BLPOP propagates
-//!   as the LPOP it amounts to, after the write that woke it.
-//! - A waiter whose command needs another shard to be served (BLMOVE with the destination
-//!   elsewhere) is tried by a task that borrows both shards' data; the key's other waiters
-//!   wait behind it meanwhile.
-//! - A waiter registered on several shards is served once: its `status` moves from WAITING to
-//!   BUSY (only one shard at a time; the others spin for the microseconds a `serve` takes, or
-//!   pass over it while a task tries it) and then to SERVED, or back to WAITING when the key
-//!   could not serve it. The connection's timeout and disconnect move it from WAITING to
-//!   CANCELLED the same way, so a reply is either delivered or never produced: no element is
-//!   popped for a client that is gone.
-//! - The reply travels back to the connection's core over the mesh; then the connection
-//!   removes the waiter's other registrations.
+//! The claim: a waiter registered on several shards is served once. Its `status` moves from
+//! WAITING to BUSY (one shard at a time; the others spin for the microseconds a serve takes)
+//! or TRYING (a task that must borrow other shards first; the others pass over it), then to
+//! SERVED, or back to WAITING when the key could not serve it. The connection's timeout and
+//! disconnect move it from WAITING to CANCELLED the same way, so a reply is either delivered
+//! or never produced: no element is popped for a client that is gone.
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
@@ -36,74 +19,38 @@ use std::rc::Rc;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
-use std::time::Duration;
 
-use super::client::Conn;
-use super::journal::Unit;
-use super::tx::{Held, ShardSet};
-use crate::cmd::call::{end_unit, run_body, with_keys};
-use crate::cmd::{self, Ctx, Exec};
-use crate::db::Parts;
-use crate::error::{CmdResult, Error};
-use crate::resp::{Args, OwnedArgs, Reply};
-use crate::shard::Shard;
-use crate::util::time::{elapsed_ns, now_ms, ticks};
+use super::tx::ShardSet;
+use super::Shard;
+use crate::resp::OwnedArgs;
 
-/// How one blocking command is served; declared next to the command in its family file.
-pub struct BlockingOp {
-    /// Answers the command from the key at `args.get(key_pos)` if it can, writing the whole
-    /// reply into `ctx.out` (and saying what to propagate) and returning `Ok(true)`, or
-    /// returns `Ok(false)` having written and changed nothing. An `Err` on the first attempt
-    /// is the reply (e.g. WRONGTYPE); when woken it means "cannot serve now" and the client
-    /// keeps waiting.
-    pub serve: fn(&mut Ctx<'_>, &Args<'_>, usize, &mut WaitState) -> Result<bool, Error>,
-    /// The reply when the timeout expires (e.g. a null array).
-    pub timeout_reply: fn(&mut Reply),
-    /// Serving touches every key of the command, not just the ready one (BLMOVE pushes to
-    /// its destination): when they live on several shards, a woken waiter is served with
-    /// all of them held.
-    pub serves_all_keys: bool,
-}
-
-/// What `serve` may keep, per waiter and key.
-#[derive(Default)]
-pub struct WaitState {
-    /// True for the first attempt, made before the client blocks.
-    pub first: bool,
-    /// Kept between attempts on this key (XREAD keeps the id `$` stood for).
-    pub data: Vec<u8>,
-}
-
-const WAITING: u8 = 0;
-const BUSY: u8 = 1;
-const SERVED: u8 = 2;
-const CANCELLED: u8 = 3;
+pub const WAITING: u8 = 0;
+pub const BUSY: u8 = 1;
+pub const SERVED: u8 = 2;
+pub const CANCELLED: u8 = 3;
 /// A task on another shard is trying this waiter (it may wait for data): pass over it.
-const TRYING: u8 = 4;
-
-/// How often a blocked connection checks that its client is still there.
-const DISCONNECT_POLL: Duration = Duration::from_millis(20);
+pub const TRYING: u8 = 4;
 
 /// One blocked command, shared by the connection's core and the owners of its keys.
 pub struct Waiter {
-    id: u64,
-    conn_shard: usize,
-    status: AtomicU8,
-    /// The command's index in the table, for its stats.
-    idx: usize,
+    pub id: u64,
+    pub conn_shard: usize,
+    pub status: AtomicU8,
+    /// The command's index in the table (its stats, and how it is served).
+    pub idx: usize,
     /// The client's database.
-    db: usize,
-    args: OwnedArgs,
-    resp3: bool,
-    op: &'static BlockingOp,
-    /// The shards the command's keys live on, when more than one: serving needs them all.
-    spans: Option<ShardSet>,
+    pub db: usize,
+    pub args: OwnedArgs,
+    pub resp3: bool,
+    /// The shards the command's keys live on, when serving touches them all and they are
+    /// more than one (BLMOVE with its destination elsewhere).
+    pub spans: Option<ShardSet>,
 }
 
 impl Waiter {
     /// Moves WAITING to `to`, waiting out another shard's BUSY; false if already decided or
     /// being tried by a task.
-    fn claim(&self, to: u8) -> bool {
+    pub fn claim(&self, to: u8) -> bool {
         loop {
             match self
                 .status
@@ -118,15 +65,16 @@ impl Waiter {
 }
 
 /// A waiter queued on one key of this shard.
-struct Registration {
-    waiter: Arc<Waiter>,
-    key_pos: usize,
-    data: Vec<u8>,
+pub struct Registration {
+    pub waiter: Arc<Waiter>,
+    pub key_pos: usize,
+    /// Kept between attempts (XREAD keeps the id `$` stood for).
+    pub data: Vec<u8>,
 }
 
 /// A reply produced for a waiter, on its way to the waiter's connection.
-struct Delivery {
-    reply: Vec<u8>,
+pub struct Delivery {
+    pub reply: Vec<u8>,
 }
 
 /// A shard's blocking state: waiters queued per (database, key) it owns, and deliveries for
@@ -146,208 +94,81 @@ struct Slot {
     waker: Option<Waker>,
 }
 
-/// Parses a timeout in seconds (BLPOP's last argument) into milliseconds, 0 meaning forever,
-/// exactly as Redis 7.0 does (long double, rounded up; see `util::num::timeout_secs_ms`).
-pub fn parse_timeout_secs(arg: &[u8]) -> Result<u64, Error> {
-    crate::util::num::timeout_secs_ms(arg)
-}
-
-/// Parses a timeout in milliseconds (XREAD BLOCK), 0 meaning forever.
-pub fn parse_timeout_ms(arg: &[u8]) -> Result<u64, Error> {
-    let ms = crate::util::num::parse_i64_strict(arg)
-        .ok_or_else(|| Error::msg("timeout is not an integer or out of range"))?;
-    millis_in_range(ms, ms < 0)
-}
-
-fn millis_in_range(ms: i64, negative: bool) -> Result<u64, Error> {
-    if negative {
-        return Err(Error::msg("timeout is negative"));
+impl Blocking {
+    /// A new waiter id, unique across executors (the executor is in the top bits).
+    pub fn new_id(&self, shard: usize) -> u64 {
+        let n = self.next_id.get() + 1;
+        self.next_id.set(n);
+        ((shard as u64 + 1) << 48) | (n & ((1 << 48) - 1))
     }
-    if ms > i64::MAX - now_ms() {
-        return Err(Error::msg("timeout is out of range"));
-    }
-    Ok(ms as u64)
-}
 
-/// The whole blocking command: tries the keys at `keys` (argument positions) in order, and if
-/// none can serve it, waits up to `timeout_ms` (0: forever) for one that can.
-pub async fn run(
-    conn: &mut Conn,
-    args: &Args<'_>,
-    keys: &[usize],
-    timeout_ms: u64,
-    op: &'static BlockingOp,
-) -> CmdResult {
-    let idx = command_index(args);
-    let served = with_keys(conn, idx, args, |c| {
-        let mut state = WaitState {
-            first: true,
-            ..WaitState::default()
-        };
-        for &pos in keys {
-            if (op.serve)(c, args, pos, &mut state)? {
-                return Ok(true);
+    /// Hands a delivery to the blocked connection `id` of this core.
+    pub fn deliver_local(&self, id: u64, d: Delivery) {
+        if let Some(slot) = self.inbox.borrow_mut().get_mut(&id) {
+            slot.delivery = Some(d);
+            if let Some(w) = slot.waker.take() {
+                w.wake();
             }
         }
-        Ok(false)
-    })
-    .await?;
-    if served {
-        return Ok(());
     }
-    wait(conn, args, keys, timeout_ms, op).await
+
+    /// The first waiter queued on `key` of database `db`, taken out of its queue.
+    pub fn pop_front(&self, db: usize, key: &[u8]) -> Option<Registration> {
+        self.queues
+            .borrow_mut()
+            .get_mut(&(db, Box::<[u8]>::from(key)))
+            .and_then(VecDeque::pop_front)
+    }
+
+    /// Puts a waiter back at the head of its queue (it could not be served yet).
+    pub fn push_front(&self, db: usize, key: &[u8], reg: Registration) {
+        if let Some(q) = self.queues.borrow_mut().get_mut(&(db, key.into())) {
+            q.push_front(reg);
+        }
+    }
+
+    /// Drops the queue of `key` if nobody waits on it any more; true if it did.
+    pub fn drop_if_empty(&self, db: usize, key: &[u8]) -> bool {
+        let qk = (db, Box::<[u8]>::from(key));
+        let mut queues = self.queues.borrow_mut();
+        if queues.get(&qk).is_some_and(VecDeque::is_empty) {
+            queues.remove(&qk);
+            return true;
+        }
+        false
+    }
 }
 
-/// The table index of the command in `args` (a blocking command: no subcommands).
-fn command_index(args: &Args<'_>) -> usize {
-    cmd::table().lookup(args.get(0)).unwrap_or(0)
-}
-
-/// Blocks on the keys at `keys` without a first attempt (the caller made its own), until one
-/// serves the command or `timeout_ms` (0: forever) passes. Inside EXEC it answers at once as
-/// if the time had run out, as Redis runs blocking commands in a transaction.
-pub async fn wait(
-    conn: &mut Conn,
-    args: &Args<'_>,
-    keys: &[usize],
-    timeout_ms: u64,
-    op: &'static BlockingOp,
-) -> CmdResult {
-    if conn.held.is_some() {
-        (op.timeout_reply)(&mut conn.out);
-        return Ok(());
-    }
-    let shard = conn.shard.clone();
-    let idx = command_index(args);
-    let spans = if op.serves_all_keys {
-        cmd::call::shards_of(&shard, cmd::table().specs[idx], args)
-    } else {
-        ShardSet::new()
-    };
-    let id = shard.blocking.new_id(shard.id);
-    let waiter = Arc::new(Waiter {
+/// Opens the slot a blocked connection of this core receives its reply in; the guard
+/// closes it however the wait ends (a panic included).
+pub fn open_inbox(shard: &Rc<Shard>, id: u64) -> InboxGuard {
+    let b = &shard.blocking;
+    b.inbox.borrow_mut().insert(id, Slot::default());
+    b.clients.set(b.clients.get() + 1);
+    InboxGuard {
+        shard: shard.clone(),
         id,
-        conn_shard: shard.id,
-        status: AtomicU8::new(WAITING),
-        idx,
-        db: conn.db,
-        args: OwnedArgs::from(args),
-        resp3: conn.out.resp3,
-        op,
-        spans: (spans.len() > 1).then_some(spans),
-    });
-    shard
-        .blocking
-        .inbox
-        .borrow_mut()
-        .insert(id, Slot::default());
-    shard.blocking.clients.set(shard.blocking.clients.get() + 1);
-    let _blocked = BlockedGuard(&shard, id);
-
-    // Register on each owner shard, keys of one shard in one call.
-    let mut owners: Vec<(usize, Vec<usize>)> = Vec::new();
-    for &pos in keys {
-        let owner = shard.owner_of_key(args.get(pos));
-        match owners.iter_mut().find(|(o, _)| *o == owner) {
-            Some((_, positions)) => positions.push(pos),
-            None => owners.push((owner, vec![pos])),
-        }
-    }
-    for (owner, positions) in &owners {
-        let (w, positions) = (waiter.clone(), positions.clone());
-        shard
-            .call(*owner, move |s| register(s, &w, &positions))
-            .await;
-    }
-
-    let deadline = (timeout_ms > 0).then(|| now_ms().saturating_add(timeout_ms as i64));
-    let fd = conn.meta.fd;
-    let delivery = loop {
-        let tick = match deadline {
-            Some(d) => Duration::from_millis((d - now_ms()).clamp(0, 20) as u64),
-            None => DISCONNECT_POLL,
-        };
-        let delivered = futures_lite::future::or(
-            async { Some(Delivered { shard: &shard, id }.await) },
-            async {
-                glommio::timer::sleep(tick).await;
-                None
-            },
-        )
-        .await;
-        if let Some(d) = delivered {
-            break Some(d);
-        }
-        let gone = conn.meta.killed.get() || peer_closed(fd);
-        let expired = deadline.is_some_and(|d| now_ms() >= d);
-        if (gone || expired) && waiter.claim(CANCELLED) {
-            if gone {
-                conn.close_after_reply = true;
-            }
-            break None;
-        }
-        if gone || expired {
-            // Lost the race: an owner is serving it; its reply is on the way.
-            break Some(Delivered { shard: &shard, id }.await);
-        }
-    };
-
-    // Whatever happened, no registration may outlive the wait.
-    let db = conn.db;
-    for (owner, positions) in owners {
-        let key_list: Vec<Box<[u8]>> = positions.iter().map(|&p| args.get(p).into()).collect();
-        shard
-            .call(owner, move |s| unregister(s, id, db, &key_list))
-            .await;
-    }
-    match delivery {
-        Some(d) => {
-            conn.out.buf.extend_from_slice(&d.reply);
-            Ok(())
-        }
-        None => {
-            (op.timeout_reply)(&mut conn.out);
-            Ok(())
-        }
     }
 }
 
-/// Frees the connection-side slot of a wait however it ends (a panic included).
-struct BlockedGuard<'a>(&'a Rc<Shard>, u64);
+/// Closes a blocked connection's reply slot when dropped.
+pub struct InboxGuard {
+    shard: Rc<Shard>,
+    id: u64,
+}
 
-impl Drop for BlockedGuard<'_> {
+impl Drop for InboxGuard {
     fn drop(&mut self) {
-        let b = &self.0.blocking;
-        b.inbox.borrow_mut().remove(&self.1);
+        let b = &self.shard.blocking;
+        b.inbox.borrow_mut().remove(&self.id);
         b.clients.set(b.clients.get().saturating_sub(1));
     }
 }
 
-/// Whether the client hung up: a zero-length peek means the peer closed its side.
-fn peer_closed(fd: i32) -> bool {
-    let mut byte = 0u8;
-    // SAFETY: a one-byte peek into a valid buffer; a bad fd only yields an error code.
-    let n = unsafe {
-        libc::recv(
-            fd,
-            (&mut byte as *mut u8).cast(),
-            1,
-            libc::MSG_PEEK | libc::MSG_DONTWAIT,
-        )
-    };
-    if n == 0 {
-        return true;
-    }
-    n < 0 && {
-        let err = std::io::Error::last_os_error().raw_os_error();
-        !matches!(err, Some(libc::EAGAIN) | Some(libc::EINTR))
-    }
-}
-
 /// The delivery for waiter `id`, once an owner has sent it.
-struct Delivered<'a> {
-    shard: &'a Rc<Shard>,
-    id: u64,
+pub struct Delivered<'a> {
+    pub shard: &'a Rc<Shard>,
+    pub id: u64,
 }
 
 impl Future for Delivered<'_> {
@@ -368,27 +189,25 @@ impl Future for Delivered<'_> {
     }
 }
 
-impl Blocking {
-    fn new_id(&self, shard: usize) -> u64 {
-        let n = self.next_id.get() + 1;
-        self.next_id.set(n);
-        ((shard as u64 + 1) << 48) | (n & ((1 << 48) - 1))
-    }
-
-    /// Hands a delivery to the blocked connection `id` of this core.
-    fn deliver_local(&self, id: u64, d: Delivery) {
-        if let Some(slot) = self.inbox.borrow_mut().get_mut(&id) {
-            slot.delivery = Some(d);
-            if let Some(w) = slot.waker.take() {
-                w.wake();
-            }
-        }
+/// Hands a reply to the waiter's connection, on whatever core it runs.
+pub fn deliver(shard: &Rc<Shard>, w: &Waiter, reply: Vec<u8>) {
+    let delivery = Delivery { reply };
+    if w.conn_shard == shard.id {
+        shard.blocking.deliver_local(w.id, delivery);
+    } else {
+        let (to, id, me) = (w.conn_shard, w.id, shard.clone());
+        glommio::spawn_local(async move {
+            me.post(to, false, move |s| s.blocking.deliver_local(id, delivery))
+                .await;
+        })
+        .detach();
     }
 }
 
-/// On an owner shard: serves `waiter` from one of `positions` if possible, else queues it.
-/// Runs whether or not the data is home (a job that needs no data): the tries wait for it.
-fn register(shard: &Rc<Shard>, waiter: &Arc<Waiter>, positions: &[usize]) {
+/// On an owner shard: queues `waiter` on its keys at `positions` and has them tried at once
+/// (data may have arrived since the command's first attempt). Runs whether or not the data
+/// is home (a job that needs no data): the tries wait for it.
+pub fn register(shard: &Rc<Shard>, waiter: &Arc<Waiter>, positions: &[usize]) {
     let args = waiter.args.args();
     let db = waiter.db;
     for &pos in positions {
@@ -404,14 +223,12 @@ fn register(shard: &Rc<Shard>, waiter: &Arc<Waiter>, positions: &[usize]) {
                 key_pos: pos,
                 data: Vec::new(),
             });
-        // Tracked, and marked ready so the queue is tried once now: data may have arrived
-        // since the first attempt.
-        shard.with_data(|d| {
+        let tracked = shard.with_data(|d| {
             d.track_blocked(db, &key, true);
             d.db(db).mark_ready(&key);
         });
-        if !shard.data_is_home() {
-            // Tried when the data comes back (`Shard::data_returned` serves ready keys).
+        if tracked.is_none() || !shard.data_is_home() {
+            // Tried when the data comes back.
             let shard = shard.clone();
             glommio::spawn_local(async move {
                 shard.data_home().await;
@@ -419,16 +236,16 @@ fn register(shard: &Rc<Shard>, waiter: &Arc<Waiter>, positions: &[usize]) {
                     d.track_blocked(db, &key, true);
                     d.db(db).mark_ready(&key);
                 }
-                serve_ready(&shard);
+                (shard.shared.upcalls.serve_ready)(&shard);
             })
             .detach();
         }
     }
-    serve_ready(shard);
+    (shard.shared.upcalls.serve_ready)(shard);
 }
 
 /// On an owner shard: drops waiter `id`'s registrations on `keys` of database `db`.
-fn unregister(shard: &Rc<Shard>, id: u64, db: usize, keys: &[Box<[u8]>]) {
+pub fn unregister(shard: &Rc<Shard>, id: u64, db: usize, keys: &[Box<[u8]>]) {
     let mut emptied = Vec::new();
     {
         let mut queues = shard.blocking.queues.borrow_mut();
@@ -452,211 +269,23 @@ fn unregister(shard: &Rc<Shard>, id: u64, db: usize, keys: &[Box<[u8]>]) {
     });
 }
 
-enum Tried {
-    Served,
-    NotReady,
-    /// Served or cancelled elsewhere: this registration is dead.
-    Decided,
-    /// Being tried by a task (it needs other shards): the queue waits behind it.
-    Later,
-}
-
-/// Tries one registration with this shard's data (home).
-fn try_serve(shard: &Rc<Shard>, reg: &mut Registration) -> Tried {
-    let w = reg.waiter.clone();
-    if let Some(spans) = &w.spans {
-        if !w.claim(TRYING) {
-            return match w.status.load(Ordering::Acquire) {
-                TRYING => Tried::Later,
-                _ => Tried::Decided,
-            };
-        }
-        try_across(shard.clone(), w.clone(), spans.clone(), reg.key_pos);
-        return Tried::Later;
-    }
-    if !w.claim(BUSY) {
-        return Tried::Decided;
-    }
-    let mut state = WaitState {
-        first: false,
-        data: std::mem::take(&mut reg.data),
+/// Whether the client hung up: a zero-length peek means the peer closed its side.
+pub fn peer_closed(fd: i32) -> bool {
+    let mut byte = 0u8;
+    // SAFETY: a one-byte peek into a valid buffer; a bad fd only yields an error code.
+    let n = unsafe {
+        libc::recv(
+            fd,
+            (&mut byte as *mut u8).cast(),
+            1,
+            libc::MSG_PEEK | libc::MSG_DONTWAIT,
+        )
     };
-    let mut data = shard.data.borrow_mut();
-    let Some(data) = data.as_deref_mut() else {
-        w.status.store(WAITING, Ordering::Release);
-        return Tried::NotReady;
-    };
-    let mut out = Reply::new(w.resp3);
-    let mut unit = Unit::default();
-    let served = serve_waiter(
-        shard,
-        Parts::One(data),
-        &w,
-        reg.key_pos,
-        &mut state,
-        &mut out,
-        &mut unit,
-    );
-    if !unit.is_empty() {
-        data.clock = end_unit(shard, &mut unit, data.clock);
+    if n == 0 {
+        return true;
     }
-    if !served {
-        reg.data = state.data;
-        w.status.store(WAITING, Ordering::Release);
-        return Tried::NotReady;
-    }
-    w.status.store(SERVED, Ordering::Release);
-    deliver(shard, &w, out.buf);
-    Tried::Served
-}
-
-/// Runs a waiter's `serve` through `call()`'s machinery as its own execution unit; the
-/// command's stats count it once served.
-fn serve_waiter(
-    shard: &Rc<Shard>,
-    parts: Parts<'_>,
-    w: &Waiter,
-    key_pos: usize,
-    state: &mut WaitState,
-    out: &mut Reply,
-    unit: &mut Unit,
-) -> bool {
-    let args = w.args.args();
-    let started = ticks();
-    let mut x = Exec {
-        shard,
-        parts,
-        db: w.db,
-        out,
-        now: now_ms(),
-        unit,
-    };
-    let (result, dirty) = run_body(&mut x, &args, false, |c| {
-        (w.op.serve)(c, &args, key_pos, state)
-    });
-    let served = matches!(result, Ok(true));
-    if served {
-        let mut stats = shard.stats.borrow_mut();
-        stats.dirty += dirty;
-        let s = &mut stats.cmd[w.idx];
-        s.calls += 1;
-        s.nsec += elapsed_ns(started);
-    }
-    served
-}
-
-/// Tries a waiter whose command needs several shards, from a task holding them all; then the
-/// key's queue on `shard` is tried again.
-fn try_across(shard: Rc<Shard>, w: Arc<Waiter>, spans: ShardSet, key_pos: usize) {
-    glommio::spawn_local(async move {
-        let mut held = Held::acquire(&shard, &spans).await;
-        let mut out = Reply::new(w.resp3);
-        let mut unit = Unit::default();
-        let mut state = WaitState::default();
-        let served = serve_waiter(
-            &shard,
-            held.parts(),
-            &w,
-            key_pos,
-            &mut state,
-            &mut out,
-            &mut unit,
-        );
-        if !unit.is_empty() {
-            let stamp = end_unit(&shard, &mut unit, held.clock());
-            held.set_clock(stamp);
-        }
-        if !served {
-            // The key's queue stays behind this waiter until the key is touched again.
-            w.status.store(WAITING, Ordering::Release);
-            return;
-        }
-        w.status.store(SERVED, Ordering::Release);
-        deliver(&shard, &w, out.buf);
-        // Served: the waiters queued behind it are tried next.
-        let key: Box<[u8]> = w.args.args().get(key_pos).into();
-        let db = w.db;
-        held.release();
-        shard.data_home().await;
-        if let Some(d) = shard.data.borrow_mut().as_deref_mut() {
-            d.db(db).mark_ready(&key);
-        }
-        serve_ready(&shard);
-    })
-    .detach();
-}
-
-/// Hands a reply to the waiter's connection, on whatever core it runs.
-fn deliver(shard: &Rc<Shard>, w: &Waiter, reply: Vec<u8>) {
-    let delivery = Delivery { reply };
-    if w.conn_shard == shard.id {
-        shard.blocking.deliver_local(w.id, delivery);
-    } else {
-        let (to, id, me) = (w.conn_shard, w.id, shard.clone());
-        glommio::spawn_local(async move {
-            me.post(to, false, move |s| s.blocking.deliver_local(id, delivery))
-                .await;
-        })
-        .detach();
-    }
-}
-
-/// After an execution unit: serves, in arrival order, the waiters of every tracked key it
-/// touched. Serving one may touch more keys (BLMOVE's destination), so this loops until quiet.
-/// Nothing happens while the data is away (it runs again when the data comes home) or while
-/// a MIGRATE has keys in flight here: serving could write one of them (BLMOVE's destination)
-/// after its copy left (`migrate::end_move` serves them then).
-pub fn serve_ready(shard: &Rc<Shard>) {
-    loop {
-        let ready = {
-            let mut data = shard.data.borrow_mut();
-            let Some(data) = data.as_deref_mut() else {
-                return;
-            };
-            if !data.in_flight.is_empty() || !data.has_ready() {
-                return;
-            }
-            data.take_ready()
-        };
-        for (db, key) in ready {
-            serve_key(shard, db, &key);
-        }
-    }
-}
-
-fn serve_key(shard: &Rc<Shard>, db: usize, key: &[u8]) {
-    serve_queue(shard, db, key);
-    // Our own attempts looked the key up, which marked it again: it has just been checked.
-    shard.with_data(|d| d.db(db).unmark_ready(key));
-    let qk = (db, Box::<[u8]>::from(key));
-    let mut queues = shard.blocking.queues.borrow_mut();
-    if queues.get(&qk).is_some_and(VecDeque::is_empty) {
-        queues.remove(&qk);
-        shard.with_data(|d| d.track_blocked(db, key, false));
-    }
-}
-
-/// Serves the waiters of `key` in order until one cannot be served.
-fn serve_queue(shard: &Rc<Shard>, db: usize, key: &[u8]) {
-    let qk = (db, Box::<[u8]>::from(key));
-    loop {
-        let Some(mut reg) = shard
-            .blocking
-            .queues
-            .borrow_mut()
-            .get_mut(&qk)
-            .and_then(VecDeque::pop_front)
-        else {
-            break;
-        };
-        match try_serve(shard, &mut reg) {
-            Tried::Served | Tried::Decided => {}
-            Tried::NotReady | Tried::Later => {
-                if let Some(q) = shard.blocking.queues.borrow_mut().get_mut(&qk) {
-                    q.push_front(reg);
-                }
-                return;
-            }
-        }
+    n < 0 && {
+        let err = std::io::Error::last_os_error().raw_os_error();
+        !matches!(err, Some(libc::EAGAIN) | Some(libc::EINTR))
     }
 }
