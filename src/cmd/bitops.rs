@@ -8,41 +8,37 @@ use crate::resp::{Args, Reply};
 use crate::types::{StrValue, Value};
 use crate::util::num::{arg_i64, parse_i64_strict};
 
-const READ_SLOW: &[&str] = &["@read", "@bitmap", "@slow"];
-const READ_FAST: &[&str] = &["@read", "@bitmap", "@fast"];
-const WRITE_SLOW: &[&str] = &["@write", "@bitmap", "@slow"];
-
 pub static COMMANDS: &[CommandSpec] = &[
-    CommandSpec::keyed("setbit", 4, WRITE | DENYOOM, setbit).acl(WRITE_SLOW).doc(
+    CommandSpec::keyed("setbit", 4, WRITE | DENYOOM, setbit).acl(&["@bitmap"]).doc(
         "bitmap",
         "2.2.0",
         "Sets or clears the bit at offset in the string value stored at key",
     ),
-    CommandSpec::keyed("getbit", 3, READONLY | FAST, getbit).acl(READ_FAST).doc(
+    CommandSpec::keyed("getbit", 3, READONLY | FAST, getbit).acl(&["@bitmap"]).doc(
         "bitmap",
         "2.2.0",
         "Returns the bit value at offset in the string value stored at key",
     ),
-    CommandSpec::keyed("bitcount", -2, READONLY, bitcount).acl(READ_SLOW).doc(
+    CommandSpec::keyed("bitcount", -2, READONLY, bitcount).acl(&["@bitmap"]).doc(
         "bitmap",
         "2.6.0",
         "Count set bits in a string",
     ),
-    CommandSpec::keyed("bitpos", -3, READONLY, bitpos).acl(READ_SLOW).doc(
+    CommandSpec::keyed("bitpos", -3, READONLY, bitpos).acl(&["@bitmap"]).doc(
         "bitmap",
         "2.8.7",
         "Find first bit set or clear in a string",
     ),
     CommandSpec::new("bitop", -4, WRITE | DENYOOM, Handler::Keyed(bitop))
         .keys(2, -1, 1)
-        .acl(WRITE_SLOW)
+        .acl(&["@bitmap"])
         .doc("bitmap", "2.6.0", "Perform bitwise operations between strings"),
-    CommandSpec::keyed("bitfield", -2, WRITE | DENYOOM, bitfield).acl(WRITE_SLOW).doc(
+    CommandSpec::keyed("bitfield", -2, WRITE | DENYOOM, bitfield).acl(&["@bitmap"]).doc(
         "bitmap",
         "3.2.0",
         "Perform arbitrary bitfield integer operations on strings",
     ),
-    CommandSpec::keyed("bitfield_ro", -2, READONLY | FAST, bitfield_ro).acl(READ_FAST).doc(
+    CommandSpec::keyed("bitfield_ro", -2, READONLY | FAST, bitfield_ro).acl(&["@bitmap"]).doc(
         "bitmap",
         "6.0.0",
         "Perform arbitrary bitfield integer operations on strings. Read-only variant of BITFIELD",

@@ -14,20 +14,12 @@ use crate::shard::client::Conn;
 use crate::slot::{key_slot, SLOTS};
 use crate::util::num::parse_i64_strict;
 
-const ADMIN_ACL: &[&str] = &["@admin", "@slow", "@dangerous"];
-const SLOW: &[&str] = &["@slow"];
-const CONN_FAST: &[&str] = &["@fast", "@connection"];
-
 const fn admin(name: &'static str, arity: i32, f: crate::cmd::AsyncFn) -> CommandSpec {
-    CommandSpec::new(name, arity, ADMIN | STALE, Handler::Async(f))
-        .acl(ADMIN_ACL)
-        .doc("cluster", "3.0.0", "")
+    CommandSpec::new(name, arity, ADMIN | STALE, Handler::Async(f)).doc("cluster", "3.0.0", "")
 }
 
 const fn info(name: &'static str, arity: i32, f: crate::cmd::AsyncFn) -> CommandSpec {
-    CommandSpec::new(name, arity, STALE, Handler::Async(f))
-        .acl(SLOW)
-        .doc("cluster", "3.0.0", "")
+    CommandSpec::new(name, arity, STALE, Handler::Async(f)).doc("cluster", "3.0.0", "")
 }
 
 static CLUSTER_SUBS: &[CommandSpec] = &[
@@ -73,13 +65,11 @@ static CLUSTER_SUBS: &[CommandSpec] = &[
         "3.0.0",
         "Return local key names in the specified hash slot",
     ),
-    CommandSpec::new("help", 2, LOADING | STALE, Handler::Async(help))
-        .acl(SLOW)
-        .doc(
-            "cluster",
-            "5.0.0",
-            "Show helpful text about the different subcommands",
-        ),
+    CommandSpec::new("help", 2, LOADING | STALE, Handler::Async(help)).doc(
+        "cluster",
+        "5.0.0",
+        "Show helpful text about the different subcommands",
+    ),
     info("info", 2, cluster_info).doc(
         "cluster",
         "3.0.0",
@@ -108,9 +98,11 @@ static CLUSTER_SUBS: &[CommandSpec] = &[
         "5.0.0",
         "List replica nodes of the specified master node",
     ),
-    CommandSpec::new("reset", -2, ADMIN | NOSCRIPT | STALE, Handler::Async(reset))
-        .acl(ADMIN_ACL)
-        .doc("cluster", "3.0.0", "Reset a Redis Cluster node"),
+    CommandSpec::new("reset", -2, ADMIN | NOSCRIPT | STALE, Handler::Async(reset)).doc(
+        "cluster",
+        "3.0.0",
+        "Reset a Redis Cluster node",
+    ),
     admin("saveconfig", 2, saveconfig).doc(
         "cluster",
         "3.0.0",
@@ -141,11 +133,10 @@ static CLUSTER_SUBS: &[CommandSpec] = &[
 
 pub static COMMANDS: &[CommandSpec] = &[
     CommandSpec::new("cluster", -2, 0, Handler::Container)
-        .acl(SLOW)
         .doc("cluster", "3.0.0", "A container for cluster commands")
         .subs(CLUSTER_SUBS),
     CommandSpec::new("asking", 1, FAST, Handler::Sync(asking))
-        .acl(CONN_FAST)
+        .acl(&["@connection"])
         .doc(
             "cluster",
             "3.0.0",
@@ -157,7 +148,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         LOADING | STALE | FAST,
         Handler::Sync(readonly),
     )
-    .acl(CONN_FAST)
+    .acl(&["@connection"])
     .doc(
         "cluster",
         "3.0.0",
@@ -169,7 +160,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         LOADING | STALE | FAST,
         Handler::Sync(readwrite),
     )
-    .acl(CONN_FAST)
+    .acl(&["@connection"])
     .doc(
         "cluster",
         "3.0.0",

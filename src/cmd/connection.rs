@@ -7,14 +7,14 @@ use crate::shard::client::Conn;
 
 pub static COMMANDS: &[CommandSpec] = &[
     CommandSpec::new("ping", -1, FAST | SUBSCRIBED_OK, Handler::Sync(ping))
-        .acl(&["@fast", "@connection"])
+        .acl(&["@connection"])
         .doc(
             "connection",
             "1.0.0",
             "Returns the server's liveliness response.",
         ),
     CommandSpec::new("echo", 2, FAST, Handler::Sync(echo))
-        .acl(&["@fast", "@connection"])
+        .acl(&["@connection"])
         .doc("connection", "1.0.0", "Returns the given string."),
     CommandSpec::new(
         "quit",
@@ -22,7 +22,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         ALLOW_BUSY | NOSCRIPT | LOADING | STALE | FAST | NO_AUTH | SUBSCRIBED_OK | NOT_QUEUED,
         Handler::Sync(quit),
     )
-    .acl(&["@fast", "@connection"])
+    .acl(&["@connection"])
     .doc("connection", "1.0.0", "Closes the connection."),
     CommandSpec::new(
         "hello",
@@ -32,7 +32,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         NOSCRIPT | LOADING | STALE | FAST | NO_AUTH | ALLOW_BUSY | BARRIER,
         Handler::Sync(hello),
     )
-    .acl(&["@fast", "@connection"])
+    .acl(&["@connection"])
     .doc("connection", "6.0.0", "Handshakes with the Redis server."),
     CommandSpec::new(
         "auth",
@@ -40,10 +40,10 @@ pub static COMMANDS: &[CommandSpec] = &[
         NOSCRIPT | LOADING | STALE | FAST | NO_AUTH | ALLOW_BUSY,
         Handler::Sync(auth),
     )
-    .acl(&["@fast", "@connection"])
+    .acl(&["@connection"])
     .doc("connection", "1.0.0", "Authenticates the connection."),
     CommandSpec::new("select", 2, LOADING | STALE | FAST, Handler::Sync(select))
-        .acl(&["@fast", "@connection"])
+        .acl(&["@connection"])
         .doc("connection", "1.0.0", "Changes the selected database."),
     CommandSpec::new(
         "reset",
@@ -53,7 +53,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         NOSCRIPT | LOADING | STALE | FAST | NO_AUTH | ALLOW_BUSY | SUBSCRIBED_OK | NOT_QUEUED,
         Handler::Async(reset),
     )
-    .acl(&["@fast", "@connection"])
+    .acl(&["@connection"])
     .doc("connection", "6.2.0", "Reset the connection"),
 ];
 

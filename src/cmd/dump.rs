@@ -7,18 +7,16 @@ use crate::rdb::{self};
 use crate::resp::Args;
 use crate::util::num::arg_i64;
 
-const RESTORE_ACL: &[&str] = &["@keyspace", "@write", "@slow", "@dangerous"];
-
 pub static COMMANDS: &[CommandSpec] = &[
     CommandSpec::keyed("dump", 2, READONLY, dump)
-        .acl(&["@keyspace", "@read", "@slow"])
+        .acl(&["@keyspace"])
         .doc(
             "generic",
             "2.6.0",
             "Return a serialized version of the value stored at the specified key.",
         ),
     CommandSpec::keyed("restore", -4, WRITE | DENYOOM, restore)
-        .acl(RESTORE_ACL)
+        .acl(&["@keyspace", "@dangerous"])
         .doc(
             "generic",
             "2.6.0",
@@ -27,7 +25,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     // MIGRATE's target side in cluster mode: the ASKING flag lets it write to a slot this
     // node is importing.
     CommandSpec::keyed("restore-asking", -4, WRITE | DENYOOM | ASKING, restore)
-        .acl(RESTORE_ACL)
+        .acl(&["@keyspace", "@dangerous"])
         .doc(
             "server",
             "3.0.0",

@@ -12,22 +12,19 @@ use crate::util::crc64::crc64;
 /// The RDB version of Redis 7.0, which DUMP payloads carry.
 const RDB_VERSION: u16 = 10;
 
-const SCRIPTING: &[&str] = &["@slow", "@scripting"];
-const WRITE_SCRIPTING: &[&str] = &["@write", "@slow", "@scripting"];
-
 static FUNCTION_SUBS: &[CommandSpec] = &[
     CommandSpec::new("dump", 2, NOSCRIPT, Handler::Sync(dump))
-        .acl(SCRIPTING)
+        .acl(&["@scripting"])
         .doc(
             "scripting",
             "7.0.0",
             "Dump all functions into a serialized binary payload",
         ),
     CommandSpec::new("flush", -2, WRITE | NOSCRIPT, Handler::Sync(flush))
-        .acl(WRITE_SCRIPTING)
+        .acl(&["@scripting"])
         .doc("scripting", "7.0.0", "Deleting all functions"),
     CommandSpec::new("list", -2, NOSCRIPT, Handler::Sync(list))
-        .acl(SCRIPTING)
+        .acl(&["@scripting"])
         .doc(
             "scripting",
             "7.0.0",
@@ -39,7 +36,7 @@ static FUNCTION_SUBS: &[CommandSpec] = &[
         WRITE | DENYOOM | NOSCRIPT,
         Handler::Sync(restore),
     )
-    .acl(WRITE_SCRIPTING)
+    .acl(&["@scripting"])
     .doc(
         "scripting",
         "7.0.0",
@@ -48,7 +45,6 @@ static FUNCTION_SUBS: &[CommandSpec] = &[
 ];
 
 pub static COMMANDS: &[CommandSpec] = &[CommandSpec::new("function", -2, 0, Handler::Container)
-    .acl(&["@slow"])
     .doc("scripting", "7.0.0", "A container for function commands")
     .subs(FUNCTION_SUBS)];
 

@@ -10,86 +10,82 @@ use crate::types::set::{below, distinct_positions, Rng};
 use crate::types::Value;
 use crate::util::num::{arg_i64, incr_by_float, parse_i64_strict};
 
-const READ_FAST: &[&str] = &["@read", "@hash", "@fast"];
-const READ_SLOW: &[&str] = &["@read", "@hash", "@slow"];
-const WRITE_FAST: &[&str] = &["@write", "@hash", "@fast"];
-
 pub static COMMANDS: &[CommandSpec] = &[
     CommandSpec::keyed("hset", -4, WRITE | DENYOOM | FAST, hset)
-        .acl(WRITE_FAST)
+        .acl(&["@hash"])
         .doc("hash", "2.0.0", "Set the string value of a hash field"),
     CommandSpec::keyed("hsetnx", 4, WRITE | DENYOOM | FAST, hsetnx)
-        .acl(WRITE_FAST)
+        .acl(&["@hash"])
         .doc(
             "hash",
             "2.0.0",
             "Set the value of a hash field, only if the field does not exist",
         ),
     CommandSpec::keyed("hget", 3, READONLY | FAST, hget)
-        .acl(READ_FAST)
+        .acl(&["@hash"])
         .doc("hash", "2.0.0", "Get the value of a hash field"),
     CommandSpec::keyed("hmget", -3, READONLY | FAST, hmget)
-        .acl(READ_FAST)
+        .acl(&["@hash"])
         .doc(
             "hash",
             "2.0.0",
             "Get the values of all the given hash fields",
         ),
     CommandSpec::keyed("hmset", -4, WRITE | DENYOOM | FAST, hmset)
-        .acl(WRITE_FAST)
+        .acl(&["@hash"])
         .doc(
             "hash",
             "2.0.0",
             "Set multiple hash fields to multiple values",
         ),
     CommandSpec::keyed("hdel", -3, WRITE | FAST, hdel)
-        .acl(WRITE_FAST)
+        .acl(&["@hash"])
         .doc("hash", "2.0.0", "Delete one or more hash fields"),
     CommandSpec::keyed("hlen", 2, READONLY | FAST, hlen)
-        .acl(READ_FAST)
+        .acl(&["@hash"])
         .doc("hash", "2.0.0", "Get the number of fields in a hash"),
     CommandSpec::keyed("hstrlen", 3, READONLY | FAST, hstrlen)
-        .acl(READ_FAST)
+        .acl(&["@hash"])
         .doc(
             "hash",
             "3.2.0",
             "Get the length of the value of a hash field",
         ),
     CommandSpec::keyed("hexists", 3, READONLY | FAST, hexists)
-        .acl(READ_FAST)
+        .acl(&["@hash"])
         .doc("hash", "2.0.0", "Determine if a hash field exists"),
     CommandSpec::keyed("hkeys", 2, READONLY, hkeys)
-        .acl(READ_SLOW)
+        .acl(&["@hash"])
         .doc("hash", "2.0.0", "Get all the fields in a hash"),
     CommandSpec::keyed("hvals", 2, READONLY, hvals)
-        .acl(READ_SLOW)
+        .acl(&["@hash"])
         .doc("hash", "2.0.0", "Get all the values in a hash"),
     CommandSpec::keyed("hgetall", 2, READONLY, hgetall)
-        .acl(READ_SLOW)
+        .acl(&["@hash"])
         .doc("hash", "2.0.0", "Get all the fields and values in a hash"),
     CommandSpec::keyed("hincrby", 4, WRITE | DENYOOM | FAST, hincrby)
-        .acl(WRITE_FAST)
+        .acl(&["@hash"])
         .doc(
             "hash",
             "2.0.0",
             "Increment the integer value of a hash field by the given number",
         ),
     CommandSpec::keyed("hincrbyfloat", 4, WRITE | DENYOOM | FAST, hincrbyfloat)
-        .acl(WRITE_FAST)
+        .acl(&["@hash"])
         .doc(
             "hash",
             "2.6.0",
             "Increment the float value of a hash field by the given amount",
         ),
     CommandSpec::keyed("hrandfield", -2, READONLY, hrandfield)
-        .acl(READ_SLOW)
+        .acl(&["@hash"])
         .doc(
             "hash",
             "6.2.0",
             "Get one or multiple random fields from a hash",
         ),
     CommandSpec::keyed("hscan", -3, READONLY, hscan)
-        .acl(READ_SLOW)
+        .acl(&["@hash"])
         .doc(
             "hash",
             "2.8.0",

@@ -12,7 +12,7 @@ use crate::util::time::now_ms;
 
 pub static COMMANDS: &[CommandSpec] = &[
     CommandSpec::keyed("pfadd", -2, WRITE | DENYOOM | FAST, pfadd)
-        .acl(&["@write", "@hyperloglog", "@fast"])
+        .acl(&["@hyperloglog"])
         .doc(
             "hyperloglog",
             "2.8.9",
@@ -20,7 +20,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         ),
     CommandSpec::keyed("pfcount", -2, READONLY, pfcount)
         .keys(1, -1, 1)
-        .acl(&["@read", "@hyperloglog", "@slow"])
+        .acl(&["@hyperloglog"])
         .doc(
             "hyperloglog",
             "2.8.9",
@@ -28,7 +28,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         ),
     CommandSpec::keyed("pfmerge", -2, WRITE | DENYOOM, pfmerge)
         .keys(1, -1, 1)
-        .acl(&["@write", "@hyperloglog", "@slow"])
+        .acl(&["@hyperloglog"])
         .doc(
             "hyperloglog",
             "2.8.9",
@@ -36,14 +36,14 @@ pub static COMMANDS: &[CommandSpec] = &[
         ),
     CommandSpec::keyed("pfdebug", 3, WRITE | DENYOOM | ADMIN, pfdebug)
         .keys(2, 2, 1)
-        .acl(&["@write", "@hyperloglog", "@admin", "@slow", "@dangerous"])
+        .acl(&["@hyperloglog"])
         .doc(
             "hyperloglog",
             "2.8.9",
             "Internal commands for debugging HyperLogLog values",
         ),
     CommandSpec::new("pfselftest", 1, ADMIN, Handler::Sync(pfselftest))
-        .acl(&["@hyperloglog", "@admin", "@slow", "@dangerous"])
+        .acl(&["@hyperloglog"])
         .doc(
             "hyperloglog",
             "2.8.9",

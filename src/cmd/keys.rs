@@ -9,15 +9,11 @@ use crate::shard::client::Conn;
 use crate::types::{StrValue, Value};
 use crate::util::num::arg_i64;
 
-const READ_FAST: &[&str] = &["@keyspace", "@read", "@fast"];
-const WRITE_FAST: &[&str] = &["@keyspace", "@write", "@fast"];
-const READ_SLOW: &[&str] = &["@keyspace", "@read", "@slow"];
-
 /// OBJECT's subcommands; the key is argument 2.
 static OBJECT_SUBCOMMANDS: &[CommandSpec] = &[
     CommandSpec::new("encoding", 3, READONLY, Handler::Keyed(object_encoding))
         .keys(2, 2, 1)
-        .acl(READ_SLOW)
+        .acl(&["@keyspace"])
         .doc(
             "generic",
             "2.2.3",
@@ -25,14 +21,14 @@ static OBJECT_SUBCOMMANDS: &[CommandSpec] = &[
         ),
     CommandSpec::new("freq", 3, READONLY, Handler::Keyed(object_freq))
         .keys(2, 2, 1)
-        .acl(READ_SLOW)
+        .acl(&["@keyspace"])
         .doc(
             "generic",
             "4.0.0",
             "Returns the logarithmic access frequency counter of a Redis object.",
         ),
     CommandSpec::new("help", 2, LOADING | STALE, Handler::Sync(object_help))
-        .acl(&["@keyspace", "@slow"])
+        .acl(&["@keyspace"])
         .doc(
             "generic",
             "6.2.0",
@@ -40,7 +36,7 @@ static OBJECT_SUBCOMMANDS: &[CommandSpec] = &[
         ),
     CommandSpec::new("idletime", 3, READONLY, Handler::Keyed(object_idletime))
         .keys(2, 2, 1)
-        .acl(READ_SLOW)
+        .acl(&["@keyspace"])
         .doc(
             "generic",
             "2.2.3",
@@ -48,7 +44,7 @@ static OBJECT_SUBCOMMANDS: &[CommandSpec] = &[
         ),
     CommandSpec::new("refcount", 3, READONLY, Handler::Keyed(object_refcount))
         .keys(2, 2, 1)
-        .acl(READ_SLOW)
+        .acl(&["@keyspace"])
         .doc(
             "generic",
             "2.2.3",
@@ -59,81 +55,80 @@ static OBJECT_SUBCOMMANDS: &[CommandSpec] = &[
 pub static COMMANDS: &[CommandSpec] = &[
     CommandSpec::keyed("del", -2, WRITE, del)
         .keys(1, -1, 1)
-        .acl(&["@keyspace", "@write", "@slow"])
+        .acl(&["@keyspace"])
         .doc("generic", "1.0.0", "Deletes one or more keys."),
     CommandSpec::keyed("unlink", -2, WRITE | FAST, del)
         .keys(1, -1, 1)
-        .acl(WRITE_FAST)
+        .acl(&["@keyspace"])
         .doc("generic", "4.0.0", "Asynchronously deletes one or more keys."),
     CommandSpec::keyed("exists", -2, READONLY | FAST, exists)
         .keys(1, -1, 1)
-        .acl(READ_FAST)
+        .acl(&["@keyspace"])
         .doc("generic", "1.0.0", "Determines whether one or more keys exist."),
     CommandSpec::keyed("touch", -2, READONLY | FAST, touch)
         .keys(1, -1, 1)
-        .acl(READ_FAST)
+        .acl(&["@keyspace"])
         .doc("generic", "3.2.1", "Returns the number of existing keys out of those specified after updating the time they were last accessed."),
     CommandSpec::keyed("type", 2, READONLY | FAST, type_cmd)
-        .acl(READ_FAST)
+        .acl(&["@keyspace"])
         .doc("generic", "1.0.0", "Determines the type of value stored at a key."),
     CommandSpec::keyed("expire", -3, WRITE | FAST, expire)
-        .acl(WRITE_FAST)
+        .acl(&["@keyspace"])
         .doc("generic", "1.0.0", "Sets the expiration time of a key in seconds."),
     CommandSpec::keyed("pexpire", -3, WRITE | FAST, pexpire)
-        .acl(WRITE_FAST)
+        .acl(&["@keyspace"])
         .doc("generic", "2.6.0", "Sets the expiration time of a key in milliseconds."),
     CommandSpec::keyed("expireat", -3, WRITE | FAST, expireat)
-        .acl(WRITE_FAST)
+        .acl(&["@keyspace"])
         .doc("generic", "1.2.0", "Sets the expiration time of a key to a Unix timestamp."),
     CommandSpec::keyed("pexpireat", -3, WRITE | FAST, pexpireat)
-        .acl(WRITE_FAST)
+        .acl(&["@keyspace"])
         .doc("generic", "2.6.0", "Sets the expiration time of a key to a Unix milliseconds timestamp."),
     CommandSpec::keyed("ttl", 2, READONLY | FAST, ttl)
-        .acl(READ_FAST)
+        .acl(&["@keyspace"])
         .doc("generic", "1.0.0", "Returns the expiration time in seconds of a key."),
     CommandSpec::keyed("pttl", 2, READONLY | FAST, pttl)
-        .acl(READ_FAST)
+        .acl(&["@keyspace"])
         .doc("generic", "2.6.0", "Returns the expiration time in milliseconds of a key."),
     CommandSpec::keyed("expiretime", 2, READONLY | FAST, expiretime)
-        .acl(READ_FAST)
+        .acl(&["@keyspace"])
         .doc("generic", "7.0.0", "Returns the expiration time of a key as a Unix timestamp."),
     CommandSpec::keyed("pexpiretime", 2, READONLY | FAST, pexpiretime)
-        .acl(READ_FAST)
+        .acl(&["@keyspace"])
         .doc("generic", "7.0.0", "Returns the expiration time of a key as a Unix milliseconds timestamp."),
     CommandSpec::keyed("persist", 2, WRITE | FAST, persist)
-        .acl(WRITE_FAST)
+        .acl(&["@keyspace"])
         .doc("generic", "2.2.0", "Removes the expiration time of a key."),
     CommandSpec::keyed("rename", 3, WRITE, rename)
         .keys(1, 2, 1)
-        .acl(&["@keyspace", "@write", "@slow"])
+        .acl(&["@keyspace"])
         .doc("generic", "1.0.0", "Renames a key and overwrites the destination."),
     CommandSpec::keyed("renamenx", 3, WRITE | FAST, renamenx)
         .keys(1, 2, 1)
-        .acl(WRITE_FAST)
+        .acl(&["@keyspace"])
         .doc("generic", "1.0.0", "Renames a key only when the target key name doesn't exist."),
     CommandSpec::keyed("copy", -3, WRITE | DENYOOM, copy)
         .keys(1, 2, 1)
-        .acl(&["@keyspace", "@write", "@slow"])
+        .acl(&["@keyspace"])
         .doc("generic", "6.2.0", "Copies the value of a key to a new key."),
     CommandSpec::whole("randomkey", 1, READONLY | TOUCHES_ARBITRARY_KEYS, randomkey)
-        .acl(READ_SLOW)
+        .acl(&["@keyspace"])
         .doc("generic", "1.0.0", "Returns a random key name from the database."),
     CommandSpec::whole("keys", 2, READONLY, keys)
-        .acl(&["@keyspace", "@read", "@slow", "@dangerous"])
+        .acl(&["@keyspace", "@dangerous"])
         .doc("generic", "1.0.0", "Returns all key names that match a pattern."),
     CommandSpec::whole("scan", -2, READONLY | TOUCHES_ARBITRARY_KEYS, scan)
         .shard_of(scan_shard)
-        .acl(READ_SLOW)
+        .acl(&["@keyspace"])
         .doc("generic", "2.8.0", "Iterates over the key names in the database."),
     CommandSpec::keyed("move", 3, WRITE | FAST, move_cmd)
-        .acl(WRITE_FAST)
+        .acl(&["@keyspace"])
         .doc("generic", "1.0.0", "Move a key to another database"),
     CommandSpec::whole("swapdb", 3, WRITE | FAST, swapdb)
-        .acl(&["@keyspace", "@write", "@fast", "@dangerous"])
+        .acl(&["@keyspace", "@dangerous"])
         .doc("server", "4.0.0", "Swaps two Redis databases"),
     CommandSpec::new("object", -2, 0, Handler::Container)
         .subs(OBJECT_SUBCOMMANDS)
-        .acl(&["@slow"])
         .doc("generic", "2.2.3", "A container for object introspection commands."),
 ];
 

@@ -13,70 +13,64 @@ use crate::types::list::{End, Fill, List};
 use crate::types::Value;
 use crate::util::num::{arg_i64, parse_i64_strict};
 
-const READ_FAST: &[&str] = &["@read", "@list", "@fast"];
-const READ_SLOW: &[&str] = &["@read", "@list", "@slow"];
-const WRITE_FAST: &[&str] = &["@write", "@list", "@fast"];
-const WRITE_SLOW: &[&str] = &["@write", "@list", "@slow"];
-const BLOCKING_ACL: &[&str] = &["@write", "@list", "@slow", "@blocking"];
-
 pub static COMMANDS: &[CommandSpec] = &[
     CommandSpec::keyed("lpush", -3, WRITE | DENYOOM | FAST, lpush)
-        .acl(WRITE_FAST)
+        .acl(&["@list"])
         .doc("list", "1.0.0", "Prepend one or multiple elements to a list"),
     CommandSpec::keyed("rpush", -3, WRITE | DENYOOM | FAST, rpush)
-        .acl(WRITE_FAST)
+        .acl(&["@list"])
         .doc("list", "1.0.0", "Append one or multiple elements to a list"),
     CommandSpec::keyed("lpushx", -3, WRITE | DENYOOM | FAST, lpushx)
-        .acl(WRITE_FAST)
+        .acl(&["@list"])
         .doc(
             "list",
             "2.2.0",
             "Prepend an element to a list, only if the list exists",
         ),
     CommandSpec::keyed("rpushx", -3, WRITE | DENYOOM | FAST, rpushx)
-        .acl(WRITE_FAST)
+        .acl(&["@list"])
         .doc(
             "list",
             "2.2.0",
             "Append an element to a list, only if the list exists",
         ),
     CommandSpec::keyed("lpop", -2, WRITE | FAST, lpop)
-        .acl(WRITE_FAST)
+        .acl(&["@list"])
         .doc("list", "1.0.0", "Remove and get the first elements in a list"),
     CommandSpec::keyed("rpop", -2, WRITE | FAST, rpop)
-        .acl(WRITE_FAST)
+        .acl(&["@list"])
         .doc("list", "1.0.0", "Remove and get the last elements in a list"),
     CommandSpec::keyed("llen", 2, READONLY | FAST, llen)
-        .acl(READ_FAST)
+        .acl(&["@list"])
         .doc("list", "1.0.0", "Get the length of a list"),
     CommandSpec::keyed("lindex", 3, READONLY, lindex)
-        .acl(READ_SLOW)
+        .acl(&["@list"])
         .doc("list", "1.0.0", "Get an element from a list by its index"),
     CommandSpec::keyed("lset", 4, WRITE | DENYOOM, lset)
-        .acl(WRITE_SLOW)
+        .acl(&["@list"])
         .doc(
             "list",
             "1.0.0",
             "Set the value of an element in a list by its index",
         ),
     CommandSpec::keyed("lrange", 4, READONLY, lrange)
-        .acl(READ_SLOW)
+        .acl(&["@list"])
         .doc("list", "1.0.0", "Get a range of elements from a list"),
     CommandSpec::keyed("ltrim", 4, WRITE, ltrim)
-        .acl(WRITE_SLOW)
+        .acl(&["@list"])
         .doc("list", "1.0.0", "Trim a list to the specified range"),
     CommandSpec::keyed("lrem", 4, WRITE, lrem)
-        .acl(WRITE_SLOW)
+        .acl(&["@list"])
         .doc("list", "1.0.0", "Remove elements from a list"),
     CommandSpec::keyed("linsert", 5, WRITE | DENYOOM, linsert)
-        .acl(WRITE_SLOW)
+        .acl(&["@list"])
         .doc(
             "list",
             "2.2.0",
             "Insert an element before or after another element in a list",
         ),
     CommandSpec::keyed("lpos", -3, READONLY, lpos)
-        .acl(READ_SLOW)
+        .acl(&["@list"])
         .doc(
             "list",
             "6.0.6",
@@ -84,7 +78,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         ),
     CommandSpec::keyed("lmove", 5, WRITE | DENYOOM, lmove)
         .keys(1, 2, 1)
-        .acl(WRITE_SLOW)
+        .acl(&["@list"])
         .doc(
             "list",
             "6.2.0",
@@ -92,7 +86,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         ),
     CommandSpec::keyed("rpoplpush", 3, WRITE | DENYOOM, rpoplpush)
         .keys(1, 2, 1)
-        .acl(WRITE_SLOW)
+        .acl(&["@list"])
         .doc(
             "list",
             "1.2.0",
@@ -100,12 +94,12 @@ pub static COMMANDS: &[CommandSpec] = &[
         ),
     CommandSpec::new("lmpop", -4, WRITE | MOVABLE_KEYS, Handler::Keyed(lmpop))
         .key_finder(crate::cmd::keys_at::numkeys_1)
-        .acl(WRITE_SLOW)
+        .acl(&["@list"])
         .doc("list", "7.0.0", "Pop elements from a list"),
     CommandSpec::new("blpop", -3, WRITE | NOSCRIPT | BLOCKING, Handler::Async(bpop))
         .blocking(&BLPOP_OP)
         .keys(1, -2, 1)
-        .acl(BLOCKING_ACL)
+        .acl(&["@list"])
         .doc(
             "list",
             "2.0.0",
@@ -114,7 +108,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     CommandSpec::new("brpop", -3, WRITE | NOSCRIPT | BLOCKING, Handler::Async(bpop))
         .blocking(&BRPOP_OP)
         .keys(1, -2, 1)
-        .acl(BLOCKING_ACL)
+        .acl(&["@list"])
         .doc(
             "list",
             "2.0.0",
@@ -128,7 +122,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     )
     .blocking(&BLMOVE_OP)
     .keys(1, 2, 1)
-    .acl(BLOCKING_ACL)
+    .acl(&["@list"])
     .doc(
         "list",
         "6.2.0",
@@ -142,7 +136,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     )
     .blocking(&BLMOVE_OP)
     .keys(1, 2, 1)
-    .acl(BLOCKING_ACL)
+    .acl(&["@list"])
     .doc(
         "list",
         "2.2.0",
@@ -156,7 +150,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     )
     .blocking(&BLMPOP_OP)
         .key_finder(crate::cmd::keys_at::numkeys_2)
-    .acl(BLOCKING_ACL)
+    .acl(&["@list"])
     .doc(
         "list",
         "7.0.0",

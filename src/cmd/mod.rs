@@ -548,6 +548,23 @@ mod tests {
         assert_eq!(cats("subscribe"), ["pubsub", "slow"]);
         assert_eq!(cats("swapdb"), ["keyspace", "write", "fast", "dangerous"]);
         assert_eq!(category::bit("@SortedSet"), Some(1 << 4));
+        // Tables name only what flags do not imply, with the `@`.
+        for (i, spec) in t.specs.iter().enumerate() {
+            let implied = CommandSpec { acl: &[], ..**spec }.categories();
+            for name in spec.acl {
+                let bit = category::bit(name).unwrap_or(0);
+                assert!(
+                    name.starts_with('@') && bit != 0,
+                    "{}: {name}",
+                    t.full_names[i]
+                );
+                assert!(
+                    implied & bit == 0 || *name == "@dangerous",
+                    "{}: {name} follows from its flags",
+                    t.full_names[i]
+                );
+            }
+        }
         assert_eq!(category::bit("nosuch"), None);
     }
 

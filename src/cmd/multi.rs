@@ -20,8 +20,6 @@ use crate::shard::journal::Unit;
 use crate::shard::tx::{Held, ShardSet};
 use crate::util::time::ticks;
 
-const TX: &[&str] = &["@transaction"];
-
 pub static COMMANDS: &[CommandSpec] = &[
     CommandSpec::new(
         "multi",
@@ -29,7 +27,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         NOSCRIPT | LOADING | STALE | FAST | ALLOW_BUSY | NOT_QUEUED,
         Handler::Sync(multi),
     )
-    .acl(TX)
+    .acl(&["@transaction"])
     .doc(
         "transactions",
         "1.2.0",
@@ -41,7 +39,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         NOSCRIPT | LOADING | STALE | SKIP_SLOWLOG | NOT_QUEUED | ROUTES_QUEUED,
         Handler::Async(exec),
     )
-    .acl(TX)
+    .acl(&["@transaction"])
     .doc(
         "transactions",
         "1.2.0",
@@ -53,7 +51,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         NOSCRIPT | LOADING | STALE | FAST | ALLOW_BUSY | NOT_QUEUED,
         Handler::Async(discard_cmd),
     )
-    .acl(TX)
+    .acl(&["@transaction"])
     .doc(
         "transactions",
         "2.0.0",
@@ -66,7 +64,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         Handler::Async(watch),
     )
     .keys(1, -1, 1)
-    .acl(TX)
+    .acl(&["@transaction"])
     .doc(
         "transactions",
         "2.2.0",
@@ -78,7 +76,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         NOSCRIPT | LOADING | STALE | FAST | ALLOW_BUSY,
         Handler::Async(unwatch),
     )
-    .acl(TX)
+    .acl(&["@transaction"])
     .doc("transactions", "2.2.0", "Forget about all watched keys"),
 ];
 

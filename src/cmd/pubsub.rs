@@ -20,39 +20,33 @@ use crate::shard::Shard;
 const SUBSCRIBE_FLAGS: u32 = PUBSUB | NOSCRIPT | LOADING | STALE | SUBSCRIBED_OK;
 
 pub static COMMANDS: &[CommandSpec] = &[
-    CommandSpec::new("subscribe", -2, SUBSCRIBE_FLAGS, Handler::Sync(subscribe))
-        .acl(&["@pubsub", "@slow"])
-        .doc(
-            "pubsub",
-            "2.0.0",
-            "Listen for messages published to the given channels",
-        ),
+    CommandSpec::new("subscribe", -2, SUBSCRIBE_FLAGS, Handler::Sync(subscribe)).doc(
+        "pubsub",
+        "2.0.0",
+        "Listen for messages published to the given channels",
+    ),
     CommandSpec::new(
         "unsubscribe",
         -1,
         SUBSCRIBE_FLAGS,
         Handler::Sync(unsubscribe),
     )
-    .acl(&["@pubsub", "@slow"])
     .doc(
         "pubsub",
         "2.0.0",
         "Stop listening for messages posted to the given channels",
     ),
-    CommandSpec::new("psubscribe", -2, SUBSCRIBE_FLAGS, Handler::Sync(psubscribe))
-        .acl(&["@pubsub", "@slow"])
-        .doc(
-            "pubsub",
-            "2.0.0",
-            "Listen for messages published to channels matching the given patterns",
-        ),
+    CommandSpec::new("psubscribe", -2, SUBSCRIBE_FLAGS, Handler::Sync(psubscribe)).doc(
+        "pubsub",
+        "2.0.0",
+        "Listen for messages published to channels matching the given patterns",
+    ),
     CommandSpec::new(
         "punsubscribe",
         -1,
         SUBSCRIBE_FLAGS,
         Handler::Sync(punsubscribe),
     )
-    .acl(&["@pubsub", "@slow"])
     .doc(
         "pubsub",
         "2.0.0",
@@ -64,13 +58,11 @@ pub static COMMANDS: &[CommandSpec] = &[
         PUBSUB | LOADING | STALE | FAST | MAY_REPLICATE,
         Handler::Async(publish),
     )
-    .acl(&["@pubsub", "@fast"])
     .doc("pubsub", "2.0.0", "Post a message to a channel"),
     // Shard channels are routed like keys (first..last = 1..-1), but the subscription lives
     // on the connection's core, so the handlers are connection handlers, not keyed ones.
     CommandSpec::new("ssubscribe", -2, SUBSCRIBE_FLAGS, Handler::Sync(ssubscribe))
         .keys(1, -1, 1)
-        .acl(&["@pubsub", "@slow"])
         .doc(
             "pubsub",
             "7.0.0",
@@ -83,7 +75,6 @@ pub static COMMANDS: &[CommandSpec] = &[
         Handler::Sync(sunsubscribe),
     )
     .keys(1, -1, 1)
-    .acl(&["@pubsub", "@slow"])
     .doc(
         "pubsub",
         "7.0.0",
@@ -96,56 +87,47 @@ pub static COMMANDS: &[CommandSpec] = &[
         Handler::Async(spublish),
     )
     .keys(1, 1, 1)
-    .acl(&["@pubsub", "@fast"])
     .doc("pubsub", "7.0.0", "Post a message to a shard channel"),
     CommandSpec::new("pubsub", -2, 0, Handler::Container)
         .subs(PUBSUB_SUBCOMMANDS)
-        .acl(&["@slow"])
         .doc("pubsub", "2.8.0", "A container for Pub/Sub commands"),
 ];
 
 const INTROSPECT: u32 = PUBSUB | LOADING | STALE;
 
 static PUBSUB_SUBCOMMANDS: &[CommandSpec] = &[
-    CommandSpec::new("channels", -2, INTROSPECT, Handler::Async(channels))
-        .acl(&["@pubsub", "@slow"])
-        .doc("pubsub", "2.8.0", "List active channels"),
-    CommandSpec::new("numsub", -2, INTROSPECT, Handler::Async(numsub))
-        .acl(&["@pubsub", "@slow"])
-        .doc(
-            "pubsub",
-            "2.8.0",
-            "Get the count of subscribers for channels",
-        ),
-    CommandSpec::new("numpat", 2, INTROSPECT, Handler::Async(numpat))
-        .acl(&["@pubsub", "@slow"])
-        .doc(
-            "pubsub",
-            "2.8.0",
-            "Get the count of unique patterns pattern subscriptions",
-        ),
+    CommandSpec::new("channels", -2, INTROSPECT, Handler::Async(channels)).doc(
+        "pubsub",
+        "2.8.0",
+        "List active channels",
+    ),
+    CommandSpec::new("numsub", -2, INTROSPECT, Handler::Async(numsub)).doc(
+        "pubsub",
+        "2.8.0",
+        "Get the count of subscribers for channels",
+    ),
+    CommandSpec::new("numpat", 2, INTROSPECT, Handler::Async(numpat)).doc(
+        "pubsub",
+        "2.8.0",
+        "Get the count of unique patterns pattern subscriptions",
+    ),
     CommandSpec::new(
         "shardchannels",
         -2,
         INTROSPECT,
         Handler::Async(shardchannels),
     )
-    .acl(&["@pubsub", "@slow"])
     .doc("pubsub", "7.0.0", "List active shard channels"),
-    CommandSpec::new("shardnumsub", -2, INTROSPECT, Handler::Async(shardnumsub))
-        .acl(&["@pubsub", "@slow"])
-        .doc(
-            "pubsub",
-            "7.0.0",
-            "Get the count of subscribers for shard channels",
-        ),
-    CommandSpec::new("help", 2, LOADING | STALE, Handler::Sync(help))
-        .acl(&["@slow"])
-        .doc(
-            "pubsub",
-            "6.2.0",
-            "Show helpful text about the different subcommands",
-        ),
+    CommandSpec::new("shardnumsub", -2, INTROSPECT, Handler::Async(shardnumsub)).doc(
+        "pubsub",
+        "7.0.0",
+        "Get the count of subscribers for shard channels",
+    ),
+    CommandSpec::new("help", 2, LOADING | STALE, Handler::Sync(help)).doc(
+        "pubsub",
+        "6.2.0",
+        "Show helpful text about the different subcommands",
+    ),
 ];
 
 /// The error a RESP2 subscribed client gets for any other command.

@@ -14,9 +14,6 @@ use crate::resp::{Args, Reply};
 use crate::shard::client::Conn;
 use crate::util::time::now_us;
 
-const ADMIN_ACL: &[&str] = &["@admin", "@slow", "@dangerous"];
-const CONN_ACL: &[&str] = &["@slow", "@connection"];
-const CONN_ADMIN_ACL: &[&str] = &["@admin", "@slow", "@dangerous", "@connection"];
 /// Flags of most CLIENT subcommands.
 const CLIENT_FLAGS: u32 = NOSCRIPT | LOADING | STALE;
 
@@ -27,17 +24,17 @@ const fn sub(name: &'static str, arity: i32, flags: u32, handler: Handler) -> Co
 
 static CLIENT_SUBS: &[CommandSpec] = &[
     sub("id", 2, CLIENT_FLAGS, Handler::Sync(client::id))
-        .acl(CONN_ACL)
+        .acl(&["@connection"])
         .doc(
             "connection",
             "5.0.0",
             "Returns the client ID for the current connection",
         ),
     sub("setname", 3, CLIENT_FLAGS, Handler::Sync(client::setname))
-        .acl(CONN_ACL)
+        .acl(&["@connection"])
         .doc("connection", "2.6.9", "Set the current connection name"),
     sub("getname", 2, CLIENT_FLAGS, Handler::Sync(client::getname))
-        .acl(CONN_ACL)
+        .acl(&["@connection"])
         .doc("connection", "2.6.9", "Get the current connection name"),
     sub(
         "list",
@@ -45,10 +42,10 @@ static CLIENT_SUBS: &[CommandSpec] = &[
         ADMIN | CLIENT_FLAGS,
         Handler::Async(client::list),
     )
-    .acl(CONN_ADMIN_ACL)
+    .acl(&["@connection"])
     .doc("connection", "2.4.0", "Get the list of client connections"),
     sub("info", 2, CLIENT_FLAGS, Handler::Sync(client::info))
-        .acl(CONN_ACL)
+        .acl(&["@connection"])
         .doc(
             "connection",
             "6.2.0",
@@ -60,11 +57,11 @@ static CLIENT_SUBS: &[CommandSpec] = &[
         ADMIN | CLIENT_FLAGS,
         Handler::Async(client::kill),
     )
-    .acl(CONN_ADMIN_ACL)
+    .acl(&["@connection"])
     .doc("connection", "2.4.0", "Kill the connection of a client"),
     // Redis 7.2's; 7.0 has no CLIENT SETINFO.
     sub("setinfo", 4, CLIENT_FLAGS, Handler::Sync(client::setinfo))
-        .acl(CONN_ACL)
+        .acl(&["@connection"])
         .doc(
             "connection",
             "7.2.0",
@@ -76,14 +73,14 @@ static CLIENT_SUBS: &[CommandSpec] = &[
         ADMIN | CLIENT_FLAGS,
         Handler::Sync(client::no_evict),
     )
-    .acl(CONN_ADMIN_ACL)
+    .acl(&["@connection"])
     .doc(
         "connection",
         "7.0.0",
         "Set client eviction mode for the current connection",
     ),
     sub("help", 2, LOADING | STALE, Handler::Sync(client::help))
-        .acl(CONN_ACL)
+        .acl(&["@connection"])
         .doc(
             "connection",
             "5.0.0",
@@ -98,7 +95,6 @@ static CONFIG_SUBS: &[CommandSpec] = &[
         ADMIN | NOSCRIPT | LOADING | STALE,
         Handler::Sync(config::get),
     )
-    .acl(ADMIN_ACL)
     .doc(
         "server",
         "2.0.0",
@@ -110,7 +106,6 @@ static CONFIG_SUBS: &[CommandSpec] = &[
         ADMIN | NOSCRIPT | LOADING | STALE,
         Handler::Async(config::set),
     )
-    .acl(ADMIN_ACL)
     .doc(
         "server",
         "2.0.0",
@@ -122,25 +117,22 @@ static CONFIG_SUBS: &[CommandSpec] = &[
         ADMIN | NOSCRIPT | LOADING | STALE,
         Handler::Async(config::resetstat),
     )
-    .acl(ADMIN_ACL)
     .doc("server", "2.0.0", "Reset the stats returned by INFO"),
-    sub("help", 2, LOADING | STALE, Handler::Sync(config::help))
-        .acl(&["@slow"])
-        .doc(
-            "server",
-            "5.0.0",
-            "Show helpful text about the different subcommands",
-        ),
+    sub("help", 2, LOADING | STALE, Handler::Sync(config::help)).doc(
+        "server",
+        "5.0.0",
+        "Show helpful text about the different subcommands",
+    ),
 ];
 
 /// COMMAND's subcommands. COMMAND itself is not a `Container`: without a subcommand it
 /// returns the whole table, so its own handler dispatches these (see `command::root`).
 static COMMAND_SUBS: &[CommandSpec] = &[
     sub("count", 2, LOADING | STALE, Handler::Sync(command::count))
-        .acl(CONN_ACL)
+        .acl(&["@connection"])
         .doc("server", "2.8.13", "Get total number of Redis commands"),
     sub("docs", -2, LOADING | STALE, Handler::Sync(command::docs))
-        .acl(CONN_ACL)
+        .acl(&["@connection"])
         .doc(
             "server",
             "7.0.0",
@@ -152,7 +144,7 @@ static COMMAND_SUBS: &[CommandSpec] = &[
         LOADING | STALE,
         Handler::Sync(command::getkeys),
     )
-    .acl(CONN_ACL)
+    .acl(&["@connection"])
     .doc(
         "server",
         "2.8.13",
@@ -164,51 +156,50 @@ static COMMAND_SUBS: &[CommandSpec] = &[
         LOADING | STALE,
         Handler::Sync(command::getkeysandflags),
     )
-    .acl(CONN_ACL)
+    .acl(&["@connection"])
     .doc(
         "server",
         "7.0.0",
         "Extract keys and access flags given a full Redis command",
     ),
     sub("help", 2, LOADING | STALE, Handler::Sync(command::help))
-        .acl(CONN_ACL)
+        .acl(&["@connection"])
         .doc(
             "server",
             "5.0.0",
             "Show helpful text about the different subcommands",
         ),
     sub("info", -2, LOADING | STALE, Handler::Sync(command::info))
-        .acl(CONN_ACL)
+        .acl(&["@connection"])
         .doc(
             "server",
             "2.8.13",
             "Get array of specific Redis command details, or all when no argument is given.",
         ),
     sub("list", -2, LOADING | STALE, Handler::Sync(command::list))
-        .acl(CONN_ACL)
+        .acl(&["@connection"])
         .doc("server", "7.0.0", "Get an array of Redis command names"),
 ];
 
 pub static COMMANDS: &[CommandSpec] = &[
     CommandSpec::whole("dbsize", 1, READONLY | FAST, dbsize)
-        .acl(&["@keyspace", "@read", "@fast"])
+        .acl(&["@keyspace"])
         .doc(
             "server",
             "1.0.0",
             "Return the number of keys in the selected database",
         ),
     CommandSpec::whole("flushall", -1, WRITE, flushall)
-        .acl(&["@keyspace", "@write", "@slow", "@dangerous"])
+        .acl(&["@keyspace", "@dangerous"])
         .doc("server", "1.0.0", "Remove all keys from all databases"),
     CommandSpec::whole("flushdb", -1, WRITE, flushdb)
-        .acl(&["@keyspace", "@write", "@slow", "@dangerous"])
+        .acl(&["@keyspace", "@dangerous"])
         .doc(
             "server",
             "1.0.0",
             "Remove all keys from the current database",
         ),
     CommandSpec::new("client", -2, 0, Handler::Container)
-        .acl(&["@slow"])
         .doc(
             "connection",
             "2.4.0",
@@ -216,7 +207,6 @@ pub static COMMANDS: &[CommandSpec] = &[
         )
         .subs(CLIENT_SUBS),
     CommandSpec::new("config", -2, 0, Handler::Container)
-        .acl(&["@slow"])
         .doc(
             "server",
             "2.0.0",
@@ -224,26 +214,28 @@ pub static COMMANDS: &[CommandSpec] = &[
         )
         .subs(CONFIG_SUBS),
     CommandSpec::new("command", -1, LOADING | STALE, Handler::Sync(command::root))
-        .acl(CONN_ACL)
+        .acl(&["@connection"])
         .doc("server", "2.8.13", "Get array of Redis command details")
         .subs(COMMAND_SUBS),
     CommandSpec::new("info", -1, LOADING | STALE, Handler::Async(info::info))
-        .acl(&["@slow", "@dangerous"])
+        .acl(&["@dangerous"])
         .doc(
             "server",
             "1.0.0",
             "Get information and statistics about the server",
         ),
-    CommandSpec::new("time", 1, LOADING | STALE | FAST, Handler::Sync(time))
-        .acl(&["@fast"])
-        .doc("server", "2.6.0", "Return the current server time"),
+    CommandSpec::new("time", 1, LOADING | STALE | FAST, Handler::Sync(time)).doc(
+        "server",
+        "2.6.0",
+        "Return the current server time",
+    ),
     CommandSpec::new(
         "lastsave",
         1,
         LOADING | STALE | FAST,
         Handler::Sync(lastsave),
     )
-    .acl(&["@admin", "@fast", "@dangerous"])
+    .acl(&["@admin", "@dangerous"])
     .doc(
         "server",
         "1.0.0",
@@ -255,7 +247,6 @@ pub static COMMANDS: &[CommandSpec] = &[
         ADMIN | NOSCRIPT | LOADING | STALE | NO_MULTI | ALLOW_BUSY,
         Handler::Sync(shutdown),
     )
-    .acl(ADMIN_ACL)
     .doc(
         "server",
         "1.0.0",
@@ -267,7 +258,6 @@ pub static COMMANDS: &[CommandSpec] = &[
         ADMIN | NOSCRIPT | LOADING | STALE,
         Handler::Async(debug::debug),
     )
-    .acl(ADMIN_ACL)
     .doc("server", "1.0.0", "A container for debugging commands"),
 ];
 

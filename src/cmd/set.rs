@@ -12,47 +12,42 @@ use crate::types::set::{self, distinct_positions, Member, Rng, Set, SetLimits};
 use crate::types::Value;
 use crate::util::num::parse_i64_strict;
 
-const READ_FAST: &[&str] = &["@read", "@set", "@fast"];
-const READ_SLOW: &[&str] = &["@read", "@set", "@slow"];
-const WRITE_FAST: &[&str] = &["@write", "@set", "@fast"];
-const WRITE_SLOW: &[&str] = &["@write", "@set", "@slow"];
-
 pub static COMMANDS: &[CommandSpec] = &[
     CommandSpec::keyed("sadd", -3, WRITE | DENYOOM | FAST, sadd)
-        .acl(WRITE_FAST)
+        .acl(&["@set"])
         .doc("set", "1.0.0", "Add one or more members to a set"),
     CommandSpec::keyed("srem", -3, WRITE | FAST, srem)
-        .acl(WRITE_FAST)
+        .acl(&["@set"])
         .doc("set", "1.0.0", "Remove one or more members from a set"),
     CommandSpec::keyed("sismember", 3, READONLY | FAST, sismember)
-        .acl(READ_FAST)
+        .acl(&["@set"])
         .doc(
             "set",
             "1.0.0",
             "Determine if a given value is a member of a set",
         ),
     CommandSpec::keyed("smismember", -3, READONLY | FAST, smismember)
-        .acl(READ_FAST)
+        .acl(&["@set"])
         .doc(
             "set",
             "6.2.0",
             "Returns the membership associated with the given elements for a set",
         ),
     CommandSpec::keyed("smembers", 2, READONLY, smembers)
-        .acl(READ_SLOW)
+        .acl(&["@set"])
         .doc("set", "1.0.0", "Get all the members in a set"),
     CommandSpec::keyed("scard", 2, READONLY | FAST, scard)
-        .acl(READ_FAST)
+        .acl(&["@set"])
         .doc("set", "1.0.0", "Get the number of members in a set"),
     CommandSpec::keyed("spop", -2, WRITE | FAST, spop)
-        .acl(WRITE_FAST)
+        .acl(&["@set"])
         .doc(
             "set",
             "1.0.0",
             "Remove and return one or multiple random members from a set",
         ),
     CommandSpec::keyed("srandmember", -2, READONLY, srandmember)
-        .acl(READ_SLOW)
+        .acl(&["@set"])
         .doc(
             "set",
             "1.0.0",
@@ -60,11 +55,11 @@ pub static COMMANDS: &[CommandSpec] = &[
         ),
     CommandSpec::keyed("smove", 4, WRITE | FAST, smove)
         .keys(1, 2, 1)
-        .acl(WRITE_FAST)
+        .acl(&["@set"])
         .doc("set", "1.0.0", "Move a member from one set to another"),
     CommandSpec::keyed("sinter", -2, READONLY, sinter)
         .keys(1, -1, 1)
-        .acl(READ_SLOW)
+        .acl(&["@set"])
         .doc("set", "1.0.0", "Intersect multiple sets"),
     CommandSpec::new(
         "sintercard",
@@ -73,7 +68,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         Handler::Keyed(sintercard),
     )
     .key_finder(crate::cmd::keys_at::numkeys_1)
-    .acl(READ_SLOW)
+    .acl(&["@set"])
     .doc(
         "set",
         "7.0.0",
@@ -81,15 +76,15 @@ pub static COMMANDS: &[CommandSpec] = &[
     ),
     CommandSpec::keyed("sunion", -2, READONLY, sunion)
         .keys(1, -1, 1)
-        .acl(READ_SLOW)
+        .acl(&["@set"])
         .doc("set", "1.0.0", "Add multiple sets"),
     CommandSpec::keyed("sdiff", -2, READONLY, sdiff)
         .keys(1, -1, 1)
-        .acl(READ_SLOW)
+        .acl(&["@set"])
         .doc("set", "1.0.0", "Subtract multiple sets"),
     CommandSpec::keyed("sinterstore", -3, WRITE | DENYOOM, sinterstore)
         .keys(1, -1, 1)
-        .acl(WRITE_SLOW)
+        .acl(&["@set"])
         .doc(
             "set",
             "1.0.0",
@@ -97,7 +92,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         ),
     CommandSpec::keyed("sunionstore", -3, WRITE | DENYOOM, sunionstore)
         .keys(1, -1, 1)
-        .acl(WRITE_SLOW)
+        .acl(&["@set"])
         .doc(
             "set",
             "1.0.0",
@@ -105,14 +100,14 @@ pub static COMMANDS: &[CommandSpec] = &[
         ),
     CommandSpec::keyed("sdiffstore", -3, WRITE | DENYOOM, sdiffstore)
         .keys(1, -1, 1)
-        .acl(WRITE_SLOW)
+        .acl(&["@set"])
         .doc(
             "set",
             "1.0.0",
             "Subtract multiple sets and store the resulting set in a key",
         ),
     CommandSpec::keyed("sscan", -3, READONLY, sscan)
-        .acl(READ_SLOW)
+        .acl(&["@set"])
         .doc("set", "2.8.0", "Incrementally iterate Set elements"),
 ];
 

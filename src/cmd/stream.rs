@@ -14,11 +14,6 @@ use crate::types::stream::{
 use crate::types::Value;
 use crate::util::num::{arg_i64, parse_i64_strict};
 
-const READ_FAST: &[&str] = &["@read", "@stream", "@fast"];
-const READ_SLOW: &[&str] = &["@read", "@stream", "@slow"];
-const WRITE_FAST: &[&str] = &["@write", "@stream", "@fast"];
-const WRITE_SLOW: &[&str] = &["@write", "@stream", "@slow"];
-
 const fn sub(
     name: &'static str,
     arity: i32,
@@ -30,29 +25,29 @@ const fn sub(
 
 static XGROUP_SUBCOMMANDS: &[CommandSpec] = &[
     sub("create", -5, WRITE | DENYOOM, xgroup_create)
-        .acl(WRITE_SLOW)
+        .acl(&["@stream"])
         .doc("stream", "5.0.0", "Create a consumer group."),
     sub("createconsumer", 5, WRITE | DENYOOM, xgroup_createconsumer)
-        .acl(WRITE_SLOW)
+        .acl(&["@stream"])
         .doc("stream", "6.2.0", "Create a consumer in a consumer group."),
     sub("delconsumer", 5, WRITE, xgroup_delconsumer)
-        .acl(WRITE_SLOW)
+        .acl(&["@stream"])
         .doc(
             "stream",
             "5.0.0",
             "Delete a consumer from a consumer group.",
         ),
     sub("destroy", 4, WRITE, xgroup_destroy)
-        .acl(WRITE_SLOW)
+        .acl(&["@stream"])
         .doc("stream", "5.0.0", "Destroy a consumer group."),
     CommandSpec::new("help", 2, LOADING | STALE, Handler::Sync(xgroup_help))
-        .acl(&["@stream", "@slow"])
+        .acl(&["@stream"])
         .doc(
             "stream",
             "5.0.0",
             "Show helpful text about the different subcommands",
         ),
-    sub("setid", -5, WRITE, xgroup_setid).acl(WRITE_SLOW).doc(
+    sub("setid", -5, WRITE, xgroup_setid).acl(&["@stream"]).doc(
         "stream",
         "5.0.0",
         "Set a consumer group to an arbitrary last delivered ID value.",
@@ -61,76 +56,72 @@ static XGROUP_SUBCOMMANDS: &[CommandSpec] = &[
 
 static XINFO_SUBCOMMANDS: &[CommandSpec] = &[
     sub("consumers", 4, READONLY, xinfo_consumers)
-        .acl(READ_SLOW)
+        .acl(&["@stream"])
         .doc("stream", "5.0.0", "List the consumers in a consumer group"),
-    sub("groups", 3, READONLY, xinfo_groups).acl(READ_SLOW).doc(
-        "stream",
-        "5.0.0",
-        "List the consumer groups of a stream",
-    ),
+    sub("groups", 3, READONLY, xinfo_groups)
+        .acl(&["@stream"])
+        .doc("stream", "5.0.0", "List the consumer groups of a stream"),
     CommandSpec::new("help", 2, LOADING | STALE, Handler::Sync(xinfo_help))
-        .acl(&["@stream", "@slow"])
+        .acl(&["@stream"])
         .doc(
             "stream",
             "5.0.0",
             "Show helpful text about the different subcommands",
         ),
     sub("stream", -3, READONLY, xinfo_stream)
-        .acl(READ_SLOW)
+        .acl(&["@stream"])
         .doc("stream", "5.0.0", "Get information about a stream"),
 ];
 
 pub static COMMANDS: &[CommandSpec] = &[
     CommandSpec::keyed("xadd", -5, WRITE | DENYOOM | FAST, xadd)
-        .acl(WRITE_FAST)
+        .acl(&["@stream"])
         .doc("stream", "5.0.0", "Appends a new entry to a stream"),
     CommandSpec::keyed("xlen", 2, READONLY | FAST, xlen)
-        .acl(READ_FAST)
+        .acl(&["@stream"])
         .doc("stream", "5.0.0", "Return the number of entries in a stream"),
     CommandSpec::keyed("xrange", -4, READONLY, xrange)
-        .acl(READ_SLOW)
+        .acl(&["@stream"])
         .doc("stream", "5.0.0", "Return a range of elements in a stream, with IDs matching the specified IDs interval"),
     CommandSpec::keyed("xrevrange", -4, READONLY, xrevrange)
-        .acl(READ_SLOW)
+        .acl(&["@stream"])
         .doc("stream", "5.0.0", "Return a range of elements in a stream, with IDs matching the specified IDs interval, in reverse order (from greater to smaller IDs) compared to XRANGE"),
     CommandSpec::keyed("xdel", -3, WRITE | FAST, xdel)
-        .acl(WRITE_FAST)
+        .acl(&["@stream"])
         .doc("stream", "5.0.0", "Removes the specified entries from the stream. Returns the number of items actually deleted, that may be different from the number of IDs passed in case certain IDs do not exist."),
     CommandSpec::keyed("xtrim", -4, WRITE, xtrim)
-        .acl(WRITE_SLOW)
+        .acl(&["@stream"])
         .doc("stream", "5.0.0", "Trims the stream to (approximately if '~' is passed) a certain size"),
     CommandSpec::new("xread", -4, READONLY | BLOCKING | MOVABLE_KEYS, Handler::Async(xread))
         .blocking(&READ_OP)
         .key_finder(crate::cmd::keys_at::streams)
-        .acl(&["@read", "@stream", "@slow", "@blocking"])
+        .acl(&["@stream"])
         .doc("stream", "5.0.0", "Return never seen elements in multiple streams, with IDs greater than the ones reported by the caller for each stream. Can block."),
     CommandSpec::new("xreadgroup", -7, WRITE | BLOCKING | MOVABLE_KEYS, Handler::Async(xreadgroup))
         .blocking(&READ_OP)
         .key_finder(crate::cmd::keys_at::streams)
-        .acl(&["@write", "@stream", "@slow", "@blocking"])
+        .acl(&["@stream"])
         .doc("stream", "5.0.0", "Return new entries from a stream using a consumer group, or access the history of the pending entries for a given consumer. Can block."),
     CommandSpec::keyed("xack", -4, WRITE | FAST, xack)
-        .acl(WRITE_FAST)
+        .acl(&["@stream"])
         .doc("stream", "5.0.0", "Marks a pending message as correctly processed, effectively removing it from the pending entries list of the consumer group. Return value of the command is the number of messages successfully acknowledged, that is, the IDs we were actually able to resolve in the PEL."),
     CommandSpec::keyed("xpending", -3, READONLY, xpending)
-        .acl(READ_SLOW)
+        .acl(&["@stream"])
         .doc("stream", "5.0.0", "Return information and entries from a stream consumer group pending entries list, that are messages fetched but never acknowledged."),
     CommandSpec::keyed("xclaim", -6, WRITE | FAST, xclaim)
-        .acl(WRITE_FAST)
+        .acl(&["@stream"])
         .doc("stream", "5.0.0", "Changes (or acquires) ownership of a message in a consumer group, as if the message was delivered to the specified consumer."),
     CommandSpec::keyed("xautoclaim", -6, WRITE | FAST, xautoclaim)
-        .acl(WRITE_FAST)
+        .acl(&["@stream"])
         .doc("stream", "6.2.0", "Changes (or acquires) ownership of messages in a consumer group, as if the messages were delivered to the specified consumer."),
     CommandSpec::keyed("xsetid", -3, WRITE | DENYOOM | FAST, xsetid)
-        .acl(WRITE_FAST)
+        .acl(&["@stream"])
         .doc("stream", "5.0.0", "An internal command for replicating stream values"),
     CommandSpec::new("xgroup", -2, 0, Handler::Container)
         .subs(XGROUP_SUBCOMMANDS)
-        .acl(&["@slow"])
         .doc("stream", "5.0.0", "A container for consumer groups commands"),
     CommandSpec::new("xinfo", -2, 0, Handler::Container)
         .subs(XINFO_SUBCOMMANDS)
-        .acl(&["@slow"])
         .doc("stream", "5.0.0", "A container for stream introspection commands"),
 ];
 

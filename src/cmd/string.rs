@@ -7,50 +7,46 @@ use crate::resp::{Args, Reply};
 use crate::types::{StrValue, Value};
 use crate::util::num::{arg_i64, incr_by_float};
 
-const READ: &[&str] = &["@read", "@string", "@fast"];
-const WRITE_FAST: &[&str] = &["@write", "@string", "@fast"];
-const WRITE_SLOW: &[&str] = &["@write", "@string", "@slow"];
-
 pub static COMMANDS: &[CommandSpec] = &[
     CommandSpec::keyed("get", 2, READONLY | FAST, get)
-        .acl(READ)
+        .acl(&["@string"])
         .doc("string", "1.0.0", "Get the value of a key"),
     CommandSpec::keyed("set", -3, WRITE | DENYOOM, set)
-        .acl(&["@write", "@string", "@slow"])
+        .acl(&["@string"])
         .doc("string", "1.0.0", "Set the string value of a key"),
     CommandSpec::keyed("setnx", 3, WRITE | DENYOOM | FAST, setnx)
-        .acl(WRITE_FAST)
+        .acl(&["@string"])
         .doc(
             "string",
             "1.0.0",
             "Set the value of a key, only if the key does not exist",
         ),
     CommandSpec::keyed("setex", 4, WRITE | DENYOOM, setex)
-        .acl(WRITE_SLOW)
+        .acl(&["@string"])
         .doc("string", "2.0.0", "Set the value and expiration of a key"),
     CommandSpec::keyed("psetex", 4, WRITE | DENYOOM, psetex)
-        .acl(WRITE_SLOW)
+        .acl(&["@string"])
         .doc(
             "string",
             "2.6.0",
             "Set the value and expiration in milliseconds of a key",
         ),
     CommandSpec::keyed("getset", 3, WRITE | DENYOOM | FAST, getset)
-        .acl(WRITE_FAST)
+        .acl(&["@string"])
         .doc(
             "string",
             "1.0.0",
             "Set the string value of a key and return its old value",
         ),
     CommandSpec::keyed("getdel", 2, WRITE | FAST, getdel)
-        .acl(WRITE_FAST)
+        .acl(&["@string"])
         .doc(
             "string",
             "6.2.0",
             "Get the value of a key and delete the key",
         ),
     CommandSpec::keyed("getex", -2, WRITE | FAST, getex)
-        .acl(WRITE_FAST)
+        .acl(&["@string"])
         .doc(
             "string",
             "6.2.0",
@@ -58,74 +54,74 @@ pub static COMMANDS: &[CommandSpec] = &[
         ),
     CommandSpec::keyed("mget", -2, READONLY | FAST, mget)
         .keys(1, -1, 1)
-        .acl(READ)
+        .acl(&["@string"])
         .doc("string", "1.0.0", "Get the values of all the given keys"),
     CommandSpec::keyed("mset", -3, WRITE | DENYOOM, mset)
         .keys(1, -1, 2)
-        .acl(WRITE_SLOW)
+        .acl(&["@string"])
         .doc("string", "1.0.1", "Set multiple keys to multiple values"),
     CommandSpec::keyed("msetnx", -3, WRITE | DENYOOM, msetnx)
         .keys(1, -1, 2)
-        .acl(WRITE_SLOW)
+        .acl(&["@string"])
         .doc(
             "string",
             "1.0.1",
             "Set multiple keys to multiple values, only if none of the keys exist",
         ),
     CommandSpec::keyed("append", 3, WRITE | DENYOOM | FAST, append)
-        .acl(WRITE_FAST)
+        .acl(&["@string"])
         .doc("string", "2.0.0", "Append a value to a key"),
     CommandSpec::keyed("strlen", 2, READONLY | FAST, strlen)
-        .acl(READ)
+        .acl(&["@string"])
         .doc(
             "string",
             "2.2.0",
             "Get the length of the value stored in a key",
         ),
     CommandSpec::keyed("incr", 2, WRITE | DENYOOM | FAST, incr)
-        .acl(WRITE_FAST)
+        .acl(&["@string"])
         .doc(
             "string",
             "1.0.0",
             "Increment the integer value of a key by one",
         ),
     CommandSpec::keyed("decr", 2, WRITE | DENYOOM | FAST, decr)
-        .acl(WRITE_FAST)
+        .acl(&["@string"])
         .doc(
             "string",
             "1.0.0",
             "Decrement the integer value of a key by one",
         ),
     CommandSpec::keyed("incrby", 3, WRITE | DENYOOM | FAST, incrby)
-        .acl(WRITE_FAST)
+        .acl(&["@string"])
         .doc(
             "string",
             "1.0.0",
             "Increment the integer value of a key by the given amount",
         ),
     CommandSpec::keyed("decrby", 3, WRITE | DENYOOM | FAST, decrby)
-        .acl(WRITE_FAST)
+        .acl(&["@string"])
         .doc(
             "string",
             "1.0.0",
             "Decrement the integer value of a key by the given number",
         ),
     CommandSpec::keyed("incrbyfloat", 3, WRITE | DENYOOM | FAST, incrbyfloat)
-        .acl(WRITE_FAST)
+        .acl(&["@string"])
         .doc(
             "string",
             "2.6.0",
             "Increment the float value of a key by the given amount",
         ),
     CommandSpec::keyed("getrange", 4, READONLY, getrange)
-        .acl(&["@read", "@string", "@slow"])
+        .acl(&["@string"])
         .doc(
             "string",
             "2.4.0",
             "Get a substring of the string stored at a key",
         ),
     CommandSpec::keyed("substr", 4, READONLY, getrange)
-        .acl(&["@read", "@string", "@slow"])
+        .acl(&["@string"])
         .doc(
             "string",
             "1.0.0",
@@ -133,10 +129,10 @@ pub static COMMANDS: &[CommandSpec] = &[
         ),
     CommandSpec::keyed("lcs", -3, READONLY, lcs)
         .keys(1, 2, 1)
-        .acl(&["@read", "@string", "@slow"])
+        .acl(&["@string"])
         .doc("string", "7.0.0", "Find longest common substring"),
     CommandSpec::keyed("setrange", 4, WRITE | DENYOOM, setrange)
-        .acl(WRITE_SLOW)
+        .acl(&["@string"])
         .doc(
             "string",
             "2.2.0",

@@ -24,134 +24,129 @@ use crate::util::num::{arg_i64, format_g17};
 /// Owned (member, score) pairs, as pops and computed results carry them.
 type Pairs = Vec<(Vec<u8>, f64)>;
 
-const READ_FAST: &[&str] = &["@read", "@sortedset", "@fast"];
-const READ_SLOW: &[&str] = &["@read", "@sortedset", "@slow"];
-const WRITE_FAST: &[&str] = &["@write", "@sortedset", "@fast"];
-const WRITE_SLOW: &[&str] = &["@write", "@sortedset", "@slow"];
-
 pub static COMMANDS: &[CommandSpec] = &[
     CommandSpec::keyed("zadd", -4, WRITE | DENYOOM | FAST, zadd)
-        .acl(WRITE_FAST)
+        .acl(&["@sortedset"])
         .doc("sorted-set", "1.2.0", "Add one or more members to a sorted set, or update its score if it already exists"),
     CommandSpec::keyed("zincrby", 4, WRITE | DENYOOM | FAST, zincrby)
-        .acl(WRITE_FAST)
+        .acl(&["@sortedset"])
         .doc("sorted-set", "1.2.0", "Increment the score of a member in a sorted set"),
     CommandSpec::keyed("zrem", -3, WRITE | FAST, zrem)
-        .acl(WRITE_FAST)
+        .acl(&["@sortedset"])
         .doc("sorted-set", "1.2.0", "Remove one or more members from a sorted set"),
     CommandSpec::keyed("zcard", 2, READONLY | FAST, zcard)
-        .acl(READ_FAST)
+        .acl(&["@sortedset"])
         .doc("sorted-set", "1.2.0", "Get the number of members in a sorted set"),
     CommandSpec::keyed("zscore", 3, READONLY | FAST, zscore)
-        .acl(READ_FAST)
+        .acl(&["@sortedset"])
         .doc("sorted-set", "1.2.0", "Get the score associated with the given member in a sorted set"),
     CommandSpec::keyed("zmscore", -3, READONLY | FAST, zmscore)
-        .acl(READ_FAST)
+        .acl(&["@sortedset"])
         .doc("sorted-set", "6.2.0", "Get the score associated with the given members in a sorted set"),
     CommandSpec::keyed("zrank", 3, READONLY | FAST, zrank)
-        .acl(READ_FAST)
+        .acl(&["@sortedset"])
         .doc("sorted-set", "2.0.0", "Determine the index of a member in a sorted set"),
     CommandSpec::keyed("zrevrank", 3, READONLY | FAST, zrevrank)
-        .acl(READ_FAST)
+        .acl(&["@sortedset"])
         .doc("sorted-set", "2.0.0", "Determine the index of a member in a sorted set, with scores ordered from high to low"),
     CommandSpec::keyed("zcount", 4, READONLY | FAST, zcount)
-        .acl(READ_FAST)
+        .acl(&["@sortedset"])
         .doc("sorted-set", "2.0.0", "Count the members in a sorted set with scores within the given values"),
     CommandSpec::keyed("zlexcount", 4, READONLY | FAST, zlexcount)
-        .acl(READ_FAST)
+        .acl(&["@sortedset"])
         .doc("sorted-set", "2.8.9", "Count the number of members in a sorted set between a given lexicographical range"),
     CommandSpec::keyed("zrange", -4, READONLY, zrange)
-        .acl(READ_SLOW)
+        .acl(&["@sortedset"])
         .doc("sorted-set", "1.2.0", "Return a range of members in a sorted set"),
     CommandSpec::keyed("zrevrange", -4, READONLY, zrevrange)
-        .acl(READ_SLOW)
+        .acl(&["@sortedset"])
         .doc("sorted-set", "1.2.0", "Return a range of members in a sorted set, by index, with scores ordered from high to low"),
     CommandSpec::keyed("zrangebyscore", -4, READONLY, zrangebyscore)
-        .acl(READ_SLOW)
+        .acl(&["@sortedset"])
         .doc("sorted-set", "1.0.5", "Return a range of members in a sorted set, by score"),
     CommandSpec::keyed("zrevrangebyscore", -4, READONLY, zrevrangebyscore)
-        .acl(READ_SLOW)
+        .acl(&["@sortedset"])
         .doc("sorted-set", "2.2.0", "Return a range of members in a sorted set, by score, with scores ordered from high to low"),
     CommandSpec::keyed("zrangebylex", -4, READONLY, zrangebylex)
-        .acl(READ_SLOW)
+        .acl(&["@sortedset"])
         .doc("sorted-set", "2.8.9", "Return a range of members in a sorted set, by lexicographical range"),
     CommandSpec::keyed("zrevrangebylex", -4, READONLY, zrevrangebylex)
-        .acl(READ_SLOW)
+        .acl(&["@sortedset"])
         .doc("sorted-set", "2.8.9", "Return a range of members in a sorted set, by lexicographical range, ordered from higher to lower strings."),
     CommandSpec::keyed("zrangestore", -5, WRITE | DENYOOM, zrangestore)
         .keys(1, 2, 1)
-        .acl(WRITE_SLOW)
+        .acl(&["@sortedset"])
         .doc("sorted-set", "6.2.0", "Store a range of members from sorted set into another key"),
     CommandSpec::keyed("zremrangebyrank", 4, WRITE, zremrangebyrank)
-        .acl(WRITE_SLOW)
+        .acl(&["@sortedset"])
         .doc("sorted-set", "2.0.0", "Remove all members in a sorted set within the given indexes"),
     CommandSpec::keyed("zremrangebyscore", 4, WRITE, zremrangebyscore)
-        .acl(WRITE_SLOW)
+        .acl(&["@sortedset"])
         .doc("sorted-set", "1.2.0", "Remove all members in a sorted set within the given scores"),
     CommandSpec::keyed("zremrangebylex", 4, WRITE, zremrangebylex)
-        .acl(WRITE_SLOW)
+        .acl(&["@sortedset"])
         .doc("sorted-set", "2.8.9", "Remove all members in a sorted set between the given lexicographical range"),
     CommandSpec::keyed("zpopmin", -2, WRITE | FAST, zpopmin)
-        .acl(WRITE_FAST)
+        .acl(&["@sortedset"])
         .doc("sorted-set", "5.0.0", "Remove and return members with the lowest scores in a sorted set"),
     CommandSpec::keyed("zpopmax", -2, WRITE | FAST, zpopmax)
-        .acl(WRITE_FAST)
+        .acl(&["@sortedset"])
         .doc("sorted-set", "5.0.0", "Remove and return members with the highest scores in a sorted set"),
     CommandSpec::new("zmpop", -4, WRITE | MOVABLE_KEYS, Handler::Keyed(zmpop))
         .key_finder(crate::cmd::keys_at::numkeys_1)
-        .acl(WRITE_SLOW)
+        .acl(&["@sortedset"])
         .doc("sorted-set", "7.0.0", "Remove and return members with scores in a sorted set"),
     CommandSpec::keyed("zrandmember", -2, READONLY, zrandmember)
-        .acl(READ_SLOW)
+        .acl(&["@sortedset"])
         .doc("sorted-set", "6.2.0", "Get one or multiple random elements from a sorted set"),
     CommandSpec::new("zunion", -3, READONLY | MOVABLE_KEYS, Handler::Keyed(zunion))
         .key_finder(crate::cmd::keys_at::numkeys_1)
-        .acl(READ_SLOW)
+        .acl(&["@sortedset"])
         .doc("sorted-set", "6.2.0", "Add multiple sorted sets"),
     CommandSpec::new("zinter", -3, READONLY | MOVABLE_KEYS, Handler::Keyed(zinter))
         .key_finder(crate::cmd::keys_at::numkeys_1)
-        .acl(READ_SLOW)
+        .acl(&["@sortedset"])
         .doc("sorted-set", "6.2.0", "Intersect multiple sorted sets"),
     CommandSpec::new("zdiff", -3, READONLY | MOVABLE_KEYS, Handler::Keyed(zdiff))
         .key_finder(crate::cmd::keys_at::numkeys_1)
-        .acl(READ_SLOW)
+        .acl(&["@sortedset"])
         .doc("sorted-set", "6.2.0", "Subtract multiple sorted sets"),
     CommandSpec::new("zunionstore", -4, WRITE | DENYOOM | MOVABLE_KEYS, Handler::Keyed(zunionstore))
         .key_finder(crate::cmd::keys_at::dest_numkeys_2)
         .keys(1, 1, 1)
-        .acl(WRITE_SLOW)
+        .acl(&["@sortedset"])
         .doc("sorted-set", "2.0.0", "Add multiple sorted sets and store the resulting sorted set in a new key"),
     CommandSpec::new("zinterstore", -4, WRITE | DENYOOM | MOVABLE_KEYS, Handler::Keyed(zinterstore))
         .key_finder(crate::cmd::keys_at::dest_numkeys_2)
         .keys(1, 1, 1)
-        .acl(WRITE_SLOW)
+        .acl(&["@sortedset"])
         .doc("sorted-set", "2.0.0", "Intersect multiple sorted sets and store the resulting sorted set in a new key"),
     CommandSpec::new("zdiffstore", -4, WRITE | DENYOOM | MOVABLE_KEYS, Handler::Keyed(zdiffstore))
         .key_finder(crate::cmd::keys_at::dest_numkeys_2)
         .keys(1, 1, 1)
-        .acl(WRITE_SLOW)
+        .acl(&["@sortedset"])
         .doc("sorted-set", "6.2.0", "Subtract multiple sorted sets and store the resulting sorted set in a new key"),
     CommandSpec::new("zintercard", -3, READONLY | MOVABLE_KEYS, Handler::Keyed(zintercard))
         .key_finder(crate::cmd::keys_at::numkeys_1)
-        .acl(READ_SLOW)
+        .acl(&["@sortedset"])
         .doc("sorted-set", "7.0.0", "Intersect multiple sorted sets and return the cardinality of the result"),
     CommandSpec::new("bzpopmin", -3, WRITE | NOSCRIPT | BLOCKING | FAST, Handler::Async(bzpop))
         .blocking(&BZPOPMIN)
         .keys(1, -2, 1)
-        .acl(&["@write", "@sortedset", "@fast", "@blocking"])
+        .acl(&["@sortedset"])
         .doc("sorted-set", "5.0.0", "Remove and return the member with the lowest score from one or more sorted sets, or block until one is available"),
     CommandSpec::new("bzpopmax", -3, WRITE | NOSCRIPT | BLOCKING | FAST, Handler::Async(bzpop))
         .blocking(&BZPOPMAX)
         .keys(1, -2, 1)
-        .acl(&["@write", "@sortedset", "@fast", "@blocking"])
+        .acl(&["@sortedset"])
         .doc("sorted-set", "5.0.0", "Remove and return the member with the highest score from one or more sorted sets, or block until one is available"),
     CommandSpec::new("bzmpop", -5, WRITE | BLOCKING | MOVABLE_KEYS, Handler::Async(bzmpop))
         .blocking(&BZMPOP)
         .key_finder(crate::cmd::keys_at::numkeys_2)
-        .acl(&["@write", "@sortedset", "@slow", "@blocking"])
+        .acl(&["@sortedset"])
         .doc("sorted-set", "7.0.0", "Remove and return members with scores in a sorted set or block until one is available"),
     CommandSpec::keyed("zscan", -3, READONLY, zscan)
-        .acl(READ_SLOW)
+        .acl(&["@sortedset"])
         .doc("sorted-set", "2.8.0", "Incrementally iterate sorted sets elements and associated scores"),
 ];
 
