@@ -1,6 +1,6 @@
 //! Bitmap commands on strings (Redis's bitops.c): SETBIT, GETBIT, BITCOUNT, BITPOS, BITOP, BITFIELD.
 
-use crate::cmd::string::{clamp_range, max_bulk_len, read_str, write_str};
+use crate::cmd::string::{clamp_range, max_bulk_len};
 use crate::cmd::{flag::*, CommandSpec, Ctx, Handler};
 use crate::db::{Db, NO_EXPIRE};
 use crate::error::{CmdResult, Error};
@@ -160,7 +160,7 @@ fn with_bits<R>(
     min_len: usize,
     f: impl FnOnce(&mut Vec<u8>, bool) -> R,
 ) -> Result<R, Error> {
-    match write_str(db, key, now)? {
+    match db.write_as::<StrValue>(key, now)? {
         Some(s) => {
             let raw = s.make_raw();
             let grew = raw.len() < min_len;
@@ -203,7 +203,7 @@ fn setbit(c: &mut Ctx, a: &Args) -> CmdResult {
 
 fn getbit(c: &mut Ctx, a: &Args) -> CmdResult {
     let offset = bit_offset(a.get(2), None, max_bulk_len(c))?;
-    let bit = match read_str(&mut c.db, a.get(1), c.now)? {
+    let bit = match c.db.read_as::<StrValue>(a.get(1), c.now)? {
         Some(s) => s.with_bytes(|b| bit_at(b, offset)),
         None => false,
     };
@@ -225,7 +225,7 @@ fn bit_range(start: i64, end: i64, is_bit: bool, len: usize) -> Option<(u64, u64
 
 fn bitcount(c: &mut Ctx, a: &Args) -> CmdResult {
     // Redis 7.0 looks the key up first: a missing key is 0 whatever the arguments.
-    let Some(s) = read_str(&mut c.db, a.get(1), c.now)? else {
+    let Some(s) = c.db.read_as::<StrValue>(a.get(1), c.now)? else {
         c.out.int(0);
         return Ok(());
     };
@@ -256,7 +256,7 @@ fn bitpos(c: &mut Ctx, a: &Args) -> CmdResult {
     }
     let bit = bit == 1;
     // A missing key is all zeros: Redis answers before looking at the range.
-    let Some(s) = read_str(&mut c.db, a.get(1), c.now)? else {
+    let Some(s) = c.db.read_as::<StrValue>(a.get(1), c.now)? else {
         c.out.int(if bit { -1 } else { 0 });
         return Ok(());
     };
@@ -389,7 +389,7 @@ fn bitop(c: &mut Ctx, a: &Args) -> CmdResult {
     let op = parse_bitop(a)?;
     let mut fold = BitopFold::new(op);
     for key in a.rest(3) {
-        match read_str(&mut c.db, key, c.now)? {
+        match c.db.read_as::<StrValue>(key, c.now)? {
             Some(s) => s.with_bytes(|b| fold.add(b)),
             None => fold.add(b""),
         }
@@ -646,7 +646,7 @@ fn bitfield_generic(c: &mut Ctx, a: &Args, readonly_cmd: bool) -> CmdResult {
         }
     })?;
     if !writes {
-        return match read_str(&mut c.db, a.get(1), c.now)? {
+        return match c.db.read_as::<StrValue>(a.get(1), c.now)? {
             Some(s) => s.with_bytes(|b| reply_reads(c.out, a, max_bulk, count, b)),
             None => reply_reads(c.out, a, max_bulk, count, b""),
         };

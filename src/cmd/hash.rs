@@ -99,17 +99,6 @@ fn limits(c: &Ctx) -> HashLimits {
     c.limits().hash
 }
 
-/// The hash at `key` for a read (counts a keyspace hit or miss): None if absent.
-fn read_hash<'a>(db: &'a mut Db<'_>, key: &[u8], now: i64) -> Result<Option<&'a Hash>, Error> {
-    match db.read(key, now) {
-        None => Ok(None),
-        Some(e) => match &e.value {
-            Value::Hash(h) => Ok(Some(h)),
-            _ => Err(Error::WrongType),
-        },
-    }
-}
-
 /// Runs `f` on the hash at `key`, creating an empty one if absent (stored only if `f` leaves
 /// it non-empty) and deleting the key if `f` empties it.
 fn write_hash<R>(
@@ -193,7 +182,11 @@ fn hsetnx(c: &mut Ctx, a: &Args) -> CmdResult {
 // ---- reads ----
 
 fn hget(c: &mut Ctx, a: &Args) -> CmdResult {
-    match read_hash(&mut c.db, a.get(1), c.now)?.and_then(|h| h.get(a.get(2))) {
+    match c
+        .db
+        .read_as::<Hash>(a.get(1), c.now)?
+        .and_then(|h| h.get(a.get(2)))
+    {
         Some(v) => c.out.bulk(v),
         None => c.out.null(),
     }
@@ -201,7 +194,7 @@ fn hget(c: &mut Ctx, a: &Args) -> CmdResult {
 }
 
 fn hmget(c: &mut Ctx, a: &Args) -> CmdResult {
-    let h = read_hash(&mut c.db, a.get(1), c.now)?;
+    let h = c.db.read_as::<Hash>(a.get(1), c.now)?;
     c.out.array(a.len() - 2);
     for f in a.rest(2) {
         match h.and_then(|h| h.get(f)) {
@@ -213,27 +206,30 @@ fn hmget(c: &mut Ctx, a: &Args) -> CmdResult {
 }
 
 fn hlen(c: &mut Ctx, a: &Args) -> CmdResult {
-    let n = read_hash(&mut c.db, a.get(1), c.now)?.map_or(0, Hash::len);
+    let n = c.db.read_as::<Hash>(a.get(1), c.now)?.map_or(0, Hash::len);
     c.out.int(n as i64);
     Ok(())
 }
 
 fn hstrlen(c: &mut Ctx, a: &Args) -> CmdResult {
-    let n = read_hash(&mut c.db, a.get(1), c.now)?
-        .and_then(|h| h.get(a.get(2)))
-        .map_or(0, <[u8]>::len);
+    let n =
+        c.db.read_as::<Hash>(a.get(1), c.now)?
+            .and_then(|h| h.get(a.get(2)))
+            .map_or(0, <[u8]>::len);
     c.out.int(n as i64);
     Ok(())
 }
 
 fn hexists(c: &mut Ctx, a: &Args) -> CmdResult {
-    let found = read_hash(&mut c.db, a.get(1), c.now)?.is_some_and(|h| h.contains(a.get(2)));
+    let found =
+        c.db.read_as::<Hash>(a.get(1), c.now)?
+            .is_some_and(|h| h.contains(a.get(2)));
     c.out.int(found as i64);
     Ok(())
 }
 
 fn hkeys(c: &mut Ctx, a: &Args) -> CmdResult {
-    let Some(h) = read_hash(&mut c.db, a.get(1), c.now)? else {
+    let Some(h) = c.db.read_as::<Hash>(a.get(1), c.now)? else {
         c.out.array(0);
         return Ok(());
     };
@@ -245,7 +241,7 @@ fn hkeys(c: &mut Ctx, a: &Args) -> CmdResult {
 }
 
 fn hvals(c: &mut Ctx, a: &Args) -> CmdResult {
-    let Some(h) = read_hash(&mut c.db, a.get(1), c.now)? else {
+    let Some(h) = c.db.read_as::<Hash>(a.get(1), c.now)? else {
         c.out.array(0);
         return Ok(());
     };
@@ -257,7 +253,7 @@ fn hvals(c: &mut Ctx, a: &Args) -> CmdResult {
 }
 
 fn hgetall(c: &mut Ctx, a: &Args) -> CmdResult {
-    let Some(h) = read_hash(&mut c.db, a.get(1), c.now)? else {
+    let Some(h) = c.db.read_as::<Hash>(a.get(1), c.now)? else {
         c.out.map(0);
         return Ok(());
     };
@@ -372,7 +368,10 @@ fn hrandfield(c: &mut Ctx, a: &Args) -> CmdResult {
     // `h` borrows the keyspace, so the draws come from a generator seeded from its own.
     let mut rng = Rng::new(c.db.random_u64());
     // Empty hashes are never stored; the filter only keeps random picks in bounds.
-    let Some(h) = read_hash(&mut c.db, a.get(1), c.now)?.filter(|h| !h.is_empty()) else {
+    let Some(h) =
+        c.db.read_as::<Hash>(a.get(1), c.now)?
+            .filter(|h| !h.is_empty())
+    else {
         c.out.array(0);
         return Ok(());
     };
@@ -384,7 +383,7 @@ fn hrandfield(c: &mut Ctx, a: &Args) -> CmdResult {
 
 fn hrandfield_one(c: &mut Ctx, a: &Args) -> CmdResult {
     let r = c.db.random_u64();
-    match read_hash(&mut c.db, a.get(1), c.now)? {
+    match c.db.read_as::<Hash>(a.get(1), c.now)? {
         Some(h) => match h.nth(below(r, h.len())) {
             Some((f, _)) => c.out.bulk(f),
             None => c.out.null(),
@@ -464,7 +463,7 @@ fn reply_pairs(
 
 fn hscan(c: &mut Ctx, a: &Args) -> CmdResult {
     let cursor = parse_cursor(a.get(2))?;
-    let Some(h) = read_hash(&mut c.db, a.get(1), c.now)? else {
+    let Some(h) = c.db.read_as::<Hash>(a.get(1), c.now)? else {
         empty_scan(c.out);
         return Ok(());
     };

@@ -164,35 +164,9 @@ pub(crate) fn fill_of(c: &Ctx) -> Fill {
     c.limits().list_fill
 }
 
-/// The list at `key` for a read (counts a keyspace hit or miss): None if absent.
-fn read_list<'a>(db: &'a mut Db<'_>, key: &[u8], now: i64) -> Result<Option<&'a List>, Error> {
-    match db.read(key, now) {
-        None => Ok(None),
-        Some(e) => match &e.value {
-            Value::List(l) => Ok(Some(l)),
-            _ => Err(Error::WrongType),
-        },
-    }
-}
-
-/// The list at `key` for a write (no hit/miss counted): None if absent.
-pub(crate) fn write_list<'a>(
-    db: &'a mut Db<'_>,
-    key: &[u8],
-    now: i64,
-) -> Result<Option<&'a mut List>, Error> {
-    match db.get(key, now) {
-        None => Ok(None),
-        Some(e) => match &mut e.value {
-            Value::List(l) => Ok(Some(l)),
-            _ => Err(Error::WrongType),
-        },
-    }
-}
-
 /// WRONGTYPE if `key` holds something other than a list (a missing key is fine).
 pub(crate) fn check_list(db: &mut Db, key: &[u8], now: i64) -> Result<(), Error> {
-    write_list(db, key, now).map(|_| ())
+    db.write_as::<List>(key, now).map(|_| ())
 }
 
 /// `LEFT` / `RIGHT`, or a syntax error.
@@ -216,7 +190,7 @@ pub(crate) fn push_values<'v>(
     fill: Fill,
     now: i64,
 ) -> usize {
-    match write_list(db, key, now) {
+    match db.write_as::<List>(key, now) {
         Ok(Some(l)) => {
             values.for_each(|v| l.push(end, v, fill));
             l.len()
@@ -243,7 +217,7 @@ pub(crate) fn pop_values(
     now: i64,
     mut f: impl FnMut(&[u8]),
 ) -> usize {
-    let Ok(Some(l)) = write_list(db, key, now) else {
+    let Ok(Some(l)) = db.write_as::<List>(key, now) else {
         return 0;
     };
     let n = count.min(l.len());
@@ -285,7 +259,7 @@ fn resolve_index(index: i64, len: usize) -> Option<usize> {
 fn push_generic(c: &mut Ctx, a: &Args, end: End, only_existing: bool) -> CmdResult {
     let key = a.get(1);
     let fill = fill_of(c);
-    let exists = write_list(&mut c.db, key, c.now)?.is_some();
+    let exists = c.db.write_as::<List>(key, c.now)?.is_some();
     let len = if only_existing && !exists {
         0
     } else {
@@ -333,7 +307,7 @@ fn pop_generic(c: &mut Ctx, a: &Args, end: End, name: &'static str) -> CmdResult
         None
     };
     let key = a.get(1);
-    let Some(l) = write_list(&mut c.db, key, c.now)? else {
+    let Some(l) = c.db.write_as::<List>(key, c.now)? else {
         // No key: a null, of the shape the count form would have answered with.
         match count {
             Some(_) => c.out.null_array(),
@@ -379,14 +353,14 @@ fn rpop(c: &mut Ctx, a: &Args) -> CmdResult {
 // ---- reads ----
 
 fn llen(c: &mut Ctx, a: &Args) -> CmdResult {
-    let n = read_list(&mut c.db, a.get(1), c.now)?.map_or(0, List::len);
+    let n = c.db.read_as::<List>(a.get(1), c.now)?.map_or(0, List::len);
     c.out.int(n as i64);
     Ok(())
 }
 
 fn lindex(c: &mut Ctx, a: &Args) -> CmdResult {
     // The key is looked up before the index is parsed, as Redis does.
-    let Some(l) = read_list(&mut c.db, a.get(1), c.now)? else {
+    let Some(l) = c.db.read_as::<List>(a.get(1), c.now)? else {
         c.out.null();
         return Ok(());
     };
@@ -400,7 +374,7 @@ fn lindex(c: &mut Ctx, a: &Args) -> CmdResult {
 
 fn lrange(c: &mut Ctx, a: &Args) -> CmdResult {
     let (start, end) = (arg_i64(a.get(2))?, arg_i64(a.get(3))?);
-    let Some(l) = read_list(&mut c.db, a.get(1), c.now)? else {
+    let Some(l) = c.db.read_as::<List>(a.get(1), c.now)? else {
         c.out.array(0);
         return Ok(());
     };
@@ -462,7 +436,7 @@ fn parse_lpos(a: &Args) -> Result<LposOpts, Error> {
 
 fn lpos(c: &mut Ctx, a: &Args) -> CmdResult {
     let o = parse_lpos(a)?;
-    let Some(l) = read_list(&mut c.db, a.get(1), c.now)? else {
+    let Some(l) = c.db.read_as::<List>(a.get(1), c.now)? else {
         match o.count {
             Some(_) => c.out.array(0),
             None => c.out.null(),
@@ -530,7 +504,7 @@ fn lpos(c: &mut Ctx, a: &Args) -> CmdResult {
 
 fn lset(c: &mut Ctx, a: &Args) -> CmdResult {
     let fill = fill_of(c);
-    let Some(l) = write_list(&mut c.db, a.get(1), c.now)? else {
+    let Some(l) = c.db.write_as::<List>(a.get(1), c.now)? else {
         return Err(Error::NoSuchKey);
     };
     let index = arg_i64(a.get(2))?;
@@ -547,7 +521,7 @@ fn ltrim(c: &mut Ctx, a: &Args) -> CmdResult {
     let (start, end) = (arg_i64(a.get(2))?, arg_i64(a.get(3))?);
     let fill = fill_of(c);
     let key = a.get(1);
-    if let Some(l) = write_list(&mut c.db, key, c.now)? {
+    if let Some(l) = c.db.write_as::<List>(key, c.now)? {
         let len = l.len();
         match clamp_range(start, end, len) {
             // Out of range or start past end: nothing is kept.
@@ -574,7 +548,7 @@ fn lrem(c: &mut Ctx, a: &Args) -> CmdResult {
     let count = arg_i64(a.get(2))?;
     let fill = fill_of(c);
     let key = a.get(1);
-    let Some(l) = write_list(&mut c.db, key, c.now)? else {
+    let Some(l) = c.db.write_as::<List>(key, c.now)? else {
         c.out.int(0);
         return Ok(());
     };
@@ -597,7 +571,7 @@ fn linsert(c: &mut Ctx, a: &Args) -> CmdResult {
         return Err(Error::Syntax);
     };
     let fill = fill_of(c);
-    let Some(l) = write_list(&mut c.db, a.get(1), c.now)? else {
+    let Some(l) = c.db.write_as::<List>(a.get(1), c.now)? else {
         c.out.int(0);
         return Ok(());
     };
@@ -626,12 +600,12 @@ pub(crate) fn move_one(
     now: i64,
 ) -> Result<Option<Vec<u8>>, Error> {
     // Source first: a missing source answers nil whatever the destination holds.
-    if write_list(db, src, now)?.is_none() {
+    if db.write_as::<List>(src, now)?.is_none() {
         return Ok(None);
     }
     if src == dst {
         // Rotation in place, so a one-element list (and its TTL) survives.
-        let Some(l) = write_list(db, src, now)? else {
+        let Some(l) = db.write_as::<List>(src, now)? else {
             return Ok(None);
         };
         let v = l.pop(from);
@@ -734,7 +708,7 @@ pub(crate) fn mpop_key(
     count: usize,
     now: i64,
 ) -> Result<Option<Vec<Vec<u8>>>, Error> {
-    if write_list(db, key, now)?.is_none() {
+    if db.write_as::<List>(key, now)?.is_none() {
         return Ok(None);
     }
     let mut out = Vec::new();
@@ -833,7 +807,7 @@ static BLMOVE_OP: BlockingOp = BlockingOp {
 /// BLPOP / BRPOP from the key at `pos`: `[key, element]`, or not yet if there is no list.
 fn serve_pop_one(c: &mut Ctx, a: &Args, pos: usize, end: End) -> Result<bool, Error> {
     let key = a.get(pos);
-    if write_list(&mut c.db, key, c.now)?.is_none() {
+    if c.db.write_as::<List>(key, c.now)?.is_none() {
         return Ok(false);
     }
     let out = &mut *c.out;
@@ -901,7 +875,7 @@ fn move_ends(a: &Args) -> Result<(End, End), Error> {
 fn serve_blmove(c: &mut Ctx, a: &Args, _: usize, state: &mut WaitState) -> Result<bool, Error> {
     let (src, dst) = (a.get(1), a.get(2));
     let (from, to) = move_ends(a)?;
-    if write_list(&mut c.db, src, c.now)?.is_none() {
+    if c.db.write_as::<List>(src, c.now)?.is_none() {
         return Ok(false);
     }
     let fill = fill_of(c);

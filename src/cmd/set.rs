@@ -117,28 +117,6 @@ fn limits(c: &Ctx) -> SetLimits {
     c.limits().set
 }
 
-/// The set at `key` for a read (counts a keyspace hit or miss): None if absent.
-fn read_set<'a>(db: &'a mut Db<'_>, key: &[u8], now: i64) -> Result<Option<&'a Set>, Error> {
-    match db.read(key, now) {
-        None => Ok(None),
-        Some(e) => match &e.value {
-            Value::Set(s) => Ok(Some(s)),
-            _ => Err(Error::WrongType),
-        },
-    }
-}
-
-/// The set at `key` for a write (no hit/miss counted): None if absent.
-fn write_set<'a>(db: &'a mut Db<'_>, key: &[u8], now: i64) -> Result<Option<&'a mut Set>, Error> {
-    match db.get(key, now) {
-        None => Ok(None),
-        Some(e) => match &mut e.value {
-            Value::Set(s) => Ok(Some(s)),
-            _ => Err(Error::WrongType),
-        },
-    }
-}
-
 /// The sets named by `keys` as Redis's set algebra reads them (`lookupKeyRead` each, in
 /// order): None for a missing key, WRONGTYPE at the first key of another type.
 fn load_sets<'a>(
@@ -148,7 +126,7 @@ fn load_sets<'a>(
 ) -> Result<Vec<Option<&'a Set>>, Error> {
     // First pass: expiry, hit/miss counting and type checks need the keyspace mutably.
     for k in keys {
-        read_set(db, k, now)?;
+        db.read_as::<Set>(k, now)?;
     }
     // Second pass: every key left is live and a set; borrow them all at once.
     let db: &'a Db<'_> = db;
@@ -195,7 +173,7 @@ fn store_result(c: &mut Ctx, dst: &[u8], result: Set) -> i64 {
 fn sadd(c: &mut Ctx, a: &Args) -> CmdResult {
     let lim = limits(c);
     let key = a.get(1);
-    let added = match write_set(&mut c.db, key, c.now)? {
+    let added = match c.db.write_as::<Set>(key, c.now)? {
         Some(s) => a.rest(2).filter(|m| s.add(m, lim)).count(),
         None => {
             let mut s = Set::new();
@@ -211,7 +189,7 @@ fn sadd(c: &mut Ctx, a: &Args) -> CmdResult {
 
 fn srem(c: &mut Ctx, a: &Args) -> CmdResult {
     let key = a.get(1);
-    let Some(s) = write_set(&mut c.db, key, c.now)? else {
+    let Some(s) = c.db.write_as::<Set>(key, c.now)? else {
         c.out.int(0);
         return Ok(());
     };
@@ -233,13 +211,15 @@ fn srem(c: &mut Ctx, a: &Args) -> CmdResult {
 }
 
 fn sismember(c: &mut Ctx, a: &Args) -> CmdResult {
-    let found = read_set(&mut c.db, a.get(1), c.now)?.is_some_and(|s| s.contains(a.get(2)));
+    let found =
+        c.db.read_as::<Set>(a.get(1), c.now)?
+            .is_some_and(|s| s.contains(a.get(2)));
     c.out.int(found as i64);
     Ok(())
 }
 
 fn smismember(c: &mut Ctx, a: &Args) -> CmdResult {
-    let s = read_set(&mut c.db, a.get(1), c.now)?;
+    let s = c.db.read_as::<Set>(a.get(1), c.now)?;
     c.out.array(a.len() - 2);
     for m in a.rest(2) {
         c.out.int(s.is_some_and(|s| s.contains(m)) as i64);
@@ -248,13 +228,13 @@ fn smismember(c: &mut Ctx, a: &Args) -> CmdResult {
 }
 
 fn scard(c: &mut Ctx, a: &Args) -> CmdResult {
-    let n = read_set(&mut c.db, a.get(1), c.now)?.map_or(0, Set::len);
+    let n = c.db.read_as::<Set>(a.get(1), c.now)?.map_or(0, Set::len);
     c.out.int(n as i64);
     Ok(())
 }
 
 fn smembers(c: &mut Ctx, a: &Args) -> CmdResult {
-    let Some(s) = read_set(&mut c.db, a.get(1), c.now)? else {
+    let Some(s) = c.db.read_as::<Set>(a.get(1), c.now)? else {
         c.out.set(0);
         return Ok(());
     };
@@ -280,7 +260,7 @@ fn spop(c: &mut Ctx, a: &Args) -> CmdResult {
     let r = c.db.random_u64();
     let recording = c.recording();
     // Empty sets are never stored; the filter only keeps a random pick in bounds.
-    let Some(s) = write_set(&mut c.db, key, c.now)?.filter(|s| !s.is_empty()) else {
+    let Some(s) = c.db.write_as::<Set>(key, c.now)?.filter(|s| !s.is_empty()) else {
         c.out.null();
         return Ok(());
     };
@@ -318,7 +298,7 @@ fn spop_count(c: &mut Ctx, a: &Args) -> CmdResult {
     let lim = limits(c);
     let recording = c.recording();
     let mut rng = Rng::new(c.db.random_u64());
-    let Some(s) = write_set(&mut c.db, key, c.now)? else {
+    let Some(s) = c.db.write_as::<Set>(key, c.now)? else {
         c.out.set(0);
         return Ok(());
     };
@@ -387,7 +367,11 @@ fn srandmember(c: &mut Ctx, a: &Args) -> CmdResult {
         _ => {}
     }
     let r = c.db.random_u64();
-    match read_set(&mut c.db, a.get(1), c.now)?.filter(|s| !s.is_empty()) {
+    match c
+        .db
+        .read_as::<Set>(a.get(1), c.now)?
+        .filter(|s| !s.is_empty())
+    {
         Some(s) => reply_member(c.out, s.positions().get(set::below(r, s.len()))),
         None => c.out.null(),
     }
@@ -397,7 +381,10 @@ fn srandmember(c: &mut Ctx, a: &Args) -> CmdResult {
 fn srandmember_count(c: &mut Ctx, a: &Args) -> CmdResult {
     let l = arg_count(a.get(2))?;
     let mut rng = Rng::new(c.db.random_u64());
-    let Some(s) = read_set(&mut c.db, a.get(1), c.now)?.filter(|s| !s.is_empty()) else {
+    let Some(s) =
+        c.db.read_as::<Set>(a.get(1), c.now)?
+            .filter(|s| !s.is_empty())
+    else {
         c.out.array(0);
         return Ok(());
     };
@@ -461,7 +448,7 @@ fn kind_of(db: &mut Db, key: &[u8], now: i64, signalled: bool) -> Kind {
 
 /// Removes `m` from the set at `key` (deleting the key if emptied); whether it was there.
 fn take_member(db: &mut Db, key: &[u8], m: &[u8], now: i64) -> bool {
-    let Ok(Some(s)) = write_set(db, key, now) else {
+    let Ok(Some(s)) = db.write_as::<Set>(key, now) else {
         return false;
     };
     let removed = s.remove(m);
@@ -482,7 +469,7 @@ fn put_member(db: &mut Db, key: &[u8], m: &[u8], lim: SetLimits, now: i64) -> bo
     if present {
         return false;
     }
-    match write_set(db, key, now) {
+    match db.write_as::<Set>(key, now) {
         Ok(Some(s)) => s.add(m, lim),
         Ok(None) => {
             let mut s = Set::new();
@@ -507,7 +494,9 @@ fn smove(c: &mut Ctx, a: &Args) -> CmdResult {
         return Err(Error::WrongType);
     }
     if src == dst {
-        let found = write_set(&mut c.db, src, c.now)?.is_some_and(|s| s.contains(m));
+        let found =
+            c.db.write_as::<Set>(src, c.now)?
+                .is_some_and(|s| s.contains(m));
         c.out.int(found as i64);
         return Ok(());
     }
@@ -655,7 +644,7 @@ fn sintercard(c: &mut Ctx, a: &Args) -> CmdResult {
 
 fn sscan(c: &mut Ctx, a: &Args) -> CmdResult {
     let cursor = parse_cursor(a.get(2))?;
-    let Some(s) = read_set(&mut c.db, a.get(1), c.now)? else {
+    let Some(s) = c.db.read_as::<Set>(a.get(1), c.now)? else {
         empty_scan(c.out);
         return Ok(());
     };

@@ -287,30 +287,6 @@ fn limits(c: &Ctx) -> StreamLimits {
     c.limits().stream
 }
 
-fn read_stream<'a>(db: &'a mut Db<'_>, key: &[u8], now: i64) -> Result<Option<&'a Stream>, Error> {
-    match db.read(key, now) {
-        None => Ok(None),
-        Some(e) => match &e.value {
-            Value::Stream(s) => Ok(Some(s)),
-            _ => Err(Error::WrongType),
-        },
-    }
-}
-
-fn write_stream<'a>(
-    db: &'a mut Db<'_>,
-    key: &[u8],
-    now: i64,
-) -> Result<Option<&'a mut Stream>, Error> {
-    match db.get(key, now) {
-        None => Ok(None),
-        Some(e) => match &mut e.value {
-            Value::Stream(s) => Ok(Some(s)),
-            _ => Err(Error::WrongType),
-        },
-    }
-}
-
 /// The stream at `key` looked up for writing without counting for WATCH: for the
 /// consumer-group bookkeeping (XGROUP, XSETID, XREADGROUP) that Redis 7.0 does without
 /// `signalModifiedKey`, so that it invalidates no transaction. Marks the key accessed, as
@@ -329,22 +305,6 @@ fn quiet_stream<'a>(
                 _ => Err(Error::WrongType),
             }
         }
-    }
-}
-
-/// The stream at `key` looked up as a read (a keyspace hit or miss, no WATCH signal) but
-/// changed: XACK, XCLAIM and XAUTOCLAIM, which Redis 7.0 runs on a read lookup.
-fn read_stream_mut<'a>(
-    db: &'a mut Db<'_>,
-    key: &[u8],
-    now: i64,
-) -> Result<Option<&'a mut Stream>, Error> {
-    match db.read(key, now) {
-        None => Ok(None),
-        Some(e) => match &mut e.value {
-            Value::Stream(s) => Ok(Some(s)),
-            _ => Err(Error::WrongType),
-        },
     }
 }
 
@@ -461,7 +421,7 @@ fn stream_or_create<'a>(db: &'a mut Db<'_>, key: &[u8], now: i64) -> Result<&'a 
     if db.get(key, now).is_none() {
         db.set(key, Value::Stream(Box::default()), NO_EXPIRE, now);
     }
-    write_stream(db, key, now)?.ok_or(Error::NoSuchKey)
+    db.write_as::<Stream>(key, now)?.ok_or(Error::NoSuchKey)
 }
 
 // ---- XADD / XTRIM ----
@@ -590,14 +550,16 @@ fn xadd(c: &mut Ctx, a: &Args) -> CmdResult {
         }
     }
     let key = a.get(1);
-    if write_stream(&mut c.db, key, c.now)?.is_none() {
+    if c.db.write_as::<Stream>(key, c.now)?.is_none() {
         if opts.nomkstream {
             c.out.null();
             return Ok(());
         }
         c.db.set(key, Value::Stream(Box::default()), NO_EXPIRE, c.now);
     }
-    let s = write_stream(&mut c.db, key, c.now)?.ok_or(Error::NoSuchKey)?;
+    let s =
+        c.db.write_as::<Stream>(key, c.now)?
+            .ok_or(Error::NoSuchKey)?;
     if s.last_id == StreamId::MAX {
         return Err(Error::msg(
             "The stream has exhausted the last possible ID, unable to add more items",
@@ -646,7 +608,7 @@ fn xtrim(c: &mut Ctx, a: &Args) -> CmdResult {
     let lim = limits(c);
     let opts = parse_add_trim(a, false, lim.max_entries)?;
     let how = opts.trim.ok_or(Error::Syntax)?;
-    let (n, trimmed) = match write_stream(&mut c.db, a.get(1), c.now)? {
+    let (n, trimmed) = match c.db.write_as::<Stream>(a.get(1), c.now)? {
         None => (0, None),
         Some(s) => {
             let n = s.trim(how, opts.approx, opts.limit);
@@ -666,7 +628,9 @@ fn xtrim(c: &mut Ctx, a: &Args) -> CmdResult {
 // ---- XLEN / XRANGE / XREVRANGE / XDEL ----
 
 fn xlen(c: &mut Ctx, a: &Args) -> CmdResult {
-    let n = read_stream(&mut c.db, a.get(1), c.now)?.map_or(0, Stream::len);
+    let n =
+        c.db.read_as::<Stream>(a.get(1), c.now)?
+            .map_or(0, Stream::len);
     c.out.int(n as i64);
     Ok(())
 }
@@ -689,7 +653,7 @@ fn range_cmd(c: &mut Ctx, a: &Args, rev: bool) -> CmdResult {
             return Err(Error::Syntax);
         }
     }
-    let Some(s) = read_stream(&mut c.db, a.get(1), c.now)? else {
+    let Some(s) = c.db.read_as::<Stream>(a.get(1), c.now)? else {
         c.out.array(0);
         return Ok(());
     };
@@ -711,7 +675,7 @@ fn xrevrange(c: &mut Ctx, a: &Args) -> CmdResult {
 }
 
 fn xdel(c: &mut Ctx, a: &Args) -> CmdResult {
-    let Some(s) = write_stream(&mut c.db, a.get(1), c.now)? else {
+    let Some(s) = c.db.write_as::<Stream>(a.get(1), c.now)? else {
         c.out.int(0);
         return Ok(());
     };
@@ -934,7 +898,7 @@ fn xgroup_delconsumer(c: &mut Ctx, a: &Args) -> CmdResult {
 // ---- XACK / XPENDING ----
 
 fn xack(c: &mut Ctx, a: &Args) -> CmdResult {
-    let group = match read_stream_mut(&mut c.db, a.get(1), c.now)? {
+    let group = match c.db.read_as_mut::<Stream>(a.get(1), c.now)? {
         Some(s) => s.groups.get_mut(a.get(2)),
         None => None,
     };
@@ -978,7 +942,7 @@ fn xpending(c: &mut Ctx, a: &Args) -> CmdResult {
         range = Some((start, end, count));
     }
     let now = c.now;
-    let s = read_stream(&mut c.db, a.get(1), c.now)?;
+    let s = c.db.read_as::<Stream>(a.get(1), c.now)?;
     let Some(group) = s.and_then(|s| s.groups.get(a.get(2))) else {
         return Err(nogroup(format!(
             "No such key '{}' or consumer group '{}'",
@@ -1073,7 +1037,7 @@ fn xclaim(c: &mut Ctx, a: &Args) -> CmdResult {
     c.propagate_nothing();
     let mut ops = Ops::new(c);
     let mut changes = 0u64;
-    let s = read_stream_mut(&mut c.db, key, now)?;
+    let s = c.db.read_as_mut::<Stream>(key, now)?;
     let nogroup_err = || {
         nogroup(format!(
             "No such key '{}' or consumer group '{}'",
@@ -1239,7 +1203,7 @@ fn xautoclaim(c: &mut Ctx, a: &Args) -> CmdResult {
     c.propagate_nothing();
     let mut ops = Ops::new(c);
     let mut changes = 0u64;
-    let s = read_stream_mut(&mut c.db, key, now)?;
+    let s = c.db.read_as_mut::<Stream>(key, now)?;
     let nogroup_err = || {
         nogroup(format!(
             "No such key '{}' or consumer group '{}'",
@@ -1346,7 +1310,7 @@ fn xinfo_help(conn: &mut Conn, a: &Args) -> CmdResult {
 }
 
 fn existing_stream<'a>(db: &'a mut Db<'_>, key: &[u8], now: i64) -> Result<&'a Stream, Error> {
-    read_stream(db, key, now)?.ok_or(Error::NoSuchKey)
+    db.read_as::<Stream>(key, now)?.ok_or(Error::NoSuchKey)
 }
 
 fn reply_entries_read(out: &mut Reply, g: &Group) {
@@ -1631,7 +1595,7 @@ enum KeyState {
 }
 
 fn key_state(db: &mut Db, key: &[u8], group: Option<&[u8]>, now: i64) -> KeyState {
-    match read_stream(db, key, now) {
+    match db.read_as::<Stream>(key, now) {
         Err(_) => KeyState::WrongType,
         Ok(None) => KeyState::Missing,
         Ok(Some(s)) => KeyState::Stream {
@@ -1856,7 +1820,8 @@ fn plan_read(
 fn probe(db: &mut Db, key: &[u8], group: Option<&[u8]>, now: i64) -> (KeyState, StreamId) {
     let state = key_state(db, key, group, now);
     let last = match state {
-        KeyState::Stream { .. } => read_stream(db, key, now)
+        KeyState::Stream { .. } => db
+            .read_as::<Stream>(key, now)
             .ok()
             .flatten()
             .map_or(StreamId::MIN, |s| s.last_id),
@@ -1963,7 +1928,7 @@ fn serve_blocked(
     if let Some(g) = &req.group {
         // A group reader whose stream or group went away is answered with an error, as 7.0
         // does, rather than left waiting for what can no longer come.
-        match read_stream(&mut c.db, key, c.now) {
+        match c.db.read_as::<Stream>(key, c.now) {
             Ok(Some(s)) if s.groups.contains_key(g.group.as_slice()) => {}
             Ok(Some(_)) => {
                 c.out.error_line(

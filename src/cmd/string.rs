@@ -140,24 +140,6 @@ pub static COMMANDS: &[CommandSpec] = &[
         ),
 ];
 
-/// The string at `key` for a read: see `Db::read_as` (kept for bitops until it moves over).
-pub fn read_str<'a>(
-    db: &'a mut Db<'_>,
-    key: &[u8],
-    now: i64,
-) -> Result<Option<&'a mut StrValue>, Error> {
-    db.read_as(key, now)
-}
-
-/// The string at `key` for a write: see `Db::write_as`.
-pub fn write_str<'a>(
-    db: &'a mut Db<'_>,
-    key: &[u8],
-    now: i64,
-) -> Result<Option<&'a mut StrValue>, Error> {
-    db.write_as(key, now)
-}
-
 fn get(c: &mut Ctx, a: &Args) -> CmdResult {
     match c.db.read_as::<StrValue>(a.get(1), c.now)? {
         Some(s) => match s {

@@ -156,28 +156,6 @@ fn limits(c: &Ctx) -> ZsetLimits {
     c.limits().zset
 }
 
-/// The sorted set at `key` for a read (counts a hit or miss): None if absent.
-fn read_zset<'a>(db: &'a mut Db<'_>, key: &[u8], now: i64) -> Result<Option<&'a ZSet>, Error> {
-    match db.read(key, now) {
-        None => Ok(None),
-        Some(e) => match &e.value {
-            Value::ZSet(z) => Ok(Some(z)),
-            _ => Err(Error::WrongType),
-        },
-    }
-}
-
-/// The sorted set at `key` for a write (no hit/miss counted): None if absent.
-fn write_zset<'a>(db: &'a mut Db<'_>, key: &[u8], now: i64) -> Result<Option<&'a mut ZSet>, Error> {
-    match db.get(key, now) {
-        None => Ok(None),
-        Some(e) => match &mut e.value {
-            Value::ZSet(z) => Ok(Some(z)),
-            _ => Err(Error::WrongType),
-        },
-    }
-}
-
 /// Stores a computed sorted set under `dst` (replacing any value and TTL), or deletes `dst`
 /// when it is empty, as Redis's *STORE commands do. Returns the stored cardinality. One
 /// change, unless an empty result met no `dst` to delete (then nothing propagates).
@@ -409,7 +387,7 @@ fn zadd_generic(c: &mut Ctx, a: &Args, mut f: AddFlags) -> CmdResult {
             processed += 1;
         }
     };
-    match write_zset(&mut c.db, key, c.now)? {
+    match c.db.write_as::<ZSet>(key, c.now)? {
         Some(z) => apply(z),
         None if f.xx => {}
         None => {
@@ -455,7 +433,7 @@ fn zincrby(c: &mut Ctx, a: &Args) -> CmdResult {
 
 fn zrem(c: &mut Ctx, a: &Args) -> CmdResult {
     let key = a.get(1);
-    let Some(z) = write_zset(&mut c.db, key, c.now)? else {
+    let Some(z) = c.db.write_as::<ZSet>(key, c.now)? else {
         c.out.int(0);
         return Ok(());
     };
@@ -477,13 +455,17 @@ fn zrem(c: &mut Ctx, a: &Args) -> CmdResult {
 // ---- reads ----
 
 fn zcard(c: &mut Ctx, a: &Args) -> CmdResult {
-    let n = read_zset(&mut c.db, a.get(1), c.now)?.map_or(0, ZSet::len);
+    let n = c.db.read_as::<ZSet>(a.get(1), c.now)?.map_or(0, ZSet::len);
     c.out.int(n as i64);
     Ok(())
 }
 
 fn zscore(c: &mut Ctx, a: &Args) -> CmdResult {
-    match read_zset(&mut c.db, a.get(1), c.now)?.and_then(|z| z.score(a.get(2))) {
+    match c
+        .db
+        .read_as::<ZSet>(a.get(1), c.now)?
+        .and_then(|z| z.score(a.get(2)))
+    {
         Some(s) => c.out.double(s),
         None => c.out.null(),
     }
@@ -491,7 +473,7 @@ fn zscore(c: &mut Ctx, a: &Args) -> CmdResult {
 }
 
 fn zmscore(c: &mut Ctx, a: &Args) -> CmdResult {
-    let z = read_zset(&mut c.db, a.get(1), c.now)?;
+    let z = c.db.read_as::<ZSet>(a.get(1), c.now)?;
     c.out.array(a.len() - 2);
     for m in a.rest(2) {
         match z.and_then(|z| z.score(m)) {
@@ -503,7 +485,7 @@ fn zmscore(c: &mut Ctx, a: &Args) -> CmdResult {
 }
 
 fn rank_generic(c: &mut Ctx, a: &Args, rev: bool) -> CmdResult {
-    let z = read_zset(&mut c.db, a.get(1), c.now)?;
+    let z = c.db.read_as::<ZSet>(a.get(1), c.now)?;
     match z.and_then(|z| z.rank(a.get(2)).map(|r| (r, z.len()))) {
         Some((r, n)) => c.out.int(if rev { n - 1 - r } else { r } as i64),
         None => c.out.null(),
@@ -521,7 +503,7 @@ fn zrevrank(c: &mut Ctx, a: &Args) -> CmdResult {
 
 fn zcount(c: &mut Ctx, a: &Args) -> CmdResult {
     let r = parse_score_range(a.get(2), a.get(3))?;
-    let n = read_zset(&mut c.db, a.get(1), c.now)?.map_or(0, |z| {
+    let n = c.db.read_as::<ZSet>(a.get(1), c.now)?.map_or(0, |z| {
         let (lo, hi) = z.score_ranks(&r);
         hi - lo
     });
@@ -531,7 +513,7 @@ fn zcount(c: &mut Ctx, a: &Args) -> CmdResult {
 
 fn zlexcount(c: &mut Ctx, a: &Args) -> CmdResult {
     let r = parse_lex_range(a.get(2), a.get(3))?;
-    let n = read_zset(&mut c.db, a.get(1), c.now)?.map_or(0, |z| {
+    let n = c.db.read_as::<ZSet>(a.get(1), c.now)?.map_or(0, |z| {
         let (lo, hi) = z.lex_ranks(&r);
         hi - lo
     });
@@ -676,7 +658,7 @@ fn select<'a>(z: &'a ZSet, spec: &RangeSpec) -> Vec<(&'a [u8], f64)> {
 
 fn range_reply(c: &mut Ctx, a: &Args, ty: Option<RangeType>, rev: Option<bool>) -> CmdResult {
     let spec = parse_range(a, 1, false, ty, rev)?;
-    let Some(z) = read_zset(&mut c.db, a.get(1), c.now)? else {
+    let Some(z) = c.db.read_as::<ZSet>(a.get(1), c.now)? else {
         c.out.array(0);
         return Ok(());
     };
@@ -716,7 +698,7 @@ fn range_for_store(
     spec: &RangeSpec,
     now: i64,
 ) -> Result<Vec<(Vec<u8>, f64)>, Error> {
-    Ok(match read_zset(db, src, now)? {
+    Ok(match db.read_as::<ZSet>(src, now)? {
         None => Vec::new(),
         Some(z) => select(z, spec)
             .into_iter()
@@ -743,7 +725,7 @@ fn zremrange(c: &mut Ctx, a: &Args, ty: RangeType) -> CmdResult {
         RangeType::Lex => Selector::Lex(parse_lex_range(a.get(2), a.get(3))?),
     };
     let key = a.get(1);
-    let Some(z) = write_zset(&mut c.db, key, c.now)? else {
+    let Some(z) = c.db.write_as::<ZSet>(key, c.now)? else {
         c.out.int(0);
         return Ok(());
     };
@@ -793,7 +775,7 @@ fn zremrangebylex(c: &mut Ctx, a: &Args) -> CmdResult {
 
 /// Pops up to `count` elements from the low (or `max`) end; deletes the emptied key.
 pub(crate) fn pop_from(db: &mut Db, key: &[u8], count: usize, max: bool, now: i64) -> Pairs {
-    let Ok(Some(z)) = write_zset(db, key, now) else {
+    let Ok(Some(z)) = db.write_as::<ZSet>(key, now) else {
         return Vec::new();
     };
     let n = count.min(z.len());
@@ -827,7 +809,7 @@ fn zpop(c: &mut Ctx, a: &Args, max: bool) -> CmdResult {
         None
     };
     let key = a.get(1);
-    if write_zset(&mut c.db, key, c.now)?.is_none() || count == Some(0) {
+    if c.db.write_as::<ZSet>(key, c.now)?.is_none() || count == Some(0) {
         c.out.array(0);
         return Ok(());
     }
@@ -922,7 +904,7 @@ fn zmpop_one(
     max: bool,
     now: i64,
 ) -> Result<Option<Pairs>, Error> {
-    if write_zset(db, key, now)?.is_none() {
+    if db.write_as::<ZSet>(key, now)?.is_none() {
         return Ok(None);
     }
     Ok(Some(pop_from(db, key, count, max, now)))
@@ -1020,7 +1002,7 @@ fn bzmpop<'a>(conn: &'a mut Conn, a: Args<'a>) -> BoxFuture<'a> {
 fn zrandmember(c: &mut Ctx, a: &Args) -> CmdResult {
     if a.len() == 2 {
         let r = c.db.random_u64();
-        match read_zset(&mut c.db, a.get(1), c.now)? {
+        match c.db.read_as::<ZSet>(a.get(1), c.now)? {
             Some(z) => {
                 let pick = crate::types::set::below(r, z.len());
                 match z.get(pick) {
@@ -1041,7 +1023,7 @@ fn zrandmember(c: &mut Ctx, a: &Args) -> CmdResult {
         return Err(Error::msg("value is out of range"));
     }
     let mut rng = Rng::new(c.db.random_u64());
-    let Some(z) = read_zset(&mut c.db, a.get(1), c.now)? else {
+    let Some(z) = c.db.read_as::<ZSet>(a.get(1), c.now)? else {
         c.out.array(0);
         return Ok(());
     };
@@ -1474,7 +1456,7 @@ fn zintercard(c: &mut Ctx, a: &Args) -> CmdResult {
 
 fn zscan(c: &mut Ctx, a: &Args) -> CmdResult {
     let cursor = parse_cursor(a.get(2))?;
-    let Some(z) = read_zset(&mut c.db, a.get(1), c.now)? else {
+    let Some(z) = c.db.read_as::<ZSet>(a.get(1), c.now)? else {
         empty_scan(c.out);
         return Ok(());
     };

@@ -203,7 +203,14 @@ impl<'a> Db<'a> {
     /// The `T` at `key` for a read (counts a keyspace hit or miss): `None` if absent,
     /// WRONGTYPE if it holds another type.
     #[inline]
-    pub fn read_as<T: Typed>(&mut self, key: &[u8], now: i64) -> Result<Option<&mut T>, Error> {
+    pub fn read_as<T: Typed>(&mut self, key: &[u8], now: i64) -> Result<Option<&T>, Error> {
+        self.read_as_mut(key, now).map(|v| v.map(|v| &*v))
+    }
+
+    /// `read_as` for a read that updates the value's own bookkeeping (a stream's entries
+    /// read count), still looked up as a read.
+    #[inline]
+    pub fn read_as_mut<T: Typed>(&mut self, key: &[u8], now: i64) -> Result<Option<&mut T>, Error> {
         match self.read(key, now) {
             None => Ok(None),
             Some(e) => T::of(&mut e.value).map(Some).ok_or(Error::WrongType),
