@@ -162,7 +162,7 @@ pub fn run_body<R>(
     verbatim: bool,
     body: impl FnOnce(&mut Ctx<'_>) -> Result<R, Error>,
 ) -> (Result<R, Error>, u64) {
-    let recording = x.shard.journal.borrow().enabled;
+    let recording = x.shard.recording.get();
     let mut ctx = Ctx {
         shard: x.shard,
         db: Db::new(x.parts.reborrow(), x.db),
@@ -181,15 +181,28 @@ pub fn run_body<R>(
     (result, effects.dirty)
 }
 
-/// After a command: WATCH signals, and its effect on the unit.
+/// After a command: WATCH signals, and its effect on the unit. The usual command (one
+/// shard, no key expired or watched on the way, nothing recorded) leaves at once.
+#[inline]
 fn settle(x: &mut Exec<'_>, effects: &Effects, args: &Args<'_>) {
+    if let Parts::One(data) = &mut x.parts {
+        let ks = data.db(x.db);
+        if !effects.recording && !effects.all_dbs && !ks.has_expired() && !ks.has_touched() {
+            return;
+        }
+    }
+    settle_all(x, effects, args)
+}
+
+#[cold]
+fn settle_all(x: &mut Exec<'_>, effects: &Effects, args: &Args<'_>) {
     let changed = effects.dirty > 0;
     let signal = changed || effects.signal;
     let db = x.db;
     // Keys expired on the way, over every database and shard touched, in the order the
     // command met them: their DELs come first (rule R5).
     let mut expired: Vec<(u64, usize, Box<[u8]>)> = Vec::new();
-    for data in x.parts.each() {
+    let mut settle_data = |data: &mut crate::db::ShardData| {
         if effects.all_dbs {
             for (i, ks) in data.dbs().iter_mut().enumerate() {
                 take_expired(ks, i, &mut expired);
@@ -200,6 +213,11 @@ fn settle(x: &mut Exec<'_>, effects: &Effects, args: &Args<'_>) {
             take_expired(ks, db, &mut expired);
             ks.settle_touched(signal);
         }
+    };
+    // One shard's data, the usual case, without the iterator over held shards.
+    match &mut x.parts {
+        Parts::One(data) => settle_data(data),
+        parts => parts.each().for_each(settle_data),
     }
     if !effects.recording {
         return;
@@ -245,10 +263,11 @@ pub fn reject(shard: &Shard, idx: usize, out: &mut Reply, e: &Error) {
 /// Whether a command names a key that a MIGRATE is moving right now.
 #[inline]
 fn touches_in_flight(parts: &mut Parts<'_>, idx: usize, args: &Args<'_>) -> bool {
-    if parts.each_ref().all(|d| d.in_flight.is_empty()) {
-        return false;
-    }
-    in_flight_key(parts, idx, args)
+    let none = match &*parts {
+        Parts::One(d) => d.in_flight.is_empty(),
+        many => many.each_ref().all(|d| d.in_flight.is_empty()),
+    };
+    !none && in_flight_key(parts, idx, args)
 }
 
 #[cold]
@@ -351,6 +370,13 @@ pub fn shards_of(shard: &Shard, spec: &super::CommandSpec, args: &Args<'_>) -> S
             set.insert(shard.id.min(shard.nshards.saturating_sub(1)));
         }
         return set;
+    }
+    // One key (most commands): no iterator.
+    if spec.first_key > 0
+        && spec.first_key == spec.last_key
+        && (spec.first_key as usize) < args.len()
+    {
+        return ShardSet::one(shard.owner_of_key(args.get(spec.first_key as usize)));
     }
     let mut positions = spec.key_positions(args.len());
     let Some(first) = positions.next() else {
@@ -482,7 +508,7 @@ pub fn active_expire(shard: &Rc<Shard>, now: i64) {
     let Some(data) = guard.as_deref_mut() else {
         return;
     };
-    let recording = shard.journal.borrow().enabled;
+    let recording = shard.recording.get();
     let mut unit = Unit {
         loose: true,
         ..Unit::default()
@@ -512,7 +538,7 @@ pub fn delete_slots(shard: &Rc<Shard>, slots: &[u16]) {
     let Some(data) = data.as_deref_mut() else {
         return;
     };
-    let recording = shard.journal.borrow().enabled;
+    let recording = shard.recording.get();
     let mut unit = Unit {
         loose: true,
         ..Unit::default()

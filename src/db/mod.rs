@@ -379,6 +379,12 @@ impl Keyspace {
         !self.expired.is_empty()
     }
 
+    /// Whether a WATCHed key was looked up for writing since the last `settle_touched`.
+    #[inline]
+    pub fn has_touched(&self) -> bool {
+        !self.touched.is_empty()
+    }
+
     /// Ends a command for WATCH: if it changed the dataset, the watched keys it looked up for
     /// writing are touched (`signalModifiedKey`); either way the list is cleared.
     pub fn settle_touched(&mut self, changed: bool) {

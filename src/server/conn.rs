@@ -162,7 +162,7 @@ fn run_forwarded(shard: &Rc<Shard>, cmds: &[u8], count: u32, resp3: bool) -> Bat
 }
 
 /// Runs a keyed command on this shard's own data (home: the caller checked) as one
-/// execution unit.
+/// execution unit. Returns whether blocked clients have keys to look at now.
 pub fn run_here(
     shard: &Rc<Shard>,
     db: usize,
@@ -171,16 +171,20 @@ pub fn run_here(
     args: &Args<'_>,
     out: &mut Reply,
     now: i64,
-) {
+) -> bool {
     let mut data = shard.data.borrow_mut();
     match data.as_deref_mut() {
         Some(data) => run_on(shard, data, db, idx, f, args, out, now),
-        None => out.error(&Error::msg(cmd::PANIC_REPLY)),
+        None => {
+            out.error(&Error::msg(cmd::PANIC_REPLY));
+            false
+        }
     }
 }
 
 /// `run_here` with the shard's data already in hand.
 #[allow(clippy::too_many_arguments)]
+#[inline]
 pub fn run_on(
     shard: &Rc<Shard>,
     data: &mut ShardData,
@@ -190,7 +194,7 @@ pub fn run_on(
     args: &Args<'_>,
     out: &mut Reply,
     now: i64,
-) {
+) -> bool {
     let mut unit = Unit::default();
     let mut x = Exec {
         shard,
@@ -205,6 +209,7 @@ pub fn run_on(
         unit.loose = cmd::table().specs[idx].has(flag::TOUCHES_ARBITRARY_KEYS);
         data.clock = end_unit(shard, &mut unit, data.clock);
     }
+    data.has_ready()
 }
 
 /// Runs a keyed command over the data of several shards, borrowed for it, as one execution
@@ -470,7 +475,16 @@ pub async fn dispatch(conn: &mut Conn, batch: &mut Batch, args: Args<'_>, raw: O
         return;
     }
     conn.meta.last_cmd.set(table.full_names[idx].as_str());
-    wait_while_paused(conn, batch, idx, &args, asking).await;
+    // One atomic load while nothing is paused; the waiting itself is boxed, so its state is
+    // not carried in every command's future.
+    if conn
+        .shard
+        .shared
+        .pause
+        .holds(spec.has(flag::WRITE | flag::MAY_REPLICATE))
+    {
+        Box::pin(paused(conn, batch, spec, &args, asking)).await;
+    }
     let mut open_slot = None;
     let routed = spec.first_key > 0 || spec.key_finder.is_some() || spec.has(flag::ROUTES_QUEUED);
     if routed && conn.shard.slot_map.borrow().enabled {
@@ -516,24 +530,8 @@ pub async fn dispatch(conn: &mut Conn, batch: &mut Batch, args: Args<'_>, raw: O
     execute(conn, batch, idx, &args, raw).await;
 }
 
-/// Holds command `idx` while a pause (`shard::pause`) covers it; the gate calls it before
-/// routing, so a held write is routed afresh once released. Costs one atomic load when
-/// nothing is paused.
-async fn wait_while_paused(
-    conn: &mut Conn,
-    batch: &mut Batch,
-    idx: usize,
-    args: &Args<'_>,
-    asking: bool,
-) {
-    let spec = cmd::table().specs[idx];
-    let writes = spec.has(flag::WRITE | flag::MAY_REPLICATE);
-    if conn.shard.shared.pause.holds(writes) {
-        // Boxed: the waiting state is not carried in every command's future.
-        Box::pin(paused(conn, batch, spec, args, asking)).await;
-    }
-}
-
+/// Holds a command while a pause (`shard::pause`) covers it; the gate calls it before
+/// routing, so a held write is routed afresh once released.
 #[cold]
 async fn paused(
     conn: &mut Conn,
@@ -605,8 +603,7 @@ async fn execute(
                         batch.flush(conn).await;
                         shard.data_home().await;
                     }
-                    run_here(&shard, conn.db, idx, f, args, &mut conn.out, conn.now);
-                    if shard.data.borrow().as_ref().is_some_and(|d| d.has_ready()) {
+                    if run_here(&shard, conn.db, idx, f, args, &mut conn.out, conn.now) {
                         crate::cmd::blocking::serve_ready(&shard);
                     }
                 }

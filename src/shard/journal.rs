@@ -7,8 +7,9 @@
 //! carries the stamp of its last write wherever it ran, a Lamport clock), and at least the
 //! monotonic time, so a unit that starts after another's reply is stamped after it.
 //!
-//! Recording is on only while something reads the journal; today that is `DEBUG JOURNAL`
-//! (tests and inspection). Off, `call()` still counts changes but encodes nothing.
+//! Recording (`Shard::recording`) is on only while something reads the journal; today that
+//! is `DEBUG JOURNAL` (tests and inspection). Off, `call()` still counts changes but encodes
+//! nothing.
 
 use std::collections::VecDeque;
 use std::sync::OnceLock;
@@ -60,7 +61,6 @@ pub struct Entry {
 
 #[derive(Default)]
 pub struct Journal {
-    pub enabled: bool,
     entries: VecDeque<Entry>,
     last_stamp: u64,
 }

@@ -281,6 +281,8 @@ pub struct Shard {
     pub data: RefCell<Option<Box<ShardData>>>,
     /// What this executor's commands propagate (see `journal`).
     pub journal: RefCell<journal::Journal>,
+    /// Whether the journal records (read per command, so kept apart from it).
+    pub recording: Cell<bool>,
     pub stats: RefCell<ShardStats>,
     pub clients: RefCell<hashbrown::HashMap<u64, Rc<ClientMeta>>>,
     pub settings: RefCell<Settings>,
@@ -327,6 +329,7 @@ impl Shard {
             is_control,
             data: RefCell::new(Some(Box::new(data))),
             journal: RefCell::new(journal::Journal::default()),
+            recording: Cell::new(false),
             stats: RefCell::new(ShardStats {
                 cmd: vec![CommandStats::default(); shared.upcalls.commands],
                 ..Default::default()
@@ -401,7 +404,9 @@ impl Shard {
     /// Whether this shard's data is here and nobody is queued for it.
     #[inline]
     pub fn data_is_home(&self) -> bool {
-        self.data.borrow().is_some() && self.deferred.borrow().is_empty()
+        // While the data is here nothing waits for it: `data_returned` runs the queue before
+        // anything else can, and jobs are queued only while it is away.
+        self.data.borrow().is_some()
     }
 
     /// Waits until this shard's data is home (it may be lent to a coordinator).

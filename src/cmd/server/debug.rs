@@ -66,7 +66,7 @@ async fn journal(c: &mut Conn, what: &[u8]) -> CmdResult {
             c.shard
                 .call(to, move |s| {
                     let mut j = s.journal.borrow_mut();
-                    j.enabled = on;
+                    s.recording.set(on);
                     j.clear();
                 })
                 .await;
