@@ -14,7 +14,7 @@
 # WORKLOAD=multi replaces the SET/GET mix with transactions, each client sending
 #   MULTI; SET __key__ __data__; INCR n:__key__; EXEC
 # in turn (memtier runs --command lists in order per connection; every command
-# counts as one op, so transactions/s = ops/s / 4).
+# counts as one op, so transactions/s = ops/s / 4; keys are uniform random, --command-key-pattern R).
 #
 # BASE_BIN adds a third server to the alternation: another redcell binary (say,
 # the build before a change), shown as "base", for before/after comparisons in
@@ -98,10 +98,11 @@ case $LOADGEN in
 esac
 
 case $WORKLOAD in
-  getset) LOAD_ARGS=(--ratio 1:10) ;;
+  getset) LOAD_ARGS=(--ratio 1:10 --key-pattern R:R) ;;
   multi)
     [[ $LOADGEN == memtier ]] || die "WORKLOAD=multi needs memtier_benchmark"
-    LOAD_ARGS=(--command=MULTI "--command=SET __key__ __data__" "--command=INCR n:__key__" --command=EXEC) ;;
+    LOAD_ARGS=(--command=MULTI "--command=SET __key__ __data__" "--command=INCR n:__key__" --command=EXEC
+               --command-key-pattern R) ;;
   *) die "WORKLOAD must be getset or multi" ;;
 esac
 
@@ -228,13 +229,15 @@ run_load() {
     # shellcheck disable=SC2086  # MEMTIER_ARGS is intentionally word-split
     run_tracked taskset -c "$LOAD_CPU" memtier_benchmark -s 127.0.0.1 -p "$port" \
       -t 1 -c 50 "${LOAD_ARGS[@]}" --data-size 32 --pipeline "$pl" \
-      --test-time "$DURATION" --key-pattern R:R --hide-histogram \
+      --test-time "$DURATION" --hide-histogram \
       --print-percentiles 50,99 --json-out-file "$pfx.json" $MEMTIER_ARGS \
       >"$pfx.txt" 2>"$pfx.err" || rc=$?
     [[ $rc -eq 0 ]] || log "memtier_benchmark exited with $rc (see $pfx.err)"
     grep -Eq 'Avg\. Latency +p50 Latency +p99 Latency' "$pfx.txt" \
       || { log "unexpected memtier output format in $pfx.txt"; return 0; }
-    read -r R_OPS R_P50 R_P99 < <(awk '$1 == "Totals" {print $2, $6, $7; exit}' "$pfx.txt") || true
+    # Columns by header name: the SET/GET table has Hits/Misses columns, --command tables not.
+    read -r R_OPS R_P50 R_P99 < <(awk '/Avg\. Latency/ {gsub(/ Latency|\/sec/, ""); for (i = 1; i <= NF; i++) col[$i] = i}
+      $1 == "Totals" {print $col["Ops"], $col["p50"], $col["p99"]; exit}' "$pfx.txt") || true
     R_COUNT=$(awk '/"Totals"/ {t = 1} t && /"Count"/ {gsub(/[^0-9]/, ""); print; exit}' "$pfx.json" 2>/dev/null || true)
     [[ -n $R_COUNT || -z $R_OPS ]] || R_COUNT=$(awk -v o="$R_OPS" -v d="$DURATION" 'BEGIN {printf "%d", o * d}')
   else

@@ -48,7 +48,7 @@ pub fn parse(text: &str, now: i64) -> Result<ClusterState, String> {
                 lineno + 1
             )
         };
-        let tokens = split_args(line.as_bytes()).map_err(|()| bad("unbalanced quotes"))?;
+        let tokens = split_args(line.as_bytes()).map_err(|_| bad("unbalanced quotes"))?;
         let tokens: Vec<String> = tokens
             .into_iter()
             .map(|t| String::from_utf8(t).map_err(|_| bad("not UTF-8")))

@@ -331,7 +331,7 @@ pub async fn call_conn(conn: &mut Conn, idx: usize, args: &Args<'_>) {
                 conn.out.error(&e);
             }
         }
-        super::Handler::Async(f) => call_async(conn, idx, f, args.clone()).await,
+        super::Handler::Async(f) => call_async(conn, idx, f, *args).await,
         super::Handler::Keyed(_) | super::Handler::Container => {}
     }
 }
@@ -404,19 +404,23 @@ pub async fn with_keys<R>(
     body: impl FnOnce(&mut Ctx<'_>) -> Result<R, Error>,
 ) -> Result<R, Error> {
     let shard = conn.shard.clone();
+    let (db, now) = (conn.db, conn.now);
     let mut unit = Unit::default();
+    let run = |parts: Parts<'_>, out: &mut Reply, unit: &mut Unit| {
+        let mut x = Exec {
+            shard: &shard,
+            parts,
+            db,
+            out,
+            now,
+            unit,
+        };
+        run_body(&mut x, args, false, body).0
+    };
     if let Some(held) = conn.held.as_mut() {
         // Inside EXEC: the EXEC's unit collects what the queued commands propagate, so this
         // body's ops join it through the caller (see `multi::run_queued`).
-        let mut x = Exec {
-            shard: &shard,
-            parts: held.parts(),
-            db: conn.db,
-            out: &mut conn.out,
-            now: conn.now,
-            unit: &mut unit,
-        };
-        let (result, _) = run_body(&mut x, args, false, body);
+        let result = run(held.parts(), &mut conn.out, &mut unit);
         conn.exec_ops.append(&mut unit.ops);
         return result;
     }
@@ -425,15 +429,7 @@ pub async fn with_keys<R>(
         shard.data_home().await;
         let mut guard = shard.data.borrow_mut();
         let data = guard.as_deref_mut().expect("data is home after data_home");
-        let mut x = Exec {
-            shard: &shard,
-            parts: Parts::One(data),
-            db: conn.db,
-            out: &mut conn.out,
-            now: conn.now,
-            unit: &mut unit,
-        };
-        let (result, _) = run_body(&mut x, args, false, body);
+        let result = run(Parts::One(&mut *data), &mut conn.out, &mut unit);
         if !unit.is_empty() {
             data.clock = end_unit(&shard, &mut unit, data.clock);
         }
@@ -442,15 +438,7 @@ pub async fn with_keys<R>(
         return result;
     }
     let mut held = crate::shard::tx::Held::acquire(&shard, &shards).await;
-    let mut x = Exec {
-        shard: &shard,
-        parts: held.parts(),
-        db: conn.db,
-        out: &mut conn.out,
-        now: conn.now,
-        unit: &mut unit,
-    };
-    let (result, _) = run_body(&mut x, args, false, body);
+    let result = run(held.parts(), &mut conn.out, &mut unit);
     if !unit.is_empty() {
         let stamp = end_unit(&shard, &mut unit, held.clock());
         held.set_clock(stamp);
@@ -488,9 +476,7 @@ where
     let n = conn.shard.nshards;
     if let Some(held) = conn.held.as_mut() {
         if held.shards().len() == n {
-            return (0..n)
-                .filter_map(|i| held.data_of(i).map(|d| f(d)))
-                .collect();
+            return (0..n).filter_map(|i| held.data_of(i).map(&f)).collect();
         }
     }
     let mut out = Vec::with_capacity(n);

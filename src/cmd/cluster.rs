@@ -249,7 +249,7 @@ fn slot_list(args: &[Vec<u8>], ranges: bool, name: &'static str) -> Result<Vec<u
     if !ranges {
         return args.iter().map(|a| slot_arg(a)).collect();
     }
-    if args.len() % 2 != 0 {
+    if !args.len().is_multiple_of(2) {
         return Err(Error::WrongArity(name.into()));
     }
     let mut slots = Vec::new();

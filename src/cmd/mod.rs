@@ -381,7 +381,7 @@ pub mod keys_at {
     pub fn streams(args: &Args<'_>) -> Option<Vec<usize>> {
         let at = (1..args.len()).find(|&i| args.is(i, "STREAMS"))?;
         let rest = args.len() - at - 1;
-        (rest > 0 && rest % 2 == 0).then(|| (at + 1..at + 1 + rest / 2).collect())
+        (rest > 0 && rest.is_multiple_of(2)).then(|| (at + 1..at + 1 + rest / 2).collect())
     }
 }
 

@@ -77,11 +77,14 @@ pub struct Delivery {
     pub reply: Vec<u8>,
 }
 
+/// A key of one database.
+type DbKey = (usize, Box<[u8]>);
+
 /// A shard's blocking state: waiters queued per (database, key) it owns, and deliveries for
 /// the connections it runs.
 #[derive(Default)]
 pub struct Blocking {
-    queues: RefCell<hashbrown::HashMap<(usize, Box<[u8]>), VecDeque<Registration>>>,
+    queues: RefCell<hashbrown::HashMap<DbKey, VecDeque<Registration>>>,
     inbox: RefCell<hashbrown::HashMap<u64, Slot>>,
     next_id: Cell<u64>,
     /// Connections of this core currently blocked (INFO `blocked_clients`).

@@ -10,13 +10,21 @@ pub struct Span {
     pub in_scratch: bool,
 }
 
+/// A quote opened and never closed (or a closing quote not followed by a space).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UnbalancedQuotes;
+
 fn is_space(c: u8) -> bool {
     matches!(c, b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c)
 }
 
 /// Splits an inline line with Redis's `sdssplitargs` rules. Unquoted arguments stay spans into
 /// the line; quoted ones are unescaped into `scratch`.
-pub fn split_inline(line: &[u8], spans: &mut Vec<Span>, scratch: &mut Vec<u8>) -> Result<(), ()> {
+pub fn split_inline(
+    line: &[u8],
+    spans: &mut Vec<Span>,
+    scratch: &mut Vec<u8>,
+) -> Result<(), UnbalancedQuotes> {
     let at = |i: usize| line.get(i).copied().unwrap_or(0);
     let mut p = 0;
     loop {
@@ -52,12 +60,12 @@ pub fn split_inline(line: &[u8], spans: &mut Vec<Span>, scratch: &mut Vec<u8>) -
                     });
                 } else if c == b'"' {
                     if p + 1 < line.len() && !is_space(line[p + 1]) {
-                        return Err(());
+                        return Err(UnbalancedQuotes);
                     }
                     p += 1;
                     break;
                 } else if p >= line.len() {
-                    return Err(());
+                    return Err(UnbalancedQuotes);
                 } else {
                     scratch.push(c);
                 }
@@ -67,12 +75,12 @@ pub fn split_inline(line: &[u8], spans: &mut Vec<Span>, scratch: &mut Vec<u8>) -
                     scratch.push(b'\'');
                 } else if c == b'\'' {
                     if p + 1 < line.len() && !is_space(line[p + 1]) {
-                        return Err(());
+                        return Err(UnbalancedQuotes);
                     }
                     p += 1;
                     break;
                 } else if p >= line.len() {
-                    return Err(());
+                    return Err(UnbalancedQuotes);
                 } else {
                     scratch.push(c);
                 }
@@ -111,7 +119,7 @@ pub fn split_inline(line: &[u8], spans: &mut Vec<Span>, scratch: &mut Vec<u8>) -
 }
 
 /// Splits a line into arguments with Redis's `sdssplitargs` rules (config files, CLI options).
-pub fn split_args(line: &[u8]) -> Result<Vec<Vec<u8>>, ()> {
+pub fn split_args(line: &[u8]) -> Result<Vec<Vec<u8>>, UnbalancedQuotes> {
     let mut spans = Vec::new();
     let mut scratch = Vec::new();
     split_inline(line, &mut spans, &mut scratch)?;
