@@ -56,6 +56,12 @@ pub enum Error {
     NotInMulti,
     /// `ERR source and destination objects are the same` (MOVE, COPY, SMOVE ...).
     SameObject,
+    /// Start-up loading runs (`-LOADING`).
+    Loading,
+    /// A background save failed under `stop-writes-on-bgsave-error` (`-MISCONF`).
+    BgsaveFailed,
+    /// A save failed: Redis answers a bare `-ERR` and logs why.
+    SaveFailed,
     /// Any other `ERR <text>` message.
     Err(Cow<'static, str>),
     /// A message that carries its own code (`NOPROTO ...`, `BUSYKEY ...`).
@@ -105,6 +111,9 @@ impl Error {
                 sanitize(sub)
             )
             .into(),
+            Loading => "LOADING Redis is loading the dataset in memory".into(),
+            BgsaveFailed => "MISCONF Redis is configured to save RDB snapshots, but it's currently unable to persist to disk. Commands that may modify the data set are disabled, because this instance is configured to report errors during writes if RDB snapshotting fails (stop-writes-on-bgsave-error option). Please check the Redis logs for details about the RDB error.".into(),
+            SaveFailed => "ERR".into(),
             Err(text) => format!("ERR {}", sanitize(text)).into(),
             Coded(text) => Cow::Owned(sanitize(text)),
         }
@@ -170,6 +179,8 @@ mod tests {
             (Error::NoSuchKey, "ERR no such key"),
             (Error::ExpireTime("set"), "ERR invalid expire time in 'set' command"),
             (Error::DbIndexOutOfRange, "ERR DB index is out of range"),
+            (Error::Loading, "LOADING Redis is loading the dataset in memory"),
+            (Error::SaveFailed, "ERR"),
             (Error::MultiNested, "ERR MULTI calls can not be nested"),
             (Error::ExecWithoutMulti, "ERR EXEC without MULTI"),
             (Error::DiscardWithoutMulti, "ERR DISCARD without MULTI"),

@@ -13,6 +13,7 @@
 //! - `shard`: per-core state, the cross-core mesh, borrowing shards' data (`tx`), the
 //!   journal, blocked-client queues, client state, Pub/Sub.
 //! - `cluster::member`: the cluster member on the control core.
+//! - `persist`: snapshots written as dump.rdb, save points, loading at start-up (control core).
 //! - `cmd`: the command table, `call()`, one file per command family.
 //! - `server`: executors, listeners, the connection task and the gate.
 
@@ -22,6 +23,7 @@ pub mod cmd;
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod persist;
 pub mod rdb;
 pub mod resp;
 pub mod server;
@@ -53,6 +55,7 @@ mod layering {
         &["cluster"],
         &["shard"],
         &["cluster::member"],
+        &["persist"],
         &["cmd"],
         &["server"],
     ];

@@ -101,6 +101,13 @@ fn main() {
         fail(&e);
     }
 
+    // As Redis's `dir` directive: every file (dump.rdb, nodes.conf) is relative to it.
+    let dir = config.get("dir").to_string();
+    if let Err(e) = std::env::set_current_dir(&dir) {
+        fail(&format!("Can't chdir to '{dir}': {e}"));
+    }
+    let load_at_start = redcell::persist::load::rdb_path(&config).is_some();
+
     let allowed = cpus::allowed_cpus();
     let cpus = match &flags.cores {
         Some(list) => {
@@ -147,6 +154,11 @@ fn main() {
         topo.shard_cpus,
         topo.control_cpu
     );
+    shared
+        .load_progress
+        .loading
+        .store(load_at_start, std::sync::atomic::Ordering::Relaxed);
+    redcell::persist::catch_shutdown_signals(shared.clone());
     if let Err(e) = server::run(shared, topo) {
         fail(&e);
     }

@@ -15,6 +15,7 @@ pub mod keys;
 pub mod list;
 pub mod migrate;
 pub mod multi;
+pub mod persistence;
 pub mod pubsub;
 pub mod scan;
 pub mod server;
@@ -476,6 +477,7 @@ fn families() -> impl Iterator<Item = &'static CommandSpec> {
         dump::COMMANDS,
         migrate::COMMANDS,
         multi::COMMANDS,
+        persistence::COMMANDS,
         pubsub::COMMANDS,
     ]
     .into_iter()

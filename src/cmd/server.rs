@@ -230,29 +230,6 @@ pub static COMMANDS: &[CommandSpec] = &[
         "Return the current server time",
     ),
     CommandSpec::new(
-        "lastsave",
-        1,
-        LOADING | STALE | FAST,
-        Handler::Sync(lastsave),
-    )
-    .acl(&["@admin", "@dangerous"])
-    .doc(
-        "server",
-        "1.0.0",
-        "Get the UNIX time stamp of the last successful save to disk",
-    ),
-    CommandSpec::new(
-        "shutdown",
-        -1,
-        ADMIN | NOSCRIPT | LOADING | STALE | NO_MULTI | ALLOW_BUSY,
-        Handler::Sync(shutdown),
-    )
-    .doc(
-        "server",
-        "1.0.0",
-        "Synchronously save the dataset to disk and then shut down the server",
-    ),
-    CommandSpec::new(
         "debug",
         -2,
         ADMIN | NOSCRIPT | LOADING | STALE,
@@ -323,8 +300,15 @@ fn flush_dbs(c: &mut Ctx, db: Option<usize>) -> u64 {
     removed
 }
 
+/// FLUSHALL also stops a running save (it would write what is flushed) and, with save
+/// points configured, saves the empty dataset once the command is over (Redis's
+/// `flushAllDataAndResetRDB`; the connection task calls `persist`).
 fn flushall(c: &mut Ctx, a: &Args) -> CmdResult {
     flush_mode(a)?;
+    for data in c.db.parts().each() {
+        crate::rdb::snapshot::abort(data);
+    }
+    c.shard.save_after_flushall.set(true);
     let removed = flush_dbs(c, None);
     c.touches_all_dbs();
     // Propagated even when nothing was there, as Redis forces it.
@@ -351,52 +335,6 @@ fn time(c: &mut Conn, _a: &Args) -> CmdResult {
     c.out.bulk_int(us / 1_000_000);
     c.out.bulk_int(us % 1_000_000);
     Ok(())
-}
-
-/// LASTSAVE: with no save ever, Redis reports its start time (`lastsave` is initialised to it).
-fn lastsave(c: &mut Conn, _a: &Args) -> CmdResult {
-    c.out.int(c.shard.shared.started_unix);
-    Ok(())
-}
-
-/// SHUTDOWN [NOSAVE|SAVE] [NOW] [FORCE] [ABORT], parsed as Redis 7.0 does. There is no
-/// persistence: without SAVE nothing needs saving (save points can only be `""`), so the
-/// process exits at once with status 0 (the client sees the connection close, as with Redis).
-/// SAVE cannot be honoured, so it fails the way a failed RDB save does in Redis
-/// (`Errors trying to SHUTDOWN. Check logs.`) unless FORCE says to exit anyway. ABORT has no
-/// shutdown in progress to abort: shutdowns here are immediate.
-fn shutdown(_c: &mut Conn, a: &Args) -> CmdResult {
-    let (mut nosave, mut save, mut now, mut force, mut abort) = (false, false, false, false, false);
-    for arg in a.rest(1) {
-        let flag = match arg.to_ascii_lowercase().as_slice() {
-            b"nosave" => &mut nosave,
-            b"save" => &mut save,
-            b"now" => &mut now,
-            b"force" => &mut force,
-            b"abort" => &mut abort,
-            _ => return Err(Error::Syntax),
-        };
-        *flag = true;
-    }
-    if (abort && (nosave || save || now || force)) || (nosave && save) {
-        return Err(Error::Syntax);
-    }
-    if abort {
-        return Err(Error::msg("No shutdown in progress."));
-    }
-    if save && !force {
-        eprintln!("Error trying to save the DB, can't exit: redcell has no persistence yet.");
-        eprintln!("Errors trying to shut down the server. Check the logs for more information.");
-        return Err(Error::msg("Errors trying to SHUTDOWN. Check logs."));
-    }
-    eprintln!("User requested shutdown...");
-    if save {
-        eprintln!("Error trying to save the DB (no persistence), exiting anyway (FORCE).");
-    }
-    // A cluster change answered just before must still reach nodes.conf.
-    crate::cluster::nodes_conf::flush(std::time::Duration::from_secs(2));
-    eprintln!("redcell is now ready to exit, bye bye...");
-    std::process::exit(0);
 }
 
 #[cfg(test)]

@@ -24,6 +24,8 @@ enum Kind {
     /// A directive whose only accepted values are listed; anything else is refused at start-up
     /// because the feature is not implemented yet.
     Only(&'static [&'static str]),
+    /// `save`: `<seconds> <changes>` pairs (seconds at least 1), or `""` for none.
+    SavePoints,
     /// `client-output-buffer-limit`: `<class> <hard> <soft> <seconds>` groups, each replacing
     /// its class's limits (only `pubsub` is enforced: there are no replicas, and normal
     /// clients' replies are written before their next read).
@@ -105,7 +107,14 @@ static DIRECTIVES: &[Directive] = &[
     d("logfile", Kind::Str, "", false),
     d("pidfile", Kind::Str, "", false),
     d("databases", int(1, INT_MAX), "16", false),
-    d("save", Kind::Only(&[""]), "", true),
+    d("save", Kind::SavePoints, "3600 1 300 100 60 10000", true),
+    d("rdbcompression", Kind::Bool, "yes", true),
+    d("rdbchecksum", Kind::Bool, "yes", false),
+    d("stop-writes-on-bgsave-error", Kind::Bool, "yes", true),
+    // Redis's hidden testing knobs: microseconds to sleep per key a save writes or a load
+    // reads (negative: one microsecond once in that many keys).
+    d("rdb-key-save-delay", int(i32::MIN as i64, INT_MAX), "0", true),
+    d("key-load-delay", int(i32::MIN as i64, INT_MAX), "0", true),
     d("appendonly", Kind::Only(&["no"]), "no", true),
     protected("dir", Kind::Str, "."),
     protected("dbfilename", Kind::Str, "dump.rdb"),
@@ -362,6 +371,15 @@ fn parse_value(dir: &Directive, args: &[String]) -> Result<String, ConfigError> 
         }
         Kind::Str if dir.name == "bind" => joined,
         Kind::Str if dir.name == "dir" => existing_dir(single()?)?,
+        Kind::Str if dir.name == "dbfilename" => {
+            let name = single()?;
+            if name.contains(['/', '\\']) {
+                return Err(ConfigError::Invalid(
+                    "dbfilename can't be a path, just a filename".into(),
+                ));
+            }
+            name.clone()
+        }
         Kind::Str => single()?.clone(),
         Kind::Enum(options) => {
             let v = single()?.to_ascii_lowercase();
@@ -372,6 +390,7 @@ fn parse_value(dir: &Directive, args: &[String]) -> Result<String, ConfigError> 
             }
             v
         }
+        Kind::SavePoints => parse_save_points(args)?,
         Kind::OutputLimits => parse_output_limits(args)?
             .iter()
             .map(|(class, [h, s, t])| format!("{} {h} {s} {t}", OBUF_CLASSES[*class]))
@@ -401,6 +420,27 @@ fn parse_value(dir: &Directive, args: &[String]) -> Result<String, ConfigError> 
         }
     };
     Ok(normalize(dir.name, value))
+}
+
+/// Redis's `setConfigSaveOption`: an even number of integers, seconds at least 1 and
+/// changes at least 0; `""` alone means no save points.
+fn parse_save_points(args: &[String]) -> Result<String, ConfigError> {
+    if args.is_empty() || (args.len() == 1 && (args[0].is_empty() || args[0] == "\"\"")) {
+        return Ok(String::new());
+    }
+    let invalid = || ConfigError::Invalid("Invalid save parameters".into());
+    if args.len() % 2 == 1 {
+        return Err(invalid());
+    }
+    let mut out = Vec::with_capacity(args.len());
+    for (j, a) in args.iter().enumerate() {
+        let v = parse_i64_strict(a.as_bytes()).ok_or_else(invalid)?;
+        if (j % 2 == 0 && v < 1) || (j % 2 == 1 && v < 0) {
+            return Err(invalid());
+        }
+        out.push(v.to_string());
+    }
+    Ok(out.join(" "))
 }
 
 /// Redis's post-set adjustments: `hz` is clamped to 1..=500 (`updateHZ`).
@@ -584,6 +624,7 @@ impl Config {
 
     /// Applies a redis.conf text. Errors name the line like redis-server does.
     pub fn load_text(&mut self, text: &str) -> Result<(), String> {
+        let mut saves_seen = false;
         for (i, line) in text.lines().enumerate() {
             let trimmed = line.trim();
             if trimmed.is_empty() || trimmed.starts_with('#') {
@@ -610,8 +651,19 @@ impl Config {
             if name.eq_ignore_ascii_case("include") {
                 return Err(fatal("'include' is not supported yet"));
             }
+            // Within one file, `save` lines add up (the first replaces the default).
+            let earlier_saves = (name.eq_ignore_ascii_case("save") && saves_seen)
+                .then(|| self.get("save").to_string());
             match self.set(name, args, true) {
-                Ok(()) => {}
+                Ok(()) => {
+                    if name.eq_ignore_ascii_case("save") {
+                        saves_seen = true;
+                        let added = self.get("save").to_string();
+                        if let Some(earlier) = earlier_saves.filter(|e| !e.is_empty() && !added.is_empty()) {
+                            self.values.insert("save", format!("{earlier} {added}"));
+                        }
+                    }
+                }
                 Err(ConfigError::Unknown) => {
                     return Err(fatal("Bad directive or wrong number of arguments"))
                 }
@@ -786,9 +838,14 @@ mod tests {
         set(&mut c, &[("hz", "0")]).unwrap();
         assert_eq!(c.get("hz"), "1");
         set(&mut c, &[("save", "")]).unwrap();
-        assert!(set(&mut c, &[("save", "900 1")])
-            .unwrap_err()
-            .contains("not supported yet"));
+        assert_eq!(c.get("save"), "");
+        set(&mut c, &[("save", "900 1 60 10")]).unwrap();
+        assert_eq!(c.get("save"), "900 1 60 10");
+        for bad in ["900", "0 1", "900 -1", "9x 1"] {
+            assert!(set(&mut c, &[("save", bad)])
+                .unwrap_err()
+                .contains("Invalid save parameters"));
+        }
         let mut open = Config::default();
         let pairs: [(&[u8], &[u8]); 1] = [(b"dbfilename", b"x.rdb")];
         open.set_runtime(&pairs, true).unwrap();
@@ -824,10 +881,8 @@ mod tests {
         assert!(err.contains("at line 2"), "{err}");
         assert!(err.contains("Bad directive"), "{err}");
         assert_eq!(c.get("port"), "7000");
-        assert!(c
-            .load_text("save 900 1\n")
-            .unwrap_err()
-            .contains("not supported yet"));
+        c.load_text("save 900 1\nsave 60 10000\n").unwrap();
+        assert_eq!(c.get("save"), "900 1 60 10000");
         assert!(c
             .load_text("appendonly yes\n")
             .unwrap_err()

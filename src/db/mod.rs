@@ -6,11 +6,13 @@
 //! active expire cycle can sample them uniformly, as Redis samples its `expires` dict.
 
 mod data;
+pub mod snapshot;
 mod table;
 mod view;
 pub mod watch;
 
 pub use data::ShardData;
+pub use snapshot::{EncodeFn, EvictionInfo, KeyspaceSnapshot, SnapshotFormat};
 pub use table::SlotTable;
 pub use view::{Db, Parts};
 pub use watch::{Watcher, Watches};
@@ -110,6 +112,9 @@ pub struct Keyspace {
     /// place in this thread's order of expiries: each is propagated as a DEL before the
     /// command's own effect, in the order the command met them across the shards it holds.
     expired: Vec<(u64, Box<[u8]>)>,
+    /// The snapshot being taken of this database, if any: a lookup in a slot table it has
+    /// not serialized yet serializes that table first (see `snapshot`).
+    snap: Option<Box<KeyspaceSnapshot>>,
 }
 
 /// Largest value of the LRU clock (24 bits, as Redis's `LRU_CLOCK_MAX`).
@@ -272,7 +277,87 @@ impl Keyspace {
             watches: Watches::default(),
             touched: Vec::new(),
             expired: Vec::new(),
+            snap: None,
         }
+    }
+
+    /// Before anything reads or changes slot table `t`: a running snapshot that has not
+    /// written it yet writes it now, as it was.
+    #[inline]
+    fn snapshot_guard(&mut self, t: usize) {
+        if self.snap.as_ref().is_some_and(|s| !s.is_done(t)) {
+            self.snapshot_table(t);
+        }
+    }
+
+    #[cold]
+    fn snapshot_table(&mut self, t: usize) {
+        let Some(snap) = self.snap.as_deref_mut() else {
+            return;
+        };
+        let volatile = &self.volatile;
+        let expiry = |e: &Entry| {
+            let at = expire_of(volatile, e.vidx);
+            (at != NO_EXPIRE).then_some(at)
+        };
+        match self.tables.get(t) {
+            Some(table) => snap.serialize(t, table.iter().map(|(k, e)| (k, e, expiry(e)))),
+            None => snap.serialize(t, std::iter::empty()),
+        }
+    }
+
+    /// Starts a snapshot of this database as it is now. An empty database has nothing to
+    /// write and gets none. Returns whether one started.
+    pub fn begin_snapshot(&mut self, encode: EncodeFn, format: SnapshotFormat) -> bool {
+        if self.len == 0 {
+            self.snap = None;
+            return false;
+        }
+        self.snap = Some(Box::new(KeyspaceSnapshot::new(
+            self.tables.len(),
+            encode,
+            format,
+        )));
+        true
+    }
+
+    /// Whether a snapshot of this database is running.
+    pub fn snapshotting(&self) -> bool {
+        self.snap.is_some()
+    }
+
+    /// The next serialized keys of the running snapshot, and how many: at least
+    /// `max_bytes` unless the snapshot ends with them (then `true`, and the snapshot is
+    /// over). `None` without one.
+    pub fn snapshot_chunk(&mut self, max_bytes: usize) -> Option<(Vec<u8>, u64, bool)> {
+        loop {
+            let snap = self.snap.as_deref_mut()?;
+            if snap.pending_bytes() >= max_bytes {
+                let (out, keys) = snap.take_out();
+                return Some((out, keys, false));
+            }
+            match snap.next_pending() {
+                Some(t) => self.snapshot_table(t),
+                None => {
+                    let (out, keys) = snap.take_out();
+                    self.snap = None;
+                    return Some((out, keys, true));
+                }
+            }
+        }
+    }
+
+    /// Serializes every table the running snapshot has not reached (before a change to the
+    /// whole database: FLUSHDB, SWAPDB).
+    fn snapshot_everything(&mut self) {
+        while let Some(t) = self.snap.as_deref_mut().and_then(KeyspaceSnapshot::next_pending) {
+            self.snapshot_table(t);
+        }
+    }
+
+    /// Ends the running snapshot without writing the rest (a failed or cancelled save).
+    pub fn abort_snapshot(&mut self) {
+        self.snap = None;
     }
 
     /// The slot tables, allocated on the first write.
@@ -338,6 +423,7 @@ impl Keyspace {
     #[inline]
     fn live(&mut self, key: &[u8], now: i64, touch: bool) -> Option<&mut Entry> {
         let (_, t) = self.table(key);
+        self.snapshot_guard(t);
         let entry: *mut Entry = self.tables.get_mut(t)?.get_mut(key)?;
         // SAFETY: `entry` points into `self.tables[t]`, which nothing else borrows; returning
         // it here only works around the borrow checker's conditional-return limitation.
@@ -515,6 +601,7 @@ impl Keyspace {
             note_write(&self.watches, &mut self.touched, key);
         }
         let (slot, t) = self.table(key);
+        self.snapshot_guard(t);
         let lru = lru_clock(now);
         // One lookup whether the key is new or not.
         self.tables_for_write();
@@ -551,6 +638,7 @@ impl Keyspace {
     /// Sets or clears (`NO_EXPIRE`) the TTL of an existing key. Returns false if the key is absent.
     pub fn set_expire(&mut self, key: &[u8], expire_at: i64) -> bool {
         let (slot, t) = self.table(key);
+        self.snapshot_guard(t);
         let Some(e) = self.tables.get_mut(t).and_then(|t| t.get_mut(key)) else {
             return false;
         };
@@ -574,6 +662,7 @@ impl Keyspace {
 
     fn remove_entry(&mut self, key: &[u8]) -> Option<Entry> {
         let (_, t) = self.table(key);
+        self.snapshot_guard(t);
         let entry = self.tables.get_mut(t)?.remove(key)?;
         self.len -= 1;
         if entry.vidx != NOT_VOLATILE {
@@ -748,6 +837,7 @@ impl Keyspace {
     /// Deletes every key (FLUSHDB). Watchers and blocked clients stay registered; the
     /// caller touches the watchers first (`Watches::touch_all`).
     pub fn flush(&mut self) {
+        self.snapshot_everything();
         self.tables = Vec::new();
         self.volatile = Vec::new();
         self.len = 0;
@@ -756,6 +846,8 @@ impl Keyspace {
     /// Exchanges the keys (and their expiries) of two databases, leaving each its watchers
     /// and blocked clients, which belong to the database number (SWAPDB).
     pub fn swap_keys(&mut self, other: &mut Keyspace) {
+        self.snapshot_everything();
+        other.snapshot_everything();
         std::mem::swap(&mut self.tables, &mut other.tables);
         std::mem::swap(&mut self.volatile, &mut other.volatile);
         std::mem::swap(&mut self.len, &mut other.len);

@@ -18,6 +18,7 @@ pub mod frame;
 pub mod intset;
 pub mod listpack;
 pub mod lzf;
+pub mod snapshot;
 pub mod stream;
 pub mod wire;
 pub mod ziplist;

@@ -20,7 +20,7 @@ use crate::shard::client::{Conn, Queued};
 use crate::shard::journal::Unit;
 use crate::shard::pubsub;
 use crate::shard::tx::{Held, ShardSet};
-use crate::shard::{ClientMeta, Shard};
+use crate::shard::{ClientMeta, DiskGate, Shard};
 
 use super::route;
 use crate::util::time::now_ms;
@@ -510,6 +510,13 @@ pub async fn dispatch(conn: &mut Conn, batch: &mut Batch, args: Args<'_>, raw: O
         refuse(conn, Some(idx), &e);
         return;
     }
+    let gate = conn.shard.disk_gate.get();
+    if gate != DiskGate::default() {
+        if let Some(e) = disk_refusal(conn, spec, idx, gate) {
+            refuse(conn, Some(idx), &e);
+            return;
+        }
+    }
     if let Some(multi) = conn.multi.as_mut() {
         if !spec.has(flag::NOT_QUEUED) {
             if !multi.failed {
@@ -528,6 +535,29 @@ pub async fn dispatch(conn: &mut Conn, batch: &mut Batch, args: Args<'_>, raw: O
         }
     }
     execute(conn, batch, idx, &args, raw).await;
+}
+
+/// What persistence refuses, in Redis's order: writes (and PING, and an EXEC with queued
+/// writes) after a failed background save, then anything without the `loading` flag while
+/// the data file loads.
+#[cold]
+fn disk_refusal(conn: &Conn, spec: &CommandSpec, idx: usize, gate: DiskGate) -> Option<Error> {
+    let name = cmd::table().full_names[idx].as_str();
+    if gate.save_failed {
+        let queued_write = name == "exec"
+            && conn.multi.as_ref().is_some_and(|m| {
+                m.queued
+                    .iter()
+                    .any(|q| cmd::table().specs[q.idx].has(flag::WRITE))
+            });
+        if spec.has(flag::WRITE) || name == "ping" || queued_write {
+            return Some(Error::BgsaveFailed);
+        }
+    }
+    if gate.loading && !spec.has(flag::LOADING) {
+        return Some(Error::Loading);
+    }
+    None
 }
 
 /// Holds a command while a pause (`shard::pause`) covers it; the gate calls it before
@@ -626,4 +656,15 @@ async fn execute(
             reject(&conn.shard, idx, &mut conn.out, &e);
         }
     }
+    if conn.shard.save_after_flushall.get() {
+        save_after_flushall(conn, batch).await;
+    }
+}
+
+/// FLUSHALL's save, before the next command runs (Redis saves inside FLUSHALL).
+#[cold]
+async fn save_after_flushall(conn: &mut Conn, batch: &mut Batch) {
+    conn.shard.save_after_flushall.set(false);
+    batch.flush(conn).await;
+    crate::persist::save_after_flushall(&conn.shard).await;
 }

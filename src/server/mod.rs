@@ -172,8 +172,10 @@ fn spawn_executor(
                             }
                         }
                     }
+                    let persist = crate::persist::Persist::start(shard.clone());
                     shared.control_ready.store(true, Ordering::Release);
                     let _ = ready_tx.send(Ok(()));
+                    persist.load_at_start().await;
                     std::future::pending::<()>().await;
                     return Ok(());
                 }

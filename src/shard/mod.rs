@@ -66,6 +66,30 @@ pub struct Shared {
     pub pause: pause::Pause,
     /// What the command layer, above this one, gives it at start-up.
     pub upcalls: Upcalls,
+    /// Start-up loading's progress (INFO persistence).
+    pub load_progress: LoadProgress,
+    /// SIGTERM or SIGINT received and not yet acted on (0: none); the control core's
+    /// persistence cron shuts down.
+    pub shutdown_signal: std::sync::atomic::AtomicI32,
+}
+
+/// How far loading the data file at start-up has come, readable from any core.
+#[derive(Default)]
+pub struct LoadProgress {
+    pub loading: std::sync::atomic::AtomicBool,
+    pub start_unix: std::sync::atomic::AtomicI64,
+    pub total_bytes: AtomicU64,
+    pub loaded_bytes: AtomicU64,
+}
+
+/// Why the shards refuse commands for a while, as persistence decides (the gate reads it
+/// once per command and looks closer only when something is set).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DiskGate {
+    /// Start-up loading runs: commands without the `loading` flag get `-LOADING`.
+    pub loading: bool,
+    /// A background save failed under `stop-writes-on-bgsave-error`: writes get `-MISCONF`.
+    pub save_failed: bool,
 }
 
 /// Calls from the shard layer up into the command layer, installed at start-up
@@ -113,6 +137,8 @@ impl Shared {
             config: Mutex::new(config),
             pause: Default::default(),
             upcalls: Upcalls::default(),
+            load_progress: Default::default(),
+            shutdown_signal: Default::default(),
         }
     }
 
@@ -286,6 +312,10 @@ pub struct Shard {
     pub stats: RefCell<ShardStats>,
     pub clients: RefCell<hashbrown::HashMap<u64, Rc<ClientMeta>>>,
     pub settings: RefCell<Settings>,
+    /// Refusals persistence has set on this shard (`DiskGate`).
+    pub disk_gate: Cell<DiskGate>,
+    /// A FLUSHALL ran here: the connection saves the emptied dataset after it.
+    pub save_after_flushall: Cell<bool>,
     pub shared: Arc<Shared>,
     pub mesh: Mesh,
     pub blocking: blocking::Blocking,
@@ -296,6 +326,15 @@ pub struct Shard {
     deferred: RefCell<VecDeque<(usize, Request)>>,
     /// Local tasks waiting for `data` to come home.
     data_waiters: RefCell<Vec<Waker>>,
+    /// Local tasks waiting for work they started on another executor (`call_async`), by token.
+    async_calls: RefCell<hashbrown::HashMap<u64, AsyncCall>>,
+    next_async_call: Cell<u64>,
+}
+
+/// A `call_async` whose remote work has not finished: who waits for it.
+#[derive(Default)]
+struct AsyncCall {
+    waker: Option<Waker>,
 }
 
 thread_local! {
@@ -336,6 +375,14 @@ impl Shard {
             }),
             clients: RefCell::new(Default::default()),
             settings: RefCell::new(settings),
+            disk_gate: Cell::new(DiskGate {
+                loading: shared
+                    .load_progress
+                    .loading
+                    .load(std::sync::atomic::Ordering::Relaxed),
+                save_failed: false,
+            }),
+            save_after_flushall: Cell::new(false),
             shared,
             mesh,
             blocking: Default::default(),
@@ -343,6 +390,8 @@ impl Shard {
             slot_map: RefCell::new(Arc::new(slot_map)),
             deferred: RefCell::new(VecDeque::new()),
             data_waiters: RefCell::new(Vec::new()),
+            async_calls: RefCell::new(Default::default()),
+            next_async_call: Cell::new(1),
         }
     }
 
@@ -478,6 +527,59 @@ impl Shard {
             Some(r) => r,
             // The job panicked on its shard (see `run_job`): fail this command the same way.
             None => panic!("a cross-shard job panicked on shard {to}"),
+        }
+    }
+
+    /// Runs the future `f` makes on executor `to` (as a task there, so it may wait: a save on
+    /// the control core) and returns its output here.
+    pub async fn call_async<R, F, Fut>(self: &Rc<Self>, to: usize, f: F) -> R
+    where
+        R: Send + 'static,
+        F: FnOnce(Rc<Shard>) -> Fut + Send + 'static,
+        Fut: Future<Output = R> + 'static,
+    {
+        if to == self.id {
+            return f(self.clone()).await;
+        }
+        let token = self.next_async_call.get();
+        self.next_async_call.set(token + 1);
+        self.async_calls
+            .borrow_mut()
+            .insert(token, AsyncCall::default());
+        let slot = ResultSlot::new();
+        let theirs = slot.clone();
+        let home = self.id;
+        self.post(to, false, move |s: &Rc<Shard>| {
+            let there = s.clone();
+            glommio::spawn_local(async move {
+                theirs.put(f(there.clone()).await);
+                there
+                    .post(home, false, move |h: &Rc<Shard>| h.async_call_done(token))
+                    .await;
+            })
+            .detach();
+        })
+        .await;
+        std::future::poll_fn(|cx| {
+            let mut calls = self.async_calls.borrow_mut();
+            match calls.get_mut(&token) {
+                Some(c) => {
+                    c.waker = Some(cx.waker().clone());
+                    Poll::Pending
+                }
+                None => Poll::Ready(()),
+            }
+        })
+        .await;
+        slot.take()
+            .unwrap_or_else(|| panic!("work started on executor {to} did not finish"))
+    }
+
+    /// The work of `call_async` `token` has finished (its waiter may be gone already).
+    fn async_call_done(&self, token: u64) {
+        let call = self.async_calls.borrow_mut().remove(&token);
+        if let Some(w) = call.and_then(|c| c.waker) {
+            w.wake();
         }
     }
 

@@ -42,6 +42,15 @@ pub fn set<'a>(c: &'a mut Conn, a: Args<'a>) -> BoxFuture<'a> {
             config
                 .set_runtime(&pairs, protected_ok)
                 .map_err(Error::msg)?;
+            // As Redis: `dir` moves the process, so every later file lands there.
+            if pairs.iter().any(|(n, _)| n.eq_ignore_ascii_case(b"dir")) {
+                let dir = config.get("dir").to_string();
+                std::env::set_current_dir(&dir).map_err(|e| {
+                    Error::msg(format!(
+                        "CONFIG SET failed (possibly related to argument 'dir') - {e}"
+                    ))
+                })?;
+            }
         }
         refresh_settings(c).await;
         c.out.ok();

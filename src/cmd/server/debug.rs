@@ -1,4 +1,4 @@
-//! DEBUG HELP/SLEEP/OBJECT/SET-ACTIVE-EXPIRE/JOURNAL, gated by `enable-debug-command` as in
+//! DEBUG HELP/SLEEP/OBJECT/SET-ACTIVE-EXPIRE/JOURNAL/RELOAD, gated by `enable-debug-command` as in
 //! Redis 7.
 //!
 //! DEBUG SLEEP suspends only the calling connection (a timer on its executor): Redis blocks
@@ -50,6 +50,21 @@ pub fn debug<'a>(c: &'a mut Conn, a: Args<'a>) -> BoxFuture<'a> {
             c.out.ok();
         } else if a.len() == 3 && sub.eq_ignore_ascii_case(b"journal") {
             journal(c, a.get(2)).await?;
+        } else if sub.eq_ignore_ascii_case(b"reload") {
+            let (mut save, mut flush) = (true, true);
+            for opt in a.rest(2) {
+                if opt.eq_ignore_ascii_case(b"nosave") {
+                    save = false;
+                } else if opt.eq_ignore_ascii_case(b"noflush") {
+                    flush = false;
+                } else if !opt.eq_ignore_ascii_case(b"merge") {
+                    return Err(Error::msg(
+                        "DEBUG RELOAD only supports the MERGE, NOFLUSH and NOSAVE options.",
+                    ));
+                }
+            }
+            crate::persist::debug_reload(&c.shard, save, flush).await?;
+            c.out.ok();
         } else {
             return Err(Error::subcommand_syntax(sub, "DEBUG"));
         }
@@ -126,6 +141,9 @@ fn help(c: &mut Conn, a: &Args) {
             "    Stop the server for <seconds>. Decimals allowed.",
             "SET-ACTIVE-EXPIRE <0|1>",
             "    Setting it to 0 disables expiring keys in background when they are not accessed.",
+            "RELOAD [option ...]",
+            "    Save the RDB on disk and reload it back to memory. Options: NOSAVE (load the",
+            "    existing file), NOFLUSH (load into the dataset as it is), MERGE (accepted).",
             "JOURNAL <ON|OFF|READ>",
             "    Record what commands propagate; READ returns it as the replication stream would.",
         ],

@@ -48,7 +48,7 @@ pub struct Snapshot {
     pub total_system_memory: u64,
     pub maxmemory: i64,
     pub maxmemory_policy: String,
-    pub lastsave: i64,
+    pub persist: crate::persist::Info,
     /// (seconds, microseconds) of system, user, children's system, children's user CPU.
     pub cpu: [(i64, i64); 4],
     pub shards: Vec<ShardSnapshot>,
@@ -267,17 +267,27 @@ fn memory(s: &Snapshot, out: &mut String) {
 
 /// redcell has no persistence: nothing is ever loaded or saved.
 fn persistence(s: &Snapshot, out: &mut String) {
+    let p = &s.persist;
     lines!(out,
         "# Persistence";
-        "loading:0";
+        "loading:{}", u8::from(p.loading);
         "async_loading:0";
-        "rdb_changes_since_last_save:{}", s.sum(|sh| sh.stats.dirty);
-        "rdb_bgsave_in_progress:0";
-        "rdb_last_save_time:{}", s.lastsave;
-        "rdb_last_bgsave_status:ok";
-        "rdb_last_bgsave_time_sec:-1";
-        "rdb_current_bgsave_time_sec:-1";
-        "rdb_saves:0";
+        "current_cow_peak:0";
+        "current_cow_size:0";
+        "current_cow_size_age:0";
+        "current_fork_perc:0.00";
+        "current_save_keys_processed:{}", p.snapshot_keys;
+        "current_save_keys_total:{}", p.snapshot_keys_total;
+        "rdb_changes_since_last_save:{}", p.changes_since_last_save;
+        "rdb_bgsave_in_progress:{}", u8::from(p.bgsave_in_progress);
+        "rdb_last_save_time:{}", p.last_save_time;
+        "rdb_last_bgsave_status:{}", if p.last_bgsave_ok { "ok" } else { "err" };
+        "rdb_last_bgsave_time_sec:{}", p.last_bgsave_time_sec;
+        "rdb_current_bgsave_time_sec:{}", p.current_bgsave_time_sec;
+        "rdb_saves:{}", p.saves;
+        "rdb_last_cow_size:0";
+        "rdb_last_load_keys_expired:{}", p.last_load_keys_expired;
+        "rdb_last_load_keys_loaded:{}", p.last_load_keys_loaded;
         "aof_enabled:0";
         "aof_rewrite_in_progress:0";
         "aof_rewrite_scheduled:0";
@@ -285,8 +295,22 @@ fn persistence(s: &Snapshot, out: &mut String) {
         "aof_current_rewrite_time_sec:-1";
         "aof_last_bgrewrite_status:ok";
         "aof_rewrites:0";
+        "aof_rewrites_consecutive_failures:0";
         "aof_last_write_status:ok";
+        "aof_last_cow_size:0";
+        "module_fork_in_progress:0";
+        "module_fork_last_cow_size:0";
     );
+    if p.loading {
+        lines!(out,
+            "loading_start_time:{}", p.loading_start_time;
+            "loading_total_bytes:{}", p.loading_total_bytes;
+            "loading_rdb_used_mem:0";
+            "loading_loaded_bytes:{}", p.loading_loaded_bytes;
+            "loading_loaded_perc:{:.2}", p.loading_loaded_perc;
+            "loading_eta_seconds:{}", p.loading_eta_seconds;
+        );
+    }
 }
 
 /// Counters summed over shards. `instantaneous_*` are 0: redcell does not sample rates.
@@ -426,39 +450,10 @@ fn replid() -> String {
         .clone()
 }
 
-fn page_size() -> u64 {
-    // SAFETY: sysconf has no preconditions.
-    let n = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-    if n > 0 {
-        n as u64
-    } else {
-        4096
-    }
-}
-
-/// Resident set size, from /proc/self/statm (pages).
-fn rss_bytes() -> u64 {
-    std::fs::read_to_string("/proc/self/statm")
-        .ok()
-        .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
-        .map_or(0, |pages| pages * page_size())
-}
-
-/// Peak resident set size (VmHWM, in kB in /proc/self/status).
-fn peak_rss_bytes() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            let line = s.lines().find(|l| l.starts_with("VmHWM:"))?;
-            line.split_whitespace().nth(1)?.parse::<u64>().ok()
-        })
-        .map_or(0, |kb| kb * 1024)
-}
-
 fn total_system_memory() -> u64 {
     // SAFETY: sysconf has no preconditions.
     let pages = unsafe { libc::sysconf(libc::_SC_PHYS_PAGES) };
-    (pages.max(0) as u64) * page_size()
+    (pages.max(0) as u64) * crate::util::mem::page_size()
 }
 
 /// `sysname release machine`, as Redis's `os` field.
@@ -537,6 +532,7 @@ async fn snapshot(c: &mut Conn) -> Snapshot {
         shard.dbs = dbs;
         shard.keyspace = keyspace;
     }
+    let persist = crate::persist::info(&c.shard).await;
     let shared = &c.shard.shared;
     // Only walked when some core has subscriptions.
     let pubsub = if shared.pubsub_counts.any(false) || shared.pubsub_counts.any(true) {
@@ -571,12 +567,12 @@ async fn snapshot(c: &mut Conn) -> Snapshot {
             .load(std::sync::atomic::Ordering::Relaxed),
         cluster_enabled: c.shard.slot_map.borrow().enabled,
         maxclients,
-        rss: rss_bytes(),
-        peak_rss: peak_rss_bytes(),
+        rss: crate::util::mem::rss_bytes(),
+        peak_rss: crate::util::mem::peak_rss_bytes(),
         total_system_memory: total_system_memory(),
         maxmemory,
         maxmemory_policy: policy,
-        lastsave: shared.started_unix,
+        persist,
         cpu: cpu_times(),
         shards,
         pubsub,
@@ -621,6 +617,11 @@ mod tests {
             hz: 10,
             tcp_port: 6379,
             shards: vec![shard.clone(), shard],
+            persist: crate::persist::Info {
+                changes_since_last_save: 14,
+                last_bgsave_ok: true,
+                ..Default::default()
+            },
             ..Default::default()
         }
     }

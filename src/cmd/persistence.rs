@@ -1,0 +1,111 @@
+//! SAVE, BGSAVE, LASTSAVE and SHUTDOWN: the commands in front of `persist`.
+
+use crate::cmd::{flag::*, BoxFuture, CommandSpec, Handler};
+use crate::error::{CmdResult, Error};
+use crate::persist::{self, ShutdownSave};
+use crate::resp::Args;
+use crate::shard::client::Conn;
+
+pub static COMMANDS: &[CommandSpec] = &[
+    CommandSpec::new("save", 1, ADMIN | NOSCRIPT | NO_MULTI, Handler::Async(save)).doc(
+        "server",
+        "1.0.0",
+        "Synchronously save the dataset to disk",
+    ),
+    CommandSpec::new("bgsave", -1, ADMIN | NOSCRIPT, Handler::Async(bgsave)).doc(
+        "server",
+        "1.0.0",
+        "Asynchronously save the dataset to disk",
+    ),
+    CommandSpec::new(
+        "lastsave",
+        1,
+        LOADING | STALE | FAST,
+        Handler::Async(lastsave),
+    )
+    .acl(&["@admin", "@dangerous"])
+    .doc(
+        "server",
+        "1.0.0",
+        "Get the UNIX time stamp of the last successful save to disk",
+    ),
+    CommandSpec::new(
+        "shutdown",
+        -1,
+        ADMIN | NOSCRIPT | LOADING | STALE | NO_MULTI | ALLOW_BUSY,
+        Handler::Async(shutdown),
+    )
+    .doc(
+        "server",
+        "1.0.0",
+        "Synchronously save the dataset to disk and then shut down the server",
+    ),
+];
+
+/// SAVE: Redis answers a failure with a bare `-ERR` (the cause is in the log).
+fn save<'a>(c: &'a mut Conn, _a: Args<'a>) -> BoxFuture<'a> {
+    Box::pin(async move {
+        persist::save(&c.shard).await?;
+        c.out.ok();
+        Ok(())
+    })
+}
+
+/// BGSAVE [SCHEDULE]. Nothing else here runs as a child process, so SCHEDULE starts the
+/// save at once, as Redis does when no child is active.
+fn bgsave<'a>(c: &'a mut Conn, a: Args<'a>) -> BoxFuture<'a> {
+    Box::pin(async move {
+        match a.len() {
+            1 => {}
+            2 if a.is(1, "SCHEDULE") => {}
+            _ => return Err(Error::Syntax),
+        }
+        persist::bgsave(&c.shard).await?;
+        c.out.simple("Background saving started");
+        Ok(())
+    })
+}
+
+/// LASTSAVE: Unix seconds of the last successful save (the start time before any).
+fn lastsave<'a>(c: &'a mut Conn, _a: Args<'a>) -> BoxFuture<'a> {
+    Box::pin(async move {
+        let at = persist::last_save(&c.shard).await;
+        c.out.int(at);
+        Ok(())
+    })
+}
+
+/// SHUTDOWN [NOSAVE|SAVE] [NOW] [FORCE] [ABORT], parsed as Redis 7.0 does. With no
+/// replicas to wait for, NOW changes nothing and there is never a shutdown in progress
+/// for ABORT to stop. On success the process exits and the client sees the connection close.
+fn shutdown<'a>(c: &'a mut Conn, a: Args<'a>) -> BoxFuture<'a> {
+    Box::pin(async move {
+        let (mut nosave, mut save, mut now, mut force, mut abort) =
+            (false, false, false, false, false);
+        for arg in a.rest(1) {
+            let flag = match arg.to_ascii_lowercase().as_slice() {
+                b"nosave" => &mut nosave,
+                b"save" => &mut save,
+                b"now" => &mut now,
+                b"force" => &mut force,
+                b"abort" => &mut abort,
+                _ => return Err(Error::Syntax),
+            };
+            *flag = true;
+        }
+        if (abort && (nosave || save || now || force)) || (nosave && save) {
+            return Err(Error::Syntax);
+        }
+        if abort {
+            return Err(Error::msg("No shutdown in progress."));
+        }
+        eprintln!("User requested shutdown...");
+        let mode = match (save, nosave) {
+            (true, _) => ShutdownSave::Save,
+            (_, true) => ShutdownSave::NoSave,
+            _ => ShutdownSave::AsConfigured,
+        };
+        let failed: CmdResult = Err(persist::shutdown(&c.shard, mode, force).await);
+        failed
+    })
+}

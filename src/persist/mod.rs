@@ -1,0 +1,530 @@
+//! Persistence, run by the control executor: point-in-time snapshots of every shard written
+//! as `dump.rdb` (SAVE, BGSAVE, save points, SHUTDOWN, FLUSHALL), loading at start-up
+//! (`load`), and the state INFO persistence reports.
+//!
+//! A snapshot starts with one cut over all shards: the control core borrows every shard's
+//! data at once (`shard::tx`), so no command runs anywhere for that instant, starts a
+//! snapshot on each database (`db::snapshot`) and gives the data back. Each shard then
+//! serializes its slot tables in chunks the control core pulls, one at a time per shard, so
+//! the serializing is spread between client work and paced by the disk (`rdb_file`).
+
+pub mod load;
+mod rdb_file;
+
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use crate::db::{EvictionInfo, SnapshotFormat};
+use crate::error::Error;
+use crate::shard::{DiskGate, Shard};
+use crate::util::time::now_ms;
+
+/// Redis's `CONFIG_BGSAVE_RETRY_DELAY`: after a failed save, a save point waits this long.
+const BGSAVE_RETRY_DELAY_S: i64 = 5;
+
+/// Why a save was started (for the log and the reply).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SaveKind {
+    /// SAVE, SHUTDOWN, FLUSHALL, DEBUG RELOAD: the caller waits for it.
+    Foreground,
+    /// BGSAVE or a save point: runs on its own.
+    Background,
+}
+
+/// What INFO persistence shows.
+#[derive(Clone, Debug, Default)]
+pub struct Info {
+    pub loading: bool,
+    pub loading_start_time: i64,
+    pub loading_total_bytes: u64,
+    pub loading_loaded_bytes: u64,
+    pub loading_loaded_perc: f64,
+    pub loading_eta_seconds: i64,
+    pub changes_since_last_save: u64,
+    pub bgsave_in_progress: bool,
+    pub last_save_time: i64,
+    pub last_bgsave_ok: bool,
+    pub last_bgsave_time_sec: i64,
+    pub current_bgsave_time_sec: i64,
+    pub saves: u64,
+    pub last_load_keys_loaded: u64,
+    pub last_load_keys_expired: u64,
+    /// Keys serialized by the running snapshot, of how many.
+    pub snapshot_keys: u64,
+    pub snapshot_keys_total: u64,
+    pub snapshot_bytes: u64,
+}
+
+/// The control core's persistence state.
+pub struct Persist {
+    shard: Rc<Shard>,
+    rdb: RefCell<RdbState>,
+    /// What the shards were last told about failed saves (`DiskGate::save_failed`).
+    told_save_failed: Cell<bool>,
+}
+
+#[derive(Default)]
+struct RdbState {
+    in_progress: bool,
+    started: Option<Instant>,
+    /// Unix seconds of the last successful save (start time before any).
+    last_save_unix: i64,
+    last_ok: bool,
+    last_time_sec: i64,
+    /// Unix seconds of the last attempt, for the retry delay after a failure.
+    last_try_unix: i64,
+    /// The dirty count (summed over shards) the last successful save included.
+    dirty_at_last_save: u64,
+    saves: u64,
+    keys_loaded: u64,
+    keys_expired: u64,
+    snapshot_keys: u64,
+    snapshot_keys_total: u64,
+    snapshot_bytes: u64,
+}
+
+thread_local! {
+    static CURRENT: RefCell<Option<Rc<Persist>>> = const { RefCell::new(None) };
+}
+
+impl Persist {
+    /// Sets up persistence on the control executor `shard` and starts the save-point cron.
+    pub fn start(shard: Rc<Shard>) -> Rc<Persist> {
+        let p = Rc::new(Persist {
+            rdb: RefCell::new(RdbState {
+                last_save_unix: shard.shared.started_unix,
+                last_ok: true,
+                last_time_sec: -1,
+                ..Default::default()
+            }),
+            shard,
+            told_save_failed: Cell::new(false),
+        });
+        CURRENT.with(|c| *c.borrow_mut() = Some(p.clone()));
+        glommio::spawn_local(p.clone().cron()).detach();
+        p
+    }
+
+    /// Loads `dbfilename` if it exists (the shards answer `-LOADING` meanwhile), then opens
+    /// the shards to commands. A file that cannot be loaded ends the process, as in Redis.
+    pub async fn load_at_start(&self) {
+        let path = load::rdb_path(&self.shard.shared.config());
+        if let Some(path) = path {
+            match load::load_rdb(&self.shard, &path).await {
+                Ok(l) => {
+                    let mut r = self.rdb.borrow_mut();
+                    r.keys_loaded = l.keys;
+                    r.keys_expired = l.expired;
+                }
+                Err(e) => {
+                    eprintln!("{e}");
+                    std::process::exit(1);
+                }
+            }
+        }
+        self.shard
+            .call_all(|s| {
+                let gate = s.disk_gate.get();
+                s.disk_gate.set(DiskGate {
+                    loading: false,
+                    ..gate
+                });
+            })
+            .await;
+        self.shard
+            .shared
+            .load_progress
+            .loading
+            .store(false, Ordering::Relaxed);
+    }
+
+    /// SIGTERM/SIGINT: shut down as Redis does, saving if save points are configured. If
+    /// that save fails, the server keeps running.
+    async fn on_signal(&self) {
+        let signal = self.shard.shared.shutdown_signal.swap(0, Ordering::Relaxed);
+        if signal == 0 {
+            return;
+        }
+        let name = if signal == libc::SIGINT { "SIGINT" } else { "SIGTERM" };
+        eprintln!("Received {name} scheduling shutdown...");
+        eprintln!("User requested shutdown...");
+        shutdown(&self.shard, ShutdownSave::AsConfigured, false).await;
+        eprintln!(
+            "{name} received but errors trying to shut down the server, check the logs for more information"
+        );
+    }
+
+    /// Tells the shards whether writes must be refused after a failed background save
+    /// (Redis's `writeCommandsDeniedByDiskError`), when that changed.
+    async fn update_save_gate(&self) {
+        let failed = {
+            let config = self.shard.shared.config();
+            config.get_bool("stop-writes-on-bgsave-error")
+                && !save_points(config.get("save")).is_empty()
+                && !self.rdb.borrow().last_ok
+        };
+        if failed == self.told_save_failed.get() {
+            return;
+        }
+        self.told_save_failed.set(failed);
+        self.shard
+            .call_all(move |s| {
+                let gate = s.disk_gate.get();
+                s.disk_gate.set(DiskGate {
+                    save_failed: failed,
+                    ..gate
+                });
+            })
+            .await;
+    }
+
+    /// The control executor's persistence (only there).
+    fn current() -> Option<Rc<Persist>> {
+        CURRENT.with(|c| c.borrow().clone())
+    }
+
+    /// Changes summed over every shard since the process started.
+    async fn dirty_total(&self) -> u64 {
+        self.shard
+            .call_all(|s| s.stats.borrow().dirty)
+            .await
+            .into_iter()
+            .sum()
+    }
+
+    /// Save points, ten times a second as Redis's `serverCron`: a background save once any
+    /// `save <seconds> <changes>` pair is met.
+    async fn cron(self: Rc<Self>) {
+        loop {
+            glommio::timer::sleep(Duration::from_millis(100)).await;
+            self.on_signal().await;
+            self.update_save_gate().await;
+            let points = save_points(self.shard.shared.config().get("save"));
+            let loading = self.shard.shared.load_progress.loading.load(Ordering::Relaxed);
+            if points.is_empty() || loading || self.rdb.borrow().in_progress {
+                continue;
+            }
+            let dirty = self.dirty_total().await;
+            let (changes, since_save, retry_ok) = {
+                let r = self.rdb.borrow();
+                let now = now_ms() / 1000;
+                (
+                    dirty.saturating_sub(r.dirty_at_last_save),
+                    now - r.last_save_unix,
+                    r.last_ok || now - r.last_try_unix > BGSAVE_RETRY_DELAY_S,
+                )
+            };
+            let due = points
+                .iter()
+                .find(|&&(secs, n)| changes >= n && since_save > secs);
+            if let (Some(&(secs, _)), true) = (due, retry_ok) {
+                eprintln!("{changes} changes in {secs} seconds. Saving...");
+                let _ = self.clone().start_save(SaveKind::Background);
+            }
+        }
+    }
+
+    /// Starts a save in a task of its own; `Err` if one is running already. The returned
+    /// handle ends with the save's outcome.
+    fn start_save(
+        self: Rc<Self>,
+        kind: SaveKind,
+    ) -> Result<glommio::task::JoinHandle<Result<(), String>>, Error> {
+        {
+            let mut r = self.rdb.borrow_mut();
+            if r.in_progress {
+                return Err(Error::msg("Background save already in progress"));
+            }
+            r.in_progress = true;
+            r.started = Some(Instant::now());
+            r.last_try_unix = now_ms() / 1000;
+            r.saves += 1;
+            r.snapshot_keys = 0;
+            r.snapshot_keys_total = 0;
+            r.snapshot_bytes = 0;
+        }
+        if kind == SaveKind::Background {
+            eprintln!("Background saving started");
+        }
+        let task = glommio::spawn_local(async move {
+            let result = self.save_rdb().await;
+            self.finish_save(kind, &result);
+            self.update_save_gate().await;
+            result.map(|_| ()).map_err(|e| e.to_string())
+        })
+        .detach();
+        Ok(task)
+    }
+
+    /// A save the caller waits for (SAVE, SHUTDOWN, FLUSHALL, DEBUG RELOAD).
+    async fn save_now(self: &Rc<Self>) -> Result<(), Error> {
+        let task = self.clone().start_save(SaveKind::Foreground)?;
+        match task.await {
+            Some(Ok(())) => Ok(()),
+            _ => Err(Error::SaveFailed),
+        }
+    }
+
+    /// Stops the running save, if any, and waits until it has ended (its file is removed).
+    async fn stop_running_save(&self) {
+        if !self.rdb.borrow().in_progress {
+            return;
+        }
+        rdb_file::abort(&self.shard).await;
+        while self.rdb.borrow().in_progress {
+            glommio::timer::sleep(Duration::from_millis(1)).await;
+        }
+    }
+
+    /// Writes a snapshot of every shard to `dbfilename` in the working directory.
+    async fn save_rdb(&self) -> Result<SaveOutcome, rdb_file::SaveError> {
+        let cfg = rdb_file::FileConfig::from_config(&self.shard.shared.config());
+        let format = SnapshotFormat {
+            compression: cfg.options.compression,
+            eviction: cfg.format_eviction,
+            now_ms: now_ms(),
+        };
+        let cut = rdb_file::cut(&self.shard, format).await;
+        self.rdb.borrow_mut().snapshot_keys_total = cut.counts.iter().flatten().map(|c| c.keys).sum();
+        rdb_file::write(&self.shard, &cut, &cfg, |keys, bytes| {
+            let mut r = self.rdb.borrow_mut();
+            r.snapshot_keys += keys;
+            r.snapshot_bytes += bytes;
+        })
+        .await?;
+        Ok(SaveOutcome { dirty: cut.dirty })
+    }
+
+    fn finish_save(&self, kind: SaveKind, result: &Result<SaveOutcome, rdb_file::SaveError>) {
+        let mut r = self.rdb.borrow_mut();
+        r.in_progress = false;
+        r.last_time_sec = r.started.take().map_or(-1, |t| t.elapsed().as_secs() as i64);
+        match result {
+            Ok(outcome) => {
+                r.last_ok = true;
+                r.last_save_unix = now_ms() / 1000;
+                r.dirty_at_last_save = outcome.dirty;
+                match kind {
+                    SaveKind::Foreground => eprintln!("DB saved on disk"),
+                    SaveKind::Background => {
+                        eprintln!("Background saving terminated with success")
+                    }
+                }
+            }
+            Err(rdb_file::SaveError::Cancelled) => {
+                // Redis kills the child with SIGUSR1, which does not count as a failure.
+                eprintln!("Background saving terminated by signal 10");
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                // As Redis: only a failed background save makes writes stop.
+                if kind == SaveKind::Background {
+                    r.last_ok = false;
+                    eprintln!("Background saving error");
+                }
+            }
+        }
+    }
+
+    fn info(&self, dirty: u64) -> Info {
+        let r = self.rdb.borrow();
+        let loading = load::progress(&self.shard.shared);
+        Info {
+            changes_since_last_save: dirty.saturating_sub(r.dirty_at_last_save),
+            bgsave_in_progress: r.in_progress,
+            last_save_time: r.last_save_unix,
+            last_bgsave_ok: r.last_ok,
+            last_bgsave_time_sec: r.last_time_sec,
+            current_bgsave_time_sec: r.started.map_or(-1, |t| t.elapsed().as_secs() as i64),
+            saves: r.saves,
+            last_load_keys_loaded: r.keys_loaded,
+            last_load_keys_expired: r.keys_expired,
+            snapshot_keys: r.snapshot_keys,
+            snapshot_keys_total: r.snapshot_keys_total,
+            snapshot_bytes: r.snapshot_bytes,
+            ..loading
+        }
+    }
+
+}
+
+struct SaveOutcome {
+    /// The dirty count at the cut: what a successful save covers.
+    dirty: u64,
+}
+
+/// Parses `save` ("3600 1 300 100"): (seconds, changes) pairs.
+pub fn save_points(value: &str) -> Vec<(i64, u64)> {
+    let nums: Vec<i64> = value
+        .split_whitespace()
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    nums.chunks_exact(2)
+        .map(|p| (p[0], p[1].max(0) as u64))
+        .collect()
+}
+
+/// Which eviction information a policy makes the file carry per key.
+pub fn eviction_info(policy: &str) -> EvictionInfo {
+    match policy {
+        "volatile-lru" | "allkeys-lru" => EvictionInfo::LruIdle,
+        "volatile-lfu" | "allkeys-lfu" => EvictionInfo::LfuFreq,
+        _ => EvictionInfo::None,
+    }
+}
+
+/// Runs `f` with the control executor's persistence, from any executor.
+async fn on_control<R, F, Fut>(shard: &Rc<Shard>, f: F) -> R
+where
+    R: Send + 'static,
+    F: FnOnce(Rc<Persist>) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = R> + 'static,
+{
+    shard
+        .call_async(shard.nshards, move |_| async move {
+            let p = Persist::current().expect("persistence runs on the control executor");
+            f(p).await
+        })
+        .await
+}
+
+/// BGSAVE: starts a background save.
+pub async fn bgsave(shard: &Rc<Shard>) -> Result<(), Error> {
+    on_control(shard, |p| async move { p.start_save(SaveKind::Background).map(|_| ()) }).await
+}
+
+/// SAVE: a save, waited for. A failure is Redis's bare `-ERR` (the reason is in the log).
+pub async fn save(shard: &Rc<Shard>) -> Result<(), Error> {
+    on_control(shard, |p| async move { p.save_now().await }).await
+}
+
+/// FLUSHALL's save, as Redis's `flushAllDataAndResetRDB`: a running save is stopped (it
+/// would write the data just flushed), then, when save points are configured, the empty
+/// dataset is saved at once.
+pub async fn save_after_flushall(shard: &Rc<Shard>) {
+    on_control(shard, |p| async move {
+        p.stop_running_save().await;
+        if !save_points(p.shard.shared.config().get("save")).is_empty() {
+            let _ = p.save_now().await;
+        }
+    })
+    .await
+}
+
+/// Whether SHUTDOWN saves: as configured (save points), always, or never.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ShutdownSave {
+    AsConfigured,
+    Save,
+    NoSave,
+}
+
+/// SHUTDOWN and SIGTERM/SIGINT (Redis's `prepareForShutdown`): stops a running save, saves
+/// when asked or configured, and ends the process. Returns only when the save failed and
+/// `force` was not given.
+pub async fn shutdown(shard: &Rc<Shard>, mode: ShutdownSave, force: bool) -> Error {
+    on_control(shard, move |p| async move {
+        let points = !save_points(p.shard.shared.config().get("save")).is_empty();
+        if p.rdb.borrow().in_progress {
+            eprintln!("There is a child saving an .rdb. Killing it!");
+            p.stop_running_save().await;
+        }
+        if mode == ShutdownSave::Save || (mode == ShutdownSave::AsConfigured && points) {
+            eprintln!("Saving the final RDB snapshot before exiting.");
+            if p.save_now().await.is_err() {
+                if !force {
+                    eprintln!("Error trying to save the DB, can't exit.");
+                    eprintln!("Errors trying to shut down the server. Check the logs for more information.");
+                    return Error::msg("Errors trying to SHUTDOWN. Check logs.");
+                }
+                eprintln!("Error trying to save the DB, exiting anyway.");
+            }
+        }
+        // A cluster change answered just before must still reach nodes.conf.
+        crate::cluster::nodes_conf::flush(Duration::from_secs(2));
+        eprintln!("redcell is now ready to exit, bye bye...");
+        std::process::exit(0)
+    })
+    .await
+}
+
+/// DEBUG RELOAD [NOSAVE] [NOFLUSH]: saves, empties every database and loads the file again.
+pub async fn debug_reload(shard: &Rc<Shard>, save: bool, flush: bool) -> Result<(), Error> {
+    on_control(shard, move |p| async move {
+        if save {
+            p.save_now().await?;
+        }
+        if flush {
+            for id in 0..p.shard.nshards {
+                p.shard
+                    .call_data(id, |_, d: &mut crate::db::ShardData| {
+                        for ks in d.dbs() {
+                            ks.flush();
+                        }
+                    })
+                    .await;
+            }
+        }
+        let path = std::path::PathBuf::from(p.shard.shared.config().get("dbfilename"));
+        match load::load_rdb(&p.shard, &path).await {
+            Ok(_) => {
+                eprintln!("DB reloaded by DEBUG RELOAD");
+                Ok(())
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                Err(Error::msg("Error trying to load the RDB dump"))
+            }
+        }
+    })
+    .await
+}
+
+/// LASTSAVE.
+pub async fn last_save(shard: &Rc<Shard>) -> i64 {
+    on_control(shard, |p| async move { p.rdb.borrow().last_save_unix }).await
+}
+
+/// INFO persistence.
+pub async fn info(shard: &Rc<Shard>) -> Info {
+    on_control(shard, |p| async move {
+        let dirty = p.dirty_total().await;
+        p.info(dirty)
+    })
+    .await
+}
+
+/// Routes SIGTERM and SIGINT to the persistence cron (`Shared::shutdown_signal`), which
+/// shuts down as Redis does. Call before any other thread starts: the signals are blocked
+/// in every thread and taken by one that waits for them. A second SIGINT while a shutdown
+/// is pending exits at once, as Redis does.
+pub fn catch_shutdown_signals(shared: std::sync::Arc<crate::shard::Shared>) {
+    // SAFETY: plain signal-set manipulation on a local set; no other thread runs yet.
+    let set = unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGTERM);
+        libc::sigaddset(&mut set, libc::SIGINT);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        set
+    };
+    let spawned = std::thread::Builder::new()
+        .name("redcell-signals".into())
+        .spawn(move || loop {
+            let mut signal = 0;
+            // SAFETY: `set` is a valid, initialized signal set; `signal` is a valid out pointer.
+            if unsafe { libc::sigwait(&set, &mut signal) } != 0 {
+                continue;
+            }
+            let pending = shared.shutdown_signal.swap(signal, Ordering::Relaxed);
+            if pending != 0 && signal == libc::SIGINT {
+                eprintln!("You insist... exiting now.");
+                std::process::exit(1);
+            }
+        });
+    if let Err(e) = spawned {
+        eprintln!("cannot start the signal thread ({e}): SIGTERM will not save");
+    }
+}
