@@ -113,7 +113,12 @@ static DIRECTIVES: &[Directive] = &[
     d("stop-writes-on-bgsave-error", Kind::Bool, "yes", true),
     // Redis's hidden testing knobs: microseconds to sleep per key a save writes or a load
     // reads (negative: one microsecond once in that many keys).
-    d("rdb-key-save-delay", int(i32::MIN as i64, INT_MAX), "0", true),
+    d(
+        "rdb-key-save-delay",
+        int(i32::MIN as i64, INT_MAX),
+        "0",
+        true,
+    ),
     d("key-load-delay", int(i32::MIN as i64, INT_MAX), "0", true),
     d("appendonly", Kind::Only(&["no"]), "no", true),
     protected("dir", Kind::Str, "."),
@@ -659,7 +664,9 @@ impl Config {
                     if name.eq_ignore_ascii_case("save") {
                         saves_seen = true;
                         let added = self.get("save").to_string();
-                        if let Some(earlier) = earlier_saves.filter(|e| !e.is_empty() && !added.is_empty()) {
+                        if let Some(earlier) =
+                            earlier_saves.filter(|e| !e.is_empty() && !added.is_empty())
+                        {
                             self.values.insert("save", format!("{earlier} {added}"));
                         }
                     }

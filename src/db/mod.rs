@@ -350,7 +350,11 @@ impl Keyspace {
     /// Serializes every table the running snapshot has not reached (before a change to the
     /// whole database: FLUSHDB, SWAPDB).
     fn snapshot_everything(&mut self) {
-        while let Some(t) = self.snap.as_deref_mut().and_then(KeyspaceSnapshot::next_pending) {
+        while let Some(t) = self
+            .snap
+            .as_deref_mut()
+            .and_then(KeyspaceSnapshot::next_pending)
+        {
             self.snapshot_table(t);
         }
     }

@@ -29,7 +29,8 @@ pub struct SnapshotFormat {
 }
 
 /// Appends one key, as the file holds it, to `out`.
-pub type EncodeFn = fn(out: &mut Vec<u8>, key: &[u8], entry: &Entry, expire_ms: Option<i64>, f: &SnapshotFormat);
+pub type EncodeFn =
+    fn(out: &mut Vec<u8>, key: &[u8], entry: &Entry, expire_ms: Option<i64>, f: &SnapshotFormat);
 
 /// One database's snapshot on one shard, while it runs.
 pub struct KeyspaceSnapshot {
@@ -99,6 +100,9 @@ impl KeyspaceSnapshot {
 
     /// Takes the serialized bytes and their key count.
     pub fn take_out(&mut self) -> (Vec<u8>, u64) {
-        (std::mem::take(&mut self.out), std::mem::take(&mut self.out_keys))
+        (
+            std::mem::take(&mut self.out),
+            std::mem::take(&mut self.out_keys),
+        )
     }
 }

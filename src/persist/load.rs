@@ -41,7 +41,11 @@ pub fn progress(shared: &Shared) -> super::Info {
         0.0
     };
     // Redis's estimate: a fake second before anything is known.
-    let remaining = if total > 0 { total.saturating_sub(loaded) } else { 1 };
+    let remaining = if total > 0 {
+        total.saturating_sub(loaded)
+    } else {
+        1
+    };
     let eta = if elapsed == 0 {
         1
     } else {
@@ -205,10 +209,8 @@ fn read_file(
                 });
                 pending += 1;
                 if pending >= BATCH_KEYS * nshards {
-                    let full = std::mem::replace(
-                        &mut batch,
-                        (0..nshards).map(|_| Vec::new()).collect(),
-                    );
+                    let full =
+                        std::mem::replace(&mut batch, (0..nshards).map(|_| Vec::new()).collect());
                     pending = 0;
                     tx.send(full)
                         .map_err(|_| RdbLoadError::Sink("the shards stopped loading".into()))?;
@@ -254,7 +256,10 @@ fn log_aux(key: &[u8], value: &[u8]) {
         }
         b"used-mem" => {
             if let Ok(m) = text.parse::<u64>() {
-                eprintln!("RDB memory usage when created {:.2} Mb", m as f64 / 1048576.0);
+                eprintln!(
+                    "RDB memory usage when created {:.2} Mb",
+                    m as f64 / 1048576.0
+                );
             }
         }
         _ => {}

@@ -147,7 +147,11 @@ impl Persist {
         if signal == 0 {
             return;
         }
-        let name = if signal == libc::SIGINT { "SIGINT" } else { "SIGTERM" };
+        let name = if signal == libc::SIGINT {
+            "SIGINT"
+        } else {
+            "SIGTERM"
+        };
         eprintln!("Received {name} scheduling shutdown...");
         eprintln!("User requested shutdown...");
         shutdown(&self.shard, ShutdownSave::AsConfigured, false).await;
@@ -202,7 +206,12 @@ impl Persist {
             self.on_signal().await;
             self.update_save_gate().await;
             let points = save_points(self.shard.shared.config().get("save"));
-            let loading = self.shard.shared.load_progress.loading.load(Ordering::Relaxed);
+            let loading = self
+                .shard
+                .shared
+                .load_progress
+                .loading
+                .load(Ordering::Relaxed);
             if points.is_empty() || loading || self.rdb.borrow().in_progress {
                 continue;
             }
@@ -240,7 +249,11 @@ impl Persist {
             r.in_progress = true;
             r.started = Some(Instant::now());
             r.last_try_unix = now_ms() / 1000;
-            r.saves += 1;
+            // Redis counts BGSAVEs and SAVE commands, not the saves of SHUTDOWN, FLUSHALL
+            // or DEBUG RELOAD.
+            if kind == SaveKind::Background {
+                r.saves += 1;
+            }
             r.snapshot_keys = 0;
             r.snapshot_keys_total = 0;
             r.snapshot_bytes = 0;
@@ -287,7 +300,8 @@ impl Persist {
             now_ms: now_ms(),
         };
         let cut = rdb_file::cut(&self.shard, format).await;
-        self.rdb.borrow_mut().snapshot_keys_total = cut.counts.iter().flatten().map(|c| c.keys).sum();
+        self.rdb.borrow_mut().snapshot_keys_total =
+            cut.counts.iter().flatten().map(|c| c.keys).sum();
         rdb_file::write(&self.shard, &cut, &cfg, |keys, bytes| {
             let mut r = self.rdb.borrow_mut();
             r.snapshot_keys += keys;
@@ -300,7 +314,10 @@ impl Persist {
     fn finish_save(&self, kind: SaveKind, result: &Result<SaveOutcome, rdb_file::SaveError>) {
         let mut r = self.rdb.borrow_mut();
         r.in_progress = false;
-        r.last_time_sec = r.started.take().map_or(-1, |t| t.elapsed().as_secs() as i64);
+        r.last_time_sec = r
+            .started
+            .take()
+            .map_or(-1, |t| t.elapsed().as_secs() as i64);
         match result {
             Ok(outcome) => {
                 r.last_ok = true;
@@ -347,7 +364,6 @@ impl Persist {
             ..loading
         }
     }
-
 }
 
 struct SaveOutcome {
@@ -392,12 +408,21 @@ where
 
 /// BGSAVE: starts a background save.
 pub async fn bgsave(shard: &Rc<Shard>) -> Result<(), Error> {
-    on_control(shard, |p| async move { p.start_save(SaveKind::Background).map(|_| ()) }).await
+    on_control(shard, |p| async move {
+        p.start_save(SaveKind::Background).map(|_| ())
+    })
+    .await
 }
 
 /// SAVE: a save, waited for. A failure is Redis's bare `-ERR` (the reason is in the log).
 pub async fn save(shard: &Rc<Shard>) -> Result<(), Error> {
-    on_control(shard, |p| async move { p.save_now().await }).await
+    on_control(shard, |p| async move {
+        if !p.rdb.borrow().in_progress {
+            p.rdb.borrow_mut().saves += 1;
+        }
+        p.save_now().await
+    })
+    .await
 }
 
 /// FLUSHALL's save, as Redis's `flushAllDataAndResetRDB`: a running save is stopped (it

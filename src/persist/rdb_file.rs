@@ -193,10 +193,13 @@ async fn write_tmp(
     r.map_err(SaveError::Write)?;
     let databases = cut.counts.first().map_or(0, Vec::len);
     for db in 0..databases {
-        let total = cut.counts.iter().fold(DbCounts::default(), |t, c| DbCounts {
-            keys: t.keys + c[db].keys,
-            expires: t.expires + c[db].expires,
-        });
+        let total = cut
+            .counts
+            .iter()
+            .fold(DbCounts::default(), |t, c| DbCounts {
+                keys: t.keys + c[db].keys,
+                expires: t.expires + c[db].expires,
+            });
         if total.keys == 0 {
             continue;
         }
@@ -235,8 +238,16 @@ async fn write_shard_db(
     cfg: &FileConfig,
     progress: &mut impl FnMut(u64, u64),
 ) -> Result<FileWriter, SaveError> {
-    let max = if cfg.key_save_delay_us > 0 { 1 } else { CHUNK_BYTES };
-    let pull = move || shard.call_data(id, move |_, d: &mut ShardData| snapshot::next_chunk(d, db, max));
+    let max = if cfg.key_save_delay_us > 0 {
+        1
+    } else {
+        CHUNK_BYTES
+    };
+    let pull = move || {
+        shard.call_data(id, move |_, d: &mut ShardData| {
+            snapshot::next_chunk(d, db, max)
+        })
+    };
     let mut next = pull().await;
     loop {
         let Some(Chunk { bytes, keys, last }) = next else {
@@ -281,7 +292,10 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let (path, tmp) = (dir.join("dump.rdb"), dir.join("temp.rdb"));
         std::fs::write(&path, b"old").unwrap();
-        File::create(&tmp).unwrap().write_all(b"new contents").unwrap();
+        File::create(&tmp)
+            .unwrap()
+            .write_all(b"new contents")
+            .unwrap();
         publish(&tmp, &path).unwrap();
         assert_eq!(std::fs::read(&path).unwrap(), b"new contents");
         assert!(!tmp.exists());

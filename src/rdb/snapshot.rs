@@ -104,7 +104,9 @@ mod tests {
             for k in keys {
                 let at = ks.peek_expire(&k).filter(|&at| at != crate::db::NO_EXPIRE);
                 let e = ks.peek(&k, 0).expect("listed key");
-                let Value::Str(v) = &e.value else { panic!("strings only") };
+                let Value::Str(v) = &e.value else {
+                    panic!("strings only")
+                };
                 out.push((i as u64, k, v.to_vec(), at));
             }
         }
@@ -113,7 +115,10 @@ mod tests {
     }
 
     /// Writes the snapshot's chunks as a file and reads it back.
-    fn file_of(chunks: &[(usize, Vec<u8>)], counts: &[DbCounts]) -> Vec<(u64, Vec<u8>, Vec<u8>, Option<i64>)> {
+    fn file_of(
+        chunks: &[(usize, Vec<u8>)],
+        counts: &[DbCounts],
+    ) -> Vec<(u64, Vec<u8>, Vec<u8>, Option<i64>)> {
         let mut w = RdbFileWriter::new(Vec::new(), RdbWriteOptions::default()).unwrap();
         w.write_aux_fields(&AuxFields::new(0, 0)).unwrap();
         for (db, c) in counts.iter().enumerate() {
@@ -129,13 +134,19 @@ mod tests {
         }
         let bytes = w.finish().unwrap();
         let mut out = Vec::new();
-        read_rdb(&mut &bytes[..], &RdbReadOptions::default(), &mut |ev: RdbEvent| {
-            if let RdbEvent::Entry(e) = ev {
-                let Value::Str(v) = &e.value else { panic!("strings only") };
-                out.push((e.db, e.key, v.to_vec(), e.expire_ms));
-            }
-            Ok(())
-        })
+        read_rdb(
+            &mut &bytes[..],
+            &RdbReadOptions::default(),
+            &mut |ev: RdbEvent| {
+                if let RdbEvent::Entry(e) = ev {
+                    let Value::Str(v) = &e.value else {
+                        panic!("strings only")
+                    };
+                    out.push((e.db, e.key, v.to_vec(), e.expire_ms));
+                }
+                Ok(())
+            },
+        )
         .unwrap();
         out.sort();
         out
@@ -155,8 +166,12 @@ mod tests {
             for i in 0..3000u64 {
                 let db = (i % 3) as usize;
                 let at = if i % 5 == 0 { 10_000_000 + i as i64 } else { 0 };
-                data.db(db)
-                    .set(format!("k{i}").as_bytes(), s(format!("v{i}").as_bytes()), at, 0);
+                data.db(db).set(
+                    format!("k{i}").as_bytes(),
+                    s(format!("v{i}").as_bytes()),
+                    at,
+                    0,
+                );
             }
             let before = contents(&mut data);
             let counts = begin(&mut data, format());

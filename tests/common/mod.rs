@@ -228,6 +228,19 @@ impl Server {
         std::fs::read_to_string(self.dir.file("stderr")).unwrap_or_default()
     }
 
+    /// Sends `signal` (e.g. `libc::SIGTERM`) to the server process.
+    pub fn signal(&self, signal: i32) {
+        // SAFETY: kill(2) on our own child's pid has no memory-safety preconditions.
+        unsafe {
+            libc::kill(self.pid() as i32, signal);
+        }
+    }
+
+    /// Waits (bounded; panics past `timeout`) for the process to exit; its status.
+    pub fn wait_exit(&mut self, timeout: Duration) -> std::process::ExitStatus {
+        self.guard.wait_exit(timeout)
+    }
+
     /// Whether the process is still running.
     pub fn alive(&mut self) -> bool {
         self.guard.exited().is_none()

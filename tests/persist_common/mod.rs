@@ -195,3 +195,133 @@ pub fn stock_refuses(dir: &Path, extra: &[&str]) -> String {
     );
     log
 }
+
+/// Fills db `db` with every type and encoding; the big values only in a few databases.
+pub fn fill(c: &mut Raw, db: u64) {
+    cmd(c, &["SELECT", &db.to_string()]);
+    let p = format!("d{db}:");
+    let k = |name: &str| format!("{p}{name}");
+    cmd(c, &["SET", &k("s:int"), "12345"]);
+    cmd(c, &["SET", &k("s:neg"), "-42"]);
+    cmd(c, &["SET", &k("s:big"), "4294967296"]);
+    cmd(c, &["SET", &k("s:emb"), "hello world"]);
+    let noise: String = (0..60u32)
+        .map(|i| (b'!' + ((i * 37) % 90) as u8) as char)
+        .collect();
+    cmd(c, &["SET", &k("s:raw"), &noise]);
+    cmd(c, &["SET", &k("s:empty"), ""]);
+    let bin: Vec<u8> = (0..=255u8).collect();
+    call(c, &[b"SET", k("s:bin").as_bytes(), &bin]);
+    call(
+        c,
+        &[b"SET", b"\x00\xff bin\r\nkey", format!("{db}").as_bytes()],
+    );
+    cmd(
+        c,
+        &["RPUSH", &k("l:small"), "a", "1", "foo", "-200", "5000000"],
+    );
+    cmd(c, &["SADD", &k("set:int"), "1", "2", "3", "-5"]);
+    cmd(c, &["SADD", &k("set:str"), "a", "b", "c"]);
+    cmd(
+        c,
+        &[
+            "ZADD",
+            &k("z:small"),
+            "1.5",
+            "a",
+            "2",
+            "b",
+            "1.1",
+            "c",
+            "inf",
+            "d",
+            "-inf",
+            "e",
+        ],
+    );
+    cmd(c, &["HSET", &k("h:small"), "f", "v", "n", "1"]);
+    cmd(c, &["PFADD", &k("hll"), "a", "b", "c"]);
+    cmd(c, &["SET", &k("ttl:s"), "v", "PX", "100000000"]);
+    cmd(c, &["HSET", &k("ttl:h"), "f", "v"]);
+    cmd(c, &["PEXPIREAT", &k("ttl:h"), "1893456000123"]);
+    if !db.is_multiple_of(7) {
+        return;
+    }
+    cmd(c, &["SET", &k("s:lzf"), &"compressible text ".repeat(1500)]);
+    for chunk in (0..2000).collect::<Vec<_>>().chunks(500) {
+        let mut a = vec!["RPUSH".to_string(), k("l:big")];
+        a.extend(chunk.iter().map(|i| format!("element-{i}")));
+        cmd(c, &a.iter().map(String::as_str).collect::<Vec<_>>());
+    }
+    cmd(c, &["RPUSH", &k("l:fat"), "x", &"y".repeat(9000), "z"]);
+    let mut a = vec!["SADD".to_string(), k("set:bigint")];
+    a.extend((0..600).map(|i| (i * 7 - 1000).to_string()));
+    cmd(c, &a.iter().map(String::as_str).collect::<Vec<_>>());
+    let mut a = vec!["SADD".to_string(), k("set:big")];
+    a.extend((0..300).map(|i| format!("member-{i}")));
+    cmd(c, &a.iter().map(String::as_str).collect::<Vec<_>>());
+    let mut a = vec!["ZADD".to_string(), k("z:big")];
+    for i in 0..200 {
+        a.push(format!("{}", i as f64 / 3.0));
+        a.push(format!("m{i}"));
+    }
+    cmd(c, &a.iter().map(String::as_str).collect::<Vec<_>>());
+    cmd(
+        c,
+        &["ZADD", &k("z:long"), "1", &"m".repeat(100), "2", "short"],
+    );
+    let mut a = vec!["HSET".to_string(), k("h:big")];
+    for i in 0..200 {
+        a.push(format!("field-{i}"));
+        a.push(format!("value-{i}"));
+    }
+    cmd(c, &a.iter().map(String::as_str).collect::<Vec<_>>());
+    cmd(c, &["HSET", &k("h:long"), "f", &"v".repeat(100)]);
+    cmd(c, &["RPUSH", &k("ttl:l"), "a", "b"]);
+    cmd(c, &["EXPIRE", &k("ttl:l"), "100000"]);
+    let x = k("x:stream");
+    for i in 1..=120 {
+        let id = format!("{i}-1");
+        if i % 3 == 0 {
+            cmd(c, &["XADD", &x, &id, "f", "v", "n", &i.to_string()]);
+        } else {
+            cmd(c, &["XADD", &x, &id, "other", &i.to_string()]);
+        }
+    }
+    cmd(c, &["XDEL", &x, "5-1", "6-1"]);
+    cmd(c, &["XGROUP", "CREATE", &x, "g", "0"]);
+    cmd(
+        c,
+        &[
+            "XREADGROUP",
+            "GROUP",
+            "g",
+            "c1",
+            "COUNT",
+            "3",
+            "STREAMS",
+            &x,
+            ">",
+        ],
+    );
+    cmd(
+        c,
+        &[
+            "XREADGROUP",
+            "GROUP",
+            "g",
+            "c2",
+            "COUNT",
+            "2",
+            "STREAMS",
+            &x,
+            ">",
+        ],
+    );
+    cmd(c, &["XACK", &x, "g", "1-1"]);
+    cmd(c, &["XGROUP", "CREATECONSUMER", &x, "g", "idle"]);
+    cmd(c, &["XGROUP", "CREATE", &x, "g2", "$"]);
+    let e = k("x:empty");
+    cmd(c, &["XADD", &e, "7-7", "f", "v"]);
+    cmd(c, &["XTRIM", &e, "MAXLEN", "0"]);
+}

@@ -1,0 +1,603 @@
+//! RDB persistence of the running server, as a user meets it: files moved between redcell
+//! and stock Redis 7.0 both ways, a BGSAVE that holds exactly the dataset of the instant it
+//! began while clients keep writing, crashes (SIGKILL) that keep the last completed save and
+//! nothing else, save points, SHUTDOWN and SIGTERM, a failed save that stops writes
+//! (MISCONF), loading with `-LOADING` answers, corrupt files refused at start-up, FLUSHALL
+//! and DEBUG RELOAD.
+
+mod common;
+mod persist_common;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::{die_with_parent, free_port, ChildGuard, Raw, Server, TempDir, BIN};
+use persist_common::*;
+use redcell::rdb::file_reader::{read_rdb_file, RdbEvent, RdbReadOptions};
+use redcell::types::Value;
+
+const MISCONF: &str = "-MISCONF Redis is configured to save RDB snapshots, but it's currently unable to persist to disk. Commands that may modify the data set are disabled, because this instance is configured to report errors during writes if RDB snapshotting fails (stop-writes-on-bgsave-error option). Please check the Redis logs for details about the RDB error.\r\n";
+
+/// Starts redcell with its data files in `dir`.
+fn redcell_on(dir: &Path, shards: usize, extra: &[&str]) -> Server {
+    let mut args = vec!["--dir", dir.to_str().expect("utf-8 dir")];
+    args.extend_from_slice(extra);
+    Server::start(shards, &args)
+}
+
+fn text(r: &[u8]) -> String {
+    String::from_utf8_lossy(r).into_owned()
+}
+
+/// One field of INFO persistence.
+fn info_field(c: &mut Raw, field: &str) -> String {
+    let info = text(&cmd(c, &["INFO", "persistence"]));
+    info.lines()
+        .find_map(|l| l.strip_prefix(&format!("{field}:")))
+        .unwrap_or_else(|| panic!("INFO has no {field}: {info}"))
+        .trim()
+        .to_string()
+}
+
+fn wait_bgsave_done(c: &mut Raw) {
+    assert!(
+        common::wait_until(Duration::from_secs(60), || info_field(
+            c,
+            "rdb_bgsave_in_progress"
+        ) == "0"),
+        "BGSAVE did not end within a minute"
+    );
+}
+
+/// Every string key of a file: (db, key) -> (value, expire ms).
+fn file_strings(path: &Path) -> BTreeMap<(u64, Vec<u8>), (Vec<u8>, Option<i64>)> {
+    let mut out = BTreeMap::new();
+    let mut sink = |ev: RdbEvent| {
+        if let RdbEvent::Entry(e) = ev {
+            if let Value::Str(s) = &e.value {
+                out.insert((e.db, e.key.clone()), (s.to_vec(), e.expire_ms));
+            }
+        }
+        Ok(())
+    };
+    read_rdb_file(path, &RdbReadOptions::default(), &mut sink)
+        .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+    out
+}
+
+#[test]
+fn files_move_between_redcell_and_stock_both_ways() {
+    let dir = TempDir::new("persist-move");
+    // Stock writes a file with every type and encoding in every database.
+    let stock = stock_on(&dir.path, &[]);
+    let mut s = Raw::connect(stock.port);
+    for db in 0..DATABASES {
+        fill(&mut s, db);
+    }
+    cmd(&mut s, &["SAVE"]);
+    let want = snapshot(&mut s);
+    drop(s);
+    drop(stock);
+
+    // redcell (two shards) loads it at start-up.
+    let ours = redcell_on(&dir.path, 2, &[]);
+    let mut c = ours.raw();
+    assert_same_keyspace(&snapshot(&mut c), &want);
+    assert_eq!(
+        info_field(&mut c, "rdb_last_load_keys_loaded"),
+        want.len().to_string()
+    );
+    assert!(ours.stderr().contains("Done loading RDB, keys loaded:"));
+
+    // SAVE, then BGSAVE without compression: stock loads each to the same keyspace.
+    for (how, compression) in [("SAVE", "yes"), ("BGSAVE", "no")] {
+        cmd(&mut c, &["CONFIG", "SET", "rdbcompression", compression]);
+        let before = std::fs::metadata(dir.file("dump.rdb"))
+            .expect("stat")
+            .modified()
+            .ok();
+        let reply = text(&cmd(&mut c, &[how]));
+        if how == "SAVE" {
+            assert_eq!(reply, "+OK\r\n");
+        } else {
+            assert_eq!(reply, "+Background saving started\r\n");
+            wait_bgsave_done(&mut c);
+        }
+        assert_eq!(info_field(&mut c, "rdb_last_bgsave_status"), "ok");
+        assert_eq!(info_field(&mut c, "rdb_changes_since_last_save"), "0");
+        assert_ne!(
+            std::fs::metadata(dir.file("dump.rdb"))
+                .expect("stat")
+                .modified()
+                .ok(),
+            before
+        );
+        let check = common::run_bounded(
+            Command::new("redis-check-rdb").arg(dir.file("dump.rdb")),
+            Duration::from_secs(30),
+        );
+        assert!(
+            text(&check.stdout).contains("RDB looks OK"),
+            "{how}: redis-check-rdb says {}",
+            text(&check.stdout)
+        );
+        let copy = TempDir::new("persist-move-copy");
+        std::fs::copy(dir.file("dump.rdb"), copy.file("dump.rdb")).expect("copy");
+        let stock = stock_on(&copy.path, &[]);
+        let mut s = Raw::connect(stock.port);
+        assert_same_keyspace(&snapshot(&mut s), &want);
+    }
+    // No temporary file is left behind.
+    let leftovers: Vec<_> = std::fs::read_dir(&dir.path)
+        .expect("list dir")
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with("temp-"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+#[test]
+fn a_bgsave_holds_the_dataset_of_the_instant_it_began() {
+    let dir = TempDir::new("persist-cut");
+    // 1 ms per key: the save of 3,000 keys lasts seconds while the writes below run.
+    let ours = redcell_on(
+        &dir.path,
+        2,
+        &["--save", "", "--rdb-key-save-delay", "1000"],
+    );
+    let mut c = ours.raw();
+    let mut want = BTreeMap::new();
+    for i in 0..3000u64 {
+        let db = i % 2;
+        cmd(&mut c, &["SELECT", &db.to_string()]);
+        let (k, v) = (format!("k{i}"), format!("old{i}"));
+        cmd(&mut c, &["SET", &k, &v]);
+        let mut at = None;
+        if i % 7 == 0 {
+            let t = 4_000_000_000_000 + i as i64;
+            cmd(&mut c, &["PEXPIREAT", &k, &t.to_string()]);
+            at = Some(t);
+        }
+        want.insert((db, k.into_bytes()), (v.into_bytes(), at));
+    }
+    assert_eq!(
+        text(&cmd(&mut c, &["BGSAVE"])),
+        "+Background saving started\r\n"
+    );
+    assert_eq!(
+        text(&c.call(&[b"BGSAVE"])),
+        "-ERR Background save already in progress\r\n"
+    );
+    // Every key changes, a third go, new ones come, db 0 and 1 swap, while the save runs.
+    for i in 0..3000u64 {
+        cmd(&mut c, &["SELECT", &(i % 2).to_string()]);
+        let k = format!("k{i}");
+        match i % 3 {
+            0 => cmd(&mut c, &["DEL", &k]),
+            1 => cmd(&mut c, &["SET", &k, "new"]),
+            _ => cmd(&mut c, &["APPEND", &k, "-more"]),
+        };
+        cmd(&mut c, &["SET", &format!("added{i}"), "x"]);
+    }
+    cmd(&mut c, &["SWAPDB", "0", "1"]);
+    assert_eq!(
+        info_field(&mut c, "rdb_bgsave_in_progress"),
+        "1",
+        "the writes must overlap the save for this test to mean anything"
+    );
+    wait_bgsave_done(&mut c);
+    assert_eq!(info_field(&mut c, "rdb_last_bgsave_status"), "ok");
+    assert_eq!(file_strings(&dir.file("dump.rdb")), want);
+    // The writes themselves took effect (k1 was in db 1, swapped into db 0).
+    cmd(&mut c, &["SELECT", "0"]);
+    assert_eq!(text(&cmd(&mut c, &["GET", "k1"])), "$3\r\nnew\r\n");
+    // Stock reads the same instant from the file.
+    let stock = stock_on(&dir.path, &[]);
+    let mut s = Raw::connect(stock.port);
+    assert_eq!(text(&cmd(&mut s, &["GET", "k0"])), "$4\r\nold0\r\n");
+    assert_eq!(text(&cmd(&mut s, &["DBSIZE"])), ":1500\r\n");
+}
+
+#[test]
+fn sigkill_keeps_the_last_completed_save_and_nothing_after_it() {
+    let dir = TempDir::new("persist-kill");
+    let ours = redcell_on(&dir.path, 2, &["--save", ""]);
+    let mut c = ours.raw();
+    // A counting writer: every SET acknowledged before SAVE's OK must survive.
+    let mut acked = 0u64;
+    for i in 0..500u64 {
+        cmd(&mut c, &["SET", &format!("k{i}"), &i.to_string()]);
+        acked += 1;
+    }
+    assert_eq!(text(&cmd(&mut c, &["SAVE"])), "+OK\r\n");
+    let saved = std::fs::read(dir.file("dump.rdb")).expect("dump.rdb after SAVE");
+    for i in 500..1000u64 {
+        cmd(&mut c, &["SET", &format!("k{i}"), &i.to_string()]);
+    }
+    // A slow BGSAVE is running when the process dies: its half-written temporary file must
+    // not replace the last good one.
+    cmd(&mut c, &["CONFIG", "SET", "rdb-key-save-delay", "20000"]);
+    cmd(&mut c, &["BGSAVE"]);
+    assert!(common::wait_until(Duration::from_secs(10), || {
+        std::fs::read_dir(&dir.path)
+            .map(|d| {
+                d.filter_map(|e| e.ok())
+                    .any(|e| e.file_name().to_string_lossy().starts_with("temp-"))
+            })
+            .unwrap_or(false)
+    }));
+    drop(c);
+    drop(ours); // SIGKILL
+    assert_eq!(
+        std::fs::read(dir.file("dump.rdb")).expect("dump.rdb"),
+        saved
+    );
+
+    let ours = redcell_on(&dir.path, 2, &["--save", ""]);
+    let mut c = ours.raw();
+    assert_eq!(int_reply(&cmd(&mut c, &["DBSIZE"])), acked as i64);
+    for i in 0..1000u64 {
+        let got = text(&cmd(&mut c, &["GET", &format!("k{i}")]));
+        if i < acked {
+            assert_eq!(got, format!("${}\r\n{i}\r\n", i.to_string().len()));
+        } else {
+            assert_eq!(got, "$-1\r\n", "k{i} was written after the save");
+        }
+    }
+}
+
+#[test]
+fn save_points_shutdown_and_sigterm() {
+    let dir = TempDir::new("persist-points");
+    // A save point met after one second with one change.
+    let mut ours = redcell_on(&dir.path, 2, &["--save", "1 1"]);
+    let mut c = ours.raw();
+    assert_eq!(
+        text(&cmd(&mut c, &["CONFIG", "GET", "save"])),
+        "*2\r\n$4\r\nsave\r\n$3\r\n1 1\r\n"
+    );
+    let started = int_reply(&cmd(&mut c, &["LASTSAVE"]));
+    cmd(&mut c, &["SET", "by-save-point", "1"]);
+    assert!(
+        common::wait_until(Duration::from_secs(10), || {
+            int_reply(&cmd(&mut c, &["LASTSAVE"])) > started && dir.file("dump.rdb").exists()
+        }),
+        "no save within 10 s of a met save point"
+    );
+    assert!(ours.stderr().contains("changes in 1 seconds. Saving..."));
+    // SIGTERM saves (there are save points) and exits with 0.
+    cmd(&mut c, &["SET", "by-sigterm", "1"]);
+    ours.signal(libc::SIGTERM);
+    assert!(ours.wait_exit(Duration::from_secs(20)).success());
+    assert!(ours
+        .stderr()
+        .contains("Received SIGTERM scheduling shutdown..."));
+    drop(ours);
+
+    let ours = redcell_on(&dir.path, 1, &["--save", ""]);
+    let mut c = ours.raw();
+    assert_eq!(text(&cmd(&mut c, &["GET", "by-save-point"])), "$1\r\n1\r\n");
+    assert_eq!(text(&cmd(&mut c, &["GET", "by-sigterm"])), "$1\r\n1\r\n");
+    // SHUTDOWN NOSAVE loses what came after the last save; SHUTDOWN SAVE saves even
+    // without save points.
+    cmd(&mut c, &["SET", "lost", "1"]);
+    c.send_cmd(&[b"SHUTDOWN", b"NOSAVE"]);
+    c.expect_closed();
+    drop(ours);
+    let ours = redcell_on(&dir.path, 1, &["--save", ""]);
+    let mut c = ours.raw();
+    assert_eq!(text(&cmd(&mut c, &["GET", "lost"])), "$-1\r\n");
+    cmd(&mut c, &["SET", "kept", "1"]);
+    c.send_cmd(&[b"SHUTDOWN", b"SAVE"]);
+    c.expect_closed();
+    drop(ours);
+    // Without save points, SIGTERM exits without saving.
+    let mut ours = redcell_on(&dir.path, 1, &["--save", ""]);
+    let mut c = ours.raw();
+    assert_eq!(text(&cmd(&mut c, &["GET", "kept"])), "$1\r\n1\r\n");
+    cmd(&mut c, &["SET", "not-saved", "1"]);
+    ours.signal(libc::SIGTERM);
+    assert!(ours.wait_exit(Duration::from_secs(20)).success());
+    drop(ours);
+    let ours = redcell_on(&dir.path, 1, &["--save", ""]);
+    let mut c = ours.raw();
+    assert_eq!(text(&cmd(&mut c, &["GET", "not-saved"])), "$-1\r\n");
+}
+
+#[test]
+fn a_failed_background_save_stops_writes_until_a_save_succeeds() {
+    let root = TempDir::new("persist-misconf");
+    let gone = root.path.join("gone");
+    std::fs::create_dir(&gone).expect("mkdir");
+    let ours = redcell_on(
+        &gone,
+        2,
+        &["--save", "3600 1", "--enable-protected-configs", "yes"],
+    );
+    let mut c = ours.raw();
+    cmd(&mut c, &["SET", "k", "v"]);
+    // The working directory disappears: the temporary file cannot be created.
+    std::fs::remove_dir(&gone).expect("rmdir");
+    assert_eq!(c.call(&[b"SAVE"]), b"-ERR\r\n");
+    assert_eq!(
+        info_field(&mut c, "rdb_last_bgsave_status"),
+        "ok",
+        "SAVE does not count"
+    );
+    assert_eq!(
+        text(&cmd(&mut c, &["BGSAVE"])),
+        "+Background saving started\r\n"
+    );
+    wait_bgsave_done(&mut c);
+    assert_eq!(info_field(&mut c, "rdb_last_bgsave_status"), "err");
+    assert!(ours
+        .stderr()
+        .contains("Failed opening the temp RDB file temp-"));
+    let refused = |c: &mut Raw, args: &[&[u8]]| {
+        common::wait_until(Duration::from_secs(5), || text(&c.call(args)) == MISCONF)
+    };
+    assert!(refused(&mut c, &[b"SET", b"k", b"w"]), "writes refused");
+    assert_eq!(text(&c.call(&[b"PING"])), MISCONF);
+    assert_eq!(text(&cmd(&mut c, &["GET", "k"])), "$1\r\nv\r\n");
+    cmd(&mut c, &["MULTI"]);
+    assert_eq!(text(&c.call(&[b"INCR", b"n"])), MISCONF);
+    assert_eq!(
+        text(&c.call(&[b"EXEC"])),
+        "-EXECABORT Transaction discarded because of previous errors.\r\n"
+    );
+    // Turning the check off lets writes through; on again, they stop again.
+    cmd(
+        &mut c,
+        &["CONFIG", "SET", "stop-writes-on-bgsave-error", "no"],
+    );
+    assert!(common::wait_until(Duration::from_secs(5), || c
+        .call(&[b"SET", b"k", b"w"])
+        == b"+OK\r\n"));
+    cmd(
+        &mut c,
+        &["CONFIG", "SET", "stop-writes-on-bgsave-error", "yes"],
+    );
+    assert!(refused(&mut c, &[b"SET", b"k", b"x"]));
+    // A directory that exists again: the next save succeeds and writes come back.
+    let back = root.path.join("back");
+    std::fs::create_dir(&back).expect("mkdir");
+    cmd(
+        &mut c,
+        &["CONFIG", "SET", "dir", back.to_str().expect("utf-8")],
+    );
+    assert_eq!(
+        text(&cmd(&mut c, &["BGSAVE"])),
+        "+Background saving started\r\n"
+    );
+    wait_bgsave_done(&mut c);
+    assert_eq!(info_field(&mut c, "rdb_last_bgsave_status"), "ok");
+    assert!(common::wait_until(Duration::from_secs(5), || c
+        .call(&[b"SET", b"k", b"y"])
+        == b"+OK\r\n"));
+    assert!(back.join("dump.rdb").exists());
+}
+
+/// Starts redcell on `dir` without waiting for it to serve (loading may hold PING back).
+fn spawn_loading(dir: &TempDir, port: u16, extra: &[&str]) -> ChildGuard {
+    let mut cmd = Command::new(BIN);
+    cmd.args([
+        "--port",
+        &port.to_string(),
+        "--bind",
+        "127.0.0.1",
+        "--shards",
+        "2",
+    ])
+    .args(["--save", "", "--dir", dir.path.to_str().expect("utf-8")])
+    .args(extra)
+    .stdin(Stdio::null())
+    .stdout(Stdio::null())
+    .stderr(std::fs::File::create(dir.file("stderr")).expect("stderr file"));
+    die_with_parent(&mut cmd);
+    ChildGuard {
+        child: cmd.spawn().expect("spawn redcell-server"),
+    }
+}
+
+#[test]
+fn clients_get_loading_while_the_file_loads() {
+    let dir = TempDir::new("persist-loading");
+    {
+        let ours = redcell_on(
+            &dir.path,
+            2,
+            &["--save", "", "--enable-debug-command", "yes"],
+        );
+        let mut c = ours.raw();
+        for i in 0..3000 {
+            cmd(&mut c, &["SET", &format!("k{i}"), "v"]);
+        }
+        cmd(&mut c, &["SET", "gone", "v", "PX", "1"]);
+        cmd(&mut c, &["DEBUG", "SET-ACTIVE-EXPIRE", "0"]);
+        std::thread::sleep(Duration::from_millis(5));
+        cmd(&mut c, &["SAVE"]);
+    }
+    // One millisecond per key: about three seconds of loading.
+    let port = free_port();
+    let mut guard = spawn_loading(&dir, port, &["--key-load-delay", "1000"]);
+    let mut c = None;
+    assert!(common::wait_until(Duration::from_secs(10), || {
+        c = std::net::TcpStream::connect(("127.0.0.1", port))
+            .ok()
+            .map(|_| Raw::connect(port));
+        c.is_some()
+    }));
+    let mut c = c.expect("connected");
+    assert_eq!(
+        text(&c.call(&[b"GET", b"k1"])),
+        "-LOADING Redis is loading the dataset in memory\r\n"
+    );
+    assert_eq!(
+        text(&c.call(&[b"PING"])),
+        "-LOADING Redis is loading the dataset in memory\r\n"
+    );
+    let info = text(&cmd(&mut c, &["INFO", "persistence"]));
+    assert!(info.contains("loading:1\r\n"), "{info}");
+    assert!(info.contains("loading_total_bytes:"), "{info}");
+    assert!(info.contains("loading_eta_seconds:"), "{info}");
+    assert!(
+        int_reply(&cmd(&mut c, &["LASTSAVE"])) > 0,
+        "LASTSAVE is allowed while loading"
+    );
+    assert!(common::wait_until(Duration::from_secs(30), || {
+        c.call(&[b"GET", b"k1"]) == b"$1\r\nv\r\n"
+    }));
+    assert_eq!(int_reply(&cmd(&mut c, &["DBSIZE"])), 3000);
+    assert_eq!(info_field(&mut c, "loading"), "0");
+    assert_eq!(info_field(&mut c, "rdb_last_load_keys_loaded"), "3000");
+    assert_eq!(info_field(&mut c, "rdb_last_load_keys_expired"), "1");
+    assert!(guard.exited().is_none());
+}
+
+#[test]
+fn corrupt_or_truncated_files_are_refused_at_start_up() {
+    let dir = TempDir::new("persist-corrupt");
+    {
+        let ours = redcell_on(&dir.path, 2, &["--save", ""]);
+        let mut c = ours.raw();
+        for i in 0..200 {
+            cmd(
+                &mut c,
+                &["RPUSH", &format!("l{i}"), "a", "b", &i.to_string()],
+            );
+        }
+        cmd(&mut c, &["SAVE"]);
+    }
+    let good = std::fs::read(dir.file("dump.rdb")).expect("dump.rdb");
+    let refused = |bytes: &[u8]| -> String {
+        std::fs::write(dir.file("dump.rdb"), bytes).expect("write");
+        let mut guard = spawn_loading(&dir, free_port(), &[]);
+        let status = guard.wait_exit(Duration::from_secs(20));
+        let log = std::fs::read_to_string(dir.file("stderr")).unwrap_or_default();
+        assert_eq!(status.code(), Some(1), "{log}");
+        log
+    };
+    for cut in [
+        5,
+        9,
+        30,
+        good.len() / 3,
+        good.len() / 2,
+        good.len() - 9,
+        good.len() - 1,
+    ] {
+        let log = refused(&good[..cut]);
+        assert!(
+            log.contains("Fatal error loading the DB (dump.rdb)"),
+            "cut {cut}: {log}"
+        );
+        assert!(
+            log.contains("Short read") || log.contains("Wrong signature"),
+            "cut {cut}: {log}"
+        );
+    }
+    let mut flipped = good.clone();
+    let mid = flipped.len() / 2;
+    flipped[mid] ^= 0x20;
+    let log = refused(&flipped);
+    assert!(
+        log.contains("Fatal error loading the DB (dump.rdb)"),
+        "{log}"
+    );
+    let mut bad_sum = good.clone();
+    let last = bad_sum.len() - 1;
+    bad_sum[last] ^= 1;
+    assert!(refused(&bad_sum).contains("Wrong RDB checksum"));
+    // The good file still loads.
+    std::fs::write(dir.file("dump.rdb"), &good).expect("write");
+    let ours = redcell_on(&dir.path, 2, &["--save", ""]);
+    assert_eq!(int_reply(&cmd(&mut ours.raw(), &["DBSIZE"])), 200);
+}
+
+#[test]
+fn flushall_saves_the_empty_dataset_only_with_save_points() {
+    let dir = TempDir::new("persist-flushall");
+    let ours = redcell_on(&dir.path, 2, &["--save", "3600 1"]);
+    let mut c = ours.raw();
+    cmd(&mut c, &["SET", "a", "1"]);
+    cmd(&mut c, &["SAVE"]);
+    // A slow BGSAVE is stopped by FLUSHALL, which is not a failed save.
+    cmd(&mut c, &["CONFIG", "SET", "rdb-key-save-delay", "1000000"]);
+    cmd(&mut c, &["BGSAVE"]);
+    cmd(&mut c, &["CONFIG", "SET", "rdb-key-save-delay", "0"]);
+    assert_eq!(text(&cmd(&mut c, &["FLUSHALL"])), "+OK\r\n");
+    assert_eq!(info_field(&mut c, "rdb_bgsave_in_progress"), "0");
+    assert_eq!(info_field(&mut c, "rdb_last_bgsave_status"), "ok");
+    drop(c);
+    drop(ours); // SIGKILL right after FLUSHALL: its save is on disk already
+    let ours = redcell_on(&dir.path, 2, &["--save", ""]);
+    let mut c = ours.raw();
+    assert_eq!(int_reply(&cmd(&mut c, &["DBSIZE"])), 0);
+    // Without save points FLUSHALL writes nothing: the last save survives a crash.
+    cmd(&mut c, &["SET", "b", "1"]);
+    cmd(&mut c, &["SAVE"]);
+    cmd(&mut c, &["FLUSHALL"]);
+    drop(c);
+    drop(ours);
+    let ours = redcell_on(&dir.path, 2, &["--save", ""]);
+    assert_eq!(text(&cmd(&mut ours.raw(), &["GET", "b"])), "$1\r\n1\r\n");
+}
+
+#[test]
+fn debug_reload_and_command_errors_as_redis() {
+    let dir = TempDir::new("persist-cmds");
+    let ours = redcell_on(
+        &dir.path,
+        2,
+        &[
+            "--enable-debug-command",
+            "yes",
+            "--enable-protected-configs",
+            "yes",
+        ],
+    );
+    let mut c = ours.raw();
+    assert_eq!(
+        text(&cmd(&mut c, &["CONFIG", "GET", "save"])),
+        "*2\r\n$4\r\nsave\r\n$23\r\n3600 1 300 100 60 10000\r\n"
+    );
+    cmd(&mut c, &["SET", "a", "1", "PX", "100000000"]);
+    cmd(&mut c, &["HSET", "h", "f", "v"]);
+    cmd(&mut c, &["SELECT", "5"]);
+    cmd(&mut c, &["SET", "five", "5"]);
+    assert_eq!(text(&cmd(&mut c, &["DEBUG", "RELOAD"])), "+OK\r\n");
+    assert_eq!(text(&cmd(&mut c, &["GET", "five"])), "$1\r\n5\r\n");
+    cmd(&mut c, &["SELECT", "0"]);
+    assert!(int_reply(&cmd(&mut c, &["PTTL", "a"])) > 99_000_000);
+    assert_eq!(text(&cmd(&mut c, &["HGET", "h", "f"])), "$1\r\nv\r\n");
+    assert_eq!(
+        text(&c.call(&[b"DEBUG", b"RELOAD", b"BOGUS"])),
+        "-ERR DEBUG RELOAD only supports the MERGE, NOFLUSH and NOSAVE options.\r\n"
+    );
+    assert_eq!(text(&c.call(&[b"BGSAVE", b"NOW"])), "-ERR syntax error\r\n");
+    cmd(&mut c, &["MULTI"]);
+    assert_eq!(
+        text(&c.call(&[b"SAVE"])),
+        "-ERR Command not allowed inside a transaction\r\n"
+    );
+    cmd(&mut c, &["DISCARD"]);
+    for bad in ["1", "0 1", "10 -1", "x 1"] {
+        assert_eq!(
+            text(&c.call(&[b"CONFIG", b"SET", b"save", bad.as_bytes()])),
+            "-ERR CONFIG SET failed (possibly related to argument 'save') - Invalid save parameters\r\n"
+        );
+    }
+    assert_eq!(
+        text(&c.call(&[b"CONFIG", b"SET", b"dbfilename", b"a/b.rdb"])),
+        "-ERR CONFIG SET failed (possibly related to argument 'dbfilename') - dbfilename can't be a path, just a filename\r\n"
+    );
+    assert_eq!(
+        text(&cmd(&mut c, &["BGSAVE", "SCHEDULE"])),
+        "+Background saving started\r\n"
+    );
+    wait_bgsave_done(&mut c);
+    // DEBUG RELOAD's save is not counted, as in Redis.
+    assert_eq!(info_field(&mut c, "rdb_saves"), "1");
+}
