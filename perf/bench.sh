@@ -183,8 +183,10 @@ SERVER_PID=
 start_server() {  # kind port logfile -> SERVER_PID
   local kind=$1 port=$2 logf=$3 i
   case $kind in
-    redcell) taskset -c "$SERVER_CPU" "$REDCELL_BIN" --port "$port" --shards 1 >"$logf" 2>&1 & ;;
-    base)    taskset -c "$SERVER_CPU" "$BASE_BIN" --port "$port" --shards 1 >"$logf" 2>&1 & ;;
+    redcell) taskset -c "$SERVER_CPU" "$REDCELL_BIN" --port "$port" --shards 1 \
+               --save '' --dir "$RUN_DIR" >"$logf" 2>&1 & ;;
+    base)    taskset -c "$SERVER_CPU" "$BASE_BIN" --port "$port" --shards 1 \
+               --save '' --dir "$RUN_DIR" >"$logf" 2>&1 & ;;
     redis)   taskset -c "$SERVER_CPU" "$REDIS_BIN" --port "$port" --bind 127.0.0.1 \
                --save '' --appendonly no --dir "$RUN_DIR" >"$logf" 2>&1 & ;;
   esac

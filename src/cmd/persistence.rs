@@ -1,8 +1,8 @@
-//! SAVE, BGSAVE, LASTSAVE and SHUTDOWN: the commands in front of `persist`.
+//! SAVE, BGSAVE, BGREWRITEAOF, LASTSAVE and SHUTDOWN: the commands in front of `persist`.
 
 use crate::cmd::{flag::*, BoxFuture, CommandSpec, Handler};
 use crate::error::{CmdResult, Error};
-use crate::persist::{self, ShutdownSave};
+use crate::persist::{self, ShutdownSave, Started};
 use crate::resp::Args;
 use crate::shard::client::Conn;
 
@@ -16,6 +16,17 @@ pub static COMMANDS: &[CommandSpec] = &[
         "server",
         "1.0.0",
         "Asynchronously save the dataset to disk",
+    ),
+    CommandSpec::new(
+        "bgrewriteaof",
+        1,
+        ADMIN | NOSCRIPT,
+        Handler::Async(bgrewriteaof),
+    )
+    .doc(
+        "server",
+        "1.0.0",
+        "Asynchronously rewrite the append-only file",
     ),
     CommandSpec::new(
         "lastsave",
@@ -51,17 +62,33 @@ fn save<'a>(c: &'a mut Conn, _a: Args<'a>) -> BoxFuture<'a> {
     })
 }
 
-/// BGSAVE [SCHEDULE]. Nothing else here runs as a child process, so SCHEDULE starts the
-/// save at once, as Redis does when no child is active.
+/// BGSAVE [SCHEDULE]: SCHEDULE waits for a running AOF rewrite instead of failing.
 fn bgsave<'a>(c: &'a mut Conn, a: Args<'a>) -> BoxFuture<'a> {
     Box::pin(async move {
-        match a.len() {
-            1 => {}
-            2 if a.is(1, "SCHEDULE") => {}
+        let schedule = match a.len() {
+            1 => false,
+            2 if a.is(1, "SCHEDULE") => true,
             _ => return Err(Error::Syntax),
+        };
+        match persist::bgsave(&c.shard, schedule).await? {
+            Started::Now => c.out.simple("Background saving started"),
+            Started::Scheduled => c.out.simple("Background saving scheduled"),
         }
-        persist::bgsave(&c.shard).await?;
-        c.out.simple("Background saving started");
+        Ok(())
+    })
+}
+
+/// BGREWRITEAOF: a rewrite of the AOF (scheduled while a save runs).
+fn bgrewriteaof<'a>(c: &'a mut Conn, _a: Args<'a>) -> BoxFuture<'a> {
+    Box::pin(async move {
+        match persist::bgrewriteaof(&c.shard).await? {
+            Started::Now => c
+                .out
+                .simple("Background append only file rewriting started"),
+            Started::Scheduled => c
+                .out
+                .simple("Background append only file rewriting scheduled"),
+        }
         Ok(())
     })
 }

@@ -120,7 +120,27 @@ static DIRECTIVES: &[Directive] = &[
         true,
     ),
     d("key-load-delay", int(i32::MIN as i64, INT_MAX), "0", true),
-    d("appendonly", Kind::Only(&["no"]), "no", true),
+    d("appendonly", Kind::Bool, "no", true),
+    d("appendfilename", Kind::Str, "appendonly.aof", false),
+    d("appenddirname", Kind::Str, "appendonlydir", false),
+    d(
+        "appendfsync",
+        Kind::Enum(&["always", "everysec", "no"]),
+        "everysec",
+        true,
+    ),
+    d("aof-use-rdb-preamble", Kind::Bool, "yes", true),
+    d("aof-load-truncated", Kind::Bool, "yes", true),
+    d("aof-timestamp-enabled", Kind::Bool, "no", true),
+    d("auto-aof-rewrite-percentage", NON_NEG_INT, "100", true),
+    d(
+        "auto-aof-rewrite-min-size",
+        Kind::Memory { min: 0 },
+        "67108864",
+        true,
+    ),
+    d("no-appendfsync-on-rewrite", Kind::Bool, "no", true),
+    d("aof-rewrite-incremental-fsync", Kind::Bool, "yes", true),
     protected("dir", Kind::Str, "."),
     protected("dbfilename", Kind::Str, "dump.rdb"),
     d(
@@ -376,6 +396,18 @@ fn parse_value(dir: &Directive, args: &[String]) -> Result<String, ConfigError> 
         }
         Kind::Str if dir.name == "bind" => joined,
         Kind::Str if dir.name == "dir" => existing_dir(single()?)?,
+        Kind::Str if dir.name == "appendfilename" => {
+            let name = single()?;
+            crate::aof::manifest::check_append_filename(name)
+                .map_err(|e| ConfigError::Invalid(e.into()))?;
+            name.clone()
+        }
+        Kind::Str if dir.name == "appenddirname" => {
+            let name = single()?;
+            crate::aof::manifest::check_append_dirname(name)
+                .map_err(|e| ConfigError::Invalid(e.into()))?;
+            name.clone()
+        }
         Kind::Str if dir.name == "dbfilename" => {
             let name = single()?;
             if name.contains(['/', '\\']) {
@@ -890,10 +922,12 @@ mod tests {
         assert_eq!(c.get("port"), "7000");
         c.load_text("save 900 1\nsave 60 10000\n").unwrap();
         assert_eq!(c.get("save"), "900 1 60 10000");
+        c.load_text("appendonly yes\nappendfsync always\n").unwrap();
+        assert_eq!(c.get("appendfsync"), "always");
         assert!(c
-            .load_text("appendonly yes\n")
+            .load_text("appendfilename a/b\n")
             .unwrap_err()
-            .contains("not supported yet"));
+            .contains("appendfilename can't be a path, just a filename"));
         c.load_text("save \"\"\nappendonly no\nproto-max-bulk-len 1mb\n")
             .unwrap();
         assert_eq!(c.get("proto-max-bulk-len"), "1048576");

@@ -13,6 +13,10 @@ use crossbeam_channel::{bounded, Receiver, TryRecvError};
 
 use crate::config::Config;
 use crate::db::ShardData;
+use std::future::Future;
+use std::pin::Pin;
+
+use crate::aof::{AofError, AofLoadOptions, AofManifest, AofSink};
 use crate::rdb::file_reader::{read_rdb, RdbEntry, RdbEvent, RdbLoadError, RdbReadOptions};
 use crate::shard::{LoadProgress, Settings, Shard, Shared};
 use crate::types::Value;
@@ -70,7 +74,7 @@ pub struct Loaded {
 }
 
 /// A key on its way to its shard.
-struct Item {
+pub struct Item {
     db: usize,
     key: Vec<u8>,
     value: Value,
@@ -93,6 +97,16 @@ impl<R: Read> Read for Counted<'_, R> {
     }
 }
 
+fn read_options(shared: &Shared) -> RdbReadOptions {
+    let config = shared.config();
+    RdbReadOptions {
+        limits: Settings::from_config(&config).limits,
+        databases: shared.databases as u64,
+        verify_checksum: config.get_bool("rdbchecksum"),
+        ..Default::default()
+    }
+}
+
 /// Whether there is a file to load: `dbfilename` in the working directory.
 pub fn rdb_path(config: &Config) -> Option<PathBuf> {
     let path = PathBuf::from(config.get("dbfilename"));
@@ -110,34 +124,23 @@ pub async fn load_rdb(shard: &Rc<Shard>, path: &Path) -> Result<Loaded, String> 
     p.start_unix.store(now_ms() / 1000, Ordering::Relaxed);
     p.total_bytes.store(size, Ordering::Relaxed);
     p.loaded_bytes.store(0, Ordering::Relaxed);
-    let opts = {
-        let config = shared.config();
-        RdbReadOptions {
-            limits: Settings::from_config(&config).limits,
-            databases: shared.databases as u64,
-            verify_checksum: config.get_bool("rdbchecksum"),
-            ..Default::default()
-        }
-    };
+    let opts = read_options(&shared);
     let key_delay = shared.config().get_i64("key-load-delay");
-    let nshards = shard.nshards;
-    let (tx, rx) = bounded::<Vec<Vec<Item>>>(BATCHES_IN_FLIGHT);
+    let (tx, rx) = bounded::<LoadMsg>(BATCHES_IN_FLIGHT);
+    let router = KeyRouter::new(tx, shard.nshards, true, key_delay);
     let reader = {
         let (path, shared) = (path.to_path_buf(), shared.clone());
         std::thread::Builder::new()
             .name("redcell-load".into())
-            .spawn(move || read_file(&path, &opts, &shared, nshards, key_delay, tx))
+            .spawn(move || read_file(&path, &opts, &shared.load_progress, router))
             .map_err(|e| format!("cannot start the loading thread: {e}"))?
     };
-    let inserted = insert_batches(shard, rx).await;
-    let summary = reader
+    let keys = consume(shard, rx, None).await;
+    let expired = reader
         .join()
-        .map_err(|_| "the loading thread panicked".to_string())?;
-    let summary = summary.map_err(|e| load_error(path, &e))?;
-    let loaded = Loaded {
-        keys: inserted.keys,
-        expired: summary.expired,
-    };
+        .map_err(|_| "the loading thread panicked".to_string())?
+        .map_err(|e| load_error(path, &e))?;
+    let loaded = Loaded { keys, expired };
     eprintln!(
         "Done loading RDB, keys loaded: {}, keys expired: {}.",
         loaded.keys, loaded.expired
@@ -147,6 +150,78 @@ pub async fn load_rdb(shard: &Rc<Shard>, path: &Path) -> Result<Loaded, String> 
         started.elapsed().as_secs_f64()
     );
     Ok(loaded)
+}
+
+/// Loads the AOF that `manifest` in `names.dir` lists: the base's keys go straight to their
+/// shards (expired ones kept: the commands after them were logged against them), then its
+/// commands run through `replay` in order. A truncated last file is cut back to its last
+/// whole command when `aof-load-truncated` allows. Returns the keys of the base and the
+/// commands run.
+pub async fn load_aof(
+    shard: &Rc<Shard>,
+    names: &super::aof::Names,
+    manifest: &AofManifest,
+    replay: Replay,
+) -> Result<(u64, u64), String> {
+    let shared = shard.shared.clone();
+    let started = Instant::now();
+    let load_truncated = shared.config().get_bool("aof-load-truncated");
+    let opts = AofLoadOptions {
+        load_truncated,
+        aof_filename: names.filename.clone(),
+        rdb: read_options(&shared),
+    };
+    let p = &shared.load_progress;
+    p.start_unix.store(now_ms() / 1000, Ordering::Relaxed);
+    let total: u64 = manifest
+        .load_order()
+        .map(|f| std::fs::metadata(f.path_in(&names.dir)).map_or(0, |m| m.len()))
+        .sum();
+    p.total_bytes.store(total, Ordering::Relaxed);
+    let key_delay = shared.config().get_i64("key-load-delay");
+    let (tx, rx) = bounded::<LoadMsg>(BATCHES_IN_FLIGHT);
+    let router = KeyRouter::new(tx, shard.nshards, false, key_delay);
+    let reader = {
+        let (dir, manifest) = (names.dir.clone(), manifest.clone());
+        std::thread::Builder::new()
+            .name("redcell-load".into())
+            .spawn(move || {
+                let is_command = replay.is_command;
+                let mut sink = AofLoadSink {
+                    router,
+                    commands: Vec::new(),
+                    is_command: &is_command,
+                };
+                let r = crate::aof::load_aof(&dir, &manifest, &opts, &mut sink);
+                let flushed = sink
+                    .router
+                    .flush()
+                    .map_err(|e| AofError::Sink(e.to_string()));
+                let flushed = flushed.and_then(|()| sink.flush_commands());
+                r.and_then(|outcome| flushed.map(|()| outcome))
+            })
+            .map_err(|e| format!("cannot start the loading thread: {e}"))?
+    };
+    let keys = consume(shard, rx, Some((replay.client)(shard.clone()))).await;
+    let outcome = reader
+        .join()
+        .map_err(|_| "the loading thread panicked".to_string())?
+        .map_err(|e| e.to_string())?;
+    if let Some(t) = &outcome.truncated {
+        let name = t.file.display_name();
+        eprintln!("!!! Warning: short read while loading the AOF file {name}!!!");
+        eprintln!("!!! Truncating the AOF {name} at offset {} !!!", t.offset);
+        crate::aof::truncate_file(&t.file.path_in(&names.dir), t.offset)
+            .map_err(|e| format!("Error truncating the AOF file {name}: {e}"))?;
+        eprintln!("AOF {name} loaded anyway because aof-load-truncated is enabled");
+    }
+    if outcome.status != crate::aof::AofLoadStatus::NotExist {
+        eprintln!(
+            "DB loaded from append only file: {:.3} seconds",
+            started.elapsed().as_secs_f64()
+        );
+    }
+    Ok((keys, outcome.commands))
 }
 
 /// Redis's wording for a file that cannot be loaded, with the file named.
@@ -160,31 +235,47 @@ fn load_error(path: &Path, e: &RdbLoadError) -> String {
     }
 }
 
-struct ReadSummary {
-    expired: u64,
+/// What the reader thread hands to the control executor, in file order.
+pub enum LoadMsg {
+    /// Keys for each shard (index = shard).
+    Keys(Vec<Vec<Item>>),
+    /// Whole commands (RESP) of an AOF, to run as a client would.
+    Commands(Vec<u8>),
 }
 
-/// The reader thread: parses the file and sends each key to its shard in batches. Expired
-/// keys are dropped, as a master does.
-fn read_file(
-    path: &Path,
-    opts: &RdbReadOptions,
-    shared: &Shared,
-    nshards: usize,
+/// Gathers parsed keys into per-shard batches and sends them on.
+struct KeyRouter {
+    tx: crossbeam_channel::Sender<LoadMsg>,
+    batch: Vec<Vec<Item>>,
+    pending: usize,
+    now: i64,
+    /// Drop keys already expired (a master loading dump.rdb; not an AOF base).
+    drop_expired: bool,
+    expired: u64,
+    read: u64,
     key_delay: i64,
-    tx: crossbeam_channel::Sender<Vec<Vec<Item>>>,
-) -> Result<ReadSummary, RdbLoadError> {
-    let file = std::fs::File::open(path).map_err(RdbLoadError::Io)?;
-    let counted = Counted {
-        inner: file,
-        progress: &shared.load_progress,
-    };
-    let now = now_ms();
-    let mut expired = 0u64;
-    let mut batch: Vec<Vec<Item>> = (0..nshards).map(|_| Vec::new()).collect();
-    let mut pending = 0usize;
-    let mut read_keys = 0u64;
-    let mut sink = |ev: RdbEvent| -> Result<(), RdbLoadError> {
+}
+
+impl KeyRouter {
+    fn new(
+        tx: crossbeam_channel::Sender<LoadMsg>,
+        nshards: usize,
+        drop_expired: bool,
+        key_delay: i64,
+    ) -> KeyRouter {
+        KeyRouter {
+            tx,
+            batch: (0..nshards).map(|_| Vec::new()).collect(),
+            pending: 0,
+            now: now_ms(),
+            drop_expired,
+            expired: 0,
+            read: 0,
+            key_delay,
+        }
+    }
+
+    fn event(&mut self, ev: RdbEvent) -> Result<(), RdbLoadError> {
         match ev {
             RdbEvent::Aux { key, value } => log_aux(&key, &value),
             RdbEvent::Entry(RdbEntry {
@@ -194,26 +285,22 @@ fn read_file(
                 expire_ms,
                 ..
             }) => {
-                read_keys += 1;
-                delay_key(key_delay, read_keys);
-                if expire_ms.is_some_and(|at| at < now) {
-                    expired += 1;
+                self.read += 1;
+                delay_key(self.key_delay, self.read);
+                if self.drop_expired && expire_ms.is_some_and(|at| at < self.now) {
+                    self.expired += 1;
                     return Ok(());
                 }
-                let owner = crate::slot::key_slot(&key) as usize % nshards;
-                batch[owner].push(Item {
+                let owner = crate::slot::key_slot(&key) as usize % self.batch.len();
+                self.batch[owner].push(Item {
                     db: db as usize,
                     key,
                     value,
                     expire_ms,
                 });
-                pending += 1;
-                if pending >= BATCH_KEYS * nshards {
-                    let full =
-                        std::mem::replace(&mut batch, (0..nshards).map(|_| Vec::new()).collect());
-                    pending = 0;
-                    tx.send(full)
-                        .map_err(|_| RdbLoadError::Sink("the shards stopped loading".into()))?;
+                self.pending += 1;
+                if self.pending >= BATCH_KEYS * self.batch.len() {
+                    self.flush()?;
                 }
             }
             RdbEvent::Function { .. } => {
@@ -224,12 +311,85 @@ fn read_file(
             RdbEvent::SelectDb { .. } | RdbEvent::ResizeDb { .. } => {}
         }
         Ok(())
-    };
-    let r = read_rdb(BufReader::with_capacity(1 << 20, counted), opts, &mut sink);
-    if r.is_ok() && pending > 0 {
-        let _ = tx.send(batch);
     }
-    r.map(|_| ReadSummary { expired })
+
+    /// Sends the keys gathered so far.
+    fn flush(&mut self) -> Result<(), RdbLoadError> {
+        if self.pending == 0 {
+            return Ok(());
+        }
+        let n = self.batch.len();
+        let full = std::mem::replace(&mut self.batch, (0..n).map(|_| Vec::new()).collect());
+        self.pending = 0;
+        self.tx
+            .send(LoadMsg::Keys(full))
+            .map_err(|_| RdbLoadError::Sink("the shards stopped loading".into()))
+    }
+}
+
+/// The reader thread for dump.rdb: expired keys are dropped, as a master does.
+fn read_file(
+    path: &Path,
+    opts: &RdbReadOptions,
+    progress: &LoadProgress,
+    mut router: KeyRouter,
+) -> Result<u64, RdbLoadError> {
+    let file = std::fs::File::open(path).map_err(RdbLoadError::Io)?;
+    let counted = Counted {
+        inner: file,
+        progress,
+    };
+    let mut sink = |ev: RdbEvent| router.event(ev);
+    read_rdb(BufReader::with_capacity(1 << 20, counted), opts, &mut sink)?;
+    router.flush()?;
+    Ok(router.expired)
+}
+
+/// Commands gathered before they are sent: about this many bytes at a time.
+const COMMAND_CHUNK: usize = 64 << 10;
+
+/// The AOF reader's sink: the base's keys through the router, the commands in chunks.
+struct AofLoadSink<'a> {
+    router: KeyRouter,
+    commands: Vec<u8>,
+    is_command: &'a dyn Fn(&[u8]) -> bool,
+}
+
+impl AofLoadSink<'_> {
+    fn flush_commands(&mut self) -> Result<(), AofError> {
+        if self.commands.is_empty() {
+            return Ok(());
+        }
+        let chunk = std::mem::take(&mut self.commands);
+        self.router
+            .tx
+            .send(LoadMsg::Commands(chunk))
+            .map_err(|_| AofError::Sink("the shards stopped loading".into()))
+    }
+}
+
+impl crate::rdb::file_reader::RdbSink for AofLoadSink<'_> {
+    fn event(&mut self, ev: RdbEvent) -> Result<(), RdbLoadError> {
+        self.router.event(ev)
+    }
+}
+
+impl AofSink for AofLoadSink<'_> {
+    fn command(&mut self, _file: &str, argv: Vec<Vec<u8>>) -> Result<(), AofError> {
+        self.router
+            .flush()
+            .map_err(|e| AofError::Sink(e.to_string()))?;
+        let args: Vec<&[u8]> = argv.iter().map(Vec::as_slice).collect();
+        crate::aof::encode_command(&mut self.commands, &args);
+        if self.commands.len() >= COMMAND_CHUNK {
+            self.flush_commands()?;
+        }
+        Ok(())
+    }
+
+    fn is_command(&mut self, name: &[u8]) -> bool {
+        (self.is_command)(name)
+    }
 }
 
 /// `key-load-delay`, Redis's testing knob: microseconds to sleep per key loaded; a negative
@@ -266,39 +426,61 @@ fn log_aux(key: &[u8], value: &[u8]) {
     }
 }
 
-#[derive(Default)]
-struct Inserted {
-    keys: u64,
+/// Runs commands read from an AOF, in order, as a client would (given by the layer that
+/// runs commands, at start-up).
+pub trait Replayer {
+    fn run<'a>(&'a mut self, commands: &'a [u8]) -> Pin<Box<dyn Future<Output = ()> + 'a>>;
 }
 
-/// Receives the reader's batches and has each shard insert its part (all shards at once).
-async fn insert_batches(shard: &Rc<Shard>, rx: Receiver<Vec<Vec<Item>>>) -> Inserted {
-    let mut inserted = Inserted::default();
+/// Makes the replaying client, and tells command names from others.
+#[derive(Clone, Copy)]
+pub struct Replay {
+    pub client: fn(Rc<Shard>) -> Box<dyn Replayer>,
+    pub is_command: fn(&[u8]) -> bool,
+}
+
+/// Takes the reader's messages in order: keys go to their shards (all shards at once),
+/// commands run through `replayer`. Returns the keys inserted.
+async fn consume(
+    shard: &Rc<Shard>,
+    rx: Receiver<LoadMsg>,
+    mut replayer: Option<Box<dyn Replayer>>,
+) -> u64 {
+    let mut keys = 0;
     loop {
-        let batch = match rx.try_recv() {
-            Ok(b) => b,
+        let msg = match rx.try_recv() {
+            Ok(m) => m,
             Err(TryRecvError::Empty) => {
                 // Only during start-up, with no clients to serve: a short poll is fine.
                 glommio::timer::sleep(Duration::from_micros(200)).await;
                 continue;
             }
-            Err(TryRecvError::Disconnected) => return inserted,
+            Err(TryRecvError::Disconnected) => return keys,
         };
-        let mut calls = Vec::new();
-        for (id, items) in batch.into_iter().enumerate() {
-            if items.is_empty() {
-                continue;
+        match msg {
+            LoadMsg::Keys(batch) => {
+                let mut calls = Vec::new();
+                for (id, items) in batch.into_iter().enumerate() {
+                    if items.is_empty() {
+                        continue;
+                    }
+                    keys += items.len() as u64;
+                    let shard = shard.clone();
+                    calls.push(glommio::spawn_local(async move {
+                        shard
+                            .call_data(id, move |_, d: &mut ShardData| insert(d, items))
+                            .await
+                    }));
+                }
+                for c in calls {
+                    c.await;
+                }
             }
-            inserted.keys += items.len() as u64;
-            let shard = shard.clone();
-            calls.push(glommio::spawn_local(async move {
-                shard
-                    .call_data(id, move |_, d: &mut ShardData| insert(d, items))
-                    .await
-            }));
-        }
-        for c in calls {
-            c.await;
+            LoadMsg::Commands(bytes) => {
+                if let Some(r) = replayer.as_mut() {
+                    r.run(&bytes).await;
+                }
+            }
         }
     }
 }

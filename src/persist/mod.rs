@@ -8,6 +8,8 @@
 //! serializes its slot tables in chunks the control core pulls, one at a time per shard, so
 //! the serializing is spread between client work and paced by the disk (`rdb_file`).
 
+mod aof;
+pub use aof::AofInfo;
 pub mod load;
 mod rdb_file;
 
@@ -51,6 +53,7 @@ pub struct Info {
     pub saves: u64,
     pub last_load_keys_loaded: u64,
     pub last_load_keys_expired: u64,
+    pub aof: aof::AofInfo,
     /// Keys serialized by the running snapshot, of how many.
     pub snapshot_keys: u64,
     pub snapshot_keys_total: u64,
@@ -63,6 +66,12 @@ pub struct Persist {
     rdb: RefCell<RdbState>,
     /// What the shards were last told about failed saves (`DiskGate::save_failed`).
     told_save_failed: Cell<bool>,
+    /// BGSAVE SCHEDULE (or a BGSAVE refused by a running rewrite) waits for its turn.
+    bgsave_scheduled: Cell<bool>,
+    /// Between a rewrite's task and the AOF writer task.
+    aof_mail: aof::WriterMailbox,
+    rewrite_started: RefCell<Option<Instant>>,
+    replay: load::Replay,
 }
 
 #[derive(Default)]
@@ -91,7 +100,8 @@ thread_local! {
 
 impl Persist {
     /// Sets up persistence on the control executor `shard` and starts the save-point cron.
-    pub fn start(shard: Rc<Shard>) -> Rc<Persist> {
+    /// `replay` runs an AOF's commands at start-up.
+    pub fn start(shard: Rc<Shard>, replay: load::Replay) -> Rc<Persist> {
         let p = Rc::new(Persist {
             rdb: RefCell::new(RdbState {
                 last_save_unix: shard.shared.started_unix,
@@ -101,17 +111,34 @@ impl Persist {
             }),
             shard,
             told_save_failed: Cell::new(false),
+            bgsave_scheduled: Cell::new(false),
+            aof_mail: Default::default(),
+            rewrite_started: RefCell::new(None),
+            replay,
+        });
+        p.set_aof_info(|i| {
+            i.last_rewrite_ok = true;
+            i.last_write_ok = true;
+            i.last_rewrite_time_sec = -1;
         });
         CURRENT.with(|c| *c.borrow_mut() = Some(p.clone()));
         glommio::spawn_local(p.clone().cron()).detach();
         p
     }
 
-    /// Loads `dbfilename` if it exists (the shards answer `-LOADING` meanwhile), then opens
-    /// the shards to commands. A file that cannot be loaded ends the process, as in Redis.
-    pub async fn load_at_start(&self) {
-        let path = load::rdb_path(&self.shard.shared.config());
-        if let Some(path) = path {
+    /// Loads the data (the AOF when `appendonly` is yes, else `dbfilename` if it exists;
+    /// the shards answer `-LOADING` meanwhile), opens the AOF, then opens the shards to
+    /// commands. A file that cannot be loaded ends the process, as in Redis.
+    pub async fn load_at_start(self: &Rc<Self>) {
+        let (appendonly, names) = {
+            let c = self.shard.shared.config();
+            (c.get_bool("appendonly"), aof::Names::from_config(&c))
+        };
+        let rdb_path = load::rdb_path(&self.shard.shared.config());
+        let mut writer = None;
+        if appendonly {
+            writer = Some(self.load_aof_at_start(names).await);
+        } else if let Some(path) = rdb_path {
             match load::load_rdb(&self.shard, &path).await {
                 Ok(l) => {
                     let mut r = self.rdb.borrow_mut();
@@ -124,20 +151,83 @@ impl Persist {
                 }
             }
         }
-        self.shard
-            .call_all(|s| {
-                let gate = s.disk_gate.get();
-                s.disk_gate.set(DiskGate {
-                    loading: false,
-                    ..gate
-                });
-            })
-            .await;
+        glommio::spawn_local(self.clone().aof_task(writer)).detach();
+        for to in 0..=self.shard.nshards {
+            self.shard
+                .call(to, |s| {
+                    let gate = s.disk_gate.get();
+                    s.disk_gate.set(DiskGate {
+                        loading: false,
+                        ..gate
+                    });
+                })
+                .await;
+        }
         self.shard
             .shared
             .load_progress
             .loading
             .store(false, Ordering::Relaxed);
+    }
+
+    /// `appendonly yes` at start-up: loads what the manifest lists (nothing without one:
+    /// Redis then starts empty, whatever dump.rdb holds), makes a base if there is none,
+    /// and opens the AOF for writing. Any failure ends the process.
+    async fn load_aof_at_start(&self, names: aof::Names) -> aof::Writer {
+        let fail = |e: String| -> ! {
+            eprintln!("{e}");
+            std::process::exit(1)
+        };
+        let mut manifest = match crate::aof::manifest::read_manifest(&names.dir, &names.filename) {
+            Ok(m) => m.unwrap_or_default(),
+            Err(e) => fail(e.to_string()),
+        };
+        if !manifest.is_empty() {
+            // The control executor runs the replayed commands: let it.
+            let gate = self.shard.disk_gate.get();
+            self.shard.disk_gate.set(DiskGate {
+                loading: false,
+                ..gate
+            });
+            match load::load_aof(&self.shard, &names, &manifest, self.replay).await {
+                Ok((keys, _commands)) => self.rdb.borrow_mut().keys_loaded = keys,
+                Err(e) => fail(e),
+            }
+        }
+        if manifest.base.is_none() && manifest.incr.is_empty() {
+            if let Err(e) = aof::write_empty_base(&names, &mut manifest) {
+                fail(e);
+            }
+        }
+        aof::Writer::open(names, manifest).unwrap_or_else(|e| fail(e))
+    }
+
+    /// The AOF's INFO fields as of now (the running rewrite's age).
+    fn aof_info_now(&self) -> aof::AofInfo {
+        let mut info = self.aof_mail.info.get();
+        info.current_rewrite_time_sec = self
+            .rewrite_started
+            .borrow()
+            .map_or(-1, |t| t.elapsed().as_secs() as i64);
+        info
+    }
+
+    /// Has the AOF writer append and sync everything recorded so far (before an exit).
+    async fn flush_aof(&self) {
+        if !self.aof_mail.info.get().enabled {
+            return;
+        }
+        let upto = crate::shard::journal::now_stamp();
+        self.aof_mail.final_sync.set(true);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while self.aof_mail.written.get() < upto && Instant::now() < deadline {
+            glommio::timer::sleep(Duration::from_millis(1)).await;
+        }
+    }
+
+    /// Whether a snapshot runs (a save or an AOF rewrite: one at a time).
+    fn snapshot_busy(&self) -> bool {
+        self.rdb.borrow().in_progress || self.aof_mail.info.get().rewrite_in_progress
     }
 
     /// SIGTERM/SIGINT: shut down as Redis does, saving if save points are configured. If
@@ -212,7 +302,19 @@ impl Persist {
                 .load_progress
                 .loading
                 .load(Ordering::Relaxed);
-            if points.is_empty() || loading || self.rdb.borrow().in_progress {
+            if loading || self.snapshot_busy() {
+                continue;
+            }
+            let info = self.aof_mail.info.get();
+            if info.rewrite_scheduled && info.enabled {
+                self.start_rewrite();
+                continue;
+            }
+            if self.bgsave_scheduled.take() {
+                let _ = self.clone().start_save(SaveKind::Background);
+                continue;
+            }
+            if points.is_empty() {
                 continue;
             }
             let dirty = self.dirty_total().await;
@@ -241,6 +343,9 @@ impl Persist {
         self: Rc<Self>,
         kind: SaveKind,
     ) -> Result<glommio::task::JoinHandle<Result<(), String>>, Error> {
+        if self.aof_mail.info.get().rewrite_in_progress {
+            return Err(Error::msg("Another child process is active (AOF?): can't BGSAVE right now. Use BGSAVE SCHEDULE in order to schedule a BGSAVE whenever possible."));
+        }
         {
             let mut r = self.rdb.borrow_mut();
             if r.in_progress {
@@ -271,8 +376,12 @@ impl Persist {
         Ok(task)
     }
 
-    /// A save the caller waits for (SAVE, SHUTDOWN, FLUSHALL, DEBUG RELOAD).
+    /// A save the caller waits for (SAVE, SHUTDOWN, FLUSHALL, DEBUG RELOAD). A running AOF
+    /// rewrite holds the snapshot: the save waits for it to end.
     async fn save_now(self: &Rc<Self>) -> Result<(), Error> {
+        while self.aof_mail.info.get().rewrite_in_progress {
+            glommio::timer::sleep(Duration::from_millis(1)).await;
+        }
         let task = self.clone().start_save(SaveKind::Foreground)?;
         match task.await {
             Some(Ok(())) => Ok(()),
@@ -302,7 +411,8 @@ impl Persist {
         let cut = rdb_file::cut(&self.shard, format).await;
         self.rdb.borrow_mut().snapshot_keys_total =
             cut.counts.iter().flatten().map(|c| c.keys).sum();
-        rdb_file::write(&self.shard, &cut, &cfg, |keys, bytes| {
+        let target = rdb_file::Target::dump(&cfg);
+        rdb_file::write(&self.shard, &cut, &cfg, &target, |keys, bytes| {
             let mut r = self.rdb.borrow_mut();
             r.snapshot_keys += keys;
             r.snapshot_bytes += bytes;
@@ -358,6 +468,7 @@ impl Persist {
             saves: r.saves,
             last_load_keys_loaded: r.keys_loaded,
             last_load_keys_expired: r.keys_expired,
+            aof: self.aof_info_now(),
             snapshot_keys: r.snapshot_keys,
             snapshot_keys_total: r.snapshot_keys_total,
             snapshot_bytes: r.snapshot_bytes,
@@ -406,10 +517,47 @@ where
         .await
 }
 
-/// BGSAVE: starts a background save.
-pub async fn bgsave(shard: &Rc<Shard>) -> Result<(), Error> {
+/// What BGSAVE and BGREWRITEAOF did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Started {
+    Now,
+    Scheduled,
+}
+
+/// BGSAVE [SCHEDULE]: starts a background save, or schedules it (with SCHEDULE) while an
+/// AOF rewrite holds the snapshot.
+pub async fn bgsave(shard: &Rc<Shard>, schedule: bool) -> Result<Started, Error> {
+    on_control(shard, move |p| async move {
+        let rewriting = p.aof_mail.info.get().rewrite_in_progress;
+        if schedule && rewriting && !p.rdb.borrow().in_progress {
+            p.bgsave_scheduled.set(true);
+            return Ok(Started::Scheduled);
+        }
+        p.start_save(SaveKind::Background).map(|_| Started::Now)
+    })
+    .await
+}
+
+/// BGREWRITEAOF: starts a rewrite, or schedules it while a save runs.
+pub async fn bgrewriteaof(shard: &Rc<Shard>) -> Result<Started, Error> {
     on_control(shard, |p| async move {
-        p.start_save(SaveKind::Background).map(|_| ())
+        let info = p.aof_mail.info.get();
+        if info.rewrite_in_progress {
+            return Err(Error::msg(
+                "Background append only file rewriting already in progress",
+            ));
+        }
+        if !info.enabled {
+            // Redis also rewrites with the AOF off (a base and a manifest on their own);
+            // here a rewrite is the open AOF's, so it needs the AOF on.
+            return Err(Error::msg("BGREWRITEAOF needs appendonly yes in redcell"));
+        }
+        if p.rdb.borrow().in_progress {
+            p.set_aof_info(|i| i.rewrite_scheduled = true);
+            return Ok(Started::Scheduled);
+        }
+        p.start_rewrite();
+        Ok(Started::Now)
     })
     .await
 }
@@ -467,6 +615,7 @@ pub async fn shutdown(shard: &Rc<Shard>, mode: ShutdownSave, force: bool) -> Err
                 eprintln!("Error trying to save the DB, exiting anyway.");
             }
         }
+        p.flush_aof().await;
         // A cluster change answered just before must still reach nodes.conf.
         crate::cluster::nodes_conf::flush(Duration::from_secs(2));
         eprintln!("redcell is now ready to exit, bye bye...");

@@ -50,6 +50,9 @@ impl FileConfig {
 
 /// What the cut found: the instant every shard's snapshot began.
 pub struct Cut {
+    /// Journal stamps up to this one were taken before the cut, later ones after it (an
+    /// AOF rewrite switches incr files there).
+    pub stamp: u64,
     /// Changes summed over the shards up to the cut: what the file will cover.
     pub dirty: u64,
     /// Unix seconds of the cut (the file's `ctime`).
@@ -64,8 +67,9 @@ pub struct Cut {
 pub async fn cut(shard: &Rc<Shard>, format: SnapshotFormat) -> Cut {
     let mut held = Held::acquire(shard, &ShardSet::all(shard.nshards)).await;
     // Every later write is stamped after the cut, whichever shard it runs on.
-    let stamp = held.clock();
-    held.set_clock(stamp);
+    let clock = held.clock();
+    held.set_clock(clock);
+    let stamp = crate::shard::journal::now_stamp().max(clock);
     let dirty = shard
         .call_all(|s| s.stats.borrow().dirty)
         .await
@@ -79,6 +83,7 @@ pub async fn cut(shard: &Rc<Shard>, format: SnapshotFormat) -> Cut {
         .collect();
     held.release();
     Cut {
+        stamp,
         dirty,
         ctime: format.now_ms / 1000,
         counts,
@@ -139,20 +144,40 @@ async fn off_executor<T: Send + 'static>(
         .await
 }
 
-/// Writes the snapshot `cut` started to `cfg.path`, pulling each shard's chunks in file
+/// Where a snapshot goes: written as `tmp`, renamed to `path` once whole.
+pub struct Target {
+    pub tmp: PathBuf,
+    pub path: PathBuf,
+    /// The file is an AOF base (aux field `aof-base` 1).
+    pub aof_base: bool,
+}
+
+impl Target {
+    /// `dbfilename`, through `temp-<pid>.rdb` as Redis names it.
+    pub fn dump(cfg: &FileConfig) -> Target {
+        Target {
+            tmp: PathBuf::from(format!("temp-{}.rdb", std::process::id())),
+            path: cfg.path.clone(),
+            aof_base: false,
+        }
+    }
+}
+
+/// Writes the snapshot `cut` started to `target`, pulling each shard's chunks in file
 /// order (database by database, shard by shard). `progress(keys, bytes)` is told after each
 /// chunk. Returns the file's size.
 pub async fn write(
     shard: &Rc<Shard>,
     cut: &Cut,
     cfg: &FileConfig,
+    target: &Target,
     mut progress: impl FnMut(u64, u64),
 ) -> Result<u64, SaveError> {
-    let tmp = format!("temp-{}.rdb", std::process::id());
-    let result = write_tmp(shard, cut, cfg, &tmp, &mut progress).await;
+    let tmp = &target.tmp;
+    let result = write_tmp(shard, cut, cfg, target, &mut progress).await;
     let result = match result {
         Ok(size) => {
-            let (tmp, path) = (PathBuf::from(&tmp), cfg.path.clone());
+            let (tmp, path) = (tmp.clone(), target.path.clone());
             glommio::executor()
                 .spawn_blocking(move || publish(&tmp, &path).map(|()| size))
                 .await
@@ -162,7 +187,7 @@ pub async fn write(
     };
     if result.is_err() {
         abort(shard).await;
-        let _ = std::fs::remove_file(&tmp);
+        let _ = std::fs::remove_file(tmp);
     }
     result
 }
@@ -171,11 +196,12 @@ async fn write_tmp(
     shard: &Rc<Shard>,
     cut: &Cut,
     cfg: &FileConfig,
-    tmp: &str,
+    target: &Target,
     progress: &mut impl FnMut(u64, u64),
 ) -> Result<u64, SaveError> {
+    let tmp = &target.tmp;
     let opened = {
-        let (tmp, options) = (tmp.to_string(), cfg.options);
+        let (tmp, options) = (tmp.clone(), cfg.options);
         glommio::executor()
             .spawn_blocking(move || {
                 let file = File::create(&tmp)?;
@@ -184,10 +210,13 @@ async fn write_tmp(
             .await
     };
     let mut w = opened.map_err(|cause| SaveError::Open {
-        tmp: tmp.to_string(),
+        tmp: tmp.display().to_string(),
         cause,
     })?;
-    let aux = AuxFields::new(cut.ctime, crate::util::mem::rss_bytes());
+    let aux = AuxFields {
+        aof_base: target.aof_base,
+        ..AuxFields::new(cut.ctime, crate::util::mem::rss_bytes())
+    };
     let (back, r) = off_executor(w, move |w| w.write_aux_fields(&aux)).await;
     w = back;
     r.map_err(SaveError::Write)?;

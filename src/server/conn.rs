@@ -327,6 +327,9 @@ pub async fn serve(shard: Rc<Shard>, mut stream: TcpStream, meta: Rc<ClientMeta>
         conn.meta.last_interaction_ms.set(conn.now);
         dec.max_bulk = shard.settings.borrow().proto_max_bulk_len;
         need = process_batch(&mut conn, &mut batch, &mut dec, &mut rbuf).await;
+        if conn.wait_for_aof {
+            wait_for_aof(&mut conn).await;
+        }
         conn.meta.qbuf.set(rbuf.end - rbuf.start);
         if let Some(sub) = &conn.sub {
             sub.drain_into(&mut conn.out.buf);
@@ -354,6 +357,19 @@ pub async fn serve(shard: Rc<Shard>, mut stream: TcpStream, meta: Rc<ClientMeta>
     // connection, which a CLIENT KILL must not hit.
     shard.clients.borrow_mut().remove(&conn.id());
     let _ = stream.close().await;
+}
+
+/// `appendfsync always`: the batch's writes are answered once the AOF has them on disk.
+/// Every journal entry of the batch is stamped before now, and the AOF writer publishes
+/// the stamp up to which it has written and synced.
+#[cold]
+async fn wait_for_aof(conn: &mut Conn) {
+    conn.wait_for_aof = false;
+    let upto = crate::shard::journal::now_stamp();
+    let durable = &conn.shard.shared.aof_durable;
+    while durable.load(std::sync::atomic::Ordering::Acquire) < upto {
+        glommio::timer::sleep(std::time::Duration::from_micros(50)).await;
+    }
 }
 
 /// Writes the output buffer, if any; false when the connection is gone. While a subscriber's
@@ -516,6 +532,11 @@ pub async fn dispatch(conn: &mut Conn, batch: &mut Batch, args: Args<'_>, raw: O
             refuse(conn, Some(idx), &e);
             return;
         }
+        // EXEC is neither, but runs the queued writes (conn.multi is still set then).
+        if gate.aof_always && (spec.has(flag::WRITE | flag::MAY_REPLICATE) || conn.multi.is_some())
+        {
+            conn.wait_for_aof = true;
+        }
     }
     if let Some(multi) = conn.multi.as_mut() {
         if !spec.has(flag::NOT_QUEUED) {
@@ -667,4 +688,68 @@ async fn save_after_flushall(conn: &mut Conn, batch: &mut Batch) {
     conn.shard.save_after_flushall.set(false);
     batch.flush(conn).await;
     crate::persist::save_after_flushall(&conn.shard).await;
+}
+
+/// Runs an AOF's commands at start-up as one client would, on the control executor: its
+/// database and its MULTI carry over from chunk to chunk. Replies are dropped, as Redis's
+/// loading client drops them.
+struct AofReplay {
+    conn: Conn,
+    batch: Batch,
+    dec: Decoder,
+}
+
+impl crate::persist::load::Replayer for AofReplay {
+    fn run<'a>(
+        &'a mut self,
+        commands: &'a [u8],
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + 'a>> {
+        Box::pin(async move {
+            let mut rbuf = ReadBuf {
+                data: commands.to_vec(),
+                start: 0,
+                end: commands.len(),
+            };
+            self.conn.now = now_ms();
+            process_batch(&mut self.conn, &mut self.batch, &mut self.dec, &mut rbuf).await;
+            self.conn.out.buf.clear();
+            self.conn.close_after_reply = false;
+        })
+    }
+}
+
+/// The AOF replay the persistence layer runs at start-up.
+pub fn aof_replay() -> crate::persist::load::Replay {
+    crate::persist::load::Replay {
+        client: |shard| {
+            let meta = Rc::new(ClientMeta {
+                id: 0,
+                fd: -1,
+                addr: String::new(),
+                laddr: String::new(),
+                created_ms: now_ms(),
+                name: Default::default(),
+                lib_name: Default::default(),
+                lib_ver: Default::default(),
+                last_cmd: std::cell::Cell::new("NULL"),
+                last_interaction_ms: std::cell::Cell::new(now_ms()),
+                resp: std::cell::Cell::new(2),
+                qbuf: std::cell::Cell::new(0),
+                killed: std::cell::Cell::new(false),
+                no_evict: std::cell::Cell::new(false),
+                sub: Default::default(),
+                psub: Default::default(),
+                ssub: Default::default(),
+            });
+            let max_bulk = shard.settings.borrow().proto_max_bulk_len;
+            let mut conn = Conn::new(shard.clone(), meta);
+            conn.authed = true;
+            Box::new(AofReplay {
+                conn,
+                batch: Batch::new(shard.nshards),
+                dec: Decoder::new(max_bulk),
+            })
+        },
+        is_command: |name| cmd::table().lookup(name).is_some(),
+    }
 }

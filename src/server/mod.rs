@@ -172,7 +172,7 @@ fn spawn_executor(
                             }
                         }
                     }
-                    let persist = crate::persist::Persist::start(shard.clone());
+                    let persist = crate::persist::Persist::start(shard.clone(), conn::aof_replay());
                     shared.control_ready.store(true, Ordering::Release);
                     let _ = ready_tx.send(Ok(()));
                     persist.load_at_start().await;

@@ -31,6 +31,8 @@ pub struct Conn {
     pub sub: Option<Rc<Subscriber>>,
     /// The selected database (SELECT).
     pub db: usize,
+    /// A write ran under `appendfsync always`: the replies wait for the AOF to sync it.
+    pub wait_for_aof: bool,
     /// Inside MULTI: the commands queued for EXEC.
     pub multi: Option<MultiState>,
     /// The keys this client WATCHes, if any.
@@ -78,6 +80,7 @@ impl Conn {
             now: now_ms(),
             sub: None,
             db: 0,
+            wait_for_aof: false,
             multi: None,
             watch: None,
             held: None,

@@ -65,8 +65,10 @@ pub struct Journal {
     last_stamp: u64,
 }
 
-/// Nanoseconds of the monotonic clock since the process started: the same clock on every core.
-fn monotonic_ns() -> u64 {
+/// Nanoseconds of the monotonic clock since the process started: the same clock on every
+/// core. Every stamp taken later is above it: a journal reader that read a core's journal
+/// and then this clock there has all of that core's entries up to it (its watermark).
+pub fn now_stamp() -> u64 {
     static START: OnceLock<Instant> = OnceLock::new();
     START.get_or_init(Instant::now).elapsed().as_nanos() as u64
 }
@@ -74,7 +76,7 @@ fn monotonic_ns() -> u64 {
 impl Journal {
     /// A stamp for a unit that held data last stamped `floor` (0: none).
     pub fn next_stamp(&mut self, floor: u64) -> u64 {
-        let stamp = monotonic_ns().max(self.last_stamp + 1).max(floor + 1);
+        let stamp = now_stamp().max(self.last_stamp + 1).max(floor + 1);
         self.last_stamp = stamp;
         stamp
     }

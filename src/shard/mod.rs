@@ -71,6 +71,8 @@ pub struct Shared {
     /// SIGTERM or SIGINT received and not yet acted on (0: none); the control core's
     /// persistence cron shuts down.
     pub shutdown_signal: std::sync::atomic::AtomicI32,
+    /// Journal stamps up to this one are in the AOF and synced (`appendfsync always`).
+    pub aof_durable: AtomicU64,
 }
 
 /// How far loading the data file at start-up has come, readable from any core.
@@ -90,6 +92,9 @@ pub struct DiskGate {
     pub loading: bool,
     /// A background save failed under `stop-writes-on-bgsave-error`: writes get `-MISCONF`.
     pub save_failed: bool,
+    /// `appendfsync always`: a reply to a write waits until the AOF has it on disk
+    /// (`Shared::aof_durable`).
+    pub aof_always: bool,
 }
 
 /// Calls from the shard layer up into the command layer, installed at start-up
@@ -139,6 +144,7 @@ impl Shared {
             upcalls: Upcalls::default(),
             load_progress: Default::default(),
             shutdown_signal: Default::default(),
+            aof_durable: AtomicU64::new(u64::MAX),
         }
     }
 
@@ -381,6 +387,7 @@ impl Shard {
                     .loading
                     .load(std::sync::atomic::Ordering::Relaxed),
                 save_failed: false,
+                aof_always: false,
             }),
             save_after_flushall: Cell::new(false),
             shared,

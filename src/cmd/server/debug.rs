@@ -75,6 +75,12 @@ pub fn debug<'a>(c: &'a mut Conn, a: Args<'a>) -> BoxFuture<'a> {
 /// DEBUG JOURNAL ON|OFF|READ (see the module doc).
 async fn journal(c: &mut Conn, what: &[u8]) -> CmdResult {
     let shared = c.shard.shared.clone();
+    // The AOF writer drains the same journals.
+    if shared.config().get_bool("appendonly") {
+        return Err(Error::msg(
+            "DEBUG JOURNAL is not available while appendonly is yes",
+        ));
+    }
     if what.eq_ignore_ascii_case(b"on") || what.eq_ignore_ascii_case(b"off") {
         let on = what.eq_ignore_ascii_case(b"on");
         for to in 0..=c.shard.nshards {

@@ -288,19 +288,29 @@ fn persistence(s: &Snapshot, out: &mut String) {
         "rdb_last_cow_size:0";
         "rdb_last_load_keys_expired:{}", p.last_load_keys_expired;
         "rdb_last_load_keys_loaded:{}", p.last_load_keys_loaded;
-        "aof_enabled:0";
-        "aof_rewrite_in_progress:0";
-        "aof_rewrite_scheduled:0";
-        "aof_last_rewrite_time_sec:-1";
-        "aof_current_rewrite_time_sec:-1";
-        "aof_last_bgrewrite_status:ok";
-        "aof_rewrites:0";
+        "aof_enabled:{}", u8::from(p.aof.enabled);
+        "aof_rewrite_in_progress:{}", u8::from(p.aof.rewrite_in_progress);
+        "aof_rewrite_scheduled:{}", u8::from(p.aof.rewrite_scheduled);
+        "aof_last_rewrite_time_sec:{}", p.aof.last_rewrite_time_sec;
+        "aof_current_rewrite_time_sec:{}", p.aof.current_rewrite_time_sec;
+        "aof_last_bgrewrite_status:{}", if p.aof.last_rewrite_ok { "ok" } else { "err" };
+        "aof_rewrites:{}", p.aof.rewrites;
         "aof_rewrites_consecutive_failures:0";
-        "aof_last_write_status:ok";
+        "aof_last_write_status:{}", if p.aof.last_write_ok { "ok" } else { "err" };
         "aof_last_cow_size:0";
         "module_fork_in_progress:0";
         "module_fork_last_cow_size:0";
     );
+    if p.aof.enabled {
+        lines!(out,
+            "aof_current_size:{}", p.aof.current_size;
+            "aof_base_size:{}", p.aof.base_size;
+            "aof_pending_rewrite:{}", u8::from(p.aof.rewrite_scheduled);
+            "aof_buffer_length:0";
+            "aof_pending_bio_fsync:0";
+            "aof_delayed_fsync:0";
+        );
+    }
     if p.loading {
         lines!(out,
             "loading_start_time:{}", p.loading_start_time;

@@ -1,0 +1,589 @@
+//! The append-only file (`appendonly yes`), Redis 7.0's multi-part layout: the control core
+//! drains every core's journal, merges the entries in stamp order up to the lowest
+//! watermark the cores report, and appends them to the current incr file with the SELECTs
+//! Redis writes; `appendfsync` says when it is synced. A rewrite (BGREWRITEAOF, the
+//! automatic one, or turning the AOF on) takes a snapshot cut: entries stamped before it go
+//! to the old incr file, later ones to a new one, and the snapshot becomes the new base.
+//!
+//! Why the merged order is one clients could have seen: a core's entries carry increasing
+//! stamps, and a unit that used data another unit wrote is stamped after it (the Lamport
+//! clock in `shard::journal`). A core's watermark is its clock read after its journal was
+//! drained, so every entry it records later is stamped above it; writing only entries at
+//! or below the lowest watermark never writes an entry before one stamped lower.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::aof::manifest::{self, AofManifest};
+use crate::config::Config;
+use crate::shard::journal::{self, Entry};
+use crate::shard::Shard;
+use crate::util::time::now_ms;
+
+/// How often the writer drains the journals.
+const DRAIN_INTERVAL: Duration = Duration::from_micros(500);
+
+/// `appendfsync`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fsync {
+    Always,
+    EverySec,
+    No,
+}
+
+impl Fsync {
+    pub fn from_config(config: &Config) -> Fsync {
+        match config.get("appendfsync") {
+            "always" => Fsync::Always,
+            "no" => Fsync::No,
+            _ => Fsync::EverySec,
+        }
+    }
+}
+
+/// The AOF's names: `appenddirname` (in `dir`) and `appendfilename`.
+#[derive(Clone, Debug)]
+pub struct Names {
+    pub dir: PathBuf,
+    pub filename: String,
+}
+
+impl Names {
+    pub fn from_config(config: &Config) -> Names {
+        Names {
+            dir: PathBuf::from(config.get("appenddirname")),
+            filename: config.get("appendfilename").to_string(),
+        }
+    }
+
+    fn path(&self, name: &[u8]) -> PathBuf {
+        self.dir.join(String::from_utf8_lossy(name).as_ref())
+    }
+}
+
+/// The open AOF: where entries go now.
+pub struct Writer {
+    pub names: Names,
+    pub manifest: AofManifest,
+    incr: Arc<File>,
+    /// Entries drained but stamped above the lowest watermark yet.
+    pending: Vec<Entry>,
+    /// The stream's database in the incr file (None: the next entry gets a SELECT).
+    stream_db: Option<u32>,
+    /// A rewrite's cut: entries stamped after it go to a new incr file.
+    switch_at: Option<u64>,
+    last_fsync: Instant,
+    /// Bytes in the incr files and the base (INFO `aof_current_size`, `aof_base_size`).
+    pub current_size: u64,
+    pub base_size: u64,
+    /// The size when the last rewrite ended (auto-aof-rewrite-percentage's reference).
+    pub rewrite_base_size: u64,
+    last_ts: i64,
+    /// Entries up to this stamp are in the file (and synced, with `always`).
+    pub durable: u64,
+}
+
+/// Why the AOF could not be written.
+pub type AofIoError = String;
+
+fn io_err(what: &str, path: &Path, e: std::io::Error) -> AofIoError {
+    format!("{what} {}: {e}", path.display())
+}
+
+impl Writer {
+    /// Opens the AOF in `names.dir` as `manifest` describes it (creating the directory and
+    /// a new incr file when there is none), and writes the manifest.
+    pub fn open(names: Names, mut manifest: AofManifest) -> Result<Writer, AofIoError> {
+        std::fs::create_dir_all(&names.dir)
+            .map_err(|e| io_err("Can't open or create append-only dir", &names.dir, e))?;
+        let incr_name = manifest.last_incr_file(&names.filename);
+        let path = names.path(&incr_name);
+        let incr = OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(&path)
+            .map_err(|e| io_err("Can't open the append-only file", &path, e))?;
+        manifest::write_manifest(&names.dir, &names.filename, &manifest)
+            .map_err(|e| io_err("Can't persist the AOF manifest in", &names.dir, e))?;
+        let size_of = |name: &[u8]| std::fs::metadata(names.path(name)).map_or(0, |m| m.len());
+        let base_size = manifest.base.as_ref().map_or(0, |b| size_of(&b.name));
+        let current_size = base_size + manifest.incr.iter().map(|i| size_of(&i.name)).sum::<u64>();
+        Ok(Writer {
+            names,
+            manifest,
+            incr: Arc::new(incr),
+            pending: Vec::new(),
+            stream_db: None,
+            switch_at: None,
+            last_fsync: Instant::now(),
+            current_size,
+            base_size,
+            rewrite_base_size: current_size,
+            last_ts: 0,
+            durable: 0,
+        })
+    }
+
+    /// Entries after `stamp` go to a new incr file (a rewrite's cut).
+    pub fn switch_after(&mut self, stamp: u64) {
+        self.switch_at = Some(stamp);
+    }
+
+    /// Takes new entries (drained with watermark `watermark`), writes those at or below it,
+    /// switching incr files at a pending cut, and syncs as `fsync` says. Runs the file I/O
+    /// off the executor.
+    pub async fn append(
+        &mut self,
+        mut entries: Vec<Entry>,
+        watermark: u64,
+        fsync: Fsync,
+        timestamps: bool,
+    ) -> Result<(), AofIoError> {
+        self.pending.append(&mut entries);
+        self.pending.sort_by_key(|e| e.stamp);
+        let ready = self.pending.partition_point(|e| e.stamp <= watermark);
+        let mut batch: Vec<Entry> = self.pending.drain(..ready).collect();
+        if let Some(cut) = self.switch_at {
+            if watermark >= cut {
+                let after = batch.partition_point(|e| e.stamp <= cut);
+                let later = batch.split_off(after);
+                self.write(&batch, Fsync::Always, timestamps).await?;
+                self.open_next_incr()?;
+                batch = later;
+            }
+        }
+        self.write(&batch, fsync, timestamps).await?;
+        self.durable = self.durable.max(watermark);
+        Ok(())
+    }
+
+    async fn write(
+        &mut self,
+        batch: &[Entry],
+        fsync: Fsync,
+        timestamps: bool,
+    ) -> Result<(), AofIoError> {
+        let mut buf = Vec::new();
+        if !batch.is_empty() {
+            let now = now_ms() / 1000;
+            if timestamps && now > self.last_ts {
+                self.last_ts = now;
+                buf.extend_from_slice(format!("#TS:{now}\r\n").as_bytes());
+            }
+            journal::render(batch, &mut self.stream_db, &mut buf);
+        }
+        let sync = match fsync {
+            Fsync::Always => !buf.is_empty(),
+            Fsync::EverySec => self.last_fsync.elapsed() >= Duration::from_secs(1),
+            Fsync::No => false,
+        };
+        if buf.is_empty() && !sync {
+            return Ok(());
+        }
+        let file = self.incr.clone();
+        let len = buf.len() as u64;
+        let r = glommio::executor()
+            .spawn_blocking(move || -> std::io::Result<()> {
+                (&*file).write_all(&buf)?;
+                if sync {
+                    file.sync_data()?;
+                }
+                Ok(())
+            })
+            .await;
+        r.map_err(|e| format!("Error writing to the AOF file: {e}"))?;
+        if sync {
+            self.last_fsync = Instant::now();
+        }
+        self.current_size += len;
+        Ok(())
+    }
+
+    /// Starts a new incr file (a rewrite began) and records it in the manifest.
+    fn open_next_incr(&mut self) -> Result<(), AofIoError> {
+        self.switch_at = None;
+        let name = self.manifest.new_incr_file(&self.names.filename);
+        let path = self.names.path(&name);
+        let incr = OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(&path)
+            .map_err(|e| io_err("Can't open the append-only file", &path, e))?;
+        manifest::write_manifest(&self.names.dir, &self.names.filename, &self.manifest)
+            .map_err(|e| io_err("Can't persist the AOF manifest in", &self.names.dir, e))?;
+        self.incr = Arc::new(incr);
+        self.stream_db = None;
+        Ok(())
+    }
+
+    /// Whether a rewrite's switch to a new incr file is still to come.
+    pub fn switch_pending(&self) -> bool {
+        self.switch_at.is_some()
+    }
+
+    /// A rewrite's base is written as `written`: it becomes the base, the incr files before
+    /// the cut become history and are deleted (`backgroundRewriteDoneHandler`).
+    pub fn install_base(&mut self, written: &Path, size: u64) -> Result<(), AofIoError> {
+        let name = self.manifest.new_base_file(&self.names.filename, true);
+        let path = self.names.path(&name);
+        std::fs::rename(written, &path).map_err(|e| {
+            io_err(
+                "Error trying to rename the temporary AOF base file to",
+                &path,
+                e,
+            )
+        })?;
+        self.manifest.mark_rewritten_incr_as_history(true);
+        manifest::write_manifest(&self.names.dir, &self.names.filename, &self.manifest)
+            .map_err(|e| io_err("Can't persist the AOF manifest in", &self.names.dir, e))?;
+        for old in self.manifest.take_history() {
+            let _ = std::fs::remove_file(old.path_in(&self.names.dir));
+        }
+        // Written again without the history files (`aofDelHistoryFiles`).
+        manifest::write_manifest(&self.names.dir, &self.names.filename, &self.manifest)
+            .map_err(|e| io_err("Can't persist the AOF manifest in", &self.names.dir, e))?;
+        let incr = self
+            .manifest
+            .incr
+            .iter()
+            .map(|i| std::fs::metadata(self.names.path(&i.name)).map_or(0, |m| m.len()))
+            .sum::<u64>();
+        self.base_size = size;
+        self.current_size = size + incr;
+        self.rewrite_base_size = self.current_size;
+        Ok(())
+    }
+}
+
+/// Drains every executor's journal; the entries and the lowest watermark.
+pub async fn drain(shard: &Rc<Shard>) -> (Vec<Entry>, u64) {
+    let parts = shard
+        .call_all(|s| {
+            let entries = s.journal.borrow_mut().drain();
+            (entries, journal::now_stamp())
+        })
+        .await;
+    let mut entries = shard.journal.borrow_mut().drain();
+    let mut watermark = journal::now_stamp();
+    for (mut e, w) in parts {
+        entries.append(&mut e);
+        watermark = watermark.min(w);
+    }
+    (entries, watermark)
+}
+
+/// Turns journal recording on or off on every executor; tells the shards whether replies
+/// to writes wait for the AOF (`appendfsync always`).
+pub async fn set_recording(shard: &Rc<Shard>, on: bool, always: bool) {
+    for to in 0..=shard.nshards {
+        shard
+            .call(to, move |s| {
+                s.recording.set(on);
+                let gate = s.disk_gate.get();
+                s.disk_gate.set(crate::shard::DiskGate {
+                    aof_always: on && always,
+                    ..gate
+                });
+            })
+            .await;
+    }
+    if !on {
+        shard.shared.aof_durable.store(u64::MAX, Ordering::Release);
+    }
+}
+
+/// What INFO shows of the AOF, kept current by the writer task.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct AofInfo {
+    pub enabled: bool,
+    pub current_size: u64,
+    pub base_size: u64,
+    pub rewrite_in_progress: bool,
+    pub rewrite_scheduled: bool,
+    pub last_rewrite_ok: bool,
+    pub last_rewrite_time_sec: i64,
+    pub current_rewrite_time_sec: i64,
+    pub rewrites: u64,
+    pub last_write_ok: bool,
+}
+
+/// Requests from rewrites (and the switch's outcome) to the writer task, which alone owns
+/// the open `Writer`.
+#[derive(Default)]
+pub struct WriterMailbox {
+    /// A rewrite's cut: switch incr files after this stamp.
+    pub cut: std::cell::Cell<Option<u64>>,
+    /// The switch for the last cut happened.
+    pub switched: std::cell::Cell<bool>,
+    /// A rewrite's base is written (where, and its size): install it.
+    pub base_ready: std::cell::RefCell<Option<(PathBuf, u64)>>,
+    /// The outcome of installing it.
+    pub installed: std::cell::RefCell<Option<Result<(), AofIoError>>>,
+    pub info: std::cell::Cell<AofInfo>,
+    /// Sync the next append whatever `appendfsync` says (shutdown).
+    pub final_sync: std::cell::Cell<bool>,
+    /// Entries up to this stamp were appended (and synced, if `final_sync` was set).
+    pub written: std::cell::Cell<u64>,
+}
+
+/// Writes an empty base (`aof-base` 1, no keys) where `writer` will look for one: the AOF's
+/// start on an empty dataset, as Redis makes it at start-up.
+pub fn write_empty_base(names: &Names, manifest: &mut AofManifest) -> Result<(), AofIoError> {
+    use crate::rdb::file_writer::{AuxFields, RdbFileWriter, RdbWriteOptions};
+    std::fs::create_dir_all(&names.dir)
+        .map_err(|e| io_err("Can't open or create append-only dir", &names.dir, e))?;
+    let name = manifest.new_base_file(&names.filename, true);
+    let path = names.path(&name);
+    let write = || -> std::io::Result<()> {
+        let mut w = RdbFileWriter::new(File::create(&path)?, RdbWriteOptions::default())?;
+        w.write_aux_fields(&AuxFields {
+            aof_base: true,
+            ..AuxFields::new(now_ms() / 1000, crate::util::mem::rss_bytes())
+        })?;
+        w.finish()?.sync_all()
+    };
+    write().map_err(|e| io_err("Can't write the AOF base", &path, e))?;
+    eprintln!(
+        "Creating AOF base file {} on server start",
+        String::from_utf8_lossy(&name)
+    );
+    Ok(())
+}
+
+/// Exits the process: with `appendfsync always` a reply may already promise what failed.
+fn fatal_write_error(e: &str) -> ! {
+    eprintln!("{e}");
+    eprintln!(
+        "Can't recover from AOF write error when the AOF fsync policy is 'always'. Exiting..."
+    );
+    std::process::exit(1)
+}
+
+impl super::Persist {
+    /// The writer task. It owns the open AOF (`writer`) while `appendonly` is yes, opens it
+    /// when CONFIG SET turns it on (with a rewrite, as Redis's `startAppendOnly`), closes it
+    /// when turned off, and serves rewrites through `aof_mail`.
+    pub(super) async fn aof_task(self: Rc<Self>, mut writer: Option<Writer>) {
+        let mut told_always = None;
+        loop {
+            glommio::timer::sleep(DRAIN_INTERVAL).await;
+            let (enabled, fsync, timestamps) = {
+                let c = self.shard.shared.config();
+                (
+                    c.get_bool("appendonly"),
+                    Fsync::from_config(&c),
+                    c.get_bool("aof-timestamp-enabled"),
+                )
+            };
+            if enabled
+                && writer.is_none()
+                && !self
+                    .shard
+                    .shared
+                    .load_progress
+                    .loading
+                    .load(Ordering::Relaxed)
+            {
+                writer = self.aof_turn_on().await;
+                told_always = None;
+            }
+            if !enabled {
+                if let Some(mut w) = writer.take() {
+                    let (entries, watermark) = drain(&self.shard).await;
+                    if let Err(e) = w
+                        .append(entries, watermark, Fsync::Always, timestamps)
+                        .await
+                    {
+                        eprintln!("{e}");
+                    }
+                    set_recording(&self.shard, false, false).await;
+                    self.set_aof_info(|i| i.enabled = false);
+                }
+                continue;
+            }
+            let Some(w) = writer.as_mut() else { continue };
+            let always = fsync == Fsync::Always;
+            if told_always != Some(always) {
+                set_recording(&self.shard, true, always).await;
+                let durable = if always { w.durable } else { u64::MAX };
+                self.shard
+                    .shared
+                    .aof_durable
+                    .store(durable, Ordering::Release);
+                told_always = Some(always);
+            }
+            if let Some(cut) = self.aof_mail.cut.take() {
+                w.switch_after(cut);
+            }
+            let switching = w.switch_pending();
+            let final_sync = self.aof_mail.final_sync.take();
+            let sync = if final_sync { Fsync::Always } else { fsync };
+            let (entries, watermark) = drain(&self.shard).await;
+            let ok = match w.append(entries, watermark, sync, timestamps).await {
+                Ok(()) => true,
+                Err(e) if always => fatal_write_error(&e),
+                Err(e) => {
+                    eprintln!("{e}");
+                    false
+                }
+            };
+            if always {
+                self.shard
+                    .shared
+                    .aof_durable
+                    .store(w.durable, Ordering::Release);
+            }
+            self.aof_mail.written.set(w.durable);
+            if switching && !w.switch_pending() {
+                self.aof_mail.switched.set(true);
+            }
+            let ready = self.aof_mail.base_ready.borrow_mut().take();
+            if let Some((path, size)) = ready {
+                *self.aof_mail.installed.borrow_mut() = Some(w.install_base(&path, size));
+            }
+            let (current, base) = (w.current_size, w.base_size);
+            self.set_aof_info(|i| {
+                i.enabled = true;
+                i.last_write_ok = ok;
+                i.current_size = current;
+                i.base_size = base;
+            });
+            self.maybe_auto_rewrite(w);
+        }
+    }
+
+    pub(super) fn set_aof_info(&self, f: impl FnOnce(&mut AofInfo)) {
+        let mut info = self.aof_mail.info.get();
+        f(&mut info);
+        self.aof_mail.info.set(info);
+    }
+
+    /// CONFIG SET appendonly yes: a fresh incr file, recording on, and a rewrite whose
+    /// snapshot becomes the base.
+    async fn aof_turn_on(self: &Rc<Self>) -> Option<Writer> {
+        let names = Names::from_config(&self.shard.shared.config());
+        let mut manifest = manifest::read_manifest(&names.dir, &names.filename)
+            .ok()
+            .flatten()
+            .unwrap_or_default();
+        manifest.new_incr_file(&names.filename);
+        set_recording(&self.shard, true, false).await;
+        match Writer::open(names, manifest) {
+            Ok(w) => {
+                self.set_aof_info(|i| i.enabled = true);
+                if self.snapshot_busy() {
+                    self.set_aof_info(|i| i.rewrite_scheduled = true);
+                } else {
+                    self.start_rewrite();
+                }
+                Some(w)
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                eprintln!("Redis needs to enable the AOF but can't trigger a background AOF rewrite operation. Check the above logs for more info about the error.");
+                set_recording(&self.shard, false, false).await;
+                let _ = self
+                    .shard
+                    .shared
+                    .config()
+                    .set("appendonly", &["no".into()], true);
+                None
+            }
+        }
+    }
+
+    /// `auto-aof-rewrite-percentage` / `-min-size`: a rewrite once the AOF has grown enough
+    /// since the last one.
+    fn maybe_auto_rewrite(self: &Rc<Self>, w: &Writer) {
+        let (percent, min) = {
+            let c = self.shard.shared.config();
+            (
+                c.get_i64("auto-aof-rewrite-percentage").max(0) as u64,
+                c.get_i64("auto-aof-rewrite-min-size").max(0) as u64,
+            )
+        };
+        if percent == 0 || w.current_size <= min || self.snapshot_busy() {
+            return;
+        }
+        let base = w.rewrite_base_size.max(1);
+        let growth = (w.current_size.saturating_sub(base)) * 100 / base;
+        if growth >= percent {
+            eprintln!("Starting automatic rewriting of AOF on {growth}% growth");
+            self.start_rewrite();
+        }
+    }
+
+    /// Starts a rewrite in a task of its own (the caller checked nothing else snapshots).
+    pub(super) fn start_rewrite(self: &Rc<Self>) {
+        let started = Instant::now();
+        self.set_aof_info(|i| {
+            i.rewrite_in_progress = true;
+            i.rewrite_scheduled = false;
+        });
+        *self.rewrite_started.borrow_mut() = Some(started);
+        eprintln!("Background append only file rewriting started");
+        let me = self.clone();
+        glommio::spawn_local(async move {
+            let r = me.rewrite_aof().await;
+            let secs = started.elapsed().as_secs() as i64;
+            *me.rewrite_started.borrow_mut() = None;
+            match &r {
+                Ok(()) => eprintln!("Background AOF rewrite finished successfully"),
+                Err(e) => eprintln!("Background AOF rewrite failed: {e}"),
+            }
+            me.set_aof_info(|i| {
+                i.rewrite_in_progress = false;
+                i.last_rewrite_ok = r.is_ok();
+                i.last_rewrite_time_sec = secs;
+                i.rewrites += u64::from(r.is_ok());
+            });
+        })
+        .detach();
+    }
+
+    async fn rewrite_aof(&self) -> Result<(), String> {
+        let cfg = super::rdb_file::FileConfig::from_config(&self.shard.shared.config());
+        let names = Names::from_config(&self.shard.shared.config());
+        let format = crate::db::SnapshotFormat {
+            compression: cfg.options.compression,
+            eviction: cfg.format_eviction,
+            now_ms: now_ms(),
+        };
+        let cut = super::rdb_file::cut(&self.shard, format).await;
+        self.aof_mail.switched.set(false);
+        self.aof_mail.cut.set(Some(cut.stamp));
+        let pid = std::process::id();
+        let target = super::rdb_file::Target {
+            tmp: names.dir.join(format!("temp-rewriteaof-{pid}.aof")),
+            path: names.dir.join(format!("temp-rewriteaof-bg-{pid}.aof")),
+            aof_base: true,
+        };
+        let size = super::rdb_file::write(&self.shard, &cut, &cfg, &target, |_, _| {})
+            .await
+            .map_err(|e| e.to_string())?;
+        // The writer switches incr files once every entry before the cut is written.
+        while !self.aof_mail.switched.get() {
+            if !self.aof_mail.info.get().enabled {
+                let _ = std::fs::remove_file(&target.path);
+                return Err("the AOF was turned off".into());
+            }
+            glommio::timer::sleep(Duration::from_millis(1)).await;
+        }
+        *self.aof_mail.base_ready.borrow_mut() = Some((target.path.clone(), size));
+        loop {
+            if let Some(r) = self.aof_mail.installed.borrow_mut().take() {
+                return r;
+            }
+            if !self.aof_mail.info.get().enabled {
+                let _ = std::fs::remove_file(&target.path);
+                return Err("the AOF was turned off".into());
+            }
+            glommio::timer::sleep(Duration::from_millis(1)).await;
+        }
+    }
+}
