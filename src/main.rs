@@ -106,7 +106,7 @@ fn main() {
     if let Err(e) = std::env::set_current_dir(&dir) {
         fail(&format!("Can't chdir to '{dir}': {e}"));
     }
-    let load_at_start = redcell::persist::load::rdb_path(&config).is_some();
+    let load_at_start = redcell::persist::load::has_data_to_load(&config);
 
     let allowed = cpus::allowed_cpus();
     let cpus = match &flags.cores {

@@ -601,3 +601,286 @@ fn debug_reload_and_command_errors_as_redis() {
     // DEBUG RELOAD's save is not counted, as in Redis.
     assert_eq!(info_field(&mut c, "rdb_saves"), "1");
 }
+
+/// A writer that counts what the server acknowledged: `SET k<i> <i>` then `INCR counter`,
+/// one at a time, until the connection breaks (the server was killed) or `stop` is set.
+/// Returns the highest `i` whose INCR was acknowledged (+1), and when each was.
+fn counting_writer(
+    port: u16,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> std::thread::JoinHandle<Vec<std::time::Instant>> {
+    std::thread::spawn(move || {
+        let mut acked = Vec::new();
+        let Ok(stream) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+            return acked;
+        };
+        let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+        let mut w = std::io::BufWriter::new(stream.try_clone().expect("clone"));
+        let mut r = std::io::BufReader::new(stream);
+        let mut line = String::new();
+        for i in 0u64.. {
+            if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                break;
+            }
+            use std::io::{BufRead, Write};
+            let k = format!("k{i}");
+            let v = i.to_string();
+            let req = format!(
+                "*3\r\n$3\r\nSET\r\n${}\r\n{k}\r\n${}\r\n{v}\r\n*2\r\n$4\r\nINCR\r\n$7\r\ncounter\r\n",
+                k.len(),
+                v.len()
+            );
+            if w.write_all(req.as_bytes())
+                .and_then(|()| w.flush())
+                .is_err()
+            {
+                break;
+            }
+            line.clear();
+            if r.read_line(&mut line).map_or(true, |n| n == 0) || line != "+OK\r\n" {
+                break;
+            }
+            line.clear();
+            if r.read_line(&mut line).map_or(true, |n| n == 0) || !line.starts_with(':') {
+                break;
+            }
+            acked.push(std::time::Instant::now());
+        }
+        acked
+    })
+}
+
+/// Runs the counting writer for `run`, kills the server with SIGKILL under it, restarts on
+/// the same directory and returns (acknowledged, counter after restart, ack times, kill time).
+fn kill_under_counting_writer(
+    dir: &TempDir,
+    extra: &[&str],
+    run: Duration,
+) -> (u64, i64, Vec<std::time::Instant>, std::time::Instant) {
+    let ours = redcell_on(&dir.path, 2, extra);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = counting_writer(ours.port, stop.clone());
+    std::thread::sleep(run);
+    let killed_at = std::time::Instant::now();
+    drop(ours); // SIGKILL while the writer writes
+    let acks = writer.join().expect("writer");
+    let acked = acks.len() as u64;
+    assert!(acked > 100, "the writer got only {acked} replies");
+    let ours = redcell_on(&dir.path, 2, extra);
+    let mut c = ours.raw();
+    let counter = match parse_opt_int(&cmd(&mut c, &["GET", "counter"])) {
+        Some(n) => n,
+        None => 0,
+    };
+    // Every key up to the counter is there, with its value: nothing in between was lost.
+    for i in 0..counter as u64 {
+        let got = text(&cmd(&mut c, &["GET", &format!("k{i}")]));
+        assert_eq!(got, format!("${}\r\n{i}\r\n", i.to_string().len()), "k{i}");
+    }
+    (acked, counter, acks, killed_at)
+}
+
+fn parse_opt_int(r: &[u8]) -> Option<i64> {
+    let t = text(r);
+    let t = t.strip_prefix('$')?;
+    let (_, rest) = t.split_once("\r\n")?;
+    rest.trim_end().parse().ok()
+}
+
+#[test]
+fn aof_always_loses_nothing_acknowledged_under_sigkill() {
+    let dir = TempDir::new("aof-always");
+    let extra = [
+        "--save",
+        "",
+        "--appendonly",
+        "yes",
+        "--appendfsync",
+        "always",
+    ];
+    let (acked, counter, _, _) =
+        kill_under_counting_writer(&dir, &extra, Duration::from_millis(1500));
+    // The last command may have reached the file without its reply reaching the writer.
+    assert!(
+        counter as u64 == acked || counter as u64 == acked + 1,
+        "acknowledged {acked}, found {counter}"
+    );
+    eprintln!("appendfsync always: {acked} acknowledged before SIGKILL, {counter} after restart");
+}
+
+#[test]
+fn aof_everysec_loses_at_most_the_last_moments_under_sigkill() {
+    let dir = TempDir::new("aof-everysec");
+    let extra = [
+        "--save",
+        "",
+        "--appendonly",
+        "yes",
+        "--appendfsync",
+        "everysec",
+    ];
+    let (acked, counter, acks, killed_at) =
+        kill_under_counting_writer(&dir, &extra, Duration::from_millis(1500));
+    // A SIGKILL keeps what reached the kernel; only what the writer had not drained yet
+    // (it drains every 0.5 ms) may be missing. An OS crash could lose up to ~1 s more.
+    let lost = acked.saturating_sub(counter as u64);
+    let older = acks
+        .iter()
+        .filter(|t| killed_at.duration_since(**t) > Duration::from_millis(100))
+        .count() as u64;
+    assert!(
+        counter as u64 >= older,
+        "lost a write acknowledged 100 ms before the kill"
+    );
+    assert!(counter as u64 <= acked + 1);
+    eprintln!("appendfsync everysec: {acked} acknowledged, {counter} after restart, {lost} lost");
+}
+
+#[test]
+fn aof_rewrite_then_restart_has_the_same_data_and_stock_reads_it() {
+    let dir = TempDir::new("aof-rewrite");
+    let extra = ["--save", "", "--appendonly", "yes"];
+    let ours = redcell_on(&dir.path, 2, &extra);
+    let mut c = ours.raw();
+    for db in [0u64, 3] {
+        fill(&mut c, db);
+    }
+    cmd(&mut c, &["SELECT", "0"]);
+    // Writes overlap a slow rewrite: those before its cut are in the base, later ones in
+    // the new incr file.
+    cmd(&mut c, &["CONFIG", "SET", "rdb-key-save-delay", "300"]);
+    assert_eq!(
+        text(&cmd(&mut c, &["BGREWRITEAOF"])),
+        "+Background append only file rewriting started\r\n"
+    );
+    assert_eq!(
+        text(&c.call(&[b"BGREWRITEAOF"])),
+        "-ERR Background append only file rewriting already in progress\r\n"
+    );
+    assert!(text(&c.call(&[b"BGSAVE"])).starts_with("-ERR Another child process is active (AOF?)"));
+    for i in 0..200 {
+        cmd(&mut c, &["SET", &format!("during{i}"), "x"]);
+        cmd(&mut c, &["INCR", "d0:s:int"]);
+    }
+    assert!(common::wait_until(Duration::from_secs(60), || {
+        info_field(&mut c, "aof_rewrite_in_progress") == "0"
+    }));
+    assert_eq!(info_field(&mut c, "aof_last_bgrewrite_status"), "ok");
+    assert_eq!(info_field(&mut c, "aof_rewrites"), "1");
+    cmd(&mut c, &["SET", "after", "1"]);
+    let want = snapshot(&mut c);
+    let aof_dir = dir.path.join("appendonlydir");
+    let manifest =
+        std::fs::read_to_string(aof_dir.join("appendonly.aof.manifest")).expect("manifest");
+    assert_eq!(
+        manifest,
+        "file appendonly.aof.2.base.rdb seq 2 type b\nfile appendonly.aof.2.incr.aof seq 2 type i\n"
+    );
+    assert!(
+        !aof_dir.join("appendonly.aof.1.incr.aof").exists(),
+        "history deleted"
+    );
+    drop(c);
+    drop(ours); // SIGKILL
+    let ours = redcell_on(&dir.path, 2, &extra);
+    assert_same_keyspace(&snapshot(&mut ours.raw()), &want);
+    drop(ours);
+    let stock = stock_on(&dir.path, &["--appendonly", "yes"]);
+    assert_same_keyspace(&snapshot(&mut Raw::connect(stock.port)), &want);
+}
+
+#[test]
+fn redcell_loads_the_aof_stock_writes() {
+    let dir = TempDir::new("aof-stock");
+    let want = {
+        let stock = stock_on(
+            &dir.path,
+            &["--appendonly", "yes", "--appendfsync", "always"],
+        );
+        let mut s = Raw::connect(stock.port);
+        for db in [0u64, 5] {
+            fill(&mut s, db);
+        }
+        cmd(&mut s, &["SELECT", "5"]);
+        cmd(&mut s, &["MULTI"]);
+        cmd(&mut s, &["INCR", "tx"]);
+        cmd(&mut s, &["EXPIRE", "d5:s:int", "10000"]);
+        cmd(&mut s, &["EXEC"]);
+        snapshot(&mut s)
+    }; // stock is killed: its AOF is all there is
+    let ours = redcell_on(&dir.path, 2, &["--save", "", "--appendonly", "yes"]);
+    // Replayed XCLAIMs stamp consumers with the time of the replay, as in stock.
+    assert_same_keyspace_with(&snapshot(&mut ours.raw()), &want, without_seen_times);
+}
+
+#[test]
+fn a_truncated_aof_tail_loads_only_when_allowed() {
+    let dir = TempDir::new("aof-truncated");
+    {
+        let ours = redcell_on(
+            &dir.path,
+            2,
+            &[
+                "--save",
+                "",
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "always",
+            ],
+        );
+        let mut c = ours.raw();
+        for i in 0..50 {
+            cmd(&mut c, &["SET", &format!("k{i}"), "v"]);
+        }
+    }
+    let incr = dir
+        .path
+        .join("appendonlydir")
+        .join("appendonly.aof.1.incr.aof");
+    let bytes = std::fs::read(&incr).expect("incr file");
+    std::fs::write(&incr, &bytes[..bytes.len() - 5]).expect("truncate");
+    // Refused with aof-load-truncated no, in Redis's words.
+    let mut guard = spawn_loading(
+        &dir,
+        free_port(),
+        &["--appendonly", "yes", "--aof-load-truncated", "no"],
+    );
+    assert_eq!(guard.wait_exit(Duration::from_secs(20)).code(), Some(1));
+    let log = std::fs::read_to_string(dir.file("stderr")).unwrap_or_default();
+    assert!(
+        log.contains("Unexpected end of file reading the append only file"),
+        "{log}"
+    );
+    // Loaded up to the last whole command by default, and the file is cut there.
+    let ours = redcell_on(&dir.path, 2, &["--save", "", "--appendonly", "yes"]);
+    let mut c = ours.raw();
+    assert_eq!(int_reply(&cmd(&mut c, &["DBSIZE"])), 49);
+    assert!(ours
+        .stderr()
+        .contains("loaded anyway because aof-load-truncated is enabled"));
+    assert!(std::fs::metadata(&incr).expect("stat").len() < bytes.len() as u64 - 5);
+}
+
+#[test]
+fn config_set_appendonly_yes_makes_an_aof_of_the_current_data() {
+    let dir = TempDir::new("aof-runtime");
+    let ours = redcell_on(&dir.path, 2, &["--save", ""]);
+    let mut c = ours.raw();
+    for i in 0..300 {
+        cmd(&mut c, &["SET", &format!("before{i}"), "v"]);
+    }
+    assert_eq!(info_field(&mut c, "aof_enabled"), "0");
+    cmd(&mut c, &["CONFIG", "SET", "appendonly", "yes"]);
+    assert!(common::wait_until(Duration::from_secs(30), || {
+        info_field(&mut c, "aof_enabled") == "1" && info_field(&mut c, "aof_rewrites") == "1"
+    }));
+    for i in 0..300 {
+        cmd(&mut c, &["SET", &format!("after{i}"), "v"]);
+    }
+    std::thread::sleep(Duration::from_millis(50));
+    drop(c);
+    drop(ours); // SIGKILL
+    let ours = redcell_on(&dir.path, 2, &["--save", "", "--appendonly", "yes"]);
+    assert_eq!(int_reply(&cmd(&mut ours.raw(), &["DBSIZE"])), 600);
+}

@@ -78,6 +78,8 @@ pub struct Writer {
     /// A rewrite's cut: entries stamped after it go to a new incr file.
     switch_at: Option<u64>,
     last_fsync: Instant,
+    /// An `everysec` sync runs off the executor; appends go on meanwhile.
+    sync_running: Rc<std::cell::Cell<bool>>,
     /// Bytes in the incr files and the base (INFO `aof_current_size`, `aof_base_size`).
     pub current_size: u64,
     pub base_size: u64,
@@ -121,6 +123,7 @@ impl Writer {
             stream_db: None,
             switch_at: None,
             last_fsync: Instant::now(),
+            sync_running: Rc::new(std::cell::Cell::new(false)),
             current_size,
             base_size,
             rewrite_base_size: current_size,
@@ -177,12 +180,27 @@ impl Writer {
             }
             journal::render(batch, &mut self.stream_db, &mut buf);
         }
-        let sync = match fsync {
-            Fsync::Always => !buf.is_empty(),
-            Fsync::EverySec => self.last_fsync.elapsed() >= Duration::from_secs(1),
-            Fsync::No => false,
-        };
-        if buf.is_empty() && !sync {
+        let sync = fsync == Fsync::Always && !buf.is_empty();
+        if fsync == Fsync::EverySec
+            && self.last_fsync.elapsed() >= Duration::from_secs(1)
+            && !self.sync_running.get()
+        {
+            // As Redis's background fsync: the appends do not wait for it.
+            self.last_fsync = Instant::now();
+            self.sync_running.set(true);
+            let (file, running) = (self.incr.clone(), self.sync_running.clone());
+            glommio::spawn_local(async move {
+                let r = glommio::executor()
+                    .spawn_blocking(move || file.sync_data())
+                    .await;
+                if let Err(e) = r {
+                    eprintln!("Error syncing the AOF file: {e}");
+                }
+                running.set(false);
+            })
+            .detach();
+        }
+        if buf.is_empty() {
             return Ok(());
         }
         let file = self.incr.clone();
@@ -555,6 +573,7 @@ impl super::Persist {
             now_ms: now_ms(),
         };
         let cut = super::rdb_file::cut(&self.shard, format).await;
+        self.cuts.set(self.cuts.get() + 1);
         self.aof_mail.switched.set(false);
         self.aof_mail.cut.set(Some(cut.stamp));
         let pid = std::process::id();

@@ -107,6 +107,19 @@ fn read_options(shared: &Shared) -> RdbReadOptions {
     }
 }
 
+/// Whether start-up has a file to load: the AOF's manifest with `appendonly yes`, else
+/// `dbfilename` (both relative to the working directory).
+pub fn has_data_to_load(config: &Config) -> bool {
+    if config.get_bool("appendonly") {
+        let names = super::aof::Names::from_config(config);
+        return names
+            .dir
+            .join(crate::aof::manifest::manifest_file_name(&names.filename))
+            .is_file();
+    }
+    rdb_path(config).is_some()
+}
+
 /// Whether there is a file to load: `dbfilename` in the working directory.
 pub fn rdb_path(config: &Config) -> Option<PathBuf> {
     let path = PathBuf::from(config.get("dbfilename"));

@@ -72,6 +72,9 @@ pub struct Persist {
     aof_mail: aof::WriterMailbox,
     rewrite_started: RefCell<Option<Instant>>,
     replay: load::Replay,
+    /// Snapshot cuts taken so far: BGSAVE and BGREWRITEAOF answer once theirs is taken, so
+    /// every write the client sends after the reply is after the snapshot, as after a fork.
+    cuts: Cell<u64>,
 }
 
 #[derive(Default)]
@@ -115,6 +118,7 @@ impl Persist {
             aof_mail: Default::default(),
             rewrite_started: RefCell::new(None),
             replay,
+            cuts: Cell::new(0),
         });
         p.set_aof_info(|i| {
             i.last_rewrite_ok = true;
@@ -222,6 +226,14 @@ impl Persist {
         let deadline = Instant::now() + Duration::from_secs(5);
         while self.aof_mail.written.get() < upto && Instant::now() < deadline {
             glommio::timer::sleep(Duration::from_millis(1)).await;
+        }
+    }
+
+    /// Waits until a snapshot cut after `before` cuts was taken, or nothing snapshots any
+    /// more (the job failed first).
+    async fn wait_for_cut(&self, before: u64) {
+        while self.cuts.get() == before && self.snapshot_busy() {
+            glommio::timer::sleep(Duration::from_micros(50)).await;
         }
     }
 
@@ -409,6 +421,7 @@ impl Persist {
             now_ms: now_ms(),
         };
         let cut = rdb_file::cut(&self.shard, format).await;
+        self.cuts.set(self.cuts.get() + 1);
         self.rdb.borrow_mut().snapshot_keys_total =
             cut.counts.iter().flatten().map(|c| c.keys).sum();
         let target = rdb_file::Target::dump(&cfg);
@@ -533,7 +546,10 @@ pub async fn bgsave(shard: &Rc<Shard>, schedule: bool) -> Result<Started, Error>
             p.bgsave_scheduled.set(true);
             return Ok(Started::Scheduled);
         }
-        p.start_save(SaveKind::Background).map(|_| Started::Now)
+        let before = p.cuts.get();
+        p.clone().start_save(SaveKind::Background)?;
+        p.wait_for_cut(before).await;
+        Ok(Started::Now)
     })
     .await
 }
@@ -556,7 +572,9 @@ pub async fn bgrewriteaof(shard: &Rc<Shard>) -> Result<Started, Error> {
             p.set_aof_info(|i| i.rewrite_scheduled = true);
             return Ok(Started::Scheduled);
         }
+        let before = p.cuts.get();
         p.start_rewrite();
+        p.wait_for_cut(before).await;
         Ok(Started::Now)
     })
     .await
