@@ -56,6 +56,12 @@ pub enum Error {
     NotInMulti,
     /// `ERR source and destination objects are the same` (MOVE, COPY, SMOVE ...).
     SameObject,
+    /// The user may not run the command (its full name).
+    NoPermCommand(String),
+    NoPermKey,
+    NoPermChannel,
+    /// A queued command refused at EXEC time, with the reason.
+    NoPermExec(&'static str),
     /// Any other `ERR <text>` message.
     Err(Cow<'static, str>),
     /// A message that carries its own code (`NOPROTO ...`, `BUSYKEY ...`).
@@ -105,6 +111,10 @@ impl Error {
                 sanitize(sub)
             )
             .into(),
+            NoPermCommand(name) => format!("NOPERM this user has no permissions to run the '{name}' command").into(),
+            NoPermKey => "NOPERM this user has no permissions to access one of the keys used as arguments".into(),
+            NoPermChannel => "NOPERM this user has no permissions to access one of the channels used as arguments".into(),
+            NoPermExec(why) => format!("NOPERM ACLs rules changed between the moment the transaction was accumulated and the EXEC call. This command is no longer allowed for the following reason: {why}").into(),
             Err(text) => format!("ERR {}", sanitize(text)).into(),
             Coded(text) => Cow::Owned(sanitize(text)),
         }
@@ -185,6 +195,13 @@ mod tests {
                 "ERR value is out of range, value must between -2147483648 and 2147483647",
             ),
             (Error::NoAuth, "NOAUTH Authentication required."),
+            (Error::NoPermCommand("config|set".into()), "NOPERM this user has no permissions to run the 'config|set' command"),
+            (Error::NoPermKey, "NOPERM this user has no permissions to access one of the keys used as arguments"),
+            (Error::NoPermChannel, "NOPERM this user has no permissions to access one of the channels used as arguments"),
+            (
+                Error::NoPermExec("no permission to touch the specified keys"),
+                "NOPERM ACLs rules changed between the moment the transaction was accumulated and the EXEC call. This command is no longer allowed for the following reason: no permission to touch the specified keys",
+            ),
             (Error::WrongPass, "WRONGPASS invalid username-password pair or user is disabled."),
             (Error::WrongArity("get".into()), "ERR wrong number of arguments for 'get' command"),
             (Error::unknown_subcommand(b"foo", "CLIENT"), "ERR unknown subcommand 'foo'. Try CLIENT HELP."),

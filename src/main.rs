@@ -121,6 +121,7 @@ fn main() {
     topo.busy_poll =
         (flags.busy_poll_us > 0).then(|| std::time::Duration::from_micros(flags.busy_poll_us));
     let port: u16 = config.get_i64("port") as u16;
+    let acl = redcell::cmd::acl::startup_acl(&config).unwrap_or_else(|e| fail(&e));
     let shared = Arc::new(Shared {
         run_id: run_id(),
         tcp_port: port,
@@ -135,6 +136,7 @@ fn main() {
             })
             .unwrap_or_default(),
         upcalls: redcell::cmd::upcalls(),
+        acl: std::sync::Mutex::new(acl),
         ..Shared::new(topo.shard_cpus.len(), config)
     });
     eprintln!(

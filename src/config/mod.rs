@@ -85,6 +85,14 @@ static DIRECTIVES: &[Directive] = &[
     d("bind", Kind::Str, "127.0.0.1 -::1", false),
     d("protected-mode", Kind::Bool, "yes", true),
     d("requirepass", Kind::Str, "", true),
+    d("aclfile", Kind::Str, "", false),
+    d("acllog-max-len", NON_NEG, "128", true),
+    d(
+        "acl-pubsub-default",
+        Kind::Enum(&["allchannels", "resetchannels"]),
+        "resetchannels",
+        true,
+    ),
     d("maxclients", int(1, u32::MAX as i64), "10000", true),
     d("timeout", Kind::Only(&["0"]), "0", true),
     d("tcp-keepalive", NON_NEG_INT, "300", true),
@@ -421,7 +429,7 @@ fn existing_dir(path: &str) -> Result<String, ConfigError> {
 }
 
 /// The `strerror` text of an I/O error, without Rust's "(os error N)" suffix.
-fn os_error_text(e: &std::io::Error) -> String {
+pub fn os_error_text(e: &std::io::Error) -> String {
     let text = e.to_string();
     match text.find(" (os error") {
         Some(i) => text[..i].to_string(),
@@ -463,6 +471,9 @@ pub enum ConfigError {
 #[derive(Clone, Debug)]
 pub struct Config {
     values: BTreeMap<&'static str, String>,
+    /// `user <name> <rule>...` lines, in order, with the text of their line (for errors);
+    /// the ACL layer applies them at start-up.
+    pub users: Vec<(Vec<String>, String)>,
 }
 
 impl Default for Config {
@@ -472,6 +483,7 @@ impl Default for Config {
                 .iter()
                 .map(|d| (d.name, d.default.to_string()))
                 .collect(),
+            users: Vec::new(),
         }
     }
 }
@@ -609,6 +621,10 @@ impl Config {
             };
             if name.eq_ignore_ascii_case("include") {
                 return Err(fatal("'include' is not supported yet"));
+            }
+            if name.eq_ignore_ascii_case("user") && !args.is_empty() {
+                self.users.push((args.to_vec(), trimmed.to_string()));
+                continue;
             }
             match self.set(name, args, true) {
                 Ok(()) => {}

@@ -388,7 +388,8 @@ async fn process_batch(
     let mut need = 0;
     while rbuf.start < rbuf.end && !conn.close_after_reply {
         let buf = &rbuf.data[rbuf.start..rbuf.end];
-        match dec.decode(buf, !conn.authed) {
+        conn.sync_acl();
+        match dec.decode(buf, conn.auth_required()) {
             Decoded::Incomplete { need: n } => {
                 need = n;
                 break;
@@ -413,8 +414,8 @@ async fn process_batch(
 }
 
 /// The gate, in Redis's `processCommand` order: lookup, arity, auth, MULTI restrictions,
-/// cluster redirection, the RESP2 subscribed context; then the command is queued (inside
-/// MULTI) or run: on this core, forwarded to the owner of its keys, or across shards.
+/// ACL permissions, cluster redirection, the RESP2 subscribed context; then the command is
+/// queued (inside MULTI) or run: on this core, forwarded to the owner of its keys, or across shards.
 pub async fn dispatch(conn: &mut Conn, batch: &mut Batch, args: Args<'_>, raw: Option<&[u8]>) {
     let table = cmd::table();
     let name = args.get(0);
@@ -466,13 +467,21 @@ pub async fn dispatch(conn: &mut Conn, batch: &mut Batch, args: Args<'_>, raw: O
         );
         return;
     }
-    if !conn.authed && !spec.has(flag::NO_AUTH) {
+    // (`process_batch` took the newest ACL state just before decoding this request.)
+    if conn.auth_required() && !spec.has(flag::NO_AUTH) {
         refuse(conn, Some(idx), &Error::NoAuth);
         return;
     }
     if conn.multi.is_some() && spec.has(flag::NO_MULTI) {
         refuse(conn, Some(idx), &Error::NotInMulti);
         return;
+    }
+    if !conn.acl_open {
+        let context = cmd::permission::gate_context(conn);
+        if let Err(d) = cmd::permission::check_logged(conn, idx, &args, context) {
+            refuse(conn, Some(idx), &cmd::permission::gate_error(idx, d));
+            return;
+        }
     }
     conn.meta.last_cmd.set(table.full_names[idx].as_str());
     // One atomic load while nothing is paused; the waiting itself is boxed, so its state is

@@ -66,6 +66,11 @@ pub struct Shared {
     pub pause: pause::Pause,
     /// What the command layer, above this one, gives it at start-up.
     pub upcalls: Upcalls,
+    /// ACL users and log; locked only by ACL commands, AUTH and configuration.
+    pub acl: Mutex<crate::acl::Acl>,
+    /// Bumped (with the lock held) at every change of `acl`: connections compare it before
+    /// each command and refresh their user snapshot when it moved.
+    pub acl_version: AtomicU64,
 }
 
 /// Calls from the shard layer up into the command layer, installed at start-up
@@ -113,7 +118,22 @@ impl Shared {
             config: Mutex::new(config),
             pause: Default::default(),
             upcalls: Upcalls::default(),
+            acl: Mutex::new(crate::acl::Acl::new(&crate::acl::Catalog::new(
+                Vec::new(),
+                &[],
+            ))),
+            acl_version: AtomicU64::new(1),
         }
+    }
+
+    /// Locks the ACL state (a poisoned lock is used as is, as `config`).
+    pub fn acl(&self) -> MutexGuard<'_, crate::acl::Acl> {
+        self.acl.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Publishes a change made to the ACL state `acl` (whose lock the caller holds).
+    pub fn acl_changed(&self, _acl: &mut crate::acl::Acl) {
+        self.acl_version.fetch_add(1, Ordering::Release);
     }
 
     /// Publishes a newer slot map to every shard (see `Shard::refresh_slot_map`).
@@ -134,7 +154,6 @@ impl Shared {
 /// Per-executor copies of the configuration values the command path reads.
 #[derive(Clone, Debug)]
 pub struct Settings {
-    pub requirepass: Option<Vec<u8>>,
     pub proto_max_bulk_len: i64,
     pub query_buffer_limit: usize,
     pub maxclients: usize,
@@ -152,9 +171,7 @@ pub struct Settings {
 
 impl Settings {
     pub fn from_config(c: &Config) -> Settings {
-        let pass = c.get("requirepass");
         Settings {
-            requirepass: (!pass.is_empty()).then(|| pass.as_bytes().to_vec()),
             proto_max_bulk_len: c.get_i64("proto-max-bulk-len"),
             query_buffer_limit: c.get_i64("client-query-buffer-limit") as usize,
             maxclients: c.get_i64("maxclients") as usize,
@@ -207,6 +224,8 @@ pub struct ClientMeta {
     pub lib_name: RefCell<Vec<u8>>,
     pub lib_ver: RefCell<Vec<u8>>,
     pub last_cmd: Cell<&'static str>,
+    /// The ACL user the connection is authenticated as (CLIENT LIST `user=`).
+    pub user: RefCell<Vec<u8>>,
     pub last_interaction_ms: Cell<i64>,
     pub resp: Cell<u8>,
     pub qbuf: Cell<usize>,
