@@ -269,7 +269,7 @@ impl Acl {
     /// Adds a refusal to the log, merging it with a recent similar entry (`addACLLogEntry`).
     pub fn log_denied(&mut self, mut entry: LogEntry) {
         let similar = self.log.iter().take(10).position(|e| {
-            e.reason == entry.reason
+            std::mem::discriminant(&e.reason) == std::mem::discriminant(&entry.reason)
                 && e.context == entry.context
                 && (e.ctime - entry.ctime).abs() <= LOG_GROUPING_MS
                 && e.object == entry.object

@@ -47,6 +47,8 @@ struct Special {
     publish: [Option<usize>; 2],
     subscribe: [Option<usize>; 2],
     psubscribe: Option<usize>,
+    /// Shard channel commands: their channels are keys for routing only, not for ACL.
+    shard_channels: [Option<usize>; 3],
 }
 
 fn special() -> &'static Special {
@@ -60,6 +62,7 @@ fn special() -> &'static Special {
             publish: [at("publish"), at("spublish")],
             subscribe: [at("subscribe"), at("ssubscribe")],
             psubscribe: at("psubscribe"),
+            shard_channels: [at("spublish"), at("ssubscribe"), at("sunsubscribe")],
         }
     })
 }
@@ -68,8 +71,11 @@ fn special() -> &'static Special {
 /// reading the value needs READ, inserting, updating or deleting needs WRITE; a key used
 /// for neither, as EXISTS's, needs only to match a pattern).
 pub fn key_refs(idx: usize, spec: &CommandSpec, args: &Args<'_>) -> Vec<(usize, u8)> {
-    let (first, rest) = spec.key_access();
     let sp = special();
+    if sp.shard_channels.contains(&Some(idx)) {
+        return Vec::new();
+    }
+    let (first, rest) = spec.key_access();
     let variable = if Some(idx) == sp.set {
         // SET ... GET reads the old value (`setGetKeys`).
         Some(if args.rest(3).any(|a| a.eq_ignore_ascii_case(b"get")) {
