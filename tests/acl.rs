@@ -208,7 +208,10 @@ fn acl_commands_and_rule_errors_match_stock() {
                 panic!("{name:?}")
             };
             let info = b.call(&[b"COMMAND", b"INFO", n]);
-            assert_eq!(info, b"*1\r\n$-1\r\n", "ACL CAT {category}: {name:?} not in stock's");
+            assert_eq!(
+                info, b"*1\r\n$-1\r\n",
+                "ACL CAT {category}: {name:?} not in stock's"
+            );
         }
     }
 }

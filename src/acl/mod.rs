@@ -167,7 +167,6 @@ impl Denied {
 pub enum Context {
     Toplevel,
     Multi,
-    Lua,
 }
 
 /// One ACL LOG entry.
@@ -216,7 +215,7 @@ impl Acl {
         self.users
             .get(b"default".as_slice())
             .cloned()
-            .unwrap_or_else(|| unreachable_default())
+            .unwrap_or_else(unreachable_default)
     }
 
     /// `requirepass`: the default user's only password, or nopass when empty.

@@ -96,10 +96,6 @@ impl Selector {
             .is_some_and(|w| w & (1 << (id % 64)) != 0)
     }
 
-    pub fn same_commands(&self, other: &Selector) -> bool {
-        self.allowed == other.allowed && self.future == other.future
-    }
-
     fn set_bit(&mut self, id: usize, on: bool) {
         if let Some(w) = self.allowed.get_mut(id / 64) {
             if on {
@@ -285,15 +281,6 @@ impl Selector {
                 .keys
                 .iter()
                 .any(|p| p.flags & access == access && p.matches(key))
-    }
-
-    /// Whether a pattern grants `access` to every key (`~*`, `%R~*` ...), for SORT BY/GET.
-    pub fn unrestricted_keys(&self, access: u8) -> bool {
-        self.all_keys
-            || self
-                .keys
-                .iter()
-                .any(|p| p.flags & access == access && p.pattern == b"*")
     }
 
     /// Whether the channel (or, for `PSUBSCRIBE`, the literal pattern) is allowed.

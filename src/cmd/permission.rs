@@ -2,8 +2,7 @@
 //! a command when one of its selectors allows the command (or its first argument) and every
 //! key it names with the access the command needs (`%R~` / `%W~`) and every channel it
 //! publishes or subscribes to. The gate calls `check` for every command (a connection whose
-//! user may do anything skips it); EXEC calls it again for each queued command, and scripts
-//! for each `redis.call`.
+//! user may do anything skips it); EXEC calls it again for each queued command.
 
 use std::sync::OnceLock;
 
@@ -189,19 +188,6 @@ pub fn exec_error(d: Denied) -> Error {
         Denied::Key(_) => "no permission to touch the specified keys",
         _ => "no permission to access one of the channels used as arguments",
     })
-}
-
-/// The error a script's `redis.call` raises for a refusal (`scriptVerifyACL`).
-pub fn script_error(d: Denied) -> String {
-    let why = match d {
-        Denied::Command => "can't run this command or subcommand",
-        Denied::Key(_) => {
-            "can't access at least one of the keys mentioned in the command arguments"
-        }
-        Denied::Channel(_) => "can't publish to the channel mentioned in the command",
-        Denied::Auth => "lacking the permissions for the command",
-    };
-    format!("The user executing the script {why}")
 }
 
 /// Records a refusal in the ACL log (the object is the command's full name, or the key or
