@@ -66,13 +66,20 @@ fn special() -> &'static Special {
     })
 }
 
-/// The keys command `idx` names in `args`, each with the access it needs (Redis's key specs:
-/// reading the value needs READ, inserting, updating or deleting needs WRITE; a key used
-/// for neither, as EXISTS's, needs only to match a pattern).
-pub fn key_refs(idx: usize, spec: &CommandSpec, args: &Args<'_>) -> Vec<(usize, u8)> {
+/// Calls `ok(position, access)` for each key command `idx` names in `args`, with the access
+/// it needs (Redis's key specs: returning the value needs READ; inserting, updating or
+/// deleting needs WRITE; a key used for neither, as EXISTS's, needs only to match a
+/// pattern), until `ok` says no: then returns that key's position. Allocates only for
+/// commands whose keys move with their arguments.
+pub fn first_refused_key(
+    idx: usize,
+    spec: &CommandSpec,
+    args: &Args<'_>,
+    mut ok: impl FnMut(usize, u8) -> bool,
+) -> Option<usize> {
     let sp = special();
     if sp.shard_channels.contains(&Some(idx)) {
-        return Vec::new();
+        return None;
     }
     let (first, rest) = spec.key_access();
     let variable = if Some(idx) == sp.set {
@@ -91,14 +98,20 @@ pub fn key_refs(idx: usize, spec: &CommandSpec, args: &Args<'_>) -> Vec<(usize, 
     } else {
         None
     };
-    spec.all_key_positions(args)
-        .into_iter()
-        .enumerate()
-        .map(|(i, pos)| {
-            let access = variable.unwrap_or(if i == 0 { first } else { rest });
-            (pos, access)
-        })
-        .collect()
+    let access = |i: usize| variable.unwrap_or(if i == 0 { first } else { rest });
+    match spec.key_finder {
+        Some(find) => find(args)
+            .unwrap_or_default()
+            .into_iter()
+            .enumerate()
+            .find(|&(i, pos)| !ok(pos, access(i)))
+            .map(|(_, pos)| pos),
+        None => spec
+            .key_positions(args.len())
+            .enumerate()
+            .find(|&(i, pos)| !ok(pos, access(i)))
+            .map(|(_, pos)| pos),
+    }
 }
 
 /// BITFIELD with only GET (and OVERFLOW) reads (`bitfieldGetKeys`).
@@ -117,18 +130,19 @@ fn bitfield_read_only(args: &Args<'_>) -> bool {
     true
 }
 
-/// The channels a command publishes or subscribes to: (position, is a pattern).
-fn channel_refs(idx: usize, args: &Args<'_>) -> Vec<(usize, bool)> {
+/// The channels a command publishes or subscribes to: their positions, and whether they are
+/// patterns.
+fn channel_refs(idx: usize, args: &Args<'_>) -> (std::ops::Range<usize>, bool) {
     let sp = special();
     let id = Some(idx);
     if sp.publish.contains(&id) {
-        (args.len() > 1).then_some((1, false)).into_iter().collect()
+        (1..args.len().min(2), false)
     } else if sp.subscribe.contains(&id) {
-        (1..args.len()).map(|p| (p, false)).collect()
+        (1..args.len(), false)
     } else if id == sp.psubscribe {
-        (1..args.len()).map(|p| (p, true)).collect()
+        (1..args.len(), true)
     } else {
-        Vec::new()
+        (0..0, false)
     }
 }
 
@@ -140,7 +154,6 @@ pub fn check(user: &User, idx: usize, args: &Args<'_>) -> Result<(), Denied> {
     let first_arg_at = if cat.parent[idx].is_some() { 2 } else { 1 };
     let first = (args.len() > first_arg_at).then(|| args.get(first_arg_at));
     let no_auth = cat.no_auth[idx];
-    let mut keys: Option<Vec<(usize, u8)>> = None;
     let mut worst: Option<Denied> = None;
     for s in &user.selectors {
         let verdict = (|| {
@@ -148,15 +161,16 @@ pub fn check(user: &User, idx: usize, args: &Args<'_>) -> Result<(), Denied> {
                 return Err(Denied::Command);
             }
             if !s.all_keys {
-                let refs = keys.get_or_insert_with(|| key_refs(idx, spec, args));
-                for &(pos, access) in refs.iter() {
-                    if !s.allows_key(args.get(pos), access) {
-                        return Err(Denied::Key(pos));
-                    }
+                let refused = first_refused_key(idx, spec, args, |pos, access| {
+                    s.allows_key(args.get(pos), access)
+                });
+                if let Some(pos) = refused {
+                    return Err(Denied::Key(pos));
                 }
             }
             if !s.all_channels {
-                for (pos, is_pattern) in channel_refs(idx, args) {
+                let (positions, is_pattern) = channel_refs(idx, args);
+                for pos in positions {
                     if !s.allows_channel(args.get(pos), is_pattern) {
                         return Err(Denied::Channel(pos));
                     }
