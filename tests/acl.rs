@@ -167,6 +167,23 @@ fn acl_commands_and_rule_errors_match_stock() {
             "HELLO 2 AUTH nobody x",
         ],
     );
+    // RESP3: GETUSER and LOG are maps, flags a set.
+    let (mut a3, mut b3) = common::pair(&server, &stock, true);
+    same_replies(
+        &mut a3,
+        &mut b3,
+        &[
+            "ACL SETUSER dave on >x ~d:* %R~r:* &c +@read (~s +set)",
+            "ACL GETUSER dave",
+            "ACL GETUSER nobody",
+            "AUTH dave wrong",
+            "ACL LOG",
+            "ACL LIST",
+            "ACL USERS",
+            "ACL DRYRUN dave get r:1",
+            "ACL DRYRUN dave set r:1 v",
+        ],
+    );
     // GENPASS: hex of the asked number of bits, rounded up to whole characters.
     for (bits, chars) in [("", 64), ("1", 1), ("5", 2), ("256", 64), ("4096", 1024)] {
         let mut args = words("ACL GENPASS");

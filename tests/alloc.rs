@@ -275,7 +275,16 @@ fn checking_a_confined_users_permissions_allocates_nothing() {
     use redcell::acl::{Denied, User};
     let cat = cmd::permission::catalog();
     let mut user = User::new(cat, b"app", false);
-    for rule in ["on", "nopass", "-@all", "+@read", "+set", "%R~cache:*", "~app:*", "&news"] {
+    for rule in [
+        "on",
+        "nopass",
+        "-@all",
+        "+@read",
+        "+set",
+        "%R~cache:*",
+        "~app:*",
+        "&news",
+    ] {
         user.apply(cat, rule.as_bytes(), false).expect("rule");
     }
     let t = cmd::table();
@@ -283,9 +292,15 @@ fn checking_a_confined_users_permissions_allocates_nothing() {
         (Request::new(&[b"GET", b"app:1"]), Ok(())),
         (Request::new(&[b"SET", b"app:1", b"v", b"GET"]), Ok(())),
         (Request::new(&[b"MGET", b"app:1", b"cache:2"]), Ok(())),
-        (Request::new(&[b"SET", b"cache:1", b"v"]), Err(Denied::Key(1))),
+        (
+            Request::new(&[b"SET", b"cache:1", b"v"]),
+            Err(Denied::Key(1)),
+        ),
         (Request::new(&[b"DEL", b"app:1"]), Err(Denied::Command)),
-        (Request::new(&[b"PUBLISH", b"other", b"m"]), Err(Denied::Command)),
+        (
+            Request::new(&[b"PUBLISH", b"other", b"m"]),
+            Err(Denied::Command),
+        ),
     ];
     let idx: Vec<usize> = cases
         .iter()

@@ -197,8 +197,8 @@ impl Selector {
                 flags = READ_WRITE;
             }
             let pattern = &op[offset.min(op.len())..];
-            // A `%` with no permission would grant nothing and cannot be shown back; Redis
-            // 7.0 accepts it and then crashes describing the user, we refuse it.
+            // A `%` with no permission (`%~a`) grants nothing: refused, as the stock 7.0.15
+            // server does (its acl.c as published would accept it).
             if has_spaces(pattern) || flags == 0 {
                 return Err(RuleError::Syntax);
             }
