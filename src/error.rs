@@ -18,6 +18,8 @@ pub enum Error {
     IncrNanOrInf,
     DbIndexOutOfRange,
     NoAuth,
+    /// A command that may grow memory while used memory is over `maxmemory`.
+    Oom,
     WrongPass,
     AuthNotConfigured,
     /// A SCAN-family cursor that is not an unsigned 64-bit number.
@@ -97,6 +99,7 @@ impl Error {
             NotInMulti => "ERR Command not allowed inside a transaction".into(),
             SameObject => "ERR source and destination objects are the same".into(),
             NoAuth => "NOAUTH Authentication required.".into(),
+            Oom => "OOM command not allowed when used memory > 'maxmemory'.".into(),
             WrongPass => "WRONGPASS invalid username-password pair or user is disabled.".into(),
             AuthNotConfigured => "ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?".into(),
             InvalidCursor => "ERR invalid cursor".into(),
@@ -195,6 +198,7 @@ mod tests {
                 "ERR value is out of range, value must between -2147483648 and 2147483647",
             ),
             (Error::NoAuth, "NOAUTH Authentication required."),
+            (Error::Oom, "OOM command not allowed when used memory > 'maxmemory'."),
             (Error::NoPermCommand("config|set".into()), "NOPERM this user has no permissions to run the 'config|set' command"),
             (Error::NoPermKey, "NOPERM this user has no permissions to access one of the keys used as arguments"),
             (Error::NoPermChannel, "NOPERM this user has no permissions to access one of the channels used as arguments"),

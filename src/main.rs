@@ -9,8 +9,9 @@ use redcell::config::Config;
 use redcell::server::{self, cpus, Topology};
 use redcell::shard::Shared;
 
+/// mimalloc, counted: INFO's `used_memory` and `maxmemory` read the count.
 #[global_allocator]
-static GLOBAL: MiMalloc = MiMalloc;
+static GLOBAL: redcell::util::mem::Counting<MiMalloc> = redcell::util::mem::Counting(MiMalloc);
 
 /// Flags that are redcell's own; every other `--name value...` is a redis.conf directive.
 #[derive(Parser, Debug)]
@@ -98,6 +99,9 @@ fn main() {
         }
     }
     if let Err(e) = config.load_text(&directives) {
+        fail(&e);
+    }
+    if let Some(e) = config.unsupported_combination() {
         fail(&e);
     }
 

@@ -131,7 +131,7 @@ static DIRECTIVES: &[Directive] = &[
     ),
     // Redis accepts 0..INT_MAX and clamps to 1..500 (`updateHZ`); see `normalize`.
     d("hz", NON_NEG_INT, "10", true),
-    d("maxmemory", Kind::Only(&["0"]), "0", true),
+    d("maxmemory", Kind::Memory { min: 0 }, "0", true),
     d(
         "maxmemory-policy",
         Kind::Enum(&[
@@ -590,8 +590,29 @@ impl Config {
             })?;
             next.store(dir, parsed);
         }
+        if let Some(why) = next.unsupported_combination() {
+            let name = pairs
+                .iter()
+                .map(|(n, _)| String::from_utf8_lossy(n))
+                .find(|n| n.to_ascii_lowercase().starts_with("maxmemory"))
+                .unwrap_or_default();
+            return Err(format!(
+                "CONFIG SET failed (possibly related to argument '{name}') - {why}"
+            ));
+        }
         *self = next;
         Ok(())
+    }
+
+    /// Values that are each accepted but not together: a `maxmemory` limit is enforced only
+    /// with the `noeviction` policy (no eviction yet).
+    pub fn unsupported_combination(&self) -> Option<String> {
+        let policy = self.get("maxmemory-policy");
+        (self.get_i64("maxmemory") > 0 && policy != "noeviction").then(|| {
+            format!(
+                "'maxmemory-policy {policy}' with a maxmemory limit is not supported yet by redcell (accepted: noeviction)"
+            )
+        })
     }
 
     /// Applies a redis.conf text. Errors name the line like redis-server does.

@@ -510,6 +510,10 @@ pub async fn dispatch(conn: &mut Conn, batch: &mut Batch, args: Args<'_>, raw: O
             Ok(slot) => open_slot = slot,
         }
     }
+    if (spec.has(flag::DENYOOM) || conn.multi.is_some()) && refused_for_memory(conn, idx) {
+        refuse(conn, Some(idx), &Error::Oom);
+        return;
+    }
     if conn.sub.is_some()
         && !conn.out.resp3
         && conn.meta.in_pubsub()
@@ -576,6 +580,31 @@ fn refused_before_pause(conn: &Conn, spec: &CommandSpec, args: &Args<'_>, asking
         return route::cluster_route(conn, spec, args, asking).is_err();
     }
     false
+}
+
+/// Whether `maxmemory` refuses command `idx` (Redis's `processCommand`, `noeviction`): used
+/// memory is over the limit and the command may grow it (`denyoom`, or EXEC of a transaction
+/// holding one), or it would be queued in MULTI (all but EXEC, DISCARD, QUIT, RESET).
+fn refused_for_memory(conn: &Conn, idx: usize) -> bool {
+    let maxmemory = conn.shard.settings.borrow().maxmemory;
+    if maxmemory == 0 || crate::util::mem::used() <= maxmemory {
+        return false;
+    }
+    let table = cmd::table();
+    if table.specs[idx].has(flag::DENYOOM) {
+        return true;
+    }
+    let Some(multi) = &conn.multi else {
+        return false;
+    };
+    match table.full_names[idx].as_str() {
+        "exec" => multi
+            .queued
+            .iter()
+            .any(|q| table.specs[q.idx].has(flag::DENYOOM)),
+        "discard" | "quit" | "reset" => false,
+        _ => true,
+    }
 }
 
 /// Answers a command refused at the gate; inside MULTI the transaction will abort.

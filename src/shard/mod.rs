@@ -161,6 +161,8 @@ pub struct Settings {
     pub protected_mode: bool,
     /// Every type's encoding thresholds.
     pub limits: crate::types::Limits,
+    /// `maxmemory` in bytes (0: no limit).
+    pub maxmemory: usize,
     /// Whether `maxmemory-policy` is an LFU one (OBJECT FREQ works, OBJECT IDLETIME does not).
     pub lfu_policy: bool,
     /// `client-output-buffer-limit pubsub`.
@@ -199,6 +201,7 @@ impl Settings {
                 hll_sparse_max_bytes: c.get_i64("hll-sparse-max-bytes") as usize,
             },
             lfu_policy: c.get("maxmemory-policy").ends_with("-lfu"),
+            maxmemory: c.get_i64("maxmemory").max(0) as usize,
             pubsubshard_when_down: c.get_bool("cluster-allow-pubsubshard-when-down"),
             pubsub_limit: {
                 let [hard, soft, secs] =

@@ -3,6 +3,7 @@
 pub mod crc64;
 pub mod glob;
 pub mod listen;
+pub mod mem;
 pub mod num;
 pub mod split;
 pub mod time;
