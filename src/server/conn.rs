@@ -414,8 +414,9 @@ async fn process_batch(
 }
 
 /// The gate, in Redis's `processCommand` order: lookup, arity, auth, MULTI restrictions,
-/// ACL permissions, cluster redirection, the RESP2 subscribed context; then the command is
-/// queued (inside MULTI) or run: on this core, forwarded to the owner of its keys, or across shards.
+/// ACL permissions, cluster redirection, maxmemory, the RESP2 subscribed context; then the
+/// command is queued (inside MULTI) or run: on this core, forwarded to the owner of its keys,
+/// or across shards.
 pub async fn dispatch(conn: &mut Conn, batch: &mut Batch, args: Args<'_>, raw: Option<&[u8]>) {
     let table = cmd::table();
     let name = args.get(0);
