@@ -569,6 +569,20 @@ fn permissions_at_the_gate_in_exec_and_for_channels() {
     // The log (newest first), as stock's but for times and client lines.
     let (mut la, mut lb) = (server.raw(), Raw::connect(stock.port));
     same_replies(&mut la, &mut lb, &["ACL LOG", "ACL LOG 2"]);
+    // Restricting the default user takes effect on its open connections at once (they were
+    // skipping the check), and lifting it too.
+    same_replies(
+        &mut la,
+        &mut lb,
+        &[
+            "ACL SETUSER default -flushall ~* resetkeys ~ok:*",
+            "FLUSHALL",
+            "GET nope",
+            "GET ok:1",
+            "ACL SETUSER default +@all allkeys",
+            "GET nope",
+        ],
+    );
     let (mut a, mut b) = (server.raw(), Raw::connect(stock.port));
     same_replies(
         &mut a,

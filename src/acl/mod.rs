@@ -404,16 +404,17 @@ fn trim<'a>(mut s: &'a [u8], set: &[u8]) -> &'a [u8] {
     s
 }
 
-/// `n` random bits as lowercase hex (ACL GENPASS), from the kernel's generator.
-pub fn random_hex(chars: usize) -> String {
+/// `chars` random lowercase hex digits (ACL GENPASS), from the kernel's generator; `None`
+/// if it cannot be read (never a predictable password).
+pub fn random_hex(chars: usize) -> Option<String> {
+    use std::io::Read;
     let mut bytes = vec![0u8; chars.div_ceil(2)];
-    if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
-        use std::io::Read;
-        let _ = f.read_exact(&mut bytes);
-    }
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut bytes))
+        .ok()?;
     let mut s: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
     s.truncate(chars);
-    s
+    Some(s)
 }
 
 #[cfg(test)]

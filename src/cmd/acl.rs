@@ -369,7 +369,9 @@ fn genpass(c: &mut Conn, a: &Args) -> CmdResult {
         )));
     }
     let chars = (bits as usize).div_ceil(4);
-    c.out.bulk(acl::random_hex(chars).as_bytes());
+    let pass = acl::random_hex(chars)
+        .ok_or_else(|| Error::msg("Failed to read random bytes from /dev/urandom"))?;
+    c.out.bulk(pass.as_bytes());
     Ok(())
 }
 
