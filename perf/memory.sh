@@ -4,7 +4,7 @@
 # For every workload, starts a fresh server (redcell --shards 1, then redis-server) on a
 # free 127.0.0.1 port, loads N keys through `redis-cli --pipe`, and reports per key:
 #   rss/key    growth of the process's resident set (VmRSS), both servers
-#   used/key   growth of INFO used_memory (Redis: allocator bytes; redcell reports RSS)
+#   used/key   growth of INFO used_memory (allocator bytes, both servers)
 # Workloads (all keys "k:<i>", i < N):
 #   string   SET k:i <16-byte value>
 #   hash     HSET k:i with 4 fields of 8-byte values   (listpack in both)

@@ -18,6 +18,8 @@ pub enum Error {
     IncrNanOrInf,
     DbIndexOutOfRange,
     NoAuth,
+    /// A command that may grow memory while used memory is over `maxmemory`.
+    Oom,
     WrongPass,
     AuthNotConfigured,
     /// A SCAN-family cursor that is not an unsigned 64-bit number.
@@ -62,6 +64,12 @@ pub enum Error {
     BgsaveFailed,
     /// A save failed: Redis answers a bare `-ERR` and logs why.
     SaveFailed,
+    /// The user may not run the command (its full name).
+    NoPermCommand(String),
+    NoPermKey,
+    NoPermChannel,
+    /// A queued command refused at EXEC time, with the reason.
+    NoPermExec(&'static str),
     /// Any other `ERR <text>` message.
     Err(Cow<'static, str>),
     /// A message that carries its own code (`NOPROTO ...`, `BUSYKEY ...`).
@@ -97,6 +105,7 @@ impl Error {
             NotInMulti => "ERR Command not allowed inside a transaction".into(),
             SameObject => "ERR source and destination objects are the same".into(),
             NoAuth => "NOAUTH Authentication required.".into(),
+            Oom => "OOM command not allowed when used memory > 'maxmemory'.".into(),
             WrongPass => "WRONGPASS invalid username-password pair or user is disabled.".into(),
             AuthNotConfigured => "ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?".into(),
             InvalidCursor => "ERR invalid cursor".into(),
@@ -114,6 +123,10 @@ impl Error {
             Loading => "LOADING Redis is loading the dataset in memory".into(),
             BgsaveFailed => "MISCONF Redis is configured to save RDB snapshots, but it's currently unable to persist to disk. Commands that may modify the data set are disabled, because this instance is configured to report errors during writes if RDB snapshotting fails (stop-writes-on-bgsave-error option). Please check the Redis logs for details about the RDB error.".into(),
             SaveFailed => "ERR".into(),
+            NoPermCommand(name) => format!("NOPERM this user has no permissions to run the '{name}' command").into(),
+            NoPermKey => "NOPERM this user has no permissions to access one of the keys used as arguments".into(),
+            NoPermChannel => "NOPERM this user has no permissions to access one of the channels used as arguments".into(),
+            NoPermExec(why) => format!("NOPERM ACLs rules changed between the moment the transaction was accumulated and the EXEC call. This command is no longer allowed for the following reason: {why}").into(),
             Err(text) => format!("ERR {}", sanitize(text)).into(),
             Coded(text) => Cow::Owned(sanitize(text)),
         }
@@ -196,6 +209,14 @@ mod tests {
                 "ERR value is out of range, value must between -2147483648 and 2147483647",
             ),
             (Error::NoAuth, "NOAUTH Authentication required."),
+            (Error::Oom, "OOM command not allowed when used memory > 'maxmemory'."),
+            (Error::NoPermCommand("config|set".into()), "NOPERM this user has no permissions to run the 'config|set' command"),
+            (Error::NoPermKey, "NOPERM this user has no permissions to access one of the keys used as arguments"),
+            (Error::NoPermChannel, "NOPERM this user has no permissions to access one of the channels used as arguments"),
+            (
+                Error::NoPermExec("no permission to touch the specified keys"),
+                "NOPERM ACLs rules changed between the moment the transaction was accumulated and the EXEC call. This command is no longer allowed for the following reason: no permission to touch the specified keys",
+            ),
             (Error::WrongPass, "WRONGPASS invalid username-password pair or user is disabled."),
             (Error::WrongArity("get".into()), "ERR wrong number of arguments for 'get' command"),
             (Error::unknown_subcommand(b"foo", "CLIENT"), "ERR unknown subcommand 'foo'. Try CLIENT HELP."),

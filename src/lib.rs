@@ -8,7 +8,7 @@
 //! - `db`: one shard's databases (per-slot keyspaces, expiry, WATCH registrations) and the
 //!   view a command has of them.
 //! - `rdb`, `aof`: RDB objects and files; the multi-part append-only file.
-//! - `config`: redis.conf parsing and CONFIG GET/SET.
+//! - `config`, `acl`: redis.conf parsing and CONFIG GET/SET; ACL users, rules and log.
 //! - `cluster` (all but `member`): the bus wire codec, cluster state, slot maps, nodes.conf.
 //! - `shard`: per-core state, the cross-core mesh, borrowing shards' data (`tx`), the
 //!   journal, blocked-client queues, client state, Pub/Sub.
@@ -17,6 +17,7 @@
 //! - `cmd`: the command table, `call()`, one file per command family.
 //! - `server`: executors, listeners, the connection task and the gate.
 
+pub mod acl;
 pub mod aof;
 pub mod cluster;
 pub mod cmd;
@@ -51,7 +52,7 @@ mod layering {
         &["types"],
         &["db"],
         &["rdb", "aof"],
-        &["config"],
+        &["config", "acl"],
         &["cluster"],
         &["shard"],
         &["cluster::member"],

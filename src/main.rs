@@ -9,8 +9,9 @@ use redcell::config::Config;
 use redcell::server::{self, cpus, Topology};
 use redcell::shard::Shared;
 
+/// mimalloc, counted: INFO's `used_memory` and `maxmemory` read the count.
 #[global_allocator]
-static GLOBAL: MiMalloc = MiMalloc;
+static GLOBAL: redcell::util::mem::Counting<MiMalloc> = redcell::util::mem::Counting(MiMalloc);
 
 /// Flags that are redcell's own; every other `--name value...` is a redis.conf directive.
 #[derive(Parser, Debug)]
@@ -100,6 +101,9 @@ fn main() {
     if let Err(e) = config.load_text(&directives) {
         fail(&e);
     }
+    if let Some(e) = config.unsupported_combination() {
+        fail(&e);
+    }
 
     // As Redis's `dir` directive: every file (dump.rdb, nodes.conf) is relative to it.
     let dir = config.get("dir").to_string();
@@ -128,6 +132,7 @@ fn main() {
     topo.busy_poll =
         (flags.busy_poll_us > 0).then(|| std::time::Duration::from_micros(flags.busy_poll_us));
     let port: u16 = config.get_i64("port") as u16;
+    let acl = redcell::cmd::acl::startup_acl(&config).unwrap_or_else(|e| fail(&e));
     let shared = Arc::new(Shared {
         run_id: run_id(),
         tcp_port: port,
@@ -142,6 +147,7 @@ fn main() {
             })
             .unwrap_or_default(),
         upcalls: redcell::cmd::upcalls(),
+        acl: std::sync::Mutex::new(acl),
         ..Shared::new(topo.shard_cpus.len(), config)
     });
     eprintln!(

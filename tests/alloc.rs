@@ -267,3 +267,59 @@ fn serving_a_get_hit_allocates_nothing() {
         assert!(hits >= 20_000, "keyspace hits {hits}");
     });
 }
+
+/// The ACL check of a user confined to some keys and commands (the gate runs it for every
+/// command of such a user) allocates nothing for commands with keys at fixed positions.
+#[test]
+fn checking_a_confined_users_permissions_allocates_nothing() {
+    use redcell::acl::{Denied, User};
+    let cat = cmd::permission::catalog();
+    let mut user = User::new(cat, b"app", false);
+    for rule in [
+        "on",
+        "nopass",
+        "-@all",
+        "+@read",
+        "+set",
+        "%R~cache:*",
+        "~app:*",
+        "&news",
+    ] {
+        user.apply(cat, rule.as_bytes(), false).expect("rule");
+    }
+    let t = cmd::table();
+    let cases = [
+        (Request::new(&[b"GET", b"app:1"]), Ok(())),
+        (Request::new(&[b"SET", b"app:1", b"v", b"GET"]), Ok(())),
+        (Request::new(&[b"MGET", b"app:1", b"cache:2"]), Ok(())),
+        (
+            Request::new(&[b"SET", b"cache:1", b"v"]),
+            Err(Denied::Key(1)),
+        ),
+        (Request::new(&[b"DEL", b"app:1"]), Err(Denied::Command)),
+        (
+            Request::new(&[b"PUBLISH", b"other", b"m"]),
+            Err(Denied::Command),
+        ),
+    ];
+    let idx: Vec<usize> = cases
+        .iter()
+        .map(|(r, _)| t.lookup(r.args().get(0)).expect("command"))
+        .collect();
+    for ((req, want), &i) in cases.iter().zip(&idx) {
+        assert_eq!(cmd::permission::check(&user, i, &req.args()), *want);
+    }
+    let (count, first) = count_allocs(|| {
+        for _ in 0..10_000 {
+            for ((req, _), &i) in cases.iter().zip(&idx) {
+                let _ = std::hint::black_box(cmd::permission::check(&user, i, &req.args()));
+            }
+        }
+    });
+    assert_eq!(
+        count,
+        0,
+        "the ACL check allocated; first allocation at:\n{}",
+        first.unwrap_or_default()
+    );
+}

@@ -1,5 +1,6 @@
 //! Bitmap commands on strings (Redis's bitops.c): SETBIT, GETBIT, BITCOUNT, BITPOS, BITOP, BITFIELD.
 
+use crate::acl;
 use crate::cmd::string::{clamp_range, max_bulk_len};
 use crate::cmd::{flag::*, CommandSpec, Ctx, Handler};
 use crate::db::{Db, NO_EXPIRE};
@@ -9,7 +10,8 @@ use crate::types::{StrValue, Value};
 use crate::util::num::{arg_i64, parse_i64_strict};
 
 pub static COMMANDS: &[CommandSpec] = &[
-    CommandSpec::keyed("setbit", 4, WRITE | DENYOOM, setbit).acl(&["@bitmap"]).doc(
+    CommandSpec::keyed("setbit", 4, WRITE | DENYOOM, setbit)
+        .access(acl::READ_WRITE, acl::READ_WRITE).acl(&["@bitmap"]).doc(
         "bitmap",
         "2.2.0",
         "Sets or clears the bit at offset in the string value stored at key",
@@ -30,6 +32,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         "Find first bit set or clear in a string",
     ),
     CommandSpec::new("bitop", -4, WRITE | DENYOOM, Handler::Keyed(bitop))
+        .access(acl::WRITE, acl::READ)
         .keys(2, -1, 1)
         .acl(&["@bitmap"])
         .doc("bitmap", "2.6.0", "Perform bitwise operations between strings"),

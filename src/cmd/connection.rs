@@ -65,7 +65,7 @@ fn reset<'a>(c: &'a mut Conn, _a: Args<'a>) -> BoxFuture<'a> {
         c.db = 0;
         c.out.resp3 = false;
         c.meta.resp.set(2);
-        c.authed = c.shard.settings.borrow().requirepass.is_none();
+        c.set_default_auth();
         if let Some(sub) = c.sub.clone() {
             crate::shard::pubsub::remove_all(&c.shard, &sub);
         }
@@ -105,30 +105,25 @@ fn quit(c: &mut Conn, _a: &Args) -> CmdResult {
     Ok(())
 }
 
-/// Checks a password against `requirepass` for the default user.
-fn check_password(c: &Conn, user: Option<&[u8]>, pass: &[u8]) -> CmdResult {
-    let required = c.shard.settings.borrow().requirepass.clone();
-    if let Some(u) = user {
-        if u != b"default" {
-            return Err(Error::WrongPass);
-        }
-    }
-    match required {
-        // With no password set, the default user is "nopass": any password works for it.
-        None if user.is_some() => Ok(()),
-        None => Err(Error::AuthNotConfigured),
-        Some(p) if p == pass => Ok(()),
-        Some(_) => Err(Error::WrongPass),
-    }
-}
-
+/// AUTH [username] password: the default user when no name is given, which Redis refuses
+/// while that user needs no password.
 fn auth(c: &mut Conn, a: &Args) -> CmdResult {
     match a.len() {
-        2 => check_password(c, None, a.get(1))?,
-        3 => check_password(c, Some(a.get(1)), a.get(2))?,
+        2 => {
+            let open = c
+                .shard
+                .shared
+                .acl()
+                .default_user()
+                .has(crate::acl::user::FLAG_NOPASS);
+            if open {
+                return Err(Error::AuthNotConfigured);
+            }
+            super::acl::authenticate(c, a, b"default", a.get(1))?
+        }
+        3 => super::acl::authenticate(c, a, a.get(1), a.get(2))?,
         _ => return Err(Error::Syntax),
     }
-    c.authed = true;
     c.out.ok();
     Ok(())
 }
@@ -165,12 +160,13 @@ fn hello(c: &mut Conn, a: &Args) -> CmdResult {
         proto = Some(v);
         i = 2;
     }
-    let mut auth: Option<(&[u8], &[u8])> = None;
     let mut setname = None;
     while i < a.len() {
         let more = a.len() - i - 1;
         if a.is(i, "AUTH") && more >= 2 {
-            auth = Some((a.get(i + 1), a.get(i + 2)));
+            // As Redis: authenticated as soon as the option is read, even if a later
+            // option is wrong.
+            super::acl::authenticate(c, a, a.get(i + 1), a.get(i + 2))?;
             i += 3;
         } else if a.is(i, "SETNAME") && more >= 1 {
             setname = Some(a.get(i + 1));
@@ -182,11 +178,7 @@ fn hello(c: &mut Conn, a: &Args) -> CmdResult {
             )));
         }
     }
-    if let Some((user, pass)) = auth {
-        check_password(c, Some(user), pass)?;
-        c.authed = true;
-    }
-    if !c.authed {
+    if !c.authenticated {
         return Err(Error::Coded(
             "NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time".into(),
         ));

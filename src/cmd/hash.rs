@@ -1,5 +1,6 @@
 //! Hash commands (Redis 7.0's t_hash.c): HSET and friends, counters, HRANDFIELD and HSCAN.
 
+use crate::acl;
 use crate::cmd::scan::{empty_scan, parse_cursor, parse_scan_opts};
 use crate::cmd::{flag::*, CommandSpec, Ctx};
 use crate::db::{Db, NO_EXPIRE};
@@ -42,9 +43,11 @@ pub static COMMANDS: &[CommandSpec] = &[
         .acl(&["@hash"])
         .doc("hash", "2.0.0", "Delete one or more hash fields"),
     CommandSpec::keyed("hlen", 2, READONLY | FAST, hlen)
+        .access(acl::NONE, acl::NONE)
         .acl(&["@hash"])
         .doc("hash", "2.0.0", "Get the number of fields in a hash"),
     CommandSpec::keyed("hstrlen", 3, READONLY | FAST, hstrlen)
+        .access(acl::NONE, acl::NONE)
         .acl(&["@hash"])
         .doc(
             "hash",
@@ -52,6 +55,7 @@ pub static COMMANDS: &[CommandSpec] = &[
             "Get the length of the value of a hash field",
         ),
     CommandSpec::keyed("hexists", 3, READONLY | FAST, hexists)
+        .access(acl::NONE, acl::NONE)
         .acl(&["@hash"])
         .doc("hash", "2.0.0", "Determine if a hash field exists"),
     CommandSpec::keyed("hkeys", 2, READONLY, hkeys)
@@ -64,6 +68,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         .acl(&["@hash"])
         .doc("hash", "2.0.0", "Get all the fields and values in a hash"),
     CommandSpec::keyed("hincrby", 4, WRITE | DENYOOM | FAST, hincrby)
+        .access(acl::READ_WRITE, acl::READ_WRITE)
         .acl(&["@hash"])
         .doc(
             "hash",
@@ -71,6 +76,7 @@ pub static COMMANDS: &[CommandSpec] = &[
             "Increment the integer value of a hash field by the given number",
         ),
     CommandSpec::keyed("hincrbyfloat", 4, WRITE | DENYOOM | FAST, hincrbyfloat)
+        .access(acl::READ_WRITE, acl::READ_WRITE)
         .acl(&["@hash"])
         .doc(
             "hash",

@@ -1,6 +1,7 @@
 //! HyperLogLog commands (Redis 7.0's hyperloglog.c): PFADD, PFCOUNT and PFMERGE (across
 //! shards too), PFDEBUG and PFSELFTEST. Values are plain strings in Redis's HLL byte layout.
 
+use crate::acl;
 use crate::cmd::{flag::*, CommandSpec, Ctx, Handler};
 use crate::db::{lru_clock, Db, NO_EXPIRE};
 use crate::error::{CmdResult, Error};
@@ -27,6 +28,7 @@ pub static COMMANDS: &[CommandSpec] = &[
             "Return the approximated cardinality of the set(s) observed by the HyperLogLog at key(s).",
         ),
     CommandSpec::keyed("pfmerge", -2, WRITE | DENYOOM, pfmerge)
+        .access(acl::READ_WRITE, acl::READ)
         .keys(1, -1, 1)
         .acl(&["@hyperloglog"])
         .doc(
@@ -35,6 +37,7 @@ pub static COMMANDS: &[CommandSpec] = &[
             "Merge N different HyperLogLogs into a single one.",
         ),
     CommandSpec::keyed("pfdebug", 3, WRITE | DENYOOM | ADMIN, pfdebug)
+        .access(acl::READ, acl::READ)
         .keys(2, 2, 1)
         .acl(&["@hyperloglog"])
         .doc(

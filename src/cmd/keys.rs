@@ -1,5 +1,6 @@
 //! Generic key commands (Redis's db.c / expire.c / object.c): DEL, EXISTS, TYPE, TTLs, RENAME, COPY, SCAN, OBJECT ...
 
+use crate::acl;
 use crate::cmd::scan::{parse_cursor, parse_scan_opts};
 use crate::cmd::{flag::*, CommandSpec, Ctx, Handler};
 use crate::db::{self, ExpireFlags, ExpireOutcome, ScanFilter, NO_EXPIRE};
@@ -12,6 +13,7 @@ use crate::util::num::arg_i64;
 /// OBJECT's subcommands; the key is argument 2.
 static OBJECT_SUBCOMMANDS: &[CommandSpec] = &[
     CommandSpec::new("encoding", 3, READONLY, Handler::Keyed(object_encoding))
+        .access(acl::NONE, acl::NONE)
         .keys(2, 2, 1)
         .acl(&["@keyspace"])
         .doc(
@@ -20,6 +22,7 @@ static OBJECT_SUBCOMMANDS: &[CommandSpec] = &[
             "Returns the internal encoding of a Redis object.",
         ),
     CommandSpec::new("freq", 3, READONLY, Handler::Keyed(object_freq))
+        .access(acl::NONE, acl::NONE)
         .keys(2, 2, 1)
         .acl(&["@keyspace"])
         .doc(
@@ -35,6 +38,7 @@ static OBJECT_SUBCOMMANDS: &[CommandSpec] = &[
             "Returns helpful text about the different subcommands.",
         ),
     CommandSpec::new("idletime", 3, READONLY, Handler::Keyed(object_idletime))
+        .access(acl::NONE, acl::NONE)
         .keys(2, 2, 1)
         .acl(&["@keyspace"])
         .doc(
@@ -43,6 +47,7 @@ static OBJECT_SUBCOMMANDS: &[CommandSpec] = &[
             "Returns the time since the last access to a Redis object.",
         ),
     CommandSpec::new("refcount", 3, READONLY, Handler::Keyed(object_refcount))
+        .access(acl::NONE, acl::NONE)
         .keys(2, 2, 1)
         .acl(&["@keyspace"])
         .doc(
@@ -62,14 +67,17 @@ pub static COMMANDS: &[CommandSpec] = &[
         .acl(&["@keyspace"])
         .doc("generic", "4.0.0", "Asynchronously deletes one or more keys."),
     CommandSpec::keyed("exists", -2, READONLY | FAST, exists)
+        .access(acl::NONE, acl::NONE)
         .keys(1, -1, 1)
         .acl(&["@keyspace"])
         .doc("generic", "1.0.0", "Determines whether one or more keys exist."),
     CommandSpec::keyed("touch", -2, READONLY | FAST, touch)
+        .access(acl::NONE, acl::NONE)
         .keys(1, -1, 1)
         .acl(&["@keyspace"])
         .doc("generic", "3.2.1", "Returns the number of existing keys out of those specified after updating the time they were last accessed."),
     CommandSpec::keyed("type", 2, READONLY | FAST, type_cmd)
+        .access(acl::NONE, acl::NONE)
         .acl(&["@keyspace"])
         .doc("generic", "1.0.0", "Determines the type of value stored at a key."),
     CommandSpec::keyed("expire", -3, WRITE | FAST, expire)
@@ -100,14 +108,17 @@ pub static COMMANDS: &[CommandSpec] = &[
         .acl(&["@keyspace"])
         .doc("generic", "2.2.0", "Removes the expiration time of a key."),
     CommandSpec::keyed("rename", 3, WRITE, rename)
+        .access(acl::READ_WRITE, acl::WRITE)
         .keys(1, 2, 1)
         .acl(&["@keyspace"])
         .doc("generic", "1.0.0", "Renames a key and overwrites the destination."),
     CommandSpec::keyed("renamenx", 3, WRITE | FAST, renamenx)
+        .access(acl::READ_WRITE, acl::WRITE)
         .keys(1, 2, 1)
         .acl(&["@keyspace"])
         .doc("generic", "1.0.0", "Renames a key only when the target key name doesn't exist."),
     CommandSpec::keyed("copy", -3, WRITE | DENYOOM, copy)
+        .access(acl::READ, acl::WRITE)
         .keys(1, 2, 1)
         .acl(&["@keyspace"])
         .doc("generic", "6.2.0", "Copies the value of a key to a new key."),
@@ -122,6 +133,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         .acl(&["@keyspace"])
         .doc("generic", "2.8.0", "Iterates over the key names in the database."),
     CommandSpec::keyed("move", 3, WRITE | FAST, move_cmd)
+        .access(acl::READ_WRITE, acl::READ_WRITE)
         .acl(&["@keyspace"])
         .doc("generic", "1.0.0", "Move a key to another database"),
     CommandSpec::whole("swapdb", 3, WRITE | FAST, swapdb)

@@ -2,6 +2,7 @@
 //! LRANGE / LTRIM / LREM / LINSERT / LPOS, LMOVE and RPOPLPUSH (across shards too), LMPOP,
 //! and the blocking BLPOP / BRPOP / BLMOVE / BRPOPLPUSH / BLMPOP (via `shard::blocking`).
 
+use crate::acl;
 use crate::cmd::blocking::{self, BlockingOp, WaitState};
 use crate::cmd::call::with_keys;
 use crate::cmd::{flag::*, BoxFuture, CommandSpec, Ctx, Handler};
@@ -35,12 +36,15 @@ pub static COMMANDS: &[CommandSpec] = &[
             "Append an element to a list, only if the list exists",
         ),
     CommandSpec::keyed("lpop", -2, WRITE | FAST, lpop)
+        .access(acl::READ_WRITE, acl::READ_WRITE)
         .acl(&["@list"])
         .doc("list", "1.0.0", "Remove and get the first elements in a list"),
     CommandSpec::keyed("rpop", -2, WRITE | FAST, rpop)
+        .access(acl::READ_WRITE, acl::READ_WRITE)
         .acl(&["@list"])
         .doc("list", "1.0.0", "Remove and get the last elements in a list"),
     CommandSpec::keyed("llen", 2, READONLY | FAST, llen)
+        .access(acl::NONE, acl::NONE)
         .acl(&["@list"])
         .doc("list", "1.0.0", "Get the length of a list"),
     CommandSpec::keyed("lindex", 3, READONLY, lindex)
@@ -77,6 +81,7 @@ pub static COMMANDS: &[CommandSpec] = &[
             "Return the index of matching elements on a list",
         ),
     CommandSpec::keyed("lmove", 5, WRITE | DENYOOM, lmove)
+        .access(acl::READ_WRITE, acl::WRITE)
         .keys(1, 2, 1)
         .acl(&["@list"])
         .doc(
@@ -85,6 +90,7 @@ pub static COMMANDS: &[CommandSpec] = &[
             "Pop an element from a list, push it to another list and return it",
         ),
     CommandSpec::keyed("rpoplpush", 3, WRITE | DENYOOM, rpoplpush)
+        .access(acl::READ_WRITE, acl::WRITE)
         .keys(1, 2, 1)
         .acl(&["@list"])
         .doc(
@@ -93,10 +99,12 @@ pub static COMMANDS: &[CommandSpec] = &[
             "Remove the last element in a list, prepend it to another list and return it",
         ),
     CommandSpec::new("lmpop", -4, WRITE | MOVABLE_KEYS, Handler::Keyed(lmpop))
+        .access(acl::READ_WRITE, acl::READ_WRITE)
         .key_finder(crate::cmd::keys_at::numkeys_1)
         .acl(&["@list"])
         .doc("list", "7.0.0", "Pop elements from a list"),
     CommandSpec::new("blpop", -3, WRITE | NOSCRIPT | BLOCKING, Handler::Async(bpop))
+        .access(acl::READ_WRITE, acl::READ_WRITE)
         .blocking(&BLPOP_OP)
         .keys(1, -2, 1)
         .acl(&["@list"])
@@ -106,6 +114,7 @@ pub static COMMANDS: &[CommandSpec] = &[
             "Remove and get the first element in a list, or block until one is available",
         ),
     CommandSpec::new("brpop", -3, WRITE | NOSCRIPT | BLOCKING, Handler::Async(bpop))
+        .access(acl::READ_WRITE, acl::READ_WRITE)
         .blocking(&BRPOP_OP)
         .keys(1, -2, 1)
         .acl(&["@list"])
@@ -120,6 +129,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         WRITE | DENYOOM | NOSCRIPT | BLOCKING,
         Handler::Async(blmove),
     )
+        .access(acl::READ_WRITE, acl::WRITE)
     .blocking(&BLMOVE_OP)
     .keys(1, 2, 1)
     .acl(&["@list"])
@@ -134,6 +144,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         WRITE | DENYOOM | NOSCRIPT | BLOCKING,
         Handler::Async(brpoplpush),
     )
+        .access(acl::READ_WRITE, acl::WRITE)
     .blocking(&BLMOVE_OP)
     .keys(1, 2, 1)
     .acl(&["@list"])
@@ -148,6 +159,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         WRITE | BLOCKING | MOVABLE_KEYS,
         Handler::Async(blmpop),
     )
+        .access(acl::READ_WRITE, acl::READ_WRITE)
     .blocking(&BLMPOP_OP)
         .key_finder(crate::cmd::keys_at::numkeys_2)
     .acl(&["@list"])

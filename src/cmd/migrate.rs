@@ -7,6 +7,7 @@
 //! `cmd::run_keyed`) until the target has answered and they are deleted, so no write can land
 //! on a copy that is already on its way.
 
+use crate::acl;
 use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, HashSet};
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -32,6 +33,7 @@ pub static COMMANDS: &[CommandSpec] = &[CommandSpec::new(
     WRITE | MOVABLE_KEYS | MIGRATE,
     Handler::Async(migrate),
 )
+.access(acl::READ_WRITE, acl::READ_WRITE)
 .keys(3, 3, 1)
 .key_finder(migrate_keys)
 .acl(&["@keyspace", "@dangerous"])

@@ -2,6 +2,7 @@
 //! categories, handler), declared in the family files and gathered here. It drives dispatch,
 //! arity errors, key extraction for routing, COMMAND output and INFO commandstats.
 
+pub mod acl;
 pub mod bitops;
 pub mod blocking;
 pub mod call;
@@ -16,6 +17,7 @@ pub mod list;
 pub mod migrate;
 pub mod multi;
 pub mod persistence;
+pub mod permission;
 pub mod pubsub;
 pub mod scan;
 pub mod server;
@@ -140,6 +142,9 @@ pub struct CommandSpec {
     pub subcommands: &'static [CommandSpec],
     /// For commands whose keys are not at fixed positions (`movablekeys`): where they are.
     pub key_finder: Option<KeysFn>,
+    /// The ACL access its keys need, as Redis's key specs say (`acl::READ`/`WRITE` bits):
+    /// (first key, the others). `None`: READ for a readonly command, WRITE for a write.
+    pub access: Option<(u8, u8)>,
 }
 
 /// The key positions of a request whose keys move with its arguments; `None` when the
@@ -165,6 +170,7 @@ impl CommandSpec {
             blocking: None,
             subcommands: &[],
             key_finder: None,
+            access: None,
         }
     }
 
@@ -215,6 +221,26 @@ impl CommandSpec {
     pub const fn key_finder(mut self, f: KeysFn) -> CommandSpec {
         self.key_finder = Some(f);
         self
+    }
+
+    /// The ACL access of the first key and of the other keys (see `access`).
+    pub const fn access(mut self, first: u8, rest: u8) -> CommandSpec {
+        self.access = Some((first, rest));
+        self
+    }
+
+    /// The ACL access of (the first key, the other keys).
+    pub fn key_access(&self) -> (u8, u8) {
+        self.access.unwrap_or({
+            let a = if self.has(flag::WRITE) {
+                crate::acl::WRITE
+            } else if self.has(flag::READONLY) {
+                crate::acl::READ
+            } else {
+                0
+            };
+            (a, a)
+        })
     }
 
     pub const fn subs(mut self, subs: &'static [CommandSpec]) -> CommandSpec {
@@ -463,6 +489,7 @@ fn families() -> impl Iterator<Item = &'static CommandSpec> {
     [
         connection::COMMANDS,
         server::COMMANDS,
+        acl::COMMANDS,
         string::COMMANDS,
         bitops::COMMANDS,
         keys::COMMANDS,

@@ -268,6 +268,15 @@ fn watch_failed(c: &mut Conn, held: &mut Held) -> bool {
 async fn run_queued(c: &mut Conn, q: &Queued, unit: &mut Unit) {
     let spec = crate::cmd::table().specs[q.idx];
     let args = q.args.args();
+    // Permissions are checked again: the ACL may have changed since the command was queued.
+    c.sync_acl();
+    if !c.acl_open {
+        let context = crate::acl::Context::Multi;
+        if let Err(d) = crate::cmd::permission::check_logged(c, q.idx, &args, context) {
+            c.out.error(&crate::cmd::permission::exec_error(d));
+            return;
+        }
+    }
     match spec.handler {
         Handler::Keyed(f) => {
             let Some(held) = c.held.as_mut() else {

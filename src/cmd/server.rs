@@ -2,7 +2,7 @@
 //!
 //! The bigger families live in submodules; this file holds the table and the small commands.
 
-mod client;
+pub(crate) mod client;
 mod command;
 mod config;
 mod debug;

@@ -1,6 +1,7 @@
 //! Set commands (Redis 7.0's t_set.c): membership, random picks, SMOVE, the set algebra and
 //! its STORE forms (across shards too), SINTERCARD and SSCAN.
 
+use crate::acl;
 use crate::cmd::hash::arg_count;
 use crate::cmd::scan::{empty_scan, parse_cursor, parse_scan_opts};
 use crate::cmd::{flag::*, CommandSpec, Ctx, Handler};
@@ -20,6 +21,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         .acl(&["@set"])
         .doc("set", "1.0.0", "Remove one or more members from a set"),
     CommandSpec::keyed("sismember", 3, READONLY | FAST, sismember)
+        .access(acl::NONE, acl::NONE)
         .acl(&["@set"])
         .doc(
             "set",
@@ -37,9 +39,11 @@ pub static COMMANDS: &[CommandSpec] = &[
         .acl(&["@set"])
         .doc("set", "1.0.0", "Get all the members in a set"),
     CommandSpec::keyed("scard", 2, READONLY | FAST, scard)
+        .access(acl::NONE, acl::NONE)
         .acl(&["@set"])
         .doc("set", "1.0.0", "Get the number of members in a set"),
     CommandSpec::keyed("spop", -2, WRITE | FAST, spop)
+        .access(acl::READ_WRITE, acl::READ_WRITE)
         .acl(&["@set"])
         .doc(
             "set",
@@ -54,6 +58,7 @@ pub static COMMANDS: &[CommandSpec] = &[
             "Get one or multiple random members from a set",
         ),
     CommandSpec::keyed("smove", 4, WRITE | FAST, smove)
+        .access(acl::READ_WRITE, acl::WRITE)
         .keys(1, 2, 1)
         .acl(&["@set"])
         .doc("set", "1.0.0", "Move a member from one set to another"),
@@ -83,6 +88,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         .acl(&["@set"])
         .doc("set", "1.0.0", "Subtract multiple sets"),
     CommandSpec::keyed("sinterstore", -3, WRITE | DENYOOM, sinterstore)
+        .access(acl::WRITE, acl::READ)
         .keys(1, -1, 1)
         .acl(&["@set"])
         .doc(
@@ -91,6 +97,7 @@ pub static COMMANDS: &[CommandSpec] = &[
             "Intersect multiple sets and store the resulting set in a key",
         ),
     CommandSpec::keyed("sunionstore", -3, WRITE | DENYOOM, sunionstore)
+        .access(acl::WRITE, acl::READ)
         .keys(1, -1, 1)
         .acl(&["@set"])
         .doc(
@@ -99,6 +106,7 @@ pub static COMMANDS: &[CommandSpec] = &[
             "Add multiple sets and store the resulting set in a key",
         ),
     CommandSpec::keyed("sdiffstore", -3, WRITE | DENYOOM, sdiffstore)
+        .access(acl::WRITE, acl::READ)
         .keys(1, -1, 1)
         .acl(&["@set"])
         .doc(

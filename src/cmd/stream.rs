@@ -1,5 +1,6 @@
 //! Stream commands (Redis 7.0's t_stream.c): XADD/XRANGE/XDEL/XTRIM, XREAD(GROUP), consumer groups, XINFO.
 
+use crate::acl;
 use crate::cmd::blocking::{self, BlockingOp, WaitState};
 use crate::cmd::call::with_keys;
 use crate::cmd::server::help_reply;
@@ -78,6 +79,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         .acl(&["@stream"])
         .doc("stream", "5.0.0", "Appends a new entry to a stream"),
     CommandSpec::keyed("xlen", 2, READONLY | FAST, xlen)
+        .access(acl::NONE, acl::NONE)
         .acl(&["@stream"])
         .doc("stream", "5.0.0", "Return the number of entries in a stream"),
     CommandSpec::keyed("xrange", -4, READONLY, xrange)
@@ -98,6 +100,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         .acl(&["@stream"])
         .doc("stream", "5.0.0", "Return never seen elements in multiple streams, with IDs greater than the ones reported by the caller for each stream. Can block."),
     CommandSpec::new("xreadgroup", -7, WRITE | BLOCKING | MOVABLE_KEYS, Handler::Async(xreadgroup))
+        .access(acl::READ, acl::READ)
         .blocking(&READ_OP)
         .key_finder(crate::cmd::keys_at::streams)
         .acl(&["@stream"])

@@ -1,5 +1,6 @@
 //! String commands (Redis's t_string.c): GET/SET and friends, counters, ranges and bit operations.
 
+use crate::acl;
 use crate::cmd::{flag::*, CommandSpec, Ctx};
 use crate::db::{Db, NO_EXPIRE};
 use crate::error::{CmdResult, Error};
@@ -32,6 +33,7 @@ pub static COMMANDS: &[CommandSpec] = &[
             "Set the value and expiration in milliseconds of a key",
         ),
     CommandSpec::keyed("getset", 3, WRITE | DENYOOM | FAST, getset)
+        .access(acl::READ_WRITE, acl::READ_WRITE)
         .acl(&["@string"])
         .doc(
             "string",
@@ -39,6 +41,7 @@ pub static COMMANDS: &[CommandSpec] = &[
             "Set the string value of a key and return its old value",
         ),
     CommandSpec::keyed("getdel", 2, WRITE | FAST, getdel)
+        .access(acl::READ_WRITE, acl::READ_WRITE)
         .acl(&["@string"])
         .doc(
             "string",
@@ -46,6 +49,7 @@ pub static COMMANDS: &[CommandSpec] = &[
             "Get the value of a key and delete the key",
         ),
     CommandSpec::keyed("getex", -2, WRITE | FAST, getex)
+        .access(acl::READ_WRITE, acl::READ_WRITE)
         .acl(&["@string"])
         .doc(
             "string",
@@ -72,6 +76,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         .acl(&["@string"])
         .doc("string", "2.0.0", "Append a value to a key"),
     CommandSpec::keyed("strlen", 2, READONLY | FAST, strlen)
+        .access(acl::NONE, acl::NONE)
         .acl(&["@string"])
         .doc(
             "string",
@@ -79,6 +84,7 @@ pub static COMMANDS: &[CommandSpec] = &[
             "Get the length of the value stored in a key",
         ),
     CommandSpec::keyed("incr", 2, WRITE | DENYOOM | FAST, incr)
+        .access(acl::READ_WRITE, acl::READ_WRITE)
         .acl(&["@string"])
         .doc(
             "string",
@@ -86,6 +92,7 @@ pub static COMMANDS: &[CommandSpec] = &[
             "Increment the integer value of a key by one",
         ),
     CommandSpec::keyed("decr", 2, WRITE | DENYOOM | FAST, decr)
+        .access(acl::READ_WRITE, acl::READ_WRITE)
         .acl(&["@string"])
         .doc(
             "string",
@@ -93,6 +100,7 @@ pub static COMMANDS: &[CommandSpec] = &[
             "Decrement the integer value of a key by one",
         ),
     CommandSpec::keyed("incrby", 3, WRITE | DENYOOM | FAST, incrby)
+        .access(acl::READ_WRITE, acl::READ_WRITE)
         .acl(&["@string"])
         .doc(
             "string",
@@ -100,6 +108,7 @@ pub static COMMANDS: &[CommandSpec] = &[
             "Increment the integer value of a key by the given amount",
         ),
     CommandSpec::keyed("decrby", 3, WRITE | DENYOOM | FAST, decrby)
+        .access(acl::READ_WRITE, acl::READ_WRITE)
         .acl(&["@string"])
         .doc(
             "string",
@@ -107,6 +116,7 @@ pub static COMMANDS: &[CommandSpec] = &[
             "Decrement the integer value of a key by the given number",
         ),
     CommandSpec::keyed("incrbyfloat", 3, WRITE | DENYOOM | FAST, incrbyfloat)
+        .access(acl::READ_WRITE, acl::READ_WRITE)
         .acl(&["@string"])
         .doc(
             "string",

@@ -2,6 +2,7 @@
 //! STORE form, range removals, pops, ZRANDMEMBER, the union / intersection / difference
 //! family (sets count as score 1) across shards, ZINTERCARD, ZMPOP and ZSCAN.
 
+use crate::acl;
 use std::collections::HashMap;
 use std::ffi::CString;
 
@@ -29,12 +30,14 @@ pub static COMMANDS: &[CommandSpec] = &[
         .acl(&["@sortedset"])
         .doc("sorted-set", "1.2.0", "Add one or more members to a sorted set, or update its score if it already exists"),
     CommandSpec::keyed("zincrby", 4, WRITE | DENYOOM | FAST, zincrby)
+        .access(acl::READ_WRITE, acl::READ_WRITE)
         .acl(&["@sortedset"])
         .doc("sorted-set", "1.2.0", "Increment the score of a member in a sorted set"),
     CommandSpec::keyed("zrem", -3, WRITE | FAST, zrem)
         .acl(&["@sortedset"])
         .doc("sorted-set", "1.2.0", "Remove one or more members from a sorted set"),
     CommandSpec::keyed("zcard", 2, READONLY | FAST, zcard)
+        .access(acl::NONE, acl::NONE)
         .acl(&["@sortedset"])
         .doc("sorted-set", "1.2.0", "Get the number of members in a sorted set"),
     CommandSpec::keyed("zscore", 3, READONLY | FAST, zscore)
@@ -74,6 +77,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         .acl(&["@sortedset"])
         .doc("sorted-set", "2.8.9", "Return a range of members in a sorted set, by lexicographical range, ordered from higher to lower strings."),
     CommandSpec::keyed("zrangestore", -5, WRITE | DENYOOM, zrangestore)
+        .access(acl::WRITE, acl::READ)
         .keys(1, 2, 1)
         .acl(&["@sortedset"])
         .doc("sorted-set", "6.2.0", "Store a range of members from sorted set into another key"),
@@ -87,12 +91,15 @@ pub static COMMANDS: &[CommandSpec] = &[
         .acl(&["@sortedset"])
         .doc("sorted-set", "2.8.9", "Remove all members in a sorted set between the given lexicographical range"),
     CommandSpec::keyed("zpopmin", -2, WRITE | FAST, zpopmin)
+        .access(acl::READ_WRITE, acl::READ_WRITE)
         .acl(&["@sortedset"])
         .doc("sorted-set", "5.0.0", "Remove and return members with the lowest scores in a sorted set"),
     CommandSpec::keyed("zpopmax", -2, WRITE | FAST, zpopmax)
+        .access(acl::READ_WRITE, acl::READ_WRITE)
         .acl(&["@sortedset"])
         .doc("sorted-set", "5.0.0", "Remove and return members with the highest scores in a sorted set"),
     CommandSpec::new("zmpop", -4, WRITE | MOVABLE_KEYS, Handler::Keyed(zmpop))
+        .access(acl::READ_WRITE, acl::READ_WRITE)
         .key_finder(crate::cmd::keys_at::numkeys_1)
         .acl(&["@sortedset"])
         .doc("sorted-set", "7.0.0", "Remove and return members with scores in a sorted set"),
@@ -112,16 +119,19 @@ pub static COMMANDS: &[CommandSpec] = &[
         .acl(&["@sortedset"])
         .doc("sorted-set", "6.2.0", "Subtract multiple sorted sets"),
     CommandSpec::new("zunionstore", -4, WRITE | DENYOOM | MOVABLE_KEYS, Handler::Keyed(zunionstore))
+        .access(acl::WRITE, acl::READ)
         .key_finder(crate::cmd::keys_at::dest_numkeys_2)
         .keys(1, 1, 1)
         .acl(&["@sortedset"])
         .doc("sorted-set", "2.0.0", "Add multiple sorted sets and store the resulting sorted set in a new key"),
     CommandSpec::new("zinterstore", -4, WRITE | DENYOOM | MOVABLE_KEYS, Handler::Keyed(zinterstore))
+        .access(acl::WRITE, acl::READ)
         .key_finder(crate::cmd::keys_at::dest_numkeys_2)
         .keys(1, 1, 1)
         .acl(&["@sortedset"])
         .doc("sorted-set", "2.0.0", "Intersect multiple sorted sets and store the resulting sorted set in a new key"),
     CommandSpec::new("zdiffstore", -4, WRITE | DENYOOM | MOVABLE_KEYS, Handler::Keyed(zdiffstore))
+        .access(acl::WRITE, acl::READ)
         .key_finder(crate::cmd::keys_at::dest_numkeys_2)
         .keys(1, 1, 1)
         .acl(&["@sortedset"])
@@ -131,16 +141,19 @@ pub static COMMANDS: &[CommandSpec] = &[
         .acl(&["@sortedset"])
         .doc("sorted-set", "7.0.0", "Intersect multiple sorted sets and return the cardinality of the result"),
     CommandSpec::new("bzpopmin", -3, WRITE | NOSCRIPT | BLOCKING | FAST, Handler::Async(bzpop))
+        .access(acl::READ_WRITE, acl::READ_WRITE)
         .blocking(&BZPOPMIN)
         .keys(1, -2, 1)
         .acl(&["@sortedset"])
         .doc("sorted-set", "5.0.0", "Remove and return the member with the lowest score from one or more sorted sets, or block until one is available"),
     CommandSpec::new("bzpopmax", -3, WRITE | NOSCRIPT | BLOCKING | FAST, Handler::Async(bzpop))
+        .access(acl::READ_WRITE, acl::READ_WRITE)
         .blocking(&BZPOPMAX)
         .keys(1, -2, 1)
         .acl(&["@sortedset"])
         .doc("sorted-set", "5.0.0", "Remove and return the member with the highest score from one or more sorted sets, or block until one is available"),
     CommandSpec::new("bzmpop", -5, WRITE | BLOCKING | MOVABLE_KEYS, Handler::Async(bzmpop))
+        .access(acl::READ_WRITE, acl::READ_WRITE)
         .blocking(&BZMPOP)
         .key_finder(crate::cmd::keys_at::numkeys_2)
         .acl(&["@sortedset"])

@@ -87,6 +87,14 @@ static DIRECTIVES: &[Directive] = &[
     d("bind", Kind::Str, "127.0.0.1 -::1", false),
     d("protected-mode", Kind::Bool, "yes", true),
     d("requirepass", Kind::Str, "", true),
+    d("aclfile", Kind::Str, "", false),
+    d("acllog-max-len", NON_NEG, "128", true),
+    d(
+        "acl-pubsub-default",
+        Kind::Enum(&["allchannels", "resetchannels"]),
+        "resetchannels",
+        true,
+    ),
     d("maxclients", int(1, u32::MAX as i64), "10000", true),
     d("timeout", Kind::Only(&["0"]), "0", true),
     d("tcp-keepalive", NON_NEG_INT, "300", true),
@@ -157,7 +165,7 @@ static DIRECTIVES: &[Directive] = &[
     ),
     // Redis accepts 0..INT_MAX and clamps to 1..500 (`updateHZ`); see `normalize`.
     d("hz", NON_NEG_INT, "10", true),
-    d("maxmemory", Kind::Only(&["0"]), "0", true),
+    d("maxmemory", Kind::Memory { min: 0 }, "0", true),
     d(
         "maxmemory-policy",
         Kind::Enum(&[
@@ -498,7 +506,7 @@ fn existing_dir(path: &str) -> Result<String, ConfigError> {
 }
 
 /// The `strerror` text of an I/O error, without Rust's "(os error N)" suffix.
-fn os_error_text(e: &std::io::Error) -> String {
+pub fn os_error_text(e: &std::io::Error) -> String {
     let text = e.to_string();
     match text.find(" (os error") {
         Some(i) => text[..i].to_string(),
@@ -540,6 +548,9 @@ pub enum ConfigError {
 #[derive(Clone, Debug)]
 pub struct Config {
     values: BTreeMap<&'static str, String>,
+    /// `user <name> <rule>...` lines, in order, with the text of their line (for errors);
+    /// the ACL layer applies them at start-up.
+    pub users: Vec<(Vec<String>, String)>,
 }
 
 impl Default for Config {
@@ -549,6 +560,7 @@ impl Default for Config {
                 .iter()
                 .map(|d| (d.name, d.default.to_string()))
                 .collect(),
+            users: Vec::new(),
         }
     }
 }
@@ -655,8 +667,29 @@ impl Config {
             })?;
             next.store(dir, parsed);
         }
+        if let Some(why) = next.unsupported_combination() {
+            let name = pairs
+                .iter()
+                .map(|(n, _)| String::from_utf8_lossy(n))
+                .find(|n| n.to_ascii_lowercase().starts_with("maxmemory"))
+                .unwrap_or_default();
+            return Err(format!(
+                "CONFIG SET failed (possibly related to argument '{name}') - {why}"
+            ));
+        }
         *self = next;
         Ok(())
+    }
+
+    /// Values that are each accepted but not together: a `maxmemory` limit is enforced only
+    /// with the `noeviction` policy (no eviction yet).
+    pub fn unsupported_combination(&self) -> Option<String> {
+        let policy = self.get("maxmemory-policy");
+        (self.get_i64("maxmemory") > 0 && policy != "noeviction").then(|| {
+            format!(
+                "'maxmemory-policy {policy}' with a maxmemory limit is not supported yet by redcell (accepted: noeviction)"
+            )
+        })
     }
 
     /// Applies a redis.conf text. Errors name the line like redis-server does.
@@ -687,6 +720,10 @@ impl Config {
             };
             if name.eq_ignore_ascii_case("include") {
                 return Err(fatal("'include' is not supported yet"));
+            }
+            if name.eq_ignore_ascii_case("user") && !args.is_empty() {
+                self.users.push((args.to_vec(), trimmed.to_string()));
+                continue;
             }
             // Within one file, `save` lines add up (the first replaces the default).
             let earlier_saves = (name.eq_ignore_ascii_case("save") && saves_seen)

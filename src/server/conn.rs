@@ -404,7 +404,8 @@ async fn process_batch(
     let mut need = 0;
     while rbuf.start < rbuf.end && !conn.close_after_reply {
         let buf = &rbuf.data[rbuf.start..rbuf.end];
-        match dec.decode(buf, !conn.authed) {
+        conn.sync_acl();
+        match dec.decode(buf, conn.auth_required()) {
             Decoded::Incomplete { need: n } => {
                 need = n;
                 break;
@@ -429,8 +430,9 @@ async fn process_batch(
 }
 
 /// The gate, in Redis's `processCommand` order: lookup, arity, auth, MULTI restrictions,
-/// cluster redirection, the RESP2 subscribed context; then the command is queued (inside
-/// MULTI) or run: on this core, forwarded to the owner of its keys, or across shards.
+/// ACL permissions, cluster redirection, maxmemory, the RESP2 subscribed context; then the
+/// command is queued (inside MULTI) or run: on this core, forwarded to the owner of its keys,
+/// or across shards.
 pub async fn dispatch(conn: &mut Conn, batch: &mut Batch, args: Args<'_>, raw: Option<&[u8]>) {
     let table = cmd::table();
     let name = args.get(0);
@@ -482,13 +484,21 @@ pub async fn dispatch(conn: &mut Conn, batch: &mut Batch, args: Args<'_>, raw: O
         );
         return;
     }
-    if !conn.authed && !spec.has(flag::NO_AUTH) {
+    // (`process_batch` took the newest ACL state just before decoding this request.)
+    if conn.auth_required() && !spec.has(flag::NO_AUTH) {
         refuse(conn, Some(idx), &Error::NoAuth);
         return;
     }
     if conn.multi.is_some() && spec.has(flag::NO_MULTI) {
         refuse(conn, Some(idx), &Error::NotInMulti);
         return;
+    }
+    if !conn.acl_open {
+        let context = cmd::permission::gate_context(conn);
+        if let Err(d) = cmd::permission::check_logged(conn, idx, &args, context) {
+            refuse(conn, Some(idx), &cmd::permission::gate_error(idx, d));
+            return;
+        }
     }
     conn.meta.last_cmd.set(table.full_names[idx].as_str());
     // One atomic load while nothing is paused; the waiting itself is boxed, so its state is
@@ -516,6 +526,10 @@ pub async fn dispatch(conn: &mut Conn, batch: &mut Batch, args: Args<'_>, raw: O
             }
             Ok(slot) => open_slot = slot,
         }
+    }
+    if (spec.has(flag::DENYOOM) || conn.multi.is_some()) && refused_for_memory(conn, idx) {
+        refuse(conn, Some(idx), &Error::Oom);
+        return;
     }
     if conn.sub.is_some()
         && !conn.out.resp3
@@ -618,6 +632,31 @@ fn refused_before_pause(conn: &Conn, spec: &CommandSpec, args: &Args<'_>, asking
         return route::cluster_route(conn, spec, args, asking).is_err();
     }
     false
+}
+
+/// Whether `maxmemory` refuses command `idx` (Redis's `processCommand`, `noeviction`): used
+/// memory is over the limit and the command may grow it (`denyoom`, or EXEC of a transaction
+/// holding one), or it would be queued in MULTI (all but EXEC, DISCARD, QUIT, RESET).
+fn refused_for_memory(conn: &Conn, idx: usize) -> bool {
+    let maxmemory = conn.shard.settings.borrow().maxmemory;
+    if maxmemory == 0 || crate::util::mem::used() <= maxmemory {
+        return false;
+    }
+    let table = cmd::table();
+    if table.specs[idx].has(flag::DENYOOM) {
+        return true;
+    }
+    let Some(multi) = &conn.multi else {
+        return false;
+    };
+    match table.full_names[idx].as_str() {
+        "exec" => multi
+            .queued
+            .iter()
+            .any(|q| table.specs[q.idx].has(flag::DENYOOM)),
+        "discard" | "quit" | "reset" => false,
+        _ => true,
+    }
 }
 
 /// Answers a command refused at the gate; inside MULTI the transaction will abort.

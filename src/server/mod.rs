@@ -358,6 +358,7 @@ async fn accept_loop(shard: Rc<Shard>, listener: TcpListener) {
             lib_name: Default::default(),
             lib_ver: Default::default(),
             last_cmd: std::cell::Cell::new("NULL"),
+            user: std::cell::RefCell::new(b"default".to_vec()),
             last_interaction_ms: std::cell::Cell::new(now_ms()),
             resp: std::cell::Cell::new(2),
             qbuf: std::cell::Cell::new(0),
@@ -389,9 +390,10 @@ fn protected_mode_denies(shard: &Shard, peer: Option<SocketAddr>) -> bool {
             .to_ipv4_mapped()
             .map_or(v6.is_loopback(), |v4| v4.is_loopback()),
     };
-    settings.protected_mode
-        && settings.requirepass.is_none()
-        && peer.is_some_and(|p| !loopback(p.ip()))
+    settings.protected_mode && peer.is_some_and(|p| !loopback(p.ip())) && {
+        let acl = shard.shared.acl();
+        acl.default_user().has(crate::acl::user::FLAG_NOPASS)
+    }
 }
 
 /// Active expiry, `hz` times a second, as Redis's `activeExpireCycle`.

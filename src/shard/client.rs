@@ -3,6 +3,7 @@
 //! EXEC holds while it runs. The connection task (`server::conn`) owns one per socket.
 
 use std::rc::Rc;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use super::journal::Op;
@@ -17,7 +18,16 @@ pub struct Conn {
     pub shard: Rc<Shard>,
     pub meta: Rc<ClientMeta>,
     pub out: Reply,
-    pub authed: bool,
+    /// Redis's `c->authenticated`: AUTH succeeded, or the default user was open when the
+    /// connection began (or was RESET).
+    pub authenticated: bool,
+    /// The user's permissions as of `acl_version` (see `sync_acl`).
+    pub user: Arc<crate::acl::User>,
+    pub acl_version: u64,
+    /// The user may run anything: the gate skips the check.
+    pub acl_open: bool,
+    /// The default user needs no password (and is on): nobody must authenticate.
+    pub auth_open: bool,
     /// Close once the output is written (QUIT, protocol errors, CLIENT KILL of self).
     pub close_after_reply: bool,
     /// ASKING was sent: the next command may use a slot this node is importing.
@@ -68,12 +78,16 @@ pub struct WatchState {
 
 impl Conn {
     pub fn new(shard: Rc<Shard>, meta: Rc<ClientMeta>) -> Conn {
-        let authed = shard.settings.borrow().requirepass.is_none();
+        let user = shard.shared.acl().default_user();
         Conn {
             shard,
             meta,
             out: Reply::new(false),
-            authed,
+            authenticated: false,
+            acl_open: user.unrestricted(),
+            user,
+            acl_version: 0,
+            auth_open: false,
             close_after_reply: false,
             asking: false,
             readonly: false,
@@ -85,6 +99,69 @@ impl Conn {
             watch: None,
             held: None,
             exec_ops: Vec::new(),
+        }
+        .with_default_auth()
+    }
+
+    /// Back to the default user, authenticated when it needs no password (Redis's
+    /// `clientSetDefaultAuth`, at connection start and RESET).
+    pub fn with_default_auth(mut self) -> Conn {
+        self.set_default_auth();
+        self
+    }
+
+    pub fn set_default_auth(&mut self) {
+        let (user, version) = {
+            let acl = self.shard.shared.acl();
+            let version = self.shard.shared.acl_version.load(Ordering::Acquire);
+            (acl.default_user(), version)
+        };
+        self.authenticated = open_user(&user);
+        self.auth_open = self.authenticated;
+        self.set_user(user, version);
+    }
+
+    /// Makes `user` this connection's user (after AUTH), as of ACL version `version`.
+    pub fn set_user(&mut self, user: Arc<crate::acl::User>, version: u64) {
+        if *self.meta.user.borrow() != user.name {
+            *self.meta.user.borrow_mut() = user.name.clone();
+        }
+        self.acl_open = user.unrestricted();
+        self.user = user;
+        self.acl_version = version;
+    }
+
+    /// Whether the connection must still authenticate (Redis's `authRequired`).
+    #[inline]
+    pub fn auth_required(&self) -> bool {
+        !self.authenticated && !self.auth_open
+    }
+
+    /// Takes the newest ACL state if it changed since this connection last looked: one
+    /// atomic load per command while nothing changes.
+    #[inline]
+    pub fn sync_acl(&mut self) {
+        let version = self.shard.shared.acl_version.load(Ordering::Acquire);
+        if version != self.acl_version {
+            self.refresh_acl(version);
+        }
+    }
+
+    #[cold]
+    fn refresh_acl(&mut self, version: u64) {
+        let (user, default) = {
+            let acl = self.shard.shared.acl();
+            (acl.get(&self.user.name).cloned(), acl.default_user())
+        };
+        self.auth_open = open_user(&default);
+        match user {
+            Some(u) => self.set_user(u, version),
+            // The user was deleted: its connections are being closed; meanwhile this one is
+            // the default user, not authenticated (as Redis's `ACLFreeUserAndKillClients`).
+            None => {
+                self.authenticated = false;
+                self.set_user(default, version);
+            }
         }
     }
 
@@ -98,4 +175,10 @@ impl Conn {
     pub fn id(&self) -> u64 {
         self.meta.id
     }
+}
+
+/// A user that needs no password and is on: connections start authenticated as it.
+fn open_user(u: &crate::acl::User) -> bool {
+    use crate::acl::user::{FLAG_DISABLED, FLAG_NOPASS};
+    u.has(FLAG_NOPASS) && !u.has(FLAG_DISABLED)
 }

@@ -73,6 +73,11 @@ pub struct Shared {
     pub shutdown_signal: std::sync::atomic::AtomicI32,
     /// Journal stamps up to this one are in the AOF and synced (`appendfsync always`).
     pub aof_durable: AtomicU64,
+    /// ACL users and log; locked only by ACL commands, AUTH and configuration.
+    pub acl: Mutex<crate::acl::Acl>,
+    /// Bumped (with the lock held) at every change of `acl`: connections compare it before
+    /// each command and refresh their user snapshot when it moved.
+    pub acl_version: AtomicU64,
 }
 
 /// How far loading the data file at start-up has come, readable from any core.
@@ -145,7 +150,22 @@ impl Shared {
             load_progress: Default::default(),
             shutdown_signal: Default::default(),
             aof_durable: AtomicU64::new(u64::MAX),
+            acl: Mutex::new(crate::acl::Acl::new(&crate::acl::Catalog::new(
+                Vec::new(),
+                &[],
+            ))),
+            acl_version: AtomicU64::new(1),
         }
+    }
+
+    /// Locks the ACL state (a poisoned lock is used as is, as `config`).
+    pub fn acl(&self) -> MutexGuard<'_, crate::acl::Acl> {
+        self.acl.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Publishes a change made to the ACL state `acl` (whose lock the caller holds).
+    pub fn acl_changed(&self, _acl: &mut crate::acl::Acl) {
+        self.acl_version.fetch_add(1, Ordering::Release);
     }
 
     /// Publishes a newer slot map to every shard (see `Shard::refresh_slot_map`).
@@ -166,7 +186,6 @@ impl Shared {
 /// Per-executor copies of the configuration values the command path reads.
 #[derive(Clone, Debug)]
 pub struct Settings {
-    pub requirepass: Option<Vec<u8>>,
     pub proto_max_bulk_len: i64,
     pub query_buffer_limit: usize,
     pub maxclients: usize,
@@ -174,6 +193,8 @@ pub struct Settings {
     pub protected_mode: bool,
     /// Every type's encoding thresholds.
     pub limits: crate::types::Limits,
+    /// `maxmemory` in bytes (0: no limit).
+    pub maxmemory: usize,
     /// Whether `maxmemory-policy` is an LFU one (OBJECT FREQ works, OBJECT IDLETIME does not).
     pub lfu_policy: bool,
     /// `client-output-buffer-limit pubsub`.
@@ -184,9 +205,7 @@ pub struct Settings {
 
 impl Settings {
     pub fn from_config(c: &Config) -> Settings {
-        let pass = c.get("requirepass");
         Settings {
-            requirepass: (!pass.is_empty()).then(|| pass.as_bytes().to_vec()),
             proto_max_bulk_len: c.get_i64("proto-max-bulk-len"),
             query_buffer_limit: c.get_i64("client-query-buffer-limit") as usize,
             maxclients: c.get_i64("maxclients") as usize,
@@ -214,6 +233,7 @@ impl Settings {
                 hll_sparse_max_bytes: c.get_i64("hll-sparse-max-bytes") as usize,
             },
             lfu_policy: c.get("maxmemory-policy").ends_with("-lfu"),
+            maxmemory: c.get_i64("maxmemory").max(0) as usize,
             pubsubshard_when_down: c.get_bool("cluster-allow-pubsubshard-when-down"),
             pubsub_limit: {
                 let [hard, soft, secs] =
@@ -239,6 +259,8 @@ pub struct ClientMeta {
     pub lib_name: RefCell<Vec<u8>>,
     pub lib_ver: RefCell<Vec<u8>>,
     pub last_cmd: Cell<&'static str>,
+    /// The ACL user the connection is authenticated as (CLIENT LIST `user=`).
+    pub user: RefCell<Vec<u8>>,
     pub last_interaction_ms: Cell<i64>,
     pub resp: Cell<u8>,
     pub qbuf: Cell<usize>,

@@ -384,6 +384,39 @@ pub fn unsubscribe_all(shard: &Shard, sub: &Subscriber, kind: Kind, mut out: Opt
     }
 }
 
+/// This core's subscribers (each once).
+pub fn subscribers(shard: &Shard) -> Vec<Rc<Subscriber>> {
+    let mut all: Vec<Rc<Subscriber>> = Vec::new();
+    for kind in [Kind::Channel, Kind::Pattern, Kind::Shard] {
+        for subs in shard.pubsub.registry(kind).borrow().values() {
+            for sub in subs {
+                if !all.iter().any(|v| Rc::ptr_eq(v, sub)) {
+                    all.push(sub.clone());
+                }
+            }
+        }
+    }
+    all
+}
+
+impl Subscriber {
+    /// Whether a subscription is outside the channel patterns `allowed` (an ACL change
+    /// revoked it): patterns must be listed literally, channels match a listed pattern.
+    pub fn violates(&self, allowed: &[Vec<u8>]) -> bool {
+        use crate::acl::user::channel_listed;
+        self.patterns
+            .borrow()
+            .iter()
+            .any(|p| !channel_listed(allowed, p, true))
+            || self
+                .channels
+                .borrow()
+                .iter()
+                .chain(self.shard_channels.borrow().iter())
+                .any(|c| !channel_listed(allowed, c, false))
+    }
+}
+
 /// A connection going away (or RESET): every subscription, silently.
 pub fn remove_all(shard: &Shard, sub: &Subscriber) {
     for kind in [Kind::Channel, Kind::Pattern, Kind::Shard] {

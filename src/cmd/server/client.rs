@@ -140,6 +140,8 @@ pub struct ClientLine<'a> {
     pub resp: u8,
     /// Subscribed channels, patterns, shard channels (`sub=`, `psub=`, `ssub=`; flag `P`).
     pub subs: [usize; 3],
+    /// The ACL user.
+    pub user: &'a [u8],
 }
 
 /// Renders a line in Redis 7.0's CLIENT LIST format (without the trailing newline).
@@ -148,8 +150,7 @@ pub struct ClientLine<'a> {
 /// - `qbuf-free`: room left in a 16 KiB read buffer; `rbs`/`rbp`: the 16 KiB reply buffer.
 /// - `obl`/`oll`/`omem`: 0 — a connection's whole output is written before it reads again.
 /// - `tot-mem`: read buffer + reply buffer + current arguments + the client record.
-/// - `db`, `multi`, `user`, `redir`: redcell has one database, no MULTI, ACL users or
-///   tracking yet, so these are exact for now.
+/// - `db`, `multi`, `redir`: not tracked yet (0, -1, -1).
 pub fn render_line(v: &ClientLine, out: &mut String) {
     use std::fmt::Write;
     // Redis's order: P (pubsub) before e (no-evict); N when neither.
@@ -166,7 +167,7 @@ pub fn render_line(v: &ClientLine, out: &mut String) {
         out,
         "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={flags} db=0 sub={} psub={} ssub={} multi=-1 \
          qbuf={} qbuf-free={} argv-mem={} multi-mem=0 rbs={BUF_SIZE} rbp={BUF_SIZE} obl=0 oll=0 omem=0 \
-         tot-mem={tot_mem} events=r cmd={} user=default redir=-1 resp={}",
+         tot-mem={tot_mem} events=r cmd={} user={} redir=-1 resp={}",
         v.id,
         v.addr,
         v.laddr,
@@ -181,6 +182,7 @@ pub fn render_line(v: &ClientLine, out: &mut String) {
         read_buf - v.qbuf,
         v.argv_mem,
         v.cmd,
+        String::from_utf8_lossy(v.user),
         v.resp,
     );
 }
@@ -206,9 +208,17 @@ fn render_meta(meta: &ClientMeta, now_ms: i64, argv_mem: usize, out: &mut String
             cmd: meta.last_cmd.get(),
             resp: meta.resp.get(),
             subs: [meta.sub.get(), meta.psub.get(), meta.ssub.get()],
+            user: &meta.user.borrow(),
         },
         out,
     );
+}
+
+/// `meta`'s CLIENT LIST line (ACL LOG's `client-info`).
+pub fn line_of(meta: &ClientMeta) -> String {
+    let mut line = String::with_capacity(320);
+    render_meta(meta, now_ms(), 0, &mut line);
+    line
 }
 
 /// The connection's local address. `meta.laddr` is the listener's, which for a wildcard
@@ -365,6 +375,7 @@ struct KillFilter {
     laddr: Option<String>,
     id: Option<u64>,
     kind: Option<ClientType>,
+    user: Option<Vec<u8>>,
     skipme: bool,
 }
 
@@ -400,10 +411,7 @@ fn parse_kill(a: &Args) -> Result<KillFilter, Error> {
         } else if a.is(i, "LADDR") {
             f.laddr = Some(text(i + 1));
         } else if a.is(i, "USER") {
-            // Only the default user exists, and every connection is authenticated as it.
-            if value != b"default" {
-                return Err(Error::msg(format!("No such user '{}'", text(i + 1))));
-            }
+            f.user = Some(value.to_vec());
         } else if a.is(i, "SKIPME") {
             f.skipme = if value.eq_ignore_ascii_case(b"yes") {
                 true
@@ -426,18 +434,35 @@ impl KillFilter {
             && self.laddr.as_deref().is_none_or(|a| a == local_addr(meta))
             && self.id.is_none_or(|id| id == meta.id)
             && self.kind.is_none_or(|t| t == type_of(meta))
+            && self.user.as_ref().is_none_or(|u| *u == *meta.user.borrow())
     }
 }
 
-/// Kills this shard's connections matching `f`: flags them and shuts their sockets down so the
-/// connection task's pending read ends. The caller is only counted (it closes after its
-/// reply). Returns (how many matched, whether the caller did).
+/// Kills this shard's connections matching `f` (see `kill_where`).
 fn kill_on_shard(s: &Rc<Shard>, f: &KillFilter, caller: u64) -> (usize, bool) {
+    kill_where(s, caller, |m, _| {
+        f.matches(m) && !(f.skipme && m.id == caller)
+    })
+}
+
+/// Kills this shard's connections for which `pick` (given the connection and its subscriber
+/// record, if any) holds: flags them and shuts their sockets down so the connection task's
+/// pending read ends. The caller is only counted (it closes after its reply). Returns (how
+/// many matched, whether the caller did).
+pub fn kill_where(
+    s: &Rc<Shard>,
+    caller: u64,
+    pick: impl Fn(&ClientMeta, Option<&crate::shard::pubsub::Subscriber>) -> bool,
+) -> (usize, bool) {
+    let subscribers = crate::shard::pubsub::subscribers(s);
     let victims: Vec<Rc<ClientMeta>> = s
         .clients
         .borrow()
         .values()
-        .filter(|m| !m.killed.get() && f.matches(m) && !(f.skipme && m.id == caller))
+        .filter(|m| {
+            let sub = subscribers.iter().find(|x| x.meta.id == m.id);
+            !m.killed.get() && pick(m, sub.map(|x| &**x))
+        })
         .cloned()
         .collect();
     let mut self_killed = false;
@@ -467,6 +492,14 @@ fn kill_on_shard(s: &Rc<Shard>, f: &KillFilter, caller: u64) -> (usize, bool) {
 pub fn kill<'a>(c: &'a mut Conn, a: Args<'a>) -> BoxFuture<'a> {
     Box::pin(async move {
         let filter = parse_kill(&a)?;
+        if let Some(user) = &filter.user {
+            if c.shard.shared.acl().get(user).is_none() {
+                return Err(Error::msg(format!(
+                    "No such user '{}'",
+                    String::from_utf8_lossy(user)
+                )));
+            }
+        }
         let caller = c.meta.id;
         let results = c
             .shard
@@ -521,10 +554,6 @@ mod tests {
             "ERR client-id should be greater than 0"
         );
         assert_eq!(
-            err(&["client", "kill", "user", "bob"]),
-            "ERR No such user 'bob'"
-        );
-        assert_eq!(
             err(&["client", "kill", "skipme", "maybe"]),
             "ERR syntax error"
         );
@@ -557,6 +586,7 @@ mod tests {
                 cmd: "client|list",
                 resp: 2,
                 subs: [0; 3],
+                user: b"default",
             },
             &mut out,
         );
@@ -622,6 +652,7 @@ mod tests {
                 cmd: "NULL",
                 resp: 3,
                 subs: [0; 3],
+                user: b"default",
             },
             &mut out,
         );

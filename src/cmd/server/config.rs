@@ -52,6 +52,8 @@ pub fn set<'a>(c: &'a mut Conn, a: Args<'a>) -> BoxFuture<'a> {
                 })?;
             }
         }
+        let names: Vec<&[u8]> = pairs.iter().map(|(n, _)| *n).collect();
+        crate::cmd::acl::config_changed(&c.shard.shared, &names);
         refresh_settings(c).await;
         c.out.ok();
         Ok(())

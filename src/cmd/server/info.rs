@@ -43,6 +43,8 @@ pub struct Snapshot {
     pub connected_clients: usize,
     pub cluster_enabled: bool,
     pub maxclients: i64,
+    /// Bytes allocated (`util::mem`), or the resident set where nothing counts them.
+    pub used: u64,
     pub rss: u64,
     pub peak_rss: u64,
     pub total_system_memory: u64,
@@ -238,18 +240,19 @@ fn clients(s: &Snapshot, out: &mut String) {
     );
 }
 
-/// `used_memory` is the process's resident set (/proc/self/statm): mimalloc keeps no cheap
-/// running total of allocated bytes. `used_memory_peak` is the peak resident set (VmHWM).
+/// `used_memory` is the bytes allocated (what `maxmemory` is compared with; the server
+/// counts its allocator, `util::mem`), `used_memory_rss` the resident set (/proc/self/statm),
+/// `used_memory_peak` the peak resident set (VmHWM).
 fn memory(s: &Snapshot, out: &mut String) {
     let peak_perc = if s.peak_rss == 0 {
         0.0
     } else {
-        s.rss as f64 * 100.0 / s.peak_rss as f64
+        s.used as f64 * 100.0 / s.peak_rss as f64
     };
     lines!(out,
         "# Memory";
-        "used_memory:{}", s.rss;
-        "used_memory_human:{}", bytes_to_human(s.rss);
+        "used_memory:{}", s.used;
+        "used_memory_human:{}", bytes_to_human(s.used);
         "used_memory_rss:{}", s.rss;
         "used_memory_rss_human:{}", bytes_to_human(s.rss);
         "used_memory_peak:{}", s.peak_rss;
@@ -577,6 +580,10 @@ async fn snapshot(c: &mut Conn) -> Snapshot {
             .load(std::sync::atomic::Ordering::Relaxed),
         cluster_enabled: c.shard.slot_map.borrow().enabled,
         maxclients,
+        used: match crate::util::mem::used() {
+            0 => crate::util::mem::rss_bytes(),
+            n => n as u64,
+        },
         rss: crate::util::mem::rss_bytes(),
         peak_rss: crate::util::mem::peak_rss_bytes(),
         total_system_memory: total_system_memory(),
