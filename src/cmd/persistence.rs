@@ -70,6 +70,11 @@ fn bgsave<'a>(c: &'a mut Conn, a: Args<'a>) -> BoxFuture<'a> {
             2 if a.is(1, "SCHEDULE") => true,
             _ => return Err(Error::Syntax),
         };
+        if c.held.is_some() {
+            persist::schedule(&c.shard, false).await?;
+            c.out.simple("Background saving scheduled");
+            return Ok(());
+        }
         match persist::bgsave(&c.shard, schedule).await? {
             Started::Now => c.out.simple("Background saving started"),
             Started::Scheduled => c.out.simple("Background saving scheduled"),
@@ -81,6 +86,11 @@ fn bgsave<'a>(c: &'a mut Conn, a: Args<'a>) -> BoxFuture<'a> {
 /// BGREWRITEAOF: a rewrite of the AOF (scheduled while a save runs).
 fn bgrewriteaof<'a>(c: &'a mut Conn, _a: Args<'a>) -> BoxFuture<'a> {
     Box::pin(async move {
+        if c.held.is_some() {
+            persist::schedule(&c.shard, true).await?;
+            c.out.simple("Background append only file rewriting scheduled");
+            return Ok(());
+        }
         match persist::bgrewriteaof(&c.shard).await? {
             Started::Now => c
                 .out

@@ -554,6 +554,28 @@ pub async fn bgsave(shard: &Rc<Shard>, schedule: bool) -> Result<Started, Error>
     .await
 }
 
+/// BGSAVE or BGREWRITEAOF inside EXEC: the transaction holds the shards' data a cut needs,
+/// so the job is scheduled for after it, as Redis schedules them while `in_exec`.
+pub async fn schedule(shard: &Rc<Shard>, rewrite: bool) -> Result<(), Error> {
+    on_control(shard, move |p| async move {
+        if rewrite {
+            if p.aof_mail.info.get().rewrite_in_progress {
+                return Err(Error::msg(
+                    "Background append only file rewriting already in progress",
+                ));
+            }
+            p.set_aof_info(|i| i.rewrite_scheduled = true);
+        } else {
+            if p.rdb.borrow().in_progress {
+                return Err(Error::msg("Background save already in progress"));
+            }
+            p.bgsave_scheduled.set(true);
+        }
+        Ok(())
+    })
+    .await
+}
+
 /// BGREWRITEAOF: starts a rewrite, or schedules it while a save runs.
 pub async fn bgrewriteaof(shard: &Rc<Shard>) -> Result<Started, Error> {
     on_control(shard, |p| async move {
