@@ -779,10 +779,14 @@ pub fn aof_replay() -> crate::persist::load::Replay {
                 sub: Default::default(),
                 psub: Default::default(),
                 ssub: Default::default(),
+                user: std::cell::RefCell::new(b"default".to_vec()),
             });
             let max_bulk = shard.settings.borrow().proto_max_bulk_len;
             let mut conn = Conn::new(shard.clone(), meta);
-            conn.authed = true;
+            // Redis's AOF client is not a user: no authentication, no ACL checks.
+            conn.sync_acl();
+            conn.authenticated = true;
+            conn.acl_open = true;
             Box::new(AofReplay {
                 conn,
                 batch: Batch::new(shard.nshards),
