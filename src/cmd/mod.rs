@@ -13,10 +13,12 @@ pub mod hash;
 pub mod hll;
 pub mod keys;
 pub mod list;
+pub mod lua;
 pub mod migrate;
 pub mod multi;
 pub mod pubsub;
 pub mod scan;
+pub mod scripting;
 pub mod server;
 pub mod set;
 pub mod stream;
@@ -60,6 +62,7 @@ pub mod flag {
     /// Redis's `CMD_TOUCHES_ARBITRARY_KEYS` (SCAN, RANDOMKEY): the keys it expires lazily
     /// propagate as separate DELs, never wrapped in MULTI/EXEC.
     pub const TOUCHES_ARBITRARY_KEYS: u32 = 1 << 18;
+    pub const NO_MANDATORY_KEYS: u32 = 1 << 19;
 
     // Ours, not shown by COMMAND:
     /// Allowed in the RESP2 subscribed context ((P|S)(UN)SUBSCRIBE, PING, QUIT, RESET).
@@ -94,6 +97,7 @@ pub mod flag {
         (NO_MULTI, "no_multi"),
         (MOVABLE_KEYS, "movablekeys"),
         (ALLOW_BUSY, "allow_busy"),
+        (NO_MANDATORY_KEYS, "no_mandatory_keys"),
         (ASKING, "asking"),
     ];
 }
@@ -471,6 +475,7 @@ fn families() -> impl Iterator<Item = &'static CommandSpec> {
         stream::COMMANDS,
         cluster::COMMANDS,
         function::COMMANDS,
+        scripting::COMMANDS,
         hll::COMMANDS,
         zset::COMMANDS,
         dump::COMMANDS,

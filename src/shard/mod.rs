@@ -13,6 +13,7 @@ pub mod journal;
 pub mod mesh;
 pub mod pause;
 pub mod pubsub;
+pub mod scripts;
 pub mod tx;
 
 use std::cell::{Cell, RefCell};
@@ -66,6 +67,8 @@ pub struct Shared {
     pub pause: pause::Pause,
     /// What the command layer, above this one, gives it at start-up.
     pub upcalls: Upcalls,
+    /// Scripts running on each executor: the BUSY gate and SCRIPT/FUNCTION KILL.
+    pub scripts: scripts::Scripts,
 }
 
 /// Calls from the shard layer up into the command layer, installed at start-up
@@ -113,6 +116,7 @@ impl Shared {
             config: Mutex::new(config),
             pause: Default::default(),
             upcalls: Upcalls::default(),
+            scripts: scripts::Scripts::new(nshards + 1),
         }
     }
 
@@ -148,6 +152,9 @@ pub struct Settings {
     pub pubsub_limit: pubsub::Limit,
     /// `cluster-allow-pubsubshard-when-down`: shard channels keep working while the cluster is down.
     pub pubsubshard_when_down: bool,
+    /// `busy-reply-threshold` (`lua-time-limit`), ms: a script running longer makes other
+    /// clients get -BUSY.
+    pub busy_reply_threshold_ms: u64,
 }
 
 impl Settings {
@@ -183,6 +190,7 @@ impl Settings {
             },
             lfu_policy: c.get("maxmemory-policy").ends_with("-lfu"),
             pubsubshard_when_down: c.get_bool("cluster-allow-pubsubshard-when-down"),
+            busy_reply_threshold_ms: c.get_i64("busy-reply-threshold").max(0) as u64,
             pubsub_limit: {
                 let [hard, soft, secs] =
                     crate::config::output_limits(c.get("client-output-buffer-limit"))[2];

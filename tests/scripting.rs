@@ -1,0 +1,635 @@
+//! Lua scripting (EVAL, EVALSHA, EVAL_RO, EVALSHA_RO, SCRIPT): a scripted list of cases sent
+//! to a 3-shard redcell and to a stock redis-server 7, every reply compared byte for byte in
+//! RESP2 and in RESP3; then the rules a reply comparison cannot show (atomicity across shards
+//! under concurrency, the script cache, scripts in MULTI) and the scripts client libraries
+//! run (redis-py's `Lock`, a token-bucket rate limiter) under concurrency, with the same
+//! outcome counts as stock.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{show, Raw, Server, StockRedis};
+
+const SHARDS: usize = 3;
+
+/// `cmsgpack` and `struct` scripts, one a line, each run as `EVAL <line> 0`.
+const LIBRARY_SCRIPTS: &str = r#"
+return cmsgpack.pack()
+return cmsgpack.unpack()
+return cmsgpack.unpack('')
+return {cmsgpack.unpack(cmsgpack.pack(1,'a',{1,2},{a=1}))}
+return {cmsgpack.unpack_one(cmsgpack.pack(1,2), 0)}
+return {cmsgpack.unpack_one(cmsgpack.pack(1,2), 1)}
+return {cmsgpack.unpack_one(cmsgpack.pack(1,2), 2)}
+return {cmsgpack.unpack_one(cmsgpack.pack(1,2), 5)}
+return {cmsgpack.unpack_one(cmsgpack.pack(1,2), -1)}
+return {cmsgpack.unpack_limit(cmsgpack.pack(1,2,3), 2)}
+return {cmsgpack.unpack_limit(cmsgpack.pack(1,2,3), 0)}
+return {cmsgpack.unpack_limit(cmsgpack.pack(1,2,3), -1)}
+return {cmsgpack.unpack_limit(cmsgpack.pack(1,2,3), 1, 1)}
+return cmsgpack.unpack(5)
+return {cmsgpack._NAME, cmsgpack._VERSION, cmsgpack._COPYRIGHT, cmsgpack._DESCRIPTION}
+local t = {} local c = t for i=1,20 do c[1] = {} c = c[1] end return cmsgpack.pack(t)
+return cmsgpack.pack(function() end)
+return cmsgpack.pack({1,nil,3})
+return cmsgpack.pack({[1]=1,[3]=3})
+return cmsgpack.pack({})
+return cmsgpack.pack(1.5, 0.1, -1, -33, -129, -40000, -3000000000, 200, 70000, 5000000000, 2^64, 1/0, 0/0)
+return cmsgpack.pack(string.rep('x', 40), string.rep('y', 300), string.rep('z', 70000))
+return {cmsgpack.unpack(cmsgpack.pack(nil, true, false))}
+return cmsgpack.pack({a={b={c=1}}})
+return cmsgpack.pack(-0.0)
+return cmsgpack.pack(2^63)
+return cmsgpack.pack(-2^63)
+return cmsgpack.pack({['1']=1})
+return cmsgpack.unpack(string.char(0xcc))
+return cmsgpack.unpack(string.char(0xc1))
+return cmsgpack.unpack(string.char(0xd4,1,2))
+return cmsgpack.unpack(string.char(0x93,1,0xc0,3))
+return cmsgpack.unpack(string.char(0x82,0xc0,1,1,2))
+return cmsgpack.unpack(string.char(0xc4,2,97,98))
+return cmsgpack.unpack(string.char(0xcf,255,255,255,255,255,255,255,255))
+return cmsgpack.unpack(string.char(0xd3,128,0,0,0,0,0,0,0))
+return cmsgpack.unpack(string.char(0xdd,255,255,255,255))
+return cmsgpack.unpack(string.char(0xdb,255,255,255,255))
+return tostring(cmsgpack.unpack(string.char(0xca,0x3f,0xc0,0,0)))
+return {cmsgpack.unpack(string.char(1,2))}
+return cmsgpack.unpack(string.char(0xd9,3,97,98,99))
+return cmsgpack.unpack(string.char(0xe0))
+return cmsgpack.unpack(string.char(0xd0,0x80))
+return cmsgpack.unpack(string.char(0xd1,0x80,0))
+return cmsgpack.unpack(string.char(0xc3))
+return cmsgpack.unpack(string.char(0xc2))
+return select('#', cmsgpack.unpack(string.rep(string.char(1), 100000)))
+return select('#', cmsgpack.unpack(string.rep(string.char(1), 7000)))
+return cmsgpack.unpack(string.char(0x91))
+return cmsgpack.unpack(string.char(0xdc,0,2,1,2))
+return cmsgpack.unpack(string.char(0xde,0,1,1,2))[1]
+return cmsgpack.unpack(string.char(0xcb,0x3f,0xf8,0,0,0,0,0,0))
+return cmsgpack.unpack(string.char(0xce,255,255,255,255))
+return cmsgpack.unpack(string.char(0xd2,255,255,255,255))
+return {cmsgpack.unpack_one(string.char(1,2), 0, 5)}
+return {cmsgpack.unpack_limit(string.char(1,2,3), 5)}
+return {cmsgpack.unpack_limit(string.char(1,2,3), 2, 3)}
+return {cmsgpack.unpack_one('')}
+return cmsgpack.pack({[1]=1,[2]=2,x=3})
+return cmsgpack.pack({[0]=1})
+return cmsgpack.pack({[1.5]=1})
+return cmsgpack.pack({1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16})
+return cmsgpack.pack(true, false, nil)
+return cmsgpack.pack(cjson.null)
+cmsgpack.x=1
+return cmsgpack.unpack(string.char(0x92,0x93))
+return #cmsgpack.unpack(string.rep(string.char(0x91), 3000) .. string.char(1))
+return cmsgpack.unpack(string.rep(string.char(0x91), 100000))
+return cmsgpack.unpack(string.char(0x81,0xcb,0x7f,0xf8,0,0,0,0,0,1,1))
+return cmsgpack.unpack(cmsgpack.pack({x=1,y={1,2}})).y[2]
+return cmsgpack.unpack(string.rep(string.char(0x81, 1), 100000))
+return struct.pack('>i', 1)
+return struct.pack('<i', 1)
+return struct.pack('>I2', 65535)
+return struct.pack('b', -1)
+return struct.pack('B', 300)
+return struct.pack('h', -2)
+return struct.pack('>H', 2)
+return struct.pack('>l', 1)
+return struct.pack('>L', 1)
+return struct.pack('>T', 1)
+return struct.pack('>i3', -1)
+return struct.pack('>i16', -1)
+return struct.pack('<i16', -1)
+return struct.pack('>i33', 1)
+return struct.pack('>i99999999999', 1)
+return struct.pack('>i2147483647', 1)
+return struct.pack('>i2147483648', 1)
+return struct.pack('c', 'abc')
+return struct.pack('c5', 'abc')
+return struct.pack('c2', 'abc')
+return struct.pack('s', 'abc')
+return struct.pack('>f', 1.5)
+return struct.pack('>d', 1.5)
+return struct.pack('<d', 0.1)
+return struct.pack('x')
+return struct.pack('!4 b i', 1, 2)
+return struct.pack('!b i', 1, 2)
+return struct.pack('!3 b i', 1, 2)
+return struct.pack('!2 b d', 1, 2)
+return struct.pack('q', 1)
+return struct.pack('>i')
+return struct.pack('>i', 'x')
+return struct.pack('>i', '12')
+return struct.pack('>i', 1.7)
+return struct.pack('>i', -1.7)
+return struct.pack('>I', -1)
+return struct.pack('>i', 2^40)
+return struct.pack()
+return struct.pack(5)
+return struct.pack('c', 5)
+return struct.pack('c', {})
+return {struct.unpack('>i', struct.pack('>i', -5))}
+return {struct.unpack('>I', struct.pack('>i', -5))}
+return {struct.unpack('<h', string.char(1,2,3), 2)}
+return {struct.unpack('>i', 'ab')}
+return {struct.unpack('c2 c1', 'abc')}
+return {struct.unpack('s', 'ab' .. string.char(0) .. 'c')}
+return {struct.unpack('s', 'abc')}
+return {struct.unpack('b c0', string.char(2) .. 'xyz')}
+return {struct.unpack('b c0', string.char(9) .. 'xyz')}
+return {struct.unpack('c0', 'xyz')}
+return {struct.unpack('>f', struct.pack('>f', 1.5))}
+return {struct.unpack('>d', struct.pack('>d', 0.1))}
+return struct.size('>i h c3 d')
+return struct.size('!8 b d')
+return struct.size('s')
+return struct.size('c0')
+return struct.size('q')
+return struct.size('=')
+return {struct.unpack('>I8', string.rep(string.char(255), 8))}
+return {struct.unpack('>i8', string.rep(string.char(255), 8))}
+return {struct.unpack('>i9', string.rep(string.char(255), 9))}
+return {struct.unpack('<i9', string.rep(string.char(255), 9))}
+return {struct.unpack('>i16', string.rep(string.char(1), 16))}
+return {struct.unpack('>i', 'abcd', 0)}
+return {struct.unpack('>i', 'abcd', 2)}
+return {struct.unpack('>i', 'abcd', -1)}
+return {struct.unpack('>i', 'abcd', 'x')}
+return {struct.unpack('x b', 'ab')}
+return struct.pack('i0', 1)
+return struct.pack('!0 i', 1)
+return struct.pack('!5 i', 1)
+return struct.pack('!17 i', 1)
+return {struct.unpack('!4 b i', struct.pack('!4 b i', 1, 2))}
+return struct.pack('> i', 1)
+return struct.pack('=i', 1)
+return {struct.unpack('b', '')}
+return struct.pack('s', 'a' .. string.char(0) .. 'b')
+return {struct.unpack('>I3', string.char(1,2,3))}
+return struct.pack('>i' .. string.char(0) .. 'i', 1, 2)
+return {struct.unpack('bbbbbbbbbbbbbbbbbbbbb', string.rep('a', 21))}
+struct.x = 1
+"#;
+
+/// Each case is a list of commands (words); a word `$NUL` stands for one zero byte. Every
+/// reply of every command is compared. Keys are the case's own (prefixed by its index).
+fn cases() -> Vec<Vec<Vec<&'static str>>> {
+    let e = |s: &'static str| vec![vec!["EVAL", s, "0"]];
+    let mut v: Vec<Vec<Vec<&'static str>>> = vec![
+        // Lua -> reply conversions.
+        e("return 1"),
+        e("return -7"),
+        e("return 3.99"),
+        e("return -3.99"),
+        e("return 1e300"),
+        e("return 0/0"),
+        e("return 1/0"),
+        e("return 'text'"),
+        e("return ''"),
+        e("return true"),
+        e("return false"),
+        e("return nil"),
+        e("return"),
+        e("return {}"),
+        e("return {1,2,3.7,'x',false,true,nil,4}"),
+        e("return {1,{2,{3,{'deep'}}}}"),
+        e("return {err='My error'}"),
+        e("return {err='-WITHDASH x'}"),
+        e("return {err='line\\r\\nbreak'}"),
+        e("return {ok='FINE'}"),
+        e("return {ok='a\\nb'}"),
+        e("return {1,{err='inner'},3}"),
+        e("return {1,{ok='inner'},3}"),
+        e("return {double=3.5}"),
+        e("return {big_number='123456789012345678901234567890'}"),
+        e("return {map={a=1}}"),
+        e("return {set={a=true}}"),
+        e("return {verbatim_string={format='txt',string='hello'}}"),
+        e("return {a=1,b=2}"),
+        e("return {1,2,x=3}"),
+        e("return redis.error_reply('E2 something')"),
+        e("return redis.error_reply('-E3 dashed')"),
+        e("return redis.error_reply('nocode')"),
+        e("return redis.error_reply(5)"),
+        e("return redis.status_reply('STATUS')"),
+        e("return redis.status_reply({})"),
+        e("return redis.sha1hex('')"),
+        e("return redis.sha1hex('abc')"),
+        e("return redis.sha1hex()"),
+        e("return redis.REDIS_VERSION ~= nil"),
+        e("return type(redis.REDIS_VERSION_NUM)"),
+        e("return {redis.LOG_DEBUG, redis.LOG_VERBOSE, redis.LOG_NOTICE, redis.LOG_WARNING}"),
+        e("redis.log(redis.LOG_WARNING, 'from a test', 1, 2)"),
+        e("redis.log(redis.LOG_WARNING)"),
+        e("redis.log(99, 'x')"),
+        e("redis.log('x', 'y')"),
+        e("return {redis.REPL_NONE, redis.REPL_AOF, redis.REPL_REPLICA, redis.REPL_SLAVE, redis.REPL_ALL}"),
+        e("return redis.replicate_commands()"),
+        e("redis.set_repl(99)"),
+        e("redis.set_repl()"),
+        e("return redis.setresp(4)"),
+        e("return redis.setresp()"),
+        e("return redis.breakpoint()"),
+        e("return redis.debug('x')"),
+        // Lua errors and their texts.
+        e("error('boom')"),
+        e("error({err='TABLEERR custom'})"),
+        e("error()"),
+        e("error(42)"),
+        e("return nosuchglobal"),
+        e("x = 1"),
+        e("_G.y = 1"),
+        e("rawset(_G, 'z', 1)"),
+        e("setmetatable(_G, nil)"),
+        e("string.foo = 1"),
+        e("redis.call = nil"),
+        e("table.insert(string, 1)"),
+        e("local t = {} t.x = 1 return t.x"),
+        e("return syntax error here"),
+        e("return (1"),
+        e("local a = nil return a.b"),
+        e("return 1 + {}"),
+        e("return #nil"),
+        e("coroutine.yield()"),
+        e("return coroutine.wrap(function() coroutine.yield(7) end)()"),
+        // The sandbox: what exists and what does not.
+        e("return os"),
+        e("return io"),
+        e("return dofile"),
+        e("return loadfile"),
+        e("return print"),
+        e("return require"),
+        e("return module"),
+        e("return package"),
+        e("return debug"),
+        e("return newproxy ~= nil"),
+        e("return type(loadstring)"),
+        e("return loadstring('return 5')()"),
+        e("return loadstring('\\27Lua')"),
+        e("return type(getfenv)"),
+        e("return gcinfo() > 0"),
+        e("return _VERSION"),
+        e("return type(__redis__err__handler)"),
+        e("return __redis__err__handler('x').err"),
+        e("return type(math.random())"),
+        e("math.randomseed(7) return {math.random(100), math.random(100), math.random(5,9)}"),
+        e("return math.random(0)"),
+        e("return math.floor(2.5)"),
+        e("return string.format('%5.2f|%d|%s|%q', 3.14159, 42, 'x', 'a\"b')"),
+        e("return string.rep('ab', 3, ',')"),
+        e("return tostring(12345678901234)"),
+        e("return tostring(0.1)"),
+        e("return tonumber('0x10')"),
+        e("return tonumber('  12  ')"),
+        e("return table.concat({1,2,3}, '-')"),
+        e("return unpack({1,2,3})"),
+        e("return select('#', unpack({1,nil,3}))"),
+        e("local t = {} for i=1,10 do t[#t+1]=i*i end table.sort(t, function(a,b) return a>b end) return t"),
+        e("return string.byte('A')"),
+        e("return {string.find('hello world', 'o w')}"),
+        e("return string.gsub('hello', 'l', 'L')"),
+        e("return 7 % 3"),
+        e("return 2^10"),
+        e("return math.huge"),
+        e("return -math.huge"),
+        e("return math.pi"),
+        e("return {math.fmod(7,3), math.max(1,5,3), math.min(2,0)}"),
+        // cjson.
+        e("return cjson.encode(function() end)"),
+        e("return cjson.encode()"),
+        e("return cjson.encode({[1]=1,[100]=2})"),
+        e("return cjson.encode({[1]=1,[3]=2})"),
+        e("return cjson.encode({[true]=1})"),
+        e("return cjson.encode(0/0)"),
+        e("return cjson.encode(1/0)"),
+        e("return cjson.encode({1,2,{a=0.1,b='x\"/\\\\'}})"),
+        e("return cjson.encode(string.char(0,1,8,9,10,12,13,31,127,128,255))"),
+        e("return cjson.encode(1e20)"),
+        e("return cjson.encode(123456789012345)"),
+        e("return cjson.encode(-0.5)"),
+        e("return cjson.encode({})"),
+        e("return cjson.encode(cjson.null)"),
+        e("return cjson.encode({[1.5]=1})"),
+        e("return cjson.encode({a={}})"),
+        e("return cjson.encode(true)"),
+        e("return cjson.encode({a=1,b={1,2,3},c={d='e'},f=false})"),
+        e("return cjson.encode(cjson.decode('{\"x\":[1,{\"y\":\"z\"}],\"n\":-1.25e-5}'))"),
+        e("local t = {} local c = t for i=1,1001 do c[1] = {} c = c[1] end return cjson.encode(t)"),
+        e("local t = {} local c = t for i=1,999 do c[1] = {} c = c[1] end return #cjson.encode(t)"),
+        e("return cjson.decode('[1,')"),
+        e("return cjson.decode('{\"a\":[1,2,{\"b\":null}]}').a[2]"),
+        e("return cjson.decode('\"\\\\u00e9\\\\ud83d\\\\ude00\"')"),
+        e("return cjson.decode('0x10')"),
+        e("return cjson.decode('01')"),
+        e("return cjson.decode('  true ')"),
+        e("return cjson.decode('[1] x')"),
+        e("return cjson.decode('{1:2}')"),
+        e("return cjson.decode('{\"a\" 1}')"),
+        e("return cjson.decode('[1 2]')"),
+        e("return cjson.decode('\"abc')"),
+        e("return cjson.decode('\"\\\\x\"')"),
+        e("return cjson.decode('nul')"),
+        e("return cjson.decode('')"),
+        e("return cjson.decode()"),
+        e("return type(cjson.null)"),
+        e("return cjson.decode('null') == cjson.null"),
+        e("return cjson.decode('null')"),
+        e("return cjson.decode(string.rep('[',1001)..string.rep(']',1001))"),
+        e("return #cjson.decode(string.rep('[',1000)..string.rep(']',1000))"),
+        e("return cjson.decode('1e400')"),
+        e("return cjson.decode('-0')"),
+        e("return cjson.decode('[inf]')"),
+        e("return cjson.decode('NaN')"),
+        e("return cjson.decode(5)"),
+        e("return {cjson._NAME, cjson._VERSION}"),
+        e("return cjson.decode('{\"a\":1,\"a\":2}').a"),
+        e("return cjson.decode('[1,]')"),
+        e("return cjson.decode('1.5e3')"),
+        e("return cjson.decode('\"\\\\ud800\"')"),
+        e("return cjson.decode('\"\\\\udc00\"')"),
+        e("return cjson.decode('\"\\\\u12\"')"),
+        e("return cjson.decode('[1,2')"),
+        e("return cjson.decode('{\"a\":1')"),
+        e("return cjson.decode('{\"a\":1 \"b\"')"),
+        e("return cjson.decode('-')"),
+        e("return cjson.decode('[\"a\",{\"b\":[true,false,null,1.5]}]')[2].b"),
+        e("cjson.foo = 1"),
+        e("cjson.encode = nil"),
+        // bit.
+        e("return bit.band(0xff, 0x0f)"),
+        e("return bit.bor(1, 2, 4, 8)"),
+        e("return bit.bxor(5, 3)"),
+        e("return bit.bnot(0)"),
+        e("return bit.lshift(1, 31)"),
+        e("return bit.rshift(-1, 28)"),
+        e("return bit.arshift(-256, 4)"),
+        e("return bit.rol(0x12345678, 8)"),
+        e("return bit.ror(0x12345678, 8)"),
+        e("return bit.bswap(0x12345678)"),
+        e("return bit.tohex(255)"),
+        e("return bit.tohex(-1, -4)"),
+        e("return bit.tohex(255, 2)"),
+        e("return bit.tohex(65535, -2147483648)"),
+        e("return bit.tohex(1, 2147483647)"),
+        e("return bit.tobit(2^32 + 5)"),
+        e("return bit.tobit(1.5)"),
+        e("return bit.tobit(2.5)"),
+        e("return bit.tobit(-1.5)"),
+        e("return bit.band()"),
+        e("return bit.band('x')"),
+        e("return bit.tobit('12')"),
+        e("return bit.lshift(1, 33)"),
+        e("return bit.tobit(2^53)"),
+        e("return bit.tobit(-2^60+3)"),
+        e("bit.band = nil"),
+        // redis.call / redis.pcall.
+        e("return redis.call('ping')"),
+        e("return redis.call('PING', 'hi')"),
+        e("return redis.call('echo', 12)"),
+        e("return redis.call('echo', 1.5)"),
+        e("return redis.call('echo', 0.1)"),
+        e("return redis.call('echo', 1e20)"),
+        e("return redis.call('echo', true)"),
+        e("return redis.call('echo', nil)"),
+        e("return redis.call('echo', {})"),
+        e("return redis.call()"),
+        e("return redis.pcall()"),
+        e("return redis.call('nosuchcommand')"),
+        e("return redis.pcall('nosuchcommand')"),
+        e("return redis.call('get')"),
+        e("return redis.pcall('get')"),
+        e("return redis.call('eval', 'return 1', 0)"),
+        e("return redis.call('multi')"),
+        e("return redis.call('script', 'load', 'return 1')"),
+        e("return redis.call('subscribe', 'x')"),
+        e("return redis.call('client', 'list') ~= nil"),
+        e("return redis.call('config', 'get', 'maxmemory')"),
+        e("return redis.call('select', 1)"),
+        e("return redis.call('hello')"),
+        e("return redis.call('object', 'help')[1]"),
+        e("return redis.call('set', 'x', 'y', 'badopt')"),
+        e("return redis.pcall('set', 'x', 'y', 'badopt')"),
+        e("local r = redis.pcall('incr', 'x') return type(r)"),
+        e("local ok, e = pcall(redis.call, 'nosuch') return {tostring(ok), e}"),
+        e("local ok, e = pcall(error, {err='X y'}) return {tostring(ok), e}"),
+        e("local ok, e = pcall(error, 'plain') return {tostring(ok), e}"),
+        e("local r = redis.pcall('nosuch') return r.err"),
+        e("return pcall(function() return 1, 2 end)"),
+        e("return {pcall(function() error('in') end)}"),
+        e("return {xpcall(function() error('in') end, function(e) return 'handled: ' .. e end)}"),
+        // Per-case keys.
+        vec![
+            vec!["SET", "k1", "v1"],
+            vec!["EVAL", "return redis.call('get', KEYS[1])", "1", "k1"],
+            vec!["EVAL", "return redis.call('get', KEYS[1])", "1", "missing"],
+            vec!["EVAL", "return {KEYS[1], KEYS[2], ARGV[1], ARGV[2], #KEYS, #ARGV}", "2", "a", "b", "c", "d"],
+            vec!["EVAL", "return 1", "-1"],
+            vec!["EVAL", "return 1", "5", "a"],
+            vec!["EVAL", "return 1", "x"],
+            vec!["EVAL", "return 1"],
+            vec!["EVAL"],
+        ],
+        vec![
+            vec!["EVAL", "return redis.call('incr', KEYS[1])", "1", "c2"],
+            vec!["EVAL", "return redis.call('incrbyfloat', KEYS[1], '1.5')", "1", "c2"],
+            vec!["EVAL", "return redis.call('incr', KEYS[1])", "1", "c2"],
+            vec!["EVAL", "return redis.pcall('incr', KEYS[1])", "1", "c2"],
+            vec!["EVAL", "redis.call('lpush', KEYS[1], 'a'); return redis.call('get', KEYS[1])", "1", "l2"],
+            vec!["EVAL", "return redis.pcall('get', KEYS[1])", "1", "l2"],
+            vec!["GET", "c2"],
+            vec!["LRANGE", "l2", "0", "-1"],
+        ],
+        vec![
+            vec!["RPUSH", "l3", "a", "b", "c"],
+            vec!["HSET", "h3", "f1", "v1", "f2", "v2"],
+            vec!["ZADD", "z3", "1.5", "m1", "2", "m2"],
+            vec!["EVAL", "return redis.call('lrange', KEYS[1], 0, -1)", "1", "l3"],
+            vec!["EVAL", "return redis.call('hgetall', KEYS[1])", "1", "h3"],
+            vec!["EVAL", "return redis.call('zrange', KEYS[1], 0, -1, 'withscores')", "1", "z3"],
+            vec!["EVAL", "return redis.call('zscore', KEYS[1], 'm1')", "1", "z3"],
+            vec!["EVAL", "return redis.call('hget', KEYS[1], 'nope')", "1", "h3"],
+            vec!["EVAL", "return type(redis.call('hget', KEYS[1], 'nope'))", "1", "h3"],
+            vec!["EVAL", "return redis.call('type', KEYS[1])", "1", "h3"],
+            vec!["EVAL", "return redis.call('type', KEYS[1]).ok", "1", "h3"],
+            vec!["EVAL", "return redis.call('exists', KEYS[1], 'nope')", "1", "h3"],
+            vec!["EVAL", "return redis.call('set', KEYS[1], 'x')", "1", "s3"],
+            vec!["EVAL", "return redis.call('set', KEYS[1], 'x', 'NX')", "1", "s3"],
+            vec!["EVAL", "return redis.call('set', KEYS[1], 'x', 'GET')", "1", "s3"],
+        ],
+        // RESP3 inside the script.
+        vec![
+            vec!["HSET", "h4", "f", "v"],
+            vec!["ZADD", "z4", "2.5", "m"],
+            vec!["SADD", "s4", "only"],
+            vec!["EVAL", "redis.setresp(3); return redis.call('hgetall', KEYS[1])", "1", "h4"],
+            vec!["EVAL", "redis.setresp(3); return redis.call('hgetall', KEYS[1]).map.f", "1", "h4"],
+            vec!["EVAL", "redis.setresp(3); return redis.call('zscore', KEYS[1], 'm')", "1", "z4"],
+            vec!["EVAL", "redis.setresp(3); return redis.call('zscore', KEYS[1], 'm').double", "1", "z4"],
+            vec!["EVAL", "redis.setresp(3); return redis.call('smembers', KEYS[1])", "1", "s4"],
+            vec!["EVAL", "redis.setresp(3); return redis.call('get', 'nokey4')", "0"],
+            vec!["EVAL", "redis.setresp(3); return type(redis.call('get', 'nokey4'))", "0"],
+            vec!["EVAL", "redis.setresp(3); return redis.call('exists', 'nokey4')", "0"],
+            vec!["EVAL", "redis.setresp(3); return {true, false}", "0"],
+            vec!["EVAL", "redis.setresp(2); return {true, false}", "0"],
+            vec!["EVAL", "redis.setresp(3); return redis.call('debug', 'protocol', 'bignum')", "0"],
+        ],
+        // Read-only scripts and the *_RO commands.
+        vec![
+            vec!["SET", "ro5", "v"],
+            vec!["EVAL_RO", "return redis.call('get', KEYS[1])", "1", "ro5"],
+            vec!["EVAL_RO", "return redis.call('set', KEYS[1], 'x')", "1", "ro5"],
+            vec!["EVAL_RO", "return redis.pcall('set', KEYS[1], 'x')", "1", "ro5"],
+            vec!["EVAL", "#!lua flags=no-writes\nreturn redis.call('set', KEYS[1], 'x')", "1", "ro5"],
+            vec!["EVAL", "#!lua flags=no-writes\nreturn redis.call('get', KEYS[1])", "1", "ro5"],
+            vec!["EVAL", "#!lua\nreturn redis.call('get', KEYS[1])", "1", "ro5"],
+            vec!["EVAL_RO", "#!lua\nreturn 1", "0"],
+            vec!["EVAL_RO", "#!lua flags=no-writes\nreturn 1", "0"],
+            vec!["EVAL", "#!lua flags=bogus\nreturn 1", "0"],
+            vec!["EVAL", "#!lua flags=no-writes,allow-oom,allow-stale,no-cluster,allow-cross-slot-keys\nreturn 1", "0"],
+            vec!["EVAL", "#!lua x=1\nreturn 1", "0"],
+            vec!["EVAL", "#!python\nreturn 1", "0"],
+            vec!["EVAL", "#!lua", "0"],
+            vec!["EVAL", "#!lua\nerror('line two')", "0"],
+            vec!["GET", "ro5"],
+        ],
+        // The script cache.
+        vec![
+            vec!["SCRIPT", "FLUSH"],
+            vec!["SCRIPT", "LOAD", "return 'loaded'"],
+            vec!["SCRIPT", "EXISTS", "b534286061d4b9e4026607613b95c06c06015ae8", "0000000000000000000000000000000000000000", "short"],
+            vec!["EVALSHA", "b534286061d4b9e4026607613b95c06c06015ae8", "0"],
+            vec!["EVALSHA", "B534286061D4B9E4026607613B95C06C06015AE8", "0"],
+            vec!["EVALSHA_RO", "b534286061d4b9e4026607613b95c06c06015ae8", "0"],
+            vec!["EVALSHA", "0000000000000000000000000000000000000000", "0"],
+            vec!["EVALSHA", "short", "0"],
+            vec!["EVAL", "return 'via eval'", "0"],
+            vec!["SCRIPT", "EXISTS", "2d8d6ca1d2a5eb2a07bfbd5c7b5c5a4f0e3a2e4b"],
+            vec!["SCRIPT", "LOAD", "return syntax error"],
+            vec!["SCRIPT", "LOAD", "#!lua flags=bad\nreturn 1"],
+            vec!["SCRIPT", "FLUSH", "ASYNC"],
+            vec!["SCRIPT", "FLUSH", "SYNC"],
+            vec!["SCRIPT", "FLUSH", "BOGUS"],
+            vec!["SCRIPT", "EXISTS", "b534286061d4b9e4026607613b95c06c06015ae8"],
+            vec!["EVALSHA", "b534286061d4b9e4026607613b95c06c06015ae8", "0"],
+            vec!["SCRIPT", "KILL"],
+            vec!["SCRIPT", "BOGUS"],
+            vec!["SCRIPT", "HELP"],
+            vec!["SCRIPT", "EXISTS"],
+        ],
+        // Scripts in transactions.
+        vec![
+            vec!["MULTI"],
+            vec!["EVAL", "return redis.call('incr', KEYS[1])", "1", "m7"],
+            vec!["EVAL", "return redis.call('incr', 'm7other')", "0"],
+            vec!["EVAL", "return redis.call('nosuch')", "0"],
+            vec!["EXEC"],
+            vec!["MGET", "m7", "m7other"],
+        ],
+        // Databases: SELECT inside a script stays inside it.
+        vec![
+            vec!["EVAL", "redis.call('select', 2); redis.call('set', KEYS[1], 'in2'); return redis.call('get', KEYS[1])", "1", "d8"],
+            vec!["GET", "d8"],
+            vec!["SELECT", "2"],
+            vec!["GET", "d8"],
+            vec!["SELECT", "0"],
+        ],
+    ];
+    for line in LIBRARY_SCRIPTS.lines().filter(|l| !l.is_empty()) {
+        v.push(vec![vec!["EVAL", line, "0"]]);
+    }
+    // Error paths right after a write (the write stays).
+    v.push(vec![
+        vec![
+            "EVAL",
+            "redis.call('set', KEYS[1], '1'); redis.call('nosuch')",
+            "1",
+            "w9",
+        ],
+        vec!["GET", "w9"],
+        vec![
+            "EVAL",
+            "redis.call('set', KEYS[1], '2'); error('after')",
+            "1",
+            "w9",
+        ],
+        vec!["GET", "w9"],
+    ]);
+    v
+}
+
+fn words_to_args(words: &[&str]) -> Vec<Vec<u8>> {
+    words
+        .iter()
+        .map(|w| {
+            if *w == "$NUL" {
+                vec![0u8]
+            } else {
+                w.as_bytes().to_vec()
+            }
+        })
+        .collect()
+}
+
+fn call(raw: &mut Raw, words: &[&str]) -> Vec<u8> {
+    let args = words_to_args(words);
+    let refs: Vec<&[u8]> = args.iter().map(Vec::as_slice).collect();
+    raw.call(&refs)
+}
+
+/// Runs every case on both servers in one protocol; returns the differences.
+fn run_cases(ours: &Server, stock: &StockRedis, resp3: bool) -> (usize, Vec<String>) {
+    let mut failures = Vec::new();
+    let mut compared = 0;
+    for (i, case) in cases().iter().enumerate() {
+        let mut a = Raw::connect(stock.port);
+        let mut b = ours.raw();
+        if resp3 {
+            call(&mut a, &["HELLO", "3"]);
+            call(&mut b, &["HELLO", "3"]);
+        }
+        for words in case {
+            let want = call(&mut a, words);
+            let got = call(&mut b, words);
+            compared += 1;
+            // SCRIPT HELP lists DEBUG, which only Redis has a use for: compare its shape.
+            if words == &["SCRIPT", "HELP"] {
+                if got.is_empty() || got[0] != want[0] {
+                    failures.push(format!("case {i} {words:?}: {}", show(&got)));
+                }
+                continue;
+            }
+            if want != got {
+                failures.push(format!(
+                    "case {i} ({}) {words:?}:\n  stock: {}\n  ours:  {}",
+                    if resp3 { "RESP3" } else { "RESP2" },
+                    show(&want),
+                    show(&got)
+                ));
+            }
+        }
+    }
+    (compared, failures)
+}
+
+#[test]
+fn eval_replies_match_stock_redis() {
+    let stock = StockRedis::start(&["--enable-debug-command", "yes"]);
+    let ours = Server::start(SHARDS, &["--enable-debug-command", "yes"]);
+    let mut all = Vec::new();
+    let mut compared = 0;
+    for resp3 in [false, true] {
+        let mut a = Raw::connect(stock.port);
+        let mut b = ours.raw();
+        call(&mut a, &["FLUSHALL"]);
+        call(&mut b, &["FLUSHALL"]);
+        let (n, f) = run_cases(&ours, &stock, resp3);
+        compared += n;
+        all.extend(f);
+    }
+    assert!(compared > 400, "only {compared} replies compared");
+    assert!(
+        all.is_empty(),
+        "{} replies differ:\n{}",
+        all.len(),
+        all.join("\n")
+    );
+}
