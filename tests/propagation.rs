@@ -195,6 +195,33 @@ fn run_step(clients: &mut Vec<Raw>, port: u16, step: &str) {
 fn cases() -> Vec<(&'static str, Vec<&'static str>)> {
     vec![
         // §3 strings and TTLs
+        // Scripts: their effects, wrapped in MULTI/EXEC when more than one (Redis 7.0).
+        (
+            "eval_effects",
+            vec![
+                "EVAL redis.call('set',KEYS[1],'v');redis.call('incr','ev:n');redis.call('expire',KEYS[1],100) 1 ev:k",
+                "EVAL redis.call('set',KEYS[1],'v') 1 ev:one",
+                "EVAL return(redis.call('get','ev:k')) 0",
+                "EVAL redis.call('del','ev:nothing') 0",
+                "EVAL redis.call('set',KEYS[1],'v','EX','100') 1 ev:ex",
+                "EVAL redis.call('set','ev:e','1');redis.call('nosuch') 0",
+                "EVAL redis.set_repl(redis.REPL_NONE);redis.call('set','ev:nr','1');redis.set_repl(redis.REPL_ALL);redis.call('set','ev:r','1') 0",
+                "EVAL redis.call('select',3);redis.call('set','ev:db3','1') 0",
+                "SCRIPT LOAD redis.call('incr','ev:sha')",
+                "EVALSHA 1e09e389ceabbc80ee707ad8c78329f3d2698146 0",
+                "SCRIPT FLUSH",
+            ],
+        ),
+        (
+            "eval_in_multi",
+            vec![
+                "MULTI",
+                "EVAL redis.call('incr','ev:m') 0",
+                "SET ev:m2 x",
+                "EVAL redis.call('incr','ev:m3');redis.call('incr','ev:m4') 0",
+                "EXEC",
+            ],
+        ),
         ("set_plain", vec!["SET s:a v", "set s:lc v"]),
         (
             "set_ex",

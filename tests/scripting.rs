@@ -9,7 +9,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{show, Raw, Server, StockRedis};
+use common::{shard_of, show, Raw, Server, StockRedis};
 
 const SHARDS: usize = 3;
 
@@ -632,4 +632,197 @@ fn eval_replies_match_stock_redis() {
         all.len(),
         all.join("\n")
     );
+}
+
+/// The Python interpreter Debian's `python3-redis` (redis-py) is installed for.
+const PYTHON: &str = "/usr/bin/python3";
+
+/// One worker process of the client-library test: redis-py's `Lock` guarding a
+/// read-modify-write counter (acquire, extend and release run redis-py's own Lua scripts),
+/// or a token-bucket rate limiter script called through `register_script` (EVALSHA, then EVAL
+/// on NOSCRIPT). Prints how many of its iterations succeeded.
+const WORKER: &str = r#"
+import sys, redis
+port, mode, n = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+r = redis.Redis(host='127.0.0.1', port=port, socket_timeout=20)
+RATE = """
+local capacity = tonumber(ARGV[1])
+local rate = tonumber(ARGV[2])
+local now = tonumber(ARGV[3])
+local bucket = redis.call('hmget', KEYS[1], 'tokens', 'ts')
+local tokens = tonumber(bucket[1]) or capacity
+local ts = tonumber(bucket[2]) or now
+tokens = math.min(capacity, tokens + (now - ts) * rate)
+local allowed = 0
+if tokens >= 1 then
+  tokens = tokens - 1
+  allowed = 1
+end
+redis.call('hset', KEYS[1], 'tokens', tokens, 'ts', now)
+redis.call('pexpire', KEYS[1], 60000)
+return allowed
+"""
+done = 0
+if mode == 'lock':
+    for i in range(n):
+        lock = r.lock('lock:res', timeout=10, blocking_timeout=30, sleep=0.001)
+        if not lock.acquire():
+            continue
+        try:
+            v = int(r.get('lock:counter') or 0)
+            r.set('lock:counter', v + 1)
+            if i % 4 == 0:
+                lock.extend(5)
+        finally:
+            lock.release()
+        done += 1
+else:
+    limiter = r.register_script(RATE)
+    for i in range(n):
+        if limiter(keys=['rate:bucket'], args=[37, 0.5, 1000]) == 1:
+            done += 1
+print(done)
+"#;
+
+/// Runs `workers` processes of `mode` against `port`; returns their successes and the
+/// server's final counter (lock) or bucket (rate).
+fn run_workers(port: u16, mode: &str, workers: usize, n: usize) -> (usize, String) {
+    let children: Vec<_> = (0..workers)
+        .map(|_| {
+            std::process::Command::new(PYTHON)
+                .args(["-c", WORKER, &port.to_string(), mode, &n.to_string()])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap_or_else(|e| {
+                    panic!(
+                        "cannot run {PYTHON} ({e}): this test needs redis-py \
+                         (apt-get install python3-redis; scripts/test.sh installs it)"
+                    )
+                })
+        })
+        .collect();
+    let mut total = 0;
+    for child in children {
+        let out = child.wait_with_output().expect("worker ran");
+        assert!(
+            out.status.success(),
+            "worker failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        total += String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .parse::<usize>()
+            .expect("worker prints a count");
+    }
+    let mut raw = Raw::connect(port);
+    let state = match mode {
+        "lock" => show(&call(&mut raw, &["GET", "lock:counter"])),
+        _ => show(&call(&mut raw, &["HGET", "rate:bucket", "tokens"])),
+    };
+    (total, state)
+}
+
+#[test]
+fn redis_py_lock_and_rate_limiter_agree_with_stock() {
+    let stock = StockRedis::start(&[]);
+    let ours = Server::start(SHARDS, &[]);
+    let (workers, n) = (4, 40);
+    let want_lock = run_workers(stock.port, "lock", workers, n);
+    let got_lock = run_workers(ours.port, "lock", workers, n);
+    // Every acquisition succeeded and the counter saw no lost update: on both servers.
+    assert_eq!(want_lock.0, workers * n, "stock lock outcome");
+    assert_eq!(
+        got_lock, want_lock,
+        "lock: (successes, counter) ours vs stock"
+    );
+    let want_rate = run_workers(stock.port, "rate", workers, n);
+    let got_rate = run_workers(ours.port, "rate", workers, n);
+    assert_eq!(
+        want_rate.0, 37,
+        "stock allows exactly the bucket's capacity"
+    );
+    assert_eq!(
+        got_rate, want_rate,
+        "rate: (allowed, tokens left) ours vs stock"
+    );
+}
+
+/// A transfer between keys on different shards, run by scripts from several clients while
+/// others read both keys from scripts and with MGET: no reader ever sees a half-done
+/// transfer. Half of the writers declare their keys, half do not (they must take every
+/// shard, as Redis runs them).
+#[test]
+fn scripts_are_atomic_across_shards() {
+    let ours = Server::start(SHARDS, &[]);
+    let (a, b) = ("acct:{a}", "acct:{b}x");
+    assert_ne!(
+        shard_of(a.as_bytes(), SHARDS),
+        shard_of(b.as_bytes(), SHARDS),
+        "the accounts must live on different shards"
+    );
+    let mut setup = ours.raw();
+    call(&mut setup, &["MSET", a, "1000", b, "1000"]);
+    let deadline = Instant::now() + Duration::from_secs(3);
+    let mut handles = Vec::new();
+    for w in 0..4 {
+        let port = ours.port;
+        handles.push(std::thread::spawn(move || {
+            let mut raw = Raw::connect(port);
+            let mut ops = 0;
+            while Instant::now() < deadline && ops < 2000 {
+                let reply = if w % 2 == 0 {
+                    call(
+                        &mut raw,
+                        &[
+                            "EVAL",
+                            "redis.call('decrby', KEYS[1], ARGV[1]) return redis.call('incrby', KEYS[2], ARGV[1])",
+                            "2",
+                            a,
+                            b,
+                            "3",
+                        ],
+                    )
+                } else {
+                    call(
+                        &mut raw,
+                        &[
+                            "EVAL",
+                            "redis.call('incrby', 'acct:{a}', 5) return redis.call('decrby', 'acct:{b}x', 5)",
+                            "0",
+                        ],
+                    )
+                };
+                assert_eq!(reply[0], b':', "{}", show(&reply));
+                ops += 1;
+            }
+            ops
+        }));
+    }
+    let mut checks = 0;
+    let mut raw = ours.raw();
+    while Instant::now() < deadline {
+        let sum = call(
+            &mut raw,
+            &[
+                "EVAL_RO",
+                "return redis.call('get', KEYS[1]) + redis.call('get', KEYS[2])",
+                "2",
+                a,
+                b,
+            ],
+        );
+        assert_eq!(sum, b":2000\r\n", "a script saw a half-done transfer");
+        let both = call(&mut raw, &["MGET", a, b]);
+        let text = String::from_utf8_lossy(&both).to_string();
+        let nums: Vec<i64> = text
+            .split("\r\n")
+            .filter_map(|l| l.parse::<i64>().ok())
+            .collect();
+        assert_eq!(nums.len(), 2, "{text}");
+        assert_eq!(nums[0] + nums[1], 2000, "MGET saw a half-done transfer");
+        checks += 1;
+    }
+    let ops: usize = handles.into_iter().map(|h| h.join().expect("writer")).sum();
+    assert!(ops > 100 && checks > 100, "ops {ops}, checks {checks}");
 }
