@@ -826,3 +826,64 @@ fn scripts_are_atomic_across_shards() {
     let ops: usize = handles.into_iter().map(|h| h.join().expect("writer")).sum();
     assert!(ops > 100 && checks > 100, "ops {ops}, checks {checks}");
 }
+
+/// Waits until `raw` gets -BUSY for PING (the script passed the threshold); returns that reply.
+fn wait_busy(raw: &mut Raw) -> Vec<u8> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let reply = call(raw, &["PING"]);
+        if reply.starts_with(b"-BUSY") {
+            return reply;
+        }
+        assert!(Instant::now() < deadline, "no BUSY: {}", show(&reply));
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A script that loops forever: past `lua-time-limit` other clients get -BUSY (SCRIPT KILL,
+/// FUNCTION KILL and SHUTDOWN NOSAVE still run), SCRIPT KILL ends it with Redis's error, the
+/// server goes on serving; one that wrote cannot be killed (UNKILLABLE) and SHUTDOWN NOSAVE
+/// still stops the server. Every reply compared with stock.
+#[test]
+fn busy_scripts_answer_busy_and_script_kill_ends_them() {
+    let stock = StockRedis::start(&["--lua-time-limit", "100"]);
+    let mut ours = Server::start(SHARDS, &["--lua-time-limit", "100"]);
+    let mut transcripts = Vec::new();
+    for port in [stock.port, ours.port] {
+        let mut t: Vec<Vec<u8>> = Vec::new();
+        let mut runner = Raw::connect(port);
+        let mut other = Raw::connect(port);
+        runner.send_cmd(&[b"EVAL", b"local i = 0 while true do i = i + 1 end", b"0"]);
+        t.push(wait_busy(&mut other));
+        t.push(call(&mut other, &["GET", "x"]));
+        t.push(call(&mut other, &["EVAL", "return 1", "0"]));
+        t.push(call(&mut other, &["FUNCTION", "KILL"]));
+        t.push(call(&mut other, &["SCRIPT", "KILL"]));
+        t.push(runner.read_reply());
+        t.push(call(&mut other, &["PING"]));
+        t.push(call(&mut other, &["SCRIPT", "KILL"]));
+        t.push(call(&mut other, &["FUNCTION", "KILL"]));
+        runner.send_cmd(&[
+            b"EVAL",
+            b"redis.call('set', 'w', '1') while true do end",
+            b"0",
+        ]);
+        t.push(wait_busy(&mut other));
+        t.push(call(&mut other, &["SCRIPT", "KILL"]));
+        other.send_cmd(&[b"SHUTDOWN", b"NOSAVE"]);
+        transcripts.push(t);
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while ours.alive() {
+        assert!(
+            Instant::now() < deadline,
+            "SHUTDOWN NOSAVE did not stop the server"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let (want, got) = (&transcripts[0], &transcripts[1]);
+    for (i, (w, g)) in want.iter().zip(got).enumerate() {
+        assert_eq!(show(g), show(w), "reply {i} differs");
+    }
+    assert_eq!(want.len(), got.len());
+}

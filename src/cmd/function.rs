@@ -23,6 +23,13 @@ static FUNCTION_SUBS: &[CommandSpec] = &[
     CommandSpec::new("flush", -2, WRITE | NOSCRIPT, Handler::Sync(flush))
         .acl(&["@scripting"])
         .doc("scripting", "7.0.0", "Deleting all functions"),
+    CommandSpec::new("kill", 2, NOSCRIPT | ALLOW_BUSY, Handler::Sync(kill))
+        .acl(&["@scripting"])
+        .doc(
+            "scripting",
+            "7.0.0",
+            "Kill the function currently in execution.",
+        ),
     CommandSpec::new("list", -2, NOSCRIPT, Handler::Sync(list))
         .acl(&["@scripting"])
         .doc(
@@ -54,6 +61,12 @@ fn empty_payload() -> Vec<u8> {
     let crc = crc64(&p);
     p.extend_from_slice(&crc.to_le_bytes());
     p
+}
+
+/// No function can run here, so FUNCTION KILL finds none (NOTBUSY), or a slow EVAL script
+/// (BUSY, as Redis answers it then).
+fn kill(c: &mut Conn, _a: &Args) -> CmdResult {
+    crate::cmd::scripting::kill(c, false)
 }
 
 fn dump(c: &mut Conn, _a: &Args) -> CmdResult {

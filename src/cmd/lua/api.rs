@@ -835,7 +835,7 @@ unsafe fn call_command(l: *mut lua_State) -> Pushed {
         return Pushed::Values(1);
     }
     if ctx.restart || ctx.killed {
-        push_error_table(l, b"ERR script restarted");
+        push_error_table(l, b"-ERR script restarted");
         return Pushed::Raise;
     }
     ctx.in_call = true;
@@ -933,11 +933,11 @@ fn run_command(ctx: &mut RunCtx, args: &Args<'_>) -> Result<(), String> {
     // longer be restarted, yet might still touch any key (see `cmd::scripting`).
     if (missing || (writes && !holds_all)) && !ctx.wrote {
         ctx.restart = true;
-        return Err("ERR script restarted".into());
+        return Err("script restarted".into());
     }
     if missing {
         // Cannot happen: every shard is held once the script wrote.
-        return Err("ERR script needs a shard it does not hold".into());
+        return Err("script needs a shard it does not hold".into());
     }
     if spec.has(flag::WRITE) || writes {
         ctx.wrote = true;
@@ -948,7 +948,7 @@ fn run_command(ctx: &mut RunCtx, args: &Args<'_>) -> Result<(), String> {
     match spec.handler {
         Handler::Keyed(f) => {
             let Some(held) = conn.held.as_mut() else {
-                return Err("ERR script holds no data".into());
+                return Err("script holds no data".into());
             };
             let unit = if ctx.propagate {
                 &mut ctx.unit

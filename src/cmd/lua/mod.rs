@@ -351,7 +351,7 @@ fn hook_check(l: *mut lua_State) -> HookAction {
     }
     let ctx = unsafe { &mut *ptr };
     if ctx.restart {
-        return HookAction::Raise("ERR script restarted");
+        return HookAction::Raise("-ERR script restarted");
     }
     let core = ctx.shard.id;
     if ctx.killed || ctx.shard.shared.scripts.killed(core) {
@@ -359,7 +359,7 @@ fn hook_check(l: *mut lua_State) -> HookAction {
             eprintln!("Lua script killed by user with SCRIPT KILL.");
         }
         ctx.killed = true;
-        return HookAction::Raise("ERR Script killed by user with SCRIPT KILL...");
+        return HookAction::Raise("-ERR Script killed by user with SCRIPT KILL...");
     }
     if !ctx.timed_out {
         let elapsed = ctx.start.elapsed().as_millis() as u64;
