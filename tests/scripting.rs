@@ -1192,6 +1192,100 @@ fn random_scripts_never_crash_the_server() {
         );
         errors += (reply[0] == b'-') as usize;
     }
+    // An error table without `err` (stock 7.0.15 crashes on this one): an error reply.
+    let reply = call(&mut raw, &["EVAL", "error({})", "0"]);
+    assert!(reply.starts_with(b"-"), "{}", show(&reply));
     assert_eq!(call(&mut raw, &["PING"]), b"+PONG\r\n");
     assert!(errors > 100 && errors < n, "{errors} of {n} scripts failed");
+}
+
+/// Cluster mode, against a stock cluster node serving the same half of the slots: declared
+/// keys must share a slot (CROSSSLOT) and be served here (MOVED); a script touching a key
+/// of a slot served elsewhere is refused; undeclared keys of other local slots are fine in
+/// compat mode but refused with a shebang unless `allow-cross-slot-keys`; `no-cluster`
+/// scripts do not run.
+#[test]
+fn cluster_mode_script_key_rules_match_stock() {
+    use common::cluster::{key_for_slot, wait_for, Node};
+    let nodes = [Node::stock(), Node::redcell()];
+    for n in &nodes {
+        n.cmd(&["CONFIG", "SET", "cluster-require-full-coverage", "no"]);
+        n.cmd(&["CLUSTER", "ADDSLOTSRANGE", "0", "8191"]);
+        wait_for("cluster_state:ok", Duration::from_secs(10), || n.state_ok());
+    }
+    let (k1, k1b, k2) = (
+        key_for_slot(100),
+        format!("{{{}}}x", key_for_slot(100)),
+        key_for_slot(200),
+    );
+    let remote = key_for_slot(10000);
+    let steps: Vec<Vec<String>> = [
+        vec!["EVAL", "return redis.call('set', KEYS[1], 'v')", "1", &k1],
+        vec!["EVAL", "return redis.call('get', KEYS[1])", "2", &k1, &k2],
+        vec!["EVAL", "return 1", "1", &remote],
+        vec!["EVAL", "return redis.call('get', KEYS[1])", "2", &k1, &k1b],
+        vec![
+            "EVAL",
+            &format!("return redis.call('get', '{remote}')"),
+            "0",
+        ],
+        vec![
+            "EVAL",
+            &format!("return redis.call('get', '{remote}')"),
+            "1",
+            &k1,
+        ],
+        vec![
+            "EVAL",
+            &format!("return redis.call('set', '{k2}', 'x')"),
+            "1",
+            &k1,
+        ],
+        vec![
+            "EVAL",
+            &format!("#!lua\nreturn redis.call('get', '{k2}')"),
+            "1",
+            &k1,
+        ],
+        vec![
+            "EVAL",
+            &format!("#!lua\nreturn redis.call('get', '{k2}')"),
+            "0",
+        ],
+        vec![
+            "EVAL",
+            &format!("#!lua\nredis.call('get', '{k1}') return redis.call('get', '{k2}')"),
+            "0",
+        ],
+        vec![
+            "EVAL",
+            &format!("#!lua flags=allow-cross-slot-keys\nreturn redis.call('get', '{k2}')"),
+            "1",
+            &k1,
+        ],
+        vec!["EVAL", "#!lua flags=no-cluster\nreturn 1", "0"],
+        vec![
+            "EVAL",
+            &format!("return redis.pcall('get', '{remote}')"),
+            "0",
+        ],
+    ]
+    .iter()
+    .map(|s| s.iter().map(|w| w.to_string()).collect())
+    .collect();
+    let mut transcripts = Vec::new();
+    for n in &nodes {
+        let mut raw = Raw::connect(n.port);
+        let t: Vec<String> = steps
+            .iter()
+            .map(|s| {
+                let words: Vec<&str> = s.iter().map(String::as_str).collect();
+                show(&call(&mut raw, &words))
+            })
+            .collect();
+        transcripts.push(t);
+    }
+    for (i, (want, got)) in transcripts[0].iter().zip(&transcripts[1]).enumerate() {
+        assert_eq!(got, want, "step {i} {:?}", steps[i]);
+    }
 }

@@ -189,7 +189,7 @@ fn evalsha_ro<'a>(c: &'a mut Conn, a: Args<'a>) -> BoxFuture<'a> {
 }
 
 /// `numkeys` at 2, checked as Redis does.
-pub fn numkeys(a: &Args<'_>) -> Result<usize, Error> {
+fn numkeys(a: &Args<'_>) -> Result<usize, Error> {
     let n = parse_i64_strict(a.get(2)).ok_or(Error::NotInteger)?;
     if n > a.len() as i64 - 3 {
         return Err(Error::msg(
@@ -294,7 +294,6 @@ pub async fn run_script(
     ro: bool,
 ) -> CmdResult {
     let shard = c.shard.clone();
-    let eval = true;
     let in_exec = c.held.is_some();
     let cluster = shard.slot_map.borrow().enabled;
     let mut wide = in_exec || shard.nshards == 1 || WIDE.with(|w| w.borrow().contains(id));
@@ -344,7 +343,6 @@ pub async fn run_script(
             db: c.db,
             now: c.now,
             start: std::time::Instant::now(),
-            eval,
             read_only: ro || (!compat && flags & sflag::NO_WRITES != 0),
             cross_slot: compat || flags & sflag::ALLOW_CROSS_SLOT != 0,
             slot: if cluster {
@@ -364,7 +362,7 @@ pub async fn run_script(
             runner: std::ptr::null_mut(),
             in_call: false,
         });
-        shard.shared.scripts.start(shard.id, eval);
+        shard.shared.scripts.start(shard.id, true);
         let mut reply = Reply::new(c.out.resp3);
         let outcome = vm.run(&mut ctx, func_ref, keys, args, &mut reply).await;
         shard.shared.scripts.end(shard.id);

@@ -474,14 +474,6 @@ pub async fn dispatch(conn: &mut Conn, batch: &mut Batch, args: Args<'_>, raw: O
         refuse(conn, Some(idx), &Error::NotInMulti);
         return;
     }
-    // A script ran past busy-reply-threshold: only commands flagged allow-busy (SCRIPT KILL,
-    // SHUTDOWN NOSAVE, MULTI/EXEC ...) run. One atomic load while no script is slow.
-    if !spec.has(flag::ALLOW_BUSY) {
-        if let Some(eval) = conn.shard.shared.scripts.busy() {
-            refuse(conn, Some(idx), &cmd::scripting::busy_error(eval));
-            return;
-        }
-    }
     conn.meta.last_cmd.set(table.full_names[idx].as_str());
     // One atomic load while nothing is paused; the waiting itself is boxed, so its state is
     // not carried in every command's future.
@@ -517,6 +509,14 @@ pub async fn dispatch(conn: &mut Conn, batch: &mut Batch, args: Args<'_>, raw: O
         let e = cmd::pubsub::subscribed_context_error(&table.full_names[idx]);
         refuse(conn, Some(idx), &e);
         return;
+    }
+    // A script ran past busy-reply-threshold: only commands flagged allow-busy (SCRIPT KILL,
+    // SHUTDOWN NOSAVE, MULTI/EXEC ...) run. One atomic load while no script is slow.
+    if !spec.has(flag::ALLOW_BUSY) {
+        if let Some(eval) = conn.shard.shared.scripts.busy() {
+            refuse(conn, Some(idx), &cmd::scripting::busy_error(eval));
+            return;
+        }
     }
     if let Some(multi) = conn.multi.as_mut() {
         if !spec.has(flag::NOT_QUEUED) {

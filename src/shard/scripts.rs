@@ -138,13 +138,6 @@ impl Scripts {
         }
         KillOutcome::Killed
     }
-
-    /// The state word of `core` (FUNCTION STATS, tests).
-    pub fn state(&self, core: usize) -> u32 {
-        self.per_core
-            .get(core)
-            .map_or(0, |w| w.load(Ordering::Acquire))
-    }
 }
 
 #[cfg(test)]

@@ -372,7 +372,8 @@ pub(super) unsafe fn error_line(co: *mut lua_State, funcname: &str) -> String {
 
 /// `(long long)` of a Lua number as x86-64 computes it: out of range or NaN is i64::MIN.
 fn lua_number_to_i64(n: f64) -> i64 {
-    if n.is_finite() && n >= -9.223372036854775808e18 && n < 9.223372036854775808e18 {
+    const TWO_63: f64 = 9_223_372_036_854_775_808.0;
+    if (-TWO_63..TWO_63).contains(&n) {
         n as i64
     } else {
         i64::MIN
@@ -599,7 +600,7 @@ fn num(s: &[u8]) -> i64 {
 
 /// Pushes the Lua value of the reply at `*pos` (`redisProtocolToLuaType`); `None` pushes
 /// nothing (attributes are skipped this way). Returns whether it was an error reply.
-unsafe fn push_reply(l: *mut lua_State, buf: &[u8], pos: &mut usize, depth: u32) -> bool {
+unsafe fn push_reply(l: *mut lua_State, buf: &[u8], pos: &mut usize) -> bool {
     if *pos >= buf.len() {
         ffi::lua_pushnil(l);
         return false;
@@ -676,8 +677,8 @@ unsafe fn push_reply(l: *mut lua_State, buf: &[u8], pos: &mut usize, depth: u32)
                     ffi::lua_createtable(l, 0, 1);
                     ffi::lua_createtable(l, 0, n.min(1 << 16) as c_int);
                     for _ in 0..n {
-                        push_reply(l, buf, pos, depth + 1);
-                        push_reply(l, buf, pos, depth + 1);
+                        push_reply(l, buf, pos);
+                        push_reply(l, buf, pos);
                         set_pair(l);
                     }
                     ffi::lua_setfield(l, -2, c"map".as_ptr());
@@ -686,7 +687,7 @@ unsafe fn push_reply(l: *mut lua_State, buf: &[u8], pos: &mut usize, depth: u32)
                     ffi::lua_createtable(l, 0, 1);
                     ffi::lua_createtable(l, 0, n.min(1 << 16) as c_int);
                     for _ in 0..n {
-                        push_reply(l, buf, pos, depth + 1);
+                        push_reply(l, buf, pos);
                         ffi::lua_pushboolean(l, 1);
                         set_pair(l);
                     }
@@ -695,7 +696,7 @@ unsafe fn push_reply(l: *mut lua_State, buf: &[u8], pos: &mut usize, depth: u32)
                 _ => {
                     ffi::lua_createtable(l, n.min(1 << 16) as c_int, 0);
                     for j in 0..n {
-                        push_reply(l, buf, pos, depth + 1);
+                        push_reply(l, buf, pos);
                         ffi::lua_rawseti_(l, -2, j as c_int + 1);
                     }
                 }
@@ -705,10 +706,10 @@ unsafe fn push_reply(l: *mut lua_State, buf: &[u8], pos: &mut usize, depth: u32)
             // Attributes are not shown to scripts: skip them, then read the reply itself.
             let n = num(line(buf, pos));
             for _ in 0..n.max(0) * 2 {
-                push_reply(l, buf, pos, depth + 1);
+                push_reply(l, buf, pos);
                 ffi::lua_settop(l, -2);
             }
-            return push_reply(l, buf, pos, depth);
+            return push_reply(l, buf, pos);
         }
         b'_' => {
             line(buf, pos);
@@ -850,7 +851,7 @@ unsafe fn call_command(l: *mut lua_State) -> Pushed {
         Ok(()) => {
             let mut pos = 0;
             let buf = std::mem::take(&mut ctx.scratch.buf);
-            let is_err = push_reply(l, &buf, &mut pos, 0);
+            let is_err = push_reply(l, &buf, &mut pos);
             ctx.scratch.buf = buf;
             ctx.scratch.buf.clear();
             if is_err {

@@ -108,8 +108,8 @@ pub struct RunCtx {
     pub db: usize,
     /// The script's time: every command in it sees the keyspace at this instant.
     pub now: i64,
+    /// When the script started (for `busy-reply-threshold`).
     pub start: Instant,
-    pub eval: bool,
     /// `*_RO` command or a `no-writes` script: write commands are refused.
     pub read_only: bool,
     /// Cluster mode: keys of more than one slot are allowed (compat mode, or the flag).
@@ -367,8 +367,7 @@ fn hook_check(l: *mut lua_State) -> HookAction {
             return HookAction::Continue;
         }
         eprintln!(
-            "Slow script detected: still in execution after {elapsed} milliseconds. You can try killing the script using the {} command. Script name is: {}.",
-            if ctx.eval { "SCRIPT KILL" } else { "FUNCTION KILL" },
+            "Slow script detected: still in execution after {elapsed} milliseconds. You can try killing the script using the SCRIPT KILL command. Script name is: {}.",
             ctx.funcname
         );
         ctx.timed_out = true;
@@ -410,16 +409,6 @@ pub fn put_vm(vm: Box<Vm>, keep: bool) {
         drop(vm);
         VM_EXISTS.with(|e| e.set(false));
     }
-}
-
-/// Lua memory of this executor's interpreter, in bytes (INFO's used_memory_lua).
-pub fn memory() -> usize {
-    VM.with(|v| {
-        v.borrow().as_ref().map_or(
-            0,
-            |vm| unsafe { ffi::lua_gc(vm.l, ffi::LUA_GCCOUNT, 0) } as usize * 1024,
-        )
-    })
 }
 
 pub(crate) fn current() -> Option<&'static mut RunCtx> {

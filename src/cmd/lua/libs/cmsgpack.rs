@@ -50,11 +50,8 @@ fn encode_int(out: &mut Vec<u8>, n: i64) {
 
 fn encode_number(out: &mut Vec<u8>, n: f64) {
     // Integral and within i64 (2^63 itself is not: it goes out as a float).
-    if n.is_finite()
-        && n >= -9.223_372_036_854_775_808e18
-        && n < 9.223_372_036_854_775_808e18
-        && n.trunc() == n
-    {
+    const TWO_63: f64 = 9_223_372_036_854_775_808.0;
+    if (-TWO_63..TWO_63).contains(&n) && n.trunc() == n {
         encode_int(out, n as i64);
     } else if (n as f32) as f64 == n || n.is_infinite() {
         out.push(0xca);
