@@ -178,7 +178,8 @@ fn run_step(clients: &mut Vec<Raw>, port: u16, step: &str) {
                 if w == "\"\"" {
                     Vec::new()
                 } else {
-                    w.as_bytes().to_vec()
+                    // `\s` and `\n` in a word stand for a space and a newline (library code).
+                    w.replace("\\s", " ").replace("\\n", "\n").into_bytes()
                 }
             })
             .collect();
@@ -210,6 +211,19 @@ fn cases() -> Vec<(&'static str, Vec<&'static str>)> {
                 "SCRIPT LOAD redis.call('incr','ev:sha')",
                 "EVALSHA 1e09e389ceabbc80ee707ad8c78329f3d2698146 0",
                 "SCRIPT FLUSH",
+            ],
+        ),
+        (
+            "function_load_fcall",
+            vec![
+                "FUNCTION LOAD #!lua\\sname=plib\\nredis.register_function('pset',function(keys,args)\\sredis.call('set',keys[1],args[1])\\sreturn\\sredis.call('incr','fn:n')\\send)\\nredis.register_function('pget',function(keys)\\sreturn\\sredis.call('get',keys[1])\\send)",
+                "FCALL pset 1 fn:a v",
+                "FCALL pget 1 fn:a",
+                "FCALL_RO pget 1 fn:a",
+                "FUNCTION LOAD #!lua\\sname=plib\\nredis.register_function('pset',function()\\send)",
+                "FUNCTION DELETE plib",
+                "FUNCTION DELETE plib",
+                "FUNCTION FLUSH",
             ],
         ),
         (

@@ -572,6 +572,78 @@ fn cases() -> Vec<Vec<Vec<&'static str>>> {
             vec!["SELECT", "0"],
         ],
     ];
+    // Functions: libraries of one function each (FUNCTION LIST orders a library's functions
+    // by hash, which differs from run to run in Redis).
+    v.push(vec![
+        vec!["FUNCTION", "FLUSH"],
+        vec!["FUNCTION", "LOAD", "#!lua name=lib1\nredis.register_function('f1', function(keys, args) return redis.call('set', keys[1], args[1]) end)"],
+        vec!["FUNCTION", "LOAD", "#!lua name=lib1\nredis.register_function('f1', function(keys, args) return 1 end)"],
+        vec!["FUNCTION", "LOAD", "REPLACE", "#!lua name=lib1\nredis.register_function('f1', function(keys, args) return redis.call('set', keys[1], args[1]) end)"],
+        vec!["FUNCTION", "LOAD", "#!lua name=lib2\nredis.register_function{function_name='f2', callback=function(keys, args) return redis.call('get', keys[1]) end, flags={'no-writes'}, description='reads'}"],
+        vec!["FUNCTION", "LOAD", "#!lua name=lib3\nredis.register_function('f1', function() return 1 end)"],
+        vec!["FUNCTION", "LOAD", "#!lua name=lib4\nredis.register_function('f4', function(keys, args) error('bad') end)"],
+        vec!["FUNCTION", "LOAD", "#!lua name=lib5\nredis.register_function('f5', function(keys, args) return {#keys, #args, keys[1], args[1], type(KEYS)} end)"],
+        vec!["FUNCTION", "LOAD", "#!lua name=lib6\nredis.register_function{function_name='f6', callback=function() return 1 end, flags={'no-writes', 'allow-oom', 'allow-stale', 'no-cluster', 'allow-cross-slot-keys'}}"],
+        vec!["FCALL", "f1", "1", "fk", "v1"],
+        vec!["FCALL", "f2", "1", "fk"],
+        vec!["FCALL_RO", "f2", "1", "fk"],
+        vec!["FCALL_RO", "f1", "1", "fk", "v"],
+        vec!["FCALL", "f4", "0"],
+        vec!["FCALL", "f5", "2", "a", "b", "c"],
+        vec!["FCALL", "f6", "0"],
+        vec!["FCALL", "nosuch", "0"],
+        vec!["FCALL", "f2", "x"],
+        vec!["FCALL", "f2", "5"],
+        vec!["FCALL", "f2", "-1"],
+        vec!["FCALL"],
+        vec!["EVAL", "return redis.call('fcall', 'f2', 1, 'fk')", "0"],
+        vec!["FUNCTION", "LIST", "LIBRARYNAME", "lib2"],
+        vec!["FUNCTION", "LIST", "LIBRARYNAME", "LIB6", "WITHCODE"],
+        vec!["FUNCTION", "LIST", "LIBRARYNAME", "nomatch*"],
+        vec!["FUNCTION", "LIST", "LIBRARYNAME"],
+        vec!["FUNCTION", "LIST", "BOGUS"],
+        vec!["FUNCTION", "DELETE", "lib4"],
+        vec!["FUNCTION", "DELETE", "lib4"],
+        vec!["FCALL", "f4", "0"],
+        vec!["FUNCTION", "FLUSH", "BOGUS"],
+        vec!["FUNCTION", "FLUSH", "ASYNC"],
+        vec!["FUNCTION", "LIST"],
+        vec!["FUNCTION", "DUMP"],
+        vec!["FCALL", "f1", "1", "fk", "v"],
+    ]);
+    v.push(vec![
+        vec!["FUNCTION", "FLUSH"],
+        vec!["FUNCTION", "LOAD", "return 1"],
+        vec!["FUNCTION", "LOAD", "#!lua\nreturn 1"],
+        vec!["FUNCTION", "LOAD", "#!lua name=x y=1\nreturn 1"],
+        vec!["FUNCTION", "LOAD", "#!lua name=x name=y\nreturn 1"],
+        vec!["FUNCTION", "LOAD", "#!lua name=b-c\nreturn 1"],
+        vec!["FUNCTION", "LOAD", "#!py name=bc\nreturn 1"],
+        vec!["FUNCTION", "LOAD", "#!lua name=bc"],
+        vec!["FUNCTION", "LOAD", "#!lua name=bc\nreturn 1"],
+        vec!["FUNCTION", "LOAD", "#!lua name=bc\nredis.call('ping')"],
+        vec!["FUNCTION", "LOAD", "#!lua name=bc\nsyntax error"],
+        vec!["FUNCTION", "LOAD", "#!lua name=bc\nredis.register_function('a-b', function() end)"],
+        vec!["FUNCTION", "LOAD", "#!lua name=bc\nredis.register_function('f', function() end) redis.register_function('f', function() end)"],
+        vec!["FUNCTION", "LOAD", "#!lua name=bc\nlocal x = string.len('a')"],
+        vec!["FUNCTION", "LOAD", "#!lua name=bc\nredis.register_function('f', 5)"],
+        vec!["FUNCTION", "LOAD", "#!lua name=bc\nredis.register_function{function_name='f'}"],
+        vec!["FUNCTION", "LOAD", "#!lua name=bc\nredis.register_function{function_name='f', callback=function() end, flags={'bogus'}}"],
+        vec!["FUNCTION", "LOAD", "#!lua name=bc\nredis.register_function{function_name='f', callback=function() end, x=1}"],
+        vec!["FUNCTION", "LOAD", "#!lua name=bc\nredis.register_function()"],
+        vec!["FUNCTION", "LOAD", "#!lua name=bc\nx = 1"],
+        vec!["FUNCTION", "LOAD", "BOGUS", "#!lua name=bc\nreturn 1"],
+        vec!["FUNCTION", "LOAD", "REPLACE"],
+        vec!["FUNCTION", "LOAD", "#!lua name=g1\nredis.register_function('g1', function() x = 1 end)"],
+        vec!["FCALL", "g1", "0"],
+        vec!["FUNCTION", "LOAD", "#!lua name=g2\nredis.register_function('g2', function() return redis.register_function end)"],
+        vec!["FCALL", "g2", "0"],
+        vec!["FUNCTION", "RESTORE", "bogus"],
+        vec!["FUNCTION", "RESTORE", "bogus", "BADPOLICY"],
+        // Redis lists libraries in hash order: one at a time.
+        vec!["FUNCTION", "DELETE", "g2"],
+        vec!["FUNCTION", "LIST"],
+    ]);
     for line in LIBRARY_SCRIPTS.lines().filter(|l| !l.is_empty()) {
         v.push(vec![vec!["EVAL", line, "0"]]);
     }
@@ -1287,5 +1359,115 @@ fn cluster_mode_script_key_rules_match_stock() {
     }
     for (i, (want, got)) in transcripts[0].iter().zip(&transcripts[1]).enumerate() {
         assert_eq!(got, want, "step {i} {:?}", steps[i]);
+    }
+}
+
+/// The payload of a bulk reply.
+fn bulk_payload(reply: &[u8]) -> Vec<u8> {
+    let nl = reply
+        .iter()
+        .position(|&b| b == b'\n')
+        .expect("a bulk reply");
+    assert_eq!(reply[0], b'$', "{}", show(reply));
+    reply[nl + 1..reply.len() - 2].to_vec()
+}
+
+fn call_bytes(raw: &mut Raw, args: &[&[u8]]) -> Vec<u8> {
+    raw.call(args)
+}
+
+/// FUNCTION DUMP is byte-identical to stock's, and each server restores the other's dump
+/// (with the APPEND, REPLACE and FLUSH policies answering alike).
+#[test]
+fn function_dumps_restore_across_stock_and_ours() {
+    let stock = StockRedis::start(&[]);
+    let ours = Server::start(SHARDS, &[]);
+    let (mut s, mut o) = (Raw::connect(stock.port), ours.raw());
+    // Long enough to be LZF-compressed in the payload.
+    let lib_a = "#!lua name=liba\n-- a library long enough to be compressed in the dump payload\n\
+                 redis.register_function('fa', function(keys, args) return redis.call('incr', keys[1]) end)";
+    let lib_b = "#!lua name=libb\nredis.register_function('fb', function() return 'b' end)";
+    assert_eq!(
+        call(&mut s, &["FUNCTION", "LOAD", lib_a]),
+        b"$4\r\nliba\r\n"
+    );
+    let stock_dump = bulk_payload(&call(&mut s, &["FUNCTION", "DUMP"]));
+    assert_eq!(
+        call_bytes(&mut o, &[b"FUNCTION", b"RESTORE", &stock_dump]),
+        b"+OK\r\n"
+    );
+    assert_eq!(call(&mut o, &["FCALL", "fa", "1", "k"]), b":1\r\n");
+    let our_dump = bulk_payload(&call(&mut o, &["FUNCTION", "DUMP"]));
+    assert_eq!(show(&our_dump), show(&stock_dump), "FUNCTION DUMP differs");
+    // APPEND (the default) refuses a library that exists, on both.
+    for raw in [&mut s, &mut o] {
+        let reply = call_bytes(raw, &[b"FUNCTION", b"RESTORE", &stock_dump]);
+        assert_eq!(reply, b"-ERR Library liba already exists\r\n".to_vec());
+    }
+    // Ours -> stock: two libraries, restored with REPLACE.
+    call(&mut o, &["FUNCTION", "LOAD", lib_b]);
+    let our_dump2 = bulk_payload(&call(&mut o, &["FUNCTION", "DUMP"]));
+    assert_eq!(
+        call_bytes(&mut s, &[b"FUNCTION", b"RESTORE", &our_dump2, b"REPLACE"]),
+        b"+OK\r\n"
+    );
+    assert_eq!(call(&mut s, &["FCALL", "fb", "0"]), b"$1\r\nb\r\n");
+    assert_eq!(call(&mut s, &["FCALL", "fa", "1", "k"]), b":1\r\n");
+    // FLUSH replaces everything with the payload.
+    for raw in [&mut s, &mut o] {
+        call(
+            raw,
+            &[
+                "FUNCTION",
+                "LOAD",
+                "#!lua name=libc\nredis.register_function('fc', function() return 'c' end)",
+            ],
+        );
+        let reply = call_bytes(raw, &[b"FUNCTION", b"RESTORE", &stock_dump, b"FLUSH"]);
+        assert_eq!(reply, b"+OK\r\n".to_vec());
+        assert_eq!(
+            call(raw, &["FCALL", "fc", "0"]),
+            b"-ERR Function not found\r\n".to_vec()
+        );
+        assert_eq!(call(raw, &["FCALL", "fa", "1", "k2"]), b":1\r\n".to_vec());
+    }
+    // A corrupt payload.
+    let mut bad = stock_dump.clone();
+    let last = bad.len() - 1;
+    bad[last] ^= 1;
+    for raw in [&mut s, &mut o] {
+        let reply = call_bytes(raw, &[b"FUNCTION", b"RESTORE", &bad]);
+        assert_eq!(
+            reply,
+            b"-ERR DUMP payload version or checksum are wrong\r\n".to_vec()
+        );
+    }
+}
+
+/// A function that loops forever: -BUSY naming FUNCTION KILL, SCRIPT KILL refused with it,
+/// FUNCTION KILL ends it; every reply as stock's.
+#[test]
+fn busy_functions_end_with_function_kill() {
+    let stock = StockRedis::start(&["--lua-time-limit", "100"]);
+    let ours = Server::start(SHARDS, &["--lua-time-limit", "100"]);
+    let lib = "#!lua name=loops\nredis.register_function('spin', function() while true do end end)";
+    let mut transcripts = Vec::new();
+    for port in [stock.port, ours.port] {
+        let mut t: Vec<Vec<u8>> = Vec::new();
+        let mut runner = Raw::connect(port);
+        let mut other = Raw::connect(port);
+        t.push(call(&mut other, &["FUNCTION", "LOAD", lib]));
+        runner.send_cmd(&[b"FCALL", b"spin", b"0"]);
+        t.push(wait_busy(&mut other));
+        t.push(call(&mut other, &["SCRIPT", "KILL"]));
+        t.push(call(&mut other, &["FUNCTION", "KILL"]));
+        t.push(runner.read_reply());
+        t.push(call(&mut other, &["PING"]));
+        t.push(call(&mut other, &["FUNCTION", "KILL"]));
+        transcripts.push(t);
+    }
+    let (want, got) = (&transcripts[0], &transcripts[1]);
+    for (i, (w, g)) in want.iter().zip(got).enumerate() {
+        assert_eq!(show(g), show(w), "reply {i} differs");
     }
 }

@@ -34,7 +34,7 @@ use std::ffi::c_int;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use crate::cmd::lua::{self, api::sha1_hex, sflag, Outcome, RunCtx, Vm};
+use crate::cmd::lua::{self, api::sha1_hex, sflag, Kind, Outcome, RunCtx, Vm};
 use crate::cmd::{flag::*, BoxFuture, CommandSpec, Handler};
 use crate::error::{CmdResult, Error};
 use crate::resp::{Args, Reply};
@@ -45,7 +45,7 @@ use crate::shard::tx::{Held, ShardSet};
 use crate::util::num::parse_i64_strict;
 
 /// The key finder of EVAL and FCALL: `numkeys` at 2, the keys after it.
-fn script_keys(args: &Args<'_>) -> Option<Vec<usize>> {
+pub(crate) fn script_keys(args: &Args<'_>) -> Option<Vec<usize>> {
     let n = usize::try_from(parse_i64_strict(args.get(2))?).ok()?;
     (3 + n <= args.len()).then(|| (3..3 + n).collect())
 }
@@ -217,7 +217,7 @@ async fn eval_generic(c: &mut Conn, a: Args<'_>, evalsha: bool, ro: bool) -> Cmd
     let resolve = |vm: &mut Vm| -> Result<(c_int, u32), Error> {
         resolve_script(vm, &sha, if evalsha { None } else { Some(body) })
     };
-    run_script(c, &sha, funcname, resolve, &keys, &argv, ro).await
+    run_script(c, Kind::Eval, &sha, funcname, resolve, &keys, &argv, ro).await
 }
 
 /// Finds script `sha` compiled in `vm`, compiling it from the shared cache or from `body`
@@ -267,16 +267,23 @@ fn new_script(vm: &mut Vm, body: &[u8]) -> Result<Arc<Script>, Error> {
     }))
 }
 
-/// This core's interpreter, rebuilt after SCRIPT FLUSH.
-pub async fn vm_for() -> Box<Vm> {
-    let generation = GENERATION.load(Ordering::Acquire);
-    let vm = lua::take_vm().await;
+/// This core's interpreter of `kind`, rebuilt when the shared state it was built from
+/// changed (SCRIPT FLUSH, a function library change).
+pub async fn vm_for(kind: Kind) -> Box<Vm> {
+    let generation = match kind {
+        Kind::Eval => GENERATION.load(Ordering::Acquire),
+        Kind::Function => crate::cmd::function::generation(),
+    };
+    let vm = lua::take_vm(kind).await;
     if vm.generation == generation {
         return vm;
     }
     lua::put_vm(vm, false);
-    let mut vm = lua::take_vm().await;
+    let mut vm = lua::take_vm(kind).await;
     vm.generation = generation;
+    if kind == Kind::Function {
+        crate::cmd::function::load_all(&mut vm);
+    }
     vm
 }
 
@@ -286,6 +293,7 @@ pub async fn vm_for() -> Box<Vm> {
 #[allow(clippy::too_many_arguments)]
 pub async fn run_script(
     c: &mut Conn,
+    kind: Kind,
     id: &[u8; 40],
     funcname: String,
     mut resolve: impl FnMut(&mut Vm) -> Result<(c_int, u32), Error>,
@@ -319,7 +327,7 @@ pub async fn run_script(
             let held = Held::acquire(&shard, &set).await;
             c.held = Some(held);
         }
-        let mut vm = vm_for().await;
+        let mut vm = vm_for(kind).await;
         let resolved = resolve(&mut vm);
         let (func_ref, flags) = match resolved {
             Ok(r) => r,
@@ -362,7 +370,7 @@ pub async fn run_script(
             runner: std::ptr::null_mut(),
             in_call: false,
         });
-        shard.shared.scripts.start(shard.id, true);
+        shard.shared.scripts.start(shard.id, kind == Kind::Eval);
         let mut reply = Reply::new(c.out.resp3);
         let outcome = vm.run(&mut ctx, func_ref, keys, args, &mut reply).await;
         shard.shared.scripts.end(shard.id);
@@ -423,7 +431,7 @@ fn script_load<'a>(c: &'a mut Conn, a: Args<'a>) -> BoxFuture<'a> {
         let hex = sha1_hex(body);
         let sha = sha_key(hex.as_bytes()).ok_or_else(noscript)?;
         if !cache().as_ref().is_some_and(|m| m.contains_key(&sha)) {
-            let mut vm = vm_for().await;
+            let mut vm = vm_for(Kind::Eval).await;
             let script = new_script(&mut vm, body);
             lua::put_vm(vm, true);
             let script = script?;

@@ -5,7 +5,7 @@ use std::ffi::{c_char, c_int, CStr};
 
 use mlua_sys as ffi;
 
-use super::{current, lua_State, lua_enablereadonlytable, lua_isreadonlytable, RunCtx};
+use super::{current, lua_State, lua_enablereadonlytable, lua_isreadonlytable, Kind, RunCtx};
 use crate::cmd::{self, flag, table, Exec, Handler};
 use crate::resp::{Args, OwnedArgs, Reply};
 use crate::shard::tx::ShardSet;
@@ -58,6 +58,9 @@ const LOG_LEVELS: &[(&CStr, f64)] = &[
     (c"LOG_WARNING", 3.0),
 ];
 
+const REGISTRY_LIBRARY_API: &CStr = c"__library_api__";
+const REGISTRY_GLOBALS: &CStr = c"__globals__";
+
 /// Pushes a Rust string.
 #[inline]
 pub(crate) unsafe fn push_bytes(l: *mut lua_State, s: &[u8]) {
@@ -81,7 +84,7 @@ unsafe fn open_lib(l: *mut lua_State, name: &CStr, f: ffi::lua_CFunction) {
 }
 
 /// Builds an interpreter's environment as `scriptingInit` / `luaEngineInitEngine` do.
-pub(super) unsafe fn setup(l: *mut lua_State) {
+pub(super) unsafe fn setup(l: *mut lua_State, kind: Kind) {
     open_lib(l, c"", ffi::luaopen_base);
     open_lib(l, c"table", ffi::luaopen_table);
     open_lib(l, c"string", ffi::luaopen_string);
@@ -109,9 +112,11 @@ pub(super) unsafe fn setup(l: *mut lua_State) {
     set_num(l, c"REPL_REPLICA", 2.0);
     set_num(l, c"REPL_ALL", 3.0);
     set_fn(l, c"acl_check_cmd", redis_acl_check_cmd);
-    set_fn(l, c"breakpoint", redis_breakpoint);
-    set_fn(l, c"debug", redis_debug);
-    set_fn(l, c"replicate_commands", redis_replicate_commands);
+    if kind == Kind::Eval {
+        set_fn(l, c"breakpoint", redis_breakpoint);
+        set_fn(l, c"debug", redis_debug);
+        set_fn(l, c"replicate_commands", redis_replicate_commands);
+    }
     ffi::lua_setfield(l, ffi::LUA_GLOBALSINDEX, c"redis".as_ptr());
 
     // math.random / math.randomseed with Redis's own generator.
@@ -120,32 +125,56 @@ pub(super) unsafe fn setup(l: *mut lua_State) {
     set_fn(l, c"randomseed", math_randomseed);
     ffi::lua_settop(l, -2);
 
-    // The pcall error handler EVAL keeps as a global (we read errors from the
-    // failed coroutine instead, but scripts can see and call it as in Redis);
-    // it takes `debug` with it.
-    run_setup_code(
-        l,
-        b"local dbg = debug\n\
-          debug = nil\n\
-          function __redis__err__handler(err)\n\
-          \x20 local i = dbg.getinfo(2,'nSl')\n\
-          \x20 if i and i.what == 'C' then\n\
-          \x20   i = dbg.getinfo(3,'nSl')\n\
-          \x20 end\n\
-          \x20 if type(err) ~= 'table' then\n\
-          \x20   err = {err='ERR ' .. tostring(err)}\
-          \x20 end\
-          \x20 if i then\n\
-          \x20   err['source'] = i.source\n\
-          \x20   err['line'] = i.currentline\n\
-          \x20 end\
-          \x20 return err\n\
-          end\n",
-    );
-    ffi::lua_pushvalue(l, ffi::LUA_GLOBALSINDEX);
-    set_error_metatable(l);
-    protect_recursively(l);
-    ffi::lua_settop(l, -2);
+    match kind {
+        Kind::Eval => {
+            // The pcall error handler EVAL keeps as a global (we read errors from the
+            // failed coroutine instead, but scripts can see and call it as in Redis);
+            // it takes `debug` with it.
+            run_setup_code(
+                l,
+                b"local dbg = debug\n\
+                  debug = nil\n\
+                  function __redis__err__handler(err)\n\
+                  \x20 local i = dbg.getinfo(2,'nSl')\n\
+                  \x20 if i and i.what == 'C' then\n\
+                  \x20   i = dbg.getinfo(3,'nSl')\n\
+                  \x20 end\n\
+                  \x20 if type(err) ~= 'table' then\n\
+                  \x20   err = {err='ERR ' .. tostring(err)}\
+                  \x20 end\
+                  \x20 if i then\n\
+                  \x20   err['source'] = i.source\n\
+                  \x20   err['line'] = i.currentline\n\
+                  \x20 end\
+                  \x20 return err\n\
+                  end\n",
+            );
+            ffi::lua_pushvalue(l, ffi::LUA_GLOBALSINDEX);
+            set_error_metatable(l);
+            protect_recursively(l);
+            ffi::lua_settop(l, -2);
+        }
+        Kind::Function => {
+            // What library code sees while it loads: `redis` with register_function, log
+            // and the version only.
+            ffi::lua_newtable(l);
+            ffi::lua_newtable(l);
+            set_fn(l, c"register_function", register_function);
+            register_log_and_version(l);
+            set_error_metatable(l);
+            ffi::lua_setfield(l, -2, c"redis".as_ptr());
+            set_error_metatable(l);
+            protect_recursively(l);
+            ffi::lua_setfield(l, ffi::LUA_REGISTRYINDEX, REGISTRY_LIBRARY_API.as_ptr());
+            run_setup_code(l, b"debug = nil\n");
+            ffi::lua_pushvalue(l, ffi::LUA_GLOBALSINDEX);
+            set_error_metatable(l);
+            protect_recursively(l);
+            ffi::lua_settop(l, -2);
+            ffi::lua_pushvalue(l, ffi::LUA_GLOBALSINDEX);
+            ffi::lua_setfield(l, ffi::LUA_REGISTRYINDEX, REGISTRY_GLOBALS.as_ptr());
+        }
+    }
     // The metatable strings share is reachable through getmetatable(''), not from the
     // globals: it is read-only too (CVE-2025-46818).
     push_bytes(l, b"");
@@ -154,6 +183,18 @@ pub(super) unsafe fn setup(l: *mut lua_State) {
         ffi::lua_settop(l, -2);
     }
     ffi::lua_settop(l, -2);
+    if kind == Kind::Function {
+        // Functions see an empty read-only table whose metatable finds the real globals
+        // (or the load-time API while a library loads: `switch_globals`).
+        ffi::lua_newtable(l);
+        ffi::lua_newtable(l);
+        ffi::lua_pushvalue(l, ffi::LUA_GLOBALSINDEX);
+        ffi::lua_setfield(l, -2, c"__index".as_ptr());
+        lua_enablereadonlytable(l, -1, 1);
+        ffi::lua_setmetatable(l, -2);
+        lua_enablereadonlytable(l, -1, 1);
+        ffi::lua_replace(l, ffi::LUA_GLOBALSINDEX);
+    }
 }
 
 unsafe fn run_setup_code(l: *mut lua_State, code: &[u8]) {
@@ -246,6 +287,24 @@ unsafe fn protect_recursively(l: *mut lua_State) {
     }
 }
 
+/// Points the function interpreter's globals at the load-time API (`loading`) or back at
+/// the real globals.
+pub(super) unsafe fn switch_globals(l: *mut lua_State, loading: bool) {
+    if ffi::lua_getmetatable(l, ffi::LUA_GLOBALSINDEX) == 0 {
+        return;
+    }
+    lua_enablereadonlytable(l, -1, 0);
+    let key = if loading {
+        REGISTRY_LIBRARY_API
+    } else {
+        REGISTRY_GLOBALS
+    };
+    ffi::lua_getfield_(l, ffi::LUA_REGISTRYINDEX, key.as_ptr());
+    ffi::lua_setfield(l, -2, c"__index".as_ptr());
+    lua_enablereadonlytable(l, -1, 1);
+    ffi::lua_settop(l, -2);
+}
+
 /// The bytes of the string (or number, converted in place) at `idx`; empty otherwise.
 #[inline]
 pub(crate) unsafe fn bytes_at<'a>(l: *mut lua_State, idx: c_int) -> &'a [u8] {
@@ -296,6 +355,22 @@ unsafe fn push_command_error_table(l: *mut lua_State, text: &[u8]) {
     push_error_table(l, text);
     ffi::lua_pushboolean(l, 1);
     ffi::lua_setfield(l, -2, c"ignore_error_stats_update".as_ptr());
+}
+
+/// The message of an error value (a load error): `err` of a table, else the value.
+pub(super) unsafe fn error_message(l: *mut lua_State, idx: c_int) -> String {
+    let idx = if idx < 0 {
+        ffi::lua_gettop(l) + idx + 1
+    } else {
+        idx
+    };
+    if ffi::lua_type(l, idx) == ffi::LUA_TTABLE {
+        ffi::lua_getfield_(l, idx, c"err".as_ptr());
+        let s = String::from_utf8_lossy(bytes_at(l, -1)).into_owned();
+        ffi::lua_settop(l, -2);
+        return s;
+    }
+    format!("ERR {}", String::from_utf8_lossy(&tostring(l, idx)))
 }
 
 /// `tostring(v)` for an error value that is not a table.
@@ -1337,6 +1412,180 @@ unsafe extern "C-unwind" fn math_randomseed(l: *mut lua_State) -> c_int {
     let seed = ffi::luaL_checkinteger(l, 1) as c_int;
     srand48(seed);
     0
+}
+
+// --- redis.register_function (function libraries, at load time) ---
+
+unsafe extern "C-unwind" fn register_function(l: *mut lua_State) -> c_int {
+    finish(l, true, || {
+        let Some(load) = super::loading() else {
+            push_error_table(
+                l,
+                b"redis.register_function can only be called on FUNCTION LOAD command",
+            );
+            return Pushed::Raise;
+        };
+        match read_register_args(l) {
+            Err(e) => {
+                push_error_table(l, e.as_bytes());
+                Pushed::Raise
+            }
+            Ok(f) => {
+                if let Err(e) = super::super::function::check_new_function(&f.name, &load.functions)
+                {
+                    ffi::luaL_unref(l, ffi::LUA_REGISTRYINDEX, f.func_ref);
+                    push_error_table(l, e.as_bytes());
+                    return Pushed::Raise;
+                }
+                load.functions.push(f);
+                Pushed::Values(0)
+            }
+        }
+    })
+}
+
+unsafe fn read_register_args(l: *mut lua_State) -> Result<super::Registered, &'static str> {
+    let argc = ffi::lua_gettop(l);
+    if !(1..=2).contains(&argc) {
+        return Err("wrong number of arguments to redis.register_function");
+    }
+    if argc == 2 {
+        if ffi::lua_isstring(l, 1) == 0 {
+            return Err("first argument to redis.register_function must be a string");
+        }
+        let name = String::from_utf8_lossy(bytes_at(l, 1)).into_owned();
+        if ffi::lua_type(l, 2) != ffi::LUA_TFUNCTION {
+            return Err("second argument to redis.register_function must be a function");
+        }
+        let func_ref = ffi::luaL_ref(l, ffi::LUA_REGISTRYINDEX);
+        return Ok(super::Registered {
+            name,
+            desc: None,
+            flags: 0,
+            func_ref,
+        });
+    }
+    if ffi::lua_type(l, 1) != ffi::LUA_TTABLE {
+        return Err("calling redis.register_function with a single argument is only applicable to Lua table (representing named arguments).");
+    }
+    let (mut name, mut desc, mut func_ref, mut flags) = (None, None, None, 0u32);
+    let fail = |l: *mut lua_State, func_ref: Option<c_int>, e: &'static str| {
+        if let Some(r) = func_ref {
+            ffi::luaL_unref(l, ffi::LUA_REGISTRYINDEX, r);
+        }
+        Err(e)
+    };
+    ffi::lua_pushnil(l);
+    while ffi::lua_next(l, -2) != 0 {
+        if ffi::lua_isstring(l, -2) == 0 {
+            return fail(
+                l,
+                func_ref,
+                "named argument key given to redis.register_function is not a string",
+            );
+        }
+        // lua_tostring would turn a number key into a string in place and break lua_next.
+        ffi::lua_pushvalue(l, -2);
+        let key = bytes_at(l, -1).to_ascii_lowercase();
+        ffi::lua_settop(l, -2);
+        match key.as_slice() {
+            b"function_name" => {
+                if ffi::lua_isstring(l, -1) == 0 {
+                    return fail(
+                        l,
+                        func_ref,
+                        "function_name argument given to redis.register_function must be a string",
+                    );
+                }
+                name = Some(String::from_utf8_lossy(bytes_at(l, -1)).into_owned());
+            }
+            b"description" => {
+                if ffi::lua_isstring(l, -1) == 0 {
+                    return fail(
+                        l,
+                        func_ref,
+                        "description argument given to redis.register_function must be a string",
+                    );
+                }
+                desc = Some(bytes_at(l, -1).to_vec());
+            }
+            b"callback" => {
+                if ffi::lua_type(l, -1) != ffi::LUA_TFUNCTION {
+                    return fail(
+                        l,
+                        func_ref,
+                        "callback argument given to redis.register_function must be a function",
+                    );
+                }
+                if let Some(r) = func_ref {
+                    ffi::luaL_unref(l, ffi::LUA_REGISTRYINDEX, r);
+                }
+                func_ref = Some(ffi::luaL_ref(l, ffi::LUA_REGISTRYINDEX));
+                continue;
+            }
+            b"flags" => {
+                if ffi::lua_type(l, -1) != ffi::LUA_TTABLE {
+                    return fail(l, func_ref, "flags argument to redis.register_function must be a table representing function flags");
+                }
+                match read_flags(l) {
+                    Some(f) => flags = f,
+                    None => return fail(l, func_ref, "unknown flag given"),
+                }
+            }
+            _ => {
+                return fail(
+                    l,
+                    func_ref,
+                    "unknown argument given to redis.register_function",
+                )
+            }
+        }
+        ffi::lua_settop(l, -2);
+    }
+    let Some(name) = name else {
+        return fail(
+            l,
+            func_ref,
+            "redis.register_function must get a function name argument",
+        );
+    };
+    let Some(func_ref) = func_ref else {
+        return Err("redis.register_function must get a callback argument");
+    };
+    Ok(super::Registered {
+        name,
+        desc,
+        flags,
+        func_ref,
+    })
+}
+
+/// The flags table at the top (`luaRegisterFunctionReadFlags`): names, case-insensitive.
+unsafe fn read_flags(l: *mut lua_State) -> Option<u32> {
+    let mut flags = 0;
+    let mut j = 1;
+    loop {
+        ffi::lua_rawgeti_(l, -1, j);
+        j += 1;
+        match ffi::lua_type(l, -1) {
+            ffi::LUA_TNIL => {
+                ffi::lua_settop(l, -2);
+                return Some(flags);
+            }
+            ffi::LUA_TSTRING | ffi::LUA_TNUMBER => {
+                let s = bytes_at(l, -1).to_ascii_lowercase();
+                ffi::lua_settop(l, -2);
+                flags |= super::sflag::NAMES
+                    .iter()
+                    .find(|(_, n)| n.as_bytes() == s.as_slice())?
+                    .0;
+            }
+            _ => {
+                ffi::lua_settop(l, -2);
+                return None;
+            }
+        }
+    }
 }
 
 #[cfg(test)]

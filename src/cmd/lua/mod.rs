@@ -46,15 +46,26 @@ extern "C-unwind" {
 /// How many VM instructions between two calls of the count hook (Redis's 100000).
 const HOOK_EVERY: c_int = 100_000;
 
+/// What an interpreter is for: its API and globals differ slightly (as in Redis, where
+/// EVAL and functions have separate interpreters).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Kind {
+    Eval,
+    Function,
+}
+
 /// One Lua interpreter of this executor.
 pub struct Vm {
     pub l: *mut lua_State,
+    pub kind: Kind,
     /// The coroutine scripts run in, reused while scripts end cleanly.
     runner: Option<(*mut lua_State, c_int)>,
     /// Redis's `gc_count`: a GC step every 50 scripts.
     gc_count: u32,
     /// EVAL: scripts compiled here, by SHA1 (from the shared cache, `cmd::scripting`).
     pub scripts: hashbrown::HashMap<[u8; 40], Compiled>,
+    /// Functions: those of the loaded libraries, by name.
+    pub functions: hashbrown::HashMap<String, Compiled>,
     /// The shared cache's (or function set's) generation this interpreter was built for.
     pub generation: u64,
 }
@@ -74,6 +85,25 @@ impl Drop for Vm {
 thread_local! {
     /// The script running on this thread (see `RunCtx`), for the C functions Lua calls.
     static CURRENT: Cell<*mut RunCtx> = const { Cell::new(std::ptr::null_mut()) };
+    /// The function library being loaded (FUNCTION LOAD), for `redis.register_function`.
+    static LOADING: Cell<*mut LoadCtx> = const { Cell::new(std::ptr::null_mut()) };
+}
+
+/// A library being loaded: the functions it registered so far.
+#[derive(Default)]
+pub struct LoadCtx {
+    pub functions: Vec<Registered>,
+    /// A load stops after this long (FUNCTION LOAD's 500 ms).
+    pub deadline: Option<Instant>,
+}
+
+/// A function a library registered: its name, description, flags and its Lua function,
+/// kept in the interpreter's registry.
+pub struct Registered {
+    pub name: String,
+    pub desc: Option<Vec<u8>>,
+    pub flags: u32,
+    pub func_ref: c_int,
 }
 
 /// Script flags (shebang `flags=` and `register_function` flags), Redis's `SCRIPT_FLAG_*`.
@@ -154,18 +184,20 @@ pub enum Outcome {
 
 impl Vm {
     /// A new interpreter with Redis's libraries, API and sandbox.
-    pub fn new() -> Box<Vm> {
+    pub fn new(kind: Kind) -> Box<Vm> {
         unsafe {
             let l = ffi::luaL_newstate();
             assert!(!l.is_null(), "out of memory creating a Lua state");
             let vm = Box::new(Vm {
                 l,
+                kind,
                 runner: None,
                 gc_count: 0,
                 scripts: Default::default(),
+                functions: Default::default(),
                 generation: 0,
             });
-            api::setup(l);
+            api::setup(l, kind);
             vm
         }
     }
@@ -227,9 +259,15 @@ impl Vm {
             ffi::lua_settop(co, 0);
             ffi::lua_rawgeti_(l, ffi::LUA_REGISTRYINDEX, func_ref);
             ffi::lua_xmove(l, co, 1);
-            set_global_array(l, c"KEYS", keys);
-            set_global_array(l, c"ARGV", args);
-            0
+            if self.kind == Kind::Eval {
+                set_global_array(l, c"KEYS", keys);
+                set_global_array(l, c"ARGV", args);
+                0
+            } else {
+                push_array(co, keys);
+                push_array(co, args);
+                2
+            }
         };
         if ctx.busy_ms > 0 {
             unsafe { ffi::lua_sethook(co, Some(count_hook), ffi::LUA_MASKCOUNT, HOOK_EVERY) };
@@ -288,6 +326,39 @@ impl Vm {
                     Outcome::Error(line)
                 }
             }
+        }
+    }
+    /// Runs a library's code so that it registers its functions (FUNCTION LOAD), with the
+    /// load-time globals (only `redis.register_function`, `redis.log` and the version).
+    pub fn load_library(&mut self, code: &[u8]) -> Result<Vec<Registered>, String> {
+        unsafe {
+            let l = self.l;
+            let func = match self.compile(code, c"@user_function") {
+                Ok(f) => f,
+                Err(e) => return Err(format!("Error compiling function: {e}")),
+            };
+            api::switch_globals(l, true);
+            let mut load = LoadCtx {
+                deadline: Some(Instant::now() + std::time::Duration::from_millis(500)),
+                ..LoadCtx::default()
+            };
+            LOADING.with(|c| c.set(&mut load as *mut LoadCtx));
+            ffi::lua_sethook(l, Some(load_hook), ffi::LUA_MASKCOUNT, HOOK_EVERY);
+            ffi::lua_rawgeti_(l, ffi::LUA_REGISTRYINDEX, func);
+            let status = ffi::lua_pcall(l, 0, 0, 0);
+            ffi::lua_sethook(l, None, 0, 0);
+            LOADING.with(|c| c.set(std::ptr::null_mut()));
+            api::switch_globals(l, false);
+            self.release(func);
+            if status != 0 {
+                let msg = api::error_message(l, -1);
+                ffi::lua_settop(l, -2);
+                for f in load.functions.drain(..) {
+                    self.release(f.func_ref);
+                }
+                return Err(format!("Error registering functions: {msg}"));
+            }
+            Ok(load.functions)
         }
     }
 }
@@ -380,34 +451,63 @@ fn hook_check(l: *mut lua_State) -> HookAction {
     HookAction::Continue
 }
 
-thread_local! {
-    /// This executor's interpreter, taken out while a script runs (a second script on this
-    /// core waits for it).
-    static VM: RefCell<Option<Box<Vm>>> = const { RefCell::new(None) };
-    /// Whether the interpreter exists (in `VM` or taken).
-    static VM_EXISTS: Cell<bool> = const { Cell::new(false) };
+/// FUNCTION LOAD's timeout (Redis's `luaEngineLoadHook`).
+unsafe extern "C-unwind" fn load_hook(l: *mut lua_State, _ar: *mut ffi::lua_Debug) {
+    let timed_out = LOADING.with(|c| {
+        let p = c.get();
+        !p.is_null() && (*p).deadline.is_some_and(|d| Instant::now() > d)
+    });
+    if timed_out {
+        ffi::lua_sethook(l, Some(load_hook), ffi::LUA_MASKLINE, 0);
+        api::push_error_table(l, b"-ERR FUNCTION LOAD timeout");
+        ffi::lua_error(l);
+    }
 }
 
-/// Takes this executor's interpreter, waiting while another script uses it.
-pub async fn take_vm() -> Box<Vm> {
+pub(crate) fn loading() -> Option<&'static mut LoadCtx> {
+    let p = LOADING.with(|c| c.get());
+    if p.is_null() {
+        None
+    } else {
+        Some(unsafe { &mut *p })
+    }
+}
+
+thread_local! {
+    /// This executor's interpreters (EVAL, functions), taken out while a script runs (a
+    /// second script on this core waits for it).
+    static VMS: RefCell<[Option<Box<Vm>>; 2]> = const { RefCell::new([None, None]) };
+    /// Whether each interpreter exists (in `VMS` or taken).
+    static VM_EXISTS: Cell<[bool; 2]> = const { Cell::new([false, false]) };
+}
+
+/// Takes this executor's interpreter of `kind`, waiting while another script uses it.
+pub async fn take_vm(kind: Kind) -> Box<Vm> {
+    let i = kind as usize;
     loop {
-        if let Some(vm) = VM.with(|v| v.borrow_mut().take()) {
+        if let Some(vm) = VMS.with(|v| v.borrow_mut()[i].take()) {
             return vm;
         }
-        if !VM_EXISTS.with(|e| e.replace(true)) {
-            return Vm::new();
+        let mut exists = VM_EXISTS.with(Cell::get);
+        if !exists[i] {
+            exists[i] = true;
+            VM_EXISTS.with(|e| e.set(exists));
+            return Vm::new(kind);
         }
         glommio::timer::sleep(std::time::Duration::from_micros(200)).await;
     }
 }
 
-/// Gives the interpreter back (or drops it, so the next script gets a fresh one).
+/// Gives an interpreter back (or drops it, so the next script gets a fresh one).
 pub fn put_vm(vm: Box<Vm>, keep: bool) {
+    let i = vm.kind as usize;
     if keep {
-        VM.with(|v| *v.borrow_mut() = Some(vm));
+        VMS.with(|v| v.borrow_mut()[i] = Some(vm));
     } else {
         drop(vm);
-        VM_EXISTS.with(|e| e.set(false));
+        let mut exists = VM_EXISTS.with(Cell::get);
+        exists[i] = false;
+        VM_EXISTS.with(|e| e.set(exists));
     }
 }
 
