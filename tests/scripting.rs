@@ -1,9 +1,10 @@
-//! Lua scripting (EVAL, EVALSHA, EVAL_RO, EVALSHA_RO, SCRIPT): a scripted list of cases sent
-//! to a 3-shard redcell and to a stock redis-server 7, every reply compared byte for byte in
-//! RESP2 and in RESP3; then the rules a reply comparison cannot show (atomicity across shards
-//! under concurrency, the script cache, scripts in MULTI) and the scripts client libraries
-//! run (redis-py's `Lock`, a token-bucket rate limiter) under concurrency, with the same
-//! outcome counts as stock.
+//! Lua scripting (EVAL, EVALSHA, EVAL_RO, EVALSHA_RO, SCRIPT, FUNCTION, FCALL, FCALL_RO): a
+//! scripted list of cases sent to a 3-shard redcell and to a stock redis-server 7, every
+//! reply compared byte for byte in RESP2 and in RESP3; then the rules a reply comparison
+//! cannot show (atomicity across shards under concurrency, busy scripts and KILL, cluster-mode
+//! key rules, FUNCTION DUMP/RESTORE across the two servers, a seeded fuzz of random scripts)
+//! and the scripts client libraries run (redis-py's `Lock`, a token-bucket rate limiter)
+//! under concurrency, with the same outcome counts as stock.
 
 mod common;
 
