@@ -484,17 +484,7 @@ async fn fcall_generic(c: &mut Conn, a: Args<'_>, ro: bool) -> CmdResult {
     if !exists {
         return Err(Error::msg("Function not found"));
     }
-    let n = crate::util::num::parse_i64_strict(a.get(2))
-        .ok_or_else(|| Error::msg("Bad number of keys provided"))?;
-    if n > a.len() as i64 - 3 {
-        return Err(Error::msg(
-            "Number of keys can't be greater than number of args",
-        ));
-    }
-    if n < 0 {
-        return Err(Error::msg("Number of keys can't be negative"));
-    }
-    let n = n as usize;
+    let n = crate::cmd::scripting::numkeys(&a, Error::msg("Bad number of keys provided"))?;
     let keys: Vec<&[u8]> = (3..3 + n).map(|i| a.get(i)).collect();
     let argv: Vec<&[u8]> = (3 + n..a.len()).map(|i| a.get(i)).collect();
     // Functions are remembered by name for the cores' "needs every shard" memory.

@@ -188,9 +188,10 @@ fn evalsha_ro<'a>(c: &'a mut Conn, a: Args<'a>) -> BoxFuture<'a> {
     Box::pin(eval_generic(c, a, true, true))
 }
 
-/// `numkeys` at 2, checked as Redis does.
-fn numkeys(a: &Args<'_>) -> Result<usize, Error> {
-    let n = parse_i64_strict(a.get(2)).ok_or(Error::NotInteger)?;
+/// `numkeys` at 2, checked as Redis does; `bad` when it is not a number (EVAL and FCALL
+/// word that differently).
+pub(crate) fn numkeys(a: &Args<'_>, bad: Error) -> Result<usize, Error> {
+    let n = parse_i64_strict(a.get(2)).ok_or(bad)?;
     if n > a.len() as i64 - 3 {
         return Err(Error::msg(
             "Number of keys can't be greater than number of args",
@@ -203,7 +204,7 @@ fn numkeys(a: &Args<'_>) -> Result<usize, Error> {
 }
 
 async fn eval_generic(c: &mut Conn, a: Args<'_>, evalsha: bool, ro: bool) -> CmdResult {
-    let n = numkeys(&a)?;
+    let n = numkeys(&a, Error::NotInteger)?;
     let sha = if evalsha {
         sha_key(a.get(1)).ok_or_else(noscript)?
     } else {

@@ -456,17 +456,10 @@ fn lua_number_to_i64(n: f64) -> i64 {
 }
 
 /// `%.17g` as C formats it.
-pub(super) fn format_g17(v: f64) -> Vec<u8> {
-    let mut buf = [0u8; 64];
-    let n = unsafe {
-        libc::snprintf(
-            buf.as_mut_ptr() as *mut c_char,
-            buf.len(),
-            c"%.17g".as_ptr(),
-            v,
-        )
-    };
-    buf[..(n.max(0) as usize).min(buf.len() - 1)].to_vec()
+fn format_g17(v: f64) -> Vec<u8> {
+    let mut out = Vec::with_capacity(24);
+    crate::util::num::format_g17(v, &mut out);
+    out
 }
 
 /// Replies with the value at the top of `l`'s stack and pops it (`luaReplyToRedisReply`).
