@@ -16,6 +16,11 @@
 # in turn (memtier runs --command lists in order per connection; every command
 # counts as one op, so transactions/s = ops/s / 4; keys are uniform random, --command-key-pattern R).
 #
+# WORKLOAD=evalsha: each request is EVALSHA of a 3-command script on one random key,
+#   local v = redis.call('INCR', KEYS[1]) redis.call('GET', KEYS[1])
+#   redis.call('EXPIRE', KEYS[1], 100) return v
+# (SCRIPT LOAD right after the server starts; --command-key-pattern R).
+#
 # BASE_BIN adds a third server to the alternation: another redcell binary (say,
 # the build before a change), shown as "base", for before/after comparisons in
 # the same run.
@@ -36,7 +41,7 @@
 #                 [<repo>/target/release/redcell-server]
 #   REDIS_BIN     stock server to compare against [redis-server from PATH]
 #   BASE_BIN      an earlier redcell binary to run in the same rotation [none]
-#   WORKLOAD      getset | multi [getset]
+#   WORKLOAD      getset | multi | evalsha [getset]
 #   DURATION      seconds per run, "20" or "20s" [20]
 #   PIPELINES     space-separated pipeline depths ["1 16"]
 #   ROUNDS        A/B rounds per pipeline depth [2]
@@ -103,7 +108,12 @@ case $WORKLOAD in
     [[ $LOADGEN == memtier ]] || die "WORKLOAD=multi needs memtier_benchmark"
     LOAD_ARGS=(--command=MULTI "--command=SET __key__ __data__" "--command=INCR n:__key__" --command=EXEC
                --command-key-pattern R) ;;
-  *) die "WORKLOAD must be getset or multi" ;;
+  evalsha)
+    [[ $LOADGEN == memtier ]] || die "WORKLOAD=evalsha needs memtier_benchmark"
+    EVAL_SCRIPT="local v = redis.call('INCR', KEYS[1]) redis.call('GET', KEYS[1]) redis.call('EXPIRE', KEYS[1], 100) return v"
+    EVAL_SHA=$(printf '%s' "$EVAL_SCRIPT" | sha1sum | awk '{print $1}')
+    LOAD_ARGS=("--command=EVALSHA $EVAL_SHA 1 __key__" --command-key-pattern R) ;;
+  *) die "WORKLOAD must be getset, multi or evalsha" ;;
 esac
 
 SERVERS=(redcell)
@@ -275,6 +285,9 @@ for pl in $PIPELINES; do
       pfx="$RUN_DIR/p$pl-r$round-$kind"
       port=$(pick_port)
       start_server "$kind" "$port" "$pfx.server.log"
+      if [[ $WORKLOAD == evalsha ]]; then
+        [[ $(redis-cli -p "$port" SCRIPT LOAD "$EVAL_SCRIPT") == "$EVAL_SHA" ]] || die "SCRIPT LOAD failed"
+      fi
       perf_pid=
       if [[ -n $PERF_EVENTS ]]; then
         perf stat -x, -e "$PERF_EVENTS" -p "$SERVER_PID" -o "$pfx.perf" 2>"$pfx.perf.err" &

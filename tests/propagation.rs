@@ -178,7 +178,8 @@ fn run_step(clients: &mut Vec<Raw>, port: u16, step: &str) {
                 if w == "\"\"" {
                     Vec::new()
                 } else {
-                    w.as_bytes().to_vec()
+                    // `\s` and `\n` in a word stand for a space and a newline (library code).
+                    w.replace("\\s", " ").replace("\\n", "\n").into_bytes()
                 }
             })
             .collect();
@@ -195,6 +196,46 @@ fn run_step(clients: &mut Vec<Raw>, port: u16, step: &str) {
 fn cases() -> Vec<(&'static str, Vec<&'static str>)> {
     vec![
         // §3 strings and TTLs
+        // Scripts: their effects, wrapped in MULTI/EXEC when more than one (Redis 7.0).
+        (
+            "eval_effects",
+            vec![
+                "EVAL redis.call('set',KEYS[1],'v');redis.call('incr','ev:n');redis.call('expire',KEYS[1],100) 1 ev:k",
+                "EVAL redis.call('set',KEYS[1],'v') 1 ev:one",
+                "EVAL return(redis.call('get','ev:k')) 0",
+                "EVAL redis.call('del','ev:nothing') 0",
+                "EVAL redis.call('set',KEYS[1],'v','EX','100') 1 ev:ex",
+                "EVAL redis.call('set','ev:e','1');redis.call('nosuch') 0",
+                "EVAL redis.set_repl(redis.REPL_NONE);redis.call('set','ev:nr','1');redis.set_repl(redis.REPL_ALL);redis.call('set','ev:r','1') 0",
+                "EVAL redis.call('select',3);redis.call('set','ev:db3','1') 0",
+                "SCRIPT LOAD redis.call('incr','ev:sha')",
+                "EVALSHA 1e09e389ceabbc80ee707ad8c78329f3d2698146 0",
+                "SCRIPT FLUSH",
+            ],
+        ),
+        (
+            "function_load_fcall",
+            vec![
+                "FUNCTION LOAD #!lua\\sname=plib\\nredis.register_function('pset',function(keys,args)\\sredis.call('set',keys[1],args[1])\\sreturn\\sredis.call('incr','fn:n')\\send)\\nredis.register_function('pget',function(keys)\\sreturn\\sredis.call('get',keys[1])\\send)",
+                "FCALL pset 1 fn:a v",
+                "FCALL pget 1 fn:a",
+                "FCALL_RO pget 1 fn:a",
+                "FUNCTION LOAD #!lua\\sname=plib\\nredis.register_function('pset',function()\\send)",
+                "FUNCTION DELETE plib",
+                "FUNCTION DELETE plib",
+                "FUNCTION FLUSH",
+            ],
+        ),
+        (
+            "eval_in_multi",
+            vec![
+                "MULTI",
+                "EVAL redis.call('incr','ev:m') 0",
+                "SET ev:m2 x",
+                "EVAL redis.call('incr','ev:m3');redis.call('incr','ev:m4') 0",
+                "EXEC",
+            ],
+        ),
         ("set_plain", vec!["SET s:a v", "set s:lc v"]),
         (
             "set_ex",

@@ -14,12 +14,14 @@ pub mod hash;
 pub mod hll;
 pub mod keys;
 pub mod list;
+pub mod lua;
 pub mod migrate;
 pub mod multi;
 pub mod persistence;
 pub mod permission;
 pub mod pubsub;
 pub mod scan;
+pub mod scripting;
 pub mod server;
 pub mod set;
 pub mod stream;
@@ -63,6 +65,7 @@ pub mod flag {
     /// Redis's `CMD_TOUCHES_ARBITRARY_KEYS` (SCAN, RANDOMKEY): the keys it expires lazily
     /// propagate as separate DELs, never wrapped in MULTI/EXEC.
     pub const TOUCHES_ARBITRARY_KEYS: u32 = 1 << 18;
+    pub const NO_MANDATORY_KEYS: u32 = 1 << 19;
 
     // Ours, not shown by COMMAND:
     /// Allowed in the RESP2 subscribed context ((P|S)(UN)SUBSCRIBE, PING, QUIT, RESET).
@@ -94,6 +97,7 @@ pub mod flag {
         (FAST, "fast"),
         (NO_AUTH, "no_auth"),
         (MAY_REPLICATE, "may_replicate"),
+        (NO_MANDATORY_KEYS, "no_mandatory_keys"),
         (NO_MULTI, "no_multi"),
         (MOVABLE_KEYS, "movablekeys"),
         (ALLOW_BUSY, "allow_busy"),
@@ -499,6 +503,7 @@ fn families() -> impl Iterator<Item = &'static CommandSpec> {
         stream::COMMANDS,
         cluster::COMMANDS,
         function::COMMANDS,
+        scripting::COMMANDS,
         hll::COMMANDS,
         zset::COMMANDS,
         dump::COMMANDS,

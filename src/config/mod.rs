@@ -165,6 +165,8 @@ static DIRECTIVES: &[Directive] = &[
     ),
     // Redis accepts 0..INT_MAX and clamps to 1..500 (`updateHZ`); see `normalize`.
     d("hz", NON_NEG_INT, "10", true),
+    // Milliseconds a script runs before other clients get -BUSY (alias lua-time-limit).
+    d("busy-reply-threshold", NON_NEG, "5000", true),
     d("maxmemory", Kind::Memory { min: 0 }, "0", true),
     d(
         "maxmemory-policy",
@@ -344,6 +346,7 @@ static ALIASES: &[(&str, &str)] = &[
     ("zset-max-ziplist-value", "zset-max-listpack-value"),
     ("list-max-ziplist-size", "list-max-listpack-size"),
     ("cluster-slave-no-failover", "cluster-replica-no-failover"),
+    ("lua-time-limit", "busy-reply-threshold"),
     (
         "cluster-slave-validity-factor",
         "cluster-replica-validity-factor",

@@ -552,6 +552,14 @@ pub async fn dispatch(conn: &mut Conn, batch: &mut Batch, args: Args<'_>, raw: O
             conn.wait_for_aof = true;
         }
     }
+    // A script ran past busy-reply-threshold: only commands flagged allow-busy (SCRIPT KILL,
+    // SHUTDOWN NOSAVE, MULTI/EXEC ...) run. One atomic load while no script is slow.
+    if !spec.has(flag::ALLOW_BUSY) {
+        if let Some(eval) = conn.shard.shared.scripts.busy() {
+            refuse(conn, Some(idx), &cmd::scripting::busy_error(eval));
+            return;
+        }
+    }
     if let Some(multi) = conn.multi.as_mut() {
         if !spec.has(flag::NOT_QUEUED) {
             if !multi.failed {

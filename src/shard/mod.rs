@@ -13,6 +13,7 @@ pub mod journal;
 pub mod mesh;
 pub mod pause;
 pub mod pubsub;
+pub mod scripts;
 pub mod tx;
 
 use std::cell::{Cell, RefCell};
@@ -78,6 +79,8 @@ pub struct Shared {
     /// Bumped (with the lock held) at every change of `acl`: connections compare it before
     /// each command and refresh their user snapshot when it moved.
     pub acl_version: AtomicU64,
+    /// Scripts running on each executor: the BUSY gate and SCRIPT/FUNCTION KILL.
+    pub scripts: scripts::Scripts,
 }
 
 /// How far loading the data file at start-up has come, readable from any core.
@@ -155,6 +158,7 @@ impl Shared {
                 &[],
             ))),
             acl_version: AtomicU64::new(1),
+            scripts: scripts::Scripts::new(nshards + 1),
         }
     }
 
@@ -201,6 +205,9 @@ pub struct Settings {
     pub pubsub_limit: pubsub::Limit,
     /// `cluster-allow-pubsubshard-when-down`: shard channels keep working while the cluster is down.
     pub pubsubshard_when_down: bool,
+    /// `busy-reply-threshold` (`lua-time-limit`), ms: a script running longer makes other
+    /// clients get -BUSY.
+    pub busy_reply_threshold_ms: u64,
 }
 
 impl Settings {
@@ -235,6 +242,7 @@ impl Settings {
             lfu_policy: c.get("maxmemory-policy").ends_with("-lfu"),
             maxmemory: c.get_i64("maxmemory").max(0) as usize,
             pubsubshard_when_down: c.get_bool("cluster-allow-pubsubshard-when-down"),
+            busy_reply_threshold_ms: c.get_i64("busy-reply-threshold").max(0) as u64,
             pubsub_limit: {
                 let [hard, soft, secs] =
                     crate::config::output_limits(c.get("client-output-buffer-limit"))[2];
