@@ -18,6 +18,9 @@ use persist_common::*;
 use redcell::rdb::file_reader::{read_rdb_file, RdbEvent, RdbReadOptions};
 use redcell::types::Value;
 
+const LIBRARY: &str =
+    "#!lua name=mylib\nredis.register_function('myfunc', function(keys, args) return 1 end)";
+
 const MISCONF: &str = "-MISCONF Redis is configured to save RDB snapshots, but it's currently unable to persist to disk. Commands that may modify the data set are disabled, because this instance is configured to report errors during writes if RDB snapshotting fails (stop-writes-on-bgsave-error option). Please check the Redis logs for details about the RDB error.\r\n";
 
 /// Starts redcell with its data files in `dir`.
@@ -76,6 +79,7 @@ fn files_move_between_redcell_and_stock_both_ways() {
     for db in 0..DATABASES {
         fill(&mut s, db);
     }
+    cmd(&mut s, &["FUNCTION", "LOAD", LIBRARY]);
     cmd(&mut s, &["SAVE"]);
     let want = snapshot(&mut s);
     drop(s);
@@ -90,6 +94,8 @@ fn files_move_between_redcell_and_stock_both_ways() {
         want.len().to_string()
     );
     assert!(ours.stderr().contains("Done loading RDB, keys loaded:"));
+    // The file's function library came along.
+    assert_eq!(text(&cmd(&mut c, &["FCALL", "myfunc", "0"])), ":1\r\n");
 
     // SAVE, then BGSAVE without compression: stock loads each to the same keyspace.
     for (how, compression) in [("SAVE", "yes"), ("BGSAVE", "no")] {
@@ -128,6 +134,7 @@ fn files_move_between_redcell_and_stock_both_ways() {
         let stock = stock_on(&copy.path, &[]);
         let mut s = Raw::connect(stock.port);
         assert_same_keyspace(&snapshot(&mut s), &want);
+        assert_eq!(text(&cmd(&mut s, &["FCALL", "myfunc", "0"])), ":1\r\n");
     }
     // No temporary file is left behind.
     let leftovers: Vec<_> = std::fs::read_dir(&dir.path)

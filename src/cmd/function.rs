@@ -142,6 +142,22 @@ pub fn load_all(vm: &mut Vm) {
     }
 }
 
+/// Every library's code, for an RDB file's function section (in load order).
+pub fn library_codes() -> Vec<Vec<u8>> {
+    libraries().iter().map(|l| l.code.clone()).collect()
+}
+
+/// A library found in an RDB file (`rdbFunctionLoad`): compiled and added, replacing one of
+/// the same name (a file loaded at start-up or by DEBUG RELOAD starts from no libraries).
+pub fn load_from_file(code: &[u8]) -> Result<(), String> {
+    let lib = compile_library(code).map_err(|e| e.render().into_owned())?;
+    let mut libs = libraries();
+    join(&mut libs, vec![lib], true).map_err(|e| e.render().into_owned())?;
+    drop(libs);
+    changed();
+    Ok(())
+}
+
 /// Redis's name rule for libraries and functions: letters, digits, underscores, not empty.
 fn valid_name(name: &str) -> bool {
     !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')

@@ -88,7 +88,8 @@ fn bgrewriteaof<'a>(c: &'a mut Conn, _a: Args<'a>) -> BoxFuture<'a> {
     Box::pin(async move {
         if c.held.is_some() {
             persist::schedule(&c.shard, true).await?;
-            c.out.simple("Background append only file rewriting scheduled");
+            c.out
+                .simple("Background append only file rewriting scheduled");
             return Ok(());
         }
         match persist::bgrewriteaof(&c.shard).await? {

@@ -572,7 +572,7 @@ impl super::Persist {
             eviction: cfg.format_eviction,
             now_ms: now_ms(),
         };
-        let cut = super::rdb_file::cut(&self.shard, format).await;
+        let cut = super::rdb_file::cut(&self.shard, format, self.replay.libraries).await;
         self.cuts.set(self.cuts.get() + 1);
         self.aof_mail.switched.set(false);
         self.aof_mail.cut.set(Some(cut.stamp));

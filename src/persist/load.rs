@@ -129,7 +129,7 @@ pub fn rdb_path(config: &Config) -> Option<PathBuf> {
 /// Loads `path` into the shards (from the control executor). Every shard answers
 /// `-LOADING` until this returns. An unreadable or corrupt file is an error naming it and
 /// what is wrong, in Redis's words.
-pub async fn load_rdb(shard: &Rc<Shard>, path: &Path) -> Result<Loaded, String> {
+pub async fn load_rdb(shard: &Rc<Shard>, path: &Path, replay: Replay) -> Result<Loaded, String> {
     let shared = shard.shared.clone();
     let started = Instant::now();
     let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
@@ -140,7 +140,7 @@ pub async fn load_rdb(shard: &Rc<Shard>, path: &Path) -> Result<Loaded, String> 
     let opts = read_options(&shared);
     let key_delay = shared.config().get_i64("key-load-delay");
     let (tx, rx) = bounded::<LoadMsg>(BATCHES_IN_FLIGHT);
-    let router = KeyRouter::new(tx, shard.nshards, true, key_delay);
+    let router = KeyRouter::new(tx, shard.nshards, true, key_delay, replay.load_library);
     let reader = {
         let (path, shared) = (path.to_path_buf(), shared.clone());
         std::thread::Builder::new()
@@ -193,7 +193,7 @@ pub async fn load_aof(
     p.total_bytes.store(total, Ordering::Relaxed);
     let key_delay = shared.config().get_i64("key-load-delay");
     let (tx, rx) = bounded::<LoadMsg>(BATCHES_IN_FLIGHT);
-    let router = KeyRouter::new(tx, shard.nshards, false, key_delay);
+    let router = KeyRouter::new(tx, shard.nshards, false, key_delay, replay.load_library);
     let reader = {
         let (dir, manifest) = (names.dir.clone(), manifest.clone());
         std::thread::Builder::new()
@@ -267,6 +267,8 @@ struct KeyRouter {
     expired: u64,
     read: u64,
     key_delay: i64,
+    /// Where the file's function libraries go.
+    load_library: fn(&[u8]) -> Result<(), String>,
 }
 
 impl KeyRouter {
@@ -275,8 +277,10 @@ impl KeyRouter {
         nshards: usize,
         drop_expired: bool,
         key_delay: i64,
+        load_library: fn(&[u8]) -> Result<(), String>,
     ) -> KeyRouter {
         KeyRouter {
+            load_library,
             tx,
             batch: (0..nshards).map(|_| Vec::new()).collect(),
             pending: 0,
@@ -316,10 +320,9 @@ impl KeyRouter {
                     self.flush()?;
                 }
             }
-            RdbEvent::Function { .. } => {
-                // Function libraries need the scripting engine; a file with them loads its
-                // keys and reports the libraries as skipped.
-                eprintln!("The RDB file holds a function library; redcell has no FUNCTION support yet: skipped.");
+            RdbEvent::Function { code } => {
+                (self.load_library)(&code)
+                    .map_err(|e| RdbLoadError::Sink(format!("Failed loading library, {e}")))?;
             }
             RdbEvent::SelectDb { .. } | RdbEvent::ResizeDb { .. } => {}
         }
@@ -445,11 +448,16 @@ pub trait Replayer {
     fn run<'a>(&'a mut self, commands: &'a [u8]) -> Pin<Box<dyn Future<Output = ()> + 'a>>;
 }
 
-/// Makes the replaying client, and tells command names from others.
+/// What persistence needs from the command layer, given at start-up: the replaying client,
+/// command names, and the function libraries a file carries.
 #[derive(Clone, Copy)]
 pub struct Replay {
     pub client: fn(Rc<Shard>) -> Box<dyn Replayer>,
     pub is_command: fn(&[u8]) -> bool,
+    /// Every library's code, to save.
+    pub libraries: fn() -> Vec<Vec<u8>>,
+    /// Loads a library read from a file.
+    pub load_library: fn(&[u8]) -> Result<(), String>,
 }
 
 /// Takes the reader's messages in order: keys go to their shards (all shards at once),

@@ -143,7 +143,7 @@ impl Persist {
         if appendonly {
             writer = Some(self.load_aof_at_start(names).await);
         } else if let Some(path) = rdb_path {
-            match load::load_rdb(&self.shard, &path).await {
+            match load::load_rdb(&self.shard, &path, self.replay).await {
                 Ok(l) => {
                     let mut r = self.rdb.borrow_mut();
                     r.keys_loaded = l.keys;
@@ -420,7 +420,7 @@ impl Persist {
             eviction: cfg.format_eviction,
             now_ms: now_ms(),
         };
-        let cut = rdb_file::cut(&self.shard, format).await;
+        let cut = rdb_file::cut(&self.shard, format, self.replay.libraries).await;
         self.cuts.set(self.cuts.get() + 1);
         self.rdb.borrow_mut().snapshot_keys_total =
             cut.counts.iter().flatten().map(|c| c.keys).sum();
@@ -682,7 +682,7 @@ pub async fn debug_reload(shard: &Rc<Shard>, save: bool, flush: bool) -> Result<
             }
         }
         let path = std::path::PathBuf::from(p.shard.shared.config().get("dbfilename"));
-        match load::load_rdb(&p.shard, &path).await {
+        match load::load_rdb(&p.shard, &path, p.replay).await {
             Ok(_) => {
                 eprintln!("DB reloaded by DEBUG RELOAD");
                 Ok(())

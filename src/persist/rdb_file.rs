@@ -59,12 +59,18 @@ pub struct Cut {
     pub ctime: i64,
     /// Keys and expires of each database on each shard at the cut, `[shard][db]`.
     pub counts: Vec<Vec<DbCounts>>,
+    /// The function libraries' code at the cut.
+    pub functions: Vec<Vec<u8>>,
 }
 
 /// Starts a snapshot on every shard at one instant: borrows every shard's data at once (no
 /// command runs anywhere meanwhile), starts each database's snapshot and gives the data
 /// back.
-pub async fn cut(shard: &Rc<Shard>, format: SnapshotFormat) -> Cut {
+pub async fn cut(
+    shard: &Rc<Shard>,
+    format: SnapshotFormat,
+    libraries: fn() -> Vec<Vec<u8>>,
+) -> Cut {
     let mut held = Held::acquire(shard, &ShardSet::all(shard.nshards)).await;
     // Every later write is stamped after the cut, whichever shard it runs on.
     let clock = held.clock();
@@ -81,8 +87,10 @@ pub async fn cut(shard: &Rc<Shard>, format: SnapshotFormat) -> Cut {
             snapshot::begin(data, format)
         })
         .collect();
+    let functions = libraries();
     held.release();
     Cut {
+        functions,
         stamp,
         dirty,
         ctime: format.now_ms / 1000,
@@ -217,7 +225,12 @@ async fn write_tmp(
         aof_base: target.aof_base,
         ..AuxFields::new(cut.ctime, crate::util::mem::rss_bytes())
     };
-    let (back, r) = off_executor(w, move |w| w.write_aux_fields(&aux)).await;
+    let functions = cut.functions.clone();
+    let (back, r) = off_executor(w, move |w| {
+        w.write_aux_fields(&aux)?;
+        functions.iter().try_for_each(|code| w.write_function(code))
+    })
+    .await;
     w = back;
     r.map_err(SaveError::Write)?;
     let databases = cut.counts.first().map_or(0, Vec::len);

@@ -802,5 +802,7 @@ pub fn aof_replay() -> crate::persist::load::Replay {
             })
         },
         is_command: |name| cmd::table().lookup(name).is_some(),
+        libraries: cmd::function::library_codes,
+        load_library: cmd::function::load_from_file,
     }
 }

@@ -65,7 +65,9 @@ pub fn debug<'a>(c: &'a mut Conn, a: Args<'a>) -> BoxFuture<'a> {
             }
             if c.held.is_some() {
                 // The transaction holds the data the save and the load need.
-                return Err(Error::msg("DEBUG RELOAD cannot run inside MULTI in redcell"));
+                return Err(Error::msg(
+                    "DEBUG RELOAD cannot run inside MULTI in redcell",
+                ));
             }
             crate::persist::debug_reload(&c.shard, save, flush).await?;
             c.out.ok();
