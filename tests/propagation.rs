@@ -1111,6 +1111,8 @@ fn cases() -> Vec<(&'static str, Vec<&'static str>)> {
                 "ZADD zq:bw2 1 a 2 b 3 c",
                 "1<",
                 "1> BZMPOP 0 1 zq:bw3 MIN",
+                // Client 1 must be blocked before client 2 arrives (FIFO by arrival).
+                "~50",
                 "2> BZPOPMIN zq:bw3 0",
                 "~100",
                 "ZADD zq:bw3 1 a 2 b 3 c",

@@ -769,26 +769,7 @@ impl crate::persist::load::Replayer for AofReplay {
 pub fn aof_replay() -> crate::persist::load::Replay {
     crate::persist::load::Replay {
         client: |shard| {
-            let meta = Rc::new(ClientMeta {
-                id: 0,
-                fd: -1,
-                addr: String::new(),
-                laddr: String::new(),
-                created_ms: now_ms(),
-                name: Default::default(),
-                lib_name: Default::default(),
-                lib_ver: Default::default(),
-                last_cmd: std::cell::Cell::new("NULL"),
-                last_interaction_ms: std::cell::Cell::new(now_ms()),
-                resp: std::cell::Cell::new(2),
-                qbuf: std::cell::Cell::new(0),
-                killed: std::cell::Cell::new(false),
-                no_evict: std::cell::Cell::new(false),
-                sub: Default::default(),
-                psub: Default::default(),
-                ssub: Default::default(),
-                user: std::cell::RefCell::new(b"default".to_vec()),
-            });
+            let meta = Rc::new(ClientMeta::new(0, -1, String::new(), String::new()));
             let max_bulk = shard.settings.borrow().proto_max_bulk_len;
             let mut conn = Conn::new(shard.clone(), meta);
             // Redis's AOF client is not a user: no authentication, no ACL checks.

@@ -348,26 +348,12 @@ async fn accept_loop(shard: Rc<Shard>, listener: TcpListener) {
             continue;
         }
         use std::os::fd::AsRawFd;
-        let meta = Rc::new(ClientMeta {
-            id: next_client_id(&shard.shared),
-            fd: stream.as_raw_fd(),
-            addr: peer,
-            laddr: local.clone(),
-            created_ms: now_ms(),
-            name: Default::default(),
-            lib_name: Default::default(),
-            lib_ver: Default::default(),
-            last_cmd: std::cell::Cell::new("NULL"),
-            user: std::cell::RefCell::new(b"default".to_vec()),
-            last_interaction_ms: std::cell::Cell::new(now_ms()),
-            resp: std::cell::Cell::new(2),
-            qbuf: std::cell::Cell::new(0),
-            killed: std::cell::Cell::new(false),
-            no_evict: std::cell::Cell::new(false),
-            sub: Default::default(),
-            psub: Default::default(),
-            ssub: Default::default(),
-        });
+        let meta = Rc::new(ClientMeta::new(
+            next_client_id(&shard.shared),
+            stream.as_raw_fd(),
+            peer,
+            local.clone(),
+        ));
         shard.clients.borrow_mut().insert(meta.id, meta.clone());
         let s = shard.clone();
         glommio::spawn_local(async move {

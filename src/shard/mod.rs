@@ -282,6 +282,31 @@ pub struct ClientMeta {
 }
 
 impl ClientMeta {
+    /// A new client's record: no name, RESP2, the default user, created now.
+    pub fn new(id: u64, fd: i32, addr: String, laddr: String) -> ClientMeta {
+        let now = crate::util::time::now_ms();
+        ClientMeta {
+            id,
+            fd,
+            addr,
+            laddr,
+            created_ms: now,
+            name: Default::default(),
+            lib_name: Default::default(),
+            lib_ver: Default::default(),
+            last_cmd: Cell::new("NULL"),
+            user: RefCell::new(b"default".to_vec()),
+            last_interaction_ms: Cell::new(now),
+            resp: Cell::new(2),
+            qbuf: Cell::new(0),
+            killed: Cell::new(false),
+            no_evict: Cell::new(false),
+            sub: Default::default(),
+            psub: Default::default(),
+            ssub: Default::default(),
+        }
+    }
+
     /// Redis's CLIENT_PUBSUB: subscribed to anything (flag `P`; RESP2 subscribed context).
     #[inline]
     pub fn in_pubsub(&self) -> bool {
