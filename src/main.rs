@@ -110,7 +110,9 @@ fn main() {
     if let Err(e) = std::env::set_current_dir(&dir) {
         fail(&format!("Can't chdir to '{dir}': {e}"));
     }
-    let load_at_start = redcell::persist::load::has_data_to_load(&config);
+    // With appendonly yes the AOF must be open (recording) before the first write, data or not.
+    let load_at_start =
+        redcell::persist::load::has_data_to_load(&config) || config.get_bool("appendonly");
 
     let allowed = cpus::allowed_cpus();
     let cpus = match &flags.cores {

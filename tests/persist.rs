@@ -55,7 +55,10 @@ fn wait_bgsave_done(c: &mut Raw) {
 }
 
 /// Every string key of a file: (db, key) -> (value, expire ms).
-fn file_strings(path: &Path) -> BTreeMap<(u64, Vec<u8>), (Vec<u8>, Option<i64>)> {
+/// (db, key) -> (value, expire ms), for string keys.
+type FileStrings = BTreeMap<(u64, Vec<u8>), (Vec<u8>, Option<i64>)>;
+
+fn file_strings(path: &Path) -> FileStrings {
     let mut out = BTreeMap::new();
     let mut sink = |ev: RdbEvent| {
         if let RdbEvent::Entry(e) = ev {
@@ -675,10 +678,7 @@ fn kill_under_counting_writer(
     assert!(acked > 100, "the writer got only {acked} replies");
     let ours = redcell_on(&dir.path, 2, extra);
     let mut c = ours.raw();
-    let counter = match parse_opt_int(&cmd(&mut c, &["GET", "counter"])) {
-        Some(n) => n,
-        None => 0,
-    };
+    let counter = parse_opt_int(&cmd(&mut c, &["GET", "counter"])).unwrap_or_default();
     // Every key up to the counter is there, with its value: nothing in between was lost.
     for i in 0..counter as u64 {
         let got = text(&cmd(&mut c, &["GET", &format!("k{i}")]));
@@ -890,4 +890,223 @@ fn config_set_appendonly_yes_makes_an_aof_of_the_current_data() {
     drop(ours); // SIGKILL
     let ours = redcell_on(&dir.path, 2, &["--save", "", "--appendonly", "yes"]);
     assert_eq!(int_reply(&cmd(&mut ours.raw(), &["DBSIZE"])), 600);
+}
+
+/// Several writers, each `SET k<j>:<i>`, `RPUSH l<j> <i>`, `INCR c<j>` one at a time, counting
+/// acknowledged INCRs, until the server dies. They start from the counters the server has.
+fn several_writers(port: u16, writers: usize, start: &[i64]) -> Vec<std::thread::JoinHandle<i64>> {
+    (0..writers)
+        .map(|j| {
+            let from = start[j];
+            std::thread::spawn(move || {
+                use std::io::{BufRead, Write};
+                let mut acked = from;
+                let Ok(stream) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+                    return acked;
+                };
+                let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+                let mut w = std::io::BufWriter::new(stream.try_clone().expect("clone"));
+                let mut r = std::io::BufReader::new(stream);
+                let mut line = String::new();
+                for i in from.. {
+                    let cmds = [
+                        common::encode(&[b"SET", format!("k{j}:{i}").as_bytes(), b"v"]),
+                        common::encode(&[
+                            b"RPUSH",
+                            format!("l{j}").as_bytes(),
+                            i.to_string().as_bytes(),
+                        ]),
+                        common::encode(&[b"INCR", format!("c{j}").as_bytes()]),
+                    ];
+                    for c in &cmds {
+                        if w.write_all(c).and_then(|()| w.flush()).is_err() {
+                            return acked;
+                        }
+                        line.clear();
+                        if r.read_line(&mut line).map_or(true, |n| n == 0) || line.starts_with('-')
+                        {
+                            return acked;
+                        }
+                    }
+                    acked = i + 1;
+                }
+                acked
+            })
+        })
+        .collect()
+}
+
+#[test]
+fn aof_always_keeps_every_acknowledged_write_over_repeated_sigkills() {
+    let dir = TempDir::new("aof-always-cycles");
+    let extra = [
+        "--save",
+        "",
+        "--appendonly",
+        "yes",
+        "--appendfsync",
+        "always",
+    ];
+    let writers = 3;
+    let mut acked = vec![0i64; writers];
+    for cycle in 0..3 {
+        let ours = redcell_on(&dir.path, 2, &extra);
+        let handles = several_writers(ours.port, writers, &acked);
+        std::thread::sleep(Duration::from_millis(700));
+        drop(ours); // SIGKILL under the writers
+        acked = handles
+            .into_iter()
+            .map(|h| h.join().expect("writer"))
+            .collect();
+        let ours = redcell_on(&dir.path, 2, &extra);
+        let mut c = ours.raw();
+        for (j, slot) in acked.iter_mut().enumerate() {
+            let a = *slot;
+            let got = parse_opt_int(&cmd(&mut c, &["GET", &format!("c{j}")])).unwrap_or(0);
+            // The INCR in flight at the kill may be on disk without its reply.
+            assert!(
+                got == a || got == a + 1,
+                "cycle {cycle} writer {j}: acknowledged {a}, found {got}"
+            );
+            // Each kill may leave one RPUSH whose INCR did not follow; the writer goes on from
+            // the counter, so such pushes add up over the cycles.
+            let len = int_reply(&cmd(&mut c, &["LLEN", &format!("l{j}")]));
+            assert!(
+                (got..=got + cycle as i64 + 1).contains(&len),
+                "cycle {cycle} writer {j}: list {len}, counter {got}"
+            );
+            for i in (0..got).step_by(7) {
+                assert_eq!(
+                    int_reply(&cmd(&mut c, &["EXISTS", &format!("k{j}:{i}")])),
+                    1
+                );
+            }
+            *slot = got;
+        }
+        assert!(
+            acked.iter().all(|&a| a > 20 * (cycle + 1) as i64),
+            "too few writes: {acked:?}"
+        );
+    }
+    eprintln!("appendfsync always, 3 SIGKILL cycles, 3 writers: {acked:?} writes, none lost");
+}
+
+#[test]
+fn an_aof_cut_at_every_offset_of_its_last_command() {
+    let dir = TempDir::new("aof-every-offset");
+    {
+        let ours = redcell_on(
+            &dir.path,
+            2,
+            &[
+                "--save",
+                "",
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "always",
+            ],
+        );
+        let mut c = ours.raw();
+        for i in 0..20 {
+            cmd(&mut c, &["SET", &format!("key{i}"), &format!("value{i}")]);
+        }
+    }
+    let incr = dir
+        .path
+        .join("appendonlydir")
+        .join("appendonly.aof.1.incr.aof");
+    let whole = std::fs::read(&incr).expect("incr file");
+    let last = whole
+        .windows(4)
+        .rposition(|w| w == b"*3\r\n")
+        .expect("a last command");
+    for cut in last..whole.len() {
+        std::fs::write(&incr, &whole[..cut]).expect("cut");
+        if cut % 4 == 0 && cut > last {
+            let mut guard = spawn_loading(
+                &dir,
+                free_port(),
+                &["--appendonly", "yes", "--aof-load-truncated", "no"],
+            );
+            assert_eq!(
+                guard.wait_exit(Duration::from_secs(20)).code(),
+                Some(1),
+                "cut at {cut}"
+            );
+        }
+        let ours = redcell_on(&dir.path, 2, &["--save", "", "--appendonly", "yes"]);
+        let mut c = ours.raw();
+        assert_eq!(int_reply(&cmd(&mut c, &["DBSIZE"])), 19, "cut at {cut}");
+        assert_eq!(text(&cmd(&mut c, &["GET", "key18"])), "$7\r\nvalue18\r\n");
+        // The file was cut back to its last whole command.
+        assert_eq!(
+            std::fs::metadata(&incr).expect("stat").len(),
+            last as u64,
+            "cut at {cut}"
+        );
+    }
+}
+
+#[test]
+fn wrong_versions_and_corrupt_aofs_are_refused_with_the_file_named() {
+    let dir = TempDir::new("persist-versions");
+    std::fs::write(dir.file("dump.rdb"), b"REDIS0099\xff\0\0\0\0\0\0\0\0").expect("write");
+    let mut guard = spawn_loading(&dir, free_port(), &[]);
+    assert_eq!(guard.wait_exit(Duration::from_secs(20)).code(), Some(1));
+    let log = std::fs::read_to_string(dir.file("stderr")).unwrap_or_default();
+    assert!(
+        log.contains("Fatal error loading the DB (dump.rdb): Can't handle RDB format version 99"),
+        "{log}"
+    );
+    std::fs::remove_file(dir.file("dump.rdb")).expect("rm");
+    {
+        let ours = redcell_on(
+            &dir.path,
+            2,
+            &[
+                "--save",
+                "",
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "always",
+            ],
+        );
+        let mut c = ours.raw();
+        for i in 0..20 {
+            cmd(&mut c, &["SET", &format!("key{i}"), "v"]);
+        }
+    }
+    let incr = dir
+        .path
+        .join("appendonlydir")
+        .join("appendonly.aof.1.incr.aof");
+    let mut bytes = std::fs::read(&incr).expect("incr");
+    let mid = bytes.len() / 2;
+    let star = mid
+        + bytes[mid..]
+            .iter()
+            .position(|&b| b == b'*')
+            .expect("a command");
+    bytes[star] = b'?';
+    std::fs::write(&incr, &bytes).expect("write");
+    let mut guard = spawn_loading(&dir, free_port(), &["--appendonly", "yes"]);
+    assert_eq!(guard.wait_exit(Duration::from_secs(20)).code(), Some(1));
+    let log = std::fs::read_to_string(dir.file("stderr")).unwrap_or_default();
+    assert!(
+        log.contains("Bad file format reading the append only file appendonly.aof.1.incr.aof"),
+        "{log}"
+    );
+}
+
+#[test]
+fn config_set_dir_to_a_missing_directory_is_refused_as_redis() {
+    let stock = common::StockRedis::start(&["--enable-protected-configs", "yes"]);
+    let ours = Server::start(1, &["--enable-protected-configs", "yes"]);
+    let args: [&[u8]; 4] = [b"CONFIG", b"SET", b"dir", b"/nonexistent/redcell"];
+    assert_eq!(
+        text(&ours.raw().call(&args)),
+        text(&Raw::connect(stock.port).call(&args))
+    );
 }

@@ -102,21 +102,34 @@ fn port_in_use_is_refused() {
 }
 
 #[test]
-fn persistence_directives_not_supported_yet() {
-    for args in [&["--save", "900 1"][..], &["--appendonly", "yes"][..]] {
-        let port = common::free_port().to_string();
-        let mut all = vec!["--port", port.as_str()];
-        all.extend_from_slice(args);
-        let out = run_server(&all);
-        assert_eq!(out.status.code(), Some(1), "{args:?}: {out:?}");
-        let err = text(&out.stderr);
-        assert!(err.contains("not supported yet"), "{args:?}: {err}");
-    }
-    // The settings that match what we do are accepted.
-    let server = Server::start(1, &["--save", "", "--appendonly", "no"]);
+fn a_redis_conf_with_persistence_directives_starts() {
+    let dir = TempDir::new("startup-persist");
+    let conf = dir.file("redis.conf");
+    std::fs::write(
+        &conf,
+        "save 900 1\nsave 300 10\nappendonly yes\nappendfsync everysec\ndbfilename my.rdb\n",
+    )
+    .expect("write redis.conf");
+    let data = TempDir::new("startup-persist-data");
+    let server = Server::start_cmd(
+        1,
+        &["--dir", data.path.to_str().expect("utf-8")],
+        |mut argv| {
+            // The config file must come first.
+            argv.insert(1, conf.to_str().expect("utf-8").to_string());
+            argv
+        },
+    );
     let mut raw = server.raw();
-    raw.send(b"PING\r\n");
-    raw.expect(b"+PONG\r\n");
+    let save = raw.call(&[b"CONFIG", b"GET", b"save"]);
+    assert_eq!(save, b"*2\r\n$4\r\nsave\r\n$12\r\n900 1 300 10\r\n");
+    let info = String::from_utf8_lossy(&raw.call(&[b"INFO", b"persistence"])).into_owned();
+    assert!(info.contains("aof_enabled:1\r\n"), "{info}");
+    assert!(data
+        .path
+        .join("appendonlydir")
+        .join("appendonly.aof.manifest")
+        .exists());
 }
 
 #[test]

@@ -386,8 +386,11 @@ impl super::Persist {
     /// The writer task. It owns the open AOF (`writer`) while `appendonly` is yes, opens it
     /// when CONFIG SET turns it on (with a rewrite, as Redis's `startAppendOnly`), closes it
     /// when turned off, and serves rewrites through `aof_mail`.
-    pub(super) async fn aof_task(self: Rc<Self>, mut writer: Option<Writer>) {
-        let mut told_always = None;
+    pub(super) async fn aof_task(
+        self: Rc<Self>,
+        mut writer: Option<Writer>,
+        mut told_always: Option<bool>,
+    ) {
         loop {
             glommio::timer::sleep(DRAIN_INTERVAL).await;
             let (enabled, fsync, timestamps) = {

@@ -155,7 +155,20 @@ impl Persist {
                 }
             }
         }
-        glommio::spawn_local(self.clone().aof_task(writer)).detach();
+        // Recording starts before any client can write: a write the AOF never saw would be
+        // lost at the next restart.
+        let mut told_always = None;
+        if writer.is_some() {
+            let always = aof::Fsync::from_config(&self.shard.shared.config()) == aof::Fsync::Always;
+            aof::set_recording(&self.shard, true, always).await;
+            let durable = if always { 0 } else { u64::MAX };
+            self.shard
+                .shared
+                .aof_durable
+                .store(durable, Ordering::Release);
+            told_always = Some(always);
+        }
+        glommio::spawn_local(self.clone().aof_task(writer, told_always)).detach();
         for to in 0..=self.shard.nshards {
             self.shard
                 .call(to, |s| {

@@ -95,8 +95,11 @@ mod tests {
         }
     }
 
-    /// Every (db, key, value, expire) of `data`, sorted.
-    fn contents(data: &mut ShardData) -> Vec<(u64, Vec<u8>, Vec<u8>, Option<i64>)> {
+    /// (db, key, value, expire).
+    type Row = (u64, Vec<u8>, Vec<u8>, Option<i64>);
+
+    /// Every row of `data`, sorted.
+    fn contents(data: &mut ShardData) -> Vec<Row> {
         let mut out = Vec::new();
         for (i, ks) in data.dbs().iter_mut().enumerate() {
             let mut keys = Vec::new();
