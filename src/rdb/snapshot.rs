@@ -118,10 +118,7 @@ mod tests {
     }
 
     /// Writes the snapshot's chunks as a file and reads it back.
-    fn file_of(
-        chunks: &[(usize, Vec<u8>)],
-        counts: &[DbCounts],
-    ) -> Vec<(u64, Vec<u8>, Vec<u8>, Option<i64>)> {
+    fn file_of(chunks: &[(usize, Vec<u8>)], counts: &[DbCounts]) -> Vec<Row> {
         let mut w = RdbFileWriter::new(Vec::new(), RdbWriteOptions::default()).unwrap();
         w.write_aux_fields(&AuxFields::new(0, 0)).unwrap();
         for (db, c) in counts.iter().enumerate() {
