@@ -18,7 +18,7 @@
 #
 # Environment (defaults in brackets):
 #   REDCELL_BIN  [<repo>/target/release/redcell-server]   REDIS_BIN [redis-server]
-#   KEYS [1000000]  DATA_SIZE [100]  DURATION [20]  ROUNDS [2]
+#   KEYS [1000000]  DATA_SIZE [100]  DURATION [20] (0: skip the latency runs)  ROUNDS [2]
 #   SHARDS [1] (redcell --shards)  SERVER_CPU [0]  LOAD_CPU [1]  OUT_DIR [<repo>/perf/out]
 set -euo pipefail
 
@@ -90,20 +90,24 @@ for ((round = 1; round <= ROUNDS; round++)); do
     taskset -c "$LOAD_CPU" memtier_benchmark -s 127.0.0.1 -p "$p" -t 1 -c 1 --pipeline 64 \
       --ratio 1:0 --key-pattern P:P --key-minimum 1 --key-maximum "$KEYS" -n allkeys \
       -d "$DATA_SIZE" --hide-histogram >/dev/null 2>&1
-    load "$p" "$dir/plain.txt"
-    read -r ops0 p990 p9990 < <(totals "$dir/plain.txt")
-    base_rss=$(rss_kb "$PID"); peak_rss=$base_rss; saves=0
-    load "$p" "$dir/bgsave.txt" &
-    lp=$!
-    while kill -0 "$lp" 2>/dev/null; do
-      if [[ $(redis-cli -p "$p" INFO persistence | tr -d '\r' | awk -F: '/^rdb_bgsave_in_progress/{print $2}') == 0 ]]; then
-        redis-cli -p "$p" BGSAVE >/dev/null && saves=$((saves + 1))
-      fi
-      r=$(rss_kb "$PID"); ((r > peak_rss)) && peak_rss=$r
-      sleep 0.1
-    done
-    wait "$lp"
-    read -r ops1 p991 p9991 < <(totals "$dir/bgsave.txt")
+    ops0=- p990=- p9990=- ops1=- p991=- p9991=- saves=0
+    base_rss=$(rss_kb "$PID"); peak_rss=$base_rss
+    if ((DURATION > 0)); then
+      load "$p" "$dir/plain.txt"
+      read -r ops0 p990 p9990 < <(totals "$dir/plain.txt")
+      base_rss=$(rss_kb "$PID"); peak_rss=$base_rss
+      load "$p" "$dir/bgsave.txt" &
+      lp=$!
+      while kill -0 "$lp" 2>/dev/null; do
+        if [[ $(redis-cli -p "$p" INFO persistence | tr -d '\r' | awk -F: '/^rdb_bgsave_in_progress/{print $2}') == 0 ]]; then
+          redis-cli -p "$p" BGSAVE >/dev/null && saves=$((saves + 1))
+        fi
+        r=$(rss_kb "$PID"); ((r > peak_rss)) && peak_rss=$r
+        sleep 0.1
+      done
+      wait "$lp"
+      read -r ops1 p991 p9991 < <(totals "$dir/bgsave.txt")
+    fi
     while [[ $(redis-cli -p "$p" INFO persistence | tr -d '\r' | awk -F: '/^rdb_bgsave_in_progress/{print $2}') != 0 ]]; do sleep 0.1; done
     t0=$(date +%s.%N); redis-cli -p "$p" SAVE >/dev/null; t1=$(date +%s.%N)
     save_s=$(echo "$t1 - $t0" | bc)

@@ -15,9 +15,14 @@ use crate::rdb::snapshot::{self, Chunk, DbCounts};
 use crate::shard::tx::{Held, ShardSet};
 use crate::shard::Shard;
 
-/// Bytes a shard serializes per pull: big enough to keep the disk busy, small enough that
-/// the clients of the shard wait for it no longer than for a large MGET.
-const CHUNK_BYTES: usize = 64 << 10;
+/// Bytes a shard serializes per pull: small enough that a client waits for one no longer
+/// than for a large MGET (about 0.1 ms).
+const CHUNK_BYTES: usize = 16 << 10;
+
+/// After each chunk, the writer waits this many times as long as the shard spent on it, so
+/// a save takes at most a quarter of a shard's time and its clients keep the rest (a save
+/// that pulled chunks back to back cut client throughput by 5x on one core).
+const PACE: u32 = 3;
 
 /// The writer's buffer before a `write` to the file.
 const FILE_BUFFER: usize = 1 << 20;
@@ -287,14 +292,17 @@ async fn write_shard_db(
     };
     let pull = move || {
         shard.call_data(id, move |_, d: &mut ShardData| {
-            snapshot::next_chunk(d, db, max)
+            let started = std::time::Instant::now();
+            let chunk = snapshot::next_chunk(d, db, max);
+            (chunk, started.elapsed())
         })
     };
     let mut next = pull().await;
     loop {
-        let Some(Chunk { bytes, keys, last }) = next else {
+        let (Some(Chunk { bytes, keys, last }), spent) = next else {
             return Err(SaveError::Cancelled);
         };
+        glommio::timer::sleep(spent * PACE).await;
         progress(keys, bytes.len() as u64);
         if cfg.key_save_delay_us > 0 {
             glommio::timer::sleep(Duration::from_micros(cfg.key_save_delay_us * keys)).await;

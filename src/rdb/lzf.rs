@@ -25,15 +25,59 @@ fn idx(h: u32) -> usize {
     ((h >> (3 * 8 - HLOG)).wrapping_sub(h.wrapping_mul(5)) as usize) & (HSIZE - 1)
 }
 
+/// The compressor's hash table: for each hashed triple, the position + 1 of its last
+/// occurrence (0 = none), as a fresh zeroed table for every call would hold. Zeroing 256 KB
+/// per string dominated saving many small values, so each entry carries the number of the
+/// call that wrote it and an entry of an earlier call reads as 0.
+struct HashTable {
+    call: u32,
+    slots: Vec<u64>,
+}
+
+impl HashTable {
+    fn start(&mut self) {
+        if self.slots.is_empty() {
+            self.slots = vec![0; HSIZE];
+        }
+        self.call = self.call.wrapping_add(1);
+        if self.call == 0 {
+            self.slots.fill(0);
+            self.call = 1;
+        }
+    }
+
+    #[inline]
+    fn swap(&mut self, slot: usize, pos_plus_one: u32) -> usize {
+        let old = self.slots[slot];
+        self.slots[slot] = (u64::from(self.call) << 32) | u64::from(pos_plus_one);
+        if (old >> 32) as u32 == self.call {
+            (old & 0xffff_ffff) as usize
+        } else {
+            0
+        }
+    }
+}
+
+thread_local! {
+    static TABLE: std::cell::RefCell<HashTable> =
+        const { std::cell::RefCell::new(HashTable { call: 0, slots: Vec::new() }) };
+}
+
 /// Compresses `input` into at most `out_len` bytes; `None` when it does not fit (Redis then
 /// stores the string raw). Empty input or output also gives `None`, as `lzf_compress` does.
 pub fn compress(input: &[u8], out_len: usize) -> Option<Vec<u8>> {
+    TABLE.with(|t| {
+        let mut t = t.borrow_mut();
+        t.start();
+        compress_with(input, out_len, &mut t)
+    })
+}
+
+fn compress_with(input: &[u8], out_len: usize, htab: &mut HashTable) -> Option<Vec<u8>> {
     let in_len = input.len();
     if in_len == 0 || out_len == 0 {
         return None;
     }
-    // Positions + 1 of the last occurrence of each hashed triple (0 = none).
-    let mut htab = vec![0u32; HSIZE];
     let mut out = vec![0u8; out_len + 1];
     let out_end = out_len;
     let mut ip = 0usize;
@@ -43,8 +87,7 @@ pub fn compress(input: &[u8], out_len: usize) -> Option<Vec<u8>> {
     while in_len > 2 && ip < in_len - 2 {
         hval = next(hval, input, ip);
         let slot = idx(hval);
-        let reference = htab[slot] as usize;
-        htab[slot] = ip as u32 + 1;
+        let reference = htab.swap(slot, ip as u32 + 1);
         let matched = reference > 1 && {
             let r = reference - 1;
             let off = ip - r - 1;
@@ -104,10 +147,10 @@ pub fn compress(input: &[u8], out_len: usize) -> Option<Vec<u8>> {
             ip -= 2;
             hval = first(input, ip);
             hval = next(hval, input, ip);
-            htab[idx(hval)] = ip as u32 + 1;
+            htab.swap(idx(hval), ip as u32 + 1);
             ip += 1;
             hval = next(hval, input, ip);
-            htab[idx(hval)] = ip as u32 + 1;
+            htab.swap(idx(hval), ip as u32 + 1);
             ip += 1;
         } else {
             if op >= out_end {
