@@ -585,7 +585,7 @@ impl super::Persist {
             path: names.dir.join(format!("temp-rewriteaof-bg-{pid}.aof")),
             aof_base: true,
         };
-        let size = super::rdb_file::write(&self.shard, &cut, &cfg, &target, |_, _| {})
+        let size = super::rdb_file::write(&self.shard, &cut, &cfg, &target, |_| {})
             .await
             .map_err(|e| e.to_string())?;
         // The writer switches incr files once every entry before the cut is written.

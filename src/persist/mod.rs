@@ -57,7 +57,6 @@ pub struct Info {
     /// Keys serialized by the running snapshot, of how many.
     pub snapshot_keys: u64,
     pub snapshot_keys_total: u64,
-    pub snapshot_bytes: u64,
 }
 
 /// The control core's persistence state.
@@ -94,7 +93,6 @@ struct RdbState {
     keys_expired: u64,
     snapshot_keys: u64,
     snapshot_keys_total: u64,
-    snapshot_bytes: u64,
 }
 
 thread_local! {
@@ -386,7 +384,6 @@ impl Persist {
             }
             r.snapshot_keys = 0;
             r.snapshot_keys_total = 0;
-            r.snapshot_bytes = 0;
         }
         if kind == SaveKind::Background {
             eprintln!("Background saving started");
@@ -438,10 +435,9 @@ impl Persist {
         self.rdb.borrow_mut().snapshot_keys_total =
             cut.counts.iter().flatten().map(|c| c.keys).sum();
         let target = rdb_file::Target::dump(&cfg);
-        rdb_file::write(&self.shard, &cut, &cfg, &target, |keys, bytes| {
+        rdb_file::write(&self.shard, &cut, &cfg, &target, |keys| {
             let mut r = self.rdb.borrow_mut();
             r.snapshot_keys += keys;
-            r.snapshot_bytes += bytes;
         })
         .await?;
         Ok(SaveOutcome { dirty: cut.dirty })
@@ -497,7 +493,6 @@ impl Persist {
             aof: self.aof_info_now(),
             snapshot_keys: r.snapshot_keys,
             snapshot_keys_total: r.snapshot_keys_total,
-            snapshot_bytes: r.snapshot_bytes,
             ..loading
         }
     }
@@ -752,6 +747,9 @@ pub fn catch_shutdown_signals(shared: std::sync::Arc<crate::shard::Shared>) {
             }
         });
     if let Err(e) = spawned {
+        // Without the thread the signals must reach the process again (default: exit).
+        // SAFETY: `set` is the initialized set blocked above.
+        unsafe { libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut()) };
         eprintln!("cannot start the signal thread ({e}): SIGTERM will not save");
     }
 }

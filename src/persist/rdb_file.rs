@@ -177,14 +177,14 @@ impl Target {
 }
 
 /// Writes the snapshot `cut` started to `target`, pulling each shard's chunks in file
-/// order (database by database, shard by shard). `progress(keys, bytes)` is told after each
+/// order (database by database, shard by shard). `progress(keys)` is told after each
 /// chunk. Returns the file's size.
 pub async fn write(
     shard: &Rc<Shard>,
     cut: &Cut,
     cfg: &FileConfig,
     target: &Target,
-    mut progress: impl FnMut(u64, u64),
+    mut progress: impl FnMut(u64),
 ) -> Result<u64, SaveError> {
     let tmp = &target.tmp;
     let result = write_tmp(shard, cut, cfg, target, &mut progress).await;
@@ -210,7 +210,7 @@ async fn write_tmp(
     cut: &Cut,
     cfg: &FileConfig,
     target: &Target,
-    progress: &mut impl FnMut(u64, u64),
+    progress: &mut impl FnMut(u64),
 ) -> Result<u64, SaveError> {
     let tmp = &target.tmp;
     let opened = {
@@ -283,7 +283,7 @@ async fn write_shard_db(
     id: usize,
     db: usize,
     cfg: &FileConfig,
-    progress: &mut impl FnMut(u64, u64),
+    progress: &mut impl FnMut(u64),
 ) -> Result<FileWriter, SaveError> {
     let max = if cfg.key_save_delay_us > 0 {
         1
@@ -303,7 +303,7 @@ async fn write_shard_db(
             return Err(SaveError::Cancelled);
         };
         glommio::timer::sleep(spent * PACE).await;
-        progress(keys, bytes.len() as u64);
+        progress(keys);
         if cfg.key_save_delay_us > 0 {
             glommio::timer::sleep(Duration::from_micros(cfg.key_save_delay_us * keys)).await;
         }
