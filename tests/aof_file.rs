@@ -510,7 +510,15 @@ fn stock_loads_aof_dirs_we_write() {
 /// returns the incr file's path.
 fn stock_dir(dir: &Path) -> PathBuf {
     let dir_s = dir.to_str().expect("utf-8 dir");
-    let stock = StockRedis::start(&["--dir", dir_s, "--appendonly", "yes"]);
+    // `always`: with everysec, stock may postpone its write while a background fsync runs.
+    let stock = StockRedis::start(&[
+        "--dir",
+        dir_s,
+        "--appendonly",
+        "yes",
+        "--appendfsync",
+        "always",
+    ]);
     let mut c = Raw::connect(stock.port);
     cmd(&mut c, &["SET", "a", "1"]);
     cmd(&mut c, &["SET", "b", "2"]);

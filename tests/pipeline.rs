@@ -289,3 +289,56 @@ fn one_write_spanning_all_shards_keeps_order() {
         raw.expect_silence(Duration::from_millis(20));
     }
 }
+
+/// A pipeline's writes take effect in the order they were sent, whichever shard each lands
+/// on: the propagated stream (what the AOF and replicas get) lists them in that order, as
+/// Redis runs one connection's commands one after another. Reads between them may run
+/// early (their replies wait for their turn), writes may not.
+#[test]
+fn pipelined_writes_take_effect_in_the_order_sent() {
+    let server = Server::start(3, &["--enable-debug-command", "yes"]);
+    let mut control = server.raw();
+    assert_eq!(control.call(&[b"DEBUG", b"JOURNAL", b"ON"]), b"+OK\r\n");
+    let keys = keys_on_every_shard("ord:", 3, 3);
+    let mut rng = Rng(0x0bde_5eed);
+    let mut req = Vec::new();
+    let mut sent = Vec::new();
+    for i in 0..300 {
+        let k = &keys[rng.below(keys.len() as u64) as usize];
+        if rng.below(3) == 0 {
+            req.extend(encode(&[b"GET", k.as_bytes()]));
+        } else {
+            let v = i.to_string();
+            req.extend(encode(&[b"SET", k.as_bytes(), v.as_bytes()]));
+            sent.push(format!("SET {k} {v}"));
+        }
+    }
+    let mut c = server.raw();
+    c.send(&req);
+    for _ in 0..300 {
+        c.read_reply();
+    }
+    let reply = control.call(&[b"DEBUG", b"JOURNAL", b"READ"]);
+    let text = String::from_utf8_lossy(&reply);
+    // The stream's commands, one per line: drop RESP headers, join each command's words.
+    let mut seen = Vec::new();
+    let mut words: Vec<&str> = Vec::new();
+    let mut want = 0;
+    for line in text.split("\r\n") {
+        if let Some(n) = line.strip_prefix('*') {
+            want = n.parse().unwrap_or(0);
+            words.clear();
+        } else if !line.starts_with('$') && want > 0 {
+            words.push(line);
+            if words.len() == want {
+                if words[0] == "SET" {
+                    seen.push(words.join(" "));
+                }
+                want = 0;
+            }
+        }
+    }
+    assert_eq!(seen.len(), sent.len(), "stream: {}", show(&reply));
+    let first_out_of_order = seen.iter().zip(&sent).position(|(a, b)| a != b);
+    assert_eq!(first_out_of_order, None, "sent {sent:?}\nstream {seen:?}");
+}

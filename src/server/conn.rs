@@ -68,6 +68,17 @@ impl Batch {
         self.holes.push((conn.out.buf.len(), to));
     }
 
+    /// Whether commands of this batch wait for a shard other than `to`. A write must not run
+    /// before them: a connection's commands take effect in the order it sent them, as in
+    /// Redis, so that others (and the AOF, and replicas) never see a later write without an
+    /// earlier one. Reads need no such wait: their replies are held until the batch's turn.
+    fn waits_elsewhere(&self, to: usize) -> bool {
+        self.forward
+            .iter()
+            .enumerate()
+            .any(|(shard, f)| shard != to && f.count > 0)
+    }
+
     /// Runs this batch's forwarded commands on their shards and places the replies.
     pub async fn flush(&mut self, conn: &mut Conn) {
         if self.holes.is_empty() {
@@ -695,6 +706,11 @@ async fn execute(
         Handler::Keyed(f) => {
             let shard = conn.shard.clone();
             let shards = shards_of(&shard, spec, args);
+            if let Some(to) = shards.single() {
+                if spec.has(flag::WRITE) && batch.waits_elsewhere(to) {
+                    batch.flush(conn).await;
+                }
+            }
             match shards.single() {
                 Some(to) if to == shard.id => {
                     if !shard.data_is_home() {
