@@ -13,7 +13,8 @@
 //! - `shard`: per-core state, the cross-core mesh, borrowing shards' data (`tx`), the
 //!   journal, blocked-client queues, client state, Pub/Sub.
 //! - `cluster::member`: the cluster member on the control core.
-//! - `persist`: snapshots written as dump.rdb, save points, loading at start-up (control core).
+//! - `persist`, `repl`: snapshots written as dump.rdb, save points, loading at start-up, the
+//!   AOF; the replication backlog and the replicas of this master (control core).
 //! - `cmd`: the command table, `call()`, one file per command family.
 //! - `server`: executors, listeners, the connection task and the gate.
 
@@ -26,6 +27,7 @@ pub mod db;
 pub mod error;
 pub mod persist;
 pub mod rdb;
+pub mod repl;
 pub mod resp;
 pub mod server;
 pub mod shard;
@@ -56,7 +58,7 @@ mod layering {
         &["cluster"],
         &["shard"],
         &["cluster::member"],
-        &["persist"],
+        &["persist", "repl"],
         &["cmd"],
         &["server"],
     ];

@@ -20,6 +20,7 @@ pub mod multi;
 pub mod permission;
 pub mod persistence;
 pub mod pubsub;
+pub mod replication;
 pub mod scan;
 pub mod scripting;
 pub mod server;
@@ -510,6 +511,7 @@ fn families() -> impl Iterator<Item = &'static CommandSpec> {
         migrate::COMMANDS,
         multi::COMMANDS,
         persistence::COMMANDS,
+        replication::COMMANDS,
         pubsub::COMMANDS,
     ]
     .into_iter()

@@ -137,6 +137,22 @@ static DIRECTIVES: &[Directive] = &[
         "everysec",
         true,
     ),
+    // Master side of replication (`repl::master`).
+    d(
+        "repl-backlog-size",
+        Kind::Memory { min: 16 * 1024 },
+        "1048576",
+        true,
+    ),
+    d("repl-backlog-ttl", NON_NEG_INT, "3600", true),
+    d("repl-ping-replica-period", int(1, INT_MAX), "10", true),
+    d("repl-timeout", int(1, INT_MAX), "60", true),
+    // Full syncs send the RDB file written to disk (`$<len>`); `yes` is accepted for the
+    // configurations that carry Redis 7.0's default, and reported in README's differences.
+    d("repl-diskless-sync", Kind::Bool, "yes", true),
+    d("repl-diskless-sync-delay", NON_NEG_INT, "5", true),
+    d("min-replicas-to-write", NON_NEG_INT, "0", true),
+    d("min-replicas-max-lag", NON_NEG_INT, "10", true),
     d("aof-use-rdb-preamble", Kind::Bool, "yes", true),
     d("aof-load-truncated", Kind::Bool, "yes", true),
     d("aof-timestamp-enabled", Kind::Bool, "no", true),
@@ -347,6 +363,9 @@ static ALIASES: &[(&str, &str)] = &[
     ("list-max-ziplist-size", "list-max-listpack-size"),
     ("cluster-slave-no-failover", "cluster-replica-no-failover"),
     ("lua-time-limit", "busy-reply-threshold"),
+    ("repl-ping-slave-period", "repl-ping-replica-period"),
+    ("min-slaves-to-write", "min-replicas-to-write"),
+    ("min-slaves-max-lag", "min-replicas-max-lag"),
     (
         "cluster-slave-validity-factor",
         "cluster-replica-validity-factor",
@@ -575,6 +594,12 @@ impl Config {
 
     pub fn get_i64(&self, name: &str) -> i64 {
         self.get(name).parse().unwrap_or(0)
+    }
+
+    /// Whether `min-replicas-to-write` asks for any good replica (Redis ignores it when
+    /// `min-replicas-max-lag` is 0).
+    pub fn refuses_writes_without_replicas(&self) -> bool {
+        self.get_i64("min-replicas-to-write") > 0 && self.get_i64("min-replicas-max-lag") > 0
     }
 
     pub fn get_bool(&self, name: &str) -> bool {

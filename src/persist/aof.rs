@@ -71,8 +71,6 @@ pub struct Writer {
     pub names: Names,
     pub manifest: AofManifest,
     incr: Arc<File>,
-    /// Entries drained but stamped above the lowest watermark yet.
-    pending: Vec<Entry>,
     /// The stream's database in the incr file (None: the next entry gets a SELECT).
     stream_db: Option<u32>,
     /// A rewrite's cut: entries stamped after it go to a new incr file.
@@ -119,7 +117,6 @@ impl Writer {
             names,
             manifest,
             incr: Arc::new(incr),
-            pending: Vec::new(),
             stream_db: None,
             switch_at: None,
             last_fsync: Instant::now(),
@@ -137,20 +134,15 @@ impl Writer {
         self.switch_at = Some(stamp);
     }
 
-    /// Takes new entries (drained with watermark `watermark`), writes those at or below it,
-    /// switching incr files at a pending cut, and syncs as `fsync` says. Runs the file I/O
-    /// off the executor.
+    /// Writes `batch`, the merged entries up to `watermark`, switching incr files at a
+    /// pending cut, and syncs as `fsync` says. Runs the file I/O off the executor.
     pub async fn append(
         &mut self,
-        mut entries: Vec<Entry>,
+        mut batch: Vec<Entry>,
         watermark: u64,
         fsync: Fsync,
         timestamps: bool,
     ) -> Result<(), AofIoError> {
-        self.pending.append(&mut entries);
-        self.pending.sort_by_key(|e| e.stamp);
-        let ready = self.pending.partition_point(|e| e.stamp <= watermark);
-        let mut batch: Vec<Entry> = self.pending.drain(..ready).collect();
         if let Some(cut) = self.switch_at {
             if watermark >= cut {
                 let after = batch.partition_point(|e| e.stamp <= cut);
@@ -391,6 +383,10 @@ impl super::Persist {
         mut writer: Option<Writer>,
         mut told_always: Option<bool>,
     ) {
+        // One merge feeds both readers of the stream: the AOF and the replication backlog.
+        let mut merger = journal::Merger::default();
+        // Recording for replication alone (the AOF off).
+        let mut told_repl = false;
         loop {
             glommio::timer::sleep(DRAIN_INTERVAL).await;
             let (enabled, fsync, timestamps) = {
@@ -401,6 +397,7 @@ impl super::Persist {
                     c.get_bool("aof-timestamp-enabled"),
                 )
             };
+            let repl = crate::repl::master::wants_stream();
             if enabled
                 && writer.is_none()
                 && !self
@@ -416,14 +413,22 @@ impl super::Persist {
             if !enabled {
                 if let Some(mut w) = writer.take() {
                     let (entries, watermark) = drain(&self.shard).await;
-                    if let Err(e) = w
-                        .append(entries, watermark, Fsync::Always, timestamps)
-                        .await
-                    {
+                    let batch = merger.ready(entries, watermark);
+                    crate::repl::master::feed(&batch, watermark);
+                    if let Err(e) = w.append(batch, watermark, Fsync::Always, timestamps).await {
                         eprintln!("{e}");
                     }
-                    set_recording(&self.shard, false, false).await;
+                    set_recording(&self.shard, repl, false).await;
+                    told_repl = repl;
                     self.set_aof_info(|i| i.enabled = false);
+                }
+                if repl != told_repl {
+                    set_recording(&self.shard, repl, false).await;
+                    told_repl = repl;
+                }
+                if repl {
+                    let (entries, watermark) = drain(&self.shard).await;
+                    crate::repl::master::feed(&merger.ready(entries, watermark), watermark);
                 }
                 continue;
             }
@@ -445,7 +450,9 @@ impl super::Persist {
             let final_sync = self.aof_mail.final_sync.take();
             let sync = if final_sync { Fsync::Always } else { fsync };
             let (entries, watermark) = drain(&self.shard).await;
-            let ok = match w.append(entries, watermark, sync, timestamps).await {
+            let batch = merger.ready(entries, watermark);
+            crate::repl::master::feed(&batch, watermark);
+            let ok = match w.append(batch, watermark, sync, timestamps).await {
                 Ok(()) => true,
                 Err(e) if always => fatal_write_error(&e),
                 Err(e) => {
@@ -507,7 +514,7 @@ impl super::Persist {
             Err(e) => {
                 eprintln!("{e}");
                 eprintln!("Redis needs to enable the AOF but can't trigger a background AOF rewrite operation. Check the above logs for more info about the error.");
-                set_recording(&self.shard, false, false).await;
+                set_recording(&self.shard, crate::repl::master::wants_stream(), false).await;
                 let _ = self
                     .shard
                     .shared

@@ -14,6 +14,7 @@ pub mod load;
 mod rdb_file;
 
 use std::cell::{Cell, RefCell};
+use std::path::PathBuf;
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -74,6 +75,8 @@ pub struct Persist {
     /// Snapshot cuts taken so far: BGSAVE and BGREWRITEAOF answer once theirs is taken, so
     /// every write the client sends after the reply is after the snapshot, as after a fork.
     cuts: Cell<u64>,
+    /// The stamp of the last snapshot cut (a full sync's stream starts after it).
+    last_cut_stamp: Cell<u64>,
 }
 
 #[derive(Default)]
@@ -117,6 +120,7 @@ impl Persist {
             rewrite_started: RefCell::new(None),
             replay,
             cuts: Cell::new(0),
+            last_cut_stamp: Cell::new(0),
         });
         p.set_aof_info(|i| {
             i.last_rewrite_ok = true;
@@ -431,6 +435,7 @@ impl Persist {
             now_ms: now_ms(),
         };
         let cut = rdb_file::cut(&self.shard, format, self.replay.libraries).await;
+        self.last_cut_stamp.set(cut.stamp);
         self.cuts.set(self.cuts.get() + 1);
         self.rdb.borrow_mut().snapshot_keys_total =
             cut.counts.iter().flatten().map(|c| c.keys).sum();
@@ -536,6 +541,35 @@ where
             f(p).await
         })
         .await
+}
+
+/// A full sync's snapshot, on the control executor: a background save to `dbfilename`, as
+/// Redis's disk-based sync (after a running save or rewrite ends). Returns the stamp of its
+/// cut, once taken, and a handle that ends with the file's path. None if it cannot start.
+pub async fn save_for_sync(
+    shard: &Rc<Shard>,
+) -> Option<(u64, glommio::task::JoinHandle<Result<PathBuf, String>>)> {
+    let p = Persist::current()?;
+    while p.snapshot_busy() {
+        glommio::timer::sleep(Duration::from_millis(1)).await;
+    }
+    let before = p.cuts.get();
+    let task = p.clone().start_save(SaveKind::Background).ok()?;
+    p.wait_for_cut(before).await;
+    if p.cuts.get() == before {
+        return None;
+    }
+    let stamp = p.last_cut_stamp.get();
+    let path = PathBuf::from(shard.shared.config().get("dbfilename"));
+    let done = glommio::spawn_local(async move {
+        match task.await {
+            Some(Ok(())) => Ok(path),
+            Some(Err(e)) => Err(e),
+            None => Err("the save was cancelled".into()),
+        }
+    })
+    .detach();
+    Some((stamp, done))
 }
 
 /// What BGSAVE and BGREWRITEAOF did.

@@ -348,6 +348,9 @@ pub async fn serve(shard: Rc<Shard>, mut stream: TcpStream, meta: Rc<ClientMeta>
         if !write_out(&mut conn, &mut stream).await {
             break;
         }
+        if conn.replica.as_ref().is_some_and(|r| r.sync.is_some()) {
+            return become_replica_link(conn, stream).await;
+        }
         if conn.close_after_reply || conn.meta.killed.get() {
             break;
         }
@@ -368,6 +371,54 @@ pub async fn serve(shard: Rc<Shard>, mut stream: TcpStream, meta: Rc<ClientMeta>
     // connection, which a CLIENT KILL must not hit.
     shard.clients.borrow_mut().remove(&conn.id());
     let _ = stream.close().await;
+}
+
+/// SYNC/PSYNC: the connection becomes a replica's link, served on the control executor
+/// (`repl::master`), which gets a duplicate of the socket; this task lets its copy go
+/// without shutting the socket down.
+#[cold]
+async fn become_replica_link(mut conn: Conn, stream: TcpStream) {
+    use std::os::fd::AsRawFd;
+    let shard = conn.shard.clone();
+    cmd::multi::forget(&mut conn).await;
+    shard.clients.borrow_mut().remove(&conn.id());
+    let Some(hello) = conn.replica.take() else {
+        return;
+    };
+    // SAFETY: dup of a descriptor this task owns; the copy is handed over whole.
+    let fd = unsafe { libc::dup(stream.as_raw_fd()) };
+    drop(stream);
+    if fd < 0 {
+        return;
+    }
+    let peer_ip = conn
+        .meta
+        .addr
+        .rsplit_once(':')
+        .map_or(conn.meta.addr.clone(), |(ip, _)| ip.to_string());
+    let sync = hello.sync.clone().unwrap_or(None);
+    let req = crate::repl::master::SyncRequest {
+        old_sync: sync.is_none(),
+        psync: sync,
+        capa_eof: hello.capa_eof,
+        capa_psync2: hello.capa_psync2,
+        listening_port: hello.listening_port,
+        ip: hello.ip.clone().unwrap_or(peer_ip),
+        client_id: conn.id(),
+    };
+    shard
+        .post(shard.nshards, false, move |_| {
+            match crate::repl::master::Master::current() {
+                Some(m) => {
+                    glommio::spawn_local(m.serve(fd, req)).detach();
+                }
+                // SAFETY: the descriptor is ours and nobody else uses it.
+                None => unsafe {
+                    libc::close(fd);
+                },
+            }
+        })
+        .await;
 }
 
 /// `appendfsync always`: the batch's writes are answered once the AOF has them on disk.
@@ -591,22 +642,26 @@ pub async fn dispatch(conn: &mut Conn, batch: &mut Batch, args: Args<'_>, raw: O
     execute(conn, batch, idx, &args, raw).await;
 }
 
-/// What persistence refuses, in Redis's order: writes (and PING, and an EXEC with queued
-/// writes) after a failed background save, then anything without the `loading` flag while
-/// the data file loads.
+/// What persistence and replication refuse, in Redis's order: writes (and PING, and an
+/// EXEC with queued writes) after a failed background save, writes without enough good
+/// replicas (`min-replicas-to-write`), then anything without the `loading` flag while the
+/// data file loads.
 #[cold]
 fn disk_refusal(conn: &Conn, spec: &CommandSpec, idx: usize, gate: DiskGate) -> Option<Error> {
     let name = cmd::table().full_names[idx].as_str();
-    if gate.save_failed {
-        let queued_write = name == "exec"
+    let queued_write = || {
+        name == "exec"
             && conn.multi.as_ref().is_some_and(|m| {
                 m.queued
                     .iter()
                     .any(|q| cmd::table().specs[q.idx].has(flag::WRITE))
-            });
-        if spec.has(flag::WRITE) || name == "ping" || queued_write {
-            return Some(Error::BgsaveFailed);
-        }
+            })
+    };
+    if gate.save_failed && (spec.has(flag::WRITE) || name == "ping" || queued_write()) {
+        return Some(Error::BgsaveFailed);
+    }
+    if gate.no_good_replicas && (spec.has(flag::WRITE) || queued_write()) {
+        return Some(Error::NoReplicas);
     }
     if gate.loading && !spec.has(flag::LOADING) {
         return Some(Error::Loading);

@@ -173,6 +173,10 @@ fn spawn_executor(
                         }
                     }
                     let persist = crate::persist::Persist::start(shard.clone(), conn::aof_replay());
+                    crate::repl::master::Master::start(
+                        shard.clone(),
+                        crate::repl::master::random_replid(),
+                    );
                     shared.control_ready.store(true, Ordering::Release);
                     let _ = ready_tx.send(Ok(()));
                     persist.load_at_start().await;

@@ -52,6 +52,20 @@ pub struct Conn {
     /// What connection handlers run by that EXEC propagated (see `cmd::call::with_keys`),
     /// for the EXEC's unit.
     pub exec_ops: Vec<Op>,
+    /// What a replica said in REPLCONF (and its SYNC/PSYNC): rare, so boxed.
+    pub replica: Option<Box<ReplicaHandshake>>,
+}
+
+/// A replica's handshake: what REPLCONF told, and SYNC/PSYNC once sent, after which the
+/// connection becomes its replication link on the control executor.
+#[derive(Default, Debug)]
+pub struct ReplicaHandshake {
+    pub listening_port: u16,
+    pub ip: Option<String>,
+    pub capa_eof: bool,
+    pub capa_psync2: bool,
+    /// `Some(Some((replid, offset)))` after PSYNC, `Some(None)` after SYNC.
+    pub sync: Option<Option<(String, i64)>>,
 }
 
 /// A transaction being queued.
@@ -99,6 +113,7 @@ impl Conn {
             watch: None,
             held: None,
             exec_ops: Vec::new(),
+            replica: None,
         }
         .with_default_auth()
     }

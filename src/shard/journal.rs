@@ -112,6 +112,24 @@ impl Journal {
     }
 }
 
+/// Merges the entries drained from every executor into one order: entries wait until the
+/// lowest watermark reaches them, then leave in stamp order (see `persist::aof`'s doc for
+/// why that order is one clients could have seen).
+#[derive(Default)]
+pub struct Merger {
+    pending: Vec<Entry>,
+}
+
+impl Merger {
+    /// Takes newly drained entries; returns, in stamp order, those at or below `watermark`.
+    pub fn ready(&mut self, mut entries: Vec<Entry>, watermark: u64) -> Vec<Entry> {
+        self.pending.append(&mut entries);
+        self.pending.sort_by_key(|e| e.stamp);
+        let ready = self.pending.partition_point(|e| e.stamp <= watermark);
+        self.pending.drain(..ready).collect()
+    }
+}
+
 /// Writes entries (already in stamp order) as the replication stream carries them: a SELECT
 /// before an op whose database differs from the stream's (`stream_db`, updated), a unit of
 /// several ops inside MULTI ... EXEC with the SELECT before the MULTI (rules R3 and R6).

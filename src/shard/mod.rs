@@ -103,6 +103,8 @@ pub struct DiskGate {
     /// `appendfsync always`: a reply to a write waits until the AOF has it on disk
     /// (`Shared::aof_durable`).
     pub aof_always: bool,
+    /// Fewer good replicas than `min-replicas-to-write`: writes get `-NOREPLICAS`.
+    pub no_good_replicas: bool,
 }
 
 /// Calls from the shard layer up into the command layer, installed at start-up
@@ -413,6 +415,7 @@ impl Shard {
         mesh: Mesh,
     ) -> Shard {
         let settings = Settings::from_config(&shared.config());
+        let refuse_writes = shared.config().refuses_writes_without_replicas();
         let slot_map = if shared.config().get_bool("cluster-enabled") {
             crate::cluster::slotmap::SlotMap::pending()
         } else {
@@ -443,6 +446,9 @@ impl Shard {
                     .load(std::sync::atomic::Ordering::Relaxed),
                 save_failed: false,
                 aof_always: false,
+                // A master starts without replicas: `min-replicas-to-write` refuses writes
+                // from the first command on, as in Redis.
+                no_good_replicas: refuse_writes,
             }),
             save_after_flushall: Cell::new(false),
             shared,

@@ -87,6 +87,16 @@ async fn journal(c: &mut Conn, what: &[u8]) -> CmdResult {
             "DEBUG JOURNAL is not available while appendonly is yes",
         ));
     }
+    let n = c.shard.nshards;
+    let replicating = c
+        .shard
+        .call(n, |_| crate::repl::master::wants_stream())
+        .await;
+    if replicating {
+        return Err(Error::msg(
+            "DEBUG JOURNAL is not available while the replication backlog exists",
+        ));
+    }
     if what.eq_ignore_ascii_case(b"on") || what.eq_ignore_ascii_case(b"off") {
         let on = what.eq_ignore_ascii_case(b"on");
         for to in 0..=c.shard.nshards {

@@ -4,8 +4,6 @@
 //! `gcc_version` and the allocator/fragmentation/Lua memory details, and the
 //! `*_main_thread` CPU fields (there is no main thread).
 
-use std::sync::OnceLock;
-
 use crate::cmd::call::each_shard_data;
 use crate::cmd::{table, BoxFuture, CommandStats};
 use crate::db::KeyspaceStats;
@@ -32,7 +30,7 @@ pub struct Snapshot {
     pub pid: u32,
     pub os: String,
     pub run_id: String,
-    pub replid: String,
+    pub repl: crate::repl::master::Summary,
     pub tcp_port: u16,
     pub now_us: i64,
     pub uptime_s: i64,
@@ -340,9 +338,9 @@ fn stats(s: &Snapshot, out: &mut String) {
         "instantaneous_input_kbps:0.00";
         "instantaneous_output_kbps:0.00";
         "rejected_connections:{}", s.sum(|sh| sh.stats.rejected_connections);
-        "sync_full:0";
-        "sync_partial_ok:0";
-        "sync_partial_err:0";
+        "sync_full:{}", s.repl.sync_full;
+        "sync_partial_ok:{}", s.repl.sync_partial_ok;
+        "sync_partial_err:{}", s.repl.sync_partial_err;
         "expired_keys:{}", s.sum(|sh| sh.keyspace.expired_keys);
         "evicted_keys:0";
         "evicted_clients:0";
@@ -366,19 +364,27 @@ fn errorstats(s: &Snapshot, out: &mut String) {
 }
 
 fn replication(s: &Snapshot, out: &mut String) {
+    let r = &s.repl;
     lines!(out,
         "# Replication";
         "role:master";
-        "connected_slaves:0";
+        "connected_slaves:{}", r.replicas.len();
+    );
+    for (i, (ip, port, state, offset, lag)) in r.replicas.iter().enumerate() {
+        lines!(out,
+            "slave{}:ip={},port={},state={},offset={},lag={}", i, ip, port, state, offset, lag;
+        );
+    }
+    lines!(out,
         "master_failover_state:no-failover";
-        "master_replid:{}", s.replid;
-        "master_replid2:0000000000000000000000000000000000000000";
-        "master_repl_offset:0";
+        "master_replid:{}", r.replid;
+        "master_replid2:{}", crate::repl::NO_REPLID;
+        "master_repl_offset:{}", r.offset;
         "second_repl_offset:-1";
-        "repl_backlog_active:0";
-        "repl_backlog_size:1048576";
-        "repl_backlog_first_byte_offset:0";
-        "repl_backlog_histlen:0";
+        "repl_backlog_active:{}", u8::from(r.backlog_active);
+        "repl_backlog_size:{}", r.backlog_size;
+        "repl_backlog_first_byte_offset:{}", r.first_byte_offset;
+        "repl_backlog_histlen:{}", r.histlen;
     );
 }
 
@@ -446,21 +452,6 @@ fn redcell(s: &Snapshot, out: &mut String) {
         "redcell_version:{}", crate::REDCELL_VERSION;
         "shards:{}", s.shards.len();
     );
-}
-
-/// The replication id: random per process, as Redis's at start-up.
-fn replid() -> String {
-    static REPLID: OnceLock<String> = OnceLock::new();
-    REPLID
-        .get_or_init(|| {
-            let mut bytes = [0u8; 20];
-            if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
-                use std::io::Read;
-                let _ = f.read_exact(&mut bytes);
-            }
-            bytes.iter().map(|b| format!("{b:02x}")).collect()
-        })
-        .clone()
 }
 
 fn total_system_memory() -> u64 {
@@ -546,6 +537,7 @@ async fn snapshot(c: &mut Conn) -> Snapshot {
         shard.keyspace = keyspace;
     }
     let persist = crate::persist::info(&c.shard).await;
+    let repl = crate::repl::master::summary(&c.shard).await;
     let shared = &c.shard.shared;
     // Only walked when some core has subscriptions.
     let pubsub = if shared.pubsub_counts.any(false) || shared.pubsub_counts.any(true) {
@@ -567,7 +559,7 @@ async fn snapshot(c: &mut Conn) -> Snapshot {
         pid: std::process::id(),
         os: os_name(),
         run_id: shared.run_id.clone(),
-        replid: replid(),
+        repl,
         tcp_port: shared.tcp_port,
         now_us: now,
         uptime_s: shared.started.elapsed().as_secs() as i64,

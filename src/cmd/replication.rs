@@ -1,0 +1,180 @@
+//! REPLCONF, SYNC, PSYNC and WAIT: a replica's handshake with this master, and a client
+//! waiting for replicas to acknowledge its writes. After SYNC/PSYNC the connection becomes
+//! the replica's link, served by `repl::master` on the control executor.
+
+use std::time::{Duration, Instant};
+
+use crate::cmd::{flag::*, BoxFuture, CommandSpec, Handler};
+use crate::error::{CmdResult, Error};
+use crate::repl::master::Master;
+use crate::resp::Args;
+use crate::shard::client::{Conn, ReplicaHandshake};
+use crate::util::num::parse_i64_strict;
+
+pub static COMMANDS: &[CommandSpec] = &[
+    CommandSpec::new(
+        "replconf",
+        -1,
+        ADMIN | NOSCRIPT | LOADING | STALE | ALLOW_BUSY,
+        Handler::Sync(replconf),
+    )
+    .doc(
+        "server",
+        "3.0.0",
+        "An internal command for configuring the replication stream",
+    ),
+    CommandSpec::new(
+        "psync",
+        -3,
+        ADMIN | NOSCRIPT | NO_MULTI,
+        Handler::Async(psync),
+    )
+    .doc(
+        "server",
+        "2.8.0",
+        "Internal command used for replication",
+    ),
+    CommandSpec::new("sync", 1, ADMIN | NOSCRIPT | NO_MULTI, Handler::Async(sync)).doc(
+        "server",
+        "1.0.0",
+        "Internal command used for replication",
+    ),
+    CommandSpec::new(
+        "role",
+        1,
+        NOSCRIPT | LOADING | STALE | FAST,
+        Handler::Async(role),
+    )
+    .acl(&["@admin", "@dangerous"])
+    .doc(
+        "server",
+        "2.8.12",
+        "Return the role of the instance in the context of replication",
+    ),
+    CommandSpec::new("wait", 3, NOSCRIPT, Handler::Async(wait))
+        .acl(&["@connection"])
+        .doc(
+            "generic",
+            "3.0.0",
+            "Wait for the synchronous replication of all the write commands sent in the context of the current connection",
+        ),
+];
+
+/// REPLCONF <option> <value> ...: what a replica says before SYNC/PSYNC (Redis's
+/// `replconfCommand`). ACK and GETACK from a client that is not a replica link are ignored.
+fn replconf(c: &mut Conn, a: &Args<'_>) -> CmdResult {
+    if a.len().is_multiple_of(2) {
+        return Err(Error::Syntax);
+    }
+    let hello = c.replica.get_or_insert_with(Default::default);
+    for i in (1..a.len()).step_by(2) {
+        let value = a.get(i + 1);
+        if a.is(i, "listening-port") {
+            let port = parse_i64_strict(value).ok_or(Error::NotInteger)?;
+            hello.listening_port = port.clamp(0, 65535) as u16;
+        } else if a.is(i, "ip-address") {
+            hello.ip = Some(String::from_utf8_lossy(value).into_owned());
+        } else if a.is(i, "capa") {
+            if value.eq_ignore_ascii_case(b"eof") {
+                hello.capa_eof = true;
+            } else if value.eq_ignore_ascii_case(b"psync2") {
+                hello.capa_psync2 = true;
+            }
+        } else if a.is(i, "ack") || a.is(i, "getack") {
+            return Ok(()); // only meaningful on a replication link: no reply
+        } else if a.is(i, "rdb-only") {
+            let v = parse_i64_strict(value).ok_or(Error::NotInteger)?;
+            if v != 0 && v != 1 {
+                return Err(Error::Syntax);
+            }
+        } else {
+            return Err(Error::msg(format!(
+                "Unrecognized REPLCONF option: {}",
+                String::from_utf8_lossy(a.get(i))
+            )));
+        }
+    }
+    c.out.ok();
+    Ok(())
+}
+
+/// PSYNC <replid> <offset>: hands the connection to the master side, which answers
+/// `+CONTINUE` or `+FULLRESYNC`.
+fn psync<'a>(c: &'a mut Conn, a: Args<'a>) -> BoxFuture<'a> {
+    Box::pin(async move {
+        let replid = String::from_utf8_lossy(a.get(1)).into_owned();
+        // A bad offset asks for a full resync, as Redis's `masterTryPartialResynchronization`.
+        let offset = parse_i64_strict(a.get(2)).unwrap_or(-1);
+        take_over(c, Some((replid, offset)))
+    })
+}
+
+/// SYNC: the old protocol, always a full sync without the `+FULLRESYNC` line.
+fn sync<'a>(c: &'a mut Conn, _a: Args<'a>) -> BoxFuture<'a> {
+    Box::pin(async move { take_over(c, None) })
+}
+
+fn take_over(c: &mut Conn, psync: Option<(String, i64)>) -> CmdResult {
+    if !c.out.buf.is_empty() {
+        return Err(Error::msg("SYNC and PSYNC are invalid with pending output"));
+    }
+    let hello = c
+        .replica
+        .get_or_insert_with(Box::<ReplicaHandshake>::default);
+    hello.sync = Some(psync);
+    c.close_after_reply = true;
+    Ok(())
+}
+
+/// WAIT numreplicas timeout: the number of replicas that acknowledged every write made
+/// before it, once `numreplicas` did or `timeout` ms passed (0: no limit).
+fn wait<'a>(c: &'a mut Conn, a: Args<'a>) -> BoxFuture<'a> {
+    Box::pin(async move {
+        let want = parse_i64_strict(a.get(1)).ok_or(Error::NotInteger)?;
+        let timeout = crate::cmd::blocking::parse_timeout_ms(a.get(2))?;
+        let in_multi = c.held.is_some();
+        let n = c
+            .shard
+            .call_async(c.shard.nshards, move |_| async move {
+                let Some(m) = Master::current() else { return 0 };
+                let offset = m.offset_after_now().await;
+                let acked = m.acked(offset);
+                if in_multi || acked as i64 >= want {
+                    return acked;
+                }
+                m.request_acks();
+                let deadline =
+                    (timeout > 0).then(|| Instant::now() + Duration::from_millis(timeout));
+                loop {
+                    glommio::timer::sleep(Duration::from_millis(5)).await;
+                    let acked = m.acked(offset);
+                    if acked as i64 >= want || deadline.is_some_and(|d| Instant::now() >= d) {
+                        return acked;
+                    }
+                }
+            })
+            .await;
+        c.out.int(n as i64);
+        Ok(())
+    })
+}
+
+/// ROLE of a master: `master`, its offset, and each online replica's ip, port and
+/// acknowledged offset (as strings, as Redis sends them).
+fn role<'a>(c: &'a mut Conn, _a: Args<'a>) -> BoxFuture<'a> {
+    Box::pin(async move {
+        let s = crate::repl::master::summary(&c.shard).await;
+        c.out.array(3);
+        c.out.bulk(b"master");
+        c.out.int(s.offset);
+        let online: Vec<_> = s.replicas.iter().filter(|r| r.2 == "online").collect();
+        c.out.array(online.len());
+        for (ip, port, _, offset, _) in online {
+            c.out.array(3);
+            c.out.bulk(ip.as_bytes());
+            c.out.bulk(port.to_string().as_bytes());
+            c.out.bulk(offset.to_string().as_bytes());
+        }
+        Ok(())
+    })
+}

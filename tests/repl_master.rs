@@ -1,0 +1,348 @@
+//! redcell as a master of stock `redis-server` 7.0 replicas: a full sync under continuous
+//! writes of every kind, the stream after it, a partial resync after the link breaks, and
+//! WAIT. Every check compares the replica's whole keyspace with the master's.
+
+mod common;
+mod persist_common;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use common::{wait_until, Raw, Server, StockRedis};
+use persist_common::{assert_same_keyspace, cmd, fill, snapshot};
+
+fn text(r: &[u8]) -> String {
+    String::from_utf8_lossy(r).into_owned()
+}
+
+/// One field of INFO `section`, if present.
+fn info_field(c: &mut Raw, section: &str, field: &str) -> Option<String> {
+    let info = text(&c.call(&[b"INFO", section.as_bytes()]));
+    info.lines()
+        .find_map(|l| l.strip_prefix(&format!("{field}:")))
+        .map(|v| v.trim().to_string())
+}
+
+/// Writers of every kind on their own connections until `stop`: strings, counters, lists
+/// (with a blocked BLPOP served), hashes, sets, sorted sets, streams, expiring keys,
+/// cross-shard MSET, MULTI/EXEC, deletes, in databases 0 and 3. Returns the number of
+/// replies each got.
+fn writers(port: u16, stop: &Arc<AtomicBool>) -> Vec<JoinHandle<u64>> {
+    (0..3u64)
+        .map(|w| {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let mut c = Raw::connect(port);
+                let mut n = 0u64;
+                for i in 0u64.. {
+                    if stop.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    let db = if i % 5 == 0 { "3" } else { "0" };
+                    let (a, b) = (format!("w{w}:k{}", i % 500), format!("w{w}:m{}", i % 77));
+                    let v = i.to_string();
+                    let batch: Vec<Vec<&str>> = match i % 8 {
+                        0 => vec![vec!["SELECT", db], vec!["SET", &a, &v], vec!["INCR", "ctr"]],
+                        1 => vec![
+                            vec!["LPUSH", "list", &v],
+                            vec!["RPOP", "list"],
+                            vec!["LPUSH", "list", &v],
+                        ],
+                        2 => vec![
+                            vec!["HSET", "hash", &b, &v],
+                            vec!["SADD", "set", &b],
+                            vec!["ZADD", "zs", &v, &b],
+                        ],
+                        3 => vec![
+                            vec!["MSET", &a, &v, &b, &v],
+                            vec!["SET", &b, &v, "EX", "1000"],
+                        ],
+                        4 => vec![
+                            vec!["MULTI"],
+                            vec!["INCRBY", &b, "3"],
+                            vec!["DEL", &a],
+                            vec!["EXEC"],
+                        ],
+                        5 => vec![
+                            vec!["XADD", "stream", "*", "f", &v],
+                            vec!["XTRIM", "stream", "MAXLEN", "50"],
+                        ],
+                        6 => vec![
+                            vec!["SET", &a, &v, "PX", "30"],
+                            vec!["EXPIRE", &b, "500"],
+                            vec!["SPOP", "set"],
+                        ],
+                        _ => vec![
+                            vec!["SELECT", "0"],
+                            vec!["ZINCRBY", "zs", "1", &b],
+                            vec!["HINCRBY", "hash", "n", "1"],
+                        ],
+                    };
+                    for argv in &batch {
+                        let args: Vec<&[u8]> = argv.iter().map(|s| s.as_bytes()).collect();
+                        let r = c.call(&args);
+                        assert!(!r.starts_with(b"-"), "{argv:?}: {}", text(&r));
+                        n += 1;
+                    }
+                }
+                n
+            })
+        })
+        .chain(std::iter::once({
+            // A blocked BLPOP, served by a push from another connection.
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let mut c = Raw::connect(port);
+                let mut p = Raw::connect(port);
+                let mut n = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    c.send_cmd(&[b"BLPOP", b"queue", b"5"]);
+                    std::thread::sleep(Duration::from_millis(2));
+                    p.call(&[b"RPUSH", b"queue", b"job"]);
+                    let r = c.read_reply();
+                    assert!(r.starts_with(b"*2"), "BLPOP: {}", text(&r));
+                    n += 2;
+                }
+                n
+            })
+        }))
+        .collect()
+}
+
+/// Waits until the replica's link is up and it has applied the master's whole stream.
+fn wait_caught_up(master: &mut Raw, replica: &mut Raw) {
+    let ok = wait_until(Duration::from_secs(30), || {
+        let up = info_field(replica, "replication", "master_link_status").as_deref() == Some("up");
+        let ours = info_field(master, "replication", "master_repl_offset");
+        let theirs = info_field(replica, "replication", "slave_repl_offset");
+        up && ours.is_some() && ours == theirs
+    });
+    assert!(
+        ok,
+        "replica did not catch up: master {}\nreplica {}",
+        text(&master.call(&[b"INFO", b"replication"])),
+        text(&replica.call(&[b"INFO", b"replication"]))
+    );
+}
+
+/// Deletes the master's keys whose time has passed (SCAN deletes what it meets expired and
+/// propagates the DELs): a replica keeps an expired key until its master's DEL arrives.
+fn expire_due_keys(m: &mut Raw) {
+    std::thread::sleep(Duration::from_millis(100));
+    for db in 0..16 {
+        cmd(m, &["SELECT", &db.to_string()]);
+        let mut cursor = "0".to_string();
+        loop {
+            let r = text(&m.call(&[b"SCAN", cursor.as_bytes(), b"COUNT", b"1000"]));
+            // *2\r\n$<n>\r\n<cursor>\r\n...
+            cursor = r.split("\r\n").nth(2).unwrap_or("0").to_string();
+            if cursor == "0" {
+                break;
+            }
+        }
+    }
+    cmd(m, &["SELECT", "0"]);
+}
+
+fn stop_writers(stop: &Arc<AtomicBool>, handles: Vec<JoinHandle<u64>>) -> u64 {
+    stop.store(true, Ordering::Relaxed);
+    handles.into_iter().map(|h| h.join().expect("writer")).sum()
+}
+
+#[test]
+fn stock_replica_full_syncs_under_writes_and_stays_in_step() {
+    let master = Server::start(2, &["--save", ""]);
+    let mut m = master.raw();
+    for db in [0, 3, 7] {
+        fill(&mut m, db);
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let handles = writers(master.port, &stop);
+    std::thread::sleep(Duration::from_millis(300));
+    let port = master.port.to_string();
+    let stock = StockRedis::start(&["--replicaof", "127.0.0.1", &port]);
+    let mut r = Raw::connect(stock.port);
+    assert!(
+        wait_until(Duration::from_secs(20), || info_field(
+            &mut r,
+            "replication",
+            "master_link_status"
+        )
+        .as_deref()
+            == Some("up")),
+        "the stock replica never synced: {}",
+        std::fs::read_to_string(stock.dir().join("log")).unwrap_or_default()
+    );
+    // The stream after the sync, under the same writers.
+    std::thread::sleep(Duration::from_millis(1500));
+    let replies = stop_writers(&stop, handles);
+    assert!(replies > 1000, "the writers got only {replies} replies");
+    expire_due_keys(&mut m);
+    wait_caught_up(&mut m, &mut r);
+    assert_same_keyspace(&snapshot(&mut r), &snapshot(&mut m));
+    assert_eq!(
+        info_field(&mut m, "stats", "sync_full").as_deref(),
+        Some("1")
+    );
+    assert_eq!(
+        info_field(&mut m, "replication", "connected_slaves").as_deref(),
+        Some("1")
+    );
+    let slave0 = info_field(&mut m, "replication", "slave0").unwrap_or_default();
+    assert!(slave0.contains("state=online"), "{slave0}");
+    let role = text(&m.call(&[b"ROLE"]));
+    let offset = info_field(&mut m, "replication", "master_repl_offset").unwrap_or_default();
+    let stock_port = stock.port.to_string();
+    assert_eq!(
+        role,
+        format!(
+            "*3\r\n$6\r\nmaster\r\n:{offset}\r\n*1\r\n*3\r\n$9\r\n127.0.0.1\r\n${}\r\n{stock_port}\r\n${}\r\n{offset}\r\n",
+            stock_port.len(),
+            offset.len()
+        )
+    );
+    // WAIT: the one replica acknowledges a write made just before.
+    cmd(&mut m, &["SET", "waited", "1"]);
+    assert_eq!(text(&m.call(&[b"WAIT", b"1", b"2000"])), ":1\r\n");
+    assert_eq!(text(&m.call(&[b"WAIT", b"2", b"100"])), ":1\r\n");
+}
+
+#[test]
+fn a_broken_link_resumes_with_a_partial_resync() {
+    let master = Server::start(3, &["--save", ""]);
+    let mut m = master.raw();
+    fill(&mut m, 0);
+    let port = master.port.to_string();
+    let stock = StockRedis::start(&["--replicaof", "127.0.0.1", &port]);
+    let mut r = Raw::connect(stock.port);
+    wait_caught_up(&mut m, &mut r);
+    let stop = Arc::new(AtomicBool::new(false));
+    let handles = writers(master.port, &stop);
+    for _ in 0..3 {
+        std::thread::sleep(Duration::from_millis(400));
+        // The replica drops its master link; it reconnects with PSYNC <replid> <offset>.
+        r.call(&[b"CLIENT", b"KILL", b"TYPE", b"master"]);
+    }
+    std::thread::sleep(Duration::from_millis(400));
+    stop_writers(&stop, handles);
+    expire_due_keys(&mut m);
+    wait_caught_up(&mut m, &mut r);
+    assert_same_keyspace(&snapshot(&mut r), &snapshot(&mut m));
+    let partial: u64 = info_field(&mut m, "stats", "sync_partial_ok")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    assert!(partial >= 1, "no partial resync was accepted");
+    assert_eq!(
+        info_field(&mut m, "stats", "sync_full").as_deref(),
+        Some("1")
+    );
+    let log = std::fs::read_to_string(stock.dir().join("log")).unwrap_or_default();
+    assert!(
+        log.contains("Successful partial resynchronization with master"),
+        "{log}"
+    );
+}
+
+#[test]
+fn a_replica_beyond_the_backlog_full_syncs_again() {
+    let master = Server::start(2, &["--save", "", "--repl-backlog-size", "16384"]);
+    let mut m = master.raw();
+    let port = master.port.to_string();
+    let stock = StockRedis::start(&[
+        "--replicaof",
+        "127.0.0.1",
+        &port,
+        "--enable-debug-command",
+        "yes",
+    ]);
+    let mut r = Raw::connect(stock.port);
+    wait_caught_up(&mut m, &mut r);
+    // Break the link and keep the replica asleep (both in one read, so it cannot reconnect
+    // in between) while more than the backlog holds is written.
+    let mut req = common::encode(&[b"CLIENT", b"KILL", b"TYPE", b"master"]);
+    req.extend(common::encode(&[b"DEBUG", b"SLEEP", b"1"]));
+    r.send(&req);
+    let big = "x".repeat(1000);
+    for i in 0..100 {
+        cmd(&mut m, &["SET", &format!("big{i}"), &big]);
+    }
+    assert_eq!(text(&r.read_reply()), ":1\r\n");
+    assert_eq!(text(&r.read_reply()), "+OK\r\n");
+    wait_caught_up(&mut m, &mut r);
+    assert_same_keyspace(&snapshot(&mut r), &snapshot(&mut m));
+    assert_eq!(
+        info_field(&mut m, "stats", "sync_full").as_deref(),
+        Some("2")
+    );
+    assert_eq!(
+        info_field(&mut m, "stats", "sync_partial_err").as_deref(),
+        Some("1")
+    );
+}
+
+#[test]
+fn replconf_and_sync_errors_are_redis_words() {
+    let master = Server::start(1, &[]);
+    let mut c = master.raw();
+    assert_eq!(
+        text(&c.call(&[b"REPLCONF", b"bogus", b"1"])),
+        "-ERR Unrecognized REPLCONF option: bogus\r\n"
+    );
+    assert_eq!(
+        text(&c.call(&[b"REPLCONF", b"listening-port"])),
+        "-ERR syntax error\r\n"
+    );
+    assert_eq!(
+        text(&c.call(&[b"REPLCONF", b"listening-port", b"6380", b"capa", b"eof"])),
+        "+OK\r\n"
+    );
+    assert_eq!(
+        text(&c.call(&[b"WAIT", b"x", b"0"])),
+        "-ERR value is not an integer or out of range\r\n"
+    );
+    assert_eq!(
+        text(&c.call(&[b"WAIT", b"0", b"-1"])),
+        "-ERR timeout is negative\r\n"
+    );
+    assert_eq!(text(&c.call(&[b"WAIT", b"0", b"0"])), ":0\r\n");
+}
+
+#[test]
+fn min_replicas_to_write_refuses_writes_without_good_replicas() {
+    let master = Server::start(
+        2,
+        &[
+            "--save",
+            "",
+            "--min-replicas-to-write",
+            "1",
+            "--min-replicas-max-lag",
+            "2",
+        ],
+    );
+    let mut m = master.raw();
+    let refused = |m: &mut Raw| {
+        text(&m.call(&[b"SET", b"k", b"v"])) == "-NOREPLICAS Not enough good replicas to write.\r\n"
+    };
+    assert!(wait_until(Duration::from_secs(5), || refused(&mut m)));
+    // Reads pass.
+    assert_eq!(text(&m.call(&[b"GET", b"k"])), "$-1\r\n");
+    let port = master.port.to_string();
+    let stock = StockRedis::start(&["--replicaof", "127.0.0.1", &port]);
+    let mut r = Raw::connect(stock.port);
+    assert!(wait_until(Duration::from_secs(20), || !refused(&mut m)));
+    wait_caught_up(&mut m, &mut r);
+    assert_eq!(text(&r.call(&[b"GET", b"k"])), "$1\r\nv\r\n");
+    drop(r);
+    drop(stock);
+    assert!(wait_until(Duration::from_secs(10), || refused(&mut m)));
+    // Inside MULTI the write is refused as it is queued, which aborts the transaction.
+    assert_eq!(text(&m.call(&[b"MULTI"])), "+OK\r\n");
+    assert!(refused(&mut m));
+    assert_eq!(
+        text(&m.call(&[b"EXEC"])),
+        "-EXECABORT Transaction discarded because of previous errors.\r\n"
+    );
+}
