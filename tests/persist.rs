@@ -727,17 +727,19 @@ fn aof_everysec_loses_at_most_the_last_moments_under_sigkill() {
         "everysec",
     ];
     let (acked, counter, acks, killed_at) =
-        kill_under_counting_writer(&dir, &extra, Duration::from_millis(1500));
+        kill_under_counting_writer(&dir, &extra, Duration::from_millis(2500));
     // A SIGKILL keeps what reached the kernel; only what the writer had not drained yet
-    // (it drains every 0.5 ms) may be missing. An OS crash could lose up to ~1 s more.
+    // may be missing: it drains every 0.5 ms, but on a loaded machine (CI runs tests in
+    // parallel on 2 cores) its thread can wait much longer for a CPU. everysec's promise
+    // is at most a second of writes; an OS crash could lose up to that too.
     let lost = acked.saturating_sub(counter as u64);
     let older = acks
         .iter()
-        .filter(|t| killed_at.duration_since(**t) > Duration::from_millis(100))
+        .filter(|t| killed_at.duration_since(**t) > Duration::from_secs(1))
         .count() as u64;
     assert!(
         counter as u64 >= older,
-        "lost a write acknowledged 100 ms before the kill"
+        "lost a write acknowledged a second before the kill"
     );
     assert!(counter as u64 <= acked + 1);
     eprintln!("appendfsync everysec: {acked} acknowledged, {counter} after restart, {lost} lost");
