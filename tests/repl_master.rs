@@ -220,10 +220,17 @@ fn a_broken_link_resumes_with_a_partial_resync() {
     wait_caught_up(&mut m, &mut r);
     let stop = Arc::new(AtomicBool::new(false));
     let handles = writers(master.port, &stop);
-    for _ in 0..3 {
+    for i in 0..4 {
         std::thread::sleep(Duration::from_millis(400));
-        // The replica drops its master link; it reconnects with PSYNC <replid> <offset>.
-        r.call(&[b"CLIENT", b"KILL", b"TYPE", b"master"]);
+        // One side drops the link; the replica reconnects with PSYNC <replid> <offset>.
+        if i % 2 == 0 {
+            assert_eq!(text(&r.call(&[b"CLIENT", b"KILL", b"TYPE", b"master"])), ":1\r\n");
+        } else {
+            wait_until(Duration::from_secs(5), || {
+                info_field(&mut m, "replication", "slave0").is_some_and(|l| l.contains("online"))
+            });
+            assert_eq!(text(&m.call(&[b"CLIENT", b"KILL", b"TYPE", b"replica"])), ":1\r\n");
+        }
     }
     std::thread::sleep(Duration::from_millis(400));
     stop_writers(&stop, handles);

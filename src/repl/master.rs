@@ -666,6 +666,25 @@ pub async fn summary(shard: &Rc<Shard>) -> Summary {
         .await
 }
 
+/// CLIENT KILL TYPE replica / ID: drops the replica links matching `id` (all: None);
+/// returns how many.
+pub async fn kill_replicas(shard: &Rc<Shard>, id: Option<u64>) -> usize {
+    shard
+        .call_async(shard.nshards, move |_| async move {
+            let Some(m) = Master::current() else { return 0 };
+            let replicas = m.replicas.borrow();
+            let victims: Vec<_> = replicas
+                .iter()
+                .filter(|r| !r.dropped.get() && id.is_none_or(|id| id == r.id))
+                .collect();
+            for r in &victims {
+                r.drop_link();
+            }
+            victims.len()
+        })
+        .await
+}
+
 /// Whether the merged stream is wanted for replication (a backlog exists).
 pub fn wants_stream() -> bool {
     Master::current().is_some_and(|m| m.backlog.borrow().is_some())

@@ -275,8 +275,8 @@ fn client_type(name: &[u8]) -> Result<ClientType, Error> {
     }
 }
 
-/// A subscribed connection is a pubsub one (Redis's `getClientType`); the rest are normal,
-/// as redcell has no replication.
+/// A subscribed connection is a pubsub one (Redis's `getClientType`); the rest are normal
+/// (replica links are not among these clients: see `kill`).
 fn type_of(meta: &ClientMeta) -> ClientType {
     if meta.in_pubsub() {
         ClientType::PubSub
@@ -501,11 +501,24 @@ pub fn kill<'a>(c: &'a mut Conn, a: Args<'a>) -> BoxFuture<'a> {
             }
         }
         let caller = c.meta.id;
+        // Replica links live on the control executor (`repl::master`), not among the
+        // shards' clients: TYPE replica and ID reach them.
+        let links = (filter.kind == Some(ClientType::Replica)
+            || (filter.kind.is_none() && filter.id.is_some() && filter.addr.is_none()))
+        .then_some(filter.id);
         let results = c
             .shard
-            .call_all(move |s| kill_on_shard(s, &filter, caller))
+            .call_all({
+                let filter = filter.clone();
+                move |s| kill_on_shard(s, &filter, caller)
+            })
             .await;
-        let killed: usize = results.iter().map(|r| r.0).sum();
+        let mut killed: usize = results.iter().map(|r| r.0).sum();
+        if let Some(id) = links {
+            if filter.laddr.is_none() && filter.user.is_none() {
+                killed += crate::repl::master::kill_replicas(&c.shard, id).await;
+            }
+        }
         let self_killed = results.iter().any(|r| r.1);
         if a.len() == 3 {
             if killed == 0 {
