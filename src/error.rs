@@ -64,6 +64,8 @@ pub enum Error {
     BgsaveFailed,
     /// `min-replicas-to-write` is not met.
     NoReplicas,
+    /// The last AOF write failed with this errno (`-MISCONF`).
+    AofWriteFailed(i32),
     /// A save failed: Redis answers a bare `-ERR` and logs why.
     SaveFailed,
     /// The user may not run the command (its full name).
@@ -124,6 +126,11 @@ impl Error {
             .into(),
             Loading => "LOADING Redis is loading the dataset in memory".into(),
             NoReplicas => "NOREPLICAS Not enough good replicas to write.".into(),
+            AofWriteFailed(errno) => format!(
+                "MISCONF Errors writing to the AOF file: {}",
+                crate::util::strerror(*errno)
+            )
+            .into(),
             BgsaveFailed => "MISCONF Redis is configured to save RDB snapshots, but it's currently unable to persist to disk. Commands that may modify the data set are disabled, because this instance is configured to report errors during writes if RDB snapshotting fails (stop-writes-on-bgsave-error option). Please check the Redis logs for details about the RDB error.".into(),
             SaveFailed => "ERR".into(),
             NoPermCommand(name) => format!("NOPERM this user has no permissions to run the '{name}' command").into(),

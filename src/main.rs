@@ -41,6 +41,10 @@ fn fail(msg: &str) -> ! {
 }
 
 fn main() {
+    // A file-size limit (`ulimit -f`) then fails a write with EFBIG, which persistence
+    // reports (MISCONF for the AOF, a failed save) and retries, instead of killing us.
+    // SAFETY: setting a signal's disposition to "ignore" before any thread starts.
+    unsafe { libc::signal(libc::SIGXFSZ, libc::SIG_IGN) };
     let argv: Vec<String> = std::env::args().collect();
     // Split our flags (for clap) from redis-style directives.
     let mut ours = vec![argv[0].clone()];

@@ -1112,3 +1112,70 @@ fn config_set_dir_to_a_missing_directory_is_refused_as_redis() {
         text(&Raw::connect(stock.port).call(&args))
     );
 }
+
+/// Sets the running server's file-size limit (`prlimit`, util-linux, as tests/startup.rs).
+fn set_fsize_limit(pid: u32, limit: &str) {
+    let out = common::run_bounded(
+        Command::new("prlimit").args(["--pid", &pid.to_string(), &format!("--fsize={limit}")]),
+        Duration::from_secs(10),
+    );
+    assert!(out.status.success(), "prlimit: {out:?}");
+}
+
+/// An AOF write that fails (here: EFBIG under a file-size limit) refuses writes and PING
+/// with Redis's MISCONF text, keeps what it could not write, and writes it once the disk
+/// takes it again: after a SIGKILL every acknowledged write is there.
+#[test]
+fn a_failed_aof_write_refuses_writes_until_it_succeeds_again() {
+    let dir = TempDir::new("aof-efbig");
+    let extra = [
+        "--save",
+        "",
+        "--appendonly",
+        "yes",
+        "--appendfsync",
+        "everysec",
+    ];
+    let ours = redcell_on(&dir.path, 2, &extra);
+    let mut c = ours.raw();
+    set_fsize_limit(ours.pid(), "65536:");
+    let value = "v".repeat(1000);
+    let mut acked = 0;
+    let misconf = "-MISCONF Errors writing to the AOF file: File too large\r\n";
+    let refused = common::wait_until(Duration::from_secs(20), || {
+        let r = text(&c.call(&[b"SET", format!("k{acked}").as_bytes(), value.as_bytes()]));
+        if r == "+OK\r\n" {
+            acked += 1;
+            return false;
+        }
+        assert_eq!(r, misconf);
+        true
+    });
+    assert!(refused, "writes were never refused ({acked} acknowledged)");
+    assert!(acked > 10, "only {acked} writes before the limit");
+    assert_eq!(text(&c.call(&[b"PING"])), misconf);
+    assert_eq!(
+        text(&c.call(&[b"GET", b"k0"])),
+        format!("$1000\r\n{value}\r\n")
+    );
+    assert_eq!(info_field(&mut c, "aof_last_write_status"), "err");
+    set_fsize_limit(ours.pid(), "unlimited:");
+    assert!(common::wait_until(Duration::from_secs(10), || {
+        text(&c.call(&[b"SET", b"after", b"1"])) == "+OK\r\n"
+    }));
+    assert_eq!(info_field(&mut c, "aof_last_write_status"), "ok");
+    // Everything reached the kernel within a drain pass; then SIGKILL and restart.
+    std::thread::sleep(Duration::from_millis(200));
+    drop(c);
+    drop(ours);
+    let ours = redcell_on(&dir.path, 2, &extra);
+    let mut c = ours.raw();
+    for i in 0..acked {
+        assert_eq!(
+            text(&c.call(&[b"STRLEN", format!("k{i}").as_bytes()])),
+            ":1000\r\n",
+            "k{i} of {acked}"
+        );
+    }
+    assert_eq!(text(&c.call(&[b"GET", b"after"])), "$1\r\n1\r\n");
+}

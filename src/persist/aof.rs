@@ -28,6 +28,9 @@ use crate::util::time::now_ms;
 /// How often the writer drains the journals.
 const DRAIN_INTERVAL: Duration = Duration::from_micros(500);
 
+/// A failing AOF write is retried every pass but logged only this often.
+const WRITE_ERROR_LOG_EVERY: Duration = Duration::from_secs(30);
+
 /// `appendfsync`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Fsync {
@@ -86,6 +89,13 @@ pub struct Writer {
     last_ts: i64,
     /// Entries up to this stamp are in the file (and synced, with `always`).
     pub durable: u64,
+    /// The stream a failed write could not append, written before anything newer.
+    retry: Vec<u8>,
+    /// Entries after a rewrite's cut whose switch to the new incr file failed.
+    held: Vec<Entry>,
+    /// The errno of the last write if it failed (0: it succeeded): writes are refused
+    /// with MISCONF meanwhile.
+    pub last_errno: i32,
 }
 
 /// Why the AOF could not be written.
@@ -126,6 +136,9 @@ impl Writer {
             rewrite_base_size: current_size,
             last_ts: 0,
             durable: 0,
+            retry: Vec::new(),
+            held: Vec::new(),
+            last_errno: 0,
         })
     }
 
@@ -143,12 +156,24 @@ impl Writer {
         fsync: Fsync,
         timestamps: bool,
     ) -> Result<(), AofIoError> {
+        if !self.held.is_empty() {
+            let mut held = std::mem::take(&mut self.held);
+            held.append(&mut batch);
+            batch = held;
+        }
         if let Some(cut) = self.switch_at {
             if watermark >= cut {
                 let after = batch.partition_point(|e| e.stamp <= cut);
                 let later = batch.split_off(after);
-                self.write(&batch, Fsync::Always, timestamps).await?;
-                self.open_next_incr()?;
+                let switched = match self.write(&batch, Fsync::Always, timestamps).await {
+                    Ok(()) => self.open_next_incr(),
+                    Err(e) => Err(e),
+                };
+                if let Err(e) = switched {
+                    // The entries after the cut wait for the next incr file.
+                    self.held = later;
+                    return Err(e);
+                }
                 batch = later;
             }
         }
@@ -163,7 +188,8 @@ impl Writer {
         fsync: Fsync,
         timestamps: bool,
     ) -> Result<(), AofIoError> {
-        let mut buf = Vec::new();
+        // What a failed write left, first: the file must hold the stream in order.
+        let mut buf = std::mem::take(&mut self.retry);
         if !batch.is_empty() {
             let now = now_ms() / 1000;
             if timestamps && now > self.last_ts {
@@ -197,16 +223,36 @@ impl Writer {
         }
         let file = self.incr.clone();
         let len = buf.len() as u64;
-        let r = glommio::executor()
-            .spawn_blocking(move || -> std::io::Result<()> {
-                (&*file).write_all(&buf)?;
-                if sync {
-                    file.sync_data()?;
+        let (buf, r) = glommio::executor()
+            .spawn_blocking(move || {
+                let before = file.metadata().map(|m| m.len());
+                let r = (&*file).write_all(&buf).and_then(|()| {
+                    if sync {
+                        file.sync_data()?;
+                    }
+                    Ok(())
+                });
+                if r.is_err() {
+                    // A short write is cut off again, as Redis does, so the whole buffer
+                    // can be written later without a torn command in between.
+                    if let Ok(before) = before {
+                        if let Err(e) = file.set_len(before) {
+                            eprintln!("Could not remove short write from the append-only file. Redis may refuse to load the AOF the next time it starts. ftruncate: {e}");
+                        }
+                    }
                 }
-                Ok(())
+                (buf, r)
             })
             .await;
-        r.map_err(|e| format!("Error writing to the AOF file: {e}"))?;
+        if let Err(e) = r {
+            self.last_errno = e.raw_os_error().unwrap_or(libc::EIO);
+            self.retry = buf;
+            return Err(format!("Error writing to the AOF file: {e}"));
+        }
+        if self.last_errno != 0 {
+            eprintln!("AOF write error looks solved, Redis can write again.");
+            self.last_errno = 0;
+        }
         if sync {
             self.last_fsync = Instant::now();
         }
@@ -285,6 +331,21 @@ pub async fn drain(shard: &Rc<Shard>) -> (Vec<Entry>, u64) {
         watermark = watermark.min(w);
     }
     (entries, watermark)
+}
+
+/// Tells every executor whether writes are refused after a failed AOF write (its errno).
+async fn set_aof_errno(shard: &Rc<Shard>, errno: i32) {
+    for to in 0..=shard.nshards {
+        shard
+            .call(to, move |s| {
+                let gate = s.disk_gate.get();
+                s.disk_gate.set(crate::shard::DiskGate {
+                    aof_errno: errno,
+                    ..gate
+                });
+            })
+            .await;
+    }
 }
 
 /// Turns journal recording on or off on every executor; tells the shards whether replies
@@ -387,6 +448,9 @@ impl super::Persist {
         let mut merger = journal::Merger::default();
         // Recording for replication alone (the AOF off).
         let mut told_repl = false;
+        // The failed write the shards refuse writes for (`DiskGate::aof_errno`).
+        let mut told_errno = 0;
+        let mut last_error_log = None;
         loop {
             glommio::timer::sleep(DRAIN_INTERVAL).await;
             let (enabled, fsync, timestamps) = {
@@ -420,6 +484,10 @@ impl super::Persist {
                     }
                     set_recording(&self.shard, repl, false).await;
                     told_repl = repl;
+                    if told_errno != 0 {
+                        told_errno = 0;
+                        set_aof_errno(&self.shard, 0).await;
+                    }
                     self.set_aof_info(|i| i.enabled = false);
                 }
                 if repl != told_repl {
@@ -456,10 +524,18 @@ impl super::Persist {
                 Ok(()) => true,
                 Err(e) if always => fatal_write_error(&e),
                 Err(e) => {
-                    eprintln!("{e}");
+                    // Retried every pass; logged at most every 30 s, as Redis does.
+                    if last_error_log.is_none_or(|t: Instant| t.elapsed() > WRITE_ERROR_LOG_EVERY) {
+                        eprintln!("{e}");
+                        last_error_log = Some(Instant::now());
+                    }
                     false
                 }
             };
+            if w.last_errno != told_errno {
+                told_errno = w.last_errno;
+                set_aof_errno(&self.shard, told_errno).await;
+            }
             if always {
                 self.shard
                     .shared

@@ -643,7 +643,7 @@ pub async fn dispatch(conn: &mut Conn, batch: &mut Batch, args: Args<'_>, raw: O
 }
 
 /// What persistence and replication refuse, in Redis's order: writes (and PING, and an
-/// EXEC with queued writes) after a failed background save, writes without enough good
+/// EXEC with queued writes) after a failed background save or AOF write, writes without enough good
 /// replicas (`min-replicas-to-write`), then anything without the `loading` flag while the
 /// data file loads.
 #[cold]
@@ -659,6 +659,9 @@ fn disk_refusal(conn: &Conn, spec: &CommandSpec, idx: usize, gate: DiskGate) -> 
     };
     if gate.save_failed && (spec.has(flag::WRITE) || name == "ping" || queued_write()) {
         return Some(Error::BgsaveFailed);
+    }
+    if gate.aof_errno != 0 && (spec.has(flag::WRITE) || name == "ping" || queued_write()) {
+        return Some(Error::AofWriteFailed(gate.aof_errno));
     }
     if gate.no_good_replicas && (spec.has(flag::WRITE) || queued_write()) {
         return Some(Error::NoReplicas);

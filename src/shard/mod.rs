@@ -105,6 +105,8 @@ pub struct DiskGate {
     pub aof_always: bool,
     /// Fewer good replicas than `min-replicas-to-write`: writes get `-NOREPLICAS`.
     pub no_good_replicas: bool,
+    /// The last AOF write failed with this errno (0: none): writes get `-MISCONF`.
+    pub aof_errno: i32,
 }
 
 /// Calls from the shard layer up into the command layer, installed at start-up
@@ -449,6 +451,7 @@ impl Shard {
                 // A master starts without replicas: `min-replicas-to-write` refuses writes
                 // from the first command on, as in Redis.
                 no_good_replicas: refuse_writes,
+                aof_errno: 0,
             }),
             save_after_flushall: Cell::new(false),
             shared,

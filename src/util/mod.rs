@@ -7,3 +7,16 @@ pub mod mem;
 pub mod num;
 pub mod split;
 pub mod time;
+
+/// The C library's text for `errno`, as Redis's `strerror` shows it in replies and logs.
+pub fn strerror(errno: i32) -> String {
+    // SAFETY: strerror returns a pointer to a NUL-terminated string that stays valid until
+    // the next call on this thread; it is copied at once.
+    unsafe {
+        let p = libc::strerror(errno);
+        if p.is_null() {
+            return format!("Unknown error {errno}");
+        }
+        std::ffi::CStr::from_ptr(p).to_string_lossy().into_owned()
+    }
+}
