@@ -15,7 +15,9 @@
 #      DURATION seconds; then the time the replica needs to reach the master's offset
 # Reported per run: ops/s, p99, p99.9 (ms) without and during full syncs, syncs done, mean
 # sync seconds, stream writes/s, catch-up seconds after the writers stop.
-# The master runs on SERVER_CPU, memtier and the replica share LOAD_CPU.
+# The master runs on SERVER_CPU, memtier and the replica share LOAD_CPU. The stock master
+# keeps Redis 7.0's diskless sync but without its 5 s wait for more replicas
+# (--repl-diskless-sync-delay 0); redcell's sync sends the RDB written to disk.
 #
 # Environment (defaults in brackets):
 #   REDCELL_BIN  [<repo>/target/release/redcell-server]   REDIS_BIN [redis-server]
@@ -66,7 +68,7 @@ start_master() {  # kind dir port -> MASTER_PID
     redcell) taskset -c "$SERVER_CPU" "$REDCELL_BIN" --port "$p" --shards "$SHARDS" \
                --save '' --dir "$dir" >"$dir/master.log" 2>&1 & ;;
     redis) taskset -c "$SERVER_CPU" "$REDIS_BIN" --port "$p" --bind 127.0.0.1 --save '' \
-             --appendonly no --dir "$dir" >"$dir/master.log" 2>&1 & ;;
+             --appendonly no --repl-diskless-sync-delay 0 --dir "$dir" >"$dir/master.log" 2>&1 & ;;
   esac
   MASTER_PID=$!
   PIDS+=("$MASTER_PID")
