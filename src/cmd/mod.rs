@@ -10,6 +10,7 @@ pub mod cluster;
 pub mod connection;
 pub mod dump;
 pub mod function;
+pub mod geo;
 pub mod hash;
 pub mod hll;
 pub mod keys;
@@ -507,6 +508,7 @@ fn families() -> impl Iterator<Item = &'static CommandSpec> {
         scripting::COMMANDS,
         hll::COMMANDS,
         zset::COMMANDS,
+        geo::COMMANDS,
         dump::COMMANDS,
         migrate::COMMANDS,
         multi::COMMANDS,

@@ -222,7 +222,7 @@ fn c_strtod(arg: &[u8]) -> (f64, usize, bool, usize) {
 
 /// A score argument as Redis's `getDoubleFromObject` reads it: all of it a number for
 /// strtod (hex and `inf` included), no leading space, no overflow, no NaN.
-fn parse_score(arg: &[u8]) -> Option<f64> {
+pub(crate) fn parse_score(arg: &[u8]) -> Option<f64> {
     if arg.is_empty() || arg[0].is_ascii_whitespace() || arg[0] == 0x0b || arg[0] == 0x0c {
         return None;
     }
@@ -330,7 +330,7 @@ fn reply_pairs<'a>(
 
 // ---- ZADD / ZINCRBY / ZREM ----
 
-fn zadd_generic(c: &mut Ctx, a: &Args, mut f: AddFlags) -> CmdResult {
+pub(crate) fn zadd_generic(c: &mut Ctx, a: &Args, mut f: AddFlags) -> CmdResult {
     let mut ch = false;
     let mut idx = 2;
     while idx < a.len() {
