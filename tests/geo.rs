@@ -659,6 +659,52 @@ fn fixed_cases_match_stock() {
         for args in cases {
             same(a, b, args);
         }
+        // Equal distances: Redis's partial quicksort decides their order under COUNT.
+        for i in 0..45 {
+            let (lon, lat) = if i % 3 == 0 {
+                ("10", "10")
+            } else {
+                ("10.001", "10")
+            };
+            same(a, b, &["GEOADD", "ties", lon, lat, &format!("m{i}")]);
+        }
+        for count in ["1", "5", "12", "30", "44", "45", "100"] {
+            for order in ["ASC", "DESC"] {
+                same(
+                    a,
+                    b,
+                    &[
+                        "GEORADIUS",
+                        "ties",
+                        "10",
+                        "10",
+                        "100",
+                        "km",
+                        "COUNT",
+                        count,
+                        order,
+                    ],
+                );
+                same(
+                    a,
+                    b,
+                    &[
+                        "GEOSEARCH",
+                        "ties",
+                        "FROMLONLAT",
+                        "10",
+                        "10",
+                        "BYRADIUS",
+                        "100",
+                        "km",
+                        "COUNT",
+                        count,
+                        order,
+                        "WITHDIST",
+                    ],
+                );
+            }
+        }
     }
 }
 

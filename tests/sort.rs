@@ -130,6 +130,33 @@ fn fixed_cases_match_stock() {
         for args in cases {
             same(a, b, args);
         }
+        // Ties under BY with a LIMIT: Redis's partial quicksort decides their order.
+        let mut rpush = vec!["RPUSH".to_string(), "tied".into()];
+        for i in 0..60 {
+            rpush.push(format!("e{i}"));
+            same(a, b, &["SET", &format!("tw_e{i}"), &format!("v{}", i % 4)]);
+        }
+        let refs: Vec<&str> = rpush.iter().map(String::as_str).collect();
+        same(a, b, &refs);
+        for (start, count) in [
+            ("0", "5"),
+            ("3", "10"),
+            ("20", "30"),
+            ("55", "10"),
+            ("0", "59"),
+        ] {
+            for by in ["tw_*", "nosuch_*"] {
+                for order in ["ASC", "DESC"] {
+                    same(
+                        a,
+                        b,
+                        &[
+                            "SORT", "tied", "BY", by, "ALPHA", order, "LIMIT", start, count,
+                        ],
+                    );
+                }
+            }
+        }
     }
 }
 

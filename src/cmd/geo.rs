@@ -482,11 +482,25 @@ fn search(c: &mut Ctx, a: &Args, src: usize, kind: Kind) -> CmdResult {
     } else {
         found.len().min(count as usize)
     };
-    // A stable sort, as glibc's qsort (a merge sort) keeps equal distances in search order.
-    match sort {
-        Sort::Asc => found.sort_by(|x, y| x.dist.total_cmp(&y.dist)),
-        Sort::Desc => found.sort_by(|x, y| y.dist.total_cmp(&x.dist)),
-        Sort::None => {}
+    // Everything returned: a stable sort, as glibc's qsort (a merge sort) keeps equal
+    // distances in search order; only the first COUNT: Redis's partial quicksort.
+    if sort != Sort::None {
+        let mut cmp = |x: &Found, y: &Found| {
+            let o = x
+                .dist
+                .partial_cmp(&y.dist)
+                .unwrap_or(std::cmp::Ordering::Equal);
+            if sort == Sort::Desc {
+                o.reverse()
+            } else {
+                o
+            }
+        };
+        if returned == found.len() {
+            found.sort_by(cmp);
+        } else if returned > 0 {
+            crate::util::pqsort::pqsort(&mut found, 0, returned - 1, &mut cmp);
+        }
     }
     found.truncate(returned);
     for f in &mut found {

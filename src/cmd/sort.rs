@@ -317,8 +317,17 @@ fn sort_generic(c: &mut Ctx, a: &Args, readonly: bool) -> CmdResult {
                 o
             }
         };
-        // Stable, as glibc's qsort (a merge sort) is.
-        items.sort_by(cmp);
+        // With BY and a LIMIT short of everything, Redis sorts only the wanted ranks with its
+        // partial quicksort (equal elements then come in its order); else glibc's qsort, a
+        // stable merge sort.
+        let n = items.len() as i64;
+        if by.is_some() && (start != 0 || end != n - 1) {
+            if end >= start {
+                crate::util::pqsort::pqsort(&mut items, start as usize, end as usize, &mut { cmp });
+            }
+        } else {
+            items.sort_by(cmp);
+        }
         if conversion_error {
             return Err(Error::msg(
                 "One or more scores can't be converted into double",
