@@ -834,7 +834,7 @@ fn lex_ranges_on_mixed_scores_match_stock() {
         match rng.below(8) {
             0 => "-".into(),
             1 => "+".into(),
-            2 | 3 | 4 => format!("[{}", (b'a' + rng.below(12) as u8) as char),
+            2..=4 => format!("[{}", (b'a' + rng.below(12) as u8) as char),
             _ => format!("({}", (b'a' + rng.below(12) as u8) as char),
         }
     };

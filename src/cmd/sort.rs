@@ -401,7 +401,7 @@ fn finish(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::resp::with_args;
+    use crate::resp::args::with_args;
 
     #[test]
     fn keys_as_sort_get_keys() {

@@ -17,8 +17,7 @@ pub fn lolwut(c: &mut Conn, a: &Args) -> CmdResult {
         (crate::REDIS_VERSION.to_string(), 1)
     };
     let v = version.as_bytes();
-    let text = if (v[0] == b'5' && v[1] == b'.' && v[2] != b'9')
-        || (v[0] == b'4' && v[1] == b'.' && v[2] == b'9')
+    let text = if v[1] == b'.' && ((v[0] == b'5' && v[2] != b'9') || (v[0] == b'4' && v[2] == b'9'))
     {
         let mut params = [66i64, 8, 12];
         for (p, arg) in params.iter_mut().zip(a.rest(rest)) {
@@ -87,7 +86,10 @@ impl Canvas {
     /// A square of side `size` centred at (x, y), rotated by `angle`.
     fn square(&mut self, x: i32, y: i32, size: f32, angle: f32) {
         // As C computes it: the angle kept in a float, the trigonometry in double.
-        let size = (size / 1.4142135623).round() as f64;
+        // Redis divides by this truncated constant, in double, into a float.
+        #[allow(clippy::approx_constant)]
+        const SQRT_2_AS_REDIS: f64 = 1.4142135623;
+        let size = ((size as f64 / SQRT_2_AS_REDIS) as f32 as f64).round();
         let mut k = (std::f64::consts::FRAC_PI_4 + angle as f64) as f32;
         let mut corners = [(0, 0); 4];
         for p in &mut corners {
