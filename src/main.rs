@@ -45,6 +45,12 @@ fn main() {
     // reports (MISCONF for the AOF, a failed save) and retries, instead of killing us.
     // SAFETY: setting a signal's disposition to "ignore" before any thread starts.
     unsafe { libc::signal(libc::SIGXFSZ, libc::SIG_IGN) };
+    // SORT ... ALPHA collates as Redis does: by the environment's LC_COLLATE (before any
+    // thread starts; setlocale is not thread-safe).
+    // SAFETY: a NUL-terminated empty string; no other thread exists yet.
+    unsafe {
+        libc::setlocale(libc::LC_COLLATE, c"".as_ptr());
+    }
     let argv: Vec<String> = std::env::args().collect();
     // Split our flags (for clap) from redis-style directives.
     let mut ours = vec![argv[0].clone()];

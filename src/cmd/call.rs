@@ -360,6 +360,9 @@ async fn guarded_async(fut: super::BoxFuture<'_>) -> crate::error::CmdResult {
 /// The shards a keyed command needs: the owners of its keys, the one its arguments name, or
 /// every shard for a command without keys.
 pub fn shards_of(shard: &Shard, spec: &super::CommandSpec, args: &Args<'_>) -> ShardSet {
+    if spec.reaches.is_some_and(|reaches| reaches(args)) {
+        return ShardSet::all(shard.nshards);
+    }
     if let Some(find) = spec.key_finder {
         let mut set = ShardSet::new();
         for p in find(args).unwrap_or_default() {

@@ -10,6 +10,7 @@ pub mod cluster;
 pub mod connection;
 pub mod dump;
 pub mod function;
+pub mod geo;
 pub mod hash;
 pub mod hll;
 pub mod keys;
@@ -25,6 +26,7 @@ pub mod scan;
 pub mod scripting;
 pub mod server;
 pub mod set;
+pub mod sort;
 pub mod stream;
 pub mod string;
 pub mod zset;
@@ -150,6 +152,9 @@ pub struct CommandSpec {
     /// The ACL access its keys need, as Redis's key specs say (`acl::READ`/`WRITE` bits):
     /// (first key, the others). `None`: READ for a readonly command, WRITE for a write.
     pub access: Option<(u8, u8)>,
+    /// For a command that may also touch keys its arguments do not name (SORT's BY and GET
+    /// patterns): whether this request does; it then runs with every shard's data.
+    pub reaches: Option<fn(&Args<'_>) -> bool>,
 }
 
 /// The key positions of a request whose keys move with its arguments; `None` when the
@@ -176,6 +181,7 @@ impl CommandSpec {
             subcommands: &[],
             key_finder: None,
             access: None,
+            reaches: None,
         }
     }
 
@@ -225,6 +231,11 @@ impl CommandSpec {
 
     pub const fn key_finder(mut self, f: KeysFn) -> CommandSpec {
         self.key_finder = Some(f);
+        self
+    }
+
+    pub const fn reaches(mut self, f: fn(&Args<'_>) -> bool) -> CommandSpec {
+        self.reaches = Some(f);
         self
     }
 
@@ -507,6 +518,8 @@ fn families() -> impl Iterator<Item = &'static CommandSpec> {
         scripting::COMMANDS,
         hll::COMMANDS,
         zset::COMMANDS,
+        geo::COMMANDS,
+        sort::COMMANDS,
         dump::COMMANDS,
         migrate::COMMANDS,
         multi::COMMANDS,

@@ -7,6 +7,7 @@ mod command;
 mod config;
 mod debug;
 mod info;
+mod lolwut;
 
 use crate::cmd::{flag::*, CommandSpec, Ctx, Handler};
 use crate::error::{CmdResult, Error};
@@ -224,6 +225,11 @@ pub static COMMANDS: &[CommandSpec] = &[
             "1.0.0",
             "Get information and statistics about the server",
         ),
+    CommandSpec::new("lolwut", -1, READONLY | FAST, Handler::Sync(lolwut::lolwut)).doc(
+        "server",
+        "5.0.0",
+        "Display some computer art and the Redis version",
+    ),
     CommandSpec::new("time", 1, LOADING | STALE | FAST, Handler::Sync(time)).doc(
         "server",
         "2.6.0",

@@ -222,7 +222,7 @@ fn c_strtod(arg: &[u8]) -> (f64, usize, bool, usize) {
 
 /// A score argument as Redis's `getDoubleFromObject` reads it: all of it a number for
 /// strtod (hex and `inf` included), no leading space, no overflow, no NaN.
-fn parse_score(arg: &[u8]) -> Option<f64> {
+pub(crate) fn parse_score(arg: &[u8]) -> Option<f64> {
     if arg.is_empty() || arg[0].is_ascii_whitespace() || arg[0] == 0x0b || arg[0] == 0x0c {
         return None;
     }
@@ -330,7 +330,7 @@ fn reply_pairs<'a>(
 
 // ---- ZADD / ZINCRBY / ZREM ----
 
-fn zadd_generic(c: &mut Ctx, a: &Args, mut f: AddFlags) -> CmdResult {
+pub(crate) fn zadd_generic(c: &mut Ctx, a: &Args, mut f: AddFlags) -> CmdResult {
     let mut ch = false;
     let mut idx = 2;
     while idx < a.len() {
@@ -526,12 +526,79 @@ fn zcount(c: &mut Ctx, a: &Args) -> CmdResult {
 
 fn zlexcount(c: &mut Ctx, a: &Args) -> CmdResult {
     let r = parse_lex_range(a.get(2), a.get(3))?;
-    let n = c.db.read_as::<ZSet>(a.get(1), c.now)?.map_or(0, |z| {
-        let (lo, hi) = z.lex_ranks(&r);
-        hi - lo
-    });
-    c.out.int(n as i64);
+    let n =
+        c.db.read_as::<ZSet>(a.get(1), c.now)?
+            .map_or(0, |z| lex_count(z, &r));
+    c.out.int(n);
     Ok(())
+}
+
+/// ZLEXCOUNT as Redis counts: a packed set walks up from the first member in range while
+/// members are not above max; a skiplist subtracts the ranks of the first and last members
+/// in range (which can disagree with a walk when scores differ).
+fn lex_count(z: &ZSet, r: &LexRange) -> i64 {
+    let Some(first) = z.lex_first(r) else {
+        return 0;
+    };
+    match z {
+        ZSet::Packed(_) => {
+            let mut n = 0;
+            z.walk(first, false, |m, _| {
+                let inside = r.lte_max(m);
+                n += inside as i64;
+                inside
+            });
+            n
+        }
+        ZSet::Skip(_) => match z.lex_last(r) {
+            Some(last) => last as i64 - first as i64 + 1,
+            None => (z.len() - first) as i64,
+        },
+    }
+}
+
+/// The members a lex range selects, as Redis walks them (`genericZrangebylexCommand`): from
+/// the first (or, reversed, the last) member in range, `offset` members are skipped
+/// unchecked, then members are taken while not above max (not below min) up to `limit`.
+fn lex_select<'a>(z: &'a ZSet, r: &LexRange, spec: &RangeSpec) -> Vec<(&'a [u8], f64)> {
+    let start = if spec.rev {
+        z.lex_last(r)
+    } else {
+        z.lex_first(r)
+    };
+    let Some(start) = start else {
+        return Vec::new();
+    };
+    // A negative offset walks off the end, as Redis's `while (offset--)` does.
+    if spec.offset < 0 {
+        return Vec::new();
+    }
+    let at = if spec.rev {
+        match start.checked_sub(spec.offset as usize) {
+            Some(at) => at,
+            None => return Vec::new(),
+        }
+    } else {
+        match start
+            .checked_add(spec.offset as usize)
+            .filter(|&at| at < z.len())
+        {
+            Some(at) => at,
+            None => return Vec::new(),
+        }
+    };
+    if spec.limit == 0 {
+        return Vec::new();
+    }
+    let limit = usize::try_from(spec.limit).unwrap_or(usize::MAX);
+    let mut n = 0;
+    z.walk(at, spec.rev, |m, _| {
+        let inside = if spec.rev { r.gte_min(m) } else { r.lte_max(m) };
+        n += inside as usize;
+        inside && n < limit
+    });
+    let first = if spec.rev { at + 1 - n } else { at };
+    z.range(first, first + n, spec.rev)
 }
 
 // ---- the ZRANGE family ----
@@ -648,7 +715,7 @@ fn select<'a>(z: &'a ZSet, spec: &RangeSpec) -> Vec<(&'a [u8], f64)> {
             };
         }
         Selector::Score(r) => z.score_ranks(r),
-        Selector::Lex(r) => z.lex_ranks(r),
+        Selector::Lex(r) => return lex_select(z, r, spec),
     };
     // Redis steps over `offset` elements one by one: a negative one walks off the end.
     if spec.offset < 0 || spec.offset as u64 >= (hi - lo) as u64 {
@@ -761,7 +828,26 @@ fn zremrange(c: &mut Ctx, a: &Args, ty: RangeType) -> CmdResult {
             (start as usize, end as usize + 1)
         }
         Selector::Score(r) => z.score_ranks(r),
-        Selector::Lex(r) => z.lex_ranks(r),
+        // Redis deletes upwards from the first member not below min while members are not
+        // above max (a packed set checks the whole range can match first).
+        Selector::Lex(r) => {
+            let start = match z {
+                ZSet::Packed(_) => z.lex_first(r),
+                ZSet::Skip(_) => Some(z.lex_seek_min(r)),
+            };
+            match start {
+                Some(lo) => {
+                    let mut n = 0;
+                    z.walk(lo, false, |m, _| {
+                        let inside = r.lte_max(m);
+                        n += inside as usize;
+                        inside
+                    });
+                    (lo, lo + n)
+                }
+                None => (0, 0),
+            }
+        }
     };
     let n = z.remove_ranks(lo, hi);
     if z.is_empty() {

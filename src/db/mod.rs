@@ -36,6 +36,11 @@ pub struct Entry {
 }
 
 impl Entry {
+    /// Whether the key has a TTL.
+    pub fn is_volatile(&self) -> bool {
+        self.vidx != NOT_VOLATILE
+    }
+
     /// A new entry without TTL, last accessed at LRU clock `lru`.
     pub fn new(value: Value, lru: u32) -> Entry {
         Entry {
@@ -408,6 +413,12 @@ impl Keyspace {
         // SAFETY: `entry` points into `self.tables`; `note_write` touches only `watches` and
         // `touched`, so the entry is still there and nothing else borrows it.
         Some(unsafe { &mut *entry })
+    }
+
+    /// The entry for `key` as stored, expired or not, with no side effect (DEBUG
+    /// DIGEST-VALUE reads Redis's dictionary directly).
+    pub fn peek_raw(&self, key: &[u8]) -> Option<&Entry> {
+        self.tables.get(self.table_index(key_slot(key)))?.get(key)
     }
 
     /// Like `get`, but leaves the access time alone (Redis's `LOOKUP_NOTOUCH`, for TYPE, TTL,

@@ -1,6 +1,7 @@
 //! Value types and their encodings: strings, hashes, sets, lists, sorted sets, streams and
 //! HyperLogLogs, and the thresholds that choose between compact and big encodings.
 
+pub mod geohash;
 pub mod hash;
 pub mod hll;
 pub mod list;

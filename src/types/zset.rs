@@ -84,6 +84,26 @@ pub struct LexRange {
 }
 
 impl LexRange {
+    /// A range nothing can fall in, as `zslIsInLexRange` first tests it: min above max, or
+    /// equal with either end exclusive (`-` and `+` count as exclusive, as Redis parses them).
+    pub fn always_empty(&self) -> bool {
+        // (rank among -inf / strings / +inf, the string, exclusive)
+        fn key(b: &LexBound) -> (u8, &[u8], bool) {
+            match b {
+                LexBound::NegInf => (0, &[], true),
+                LexBound::Incl(v) => (1, v, false),
+                LexBound::Excl(v) => (1, v, true),
+                LexBound::PosInf => (2, &[], true),
+            }
+        }
+        let (min, max) = (key(&self.min), key(&self.max));
+        match (min.0, min.1).cmp(&(max.0, max.1)) {
+            Ordering::Greater => true,
+            Ordering::Equal => min.2 || max.2,
+            Ordering::Less => false,
+        }
+    }
+
     #[inline]
     pub fn gte_min(&self, m: &[u8]) -> bool {
         match &self.min {
@@ -374,11 +394,83 @@ impl ZSet {
         (lo, hi.max(lo))
     }
 
-    /// Ranks `[lo, hi)` matching a lex range (meaningful when all scores are equal).
-    pub fn lex_ranks(&self, r: &LexRange) -> (usize, usize) {
-        let lo = self.prefix_len(|_, m| !r.gte_min(m));
-        let hi = self.prefix_len(|_, m| r.lte_max(m));
-        (lo, hi.max(lo))
+    // Lex ranges are meant for sets whose scores are all equal; on others Redis's result is
+    // what its walk finds, and clients depend on it. A packed set answers exactly as Redis's
+    // listpack code (a walk in score order); a skiplist searches from its top level, as
+    // Redis's does (whose answer on mixed scores then depends on the nodes' random levels).
+
+    /// Whether the lex range can match at all (`zslIsInLexRange`): not always empty, the
+    /// last member not below min, the first not above max.
+    fn lex_in_range(&self, r: &LexRange) -> bool {
+        let n = self.len();
+        n > 0
+            && !r.always_empty()
+            && self.get(n - 1).is_some_and(|(m, _)| r.gte_min(m))
+            && self.get(0).is_some_and(|(m, _)| r.lte_max(m))
+    }
+
+    /// Where a lex walk upwards starts, before any range check (`zslDeleteRangeByLex`): the
+    /// first member, in order, not below min (found from the top level on a skiplist).
+    pub fn lex_seek_min(&self, r: &LexRange) -> usize {
+        self.prefix_len(|_, m| !r.gte_min(m))
+    }
+
+    /// The rank of the first member in a lex range (`zzlFirstInLexRange` /
+    /// `zslFirstInLexRange`): where the walk upwards starts, if that member is not above max.
+    pub fn lex_first(&self, r: &LexRange) -> Option<usize> {
+        if !self.lex_in_range(r) {
+            return None;
+        }
+        let i = self.lex_seek_min(r);
+        let (m, _) = self.get(i)?;
+        r.lte_max(m).then_some(i)
+    }
+
+    /// The rank of the last member in a lex range (`zzlLastInLexRange` /
+    /// `zslLastInLexRange`): the last one, walking down, not above max, if it is not below min.
+    pub fn lex_last(&self, r: &LexRange) -> Option<usize> {
+        if !self.lex_in_range(r) {
+            return None;
+        }
+        let i = match self {
+            ZSet::Packed(lp) => {
+                let mut last = None;
+                for (i, (m, _)) in packed_pairs(lp).enumerate() {
+                    if r.lte_max(m) {
+                        last = Some(i);
+                    }
+                }
+                last?
+            }
+            ZSet::Skip(sl) => sl.prefix_len(|_, m| r.lte_max(m)).checked_sub(1)?,
+        };
+        let (m, _) = self.get(i)?;
+        r.gte_min(m).then_some(i)
+    }
+
+    /// Calls `f` with the members from rank `start` on, upwards or (`rev`) downwards, until
+    /// it returns false or the set ends.
+    pub fn walk(&self, start: usize, rev: bool, mut f: impl FnMut(&[u8], f64) -> bool) {
+        const CHUNK: usize = 64;
+        let mut at = start;
+        loop {
+            let chunk = if rev {
+                let lo = (at + 1).saturating_sub(CHUNK);
+                self.range(lo, at + 1, true)
+            } else {
+                self.range(at, at + CHUNK, false)
+            };
+            let n = chunk.len();
+            for (m, s) in chunk {
+                if !f(m, s) {
+                    return;
+                }
+            }
+            if n < CHUNK || (rev && at < CHUNK) {
+                return;
+            }
+            at = if rev { at - CHUNK } else { at + CHUNK };
+        }
     }
 
     /// The element at rank `r` (< len).
@@ -1021,7 +1113,24 @@ mod tests {
                             min: LexBound::NegInf,
                             max: LexBound::PosInf,
                         };
-                        assert_eq!(z.lex_ranks(&r), (0, z.len()));
+                        let n = z.len();
+                        assert_eq!(z.lex_first(&r), (n > 0).then_some(0));
+                        assert_eq!(z.lex_last(&r), n.checked_sub(1));
+                        let mut walked = Vec::new();
+                        z.walk(0, false, |m, _| {
+                            walked.push(m.to_vec());
+                            true
+                        });
+                        assert_eq!(walked.len(), n);
+                        let mut back = Vec::new();
+                        if n > 0 {
+                            z.walk(n - 1, true, |m, _| {
+                                back.push(m.to_vec());
+                                true
+                            });
+                        }
+                        back.reverse();
+                        assert_eq!(back, walked);
                     }
                     _ => assert_eq!(z.score(&m), model.get(&m).copied()),
                 }

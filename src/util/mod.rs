@@ -5,6 +5,7 @@ pub mod glob;
 pub mod listen;
 pub mod mem;
 pub mod num;
+pub mod pqsort;
 pub mod split;
 pub mod time;
 

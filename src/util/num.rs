@@ -126,6 +126,73 @@ pub fn format_g17(v: f64, out: &mut Vec<u8>) {
     }
 }
 
+/// C's `snprintf(fmt, v)` for a format taking one double (`%f`, `%.17f` ...).
+fn c_format(fmt: &std::ffi::CStr, v: f64, out: &mut Vec<u8>) {
+    let mut buf = [0u8; 400];
+    // SAFETY: snprintf writes at most buf.len() bytes, NUL included; `fmt` takes one double.
+    let n = unsafe {
+        libc::snprintf(
+            buf.as_mut_ptr() as *mut libc::c_char,
+            buf.len(),
+            fmt.as_ptr(),
+            v,
+        )
+    };
+    if n > 0 {
+        out.extend_from_slice(&buf[..(n as usize).min(buf.len() - 1)]);
+    }
+}
+
+/// C's `%f` (six decimals), as Redis's error texts print coordinates.
+pub fn format_f6(v: f64, out: &mut Vec<u8>) {
+    c_format(c"%f", v, out)
+}
+
+/// Redis's "human" long double of a double (`ld2string(.., LD_STR_HUMAN)`): `%.17f` with the
+/// trailing zeros (and a bare dot) removed, and `-0` as `0`.
+pub fn format_human(v: f64, out: &mut Vec<u8>) {
+    let start = out.len();
+    c_format(c"%.17f", v, out);
+    if out[start..].contains(&b'.') {
+        while out.last() == Some(&b'0') {
+            out.pop();
+        }
+        if out.last() == Some(&b'.') {
+            out.pop();
+        }
+    }
+    if &out[start..] == b"-0" {
+        out.truncate(start);
+        out.push(b'0');
+    }
+}
+
+/// Redis's `fixedpoint_d2string(v, 4)`: rounded to four decimals (ties to even, as `llrint`),
+/// always printed with all four (GEODIST, WITHDIST).
+pub fn format_fixed4(v: f64, out: &mut Vec<u8>) {
+    if v == 0.0 {
+        out.extend_from_slice(b"0.0000");
+        return;
+    }
+    let scaled = (v * 10000.0).round_ties_even();
+    // llrint of a value beyond i64 is LLONG_MIN on x86.
+    let s = if scaled.is_finite() && scaled.abs() < 9.2e18 {
+        scaled as i64
+    } else {
+        i64::MIN
+    };
+    if s < 0 {
+        out.push(b'-');
+    }
+    let u = s.unsigned_abs();
+    out.extend_from_slice(itoa::Buffer::new().format(u / 10000).as_bytes());
+    out.push(b'.');
+    let frac = u % 10000;
+    let digits = itoa::Buffer::new().format(frac).to_owned();
+    out.extend(std::iter::repeat_n(b'0', 4 - digits.len()));
+    out.extend_from_slice(digits.as_bytes());
+}
+
 extern "C" {
     fn redcell_ld_add(
         cur: *const u8,

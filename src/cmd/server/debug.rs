@@ -23,6 +23,178 @@ use crate::util::time::now_ms;
 
 use super::{help_reply, is_local};
 
+/// DEBUG STRINGMATCH-TEST: ten million random patterns against random strings (bytes below
+/// 128, shorter than 32) through the glob matcher, which must not panic (Redis's
+/// `stringmatchlen_fuzz_test`, same sizes and counts).
+fn stringmatch_fuzz() {
+    let mut rng = crate::types::set::Rng::new(crate::util::time::now_us() as u64);
+    let text = |rng: &mut crate::types::set::Rng| -> Vec<u8> {
+        let len = rng.below(32);
+        (0..len).map(|_| rng.below(128) as u8).collect()
+    };
+    let mut matched = 0u64;
+    for _ in 0..10_000_000 {
+        let (pattern, s) = (text(&mut rng), text(&mut rng));
+        matched += crate::util::glob::glob_match(&pattern, &s) as u64;
+    }
+    std::hint::black_box(matched);
+}
+
+/// DEBUG LISTPACK's printout: the value's entries, one per line.
+fn listpack_repr(value: &Value) -> String {
+    let mut lines = vec![format!(
+        "{{value type {}, listpack encoded}}",
+        value.type_name()
+    )];
+    let mut entry = |parts: &[&[u8]]| {
+        let shown: Vec<String> = parts
+            .iter()
+            .map(|p| String::from_utf8_lossy(p).into_owned())
+            .collect();
+        lines.push(format!("  {}", shown.join(" ")));
+    };
+    match value {
+        Value::Hash(h) => h.iter().for_each(|(f, v)| entry(&[f, v])),
+        Value::ZSet(z) => z
+            .iter()
+            .for_each(|(m, s)| entry(&[m, s.to_string().as_bytes()])),
+        Value::Set(s) => s.iter().for_each(|m| m.with_bytes(|b| entry(&[b]))),
+        _ => {}
+    }
+    lines.join("\n")
+}
+
+// ---- DEBUG DIGEST / DIGEST-VALUE: Redis's dataset digest (debug.c), the same bytes ----
+
+type Digest = [u8; 20];
+
+fn sha1(data: &[u8]) -> Digest {
+    sha1_smol::Sha1::from(data).digest().bytes()
+}
+
+/// `xorDigest`: order-free accumulation.
+fn xor_digest(d: &mut Digest, data: &[u8]) {
+    for (x, h) in d.iter_mut().zip(sha1(data)) {
+        *x ^= h;
+    }
+}
+
+/// `mixDigest`: ordered accumulation, `d = SHA1(d xor SHA1(data))`.
+fn mix_digest(d: &mut Digest, data: &[u8]) {
+    xor_digest(d, data);
+    *d = sha1(&d[..]);
+}
+
+fn hex(d: &Digest) -> String {
+    d.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// `xorObjectDigest`: a value (with its type, and whether it has a TTL) into `d`.
+fn value_digest(d: &mut Digest, value: &Value, volatile: bool) {
+    let type_code: u32 = match value {
+        Value::Str(_) => 0,
+        Value::List(_) => 1,
+        Value::Set(_) => 2,
+        Value::ZSet(_) => 3,
+        Value::Hash(_) => 4,
+        Value::Stream(_) => 6,
+    };
+    mix_digest(d, &type_code.to_be_bytes());
+    match value {
+        Value::Str(s) => s.with_bytes(|b| mix_digest(d, b)),
+        Value::List(l) => l.iter().for_each(|e| mix_digest(d, e)),
+        Value::Set(s) => s.iter().for_each(|m| m.with_bytes(|b| xor_digest(d, b))),
+        Value::ZSet(z) => {
+            for (m, score) in z.iter() {
+                let mut e = [0u8; 20];
+                mix_digest(&mut e, m);
+                let mut text = Vec::with_capacity(24);
+                crate::util::num::format_g17(score, &mut text);
+                mix_digest(&mut e, &text);
+                xor_digest(d, &e);
+            }
+        }
+        Value::Hash(h) => {
+            for (f, v) in h.iter() {
+                let mut e = [0u8; 20];
+                mix_digest(&mut e, f);
+                mix_digest(&mut e, v);
+                xor_digest(d, &e);
+            }
+        }
+        Value::Stream(st) => {
+            use crate::types::stream::StreamId;
+            st.range(StreamId::MIN, StreamId::MAX, false, |id, fields| {
+                mix_digest(d, format!("{}.{}", id.ms, id.seq).as_bytes());
+                for f in fields {
+                    mix_digest(d, f);
+                }
+                true
+            });
+        }
+    }
+    if volatile {
+        xor_digest(d, b"!!expire!!");
+    }
+}
+
+/// DEBUG DIGEST: per database (in order, non-empty ones) the id mixed in, then the SHA1 of
+/// every key's digest xored in; the shards' parts of one database combine by xor.
+async fn dataset_digest(c: &mut Conn) -> Digest {
+    let now = c.now;
+    let parts: Vec<Vec<Option<Digest>>> = crate::cmd::call::each_shard_data(c, move |data| {
+        data.dbs()
+            .iter()
+            .map(|ks| {
+                let mut acc: Option<Digest> = None;
+                ks.for_each_key(now, |k, e| {
+                    let mut d = [0u8; 20];
+                    mix_digest(&mut d, k);
+                    value_digest(&mut d, &e.value, e.is_volatile());
+                    xor_digest(acc.get_or_insert([0u8; 20]), &d);
+                });
+                acc
+            })
+            .collect()
+    })
+    .await;
+    let dbs = parts.iter().map(Vec::len).max().unwrap_or(0);
+    let mut total = [0u8; 20];
+    for j in 0..dbs {
+        let of_db: Vec<&Digest> = parts.iter().filter_map(|p| p.get(j)?.as_ref()).collect();
+        if of_db.is_empty() {
+            continue;
+        }
+        mix_digest(&mut total, &(j as u32).to_be_bytes());
+        for d in of_db {
+            for (x, y) in total.iter_mut().zip(d) {
+                *x ^= y;
+            }
+        }
+    }
+    total
+}
+
+/// DEBUG DIGEST-VALUE key...: each value's digest without its key (zeros for a missing key;
+/// a logically expired key still counts, as Redis reads its dictionary directly).
+async fn value_digests(c: &mut Conn, a: &Args<'_>) {
+    let keys: Vec<Vec<u8>> = a.rest(2).map(<[u8]>::to_vec).collect();
+    c.out.array(keys.len());
+    let db = c.db;
+    for key in keys {
+        let owner = c.shard.owner_of_key(&key);
+        let d = on_shard_data(c, owner, move |_, data, _| {
+            let mut d = [0u8; 20];
+            if let Some(e) = data.db(db).peek_raw(&key) {
+                value_digest(&mut d, &e.value, e.is_volatile());
+            }
+            d
+        })
+        .await;
+        c.out.simple(&hex(&d));
+    }
+}
+
 /// The longest DEBUG SLEEP honoured (about 100 years), so the timer's deadline cannot overflow.
 const MAX_SLEEP_SECS: f64 = 3.0e9;
 
@@ -48,6 +220,36 @@ pub fn debug<'a>(c: &'a mut Conn, a: Args<'a>) -> BoxFuture<'a> {
                 .active_expire
                 .store(on, std::sync::atomic::Ordering::Relaxed);
             c.out.ok();
+        } else if a.len() == 2 && sub.eq_ignore_ascii_case(b"stringmatch-test") {
+            stringmatch_fuzz();
+            c.out.simple("Apparently Redis did not crash: test passed");
+        } else if a.len() == 3 && sub.eq_ignore_ascii_case(b"listpack") {
+            let key = a.get(2).to_vec();
+            let owner = c.shard.owner_of_key(&key);
+            let db = c.db;
+            let now = c.now;
+            let text = on_shard_data(c, owner, move |_, data, _| {
+                let ks = data.db_ref(db);
+                let e = ks.peek_raw(&key)?;
+                if e.is_volatile() && ks.peek_expire(&key).is_some_and(|t| t <= now) {
+                    return None;
+                }
+                Some((e.value.encoding() == "listpack").then(|| listpack_repr(&e.value)))
+            })
+            .await;
+            match text {
+                None => return Err(Error::msg("no such key")),
+                Some(None) => return Err(Error::msg("Not a listpack encoded object.")),
+                Some(Some(text)) => {
+                    println!("{text}");
+                    c.out.simple("Listpack structure printed on stdout");
+                }
+            }
+        } else if a.len() == 2 && sub.eq_ignore_ascii_case(b"digest") {
+            let d = dataset_digest(c).await;
+            c.out.simple(&hex(&d));
+        } else if sub.eq_ignore_ascii_case(b"digest-value") {
+            value_digests(c, &a).await;
         } else if a.len() == 3 && sub.eq_ignore_ascii_case(b"journal") {
             journal(c, a.get(2)).await?;
         } else if sub.eq_ignore_ascii_case(b"reload") {
@@ -166,6 +368,14 @@ fn help(c: &mut Conn, a: &Args) {
             "RELOAD [option ...]",
             "    Save the RDB on disk and reload it back to memory. Options: NOSAVE (load the",
             "    existing file), NOFLUSH (load into the dataset as it is), MERGE (accepted).",
+            "DIGEST",
+            "    Output a hex signature representing the current DB content.",
+            "DIGEST-VALUE <key> [<key> ...]",
+            "    Output a hex signature of the values of all the specified keys.",
+            "LISTPACK <key>",
+            "    Show low level info about the listpack encoding of <key>.",
+            "STRINGMATCH-TEST",
+            "    Run a fuzz tester against the stringmatchlen() function.",
             "JOURNAL <ON|OFF|READ>",
             "    Record what commands propagate; READ returns it as the replication stream would.",
         ],
