@@ -101,9 +101,6 @@ fn main() {
     if let Err(e) = config.load_text(&directives) {
         fail(&e);
     }
-    if let Some(e) = config.unsupported_combination() {
-        fail(&e);
-    }
 
     // As Redis's `dir` directive: every file (dump.rdb, nodes.conf) is relative to it.
     let dir = config.get("dir").to_string();

@@ -9,6 +9,7 @@ pub mod call;
 pub mod cluster;
 pub mod connection;
 pub mod dump;
+pub mod evict;
 pub mod function;
 pub mod hash;
 pub mod hll;

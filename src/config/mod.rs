@@ -199,6 +199,10 @@ static DIRECTIVES: &[Directive] = &[
         "noeviction",
         true,
     ),
+    d("maxmemory-samples", int(1, INT_MAX), "5", true),
+    d("maxmemory-eviction-tenacity", int(0, 100), "10", true),
+    d("lfu-log-factor", NON_NEG_INT, "10", true),
+    d("lfu-decay-time", NON_NEG_INT, "1", true),
     d("io-threads", int(1, 128), "1", false),
     d("cluster-enabled", Kind::Bool, "no", false),
     d("cluster-config-file", Kind::Str, "nodes.conf", false),
@@ -695,29 +699,8 @@ impl Config {
             })?;
             next.store(dir, parsed);
         }
-        if let Some(why) = next.unsupported_combination() {
-            let name = pairs
-                .iter()
-                .map(|(n, _)| String::from_utf8_lossy(n))
-                .find(|n| n.to_ascii_lowercase().starts_with("maxmemory"))
-                .unwrap_or_default();
-            return Err(format!(
-                "CONFIG SET failed (possibly related to argument '{name}') - {why}"
-            ));
-        }
         *self = next;
         Ok(())
-    }
-
-    /// Values that are each accepted but not together: a `maxmemory` limit is enforced only
-    /// with the `noeviction` policy (no eviction yet).
-    pub fn unsupported_combination(&self) -> Option<String> {
-        let policy = self.get("maxmemory-policy");
-        (self.get_i64("maxmemory") > 0 && policy != "noeviction").then(|| {
-            format!(
-                "'maxmemory-policy {policy}' with a maxmemory limit is not supported yet by redcell (accepted: noeviction)"
-            )
-        })
     }
 
     /// Applies a redis.conf text. Errors name the line like redis-server does.
@@ -975,7 +958,8 @@ mod tests {
         assert!(ziplist.iter().all(|n| n.contains("ziplist")));
         let maxmem = c.get_matching(&[b"maxmemory".as_slice(), b"maxmemory*".as_slice()]);
         assert_eq!(maxmem[0], ("maxmemory".to_string(), "0".to_string()));
-        assert_eq!(maxmem.len(), 2);
+        // maxmemory, -policy, -samples, -eviction-tenacity.
+        assert_eq!(maxmem.len(), 4);
     }
 
     #[test]
