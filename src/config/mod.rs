@@ -577,6 +577,10 @@ pub struct Config {
     /// `user <name> <rule>...` lines, in order, with the text of their line (for errors);
     /// the ACL layer applies them at start-up.
     pub users: Vec<(Vec<String>, String)>,
+    /// `rename-command <name> <new-name>` lines (an empty new name removes the command), in
+    /// order, each with the fatal error to print should the command layer refuse it (the
+    /// reason goes at the end).
+    pub renames: Vec<(String, String, String)>,
 }
 
 impl Default for Config {
@@ -587,6 +591,7 @@ impl Default for Config {
                 .map(|d| (d.name, d.default.to_string()))
                 .collect(),
             users: Vec::new(),
+            renames: Vec::new(),
         }
     }
 }
@@ -731,6 +736,11 @@ impl Config {
             };
             if name.eq_ignore_ascii_case("include") {
                 return Err(fatal("'include' is not supported yet"));
+            }
+            if name.eq_ignore_ascii_case("rename-command") && args.len() == 2 {
+                self.renames
+                    .push((args[0].clone(), args[1].clone(), fatal("")));
+                continue;
             }
             if name.eq_ignore_ascii_case("user") && !args.is_empty() {
                 self.users.push((args.to_vec(), trimmed.to_string()));

@@ -529,11 +529,18 @@ pub async fn dispatch(conn: &mut Conn, batch: &mut Batch, args: Args<'_>, raw: O
                 }
                 None => {
                     let container = table.upper_names[idx].as_str();
-                    refuse(
-                        conn,
-                        None,
-                        &Error::unknown_subcommand(args.get(1), container),
-                    );
+                    let mut e = Error::unknown_subcommand(args.get(1), container);
+                    if !name.eq_ignore_ascii_case(container.as_bytes()) {
+                        // Renamed (rename-command): Redis names the container as typed.
+                        let typed = String::from_utf8_lossy(name).to_ascii_uppercase();
+                        let text = e.render();
+                        let head = text
+                            .strip_suffix(&format!("Try {container} HELP."))
+                            .and_then(|t| t.strip_prefix("ERR "))
+                            .unwrap_or_default();
+                        e = Error::msg(format!("{head}Try {typed} HELP."));
+                    }
+                    refuse(conn, None, &e);
                     return;
                 }
             }
