@@ -111,8 +111,9 @@ fn main() {
     if let Err(e) = config.load_text(&directives) {
         fail(&e);
     }
-    if let Some(e) = config.unsupported_combination() {
-        fail(&e);
+    // Before anything builds the command table.
+    if let Err((i, why)) = redcell::cmd::set_renames(&config.renames) {
+        fail(&format!("{}{why}", config.renames[i].2));
     }
 
     // As Redis's `dir` directive: every file (dump.rdb, nodes.conf) is relative to it.

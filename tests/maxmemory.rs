@@ -1,11 +1,9 @@
 //! `maxmemory` with the `noeviction` policy, beside stock redis-server: writes are refused with
 //! Redis's OOM error once used memory (bytes allocated, INFO `used_memory`) passes the limit,
 //! reads and deletes keep working, MULTI is refused as Redis refuses it, and freeing memory
-//! lets writes in again. Other policies with a limit are refused (no eviction yet).
+//! lets writes in again. The evicting policies: `tests/eviction.rs`.
 
 mod common;
-
-use std::time::Duration;
 
 use common::{show, Raw, Server, StockRedis};
 
@@ -109,44 +107,4 @@ fn noeviction_refuses_writes_over_the_limit_as_stock() {
     // No limit: anything goes.
     assert_eq!(call(&mut ours, "CONFIG SET maxmemory 0"), b"+OK\r\n");
     assert_eq!(call(&mut ours, "SET big v"), b"+OK\r\n");
-}
-
-#[test]
-fn eviction_policies_are_refused_with_a_limit() {
-    let server = Server::start(1, &["--maxmemory", "100mb"]);
-    let mut raw = server.raw();
-    assert_eq!(
-        call(&mut raw, "CONFIG GET maxmemory"),
-        b"*2\r\n$9\r\nmaxmemory\r\n$9\r\n104857600\r\n"
-    );
-    let reply = String::from_utf8_lossy(&call(&mut raw, "CONFIG SET maxmemory-policy allkeys-lru"))
-        .to_string();
-    assert!(
-        reply.starts_with("-ERR CONFIG SET failed (possibly related to argument 'maxmemory-policy') - 'maxmemory-policy allkeys-lru' with a maxmemory limit is not supported yet"),
-        "{reply}"
-    );
-    assert_eq!(
-        call(&mut raw, "CONFIG GET maxmemory-policy"),
-        b"*2\r\n$16\r\nmaxmemory-policy\r\n$10\r\nnoeviction\r\n"
-    );
-    // Without a limit the policy is only stored (RDB files and OBJECT FREQ read it).
-    assert_eq!(call(&mut raw, "CONFIG SET maxmemory 0"), b"+OK\r\n");
-    assert_eq!(
-        call(&mut raw, "CONFIG SET maxmemory-policy allkeys-lru"),
-        b"+OK\r\n"
-    );
-    let out = common::run_bounded(
-        std::process::Command::new(env!("CARGO_BIN_EXE_redcell-server")).args([
-            "--port",
-            "0",
-            "--maxmemory",
-            "1gb",
-            "--maxmemory-policy",
-            "volatile-lru",
-        ]),
-        Duration::from_secs(20),
-    );
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("not supported yet"), "{stderr}");
 }

@@ -144,19 +144,12 @@ fn restore(c: &mut Ctx, a: &Args) -> CmdResult {
 
 /// The `lru` stamp IDLETIME or FREQ asks for (`objectSetLRUOrLFU`), if any applies under the
 /// current policy. IDLETIME counts back from the LRU clock, wrapping as Redis's 24-bit field
-/// does. No LFU counter is kept (OBJECT FREQ reads 5 minus the idle minutes), so FREQ n
-/// dates the key back `5 - n` minutes; counters above 5 read as 5.
+/// does; FREQ sets the LFU counter.
 fn access_stamp(o: &RestoreOpts, lfu_policy: bool, now: i64) -> Option<u32> {
     let clock = db::lru_clock(now) as i64;
     const CLOCK_MAX: i64 = 0x00ff_ffff;
     if lfu_policy {
-        let f = o.freq?;
-        let back = (5 - f.min(5)) * 60;
-        let mut abs = clock - back;
-        if abs < 0 {
-            abs += CLOCK_MAX;
-        }
-        return Some(abs as u32 & CLOCK_MAX as u32);
+        return Some(db::evict::lfu_stamp(o.freq? as u8, now));
     }
     let idle = o.idle?;
     let mut abs = clock.wrapping_sub(idle);
@@ -227,7 +220,7 @@ mod tests {
             ..Default::default()
         };
         let s = access_stamp(&freq, true, now).unwrap();
-        assert_eq!(5 - db::idle_seconds(s, now) / 60, 3);
+        assert_eq!(db::evict::lfu_counter(s, now), 3);
         assert_eq!(access_stamp(&freq, false, now), None);
     }
 }

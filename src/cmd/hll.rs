@@ -3,7 +3,7 @@
 
 use crate::acl;
 use crate::cmd::{flag::*, CommandSpec, Ctx, Handler};
-use crate::db::{lru_clock, Db, NO_EXPIRE};
+use crate::db::{Db, NO_EXPIRE};
 use crate::error::{CmdResult, Error};
 use crate::resp::Args;
 use crate::shard::client::Conn;
@@ -91,7 +91,7 @@ fn hll_mut<'a>(
         Lookup::Unsignalled => {
             let mut e = db.peek(key, now);
             if let Some(e) = e.as_mut() {
-                e.lru = lru_clock(now);
+                e.lru = crate::db::evict::touched(e.lru, now);
             }
             e
         }

@@ -666,10 +666,7 @@ fn object_freq(c: &mut Ctx, a: &Args) -> CmdResult {
     if !lfu_policy(c) {
         return Err(Error::msg("An LFU maxmemory policy is not selected, access frequency not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust."));
     }
-    // No LFU counters are kept: report Redis's initial counter (LFU_INIT_VAL, 5) decayed by one
-    // per minute idle, as LFUDecrAndReturn would for a key not accessed since it was stamped.
-    let idle_minutes = db::idle_seconds(lru, c.now) / 60;
-    c.out.int(5u64.saturating_sub(idle_minutes) as i64);
+    c.out.int(db::evict::lfu_counter(lru, c.now) as i64);
     Ok(())
 }
 

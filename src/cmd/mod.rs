@@ -9,6 +9,7 @@ pub mod call;
 pub mod cluster;
 pub mod connection;
 pub mod dump;
+pub mod evict;
 pub mod function;
 pub mod geo;
 pub mod hash;
@@ -531,8 +532,38 @@ fn families() -> impl Iterator<Item = &'static CommandSpec> {
     .flatten()
 }
 
+/// `rename-command` lines of the configuration, applied when the table is built.
+static RENAMES: OnceLock<Vec<(String, String)>> = OnceLock::new();
+
+/// Installs the configuration's `rename-command` lines (old name, new name; an empty new
+/// name removes the command), as Redis applies them: the command is found under its new
+/// name only, with its own name everywhere else (COMMAND, ACL rules, errors). Must run
+/// before the table is first used. On a refusal, the index of the line and Redis's reason.
+pub fn set_renames(renames: &[(String, String, String)]) -> Result<(), (usize, &'static str)> {
+    let pairs: Vec<(String, String)> = renames
+        .iter()
+        .map(|(old, new, _)| (old.to_ascii_lowercase(), new.to_ascii_lowercase()))
+        .collect();
+    // Validate in order against the names as each line leaves them.
+    let mut names: std::collections::HashSet<String> =
+        families().map(|spec| spec.name.to_string()).collect();
+    for (i, (old, new)) in pairs.iter().enumerate() {
+        if !names.remove(old) {
+            return Err((i, "No such command in rename-command"));
+        }
+        if !new.is_empty() && !names.insert(new.clone()) {
+            return Err((i, "Target command name already exists"));
+        }
+    }
+    if RENAMES.set(pairs).is_err() || TABLE.get().is_some() {
+        return Err((0, "rename-command applied after start-up"));
+    }
+    Ok(())
+}
+
+static TABLE: OnceLock<Table> = OnceLock::new();
+
 pub fn table() -> &'static Table {
-    static TABLE: OnceLock<Table> = OnceLock::new();
     TABLE.get_or_init(|| {
         let mut t = Table {
             specs: Vec::new(),
@@ -546,6 +577,15 @@ pub fn table() -> &'static Table {
             t.add(spec, spec.name.to_string());
             for sub in spec.subcommands {
                 t.add(sub, format!("{}|{}", spec.name, sub.name));
+            }
+        }
+        for (old, new) in RENAMES.get().into_iter().flatten() {
+            // Subcommands keep their full names ("config|get"): Redis looks them up under
+            // the container's entry, which the rename moves.
+            if let Some(idx) = t.by_name.remove(old.as_bytes()) {
+                if !new.is_empty() {
+                    t.by_name.insert(new.as_bytes().into(), idx);
+                }
             }
         }
         t

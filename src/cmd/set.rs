@@ -5,7 +5,7 @@ use crate::acl;
 use crate::cmd::hash::arg_count;
 use crate::cmd::scan::{empty_scan, parse_cursor, parse_scan_opts};
 use crate::cmd::{flag::*, CommandSpec, Ctx, Handler};
-use crate::db::{lru_clock, Db, NO_EXPIRE};
+use crate::db::{Db, NO_EXPIRE};
 use crate::error::{CmdResult, Error};
 use crate::resp::{Args, Reply};
 use crate::slot::key_slot;
@@ -443,7 +443,7 @@ fn kind_of(db: &mut Db, key: &[u8], now: i64, signalled: bool) -> Kind {
     } else {
         let mut e = db.peek(key, now);
         if let Some(e) = e.as_mut() {
-            e.lru = lru_clock(now);
+            e.lru = crate::db::evict::touched(e.lru, now);
         }
         e
     };

@@ -302,7 +302,7 @@ fn quiet_stream<'a>(
     match db.peek(key, now) {
         None => Ok(None),
         Some(e) => {
-            e.lru = crate::db::lru_clock(now);
+            e.lru = crate::db::evict::touched(e.lru, now);
             match &mut e.value {
                 Value::Stream(s) => Ok(Some(s)),
                 _ => Err(Error::WrongType),

@@ -199,6 +199,10 @@ static DIRECTIVES: &[Directive] = &[
         "noeviction",
         true,
     ),
+    d("maxmemory-samples", int(1, INT_MAX), "5", true),
+    d("maxmemory-eviction-tenacity", int(0, 100), "10", true),
+    d("lfu-log-factor", NON_NEG_INT, "10", true),
+    d("lfu-decay-time", NON_NEG_INT, "1", true),
     d("io-threads", int(1, 128), "1", false),
     d("cluster-enabled", Kind::Bool, "no", false),
     d("cluster-config-file", Kind::Str, "nodes.conf", false),
@@ -573,6 +577,10 @@ pub struct Config {
     /// `user <name> <rule>...` lines, in order, with the text of their line (for errors);
     /// the ACL layer applies them at start-up.
     pub users: Vec<(Vec<String>, String)>,
+    /// `rename-command <name> <new-name>` lines (an empty new name removes the command), in
+    /// order, each with the fatal error to print should the command layer refuse it (the
+    /// reason goes at the end).
+    pub renames: Vec<(String, String, String)>,
 }
 
 impl Default for Config {
@@ -583,6 +591,7 @@ impl Default for Config {
                 .map(|d| (d.name, d.default.to_string()))
                 .collect(),
             users: Vec::new(),
+            renames: Vec::new(),
         }
     }
 }
@@ -695,29 +704,8 @@ impl Config {
             })?;
             next.store(dir, parsed);
         }
-        if let Some(why) = next.unsupported_combination() {
-            let name = pairs
-                .iter()
-                .map(|(n, _)| String::from_utf8_lossy(n))
-                .find(|n| n.to_ascii_lowercase().starts_with("maxmemory"))
-                .unwrap_or_default();
-            return Err(format!(
-                "CONFIG SET failed (possibly related to argument '{name}') - {why}"
-            ));
-        }
         *self = next;
         Ok(())
-    }
-
-    /// Values that are each accepted but not together: a `maxmemory` limit is enforced only
-    /// with the `noeviction` policy (no eviction yet).
-    pub fn unsupported_combination(&self) -> Option<String> {
-        let policy = self.get("maxmemory-policy");
-        (self.get_i64("maxmemory") > 0 && policy != "noeviction").then(|| {
-            format!(
-                "'maxmemory-policy {policy}' with a maxmemory limit is not supported yet by redcell (accepted: noeviction)"
-            )
-        })
     }
 
     /// Applies a redis.conf text. Errors name the line like redis-server does.
@@ -748,6 +736,11 @@ impl Config {
             };
             if name.eq_ignore_ascii_case("include") {
                 return Err(fatal("'include' is not supported yet"));
+            }
+            if name.eq_ignore_ascii_case("rename-command") && args.len() == 2 {
+                self.renames
+                    .push((args[0].clone(), args[1].clone(), fatal("")));
+                continue;
             }
             if name.eq_ignore_ascii_case("user") && !args.is_empty() {
                 self.users.push((args.to_vec(), trimmed.to_string()));
@@ -975,7 +968,8 @@ mod tests {
         assert!(ziplist.iter().all(|n| n.contains("ziplist")));
         let maxmem = c.get_matching(&[b"maxmemory".as_slice(), b"maxmemory*".as_slice()]);
         assert_eq!(maxmem[0], ("maxmemory".to_string(), "0".to_string()));
-        assert_eq!(maxmem.len(), 2);
+        // maxmemory, -policy, -samples, -eviction-tenacity.
+        assert_eq!(maxmem.len(), 4);
     }
 
     #[test]

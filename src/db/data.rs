@@ -2,7 +2,7 @@
 //! command whose keys span shards borrows each involved shard's `ShardData`, which moves to
 //! the coordinating core for the command and back (`shard::tx`), so it must stay `Send`.
 
-use super::Keyspace;
+use super::{EvictionPool, Keyspace};
 
 pub struct ShardData {
     pub id: usize,
@@ -16,6 +16,11 @@ pub struct ShardData {
     pub clock: u64,
     /// Keys blocked clients wait on, in every database: while 0, no command looks further.
     blocked: usize,
+    /// `maxmemory` eviction's best candidates across this shard's databases (Redis keeps one
+    /// pool for the server; each shard evicts from its own keys).
+    pub eviction_pool: EvictionPool,
+    /// The database the random policies try first next time (Redis's `next_db`).
+    pub next_evict_db: usize,
 }
 
 impl ShardData {
@@ -31,6 +36,8 @@ impl ShardData {
             in_flight: Default::default(),
             clock: 0,
             blocked: 0,
+            eviction_pool: EvictionPool::default(),
+            next_evict_db: 0,
         }
     }
 
@@ -51,6 +58,11 @@ impl ShardData {
 
     pub fn dbs_ref(&self) -> &[Keyspace] {
         &self.dbs
+    }
+
+    /// The databases and the eviction pool at once (eviction samples the one into the other).
+    pub fn dbs_and_pool(&mut self) -> (&mut [Keyspace], &mut EvictionPool) {
+        (&mut self.dbs, &mut self.eviction_pool)
     }
 
     pub fn databases(&self) -> usize {

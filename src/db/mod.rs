@@ -6,12 +6,14 @@
 //! active expire cycle can sample them uniformly, as Redis samples its `expires` dict.
 
 mod data;
+pub mod evict;
 pub mod snapshot;
 mod table;
 mod view;
 pub mod watch;
 
 pub use data::ShardData;
+pub use evict::{EvictionPool, Policy};
 pub use snapshot::{EncodeFn, EvictionInfo, KeyspaceSnapshot, SnapshotFormat};
 pub use table::SlotTable;
 pub use view::{Db, Parts};
@@ -31,7 +33,8 @@ pub struct Entry {
     pub value: Value,
     /// Position in `Keyspace::volatile`, or `NOT_VOLATILE`.
     vidx: u32,
-    /// Last access, in seconds of the LRU clock (for OBJECT IDLETIME).
+    /// Last access (24 bits, as Redis's object header): seconds of the LRU clock, or under
+    /// an LFU policy minutes and a logarithmic counter (see `evict`).
     pub lru: u32,
 }
 
@@ -88,6 +91,7 @@ fn is_expired(volatile: &[Volatile], e: &Entry, now: i64) -> bool {
 #[derive(Default, Clone, Copy, Debug)]
 pub struct KeyspaceStats {
     pub expired_keys: u64,
+    pub evicted_keys: u64,
     pub hits: u64,
     pub misses: u64,
 }
@@ -448,7 +452,7 @@ impl Keyspace {
             }
             let e = unsafe { &mut *entry };
             if touch {
-                e.lru = lru_clock(now);
+                e.lru = evict::touched(e.lru, now);
             }
             return Some(e);
         }
@@ -617,10 +621,14 @@ impl Keyspace {
         }
         let (slot, t) = self.table(key);
         self.snapshot_guard(t);
-        let lru = lru_clock(now);
         // One lookup whether the key is new or not.
         self.tables_for_write();
-        let (e, inserted) = self.tables[t].upsert(key, value, lru);
+        let (e, inserted) = self.tables[t].upsert(key, value, evict::new_stamp(now));
+        if !inserted {
+            // Redis looked the key up for writing first (touching it), and an LFU counter
+            // survives the overwrite.
+            e.lru = evict::touched(e.lru, now);
+        }
         // Overwriting a key whose time had passed expires it first, as Redis's lookup for
         // writing does: counted, and propagated as a DEL before this write.
         let expired = !inserted && {

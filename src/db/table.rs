@@ -73,15 +73,14 @@ impl SlotTable {
         self.get(key).is_some()
     }
 
-    /// Stores `value` under `key` (a new entry, or the existing one with its TTL kept) and
-    /// marks it accessed at `lru`; one lookup either way. The flag tells whether it was new.
+    /// Stores `value` under `key` (a new entry stamped `lru`, or the existing one with its TTL
+    /// and access stamp kept); one lookup either way. The flag tells whether it was new.
     #[inline]
     pub fn upsert(&mut self, key: &[u8], value: Value, lru: u32) -> (&mut Entry, bool) {
         match self.nodes.entry(hash(key), |n| &*n.key == key, node_hash) {
             hashbrown::hash_table::Entry::Occupied(o) => {
                 let e = &mut o.into_mut().entry;
                 e.value = value;
-                e.lru = lru;
                 (e, false)
             }
             hashbrown::hash_table::Entry::Vacant(v) => {
@@ -141,7 +140,7 @@ mod tests {
             assert!(inserted);
         }
         let (e, inserted) = t.upsert(b"key:5", value("w"), 2);
-        assert!(!inserted && e.lru == 2);
+        assert!(!inserted && e.lru == 1);
         assert_eq!(t.get(b"key:5").map(|e| e.value.clone()), Some(value("w")));
         assert_eq!(t.len(), 1000);
         assert!(t.contains_key(b"key:999") && !t.contains_key(b"key:1000"));

@@ -21,8 +21,9 @@ pub fn encode_key(
     let evict = match f.eviction {
         EvictionInfo::None => Eviction::None,
         EvictionInfo::LruIdle => Eviction::LruIdle(crate::db::idle_seconds(entry.lru, f.now_ms)),
-        // No LFU counters are kept: every key reads as freshly created (LFU_INIT_VAL).
-        EvictionInfo::LfuFreq => Eviction::LfuFreq(5),
+        EvictionInfo::LfuFreq => {
+            Eviction::LfuFreq(crate::db::evict::lfu_counter(entry.lru, f.now_ms))
+        }
     };
     encode_entry(&mut w, key, &entry.value, expire_ms, evict);
     *out = w.buf;

@@ -206,6 +206,7 @@ pub fn run_on(
     out: &mut Reply,
     now: i64,
 ) -> bool {
+    cmd::evict::before_write(shard, data, idx, now);
     let mut unit = Unit::default();
     let mut x = Exec {
         shard,
@@ -528,11 +529,18 @@ pub async fn dispatch(conn: &mut Conn, batch: &mut Batch, args: Args<'_>, raw: O
                 }
                 None => {
                     let container = table.upper_names[idx].as_str();
-                    refuse(
-                        conn,
-                        None,
-                        &Error::unknown_subcommand(args.get(1), container),
-                    );
+                    let mut e = Error::unknown_subcommand(args.get(1), container);
+                    if !name.eq_ignore_ascii_case(container.as_bytes()) {
+                        // Renamed (rename-command): Redis names the container as typed.
+                        let typed = String::from_utf8_lossy(name).to_ascii_uppercase();
+                        let text = e.render();
+                        let head = text
+                            .strip_suffix(&format!("Try {container} HELP."))
+                            .and_then(|t| t.strip_prefix("ERR "))
+                            .unwrap_or_default();
+                        e = Error::msg(format!("{head}Try {typed} HELP."));
+                    }
+                    refuse(conn, None, &e);
                     return;
                 }
             }
@@ -589,7 +597,11 @@ pub async fn dispatch(conn: &mut Conn, batch: &mut Batch, args: Args<'_>, raw: O
             Ok(slot) => open_slot = slot,
         }
     }
-    if (spec.has(flag::DENYOOM) || conn.multi.is_some()) && refused_for_memory(conn, idx) {
+    if (spec.has(flag::DENYOOM) || conn.multi.is_some())
+        && cmd::evict::over_limit(&conn.shard)
+        && needs_memory(conn, idx)
+        && !Box::pin(cmd::evict::make_room(conn, spec, &args)).await
+    {
         refuse(conn, Some(idx), &Error::Oom);
         return;
     }
@@ -711,14 +723,12 @@ fn refused_before_pause(conn: &Conn, spec: &CommandSpec, args: &Args<'_>, asking
     false
 }
 
-/// Whether `maxmemory` refuses command `idx` (Redis's `processCommand`, `noeviction`): used
-/// memory is over the limit and the command may grow it (`denyoom`, or EXEC of a transaction
-/// holding one), or it would be queued in MULTI (all but EXEC, DISCARD, QUIT, RESET).
-fn refused_for_memory(conn: &Conn, idx: usize) -> bool {
-    let maxmemory = conn.shard.settings.borrow().maxmemory;
-    if maxmemory == 0 || crate::util::mem::used() <= maxmemory {
-        return false;
-    }
+/// Whether command `idx` is refused while used memory is over `maxmemory` and nothing can
+/// be evicted (Redis's `processCommand`): it may grow memory (`denyoom`, or EXEC of a
+/// transaction holding one), or it would be queued in MULTI (all but EXEC, DISCARD, QUIT,
+/// RESET).
+#[cold]
+fn needs_memory(conn: &Conn, idx: usize) -> bool {
     let table = cmd::table();
     if table.specs[idx].has(flag::DENYOOM) {
         return true;

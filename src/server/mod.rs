@@ -386,7 +386,8 @@ fn protected_mode_denies(shard: &Shard, peer: Option<SocketAddr>) -> bool {
     }
 }
 
-/// Active expiry, `hz` times a second, as Redis's `activeExpireCycle`.
+/// Active expiry, `hz` times a second, as Redis's `activeExpireCycle`, and eviction while
+/// memory is over `maxmemory` (`cmd::evict`).
 async fn expire_cron(shard: Rc<Shard>) {
     loop {
         let hz = shard.settings.borrow().hz.max(1);
@@ -394,6 +395,7 @@ async fn expire_cron(shard: Rc<Shard>) {
         if shard.shared.active_expire.load(Ordering::Relaxed) {
             crate::cmd::call::active_expire(&shard, now_ms());
         }
+        crate::cmd::evict::cron(&shard, now_ms());
     }
 }
 

@@ -200,6 +200,19 @@ impl Mesh {
         self.push(to, req).await;
     }
 
+    /// `post` without waiting: false (the job is dropped) if the channel is full.
+    pub fn try_post(&self, to: usize, needs_data: bool, job: Job) -> bool {
+        let Some(tx) = self.req_tx.get(to).and_then(Option::as_ref) else {
+            return false;
+        };
+        tx.try_send(Request {
+            token: 0,
+            needs_data,
+            job,
+        })
+        .is_ok()
+    }
+
     async fn push(&self, to: usize, req: Request) {
         let tx = self.req_tx[to]
             .as_ref()

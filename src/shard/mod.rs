@@ -81,6 +81,16 @@ pub struct Shared {
     pub acl_version: AtomicU64,
     /// Scripts running on each executor: the BUSY gate and SCRIPT/FUNCTION KILL.
     pub scripts: scripts::Scripts,
+    /// Per data shard: false once an eviction round there found nothing the policy may evict
+    /// (set again when one finds something). The gate lets a write bound for a shard with
+    /// candidates go on (that shard evicts before running it) and looks further otherwise.
+    pub evictable: Vec<std::sync::atomic::AtomicBool>,
+    /// Per data shard: how good its best eviction candidate was when it last looked (the
+    /// pool's best score, or for the random policies its number of candidates), so that a
+    /// shard over the limit lets the shard with the better candidate evict (`cmd::evict`).
+    pub evict_score: Vec<AtomicU64>,
+    /// Per data shard: another shard has asked it to evict and it has not run yet.
+    pub evict_asked: Vec<std::sync::atomic::AtomicBool>,
 }
 
 /// How far loading the data file at start-up has come, readable from any core.
@@ -162,6 +172,13 @@ impl Shared {
                 &[],
             ))),
             acl_version: AtomicU64::new(1),
+            evictable: (0..nshards)
+                .map(|_| std::sync::atomic::AtomicBool::new(true))
+                .collect(),
+            evict_score: (0..nshards).map(|_| AtomicU64::new(0)).collect(),
+            evict_asked: (0..nshards)
+                .map(|_| std::sync::atomic::AtomicBool::new(false))
+                .collect(),
             scripts: scripts::Scripts::new(nshards + 1),
         }
     }
@@ -205,6 +222,10 @@ pub struct Settings {
     pub maxmemory: usize,
     /// Whether `maxmemory-policy` is an LFU one (OBJECT FREQ works, OBJECT IDLETIME does not).
     pub lfu_policy: bool,
+    /// `maxmemory-policy`, and how eviction samples (`maxmemory-samples`), how long one
+    /// round may run (`maxmemory-eviction-tenacity`, as microseconds) and whether evictions
+    /// propagate as UNLINK (`lazyfree-lazy-eviction`).
+    pub eviction: EvictionSettings,
     /// `client-output-buffer-limit pubsub`.
     pub pubsub_limit: pubsub::Limit,
     /// `cluster-allow-pubsubshard-when-down`: shard channels keep working while the cluster is down.
@@ -244,6 +265,14 @@ impl Settings {
                 hll_sparse_max_bytes: c.get_i64("hll-sparse-max-bytes") as usize,
             },
             lfu_policy: c.get("maxmemory-policy").ends_with("-lfu"),
+            eviction: EvictionSettings {
+                policy: crate::db::Policy::parse(c.get("maxmemory-policy")),
+                samples: c.get_i64("maxmemory-samples").max(1) as usize,
+                time_limit_us: eviction_time_limit_us(c.get_i64("maxmemory-eviction-tenacity")),
+                lazy: c.get_bool("lazyfree-lazy-eviction"),
+                lfu_log_factor: c.get_i64("lfu-log-factor").clamp(0, u32::MAX as i64) as u32,
+                lfu_decay_time: c.get_i64("lfu-decay-time").clamp(0, u32::MAX as i64) as u32,
+            },
             maxmemory: c.get_i64("maxmemory").max(0) as usize,
             pubsubshard_when_down: c.get_bool("cluster-allow-pubsubshard-when-down"),
             busy_reply_threshold_ms: c.get_i64("busy-reply-threshold").max(0) as u64,
@@ -257,6 +286,38 @@ impl Settings {
                 }
             },
         }
+    }
+}
+
+/// How `maxmemory` evicts (see `Settings::eviction`).
+#[derive(Clone, Copy, Debug)]
+pub struct EvictionSettings {
+    pub policy: crate::db::Policy,
+    pub samples: usize,
+    pub time_limit_us: u64,
+    pub lazy: bool,
+    pub lfu_log_factor: u32,
+    pub lfu_decay_time: u32,
+}
+
+impl EvictionSettings {
+    /// Makes lookups stamp keys as this policy reads them (process-wide, as the policy is).
+    pub fn publish_access_policy(&self) {
+        crate::db::evict::set_access_policy(
+            self.policy.is_lfu(),
+            self.lfu_log_factor,
+            self.lfu_decay_time,
+        );
+    }
+}
+
+/// `maxmemory-eviction-tenacity` (0..100) as the time one eviction round may take, as Redis's
+/// `evictionTimeLimitUs`: linear to 500 us at 10, then 15% more per step, unlimited at 100.
+pub fn eviction_time_limit_us(tenacity: i64) -> u64 {
+    match tenacity {
+        ..=10 => 50 * tenacity.max(0) as u64,
+        11..=99 => (500.0 * 1.15f64.powi(tenacity as i32 - 10)) as u64,
+        _ => u64::MAX,
     }
 }
 
@@ -417,6 +478,7 @@ impl Shard {
         mesh: Mesh,
     ) -> Shard {
         let settings = Settings::from_config(&shared.config());
+        settings.eviction.publish_access_policy();
         let refuse_writes = shared.config().refuses_writes_without_replicas();
         let slot_map = if shared.config().get_bool("cluster-enabled") {
             crate::cluster::slotmap::SlotMap::pending()

@@ -316,12 +316,22 @@ pub struct StockRedis {
 impl StockRedis {
     /// Starts `redis-server` with persistence off, in a temp dir, plus `extra` args.
     pub fn start(extra: &[&str]) -> StockRedis {
+        StockRedis::start_with_conf_opt(None, extra)
+    }
+
+    /// `start` with the configuration file `conf` (read first, as redis-server's argv has it).
+    pub fn start_with_conf(conf: &str, extra: &[&str]) -> StockRedis {
+        StockRedis::start_with_conf_opt(Some(conf), extra)
+    }
+
+    fn start_with_conf_opt(conf: Option<&str>, extra: &[&str]) -> StockRedis {
         let mut last_err = String::new();
         for _ in 0..5 {
             let port = free_port();
             let dir = TempDir::new("stock");
             let mut cmd = Command::new("redis-server");
-            cmd.args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            cmd.args(conf)
+                .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
                 .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
                 .arg("--dir")
                 .arg(&dir.path)

@@ -67,6 +67,7 @@ async fn refresh_settings(c: &Conn) {
         c.shard
             .call(executor, |s| {
                 let settings = Settings::from_config(&s.shared.config());
+                settings.eviction.publish_access_policy();
                 *s.settings.borrow_mut() = settings;
                 let member = crate::cluster::member::Member::current();
                 if let Some(member) = member {

@@ -342,7 +342,7 @@ fn stats(s: &Snapshot, out: &mut String) {
         "sync_partial_ok:{}", s.repl.sync_partial_ok;
         "sync_partial_err:{}", s.repl.sync_partial_err;
         "expired_keys:{}", s.sum(|sh| sh.keyspace.expired_keys);
-        "evicted_keys:0";
+        "evicted_keys:{}", s.sum(|sh| sh.keyspace.evicted_keys);
         "evicted_clients:0";
         "keyspace_hits:{}", s.sum(|sh| sh.keyspace.hits);
         "keyspace_misses:{}", s.sum(|sh| sh.keyspace.misses);
@@ -506,6 +506,7 @@ async fn snapshot(c: &mut Conn) -> Snapshot {
         let mut keyspace = KeyspaceStats::default();
         for ks in d.dbs_ref() {
             keyspace.expired_keys += ks.stats.expired_keys;
+            keyspace.evicted_keys += ks.stats.evicted_keys;
             keyspace.hits += ks.stats.hits;
             keyspace.misses += ks.stats.misses;
         }
