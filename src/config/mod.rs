@@ -282,6 +282,23 @@ static DIRECTIVES: &[Directive] = &[
     d("enable-debug-command", PROTECTED_ACTION, "no", false),
     d("enable-protected-configs", PROTECTED_ACTION, "no", false),
     d("notify-keyspace-events", Kind::Str, "", true),
+    // Replica side of replication (`repl::replica`).
+    d("masterauth", Kind::Str, "", true),
+    d("masteruser", Kind::Str, "", true),
+    d("replica-read-only", Kind::Bool, "yes", true),
+    d("replica-serve-stale-data", Kind::Bool, "yes", true),
+    d("replica-priority", NON_NEG_INT, "100", true),
+    d("replica-announced", Kind::Bool, "yes", true),
+    d("replica-announce-ip", Kind::Str, "", true),
+    d("replica-announce-port", int(0, 65535), "0", true),
+    d("repl-timeout", int(1, INT_MAX), "60", true),
+    // The replica writes the master's RDB to disk, then loads it (Redis's default).
+    d(
+        "repl-diskless-load",
+        Kind::Only(&["disabled"]),
+        "disabled",
+        true,
+    ),
     d(
         "client-output-buffer-limit",
         Kind::OutputLimits,
@@ -366,6 +383,11 @@ static ALIASES: &[(&str, &str)] = &[
     ("repl-ping-slave-period", "repl-ping-replica-period"),
     ("min-slaves-to-write", "min-replicas-to-write"),
     ("min-slaves-max-lag", "min-replicas-max-lag"),
+    ("slave-read-only", "replica-read-only"),
+    ("slave-serve-stale-data", "replica-serve-stale-data"),
+    ("slave-priority", "replica-priority"),
+    ("slave-announce-ip", "replica-announce-ip"),
+    ("slave-announce-port", "replica-announce-port"),
     (
         "cluster-slave-validity-factor",
         "cluster-replica-validity-factor",
@@ -573,6 +595,9 @@ pub struct Config {
     /// `user <name> <rule>...` lines, in order, with the text of their line (for errors);
     /// the ACL layer applies them at start-up.
     pub users: Vec<(Vec<String>, String)>,
+    /// `replicaof <host> <port>` (alias `slaveof`): the master to follow from start-up. Not
+    /// a CONFIG GET/SET parameter in Redis 7.0 (REPLICAOF changes it at run time).
+    pub replicaof: Option<(String, u16)>,
 }
 
 impl Default for Config {
@@ -583,6 +608,7 @@ impl Default for Config {
                 .map(|d| (d.name, d.default.to_string()))
                 .collect(),
             users: Vec::new(),
+            replicaof: None,
         }
     }
 }
@@ -748,6 +774,20 @@ impl Config {
             };
             if name.eq_ignore_ascii_case("include") {
                 return Err(fatal("'include' is not supported yet"));
+            }
+            if (name.eq_ignore_ascii_case("replicaof") || name.eq_ignore_ascii_case("slaveof"))
+                && args.len() == 2
+            {
+                // As Redis's `loadServerConfigFromString`: `no one` clears it.
+                if args[0].eq_ignore_ascii_case("no") && args[1].eq_ignore_ascii_case("one") {
+                    self.replicaof = None;
+                } else {
+                    let port = parse_i64_strict(args[1].as_bytes())
+                        .filter(|p| (0..=65535).contains(p))
+                        .ok_or_else(|| fatal("Invalid master port"))?;
+                    self.replicaof = Some((args[0].clone(), port as u16));
+                }
+                continue;
             }
             if name.eq_ignore_ascii_case("user") && !args.is_empty() {
                 self.users.push((args.to_vec(), trimmed.to_string()));

@@ -105,6 +105,12 @@ pub struct DiskGate {
     pub aof_always: bool,
     /// Fewer good replicas than `min-replicas-to-write`: writes get `-NOREPLICAS`.
     pub no_good_replicas: bool,
+    /// A replica with `replica-read-only yes`: clients' writes get `-READONLY` (the
+    /// replication layer sets this and the next one).
+    pub read_only_replica: bool,
+    /// A replica whose link to its master is not up, with `replica-serve-stale-data no`:
+    /// commands without the `stale` flag get `-MASTERDOWN`.
+    pub master_down: bool,
 }
 
 /// Calls from the shard layer up into the command layer, installed at start-up
@@ -449,6 +455,8 @@ impl Shard {
                 // A master starts without replicas: `min-replicas-to-write` refuses writes
                 // from the first command on, as in Redis.
                 no_good_replicas: refuse_writes,
+                read_only_replica: false,
+                master_down: false,
             }),
             save_after_flushall: Cell::new(false),
             shared,
