@@ -66,6 +66,10 @@ pub enum Error {
     NoReplicas,
     /// The last AOF write failed with this errno (`-MISCONF`).
     AofWriteFailed(i32),
+    /// A write sent to a replica with `replica-read-only yes`.
+    ReadOnlyReplica,
+    /// A replica whose master link is down, with `replica-serve-stale-data no`.
+    MasterDown,
     /// A save failed: Redis answers a bare `-ERR` and logs why.
     SaveFailed,
     /// The user may not run the command (its full name).
@@ -133,6 +137,8 @@ impl Error {
             .into(),
             BgsaveFailed => "MISCONF Redis is configured to save RDB snapshots, but it's currently unable to persist to disk. Commands that may modify the data set are disabled, because this instance is configured to report errors during writes if RDB snapshotting fails (stop-writes-on-bgsave-error option). Please check the Redis logs for details about the RDB error.".into(),
             SaveFailed => "ERR".into(),
+            ReadOnlyReplica => "READONLY You can't write against a read only replica.".into(),
+            MasterDown => "MASTERDOWN Link with MASTER is down and replica-serve-stale-data is set to 'no'.".into(),
             NoPermCommand(name) => format!("NOPERM this user has no permissions to run the '{name}' command").into(),
             NoPermKey => "NOPERM this user has no permissions to access one of the keys used as arguments".into(),
             NoPermChannel => "NOPERM this user has no permissions to access one of the channels used as arguments".into(),
@@ -204,6 +210,11 @@ mod tests {
             (Error::DbIndexOutOfRange, "ERR DB index is out of range"),
             (Error::Loading, "LOADING Redis is loading the dataset in memory"),
             (Error::SaveFailed, "ERR"),
+            (Error::ReadOnlyReplica, "READONLY You can't write against a read only replica."),
+            (
+                Error::MasterDown,
+                "MASTERDOWN Link with MASTER is down and replica-serve-stale-data is set to 'no'.",
+            ),
             (Error::MultiNested, "ERR MULTI calls can not be nested"),
             (Error::ExecWithoutMulti, "ERR EXEC without MULTI"),
             (Error::DiscardWithoutMulti, "ERR DISCARD without MULTI"),

@@ -14,7 +14,8 @@
 //!   journal, blocked-client queues, client state, Pub/Sub.
 //! - `cluster::member`: the cluster member on the control core.
 //! - `persist`, `repl`: snapshots written as dump.rdb, save points, loading at start-up, the
-//!   AOF; the replication backlog and the replicas of this master (control core).
+//!   AOF; the replication backlog and the replicas of this master; a replica's link to its
+//!   master (control core).
 //! - `cmd`: the command table, `call()`, one file per command family.
 //! - `server`: executors, listeners, the connection task and the gate.
 
@@ -167,6 +168,7 @@ mod layering {
         assert_eq!(layer_of("cluster::slotmap"), Some(6));
         assert_eq!(layer_of("shard::tx"), Some(7));
         assert_eq!(layer_of("std"), None);
+        assert_eq!(layer_of("repl::replica"), layer_of("persist"));
         assert_eq!(module_of(Path::new("cluster/member.rs")), "cluster::member");
         assert_eq!(module_of(Path::new("db/mod.rs")), "db");
     }

@@ -493,6 +493,10 @@ where
 /// One round of active expiry on `shard` (if its data is home), as Redis's
 /// `activeExpireCycle`: each expired key is propagated as a DEL of its own (rule R4).
 pub fn active_expire(shard: &Rc<Shard>, now: i64) {
+    // A replica leaves expired keys to its master's DELs (Redis runs no active expiry there).
+    if crate::db::expiry::is_replica() {
+        return;
+    }
     let mut guard = shard.data.borrow_mut();
     let Some(data) = guard.as_deref_mut() else {
         return;

@@ -13,7 +13,7 @@ pub static COMMANDS: &[CommandSpec] = &[
             "1.0.0",
             "Returns the server's liveliness response.",
         ),
-    CommandSpec::new("echo", 2, FAST, Handler::Sync(echo))
+    CommandSpec::new("echo", 2, LOADING | STALE | FAST, Handler::Sync(echo))
         .acl(&["@connection"])
         .doc("connection", "1.0.0", "Returns the given string."),
     CommandSpec::new(

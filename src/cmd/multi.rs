@@ -222,6 +222,30 @@ fn exec<'a>(c: &'a mut Conn, _: Args<'a>) -> BoxFuture<'a> {
     })
 }
 
+/// Runs `queued` as one step with the shards they need held, as EXEC runs a transaction
+/// (no WATCH, no reply array; the replies go to the client's output): how a replica applies
+/// a chunk of its master's stream, whose cross-shard commands would otherwise each borrow
+/// their shards anew.
+pub async fn run_atomically(c: &mut Conn, queued: &[Queued]) {
+    if queued.is_empty() {
+        return;
+    }
+    let held = Held::acquire(&c.shard, &shards_needed(c, queued)).await;
+    c.held = Some(held);
+    let mut unit = Unit::default();
+    for q in queued {
+        run_queued(c, q, &mut unit).await;
+    }
+    let Some(mut held) = c.held.take() else {
+        return;
+    };
+    if !unit.is_empty() {
+        let stamp = end_unit(&c.shard, &mut unit, held.clock());
+        held.set_clock(stamp);
+    }
+    held.release();
+}
+
 /// The shards an EXEC must hold: those of its commands' keys and of the WATCHed keys; every
 /// shard when a command works on the whole keyspace or on the connection with waits (which
 /// may need any shard's data, and must not wait for data this EXEC holds).

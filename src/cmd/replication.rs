@@ -1,5 +1,5 @@
 //! REPLCONF, SYNC, PSYNC and WAIT: a replica's handshake with this master, and a client
-//! waiting for replicas to acknowledge its writes. After SYNC/PSYNC the connection becomes
+//! waiting for replicas to acknowledge its writes; REPLICAOF/SLAVEOF and ROLE. After SYNC/PSYNC the connection becomes
 //! the replica's link, served by `repl::master` on the control executor.
 
 use std::time::{Duration, Instant};
@@ -12,6 +12,28 @@ use crate::shard::client::{Conn, ReplicaHandshake};
 use crate::util::num::parse_i64_strict;
 
 pub static COMMANDS: &[CommandSpec] = &[
+    CommandSpec::new(
+        "replicaof",
+        3,
+        ADMIN | NOSCRIPT | STALE,
+        Handler::Async(replicaof),
+    )
+    .doc(
+        "server",
+        "5.0.0",
+        "Make the server a replica of another instance, or promote it as master.",
+    ),
+    CommandSpec::new(
+        "slaveof",
+        3,
+        ADMIN | NOSCRIPT | STALE,
+        Handler::Async(replicaof),
+    )
+    .doc(
+        "server",
+        "1.0.0",
+        "Make the server a replica of another instance, or promote it as master. Deprecated starting with Redis 5. Use REPLICAOF instead.",
+    ),
     CommandSpec::new(
         "replconf",
         -1,
@@ -163,6 +185,16 @@ fn wait<'a>(c: &'a mut Conn, a: Args<'a>) -> BoxFuture<'a> {
 /// acknowledged offset (as strings, as Redis sends them).
 fn role<'a>(c: &'a mut Conn, _a: Args<'a>) -> BoxFuture<'a> {
     Box::pin(async move {
+        let replica = crate::repl::info(&c.shard).await;
+        if let (Some((host, port)), Some(state)) = (&replica.master, replica.link) {
+            c.out.array(5);
+            c.out.bulk(b"slave");
+            c.out.bulk(host.as_bytes());
+            c.out.int(*port as i64);
+            c.out.bulk(state.as_bytes());
+            c.out.int(replica.role_offset);
+            return Ok(());
+        }
         let s = crate::repl::master::summary(&c.shard).await;
         c.out.array(3);
         c.out.bulk(b"master");
@@ -174,6 +206,34 @@ fn role<'a>(c: &'a mut Conn, _a: Args<'a>) -> BoxFuture<'a> {
             c.out.bulk(ip.as_bytes());
             c.out.bulk(port.to_string().as_bytes());
             c.out.bulk(offset.to_string().as_bytes());
+        }
+        Ok(())
+    })
+}
+
+/// REPLICAOF host port | NO ONE, with Redis 7.0's checks and replies.
+fn replicaof<'a>(c: &'a mut Conn, a: Args<'a>) -> BoxFuture<'a> {
+    Box::pin(async move {
+        if c.shard.slot_map.borrow().enabled {
+            return Err(Error::msg("REPLICAOF not allowed in cluster mode."));
+        }
+        let to = if a.is(1, "no") && a.is(2, "one") {
+            None
+        } else {
+            let port = parse_i64_strict(a.get(2))
+                .filter(|p| (0..=65535).contains(p))
+                .ok_or_else(|| Error::msg("Invalid master port"))?;
+            Some(crate::repl::MasterAddr {
+                host: String::from_utf8_lossy(a.get(1)).into_owned(),
+                port: port as u16,
+            })
+        };
+        let client = crate::cmd::server::client::line_of(&c.meta);
+        match crate::repl::replicaof(&c.shard, to, client).await? {
+            crate::repl::ReplicaOf::Done => c.out.ok(),
+            crate::repl::ReplicaOf::AlreadyConnected => {
+                c.out.simple("OK Already connected to specified master")
+            }
         }
         Ok(())
     })

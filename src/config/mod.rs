@@ -286,6 +286,23 @@ static DIRECTIVES: &[Directive] = &[
     d("enable-debug-command", PROTECTED_ACTION, "no", false),
     d("enable-protected-configs", PROTECTED_ACTION, "no", false),
     d("notify-keyspace-events", Kind::Str, "", true),
+    // Replica side of replication (`repl::replica`).
+    d("masterauth", Kind::Str, "", true),
+    d("masteruser", Kind::Str, "", true),
+    d("replica-read-only", Kind::Bool, "yes", true),
+    d("replica-serve-stale-data", Kind::Bool, "yes", true),
+    d("replica-priority", NON_NEG_INT, "100", true),
+    d("replica-announced", Kind::Bool, "yes", true),
+    d("replica-announce-ip", Kind::Str, "", true),
+    d("replica-announce-port", int(0, 65535), "0", true),
+    d("repl-timeout", int(1, INT_MAX), "60", true),
+    // The replica writes the master's RDB to disk, then loads it (Redis's default).
+    d(
+        "repl-diskless-load",
+        Kind::Only(&["disabled"]),
+        "disabled",
+        true,
+    ),
     d(
         "client-output-buffer-limit",
         Kind::OutputLimits,
@@ -370,6 +387,11 @@ static ALIASES: &[(&str, &str)] = &[
     ("repl-ping-slave-period", "repl-ping-replica-period"),
     ("min-slaves-to-write", "min-replicas-to-write"),
     ("min-slaves-max-lag", "min-replicas-max-lag"),
+    ("slave-read-only", "replica-read-only"),
+    ("slave-serve-stale-data", "replica-serve-stale-data"),
+    ("slave-priority", "replica-priority"),
+    ("slave-announce-ip", "replica-announce-ip"),
+    ("slave-announce-port", "replica-announce-port"),
     (
         "cluster-slave-validity-factor",
         "cluster-replica-validity-factor",
@@ -581,6 +603,9 @@ pub struct Config {
     /// order, each with the fatal error to print should the command layer refuse it (the
     /// reason goes at the end).
     pub renames: Vec<(String, String, String)>,
+    /// `replicaof <host> <port>` (alias `slaveof`): the master to follow from start-up. Not
+    /// a CONFIG GET/SET parameter in Redis 7.0 (REPLICAOF changes it at run time).
+    pub replicaof: Option<(String, u16)>,
 }
 
 impl Default for Config {
@@ -592,6 +617,7 @@ impl Default for Config {
                 .collect(),
             users: Vec::new(),
             renames: Vec::new(),
+            replicaof: None,
         }
     }
 }
@@ -740,6 +766,20 @@ impl Config {
             if name.eq_ignore_ascii_case("rename-command") && args.len() == 2 {
                 self.renames
                     .push((args[0].clone(), args[1].clone(), fatal("")));
+                continue;
+            }
+            if (name.eq_ignore_ascii_case("replicaof") || name.eq_ignore_ascii_case("slaveof"))
+                && args.len() == 2
+            {
+                // As Redis's `loadServerConfigFromString`: `no one` clears it.
+                if args[0].eq_ignore_ascii_case("no") && args[1].eq_ignore_ascii_case("one") {
+                    self.replicaof = None;
+                } else {
+                    let port = parse_i64_strict(args[1].as_bytes())
+                        .filter(|p| (0..=65535).contains(p))
+                        .ok_or_else(|| fatal("Invalid master port"))?;
+                    self.replicaof = Some((args[0].clone(), port as u16));
+                }
                 continue;
             }
             if name.eq_ignore_ascii_case("user") && !args.is_empty() {

@@ -7,6 +7,7 @@
 
 mod data;
 pub mod evict;
+pub mod expiry;
 pub mod snapshot;
 mod table;
 mod view;
@@ -82,10 +83,19 @@ fn expire_of(volatile: &[Volatile], vidx: u32) -> i64 {
     }
 }
 
+/// Whether the entry's time has passed; never while this thread applies its master's
+/// stream (`expiry::Rule::Keep`).
 #[inline]
 fn is_expired(volatile: &[Volatile], e: &Entry, now: i64) -> bool {
     let at = expire_of(volatile, e.vidx);
-    at != NO_EXPIRE && at <= now
+    at != NO_EXPIRE && at <= now && expiry::rule() != expiry::Rule::Keep
+}
+
+/// Whether an expired key found now may be deleted (a master's), or only hidden (a
+/// replica's: the master's DEL deletes it).
+#[inline]
+fn may_delete_expired() -> bool {
+    expiry::rule() == expiry::Rule::Delete
 }
 
 #[derive(Default, Clone, Copy, Debug)]
@@ -456,7 +466,9 @@ impl Keyspace {
             }
             return Some(e);
         }
-        self.expire_now(key);
+        if may_delete_expired() {
+            self.expire_now(key);
+        }
         None
     }
 
@@ -631,10 +643,7 @@ impl Keyspace {
         }
         // Overwriting a key whose time had passed expires it first, as Redis's lookup for
         // writing does: counted, and propagated as a DEL before this write.
-        let expired = !inserted && {
-            let at = expire_of(&self.volatile, e.vidx);
-            at != NO_EXPIRE && at <= now
-        };
+        let expired = !inserted && is_expired(&self.volatile, e, now) && may_delete_expired();
         if inserted {
             self.len += 1;
         }
@@ -851,8 +860,10 @@ impl Keyspace {
             }
             t += 1;
         }
-        for k in expired {
-            self.expire_now(&k);
+        if may_delete_expired() {
+            for k in expired {
+                self.expire_now(&k);
+            }
         }
         (out, (t < self.tables.len()).then_some(t))
     }
@@ -913,7 +924,9 @@ impl Keyspace {
             if !is_expired {
                 return Some(key);
             }
-            self.expire_now(&key);
+            if may_delete_expired() {
+                self.expire_now(&key);
+            }
         }
         None
     }

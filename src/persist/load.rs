@@ -67,10 +67,32 @@ pub fn progress(shared: &Shared) -> super::Info {
 }
 
 /// What a load found.
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Default, Clone)]
 pub struct Loaded {
     pub keys: u64,
     pub expired: u64,
+    /// The file's replication aux fields (a replica resumes from them).
+    pub repl: ReplAux,
+}
+
+/// The aux fields `repl-stream-db`, `repl-id` and `repl-offset`, when a file has them.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ReplAux {
+    pub stream_db: Option<i64>,
+    pub id: Option<String>,
+    pub offset: Option<i64>,
+}
+
+impl ReplAux {
+    fn take(&mut self, key: &[u8], value: &[u8]) {
+        let text = String::from_utf8_lossy(value);
+        match key {
+            b"repl-stream-db" => self.stream_db = text.parse().ok(),
+            b"repl-id" if value.len() == 40 => self.id = Some(text.into_owned()),
+            b"repl-offset" => self.offset = text.parse().ok(),
+            _ => {}
+        }
+    }
 }
 
 /// A key on its way to its shard.
@@ -128,8 +150,14 @@ pub fn rdb_path(config: &Config) -> Option<PathBuf> {
 
 /// Loads `path` into the shards (from the control executor). Every shard answers
 /// `-LOADING` until this returns. An unreadable or corrupt file is an error naming it and
-/// what is wrong, in Redis's words.
-pub async fn load_rdb(shard: &Rc<Shard>, path: &Path, replay: Replay) -> Result<Loaded, String> {
+/// what is wrong, in Redis's words. Keys already expired are dropped when `drop_expired`
+/// (a master; a replica keeps them for its master's DELs, as Redis's `iAmMaster` check).
+pub async fn load_rdb(
+    shard: &Rc<Shard>,
+    path: &Path,
+    replay: Replay,
+    drop_expired: bool,
+) -> Result<Loaded, String> {
     let shared = shard.shared.clone();
     let started = Instant::now();
     let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
@@ -140,7 +168,13 @@ pub async fn load_rdb(shard: &Rc<Shard>, path: &Path, replay: Replay) -> Result<
     let opts = read_options(&shared);
     let key_delay = shared.config().get_i64("key-load-delay");
     let (tx, rx) = bounded::<LoadMsg>(BATCHES_IN_FLIGHT);
-    let router = KeyRouter::new(tx, shard.nshards, true, key_delay, replay.load_library);
+    let router = KeyRouter::new(
+        tx,
+        shard.nshards,
+        drop_expired,
+        key_delay,
+        replay.load_library,
+    );
     let reader = {
         let (path, shared) = (path.to_path_buf(), shared.clone());
         std::thread::Builder::new()
@@ -149,11 +183,15 @@ pub async fn load_rdb(shard: &Rc<Shard>, path: &Path, replay: Replay) -> Result<
             .map_err(|e| format!("cannot start the loading thread: {e}"))?
     };
     let keys = consume(shard, rx, None).await;
-    let expired = reader
+    let (expired, repl) = reader
         .join()
         .map_err(|_| "the loading thread panicked".to_string())?
         .map_err(|e| load_error(path, &e))?;
-    let loaded = Loaded { keys, expired };
+    let loaded = Loaded {
+        keys,
+        expired,
+        repl,
+    };
     eprintln!(
         "Done loading RDB, keys loaded: {}, keys expired: {}.",
         loaded.keys, loaded.expired
@@ -269,6 +307,7 @@ struct KeyRouter {
     key_delay: i64,
     /// Where the file's function libraries go.
     load_library: fn(&[u8]) -> Result<(), String>,
+    repl: ReplAux,
 }
 
 impl KeyRouter {
@@ -289,12 +328,16 @@ impl KeyRouter {
             expired: 0,
             read: 0,
             key_delay,
+            repl: ReplAux::default(),
         }
     }
 
     fn event(&mut self, ev: RdbEvent) -> Result<(), RdbLoadError> {
         match ev {
-            RdbEvent::Aux { key, value } => log_aux(&key, &value),
+            RdbEvent::Aux { key, value } => {
+                log_aux(&key, &value);
+                self.repl.take(&key, &value);
+            }
             RdbEvent::Entry(RdbEntry {
                 db,
                 key,
@@ -343,13 +386,14 @@ impl KeyRouter {
     }
 }
 
-/// The reader thread for dump.rdb: expired keys are dropped, as a master does.
+/// The reader thread for dump.rdb. Returns the expired keys dropped and the replication
+/// aux fields.
 fn read_file(
     path: &Path,
     opts: &RdbReadOptions,
     progress: &LoadProgress,
     mut router: KeyRouter,
-) -> Result<u64, RdbLoadError> {
+) -> Result<(u64, ReplAux), RdbLoadError> {
     let file = std::fs::File::open(path).map_err(RdbLoadError::Io)?;
     let counted = Counted {
         inner: file,
@@ -358,7 +402,38 @@ fn read_file(
     let mut sink = |ev: RdbEvent| router.event(ev);
     read_rdb(BufReader::with_capacity(1 << 20, counted), opts, &mut sink)?;
     router.flush()?;
-    Ok(router.expired)
+    Ok((router.expired, router.repl))
+}
+
+/// Reads the whole of `path` as a loader would, keeping nothing (off the executor): a file a
+/// replica received is checked before its old dataset is dropped for it.
+pub async fn check_rdb(shared: &Shared, path: &Path) -> Result<(), String> {
+    let opts = read_options(shared);
+    let owned = path.to_path_buf();
+    glommio::executor()
+        .spawn_blocking(move || {
+            let file = std::fs::File::open(&owned).map_err(RdbLoadError::Io)?;
+            let mut sink = |_ev: RdbEvent| Ok(());
+            read_rdb(BufReader::with_capacity(1 << 20, file), &opts, &mut sink).map(|_| ())
+        })
+        .await
+        .map_err(|e| load_error(path, &e))
+}
+
+/// Empties every database of every data shard (a replica about to load its master's data),
+/// touching watchers as FLUSHALL does.
+pub async fn flush_all(shard: &Rc<Shard>) {
+    let now = now_ms();
+    for id in 0..shard.nshards {
+        shard
+            .call_data(id, move |_, d: &mut ShardData| {
+                for ks in d.dbs() {
+                    ks.touch_all_watched(None, now);
+                    ks.flush();
+                }
+            })
+            .await;
+    }
 }
 
 /// Commands gathered before they are sent: about this many bytes at a time.

@@ -135,7 +135,8 @@ impl Persist {
     /// Loads the data (the AOF when `appendonly` is yes, else `dbfilename` if it exists;
     /// the shards answer `-LOADING` meanwhile), opens the AOF, then opens the shards to
     /// commands. A file that cannot be loaded ends the process, as in Redis.
-    pub async fn load_at_start(self: &Rc<Self>) {
+    pub async fn load_at_start(self: &Rc<Self>) -> load::ReplAux {
+        let mut repl = load::ReplAux::default();
         let (appendonly, names) = {
             let c = self.shard.shared.config();
             (c.get_bool("appendonly"), aof::Names::from_config(&c))
@@ -145,11 +146,13 @@ impl Persist {
         if appendonly {
             writer = Some(self.load_aof_at_start(names).await);
         } else if let Some(path) = rdb_path {
-            match load::load_rdb(&self.shard, &path, self.replay).await {
+            let drop_expired = !crate::repl::is_replica();
+            match load::load_rdb(&self.shard, &path, self.replay, drop_expired).await {
                 Ok(l) => {
                     let mut r = self.rdb.borrow_mut();
                     r.keys_loaded = l.keys;
                     r.keys_expired = l.expired;
+                    repl = l.repl;
                 }
                 Err(e) => {
                     eprintln!("{e}");
@@ -187,6 +190,7 @@ impl Persist {
             .load_progress
             .loading
             .store(false, Ordering::Relaxed);
+        repl
     }
 
     /// `appendonly yes` at start-up: loads what the manifest lists (nothing without one:
@@ -724,7 +728,8 @@ pub async fn debug_reload(shard: &Rc<Shard>, save: bool, flush: bool) -> Result<
             }
         }
         let path = std::path::PathBuf::from(p.shard.shared.config().get("dbfilename"));
-        match load::load_rdb(&p.shard, &path, p.replay).await {
+        let drop_expired = !crate::repl::is_replica();
+        match load::load_rdb(&p.shard, &path, p.replay, drop_expired).await {
             Ok(_) => {
                 eprintln!("DB reloaded by DEBUG RELOAD");
                 Ok(())

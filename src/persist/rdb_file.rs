@@ -66,6 +66,9 @@ pub struct Cut {
     pub counts: Vec<Vec<DbCounts>>,
     /// The function libraries' code at the cut.
     pub functions: Vec<Vec<u8>>,
+    /// The replication position the data is at (`repl-stream-db`, `repl-id`,
+    /// `repl-offset`), when there is one to keep.
+    pub repl: Option<crate::repl::SavedPosition>,
 }
 
 /// Starts a snapshot on every shard at one instant: borrows every shard's data at once (no
@@ -76,6 +79,8 @@ pub async fn cut(
     format: SnapshotFormat,
     libraries: fn() -> Vec<Vec<u8>>,
 ) -> Cut {
+    // A replica's applier stands still meanwhile, so the data is exactly its offset.
+    let quiet = crate::repl::Quiet::begin(shard).await;
     let mut held = Held::acquire(shard, &ShardSet::all(shard.nshards)).await;
     // Every later write is stamped after the cut, whichever shard it runs on.
     let clock = held.clock();
@@ -93,8 +98,11 @@ pub async fn cut(
         })
         .collect();
     let functions = libraries();
+    let repl = quiet.position();
     held.release();
+    drop(quiet);
     Cut {
+        repl,
         functions,
         stamp,
         dirty,
@@ -226,12 +234,19 @@ async fn write_tmp(
         tmp: tmp.display().to_string(),
         cause,
     })?;
-    let aux = AuxFields {
-        aof_base: target.aof_base,
-        ..AuxFields::new(cut.ctime, crate::util::mem::rss_bytes())
-    };
+    let (aof_base, ctime, repl) = (target.aof_base, cut.ctime, cut.repl.clone());
+    let used_mem = crate::util::mem::rss_bytes();
     let functions = cut.functions.clone();
     let (back, r) = off_executor(w, move |w| {
+        let aux = AuxFields {
+            aof_base,
+            repl: repl.as_ref().map(|r| crate::rdb::file_writer::ReplAux {
+                stream_db: r.stream_db,
+                repl_id: &r.replid,
+                offset: r.offset,
+            }),
+            ..AuxFields::new(ctime, used_mem)
+        };
         w.write_aux_fields(&aux)?;
         functions.iter().try_for_each(|code| w.write_function(code))
     })

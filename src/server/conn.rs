@@ -655,28 +655,36 @@ pub async fn dispatch(conn: &mut Conn, batch: &mut Batch, args: Args<'_>, raw: O
 }
 
 /// What persistence and replication refuse, in Redis's order: writes (and PING, and an
-/// EXEC with queued writes) after a failed background save or AOF write, writes without enough good
-/// replicas (`min-replicas-to-write`), then anything without the `loading` flag while the
-/// data file loads.
+/// EXEC with queued writes) after a failed background save or AOF write; writes without enough good
+/// replicas (`min-replicas-to-write`); writes on a read-only replica; commands without the
+/// `stale` flag on a replica whose master link is down when stale data must not be served;
+/// anything without the `loading` flag while a data file loads.
 #[cold]
 fn disk_refusal(conn: &Conn, spec: &CommandSpec, idx: usize, gate: DiskGate) -> Option<Error> {
     let name = cmd::table().full_names[idx].as_str();
-    let queued_write = || {
+    let queued_any = |f: u32, has: bool| {
         name == "exec"
             && conn.multi.as_ref().is_some_and(|m| {
                 m.queued
                     .iter()
-                    .any(|q| cmd::table().specs[q.idx].has(flag::WRITE))
+                    .any(|q| cmd::table().specs[q.idx].has(f) == has)
             })
     };
-    if gate.save_failed && (spec.has(flag::WRITE) || name == "ping" || queued_write()) {
+    let is_write = spec.has(flag::WRITE) || queued_any(flag::WRITE, true);
+    if gate.save_failed && (is_write || name == "ping") {
         return Some(Error::BgsaveFailed);
     }
-    if gate.aof_errno != 0 && (spec.has(flag::WRITE) || name == "ping" || queued_write()) {
+    if gate.aof_errno != 0 && (is_write || name == "ping") {
         return Some(Error::AofWriteFailed(gate.aof_errno));
     }
-    if gate.no_good_replicas && (spec.has(flag::WRITE) || queued_write()) {
+    if gate.no_good_replicas && is_write {
         return Some(Error::NoReplicas);
+    }
+    if gate.read_only_replica && is_write {
+        return Some(Error::ReadOnlyReplica);
+    }
+    if gate.master_down && (!spec.has(flag::STALE) || queued_any(flag::STALE, false)) {
+        return Some(Error::MasterDown);
     }
     if gate.loading && !spec.has(flag::LOADING) {
         return Some(Error::Loading);
@@ -821,9 +829,9 @@ async fn save_after_flushall(conn: &mut Conn, batch: &mut Batch) {
     crate::persist::save_after_flushall(&conn.shard).await;
 }
 
-/// Runs an AOF's commands at start-up as one client would, on the control executor: its
-/// database and its MULTI carry over from chunk to chunk. Replies are dropped, as Redis's
-/// loading client drops them.
+/// Runs an AOF's commands at start-up, or a replica's master stream, as one client would,
+/// on the control executor: its database and its MULTI carry over from chunk to chunk.
+/// Replies are dropped, as Redis's loading and master clients drop them.
 struct AofReplay {
     conn: Conn,
     batch: Batch,
@@ -836,6 +844,12 @@ impl crate::persist::load::Replayer for AofReplay {
         commands: &'a [u8],
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + 'a>> {
         Box::pin(async move {
+            if self.conn.is_master {
+                self.conn.now = now_ms();
+                run_master_chunk(&mut self.conn, &mut self.dec, commands).await;
+                self.conn.out.buf.clear();
+                return;
+            }
             let mut rbuf = ReadBuf {
                 data: commands.to_vec(),
                 start: 0,
@@ -849,23 +863,80 @@ impl crate::persist::load::Replayer for AofReplay {
     }
 }
 
+/// Applies a chunk of a replica's master stream (whole commands, whole MULTI blocks: the
+/// replication layer cuts it so) as one step over the shards it needs
+/// (`multi::run_atomically`): the master's MULTI/EXEC markers fall away inside it. Commands
+/// the table does not know or with a wrong arity are skipped, as their error reply would be.
+async fn run_master_chunk(conn: &mut Conn, dec: &mut Decoder, commands: &[u8]) {
+    let table = cmd::table();
+    let mut queued = Vec::new();
+    let mut pos = 0;
+    while pos < commands.len() {
+        let buf = &commands[pos..];
+        let len = match dec.decode(buf, false) {
+            Decoded::Request { len, .. } => len,
+            Decoded::Nothing { len } => {
+                pos += len;
+                continue;
+            }
+            Decoded::Incomplete { .. } | Decoded::Error(_) => break,
+        };
+        let args = Args::new(buf, dec.scratch(), dec.spans());
+        pos += len;
+        let name = args.get(0);
+        if name.eq_ignore_ascii_case(b"multi") || name.eq_ignore_ascii_case(b"exec") {
+            continue;
+        }
+        let Some(mut idx) = table.lookup(name) else {
+            continue;
+        };
+        if let Handler::Container = table.specs[idx].handler {
+            match (args.len() >= 2).then(|| table.lookup_sub(idx, args.get(1))) {
+                Some(Some(sub)) => idx = sub,
+                _ => continue,
+            }
+        }
+        if !table.specs[idx].arity_ok(args.len()) {
+            continue;
+        }
+        queued.push(Queued {
+            idx,
+            args: (&args).into(),
+        });
+    }
+    cmd::multi::run_atomically(conn, &queued).await;
+}
+
+/// A client that is not a user (no authentication, no ACL checks): Redis's AOF loading
+/// client, or a replica's master client (`is_master`, whose bulks have no length limit).
+fn internal_client(shard: Rc<Shard>, is_master: bool) -> Box<dyn crate::persist::load::Replayer> {
+    let meta = Rc::new(ClientMeta::new(0, -1, String::new(), String::new()));
+    let max_bulk = if is_master {
+        i64::MAX
+    } else {
+        shard.settings.borrow().proto_max_bulk_len
+    };
+    let mut conn = Conn::new(shard.clone(), meta);
+    conn.sync_acl();
+    conn.authenticated = true;
+    conn.acl_open = true;
+    conn.is_master = is_master;
+    Box::new(AofReplay {
+        conn,
+        batch: Batch::new(shard.nshards),
+        dec: Decoder::new(max_bulk),
+    })
+}
+
+/// The client a replica applies its master's stream with (`repl::replica`).
+pub fn master_client(shard: Rc<Shard>) -> Box<dyn crate::persist::load::Replayer> {
+    internal_client(shard, true)
+}
+
 /// The AOF replay the persistence layer runs at start-up.
 pub fn aof_replay() -> crate::persist::load::Replay {
     crate::persist::load::Replay {
-        client: |shard| {
-            let meta = Rc::new(ClientMeta::new(0, -1, String::new(), String::new()));
-            let max_bulk = shard.settings.borrow().proto_max_bulk_len;
-            let mut conn = Conn::new(shard.clone(), meta);
-            // Redis's AOF client is not a user: no authentication, no ACL checks.
-            conn.sync_acl();
-            conn.authenticated = true;
-            conn.acl_open = true;
-            Box::new(AofReplay {
-                conn,
-                batch: Batch::new(shard.nshards),
-                dec: Decoder::new(max_bulk),
-            })
-        },
+        client: |shard| internal_client(shard, false),
         is_command: |name| cmd::table().lookup(name).is_some(),
         libraries: cmd::function::library_codes,
         load_library: cmd::function::load_from_file,

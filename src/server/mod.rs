@@ -172,14 +172,21 @@ fn spawn_executor(
                             }
                         }
                     }
-                    let persist = crate::persist::Persist::start(shard.clone(), conn::aof_replay());
-                    crate::repl::master::Master::start(
+                    let replid = crate::repl::master::random_replid();
+                    let repl = crate::repl::Repl::start(
                         shard.clone(),
-                        crate::repl::master::random_replid(),
+                        crate::repl::Upcalls {
+                            replay: conn::aof_replay(),
+                            master_client: conn::master_client,
+                        },
+                        replid.clone(),
                     );
+                    let persist = crate::persist::Persist::start(shard.clone(), conn::aof_replay());
+                    crate::repl::master::Master::start(shard.clone(), replid);
                     shared.control_ready.store(true, Ordering::Release);
                     let _ = ready_tx.send(Ok(()));
-                    persist.load_at_start().await;
+                    let position = persist.load_at_start().await;
+                    repl.begin(position).await;
                     std::future::pending::<()>().await;
                     return Ok(());
                 }

@@ -34,6 +34,9 @@ pub struct Conn {
     pub asking: bool,
     /// READONLY was sent (replica reads; kept for when replicas exist).
     pub readonly: bool,
+    /// The link to this replica's master (Redis's `CLIENT_MASTER`): its commands are applied
+    /// in chunks, without the gate (`server::conn::run_master_chunk`).
+    pub is_master: bool,
     /// The batch's time, fixed while it runs.
     pub now: i64,
     /// Set at the first (un)subscribe and kept for the connection's life: pushes other cores
@@ -105,6 +108,7 @@ impl Conn {
             close_after_reply: false,
             asking: false,
             readonly: false,
+            is_master: false,
             now: now_ms(),
             sub: None,
             db: 0,

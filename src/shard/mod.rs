@@ -117,6 +117,12 @@ pub struct DiskGate {
     pub no_good_replicas: bool,
     /// The last AOF write failed with this errno (0: none): writes get `-MISCONF`.
     pub aof_errno: i32,
+    /// A replica with `replica-read-only yes`: clients' writes get `-READONLY` (the
+    /// replication layer sets this and the next one).
+    pub read_only_replica: bool,
+    /// A replica whose link to its master is not up, with `replica-serve-stale-data no`:
+    /// commands without the `stale` flag get `-MASTERDOWN`.
+    pub master_down: bool,
 }
 
 /// Calls from the shard layer up into the command layer, installed at start-up
@@ -514,6 +520,8 @@ impl Shard {
                 // from the first command on, as in Redis.
                 no_good_replicas: refuse_writes,
                 aof_errno: 0,
+                read_only_replica: false,
+                master_down: false,
             }),
             save_after_flushall: Cell::new(false),
             shared,

@@ -31,6 +31,8 @@ pub struct Snapshot {
     pub os: String,
     pub run_id: String,
     pub repl: crate::repl::master::Summary,
+    /// The replica side (a replica renders its own INFO replication).
+    pub replica: crate::repl::Info,
     pub tcp_port: u16,
     pub now_us: i64,
     pub uptime_s: i64,
@@ -364,6 +366,10 @@ fn errorstats(s: &Snapshot, out: &mut String) {
 }
 
 fn replication(s: &Snapshot, out: &mut String) {
+    if s.replica.master.is_some() {
+        crate::repl::render_info(&s.replica, out);
+        return;
+    }
     let r = &s.repl;
     lines!(out,
         "# Replication";
@@ -539,6 +545,7 @@ async fn snapshot(c: &mut Conn) -> Snapshot {
     }
     let persist = crate::persist::info(&c.shard).await;
     let repl = crate::repl::master::summary(&c.shard).await;
+    let replica = crate::repl::info(&c.shard).await;
     let shared = &c.shard.shared;
     // Only walked when some core has subscriptions.
     let pubsub = if shared.pubsub_counts.any(false) || shared.pubsub_counts.any(true) {
@@ -561,6 +568,7 @@ async fn snapshot(c: &mut Conn) -> Snapshot {
         os: os_name(),
         run_id: shared.run_id.clone(),
         repl,
+        replica,
         tcp_port: shared.tcp_port,
         now_us: now,
         uptime_s: shared.started.elapsed().as_secs() as i64,
