@@ -117,7 +117,12 @@ fn wait_caught_up(master: &mut Raw, replica: &mut Raw) {
         let up = info_field(replica, "replication", "master_link_status").as_deref() == Some("up");
         let ours = info_field(master, "replication", "master_repl_offset");
         let theirs = info_field(replica, "replication", "slave_repl_offset");
-        up && ours.is_some() && ours == theirs
+        // The master learns the replica's offset from its next REPLCONF ACK (once a second).
+        let acked = info_field(master, "replication", "slave0").unwrap_or_default();
+        let acked_all = ours
+            .as_ref()
+            .is_some_and(|o| acked.contains(&format!("offset={o},")));
+        up && ours.is_some() && ours == theirs && acked_all
     });
     assert!(
         ok,

@@ -253,6 +253,18 @@ fn writer(port: u16, id: usize, stop: &AtomicBool, done: &AtomicU64) {
     }
 }
 
+/// Makes the master delete the writers' short-lived keys now (its DELs reach the replica,
+/// which counts expired keys until then): a SCAN deletes the expired keys it meets, as
+/// active expiry would in time.
+fn expire_due_keys(m: &mut Raw) {
+    std::thread::sleep(Duration::from_millis(300));
+    for db in ["0", "3"] {
+        cmd(m, &["SELECT", db]);
+        cmd(m, &["SCAN", "0", "COUNT", "1000000"]);
+    }
+    cmd(m, &["SELECT", "0"]);
+}
+
 /// A replica started while the master takes writes (diskless sync), and one started on a
 /// disk-based master: after the writes stop both hold the master's data at its offset.
 #[test]
@@ -273,14 +285,7 @@ fn replica_of_stock_master_converges_under_writes() {
         std::thread::sleep(Duration::from_millis(1500));
         let writes = writers.stop();
         assert!(writes > 500, "only {writes} writes");
-        // Short-lived keys are gone on the master (its DELs reach the replica): a SCAN
-        // deletes the expired keys it meets, as active expiry would in time.
-        std::thread::sleep(Duration::from_millis(300));
-        for db in ["0", "3"] {
-            cmd(&mut m, &["SELECT", db]);
-            cmd(&mut m, &["SCAN", "0", "COUNT", "1000000"]);
-        }
-        cmd(&mut m, &["SELECT", "0"]);
+        expire_due_keys(&mut m);
         let offset = wait_caught_up(&mut m, &mut r, Duration::from_secs(10));
         assert!(offset > 0);
         assert_eq!(
@@ -329,6 +334,7 @@ fn link_killed_mid_load_resyncs_partially() {
     }
     std::thread::sleep(Duration::from_millis(700));
     writers.stop();
+    expire_due_keys(&mut m);
     wait_caught_up(&mut m, &mut r, Duration::from_secs(10));
     assert_eq!(
         info_i64(&mut m, "stats", "sync_partial_ok"),
@@ -372,6 +378,7 @@ fn restarted_replica_resyncs_partially() {
         let full_before = info_i64(&mut m, "stats", "sync_full");
         let replica = replica_of(master.port, &dir.path, &["--save", "3600 1"]);
         let mut r = Raw::connect(replica.port);
+        expire_due_keys(&mut m);
         wait_caught_up(&mut m, &mut r, Duration::from_secs(10));
         assert_eq!(
             info_i64(&mut m, "stats", "sync_partial_ok"),
@@ -465,9 +472,68 @@ fn replica_hides_expired_keys_until_the_master_deletes_them() {
     );
     assert_ne!(info_field(&mut r, "replication", "master_replid"), replid);
     assert_eq!(r.call(&[b"SET", b"x", b"1"]), b"+OK\r\n");
+    // The history goes on from the old offset: SELECT 0 (23 bytes) and the SET (27).
+    let after = offset + 50;
+    assert!(wait_until(Duration::from_secs(2), || text(&r.call(&[b"ROLE"]))
+        == format!("*3\r\n$6\r\nmaster\r\n:{after}\r\n*0\r\n")));
+}
+
+/// A failover by hand: the stock master dies, its redcell replica is promoted (REPLICAOF NO
+/// ONE) and its stock sibling follows the new master with a partial resync (the old id is
+/// the promoted node's replid2), then the new master's writes reach it.
+#[test]
+fn promoted_replica_serves_its_stock_sibling_with_a_partial_resync() {
+    let master = stock_master(true);
+    let mut m = Raw::connect(master.port);
+    for i in 0..300 {
+        cmd(&mut m, &["SET", &format!("k:{i}"), &format!("{i}")]);
+    }
+    let dir = TempDir::new("promoted");
+    let replica = replica_of(master.port, &dir.path, &["--save", ""]);
+    let mut r = Raw::connect(replica.port);
+    let m_port = master.port.to_string();
+    let sibling = StockRedis::start(&["--replicaof", "127.0.0.1", &m_port]);
+    let mut s = Raw::connect(sibling.port);
+    cmd(&mut m, &["RPUSH", "list", "a", "b", "c"]);
+    let offset = wait_caught_up(&mut m, &mut r, Duration::from_secs(20));
+    assert_eq!(wait_caught_up(&mut m, &mut s, Duration::from_secs(20)), offset);
+    let old_id = info_field(&mut m, "replication", "master_replid");
+    drop(master);
+
+    assert_eq!(r.call(&[b"REPLICAOF", b"NO", b"ONE"]), b"+OK\r\n");
+    assert_eq!(info_field(&mut r, "replication", "master_replid2"), old_id);
     assert_eq!(
-        text(&r.call(&[b"ROLE"])),
-        format!("*3\r\n$6\r\nmaster\r\n:{offset}\r\n*0\r\n")
+        info_i64(&mut r, "replication", "second_repl_offset"),
+        offset + 1
+    );
+    assert_eq!(
+        info_i64(&mut r, "replication", "master_repl_offset"),
+        offset
+    );
+    let r_port = replica.port.to_string();
+    assert_eq!(
+        s.call(&[b"REPLICAOF", b"127.0.0.1", r_port.as_bytes()]),
+        b"+OK\r\n"
+    );
+    for i in 0..100 {
+        cmd(&mut r, &["SET", &format!("after:{i}"), &format!("{i}")]);
+    }
+    cmd(&mut r, &["LPOP", "list"]);
+    let after = wait_caught_up(&mut r, &mut s, Duration::from_secs(20));
+    assert!(after > offset, "{after} <= {offset}");
+    assert_same_data(&mut r, &mut s);
+    assert_eq!(info_field(&mut r, "stats", "sync_partial_ok"), "1", "{}", replica.stderr());
+    assert_eq!(info_field(&mut r, "stats", "sync_full"), "0");
+    let log = std::fs::read_to_string(sibling.dir().join("log")).unwrap_or_default();
+    assert!(
+        log.contains("Successful partial resynchronization with master."),
+        "{log}"
+    );
+    // The new master is a replica's master now, not a replica: ROLE lists the sibling.
+    let role = text(&r.call(&[b"ROLE"]));
+    assert!(
+        role.starts_with(&format!("*3\r\n$6\r\nmaster\r\n:{after}\r\n*1\r\n")),
+        "{role}"
     );
 }
 

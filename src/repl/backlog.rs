@@ -61,7 +61,7 @@ impl Backlog {
     /// The stream from offset `from` (the first byte a replica lacks) to the end, if the
     /// backlog still holds it (Redis's `masterTryPartialResynchronization` bounds).
     pub fn since(&self, from: i64) -> Option<Vec<u8>> {
-        if from < self.first_byte_offset() || from > self.offset + 1 || self.buf.is_empty() {
+        if from < self.first_byte_offset() || from > self.offset + 1 {
             return None;
         }
         let skip = (from - self.first_byte_offset()) as usize;
@@ -76,6 +76,9 @@ mod tests {
     #[test]
     fn keeps_the_newest_bytes_and_answers_what_it_holds() {
         let mut b = Backlog::new(8, 100);
+        // Empty (a promoted replica's): a replica at its end continues with nothing to send.
+        assert_eq!(b.since(101).as_deref(), Some(&b""[..]));
+        assert_eq!(b.since(100), None);
         b.append(b"abcdef");
         assert_eq!(
             (b.offset(), b.first_byte_offset(), b.histlen()),

@@ -83,6 +83,9 @@ struct Replica {
 #[derive(Clone, Debug, Default)]
 pub struct Summary {
     pub replid: String,
+    pub replid2: String,
+    /// `second_repl_offset`: the last offset + 1 `replid2` is valid for; -1 without one.
+    pub second_offset: i64,
     pub offset: i64,
     pub backlog_active: bool,
     pub backlog_size: usize,
@@ -99,7 +102,8 @@ pub struct Summary {
 pub struct Master {
     shard: Rc<Shard>,
     replid: RefCell<String>,
-    /// The replication id before the last change, and the last offset it covers.
+    /// The replication id before the last change, and Redis's `second_replid_offset`
+    /// (the highest offset a PSYNC with it may ask for).
     replid2: RefCell<(String, i64)>,
     backlog: RefCell<Option<Backlog>>,
     /// The stream's database after its last SELECT (None: the next entry SELECTs).
@@ -166,8 +170,11 @@ impl Master {
     pub fn summary(&self) -> Summary {
         let backlog = self.backlog.borrow();
         let now = Instant::now();
+        let (replid2, second_offset) = self.replid2.borrow().clone();
         Summary {
             replid: self.replid.borrow().clone(),
+            replid2,
+            second_offset,
             offset: backlog.as_ref().map_or(0, |b| b.offset()),
             backlog_active: backlog.is_some(),
             backlog_size: self.config_usize("repl-backlog-size"),
@@ -285,6 +292,32 @@ impl Master {
     /// The offset the stream continues from when a backlog is created.
     fn offset_hint(&self) -> i64 {
         0
+    }
+
+    /// A replica becomes this master (REPLICAOF NO ONE, Redis's `shiftReplicationId`): the
+    /// history it followed (`old_replid` up to `offset`) continues under `new_replid`, the
+    /// old id kept valid up to `offset + 1`, so that former siblings at that offset resync
+    /// partially. The backlog starts at `offset`.
+    pub fn promote(&self, new_replid: String, old_replid: String, offset: i64) {
+        *self.replid.borrow_mut() = new_replid;
+        *self.replid2.borrow_mut() = (old_replid, offset + 1);
+        let size = self.config_usize("repl-backlog-size");
+        *self.backlog.borrow_mut() = Some(Backlog::new(size, offset));
+        self.stream_db.set(None);
+        self.alone_since.set(None);
+    }
+
+    /// This node becomes a replica: its own history stops here. Returns its id and offset
+    /// (the cached master a partial resync with the new master may continue from). Attached
+    /// replicas are dropped and the backlog freed: redcell does not relay its master's
+    /// stream to replicas of its own (chained replication).
+    pub fn demote(&self) -> (String, i64) {
+        let offset = self.backlog.borrow().as_ref().map_or(0, |b| b.offset());
+        for r in self.replicas.borrow().iter() {
+            r.drop_link();
+        }
+        *self.backlog.borrow_mut() = None;
+        (self.replid.borrow().clone(), offset)
     }
 
     /// The stream's offset once every write stamped up to now is in it (WAIT's target).
@@ -413,6 +446,18 @@ impl Master {
         let stream = unsafe { TcpStream::from_raw_fd(fd) };
         let name = format!("{}:{}", req.ip, req.listening_port);
         eprintln!("Replica {name} asks for synchronization");
+        if let Some(link_up) = super::replica_link_up() {
+            // Redis's words when its own link is down; a replica of a replica is not built.
+            let refusal: &[u8] = if link_up {
+                b"-ERR redcell does not serve replicas while it is a replica itself\r\n"
+            } else {
+                b"-NOMASTERLINK Can't SYNC while not connected with my master\r\n"
+            };
+            let (_, mut writer) = futures_lite::io::split(stream);
+            let _ = writer.write_all(refusal).await;
+            let _ = writer.close().await;
+            return;
+        }
         self.ensure_backlog();
         let (tx, rx) = local_channel::new_unbounded();
         let r = Rc::new(Replica {
@@ -476,7 +521,7 @@ impl Master {
         let (replid, from) = req.psync.as_ref()?;
         let ours = self.replid.borrow().clone();
         let (id2, id2_end) = self.replid2.borrow().clone();
-        let known = *replid == ours || (*replid == id2 && *from <= id2_end + 1);
+        let known = *replid == ours || (*replid == id2 && *from <= id2_end);
         if !known {
             if replid != "?" {
                 eprintln!(
@@ -521,6 +566,9 @@ impl Master {
         };
         r.cut.set(Some(stamp));
         while r.start.get().is_none() {
+            if r.dropped.get() {
+                return false;
+            }
             glommio::timer::sleep(Duration::from_micros(200)).await;
         }
         let offset = r.start.get().unwrap_or(0);

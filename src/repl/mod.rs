@@ -368,6 +368,15 @@ pub fn is_replica() -> bool {
     Repl::current().is_some_and(|r| r.state.borrow().master.is_some())
 }
 
+/// On a replica, whether its link to its master is up; None on a master (on the control
+/// executor).
+fn replica_link_up() -> Option<bool> {
+    let r = Repl::current()?;
+    let st = r.state.borrow();
+    st.master.as_ref()?;
+    Some(st.link == LinkState::Connected)
+}
+
 /// Runs `f` with the control executor's replication, from any executor.
 async fn on_control<R, F, Fut>(shard: &Rc<Shard>, f: F) -> R
 where
@@ -441,6 +450,10 @@ async fn set_master(r: &Rc<Repl>, addr: MasterAddr) {
         }
         if was_master {
             eprintln!("Before turning into a replica, using my own master parameters to synthesize a cached master: I may be able to synchronize with the new master with just a partial transfer.");
+            // The history is the master side's (its stream and id), which stops here.
+            if let Some(m) = master::Master::current() {
+                (st.replid, st.master_repl_offset) = m.demote();
+            }
             st.cached_master = Some(MasterClient {
                 replid: st.replid.clone(),
                 reploff: st.master_repl_offset,
@@ -479,6 +492,9 @@ async fn unset_master(r: &Rc<Repl>) {
             "Setting secondary replication ID to {}, valid up to offset: {}. New replication ID is {}",
             st.replid2, st.second_replid_offset, st.replid
         );
+        if let Some(m) = master::Master::current() {
+            m.promote(st.replid.clone(), st.replid2.clone(), st.master_repl_offset);
+        }
     }
     r.publish_gates().await;
 }

@@ -384,9 +384,9 @@ fn replication(s: &Snapshot, out: &mut String) {
     lines!(out,
         "master_failover_state:no-failover";
         "master_replid:{}", r.replid;
-        "master_replid2:{}", crate::repl::NO_REPLID;
+        "master_replid2:{}", r.replid2;
         "master_repl_offset:{}", r.offset;
-        "second_repl_offset:-1";
+        "second_repl_offset:{}", r.second_offset;
         "repl_backlog_active:{}", u8::from(r.backlog_active);
         "repl_backlog_size:{}", r.backlog_size;
         "repl_backlog_first_byte_offset:{}", r.first_byte_offset;
