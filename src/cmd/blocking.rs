@@ -306,6 +306,7 @@ fn serve_waiter(
         out,
         now: now_ms(),
         unit,
+        client: None,
     };
     let (result, dirty) = run_body(&mut x, &args, false, |c| {
         (op_of(w.idx).serve)(c, &args, key_pos, state)

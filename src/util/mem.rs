@@ -126,3 +126,61 @@ pub fn peak_rss_bytes() -> u64 {
         })
         .map_or(0, |kb| kb * 1024)
 }
+
+/// What mimalloc reports about the process (`mi_process_info`), in bytes.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ProcessInfo {
+    pub rss: u64,
+    pub peak_rss: u64,
+    /// Memory mimalloc has committed from the OS (its "active" pages).
+    pub committed: u64,
+    pub peak_committed: u64,
+}
+
+pub fn process_info() -> ProcessInfo {
+    let (mut elapsed, mut user, mut sys, mut rss, mut peak_rss) = (0, 0, 0, 0, 0);
+    let (mut commit, mut peak_commit, mut faults) = (0, 0, 0);
+    // SAFETY: mi_process_info writes each out-parameter once.
+    unsafe {
+        libmimalloc_sys::mi_process_info(
+            &mut elapsed,
+            &mut user,
+            &mut sys,
+            &mut rss,
+            &mut peak_rss,
+            &mut commit,
+            &mut peak_commit,
+            &mut faults,
+        );
+    }
+    ProcessInfo {
+        rss: rss as u64,
+        peak_rss: peak_rss as u64,
+        committed: commit as u64,
+        peak_committed: peak_commit as u64,
+    }
+}
+
+/// Returns memory this thread's allocator heap holds free to the OS (MEMORY PURGE runs it
+/// on every executor thread).
+pub fn purge_thread() {
+    // SAFETY: mi_collect has no preconditions.
+    unsafe { libmimalloc_sys::mi_collect(true) }
+}
+
+/// mimalloc's own statistics text (MEMORY MALLOC-STATS).
+pub fn allocator_stats() -> String {
+    unsafe extern "C" fn append(msg: *const std::ffi::c_char, arg: *mut std::ffi::c_void) {
+        // SAFETY: `arg` is the `String` below and `msg` a NUL-terminated string, both valid
+        // for the duration of this call.
+        let out = unsafe { &mut *(arg as *mut String) };
+        let text = unsafe { std::ffi::CStr::from_ptr(msg) };
+        out.push_str(&text.to_string_lossy());
+    }
+    let mut out = String::new();
+    // SAFETY: the callback only appends to `out`, which outlives the call.
+    unsafe {
+        libmimalloc_sys::mi_stats_print_out(Some(append), &mut out as *mut String as *mut _);
+    }
+    out
+}

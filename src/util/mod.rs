@@ -5,5 +5,6 @@ pub mod glob;
 pub mod listen;
 pub mod mem;
 pub mod num;
+pub mod repr;
 pub mod split;
 pub mod time;

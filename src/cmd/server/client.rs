@@ -27,13 +27,13 @@ pub fn id(c: &mut Conn, _a: &Args) -> CmdResult {
 pub fn setname(c: &mut Conn, a: &Args) -> CmdResult {
     let name = a.get(2);
     validate_client_name(name)?;
-    *c.meta.name.borrow_mut() = name.to_vec();
+    c.meta.set_name(name);
     c.out.ok();
     Ok(())
 }
 
 pub fn getname(c: &mut Conn, _a: &Args) -> CmdResult {
-    let name = c.meta.name.borrow();
+    let name = c.meta.name();
     if name.is_empty() {
         c.out.null();
     } else {
@@ -191,7 +191,7 @@ pub fn render_line(v: &ClientLine, out: &mut String) {
 /// calling client is executing a command while the list is built).
 fn render_meta(meta: &ClientMeta, now_ms: i64, argv_mem: usize, out: &mut String) {
     let now_s = now_ms / 1000;
-    let name = meta.name.borrow();
+    let name = meta.name();
     let laddr = local_addr(meta);
     render_line(
         &ClientLine {
