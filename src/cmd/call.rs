@@ -638,12 +638,30 @@ pub fn active_expire(shard: &Rc<Shard>, now: i64) {
         ..Unit::default()
     };
     let mut expired = Vec::new();
+    let started = ticks();
+    let (mut deleted, mut sampled, mut capped) = (0, 0, false);
     for (i, ks) in data.dbs().iter_mut().enumerate() {
         if ks.volatile_len() == 0 {
             continue;
         }
-        ks.active_expire(now, 16);
+        let (d, s, c) = ks.active_expire(now, 16);
+        (deleted, sampled, capped) = (deleted + d, sampled + s, capped || c);
         take_expired(ks, i, &mut expired);
+    }
+    if sampled > 0 {
+        let us = elapsed_ns(started) / 1000;
+        let mut stats = shard.stats.borrow_mut();
+        stats.expire_cycle_us += us;
+        stats.expired_time_cap_reached += u64::from(capped);
+        // Redis's running estimate of the share of stale keys among keys with a TTL.
+        let perc = deleted as f64 / sampled as f64;
+        stats.expired_stale_perc = perc * 0.05 + stats.expired_stale_perc * 0.95;
+        drop(stats);
+        let threshold = shard.settings.borrow().latency_threshold_ms;
+        if threshold > 0 && us / 1000 >= threshold {
+            let now_s = crate::util::time::now_ms() / 1000;
+            shard.observe.add_latency("expire-cycle", now_s, us / 1000);
+        }
     }
     if recording {
         push_dels(&mut unit, expired);

@@ -113,6 +113,17 @@ fn libraries() -> std::sync::MutexGuard<'static, Vec<Library>> {
     LIBRARIES.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// Libraries, functions and the bytes of the libraries' code (INFO `number_of_libraries`,
+/// `number_of_functions`, `used_memory_functions`).
+pub fn library_stats() -> (usize, usize, usize) {
+    let libs = libraries();
+    (
+        libs.len(),
+        libs.iter().map(|l| l.functions.len()).sum(),
+        libs.iter().map(|l| l.code.len() + l.name.len()).sum(),
+    )
+}
+
 pub fn generation() -> u64 {
     GENERATION.load(Ordering::Acquire)
 }

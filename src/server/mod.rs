@@ -310,6 +310,13 @@ fn bind_all(shared: &Shared) -> Result<Vec<TcpListener>, String> {
 }
 
 async fn accept_loop(shard: Rc<Shard>, listener: TcpListener) {
+    // Start-up is done once the shards accept: INFO's `used_memory_startup`.
+    let _ = shard.shared.startup_memory.compare_exchange(
+        0,
+        crate::util::mem::used() as u64,
+        std::sync::atomic::Ordering::Relaxed,
+        std::sync::atomic::Ordering::Relaxed,
+    );
     let local = listener
         .local_addr()
         .map(|a| a.to_string())
