@@ -236,8 +236,31 @@ fn monitor(
     if table().specs[idx].has(ADMIN | SKIP_MONITOR) {
         return;
     }
+    monitor_now(shard, idx, args, db, client);
+}
+
+/// Shows a command to the MONITOR clients whatever its flags: EVAL, EVALSHA and FCALL show
+/// themselves before the commands their script runs (Redis's explicit feed in
+/// `evalCommand`/`fcallCommand`).
+pub fn monitor_before(conn: &Conn, name: &str, args: &Args<'_>) {
+    if conn.shard.shared.monitors.any() {
+        if let Some(idx) = table().lookup(name.as_bytes()) {
+            monitor_now(&conn.shard, idx, args, conn.db, Some(&conn.meta.ident));
+        }
+    }
+}
+
+#[cold]
+fn monitor_now(
+    shard: &Rc<Shard>,
+    idx: usize,
+    args: &Args<'_>,
+    db: usize,
+    client: Option<&ClientIdent>,
+) {
     let mut line = Vec::with_capacity(64);
-    let addr = client.map_or("", |c| c.addr.as_str());
+    // Lua's client shows as `lua`, as Redis's `CLIENT_LUA` does.
+    let addr = client.map_or("", |c| if c.script { "lua" } else { c.addr.as_str() });
     observe::monitor_line(db, addr, shown_args(idx, args).into_iter(), &mut line);
     observe::feed_monitors(shard, &line);
 }

@@ -504,6 +504,7 @@ fn fcall_ro<'a>(c: &'a mut Conn, a: Args<'a>) -> BoxFuture<'a> {
 }
 
 async fn fcall_generic(c: &mut Conn, a: Args<'_>, ro: bool) -> CmdResult {
+    crate::cmd::call::monitor_before(c, if ro { "fcall_ro" } else { "fcall" }, &a);
     let name = String::from_utf8_lossy(a.get(1)).into_owned();
     let exists = libraries()
         .iter()

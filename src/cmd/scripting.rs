@@ -212,6 +212,21 @@ pub(crate) fn numkeys(a: &Args<'_>, bad: Error) -> Result<usize, Error> {
 }
 
 async fn eval_generic(c: &mut Conn, a: Args<'_>, evalsha: bool, ro: bool) -> CmdResult {
+    crate::cmd::call::monitor_before(
+        c,
+        if evalsha {
+            if ro {
+                "evalsha_ro"
+            } else {
+                "evalsha"
+            }
+        } else if ro {
+            "eval_ro"
+        } else {
+            "eval"
+        },
+        &a,
+    );
     let n = numkeys(&a, Error::NotInteger)?;
     let sha = if evalsha {
         sha_key(a.get(1)).ok_or_else(noscript)?
