@@ -80,6 +80,30 @@ static CLIENT_SUBS: &[CommandSpec] = &[
         "7.0.0",
         "Set client eviction mode for the current connection",
     ),
+    sub(
+        "pause",
+        -3,
+        ADMIN | CLIENT_FLAGS,
+        Handler::Sync(client::pause),
+    )
+    .acl(&["@connection"])
+    .doc(
+        "connection",
+        "2.9.50",
+        "Stop processing commands from clients for some time",
+    ),
+    sub(
+        "unpause",
+        2,
+        ADMIN | CLIENT_FLAGS,
+        Handler::Sync(client::unpause),
+    )
+    .acl(&["@connection"])
+    .doc(
+        "connection",
+        "6.2.0",
+        "Resume processing of clients that were paused",
+    ),
     sub("help", 2, LOADING | STALE, Handler::Sync(client::help))
         .acl(&["@connection"])
         .doc(

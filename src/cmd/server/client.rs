@@ -81,6 +81,51 @@ pub fn no_evict(c: &mut Conn, a: &Args) -> CmdResult {
     Ok(())
 }
 
+/// CLIENT PAUSE timeout [WRITE|ALL]: holds back the commands of every client on every
+/// shard (writes only, or all) for `timeout` ms; the gate waits (`shard::pause`).
+pub fn pause(c: &mut Conn, a: &Args) -> CmdResult {
+    use crate::shard::pause::{Kind, Purpose};
+    if a.len() > 4 {
+        return Err(Error::SubcommandSyntax {
+            sub: String::from_utf8_lossy(a.get(1)).into_owned(),
+            cmd: "CLIENT",
+        });
+    }
+    let kind = if a.len() == 3 || a.is(3, "ALL") {
+        Kind::All
+    } else if a.is(3, "WRITE") {
+        Kind::Write
+    } else {
+        return Err(Error::msg("CLIENT PAUSE mode must be WRITE or ALL"));
+    };
+    let ms = crate::util::num::parse_i64_strict(a.get(2))
+        .ok_or_else(|| Error::msg("timeout is not an integer or out of range"))?;
+    if ms < 0 {
+        return Err(Error::msg("timeout is negative"));
+    }
+    let end = if ms > 0 {
+        crate::util::time::now_ms().saturating_add(ms)
+    } else {
+        0
+    };
+    c.shard
+        .shared
+        .pause
+        .pause(Purpose::ClientCommand, end, kind);
+    c.out.ok();
+    Ok(())
+}
+
+/// CLIENT UNPAUSE: ends CLIENT PAUSE's pause (a failover's or shutdown's stays).
+pub fn unpause(c: &mut Conn, _a: &Args) -> CmdResult {
+    c.shard
+        .shared
+        .pause
+        .unpause(crate::shard::pause::Purpose::ClientCommand);
+    c.out.ok();
+    Ok(())
+}
+
 pub fn help(c: &mut Conn, a: &Args) -> CmdResult {
     help_reply(
         &mut c.out,

@@ -1,0 +1,76 @@
+//! CLIENT PAUSE / UNPAUSE: replies and errors against stock, and on a multi-shard server
+//! writes from clients on every core wait while reads go on, until UNPAUSE releases them.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{show, Raw, Server, StockRedis};
+
+#[test]
+fn pause_replies_match_stock() {
+    let ours = Server::start(2, &[]);
+    let stock = StockRedis::start(&[]);
+    let (mut a, mut b) = (ours.raw(), Raw::connect(stock.port));
+    for cmd in [
+        &[&b"CLIENT"[..], b"PAUSE", b"abc"][..],
+        &[b"CLIENT", b"PAUSE", b"-1"],
+        &[b"CLIENT", b"PAUSE", b"10", b"READ"],
+        &[b"CLIENT", b"PAUSE", b"x", b"READ"],
+        &[b"CLIENT", b"PAUSE", b"10", b"WRITE", b"x"],
+        &[b"CLIENT", b"PAUSE"],
+        &[b"CLIENT", b"UNPAUSE", b"x"],
+        &[b"CLIENT", b"PAUSE", b"0", b"all"],
+        &[b"SET", b"k", b"v"],
+        &[b"CLIENT", b"UNPAUSE"],
+    ] {
+        let (p, q) = (a.call(cmd), b.call(cmd));
+        assert_eq!(show(&p), show(&q), "{:?}", show(&common::encode(cmd)));
+    }
+}
+
+#[test]
+fn pause_write_holds_writes_on_every_core_until_unpause() {
+    let ours = Server::start(3, &[]);
+    let mut admin = ours.raw();
+    // Clients spread over the cores (connections are accepted round the shards).
+    let mut writers: Vec<Raw> = (0..6).map(|_| ours.raw()).collect();
+    let mut reader = ours.raw();
+    assert_eq!(admin.call(&[b"SET", b"seen", b"0"]), b"+OK\r\n");
+    assert_eq!(
+        admin.call(&[b"CLIENT", b"PAUSE", b"100000", b"WRITE"]),
+        b"+OK\r\n"
+    );
+    for (i, w) in writers.iter_mut().enumerate() {
+        w.send_cmd(&[b"INCR", format!("w{i}").as_bytes()]);
+    }
+    // Reads run while the writes wait.
+    let started = Instant::now();
+    for _ in 0..20 {
+        assert_eq!(reader.call(&[b"GET", b"seen"]), b"$1\r\n0\r\n");
+    }
+    assert!(started.elapsed() < Duration::from_secs(5));
+    for w in &mut writers {
+        w.expect_silence(Duration::from_millis(100));
+    }
+    // No write slipped through: every counter is still missing.
+    for i in 0..6 {
+        assert_eq!(
+            reader.call(&[b"EXISTS", format!("w{i}").as_bytes()]),
+            b":0\r\n"
+        );
+    }
+    assert_eq!(admin.call(&[b"CLIENT", b"UNPAUSE"]), b"+OK\r\n");
+    for w in &mut writers {
+        assert_eq!(w.read_reply(), b":1\r\n");
+    }
+    // PAUSE ALL holds reads too; it ends by itself after its timeout.
+    assert_eq!(admin.call(&[b"CLIENT", b"PAUSE", b"300"]), b"+OK\r\n");
+    let t = Instant::now();
+    assert_eq!(reader.call(&[b"GET", b"seen"]), b"$1\r\n0\r\n");
+    assert!(
+        t.elapsed() >= Duration::from_millis(200),
+        "{:?}",
+        t.elapsed()
+    );
+}
