@@ -160,27 +160,3 @@ pub fn process_info() -> ProcessInfo {
         peak_committed: peak_commit as u64,
     }
 }
-
-/// Returns memory this thread's allocator heap holds free to the OS (MEMORY PURGE runs it
-/// on every executor thread).
-pub fn purge_thread() {
-    // SAFETY: mi_collect has no preconditions.
-    unsafe { libmimalloc_sys::mi_collect(true) }
-}
-
-/// mimalloc's own statistics text (MEMORY MALLOC-STATS).
-pub fn allocator_stats() -> String {
-    unsafe extern "C" fn append(msg: *const std::ffi::c_char, arg: *mut std::ffi::c_void) {
-        // SAFETY: `arg` is the `String` below and `msg` a NUL-terminated string, both valid
-        // for the duration of this call.
-        let out = unsafe { &mut *(arg as *mut String) };
-        let text = unsafe { std::ffi::CStr::from_ptr(msg) };
-        out.push_str(&text.to_string_lossy());
-    }
-    let mut out = String::new();
-    // SAFETY: the callback only appends to `out`, which outlives the call.
-    unsafe {
-        libmimalloc_sys::mi_stats_print_out(Some(append), &mut out as *mut String as *mut _);
-    }
-    out
-}
