@@ -74,3 +74,48 @@ fn pause_write_holds_writes_on_every_core_until_unpause() {
         t.elapsed()
     );
 }
+
+/// CLIENT REPLY ON|OFF|SKIP, pipelined, byte for byte against stock (RESP2 and RESP3),
+/// with commands on both shards of ours.
+#[test]
+fn client_reply_matches_stock() {
+    let ours = Server::start(2, &[]);
+    let stock = StockRedis::start(&[]);
+    let k1 = common::key_on_shard("k", 1, 2);
+    for resp3 in [false, true] {
+        let (mut a, mut b) = common::pair(&ours, &stock, resp3);
+        let cmds: Vec<Vec<&[u8]>> = vec![
+            vec![b"SET", b"k", b"v"],
+            vec![b"CLIENT", b"REPLY", b"OFF"],
+            vec![b"SET", k1.as_bytes(), b"x"],
+            vec![b"GET", b"k"],
+            vec![b"NOSUCHCOMMAND"],
+            vec![b"CLIENT", b"REPLY", b"SKIP"],
+            vec![b"CLIENT", b"REPLY", b"ON"],
+            vec![b"GET", k1.as_bytes()],
+            vec![b"CLIENT", b"REPLY", b"SKIP"],
+            vec![b"GET", b"k"],
+            vec![b"GET", k1.as_bytes()],
+            vec![b"CLIENT", b"REPLY", b"SKIP"],
+            vec![b"CLIENT", b"REPLY", b"SKIP"],
+            vec![b"PING"],
+            vec![b"ECHO", b"after"],
+            vec![b"CLIENT", b"REPLY", b"MAYBE"],
+            vec![b"CLIENT", b"REPLY"],
+            vec![b"PING"],
+        ];
+        let mut pipeline = Vec::new();
+        for c in &cmds {
+            pipeline.extend(common::encode(c));
+        }
+        a.send(&pipeline);
+        b.send(&pipeline);
+        // Stock answers 8 of the 18 commands; ours must send the same bytes and no more.
+        let want: Vec<u8> = (0..8).flat_map(|_| b.read_reply()).collect();
+        b.expect_silence(Duration::from_millis(200));
+        assert!(want.ends_with(b"+PONG\r\n"), "{}", show(&want));
+        let got = a.read_n(want.len(), Duration::from_secs(10));
+        assert_eq!(show(&got), show(&want), "resp3={resp3}");
+        a.expect_silence(Duration::from_millis(200));
+    }
+}

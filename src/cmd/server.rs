@@ -92,6 +92,13 @@ static CLIENT_SUBS: &[CommandSpec] = &[
         "2.9.50",
         "Stop processing commands from clients for some time",
     ),
+    sub("reply", 3, CLIENT_FLAGS, Handler::Sync(client::reply))
+        .acl(&["@connection"])
+        .doc(
+            "connection",
+            "3.2.0",
+            "Instruct the server whether to reply to commands",
+        ),
     sub(
         "unpause",
         2,

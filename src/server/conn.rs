@@ -524,6 +524,32 @@ async fn process_batch(
 /// command is queued (inside MULTI) or run: on this core, forwarded to the owner of its keys,
 /// or across shards.
 pub async fn dispatch(conn: &mut Conn, batch: &mut Batch, args: Args<'_>, raw: Option<&[u8]>) {
+    let mode = conn.reply;
+    if !(mode.off || mode.skip_next) {
+        return dispatch_command(conn, batch, args, raw).await;
+    }
+    dispatch_quiet(conn, batch, args, raw).await
+}
+
+/// A command under CLIENT REPLY OFF or SKIP: its reply (and those of the forwarded
+/// commands before it, settled first) is dropped, pushes are not.
+#[cold]
+async fn dispatch_quiet(conn: &mut Conn, batch: &mut Batch, args: Args<'_>, raw: Option<&[u8]>) {
+    batch.flush(conn).await;
+    if let Some(sub) = &conn.sub {
+        sub.drain_into(&mut conn.out.buf);
+    }
+    // The command after CLIENT REPLY SKIP is this one.
+    let skip = std::mem::take(&mut conn.reply.skip_next);
+    let mark = conn.out.buf.len();
+    Box::pin(dispatch_command(conn, batch, args, raw)).await;
+    batch.flush(conn).await;
+    if !std::mem::take(&mut conn.reply.turned_on) && (conn.reply.off || skip) {
+        conn.out.buf.truncate(mark);
+    }
+}
+
+async fn dispatch_command(conn: &mut Conn, batch: &mut Batch, args: Args<'_>, raw: Option<&[u8]>) {
     let table = cmd::table();
     let name = args.get(0);
     // ASKING lasts for the one command after it, whatever that command is (ASKING sets it

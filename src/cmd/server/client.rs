@@ -116,6 +116,25 @@ pub fn pause(c: &mut Conn, a: &Args) -> CmdResult {
     Ok(())
 }
 
+/// CLIENT REPLY ON|OFF|SKIP: OFF drops every reply from now on, SKIP the next command's,
+/// ON answers again (and says OK).
+pub fn reply(c: &mut Conn, a: &Args) -> CmdResult {
+    if a.is(2, "ON") {
+        c.reply = Default::default();
+        c.reply.turned_on = true;
+        c.out.ok();
+    } else if a.is(2, "OFF") {
+        c.reply.off = true;
+    } else if a.is(2, "SKIP") {
+        if !c.reply.off {
+            c.reply.skip_next = true;
+        }
+    } else {
+        return Err(Error::Syntax);
+    }
+    Ok(())
+}
+
 /// CLIENT UNPAUSE: ends CLIENT PAUSE's pause (a failover's or shutdown's stays).
 pub fn unpause(c: &mut Conn, _a: &Args) -> CmdResult {
     c.shard
