@@ -119,3 +119,74 @@ fn client_reply_matches_stock() {
         a.expect_silence(Duration::from_millis(200));
     }
 }
+
+/// `timeout`: an idle client is closed; blocked, subscribed and MONITOR clients and busy
+/// ones are not (as Redis's `clientsCronHandleTimeout`).
+#[test]
+fn idle_timeout_closes_only_idle_clients() {
+    let ours = Server::start(2, &["--timeout", "1"]);
+    let mut idle = ours.raw();
+    assert_eq!(idle.call(&[b"PING"]), b"+PONG\r\n");
+    let mut sub = ours.raw();
+    sub.call(&[b"SUBSCRIBE", b"ch"]);
+    let mut blocked = ours.raw();
+    blocked.send_cmd(&[b"BLPOP", b"list", b"0"]);
+    let mut monitor = ours.raw();
+    assert_eq!(monitor.call(&[b"MONITOR"]), b"+OK\r\n");
+    let mut busy = ours.raw();
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_millis(3500) {
+        assert_eq!(busy.call(&[b"ECHO", b"x"]), b"$1\r\nx\r\n");
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    idle.expect_closed();
+    // The others are still there.
+    assert_eq!(busy.call(&[b"RPUSH", b"list", b"v"]), b":1\r\n");
+    assert_eq!(blocked.read_reply(), common::encode(&[b"list", b"v"]));
+    assert_eq!(busy.call(&[b"PUBLISH", b"ch", b"m"]), b":1\r\n");
+    assert_eq!(sub.read_reply(), common::encode(&[b"message", b"ch", b"m"]));
+    let seen = monitor.read_reply();
+    assert!(show(&seen).contains("ECHO"), "{}", show(&seen));
+    // CONFIG SET timeout 0 turns it off; the value reads back as stock's does.
+    let stock = StockRedis::start(&[]);
+    let (mut a, mut b) = (ours.raw(), Raw::connect(stock.port));
+    for cmd in [
+        &[&b"CONFIG"[..], b"SET", b"timeout", b"-1"][..],
+        &[b"CONFIG", b"SET", b"timeout", b"0"],
+        &[b"CONFIG", b"GET", b"timeout"],
+        &[b"CONFIG", b"SET", b"tcp-keepalive", b"60"],
+        &[b"CONFIG", b"GET", b"tcp-keepalive"],
+    ] {
+        let (p, q) = (a.call(cmd), b.call(cmd));
+        assert_eq!(show(&p), show(&q), "{:?}", show(&common::encode(cmd)));
+    }
+}
+
+/// `tcp-keepalive`: accepted connections carry TCP keepalive with the configured idle time
+/// (seen with `ss -o`, which shows the socket's keepalive timer).
+#[test]
+fn tcp_keepalive_on_accepted_connections() {
+    for (secs, want) in [("7", true), ("0", false)] {
+        let ours = Server::start(1, &["--tcp-keepalive", secs]);
+        let mut c = ours.raw();
+        assert_eq!(c.call(&[b"PING"]), b"+PONG\r\n");
+        let out = std::process::Command::new("ss")
+            .args([
+                "-tnoH",
+                "state",
+                "established",
+                "sport",
+                "=",
+                &format!(":{}", ours.port),
+            ])
+            .output()
+            .expect("ss (iproute2) is needed for this test");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(!text.trim().is_empty(), "no socket listed: {text}");
+        assert_eq!(
+            text.contains("timer:(keepalive"),
+            want,
+            "tcp-keepalive {secs}: {text}"
+        );
+    }
+}

@@ -159,6 +159,7 @@ pub async fn wait(conn: &mut Conn, args: &Args<'_>, keys: &[usize], timeout_ms: 
         spans: (spans.len() > 1).then_some(spans),
     });
     let _inbox = open_inbox(&shard, id);
+    let _blocked = BlockedFlag::set(&conn.meta);
 
     // Register on each owner shard, keys of one shard in one call.
     let mut owners: Vec<(usize, Vec<usize>)> = Vec::new();
@@ -405,5 +406,22 @@ fn serve_queue(shard: &Rc<Shard>, db: usize, key: &[u8]) {
                 return;
             }
         }
+    }
+}
+
+/// Marks a connection blocked while it waits (the idle `timeout` spares it), however the
+/// wait ends.
+struct BlockedFlag(std::rc::Rc<crate::shard::ClientMeta>);
+
+impl BlockedFlag {
+    fn set(meta: &std::rc::Rc<crate::shard::ClientMeta>) -> BlockedFlag {
+        meta.blocked.set(true);
+        BlockedFlag(meta.clone())
+    }
+}
+
+impl Drop for BlockedFlag {
+    fn drop(&mut self) {
+        self.0.blocked.set(false);
     }
 }

@@ -98,7 +98,7 @@ static DIRECTIVES: &[Directive] = &[
         true,
     ),
     d("maxclients", int(1, u32::MAX as i64), "10000", true),
-    d("timeout", Kind::Only(&["0"]), "0", true),
+    d("timeout", NON_NEG_INT, "0", true),
     d("tcp-keepalive", NON_NEG_INT, "300", true),
     d("tcp-backlog", NON_NEG_INT, "511", false),
     d("daemonize", Kind::Only(&["no"]), "no", false),

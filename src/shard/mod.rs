@@ -233,6 +233,10 @@ pub struct Settings {
     pub latency_threshold_ms: u64,
     /// `latency-tracking`: per-command latency histograms.
     pub latency_tracking: bool,
+    /// `timeout`: seconds a client may stay idle (0: forever).
+    pub idle_timeout_s: u64,
+    /// `tcp-keepalive`: seconds of TCP keepalive on accepted connections (0: off).
+    pub tcp_keepalive_s: u32,
 }
 
 impl Settings {
@@ -272,6 +276,8 @@ impl Settings {
             slowlog_max_len: c.get_i64("slowlog-max-len").max(0) as usize,
             latency_threshold_ms: c.get_i64("latency-monitor-threshold").max(0) as u64,
             latency_tracking: c.get_bool("latency-tracking"),
+            idle_timeout_s: c.get_i64("timeout").max(0) as u64,
+            tcp_keepalive_s: c.get_i64("tcp-keepalive").clamp(0, i32::MAX as i64) as u32,
             pubsub_limit: {
                 let [hard, soft, secs] =
                     crate::config::output_limits(c.get("client-output-buffer-limit"))[2];
@@ -322,6 +328,9 @@ pub struct ClientMeta {
     pub killed: Cell<bool>,
     /// CLIENT NO-EVICT (shown as flag `e`; there is no client eviction yet).
     pub no_evict: Cell<bool>,
+    /// Waiting in a blocking command, or a MONITOR client: the idle `timeout` spares both.
+    pub blocked: Cell<bool>,
+    pub monitor: Cell<bool>,
     /// Pub/Sub subscriptions: channels, patterns, shard channels (CLIENT LIST `sub=` ...).
     pub sub: Cell<usize>,
     pub psub: Cell<usize>,
@@ -387,6 +396,8 @@ impl ClientMeta {
             qbuf: Cell::new(0),
             killed: Cell::new(false),
             no_evict: Cell::new(false),
+            blocked: Cell::new(false),
+            monitor: Cell::new(false),
             sub: Default::default(),
             psub: Default::default(),
             ssub: Default::default(),

@@ -330,6 +330,7 @@ pub fn add_monitor(shard: &Shard, sub: &Rc<Subscriber>) {
         return;
     }
     mons.push(sub.clone());
+    sub.meta.monitor.set(true);
     shard.shared.monitors.change(shard.id, true);
 }
 
@@ -339,6 +340,7 @@ pub fn remove_monitor(shard: &Shard, sub: &Rc<Subscriber>) {
     let before = mons.len();
     mons.retain(|m| !Rc::ptr_eq(m, sub));
     if mons.len() != before {
+        sub.meta.monitor.set(false);
         shard.shared.monitors.change(shard.id, false);
     }
 }
