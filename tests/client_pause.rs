@@ -190,3 +190,33 @@ fn tcp_keepalive_on_accepted_connections() {
         );
     }
 }
+
+/// `maxclients`: the connection past the limit gets Redis's error and is closed, as stock.
+#[test]
+fn maxclients_refuses_with_redis_error() {
+    let ours = Server::start(2, &["--maxclients", "3"]);
+    let stock = StockRedis::start(&["--maxclients", "3"]);
+    for port in [ours.port, stock.port] {
+        let mut held: Vec<Raw> = (0..3).map(|_| Raw::connect(port)).collect();
+        for c in &mut held {
+            assert_eq!(c.call(&[b"PING"]), b"+PONG\r\n");
+        }
+        let mut extra = Raw::connect(port);
+        extra.expect(b"-ERR max number of clients reached\r\n");
+        extra.expect_closed();
+        let info = held[0].call(&[b"INFO", b"stats"]);
+        assert!(
+            show(&info).contains("rejected_connections:1"),
+            "{}",
+            show(&info)
+        );
+        drop(held.pop());
+        // A slot is free again once a client left.
+        let ok = common::wait_until(Duration::from_secs(5), || {
+            let mut c = Raw::connect(port);
+            c.send_cmd(&[b"PING"]);
+            c.read_reply() == b"+PONG\r\n"
+        });
+        assert!(ok, "port {port}: no connection accepted after one left");
+    }
+}
