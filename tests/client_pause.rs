@@ -220,3 +220,67 @@ fn maxclients_refuses_with_redis_error() {
         assert!(ok, "port {port}: no connection accepted after one left");
     }
 }
+
+/// CLIENT UNBLOCK [TIMEOUT|ERROR] of a client blocked on another core, byte for byte
+/// against stock (the blocked client's reply and the caller's), and its errors.
+#[test]
+fn client_unblock_matches_stock() {
+    let ours = Server::start(3, &[]);
+    let stock = StockRedis::start(&[]);
+    for resp3 in [false, true] {
+        let mut seen: Vec<Vec<u8>> = Vec::new();
+        for port in [ours.port, stock.port] {
+            let mut out = Vec::new();
+            let mut admin = Raw::connect(port);
+            let mut blocked = Raw::connect(port);
+            if resp3 {
+                blocked.call(&[b"HELLO", b"3"]);
+            }
+            let id = String::from_utf8_lossy(&blocked.call(&[b"CLIENT", b"ID"]))
+                .trim_start_matches(':')
+                .trim()
+                .to_string();
+            for (cmd, mode) in [
+                (&[&b"BLPOP"[..], b"l1", b"l2", b"0"][..], None),
+                (&[b"BZPOPMIN", b"z", b"0"], Some(&b"TIMEOUT"[..])),
+                (
+                    &[b"BLMOVE", b"a", b"b", b"LEFT", b"RIGHT", b"0"],
+                    Some(&b"ERROR"[..]),
+                ),
+                (
+                    &[b"XREAD", b"BLOCK", b"0", b"STREAMS", b"s", b"$"],
+                    Some(&b"error"[..]),
+                ),
+            ] {
+                blocked.send_cmd(cmd);
+                // Wait until the server shows it blocked.
+                let ok = common::wait_until(Duration::from_secs(5), || {
+                    show(&admin.call(&[b"CLIENT", b"LIST"])).contains("cmd=") && {
+                        let info = admin.call(&[b"INFO", b"clients"]);
+                        show(&info).contains("blocked_clients:1")
+                    }
+                });
+                assert!(ok, "port {port}: {cmd:?} did not block");
+                let mut args: Vec<&[u8]> = vec![b"CLIENT", b"UNBLOCK", id.as_bytes()];
+                args.extend(mode);
+                out.extend(admin.call(&args));
+                out.extend(blocked.read_reply());
+            }
+            // Nobody blocked now; errors.
+            for args in [
+                &[&b"CLIENT"[..], b"UNBLOCK", id.as_bytes()][..],
+                &[b"CLIENT", b"UNBLOCK", b"999999"],
+                &[b"CLIENT", b"UNBLOCK", b"x"],
+                &[b"CLIENT", b"UNBLOCK", b"x", b"maybe"],
+                &[b"CLIENT", b"UNBLOCK", id.as_bytes(), b"ERROR", b"x"],
+            ] {
+                out.extend(admin.call(args));
+            }
+            // The next blocking command is not cut short by the earlier UNBLOCK.
+            blocked.send_cmd(&[b"BLPOP", b"l9", b"0.3"]);
+            out.extend(blocked.read_reply());
+            seen.push(out);
+        }
+        assert_eq!(show(&seen[0]), show(&seen[1]), "resp3={resp3}");
+    }
+}

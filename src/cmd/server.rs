@@ -100,6 +100,18 @@ static CLIENT_SUBS: &[CommandSpec] = &[
             "Instruct the server whether to reply to commands",
         ),
     sub(
+        "unblock",
+        -3,
+        ADMIN | CLIENT_FLAGS,
+        Handler::Async(client::unblock),
+    )
+    .acl(&["@connection"])
+    .doc(
+        "connection",
+        "5.0.0",
+        "Unblock a client blocked in a blocking command from a different connection",
+    ),
+    sub(
         "unpause",
         2,
         ADMIN | CLIENT_FLAGS,

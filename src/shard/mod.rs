@@ -331,6 +331,9 @@ pub struct ClientMeta {
     /// Waiting in a blocking command, or a MONITOR client: the idle `timeout` spares both.
     pub blocked: Cell<bool>,
     pub monitor: Cell<bool>,
+    /// CLIENT UNBLOCK asked this blocked client to stop waiting: 1 as if timed out, 2 with
+    /// the UNBLOCKED error (0: not asked).
+    pub unblock: Cell<u8>,
     /// Pub/Sub subscriptions: channels, patterns, shard channels (CLIENT LIST `sub=` ...).
     pub sub: Cell<usize>,
     pub psub: Cell<usize>,
@@ -398,6 +401,7 @@ impl ClientMeta {
             no_evict: Cell::new(false),
             blocked: Cell::new(false),
             monitor: Cell::new(false),
+            unblock: Cell::new(0),
             sub: Default::default(),
             psub: Default::default(),
             ssub: Default::default(),

@@ -135,6 +135,45 @@ pub fn reply(c: &mut Conn, a: &Args) -> CmdResult {
     Ok(())
 }
 
+/// CLIENT UNBLOCK id [TIMEOUT|ERROR]: a client waiting in a blocking command, on whichever
+/// core, stops waiting as if its timeout ran out, or with the UNBLOCKED error. 1 if it was
+/// blocked.
+pub fn unblock<'a>(c: &'a mut Conn, a: Args<'a>) -> crate::cmd::BoxFuture<'a> {
+    Box::pin(async move {
+        if a.len() > 4 {
+            return Err(Error::SubcommandSyntax {
+                sub: String::from_utf8_lossy(a.get(1)).into_owned(),
+                cmd: "CLIENT",
+            });
+        }
+        let how = if a.len() == 3 || a.is(3, "TIMEOUT") {
+            1
+        } else if a.is(3, "ERROR") {
+            2
+        } else {
+            return Err(Error::msg(
+                "CLIENT UNBLOCK reason should be TIMEOUT or ERROR",
+            ));
+        };
+        let id = crate::util::num::parse_i64_strict(a.get(2)).ok_or(Error::NotInteger)?;
+        let found = c
+            .shard
+            .call_all(move |s| {
+                let clients = s.clients.borrow();
+                match clients.get(&(id as u64)) {
+                    Some(m) if m.blocked.get() && m.unblock.get() == 0 => {
+                        m.unblock.set(how);
+                        true
+                    }
+                    _ => false,
+                }
+            })
+            .await;
+        c.out.int(i64::from(found.contains(&true)));
+        Ok(())
+    })
+}
+
 /// CLIENT UNPAUSE: ends CLIENT PAUSE's pause (a failover's or shutdown's stays).
 pub fn unpause(c: &mut Conn, _a: &Args) -> CmdResult {
     c.shard
