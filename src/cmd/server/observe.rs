@@ -60,7 +60,7 @@ async fn slow_entries(c: &Conn, count: usize) -> Vec<SlowEntry> {
         .into_iter()
         .flatten()
         .collect();
-    all.sort_unstable_by(|x, y| y.id.cmp(&x.id));
+    all.sort_unstable_by_key(|e| std::cmp::Reverse(e.id));
     all.truncate(count);
     all
 }
