@@ -224,12 +224,18 @@ fn a_broken_link_resumes_with_a_partial_resync() {
         std::thread::sleep(Duration::from_millis(400));
         // One side drops the link; the replica reconnects with PSYNC <replid> <offset>.
         if i % 2 == 0 {
-            assert_eq!(text(&r.call(&[b"CLIENT", b"KILL", b"TYPE", b"master"])), ":1\r\n");
+            assert_eq!(
+                text(&r.call(&[b"CLIENT", b"KILL", b"TYPE", b"master"])),
+                ":1\r\n"
+            );
         } else {
             wait_until(Duration::from_secs(5), || {
                 info_field(&mut m, "replication", "slave0").is_some_and(|l| l.contains("online"))
             });
-            assert_eq!(text(&m.call(&[b"CLIENT", b"KILL", b"TYPE", b"replica"])), ":1\r\n");
+            assert_eq!(
+                text(&m.call(&[b"CLIENT", b"KILL", b"TYPE", b"replica"])),
+                ":1\r\n"
+            );
         }
     }
     std::thread::sleep(Duration::from_millis(400));

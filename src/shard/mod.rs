@@ -88,8 +88,6 @@ pub struct Shared {
     pub slowlog_ids: AtomicU64,
     /// Bytes allocated once start-up was done (INFO `used_memory_startup`).
     pub startup_memory: AtomicU64,
-    /// The most bytes allocated seen so far (INFO `used_memory_peak`).
-    pub peak_memory: AtomicU64,
 }
 
 /// How far loading the data file at start-up has come, readable from any core.
@@ -173,7 +171,6 @@ impl Shared {
             monitors: observe::MonitorCounts::new(nshards + 1),
             slowlog_ids: AtomicU64::new(0),
             startup_memory: AtomicU64::new(0),
-            peak_memory: AtomicU64::new(0),
         }
     }
 
@@ -468,6 +465,17 @@ impl ShardStats {
         let text = e.render();
         let code = text.split(' ').next().unwrap_or("ERR");
         *self.errors.entry_ref(code).or_default() += 1;
+    }
+
+    /// A copy of the counters without the latency histograms (which are large: INFO reads
+    /// them only for latencystats, through LATENCY's merge).
+    pub fn counters(&self) -> ShardStats {
+        ShardStats {
+            cmd: self.cmd.clone(),
+            hist: Vec::new(),
+            errors: self.errors.clone(),
+            ..*self
+        }
     }
 
     /// CONFIG RESETSTAT: zeroes every counter, keeping the per-command table's size.

@@ -661,7 +661,7 @@ fn thread_cpu_times() -> [(i64, i64); 2] {
 }
 
 /// Gathers the process-wide values and every shard's counters.
-async fn snapshot(c: &mut Conn) -> Snapshot {
+async fn snapshot(c: &mut Conn, sections: &Sections) -> Snapshot {
     let data = each_shard_data(c, |d| {
         let mut keyspace = KeyspaceStats::default();
         for ks in d.dbs_ref() {
@@ -680,7 +680,7 @@ async fn snapshot(c: &mut Conn) -> Snapshot {
     let mut shards = c
         .shard
         .call_all(|s| ShardSnapshot {
-            stats: s.stats.borrow().clone(),
+            stats: s.stats.borrow().counters(),
             max_qbuf: s
                 .clients
                 .borrow()
@@ -700,7 +700,13 @@ async fn snapshot(c: &mut Conn) -> Snapshot {
     }
     let persist = crate::persist::info(&c.shard).await;
     let repl = crate::repl::master::summary(&c.shard).await;
-    let histograms = super::observe::merged_histograms(c).await;
+    // Merging every command's histogram allocates: only when latencystats is shown (INFO
+    // memory must not count its own scratch).
+    let histograms = if sections.wants("latencystats") {
+        super::observe::merged_histograms(c).await
+    } else {
+        Vec::new()
+    };
     let shared = &c.shard.shared;
     // Only walked when some core has subscriptions.
     let pubsub = if shared.pubsub_counts.any(false) || shared.pubsub_counts.any(true) {
@@ -765,7 +771,7 @@ async fn snapshot(c: &mut Conn) -> Snapshot {
 pub fn info<'a>(c: &'a mut Conn, a: Args<'a>) -> BoxFuture<'a> {
     Box::pin(async move {
         let sections = Sections::parse(a.rest(1));
-        let snap = snapshot(c).await;
+        let snap = snapshot(c, &sections).await;
         let text = render(&snap, &sections);
         c.out.verbatim(text.as_bytes());
         let result: CmdResult = Ok(());
