@@ -146,7 +146,16 @@ fn bench_keyspace(c: &mut Criterion) {
         for i in 0..KEYS {
             let key = format!("key:{i:06}");
             let req = Request::new(&[b"SET", key.as_bytes(), b"value-of-twenty-bytes"]);
-            redcell::server::conn::run_here(&shard, 0, set_idx, set, &req.args(), &mut out, now);
+            redcell::server::conn::run_here(
+                &shard,
+                0,
+                set_idx,
+                set,
+                &req.args(),
+                &mut out,
+                now,
+                None,
+            );
             out.buf.clear();
         }
         assert_eq!(shard.data.borrow().as_ref().map_or(0, |d| d.len()), KEYS);
@@ -177,6 +186,7 @@ fn bench_keyspace(c: &mut Criterion) {
                     &req.args(),
                     &mut out,
                     now,
+                    None,
                 );
                 out.buf.clear();
             })
@@ -193,6 +203,7 @@ fn bench_keyspace(c: &mut Criterion) {
                     &req.args(),
                     &mut out,
                     now,
+                    None,
                 );
                 out.buf.clear();
             })
@@ -220,6 +231,7 @@ fn bench_keyspace(c: &mut Criterion) {
                     &req.args(),
                     &mut out,
                     now,
+                    None,
                 );
                 let member = (f * 3).to_string();
                 let req = Request::new(&[b"SADD", format!("s:{i}").as_bytes(), member.as_bytes()]);
@@ -231,15 +243,34 @@ fn bench_keyspace(c: &mut Criterion) {
                     &req.args(),
                     &mut out,
                     now,
+                    None,
                 );
             }
         }
         for f in 0..BIG {
             let field = format!("field:{f}");
             let req = Request::new(&[b"HSET", b"bighash", field.as_bytes(), b"v"]);
-            redcell::server::conn::run_here(&shard, 0, hset_idx, hset, &req.args(), &mut out, now);
+            redcell::server::conn::run_here(
+                &shard,
+                0,
+                hset_idx,
+                hset,
+                &req.args(),
+                &mut out,
+                now,
+                None,
+            );
             let req = Request::new(&[b"SADD", b"bigset", field.as_bytes()]);
-            redcell::server::conn::run_here(&shard, 0, sadd_idx, sadd, &req.args(), &mut out, now);
+            redcell::server::conn::run_here(
+                &shard,
+                0,
+                sadd_idx,
+                sadd,
+                &req.args(),
+                &mut out,
+                now,
+                None,
+            );
         }
         out.buf.clear();
         let reqs = |f: &dyn Fn(usize) -> Vec<Vec<u8>>| -> Vec<Request> {
@@ -309,7 +340,16 @@ fn bench_keyspace(c: &mut Criterion) {
                 b.iter(|| {
                     let req = &reqs[i & 4095];
                     i += 1;
-                    redcell::server::conn::run_here(&shard, 0, idx, f, &req.args(), &mut out, now);
+                    redcell::server::conn::run_here(
+                        &shard,
+                        0,
+                        idx,
+                        f,
+                        &req.args(),
+                        &mut out,
+                        now,
+                        None,
+                    );
                     out.buf.clear();
                 })
             });

@@ -11,8 +11,9 @@
 # The collapsed stacks are kept next to the SVG ($OUT minus .svg, plus .folded),
 # e.g. for `inferno-diff-folded before.folded after.folded | inferno-flamegraph`.
 #
-# Needs: perf (apt-get install linux-perf), inferno (cargo install inferno),
-# taskset, and memtier_benchmark or redis-benchmark (apt-get install redis-tools).
+# Needs perf, inferno, taskset, and memtier_benchmark or redis-benchmark; installs what is
+# missing and says so (inferno with `cargo install inferno`; perf and taskset with apt-get,
+# as linux-perf and util-linux).
 # Readable Rust stacks with CALLGRAPH=fp need frame pointers, e.g.
 #   RUSTFLAGS="-C force-frame-pointers=yes" cargo build --release
 # and symbols (debug = "line-tables-only" or similar in the release profile);
@@ -65,16 +66,23 @@ esac
 
 [[ $DURATION =~ ^[0-9]+$ && $DURATION -gt 0 ]] || die "DURATION must be a positive number of seconds"
 [[ $PIPELINE =~ ^[0-9]+$ && $PIPELINE -gt 0 ]] || die "PIPELINE must be a positive integer"
-missing=()
-command -v perf >/dev/null || missing+=("perf: apt-get install linux-perf")
-command -v inferno-collapse-perf >/dev/null && command -v inferno-flamegraph >/dev/null \
-  || missing+=("inferno-collapse-perf/inferno-flamegraph: cargo install inferno")
-command -v taskset >/dev/null || missing+=("taskset: apt-get install util-linux")
-if [[ ${#missing[@]} -gt 0 ]]; then
-  printf 'flamegraph.sh: missing tools, install them first:\n' >&2
-  printf '  %s\n' "${missing[@]}" >&2
-  exit 1
+# Installs what is missing, saying so: inferno with cargo (into ~/.cargo/bin), perf and
+# taskset with apt-get (root or sudo needed for those).
+apt_install() {
+  local sudo=""
+  [[ $(id -u) -eq 0 ]] || sudo="sudo"
+  log "installing $* (apt-get)"
+  $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "$@" >/dev/null \
+    || die "could not install $* with apt-get; install it and run again"
+}
+if ! command -v inferno-collapse-perf >/dev/null || ! command -v inferno-flamegraph >/dev/null; then
+  command -v cargo >/dev/null || die "inferno is missing and cargo is not installed to build it (https://rustup.rs)"
+  log "inferno-collapse-perf/inferno-flamegraph not found: installing them with 'cargo install inferno' (a few minutes, once)"
+  cargo install --locked inferno >&2 || die "cargo install inferno failed"
+  command -v inferno-flamegraph >/dev/null || die "inferno installed but not on PATH (is ${CARGO_HOME:-$HOME/.cargo}/bin on PATH?)"
 fi
+command -v perf >/dev/null || apt_install linux-perf
+command -v taskset >/dev/null || apt_install util-linux
 [[ -x $REDCELL_BIN ]] || die "$REDCELL_BIN is not executable (build it with: cargo build --release)"
 
 case $LOADGEN in

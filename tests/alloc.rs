@@ -209,7 +209,16 @@ fn serving_a_get_hit_allocates_nothing() {
             (b"counter", b"12345"),
         ] {
             let req = Request::new(&[b"SET", key, value]);
-            redcell::server::conn::run_here(&shard, 0, set_idx, set, &req.args(), &mut out, now);
+            redcell::server::conn::run_here(
+                &shard,
+                0,
+                set_idx,
+                set,
+                &req.args(),
+                &mut out,
+                now,
+                None,
+            );
             assert_eq!(out.buf, b"+OK\r\n");
             out.buf.clear();
         }
@@ -231,6 +240,7 @@ fn serving_a_get_hit_allocates_nothing() {
                     &req.args(),
                     &mut out,
                     now,
+                    None,
                 );
                 assert_eq!(out.buf, *reply);
                 out.buf.clear();
@@ -241,7 +251,9 @@ fn serving_a_get_hit_allocates_nothing() {
             let calls = 10_000;
             let (n, first) = count_allocs(|| {
                 for _ in 0..calls {
-                    redcell::server::conn::run_here(&shard, 0, get_idx, get, &args, &mut out, now);
+                    redcell::server::conn::run_here(
+                        &shard, 0, get_idx, get, &args, &mut out, now, None,
+                    );
                     out.buf.clear();
                 }
             });
@@ -255,7 +267,7 @@ fn serving_a_get_hit_allocates_nothing() {
                 "serving GET allocated; first allocation at:\n{}",
                 first.unwrap_or_default()
             );
-            redcell::server::conn::run_here(&shard, 0, get_idx, get, &args, &mut out, now);
+            redcell::server::conn::run_here(&shard, 0, get_idx, get, &args, &mut out, now, None);
             assert_eq!(out.buf, *reply);
             out.buf.clear();
         }

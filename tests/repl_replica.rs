@@ -474,8 +474,11 @@ fn replica_hides_expired_keys_until_the_master_deletes_them() {
     assert_eq!(r.call(&[b"SET", b"x", b"1"]), b"+OK\r\n");
     // The history goes on from the old offset: SELECT 0 (23 bytes) and the SET (27).
     let after = offset + 50;
-    assert!(wait_until(Duration::from_secs(2), || text(&r.call(&[b"ROLE"]))
-        == format!("*3\r\n$6\r\nmaster\r\n:{after}\r\n*0\r\n")));
+    assert!(wait_until(Duration::from_secs(2), || text(
+        &r.call(&[b"ROLE"])
+    ) == format!(
+        "*3\r\n$6\r\nmaster\r\n:{after}\r\n*0\r\n"
+    )));
 }
 
 /// A failover by hand: the stock master dies, its redcell replica is promoted (REPLICAOF NO
@@ -496,7 +499,10 @@ fn promoted_replica_serves_its_stock_sibling_with_a_partial_resync() {
     let mut s = Raw::connect(sibling.port);
     cmd(&mut m, &["RPUSH", "list", "a", "b", "c"]);
     let offset = wait_caught_up(&mut m, &mut r, Duration::from_secs(20));
-    assert_eq!(wait_caught_up(&mut m, &mut s, Duration::from_secs(20)), offset);
+    assert_eq!(
+        wait_caught_up(&mut m, &mut s, Duration::from_secs(20)),
+        offset
+    );
     let old_id = info_field(&mut m, "replication", "master_replid");
     drop(master);
 
@@ -522,7 +528,12 @@ fn promoted_replica_serves_its_stock_sibling_with_a_partial_resync() {
     let after = wait_caught_up(&mut r, &mut s, Duration::from_secs(20));
     assert!(after > offset, "{after} <= {offset}");
     assert_same_data(&mut r, &mut s);
-    assert_eq!(info_field(&mut r, "stats", "sync_partial_ok"), "1", "{}", replica.stderr());
+    assert_eq!(
+        info_field(&mut r, "stats", "sync_partial_ok"),
+        "1",
+        "{}",
+        replica.stderr()
+    );
     assert_eq!(info_field(&mut r, "stats", "sync_full"), "0");
     let log = std::fs::read_to_string(sibling.dir().join("log")).unwrap_or_default();
     assert!(

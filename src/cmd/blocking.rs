@@ -159,6 +159,7 @@ pub async fn wait(conn: &mut Conn, args: &Args<'_>, keys: &[usize], timeout_ms: 
         spans: (spans.len() > 1).then_some(spans),
     });
     let _inbox = open_inbox(&shard, id);
+    let _blocked = BlockedFlag::set(&conn.meta);
 
     // Register on each owner shard, keys of one shard in one call.
     let mut owners: Vec<(usize, Vec<usize>)> = Vec::new();
@@ -178,6 +179,7 @@ pub async fn wait(conn: &mut Conn, args: &Args<'_>, keys: &[usize], timeout_ms: 
 
     let deadline = (timeout_ms > 0).then(|| now_ms().saturating_add(timeout_ms as i64));
     let fd = conn.meta.fd;
+    let mut unblocked = 0;
     let delivery = loop {
         let tick = match deadline {
             Some(d) => Duration::from_millis((d - now_ms()).clamp(0, 20) as u64),
@@ -195,7 +197,8 @@ pub async fn wait(conn: &mut Conn, args: &Args<'_>, keys: &[usize], timeout_ms: 
             break Some(d);
         }
         let gone = conn.meta.killed.get() || peer_closed(fd);
-        let expired = deadline.is_some_and(|d| now_ms() >= d);
+        unblocked = conn.meta.unblock.replace(0);
+        let expired = unblocked != 0 || deadline.is_some_and(|d| now_ms() >= d);
         if (gone || expired) && waiter.claim(CANCELLED) {
             if gone {
                 conn.close_after_reply = true;
@@ -221,6 +224,9 @@ pub async fn wait(conn: &mut Conn, args: &Args<'_>, keys: &[usize], timeout_ms: 
             conn.out.buf.extend_from_slice(&d.reply);
             Ok(())
         }
+        None if unblocked == 2 => Err(Error::Coded(
+            "UNBLOCKED client unblocked via CLIENT UNBLOCK".into(),
+        )),
         None => {
             (op.timeout_reply)(&mut conn.out);
             Ok(())
@@ -306,6 +312,7 @@ fn serve_waiter(
         out,
         now: now_ms(),
         unit,
+        client: None,
     };
     let (result, dirty) = run_body(&mut x, &args, false, |c| {
         (op_of(w.idx).serve)(c, &args, key_pos, state)
@@ -404,5 +411,23 @@ fn serve_queue(shard: &Rc<Shard>, db: usize, key: &[u8]) {
                 return;
             }
         }
+    }
+}
+
+/// Marks a connection blocked while it waits (the idle `timeout` spares it), however the
+/// wait ends.
+struct BlockedFlag(std::rc::Rc<crate::shard::ClientMeta>);
+
+impl BlockedFlag {
+    fn set(meta: &std::rc::Rc<crate::shard::ClientMeta>) -> BlockedFlag {
+        meta.blocked.set(true);
+        BlockedFlag(meta.clone())
+    }
+}
+
+impl Drop for BlockedFlag {
+    fn drop(&mut self) {
+        self.0.blocked.set(false);
+        self.0.unblock.set(0);
     }
 }

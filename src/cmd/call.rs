@@ -11,14 +11,15 @@
 
 use std::rc::Rc;
 
-use super::{table, CommandStats, KeyedFn};
+use super::{table, KeyedFn};
 use crate::db::{Db, Keyspace, Parts};
 use crate::error::{CmdResult, Error};
 use crate::resp::{Args, Reply};
 use crate::shard::client::Conn;
 use crate::shard::journal::{Op, Unit};
+use crate::shard::observe;
 use crate::shard::tx::ShardSet;
-use crate::shard::Shard;
+use crate::shard::{ClientIdent, Shard, ShardStats};
 use crate::types::Limits;
 use crate::util::time::{elapsed_ns, ticks};
 
@@ -124,6 +125,8 @@ pub struct Exec<'a> {
     pub out: &'a mut Reply,
     pub now: i64,
     pub unit: &'a mut Unit,
+    /// Who sent the command, when a client did (slow log entries, MONITOR lines).
+    pub client: Option<&'a ClientIdent>,
 }
 
 /// Runs keyed handler `f` of command `idx` (a keyed command: every key on a shard `x` holds).
@@ -139,17 +142,158 @@ pub fn call(x: &mut Exec<'_>, idx: usize, f: KeyedFn, args: &Args<'_>) {
         // A handler that failed (or panicked) part-way must not leave a partial reply.
         x.out.buf.truncate(mark);
     }
+    let ns = elapsed_ns(started);
     let mut stats = x.shard.stats.borrow_mut();
-    stats.commands += 1;
     stats.dirty += dirty;
-    let s = &mut stats.cmd[idx];
-    s.calls += 1;
-    s.nsec += elapsed_ns(started);
+    count_call(x.shard, &mut stats, idx, ns, result.as_ref().err());
+    drop(stats);
     if let Err(e) = result {
-        s.failed += 1;
-        stats.count_error(&e);
         x.out.error(&e);
     }
+    observe(x.shard, idx, ns, args, x.db, x.client);
+}
+
+/// Counts one call of command `idx` that took `ns` (INFO commandstats, latencystats).
+#[inline]
+fn count_call(shard: &Shard, stats: &mut ShardStats, idx: usize, ns: u64, err: Option<&Error>) {
+    stats.commands += 1;
+    let s = &mut stats.cmd[idx];
+    s.calls += 1;
+    s.nsec += ns;
+    if let Some(e) = err {
+        s.failed += 1;
+        stats.count_error(e);
+    }
+    if shard.settings.borrow().latency_tracking {
+        if let Some(h) = stats.hist.get_mut(idx) {
+            h.get_or_insert_with(Default::default).record(ns);
+        }
+    }
+}
+
+/// What a command leaves for the operator once it ran, as Redis's `call()`: a latency
+/// sample (`command`, `fast-command`) and a slow log entry when it was slow, and a line for
+/// the MONITOR clients. Costs two compares and an atomic load unless one applies.
+#[inline]
+pub fn observe(
+    shard: &Rc<Shard>,
+    idx: usize,
+    ns: u64,
+    args: &Args<'_>,
+    db: usize,
+    client: Option<&ClientIdent>,
+) {
+    let us = ns / 1000;
+    let (slower, latency_ms) = {
+        let s = shard.settings.borrow();
+        (s.slowlog_slower_than, s.latency_threshold_ms)
+    };
+    if (slower >= 0 && us >= slower as u64) || (latency_ms > 0 && us / 1000 >= latency_ms) {
+        slow(shard, idx, us, args, client);
+    }
+    if shard.shared.monitors.any() {
+        monitor(shard, idx, args, db, client);
+    }
+}
+
+#[cold]
+fn slow(shard: &Rc<Shard>, idx: usize, us: u64, args: &Args<'_>, client: Option<&ClientIdent>) {
+    let spec = table().specs[idx];
+    let (slower, max_len, latency_ms) = {
+        let s = shard.settings.borrow();
+        (
+            s.slowlog_slower_than,
+            s.slowlog_max_len,
+            s.latency_threshold_ms,
+        )
+    };
+    if latency_ms > 0 && us / 1000 >= latency_ms {
+        let event = if spec.has(super::flag::FAST) {
+            "fast-command"
+        } else {
+            "command"
+        };
+        let now_s = crate::util::time::now_ms() / 1000;
+        shard.observe.add_latency(event, now_s, us / 1000);
+    }
+    if slower >= 0 && us >= slower as u64 && !spec.has(super::flag::SKIP_SLOWLOG) {
+        let shown = shown_args(idx, args);
+        let entry = observe::slow_entry(shard, client, shown.into_iter(), us);
+        shard.observe.push_slow(entry, max_len);
+    }
+}
+
+#[cold]
+fn monitor(
+    shard: &Rc<Shard>,
+    idx: usize,
+    args: &Args<'_>,
+    db: usize,
+    client: Option<&ClientIdent>,
+) {
+    use super::flag::{ADMIN, SKIP_MONITOR};
+    // Administrative commands are not shown, as in Redis.
+    if table().specs[idx].has(ADMIN | SKIP_MONITOR) {
+        return;
+    }
+    monitor_now(shard, idx, args, db, client);
+}
+
+/// Shows a command to the MONITOR clients whatever its flags: EVAL, EVALSHA and FCALL show
+/// themselves before the commands their script runs (Redis's explicit feed in
+/// `evalCommand`/`fcallCommand`).
+pub fn monitor_before(conn: &Conn, name: &str, args: &Args<'_>) {
+    if conn.shard.shared.monitors.any() {
+        if let Some(idx) = table().lookup(name.as_bytes()) {
+            monitor_now(&conn.shard, idx, args, conn.db, Some(&conn.meta.ident));
+        }
+    }
+}
+
+#[cold]
+fn monitor_now(
+    shard: &Rc<Shard>,
+    idx: usize,
+    args: &Args<'_>,
+    db: usize,
+    client: Option<&ClientIdent>,
+) {
+    let mut line = Vec::with_capacity(64);
+    // Lua's client shows as `lua`, as Redis's `CLIENT_LUA` does.
+    let addr = client.map_or("", |c| if c.script { "lua" } else { c.addr.as_str() });
+    observe::monitor_line(db, addr, shown_args(idx, args).into_iter(), &mut line);
+    observe::feed_monitors(shard, &line);
+}
+
+/// The arguments the slow log and MONITOR show: passwords replaced by `(redacted)`, as
+/// Redis's `redactClientCommandArgument` does for AUTH, HELLO ... AUTH and MIGRATE AUTH/AUTH2.
+fn shown_args<'a>(idx: usize, args: &Args<'a>) -> Vec<&'a [u8]> {
+    let mut shown: Vec<&[u8]> = args.iter().collect();
+    let name = table().full_names[idx].as_str();
+    let mut redact = |from: usize, n: usize| {
+        for a in shown.iter_mut().skip(from).take(n) {
+            *a = b"(redacted)";
+        }
+    };
+    match name {
+        "auth" => redact(1, usize::MAX),
+        "hello" | "migrate" => {
+            let mut i = if name == "hello" { 2 } else { 6 };
+            while i < args.len() {
+                if args.is(i, "AUTH") {
+                    let n = if name == "hello" { 2 } else { 1 };
+                    redact(i + 1, n);
+                    i += n;
+                } else if args.is(i, "AUTH2") {
+                    redact(i + 1, 2);
+                    i += 2;
+                }
+                i += 1;
+            }
+        }
+        _ => {}
+    }
+    shown
 }
 
 /// Runs `body` as a command over the data `x` holds, then settles what it did: WATCH
@@ -305,17 +449,32 @@ pub fn guarded(f: impl FnOnce() -> CmdResult) -> CmdResult {
         .unwrap_or_else(|_| Err(Error::msg(PANIC_REPLY)))
 }
 
-/// Records a connection-level command's stats (`started` is a `ticks()` value).
-pub fn record(shard: &Shard, idx: usize, started: u64, result: &CmdResult) {
-    let mut stats = shard.stats.borrow_mut();
-    stats.commands += 1;
-    let s: &mut CommandStats = &mut stats.cmd[idx];
-    s.calls += 1;
-    s.nsec += elapsed_ns(started);
-    if let Err(e) = result {
-        s.failed += 1;
-        stats.count_error(e);
-    }
+/// Records a connection-level command's stats (`started` is a `ticks()` value) and what it
+/// leaves for the operator (see `observe`). A blocking command's time includes its wait, so
+/// it is counted but not taken as slow.
+pub fn record(conn: &Conn, idx: usize, args: &Args<'_>, started: u64, result: &CmdResult) {
+    record_as(conn, idx, args, started, result, &conn.meta.ident)
+}
+
+/// `record` for a command a script ran on `conn`'s behalf as `client`.
+pub fn record_as(
+    conn: &Conn,
+    idx: usize,
+    args: &Args<'_>,
+    started: u64,
+    result: &CmdResult,
+    client: &ClientIdent,
+) {
+    let ns = elapsed_ns(started);
+    let mut stats = conn.shard.stats.borrow_mut();
+    count_call(&conn.shard, &mut stats, idx, ns, result.as_ref().err());
+    drop(stats);
+    let ns = if table().specs[idx].has(super::flag::BLOCKING) {
+        0
+    } else {
+        ns
+    };
+    observe(&conn.shard, idx, ns, args, conn.db, Some(client));
 }
 
 /// Runs a connection-level command (a `Sync` or `Async` handler) with its stats and guard.
@@ -325,7 +484,7 @@ pub async fn call_conn(conn: &mut Conn, idx: usize, args: &Args<'_>) {
             let started = ticks();
             let mark = conn.out.buf.len();
             let result = guarded(|| f(conn, args));
-            record(&conn.shard, idx, started, &result);
+            record(conn, idx, args, started, &result);
             if let Err(e) = result {
                 conn.out.buf.truncate(mark);
                 conn.out.error(&e);
@@ -341,7 +500,7 @@ pub async fn call_async<'a>(conn: &'a mut Conn, idx: usize, f: super::AsyncFn, a
     let started = ticks();
     let mark = conn.out.buf.len();
     let result = guarded_async(f(conn, args)).await;
-    record(&conn.shard, idx, started, &result);
+    record(conn, idx, &args, started, &result);
     if let Err(e) = result {
         conn.out.buf.truncate(mark);
         conn.out.error(&e);
@@ -409,6 +568,7 @@ pub async fn with_keys<R>(
     let shard = conn.shard.clone();
     let (db, now) = (conn.db, conn.now);
     let mut unit = Unit::default();
+    let ident = conn.meta.ident.clone();
     let run = |parts: Parts<'_>, out: &mut Reply, unit: &mut Unit| {
         let mut x = Exec {
             shard: &shard,
@@ -417,6 +577,7 @@ pub async fn with_keys<R>(
             out,
             now,
             unit,
+            client: Some(&ident),
         };
         run_body(&mut x, args, false, body).0
     };
@@ -507,12 +668,30 @@ pub fn active_expire(shard: &Rc<Shard>, now: i64) {
         ..Unit::default()
     };
     let mut expired = Vec::new();
+    let started = ticks();
+    let (mut deleted, mut sampled, mut capped) = (0, 0, false);
     for (i, ks) in data.dbs().iter_mut().enumerate() {
         if ks.volatile_len() == 0 {
             continue;
         }
-        ks.active_expire(now, 16);
+        let (d, s, c) = ks.active_expire(now, 16);
+        (deleted, sampled, capped) = (deleted + d, sampled + s, capped || c);
         take_expired(ks, i, &mut expired);
+    }
+    if sampled > 0 {
+        let us = elapsed_ns(started) / 1000;
+        let mut stats = shard.stats.borrow_mut();
+        stats.expire_cycle_us += us;
+        stats.expired_time_cap_reached += u64::from(capped);
+        // Redis's running estimate of the share of stale keys among keys with a TTL.
+        let perc = deleted as f64 / sampled as f64;
+        stats.expired_stale_perc = perc * 0.05 + stats.expired_stale_perc * 0.95;
+        drop(stats);
+        let threshold = shard.settings.borrow().latency_threshold_ms;
+        if threshold > 0 && us / 1000 >= threshold {
+            let now_s = crate::util::time::now_ms() / 1000;
+            shard.observe.add_latency("expire-cycle", now_s, us / 1000);
+        }
     }
     if recording {
         push_dels(&mut unit, expired);

@@ -68,8 +68,9 @@ fn reset<'a>(c: &'a mut Conn, _a: Args<'a>) -> BoxFuture<'a> {
         c.set_default_auth();
         if let Some(sub) = c.sub.clone() {
             crate::shard::pubsub::remove_all(&c.shard, &sub);
+            crate::shard::observe::remove_monitor(&c.shard, &sub);
         }
-        c.meta.name.borrow_mut().clear();
+        c.meta.set_name(b"");
         c.asking = false;
         c.readonly = false;
         c.out.simple("RESET");
@@ -185,7 +186,7 @@ fn hello(c: &mut Conn, a: &Args) -> CmdResult {
     }
     if let Some(name) = setname {
         super::server::validate_client_name(name)?;
-        *c.meta.name.borrow_mut() = name.to_vec();
+        c.meta.set_name(name);
     }
     if let Some(p) = proto {
         c.out.resp3 = p == 3;

@@ -113,6 +113,17 @@ fn libraries() -> std::sync::MutexGuard<'static, Vec<Library>> {
     LIBRARIES.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// Libraries, functions and the bytes of the libraries' code (INFO `number_of_libraries`,
+/// `number_of_functions`, `used_memory_functions`).
+pub fn library_stats() -> (usize, usize, usize) {
+    let libs = libraries();
+    (
+        libs.len(),
+        libs.iter().map(|l| l.functions.len()).sum(),
+        libs.iter().map(|l| l.code.len() + l.name.len()).sum(),
+    )
+}
+
 pub fn generation() -> u64 {
     GENERATION.load(Ordering::Acquire)
 }
@@ -493,6 +504,7 @@ fn fcall_ro<'a>(c: &'a mut Conn, a: Args<'a>) -> BoxFuture<'a> {
 }
 
 async fn fcall_generic(c: &mut Conn, a: Args<'_>, ro: bool) -> CmdResult {
+    crate::cmd::call::monitor_before(c, if ro { "fcall_ro" } else { "fcall" }, &a);
     let name = String::from_utf8_lossy(a.get(1)).into_owned();
     let exists = libraries()
         .iter()

@@ -295,6 +295,7 @@ fn end_move(
             out: &mut out,
             now: crate::util::time::now_ms(),
             unit: &mut unit,
+            client: None,
         };
         let args = argv.args();
         let _ = run_body(&mut x, &args, true, |c| {

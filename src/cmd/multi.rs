@@ -303,6 +303,7 @@ async fn run_queued(c: &mut Conn, q: &Queued, unit: &mut Unit) {
     }
     match spec.handler {
         Handler::Keyed(f) => {
+            let ident = c.meta.ident.clone();
             let Some(held) = c.held.as_mut() else {
                 return;
             };
@@ -313,6 +314,7 @@ async fn run_queued(c: &mut Conn, q: &Queued, unit: &mut Unit) {
                 out: &mut c.out,
                 now: c.now,
                 unit,
+                client: Some(&ident),
             };
             crate::cmd::call(&mut x, q.idx, f, &args);
         }
@@ -320,7 +322,7 @@ async fn run_queued(c: &mut Conn, q: &Queued, unit: &mut Unit) {
             let started = ticks();
             let mark = c.out.buf.len();
             let result = crate::cmd::guarded(|| f(c, &args));
-            finish(c, q.idx, started, mark, result);
+            finish(c, q.idx, &args, started, mark, result);
         }
         Handler::Async(f) => {
             crate::cmd::call::call_async(c, q.idx, f, args).await;
@@ -330,8 +332,8 @@ async fn run_queued(c: &mut Conn, q: &Queued, unit: &mut Unit) {
     }
 }
 
-fn finish(c: &mut Conn, idx: usize, started: u64, mark: usize, result: CmdResult) {
-    record(&c.shard, idx, started, &result);
+fn finish(c: &mut Conn, idx: usize, args: &Args, started: u64, mark: usize, result: CmdResult) {
+    record(c, idx, args, started, &result);
     if let Err(e) = result {
         c.out.buf.truncate(mark);
         c.out.error(&e);

@@ -151,6 +151,14 @@ fn cache() -> std::sync::MutexGuard<'static, Option<hashbrown::HashMap<[u8; 40],
     CACHE.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// Scripts in the cache and the bytes of their bodies (INFO `number_of_cached_scripts`,
+/// `used_memory_scripts_eval`).
+pub fn cache_stats() -> (usize, usize) {
+    cache().as_ref().map_or((0, 0), |c| {
+        (c.len(), c.values().map(|s| s.body.len() + 40).sum())
+    })
+}
+
 /// A SHA1 in hex, lower-cased; `None` unless 40 bytes.
 fn sha_key(sha: &[u8]) -> Option<[u8; 40]> {
     let mut k = [0u8; 40];
@@ -204,6 +212,21 @@ pub(crate) fn numkeys(a: &Args<'_>, bad: Error) -> Result<usize, Error> {
 }
 
 async fn eval_generic(c: &mut Conn, a: Args<'_>, evalsha: bool, ro: bool) -> CmdResult {
+    crate::cmd::call::monitor_before(
+        c,
+        if evalsha {
+            if ro {
+                "evalsha_ro"
+            } else {
+                "evalsha"
+            }
+        } else if ro {
+            "eval_ro"
+        } else {
+            "eval"
+        },
+        &a,
+    );
     let n = numkeys(&a, Error::NotInteger)?;
     let sha = if evalsha {
         sha_key(a.get(1)).ok_or_else(noscript)?

@@ -8,6 +8,7 @@ mod config;
 mod debug;
 mod info;
 mod lolwut;
+mod observe;
 
 use crate::cmd::{flag::*, CommandSpec, Ctx, Handler};
 use crate::error::{CmdResult, Error};
@@ -79,6 +80,49 @@ static CLIENT_SUBS: &[CommandSpec] = &[
         "connection",
         "7.0.0",
         "Set client eviction mode for the current connection",
+    ),
+    sub(
+        "pause",
+        -3,
+        ADMIN | CLIENT_FLAGS,
+        Handler::Sync(client::pause),
+    )
+    .acl(&["@connection"])
+    .doc(
+        "connection",
+        "2.9.50",
+        "Stop processing commands from clients for some time",
+    ),
+    sub("reply", 3, CLIENT_FLAGS, Handler::Sync(client::reply))
+        .acl(&["@connection"])
+        .doc(
+            "connection",
+            "3.2.0",
+            "Instruct the server whether to reply to commands",
+        ),
+    sub(
+        "unblock",
+        -3,
+        ADMIN | CLIENT_FLAGS,
+        Handler::Async(client::unblock),
+    )
+    .acl(&["@connection"])
+    .doc(
+        "connection",
+        "5.0.0",
+        "Unblock a client blocked in a blocking command from a different connection",
+    ),
+    sub(
+        "unpause",
+        2,
+        ADMIN | CLIENT_FLAGS,
+        Handler::Sync(client::unpause),
+    )
+    .acl(&["@connection"])
+    .doc(
+        "connection",
+        "6.2.0",
+        "Resume processing of clients that were paused",
     ),
     sub("help", 2, LOADING | STALE, Handler::Sync(client::help))
         .acl(&["@connection"])
@@ -182,7 +226,142 @@ static COMMAND_SUBS: &[CommandSpec] = &[
         .doc("server", "7.0.0", "Get an array of Redis command names"),
 ];
 
+static SLOWLOG_SUBS: &[CommandSpec] = &[
+    sub(
+        "get",
+        -2,
+        ADMIN | LOADING | STALE,
+        Handler::Async(observe::slowlog_get),
+    )
+    .doc("server", "2.2.12", "Get the slow log's entries"),
+    sub(
+        "len",
+        2,
+        ADMIN | LOADING | STALE,
+        Handler::Async(observe::slowlog_len),
+    )
+    .doc("server", "2.2.12", "Get the slow log's length"),
+    sub(
+        "reset",
+        2,
+        ADMIN | LOADING | STALE,
+        Handler::Async(observe::slowlog_reset),
+    )
+    .doc("server", "2.2.12", "Clear all entries from the slow log"),
+    sub(
+        "help",
+        2,
+        LOADING | STALE,
+        Handler::Sync(observe::slowlog_help),
+    )
+    .doc(
+        "server",
+        "6.2.0",
+        "Show helpful text about the different subcommands",
+    ),
+];
+
+/// Flags of the LATENCY subcommands.
+const LATENCY_FLAGS: u32 = ADMIN | NOSCRIPT | LOADING | STALE;
+
+static LATENCY_SUBS: &[CommandSpec] = &[
+    sub(
+        "doctor",
+        2,
+        LATENCY_FLAGS,
+        Handler::Async(observe::latency_doctor),
+    )
+    .doc(
+        "server",
+        "2.8.13",
+        "Return a human readable latency analysis report.",
+    ),
+    sub(
+        "graph",
+        3,
+        LATENCY_FLAGS,
+        Handler::Async(observe::latency_graph),
+    )
+    .doc("server", "2.8.13", "Return a latency graph for the event."),
+    sub(
+        "histogram",
+        -2,
+        LATENCY_FLAGS,
+        Handler::Async(observe::latency_histogram),
+    )
+    .doc(
+        "server",
+        "7.0.0",
+        "Return the cumulative distribution of latencies of a subset of commands or all.",
+    ),
+    sub(
+        "history",
+        3,
+        LATENCY_FLAGS,
+        Handler::Async(observe::latency_history),
+    )
+    .doc(
+        "server",
+        "2.8.13",
+        "Return timestamp-latency samples for the event.",
+    ),
+    sub(
+        "latest",
+        2,
+        LATENCY_FLAGS,
+        Handler::Async(observe::latency_latest),
+    )
+    .doc(
+        "server",
+        "2.8.13",
+        "Return the latest latency samples for all events.",
+    ),
+    sub(
+        "reset",
+        -2,
+        LATENCY_FLAGS,
+        Handler::Async(observe::latency_reset),
+    )
+    .doc(
+        "server",
+        "2.8.13",
+        "Reset latency data for one or more events.",
+    ),
+    sub(
+        "help",
+        2,
+        LOADING | STALE,
+        Handler::Sync(observe::latency_help),
+    )
+    .doc(
+        "server",
+        "2.8.13",
+        "Show helpful text about the different subcommands.",
+    ),
+];
+
 pub static COMMANDS: &[CommandSpec] = &[
+    CommandSpec::new("slowlog", -2, 0, Handler::Container)
+        .doc("server", "2.2.12", "A container for slow log commands")
+        .subs(SLOWLOG_SUBS),
+    CommandSpec::new("latency", -2, 0, Handler::Container)
+        .doc(
+            "server",
+            "2.8.13",
+            "A container for latency diagnostics commands",
+        )
+        .subs(LATENCY_SUBS),
+    CommandSpec::new(
+        "monitor",
+        1,
+        ADMIN | NOSCRIPT | LOADING | STALE,
+        Handler::Sync(observe::monitor),
+    )
+    .doc(
+        "server",
+        "1.0.0",
+        "Listen for all requests received by the server in real time",
+    ),
     CommandSpec::whole("dbsize", 1, READONLY | FAST, dbsize)
         .acl(&["@keyspace"])
         .doc(

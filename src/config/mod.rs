@@ -30,6 +30,8 @@ enum Kind {
     /// its class's limits (only `pubsub` is enforced: there are no replicas, and normal
     /// clients' replies are written before their next read).
     OutputLimits,
+    /// `latency-tracking-info-percentiles`: numbers in 0..=100, kept as `%f` trimmed.
+    Percentiles,
 }
 
 /// Whether CONFIG SET may change a directive, as Redis's `IMMUTABLE_CONFIG`/`PROTECTED_CONFIG`.
@@ -96,7 +98,7 @@ static DIRECTIVES: &[Directive] = &[
         true,
     ),
     d("maxclients", int(1, u32::MAX as i64), "10000", true),
-    d("timeout", Kind::Only(&["0"]), "0", true),
+    d("timeout", NON_NEG_INT, "0", true),
     d("tcp-keepalive", NON_NEG_INT, "300", true),
     d("tcp-backlog", NON_NEG_INT, "511", false),
     d("daemonize", Kind::Only(&["no"]), "no", false),
@@ -282,6 +284,13 @@ static DIRECTIVES: &[Directive] = &[
     d("slowlog-log-slower-than", int(-1, i64::MAX), "10000", true),
     d("slowlog-max-len", NON_NEG, "128", true),
     d("latency-tracking", Kind::Bool, "yes", true),
+    d("latency-monitor-threshold", NON_NEG, "0", true),
+    d(
+        "latency-tracking-info-percentiles",
+        Kind::Percentiles,
+        "50 99 99.9",
+        true,
+    ),
     d("activerehashing", Kind::Bool, "yes", true),
     d("enable-debug-command", PROTECTED_ACTION, "no", false),
     d("enable-protected-configs", PROTECTED_ACTION, "no", false),
@@ -312,7 +321,12 @@ static DIRECTIVES: &[Directive] = &[
 ];
 
 /// Directives whose CONFIG SET value is split into several arguments (`MULTI_ARG_CONFIG`).
-const MULTI_ARG: &[&str] = &["bind", "save", "client-output-buffer-limit"];
+const MULTI_ARG: &[&str] = &[
+    "bind",
+    "save",
+    "client-output-buffer-limit",
+    "latency-tracking-info-percentiles",
+];
 
 /// Output buffer limit classes, in CONFIG GET order.
 const OBUF_CLASSES: [&str; 3] = ["normal", "slave", "pubsub"];
@@ -484,6 +498,24 @@ fn parse_value(dir: &Directive, args: &[String]) -> Result<String, ConfigError> 
             v
         }
         Kind::SavePoints => parse_save_points(args)?,
+        Kind::Percentiles => {
+            let mut shown = Vec::new();
+            for a in args.iter().filter(|a| !(args.len() == 1 && a.is_empty())) {
+                let p = crate::util::num::parse_f64(a.as_bytes()).ok_or_else(|| {
+                    ConfigError::Invalid(
+                        "Invalid latency-tracking-info-percentiles parameters".into(),
+                    )
+                })?;
+                if !(0.0..=100.0).contains(&p) {
+                    return Err(ConfigError::Invalid(
+                        "latency-tracking-info-percentiles parameters should sit between [0.0,100.0]"
+                            .into(),
+                    ));
+                }
+                shown.push(crate::util::num::format_f64_trimmed(p));
+            }
+            shown.join(" ")
+        }
         Kind::OutputLimits => parse_output_limits(args)?
             .iter()
             .map(|(class, [h, s, t])| format!("{} {h} {s} {t}", OBUF_CLASSES[*class]))
@@ -866,6 +898,14 @@ impl Config {
             "local" => client_is_local,
             _ => false,
         }
+    }
+
+    /// `latency-tracking-info-percentiles` as numbers.
+    pub fn percentiles(&self) -> Vec<f64> {
+        self.get("latency-tracking-info-percentiles")
+            .split(' ')
+            .filter_map(|p| p.parse().ok())
+            .collect()
     }
 
     /// The bind addresses (a leading `-` marks an address that may be unavailable).

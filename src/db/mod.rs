@@ -933,11 +933,12 @@ impl Keyspace {
 
     /// One round of active expiry, as Redis's `activeExpireCycle`: sample up to 20 keys with a
     /// TTL, delete the expired ones, and repeat while more than a quarter of a sample had
-    /// expired, for at most `max_rounds` rounds. Returns how many keys were deleted.
-    pub fn active_expire(&mut self, now: i64, max_rounds: usize) -> usize {
+    /// expired, for at most `max_rounds` rounds. Returns how many keys were deleted, how many
+    /// were sampled, and whether the rounds ran out while keys kept expiring.
+    pub fn active_expire(&mut self, now: i64, max_rounds: usize) -> (usize, usize, bool) {
         const SAMPLE: usize = 20;
-        let mut deleted = 0;
-        for _ in 0..max_rounds {
+        let (mut deleted, mut sampled) = (0, 0);
+        for round in 0..max_rounds {
             if self.volatile.is_empty() {
                 break;
             }
@@ -956,11 +957,15 @@ impl Keyspace {
                 }
             }
             deleted += expired_in_sample;
+            sampled += sample;
             if expired_in_sample * 4 <= sample {
                 break;
             }
+            if round + 1 == max_rounds {
+                return (deleted, sampled, true);
+            }
         }
-        deleted
+        (deleted, sampled, false)
     }
 }
 

@@ -20,7 +20,7 @@ use crate::shard::client::{Conn, Queued};
 use crate::shard::journal::Unit;
 use crate::shard::pubsub;
 use crate::shard::tx::{Held, ShardSet};
-use crate::shard::{ClientMeta, DiskGate, Shard};
+use crate::shard::{ClientIdent, ClientMeta, DiskGate, Shard};
 
 use super::route;
 use crate::util::time::now_ms;
@@ -39,6 +39,8 @@ pub struct Batch {
 struct Forward {
     cmds: Vec<u8>,
     count: u32,
+    /// The sender, for what the commands leave behind (slow log, MONITOR).
+    client: Option<std::sync::Arc<ClientIdent>>,
 }
 
 /// A forwarded batch's replies: concatenated, with the end offset of each.
@@ -65,6 +67,9 @@ impl Batch {
             None => args.encode_into(&mut fwd.cmds),
         }
         fwd.count += 1;
+        if fwd.client.is_none() {
+            fwd.client = Some(conn.meta.ident.clone());
+        }
         self.holes.push((conn.out.buf.len(), to));
     }
 
@@ -92,10 +97,12 @@ impl Batch {
             }
             let cmds = std::mem::take(&mut fwd.cmds);
             let count = std::mem::take(&mut fwd.count);
+            let client = fwd.client.take();
             let slot = crate::shard::mesh::ResultSlot::new();
             let theirs = slot.clone();
-            let job: crate::shard::mesh::Job =
-                Box::new(move |s| theirs.put(run_forwarded(s, &cmds, count, resp3)));
+            let job: crate::shard::mesh::Job = Box::new(move |s| {
+                theirs.put(run_forwarded(s, &cmds, count, resp3, client.as_deref()))
+            });
             calls.push((to, slot, conn.shard.mesh.send(to, true, job).await));
         }
         let mut replies: Vec<Option<(BatchReplies, usize)>> =
@@ -136,13 +143,20 @@ impl Batch {
         for f in &mut self.forward {
             f.cmds.clear();
             f.count = 0;
+            f.client = None;
         }
         self.holes.clear();
     }
 }
 
 /// Executes forwarded commands on the owning shard, whose data is home (see `Batch::flush`).
-fn run_forwarded(shard: &Rc<Shard>, cmds: &[u8], count: u32, resp3: bool) -> BatchReplies {
+fn run_forwarded(
+    shard: &Rc<Shard>,
+    cmds: &[u8],
+    count: u32,
+    resp3: bool,
+    client: Option<&ClientIdent>,
+) -> BatchReplies {
     let table = cmd::table();
     let mut out = Reply {
         buf: Vec::with_capacity(cmds.len().min(64 * 1024)),
@@ -163,7 +177,7 @@ fn run_forwarded(shard: &Rc<Shard>, cmds: &[u8], count: u32, resp3: bool) -> Bat
         };
         let args = Args::new(&cmds[pos..pos + len], dec.scratch(), dec.spans());
         if let Handler::Keyed(f) = table.specs[idx].handler {
-            run_here(shard, db, idx, f, &args, &mut out, now);
+            run_here(shard, db, idx, f, &args, &mut out, now, client);
         }
         ends.push(out.buf.len() as u32);
         pos += len;
@@ -174,6 +188,7 @@ fn run_forwarded(shard: &Rc<Shard>, cmds: &[u8], count: u32, resp3: bool) -> Bat
 
 /// Runs a keyed command on this shard's own data (home: the caller checked) as one
 /// execution unit. Returns whether blocked clients have keys to look at now.
+#[allow(clippy::too_many_arguments)]
 pub fn run_here(
     shard: &Rc<Shard>,
     db: usize,
@@ -182,10 +197,11 @@ pub fn run_here(
     args: &Args<'_>,
     out: &mut Reply,
     now: i64,
+    client: Option<&ClientIdent>,
 ) -> bool {
     let mut data = shard.data.borrow_mut();
     match data.as_deref_mut() {
-        Some(data) => run_on(shard, data, db, idx, f, args, out, now),
+        Some(data) => run_on(shard, data, db, idx, f, args, out, now, client),
         None => {
             out.error(&Error::msg(cmd::PANIC_REPLY));
             false
@@ -205,6 +221,7 @@ pub fn run_on(
     args: &Args<'_>,
     out: &mut Reply,
     now: i64,
+    client: Option<&ClientIdent>,
 ) -> bool {
     cmd::evict::before_write(shard, data, idx, now);
     let mut unit = Unit::default();
@@ -215,6 +232,7 @@ pub fn run_on(
         out,
         now,
         unit: &mut unit,
+        client,
     };
     cmd::call(&mut x, idx, f, args);
     if !unit.is_empty() {
@@ -237,6 +255,7 @@ async fn run_across(conn: &mut Conn, shards: &ShardSet, idx: usize, f: KeyedFn, 
         out: &mut conn.out,
         now: conn.now,
         unit: &mut unit,
+        client: Some(&conn.meta.ident),
     };
     cmd::call(&mut x, idx, f, args);
     if !unit.is_empty() {
@@ -325,7 +344,11 @@ pub async fn serve(shard: Rc<Shard>, mut stream: TcpStream, meta: Rc<ClientMeta>
             break;
         }
         rbuf.end += n;
-        shard.stats.borrow_mut().net_input_bytes += n as u64;
+        {
+            let mut stats = shard.stats.borrow_mut();
+            stats.net_input_bytes += n as u64;
+            stats.reads_processed += 1;
+        }
         let pending = rbuf.end - rbuf.start;
         if pending > shard.settings.borrow().query_buffer_limit {
             // As Redis: closed without a reply.
@@ -367,6 +390,7 @@ pub async fn serve(shard: Rc<Shard>, mut stream: TcpStream, meta: Rc<ClientMeta>
     cmd::multi::forget(&mut conn).await;
     if let Some(sub) = conn.sub.take() {
         pubsub::remove_all(&shard, &sub);
+        crate::shard::observe::remove_monitor(&shard, &sub);
     }
     // Unregister before closing: once the fd is closed its number can be reused by a new
     // connection, which a CLIENT KILL must not hit.
@@ -441,7 +465,11 @@ async fn write_out(conn: &mut Conn, stream: &mut TcpStream) -> bool {
     if conn.out.buf.is_empty() {
         return true;
     }
-    conn.shard.stats.borrow_mut().net_output_bytes += conn.out.buf.len() as u64;
+    {
+        let mut stats = conn.shard.stats.borrow_mut();
+        stats.net_output_bytes += conn.out.buf.len() as u64;
+        stats.writes_processed += 1;
+    }
     if let Some(sub) = &conn.sub {
         sub.set_writing(conn.out.buf.len());
     }
@@ -497,6 +525,32 @@ async fn process_batch(
 /// command is queued (inside MULTI) or run: on this core, forwarded to the owner of its keys,
 /// or across shards.
 pub async fn dispatch(conn: &mut Conn, batch: &mut Batch, args: Args<'_>, raw: Option<&[u8]>) {
+    let mode = conn.reply;
+    if !(mode.off || mode.skip_next) {
+        return dispatch_command(conn, batch, args, raw).await;
+    }
+    dispatch_quiet(conn, batch, args, raw).await
+}
+
+/// A command under CLIENT REPLY OFF or SKIP: its reply (and those of the forwarded
+/// commands before it, settled first) is dropped, pushes are not.
+#[cold]
+async fn dispatch_quiet(conn: &mut Conn, batch: &mut Batch, args: Args<'_>, raw: Option<&[u8]>) {
+    batch.flush(conn).await;
+    if let Some(sub) = &conn.sub {
+        sub.drain_into(&mut conn.out.buf);
+    }
+    // The command after CLIENT REPLY SKIP is this one.
+    let skip = std::mem::take(&mut conn.reply.skip_next);
+    let mark = conn.out.buf.len();
+    Box::pin(dispatch_command(conn, batch, args, raw)).await;
+    batch.flush(conn).await;
+    if !std::mem::take(&mut conn.reply.turned_on) && (conn.reply.off || skip) {
+        conn.out.buf.truncate(mark);
+    }
+}
+
+async fn dispatch_command(conn: &mut Conn, batch: &mut Batch, args: Args<'_>, raw: Option<&[u8]>) {
     let table = cmd::table();
     let name = args.get(0);
     // ASKING lasts for the one command after it, whatever that command is (ASKING sets it
@@ -793,7 +847,17 @@ async fn execute(
                         batch.flush(conn).await;
                         shard.data_home().await;
                     }
-                    if run_here(&shard, conn.db, idx, f, args, &mut conn.out, conn.now) {
+                    let client = Some(&*conn.meta.ident);
+                    if run_here(
+                        &shard,
+                        conn.db,
+                        idx,
+                        f,
+                        args,
+                        &mut conn.out,
+                        conn.now,
+                        client,
+                    ) {
                         crate::cmd::blocking::serve_ready(&shard);
                     }
                 }

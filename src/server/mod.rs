@@ -317,6 +317,13 @@ fn bind_all(shared: &Shared) -> Result<Vec<TcpListener>, String> {
 }
 
 async fn accept_loop(shard: Rc<Shard>, listener: TcpListener) {
+    // Start-up is done once the shards accept: INFO's `used_memory_startup`.
+    let _ = shard.shared.startup_memory.compare_exchange(
+        0,
+        crate::util::mem::used() as u64,
+        std::sync::atomic::Ordering::Relaxed,
+        std::sync::atomic::Ordering::Relaxed,
+    );
     let local = listener
         .local_addr()
         .map(|a| a.to_string())
@@ -331,6 +338,10 @@ async fn accept_loop(shard: Rc<Shard>, listener: TcpListener) {
             }
         };
         let _ = stream.set_nodelay(true);
+        let keepalive = shard.settings.borrow().tcp_keepalive_s;
+        if keepalive > 0 {
+            set_keepalive(std::os::fd::AsRawFd::as_raw_fd(&stream), keepalive);
+        }
         let peer_addr = stream.peer_addr().ok();
         let peer = peer_addr.map(|a| a.to_string()).unwrap_or_default();
         shard.stats.borrow_mut().connections_received += 1;
@@ -393,9 +404,33 @@ fn protected_mode_denies(shard: &Shard, peer: Option<SocketAddr>) -> bool {
     }
 }
 
+/// TCP keepalive as Redis's `anetKeepAlive`: probes after `secs` idle, every third of that,
+/// three of them.
+fn set_keepalive(fd: i32, secs: u32) {
+    let set = |level, name, v: i32| {
+        // SAFETY: setsockopt reads `v` (an int) for the duration of the call.
+        unsafe {
+            libc::setsockopt(
+                fd,
+                level,
+                name,
+                &v as *const i32 as *const libc::c_void,
+                std::mem::size_of::<i32>() as libc::socklen_t,
+            );
+        }
+    };
+    let secs = secs.min(i32::MAX as u32) as i32;
+    set(libc::SOL_SOCKET, libc::SO_KEEPALIVE, 1);
+    set(libc::IPPROTO_TCP, libc::TCP_KEEPIDLE, secs);
+    set(libc::IPPROTO_TCP, libc::TCP_KEEPINTVL, (secs / 3).max(1));
+    set(libc::IPPROTO_TCP, libc::TCP_KEEPCNT, 3);
+}
+
 /// Active expiry, `hz` times a second, as Redis's `activeExpireCycle`, and eviction while
-/// memory is over `maxmemory` (`cmd::evict`).
+/// memory is over `maxmemory` (`cmd::evict`); once a second, the idle `timeout` of this
+/// core's clients.
 async fn expire_cron(shard: Rc<Shard>) {
+    let mut last_idle_check = now_ms();
     loop {
         let hz = shard.settings.borrow().hz.max(1);
         glommio::timer::sleep(Duration::from_millis(1000 / hz)).await;
@@ -403,6 +438,38 @@ async fn expire_cron(shard: Rc<Shard>) {
             crate::cmd::call::active_expire(&shard, now_ms());
         }
         crate::cmd::evict::cron(&shard, now_ms());
+        let now = now_ms();
+        if now - last_idle_check >= 1000 {
+            last_idle_check = now;
+            close_idle_clients(&shard, now);
+        }
+    }
+}
+
+/// Closes clients idle for longer than `timeout` seconds, as Redis's
+/// `clientsCronHandleTimeout`: blocked, subscribed and MONITOR clients are spared.
+fn close_idle_clients(shard: &Rc<Shard>, now: i64) {
+    let timeout = shard.settings.borrow().idle_timeout_s;
+    if timeout == 0 {
+        return;
+    }
+    let limit_ms = timeout.saturating_mul(1000).min(i64::MAX as u64) as i64;
+    for meta in shard.clients.borrow().values() {
+        let idle = now - meta.last_interaction_ms.get();
+        if idle > limit_ms
+            && !meta.blocked.get()
+            && !meta.in_pubsub()
+            && !meta.monitor.get()
+            && !meta.killed.get()
+            && meta.fd >= 0
+        {
+            meta.killed.set(true);
+            // SAFETY: `shutdown` only affects the socket; the connection task owns the fd,
+            // sees the end of its stream and cleans up.
+            unsafe {
+                libc::shutdown(meta.fd, libc::SHUT_RDWR);
+            }
+        }
     }
 }
 

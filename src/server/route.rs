@@ -148,11 +148,12 @@ pub async fn run_open_slot(
     let mut cmd = Vec::new();
     args.encode_into(&mut cmd);
     let (resp3, db) = (conn.out.resp3, conn.db);
+    let ident = conn.meta.ident.clone();
     let keyed = matches!(cmd::table().specs[idx].handler, Handler::Keyed(_));
     let (reply, ok) = conn
         .shard
         .call_data(owner, move |s, data| {
-            judge_and_run(s, data, idx, &cmd, slot, asking, keyed, (resp3, db))
+            judge_and_run(s, data, idx, &cmd, slot, asking, keyed, (resp3, db, &ident))
         })
         .await;
     conn.out.buf.extend_from_slice(&reply);
@@ -173,7 +174,7 @@ fn judge_and_run(
     slot: u16,
     asking: bool,
     keyed: bool,
-    (resp3, db): (bool, usize),
+    (resp3, db, ident): (bool, usize, &crate::shard::ClientIdent),
 ) -> (Vec<u8>, bool) {
     let mut out = Reply {
         buf: Vec::new(),
@@ -212,7 +213,8 @@ fn judge_and_run(
         return (out.buf, false);
     }
     if let (true, Handler::Keyed(f)) = (keyed, spec.handler) {
-        super::conn::run_on(shard, data, db, idx, f, &args, &mut out, now);
+        let client = Some(ident);
+        super::conn::run_on(shard, data, db, idx, f, &args, &mut out, now, client);
     }
     (out.buf, true)
 }

@@ -46,6 +46,9 @@ pub struct Conn {
     pub db: usize,
     /// A write ran under `appendfsync always`: the replies wait for the AOF to sync it.
     pub wait_for_aof: bool,
+    /// CLIENT REPLY: replies are dropped (OFF), the next command's reply is dropped (SKIP),
+    /// and CLIENT REPLY ON just ran (its OK goes out).
+    pub reply: ReplyMode,
     /// Inside MULTI: the commands queued for EXEC.
     pub multi: Option<MultiState>,
     /// The keys this client WATCHes, if any.
@@ -93,6 +96,16 @@ pub struct WatchState {
     pub keys: Vec<(usize, Box<[u8]>)>,
 }
 
+/// CLIENT REPLY's state (Redis's `CLIENT_REPLY_OFF`, `_SKIP_NEXT`, `_SKIP`).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ReplyMode {
+    pub off: bool,
+    /// Set by CLIENT REPLY SKIP: the command after it is answered with nothing.
+    pub skip_next: bool,
+    /// CLIENT REPLY ON ran: its reply is sent even though the mode was off.
+    pub turned_on: bool,
+}
+
 impl Conn {
     pub fn new(shard: Rc<Shard>, meta: Rc<ClientMeta>) -> Conn {
         let user = shard.shared.acl().default_user();
@@ -113,6 +126,7 @@ impl Conn {
             sub: None,
             db: 0,
             wait_for_aof: false,
+            reply: ReplyMode::default(),
             multi: None,
             watch: None,
             held: None,

@@ -11,6 +11,7 @@ pub mod blocking;
 pub mod client;
 pub mod journal;
 pub mod mesh;
+pub mod observe;
 pub mod pause;
 pub mod pubsub;
 pub mod scripts;
@@ -91,6 +92,12 @@ pub struct Shared {
     pub evict_score: Vec<AtomicU64>,
     /// Per data shard: another shard has asked it to evict and it has not run yet.
     pub evict_asked: Vec<std::sync::atomic::AtomicBool>,
+    /// MONITOR clients per core (see `observe`).
+    pub monitors: observe::MonitorCounts,
+    /// The next slow log entry's id (ids order entries across executors).
+    pub slowlog_ids: AtomicU64,
+    /// Bytes allocated once start-up was done (INFO `used_memory_startup`).
+    pub startup_memory: AtomicU64,
 }
 
 /// How far loading the data file at start-up has come, readable from any core.
@@ -186,6 +193,9 @@ impl Shared {
                 .map(|_| std::sync::atomic::AtomicBool::new(false))
                 .collect(),
             scripts: scripts::Scripts::new(nshards + 1),
+            monitors: observe::MonitorCounts::new(nshards + 1),
+            slowlog_ids: AtomicU64::new(0),
+            startup_memory: AtomicU64::new(0),
         }
     }
 
@@ -234,11 +244,25 @@ pub struct Settings {
     pub eviction: EvictionSettings,
     /// `client-output-buffer-limit pubsub`.
     pub pubsub_limit: pubsub::Limit,
+    /// MONITOR clients' output limit: `client-output-buffer-limit normal` (MONITOR clients
+    /// are normal clients to Redis), or `MONITOR_HARD_LIMIT` where that sets none.
+    pub monitor_limit: pubsub::Limit,
     /// `cluster-allow-pubsubshard-when-down`: shard channels keep working while the cluster is down.
     pub pubsubshard_when_down: bool,
     /// `busy-reply-threshold` (`lua-time-limit`), ms: a script running longer makes other
     /// clients get -BUSY.
     pub busy_reply_threshold_ms: u64,
+    /// `slowlog-log-slower-than` (µs; negative: off) and `slowlog-max-len`.
+    pub slowlog_slower_than: i64,
+    pub slowlog_max_len: usize,
+    /// `latency-monitor-threshold` (ms; 0: off).
+    pub latency_threshold_ms: u64,
+    /// `latency-tracking`: per-command latency histograms.
+    pub latency_tracking: bool,
+    /// `timeout`: seconds a client may stay idle (0: forever).
+    pub idle_timeout_s: u64,
+    /// `tcp-keepalive`: seconds of TCP keepalive on accepted connections (0: off).
+    pub tcp_keepalive_s: u32,
 }
 
 impl Settings {
@@ -282,6 +306,12 @@ impl Settings {
             maxmemory: c.get_i64("maxmemory").max(0) as usize,
             pubsubshard_when_down: c.get_bool("cluster-allow-pubsubshard-when-down"),
             busy_reply_threshold_ms: c.get_i64("busy-reply-threshold").max(0) as u64,
+            slowlog_slower_than: c.get_i64("slowlog-log-slower-than"),
+            slowlog_max_len: c.get_i64("slowlog-max-len").max(0) as usize,
+            latency_threshold_ms: c.get_i64("latency-monitor-threshold").max(0) as u64,
+            latency_tracking: c.get_bool("latency-tracking"),
+            idle_timeout_s: c.get_i64("timeout").max(0) as u64,
+            tcp_keepalive_s: c.get_i64("tcp-keepalive").clamp(0, i32::MAX as i64) as u32,
             pubsub_limit: {
                 let [hard, soft, secs] =
                     crate::config::output_limits(c.get("client-output-buffer-limit"))[2];
@@ -289,6 +319,23 @@ impl Settings {
                     hard: hard as usize,
                     soft: soft as usize,
                     soft_secs: secs,
+                }
+            },
+            monitor_limit: {
+                let [hard, soft, secs] =
+                    crate::config::output_limits(c.get("client-output-buffer-limit"))[0];
+                if hard == 0 && soft == 0 {
+                    pubsub::Limit {
+                        hard: observe::MONITOR_HARD_LIMIT,
+                        soft: 0,
+                        soft_secs: 0,
+                    }
+                } else {
+                    pubsub::Limit {
+                        hard: hard as usize,
+                        soft: soft as usize,
+                        soft_secs: secs,
+                    }
                 }
             },
         }
@@ -334,7 +381,8 @@ pub struct ClientMeta {
     pub addr: String,
     pub laddr: String,
     pub created_ms: i64,
-    pub name: RefCell<Vec<u8>>,
+    /// Id, address and name, shared with the cores its commands run on.
+    pub ident: Arc<ClientIdent>,
     pub lib_name: RefCell<Vec<u8>>,
     pub lib_ver: RefCell<Vec<u8>>,
     pub last_cmd: Cell<&'static str>,
@@ -346,10 +394,55 @@ pub struct ClientMeta {
     pub killed: Cell<bool>,
     /// CLIENT NO-EVICT (shown as flag `e`; there is no client eviction yet).
     pub no_evict: Cell<bool>,
+    /// Waiting in a blocking command, or a MONITOR client: the idle `timeout` spares both.
+    pub blocked: Cell<bool>,
+    pub monitor: Cell<bool>,
+    /// CLIENT UNBLOCK asked this blocked client to stop waiting: 1 as if timed out, 2 with
+    /// the UNBLOCKED error (0: not asked).
+    pub unblock: Cell<u8>,
     /// Pub/Sub subscriptions: channels, patterns, shard channels (CLIENT LIST `sub=` ...).
     pub sub: Cell<usize>,
     pub psub: Cell<usize>,
     pub ssub: Cell<usize>,
+}
+
+/// Who sent a command, for what outlives the command (SLOWLOG entries, MONITOR lines,
+/// client-side caching): shared with the cores the connection's commands are forwarded to.
+#[derive(Debug, Default)]
+pub struct ClientIdent {
+    pub id: u64,
+    pub addr: String,
+    /// The client scripts run commands as (MONITOR shows `lua` for its address).
+    pub script: bool,
+    /// CLIENT SETNAME's name (locked only to set it and to copy it into a slow log entry).
+    name: Mutex<Vec<u8>>,
+}
+
+impl ClientIdent {
+    pub fn new(id: u64, addr: String) -> ClientIdent {
+        ClientIdent {
+            id,
+            addr,
+            script: false,
+            name: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// The client Lua's `redis.call` runs commands as (Redis's fake Lua client: no address).
+    pub fn script() -> &'static ClientIdent {
+        static SCRIPT: std::sync::LazyLock<ClientIdent> =
+            std::sync::LazyLock::new(|| ClientIdent {
+                id: 0,
+                addr: "?:0".into(),
+                script: true,
+                name: Mutex::new(Vec::new()),
+            });
+        &SCRIPT
+    }
+
+    pub fn name(&self) -> Vec<u8> {
+        self.name.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
 }
 
 impl ClientMeta {
@@ -357,12 +450,12 @@ impl ClientMeta {
     pub fn new(id: u64, fd: i32, addr: String, laddr: String) -> ClientMeta {
         let now = crate::util::time::now_ms();
         ClientMeta {
+            ident: Arc::new(ClientIdent::new(id, addr.clone())),
             id,
             fd,
             addr,
             laddr,
             created_ms: now,
-            name: Default::default(),
             lib_name: Default::default(),
             lib_ver: Default::default(),
             last_cmd: Cell::new("NULL"),
@@ -372,10 +465,22 @@ impl ClientMeta {
             qbuf: Cell::new(0),
             killed: Cell::new(false),
             no_evict: Cell::new(false),
+            blocked: Cell::new(false),
+            monitor: Cell::new(false),
+            unblock: Cell::new(0),
             sub: Default::default(),
             psub: Default::default(),
             ssub: Default::default(),
         }
+    }
+
+    /// The connection's name (empty: none).
+    pub fn name(&self) -> Vec<u8> {
+        self.ident.name()
+    }
+
+    pub fn set_name(&self, name: &[u8]) {
+        *self.ident.name.lock().unwrap_or_else(|e| e.into_inner()) = name.to_vec();
     }
 
     /// Redis's CLIENT_PUBSUB: subscribed to anything (flag `P`; RESP2 subscribed context).
@@ -406,6 +511,19 @@ pub struct ShardStats {
     /// Changes to the dataset (Redis's `server.dirty`), summed over commands.
     pub dirty: u64,
     pub cmd: Vec<CommandStats>,
+    /// Per-command latency histograms (INFO latencystats, LATENCY HISTOGRAM), made at a
+    /// command's first call while `latency-tracking` is on.
+    pub hist: Vec<Option<Box<observe::Histogram>>>,
+    /// Reads and writes on client sockets (INFO `total_reads_processed` ...).
+    pub reads_processed: u64,
+    pub writes_processed: u64,
+    /// RESTORE payloads validated deeply (all of them: INFO `dump_payload_sanitizations`).
+    pub dump_payload_sanitizations: u64,
+    /// Active expiry: time spent (µs), cycles that hit their time limit, and the running
+    /// estimate of the share of stale keys among keys with a TTL (Redis's weighting).
+    pub expire_cycle_us: u64,
+    pub expired_time_cap_reached: u64,
+    pub expired_stale_perc: f64,
     /// Error replies by error code (the first word: `ERR`, `WRONGTYPE` ...), INFO errorstats.
     pub errors: hashbrown::HashMap<String, u64>,
 }
@@ -418,14 +536,27 @@ impl ShardStats {
         *self.errors.entry_ref(code).or_default() += 1;
     }
 
+    /// A copy of the counters without the latency histograms (which are large: INFO reads
+    /// them only for latencystats, through LATENCY's merge).
+    pub fn counters(&self) -> ShardStats {
+        ShardStats {
+            cmd: self.cmd.clone(),
+            hist: Vec::new(),
+            errors: self.errors.clone(),
+            ..*self
+        }
+    }
+
     /// CONFIG RESETSTAT: zeroes every counter, keeping the per-command table's size.
     pub fn reset(&mut self) {
         let cmd = std::mem::take(&mut self.cmd);
+        let n = self.hist.len();
         *self = ShardStats {
             cmd,
             ..Default::default()
         };
         self.cmd.fill(CommandStats::default());
+        self.hist.resize(n, None);
     }
 }
 
@@ -452,6 +583,8 @@ pub struct Shard {
     pub mesh: Mesh,
     pub blocking: blocking::Blocking,
     pub pubsub: pubsub::PubSub,
+    /// Slow log, latency events, MONITOR clients of this core.
+    pub observe: observe::Observe,
     /// This shard's routing view of the cluster (a disabled map outside cluster mode).
     pub slot_map: RefCell<Arc<crate::cluster::slotmap::SlotMap>>,
     /// Jobs from other cores that need `data` while it is away, in arrival order.
@@ -505,6 +638,7 @@ impl Shard {
             recording: Cell::new(false),
             stats: RefCell::new(ShardStats {
                 cmd: vec![CommandStats::default(); shared.upcalls.commands],
+                hist: vec![None; shared.upcalls.commands],
                 ..Default::default()
             }),
             clients: RefCell::new(Default::default()),
@@ -528,6 +662,7 @@ impl Shard {
             mesh,
             blocking: Default::default(),
             pubsub: Default::default(),
+            observe: Default::default(),
             slot_map: RefCell::new(Arc::new(slot_map)),
             deferred: RefCell::new(VecDeque::new()),
             data_waiters: RefCell::new(Vec::new()),

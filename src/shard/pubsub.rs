@@ -184,6 +184,11 @@ impl Subscriber {
         self.meta.ssub.set(self.shard_count());
     }
 
+    /// Appends bytes already encoded (MONITOR lines) and enforces the output limit.
+    pub fn push_raw(&self, limit: Limit, bytes: &[u8]) {
+        self.push(limit, |out| out.buf.extend_from_slice(bytes));
+    }
+
     /// Appends one push built by `f` and enforces the output limit.
     fn push(&self, limit: Limit, f: impl FnOnce(&mut Reply)) {
         if self.closed.get() {

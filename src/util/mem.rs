@@ -126,3 +126,37 @@ pub fn peak_rss_bytes() -> u64 {
         })
         .map_or(0, |kb| kb * 1024)
 }
+
+/// What mimalloc reports about the process (`mi_process_info`), in bytes.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ProcessInfo {
+    pub rss: u64,
+    pub peak_rss: u64,
+    /// Memory mimalloc has committed from the OS (its "active" pages).
+    pub committed: u64,
+    pub peak_committed: u64,
+}
+
+pub fn process_info() -> ProcessInfo {
+    let (mut elapsed, mut user, mut sys, mut rss, mut peak_rss) = (0, 0, 0, 0, 0);
+    let (mut commit, mut peak_commit, mut faults) = (0, 0, 0);
+    // SAFETY: mi_process_info writes each out-parameter once.
+    unsafe {
+        libmimalloc_sys::mi_process_info(
+            &mut elapsed,
+            &mut user,
+            &mut sys,
+            &mut rss,
+            &mut peak_rss,
+            &mut commit,
+            &mut peak_commit,
+            &mut faults,
+        );
+    }
+    ProcessInfo {
+        rss: rss as u64,
+        peak_rss: peak_rss as u64,
+        committed: commit as u64,
+        peak_committed: peak_commit as u64,
+    }
+}

@@ -109,6 +109,16 @@ pub fn format_double(v: f64, out: &mut Vec<u8>) {
     }
 }
 
+/// C's `%f` with trailing zeros (and a trailing dot) removed, as Redis's `trimDoubleString`.
+pub fn format_f64_trimmed(v: f64) -> String {
+    let mut s = format!("{v:.6}");
+    if s.contains('.') {
+        let keep = s.trim_end_matches('0').trim_end_matches('.').len();
+        s.truncate(keep);
+    }
+    s
+}
+
 /// C's `%.17g`.
 pub fn format_g17(v: f64, out: &mut Vec<u8>) {
     let mut buf = [0u8; 64];

@@ -1,6 +1,7 @@
 //! The `redis` API a script sees (script_lua.c's `luaRegisterRedisAPI`), the sandbox, and
 //! the conversions between Lua values and replies both ways, in RESP2 and RESP3.
 
+use crate::shard::ClientIdent;
 use std::ffi::{c_char, c_int, CStr};
 
 use mlua_sys as ffi;
@@ -1031,6 +1032,7 @@ fn run_command(ctx: &mut RunCtx, args: &Args<'_>) -> Result<(), String> {
                 out: &mut ctx.scratch,
                 now: ctx.now,
                 unit,
+                client: Some(ClientIdent::script()),
             };
             cmd::call(&mut x, idx, f, args);
         }
@@ -1039,7 +1041,14 @@ fn run_command(ctx: &mut RunCtx, args: &Args<'_>) -> Result<(), String> {
                 let started = crate::util::time::ticks();
                 let mark = conn.out.buf.len();
                 let result = cmd::guarded(|| f(conn, args));
-                crate::cmd::call::record(&shard, idx, started, &result);
+                crate::cmd::call::record_as(
+                    conn,
+                    idx,
+                    args,
+                    started,
+                    &result,
+                    ClientIdent::script(),
+                );
                 if let Err(e) = result {
                     conn.out.buf.truncate(mark);
                     conn.out.error(&e);
@@ -1067,7 +1076,14 @@ fn run_command(ctx: &mut RunCtx, args: &Args<'_>) -> Result<(), String> {
                     Err(_) => Err(crate::error::Error::msg(cmd::PANIC_REPLY)),
                 };
                 drop(fut);
-                crate::cmd::call::record(&shard, idx, started, &result);
+                crate::cmd::call::record_as(
+                    conn,
+                    idx,
+                    args,
+                    started,
+                    &result,
+                    ClientIdent::script(),
+                );
                 if let Err(e) = result {
                     conn.out.buf.truncate(mark);
                     conn.out.error(&e);

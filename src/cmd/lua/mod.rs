@@ -481,6 +481,27 @@ thread_local! {
     static VM_EXISTS: Cell<[bool; 2]> = const { Cell::new([false, false]) };
 }
 
+/// Bytes this executor's idle interpreters (EVAL, functions) hold, as Lua counts them
+/// (INFO `used_memory_vm_eval`, `used_memory_vm_functions`). An interpreter running a script
+/// right now is not counted.
+pub fn vm_memory() -> [usize; 2] {
+    VMS.with(|v| {
+        let v = v.borrow();
+        let bytes = |vm: &Option<Box<Vm>>| {
+            vm.as_ref().map_or(0, |vm| {
+                // SAFETY: `vm.l` is this thread's live interpreter, not running (it is idle
+                // in `VMS`); LUA_GCCOUNT/LUA_GCCOUNTB only read its counters.
+                unsafe {
+                    let kb = ffi::lua_gc(vm.l, ffi::LUA_GCCOUNT, 0).max(0) as usize;
+                    let b = ffi::lua_gc(vm.l, ffi::LUA_GCCOUNTB, 0).max(0) as usize;
+                    kb * 1024 + b
+                }
+            })
+        };
+        [bytes(&v[0]), bytes(&v[1])]
+    })
+}
+
 /// Takes this executor's interpreter of `kind`, waiting while another script uses it.
 pub async fn take_vm(kind: Kind) -> Box<Vm> {
     let i = kind as usize;

@@ -27,13 +27,13 @@ pub fn id(c: &mut Conn, _a: &Args) -> CmdResult {
 pub fn setname(c: &mut Conn, a: &Args) -> CmdResult {
     let name = a.get(2);
     validate_client_name(name)?;
-    *c.meta.name.borrow_mut() = name.to_vec();
+    c.meta.set_name(name);
     c.out.ok();
     Ok(())
 }
 
 pub fn getname(c: &mut Conn, _a: &Args) -> CmdResult {
-    let name = c.meta.name.borrow();
+    let name = c.meta.name();
     if name.is_empty() {
         c.out.null();
     } else {
@@ -77,6 +77,109 @@ pub fn no_evict(c: &mut Conn, a: &Args) -> CmdResult {
         return Err(Error::Syntax);
     };
     c.meta.no_evict.set(on);
+    c.out.ok();
+    Ok(())
+}
+
+/// CLIENT PAUSE timeout [WRITE|ALL]: holds back the commands of every client on every
+/// shard (writes only, or all) for `timeout` ms; the gate waits (`shard::pause`).
+pub fn pause(c: &mut Conn, a: &Args) -> CmdResult {
+    use crate::shard::pause::{Kind, Purpose};
+    if a.len() > 4 {
+        return Err(Error::SubcommandSyntax {
+            sub: String::from_utf8_lossy(a.get(1)).into_owned(),
+            cmd: "CLIENT",
+        });
+    }
+    let kind = if a.len() == 3 || a.is(3, "ALL") {
+        Kind::All
+    } else if a.is(3, "WRITE") {
+        Kind::Write
+    } else {
+        return Err(Error::msg("CLIENT PAUSE mode must be WRITE or ALL"));
+    };
+    let ms = crate::util::num::parse_i64_strict(a.get(2))
+        .ok_or_else(|| Error::msg("timeout is not an integer or out of range"))?;
+    if ms < 0 {
+        return Err(Error::msg("timeout is negative"));
+    }
+    let end = if ms > 0 {
+        crate::util::time::now_ms().saturating_add(ms)
+    } else {
+        0
+    };
+    c.shard
+        .shared
+        .pause
+        .pause(Purpose::ClientCommand, end, kind);
+    c.out.ok();
+    Ok(())
+}
+
+/// CLIENT REPLY ON|OFF|SKIP: OFF drops every reply from now on, SKIP the next command's,
+/// ON answers again (and says OK).
+pub fn reply(c: &mut Conn, a: &Args) -> CmdResult {
+    if a.is(2, "ON") {
+        c.reply = Default::default();
+        c.reply.turned_on = true;
+        c.out.ok();
+    } else if a.is(2, "OFF") {
+        c.reply.off = true;
+    } else if a.is(2, "SKIP") {
+        if !c.reply.off {
+            c.reply.skip_next = true;
+        }
+    } else {
+        return Err(Error::Syntax);
+    }
+    Ok(())
+}
+
+/// CLIENT UNBLOCK id [TIMEOUT|ERROR]: a client waiting in a blocking command, on whichever
+/// core, stops waiting as if its timeout ran out, or with the UNBLOCKED error. 1 if it was
+/// blocked.
+pub fn unblock<'a>(c: &'a mut Conn, a: Args<'a>) -> crate::cmd::BoxFuture<'a> {
+    Box::pin(async move {
+        if a.len() > 4 {
+            return Err(Error::SubcommandSyntax {
+                sub: String::from_utf8_lossy(a.get(1)).into_owned(),
+                cmd: "CLIENT",
+            });
+        }
+        let how = if a.len() == 3 || a.is(3, "TIMEOUT") {
+            1
+        } else if a.is(3, "ERROR") {
+            2
+        } else {
+            return Err(Error::msg(
+                "CLIENT UNBLOCK reason should be TIMEOUT or ERROR",
+            ));
+        };
+        let id = crate::util::num::parse_i64_strict(a.get(2)).ok_or(Error::NotInteger)?;
+        let found = c
+            .shard
+            .call_all(move |s| {
+                let clients = s.clients.borrow();
+                match clients.get(&(id as u64)) {
+                    Some(m) if m.blocked.get() && m.unblock.get() == 0 => {
+                        m.unblock.set(how);
+                        true
+                    }
+                    _ => false,
+                }
+            })
+            .await;
+        c.out.int(i64::from(found.contains(&true)));
+        Ok(())
+    })
+}
+
+/// CLIENT UNPAUSE: ends CLIENT PAUSE's pause (a failover's or shutdown's stays).
+pub fn unpause(c: &mut Conn, _a: &Args) -> CmdResult {
+    c.shard
+        .shared
+        .pause
+        .unpause(crate::shard::pause::Purpose::ClientCommand);
     c.out.ok();
     Ok(())
 }
@@ -191,7 +294,7 @@ pub fn render_line(v: &ClientLine, out: &mut String) {
 /// calling client is executing a command while the list is built).
 fn render_meta(meta: &ClientMeta, now_ms: i64, argv_mem: usize, out: &mut String) {
     let now_s = now_ms / 1000;
-    let name = meta.name.borrow();
+    let name = meta.name();
     let laddr = local_addr(meta);
     render_line(
         &ClientLine {

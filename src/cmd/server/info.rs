@@ -1,8 +1,9 @@
 //! INFO: Redis 7.0's sections and field names, from a snapshot gathered over every shard.
 //!
-//! Only fields redcell can report honestly are present. Left out: `latencystats`,
-//! `gcc_version` and the allocator/fragmentation/Lua memory details, and the
-//! `*_main_thread` CPU fields (there is no main thread).
+//! Every field of Redis 7.0's sections is present. Those about machinery redcell does not
+//! have (replication buffers, active defrag, I/O threads, eviction) are 0; `used_memory` is
+//! the bytes allocated, the allocator fields come from mimalloc, and the `*_main_thread` CPU
+//! fields are those of the executor thread answering INFO (there is no main thread).
 
 use crate::cmd::call::each_shard_data;
 use crate::cmd::{table, BoxFuture, CommandStats};
@@ -21,7 +22,11 @@ pub struct ShardSnapshot {
     pub dbs: Vec<(usize, usize)>,
     pub keyspace: KeyspaceStats,
     pub max_qbuf: usize,
+    /// Query buffer bytes of this core's clients (INFO `mem_clients_normal`).
+    pub client_buffers: usize,
     pub blocked_clients: usize,
+    /// Bytes held by this core's idle Lua interpreters (EVAL, functions).
+    pub lua_vm: [usize; 2],
 }
 
 /// Everything INFO reports, gathered before rendering.
@@ -54,6 +59,18 @@ pub struct Snapshot {
     /// (seconds, microseconds) of system, user, children's system, children's user CPU.
     pub cpu: [(i64, i64); 4],
     pub shards: Vec<ShardSnapshot>,
+    /// Bytes allocated once start-up was done.
+    pub startup: u64,
+    /// mimalloc's view: committed and resident bytes.
+    pub allocator: crate::util::mem::ProcessInfo,
+    /// (cached scripts, bytes of their bodies); (libraries, functions, bytes of their code).
+    pub scripts: (usize, usize),
+    pub functions: (usize, usize, usize),
+    /// System and user CPU of the executor thread answering INFO.
+    pub thread_cpu: [(i64, i64); 2],
+    /// `latency-tracking-info-percentiles`, and each command's merged latency histogram.
+    pub percentiles: Vec<f64>,
+    pub histograms: Vec<Option<crate::shard::observe::Histogram>>,
     /// Distinct channels, patterns and shard channels subscribed over all cores.
     pub pubsub: [usize; 3],
 }
@@ -162,7 +179,7 @@ type Section = fn(&Snapshot, &mut String);
 pub fn render(s: &Snapshot, sections: &Sections) -> String {
     let mut out = String::with_capacity(4096);
     // Each section with the names that ask for it (`module_list` is the modules section).
-    let parts: [(&[&str], Section); 13] = [
+    let parts: [(&[&str], Section); 14] = [
         (&["server"], server),
         (&["clients"], clients),
         (&["memory"], memory),
@@ -173,6 +190,7 @@ pub fn render(s: &Snapshot, sections: &Sections) -> String {
         (&["modules", "module_list"], modules),
         (&["commandstats"], commandstats),
         (&["errorstats"], errorstats),
+        (&["latencystats"], latencystats),
         (&["cluster"], cluster),
         (&["keyspace"], keyspace),
         (&["redcell"], redcell),
@@ -202,11 +220,14 @@ fn server(s: &Snapshot, out: &mut String) {
         "redis_version:{}", crate::REDIS_VERSION;
         "redis_git_sha1:00000000";
         "redis_git_dirty:0";
+        "redis_build_id:{}", build_id();
         "redis_mode:standalone";
         "os:{}", s.os;
         "arch_bits:{}", usize::BITS;
         "monotonic_clock:POSIX clock_gettime";
         "multiplexing_api:io_uring";
+        "atomicvar_api:c11-builtin";
+        "gcc_version:0.0.0";
         "process_id:{}", s.pid;
         "process_supervised:no";
         "run_id:{}", s.run_id;
@@ -242,13 +263,31 @@ fn clients(s: &Snapshot, out: &mut String) {
 
 /// `used_memory` is the bytes allocated (what `maxmemory` is compared with; the server
 /// counts its allocator, `util::mem`), `used_memory_rss` the resident set (/proc/self/statm),
-/// `used_memory_peak` the peak resident set (VmHWM).
+/// `used_memory_peak` the peak resident set (VmHWM). The overhead is start-up memory plus
+/// clients' buffers, the dataset the rest (Redis also counts its dict tables as overhead,
+/// which redcell does not measure). The `allocator_*` fields are mimalloc's: allocated
+/// bytes, committed bytes (its "active" pages), resident set.
 fn memory(s: &Snapshot, out: &mut String) {
     let peak_perc = if s.peak_rss == 0 {
         0.0
     } else {
         s.used as f64 * 100.0 / s.peak_rss as f64
     };
+    let clients: u64 = s.shards.iter().map(|sh| sh.client_buffers as u64).sum();
+    let overhead = (s.startup + clients).min(s.used);
+    let dataset = s.used - overhead;
+    let net = s.used.saturating_sub(s.startup);
+    let dataset_perc = if net == 0 {
+        0.0
+    } else {
+        dataset as f64 * 100.0 / net as f64
+    };
+    let active = s.allocator.committed.max(s.used);
+    let resident = s.allocator.rss.max(active);
+    let ratio = |a: u64, b: u64| if b == 0 { 0.0 } else { a as f64 / b as f64 };
+    let vm_eval: u64 = s.shards.iter().map(|sh| sh.lua_vm[0] as u64).sum();
+    let vm_functions: u64 = s.shards.iter().map(|sh| sh.lua_vm[1] as u64).sum();
+    let scripts_mem = s.scripts.1 as u64 + s.functions.2 as u64;
     lines!(out,
         "# Memory";
         "used_memory:{}", s.used;
@@ -258,13 +297,50 @@ fn memory(s: &Snapshot, out: &mut String) {
         "used_memory_peak:{}", s.peak_rss;
         "used_memory_peak_human:{}", bytes_to_human(s.peak_rss);
         "used_memory_peak_perc:{:.2}%", peak_perc;
+        "used_memory_overhead:{}", overhead;
+        "used_memory_startup:{}", s.startup;
+        "used_memory_dataset:{}", dataset;
+        "used_memory_dataset_perc:{:.2}%", dataset_perc;
+        "allocator_allocated:{}", s.used;
+        "allocator_active:{}", active;
+        "allocator_resident:{}", resident;
         "total_system_memory:{}", s.total_system_memory;
         "total_system_memory_human:{}", bytes_to_human(s.total_system_memory);
+        "used_memory_lua:{}", vm_eval;
+        "used_memory_vm_eval:{}", vm_eval;
+        "used_memory_lua_human:{}", bytes_to_human(vm_eval);
+        "used_memory_scripts_eval:{}", s.scripts.1;
+        "number_of_cached_scripts:{}", s.scripts.0;
+        "number_of_functions:{}", s.functions.1;
+        "number_of_libraries:{}", s.functions.0;
+        "used_memory_vm_functions:{}", vm_functions;
+        "used_memory_vm_total:{}", vm_eval + vm_functions;
+        "used_memory_vm_total_human:{}", bytes_to_human(vm_eval + vm_functions);
+        "used_memory_functions:{}", s.functions.2;
+        "used_memory_scripts:{}", scripts_mem;
+        "used_memory_scripts_human:{}", bytes_to_human(scripts_mem);
         "maxmemory:{}", s.maxmemory;
         "maxmemory_human:{}", bytes_to_human(s.maxmemory.max(0) as u64);
         "maxmemory_policy:{}", s.maxmemory_policy;
+        "allocator_frag_ratio:{:.2}", ratio(active, s.used);
+        "allocator_frag_bytes:{}", active - s.used;
+        "allocator_rss_ratio:{:.2}", ratio(resident, active);
+        "allocator_rss_bytes:{}", resident - active;
+        "rss_overhead_ratio:{:.2}", ratio(s.rss, resident);
+        "rss_overhead_bytes:{}", s.rss as i64 - resident as i64;
+        "mem_fragmentation_ratio:{:.2}", ratio(s.rss, s.used);
+        "mem_fragmentation_bytes:{}", s.rss as i64 - s.used as i64;
+        "mem_not_counted_for_evict:0";
+        "mem_replication_backlog:0";
+        "mem_total_replication_buffers:0";
+        "mem_clients_slaves:0";
+        "mem_clients_normal:{}", clients;
+        "mem_cluster_links:0";
+        "mem_aof_buffer:0";
         "mem_allocator:mimalloc";
+        "active_defrag_running:0";
         "lazyfree_pending_objects:0";
+        "lazyfreed_objects:0";
     );
 }
 
@@ -327,7 +403,17 @@ fn persistence(s: &Snapshot, out: &mut String) {
 }
 
 /// Counters summed over shards. `instantaneous_*` are 0: redcell does not sample rates.
+/// `expired_stale_perc` is the mean of the shards' running estimates.
 fn stats(s: &Snapshot, out: &mut String) {
+    let stale_perc = if s.shards.is_empty() {
+        0.0
+    } else {
+        s.shards
+            .iter()
+            .map(|sh| sh.stats.expired_stale_perc)
+            .sum::<f64>()
+            / s.shards.len() as f64
+    };
     lines!(out,
         "# Stats";
         "total_connections_received:{}", s.sum(|sh| sh.stats.connections_received);
@@ -339,13 +425,20 @@ fn stats(s: &Snapshot, out: &mut String) {
         "total_net_repl_output_bytes:0";
         "instantaneous_input_kbps:0.00";
         "instantaneous_output_kbps:0.00";
+        "instantaneous_input_repl_kbps:0.00";
+        "instantaneous_output_repl_kbps:0.00";
         "rejected_connections:{}", s.sum(|sh| sh.stats.rejected_connections);
         "sync_full:{}", s.repl.sync_full;
         "sync_partial_ok:{}", s.repl.sync_partial_ok;
         "sync_partial_err:{}", s.repl.sync_partial_err;
         "expired_keys:{}", s.sum(|sh| sh.keyspace.expired_keys);
+        "expired_stale_perc:{:.2}", stale_perc * 100.0;
+        "expired_time_cap_reached_count:{}", s.sum(|sh| sh.stats.expired_time_cap_reached);
+        "expire_cycle_cpu_milliseconds:{}", s.sum(|sh| sh.stats.expire_cycle_us) / 1000;
         "evicted_keys:{}", s.sum(|sh| sh.keyspace.evicted_keys);
         "evicted_clients:0";
+        "total_eviction_exceeded_time:0";
+        "current_eviction_exceeded_time:0";
         "keyspace_hits:{}", s.sum(|sh| sh.keyspace.hits);
         "keyspace_misses:{}", s.sum(|sh| sh.keyspace.misses);
         "pubsub_channels:{}", s.pubsub[0];
@@ -353,7 +446,26 @@ fn stats(s: &Snapshot, out: &mut String) {
         "pubsubshard_channels:{}", s.pubsub[2];
         "latest_fork_usec:0";
         "total_forks:0";
+        "migrate_cached_sockets:0";
+        "slave_expires_tracked_keys:0";
+        "active_defrag_hits:0";
+        "active_defrag_misses:0";
+        "active_defrag_key_hits:0";
+        "active_defrag_key_misses:0";
+        "total_active_defrag_time:0";
+        "current_active_defrag_time:0";
+        "tracking_total_keys:0";
+        "tracking_total_items:0";
+        "tracking_total_prefixes:0";
+        "unexpected_error_replies:0";
         "total_error_replies:{}", s.errors().values().sum::<u64>();
+        "dump_payload_sanitizations:{}", s.sum(|sh| sh.stats.dump_payload_sanitizations);
+        "total_reads_processed:{}", s.sum(|sh| sh.stats.reads_processed);
+        "total_writes_processed:{}", s.sum(|sh| sh.stats.writes_processed);
+        "io_threaded_reads_processed:0";
+        "io_threaded_writes_processed:0";
+        "reply_buffer_shrinks:0";
+        "reply_buffer_expands:0";
     );
 }
 
@@ -402,7 +514,35 @@ fn cpu(s: &Snapshot, out: &mut String) {
         "used_cpu_user:{}.{:06}", user.0, user.1;
         "used_cpu_sys_children:{}.{:06}", sys_children.0, sys_children.1;
         "used_cpu_user_children:{}.{:06}", user_children.0, user_children.1;
+        "used_cpu_sys_main_thread:{}.{:06}", s.thread_cpu[0].0, s.thread_cpu[0].1;
+        "used_cpu_user_main_thread:{}.{:06}", s.thread_cpu[1].0, s.thread_cpu[1].1;
     );
+}
+
+/// Per command with samples, the latency at each `latency-tracking-info-percentiles`
+/// percentile, in µs with three decimals.
+fn latencystats(s: &Snapshot, out: &mut String) {
+    use std::fmt::Write;
+    out.push_str("# Latencystats\r\n");
+    let t = table();
+    for (i, h) in s.histograms.iter().enumerate() {
+        let Some(h) = h.as_ref().filter(|h| h.total > 0) else {
+            continue;
+        };
+        let _ = write!(out, "latency_percentiles_usec_{}:", t.full_names[i]);
+        for (n, p) in s.percentiles.iter().enumerate() {
+            if n > 0 {
+                out.push(',');
+            }
+            let _ = write!(
+                out,
+                "p{}={:.3}",
+                crate::util::num::format_f64_trimmed(*p),
+                h.value_at(*p) as f64 / 1000.0
+            );
+        }
+        out.push_str("\r\n");
+    }
 }
 
 fn modules(_s: &Snapshot, out: &mut String) {
@@ -460,6 +600,15 @@ fn redcell(s: &Snapshot, out: &mut String) {
     );
 }
 
+/// `redis_build_id`: a hash of the version, so that it changes between builds of releases.
+fn build_id() -> String {
+    let mut h: u64 = 0xcbf29ce484222325;
+    for b in crate::REDCELL_VERSION.bytes() {
+        h = (h ^ b as u64).wrapping_mul(0x100000001b3);
+    }
+    format!("{h:x}")
+}
+
 fn total_system_memory() -> u64 {
     // SAFETY: sysconf has no preconditions.
     let pages = unsafe { libc::sysconf(libc::_SC_PHYS_PAGES) };
@@ -506,8 +655,19 @@ fn cpu_times() -> [(i64, i64); 4] {
     ]
 }
 
+/// System and user CPU time of the calling thread.
+fn thread_cpu_times() -> [(i64, i64); 2] {
+    // SAFETY: getrusage fills the zeroed struct.
+    let mut r: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_THREAD, &mut r) };
+    [
+        (r.ru_stime.tv_sec, r.ru_stime.tv_usec),
+        (r.ru_utime.tv_sec, r.ru_utime.tv_usec),
+    ]
+}
+
 /// Gathers the process-wide values and every shard's counters.
-async fn snapshot(c: &mut Conn) -> Snapshot {
+async fn snapshot(c: &mut Conn, sections: &Sections) -> Snapshot {
     let data = each_shard_data(c, |d| {
         let mut keyspace = KeyspaceStats::default();
         for ks in d.dbs_ref() {
@@ -527,7 +687,7 @@ async fn snapshot(c: &mut Conn) -> Snapshot {
     let mut shards = c
         .shard
         .call_all(|s| ShardSnapshot {
-            stats: s.stats.borrow().clone(),
+            stats: s.stats.borrow().counters(),
             max_qbuf: s
                 .clients
                 .borrow()
@@ -535,7 +695,9 @@ async fn snapshot(c: &mut Conn) -> Snapshot {
                 .map(|m| m.qbuf.get())
                 .max()
                 .unwrap_or(0),
+            client_buffers: s.clients.borrow().values().map(|m| m.qbuf.get()).sum(),
             blocked_clients: s.blocking.clients.get(),
+            lua_vm: crate::cmd::lua::vm_memory(),
             ..Default::default()
         })
         .await;
@@ -546,6 +708,13 @@ async fn snapshot(c: &mut Conn) -> Snapshot {
     let persist = crate::persist::info(&c.shard).await;
     let repl = crate::repl::master::summary(&c.shard).await;
     let replica = crate::repl::info(&c.shard).await;
+    // Merging every command's histogram allocates: only when latencystats is shown (INFO
+    // memory must not count its own scratch).
+    let histograms = if sections.wants("latencystats") {
+        super::observe::merged_histograms(c).await
+    } else {
+        Vec::new()
+    };
     let shared = &c.shard.shared;
     // Only walked when some core has subscriptions.
     let pubsub = if shared.pubsub_counts.any(false) || shared.pubsub_counts.any(true) {
@@ -562,8 +731,18 @@ async fn snapshot(c: &mut Conn) -> Snapshot {
             config.get_i64("hz"),
         )
     };
+    let percentiles = shared.config().percentiles();
     let now = now_us();
     Snapshot {
+        startup: shared
+            .startup_memory
+            .load(std::sync::atomic::Ordering::Relaxed),
+        allocator: crate::util::mem::process_info(),
+        scripts: crate::cmd::scripting::cache_stats(),
+        functions: crate::cmd::function::library_stats(),
+        thread_cpu: thread_cpu_times(),
+        percentiles,
+        histograms,
         pid: std::process::id(),
         os: os_name(),
         run_id: shared.run_id.clone(),
@@ -601,7 +780,7 @@ async fn snapshot(c: &mut Conn) -> Snapshot {
 pub fn info<'a>(c: &'a mut Conn, a: Args<'a>) -> BoxFuture<'a> {
     Box::pin(async move {
         let sections = Sections::parse(a.rest(1));
-        let snap = snapshot(c).await;
+        let snap = snapshot(c, &sections).await;
         let text = render(&snap, &sections);
         c.out.verbatim(text.as_bytes());
         let result: CmdResult = Ok(());
