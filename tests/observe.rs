@@ -84,7 +84,7 @@ fn query(c: &mut redis::Connection, args: &[&str]) -> Value {
     }
     cmd.query(c).unwrap_or_else(|e| match e.kind() {
         redis::ErrorKind::ExtensionError | redis::ErrorKind::ResponseError => {
-            Value::SimpleString(format!("ERR {}", e.to_string()))
+            Value::SimpleString(format!("ERR {e}"))
         }
         _ => panic!("{args:?}: {e}"),
     })
