@@ -216,7 +216,7 @@ fn stock_replica_full_syncs_under_writes_and_stays_in_step() {
 
 #[test]
 fn a_broken_link_resumes_with_a_partial_resync() {
-    let master = Server::start(3, &["--save", ""]);
+    let master = Server::start(3, &["--save", "", "--enable-debug-command", "yes"]);
     let mut m = master.raw();
     fill(&mut m, 0);
     let port = master.port.to_string();
@@ -261,6 +261,26 @@ fn a_broken_link_resumes_with_a_partial_resync() {
         log.contains("Successful partial resynchronization with master"),
         "{log}"
     );
+    // DEBUG CHANGE-REPL-ID: a new id and no secondary one, so the next link is a full sync.
+    let old_id = info_field(&mut m, "replication", "master_replid");
+    assert_eq!(text(&m.call(&[b"DEBUG", b"CHANGE-REPL-ID"])), "+OK\r\n");
+    assert_ne!(info_field(&mut m, "replication", "master_replid"), old_id);
+    assert_eq!(
+        info_field(&mut m, "replication", "master_replid2").as_deref(),
+        Some("0000000000000000000000000000000000000000")
+    );
+    assert_eq!(
+        text(&m.call(&[b"CLIENT", b"KILL", b"TYPE", b"replica"])),
+        ":1\r\n"
+    );
+    assert!(wait_until(Duration::from_secs(10), || info_field(
+        &mut m,
+        "stats",
+        "sync_full"
+    )
+    .as_deref()
+        == Some("2")));
+    wait_caught_up(&mut m, &mut r);
 }
 
 #[test]

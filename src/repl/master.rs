@@ -714,6 +714,20 @@ pub async fn summary(shard: &Rc<Shard>) -> Summary {
         .await
 }
 
+/// DEBUG CHANGE-REPL-ID: a new replication id and no secondary one (Redis's
+/// `changeReplicationId` and `clearReplicationId2`): replicas must resync fully.
+pub async fn change_replid(shard: &Rc<Shard>) {
+    shard
+        .call_async(shard.nshards, |_| async {
+            if let Some(m) = Master::current() {
+                *m.replid.borrow_mut() = random_replid();
+                *m.replid2.borrow_mut() = (super::NO_REPLID.to_string(), -1);
+                eprintln!("Changing replication IDs after receiving DEBUG change-repl-id");
+            }
+        })
+        .await
+}
+
 /// CLIENT KILL TYPE replica / ID: drops the replica links matching `id` (all: None);
 /// returns how many.
 pub async fn kill_replicas(shard: &Rc<Shard>, id: Option<u64>) -> usize {

@@ -220,6 +220,9 @@ pub fn debug<'a>(c: &'a mut Conn, a: Args<'a>) -> BoxFuture<'a> {
                 .active_expire
                 .store(on, std::sync::atomic::Ordering::Relaxed);
             c.out.ok();
+        } else if a.len() == 2 && sub.eq_ignore_ascii_case(b"change-repl-id") {
+            crate::repl::master::change_replid(&c.shard).await;
+            c.out.ok();
         } else if a.len() == 2 && sub.eq_ignore_ascii_case(b"stringmatch-test") {
             stringmatch_fuzz();
             c.out.simple("Apparently Redis did not crash: test passed");
@@ -374,6 +377,9 @@ fn help(c: &mut Conn, a: &Args) {
             "    Output a hex signature of the values of all the specified keys.",
             "LISTPACK <key>",
             "    Show low level info about the listpack encoding of <key>.",
+            "CHANGE-REPL-ID",
+            "    Change the replication IDs of the instance.",
+            "    Dangerous: should be used only for testing the replication subsystem.",
             "STRINGMATCH-TEST",
             "    Run a fuzz tester against the stringmatchlen() function.",
             "JOURNAL <ON|OFF|READ>",
