@@ -598,9 +598,9 @@ pub fn snapshot_busy() -> bool {
 }
 
 /// A diskless full sync's snapshot, on the control executor: a cut, then the RDB streamed
-/// to `sink` as it is serialized, no file. It counts as the running save (BGSAVE waits,
-/// FLUSHALL and SHUTDOWN stop it) but, as Redis's socket saves, changes neither the last
-/// save's time nor its status. Returns the bytes sent.
+/// to `sink` as it is serialized, no file. It counts as the running save (BGSAVE and SAVE
+/// are refused meanwhile, FLUSHALL and SHUTDOWN stop it) but, as Redis's socket saves, it
+/// changes neither the last save's time nor its status. Returns the bytes sent.
 pub async fn save_to_sockets(
     shard: &Rc<Shard>,
     sink: &mut impl rdb_file::StreamSink,

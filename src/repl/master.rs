@@ -171,8 +171,6 @@ pub struct Master {
     told_refuse: Cell<bool>,
     /// A snapshot for replicas is being produced (one at a time, as Redis's child).
     sync_running: Cell<bool>,
-    /// `client-output-buffer-limit replica`, hard limit raised to `repl-backlog-size`.
-    limit: Cell<Limit>,
 }
 
 thread_local! {
@@ -208,13 +206,7 @@ impl Master {
             sync_partial_err: Cell::new(0),
             told_refuse: Cell::new(refusing),
             sync_running: Cell::new(false),
-            limit: Cell::new(Limit {
-                hard: 0,
-                soft: 0,
-                soft_secs: 0,
-            }),
         });
-        m.limit.set(m.replica_limit());
         MASTER.with(|c| *c.borrow_mut() = Some(m.clone()));
         glommio::spawn_local(m.clone().cron()).detach();
         m
@@ -272,7 +264,7 @@ impl Master {
             return;
         }
         let chunk: Rc<[u8]> = Rc::from(bytes);
-        let limit = self.limit.get();
+        let limit = self.replica_limit();
         for r in self.replicas.borrow().iter() {
             if r.start.get().is_some() {
                 r.push(chunk.clone());
@@ -287,20 +279,9 @@ impl Master {
         }
     }
 
-    /// `client-output-buffer-limit replica`; a hard limit below `repl-backlog-size` is
-    /// raised to it, as Redis's `checkClientOutputBufferLimits` does (a partial resync
-    /// would otherwise overflow it at once).
+    /// `client-output-buffer-limit replica` (as CONFIG SET left it before its reply).
     fn replica_limit(&self) -> Limit {
-        let c = self.shard.shared.config();
-        let [hard, soft, secs] =
-            crate::config::output_limits(c.get("client-output-buffer-limit"))[1];
-        let backlog = c.get_i64("repl-backlog-size").max(0) as u64;
-        let hard = if hard > 0 { hard.max(backlog) } else { 0 };
-        Limit {
-            hard: hard as usize,
-            soft: soft as usize,
-            soft_secs: secs,
-        }
+        self.shard.settings.borrow().replica_limit
     }
 
     /// Takes the merged entries up to `watermark` into the stream.
@@ -448,8 +429,7 @@ impl Master {
                 last_ping = Instant::now();
                 self.feed_raw(&[b"PING"]);
             }
-            self.limit.set(self.replica_limit());
-            let limit = self.limit.get();
+            let limit = self.replica_limit();
             let timeout = Duration::from_secs(timeout);
             for r in self.replicas.borrow().iter() {
                 if r.dropped.get() {
