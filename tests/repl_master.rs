@@ -156,9 +156,30 @@ fn stop_writers(stop: &Arc<AtomicBool>, handles: Vec<JoinHandle<u64>>) -> u64 {
     handles.into_iter().map(|h| h.join().expect("writer")).sum()
 }
 
+/// The stock replica's log.
+fn stock_log(stock: &StockRedis) -> String {
+    std::fs::read_to_string(stock.dir().join("log")).unwrap_or_default()
+}
+
+/// Waits until the stock replica's link with its master is up.
+fn wait_link_up(r: &mut Raw, stock: &StockRedis) {
+    assert!(
+        wait_until(Duration::from_secs(30), || info_field(
+            r,
+            "replication",
+            "master_link_status"
+        )
+        .as_deref()
+            == Some("up")),
+        "the stock replica never synced: {}",
+        stock_log(stock)
+    );
+}
+
 #[test]
 fn stock_replica_full_syncs_under_writes_and_stays_in_step() {
-    let master = Server::start(2, &["--save", ""]);
+    // Diskless (the default) without the delay: the sync starts while the writers run.
+    let master = Server::start(2, &["--save", "", "--repl-diskless-sync-delay", "0"]);
     let mut m = master.raw();
     for db in [0, 3, 7] {
         fill(&mut m, db);
@@ -169,17 +190,23 @@ fn stock_replica_full_syncs_under_writes_and_stays_in_step() {
     let port = master.port.to_string();
     let stock = StockRedis::start(&["--replicaof", "127.0.0.1", &port]);
     let mut r = Raw::connect(stock.port);
+    wait_link_up(&mut r, &stock);
+    // The RDB came streamed, framed by an EOF mark, with no file on our side.
+    let log = stock_log(&stock);
     assert!(
-        wait_until(Duration::from_secs(20), || info_field(
-            &mut r,
-            "replication",
-            "master_link_status"
-        )
-        .as_deref()
-            == Some("up")),
-        "the stock replica never synced: {}",
-        std::fs::read_to_string(stock.dir().join("log")).unwrap_or_default()
+        log.contains("MASTER <-> REPLICA sync: receiving streamed RDB from master with EOF"),
+        "{log}"
     );
+    let ours = master.stderr();
+    assert!(
+        ours.contains("Starting BGSAVE for SYNC with target: replicas sockets"),
+        "{ours}"
+    );
+    assert!(
+        ours.contains("Streamed RDB transfer with replica"),
+        "{ours}"
+    );
+    assert!(!master.dir().join("dump.rdb").exists());
     // The stream after the sync, under the same writers.
     std::thread::sleep(Duration::from_millis(1500));
     let replies = stop_writers(&stop, handles);
@@ -285,7 +312,18 @@ fn a_broken_link_resumes_with_a_partial_resync() {
 
 #[test]
 fn a_replica_beyond_the_backlog_full_syncs_again() {
-    let master = Server::start(2, &["--save", "", "--repl-backlog-size", "16384"]);
+    // Disk-based: the RDB is saved, then sent as `$<len>`.
+    let master = Server::start(
+        2,
+        &[
+            "--save",
+            "",
+            "--repl-backlog-size",
+            "16384",
+            "--repl-diskless-sync",
+            "no",
+        ],
+    );
     let mut m = master.raw();
     let port = master.port.to_string();
     let stock = StockRedis::start(&[
@@ -318,6 +356,243 @@ fn a_replica_beyond_the_backlog_full_syncs_again() {
         info_field(&mut m, "stats", "sync_partial_err").as_deref(),
         Some("1")
     );
+    let log = stock_log(&stock);
+    assert_eq!(
+        log.matches("MASTER <-> REPLICA sync: receiving ").count(),
+        2,
+        "{log}"
+    );
+    assert!(!log.contains("streamed RDB"), "{log}");
+    let ours = master.stderr();
+    assert_eq!(
+        ours.matches("Starting BGSAVE for SYNC with target: disk")
+            .count(),
+        2,
+        "{ours}"
+    );
+}
+
+#[test]
+fn replicas_arriving_within_the_delay_share_one_streamed_snapshot() {
+    let master = Server::start(2, &["--save", "", "--repl-diskless-sync-delay", "3"]);
+    let mut m = master.raw();
+    for db in [0, 3] {
+        fill(&mut m, db);
+    }
+    let port = master.port.to_string();
+    let a = StockRedis::start(&["--replicaof", "127.0.0.1", &port]);
+    let b = StockRedis::start(&["--replicaof", "127.0.0.1", &port]);
+    let (mut ra, mut rb) = (Raw::connect(a.port), Raw::connect(b.port));
+    // Both wait for the snapshot meanwhile.
+    let waiting = wait_until(Duration::from_secs(2), || {
+        let info = text(&m.call(&[b"INFO", b"replication"]));
+        info.matches("state=wait_bgsave").count() == 2
+    });
+    assert!(waiting, "{}", text(&m.call(&[b"INFO", b"replication"])));
+    wait_link_up(&mut ra, &a);
+    wait_link_up(&mut rb, &b);
+    cmd(&mut m, &["SET", "after", "sync"]);
+    assert_eq!(text(&m.call(&[b"WAIT", b"2", b"5000"])), ":2\r\n");
+    let want = snapshot(&mut m);
+    assert_same_keyspace(&snapshot(&mut ra), &want);
+    assert_same_keyspace(&snapshot(&mut rb), &want);
+    assert_eq!(
+        info_field(&mut m, "stats", "sync_full").as_deref(),
+        Some("2")
+    );
+    let ours = master.stderr();
+    assert_eq!(
+        ours.matches("Starting BGSAVE for SYNC").count(),
+        1,
+        "{ours}"
+    );
+    assert_eq!(
+        ours.matches("Streamed RDB transfer with replica").count(),
+        2,
+        "{ours}"
+    );
+    for stock in [&a, &b] {
+        let log = stock_log(stock);
+        assert!(
+            log.contains("receiving streamed RDB from master with EOF"),
+            "{log}"
+        );
+    }
+}
+
+#[test]
+fn diskless_sync_starts_once_max_replicas_wait() {
+    // A delay longer than the test: only the replica count can start the snapshot.
+    let master = Server::start(
+        1,
+        &[
+            "--save",
+            "",
+            "--repl-diskless-sync-delay",
+            "60",
+            "--repl-diskless-sync-max-replicas",
+            "2",
+        ],
+    );
+    let mut m = master.raw();
+    fill(&mut m, 0);
+    let port = master.port.to_string();
+    let a = StockRedis::start(&["--replicaof", "127.0.0.1", &port]);
+    let mut ra = Raw::connect(a.port);
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(
+        info_field(&mut ra, "replication", "master_link_status").as_deref(),
+        Some("down")
+    );
+    // Keep-alives reached it meanwhile (it did not time out; the line it waits for is late).
+    let b = StockRedis::start(&["--replicaof", "127.0.0.1", &port]);
+    let mut rb = Raw::connect(b.port);
+    wait_link_up(&mut ra, &a);
+    wait_link_up(&mut rb, &b);
+    let want = snapshot(&mut m);
+    assert_same_keyspace(&snapshot(&mut ra), &want);
+    assert_same_keyspace(&snapshot(&mut rb), &want);
+    let ours = master.stderr();
+    assert_eq!(
+        ours.matches("Starting BGSAVE for SYNC").count(),
+        1,
+        "{ours}"
+    );
+}
+
+#[test]
+fn a_replica_over_its_output_buffer_limit_is_dropped_and_syncs_again() {
+    // A slow snapshot (Redis's testing knob) while a burst larger than the limit is written.
+    let master = Server::start(
+        2,
+        &[
+            "--save",
+            "",
+            "--repl-diskless-sync-delay",
+            "0",
+            "--rdb-key-save-delay",
+            "2000",
+        ],
+    );
+    let mut m = master.raw();
+    assert_eq!(
+        text(&m.call(&[
+            b"CONFIG",
+            b"SET",
+            b"client-output-buffer-limit",
+            b"replica 1mb 0 0"
+        ])),
+        "+OK\r\n"
+    );
+    for i in 0..300 {
+        cmd(&mut m, &["SET", &format!("k{i}"), &i.to_string()]);
+    }
+    let port = master.port.to_string();
+    let stock = StockRedis::start(&["--replicaof", "127.0.0.1", &port]);
+    let mut r = Raw::connect(stock.port);
+    assert!(wait_until(Duration::from_secs(10), || {
+        info_field(&mut m, "replication", "slave0").is_some_and(|l| l.contains("wait_bgsave"))
+            && master.stderr().contains("Background RDB transfer started")
+    }));
+    // 3 MB while the snapshot (300 keys, 0.6 s) is sent.
+    let big = "x".repeat(100_000);
+    for i in 0..30 {
+        cmd(&mut m, &["SET", &format!("big{i}"), &big]);
+    }
+    assert!(
+        wait_until(Duration::from_secs(10), || master
+            .stderr()
+            .contains("for overcoming of output buffer limits.")),
+        "{}",
+        master.stderr()
+    );
+    // It comes back with a new full sync once the writes stop.
+    assert_eq!(
+        text(&m.call(&[b"CONFIG", b"SET", b"rdb-key-save-delay", b"0"])),
+        "+OK\r\n"
+    );
+    wait_caught_up(&mut m, &mut r);
+    assert_same_keyspace(&snapshot(&mut r), &snapshot(&mut m));
+    let full: u64 = info_field(&mut m, "stats", "sync_full")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    assert!(full >= 2, "sync_full {full}");
+    let ours = master.stderr();
+    let line = ours
+        .lines()
+        .find(|l| l.contains("overcoming of output buffer limits"))
+        .unwrap_or_default();
+    assert!(line.starts_with("Client id="), "{line}");
+    assert!(line.contains(" flags=S "), "{line}");
+}
+
+#[test]
+fn output_buffer_limit_config_matches_stock() {
+    let master = Server::start(1, &[]);
+    let stock = StockRedis::start(&[]);
+    let (mut ours, mut theirs) = (master.raw(), Raw::connect(stock.port));
+    let steps: &[&[&[u8]]] = &[
+        &[b"CONFIG", b"GET", b"client-output-buffer-limit"],
+        &[
+            b"CONFIG",
+            b"SET",
+            b"client-output-buffer-limit",
+            b"replica 1mb 512kb 30",
+        ],
+        &[b"CONFIG", b"GET", b"client-output-buffer-limit"],
+        &[
+            b"CONFIG",
+            b"SET",
+            b"client-output-buffer-limit",
+            b"slave 0 0 0 pubsub 1gb 2g 5",
+        ],
+        &[b"CONFIG", b"GET", b"client-output-buffer-limit"],
+        &[
+            b"CONFIG",
+            b"SET",
+            b"client-output-buffer-limit",
+            b"normal 1 2 3 replica 4 5 6",
+        ],
+        &[b"CONFIG", b"GET", b"client-output-buffer-limit"],
+        &[
+            b"CONFIG",
+            b"SET",
+            b"client-output-buffer-limit",
+            b"replica 1mb 0",
+        ],
+        &[
+            b"CONFIG",
+            b"SET",
+            b"client-output-buffer-limit",
+            b"master 1 2 3",
+        ],
+        &[
+            b"CONFIG",
+            b"SET",
+            b"client-output-buffer-limit",
+            b"replica x 0 0",
+        ],
+        &[
+            b"CONFIG",
+            b"SET",
+            b"client-output-buffer-limit",
+            b"replica 1 0 -1",
+        ],
+        &[b"CONFIG", b"GET", b"client-output-buffer-limit"],
+        &[b"CONFIG", b"GET", b"repl-diskless-sync"],
+        &[b"CONFIG", b"GET", b"repl-diskless-sync-delay"],
+        &[b"CONFIG", b"SET", b"repl-diskless-sync-max-replicas", b"-1"],
+        &[b"CONFIG", b"SET", b"repl-diskless-sync-max-replicas", b"3"],
+        &[b"CONFIG", b"GET", b"repl-diskless-sync-max-replicas"],
+    ];
+    for args in steps {
+        assert_eq!(
+            text(&ours.call(args)),
+            text(&theirs.call(args)),
+            "{:?}",
+            args.iter().map(|a| text(a)).collect::<Vec<_>>()
+        );
+    }
 }
 
 #[test]

@@ -27,8 +27,8 @@ enum Kind {
     /// `save`: `<seconds> <changes>` pairs (seconds at least 1), or `""` for none.
     SavePoints,
     /// `client-output-buffer-limit`: `<class> <hard> <soft> <seconds>` groups, each replacing
-    /// its class's limits (only `pubsub` is enforced: there are no replicas, and normal
-    /// clients' replies are written before their next read).
+    /// its class's limits (`pubsub` and `replica` are enforced; normal clients' replies are
+    /// written before their next read).
     OutputLimits,
     /// `latency-tracking-info-percentiles`: numbers in 0..=100, kept as `%f` trimmed.
     Percentiles,
@@ -149,10 +149,10 @@ static DIRECTIVES: &[Directive] = &[
     d("repl-backlog-ttl", NON_NEG_INT, "3600", true),
     d("repl-ping-replica-period", int(1, INT_MAX), "10", true),
     d("repl-timeout", int(1, INT_MAX), "60", true),
-    // Full syncs send the RDB file written to disk (`$<len>`); `yes` is accepted for the
-    // configurations that carry Redis 7.0's default, and reported in README's differences.
+    // Full syncs stream the RDB to replicas announcing `capa eof` (Redis 7.0's default).
     d("repl-diskless-sync", Kind::Bool, "yes", true),
     d("repl-diskless-sync-delay", NON_NEG_INT, "5", true),
+    d("repl-diskless-sync-max-replicas", NON_NEG_INT, "0", true),
     d("min-replicas-to-write", NON_NEG_INT, "0", true),
     d("min-replicas-max-lag", NON_NEG_INT, "10", true),
     d("aof-use-rdb-preamble", Kind::Bool, "yes", true),

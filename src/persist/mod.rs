@@ -12,6 +12,7 @@ mod aof;
 pub use aof::AofInfo;
 pub mod load;
 mod rdb_file;
+pub use rdb_file::StreamSink;
 
 use std::cell::{Cell, RefCell};
 use std::path::PathBuf;
@@ -75,9 +76,13 @@ pub struct Persist {
     /// Snapshot cuts taken so far: BGSAVE and BGREWRITEAOF answer once theirs is taken, so
     /// every write the client sends after the reply is after the snapshot, as after a fork.
     cuts: Cell<u64>,
-    /// The stamp of the last snapshot cut (a full sync's stream starts after it).
-    last_cut_stamp: Cell<u64>,
+    /// Told the stamp of the next save's cut the moment it is taken, before any later write
+    /// reaches the replication stream (a disk-based full sync's replicas start there).
+    on_next_cut: RefCell<Option<CutHook>>,
 }
+
+/// Told a cut's stamp (`save_for_sync`).
+pub type CutHook = Box<dyn FnOnce(u64)>;
 
 #[derive(Default)]
 struct RdbState {
@@ -120,7 +125,7 @@ impl Persist {
             rewrite_started: RefCell::new(None),
             replay,
             cuts: Cell::new(0),
-            last_cut_stamp: Cell::new(0),
+            on_next_cut: RefCell::new(None),
         });
         p.set_aof_info(|i| {
             i.last_rewrite_ok = true;
@@ -439,7 +444,9 @@ impl Persist {
             now_ms: now_ms(),
         };
         let cut = rdb_file::cut(&self.shard, format, self.replay.libraries).await;
-        self.last_cut_stamp.set(cut.stamp);
+        if let Some(told) = self.on_next_cut.take() {
+            told(cut.stamp);
+        }
         self.cuts.set(self.cuts.get() + 1);
         self.rdb.borrow_mut().snapshot_keys_total =
             cut.counts.iter().flatten().map(|c| c.keys).sum();
@@ -547,23 +554,31 @@ where
         .await
 }
 
-/// A full sync's snapshot, on the control executor: a background save to `dbfilename`, as
-/// Redis's disk-based sync (after a running save or rewrite ends). Returns the stamp of its
-/// cut, once taken, and a handle that ends with the file's path. None if it cannot start.
+/// A disk-based full sync's snapshot, on the control executor: a background save to
+/// `dbfilename`, as Redis's (after a running save or rewrite ends). `on_cut` is told the
+/// stamp of its cut the moment it is taken. Returns once the cut is taken, with a handle
+/// that ends with the file's path; None if it cannot start.
 pub async fn save_for_sync(
     shard: &Rc<Shard>,
-) -> Option<(u64, glommio::task::JoinHandle<Result<PathBuf, String>>)> {
+    on_cut: CutHook,
+) -> Option<glommio::task::JoinHandle<Result<PathBuf, String>>> {
     let p = Persist::current()?;
     while p.snapshot_busy() {
         glommio::timer::sleep(Duration::from_millis(1)).await;
     }
     let before = p.cuts.get();
-    let task = p.clone().start_save(SaveKind::Background).ok()?;
+    *p.on_next_cut.borrow_mut() = Some(on_cut);
+    let task = match p.clone().start_save(SaveKind::Background) {
+        Ok(task) => task,
+        Err(_) => {
+            p.on_next_cut.take();
+            return None;
+        }
+    };
     p.wait_for_cut(before).await;
     if p.cuts.get() == before {
         return None;
     }
-    let stamp = p.last_cut_stamp.get();
     let path = PathBuf::from(shard.shared.config().get("dbfilename"));
     let done = glommio::spawn_local(async move {
         match task.await {
@@ -573,7 +588,71 @@ pub async fn save_for_sync(
         }
     })
     .detach();
-    Some((stamp, done))
+    Some(done)
+}
+
+/// Whether a save or an AOF rewrite runs (Redis's `hasActiveChildProcess`), on the control
+/// executor.
+pub fn snapshot_busy() -> bool {
+    Persist::current().is_some_and(|p| p.snapshot_busy())
+}
+
+/// A diskless full sync's snapshot, on the control executor: a cut, then the RDB streamed
+/// to `sink` as it is serialized, no file. It counts as the running save (BGSAVE and SAVE
+/// are refused meanwhile, FLUSHALL and SHUTDOWN stop it) but, as Redis's socket saves, it
+/// changes neither the last save's time nor its status. Returns the bytes sent.
+pub async fn save_to_sockets(
+    shard: &Rc<Shard>,
+    sink: &mut impl rdb_file::StreamSink,
+) -> Result<u64, String> {
+    let p = Persist::current().ok_or("no persistence on this executor")?;
+    while p.snapshot_busy() {
+        glommio::timer::sleep(Duration::from_millis(1)).await;
+    }
+    {
+        let mut r = p.rdb.borrow_mut();
+        r.in_progress = true;
+        r.started = Some(Instant::now());
+        r.snapshot_keys = 0;
+        r.snapshot_keys_total = 0;
+    }
+    eprintln!("Background RDB transfer started");
+    let result = async {
+        let cfg = rdb_file::FileConfig::from_config(&shard.shared.config());
+        let format = SnapshotFormat {
+            compression: cfg.options.compression,
+            eviction: cfg.format_eviction,
+            now_ms: now_ms(),
+        };
+        let cut = rdb_file::cut(shard, format, p.replay.libraries).await;
+        sink.cut_taken(cut.stamp);
+        p.rdb.borrow_mut().snapshot_keys_total = cut.counts.iter().flatten().map(|c| c.keys).sum();
+        let Some(repl) = sink.begin().await else {
+            rdb_file::abort(shard).await;
+            return Err(rdb_file::SaveError::Cancelled);
+        };
+        rdb_file::stream(shard, &cut, &cfg, repl, sink, |keys| {
+            p.rdb.borrow_mut().snapshot_keys += keys;
+        })
+        .await
+    }
+    .await;
+    let mut r = p.rdb.borrow_mut();
+    r.in_progress = false;
+    r.last_time_sec = r
+        .started
+        .take()
+        .map_or(-1, |t| t.elapsed().as_secs() as i64);
+    match result {
+        Ok(size) => {
+            eprintln!("Background RDB transfer terminated with success");
+            Ok(size)
+        }
+        Err(e) => {
+            eprintln!("Background transfer error");
+            Err(e.to_string())
+        }
+    }
 }
 
 /// What BGSAVE and BGREWRITEAOF did.

@@ -3,7 +3,7 @@
 //! so a crash at any point leaves either the old file or the whole new one.
 
 use std::fs::File;
-use std::io::{self, BufWriter};
+use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::time::Duration;
@@ -151,11 +151,11 @@ impl std::fmt::Display for SaveError {
 
 type FileWriter = RdbFileWriter<BufWriter<File>>;
 
-/// Runs blocking file work off the executor and gives the writer back with the outcome.
-async fn off_executor<T: Send + 'static>(
-    w: FileWriter,
-    f: impl FnOnce(&mut FileWriter) -> io::Result<T> + Send + 'static,
-) -> (FileWriter, io::Result<T>) {
+/// Runs blocking writer work off the executor and gives the writer back with the outcome.
+async fn off_executor<W: Write + Send + 'static, T: Send + 'static>(
+    w: RdbFileWriter<W>,
+    f: impl FnOnce(&mut RdbFileWriter<W>) -> io::Result<T> + Send + 'static,
+) -> (RdbFileWriter<W>, io::Result<T>) {
     glommio::executor()
         .spawn_blocking(move || {
             let mut w = w;
@@ -163,6 +163,45 @@ async fn off_executor<T: Send + 'static>(
             (w, r)
         })
         .await
+}
+
+/// Where a snapshot streamed to replicas goes (a diskless full sync), on the control
+/// executor.
+pub trait StreamSink {
+    /// The cut was just taken (called at once, before any stream entry after it is fed):
+    /// the receivers' stream starts at `stamp`.
+    fn cut_taken(&mut self, stamp: u64);
+    /// Before the first byte: the replication position the snapshot is at, for its aux
+    /// fields; None when no receiver is left (the snapshot is then dropped).
+    fn begin(&mut self) -> impl std::future::Future<Output = Option<crate::repl::SavedPosition>>;
+    /// Sends the next bytes of the file; an error when no receiver is left.
+    fn send(&mut self, bytes: Vec<u8>) -> impl std::future::Future<Output = io::Result<()>>;
+}
+
+/// What is done with the written bytes after each step: nothing for a file (they are in its
+/// buffer), handed to the sink for a stream.
+trait Outlet<W: Write> {
+    async fn after_step(&mut self, w: &mut RdbFileWriter<W>) -> Result<(), SaveError>;
+}
+
+struct ToFile;
+
+impl Outlet<BufWriter<File>> for ToFile {
+    async fn after_step(&mut self, _w: &mut FileWriter) -> Result<(), SaveError> {
+        Ok(())
+    }
+}
+
+struct ToSink<'a, S>(&'a mut S);
+
+impl<S: StreamSink> Outlet<Vec<u8>> for ToSink<'_, S> {
+    async fn after_step(&mut self, w: &mut RdbFileWriter<Vec<u8>>) -> Result<(), SaveError> {
+        let bytes = std::mem::take(w.output_mut());
+        if bytes.is_empty() {
+            return Ok(());
+        }
+        self.0.send(bytes).await.map_err(SaveError::Write)
+    }
 }
 
 /// Where a snapshot goes: written as `tmp`, renamed to `path` once whole.
@@ -213,6 +252,43 @@ pub async fn write(
     result
 }
 
+/// Streams the snapshot `cut` started to `sink`, written as `write` writes a file (the aux
+/// fields carry `repl`, the replication position the sink gave). Returns the bytes sent.
+pub async fn stream(
+    shard: &Rc<Shard>,
+    cut: &Cut,
+    cfg: &FileConfig,
+    repl: crate::repl::SavedPosition,
+    sink: &mut impl StreamSink,
+    mut progress: impl FnMut(u64),
+) -> Result<u64, SaveError> {
+    let result = async {
+        let w = RdbFileWriter::new(Vec::with_capacity(CHUNK_BYTES * 2), cfg.options)
+            .map_err(SaveError::Write)?;
+        let mut outlet = ToSink(sink);
+        let w = write_body(
+            shard,
+            cut,
+            cfg,
+            false,
+            Some(repl),
+            w,
+            &mut outlet,
+            &mut progress,
+        )
+        .await?;
+        let size = w.bytes_written() + 9;
+        let rest = w.finish().map_err(SaveError::Write)?;
+        outlet.0.send(rest).await.map_err(SaveError::Write)?;
+        Ok(size)
+    }
+    .await;
+    if result.is_err() {
+        abort(shard).await;
+    }
+    result
+}
+
 async fn write_tmp(
     shard: &Rc<Shard>,
     cut: &Cut,
@@ -230,11 +306,48 @@ async fn write_tmp(
             })
             .await
     };
-    let mut w = opened.map_err(|cause| SaveError::Open {
+    let w = opened.map_err(|cause| SaveError::Open {
         tmp: tmp.display().to_string(),
         cause,
     })?;
-    let (aof_base, ctime, repl) = (target.aof_base, cut.ctime, cut.repl.clone());
+    let repl = cut.repl.clone();
+    let w = write_body(
+        shard,
+        cut,
+        cfg,
+        target.aof_base,
+        repl,
+        w,
+        &mut ToFile,
+        progress,
+    )
+    .await?;
+    let (w, r) = off_executor(w, |w| Ok(w.bytes_written())).await;
+    let size = r.map_err(SaveError::Write)?;
+    glommio::executor()
+        .spawn_blocking(move || -> io::Result<()> {
+            let file = w.finish()?.into_inner().map_err(|e| e.into_error())?;
+            file.sync_all()
+        })
+        .await
+        .map_err(SaveError::Write)?;
+    Ok(size + 9)
+}
+
+/// Everything between the header and the `EOF` opcode: aux fields, functions, then each
+/// database's keys.
+#[allow(clippy::too_many_arguments)]
+async fn write_body<W: Write + Send + 'static>(
+    shard: &Rc<Shard>,
+    cut: &Cut,
+    cfg: &FileConfig,
+    aof_base: bool,
+    repl: Option<crate::repl::SavedPosition>,
+    mut w: RdbFileWriter<W>,
+    outlet: &mut impl Outlet<W>,
+    progress: &mut impl FnMut(u64),
+) -> Result<RdbFileWriter<W>, SaveError> {
+    let ctime = cut.ctime;
     let used_mem = crate::util::mem::rss_bytes();
     let functions = cut.functions.clone();
     let (back, r) = off_executor(w, move |w| {
@@ -253,6 +366,7 @@ async fn write_tmp(
     .await;
     w = back;
     r.map_err(SaveError::Write)?;
+    outlet.after_step(&mut w).await?;
     let databases = cut.counts.first().map_or(0, Vec::len);
     for db in 0..databases {
         let total = cut
@@ -271,35 +385,28 @@ async fn write_tmp(
         .await;
         w = back;
         r.map_err(SaveError::Write)?;
+        outlet.after_step(&mut w).await?;
         for (id, counts) in cut.counts.iter().enumerate() {
             if counts[db].keys == 0 {
                 continue;
             }
-            w = write_shard_db(shard, w, id, db, cfg, progress).await?;
+            w = write_shard_db(shard, w, id, db, cfg, outlet, progress).await?;
         }
     }
-    let (w, r) = off_executor(w, |w| Ok(w.bytes_written())).await;
-    let size = r.map_err(SaveError::Write)?;
-    glommio::executor()
-        .spawn_blocking(move || -> io::Result<()> {
-            let file = w.finish()?.into_inner().map_err(|e| e.into_error())?;
-            file.sync_all()
-        })
-        .await
-        .map_err(SaveError::Write)?;
-    Ok(size + 9)
+    Ok(w)
 }
 
-/// Pulls database `db`'s chunks from shard `id` into the file. The next chunk is pulled
+/// Pulls database `db`'s chunks from shard `id` into the writer. The next chunk is pulled
 /// while the last one is written.
-async fn write_shard_db(
+async fn write_shard_db<W: Write + Send + 'static>(
     shard: &Rc<Shard>,
-    mut w: FileWriter,
+    mut w: RdbFileWriter<W>,
     id: usize,
     db: usize,
     cfg: &FileConfig,
+    outlet: &mut impl Outlet<W>,
     progress: &mut impl FnMut(u64),
-) -> Result<FileWriter, SaveError> {
+) -> Result<RdbFileWriter<W>, SaveError> {
     let max = if cfg.key_save_delay_us > 0 {
         1
     } else {
@@ -322,15 +429,17 @@ async fn write_shard_db(
         if cfg.key_save_delay_us > 0 {
             glommio::timer::sleep(Duration::from_micros(cfg.key_save_delay_us * keys)).await;
         }
-        let written = off_executor(w, move |w| w.write_encoded(&bytes));
-        if last {
-            let (back, r) = written.await;
+        let written = async {
+            let (mut back, r) = off_executor(w, move |w| w.write_encoded(&bytes)).await;
             r.map_err(SaveError::Write)?;
-            return Ok(back);
+            outlet.after_step(&mut back).await?;
+            Ok::<_, SaveError>(back)
+        };
+        if last {
+            return written.await;
         }
-        let ((back, r), pulled) = futures_lite::future::zip(written, pull()).await;
-        r.map_err(SaveError::Write)?;
-        w = back;
+        let (back, pulled) = futures_lite::future::zip(written, pull()).await;
+        w = back?;
         next = pulled;
     }
 }

@@ -166,6 +166,11 @@ impl<W: Write> RdbFileWriter<W> {
         Writer::with_compression(self.piece.compression())
     }
 
+    /// The output, for taking out what was written so far (a stream sink's buffer).
+    pub fn output_mut(&mut self) -> &mut W {
+        &mut self.out
+    }
+
     /// Bytes written so far.
     pub fn bytes_written(&self) -> u64 {
         self.written

@@ -4,6 +4,13 @@
 //! sync (`+FULLRESYNC`, the RDB of a snapshot cut, then the stream from the cut's offset),
 //! then the live stream; REPLCONF ACKs come back on the same socket.
 //!
+//! Full syncs are grouped as Redis's `replicationCron` groups them: a replica that needs
+//! one waits (`wait_bgsave`) until one snapshot starts for every replica waiting. With
+//! `repl-diskless-sync` and replicas that all announced `capa eof`, the snapshot is
+//! streamed to their sockets (`$EOF:<mark>` framing, `persist::save_to_sockets`) after
+//! `repl-diskless-sync-delay` seconds or once `repl-diskless-sync-max-replicas` wait;
+//! otherwise it is saved to `dbfilename` and sent as `$<len>`.
+//!
 //! Why the stream a replica gets after a full sync continues the RDB exactly: the cut's
 //! stamp splits the merged stream (entries at or below it are in the snapshot, later ones
 //! are not), and `feed` fixes the replica's offset at that split, so the `+FULLRESYNC`
@@ -21,7 +28,13 @@ use glommio::net::TcpStream;
 use super::backlog::Backlog;
 use crate::resp::{Args, Decoded, Decoder};
 use crate::shard::journal::{self, Entry};
+use crate::shard::pubsub::Limit;
 use crate::shard::Shard;
+
+/// A streamed transfer waits while any of its replicas has this many RDB bytes not yet
+/// written to its socket (Redis's pipe waits for every replica's write): a slow replica
+/// slows the snapshot, it does not pile it up in memory.
+const BULK_WINDOW: usize = 1 << 20;
 
 /// How a replica asked to sync.
 #[derive(Debug)]
@@ -37,6 +50,25 @@ pub struct SyncRequest {
     /// REPLCONF ip-address, else the peer's address.
     pub ip: String,
     pub client_id: u64,
+    /// Its CLIENT LIST line when it asked (for the log lines Redis writes about a client).
+    pub client_line: String,
+}
+
+/// What a full sync sends a replica before its stream, in order.
+enum Bulk {
+    /// `+FULLRESYNC` (and the `$EOF:<mark>` line of a streamed transfer, after which no
+    /// keep-alive may be sent).
+    Begin { preamble: Vec<u8>, streamed: bool },
+    /// Bytes of a streamed RDB (the end mark last).
+    Chunk(Rc<[u8]>),
+    /// The saved RDB file, to send as `$<len>`.
+    File(std::path::PathBuf),
+    /// The streamed transfer is complete.
+    End,
+    /// The snapshot could not start.
+    Refused,
+    /// The link is being dropped.
+    Abort,
 }
 
 /// Where a replica stands (Redis's `replstate`, named as INFO shows it).
@@ -64,6 +96,15 @@ struct Replica {
     id: u64,
     ip: String,
     port: u16,
+    /// Its CLIENT LIST line when it asked to sync.
+    client_line: String,
+    capa_eof: bool,
+    /// Came with SYNC: no `+FULLRESYNC`, no ACKs expected.
+    old_sync: bool,
+    /// When it asked for its full sync (the diskless delay counts from there).
+    asked: Instant,
+    /// A snapshot for it started (it no longer waits for one).
+    in_snapshot: Cell<bool>,
     state: Cell<ReplicaState>,
     /// The snapshot cut its full sync waits for (stamp), until `feed` fixes its offset.
     cut: Cell<Option<u64>>,
@@ -73,6 +114,16 @@ struct Replica {
     tx: LocalSender<Rc<[u8]>>,
     /// Bytes queued and not yet written (counted against its output buffer limit).
     queued: Rc<Cell<usize>>,
+    /// When `queued` went over the soft limit (None: it is under).
+    soft_since: Cell<Option<Instant>>,
+    /// The full sync's bytes on their way to it, and how many of them are not written yet.
+    bulk: LocalSender<Bulk>,
+    bulk_queued: Cell<usize>,
+    /// A streamed RDB is being written to it, and when its socket last took some.
+    streaming_rdb: Cell<bool>,
+    last_bulk_write: Cell<Instant>,
+    /// It sent a REPLCONF ACK (after a streamed transfer, its stream starts then).
+    acked: Cell<bool>,
     ack_offset: Cell<i64>,
     ack_time: Cell<Instant>,
     /// Set when it must be dropped (output buffer limit, or the link failed).
@@ -118,6 +169,8 @@ pub struct Master {
     sync_partial_err: Cell<u64>,
     /// What the shards were last told about `min-replicas-to-write`.
     told_refuse: Cell<bool>,
+    /// A snapshot for replicas is being produced (one at a time, as Redis's child).
+    sync_running: Cell<bool>,
 }
 
 thread_local! {
@@ -152,6 +205,7 @@ impl Master {
             sync_partial_ok: Cell::new(0),
             sync_partial_err: Cell::new(0),
             told_refuse: Cell::new(refusing),
+            sync_running: Cell::new(false),
         });
         MASTER.with(|c| *c.borrow_mut() = Some(m.clone()));
         glommio::spawn_local(m.clone().cron()).detach();
@@ -210,17 +264,24 @@ impl Master {
             return;
         }
         let chunk: Rc<[u8]> = Rc::from(bytes);
-        let limit = self.replica_buffer_limit();
+        let limit = self.replica_limit();
         for r in self.replicas.borrow().iter() {
             if r.start.get().is_some() {
-                r.push(chunk.clone(), limit);
+                r.push(chunk.clone());
+                if r.over_limit(limit) {
+                    eprintln!(
+                        "Client {} scheduled to be closed ASAP for overcoming of output buffer limits.",
+                        r.client_line
+                    );
+                    r.drop_link();
+                }
             }
         }
     }
 
-    /// `client-output-buffer-limit replica`'s hard limit (Redis's default: 256 MB).
-    fn replica_buffer_limit(&self) -> usize {
-        256 << 20
+    /// `client-output-buffer-limit replica` (as CONFIG SET left it before its reply).
+    fn replica_limit(&self) -> Limit {
+        self.shard.settings.borrow().replica_limit
     }
 
     /// Takes the merged entries up to `watermark` into the stream.
@@ -368,16 +429,35 @@ impl Master {
                 last_ping = Instant::now();
                 self.feed_raw(&[b"PING"]);
             }
+            let limit = self.replica_limit();
+            let timeout = Duration::from_secs(timeout);
             for r in self.replicas.borrow().iter() {
-                let silent = r.ack_time.get().elapsed() > Duration::from_secs(timeout);
-                if r.state.get() == ReplicaState::Online && silent && !r.dropped.get() {
+                if r.dropped.get() {
+                    continue;
+                }
+                let silent = r.ack_time.get().elapsed() > timeout;
+                if r.state.get() == ReplicaState::Online && silent && !r.old_sync {
                     eprintln!(
                         "Disconnecting timedout replica (streaming sync): {}:{}",
                         r.ip, r.port
                     );
                     r.drop_link();
+                } else if r.streaming_rdb.get() && r.last_bulk_write.get().elapsed() > timeout {
+                    eprintln!(
+                        "Disconnecting timedout replica (full sync): {}:{}",
+                        r.ip, r.port
+                    );
+                    r.drop_link();
+                } else if r.over_limit(limit) {
+                    // The soft limit's seconds can pass without a write (Redis's clientsCron).
+                    eprintln!(
+                        "Client {} closed for overcoming of output buffer limits.",
+                        r.client_line
+                    );
+                    r.drop_link();
                 }
             }
+            self.start_pending_sync();
             self.update_write_gate().await;
             let alone = self.replicas.borrow().is_empty();
             match (alone, self.alone_since.get()) {
@@ -460,43 +540,71 @@ impl Master {
         }
         self.ensure_backlog();
         let (tx, rx) = local_channel::new_unbounded();
+        let (bulk, bulk_rx) = local_channel::new_unbounded();
+        let now = Instant::now();
         let r = Rc::new(Replica {
             id: req.client_id,
             ip: req.ip.clone(),
             port: req.listening_port,
+            client_line: req.client_line.replacen(" flags=N ", " flags=S ", 1),
+            capa_eof: req.capa_eof,
+            old_sync: req.old_sync,
+            asked: now,
+            in_snapshot: Cell::new(false),
             state: Cell::new(ReplicaState::WaitBgsave),
             cut: Cell::new(None),
             start: Cell::new(None),
             tx,
             queued: Rc::new(Cell::new(0)),
+            soft_since: Cell::new(None),
+            bulk,
+            bulk_queued: Cell::new(0),
+            streaming_rdb: Cell::new(false),
+            last_bulk_write: Cell::new(now),
+            acked: Cell::new(false),
             ack_offset: Cell::new(0),
-            ack_time: Cell::new(Instant::now()),
+            ack_time: Cell::new(now),
             dropped: Cell::new(false),
         });
         let (reader, mut writer) = futures_lite::io::split(stream);
         let partial = self.try_partial(&req, &r);
         self.replicas.borrow_mut().push(r.clone());
-        let ok;
-        match partial {
+        let mut wait_for_ack = false;
+        let ok = match partial {
             Some(greeting) => {
                 self.sync_partial_ok.set(self.sync_partial_ok.get() + 1);
-                ok = writer.write_all(greeting.as_bytes()).await.is_ok();
                 eprintln!("Partial resynchronization request from {name} accepted.");
+                writer.write_all(greeting.as_bytes()).await.is_ok()
             }
             None => {
                 // Redis counts a refused PSYNC (not `PSYNC ? -1`, not SYNC) as an error.
-                if req.psync.as_ref().is_some_and(|(id, _)| id != "?") {
-                    self.sync_partial_err.set(self.sync_partial_err.get() + 1);
+                match &req.psync {
+                    Some((id, _)) if id != "?" => {
+                        self.sync_partial_err.set(self.sync_partial_err.get() + 1)
+                    }
+                    Some(_) => eprintln!("Full resync requested by replica {name}"),
+                    None => {}
                 }
                 self.sync_full.set(self.sync_full.get() + 1);
-                ok = self.full_sync(&r, &req, &mut writer, &name).await;
+                match self.full_sync(&r, bulk_rx, &mut writer, &name).await {
+                    Some(ack_first) => {
+                        wait_for_ack = ack_first;
+                        true
+                    }
+                    None => false,
+                }
             }
-        }
+        };
         if ok {
             r.state.set(ReplicaState::Online);
             r.ack_time.set(Instant::now());
             eprintln!("Synchronization with replica {name} succeeded");
             let acks = glommio::spawn_local(read_acks(reader, r.clone())).detach();
+            // After a streamed RDB the replica detects its end mark more easily when nothing
+            // follows it: its stream starts with its first ACK, as in Redis.
+            while wait_for_ack && !r.acked.get() && !r.dropped.get() {
+                glommio::timer::sleep(Duration::from_millis(1)).await;
+            }
             let queued = r.queued.clone();
             while let Some(chunk) = rx.recv().await {
                 if r.dropped.get() {
@@ -511,6 +619,7 @@ impl Master {
             acks.cancel();
         }
         eprintln!("Connection with replica {name} lost.");
+        r.dropped.set(true);
         self.remove(r.id);
         let _ = writer.close().await;
     }
@@ -540,8 +649,9 @@ impl Master {
         };
         r.start.set(Some(from - 1));
         r.ack_offset.set(from - 1);
+        r.in_snapshot.set(true);
         if !bytes.is_empty() {
-            r.push(Rc::from(bytes), usize::MAX);
+            r.push(Rc::from(bytes));
         }
         Some(if req.capa_psync2 {
             format!("+CONTINUE {ours}\r\n")
@@ -550,74 +660,336 @@ impl Master {
         })
     }
 
-    /// A full sync: a snapshot cut, `+FULLRESYNC <replid> <offset>`, the RDB file as a bulk
-    /// (`$<len>`), then the replica goes online and its queued stream follows.
+    /// A full sync, on the replica's own task: waits for a snapshot to take it (writing a
+    /// `\n` keep-alive every second meanwhile, and while a disk snapshot is saved), then
+    /// writes what the snapshot's task hands it (`Bulk`). Some(whether its stream must wait
+    /// for its first ACK) once the RDB is sent; None if the sync failed.
     async fn full_sync<W: futures_lite::AsyncWrite + Unpin>(
-        &self,
+        self: &Rc<Self>,
         r: &Rc<Replica>,
-        req: &SyncRequest,
+        bulk: local_channel::LocalReceiver<Bulk>,
         writer: &mut W,
         name: &str,
-    ) -> bool {
-        eprintln!("Starting BGSAVE for SYNC with target: disk");
-        let Some((stamp, save)) = crate::persist::save_for_sync(&self.shard).await else {
-            eprintln!("BGSAVE for replication failed");
-            return false;
+    ) -> Option<bool> {
+        self.start_pending_sync();
+        let mut streamed = false;
+        let mut keepalive_due = Instant::now() + Duration::from_secs(1);
+        loop {
+            let next = if streamed {
+                bulk.recv().await
+            } else {
+                let wait = keepalive_due.saturating_duration_since(Instant::now());
+                let timer = async {
+                    glommio::timer::sleep(wait).await;
+                    None
+                };
+                match futures_lite::future::or(async { Some(bulk.recv().await) }, timer).await {
+                    Some(next) => next,
+                    None => {
+                        if r.dropped.get() {
+                            return None;
+                        }
+                        writer.write_all(b"\n").await.ok()?;
+                        keepalive_due = Instant::now() + Duration::from_secs(1);
+                        continue;
+                    }
+                }
+            };
+            match next? {
+                Bulk::Begin {
+                    preamble,
+                    streamed: s,
+                } => {
+                    streamed = s;
+                    writer.write_all(&preamble).await.ok()?;
+                }
+                Bulk::Chunk(bytes) => {
+                    let written = writer.write_all(&bytes).await;
+                    r.bulk_queued
+                        .set(r.bulk_queued.get().saturating_sub(bytes.len()));
+                    r.last_bulk_write.set(Instant::now());
+                    if let Err(e) = written {
+                        eprintln!("Diskless rdb transfer, write error sending DB to replica: {e}");
+                        return None;
+                    }
+                }
+                Bulk::File(path) => {
+                    r.state.set(ReplicaState::SendBulk);
+                    return send_file(&path, writer).await.then_some(false);
+                }
+                Bulk::End => {
+                    r.streaming_rdb.set(false);
+                    eprintln!(
+                        "Streamed RDB transfer with replica {name} succeeded (socket). Waiting for REPLCONF ACK from slave to enable streaming"
+                    );
+                    return Some(!r.old_sync);
+                }
+                Bulk::Refused => {
+                    let _ = writer
+                        .write_all(b"-ERR BGSAVE failed, replication can't continue\r\n")
+                        .await;
+                    return None;
+                }
+                Bulk::Abort => return None,
+            }
+        }
+    }
+
+    /// Starts a snapshot for the replicas waiting for one, when none runs and Redis's
+    /// `shouldStartChildReplication` would: at once for a disk-based sync (or a replica
+    /// without `capa eof`), else once the first waited `repl-diskless-sync-delay` seconds
+    /// or `repl-diskless-sync-max-replicas` wait.
+    fn start_pending_sync(self: &Rc<Self>) {
+        if self.sync_running.get() || crate::persist::snapshot_busy() {
+            return;
+        }
+        let waiting: Vec<Rc<Replica>> = self
+            .replicas
+            .borrow()
+            .iter()
+            .filter(|r| !r.in_snapshot.get() && !r.dropped.get())
+            .cloned()
+            .collect();
+        if waiting.is_empty() {
+            return;
+        }
+        let (diskless, delay, max) = {
+            let c = self.shard.shared.config();
+            (
+                c.get_bool("repl-diskless-sync"),
+                c.get_i64("repl-diskless-sync-delay").max(0) as u64,
+                c.get_i64("repl-diskless-sync-max-replicas").max(0) as usize,
+            )
         };
-        r.cut.set(Some(stamp));
-        while r.start.get().is_none() {
-            if r.dropped.get() {
-                return false;
+        let all_eof = waiting.iter().all(|r| r.capa_eof);
+        let idle = waiting
+            .iter()
+            .map(|r| r.asked.elapsed().as_secs())
+            .max()
+            .unwrap_or(0);
+        let now = !diskless
+            || !all_eof
+            || delay == 0
+            || (max > 0 && waiting.len() >= max)
+            || idle >= delay;
+        if !now {
+            return;
+        }
+        for r in &waiting {
+            r.in_snapshot.set(true);
+        }
+        self.sync_running.set(true);
+        let socket = diskless && all_eof;
+        glommio::spawn_local(self.clone().run_sync(waiting, socket)).detach();
+    }
+
+    /// One snapshot for `group`, streamed to their sockets or saved to disk.
+    async fn run_sync(self: Rc<Self>, group: Vec<Rc<Replica>>, socket: bool) {
+        let target = if socket { "replicas sockets" } else { "disk" };
+        eprintln!("Starting BGSAVE for SYNC with target: {target}");
+        if socket {
+            self.sync_to_sockets(group).await;
+        } else {
+            self.sync_to_disk(group).await;
+        }
+        self.sync_running.set(false);
+        self.start_pending_sync();
+    }
+
+    /// Waits until `feed` fixed the stream offset of every replica of `group` at its cut;
+    /// returns those still there, with that offset.
+    async fn wait_for_starts(&self, mut group: Vec<Rc<Replica>>) -> (Vec<Rc<Replica>>, i64) {
+        loop {
+            group.retain(|r| !r.dropped.get());
+            if group.iter().all(|r| r.start.get().is_some()) {
+                let offset = group.first().and_then(|r| r.start.get()).unwrap_or(0);
+                for r in &group {
+                    r.ack_offset.set(offset);
+                }
+                return (group, offset);
             }
             glommio::timer::sleep(Duration::from_micros(200)).await;
         }
-        let offset = r.start.get().unwrap_or(0);
-        r.ack_offset.set(offset);
-        if !req.old_sync {
-            let line = format!("+FULLRESYNC {} {}\r\n", self.replid.borrow(), offset);
-            eprintln!("Full resync requested by replica {name}");
-            if writer.write_all(line.as_bytes()).await.is_err() {
-                return false;
+    }
+
+    /// `+FULLRESYNC <replid> <offset>` (nothing for SYNC, the old protocol).
+    fn fullresync_line(&self, r: &Replica, offset: i64) -> Vec<u8> {
+        if r.old_sync {
+            return Vec::new();
+        }
+        format!("+FULLRESYNC {} {}\r\n", self.replid.borrow(), offset).into_bytes()
+    }
+
+    /// A disk-based full sync: a background save to `dbfilename`, then the file as `$<len>`.
+    async fn sync_to_disk(&self, group: Vec<Rc<Replica>>) {
+        let cut_for = group.clone();
+        let on_cut = Box::new(move |stamp| {
+            for r in &cut_for {
+                r.cut.set(Some(stamp));
+            }
+        });
+        let Some(save) = crate::persist::save_for_sync(&self.shard, on_cut).await else {
+            eprintln!("BGSAVE for replication failed");
+            for r in &group {
+                r.send_bulk(Bulk::Refused);
+            }
+            return;
+        };
+        let (group, offset) = self.wait_for_starts(group).await;
+        for r in &group {
+            let preamble = self.fullresync_line(r, offset);
+            r.send_bulk(Bulk::Begin {
+                preamble,
+                streamed: false,
+            });
+        }
+        match save.await {
+            Some(Ok(path)) => {
+                for r in &group {
+                    r.send_bulk(Bulk::File(path.clone()));
+                }
+            }
+            _ => {
+                eprintln!("SYNC failed. BGSAVE child returned an error");
+                for r in &group {
+                    r.drop_link();
+                }
             }
         }
-        let path = match save.await {
-            Some(Ok(path)) => path,
-            _ => {
-                eprintln!("BGSAVE for replication failed");
-                return false;
-            }
+    }
+
+    /// A diskless full sync: the RDB streamed to every replica of `group` at once, framed
+    /// by `$EOF:<mark>` and the same 40 random characters after its last byte.
+    async fn sync_to_sockets(self: &Rc<Self>, group: Vec<Rc<Replica>>) {
+        let mut sink = ReplicaSockets {
+            master: self.clone(),
+            group,
+            mark: random_replid(),
         };
-        r.state.set(ReplicaState::SendBulk);
-        eprintln!("Synchronization with replica {name}: sending the RDB");
-        send_file(&path, writer).await
+        match crate::persist::save_to_sockets(&self.shard, &mut sink).await {
+            Ok(_) => {
+                let mark: Rc<[u8]> = Rc::from(sink.mark.as_bytes());
+                for r in &sink.group {
+                    r.send_bulk(Bulk::Chunk(mark.clone()));
+                    r.send_bulk(Bulk::End);
+                }
+            }
+            Err(_) => {
+                for r in &sink.group {
+                    r.drop_link();
+                }
+            }
+        }
+    }
+}
+
+/// The replicas a streamed snapshot goes to (`persist::save_to_sockets`'s sink).
+struct ReplicaSockets {
+    master: Rc<Master>,
+    group: Vec<Rc<Replica>>,
+    /// The 40 random characters after `$EOF:` and after the RDB.
+    mark: String,
+}
+
+impl crate::persist::StreamSink for ReplicaSockets {
+    fn cut_taken(&mut self, stamp: u64) {
+        for r in &self.group {
+            r.cut.set(Some(stamp));
+        }
+    }
+
+    async fn begin(&mut self) -> Option<super::SavedPosition> {
+        let (group, offset) = self
+            .master
+            .wait_for_starts(std::mem::take(&mut self.group))
+            .await;
+        self.group = group;
+        if self.group.is_empty() {
+            return None;
+        }
+        for r in &self.group {
+            let mut preamble = self.master.fullresync_line(r, offset);
+            preamble.extend_from_slice(format!("$EOF:{}\r\n", self.mark).as_bytes());
+            r.streaming_rdb.set(true);
+            r.last_bulk_write.set(Instant::now());
+            r.send_bulk(Bulk::Begin {
+                preamble,
+                streamed: true,
+            });
+        }
+        // The stream after the snapshot starts with a SELECT (`fix_cuts_before`).
+        Some(super::SavedPosition {
+            stream_db: 0,
+            replid: self.master.replid.borrow().clone(),
+            offset,
+        })
+    }
+
+    async fn send(&mut self, bytes: Vec<u8>) -> std::io::Result<()> {
+        let chunk: Rc<[u8]> = Rc::from(bytes);
+        for r in &self.group {
+            r.bulk_queued.set(r.bulk_queued.get() + chunk.len());
+            r.send_bulk(Bulk::Chunk(chunk.clone()));
+        }
+        loop {
+            self.group.retain(|r| !r.dropped.get());
+            if self.group.is_empty() {
+                eprintln!("Diskless rdb transfer, last replica dropped, killing fork child.");
+                return Err(std::io::Error::other("no replica left"));
+            }
+            if self
+                .group
+                .iter()
+                .all(|r| r.bulk_queued.get() <= BULK_WINDOW)
+            {
+                return Ok(());
+            }
+            glommio::timer::sleep(Duration::from_micros(100)).await;
+        }
     }
 }
 
 impl Replica {
-    /// Ends the link: its writer stops at the next chunk, which this sends (empty).
+    /// Ends the link: its task stops at the next chunk or bulk step, which this sends.
     fn drop_link(&self) {
         self.dropped.set(true);
+        self.streaming_rdb.set(false);
         let _ = self.tx.try_send(Rc::from(&[][..]));
+        let _ = self.bulk.try_send(Bulk::Abort);
     }
 
-    /// Queues stream bytes; past `limit` queued bytes the replica is dropped, as Redis drops
-    /// a replica over its output buffer's hard limit.
-    fn push(&self, chunk: Rc<[u8]>, limit: usize) {
+    fn send_bulk(&self, b: Bulk) {
+        if self.bulk.try_send(b).is_err() {
+            self.dropped.set(true);
+        }
+    }
+
+    /// Queues stream bytes (counted against its output buffer limit until written).
+    fn push(&self, chunk: Rc<[u8]>) {
         if self.dropped.get() {
             return;
         }
-        let queued = self.queued.get() + chunk.len();
-        if queued > limit {
-            eprintln!(
-                "Client id={} addr={}:{} scheduled to be closed ASAP for overcoming of output buffer limits.",
-                self.id, self.ip, self.port
-            );
-            self.drop_link();
-            return;
-        }
-        self.queued.set(queued);
+        self.queued.set(self.queued.get() + chunk.len());
         if self.tx.try_send(chunk).is_err() {
             self.dropped.set(true);
+        }
+    }
+
+    /// Whether its queued stream is over the hard limit, or has been over the soft limit
+    /// for longer than its seconds (Redis's `checkClientOutputBufferLimits`).
+    fn over_limit(&self, limit: Limit) -> bool {
+        let used = self.queued.get();
+        let hard = limit.hard > 0 && used >= limit.hard;
+        if limit.soft == 0 || used < limit.soft {
+            self.soft_since.set(None);
+            return hard;
+        }
+        match self.soft_since.get() {
+            None => {
+                self.soft_since.set(Some(Instant::now()));
+                hard
+            }
+            Some(t) => hard || t.elapsed().as_secs() > limit.soft_secs,
         }
     }
 }
@@ -690,6 +1062,7 @@ async fn read_acks<R: futures_lite::AsyncRead + Unpin>(mut reader: R, r: Rc<Repl
                             .and_then(|s| s.parse::<i64>().ok())
                         {
                             r.ack_offset.set(off);
+                            r.acked.set(true);
                         }
                     }
                     r.ack_time.set(Instant::now());

@@ -430,6 +430,7 @@ async fn become_replica_link(mut conn: Conn, stream: TcpStream) {
         listening_port: hello.listening_port,
         ip: hello.ip.clone().unwrap_or(peer_ip),
         client_id: conn.id(),
+        client_line: cmd::server::client::line_of(&conn.meta),
     };
     shard
         .post(shard.nshards, false, move |_| {

@@ -244,6 +244,10 @@ pub struct Settings {
     pub eviction: EvictionSettings,
     /// `client-output-buffer-limit pubsub`.
     pub pubsub_limit: pubsub::Limit,
+    /// `client-output-buffer-limit replica`, a hard limit below `repl-backlog-size` raised to
+    /// it, as Redis's `checkClientOutputBufferLimits` does (a partial resync would otherwise
+    /// overflow it at once).
+    pub replica_limit: pubsub::Limit,
     /// MONITOR clients' output limit: `client-output-buffer-limit normal` (MONITOR clients
     /// are normal clients to Redis), or `MONITOR_HARD_LIMIT` where that sets none.
     pub monitor_limit: pubsub::Limit,
@@ -317,6 +321,16 @@ impl Settings {
                     crate::config::output_limits(c.get("client-output-buffer-limit"))[2];
                 pubsub::Limit {
                     hard: hard as usize,
+                    soft: soft as usize,
+                    soft_secs: secs,
+                }
+            },
+            replica_limit: {
+                let [hard, soft, secs] =
+                    crate::config::output_limits(c.get("client-output-buffer-limit"))[1];
+                let backlog = c.get_i64("repl-backlog-size").max(0) as u64;
+                pubsub::Limit {
+                    hard: if hard > 0 { hard.max(backlog) } else { 0 } as usize,
                     soft: soft as usize,
                     soft_secs: secs,
                 }

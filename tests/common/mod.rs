@@ -219,6 +219,11 @@ impl Server {
         }
     }
 
+    /// The server's working directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir.path
+    }
+
     pub fn pid(&self) -> u32 {
         self.guard.child.id()
     }
