@@ -292,7 +292,10 @@ fn drain_until_pong(sub: &mut Raw, resp3: bool) -> Vec<Vec<u8>> {
 }
 
 /// Runs the workload on stock: each step's reply and the messages it produced, per subscriber.
-fn run_stock(port: u16, steps: &[Step]) -> (Vec<Vec<u8>>, Vec<Vec<Vec<Vec<u8>>>>) {
+/// Frames (as bytes) a subscriber received after one step.
+type Frames = Vec<Vec<u8>>;
+
+fn run_stock(port: u16, steps: &[Step]) -> (Vec<Vec<u8>>, Vec<Vec<Frames>>) {
     let mut subs = [subscriber(port, false), subscriber(port, true)];
     let mut client = Raw::connect(port);
     let mut replies = Vec::new();

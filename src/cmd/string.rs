@@ -432,12 +432,10 @@ fn getex(c: &mut Ctx, a: &Args) -> CmdResult {
             let ms = itoa::Buffer::new().format(at).to_owned();
             c.propagate(&[b"PEXPIREAT", key, ms.as_bytes()]);
         }
-        None if opts.persist => {
-            if c.db.persist(key, c.now) {
-                c.dirty(1);
-                c.notify(class::GENERIC, "persist", key);
-                c.propagate(&[b"PERSIST", key]);
-            }
+        None if opts.persist && c.db.persist(key, c.now) => {
+            c.dirty(1);
+            c.notify(class::GENERIC, "persist", key);
+            c.propagate(&[b"PERSIST", key]);
         }
         None => {}
     }

@@ -260,6 +260,9 @@ impl Future for PushReady<'_> {
 
 type Registry = HashMap<Box<[u8]>, Vec<Rc<Subscriber>>>;
 
+/// A (channel, message) publication.
+type Message = (Box<[u8]>, Box<[u8]>);
+
 /// One core's subscription registry.
 #[derive(Default)]
 pub struct PubSub {
@@ -271,7 +274,7 @@ pub struct PubSub {
     pub keyspace_events: Cell<u32>,
     /// Messages published here without waiting (keyspace notifications) for the other cores'
     /// subscribers, in publication order, until the flusher task posts them.
-    outgoing: RefCell<Vec<(Box<[u8]>, Box<[u8]>)>>,
+    outgoing: RefCell<Vec<Message>>,
     flushing: Cell<bool>,
 }
 

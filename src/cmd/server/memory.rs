@@ -24,7 +24,7 @@ const VOLATILE_RECORD: usize = 2 * size_of::<usize>();
 /// or skiplist node with its pointers.
 const PACKED_ELEMENT: usize = 2;
 const TABLE_ELEMENT: usize = 4 * size_of::<usize>();
-const SKIPLIST_ELEMENT: usize = 8 * size_of::<usize>();
+const SKIPLIST_ELEMENT: usize = size_of::<[usize; 8]>();
 /// Elements looked at when MEMORY USAGE gives no SAMPLES (Redis's default).
 const DEFAULT_SAMPLES: usize = 5;
 
@@ -162,11 +162,11 @@ pub fn stats<'a>(c: &'a mut Conn, _a: Args<'a>) -> BoxFuture<'a> {
         }
         int(out, "overhead.total", f.overhead as i64);
         int(out, "keys.count", f.keys as i64);
-        let per_key = if f.keys == 0 {
-            0
-        } else {
-            f.used.saturating_sub(f.startup) / f.keys
-        };
+        let per_key = f
+            .used
+            .saturating_sub(f.startup)
+            .checked_div(f.keys)
+            .unwrap_or(0);
         int(out, "keys.bytes-per-key", per_key as i64);
         int(out, "dataset.bytes", f.dataset as i64);
         double(out, "dataset.percentage", f.dataset_perc);
