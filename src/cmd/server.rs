@@ -368,6 +368,8 @@ static MEMORY_SUBS: &[CommandSpec] = &[
         "Show memory usage details",
     ),
     sub("usage", -3, READONLY, Handler::Keyed(memory::usage))
+        // Redis's key spec is `RO` without `ACCESS`: no key permission is needed.
+        .access(crate::acl::NONE, crate::acl::NONE)
         .keys(2, 2, 1)
         .doc("server", "4.0.0", "Estimate the memory usage of a key"),
 ];
