@@ -415,3 +415,140 @@ fn latency_tracking_info_percentiles() {
         assert_eq!(show(&p), show(&q), "{:?}", show(&common::encode(cmd)));
     }
 }
+
+/// A RESP frame's shape: types in place of values, map keys (and the names in a RESP2
+/// MEMORY STATS flat array) kept.
+fn shape(frame: &[u8], pairs: bool) -> String {
+    fn line(buf: &[u8], at: usize) -> (String, usize) {
+        let end = at
+            + buf[at..]
+                .windows(2)
+                .position(|w| w == b"\r\n")
+                .expect("CRLF");
+        (
+            String::from_utf8_lossy(&buf[at + 1..end]).into_owned(),
+            end + 2,
+        )
+    }
+    /// (shape, literal text for bulk/simple strings, next position).
+    fn walk(buf: &[u8], at: usize, pairs: bool) -> (String, String, usize) {
+        let (head, next) = line(buf, at);
+        match buf[at] {
+            b':' => ("int".into(), head, next),
+            b',' => ("double".into(), head, next),
+            b'_' => ("null".into(), String::new(), next),
+            b'+' => ("simple".into(), head, next),
+            b'-' => (format!("error {head}"), head, next),
+            b'$' | b'=' => {
+                let n: i64 = head.parse().unwrap();
+                if n < 0 {
+                    return ("null".into(), String::new(), next);
+                }
+                let body = String::from_utf8_lossy(&buf[next..next + n as usize]).into_owned();
+                let kind = if buf[at] == b'=' { "verbatim" } else { "bulk" };
+                (kind.into(), body, next + n as usize + 2)
+            }
+            b'*' | b'%' => {
+                let n: usize = head.parse().unwrap();
+                let map = buf[at] == b'%';
+                let items = if map { 2 * n } else { n };
+                let mut pos = next;
+                let mut parts = Vec::new();
+                for i in 0..items {
+                    let (s, lit, p) = walk(buf, pos, false);
+                    pos = p;
+                    let key = (map || pairs) && i % 2 == 0;
+                    parts.push(if key { lit } else { s });
+                }
+                (format!("[{}]", parts.join(" ")), String::new(), pos)
+            }
+            other => panic!("unexpected frame type {}", other as char),
+        }
+    }
+    walk(frame, 0, pairs).0
+}
+
+#[test]
+fn memory_replies_match_stock_in_shape() {
+    let ours = Server::start(2, &[]);
+    let stock = StockRedis::start(&[]);
+    for resp3 in [false, true] {
+        let mut a = Raw::connect(ours.port);
+        let mut b = Raw::connect(stock.port);
+        if resp3 {
+            a.call(&[b"HELLO", b"3"]);
+            b.call(&[b"HELLO", b"3"]);
+        }
+        for c in [&mut a, &mut b] {
+            for k in ["k0", "k1", "k2", "k3"] {
+                c.call(&[b"SET", k.as_bytes(), b"v", b"EX", b"100"]);
+            }
+            c.call(&[b"SELECT", b"3"]);
+            c.call(&[b"HSET", b"h", b"f", b"v"]);
+            c.call(&[b"SELECT", b"0"]);
+        }
+        let stats: &[&[u8]] = &[b"MEMORY", b"STATS"];
+        let (x, y) = (a.call(stats), b.call(stats));
+        assert_eq!(shape(&x, !resp3), shape(&y, !resp3), "MEMORY STATS");
+        assert!(shape(&x, !resp3).contains("db.3"), "{}", show(&x));
+        for args in [
+            &[&b"MEMORY"[..], b"DOCTOR"][..],
+            &[b"MEMORY", b"MALLOC-STATS"],
+            &[b"MEMORY", b"USAGE", b"k0"],
+            &[b"MEMORY", b"USAGE", b"k0", b"SAMPLES", b"0"],
+        ] {
+            let (x, y) = (a.call(args), b.call(args));
+            assert_eq!(
+                shape(&x, false),
+                shape(&y, false),
+                "{}",
+                show(&args.concat())
+            );
+        }
+        // Byte for byte: HELP, PURGE, misses and every error.
+        for args in [
+            &[&b"MEMORY"[..], b"HELP"][..],
+            &[b"MEMORY", b"help"],
+            &[b"MEMORY", b"PURGE"],
+            &[b"MEMORY", b"USAGE", b"nosuch"],
+            &[b"MEMORY", b"USAGE", b"k0", b"SAMPLES"],
+            &[b"MEMORY", b"USAGE", b"k0", b"SAMPLES", b"-1"],
+            &[b"MEMORY", b"USAGE", b"k0", b"SAMPLES", b"x"],
+            &[b"MEMORY", b"USAGE", b"k0", b"FOO"],
+            &[b"MEMORY", b"USAGE"],
+            &[b"MEMORY", b"STATS", b"x"],
+            &[b"MEMORY", b"HELP", b"x"],
+            &[b"MEMORY", b"FOO"],
+            &[b"MEMORY"],
+        ] {
+            let (x, y) = (a.call(args), b.call(args));
+            assert_eq!(show(&x), show(&y), "{}", show(&args.concat()));
+        }
+    }
+}
+
+/// MEMORY USAGE follows what a key holds: a value's bytes, and collections' element counts.
+#[test]
+fn memory_usage_tracks_values() {
+    let ours = Server::start(2, &[]);
+    let mut c = Raw::connect(ours.port);
+    let int = |r: Vec<u8>| -> i64 {
+        String::from_utf8_lossy(&r[1..r.len() - 2])
+            .parse()
+            .unwrap_or_else(|_| panic!("{}", show(&r)))
+    };
+    let big = vec![b'x'; 1000];
+    c.call(&[b"SET", b"s", &big]);
+    let s = int(c.call(&[b"MEMORY", b"USAGE", b"s"]));
+    assert!((1000..1300).contains(&s), "{s}");
+    for n in 0..100 {
+        let f = format!("field{n}");
+        c.call(&[b"HSET", b"h", f.as_bytes(), b"value"]);
+        if n == 9 {
+            let small = int(c.call(&[b"MEMORY", b"USAGE", b"h"]));
+            assert!(small > 100, "{small}");
+        }
+    }
+    let h = int(c.call(&[b"MEMORY", b"USAGE", b"h", b"SAMPLES", b"0"]));
+    assert!(h > 100 * 12, "{h}");
+}

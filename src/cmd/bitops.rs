@@ -3,6 +3,7 @@
 use crate::acl;
 use crate::cmd::string::{clamp_range, max_bulk_len};
 use crate::cmd::{flag::*, CommandSpec, Ctx, Handler};
+use crate::config::keyspace_events as class;
 use crate::db::{Db, NO_EXPIRE};
 use crate::error::{CmdResult, Error};
 use crate::resp::{Args, Reply};
@@ -200,6 +201,9 @@ fn setbit(c: &mut Ctx, a: &Args) -> CmdResult {
     })?;
     // Setting a bit to the value it had in a string that did not grow is no change.
     c.dirty(changed as u64);
+    if changed {
+        c.notify(class::STRING, "setbit", a.get(1));
+    }
     c.out.int(old as i64);
     Ok(())
 }
@@ -381,10 +385,12 @@ fn store_result(c: &mut Ctx, key: &[u8], result: Vec<u8>) {
         // is still stored is removed and counted (the command, not a DEL, is propagated).
         if c.db.remove(key).is_some() {
             c.dirty(1);
+            c.notify(class::GENERIC, "del", key);
         }
     } else {
         c.db.set(key, Value::Str(StrValue::Raw(result)), NO_EXPIRE, c.now);
         c.dirty(1);
+        c.notify(class::STRING, "set", key);
     }
 }
 
@@ -680,6 +686,9 @@ fn bitfield_generic(c: &mut Ctx, a: &Args, readonly_cmd: bool) -> CmdResult {
         },
     )??;
     c.dirty(changes);
+    if changes > 0 {
+        c.notify(class::STRING, "setbit", a.get(1));
+    }
     Ok(())
 }
 

@@ -12,6 +12,7 @@
 use std::rc::Rc;
 
 use super::{table, KeyedFn};
+use crate::config::keyspace_events;
 use crate::db::{Db, Keyspace, Parts};
 use crate::error::{CmdResult, Error};
 use crate::resp::{Args, Reply};
@@ -52,6 +53,9 @@ struct Effects {
     signal: bool,
     recording: bool,
     ops: Vec<Op>,
+    /// The last lazily expired key (its place in this thread's order of expiries) whose
+    /// `expired` notification went out: those come before the event that met them.
+    expired_notified: u64,
 }
 
 impl<'a> Ctx<'a> {
@@ -108,6 +112,54 @@ impl<'a> Ctx<'a> {
     /// Marks that the command changed databases other than the selected one.
     pub fn touches_all_dbs(&mut self) {
         self.effects.all_dbs = true;
+    }
+
+    /// Publishes keyspace notification `event` of `class` (`config::keyspace_events`) for
+    /// `key` in the selected database, as Redis's `notifyKeyspaceEvent`: call it where the
+    /// change happens. Off (the usual case), it costs one load and one test.
+    #[inline]
+    pub fn notify(&mut self, class: u32, event: &'static str, key: &[u8]) {
+        if self.shard.pubsub.keyspace_events.get() & class != 0 {
+            let db = self.db.index();
+            self.notify_now(db, event, key);
+        }
+    }
+
+    /// Whether notifications of `class` are on: guards work done only to notify.
+    #[inline]
+    pub fn notifies(&self, class: u32) -> bool {
+        self.shard.pubsub.keyspace_events.get() & class != 0
+    }
+
+    /// `notify` for a key of database `db` (MOVE, COPY ... DB).
+    #[inline]
+    pub fn notify_in(&mut self, db: usize, class: u32, event: &'static str, key: &[u8]) {
+        if self.shard.pubsub.keyspace_events.get() & class != 0 {
+            self.notify_now(db, event, key);
+        }
+    }
+
+    #[cold]
+    fn notify_now(&mut self, db: usize, event: &'static str, key: &[u8]) {
+        // Keys the command found expired on the way were deleted (and announced, in Redis)
+        // before this change.
+        if self.shard.pubsub.keyspace_events.get() & keyspace_events::EXPIRED != 0 {
+            let seen = self.effects.expired_notified;
+            let mut expired: Vec<(u64, usize, Box<[u8]>)> = Vec::new();
+            for data in self.db.parts().each() {
+                for (i, ks) in data.dbs().iter().enumerate() {
+                    expired.extend(
+                        ks.expired()
+                            .iter()
+                            .filter(|(seq, _)| *seq > seen)
+                            .map(|(seq, k)| (*seq, i, k.clone())),
+                    );
+                }
+            }
+            expired.sort_unstable_by_key(|(seq, _, _)| *seq);
+            self.effects.expired_notified = notify_expired(self.shard, &expired, seen);
+        }
+        keyspace_event(self.shard, db, event, key);
     }
 
     /// The encoding thresholds values are built with.
@@ -363,6 +415,8 @@ fn settle_all(x: &mut Exec<'_>, effects: &Effects, args: &Args<'_>) {
         Parts::One(data) => settle_data(data),
         parts => parts.each().for_each(settle_data),
     }
+    expired.sort_unstable_by_key(|(seq, _, _)| *seq);
+    notify_expired(x.shard, &expired, effects.expired_notified);
     if !effects.recording {
         return;
     }
@@ -387,12 +441,45 @@ fn take_expired(ks: &mut Keyspace, db: usize, into: &mut Vec<(u64, usize, Box<[u
     }
 }
 
-/// Propagates expired keys as DELs, in the order they expired.
-fn push_dels(unit: &mut Unit, mut expired: Vec<(u64, usize, Box<[u8]>)>) {
-    expired.sort_unstable_by_key(|(seq, _, _)| *seq);
+/// Propagates expired keys (sorted by expiry order) as DELs.
+fn push_dels(unit: &mut Unit, expired: Vec<(u64, usize, Box<[u8]>)>) {
     for (_, db, key) in &expired {
         unit.push(*db, &[b"DEL", key]);
     }
+}
+
+/// Publishes one keyspace notification to `__keyspace@<db>__:<key>` and/or
+/// `__keyevent@<db>__:<event>` as `notify-keyspace-events` asks (the class was checked).
+pub fn keyspace_event(shard: &Rc<Shard>, db: usize, event: &str, key: &[u8]) {
+    use std::io::Write;
+    let flags = shard.pubsub.keyspace_events.get();
+    let mut channel = Vec::with_capacity(24 + key.len().max(event.len()));
+    if flags & keyspace_events::KEYSPACE != 0 {
+        let _ = write!(channel, "__keyspace@{db}__:");
+        channel.extend_from_slice(key);
+        crate::shard::pubsub::publish_nowait(shard, &channel, event.as_bytes());
+    }
+    if flags & keyspace_events::KEYEVENT != 0 {
+        channel.clear();
+        let _ = write!(channel, "__keyevent@{db}__:{event}");
+        crate::shard::pubsub::publish_nowait(shard, &channel, key);
+    }
+}
+
+/// `expired` notifications for the keys of `expired` (in expiry order) past `seen`;
+/// returns the last one announced.
+fn notify_expired(shard: &Rc<Shard>, expired: &[(u64, usize, Box<[u8]>)], seen: u64) -> u64 {
+    let mut last = seen;
+    if shard.pubsub.keyspace_events.get() & keyspace_events::EXPIRED == 0 {
+        return last;
+    }
+    for (seq, db, key) in expired {
+        if *seq > seen {
+            keyspace_event(shard, *db, "expired", key);
+            last = last.max(*seq);
+        }
+    }
+    last
 }
 
 /// Records a command refused before it ran (Redis's `rejected_calls`) and answers `e`.
@@ -693,6 +780,8 @@ pub fn active_expire(shard: &Rc<Shard>, now: i64) {
             shard.observe.add_latency("expire-cycle", now_s, us / 1000);
         }
     }
+    expired.sort_unstable_by_key(|(seq, _, _)| *seq);
+    notify_expired(shard, &expired, 0);
     if recording {
         push_dels(&mut unit, expired);
     }

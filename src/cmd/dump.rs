@@ -1,6 +1,7 @@
 //! DUMP, RESTORE and RESTORE-ASKING: values as Redis 7.0 DUMP payloads (see `crate::rdb`).
 
 use crate::cmd::{flag::*, CommandSpec, Ctx};
+use crate::config::keyspace_events as class;
 use crate::db::{self, NO_EXPIRE};
 use crate::error::{CmdResult, Error};
 use crate::rdb::{self};
@@ -115,6 +116,7 @@ fn restore(c: &mut Ctx, a: &Args) -> CmdResult {
         // as a DEL), still OK.
         if deleted {
             c.dirty(1);
+            c.notify(class::GENERIC, "del", key);
             c.propagate(&[b"DEL", key]);
         } else {
             c.propagate_nothing();
@@ -124,6 +126,7 @@ fn restore(c: &mut Ctx, a: &Args) -> CmdResult {
     }
     c.db.set(key, value, expire_at, c.now);
     c.dirty(1);
+    c.notify(class::GENERIC, "restore", key);
     if expire_at != NO_EXPIRE && !opts.absttl && c.recording() {
         // The TTL goes out as an absolute time, with ABSTTL added at the end.
         let ms = itoa::Buffer::new().format(expire_at).to_owned();

@@ -22,8 +22,9 @@
 use std::rc::Rc;
 use std::sync::atomic::Ordering::Relaxed;
 
-use crate::cmd::call::{end_unit, shards_of};
+use crate::cmd::call::{end_unit, keyspace_event, shards_of};
 use crate::cmd::CommandSpec;
+use crate::config::keyspace_events;
 use crate::db::{Policy, ShardData};
 use crate::resp::Args;
 use crate::shard::client::Conn;
@@ -129,6 +130,9 @@ fn round(shard: &Rc<Shard>, data: &mut ShardData, now: i64, balanced: bool) -> O
             freed += 1;
             if recording {
                 unit.push(db, &[verb, &key]);
+            }
+            if shard.pubsub.keyspace_events.get() & keyspace_events::EVICTED != 0 {
+                keyspace_event(shard, db, "evicted", &key);
             }
         }
         if freed.is_multiple_of(16) && started.elapsed().as_micros() as u64 > ev.time_limit_us {

@@ -5,6 +5,7 @@
 use crate::acl;
 use crate::cmd::zset::{parse_score, zadd_generic};
 use crate::cmd::{flag::*, CommandSpec, Ctx};
+use crate::config::keyspace_events as class;
 use crate::db::NO_EXPIRE;
 use crate::error::{CmdResult, Error};
 use crate::resp::{Args, OwnedArgs, Reply};
@@ -458,6 +459,9 @@ fn search(c: &mut Ctx, a: &Args, src: usize, kind: Kind) -> CmdResult {
             Some(dst) => {
                 let deleted = c.db.delete(dst, c.now);
                 c.dirty(deleted as u64);
+                if deleted {
+                    c.notify(class::GENERIC, "del", dst);
+                }
                 c.out.int(0);
             }
             None => c.out.array(0),
@@ -538,9 +542,17 @@ fn search(c: &mut Ctx, a: &Args, src: usize, kind: Kind) -> CmdResult {
                 let zs = ZSet::from_pairs(pairs, c.limits().zset);
                 c.db.set(dst, Value::ZSet(zs), NO_EXPIRE, c.now);
                 c.dirty(n as u64);
+                let event = match kind {
+                    Kind::Search { .. } => "geosearchstore",
+                    _ => "georadiusstore",
+                };
+                c.notify(class::ZSET, event, dst);
             } else {
                 let deleted = c.db.delete(dst, c.now);
                 c.dirty(deleted as u64);
+                if deleted {
+                    c.notify(class::GENERIC, "del", dst);
+                }
             }
             c.out.int(n as i64);
         }

@@ -3,6 +3,7 @@
 use crate::acl;
 use crate::cmd::scan::{empty_scan, parse_cursor, parse_scan_opts};
 use crate::cmd::{flag::*, CommandSpec, Ctx};
+use crate::config::keyspace_events as class;
 use crate::db::{Db, NO_EXPIRE};
 use crate::error::{CmdResult, Error};
 use crate::resp::{Args, Reply};
@@ -158,6 +159,7 @@ fn set_pairs(c: &mut Ctx, a: &Args, name: &'static str) -> Result<i64, Error> {
 fn hset(c: &mut Ctx, a: &Args) -> CmdResult {
     let n = set_pairs(c, a, "hset")?;
     c.dirty(a.len() as u64 / 2 - 1);
+    c.notify(class::HASH, "hset", a.get(1));
     c.out.int(n);
     Ok(())
 }
@@ -165,6 +167,7 @@ fn hset(c: &mut Ctx, a: &Args) -> CmdResult {
 fn hmset(c: &mut Ctx, a: &Args) -> CmdResult {
     set_pairs(c, a, "hmset")?;
     c.dirty(a.len() as u64 / 2 - 1);
+    c.notify(class::HASH, "hset", a.get(1));
     c.out.ok();
     Ok(())
 }
@@ -181,6 +184,9 @@ fn hsetnx(c: &mut Ctx, a: &Args) -> CmdResult {
         Ok(true)
     })?;
     c.dirty(set as u64);
+    if set {
+        c.notify(class::HASH, "hset", a.get(1));
+    }
     c.out.int(set as i64);
     Ok(())
 }
@@ -291,10 +297,17 @@ fn hdel(c: &mut Ctx, a: &Args) -> CmdResult {
             }
         }
     }
-    if h.is_empty() {
+    let emptied = h.is_empty();
+    if emptied {
         c.db.remove(key);
     }
     c.dirty(deleted as u64);
+    if deleted > 0 {
+        c.notify(class::HASH, "hdel", key);
+        if emptied {
+            c.notify(class::GENERIC, "del", key);
+        }
+    }
     c.out.int(deleted);
     Ok(())
 }
@@ -315,6 +328,7 @@ fn hincrby(c: &mut Ctx, a: &Args) -> CmdResult {
         Ok(v)
     })?;
     c.dirty(1);
+    c.notify(class::HASH, "hincrby", a.get(1));
     c.out.int(v);
     Ok(())
 }
@@ -338,6 +352,7 @@ fn hincrbyfloat(c: &mut Ctx, a: &Args) -> CmdResult {
         Ok(text)
     })?;
     c.dirty(1);
+    c.notify(class::HASH, "hincrbyfloat", a.get(1));
     // Redis always propagates the result, `HSET key field <value>`, so that float precision
     // and formatting cannot make replicas or a reloaded AOF differ.
     c.propagate(&[b"HSET", a.get(1), f, &text]);

@@ -3,6 +3,7 @@
 
 use crate::acl;
 use crate::cmd::{flag::*, CommandSpec, Ctx, Handler};
+use crate::config::keyspace_events as class;
 use crate::db::{Db, NO_EXPIRE};
 use crate::error::{CmdResult, Error};
 use crate::resp::Args;
@@ -173,6 +174,9 @@ fn pfadd(c: &mut Ctx, a: &Args) -> CmdResult {
         c.db.set(key, Value::Str(StrValue::Raw(v)), NO_EXPIRE, c.now);
     }
     c.dirty(updated);
+    if updated > 0 {
+        c.notify(class::STRING, "pfadd", key);
+    }
     c.out.int((updated > 0) as i64);
     Ok(())
 }
@@ -236,6 +240,8 @@ fn pfmerge(c: &mut Ctx, a: &Args) -> CmdResult {
     store_merged(&mut c.db, a.get(1), &max, any_dense, max_bytes, c.now)?;
     // Counted as a change even when the destination's registers did not move.
     c.dirty(1);
+    // Redis announces a merge as a PFADD.
+    c.notify(class::STRING, "pfadd", a.get(1));
     c.out.ok();
     Ok(())
 }

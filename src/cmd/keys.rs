@@ -3,6 +3,7 @@
 use crate::acl;
 use crate::cmd::scan::{parse_cursor, parse_scan_opts};
 use crate::cmd::{flag::*, CommandSpec, Ctx, Handler};
+use crate::config::keyspace_events as class;
 use crate::db::{self, ExpireFlags, ExpireOutcome, ScanFilter, NO_EXPIRE};
 use crate::error::{CmdResult, Error};
 use crate::resp::Args;
@@ -147,7 +148,13 @@ pub static COMMANDS: &[CommandSpec] = &[
 // ---- DEL / UNLINK / EXISTS / TOUCH ----
 
 fn del(c: &mut Ctx, a: &Args) -> CmdResult {
-    let n = a.rest(1).filter(|k| c.db.delete(k, c.now)).count();
+    let mut n = 0;
+    for key in a.rest(1) {
+        if c.db.delete(key, c.now) {
+            n += 1;
+            c.notify(class::GENERIC, "del", key);
+        }
+    }
     c.dirty(n as u64);
     c.out.int(n as i64);
     Ok(())
@@ -241,10 +248,12 @@ fn expire_generic(
     let done = match c.db.expire_with(key, when, flags, c.now) {
         ExpireOutcome::Missing | ExpireOutcome::Rejected => 0,
         ExpireOutcome::Deleted => {
+            c.notify(class::GENERIC, "del", key);
             c.propagate(&[b"DEL", key]);
             1
         }
         ExpireOutcome::Set => {
+            c.notify(class::GENERIC, "expire", key);
             // As PEXPIREAT with the absolute time, the NX/XX/GT/LT flags as sent; a
             // PEXPIREAT keeps its own name's casing.
             if c.recording() {
@@ -326,6 +335,9 @@ fn pexpiretime(c: &mut Ctx, a: &Args) -> CmdResult {
 
 fn persist(c: &mut Ctx, a: &Args) -> CmdResult {
     let done = c.db.persist(a.get(1), c.now);
+    if done {
+        c.notify(class::GENERIC, "persist", a.get(1));
+    }
     c.dirty(done as u64);
     c.out.int(done as i64);
     Ok(())
@@ -353,6 +365,8 @@ fn rename_generic(c: &mut Ctx, a: &Args, nx: bool) -> CmdResult {
         c.db.set(dst, value, expire_at, c.now);
     }
     c.dirty(1);
+    c.notify(class::GENERIC, "rename_from", src);
+    c.notify(class::GENERIC, "rename_to", dst);
     reply_renamed(c.out, nx, true);
     Ok(())
 }
@@ -453,6 +467,7 @@ fn copy(c: &mut Ctx, a: &Args) -> CmdResult {
         c.touches_all_dbs();
     }
     c.dirty(1);
+    c.notify_in(to_db, class::GENERIC, "copy_to", dst);
     c.out.int(1);
     Ok(())
 }
@@ -482,6 +497,8 @@ fn move_cmd(c: &mut Ctx, a: &Args) -> CmdResult {
     };
     c.db.at(to_db).set(key, value, expire_at, now);
     c.dirty(1);
+    c.notify(class::GENERIC, "move_from", key);
+    c.notify_in(to_db, class::GENERIC, "move_to", key);
     c.out.int(1);
     Ok(())
 }

@@ -6,6 +6,7 @@ use crate::acl;
 use crate::cmd::blocking::{self, BlockingOp, WaitState};
 use crate::cmd::call::with_keys;
 use crate::cmd::{flag::*, BoxFuture, CommandSpec, Ctx, Handler};
+use crate::config::keyspace_events as class;
 use crate::db::{Db, NO_EXPIRE};
 use crate::error::{CmdResult, Error};
 use crate::resp::{Args, Reply};
@@ -277,7 +278,9 @@ fn push_generic(c: &mut Ctx, a: &Args, end: End, only_existing: bool) -> CmdResu
     } else {
         // One change per element pushed, as Redis counts them.
         c.dirty(a.len() as u64 - 2);
-        push_values(&mut c.db, key, end, a.rest(2), fill, c.now)
+        let len = push_values(&mut c.db, key, end, a.rest(2), fill, c.now);
+        c.notify(class::LIST, push_event(end), key);
+        len
     };
     c.out.int(len as i64);
     Ok(())
@@ -347,10 +350,15 @@ fn pop_generic(c: &mut Ctx, a: &Args, end: End, name: &'static str) -> CmdResult
             n
         }
     };
-    if l.is_empty() {
+    let emptied = l.is_empty();
+    if emptied {
         c.db.remove(key);
     }
     c.dirty(popped as u64);
+    c.notify(class::LIST, pop_event(end), key);
+    if emptied {
+        c.notify(class::GENERIC, "del", key);
+    }
     Ok(())
 }
 
@@ -525,6 +533,7 @@ fn lset(c: &mut Ctx, a: &Args) -> CmdResult {
         return Err(Error::msg("index out of range"));
     }
     c.dirty(1);
+    c.notify(class::LIST, "lset", a.get(1));
     c.out.ok();
     Ok(())
 }
@@ -546,11 +555,16 @@ fn ltrim(c: &mut Ctx, a: &Args) -> CmdResult {
         // One change per element removed: a trim that keeps everything propagates nothing,
         // but its key is signalled to watchers all the same, as Redis does.
         let removed = len - l.len();
-        if l.is_empty() {
+        let emptied = l.is_empty();
+        if emptied {
             c.db.remove(key);
         }
         c.dirty(removed as u64);
         c.signal_watchers();
+        c.notify(class::LIST, "ltrim", key);
+        if emptied {
+            c.notify(class::GENERIC, "del", key);
+        }
     }
     c.out.ok();
     Ok(())
@@ -566,10 +580,17 @@ fn lrem(c: &mut Ctx, a: &Args) -> CmdResult {
     };
     // A negative count removes from the tail; |LONG_MIN| never runs out, as in Redis.
     let removed = l.remove_matching(a.get(3), count.unsigned_abs(), count < 0, fill);
-    if l.is_empty() {
+    let emptied = l.is_empty();
+    if emptied {
         c.db.remove(key);
     }
     c.dirty(removed as u64);
+    if removed > 0 {
+        c.notify(class::LIST, "lrem", key);
+        if emptied {
+            c.notify(class::GENERIC, "del", key);
+        }
+    }
     c.out.int(removed as i64);
     Ok(())
 }
@@ -595,6 +616,9 @@ fn linsert(c: &mut Ctx, a: &Args) -> CmdResult {
         None => -1,
     };
     c.dirty((n > 0) as u64);
+    if n > 0 {
+        c.notify(class::LIST, "linsert", a.get(1));
+    }
     c.out.int(n);
     Ok(())
 }
@@ -635,6 +659,40 @@ pub(crate) fn move_one(
     Ok(v)
 }
 
+/// LMOVE's notifications, in Redis's order: the push on `dst`, the pop from `src`, and its
+/// `del` when the pop emptied it.
+fn notify_moved(c: &mut Ctx, src: &[u8], dst: &[u8], from: End, to: End) {
+    if c.notifies(class::LIST | class::GENERIC) {
+        c.notify(class::LIST, push_event(to), dst);
+        notify_popped(c, from, src);
+    }
+}
+
+/// `lpop`/`rpop` for `key`, then `del` if the pop emptied it (Redis's
+/// `listElementsRemoved`).
+fn notify_popped(c: &mut Ctx, end: End, key: &[u8]) {
+    if c.notifies(class::LIST | class::GENERIC) {
+        c.notify(class::LIST, pop_event(end), key);
+        if c.db.peek(key, c.now).is_none() {
+            c.notify(class::GENERIC, "del", key);
+        }
+    }
+}
+
+fn push_event(end: End) -> &'static str {
+    match end {
+        End::Head => "lpush",
+        End::Tail => "rpush",
+    }
+}
+
+fn pop_event(end: End) -> &'static str {
+    match end {
+        End::Head => "lpop",
+        End::Tail => "rpop",
+    }
+}
+
 fn reply_moved(out: &mut Reply, v: Option<Vec<u8>>) {
     match v {
         Some(v) => out.bulk(&v),
@@ -647,6 +705,9 @@ fn lmove(c: &mut Ctx, a: &Args) -> CmdResult {
     let fill = fill_of(c);
     let v = move_one(&mut c.db, a.get(1), a.get(2), from, to, fill, c.now)?;
     c.dirty(v.is_some() as u64);
+    if v.is_some() {
+        notify_moved(c, a.get(1), a.get(2), from, to);
+    }
     reply_moved(c.out, v);
     Ok(())
 }
@@ -663,6 +724,9 @@ fn rpoplpush(c: &mut Ctx, a: &Args) -> CmdResult {
         c.now,
     )?;
     c.dirty(v.is_some() as u64);
+    if v.is_some() {
+        notify_moved(c, a.get(1), a.get(2), End::Tail, End::Head);
+    }
     reply_moved(c.out, v);
     Ok(())
 }
@@ -752,6 +816,7 @@ fn lmpop(c: &mut Ctx, a: &Args) -> CmdResult {
     match mpop_first(&mut c.db, &p.keys, p.end, p.count, c.now)? {
         Some((i, elems)) => {
             propagate_pop_count(c, p.end, &p.keys[i], elems.len());
+            notify_popped(c, p.end, &p.keys[i]);
             reply_key_elements(c.out, &p.keys[i], &elems);
         }
         None => c.out.null_array(),
@@ -828,6 +893,7 @@ fn serve_pop_one(c: &mut Ctx, a: &Args, pos: usize, end: End) -> Result<bool, Er
     pop_values(&mut c.db, key, end, 1, c.now, |e| out.bulk(e));
     // Served at once or when woken, it is the plain pop: `LPOP key` / `RPOP key`.
     c.dirty(1);
+    notify_popped(c, end, key);
     c.propagate(&[pop_name(end), key]);
     Ok(true)
 }
@@ -860,6 +926,7 @@ fn serve_blmpop(c: &mut Ctx, a: &Args, pos: usize, _: &mut WaitState) -> Result<
         return Ok(false);
     };
     propagate_pop_count(c, p.end, key, elems.len());
+    notify_popped(c, p.end, key);
     reply_key_elements(c.out, key, &elems);
     Ok(true)
 }
@@ -894,6 +961,7 @@ fn serve_blmove(c: &mut Ctx, a: &Args, _: usize, state: &mut WaitState) -> Resul
     match move_one(&mut c.db, src, dst, from, to, fill, c.now) {
         Ok(Some(v)) => {
             c.dirty(1);
+            notify_moved(c, src, dst, from, to);
             propagate_move(c, a, state.first);
             c.out.bulk(&v);
             Ok(true)

@@ -8,6 +8,7 @@
 //! on a copy that is already on its way.
 
 use crate::acl;
+use crate::config::keyspace_events as class;
 use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, HashSet};
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -300,7 +301,13 @@ fn end_move(
         let args = argv.args();
         let _ = run_body(&mut x, &args, true, |c| {
             let now = c.now;
-            let n = delete.iter().filter(|k| c.db.delete(k, now)).count();
+            let mut n = 0;
+            for key in delete.iter() {
+                if c.db.delete(key, now) {
+                    n += 1;
+                    c.notify(class::GENERIC, "del", key);
+                }
+            }
             c.dirty(n as u64);
             Ok(())
         });

@@ -8,6 +8,7 @@ mod config;
 mod debug;
 mod info;
 mod lolwut;
+mod memory;
 mod observe;
 
 use crate::cmd::{flag::*, CommandSpec, Ctx, Handler};
@@ -340,7 +341,47 @@ static LATENCY_SUBS: &[CommandSpec] = &[
     ),
 ];
 
+static MEMORY_SUBS: &[CommandSpec] = &[
+    sub("doctor", 2, 0, Handler::Async(memory::doctor)).doc(
+        "server",
+        "4.0.0",
+        "Outputs memory problems report",
+    ),
+    sub("help", 2, LOADING | STALE, Handler::Sync(memory::help)).doc(
+        "server",
+        "4.0.0",
+        "Show helpful text about the different subcommands",
+    ),
+    sub("malloc-stats", 2, 0, Handler::Sync(memory::malloc_stats)).doc(
+        "server",
+        "4.0.0",
+        "Show allocator internal stats",
+    ),
+    sub("purge", 2, 0, Handler::Async(memory::purge)).doc(
+        "server",
+        "4.0.0",
+        "Ask the allocator to release memory",
+    ),
+    sub("stats", 2, 0, Handler::Async(memory::stats)).doc(
+        "server",
+        "4.0.0",
+        "Show memory usage details",
+    ),
+    sub("usage", -3, READONLY, Handler::Keyed(memory::usage))
+        // Redis's key spec is `RO` without `ACCESS`: no key permission is needed.
+        .access(crate::acl::NONE, crate::acl::NONE)
+        .keys(2, 2, 1)
+        .doc("server", "4.0.0", "Estimate the memory usage of a key"),
+];
+
 pub static COMMANDS: &[CommandSpec] = &[
+    CommandSpec::new("memory", -2, 0, Handler::Container)
+        .doc(
+            "server",
+            "4.0.0",
+            "A container for memory diagnostics commands",
+        )
+        .subs(MEMORY_SUBS),
     CommandSpec::new("slowlog", -2, 0, Handler::Container)
         .doc("server", "2.2.12", "A container for slow log commands")
         .subs(SLOWLOG_SUBS),

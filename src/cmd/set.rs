@@ -5,6 +5,7 @@ use crate::acl;
 use crate::cmd::hash::arg_count;
 use crate::cmd::scan::{empty_scan, parse_cursor, parse_scan_opts};
 use crate::cmd::{flag::*, CommandSpec, Ctx, Handler};
+use crate::config::keyspace_events as class;
 use crate::db::{Db, NO_EXPIRE};
 use crate::error::{CmdResult, Error};
 use crate::resp::{Args, Reply};
@@ -161,18 +162,20 @@ fn reply_member(out: &mut Reply, m: Member<'_>) {
 /// Stores a computed set under `dst` (replacing any value and TTL), or deletes `dst` if the
 /// set is empty, as Redis's *STORE commands do, counting one change when it stored or
 /// deleted something. Returns the stored cardinality.
-fn store_result(c: &mut Ctx, dst: &[u8], result: Set) -> i64 {
+fn store_result(c: &mut Ctx, dst: &[u8], result: Set, event: &'static str) -> i64 {
     if result.is_empty() {
         // Redis's `dbDelete`: no expiry check, so a key whose time has passed but is still
         // stored is removed here and counted (the command, not a DEL, is propagated).
         if c.db.remove(dst).is_some() {
             c.dirty(1);
+            c.notify(class::GENERIC, "del", dst);
         }
         return 0;
     }
     let n = result.len() as i64;
     c.db.set(dst, Value::Set(result), NO_EXPIRE, c.now);
     c.dirty(1);
+    c.notify(class::SET, event, dst);
     n
 }
 
@@ -191,6 +194,9 @@ fn sadd(c: &mut Ctx, a: &Args) -> CmdResult {
         }
     };
     c.dirty(added as u64);
+    if added > 0 {
+        c.notify(class::SET, "sadd", key);
+    }
     c.out.int(added as i64);
     Ok(())
 }
@@ -210,10 +216,17 @@ fn srem(c: &mut Ctx, a: &Args) -> CmdResult {
             }
         }
     }
-    if s.is_empty() {
+    let emptied = s.is_empty();
+    if emptied {
         c.db.remove(key);
     }
     c.dirty(removed as u64);
+    if removed > 0 {
+        c.notify(class::SET, "srem", key);
+        if emptied {
+            c.notify(class::GENERIC, "del", key);
+        }
+    }
     c.out.int(removed);
     Ok(())
 }
@@ -280,11 +293,16 @@ fn spop(c: &mut Ctx, a: &Args) -> CmdResult {
             popped = m.to_vec();
         }
     });
-    if s.is_empty() {
+    let emptied = s.is_empty();
+    if emptied {
         c.db.remove(key);
     }
     // Redis rewrites the command as `SREM key member`.
     c.dirty(1);
+    c.notify(class::SET, "spop", key);
+    if emptied {
+        c.notify(class::GENERIC, "del", key);
+    }
     c.propagate(&[b"SREM", key, &popped]);
     Ok(())
 }
@@ -323,6 +341,8 @@ fn spop_count(c: &mut Ctx, a: &Args) -> CmdResult {
         c.db.remove(key);
         // The whole set goes: Redis propagates `DEL key` (never UNLINK).
         c.dirty(size as u64);
+        c.notify(class::SET, "spop", key);
+        c.notify(class::GENERIC, "del", key);
         c.propagate(&[b"DEL", key]);
         return Ok(());
     }
@@ -364,6 +384,7 @@ fn spop_count(c: &mut Ctx, a: &Args) -> CmdResult {
         *s = rest;
     }
     c.dirty(count as u64);
+    c.notify(class::SET, "spop", key);
     propagate_srems(c, key, &popped);
     Ok(())
 }
@@ -514,9 +535,14 @@ fn smove(c: &mut Ctx, a: &Args) -> CmdResult {
     }
     // One change for the source, one more if the destination gained the member.
     c.dirty(1);
+    c.notify(class::SET, "srem", src);
+    if c.notifies(class::GENERIC) && c.db.peek(src, c.now).is_none() {
+        c.notify(class::GENERIC, "del", src);
+    }
     let lim = limits(c);
     if put_member(&mut c.db, dst, m, lim, c.now) {
         c.dirty(1);
+        c.notify(class::SET, "sadd", dst);
     }
     c.out.int(1);
     Ok(())
@@ -580,7 +606,12 @@ fn algebra(c: &mut Ctx, a: &Args, op: Op, store: bool) -> CmdResult {
         return Ok(());
     }
     let result = into_set(r, lim);
-    let n = store_result(c, a.get(1), result);
+    let event = match op {
+        Op::Inter => "sinterstore",
+        Op::Union => "sunionstore",
+        Op::Diff => "sdiffstore",
+    };
+    let n = store_result(c, a.get(1), result, event);
     c.out.int(n);
     Ok(())
 }

@@ -6,6 +6,7 @@
 //! (`CommandSpec::reaches`); in cluster mode Redis 7.0 refuses them (GET always, BY when it
 //! is a real pattern).
 
+use crate::config::keyspace_events as class;
 use std::cmp::Ordering;
 use std::ffi::CString;
 
@@ -388,9 +389,13 @@ fn finish(
             if outputlen > 0 {
                 c.db.set(dst, Value::List(list), NO_EXPIRE, now);
                 c.dirty(outputlen as u64);
+                c.notify(class::LIST, "sortstore", dst);
             } else {
                 let deleted = c.db.delete(dst, now);
                 c.dirty(deleted as u64);
+                if deleted {
+                    c.notify(class::GENERIC, "del", dst);
+                }
             }
             c.out.int(outputlen as i64);
         }

@@ -5,6 +5,7 @@ use crate::cmd::blocking::{self, BlockingOp, WaitState};
 use crate::cmd::call::with_keys;
 use crate::cmd::server::help_reply;
 use crate::cmd::{flag::*, BoxFuture, CommandSpec, Ctx, Handler};
+use crate::config::keyspace_events as class;
 use crate::db::{Db, NO_EXPIRE};
 use crate::error::{CmdResult, Error};
 use crate::resp::{Args, OwnedArgs, Reply};
@@ -584,9 +585,10 @@ fn xadd(c: &mut Ctx, a: &Args) -> CmdResult {
     }
     s.append(id, (field_pos..a.len()).map(|i| a.get(i)), lim);
     reply_id(c.out, id);
-    if let Some(t) = opts.trim {
-        s.trim(t, opts.approx, opts.limit);
-    }
+    let trimmed_n = match opts.trim {
+        Some(t) => s.trim(t, opts.approx, opts.limit),
+        None => 0,
+    };
     // Propagated with the id it got (unless given whole) and an approximate trim made exact
     // (`~` becomes `=` and the bound what the stream was left with, trimmed or not).
     let trimmed = match opts.trim {
@@ -594,6 +596,10 @@ fn xadd(c: &mut Ctx, a: &Args) -> CmdResult {
         _ => None,
     };
     c.dirty(1);
+    c.notify(class::STREAM, "xadd", a.get(1));
+    if trimmed_n > 0 {
+        c.notify(class::STREAM, "xtrim", a.get(1));
+    }
     let id_text = id.to_bytes();
     let mut replace: Vec<(usize, &[u8])> = Vec::new();
     if let Some(t) = &trimmed {
@@ -621,6 +627,9 @@ fn xtrim(c: &mut Ctx, a: &Args) -> CmdResult {
     // Removed entries are the changes; an approximate trim goes out exact (`= <what it
     // left>`), one that removed nothing not at all.
     c.dirty(n);
+    if n > 0 {
+        c.notify(class::STREAM, "xtrim", a.get(1));
+    }
     if let Some(t) = &trimmed {
         propagate_replacing(c, a, &[(opts.trim_at - 1, b"="), (opts.trim_at, t)]);
     }
@@ -689,6 +698,9 @@ fn xdel(c: &mut Ctx, a: &Args) -> CmdResult {
     let deleted: Vec<StreamId> = ids.into_iter().filter(|&id| s.delete(id)).collect();
     s.after_delete(&deleted);
     c.dirty(deleted.len() as u64);
+    if !deleted.is_empty() {
+        c.notify(class::STREAM, "xdel", a.get(1));
+    }
     c.out.int(deleted.len() as i64);
     Ok(())
 }
@@ -741,6 +753,7 @@ fn xsetid(c: &mut Ctx, a: &Args) -> CmdResult {
         s.max_deleted = max_del;
     }
     c.dirty(1);
+    c.notify(class::STREAM, "xsetid", a.get(1));
     c.out.ok();
     Ok(())
 }
@@ -845,6 +858,7 @@ fn xgroup_create(c: &mut Ctx, a: &Args) -> CmdResult {
         .insert(a.get(3).into(), Group::new(id, g.entries_read));
     // Propagated as sent: `$` is resolved by the replica, against the same stream.
     c.dirty(1);
+    c.notify(class::STREAM, "xgroup-create", a.get(2));
     c.out.ok();
     Ok(())
 }
@@ -864,6 +878,7 @@ fn xgroup_setid(c: &mut Ctx, a: &Args) -> CmdResult {
     group.last_id = id;
     group.entries_read = g.entries_read;
     c.dirty(1);
+    c.notify(class::STREAM, "xgroup-setid", a.get(2));
     c.out.ok();
     Ok(())
 }
@@ -873,6 +888,9 @@ fn xgroup_destroy(c: &mut Ctx, a: &Args) -> CmdResult {
     let s = s.ok_or(Error::NoSuchKey)?;
     let gone = s.groups.remove(a.get(3)).is_some();
     c.dirty(gone as u64);
+    if gone {
+        c.notify(class::STREAM, "xgroup-destroy", a.get(2));
+    }
     c.out.int(gone as i64);
     Ok(())
 }
@@ -884,6 +902,9 @@ fn xgroup_createconsumer(c: &mut Ctx, a: &Args) -> CmdResult {
     let group = s.groups.get_mut(a.get(3)).ok_or(Error::NoSuchKey)?;
     let created = group.create_consumer(a.get(4), now);
     c.dirty(created as u64);
+    if created {
+        c.notify(class::STREAM, "xgroup-createconsumer", a.get(2));
+    }
     c.out.int(created as i64);
     Ok(())
 }
@@ -894,6 +915,9 @@ fn xgroup_delconsumer(c: &mut Ctx, a: &Args) -> CmdResult {
     let group = s.groups.get_mut(a.get(3)).ok_or(Error::NoSuchKey)?;
     let pending = group.delete_consumer(a.get(4));
     c.dirty(pending.is_some() as u64);
+    if pending.is_some() {
+        c.notify(class::STREAM, "xgroup-delconsumer", a.get(2));
+    }
     c.out.int(pending.unwrap_or(0) as i64);
     Ok(())
 }
@@ -1110,6 +1134,7 @@ fn xclaim(c: &mut Ctx, a: &Args) -> CmdResult {
     let name = a.get(3);
     let mut claimed = Vec::new();
     let mut consumer_made = false;
+    let mut new_consumer = false;
     for (n, id) in ids.into_iter().enumerate() {
         // The id as the client wrote it, as Redis propagates it.
         let id_arg = a.get(5 + n);
@@ -1143,7 +1168,8 @@ fn xclaim(c: &mut Ctx, a: &Args) -> CmdResult {
             continue;
         }
         if !consumer_made {
-            changes += !group.consumers.contains_key(name) as u64;
+            new_consumer = !group.consumers.contains_key(name);
+            changes += new_consumer as u64;
             group.consumer(name, now);
             consumer_made = true;
         }
@@ -1175,6 +1201,9 @@ fn xclaim(c: &mut Ctx, a: &Args) -> CmdResult {
     }
     s.groups.insert(a.get(2).into(), group);
     c.dirty(changes);
+    if new_consumer {
+        c.notify(class::STREAM, "xgroup-createconsumer", key);
+    }
     ops.send(c);
     Ok(())
 }
@@ -1224,6 +1253,7 @@ fn xautoclaim(c: &mut Ctx, a: &Args) -> CmdResult {
     let mut deleted = Vec::new();
     let mut cursor = start;
     let mut consumer_made = false;
+    let mut new_consumer = false;
     let mut next: Option<StreamId> = None;
     loop {
         let Some((&id, _)) = group.pel.range(cursor..).next() else {
@@ -1254,7 +1284,8 @@ fn xautoclaim(c: &mut Ctx, a: &Args) -> CmdResult {
             let nack = group.pel.get(&id).expect("pending");
             if minidle == 0 || now.wrapping_sub(nack.delivery_time) >= minidle {
                 if !consumer_made {
-                    changes += !group.consumers.contains_key(name) as u64;
+                    new_consumer = !group.consumers.contains_key(name);
+                    changes += new_consumer as u64;
                     group.consumer(name, now);
                     consumer_made = true;
                 }
@@ -1292,6 +1323,9 @@ fn xautoclaim(c: &mut Ctx, a: &Args) -> CmdResult {
     }
     s.groups.insert(a.get(2).into(), group);
     c.dirty(changes);
+    if new_consumer {
+        c.notify(class::STREAM, "xgroup-createconsumer", key);
+    }
     ops.send(c);
     Ok(())
 }
@@ -1664,6 +1698,9 @@ fn serve_read(c: &mut Ctx, key: &[u8], req: &ReadReq) -> Result<Option<Vec<u8>>,
         // The consumer's creation is a change, and so is serving the command (Redis counts
         // that for a reader served at once, not for a blocked one).
         c.dirty(new_consumer as u64 + !req.blocked as u64);
+        if new_consumer {
+            c.notify(class::STREAM, "xgroup-createconsumer", key);
+        }
     }
     ops.send(c);
     Ok(result.then_some(out.buf))

@@ -2,6 +2,7 @@
 
 use crate::acl;
 use crate::cmd::{flag::*, CommandSpec, Ctx};
+use crate::config::keyspace_events as class;
 use crate::db::{Db, NO_EXPIRE};
 use crate::error::{CmdResult, Error};
 use crate::resp::{Args, Reply};
@@ -320,7 +321,9 @@ fn set(c: &mut Ctx, a: &Args) -> CmdResult {
     if !blocked {
         store(&mut c.db, key, a.get(2), exp, c.now);
         c.dirty(1);
+        c.notify(class::STRING, "set", key);
         if let Expiry::At(at) = exp {
+            c.notify(class::GENERIC, "expire", key);
             propagate_set_pxat(c, key, a.get(2), at);
         } else if opts.get && c.recording() {
             // Without a TTL, every GET after the value is dropped.
@@ -347,6 +350,7 @@ fn setnx(c: &mut Ctx, a: &Args) -> CmdResult {
     if !exists {
         store(&mut c.db, a.get(1), a.get(2), Expiry::Clear, c.now);
         c.dirty(1);
+        c.notify(class::STRING, "set", a.get(1));
     }
     c.out.int(!exists as i64);
     Ok(())
@@ -356,6 +360,8 @@ fn setex_with(c: &mut Ctx, a: &Args, unit: i64, cmd: &'static str) -> CmdResult 
     let at = expire_at(a.get(2), unit, false, c.now, cmd)?;
     store(&mut c.db, a.get(1), a.get(3), Expiry::At(at), c.now);
     c.dirty(1);
+    c.notify(class::STRING, "set", a.get(1));
+    c.notify(class::GENERIC, "expire", a.get(1));
     propagate_set_pxat(c, a.get(1), a.get(3), at);
     c.out.ok();
     Ok(())
@@ -375,6 +381,7 @@ fn getset(c: &mut Ctx, a: &Args) -> CmdResult {
             .map(|s| s.to_vec());
     store(&mut c.db, a.get(1), a.get(2), Expiry::Clear, c.now);
     c.dirty(1);
+    c.notify(class::STRING, "set", a.get(1));
     c.propagate(&[b"SET", a.get(1), a.get(2)]);
     match old {
         Some(v) => c.out.bulk(&v),
@@ -391,6 +398,7 @@ fn getdel(c: &mut Ctx, a: &Args) -> CmdResult {
         Some(v) => {
             c.db.remove(a.get(1));
             c.dirty(1);
+            c.notify(class::GENERIC, "del", a.get(1));
             c.propagate(&[b"DEL", a.get(1)]);
             c.out.bulk(&v);
         }
@@ -414,19 +422,20 @@ fn getex(c: &mut Ctx, a: &Args) -> CmdResult {
         Some(at) if at <= c.now => {
             c.db.remove(key);
             c.dirty(1);
+            c.notify(class::GENERIC, "del", key);
             c.propagate(&[b"DEL", key]);
         }
         Some(at) => {
             c.db.set_expire(key, at);
             c.dirty(1);
+            c.notify(class::GENERIC, "expire", key);
             let ms = itoa::Buffer::new().format(at).to_owned();
             c.propagate(&[b"PEXPIREAT", key, ms.as_bytes()]);
         }
-        None if opts.persist => {
-            if c.db.persist(key, c.now) {
-                c.dirty(1);
-                c.propagate(&[b"PERSIST", key]);
-            }
+        None if opts.persist && c.db.persist(key, c.now) => {
+            c.dirty(1);
+            c.notify(class::GENERIC, "persist", key);
+            c.propagate(&[b"PERSIST", key]);
         }
         None => {}
     }
@@ -457,6 +466,7 @@ fn mset(c: &mut Ctx, a: &Args) -> CmdResult {
     check_pairs(a, "mset")?;
     for i in (1..a.len()).step_by(2) {
         store(&mut c.db, a.get(i), a.get(i + 1), Expiry::Clear, c.now);
+        c.notify(class::STRING, "set", a.get(i));
     }
     c.dirty(a.len() as u64 / 2);
     c.out.ok();
@@ -474,6 +484,7 @@ fn msetnx(c: &mut Ctx, a: &Args) -> CmdResult {
     }
     for i in (1..a.len()).step_by(2) {
         store(&mut c.db, a.get(i), a.get(i + 1), Expiry::Clear, c.now);
+        c.notify(class::STRING, "set", a.get(i));
     }
     c.dirty(a.len() as u64 / 2);
     c.out.int(1);
@@ -499,6 +510,7 @@ fn append(c: &mut Ctx, a: &Args) -> CmdResult {
         }
     };
     c.dirty(1);
+    c.notify(class::STRING, "append", key);
     c.out.int(len as i64);
     Ok(())
 }
@@ -540,6 +552,7 @@ fn incr_by(c: &mut Ctx, key: &[u8], by: i64) -> CmdResult {
         }
     };
     c.dirty(1);
+    c.notify(class::STRING, "incrby", key);
     c.out.int(result);
     Ok(())
 }
@@ -573,6 +586,7 @@ fn incrbyfloat(c: &mut Ctx, a: &Args) -> CmdResult {
     let value = StrValue::from_bytes_no_int(&new);
     c.db.set_keep_ttl(key, Value::Str(value), c.now);
     c.dirty(1);
+    c.notify(class::STRING, "incrbyfloat", key);
     // The result, not the increment: replicas must not redo float arithmetic.
     c.propagate(&[b"SET", key, &new, b"KEEPTTL"]);
     c.out.bulk(&new);
@@ -641,6 +655,7 @@ fn setrange(c: &mut Ctx, a: &Args) -> CmdResult {
             raw[offset as usize..end].copy_from_slice(val);
             c.out.int(raw.len() as i64);
             c.dirty(1);
+            c.notify(class::STRING, "setrange", key);
         }
         None => {
             if val.is_empty() {
@@ -653,6 +668,7 @@ fn setrange(c: &mut Ctx, a: &Args) -> CmdResult {
             let len = raw.len();
             c.db.set(key, Value::Str(StrValue::Raw(raw)), NO_EXPIRE, c.now);
             c.dirty(1);
+            c.notify(class::STRING, "setrange", key);
             c.out.int(len as i64);
         }
     }

@@ -3,6 +3,7 @@
 //! family (sets count as score 1) across shards, ZINTERCARD, ZMPOP and ZSCAN.
 
 use crate::acl;
+use crate::config::keyspace_events as class;
 use std::collections::HashMap;
 use std::ffi::CString;
 
@@ -172,16 +173,30 @@ fn limits(c: &Ctx) -> ZsetLimits {
 /// Stores a computed sorted set under `dst` (replacing any value and TTL), or deletes `dst`
 /// when it is empty, as Redis's *STORE commands do. Returns the stored cardinality. One
 /// change, unless an empty result met no `dst` to delete (then nothing propagates).
-fn store_result(c: &mut Ctx, dst: &[u8], z: ZSet) -> i64 {
+fn store_result(c: &mut Ctx, dst: &[u8], z: ZSet, event: &'static str) -> i64 {
     if z.is_empty() {
         let deleted = c.db.delete(dst, c.now);
         c.dirty(deleted as u64);
+        if deleted {
+            c.notify(class::GENERIC, "del", dst);
+        }
         return 0;
     }
     let n = z.len() as i64;
     c.db.set(dst, Value::ZSet(z), NO_EXPIRE, c.now);
     c.dirty(1);
+    c.notify(class::ZSET, event, dst);
     n
+}
+
+/// `zpopmin`/`zpopmax` for `key`, then `del` if the pop emptied it.
+fn notify_zpop(c: &mut Ctx, key: &[u8], max: bool) {
+    if c.notifies(class::ZSET | class::GENERIC) {
+        c.notify(class::ZSET, if max { "zpopmax" } else { "zpopmin" }, key);
+        if c.db.peek(key, c.now).is_none() {
+            c.notify(class::GENERIC, "del", key);
+        }
+    }
 }
 
 /// Counts `n` members popped from `key` and propagates them as `ZPOPMIN key [n]` (or
@@ -417,6 +432,9 @@ pub(crate) fn zadd_generic(c: &mut Ctx, a: &Args, mut f: AddFlags) -> CmdResult 
     // Members added or whose score changed: a ZADD or ZINCRBY that left every score as it
     // was (same score, NX/XX/GT/LT refused, INCR by 0) propagates nothing.
     c.dirty((added + updated) as u64);
+    if added + updated > 0 {
+        c.notify(class::ZSET, if f.incr { "zincr" } else { "zadd" }, key);
+    }
     if f.incr {
         if processed > 0 {
             c.out.double(last);
@@ -457,10 +475,17 @@ fn zrem(c: &mut Ctx, a: &Args) -> CmdResult {
             break;
         }
     }
-    if z.is_empty() {
+    let emptied = z.is_empty();
+    if emptied {
         c.db.remove(key);
     }
     c.dirty(removed as u64);
+    if removed > 0 {
+        c.notify(class::ZSET, "zrem", key);
+        if emptied {
+            c.notify(class::GENERIC, "del", key);
+        }
+    }
     c.out.int(removed);
     Ok(())
 }
@@ -791,7 +816,7 @@ fn zrangestore(c: &mut Ctx, a: &Args) -> CmdResult {
     let spec = parse_range(a, 2, true, None, None)?;
     let pairs = range_for_store(&mut c.db, a.get(2), &spec, c.now)?;
     let z = ZSet::from_pairs(pairs, limits(c));
-    let n = store_result(c, a.get(1), z);
+    let n = store_result(c, a.get(1), z, "zrangestore");
     c.out.int(n);
     Ok(())
 }
@@ -850,10 +875,22 @@ fn zremrange(c: &mut Ctx, a: &Args, ty: RangeType) -> CmdResult {
         }
     };
     let n = z.remove_ranks(lo, hi);
-    if z.is_empty() {
+    let emptied = z.is_empty();
+    if emptied {
         c.db.remove(key);
     }
     c.dirty(n as u64);
+    if n > 0 {
+        let event = match ty {
+            RangeType::Rank => "zremrangebyrank",
+            RangeType::Score => "zremrangebyscore",
+            RangeType::Lex => "zremrangebylex",
+        };
+        c.notify(class::ZSET, event, key);
+        if emptied {
+            c.notify(class::GENERIC, "del", key);
+        }
+    }
     c.out.int(n as i64);
     Ok(())
 }
@@ -915,6 +952,9 @@ fn zpop(c: &mut Ctx, a: &Args, max: bool) -> CmdResult {
     let popped = pop_from(&mut c.db, key, count.unwrap_or(1) as usize, max, c.now);
     // Propagated as sent.
     c.dirty(popped.len() as u64);
+    if !popped.is_empty() {
+        notify_zpop(c, key, max);
+    }
     // RESP3 nests pairs when a count was given; a plain pop stays flat.
     let nested = c.out.resp3 && count.is_some();
     c.out.array(if nested {
@@ -1015,6 +1055,7 @@ fn zmpop(c: &mut Ctx, a: &Args) -> CmdResult {
     for key in &keys {
         if let Some(pairs) = zmpop_one(&mut c.db, key, count, max, c.now)? {
             propagate_zpop(c, key, max, pairs.len(), true);
+            notify_zpop(c, key, max);
             reply_keyed_pairs(c.out, key, &pairs);
             return Ok(());
         }
@@ -1038,6 +1079,7 @@ fn serve_bzpop(c: &mut Ctx, a: &Args, pos: usize, max: bool) -> Result<bool, Err
         return Ok(false);
     };
     propagate_zpop(c, key, max, popped.len(), false);
+    notify_zpop(c, key, max);
     c.out.array(1 + 2 * popped.len());
     c.out.bulk(key);
     for (m, s) in &popped {
@@ -1076,6 +1118,7 @@ fn serve_bzmpop(c: &mut Ctx, a: &Args, pos: usize, _: &mut WaitState) -> Result<
         return Ok(false);
     };
     propagate_zpop(c, key, max, popped.len(), true);
+    notify_zpop(c, key, max);
     reply_keyed_pairs(c.out, key, &popped);
     Ok(true)
 }
@@ -1452,7 +1495,7 @@ fn algebra(c: &mut Ctx, a: &Args, k: Kind) -> CmdResult {
     match computed {
         Computed::Count(n) => c.out.int(n as i64),
         Computed::Pairs(p) if k.store => {
-            let n = store_result(c, a.get(1), ZSet::from_pairs(p, lim));
+            let n = store_result(c, a.get(1), ZSet::from_pairs(p, lim), k.name);
             c.out.int(n);
         }
         Computed::Pairs(p) => reply_pairs(c.out, p.iter().map(|(m, s)| (&m[..], *s)), withscores),

@@ -6,6 +6,8 @@
 
 use std::collections::BTreeMap;
 
+pub mod keyspace_events;
+
 use crate::util::glob::glob_match;
 use crate::util::num::parse_i64_strict;
 
@@ -32,6 +34,8 @@ enum Kind {
     OutputLimits,
     /// `latency-tracking-info-percentiles`: numbers in 0..=100, kept as `%f` trimmed.
     Percentiles,
+    /// `notify-keyspace-events`: class letters, kept as Redis renders them back.
+    KeyspaceEvents,
 }
 
 /// Whether CONFIG SET may change a directive, as Redis's `IMMUTABLE_CONFIG`/`PROTECTED_CONFIG`.
@@ -294,7 +298,7 @@ static DIRECTIVES: &[Directive] = &[
     d("activerehashing", Kind::Bool, "yes", true),
     d("enable-debug-command", PROTECTED_ACTION, "no", false),
     d("enable-protected-configs", PROTECTED_ACTION, "no", false),
-    d("notify-keyspace-events", Kind::Str, "", true),
+    d("notify-keyspace-events", Kind::KeyspaceEvents, "", true),
     // Replica side of replication (`repl::replica`).
     d("masterauth", Kind::Str, "", true),
     d("masteruser", Kind::Str, "", true),
@@ -498,6 +502,9 @@ fn parse_value(dir: &Directive, args: &[String]) -> Result<String, ConfigError> 
             v
         }
         Kind::SavePoints => parse_save_points(args)?,
+        Kind::KeyspaceEvents => keyspace_events::parse(single()?.as_bytes())
+            .map(keyspace_events::render)
+            .ok_or_else(|| ConfigError::Invalid(keyspace_events::INVALID.into()))?,
         Kind::Percentiles => {
             let mut shown = Vec::new();
             for a in args.iter().filter(|a| !(args.len() == 1 && a.is_empty())) {

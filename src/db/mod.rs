@@ -491,6 +491,12 @@ impl Keyspace {
         std::mem::take(&mut self.expired)
     }
 
+    /// The keys deleted on expiry since the last `take_expired`, with their places in this
+    /// thread's order of expiries (keyspace notifications read them before the take).
+    pub fn expired(&self) -> &[(u64, Box<[u8]>)] {
+        &self.expired
+    }
+
     #[inline]
     pub fn has_expired(&self) -> bool {
         !self.expired.is_empty()

@@ -267,6 +267,8 @@ pub struct Settings {
     pub idle_timeout_s: u64,
     /// `tcp-keepalive`: seconds of TCP keepalive on accepted connections (0: off).
     pub tcp_keepalive_s: u32,
+    /// `notify-keyspace-events` as flags (mirrored in `PubSub::keyspace_events`).
+    pub keyspace_events: u32,
 }
 
 impl Settings {
@@ -316,6 +318,10 @@ impl Settings {
             latency_tracking: c.get_bool("latency-tracking"),
             idle_timeout_s: c.get_i64("timeout").max(0) as u64,
             tcp_keepalive_s: c.get_i64("tcp-keepalive").clamp(0, i32::MAX as i64) as u32,
+            keyspace_events: crate::config::keyspace_events::parse(
+                c.get("notify-keyspace-events").as_bytes(),
+            )
+            .unwrap_or(0),
             pubsub_limit: {
                 let [hard, soft, secs] =
                     crate::config::output_limits(c.get("client-output-buffer-limit"))[2];
@@ -632,6 +638,7 @@ impl Shard {
     ) -> Shard {
         let settings = Settings::from_config(&shared.config());
         settings.eviction.publish_access_policy();
+        let keyspace_events = settings.keyspace_events;
         let refuse_writes = shared.config().refuses_writes_without_replicas();
         let slot_map = if shared.config().get_bool("cluster-enabled") {
             crate::cluster::slotmap::SlotMap::pending()
@@ -675,7 +682,7 @@ impl Shard {
             shared,
             mesh,
             blocking: Default::default(),
-            pubsub: Default::default(),
+            pubsub: pubsub::PubSub::with_keyspace_events(keyspace_events),
             observe: Default::default(),
             slot_map: RefCell::new(Arc::new(slot_map)),
             deferred: RefCell::new(VecDeque::new()),

@@ -260,15 +260,31 @@ impl Future for PushReady<'_> {
 
 type Registry = HashMap<Box<[u8]>, Vec<Rc<Subscriber>>>;
 
+/// A (channel, message) publication.
+type Message = (Box<[u8]>, Box<[u8]>);
+
 /// One core's subscription registry.
 #[derive(Default)]
 pub struct PubSub {
     channels: RefCell<Registry>,
     patterns: RefCell<Registry>,
     shard_channels: RefCell<Registry>,
+    /// `notify-keyspace-events` as flags (`config::keyspace_events`), read by every
+    /// notification site: 0 keeps them to this one load.
+    pub keyspace_events: Cell<u32>,
+    /// Messages published here without waiting (keyspace notifications) for the other cores'
+    /// subscribers, in publication order, until the flusher task posts them.
+    outgoing: RefCell<Vec<Message>>,
+    flushing: Cell<bool>,
 }
 
 impl PubSub {
+    pub fn with_keyspace_events(flags: u32) -> PubSub {
+        let p = PubSub::default();
+        p.keyspace_events.set(flags);
+        p
+    }
+
     fn registry(&self, kind: Kind) -> &RefCell<Registry> {
         match kind {
             Kind::Channel => &self.channels,
@@ -505,6 +521,50 @@ pub fn deliver(shard: &Shard, channel: &[u8], message: &[u8], sharded: bool) -> 
         }
     }
     receivers
+}
+
+/// Publishes a message from inside a command, without waiting: this core's subscribers get
+/// it at once, other cores' in this core's publication order shortly after (a task posts
+/// them in batches). Keyspace notifications use it; they stay on this node, as in Redis.
+pub fn publish_nowait(shard: &Rc<Shard>, channel: &[u8], message: &[u8]) {
+    let counts = &shard.shared.pubsub_counts;
+    if counts.has(shard.id, false) {
+        deliver(shard, channel, message, false);
+    }
+    if !(0..shard.nshards).any(|c| c != shard.id && counts.has(c, false)) {
+        return;
+    }
+    let p = &shard.pubsub;
+    p.outgoing
+        .borrow_mut()
+        .push((channel.into(), message.into()));
+    if p.flushing.replace(true) {
+        return;
+    }
+    let me = shard.clone();
+    glommio::spawn_local(async move {
+        loop {
+            let batch = std::mem::take(&mut *me.pubsub.outgoing.borrow_mut());
+            if batch.is_empty() {
+                break;
+            }
+            let batch = std::sync::Arc::new(batch);
+            for core in 0..me.nshards {
+                if core == me.id || !me.shared.pubsub_counts.has(core, false) {
+                    continue;
+                }
+                let batch = batch.clone();
+                me.post(core, false, move |s| {
+                    for (channel, message) in batch.iter() {
+                        deliver(s, channel, message, false);
+                    }
+                })
+                .await;
+            }
+        }
+        me.pubsub.flushing.set(false);
+    })
+    .detach();
 }
 
 /// After this node stopped serving some slots (cluster mode): unsubscribes every client of

@@ -160,3 +160,31 @@ pub fn process_info() -> ProcessInfo {
         peak_committed: peak_commit as u64,
     }
 }
+
+/// Returns this thread's free pages to the OS where mimalloc can (`mi_collect(true)`):
+/// MEMORY PURGE runs it on every executor.
+pub fn purge_thread() {
+    // SAFETY: mi_collect has no preconditions.
+    unsafe { libmimalloc_sys::mi_collect(true) }
+}
+
+/// mimalloc's statistics report (`mi_stats_print_out`), as MEMORY MALLOC-STATS shows it.
+pub fn allocator_stats() -> String {
+    unsafe extern "C" fn append(msg: *const std::ffi::c_char, arg: *mut std::ffi::c_void) {
+        // SAFETY: `arg` is the String passed below, alive for the call; `msg` is a
+        // NUL-terminated string mimalloc owns for the duration of this callback.
+        unsafe {
+            let out = &mut *(arg as *mut String);
+            out.push_str(&std::ffi::CStr::from_ptr(msg).to_string_lossy());
+        }
+    }
+    let mut out = String::new();
+    // SAFETY: the callback only appends to `out`, which outlives the call.
+    unsafe {
+        libmimalloc_sys::mi_stats_print_out(
+            Some(append),
+            &mut out as *mut String as *mut std::ffi::c_void,
+        );
+    }
+    out
+}

@@ -267,24 +267,86 @@ fn clients(s: &Snapshot, out: &mut String) {
 /// clients' buffers, the dataset the rest (Redis also counts its dict tables as overhead,
 /// which redcell does not measure). The `allocator_*` fields are mimalloc's: allocated
 /// bytes, committed bytes (its "active" pages), resident set.
+/// The memory figures INFO memory and MEMORY STATS / DOCTOR derive from a snapshot.
+pub(crate) struct MemoryFigures {
+    pub used: u64,
+    pub peak: u64,
+    pub startup: u64,
+    pub clients: u64,
+    pub overhead: u64,
+    pub dataset: u64,
+    pub dataset_perc: f64,
+    pub peak_perc: f64,
+    /// mimalloc's committed bytes and the resident set it accounts for.
+    pub active: u64,
+    pub resident: u64,
+    pub rss: u64,
+    pub scripts: u64,
+    pub functions: u64,
+    pub keys: u64,
+}
+
+impl MemoryFigures {
+    pub fn of(s: &Snapshot) -> MemoryFigures {
+        let peak_perc = if s.peak_rss == 0 {
+            0.0
+        } else {
+            s.used as f64 * 100.0 / s.peak_rss as f64
+        };
+        let clients: u64 = s.shards.iter().map(|sh| sh.client_buffers as u64).sum();
+        let overhead = (s.startup + clients).min(s.used);
+        let dataset = s.used - overhead;
+        let net = s.used.saturating_sub(s.startup);
+        let dataset_perc = if net == 0 {
+            0.0
+        } else {
+            dataset as f64 * 100.0 / net as f64
+        };
+        let active = s.allocator.committed.max(s.used);
+        let keys = s
+            .shards
+            .iter()
+            .flat_map(|sh| sh.dbs.iter().map(|d| d.0 as u64))
+            .sum();
+        MemoryFigures {
+            used: s.used,
+            peak: s.peak_rss,
+            startup: s.startup,
+            clients,
+            overhead,
+            dataset,
+            dataset_perc,
+            peak_perc,
+            active,
+            resident: s.allocator.rss.max(active),
+            rss: s.rss,
+            scripts: s.scripts.1 as u64,
+            functions: s.functions.2 as u64,
+            keys,
+        }
+    }
+}
+
+/// `a / b`, 0 when `b` is 0.
+pub(crate) fn ratio(a: u64, b: u64) -> f64 {
+    if b == 0 {
+        0.0
+    } else {
+        a as f64 / b as f64
+    }
+}
+
 fn memory(s: &Snapshot, out: &mut String) {
-    let peak_perc = if s.peak_rss == 0 {
-        0.0
-    } else {
-        s.used as f64 * 100.0 / s.peak_rss as f64
-    };
-    let clients: u64 = s.shards.iter().map(|sh| sh.client_buffers as u64).sum();
-    let overhead = (s.startup + clients).min(s.used);
-    let dataset = s.used - overhead;
-    let net = s.used.saturating_sub(s.startup);
-    let dataset_perc = if net == 0 {
-        0.0
-    } else {
-        dataset as f64 * 100.0 / net as f64
-    };
-    let active = s.allocator.committed.max(s.used);
-    let resident = s.allocator.rss.max(active);
-    let ratio = |a: u64, b: u64| if b == 0 { 0.0 } else { a as f64 / b as f64 };
+    let MemoryFigures {
+        peak_perc,
+        clients,
+        overhead,
+        dataset,
+        dataset_perc,
+        active,
+        resident,
+        ..
+    } = MemoryFigures::of(s);
     let vm_eval: u64 = s.shards.iter().map(|sh| sh.lua_vm[0] as u64).sum();
     let vm_functions: u64 = s.shards.iter().map(|sh| sh.lua_vm[1] as u64).sum();
     let scripts_mem = s.scripts.1 as u64 + s.functions.2 as u64;
@@ -667,7 +729,7 @@ fn thread_cpu_times() -> [(i64, i64); 2] {
 }
 
 /// Gathers the process-wide values and every shard's counters.
-async fn snapshot(c: &mut Conn, sections: &Sections) -> Snapshot {
+pub(crate) async fn snapshot(c: &mut Conn, sections: &Sections) -> Snapshot {
     let data = each_shard_data(c, |d| {
         let mut keyspace = KeyspaceStats::default();
         for ks in d.dbs_ref() {
