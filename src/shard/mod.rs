@@ -5,7 +5,10 @@
 //! ascending shard order so two coordinators can never wait for each other. While the data
 //! is away, this shard's own commands wait for it to come home, and jobs from other cores
 //! that need it wait in `deferred`; jobs that do not (Pub/Sub, settings, client lists) run
-//! as usual. Single-shard commands pay one `Option` check for this.
+//! as usual. Single-shard commands pay one `Option` check for this. When the data comes
+//! back and both local tasks and remote jobs wait for it, they take turns (`local_turn`):
+//! served remote-first only, a core's own cross-shard commands starved for seconds behind
+//! its neighbours' steady stream of borrows.
 
 pub mod blocking;
 pub mod client;
@@ -611,6 +614,12 @@ pub struct Shard {
     deferred: RefCell<VecDeque<(usize, Request)>>,
     /// Local tasks waiting for `data` to come home.
     data_waiters: RefCell<Vec<Waker>>,
+    /// The data is home but kept for the local tasks just woken: remote jobs queue meanwhile.
+    local_turn: Cell<bool>,
+    /// Numbers the local turns, so that the timer of an ended turn cannot end a later one.
+    local_turns: Cell<u64>,
+    /// The last time both waited, the local tasks went first (the next turn is remote).
+    last_turn_local: Cell<bool>,
     /// Local tasks waiting for work they started on another executor (`call_async`), by token.
     async_calls: RefCell<hashbrown::HashMap<u64, AsyncCall>>,
     next_async_call: Cell<u64>,
@@ -687,6 +696,9 @@ impl Shard {
             slot_map: RefCell::new(Arc::new(slot_map)),
             deferred: RefCell::new(VecDeque::new()),
             data_waiters: RefCell::new(Vec::new()),
+            local_turn: Cell::new(false),
+            local_turns: Cell::new(0),
+            last_turn_local: Cell::new(false),
             async_calls: RefCell::new(Default::default()),
             next_async_call: Cell::new(1),
         }
@@ -937,18 +949,55 @@ impl Shard {
     pub fn data_returned(self: &Rc<Self>, data: Box<ShardData>) {
         debug_assert!(self.data.borrow().is_none());
         *self.data.borrow_mut() = Some(data);
-        loop {
-            if self.data.borrow().is_none() {
+        let both_wait =
+            !self.data_waiters.borrow().is_empty() && !self.deferred.borrow().is_empty();
+        if both_wait && !self.last_turn_local.get() {
+            // The local tasks' turn: the data waits for them (the first to borrow it ends the
+            // turn, `tx::lend_here`); if none does soon (they used it in place), the remote
+            // jobs go on.
+            self.last_turn_local.set(true);
+            self.local_turn.set(true);
+            let turn = self.local_turns.get() + 1;
+            self.local_turns.set(turn);
+            let me = self.clone();
+            glommio::spawn_local(async move {
+                glommio::timer::sleep(std::time::Duration::from_micros(200)).await;
+                if me.local_turns.get() != turn || !me.local_turn.get() {
+                    return;
+                }
+                me.end_local_turn();
+                if me.run_deferred() {
+                    (me.shared.upcalls.serve_ready)(&me);
+                }
+            })
+            .detach();
+        } else {
+            if both_wait {
+                self.last_turn_local.set(false);
+            }
+            if !self.run_deferred() {
                 return;
             }
-            let next = self.deferred.borrow_mut().pop_front();
-            let Some((from, req)) = next else { break };
-            self.run_request(from, req);
         }
         for w in self.data_waiters.borrow_mut().drain(..) {
             w.wake();
         }
         (self.shared.upcalls.serve_ready)(self);
+    }
+
+    fn end_local_turn(&self) {
+        self.local_turn.set(false);
+    }
+
+    /// Runs the queued remote jobs in order while the data is home (one may borrow it
+    /// again, leaving the rest queued); returns whether the data is still home.
+    fn run_deferred(self: &Rc<Self>) -> bool {
+        while self.data.borrow().is_some() {
+            let next = self.deferred.borrow_mut().pop_front();
+            let Some((from, req)) = next else { return true };
+            self.run_request(from, req);
+        }
+        false
     }
 
     /// Runs one request from executor `from` and answers it.
@@ -964,7 +1013,7 @@ impl Shard {
     /// Serves the jobs executor `from` sends us, in order.
     pub async fn serve_requests(self: Rc<Self>, from: usize, rx: ConnectedReceiver<Request>) {
         while let Some(req) = rx.recv().await {
-            if req.needs_data && !self.data_is_home() {
+            if req.needs_data && (!self.data_is_home() || self.local_turn.get()) {
                 self.deferred.borrow_mut().push_back((from, req));
                 continue;
             }

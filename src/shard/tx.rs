@@ -236,6 +236,8 @@ impl Drop for Held {
 impl Shard {
     /// Takes this shard's own data for a command coordinated here (it must be home).
     fn lend_here(&self) -> Box<ShardData> {
+        // A local task took it: the local turn (if any) is over.
+        self.end_local_turn();
         self.data
             .borrow_mut()
             .take()
