@@ -595,6 +595,11 @@ fn cases() -> Vec<Vec<Vec<&'static str>>> {
         vec!["FCALL", "f5", "2", "a", "b", "c"],
         vec!["FCALL", "f6", "0"],
         vec!["FCALL", "nosuch", "0"],
+        vec!["FUNCTION", "STATS"],
+        vec!["function", "stats", "extra"],
+        vec!["FUNCTION", "HELP"],
+        vec!["function", "help"],
+        vec!["FUNCTION", "HELP", "extra"],
         vec!["FCALL", "f2", "x"],
         vec!["FCALL", "f2", "5"],
         vec!["FCALL", "f2", "-1"],
@@ -977,6 +982,8 @@ fn busy_scripts_answer_busy_and_script_kill_ends_them() {
         let mut other = Raw::connect(port);
         runner.send_cmd(&[b"EVAL", b"local i = 0 while true do i = i + 1 end", b"0"]);
         t.push(wait_busy(&mut other));
+        // FUNCTION STATS refuses to describe a slow EVAL script.
+        t.push(call(&mut other, &["FUNCTION", "STATS"]));
         t.push(call(&mut other, &["GET", "x"]));
         t.push(call(&mut other, &["EVAL", "return 1", "0"]));
         t.push(call(&mut other, &["FUNCTION", "KILL"]));
@@ -1008,6 +1015,71 @@ fn busy_scripts_answer_busy_and_script_kill_ends_them() {
         assert_eq!(show(g), show(w), "reply {i} differs");
     }
     assert_eq!(want.len(), got.len());
+}
+
+/// `reply` with the number after `duration_ms` (a time) replaced by `D`.
+fn mask_duration(reply: &[u8]) -> Vec<u8> {
+    let text = String::from_utf8_lossy(reply).into_owned();
+    let Some(at) = text.find("duration_ms\r\n:") else {
+        return reply.to_vec();
+    };
+    let start = at + "duration_ms\r\n:".len();
+    let end = start + text[start..].find("\r\n").unwrap_or(0);
+    assert!(text[start..end].parse::<u64>().is_ok(), "{text}");
+    format!("{}D{}", &text[..start], &text[end..]).into_bytes()
+}
+
+/// FUNCTION STATS while a function runs past the threshold: its name, the command that called
+/// it (as sent) and how long it has run, in RESP2 and RESP3; nil again once FUNCTION KILL
+/// ended it; the engine's library and function counts. Compared with stock (durations
+/// masked, and checked to have reached the threshold).
+#[test]
+fn function_stats_describe_a_slow_function() {
+    let stock = StockRedis::start(&["--lua-time-limit", "100"]);
+    let ours = Server::start(SHARDS, &["--lua-time-limit", "100"]);
+    let mut transcripts = Vec::new();
+    for port in [stock.port, ours.port] {
+        let mut t: Vec<Vec<u8>> = Vec::new();
+        let mut runner = Raw::connect(port);
+        let mut other = Raw::connect(port);
+        let mut other3 = Raw::connect(port);
+        call(&mut other3, &["HELLO", "3"]);
+        call(
+            &mut other,
+            &[
+                "FUNCTION",
+                "LOAD",
+                "#!lua name=slow\nredis.register_function('spin', function() while true do end end)\n\
+                 redis.register_function{function_name='ro', callback=function() return 1 end, flags={'no-writes'}}",
+            ],
+        );
+        t.push(call(&mut other, &["FUNCTION", "STATS"]));
+        t.push(call(&mut other3, &["FUNCTION", "STATS"]));
+        runner.send_cmd(&[b"fcall", b"spin", b"1", b"k{1}", b"arg"]);
+        t.push(wait_busy(&mut other));
+        for c in [&mut other, &mut other3] {
+            let stats = call(c, &["FUNCTION", "STATS"]);
+            let text = String::from_utf8_lossy(&stats).into_owned();
+            let ms: u64 = text
+                .split("duration_ms\r\n:")
+                .nth(1)
+                .and_then(|r| r.split("\r\n").next())
+                .and_then(|n| n.parse().ok())
+                .unwrap_or_else(|| panic!("no duration: {text}"));
+            assert!(ms >= 100, "{text}");
+            t.push(mask_duration(&stats));
+        }
+        t.push(call(&mut other, &["FUNCTION", "KILL"]));
+        t.push(runner.read_reply());
+        t.push(call(&mut other, &["FUNCTION", "STATS"]));
+        t.push(call(&mut other3, &["FUNCTION", "STATS"]));
+        transcripts.push(t);
+    }
+    let (want, got) = (&transcripts[0], &transcripts[1]);
+    assert_eq!(want.len(), got.len());
+    for (i, (w, g)) in want.iter().zip(got).enumerate() {
+        assert_eq!(show(g), show(w), "reply {i} differs");
+    }
 }
 
 /// xorshift64*: the fuzz test's generator (seeded, so a failure reproduces).

@@ -142,22 +142,29 @@ impl<'a> Ctx<'a> {
     #[cold]
     fn notify_now(&mut self, db: usize, event: &'static str, key: &[u8]) {
         // Keys the command found expired on the way were deleted (and announced, in Redis)
-        // before this change.
-        if self.shard.pubsub.keyspace_events.get() & keyspace_events::EXPIRED != 0 {
+        // before this change, and keys created or missed announced as it happened.
+        let flags = self.shard.pubsub.keyspace_events.get();
+        if flags & (keyspace_events::EXPIRED | keyspace_events::NEW | keyspace_events::KEY_MISS)
+            != 0
+        {
             let seen = self.effects.expired_notified;
             let mut expired: Vec<(u64, usize, Box<[u8]>)> = Vec::new();
+            let mut announced = Vec::new();
             for data in self.db.parts().each() {
-                for (i, ks) in data.dbs().iter().enumerate() {
-                    expired.extend(
-                        ks.expired()
-                            .iter()
-                            .filter(|(seq, _)| *seq > seen)
-                            .map(|(seq, k)| (*seq, i, k.clone())),
-                    );
+                for (i, ks) in data.dbs().iter_mut().enumerate() {
+                    if flags & keyspace_events::EXPIRED != 0 {
+                        expired.extend(
+                            ks.expired()
+                                .iter()
+                                .filter(|(seq, _)| *seq > seen)
+                                .map(|(seq, k)| (*seq, i, k.clone())),
+                        );
+                    }
+                    take_announced(ks, i, &mut announced);
                 }
             }
             expired.sort_unstable_by_key(|(seq, _, _)| *seq);
-            self.effects.expired_notified = notify_expired(self.shard, &expired, seen);
+            self.effects.expired_notified = notify_pending(self.shard, &expired, seen, announced);
         }
         keyspace_event(self.shard, db, event, key);
     }
@@ -383,7 +390,12 @@ pub fn run_body<R>(
 fn settle(x: &mut Exec<'_>, effects: &Effects, args: &Args<'_>) {
     if let Parts::One(data) = &mut x.parts {
         let ks = data.db(x.db);
-        if !effects.recording && !effects.all_dbs && !ks.has_expired() && !ks.has_touched() {
+        if !effects.recording
+            && !effects.all_dbs
+            && !ks.has_expired()
+            && !ks.has_touched()
+            && !ks.has_announced()
+        {
             return;
         }
     }
@@ -398,7 +410,17 @@ fn settle_all(x: &mut Exec<'_>, effects: &Effects, args: &Args<'_>) {
     // Keys expired on the way, over every database and shard touched, in the order the
     // command met them: their DELs come first (rule R5).
     let mut expired: Vec<(u64, usize, Box<[u8]>)> = Vec::new();
+    // `new` and `keymiss` notifications, recorded only while they are on, in any database.
+    let announcing = x.shard.pubsub.keyspace_events.get()
+        & (keyspace_events::NEW | keyspace_events::KEY_MISS)
+        != 0;
+    let mut announced = Vec::new();
     let mut settle_data = |data: &mut crate::db::ShardData| {
+        if announcing {
+            for (i, ks) in data.dbs().iter_mut().enumerate() {
+                take_announced(ks, i, &mut announced);
+            }
+        }
         if effects.all_dbs {
             for (i, ks) in data.dbs().iter_mut().enumerate() {
                 take_expired(ks, i, &mut expired);
@@ -416,7 +438,7 @@ fn settle_all(x: &mut Exec<'_>, effects: &Effects, args: &Args<'_>) {
         parts => parts.each().for_each(settle_data),
     }
     expired.sort_unstable_by_key(|(seq, _, _)| *seq);
-    notify_expired(x.shard, &expired, effects.expired_notified);
+    notify_pending(x.shard, &expired, effects.expired_notified, announced);
     if !effects.recording {
         return;
     }
@@ -439,6 +461,55 @@ fn take_expired(ks: &mut Keyspace, db: usize, into: &mut Vec<(u64, usize, Box<[u
     if ks.has_expired() {
         into.extend(ks.take_expired().into_iter().map(|(seq, k)| (seq, db, k)));
     }
+}
+
+/// A pending `new` or `keymiss` notification: its place in the order of expiries, database,
+/// event and key.
+type Announced = (u64, usize, &'static str, Box<[u8]>);
+
+/// Moves the notifications `ks` (database `db`) recorded into `into`.
+#[inline]
+fn take_announced(ks: &mut Keyspace, db: usize, into: &mut Vec<Announced>) {
+    if ks.has_announced() {
+        into.extend(
+            ks.take_announced()
+                .into_iter()
+                .map(|(seq, event, k)| (seq, db, event, k)),
+        );
+    }
+}
+
+/// Publishes, in the order they happened, the `expired` notifications of `expired` (sorted)
+/// past `seen` and the `announced` ones; returns the last expiry announced.
+fn notify_pending(
+    shard: &Rc<Shard>,
+    expired: &[(u64, usize, Box<[u8]>)],
+    seen: u64,
+    mut announced: Vec<Announced>,
+) -> u64 {
+    if announced.is_empty() {
+        return notify_expired(shard, expired, seen);
+    }
+    let mut last = seen;
+    announced.sort_unstable_by_key(|a| a.0);
+    let mut expired = expired.iter().filter(|e| e.0 > seen).peekable();
+    let announce_expired = shard.pubsub.keyspace_events.get() & keyspace_events::EXPIRED != 0;
+    for (seq, db, event, key) in &announced {
+        while let Some((s, d, k)) = expired.next_if(|e| e.0 < *seq) {
+            if announce_expired {
+                keyspace_event(shard, *d, "expired", k);
+                last = last.max(*s);
+            }
+        }
+        keyspace_event(shard, *db, event, key);
+    }
+    if announce_expired {
+        for (s, d, k) in expired {
+            keyspace_event(shard, *d, "expired", k);
+            last = last.max(*s);
+        }
+    }
+    last
 }
 
 /// Propagates expired keys (sorted by expiry order) as DELs.

@@ -35,6 +35,13 @@ static FUNCTION_SUBS: &[CommandSpec] = &[
     CommandSpec::new("flush", -2, WRITE | NOSCRIPT, Handler::Keyed(flush))
         .acl(&["@scripting"])
         .doc("scripting", "7.0.0", "Deleting all functions"),
+    CommandSpec::new("help", 2, LOADING | STALE, Handler::Sync(help))
+        .acl(&["@scripting"])
+        .doc(
+            "scripting",
+            "7.0.0",
+            "Show helpful text about the different subcommands",
+        ),
     CommandSpec::new("kill", 2, NOSCRIPT | ALLOW_BUSY, Handler::Sync(kill))
         .acl(&["@scripting"])
         .doc(
@@ -55,6 +62,13 @@ static FUNCTION_SUBS: &[CommandSpec] = &[
             "scripting",
             "7.0.0",
             "Create a function with the given arguments (name, code, description)",
+        ),
+    CommandSpec::new("stats", 2, NOSCRIPT | ALLOW_BUSY, Handler::Sync(stats))
+        .acl(&["@scripting"])
+        .doc(
+            "scripting",
+            "7.0.0",
+            "Return information about the function currently running (name, description, duration)",
         ),
     CommandSpec::new(
         "restore",
@@ -349,6 +363,92 @@ fn kill(c: &mut Conn, _a: &Args) -> CmdResult {
     crate::cmd::scripting::kill(c, false)
 }
 
+/// The function running past `busy-reply-threshold`, if any (Redis answers no one while a
+/// script runs until then), and the engine's counts; `-BUSY` for a slow EVAL script.
+fn stats(c: &mut Conn, _a: &Args) -> CmdResult {
+    let slow = c.shard.shared.scripts.slow_scripts();
+    if slow.iter().any(|s| s.eval) {
+        return Err(crate::cmd::scripting::busy_error(true));
+    }
+    c.out.map(2);
+    c.out.bulk(b"running_script");
+    match slow.first() {
+        None => c.out.null(),
+        Some(s) => {
+            c.out.map(3);
+            c.out.bulk(b"name");
+            c.out.bulk(s.name.as_bytes());
+            c.out.bulk(b"command");
+            c.out.array(s.command.len());
+            for w in &s.command {
+                c.out.bulk(w);
+            }
+            c.out.bulk(b"duration_ms");
+            c.out.int(s.started.elapsed().as_millis() as i64);
+        }
+    }
+    let libs = libraries();
+    let functions: usize = libs.iter().map(|l| l.functions.len()).sum();
+    let libraries_count = libs.len();
+    drop(libs);
+    c.out.bulk(b"engines");
+    c.out.map(1);
+    c.out.bulk(b"LUA");
+    c.out.map(2);
+    c.out.bulk(b"libraries_count");
+    c.out.int(libraries_count as i64);
+    c.out.bulk(b"functions_count");
+    c.out.int(functions as i64);
+    Ok(())
+}
+
+fn help(c: &mut Conn, a: &Args) -> CmdResult {
+    crate::cmd::server::help_reply(
+        &mut c.out,
+        a.get(0),
+        &[
+            "LOAD [REPLACE] <FUNCTION CODE>",
+            "    Create a new library with the given library name and code.",
+            "DELETE <LIBRARY NAME>",
+            "    Delete the given library.",
+            "LIST [LIBRARYNAME PATTERN] [WITHCODE]",
+            "    Return general information on all the libraries:",
+            "    * Library name",
+            "    * The engine used to run the Library",
+            "    * Library description",
+            "    * Functions list",
+            "    * Library code (if WITHCODE is given)",
+            "    It also possible to get only function that matches a pattern using LIBRARYNAME argument.",
+            "STATS",
+            "    Return information about the current function running:",
+            "    * Function name",
+            "    * Command used to run the function",
+            "    * Duration in MS that the function is running",
+            "    If no function is running, return nil",
+            "    In addition, returns a list of available engines.",
+            "KILL",
+            "    Kill the current running function.",
+            "FLUSH [ASYNC|SYNC]",
+            "    Delete all the libraries.",
+            "    When called without the optional mode argument, the behavior is determined by the",
+            "    lazyfree-lazy-user-flush configuration directive. Valid modes are:",
+            "    * ASYNC: Asynchronously flush the libraries.",
+            "    * SYNC: Synchronously flush the libraries.",
+            "DUMP",
+            "    Return a serialized payload representing the current libraries, can be restored using FUNCTION RESTORE command",
+            "RESTORE <PAYLOAD> [FLUSH|APPEND|REPLACE]",
+            "    Restore the libraries represented by the given payload, it is possible to give a restore policy to",
+            "    control how to handle existing libraries (default APPEND):",
+            "    * FLUSH: delete all existing libraries.",
+            "    * APPEND: appends the restored libraries to the existing libraries. On collision, abort.",
+            "    * REPLACE: appends the restored libraries to the existing libraries, On collision, replace the old",
+            "      libraries with the new libraries (notice that even on this option there is a chance of failure",
+            "      in case of functions name collision with another library).",
+        ],
+    );
+    Ok(())
+}
+
 /// Every library as FUNCTION DUMP and the RDB file write it: `FUNCTION2` and the code each,
 /// then the RDB version and the CRC-64, both little-endian.
 fn dump_payload(libs: &[Library]) -> Vec<u8> {
@@ -529,7 +629,8 @@ async fn fcall_generic(c: &mut Conn, a: Args<'_>, ro: bool) -> CmdResult {
             .map(|f| (f.func_ref, f.flags))
             .ok_or_else(|| Error::msg("Function not found"))
     };
-    crate::cmd::scripting::run_script(c, Kind::Function, &id, name, resolve, &keys, &argv, ro).await
+    crate::cmd::scripting::run_script(c, Kind::Function, &id, name, resolve, &keys, &argv, ro, &a)
+        .await
 }
 
 #[cfg(test)]

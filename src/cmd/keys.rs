@@ -362,6 +362,8 @@ fn rename_generic(c: &mut Ctx, a: &Args, nx: bool) -> CmdResult {
         return Ok(());
     }
     if let Some((value, expire_at)) = c.db.take(src, c.now) {
+        // A replaced target is deleted, and the key created anew (a `new` notification).
+        c.db.remove(dst);
         c.db.set(dst, value, expire_at, c.now);
     }
     c.dirty(1);
@@ -462,6 +464,8 @@ fn copy(c: &mut Ctx, a: &Args) -> CmdResult {
         c.out.int(0);
         return Ok(());
     }
+    // A replaced target is deleted, and the key created anew (a `new` notification).
+    target.remove(dst);
     target.set(dst, value, expire_at, now);
     if to_db != c.db.index() {
         c.touches_all_dbs();
@@ -639,7 +643,7 @@ fn lfu_policy(c: &Ctx) -> bool {
 }
 
 fn object_encoding(c: &mut Ctx, a: &Args) -> CmdResult {
-    match c.db.read_untouched(a.get(2), c.now) {
+    match c.db.read_quietly(a.get(2), c.now) {
         Some(e) => c.out.bulk(e.value.encoding().as_bytes()),
         None => c.out.null(),
     }
@@ -656,7 +660,7 @@ pub(crate) fn refcount(v: &Value) -> i64 {
 }
 
 fn object_refcount(c: &mut Ctx, a: &Args) -> CmdResult {
-    match c.db.read_untouched(a.get(2), c.now) {
+    match c.db.read_quietly(a.get(2), c.now) {
         Some(e) => c.out.int(refcount(&e.value)),
         None => c.out.null(),
     }
@@ -664,7 +668,7 @@ fn object_refcount(c: &mut Ctx, a: &Args) -> CmdResult {
 }
 
 fn object_idletime(c: &mut Ctx, a: &Args) -> CmdResult {
-    let Some(lru) = c.db.read_untouched(a.get(2), c.now).map(|e| e.lru) else {
+    let Some(lru) = c.db.read_quietly(a.get(2), c.now).map(|e| e.lru) else {
         c.out.null();
         return Ok(());
     };
@@ -676,7 +680,7 @@ fn object_idletime(c: &mut Ctx, a: &Args) -> CmdResult {
 }
 
 fn object_freq(c: &mut Ctx, a: &Args) -> CmdResult {
-    let Some(lru) = c.db.read_untouched(a.get(2), c.now).map(|e| e.lru) else {
+    let Some(lru) = c.db.read_quietly(a.get(2), c.now).map(|e| e.lru) else {
         c.out.null();
         return Ok(());
     };

@@ -241,7 +241,7 @@ async fn eval_generic(c: &mut Conn, a: Args<'_>, evalsha: bool, ro: bool) -> Cmd
     let resolve = |vm: &mut Vm| -> Result<(c_int, u32), Error> {
         resolve_script(vm, &sha, if evalsha { None } else { Some(body) })
     };
-    run_script(c, Kind::Eval, &sha, funcname, resolve, &keys, &argv, ro).await
+    run_script(c, Kind::Eval, &sha, funcname, resolve, &keys, &argv, ro, &a).await
 }
 
 /// Finds script `sha` compiled in `vm`, compiling it from the shared cache or from `body`
@@ -324,6 +324,7 @@ pub async fn run_script(
     keys: &[&[u8]],
     args: &[&[u8]],
     ro: bool,
+    caller: &Args<'_>,
 ) -> CmdResult {
     let shard = c.shard.clone();
     let in_exec = c.held.is_some();
@@ -387,6 +388,14 @@ pub async fn run_script(
             held: set.clone(),
             restart: false,
             funcname: funcname.clone(),
+            // FUNCTION STATS answers an error for a slow EVAL script, so only a function's
+            // command is kept.
+            command: if kind == Kind::Function {
+                caller.iter().map(Into::into).collect()
+            } else {
+                Vec::new()
+            },
+            eval: kind == Kind::Eval,
             busy_ms: shard.settings.borrow().busy_reply_threshold_ms,
             timed_out: false,
             killed: false,

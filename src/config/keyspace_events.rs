@@ -96,6 +96,16 @@ pub fn render(flags: u32) -> String {
     s
 }
 
+/// The flag string kept in the configuration: `render`, plus `n` when `render` drops it
+/// (with `A`), so that it parses back to the same flags.
+pub fn stored(flags: u32) -> String {
+    let mut s = render(flags);
+    if flags & ALL == ALL && flags & NEW != 0 {
+        s.push('n');
+    }
+    s
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -106,6 +116,9 @@ mod tests {
         assert_eq!(render(parse(b"Ex$g").unwrap()), "g$xE");
         // `A` with `n`: Redis shows only `A` (its `A` branch skips `n`).
         assert_eq!(render(parse(b"AnKm").unwrap()), "AKm");
+        // ... but keeps it (`A` holds every class but `m` and `n`).
+        let flags = parse(b"AnKm").unwrap();
+        assert_eq!(parse(stored(flags).as_bytes()), Some(flags));
         assert_eq!(render(parse(b"").unwrap()), "");
         assert_eq!(parse(b"KEq"), None);
     }

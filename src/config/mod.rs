@@ -34,7 +34,8 @@ enum Kind {
     OutputLimits,
     /// `latency-tracking-info-percentiles`: numbers in 0..=100, kept as `%f` trimmed.
     Percentiles,
-    /// `notify-keyspace-events`: class letters, kept as Redis renders them back.
+    /// `notify-keyspace-events`: class letters, kept so they parse back to the same flags
+    /// (`keyspace_events::stored`), shown as Redis renders them.
     KeyspaceEvents,
 }
 
@@ -503,7 +504,7 @@ fn parse_value(dir: &Directive, args: &[String]) -> Result<String, ConfigError> 
         }
         Kind::SavePoints => parse_save_points(args)?,
         Kind::KeyspaceEvents => keyspace_events::parse(single()?.as_bytes())
-            .map(keyspace_events::render)
+            .map(keyspace_events::stored)
             .ok_or_else(|| ConfigError::Invalid(keyspace_events::INVALID.into()))?,
         Kind::Percentiles => {
             let mut shown = Vec::new();
@@ -889,6 +890,9 @@ impl Config {
     /// `getcwd`-based getter does).
     fn shown_value(&self, name: &str) -> String {
         let value = self.get(name);
+        if name == "notify-keyspace-events" {
+            return keyspace_events::render(keyspace_events::parse(value.as_bytes()).unwrap_or(0));
+        }
         if name == "dir" {
             if let Ok(abs) = std::fs::canonicalize(value) {
                 return abs.display().to_string();

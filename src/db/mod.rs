@@ -131,6 +131,9 @@ pub struct Keyspace {
     /// place in this thread's order of expiries: each is propagated as a DEL before the
     /// command's own effect, in the order the command met them across the shards it holds.
     expired: Vec<(u64, Box<[u8]>)>,
+    /// `new` and `keymiss` notifications this database owes (recorded only while `announces`
+    /// them), in the same order as `expired`, until the command's `call()` publishes them.
+    announced: Vec<(u64, &'static str, Box<[u8]>)>,
     /// The snapshot being taken of this database, if any: a lookup in a slot table it has
     /// not serialized yet serializes that table first (see `snapshot`).
     snap: Option<Box<KeyspaceSnapshot>>,
@@ -264,6 +267,27 @@ thread_local! {
     static EXPIRY_SEQ: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
 }
 
+thread_local! {
+    /// The `ANNOUNCE_*` notifications this thread's lookups record (`n` and `m` of
+    /// `notify-keyspace-events`): 0, the usual case, costs a lookup this one test.
+    static ANNOUNCE: std::cell::Cell<u8> = const { std::cell::Cell::new(0) };
+}
+
+/// Record a `new` notification when a key is created (Redis's `dbAdd`).
+pub const ANNOUNCE_NEW: u8 = 1;
+/// Record a `keymiss` notification when a read lookup misses (Redis's `lookupKey`).
+pub const ANNOUNCE_MISS: u8 = 2;
+
+/// Sets which `ANNOUNCE_*` notifications this thread records.
+pub fn set_announced(bits: u8) {
+    ANNOUNCE.with(|a| a.set(bits));
+}
+
+#[inline]
+fn announces(bit: u8) -> bool {
+    ANNOUNCE.with(|a| a.get() & bit != 0)
+}
+
 fn next_expiry_seq() -> u64 {
     EXPIRY_SEQ.with(|c| {
         let n = c.get() + 1;
@@ -296,6 +320,7 @@ impl Keyspace {
             watches: Watches::default(),
             touched: Vec::new(),
             expired: Vec::new(),
+            announced: Vec::new(),
             snap: None,
         }
     }
@@ -445,7 +470,13 @@ impl Keyspace {
     /// `peek` that counts keyspace hits and misses, as Redis's read lookups with `LOOKUP_NOTOUCH`.
     #[inline]
     pub fn read_untouched(&mut self, key: &[u8], now: i64) -> Option<&mut Entry> {
-        self.counted(key, now, false)
+        self.counted(key, now, false, true)
+    }
+
+    /// `read_untouched` that announces no miss (OBJECT's lookup, `LOOKUP_NONOTIFY`).
+    #[inline]
+    pub fn read_quietly(&mut self, key: &[u8], now: i64) -> Option<&mut Entry> {
+        self.counted(key, now, false, false)
     }
 
     /// The live entry for `key` (expired ones are deleted), optionally marking it accessed.
@@ -495,6 +526,24 @@ impl Keyspace {
     /// thread's order of expiries (keyspace notifications read them before the take).
     pub fn expired(&self) -> &[(u64, Box<[u8]>)] {
         &self.expired
+    }
+
+    /// Records notification `event` for `key`, in order with the expiries.
+    #[cold]
+    fn announce(&mut self, event: &'static str, key: &[u8]) {
+        self.announced.push((next_expiry_seq(), event, key.into()));
+    }
+
+    /// Whether `new` or `keymiss` notifications wait to be published.
+    #[inline]
+    pub fn has_announced(&self) -> bool {
+        !self.announced.is_empty()
+    }
+
+    /// The `new` and `keymiss` notifications recorded since the last call, with their places
+    /// in this thread's order of expiries.
+    pub fn take_announced(&mut self) -> Vec<(u64, &'static str, Box<[u8]>)> {
+        std::mem::take(&mut self.announced)
     }
 
     #[inline]
@@ -563,16 +612,20 @@ impl Keyspace {
     /// Like `get`, but counts keyspace hits and misses (for read commands).
     #[inline]
     pub fn read(&mut self, key: &[u8], now: i64) -> Option<&mut Entry> {
-        self.counted(key, now, true)
+        self.counted(key, now, true, true)
     }
 
-    /// `live` (one lookup) that also counts a keyspace hit or miss.
+    /// `live` (one lookup) that also counts a keyspace hit or miss, and announces the miss
+    /// if `notify`.
     #[inline]
-    fn counted(&mut self, key: &[u8], now: i64, touch: bool) -> Option<&mut Entry> {
+    fn counted(&mut self, key: &[u8], now: i64, touch: bool, notify: bool) -> Option<&mut Entry> {
         let entry: *mut Entry = match self.live(key, now, touch) {
             Some(e) => e,
             None => {
                 self.stats.misses += 1;
+                if notify && announces(ANNOUNCE_MISS) {
+                    self.announce("keymiss", key);
+                }
                 return None;
             }
         };
@@ -631,6 +684,18 @@ impl Keyspace {
 
     /// Stores `value` under `key` with the given expiry, replacing any previous value and TTL.
     pub fn set(&mut self, key: &[u8], value: Value, expire_at: i64, now: i64) {
+        if self.store(key, value, expire_at, now) && announces(ANNOUNCE_NEW) {
+            self.announce("new", key);
+        }
+    }
+
+    /// `set` for a key loaded from a snapshot, which announces nothing (`dbAddRDBLoad`).
+    pub fn load(&mut self, key: &[u8], value: Value, expire_at: i64) {
+        self.store(key, value, expire_at, 0);
+    }
+
+    /// `set`; returns whether the key was created (absent, or expired and deleted first).
+    fn store(&mut self, key: &[u8], value: Value, expire_at: i64, now: i64) -> bool {
         if !self.blocked.is_empty() {
             note_ready(&self.blocked, &mut self.ready, key);
         }
@@ -663,6 +728,7 @@ impl Keyspace {
                 self.watches.touch(key, false);
             }
         }
+        inserted || expired
     }
 
     /// Stores `value` keeping the key's current TTL (if the key is live).

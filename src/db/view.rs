@@ -157,6 +157,11 @@ impl<'a> Db<'a> {
         self.of(key).read_untouched(key, now)
     }
 
+    #[inline]
+    pub fn read_quietly(&mut self, key: &[u8], now: i64) -> Option<&mut Entry> {
+        self.of(key).read_quietly(key, now)
+    }
+
     pub fn exists(&mut self, key: &[u8], now: i64) -> bool {
         self.of(key).exists(key, now)
     }

@@ -586,6 +586,6 @@ async fn consume(
 fn insert(data: &mut ShardData, items: Vec<Item>) {
     for it in items {
         let at = it.expire_ms.unwrap_or(crate::db::NO_EXPIRE);
-        data.db(it.db).set(&it.key, it.value, at, 0);
+        data.db(it.db).load(&it.key, it.value, at);
     }
 }

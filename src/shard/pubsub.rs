@@ -270,7 +270,7 @@ pub struct PubSub {
     patterns: RefCell<Registry>,
     shard_channels: RefCell<Registry>,
     /// `notify-keyspace-events` as flags (`config::keyspace_events`), read by every
-    /// notification site: 0 keeps them to this one load.
+    /// notification site: 0 keeps them to this one load. Set with `set_keyspace_events`.
     pub keyspace_events: Cell<u32>,
     /// Messages published here without waiting (keyspace notifications) for the other cores'
     /// subscribers, in publication order, until the flusher task posts them.
@@ -279,10 +279,26 @@ pub struct PubSub {
 }
 
 impl PubSub {
+    /// A registry on the thread that will use it, with `notify-keyspace-events` `flags`.
     pub fn with_keyspace_events(flags: u32) -> PubSub {
         let p = PubSub::default();
-        p.keyspace_events.set(flags);
+        p.set_keyspace_events(flags);
         p
+    }
+
+    /// Sets `notify-keyspace-events` for this core (on its thread): the flags, and the
+    /// `new`/`keymiss` notifications its lookups record.
+    pub fn set_keyspace_events(&self, flags: u32) {
+        use crate::config::keyspace_events as class;
+        self.keyspace_events.set(flags);
+        let mut announce = 0;
+        if flags & class::NEW != 0 {
+            announce |= crate::db::ANNOUNCE_NEW;
+        }
+        if flags & class::KEY_MISS != 0 {
+            announce |= crate::db::ANNOUNCE_MISS;
+        }
+        crate::db::set_announced(announce);
     }
 
     fn registry(&self, kind: Kind) -> &RefCell<Registry> {

@@ -8,6 +8,8 @@
 //! slow.
 
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Mutex;
+use std::time::Instant;
 
 /// A script runs on this executor.
 pub const RUNNING: u32 = 1;
@@ -26,6 +28,20 @@ pub struct Scripts {
     /// Of those, EVAL scripts (the BUSY text names SCRIPT KILL rather than FUNCTION KILL).
     timed_out_eval: AtomicU32,
     per_core: Box<[AtomicU32]>,
+    /// What each executor's script is, once it passed the threshold (FUNCTION STATS): only
+    /// then can Redis, single-threaded, answer another client while it runs.
+    slow: Box<[Mutex<Option<SlowScript>>]>,
+}
+
+/// A script past the busy threshold, as FUNCTION STATS describes it.
+#[derive(Clone, Debug)]
+pub struct SlowScript {
+    pub eval: bool,
+    /// The function's name (or the script's).
+    pub name: String,
+    /// The command that called it, as sent.
+    pub command: Vec<Box<[u8]>>,
+    pub started: Instant,
 }
 
 /// What SCRIPT KILL / FUNCTION KILL found.
@@ -45,6 +61,7 @@ impl Scripts {
             timed_out: AtomicU32::new(0),
             timed_out_eval: AtomicU32::new(0),
             per_core: (0..executors).map(|_| AtomicU32::new(0)).collect(),
+            slow: (0..executors).map(|_| Mutex::new(None)).collect(),
         }
     }
 
@@ -72,10 +89,13 @@ impl Scripts {
     }
 
     /// The script on `core` passed the busy threshold.
-    pub fn time_out(&self, core: usize) {
+    pub fn time_out(&self, core: usize, script: SlowScript) {
         let Some(w) = self.per_core.get(core) else {
             return;
         };
+        if let Some(slot) = self.slow.get(core) {
+            *slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(script);
+        }
         let before = w.fetch_or(TIMED_OUT, Ordering::AcqRel);
         if before & TIMED_OUT == 0 {
             if before & EVAL != 0 {
@@ -100,11 +120,25 @@ impl Scripts {
         };
         let before = w.swap(0, Ordering::AcqRel);
         if before & TIMED_OUT != 0 {
+            if let Some(slot) = self.slow.get(core) {
+                *slot.lock().unwrap_or_else(|e| e.into_inner()) = None;
+            }
             if before & EVAL != 0 {
                 self.timed_out_eval.fetch_sub(1, Ordering::AcqRel);
             }
             self.timed_out.fetch_sub(1, Ordering::AcqRel);
         }
+    }
+
+    /// The scripts past the busy threshold now (what FUNCTION STATS reports).
+    pub fn slow_scripts(&self) -> Vec<SlowScript> {
+        if self.timed_out.load(Ordering::Acquire) == 0 {
+            return Vec::new();
+        }
+        self.slow
+            .iter()
+            .filter_map(|m| m.lock().unwrap_or_else(|e| e.into_inner()).clone())
+            .collect()
     }
 
     /// SCRIPT KILL (`eval`) or FUNCTION KILL: stops the running scripts of that kind, as
@@ -144,6 +178,15 @@ impl Scripts {
 mod tests {
     use super::*;
 
+    fn slow() -> SlowScript {
+        SlowScript {
+            eval: false,
+            name: "f".into(),
+            command: Vec::new(),
+            started: Instant::now(),
+        }
+    }
+
     #[test]
     fn busy_and_kill_follow_redis_rules() {
         let s = Scripts::new(3);
@@ -151,8 +194,8 @@ mod tests {
         assert_eq!(s.kill(true), KillOutcome::NotBusy);
         s.start(1, true);
         assert_eq!(s.busy(), None);
-        s.time_out(1);
-        s.time_out(1);
+        s.time_out(1, slow());
+        s.time_out(1, slow());
         assert_eq!(s.busy(), Some(true));
         assert_eq!(s.kill(false), KillOutcome::WrongKind);
         assert_eq!(s.kill(true), KillOutcome::Killed);
@@ -161,7 +204,7 @@ mod tests {
         assert_eq!(s.busy(), None);
         s.start(2, false);
         s.wrote(2);
-        s.time_out(2);
+        s.time_out(2, slow());
         assert_eq!(s.busy(), Some(false));
         assert_eq!(s.kill(false), KillOutcome::Unkillable);
         s.end(2);

@@ -158,6 +158,10 @@ pub struct RunCtx {
     pub restart: bool,
     /// The name shown in errors and logs: the script's SHA1 or the function's name.
     pub funcname: String,
+    /// The command that called the script, as sent (FUNCTION STATS shows it once slow).
+    pub command: Vec<Box<[u8]>>,
+    /// An EVAL script (else a function).
+    pub eval: bool,
     /// Busy threshold in ms (0: no hook, as Redis).
     pub busy_ms: u64,
     /// This run passed the threshold.
@@ -442,7 +446,13 @@ fn hook_check(l: *mut lua_State) -> HookAction {
             ctx.funcname
         );
         ctx.timed_out = true;
-        ctx.shard.shared.scripts.time_out(core);
+        let slow = crate::shard::scripts::SlowScript {
+            eval: ctx.eval,
+            name: ctx.funcname.clone(),
+            command: ctx.command.clone(),
+            started: ctx.start,
+        };
+        ctx.shard.shared.scripts.time_out(core, slow);
     }
     if l == ctx.runner && unsafe { lua_canyield(l) } != 0 {
         ctx.hook_yielded = true;

@@ -68,7 +68,7 @@ async fn refresh_settings(c: &Conn) {
             .call(executor, |s| {
                 let settings = Settings::from_config(&s.shared.config());
                 settings.eviction.publish_access_policy();
-                s.pubsub.keyspace_events.set(settings.keyspace_events);
+                s.pubsub.set_keyspace_events(settings.keyspace_events);
                 *s.settings.borrow_mut() = settings;
                 let member = crate::cluster::member::Member::current();
                 if let Some(member) = member {
