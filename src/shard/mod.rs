@@ -616,6 +616,10 @@ pub struct Shard {
     data_waiters: RefCell<Vec<Waker>>,
     /// The data is home but kept for the local tasks just woken: remote jobs queue meanwhile.
     local_turn: Cell<bool>,
+    /// Local tasks waiting to borrow the data (`tx::Held`), not to use it in place: only
+    /// they get a turn (the others never waited long, and holding remote jobs for them
+    /// changed which shard evicts first).
+    lenders_waiting: Cell<usize>,
     /// Numbers the local turns, so that the timer of an ended turn cannot end a later one.
     local_turns: Cell<u64>,
     /// The last time both waited, the local tasks went first (the next turn is remote).
@@ -697,6 +701,7 @@ impl Shard {
             deferred: RefCell::new(VecDeque::new()),
             data_waiters: RefCell::new(Vec::new()),
             local_turn: Cell::new(false),
+            lenders_waiting: Cell::new(0),
             local_turns: Cell::new(0),
             last_turn_local: Cell::new(false),
             async_calls: RefCell::new(Default::default()),
@@ -776,6 +781,21 @@ impl Shard {
             }
             .await;
         }
+    }
+
+    /// `data_home` for a task that will borrow the data (`tx::Held`): it may get a turn
+    /// before remote borrowers (see `data_returned`).
+    pub async fn data_home_to_lend(&self) {
+        /// Counts the wait out even when the waiting task is dropped.
+        struct Waiting<'a>(&'a Cell<usize>);
+        impl Drop for Waiting<'_> {
+            fn drop(&mut self) {
+                self.0.set(self.0.get() - 1);
+            }
+        }
+        self.lenders_waiting.set(self.lenders_waiting.get() + 1);
+        let _waiting = Waiting(&self.lenders_waiting);
+        self.data_home().await;
     }
 
     /// Runs `f` on this shard's data, which must be home (`data_home`); `None` otherwise.
@@ -949,12 +969,10 @@ impl Shard {
     pub fn data_returned(self: &Rc<Self>, data: Box<ShardData>) {
         debug_assert!(self.data.borrow().is_none());
         *self.data.borrow_mut() = Some(data);
-        let both_wait =
-            !self.data_waiters.borrow().is_empty() && !self.deferred.borrow().is_empty();
+        let both_wait = self.lenders_waiting.get() > 0 && !self.deferred.borrow().is_empty();
         if both_wait && !self.last_turn_local.get() {
-            // The local tasks' turn: the data waits for them (the first to borrow it ends the
-            // turn, `tx::lend_here`); if none does soon (they used it in place), the remote
-            // jobs go on.
+            // The local borrowers' turn: the data waits for them (the first to borrow it ends
+            // the turn, `tx::lend_here`); should none do so soon, the remote jobs go on.
             self.last_turn_local.set(true);
             self.local_turn.set(true);
             let turn = self.local_turns.get() + 1;

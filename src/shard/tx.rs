@@ -154,7 +154,7 @@ impl Held {
             };
             for to in shards.iter() {
                 let data = if to == shard.id {
-                    shard.data_home().await;
+                    shard.data_home_to_lend().await;
                     shard.lend_here()
                 } else {
                     shard
