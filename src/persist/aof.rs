@@ -348,10 +348,21 @@ async fn set_aof_errno(shard: &Rc<Shard>, errno: i32) {
     }
 }
 
+/// Turns journal recording on at every executor, leaving the AOF's gate as it is: a stream
+/// that starts (a first replica's full sync, a promoted replica) must not miss the writes
+/// that run before this loop's next pass sees it.
+pub async fn start_recording(shard: &Rc<Shard>) {
+    for to in 0..=shard.nshards {
+        shard.call(to, |s| s.recording.set(true)).await;
+    }
+}
+
 /// Turns journal recording on or off on every executor; tells the shards whether replies
 /// to writes wait for the AOF (`appendfsync always`).
 pub async fn set_recording(shard: &Rc<Shard>, on: bool, always: bool) {
     for to in 0..=shard.nshards {
+        // A stream that started while this turns recording off keeps it on (`start_recording`).
+        let on = on || crate::repl::master::wants_stream();
         shard
             .call(to, move |s| {
                 s.recording.set(on);

@@ -539,6 +539,12 @@ pub fn eviction_info(policy: &str) -> EvictionInfo {
     }
 }
 
+/// Journal recording on at every executor, before a replication stream starts: every write
+/// after this returns reaches the stream (see `aof::start_recording`).
+pub async fn start_recording(shard: &Rc<Shard>) {
+    aof::start_recording(shard).await
+}
+
 /// Runs `f` with the control executor's persistence, from any executor.
 async fn on_control<R, F, Fut>(shard: &Rc<Shard>, f: F) -> R
 where

@@ -787,6 +787,9 @@ impl Master {
     async fn run_sync(self: Rc<Self>, group: Vec<Rc<Replica>>, socket: bool) {
         let target = if socket { "replicas sockets" } else { "disk" };
         eprintln!("Starting BGSAVE for SYNC with target: {target}");
+        // Writes after the cut must be in the journal (the first replica's sync can start
+        // before the AOF loop's next pass turns recording on).
+        crate::persist::start_recording(&self.shard).await;
         if socket {
             self.sync_to_sockets(group).await;
         } else {

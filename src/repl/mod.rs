@@ -496,6 +496,8 @@ async fn unset_master(r: &Rc<Repl>) {
             m.promote(st.replid.clone(), st.replid2.clone(), st.master_repl_offset);
         }
     }
+    // The first write the open gate lets in is already part of the new history's stream.
+    crate::persist::start_recording(&r.shard).await;
     r.publish_gates().await;
 }
 
