@@ -1,9 +1,12 @@
 //! `cjson`: JSON encoding and decoding with the behaviour of the Lua CJSON 2.1.0 library Redis
-//! ships (its defaults: numbers as `%.14g`, sparse arrays refused past a ratio of 2 beyond 10
+//! ships: its defaults (numbers as `%.14g`, sparse arrays refused past a ratio of 2 beyond 10
 //! elements, nesting limited to 1000 both ways, `null` as the `cjson.null` light userdata,
-//! hex/inf/nan numbers accepted when decoding) and its error texts. Written in Rust over
-//! growable buffers, so no input can overflow one (CVE-2022-24834). Not here: the
-//! configuration functions (`encode_max_depth`, `encode_sparse_array` ...) and `cjson.new`.
+//! hex/inf/nan numbers accepted when decoding), its configuration functions
+//! (`encode_sparse_array`, `encode_max_depth`, ... each returning the setting now in force),
+//! `cjson.new` (a table with its own settings) and its error texts. A table's settings live
+//! in a userdata every one of its functions holds as upvalue 1, as the library keeps them,
+//! so they last as long as the interpreter (one per core here, one per server in Redis).
+//! Written in Rust over growable buffers, so no input can overflow one (CVE-2022-24834).
 
 use std::ffi::{c_char, c_int, CStr};
 
@@ -12,9 +15,45 @@ use mlua_sys as ffi;
 use super::super::api::{bytes_at, push_bytes};
 use super::super::lua_State;
 
-const MAX_DEPTH: usize = 1000;
-const SPARSE_RATIO: i64 = 2;
-const SPARSE_SAFE: i64 = 10;
+/// One `cjson` table's settings (the library's `json_config_t`, less its buffers).
+#[derive(Clone, Copy)]
+struct Config {
+    /// Excessively sparse arrays become objects instead of an error.
+    sparse_convert: bool,
+    /// 0: sparse arrays always allowed; else refused past `max > items * ratio`...
+    sparse_ratio: i32,
+    /// ... once `max` is above this.
+    sparse_safe: i32,
+    encode_max_depth: i32,
+    decode_max_depth: i32,
+    /// NaN and Inf when encoding: 0 refused, 1 written (`nan`, `inf`), 2 as `null`.
+    encode_invalid_numbers: i32,
+    /// Hex, inf, nan, `+` and leading zeros accepted when decoding.
+    decode_invalid_numbers: bool,
+    /// Only reported: buffers are not kept between calls here.
+    keep_buffer: bool,
+    /// Significant digits of encoded numbers (1 to 14).
+    precision: i32,
+}
+
+const DEFAULTS: Config = Config {
+    sparse_convert: false,
+    sparse_ratio: 2,
+    sparse_safe: 10,
+    encode_max_depth: 1000,
+    decode_max_depth: 1000,
+    encode_invalid_numbers: 0,
+    decode_invalid_numbers: true,
+    keep_buffer: true,
+    precision: 14,
+};
+
+/// The settings of the table the running function belongs to (its upvalue 1).
+unsafe fn config<'a>(l: *mut lua_State) -> &'a mut Config {
+    let p = ffi::lua_touserdata(l, ffi::lua_upvalueindex(1)) as *mut Config;
+    // Every function of a table is created with the userdata (`new_table`).
+    &mut *p
+}
 
 /// Raises `msg` as `luaL_error` does (with the calling script's position).
 unsafe fn raise(l: *mut lua_State, msg: String) -> c_int {
@@ -33,14 +72,15 @@ fn type_name(l: *mut lua_State, idx: c_int) -> String {
     }
 }
 
-/// `%.14g`.
-fn format_number(n: f64) -> Vec<u8> {
+/// `%.<precision>g`.
+fn format_number(n: f64, precision: i32) -> Vec<u8> {
     let mut buf = [0u8; 64];
     let len = unsafe {
         libc::snprintf(
             buf.as_mut_ptr() as *mut c_char,
             buf.len(),
-            c"%.14g".as_ptr(),
+            c"%.*g".as_ptr(),
+            precision as c_int,
             n,
         )
     };
@@ -71,17 +111,27 @@ fn escape_into(out: &mut Vec<u8>, s: &[u8]) {
     out.push(b'"');
 }
 
+/// A number as `encode_invalid_numbers` and `encode_number_precision` want it.
+fn append_number(cfg: &Config, out: &mut Vec<u8>, n: f64) -> Result<(), String> {
+    match cfg.encode_invalid_numbers {
+        0 if !n.is_finite() => return Err("Cannot serialise number: must not be NaN or Inf".into()),
+        1 if n.is_nan() => out.extend_from_slice(b"nan"),
+        2 if !n.is_finite() => out.extend_from_slice(b"null"),
+        _ => out.extend_from_slice(&format_number(n, cfg.precision)),
+    }
+    Ok(())
+}
+
 /// Encodes the value at the top of the stack (left there).
-unsafe fn encode_value(l: *mut lua_State, out: &mut Vec<u8>, depth: usize) -> Result<(), String> {
+unsafe fn encode_value(
+    l: *mut lua_State,
+    cfg: &Config,
+    out: &mut Vec<u8>,
+    depth: i32,
+) -> Result<(), String> {
     match ffi::lua_type(l, -1) {
         ffi::LUA_TSTRING => escape_into(out, bytes_at(l, -1)),
-        ffi::LUA_TNUMBER => {
-            let n = ffi::lua_tonumber(l, -1);
-            if !n.is_finite() {
-                return Err("Cannot serialise number: must not be NaN or Inf".into());
-            }
-            out.extend_from_slice(&format_number(n));
-        }
+        ffi::LUA_TNUMBER => append_number(cfg, out, ffi::lua_tonumber(l, -1))?,
         ffi::LUA_TBOOLEAN => out.extend_from_slice(if ffi::lua_toboolean(l, -1) != 0 {
             b"true"
         } else {
@@ -93,13 +143,10 @@ unsafe fn encode_value(l: *mut lua_State, out: &mut Vec<u8>, depth: usize) -> Re
         }
         ffi::LUA_TTABLE => {
             let depth = depth + 1;
-            if depth > MAX_DEPTH {
+            if depth > cfg.encode_max_depth || ffi::lua_checkstack(l, 3) == 0 {
                 return Err(format!("Cannot serialise, excessive nesting ({depth})"));
             }
-            if ffi::lua_checkstack(l, 3) == 0 {
-                return Err("Cannot serialise, excessive nesting".into());
-            }
-            match array_length(l)? {
+            match array_length(l, cfg)? {
                 Some(n) if n > 0 => {
                     out.push(b'[');
                     for i in 1..=n {
@@ -107,13 +154,13 @@ unsafe fn encode_value(l: *mut lua_State, out: &mut Vec<u8>, depth: usize) -> Re
                             out.push(b',');
                         }
                         ffi::lua_rawgeti_(l, -1, i as _);
-                        let r = encode_value(l, out, depth);
+                        let r = encode_value(l, cfg, out, depth);
                         ffi::lua_settop(l, -2);
                         r?;
                     }
                     out.push(b']');
                 }
-                _ => encode_object(l, out, depth)?,
+                _ => encode_object(l, cfg, out, depth)?,
             }
         }
         _ => {
@@ -126,8 +173,9 @@ unsafe fn encode_value(l: *mut lua_State, out: &mut Vec<u8>, depth: usize) -> Re
     Ok(())
 }
 
-/// The array length of the table at the top (`None`: not an array), refusing sparse ones.
-unsafe fn array_length(l: *mut lua_State) -> Result<Option<i64>, String> {
+/// The array length of the table at the top (`None`: not an array, or a sparse one to
+/// convert), refusing sparse ones unless converted.
+unsafe fn array_length(l: *mut lua_State, cfg: &Config) -> Result<Option<i64>, String> {
     let (mut max, mut items) = (0i64, 0i64);
     ffi::lua_pushnil(l);
     while ffi::lua_next(l, -2) != 0 {
@@ -143,13 +191,22 @@ unsafe fn array_length(l: *mut lua_State) -> Result<Option<i64>, String> {
         items += 1;
         ffi::lua_settop(l, -2);
     }
-    if max > items * SPARSE_RATIO && max > SPARSE_SAFE {
-        return Err("Cannot serialise table: excessively sparse array".into());
+    let ratio = i64::from(cfg.sparse_ratio);
+    if ratio > 0 && max > items * ratio && max > i64::from(cfg.sparse_safe) {
+        if !cfg.sparse_convert {
+            return Err("Cannot serialise table: excessively sparse array".into());
+        }
+        return Ok(None);
     }
     Ok(Some(max))
 }
 
-unsafe fn encode_object(l: *mut lua_State, out: &mut Vec<u8>, depth: usize) -> Result<(), String> {
+unsafe fn encode_object(
+    l: *mut lua_State,
+    cfg: &Config,
+    out: &mut Vec<u8>,
+    depth: i32,
+) -> Result<(), String> {
     out.push(b'{');
     let mut first = true;
     ffi::lua_pushnil(l);
@@ -161,7 +218,10 @@ unsafe fn encode_object(l: *mut lua_State, out: &mut Vec<u8>, depth: usize) -> R
         match ffi::lua_type(l, -2) {
             ffi::LUA_TNUMBER => {
                 out.push(b'"');
-                out.extend_from_slice(&format_number(ffi::lua_tonumber(l, -2)));
+                if let Err(e) = append_number(cfg, out, ffi::lua_tonumber(l, -2)) {
+                    ffi::lua_settop(l, -3);
+                    return Err(e);
+                }
                 out.push(b'"');
             }
             ffi::LUA_TSTRING => escape_into(out, bytes_at(l, -2)),
@@ -174,7 +234,7 @@ unsafe fn encode_object(l: *mut lua_State, out: &mut Vec<u8>, depth: usize) -> R
             }
         }
         out.push(b':');
-        let r = encode_value(l, out, depth);
+        let r = encode_value(l, cfg, out, depth);
         ffi::lua_settop(l, -2);
         if let Err(e) = r {
             ffi::lua_settop(l, -2);
@@ -189,8 +249,9 @@ unsafe extern "C-unwind" fn encode(l: *mut lua_State) -> c_int {
     if ffi::lua_gettop(l) != 1 {
         return ffi::luaL_argerror(l, 1, c"expected 1 argument".as_ptr());
     }
+    let cfg = *config(l);
     let mut out = Vec::new();
-    match encode_value(l, &mut out, 0) {
+    match encode_value(l, &cfg, &mut out, 0) {
         Ok(()) => {
             push_bytes(l, &out);
             1
@@ -243,7 +304,10 @@ impl Tok {
 struct Decoder<'a> {
     s: &'a [u8],
     pos: usize,
-    depth: usize,
+    depth: i32,
+    max_depth: i32,
+    /// `decode_invalid_numbers`.
+    invalid_numbers: bool,
     /// The last token's value.
     string: Vec<u8>,
     number: f64,
@@ -251,30 +315,34 @@ struct Decoder<'a> {
 }
 
 impl Decoder<'_> {
-    /// The next token and the (0-based) index its error is reported at.
+    /// The next token and the (0-based) index its error is reported at. A zero byte ends
+    /// the input, as the library reads it as a C string.
     fn next(&mut self) -> (Tok, usize) {
         while self.pos < self.s.len() && matches!(self.s[self.pos], b' ' | b'\t' | b'\n' | b'\r') {
             self.pos += 1;
         }
         let start = self.pos;
-        let Some(&c) = self.s.get(self.pos) else {
-            return (Tok::End, start);
-        };
+        let c = self.at(self.pos);
         let single = match c {
-            b'{' => Some(Tok::ObjBegin),
-            b'}' => Some(Tok::ObjEnd),
-            b'[' => Some(Tok::ArrBegin),
-            b']' => Some(Tok::ArrEnd),
-            b':' => Some(Tok::Colon),
-            b',' => Some(Tok::Comma),
-            _ => None,
+            0 => return (Tok::End, start),
+            b'{' => Tok::ObjBegin,
+            b'}' => Tok::ObjEnd,
+            b'[' => Tok::ArrBegin,
+            b']' => Tok::ArrEnd,
+            b':' => Tok::Colon,
+            b',' => Tok::Comma,
+            b'"' => return self.string_token(),
+            b'-' | b'0'..=b'9' => {
+                if !self.invalid_numbers && self.invalid_number() {
+                    return (Tok::Error("invalid number"), start);
+                }
+                return self.number_token();
+            }
+            _ => Tok::End,
         };
-        if let Some(t) = single {
+        if single != Tok::End {
             self.pos += 1;
-            return (t, start);
-        }
-        if c == b'"' {
-            return self.string_token();
+            return (single, start);
         }
         for (word, tok, val) in [
             (&b"true"[..], Tok::Bool, true),
@@ -287,28 +355,60 @@ impl Decoder<'_> {
                 return (tok, start);
             }
         }
-        if c == b'-' || c.is_ascii_digit() || matches!(c, b'i' | b'I' | b'n' | b'N') {
-            // strtod, as the library: hex, inf and nan included.
-            let rest = &self.s[self.pos..self.s.len().min(self.pos + 512)];
-            let mut z = rest.to_vec();
-            z.push(0);
-            let mut end: *mut c_char = std::ptr::null_mut();
-            let n = unsafe { libc::strtod(z.as_ptr() as *const c_char, &mut end) };
-            let used = end as usize - z.as_ptr() as usize;
-            if used > 0 {
-                self.pos += used;
-                self.number = n;
-                return (Tok::Num, start);
-            }
-            if c == b'-' || c.is_ascii_digit() {
-                return (Tok::Error("invalid number"), start);
-            }
+        if self.invalid_numbers && self.invalid_number() {
+            // Only what strict JSON refuses (inf, nan, +1): other words are invalid tokens.
+            return self.number_token();
         }
         (Tok::Error("invalid token"), start)
     }
 
+    /// The byte at `i`, 0 past the end (the C string's terminator).
+    fn at(&self, i: usize) -> u8 {
+        self.s.get(i).copied().unwrap_or(0)
+    }
+
+    /// A number strtod takes but strict JSON does not: `+1`, `0x10`, `01`, inf, nan.
+    fn invalid_number(&self) -> bool {
+        let mut p = self.pos;
+        match self.at(p) {
+            b'+' => return true,
+            b'-' => p += 1,
+            _ => {}
+        }
+        let c = self.at(p);
+        if c == b'0' {
+            let c2 = self.at(p + 1);
+            return c2 | 0x20 == b'x' || c2.is_ascii_digit();
+        }
+        if c <= b'9' {
+            return false;
+        }
+        let word = &self.s[p..self.s.len().min(p + 3)];
+        word.eq_ignore_ascii_case(b"inf") || word.eq_ignore_ascii_case(b"nan")
+    }
+
+    /// strtod, as the library: hex, inf and nan included.
+    fn number_token(&mut self) -> (Tok, usize) {
+        let start = self.pos;
+        let rest = &self.s[self.pos..self.s.len().min(self.pos + 512)];
+        let mut z = rest.to_vec();
+        z.push(0);
+        let mut end: *mut c_char = std::ptr::null_mut();
+        let n = unsafe { libc::strtod(z.as_ptr() as *const c_char, &mut end) };
+        let used = end as usize - z.as_ptr() as usize;
+        if used == 0 {
+            return (Tok::Error("invalid number"), start);
+        }
+        self.pos += used;
+        self.number = n;
+        (Tok::Num, start)
+    }
+
     fn hex4(&self, at: usize) -> Option<u32> {
         let h = self.s.get(at..at + 4)?;
+        if !h.iter().all(u8::is_ascii_hexdigit) {
+            return None;
+        }
         u32::from_str_radix(std::str::from_utf8(h).ok()?, 16).ok()
     }
 
@@ -317,9 +417,10 @@ impl Decoder<'_> {
         self.pos += 1;
         self.string.clear();
         loop {
-            let Some(&c) = self.s.get(self.pos) else {
+            let c = self.at(self.pos);
+            if c == 0 {
                 return (Tok::Error("unexpected end of string"), self.pos);
-            };
+            }
             match c {
                 b'"' => {
                     self.pos += 1;
@@ -327,9 +428,7 @@ impl Decoder<'_> {
                 }
                 b'\\' => {
                     let at = self.pos;
-                    let Some(&e) = self.s.get(self.pos + 1) else {
-                        return (Tok::Error("unexpected end of string"), self.pos + 1);
-                    };
+                    let e = self.at(self.pos + 1);
                     let simple = match e {
                         b'"' => Some(b'"'),
                         b'\\' => Some(b'\\'),
@@ -407,7 +506,7 @@ unsafe fn decode_value(
         Tok::Null => ffi::lua_pushlightuserdata(l, std::ptr::null_mut()),
         Tok::ObjBegin | Tok::ArrBegin => {
             d.depth += 1;
-            if d.depth > MAX_DEPTH || ffi::lua_checkstack(l, 4) == 0 {
+            if d.depth > d.max_depth || ffi::lua_checkstack(l, 4) == 0 {
                 return Err(format!(
                     "Found too many nested data structures ({}) at character {}",
                     d.depth, d.pos
@@ -480,11 +579,17 @@ unsafe extern "C-unwind" fn decode(l: *mut lua_State) -> c_int {
     let mut len = 0usize;
     let p = ffi::luaL_checklstring(l, 1, &mut len);
     let s = std::slice::from_raw_parts(p as *const u8, len);
+    if len >= 2 && (s[0] == 0 || s[1] == 0) {
+        return raise(l, "JSON parser does not support UTF-16 or UTF-32".into());
+    }
+    let cfg = *config(l);
     let result = {
         let mut d = Decoder {
             s,
             pos: 0,
             depth: 0,
+            max_depth: cfg.decode_max_depth,
+            invalid_numbers: cfg.decode_invalid_numbers,
             string: Vec::new(),
             number: 0.0,
             boolean: false,
@@ -501,18 +606,160 @@ unsafe extern "C-unwind" fn decode(l: *mut lua_State) -> c_int {
     }
 }
 
-/// Opens `cjson` as a global table.
-pub(crate) unsafe fn open(l: *mut lua_State) {
-    ffi::lua_createtable(l, 0, 5);
-    ffi::lua_pushcfunction(l, encode);
-    ffi::lua_setfield(l, -2, c"encode".as_ptr());
-    ffi::lua_pushcfunction(l, decode);
-    ffi::lua_setfield(l, -2, c"decode".as_ptr());
+// --- configuration ---
+
+/// Checks that at most `n` arguments came and pads them to `n` with nils.
+unsafe fn config_args<'a>(l: *mut lua_State, n: c_int) -> &'a mut Config {
+    if ffi::lua_gettop(l) > n {
+        ffi::luaL_argerror(l, n + 1, c"found too many arguments".as_ptr());
+    }
+    ffi::lua_settop(l, n);
+    config(l)
+}
+
+/// Sets `setting` from argument `idx` unless nil (an integer in `min..=max`); pushes it.
+unsafe fn integer_option(l: *mut lua_State, idx: c_int, setting: &mut i32, min: i32, max: i32) {
+    if ffi::lua_isnil(l, idx) == 0 {
+        // The library keeps it in a C int.
+        let value = ffi::luaL_checkinteger(l, idx) as i32;
+        if !(min..=max).contains(&value) {
+            let msg = format!("expected integer between {min} and {max}\0");
+            // Raised from a copy on the Lua stack: nothing of ours is left to drop.
+            ffi::lua_pushlstring(l, msg.as_ptr() as *const c_char, msg.len() - 1);
+            drop(msg);
+            ffi::luaL_argerror(l, 1, ffi::lua_tolstring(l, -1, std::ptr::null_mut()));
+        }
+        *setting = value;
+    }
+    ffi::lua_pushinteger(l, *setting as ffi::lua_Integer);
+}
+
+/// Sets `setting` from argument `idx` unless nil: a boolean, or one of `options` by name
+/// (their index); pushes it back as a boolean when it is 0 or 1, else by name.
+unsafe fn enum_option(l: *mut lua_State, idx: c_int, setting: &mut i32, options: &[&'static CStr]) {
+    if ffi::lua_isnil(l, idx) == 0 {
+        if ffi::lua_isboolean(l, idx) != 0 {
+            *setting = ffi::lua_toboolean(l, idx);
+        } else {
+            // luaL_checkoption's rule and words, with nothing of ours to drop if it raises.
+            let name = CStr::from_ptr(ffi::luaL_checklstring(l, idx, std::ptr::null_mut()));
+            match options.iter().position(|o| *o == name) {
+                Some(i) => *setting = i as i32,
+                None => {
+                    push_bytes(l, b"invalid option '");
+                    push_bytes(l, name.to_bytes());
+                    push_bytes(l, b"'");
+                    ffi::lua_concat(l, 3);
+                    ffi::luaL_argerror(l, idx, ffi::lua_tolstring(l, -1, std::ptr::null_mut()));
+                }
+            }
+        }
+    }
+    match *setting {
+        0 | 1 => ffi::lua_pushboolean(l, *setting),
+        n => {
+            let name = options[n as usize];
+            ffi::lua_pushstring(l, name.as_ptr());
+        }
+    }
+}
+
+const ON_OFF: [&CStr; 2] = [c"off", c"on"];
+
+unsafe fn flag_option(l: *mut lua_State, idx: c_int, flag: &mut bool) {
+    let mut v = *flag as i32;
+    enum_option(l, idx, &mut v, &ON_OFF);
+    *flag = v != 0;
+}
+
+unsafe extern "C-unwind" fn encode_sparse_array(l: *mut lua_State) -> c_int {
+    let cfg = config_args(l, 3);
+    flag_option(l, 1, &mut cfg.sparse_convert);
+    integer_option(l, 2, &mut cfg.sparse_ratio, 0, i32::MAX);
+    integer_option(l, 3, &mut cfg.sparse_safe, 0, i32::MAX);
+    3
+}
+
+unsafe extern "C-unwind" fn encode_max_depth(l: *mut lua_State) -> c_int {
+    let cfg = config_args(l, 1);
+    integer_option(l, 1, &mut cfg.encode_max_depth, 1, i32::MAX);
+    1
+}
+
+unsafe extern "C-unwind" fn decode_max_depth(l: *mut lua_State) -> c_int {
+    let cfg = config_args(l, 1);
+    integer_option(l, 1, &mut cfg.decode_max_depth, 1, i32::MAX);
+    1
+}
+
+unsafe extern "C-unwind" fn encode_number_precision(l: *mut lua_State) -> c_int {
+    let cfg = config_args(l, 1);
+    integer_option(l, 1, &mut cfg.precision, 1, 14);
+    1
+}
+
+unsafe extern "C-unwind" fn encode_keep_buffer(l: *mut lua_State) -> c_int {
+    let cfg = config_args(l, 1);
+    flag_option(l, 1, &mut cfg.keep_buffer);
+    1
+}
+
+unsafe extern "C-unwind" fn encode_invalid_numbers(l: *mut lua_State) -> c_int {
+    let cfg = config_args(l, 1);
+    enum_option(
+        l,
+        1,
+        &mut cfg.encode_invalid_numbers,
+        &[c"off", c"on", c"null"],
+    );
+    1
+}
+
+unsafe extern "C-unwind" fn decode_invalid_numbers(l: *mut lua_State) -> c_int {
+    let cfg = config_args(l, 1);
+    flag_option(l, 1, &mut cfg.decode_invalid_numbers);
+    1
+}
+
+/// `cjson.new()`: a table of its own, with default settings.
+unsafe extern "C-unwind" fn new(l: *mut lua_State) -> c_int {
+    new_table(l);
+    1
+}
+
+/// Pushes a `cjson` table whose functions share one fresh set of settings.
+unsafe fn new_table(l: *mut lua_State) {
+    const FUNCTIONS: [(&CStr, ffi::lua_CFunction); 10] = [
+        (c"encode", encode),
+        (c"decode", decode),
+        (c"encode_sparse_array", encode_sparse_array),
+        (c"encode_max_depth", encode_max_depth),
+        (c"decode_max_depth", decode_max_depth),
+        (c"encode_number_precision", encode_number_precision),
+        (c"encode_keep_buffer", encode_keep_buffer),
+        (c"encode_invalid_numbers", encode_invalid_numbers),
+        (c"decode_invalid_numbers", decode_invalid_numbers),
+        (c"new", new),
+    ];
+    ffi::lua_createtable(l, 0, FUNCTIONS.len() as c_int + 3);
+    let cfg = ffi::lua_newuserdata(l, std::mem::size_of::<Config>()) as *mut Config;
+    cfg.write(DEFAULTS);
+    for (name, f) in FUNCTIONS {
+        ffi::lua_pushvalue(l, -1);
+        ffi::lua_pushcclosure(l, f, 1);
+        ffi::lua_setfield(l, -3, name.as_ptr());
+    }
+    ffi::lua_settop(l, -2);
     ffi::lua_pushlightuserdata(l, std::ptr::null_mut());
     ffi::lua_setfield(l, -2, c"null".as_ptr());
     push_bytes(l, b"cjson");
     ffi::lua_setfield(l, -2, c"_NAME".as_ptr());
     push_bytes(l, b"2.1.0");
     ffi::lua_setfield(l, -2, c"_VERSION".as_ptr());
+}
+
+/// Opens `cjson` as a global table.
+pub(crate) unsafe fn open(l: *mut lua_State) {
+    new_table(l);
     ffi::lua_setfield(l, ffi::LUA_GLOBALSINDEX, c"cjson".as_ptr());
 }
