@@ -98,6 +98,36 @@ LUA_API int lua_setfenv (lua_State *L, int idx) {",
         "  {  /* redcell: the count in unsigned arithmetic, no signed overflow (CVE-2025-46817) */\n    unsigned int un = (unsigned int)e - (unsigned int)i;\n    if (un >= (unsigned int)INT_MAX || !lua_checkstack(L, (int)un + 1))\n      return luaL_error(L, \"too many results to unpack\");\n    n = (int)un + 1;\n  }",
         "CVE-2025-46817: unpack's element count cannot overflow",
     ),
+    (
+        "llex.c",
+        "void luaX_setinput (lua_State *L, LexState *ls, ZIO *z, TString *source) {\n  ls->decpoint = '.';",
+        "void luaX_setinput (lua_State *L, LexState *ls, ZIO *z, TString *source) {\n  ls->t.token = 0;  /* redcell: an error before the first token names none (CVE-2025-46819) */\n  ls->decpoint = '.';",
+        "CVE-2025-46819: 'chunk has too many lines' before any token read an unset token",
+    ),
+    (
+        "llex.c",
+        "static int skip_sep (LexState *ls) {\n  int count = 0;",
+        "static ptrdiff_t skip_sep (LexState *ls) {\n  ptrdiff_t count = 0;  /* redcell: no int overflow past 2^31 '=' (CVE-2025-46819) */",
+        "CVE-2025-46819: a long bracket's level is counted without overflow",
+    ),
+    (
+        "llex.c",
+        "static void read_long_string (LexState *ls, SemInfo *seminfo, int sep) {",
+        "static void read_long_string (LexState *ls, SemInfo *seminfo, ptrdiff_t sep) {",
+        "CVE-2025-46819: the level stays wide where the string is cut out of the buffer",
+    ),
+    (
+        "llex.c",
+        "          int sep = skip_sep(ls);\n          luaZ_resetbuffer(ls->buff);",
+        "          ptrdiff_t sep = skip_sep(ls);\n          luaZ_resetbuffer(ls->buff);",
+        "CVE-2025-46819: a long comment's level",
+    ),
+    (
+        "llex.c",
+        "        int sep = skip_sep(ls);\n        if (sep >= 0) {\n          read_long_string(ls, seminfo, sep);",
+        "        ptrdiff_t sep = skip_sep(ls);\n        if (sep >= 0) {\n          read_long_string(ls, seminfo, sep);",
+        "CVE-2025-46819: a long string's level",
+    ),
 ];
 
 /// Where the pristine Lua 5.1.5 sources are: `REDCELL_LUA51_SRC`, or the `lua-src` crate in

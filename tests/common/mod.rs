@@ -487,7 +487,12 @@ impl Raw {
 
     /// Reads one complete RESP2/RESP3 reply and returns its bytes.
     pub fn read_reply(&mut self) -> Vec<u8> {
-        let deadline = Instant::now() + IO_TIMEOUT;
+        self.read_reply_within(IO_TIMEOUT)
+    }
+
+    /// `read_reply` for a reply that may take up to `timeout`.
+    pub fn read_reply_within(&mut self, timeout: Duration) -> Vec<u8> {
+        let deadline = Instant::now() + timeout;
         loop {
             if let Some(n) = frame_len(&self.pending) {
                 return self.pending.drain(..n).collect();
