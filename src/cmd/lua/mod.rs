@@ -78,7 +78,12 @@ pub struct Compiled {
 
 impl Drop for Vm {
     fn drop(&mut self) {
-        unsafe { ffi::lua_close(self.l) };
+        // A full collection first, as Redis does since CVE-2024-46981: closing a state
+        // whose collector is mid-cycle can run finalizers on objects already freed.
+        unsafe {
+            ffi::lua_gc(self.l, ffi::LUA_GCCOLLECT, 0);
+            ffi::lua_close(self.l)
+        };
     }
 }
 
