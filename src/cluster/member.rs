@@ -48,6 +48,8 @@ pub struct MemberConfig {
     pub port: u16,
     pub cport: u16,
     pub replica_no_failover: bool,
+    /// `cluster-allow-replica-migration`.
+    pub allow_replica_migration: bool,
 }
 
 /// The port the bus listens on: `cluster-port`, or the client port + 10000.
@@ -75,6 +77,7 @@ impl MemberConfig {
             port: announced("cluster-announce-port", tcp_port),
             cport: announced("cluster-announce-bus-port", cport),
             replica_no_failover: c.get_bool("cluster-replica-no-failover"),
+            allow_replica_migration: c.get_bool("cluster-allow-replica-migration"),
         }
     }
 }
@@ -110,12 +113,21 @@ thread_local! {
     static CURRENT: RefCell<Option<Rc<Member>>> = const { RefCell::new(None) };
 }
 
-/// Deletes, on a data shard, the keys of slots this node lost (given by the command layer,
-/// which runs the deletions as commands so they propagate).
-pub type LostSlotsFn = fn(&Rc<Shard>, &[u16]);
+/// What the member needs from the layers above, given at start.
+#[derive(Clone, Copy)]
+pub struct Hooks {
+    /// Deletes, on a data shard, the keys of slots this node lost (the command layer runs
+    /// the deletions as commands so they propagate).
+    pub lost_slots: fn(&Rc<Shard>, &[u16]),
+    /// This node's replication offset, for the bus header (`repl::bus_offset`).
+    pub repl_offset: fn() -> i64,
+    /// Makes replication follow this master's address, or none (`repl::follow_for_cluster`):
+    /// asked every cron tick, so it may do nothing until it can.
+    pub follow: fn(Option<(String, u16)>),
+}
 
 pub struct Member {
-    on_lost_slots: LostSlotsFn,
+    hooks: Hooks,
     shard: Rc<Shard>,
     pub state: RefCell<ClusterState>,
     pub cfg: RefCell<MemberConfig>,
@@ -193,7 +205,7 @@ impl Member {
 
     /// Loads (or creates) nodes.conf, binds the bus port and starts the cron. Errors are
     /// start-up failures worded for the log.
-    pub fn start(shard: Rc<Shard>, on_lost_slots: LostSlotsFn) -> Result<Rc<Member>, String> {
+    pub fn start(shard: Rc<Shard>, hooks: Hooks) -> Result<Rc<Member>, String> {
         let (cfg, conf_path, binds) = {
             let c = shard.shared.config();
             let file = PathBuf::from(c.get("cluster-config-file"));
@@ -225,7 +237,7 @@ impl Member {
             .map_err(|e| format!("Could not start the nodes.conf writer: {e}"))?;
         let member = Rc::new(Member {
             shard: shard.clone(),
-            on_lost_slots,
+            hooks,
             state: RefCell::new(state),
             cfg: RefCell::new(cfg.clone()),
             conf_path,
@@ -546,9 +558,7 @@ impl Member {
             cport: cfg.cport,
             flags: me.flags,
             state: if st.ok { 0 } else { 1 },
-            // No replication yet: our replication offset is 0, as a master's that never
-            // had a replica attached.
-            offset: 0,
+            offset: (self.hooks.repl_offset)() as u64,
             mflags,
             ..Header::default()
         }
@@ -682,6 +692,7 @@ impl Member {
                     n.config_epoch = h.config_epoch;
                     self.save_pending.set(true);
                 }
+                n.repl_offset = h.offset as i64;
             }
         }
         if ty == msg_type::PING || ty == msg_type::MEET {
@@ -931,11 +942,22 @@ impl Member {
     /// deleted, as Redis does.
     fn update_slots(&self, sender: NodeName, epoch: u64, claimed: &SlotBitmap) {
         let mut lost = Vec::new();
+        // Slots the sender claims, and those it took from our shard's master (us or ours).
+        let (mut sender_slots, mut taken_from_ours) = (0usize, 0usize);
         {
             let mut st = self.state.borrow_mut();
             let myself = st.myself;
+            let our_master = if st.me().is_master() {
+                Some(myself)
+            } else {
+                st.me().master
+            };
             for s in 0..SLOTS {
-                if !claimed.get(s as u16) || st.slots[s] == Some(sender) {
+                if !claimed.get(s as u16) {
+                    continue;
+                }
+                sender_slots += 1;
+                if st.slots[s] == Some(sender) {
                     continue;
                 }
                 if st.importing.contains_key(&(s as u16)) {
@@ -948,6 +970,9 @@ impl Member {
                     if st.slots[s] == Some(myself) {
                         lost.push(s as u16);
                     }
+                    if our_master.is_some() && st.slots[s] == our_master {
+                        taken_from_ours += 1;
+                    }
                     st.slots[s] = Some(sender);
                     st.migrating.remove(&(s as u16));
                 }
@@ -955,6 +980,25 @@ impl Member {
         }
         self.save_pending.set(true);
         self.map_pending.set(true);
+        // We are a replica whose master lost its last slot to the sender (a sibling won a
+        // failover): follow the new owner, as Redis does. (A master left without slots stays
+        // a master here: Redis would turn it into the sender's replica too.)
+        let follow_sender = {
+            let st = self.state.borrow();
+            let me = st.me();
+            let allow = self.cfg.borrow().allow_replica_migration;
+            !me.is_master()
+                && taken_from_ours > 0
+                && me.master.is_some_and(|m| st.slots_of(&m) == 0)
+                && (allow || sender_slots == taken_from_ours)
+        };
+        if follow_sender {
+            eprintln!(
+                "Configuration change detected. Reconfiguring myself as a replica of {sender}"
+            );
+            self.state.borrow_mut().set_my_master(sender);
+            self.synced_epochs.set(None);
+        }
         // Our last slot went to a newer master, e.g. the replica of a manual failover won:
         // Redis would turn into its replica and end the failover (and the pause) there.
         if !lost.is_empty() && self.state.borrow().slots_of(&self.state.borrow().myself) == 0 {
@@ -962,7 +1006,7 @@ impl Member {
         }
         if !lost.is_empty() {
             let shard = self.shard.clone();
-            let delete = self.on_lost_slots;
+            let delete = self.hooks.lost_slots;
             glommio::spawn_local(async move {
                 let lost = Arc::new(lost);
                 for to in 0..shard.nshards {
@@ -971,6 +1015,62 @@ impl Member {
                 }
             })
             .detach();
+        }
+    }
+
+    /// CLUSTER REPLICATE: myself becomes a replica of `master` under Redis's conditions
+    /// (`empty`: no keys in database 0); its replication follows from the cron.
+    pub fn replicate(&self, master: NodeName, empty: bool) -> Result<(), String> {
+        let mut st = self.state.borrow_mut();
+        if master == st.myself {
+            return Err("Can't replicate myself".into());
+        }
+        if st
+            .nodes
+            .get(&master)
+            .is_some_and(|n| n.has(node_flag::SLAVE))
+        {
+            return Err("I can only replicate a master, not a replica.".into());
+        }
+        if st.me().is_master() && (st.slots_of(&st.myself) != 0 || !empty) {
+            return Err(
+                "To set a master the node must be empty and without assigned slots.".into(),
+            );
+        }
+        st.set_my_master(master);
+        drop(st);
+        self.mark_changed();
+        self.follow_master();
+        Ok(())
+    }
+
+    /// A node's replication offset as CLUSTER SHARDS and SLOTS judge it: ours from
+    /// replication itself, others' from their last header.
+    pub fn offset_of(&self, n: &Node) -> i64 {
+        if n.has(node_flag::MYSELF) {
+            (self.hooks.repl_offset)()
+        } else {
+            n.repl_offset
+        }
+    }
+
+    /// Tells replication which master to follow: ours once its address is known (Redis's
+    /// cron rule for a replica without a master link), none for a master.
+    fn follow_master(&self) {
+        let wish = {
+            let st = self.state.borrow();
+            let me = st.me();
+            match me.master {
+                Some(m) if !me.is_master() => st
+                    .nodes
+                    .get(&m)
+                    .filter(|n| !n.ip.is_empty() && n.port != 0 && !n.has(node_flag::NOADDR))
+                    .map(|n| Some((n.ip.clone(), n.port))),
+                _ => Some(None),
+            }
+        };
+        if let Some(to) = wish {
+            (self.hooks.follow)(to);
         }
     }
 
@@ -1188,6 +1288,7 @@ impl Member {
         self.iteration.set(iteration);
         let timeout = self.cfg.borrow().node_timeout;
         let handshake_timeout = timeout.max(1000);
+        self.follow_master();
         // Handshakes that did not complete in time are dropped; nodes without a link get one.
         let mut to_connect = Vec::new();
         {

@@ -11,6 +11,8 @@ const MINE: u16 = u16::MAX;
 const UNASSIGNED: u16 = u16::MAX - 1;
 /// In `migrating`: the slot is not being moved out.
 const NOT_MIGRATING: u16 = u16::MAX;
+/// In `master`: this node is not a replica of a node that serves slots.
+const NO_MASTER: u16 = u16::MAX - 2;
 
 /// Where a command whose keys share one slot runs, before looking at the keys.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -67,6 +69,9 @@ pub struct SlotMap {
     migrating: Vec<u16>,
     /// `endpoint:port` of the other nodes that own slots.
     endpoints: Vec<String>,
+    /// For a replica, its master's index in `endpoints`: READONLY clients read that master's
+    /// slots here.
+    master: u16,
 }
 
 impl SlotMap {
@@ -81,6 +86,7 @@ impl SlotMap {
             importing: Vec::new(),
             migrating: Vec::new(),
             endpoints: Vec::new(),
+            master: NO_MASTER,
         }
     }
 
@@ -162,6 +168,10 @@ impl SlotMap {
         for &s in state.importing.keys() {
             importing[s as usize] = true;
         }
+        let master = match state.me().master {
+            Some(m) if state.slots_of(&m) > 0 => endpoint_of(&m),
+            _ => NO_MASTER,
+        };
         SlotMap {
             enabled: true,
             version,
@@ -171,6 +181,7 @@ impl SlotMap {
             importing,
             migrating,
             endpoints,
+            master,
         }
     }
 
@@ -196,7 +207,7 @@ impl SlotMap {
         if !self.ok && !when_down {
             return Err(Error::Coded("CLUSTERDOWN The cluster is down".into()));
         }
-        if owner == MINE || (asking && self.importing[slot as usize]) {
+        if owner == MINE || (asking && self.importing[slot as usize]) || owner == self.master {
             return Ok(());
         }
         Err(self.moved(slot))
@@ -205,7 +216,15 @@ impl SlotMap {
     /// Where a command whose keys are all in `slot` must run (the part of Redis's
     /// `getNodeByQuery` that needs no key lookups): here, here after the open-slot check, or
     /// the redirection or CLUSTERDOWN error to reply.
-    pub fn route(&self, slot: u16, write: bool, asking: bool) -> Result<Route, Error> {
+    /// A replica serves its master's slots to `readonly` clients (READONLY) for commands
+    /// that do not write.
+    pub fn route(
+        &self,
+        slot: u16,
+        write: bool,
+        asking: bool,
+        readonly: bool,
+    ) -> Result<Route, Error> {
         let owner = self.owner[slot as usize];
         if owner == UNASSIGNED {
             return Err(not_served());
@@ -224,7 +243,7 @@ impl SlotMap {
         if migrating || (asking && self.importing[slot as usize]) {
             return Ok(Route::Open);
         }
-        if owner == MINE {
+        if owner == MINE || (readonly && !write && owner == self.master) {
             return Ok(Route::Here);
         }
         Err(self.moved(slot))
@@ -316,35 +335,35 @@ mod tests {
         let map = SlotMap::build(&st, 1, EndpointType::Ip, false);
         let text = |r: Result<Route, Error>| r.map(|_| ()).map_err(|e| e.render().into_owned());
         assert_eq!(
-            text(map.route(16383, false, false)),
+            text(map.route(16383, false, false, false)),
             Err("CLUSTERDOWN Hash slot not served".into())
         );
         assert_eq!(
-            text(map.route(100, false, false)),
+            text(map.route(100, false, false, false)),
             Err("CLUSTERDOWN The cluster is down".into())
         );
         let mut st_ok = st.clone();
         st_ok.slots[16383] = Some(b);
         st_ok.update_state(true);
         let map = SlotMap::build(&st_ok, 2, EndpointType::Ip, false);
-        assert_eq!(text(map.route(5, true, false)), Ok(()));
+        assert_eq!(text(map.route(5, true, false, false)), Ok(()));
         assert_eq!(
-            text(map.route(9999, false, false)),
+            text(map.route(9999, false, false, false)),
             Err("MOVED 9999 127.0.0.1:7001".into())
         );
         assert_eq!(
-            text(map.route(9000, false, true)),
+            text(map.route(9000, false, true, false)),
             Ok(()),
             "ASKING on an importing slot"
         );
         let map = SlotMap::build(&st_ok, 3, EndpointType::Hostname, false);
         assert_eq!(
-            text(map.route(9999, false, false)),
+            text(map.route(9999, false, false, false)),
             Err("MOVED 9999 b.example:7001".into())
         );
         let map = SlotMap::build(&st_ok, 3, EndpointType::Unknown, false);
         assert_eq!(
-            text(map.route(9999, false, false)),
+            text(map.route(9999, false, false, false)),
             Err("MOVED 9999 :7001".into())
         );
     }
@@ -365,13 +384,13 @@ mod tests {
         st.update_state(true);
         let map = SlotMap::build(&st, 1, EndpointType::Ip, false);
         let text = |r: Result<(), Error>| r.map_err(|e| e.render().into_owned());
-        assert_eq!(map.route(10, true, false).ok(), Some(Route::Open));
-        assert_eq!(map.route(11, true, false).ok(), Some(Route::Here));
+        assert_eq!(map.route(10, true, false, false).ok(), Some(Route::Open));
+        assert_eq!(map.route(11, true, false, false).ok(), Some(Route::Here));
         assert!(
-            map.route(9000, false, false).is_err(),
+            map.route(9000, false, false, false).is_err(),
             "importing without ASKING"
         );
-        assert_eq!(map.route(9000, false, true).ok(), Some(Route::Open));
+        assert_eq!(map.route(9000, false, true, false).ok(), Some(Route::Open));
         // Migrating: all keys here → served; none → ASK; some → TRYAGAIN.
         assert_eq!(text(map.open_slot(10, false, true, 2, 0)), Ok(()));
         assert_eq!(
@@ -400,14 +419,37 @@ mod tests {
         let text = |r: Result<Route, Error>| r.map(|_| ()).map_err(|e| e.render().into_owned());
         let map = SlotMap::build(&st, 1, EndpointType::Ip, false);
         assert_eq!(
-            text(map.route(0, false, false)),
+            text(map.route(0, false, false, false)),
             Err("CLUSTERDOWN The cluster is down".into())
         );
         let map = SlotMap::build(&st, 1, EndpointType::Ip, true);
-        assert_eq!(text(map.route(0, false, false)), Ok(()));
+        assert_eq!(text(map.route(0, false, false, false)), Ok(()));
         assert_eq!(
-            text(map.route(0, true, false)),
+            text(map.route(0, true, false, false)),
             Err("CLUSTERDOWN The cluster is down and only accepts read commands".into())
         );
+    }
+
+    #[test]
+    fn a_replica_serves_its_masters_slots_to_readonly_reads() {
+        let (a, b) = (NodeName([b'a'; 40]), NodeName([b'b'; 40]));
+        let mut st = ClusterState::new(a, "127.0.0.1", 7000, 17000);
+        let mut nb = Node::new(b, node_flag::MASTER);
+        nb.ip = "127.0.0.1".into();
+        nb.port = 7001;
+        st.nodes.insert(b, nb);
+        st.slots.iter_mut().for_each(|s| *s = Some(b));
+        let me = st.me_mut();
+        me.flags = node_flag::MYSELF | node_flag::SLAVE;
+        me.master = Some(b);
+        st.update_state(true);
+        let map = SlotMap::build(&st, 1, EndpointType::Ip, false);
+        let text = |r: Result<Route, Error>| r.map(|_| ()).map_err(|e| e.render().into_owned());
+        let moved = Err("MOVED 7 127.0.0.1:7001".to_string());
+        assert_eq!(text(map.route(7, false, false, false)), moved);
+        assert_eq!(text(map.route(7, false, false, true)), Ok(()));
+        assert_eq!(text(map.route(7, true, false, true)), moved);
+        assert!(map.route_shard_channel(7, false, true).is_ok());
+        assert!(!map.serves(7));
     }
 }

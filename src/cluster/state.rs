@@ -38,6 +38,8 @@ pub struct Node {
     /// For a master: unix ms when we last voted for one of its replicas (not persisted, as
     /// in Redis).
     pub voted_time: i64,
+    /// The replication offset its last header carried (ours: see `Member::offset_of`).
+    pub repl_offset: i64,
 }
 
 impl Node {
@@ -59,6 +61,7 @@ impl Node {
             ctime: 0,
             data_received: 0,
             voted_time: 0,
+            repl_offset: 0,
         }
     }
 
@@ -299,6 +302,19 @@ impl ClusterState {
         me.master
             .and_then(|m| self.nodes.get(&m))
             .map_or(me.config_epoch, |m| m.config_epoch)
+    }
+
+    /// Myself becomes a replica of `master` (Redis's `clusterSetMaster`): a master gives up
+    /// its open slots (it has no slots left to serve).
+    pub fn set_my_master(&mut self, master: NodeName) {
+        let me = self.me_mut();
+        if me.is_master() {
+            me.flags &= !(node_flag::MASTER | node_flag::MIGRATE_TO);
+            me.flags |= node_flag::SLAVE;
+            self.migrating.clear();
+            self.importing.clear();
+        }
+        self.me_mut().master = Some(master);
     }
 
     /// Redis's `clusterBumpConfigEpochWithoutConsensus`: unless our config epoch is already

@@ -98,6 +98,17 @@ static CLUSTER_SUBS: &[CommandSpec] = &[
         "5.0.0",
         "List replica nodes of the specified master node",
     ),
+    CommandSpec::new(
+        "replicate",
+        3,
+        ADMIN | NOSCRIPT | STALE,
+        Handler::Async(replicate),
+    )
+    .doc(
+        "cluster",
+        "3.0.0",
+        "Reconfigure a node as a replica of the specified master node",
+    ),
     CommandSpec::new("reset", -2, ADMIN | NOSCRIPT | STALE, Handler::Async(reset)).doc(
         "cluster",
         "3.0.0",
@@ -429,6 +440,27 @@ fn forget<'a>(c: &'a mut Conn, a: Args<'a>) -> BoxFuture<'a> {
     ))
 }
 
+/// CLUSTER REPLICATE <node-id>: this node becomes a replica of that master (Redis's
+/// `clusterSetMaster`); its replication follows the master from the cluster cron on.
+fn replicate<'a>(c: &'a mut Conn, a: Args<'a>) -> BoxFuture<'a> {
+    let id = a.get(2).to_vec();
+    Box::pin(async move {
+        enabled(c)?;
+        // Redis looks at database 0 only.
+        let db0_keys: usize = each_shard_data(c, |d| d.db_ref(0).len()).await.iter().sum();
+        on_member(
+            c,
+            Box::new(move |m, out| {
+                let node = node_arg(m, &id)?;
+                m.replicate(node, db0_keys == 0).map_err(Error::msg)?;
+                out.ok();
+                Ok(())
+            }),
+        )
+        .await
+    })
+}
+
 fn help<'a>(c: &'a mut Conn, _a: Args<'a>) -> BoxFuture<'a> {
     Box::pin(async move {
         enabled(c)?;
@@ -452,6 +484,7 @@ fn help<'a>(c: &'a mut Conn, _a: Args<'a>) -> BoxFuture<'a> {
             "MYSHARDID: the id of this node's shard (its master's node id).",
             "NODES: the cluster configuration as this node sees it.",
             "REPLICAS <node-id>: the replicas of a master.",
+            "REPLICATE <node-id>: become a replica of that master.",
             "RESET [HARD|SOFT]: forget every other node and slot.",
             "SAVECONFIG: write nodes.conf now.",
             "SET-CONFIG-EPOCH <epoch>: set the config epoch of a new node.",
@@ -842,7 +875,7 @@ fn shards<'a>(c: &'a mut Conn, _a: Args<'a>) -> BoxFuture<'a> {
                 members.extend(st.replicas_of(&master.name));
                 out.array(members.len());
                 for n in members {
-                    shard_node(out, n, ep);
+                    shard_node(out, n, ep, m.offset_of(n));
                 }
             }
             Ok(())
@@ -850,7 +883,7 @@ fn shards<'a>(c: &'a mut Conn, _a: Args<'a>) -> BoxFuture<'a> {
     ))
 }
 
-fn shard_node(out: &mut Reply, n: &Node, ep: EndpointType) {
+fn shard_node(out: &mut Reply, n: &Node, ep: EndpointType, offset: i64) {
     out.map(6 + usize::from(n.port != 0) + usize::from(!n.hostname.is_empty()));
     out.bulk(b"id");
     out.bulk(n.name.to_string().as_bytes());
@@ -869,10 +902,12 @@ fn shard_node(out: &mut Reply, n: &Node, ep: EndpointType) {
     out.bulk(b"role");
     out.bulk(if n.is_master() { b"master" } else { b"replica" });
     out.bulk(b"replication-offset");
-    out.int(0);
+    out.int(offset);
     out.bulk(b"health");
     out.bulk(if n.has(node_flag::FAIL) {
         b"fail"
+    } else if !n.is_master() && offset == 0 {
+        b"loading"
     } else {
         b"online"
     });
@@ -887,10 +922,11 @@ fn slots<'a>(c: &'a mut Conn, _a: Args<'a>) -> BoxFuture<'a> {
             let ranges = st.slot_ranges();
             out.array(ranges.len());
             for (start, end, owner) in ranges {
+                // Replicas that finished their first sync (Redis's `isReplicaAvailable`).
                 let replicas: Vec<&Node> = st
                     .replicas_of(&owner)
                     .into_iter()
-                    .filter(|r| !r.has(node_flag::FAIL))
+                    .filter(|r| !r.has(node_flag::FAIL) && m.offset_of(r) != 0)
                     .collect();
                 out.array(3 + replicas.len());
                 out.int(start as i64);

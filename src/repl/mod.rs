@@ -150,6 +150,8 @@ pub struct Repl {
     applying: Cell<bool>,
     /// Snapshot cuts waiting for the applier to stand still (`Quiet`).
     cutting: Cell<u32>,
+    /// A `follow_for_cluster` change is being carried out.
+    cluster_wish_pending: Cell<bool>,
 }
 
 thread_local! {
@@ -195,6 +197,7 @@ impl Repl {
             published: Cell::new(None),
             applying: Cell::new(false),
             cutting: Cell::new(0),
+            cluster_wish_pending: Cell::new(false),
         });
         CURRENT.with(|c| *c.borrow_mut() = Some(repl.clone()));
         repl
@@ -434,6 +437,54 @@ pub async fn replicaof(
         }
     })
     .await
+}
+
+/// The replication offset a cluster node's bus header carries (Redis's
+/// `clusterBuildMessageHdr`): a replica's applied offset (its cached master's while the link
+/// is down), a master's stream offset. On the control executor.
+pub fn bus_offset() -> i64 {
+    let Some(r) = Repl::current() else { return 0 };
+    let st = r.state.borrow();
+    if st.master.is_some() {
+        let client = st.master_client.as_ref().or(st.cached_master.as_ref());
+        return client.map_or(0, |c| c.reploff);
+    }
+    drop(st);
+    master::Master::current().map_or(0, |m| m.summary().offset)
+}
+
+/// The cluster's wish for this node (Redis's `clusterSetMaster` and the cron rule that
+/// follows a master once its address is known): follow `to`, or be a master (None). Does
+/// nothing while the data file loads or when it is already so; on the control executor.
+pub fn follow_for_cluster(to: Option<(String, u16)>) {
+    let Some(r) = Repl::current() else { return };
+    if r.shard
+        .shared
+        .load_progress
+        .loading
+        .load(std::sync::atomic::Ordering::Relaxed)
+    {
+        return;
+    }
+    let current = r.state.borrow().master.clone();
+    let wanted = to.map(|(host, port)| MasterAddr { host, port });
+    if current == wanted || r.cluster_wish_pending.replace(true) {
+        return;
+    }
+    glommio::spawn_local(async move {
+        let _quiet = Quiet::begin(&r.shard).await;
+        // Checked again: another wish may have been carried out meanwhile.
+        if r.state.borrow().master == wanted {
+            r.cluster_wish_pending.set(false);
+            return;
+        }
+        match wanted {
+            Some(addr) => set_master(&r, addr).await,
+            None => unset_master(&r).await,
+        }
+        r.cluster_wish_pending.set(false);
+    })
+    .detach();
 }
 
 /// Follows `addr` from now on (Redis's `replicationSetMaster`): the old link is cut; a node

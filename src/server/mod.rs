@@ -161,10 +161,12 @@ fn spawn_executor(
                 if is_control {
                     // The control executor serves the mesh and, in cluster mode, the bus.
                     if shared.config().get_bool("cluster-enabled") {
-                        match crate::cluster::member::Member::start(
-                            shard.clone(),
-                            crate::cmd::call::delete_slots,
-                        ) {
+                        let hooks = crate::cluster::member::Hooks {
+                            lost_slots: crate::cmd::call::delete_slots,
+                            repl_offset: crate::repl::bus_offset,
+                            follow: crate::repl::follow_for_cluster,
+                        };
+                        match crate::cluster::member::Member::start(shard.clone(), hooks) {
                             Ok(member) => crate::cluster::member::Member::set_current(member),
                             Err(e) => {
                                 let _ = ready_tx.send(Err(e.clone()));

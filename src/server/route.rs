@@ -39,15 +39,14 @@ pub fn cluster_route(
     let migrate = spec.has(flag::MIGRATE);
     let asking = asking || migrate;
     // Fixed key positions are walked in place; only movable keys are gathered first.
+    let want = Want {
+        write,
+        asking,
+        readonly: conn.readonly,
+    };
     let routed = match spec.key_finder {
-        Some(find) => route_keys(
-            &map,
-            find(args).unwrap_or_default().into_iter(),
-            args,
-            write,
-            asking,
-        ),
-        None => route_keys(&map, spec.key_positions(args.len()), args, write, asking),
+        Some(find) => route_keys(&map, find(args).unwrap_or_default().into_iter(), args, want),
+        None => route_keys(&map, spec.key_positions(args.len()), args, want),
     };
     match routed? {
         None | Some((_, Route::Here)) => Ok(None),
@@ -85,7 +84,7 @@ fn exec_route(conn: &Conn, map: &SlotMap, asking: bool) -> Result<Option<u16>, E
     if map.unassigned(slot) {
         return Err(not_served());
     }
-    map.route(slot, write, asking).map(|_| None)
+    map.route(slot, write, asking, conn.readonly).map(|_| None)
 }
 
 fn shard_channel_route(
@@ -110,12 +109,19 @@ fn shard_channel_route(
     map.route_shard_channel(slot, asking, when_down)
 }
 
+/// What a command asks of routing: whether it writes, comes ASKING, from a READONLY client.
+#[derive(Clone, Copy)]
+struct Want {
+    write: bool,
+    asking: bool,
+    readonly: bool,
+}
+
 fn route_keys(
     map: &SlotMap,
     mut positions: impl Iterator<Item = usize>,
     args: &Args<'_>,
-    write: bool,
-    asking: bool,
+    want: Want,
 ) -> Result<Option<(u16, Route)>, Error> {
     let Some(first) = positions.next() else {
         return Ok(None);
@@ -127,7 +133,8 @@ fn route_keys(
     if positions.any(|p| key_slot(args.get(p)) != slot) {
         return Err(cross_slot());
     }
-    Ok(Some((slot, map.route(slot, write, asking)?)))
+    let route = map.route(slot, want.write, want.asking, want.readonly)?;
+    Ok(Some((slot, route)))
 }
 
 /// Runs a command on an open slot. A keyed command is judged and run in one step on the

@@ -1,0 +1,302 @@
+//! Cluster replicas beside stock nodes: CLUSTER REPLICATE (through `redis-cli --cluster
+//! add-node --cluster-slave` and `create --cluster-replicas 1`) in both directions, a redcell
+//! replica of a stock master and a stock replica of a redcell master; replicas show as
+//! `slave <master-id>` everywhere, acknowledge writes (WAIT), serve READONLY reads of their
+//! master's slots and redirect everything else; CLUSTER REPLICATE's refusals as stock words
+//! them; a redcell replica follows the sibling that won its dead master's slots.
+
+mod common;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use common::cluster::{check_from_all, cli, create, wait_for, Node};
+use common::Raw;
+
+/// Sends one command; the reply as text.
+fn call(raw: &mut Raw, args: &[&str]) -> String {
+    let args: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
+    String::from_utf8_lossy(&raw.call(&args)).into_owned()
+}
+
+/// `redis-cli --cluster add-node NEW EXISTING --cluster-slave --cluster-master-id ID`.
+fn add_replica(replica: &Node, master: &Node) {
+    let master_id = master.myid();
+    let out = cli(&[
+        "--cluster",
+        "add-node",
+        &replica.addr(),
+        &master.addr(),
+        "--cluster-slave",
+        "--cluster-master-id",
+        &master_id,
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("[OK] New node added correctly."), "{text}");
+}
+
+/// The master column of `id`'s line in `node`'s CLUSTER NODES, with its flags.
+fn role_in(node: &Node, id: &str) -> Option<(String, String)> {
+    let nodes = node.try_cmd(&["CLUSTER", "NODES"])?;
+    let line = nodes.lines().find(|l| l.starts_with(id))?;
+    let cols: Vec<&str> = line.split(' ').collect();
+    Some((cols.get(2)?.to_string(), cols.get(3)?.to_string()))
+}
+
+/// A replica is in sync when its link is up and it has applied something.
+fn replica_synced(n: &Node) -> bool {
+    n.try_cmd(&["INFO", "replication"])
+        .is_some_and(|i| i.contains("role:slave") && i.contains("master_link_status:up"))
+}
+
+/// A minimal cluster writer: SET through one node, following MOVED to the owner, then WAIT
+/// for one replica there. Returns the owner's port and the WAIT count.
+struct Writer {
+    conns: HashMap<u16, Raw>,
+    entry: u16,
+}
+
+impl Writer {
+    fn conn(&mut self, port: u16) -> &mut Raw {
+        self.conns.entry(port).or_insert_with(|| Raw::connect(port))
+    }
+
+    fn set_and_wait(&mut self, key: &str, value: &str) -> (u16, i64) {
+        let mut port = self.entry;
+        for _ in 0..3 {
+            let reply = call(self.conn(port), &["SET", key, value]);
+            if let Some(rest) = reply.strip_prefix("-MOVED ") {
+                let addr = rest.trim().split(' ').nth(1).expect("MOVED address");
+                port = addr.rsplit(':').next().unwrap().parse().expect("port");
+                continue;
+            }
+            assert_eq!(reply, "+OK\r\n", "SET {key}");
+            let waited = call(self.conn(port), &["WAIT", "1", "2000"]);
+            let n = waited
+                .trim_start_matches(':')
+                .trim()
+                .parse()
+                .unwrap_or_else(|_| panic!("WAIT: {waited}"));
+            return (port, n);
+        }
+        panic!("{key}: too many redirections");
+    }
+}
+
+/// Stock master with a redcell replica, redcell master with a stock replica, redcell master
+/// with a redcell replica.
+#[test]
+fn mixed_replicas_sync_serve_readonly_reads_and_redirect_writes() {
+    let masters = [Node::stock(), Node::redcell(), Node::redcell()];
+    create(&masters.iter().collect::<Vec<_>>());
+    let replicas = [Node::redcell(), Node::stock(), Node::redcell()];
+    for (r, m) in replicas.iter().zip(&masters) {
+        add_replica(r, m);
+    }
+    let all: Vec<&Node> = masters.iter().chain(&replicas).collect();
+    let ids: Vec<String> = all.iter().map(|n| n.myid()).collect();
+    wait_for(
+        "6 nodes linked everywhere, every replica in sync",
+        Duration::from_secs(40),
+        || {
+            all.iter().all(|n| {
+                n.try_cmd(&["CLUSTER", "NODES"]).is_some_and(|t| {
+                    t.lines().count() == 6 && t.lines().all(|l| l.contains(" connected"))
+                }) && n.state_ok()
+            }) && replicas.iter().all(replica_synced)
+        },
+    );
+    // Every node sees each replica as `slave <its master>`.
+    for n in &all {
+        for (r, m) in replicas.iter().zip(&masters) {
+            let (flags, master) = role_in(n, &r.myid()).expect("replica listed");
+            assert!(flags.contains("slave"), "{flags} on {}", n.port);
+            assert_eq!(master, m.myid(), "master of {} on {}", r.port, n.port);
+        }
+    }
+    check_from_all(&all);
+
+    // Writes acknowledged by the replica of their master.
+    let mut w = Writer {
+        conns: HashMap::new(),
+        entry: masters[0].port,
+    };
+    let mut written: Vec<(String, String, u16)> = Vec::new();
+    for i in 0..300 {
+        let (key, value) = (format!("key:{i}"), format!("v{i}"));
+        let (port, acked) = w.set_and_wait(&key, &value);
+        assert_eq!(acked, 1, "WAIT after SET {key} on {port}");
+        written.push((key, value, port));
+    }
+    for (m, r) in masters.iter().zip(&replicas) {
+        assert!(
+            written.iter().any(|(_, _, p)| *p == m.port),
+            "no key on {}",
+            m.port
+        );
+        let mut plain = Raw::connect(r.port);
+        let mut ro = Raw::connect(r.port);
+        assert_eq!(call(&mut ro, &["READONLY"]), "+OK\r\n");
+        for (key, value, _) in written.iter().filter(|(_, _, p)| *p == m.port) {
+            // READONLY reads are served from the replica's own data.
+            assert_eq!(
+                call(&mut ro, &["GET", key]),
+                format!("${}\r\n{value}\r\n", value.len()),
+                "READONLY GET {key} on replica {}",
+                r.port
+            );
+            // Without READONLY, and for writes even with it: to the master.
+            let moved = call(&mut plain, &["GET", key]);
+            assert!(
+                moved.starts_with("-MOVED ") && moved.trim_end().ends_with(&m.addr()),
+                "{moved}"
+            );
+            let write = call(&mut ro, &["SET", key, "x"]);
+            assert!(write.starts_with("-MOVED "), "{write}");
+        }
+        // READWRITE ends it.
+        assert_eq!(call(&mut ro, &["READWRITE"]), "+OK\r\n");
+        let (key, _, _) = written.iter().find(|(_, _, p)| *p == m.port).unwrap();
+        assert!(call(&mut ro, &["GET", key]).starts_with("-MOVED "));
+    }
+    // Our replica's replication and cluster views.
+    let ours = &replicas[0];
+    let info = ours.cmd(&["INFO", "replication"]);
+    assert!(
+        info.contains(&format!("master_port:{}", masters[0].port)),
+        "{info}"
+    );
+    let shards = ours.cmd(&["CLUSTER", "SHARDS"]);
+    assert!(
+        shards.contains(&ours.myid()) && shards.contains("replica"),
+        "{shards}"
+    );
+    let listed = masters[1].cmd(&["CLUSTER", "REPLICAS", &masters[1].myid()]);
+    assert!(
+        listed.contains(&replicas[1].myid()) && listed.contains("slave"),
+        "{listed}"
+    );
+    // CLUSTER SLOTS lists the synced replicas.
+    let slots = ours.cmd(&["CLUSTER", "SLOTS"]);
+    for id in &ids {
+        assert!(
+            slots.contains(id.as_str()),
+            "{id} missing from CLUSTER SLOTS:\n{slots}"
+        );
+    }
+}
+
+/// `redis-cli --cluster create --cluster-replicas 1` over redcell nodes only.
+#[test]
+fn cluster_create_with_replicas_over_redcell_nodes() {
+    let nodes: Vec<Node> = (0..6).map(|_| Node::redcell()).collect();
+    let addrs: Vec<String> = nodes.iter().map(|n| n.addr()).collect();
+    let mut args = vec!["--cluster", "create"];
+    args.extend(addrs.iter().map(String::as_str));
+    args.extend(["--cluster-replicas", "1", "--cluster-yes"]);
+    let out = cli(&args);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("[OK] All 16384 slots covered."), "{text}");
+    let all: Vec<&Node> = nodes.iter().collect();
+    wait_for("three replicas in sync", Duration::from_secs(40), || {
+        nodes.iter().filter(|n| replica_synced(n)).count() == 3
+    });
+    check_from_all(&all);
+    let masters = nodes[0].cmd(&["CLUSTER", "NODES"]);
+    assert_eq!(masters.lines().filter(|l| l.contains("master")).count(), 3);
+    assert_eq!(masters.lines().filter(|l| l.contains("slave")).count(), 3);
+}
+
+/// CLUSTER REPLICATE's refusals, byte-compared with a stock node in the same position.
+#[test]
+fn cluster_replicate_refusals_match_stock() {
+    let (stock, ours, third) = (Node::stock(), Node::redcell(), Node::stock());
+    create(&[&stock, &ours, &third]);
+    let replica = Node::redcell();
+    add_replica(&replica, &ours);
+    wait_for("the replica in sync", Duration::from_secs(30), || {
+        replica_synced(&replica)
+    });
+    let (sid, oid, rid) = (stock.myid(), ours.myid(), replica.myid());
+    let mut s = Raw::connect(stock.port);
+    let mut o = Raw::connect(ours.port);
+    let cases: Vec<(Vec<&str>, Vec<&str>)> = vec![
+        // Each side names the other, itself, the replica, an unknown node.
+        (
+            vec!["CLUSTER", "REPLICATE", &oid],
+            vec!["CLUSTER", "REPLICATE", &sid],
+        ),
+        (
+            vec!["CLUSTER", "REPLICATE", &sid],
+            vec!["CLUSTER", "REPLICATE", &oid],
+        ),
+        (
+            vec!["CLUSTER", "REPLICATE", &rid],
+            vec!["CLUSTER", "REPLICATE", &rid],
+        ),
+        (
+            vec![
+                "CLUSTER",
+                "REPLICATE",
+                "0123456789012345678901234567890123456789",
+            ],
+            vec![
+                "CLUSTER",
+                "REPLICATE",
+                "0123456789012345678901234567890123456789",
+            ],
+        ),
+        (
+            vec!["CLUSTER", "REPLICATE", "x"],
+            vec!["CLUSTER", "REPLICATE", "x"],
+        ),
+        (vec!["CLUSTER", "REPLICATE"], vec!["CLUSTER", "REPLICATE"]),
+        (
+            vec!["REPLICAOF", "127.0.0.1", "1"],
+            vec!["REPLICAOF", "127.0.0.1", "1"],
+        ),
+    ];
+    for (on_stock, on_ours) in cases {
+        let want = call(&mut s, &on_stock);
+        let got = call(&mut o, &on_ours);
+        assert!(want.starts_with('-'), "{on_stock:?}: {want}");
+        assert_eq!(got, want, "{on_ours:?}");
+    }
+    // A master without slots or keys is accepted, and a replica may switch masters.
+    let spare = Node::redcell();
+    let out = cli(&["--cluster", "add-node", &spare.addr(), &ours.addr()]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("[OK] New node added correctly."));
+    wait_for("the spare known to it", Duration::from_secs(20), || {
+        spare
+            .try_cmd(&["CLUSTER", "NODES"])
+            .is_some_and(|t| t.contains(&sid) && t.contains(&oid))
+    });
+    let mut sp = Raw::connect(spare.port);
+    assert_eq!(call(&mut sp, &["CLUSTER", "REPLICATE", &sid]), "+OK\r\n");
+    wait_for(
+        "the spare follows the stock master",
+        Duration::from_secs(30),
+        || {
+            replica_synced(&spare)
+                && spare
+                    .try_cmd(&["INFO", "replication"])
+                    .is_some_and(|i| i.contains(&format!("master_port:{}", stock.port)))
+        },
+    );
+    assert_eq!(call(&mut sp, &["CLUSTER", "REPLICATE", &oid]), "+OK\r\n");
+    wait_for(
+        "the spare follows our master",
+        Duration::from_secs(30),
+        || {
+            spare.try_cmd(&["INFO", "replication"]).is_some_and(|i| {
+                i.contains(&format!("master_port:{}", ours.port))
+                    && i.contains("master_link_status:up")
+            })
+        },
+    );
+    wait_for(
+        "the stock node sees the switch",
+        Duration::from_secs(20),
+        || role_in(&stock, &spare.myid()).is_some_and(|(f, m)| f.contains("slave") && m == oid),
+    );
+}
