@@ -300,3 +300,97 @@ fn cluster_replicate_refusals_match_stock() {
         || role_in(&stock, &spare.myid()).is_some_and(|(f, m)| f.contains("slave") && m == oid),
     );
 }
+
+/// A stock master with a stock and a redcell replica dies: the stock replica wins the
+/// election, our replica sees its master's slots go to it, follows it with a partial resync,
+/// and every write both replicas acknowledged (WAIT 2) is there on both.
+#[test]
+fn our_replica_follows_the_sibling_that_replaced_its_master() {
+    let mut masters = [Node::stock(), Node::stock(), Node::stock()];
+    create(&masters.iter().collect::<Vec<_>>());
+    let (heir, ours) = (Node::stock(), Node::redcell());
+    add_replica(&heir, &masters[0]);
+    add_replica(&ours, &masters[0]);
+    wait_for(
+        "5 nodes linked, both replicas in sync",
+        Duration::from_secs(40),
+        || {
+            masters.iter().chain([&heir, &ours]).all(|n| {
+                n.try_cmd(&["CLUSTER", "NODES"]).is_some_and(|t| {
+                    t.lines().count() == 5 && t.lines().all(|l| l.contains(" connected"))
+                }) && n.state_ok()
+            }) && replica_synced(&heir)
+                && replica_synced(&ours)
+        },
+    );
+    let victim_port = masters[0].port;
+    let mut master = Raw::connect(victim_port);
+    let mut acked = Vec::new();
+    let nodes = masters[0].cmd(&["CLUSTER", "NODES"]);
+    let mine = nodes
+        .lines()
+        .find(|l| l.contains("myself"))
+        .expect("myself line");
+    let keys: Vec<String> = (0..3000)
+        .map(|i| format!("k{i}"))
+        .filter(|k| common::cluster::owner_of(mine, redcell::slot::key_slot(k.as_bytes())))
+        .take(200)
+        .collect();
+    for (i, key) in keys.iter().enumerate() {
+        assert_eq!(call(&mut master, &["SET", key, &i.to_string()]), "+OK\r\n");
+        let waited = call(&mut master, &["WAIT", "2", "2000"]);
+        if waited == ":2\r\n" {
+            acked.push((key.clone(), i.to_string()));
+        }
+    }
+    assert_eq!(
+        acked.len(),
+        keys.len(),
+        "both replicas acknowledge every write"
+    );
+    drop(master);
+    let heir_id = heir.myid();
+    masters[0].kill();
+    wait_for(
+        "the stock replica promoted",
+        Duration::from_secs(30),
+        || role_in(&heir, &heir_id).is_some_and(|(f, _)| f.contains("master")),
+    );
+    wait_for(
+        "our replica following the new master",
+        Duration::from_secs(30),
+        || {
+            ours.try_cmd(&["INFO", "replication"]).is_some_and(|i| {
+                i.contains(&format!("master_port:{}", heir.port))
+                    && i.contains("master_link_status:up")
+            }) && role_in(&ours, &ours.myid()).is_some_and(|(_, m)| m == heir_id)
+        },
+    );
+    let log = ours.logs();
+    assert!(
+        log.contains(&format!(
+            "Configuration change detected. Reconfiguring myself as a replica of {heir_id}"
+        )),
+        "{log}"
+    );
+    assert!(
+        log.contains("Successful partial resynchronization with master."),
+        "{log}"
+    );
+    let mut h = Raw::connect(heir.port);
+    let mut o = Raw::connect(ours.port);
+    assert_eq!(call(&mut o, &["READONLY"]), "+OK\r\n");
+    for (key, value) in &acked {
+        let want = format!("${}\r\n{value}\r\n", value.len());
+        assert_eq!(call(&mut h, &["GET", key]), want, "{key} on the new master");
+        assert_eq!(call(&mut o, &["GET", key]), want, "{key} on our replica");
+    }
+    // The stock nodes see our replica under its new master.
+    for n in masters[1..].iter().chain([&heir]) {
+        wait_for(
+            "our replica listed under the new master",
+            Duration::from_secs(20),
+            || role_in(n, &ours.myid()).is_some_and(|(f, m)| f.contains("slave") && m == heir_id),
+        );
+    }
+}
