@@ -394,3 +394,132 @@ fn our_replica_follows_the_sibling_that_replaced_its_master() {
         );
     }
 }
+
+/// The epoch column of `id`'s line in `node`'s CLUSTER NODES.
+fn epoch_in(node: &Node, id: &str) -> Option<u64> {
+    let nodes = node.try_cmd(&["CLUSTER", "NODES"])?;
+    let line = nodes.lines().find(|l| l.starts_with(id))?;
+    line.split(' ').nth(6)?.parse().ok()
+}
+
+/// Three stock masters, a redcell replica of the first: kill -9 that master and ours is
+/// elected with the stock masters' votes, takes its slots at a new config epoch every node
+/// agrees on, keeps every write it acknowledged, takes writes, and the old master comes back
+/// as its replica.
+#[test]
+fn our_replica_wins_the_election_when_its_stock_master_dies() {
+    let mut masters = [Node::stock(), Node::stock(), Node::stock()];
+    create(&masters.iter().collect::<Vec<_>>());
+    let ours = Node::redcell();
+    add_replica(&ours, &masters[0]);
+    wait_for(
+        "4 nodes linked, our replica in sync",
+        Duration::from_secs(40),
+        || {
+            masters.iter().chain([&ours]).all(|n| {
+                n.try_cmd(&["CLUSTER", "NODES"]).is_some_and(|t| {
+                    t.lines().count() == 4 && t.lines().all(|l| l.contains(" connected"))
+                }) && n.state_ok()
+            }) && replica_synced(&ours)
+        },
+    );
+    let nodes = masters[0].cmd(&["CLUSTER", "NODES"]);
+    let mine = nodes
+        .lines()
+        .find(|l| l.contains("myself"))
+        .expect("myself line");
+    let keys: Vec<String> = (0..3000)
+        .map(|i| format!("k{i}"))
+        .filter(|k| common::cluster::owner_of(mine, redcell::slot::key_slot(k.as_bytes())))
+        .take(200)
+        .collect();
+    let mut master = Raw::connect(masters[0].port);
+    let mut acked = Vec::new();
+    for (i, key) in keys.iter().enumerate() {
+        assert_eq!(call(&mut master, &["SET", key, &i.to_string()]), "+OK\r\n");
+        if call(&mut master, &["WAIT", "1", "2000"]) == ":1\r\n" {
+            acked.push((key.clone(), i.to_string()));
+        }
+    }
+    assert_eq!(
+        acked.len(),
+        keys.len(),
+        "our replica acknowledges every write"
+    );
+    drop(master);
+    let (ours_id, victim_id) = (ours.myid(), masters[0].myid());
+    masters[0].kill();
+    let killed = std::time::Instant::now();
+    wait_for("our replica promoted", Duration::from_secs(30), || {
+        role_in(&ours, &ours_id).is_some_and(|(f, _)| f.contains("master"))
+    });
+    let promoted = killed.elapsed();
+    let epoch = epoch_in(&ours, &ours_id).expect("our epoch");
+    let log = ours.logs();
+    for line in [
+        "Start of election delayed for",
+        "Starting a failover election for epoch",
+        "Failover election won: I'm the new master.",
+    ] {
+        assert!(log.contains(line), "{line}:\n{log}");
+    }
+    // Both stock masters voted for us, and agree on our epoch and on the slots we took.
+    let node_timeout: u64 = common::cluster::NODE_TIMEOUT_MS.parse().unwrap();
+    for m in &masters[1..] {
+        wait_for(
+            "a stock master agreeing on the new master",
+            Duration::from_millis(node_timeout + 2000),
+            || {
+                role_in(m, &ours_id).is_some_and(|(f, _)| f.contains("master"))
+                    && epoch_in(m, &ours_id) == Some(epoch)
+                    && m.try_cmd(&["CLUSTER", "NODES"]).is_some_and(|t| {
+                        let line = t.lines().find(|l| l.starts_with(&ours_id)).unwrap_or("");
+                        line.split(' ').skip(8).collect::<Vec<_>>()
+                            == mine.split(' ').skip(8).collect::<Vec<_>>()
+                    })
+            },
+        );
+        let log = m.logs();
+        assert!(
+            log.contains(&format!(
+                "Failover auth granted to {ours_id} for epoch {epoch}"
+            )),
+            "{log}"
+        );
+    }
+    eprintln!("promoted {promoted:?} after the kill");
+    // Every acknowledged write is there; new writes are taken.
+    let mut o = Raw::connect(ours.port);
+    for (key, value) in &acked {
+        let want = format!("${}\r\n{value}\r\n", value.len());
+        assert_eq!(call(&mut o, &["GET", key]), want, "{key}");
+    }
+    assert_eq!(call(&mut o, &["SET", &keys[0], "after"]), "+OK\r\n");
+    // The old master comes back, learns it lost its slots and follows us.
+    masters[0].spawn();
+    wait_for(
+        "the old master following us",
+        Duration::from_secs(30),
+        || {
+            masters[0]
+                .try_cmd(&["INFO", "replication"])
+                .is_some_and(|i| {
+                    i.contains(&format!("master_port:{}", ours.port))
+                        && i.contains("master_link_status:up")
+                })
+        },
+    );
+    wait_for(
+        "everyone sees it as our replica",
+        Duration::from_secs(20),
+        || {
+            masters.iter().chain([&ours]).all(|n| {
+                role_in(n, &victim_id).is_some_and(|(f, m)| f.contains("slave") && m == ours_id)
+            })
+        },
+    );
+    let mut back = Raw::connect(masters[0].port);
+    assert_eq!(call(&mut back, &["READONLY"]), "+OK\r\n");
+    assert_eq!(call(&mut back, &["GET", &keys[0]]), "$5\r\nafter\r\n");
+    check_from_all(&masters.iter().chain([&ours]).collect::<Vec<_>>());
+}

@@ -25,6 +25,7 @@ use crate::shard::Shard;
 use crate::slot::SLOTS;
 use crate::util::time::now_ms;
 
+mod election;
 mod failover;
 
 /// Failure reports older than this many node timeouts are ignored (`CLUSTER_FAIL_REPORT_VALIDITY_MULT`).
@@ -124,6 +125,8 @@ pub struct Hooks {
     /// Makes replication follow this master's address, or none (`repl::follow_for_cluster`):
     /// asked every cron tick, so it may do nothing until it can.
     pub follow: fn(Option<(String, u16)>),
+    /// How old a replica's data is, in ms (`repl::master_data_age_ms`).
+    pub data_age: fn() -> i64,
 }
 
 pub struct Member {
@@ -159,6 +162,8 @@ pub struct Member {
     mf_slave: Cell<Option<NodeName>>,
     /// The manual failover ended: unpause once the slot map is published.
     mf_unpause: Cell<bool>,
+    /// As a replica: the election to replace a failed master (see `election`).
+    election: RefCell<election::Election>,
     /// Held for the process's life: the exclusive lock on nodes.conf.
     _lock: std::fs::File,
 }
@@ -259,6 +264,7 @@ impl Member {
             mf_end: Cell::new(0),
             mf_slave: Cell::new(None),
             mf_unpause: Cell::new(false),
+            election: Default::default(),
             _lock: lock,
         });
         member.apply_config_to_myself();
@@ -710,6 +716,7 @@ impl Member {
                 Payload::Publish(p) => self.on_publish(p, false),
                 Payload::PublishShard(p) => self.on_publish(p, true),
                 Payload::FailoverAuthRequest => self.on_auth_request(&h.sender, h),
+                Payload::FailoverAuthAck => self.on_auth_ack(&h.sender, h),
                 Payload::MfStart => self.on_mfstart(link, &h.sender),
                 _ => {}
             }
@@ -1411,6 +1418,7 @@ impl Member {
             self.mark_failing_if_needed(&s);
         }
         self.manual_failover_cron(now);
+        self.replica_failover(now);
         self.after_change();
     }
 

@@ -453,6 +453,22 @@ pub fn bus_offset() -> i64 {
     master::Master::current().map_or(0, |m| m.summary().offset)
 }
 
+/// How old a replica's data is, in ms, as Redis's failover judges it: since the master last
+/// spoke while the link is up, else since the link went down (very old when it never came
+/// up). On the control executor.
+pub fn master_data_age_ms() -> i64 {
+    const NEVER: i64 = i64::MAX / 4;
+    let Some(r) = Repl::current() else {
+        return NEVER;
+    };
+    let st = r.state.borrow();
+    match (&st.master_client, st.link, st.down_since) {
+        (Some(c), LinkState::Connected, _) => c.last_io.elapsed().as_secs() as i64 * 1000,
+        (_, _, Some(t)) => (now_ms() / 1000 - t) * 1000,
+        _ => NEVER,
+    }
+}
+
 /// The cluster's wish for this node (Redis's `clusterSetMaster` and the cron rule that
 /// follows a master once its address is known): follow `to`, or be a master (None). Does
 /// nothing while the data file loads or when it is already so; on the control executor.

@@ -165,6 +165,7 @@ fn spawn_executor(
                             lost_slots: crate::cmd::call::delete_slots,
                             repl_offset: crate::repl::bus_offset,
                             follow: crate::repl::follow_for_cluster,
+                            data_age: crate::repl::master_data_age_ms,
                         };
                         match crate::cluster::member::Member::start(shard.clone(), hooks) {
                             Ok(member) => crate::cluster::member::Member::set_current(member),

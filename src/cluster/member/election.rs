@@ -1,0 +1,264 @@
+//! A replica's part in failovers, as Redis 7.0's `clusterHandleSlaveFailover`: once its master
+//! serving slots is FAIL (and its data is recent enough, `cluster-replica-validity-factor`),
+//! it waits 500 ms + random(0-500) ms + 1 s per sibling with a greater replication offset,
+//! then asks every node for a vote in a new epoch (FAILOVER_AUTH_REQUEST), and with a
+//! majority of the slot-serving masters before `max(2 * node_timeout, 2000)` ms takes its
+//! master's slots at that epoch, turns its replication into a master's (`Hooks::follow`,
+//! which shifts the replication id) and tells everyone with a PONG.
+//!
+//! Log lines are Redis's own, so a mixed cluster's elections read alike in every log.
+
+use super::Member;
+use crate::cluster::bus::{msg_type, node_flag, Header, Message, NodeName, Payload};
+use crate::util::time::now_ms;
+
+/// Why a replica whose master failed is not taking over yet (`CLUSTER_CANT_FAILOVER_*`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Cant {
+    DataAge,
+    WaitingDelay,
+    Expired,
+    WaitingVotes,
+}
+
+impl Cant {
+    fn message(self) -> &'static str {
+        match self {
+            Cant::DataAge => "Disconnected from master for longer than allowed. Please check the 'cluster-replica-validity-factor' configuration option.",
+            Cant::WaitingDelay => "Waiting the delay before I can start a new failover.",
+            Cant::Expired => "Failover attempt expired.",
+            Cant::WaitingVotes => "Waiting for votes, but majority still not reached.",
+        }
+    }
+}
+
+/// The same reason is logged again only after this many seconds.
+const CANT_RELOG_SECS: i64 = 300;
+
+/// The state of this replica's election (Redis's `failover_auth_*` fields).
+#[derive(Default)]
+pub struct Election {
+    /// When the election may start (unix ms); it started then if `sent`.
+    auth_time: i64,
+    /// Votes received for `epoch`.
+    count: usize,
+    sent: bool,
+    rank: usize,
+    epoch: u64,
+    cant: Option<Cant>,
+    cant_logged: i64,
+}
+
+impl Member {
+    /// This replica's rank among its master's replicas: how many that may fail over have a
+    /// greater replication offset (`clusterGetSlaveRank`).
+    fn replica_rank(&self) -> usize {
+        let st = self.state.borrow();
+        let Some(master) = st.me().master else {
+            return 0;
+        };
+        let mine = (self.hooks.repl_offset)();
+        st.replicas_of(&master)
+            .into_iter()
+            .filter(|r| {
+                r.name != st.myself && !r.has(node_flag::NOFAILOVER) && r.repl_offset > mine
+            })
+            .count()
+    }
+
+    /// Logs why we cannot fail over, unless it is the same reason as lately or the master
+    /// failed only a moment ago (`clusterLogCantFailover`).
+    fn log_cant_failover(&self, why: Cant, now: i64) {
+        let mut e = self.election.borrow_mut();
+        if e.cant == Some(why) && now / 1000 - e.cant_logged < CANT_RELOG_SECS {
+            return;
+        }
+        e.cant = Some(why);
+        let quiet_for = self.cfg.borrow().node_timeout + 5000;
+        let st = self.state.borrow();
+        let recent = st
+            .me()
+            .master
+            .and_then(|m| st.nodes.get(&m))
+            .is_some_and(|m| m.has(node_flag::FAIL) && now - m.fail_time < quiet_for);
+        if recent {
+            return;
+        }
+        e.cant_logged = now / 1000;
+        eprintln!("Currently unable to failover: {}", why.message());
+    }
+
+    /// One step of the election, every cron tick and on every vote received.
+    pub(super) fn replica_failover(&self, now: i64) {
+        let (node_timeout, no_failover) = {
+            let cfg = self.cfg.borrow();
+            (cfg.node_timeout, cfg.replica_no_failover)
+        };
+        let quorum = {
+            let st = self.state.borrow();
+            let me = st.me();
+            let master = me.master.and_then(|m| st.nodes.get(&m));
+            let serving = master.is_some_and(|m| st.slots_of(&m.name) > 0);
+            let failed = master.is_some_and(|m| m.has(node_flag::FAIL));
+            if me.is_master() || !serving || !failed || no_failover {
+                drop(st);
+                self.election.borrow_mut().cant = None;
+                return;
+            }
+            st.masters_with_slots().len() / 2 + 1
+        };
+        let auth_timeout = (node_timeout * 2).max(2000);
+        let retry = auth_timeout * 2;
+        let (validity, ping_period) = {
+            let c = self.shard.shared.config();
+            (
+                c.get_i64("cluster-replica-validity-factor"),
+                c.get_i64("repl-ping-replica-period"),
+            )
+        };
+        let mut data_age = (self.hooks.data_age)();
+        if data_age > node_timeout {
+            data_age -= node_timeout;
+        }
+        if validity > 0 && data_age > ping_period * 1000 + node_timeout * validity {
+            self.log_cant_failover(Cant::DataAge, now);
+            return;
+        }
+        let auth_age = now - self.election.borrow().auth_time;
+        if auth_age > retry {
+            let rank = self.replica_rank();
+            let delay = 500 + (self.next_random() % 500) as i64 + rank as i64 * 1000;
+            {
+                let mut e = self.election.borrow_mut();
+                e.auth_time = now + delay;
+                e.count = 0;
+                e.sent = false;
+                e.rank = rank;
+            }
+            eprintln!(
+                "Start of election delayed for {delay} milliseconds (rank #{rank}, offset {}).",
+                (self.hooks.repl_offset)()
+            );
+            // Our siblings learn our offset now, to rank themselves against it.
+            self.pong_siblings();
+            return;
+        }
+        if !self.election.borrow().sent {
+            let rank = self.replica_rank();
+            let mut e = self.election.borrow_mut();
+            if rank > e.rank {
+                let added = (rank - e.rank) as i64 * 1000;
+                e.auth_time += added;
+                e.rank = rank;
+                eprintln!("Replica rank updated to #{rank}, added {added} milliseconds of delay.");
+            }
+        }
+        if now < self.election.borrow().auth_time {
+            self.log_cant_failover(Cant::WaitingDelay, now);
+            return;
+        }
+        if auth_age > auth_timeout {
+            self.log_cant_failover(Cant::Expired, now);
+            return;
+        }
+        if !self.election.borrow().sent {
+            let epoch = {
+                let mut st = self.state.borrow_mut();
+                st.current_epoch += 1;
+                st.current_epoch
+            };
+            {
+                let mut e = self.election.borrow_mut();
+                e.epoch = epoch;
+                e.sent = true;
+            }
+            eprintln!("Starting a failover election for epoch {epoch}.");
+            let request = Message::new(
+                self.header(msg_type::FAILOVER_AUTH_REQUEST),
+                Payload::FailoverAuthRequest,
+            );
+            self.broadcast(&request);
+            // The new current epoch is made durable with the next save (fsynced: epochs
+            // changed).
+            self.mark_changed();
+            return;
+        }
+        if self.election.borrow().count >= quorum {
+            self.win_election();
+        } else {
+            self.log_cant_failover(Cant::WaitingVotes, now);
+        }
+    }
+
+    /// FAILOVER_AUTH_ACK: a vote counts if it comes from a master serving slots, in our
+    /// election's epoch or later.
+    pub(super) fn on_auth_ack(&self, sender: &NodeName, h: &Header) {
+        let counts = {
+            let st = self.state.borrow();
+            let voter = st.nodes.get(sender);
+            voter.is_some_and(|v| v.is_master()) && st.slots_of(sender) > 0
+        };
+        let epoch = self.election.borrow().epoch;
+        if counts && h.current_epoch >= epoch {
+            self.election.borrow_mut().count += 1;
+            self.replica_failover(now_ms());
+        }
+    }
+
+    /// The election is won: our config epoch becomes the election's, we take our master's
+    /// slots and become a master (`clusterFailoverReplaceYourMaster`).
+    fn win_election(&self) {
+        eprintln!("Failover election won: I'm the new master.");
+        let epoch = self.election.borrow().epoch;
+        {
+            let mut st = self.state.borrow_mut();
+            if st.me().config_epoch < epoch {
+                st.me_mut().config_epoch = epoch;
+                eprintln!("configEpoch set to {epoch} after successful failover");
+            }
+            let Some(old) = st.me().master else { return };
+            let myself = st.myself;
+            let me = st.me_mut();
+            me.flags &= !node_flag::SLAVE;
+            me.flags |= node_flag::MASTER;
+            me.master = None;
+            for owner in st.slots.iter_mut() {
+                if *owner == Some(old) {
+                    *owner = Some(myself);
+                }
+            }
+            let full = self.cfg.borrow().require_full_coverage;
+            st.update_state(full);
+        }
+        // Replication becomes a master's before the new slot map lets writes in.
+        (self.hooks.follow)(None);
+        self.mark_changed();
+        if let Err(e) = self.save(true) {
+            eprintln!("Failed to save the cluster configuration after a failover: {e}");
+        }
+        self.broadcast_pong();
+        self.reset_manual_failover();
+        *self.election.borrow_mut() = Election::default();
+    }
+
+    /// A PONG to the other replicas of our master (`CLUSTER_BROADCAST_LOCAL_SLAVES`).
+    fn pong_siblings(&self) {
+        let siblings: Vec<NodeName> = {
+            let st = self.state.borrow();
+            let Some(master) = st.me().master else { return };
+            st.replicas_of(&master)
+                .into_iter()
+                .map(|r| r.name)
+                .filter(|n| *n != st.myself)
+                .collect()
+        };
+        let links: Vec<_> = siblings
+            .iter()
+            .filter_map(|n| self.links.borrow().get(n).cloned())
+            .collect();
+        for link in links {
+            let msg = self.ping_message(msg_type::PONG, Some(*link.node.borrow()).flatten());
+            self.send(&link, &msg);
+        }
+    }
+}
