@@ -302,8 +302,9 @@ fn cluster_replicate_refusals_match_stock() {
 }
 
 /// A stock master with a stock and a redcell replica dies: the stock replica wins the
-/// election, our replica sees its master's slots go to it, follows it with a partial resync,
-/// and every write both replicas acknowledged (WAIT 2) is there on both.
+/// election (ours stands aside: `cluster-replica-no-failover yes`, which flags it NOFAILOVER
+/// for the others too), our replica sees its master's slots go to it, follows it with a
+/// partial resync, and every write both replicas acknowledged (WAIT 2) is there on both.
 #[test]
 fn our_replica_follows_the_sibling_that_replaced_its_master() {
     let mut masters = [Node::stock(), Node::stock(), Node::stock()];
@@ -311,6 +312,13 @@ fn our_replica_follows_the_sibling_that_replaced_its_master() {
     let (heir, ours) = (Node::stock(), Node::redcell());
     add_replica(&heir, &masters[0]);
     add_replica(&ours, &masters[0]);
+    ours.cmd(&["CONFIG", "SET", "cluster-replica-no-failover", "yes"]);
+    let ours_id = ours.myid();
+    wait_for(
+        "our replica flagged nofailover",
+        Duration::from_secs(20),
+        || role_in(&heir, &ours_id).is_some_and(|(f, _)| f.contains("nofailover")),
+    );
     wait_for(
         "5 nodes linked, both replicas in sync",
         Duration::from_secs(40),
@@ -522,4 +530,98 @@ fn our_replica_wins_the_election_when_its_stock_master_dies() {
     assert_eq!(call(&mut back, &["READONLY"]), "+OK\r\n");
     assert_eq!(call(&mut back, &["GET", &keys[0]]), "$5\r\nafter\r\n");
     check_from_all(&masters.iter().chain([&ours]).collect::<Vec<_>>());
+}
+
+/// The reverse: a redcell master with a stock replica is killed; the stock replica is elected
+/// (a redcell and a stock master vote), keeps every write our master had it acknowledge, and
+/// our old master comes back as its replica, in sync.
+#[test]
+fn our_dead_master_is_replaced_by_its_stock_replica_and_rejoins_as_its_replica() {
+    let mut masters = [Node::redcell(), Node::stock(), Node::redcell()];
+    create(&masters.iter().collect::<Vec<_>>());
+    let heir = Node::stock();
+    add_replica(&heir, &masters[0]);
+    wait_for(
+        "4 nodes linked, the stock replica in sync",
+        Duration::from_secs(40),
+        || {
+            masters.iter().chain([&heir]).all(|n| {
+                n.try_cmd(&["CLUSTER", "NODES"]).is_some_and(|t| {
+                    t.lines().count() == 4 && t.lines().all(|l| l.contains(" connected"))
+                }) && n.state_ok()
+            }) && replica_synced(&heir)
+        },
+    );
+    let nodes = masters[0].cmd(&["CLUSTER", "NODES"]);
+    let mine = nodes
+        .lines()
+        .find(|l| l.contains("myself"))
+        .expect("myself line");
+    let keys: Vec<String> = (0..3000)
+        .map(|i| format!("k{i}"))
+        .filter(|k| common::cluster::owner_of(mine, redcell::slot::key_slot(k.as_bytes())))
+        .take(200)
+        .collect();
+    let mut master = Raw::connect(masters[0].port);
+    for (i, key) in keys.iter().enumerate() {
+        assert_eq!(call(&mut master, &["SET", key, &i.to_string()]), "+OK\r\n");
+        assert_eq!(call(&mut master, &["WAIT", "1", "2000"]), ":1\r\n", "{key}");
+    }
+    drop(master);
+    let (heir_id, old_id) = (heir.myid(), masters[0].myid());
+    masters[0].kill();
+    wait_for(
+        "the stock replica promoted",
+        Duration::from_secs(30),
+        || role_in(&heir, &heir_id).is_some_and(|(f, _)| f.contains("master")),
+    );
+    let mut h = Raw::connect(heir.port);
+    for (i, key) in keys.iter().enumerate() {
+        let v = i.to_string();
+        assert_eq!(
+            call(&mut h, &["GET", key]),
+            format!("${}\r\n{v}\r\n", v.len())
+        );
+    }
+    assert_eq!(call(&mut h, &["SET", &keys[0], "after"]), "+OK\r\n");
+    masters[0].spawn();
+    wait_for(
+        "our old master following the new one",
+        Duration::from_secs(40),
+        || {
+            masters[0]
+                .try_cmd(&["INFO", "replication"])
+                .is_some_and(|i| {
+                    i.contains(&format!("master_port:{}", heir.port))
+                        && i.contains("master_link_status:up")
+                })
+        },
+    );
+    let log = masters[0].logs();
+    assert!(
+        log.contains(&format!(
+            "Configuration change detected. Reconfiguring myself as a replica of {heir_id}"
+        )),
+        "{log}"
+    );
+    wait_for(
+        "everyone sees it as the new master's replica",
+        Duration::from_secs(20),
+        || {
+            masters.iter().chain([&heir]).all(|n| {
+                role_in(n, &old_id).is_some_and(|(f, m)| f.contains("slave") && m == heir_id)
+            })
+        },
+    );
+    let mut back = Raw::connect(masters[0].port);
+    assert_eq!(call(&mut back, &["READONLY"]), "+OK\r\n");
+    assert_eq!(call(&mut back, &["GET", &keys[0]]), "$5\r\nafter\r\n");
+    for (i, key) in keys.iter().enumerate().skip(1) {
+        let v = i.to_string();
+        assert_eq!(
+            call(&mut back, &["GET", key]),
+            format!("${}\r\n{v}\r\n", v.len())
+        );
+    }
+    check_from_all(&masters.iter().chain([&heir]).collect::<Vec<_>>());
 }

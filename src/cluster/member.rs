@@ -987,16 +987,20 @@ impl Member {
         }
         self.save_pending.set(true);
         self.map_pending.set(true);
-        // We are a replica whose master lost its last slot to the sender (a sibling won a
-        // failover): follow the new owner, as Redis does. (A master left without slots stays
-        // a master here: Redis would turn it into the sender's replica too.)
+        // Our shard's last slot went to the sender: we were failed over while away (a master)
+        // or a sibling won our master's failover (a replica). Either way we follow the new
+        // owner, as Redis does; a demoted master keeps its keys for a partial resync.
         let follow_sender = {
             let st = self.state.borrow();
             let me = st.me();
+            let our_master = if me.is_master() {
+                Some(st.myself)
+            } else {
+                me.master
+            };
             let allow = self.cfg.borrow().allow_replica_migration;
-            !me.is_master()
-                && taken_from_ours > 0
-                && me.master.is_some_and(|m| st.slots_of(&m) == 0)
+            taken_from_ours > 0
+                && our_master.is_some_and(|m| st.slots_of(&m) == 0)
                 && (allow || sender_slots == taken_from_ours)
         };
         if follow_sender {
@@ -1005,6 +1009,8 @@ impl Member {
             );
             self.state.borrow_mut().set_my_master(sender);
             self.synced_epochs.set(None);
+            self.reset_manual_failover();
+            lost.clear();
         }
         // Our last slot went to a newer master, e.g. the replica of a manual failover won:
         // Redis would turn into its replica and end the failover (and the pause) there.

@@ -834,7 +834,16 @@ fn setslot_on_member(m: &Member, args: &[Vec<u8>], keys: usize, out: &mut Reply)
                 st.migrating.remove(&slot);
             }
             let was_importing = st.importing.remove(&slot).is_some();
+            let was_mine = st.slots[slot as usize] == Some(myself);
             st.slots[slot as usize] = Some(n);
+            // A master that gave away its last slot becomes a replica of the receiver.
+            let allow = m.cfg.borrow().allow_replica_migration;
+            if was_mine && n != myself && st.slots_of(&myself) == 0 && allow {
+                eprintln!(
+                    "Configuration change detected. Reconfiguring myself as a replica of {n}"
+                );
+                st.set_my_master(n);
+            }
             if n == myself && was_importing {
                 // The slot is ours now: take a new epoch without consensus so that our claim
                 // wins, and tell everyone at once.
