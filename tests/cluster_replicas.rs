@@ -625,3 +625,163 @@ fn our_dead_master_is_replaced_by_its_stock_replica_and_rejoins_as_its_replica()
     }
     check_from_all(&masters.iter().chain([&heir]).collect::<Vec<_>>());
 }
+
+/// Writes keys (taken in turn from `keys`) through `entry`, following MOVED, until `stop`;
+/// returns every (key, value) that was acknowledged.
+fn counting_writer(
+    entry: u16,
+    keys: Vec<String>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> std::thread::JoinHandle<Vec<(String, String)>> {
+    std::thread::spawn(move || {
+        let mut w = Writer {
+            conns: HashMap::new(),
+            entry,
+        };
+        let mut acked = Vec::new();
+        let mut i = 0usize;
+        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            let key = &keys[i % keys.len()];
+            let value = format!("v{i}");
+            let mut port = w.entry;
+            for _ in 0..5 {
+                let reply = call(w.conn(port), &["SET", key, &value]);
+                if let Some(rest) = reply.strip_prefix("-MOVED ") {
+                    let addr = rest.trim().split(' ').nth(1).expect("MOVED address");
+                    port = addr.rsplit(':').next().unwrap().parse().expect("port");
+                    w.entry = port;
+                    continue;
+                }
+                assert_eq!(reply, "+OK\r\n", "SET {key} on {port}");
+                acked.push((key.clone(), value.clone()));
+                break;
+            }
+            i += 1;
+        }
+        acked
+    })
+}
+
+/// The keys among k0..k2999 whose slots `node` serves.
+fn keys_served_by(node: &Node, n: usize) -> Vec<String> {
+    let nodes = node.cmd(&["CLUSTER", "NODES"]);
+    let mine = nodes
+        .lines()
+        .find(|l| l.contains("myself"))
+        .expect("myself line")
+        .to_string();
+    (0..3000)
+        .map(|i| format!("k{i}"))
+        .filter(|k| common::cluster::owner_of(&mine, redcell::slot::key_slot(k.as_bytes())))
+        .take(n)
+        .collect()
+}
+
+/// CLUSTER FAILOVER under a counting writer in both directions: our replica of a stock master,
+/// then a stock replica of our master. The master pauses, the replica catches up to the
+/// paused offset and is elected; the last value acknowledged for every key is on the new
+/// master and on the old one, which is now its replica and takes no writes. FORCE and
+/// TAKEOVER need no master; the refusals are stock's words.
+#[test]
+fn manual_failover_both_ways_keeps_every_acknowledged_write() {
+    let masters = [Node::stock(), Node::redcell(), Node::stock()];
+    create(&masters.iter().collect::<Vec<_>>());
+    let (ours, theirs) = (Node::redcell(), Node::stock());
+    add_replica(&ours, &masters[0]);
+    add_replica(&theirs, &masters[1]);
+    let all: Vec<&Node> = masters.iter().chain([&ours, &theirs]).collect();
+    wait_for(
+        "5 nodes linked, both replicas in sync",
+        Duration::from_secs(40),
+        || {
+            all.iter().all(|n| {
+                n.try_cmd(&["CLUSTER", "NODES"]).is_some_and(|t| {
+                    t.lines().count() == 5 && t.lines().all(|l| l.contains(" connected"))
+                }) && n.state_ok()
+            }) && replica_synced(&ours)
+                && replica_synced(&theirs)
+        },
+    );
+    // Refusals, as stock words them.
+    for n in [&masters[1], &masters[0]] {
+        assert_eq!(
+            n.cmd(&["CLUSTER", "FAILOVER"]),
+            "ERR You should send CLUSTER FAILOVER to a replica"
+        );
+    }
+    for n in [&ours, &theirs] {
+        assert_eq!(n.cmd(&["CLUSTER", "FAILOVER", "SOON"]), "ERR syntax error");
+    }
+    for (replica, master) in [(&ours, &masters[0]), (&theirs, &masters[1])] {
+        let keys = keys_served_by(master, 50);
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let writer = counting_writer(master.port, keys, stop.clone());
+        std::thread::sleep(Duration::from_millis(500));
+        assert_eq!(replica.cmd(&["CLUSTER", "FAILOVER"]), "OK");
+        let id = replica.myid();
+        wait_for("the replica took over", Duration::from_secs(20), || {
+            role_in(replica, &id).is_some_and(|(f, _)| f.contains("master"))
+                && role_in(master, &id).is_some_and(|(f, _)| f.contains("master"))
+        });
+        std::thread::sleep(Duration::from_millis(500));
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let acked = writer.join().expect("writer");
+        assert!(acked.len() > 50, "only {} writes acknowledged", acked.len());
+        let mut last: HashMap<String, String> = HashMap::new();
+        for (k, v) in acked {
+            last.insert(k, v);
+        }
+        wait_for(
+            "the old master following the new one",
+            Duration::from_secs(30),
+            || {
+                replica_synced(master)
+                    && master
+                        .try_cmd(&["INFO", "replication"])
+                        .is_some_and(|i| i.contains(&format!("master_port:{}", replica.port)))
+            },
+        );
+        let mut new_master = Raw::connect(replica.port);
+        let mut old_master = Raw::connect(master.port);
+        assert_eq!(call(&mut old_master, &["READONLY"]), "+OK\r\n");
+        wait_for("the old master caught up", Duration::from_secs(10), || {
+            last.iter().all(|(k, v)| {
+                call(&mut old_master, &["GET", k]) == format!("${}\r\n{v}\r\n", v.len())
+            })
+        });
+        for (k, v) in &last {
+            let want = format!("${}\r\n{v}\r\n", v.len());
+            assert_eq!(
+                call(&mut new_master, &["GET", k]),
+                want,
+                "{k} on the new master"
+            );
+        }
+        // The old master takes no write now.
+        let (k, _) = last.iter().next().unwrap();
+        assert!(call(&mut old_master, &["SET", k, "late"]).starts_with("-MOVED "));
+    }
+    // FORCE and TAKEOVER: the former replicas are masters now; the old ones, replicas.
+    assert_eq!(masters[0].cmd(&["CLUSTER", "FAILOVER", "FORCE"]), "OK");
+    let id0 = masters[0].myid();
+    wait_for(
+        "FORCE elected the stock node again",
+        Duration::from_secs(20),
+        || role_in(&ours, &id0).is_some_and(|(f, _)| f.contains("master")),
+    );
+    assert_eq!(masters[1].cmd(&["CLUSTER", "FAILOVER", "TAKEOVER"]), "OK");
+    let id1 = masters[1].myid();
+    wait_for(
+        "TAKEOVER made ours a master again",
+        Duration::from_secs(20),
+        || {
+            [&masters[0], &masters[2], &theirs]
+                .iter()
+                .all(|n| role_in(n, &id1).is_some_and(|(f, _)| f.contains("master")))
+        },
+    );
+    wait_for("the former masters follow", Duration::from_secs(30), || {
+        replica_synced(&ours) && replica_synced(&theirs)
+    });
+    check_from_all(&all);
+}

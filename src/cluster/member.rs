@@ -127,6 +127,9 @@ pub struct Hooks {
     pub follow: fn(Option<(String, u16)>),
     /// How old a replica's data is, in ms (`repl::master_data_age_ms`).
     pub data_age: fn() -> i64,
+    /// A master's replication offset once every write done until now is in its stream
+    /// (`repl::settled_offset`): what a paused master announces in a manual failover.
+    pub settled_offset: fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = i64>>>,
 }
 
 pub struct Member {
@@ -162,6 +165,13 @@ pub struct Member {
     mf_slave: Cell<Option<NodeName>>,
     /// The manual failover ended: unpause once the slot map is published.
     mf_unpause: Cell<bool>,
+    /// As a paused master: our offset once every write before the pause is in the stream;
+    /// only then do our headers say PAUSED (with it).
+    mf_offset: Cell<Option<i64>>,
+    /// As a replica in a manual failover: the election may start (Redis's `mf_can_start`),
+    /// and the offset our paused master announced (`mf_master_offset`, -1: not yet).
+    mf_can_start: Cell<bool>,
+    mf_master_offset: Cell<i64>,
     /// As a replica: the election to replace a failed master (see `election`).
     election: RefCell<election::Election>,
     /// Held for the process's life: the exclusive lock on nodes.conf.
@@ -264,6 +274,9 @@ impl Member {
             mf_end: Cell::new(0),
             mf_slave: Cell::new(None),
             mf_unpause: Cell::new(false),
+            mf_offset: Cell::new(None),
+            mf_can_start: Cell::new(false),
+            mf_master_offset: Cell::new(-1),
             election: Default::default(),
             _lock: lock,
         });
@@ -547,10 +560,13 @@ impl Member {
                 myslots.set(s as u16, true);
             }
         }
-        // A master in a manual failover flags every message: our offset is the paused one.
+        // A master in a manual failover flags every message once its paused offset is known,
+        // and gives that offset.
         let mut mflags = [0u8; 3];
-        if me.is_master() && self.mf_paused() {
+        let mut offset = (self.hooks.repl_offset)();
+        if let (true, Some(paused)) = (me.is_master() && self.mf_paused(), self.mf_offset.get()) {
             mflags[0] |= bus::mflag::PAUSED;
+            offset = paused;
         }
         Header {
             port: cfg.port,
@@ -564,7 +580,7 @@ impl Member {
             cport: cfg.cport,
             flags: me.flags,
             state: if st.ok { 0 } else { 1 },
-            offset: (self.hooks.repl_offset)() as u64,
+            offset: offset as u64,
             mflags,
             ..Header::default()
         }
@@ -699,6 +715,20 @@ impl Member {
                     self.save_pending.set(true);
                 }
                 n.repl_offset = h.offset as i64;
+            }
+            // Our paused master's offset, in a manual failover we started.
+            let from_master = st.me().master == Some(h.sender) && !st.me().is_master();
+            drop(st);
+            if from_master
+                && self.mf_end.get() != 0
+                && h.mflags[0] & bus::mflag::PAUSED != 0
+                && self.mf_master_offset.get() == -1
+            {
+                self.mf_master_offset.set(h.offset as i64);
+                eprintln!(
+                    "Received replication offset for paused master manual failover: {}",
+                    h.offset
+                );
             }
         }
         if ty == msg_type::PING || ty == msg_type::MEET {

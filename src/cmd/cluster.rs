@@ -54,6 +54,11 @@ static CLUSTER_SUBS: &[CommandSpec] = &[
         "7.0.0",
         "Set hash slots as unbound in receiving node",
     ),
+    CommandSpec::new("failover", -2, ADMIN | STALE, Handler::Async(failover)).doc(
+        "cluster",
+        "3.0.0",
+        "Forces a replica to perform a manual failover of its master.",
+    ),
     admin("flushslots", 2, flushslots).doc(
         "cluster",
         "3.0.0",
@@ -440,6 +445,37 @@ fn forget<'a>(c: &'a mut Conn, a: Args<'a>) -> BoxFuture<'a> {
     ))
 }
 
+/// CLUSTER FAILOVER [FORCE|TAKEOVER], on a replica.
+fn failover<'a>(c: &'a mut Conn, a: Args<'a>) -> BoxFuture<'a> {
+    let option = (a.len() == 3).then(|| a.get(2).to_ascii_lowercase());
+    let too_many = a.len() > 3;
+    let typed = a.get(1).to_vec();
+    Box::pin(async move {
+        enabled(c)?;
+        if too_many {
+            return Err(Error::msg(format!(
+                "unknown subcommand or wrong number of arguments for '{}'. Try CLUSTER HELP.",
+                String::from_utf8_lossy(&typed)
+            )));
+        }
+        let (force, takeover) = match option.as_deref() {
+            None => (false, false),
+            Some(b"force") => (true, false),
+            Some(b"takeover") => (true, true),
+            Some(_) => return Err(Error::Syntax),
+        };
+        on_member(
+            c,
+            Box::new(move |m, out| {
+                m.manual_failover(force, takeover).map_err(Error::msg)?;
+                out.ok();
+                Ok(())
+            }),
+        )
+        .await
+    })
+}
+
 /// CLUSTER REPLICATE <node-id>: this node becomes a replica of that master (Redis's
 /// `clusterSetMaster`); its replication follows the master from the cluster cron on.
 fn replicate<'a>(c: &'a mut Conn, a: Args<'a>) -> BoxFuture<'a> {
@@ -471,6 +507,7 @@ fn help<'a>(c: &'a mut Conn, _a: Args<'a>) -> BoxFuture<'a> {
             "BUMPEPOCH: give this node a new config epoch if it does not have the greatest.",
             "COUNT-FAILURE-REPORTS <node-id>: failure reports about a node.",
             "COUNTKEYSINSLOT <slot>: number of keys in a slot.",
+            "FAILOVER [FORCE|TAKEOVER]: a replica takes its master's place.",
             "DELSLOTS <slot> [<slot> ...]: unassign slots in this node's view.",
             "DELSLOTSRANGE <start> <end> [<start> <end> ...]: unassign slot ranges.",
             "FLUSHSLOTS: unassign every slot of this (empty) node.",

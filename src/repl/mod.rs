@@ -469,6 +469,17 @@ pub fn master_data_age_ms() -> i64 {
     }
 }
 
+/// A master's stream offset once every write stamped until now is in it (WAIT's target), for
+/// a manual failover's paused offset. On the control executor.
+pub fn settled_offset() -> std::pin::Pin<Box<dyn std::future::Future<Output = i64>>> {
+    Box::pin(async {
+        match master::Master::current() {
+            Some(m) => m.offset_after_now().await,
+            None => 0,
+        }
+    })
+}
+
 /// The cluster's wish for this node (Redis's `clusterSetMaster` and the cron rule that
 /// follows a master once its address is known): follow `to`, or be a master (None). Does
 /// nothing while the data file loads or when it is already so; on the control executor.

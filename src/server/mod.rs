@@ -166,6 +166,7 @@ fn spawn_executor(
                             repl_offset: crate::repl::bus_offset,
                             follow: crate::repl::follow_for_cluster,
                             data_age: crate::repl::master_data_age_ms,
+                            settled_offset: crate::repl::settled_offset,
                         };
                         match crate::cluster::member::Member::start(shard.clone(), hooks) {
                             Ok(member) => crate::cluster::member::Member::set_current(member),

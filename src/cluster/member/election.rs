@@ -9,7 +9,7 @@
 //! Log lines are Redis's own, so a mixed cluster's elections read alike in every log.
 
 use super::Member;
-use crate::cluster::bus::{msg_type, node_flag, Header, Message, NodeName, Payload};
+use crate::cluster::bus::{mflag, msg_type, node_flag, Header, Message, NodeName, Payload};
 use crate::util::time::now_ms;
 
 /// Why a replica whose master failed is not taking over yet (`CLUSTER_CANT_FAILOVER_*`).
@@ -100,7 +100,8 @@ impl Member {
             let master = me.master.and_then(|m| st.nodes.get(&m));
             let serving = master.is_some_and(|m| st.slots_of(&m.name) > 0);
             let failed = master.is_some_and(|m| m.has(node_flag::FAIL));
-            if me.is_master() || !serving || !failed || no_failover {
+            let manual = self.mf_end.get() != 0 && self.mf_can_start.get();
+            if me.is_master() || !serving || (!failed && !manual) || (no_failover && !manual) {
                 drop(st);
                 self.election.borrow_mut().cant = None;
                 return;
@@ -120,14 +121,23 @@ impl Member {
         if data_age > node_timeout {
             data_age -= node_timeout;
         }
-        if validity > 0 && data_age > ping_period * 1000 + node_timeout * validity {
+        let manual_start = self.mf_end.get() != 0 && self.mf_can_start.get();
+        if validity > 0 && data_age > ping_period * 1000 + node_timeout * validity && !manual_start
+        {
             self.log_cant_failover(Cant::DataAge, now);
             return;
         }
+        // A manual failover under way (started or not) skips the delays and forces votes.
+        let manual = self.mf_end.get() != 0;
         let auth_age = now - self.election.borrow().auth_time;
         if auth_age > retry {
-            let rank = self.replica_rank();
-            let delay = 500 + (self.next_random() % 500) as i64 + rank as i64 * 1000;
+            // A manual failover starts at once, at rank 0.
+            let rank = if manual { 0 } else { self.replica_rank() };
+            let delay = if manual {
+                0
+            } else {
+                500 + (self.next_random() % 500) as i64 + rank as i64 * 1000
+            };
             {
                 let mut e = self.election.borrow_mut();
                 e.auth_time = now + delay;
@@ -141,9 +151,11 @@ impl Member {
             );
             // Our siblings learn our offset now, to rank themselves against it.
             self.pong_siblings();
-            return;
+            if !manual {
+                return;
+            }
         }
-        if !self.election.borrow().sent {
+        if !self.election.borrow().sent && !manual {
             let rank = self.replica_rank();
             let mut e = self.election.borrow_mut();
             if rank > e.rank {
@@ -173,10 +185,12 @@ impl Member {
                 e.sent = true;
             }
             eprintln!("Starting a failover election for epoch {epoch}.");
-            let request = Message::new(
-                self.header(msg_type::FAILOVER_AUTH_REQUEST),
-                Payload::FailoverAuthRequest,
-            );
+            let mut header = self.header(msg_type::FAILOVER_AUTH_REQUEST);
+            if manual {
+                // Voters grant it although our master is up.
+                header.mflags[0] |= mflag::FORCEACK;
+            }
+            let request = Message::new(header, Payload::FailoverAuthRequest);
             self.broadcast(&request);
             // The new current epoch is made durable with the next save (fsynced: epochs
             // changed).
@@ -216,6 +230,15 @@ impl Member {
                 st.me_mut().config_epoch = epoch;
                 eprintln!("configEpoch set to {epoch} after successful failover");
             }
+        }
+        self.take_over_from_master();
+    }
+
+    /// We replace our master: its slots become ours, our replication a master's, and every
+    /// node hears it (`clusterFailoverReplaceYourMaster`).
+    pub(super) fn take_over_from_master(&self) {
+        {
+            let mut st = self.state.borrow_mut();
             let Some(old) = st.me().master else { return };
             let myself = st.myself;
             let me = st.me_mut();

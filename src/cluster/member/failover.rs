@@ -197,7 +197,22 @@ impl Member {
             Kind::Write,
         );
         eprintln!("Manual failover requested by replica {sender}.");
-        self.send_ping(link, msg_type::PING);
+        // Our offset is announced (PAUSED) once the writes that passed the gate before the
+        // pause are done everywhere and in the stream: two round trips to every core finish
+        // the commands running there, `settled_offset` waits for the stream.
+        let me = self.clone();
+        let (link, sender) = (link.clone(), *sender);
+        glommio::spawn_local(async move {
+            for _ in 0..2 {
+                me.shard.call_all(|_| ()).await;
+            }
+            let offset = (me.hooks.settled_offset)().await;
+            if me.mf_slave.get() == Some(sender) && me.mf_end.get() != 0 {
+                me.mf_offset.set(Some(offset));
+                me.send_ping(&link, msg_type::PING);
+            }
+        })
+        .detach();
     }
 
     /// Ends a manual failover (timed out, done, or moot) and, once the change that ended it
@@ -207,6 +222,60 @@ impl Member {
             self.mf_unpause.set(true);
         }
         self.mf_end.set(0);
+        self.mf_offset.set(None);
+        self.mf_can_start.set(false);
+        self.mf_master_offset.set(-1);
+    }
+
+    /// CLUSTER FAILOVER [FORCE|TAKEOVER] on a replica, with Redis's checks and words: by
+    /// default the master pauses and tells its offset (MFSTART), which we reach before the
+    /// election; FORCE elects at once; TAKEOVER takes the slots without an election, at a
+    /// new epoch of our own.
+    pub fn manual_failover(&self, force: bool, takeover: bool) -> Result<(), String> {
+        let link = {
+            let st = self.state.borrow();
+            let me = st.me();
+            if me.is_master() {
+                return Err("You should send CLUSTER FAILOVER to a replica".into());
+            }
+            let Some(master) = me.master.and_then(|m| st.nodes.get(&m)) else {
+                return Err("I'm a replica but my master is unknown to me".into());
+            };
+            let link = self.links.borrow().get(&master.name).cloned();
+            if !force && (master.has(crate::cluster::bus::node_flag::FAIL) || link.is_none()) {
+                return Err("Master is down or failed, please use CLUSTER FAILOVER FORCE".into());
+            }
+            link
+        };
+        self.reset_manual_failover();
+        self.mf_end.set(now_ms() + MF_TIMEOUT);
+        if takeover {
+            eprintln!("Taking over the master (user request).");
+            self.state.borrow_mut().bump_epoch_without_consensus();
+            self.take_over_from_master();
+        } else if force {
+            eprintln!("Forced failover user request accepted.");
+            self.mf_can_start.set(true);
+        } else {
+            eprintln!("Manual failover user request accepted.");
+            if let Some(link) = link {
+                let msg = Message::new(self.header(msg_type::MFSTART), Payload::MfStart);
+                self.send(&link, &msg);
+            }
+        }
+        Ok(())
+    }
+
+    /// As a replica in a manual failover: the election may start once we applied our
+    /// paused master's stream up to the offset it announced (`clusterHandleManualFailover`).
+    pub(super) fn replica_manual_failover(&self) {
+        if self.mf_end.get() == 0 || self.mf_can_start.get() || self.mf_master_offset.get() == -1 {
+            return;
+        }
+        if self.mf_master_offset.get() == (self.hooks.repl_offset)() {
+            self.mf_can_start.set(true);
+            eprintln!("All master replication stream processed, manual failover can start.");
+        }
     }
 
     /// Ends the pause of a manual failover that ended. Called after the new slot map is
@@ -230,6 +299,7 @@ impl Member {
             self.reset_manual_failover();
             return;
         }
+        self.replica_manual_failover();
         let Some(replica) = self.mf_slave.get() else {
             return;
         };
