@@ -785,3 +785,63 @@ fn manual_failover_both_ways_keeps_every_acknowledged_write() {
     });
     check_from_all(&all);
 }
+
+/// Replica migration: a master whose only replica dies is orphaned; after Redis's delay, one
+/// of our two replicas of the master with the most replicas (the one with the smaller id)
+/// moves to it and syncs.
+#[test]
+fn an_orphaned_master_gets_one_of_our_spare_replicas() {
+    let masters = [Node::stock(), Node::redcell(), Node::stock()];
+    create(&masters.iter().collect::<Vec<_>>());
+    let spares = [Node::redcell(), Node::redcell()];
+    let mut lonely = Node::stock();
+    for r in &spares {
+        add_replica(r, &masters[0]);
+    }
+    add_replica(&lonely, &masters[1]);
+    wait_for(
+        "6 nodes linked, replicas in sync",
+        Duration::from_secs(40),
+        || {
+            masters.iter().chain(&spares).chain([&lonely]).all(|n| {
+                n.try_cmd(&["CLUSTER", "NODES"]).is_some_and(|t| {
+                    t.lines().count() == 6 && t.lines().all(|l| l.contains(" connected"))
+                }) && n.state_ok()
+            }) && spares.iter().all(replica_synced)
+                && replica_synced(&lonely)
+        },
+    );
+    let orphan_id = masters[1].myid();
+    lonely.kill();
+    wait_for(
+        "a spare replica migrated to the orphan",
+        Duration::from_secs(40),
+        || {
+            spares.iter().any(|r| {
+                replica_synced(r)
+                    && r.try_cmd(&["INFO", "replication"])
+                        .is_some_and(|i| i.contains(&format!("master_port:{}", masters[1].port)))
+            })
+        },
+    );
+    let (moved, stayed) = if spares[0].logs().contains("Migrating to orphaned master") {
+        (&spares[0], &spares[1])
+    } else {
+        (&spares[1], &spares[0])
+    };
+    assert!(
+        moved
+            .logs()
+            .contains(&format!("Migrating to orphaned master {orphan_id}")),
+        "{}",
+        moved.logs()
+    );
+    assert!(moved.myid() < stayed.myid(), "the smaller id moves");
+    assert!(!stayed.logs().contains("Migrating to orphaned master"));
+    let moved_id = moved.myid();
+    wait_for("everyone sees the move", Duration::from_secs(20), || {
+        masters.iter().chain([stayed]).all(|n| {
+            role_in(n, &moved_id).is_some_and(|(f, m)| f.contains("slave") && m == orphan_id)
+        })
+    });
+}

@@ -874,16 +874,23 @@ impl Member {
         let Some(sender) = st.nodes.get_mut(&h.sender) else {
             return true;
         };
-        // Role.
+        // Role. MIGRATE_TO marks a master that has (had) replicas: a replica turned master,
+        // or a master we learn a replica of (replica migration looks for those orphaned).
+        let mut gained_replica = false;
         if h.replicaof.is_null() {
             if !sender.is_master() || sender.master.is_some() {
+                if sender.has(node_flag::SLAVE) {
+                    sender.flags |= node_flag::MIGRATE_TO;
+                }
                 sender.flags = (sender.flags & !node_flag::SLAVE) | node_flag::MASTER;
                 sender.master = None;
                 self.save_pending.set(true);
             }
         } else if sender.master != Some(h.replicaof) {
-            sender.flags = (sender.flags & !node_flag::MASTER) | node_flag::SLAVE;
+            sender.flags =
+                (sender.flags & !(node_flag::MASTER | node_flag::MIGRATE_TO)) | node_flag::SLAVE;
             sender.master = Some(h.replicaof);
+            gained_replica = true;
             self.save_pending.set(true);
         }
         for ext in msg.payload.ping().map_or(&[][..], |p| &p.exts[..]) {
@@ -894,6 +901,11 @@ impl Member {
                     self.save_pending.set(true);
                     self.map_pending.set(true);
                 }
+            }
+        }
+        if gained_replica {
+            if let Some(m) = st.nodes.get_mut(&h.replicaof) {
+                m.flags |= node_flag::MIGRATE_TO;
             }
         }
         let sender_is_master = h.replicaof.is_null();
@@ -1455,6 +1467,7 @@ impl Member {
         }
         self.manual_failover_cron(now);
         self.replica_failover(now);
+        self.replica_migration(now);
         self.after_change();
     }
 

@@ -145,10 +145,17 @@ pub fn parse(text: &str, now: i64) -> Result<ClusterState, String> {
         .filter_map(|n| n.master)
         .chain(open.iter().map(|o| o.2))
         .collect();
+    let masters: Vec<NodeName> = st.nodes.values().filter_map(|n| n.master).collect();
     for name in referenced {
         st.nodes
             .entry(name)
             .or_insert_with(|| Node::new(name, node_flag::MASTER | node_flag::NOADDR));
+    }
+    // A master with a replica line is one that has replicas (Redis's clusterNodeAddSlave).
+    for name in masters {
+        if let Some(m) = st.nodes.get_mut(&name) {
+            m.flags |= node_flag::MIGRATE_TO;
+        }
     }
     for (slot, owner) in slots {
         st.slots[slot as usize] = Some(owner);

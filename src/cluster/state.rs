@@ -40,6 +40,8 @@ pub struct Node {
     pub voted_time: i64,
     /// The replication offset its last header carried (ours: see `Member::offset_of`).
     pub repl_offset: i64,
+    /// Unix ms since when this master is orphaned (no working replica left), 0 if it is not.
+    pub orphaned_time: i64,
 }
 
 impl Node {
@@ -62,6 +64,7 @@ impl Node {
             data_received: 0,
             voted_time: 0,
             repl_offset: 0,
+            orphaned_time: 0,
         }
     }
 
@@ -315,6 +318,9 @@ impl ClusterState {
             self.importing.clear();
         }
         self.me_mut().master = Some(master);
+        if let Some(m) = self.nodes.get_mut(&master) {
+            m.flags |= node_flag::MIGRATE_TO;
+        }
     }
 
     /// Redis's `clusterBumpConfigEpochWithoutConsensus`: unless our config epoch is already

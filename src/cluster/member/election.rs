@@ -285,3 +285,105 @@ impl Member {
         }
     }
 }
+
+/// A master must stay orphaned this long before a replica migrates to it, in ms
+/// (`CLUSTER_SLAVE_MIGRATION_DELAY`): its own replicas may be switching to a new master.
+const MIGRATION_DELAY: i64 = 5000;
+
+impl Member {
+    /// Replica migration (`clusterHandleSlaveMigration` and the cron's orphan census): a
+    /// replica of a master with the most working replicas (at least two, and more than
+    /// `cluster-migration-barrier`), if it has the smallest id among them, moves to a master
+    /// serving slots that had replicas and has none working left, once it stayed so for
+    /// `MIGRATION_DELAY`.
+    pub(super) fn replica_migration(&self, now: i64) {
+        if !self.cfg.borrow().allow_replica_migration {
+            return;
+        }
+        let barrier = self
+            .shard
+            .shared
+            .config()
+            .get_i64("cluster-migration-barrier")
+            .max(0) as usize;
+        let target = {
+            let mut st = self.state.borrow_mut();
+            let me = st.me();
+            let Some(my_master) = me.master.filter(|_| !me.is_master()) else {
+                return;
+            };
+            let working = |st: &crate::cluster::state::ClusterState, m: &NodeName, strict: bool| {
+                st.replicas_of(m)
+                    .into_iter()
+                    .filter(|r| !r.has(node_flag::FAIL) && !(strict && r.has(node_flag::PFAIL)))
+                    .count()
+            };
+            let (mut orphaned, mut max_replicas, mut mine) = (0, 0, 0);
+            for n in st.nodes.values() {
+                if n.has(node_flag::MYSELF | node_flag::NOADDR | node_flag::HANDSHAKE)
+                    || !n.is_master()
+                    || n.has(node_flag::FAIL)
+                {
+                    continue;
+                }
+                let ok = working(&st, &n.name, false);
+                if ok == 0 && st.slots_of(&n.name) > 0 && n.has(node_flag::MIGRATE_TO) {
+                    orphaned += 1;
+                }
+                max_replicas = max_replicas.max(ok);
+                if n.name == my_master {
+                    mine = ok;
+                }
+            }
+            if orphaned == 0 || max_replicas < 2 || mine != max_replicas || !st.ok {
+                return;
+            }
+            if working(&st, &my_master, true) <= barrier {
+                return;
+            }
+            let mut candidate = st.myself;
+            let mut target = None;
+            let names: Vec<NodeName> = st.nodes.keys().copied().collect();
+            for name in names {
+                let n = &st.nodes[&name];
+                let ok = if n.is_master() {
+                    working(&st, &name, false)
+                } else {
+                    0
+                };
+                let is_orphaned = n.is_master()
+                    && !n.has(node_flag::FAIL)
+                    && n.has(node_flag::MIGRATE_TO)
+                    && ok == 0;
+                if ok == max_replicas {
+                    for r in st.replicas_of(&name) {
+                        if r.name.as_bytes() < candidate.as_bytes() {
+                            candidate = r.name;
+                        }
+                    }
+                }
+                let serves = st.slots_of(&name) > 0;
+                let n = st.nodes.get_mut(&name).expect("listed");
+                if is_orphaned {
+                    if target.is_none() && serves {
+                        target = Some(name);
+                    }
+                    if n.orphaned_time == 0 {
+                        n.orphaned_time = now;
+                    }
+                } else {
+                    n.orphaned_time = 0;
+                }
+            }
+            let target = target.filter(|t| now - st.nodes[t].orphaned_time > MIGRATION_DELAY);
+            match target {
+                Some(t) if candidate == st.myself => t,
+                _ => return,
+            }
+        };
+        eprintln!("Migrating to orphaned master {target}");
+        self.state.borrow_mut().set_my_master(target);
+        self.mark_changed();
+        self.follow_master();
+    }
+}
