@@ -1,7 +1,7 @@
 # shellcheck shell=bash
 # perf/cluster-nodes.sh - sourced by the cluster benchmarks: starts cluster-enabled nodes
 # (redcell or stock) on free loopback ports, one temp dir each, and stops them all on exit.
-# Needs REDCELL_BIN and SHARDS set by the caller.
+# Needs REDCELL_BIN and SHARDS set by the caller; NODE_TIMEOUT (ms) is passed on if set.
 
 PIDS=()
 DIRS=()
@@ -29,10 +29,12 @@ start_node() {
     DIRS+=("$dir")
     if [ "$kind" = redcell ]; then
         (cd "$dir" && exec "$REDCELL_BIN" --port "$port" --bind 127.0.0.1 --shards "$SHARDS" \
-            --cluster-enabled yes --cluster-port "$cport" >log 2>&1) &
+            --cluster-enabled yes --cluster-port "$cport" \
+            --cluster-node-timeout "${NODE_TIMEOUT:-15000}" >log 2>&1) &
     else
         (cd "$dir" && exec redis-server --port "$port" --bind 127.0.0.1 --save '' \
-            --appendonly no --cluster-enabled yes --cluster-port "$cport" >log 2>&1) &
+            --appendonly no --cluster-enabled yes --cluster-port "$cport" \
+            --cluster-node-timeout "${NODE_TIMEOUT:-15000}" >log 2>&1) &
     fi
     PIDS+=($!)
     for _ in $(seq 100); do redis-cli -p "$port" PING >/dev/null 2>&1 && break; sleep 0.1; done

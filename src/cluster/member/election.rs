@@ -315,7 +315,7 @@ impl Member {
             let working = |st: &crate::cluster::state::ClusterState, m: &NodeName, strict: bool| {
                 st.replicas_of(m)
                     .into_iter()
-                    .filter(|r| !r.has(node_flag::FAIL) && !(strict && r.has(node_flag::PFAIL)))
+                    .filter(|r| !(r.has(node_flag::FAIL) || strict && r.has(node_flag::PFAIL)))
                     .count()
             };
             let (mut orphaned, mut max_replicas, mut mine) = (0, 0, 0);
