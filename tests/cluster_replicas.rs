@@ -845,3 +845,83 @@ fn an_orphaned_master_gets_one_of_our_spare_replicas() {
         })
     });
 }
+
+/// Sends `signal` (STOP or CONT) to a node's process.
+fn signal(node: &Node, signal: &str) {
+    let pid = node.child.as_ref().expect("running").child.id().to_string();
+    let ok = std::process::Command::new("kill")
+        .args([&format!("-{signal}"), &pid])
+        .status()
+        .expect("kill");
+    assert!(ok.success());
+}
+
+/// Two stock and two redcell masters; a stock master with a stock and a redcell replica, the
+/// stock one stopped (SIGSTOP) while writes go on, so it falls behind: when the master is
+/// killed the more up-to-date replica (ours) ranks first and wins, the stock one waits its
+/// rank's extra second (its log shows rank #1) and then follows ours.
+#[test]
+fn the_more_up_to_date_replica_wins() {
+    let mut masters = [
+        Node::stock(),
+        Node::redcell(),
+        Node::stock(),
+        Node::redcell(),
+    ];
+    create(&masters.iter().collect::<Vec<_>>());
+    let (ours, theirs) = (Node::redcell(), Node::stock());
+    add_replica(&ours, &masters[0]);
+    add_replica(&theirs, &masters[0]);
+    wait_for(
+        "6 nodes linked, both replicas in sync",
+        Duration::from_secs(40),
+        || {
+            masters.iter().chain([&ours, &theirs]).all(|n| {
+                n.try_cmd(&["CLUSTER", "NODES"]).is_some_and(|t| {
+                    t.lines().count() == 6 && t.lines().all(|l| l.contains(" connected"))
+                }) && n.state_ok()
+            }) && replica_synced(&ours)
+                && replica_synced(&theirs)
+        },
+    );
+    // 30 MB while the stock replica is stopped: more than the socket buffers hold, so the
+    // rest is still in its master's output buffer when the master dies.
+    let keys = keys_served_by(&masters[0], 300);
+    let big = "x".repeat(100_000);
+    signal(&theirs, "STOP");
+    let mut master = Raw::connect(masters[0].port);
+    for (i, key) in keys.iter().enumerate() {
+        let value = format!("{i}{big}");
+        assert_eq!(call(&mut master, &["SET", key, &value]), "+OK\r\n");
+        assert_eq!(call(&mut master, &["WAIT", "1", "2000"]), ":1\r\n", "{key}");
+    }
+    drop(master);
+    masters[0].kill();
+    signal(&theirs, "CONT");
+    let ours_id = ours.myid();
+    wait_for("our replica promoted", Duration::from_secs(30), || {
+        role_in(&ours, &ours_id).is_some_and(|(f, _)| f.contains("master"))
+    });
+    let log = ours.logs();
+    assert!(log.contains("(rank #0,"), "{log}");
+    let following = common::wait_until(Duration::from_secs(30), || {
+        theirs.try_cmd(&["INFO", "replication"]).is_some_and(|i| {
+            i.contains(&format!("master_port:{}", ours.port)) && i.contains("master_link_status:up")
+        })
+    });
+    assert!(
+        following,
+        "the stock replica does not follow ours:\n{}\n{}\nours:\n{}",
+        theirs.logs(),
+        theirs.cmd(&["INFO", "replication"]),
+        ours.logs()
+    );
+    let stock_log = theirs.logs();
+    assert!(stock_log.contains("(rank #1,"), "{stock_log}");
+    let mut o = Raw::connect(ours.port);
+    for (i, key) in keys.iter().enumerate() {
+        let v = format!("{i}{big}");
+        let got = call(&mut o, &["GET", key]);
+        assert!(got == format!("${}\r\n{v}\r\n", v.len()), "{key} on ours");
+    }
+}
