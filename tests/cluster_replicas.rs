@@ -13,6 +13,14 @@ use std::time::Duration;
 use common::cluster::{check_from_all, cli, create, wait_for, Node};
 use common::Raw;
 
+/// These tests start five to six nodes each and time elections: run one at a time, so that
+/// two cores are not shared by thirty servers.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// Sends one command; the reply as text.
 fn call(raw: &mut Raw, args: &[&str]) -> String {
     let args: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
@@ -87,6 +95,7 @@ impl Writer {
 /// with a redcell replica.
 #[test]
 fn mixed_replicas_sync_serve_readonly_reads_and_redirect_writes() {
+    let _serial = one_at_a_time();
     let masters = [Node::stock(), Node::redcell(), Node::redcell()];
     create(&masters.iter().collect::<Vec<_>>());
     let replicas = [Node::redcell(), Node::stock(), Node::redcell()];
@@ -189,6 +198,7 @@ fn mixed_replicas_sync_serve_readonly_reads_and_redirect_writes() {
 /// `redis-cli --cluster create --cluster-replicas 1` over redcell nodes only.
 #[test]
 fn cluster_create_with_replicas_over_redcell_nodes() {
+    let _serial = one_at_a_time();
     let nodes: Vec<Node> = (0..6).map(|_| Node::redcell()).collect();
     let addrs: Vec<String> = nodes.iter().map(|n| n.addr()).collect();
     let mut args = vec!["--cluster", "create"];
@@ -210,6 +220,7 @@ fn cluster_create_with_replicas_over_redcell_nodes() {
 /// CLUSTER REPLICATE's refusals, byte-compared with a stock node in the same position.
 #[test]
 fn cluster_replicate_refusals_match_stock() {
+    let _serial = one_at_a_time();
     let (stock, ours, third) = (Node::stock(), Node::redcell(), Node::stock());
     create(&[&stock, &ours, &third]);
     let replica = Node::redcell();
@@ -307,6 +318,7 @@ fn cluster_replicate_refusals_match_stock() {
 /// partial resync, and every write both replicas acknowledged (WAIT 2) is there on both.
 #[test]
 fn our_replica_follows_the_sibling_that_replaced_its_master() {
+    let _serial = one_at_a_time();
     let mut masters = [Node::stock(), Node::stock(), Node::stock()];
     create(&masters.iter().collect::<Vec<_>>());
     let (heir, ours) = (Node::stock(), Node::redcell());
@@ -416,6 +428,7 @@ fn epoch_in(node: &Node, id: &str) -> Option<u64> {
 /// as its replica.
 #[test]
 fn our_replica_wins_the_election_when_its_stock_master_dies() {
+    let _serial = one_at_a_time();
     let mut masters = [Node::stock(), Node::stock(), Node::stock()];
     create(&masters.iter().collect::<Vec<_>>());
     let ours = Node::redcell();
@@ -537,6 +550,7 @@ fn our_replica_wins_the_election_when_its_stock_master_dies() {
 /// our old master comes back as its replica, in sync.
 #[test]
 fn our_dead_master_is_replaced_by_its_stock_replica_and_rejoins_as_its_replica() {
+    let _serial = one_at_a_time();
     let mut masters = [Node::redcell(), Node::stock(), Node::redcell()];
     create(&masters.iter().collect::<Vec<_>>());
     let heir = Node::stock();
@@ -684,6 +698,7 @@ fn keys_served_by(node: &Node, n: usize) -> Vec<String> {
 /// TAKEOVER need no master; the refusals are stock's words.
 #[test]
 fn manual_failover_both_ways_keeps_every_acknowledged_write() {
+    let _serial = one_at_a_time();
     let masters = [Node::stock(), Node::redcell(), Node::stock()];
     create(&masters.iter().collect::<Vec<_>>());
     let (ours, theirs) = (Node::redcell(), Node::stock());
@@ -791,6 +806,7 @@ fn manual_failover_both_ways_keeps_every_acknowledged_write() {
 /// moves to it and syncs.
 #[test]
 fn an_orphaned_master_gets_one_of_our_spare_replicas() {
+    let _serial = one_at_a_time();
     let masters = [Node::stock(), Node::redcell(), Node::stock()];
     create(&masters.iter().collect::<Vec<_>>());
     let spares = [Node::redcell(), Node::redcell()];
@@ -862,6 +878,7 @@ fn signal(node: &Node, signal: &str) {
 /// rank's extra second (its log shows rank #1) and then follows ours.
 #[test]
 fn the_more_up_to_date_replica_wins() {
+    let _serial = one_at_a_time();
     let mut masters = [
         Node::stock(),
         Node::redcell(),
@@ -904,7 +921,7 @@ fn the_more_up_to_date_replica_wins() {
     });
     let log = ours.logs();
     assert!(log.contains("(rank #0,"), "{log}");
-    let following = common::wait_until(Duration::from_secs(30), || {
+    let following = common::wait_until(Duration::from_secs(60), || {
         theirs.try_cmd(&["INFO", "replication"]).is_some_and(|i| {
             i.contains(&format!("master_port:{}", ours.port)) && i.contains("master_link_status:up")
         })
