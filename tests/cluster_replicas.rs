@@ -21,6 +21,19 @@ fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
     ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// Turns replica migration off on `nodes` (CONFIG SET cluster-allow-replica-migration no):
+/// with two replicas on one master and masters with none, Redis moves one replica away
+/// (stock flags every master that gains a slot while others have replicas as a migration
+/// target), which tests about something else must not see.
+fn no_migration(nodes: &[&Node]) {
+    for n in nodes {
+        assert_eq!(
+            n.cmd(&["CONFIG", "SET", "cluster-allow-replica-migration", "no"]),
+            "OK"
+        );
+    }
+}
+
 /// Sends one command; the reply as text.
 fn call(raw: &mut Raw, args: &[&str]) -> String {
     let args: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
@@ -224,6 +237,7 @@ fn cluster_replicate_refusals_match_stock() {
     let (stock, ours, third) = (Node::stock(), Node::redcell(), Node::stock());
     create(&[&stock, &ours, &third]);
     let replica = Node::redcell();
+    no_migration(&[&replica]);
     add_replica(&replica, &ours);
     wait_for("the replica in sync", Duration::from_secs(30), || {
         replica_synced(&replica)
@@ -275,6 +289,7 @@ fn cluster_replicate_refusals_match_stock() {
     }
     // A master without slots or keys is accepted, and a replica may switch masters.
     let spare = Node::redcell();
+    no_migration(&[&spare]);
     let out = cli(&["--cluster", "add-node", &spare.addr(), &ours.addr()]);
     assert!(String::from_utf8_lossy(&out.stdout).contains("[OK] New node added correctly."));
     wait_for("the spare known to it", Duration::from_secs(20), || {
@@ -322,6 +337,7 @@ fn our_replica_follows_the_sibling_that_replaced_its_master() {
     let mut masters = [Node::stock(), Node::stock(), Node::stock()];
     create(&masters.iter().collect::<Vec<_>>());
     let (heir, ours) = (Node::stock(), Node::redcell());
+    no_migration(&[&heir, &ours]);
     add_replica(&heir, &masters[0]);
     add_replica(&ours, &masters[0]);
     ours.cmd(&["CONFIG", "SET", "cluster-replica-no-failover", "yes"]);
@@ -887,6 +903,7 @@ fn the_more_up_to_date_replica_wins() {
     ];
     create(&masters.iter().collect::<Vec<_>>());
     let (ours, theirs) = (Node::redcell(), Node::stock());
+    no_migration(&[&ours, &theirs]);
     add_replica(&ours, &masters[0]);
     add_replica(&theirs, &masters[0]);
     wait_for(
@@ -941,4 +958,69 @@ fn the_more_up_to_date_replica_wins() {
         let got = call(&mut o, &["GET", key]);
         assert!(got == format!("${}\r\n{v}\r\n", v.len()), "{key} on ours");
     }
+}
+
+/// A stock master stopped (SIGSTOP, as a partition would cut it off) long enough for our
+/// replica to replace it: when it runs again it learns it lost its slots, becomes our replica
+/// and resyncs partially (+CONTINUE) from the history our promotion kept.
+#[test]
+fn a_stopped_stock_master_returns_as_our_replica_with_a_partial_resync() {
+    let _serial = one_at_a_time();
+    let masters = [Node::stock(), Node::stock(), Node::stock()];
+    create(&masters.iter().collect::<Vec<_>>());
+    let ours = Node::redcell();
+    add_replica(&ours, &masters[0]);
+    wait_for(
+        "4 nodes linked, our replica in sync",
+        Duration::from_secs(40),
+        || {
+            masters.iter().chain([&ours]).all(|n| {
+                n.try_cmd(&["CLUSTER", "NODES"]).is_some_and(|t| {
+                    t.lines().count() == 4 && t.lines().all(|l| l.contains(" connected"))
+                }) && n.state_ok()
+            }) && replica_synced(&ours)
+        },
+    );
+    let keys = keys_served_by(&masters[0], 100);
+    let mut master = Raw::connect(masters[0].port);
+    for (i, key) in keys.iter().enumerate() {
+        assert_eq!(call(&mut master, &["SET", key, &i.to_string()]), "+OK\r\n");
+        assert_eq!(call(&mut master, &["WAIT", "1", "2000"]), ":1\r\n");
+    }
+    drop(master);
+    let (ours_id, old_id) = (ours.myid(), masters[0].myid());
+    signal(&masters[0], "STOP");
+    wait_for("our replica promoted", Duration::from_secs(30), || {
+        role_in(&ours, &ours_id).is_some_and(|(f, _)| f.contains("master"))
+    });
+    let mut o = Raw::connect(ours.port);
+    assert_eq!(call(&mut o, &["SET", &keys[0], "after"]), "+OK\r\n");
+    signal(&masters[0], "CONT");
+    wait_for(
+        "the old master following us",
+        Duration::from_secs(30),
+        || {
+            masters[0]
+                .try_cmd(&["INFO", "replication"])
+                .is_some_and(|i| {
+                    i.contains(&format!("master_port:{}", ours.port))
+                        && i.contains("master_link_status:up")
+                })
+                && role_in(&ours, &old_id).is_some_and(|(f, _)| f.contains("slave"))
+        },
+    );
+    let log = masters[0].logs();
+    assert!(
+        log.contains("Successful partial resynchronization with master."),
+        "{log}"
+    );
+    assert!(
+        ours.logs()
+            .contains("Partial resynchronization request from"),
+        "{}",
+        ours.logs()
+    );
+    let mut back = Raw::connect(masters[0].port);
+    assert_eq!(call(&mut back, &["READONLY"]), "+OK\r\n");
+    assert_eq!(call(&mut back, &["GET", &keys[0]]), "$5\r\nafter\r\n");
 }

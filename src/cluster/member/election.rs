@@ -10,6 +10,7 @@
 
 use super::Member;
 use crate::cluster::bus::{mflag, msg_type, node_flag, Header, Message, NodeName, Payload};
+use crate::cluster::state::ClusterState;
 use crate::util::time::now_ms;
 
 /// Why a replica whose master failed is not taking over yet (`CLUSTER_CANT_FAILOVER_*`).
@@ -47,6 +48,21 @@ pub struct Election {
     epoch: u64,
     cant: Option<Cant>,
     cant_logged: i64,
+}
+
+/// Whether a FAILOVER_AUTH_ACK from `voter` counts for our election (its epoch; None: none
+/// asked for): from a master serving slots, sent at that epoch or later, as Redis counts them.
+fn vote_counts(
+    st: &ClusterState,
+    voter: &NodeName,
+    voter_epoch: u64,
+    election: Option<u64>,
+) -> bool {
+    let Some(epoch) = election else {
+        return false;
+    };
+    let is_master = st.nodes.get(voter).is_some_and(|v| v.is_master());
+    is_master && st.slots_of(voter) > 0 && voter_epoch >= epoch
 }
 
 impl Member {
@@ -207,13 +223,11 @@ impl Member {
     /// FAILOVER_AUTH_ACK: a vote counts if it comes from a master serving slots, in our
     /// election's epoch or later.
     pub(super) fn on_auth_ack(&self, sender: &NodeName, h: &Header) {
-        let counts = {
-            let st = self.state.borrow();
-            let voter = st.nodes.get(sender);
-            voter.is_some_and(|v| v.is_master()) && st.slots_of(sender) > 0
+        let election = {
+            let e = self.election.borrow();
+            e.sent.then_some(e.epoch)
         };
-        let epoch = self.election.borrow().epoch;
-        if counts && h.current_epoch >= epoch {
+        if vote_counts(&self.state.borrow(), sender, h.current_epoch, election) {
             self.election.borrow_mut().count += 1;
             self.replica_failover(now_ms());
         }
@@ -312,7 +326,7 @@ impl Member {
             let Some(my_master) = me.master.filter(|_| !me.is_master()) else {
                 return;
             };
-            let working = |st: &crate::cluster::state::ClusterState, m: &NodeName, strict: bool| {
+            let working = |st: &ClusterState, m: &NodeName, strict: bool| {
                 st.replicas_of(m)
                     .into_iter()
                     .filter(|r| !(r.has(node_flag::FAIL) || strict && r.has(node_flag::PFAIL)))
@@ -385,5 +399,35 @@ impl Member {
         self.state.borrow_mut().set_my_master(target);
         self.mark_changed();
         self.follow_master();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cluster::state::Node;
+
+    fn name(c: u8) -> NodeName {
+        NodeName([c; 40])
+    }
+
+    #[test]
+    fn only_slot_serving_masters_at_our_epoch_count() {
+        let (me, voter, replica, empty) = (name(b'a'), name(b'b'), name(b'c'), name(b'd'));
+        let mut st = ClusterState::new(me, "127.0.0.1", 7000, 17000);
+        st.nodes.insert(voter, Node::new(voter, node_flag::MASTER));
+        st.nodes.insert(empty, Node::new(empty, node_flag::MASTER));
+        let mut r = Node::new(replica, node_flag::SLAVE);
+        r.master = Some(voter);
+        st.nodes.insert(replica, r);
+        st.slots[0] = Some(voter);
+        assert!(vote_counts(&st, &voter, 5, Some(5)));
+        assert!(vote_counts(&st, &voter, 6, Some(5)));
+        // An older epoch, no election of ours, a replica, a master without slots, a stranger.
+        assert!(!vote_counts(&st, &voter, 4, Some(5)));
+        assert!(!vote_counts(&st, &voter, 5, None));
+        assert!(!vote_counts(&st, &replica, 5, Some(5)));
+        assert!(!vote_counts(&st, &empty, 5, Some(5)));
+        assert!(!vote_counts(&st, &name(b'z'), 5, Some(5)));
     }
 }
