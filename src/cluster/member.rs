@@ -996,11 +996,7 @@ impl Member {
         {
             let mut st = self.state.borrow_mut();
             let myself = st.myself;
-            let our_master = if st.me().is_master() {
-                Some(myself)
-            } else {
-                st.me().master
-            };
+            let our_master = st.shard_master();
             for s in 0..SLOTS {
                 if !claimed.get(s as u16) {
                     continue;
@@ -1034,24 +1030,13 @@ impl Member {
         // owner, as Redis does; a demoted master keeps its keys for a partial resync.
         let follow_sender = {
             let st = self.state.borrow();
-            let me = st.me();
-            let our_master = if me.is_master() {
-                Some(st.myself)
-            } else {
-                me.master
-            };
             let allow = self.cfg.borrow().allow_replica_migration;
             taken_from_ours > 0
-                && our_master.is_some_and(|m| st.slots_of(&m) == 0)
+                && st.shard_master().is_some_and(|m| st.slots_of(&m) == 0)
                 && (allow || sender_slots == taken_from_ours)
         };
         if follow_sender {
-            eprintln!(
-                "Configuration change detected. Reconfiguring myself as a replica of {sender}"
-            );
-            self.state.borrow_mut().set_my_master(sender);
-            self.synced_epochs.set(None);
-            self.reset_manual_failover();
+            self.reconfigure_as_replica_of(sender);
             lost.clear();
         }
         // Our last slot went to a newer master, e.g. the replica of a manual failover won:
@@ -1071,6 +1056,16 @@ impl Member {
             })
             .detach();
         }
+    }
+
+    /// Our shard's slots went to `owner`: we become its replica (Redis's "Configuration
+    /// change detected" path of `clusterSetMaster`), the change fsynced.
+    pub fn reconfigure_as_replica_of(&self, owner: NodeName) {
+        eprintln!("Configuration change detected. Reconfiguring myself as a replica of {owner}");
+        self.state.borrow_mut().set_my_master(owner);
+        self.synced_epochs.set(None);
+        self.reset_manual_failover();
+        self.mark_changed();
     }
 
     /// CLUSTER REPLICATE: myself becomes a replica of `master` under Redis's conditions

@@ -307,6 +307,17 @@ impl ClusterState {
             .map_or(me.config_epoch, |m| m.config_epoch)
     }
 
+    /// The master of our shard: ourselves as a master, our master as a replica (Redis's
+    /// `curmaster`).
+    pub fn shard_master(&self) -> Option<NodeName> {
+        let me = self.me();
+        if me.is_master() {
+            Some(self.myself)
+        } else {
+            me.master
+        }
+    }
+
     /// Myself becomes a replica of `master` (Redis's `clusterSetMaster`): a master gives up
     /// its open slots (it has no slots left to serve).
     pub fn set_my_master(&mut self, master: NodeName) {

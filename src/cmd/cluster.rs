@@ -876,10 +876,10 @@ fn setslot_on_member(m: &Member, args: &[Vec<u8>], keys: usize, out: &mut Reply)
             // A master that gave away its last slot becomes a replica of the receiver.
             let allow = m.cfg.borrow().allow_replica_migration;
             if was_mine && n != myself && st.slots_of(&myself) == 0 && allow {
-                eprintln!(
-                    "Configuration change detected. Reconfiguring myself as a replica of {n}"
-                );
-                st.set_my_master(n);
+                drop(st);
+                m.reconfigure_as_replica_of(n);
+                out.ok();
+                return Ok(());
             }
             if n == myself && was_importing {
                 // The slot is ours now: take a new epoch without consensus so that our claim

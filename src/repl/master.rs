@@ -229,7 +229,7 @@ impl Master {
             replid: self.replid.borrow().clone(),
             replid2,
             second_offset,
-            offset: backlog.as_ref().map_or(0, |b| b.offset()),
+            offset: self.offset(),
             backlog_active: backlog.is_some(),
             backlog_size: self.config_usize("repl-backlog-size"),
             first_byte_offset: backlog.as_ref().map_or(0, |b| b.first_byte_offset()),
@@ -318,7 +318,7 @@ impl Master {
         }
         self.append_stream(out);
         out.clear();
-        let offset = self.backlog.borrow().as_ref().map_or(0, |b| b.offset());
+        let offset = self.offset();
         for r in waiting {
             r.cut.set(None);
             r.start.set(Some(offset));
@@ -373,7 +373,7 @@ impl Master {
     /// replicas are dropped and the backlog freed: redcell does not relay its master's
     /// stream to replicas of its own (chained replication).
     pub fn demote(&self) -> (String, i64) {
-        let offset = self.backlog.borrow().as_ref().map_or(0, |b| b.offset());
+        let offset = self.offset();
         for r in self.replicas.borrow().iter() {
             r.drop_link();
         }
@@ -388,6 +388,11 @@ impl Master {
         while self.fed_watermark.get() < now && Instant::now() < deadline {
             glommio::timer::sleep(Duration::from_micros(200)).await;
         }
+        self.offset()
+    }
+
+    /// The stream's offset (Redis's `master_repl_offset`): 0 without a backlog.
+    pub fn offset(&self) -> i64 {
         self.backlog.borrow().as_ref().map_or(0, |b| b.offset())
     }
 

@@ -450,7 +450,7 @@ pub fn bus_offset() -> i64 {
         return client.map_or(0, |c| c.reploff);
     }
     drop(st);
-    master::Master::current().map_or(0, |m| m.summary().offset)
+    master::Master::current().map_or(0, |m| m.offset())
 }
 
 /// How old a replica's data is, in ms, as Redis's failover judges it: since the master last

@@ -294,7 +294,7 @@ impl Member {
             .filter_map(|n| self.links.borrow().get(n).cloned())
             .collect();
         for link in links {
-            let msg = self.ping_message(msg_type::PONG, Some(*link.node.borrow()).flatten());
+            let msg = self.ping_message(msg_type::PONG, *link.node.borrow());
             self.send(&link, &msg);
         }
     }
