@@ -34,6 +34,22 @@ fn no_migration(nodes: &[&Node]) {
     }
 }
 
+/// Waits until each of `nodes` knows all of them, linked, with the cluster ok, and each of
+/// `replicas` is in sync with its master.
+fn wait_joined(nodes: &[&Node], replicas: &[&Node]) {
+    wait_for(
+        "every node linked, the replicas in sync",
+        Duration::from_secs(40),
+        || {
+            nodes.iter().all(|n| {
+                n.try_cmd(&["CLUSTER", "NODES"]).is_some_and(|t| {
+                    t.lines().count() == nodes.len() && t.lines().all(|l| l.contains(" connected"))
+                }) && n.state_ok()
+            }) && replicas.iter().all(|r| replica_synced(r))
+        },
+    );
+}
+
 /// Sends one command; the reply as text.
 fn call(raw: &mut Raw, args: &[&str]) -> String {
     let args: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
@@ -117,17 +133,7 @@ fn mixed_replicas_sync_serve_readonly_reads_and_redirect_writes() {
     }
     let all: Vec<&Node> = masters.iter().chain(&replicas).collect();
     let ids: Vec<String> = all.iter().map(|n| n.myid()).collect();
-    wait_for(
-        "6 nodes linked everywhere, every replica in sync",
-        Duration::from_secs(40),
-        || {
-            all.iter().all(|n| {
-                n.try_cmd(&["CLUSTER", "NODES"]).is_some_and(|t| {
-                    t.lines().count() == 6 && t.lines().all(|l| l.contains(" connected"))
-                }) && n.state_ok()
-            }) && replicas.iter().all(replica_synced)
-        },
-    );
+    wait_joined(&all, &replicas.iter().collect::<Vec<_>>());
     // Every node sees each replica as `slave <its master>`.
     for n in &all {
         for (r, m) in replicas.iter().zip(&masters) {
@@ -347,31 +353,14 @@ fn our_replica_follows_the_sibling_that_replaced_its_master() {
         Duration::from_secs(20),
         || role_in(&heir, &ours_id).is_some_and(|(f, _)| f.contains("nofailover")),
     );
-    wait_for(
-        "5 nodes linked, both replicas in sync",
-        Duration::from_secs(40),
-        || {
-            masters.iter().chain([&heir, &ours]).all(|n| {
-                n.try_cmd(&["CLUSTER", "NODES"]).is_some_and(|t| {
-                    t.lines().count() == 5 && t.lines().all(|l| l.contains(" connected"))
-                }) && n.state_ok()
-            }) && replica_synced(&heir)
-                && replica_synced(&ours)
-        },
+    wait_joined(
+        &masters.iter().chain([&heir, &ours]).collect::<Vec<_>>(),
+        &[&heir, &ours],
     );
     let victim_port = masters[0].port;
     let mut master = Raw::connect(victim_port);
     let mut acked = Vec::new();
-    let nodes = masters[0].cmd(&["CLUSTER", "NODES"]);
-    let mine = nodes
-        .lines()
-        .find(|l| l.contains("myself"))
-        .expect("myself line");
-    let keys: Vec<String> = (0..3000)
-        .map(|i| format!("k{i}"))
-        .filter(|k| common::cluster::owner_of(mine, redcell::slot::key_slot(k.as_bytes())))
-        .take(200)
-        .collect();
+    let keys = keys_served_by(&masters[0], 200);
     for (i, key) in keys.iter().enumerate() {
         assert_eq!(call(&mut master, &["SET", key, &i.to_string()]), "+OK\r\n");
         let waited = call(&mut master, &["WAIT", "2", "2000"]);
@@ -449,27 +438,13 @@ fn our_replica_wins_the_election_when_its_stock_master_dies() {
     create(&masters.iter().collect::<Vec<_>>());
     let ours = Node::redcell();
     add_replica(&ours, &masters[0]);
-    wait_for(
-        "4 nodes linked, our replica in sync",
-        Duration::from_secs(40),
-        || {
-            masters.iter().chain([&ours]).all(|n| {
-                n.try_cmd(&["CLUSTER", "NODES"]).is_some_and(|t| {
-                    t.lines().count() == 4 && t.lines().all(|l| l.contains(" connected"))
-                }) && n.state_ok()
-            }) && replica_synced(&ours)
-        },
-    );
+    wait_joined(&masters.iter().chain([&ours]).collect::<Vec<_>>(), &[&ours]);
     let nodes = masters[0].cmd(&["CLUSTER", "NODES"]);
     let mine = nodes
         .lines()
         .find(|l| l.contains("myself"))
         .expect("myself line");
-    let keys: Vec<String> = (0..3000)
-        .map(|i| format!("k{i}"))
-        .filter(|k| common::cluster::owner_of(mine, redcell::slot::key_slot(k.as_bytes())))
-        .take(200)
-        .collect();
+    let keys = keys_served_by(&masters[0], 200);
     let mut master = Raw::connect(masters[0].port);
     let mut acked = Vec::new();
     for (i, key) in keys.iter().enumerate() {
@@ -571,27 +546,8 @@ fn our_dead_master_is_replaced_by_its_stock_replica_and_rejoins_as_its_replica()
     create(&masters.iter().collect::<Vec<_>>());
     let heir = Node::stock();
     add_replica(&heir, &masters[0]);
-    wait_for(
-        "4 nodes linked, the stock replica in sync",
-        Duration::from_secs(40),
-        || {
-            masters.iter().chain([&heir]).all(|n| {
-                n.try_cmd(&["CLUSTER", "NODES"]).is_some_and(|t| {
-                    t.lines().count() == 4 && t.lines().all(|l| l.contains(" connected"))
-                }) && n.state_ok()
-            }) && replica_synced(&heir)
-        },
-    );
-    let nodes = masters[0].cmd(&["CLUSTER", "NODES"]);
-    let mine = nodes
-        .lines()
-        .find(|l| l.contains("myself"))
-        .expect("myself line");
-    let keys: Vec<String> = (0..3000)
-        .map(|i| format!("k{i}"))
-        .filter(|k| common::cluster::owner_of(mine, redcell::slot::key_slot(k.as_bytes())))
-        .take(200)
-        .collect();
+    wait_joined(&masters.iter().chain([&heir]).collect::<Vec<_>>(), &[&heir]);
+    let keys = keys_served_by(&masters[0], 200);
     let mut master = Raw::connect(masters[0].port);
     for (i, key) in keys.iter().enumerate() {
         assert_eq!(call(&mut master, &["SET", key, &i.to_string()]), "+OK\r\n");
@@ -721,18 +677,7 @@ fn manual_failover_both_ways_keeps_every_acknowledged_write() {
     add_replica(&ours, &masters[0]);
     add_replica(&theirs, &masters[1]);
     let all: Vec<&Node> = masters.iter().chain([&ours, &theirs]).collect();
-    wait_for(
-        "5 nodes linked, both replicas in sync",
-        Duration::from_secs(40),
-        || {
-            all.iter().all(|n| {
-                n.try_cmd(&["CLUSTER", "NODES"]).is_some_and(|t| {
-                    t.lines().count() == 5 && t.lines().all(|l| l.contains(" connected"))
-                }) && n.state_ok()
-            }) && replica_synced(&ours)
-                && replica_synced(&theirs)
-        },
-    );
+    wait_joined(&all, &[&ours, &theirs]);
     // Refusals, as stock words them.
     for n in [&masters[1], &masters[0]] {
         assert_eq!(
@@ -831,17 +776,13 @@ fn an_orphaned_master_gets_one_of_our_spare_replicas() {
         add_replica(r, &masters[0]);
     }
     add_replica(&lonely, &masters[1]);
-    wait_for(
-        "6 nodes linked, replicas in sync",
-        Duration::from_secs(40),
-        || {
-            masters.iter().chain(&spares).chain([&lonely]).all(|n| {
-                n.try_cmd(&["CLUSTER", "NODES"]).is_some_and(|t| {
-                    t.lines().count() == 6 && t.lines().all(|l| l.contains(" connected"))
-                }) && n.state_ok()
-            }) && spares.iter().all(replica_synced)
-                && replica_synced(&lonely)
-        },
+    wait_joined(
+        &masters
+            .iter()
+            .chain(&spares)
+            .chain([&lonely])
+            .collect::<Vec<_>>(),
+        &[&spares[0], &spares[1], &lonely],
     );
     let orphan_id = masters[1].myid();
     lonely.kill();
@@ -906,17 +847,9 @@ fn the_more_up_to_date_replica_wins() {
     no_migration(&[&ours, &theirs]);
     add_replica(&ours, &masters[0]);
     add_replica(&theirs, &masters[0]);
-    wait_for(
-        "6 nodes linked, both replicas in sync",
-        Duration::from_secs(40),
-        || {
-            masters.iter().chain([&ours, &theirs]).all(|n| {
-                n.try_cmd(&["CLUSTER", "NODES"]).is_some_and(|t| {
-                    t.lines().count() == 6 && t.lines().all(|l| l.contains(" connected"))
-                }) && n.state_ok()
-            }) && replica_synced(&ours)
-                && replica_synced(&theirs)
-        },
+    wait_joined(
+        &masters.iter().chain([&ours, &theirs]).collect::<Vec<_>>(),
+        &[&ours, &theirs],
     );
     // 30 MB while the stock replica is stopped: more than the socket buffers hold, so the
     // rest is still in its master's output buffer when the master dies.
@@ -970,17 +903,7 @@ fn a_stopped_stock_master_returns_as_our_replica_with_a_partial_resync() {
     create(&masters.iter().collect::<Vec<_>>());
     let ours = Node::redcell();
     add_replica(&ours, &masters[0]);
-    wait_for(
-        "4 nodes linked, our replica in sync",
-        Duration::from_secs(40),
-        || {
-            masters.iter().chain([&ours]).all(|n| {
-                n.try_cmd(&["CLUSTER", "NODES"]).is_some_and(|t| {
-                    t.lines().count() == 4 && t.lines().all(|l| l.contains(" connected"))
-                }) && n.state_ok()
-            }) && replica_synced(&ours)
-        },
-    );
+    wait_joined(&masters.iter().chain([&ours]).collect::<Vec<_>>(), &[&ours]);
     let keys = keys_served_by(&masters[0], 100);
     let mut master = Raw::connect(masters[0].port);
     for (i, key) in keys.iter().enumerate() {
