@@ -3,11 +3,15 @@
 //! replica of a stock master and a stock replica of a redcell master; replicas show as
 //! `slave <master-id>` everywhere, acknowledge writes (WAIT), serve READONLY reads of their
 //! master's slots and redirect everything else; CLUSTER REPLICATE's refusals as stock words
-//! them; a redcell replica follows the sibling that won its dead master's slots.
+//! them; a redcell replica follows the sibling that won its dead master's slots. Failovers
+//! (kill -9 both ways, CLUSTER FAILOVER [FORCE|TAKEOVER], rank by offset) under a counting
+//! writer, and replica migration to orphaned and new masters.
 
 mod common;
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use common::cluster::{check_from_all, cli, create, wait_for, Node};
@@ -427,10 +431,11 @@ fn epoch_in(node: &Node, id: &str) -> Option<u64> {
     line.split(' ').nth(6)?.parse().ok()
 }
 
-/// Three stock masters, a redcell replica of the first: kill -9 that master and ours is
-/// elected with the stock masters' votes, takes its slots at a new config epoch every node
-/// agrees on, keeps every write it acknowledged, takes writes, and the old master comes back
-/// as its replica.
+/// Three stock masters, a redcell replica of the first, a counting writer (INCR and RPUSH,
+/// WAIT 1 after each): kill -9 that master and ours is elected with the stock masters' votes,
+/// takes its slots at a new config epoch every node agrees on, takes writes, and the old
+/// master comes back as its replica (a full sync: a restarted Redis 7.0 master keeps no cached
+/// master to continue from); every write a replica acknowledged is on both.
 #[test]
 fn our_replica_wins_the_election_when_its_stock_master_dies() {
     let _serial = one_at_a_time();
@@ -444,21 +449,10 @@ fn our_replica_wins_the_election_when_its_stock_master_dies() {
         .lines()
         .find(|l| l.contains("myself"))
         .expect("myself line");
-    let keys = keys_served_by(&masters[0], 200);
-    let mut master = Raw::connect(masters[0].port);
-    let mut acked = Vec::new();
-    for (i, key) in keys.iter().enumerate() {
-        assert_eq!(call(&mut master, &["SET", key, &i.to_string()]), "+OK\r\n");
-        if call(&mut master, &["WAIT", "1", "2000"]) == ":1\r\n" {
-            acked.push((key.clone(), i.to_string()));
-        }
-    }
-    assert_eq!(
-        acked.len(),
-        keys.len(),
-        "our replica acknowledges every write"
-    );
-    drop(master);
+    let (keys, late_key) = writer_keys(&masters[0]);
+    let entry = masters.iter().chain([&ours]).map(|n| n.port).collect();
+    let writer = counting_writer(entry, keys, true);
+    writer.wait_for_more("writes acknowledged before the kill", 100);
     let (ours_id, victim_id) = (ours.myid(), masters[0].myid());
     masters[0].kill();
     let killed = std::time::Instant::now();
@@ -500,13 +494,9 @@ fn our_replica_wins_the_election_when_its_stock_master_dies() {
         );
     }
     eprintln!("promoted {promoted:?} after the kill");
-    // Every acknowledged write is there; new writes are taken.
+    // New writes are taken.
     let mut o = Raw::connect(ours.port);
-    for (key, value) in &acked {
-        let want = format!("${}\r\n{value}\r\n", value.len());
-        assert_eq!(call(&mut o, &["GET", key]), want, "{key}");
-    }
-    assert_eq!(call(&mut o, &["SET", &keys[0], "after"]), "+OK\r\n");
+    assert_eq!(call(&mut o, &["SET", &late_key, "after"]), "+OK\r\n");
     // The old master comes back, learns it lost its slots and follows us.
     masters[0].spawn();
     wait_for(
@@ -530,15 +520,13 @@ fn our_replica_wins_the_election_when_its_stock_master_dies() {
             })
         },
     );
-    let mut back = Raw::connect(masters[0].port);
-    assert_eq!(call(&mut back, &["READONLY"]), "+OK\r\n");
-    assert_eq!(call(&mut back, &["GET", &keys[0]]), "$5\r\nafter\r\n");
+    check_acked_writes(writer, &ours, &masters[0], &late_key);
     check_from_all(&masters.iter().chain([&ours]).collect::<Vec<_>>());
 }
 
-/// The reverse: a redcell master with a stock replica is killed; the stock replica is elected
-/// (a redcell and a stock master vote), keeps every write our master had it acknowledge, and
-/// our old master comes back as its replica, in sync.
+/// The reverse, under the same writer: a redcell master with a stock replica is killed -9; the
+/// stock replica is elected (a redcell and a stock master vote), keeps every write it
+/// acknowledged, and our old master comes back as its replica, in sync.
 #[test]
 fn our_dead_master_is_replaced_by_its_stock_replica_and_rejoins_as_its_replica() {
     let _serial = one_at_a_time();
@@ -547,13 +535,10 @@ fn our_dead_master_is_replaced_by_its_stock_replica_and_rejoins_as_its_replica()
     let heir = Node::stock();
     add_replica(&heir, &masters[0]);
     wait_joined(&masters.iter().chain([&heir]).collect::<Vec<_>>(), &[&heir]);
-    let keys = keys_served_by(&masters[0], 200);
-    let mut master = Raw::connect(masters[0].port);
-    for (i, key) in keys.iter().enumerate() {
-        assert_eq!(call(&mut master, &["SET", key, &i.to_string()]), "+OK\r\n");
-        assert_eq!(call(&mut master, &["WAIT", "1", "2000"]), ":1\r\n", "{key}");
-    }
-    drop(master);
+    let (keys, late_key) = writer_keys(&masters[0]);
+    let entry = masters.iter().chain([&heir]).map(|n| n.port).collect();
+    let writer = counting_writer(entry, keys, true);
+    writer.wait_for_more("writes acknowledged before the kill", 100);
     let (heir_id, old_id) = (heir.myid(), masters[0].myid());
     masters[0].kill();
     wait_for(
@@ -562,14 +547,7 @@ fn our_dead_master_is_replaced_by_its_stock_replica_and_rejoins_as_its_replica()
         || role_in(&heir, &heir_id).is_some_and(|(f, _)| f.contains("master")),
     );
     let mut h = Raw::connect(heir.port);
-    for (i, key) in keys.iter().enumerate() {
-        let v = i.to_string();
-        assert_eq!(
-            call(&mut h, &["GET", key]),
-            format!("${}\r\n{v}\r\n", v.len())
-        );
-    }
-    assert_eq!(call(&mut h, &["SET", &keys[0], "after"]), "+OK\r\n");
+    assert_eq!(call(&mut h, &["SET", &late_key, "after"]), "+OK\r\n");
     masters[0].spawn();
     wait_for(
         "our old master following the new one",
@@ -599,53 +577,209 @@ fn our_dead_master_is_replaced_by_its_stock_replica_and_rejoins_as_its_replica()
             })
         },
     );
-    let mut back = Raw::connect(masters[0].port);
-    assert_eq!(call(&mut back, &["READONLY"]), "+OK\r\n");
-    assert_eq!(call(&mut back, &["GET", &keys[0]]), "$5\r\nafter\r\n");
-    for (i, key) in keys.iter().enumerate().skip(1) {
-        let v = i.to_string();
-        assert_eq!(
-            call(&mut back, &["GET", key]),
-            format!("${}\r\n{v}\r\n", v.len())
-        );
-    }
+    check_acked_writes(writer, &heir, &masters[0], &late_key);
     check_from_all(&masters.iter().chain([&heir]).collect::<Vec<_>>());
 }
 
-/// Writes keys (taken in turn from `keys`) through `entry`, following MOVED, until `stop`;
-/// returns every (key, value) that was acknowledged.
-fn counting_writer(
-    entry: u16,
-    keys: Vec<String>,
-    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
-) -> std::thread::JoinHandle<Vec<(String, String)>> {
-    std::thread::spawn(move || {
-        let mut w = Writer {
-            conns: HashMap::new(),
-            entry,
-        };
-        let mut acked = Vec::new();
+/// What a counting writer had acknowledged: how many INCRs per counter key and which sequence
+/// numbers RPUSHed per list key, in order.
+#[derive(Default)]
+struct Acked {
+    incrs: HashMap<String, u64>,
+    pushes: HashMap<String, Vec<u64>>,
+}
+
+impl Acked {
+    /// Checks that `port` holds every acknowledged write: each counter at least its count of
+    /// acknowledged INCRs and each list holding the acknowledged numbers in order (a write
+    /// whose reply was lost to a failover may be there too). `exact`: nothing else is.
+    fn check(&self, port: u16, readonly: bool, exact: bool) -> Result<(), String> {
+        let mut con = connection(port).map_err(|e| e.to_string())?;
+        if readonly {
+            redis::cmd("READONLY")
+                .query::<()>(&mut con)
+                .map_err(|e| e.to_string())?;
+        }
+        for (key, &n) in &self.incrs {
+            let got: Option<u64> = redis::cmd("GET")
+                .arg(key)
+                .query(&mut con)
+                .map_err(|e| e.to_string())?;
+            let got = got.unwrap_or(0);
+            if got < n || (exact && got != n) {
+                return Err(format!("{key} on {port}: {got}, {n} acknowledged"));
+            }
+        }
+        for (key, acked) in &self.pushes {
+            let got: Vec<u64> = redis::cmd("LRANGE")
+                .arg(key)
+                .arg(0)
+                .arg(-1)
+                .query(&mut con)
+                .map_err(|e| e.to_string())?;
+            let mut rest = got.iter();
+            if exact && got != *acked || !acked.iter().all(|a| rest.any(|g| g == a)) {
+                return Err(format!("{key} on {port}: {got:?}, acknowledged {acked:?}"));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn connection(port: u16) -> redis::RedisResult<redis::Connection> {
+    redis::Client::open(format!("redis://127.0.0.1:{port}/"))?
+        .get_connection_with_timeout(Duration::from_secs(2))
+}
+
+/// The acceptance scenarios' writer: through a node of `entry` (following MOVED, moving to
+/// another entry node when one is down, waiting out CLUSTERDOWN while a failover runs) it
+/// alternates INCR of a counter and RPUSH of a sequence number onto a list over `keys`,
+/// until `stop`. With `wait`, each write is followed by `WAIT 1 2000` and counts as
+/// acknowledged only when a replica confirmed it; otherwise its OK is the acknowledgement.
+fn counting_writer(entry: Vec<u16>, keys: Vec<String>, wait: bool) -> CountingWriter {
+    let stop = Arc::new(AtomicBool::new(false));
+    let progress = Arc::new(AtomicUsize::new(0));
+    let (stop_flag, count) = (stop.clone(), progress.clone());
+    let thread = std::thread::spawn(move || {
+        let mut acked = Acked::default();
+        let (mut port, mut next_entry) = (entry[0], 1);
+        let mut con: Option<redis::Connection> = None;
         let mut i = 0usize;
-        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+        while !stop_flag.load(Ordering::Relaxed) {
             let key = &keys[i % keys.len()];
-            let value = format!("v{i}");
-            let mut port = w.entry;
-            for _ in 0..5 {
-                let reply = call(w.conn(port), &["SET", key, &value]);
-                if let Some(rest) = reply.strip_prefix("-MOVED ") {
-                    let addr = rest.trim().split(' ').nth(1).expect("MOVED address");
-                    port = addr.rsplit(':').next().unwrap().parse().expect("port");
-                    w.entry = port;
+            // Even keys are counters, odd ones lists.
+            let counter = (i % keys.len()).is_multiple_of(2);
+            if con.is_none() {
+                con = connection(port).ok();
+                if con.is_none() {
+                    port = entry[next_entry % entry.len()];
+                    next_entry += 1;
+                    std::thread::sleep(Duration::from_millis(50));
                     continue;
                 }
-                assert_eq!(reply, "+OK\r\n", "SET {key} on {port}");
-                acked.push((key.clone(), value.clone()));
-                break;
             }
-            i += 1;
+            let c = con.as_mut().expect("connected");
+            let write = if counter {
+                redis::cmd("INCR").arg(key).query::<i64>(c).map(|_| ())
+            } else {
+                redis::cmd("RPUSH")
+                    .arg(key)
+                    .arg(i)
+                    .query::<i64>(c)
+                    .map(|_| ())
+            };
+            let confirmed = write.and_then(|()| {
+                if !wait {
+                    return Ok(true);
+                }
+                redis::cmd("WAIT")
+                    .arg(1)
+                    .arg(2000)
+                    .query::<i64>(c)
+                    .map(|n| n >= 1)
+            });
+            match confirmed {
+                Ok(ok) => {
+                    if ok {
+                        if counter {
+                            *acked.incrs.entry(key.clone()).or_default() += 1;
+                        } else {
+                            acked.pushes.entry(key.clone()).or_default().push(i as u64);
+                        }
+                        count.fetch_add(1, Ordering::Relaxed);
+                    }
+                    i += 1;
+                }
+                Err(e) if e.kind() == redis::ErrorKind::Moved => {
+                    let addr = e.redirect_node().map(|(addr, _)| addr.to_string());
+                    port = addr
+                        .and_then(|a| a.rsplit(':').next()?.parse().ok())
+                        .expect("MOVED address");
+                    con = None;
+                }
+                Err(e) if e.is_io_error() || e.is_connection_dropped() => {
+                    con = None;
+                    port = entry[next_entry % entry.len()];
+                    next_entry += 1;
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                // A failover under way: try again shortly.
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        redis::ErrorKind::ClusterDown
+                            | redis::ErrorKind::TryAgain
+                            | redis::ErrorKind::BusyLoadingError
+                    ) =>
+                {
+                    std::thread::sleep(Duration::from_millis(50))
+                }
+                Err(e) => panic!("write {i} to {key} on {port}: {e}"),
+            }
         }
         acked
-    })
+    });
+    CountingWriter {
+        stop,
+        progress,
+        thread,
+    }
+}
+
+struct CountingWriter {
+    stop: Arc<AtomicBool>,
+    progress: Arc<AtomicUsize>,
+    thread: std::thread::JoinHandle<Acked>,
+}
+
+impl CountingWriter {
+    /// Writes acknowledged so far.
+    fn acknowledged(&self) -> usize {
+        self.progress.load(Ordering::Relaxed)
+    }
+
+    /// Waits until `n` more writes are acknowledged (the writer goes on after a failover).
+    fn wait_for_more(&self, what: &str, n: usize) {
+        let from = self.acknowledged();
+        wait_for(what, Duration::from_secs(30), || {
+            self.acknowledged() >= from + n
+        });
+    }
+
+    fn finish(self) -> Acked {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread.join().expect("writer")
+    }
+}
+
+/// 40 keys `node` serves for a counting writer, and one more for a write of the test's own.
+fn writer_keys(node: &Node) -> (Vec<String>, String) {
+    let mut keys = keys_served_by(node, 41);
+    let late = keys.pop().expect("41 keys");
+    (keys, late)
+}
+
+/// After a kill -9 failover under a counting writer whose old master came back as
+/// `new_master`'s replica: the writer is acknowledged again (so WAIT reaches the returned
+/// node), and every write a replica acknowledged is on the new master and on the old one,
+/// as is the test's own `late_key` write.
+fn check_acked_writes(
+    writer: CountingWriter,
+    new_master: &Node,
+    old_master: &Node,
+    late_key: &str,
+) {
+    writer.wait_for_more("writes acknowledged by the returned node", 5);
+    let acked = writer.finish();
+    if let Err(e) = acked.check(new_master.port, false, false) {
+        panic!("new master: {e}");
+    }
+    wait_for("the old master caught up", Duration::from_secs(20), || {
+        acked.check(old_master.port, true, false).is_ok()
+    });
+    let mut back = Raw::connect(old_master.port);
+    assert_eq!(call(&mut back, &["READONLY"]), "+OK\r\n");
+    assert_eq!(call(&mut back, &["GET", late_key]), "$5\r\nafter\r\n");
 }
 
 /// The keys among k0..k2999 whose slots `node` serves.
@@ -690,23 +824,16 @@ fn manual_failover_both_ways_keeps_every_acknowledged_write() {
     }
     for (replica, master) in [(&ours, &masters[0]), (&theirs, &masters[1])] {
         let keys = keys_served_by(master, 50);
-        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let writer = counting_writer(master.port, keys, stop.clone());
-        std::thread::sleep(Duration::from_millis(500));
+        let writer = counting_writer(vec![master.port], keys.clone(), false);
+        writer.wait_for_more("writes before the failover", 50);
         assert_eq!(replica.cmd(&["CLUSTER", "FAILOVER"]), "OK");
         let id = replica.myid();
         wait_for("the replica took over", Duration::from_secs(20), || {
             role_in(replica, &id).is_some_and(|(f, _)| f.contains("master"))
                 && role_in(master, &id).is_some_and(|(f, _)| f.contains("master"))
         });
-        std::thread::sleep(Duration::from_millis(500));
-        stop.store(true, std::sync::atomic::Ordering::Relaxed);
-        let acked = writer.join().expect("writer");
-        assert!(acked.len() > 50, "only {} writes acknowledged", acked.len());
-        let mut last: HashMap<String, String> = HashMap::new();
-        for (k, v) in acked {
-            last.insert(k, v);
-        }
+        writer.wait_for_more("writes on the new master", 50);
+        let acked = writer.finish();
         wait_for(
             "the old master following the new one",
             Duration::from_secs(30),
@@ -717,25 +844,17 @@ fn manual_failover_both_ways_keeps_every_acknowledged_write() {
                         .is_some_and(|i| i.contains(&format!("master_port:{}", replica.port)))
             },
         );
-        let mut new_master = Raw::connect(replica.port);
-        let mut old_master = Raw::connect(master.port);
-        assert_eq!(call(&mut old_master, &["READONLY"]), "+OK\r\n");
-        wait_for("the old master caught up", Duration::from_secs(10), || {
-            last.iter().all(|(k, v)| {
-                call(&mut old_master, &["GET", k]) == format!("${}\r\n{v}\r\n", v.len())
-            })
-        });
-        for (k, v) in &last {
-            let want = format!("${}\r\n{v}\r\n", v.len());
-            assert_eq!(
-                call(&mut new_master, &["GET", k]),
-                want,
-                "{k} on the new master"
-            );
+        // A manual failover loses nothing and duplicates nothing: exactly what was
+        // acknowledged, on the new master and (once caught up) on the old one.
+        if let Err(e) = acked.check(replica.port, false, true) {
+            panic!("new master: {e}");
         }
+        wait_for("the old master caught up", Duration::from_secs(10), || {
+            acked.check(master.port, true, true).is_ok()
+        });
         // The old master takes no write now.
-        let (k, _) = last.iter().next().unwrap();
-        assert!(call(&mut old_master, &["SET", k, "late"]).starts_with("-MOVED "));
+        let mut old_master = Raw::connect(master.port);
+        assert!(call(&mut old_master, &["SET", &keys[0], "late"]).starts_with("-MOVED "));
     }
     // FORCE and TAKEOVER: the former replicas are masters now; the old ones, replicas.
     assert_eq!(masters[0].cmd(&["CLUSTER", "FAILOVER", "FORCE"]), "OK");
@@ -771,7 +890,10 @@ fn an_orphaned_master_gets_one_of_our_spare_replicas() {
     let masters = [Node::stock(), Node::redcell(), Node::stock()];
     create(&masters.iter().collect::<Vec<_>>());
     let spares = [Node::redcell(), Node::redcell()];
-    let mut lonely = Node::stock();
+    let (mut lonely, guard) = (Node::stock(), Node::stock());
+    // masters[2] gets a replica first: a spare joining later may count it a migration target
+    // (its first slot, in that spare's table, came while a master had replicas).
+    add_replica(&guard, &masters[2]);
     for r in &spares {
         add_replica(r, &masters[0]);
     }
@@ -780,9 +902,9 @@ fn an_orphaned_master_gets_one_of_our_spare_replicas() {
         &masters
             .iter()
             .chain(&spares)
-            .chain([&lonely])
+            .chain([&lonely, &guard])
             .collect::<Vec<_>>(),
-        &[&spares[0], &spares[1], &lonely],
+        &[&spares[0], &spares[1], &lonely, &guard],
     );
     let orphan_id = masters[1].myid();
     lonely.kill();
@@ -817,6 +939,97 @@ fn an_orphaned_master_gets_one_of_our_spare_replicas() {
             role_in(n, &moved_id).is_some_and(|(f, m)| f.contains("slave") && m == orphan_id)
         })
     });
+}
+
+/// Redis's rule for new masters (redis#3043): a master given its first slot while other
+/// masters have replicas is a migration target though it never had a replica. A stock master
+/// added empty gets one slot by `redis-cli --cluster reshard`; after the orphan delay one of
+/// our two spare replicas (the smaller id) moves to it.
+#[test]
+fn a_new_master_given_its_first_slot_gets_one_of_our_spare_replicas() {
+    let _serial = one_at_a_time();
+    let masters = [Node::redcell(), Node::stock(), Node::stock()];
+    create(&masters.iter().collect::<Vec<_>>());
+    let newcomer = Node::stock();
+    let out = cli(&[
+        "--cluster",
+        "add-node",
+        &newcomer.addr(),
+        &masters[0].addr(),
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("[OK] New node added correctly."), "{text}");
+    // Replicas for the stock masters first, so that only the newcomer can be orphaned.
+    let guards = [Node::stock(), Node::stock()];
+    add_replica(&guards[0], &masters[1]);
+    add_replica(&guards[1], &masters[2]);
+    let spares = [Node::redcell(), Node::redcell()];
+    for r in &spares {
+        add_replica(r, &masters[0]);
+    }
+    let all: Vec<&Node> = masters
+        .iter()
+        .chain([&newcomer])
+        .chain(&guards)
+        .chain(&spares)
+        .collect();
+    wait_joined(&all, &[&guards[0], &guards[1], &spares[0], &spares[1]]);
+    std::thread::sleep(Duration::from_secs(6));
+    assert!(
+        spares
+            .iter()
+            .all(|r| !r.logs().contains("Migrating to orphaned master")),
+        "a master without slots is no target"
+    );
+    let newcomer_id = newcomer.myid();
+    let out = cli(&[
+        "--cluster",
+        "reshard",
+        &masters[1].addr(),
+        "--cluster-from",
+        &masters[1].myid(),
+        "--cluster-to",
+        &newcomer_id,
+        "--cluster-slots",
+        "1",
+        "--cluster-yes",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    wait_for(
+        "a spare replica migrated to the newcomer",
+        Duration::from_secs(40),
+        || {
+            spares.iter().any(|r| {
+                replica_synced(r)
+                    && r.try_cmd(&["INFO", "replication"])
+                        .is_some_and(|i| i.contains(&format!("master_port:{}", newcomer.port)))
+            })
+        },
+    );
+    let (moved, stayed) = if spares[0].logs().contains("Migrating to orphaned master") {
+        (&spares[0], &spares[1])
+    } else {
+        (&spares[1], &spares[0])
+    };
+    assert!(
+        moved
+            .logs()
+            .contains(&format!("Migrating to orphaned master {newcomer_id}")),
+        "{}",
+        moved.logs()
+    );
+    assert!(moved.myid() < stayed.myid(), "the smaller id moves");
+    let moved_id = moved.myid();
+    wait_for("everyone sees the move", Duration::from_secs(20), || {
+        all.iter().all(|n| {
+            role_in(n, &moved_id).is_some_and(|(f, m)| f.contains("slave") && m == newcomer_id)
+        })
+    });
+    check_from_all(&all);
 }
 
 /// Sends `signal` (STOP or CONT) to a node's process.

@@ -676,6 +676,121 @@ fn forged_auth_requests_change_nothing() {
     assert_eq!(info_field(&x, "cluster_stats_messages_auth-ack_sent"), "1");
 }
 
+/// A redcell replica counts a FAILOVER_AUTH_ACK only in an election it started, from a master
+/// serving slots, at the election's epoch or later, once per master: forged ACKs (with no
+/// election, from a replica, a master without slots, an unknown sender, at an older epoch, a
+/// repeat) never promote it; the genuine second vote of three masters does.
+#[test]
+fn forged_auth_acks_change_nothing() {
+    let r = Node::redcell();
+    assert_eq!(
+        r.cmd(&["CONFIG", "SET", "cluster-replica-validity-factor", "0"]),
+        "OK",
+        "its fake master never sends data: no data-age limit"
+    );
+    let mut m = Fake::master(b'm', 0..5461, 1, 3);
+    let mut v = Fake::master(b'v', 5461..10923, 2, 3);
+    let mut w = Fake::master(b'w', 10923..16384, 3, 3);
+    let mut empty = Fake::master(b'e', 0..0, 0, 3);
+    let mut replica = Fake::replica(b's', v.name(), &v.role());
+    for f in [&mut m, &mut v, &mut w, &mut empty, &mut replica] {
+        f.join(&r);
+    }
+    let (rid, mid) = (r.myid(), m.id());
+    assert_eq!(r.cmd(&["CLUSTER", "REPLICATE", &mid]), "OK");
+    let is_master = || {
+        r.flags_of(&rid)
+            .is_some_and(|f| f.split(',').any(|f| f == "master"))
+    };
+    wait_for("r to be m's replica", Duration::from_secs(10), || {
+        r.flags_of(&rid)
+            .is_some_and(|f| f.split(',').any(|f| f == "slave"))
+    });
+    let ack = |f: &mut Fake, epoch: u64| {
+        f.send(Payload::FailoverAuthAck, |h| h.current_epoch = epoch);
+    };
+
+    // No election: votes from every master change nothing.
+    for f in [&mut m, &mut v, &mut w] {
+        ack(f, 4);
+    }
+    std::thread::sleep(QUIET);
+    assert!(!is_master(), "{}", r.logs());
+
+    // m fails; r starts an election, asking everyone.
+    let from = v.received();
+    m.s.answer.store(false, Ordering::Relaxed);
+    v.send(Payload::Fail(m.name()), |_| {});
+    let request = v
+        .wait_msg(from, Duration::from_secs(5), |_, msg| {
+            msg.payload == Payload::FailoverAuthRequest
+        })
+        .unwrap_or_else(|| panic!("no election:\n{}", r.logs()));
+    let epoch = request.header.current_epoch;
+    // Forged: an older epoch, a replica, a master without slots, a node r does not know; then
+    // v's genuine vote twice. One vote of the two needed.
+    ack(&mut v, epoch - 1);
+    ack(&mut replica, epoch);
+    ack(&mut empty, epoch);
+    let mut stranger = Fake::master(b'u', 0..16384, 9, epoch);
+    stranger.connect(&r);
+    ack(&mut stranger, epoch);
+    ack(&mut v, epoch);
+    ack(&mut v, epoch);
+    std::thread::sleep(QUIET);
+    assert!(!is_master(), "won on forged votes:\n{}", r.logs());
+    assert!(!r.logs().contains("Failover election won"), "{}", r.logs());
+
+    // The second master's vote, in the same election, wins it.
+    ack(&mut w, epoch);
+    wait_for("r elected", Duration::from_secs(5), is_master);
+    wait_log(&r, "Failover election won: I'm the new master.");
+    assert_eq!(info_field(&r, "cluster_my_epoch"), epoch.to_string());
+}
+
+/// A master we hear turned replica serves nothing any more: its slots are unassigned at once
+/// (`clusterDelNodeSlots`), until their new owner claims them at a newer config epoch.
+#[test]
+fn a_master_turned_replica_loses_its_slots_at_once() {
+    let (x, mut m, mut r) = voting_cluster();
+    let (mid, rid) = (m.id(), r.id());
+    assert_eq!(info_field(&x, "cluster_slots_assigned"), "16384");
+    // m says it is r's replica (r won a failover x has not heard of yet).
+    {
+        let mut role = m.s.role.lock().unwrap();
+        role.flags = node_flag::SLAVE | node_flag::MYSELF;
+        role.replicaof = r.name();
+    }
+    m.send(Payload::Ping(Ping::default()), |_| {});
+    wait_for("x to see m as r's replica", Duration::from_secs(5), || {
+        x.cmd(&["CLUSTER", "NODES"])
+            .lines()
+            .any(|l| l.starts_with(&mid) && l.contains(&format!(" slave {rid} ")))
+    });
+    assert_eq!(info_field(&x, "cluster_slots_assigned"), "8192");
+    assert!(
+        !x.cmd(&["CLUSTER", "NODES"])
+            .lines()
+            .any(|l| l.contains("8192-16383")),
+        "nobody serves m's slots yet"
+    );
+    // r claims them at a newer config epoch.
+    {
+        let mut role = r.s.role.lock().unwrap();
+        role.flags = node_flag::MASTER | node_flag::MYSELF;
+        role.replicaof = NodeName::NULL;
+        role.config_epoch = 6;
+        role.current_epoch = 6;
+    }
+    r.send(Payload::Ping(Ping::default()), |_| {});
+    wait_for("r to own m's old slots", Duration::from_secs(5), || {
+        x.cmd(&["CLUSTER", "NODES"])
+            .lines()
+            .any(|l| l.starts_with(&rid) && l.contains(" master ") && l.ends_with("8192-16383"))
+    });
+    assert_eq!(info_field(&x, "cluster_slots_assigned"), "16384");
+}
+
 // ---------------------------------------------------------------------------------------
 // (d) MFSTART
 

@@ -130,6 +130,9 @@ pub struct Hooks {
     /// A master's replication offset once every write done until now is in its stream
     /// (`repl::settled_offset`): what a paused master announces in a manual failover.
     pub settled_offset: fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = i64>>>,
+    /// Whether replication is a master's in full (`repl::master_role_settled`): a promoted
+    /// replica publishes the slot map that routes writes to it only then.
+    pub master_role_settled: fn() -> bool,
 }
 
 pub struct Member {
@@ -876,7 +879,7 @@ impl Member {
         };
         // Role. MIGRATE_TO marks a master that has (had) replicas: a replica turned master,
         // or a master we learn a replica of (replica migration looks for those orphaned).
-        let mut gained_replica = false;
+        let (mut gained_replica, mut drop_slots) = (false, false);
         if h.replicaof.is_null() {
             if !sender.is_master() || sender.master.is_some() {
                 if sender.has(node_flag::SLAVE) {
@@ -887,6 +890,9 @@ impl Member {
                 self.save_pending.set(true);
             }
         } else if sender.master != Some(h.replicaof) {
+            // A master turned replica serves nothing any more: its slots are unassigned until
+            // their new owner claims them (`clusterDelNodeSlots`).
+            drop_slots = sender.is_master();
             sender.flags =
                 (sender.flags & !(node_flag::MASTER | node_flag::MIGRATE_TO)) | node_flag::SLAVE;
             sender.master = Some(h.replicaof);
@@ -907,6 +913,12 @@ impl Member {
             if let Some(m) = st.nodes.get_mut(&h.replicaof) {
                 m.flags |= node_flag::MIGRATE_TO;
             }
+        }
+        if drop_slots {
+            for owner in st.slots.iter_mut().filter(|o| **o == Some(h.sender)) {
+                *owner = None;
+            }
+            self.map_pending.set(true);
         }
         let sender_is_master = h.replicaof.is_null();
         drop(st);
@@ -997,6 +1009,7 @@ impl Member {
             let mut st = self.state.borrow_mut();
             let myself = st.myself;
             let our_master = st.shard_master();
+            let had_slots = st.slots_of(&sender) > 0;
             for s in 0..SLOTS {
                 if !claimed.get(s as u16) {
                     continue;
@@ -1022,6 +1035,7 @@ impl Member {
                     st.migrating.remove(&(s as u16));
                 }
             }
+            st.note_gained_slots(sender, had_slots);
         }
         self.save_pending.set(true);
         self.map_pending.set(true);
@@ -1545,8 +1559,11 @@ impl Member {
             }
         }
         // Published before a CLUSTER command replies, so a client that saw `OK` (e.g. to
-        // SETSLOT IMPORTING) is routed by the new map on every shard.
-        if self.map_pending.replace(false) {
+        // SETSLOT IMPORTING) is routed by the new map on every shard. A replica just promoted
+        // waits (a cron tick or two) until its replication is a master's.
+        let promotion_under_way =
+            self.state.borrow().me().is_master() && !(self.hooks.master_role_settled)();
+        if !promotion_under_way && self.map_pending.replace(false) {
             let map = self.build_map(cfg.endpoint_type, cfg.allow_reads_when_down);
             self.shard.shared.publish_slot_map(map);
             // Shards take a new map when they next route a key; those with shard-channel

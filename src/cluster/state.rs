@@ -148,12 +148,31 @@ impl ClusterState {
         if let Some(&s) = slots.iter().find(|&&s| self.slots[s as usize].is_some()) {
             return Err(format!("Slot {s} is already busy"));
         }
+        let had_slots = self.slots_of(&self.myself) > 0;
         for &s in slots {
             // Redis drops an importing mark on a slot it claims.
             self.importing.remove(&s);
             self.slots[s as usize] = Some(self.myself);
         }
+        self.note_gained_slots(self.myself, had_slots);
         Ok(())
+    }
+
+    /// After `owner` was given slots (`had_slots`: whether it served any before): a master's
+    /// first slot makes it a replica-migration target while some master has replicas, as
+    /// Redis's `clusterNodeSetSlotBit` does (redis#3043), so that a new master can receive a
+    /// spare replica although it never had one.
+    pub fn note_gained_slots(&mut self, owner: NodeName, had_slots: bool) {
+        if had_slots || self.slots_of(&owner) == 0 {
+            return;
+        }
+        let masters_have_replicas = self.nodes.values().any(|n| {
+            n.master
+                .is_some_and(|m| self.nodes.get(&m).is_some_and(|m| m.is_master()))
+        });
+        if let Some(n) = self.nodes.get_mut(&owner).filter(|_| masters_have_replicas) {
+            n.flags |= node_flag::MIGRATE_TO;
+        }
     }
 
     /// CLUSTER DELSLOTS: every slot must be assigned (to any node); all or nothing.
@@ -438,6 +457,30 @@ mod tests {
         );
         st.del_slots(&[1]).unwrap();
         assert_eq!(st.runs_of(&name(b'a')), vec![(0, 0), (2, 2), (5, 5)]);
+    }
+
+    #[test]
+    fn a_first_slot_makes_a_migration_target_only_while_masters_have_replicas() {
+        let (a, b, c, r) = (name(b'a'), name(b'b'), name(b'c'), name(b'r'));
+        let mut st = ClusterState::new(a, "127.0.0.1", 7000, 17000);
+        for n in [b, c] {
+            st.nodes.insert(n, Node::new(n, node_flag::MASTER));
+        }
+        let target = |st: &ClusterState, n| st.nodes[&n].has(node_flag::MIGRATE_TO);
+        // No master has a replica: a first slot marks nothing.
+        st.add_slots(&[0]).unwrap();
+        st.slots[1] = Some(b);
+        st.note_gained_slots(b, false);
+        assert!(!target(&st, a) && !target(&st, b));
+        // Once one has, a master's first slot marks it; a further slot does not.
+        let mut replica = Node::new(r, node_flag::SLAVE);
+        replica.master = Some(b);
+        st.nodes.insert(r, replica);
+        st.slots[2] = Some(c);
+        st.note_gained_slots(c, false);
+        assert!(target(&st, c));
+        st.add_slots(&[3]).unwrap();
+        assert!(!target(&st, a), "a had slots already");
     }
 
     #[test]

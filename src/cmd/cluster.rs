@@ -872,7 +872,9 @@ fn setslot_on_member(m: &Member, args: &[Vec<u8>], keys: usize, out: &mut Reply)
             }
             let was_importing = st.importing.remove(&slot).is_some();
             let was_mine = st.slots[slot as usize] == Some(myself);
+            let had_slots = st.slots_of(&n) > 0;
             st.slots[slot as usize] = Some(n);
+            st.note_gained_slots(n, had_slots);
             // A master that gave away its last slot becomes a replica of the receiver.
             let allow = m.cfg.borrow().allow_replica_migration;
             if was_mine && n != myself && st.slots_of(&myself) == 0 && allow {

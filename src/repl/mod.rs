@@ -514,6 +514,14 @@ pub fn follow_for_cluster(to: Option<(String, u16)>) {
     .detach();
 }
 
+/// Whether replication is a master's in full: no cluster role switch under way, the write
+/// gates open. A promoted replica routes writes to itself only then (its slot map waits), so
+/// that a client following MOVED to it is never told it is a read-only replica.
+pub fn master_role_settled() -> bool {
+    Repl::current()
+        .is_none_or(|r| !r.cluster_wish_pending.get() && r.state.borrow().master.is_none())
+}
+
 /// Follows `addr` from now on (Redis's `replicationSetMaster`): the old link is cut; a node
 /// that was a master keeps its own id and offset as the cached master, so it can resync
 /// partially with a master that continues its history.

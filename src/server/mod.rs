@@ -167,6 +167,7 @@ fn spawn_executor(
                             follow: crate::repl::follow_for_cluster,
                             data_age: crate::repl::master_data_age_ms,
                             settled_offset: crate::repl::settled_offset,
+                            master_role_settled: crate::repl::master_role_settled,
                         };
                         match crate::cluster::member::Member::start(shard.clone(), hooks) {
                             Ok(member) => crate::cluster::member::Member::set_current(member),

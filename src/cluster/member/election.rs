@@ -41,8 +41,9 @@ const CANT_RELOG_SECS: i64 = 300;
 pub struct Election {
     /// When the election may start (unix ms); it started then if `sent`.
     auth_time: i64,
-    /// Votes received for `epoch`.
-    count: usize,
+    /// The masters that voted for us in `epoch`, each counted once (Redis counts every ACK;
+    /// an honest master sends one per epoch, so only a forged repeat is told apart).
+    voters: Vec<NodeName>,
     sent: bool,
     rank: usize,
     epoch: u64,
@@ -157,7 +158,7 @@ impl Member {
             {
                 let mut e = self.election.borrow_mut();
                 e.auth_time = now + delay;
-                e.count = 0;
+                e.voters.clear();
                 e.sent = false;
                 e.rank = rank;
             }
@@ -213,7 +214,7 @@ impl Member {
             self.mark_changed();
             return;
         }
-        if self.election.borrow().count >= quorum {
+        if self.election.borrow().voters.len() >= quorum {
             self.win_election();
         } else {
             self.log_cant_failover(Cant::WaitingVotes, now);
@@ -221,14 +222,19 @@ impl Member {
     }
 
     /// FAILOVER_AUTH_ACK: a vote counts if it comes from a master serving slots, in our
-    /// election's epoch or later.
+    /// election's epoch or later, once per master.
     pub(super) fn on_auth_ack(&self, sender: &NodeName, h: &Header) {
         let election = {
             let e = self.election.borrow();
             e.sent.then_some(e.epoch)
         };
         if vote_counts(&self.state.borrow(), sender, h.current_epoch, election) {
-            self.election.borrow_mut().count += 1;
+            let mut e = self.election.borrow_mut();
+            if e.voters.contains(sender) {
+                return;
+            }
+            e.voters.push(*sender);
+            drop(e);
             self.replica_failover(now_ms());
         }
     }
