@@ -164,6 +164,17 @@ static CONFIG_SUBS: &[CommandSpec] = &[
         Handler::Async(config::resetstat),
     )
     .doc("server", "2.0.0", "Reset the stats returned by INFO"),
+    sub(
+        "rewrite",
+        2,
+        ADMIN | NOSCRIPT | LOADING | STALE,
+        Handler::Async(config::rewrite),
+    )
+    .doc(
+        "server",
+        "2.8.0",
+        "Rewrite the configuration file with the in memory configuration",
+    ),
     sub("help", 2, LOADING | STALE, Handler::Sync(config::help)).doc(
         "server",
         "5.0.0",

@@ -7,6 +7,7 @@
 use std::collections::BTreeMap;
 
 pub mod keyspace_events;
+pub mod rewrite;
 
 use crate::util::glob::glob_match;
 use crate::util::num::parse_i64_strict;

@@ -1,4 +1,5 @@
-//! CONFIG GET/SET/RESETSTAT/HELP over the shared configuration and every executor's settings copy.
+//! CONFIG GET/SET/RESETSTAT/REWRITE/HELP over the shared configuration and every executor's
+//! settings copy.
 
 use crate::cmd::call::each_shard_data;
 use crate::cmd::BoxFuture;
@@ -98,6 +99,80 @@ pub fn resetstat<'a>(c: &'a mut Conn, _a: Args<'a>) -> BoxFuture<'a> {
     })
 }
 
+/// CONFIG REWRITE: the configuration file rewritten with the values in force now
+/// (`config::rewrite`), written to a temp file, fsynced and renamed over the old one.
+pub fn rewrite<'a>(c: &'a mut Conn, _a: Args<'a>) -> BoxFuture<'a> {
+    Box::pin(async move {
+        let path = c.shard.shared.config_file.clone();
+        if path.is_empty() {
+            return Err(Error::msg("The server is running without a config file"));
+        }
+        let facts = crate::config::rewrite::Facts {
+            cwd: std::env::current_dir()
+                .map(|d| d.display().to_string())
+                .unwrap_or_default(),
+            replicaof: crate::repl::info(&c.shard).await.master,
+            users: String::from_utf8_lossy(
+                &c.shard
+                    .shared
+                    .acl()
+                    .file_text(crate::cmd::permission::catalog()),
+            )
+            .lines()
+            .map(str::to_string)
+            .collect(),
+        };
+        let config = c.shard.shared.config().clone();
+        let written = match std::fs::read_to_string(&path) {
+            Ok(old) => Ok(old),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(String::new()),
+            Err(e) => Err(e),
+        }
+        .and_then(|old| {
+            let text = crate::config::rewrite::rewrite(&old, &config, &facts);
+            replace_file(&path, &text)
+        });
+        if let Err(e) = written {
+            let why = crate::config::os_error_text(&e);
+            eprintln!("CONFIG REWRITE failed: {why}");
+            return Err(Error::msg(format!("Rewriting config file: {why}")));
+        }
+        eprintln!("CONFIG REWRITE executed with success.");
+        c.out.ok();
+        Ok(())
+    })
+}
+
+/// Replaces `path` with `text` so that a crash leaves the old file or the new one, never a
+/// mix: a temp file beside it, fsynced, renamed over it, the directory fsynced.
+fn replace_file(path: &str, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let tmp = format!(
+        "{path}.{:06x}",
+        (crate::util::time::now_ms() as u64 ^ u64::from(std::process::id())) & 0xff_ffff
+    );
+    let result = (|| {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o644)
+            .open(&tmp)?;
+        f.write_all(text.as_bytes())?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)?;
+        let dir = std::path::Path::new(path)
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(std::path::Path::new("."));
+        std::fs::File::open(dir)?.sync_all()
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
 pub fn help(c: &mut Conn, a: &Args) -> CmdResult {
     help_reply(
         &mut c.out,
@@ -109,6 +184,8 @@ pub fn help(c: &mut Conn, a: &Args) -> CmdResult {
             "    Set the configuration <directive> to <value>.",
             "RESETSTAT",
             "    Reset statistics reported by the INFO command.",
+            "REWRITE",
+            "    Rewrite the configuration file.",
         ],
     );
     Ok(())
