@@ -606,3 +606,72 @@ fn runtime_switch_and_other_core_delivery() {
         }
     }
 }
+
+/// `evicted` events (class `e`) when maxmemory evicts, on both servers: one keyspace and one
+/// keyevent message, in stock's frame shape, for exactly the keys that are gone; none for
+/// the keys that stayed. Which keys go is each server's own choice (sampling), so the test
+/// checks the invariant on both rather than one sequence.
+#[test]
+fn evicted_events_name_exactly_the_evicted_keys_as_stock() {
+    let ours = Server::start(SHARDS, &[]);
+    let stock = StockRedis::start(&[]);
+    for (who, port) in [("redcell", ours.port), ("stock", stock.port)] {
+        let mut client = Raw::connect(port);
+        let used = |c: &mut Raw| -> u64 {
+            let info = show(&c.call(&[b"INFO", b"memory"]));
+            info.split("used_memory:")
+                .nth(1)
+                .and_then(|r| r.split("\\r\\n").next())
+                .and_then(|v| v.parse().ok())
+                .unwrap_or_else(|| panic!("{who}: no used_memory in {info}"))
+        };
+        let limit = used(&mut client) + (1 << 20);
+        for (name, value) in [
+            ("notify-keyspace-events", "KEe".to_string()),
+            ("maxmemory-policy", "allkeys-random".to_string()),
+            ("maxmemory", limit.to_string()),
+        ] {
+            let r = client.call(&[b"CONFIG", b"SET", name.as_bytes(), value.as_bytes()]);
+            assert_eq!(r, b"+OK\r\n", "{who}: CONFIG SET {name}");
+        }
+        let mut sub = subscriber(port, false);
+        let value = vec![b'x'; 10_000];
+        let keys: Vec<String> = (0..300).map(|i| format!("ev:{i}")).collect();
+        for k in &keys {
+            let r = client.call(&[b"SET", k.as_bytes(), &value]);
+            assert_eq!(r, b"+OK\r\n", "{who}: SET {k}");
+        }
+        let gone: Vec<&String> = keys
+            .iter()
+            .filter(|k| client.call(&[b"EXISTS", k.as_bytes()]) == b":0\r\n")
+            .collect();
+        assert!(gone.len() > 100, "{who}: only {} keys evicted", gone.len());
+        let mut want: Vec<String> = gone
+            .iter()
+            .flat_map(|k| {
+                let space = format!("__keyspace@0__:{k}");
+                [
+                    show(&encode(&[
+                        b"pmessage",
+                        b"__key*__:*",
+                        space.as_bytes(),
+                        b"evicted",
+                    ])),
+                    show(&encode(&[
+                        b"pmessage",
+                        b"__key*__:*",
+                        b"__keyevent@0__:evicted",
+                        k.as_bytes(),
+                    ])),
+                ]
+            })
+            .collect();
+        let mut got: Vec<String> = drain_until_pong(&mut sub, false)
+            .iter()
+            .map(|f| show(f))
+            .collect();
+        want.sort();
+        got.sort();
+        assert_eq!(got, want, "{who}");
+    }
+}

@@ -659,3 +659,87 @@ fn min_replicas_to_write_refuses_writes_without_good_replicas() {
         "-EXECABORT Transaction discarded because of previous errors.\r\n"
     );
 }
+
+/// `redis-cli --rdb` (REPLCONF rdb-only 1, then SYNC) gets the snapshot alone: the master
+/// sends the RDB and closes the link instead of streaming to it, as Redis 7.0, and the file
+/// loads into stock redis-server with every key. REPLCONF rdb-only's errors are stock's.
+#[test]
+fn redis_cli_rdb_gets_the_snapshot_alone_and_stock_loads_it() {
+    let master = Server::start(2, &[]);
+    let stock = StockRedis::start(&[]);
+    for arg in ["2", "-1", "x", "1", "0"] {
+        let words: [&[u8]; 3] = [b"REPLCONF", b"rdb-only", arg.as_bytes()];
+        assert_eq!(
+            text(&master.raw().call(&words)),
+            text(&Raw::connect(stock.port).call(&words)),
+            "REPLCONF rdb-only {arg}"
+        );
+    }
+    let mut c = master.raw();
+    for i in 0..100 {
+        let (k, v) = (format!("k{i}"), format!("v{i}"));
+        assert_eq!(
+            text(&c.call(&[b"SET", k.as_bytes(), v.as_bytes()])),
+            "+OK\r\n"
+        );
+    }
+    // On the wire: the RDB, then the master closes the connection, though writes go on.
+    let mut link = std::net::TcpStream::connect(("127.0.0.1", master.port)).expect("connect");
+    link.set_read_timeout(Some(Duration::from_secs(15)))
+        .expect("timeout");
+    // One at a time, as redis-cli does: SYNC behind an unsent reply is refused (by both).
+    std::io::Write::write_all(
+        &mut link,
+        b"*3\r\n$8\r\nREPLCONF\r\n$8\r\nrdb-only\r\n$1\r\n1\r\n",
+    )
+    .expect("send");
+    let mut ok = [0u8; 5];
+    std::io::Read::read_exact(&mut link, &mut ok).expect("REPLCONF reply");
+    assert_eq!(&ok, b"+OK\r\n");
+    std::io::Write::write_all(&mut link, b"*1\r\n$4\r\nSYNC\r\n").expect("send");
+    let mut got = Vec::new();
+    let closed = loop {
+        assert_eq!(text(&c.call(&[b"INCR", b"counter"])).as_bytes()[0], b':');
+        let mut buf = [0u8; 65536];
+        match std::io::Read::read(&mut link, &mut buf) {
+            Ok(0) => break true,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(_) => break false,
+        }
+    };
+    assert!(closed, "the link stayed open after {} bytes", got.len());
+    // Keep-alive newlines, `$<len>\r\n`, the RDB, and nothing after it.
+    let dollar = got.iter().position(|&b| b != b'\n').expect("a bulk header");
+    let header_end = dollar + got[dollar..].windows(2).position(|w| w == b"\r\n").unwrap() + 2;
+    let len: usize = text(&got[dollar + 1..header_end - 2])
+        .parse()
+        .expect("RDB length");
+    assert_eq!(&got[header_end..header_end + 5], b"REDIS");
+    assert_eq!(got.len(), header_end + len, "no stream after the RDB");
+    assert!(
+        master.stderr().contains("rdb only replica"),
+        "{}",
+        master.stderr()
+    );
+
+    // The user's way: redis-cli --rdb, loaded by stock.
+    let dir = common::TempDir::new("cli-rdb");
+    let file = dir.file("cli.rdb");
+    let out = common::redis_cli(&[
+        "-p",
+        &master.port.to_string(),
+        "--rdb",
+        &file.display().to_string(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let loaded = StockRedis::start(&[
+        "--dir",
+        &dir.path.display().to_string(),
+        "--dbfilename",
+        "cli.rdb",
+    ]);
+    let mut s = Raw::connect(loaded.port);
+    assert_eq!(text(&s.call(&[b"DBSIZE"])), ":101\r\n");
+    assert_eq!(text(&s.call(&[b"GET", b"k42"])), "$3\r\nv42\r\n");
+    drop(stock);
+}

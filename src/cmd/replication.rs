@@ -107,8 +107,11 @@ fn replconf(c: &mut Conn, a: &Args<'_>) -> CmdResult {
         } else if a.is(i, "rdb-only") {
             let v = parse_i64_strict(value).ok_or(Error::NotInteger)?;
             if v != 0 && v != 1 {
-                return Err(Error::Syntax);
+                return Err(Error::msg(
+                    "value is out of range, value must between 0 and 1",
+                ));
             }
+            hello.rdb_only = v == 1;
         } else {
             return Err(Error::msg(format!(
                 "Unrecognized REPLCONF option: {}",

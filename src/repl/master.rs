@@ -45,6 +45,8 @@ pub struct SyncRequest {
     pub old_sync: bool,
     pub capa_eof: bool,
     pub capa_psync2: bool,
+    /// REPLCONF rdb-only 1: the snapshot alone; the connection is closed after it.
+    pub rdb_only: bool,
     /// REPLCONF listening-port (0: not sent).
     pub listening_port: u16,
     /// REPLCONF ip-address, else the peer's address.
@@ -99,6 +101,8 @@ struct Replica {
     /// Its CLIENT LIST line when it asked to sync.
     client_line: String,
     capa_eof: bool,
+    /// Wants the snapshot alone: never fed the stream, closed once the RDB is sent.
+    rdb_only: bool,
     /// Came with SYNC: no `+FULLRESYNC`, no ACKs expected.
     old_sync: bool,
     /// When it asked for its full sync (the diskless delay counts from there).
@@ -553,6 +557,7 @@ impl Master {
             port: req.listening_port,
             client_line: req.client_line.replacen(" flags=N ", " flags=S ", 1),
             capa_eof: req.capa_eof,
+            rdb_only: req.rdb_only,
             old_sync: req.old_sync,
             asked: now,
             in_snapshot: Cell::new(false),
@@ -572,7 +577,11 @@ impl Master {
             dropped: Cell::new(false),
         });
         let (reader, mut writer) = futures_lite::io::split(stream);
-        let partial = self.try_partial(&req, &r);
+        let partial = if req.rdb_only {
+            None
+        } else {
+            self.try_partial(&req, &r)
+        };
         self.replicas.borrow_mut().push(r.clone());
         let mut wait_for_ack = false;
         let ok = match partial {
@@ -600,7 +609,11 @@ impl Master {
                 }
             }
         };
-        if ok {
+        if ok && r.rdb_only {
+            eprintln!(
+                "RDB transfer completed, rdb only replica ({name}) should be disconnected asap"
+            );
+        } else if ok {
             r.state.set(ReplicaState::Online);
             r.ack_time.set(Instant::now());
             eprintln!("Synchronization with replica {name} succeeded");
@@ -974,7 +987,7 @@ impl Replica {
 
     /// Queues stream bytes (counted against its output buffer limit until written).
     fn push(&self, chunk: Rc<[u8]>) {
-        if self.dropped.get() {
+        if self.dropped.get() || self.rdb_only {
             return;
         }
         self.queued.set(self.queued.get() + chunk.len());

@@ -427,6 +427,7 @@ async fn become_replica_link(mut conn: Conn, stream: TcpStream) {
         psync: sync,
         capa_eof: hello.capa_eof,
         capa_psync2: hello.capa_psync2,
+        rdb_only: hello.rdb_only,
         listening_port: hello.listening_port,
         ip: hello.ip.clone().unwrap_or(peer_ip),
         client_id: conn.id(),

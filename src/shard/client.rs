@@ -70,6 +70,8 @@ pub struct ReplicaHandshake {
     pub ip: Option<String>,
     pub capa_eof: bool,
     pub capa_psync2: bool,
+    /// REPLCONF rdb-only 1: it wants the snapshot alone, no stream (`redis-cli --rdb`).
+    pub rdb_only: bool,
     /// `Some(Some((replid, offset)))` after PSYNC, `Some(None)` after SYNC.
     pub sync: Option<Option<(String, i64)>>,
 }
