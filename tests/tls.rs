@@ -955,6 +955,16 @@ fn cluster_over_tls(with_stock: bool) {
             n.cport
         );
     }
+    // A stock node shows its plain-TCP clients our plain ports (the bus header's pport).
+    if with_stock {
+        let listing = nodes[2].cmd(&["CLUSTER", "NODES"]);
+        for n in &nodes[..2] {
+            assert!(
+                listing.contains(&format!("127.0.0.1:{}@{}", n.port, n.cport)),
+                "{listing}"
+            );
+        }
+    }
     // Redirections name TLS ports; a TLS client follows them (redis-cli -c --tls).
     for i in 0..30 {
         let key = format!("key{i}");

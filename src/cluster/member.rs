@@ -50,6 +50,8 @@ pub struct MemberConfig {
     /// Client and bus ports announced to other nodes.
     pub port: u16,
     pub cport: u16,
+    /// Under `tls-cluster`, the plain client port (bus header `pport`; 0: none).
+    pub pport: u16,
     pub replica_no_failover: bool,
     /// `cluster-allow-replica-migration`.
     pub allow_replica_migration: bool,
@@ -88,6 +90,11 @@ impl MemberConfig {
             announce_ip: c.get("cluster-announce-ip").to_string(),
             announce_hostname: c.get("cluster-announce-hostname").to_string(),
             port: announced("cluster-announce-port", tcp_port),
+            pport: if c.get_bool("tls-cluster") {
+                c.get_i64("port") as u16
+            } else {
+                0
+            },
             cport: announced("cluster-announce-bus-port", cport),
             replica_no_failover: c.get_bool("cluster-replica-no-failover"),
             allow_replica_migration: c.get_bool("cluster-allow-replica-migration"),
@@ -623,6 +630,7 @@ impl Member {
             replicaof: me.master.unwrap_or(NodeName::NULL),
             myip: IpField::new(cfg.announce_ip.as_bytes()),
             cport: cfg.cport,
+            pport: cfg.pport,
             flags: me.flags,
             state: if st.ok { 0 } else { 1 },
             offset: offset as u64,
