@@ -369,7 +369,9 @@ impl Member {
                     // The handshake runs on a task of its own, so a slow peer holds up no one.
                     let me = self.clone();
                     glommio::spawn_local(async move {
-                        if let Ok(stream) = crate::tls::server_handshake(stream).await {
+                        let limit =
+                            Duration::from_millis(me.cfg.borrow().node_timeout.max(1000) as u64);
+                        if let Ok(stream) = crate::tls::server_handshake(stream, limit).await {
                             let link = me.spawn_link(stream, None);
                             me.inbound.borrow_mut().push(link);
                         }
@@ -1548,7 +1550,12 @@ impl Member {
                 Err(_) => None,
             };
             let stream = match result {
-                Some(stream) if me.tls => crate::tls::client_handshake(stream, &host).await.ok(),
+                Some(stream) if me.tls => {
+                    let limit = Duration::from_millis(timeout.max(1000) as u64);
+                    crate::tls::client_handshake(stream, &host, limit)
+                        .await
+                        .ok()
+                }
                 Some(stream) => Some(MaybeTls::Plain(stream)),
                 None => None,
             };

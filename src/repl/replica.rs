@@ -212,8 +212,7 @@ async fn session(repl: &Rc<Repl>, generation: u64, host: &str, port: u16) -> Lin
     eprintln!("MASTER <-> REPLICA sync started");
     repl.set_link(LinkState::Handshake).await;
     let stream = if tls {
-        // The socket's read and write timeouts bound the handshake too.
-        crate::tls::client_handshake(stream, host)
+        crate::tls::client_handshake(stream, host, timeout)
             .await
             .map_err(|e| format!("Unable to connect to MASTER: TLS handshake failed: {e}"))?
     } else {

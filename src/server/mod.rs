@@ -443,15 +443,10 @@ async fn tls_handshake(
 ) -> Option<crate::tls::TlsStream<TcpStream, ServerConnection>> {
     let session = crate::tls::accept_session()?;
     let mut tls = crate::tls::TlsStream::new(stream, session);
-    let done = futures_lite::future::or(async { Some(tls.handshake().await) }, async {
-        glommio::timer::sleep(TLS_HANDSHAKE_TIMEOUT).await;
-        None
-    })
-    .await;
-    match done {
-        Some(Ok(())) => Some(tls),
-        _ => None,
-    }
+    crate::tls::within(TLS_HANDSHAKE_TIMEOUT, tls.handshake())
+        .await
+        .ok()
+        .map(|()| tls)
 }
 
 /// Answers a connection that will not be served with Redis's error line, then closes it (on

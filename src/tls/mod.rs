@@ -8,8 +8,10 @@
 pub mod stream;
 
 use std::fmt;
+use std::io;
 use std::net::IpAddr;
 use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
@@ -117,27 +119,40 @@ pub fn connect_session(host: &str) -> Option<ClientConnection> {
 }
 
 /// Wraps an outbound link (to a master, to a cluster peer) in a client session and completes
-/// the handshake.
-pub async fn client_handshake<S>(io: S, host: &str) -> std::io::Result<MaybeTls<S>>
+/// the handshake within `limit`.
+pub async fn client_handshake<S>(io: S, host: &str, limit: Duration) -> io::Result<MaybeTls<S>>
 where
     S: futures_lite::AsyncRead + futures_lite::AsyncWrite + Unpin,
 {
-    let session =
-        connect_session(host).ok_or_else(|| std::io::Error::other("TLS is not configured"))?;
+    let session = connect_session(host).ok_or_else(|| io::Error::other("TLS is not configured"))?;
     let mut tls = TlsStream::new(io, session);
-    tls.handshake().await?;
+    within(limit, tls.handshake()).await?;
     Ok(MaybeTls::Client(Box::new(tls)))
 }
 
-/// Wraps an accepted link (a cluster peer's) in a server session and completes the handshake.
-pub async fn server_handshake<S>(io: S) -> std::io::Result<MaybeTls<S>>
+/// Wraps an accepted link (a cluster peer's) in a server session and completes the handshake
+/// within `limit`.
+pub async fn server_handshake<S>(io: S, limit: Duration) -> io::Result<MaybeTls<S>>
 where
     S: futures_lite::AsyncRead + futures_lite::AsyncWrite + Unpin,
 {
-    let session = accept_session().ok_or_else(|| std::io::Error::other("TLS is not configured"))?;
+    let session = accept_session().ok_or_else(|| io::Error::other("TLS is not configured"))?;
     let mut tls = TlsStream::new(io, session);
-    tls.handshake().await?;
+    within(limit, tls.handshake()).await?;
     Ok(MaybeTls::Server(Box::new(tls)))
+}
+
+/// `work`, or a TimedOut error once `limit` has passed: a peer that stops mid-handshake must
+/// not hold a link (or the retry of one) forever.
+pub async fn within(
+    limit: Duration,
+    work: impl std::future::Future<Output = io::Result<()>>,
+) -> io::Result<()> {
+    futures_lite::future::or(work, async {
+        glommio::timer::sleep(limit).await;
+        Err(io::ErrorKind::TimedOut.into())
+    })
+    .await
 }
 
 /// Whether the configuration asks for TLS anywhere (Redis configures TLS only then).
