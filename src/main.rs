@@ -151,10 +151,11 @@ fn main() {
             "{e}\nFailed to configure TLS. Check logs for more info."
         ));
     }
+    let acl = redcell::cmd::acl::startup_acl(&config).unwrap_or_else(|e| fail(&e));
+    // After the ACL checks, so a configuration both would refuse names its ACL problem.
     if port == 0 && tls_port == 0 {
         fail("Configured to not listen anywhere, exiting.");
     }
-    let acl = redcell::cmd::acl::startup_acl(&config).unwrap_or_else(|e| fail(&e));
     let shared = Arc::new(Shared {
         run_id: run_id(),
         tcp_port: port,
