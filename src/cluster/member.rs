@@ -12,8 +12,6 @@ use std::time::Duration;
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::channels::local_channel::{self, LocalSender};
 use glommio::net::{TcpListener, TcpStream};
-
-use crate::tls::MaybeTls;
 use hashbrown::HashMap;
 
 use super::bus::{
@@ -25,6 +23,7 @@ use super::slotmap::{EndpointType, SlotMap};
 use super::state::{ClusterState, Node};
 use crate::shard::Shard;
 use crate::slot::SLOTS;
+use crate::tls::MaybeTls;
 use crate::util::time::now_ms;
 
 mod election;

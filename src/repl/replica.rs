@@ -27,13 +27,12 @@ use std::time::{Duration, Instant};
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::TcpStream;
 
-use crate::tls::MaybeTls;
-
 use super::{LinkState, MasterClient, Repl, Transfer, NO_REPLID};
 use crate::persist::load;
 use crate::resp::args::encode_command;
 use crate::resp::{Args, Decoded, Decoder};
 use crate::shard::DiskGate;
+use crate::tls::MaybeTls;
 use crate::util::time::now_ms;
 
 const READ_CHUNK: usize = 64 * 1024;
