@@ -1004,3 +1004,44 @@ fn cluster_bus_over_tls_between_redcell_nodes() {
 fn cluster_bus_over_tls_with_a_stock_node() {
     cluster_over_tls(true);
 }
+
+#[test]
+fn ca_directory_and_maxclients_over_tls() {
+    let dir = TempDir::new("tls-cadir");
+    let (server, tls_port, certs) = start_with_tls(&dir, &[]);
+    // Trust from a directory instead of a file: the client certificate is still checked.
+    let ca_dir = dir.file("cas");
+    std::fs::create_dir(&ca_dir).expect("mkdir");
+    std::fs::copy(certs.crt("ca"), ca_dir.join("ca.pem")).expect("copy");
+    std::fs::write(ca_dir.join("README"), "not a certificate\n").expect("write");
+    let reply = text(&server.cli(&[
+        "CONFIG",
+        "SET",
+        "tls-ca-cert-file",
+        "",
+        "tls-ca-cert-dir",
+        ca_dir.to_str().expect("utf-8"),
+    ]));
+    assert_eq!(reply, "OK");
+    assert_eq!(tls_cli(tls_port, &certs, true, &["PING"]), "PONG");
+    assert!(!tls_cli(tls_port, &certs, false, &["PING"]).contains("PONG"));
+    // Over maxclients a TLS client is told so in TLS, as a plain one in clear.
+    let mut held = server.conn();
+    let _: String = redis::cmd("PING").query(&mut held).expect("PING");
+    assert_eq!(
+        text(&server.cli(&["CONFIG", "SET", "maxclients", "1"])),
+        "OK"
+    );
+    let refused = tls_cli(tls_port, &certs, true, &["PING"]);
+    assert!(
+        refused.contains("max number of clients reached"),
+        "{refused}"
+    );
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("maxclients")
+        .arg("100")
+        .query(&mut held)
+        .expect("CONFIG SET");
+    assert_eq!(tls_cli(tls_port, &certs, true, &["PING"]), "PONG");
+}
