@@ -21,6 +21,11 @@
 #   redis.call('EXPIRE', KEYS[1], 100) return v
 # (SCRIPT LOAD right after the server starts; --command-key-pattern R).
 #
+# TLS=1 runs everything over TLS: a CA, server and client certificate are made with the
+# openssl command in the run directory, each server listens with `--port 0 --tls-port P`
+# (client certificates required, the default), and the load generator connects with
+# --tls --cacert/--cert/--key (redis-benchmark and memtier_benchmark both take them).
+#
 # BASE_BIN adds a third server to the alternation: another redcell binary (say,
 # the build before a change), shown as "base", for before/after comparisons in
 # the same run.
@@ -49,6 +54,7 @@
 #   LOAD_CPU      CPU the load generator is pinned to [1]
 #   LOADGEN       auto | memtier | redis-benchmark [auto]
 #   MEMTIER_ARGS  extra arguments appended to memtier_benchmark [none]
+#   TLS           1: serve and load over TLS [0]
 #   RB_REQUESTS   requests per phase for the redis-benchmark fallback [1000000]
 #   OUT_DIR       where raw results go [<repo>/perf/out]
 #
@@ -73,6 +79,7 @@ LOAD_CPU=${LOAD_CPU:-1}
 LOADGEN=${LOADGEN:-auto}
 MEMTIER_ARGS=${MEMTIER_ARGS:-}
 RB_REQUESTS=${RB_REQUESTS:-1000000}
+TLS=${TLS:-0}
 OUT_DIR=${OUT_DIR:-$REPO_ROOT/perf/out}
 
 log() { echo "[bench] $*" >&2; }
@@ -180,6 +187,10 @@ pick_port() {
 }
 
 ping_ok() {  # does 127.0.0.1:$1 answer PING with +PONG?
+  if [[ $TLS == 1 ]]; then
+    [[ $(redis-cli -h 127.0.0.1 -p "$1" "${CLIENT_TLS[@]}" PING 2>/dev/null) == PONG ]]
+    return
+  fi
   (
     exec 3<>"/dev/tcp/127.0.0.1/$1" || exit 1
     # shellcheck disable=SC2016  # literal RESP "$4" length prefix
@@ -192,12 +203,14 @@ ping_ok() {  # does 127.0.0.1:$1 answer PING with +PONG?
 SERVER_PID=
 start_server() {  # kind port logfile -> SERVER_PID
   local kind=$1 port=$2 logf=$3 i
+  local listen=(--port "$port")
+  [[ $TLS != 1 ]] || listen=(--port 0 --tls-port "$port" "${SERVER_TLS[@]}")
   case $kind in
-    redcell) taskset -c "$SERVER_CPU" "$REDCELL_BIN" --port "$port" --shards 1 \
+    redcell) taskset -c "$SERVER_CPU" "$REDCELL_BIN" "${listen[@]}" --shards 1 \
                --save '' --dir "$RUN_DIR" >"$logf" 2>&1 & ;;
-    base)    taskset -c "$SERVER_CPU" "$BASE_BIN" --port "$port" --shards 1 \
+    base)    taskset -c "$SERVER_CPU" "$BASE_BIN" "${listen[@]}" --shards 1 \
                --save '' --dir "$RUN_DIR" >"$logf" 2>&1 & ;;
-    redis)   taskset -c "$SERVER_CPU" "$REDIS_BIN" --port "$port" --bind 127.0.0.1 \
+    redis)   taskset -c "$SERVER_CPU" "$REDIS_BIN" "${listen[@]}" --bind 127.0.0.1 \
                --save '' --appendonly no --dir "$RUN_DIR" >"$logf" 2>&1 & ;;
   esac
   SERVER_PID=$!
@@ -240,7 +253,7 @@ run_load() {
   if [[ $LOADGEN == memtier ]]; then
     # shellcheck disable=SC2086  # MEMTIER_ARGS is intentionally word-split
     run_tracked taskset -c "$LOAD_CPU" memtier_benchmark -s 127.0.0.1 -p "$port" \
-      -t 1 -c 50 "${LOAD_ARGS[@]}" --data-size 32 --pipeline "$pl" \
+      -t 1 -c 50 "${LOAD_ARGS[@]}" "${CLIENT_TLS[@]}" --data-size 32 --pipeline "$pl" \
       --test-time "$DURATION" --hide-histogram \
       --print-percentiles 50,99 --json-out-file "$pfx.json" $MEMTIER_ARGS \
       >"$pfx.txt" 2>"$pfx.err" || rc=$?
@@ -253,7 +266,7 @@ run_load() {
     R_COUNT=$(awk '/"Totals"/ {t = 1} t && /"Count"/ {gsub(/[^0-9]/, ""); print; exit}' "$pfx.json" 2>/dev/null || true)
     [[ -n $R_COUNT || -z $R_OPS ]] || R_COUNT=$(awk -v o="$R_OPS" -v d="$DURATION" 'BEGIN {printf "%d", o * d}')
   else
-    run_tracked taskset -c "$LOAD_CPU" redis-benchmark -h 127.0.0.1 -p "$port" -c 50 -P "$pl" -d 32 \
+    run_tracked taskset -c "$LOAD_CPU" redis-benchmark -h 127.0.0.1 -p "$port" "${CLIENT_TLS[@]}" -c 50 -P "$pl" -d 32 \
       -r 10000000 -t set,get -n "$RB_REQUESTS" --csv >"$pfx.csv" 2>"$pfx.err" || rc=$?
     [[ $rc -eq 0 ]] || log "redis-benchmark exited with $rc (see $pfx.err)"
     # CSV: "test","rps","avg","min","p50","p95","p99","max"
@@ -272,6 +285,25 @@ mkdir -p "$OUT_DIR"
 RUN_DIR="$OUT_DIR/bench-$(date +%Y%m%d-%H%M%S)"
 mkdir -p "$RUN_DIR"
 RESULTS="$RUN_DIR/results.tsv"
+SERVER_TLS=() CLIENT_TLS=()
+if [[ $TLS == 1 ]]; then
+  command -v openssl >/dev/null || die "TLS=1 needs the openssl command (apt-get install openssl)"
+  (
+    cd "$RUN_DIR"
+    printf 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\n' >ext.cnf
+    openssl req -x509 -new -nodes -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -days 2 \
+      -subj "/CN=bench CA" -keyout ca.key -out ca.crt
+    for who in server client; do
+      openssl req -new -nodes -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 \
+        -subj "/CN=bench $who" -keyout "$who.key" -out "$who.csr"
+      openssl x509 -req -in "$who.csr" -CA ca.crt -CAkey ca.key -CAcreateserial -days 2 \
+        -extfile ext.cnf -out "$who.crt"
+    done
+  ) >/dev/null 2>&1 || die "openssl could not make the test certificates"
+  SERVER_TLS=(--tls-cert-file "$RUN_DIR/server.crt" --tls-key-file "$RUN_DIR/server.key"
+              --tls-ca-cert-file "$RUN_DIR/ca.crt")
+  CLIENT_TLS=(--tls --cacert "$RUN_DIR/ca.crt" --cert "$RUN_DIR/client.crt" --key "$RUN_DIR/client.key")
+fi
 : >"$RESULTS"
 
 log "redcell: $REDCELL_BIN"

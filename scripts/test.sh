@@ -2,7 +2,7 @@
 # Runs the whole redcell test suite on a Debian machine, installing what the tests need
 # (stock redis-server/redis-tools as interop peers, a C compiler for the long-double shim,
 # util-linux for setpriv/prlimit, python3-redis for the client-library scripting test,
-# prometheus-redis-exporter for the INFO comparison test) when
+# prometheus-redis-exporter for the INFO comparison test, openssl for the TLS tests' certificates) when
 # it is missing. Needs root or sudo only to install.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,6 +13,8 @@ command -v redis-cli >/dev/null || need+=(redis-tools)
 command -v cc >/dev/null || need+=(gcc libc6-dev)
 command -v setpriv >/dev/null && command -v prlimit >/dev/null || need+=(util-linux)
 command -v prometheus-redis-exporter >/dev/null || need+=(prometheus-redis-exporter)
+# The TLS tests make their CA and certificates at run time with the openssl command.
+command -v openssl >/dev/null || need+=(openssl)
 # redis-py (Debian's, for /usr/bin/python3): the scripting tests run its Lock unmodified.
 /usr/bin/python3 -c 'import redis' 2>/dev/null || need+=(python3-redis)
 if [ ${#need[@]} -gt 0 ]; then

@@ -8,7 +8,8 @@
 //! - `db`: one shard's databases (per-slot keyspaces, expiry, WATCH registrations) and the
 //!   view a command has of them.
 //! - `rdb`, `aof`: RDB objects and files; the multi-part append-only file.
-//! - `config`, `acl`: redis.conf parsing and CONFIG GET/SET; ACL users, rules and log.
+//! - `config`, `acl`, `tls`: redis.conf parsing and CONFIG GET/SET; ACL users, rules and log;
+//!   the TLS contexts built from the `tls-*` directives and the TLS stream adapter.
 //! - `cluster` (all but `member`): the bus wire codec, cluster state, slot maps, nodes.conf.
 //! - `shard`: per-core state, the cross-core mesh, borrowing shards' data (`tx`), the
 //!   journal, blocked-client queues, client state, Pub/Sub.
@@ -33,6 +34,7 @@ pub mod resp;
 pub mod server;
 pub mod shard;
 pub mod slot;
+pub mod tls;
 pub mod types;
 pub mod util;
 
@@ -55,7 +57,7 @@ mod layering {
         &["types"],
         &["db"],
         &["rdb", "aof"],
-        &["config", "acl"],
+        &["config", "acl", "tls"],
         &["cluster"],
         &["shard"],
         &["cluster::member"],

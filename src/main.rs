@@ -145,10 +145,21 @@ fn main() {
     topo.busy_poll =
         (flags.busy_poll_us > 0).then(|| std::time::Duration::from_micros(flags.busy_poll_us));
     let port: u16 = config.get_i64("port") as u16;
+    let tls_port: u16 = config.get_i64("tls-port") as u16;
+    if let Err(e) = redcell::tls::configure(&config) {
+        fail(&format!(
+            "{e}\nFailed to configure TLS. Check logs for more info."
+        ));
+    }
     let acl = redcell::cmd::acl::startup_acl(&config).unwrap_or_else(|e| fail(&e));
+    // After the ACL checks, so a configuration both would refuse names its ACL problem.
+    if port == 0 && tls_port == 0 {
+        fail("Configured to not listen anywhere, exiting.");
+    }
     let shared = Arc::new(Shared {
         run_id: run_id(),
         tcp_port: port,
+        tls_port,
         executable: std::env::current_exe()
             .map(|p| p.display().to_string())
             .unwrap_or_default(),

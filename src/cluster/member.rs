@@ -23,6 +23,7 @@ use super::slotmap::{EndpointType, SlotMap};
 use super::state::{ClusterState, Node};
 use crate::shard::Shard;
 use crate::slot::SLOTS;
+use crate::tls::MaybeTls;
 use crate::util::time::now_ms;
 
 mod election;
@@ -48,9 +49,21 @@ pub struct MemberConfig {
     /// Client and bus ports announced to other nodes.
     pub port: u16,
     pub cport: u16,
+    /// Under `tls-cluster`, the plain client port (bus header `pport`; 0: none).
+    pub pport: u16,
     pub replica_no_failover: bool,
     /// `cluster-allow-replica-migration`.
     pub allow_replica_migration: bool,
+}
+
+/// The client port the cluster knows this node by: the TLS port under `tls-cluster` (its bus
+/// port then follows it), as Redis's `clusterInit`.
+pub fn client_port(c: &crate::config::Config, tcp_port: u16, tls_port: u16) -> u16 {
+    if c.get_bool("tls-cluster") && tls_port != 0 {
+        tls_port
+    } else {
+        tcp_port
+    }
 }
 
 /// The port the bus listens on: `cluster-port`, or the client port + 10000.
@@ -76,6 +89,11 @@ impl MemberConfig {
             announce_ip: c.get("cluster-announce-ip").to_string(),
             announce_hostname: c.get("cluster-announce-hostname").to_string(),
             port: announced("cluster-announce-port", tcp_port),
+            pport: if c.get_bool("tls-cluster") {
+                c.get_i64("port") as u16
+            } else {
+                0
+            },
             cport: announced("cluster-announce-bus-port", cport),
             replica_no_failover: c.get_bool("cluster-replica-no-failover"),
             allow_replica_migration: c.get_bool("cluster-allow-replica-migration"),
@@ -136,6 +154,8 @@ pub struct Hooks {
 }
 
 pub struct Member {
+    /// `tls-cluster` at start-up: every bus link, both ways, is TLS.
+    tls: bool,
     hooks: Hooks,
     shard: Rc<Shard>,
     pub state: RefCell<ClusterState>,
@@ -233,7 +253,10 @@ impl Member {
                 PathBuf::from(c.get("dir")).join(file)
             };
             (
-                MemberConfig::from_config(&c, shard.shared.tcp_port),
+                MemberConfig::from_config(
+                    &c,
+                    client_port(&c, shard.shared.tcp_port, shard.shared.tls_port),
+                ),
                 path,
                 c.bind_addrs(),
             )
@@ -253,7 +276,9 @@ impl Member {
         };
         let conf_writer = nodes_conf::Writer::new(conf_path.clone())
             .map_err(|e| format!("Could not start the nodes.conf writer: {e}"))?;
+        let tls = shard.shared.config().get_bool("tls-cluster");
         let member = Rc::new(Member {
+            tls,
             shard: shard.clone(),
             hooks,
             state: RefCell::new(state),
@@ -303,7 +328,13 @@ impl Member {
                 member.conf_path.display()
             )
         })?;
-        let bus_port = bus_port(&shard.shared.config(), shard.shared.tcp_port);
+        let bus_port = {
+            let c = shard.shared.config();
+            bus_port(
+                &c,
+                client_port(&c, shard.shared.tcp_port, shard.shared.tls_port),
+            )
+        };
         for (addr, optional) in binds {
             let host = if addr.contains(':') {
                 format!("[{addr}]:{bus_port}")
@@ -336,8 +367,21 @@ impl Member {
     async fn accept_loop(self: Rc<Self>, listener: TcpListener) {
         loop {
             match listener.accept().await {
+                Ok(stream) if self.tls => {
+                    // The handshake runs on a task of its own, so a slow peer holds up no one.
+                    let me = self.clone();
+                    glommio::spawn_local(async move {
+                        let limit =
+                            Duration::from_millis(me.cfg.borrow().node_timeout.max(1000) as u64);
+                        if let Ok(stream) = crate::tls::server_handshake(stream, limit).await {
+                            let link = me.spawn_link(stream, None);
+                            me.inbound.borrow_mut().push(link);
+                        }
+                    })
+                    .detach();
+                }
                 Ok(stream) => {
-                    let link = self.spawn_link(stream, None);
+                    let link = self.spawn_link(MaybeTls::Plain(stream), None);
                     self.inbound.borrow_mut().push(link);
                 }
                 Err(_) => glommio::timer::sleep(Duration::from_millis(10)).await,
@@ -346,13 +390,18 @@ impl Member {
     }
 
     /// Starts the reader and writer tasks of a connected link.
-    fn spawn_link(self: &Rc<Self>, stream: TcpStream, node: Option<NodeName>) -> Rc<Link> {
-        let fd = stream.as_raw_fd();
-        let local_ip = stream
+    fn spawn_link(
+        self: &Rc<Self>,
+        stream: MaybeTls<TcpStream>,
+        node: Option<NodeName>,
+    ) -> Rc<Link> {
+        let socket = stream.socket();
+        let fd = socket.as_raw_fd();
+        let local_ip = socket
             .local_addr()
             .map(|a| a.ip().to_string())
             .unwrap_or_default();
-        let peer_ip = stream
+        let peer_ip = socket
             .peer_addr()
             .map(|a| a.ip().to_string())
             .unwrap_or_default();
@@ -375,7 +424,11 @@ impl Member {
                 wlink
                     .send_queued
                     .set(wlink.send_queued.get().saturating_sub(buf.len()));
-                if writer.write_all(&buf).await.is_err() {
+                let sent = match writer.write_all(&buf).await {
+                    Ok(()) => writer.flush().await,
+                    Err(e) => Err(e),
+                };
+                if sent.is_err() {
                     wlink.close();
                     break;
                 }
@@ -581,6 +634,7 @@ impl Member {
             replicaof: me.master.unwrap_or(NodeName::NULL),
             myip: IpField::new(cfg.announce_ip.as_bytes()),
             cport: cfg.cport,
+            pport: cfg.pport,
             flags: me.flags,
             state: if st.ok { 0 } else { 1 },
             offset: offset as u64,
@@ -1491,6 +1545,7 @@ impl Member {
         }
         let me = self.clone();
         glommio::spawn_local(async move {
+            let host = ip.clone();
             let addr = format!(
                 "{}:{cport}",
                 if ip.contains(':') {
@@ -1507,8 +1562,18 @@ impl Member {
                 }
                 Err(_) => None,
             };
+            let stream = match result {
+                Some(stream) if me.tls => {
+                    let limit = Duration::from_millis(timeout.max(1000) as u64);
+                    crate::tls::client_handshake(stream, &host, limit)
+                        .await
+                        .ok()
+                }
+                Some(stream) => Some(MaybeTls::Plain(stream)),
+                None => None,
+            };
             me.connecting.borrow_mut().remove(&name);
-            let Some(stream) = result else { return };
+            let Some(stream) = stream else { return };
             let meet = match me.state.borrow().nodes.get(&name) {
                 Some(n) => n.has(node_flag::MEET),
                 None => return,

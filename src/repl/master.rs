@@ -24,12 +24,24 @@ use std::time::{Duration, Instant};
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::channels::local_channel::{self, LocalSender};
 use glommio::net::TcpStream;
+use rustls::ServerConnection;
 
 use super::backlog::Backlog;
 use crate::resp::{Args, Decoded, Decoder};
 use crate::shard::journal::{self, Entry};
 use crate::shard::pubsub::Limit;
 use crate::shard::Shard;
+use crate::tls::{MaybeTls, TlsStream};
+
+/// `write_all`, then `flush`: a TLS link (`tls-replication`) holds records until flushed.
+trait WriteFlush: futures_lite::AsyncWrite + Unpin {
+    async fn write_flush(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        self.write_all(buf).await?;
+        self.flush().await
+    }
+}
+
+impl<W: futures_lite::AsyncWrite + Unpin + ?Sized> WriteFlush for W {}
 
 /// A streamed transfer waits while any of its replicas has this many RDB bytes not yet
 /// written to its socket (Redis's pipe waits for every replica's write): a slow replica
@@ -529,10 +541,15 @@ impl Master {
         self.replicas.borrow_mut().retain(|r| r.id != id);
     }
 
-    /// Serves one replica on its connection `fd` (taken over from a client connection).
-    pub async fn serve(self: Rc<Self>, fd: i32, req: SyncRequest) {
+    /// Serves one replica on its connection `fd` (taken over from a client connection), with
+    /// the connection's TLS session if it came on the TLS port.
+    pub async fn serve(self: Rc<Self>, fd: i32, tls: Option<ServerConnection>, req: SyncRequest) {
         // SAFETY: `fd` is a connected socket duplicated for this task alone.
-        let stream = unsafe { TcpStream::from_raw_fd(fd) };
+        let socket = unsafe { TcpStream::from_raw_fd(fd) };
+        let stream = match tls {
+            None => MaybeTls::Plain(socket),
+            Some(session) => MaybeTls::Server(Box::new(TlsStream::new(socket, session))),
+        };
         let name = format!("{}:{}", req.ip, req.listening_port);
         eprintln!("Replica {name} asks for synchronization");
         if let Some(link_up) = super::replica_link_up() {
@@ -543,7 +560,7 @@ impl Master {
                 b"-NOMASTERLINK Can't SYNC while not connected with my master\r\n"
             };
             let (_, mut writer) = futures_lite::io::split(stream);
-            let _ = writer.write_all(refusal).await;
+            let _ = writer.write_flush(refusal).await;
             let _ = writer.close().await;
             return;
         }
@@ -588,7 +605,7 @@ impl Master {
             Some(greeting) => {
                 self.sync_partial_ok.set(self.sync_partial_ok.get() + 1);
                 eprintln!("Partial resynchronization request from {name} accepted.");
-                writer.write_all(greeting.as_bytes()).await.is_ok()
+                writer.write_flush(greeting.as_bytes()).await.is_ok()
             }
             None => {
                 // Redis counts a refused PSYNC (not `PSYNC ? -1`, not SYNC) as an error.
@@ -628,7 +645,7 @@ impl Master {
                 if r.dropped.get() {
                     break;
                 }
-                let failed = writer.write_all(&chunk).await.is_err();
+                let failed = writer.write_flush(&chunk).await.is_err();
                 queued.set(queued.get().saturating_sub(chunk.len()));
                 if failed {
                     break;
@@ -707,7 +724,7 @@ impl Master {
                         if r.dropped.get() {
                             return None;
                         }
-                        writer.write_all(b"\n").await.ok()?;
+                        writer.write_flush(b"\n").await.ok()?;
                         keepalive_due = Instant::now() + Duration::from_secs(1);
                         continue;
                     }
@@ -719,10 +736,10 @@ impl Master {
                     streamed: s,
                 } => {
                     streamed = s;
-                    writer.write_all(&preamble).await.ok()?;
+                    writer.write_flush(&preamble).await.ok()?;
                 }
                 Bulk::Chunk(bytes) => {
-                    let written = writer.write_all(&bytes).await;
+                    let written = writer.write_flush(&bytes).await;
                     r.bulk_queued
                         .set(r.bulk_queued.get().saturating_sub(bytes.len()));
                     r.last_bulk_write.set(Instant::now());
@@ -744,7 +761,7 @@ impl Master {
                 }
                 Bulk::Refused => {
                     let _ = writer
-                        .write_all(b"-ERR BGSAVE failed, replication can't continue\r\n")
+                        .write_flush(b"-ERR BGSAVE failed, replication can't continue\r\n")
                         .await;
                     return None;
                 }
@@ -1025,7 +1042,7 @@ async fn send_file<W: futures_lite::AsyncWrite + Unpin>(
     };
     let len = file.metadata().map(|m| m.len()).unwrap_or(0);
     if writer
-        .write_all(format!("${len}\r\n").as_bytes())
+        .write_flush(format!("${len}\r\n").as_bytes())
         .await
         .is_err()
     {
@@ -1040,7 +1057,7 @@ async fn send_file<W: futures_lite::AsyncWrite + Unpin>(
             Ok(0) | Err(_) => return false,
             Ok(n) => n,
         };
-        if writer.write_all(&buf[..n]).await.is_err() {
+        if writer.write_flush(&buf[..n]).await.is_err() {
             return false;
         }
         left -= n as u64;

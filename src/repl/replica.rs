@@ -32,6 +32,7 @@ use crate::persist::load;
 use crate::resp::args::encode_command;
 use crate::resp::{Args, Decoded, Decoder};
 use crate::shard::DiskGate;
+use crate::tls::MaybeTls;
 use crate::util::time::now_ms;
 
 const READ_CHUNK: usize = 64 * 1024;
@@ -103,7 +104,7 @@ pub(super) async fn run(repl: Rc<Repl>, generation: u64) {
 
 /// The socket to the master with its read buffer: bytes `[start, end)` are unread.
 struct Link {
-    stream: TcpStream,
+    stream: MaybeTls<TcpStream>,
     buf: Vec<u8>,
     start: usize,
     end: usize,
@@ -162,10 +163,11 @@ impl Link {
     }
 
     async fn send(&mut self, bytes: &[u8]) -> LinkResult<()> {
-        self.stream
-            .write_all(bytes)
-            .await
-            .map_err(|e| format!("Error writing to MASTER: {e}").into())
+        let sent = match self.stream.write_all(bytes).await {
+            Ok(()) => self.stream.flush().await,
+            Err(e) => Err(e),
+        };
+        sent.map_err(|e| format!("Error writing to MASTER: {e}").into())
     }
 }
 
@@ -181,7 +183,7 @@ fn ack(offset: i64) -> Vec<u8> {
 
 /// One connection to the master: handshake, sync, then the stream until the link fails.
 async fn session(repl: &Rc<Repl>, generation: u64, host: &str, port: u16) -> LinkResult<()> {
-    let (timeout, auth, user, announce_ip, announce_port) = {
+    let (timeout, auth, user, announce_ip, announce_port, tls) = {
         let c = repl.shard.shared.config();
         (
             Duration::from_secs(c.get_i64("repl-timeout").max(1) as u64),
@@ -189,6 +191,7 @@ async fn session(repl: &Rc<Repl>, generation: u64, host: &str, port: u16) -> Lin
             c.get("masteruser").to_string(),
             c.get("replica-announce-ip").to_string(),
             c.get_i64("replica-announce-port"),
+            c.get_bool("tls-replication"),
         )
     };
     let target = format!("{host}:{port}");
@@ -207,6 +210,13 @@ async fn session(repl: &Rc<Repl>, generation: u64, host: &str, port: u16) -> Lin
     }
     eprintln!("MASTER <-> REPLICA sync started");
     repl.set_link(LinkState::Handshake).await;
+    let stream = if tls {
+        crate::tls::client_handshake(stream, host, timeout)
+            .await
+            .map_err(|e| format!("Unable to connect to MASTER: TLS handshake failed: {e}"))?
+    } else {
+        MaybeTls::Plain(stream)
+    };
     let mut link = Link {
         stream,
         buf: vec![0; READ_CHUNK],
@@ -225,10 +235,14 @@ async fn session(repl: &Rc<Repl>, generation: u64, host: &str, port: u16) -> Lin
         return Err(format!("Error reply to PING from master: '{pong}'").into());
     }
     eprintln!("Master replied to PING, replication can continue...");
+    // As Redis: the TLS port when replication is over TLS.
+    let shared = &repl.shard.shared;
     let listening_port = if announce_port > 0 {
         announce_port
+    } else if tls && shared.tls_port != 0 {
+        shared.tls_port as i64
     } else {
-        repl.shard.shared.tcp_port as i64
+        shared.tcp_port as i64
     };
     let mut hello = Vec::new();
     if !auth.is_empty() {
@@ -581,7 +595,7 @@ async fn load_received(
     let keepalive = async {
         loop {
             glommio::timer::sleep(Duration::from_secs(1)).await;
-            let _ = link.stream.write_all(b"\n").await;
+            let _ = link.send(b"\n").await;
         }
     };
     futures_lite::future::or(work, keepalive)

@@ -8,8 +8,9 @@
 
 use std::rc::Rc;
 
-use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use futures_lite::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use glommio::net::TcpStream;
+use rustls::ServerConnection;
 
 use crate::cmd::call::{call_conn, end_unit, reject, shards_of};
 use crate::cmd::{self, flag, CommandSpec, Exec, Handler, KeyedFn};
@@ -295,8 +296,33 @@ impl ReadBuf {
     }
 }
 
+/// What a client connection runs over: plain TCP or TLS. `serve` is generic over it, so the
+/// plain path is compiled on its own, with no branch or indirection for TLS.
+pub trait ClientStream: AsyncRead + AsyncWrite + Unpin + 'static {
+    /// Whether writes wait in a buffer until flushed (rustls's records).
+    const BUFFERED: bool;
+    /// The socket, and the TLS session for a TLS connection, apart: SYNC/PSYNC hands them to
+    /// the replication master on the control executor.
+    fn into_link(self) -> (TcpStream, Option<ServerConnection>);
+}
+
+impl ClientStream for TcpStream {
+    const BUFFERED: bool = false;
+    fn into_link(self) -> (TcpStream, Option<ServerConnection>) {
+        (self, None)
+    }
+}
+
+impl ClientStream for crate::tls::TlsStream<TcpStream, ServerConnection> {
+    const BUFFERED: bool = true;
+    fn into_link(self) -> (TcpStream, Option<ServerConnection>) {
+        let (io, session) = self.into_parts();
+        (io, Some(session))
+    }
+}
+
 /// Serves one client connection until it closes.
-pub async fn serve(shard: Rc<Shard>, mut stream: TcpStream, meta: Rc<ClientMeta>) {
+pub async fn serve<S: ClientStream>(shard: Rc<Shard>, mut stream: S, meta: Rc<ClientMeta>) {
     let mut conn = Conn::new(shard.clone(), meta);
     let mut batch = Batch::new(shard.nshards);
     let mut dec = Decoder::new(shard.settings.borrow().proto_max_bulk_len);
@@ -402,7 +428,7 @@ pub async fn serve(shard: Rc<Shard>, mut stream: TcpStream, meta: Rc<ClientMeta>
 /// (`repl::master`), which gets a duplicate of the socket; this task lets its copy go
 /// without shutting the socket down.
 #[cold]
-async fn become_replica_link(mut conn: Conn, stream: TcpStream) {
+async fn become_replica_link<S: ClientStream>(mut conn: Conn, stream: S) {
     use std::os::fd::AsRawFd;
     let shard = conn.shard.clone();
     cmd::multi::forget(&mut conn).await;
@@ -410,6 +436,7 @@ async fn become_replica_link(mut conn: Conn, stream: TcpStream) {
     let Some(hello) = conn.replica.take() else {
         return;
     };
+    let (stream, tls) = stream.into_link();
     // SAFETY: dup of a descriptor this task owns; the copy is handed over whole.
     let fd = unsafe { libc::dup(stream.as_raw_fd()) };
     drop(stream);
@@ -437,7 +464,7 @@ async fn become_replica_link(mut conn: Conn, stream: TcpStream) {
         .post(shard.nshards, false, move |_| {
             match crate::repl::master::Master::current() {
                 Some(m) => {
-                    glommio::spawn_local(m.serve(fd, req)).detach();
+                    glommio::spawn_local(m.serve(fd, tls, req)).detach();
                 }
                 // SAFETY: the descriptor is ours and nobody else uses it.
                 None => unsafe {
@@ -463,7 +490,7 @@ async fn wait_for_aof(conn: &mut Conn) {
 
 /// Writes the output buffer, if any; false when the connection is gone. While a subscriber's
 /// pushes are being written they still count against its output buffer limit.
-async fn write_out(conn: &mut Conn, stream: &mut TcpStream) -> bool {
+async fn write_out<S: ClientStream>(conn: &mut Conn, stream: &mut S) -> bool {
     if conn.out.buf.is_empty() {
         return true;
     }
@@ -475,7 +502,10 @@ async fn write_out(conn: &mut Conn, stream: &mut TcpStream) -> bool {
     if let Some(sub) = &conn.sub {
         sub.set_writing(conn.out.buf.len());
     }
-    let ok = stream.write_all(&conn.out.buf).await.is_ok();
+    let mut ok = stream.write_all(&conn.out.buf).await.is_ok();
+    if S::BUFFERED && ok {
+        ok = stream.flush().await.is_ok();
+    }
     if let Some(sub) = &conn.sub {
         sub.set_writing(0);
     }

@@ -12,8 +12,9 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use glommio::net::TcpListener;
+use glommio::net::{TcpListener, TcpStream};
 use glommio::{LocalExecutorBuilder, Placement};
+use rustls::ServerConnection;
 
 use crate::shard::mesh::{build_mesh, Mesh, MeshEnds};
 use crate::shard::{next_client_id, ClientMeta, Shard, Shared};
@@ -264,54 +265,75 @@ fn io_uring_failure(cause: &str) -> String {
 /// address once without SO_REUSEPORT: a port a live process listens on fails here, as in
 /// Redis, while connections a killed process left in TIME_WAIT do not (see `listen`).
 fn check_port_free(shared: &Shared) -> Result<(), String> {
-    let port = shared.tcp_port;
-    for (addr, _optional) in shared.config().bind_addrs() {
-        let host = if addr.contains(':') {
-            format!("[{addr}]:{port}")
-        } else {
-            format!("{addr}:{port}")
-        };
-        let Ok(sa) = listen::parse(&host, &addr) else {
-            continue; // reported by the real bind
-        };
-        match listen::probe(sa) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
-                return Err(format!(
-                    "Could not create server TCP listening socket {host}: bind: Address already in use\n\
-                     Failed listening on port {port} (TCP), aborting."
-                ))
+    for (port, kind) in listen_ports(shared) {
+        for (addr, _optional) in shared.config().bind_addrs() {
+            let host = if addr.contains(':') {
+                format!("[{addr}]:{port}")
+            } else {
+                format!("{addr}:{port}")
+            };
+            let Ok(sa) = listen::parse(&host, &addr) else {
+                continue; // reported by the real bind
+            };
+            match listen::probe(sa) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
+                    return Err(format!(
+                        "Could not create server TCP listening socket {host}: bind: Address already in use\n\
+                         Failed listening on port {port} ({kind}), aborting."
+                    ))
+                }
+                // Other failures (an address this host lacks, ...) are reported by the real
+                // bind, which knows whether the address is optional.
+                Err(_) => {}
             }
-            // Other failures (an address this host lacks, ...) are reported by the real bind,
-            // which knows whether the address is optional.
-            Err(_) => {}
         }
     }
     Ok(())
 }
 
-fn bind_all(shared: &Shared) -> Result<Vec<TcpListener>, String> {
+/// The client ports to listen on, with the word Redis's start-up errors use for each: `port`
+/// (plain TCP) and `tls-port`, either of which may be 0 (not open).
+fn listen_ports(shared: &Shared) -> Vec<(u16, &'static str)> {
+    [(shared.tcp_port, "TCP"), (shared.tls_port, "TLS")]
+        .into_iter()
+        .filter(|(port, _)| *port != 0)
+        .collect()
+}
+
+/// A client listener and whether it is the TLS port's.
+struct ClientListener {
+    listener: TcpListener,
+    tls: bool,
+}
+
+fn bind_all(shared: &Shared) -> Result<Vec<ClientListener>, String> {
     let cfg = shared.config().clone();
-    let port = shared.tcp_port;
     let mut out = Vec::new();
-    for (addr, optional) in cfg.bind_addrs() {
-        let host = if addr.contains(':') {
-            format!("[{addr}]:{port}")
-        } else {
-            format!("{addr}:{port}")
-        };
-        let sa: SocketAddr = listen::parse(&host, &addr)?;
-        match listen::listener(sa, true) {
-            Ok(l) => out.push(l),
-            Err(e) if optional => {
-                eprintln!(
-                    "Warning: could not bind {host}: {e} (skipped, marked optional with '-')"
-                );
-            }
-            Err(e) => {
-                return Err(format!(
-                    "Could not create server TCP listening socket {host}: {e}"
-                ))
+    for (port, kind) in listen_ports(shared) {
+        for (addr, optional) in cfg.bind_addrs() {
+            let host = if addr.contains(':') {
+                format!("[{addr}]:{port}")
+            } else {
+                format!("{addr}:{port}")
+            };
+            let sa: SocketAddr = listen::parse(&host, &addr)?;
+            match listen::listener(sa, true) {
+                Ok(listener) => out.push(ClientListener {
+                    listener,
+                    tls: kind == "TLS",
+                }),
+                Err(e) if optional => {
+                    eprintln!(
+                        "Warning: could not bind {host}: {e} (skipped, marked optional with '-')"
+                    );
+                }
+                Err(e) => {
+                    return Err(format!(
+                        "Could not create server TCP listening socket {host}: {e}\n\
+                         Failed listening on port {port} ({kind}), aborting."
+                    ))
+                }
             }
         }
     }
@@ -321,7 +343,8 @@ fn bind_all(shared: &Shared) -> Result<Vec<TcpListener>, String> {
     Ok(out)
 }
 
-async fn accept_loop(shard: Rc<Shard>, listener: TcpListener) {
+async fn accept_loop(shard: Rc<Shard>, client_listener: ClientListener) {
+    let ClientListener { listener, tls } = client_listener;
     // Start-up is done once the shards accept: INFO's `used_memory_startup`.
     let _ = shard.shared.startup_memory.compare_exchange(
         0,
@@ -351,13 +374,7 @@ async fn accept_loop(shard: Rc<Shard>, listener: TcpListener) {
         let peer = peer_addr.map(|a| a.to_string()).unwrap_or_default();
         shard.stats.borrow_mut().connections_received += 1;
         if protected_mode_denies(&shard, peer_addr) {
-            glommio::spawn_local(async move {
-                use futures_lite::AsyncWriteExt;
-                let mut s = stream;
-                let _ = s.write_all(PROTECTED_MODE_DENIED).await;
-                let _ = s.close().await;
-            })
-            .detach();
+            glommio::spawn_local(refuse(stream, tls, PROTECTED_MODE_DENIED)).detach();
             continue;
         }
         let maxclients = shard.settings.borrow().maxclients;
@@ -365,13 +382,16 @@ async fn accept_loop(shard: Rc<Shard>, listener: TcpListener) {
         if connected.fetch_add(1, Ordering::Relaxed) >= maxclients {
             connected.fetch_sub(1, Ordering::Relaxed);
             shard.stats.borrow_mut().rejected_connections += 1;
-            glommio::spawn_local(async move {
-                use futures_lite::AsyncWriteExt;
-                let mut s = stream;
-                let _ = s.write_all(b"-ERR max number of clients reached\r\n").await;
-                let _ = s.close().await;
-            })
+            glommio::spawn_local(refuse(
+                stream,
+                tls,
+                b"-ERR max number of clients reached\r\n",
+            ))
             .detach();
+            continue;
+        }
+        if tls {
+            glommio::spawn_local(serve_tls(shard.clone(), stream, peer, local.clone())).detach();
             continue;
         }
         use std::os::fd::AsRawFd;
@@ -389,6 +409,61 @@ async fn accept_loop(shard: Rc<Shard>, listener: TcpListener) {
         })
         .detach();
     }
+}
+
+/// How long a client on the TLS port has to complete its handshake. Until then it holds a
+/// place among `maxclients` but is no client yet (CLIENT LIST does not show it).
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A connection on the TLS port, once its handshake is done, served as any client (the
+/// connection task is the same code, monomorphized for the TLS stream).
+async fn serve_tls(shard: Rc<Shard>, stream: TcpStream, peer: String, local: String) {
+    use std::os::fd::AsRawFd;
+    let fd = stream.as_raw_fd();
+    if let Some(stream) = tls_handshake(stream).await {
+        let meta = Rc::new(ClientMeta::new(
+            next_client_id(&shard.shared),
+            fd,
+            peer,
+            local,
+        ));
+        shard.clients.borrow_mut().insert(meta.id, meta.clone());
+        conn::serve(shard.clone(), stream, meta).await;
+    }
+    shard
+        .shared
+        .connected_clients
+        .fetch_sub(1, Ordering::Relaxed);
+}
+
+/// The server side of a TLS handshake on an accepted connection, bounded in time. None when
+/// it failed (no certificate where one is required, not TLS at all, a silent peer): the
+/// connection is then dropped, as Redis drops it.
+async fn tls_handshake(
+    stream: TcpStream,
+) -> Option<crate::tls::TlsStream<TcpStream, ServerConnection>> {
+    let session = crate::tls::accept_session()?;
+    let mut tls = crate::tls::TlsStream::new(stream, session);
+    crate::tls::within(TLS_HANDSHAKE_TIMEOUT, tls.handshake())
+        .await
+        .ok()
+        .map(|()| tls)
+}
+
+/// Answers a connection that will not be served with Redis's error line, then closes it (on
+/// the TLS port, after the handshake, so the client can read it).
+async fn refuse(stream: TcpStream, tls: bool, reply: &'static [u8]) {
+    use futures_lite::AsyncWriteExt;
+    if tls {
+        if let Some(mut s) = tls_handshake(stream).await {
+            let _ = s.write_all(reply).await;
+            let _ = s.close().await;
+        }
+        return;
+    }
+    let mut s = stream;
+    let _ = s.write_all(reply).await;
+    let _ = s.close().await;
 }
 
 /// Redis's reply to a non-loopback client in protected mode, before closing it.

@@ -45,6 +45,8 @@ pub struct Shared {
     pub started_unix: i64,
     pub run_id: String,
     pub tcp_port: u16,
+    /// `tls-port` (0: no TLS listener).
+    pub tls_port: u16,
     pub executable: String,
     pub config_file: String,
     /// Set once the control executor is up (in cluster mode: the member has loaded its
@@ -167,6 +169,7 @@ impl Shared {
             started_unix: crate::util::time::now_ms() / 1000,
             run_id: "0".repeat(40),
             tcp_port: 0,
+            tls_port: 0,
             executable: String::new(),
             config_file: String::new(),
             control_ready: std::sync::atomic::AtomicBool::new(false),

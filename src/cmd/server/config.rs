@@ -40,9 +40,30 @@ pub fn set<'a>(c: &'a mut Conn, a: Args<'a>) -> BoxFuture<'a> {
         {
             let mut config = c.shard.shared.config();
             let protected_ok = config.allows_protected("enable-protected-configs", local);
-            config
-                .set_runtime(&pairs, protected_ok)
-                .map_err(Error::msg)?;
+            let tls_name = pairs
+                .iter()
+                .map(|(n, _)| *n)
+                .find(|n| crate::tls::is_tls_directive(n));
+            match tls_name {
+                None => config
+                    .set_runtime(&pairs, protected_ok)
+                    .map_err(Error::msg)?,
+                // As Redis's `applyTlsCfg`: the new contexts are built before anything
+                // changes, and a failure leaves both the values and the contexts as they were.
+                Some(name) => {
+                    let mut next = config.clone();
+                    next.set_runtime(&pairs, protected_ok).map_err(Error::msg)?;
+                    if let Err(e) = crate::tls::configure(&next) {
+                        eprintln!("{e}");
+                        return Err(Error::msg(format!(
+                            "CONFIG SET failed (possibly related to argument '{}') - {}",
+                            String::from_utf8_lossy(name).to_ascii_lowercase(),
+                            crate::tls::CONFIG_SET_FAILED
+                        )));
+                    }
+                    *config = next;
+                }
+            }
             // As Redis: `dir` moves the process, so every later file lands there.
             if pairs.iter().any(|(n, _)| n.eq_ignore_ascii_case(b"dir")) {
                 let dir = config.get("dir").to_string();
@@ -73,10 +94,14 @@ async fn refresh_settings(c: &Conn) {
                 *s.settings.borrow_mut() = settings;
                 let member = crate::cluster::member::Member::current();
                 if let Some(member) = member {
-                    let cfg = crate::cluster::member::MemberConfig::from_config(
-                        &s.shared.config(),
+                    let c = s.shared.config();
+                    let port = crate::cluster::member::client_port(
+                        &c,
                         s.shared.tcp_port,
+                        s.shared.tls_port,
                     );
+                    let cfg = crate::cluster::member::MemberConfig::from_config(&c, port);
+                    drop(c);
                     member.reconfigure(cfg);
                 }
             })

@@ -810,7 +810,12 @@ pub(crate) async fn snapshot(c: &mut Conn, sections: &Sections) -> Snapshot {
         run_id: shared.run_id.clone(),
         repl,
         replica,
-        tcp_port: shared.tcp_port,
+        // As Redis: the TLS port when there is no plain one.
+        tcp_port: if shared.tcp_port != 0 {
+            shared.tcp_port
+        } else {
+            shared.tls_port
+        },
         now_us: now,
         uptime_s: shared.started.elapsed().as_secs() as i64,
         hz,
