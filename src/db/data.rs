@@ -21,8 +21,8 @@ pub struct ShardData {
     pub eviction_pool: EvictionPool,
     /// The database the random policies try first next time (Redis's `next_db`).
     pub next_evict_db: usize,
-    /// Client-side caching: who may cache which of this shard's keys (`shard::tracking`).
-    pub tracking: crate::shard::tracking::Table,
+    /// Client-side caching: who may cache which of this shard's keys.
+    pub tracking: super::tracking::Table,
 }
 
 impl ShardData {

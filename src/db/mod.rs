@@ -10,6 +10,7 @@ pub mod evict;
 pub mod expiry;
 pub mod snapshot;
 mod table;
+pub mod tracking;
 mod view;
 pub mod watch;
 

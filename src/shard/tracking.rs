@@ -26,8 +26,6 @@ use std::rc::Rc;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use hashbrown::HashMap;
-
 use super::{ClientMeta, Shard};
 use crate::db::ShardData;
 
@@ -66,68 +64,7 @@ pub struct Track {
     pub origin: u64,
 }
 
-/// A client that may cache a key: its id and the core its connection lives on.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Reader {
-    pub id: u64,
-    pub home: u32,
-}
-
-/// The tracking table of one shard's keys.
-#[derive(Default)]
-pub struct Table {
-    keys: HashMap<Box<[u8]>, Vec<Reader>>,
-    /// Reader entries over all keys (INFO `tracking_total_items`).
-    items: usize,
-    /// Some client is in BCAST mode: every change to this shard's keys is reported.
-    pub bcast: bool,
-}
-
-impl Table {
-    /// Remembers that `reader` may cache `key`.
-    pub fn remember(&mut self, key: &[u8], reader: Reader) {
-        let readers = self.keys.entry_ref(key).or_default();
-        if !readers.iter().any(|r| r.id == reader.id) {
-            readers.push(reader);
-            self.items += 1;
-        }
-    }
-
-    /// Forgets `key`, returning who may have cached it.
-    pub fn take(&mut self, key: &[u8]) -> Option<Vec<Reader>> {
-        let readers = self.keys.remove(key)?;
-        self.items -= readers.len();
-        Some(readers)
-    }
-
-    /// Forgets every key (a flush: every client gets a null invalidation instead).
-    pub fn clear(&mut self) {
-        self.keys = HashMap::new();
-        self.items = 0;
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.keys.is_empty()
-    }
-
-    /// Whether changes to this shard's keys must be reported (`Keyspace::tracked`).
-    pub fn wants_changes(&self) -> bool {
-        self.bcast || !self.keys.is_empty()
-    }
-
-    pub fn len(&self) -> usize {
-        self.keys.len()
-    }
-
-    pub fn items(&self) -> usize {
-        self.items
-    }
-
-    /// Some tracked key (for `tracking-table-max-keys`: which key goes does not matter).
-    pub fn any_key(&self) -> Option<Box<[u8]>> {
-        self.keys.keys().next().cloned()
-    }
-}
+pub use crate::db::tracking::{Reader, Table};
 
 /// A BCAST client subscribed to a prefix.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -161,6 +98,10 @@ pub enum Message {
     Broken { client: u64, to: u64 },
 }
 
+/// Keys changed under one BCAST prefix, in Redis's order, each with the client that changed
+/// it last (0: none).
+type ChangedKeys = BTreeMap<Box<[u8]>, u64>;
+
 /// One executor's side of client-side caching.
 #[derive(Default)]
 pub struct Tracking {
@@ -168,7 +109,7 @@ pub struct Tracking {
     prefixes: RefCell<BTreeMap<Box<[u8]>, Vec<Subscription>>>,
     /// Keys changed here since the last broadcast, per prefix, each with the client that
     /// changed it last (0: none), for NOLOOP.
-    changed: RefCell<BTreeMap<Box<[u8]>, BTreeMap<Box<[u8]>, u64>>>,
+    changed: RefCell<BTreeMap<Box<[u8]>, ChangedKeys>>,
     broadcast_scheduled: Cell<bool>,
     /// Messages for other cores' clients, per core, until the flusher task posts them.
     outbox: RefCell<Vec<Vec<Message>>>,
@@ -275,10 +216,20 @@ pub fn invalidate(shard: &Rc<Shard>, data: &mut ShardData, keys: &[Box<[u8]>], o
 /// tables of the shards in `datas` are emptied (Redis frees its whole table on any flush).
 pub fn flushed<'a>(shard: &Rc<Shard>, datas: impl Iterator<Item = &'a mut ShardData>) {
     for data in datas {
-        data.tracking.clear();
-        publish_count(shard, data);
-        data.sync_tracked();
+        forget_all(shard, data);
     }
+    announce_flush(shard);
+}
+
+/// Empties `data`'s tracking table (its databases were emptied).
+pub fn forget_all(shard: &Shard, data: &mut ShardData) {
+    data.tracking.clear();
+    publish_count(shard, data);
+    data.sync_tracked();
+}
+
+/// Sends every tracking client on every core a null invalidation ("every key").
+pub fn announce_flush(shard: &Rc<Shard>) {
     if shard.shared.tracking_clients.load(Ordering::Relaxed) == 0 {
         return;
     }
@@ -354,7 +305,7 @@ fn broadcast(shard: &Rc<Shard>) {
 }
 
 /// The RESP array of `keys`, without those last changed by `skip` (empty when none is left).
-fn keys_array(keys: &BTreeMap<Box<[u8]>, u64>, skip: Option<u64>) -> Vec<u8> {
+fn keys_array(keys: &ChangedKeys, skip: Option<u64>) -> Vec<u8> {
     let n = keys.values().filter(|&&o| Some(o) != skip).count();
     if n == 0 {
         return Vec::new();
@@ -580,23 +531,6 @@ mod tests {
         assert!(reads_tracked(ON | OPTIN | CACHING));
         assert!(reads_tracked(ON | OPTOUT));
         assert!(!reads_tracked(ON | OPTOUT | CACHING));
-    }
-
-    #[test]
-    fn table_counts_keys_and_items() {
-        let mut t = Table::default();
-        let a = Reader { id: 1, home: 0 };
-        let b = Reader { id: 2, home: 1 };
-        t.remember(b"k", a);
-        t.remember(b"k", a);
-        t.remember(b"k", b);
-        t.remember(b"j", a);
-        assert_eq!((t.len(), t.items()), (2, 3));
-        assert_eq!(t.take(b"k"), Some(vec![a, b]));
-        assert_eq!((t.len(), t.items()), (1, 1));
-        assert_eq!(t.take(b"k"), None);
-        t.clear();
-        assert!(t.is_empty());
     }
 
     #[test]
