@@ -769,3 +769,81 @@ fn tracking_client_that_stops_reading_is_disconnected() {
     assert!(gone, "the tracking client was not disconnected");
     assert!(ours.stderr().contains("output buffer limits"));
 }
+
+/// On a replica, the keys its master's stream changes are invalidated like any write (the
+/// replication applier runs through the same `call()` path), and a full resync's flush
+/// sends the null.
+#[test]
+fn replica_applier_invalidates_tracked_keys() {
+    let master = StockRedis::start(&["--repl-diskless-sync-delay", "0"]);
+    let dir = TempDir::new("tracking-replica");
+    let port = master.port.to_string();
+    let replica = Server::start(
+        2,
+        &[
+            "--dir",
+            dir.path.to_str().expect("utf-8 dir"),
+            "--replicaof",
+            "127.0.0.1",
+            &port,
+        ],
+    );
+    let mut m = Raw::connect(master.port);
+    let mut r = replica.raw();
+    let up = wait_until(Duration::from_secs(10), || {
+        let info = String::from_utf8(r.call(&[b"INFO", b"replication"])).unwrap();
+        info.contains("master_link_status:up")
+    });
+    assert!(up, "the replica's link did not come up");
+    let keys: Vec<String> = (0..2).map(|s| keys_on(s, 1).remove(0)).collect();
+    for k in &keys {
+        m.call(&[b"SET", k.as_bytes(), b"1"]);
+    }
+    // Polled by a client that does not track, so no invalidation races the polling.
+    let mut poll = replica.raw();
+    for k in &keys {
+        assert!(wait_until(Duration::from_secs(5), || poll
+            .call(&[b"GET", k.as_bytes()])
+            .starts_with(b"$1")));
+    }
+    r.call(&[b"HELLO", b"3"]);
+    r.call(&[b"CLIENT", b"TRACKING", b"on"]);
+    // Each key is read on the replica, then changed on the master.
+    for k in &keys {
+        assert_eq!(r.call(&[b"GET", k.as_bytes()]), b"$1\r\n1\r\n");
+        m.call(&[b"INCR", k.as_bytes()]);
+        r.expect(
+            [
+                b">2\r\n$10\r\ninvalidate\r\n*1\r\n".to_vec(),
+                bulk(k.as_bytes()),
+            ]
+            .concat()
+            .as_slice(),
+        );
+    }
+    // A transaction on the master: both keys in one unit.
+    for k in &keys {
+        r.call(&[b"GET", k.as_bytes()]);
+    }
+    m.call(&[b"MULTI"]);
+    for k in &keys {
+        m.call(&[b"DEL", k.as_bytes()]);
+    }
+    m.call(&[b"EXEC"]);
+    let mut got = vec![r.read_reply(), r.read_reply()];
+    got.sort();
+    let mut want: Vec<Vec<u8>> = keys
+        .iter()
+        .map(|k| {
+            [
+                b">2\r\n$10\r\ninvalidate\r\n*1\r\n".to_vec(),
+                bulk(k.as_bytes()),
+            ]
+            .concat()
+        })
+        .collect();
+    want.sort();
+    assert_eq!(got, want);
+    m.call(&[b"FLUSHALL"]);
+    r.expect(b">2\r\n$10\r\ninvalidate\r\n_\r\n");
+}
