@@ -847,3 +847,79 @@ fn replica_applier_invalidates_tracked_keys() {
     m.call(&[b"FLUSHALL"]);
     r.expect(b">2\r\n$10\r\ninvalidate\r\n_\r\n");
 }
+
+/// A write that makes the shard evict a key its client tracks: the invalidation comes
+/// before the write's reply, as Redis sends it right after evicting.
+#[test]
+fn eviction_invalidation_comes_before_the_reply() {
+    let ours = Server::start(1, &["--maxmemory-policy", "volatile-random"]);
+    let mut r = ours.raw();
+    r.call(&[b"HELLO", b"3"]);
+    r.call(&[b"CLIENT", b"TRACKING", b"on"]);
+    assert_eq!(
+        r.call(&[b"SETEX", b"volatile-key", b"10000", b"x"]),
+        b"+OK\r\n"
+    );
+    assert_eq!(r.call(&[b"GET", b"volatile-key"]), b"$1\r\nx\r\n");
+    r.call(&[b"SETBIT", b"big-key", b"3200000", b"0"]);
+    let info = String::from_utf8(r.call(&[b"INFO", b"memory"])).unwrap();
+    let used: u64 = info
+        .lines()
+        .find_map(|l| l.strip_prefix("used_memory:"))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("used_memory");
+    // Below what is used: the next write evicts the only volatile key first.
+    let limit = (used - 100 * 1024).to_string();
+    r.send(
+        &[
+            encode(&[b"CONFIG", b"SET", b"maxmemory", limit.as_bytes()]),
+            encode(&[b"SET", b"small", b"1"]),
+        ]
+        .concat(),
+    );
+    r.expect(b"+OK\r\n");
+    r.expect(b">2\r\n$10\r\ninvalidate\r\n*1\r\n$12\r\nvolatile-key\r\n");
+    // Whether evicting it made enough room depends on allocator slack: either reply will do.
+    let reply = r.read_reply();
+    assert!(
+        reply == b"+OK\r\n" || reply.starts_with(b"-OOM"),
+        "{}",
+        show(&reply)
+    );
+    r.call(&[b"CONFIG", b"SET", b"maxmemory", b"0"]);
+}
+
+/// Clients of both protocols tracking one key, and a redirect target under CLIENT REPLY
+/// OFF (pushes still arrive, replies do not).
+#[test]
+fn mixed_protocols_and_reply_off_match_redis() {
+    compare(4, |s| {
+        s.call(3, &[b"SUBSCRIBE", b"__redis__:invalidate"]);
+        let rid = s.id(3);
+        s.call(0, &[b"CLIENT", b"TRACKING", b"on", b"REDIRECT", &rid]);
+        s.hello3(1);
+        s.call(1, &[b"CLIENT", b"TRACKING", b"on"]);
+        s.call(0, &[b"GET", b"k"]);
+        s.call(1, &[b"GET", b"k"]);
+        s.call(2, &[b"SET", b"k", b"1"]);
+        s.read(3);
+        s.read(1);
+        // A RESP3 redirect target that turned its replies off.
+        s.hello3(2);
+        let rid = s.id(2);
+        s.call(1, &[b"CLIENT", b"TRACKING", b"on", b"REDIRECT", &rid]);
+        s.call(1, &[b"GET", b"foo"]);
+        s.conns[2].send_cmd(&[b"CLIENT", b"REPLY", b"OFF"]);
+        s.call(0, &[b"SET", b"foo", b"bar"]);
+        s.read(2);
+        s.call(2, &[b"CLIENT", b"REPLY", b"ON"]);
+        s.call(2, &[b"PING"]);
+        // A client's own HDEL: the reply, then the push.
+        s.call(1, &[b"CLIENT", b"TRACKING", b"off"]);
+        s.call(1, &[b"CLIENT", b"TRACKING", b"on"]);
+        s.call(1, &[b"HSET", b"myhash", b"f", b"1"]);
+        s.call(1, &[b"HGET", b"myhash", b"f"]);
+        s.call(1, &[b"HDEL", b"myhash", b"f"]);
+        s.read(1);
+    });
+}

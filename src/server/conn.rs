@@ -895,6 +895,9 @@ async fn execute(
                         batch.flush(conn).await;
                         shard.data_home().await;
                     }
+                    if conn.sub.is_some() && shard.settings.borrow().maxmemory != 0 {
+                        evict_before_reply(conn, idx);
+                    }
                     let client = Some(&*conn.meta.ident);
                     let track = conn.track();
                     if run_here(
@@ -932,6 +935,20 @@ async fn execute(
     }
     if conn.shard.save_after_flushall.get() {
         save_after_flushall(conn, batch).await;
+    }
+}
+
+/// Evicts before the command runs (rather than in `run_on`), so that the invalidations of
+/// evicted keys this client tracks are written before its reply, as Redis flushes them
+/// right after `performEvictions`.
+#[cold]
+fn evict_before_reply(conn: &mut Conn, idx: usize) {
+    let shard = conn.shard.clone();
+    if let Some(data) = shard.data.borrow_mut().as_deref_mut() {
+        cmd::evict::before_write(&shard, data, idx, conn.now);
+    }
+    if let Some(sub) = &conn.sub {
+        sub.drain_into(&mut conn.out.buf);
     }
 }
 
