@@ -923,3 +923,39 @@ fn mixed_protocols_and_reply_off_match_redis() {
         s.read(1);
     });
 }
+
+/// Two clients redirecting to one target, a protocol switch after reading, and the switch
+/// from default mode to BCAST (keys read before are then covered by the prefix only).
+#[test]
+fn shared_redirect_and_mode_switches_match_redis() {
+    compare(4, |s| {
+        s.call(3, &[b"SUBSCRIBE", b"__redis__:invalidate"]);
+        let rid = s.id(3);
+        s.call(0, &[b"CLIENT", b"TRACKING", b"on", b"REDIRECT", &rid]);
+        s.call(1, &[b"CLIENT", b"TRACKING", b"on", b"REDIRECT", &rid]);
+        s.call(2, &[b"MSET", b"key1{t}", b"1", b"key2{t}", b"1"]);
+        s.call(0, &[b"GET", b"key1{t}"]);
+        s.call(1, &[b"GET", b"key2{t}"]);
+        s.call(2, &[b"INCR", b"key1{t}"]);
+        s.call(2, &[b"INCR", b"key2{t}"]);
+        s.read(3);
+        s.read(3);
+        // Read in RESP2, invalidated after switching to RESP3: still redirected.
+        s.call(0, &[b"GET", b"key1{t}"]);
+        s.hello3(0);
+        s.call(2, &[b"SET", b"key1{t}", b"2"]);
+        s.read(3);
+        s.silent(0);
+        // Default mode, then BCAST: the earlier read yields nothing of its own.
+        s.call(1, &[b"CLIENT", b"TRACKING", b"off"]);
+        s.hello3(1);
+        s.call(1, &[b"CLIENT", b"TRACKING", b"on"]);
+        s.call(1, &[b"GET", b"key2{t}"]);
+        s.call(1, &[b"CLIENT", b"TRACKING", b"off"]);
+        s.call(1, &[b"CLIENT", b"TRACKING", b"on", b"BCAST"]);
+        s.call(2, &[b"INCR", b"key2{t}"]);
+        s.read(1);
+        s.call(1, &[b"PING"]);
+        s.silent(1);
+    });
+}
