@@ -155,6 +155,7 @@ fn bench_keyspace(c: &mut Criterion) {
                 &mut out,
                 now,
                 None,
+                Default::default(),
             );
             out.buf.clear();
         }
@@ -187,6 +188,7 @@ fn bench_keyspace(c: &mut Criterion) {
                     &mut out,
                     now,
                     None,
+                    Default::default(),
                 );
                 out.buf.clear();
             })
@@ -204,6 +206,7 @@ fn bench_keyspace(c: &mut Criterion) {
                     &mut out,
                     now,
                     None,
+                    Default::default(),
                 );
                 out.buf.clear();
             })
@@ -232,6 +235,7 @@ fn bench_keyspace(c: &mut Criterion) {
                     &mut out,
                     now,
                     None,
+                    Default::default(),
                 );
                 let member = (f * 3).to_string();
                 let req = Request::new(&[b"SADD", format!("s:{i}").as_bytes(), member.as_bytes()]);
@@ -244,6 +248,7 @@ fn bench_keyspace(c: &mut Criterion) {
                     &mut out,
                     now,
                     None,
+                    Default::default(),
                 );
             }
         }
@@ -259,6 +264,7 @@ fn bench_keyspace(c: &mut Criterion) {
                 &mut out,
                 now,
                 None,
+                Default::default(),
             );
             let req = Request::new(&[b"SADD", b"bigset", field.as_bytes()]);
             redcell::server::conn::run_here(
@@ -270,6 +276,7 @@ fn bench_keyspace(c: &mut Criterion) {
                 &mut out,
                 now,
                 None,
+                Default::default(),
             );
         }
         out.buf.clear();
@@ -349,6 +356,7 @@ fn bench_keyspace(c: &mut Criterion) {
                         &mut out,
                         now,
                         None,
+                        Default::default(),
                     );
                     out.buf.clear();
                 })

@@ -82,6 +82,63 @@ pub enum Error {
     Err(Cow<'static, str>),
     /// A message that carries its own code (`NOPROTO ...`, `BUSYKEY ...`).
     Coded(Cow<'static, str>),
+    /// CLIENT TRACKING / CACHING refusals.
+    Tracking(TrackingError),
+}
+
+/// Why CLIENT TRACKING or CLIENT CACHING refused (Redis 7.0's `clientCommand` wording).
+#[derive(Debug, Clone, PartialEq)]
+pub enum TrackingError {
+    RedirectTwice,
+    NoSuchRedirect,
+    PrefixWithoutBcast,
+    SwitchBcast,
+    BcastWithOptInOut,
+    OptInAndOptOut,
+    SwitchOptInOut,
+    /// A new prefix overlaps one the client has.
+    PrefixOverlapsExisting {
+        prefix: String,
+        existing: String,
+    },
+    /// Two prefixes given together overlap.
+    PrefixOverlapsProvided {
+        prefix: String,
+        other: String,
+    },
+    CachingWithoutMode,
+    CachingYesWithoutOptIn,
+    CachingNoWithoutOptOut,
+}
+
+impl TrackingError {
+    fn render(&self) -> Cow<'static, str> {
+        use TrackingError::*;
+        match self {
+            RedirectTwice => "ERR A client can only redirect to a single other client".into(),
+            NoSuchRedirect => "ERR The client ID you want redirect to does not exist".into(),
+            PrefixWithoutBcast => "ERR PREFIX option requires BCAST mode to be enabled".into(),
+            SwitchBcast => "ERR You can't switch BCAST mode on/off before disabling tracking for this client, and then re-enabling it with a different mode.".into(),
+            BcastWithOptInOut => "ERR OPTIN and OPTOUT are not compatible with BCAST".into(),
+            OptInAndOptOut => "ERR You can't specify both OPTIN mode and OPTOUT mode".into(),
+            SwitchOptInOut => "ERR You can't switch OPTIN/OPTOUT mode before disabling tracking for this client, and then re-enabling it with a different mode.".into(),
+            PrefixOverlapsExisting { prefix, existing } => format!(
+                "ERR Prefix '{}' overlaps with an existing prefix '{}'. Prefixes for a single client must not overlap.",
+                sanitize(prefix),
+                sanitize(existing)
+            )
+            .into(),
+            PrefixOverlapsProvided { prefix, other } => format!(
+                "ERR Prefix '{}' overlaps with another provided prefix '{}'. Prefixes for a single client must not overlap.",
+                sanitize(prefix),
+                sanitize(other)
+            )
+            .into(),
+            CachingWithoutMode => "ERR CLIENT CACHING can be called only when the client is in tracking mode with OPTIN or OPTOUT mode enabled".into(),
+            CachingYesWithoutOptIn => "ERR CLIENT CACHING YES is only valid when tracking is enabled in OPTIN mode.".into(),
+            CachingNoWithoutOptOut => "ERR CLIENT CACHING NO is only valid when tracking is enabled in OPTOUT mode.".into(),
+        }
+    }
 }
 
 impl Error {
@@ -145,6 +202,7 @@ impl Error {
             NoPermExec(why) => format!("NOPERM ACLs rules changed between the moment the transaction was accumulated and the EXEC call. This command is no longer allowed for the following reason: {why}").into(),
             Err(text) => format!("ERR {}", sanitize(text)).into(),
             Coded(text) => Cow::Owned(sanitize(text)),
+            Tracking(e) => e.render(),
         }
     }
 

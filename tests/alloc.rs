@@ -218,6 +218,7 @@ fn serving_a_get_hit_allocates_nothing() {
                 &mut out,
                 now,
                 None,
+                Default::default(),
             );
             assert_eq!(out.buf, b"+OK\r\n");
             out.buf.clear();
@@ -241,6 +242,7 @@ fn serving_a_get_hit_allocates_nothing() {
                     &mut out,
                     now,
                     None,
+                    Default::default(),
                 );
                 assert_eq!(out.buf, *reply);
                 out.buf.clear();
@@ -252,7 +254,15 @@ fn serving_a_get_hit_allocates_nothing() {
             let (n, first) = count_allocs(|| {
                 for _ in 0..calls {
                     redcell::server::conn::run_here(
-                        &shard, 0, get_idx, get, &args, &mut out, now, None,
+                        &shard,
+                        0,
+                        get_idx,
+                        get,
+                        &args,
+                        &mut out,
+                        now,
+                        None,
+                        Default::default(),
                     );
                     out.buf.clear();
                 }
@@ -267,7 +277,17 @@ fn serving_a_get_hit_allocates_nothing() {
                 "serving GET allocated; first allocation at:\n{}",
                 first.unwrap_or_default()
             );
-            redcell::server::conn::run_here(&shard, 0, get_idx, get, &args, &mut out, now, None);
+            redcell::server::conn::run_here(
+                &shard,
+                0,
+                get_idx,
+                get,
+                &args,
+                &mut out,
+                now,
+                None,
+                Default::default(),
+            );
             assert_eq!(out.buf, *reply);
             out.buf.clear();
         }

@@ -313,6 +313,7 @@ fn serve_waiter(
         now: now_ms(),
         unit,
         client: None,
+        track: Default::default(),
     };
     let (result, dirty) = run_body(&mut x, &args, false, |c| {
         (op_of(w.idx).serve)(c, &args, key_pos, state)

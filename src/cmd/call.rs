@@ -19,6 +19,7 @@ use crate::resp::{Args, Reply};
 use crate::shard::client::Conn;
 use crate::shard::journal::{Op, Unit};
 use crate::shard::observe;
+use crate::shard::tracking::{self, Reader, Track};
 use crate::shard::tx::ShardSet;
 use crate::shard::{ClientIdent, Shard, ShardStats};
 use crate::types::Limits;
@@ -186,6 +187,8 @@ pub struct Exec<'a> {
     pub unit: &'a mut Unit,
     /// Who sent the command, when a client did (slow log entries, MONITOR lines).
     pub client: Option<&'a ClientIdent>,
+    /// Client-side caching: whose reads are remembered, whose changes these are.
+    pub track: Track,
 }
 
 /// Runs keyed handler `f` of command `idx` (a keyed command: every key on a shard `x` holds).
@@ -197,6 +200,9 @@ pub fn call(x: &mut Exec<'_>, idx: usize, f: KeyedFn, args: &Args<'_>) {
     let started = ticks();
     let mark = x.out.buf.len();
     let (result, dirty) = run_body(x, args, true, |c| f(c, args));
+    if x.track.reader != 0 {
+        remember_reads(x, idx, args);
+    }
     if result.is_err() {
         // A handler that failed (or panicked) part-way must not leave a partial reply.
         x.out.buf.truncate(mark);
@@ -210,6 +216,25 @@ pub fn call(x: &mut Exec<'_>, idx: usize, f: KeyedFn, args: &Args<'_>) {
         x.out.error(&e);
     }
     observe(x.shard, idx, ns, args, x.db, x.client);
+}
+
+/// A tracking client's command ran: if it is read-only, its keys are remembered on their
+/// owners' tables for that client (Redis's `trackingRememberKeys`, after the command ran,
+/// whatever its result). Shard channels are not keys to remember.
+#[inline(never)]
+fn remember_reads(x: &mut Exec<'_>, idx: usize, args: &Args<'_>) {
+    let spec = table().specs[idx];
+    if !spec.has(super::flag::READONLY) || spec.has(super::flag::PUBSUB) {
+        return;
+    }
+    let reader = Reader {
+        id: x.track.reader,
+        home: x.track.home,
+    };
+    for p in spec.all_key_positions(args) {
+        let key = args.get(p);
+        tracking::remember(x.shard, x.parts.owner_of(key), key, reader);
+    }
 }
 
 /// Counts one call of command `idx` that took `ns` (INFO commandstats, latencystats).
@@ -415,12 +440,14 @@ fn settle_all(x: &mut Exec<'_>, effects: &Effects, args: &Args<'_>) {
         & (keyspace_events::NEW | keyspace_events::KEY_MISS)
         != 0;
     let mut announced = Vec::new();
+    let (shard, origin) = (x.shard, x.track.origin);
     let mut settle_data = |data: &mut crate::db::ShardData| {
         if announcing {
             for (i, ks) in data.dbs().iter_mut().enumerate() {
                 take_announced(ks, i, &mut announced);
             }
         }
+        let first_expired = expired.len();
         if effects.all_dbs {
             for (i, ks) in data.dbs().iter_mut().enumerate() {
                 take_expired(ks, i, &mut expired);
@@ -430,6 +457,9 @@ fn settle_all(x: &mut Exec<'_>, effects: &Effects, args: &Args<'_>) {
             let ks = data.db(db);
             take_expired(ks, db, &mut expired);
             ks.settle_touched(signal);
+        }
+        if data.tracking.wants_changes() || data.has_changed() {
+            invalidate_changes(shard, data, &expired[first_expired..], origin);
         }
     };
     // One shard's data, the usual case, without the iterator over held shards.
@@ -452,6 +482,28 @@ fn settle_all(x: &mut Exec<'_>, effects: &Effects, args: &Args<'_>) {
     } else {
         let argv: Vec<&[u8]> = args.iter().collect();
         unit.push(db, &argv);
+    }
+}
+
+/// Client-side caching: the keys of `data` that expired (changed by nobody, as Redis
+/// signals them) and those the command changed (by `origin`) are invalidated.
+#[cold]
+fn invalidate_changes(
+    shard: &Rc<Shard>,
+    data: &mut crate::db::ShardData,
+    expired: &[(u64, usize, Box<[u8]>)],
+    origin: u64,
+) {
+    let changed = data.take_changed();
+    if !data.tracking.wants_changes() {
+        return;
+    }
+    if !expired.is_empty() {
+        let keys: Vec<Box<[u8]>> = expired.iter().map(|(_, _, k)| k.clone()).collect();
+        tracking::invalidate(shard, data, &keys, 0);
+    }
+    if !changed.is_empty() {
+        tracking::invalidate(shard, data, &changed, origin);
     }
 }
 
@@ -727,6 +779,7 @@ pub async fn with_keys<R>(
     let (db, now) = (conn.db, conn.now);
     let mut unit = Unit::default();
     let ident = conn.meta.ident.clone();
+    let track = conn.track();
     let run = |parts: Parts<'_>, out: &mut Reply, unit: &mut Unit| {
         let mut x = Exec {
             shard: &shard,
@@ -736,8 +789,13 @@ pub async fn with_keys<R>(
             now,
             unit,
             client: Some(&ident),
+            track,
         };
-        run_body(&mut x, args, false, body).0
+        let result = run_body(&mut x, args, false, body).0;
+        if track.reader != 0 {
+            remember_reads(&mut x, idx, args);
+        }
+        result
     };
     if let Some(held) = conn.held.as_mut() {
         // Inside EXEC: the EXEC's unit collects what the queued commands propagate, so this
@@ -853,6 +911,11 @@ pub fn active_expire(shard: &Rc<Shard>, now: i64) {
     }
     expired.sort_unstable_by_key(|(seq, _, _)| *seq);
     notify_expired(shard, &expired, 0);
+    if data.tracking.wants_changes() {
+        invalidate_changes(shard, data, &expired, 0);
+        // A lowered `tracking-table-max-keys` takes effect even while nobody reads.
+        tracking::enforce_limit(shard, data);
+    }
     if recording {
         push_dels(&mut unit, expired);
     }
@@ -886,6 +949,9 @@ pub fn delete_slots(shard: &Rc<Shard>, slots: &[u16]) {
             }
         }
         ks.settle_touched(true);
+    }
+    if data.tracking.wants_changes() || data.has_changed() {
+        invalidate_changes(shard, data, &[], 0);
     }
     if !unit.is_empty() {
         data.clock = end_unit(shard, &mut unit, data.clock);

@@ -62,6 +62,9 @@ pub static COMMANDS: &[CommandSpec] = &[
 fn reset<'a>(c: &'a mut Conn, _a: Args<'a>) -> BoxFuture<'a> {
     Box::pin(async move {
         super::multi::discard(c).await;
+        if c.meta.tracking.get() != 0 {
+            super::server::tracking::disable(c).await;
+        }
         c.db = 0;
         c.out.resp3 = false;
         c.meta.resp.set(2);
@@ -191,6 +194,11 @@ fn hello(c: &mut Conn, a: &Args) -> CmdResult {
     if let Some(p) = proto {
         c.out.resp3 = p == 3;
         c.meta.resp.set(p as u8);
+        if p == 3 {
+            // A RESP3 client may receive invalidations (as a tracking client, or as the
+            // target of another's redirection) without subscribing: give it a push buffer.
+            c.subscriber();
+        }
     }
     let out = &mut c.out;
     out.map(7);

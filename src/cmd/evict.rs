@@ -128,6 +128,9 @@ fn round(shard: &Rc<Shard>, data: &mut ShardData, now: i64, balanced: bool) -> O
         };
         if data.db(db).evict(&key) {
             freed += 1;
+            if data.tracking.wants_changes() {
+                crate::shard::tracking::invalidate(shard, data, std::slice::from_ref(&key), 0);
+            }
             if recording {
                 unit.push(db, &[verb, &key]);
             }

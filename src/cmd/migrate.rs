@@ -297,6 +297,7 @@ fn end_move(
             now: crate::util::time::now_ms(),
             unit: &mut unit,
             client: None,
+            track: Default::default(),
         };
         let args = argv.args();
         let _ = run_body(&mut x, &args, true, |c| {

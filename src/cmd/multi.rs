@@ -304,6 +304,7 @@ async fn run_queued(c: &mut Conn, q: &Queued, unit: &mut Unit) {
     match spec.handler {
         Handler::Keyed(f) => {
             let ident = c.meta.ident.clone();
+            let track = c.track();
             let Some(held) = c.held.as_mut() else {
                 return;
             };
@@ -315,6 +316,7 @@ async fn run_queued(c: &mut Conn, q: &Queued, unit: &mut Unit) {
                 now: c.now,
                 unit,
                 client: Some(&ident),
+                track,
             };
             crate::cmd::call(&mut x, q.idx, f, &args);
         }

@@ -396,6 +396,12 @@ pub async fn run_script(
                 Vec::new()
             },
             eval: kind == Kind::Eval,
+            // Client-side caching: remembered for a tracking caller when the script reads.
+            tracked_keys: if c.track().reader != 0 {
+                keys.iter().map(|&k| k.into()).collect()
+            } else {
+                Vec::new()
+            },
             busy_ms: shard.settings.borrow().busy_reply_threshold_ms,
             timed_out: false,
             killed: false,

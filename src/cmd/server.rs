@@ -10,6 +10,7 @@ mod info;
 mod lolwut;
 mod memory;
 mod observe;
+pub(crate) mod tracking;
 
 use crate::cmd::{flag::*, CommandSpec, Ctx, Handler};
 use crate::error::{CmdResult, Error};
@@ -124,6 +125,49 @@ static CLIENT_SUBS: &[CommandSpec] = &[
         "connection",
         "6.2.0",
         "Resume processing of clients that were paused",
+    ),
+    sub(
+        "tracking",
+        -3,
+        CLIENT_FLAGS,
+        Handler::Async(tracking::tracking),
+    )
+    .acl(&["@connection"])
+    .doc(
+        "connection",
+        "6.0.0",
+        "Enable or disable server assisted client side caching support",
+    ),
+    sub("caching", 3, CLIENT_FLAGS, Handler::Sync(tracking::caching))
+        .acl(&["@connection"])
+        .doc(
+            "connection",
+            "6.0.0",
+            "Instruct the server about tracking or not keys in the next request",
+        ),
+    sub(
+        "getredir",
+        2,
+        CLIENT_FLAGS,
+        Handler::Sync(tracking::getredir),
+    )
+    .acl(&["@connection"])
+    .doc(
+        "connection",
+        "6.0.0",
+        "Get tracking notifications redirection client ID if any",
+    ),
+    sub(
+        "trackinginfo",
+        2,
+        CLIENT_FLAGS,
+        Handler::Sync(tracking::trackinginfo),
+    )
+    .acl(&["@connection"])
+    .doc(
+        "connection",
+        "6.2.0",
+        "Return information about server assisted client side caching for the current connection",
     ),
     sub("help", 2, LOADING | STALE, Handler::Sync(client::help))
         .acl(&["@connection"])
@@ -534,6 +578,10 @@ fn flush_dbs(c: &mut Ctx, db: Option<usize>) -> u64 {
             ks.flush();
         }
     }
+    // Client-side caching: every tracking client is told that every key is invalid, as
+    // Redis's `trackingInvalidateKeysOnFlush` does for FLUSHDB too.
+    let shard = c.shard;
+    crate::shard::tracking::flushed(shard, c.db.parts().each());
     removed
 }
 

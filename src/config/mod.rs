@@ -290,6 +290,7 @@ static DIRECTIVES: &[Directive] = &[
     d("slowlog-log-slower-than", int(-1, i64::MAX), "10000", true),
     d("slowlog-max-len", NON_NEG, "128", true),
     d("latency-tracking", Kind::Bool, "yes", true),
+    d("tracking-table-max-keys", NON_NEG, "1000000", true),
     d("latency-monitor-threshold", NON_NEG, "0", true),
     d(
         "latency-tracking-info-percentiles",

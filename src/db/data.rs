@@ -21,6 +21,8 @@ pub struct ShardData {
     pub eviction_pool: EvictionPool,
     /// The database the random policies try first next time (Redis's `next_db`).
     pub next_evict_db: usize,
+    /// Client-side caching: who may cache which of this shard's keys.
+    pub tracking: super::tracking::Table,
 }
 
 impl ShardData {
@@ -38,7 +40,35 @@ impl ShardData {
             blocked: 0,
             eviction_pool: EvictionPool::default(),
             next_evict_db: 0,
+            tracking: Default::default(),
         }
+    }
+
+    /// Makes the databases report changed keys exactly while the tracking table needs them
+    /// (a tracked key, or a BCAST client anywhere): otherwise writes pay nothing for it.
+    pub fn sync_tracked(&mut self) {
+        let on = self.tracking.wants_changes();
+        if self.dbs.first().is_some_and(|ks| ks.tracked != on) {
+            for ks in &mut self.dbs {
+                ks.tracked = on;
+            }
+        }
+    }
+
+    /// Whether a database reported keys changed for client-side caching.
+    #[inline]
+    pub fn has_changed(&self) -> bool {
+        self.dbs.iter().any(Keyspace::has_changed)
+    }
+
+    /// The keys changed in every database since the last call (for client-side caching,
+    /// which does not tell databases apart, as Redis's table does not).
+    pub fn take_changed(&mut self) -> Vec<Box<[u8]>> {
+        let mut keys = Vec::new();
+        for ks in &mut self.dbs {
+            keys.append(&mut ks.take_changed());
+        }
+        keys
     }
 
     /// Database `index`, which must be below `databases()` (SELECT checks the number).

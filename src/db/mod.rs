@@ -10,6 +10,7 @@ pub mod evict;
 pub mod expiry;
 pub mod snapshot;
 mod table;
+pub mod tracking;
 mod view;
 pub mod watch;
 
@@ -124,9 +125,14 @@ pub struct Keyspace {
     ready: Vec<Box<[u8]>>,
     /// WATCHed keys of this database on this shard.
     pub watches: Watches,
-    /// Keys looked up for writing while some key is watched, since the command started: the
-    /// command's `call()` touches their watchers if it changed the dataset.
+    /// Client-side caching wants this shard's changed keys (`ShardData::sync_tracked`).
+    pub tracked: bool,
+    /// Keys looked up for writing while some key is watched or changes are tracked, since
+    /// the command started: the command's `call()` touches their watchers (and reports them
+    /// to client-side caching) if it changed the dataset.
     touched: Vec<Box<[u8]>>,
+    /// Keys a command changed while `tracked`, until `call()` sends their invalidations.
+    changed: Vec<Box<[u8]>>,
     /// Keys deleted because they had expired, since `call()` last took them, each with its
     /// place in this thread's order of expiries: each is propagated as a DEL before the
     /// command's own effect, in the order the command met them across the shards it holds.
@@ -296,10 +302,11 @@ fn next_expiry_seq() -> u64 {
     })
 }
 
-/// A write lookup reached `key` while keys are watched: remembered until the command ends.
+/// A write lookup reached `key` while keys are watched or changes are tracked (client-side
+/// caching): remembered until the command ends.
 #[cold]
-fn note_write(watches: &Watches, touched: &mut Vec<Box<[u8]>>, key: &[u8]) {
-    if watches.contains(key) && !touched.iter().any(|k| &**k == key) {
+fn note_write(watches: &Watches, tracked: bool, touched: &mut Vec<Box<[u8]>>, key: &[u8]) {
+    if (tracked || watches.contains(key)) && !touched.iter().any(|k| &**k == key) {
         touched.push(key.into());
     }
 }
@@ -318,7 +325,9 @@ impl Keyspace {
             blocked: Default::default(),
             ready: Vec::new(),
             watches: Watches::default(),
+            tracked: false,
             touched: Vec::new(),
+            changed: Vec::new(),
             expired: Vec::new(),
             announced: Vec::new(),
             snap: None,
@@ -446,8 +455,8 @@ impl Keyspace {
     #[inline]
     pub fn get(&mut self, key: &[u8], now: i64) -> Option<&mut Entry> {
         let entry: *mut Entry = self.live(key, now, true)?;
-        if !self.watches.is_empty() {
-            note_write(&self.watches, &mut self.touched, key);
+        if self.notes_writes() {
+            note_write(&self.watches, self.tracked, &mut self.touched, key);
         }
         // SAFETY: `entry` points into `self.tables`; `note_write` touches only `watches` and
         // `touched`, so the entry is still there and nothing else borrows it.
@@ -565,10 +574,32 @@ impl Keyspace {
         }
         for key in std::mem::take(&mut self.touched) {
             if changed {
-                let exists = self.contains(&key);
-                self.watches.touch(&key, exists);
+                if !self.watches.is_empty() {
+                    let exists = self.contains(&key);
+                    self.watches.touch(&key, exists);
+                }
+                if self.tracked {
+                    self.changed.push(key);
+                }
             }
         }
+    }
+
+    /// Whether write lookups must note the keys they reach (WATCH, client-side caching).
+    #[inline]
+    fn notes_writes(&self) -> bool {
+        self.tracked || !self.watches.is_empty()
+    }
+
+    /// Whether keys changed for client-side caching wait to be taken.
+    #[inline]
+    pub fn has_changed(&self) -> bool {
+        !self.changed.is_empty()
+    }
+
+    /// The keys changed (for client-side caching) since the last call.
+    pub fn take_changed(&mut self) -> Vec<Box<[u8]>> {
+        std::mem::take(&mut self.changed)
     }
 
     /// Whether `key` is in the keyspace, expired or not (Redis's `dictFind`).
@@ -699,8 +730,8 @@ impl Keyspace {
         if !self.blocked.is_empty() {
             note_ready(&self.blocked, &mut self.ready, key);
         }
-        if !self.watches.is_empty() {
-            note_write(&self.watches, &mut self.touched, key);
+        if self.notes_writes() {
+            note_write(&self.watches, self.tracked, &mut self.touched, key);
         }
         let (slot, t) = self.table(key);
         self.snapshot_guard(t);
@@ -749,8 +780,8 @@ impl Keyspace {
         if let Some(old) = apply_expiry(e, &mut self.volatile, slot, key, expire_at) {
             self.unlist_volatile(old);
         }
-        if !self.watches.is_empty() {
-            note_write(&self.watches, &mut self.touched, key);
+        if self.notes_writes() {
+            note_write(&self.watches, self.tracked, &mut self.touched, key);
         }
         true
     }
@@ -758,8 +789,8 @@ impl Keyspace {
     /// Removes `key` (expired or not) and returns its entry: a write.
     pub fn remove(&mut self, key: &[u8]) -> Option<Entry> {
         let entry = self.remove_entry(key)?;
-        if !self.watches.is_empty() {
-            note_write(&self.watches, &mut self.touched, key);
+        if self.notes_writes() {
+            note_write(&self.watches, self.tracked, &mut self.touched, key);
         }
         Some(entry)
     }

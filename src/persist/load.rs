@@ -421,19 +421,22 @@ pub async fn check_rdb(shared: &Shared, path: &Path) -> Result<(), String> {
 }
 
 /// Empties every database of every data shard (a replica about to load its master's data),
-/// touching watchers as FLUSHALL does.
+/// touching watchers and invalidating client-side caches as FLUSHALL does.
 pub async fn flush_all(shard: &Rc<Shard>) {
     let now = now_ms();
     for id in 0..shard.nshards {
         shard
-            .call_data(id, move |_, d: &mut ShardData| {
+            .call_data(id, move |s, d: &mut ShardData| {
                 for ks in d.dbs() {
                     ks.touch_all_watched(None, now);
                     ks.flush();
                 }
+                crate::shard::tracking::forget_all(s, d);
             })
             .await;
     }
+    // Client-side caching: as after FLUSHALL (Redis's `emptyData` signals a flush).
+    crate::shard::tracking::announce_flush(shard);
 }
 
 /// Commands gathered before they are sent: about this many bytes at a time.

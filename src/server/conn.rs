@@ -20,6 +20,7 @@ use crate::resp::{Args, Decoded, Decoder, Reply};
 use crate::shard::client::{Conn, Queued};
 use crate::shard::journal::Unit;
 use crate::shard::pubsub;
+use crate::shard::tracking::Track;
 use crate::shard::tx::{Held, ShardSet};
 use crate::shard::{ClientIdent, ClientMeta, DiskGate, Shard};
 
@@ -27,6 +28,9 @@ use super::route;
 use crate::util::time::now_ms;
 
 const READ_CHUNK: usize = 16 * 1024;
+
+/// In a forwarded command's database word: its reads are remembered for the sender.
+const READS_TRACKED: u32 = 1 << 31;
 
 /// The commands of one read batch bound for other shards, and where their replies go.
 pub struct Batch {
@@ -62,7 +66,15 @@ impl Batch {
     fn push(&mut self, conn: &Conn, to: usize, idx: usize, args: &Args<'_>, raw: Option<&[u8]>) {
         let fwd = &mut self.forward[to];
         fwd.cmds.extend_from_slice(&(idx as u32).to_le_bytes());
-        fwd.cmds.extend_from_slice(&(conn.db as u32).to_le_bytes());
+        // The database, and whether the command's reads are remembered for client-side
+        // caching (decided now: CLIENT CACHING applies to the command after it).
+        let reads_tracked = if conn.track().reader != 0 {
+            READS_TRACKED
+        } else {
+            0
+        };
+        fwd.cmds
+            .extend_from_slice(&(conn.db as u32 | reads_tracked).to_le_bytes());
         match raw {
             Some(bytes) => fwd.cmds.extend_from_slice(bytes),
             None => args.encode_into(&mut fwd.cmds),
@@ -101,8 +113,16 @@ impl Batch {
             let client = fwd.client.take();
             let slot = crate::shard::mesh::ResultSlot::new();
             let theirs = slot.clone();
+            let home = conn.shard.id as u32;
             let job: crate::shard::mesh::Job = Box::new(move |s| {
-                theirs.put(run_forwarded(s, &cmds, count, resp3, client.as_deref()))
+                theirs.put(run_forwarded(
+                    s,
+                    &cmds,
+                    count,
+                    resp3,
+                    client.as_deref(),
+                    home,
+                ))
             });
             calls.push((to, slot, conn.shard.mesh.send(to, true, job).await));
         }
@@ -157,6 +177,7 @@ fn run_forwarded(
     count: u32,
     resp3: bool,
     client: Option<&ClientIdent>,
+    home: u32,
 ) -> BatchReplies {
     let table = cmd::table();
     let mut out = Reply {
@@ -170,7 +191,18 @@ fn run_forwarded(
     while pos + 8 <= cmds.len() {
         let word =
             |at: usize| u32::from_le_bytes([cmds[at], cmds[at + 1], cmds[at + 2], cmds[at + 3]]);
-        let (idx, db) = (word(pos) as usize, word(pos + 4) as usize);
+        let (idx, db_word) = (word(pos) as usize, word(pos + 4));
+        let db = (db_word & !READS_TRACKED) as usize;
+        let origin = client.map_or(0, |c| c.id);
+        let track = Track {
+            reader: if db_word & READS_TRACKED != 0 {
+                origin
+            } else {
+                0
+            },
+            home,
+            origin,
+        };
         pos += 8;
         let len = match dec.decode(&cmds[pos..], false) {
             Decoded::Request { len, .. } => len,
@@ -178,7 +210,7 @@ fn run_forwarded(
         };
         let args = Args::new(&cmds[pos..pos + len], dec.scratch(), dec.spans());
         if let Handler::Keyed(f) = table.specs[idx].handler {
-            run_here(shard, db, idx, f, &args, &mut out, now, client);
+            run_here(shard, db, idx, f, &args, &mut out, now, client, track);
         }
         ends.push(out.buf.len() as u32);
         pos += len;
@@ -199,10 +231,11 @@ pub fn run_here(
     out: &mut Reply,
     now: i64,
     client: Option<&ClientIdent>,
+    track: Track,
 ) -> bool {
     let mut data = shard.data.borrow_mut();
     match data.as_deref_mut() {
-        Some(data) => run_on(shard, data, db, idx, f, args, out, now, client),
+        Some(data) => run_on(shard, data, db, idx, f, args, out, now, client, track),
         None => {
             out.error(&Error::msg(cmd::PANIC_REPLY));
             false
@@ -223,6 +256,7 @@ pub fn run_on(
     out: &mut Reply,
     now: i64,
     client: Option<&ClientIdent>,
+    track: Track,
 ) -> bool {
     cmd::evict::before_write(shard, data, idx, now);
     let mut unit = Unit::default();
@@ -234,6 +268,7 @@ pub fn run_on(
         now,
         unit: &mut unit,
         client,
+        track,
     };
     cmd::call(&mut x, idx, f, args);
     if !unit.is_empty() {
@@ -249,6 +284,7 @@ async fn run_across(conn: &mut Conn, shards: &ShardSet, idx: usize, f: KeyedFn, 
     let mut held = Held::acquire(&conn.shard, shards).await;
     let mut unit = Unit::default();
     let shard = conn.shard.clone();
+    let track = conn.track();
     let mut x = Exec {
         shard: &shard,
         parts: held.parts(),
@@ -257,6 +293,7 @@ async fn run_across(conn: &mut Conn, shards: &ShardSet, idx: usize, f: KeyedFn, 
         now: conn.now,
         unit: &mut unit,
         client: Some(&conn.meta.ident),
+        track,
     };
     cmd::call(&mut x, idx, f, args);
     if !unit.is_empty() {
@@ -414,6 +451,9 @@ pub async fn serve<S: ClientStream>(shard: Rc<Shard>, mut stream: S, meta: Rc<Cl
     }
     // A transaction left open is discarded; WATCH registrations go away.
     cmd::multi::forget(&mut conn).await;
+    if conn.meta.tracking.get() != 0 {
+        cmd::server::tracking::disable(&mut conn).await;
+    }
     if let Some(sub) = conn.sub.take() {
         pubsub::remove_all(&shard, &sub);
         crate::shard::observe::remove_monitor(&shard, &sub);
@@ -432,6 +472,9 @@ async fn become_replica_link<S: ClientStream>(mut conn: Conn, stream: S) {
     use std::os::fd::AsRawFd;
     let shard = conn.shard.clone();
     cmd::multi::forget(&mut conn).await;
+    if conn.meta.tracking.get() != 0 {
+        cmd::server::tracking::disable(&mut conn).await;
+    }
     shard.clients.borrow_mut().remove(&conn.id());
     let Some(hello) = conn.replica.take() else {
         return;
@@ -559,9 +602,13 @@ async fn process_batch(
 pub async fn dispatch(conn: &mut Conn, batch: &mut Batch, args: Args<'_>, raw: Option<&[u8]>) {
     let mode = conn.reply;
     if !(mode.off || mode.skip_next) {
-        return dispatch_command(conn, batch, args, raw).await;
+        dispatch_command(conn, batch, args, raw).await;
+    } else {
+        dispatch_quiet(conn, batch, args, raw).await;
     }
-    dispatch_quiet(conn, batch, args, raw).await
+    if conn.meta.tracking.get() & crate::shard::tracking::CACHING != 0 {
+        cmd::server::tracking::after_command(conn, args.get(0));
+    }
 }
 
 /// A command under CLIENT REPLY OFF or SKIP: its reply (and those of the forwarded
@@ -879,7 +926,11 @@ async fn execute(
                         batch.flush(conn).await;
                         shard.data_home().await;
                     }
+                    if conn.sub.is_some() && shard.settings.borrow().maxmemory != 0 {
+                        evict_before_reply(conn, idx);
+                    }
                     let client = Some(&*conn.meta.ident);
+                    let track = conn.track();
                     if run_here(
                         &shard,
                         conn.db,
@@ -889,6 +940,7 @@ async fn execute(
                         &mut conn.out,
                         conn.now,
                         client,
+                        track,
                     ) {
                         crate::cmd::blocking::serve_ready(&shard);
                     }
@@ -914,6 +966,20 @@ async fn execute(
     }
     if conn.shard.save_after_flushall.get() {
         save_after_flushall(conn, batch).await;
+    }
+}
+
+/// Evicts before the command runs (rather than in `run_on`), so that the invalidations of
+/// evicted keys this client tracks are written before its reply, as Redis flushes them
+/// right after `performEvictions`.
+#[cold]
+fn evict_before_reply(conn: &mut Conn, idx: usize) {
+    let shard = conn.shard.clone();
+    if let Some(data) = shard.data.borrow_mut().as_deref_mut() {
+        cmd::evict::before_write(&shard, data, idx, conn.now);
+    }
+    if let Some(sub) = &conn.sub {
+        sub.drain_into(&mut conn.out.buf);
     }
 }
 

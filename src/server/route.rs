@@ -221,7 +221,12 @@ fn judge_and_run(
     }
     if let (true, Handler::Keyed(f)) = (keyed, spec.handler) {
         let client = Some(ident);
-        super::conn::run_on(shard, data, db, idx, f, &args, &mut out, now, client);
+        // The sender's reads are not remembered here (an open slot's key is moving away).
+        let track = crate::shard::tracking::Track {
+            origin: ident.id,
+            ..Default::default()
+        };
+        super::conn::run_on(shard, data, db, idx, f, &args, &mut out, now, client, track);
     }
     (out.buf, true)
 }

@@ -202,9 +202,28 @@ impl Conn {
 
     /// This connection's subscriber record, created on first use.
     pub fn subscriber(&mut self) -> Rc<Subscriber> {
+        let meta = &self.meta;
         self.sub
-            .get_or_insert_with(|| Subscriber::new(self.meta.clone()))
+            .get_or_insert_with(|| {
+                let sub = Subscriber::new(meta.clone());
+                *meta.pushes.borrow_mut() = Rc::downgrade(&sub);
+                sub
+            })
             .clone()
+    }
+
+    /// What client-side caching needs to know of this client for its next command: whether
+    /// the keys a read-only command reads are remembered for it (tracking on, not BCAST,
+    /// and OPTIN/OPTOUT's CACHING as it stands now), and who makes the changes (NOLOOP).
+    #[inline]
+    pub fn track(&self) -> super::tracking::Track {
+        let flags = self.meta.tracking.get();
+        let reads = flags != 0 && super::tracking::reads_tracked(flags);
+        super::tracking::Track {
+            reader: if reads { self.meta.id } else { 0 },
+            home: self.shard.id as u32,
+            origin: self.meta.id,
+        }
     }
 
     pub fn id(&self) -> u64 {

@@ -18,6 +18,7 @@ pub mod observe;
 pub mod pause;
 pub mod pubsub;
 pub mod scripts;
+pub mod tracking;
 pub mod tx;
 
 use std::cell::{Cell, RefCell};
@@ -103,6 +104,12 @@ pub struct Shared {
     pub slowlog_ids: AtomicU64,
     /// Bytes allocated once start-up was done (INFO `used_memory_startup`).
     pub startup_memory: AtomicU64,
+    /// Clients with CLIENT TRACKING on, on every core (INFO `tracking_clients`; a flush
+    /// sends nothing while 0).
+    pub tracking_clients: std::sync::atomic::AtomicUsize,
+    /// Per data shard: the keys its tracking table holds (`tracking-table-max-keys` counts
+    /// them all).
+    pub tracking_keys: Vec<std::sync::atomic::AtomicUsize>,
 }
 
 /// How far loading the data file at start-up has come, readable from any core.
@@ -202,6 +209,8 @@ impl Shared {
             monitors: observe::MonitorCounts::new(nshards + 1),
             slowlog_ids: AtomicU64::new(0),
             startup_memory: AtomicU64::new(0),
+            tracking_clients: Default::default(),
+            tracking_keys: (0..nshards).map(|_| Default::default()).collect(),
         }
     }
 
@@ -275,6 +284,8 @@ pub struct Settings {
     pub tcp_keepalive_s: u32,
     /// `notify-keyspace-events` as flags (mirrored in `PubSub::keyspace_events`).
     pub keyspace_events: u32,
+    /// `tracking-table-max-keys` (0: no limit).
+    pub tracking_max_keys: usize,
 }
 
 impl Settings {
@@ -324,6 +335,7 @@ impl Settings {
             latency_tracking: c.get_bool("latency-tracking"),
             idle_timeout_s: c.get_i64("timeout").max(0) as u64,
             tcp_keepalive_s: c.get_i64("tcp-keepalive").clamp(0, i32::MAX as i64) as u32,
+            tracking_max_keys: c.get_i64("tracking-table-max-keys").max(0) as usize,
             keyspace_events: crate::config::keyspace_events::parse(
                 c.get("notify-keyspace-events").as_bytes(),
             )
@@ -430,6 +442,15 @@ pub struct ClientMeta {
     pub sub: Cell<usize>,
     pub psub: Cell<usize>,
     pub ssub: Cell<usize>,
+    /// CLIENT TRACKING flags (`tracking::ON` ...; 0: off), the client invalidations are
+    /// redirected to (0: none) and the core it lives on, and the BCAST prefixes in order.
+    pub tracking: Cell<u32>,
+    pub redirect: Cell<u64>,
+    pub redirect_core: Cell<u32>,
+    pub prefixes: RefCell<Vec<Box<[u8]>>>,
+    /// The connection's push buffer, once it has one (Pub/Sub, MONITOR, RESP3): where
+    /// invalidations for it are appended.
+    pub pushes: RefCell<std::rc::Weak<pubsub::Subscriber>>,
 }
 
 /// Who sent a command, for what outlives the command (SLOWLOG entries, MONITOR lines,
@@ -497,6 +518,11 @@ impl ClientMeta {
             sub: Default::default(),
             psub: Default::default(),
             ssub: Default::default(),
+            tracking: Cell::new(0),
+            redirect: Cell::new(0),
+            redirect_core: Cell::new(0),
+            prefixes: Default::default(),
+            pushes: Default::default(),
         }
     }
 
@@ -609,6 +635,8 @@ pub struct Shard {
     pub mesh: Mesh,
     pub blocking: blocking::Blocking,
     pub pubsub: pubsub::PubSub,
+    /// Client-side caching: BCAST prefixes, and invalidations on their way to other cores.
+    pub tracking: tracking::Tracking,
     /// Slow log, latency events, MONITOR clients of this core.
     pub observe: observe::Observe,
     /// This shard's routing view of the cluster (a disabled map outside cluster mode).
@@ -699,6 +727,7 @@ impl Shard {
             mesh,
             blocking: Default::default(),
             pubsub: pubsub::PubSub::with_keyspace_events(keyspace_events),
+            tracking: Default::default(),
             observe: Default::default(),
             slot_map: RefCell::new(Arc::new(slot_map)),
             deferred: RefCell::new(VecDeque::new()),

@@ -1015,6 +1015,11 @@ fn run_command(ctx: &mut RunCtx, args: &Args<'_>) -> Result<(), String> {
     }
     let conn = unsafe { &mut *ctx.conn };
     let mut discard = crate::shard::journal::Unit::default();
+    // The script's caller makes its changes (NOLOOP); its reads are remembered below.
+    let track = crate::shard::tracking::Track {
+        reader: 0,
+        ..conn.track()
+    };
     match spec.handler {
         Handler::Keyed(f) => {
             let Some(held) = conn.held.as_mut() else {
@@ -1033,6 +1038,7 @@ fn run_command(ctx: &mut RunCtx, args: &Args<'_>) -> Result<(), String> {
                 now: ctx.now,
                 unit,
                 client: Some(ClientIdent::script()),
+                track,
             };
             cmd::call(&mut x, idx, f, args);
         }
@@ -1096,7 +1102,31 @@ fn run_command(ctx: &mut RunCtx, args: &Args<'_>) -> Result<(), String> {
             return Err("Wrong number of args calling Redis command from script".into());
         }
     }
+    if spec.has(flag::READONLY) && !ctx.tracked_keys.is_empty() {
+        remember_script_keys(ctx, conn);
+    }
     Ok(())
+}
+
+/// A tracking client's script ran a read-only command: the keys the script declared are
+/// remembered for the client, as Redis's `call()` does for the script's caller.
+#[cold]
+fn remember_script_keys(ctx: &RunCtx, conn: &mut crate::shard::client::Conn) {
+    let track = conn.track();
+    let reader = crate::shard::tracking::Reader {
+        id: track.reader,
+        home: track.home,
+    };
+    let Some(held) = conn.held.as_mut() else {
+        return;
+    };
+    let mut parts = held.parts();
+    for key in &ctx.tracked_keys {
+        if !ctx.held.contains(ctx.shard.owner_of_key(key)) {
+            continue;
+        }
+        crate::shard::tracking::remember(&ctx.shard, parts.owner_of(key), key, reader);
+    }
 }
 
 /// Runs `f` with the connection acting as the script's client: its output is the script's

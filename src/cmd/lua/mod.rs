@@ -167,6 +167,9 @@ pub struct RunCtx {
     pub command: Vec<Box<[u8]>>,
     /// An EVAL script (else a function).
     pub eval: bool,
+    /// The keys the script declared, when its caller's reads are tracked (client-side
+    /// caching): a read-only command of the script remembers them all, as in Redis.
+    pub tracked_keys: Vec<Box<[u8]>>,
     /// Busy threshold in ms (0: no hook, as Redis).
     pub busy_ms: u64,
     /// This run passed the threshold.

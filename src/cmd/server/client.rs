@@ -189,6 +189,10 @@ pub fn help(c: &mut Conn, a: &Args) -> CmdResult {
         &mut c.out,
         a.get(0),
         &[
+            "CACHING (YES|NO)",
+            "    Enable/disable tracking of the keys for next command in OPTIN/OPTOUT modes.",
+            "GETREDIR",
+            "    Return the client ID we are redirecting to when tracking is enabled.",
             "GETNAME",
             "    Return the name of the current connection.",
             "ID",
@@ -219,6 +223,11 @@ pub fn help(c: &mut Conn, a: &Args) -> CmdResult {
             "    Set client meta attr. Options are:",
             "    * LIB-NAME: the client lib name.",
             "    * LIB-VER: the client lib version.",
+            "TRACKING (ON|OFF) [REDIRECT <id>] [BCAST] [PREFIX <prefix> [...]]",
+            "         [OPTIN] [OPTOUT] [NOLOOP]",
+            "    Control server assisted client side caching.",
+            "TRACKINGINFO",
+            "    Report tracking status for the current connection.",
             "NO-EVICT (ON|OFF)",
             "    Protect current client connection from eviction.",
         ],
@@ -245,6 +254,9 @@ pub struct ClientLine<'a> {
     pub subs: [usize; 3],
     /// The ACL user.
     pub user: &'a [u8],
+    /// CLIENT TRACKING flags (`shard::tracking`; flags `t`, `R`, `B`) and redirect target.
+    pub tracking: u32,
+    pub redirect: u64,
 }
 
 /// Renders a line in Redis 7.0's CLIENT LIST format (without the trailing newline).
@@ -253,15 +265,28 @@ pub struct ClientLine<'a> {
 /// - `qbuf-free`: room left in a 16 KiB read buffer; `rbs`/`rbp`: the 16 KiB reply buffer.
 /// - `obl`/`oll`/`omem`: 0 — a connection's whole output is written before it reads again.
 /// - `tot-mem`: read buffer + reply buffer + current arguments + the client record.
-/// - `db`, `multi`, `redir`: not tracked yet (0, -1, -1).
+/// - `db`, `multi`: not tracked yet (0, -1).
 pub fn render_line(v: &ClientLine, out: &mut String) {
+    use crate::shard::tracking::{BCAST, BROKEN_REDIR, ON};
     use std::fmt::Write;
-    // Redis's order: P (pubsub) before e (no-evict); N when neither.
-    let flags = match (v.subs.iter().any(|&n| n > 0), v.no_evict) {
-        (true, true) => "Pe",
-        (true, false) => "P",
-        (false, true) => "e",
-        (false, false) => "N",
+    // Redis's order: P (pubsub), t R B (tracking, broken redirect, broadcast), e
+    // (no-evict); N when none.
+    let mut flags = String::new();
+    let letters = [
+        (v.subs.iter().any(|&n| n > 0), 'P'),
+        (v.tracking & ON != 0, 't'),
+        (v.tracking & BROKEN_REDIR != 0, 'R'),
+        (v.tracking & BCAST != 0, 'B'),
+        (v.no_evict, 'e'),
+    ];
+    flags.extend(letters.iter().filter(|(on, _)| *on).map(|(_, l)| l));
+    if flags.is_empty() {
+        flags.push('N');
+    }
+    let redir = if v.tracking & ON != 0 {
+        v.redirect as i64
+    } else {
+        -1
     };
     let read_buf = BUF_SIZE.max(v.qbuf);
     let tot_mem =
@@ -270,7 +295,7 @@ pub fn render_line(v: &ClientLine, out: &mut String) {
         out,
         "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={flags} db=0 sub={} psub={} ssub={} multi=-1 \
          qbuf={} qbuf-free={} argv-mem={} multi-mem=0 rbs={BUF_SIZE} rbp={BUF_SIZE} obl=0 oll=0 omem=0 \
-         tot-mem={tot_mem} events=r cmd={} user={} redir=-1 resp={}",
+         tot-mem={tot_mem} events=r cmd={} user={} redir={redir} resp={}",
         v.id,
         v.addr,
         v.laddr,
@@ -312,6 +337,8 @@ fn render_meta(meta: &ClientMeta, now_ms: i64, argv_mem: usize, out: &mut String
             resp: meta.resp.get(),
             subs: [meta.sub.get(), meta.psub.get(), meta.ssub.get()],
             user: &meta.user.borrow(),
+            tracking: meta.tracking.get(),
+            redirect: meta.redirect.get(),
         },
         out,
     );
@@ -703,6 +730,8 @@ mod tests {
                 resp: 2,
                 subs: [0; 3],
                 user: b"default",
+                tracking: 0,
+                redirect: 0,
             },
             &mut out,
         );
@@ -769,6 +798,8 @@ mod tests {
                 resp: 3,
                 subs: [0; 3],
                 user: b"default",
+                tracking: 0,
+                redirect: 0,
             },
             &mut out,
         );

@@ -21,6 +21,8 @@ pub struct ShardSnapshot {
     /// Per database: keys and keys with a TTL.
     pub dbs: Vec<(usize, usize)>,
     pub keyspace: KeyspaceStats,
+    /// Client-side caching: keys in the shard's tracking table, and reader entries.
+    pub tracking: [usize; 2],
     pub max_qbuf: usize,
     /// Query buffer bytes of this core's clients (INFO `mem_clients_normal`).
     pub client_buffers: usize,
@@ -46,6 +48,9 @@ pub struct Snapshot {
     pub executable: String,
     pub config_file: String,
     pub connected_clients: usize,
+    /// Clients with CLIENT TRACKING on, and BCAST prefixes registered.
+    pub tracking_clients: usize,
+    pub tracking_prefixes: usize,
     pub cluster_enabled: bool,
     pub maxclients: i64,
     /// Bytes allocated (`util::mem`), or the resident set where nothing counts them.
@@ -247,7 +252,6 @@ fn server(s: &Snapshot, out: &mut String) {
 fn clients(s: &Snapshot, out: &mut String) {
     let max_qbuf = s.shards.iter().map(|sh| sh.max_qbuf).max().unwrap_or(0);
     let blocked: usize = s.shards.iter().map(|sh| sh.blocked_clients).sum();
-    // No blocking commands, tracking or timeouts exist yet: those counts are exact zeros.
     lines!(out,
         "# Clients";
         "connected_clients:{}", s.connected_clients;
@@ -256,7 +260,7 @@ fn clients(s: &Snapshot, out: &mut String) {
         "client_recent_max_input_buffer:{}", max_qbuf;
         "client_recent_max_output_buffer:0";
         "blocked_clients:{}", blocked;
-        "tracking_clients:0";
+        "tracking_clients:{}", s.tracking_clients;
         "clients_in_timeout_table:0";
     );
 }
@@ -516,9 +520,9 @@ fn stats(s: &Snapshot, out: &mut String) {
         "active_defrag_key_misses:0";
         "total_active_defrag_time:0";
         "current_active_defrag_time:0";
-        "tracking_total_keys:0";
-        "tracking_total_items:0";
-        "tracking_total_prefixes:0";
+        "tracking_total_keys:{}", s.sum(|sh| sh.tracking[0] as u64);
+        "tracking_total_items:{}", s.sum(|sh| sh.tracking[1] as u64);
+        "tracking_total_prefixes:{}", s.tracking_prefixes;
         "unexpected_error_replies:0";
         "total_error_replies:{}", s.errors().values().sum::<u64>();
         "dump_payload_sanitizations:{}", s.sum(|sh| sh.stats.dump_payload_sanitizations);
@@ -743,7 +747,8 @@ pub(crate) async fn snapshot(c: &mut Conn, sections: &Sections) -> Snapshot {
             .iter()
             .map(|ks| (ks.len(), ks.volatile_len()))
             .collect::<Vec<_>>();
-        (dbs, keyspace)
+        let tracking = [d.tracking.len(), d.tracking.items()];
+        (dbs, keyspace, tracking)
     })
     .await;
     let mut shards = c
@@ -763,9 +768,10 @@ pub(crate) async fn snapshot(c: &mut Conn, sections: &Sections) -> Snapshot {
             ..Default::default()
         })
         .await;
-    for (shard, (dbs, keyspace)) in shards.iter_mut().zip(data) {
+    for (shard, (dbs, keyspace, tracking)) in shards.iter_mut().zip(data) {
         shard.dbs = dbs;
         shard.keyspace = keyspace;
+        shard.tracking = tracking;
     }
     let persist = crate::persist::info(&c.shard).await;
     let repl = crate::repl::master::summary(&c.shard).await;
@@ -825,6 +831,10 @@ pub(crate) async fn snapshot(c: &mut Conn, sections: &Sections) -> Snapshot {
         connected_clients: shared
             .connected_clients
             .load(std::sync::atomic::Ordering::Relaxed),
+        tracking_clients: shared
+            .tracking_clients
+            .load(std::sync::atomic::Ordering::Relaxed),
+        tracking_prefixes: c.shard.tracking.prefix_count(),
         cluster_enabled: c.shard.slot_map.borrow().enabled,
         maxclients,
         used: match crate::util::mem::used() {
