@@ -956,14 +956,19 @@ fn cluster_over_tls(with_stock: bool) {
         );
     }
     // A stock node shows its plain-TCP clients our plain ports (the bus header's pport).
+    // It learns them from our next headers, so it may take a ping or two.
     if with_stock {
-        let listing = nodes[2].cmd(&["CLUSTER", "NODES"]);
-        for n in &nodes[..2] {
-            assert!(
-                listing.contains(&format!("127.0.0.1:{}@{}", n.port, n.cport)),
-                "{listing}"
-            );
-        }
+        let shows_plain_ports = || {
+            let listing = nodes[2].cmd(&["CLUSTER", "NODES"]);
+            nodes[..2]
+                .iter()
+                .all(|n| listing.contains(&format!("127.0.0.1:{}@{}", n.port, n.cport)))
+        };
+        assert!(
+            wait_until(Duration::from_secs(10), shows_plain_ports),
+            "{}",
+            nodes[2].cmd(&["CLUSTER", "NODES"])
+        );
     }
     // Redirections name TLS ports; a TLS client follows them (redis-cli -c --tls).
     for i in 0..30 {
