@@ -82,3 +82,113 @@ fn thousand_concurrent_connections() {
     let n: i64 = redis::cmd("DBSIZE").query(&mut con).unwrap();
     assert_eq!(n as usize, CLIENTS);
 }
+
+/// `client-output-buffer-limit normal` with a hard limit: a reply that reaches it closes the
+/// client without the reply (stock logs and does the same); smaller replies pass and other
+/// clients are not touched. Compared with stock redis-server on the same steps.
+#[test]
+fn normal_output_buffer_limit_closes_the_client_like_stock() {
+    let ours = Server::start(2, &[]);
+    let stock = common::StockRedis::start(&[]);
+    for (who, port) in [("redcell", ours.port), ("stock", stock.port)] {
+        let mut admin = common::Raw::connect(port);
+        let set: [&[u8]; 4] = [
+            b"CONFIG",
+            b"SET",
+            b"client-output-buffer-limit",
+            b"normal 100kb 0 0",
+        ];
+        assert_eq!(admin.call(&set), b"+OK\r\n", "{who}");
+        let item = vec![b'x'; 1000];
+        for _ in 0..1000 {
+            admin.call(&[b"RPUSH", b"big", &item]);
+        }
+        let mut reader = common::Raw::connect(port);
+        let small = reader.call(&[b"LRANGE", b"big", b"0", b"9"]);
+        assert!(small.starts_with(b"*10\r\n"), "{who}");
+        reader.send_cmd(&[b"LRANGE", b"big", b"0", b"-1"]);
+        reader.expect_closed();
+        assert_eq!(admin.call(&[b"PING"]), b"+PONG\r\n", "{who}");
+        // With the limit lifted the same reply goes out whole.
+        let lift: [&[u8]; 4] = [
+            b"CONFIG",
+            b"SET",
+            b"client-output-buffer-limit",
+            b"normal 0 0 0",
+        ];
+        assert_eq!(admin.call(&lift), b"+OK\r\n", "{who}");
+        let whole = common::Raw::connect(port).call(&[b"LRANGE", b"big", b"0", b"-1"]);
+        assert!(
+            whole.starts_with(b"*1000\r\n") && whole.len() > 1_000_000,
+            "{who}"
+        );
+    }
+    assert!(
+        ours.stderr()
+            .contains("scheduled to be closed ASAP for overcoming of output buffer limits"),
+        "{}",
+        ours.stderr()
+    );
+}
+
+/// The soft limit of `normal` ("normal 0 1mb 1"): a client that keeps sending requests
+/// without reading its replies is closed once over the limit for longer than its second, on
+/// both servers (stock checks when it appends the next reply; we give the bytes over the
+/// limit that long to drain); a client that reads gets its large replies whole.
+#[test]
+fn normal_soft_limit_closes_a_client_that_stops_reading_like_stock() {
+    let ours = Server::start(2, &[]);
+    let stock = common::StockRedis::start(&[]);
+    for (who, port) in [("redcell", ours.port), ("stock", stock.port)] {
+        let mut admin = common::Raw::connect(port);
+        let items: Vec<Vec<u8>> = (0..1000)
+            .map(|i| format!("{i:01000}").into_bytes())
+            .collect();
+        for _ in 0..4 {
+            let mut args: Vec<&[u8]> = vec![b"RPUSH", b"big"];
+            args.extend(items.iter().map(|i| &i[..]));
+            assert!(admin.call(&args).starts_with(b":"), "{who}");
+        }
+        let set: [&[u8]; 4] = [
+            b"CONFIG",
+            b"SET",
+            b"client-output-buffer-limit",
+            b"normal 0 1mb 1",
+        ];
+        assert_eq!(admin.call(&set), b"+OK\r\n", "{who}");
+        // A reader gets 4 MB replies whole, twice.
+        let mut reader = common::Raw::connect(port);
+        for _ in 0..2 {
+            let whole = reader.call(&[b"LRANGE", b"big", b"0", b"-1"]);
+            assert!(
+                whole.starts_with(b"*4000\r\n") && whole.len() > 4_000_000,
+                "{who}"
+            );
+        }
+        // A client that never reads, sending a request every 300 ms.
+        let mut lazy = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        let request = encode(&[b"LRANGE", b"big", b"0", b"-1"]);
+        let started = std::time::Instant::now();
+        while started.elapsed() < Duration::from_secs(8) {
+            if lazy.write_all(&request).is_err() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(300));
+        }
+        lazy.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        let mut buf = vec![0u8; 1 << 20];
+        let closed = loop {
+            match lazy.read(&mut buf) {
+                Ok(0) => break true,
+                Ok(_) => continue,
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break true,
+                Err(_) => break false,
+            }
+        };
+        assert!(
+            closed,
+            "{who}: a client that stopped reading is still connected"
+        );
+        assert_eq!(admin.call(&[b"PING"]), b"+PONG\r\n", "{who}");
+    }
+}

@@ -30,8 +30,7 @@ enum Kind {
     /// `save`: `<seconds> <changes>` pairs (seconds at least 1), or `""` for none.
     SavePoints,
     /// `client-output-buffer-limit`: `<class> <hard> <soft> <seconds>` groups, each replacing
-    /// its class's limits (`pubsub` and `replica` are enforced; normal clients' replies are
-    /// written before their next read).
+    /// its class's limits (for `normal` see `server::conn::write_out`).
     OutputLimits,
     /// `latency-tracking-info-percentiles`: numbers in 0..=100, kept as `%f` trimmed.
     Percentiles,

@@ -537,6 +537,13 @@ async fn write_out<S: ClientStream>(conn: &mut Conn, stream: &mut S) -> bool {
     if conn.out.buf.is_empty() {
         return true;
     }
+    let limit = normal_limit(conn);
+    let counted = conn.out.buf.len().saturating_sub(REDIS_STATIC_REPLY_BUF);
+    if limit.hard > 0 && counted >= limit.hard {
+        log_output_limit_close(conn);
+        conn.out.buf = Vec::new();
+        return false;
+    }
     {
         let mut stats = conn.shard.stats.borrow_mut();
         stats.net_output_bytes += conn.out.buf.len() as u64;
@@ -545,10 +552,28 @@ async fn write_out<S: ClientStream>(conn: &mut Conn, stream: &mut S) -> bool {
     if let Some(sub) = &conn.sub {
         sub.set_writing(conn.out.buf.len());
     }
-    let mut ok = stream.write_all(&conn.out.buf).await.is_ok();
-    if S::BUFFERED && ok {
-        ok = stream.flush().await.is_ok();
-    }
+    // Replies over the soft limit must all reach the socket within its seconds (plus the
+    // second of Redis's clock): a client that leaves them unread is closed, as Redis closes
+    // one that stays over the limit while its requests keep adding replies.
+    let write = async {
+        stream.write_all(&conn.out.buf).await.is_ok()
+            && (!S::BUFFERED || stream.flush().await.is_ok())
+    };
+    let ok = if limit.soft > 0 && counted >= limit.soft {
+        let late = async {
+            glommio::timer::sleep(std::time::Duration::from_secs(limit.soft_secs + 1)).await;
+            None
+        };
+        match futures_lite::FutureExt::or(async { Some(write.await) }, late).await {
+            Some(written) => written,
+            None => {
+                log_output_limit_close(conn);
+                false
+            }
+        }
+    } else {
+        write.await
+    };
     if let Some(sub) = &conn.sub {
         sub.set_writing(0);
     }
@@ -558,6 +583,27 @@ async fn write_out<S: ClientStream>(conn: &mut Conn, stream: &mut S) -> bool {
     }
     ok
 }
+
+/// `client-output-buffer-limit normal` for this connection's replies (none for subscribers,
+/// held to the pubsub limit, or MONITOR, to its own). The buffer holds the replies of one
+/// batch of requests, and the connection reads nothing more until they are written.
+fn normal_limit(conn: &Conn) -> pubsub::Limit {
+    let m = &conn.meta;
+    if m.sub.get() + m.psub.get() + m.ssub.get() > 0 {
+        return pubsub::Limit::default();
+    }
+    conn.shard.settings.borrow().normal_limit
+}
+
+fn log_output_limit_close(conn: &Conn) {
+    eprintln!(
+        "Client id={} addr={} scheduled to be closed ASAP for overcoming of output buffer limits.",
+        conn.meta.id, conn.meta.addr
+    );
+}
+
+/// Redis's `PROTO_REPLY_CHUNK_BYTES`: the reply buffer every client has, outside its limits.
+const REDIS_STATIC_REPLY_BUF: usize = 16 * 1024;
 
 /// Decodes and runs every complete request in the buffer. Returns how many bytes the next
 /// incomplete request needs in total (0 if unknown).

@@ -263,6 +263,9 @@ pub struct Settings {
     /// it, as Redis's `checkClientOutputBufferLimits` does (a partial resync would otherwise
     /// overflow it at once).
     pub replica_limit: pubsub::Limit,
+    /// `client-output-buffer-limit normal`, for the replies of every other client (see
+    /// `server::conn::write_out`).
+    pub normal_limit: pubsub::Limit,
     /// MONITOR clients' output limit: `client-output-buffer-limit normal` (MONITOR clients
     /// are normal clients to Redis), or `MONITOR_HARD_LIMIT` where that sets none.
     pub monitor_limit: pubsub::Limit,
@@ -355,6 +358,15 @@ impl Settings {
                 let backlog = c.get_i64("repl-backlog-size").max(0) as u64;
                 pubsub::Limit {
                     hard: if hard > 0 { hard.max(backlog) } else { 0 } as usize,
+                    soft: soft as usize,
+                    soft_secs: secs,
+                }
+            },
+            normal_limit: {
+                let [hard, soft, secs] =
+                    crate::config::output_limits(c.get("client-output-buffer-limit"))[0];
+                pubsub::Limit {
+                    hard: hard as usize,
                     soft: soft as usize,
                     soft_secs: secs,
                 }

@@ -90,7 +90,7 @@ impl Counts {
 }
 
 /// `client-output-buffer-limit pubsub`: hard bytes, soft bytes, soft seconds (0: no limit).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Limit {
     pub hard: usize,
     pub soft: usize,
