@@ -875,9 +875,22 @@ fn manual_failover_both_ways_keeps_every_acknowledged_write() {
                 .all(|n| role_in(n, &id1).is_some_and(|(f, _)| f.contains("master")))
         },
     );
-    wait_for("the former masters follow", Duration::from_secs(30), || {
+    // Failed 2 runs in about 12 late in the session, not understood yet: on failure the four
+    // nodes' replication, views and logs are printed.
+    if !common::wait_until(Duration::from_secs(60), || {
         replica_synced(&ours) && replica_synced(&theirs)
-    });
+    }) {
+        for n in [&ours, &theirs, &masters[0], &masters[1]] {
+            eprintln!(
+                "--- {} {:?}\n{}\n{}",
+                n.port,
+                n.try_cmd(&["INFO", "replication"]),
+                n.try_cmd(&["CLUSTER", "NODES"]).unwrap_or_default(),
+                n.logs()
+            );
+        }
+        panic!("the former masters do not follow");
+    }
     check_from_all(&all);
 }
 
@@ -908,14 +921,28 @@ fn an_orphaned_master_gets_one_of_our_spare_replicas() {
     );
     let orphan_id = masters[1].myid();
     lonely.kill();
+    let (moved, stayed) = wait_spare_migrated(&spares, &masters[1]);
+    assert!(!stayed.logs().contains("Migrating to orphaned master"));
+    let moved_id = moved.myid();
+    wait_for("everyone sees the move", Duration::from_secs(20), || {
+        masters.iter().chain([stayed]).all(|n| {
+            role_in(n, &moved_id).is_some_and(|(f, m)| f.contains("slave") && m == orphan_id)
+        })
+    });
+}
+
+/// Waits until one of two spare replicas of the same master moved to `target` and synced;
+/// checks it is the one with the smaller id (Redis's candidate) and logged the move as Redis
+/// does. Returns (moved, stayed).
+fn wait_spare_migrated<'a>(spares: &'a [Node; 2], target: &Node) -> (&'a Node, &'a Node) {
     wait_for(
-        "a spare replica migrated to the orphan",
+        "a spare replica migrated to the orphaned master",
         Duration::from_secs(40),
         || {
             spares.iter().any(|r| {
                 replica_synced(r)
                     && r.try_cmd(&["INFO", "replication"])
-                        .is_some_and(|i| i.contains(&format!("master_port:{}", masters[1].port)))
+                        .is_some_and(|i| i.contains(&format!("master_port:{}", target.port)))
             })
         },
     );
@@ -924,21 +951,10 @@ fn an_orphaned_master_gets_one_of_our_spare_replicas() {
     } else {
         (&spares[1], &spares[0])
     };
-    assert!(
-        moved
-            .logs()
-            .contains(&format!("Migrating to orphaned master {orphan_id}")),
-        "{}",
-        moved.logs()
-    );
+    let line = format!("Migrating to orphaned master {}", target.myid());
+    assert!(moved.logs().contains(&line), "{}", moved.logs());
     assert!(moved.myid() < stayed.myid(), "the smaller id moves");
-    assert!(!stayed.logs().contains("Migrating to orphaned master"));
-    let moved_id = moved.myid();
-    wait_for("everyone sees the move", Duration::from_secs(20), || {
-        masters.iter().chain([stayed]).all(|n| {
-            role_in(n, &moved_id).is_some_and(|(f, m)| f.contains("slave") && m == orphan_id)
-        })
-    });
+    (moved, stayed)
 }
 
 /// Redis's rule for new masters (redis#3043): a master given its first slot while other
@@ -999,30 +1015,7 @@ fn a_new_master_given_its_first_slot_gets_one_of_our_spare_replicas() {
         "{}",
         String::from_utf8_lossy(&out.stdout)
     );
-    wait_for(
-        "a spare replica migrated to the newcomer",
-        Duration::from_secs(40),
-        || {
-            spares.iter().any(|r| {
-                replica_synced(r)
-                    && r.try_cmd(&["INFO", "replication"])
-                        .is_some_and(|i| i.contains(&format!("master_port:{}", newcomer.port)))
-            })
-        },
-    );
-    let (moved, stayed) = if spares[0].logs().contains("Migrating to orphaned master") {
-        (&spares[0], &spares[1])
-    } else {
-        (&spares[1], &spares[0])
-    };
-    assert!(
-        moved
-            .logs()
-            .contains(&format!("Migrating to orphaned master {newcomer_id}")),
-        "{}",
-        moved.logs()
-    );
-    assert!(moved.myid() < stayed.myid(), "the smaller id moves");
+    let (moved, _) = wait_spare_migrated(&spares, &newcomer);
     let moved_id = moved.myid();
     wait_for("everyone sees the move", Duration::from_secs(20), || {
         all.iter().all(|n| {

@@ -203,7 +203,9 @@ fn best_candidate(data: &mut ShardData, ev: &EvictionSettings, now: i64) -> Opti
         return (n > 0).then_some(n as u64);
     }
     // Sample every database into the one pool, then drop the pool's best entries that are
-    // no longer candidates (deleted, or lost their TTL, since: ghosts).
+    // no longer candidates (deleted, or lost their TTL, since: ghosts) and rank again those
+    // read since they were sampled: a key a client just read is not the coldest any more
+    // (Redis evicts on the score of the sampling).
     let (dbs, pool) = data.dbs_and_pool();
     let mut total = 0;
     for (i, ks) in dbs.iter_mut().enumerate() {
@@ -218,11 +220,14 @@ fn best_candidate(data: &mut ShardData, ev: &EvictionSettings, now: i64) -> Opti
         return None;
     }
     loop {
-        let (score, db, key) = pool.best()?;
-        if dbs[db].is_candidate(policy, key) {
-            return Some(score);
+        let (sampled, db, key) = pool.best()?;
+        match dbs[db].candidate_score(policy, key, now) {
+            Some(score) if score >= sampled => return Some(sampled),
+            Some(score) => pool.rerank_best(score),
+            None => {
+                pool.pop_best();
+            }
         }
-        pool.pop_best();
     }
 }
 

@@ -218,6 +218,14 @@ impl EvictionPool {
         }
     }
 
+    /// The best candidate ranked again at `score`, its score now (it was read since it was
+    /// sampled): it keeps its place only if that still beats the others.
+    pub fn rerank_best(&mut self, score: u64) {
+        if let Some(c) = self.entries.pop() {
+            self.offer(score, c.db, &c.key);
+        }
+    }
+
     /// Takes the best candidate (it may be gone from the keyspace since: the caller checks).
     pub fn pop_best(&mut self) -> Option<(usize, Box<[u8]>)> {
         self.entries.pop().map(|c| (c.db, c.key))
@@ -333,13 +341,16 @@ impl Keyspace {
         }
     }
 
-    /// Whether `key` is still a candidate of `policy` (a pool entry may be a ghost).
-    pub fn is_candidate(&self, policy: Policy, key: &[u8]) -> bool {
+    /// `key`'s score under `policy` now, if it is still a candidate (a pool entry may be a
+    /// ghost: deleted, or no longer volatile; or it was read since it was sampled).
+    pub fn candidate_score(&self, policy: Policy, key: &[u8], now_ms: i64) -> Option<u64> {
         let t = self.table_index(crate::slot::key_slot(key));
-        self.tables
-            .get(t)
-            .and_then(|t| t.get(key))
-            .is_some_and(|e| policy.allkeys() || e.vidx != NOT_VOLATILE)
+        let e = self.tables.get(t)?.get(key)?;
+        if !policy.allkeys() && e.vidx == NOT_VOLATILE {
+            return None;
+        }
+        let expire_at = super::expire_of(&self.volatile, e.vidx);
+        Some(score(policy, e, expire_at, now_ms))
     }
 
     /// Deletes `key` to free memory: counted in `evicted_keys` and a change for whoever
@@ -430,9 +441,13 @@ mod tests {
         assert_eq!(pool.pop_best().map(|(_, k)| k), Some(b"ttl2"[..].into()));
         assert_eq!(pool.pop_best().map(|(_, k)| k), Some(b"ttl1"[..].into()));
         assert!(pool.is_empty());
-        assert!(ks.is_candidate(Policy::VolatileLru, b"ttl1"));
-        assert!(!ks.is_candidate(Policy::VolatileLru, b"k1"));
-        assert!(ks.is_candidate(Policy::AllkeysRandom, b"k1"));
+        assert!(ks
+            .candidate_score(Policy::VolatileLru, b"ttl1", 0)
+            .is_some());
+        assert!(ks.candidate_score(Policy::VolatileLru, b"k1", 0).is_none());
+        assert!(ks
+            .candidate_score(Policy::AllkeysRandom, b"k1", 0)
+            .is_some());
         assert_eq!(ks.eviction_candidates(Policy::VolatileRandom), 2);
         assert!(ks.evict(b"ttl1") && !ks.evict(b"ttl1"));
         assert_eq!(ks.stats.evicted_keys, 1);

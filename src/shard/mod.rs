@@ -293,6 +293,14 @@ pub struct Settings {
 
 impl Settings {
     pub fn from_config(c: &Config) -> Settings {
+        // `client-output-buffer-limit` by class: normal, replica, pubsub.
+        let limits = crate::config::output_limits(c.get("client-output-buffer-limit")).map(
+            |[hard, soft, secs]| pubsub::Limit {
+                hard: hard as usize,
+                soft: soft as usize,
+                soft_secs: secs,
+            },
+        );
         Settings {
             proto_max_bulk_len: c.get_i64("proto-max-bulk-len"),
             query_buffer_limit: c.get_i64("client-query-buffer-limit") as usize,
@@ -343,50 +351,23 @@ impl Settings {
                 c.get("notify-keyspace-events").as_bytes(),
             )
             .unwrap_or(0),
-            pubsub_limit: {
-                let [hard, soft, secs] =
-                    crate::config::output_limits(c.get("client-output-buffer-limit"))[2];
-                pubsub::Limit {
-                    hard: hard as usize,
-                    soft: soft as usize,
-                    soft_secs: secs,
-                }
+            pubsub_limit: limits[2],
+            replica_limit: pubsub::Limit {
+                hard: match limits[1].hard {
+                    0 => 0,
+                    hard => hard.max(c.get_i64("repl-backlog-size").max(0) as usize),
+                },
+                ..limits[1]
             },
-            replica_limit: {
-                let [hard, soft, secs] =
-                    crate::config::output_limits(c.get("client-output-buffer-limit"))[1];
-                let backlog = c.get_i64("repl-backlog-size").max(0) as u64;
+            normal_limit: limits[0],
+            monitor_limit: if limits[0].hard == 0 && limits[0].soft == 0 {
                 pubsub::Limit {
-                    hard: if hard > 0 { hard.max(backlog) } else { 0 } as usize,
-                    soft: soft as usize,
-                    soft_secs: secs,
+                    hard: observe::MONITOR_HARD_LIMIT,
+                    soft: 0,
+                    soft_secs: 0,
                 }
-            },
-            normal_limit: {
-                let [hard, soft, secs] =
-                    crate::config::output_limits(c.get("client-output-buffer-limit"))[0];
-                pubsub::Limit {
-                    hard: hard as usize,
-                    soft: soft as usize,
-                    soft_secs: secs,
-                }
-            },
-            monitor_limit: {
-                let [hard, soft, secs] =
-                    crate::config::output_limits(c.get("client-output-buffer-limit"))[0];
-                if hard == 0 && soft == 0 {
-                    pubsub::Limit {
-                        hard: observe::MONITOR_HARD_LIMIT,
-                        soft: 0,
-                        soft_secs: 0,
-                    }
-                } else {
-                    pubsub::Limit {
-                        hard: hard as usize,
-                        soft: soft as usize,
-                        soft_secs: secs,
-                    }
-                }
+            } else {
+                limits[0]
             },
         }
     }
