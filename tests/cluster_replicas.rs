@@ -84,6 +84,13 @@ fn role_in(node: &Node, id: &str) -> Option<(String, String)> {
     Some((cols.get(2)?.to_string(), cols.get(3)?.to_string()))
 }
 
+/// Whether `node`'s replication follows `master` with its link up.
+fn follows(node: &Node, master: &Node) -> bool {
+    node.try_cmd(&["INFO", "replication"]).is_some_and(|i| {
+        i.contains(&format!("master_port:{}", master.port)) && i.contains("master_link_status:up")
+    })
+}
+
 /// A replica is in sync when its link is up and it has applied something.
 fn replica_synced(n: &Node) -> bool {
     n.try_cmd(&["INFO", "replication"])
@@ -502,14 +509,7 @@ fn our_replica_wins_the_election_when_its_stock_master_dies() {
     wait_for(
         "the old master following us",
         Duration::from_secs(30),
-        || {
-            masters[0]
-                .try_cmd(&["INFO", "replication"])
-                .is_some_and(|i| {
-                    i.contains(&format!("master_port:{}", ours.port))
-                        && i.contains("master_link_status:up")
-                })
-        },
+        || follows(&masters[0], &ours),
     );
     wait_for(
         "everyone sees it as our replica",
@@ -552,14 +552,7 @@ fn our_dead_master_is_replaced_by_its_stock_replica_and_rejoins_as_its_replica()
     wait_for(
         "our old master following the new one",
         Duration::from_secs(40),
-        || {
-            masters[0]
-                .try_cmd(&["INFO", "replication"])
-                .is_some_and(|i| {
-                    i.contains(&format!("master_port:{}", heir.port))
-                        && i.contains("master_link_status:up")
-                })
-        },
+        || follows(&masters[0], &heir),
     );
     let log = masters[0].logs();
     assert!(
@@ -1092,11 +1085,7 @@ fn the_more_up_to_date_replica_wins() {
     });
     let log = ours.logs();
     assert!(log.contains("(rank #0,"), "{log}");
-    let following = common::wait_until(Duration::from_secs(60), || {
-        theirs.try_cmd(&["INFO", "replication"]).is_some_and(|i| {
-            i.contains(&format!("master_port:{}", ours.port)) && i.contains("master_link_status:up")
-        })
-    });
+    let following = common::wait_until(Duration::from_secs(60), || follows(&theirs, &ours));
     assert!(
         following,
         "the stock replica does not follow ours:\n{}\n{}\nours:\n{}",
@@ -1144,12 +1133,7 @@ fn a_stopped_stock_master_returns_as_our_replica_with_a_partial_resync() {
         "the old master following us",
         Duration::from_secs(30),
         || {
-            masters[0]
-                .try_cmd(&["INFO", "replication"])
-                .is_some_and(|i| {
-                    i.contains(&format!("master_port:{}", ours.port))
-                        && i.contains("master_link_status:up")
-                })
+            follows(&masters[0], &ours)
                 && role_in(&ours, &old_id).is_some_and(|(f, _)| f.contains("slave"))
         },
     );
