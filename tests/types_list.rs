@@ -888,3 +888,103 @@ fn debug_object_shows_quicklist_nodes_like_redis() {
     );
     assert_eq!(nodes(ours.port), want);
 }
+
+/// DEBUG QUICKLIST-PACKED-THRESHOLD: elements at least that long live alone in plain nodes.
+/// With a 100-byte threshold on both servers, the same pushes, inserts and replacements give
+/// the node counts stock Redis has, DUMP of a pushed list is stock's byte for byte, each
+/// server restores the other's DUMP, and the argument errors are Redis's.
+#[test]
+fn packed_threshold_puts_large_elements_in_plain_nodes_like_redis() {
+    let args = ["--enable-debug-command", "yes"];
+    let ours = Server::start(SHARDS, &args);
+    let stock = StockRedis::start(&args);
+    let (mut a, mut b) = (Raw::connect(ours.port), Raw::connect(stock.port));
+    let both = |a: &mut Raw, b: &mut Raw, words: &[&str]| -> Vec<u8> {
+        let want = cmd(b, words);
+        let got = cmd(a, words);
+        assert_eq!(show(&got), show(&want), "{words:?}");
+        got
+    };
+    for bad in ["5gb", "abc", "-1", "4294967296"] {
+        let r = both(
+            &mut a,
+            &mut b,
+            &["DEBUG", "QUICKLIST-PACKED-THRESHOLD", bad],
+        );
+        assert_eq!(
+            show(&r),
+            show(b"-ERR argument must be a memory value bigger than 1 and smaller than 4gb\r\n")
+        );
+    }
+    assert_eq!(
+        both(
+            &mut a,
+            &mut b,
+            &["DEBUG", "QUICKLIST-PACKED-THRESHOLD", "100b"]
+        ),
+        b"+OK\r\n"
+    );
+    let nodes = |c: &mut Raw| -> String {
+        let r = String::from_utf8_lossy(&cmd(c, &["DEBUG", "OBJECT", "pl"])).into_owned();
+        r.split_whitespace()
+            .filter(|f| f.starts_with("ql_nodes:") || f.starts_with("ql_avg_node:"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let (big1, big2, big3) = ("x".repeat(200), "y".repeat(100), "z".repeat(150));
+    both(&mut a, &mut b, &["RPUSH", "pl", "a", "b", &big1, "c", "d"]);
+    assert_eq!(nodes(&mut b), "ql_nodes:3 ql_avg_node:1.67");
+    assert_eq!(nodes(&mut a), nodes(&mut b), "after RPUSH");
+    let dump = both(&mut a, &mut b, &["DUMP", "pl"]);
+    assert!(dump.starts_with(b"$"), "{}", show(&dump));
+    let steps: Vec<Vec<&str>> = vec![
+        vec!["LINSERT", "pl", "BEFORE", "d", &big2],
+        vec!["LINSERT", "pl", "AFTER", "a", "a2"],
+        vec!["LINSERT", "pl", "AFTER", &big1, "after-big"],
+        vec!["LSET", "pl", "1", &big3],
+        vec!["LSET", "pl", "1", "small-again"],
+        vec!["LPUSH", "pl", &big1],
+        vec!["RPUSH", "pl", "e", &big2, "f"],
+        vec!["LPOP", "pl"],
+    ];
+    for step in &steps {
+        both(&mut a, &mut b, step);
+        both(&mut a, &mut b, &["LRANGE", "pl", "0", "-1"]);
+        assert_eq!(nodes(&mut a), nodes(&mut b), "after {:?}", &step[..3]);
+    }
+    // Deleting from the middle: redcell merges the neighbours that fit together again (Redis
+    // leaves them apart), so only the elements are compared.
+    both(&mut a, &mut b, &["LREM", "pl", "0", &big2]);
+    both(&mut a, &mut b, &["LRANGE", "pl", "0", "-1"]);
+    // Each restores the other's serialization of the list as it is now.
+    for ours_to_stock in [true, false] {
+        let (from, to) = if ours_to_stock {
+            (&mut a, &mut b)
+        } else {
+            (&mut b, &mut a)
+        };
+        let payload = match from.call(&[b"DUMP", b"pl"]) {
+            r if r.starts_with(b"$") => {
+                let start = r.iter().position(|&c| c == b'\n').expect("bulk header") + 1;
+                r[start..r.len() - 2].to_vec()
+            }
+            r => panic!("DUMP: {}", show(&r)),
+        };
+        assert_eq!(
+            to.call(&[b"RESTORE", b"copy", b"0", &payload, b"REPLACE"]),
+            b"+OK\r\n"
+        );
+        assert_eq!(
+            to.call(&[b"LRANGE", b"copy", b"0", b"-1"]),
+            to.call(&[b"LRANGE", b"pl", b"0", b"-1"])
+        );
+    }
+    assert_eq!(
+        both(
+            &mut a,
+            &mut b,
+            &["DEBUG", "QUICKLIST-PACKED-THRESHOLD", "0"]
+        ),
+        b"+OK\r\n"
+    );
+}

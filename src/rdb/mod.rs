@@ -86,8 +86,6 @@ pub mod opcodes {
 /// Quicklist node containers (`QUICKLIST_NODE_CONTAINER_*`).
 const CONTAINER_PLAIN: u64 = 1;
 const CONTAINER_PACKED: u64 = 2;
-/// Elements at least this long get a plain quicklist node (`packed_threshold`, 1 GiB).
-const PACKED_THRESHOLD: usize = 1 << 30;
 /// Quicklist node budget of the default fill (-2: 8 KB; quicklist.c's `optimization_level`).
 const QL_NODE_BUDGET: usize = 8192;
 /// `SIZE_ESTIMATE_OVERHEAD`: quicklist.c's per-entry over-estimate when deciding a push.
@@ -244,7 +242,7 @@ fn write_list(w: &mut Writer, l: &List) {
     let budget = QL_NODE_BUDGET;
     let mut nodes: Vec<Node> = Vec::new();
     for e in l.iter() {
-        if e.len() >= PACKED_THRESHOLD {
+        if crate::types::list::is_large(e.len()) {
             nodes.push(Node::Plain(e.to_vec()));
             continue;
         }

@@ -6,9 +6,38 @@
 //! either end: pops, LINDEX and LRANGE from the tail walk backwards without an offset table.
 //! Every node holds at least one entry; an element larger than a node's budget gets a node
 //! of its own. Nodes split when an insert or replace pushes them past the budget, and
-//! neighbours merge after deletions in the middle when they fit together again.
+//! neighbours merge after deletions in the middle when they fit together again. An element
+//! at least `packed threshold` long (1 GiB unless DEBUG QUICKLIST-PACKED-THRESHOLD changes it)
+//! gets a node nothing else joins: Redis's plain quicklist node.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// Redis's default `packed_threshold` (quicklist.c).
+const DEFAULT_PACKED_THRESHOLD: usize = 1 << 30;
+/// Elements this long or longer live alone in a plain node (process-wide, as in Redis).
+static PACKED_THRESHOLD: AtomicUsize = AtomicUsize::new(DEFAULT_PACKED_THRESHOLD);
+
+/// DEBUG QUICKLIST-PACKED-THRESHOLD: 0 restores the default; false (unchanged) above what
+/// Redis allows (4 GB less 1 MB).
+pub fn set_packed_threshold(size: u64) -> bool {
+    if size > (1u64 << 32) - (1 << 20) {
+        return false;
+    }
+    let size = if size == 0 {
+        DEFAULT_PACKED_THRESHOLD
+    } else {
+        size as usize
+    };
+    PACKED_THRESHOLD.store(size, Ordering::Relaxed);
+    true
+}
+
+/// Whether an element of `len` bytes gets a plain node of its own (Redis's `isLargeElement`).
+#[inline]
+pub fn is_large(len: usize) -> bool {
+    len >= PACKED_THRESHOLD.load(Ordering::Relaxed)
+}
 
 /// Node byte budgets for `list-max-listpack-size` -1 .. -5 (Redis's `optimization_level`).
 const SIZE_LEVELS: [usize; 5] = [4096, 8192, 16384, 32768, 65536];
@@ -160,6 +189,13 @@ impl Node {
         end - used - body
     }
 
+    /// A plain node: its one element is large. (Decided by the threshold now; Redis marks the
+    /// node when the element goes in, so only a threshold changed since differs.)
+    #[inline]
+    fn is_plain(&self) -> bool {
+        self.count == 1 && is_large(self.buf.len()) && is_large(self.entry(0).0.len())
+    }
+
     /// Offset of entry `i` (< count), walking from the nearer end.
     fn offset_of(&self, i: usize) -> usize {
         if i < self.count / 2 {
@@ -293,7 +329,11 @@ impl List {
             End::Tail => self.nodes.back_mut(),
         };
         match node {
-            Some(n) if fill.allows(n.buf.len() + size, n.count + 1) => {
+            Some(n)
+                if fill.allows(n.buf.len() + size, n.count + 1)
+                    && !is_large(data.len())
+                    && !n.is_plain() =>
+            {
                 let off = if end == End::Head { 0 } else { n.buf.len() };
                 n.insert_at(off, data);
             }
@@ -375,6 +415,10 @@ impl List {
         }
         let (ni, off) = self.locate(index);
         let node = &mut self.nodes[ni];
+        if is_large(data.len()) || node.is_plain() {
+            self.replace_plain(ni, off, data, fill);
+            return true;
+        }
         let end = node.entry(off).1;
         if end - off == entry_size(data.len()) {
             // Same encoded size: overwrite in place, nothing moves.
@@ -400,9 +444,74 @@ impl List {
         let (ni, off) = self.locate(index - 1);
         let node = &mut self.nodes[ni];
         let at = node.entry(off).1;
+        if is_large(data.len()) || node.is_plain() {
+            return self.insert_own_node(ni, at, data, fill);
+        }
         node.insert_at(at, data);
         self.len += 1;
         self.split_oversized(ni, fill);
+    }
+
+    /// Replaces the element at byte offset `off` of node `ni` where a plain node is involved,
+    /// as Redis's `quicklistReplaceEntry` does: a large element replaces a plain node's in
+    /// place; a small one goes after the plain node, which is then dropped; a large one in a
+    /// packed node takes its element's place in a plain node of its own, the node split.
+    #[cold]
+    fn replace_plain(&mut self, ni: usize, off: usize, data: &[u8], fill: Fill) {
+        let node = &mut self.nodes[ni];
+        if node.is_plain() {
+            if is_large(data.len()) {
+                *node = Node::with(data);
+            } else {
+                let end = node.buf.len();
+                self.insert_own_node(ni, end, data, fill);
+                self.nodes.remove(ni);
+                self.len -= 1;
+            }
+            return;
+        }
+        let end = node.entry(off).1;
+        node.remove_span(off, end, 1);
+        self.len -= 1;
+        self.insert_own_node(ni, off, data, fill);
+    }
+
+    /// Inserts `data` at byte offset `at` of node `ni` where it cannot join that node (it is
+    /// large, or the node is plain): a large element gets a node of its own, the node split
+    /// around it; a small one after a plain node joins the next node's head if it fits there
+    /// (Redis's `_quicklistInsert` with a full node).
+    #[cold]
+    fn insert_own_node(&mut self, ni: usize, at: usize, data: &[u8], fill: Fill) {
+        self.len += 1;
+        let node = &mut self.nodes[ni];
+        // Where the new node goes; the node after it is then at the same index.
+        let pos = if node.count == 0 {
+            self.nodes.remove(ni);
+            ni
+        } else if at == 0 {
+            ni
+        } else {
+            if at < node.buf.len() {
+                let (mut off, mut idx) = (0, 0);
+                while off < at {
+                    off = node.entry(off).1;
+                    idx += 1;
+                }
+                let tail = node.split_off(at, idx);
+                self.nodes.insert(ni + 1, tail);
+            }
+            ni + 1
+        };
+        if !is_large(data.len()) {
+            if let Some(next) = self.nodes.get_mut(pos) {
+                let size = entry_size(data.len());
+                if !next.is_plain() && fill.allows(next.buf.len() + size, next.count + 1) {
+                    next.insert_at(0, data);
+                    return;
+                }
+            }
+        }
+        self.nodes.insert(pos, Node::with(data));
     }
 
     /// Splits node `ni` in halves (by bytes) until every part is within `fill` or holds a
@@ -430,7 +539,10 @@ impl List {
         let (Some(a), Some(b)) = (self.nodes.get(ni), self.nodes.get(ni + 1)) else {
             return false;
         };
-        if !fill.allows(a.buf.len() + b.buf.len(), a.count + b.count) {
+        if !fill.allows(a.buf.len() + b.buf.len(), a.count + b.count)
+            || a.is_plain()
+            || b.is_plain()
+        {
             return false;
         }
         let Some(b) = self.nodes.remove(ni + 1) else {

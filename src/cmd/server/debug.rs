@@ -248,6 +248,18 @@ pub fn debug<'a>(c: &'a mut Conn, a: Args<'a>) -> BoxFuture<'a> {
                     c.out.simple("Listpack structure printed on stdout");
                 }
             }
+        } else if a.len() == 3 && sub.eq_ignore_ascii_case(b"quicklist-packed-threshold") {
+            let size = std::str::from_utf8(a.get(2))
+                .ok()
+                .and_then(crate::config::parse_memory);
+            match size {
+                Some(size) if crate::types::list::set_packed_threshold(size as u64) => c.out.ok(),
+                _ => {
+                    return Err(Error::msg(
+                        "argument must be a memory value bigger than 1 and smaller than 4gb",
+                    ))
+                }
+            }
         } else if a.len() == 2 && sub.eq_ignore_ascii_case(b"digest") {
             let d = dataset_digest(c).await;
             c.out.simple(&hex(&d));
@@ -377,6 +389,9 @@ fn help(c: &mut Conn, a: &Args) {
             "    Output a hex signature of the values of all the specified keys.",
             "LISTPACK <key>",
             "    Show low level info about the listpack encoding of <key>.",
+            "QUICKLIST-PACKED-THRESHOLD <size>",
+            "    Sets the threshold for elements to be inserted as plain vs packed nodes",
+            "    Default value is 1GB, allows values up to 4GB. Setting to 0 restores to default.",
             "CHANGE-REPL-ID",
             "    Change the replication IDs of the instance.",
             "    Dangerous: should be used only for testing the replication subsystem.",
