@@ -27,6 +27,32 @@ fn pause_replies_match_stock() {
         let (p, q) = (a.call(cmd), b.call(cmd));
         assert_eq!(show(&p), show(&q), "{:?}", show(&common::encode(cmd)));
     }
+    // CLIENT HELP is stock's line for line, but for the four lines of CLIENT SETINFO (Redis
+    // 7.2's, which redcell also has) after SETNAME's.
+    let lines = |reply: Vec<u8>| -> Vec<String> {
+        let text = String::from_utf8(reply).expect("help text");
+        // The array header, then one simple string per line.
+        text.split("\r\n").skip(1).map(str::to_string).collect()
+    };
+    let ours_help = lines(a.call(&[b"CLIENT", b"HELP"]));
+    let mut want = lines(b.call(&[b"CLIENT", b"HELP"]));
+    let at = want
+        .iter()
+        .position(|l| l.contains("Assign the name <name>"))
+        .expect("SETNAME's help line");
+    for (i, l) in [
+        "+SETINFO <option> <value>",
+        "+    Set client meta attr. Options are:",
+        "+    * LIB-NAME: the client lib name.",
+        "+    * LIB-VER: the client lib version.",
+    ]
+    .iter()
+    .enumerate()
+    {
+        want.insert(at + 1 + i, l.to_string());
+    }
+    assert!(want.len() > 40, "{want:?}");
+    assert_eq!(ours_help, want);
 }
 
 #[test]
@@ -160,6 +186,32 @@ fn idle_timeout_closes_only_idle_clients() {
         let (p, q) = (a.call(cmd), b.call(cmd));
         assert_eq!(show(&p), show(&q), "{:?}", show(&common::encode(cmd)));
     }
+    // CLIENT HELP is stock's line for line, but for the four lines of CLIENT SETINFO (Redis
+    // 7.2's, which redcell also has).
+    let (ours_help, stock_help) = (
+        show(&a.call(&[b"CLIENT", b"HELP"])),
+        show(&b.call(&[b"CLIENT", b"HELP"])),
+    );
+    let lines = |s: &str| -> Vec<String> { s.split("\\r\\n").map(str::to_string).collect() };
+    let mut want = lines(&stock_help);
+    let at = want
+        .iter()
+        .position(|l| l.contains("Assign the name <name>"))
+        .expect("SETNAME's help line");
+    let setinfo = [
+        "+SETINFO <option> <value>",
+        "+    Set client meta attr. Options are:",
+        "+    * LIB-NAME: the client lib name.",
+        "+    * LIB-VER: the client lib version.",
+    ];
+    for (i, l) in setinfo.iter().enumerate() {
+        want.insert(at + 1 + i, l.to_string());
+    }
+    want[0] = want[0].replace(
+        &format!("*{}", (want.len() - 5) - 1),
+        &format!("*{}", want.len() - 2),
+    );
+    assert_eq!(lines(&ours_help), want);
 }
 
 /// `tcp-keepalive`: accepted connections carry TCP keepalive with the configured idle time
