@@ -457,6 +457,15 @@ fn new_and_keymiss_events_match_stock() {
         cmd(&["SET", &k("multi", 1), "v"]),
         cmd(&["HGET", &m1, "f"]),
         cmd(&["EXEC"]),
+        // A script whose keys are on one core reads a missing key, then writes: redcell runs
+        // it again holding every core, and the miss is announced once, as stock does.
+        cmd(&[
+            "EVAL",
+            "redis.call('GET', KEYS[1]) return redis.call('SET', KEYS[2], 'v')",
+            "2",
+            &m0,
+            &k("scripted", 0),
+        ]),
     ];
     compare_with_stock(&steps, "KEAnm", 100);
 }

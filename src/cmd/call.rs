@@ -571,10 +571,48 @@ fn push_dels(unit: &mut Unit, expired: Vec<(u64, usize, Box<[u8]>)>) {
     }
 }
 
+thread_local! {
+    /// The keyspace events of a script run that may still have to start again holding every
+    /// shard (`cmd::scripting`): its reads' `keymiss` events must not be announced twice.
+    static HELD_EVENTS: std::cell::RefCell<Option<Vec<(usize, Box<str>, Box<[u8]>)>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// From now on this thread's keyspace events wait (a script run that may restart).
+pub fn hold_events() {
+    HELD_EVENTS.with(|h| *h.borrow_mut() = Some(Vec::new()));
+}
+
+/// Publishes the events held since `hold_events`, in order, and stops holding them; with
+/// `restarting`, the `keymiss` ones are dropped: the run starting again reads those keys
+/// again. (Expiries and everything else happened for good.) Nothing when none are held.
+pub fn release_events(shard: &Rc<Shard>, restarting: bool) {
+    let Some(held) = HELD_EVENTS.with(|h| h.borrow_mut().take()) else {
+        return;
+    };
+    for (db, event, key) in held {
+        if !(restarting && &*event == "keymiss") {
+            keyspace_event(shard, db, &event, &key);
+        }
+    }
+}
+
+#[cold]
+fn hold_event(db: usize, event: &str, key: &[u8]) {
+    HELD_EVENTS.with(|h| {
+        if let Some(held) = h.borrow_mut().as_mut() {
+            held.push((db, event.into(), key.into()));
+        }
+    });
+}
+
 /// Publishes one keyspace notification to `__keyspace@<db>__:<key>` and/or
 /// `__keyevent@<db>__:<event>` as `notify-keyspace-events` asks (the class was checked).
 pub fn keyspace_event(shard: &Rc<Shard>, db: usize, event: &str, key: &[u8]) {
     use std::io::Write;
+    if HELD_EVENTS.with(|h| h.borrow().is_some()) {
+        return hold_event(db, event, key);
+    }
     let flags = shard.pubsub.keyspace_events.get();
     let mut channel = Vec::with_capacity(24 + key.len().max(event.len()));
     if flags & keyspace_events::KEYSPACE != 0 {

@@ -411,7 +411,15 @@ pub async fn run_script(
         });
         shard.shared.scripts.start(shard.id, kind == Kind::Eval);
         let mut reply = Reply::new(c.out.resp3);
+        let restartable = ctx.held.len() < shard.nshards;
+        if restartable {
+            crate::cmd::call::hold_events();
+        }
         let outcome = vm.run(&mut ctx, func_ref, keys, args, &mut reply).await;
+        if restartable {
+            let restarting = matches!(outcome, Outcome::Restart);
+            crate::cmd::call::release_events(&shard, restarting);
+        }
         shard.shared.scripts.end(shard.id);
         lua::put_vm(vm, true);
         release(c, in_exec, &mut ctx.unit);

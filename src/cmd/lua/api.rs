@@ -1010,6 +1010,10 @@ fn run_command(ctx: &mut RunCtx, args: &Args<'_>) -> Result<(), String> {
         return Err("script needs a shard it does not hold".into());
     }
     if spec.has(flag::WRITE) || writes {
+        if !ctx.wrote {
+            // It cannot restart any more: what it announced so far is announced for good.
+            crate::cmd::call::release_events(&shard, false);
+        }
         ctx.wrote = true;
         shard.shared.scripts.wrote(shard.id);
     }

@@ -463,6 +463,8 @@ fn hook_check(l: *mut lua_State) -> HookAction {
         ctx.shard.shared.scripts.time_out(core, slow);
     }
     if l == ctx.runner && unsafe { lua_canyield(l) } != 0 {
+        // Other clients run while it yields: their events must not wait with the script's.
+        crate::cmd::call::release_events(&ctx.shard, false);
         ctx.hook_yielded = true;
         return HookAction::Yield;
     }
