@@ -1,6 +1,7 @@
 //! REPLCONF, SYNC, PSYNC and WAIT: a replica's handshake with this master, and a client
-//! waiting for replicas to acknowledge its writes; REPLICAOF/SLAVEOF and ROLE. After SYNC/PSYNC the connection becomes
-//! the replica's link, served by `repl::master` on the control executor.
+//! waiting for replicas to acknowledge its writes; REPLICAOF/SLAVEOF, ROLE and FAILOVER (a
+//! master handing its role to a replica). After SYNC/PSYNC the connection becomes the
+//! replica's link, served by `repl::master` on the control executor.
 
 use std::time::{Duration, Instant};
 
@@ -73,6 +74,17 @@ pub static COMMANDS: &[CommandSpec] = &[
         "2.8.12",
         "Return the role of the instance in the context of replication",
     ),
+    CommandSpec::new(
+        "failover",
+        -1,
+        ADMIN | NOSCRIPT | STALE,
+        Handler::Async(failover),
+    )
+    .doc(
+        "server",
+        "6.2.0",
+        "Start a coordinated failover between this server and one of its replicas.",
+    ),
     CommandSpec::new("wait", 3, NOSCRIPT, Handler::Async(wait))
         .acl(&["@connection"])
         .doc(
@@ -123,11 +135,17 @@ fn replconf(c: &mut Conn, a: &Args<'_>) -> CmdResult {
     Ok(())
 }
 
-/// PSYNC <replid> <offset>: hands the connection to the master side, which answers
-/// `+CONTINUE` or `+FULLRESYNC`.
+/// PSYNC <replid> <offset> [FAILOVER]: hands the connection to the master side, which
+/// answers `+CONTINUE` or `+FULLRESYNC`. With FAILOVER (a master handing its role over with
+/// the FAILOVER command) this replica first becomes a master, if it follows `replid`.
 fn psync<'a>(c: &'a mut Conn, a: Args<'a>) -> BoxFuture<'a> {
     Box::pin(async move {
         let replid = String::from_utf8_lossy(a.get(1)).into_owned();
+        if a.len() > 3 && a.is(3, "failover") {
+            let client = crate::cmd::server::client::line_of(&c.meta);
+            crate::repl::failover::psync_failover(&c.shard, replid.clone(), client).await?;
+        }
+        refuse_while_failing_over(c).await?;
         // A bad offset asks for a full resync, as Redis's `masterTryPartialResynchronization`.
         let offset = parse_i64_strict(a.get(2)).unwrap_or(-1);
         take_over(c, Some((replid, offset)))
@@ -136,7 +154,64 @@ fn psync<'a>(c: &'a mut Conn, a: Args<'a>) -> BoxFuture<'a> {
 
 /// SYNC: the old protocol, always a full sync without the `+FULLRESYNC` line.
 fn sync<'a>(c: &'a mut Conn, _a: Args<'a>) -> BoxFuture<'a> {
-    Box::pin(async move { take_over(c, None) })
+    Box::pin(async move {
+        refuse_while_failing_over(c).await?;
+        take_over(c, None)
+    })
+}
+
+/// No replica may sync with a master handing its role over (Redis's `syncCommand`).
+async fn refuse_while_failing_over(c: &Conn) -> CmdResult {
+    if crate::repl::failover::in_progress(&c.shard).await {
+        return Err(Error::Coded(
+            "NOMASTERLINK Can't SYNC while failing over".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// FAILOVER [TO host port [FORCE]] [ABORT] [TIMEOUT ms] (Redis 7.0's `failoverCommand`).
+fn failover<'a>(c: &'a mut Conn, a: Args<'a>) -> BoxFuture<'a> {
+    Box::pin(async move {
+        if c.shard.slot_map.borrow().enabled {
+            return Err(Error::msg(
+                "FAILOVER not allowed in cluster mode. Use CLUSTER FAILOVER command instead.",
+            ));
+        }
+        if a.len() == 2 && a.is(1, "abort") {
+            crate::repl::failover::failover(&c.shard, None).await?;
+            c.out.ok();
+            return Ok(());
+        }
+        let mut request = crate::repl::failover::Request {
+            to: None,
+            timeout_ms: 0,
+            force: false,
+        };
+        let mut j = 1;
+        while j < a.len() {
+            if a.is(j, "timeout") && j + 1 < a.len() && request.timeout_ms == 0 {
+                let ms = parse_i64_strict(a.get(j + 1)).ok_or(Error::NotInteger)?;
+                if ms <= 0 {
+                    return Err(Error::msg("FAILOVER timeout must be greater than 0"));
+                }
+                request.timeout_ms = ms;
+                j += 2;
+            } else if a.is(j, "to") && j + 2 < a.len() && request.to.is_none() {
+                let port = parse_i64_strict(a.get(j + 2)).ok_or(Error::NotInteger)?;
+                request.to = Some((String::from_utf8_lossy(a.get(j + 1)).into_owned(), port));
+                j += 3;
+            } else if a.is(j, "force") && !request.force {
+                request.force = true;
+                j += 1;
+            } else {
+                return Err(Error::Syntax);
+            }
+        }
+        crate::repl::failover::failover(&c.shard, Some(request)).await?;
+        c.out.ok();
+        Ok(())
+    })
 }
 
 fn take_over(c: &mut Conn, psync: Option<(String, i64)>) -> CmdResult {

@@ -9,6 +9,7 @@
 //! keys without deleting them and runs no active expiry.
 
 pub mod backlog;
+pub mod failover;
 pub mod master;
 pub mod replica;
 
@@ -122,6 +123,8 @@ pub struct State {
     pub down_since: Option<i64>,
     pub transfer: Option<Transfer>,
     pub replicas: Vec<ReplicaEntry>,
+    /// A FAILOVER under way (`failover`).
+    pub failover: Option<failover::Failover>,
 }
 
 /// What the shards were last told (see `Repl::publish_gates`).
@@ -192,6 +195,7 @@ impl Repl {
                 down_since: None,
                 transfer: None,
                 replicas: Vec::new(),
+                failover: None,
             }),
             upcalls,
             published: Cell::new(None),
@@ -411,6 +415,9 @@ pub async fn replicaof(
     client: String,
 ) -> Result<ReplicaOf, Error> {
     on_control(shard, move |r| async move {
+        if r.state.borrow().failover.is_some() {
+            return Err(Error::msg("REPLICAOF not allowed while failing over."));
+        }
         // A chunk of the old master's stream being applied finishes first, counted.
         let _quiet = Quiet::begin(&r.shard).await;
         match to {
@@ -611,6 +618,8 @@ pub struct Info {
     pub master_repl_offset: i64,
     pub second_replid_offset: i64,
     pub backlog_size: i64,
+    /// INFO's `master_failover_state`.
+    pub failover_state: &'static str,
 }
 
 /// INFO replication's and ROLE's facts as of now.
@@ -651,6 +660,7 @@ pub async fn info(shard: &Rc<Shard>) -> Info {
             master_repl_offset: st.master_repl_offset,
             second_replid_offset: st.second_replid_offset,
             backlog_size,
+            failover_state: failover::state_name(st.failover.as_ref()),
         }
     })
     .await
@@ -714,10 +724,15 @@ pub fn render_info(i: &Info, out: &mut String) {
     }
     let _ = write!(
         out,
-        "master_failover_state:no-failover\r\nmaster_replid:{}\r\nmaster_replid2:{}\r\n\
+        "master_failover_state:{}\r\nmaster_replid:{}\r\nmaster_replid2:{}\r\n\
          master_repl_offset:{}\r\nsecond_repl_offset:{}\r\nrepl_backlog_active:0\r\n\
          repl_backlog_size:{}\r\nrepl_backlog_first_byte_offset:0\r\nrepl_backlog_histlen:0\r\n",
-        i.replid, i.replid2, i.master_repl_offset, i.second_replid_offset, i.backlog_size
+        i.failover_state,
+        i.replid,
+        i.replid2,
+        i.master_repl_offset,
+        i.second_replid_offset,
+        i.backlog_size
     );
 }
 

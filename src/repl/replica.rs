@@ -287,23 +287,34 @@ async fn session(repl: &Rc<Repl>, generation: u64, host: &str, port: u16) -> Lin
         eprintln!("(Non critical) Master does not understand REPLCONF capa: {reply}");
     }
 
-    // PSYNC: from the cached master when there is one.
+    // PSYNC: from the cached master when there is one; a master handing its role over with
+    // FAILOVER asks the target to take it first.
     let cached = repl.state.borrow().cached_master.clone();
-    let psync = match &cached {
+    let (replid, offset) = match &cached {
         Some(c) => {
             let offset = (c.reploff + 1).to_string();
             eprintln!(
                 "Trying a partial resynchronization (request {}:{offset}).",
                 c.replid
             );
-            command(&[b"PSYNC", c.replid.as_bytes(), offset.as_bytes()])
+            (c.replid.clone(), offset)
         }
         None => {
             eprintln!("Partial resynchronization not possible (no cached master)");
-            command(&[b"PSYNC", b"?", b"-1"])
+            ("?".to_string(), "-1".to_string())
         }
     };
-    link.send(&psync).await?;
+    let mut psync: Vec<&[u8]> = vec![b"PSYNC", replid.as_bytes(), offset.as_bytes()];
+    let failing_over = super::failover::psync_asks_failover(repl);
+    if failing_over {
+        psync.push(b"FAILOVER");
+    }
+    if let Err(e) = link.send(&command(&psync)).await {
+        if failing_over {
+            super::failover::abort(repl, "Write error to failover target").await;
+        }
+        return Err(e);
+    }
     let reply = loop {
         // Empty lines are keep-alives while the master prepares the sync.
         let line = link.read_line().await?;
@@ -311,6 +322,10 @@ async fn session(repl: &Rc<Repl>, generation: u64, host: &str, port: u16) -> Lin
             break line;
         }
     };
+    if failing_over {
+        let accepted = reply.starts_with("+CONTINUE") || reply.starts_with("+FULLRESYNC");
+        super::failover::psync_answered(repl, accepted).await;
+    }
     let client = if let Some(rest) = reply.strip_prefix("+FULLRESYNC") {
         let mut words = rest.split_whitespace();
         let (Some(replid), Some(offset)) = (words.next(), words.next()) else {

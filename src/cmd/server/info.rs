@@ -560,7 +560,7 @@ fn replication(s: &Snapshot, out: &mut String) {
         );
     }
     lines!(out,
-        "master_failover_state:no-failover";
+        "master_failover_state:{}", s.replica.failover_state;
         "master_replid:{}", r.replid;
         "master_replid2:{}", r.replid2;
         "master_repl_offset:{}", r.offset;
