@@ -287,3 +287,76 @@ fn failover_that_cannot_finish_is_aborted_and_writes_resume() {
         )) == "$1\r\n1\r\n"
     }));
 }
+
+/// FORCE: the named replica takes over at the timeout though it never acknowledged the last
+/// write: the master follows it, and once the replica runs again its PSYNC FAILOVER makes it
+/// the master.
+#[test]
+fn forced_failover_goes_to_a_lagging_replica_at_the_timeout() {
+    let ours = Server::start(2, &[]);
+    let stock = StockRedis::start(&[]);
+    attach(stock.port, ours.port);
+    let pid = info_field(stock.port, "server", "process_id").expect("process_id");
+    let signal = |sig: &str| {
+        let status = std::process::Command::new("kill")
+            .args([sig, &pid])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+    };
+    let mut admin = Raw::connect(ours.port);
+    assert_eq!(call(&mut admin, &["SET", "synced", "1"]), b"+OK\r\n");
+    assert!(wait_until(Duration::from_secs(5), || text(&call(
+        &mut Raw::connect(stock.port),
+        &["GET", "synced"]
+    )) == "$1\r\n1\r\n"));
+    signal("-STOP");
+    assert_eq!(call(&mut admin, &["SET", "lost", "1"]), b"+OK\r\n");
+    let port = stock.port.to_string();
+    assert_eq!(
+        call(
+            &mut admin,
+            &[
+                "FAILOVER",
+                "TO",
+                "127.0.0.1",
+                &port,
+                "FORCE",
+                "TIMEOUT",
+                "300"
+            ]
+        ),
+        b"+OK\r\n"
+    );
+    assert!(wait_until(Duration::from_secs(5), || info_field(
+        ours.port,
+        "replication",
+        "master_failover_state"
+    )
+    .as_deref()
+        == Some("failover-in-progress")));
+    assert!(ours.stderr().contains(&format!(
+        "FAILOVER to 127.0.0.1:{port} time out exceeded, failing over."
+    )));
+    signal("-CONT");
+    assert!(
+        wait_until(Duration::from_secs(15), || is_master(stock.port)
+            && follows(ours.port, stock.port)),
+        "roles did not switch"
+    );
+    assert_eq!(
+        info_field(ours.port, "replication", "master_failover_state").as_deref(),
+        Some("no-failover")
+    );
+    // The stopped replica still had the write in its socket's buffer, so here it is not
+    // lost; either way the two agree.
+    let on_stock = call(&mut Raw::connect(stock.port), &["GET", "lost"]);
+    assert!(wait_until(Duration::from_secs(5), || call(
+        &mut Raw::connect(ours.port),
+        &["GET", "lost"]
+    ) == on_stock));
+    assert_eq!(
+        call(&mut Raw::connect(ours.port), &["GET", "synced"]),
+        b"$1\r\n1\r\n"
+    );
+}
