@@ -526,6 +526,75 @@ fn a_replica_over_its_output_buffer_limit_is_dropped_and_syncs_again() {
     assert!(line.contains(" flags=S "), "{line}");
 }
 
+/// `client-output-buffer-limit replica 0 1mb <secs>`: a replica whose pending stream stays
+/// over the soft limit longer than its seconds is dropped (and syncs again); one under a
+/// soft limit with more seconds than the burst lasts is kept.
+#[test]
+fn a_replica_over_its_soft_limit_for_its_seconds_is_dropped() {
+    for (secs, dropped) in [("1", true), ("60", false)] {
+        // A snapshot of 1500 keys at 2 ms each (3 s) while a 3 MB burst waits for it.
+        let master = Server::start(
+            2,
+            &[
+                "--save",
+                "",
+                "--repl-diskless-sync-delay",
+                "0",
+                "--rdb-key-save-delay",
+                "2000",
+            ],
+        );
+        let mut m = master.raw();
+        let limit = format!("replica 0 1mb {secs}");
+        assert_eq!(
+            text(&m.call(&[
+                b"CONFIG",
+                b"SET",
+                b"client-output-buffer-limit",
+                limit.as_bytes()
+            ])),
+            "+OK\r\n"
+        );
+        for i in 0..1500 {
+            cmd(&mut m, &["SET", &format!("k{i}"), &i.to_string()]);
+        }
+        let port = master.port.to_string();
+        let stock = StockRedis::start(&["--replicaof", "127.0.0.1", &port]);
+        let mut r = Raw::connect(stock.port);
+        assert!(wait_until(Duration::from_secs(10), || {
+            info_field(&mut m, "replication", "slave0").is_some_and(|l| l.contains("wait_bgsave"))
+                && master.stderr().contains("Background RDB transfer started")
+        }));
+        let big = "x".repeat(100_000);
+        for i in 0..30 {
+            cmd(&mut m, &["SET", &format!("big{i}"), &big]);
+        }
+        let over = "for overcoming of output buffer limits.";
+        if dropped {
+            assert!(
+                wait_until(Duration::from_secs(10), || master.stderr().contains(over)),
+                "{}",
+                master.stderr()
+            );
+        }
+        assert_eq!(
+            text(&m.call(&[b"CONFIG", b"SET", b"rdb-key-save-delay", b"0"])),
+            "+OK\r\n"
+        );
+        wait_caught_up(&mut m, &mut r);
+        assert_same_keyspace(&snapshot(&mut r), &snapshot(&mut m));
+        let full: u64 = info_field(&mut m, "stats", "sync_full")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        if dropped {
+            assert!(full >= 2, "sync_full {full}");
+        } else {
+            assert_eq!(full, 1, "{}", master.stderr());
+            assert!(!master.stderr().contains(over), "{}", master.stderr());
+        }
+    }
+}
+
 #[test]
 fn output_buffer_limit_config_matches_stock() {
     let master = Server::start(1, &[]);
