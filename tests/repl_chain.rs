@@ -418,3 +418,54 @@ fn redcell_to_stock_to_redcell() {
     assert_converged(&mut nodes, incrs, pushes);
     eprintln!("redcell -> stock -> redcell: {incrs} INCRs, {pushes} RPUSHes, offset {offset}");
 }
+
+/// What a client blocked in `command` on `port` gets when that node becomes a replica of
+/// `master_port`; checks the connection is closed after it.
+fn blocked_client_on_replicaof(port: u16, master_port: u16, command: &[&str]) -> Vec<u8> {
+    let mut blocked = common::Raw::connect(port);
+    let args: Vec<&[u8]> = command.iter().map(|a| a.as_bytes()).collect();
+    blocked.send_cmd(&args);
+    let mut admin = common::connect_redis(port);
+    let shown = format!("cmd={}", command[0].to_lowercase());
+    let mut list = String::new();
+    assert!(
+        wait_until(SYNC_WITHIN, || {
+            list = redis::cmd("CLIENT")
+                .arg("LIST")
+                .query(&mut admin)
+                .expect("CLIENT LIST");
+            list.contains(&shown)
+        }),
+        "the client did not block: {list}"
+    );
+    q(
+        &mut admin,
+        &["REPLICAOF", "127.0.0.1", &master_port.to_string()],
+    );
+    let reply = blocked.read_reply();
+    blocked.expect_closed();
+    q(&mut admin, &["REPLICAOF", "NO", "ONE"]);
+    reply
+}
+
+/// REPLICAOF on a master unblocks its blocked clients with Redis's UNBLOCKED error and
+/// closes them (Redis's `disconnectAllBlockedClients`), as stock does.
+#[test]
+fn replicaof_unblocks_blocked_clients() {
+    let master = StockRedis::start(&[]);
+    let stock = StockRedis::start(&[]);
+    let ours = Server::start(2, &[]);
+    for command in [&["BLPOP", "chain:q", "0"][..], &["WAIT", "1", "0"]] {
+        let want = blocked_client_on_replicaof(stock.port, master.port, command);
+        assert_eq!(
+            String::from_utf8_lossy(&want),
+            "-UNBLOCKED force unblock from blocking operation, instance state changed (master -> replica?)\r\n"
+        );
+        let got = blocked_client_on_replicaof(ours.port, master.port, command);
+        assert_eq!(
+            String::from_utf8_lossy(&got),
+            String::from_utf8_lossy(&want),
+            "{command:?}"
+        );
+    }
+}

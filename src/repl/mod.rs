@@ -577,6 +577,9 @@ async fn set_master(r: &Rc<Repl>, addr: MasterAddr) {
         st.link = LinkState::Connect;
         st.transfer = None;
     }
+    // Clients blocked on the master's data are not served by a replica's: Redis's
+    // `disconnectAllBlockedClients`.
+    r.shard.call_all(|s| s.force_unblock_clients()).await;
     r.publish_gates().await;
     r.spawn_link();
 }
