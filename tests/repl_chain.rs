@@ -56,6 +56,8 @@ struct Writers {
     stop: Arc<AtomicBool>,
     incrs: Arc<AtomicU64>,
     pushes: Arc<AtomicU64>,
+    /// INCRs of the writer in database 5 (the stream SELECTs back and forth).
+    incrs_db5: Arc<AtomicU64>,
     threads: Vec<JoinHandle<()>>,
 }
 
@@ -64,7 +66,8 @@ impl Writers {
         let stop = Arc::new(AtomicBool::new(false));
         let incrs = Arc::new(AtomicU64::new(0));
         let pushes = Arc::new(AtomicU64::new(0));
-        let threads = (0..clients)
+        let incrs_db5 = Arc::new(AtomicU64::new(0));
+        let mut threads: Vec<JoinHandle<()>> = (0..clients)
             .map(|id| {
                 let (stop, incrs, pushes) = (stop.clone(), incrs.clone(), pushes.clone());
                 std::thread::spawn(move || {
@@ -107,16 +110,33 @@ impl Writers {
                 })
             })
             .collect();
+        {
+            let (stop, done) = (stop.clone(), incrs_db5.clone());
+            threads.push(std::thread::spawn(move || {
+                let mut c = common::connect_redis(port);
+                q(&mut c, &["SELECT", "5"]);
+                let mut n: u64 = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    q(&mut c, &["INCR", &format!("db5:{}", n % 40)]);
+                    done.fetch_add(1, Ordering::Relaxed);
+                    n += 1;
+                    if n.is_multiple_of(10) {
+                        std::thread::sleep(Duration::from_millis(1));
+                    }
+                }
+            }));
+        }
         Writers {
             stop,
             incrs,
             pushes,
+            incrs_db5,
             threads,
         }
     }
 
-    /// Stops the writers: (INCRs, RPUSHes) acknowledged.
-    fn stop(self) -> (u64, u64) {
+    /// Stops the writers: (INCRs, RPUSHes, INCRs in database 5) acknowledged.
+    fn stop(self) -> (u64, u64, u64) {
         self.stop.store(true, Ordering::Relaxed);
         for t in self.threads {
             t.join().expect("writer thread");
@@ -124,6 +144,7 @@ impl Writers {
         (
             self.incrs.load(Ordering::Relaxed),
             self.pushes.load(Ordering::Relaxed),
+            self.incrs_db5.load(Ordering::Relaxed),
         )
     }
 }
@@ -198,6 +219,29 @@ fn assert_converged(nodes: &mut [&mut redis::Connection; 3], incrs: u64, pushes:
         push_sum, pushes,
         "acknowledged RPUSHes missing at the bottom"
     );
+}
+
+/// Database 5 of the three nodes on `ports`: the same counters, holding every acknowledged
+/// INCR (a relayed stream continues in its master's database: a snapshot taken by the
+/// middle must record that database, no SELECT follows it).
+fn assert_db5_converged(ports: [u16; 3], incrs: u64) {
+    let mut sums = Vec::new();
+    for port in ports {
+        let mut c = common::connect_redis(port);
+        q(&mut c, &["SELECT", "5"]);
+        let mut sum = 0u64;
+        for k in 0..40 {
+            let v: Option<u64> = redis::cmd("GET")
+                .arg(format!("db5:{k}"))
+                .query(&mut c)
+                .expect("GET");
+            sum += v.unwrap_or(0);
+        }
+        let size: u64 = redis::cmd("DBSIZE").query(&mut c).expect("DBSIZE");
+        sums.push((sum, size));
+    }
+    assert_eq!(sums[0].0, incrs, "database 5 of the top");
+    assert!(sums.iter().all(|s| *s == sums[0]), "database 5: {sums:?}");
 }
 
 /// Cuts the middle ↔ bottom link on the middle and checks that the bottom comes back with
@@ -296,7 +340,7 @@ fn stock_to_redcell_to_stock() {
     std::thread::sleep(Duration::from_millis(500));
     cut_and_resync(&mut m, &mut b);
     std::thread::sleep(Duration::from_millis(500));
-    let (incrs, pushes) = writers.stop();
+    let (incrs, pushes, incrs5) = writers.stop();
     assert!(incrs > 0 && pushes > 0);
     // A PING from the top (every 10 s) must reach the bottom through the middle too.
     q(&mut t, &["CONFIG", "SET", "repl-ping-replica-period", "1"]);
@@ -305,6 +349,7 @@ fn stock_to_redcell_to_stock() {
     let offset = wait_same_offset(&mut nodes);
     assert!(offset > 0);
     assert_converged(&mut nodes, incrs, pushes);
+    assert_db5_converged([top.port, middle.port, bottom.port], incrs5);
     let repl = info(&mut m, "replication");
     assert!(
         field(&repl, "slave0").is_some_and(|s| s.contains("state=online")),
@@ -408,7 +453,7 @@ fn redcell_to_stock_to_redcell() {
     std::thread::sleep(Duration::from_millis(500));
     cut_and_resync(&mut m, &mut b);
     std::thread::sleep(Duration::from_millis(500));
-    let (incrs, pushes) = writers.stop();
+    let (incrs, pushes, incrs5) = writers.stop();
     assert!(incrs > 0 && pushes > 0);
     q(&mut t, &["CONFIG", "SET", "repl-ping-replica-period", "1"]);
     std::thread::sleep(Duration::from_millis(1500));
@@ -416,7 +461,97 @@ fn redcell_to_stock_to_redcell() {
     let offset = wait_same_offset(&mut nodes);
     assert!(offset > 0);
     assert_converged(&mut nodes, incrs, pushes);
+    assert_db5_converged([top.port, middle.port, bottom.port], incrs5);
     eprintln!("redcell -> stock -> redcell: {incrs} INCRs, {pushes} RPUSHes, offset {offset}");
+}
+
+/// stock → redcell → redcell with disk-based full syncs from the middle (`$<len>` framing,
+/// the file saved from the middle's cut), the bottom syncing under the writes.
+#[test]
+fn disk_sync_from_a_redcell_replica() {
+    let top = StockRedis::start(&["--repl-diskless-sync-delay", "0"]);
+    let top_port = top.port.to_string();
+    let middle = Server::start(
+        2,
+        &[
+            "--replicaof",
+            "127.0.0.1",
+            &top_port,
+            "--repl-diskless-sync",
+            "no",
+        ],
+    );
+    let mut t = top.conn();
+    let mut m = middle.conn();
+    wait_link(&mut m, "the middle");
+    let writers = Writers::start(top.port, 2);
+    std::thread::sleep(Duration::from_millis(500));
+    let middle_port = middle.port.to_string();
+    let bottom = Server::start(2, &["--replicaof", "127.0.0.1", &middle_port]);
+    let mut b = bottom.conn();
+    wait_link(&mut b, "the bottom");
+    std::thread::sleep(Duration::from_millis(500));
+    let (incrs, pushes, incrs5) = writers.stop();
+    let mut nodes = [&mut t, &mut m, &mut b];
+    wait_same_offset(&mut nodes);
+    assert_converged(&mut nodes, incrs, pushes);
+    assert_db5_converged([top.port, middle.port, bottom.port], incrs5);
+    assert!(
+        middle
+            .stderr()
+            .contains("Starting BGSAVE for SYNC with target: disk"),
+        "{}",
+        middle.stderr()
+    );
+}
+
+/// A sub-replica's full sync from a redcell replica whose master's stream is in database 5:
+/// the stream after the snapshot goes on without a SELECT, so the snapshot must say 5
+/// (`repl-stream-db`), for a stock and for a redcell sub-replica.
+#[test]
+fn sub_replica_continues_in_the_streams_database() {
+    let top = StockRedis::start(&["--repl-diskless-sync-delay", "0"]);
+    let top_port = top.port.to_string();
+    let middle = Server::start(
+        2,
+        &[
+            "--replicaof",
+            "127.0.0.1",
+            &top_port,
+            "--repl-diskless-sync-delay",
+            "0",
+        ],
+    );
+    let mut m = middle.conn();
+    wait_link(&mut m, "the middle");
+    let mut t = top.conn();
+    q(&mut t, &["SELECT", "5"]);
+    q(&mut t, &["SET", "before", "1"]);
+    let middle_port = middle.port.to_string();
+    let stock_bottom = StockRedis::start(&["--replicaof", "127.0.0.1", &middle_port]);
+    let our_bottom = Server::start(2, &["--replicaof", "127.0.0.1", &middle_port]);
+    for port in [stock_bottom.port, our_bottom.port] {
+        let mut b = common::connect_redis(port);
+        wait_link(&mut b, "a bottom");
+    }
+    q(&mut t, &["SET", "after", "2"]);
+    for port in [stock_bottom.port, our_bottom.port] {
+        let mut b = common::connect_redis(port);
+        q(&mut b, &["SELECT", "5"]);
+        let arrived = wait_until(SYNC_WITHIN, || {
+            let v: Option<String> = redis::cmd("GET").arg("after").query(&mut b).expect("GET");
+            v.is_some()
+        });
+        assert!(
+            arrived,
+            "port {port}: the write after the sync is not in database 5"
+        );
+        let size: i64 = redis::cmd("DBSIZE").query(&mut b).expect("DBSIZE");
+        assert_eq!(size, 2);
+        q(&mut b, &["SELECT", "0"]);
+        let size: i64 = redis::cmd("DBSIZE").query(&mut b).expect("DBSIZE");
+        assert_eq!(size, 0, "port {port}: database 0 got a key");
+    }
 }
 
 /// What a client blocked in `command` on `port` gets when that node becomes a replica of
