@@ -227,6 +227,11 @@ pub async fn wait(conn: &mut Conn, args: &Args<'_>, keys: &[usize], timeout_ms: 
         None if unblocked == 2 => Err(Error::Coded(
             "UNBLOCKED client unblocked via CLIENT UNBLOCK".into(),
         )),
+        None if unblocked == crate::shard::FORCE_UNBLOCK => {
+            // REPLICAOF (Redis's `disconnectAllBlockedClients`): the error, then closed.
+            conn.close_after_reply = true;
+            Err(Error::Coded(crate::shard::FORCE_UNBLOCKED.into()))
+        }
         None => {
             (op.timeout_reply)(&mut conn.out);
             Ok(())

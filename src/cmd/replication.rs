@@ -233,27 +233,40 @@ fn wait<'a>(c: &'a mut Conn, a: Args<'a>) -> BoxFuture<'a> {
         let want = parse_i64_strict(a.get(1)).ok_or(Error::NotInteger)?;
         let timeout = crate::cmd::blocking::parse_timeout_ms(a.get(2))?;
         let in_multi = c.held.is_some();
+        // None: the node became a replica meanwhile.
         let n = c
             .shard
             .call_async(c.shard.nshards, move |_| async move {
-                let Some(m) = Master::current() else { return 0 };
+                let Some(m) = Master::current() else {
+                    return Some(0);
+                };
                 let offset = m.offset_after_now().await;
                 let acked = m.acked(offset);
                 if in_multi || acked as i64 >= want {
-                    return acked;
+                    return Some(acked);
                 }
+                let was_replica = crate::repl::is_replica();
                 m.request_acks();
                 let deadline =
                     (timeout > 0).then(|| Instant::now() + Duration::from_millis(timeout));
                 loop {
                     glommio::timer::sleep(Duration::from_millis(5)).await;
+                    if !was_replica && crate::repl::is_replica() {
+                        return None;
+                    }
                     let acked = m.acked(offset);
                     if acked as i64 >= want || deadline.is_some_and(|d| Instant::now() >= d) {
-                        return acked;
+                        return Some(acked);
                     }
                 }
             })
             .await;
+        let Some(n) = n else {
+            // A blocked client when REPLICAOF turned this node into a replica (Redis's
+            // `disconnectAllBlockedClients`): the error, then closed.
+            c.close_after_reply = true;
+            return Err(Error::Coded(crate::shard::FORCE_UNBLOCKED.into()));
+        };
         c.out.int(n as i64);
         Ok(())
     })

@@ -11,6 +11,12 @@
 //! `repl-diskless-sync-delay` seconds or once `repl-diskless-sync-max-replicas` wait;
 //! otherwise it is saved to `dbfilename` and sent as `$<len>`.
 //!
+//! On a replica (chained replication, Redis's `replicationFeedStreamFromMasterStream`) the
+//! same backlog and replicas carry its master's stream instead of its journal: the link
+//! hands over each chunk once applied (`relay`), byte for byte, so the ids and offsets are
+//! the top master's; a full sync's offset is the applied offset at the cut, and its stream
+//! continues in the master's database without a SELECT.
+//!
 //! Why the stream a replica gets after a full sync continues the RDB exactly: the cut's
 //! stamp splits the merged stream (entries at or below it are in the snapshot, later ones
 //! are not), and `feed` fixes the replica's offset at that split, so the `+FULLRESYNC`
@@ -187,6 +193,12 @@ pub struct Master {
     told_refuse: Cell<bool>,
     /// A snapshot for replicas is being produced (one at a time, as Redis's child).
     sync_running: Cell<bool>,
+    /// This node is a replica: its stream is its master's, relayed byte for byte (`relay`),
+    /// and its ids are the replica side's (`Repl::state`); the journal does not feed it.
+    relaying: Cell<bool>,
+    /// Journal entries stamped at or below this were applied while this node was a replica
+    /// (its master's stream, already relayed): they are not part of its own stream.
+    skip_through: Cell<u64>,
 }
 
 thread_local! {
@@ -222,6 +234,8 @@ impl Master {
             sync_partial_err: Cell::new(0),
             told_refuse: Cell::new(refusing),
             sync_running: Cell::new(false),
+            relaying: Cell::new(false),
+            skip_through: Cell::new(0),
         });
         MASTER.with(|c| *c.borrow_mut() = Some(m.clone()));
         glommio::spawn_local(m.clone().cron()).detach();
@@ -237,12 +251,24 @@ impl Master {
         self.shard.shared.config().get_i64(name).max(0) as usize
     }
 
+    /// The ids a PSYNC is answered with, `(replid, replid2, second_replid_offset)`: this
+    /// master's own, or while relaying the replica side's (its master's history).
+    fn ids(&self) -> (String, String, i64) {
+        if self.relaying.get() {
+            if let Some(ids) = super::replica_ids() {
+                return ids;
+            }
+        }
+        let (id2, offset2) = self.replid2.borrow().clone();
+        (self.replid.borrow().clone(), id2, offset2)
+    }
+
     pub fn summary(&self) -> Summary {
         let backlog = self.backlog.borrow();
         let now = Instant::now();
-        let (replid2, second_offset) = self.replid2.borrow().clone();
+        let (replid, replid2, second_offset) = self.ids();
         Summary {
-            replid: self.replid.borrow().clone(),
+            replid,
             replid2,
             second_offset,
             offset: self.offset(),
@@ -276,7 +302,7 @@ impl Master {
             Some(b) => b.append(bytes),
             None => return,
         }
-        if bytes.is_empty() {
+        if bytes.is_empty() || self.replicas.borrow().is_empty() {
             return;
         }
         let chunk: Rc<[u8]> = Rc::from(bytes);
@@ -302,12 +328,13 @@ impl Master {
 
     /// Takes the merged entries up to `watermark` into the stream.
     fn feed(&self, batch: &[Entry], watermark: u64) {
-        if self.backlog.borrow().is_none() {
+        if self.backlog.borrow().is_none() || self.relaying.get() {
             return;
         }
         let mut out = Vec::new();
         let mut db = self.stream_db.get();
-        for e in batch {
+        let skip = self.skip_through.get();
+        for e in batch.iter().filter(|e| e.stamp > skip) {
             self.fix_cuts_before(e.stamp, &mut out, &mut db);
             journal::render(std::slice::from_ref(e), &mut db, &mut out);
         }
@@ -344,7 +371,10 @@ impl Master {
 
     /// Raw bytes into the stream outside any database (PING, REPLCONF GETACK).
     fn feed_raw(&self, argv: &[&[u8]]) {
-        if self.backlog.borrow().is_none() || self.replicas.borrow().is_empty() {
+        if self.backlog.borrow().is_none()
+            || self.replicas.borrow().is_empty()
+            || self.relaying.get()
+        {
             return;
         }
         let mut out = Vec::new();
@@ -359,6 +389,12 @@ impl Master {
             return;
         }
         let size = self.config_usize("repl-backlog-size");
+        if self.relaying.get() {
+            // A replica's history is its master's: the backlog continues it, same ids.
+            let offset = super::replica_ids_offset().unwrap_or(0);
+            *self.backlog.borrow_mut() = Some(Backlog::new(size, offset));
+            return;
+        }
         let offset = self.offset_hint();
         *self.replid.borrow_mut() = random_replid();
         *self.replid2.borrow_mut() = (super::NO_REPLID.to_string(), -1);
@@ -374,27 +410,80 @@ impl Master {
     /// A replica becomes this master (REPLICAOF NO ONE, Redis's `shiftReplicationId`): the
     /// history it followed (`old_replid` up to `offset`) continues under `new_replid`, the
     /// old id kept valid up to `offset + 1`, so that former siblings at that offset resync
-    /// partially. The backlog starts at `offset`.
+    /// partially. The relayed backlog is kept (it continues at `offset`); the sub-replicas
+    /// are dropped so that they learn the new id (they resync partially), as Redis's
+    /// `replicationUnsetMaster` does. Journal entries of the stream applied so far are not
+    /// this master's to send.
     pub fn promote(&self, new_replid: String, old_replid: String, offset: i64) {
         *self.replid.borrow_mut() = new_replid;
         *self.replid2.borrow_mut() = (old_replid, offset + 1);
+        self.relaying.set(false);
+        self.skip_through.set(journal::now_stamp());
+        self.drop_replicas(|_| true);
         let size = self.config_usize("repl-backlog-size");
-        *self.backlog.borrow_mut() = Some(Backlog::new(size, offset));
+        let mut backlog = self.backlog.borrow_mut();
+        if backlog.as_ref().is_none_or(|b| b.offset() != offset) {
+            *backlog = Some(Backlog::new(size, offset));
+        }
         self.stream_db.set(None);
         self.alone_since.set(None);
     }
 
     /// This node becomes a replica: its own history stops here. Returns its id and offset
-    /// (the cached master a partial resync with the new master may continue from). Attached
-    /// replicas are dropped and the backlog freed: redcell does not relay its master's
-    /// stream to replicas of its own (chained replication).
+    /// (the cached master a partial resync with the new master may continue from). From now
+    /// on the backlog and the replicas get the new master's stream, relayed (`relay`); as
+    /// Redis's `replicationSetMaster`, the online replicas stay attached (the sync with the
+    /// new master decides whether they must resync), those still in a full sync go.
     pub fn demote(&self) -> (String, i64) {
-        let offset = self.offset();
-        for r in self.replicas.borrow().iter() {
+        self.relaying.set(true);
+        self.drop_replicas(|r| r.state.get() != ReplicaState::Online);
+        (self.replid.borrow().clone(), self.offset())
+    }
+
+    /// A node that is a replica from start-up relays its master's stream.
+    pub fn start_relaying(&self) {
+        self.relaying.set(true);
+    }
+
+    /// The replica side received a new dataset from its master (Redis's
+    /// `replicationAttachToNewMaster`): the sub-replicas must resync and the backlog, of
+    /// the old history, goes.
+    pub fn attach_to_new_master(&self) {
+        self.drop_replicas(|_| true);
+        *self.backlog.borrow_mut() = None;
+    }
+
+    /// The replica side is in sync with its master at `offset` (after a full sync or a
+    /// partial resync): a backlog relays the stream from there. When the master's id
+    /// changed (`+CONTINUE <new id>`) the sub-replicas are dropped to learn it.
+    pub fn relay_from(&self, offset: i64, id_changed: bool) {
+        if id_changed {
+            self.drop_replicas(|_| true);
+        }
+        let size = self.config_usize("repl-backlog-size");
+        let mut backlog = self.backlog.borrow_mut();
+        if backlog.as_ref().is_none_or(|b| b.offset() != offset) {
+            if backlog.is_some() {
+                // The backlog does not end where the data is: what it holds cannot serve a
+                // sub-replica any more, nor can their streams continue.
+                self.drop_replicas(|_| true);
+            }
+            *backlog = Some(Backlog::new(size, offset));
+        }
+    }
+
+    /// Bytes of the master's stream, applied by the replica side: into the backlog and to
+    /// every sub-replica, verbatim (Redis's `replicationFeedStreamFromMasterStream`).
+    pub fn relay(&self, bytes: &[u8]) {
+        if self.relaying.get() {
+            self.append_stream(bytes);
+        }
+    }
+
+    fn drop_replicas(&self, which: impl Fn(&Replica) -> bool) {
+        for r in self.replicas.borrow().iter().filter(|r| which(r)) {
             r.drop_link();
         }
-        *self.backlog.borrow_mut() = None;
-        (self.replid.borrow().clone(), offset)
     }
 
     /// The stream's offset once every write stamped up to now is in it (WAIT's target).
@@ -446,6 +535,7 @@ impl Master {
                     b.resize(size);
                 }
             }
+            // A replica's sub-replicas get its master's PINGs, relayed (`feed_raw` skips).
             if last_ping.elapsed() >= Duration::from_secs(period) {
                 last_ping = Instant::now();
                 self.feed_raw(&[b"PING"]);
@@ -484,8 +574,10 @@ impl Master {
             match (alone, self.alone_since.get()) {
                 (true, None) => self.alone_since.set(Some(Instant::now())),
                 (false, Some(_)) => self.alone_since.set(None),
+                // Replicas never free their backlog.
                 (true, Some(t))
                     if ttl > 0
+                        && !self.relaying.get()
                         && t.elapsed() > Duration::from_secs(ttl)
                         && self.backlog.borrow_mut().take().is_some() =>
                 {
@@ -552,13 +644,8 @@ impl Master {
         };
         let name = format!("{}:{}", req.ip, req.listening_port);
         eprintln!("Replica {name} asks for synchronization");
-        if let Some(link_up) = super::replica_link_up() {
-            // Redis's words when its own link is down; a replica of a replica is not built.
-            let refusal: &[u8] = if link_up {
-                b"-ERR redcell does not serve replicas while it is a replica itself\r\n"
-            } else {
-                b"-NOMASTERLINK Can't SYNC while not connected with my master\r\n"
-            };
+        if super::replica_link_up() == Some(false) {
+            let refusal = b"-NOMASTERLINK Can't SYNC while not connected with my master\r\n";
             let (_, mut writer) = futures_lite::io::split(stream);
             let _ = writer.write_flush(refusal).await;
             let _ = writer.close().await;
@@ -663,8 +750,7 @@ impl Master {
     /// covers it; the replica is then attached (no await between: nothing is missed).
     fn try_partial(&self, req: &SyncRequest, r: &Rc<Replica>) -> Option<String> {
         let (replid, from) = req.psync.as_ref()?;
-        let ours = self.replid.borrow().clone();
-        let (id2, id2_end) = self.replid2.borrow().clone();
+        let (ours, id2, id2_end) = self.ids();
         let known = *replid == ours || (*replid == id2 && *from <= id2_end);
         if !known {
             if replid != "?" {
@@ -823,8 +909,11 @@ impl Master {
         let target = if socket { "replicas sockets" } else { "disk" };
         eprintln!("Starting BGSAVE for SYNC with target: {target}");
         // Writes after the cut must be in the journal (the first replica's sync can start
-        // before the AOF loop's next pass turns recording on).
-        crate::persist::start_recording(&self.shard).await;
+        // before the AOF loop's next pass turns recording on). A replica's sub-replicas get
+        // its master's stream instead.
+        if !self.relaying.get() {
+            crate::persist::start_recording(&self.shard).await;
+        }
         if socket {
             self.sync_to_sockets(group).await;
         } else {
@@ -832,6 +921,19 @@ impl Master {
         }
         self.sync_running.set(false);
         self.start_pending_sync();
+    }
+
+    /// A snapshot's cut for `group` was just taken, with no applier step since: as a master
+    /// their stream starts where `feed` meets the cut's stamp; relaying, at the relayed
+    /// stream's end now, which is where the replica side's data is.
+    fn cut_taken(&self, group: &[Rc<Replica>], stamp: u64) {
+        let relay_offset = self.relaying.get().then(|| self.offset());
+        for r in group {
+            match relay_offset {
+                Some(offset) => r.start.set(Some(offset)),
+                None => r.cut.set(Some(stamp)),
+            }
+        }
     }
 
     /// Waits until `feed` fixed the stream offset of every replica of `group` at its cut;
@@ -855,15 +957,15 @@ impl Master {
         if r.old_sync {
             return Vec::new();
         }
-        format!("+FULLRESYNC {} {}\r\n", self.replid.borrow(), offset).into_bytes()
+        format!("+FULLRESYNC {} {}\r\n", self.ids().0, offset).into_bytes()
     }
 
     /// A disk-based full sync: a background save to `dbfilename`, then the file as `$<len>`.
     async fn sync_to_disk(&self, group: Vec<Rc<Replica>>) {
         let cut_for = group.clone();
         let on_cut = Box::new(move |stamp| {
-            for r in &cut_for {
-                r.cut.set(Some(stamp));
+            if let Some(m) = Master::current() {
+                m.cut_taken(&cut_for, stamp);
             }
         });
         let Some(save) = crate::persist::save_for_sync(&self.shard, on_cut).await else {
@@ -903,6 +1005,7 @@ impl Master {
             master: self.clone(),
             group,
             mark: random_replid(),
+            stream_db: 0,
         };
         match crate::persist::save_to_sockets(&self.shard, &mut sink).await {
             Ok(_) => {
@@ -927,12 +1030,16 @@ struct ReplicaSockets {
     group: Vec<Rc<Replica>>,
     /// The 40 random characters after `$EOF:` and after the RDB.
     mark: String,
+    /// The database the stream after the snapshot is in: a relayed stream goes on in its
+    /// master's (no SELECT follows), a master's starts with a SELECT.
+    stream_db: i64,
 }
 
 impl crate::persist::StreamSink for ReplicaSockets {
     fn cut_taken(&mut self, stamp: u64) {
-        for r in &self.group {
-            r.cut.set(Some(stamp));
+        self.master.cut_taken(&self.group, stamp);
+        if self.master.relaying.get() {
+            self.stream_db = super::replica_stream_db();
         }
     }
 
@@ -955,10 +1062,9 @@ impl crate::persist::StreamSink for ReplicaSockets {
                 streamed: true,
             });
         }
-        // The stream after the snapshot starts with a SELECT (`fix_cuts_before`).
         Some(super::SavedPosition {
-            stream_db: 0,
-            replid: self.master.replid.borrow().clone(),
+            stream_db: self.stream_db,
+            replid: self.master.ids().0,
             offset,
         })
     }
@@ -1158,9 +1264,10 @@ pub async fn kill_replicas(shard: &Rc<Shard>, id: Option<u64>) -> usize {
         .await
 }
 
-/// Whether the merged stream is wanted for replication (a backlog exists).
+/// Whether the merged stream is wanted for replication (a master's backlog exists; a
+/// replica relays its master's stream instead).
 pub fn wants_stream() -> bool {
-    Master::current().is_some_and(|m| m.backlog.borrow().is_some())
+    Master::current().is_some_and(|m| m.backlog.borrow().is_some() && !m.relaying.get())
 }
 
 /// Feeds merged entries (from `persist::aof`'s drain) to the backlog and the replicas.

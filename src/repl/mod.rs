@@ -93,18 +93,6 @@ pub struct SavedPosition {
     pub offset: i64,
 }
 
-/// A replica attached to this node, as INFO and ROLE list it (filled by the master side).
-#[derive(Clone, Debug)]
-pub struct ReplicaEntry {
-    pub ip: String,
-    pub port: u16,
-    /// `wait_bgsave`, `send_bulk` or `online`.
-    pub state: &'static str,
-    pub ack_offset: i64,
-    /// Seconds since the last ACK (0 unless online).
-    pub lag: i64,
-}
-
 pub struct State {
     pub replid: String,
     pub replid2: String,
@@ -122,7 +110,6 @@ pub struct State {
     /// When the link last went down (None: never connected since becoming a replica).
     pub down_since: Option<i64>,
     pub transfer: Option<Transfer>,
-    pub replicas: Vec<ReplicaEntry>,
     /// A FAILOVER under way (`failover`).
     pub failover: Option<failover::Failover>,
 }
@@ -194,7 +181,6 @@ impl Repl {
                 cached_master: None,
                 down_since: None,
                 transfer: None,
-                replicas: Vec::new(),
                 failover: None,
             }),
             upcalls,
@@ -233,6 +219,9 @@ impl Repl {
         self.publish_gates().await;
         glommio::spawn_local(self.clone().cron()).detach();
         if self.state.borrow().master.is_some() {
+            if let Some(m) = master::Master::current() {
+                m.start_relaying();
+            }
             self.spawn_link();
         }
     }
@@ -384,6 +373,36 @@ fn replica_link_up() -> Option<bool> {
     Some(st.link == LinkState::Connected)
 }
 
+/// On a replica, its ids as the master side answers PSYNC with them: `(replid, replid2,
+/// second_replid_offset)` (on the control executor).
+fn replica_ids() -> Option<(String, String, i64)> {
+    let r = Repl::current()?;
+    let st = r.state.borrow();
+    st.master.as_ref()?;
+    Some((
+        st.replid.clone(),
+        st.replid2.clone(),
+        st.second_replid_offset,
+    ))
+}
+
+/// On a replica, the offset its data is at (`master_repl_offset`).
+fn replica_ids_offset() -> Option<i64> {
+    let r = Repl::current()?;
+    let st = r.state.borrow();
+    st.master.as_ref()?;
+    Some(st.master_repl_offset)
+}
+
+/// On a replica, the database its master's stream is in (a snapshot's `repl-stream-db`).
+fn replica_stream_db() -> i64 {
+    Repl::current().map_or(0, |r| {
+        let st = r.state.borrow();
+        let client = st.master_client.as_ref().or(st.cached_master.as_ref());
+        client.map_or(0, |c| c.db)
+    })
+}
+
 /// Runs `f` with the control executor's replication, from any executor.
 async fn on_control<R, F, Fut>(shard: &Rc<Shard>, f: F) -> R
 where
@@ -533,6 +552,12 @@ pub fn master_role_settled() -> bool {
 /// that was a master keeps its own id and offset as the cached master, so it can resync
 /// partially with a master that continues its history.
 async fn set_master(r: &Rc<Repl>, addr: MasterAddr) {
+    if r.state.borrow().master.is_none() && master::wants_stream() {
+        // The writes already answered are in the stream the cached master continues.
+        if let Some(m) = master::Master::current() {
+            m.offset_after_now().await;
+        }
+    }
     {
         let mut st = r.state.borrow_mut();
         let was_master = st.master.is_none();
@@ -559,6 +584,9 @@ async fn set_master(r: &Rc<Repl>, addr: MasterAddr) {
         st.link = LinkState::Connect;
         st.transfer = None;
     }
+    // Clients blocked on the master's data are not served by a replica's: Redis's
+    // `disconnectAllBlockedClients`.
+    r.shard.call_all(|s| s.force_unblock_clients()).await;
     r.publish_gates().await;
     r.spawn_link();
 }
@@ -612,7 +640,6 @@ pub struct Info {
     pub priority: i64,
     pub read_only: bool,
     pub announced: bool,
-    pub replicas: Vec<ReplicaEntry>,
     pub replid: String,
     pub replid2: String,
     pub master_repl_offset: i64,
@@ -631,8 +658,7 @@ pub async fn info(shard: &Rc<Shard>) -> Info {
         let secs = |t: Instant| t.elapsed().as_secs() as i64;
         let live = st.master_client.as_ref();
         let any = live.or(st.cached_master.as_ref());
-        // Redis shows the configured size; the master side's backlog is not part of
-        // this replica-side state yet.
+        // Redis shows the configured size.
         let backlog_size = match config.get_i64("repl-backlog-size") {
             0 => 1 << 20,
             n => n,
@@ -654,7 +680,6 @@ pub async fn info(shard: &Rc<Shard>) -> Info {
             priority: config.get_i64("replica-priority"),
             read_only: config.get_bool("replica-read-only"),
             announced: config.get_bool("replica-announced"),
-            replicas: st.replicas.clone(),
             replid: st.replid.clone(),
             replid2: st.replid2.clone(),
             master_repl_offset: st.master_repl_offset,
@@ -666,8 +691,9 @@ pub async fn info(shard: &Rc<Shard>) -> Info {
     .await
 }
 
-/// The `# Replication` section of INFO, as Redis 7.0 writes it.
-pub fn render_info(i: &Info, out: &mut String) {
+/// The `# Replication` section of INFO of a replica, as Redis 7.0 writes it: the link's
+/// fields, then its own replicas and backlog (`m`, the master side relaying its stream).
+pub fn render_info(i: &Info, m: &master::Summary, out: &mut String) {
     use std::fmt::Write;
     let role = if i.master.is_some() {
         "slave"
@@ -714,25 +740,27 @@ pub fn render_info(i: &Info, out: &mut String) {
             i.priority, i.read_only as u8, i.announced as u8
         );
     }
-    let _ = write!(out, "connected_slaves:{}\r\n", i.replicas.len());
-    for (n, s) in i.replicas.iter().enumerate() {
+    let _ = write!(out, "connected_slaves:{}\r\n", m.replicas.len());
+    for (n, (ip, port, state, offset, lag)) in m.replicas.iter().enumerate() {
         let _ = write!(
             out,
-            "slave{n}:ip={},port={},state={},offset={},lag={}\r\n",
-            s.ip, s.port, s.state, s.ack_offset, s.lag
+            "slave{n}:ip={ip},port={port},state={state},offset={offset},lag={lag}\r\n"
         );
     }
     let _ = write!(
         out,
         "master_failover_state:{}\r\nmaster_replid:{}\r\nmaster_replid2:{}\r\n\
-         master_repl_offset:{}\r\nsecond_repl_offset:{}\r\nrepl_backlog_active:0\r\n\
-         repl_backlog_size:{}\r\nrepl_backlog_first_byte_offset:0\r\nrepl_backlog_histlen:0\r\n",
+         master_repl_offset:{}\r\nsecond_repl_offset:{}\r\nrepl_backlog_active:{}\r\n\
+         repl_backlog_size:{}\r\nrepl_backlog_first_byte_offset:{}\r\nrepl_backlog_histlen:{}\r\n",
         i.failover_state,
         i.replid,
         i.replid2,
         i.master_repl_offset,
         i.second_replid_offset,
-        i.backlog_size
+        u8::from(m.backlog_active),
+        i.backlog_size,
+        m.first_byte_offset,
+        m.histlen,
     );
 }
 
@@ -760,7 +788,7 @@ mod tests {
             ..Default::default()
         };
         let mut out = String::new();
-        render_info(&info, &mut out);
+        render_info(&info, &master::Summary::default(), &mut out);
         let keys: Vec<&str> = out
             .split("\r\n")
             .filter_map(|l| l.split(':').next())
@@ -806,7 +834,7 @@ mod tests {
             ..Default::default()
         };
         let mut out = String::new();
-        render_info(&info, &mut out);
+        render_info(&info, &master::Summary::default(), &mut out);
         assert!(out.contains("master_link_status:down\r\nmaster_last_io_seconds_ago:-1\r\n"));
         assert!(out.contains("master_link_down_since_seconds:-1\r\n"));
     }

@@ -326,6 +326,8 @@ async fn session(repl: &Rc<Repl>, generation: u64, host: &str, port: u16) -> Lin
         let accepted = reply.starts_with("+CONTINUE") || reply.starts_with("+FULLRESYNC");
         super::failover::psync_answered(repl, accepted).await;
     }
+    // The master's id changed under a partial resync: the sub-replicas must learn it.
+    let mut id_changed = false;
     let client = if let Some(rest) = reply.strip_prefix("+FULLRESYNC") {
         let mut words = rest.split_whitespace();
         let (Some(replid), Some(offset)) = (words.next(), words.next()) else {
@@ -360,6 +362,7 @@ async fn session(repl: &Rc<Repl>, generation: u64, host: &str, port: u16) -> Lin
             st.second_replid_offset = st.master_repl_offset + 1;
             st.replid = new_id.to_string();
             client.replid = new_id.to_string();
+            id_changed = true;
             eprintln!("Master replication ID changed to {new_id}");
         }
         eprintln!("MASTER <-> REPLICA sync: Master accepted a Partial Resynchronization.");
@@ -384,6 +387,9 @@ async fn session(repl: &Rc<Repl>, generation: u64, host: &str, port: u16) -> Lin
             return Err("the master changed during the sync".to_string().into());
         }
         st.master_repl_offset = client.reploff;
+        if let Some(m) = super::master::Master::current() {
+            m.relay_from(client.reploff, id_changed);
+        }
         st.master_client = Some(client);
         st.transfer = None;
     }
@@ -580,6 +586,9 @@ async fn load_received(
         if repl.state.borrow().generation != generation {
             return Err("the master changed during the sync".to_string());
         }
+        if let Some(m) = super::master::Master::current() {
+            m.attach_to_new_master();
+        }
         set_loading(&shard, true).await;
         eprintln!("MASTER <-> REPLICA sync: Flushing old data");
         load::flush_all(&shard).await;
@@ -722,7 +731,7 @@ async fn apply_stream(repl: &Rc<Repl>, link: &mut Link) -> LinkResult<()> {
                             link.send(&ack(offset)).await?;
                         }
                         // GETACK's own bytes count once it is processed.
-                        advance(repl, len);
+                        advance(repl, &link.buf[link.start..link.start + len]);
                         link.start += len;
                         continue;
                     }
@@ -843,16 +852,25 @@ async fn apply(
         }
         st.master_repl_offset += ready as i64;
     }
+    // Sub-replicas get the stream as applied, byte for byte, so their offsets are ours.
+    if let Some(m) = super::master::Master::current() {
+        m.relay(&pending.bytes[..ready]);
+    }
     repl.end_apply();
     pending.bytes.drain(..ready);
     pending.ready = 0;
 }
 
-/// Counts `len` bytes processed outside the client (REPLCONF) into the offset.
-fn advance(repl: &Repl, len: usize) {
-    let mut st = repl.state.borrow_mut();
-    if let Some(c) = st.master_client.as_mut() {
-        c.reploff += len as i64;
+/// Counts `bytes` processed outside the client (REPLCONF) into the offset, and relays them.
+fn advance(repl: &Repl, bytes: &[u8]) {
+    {
+        let mut st = repl.state.borrow_mut();
+        if let Some(c) = st.master_client.as_mut() {
+            c.reploff += bytes.len() as i64;
+        }
+        st.master_repl_offset += bytes.len() as i64;
     }
-    st.master_repl_offset += len as i64;
+    if let Some(m) = super::master::Master::current() {
+        m.relay(bytes);
+    }
 }

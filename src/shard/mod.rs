@@ -405,6 +405,12 @@ pub fn eviction_time_limit_us(tenacity: i64) -> u64 {
     }
 }
 
+/// `ClientMeta::unblock` when the node turned into a replica (REPLICAOF).
+pub const FORCE_UNBLOCK: u8 = 3;
+/// What a client blocked then gets (Redis's `disconnectAllBlockedClients`).
+pub const FORCE_UNBLOCKED: &str =
+    "UNBLOCKED force unblock from blocking operation, instance state changed (master -> replica?)";
+
 /// What CLIENT LIST / CLIENT KILL need to know of a connection; the connection task updates it.
 pub struct ClientMeta {
     pub id: u64,
@@ -429,7 +435,8 @@ pub struct ClientMeta {
     pub blocked: Cell<bool>,
     pub monitor: Cell<bool>,
     /// CLIENT UNBLOCK asked this blocked client to stop waiting: 1 as if timed out, 2 with
-    /// the UNBLOCKED error (0: not asked).
+    /// the UNBLOCKED error; 3 (`FORCE_UNBLOCK`): the node became a replica, it
+    /// gets that error and is closed (0: not asked).
     pub unblock: Cell<u8>,
     /// Pub/Sub subscriptions: channels, patterns, shard channels (CLIENT LIST `sub=` ...).
     pub sub: Cell<usize>,
@@ -666,6 +673,16 @@ thread_local! {
 }
 
 impl Shard {
+    /// Every client of this executor waiting in a blocking command stops with the UNBLOCKED
+    /// error and is closed (REPLICAOF, as Redis's `disconnectAllBlockedClients`).
+    pub fn force_unblock_clients(&self) {
+        for m in self.clients.borrow().values() {
+            if m.blocked.get() && m.unblock.get() == 0 {
+                m.unblock.set(FORCE_UNBLOCK);
+            }
+        }
+    }
+
     pub fn new(
         id: usize,
         nshards: usize,

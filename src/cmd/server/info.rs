@@ -545,7 +545,7 @@ fn errorstats(s: &Snapshot, out: &mut String) {
 
 fn replication(s: &Snapshot, out: &mut String) {
     if s.replica.master.is_some() {
-        crate::repl::render_info(&s.replica, out);
+        crate::repl::render_info(&s.replica, &s.repl, out);
         return;
     }
     let r = &s.repl;
