@@ -152,7 +152,7 @@ impl Persist {
             writer = Some(self.load_aof_at_start(names).await);
         } else if let Some(path) = rdb_path {
             let drop_expired = !crate::repl::is_replica();
-            match load::load_rdb(&self.shard, &path, self.replay, drop_expired).await {
+            match load::load_rdb(&self.shard, &path, self.replay, drop_expired, false).await {
                 Ok(l) => {
                     let mut r = self.rdb.borrow_mut();
                     r.keys_loaded = l.keys;
@@ -795,8 +795,15 @@ pub async fn shutdown(shard: &Rc<Shard>, mode: ShutdownSave, force: bool) -> Err
     .await
 }
 
-/// DEBUG RELOAD [NOSAVE] [NOFLUSH]: saves, empties every database and loads the file again.
-pub async fn debug_reload(shard: &Rc<Shard>, save: bool, flush: bool) -> Result<(), Error> {
+/// DEBUG RELOAD [MERGE] [NOSAVE] [NOFLUSH]: saves, empties every database and loads the file
+/// again. A key already present replaces the old one only with MERGE; otherwise it stops
+/// the load with an error (Redis panics).
+pub async fn debug_reload(
+    shard: &Rc<Shard>,
+    save: bool,
+    flush: bool,
+    merge: bool,
+) -> Result<(), Error> {
     on_control(shard, move |p| async move {
         if save {
             p.save_now().await?;
@@ -814,7 +821,7 @@ pub async fn debug_reload(shard: &Rc<Shard>, save: bool, flush: bool) -> Result<
         }
         let path = std::path::PathBuf::from(p.shard.shared.config().get("dbfilename"));
         let drop_expired = !crate::repl::is_replica();
-        match load::load_rdb(&p.shard, &path, p.replay, drop_expired).await {
+        match load::load_rdb(&p.shard, &path, p.replay, drop_expired, merge).await {
             Ok(_) => {
                 eprintln!("DB reloaded by DEBUG RELOAD");
                 Ok(())
