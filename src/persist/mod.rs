@@ -223,7 +223,8 @@ impl Persist {
             }
         }
         if manifest.base.is_none() && manifest.incr.is_empty() {
-            if let Err(e) = aof::write_empty_base(&names, &mut manifest) {
+            let preamble = self.shard.shared.config().get_bool("aof-use-rdb-preamble");
+            if let Err(e) = aof::write_empty_base(&names, &mut manifest, preamble) {
                 fail(e);
             }
         }
@@ -342,7 +343,7 @@ impl Persist {
                 continue;
             }
             let info = self.aof_mail.info.get();
-            if info.rewrite_scheduled && info.enabled {
+            if info.rewrite_scheduled {
                 self.start_rewrite();
                 continue;
             }
@@ -715,11 +716,6 @@ pub async fn bgrewriteaof(shard: &Rc<Shard>) -> Result<Started, Error> {
             return Err(Error::msg(
                 "Background append only file rewriting already in progress",
             ));
-        }
-        if !info.enabled {
-            // Redis also rewrites with the AOF off (a base and a manifest on their own);
-            // here a rewrite is the open AOF's, so it needs the AOF on.
-            return Err(Error::msg("BGREWRITEAOF needs appendonly yes in redcell"));
         }
         if p.rdb.borrow().in_progress {
             p.set_aof_info(|i| i.rewrite_scheduled = true);
