@@ -265,9 +265,15 @@ fn redcell_on_file(dir: &TempDir, bytes: &[u8]) -> Server {
 fn redcell_refuses(bytes: &[u8]) -> (Option<i32>, String) {
     let dir = TempDir::new("rdbv-refused");
     std::fs::write(dir.file("dump.rdb"), bytes).expect("write dump.rdb");
+    redcell_refuses_in(&dir, &[])
+}
+
+/// Runs redcell in `dir` (plus `extra` settings) where it must refuse to start.
+fn redcell_refuses_in(dir: &TempDir, extra: &[&str]) -> (Option<i32>, String) {
     let port = free_port().to_string();
     let mut cmd = Command::new(BIN);
     cmd.args(["--port", &port, "--bind", "127.0.0.1", "--save", ""])
+        .args(extra)
         .current_dir(&dir.path)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -563,6 +569,40 @@ fn a_duplicated_key_stops_the_start_up_as_in_redis() {
     }
     let ours = redcell_on_file(&dir, &r.finish());
     assert_eq!(int_reply(&cmd(&mut ours.raw(), &["DBSIZE"])), 3000);
+}
+
+#[test]
+fn a_duplicated_key_in_an_aof_rdb_base_stops_the_start_up() {
+    let dir = TempDir::new("rdbv-dup-aof");
+    let mut r = Rdb::new(10);
+    r.aux("aof-base", b"1");
+    r.select(0, 2, 0);
+    r.key(0, "dup").string(b"first");
+    r.key(0, "dup").string(b"second");
+    let aof_dir = dir.path.join("appendonlydir");
+    std::fs::create_dir_all(&aof_dir).expect("mkdir");
+    std::fs::write(aof_dir.join("appendonly.aof.1.base.rdb"), r.finish()).expect("base");
+    std::fs::write(aof_dir.join("appendonly.aof.1.incr.aof"), b"").expect("incr");
+    std::fs::write(
+        aof_dir.join("appendonly.aof.manifest"),
+        "file appendonly.aof.1.base.rdb seq 1 type b\nfile appendonly.aof.1.incr.aof seq 1 type i\n",
+    )
+    .expect("manifest");
+    let (code, log) = redcell_refuses_in(&dir, &["--appendonly", "yes"]);
+    assert_eq!(code, Some(1), "{log}");
+    assert!(
+        log.contains("RDB has duplicated key 'dup' in DB 0"),
+        "{log}"
+    );
+    assert!(
+        log.contains("(appendonlydir/appendonly.aof.1.base.rdb): Duplicated key found in RDB file"),
+        "{log}"
+    );
+    let stock_log = stock_refuses(&dir.path, &["--appendonly", "yes"]);
+    assert!(
+        stock_log.contains("RDB has duplicated key 'dup' in DB 0"),
+        "{stock_log}"
+    );
 }
 
 /// DEBUG RELOAD: a key already there stops the load without MERGE (Redis panics), and
