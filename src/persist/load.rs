@@ -507,7 +507,7 @@ fn delay_key(delay: i64, nth: u64) {
     let us = match delay {
         0 => return,
         d if d > 0 => d as u64,
-        d if nth % d.unsigned_abs() == 0 => 1,
+        d if nth.is_multiple_of(d.unsigned_abs()) => 1,
         _ => return,
     };
     std::thread::sleep(Duration::from_micros(us));
