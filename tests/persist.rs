@@ -1371,6 +1371,9 @@ fn a_command_base_loads_into_stock_and_stock_s_into_redcell() {
     ];
     let want = {
         let ours = redcell_on(&dir.path, 2, &extra);
+        // The start-up base on an empty dataset: an empty `.base.aof`, as stock makes it.
+        let first = dir.path.join("appendonlydir/appendonly.aof.1.base.aof");
+        assert_eq!(std::fs::metadata(&first).expect("empty base").len(), 0);
         let mut c = ours.raw();
         fill_for_resp_base(&mut c);
         cmd(&mut c, &["BGREWRITEAOF"]);
