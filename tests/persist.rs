@@ -1179,3 +1179,259 @@ fn a_failed_aof_write_refuses_writes_until_it_succeeds_again() {
     }
     assert_eq!(text(&c.call(&[b"GET", b"after"])), "$1\r\n1\r\n");
 }
+
+/// Waits (bounded) for the running AOF rewrite to end and for `n` rewrites in all.
+fn wait_rewrites(c: &mut Raw, n: u64) {
+    assert!(
+        common::wait_until(Duration::from_secs(60), || {
+            info_field(c, "aof_rewrite_in_progress") == "0"
+                && info_field(c, "aof_rewrites") == n.to_string()
+        }),
+        "rewrite {n} did not end within a minute"
+    );
+    assert_eq!(info_field(c, "aof_last_bgrewrite_status"), "ok");
+}
+
+/// The names in an AOF directory (sorted) and its manifest's bytes.
+fn aof_dir_layout(dir: &Path) -> (Vec<String>, String) {
+    let aof_dir = dir.join("appendonlydir");
+    let mut names: Vec<String> = std::fs::read_dir(&aof_dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", aof_dir.display()))
+        .map(|e| {
+            e.expect("dir entry")
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    names.sort();
+    let manifest =
+        std::fs::read_to_string(aof_dir.join("appendonly.aof.manifest")).expect("manifest");
+    (names, manifest)
+}
+
+#[test]
+fn bgrewriteaof_with_appendonly_no_leaves_what_stock_leaves() {
+    let (ours_dir, stock_dir) = (TempDir::new("aofoff-ours"), TempDir::new("aofoff-stock"));
+    // An AOF from an earlier `appendonly yes` run (base 1, incr 1) in both directories.
+    {
+        let ours = redcell_on(
+            &ours_dir.path,
+            2,
+            &[
+                "--save",
+                "",
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "always",
+            ],
+        );
+        let mut c = ours.raw();
+        cmd(&mut c, &["SET", "old", "1"]);
+        cmd(&mut c, &["SET", "gone", "1"]);
+    }
+    copy_dir(
+        &ours_dir.path.join("appendonlydir"),
+        &stock_dir.path.join("appendonlydir"),
+    );
+    let mut layouts = Vec::new();
+    for (dir, is_stock) in [(&ours_dir, false), (&stock_dir, true)] {
+        let extra = ["--save", "", "--appendonly", "no"];
+        let (_ours, _stock, port);
+        if is_stock {
+            let s = stock_on(&dir.path, &extra);
+            port = s.port;
+            _stock = Some(s);
+            _ours = None;
+        } else {
+            let s = redcell_on(&dir.path, 2, &extra);
+            port = s.port;
+            _ours = Some(s);
+            _stock = None;
+        }
+        let mut c = Raw::connect(port);
+        cmd(&mut c, &["SET", "a", "1"]);
+        cmd(&mut c, &["DEL", "gone"]);
+        assert_eq!(
+            int_reply(&cmd(&mut c, &["DBSIZE"])),
+            1,
+            "the AOF is not loaded"
+        );
+        for n in 1..=2 {
+            assert_eq!(
+                text(&cmd(&mut c, &["BGREWRITEAOF"])),
+                "+Background append only file rewriting started\r\n"
+            );
+            wait_rewrites(&mut c, n);
+            layouts.push(aof_dir_layout(&dir.path));
+        }
+        assert_eq!(info_field(&mut c, "aof_enabled"), "0");
+    }
+    // Stock numbers its new bases from the manifest it found at start-up, as we do.
+    assert_eq!(layouts[0], layouts[2], "after the first rewrite");
+    assert_eq!(layouts[1], layouts[3], "after the second rewrite");
+    assert_eq!(
+        layouts[1],
+        (
+            vec![
+                "appendonly.aof.3.base.rdb".to_string(),
+                "appendonly.aof.manifest".to_string()
+            ],
+            "file appendonly.aof.3.base.rdb seq 3 type b\n".to_string()
+        )
+    );
+    // The directory is a whole AOF of the data at the rewrite (the old AOF was not
+    // loaded): each server starts from its own.
+    let want: Vec<&[u8]> = vec![b"$1\r\n1\r\n", b"$-1\r\n", b"$-1\r\n"];
+    let get = |port: u16| -> Vec<Vec<u8>> {
+        let mut c = Raw::connect(port);
+        ["a", "gone", "old"]
+            .iter()
+            .map(|k| cmd(&mut c, &["GET", k]))
+            .collect()
+    };
+    let extra = ["--save", "", "--appendonly", "yes"];
+    assert_eq!(get(redcell_on(&ours_dir.path, 2, &extra).port), want);
+    assert_eq!(get(stock_on(&stock_dir.path, &extra[2..]).port), want);
+    // And stock reads ours.
+    assert_eq!(get(stock_on(&ours_dir.path, &extra[2..]).port), want);
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for e in std::fs::read_dir(from).expect("read dir") {
+        let e = e.expect("entry");
+        std::fs::copy(e.path(), to.join(e.file_name())).expect("copy");
+    }
+}
+
+/// A stream as its commands can rebuild it (replayed from a command base, it has the same
+/// entries, ids, counters and groups, but no tombstones, so other node bounds, and
+/// consumers seen at the replay): rendered as text; other values as they are.
+fn logical_stream(v: Value) -> Value {
+    let Value::Stream(st) = v else { return v };
+    let mut out = format!(
+        "len {} last {:?} first {:?} maxdel {:?} added {}\n",
+        st.len(),
+        st.last_id,
+        st.first_id,
+        st.max_deleted,
+        st.entries_added
+    );
+    for node in st.nodes() {
+        for e in node.entries().filter(|e| !e.deleted) {
+            out.push_str(&format!("{:?} {:?}\n", e.id, e.fields.collect::<Vec<_>>()));
+        }
+    }
+    for (name, g) in &st.groups {
+        out.push_str(&format!(
+            "group {name:?} {:?} {} {:?}\n",
+            g.last_id,
+            g.entries_read,
+            g.pel
+                .iter()
+                .map(|(id, n)| (id, n.consumer.clone(), n.delivery_time, n.delivery_count))
+                .collect::<Vec<_>>()
+        ));
+        for (c, cons) in &g.consumers {
+            out.push_str(&format!("consumer {c:?} {:?}\n", cons.pel));
+        }
+    }
+    Value::Str(redcell::types::StrValue::from_bytes(out.as_bytes()))
+}
+
+/// Fills a server for the command-base tests: every type (streams with groups in db 0),
+/// TTLs, a function library.
+fn fill_for_resp_base(c: &mut Raw) {
+    for db in [0u64, 3] {
+        fill(c, db);
+    }
+    cmd(c, &["SELECT", "0"]);
+    // More than 64 elements: several RPUSH/SADD/ZADD/HMSET per key.
+    let mut a = vec!["RPUSH".to_string(), "l:130".into()];
+    a.extend((0..130).map(|i| format!("e{i}")));
+    cmd(c, &a.iter().map(String::as_str).collect::<Vec<_>>());
+    cmd(c, &["ZADD", "z:odd", "1.1", "a", "-0.5", "b", "1e300", "c"]);
+    cmd(c, &["FUNCTION", "LOAD", LIBRARY]);
+}
+
+#[test]
+fn a_command_base_loads_into_stock_and_stock_s_into_redcell() {
+    let dir = TempDir::new("resp-base");
+    let extra = [
+        "--save",
+        "",
+        "--appendonly",
+        "yes",
+        "--aof-use-rdb-preamble",
+        "no",
+        "--appendfsync",
+        "always",
+    ];
+    let want = {
+        let ours = redcell_on(&dir.path, 2, &extra);
+        // The start-up base on an empty dataset: an empty `.base.aof`, as stock makes it.
+        let first = dir.path.join("appendonlydir/appendonly.aof.1.base.aof");
+        assert_eq!(std::fs::metadata(&first).expect("empty base").len(), 0);
+        let mut c = ours.raw();
+        fill_for_resp_base(&mut c);
+        cmd(&mut c, &["BGREWRITEAOF"]);
+        wait_rewrites(&mut c, 1);
+        cmd(&mut c, &["SET", "after", "1"]);
+        snapshot(&mut c)
+    };
+    let (names, manifest) = aof_dir_layout(&dir.path);
+    assert_eq!(
+        manifest,
+        "file appendonly.aof.2.base.aof seq 2 type b\nfile appendonly.aof.2.incr.aof seq 2 type i\n"
+    );
+    assert!(names.contains(&"appendonly.aof.2.base.aof".to_string()));
+    let base =
+        std::fs::read(dir.path.join("appendonlydir/appendonly.aof.2.base.aof")).expect("base");
+    assert!(
+        base.starts_with(b"*3\r\n$8\r\nFUNCTION\r\n$4\r\nLOAD\r\n"),
+        "{}",
+        text(&base[..base.len().min(200)])
+    );
+    // 130 elements: 64 + 64 + 2.
+    assert_eq!(
+        base.windows(b"$5\r\nRPUSH\r\n$5\r\nl:130\r\n".len())
+            .filter(|w| w == b"$5\r\nRPUSH\r\n$5\r\nl:130\r\n")
+            .count(),
+        3
+    );
+    let check = |port: u16, what: &str, want: &BTreeMap<(u64, Vec<u8>), StockKey>| {
+        let mut c = Raw::connect(port);
+        assert_same_keyspace_with(&snapshot(&mut c), want, logical_stream);
+        assert_eq!(
+            cmd(&mut c, &["FCALL", "myfunc", "0"]),
+            b":1\r\n",
+            "{what}: the library"
+        );
+    };
+    {
+        let ours = redcell_on(&dir.path, 2, &extra);
+        check(ours.port, "redcell", &want);
+    }
+    {
+        let stock = stock_on(&dir.path, &extra);
+        check(stock.port, "stock", &want);
+    }
+    // Stock writes a command base; we load it.
+    let dir = TempDir::new("resp-base-stock");
+    let want = {
+        let stock = stock_on(&dir.path, &extra);
+        let mut c = Raw::connect(stock.port);
+        fill_for_resp_base(&mut c);
+        cmd(&mut c, &["BGREWRITEAOF"]);
+        wait_rewrites(&mut c, 1);
+        cmd(&mut c, &["SET", "after", "1"]);
+        snapshot(&mut c)
+    };
+    assert!(aof_dir_layout(&dir.path)
+        .0
+        .contains(&"appendonly.aof.2.base.aof".to_string()));
+    let ours = redcell_on(&dir.path, 2, &extra);
+    check(ours.port, "redcell on stock's", &want);
+}

@@ -6,6 +6,7 @@
 pub mod loader;
 pub mod manifest;
 pub mod reader;
+pub mod rewrite;
 pub mod writer;
 
 pub use loader::{

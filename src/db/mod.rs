@@ -721,8 +721,9 @@ impl Keyspace {
     }
 
     /// `set` for a key loaded from a snapshot, which announces nothing (`dbAddRDBLoad`).
-    pub fn load(&mut self, key: &[u8], value: Value, expire_at: i64) {
-        self.store(key, value, expire_at, 0);
+    /// Returns false if the key was already there (its value is replaced).
+    pub fn load(&mut self, key: &[u8], value: Value, expire_at: i64) -> bool {
+        self.store(key, value, expire_at, 0)
     }
 
     /// `set`; returns whether the key was created (absent, or expired and deleted first).

@@ -282,27 +282,16 @@ impl Writer {
         self.switch_at.is_some()
     }
 
-    /// A rewrite's base is written as `written`: it becomes the base, the incr files before
-    /// the cut become history and are deleted (`backgroundRewriteDoneHandler`).
-    pub fn install_base(&mut self, written: &Path, size: u64) -> Result<(), AofIoError> {
-        let name = self.manifest.new_base_file(&self.names.filename, true);
-        let path = self.names.path(&name);
-        std::fs::rename(written, &path).map_err(|e| {
-            io_err(
-                "Error trying to rename the temporary AOF base file to",
-                &path,
-                e,
-            )
-        })?;
-        self.manifest.mark_rewritten_incr_as_history(true);
-        manifest::write_manifest(&self.names.dir, &self.names.filename, &self.manifest)
-            .map_err(|e| io_err("Can't persist the AOF manifest in", &self.names.dir, e))?;
-        for old in self.manifest.take_history() {
-            let _ = std::fs::remove_file(old.path_in(&self.names.dir));
-        }
-        // Written again without the history files (`aofDelHistoryFiles`).
-        manifest::write_manifest(&self.names.dir, &self.names.filename, &self.manifest)
-            .map_err(|e| io_err("Can't persist the AOF manifest in", &self.names.dir, e))?;
+    /// A rewrite's base is written as `written` (an RDB, or commands when `!preamble`): it
+    /// becomes the base, the incr files before the cut become history and are deleted
+    /// (`backgroundRewriteDoneHandler`).
+    pub fn install_base(
+        &mut self,
+        written: &Path,
+        size: u64,
+        preamble: bool,
+    ) -> Result<(), AofIoError> {
+        install_base(&self.names, &mut self.manifest, written, preamble, true)?;
         let incr = self
             .manifest
             .incr
@@ -314,6 +303,49 @@ impl Writer {
         self.rewrite_base_size = self.current_size;
         Ok(())
     }
+}
+
+/// Makes `written` the base `manifest` lists (`backgroundRewriteDoneHandler`): a new base
+/// name, the old base and the incr files written before the cut (all of them when the AOF
+/// is off: `aof_open` false) become history, the manifest is persisted, and the history
+/// files are deleted with their lines.
+fn install_base(
+    names: &Names,
+    manifest: &mut AofManifest,
+    written: &Path,
+    preamble: bool,
+    aof_open: bool,
+) -> Result<(), AofIoError> {
+    let name = manifest.new_base_file(&names.filename, preamble);
+    let path = names.path(&name);
+    std::fs::rename(written, &path).map_err(|e| {
+        io_err(
+            "Error trying to rename the temporary AOF base file to",
+            &path,
+            e,
+        )
+    })?;
+    eprintln!(
+        "Successfully renamed the temporary AOF base file {} into {}",
+        written.file_name().map_or_else(
+            || written.display().to_string(),
+            |n| n.to_string_lossy().into_owned()
+        ),
+        String::from_utf8_lossy(&name)
+    );
+    manifest.mark_rewritten_incr_as_history(aof_open);
+    manifest::write_manifest(&names.dir, &names.filename, manifest)
+        .map_err(|e| io_err("Can't persist the AOF manifest in", &names.dir, e))?;
+    for old in manifest.take_history() {
+        eprintln!(
+            "Removing the history file {} in the background",
+            String::from_utf8_lossy(&old.name)
+        );
+        let _ = std::fs::remove_file(old.path_in(&names.dir));
+    }
+    // Written again without the history files (`aofDelHistoryFiles`).
+    manifest::write_manifest(&names.dir, &names.filename, manifest)
+        .map_err(|e| io_err("Can't persist the AOF manifest in", &names.dir, e))
 }
 
 /// Drains every executor's journal; the entries and the lowest watermark.
@@ -402,8 +434,8 @@ pub struct WriterMailbox {
     pub cut: std::cell::Cell<Option<u64>>,
     /// The switch for the last cut happened.
     pub switched: std::cell::Cell<bool>,
-    /// A rewrite's base is written (where, and its size): install it.
-    pub base_ready: std::cell::RefCell<Option<(PathBuf, u64)>>,
+    /// A rewrite's base is written (where, its size, whether an RDB): install it.
+    pub base_ready: std::cell::RefCell<Option<(PathBuf, u64, bool)>>,
     /// The outcome of installing it.
     pub installed: std::cell::RefCell<Option<Result<(), AofIoError>>>,
     pub info: std::cell::Cell<AofInfo>,
@@ -413,15 +445,23 @@ pub struct WriterMailbox {
     pub written: std::cell::Cell<u64>,
 }
 
-/// Writes an empty base (`aof-base` 1, no keys) where `writer` will look for one: the AOF's
-/// start on an empty dataset, as Redis makes it at start-up.
-pub fn write_empty_base(names: &Names, manifest: &mut AofManifest) -> Result<(), AofIoError> {
+/// Writes an empty base (`aof-base` 1, no keys; with `aof-use-rdb-preamble no` an empty
+/// `.base.aof`) where `writer` will look for one: the AOF's start on an empty dataset, as
+/// Redis makes it at start-up.
+pub fn write_empty_base(
+    names: &Names,
+    manifest: &mut AofManifest,
+    preamble: bool,
+) -> Result<(), AofIoError> {
     use crate::rdb::file_writer::{AuxFields, RdbFileWriter, RdbWriteOptions};
     std::fs::create_dir_all(&names.dir)
         .map_err(|e| io_err("Can't open or create append-only dir", &names.dir, e))?;
-    let name = manifest.new_base_file(&names.filename, true);
+    let name = manifest.new_base_file(&names.filename, preamble);
     let path = names.path(&name);
     let write = || -> std::io::Result<()> {
+        if !preamble {
+            return File::create(&path)?.sync_all();
+        }
         let mut w = RdbFileWriter::new(File::create(&path)?, RdbWriteOptions::default())?;
         w.write_aux_fields(&AuxFields {
             aof_base: true,
@@ -558,8 +598,8 @@ impl super::Persist {
                 self.aof_mail.switched.set(true);
             }
             let ready = self.aof_mail.base_ready.borrow_mut().take();
-            if let Some((path, size)) = ready {
-                *self.aof_mail.installed.borrow_mut() = Some(w.install_base(&path, size));
+            if let Some((path, size, preamble)) = ready {
+                *self.aof_mail.installed.borrow_mut() = Some(w.install_base(&path, size, preamble));
             }
             let (current, base) = (w.current_size, w.base_size);
             self.set_aof_info(|i| {
@@ -661,9 +701,25 @@ impl super::Persist {
         .detach();
     }
 
+    /// A rewrite: a snapshot cut, written as the new base (an RDB, or its commands with
+    /// `aof-use-rdb-preamble no`). With the AOF on, the writer switches incr files at the
+    /// cut and installs the base; with it off (Redis rewrites then too) the base is
+    /// installed here, alone in the manifest.
     async fn rewrite_aof(&self) -> Result<(), String> {
-        let cfg = super::rdb_file::FileConfig::from_config(&self.shard.shared.config());
-        let names = Names::from_config(&self.shard.shared.config());
+        let (cfg, names, preamble, timestamps) = {
+            let c = self.shard.shared.config();
+            (
+                super::rdb_file::FileConfig::from_config(&c),
+                Names::from_config(&c),
+                c.get_bool("aof-use-rdb-preamble"),
+                c.get_bool("aof-timestamp-enabled"),
+            )
+        };
+        let aof_on = self.aof_mail.info.get().enabled;
+        if !aof_on {
+            std::fs::create_dir_all(&names.dir)
+                .map_err(|e| io_err("Can't open or create append-only dir", &names.dir, e))?;
+        }
         let format = crate::db::SnapshotFormat {
             compression: cfg.options.compression,
             eviction: cfg.format_eviction,
@@ -671,17 +727,52 @@ impl super::Persist {
         };
         let cut = super::rdb_file::cut(&self.shard, format, self.replay.libraries).await;
         self.cuts.set(self.cuts.get() + 1);
-        self.aof_mail.switched.set(false);
-        self.aof_mail.cut.set(Some(cut.stamp));
+        if aof_on {
+            self.aof_mail.switched.set(false);
+            self.aof_mail.cut.set(Some(cut.stamp));
+        }
         let pid = std::process::id();
+        let bg = names.dir.join(format!("temp-rewriteaof-bg-{pid}.aof"));
         let target = super::rdb_file::Target {
             tmp: names.dir.join(format!("temp-rewriteaof-{pid}.aof")),
-            path: names.dir.join(format!("temp-rewriteaof-bg-{pid}.aof")),
+            path: if preamble {
+                bg.clone()
+            } else {
+                names.dir.join(format!("temp-rewriteaof-rdb-{pid}.aof"))
+            },
             aof_base: true,
         };
-        let size = super::rdb_file::write(&self.shard, &cut, &cfg, &target, |_| {})
+        let mut size = super::rdb_file::write(&self.shard, &cut, &cfg, &target, |_| {})
             .await
             .map_err(|e| e.to_string())?;
+        if !preamble {
+            let (rdb, out) = (target.path.clone(), bg.clone());
+            let opts = crate::rdb::file_reader::RdbReadOptions {
+                databases: self.shard.shared.databases as u64,
+                verify_checksum: false,
+                ..Default::default()
+            };
+            let ts = timestamps.then(|| now_ms() / 1000);
+            let r = glommio::executor()
+                .spawn_blocking(move || {
+                    let r = crate::aof::rewrite::rdb_to_commands(&rdb, &out, &opts, ts);
+                    let _ = std::fs::remove_file(&rdb);
+                    if r.is_err() {
+                        let _ = std::fs::remove_file(&out);
+                    }
+                    r
+                })
+                .await;
+            size = r.map_err(|e| format!("Error writing the AOF base: {e}"))?;
+        }
+        eprintln!("Successfully created the temporary AOF base file temp-rewriteaof-bg-{pid}.aof");
+        if !aof_on {
+            let mut manifest = manifest::read_manifest(&names.dir, &names.filename)
+                .map_err(|e| e.to_string())?
+                .unwrap_or_default();
+            return install_base(&names, &mut manifest, &bg, preamble, false);
+        }
+        let target = super::rdb_file::Target { path: bg, ..target };
         // The writer switches incr files once every entry before the cut is written.
         while !self.aof_mail.switched.get() {
             if !self.aof_mail.info.get().enabled {
@@ -690,7 +781,7 @@ impl super::Persist {
             }
             glommio::timer::sleep(Duration::from_millis(1)).await;
         }
-        *self.aof_mail.base_ready.borrow_mut() = Some((target.path.clone(), size));
+        *self.aof_mail.base_ready.borrow_mut() = Some((target.path.clone(), size, preamble));
         loop {
             if let Some(r) = self.aof_mail.installed.borrow_mut().take() {
                 return r;

@@ -152,11 +152,15 @@ pub fn rdb_path(config: &Config) -> Option<PathBuf> {
 /// `-LOADING` until this returns. An unreadable or corrupt file is an error naming it and
 /// what is wrong, in Redis's words. Keys already expired are dropped when `drop_expired`
 /// (a master; a replica keeps them for its master's DELs, as Redis's `iAmMaster` check).
+/// A key already present (twice in the file, or in the data before a DEBUG RELOAD NOFLUSH)
+/// replaces the old one when `allow_dup` (Redis's `RDBFLAGS_ALLOW_DUP`, DEBUG RELOAD MERGE
+/// only); otherwise loading stops there with Redis's "Duplicated key found in RDB file".
 pub async fn load_rdb(
     shard: &Rc<Shard>,
     path: &Path,
     replay: Replay,
     drop_expired: bool,
+    allow_dup: bool,
 ) -> Result<Loaded, String> {
     let shared = shard.shared.clone();
     let started = Instant::now();
@@ -182,11 +186,15 @@ pub async fn load_rdb(
             .spawn(move || read_file(&path, &opts, &shared.load_progress, router))
             .map_err(|e| format!("cannot start the loading thread: {e}"))?
     };
-    let keys = consume(shard, rx, None).await;
-    let (expired, repl) = reader
+    let (keys, dup) = consume(shard, rx, None, allow_dup).await;
+    let read = reader
         .join()
-        .map_err(|_| "the loading thread panicked".to_string())?
-        .map_err(|e| load_error(path, &e))?;
+        .map_err(|_| "the loading thread panicked".to_string())?;
+    // A duplicate stopped the shards first: the reader's error is only its consequence.
+    if let Some(dup) = dup {
+        return Err(dup.render(path));
+    }
+    let (expired, repl) = read.map_err(|e| load_error(path, &e))?;
     let loaded = Loaded {
         keys,
         expired,
@@ -253,11 +261,18 @@ pub async fn load_aof(
             })
             .map_err(|e| format!("cannot start the loading thread: {e}"))?
     };
-    let keys = consume(shard, rx, Some((replay.client)(shard.clone()))).await;
-    let outcome = reader
+    let (keys, dup) = consume(shard, rx, Some((replay.client)(shard.clone())), false).await;
+    let read = reader
         .join()
-        .map_err(|_| "the loading thread panicked".to_string())?
-        .map_err(|e| e.to_string())?;
+        .map_err(|_| "the loading thread panicked".to_string())?;
+    if let Some(dup) = dup {
+        let base = manifest
+            .base
+            .as_ref()
+            .map_or_else(|| names.dir.clone(), |b| b.path_in(&names.dir));
+        return Err(dup.render(&base));
+    }
+    let outcome = read.map_err(|e| e.to_string())?;
     if let Some(t) = &outcome.truncated {
         let name = t.file.display_name();
         eprintln!("!!! Warning: short read while loading the AOF file {name}!!!");
@@ -492,7 +507,7 @@ fn delay_key(delay: i64, nth: u64) {
     let us = match delay {
         0 => return,
         d if d > 0 => d as u64,
-        d if nth % d.unsigned_abs() == 0 => 1,
+        d if nth.is_multiple_of(d.unsigned_abs()) => 1,
         _ => return,
     };
     std::thread::sleep(Duration::from_micros(us));
@@ -538,13 +553,35 @@ pub struct Replay {
     pub load_library: fn(&[u8]) -> Result<(), String>,
 }
 
+/// A key the file holds twice (or that was there before the load), as Redis reports it.
+pub struct Duplicate {
+    db: usize,
+    key: Vec<u8>,
+}
+
+impl Duplicate {
+    /// Redis's two lines (`rdbLoadRioWithLoadingCtx`'s warning, then its panic message),
+    /// with the file named.
+    fn render(&self, path: &Path) -> String {
+        format!(
+            "RDB has duplicated key '{}' in DB {}\nFatal error loading the DB ({}): Duplicated key found in RDB file",
+            String::from_utf8_lossy(&self.key),
+            self.db,
+            path.display()
+        )
+    }
+}
+
 /// Takes the reader's messages in order: keys go to their shards (all shards at once),
-/// commands run through `replayer`. Returns the keys inserted.
+/// commands run through `replayer`. Returns the keys inserted and, unless `allow_dup`, the
+/// first key found already present: loading stops there (the reader sees the channel
+/// closed and stops too).
 async fn consume(
     shard: &Rc<Shard>,
     rx: Receiver<LoadMsg>,
     mut replayer: Option<Box<dyn Replayer>>,
-) -> u64 {
+    allow_dup: bool,
+) -> (u64, Option<Duplicate>) {
     let mut keys = 0;
     loop {
         let msg = match rx.try_recv() {
@@ -554,7 +591,7 @@ async fn consume(
                 glommio::timer::sleep(Duration::from_micros(200)).await;
                 continue;
             }
-            Err(TryRecvError::Disconnected) => return keys,
+            Err(TryRecvError::Disconnected) => return (keys, None),
         };
         match msg {
             LoadMsg::Keys(batch) => {
@@ -567,12 +604,16 @@ async fn consume(
                     let shard = shard.clone();
                     calls.push(glommio::spawn_local(async move {
                         shard
-                            .call_data(id, move |_, d: &mut ShardData| insert(d, items))
+                            .call_data(id, move |_, d: &mut ShardData| insert(d, items, allow_dup))
                             .await
                     }));
                 }
+                let mut dup = None;
                 for c in calls {
-                    c.await;
+                    dup = dup.or(c.await);
+                }
+                if dup.is_some() {
+                    return (keys, dup);
                 }
             }
             LoadMsg::Commands(bytes) => {
@@ -584,11 +625,18 @@ async fn consume(
     }
 }
 
-/// Puts loaded keys in place. A key the file holds twice keeps its last value, as a later
-/// `RESTORE ... REPLACE` would.
-fn insert(data: &mut ShardData, items: Vec<Item>) {
+/// Puts loaded keys in place. A key already present is replaced when `allow_dup`;
+/// otherwise the first one stops the batch and is returned.
+fn insert(data: &mut ShardData, items: Vec<Item>, allow_dup: bool) -> Option<Duplicate> {
     for it in items {
         let at = it.expire_ms.unwrap_or(crate::db::NO_EXPIRE);
-        data.db(it.db).load(&it.key, it.value, at);
+        // One lookup: a duplicate has replaced the old value, but loading stops anyway.
+        if !data.db(it.db).load(&it.key, it.value, at) && !allow_dup {
+            return Some(Duplicate {
+                db: it.db,
+                key: it.key,
+            });
+        }
     }
+    None
 }

@@ -152,7 +152,7 @@ impl Persist {
             writer = Some(self.load_aof_at_start(names).await);
         } else if let Some(path) = rdb_path {
             let drop_expired = !crate::repl::is_replica();
-            match load::load_rdb(&self.shard, &path, self.replay, drop_expired).await {
+            match load::load_rdb(&self.shard, &path, self.replay, drop_expired, false).await {
                 Ok(l) => {
                     let mut r = self.rdb.borrow_mut();
                     r.keys_loaded = l.keys;
@@ -223,7 +223,8 @@ impl Persist {
             }
         }
         if manifest.base.is_none() && manifest.incr.is_empty() {
-            if let Err(e) = aof::write_empty_base(&names, &mut manifest) {
+            let preamble = self.shard.shared.config().get_bool("aof-use-rdb-preamble");
+            if let Err(e) = aof::write_empty_base(&names, &mut manifest, preamble) {
                 fail(e);
             }
         }
@@ -342,7 +343,7 @@ impl Persist {
                 continue;
             }
             let info = self.aof_mail.info.get();
-            if info.rewrite_scheduled && info.enabled {
+            if info.rewrite_scheduled {
                 self.start_rewrite();
                 continue;
             }
@@ -716,11 +717,6 @@ pub async fn bgrewriteaof(shard: &Rc<Shard>) -> Result<Started, Error> {
                 "Background append only file rewriting already in progress",
             ));
         }
-        if !info.enabled {
-            // Redis also rewrites with the AOF off (a base and a manifest on their own);
-            // here a rewrite is the open AOF's, so it needs the AOF on.
-            return Err(Error::msg("BGREWRITEAOF needs appendonly yes in redcell"));
-        }
         if p.rdb.borrow().in_progress {
             p.set_aof_info(|i| i.rewrite_scheduled = true);
             return Ok(Started::Scheduled);
@@ -795,8 +791,15 @@ pub async fn shutdown(shard: &Rc<Shard>, mode: ShutdownSave, force: bool) -> Err
     .await
 }
 
-/// DEBUG RELOAD [NOSAVE] [NOFLUSH]: saves, empties every database and loads the file again.
-pub async fn debug_reload(shard: &Rc<Shard>, save: bool, flush: bool) -> Result<(), Error> {
+/// DEBUG RELOAD [MERGE] [NOSAVE] [NOFLUSH]: saves, empties every database and loads the file
+/// again. A key already present replaces the old one only with MERGE; otherwise it stops
+/// the load with an error (Redis panics).
+pub async fn debug_reload(
+    shard: &Rc<Shard>,
+    save: bool,
+    flush: bool,
+    merge: bool,
+) -> Result<(), Error> {
     on_control(shard, move |p| async move {
         if save {
             p.save_now().await?;
@@ -814,7 +817,7 @@ pub async fn debug_reload(shard: &Rc<Shard>, save: bool, flush: bool) -> Result<
         }
         let path = std::path::PathBuf::from(p.shard.shared.config().get("dbfilename"));
         let drop_expired = !crate::repl::is_replica();
-        match load::load_rdb(&p.shard, &path, p.replay, drop_expired).await {
+        match load::load_rdb(&p.shard, &path, p.replay, drop_expired, merge).await {
             Ok(_) => {
                 eprintln!("DB reloaded by DEBUG RELOAD");
                 Ok(())

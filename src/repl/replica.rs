@@ -593,7 +593,7 @@ async fn load_received(
         eprintln!("MASTER <-> REPLICA sync: Flushing old data");
         load::flush_all(&shard).await;
         eprintln!("MASTER <-> REPLICA sync: Loading DB in memory");
-        let loaded = load::load_rdb(&shard, tmp, repl.upcalls.replay, false).await;
+        let loaded = load::load_rdb(&shard, tmp, repl.upcalls.replay, false, false).await;
         set_loading(&shard, false).await;
         match loaded {
             Ok(l) => {

@@ -268,13 +268,15 @@ pub fn debug<'a>(c: &'a mut Conn, a: Args<'a>) -> BoxFuture<'a> {
         } else if a.len() == 3 && sub.eq_ignore_ascii_case(b"journal") {
             journal(c, a.get(2)).await?;
         } else if sub.eq_ignore_ascii_case(b"reload") {
-            let (mut save, mut flush) = (true, true);
+            let (mut save, mut flush, mut merge) = (true, true, false);
             for opt in a.rest(2) {
                 if opt.eq_ignore_ascii_case(b"nosave") {
                     save = false;
                 } else if opt.eq_ignore_ascii_case(b"noflush") {
                     flush = false;
-                } else if !opt.eq_ignore_ascii_case(b"merge") {
+                } else if opt.eq_ignore_ascii_case(b"merge") {
+                    merge = true;
+                } else {
                     return Err(Error::msg(
                         "DEBUG RELOAD only supports the MERGE, NOFLUSH and NOSAVE options.",
                     ));
@@ -286,7 +288,7 @@ pub fn debug<'a>(c: &'a mut Conn, a: Args<'a>) -> BoxFuture<'a> {
                     "DEBUG RELOAD cannot run inside MULTI in redcell",
                 ));
             }
-            crate::persist::debug_reload(&c.shard, save, flush).await?;
+            crate::persist::debug_reload(&c.shard, save, flush, merge).await?;
             c.out.ok();
         } else {
             return Err(Error::subcommand_syntax(sub, "DEBUG"));
