@@ -18,10 +18,12 @@
 # The master runs on SERVER_CPU, memtier and the replica share LOAD_CPU. The stock master
 # keeps Redis 7.0's diskless sync but without its 5 s wait for more replicas
 # (--repl-diskless-sync-delay 0); redcell's sync sends the RDB written to disk.
+# REPLICA=redcell makes the replicas redcell (--shards 1) instead of stock: with it the two
+# masters give redcell->redcell and stock->redcell.
 #
 # Environment (defaults in brackets):
 #   REDCELL_BIN  [<repo>/target/release/redcell-server]   REDIS_BIN [redis-server]
-#   KEYS [1000000]  DATA_SIZE [100]  DURATION [20]  ROUNDS [2]  SHARDS [1]
+#   KEYS [1000000]  DATA_SIZE [100]  DURATION [20]  ROUNDS [2]  SHARDS [1]  REPLICA [stock]
 #   SERVER_CPU [0]  LOAD_CPU [1]  OUT_DIR [<repo>/perf/out]
 set -euo pipefail
 
@@ -34,6 +36,7 @@ DATA_SIZE=${DATA_SIZE:-100}
 DURATION=${DURATION:-20}
 ROUNDS=${ROUNDS:-2}
 SHARDS=${SHARDS:-1}
+REPLICA=${REPLICA:-stock}
 SERVER_CPU=${SERVER_CPU:-0}
 LOAD_CPU=${LOAD_CPU:-1}
 OUT_DIR=${OUT_DIR:-$REPO_ROOT/perf/out}
@@ -79,8 +82,12 @@ start_replica() {  # dir master-port -> REPLICA_PID, REPLICA_PORT
   local dir=$1 mp=$2
   mkdir -p "$dir"
   REPLICA_PORT=$(port)
-  taskset -c "$LOAD_CPU" "$REDIS_BIN" --port "$REPLICA_PORT" --bind 127.0.0.1 --save '' \
-    --appendonly no --dir "$dir" --replicaof 127.0.0.1 "$mp" >"$dir/replica.log" 2>&1 &
+  case $REPLICA in
+    redcell) taskset -c "$LOAD_CPU" "$REDCELL_BIN" --port "$REPLICA_PORT" --shards 1 --save '' \
+               --dir "$dir" --replicaof 127.0.0.1 "$mp" >"$dir/replica.log" 2>&1 & ;;
+    *) taskset -c "$LOAD_CPU" "$REDIS_BIN" --port "$REPLICA_PORT" --bind 127.0.0.1 --save '' \
+         --appendonly no --dir "$dir" --replicaof 127.0.0.1 "$mp" >"$dir/replica.log" 2>&1 & ;;
+  esac
   REPLICA_PID=$!
   PIDS+=("$REPLICA_PID")
   wait_ping "$REPLICA_PORT" "$REPLICA_PID" "$dir/replica.log"
@@ -104,6 +111,7 @@ totals() {  # memtier output -> "ops p99 p99.9"
   awk '/^Totals/{print $2, $(NF-2), $(NF-1)}' "$1"
 }
 
+echo "replicas: $REPLICA"
 printf '%-8s %5s | %10s %7s %7s | %10s %7s %7s %5s %7s | %10s %8s\n' master round \
   ops/s p99 p99.9 ops/s p99 p99.9 syncs sync_s stream/s catchup_s
 for ((round = 1; round <= ROUNDS; round++)); do
