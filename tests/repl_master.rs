@@ -420,6 +420,64 @@ fn replicas_arriving_within_the_delay_share_one_streamed_snapshot() {
     }
 }
 
+/// A replica asking for a full sync while a disk-based one is saved joins it (Redis's
+/// "Waiting for end of BGSAVE for SYNC"): one save serves both, the second gets the writes
+/// made since the first's cut, and both end equal to the master.
+#[test]
+fn a_replica_arriving_during_a_disk_sync_joins_it() {
+    // 2000 keys at 1 ms each: a save of about 2 s.
+    let master = Server::start(
+        2,
+        &[
+            "--save",
+            "",
+            "--repl-diskless-sync",
+            "no",
+            "--rdb-key-save-delay",
+            "1000",
+        ],
+    );
+    let mut m = master.raw();
+    for i in 0..2000 {
+        cmd(&mut m, &["SET", &format!("k{i}"), &i.to_string()]);
+    }
+    let port = master.port.to_string();
+    let a = StockRedis::start(&["--replicaof", "127.0.0.1", &port]);
+    assert!(wait_until(Duration::from_secs(10), || master
+        .stderr()
+        .contains("Starting BGSAVE for SYNC with target: disk")));
+    // Written after the first replica's cut: the joiner must get them from the stream.
+    for i in 0..50 {
+        cmd(&mut m, &["SET", &format!("during{i}"), &i.to_string()]);
+    }
+    let b = StockRedis::start(&["--replicaof", "127.0.0.1", &port]);
+    assert!(
+        wait_until(Duration::from_secs(10), || master
+            .stderr()
+            .contains("Waiting for end of BGSAVE for SYNC")),
+        "{}",
+        master.stderr()
+    );
+    let (mut ra, mut rb) = (Raw::connect(a.port), Raw::connect(b.port));
+    wait_link_up(&mut ra, &a);
+    wait_link_up(&mut rb, &b);
+    cmd(&mut m, &["SET", "after", "sync"]);
+    assert_eq!(text(&m.call(&[b"WAIT", b"2", b"5000"])), ":2\r\n");
+    let want = snapshot(&mut m);
+    assert_same_keyspace(&snapshot(&mut ra), &want);
+    assert_same_keyspace(&snapshot(&mut rb), &want);
+    let ours = master.stderr();
+    assert_eq!(
+        ours.matches("Starting BGSAVE for SYNC").count(),
+        1,
+        "{ours}"
+    );
+    assert_eq!(
+        info_field(&mut m, "stats", "sync_full").as_deref(),
+        Some("2")
+    );
+}
+
 #[test]
 fn diskless_sync_starts_once_max_replicas_wait() {
     // A delay longer than the test: only the replica count can start the snapshot.

@@ -193,6 +193,8 @@ pub struct Master {
     told_refuse: Cell<bool>,
     /// A snapshot for replicas is being produced (one at a time, as Redis's child).
     sync_running: Cell<bool>,
+    /// The disk-based sync being saved, which later replicas may join (`attach_to_disk_sync`).
+    disk_sync: RefCell<Option<DiskSync>>,
     /// This node is a replica: its stream is its master's, relayed byte for byte (`relay`),
     /// and its ids are the replica side's (`Repl::state`); the journal does not feed it.
     relaying: Cell<bool>,
@@ -234,6 +236,7 @@ impl Master {
             sync_partial_err: Cell::new(0),
             told_refuse: Cell::new(refusing),
             sync_running: Cell::new(false),
+            disk_sync: RefCell::new(None),
             relaying: Cell::new(false),
             skip_through: Cell::new(0),
         });
@@ -792,6 +795,9 @@ impl Master {
         writer: &mut W,
         name: &str,
     ) -> Option<bool> {
+        if self.sync_running.get() {
+            self.attach_to_disk_sync(r);
+        }
         self.start_pending_sync();
         let mut streamed = false;
         let mut keepalive_due = Instant::now() + Duration::from_secs(1);
@@ -904,6 +910,43 @@ impl Master {
         glommio::spawn_local(self.clone().run_sync(waiting, socket)).detach();
     }
 
+    /// A replica asking for a full sync while a disk-based one is saved joins it, as Redis
+    /// 7.0's `syncCommand` attaches a replica to a BGSAVE whose replicas it can take the file
+    /// of (same `rdb-only`, and it understands every capability theirs use): its stream
+    /// starts at that sync's offset, with what the backlog holds since. One that cannot (a
+    /// streamed sync runs, or the backlog lost the start) waits for the next snapshot.
+    fn attach_to_disk_sync(&self, r: &Rc<Replica>) {
+        let disk_sync = self.disk_sync.borrow();
+        let model = disk_sync
+            .as_ref()
+            .and_then(|ds| ds.group.borrow().first().cloned());
+        let compatible =
+            model.is_some_and(|m| m.rdb_only == r.rdb_only && (r.capa_eof || !m.capa_eof));
+        let joined = disk_sync.as_ref().filter(|_| compatible).and_then(|ds| {
+            let bytes = self.backlog.borrow().as_ref()?.since(ds.offset + 1)?;
+            Some((ds, bytes))
+        });
+        let Some((ds, bytes)) = joined else {
+            eprintln!(
+                "Can't attach the replica to the current BGSAVE. Waiting for next BGSAVE for SYNC"
+            );
+            return;
+        };
+        // No await from reading the backlog to here: nothing appended is missed.
+        r.start.set(Some(ds.offset));
+        r.ack_offset.set(ds.offset);
+        r.in_snapshot.set(true);
+        if !bytes.is_empty() {
+            r.push(Rc::from(bytes));
+        }
+        r.send_bulk(Bulk::Begin {
+            preamble: self.fullresync_line(r, ds.offset),
+            streamed: false,
+        });
+        ds.group.borrow_mut().push(r.clone());
+        eprintln!("Waiting for end of BGSAVE for SYNC");
+    }
+
     /// One snapshot for `group`, streamed to their sockets or saved to disk.
     async fn run_sync(self: Rc<Self>, group: Vec<Rc<Replica>>, socket: bool) {
         let target = if socket { "replicas sockets" } else { "disk" };
@@ -983,15 +1026,23 @@ impl Master {
                 streamed: false,
             });
         }
-        match save.await {
+        // From here replicas arriving may take the same file.
+        let group = Rc::new(RefCell::new(group));
+        *self.disk_sync.borrow_mut() = Some(DiskSync {
+            group: group.clone(),
+            offset,
+        });
+        let saved = save.await;
+        *self.disk_sync.borrow_mut() = None;
+        match saved {
             Some(Ok(path)) => {
-                for r in &group {
+                for r in group.borrow().iter() {
                     r.send_bulk(Bulk::File(path.clone()));
                 }
             }
             _ => {
                 eprintln!("SYNC failed. BGSAVE child returned an error");
-                for r in &group {
+                for r in group.borrow().iter() {
                     r.drop_link();
                 }
             }
@@ -1022,6 +1073,13 @@ impl Master {
             }
         }
     }
+}
+
+/// A disk-based full sync being saved: its replicas (joined by later ones) and the stream
+/// offset their streams start at.
+struct DiskSync {
+    group: Rc<RefCell<Vec<Rc<Replica>>>>,
+    offset: i64,
 }
 
 /// The replicas a streamed snapshot goes to (`persist::save_to_sockets`'s sink).
