@@ -571,10 +571,13 @@ fn push_dels(unit: &mut Unit, expired: Vec<(u64, usize, Box<[u8]>)>) {
     }
 }
 
+/// A keyspace event waiting to be published: database, event name, key.
+type HeldEvent = (usize, Box<str>, Box<[u8]>);
+
 thread_local! {
     /// The keyspace events of a script run that may still have to start again holding every
     /// shard (`cmd::scripting`): its reads' `keymiss` events must not be announced twice.
-    static HELD_EVENTS: std::cell::RefCell<Option<Vec<(usize, Box<str>, Box<[u8]>)>>> =
+    static HELD_EVENTS: std::cell::RefCell<Option<Vec<HeldEvent>>> =
         const { std::cell::RefCell::new(None) };
 }
 
