@@ -83,6 +83,19 @@ fn counting_writer(
     })
 }
 
+/// A function sending a signal (`-STOP`, `-CONT`) to the redis-server on `port` (its pid is
+/// read now, while it still answers).
+fn signaller(port: u16) -> impl Fn(&str) {
+    let pid = info_field(port, "server", "process_id").expect("process_id");
+    move |sig| {
+        let status = std::process::Command::new("kill")
+            .args([sig, &pid])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+    }
+}
+
 /// Runs a FAILOVER from `master` to its only replica `replica` under a counting writer and
 /// checks the outcome from both sides.
 fn fail_over_under_writes(master: u16, replica: u16) {
@@ -225,14 +238,7 @@ fn failover_that_cannot_finish_is_aborted_and_writes_resume() {
     let ours = Server::start(2, &[]);
     let stock = StockRedis::start(&[]);
     attach(stock.port, ours.port);
-    let pid = info_field(stock.port, "server", "process_id").expect("process_id");
-    let signal = |sig: &str| {
-        let status = std::process::Command::new("kill")
-            .args([sig, &pid])
-            .status()
-            .expect("kill");
-        assert!(status.success());
-    };
+    let signal = signaller(stock.port);
     signal("-STOP");
     let mut admin = Raw::connect(ours.port);
     // A write after the stop leaves the replica behind for good.
@@ -296,14 +302,7 @@ fn forced_failover_goes_to_a_lagging_replica_at_the_timeout() {
     let ours = Server::start(2, &[]);
     let stock = StockRedis::start(&[]);
     attach(stock.port, ours.port);
-    let pid = info_field(stock.port, "server", "process_id").expect("process_id");
-    let signal = |sig: &str| {
-        let status = std::process::Command::new("kill")
-            .args([sig, &pid])
-            .status()
-            .expect("kill");
-        assert!(status.success());
-    };
+    let signal = signaller(stock.port);
     let mut admin = Raw::connect(ours.port);
     assert_eq!(call(&mut admin, &["SET", "synced", "1"]), b"+OK\r\n");
     assert!(wait_until(Duration::from_secs(5), || text(&call(

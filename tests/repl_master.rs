@@ -518,9 +518,10 @@ fn diskless_sync_starts_once_max_replicas_wait() {
     );
 }
 
-#[test]
-fn a_replica_over_its_output_buffer_limit_is_dropped_and_syncs_again() {
-    // A slow snapshot (Redis's testing knob) while a burst larger than the limit is written.
+/// A master with `client-output-buffer-limit` `limit` whose snapshot of `keys` keys takes
+/// 2 ms per key, a stock replica in its full sync, and 3 MB written meanwhile: (master,
+/// replica, a master connection, a replica connection).
+fn burst_during_slow_sync(limit: &str, keys: usize) -> (Server, StockRedis, Raw, Raw) {
     let master = Server::start(
         2,
         &[
@@ -538,25 +539,30 @@ fn a_replica_over_its_output_buffer_limit_is_dropped_and_syncs_again() {
             b"CONFIG",
             b"SET",
             b"client-output-buffer-limit",
-            b"replica 1mb 0 0"
+            limit.as_bytes()
         ])),
         "+OK\r\n"
     );
-    for i in 0..300 {
+    for i in 0..keys {
         cmd(&mut m, &["SET", &format!("k{i}"), &i.to_string()]);
     }
     let port = master.port.to_string();
     let stock = StockRedis::start(&["--replicaof", "127.0.0.1", &port]);
-    let mut r = Raw::connect(stock.port);
+    let r = Raw::connect(stock.port);
     assert!(wait_until(Duration::from_secs(10), || {
         info_field(&mut m, "replication", "slave0").is_some_and(|l| l.contains("wait_bgsave"))
             && master.stderr().contains("Background RDB transfer started")
     }));
-    // 3 MB while the snapshot (300 keys, 0.6 s) is sent.
     let big = "x".repeat(100_000);
     for i in 0..30 {
         cmd(&mut m, &["SET", &format!("big{i}"), &big]);
     }
+    (master, stock, m, r)
+}
+
+#[test]
+fn a_replica_over_its_output_buffer_limit_is_dropped_and_syncs_again() {
+    let (master, _stock, mut m, mut r) = burst_during_slow_sync("replica 1mb 0 0", 300);
     assert!(
         wait_until(Duration::from_secs(10), || master
             .stderr()
@@ -590,43 +596,9 @@ fn a_replica_over_its_output_buffer_limit_is_dropped_and_syncs_again() {
 #[test]
 fn a_replica_over_its_soft_limit_for_its_seconds_is_dropped() {
     for (secs, dropped) in [("1", true), ("60", false)] {
-        // A snapshot of 1500 keys at 2 ms each (3 s) while a 3 MB burst waits for it.
-        let master = Server::start(
-            2,
-            &[
-                "--save",
-                "",
-                "--repl-diskless-sync-delay",
-                "0",
-                "--rdb-key-save-delay",
-                "2000",
-            ],
-        );
-        let mut m = master.raw();
+        // A snapshot of 1500 keys at 2 ms each (3 s) while the burst waits for it.
         let limit = format!("replica 0 1mb {secs}");
-        assert_eq!(
-            text(&m.call(&[
-                b"CONFIG",
-                b"SET",
-                b"client-output-buffer-limit",
-                limit.as_bytes()
-            ])),
-            "+OK\r\n"
-        );
-        for i in 0..1500 {
-            cmd(&mut m, &["SET", &format!("k{i}"), &i.to_string()]);
-        }
-        let port = master.port.to_string();
-        let stock = StockRedis::start(&["--replicaof", "127.0.0.1", &port]);
-        let mut r = Raw::connect(stock.port);
-        assert!(wait_until(Duration::from_secs(10), || {
-            info_field(&mut m, "replication", "slave0").is_some_and(|l| l.contains("wait_bgsave"))
-                && master.stderr().contains("Background RDB transfer started")
-        }));
-        let big = "x".repeat(100_000);
-        for i in 0..30 {
-            cmd(&mut m, &["SET", &format!("big{i}"), &big]);
-        }
+        let (master, _stock, mut m, mut r) = burst_during_slow_sync(&limit, 1500);
         let over = "for overcoming of output buffer limits.";
         if dropped {
             assert!(
