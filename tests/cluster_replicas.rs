@@ -665,11 +665,15 @@ fn counting_writer(entry: Vec<u16>, keys: Vec<String>, wait: bool) -> CountingWr
                 if !wait {
                     return Ok(true);
                 }
-                redis::cmd("WAIT")
-                    .arg(1)
-                    .arg(2000)
-                    .query::<i64>(c)
-                    .map(|n| n >= 1)
+                match redis::cmd("WAIT").arg(1).arg(2000).query::<i64>(c) {
+                    Ok(n) => Ok(n >= 1),
+                    // Demoted between the write and its WAIT: not confirmed (Redis answers
+                    // the same on a replica).
+                    Err(e) if e.to_string().contains("WAIT cannot be used with replica") => {
+                        Ok(false)
+                    }
+                    Err(e) => Err(e),
+                }
             });
             match confirmed {
                 Ok(ok) => {

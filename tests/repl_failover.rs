@@ -174,7 +174,7 @@ fn stock_master_fails_over_to_a_redcell_replica() {
 }
 
 /// The argument and state errors, on both servers alike: without replicas, with one, and
-/// on the replica.
+/// on the replica (FAILOVER, PSYNC FAILOVER, WAIT).
 #[test]
 fn failover_errors_match_stock() {
     let ours = Server::start(2, &[]);
@@ -225,6 +225,8 @@ fn failover_errors_match_stock() {
             "1",
             "FAILOVER",
         ],
+        &["WAIT", "0", "0"],
+        &["WAIT", "x", "0"],
     ] {
         both(words, replicas);
     }

@@ -230,6 +230,11 @@ fn take_over(c: &mut Conn, psync: Option<(String, i64)>) -> CmdResult {
 /// before it, once `numreplicas` did or `timeout` ms passed (0: no limit).
 fn wait<'a>(c: &'a mut Conn, a: Args<'a>) -> BoxFuture<'a> {
     Box::pin(async move {
+        if crate::repl::is_replica_now(&c.shard).await {
+            return Err(Error::msg(
+                "WAIT cannot be used with replica instances. Please also note that since Redis 4.0 if a replica is configured to be writable (which is not the default) writes to replicas are just local and are not propagated.",
+            ));
+        }
         let want = parse_i64_strict(a.get(1)).ok_or(Error::NotInteger)?;
         let timeout = crate::cmd::blocking::parse_timeout_ms(a.get(2))?;
         let in_multi = c.held.is_some();

@@ -364,6 +364,11 @@ pub fn is_replica() -> bool {
     Repl::current().is_some_and(|r| r.state.borrow().master.is_some())
 }
 
+/// `is_replica`, from any executor.
+pub async fn is_replica_now(shard: &Rc<Shard>) -> bool {
+    on_control(shard, |r| async move { r.state.borrow().master.is_some() }).await
+}
+
 /// On a replica, whether its link to its master is up; None on a master (on the control
 /// executor).
 fn replica_link_up() -> Option<bool> {
