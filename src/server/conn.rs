@@ -540,7 +540,7 @@ async fn write_out<S: ClientStream>(conn: &mut Conn, stream: &mut S) -> bool {
     let limit = normal_limit(conn);
     let counted = conn.out.buf.len().saturating_sub(REDIS_STATIC_REPLY_BUF);
     if limit.hard > 0 && counted >= limit.hard {
-        log_output_limit_close(conn);
+        pubsub::log_output_limit_close(&conn.meta);
         conn.out.buf = Vec::new();
         return false;
     }
@@ -567,7 +567,7 @@ async fn write_out<S: ClientStream>(conn: &mut Conn, stream: &mut S) -> bool {
         match futures_lite::FutureExt::or(async { Some(write.await) }, late).await {
             Some(written) => written,
             None => {
-                log_output_limit_close(conn);
+                pubsub::log_output_limit_close(&conn.meta);
                 false
             }
         }
@@ -593,13 +593,6 @@ fn normal_limit(conn: &Conn) -> pubsub::Limit {
         return pubsub::Limit::default();
     }
     conn.shard.settings.borrow().normal_limit
-}
-
-fn log_output_limit_close(conn: &Conn) {
-    eprintln!(
-        "Client id={} addr={} scheduled to be closed ASAP for overcoming of output buffer limits.",
-        conn.meta.id, conn.meta.addr
-    );
 }
 
 /// Redis's `PROTO_REPLY_CHUNK_BYTES`: the reply buffer every client has, outside its limits.

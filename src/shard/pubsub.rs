@@ -229,10 +229,7 @@ impl Subscriber {
     /// Redis's "closed ASAP": drop what is buffered and shut the socket, which ends the
     /// connection task (a write in progress fails, the read sees end of file).
     fn close(&self) {
-        eprintln!(
-            "Client id={} addr={} scheduled to be closed ASAP for overcoming of output buffer limits.",
-            self.meta.id, self.meta.addr
-        );
+        log_output_limit_close(&self.meta);
         self.closed.set(true);
         self.meta.killed.set(true);
         *self.pending.borrow_mut() = Vec::new();
@@ -613,4 +610,13 @@ pub fn drop_slots(shard: &Shard, lost: impl Fn(u16) -> bool) {
         }
     }
     announce(shard);
+}
+
+/// Redis's log line for a client closed by its output buffer limit (subscribers here, other
+/// clients in `server::conn`).
+pub fn log_output_limit_close(meta: &ClientMeta) {
+    eprintln!(
+        "Client id={} addr={} scheduled to be closed ASAP for overcoming of output buffer limits.",
+        meta.id, meta.addr
+    );
 }
