@@ -205,31 +205,40 @@ fn best_candidate(data: &mut ShardData, ev: &EvictionSettings, now: i64) -> Opti
     // Sample every database into the one pool, then drop the pool's best entries that are
     // no longer candidates (deleted, or lost their TTL, since: ghosts) and rank again those
     // read since they were sampled: a key a client just read is not the coldest any more
-    // (Redis evicts on the score of the sampling).
-    let (dbs, pool) = data.dbs_and_pool();
-    let mut total = 0;
-    for (i, ks) in dbs.iter_mut().enumerate() {
-        let n = ks.eviction_candidates(policy);
-        if n > 0 {
-            ks.sample_into(policy, ev.samples, i, pool, now);
-            total += n;
+    // (Redis evicts on the score of the sampling). Ghosts that filled the pool may have
+    // kept every live key out of it: once they are dropped, sample again, as Redis's
+    // `performEvictions` loops until it finds a key (after a FLUSHALL the whole pool is
+    // ghosts scoring better than any new key). There are candidates, so a sample into an
+    // emptied pool finds one; the bound only guards against a bug looping forever.
+    for _ in 0..POOL_REFILLS {
+        let (dbs, pool) = data.dbs_and_pool();
+        let mut total = 0;
+        for (i, ks) in dbs.iter_mut().enumerate() {
+            let n = ks.eviction_candidates(policy);
+            if n > 0 {
+                ks.sample_into(policy, ev.samples, i, pool, now);
+                total += n;
+            }
         }
-    }
-    if total == 0 {
-        pool.clear();
-        return None;
-    }
-    loop {
-        let (sampled, db, key) = pool.best()?;
-        match dbs[db].candidate_score(policy, key, now) {
-            Some(score) if score >= sampled => return Some(sampled),
-            Some(score) => pool.rerank_best(score),
-            None => {
-                pool.pop_best();
+        if total == 0 {
+            pool.clear();
+            return None;
+        }
+        while let Some((sampled, db, key)) = pool.best() {
+            match dbs[db].candidate_score(policy, key, now) {
+                Some(score) if score >= sampled => return Some(sampled),
+                Some(score) => pool.rerank_best(score),
+                None => {
+                    pool.pop_best();
+                }
             }
         }
     }
+    None
 }
+
+/// How many times `best_candidate` samples into a pool its ghosts emptied.
+const POOL_REFILLS: usize = 8;
 
 /// Takes the key `best_candidate` found (a random one for the random policies).
 fn take_candidate(data: &mut ShardData, ev: &EvictionSettings) -> Option<(usize, Box<[u8]>)> {
@@ -310,5 +319,39 @@ pub fn cron(shard: &Rc<Shard>, now: i64) {
     }
     if mem::used() > max {
         round(shard, data, now, true);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::{StrValue, Value};
+
+    #[test]
+    fn a_pool_full_of_flushed_keys_still_finds_the_new_one() {
+        let now = 1_700_000_000_000;
+        let ev = EvictionSettings {
+            policy: Policy::AllkeysLru,
+            samples: 5,
+            time_limit_us: 1000,
+            lazy: false,
+            lfu_log_factor: 10,
+            lfu_decay_time: 1,
+        };
+        let mut data = ShardData::new(0, 1, 1);
+        let v = || Value::Str(StrValue::from_bytes(b"v"));
+        // An hour-idle keyspace fills the pool with candidates scoring above any new key.
+        for i in 0..200 {
+            data.db(0).set(format!("old{i}").as_bytes(), v(), 0, now - 3_600_000);
+        }
+        for _ in 0..20 {
+            best_candidate(&mut data, &ev, now);
+        }
+        assert_eq!(data.eviction_pool.len(), 16);
+        // FLUSHALL leaves them in the pool as ghosts; the one live key is brand new.
+        data.db(0).flush();
+        data.db(0).set(b"new", v(), 0, now);
+        assert_eq!(best_candidate(&mut data, &ev, now), Some(0));
+        assert_eq!(take_candidate(&mut data, &ev), Some((0, b"new"[..].into())));
     }
 }
