@@ -548,6 +548,62 @@ fn promoted_replica_serves_its_stock_sibling_with_a_partial_resync() {
     );
 }
 
+/// DEBUG CHANGE-REPL-ID on a replica, as on a stock one: the node's own id changes (INFO's
+/// `master_replid`), the id it knows its master by does not, so a broken link resumes with a
+/// partial resync. After a restart from an RDB saved with the new id the master sees an id
+/// it does not know and syncs fully (Redis 7.0 loads `repl-id` as its own id and caches
+/// itself as the master: `replicationCacheMasterUsingMyself`).
+#[test]
+fn change_repl_id_on_a_replica_keeps_the_link_not_a_restart() {
+    let master = stock_master(false);
+    let mut m = Raw::connect(master.port);
+    cmd(&mut m, &["SET", "k", "v"]);
+    let m_port = master.port.to_string();
+    let stock = StockRedis::start(&[
+        "--replicaof",
+        "127.0.0.1",
+        &m_port,
+        "--enable-debug-command",
+        "yes",
+    ]);
+    let dir = TempDir::new("changed-id");
+    let ours = replica_of(
+        master.port,
+        &dir.path,
+        &["--save", "3600 1", "--enable-debug-command", "yes"],
+    );
+    for (who, port) in [("stock", stock.port), ("redcell", ours.port)] {
+        let mut r = Raw::connect(port);
+        wait_caught_up(&mut m, &mut r, Duration::from_secs(10));
+        let partial = info_i64(&mut m, "stats", "sync_partial_ok");
+        let full = info_i64(&mut m, "stats", "sync_full");
+        let old_id = info_field(&mut r, "replication", "master_replid");
+        assert_eq!(text(&cmd(&mut r, &["DEBUG", "CHANGE-REPL-ID"])), "+OK\r\n");
+        let new_id = info_field(&mut r, "replication", "master_replid");
+        assert!(new_id != old_id && new_id.len() == 40, "{who}: {old_id} -> {new_id}");
+        assert_eq!(info_field(&mut r, "replication", "master_replid2"), "0".repeat(40));
+        assert_eq!(int_reply(&cmd(&mut r, &["CLIENT", "KILL", "TYPE", "master"])), 1);
+        cmd(&mut m, &["INCR", "after"]);
+        wait_caught_up(&mut m, &mut r, Duration::from_secs(10));
+        assert_eq!(info_i64(&mut m, "stats", "sync_partial_ok"), partial + 1, "{who}");
+        assert_eq!(info_i64(&mut m, "stats", "sync_full"), full, "{who}");
+    }
+    let mut r = Raw::connect(ours.port);
+    assert_eq!(text(&cmd(&mut r, &["SAVE"])), "+OK\r\n");
+    let mut ours = ours;
+    ours.signal(libc::SIGKILL);
+    ours.wait_exit(Duration::from_secs(10));
+    let partial = info_i64(&mut m, "stats", "sync_partial_ok");
+    let full = info_i64(&mut m, "stats", "sync_full");
+    let restarted = replica_of(master.port, &dir.path, &["--save", ""]);
+    let mut r = Raw::connect(restarted.port);
+    cmd(&mut m, &["INCR", "after"]);
+    wait_caught_up(&mut m, &mut r, Duration::from_secs(10));
+    assert_eq!(info_i64(&mut m, "stats", "sync_full"), full + 1, "{}", restarted.stderr());
+    assert_eq!(info_i64(&mut m, "stats", "sync_partial_ok"), partial);
+    assert_same_data(&mut m, &mut r);
+}
+
 /// The fake master's side of one connection: reads a command, returns its argv.
 fn read_command(s: &mut TcpStream, pending: &mut Vec<u8>) -> Vec<Vec<u8>> {
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -737,4 +793,81 @@ fn fake_master_bad_input_drops_the_link_and_keeps_serving() {
     drop(s);
     assert_eq!(r.call(&[b"REPLICAOF", b"NO", b"ONE"]), b"+OK\r\n");
     assert_eq!(r.call(&[b"GET", b"new"]), b"$1\r\n1\r\n");
+}
+
+/// A master older than PSYNC (Redis 2.6 answers it with an unknown-command error): the
+/// replica logs it, falls back to `SYNC`, loads the RDB and applies the stream from offset
+/// -1, and sends the master no `REPLCONF ACK` (it would not understand one), as Redis 7.0.
+#[test]
+fn master_without_psync_is_synced_with_sync() {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("listen");
+    let fp = listener.local_addr().unwrap().port().to_string();
+    let dir = TempDir::new("replica");
+    let replica = Server::start(
+        2,
+        &[
+            "--dir",
+            dir.path.to_str().unwrap(),
+            "--save",
+            "",
+            "--masterauth",
+            "secret",
+        ],
+    );
+    let mut r = Raw::connect(replica.port);
+    cmd(&mut r, &["SET", "old", "data"]);
+    assert_eq!(
+        r.call(&[b"REPLICAOF", b"127.0.0.1", fp.as_bytes()]),
+        b"+OK\r\n"
+    );
+    let (mut s, mut pending, _) = fake_handshake(&listener, replica.port);
+    s.write_all(b"-ERR unknown command 'PSYNC'\r\n").unwrap();
+    // Redis writes SYNC inline.
+    while !pending.ends_with(b"\r\n") {
+        let mut chunk = [0u8; 64];
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let n = s.read(&mut chunk).expect("SYNC from the replica");
+        assert!(n > 0, "the replica closed the link");
+        pending.extend_from_slice(&chunk[..n]);
+    }
+    assert_eq!(pending, b"SYNC\r\n");
+    // An RDB 6 file as 2.6 writes it: db 0, one string key, no checksum.
+    let mut rdb = b"REDIS0006\xfe\x00\x00\x04from\x03old".to_vec();
+    rdb.push(0xff);
+    rdb.extend_from_slice(&[0; 8]);
+    let mut payload = format!("${}\r\n", rdb.len()).into_bytes();
+    payload.extend_from_slice(&rdb);
+    let set = encode(&[b"SET", b"new", b"1"]);
+    payload.extend_from_slice(&set);
+    s.write_all(&payload).unwrap();
+    assert!(wait_until(Duration::from_secs(10), || r.call(&[b"GET", b"new"])
+        == b"$1\r\n1\r\n"));
+    assert_eq!(r.call(&[b"GET", b"from"]), b"$3\r\nold\r\n");
+    assert_eq!(r.call(&[b"GET", b"old"]), b"$-1\r\n");
+    assert_eq!(
+        info_field(&mut r, "replication", "master_link_status"),
+        "up"
+    );
+    assert_eq!(
+        info_i64(&mut r, "replication", "slave_repl_offset"),
+        set.len() as i64 - 1
+    );
+    let log = replica.stderr();
+    assert!(
+        log.contains("Master does not support PSYNC or is in error state (reply: -ERR unknown command 'PSYNC')")
+            && log.contains("Retrying with SYNC..."),
+        "{log}"
+    );
+    // No ACK in over a second (a PSYNC master gets one every second).
+    s.set_read_timeout(Some(Duration::from_millis(1500))).unwrap();
+    let mut byte = [0u8; 1];
+    match s.read(&mut byte) {
+        Err(e) => assert!(
+            matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut),
+            "{e}"
+        ),
+        Ok(n) => panic!("the replica sent {n} byte(s) to a master without PSYNC: {byte:?}"),
+    }
+    drop(s);
+    assert_eq!(r.call(&[b"REPLICAOF", b"NO", b"ONE"]), b"+OK\r\n");
 }

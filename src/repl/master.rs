@@ -1290,15 +1290,20 @@ pub async fn summary(shard: &Rc<Shard>) -> Summary {
 }
 
 /// DEBUG CHANGE-REPL-ID: a new replication id and no secondary one (Redis's
-/// `changeReplicationId` and `clearReplicationId2`): replicas must resync fully.
+/// `changeReplicationId` and `clearReplicationId2`): replicas must resync fully. On a
+/// replica it is the node's own id that changes (INFO's `master_replid`, the id its
+/// sub-replicas and its RDB see), not the one it knows its master by: a broken link still
+/// resumes partially, but after a restart from that RDB the master sees a stranger's id
+/// and syncs fully, as Redis (`server.replid` against `cached_master->replid`).
 pub async fn change_replid(shard: &Rc<Shard>) {
     shard
         .call_async(shard.nshards, |_| async {
             if let Some(m) = Master::current() {
                 *m.replid.borrow_mut() = random_replid();
                 *m.replid2.borrow_mut() = (super::NO_REPLID.to_string(), -1);
-                eprintln!("Changing replication IDs after receiving DEBUG change-repl-id");
             }
+            super::change_own_replid();
+            eprintln!("Changing replication IDs after receiving DEBUG change-repl-id");
         })
         .await
 }

@@ -74,6 +74,9 @@ pub struct MasterClient {
     pub db: i64,
     /// Last time anything came from the master.
     pub last_io: Instant,
+    /// The master did not know PSYNC and was synced with SYNC (Redis's `CLIENT_PRE_PSYNC`):
+    /// its offsets mean nothing to it, and it gets no ACKs.
+    pub pre_psync: bool,
 }
 
 /// A full sync's transfer, for INFO.
@@ -211,6 +214,7 @@ impl Repl {
                             read_reploff: offset,
                             db,
                             last_io: Instant::now(),
+                            pre_psync: false,
                         });
                     }
                 }
@@ -376,6 +380,35 @@ fn replica_link_up() -> Option<bool> {
     let st = r.state.borrow();
     st.master.as_ref()?;
     Some(st.link == LinkState::Connected)
+}
+
+/// CLIENT KILL TYPE master: cuts an established link to the master, which is then cached
+/// and reconnects a second later asking to continue (Redis frees the master client, and
+/// `replicationCacheMaster` keeps its position). Returns how many links were cut (0 or 1).
+pub async fn kill_master_link(shard: &Rc<Shard>) -> usize {
+    shard
+        .call_async(shard.nshards, |_| async {
+            let Some(r) = Repl::current() else { return 0 };
+            let mut st = r.state.borrow_mut();
+            if st.link != LinkState::Connected || st.link_fd.is_none() {
+                return 0;
+            }
+            Repl::cut_link(&mut st);
+            1
+        })
+        .await
+}
+
+/// On a replica, a new id of its own and no secondary one (DEBUG CHANGE-REPL-ID; see
+/// `master::change_replid`). The cached master keeps its id.
+fn change_own_replid() {
+    let Some(r) = Repl::current() else { return };
+    let mut st = r.state.borrow_mut();
+    if st.master.is_some() {
+        st.replid = master::random_replid();
+        st.replid2 = NO_REPLID.to_string();
+        st.second_replid_offset = -1;
+    }
 }
 
 /// On a replica, its ids as the master side answers PSYNC with them: `(replid, replid2,
@@ -583,6 +616,7 @@ async fn set_master(r: &Rc<Repl>, addr: MasterAddr) {
                 read_reploff: st.master_repl_offset,
                 db: 0,
                 last_io: Instant::now(),
+                pre_psync: false,
             });
         }
         st.master = Some(addr);

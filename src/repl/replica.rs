@@ -9,7 +9,9 @@
 //!    check it (a corrupt or truncated transfer leaves the old data in place), and only then
 //!    are the shards emptied and loaded (`-LOADING` meanwhile, as Redis with
 //!    `repl-diskless-load disabled`).
-//! 3. `+CONTINUE [<replid>]`: the stream resumes where the cached master stopped.
+//! 3. `+CONTINUE [<replid>]`: the stream resumes where the cached master stopped. Any
+//!    other error (a master older than PSYNC): `SYNC`, then a full sync at offset -1 whose
+//!    master gets no ACKs, as Redis's fallback.
 //! 4. The stream: each command runs through the master client (`Upcalls::master_client`:
 //!    the command layer's `call()`, routed to the owner shards, MULTI/EXEC atomic, no
 //!    replies, nothing expired meanwhile); the applied offset advances by each command's
@@ -376,7 +378,19 @@ async fn session(repl: &Rc<Repl>, generation: u64, host: &str, port: u16) -> Lin
         )
         .into());
     } else {
-        return Err(format!("Unexpected reply to PSYNC from master: {reply}").into());
+        // A master that does not know PSYNC (before 2.8) or cannot serve it: the old
+        // protocol, SYNC, then a full sync at no offset (Redis's PSYNC_NOT_SUPPORTED).
+        if reply.starts_with("-ERR") {
+            eprintln!("Master does not support PSYNC or is in error state (reply: {reply})");
+        } else {
+            eprintln!("Unexpected reply to PSYNC from master: {reply}");
+        }
+        eprintln!("Retrying with SYNC...");
+        link.send(b"SYNC\r\n").await?;
+        repl.state.borrow_mut().cached_master = None;
+        let mut client = full_sync(repl, &mut link, super::master::random_replid(), -1).await?;
+        client.pre_psync = true;
+        client
     };
     let mut client = client;
     // Bytes already read past the sync reply belong to the stream.
@@ -482,6 +496,7 @@ async fn full_sync(
         read_reploff: offset,
         db: aux.stream_db.filter(|&d| d >= 0).unwrap_or(0),
         last_io: Instant::now(),
+        pre_psync: false,
     })
 }
 
@@ -764,13 +779,16 @@ async fn apply_stream(repl: &Rc<Repl>, link: &mut Link) -> LinkResult<()> {
         // Wait for more, acknowledging once a second.
         let now = Instant::now();
         if now >= next_ack {
-            let offset = repl
+            let to_ack = repl
                 .state
                 .borrow()
                 .master_client
                 .as_ref()
-                .map_or(0, |c| c.reploff);
-            link.send(&ack(offset)).await?;
+                .filter(|c| !c.pre_psync)
+                .map(|c| c.reploff);
+            if let Some(offset) = to_ack {
+                link.send(&ack(offset)).await?;
+            }
             next_ack = now + ACK_PERIOD;
         }
         if now.duration_since(last_io) > link.timeout {

@@ -640,8 +640,9 @@ pub fn kill<'a>(c: &'a mut Conn, a: Args<'a>) -> BoxFuture<'a> {
             }
         }
         let caller = c.meta.id;
-        // Replica links live on the control executor (`repl::master`), not among the
-        // shards' clients: TYPE replica and ID reach them.
+        // Replica links and the link to our master live on the control executor (`repl`),
+        // not among the shards' clients: TYPE replica and ID reach the former, TYPE master
+        // the latter.
         let links = (filter.kind == Some(ClientType::Replica)
             || (filter.kind.is_none() && filter.id.is_some() && filter.addr.is_none()))
         .then_some(filter.id);
@@ -657,6 +658,14 @@ pub fn kill<'a>(c: &'a mut Conn, a: Args<'a>) -> BoxFuture<'a> {
             if filter.laddr.is_none() && filter.user.is_none() {
                 killed += crate::repl::master::kill_replicas(&c.shard, id).await;
             }
+        }
+        if filter.kind == Some(ClientType::Master)
+            && filter.id.is_none()
+            && filter.addr.is_none()
+            && filter.laddr.is_none()
+            && filter.user.is_none()
+        {
+            killed += crate::repl::kill_master_link(&c.shard).await;
         }
         let self_killed = results.iter().any(|r| r.1);
         if a.len() == 3 {
