@@ -7,7 +7,8 @@
 #        memtier_benchmark --ratio 1:0 --key-pattern P:P --key-maximum KEYS -n allkeys
 #                          -c 1 -t 1 --pipeline 64 -d DATA_SIZE
 #   2. latency without replicas: memtier -c 50 -t 1 --pipeline 1 --ratio 1:10
-#      --key-pattern R:R --key-maximum KEYS -d DATA_SIZE --test-time DURATION
+#      --key-pattern R:R --key-maximum KEYS -d DATA_SIZE --test-time DURATION, polling
+#      INFO every 50 ms as step 3 does
 #   3. the same load while fresh stock replicas full-sync back to back (a new empty
 #      replica as soon as the last one is up); each sync's time is from the replica's
 #      start until its INFO says master_link_status:up
@@ -15,11 +16,14 @@
 #      DURATION seconds; then the time the replica needs to reach the master's offset
 # Reported per run: ops/s, p99, p99.9 (ms) without and during full syncs, syncs done, mean
 # sync seconds, stream writes/s, catch-up seconds after the writers stop.
-# The master runs on SERVER_CPU, memtier and the replica share LOAD_CPU. The stock master
-# keeps Redis 7.0's diskless sync but without its 5 s wait for more replicas
-# (--repl-diskless-sync-delay 0); redcell's sync sends the RDB written to disk.
+# The master runs on SERVER_CPU, memtier and the replica share LOAD_CPU. Both masters keep
+# Redis 7.0's diskless sync but without its 5 s wait for more replicas
+# (--repl-diskless-sync-delay 0).
 # REPLICA=redcell makes the replicas redcell (--shards 1) instead of stock: with it the two
-# masters give redcell->redcell and stock->redcell.
+# masters give redcell->redcell and stock->redcell. REPLICA=rdb-only isolates the master's
+# side of a full sync: the "replica" is `redis-cli --rdb /dev/null` (REPLCONF rdb-only, the
+# RDB thrown away: no replica loading on memtier's CPU), nothing polls the master in either
+# run, and the stream step is skipped.
 #
 # Environment (defaults in brackets):
 #   REDCELL_BIN  [<repo>/target/release/redcell-server]   REDIS_BIN [redis-server]
@@ -69,7 +73,7 @@ start_master() {  # kind dir port -> MASTER_PID
   local kind=$1 dir=$2 p=$3
   case $kind in
     redcell) taskset -c "$SERVER_CPU" "$REDCELL_BIN" --port "$p" --shards "$SHARDS" \
-               --save '' --dir "$dir" >"$dir/master.log" 2>&1 & ;;
+               --save '' --repl-diskless-sync-delay 0 --dir "$dir" >"$dir/master.log" 2>&1 & ;;
     redis) taskset -c "$SERVER_CPU" "$REDIS_BIN" --port "$p" --bind 127.0.0.1 --save '' \
              --appendonly no --repl-diskless-sync-delay 0 --dir "$dir" >"$dir/master.log" 2>&1 & ;;
   esac
@@ -122,7 +126,15 @@ for ((round = 1; round <= ROUNDS; round++)); do
     taskset -c "$LOAD_CPU" memtier_benchmark -s 127.0.0.1 -p "$mp" -t 1 -c 1 --pipeline 64 \
       --ratio 1:0 --key-pattern P:P --key-minimum 1 --key-maximum "$KEYS" -n allkeys \
       -d "$DATA_SIZE" --hide-histogram >/dev/null 2>&1
-    load "$mp" "$dir/plain.txt" 1:10 1
+    # The baseline polls INFO as often as the sync loop's wait_link_up does: redis-cli
+    # every 50 ms alone doubled redcell's p99 (it takes CPU from memtier).
+    load "$mp" "$dir/plain.txt" 1:10 1 &
+    lp=$!
+    while kill -0 "$lp" 2>/dev/null; do
+      [[ $REPLICA == rdb-only ]] || field "$mp" replication master_link_status >/dev/null
+      sleep 0.05
+    done
+    wait "$lp" || true
     read -r ops0 p990 p9990 < <(totals "$dir/plain.txt")
     # Full syncs back to back under the same load.
     load "$mp" "$dir/sync.txt" 1:10 1 &
@@ -130,10 +142,16 @@ for ((round = 1; round <= ROUNDS; round++)); do
     syncs=0 sync_total=0
     while kill -0 "$lp" 2>/dev/null; do
       t0=$(date +%s.%N)
-      start_replica "$dir/replica-$syncs" "$mp"
-      wait_link_up "$REPLICA_PORT"
-      t1=$(date +%s.%N)
-      kill -KILL "$REPLICA_PID"; wait "$REPLICA_PID" 2>/dev/null || true
+      if [[ $REPLICA == rdb-only ]]; then
+        # (it exits 1: /dev/null cannot be fsynced, after the whole transfer)
+        taskset -c "$LOAD_CPU" redis-cli -p "$mp" --rdb /dev/null >/dev/null 2>&1 || true
+        t1=$(date +%s.%N)
+      else
+        start_replica "$dir/replica-$syncs" "$mp"
+        wait_link_up "$REPLICA_PORT"
+        t1=$(date +%s.%N)
+        kill -KILL "$REPLICA_PID"; wait "$REPLICA_PID" 2>/dev/null || true
+      fi
       if kill -0 "$lp" 2>/dev/null; then
         syncs=$((syncs + 1)); sync_total=$(echo "$sync_total + $t1 - $t0" | bc)
       fi
@@ -141,6 +159,13 @@ for ((round = 1; round <= ROUNDS; round++)); do
     wait "$lp" || true
     read -r ops1 p991 p9991 < <(totals "$dir/sync.txt")
     sync_s=$( ((syncs > 0)) && echo "scale=2; $sync_total / $syncs" | bc || echo -)
+    if [[ $REPLICA == rdb-only ]]; then
+      kill -KILL "$MASTER_PID" 2>/dev/null || true
+      wait 2>/dev/null || true
+      printf '%-8s %5d | %10s %7s %7s | %10s %7s %7s %5d %7s | %10s %8s\n' "$kind" "$round" \
+        "$ops0" "$p990" "$p9990" "$ops1" "$p991" "$p9991" "$syncs" "$sync_s" - -
+      continue
+    fi
     # The stream: writes only, one replica following.
     start_replica "$dir/replica-stream" "$mp"
     wait_link_up "$REPLICA_PORT"

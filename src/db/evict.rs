@@ -297,7 +297,7 @@ impl Keyspace {
                 };
                 let pick = (self.next_random() % self.tables[t].len() as u64) as usize;
                 if let Some((k, e)) = self.tables[t].iter().nth(pick) {
-                    let expire_at = super::expire_of(&self.volatile, e.vidx);
+                    let expire_at = super::expire_of(&self.volatile, e.vidx());
                     pool.offer(score(policy, e, expire_at, now_ms), db, k);
                 }
             }
@@ -312,7 +312,7 @@ impl Keyspace {
             for k in key_buf {
                 let t = self.table_index(crate::slot::key_slot(&k));
                 if let Some(e) = self.tables.get(t).and_then(|t| t.get(&k)) {
-                    let expire_at = super::expire_of(&self.volatile, e.vidx);
+                    let expire_at = super::expire_of(&self.volatile, e.vidx());
                     pool.offer(score(policy, e, expire_at, now_ms), db, &k);
                 }
             }
@@ -346,10 +346,10 @@ impl Keyspace {
     pub fn candidate_score(&self, policy: Policy, key: &[u8], now_ms: i64) -> Option<u64> {
         let t = self.table_index(crate::slot::key_slot(key));
         let e = self.tables.get(t)?.get(key)?;
-        if !policy.allkeys() && e.vidx == NOT_VOLATILE {
+        if !policy.allkeys() && e.vidx() == NOT_VOLATILE {
             return None;
         }
-        let expire_at = super::expire_of(&self.volatile, e.vidx);
+        let expire_at = super::expire_of(&self.volatile, e.vidx());
         Some(score(policy, e, expire_at, now_ms))
     }
 

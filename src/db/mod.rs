@@ -27,14 +27,17 @@ use crate::util::glob::glob_match;
 
 /// `expire_at` value meaning "no TTL".
 pub const NO_EXPIRE: i64 = 0;
-const NOT_VOLATILE: u32 = u32::MAX;
+/// `Entry::meta`'s top bit: a running snapshot serialized the key ahead of its walk.
+const AHEAD: u32 = 1 << 31;
+/// `Entry::meta`'s index part for a key without TTL.
+const NOT_VOLATILE: u32 = !AHEAD;
 
 /// A key's value and metadata: 32 bytes, because every key pays for it. The expiry lives in
-/// `Keyspace::volatile` (only keys with a TTL pay for one), found through `vidx`.
+/// `Keyspace::volatile` (only keys with a TTL pay for one), found through `vidx()`.
 pub struct Entry {
     pub value: Value,
-    /// Position in `Keyspace::volatile`, or `NOT_VOLATILE`.
-    vidx: u32,
+    /// Position in `Keyspace::volatile` (or `NOT_VOLATILE`), and the `AHEAD` bit.
+    meta: u32,
     /// Last access (24 bits, as Redis's object header): seconds of the LRU clock, or under
     /// an LFU policy minutes and a logarithmic counter (see `evict`).
     pub lru: u32,
@@ -43,14 +46,37 @@ pub struct Entry {
 impl Entry {
     /// Whether the key has a TTL.
     pub fn is_volatile(&self) -> bool {
-        self.vidx != NOT_VOLATILE
+        self.vidx() != NOT_VOLATILE
+    }
+
+    /// Position in `Keyspace::volatile`, or `NOT_VOLATILE`.
+    #[inline]
+    fn vidx(&self) -> u32 {
+        self.meta & !AHEAD
+    }
+
+    #[inline]
+    fn set_vidx(&mut self, vidx: u32) {
+        self.meta = (self.meta & AHEAD) | vidx;
+    }
+
+    /// Whether the running snapshot already holds this key (serialized before a change, or
+    /// created after the snapshot began), though its walk has not reached its table.
+    #[inline]
+    fn ahead(&self) -> bool {
+        self.meta & AHEAD != 0
+    }
+
+    #[inline]
+    fn set_ahead(&mut self, on: bool) {
+        self.meta = (self.meta & !AHEAD) | if on { AHEAD } else { 0 };
     }
 
     /// A new entry without TTL, last accessed at LRU clock `lru`.
     pub fn new(value: Value, lru: u32) -> Entry {
         Entry {
             value,
-            vidx: NOT_VOLATILE,
+            meta: NOT_VOLATILE,
             lru,
         }
     }
@@ -59,7 +85,7 @@ impl Entry {
     /// borrow has ended.
     #[inline]
     pub fn ttl(&self) -> Ttl {
-        Ttl(self.vidx)
+        Ttl(self.vidx())
     }
 }
 
@@ -88,7 +114,7 @@ fn expire_of(volatile: &[Volatile], vidx: u32) -> i64 {
 /// stream (`expiry::Rule::Keep`).
 #[inline]
 fn is_expired(volatile: &[Volatile], e: &Entry, now: i64) -> bool {
-    let at = expire_of(volatile, e.vidx);
+    let at = expire_of(volatile, e.vidx());
     at != NO_EXPIRE && at <= now && expiry::rule() != expiry::Rule::Keep
 }
 
@@ -231,9 +257,9 @@ fn apply_expiry(
     key: &[u8],
     expire_at: i64,
 ) -> Option<usize> {
-    match (e.vidx == NOT_VOLATILE, expire_at == NO_EXPIRE) {
+    match (e.vidx() == NOT_VOLATILE, expire_at == NO_EXPIRE) {
         (true, false) => {
-            e.vidx = volatile.len() as u32;
+            e.set_vidx(volatile.len() as u32);
             volatile.push(Volatile {
                 slot,
                 key: key.into(),
@@ -242,12 +268,16 @@ fn apply_expiry(
             None
         }
         (false, false) => {
-            if let Some(v) = volatile.get_mut(e.vidx as usize) {
+            if let Some(v) = volatile.get_mut(e.vidx() as usize) {
                 v.expire_at = expire_at;
             }
             None
         }
-        (false, true) => Some(std::mem::replace(&mut e.vidx, NOT_VOLATILE) as usize),
+        (false, true) => {
+            let old = e.vidx();
+            e.set_vidx(NOT_VOLATILE);
+            Some(old as usize)
+        }
         (true, true) => None,
     }
 }
@@ -334,34 +364,66 @@ impl Keyspace {
         }
     }
 
-    /// Before anything reads or changes slot table `t`: a running snapshot that has not
-    /// written it yet writes it now, as it was.
+    /// Before anything reads or changes `key` in slot table `t`: a running snapshot that
+    /// has not written the key yet writes it now, as it was.
     #[inline]
-    fn snapshot_guard(&mut self, t: usize) {
+    fn snapshot_guard(&mut self, t: usize, key: &[u8]) {
         if self.snap.as_ref().is_some_and(|s| !s.is_done(t)) {
-            self.snapshot_table(t);
+            self.snapshot_key(t, key);
         }
     }
 
+    #[cold]
+    fn snapshot_key(&mut self, t: usize, key: &[u8]) {
+        let (Some(snap), Some(e)) = (
+            self.snap.as_deref_mut(),
+            self.tables.get_mut(t).and_then(|table| table.get_mut(key)),
+        ) else {
+            return;
+        };
+        if e.ahead() {
+            return;
+        }
+        let at = expire_of(&self.volatile, e.vidx());
+        snap.serialize(key, e, (at != NO_EXPIRE).then_some(at));
+        e.set_ahead(true);
+    }
+
+    /// Whether a key created in table `t` now is outside the running snapshot's walk (it
+    /// did not exist when the snapshot began, so the walk must skip it).
+    #[inline]
+    fn ahead_of_walk(&self, t: usize) -> bool {
+        self.snap.as_ref().is_some_and(|s| !s.is_done(t))
+    }
+
+    /// The walk's step: serializes table `t`'s keys but those already written ahead of it,
+    /// whose marks it clears.
     #[cold]
     fn snapshot_table(&mut self, t: usize) {
         let Some(snap) = self.snap.as_deref_mut() else {
             return;
         };
+        if snap.is_done(t) {
+            return;
+        }
+        snap.table_done(t);
         let volatile = &self.volatile;
-        let expiry = |e: &Entry| {
-            let at = expire_of(volatile, e.vidx);
-            (at != NO_EXPIRE).then_some(at)
-        };
-        match self.tables.get(t) {
-            Some(table) => snap.serialize(t, table.iter().map(|(k, e)| (k, e, expiry(e)))),
-            None => snap.serialize(t, std::iter::empty()),
+        if let Some(table) = self.tables.get_mut(t) {
+            for (key, e) in table.iter_mut() {
+                if e.ahead() {
+                    e.set_ahead(false);
+                    continue;
+                }
+                let at = expire_of(volatile, e.vidx());
+                snap.serialize(key, e, (at != NO_EXPIRE).then_some(at));
+            }
         }
     }
 
     /// Starts a snapshot of this database as it is now. An empty database has nothing to
     /// write and gets none. Returns whether one started.
     pub fn begin_snapshot(&mut self, encode: EncodeFn, format: SnapshotFormat) -> bool {
+        self.abort_snapshot();
         if self.len == 0 {
             self.snap = None;
             return false;
@@ -380,12 +442,20 @@ impl Keyspace {
     }
 
     /// The next serialized keys of the running snapshot, and how many: at least
-    /// `max_bytes` unless the snapshot ends with them (then `true`, and the snapshot is
+    /// `max_bytes`, or what `max_time` of serializing made (whole slot tables, at least
+    /// one key), unless the snapshot ends with them (then `true`, and the snapshot is
     /// over). `None` without one.
-    pub fn snapshot_chunk(&mut self, max_bytes: usize) -> Option<(Vec<u8>, u64, bool)> {
+    pub fn snapshot_chunk(
+        &mut self,
+        max_bytes: usize,
+        max_time: std::time::Duration,
+    ) -> Option<(Vec<u8>, u64, bool)> {
+        let started = std::time::Instant::now();
         loop {
             let snap = self.snap.as_deref_mut()?;
-            if snap.pending_bytes() >= max_bytes {
+            if snap.pending_bytes() >= max_bytes
+                || (snap.pending_bytes() > 0 && started.elapsed() >= max_time)
+            {
                 let (out, keys) = snap.take_out();
                 return Some((out, keys, false));
             }
@@ -414,7 +484,19 @@ impl Keyspace {
 
     /// Ends the running snapshot without writing the rest (a failed or cancelled save).
     pub fn abort_snapshot(&mut self) {
-        self.snap = None;
+        let Some(snap) = self.snap.take() else {
+            return;
+        };
+        // The tables the walk did not reach may hold marked keys: a later snapshot would
+        // skip them. One pass over them, no serializing (aborts are rare: FLUSHALL during
+        // a save, a failed disk).
+        for (t, table) in self.tables.iter_mut().enumerate() {
+            if !snap.is_done(t) {
+                for (_, e) in table.iter_mut() {
+                    e.set_ahead(false);
+                }
+            }
+        }
     }
 
     /// The slot tables, allocated on the first write.
@@ -492,7 +574,7 @@ impl Keyspace {
     #[inline]
     fn live(&mut self, key: &[u8], now: i64, touch: bool) -> Option<&mut Entry> {
         let (_, t) = self.table(key);
-        self.snapshot_guard(t);
+        self.snapshot_guard(t, key);
         let entry: *mut Entry = self.tables.get_mut(t)?.get_mut(key)?;
         // SAFETY: `entry` points into `self.tables[t]`, which nothing else borrows; returning
         // it here only works around the borrow checker's conditional-return limitation.
@@ -628,7 +710,7 @@ impl Keyspace {
     pub fn peek_expire(&self, key: &[u8]) -> Option<i64> {
         let t = self.table_index(key_slot(key));
         let e = self.tables.get(t)?.get(key)?;
-        Some(expire_of(&self.volatile, e.vidx))
+        Some(expire_of(&self.volatile, e.vidx()))
     }
 
     /// Whether `key` is in the keyspace with an expiry not after `now` (`keyIsExpired`).
@@ -735,10 +817,14 @@ impl Keyspace {
             note_write(&self.watches, self.tracked, &mut self.touched, key);
         }
         let (slot, t) = self.table(key);
-        self.snapshot_guard(t);
+        self.snapshot_guard(t, key);
+        let ahead = self.ahead_of_walk(t);
         // One lookup whether the key is new or not.
         self.tables_for_write();
         let (e, inserted) = self.tables[t].upsert(key, value, evict::new_stamp(now));
+        if inserted && ahead {
+            e.set_ahead(true);
+        }
         if !inserted {
             // Redis looked the key up for writing first (touching it), and an LFU counter
             // survives the overwrite.
@@ -774,7 +860,7 @@ impl Keyspace {
     /// Sets or clears (`NO_EXPIRE`) the TTL of an existing key. Returns false if the key is absent.
     pub fn set_expire(&mut self, key: &[u8], expire_at: i64) -> bool {
         let (slot, t) = self.table(key);
-        self.snapshot_guard(t);
+        self.snapshot_guard(t, key);
         let Some(e) = self.tables.get_mut(t).and_then(|t| t.get_mut(key)) else {
             return false;
         };
@@ -798,11 +884,11 @@ impl Keyspace {
 
     fn remove_entry(&mut self, key: &[u8]) -> Option<Entry> {
         let (_, t) = self.table(key);
-        self.snapshot_guard(t);
+        self.snapshot_guard(t, key);
         let entry = self.tables.get_mut(t)?.remove(key)?;
         self.len -= 1;
-        if entry.vidx != NOT_VOLATILE {
-            self.unlist_volatile(entry.vidx as usize);
+        if entry.vidx() != NOT_VOLATILE {
+            self.unlist_volatile(entry.vidx() as usize);
         }
         Some(entry)
     }
@@ -848,7 +934,7 @@ impl Keyspace {
     /// Removes the TTL of a live key; returns whether it had one (PERSIST).
     pub fn persist(&mut self, key: &[u8], now: i64) -> bool {
         match self.get(key, now) {
-            Some(e) if e.vidx != NOT_VOLATILE => self.set_expire(key, NO_EXPIRE),
+            Some(e) if e.vidx() != NOT_VOLATILE => self.set_expire(key, NO_EXPIRE),
             _ => false,
         }
     }
@@ -863,7 +949,7 @@ impl Keyspace {
         if let Some(moved) = self.volatile.get(idx) {
             let t = self.table_index(moved.slot);
             if let Some(e) = self.tables.get_mut(t).and_then(|t| t.get_mut(&moved.key)) {
-                e.vidx = idx as u32;
+                e.set_vidx(idx as u32);
             }
         }
     }

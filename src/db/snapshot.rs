@@ -1,11 +1,13 @@
 //! A point-in-time snapshot of one database on one shard, taken without fork.
 //!
-//! The snapshot walks the slot tables in order and serializes each whole table once. A key
-//! lookup in a table the walk has not reached yet serializes that table first, before the
-//! command can change anything in it (Dragonfly versions buckets the same way), so every
-//! table is written as it was when the snapshot began. Ahead-of-walk output waits in `out`
-//! with the walk's until the next `take`. How a key is serialized is the caller's (`rdb`
-//! knows the format; this layer only knows when).
+//! The snapshot walks the slot tables in order and serializes each table once. A key looked
+//! up in a table the walk has not reached yet is serialized on its own first, before the
+//! command can change it, and marked (`Entry::ahead`) so the walk skips it; a key created
+//! there after the snapshot began is marked too. So every key is written once, as it was
+//! when the snapshot began, and a command pays for at most its own keys (Dragonfly versions
+//! buckets; a whole slot table here would cost a command up to a millisecond with 10M keys).
+//! Ahead-of-walk output waits in `out` with the walk's until the next `take`. How a key is
+//! serialized is the caller's (`rdb` knows the format; this layer only knows when).
 
 use super::Entry;
 
@@ -68,20 +70,15 @@ impl KeyspaceSnapshot {
         self.done[t / 64] |= 1 << (t % 64);
     }
 
-    /// Serializes table `t` (its keys given by `keys`) unless it already is.
-    pub fn serialize<'a>(
-        &mut self,
-        t: usize,
-        keys: impl Iterator<Item = (&'a [u8], &'a Entry, Option<i64>)>,
-    ) {
-        if self.is_done(t) {
-            return;
-        }
+    /// Serializes one key (the walk's, or one about to change ahead of the walk).
+    pub fn serialize(&mut self, key: &[u8], entry: &Entry, expire_ms: Option<i64>) {
+        (self.encode)(&mut self.out, key, entry, expire_ms, &self.format);
+        self.out_keys += 1;
+    }
+
+    /// Table `t` is written: its keys no longer need serializing before a change.
+    pub fn table_done(&mut self, t: usize) {
         self.mark_done(t);
-        for (key, entry, expire) in keys {
-            (self.encode)(&mut self.out, key, entry, expire, &self.format);
-            self.out_keys += 1;
-        }
     }
 
     /// The next table the walk has to serialize, skipping those done ahead of it; `None`

@@ -103,6 +103,13 @@ impl SlotTable {
     pub fn iter(&self) -> impl Iterator<Item = (&[u8], &Entry)> {
         self.nodes.iter().map(|n| (&*n.key, &n.entry))
     }
+
+    pub fn iter_mut(&mut self) -> impl Iterator<Item = (&[u8], &mut Entry)> {
+        self.nodes.iter_mut().map(|n| {
+            let n = &mut **n;
+            (&*n.key, &mut n.entry)
+        })
+    }
 }
 
 impl<'a> IntoIterator for &'a SlotTable {

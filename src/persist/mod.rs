@@ -403,7 +403,7 @@ impl Persist {
             eprintln!("Background saving started");
         }
         let task = glommio::spawn_local(async move {
-            let result = self.save_rdb().await;
+            let result = self.save_rdb(kind).await;
             self.finish_save(kind, &result);
             self.update_save_gate().await;
             result.map(|_| ()).map_err(|e| e.to_string())
@@ -437,8 +437,9 @@ impl Persist {
     }
 
     /// Writes a snapshot of every shard to `dbfilename` in the working directory.
-    async fn save_rdb(&self) -> Result<SaveOutcome, rdb_file::SaveError> {
-        let cfg = rdb_file::FileConfig::from_config(&self.shard.shared.config());
+    async fn save_rdb(&self, kind: SaveKind) -> Result<SaveOutcome, rdb_file::SaveError> {
+        let mut cfg = rdb_file::FileConfig::from_config(&self.shard.shared.config());
+        cfg.paced = kind == SaveKind::Background;
         let format = SnapshotFormat {
             compression: cfg.options.compression,
             eviction: cfg.format_eviction,
