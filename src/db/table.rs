@@ -189,7 +189,7 @@ mod tests {
             assert!(t.contains_key(k), "{}", k.len());
             let inline = t
                 .nodes
-                .find(hash(k), |n| &*n.key == &k[..])
+                .find(hash(k), |n| *n.key == k[..])
                 .is_some_and(|n| matches!(n.key, NodeKey::Inline { .. }));
             assert_eq!(inline, k.len() <= INLINE_KEY);
         }
