@@ -675,14 +675,10 @@ fn empty_rdb() -> Vec<u8> {
     rdb
 }
 
-/// A fake master: the replica's handshake byte for byte (with `masterauth`), then a corrupt
-/// RDB, a truncated one (the old data stays, served meanwhile), a valid empty one followed
-/// by an unknown command (the link is dropped with a log line; the replica keeps serving and
-/// asks to continue from where it was).
-#[test]
-fn fake_master_bad_input_drops_the_link_and_keeps_serving() {
+/// A listener for a fake master, and a redcell server (`masterauth secret`, its own key
+/// `old`) that is not yet its replica.
+fn replica_for_fake_master() -> (TcpListener, TempDir, Server, Raw) {
     let listener = TcpListener::bind("127.0.0.1:0").expect("listen");
-    let fake_port = listener.local_addr().unwrap().port();
     let dir = TempDir::new("replica");
     let replica = Server::start(
         2,
@@ -697,6 +693,17 @@ fn fake_master_bad_input_drops_the_link_and_keeps_serving() {
     );
     let mut r = Raw::connect(replica.port);
     cmd(&mut r, &["SET", "old", "data"]);
+    (listener, dir, replica, r)
+}
+
+/// A fake master: the replica's handshake byte for byte (with `masterauth`), then a corrupt
+/// RDB, a truncated one (the old data stays, served meanwhile), a valid empty one followed
+/// by an unknown command (the link is dropped with a log line; the replica keeps serving and
+/// asks to continue from where it was).
+#[test]
+fn fake_master_bad_input_drops_the_link_and_keeps_serving() {
+    let (listener, _dir, replica, mut r) = replica_for_fake_master();
+    let fake_port = listener.local_addr().unwrap().port();
     let own_id = info_field(&mut r, "replication", "master_replid");
     let fp = fake_port.to_string();
     assert_eq!(
@@ -800,22 +807,8 @@ fn fake_master_bad_input_drops_the_link_and_keeps_serving() {
 /// -1, and sends the master no `REPLCONF ACK` (it would not understand one), as Redis 7.0.
 #[test]
 fn master_without_psync_is_synced_with_sync() {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("listen");
+    let (listener, _dir, replica, mut r) = replica_for_fake_master();
     let fp = listener.local_addr().unwrap().port().to_string();
-    let dir = TempDir::new("replica");
-    let replica = Server::start(
-        2,
-        &[
-            "--dir",
-            dir.path.to_str().unwrap(),
-            "--save",
-            "",
-            "--masterauth",
-            "secret",
-        ],
-    );
-    let mut r = Raw::connect(replica.port);
-    cmd(&mut r, &["SET", "old", "data"]);
     assert_eq!(
         r.call(&[b"REPLICAOF", b"127.0.0.1", fp.as_bytes()]),
         b"+OK\r\n"
