@@ -580,12 +580,25 @@ fn change_repl_id_on_a_replica_keeps_the_link_not_a_restart() {
         let old_id = info_field(&mut r, "replication", "master_replid");
         assert_eq!(text(&cmd(&mut r, &["DEBUG", "CHANGE-REPL-ID"])), "+OK\r\n");
         let new_id = info_field(&mut r, "replication", "master_replid");
-        assert!(new_id != old_id && new_id.len() == 40, "{who}: {old_id} -> {new_id}");
-        assert_eq!(info_field(&mut r, "replication", "master_replid2"), "0".repeat(40));
-        assert_eq!(int_reply(&cmd(&mut r, &["CLIENT", "KILL", "TYPE", "master"])), 1);
+        assert!(
+            new_id != old_id && new_id.len() == 40,
+            "{who}: {old_id} -> {new_id}"
+        );
+        assert_eq!(
+            info_field(&mut r, "replication", "master_replid2"),
+            "0".repeat(40)
+        );
+        assert_eq!(
+            int_reply(&cmd(&mut r, &["CLIENT", "KILL", "TYPE", "master"])),
+            1
+        );
         cmd(&mut m, &["INCR", "after"]);
         wait_caught_up(&mut m, &mut r, Duration::from_secs(10));
-        assert_eq!(info_i64(&mut m, "stats", "sync_partial_ok"), partial + 1, "{who}");
+        assert_eq!(
+            info_i64(&mut m, "stats", "sync_partial_ok"),
+            partial + 1,
+            "{who}"
+        );
         assert_eq!(info_i64(&mut m, "stats", "sync_full"), full, "{who}");
     }
     let mut r = Raw::connect(ours.port);
@@ -599,7 +612,12 @@ fn change_repl_id_on_a_replica_keeps_the_link_not_a_restart() {
     let mut r = Raw::connect(restarted.port);
     cmd(&mut m, &["INCR", "after"]);
     wait_caught_up(&mut m, &mut r, Duration::from_secs(10));
-    assert_eq!(info_i64(&mut m, "stats", "sync_full"), full + 1, "{}", restarted.stderr());
+    assert_eq!(
+        info_i64(&mut m, "stats", "sync_full"),
+        full + 1,
+        "{}",
+        restarted.stderr()
+    );
     assert_eq!(info_i64(&mut m, "stats", "sync_partial_ok"), partial);
     assert_same_data(&mut m, &mut r);
 }
@@ -833,7 +851,8 @@ fn master_without_psync_is_synced_with_sync() {
     let set = encode(&[b"SET", b"new", b"1"]);
     payload.extend_from_slice(&set);
     s.write_all(&payload).unwrap();
-    assert!(wait_until(Duration::from_secs(10), || r.call(&[b"GET", b"new"])
+    assert!(wait_until(Duration::from_secs(10), || r
+        .call(&[b"GET", b"new"])
         == b"$1\r\n1\r\n"));
     assert_eq!(r.call(&[b"GET", b"from"]), b"$3\r\nold\r\n");
     assert_eq!(r.call(&[b"GET", b"old"]), b"$-1\r\n");
@@ -852,11 +871,15 @@ fn master_without_psync_is_synced_with_sync() {
         "{log}"
     );
     // No ACK in over a second (a PSYNC master gets one every second).
-    s.set_read_timeout(Some(Duration::from_millis(1500))).unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(1500)))
+        .unwrap();
     let mut byte = [0u8; 1];
     match s.read(&mut byte) {
         Err(e) => assert!(
-            matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut),
+            matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ),
             "{e}"
         ),
         Ok(n) => panic!("the replica sent {n} byte(s) to a master without PSYNC: {byte:?}"),

@@ -342,7 +342,8 @@ mod tests {
         let v = || Value::Str(StrValue::from_bytes(b"v"));
         // An hour-idle keyspace fills the pool with candidates scoring above any new key.
         for i in 0..200 {
-            data.db(0).set(format!("old{i}").as_bytes(), v(), 0, now - 3_600_000);
+            data.db(0)
+                .set(format!("old{i}").as_bytes(), v(), 0, now - 3_600_000);
         }
         for _ in 0..20 {
             best_candidate(&mut data, &ev, now);

@@ -193,7 +193,8 @@ mod tests {
                         next_chunk(&mut data, (i % 3) as usize, 200);
                     }
                     let k = format!("k{}", next() % 4000);
-                    data.db((i % 3) as usize).set(k.as_bytes(), s(b"before"), 0, 0);
+                    data.db((i % 3) as usize)
+                        .set(k.as_bytes(), s(b"before"), 0, 0);
                 }
                 abort(&mut data);
             }
