@@ -77,7 +77,11 @@ measure() {
 
 echo "N=$N keys per workload"
 printf "%-8s %-8s %10s %10s\n" server workload rss/key used/key
-measure redcell "$REDCELL_BIN" --shards 1
+# No save points and a scratch directory: the default save points would write a dump.rdb on
+# each SIGTERM, which the next start would load into the "empty" server.
+SCRATCH=$(mktemp -d)
+trap 'rm -rf "$SCRATCH"' EXIT
+measure redcell "$REDCELL_BIN" --shards 1 --save '' --dir "$SCRATCH"
 if [ -n "$REDIS_BIN" ]; then
     measure redis "$REDIS_BIN" --save '' --appendonly no
 else
