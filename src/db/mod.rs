@@ -110,6 +110,13 @@ fn expire_of(volatile: &[Volatile], vidx: u32) -> i64 {
     }
 }
 
+/// The entry's expiry, if it has one.
+#[inline]
+fn expiry(volatile: &[Volatile], e: &Entry) -> Option<i64> {
+    let at = expire_of(volatile, e.vidx());
+    (at != NO_EXPIRE).then_some(at)
+}
+
 /// Whether the entry's time has passed; never while this thread applies its master's
 /// stream (`expiry::Rule::Keep`).
 #[inline]
@@ -368,7 +375,7 @@ impl Keyspace {
     /// has not written the key yet writes it now, as it was.
     #[inline]
     fn snapshot_guard(&mut self, t: usize, key: &[u8]) {
-        if self.snap.as_ref().is_some_and(|s| !s.is_done(t)) {
+        if self.ahead_of_walk(t) {
             self.snapshot_key(t, key);
         }
     }
@@ -384,13 +391,12 @@ impl Keyspace {
         if e.ahead() {
             return;
         }
-        let at = expire_of(&self.volatile, e.vidx());
-        snap.serialize(key, e, (at != NO_EXPIRE).then_some(at));
+        snap.serialize(key, e, expiry(&self.volatile, e));
         e.set_ahead(true);
     }
 
-    /// Whether a key created in table `t` now is outside the running snapshot's walk (it
-    /// did not exist when the snapshot began, so the walk must skip it).
+    /// Whether a running snapshot's walk has not reached table `t` yet: a key there is
+    /// serialized before it changes, and one created now is marked for the walk to skip.
     #[inline]
     fn ahead_of_walk(&self, t: usize) -> bool {
         self.snap.as_ref().is_some_and(|s| !s.is_done(t))
@@ -414,8 +420,7 @@ impl Keyspace {
                     e.set_ahead(false);
                     continue;
                 }
-                let at = expire_of(volatile, e.vidx());
-                snap.serialize(key, e, (at != NO_EXPIRE).then_some(at));
+                snap.serialize(key, e, expiry(volatile, e));
             }
         }
     }
@@ -425,7 +430,6 @@ impl Keyspace {
     pub fn begin_snapshot(&mut self, encode: EncodeFn, format: SnapshotFormat) -> bool {
         self.abort_snapshot();
         if self.len == 0 {
-            self.snap = None;
             return false;
         }
         self.snap = Some(Box::new(KeyspaceSnapshot::new(

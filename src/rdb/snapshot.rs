@@ -63,15 +63,11 @@ pub struct Chunk {
     pub last: bool,
 }
 
-/// The next chunk of database `db`'s snapshot on this shard (about `max_bytes`). `None`
-/// when no snapshot of it runs: it ended, or was stopped (`abort`).
-pub fn next_chunk(data: &mut ShardData, db: usize, max_bytes: usize) -> Option<Chunk> {
-    next_chunk_within(data, db, max_bytes, std::time::Duration::MAX)
-}
-
-/// `next_chunk` that also stops once `max_time` was spent serializing (after a whole slot
-/// table), so that a chunk of values slow to encode does not hold the shard longer.
-pub fn next_chunk_within(
+/// The next chunk of database `db`'s snapshot on this shard: about `max_bytes`, or less
+/// once `max_time` was spent serializing (after a whole slot table), so that values slow to
+/// encode do not hold the shard longer. `None` when no snapshot of it runs: it ended, or was
+/// stopped (`abort`).
+pub fn next_chunk(
     data: &mut ShardData,
     db: usize,
     max_bytes: usize,
@@ -94,6 +90,8 @@ mod tests {
     use crate::rdb::file_reader::{read_rdb, RdbEvent, RdbReadOptions};
     use crate::rdb::file_writer::{AuxFields, RdbFileWriter, RdbWriteOptions};
     use crate::types::{StrValue, Value};
+
+    const NO_LIMIT: std::time::Duration = std::time::Duration::MAX;
 
     fn s(v: &[u8]) -> Value {
         Value::Str(StrValue::from_bytes(v))
@@ -190,7 +188,7 @@ mod tests {
                 begin(&mut data, format());
                 for i in 0..200u64 {
                     if i % 4 == 0 {
-                        next_chunk(&mut data, (i % 3) as usize, 200);
+                        next_chunk(&mut data, (i % 3) as usize, 200, NO_LIMIT);
                     }
                     let k = format!("k{}", next() % 4000);
                     data.db((i % 3) as usize)
@@ -206,7 +204,7 @@ mod tests {
             while done.iter().any(|d| !d) {
                 let db = (next() % 4) as usize;
                 if !done[db] {
-                    let c = next_chunk(&mut data, db, 200).expect("snapshot runs");
+                    let c = next_chunk(&mut data, db, 200, NO_LIMIT).expect("snapshot runs");
                     chunks.push((db, c.bytes));
                     done[db] = c.last;
                 }
@@ -247,9 +245,9 @@ mod tests {
         data.db(1).set(b"a", s(b"1"), 0, 0);
         let counts = begin(&mut data, format());
         assert_eq!(counts[0], DbCounts::default());
-        assert!(next_chunk(&mut data, 0, 1 << 20).is_none());
-        let c = next_chunk(&mut data, 1, 1 << 20).expect("db 1 has keys");
+        assert!(next_chunk(&mut data, 0, 1 << 20, NO_LIMIT).is_none());
+        let c = next_chunk(&mut data, 1, 1 << 20, NO_LIMIT).expect("db 1 has keys");
         assert!(c.last && c.keys == 1 && !c.bytes.is_empty());
-        assert!(next_chunk(&mut data, 1, 1 << 20).is_none());
+        assert!(next_chunk(&mut data, 1, 1 << 20, NO_LIMIT).is_none());
     }
 }
