@@ -463,15 +463,7 @@ fn a_replica_arriving_during_a_disk_sync_joins_it() {
     wait_link_up(&mut rb, &b);
     cmd(&mut m, &["SET", "after", "sync"]);
     assert_eq!(text(&m.call(&[b"WAIT", b"2", b"5000"])), ":2\r\n");
-    let want = snapshot(&mut m);
-    assert_same_keyspace(&snapshot(&mut ra), &want);
-    assert_same_keyspace(&snapshot(&mut rb), &want);
-    let ours = master.stderr();
-    assert_eq!(
-        ours.matches("Starting BGSAVE for SYNC").count(),
-        1,
-        "{ours}"
-    );
+    assert_both_served_by_one_snapshot(&master, &mut m, [(&mut ra, &a), (&mut rb, &b)]);
     assert_eq!(
         info_field(&mut m, "stats", "sync_full").as_deref(),
         Some("2")
@@ -505,11 +497,21 @@ fn diskless_sync_starts_once_max_replicas_wait() {
     // Keep-alives reached it meanwhile (it did not time out; the line it waits for is late).
     let b = StockRedis::start(&["--replicaof", "127.0.0.1", &port]);
     let mut rb = Raw::connect(b.port);
-    wait_link_up(&mut ra, &a);
-    wait_link_up(&mut rb, &b);
-    let want = snapshot(&mut m);
-    assert_same_keyspace(&snapshot(&mut ra), &want);
-    assert_same_keyspace(&snapshot(&mut rb), &want);
+    assert_both_served_by_one_snapshot(&master, &mut m, [(&mut ra, &a), (&mut rb, &b)]);
+}
+
+/// Both stock replicas are up and hold the master's keyspace, and the master made one
+/// snapshot for them.
+fn assert_both_served_by_one_snapshot(
+    master: &Server,
+    m: &mut Raw,
+    replicas: [(&mut Raw, &StockRedis); 2],
+) {
+    let want = snapshot(m);
+    for (r, stock) in replicas {
+        wait_link_up(r, stock);
+        assert_same_keyspace(&snapshot(r), &want);
+    }
     let ours = master.stderr();
     assert_eq!(
         ours.matches("Starting BGSAVE for SYNC").count(),
