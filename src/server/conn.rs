@@ -432,6 +432,9 @@ pub async fn serve<S: ClientStream>(shard: Rc<Shard>, mut stream: S, meta: Rc<Cl
         if let Some(sub) = &conn.sub {
             sub.drain_into(&mut conn.out.buf);
         }
+        if shard.shared.monitors.any() {
+            wait_for_monitors(&shard).await;
+        }
         if !write_out(&mut conn, &mut stream).await {
             break;
         }
@@ -528,6 +531,16 @@ async fn wait_for_aof(conn: &mut Conn) {
     let durable = &conn.shard.shared.aof_durable;
     while durable.load(std::sync::atomic::Ordering::Acquire) < upto {
         glommio::timer::sleep(std::time::Duration::from_micros(50)).await;
+    }
+}
+
+/// MONITOR on another core: the batch's replies wait until its lines reached every monitor
+/// (see `shard::observe`), so monitors show commands in the order clients saw replies.
+#[cold]
+async fn wait_for_monitors(shard: &Shard) {
+    let made = shard.shared.monitors.lines_made();
+    while !shard.shared.monitors.delivered_upto(&made) {
+        glommio::timer::sleep(std::time::Duration::from_micros(20)).await;
     }
 }
 

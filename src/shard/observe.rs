@@ -10,11 +10,14 @@
 //! MONITOR lines are made where a command runs and delivered to the monitors of every core:
 //! at once on this core, and through one job per core after the current task yields,
 //! in the order they were made, so each monitor sees each executor's commands in order.
+//! A client's replies wait until the lines made before them reached every core
+//! (`delivered_upto`), so a monitor never shows a command before one whose reply the
+//! client had already seen: the order is causal across cores too, as with one Redis thread.
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use super::pubsub::Subscriber;
 use super::{ClientIdent, Shard};
@@ -235,6 +238,10 @@ pub struct Observe {
 pub struct MonitorCounts {
     per_core: Vec<AtomicUsize>,
     total: AtomicUsize,
+    /// Per core: lines made for the monitors of other cores, and how many of those have
+    /// reached them.
+    made: Vec<AtomicU64>,
+    delivered: Vec<AtomicU64>,
 }
 
 impl MonitorCounts {
@@ -242,7 +249,24 @@ impl MonitorCounts {
         MonitorCounts {
             per_core: (0..executors).map(|_| AtomicUsize::new(0)).collect(),
             total: AtomicUsize::new(0),
+            made: (0..executors).map(|_| AtomicU64::new(0)).collect(),
+            delivered: (0..executors).map(|_| AtomicU64::new(0)).collect(),
         }
+    }
+
+    /// How many lines each core has made so far for the monitors of the others.
+    pub fn lines_made(&self) -> Vec<u64> {
+        self.made
+            .iter()
+            .map(|m| m.load(Ordering::Acquire))
+            .collect()
+    }
+
+    /// Whether the lines counted in `made` (from `lines_made`) have reached every monitor.
+    pub fn delivered_upto(&self, made: &[u64]) -> bool {
+        made.iter()
+            .zip(&self.delivered)
+            .all(|(&m, d)| d.load(Ordering::Acquire) >= m)
     }
 
     /// Whether any client MONITORs: one relaxed load, paid by every command.
@@ -391,6 +415,8 @@ pub fn feed_monitors(shard: &Rc<Shard>, line: &[u8]) {
         return;
     }
     shard.observe.outgoing.borrow_mut().extend_from_slice(line);
+    let counts = &shard.shared.monitors;
+    counts.made[shard.id].fetch_add(1, Ordering::Release);
     if shard.observe.flushing.replace(true) {
         return;
     }
@@ -401,15 +427,17 @@ pub fn feed_monitors(shard: &Rc<Shard>, line: &[u8]) {
             if lines.is_empty() {
                 break;
             }
+            // Every line counted up to now is in `lines` (both change in the same step).
+            let upto = me.shared.monitors.made[me.id].load(Ordering::Acquire);
             let lines = std::sync::Arc::new(lines);
             for core in 0..me.nshards {
                 if core == me.id || !me.shared.monitors.has(core) {
                     continue;
                 }
                 let lines = lines.clone();
-                me.post(core, false, move |s| deliver_local(s, &lines))
-                    .await;
+                me.call(core, move |s| deliver_local(s, &lines)).await;
             }
+            me.shared.monitors.delivered[me.id].store(upto, Ordering::Release);
         }
         me.observe.flushing.set(false);
     })
