@@ -242,6 +242,11 @@ fn wait<'a>(c: &'a mut Conn, a: Args<'a>) -> BoxFuture<'a> {
         let n = c
             .shard
             .call_async(c.shard.nshards, move |_| async move {
+                // The client passed the replica check when it was dispatched, so it is
+                // ordered before a REPLICAOF that ran since: it was blocked, and unblocks.
+                if !in_multi && crate::repl::is_replica() {
+                    return None;
+                }
                 let Some(m) = Master::current() else {
                     return Some(0);
                 };
@@ -250,13 +255,12 @@ fn wait<'a>(c: &'a mut Conn, a: Args<'a>) -> BoxFuture<'a> {
                 if in_multi || acked as i64 >= want {
                     return Some(acked);
                 }
-                let was_replica = crate::repl::is_replica();
                 m.request_acks();
                 let deadline =
                     (timeout > 0).then(|| Instant::now() + Duration::from_millis(timeout));
                 loop {
                     glommio::timer::sleep(Duration::from_millis(5)).await;
-                    if !was_replica && crate::repl::is_replica() {
+                    if crate::repl::is_replica() {
                         return None;
                     }
                     let acked = m.acked(offset);
