@@ -2,14 +2,17 @@
 # perf/bench.sh - benchmark redcell against a stock redis-server, side by side.
 #
 # Every run starts a fresh server pinned to SERVER_CPU on a free 127.0.0.1 port,
-# waits for PING, then drives it with a load generator pinned to LOAD_CPU:
-#   memtier_benchmark -t 1 -c 50 --ratio 1:10 --data-size 32 --pipeline N
-#                     --key-pattern R:R --test-time DURATION
-# (no prefill, so most GETs are misses; both servers see the same workload).
+# waits for PING, fills KEYS keys (so GETs hit), then drives it with a load generator
+# pinned to LOAD_CPU:
+#   memtier_benchmark -t THREADS -c 50 --ratio 1:10 --data-size 32 --pipeline N
+#                     --key-pattern R:R --key-minimum 1 --key-maximum KEYS --test-time DURATION
 # Runs alternate redcell, redis, redcell, redis, ... (ROUNDS rounds per pipeline).
 # While the load runs, `perf stat -p <server pid>` counts the server's
 # instructions and CPU time, reported per operation. If perf or the hardware
-# counters are unavailable, those columns show n/a.
+# counters are unavailable, those columns show n/a. The IPIs the server's CPUs receive
+# (rescheduling RES plus function-call CAL, from /proc/interrupts deltas over the run) are
+# reported per operation too; they include any other process's on those CPUs, so keep
+# the machine quiet.
 #
 # WORKLOAD=multi replaces the SET/GET mix with transactions, each client sending
 #   MULTI; SET __key__ __data__; INCR n:__key__; EXEC
@@ -30,10 +33,11 @@
 # the build before a change), shown as "base", for before/after comparisons in
 # the same run.
 #
-# Output: one table per pipeline depth (ops/sec, p50/p99 latency in ms,
-# instructions/op, server CPU ns/op) for every server and round, plus the
-# ratio redcell/redis of the median ops/sec. Raw load-generator output is kept
-# in $OUT_DIR/bench-<timestamp>/.
+# Output: one table per pipeline depth (ops/sec, p50/p99/p99.9 latency in ms,
+# instructions/op, server CPU ns/op, IPIs/op) for every server and round, plus the
+# ratio redcell/redis of the median ops/sec. Raw load-generator output and the table
+# as results.tsv (pipeline, server, round, then the columns above) are kept in
+# $OUT_DIR/bench-<timestamp>/.
 #
 # Without memtier_benchmark it falls back to redis-benchmark (redis-tools):
 #   redis-benchmark -c 50 -P N -d 32 -r 10000000 -t set,get -n RB_REQUESTS
@@ -50,8 +54,12 @@
 #   DURATION      seconds per run, "20" or "20s" [20]
 #   PIPELINES     space-separated pipeline depths ["1 16"]
 #   ROUNDS        A/B rounds per pipeline depth [2]
-#   SERVER_CPU    CPU the server is pinned to [0]
-#   LOAD_CPU      CPU the load generator is pinned to [1]
+#   KEYS          keys filled before each run and read by the load; 0: no fill (most
+#                 GETs miss, keys from memtier's default range) [100000]
+#   SHARDS        redcell's --shards [1]
+#   SERVER_CPU    CPU(s) the server is pinned to, a taskset list ("0" or "0-3") [0]
+#   LOAD_CPU      CPU(s) the load generator is pinned to, a taskset list [1]
+#   THREADS       memtier_benchmark threads (-t), 50 connections each [1]
 #   LOADGEN       auto | memtier | redis-benchmark [auto]
 #   MEMTIER_ARGS  extra arguments appended to memtier_benchmark [none]
 #   TLS           1: serve and load over TLS [0]
@@ -68,14 +76,18 @@ REPO_ROOT=$(cd "$SCRIPT_DIR/.." && pwd)
 
 REDCELL_BIN=${REDCELL_BIN:-$REPO_ROOT/target/release/redcell-server}
 REDIS_BIN=${REDIS_BIN:-$(command -v redis-server || true)}
+[[ $REDIS_BIN != none ]] || REDIS_BIN=
 BASE_BIN=${BASE_BIN:-}
 WORKLOAD=${WORKLOAD:-getset}
 DURATION=${DURATION:-20}
 DURATION=${DURATION%s}
 PIPELINES=${PIPELINES:-"1 16"}
 ROUNDS=${ROUNDS:-2}
+KEYS=${KEYS:-100000}
+SHARDS=${SHARDS:-1}
 SERVER_CPU=${SERVER_CPU:-0}
 LOAD_CPU=${LOAD_CPU:-1}
+THREADS=${THREADS:-1}
 LOADGEN=${LOADGEN:-auto}
 MEMTIER_ARGS=${MEMTIER_ARGS:-}
 RB_REQUESTS=${RB_REQUESTS:-1000000}
@@ -93,6 +105,9 @@ esac
 
 [[ $DURATION =~ ^[0-9]+$ && $DURATION -gt 0 ]] || die "DURATION must be a positive number of seconds"
 [[ $ROUNDS =~ ^[0-9]+$ && $ROUNDS -gt 0 ]] || die "ROUNDS must be a positive integer"
+[[ $KEYS =~ ^[0-9]+$ ]] || die "KEYS must be a number"
+[[ $SHARDS =~ ^[0-9]+$ && $SHARDS -gt 0 ]] || die "SHARDS must be a positive integer"
+[[ $THREADS =~ ^[0-9]+$ && $THREADS -gt 0 ]] || die "THREADS must be a positive integer"
 for pl in $PIPELINES; do [[ $pl =~ ^[0-9]+$ && $pl -gt 0 ]] || die "bad pipeline depth '$pl'"; done
 command -v taskset >/dev/null || die "taskset not found (apt-get install util-linux)"
 [[ -x $REDCELL_BIN ]] || die "$REDCELL_BIN is not executable (build it with: cargo build --release)"
@@ -110,7 +125,8 @@ case $LOADGEN in
 esac
 
 case $WORKLOAD in
-  getset) LOAD_ARGS=(--ratio 1:10 --key-pattern R:R) ;;
+  getset) LOAD_ARGS=(--ratio 1:10 --key-pattern R:R)
+    [[ $KEYS -eq 0 ]] || LOAD_ARGS+=(--key-minimum 1 --key-maximum "$KEYS") ;;
   multi)
     [[ $LOADGEN == memtier ]] || die "WORKLOAD=multi needs memtier_benchmark"
     LOAD_ARGS=(--command=MULTI "--command=SET __key__ __data__" "--command=INCR n:__key__" --command=EXEC
@@ -206,9 +222,9 @@ start_server() {  # kind port logfile -> SERVER_PID
   local listen=(--port "$port")
   [[ $TLS != 1 ]] || listen=(--port 0 --tls-port "$port" "${SERVER_TLS[@]}")
   case $kind in
-    redcell) taskset -c "$SERVER_CPU" "$REDCELL_BIN" "${listen[@]}" --shards 1 \
+    redcell) taskset -c "$SERVER_CPU" "$REDCELL_BIN" "${listen[@]}" --shards "$SHARDS" \
                --save '' --dir "$RUN_DIR" >"$logf" 2>&1 & ;;
-    base)    taskset -c "$SERVER_CPU" "$BASE_BIN" "${listen[@]}" --shards 1 \
+    base)    taskset -c "$SERVER_CPU" "$BASE_BIN" "${listen[@]}" --shards "$SHARDS" \
                --save '' --dir "$RUN_DIR" >"$logf" 2>&1 & ;;
     redis)   taskset -c "$SERVER_CPU" "$REDIS_BIN" "${listen[@]}" --bind 127.0.0.1 \
                --save '' --appendonly no --dir "$RUN_DIR" >"$logf" 2>&1 & ;;
@@ -246,23 +262,49 @@ case $PERF_EVENTS in
   *) log "hardware counters unavailable (perf stat -e instructions unsupported): instr/op will be n/a" ;;
 esac
 
-# run_load port pipeline prefix -> R_OPS R_P50 R_P99 R_COUNT
+# cpu_list_expand "0,2-3" -> "0 2 3"
+cpu_list_expand() {
+  local part out=()
+  for part in ${1//,/ }; do
+    if [[ $part == *-* ]]; then out+=($(seq "${part%-*}" "${part#*-}")); else out+=("$part"); fi
+  done
+  echo "${out[*]}"
+}
+SERVER_CPUS=$(cpu_list_expand "$SERVER_CPU")
+
+# ipis_now -> RES+CAL interrupts received so far by the server's CPUs
+ipis_now() {
+  awk -v cpus="$SERVER_CPUS" '$1 == "RES:" || $1 == "CAL:" {
+      n = split(cpus, c, " "); for (i = 1; i <= n; i++) s += $(c[i] + 2) }
+    END {printf "%d", s}' /proc/interrupts
+}
+
+# prefill port: KEYS keys memtier-0..., 32-byte values, as the getset load reads them
+prefill() {
+  [[ $WORKLOAD == getset && $KEYS -gt 0 && $LOADGEN == memtier ]] || return 0
+  run_tracked taskset -c "$LOAD_CPU" memtier_benchmark -s 127.0.0.1 -p "$1" "${CLIENT_TLS[@]}" \
+    -t 1 -c 1 --pipeline 64 --ratio 1:0 --key-pattern P:P --key-minimum 1 \
+    --key-maximum "$KEYS" --requests allkeys --data-size 32 --hide-histogram \
+    >"$2.prefill.txt" 2>&1 || die "prefill failed (see $2.prefill.txt)"
+}
+
+# run_load port pipeline prefix -> R_OPS R_P50 R_P99 R_P999 R_COUNT
 run_load() {
   local port=$1 pl=$2 pfx=$3 rc=0
-  R_OPS=; R_P50=; R_P99=; R_COUNT=
+  R_OPS=; R_P50=; R_P99=; R_P999=; R_COUNT=
   if [[ $LOADGEN == memtier ]]; then
     # shellcheck disable=SC2086  # MEMTIER_ARGS is intentionally word-split
     run_tracked taskset -c "$LOAD_CPU" memtier_benchmark -s 127.0.0.1 -p "$port" \
-      -t 1 -c 50 "${LOAD_ARGS[@]}" "${CLIENT_TLS[@]}" --data-size 32 --pipeline "$pl" \
+      -t "$THREADS" -c 50 "${LOAD_ARGS[@]}" "${CLIENT_TLS[@]}" --data-size 32 --pipeline "$pl" \
       --test-time "$DURATION" --hide-histogram \
-      --print-percentiles 50,99 --json-out-file "$pfx.json" $MEMTIER_ARGS \
+      --print-percentiles 50,99,99.9 --json-out-file "$pfx.json" $MEMTIER_ARGS \
       >"$pfx.txt" 2>"$pfx.err" || rc=$?
     [[ $rc -eq 0 ]] || log "memtier_benchmark exited with $rc (see $pfx.err)"
     grep -Eq 'Avg\. Latency +p50 Latency +p99 Latency' "$pfx.txt" \
       || { log "unexpected memtier output format in $pfx.txt"; return 0; }
     # Columns by header name: the SET/GET table has Hits/Misses columns, --command tables not.
-    read -r R_OPS R_P50 R_P99 < <(awk '/Avg\. Latency/ {gsub(/ Latency|\/sec/, ""); for (i = 1; i <= NF; i++) col[$i] = i}
-      $1 == "Totals" {print $col["Ops"], $col["p50"], $col["p99"]; exit}' "$pfx.txt") || true
+    read -r R_OPS R_P50 R_P99 R_P999 < <(awk '/Avg\. Latency/ {gsub(/ Latency|\/sec/, ""); for (i = 1; i <= NF; i++) col[$i] = i}
+      $1 == "Totals" {print $col["Ops"], $col["p50"], $col["p99"], $col["p99.9"]; exit}' "$pfx.txt") || true
     R_COUNT=$(awk '/"Totals"/ {t = 1} t && /"Count"/ {gsub(/[^0-9]/, ""); print; exit}' "$pfx.json" 2>/dev/null || true)
     [[ -n $R_COUNT || -z $R_OPS ]] || R_COUNT=$(awk -v o="$R_OPS" -v d="$DURATION" 'BEGIN {printf "%d", o * d}')
   else
@@ -320,6 +362,7 @@ for pl in $PIPELINES; do
       if [[ $WORKLOAD == evalsha ]]; then
         [[ $(redis-cli -p "$port" SCRIPT LOAD "$EVAL_SCRIPT") == "$EVAL_SHA" ]] || die "SCRIPT LOAD failed"
       fi
+      prefill "$port" "$pfx"
       perf_pid=
       if [[ -n $PERF_EVENTS ]]; then
         perf stat -x, -e "$PERF_EVENTS" -p "$SERVER_PID" -o "$pfx.perf" 2>"$pfx.perf.err" &
@@ -327,7 +370,9 @@ for pl in $PIPELINES; do
         PIDS+=("$perf_pid")
         sleep 0.2  # let perf attach before the load starts
       fi
+      ipis_before=$(ipis_now)
       run_load "$port" "$pl" "$pfx"
+      ipis=$(($(ipis_now) - ipis_before))
       instr='' cpu_ms=''
       if [[ -n $perf_pid ]]; then
         stop_pid "$perf_pid" INT
@@ -337,10 +382,11 @@ for pl in $PIPELINES; do
       stop_pid "$SERVER_PID"
       ipo=$(per_op "$instr" "$R_COUNT" 1)
       nspo=$(per_op "$cpu_ms" "$R_COUNT" 1000000)
-      printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$pl" "$kind" "$round" \
-        "${R_OPS:-n/a}" "${R_P50:-n/a}" "${R_P99:-n/a}" "$ipo" "$nspo" >>"$RESULTS"
+      ipipo=$(awk -v n="$ipis" -v c="$R_COUNT" 'BEGIN {if (c > 0) printf "%.3f", n / c; else print "n/a"}')
+      printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$pl" "$kind" "$round" \
+        "${R_OPS:-n/a}" "${R_P50:-n/a}" "${R_P99:-n/a}" "${R_P999:-n/a}" "$ipo" "$nspo" "$ipipo" >>"$RESULTS"
       log "pipeline $pl round $round $kind: ${R_OPS:-n/a} ops/s, p50 ${R_P50:-n/a} ms," \
-          "p99 ${R_P99:-n/a} ms, instr/op $ipo, cpu_ns/op $nspo"
+          "p99 ${R_P99:-n/a} ms, p99.9 ${R_P999:-n/a} ms, instr/op $ipo, cpu_ns/op $nspo, ipi/op $ipipo"
     done
   done
 done
@@ -351,13 +397,13 @@ median_ops() {  # pipeline kind -> median ops/sec over rounds, or empty
 }
 
 echo
-echo "redcell vs redis: $LOADGEN, 1 thread x 50 conns, workload $WORKLOAD, 32 B values, ${DURATION}s/run," \
-     "server CPU $SERVER_CPU, load CPU $LOAD_CPU"
+echo "redcell (--shards $SHARDS) vs redis: $LOADGEN, $THREADS thread(s) x 50 conns, workload $WORKLOAD," \
+     "$KEYS keys, 32 B values, ${DURATION}s/run, server CPU $SERVER_CPU, load CPU $LOAD_CPU"
 for pl in $PIPELINES; do
   echo
   echo "== pipeline $pl =="
-  printf '%-8s %5s %12s %9s %9s %10s %10s\n' server round ops/sec p50_ms p99_ms instr/op cpu_ns/op
-  awk -F'\t' -v p="$pl" '$1 == p {printf "%-8s %5s %12s %9s %9s %10s %10s\n", $2, $3, $4, $5, $6, $7, $8}' "$RESULTS"
+  printf '%-8s %5s %12s %9s %9s %9s %10s %10s %8s\n' server round ops/sec p50_ms p99_ms p99.9_ms instr/op cpu_ns/op ipi/op
+  awk -F'\t' -v p="$pl" '$1 == p {printf "%-8s %5s %12s %9s %9s %9s %10s %10s %8s\n", $2, $3, $4, $5, $6, $7, $8, $9, $10}' "$RESULTS"
   rc_med=$(median_ops "$pl" redcell)
   if [[ -n $BASE_BIN ]]; then
     b_med=$(median_ops "$pl" base)
