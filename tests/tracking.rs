@@ -959,3 +959,57 @@ fn shared_redirect_and_mode_switches_match_redis() {
         s.silent(1);
     });
 }
+
+/// A redirect target hears of writes in the order their replies came back, whatever cores
+/// the readers, the writer and the target landed on and whichever shards own the keys (an
+/// invalidation may take two hops: to the reader's core, then to its target's; Redis sends
+/// it before the write's reply, so the reply here waits until it arrived).
+#[test]
+fn redirected_invalidations_follow_the_order_of_the_writes() {
+    let ours = Server::start(2, &[]);
+    let (on0, on1) = (keys_on(0, 2), keys_on(1, 2));
+    let pairs = [
+        (on0[0].clone(), on0[1].clone()),
+        (on0[0].clone(), on1[0].clone()),
+        (on1[0].clone(), on0[0].clone()),
+        (on1[0].clone(), on1[1].clone()),
+    ];
+    for round in 0..16 {
+        let (first, second) = &pairs[round % pairs.len()];
+        // Fresh connections each round, so they land on different cores.
+        let mut s = Script::new(ours.port, 4);
+        s.call(3, &[b"SUBSCRIBE", b"__redis__:invalidate"]);
+        let target = s.id(3);
+        for reader in [0, 1] {
+            s.call(
+                reader,
+                &[b"CLIENT", b"TRACKING", b"on", b"REDIRECT", &target],
+            );
+        }
+        s.call(0, &[b"GET", first.as_bytes()]);
+        s.call(1, &[b"GET", second.as_bytes()]);
+        s.call(2, &[b"INCR", first.as_bytes()]);
+        s.call(2, &[b"INCR", second.as_bytes()]);
+        s.log.clear();
+        s.read(3);
+        s.read(3);
+        let message = |key: &str| {
+            format!(
+                "*3\r\n$7\r\nmessage\r\n$20\r\n__redis__:invalidate\r\n*1\r\n${}\r\n{key}\r\n",
+                key.len()
+            )
+        };
+        let got: Vec<String> = s.log.iter().map(|m| show(m)).collect();
+        assert_eq!(
+            got,
+            [
+                show(message(first).as_bytes()),
+                show(message(second).as_bytes())
+            ],
+            "round {round}"
+        );
+        // Both keys invalidated, readers stop tracking them: nothing more arrives.
+        s.call(2, &[b"DEL", first.as_bytes(), second.as_bytes()]);
+        s.silent(3);
+    }
+}

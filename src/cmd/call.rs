@@ -441,6 +441,7 @@ fn settle_all(x: &mut Exec<'_>, effects: &Effects, args: &Args<'_>) {
         != 0;
     let mut announced = Vec::new();
     let (shard, origin) = (x.shard, x.track.origin);
+    let waiter = x.client.map(|c| &c.invalidations);
     let mut settle_data = |data: &mut crate::db::ShardData| {
         if announcing {
             for (i, ks) in data.dbs().iter_mut().enumerate() {
@@ -459,7 +460,7 @@ fn settle_all(x: &mut Exec<'_>, effects: &Effects, args: &Args<'_>) {
             ks.settle_touched(signal);
         }
         if data.tracking.wants_changes() || data.has_changed() {
-            invalidate_changes(shard, data, &expired[first_expired..], origin);
+            invalidate_changes(shard, data, &expired[first_expired..], origin, waiter);
         }
     };
     // One shard's data, the usual case, without the iterator over held shards.
@@ -486,13 +487,15 @@ fn settle_all(x: &mut Exec<'_>, effects: &Effects, args: &Args<'_>) {
 }
 
 /// Client-side caching: the keys of `data` that expired (changed by nobody, as Redis
-/// signals them) and those the command changed (by `origin`) are invalidated.
+/// signals them) and those the command changed (by `origin`) are invalidated; the messages
+/// hold back the replies of the client whose counter is `waiter`.
 #[cold]
 fn invalidate_changes(
     shard: &Rc<Shard>,
     data: &mut crate::db::ShardData,
     expired: &[(u64, usize, Box<[u8]>)],
     origin: u64,
+    waiter: Option<&std::sync::Arc<std::sync::atomic::AtomicUsize>>,
 ) {
     let changed = data.take_changed();
     if !data.tracking.wants_changes() {
@@ -500,10 +503,10 @@ fn invalidate_changes(
     }
     if !expired.is_empty() {
         let keys: Vec<Box<[u8]>> = expired.iter().map(|(_, _, k)| k.clone()).collect();
-        tracking::invalidate(shard, data, &keys, 0);
+        tracking::invalidate(shard, data, &keys, 0, waiter);
     }
     if !changed.is_empty() {
-        tracking::invalidate(shard, data, &changed, origin);
+        tracking::invalidate(shard, data, &changed, origin, waiter);
     }
 }
 
@@ -953,7 +956,7 @@ pub fn active_expire(shard: &Rc<Shard>, now: i64) {
     expired.sort_unstable_by_key(|(seq, _, _)| *seq);
     notify_expired(shard, &expired, 0);
     if data.tracking.wants_changes() {
-        invalidate_changes(shard, data, &expired, 0);
+        invalidate_changes(shard, data, &expired, 0, None);
         // A lowered `tracking-table-max-keys` takes effect even while nobody reads.
         tracking::enforce_limit(shard, data);
     }
@@ -992,7 +995,7 @@ pub fn delete_slots(shard: &Rc<Shard>, slots: &[u16]) {
         ks.settle_touched(true);
     }
     if data.tracking.wants_changes() || data.has_changed() {
-        invalidate_changes(shard, data, &[], 0);
+        invalidate_changes(shard, data, &[], 0, None);
     }
     if !unit.is_empty() {
         data.clock = end_unit(shard, &mut unit, data.clock);

@@ -129,7 +129,13 @@ fn round(shard: &Rc<Shard>, data: &mut ShardData, now: i64, balanced: bool) -> O
         if data.db(db).evict(&key) {
             freed += 1;
             if data.tracking.wants_changes() {
-                crate::shard::tracking::invalidate(shard, data, std::slice::from_ref(&key), 0);
+                crate::shard::tracking::invalidate(
+                    shard,
+                    data,
+                    std::slice::from_ref(&key),
+                    0,
+                    None,
+                );
             }
             if recording {
                 unit.push(db, &[verb, &key]);

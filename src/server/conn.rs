@@ -7,6 +7,7 @@
 //! borrows their data (`shard::tx`) and runs here.
 
 use std::rc::Rc;
+use std::sync::atomic::Ordering;
 
 use futures_lite::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use glommio::net::TcpStream;
@@ -429,6 +430,9 @@ pub async fn serve<S: ClientStream>(shard: Rc<Shard>, mut stream: S, meta: Rc<Cl
             wait_for_aof(&mut conn).await;
         }
         conn.meta.qbuf.set(rbuf.end - rbuf.start);
+        if conn.meta.ident.invalidations.load(Ordering::Acquire) > 0 {
+            wait_for_invalidations(&conn).await;
+        }
         if let Some(sub) = &conn.sub {
             sub.drain_into(&mut conn.out.buf);
         }
@@ -529,7 +533,7 @@ async fn wait_for_aof(conn: &mut Conn) {
     conn.wait_for_aof = false;
     let upto = crate::shard::journal::now_stamp();
     let durable = &conn.shard.shared.aof_durable;
-    while durable.load(std::sync::atomic::Ordering::Acquire) < upto {
+    while durable.load(Ordering::Acquire) < upto {
         glommio::timer::sleep(std::time::Duration::from_micros(50)).await;
     }
 }
@@ -540,6 +544,15 @@ async fn wait_for_aof(conn: &mut Conn) {
 async fn wait_for_monitors(shard: &Shard) {
     let made = shard.shared.monitors.lines_made();
     while !shard.shared.monitors.delivered_upto(&made) {
+        glommio::timer::sleep(std::time::Duration::from_micros(20)).await;
+    }
+}
+
+/// Client-side caching: the batch's replies wait until the invalidations its writes caused
+/// reached their clients (see `shard::tracking`), as Redis sends them before the reply.
+#[cold]
+async fn wait_for_invalidations(conn: &Conn) {
+    while conn.meta.ident.invalidations.load(Ordering::Acquire) > 0 {
         glommio::timer::sleep(std::time::Duration::from_micros(20)).await;
     }
 }

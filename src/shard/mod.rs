@@ -26,7 +26,7 @@ use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 use std::time::Instant;
@@ -110,6 +110,9 @@ pub struct Shared {
     /// Per data shard: the keys its tracking table holds (`tracking-table-max-keys` counts
     /// them all).
     pub tracking_keys: Vec<std::sync::atomic::AtomicUsize>,
+    /// A shard is evicting keys from its tracking table to bring the total under the limit
+    /// (one at a time, or two shards would both evict what only one needed to).
+    pub tracking_enforcing: std::sync::atomic::AtomicBool,
 }
 
 /// How far loading the data file at start-up has come, readable from any core.
@@ -211,6 +214,7 @@ impl Shared {
             startup_memory: AtomicU64::new(0),
             tracking_clients: Default::default(),
             tracking_keys: (0..nshards).map(|_| Default::default()).collect(),
+            tracking_enforcing: Default::default(),
         }
     }
 
@@ -463,6 +467,9 @@ pub struct ClientIdent {
     pub script: bool,
     /// CLIENT SETNAME's name (locked only to set it and to copy it into a slow log entry).
     name: Mutex<Vec<u8>>,
+    /// Invalidations this client's commands caused that have not reached their clients yet
+    /// (`tracking::Ticket`): its replies wait for none, as Redis sends them first.
+    pub invalidations: Arc<AtomicUsize>,
 }
 
 impl ClientIdent {
@@ -472,6 +479,7 @@ impl ClientIdent {
             addr,
             script: false,
             name: Mutex::new(Vec::new()),
+            invalidations: Arc::default(),
         }
     }
 
@@ -483,6 +491,7 @@ impl ClientIdent {
                 addr: "?:0".into(),
                 script: true,
                 name: Mutex::new(Vec::new()),
+                invalidations: Arc::default(),
             });
         &SCRIPT
     }

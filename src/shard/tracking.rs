@@ -19,11 +19,17 @@
 //!
 //! Messages for clients of the core that makes the change are delivered at once; messages
 //! for other cores wait in a per-core outbox that a task posts in order.
+//!
+//! Redis writes invalidations before the reply of the command that caused them, so a client
+//! that saw a write's reply can count on every cache having been told. Here a message may
+//! take up to two hops, so each one caused by a client's command carries a [`Ticket`] on
+//! that client's counter until it reaches its last core; the client's replies wait until
+//! none is left (`server::conn`).
 
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 use std::rc::Rc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use super::{ClientMeta, Shard};
@@ -98,6 +104,32 @@ pub enum Message {
     Broken { client: u64, to: u64 },
 }
 
+/// One undelivered invalidation caused by a client's command, counted on that client's
+/// `ClientIdent::invalidations` until it is dropped where the message ends.
+pub struct Ticket(Arc<AtomicUsize>);
+
+impl Ticket {
+    pub fn new(counter: &Arc<AtomicUsize>) -> Ticket {
+        counter.fetch_add(1, Ordering::SeqCst);
+        Ticket(counter.clone())
+    }
+}
+
+impl Clone for Ticket {
+    fn clone(&self) -> Ticket {
+        Ticket::new(&self.0)
+    }
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Release);
+    }
+}
+
+/// The tickets a message carries (none for changes no client's command made).
+type Tickets = Vec<Ticket>;
+
 /// Keys changed under one BCAST prefix, in Redis's order, each with the client that changed
 /// it last (0: none).
 type ChangedKeys = BTreeMap<Box<[u8]>, u64>;
@@ -111,8 +143,10 @@ pub struct Tracking {
     /// changed it last (0: none), for NOLOOP.
     changed: RefCell<BTreeMap<Box<[u8]>, ChangedKeys>>,
     broadcast_scheduled: Cell<bool>,
+    /// The tickets of the changes waiting in `changed`.
+    broadcast_tickets: RefCell<Tickets>,
     /// Messages for other cores' clients, per core, until the flusher task posts them.
-    outbox: RefCell<Vec<Vec<Message>>>,
+    outbox: RefCell<Vec<Vec<(Message, Tickets)>>>,
     flushing: Cell<bool>,
 }
 
@@ -187,8 +221,16 @@ pub fn remember(shard: &Rc<Shard>, data: &mut ShardData, key: &[u8], reader: Rea
 }
 
 /// Keys of `data` changed by client `origin` (0: none): their readers are sent
-/// invalidations and forgotten, and BCAST prefixes note them.
-pub fn invalidate(shard: &Rc<Shard>, data: &mut ShardData, keys: &[Box<[u8]>], origin: u64) {
+/// invalidations and forgotten, and BCAST prefixes note them. `waiter`: the counter of the
+/// client whose command made the changes (its replies wait for these messages).
+pub fn invalidate(
+    shard: &Rc<Shard>,
+    data: &mut ShardData,
+    keys: &[Box<[u8]>],
+    origin: u64,
+    waiter: Option<&Arc<AtomicUsize>>,
+) {
+    let tickets = || waiter.map(Ticket::new).into_iter().collect();
     if !data.tracking.is_empty() {
         for key in keys {
             if let Some(readers) = data.tracking.take(key) {
@@ -198,7 +240,7 @@ pub fn invalidate(shard: &Rc<Shard>, data: &mut ShardData, keys: &[Box<[u8]>], o
                         key: key.clone(),
                         origin,
                     };
-                    queue(shard, r.home as usize, m);
+                    queue(shard, r.home as usize, m, tickets());
                 }
             }
         }
@@ -206,8 +248,16 @@ pub fn invalidate(shard: &Rc<Shard>, data: &mut ShardData, keys: &[Box<[u8]>], o
         data.sync_tracked();
     }
     if shard.tracking.has_prefixes() {
+        let mut noted = false;
         for key in keys {
-            note_broadcast(shard, key, origin);
+            noted |= note_broadcast(shard, key, origin);
+        }
+        if noted {
+            shard
+                .tracking
+                .broadcast_tickets
+                .borrow_mut()
+                .extend(tickets());
         }
     }
 }
@@ -234,19 +284,19 @@ pub fn announce_flush(shard: &Rc<Shard>) {
         return;
     }
     for core in 0..=shard.nshards {
-        queue(shard, core, Message::Flush);
+        queue(shard, core, Message::Flush, Tickets::new());
     }
 }
 
 /// Publishes how many keys `data`'s table holds (the `tracking-table-max-keys` total).
 fn publish_count(shard: &Shard, data: &ShardData) {
     if let Some(count) = shard.shared.tracking_keys.get(data.id) {
-        count.store(data.tracking.len(), Ordering::Relaxed);
+        count.store(data.tracking.len(), Ordering::Release);
     }
 }
 
-/// Notes `key` for the BCAST clients of every prefix it matches.
-fn note_broadcast(shard: &Rc<Shard>, key: &[u8], origin: u64) {
+/// Notes `key` for the BCAST clients of every prefix it matches; whether any did.
+fn note_broadcast(shard: &Rc<Shard>, key: &[u8], origin: u64) -> bool {
     let prefixes = shard.tracking.prefixes.borrow();
     let mut changed = shard.tracking.changed.borrow_mut();
     let mut any = false;
@@ -270,6 +320,7 @@ fn note_broadcast(shard: &Rc<Shard>, key: &[u8], origin: u64) {
         })
         .detach();
     }
+    any
 }
 
 /// Sends each prefix's changed keys to its clients (Redis's
@@ -277,6 +328,7 @@ fn note_broadcast(shard: &Rc<Shard>, key: &[u8], origin: u64) {
 /// NOLOOP client changed itself.
 fn broadcast(shard: &Rc<Shard>) {
     let changed = std::mem::take(&mut *shard.tracking.changed.borrow_mut());
+    let tickets = std::mem::take(&mut *shard.tracking.broadcast_tickets.borrow_mut());
     let mut sends = Vec::new();
     {
         let prefixes = shard.tracking.prefixes.borrow();
@@ -300,7 +352,12 @@ fn broadcast(shard: &Rc<Shard>) {
         }
     }
     for (home, target, array) in sends {
-        queue(shard, home, Message::Keys { target, array });
+        queue(
+            shard,
+            home,
+            Message::Keys { target, array },
+            tickets.clone(),
+        );
     }
 }
 
@@ -323,9 +380,9 @@ fn keys_array(keys: &ChangedKeys, skip: Option<u64>) -> Vec<u8> {
 }
 
 /// Sends `m` to core `core`: delivered now when that is this one, else through the outbox.
-pub fn queue(shard: &Rc<Shard>, core: usize, m: Message) {
+fn queue(shard: &Rc<Shard>, core: usize, m: Message, tickets: Tickets) {
     if core == shard.id {
-        deliver(shard, m);
+        deliver(shard, m, tickets);
         return;
     }
     {
@@ -333,7 +390,7 @@ pub fn queue(shard: &Rc<Shard>, core: usize, m: Message) {
         if outbox.len() <= core {
             outbox.resize_with(core + 1, Vec::new);
         }
-        outbox[core].push(m);
+        outbox[core].push((m, tickets));
     }
     if shard.tracking.flushing.replace(true) {
         return;
@@ -352,8 +409,8 @@ pub fn queue(shard: &Rc<Shard>, core: usize, m: Message) {
                     continue;
                 }
                 me.post(core, false, move |s| {
-                    for m in batch {
-                        deliver(s, m);
+                    for (m, tickets) in batch {
+                        deliver(s, m, tickets);
                     }
                 })
                 .await;
@@ -369,8 +426,9 @@ fn client(shard: &Shard, id: u64) -> Option<Rc<ClientMeta>> {
     shard.clients.borrow().get(&id).cloned()
 }
 
-/// Handles a message on the core of the client it is for.
-fn deliver(shard: &Rc<Shard>, m: Message) {
+/// Handles a message on the core of the client it is for; its tickets go with the message
+/// to the next core, or are dropped here where it ends.
+fn deliver(shard: &Rc<Shard>, m: Message, tickets: Tickets) {
     match m {
         Message::Key {
             target,
@@ -386,14 +444,14 @@ fn deliver(shard: &Rc<Shard>, m: Message) {
             if flags & ON == 0 || flags & BCAST != 0 || (flags & NOLOOP != 0 && origin == target) {
                 return;
             }
-            send(shard, &meta, &key_array(&key));
+            send(shard, &meta, &key_array(&key), tickets);
         }
         Message::Keys { target, array } => {
             let Some(meta) = client(shard, target) else {
                 return;
             };
             if meta.tracking.get() & (ON | BCAST) == ON | BCAST {
-                send(shard, &meta, &array);
+                send(shard, &meta, &array, tickets);
             }
         }
         Message::Flush => {
@@ -405,7 +463,7 @@ fn deliver(shard: &Rc<Shard>, m: Message) {
                 .cloned()
                 .collect();
             for meta in tracking {
-                send(shard, &meta, null_of(meta.resp.get()));
+                send(shard, &meta, null_of(meta.resp.get()), tickets.clone());
             }
         }
         Message::Redirected {
@@ -415,7 +473,12 @@ fn deliver(shard: &Rc<Shard>, m: Message) {
             value,
         } => match client(shard, to) {
             Some(target) => push_invalidation(shard, &target, true, &value),
-            None => queue(shard, home as usize, Message::Broken { client: from, to }),
+            None => queue(
+                shard,
+                home as usize,
+                Message::Broken { client: from, to },
+                tickets,
+            ),
         },
         Message::Broken { client: id, to } => {
             let Some(meta) = client(shard, id) else {
@@ -438,7 +501,7 @@ fn deliver(shard: &Rc<Shard>, m: Message) {
 
 /// Sends an invalidation whose value (keys array or null) is `value` on behalf of tracking
 /// client `meta` (Redis's `sendTrackingMessage`): to its redirect target if it has one.
-fn send(shard: &Rc<Shard>, meta: &ClientMeta, value: &[u8]) {
+fn send(shard: &Rc<Shard>, meta: &ClientMeta, value: &[u8], tickets: Tickets) {
     let to = meta.redirect.get();
     if to == 0 {
         push_invalidation(shard, meta, false, value);
@@ -450,7 +513,7 @@ fn send(shard: &Rc<Shard>, meta: &ClientMeta, value: &[u8]) {
         home: shard.id as u32,
         value: value.to_vec(),
     };
-    queue(shard, meta.redirect_core.get() as usize, m);
+    queue(shard, meta.redirect_core.get() as usize, m, tickets);
 }
 
 /// Writes an invalidation to `target`: a RESP3 push, or for a RESP2 client that is the
@@ -493,26 +556,27 @@ fn push(shard: &Shard, meta: &ClientMeta, bytes: &[u8]) {
 pub fn enforce_limit(shard: &Rc<Shard>, data: &mut ShardData) {
     publish_count(shard, data);
     let max = shard.settings.borrow().tracking_max_keys;
-    if max == 0 {
-        return;
-    }
     let total = || -> usize {
         let counts = &shard.shared.tracking_keys;
-        counts.iter().map(|c| c.load(Ordering::Relaxed)).sum()
+        counts.iter().map(|c| c.load(Ordering::Acquire)).sum()
     };
-    while total() > max {
-        let Some(key) = data.tracking.any_key() else {
-            break;
-        };
-        for r in data.tracking.take(&key).unwrap_or_default() {
-            let m = Message::Key {
-                target: r.id,
-                key: key.clone(),
-                origin: 0,
+    let enforcing = &shard.shared.tracking_enforcing;
+    if max > 0 && total() > max && !enforcing.swap(true, Ordering::AcqRel) {
+        while total() > max {
+            let Some(key) = data.tracking.any_key() else {
+                break;
             };
-            queue(shard, r.home as usize, m);
+            for r in data.tracking.take(&key).unwrap_or_default() {
+                let m = Message::Key {
+                    target: r.id,
+                    key: key.clone(),
+                    origin: 0,
+                };
+                queue(shard, r.home as usize, m, Tickets::new());
+            }
+            publish_count(shard, data);
         }
-        publish_count(shard, data);
+        enforcing.store(false, Ordering::Release);
     }
     data.sync_tracked();
 }
