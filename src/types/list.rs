@@ -339,6 +339,11 @@ impl List {
             }
             _ => {
                 let n = Node::with(data);
+                if self.nodes.is_empty() {
+                    // Most lists are one node: room for exactly one, not the four that the
+                    // deque's growth would make (96 bytes a small list does not need).
+                    self.nodes.reserve_exact(1);
+                }
                 match end {
                     End::Head => self.nodes.push_front(n),
                     End::Tail => self.nodes.push_back(n),

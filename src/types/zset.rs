@@ -153,7 +153,7 @@ pub enum AddOutcome {
 /// A sorted set.
 #[derive(Clone, Debug, PartialEq)]
 pub enum ZSet {
-    /// Alternating member, score (8 bytes, little-endian f64 bits) entries in order.
+    /// Alternating member, score (`encode_score`) entries in order.
     Packed(Listpack),
     Skip(Box<SkipList>),
 }
@@ -164,12 +164,40 @@ impl Default for ZSet {
     }
 }
 
+/// Integral scores below this in magnitude fit 7 bytes of two's complement.
+const COMPACT_SCORE_LIMIT: f64 = (1i64 << 55) as f64;
+
+/// A packed score: an integral score within 7 bytes as the fewest little-endian two's
+/// complement bytes that hold it (0 is no bytes; Redis's listpack keeps small integers in 1-2
+/// bytes too), anything else as the 8 bytes of its f64 bits. The length tells them apart.
+#[inline]
+fn encode_score(s: f64, out: &mut [u8; 8]) -> usize {
+    // A listpack keeps -0 as 0 (Redis reads its stored score text back as 0); skiplists keep -0.
+    if s.fract() == 0.0 && s.abs() < COMPACT_SCORE_LIMIT {
+        let v = s as i64;
+        *out = v.to_le_bytes();
+        // Bits needed with the sign bit, in whole bytes (at most 7 by the bound above).
+        let magnitude = if v < 0 { !v } else { v };
+        let bits = 64 - magnitude.leading_zeros() + 1;
+        return if v == 0 { 0 } else { bits.div_ceil(8) as usize };
+    }
+    *out = s.to_le_bytes();
+    8
+}
+
 #[inline]
 fn decode_score(b: &[u8]) -> f64 {
-    let mut a = [0u8; 8];
-    let n = b.len().min(8);
-    a[..n].copy_from_slice(&b[..n]);
-    f64::from_le_bytes(a)
+    if b.len() >= 8 {
+        let mut a = [0u8; 8];
+        a.copy_from_slice(&b[..8]);
+        return f64::from_le_bytes(a);
+    }
+    let Some(&top) = b.last() else {
+        return 0.0;
+    };
+    let mut a = [if top & 0x80 != 0 { 0xff } else { 0 }; 8];
+    a[..b.len()].copy_from_slice(b);
+    i64::from_le_bytes(a) as f64
 }
 
 /// Pairs of a packed zset in order.
@@ -192,14 +220,17 @@ fn packed_pairs(lp: &Listpack) -> PackedPairs<'_> {
 
 /// A listpack holding `pairs` (already in order).
 fn pack<'a>(pairs: impl Iterator<Item = (&'a [u8], f64)>) -> Listpack {
-    // A listpack keeps -0 as 0 (Redis reads its stored score text back as 0); skiplists keep -0.
-    let pairs: Vec<(&[u8], [u8; 8])> = pairs
-        .map(|(m, s)| (m, if s == 0.0 { 0.0f64 } else { s }.to_le_bytes()))
+    let pairs: Vec<(&[u8], [u8; 8], usize)> = pairs
+        .map(|(m, s)| {
+            let mut bytes = [0u8; 8];
+            let len = encode_score(s, &mut bytes);
+            (m, bytes, len)
+        })
         .collect();
     let mut entries: Vec<&[u8]> = Vec::with_capacity(pairs.len() * 2);
-    for (m, s) in &pairs {
+    for (m, s, len) in &pairs {
         entries.push(m);
-        entries.push(&s[..]);
+        entries.push(&s[..*len]);
     }
     let mut lp = Listpack::with_header();
     lp.push(&entries);
@@ -1034,6 +1065,37 @@ mod tests {
             2 => f64::NEG_INFINITY,
             _ => (rng.below(20) as f64 - 10.0) / 2.0,
         }
+    }
+
+    #[test]
+    fn packed_scores_round_trip_in_few_bytes() {
+        let cases: [(f64, usize); 14] = [
+            (0.0, 0),
+            (-0.0, 0),
+            (1.0, 1),
+            (-1.0, 1),
+            (127.0, 1),
+            (-128.0, 1),
+            (128.0, 2),
+            (-129.0, 2),
+            (1e6, 3),
+            (COMPACT_SCORE_LIMIT - 8.0, 7),
+            (-COMPACT_SCORE_LIMIT, 8),
+            (1.5, 8),
+            (f64::INFINITY, 8),
+            (2f64.powi(60), 8),
+        ];
+        for (score, want_len) in cases {
+            let mut bytes = [0u8; 8];
+            let len = encode_score(score, &mut bytes);
+            assert_eq!(len, want_len, "{score}");
+            let back = decode_score(&bytes[..len]);
+            assert_eq!(back, if score == 0.0 { 0.0 } else { score }, "{score}");
+        }
+        assert_eq!(
+            decode_score(&f64::NEG_INFINITY.to_le_bytes()),
+            f64::NEG_INFINITY
+        );
     }
 
     #[test]
