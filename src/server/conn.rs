@@ -39,7 +39,12 @@ pub struct Batch {
     forward: Vec<Forward>,
     /// Where remote replies go in the output, in order: (byte offset, shard).
     holes: Vec<(usize, usize)>,
+    /// The output buffer the last flush interleaved from, kept for the next one.
+    spare: Vec<u8>,
 }
+
+/// Buffers a batch keeps between reads up to this size (larger ones are freed).
+const KEPT_BUFFER: usize = 64 * 1024;
 
 #[derive(Default)]
 struct Forward {
@@ -60,6 +65,7 @@ impl Batch {
         Batch {
             forward: (0..nshards).map(|_| Forward::default()).collect(),
             holes: Vec::new(),
+            spare: Vec::new(),
         }
     }
 
@@ -115,15 +121,10 @@ impl Batch {
             let slot = crate::shard::mesh::ResultSlot::new();
             let theirs = slot.clone();
             let home = conn.shard.id as u32;
+            // The command buffer comes back with the replies, to be filled again.
             let job: crate::shard::mesh::Job = Box::new(move |s| {
-                theirs.put(run_forwarded(
-                    s,
-                    &cmds,
-                    count,
-                    resp3,
-                    client.as_deref(),
-                    home,
-                ))
+                let replies = run_forwarded(s, &cmds, count, resp3, client.as_deref(), home);
+                theirs.put((replies, cmds))
             });
             calls.push((to, slot, conn.shard.mesh.send(to, true, job).await));
         }
@@ -131,10 +132,16 @@ impl Batch {
             (0..conn.shard.nshards).map(|_| None).collect();
         for (to, slot, ticket) in calls {
             ticket.await;
-            replies[to] = slot.take().map(|b| (b, 0));
+            replies[to] = slot.take().map(|(b, mut cmds)| {
+                if cmds.capacity() <= KEPT_BUFFER {
+                    cmds.clear();
+                    self.forward[to].cmds = cmds;
+                }
+                (b, 0)
+            });
         }
         // Interleave: local output up to each hole, then the next reply of that hole's shard.
-        let local = std::mem::replace(&mut conn.out.buf, Vec::with_capacity(READ_CHUNK));
+        let mut local = std::mem::replace(&mut conn.out.buf, std::mem::take(&mut self.spare));
         let mut at = 0;
         for &(offset, to) in &self.holes {
             conn.out.buf.extend_from_slice(&local[at..offset]);
@@ -158,6 +165,10 @@ impl Batch {
         }
         conn.out.buf.extend_from_slice(&local[at..]);
         self.holes.clear();
+        if local.capacity() <= KEPT_BUFFER {
+            local.clear();
+            self.spare = local;
+        }
     }
 
     /// Drops the queued commands and their holes (the connection is being closed).
