@@ -252,12 +252,12 @@ pub fn invalidate(
         for key in keys {
             noted |= note_broadcast(shard, key, origin);
         }
-        if noted {
-            shard
-                .tracking
-                .broadcast_tickets
-                .borrow_mut()
-                .extend(tickets());
+        // One ticket per client and broadcast is enough: its replies wait for all of it.
+        if let Some(w) = waiter.filter(|_| noted) {
+            let mut held = shard.tracking.broadcast_tickets.borrow_mut();
+            if !held.iter().any(|t| Arc::ptr_eq(&t.0, w)) {
+                held.push(Ticket::new(w));
+            }
         }
     }
 }
