@@ -50,6 +50,8 @@
 #                 [<repo>/target/release/redcell-server]
 #   REDIS_BIN     stock server to compare against [redis-server from PATH]
 #   BASE_BIN      an earlier redcell binary to run in the same rotation [none]
+#   REDCELL_ARGS, BASE_ARGS  extra arguments for those two, e.g. REDCELL_ARGS="--io epoll"
+#                 with BASE_BIN set to the same binary compares the socket paths [none]
 #   WORKLOAD      getset | multi | evalsha [getset]
 #   DURATION      seconds per run, "20" or "20s" [20]
 #   PIPELINES     space-separated pipeline depths ["1 16"]
@@ -78,6 +80,8 @@ REDCELL_BIN=${REDCELL_BIN:-$REPO_ROOT/target/release/redcell-server}
 REDIS_BIN=${REDIS_BIN:-$(command -v redis-server || true)}
 [[ $REDIS_BIN != none ]] || REDIS_BIN=
 BASE_BIN=${BASE_BIN:-}
+REDCELL_ARGS=${REDCELL_ARGS:-}
+BASE_ARGS=${BASE_ARGS:-}
 WORKLOAD=${WORKLOAD:-getset}
 DURATION=${DURATION:-20}
 DURATION=${DURATION%s}
@@ -222,10 +226,12 @@ start_server() {  # kind port logfile -> SERVER_PID
   local listen=(--port "$port")
   [[ $TLS != 1 ]] || listen=(--port 0 --tls-port "$port" "${SERVER_TLS[@]}")
   case $kind in
+    # shellcheck disable=SC2086 # the extra arguments are split on purpose
     redcell) taskset -c "$SERVER_CPU" "$REDCELL_BIN" "${listen[@]}" --shards "$SHARDS" \
-               --save '' --dir "$RUN_DIR" >"$logf" 2>&1 & ;;
+               --save '' --dir "$RUN_DIR" $REDCELL_ARGS >"$logf" 2>&1 & ;;
+    # shellcheck disable=SC2086
     base)    taskset -c "$SERVER_CPU" "$BASE_BIN" "${listen[@]}" --shards "$SHARDS" \
-               --save '' --dir "$RUN_DIR" >"$logf" 2>&1 & ;;
+               --save '' --dir "$RUN_DIR" $BASE_ARGS >"$logf" 2>&1 & ;;
     redis)   taskset -c "$SERVER_CPU" "$REDIS_BIN" "${listen[@]}" --bind 127.0.0.1 \
                --save '' --appendonly no --dir "$RUN_DIR" >"$logf" 2>&1 & ;;
   esac
@@ -348,7 +354,7 @@ if [[ $TLS == 1 ]]; then
 fi
 : >"$RESULTS"
 
-log "redcell: $REDCELL_BIN"
+log "redcell: $REDCELL_BIN $REDCELL_ARGS"
 [[ ${#SERVERS[@]} -lt 2 ]] || log "redis:   $REDIS_BIN ($("$REDIS_BIN" --version | awk '{print $3}'))"
 log "load: $LOADGEN on CPU $LOAD_CPU, server on CPU $SERVER_CPU, ${DURATION}s per run," \
     "pipelines: $PIPELINES, rounds: $ROUNDS; raw output in $RUN_DIR"

@@ -33,6 +33,11 @@ struct Flags {
     /// for latency: waking a sleeping core costs tens of microseconds on virtual machines.
     #[arg(long, default_value_t = 0)]
     busy_poll_us: u64,
+    /// How shards learn that client sockets have data: epoll (one epoll set per shard, as
+    /// Redis's event loop; TLS clients stay on glommio's streams) or glommio (an io_uring
+    /// poll per read that finds the socket empty: the earlier path). See tuning.md.
+    #[arg(long, default_value = "epoll", value_parser = ["epoll", "glommio"])]
+    io: String,
 }
 
 fn fail(msg: &str) -> ! {
@@ -64,7 +69,7 @@ fn main() {
     while i < argv.len() {
         let a = &argv[i];
         match a.as_str() {
-            "--shards" | "--cores" | "--busy-poll-us" => {
+            "--shards" | "--cores" | "--busy-poll-us" | "--io" => {
                 ours.push(a.clone());
                 if let Some(v) = argv.get(i + 1) {
                     ours.push(v.clone());
@@ -144,6 +149,9 @@ fn main() {
     let mut topo = Topology::plan(&cpus, flags.shards);
     topo.busy_poll =
         (flags.busy_poll_us > 0).then(|| std::time::Duration::from_micros(flags.busy_poll_us));
+    if flags.io == "glommio" {
+        topo.io = redcell::server::IoPath::Glommio;
+    }
     let port: u16 = config.get_i64("port") as u16;
     let tls_port: u16 = config.get_i64("tls-port") as u16;
     if let Err(e) = redcell::tls::configure(&config) {

@@ -362,6 +362,13 @@ impl ClientStream for TcpStream {
     }
 }
 
+impl ClientStream for super::readiness::EpollStream {
+    const BUFFERED: bool = false;
+    fn into_link(self) -> (TcpStream, Option<ServerConnection>) {
+        (self.into_inner(), None)
+    }
+}
+
 impl ClientStream for crate::tls::TlsStream<TcpStream, ServerConnection> {
     const BUFFERED: bool = true;
     fn into_link(self) -> (TcpStream, Option<ServerConnection>) {

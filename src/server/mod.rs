@@ -3,6 +3,7 @@
 
 pub mod conn;
 pub mod cpus;
+pub mod readiness;
 
 pub mod route;
 
@@ -20,6 +21,7 @@ use crate::shard::mesh::{build_mesh, Mesh, MeshEnds};
 use crate::shard::{next_client_id, ClientMeta, Shard, Shared};
 use crate::util::listen;
 use crate::util::time::now_ms;
+use readiness::{EpollStream, Readiness};
 
 /// Memory glommio registers with io_uring per executor. We do no file I/O, so keep it small:
 /// registered memory counts against RLIMIT_MEMLOCK (8 MiB on most systems for non-root users).
@@ -35,6 +37,17 @@ pub struct Topology {
     pub control_cpu: usize,
     /// How long an idle shard executor busy-polls before sleeping (`--busy-poll-us`).
     pub busy_poll: Option<Duration>,
+    /// How shards learn that client sockets have data (`--io`).
+    pub io: IoPath,
+}
+
+/// How shards learn that client sockets have data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IoPath {
+    /// glommio's streams: an io_uring poll per read that finds the socket empty.
+    Glommio,
+    /// One epoll set per shard (`readiness`); TLS connections stay on glommio's streams.
+    Epoll,
 }
 
 impl Topology {
@@ -54,6 +67,7 @@ impl Topology {
             shard_cpus: (0..n).map(|i| data_cpus[i % data_cpus.len()]).collect(),
             control_cpu: cpus[0],
             busy_poll: None,
+            io: IoPath::Epoll,
         }
     }
 }
@@ -76,6 +90,7 @@ pub fn run(shared: Arc<Shared>, topo: Topology) -> Result<(), String> {
             cpu,
             ends,
             topo.busy_poll,
+            topo.io,
         )?);
     }
     started.push(spawn_executor(
@@ -86,6 +101,7 @@ pub fn run(shared: Arc<Shared>, topo: Topology) -> Result<(), String> {
         topo.control_cpu,
         control_ends,
         None,
+        IoPath::Glommio,
     )?);
     // Every executor must be running before any can finish connecting its mesh ends.
     let mut handles = Vec::new();
@@ -124,6 +140,7 @@ fn spawn_executor(
     cpu: usize,
     ends: MeshEnds,
     busy_poll: Option<Duration>,
+    io: IoPath,
 ) -> Result<ExecutorHandle, String> {
     let name = if is_control {
         "redcell-control".to_string()
@@ -209,9 +226,29 @@ fn spawn_executor(
                     glommio::timer::sleep(Duration::from_millis(1)).await;
                 }
                 glommio::spawn_local(expire_cron(shard.clone())).detach();
+                let readiness = match io {
+                    IoPath::Glommio => None,
+                    IoPath::Epoll => match Readiness::new() {
+                        Ok(r) => {
+                            glommio::spawn_local(r.clone().drive()).detach();
+                            Some(r)
+                        }
+                        Err(e) => {
+                            eprintln!(
+                                "# --io epoll: cannot create an epoll set ({e}); shard {id} \
+                                 reads client sockets through glommio instead"
+                            );
+                            None
+                        }
+                    },
+                };
                 let mut accepts = Vec::new();
                 for l in listeners {
-                    accepts.push(glommio::spawn_local(accept_loop(shard.clone(), l)));
+                    accepts.push(glommio::spawn_local(accept_loop(
+                        shard.clone(),
+                        l,
+                        readiness.clone(),
+                    )));
                 }
                 for a in accepts {
                     a.await;
@@ -343,7 +380,11 @@ fn bind_all(shared: &Shared) -> Result<Vec<ClientListener>, String> {
     Ok(out)
 }
 
-async fn accept_loop(shard: Rc<Shard>, client_listener: ClientListener) {
+async fn accept_loop(
+    shard: Rc<Shard>,
+    client_listener: ClientListener,
+    readiness: Option<Rc<Readiness>>,
+) {
     let ClientListener { listener, tls } = client_listener;
     // Start-up is done once the shards accept: INFO's `used_memory_startup`.
     let _ = shard.shared.startup_memory.compare_exchange(
@@ -403,8 +444,18 @@ async fn accept_loop(shard: Rc<Shard>, client_listener: ClientListener) {
         ));
         shard.clients.borrow_mut().insert(meta.id, meta.clone());
         let s = shard.clone();
+        let readiness = readiness.clone();
         glommio::spawn_local(async move {
-            conn::serve(s.clone(), stream, meta).await;
+            match readiness {
+                None => conn::serve(s.clone(), stream, meta).await,
+                Some(r) => match EpollStream::new(stream, r) {
+                    Ok(stream) => conn::serve(s.clone(), stream, meta).await,
+                    Err((stream, e)) => {
+                        eprintln!("# epoll_ctl failed ({e}): this client is read through glommio");
+                        conn::serve(s.clone(), stream, meta).await
+                    }
+                },
+            }
             s.shared.connected_clients.fetch_sub(1, Ordering::Relaxed);
         })
         .detach();

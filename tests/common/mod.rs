@@ -171,6 +171,12 @@ impl Server {
                 argv.extend(["--bind".into(), "127.0.0.1".into()]);
             }
             argv.extend(extra.iter().map(|s| s.to_string()));
+            // REDCELL_TEST_IO=glommio|epoll runs the suite on that client socket path.
+            if let Ok(io) = std::env::var("REDCELL_TEST_IO") {
+                if !extra.contains(&"--io") {
+                    argv.extend(["--io".into(), io]);
+                }
+            }
             let argv = wrap(argv);
             let mut cmd = Command::new(&argv[0]);
             cmd.args(&argv[1..])
