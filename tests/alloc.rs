@@ -355,3 +355,72 @@ fn checking_a_confined_users_permissions_allocates_nothing() {
         first.unwrap_or_default()
     );
 }
+
+/// The epoll socket path (`--io epoll`): reading requests that are already in the socket and
+/// writing their replies allocates nothing (a `recv` and glommio's direct `send`; only a
+/// socket found empty registers a waker, and only an idle shard arms glommio's poll).
+#[test]
+fn reading_and_answering_on_the_epoll_path_allocates_nothing() {
+    use futures_lite::{AsyncReadExt, AsyncWriteExt};
+    use redcell::server::readiness::{EpollStream, Readiness};
+    use std::io::{Read, Write};
+
+    const REQUESTS: usize = 2000;
+    let ex = glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
+        .io_memory(256 * 1024)
+        .ring_depth(64)
+        .make()
+        .expect("glommio executor (needs io_uring)");
+    ex.run(async {
+        let readiness = Readiness::new().expect("epoll set");
+        glommio::spawn_local(readiness.clone().drive()).detach();
+        let listener = glommio::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("local address");
+        let client = std::thread::spawn(move || {
+            let mut s = std::net::TcpStream::connect(addr).expect("connect");
+            s.write_all(&b"PING\r\n".repeat(REQUESTS)).expect("write");
+            let mut replies = vec![0u8; 7 * REQUESTS];
+            s.read_exact(&mut replies).expect("replies");
+            replies
+        });
+        let socket = listener.accept().await.expect("accept");
+        let mut stream = EpollStream::new(socket, readiness)
+            .map_err(|(_, e)| e)
+            .expect("register");
+        let mut request = [0u8; 6];
+        // The first request may find the socket empty (and wait); the rest are all there.
+        stream.read_exact(&mut request).await.expect("read");
+        stream.write_all(b"+PONG\r\n").await.expect("write");
+        // Wait (bounded) until the other requests are all in the socket, so no read waits.
+        let fd = std::os::fd::AsRawFd::as_raw_fd(&stream);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let mut queued: libc::c_int = 0;
+            // SAFETY: FIONREAD writes one int.
+            assert_eq!(unsafe { libc::ioctl(fd, libc::FIONREAD, &mut queued) }, 0);
+            if queued as usize >= 6 * (REQUESTS - 1) {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "requests did not arrive"
+            );
+            glommio::timer::sleep(std::time::Duration::from_millis(1)).await;
+        }
+        FIRST.with(|f| *f.borrow_mut() = None);
+        COUNT.with(|c| c.set(0));
+        TRACING.with(|t| t.set(true));
+        COUNTING.with(|c| c.set(true));
+        for _ in 1..REQUESTS {
+            stream.read_exact(&mut request).await.expect("read");
+            assert_eq!(&request, b"PING\r\n");
+            stream.write_all(b"+PONG\r\n").await.expect("write");
+        }
+        COUNTING.with(|c| c.set(false));
+        TRACING.with(|t| t.set(false));
+        let (count, first) = (COUNT.with(Cell::get), FIRST.with(|f| f.borrow_mut().take()));
+        assert_eq!(count, 0, "first allocation:\n{}", first.unwrap_or_default());
+        let replies = client.join().expect("client");
+        assert_eq!(replies, b"+PONG\r\n".repeat(REQUESTS));
+    });
+}

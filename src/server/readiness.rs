@@ -174,6 +174,12 @@ impl EpollStream {
     }
 }
 
+impl AsRawFd for EpollStream {
+    fn as_raw_fd(&self) -> RawFd {
+        self.registration.fd
+    }
+}
+
 impl AsyncRead for EpollStream {
     fn poll_read(
         self: Pin<&mut Self>,
