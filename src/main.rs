@@ -33,9 +33,9 @@ struct Flags {
     /// for latency: waking a sleeping core costs tens of microseconds on virtual machines.
     #[arg(long, default_value_t = 0)]
     busy_poll_us: u64,
-    /// How shards learn that client sockets have data: epoll (one epoll set per shard, as
-    /// Redis's event loop; TLS clients stay on glommio's streams) or glommio (an io_uring
-    /// poll per read that finds the socket empty: the earlier path). See tuning.md.
+    /// How shards learn that client sockets (plain and TLS) have data: epoll (one epoll set
+    /// per shard, as Redis's event loop) or glommio (an io_uring poll per read that finds
+    /// the socket empty: the earlier path). See tuning.md.
     #[arg(long, default_value = "epoll", value_parser = ["epoll", "glommio"])]
     io: String,
 }

@@ -369,6 +369,14 @@ impl ClientStream for super::readiness::EpollStream {
     }
 }
 
+impl ClientStream for crate::tls::TlsStream<super::readiness::EpollStream, ServerConnection> {
+    const BUFFERED: bool = true;
+    fn into_link(self) -> (TcpStream, Option<ServerConnection>) {
+        let (io, session) = self.into_parts();
+        (io.into_inner(), Some(session))
+    }
+}
+
 impl ClientStream for crate::tls::TlsStream<TcpStream, ServerConnection> {
     const BUFFERED: bool = true;
     fn into_link(self) -> (TcpStream, Option<ServerConnection>) {

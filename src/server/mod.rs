@@ -46,7 +46,7 @@ pub struct Topology {
 pub enum IoPath {
     /// glommio's streams: an io_uring poll per read that finds the socket empty.
     Glommio,
-    /// One epoll set per shard (`readiness`); TLS connections stay on glommio's streams.
+    /// One epoll set per shard (`readiness`), for plain and TLS connections.
     Epoll,
 }
 
@@ -432,7 +432,14 @@ async fn accept_loop(
             continue;
         }
         if tls {
-            glommio::spawn_local(serve_tls(shard.clone(), stream, peer, local.clone())).detach();
+            let served = serve_tls(
+                shard.clone(),
+                stream,
+                readiness.clone(),
+                peer,
+                local.clone(),
+            );
+            glommio::spawn_local(served).detach();
             continue;
         }
         use std::os::fd::AsRawFd;
@@ -467,9 +474,37 @@ async fn accept_loop(
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A connection on the TLS port, once its handshake is done, served as any client (the
-/// connection task is the same code, monomorphized for the TLS stream).
-async fn serve_tls(shard: Rc<Shard>, stream: TcpStream, peer: String, local: String) {
-    use std::os::fd::AsRawFd;
+/// connection task is the same code, monomorphized for the TLS stream over the socket path).
+async fn serve_tls(
+    shard: Rc<Shard>,
+    stream: TcpStream,
+    readiness: Option<Rc<Readiness>>,
+    peer: String,
+    local: String,
+) {
+    // The epoll path when the shard has one and the set takes the socket, else glommio's.
+    let stream = match readiness {
+        Some(r) => EpollStream::new(stream, r).map_err(|(stream, e)| {
+            eprintln!("# epoll_ctl failed ({e}): this client is read through glommio");
+            stream
+        }),
+        None => Err(stream),
+    };
+    match stream {
+        Ok(stream) => serve_tls_over(&shard, stream, peer, local).await,
+        Err(stream) => serve_tls_over(&shard, stream, peer, local).await,
+    }
+    shard
+        .shared
+        .connected_clients
+        .fetch_sub(1, Ordering::Relaxed);
+}
+
+async fn serve_tls_over<S>(shard: &Rc<Shard>, stream: S, peer: String, local: String)
+where
+    S: futures_lite::AsyncRead + futures_lite::AsyncWrite + std::os::fd::AsRawFd + Unpin,
+    crate::tls::TlsStream<S, ServerConnection>: conn::ClientStream,
+{
     let fd = stream.as_raw_fd();
     if let Some(stream) = tls_handshake(stream).await {
         let meta = Rc::new(ClientMeta::new(
@@ -481,18 +516,14 @@ async fn serve_tls(shard: Rc<Shard>, stream: TcpStream, peer: String, local: Str
         shard.clients.borrow_mut().insert(meta.id, meta.clone());
         conn::serve(shard.clone(), stream, meta).await;
     }
-    shard
-        .shared
-        .connected_clients
-        .fetch_sub(1, Ordering::Relaxed);
 }
 
 /// The server side of a TLS handshake on an accepted connection, bounded in time. None when
 /// it failed (no certificate where one is required, not TLS at all, a silent peer): the
 /// connection is then dropped, as Redis drops it.
-async fn tls_handshake(
-    stream: TcpStream,
-) -> Option<crate::tls::TlsStream<TcpStream, ServerConnection>> {
+async fn tls_handshake<S: futures_lite::AsyncRead + futures_lite::AsyncWrite + Unpin>(
+    stream: S,
+) -> Option<crate::tls::TlsStream<S, ServerConnection>> {
     let session = crate::tls::accept_session()?;
     let mut tls = crate::tls::TlsStream::new(stream, session);
     crate::tls::within(TLS_HANDSHAKE_TIMEOUT, tls.handshake())
