@@ -89,8 +89,10 @@ pub fn run(shared: Arc<Shared>, topo: Topology) -> Result<(), String> {
             false,
             cpu,
             ends,
-            topo.busy_poll,
-            topo.io,
+            ExecutorTuning {
+                busy_poll: topo.busy_poll,
+                io: topo.io,
+            },
         )?);
     }
     started.push(spawn_executor(
@@ -100,8 +102,10 @@ pub fn run(shared: Arc<Shared>, topo: Topology) -> Result<(), String> {
         true,
         topo.control_cpu,
         control_ends,
-        None,
-        IoPath::Glommio,
+        ExecutorTuning {
+            busy_poll: None,
+            io: IoPath::Glommio,
+        },
     )?);
     // Every executor must be running before any can finish connecting its mesh ends.
     let mut handles = Vec::new();
@@ -127,6 +131,13 @@ pub fn run(shared: Arc<Shared>, topo: Topology) -> Result<(), String> {
     Ok(())
 }
 
+/// How one executor idles and reads its client sockets (the control executor has none).
+#[derive(Clone, Copy)]
+struct ExecutorTuning {
+    busy_poll: Option<Duration>,
+    io: IoPath,
+}
+
 type ExecutorHandle = (
     std::thread::JoinHandle<Result<(), String>>,
     std::sync::mpsc::Receiver<Result<(), String>>,
@@ -139,9 +150,9 @@ fn spawn_executor(
     is_control: bool,
     cpu: usize,
     ends: MeshEnds,
-    busy_poll: Option<Duration>,
-    io: IoPath,
+    tuning: ExecutorTuning,
 ) -> Result<ExecutorHandle, String> {
+    let ExecutorTuning { busy_poll, io } = tuning;
     let name = if is_control {
         "redcell-control".to_string()
     } else {
@@ -457,10 +468,7 @@ async fn accept_loop(
                 None => conn::serve(s.clone(), stream, meta).await,
                 Some(r) => match EpollStream::new(stream, r) {
                     Ok(stream) => conn::serve(s.clone(), stream, meta).await,
-                    Err((stream, e)) => {
-                        eprintln!("# epoll_ctl failed ({e}): this client is read through glommio");
-                        conn::serve(s.clone(), stream, meta).await
-                    }
+                    Err(stream) => conn::serve(s.clone(), stream, meta).await,
                 },
             }
             s.shared.connected_clients.fetch_sub(1, Ordering::Relaxed);
@@ -484,10 +492,7 @@ async fn serve_tls(
 ) {
     // The epoll path when the shard has one and the set takes the socket, else glommio's.
     let stream = match readiness {
-        Some(r) => EpollStream::new(stream, r).map_err(|(stream, e)| {
-            eprintln!("# epoll_ctl failed ({e}): this client is read through glommio");
-            stream
-        }),
+        Some(r) => EpollStream::new(stream, r),
         None => Err(stream),
     };
     match stream {

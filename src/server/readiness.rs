@@ -162,14 +162,13 @@ impl Drop for Registration {
 }
 
 impl EpollStream {
-    /// Adds an accepted connection to the shard's set (the stream back if the set refuses it).
-    pub fn new(
-        inner: TcpStream,
-        readiness: Rc<Readiness>,
-    ) -> Result<EpollStream, (TcpStream, io::Error)> {
+    /// Adds an accepted connection to the shard's set; the stream back, for glommio's path,
+    /// if the set refuses it (e.g. `fs.epoll.max_user_watches` reached), with a log line.
+    pub fn new(inner: TcpStream, readiness: Rc<Readiness>) -> Result<EpollStream, TcpStream> {
         let fd = inner.as_raw_fd();
         if let Err(e) = readiness.register(fd) {
-            return Err((inner, e));
+            eprintln!("# epoll_ctl failed ({e}): this client is read through glommio");
+            return Err(inner);
         }
         Ok(EpollStream {
             registration: Registration { fd, readiness },
