@@ -21,7 +21,7 @@ use crate::shard::mesh::{build_mesh, Mesh, MeshEnds};
 use crate::shard::{next_client_id, ClientMeta, Shard, Shared};
 use crate::util::listen;
 use crate::util::time::now_ms;
-use readiness::{EpollStream, Readiness};
+use readiness::Readiness;
 
 /// Memory glommio registers with io_uring per executor. We do no file I/O, so keep it small:
 /// registered memory counts against RLIMIT_MEMLOCK (8 MiB on most systems for non-root users).
@@ -464,12 +464,9 @@ async fn accept_loop(
         let s = shard.clone();
         let readiness = readiness.clone();
         glommio::spawn_local(async move {
-            match readiness {
-                None => conn::serve(s.clone(), stream, meta).await,
-                Some(r) => match EpollStream::new(stream, r) {
-                    Ok(stream) => conn::serve(s.clone(), stream, meta).await,
-                    Err(stream) => conn::serve(s.clone(), stream, meta).await,
-                },
+            match readiness::attach(stream, readiness) {
+                Ok(stream) => conn::serve(s.clone(), stream, meta).await,
+                Err(stream) => conn::serve(s.clone(), stream, meta).await,
             }
             s.shared.connected_clients.fetch_sub(1, Ordering::Relaxed);
         })
@@ -490,12 +487,7 @@ async fn serve_tls(
     peer: String,
     local: String,
 ) {
-    // The epoll path when the shard has one and the set takes the socket, else glommio's.
-    let stream = match readiness {
-        Some(r) => EpollStream::new(stream, r),
-        None => Err(stream),
-    };
-    match stream {
+    match readiness::attach(stream, readiness) {
         Ok(stream) => serve_tls_over(&shard, stream, peer, local).await,
         Err(stream) => serve_tls_over(&shard, stream, peer, local).await,
     }

@@ -161,6 +161,18 @@ impl Drop for Registration {
     }
 }
 
+/// The stream for an accepted socket: on the shard's epoll set when the shard has one and
+/// the set takes the socket, else the glommio stream back.
+pub fn attach(
+    inner: TcpStream,
+    readiness: Option<Rc<Readiness>>,
+) -> Result<EpollStream, TcpStream> {
+    match readiness {
+        Some(readiness) => EpollStream::new(inner, readiness),
+        None => Err(inner),
+    }
+}
+
 impl EpollStream {
     /// Adds an accepted connection to the shard's set; the stream back, for glommio's path,
     /// if the set refuses it (e.g. `fs.epoll.max_user_watches` reached), with a log line.
