@@ -176,7 +176,7 @@ fn with_bits<R>(
         None => {
             let mut raw = vec![0u8; min_len];
             let r = f(&mut raw, true);
-            db.set(key, Value::Str(StrValue::Raw(raw)), NO_EXPIRE, now);
+            db.set(key, Value::Str(StrValue::raw(raw)), NO_EXPIRE, now);
             Ok(r)
         }
     }
@@ -388,7 +388,7 @@ fn store_result(c: &mut Ctx, key: &[u8], result: Vec<u8>) {
             c.notify(class::GENERIC, "del", key);
         }
     } else {
-        c.db.set(key, Value::Str(StrValue::Raw(result)), NO_EXPIRE, c.now);
+        c.db.set(key, Value::Str(StrValue::raw(result)), NO_EXPIRE, c.now);
         c.dirty(1);
         c.notify(class::STRING, "set", key);
     }

@@ -171,7 +171,7 @@ fn pfadd(c: &mut Ctx, a: &Args) -> CmdResult {
         hll::invalidate(s);
     }
     if let Some(v) = created {
-        c.db.set(key, Value::Str(StrValue::Raw(v)), NO_EXPIRE, c.now);
+        c.db.set(key, Value::Str(StrValue::raw(v)), NO_EXPIRE, c.now);
     }
     c.dirty(updated);
     if updated > 0 {
@@ -227,7 +227,7 @@ fn store_merged(
     }
     hll::write_registers(s, max, max_bytes);
     if let Some(v) = created {
-        db.set(dst, Value::Str(StrValue::Raw(v)), NO_EXPIRE, now);
+        db.set(dst, Value::Str(StrValue::raw(v)), NO_EXPIRE, now);
     }
     Ok(())
 }

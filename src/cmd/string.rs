@@ -153,11 +153,8 @@ pub static COMMANDS: &[CommandSpec] = &[
 
 fn get(c: &mut Ctx, a: &Args) -> CmdResult {
     match c.db.read_as::<StrValue>(a.get(1), c.now)? {
-        Some(s) => match s {
-            StrValue::Int(v) => c.out.bulk_int(*v),
-            StrValue::Emb(b) => c.out.bulk(b),
-            StrValue::Raw(b) => c.out.bulk(b),
-        },
+        Some(StrValue::Int(v)) => c.out.bulk_int(*v),
+        Some(s) => s.with_bytes(|b| c.out.bulk(b)),
         None => c.out.null(),
     }
     Ok(())
@@ -666,7 +663,7 @@ fn setrange(c: &mut Ctx, a: &Args) -> CmdResult {
             let mut raw = vec![0u8; offset as usize + val.len()];
             raw[offset as usize..].copy_from_slice(val);
             let len = raw.len();
-            c.db.set(key, Value::Str(StrValue::Raw(raw)), NO_EXPIRE, c.now);
+            c.db.set(key, Value::Str(StrValue::raw(raw)), NO_EXPIRE, c.now);
             c.dirty(1);
             c.notify(class::STRING, "setrange", key);
             c.out.int(len as i64);

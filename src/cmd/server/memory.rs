@@ -12,7 +12,7 @@ use crate::db::Entry;
 use crate::error::{CmdResult, Error};
 use crate::resp::Args;
 use crate::shard::client::Conn;
-use crate::types::{StrValue, Value};
+use crate::types::Value;
 use crate::util::num::parse_i64_strict;
 
 /// What one key costs beside its bytes and value: the node holding (key, entry) and the slot
@@ -72,9 +72,7 @@ fn value_bytes(v: &Value, samples: usize) -> usize {
     let per = |packed: bool, big: usize| if packed { PACKED_ELEMENT } else { big };
     let head = size_of::<Value>();
     head + match v {
-        Value::Str(StrValue::Int(_)) => 0,
-        Value::Str(StrValue::Emb(b)) => b.len(),
-        Value::Str(StrValue::Raw(b)) => b.capacity(),
+        Value::Str(s) => s.heap_bytes(),
         Value::Hash(h) => sampled(
             &mut h.iter().map(|(f, v)| f.len() + v.len()),
             h.len(),
