@@ -25,10 +25,15 @@
 # RDB thrown away: no replica loading on memtier's CPU), nothing polls the master in either
 # run, and the stream step is skipped.
 #
+# RATE=N paces every memtier connection to N requests/s (--rate-limiting; 50 connections, so
+# 50*N ops/s) in steps 2 and 3, so the load generator leaves its CPU partly idle for the
+# replica that loads there; without it memtier saturates LOAD_CPU and any replica loading
+# beside it shows up as master latency. Keep 50*N well below both masters' unpaced ops/s.
+#
 # Environment (defaults in brackets):
 #   REDCELL_BIN  [<repo>/target/release/redcell-server]   REDIS_BIN [redis-server]
 #   KEYS [1000000]  DATA_SIZE [100]  DURATION [20]  ROUNDS [2]  SHARDS [1]  REPLICA [stock]
-#   SERVER_CPU [0]  LOAD_CPU [1]  OUT_DIR [<repo>/perf/out]
+#   SERVER_CPU [0]  LOAD_CPU [1]  OUT_DIR [<repo>/perf/out]  RATE [unpaced]
 set -euo pipefail
 
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -44,6 +49,7 @@ REPLICA=${REPLICA:-stock}
 SERVER_CPU=${SERVER_CPU:-0}
 LOAD_CPU=${LOAD_CPU:-1}
 OUT_DIR=${OUT_DIR:-$REPO_ROOT/perf/out}
+RATE=${RATE:-}
 
 die() { echo "repl-bench.sh: error: $*" >&2; exit 1; }
 [[ -x $REDCELL_BIN ]] || die "$REDCELL_BIN is not executable (cargo build --release)"
@@ -105,8 +111,9 @@ wait_link_up() {  # replica-port
   until [[ $(field "$1" replication master_link_status) == up ]]; do sleep 0.05; done
 }
 
-load() {  # port out-file ratio pipeline
+load() {  # port out-file ratio pipeline [rate]
   taskset -c "$LOAD_CPU" memtier_benchmark -s 127.0.0.1 -p "$1" -t 1 -c 50 --pipeline "$4" \
+    ${5:+--rate-limiting="$5"} \
     --ratio "$3" --key-pattern R:R --key-minimum 1 --key-maximum "$KEYS" -d "$DATA_SIZE" \
     --test-time "$DURATION" --print-percentiles 50,99,99.9 --hide-histogram >"$2" 2>/dev/null
 }
@@ -115,7 +122,7 @@ totals() {  # memtier output -> "ops p99 p99.9"
   awk '/^Totals/{print $2, $(NF-2), $(NF-1)}' "$1"
 }
 
-echo "replicas: $REPLICA"
+echo "replicas: $REPLICA${RATE:+, paced to $RATE requests/s per connection}"
 printf '%-8s %5s | %10s %7s %7s | %10s %7s %7s %5s %7s | %10s %8s\n' master round \
   ops/s p99 p99.9 ops/s p99 p99.9 syncs sync_s stream/s catchup_s
 for ((round = 1; round <= ROUNDS; round++)); do
@@ -128,7 +135,7 @@ for ((round = 1; round <= ROUNDS; round++)); do
       -d "$DATA_SIZE" --hide-histogram >/dev/null 2>&1
     # The baseline polls INFO as often as the sync loop's wait_link_up does: redis-cli
     # every 50 ms alone doubled redcell's p99 (it takes CPU from memtier).
-    load "$mp" "$dir/plain.txt" 1:10 1 &
+    load "$mp" "$dir/plain.txt" 1:10 1 "$RATE" &
     lp=$!
     while kill -0 "$lp" 2>/dev/null; do
       [[ $REPLICA == rdb-only ]] || field "$mp" replication master_link_status >/dev/null
@@ -137,7 +144,7 @@ for ((round = 1; round <= ROUNDS; round++)); do
     wait "$lp" || true
     read -r ops0 p990 p9990 < <(totals "$dir/plain.txt")
     # Full syncs back to back under the same load.
-    load "$mp" "$dir/sync.txt" 1:10 1 &
+    load "$mp" "$dir/sync.txt" 1:10 1 "$RATE" &
     lp=$!
     syncs=0 sync_total=0
     while kill -0 "$lp" 2>/dev/null; do

@@ -608,12 +608,132 @@ struct Level {
     span: u32,
 }
 
+/// A member as its node holds it, in 16 bytes: up to 15 bytes in place, so a walk that
+/// compares members (equal scores) or a lookup through the index reads only the node's
+/// cache line, which it has loaded anyway; longer ones in an allocation of their own. The
+/// first byte tells them apart: `INLINE_MEMBER | len` in place, else the top byte of the
+/// big-endian length, which is always below `INLINE_MEMBER`.
+struct Member(MemberRepr);
+
+#[repr(C)]
+union MemberRepr {
+    inline: [u8; 16],
+    heap: HeapMember,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct HeapMember {
+    len_be: [u8; 8],
+    ptr: std::ptr::NonNull<u8>,
+}
+
+const INLINE_MEMBER: u8 = 0x80;
+const INLINE_MEMBER_MAX: usize = 15;
+
+// SAFETY: a `Member` owns its bytes, as the `Box<[u8]>` it replaces did.
+unsafe impl Send for Member {}
+unsafe impl Sync for Member {}
+
+impl Member {
+    fn is_inline(&self) -> bool {
+        // SAFETY: both variants start with an initialized byte.
+        unsafe { self.0.inline[0] & INLINE_MEMBER != 0 }
+    }
+}
+
+impl From<&[u8]> for Member {
+    fn from(m: &[u8]) -> Member {
+        if m.len() <= INLINE_MEMBER_MAX {
+            let mut inline = [0u8; 16];
+            inline[0] = INLINE_MEMBER | m.len() as u8;
+            inline[1..=m.len()].copy_from_slice(m);
+            Member(MemberRepr { inline })
+        } else {
+            Member::from(Box::<[u8]>::from(m))
+        }
+    }
+}
+
+impl From<Box<[u8]>> for Member {
+    fn from(m: Box<[u8]>) -> Member {
+        if m.len() <= INLINE_MEMBER_MAX {
+            return Member::from(&m[..]);
+        }
+        let len_be = (m.len() as u64).to_be_bytes();
+        // SAFETY: `Box::into_raw` never returns null; `Drop` turns it back into the box.
+        let ptr = unsafe { std::ptr::NonNull::new_unchecked(Box::into_raw(m).cast::<u8>()) };
+        Member(MemberRepr {
+            heap: HeapMember { len_be, ptr },
+        })
+    }
+}
+
+impl std::ops::Deref for Member {
+    type Target = [u8];
+
+    #[inline]
+    fn deref(&self) -> &[u8] {
+        // SAFETY: `is_inline` says which variant was written; an inline length is at most
+        // 15, and a heap member's pointer and length are those of its live box.
+        unsafe {
+            if self.is_inline() {
+                let len = (self.0.inline[0] & !INLINE_MEMBER) as usize;
+                &self.0.inline[1..=len]
+            } else {
+                let h = self.0.heap;
+                std::slice::from_raw_parts(h.ptr.as_ptr(), u64::from_be_bytes(h.len_be) as usize)
+            }
+        }
+    }
+}
+
+impl Drop for Member {
+    fn drop(&mut self) {
+        if !self.is_inline() {
+            // SAFETY: made by `Box::into_raw` of a slice of this length, dropped once.
+            unsafe {
+                let h = self.0.heap;
+                let len = u64::from_be_bytes(h.len_be) as usize;
+                drop(Box::from_raw(std::ptr::slice_from_raw_parts_mut(
+                    h.ptr.as_ptr(),
+                    len,
+                )));
+            }
+        }
+    }
+}
+
+impl Default for Member {
+    fn default() -> Member {
+        Member::from(&b""[..])
+    }
+}
+
+impl Clone for Member {
+    fn clone(&self) -> Member {
+        Member::from(&self[..])
+    }
+}
+
+impl PartialEq for Member {
+    fn eq(&self, o: &Member) -> bool {
+        self[..] == o[..]
+    }
+}
+
+impl std::fmt::Debug for Member {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}", String::from_utf8_lossy(self))
+    }
+}
+
 /// A node slot. A free slot has no levels. One cache line: a walk step reads the score and
 /// the low levels of a node with one miss.
 #[derive(Clone, Debug, PartialEq)]
 #[repr(align(64))]
 struct Node {
-    member: Box<[u8]>,
+    member: Member,
     score: f64,
     levels: Levels,
 }
@@ -704,7 +824,7 @@ impl Default for SkipList {
     fn default() -> Self {
         SkipList {
             nodes: vec![Node {
-                member: Box::default(),
+                member: Member::default(),
                 score: 0.0,
                 levels: Levels::new(MAX_LEVEL),
             }],
@@ -773,7 +893,7 @@ impl SkipList {
 
     fn insert(&mut self, member: Box<[u8]>, score: f64) {
         let slot = Node {
-            member,
+            member: member.into(),
             score,
             levels: Levels::default(),
         };
@@ -782,7 +902,7 @@ impl SkipList {
         let h = self.hash(&self.nodes[x as usize].member);
         let (nodes, state) = (&self.nodes, &self.state);
         self.index
-            .insert_unique(h, x, |&i| state.hash_one(&nodes[i as usize].member));
+            .insert_unique(h, x, |&i| state.hash_one(&nodes[i as usize].member[..]));
     }
 
     /// A slot for `slot`: a free one if any is left (entries past the end or reused since
@@ -913,7 +1033,7 @@ impl SkipList {
         }
         self.unlink(x);
         let n = &mut self.nodes[x as usize];
-        n.member = Box::default();
+        n.member = Member::default();
         n.levels = Levels::default();
         self.free.push(x);
         if self.len == 0 {
@@ -929,8 +1049,9 @@ impl SkipList {
         // Memory goes back once the set is mostly gone (as Redis resizes its dict below 10%).
         if self.index.capacity() > 64 && self.index.len() * 8 < self.index.capacity() {
             let (nodes, state) = (&self.nodes, &self.state);
-            self.index
-                .shrink_to(self.len * 2, |&i| state.hash_one(&nodes[i as usize].member));
+            self.index.shrink_to(self.len * 2, |&i| {
+                state.hash_one(&nodes[i as usize].member[..])
+            });
         }
         if self.nodes.capacity() > 64 && self.nodes.len() * 4 < self.nodes.capacity() {
             self.nodes.shrink_to(self.nodes.len() * 2);
@@ -1073,6 +1194,20 @@ mod tests {
     #[test]
     fn skiplist_node_is_one_cache_line() {
         assert_eq!(std::mem::size_of::<Node>(), 64);
+        assert_eq!(std::mem::size_of::<Member>(), 16);
+    }
+
+    #[test]
+    fn members_short_in_place_long_on_the_heap() {
+        for len in [0, 1, 15, 16, 127, 128, 300] {
+            let bytes: Vec<u8> = (0..len).map(|i| (i * 7 % 256) as u8).collect();
+            let from_slice = Member::from(&bytes[..]);
+            let from_box = Member::from(bytes.clone().into_boxed_slice());
+            for m in [&from_slice, &from_box, &from_slice.clone()] {
+                assert_eq!(&m[..], &bytes[..], "{len} bytes");
+                assert_eq!(m.is_inline(), len <= INLINE_MEMBER_MAX, "{len} bytes");
+            }
+        }
     }
 
     #[test]
