@@ -1,5 +1,6 @@
-//! The hot paths allocate nothing once warm: decoding a pipelined batch, and serving a GET hit
-//! through `run_keyed` on a real shard. A counting global allocator measures it.
+//! The hot paths allocate nothing once warm: decoding a pipelined batch, serving a GET hit
+//! and overwriting a key with a short string through `run_keyed` on a real shard. A counting
+//! global allocator measures it.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::{Cell, RefCell};
@@ -296,6 +297,41 @@ fn serving_a_get_hit_allocates_nothing() {
             assert_eq!(out.buf, *reply);
             out.buf.clear();
         }
+        // Overwriting a key with a short string: the value lives in the key's entry, so
+        // a warm SET allocates nothing either (the journal's buffer is warm by now).
+        let set_req = Request::new(&[b"SET", b"user:1000", b"hello world"]);
+        let set_args = set_req.args();
+        let mut run_set = |out: &mut Reply| {
+            redcell::server::conn::run_here(
+                &shard,
+                0,
+                set_idx,
+                set,
+                &set_args,
+                out,
+                now,
+                None,
+                Default::default(),
+            );
+            assert_eq!(out.buf, b"+OK\r\n");
+            out.buf.clear();
+        };
+        for _ in 0..1000 {
+            run_set(&mut out);
+        }
+        let calls = 10_000;
+        let (n, first) = count_allocs(|| {
+            for _ in 0..calls {
+                run_set(&mut out);
+            }
+        });
+        println!("SET overwrite: {n} allocations over {calls} calls");
+        assert_eq!(
+            n,
+            0,
+            "overwriting with SET allocated; first allocation at:\n{}",
+            first.unwrap_or_default()
+        );
         let hits = shard
             .data
             .borrow()
