@@ -1009,7 +1009,24 @@ impl SkipList {
         self.len -= 1;
     }
 
+    /// Gives node `x` a new score. If the node stays between its neighbours (a small
+    /// ZINCRBY on a leaderboard, mostly), only the score changes, as Redis's
+    /// `zslUpdateScore`; otherwise it moves: unlinked and linked again.
     fn rescore(&mut self, x: u32, score: f64) {
+        let (back, next) = (self.nodes[x as usize].levels.back, self.lvl(x, 0).next);
+        let member = &self.nodes[x as usize].member;
+        let after_back = back == NIL || {
+            let b = &self.nodes[back as usize];
+            cmp_pair(b.score, &b.member, score, member) == Ordering::Less
+        };
+        let before_next = next == NIL || {
+            let n = &self.nodes[next as usize];
+            cmp_pair(score, member, n.score, &n.member) == Ordering::Less
+        };
+        if after_back && before_next {
+            self.nodes[x as usize].score = score;
+            return;
+        }
         self.unlink(x);
         self.nodes[x as usize].score = score;
         self.link(x);
