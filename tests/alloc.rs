@@ -301,7 +301,7 @@ fn serving_a_get_hit_allocates_nothing() {
         // a warm SET allocates nothing either (the journal's buffer is warm by now).
         let set_req = Request::new(&[b"SET", b"user:1000", b"hello world"]);
         let set_args = set_req.args();
-        let mut run_set = |out: &mut Reply| {
+        let run_set = |out: &mut Reply| {
             redcell::server::conn::run_here(
                 &shard,
                 0,
