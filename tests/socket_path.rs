@@ -1,6 +1,7 @@
 //! The client socket paths (`--io epoll`, the default, and `--io glommio`): requests split
 //! into single bytes, replies larger than the socket buffers, a blocked client with requests
-//! queued behind it, 10,000 connections opened and closed.
+//! queued behind it, 10,000 connections opened and closed, many connections ready at once
+//! (their replies go out together, after all of them have read).
 
 mod common;
 
@@ -156,6 +157,65 @@ fn ten_thousand_connections_opened_and_closed() {
             .and_then(|v| v.trim().parse().ok())
             .unwrap_or_else(|| panic!("{io}: {stats}"));
         assert!(received > 10_000, "{io}: {received} connections received");
+    }
+}
+
+/// Sixty connections send their pipelines at the same moment, round after round, so the
+/// shard finds many readable in one pass and holds each one's replies until the others have
+/// read; a third of them close right after sending, without reading (woken, perhaps never
+/// reading). Every connection that reads gets exactly its own replies, in order.
+#[test]
+fn many_connections_ready_at_once_each_get_their_replies() {
+    const CONNS: usize = 60;
+    const ROUNDS: usize = 20;
+    const PER_ROUND: usize = 50;
+    for io in PATHS {
+        let server = Server::start(1, &["--io", io]);
+        let port = server.port;
+        let start = std::sync::Arc::new(std::sync::Barrier::new(CONNS));
+        let clients: Vec<_> = (0..CONNS)
+            .map(|c| {
+                let start = start.clone();
+                std::thread::spawn(move || {
+                    for round in 0..ROUNDS {
+                        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+                        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+                        let key = format!("c{c}");
+                        let mut req = Vec::new();
+                        let mut expected = Vec::new();
+                        for i in 0..PER_ROUND {
+                            let n = round * PER_ROUND + i + 1;
+                            req.extend(encode(&[b"INCR", key.as_bytes()]));
+                            expected.extend(format!(":{n}\r\n").into_bytes());
+                        }
+                        req.extend(encode(&[b"GET", key.as_bytes()]));
+                        expected
+                            .extend(bulk((round * PER_ROUND + PER_ROUND).to_string().as_bytes()));
+                        start.wait();
+                        s.write_all(&req).unwrap();
+                        let mut got = vec![0u8; expected.len()];
+                        s.read_exact(&mut got)
+                            .unwrap_or_else(|e| panic!("{io}: client {c} round {round}: {e}"));
+                        assert_eq!(got, expected, "{io}: client {c} round {round}");
+                        if c % 3 == 0 {
+                            // Another connection that sends and goes without reading its reply.
+                            let mut lost =
+                                std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+                            lost.write_all(&encode(&[b"INCR", b"lost"])).unwrap();
+                        }
+                    }
+                })
+            })
+            .collect();
+        for c in clients {
+            c.join().expect("client thread");
+        }
+        let mut admin = server.raw();
+        assert_eq!(
+            admin.call(&[b"GET", b"c1"]),
+            bulk((ROUNDS * PER_ROUND).to_string().as_bytes()),
+            "{io}"
+        );
     }
 }
 

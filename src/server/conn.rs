@@ -353,6 +353,11 @@ pub trait ClientStream: AsyncRead + AsyncWrite + Unpin + 'static {
     /// The socket, and the TLS session for a TLS connection, apart: SYNC/PSYNC hands them to
     /// the replication master on the control executor.
     fn into_link(self) -> (TcpStream, Option<ServerConnection>);
+    /// Whether this shard has other connections woken for data that have not read yet:
+    /// replies wait for them (`EpollStream::others_to_read`).
+    fn others_to_read(&self) -> bool {
+        false
+    }
 }
 
 impl ClientStream for TcpStream {
@@ -367,6 +372,9 @@ impl ClientStream for super::readiness::EpollStream {
     fn into_link(self) -> (TcpStream, Option<ServerConnection>) {
         (self.into_inner(), None)
     }
+    fn others_to_read(&self) -> bool {
+        super::readiness::EpollStream::others_to_read(self)
+    }
 }
 
 impl ClientStream for crate::tls::TlsStream<super::readiness::EpollStream, ServerConnection> {
@@ -374,6 +382,9 @@ impl ClientStream for crate::tls::TlsStream<super::readiness::EpollStream, Serve
     fn into_link(self) -> (TcpStream, Option<ServerConnection>) {
         let (io, session) = self.into_parts();
         (io.into_inner(), Some(session))
+    }
+    fn others_to_read(&self) -> bool {
+        self.get_ref().others_to_read()
     }
 }
 
@@ -464,6 +475,9 @@ pub async fn serve<S: ClientStream>(shard: Rc<Shard>, mut stream: S, meta: Rc<Cl
         }
         if shard.shared.monitors.any() {
             wait_for_monitors(&shard).await;
+        }
+        if stream.others_to_read() && !conn.out.buf.is_empty() {
+            futures_lite::future::yield_now().await;
         }
         if !write_out(&mut conn, &mut stream).await {
             break;

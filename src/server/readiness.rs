@@ -13,9 +13,10 @@
 //! once per pass of the executor while sockets keep becoming ready, and wakes their tasks;
 //! when none is, it sleeps on the set through glommio, so the executor wakes for sockets as
 //! it does for the cross-core mesh and timers. Writes keep glommio's path: a direct `send`,
-//! with a poll armed only when the socket is full. TLS runs over this stream too.
+//! with a poll armed only when the socket is full, made once the other connections woken in
+//! the same pass have read (`EpollStream::others_to_read`). TLS runs over this stream too.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, RawFd};
 use std::pin::Pin;
@@ -34,6 +35,9 @@ pub struct Readiness {
     /// Per socket the set reported, or whose task waits: what the set said last.
     waiting: RefCell<hashbrown::HashMap<RawFd, Waiter>>,
     events: RefCell<Vec<libc::epoll_event>>,
+    /// Tasks the last pass woke for data that have not read yet. Until they have, a
+    /// connection's replies wait (see `EpollStream::others_to_read`).
+    unread: Cell<usize>,
 }
 
 /// A socket's state between the set and its connection task.
@@ -59,6 +63,7 @@ impl Readiness {
                 libc::epoll_event { events: 0, u64: 0 };
                 EVENTS_PER_WAIT
             ]),
+            unread: Cell::new(0),
         }))
     }
 
@@ -88,15 +93,21 @@ impl Readiness {
         // SAFETY: the buffer holds EVENTS_PER_WAIT entries; timeout 0 never blocks.
         let n =
             unsafe { libc::epoll_wait(self.epfd, events.as_mut_ptr(), EVENTS_PER_WAIT as i32, 0) };
+        // Counted afresh every pass: one woken task that never read (closed, killed) holds
+        // the others' replies back for a pass at most.
+        self.unread.set(0);
         if n <= 0 {
             return 0;
         }
         let mut waiting = self.waiting.borrow_mut();
+        let mut woken = 0;
         for event in &events[..n as usize] {
             if let Some(Waiter::Task(waker)) = waiting.insert(event.u64 as RawFd, Waiter::Ready) {
                 waker.wake();
+                woken += 1;
             }
         }
+        self.unread.set(woken);
         n as usize
     }
 
@@ -189,6 +200,16 @@ impl EpollStream {
         })
     }
 
+    /// Whether other connections of this shard were woken for data and have not read it
+    /// yet. A connection that has its replies ready lets them run first, so the replies of
+    /// one pass go out together, as Redis writes them all before its next `epoll_wait`: a
+    /// client process then wakes once for all of them, where a send per task woke it (an
+    /// inter-processor interrupt, paid in the sender's `send`) for each (ZADD at pipeline 16:
+    /// 10% of the server's CPU, against Redis's 1%).
+    pub fn others_to_read(&self) -> bool {
+        self.registration.readiness.unread.get() > 0
+    }
+
     /// The glommio stream, out of the set (SYNC/PSYNC hands it to the replication master).
     pub fn into_inner(self) -> TcpStream {
         let EpollStream {
@@ -224,6 +245,8 @@ impl AsyncRead for EpollStream {
                     Some(Waiter::Ready) => {
                         waiting.remove(&fd);
                         this.drained = false;
+                        let unread = &this.registration.readiness.unread;
+                        unread.set(unread.get().saturating_sub(1));
                     }
                     Some(Waiter::Task(waker)) => {
                         if !waker.will_wake(cx.waker()) {
