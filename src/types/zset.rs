@@ -884,6 +884,28 @@ impl SkipList {
         &mut self.nodes[x as usize].levels[i]
     }
 
+    /// Starts loading the node a walk at level `i` of `cur` goes on to if it stops there and
+    /// descends: its successor one level down. A walk is a chain of cache misses, one per
+    /// node it compares; this overlaps the one of the level below with the one being waited
+    /// for (criterion `zset_1m`, alternated runs: ZRANK 4.6-5.1 -> 2.8-3.9 us, adding and
+    /// removing a new member 4.4-4.9 -> 3.3-3.6 us).
+    #[inline(always)]
+    fn prefetch_below(&self, cur: u32, i: usize) {
+        #[cfg(target_arch = "x86_64")]
+        if i > 0 {
+            if let Some(n) = self.nodes.get(self.lvl(cur, i - 1).next as usize) {
+                // SAFETY: a prefetch is a hint with no effect on memory; the pointer is to a
+                // live element besides.
+                unsafe {
+                    use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+                    _mm_prefetch::<_MM_HINT_T0>((n as *const Node).cast());
+                }
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = (cur, i);
+    }
+
     /// Whether node `a` sorts before node `b`.
     #[inline]
     fn before(&self, a: u32, b: u32) -> bool {
@@ -929,6 +951,7 @@ impl SkipList {
             rank[i] = if i == self.level - 1 { 0 } else { rank[i + 1] };
             loop {
                 let l = self.lvl(cur, i);
+                self.prefetch_below(cur, i);
                 if l.next != NIL && self.before(l.next, x) {
                     rank[i] += l.span;
                     cur = l.next;
@@ -978,6 +1001,7 @@ impl SkipList {
         for i in (0..self.level).rev() {
             loop {
                 let l = self.lvl(cur, i);
+                self.prefetch_below(cur, i);
                 if l.next != NIL && l.next != x && self.before(l.next, x) {
                     cur = l.next;
                 } else {
@@ -1084,6 +1108,7 @@ impl SkipList {
                 if l.next == NIL {
                     break;
                 }
+                self.prefetch_below(cur, i);
                 let n = &self.nodes[l.next as usize];
                 if !pred(n.score, &n.member) {
                     break;
