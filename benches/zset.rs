@@ -1,5 +1,6 @@
 //! Sorted set micro-benchmarks on the type itself: ZADD into a 1M-member skiplist, ZRANK,
-//! ZRANGE by rank and by score near the middle, and small listpack inserts.
+//! ZRANGE by rank and by score near the middle, small listpack inserts, and ZRANK and moving
+//! ZADDs on a 1,000-member skiplist that stays in the cache.
 
 use std::hint::black_box;
 
@@ -91,6 +92,35 @@ fn bench_zset(c: &mut Criterion) {
             },
             BatchSize::SmallInput,
         )
+    });
+    g.finish();
+
+    // A skiplist that stays in the cache: what a walk costs when it does not miss.
+    const SMALL: usize = 1_000;
+    let mut z = ZSet::new();
+    for i in 0..SMALL {
+        z.add(
+            &member(i),
+            ((i * 7919) % SMALL) as f64,
+            AddFlags::default(),
+            LIM,
+        );
+    }
+    let mut g = c.benchmark_group("zset_1k");
+    g.throughput(Throughput::Elements(1));
+    let mut k = 0usize;
+    g.bench_function("zrank", |b| {
+        b.iter(|| {
+            k = (k + 337) % SMALL;
+            black_box(z.rank(&member(k)));
+        })
+    });
+    g.bench_function("zadd_update", |b| {
+        b.iter(|| {
+            k = (k + 337) % SMALL;
+            let s = ((k * 104_729) % SMALL) as f64 + 0.5;
+            black_box(z.add(&member(k), s, AddFlags::default(), LIM));
+        })
     });
     g.finish();
 }
