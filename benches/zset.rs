@@ -20,15 +20,24 @@ fn member(i: usize) -> Vec<u8> {
 
 /// A score spreading members out of insertion order.
 fn score(i: usize) -> f64 {
-    ((i * 7919) % N) as f64 / 10.0
+    score_in(i, N)
+}
+
+/// `score` for a set of `n` members.
+fn score_in(i: usize, n: usize) -> f64 {
+    ((i * 7919) % n) as f64 / 10.0
+}
+
+fn filled(n: usize) -> ZSet {
+    let mut z = ZSet::new();
+    for i in 0..n {
+        z.add(&member(i), score_in(i, n), AddFlags::default(), LIM);
+    }
+    z
 }
 
 fn million() -> ZSet {
-    let mut z = ZSet::new();
-    for i in 0..N {
-        z.add(&member(i), score(i), AddFlags::default(), LIM);
-    }
-    z
+    filled(N)
 }
 
 fn bench_zset(c: &mut Criterion) {
@@ -97,15 +106,7 @@ fn bench_zset(c: &mut Criterion) {
 
     // A skiplist that stays in the cache: what a walk costs when it does not miss.
     const SMALL: usize = 1_000;
-    let mut z = ZSet::new();
-    for i in 0..SMALL {
-        z.add(
-            &member(i),
-            ((i * 7919) % SMALL) as f64,
-            AddFlags::default(),
-            LIM,
-        );
-    }
+    let mut z = filled(SMALL);
     let mut g = c.benchmark_group("zset_1k");
     g.throughput(Throughput::Elements(1));
     let mut k = 0usize;
@@ -115,11 +116,13 @@ fn bench_zset(c: &mut Criterion) {
             black_box(z.rank(&member(k)));
         })
     });
-    g.bench_function("zadd_update", |b| {
+    // Each call gives a member a score it has not had just before, so the node moves.
+    let mut t = 0usize;
+    g.bench_function("zadd_move", |b| {
         b.iter(|| {
-            k = (k + 337) % SMALL;
-            let s = ((k * 104_729) % SMALL) as f64 + 0.5;
-            black_box(z.add(&member(k), s, AddFlags::default(), LIM));
+            t += 1;
+            let (m, s) = (t * 337 % SMALL, (t * 7919 % SMALL) as f64 + 0.5);
+            black_box(z.add(&member(m), s, AddFlags::default(), LIM));
         })
     });
     g.finish();
