@@ -23,11 +23,19 @@ const LIBRARY: &str =
 
 const MISCONF: &str = "-MISCONF Redis is configured to save RDB snapshots, but it's currently unable to persist to disk. Commands that may modify the data set are disabled, because this instance is configured to report errors during writes if RDB snapshotting fails (stop-writes-on-bgsave-error option). Please check the Redis logs for details about the RDB error.\r\n";
 
-/// Starts redcell with its data files in `dir`.
+/// Starts redcell with its data files in `dir`, and waits (bounded) until it has loaded
+/// them: PING, which start-up waits for, is answered while loading, other commands get
+/// `-LOADING`.
 fn redcell_on(dir: &Path, shards: usize, extra: &[&str]) -> Server {
     let mut args = vec!["--dir", dir.to_str().expect("utf-8 dir")];
     args.extend_from_slice(extra);
-    Server::start(shards, &args)
+    let server = Server::start(shards, &args);
+    let mut c = server.raw();
+    let loaded = common::wait_until(Duration::from_secs(20), || {
+        text(&c.call(&[b"INFO", b"persistence"])).contains("loading:0\r\n")
+    });
+    assert!(loaded, "still loading after 20 s");
+    server
 }
 
 fn text(r: &[u8]) -> String {
