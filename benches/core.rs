@@ -14,6 +14,7 @@ use redcell::cmd::{self, Handler, KeyedFn};
 use redcell::config::Config;
 use redcell::resp::decode::Span;
 use redcell::resp::{Args, Decoded, Decoder, Reply};
+use redcell::server::readiness::Readiness;
 use redcell::shard::mesh::{build_mesh, Mesh, MeshEnds};
 use redcell::shard::{Shard, Shared};
 
@@ -121,23 +122,30 @@ fn executor(name: &str, cpu: Option<usize>, spin: Option<Duration>) -> glommio::
     b.make().expect("glommio executor (needs io_uring)")
 }
 
-async fn connect_shard(id: usize, nshards: usize, ends: MeshEnds, sh: Arc<Shared>) -> Rc<Shard> {
-    let (mesh, req_rx, resp_rx) = Mesh::connect(ends).await;
+/// A shard as the server makes one on the epoll path: its mesh inbox task, and the epoll
+/// driver that wakes it (when idle, spinning up to `spin`, as `--busy-poll-us`, then
+/// napping up to `nap`, as `--nap-us`).
+fn start_shard(
+    id: usize,
+    nshards: usize,
+    ends: MeshEnds,
+    sh: Arc<Shared>,
+    nap: Option<Duration>,
+    spin: Option<Duration>,
+) -> Rc<Shard> {
+    let (mesh, inbox) = Mesh::new(ends);
     let shard = Rc::new(Shard::new(id, nshards, false, sh, mesh));
-    for (peer, rx) in req_rx {
-        glommio::spawn_local(shard.clone().serve_requests(peer, rx)).detach();
-    }
-    for (_, rx) in resp_rx {
-        glommio::spawn_local(shard.clone().serve_responses(rx)).detach();
-    }
+    glommio::spawn_local(shard.clone().serve_inbox(inbox)).detach();
+    let readiness = Readiness::new(nap, spin).expect("an epoll set");
+    glommio::spawn_local(readiness.drive(shard.clone())).detach();
     shard
 }
 
 fn bench_keyspace(c: &mut Criterion) {
     let ex = executor("bench-keyspace", None, None);
     ex.run(async {
-        let ends = build_mesh(1).pop().unwrap();
-        let shard = connect_shard(0, 1, ends, shared(1)).await;
+        let ends = build_mesh(1).expect("an eventfd").pop().unwrap();
+        let shard = start_shard(0, 1, ends, shared(1), None, None);
         let now = redcell::util::time::now_ms();
         let mut out = Reply::new(false);
         let (set_idx, set) = keyed(b"set");
@@ -368,11 +376,11 @@ fn bench_keyspace(c: &mut Criterion) {
 
 /// Starts two connected shard executors; returns a function that runs `iters` calls from
 /// shard 0 to shard 1 (timed inside executor 0) and gives the elapsed time.
-fn two_shards(spin: Option<Duration>) -> impl FnMut(u64) -> Duration {
+fn two_shards(nap: Option<Duration>, spin: Option<Duration>) -> impl FnMut(u64) -> Duration {
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     let pin = move |i: usize| (cpus >= 2).then_some(i);
     let sh = shared(2);
-    let mut ends = build_mesh(2);
+    let mut ends = build_mesh(2).expect("an eventfd");
     let ends1 = ends.pop().unwrap();
     let ends0 = ends.pop().unwrap();
     let (iters_tx, iters_rx) = mpsc::channel::<u64>();
@@ -381,13 +389,13 @@ fn two_shards(spin: Option<Duration>) -> impl FnMut(u64) -> Duration {
     // Shard 1 ends when shard 0's side of the mesh goes away; shard 0 when `iters_tx` does.
     std::thread::spawn(move || {
         executor("bench-shard-1", pin(1), spin).run(async move {
-            let _shard = connect_shard(1, 2, ends1, sh1).await;
+            let _shard = start_shard(1, 2, ends1, sh1, nap, spin);
             std::future::pending::<()>().await;
         })
     });
     std::thread::spawn(move || {
         executor("bench-shard-0", pin(0), spin).run(async move {
-            let shard = connect_shard(0, 2, ends0, sh).await;
+            let shard = start_shard(0, 2, ends0, sh, nap, spin);
             // Between batches nothing is in flight, so blocking on the std channel is harmless.
             while let Ok(iters) = iters_rx.recv() {
                 let started = Instant::now();
@@ -405,15 +413,19 @@ fn two_shards(spin: Option<Duration>) -> impl FnMut(u64) -> Duration {
     }
 }
 
-/// One `Shard::call` from executor 0 to executor 1 and back, timed inside executor 0: with
-/// executors configured as the server's (they park when idle, so each hop pays a wake-up), and
-/// with 200 µs of spinning before parking.
+/// One `Shard::call` from executor 0 to executor 1 and back, timed inside executor 0, with
+/// shards as the server makes them: idle shards nap 200 µs in their epoll set (the default
+/// `--nap-us`), sleep through glommio at once (`--nap-us 0`), or spin 200 µs before their
+/// nap (`--busy-poll-us 200`).
 fn bench_cross_shard(c: &mut Criterion) {
     let mut g = c.benchmark_group("cross_shard_call_roundtrip");
-    let mut parked = two_shards(None);
-    g.bench_function("server_executors", |b| b.iter_custom(&mut parked));
-    let mut spinning = two_shards(Some(Duration::from_micros(200)));
-    g.bench_function("spin_before_park_200us", |b| b.iter_custom(&mut spinning));
+    let us200 = Some(Duration::from_micros(200));
+    let mut napping = two_shards(us200, None);
+    g.bench_function("nap_200us", |b| b.iter_custom(&mut napping));
+    let mut parked = two_shards(None, None);
+    g.bench_function("no_nap", |b| b.iter_custom(&mut parked));
+    let mut spinning = two_shards(us200, us200);
+    g.bench_function("spin_200us", |b| b.iter_custom(&mut spinning));
     g.finish();
 }
 

@@ -38,6 +38,10 @@ struct Flags {
     /// the socket empty: the earlier path). See tuning.md.
     #[arg(long, default_value = "epoll", value_parser = ["epoll", "glommio"])]
     io: String,
+    /// Microseconds an idle shard on the epoll path waits in its epoll set before it sleeps
+    /// through glommio (0: at once). Glommio's timers and I/O completions may be this late.
+    #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u64).range(0..=100_000))]
+    nap_us: u64,
 }
 
 fn fail(msg: &str) -> ! {
@@ -69,7 +73,7 @@ fn main() {
     while i < argv.len() {
         let a = &argv[i];
         match a.as_str() {
-            "--shards" | "--cores" | "--busy-poll-us" | "--io" => {
+            "--shards" | "--cores" | "--busy-poll-us" | "--io" | "--nap-us" => {
                 ours.push(a.clone());
                 if let Some(v) = argv.get(i + 1) {
                     ours.push(v.clone());
@@ -152,6 +156,7 @@ fn main() {
     if flags.io == "glommio" {
         topo.io = redcell::server::IoPath::Glommio;
     }
+    topo.nap = (flags.nap_us > 0).then(|| std::time::Duration::from_micros(flags.nap_us));
     let port: u16 = config.get_i64("port") as u16;
     let tls_port: u16 = config.get_i64("tls-port") as u16;
     if let Err(e) = redcell::tls::configure(&config) {

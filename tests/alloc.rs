@@ -202,8 +202,8 @@ fn executor() -> glommio::LocalExecutor {
 fn serving_a_get_hit_allocates_nothing() {
     let ex = executor();
     ex.run(async {
-        let ends = build_mesh(1).pop().unwrap();
-        let (mesh, _req_rx, _resp_rx) = Mesh::connect(ends).await;
+        let ends = build_mesh(1).expect("an eventfd").pop().unwrap();
+        let (mesh, _inbox) = Mesh::new(ends);
         let shard = Rc::new(Shard::new(0, 1, false, shared(1), mesh));
         let now = redcell::util::time::now_ms();
         let mut out = Reply::new(false);
@@ -409,8 +409,12 @@ fn reading_and_answering_on_the_epoll_path_allocates_nothing() {
     const REQUESTS: usize = 2000;
     let ex = executor();
     ex.run(async {
-        let readiness = Readiness::new().expect("epoll set");
-        glommio::spawn_local(readiness.clone().drive()).detach();
+        let ends = build_mesh(1).expect("an eventfd").pop().unwrap();
+        let (mesh, _inbox) = Mesh::new(ends);
+        let shard = Rc::new(Shard::new(0, 1, false, shared(1), mesh));
+        let nap = Some(std::time::Duration::from_micros(200));
+        let readiness = Readiness::new(nap, None).expect("epoll set");
+        glommio::spawn_local(readiness.clone().drive(shard)).detach();
         let listener = glommio::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         let addr = listener.local_addr().expect("local address");
         let client = std::thread::spawn(move || {

@@ -304,11 +304,14 @@ fn allkeys_random_bounds_memory_and_policies_switch_at_run_time() {
         count_present(&mut raw, "r", 5000..6000),
     );
     assert!(first < 1000 && last < 1000, "{first} {last}");
-    // A lower limit is reached by the cron alone, without a write.
+    // A lower limit is reached by the cron alone, without a write. The cron stops as soon as
+    // memory is at the limit, so what the connection allocates afterwards (the INFO request
+    // itself) may leave it a little above: allow 16 KiB, against the 1 MiB to free.
     let lower = limit - (1 << 20);
     ok(&mut raw, &format!("CONFIG SET maxmemory {lower}"));
-    let reached = common::wait_until(Duration::from_secs(10), || used_memory(&mut raw) <= lower);
-    // (Failed once in CI, not reproduced: say where memory stood and how much was keys.)
+    let reached = common::wait_until(Duration::from_secs(10), || {
+        used_memory(&mut raw) <= lower + (16 << 10)
+    });
     assert!(
         reached,
         "used_memory {} above {lower} after 10 s; {} keys left, evicted {}",

@@ -1,7 +1,8 @@
 //! The client socket paths (`--io epoll`, the default, and `--io glommio`): requests split
 //! into single bytes, replies larger than the socket buffers, a blocked client with requests
 //! queued behind it, 10,000 connections opened and closed, many connections ready at once
-//! (their replies go out together, after all of them have read).
+//! (their replies go out together, after all of them have read), idle shards woken by
+//! cross-shard calls.
 
 mod common;
 
@@ -216,6 +217,38 @@ fn many_connections_ready_at_once_each_get_their_replies() {
             bulk((ROUNDS * PER_ROUND).to_string().as_bytes()),
             "{io}"
         );
+    }
+}
+
+/// Commands whose keys live on the other shard, sent after pauses of 0 to 3 ms (shorter and
+/// longer than the 200 us an idle shard naps in its epoll set), from connections on both
+/// shards: every call is answered, on every way a shard can wait for the cross-core mesh
+/// (napping, sleeping in glommio at once with `--nap-us 0`, a doorbell watcher with `--io
+/// glommio`). A shard that missed a message would leave its caller waiting past the read
+/// timeout.
+#[test]
+fn idle_shards_wake_for_cross_shard_calls() {
+    for args in [
+        ["--io", "epoll", "--nap-us", "200"],
+        ["--io", "epoll", "--nap-us", "0"],
+        ["--io", "glommio", "--nap-us", "200"],
+    ] {
+        let server = Server::start(2, &args);
+        // Four connections: SO_REUSEPORT puts them on either shard.
+        let mut conns: Vec<_> = (0..4).map(|_| server.raw()).collect();
+        for i in 0..40u32 {
+            std::thread::sleep(Duration::from_micros(750 * u64::from(i % 5)));
+            let conn = &mut conns[i as usize % 4];
+            let (a, b) = (format!("{i}"), format!("{}", i * 7));
+            // "a" and "b" hash to slots of different parity: one is foreign to any shard.
+            assert_eq!(
+                conn.call(&[b"MSET", b"a", a.as_bytes(), b"b", b.as_bytes()]),
+                b"+OK\r\n",
+                "{args:?}"
+            );
+            assert_eq!(conn.call(&[b"GET", b"a"]), bulk(a.as_bytes()), "{args:?}");
+            assert_eq!(conn.call(&[b"GET", b"b"]), bulk(b.as_bytes()), "{args:?}");
+        }
     }
 }
 

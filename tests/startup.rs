@@ -69,9 +69,10 @@ fn config_file_then_overrides() {
                 .unwrap(),
         };
         let mut exited = false;
+        // Listening is not serving yet: connections are accepted while the data loads.
         let served = common::wait_until(Duration::from_secs(10), || {
             exited = child.exited().is_some();
-            exited || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+            exited || common::ping_once(port)
         });
         if served && !exited {
             started = Some((child, port));

@@ -21,7 +21,7 @@ use crate::shard::mesh::{build_mesh, Mesh, MeshEnds};
 use crate::shard::{next_client_id, ClientMeta, Shard, Shared};
 use crate::util::listen;
 use crate::util::time::now_ms;
-use readiness::Readiness;
+use readiness::{watch_doorbell, Readiness};
 
 /// Memory glommio registers with io_uring per executor. We do no file I/O, so keep it small:
 /// registered memory counts against RLIMIT_MEMLOCK (8 MiB on most systems for non-root users).
@@ -39,6 +39,8 @@ pub struct Topology {
     pub busy_poll: Option<Duration>,
     /// How shards learn that client sockets have data (`--io`).
     pub io: IoPath,
+    /// How long an idle shard on the epoll path naps in its epoll set (`--nap-us`).
+    pub nap: Option<Duration>,
 }
 
 /// How shards learn that client sockets have data.
@@ -68,6 +70,7 @@ impl Topology {
             control_cpu: cpus[0],
             busy_poll: None,
             io: IoPath::Epoll,
+            nap: Some(Duration::from_micros(200)),
         }
     }
 }
@@ -77,7 +80,8 @@ pub fn run(shared: Arc<Shared>, topo: Topology) -> Result<(), String> {
     probe_io_uring()?;
     check_port_free(&shared)?;
     let n = topo.shard_cpus.len();
-    let mut ends = build_mesh(n + 1);
+    let mut ends = build_mesh(n + 1)
+        .map_err(|e| format!("cannot create an eventfd for the cross-core mesh: {e}"))?;
     let mut started = Vec::new();
     let control_ends = ends.pop().expect("mesh has the control executor's ends");
     for (id, ends) in ends.into_iter().enumerate() {
@@ -92,6 +96,7 @@ pub fn run(shared: Arc<Shared>, topo: Topology) -> Result<(), String> {
             ExecutorTuning {
                 busy_poll: topo.busy_poll,
                 io: topo.io,
+                nap: topo.nap,
             },
         )?);
     }
@@ -105,6 +110,7 @@ pub fn run(shared: Arc<Shared>, topo: Topology) -> Result<(), String> {
         ExecutorTuning {
             busy_poll: None,
             io: IoPath::Glommio,
+            nap: None,
         },
     )?);
     // Every executor must be running before any can finish connecting its mesh ends.
@@ -136,6 +142,7 @@ pub fn run(shared: Arc<Shared>, topo: Topology) -> Result<(), String> {
 struct ExecutorTuning {
     busy_poll: Option<Duration>,
     io: IoPath,
+    nap: Option<Duration>,
 }
 
 type ExecutorHandle = (
@@ -152,7 +159,7 @@ fn spawn_executor(
     ends: MeshEnds,
     tuning: ExecutorTuning,
 ) -> Result<ExecutorHandle, String> {
-    let ExecutorTuning { busy_poll, io } = tuning;
+    let ExecutorTuning { busy_poll, io, nap } = tuning;
     let name = if is_control {
         "redcell-control".to_string()
     } else {
@@ -178,14 +185,31 @@ fn spawn_executor(
                 }
             };
             ex.run(async move {
-                let (mesh, req_rx, resp_rx) = Mesh::connect(ends).await;
+                let (mesh, inbox) = Mesh::new(ends);
                 let shard = Rc::new(Shard::new(id, nshards, is_control, shared.clone(), mesh));
                 Shard::set_current(&shard);
-                for (peer, rx) in req_rx {
-                    glommio::spawn_local(shard.clone().serve_requests(peer, rx)).detach();
-                }
-                for (_, rx) in resp_rx {
-                    glommio::spawn_local(shard.clone().serve_responses(rx)).detach();
+                glommio::spawn_local(shard.clone().serve_inbox(inbox)).detach();
+                // From here on, mesh messages reach this executor (loading at start-up uses
+                // them before clients are let in): through the epoll driver on a shard of
+                // the epoll path, through a doorbell watcher elsewhere.
+                let readiness = match io {
+                    IoPath::Epoll if !is_control => match Readiness::new(nap, busy_poll) {
+                        Ok(r) => {
+                            glommio::spawn_local(r.clone().drive(shard.clone())).detach();
+                            Some(r)
+                        }
+                        Err(e) => {
+                            eprintln!(
+                                "# --io epoll: cannot create an epoll set ({e}); shard {id} \
+                                 reads client sockets through glommio instead"
+                            );
+                            None
+                        }
+                    },
+                    _ => None,
+                };
+                if readiness.is_none() {
+                    glommio::spawn_local(watch_doorbell(shard.clone())).detach();
                 }
                 if is_control {
                     // The control executor serves the mesh and, in cluster mode, the bus.
@@ -237,22 +261,6 @@ fn spawn_executor(
                     glommio::timer::sleep(Duration::from_millis(1)).await;
                 }
                 glommio::spawn_local(expire_cron(shard.clone())).detach();
-                let readiness = match io {
-                    IoPath::Glommio => None,
-                    IoPath::Epoll => match Readiness::new() {
-                        Ok(r) => {
-                            glommio::spawn_local(r.clone().drive()).detach();
-                            Some(r)
-                        }
-                        Err(e) => {
-                            eprintln!(
-                                "# --io epoll: cannot create an epoll set ({e}); shard {id} \
-                                 reads client sockets through glommio instead"
-                            );
-                            None
-                        }
-                    },
-                };
                 let mut accepts = Vec::new();
                 for l in listeners {
                     accepts.push(glommio::spawn_local(accept_loop(

@@ -31,11 +31,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
-use glommio::channels::shared_channel::ConnectedReceiver;
-
 use crate::config::Config;
 use crate::db::ShardData;
-use mesh::{Job, Mesh, Request, Response, ResultSlot};
+use mesh::{Inbox, Job, Mesh, Request, Response, ResultSlot};
 
 /// Server-wide state shared by all executors. Nothing here is touched per command.
 pub struct Shared {
@@ -1073,30 +1071,28 @@ impl Shard {
     fn run_request(self: &Rc<Self>, from: usize, req: Request) {
         run_job(req.job, self);
         if req.token != 0 {
-            let me = self.clone();
-            let resp = Response { token: req.token };
-            glommio::spawn_local(async move { me.mesh.respond(from, resp).await }).detach();
+            self.mesh.respond(from, Response { token: req.token });
         }
     }
 
-    /// Serves the jobs executor `from` sends us, in order.
-    pub async fn serve_requests(self: Rc<Self>, from: usize, rx: ConnectedReceiver<Request>) {
-        while let Some(req) = rx.recv().await {
-            if req.needs_data && (!self.data_is_home() || self.local_turn.get()) {
-                self.deferred.borrow_mut().push_back((from, req));
-                continue;
+    /// Serves this executor's inbox for its life: responses complete their calls, requests
+    /// run in the order each executor sent them (or wait for the data, see `shard::tx`).
+    pub async fn serve_inbox(self: Rc<Self>, inbox: Inbox) {
+        loop {
+            while let Ok(resp) = inbox.responses.try_recv() {
+                self.mesh.note_received();
+                self.mesh.complete(resp);
             }
-            run_job(req.job, &self);
-            if req.token != 0 {
-                self.mesh.respond(from, Response { token: req.token }).await;
+            while let Ok((from, req)) = inbox.requests.try_recv() {
+                self.mesh.note_received();
+                if req.needs_data && (!self.data_is_home() || self.local_turn.get()) {
+                    self.deferred.borrow_mut().push_back((from, req));
+                } else {
+                    self.run_request(from, req);
+                }
             }
-        }
-    }
-
-    /// Hands executor `from`'s responses to the calls waiting for them.
-    pub async fn serve_responses(self: Rc<Self>, rx: ConnectedReceiver<Response>) {
-        while let Some(resp) = rx.recv().await {
-            self.mesh.complete(resp);
+            self.mesh.mail().await;
+            glommio::yield_if_needed().await;
         }
     }
 }

@@ -292,8 +292,9 @@ impl Drop for Server {
     }
 }
 
-/// One PING round trip with short timeouts; true on `+PONG` (or `-NOAUTH`: serving, with a password).
-fn ping_once(port: u16) -> bool {
+/// One PING round trip with short timeouts; true on `+PONG` (or `-NOAUTH`: serving, with a
+/// password), false while nothing listens or the server answers `-LOADING`.
+pub fn ping_once(port: u16) -> bool {
     let addr: SocketAddr = ([127, 0, 0, 1], port).into();
     let Ok(mut s) = TcpStream::connect_timeout(&addr, Duration::from_millis(200)) else {
         return false;

@@ -734,6 +734,13 @@ fn thread_cpu_times() -> [(i64, i64); 2] {
 
 /// Gathers the process-wide values and every shard's counters.
 pub(crate) async fn snapshot(c: &mut Conn, sections: &Sections) -> Snapshot {
+    // Read before this command allocates its own figures (the shards' answers, histograms,
+    // strings: tens of KiB), which `maxmemory` eviction never sees: INFO would report a
+    // server that has evicted down to its limit as above it.
+    let used = match crate::util::mem::used() {
+        0 => crate::util::mem::rss_bytes(),
+        n => n as u64,
+    };
     let data = each_shard_data(c, |d| {
         let mut keyspace = KeyspaceStats::default();
         for ks in d.dbs_ref() {
@@ -837,10 +844,7 @@ pub(crate) async fn snapshot(c: &mut Conn, sections: &Sections) -> Snapshot {
         tracking_prefixes: c.shard.tracking.prefix_count(),
         cluster_enabled: c.shard.slot_map.borrow().enabled,
         maxclients,
-        used: match crate::util::mem::used() {
-            0 => crate::util::mem::rss_bytes(),
-            n => n as u64,
-        },
+        used,
         rss: crate::util::mem::rss_bytes(),
         peak_rss: crate::util::mem::peak_rss_bytes(),
         total_system_memory: total_system_memory(),
