@@ -168,16 +168,32 @@ impl Readiness {
         (sockets, rang)
     }
 
+    /// Spins up to `spin` until a socket is ready (its task woken) or mail came: whether
+    /// either happened. A shard with a CPU of its own trades that CPU for the wake-up a
+    /// nap or sleep costs (`--busy-poll-us`).
+    fn spin_for_work(&self, spin: Duration, doorbell: RawFd, mesh: &Mesh) -> bool {
+        let until = Instant::now() + spin;
+        loop {
+            if mesh.unreceived() || self.take_ready(None, doorbell).0 > 0 {
+                return true;
+            }
+            if Instant::now() >= until {
+                return false;
+            }
+            std::hint::spin_loop();
+        }
+    }
+
     /// Runs for the shard's life: wakes connections whose sockets became ready, and the
     /// mesh inbox task when other executors sent mail (`shard::mesh`).
     ///
     /// While there is work, it looks once per pass of the executor, as one turn of Redis's
     /// event loop. When a pass finds nothing and nothing else of the shard has run since,
     /// the shard spins if asked to (`--busy-poll-us`), then naps in `epoll_wait` (up to
-    /// `--nap-us`), which ends for a socket or the
-    /// mesh doorbell (in the set). It does not sleep in glommio then: glommio's sleep issues
-    /// a `membarrier` (an interrupt to every other CPU running one of our threads) and
-    /// re-arms its timers through `io_uring_enter` each time. glommio's own wake-ups (timers,
+    /// `--nap-us`), which ends for a socket or the mesh doorbell (in the set). It does not
+    /// sleep in glommio then: glommio's sleep issues a `membarrier` (an interrupt to every
+    /// other CPU running one of our threads) and re-arms its timers through `io_uring_enter`
+    /// each time. glommio's own wake-ups (timers,
     /// io_uring completions, blocking-thread results) wait while the shard naps or keeps
     /// finding work, so a nap is short, glommio gets a pass at least every `REACTOR_EVERY`
     /// and on every pass while a connection waits for room to write, and a nap that runs
@@ -237,24 +253,6 @@ impl Readiness {
                 passes.woke_tasks();
                 passes.next(writes_wait).await;
             }
-        }
-    }
-}
-
-impl Readiness {
-    /// Spins up to `spin` until a socket is ready (its task woken) or mail came: whether
-    /// either happened. A shard with a CPU of its own trades that CPU for the wake-up a
-    /// nap or sleep costs (`--busy-poll-us`).
-    fn spin_for_work(&self, spin: Duration, doorbell: RawFd, mesh: &Mesh) -> bool {
-        let until = Instant::now() + spin;
-        loop {
-            if mesh.unreceived() || self.take_ready(None, doorbell).0 > 0 {
-                return true;
-            }
-            if Instant::now() >= until {
-                return false;
-            }
-            std::hint::spin_loop();
         }
     }
 }
