@@ -33,7 +33,7 @@
 # Environment (defaults in brackets):
 #   REDCELL_BIN  [<repo>/target/release/redcell-server]   REDIS_BIN [redis-server]
 #   KEYS [1000000]  DATA_SIZE [100]  DURATION [20]  ROUNDS [2]  SHARDS [1]  REPLICA [stock]
-#   SERVER_CPU [0]  LOAD_CPU [1]  OUT_DIR [<repo>/perf/out]  RATE [unpaced]
+#   SERVER_CPU [0]  LOAD_CPU [1]  OUT_DIR [<repo>/perf/out]  RATE [unpaced]  REPLICA_NICE [0]
 set -euo pipefail
 
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -50,6 +50,7 @@ SERVER_CPU=${SERVER_CPU:-0}
 LOAD_CPU=${LOAD_CPU:-1}
 OUT_DIR=${OUT_DIR:-$REPO_ROOT/perf/out}
 RATE=${RATE:-}
+REPLICA_NICE=${REPLICA_NICE:-0}
 
 die() { echo "repl-bench.sh: error: $*" >&2; exit 1; }
 [[ -x $REDCELL_BIN ]] || die "$REDCELL_BIN is not executable (cargo build --release)"
@@ -88,14 +89,14 @@ start_master() {  # kind dir port -> MASTER_PID
   wait_ping "$p" "$MASTER_PID" "$dir/master.log"
 }
 
-start_replica() {  # dir master-port -> REPLICA_PID, REPLICA_PORT
-  local dir=$1 mp=$2
+start_replica() {  # dir master-port [nice] -> REPLICA_PID, REPLICA_PORT
+  local dir=$1 mp=$2 niceness=${3:-0}
   mkdir -p "$dir"
   REPLICA_PORT=$(port)
   case $REPLICA in
-    redcell) taskset -c "$LOAD_CPU" "$REDCELL_BIN" --port "$REPLICA_PORT" --shards 1 --save '' \
+    redcell) nice -n "$niceness" taskset -c "$LOAD_CPU" "$REDCELL_BIN" --port "$REPLICA_PORT" --shards 1 --save '' \
                --dir "$dir" --replicaof 127.0.0.1 "$mp" >"$dir/replica.log" 2>&1 & ;;
-    *) taskset -c "$LOAD_CPU" "$REDIS_BIN" --port "$REPLICA_PORT" --bind 127.0.0.1 --save '' \
+    *) nice -n "$niceness" taskset -c "$LOAD_CPU" "$REDIS_BIN" --port "$REPLICA_PORT" --bind 127.0.0.1 --save '' \
          --appendonly no --dir "$dir" --replicaof 127.0.0.1 "$mp" >"$dir/replica.log" 2>&1 & ;;
   esac
   REPLICA_PID=$!
@@ -122,7 +123,7 @@ totals() {  # memtier output -> "ops p99 p99.9"
   awk '/^Totals/{print $2, $(NF-2), $(NF-1)}' "$1"
 }
 
-echo "replicas: $REPLICA${RATE:+, paced to $RATE requests/s per connection}"
+echo "replicas: $REPLICA (nice $REPLICA_NICE)${RATE:+, paced to $RATE requests/s per connection}"
 printf '%-8s %5s | %10s %7s %7s | %10s %7s %7s %5s %7s | %10s %8s\n' master round \
   ops/s p99 p99.9 ops/s p99 p99.9 syncs sync_s stream/s catchup_s
 for ((round = 1; round <= ROUNDS; round++)); do
@@ -154,7 +155,7 @@ for ((round = 1; round <= ROUNDS; round++)); do
         taskset -c "$LOAD_CPU" redis-cli -p "$mp" --rdb /dev/null >/dev/null 2>&1 || true
         t1=$(date +%s.%N)
       else
-        start_replica "$dir/replica-$syncs" "$mp"
+        start_replica "$dir/replica-$syncs" "$mp" "$REPLICA_NICE"
         wait_link_up "$REPLICA_PORT"
         t1=$(date +%s.%N)
         kill -KILL "$REPLICA_PID"; wait "$REPLICA_PID" 2>/dev/null || true

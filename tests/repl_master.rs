@@ -844,3 +844,338 @@ fn redis_cli_rdb_gets_the_snapshot_alone_and_stock_loads_it() {
     assert_eq!(text(&s.call(&[b"GET", b"k42"])), "$3\r\nv42\r\n");
     drop(stock);
 }
+
+/// A stock replica stopped (SIGSTOP) while the link stays open: once it has not acknowledged
+/// for `min-replicas-max-lag` seconds it no longer counts as good (NOREPLICAS while it is
+/// still connected); past `repl-timeout` the master drops it with Redis's log line; woken
+/// (SIGCONT), it reconnects and resumes with a partial resync, missing nothing written
+/// meanwhile.
+#[test]
+fn a_stopped_replica_lags_then_times_out_and_resumes_partially() {
+    let master = Server::start(
+        2,
+        &[
+            "--save",
+            "",
+            "--repl-timeout",
+            "3",
+            "--min-replicas-max-lag",
+            "1",
+        ],
+    );
+    let mut m = master.raw();
+    let port = master.port.to_string();
+    let stock = StockRedis::start(&["--replicaof", "127.0.0.1", &port]);
+    let mut r = Raw::connect(stock.port);
+    wait_link_up(&mut r, &stock);
+    for i in 0..200 {
+        cmd(&mut m, &["SET", &format!("before:{i}"), &i.to_string()]);
+    }
+    wait_caught_up(&mut m, &mut r);
+    cmd(&mut m, &["CONFIG", "SET", "min-replicas-to-write", "1"]);
+    assert_eq!(text(&m.call(&[b"SET", b"gated", b"1"])), "+OK\r\n");
+
+    stock.signal(libc::SIGSTOP);
+    let refused = |m: &mut Raw| {
+        text(&m.call(&[b"SET", b"gated", b"2"]))
+            == "-NOREPLICAS Not enough good replicas to write.\r\n"
+    };
+    assert!(
+        wait_until(Duration::from_secs(5), || refused(&mut m)),
+        "writes were never refused with the replica stopped"
+    );
+    // Lagging, not gone: the link is still there, so the lag alone refused the write.
+    assert_eq!(
+        info_field(&mut m, "replication", "connected_slaves").as_deref(),
+        Some("1")
+    );
+    cmd(&mut m, &["CONFIG", "SET", "min-replicas-to-write", "0"]);
+    for i in 0..200 {
+        cmd(&mut m, &["SET", &format!("stopped:{i}"), &i.to_string()]);
+    }
+    assert!(
+        wait_until(Duration::from_secs(10), || info_field(
+            &mut m,
+            "replication",
+            "connected_slaves"
+        )
+        .as_deref()
+            == Some("0")),
+        "the silent replica was never dropped: {}",
+        master.stderr()
+    );
+    assert!(
+        master
+            .stderr()
+            .contains("Disconnecting timedout replica (streaming sync): 127.0.0.1:"),
+        "{}",
+        master.stderr()
+    );
+    for i in 0..200 {
+        cmd(&mut m, &["INCR", &format!("dropped:{}", i % 7)]);
+    }
+
+    stock.signal(libc::SIGCONT);
+    wait_caught_up(&mut m, &mut r);
+    assert_eq!(
+        info_field(&mut m, "stats", "sync_partial_ok").as_deref(),
+        Some("1"),
+        "{}",
+        master.stderr()
+    );
+    assert_eq!(
+        info_field(&mut m, "stats", "sync_full").as_deref(),
+        Some("1")
+    );
+    assert!(
+        stock_log(&stock).contains("Successful partial resynchronization with master."),
+        "{}",
+        stock_log(&stock)
+    );
+    assert_same_keyspace(&snapshot(&mut r), &snapshot(&mut m));
+}
+
+/// Reads a full sync's preamble and disk-based RDB from a hand-made replica link: the
+/// `+FULLRESYNC` line, keep-alive newlines, `$<len>` and the file.
+fn read_full_sync(link: &mut std::net::TcpStream) {
+    use std::io::Read;
+    let mut got = Vec::new();
+    let mut buf = [0u8; 65536];
+    loop {
+        let n = link.read(&mut buf).expect("the full sync");
+        assert!(n > 0, "the master closed the link during the sync");
+        got.extend_from_slice(&buf[..n]);
+        let Some(line_end) = got.windows(2).position(|w| w == b"\r\n") else {
+            continue;
+        };
+        assert!(got.starts_with(b"+FULLRESYNC "), "{}", text(&got));
+        let body = &got[line_end + 2..];
+        let Some(dollar) = body.iter().position(|&b| b != b'\n') else {
+            continue;
+        };
+        let Some(header) = body[dollar..].windows(2).position(|w| w == b"\r\n") else {
+            continue;
+        };
+        let len: usize = text(&body[dollar + 1..dollar + header])
+            .parse()
+            .expect("RDB length");
+        if body.len() >= dollar + header + 2 + len {
+            return;
+        }
+    }
+}
+
+/// A replica that sends protocol garbage after its sync (or a request longer than any
+/// REPLCONF) loses its link, with a log line saying why; the master goes on serving its
+/// clients and its other replica, which stays in step.
+#[test]
+fn garbage_from_a_replica_drops_its_link_and_the_master_serves_on() {
+    let master = Server::start(
+        2,
+        &[
+            "--save",
+            "",
+            "--repl-diskless-sync",
+            "no",
+            "--repl-diskless-sync-delay",
+            "0",
+        ],
+    );
+    let mut m = master.raw();
+    let port = master.port.to_string();
+    let stock = StockRedis::start(&["--replicaof", "127.0.0.1", &port]);
+    let mut r = Raw::connect(stock.port);
+    wait_link_up(&mut r, &stock);
+    let garbage: [&[u8]; 2] = [b"*1\r\n$x\r\n", &[b'a'; 5000]];
+    for (n, bytes) in garbage.iter().enumerate() {
+        use std::io::Write;
+        let listening = (7000 + n).to_string();
+        let mut fake = Raw::connect(master.port);
+        assert_eq!(
+            text(&fake.call(&[b"REPLCONF", b"listening-port", listening.as_bytes()])),
+            "+OK\r\n"
+        );
+        // Nothing else is pending on it: read the sync by hand from here.
+        let mut link = fake.stream.try_clone().expect("clone");
+        link.set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
+        link.write_all(b"*3\r\n$5\r\nPSYNC\r\n$1\r\n?\r\n$2\r\n-1\r\n")
+            .expect("PSYNC");
+        read_full_sync(&mut link);
+        link.write_all(b"*3\r\n$8\r\nREPLCONF\r\n$3\r\nACK\r\n$1\r\n0\r\n")
+            .expect("ACK");
+        cmd(&mut m, &["SET", "during", &n.to_string()]);
+        link.write_all(bytes).expect("garbage");
+        // The master closes the link: reads drain what was streamed, then end.
+        let closed = wait_until(Duration::from_secs(10), || {
+            let mut buf = [0u8; 4096];
+            matches!(std::io::Read::read(&mut link, &mut buf), Ok(0) | Err(_))
+        });
+        assert!(closed, "the link with garbage stayed open");
+        let why = if n == 0 {
+            format!(
+                "Replica 127.0.0.1:{listening} sent garbage (Protocol error: invalid bulk length)"
+            )
+        } else {
+            format!("Replica 127.0.0.1:{listening} sent a request over 4 KB")
+        };
+        assert!(master.stderr().contains(&why), "{}", master.stderr());
+    }
+    assert_eq!(text(&m.call(&[b"PING"])), "+PONG\r\n");
+    for i in 0..100 {
+        cmd(&mut m, &["RPUSH", "after", &i.to_string()]);
+    }
+    wait_caught_up(&mut m, &mut r);
+    assert_same_keyspace(&snapshot(&mut r), &snapshot(&mut m));
+    assert_eq!(
+        info_field(&mut m, "replication", "connected_slaves").as_deref(),
+        Some("1")
+    );
+}
+
+/// `redis-cli --replica` (the old SYNC, an empty RDB asked for with REPLCONF
+/// rdb-filter-only, then the stream printed as it comes) shows the same commands from our
+/// master as from a stock one.
+#[test]
+fn redis_cli_replica_prints_the_stream_as_from_stock() {
+    let ours = Server::start(2, &["--save", "", "--repl-diskless-sync-delay", "0"]);
+    let stock = StockRedis::start(&["--repl-diskless-sync-delay", "0"]);
+    let printed = |port: u16| {
+        let dir = common::TempDir::new("cli-replica");
+        let out = dir.file("out");
+        // Its progress lines go to stderr, the commands to stdout: one file, one offset.
+        let file = std::fs::File::create(&out).expect("out file");
+        let mut child = common::ChildGuard {
+            child: std::process::Command::new("redis-cli")
+                .args(["-p", &port.to_string(), "--replica"])
+                .stdout(file.try_clone().expect("out file"))
+                .stderr(file)
+                .spawn()
+                .expect("redis-cli (apt-get install redis-tools)"),
+        };
+        let read = || std::fs::read_to_string(&out).unwrap_or_default();
+        assert!(
+            wait_until(Duration::from_secs(10), || read()
+                .contains("Logging commands")),
+            "{}",
+            read()
+        );
+        let mut c = Raw::connect(port);
+        cmd(&mut c, &["SET", "foo", "bar"]);
+        cmd(&mut c, &["INCR", "x"]);
+        cmd(&mut c, &["SELECT", "3"]);
+        cmd(&mut c, &["LPUSH", "l", "a b", "c,\"d"]);
+        cmd(&mut c, &["MSET", "k1", "1", "k2", "2"]);
+        assert!(
+            wait_until(Duration::from_secs(10), || read().contains("\"MSET\"")),
+            "{}",
+            read()
+        );
+        let _ = child.child.kill();
+        let text = read();
+        let stream: Vec<String> = text
+            .lines()
+            .skip_while(|l| !l.starts_with("SYNC done"))
+            .filter(|l| l.starts_with('"') && !l.starts_with("\"PING\""))
+            .map(str::to_string)
+            .collect();
+        stream
+    };
+    let from_stock = printed(stock.port);
+    assert_eq!(from_stock.len(), 5, "{from_stock:?}");
+    assert_eq!(printed(ours.port), from_stock);
+}
+
+/// `repl-backlog-ttl`: with no replica for that long the master frees its backlog and, as
+/// Redis, starts a new history (a new replication id, the offset kept), so the next replica
+/// cannot continue the old one.
+#[test]
+fn the_backlog_is_freed_after_its_ttl_and_a_new_history_starts() {
+    let master = Server::start(
+        1,
+        &[
+            "--save",
+            "",
+            "--repl-backlog-ttl",
+            "1",
+            "--repl-diskless-sync-delay",
+            "0",
+        ],
+    );
+    let mut m = master.raw();
+    let port = master.port.to_string();
+    let stock = StockRedis::start(&["--replicaof", "127.0.0.1", &port]);
+    let mut r = Raw::connect(stock.port);
+    wait_link_up(&mut r, &stock);
+    for i in 0..50 {
+        cmd(&mut m, &["SET", &format!("k{i}"), "v"]);
+    }
+    wait_caught_up(&mut m, &mut r);
+    let field = |m: &mut Raw, f: &str| info_field(m, "replication", f).unwrap_or_default();
+    let (old_id, offset) = (
+        field(&mut m, "master_replid"),
+        field(&mut m, "master_repl_offset"),
+    );
+    assert_eq!(field(&mut m, "repl_backlog_active"), "1");
+    drop(r);
+    drop(stock);
+    assert!(
+        wait_until(Duration::from_secs(10), || field(
+            &mut m,
+            "repl_backlog_active"
+        ) == "0"),
+        "{}",
+        master.stderr()
+    );
+    assert!(master
+        .stderr()
+        .contains("Replication backlog freed after 1 seconds without connected replicas."));
+    let new_id = field(&mut m, "master_replid");
+    assert_ne!(new_id, old_id);
+    assert_eq!(field(&mut m, "master_repl_offset"), offset);
+    assert_eq!(field(&mut m, "master_replid2"), "0".repeat(40));
+    // A replica asking to continue the old history gets a full sync at the kept offset.
+    let mut link = Raw::connect(master.port);
+    let reply = text(&link.call(&[b"PSYNC", old_id.as_bytes(), b"10"]));
+    assert!(reply.starts_with("+FULLRESYNC "), "{reply}");
+    let off: i64 = offset.parse().expect("offset");
+    let fresh: i64 = reply
+        .split_whitespace()
+        .nth(2)
+        .and_then(|o| o.parse().ok())
+        .expect("offset");
+    assert!(fresh >= off, "{reply} after {offset}");
+}
+
+/// Scripts on a master without enough good replicas (`min-replicas-to-write`) get the
+/// replies stock gives: a script without flags is refused its first write, one with flags
+/// is refused as a write command unless it says `no-writes`.
+#[test]
+fn scripts_without_good_replicas_are_refused_as_by_stock() {
+    let gate = [
+        "--min-replicas-to-write",
+        "1",
+        "--min-replicas-max-lag",
+        "10",
+    ];
+    let ours = Server::start(2, &gate);
+    let stock = StockRedis::start(&gate);
+    let (mut o, mut s) = (ours.raw(), Raw::connect(stock.port));
+    for c in [&mut o, &mut s] {
+        assert!(wait_until(Duration::from_secs(5), || text(
+            &c.call(&[b"SET", b"k", b"v"])
+        )
+        .starts_with("-NOREPLICAS")));
+    }
+    for script in [
+        "return redis.call('set','x','1')",
+        "redis.call('get','k') return redis.pcall('incr','y')",
+        "return redis.call('get','k')",
+        "#!lua\nreturn redis.call('set','x','1')",
+        "#!lua\nreturn 1",
+        "#!lua flags=no-writes\nreturn redis.call('get','x')",
+    ] {
+        let args: [&[u8]; 3] = [b"EVAL", script.as_bytes(), b"0"];
+        assert_eq!(text(&o.call(&args)), text(&s.call(&args)), "{script}");
+    }
+}

@@ -887,3 +887,155 @@ fn master_without_psync_is_synced_with_sync() {
     drop(s);
     assert_eq!(r.call(&[b"REPLICAOF", b"NO", b"ONE"]), b"+OK\r\n");
 }
+
+/// A stock master stopped (SIGSTOP) past our `repl-timeout`: the replica gives the link up
+/// with Redis's log line, keeps serving its data meanwhile, and once the master runs again
+/// resumes with a partial resync and catches up with what was written since.
+#[test]
+fn a_stopped_master_is_timed_out_and_the_link_resumes_partially() {
+    let master = StockRedis::start(&[
+        "--repl-diskless-sync-delay",
+        "0",
+        "--repl-ping-replica-period",
+        "1",
+    ]);
+    let mut m = Raw::connect(master.port);
+    for i in 0..100 {
+        cmd(&mut m, &["SET", &format!("k{i}"), &i.to_string()]);
+    }
+    let dir = TempDir::new("replica");
+    let replica = replica_of(
+        master.port,
+        &dir.path,
+        &["--save", "", "--repl-timeout", "3"],
+    );
+    let mut r = Raw::connect(replica.port);
+    wait_caught_up(&mut m, &mut r, Duration::from_secs(10));
+    master.signal(libc::SIGSTOP);
+    let down = wait_until(Duration::from_secs(10), || {
+        info_field(&mut r, "replication", "master_link_status") == "down"
+    });
+    assert!(down, "{}", replica.stderr());
+    assert!(
+        replica
+            .stderr()
+            .contains("MASTER timeout: no data nor PING received..."),
+        "{}",
+        replica.stderr()
+    );
+    assert_eq!(text(&cmd(&mut r, &["GET", "k7"])), "$1\r\n7\r\n");
+    master.signal(libc::SIGCONT);
+    for i in 0..100 {
+        cmd(&mut m, &["INCR", &format!("k{i}")]);
+    }
+    wait_caught_up(&mut m, &mut r, Duration::from_secs(15));
+    assert_eq!(
+        info_i64(&mut m, "stats", "sync_partial_ok"),
+        1,
+        "{}",
+        master_log(&master)
+    );
+    assert_eq!(info_i64(&mut m, "stats", "sync_full"), 1);
+    assert_same_data(&mut m, &mut r);
+}
+
+/// A replica set up by its configuration file (`replicaof`, `masteruser`, `masterauth`)
+/// authenticates to a stock master as that ACL user: the default user's password would
+/// not do.
+#[test]
+fn replica_from_a_config_file_authenticates_as_its_masteruser() {
+    let master = stock_master(false);
+    let mut m = Raw::connect(master.port);
+    for args in [
+        &[
+            "ACL",
+            "SETUSER",
+            "repl",
+            "on",
+            ">s3cret",
+            "+psync",
+            "+replconf",
+            "+ping",
+        ][..],
+        &["ACL", "SETUSER", "default", "resetpass", ">other"][..],
+    ] {
+        assert_eq!(text(&cmd(&mut m, args)), "+OK\r\n");
+    }
+    cmd(&mut m, &["SET", "k", "v"]);
+    let dir = TempDir::new("replica");
+    let conf = dir.file("redcell.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "replicaof 127.0.0.1 {}\nmasteruser repl\nmasterauth s3cret\nsave \"\"\n",
+            master.port
+        ),
+    )
+    .expect("config file");
+    let conf = conf.display().to_string();
+    let replica = Server::start_cmd(
+        1,
+        &["--dir", dir.path.to_str().expect("utf-8")],
+        |mut argv| {
+            argv.insert(1, conf.clone());
+            argv
+        },
+    );
+    let mut r = Raw::connect(replica.port);
+    wait_caught_up(&mut m, &mut r, Duration::from_secs(10));
+    assert_eq!(text(&cmd(&mut r, &["GET", "k"])), "$1\r\nv\r\n");
+    let role = text(&cmd(&mut r, &["ROLE"]));
+    assert!(role.starts_with("*5\r\n$5\r\nslave\r\n"), "{role}");
+}
+
+/// Scripts on a read-only replica, and on one whose master is down with
+/// `replica-serve-stale-data no`, get the replies a stock replica of the same master gives:
+/// a script without flags is refused its first write (or refused to run on stale data), one
+/// with flags is refused as a write command unless it says `no-writes` (and `allow-stale`).
+#[test]
+fn scripts_on_a_replica_are_refused_as_on_a_stock_replica() {
+    let master = stock_master(false);
+    let mut m = Raw::connect(master.port);
+    cmd(&mut m, &["SET", "k", "v"]);
+    let port = master.port.to_string();
+    let stock = StockRedis::start(&["--replicaof", "127.0.0.1", &port]);
+    let dir = TempDir::new("replica");
+    let ours = replica_of(master.port, &dir.path, &["--save", ""]);
+    let mut s = Raw::connect(stock.port);
+    let mut o = Raw::connect(ours.port);
+    wait_caught_up(&mut m, &mut s, Duration::from_secs(10));
+    wait_caught_up(&mut m, &mut o, Duration::from_secs(10));
+    let scripts = [
+        "return redis.call('set','x','1')",
+        "return redis.pcall('set','x','1')",
+        "local r = redis.pcall('set','x','1') return r['err']",
+        "return redis.call('get','k')",
+        "#!lua\nreturn redis.call('set','x','1')",
+        "#!lua\nreturn redis.call('get','k')",
+        "#!lua flags=no-writes\nreturn redis.call('get','k')",
+        "#!lua flags=no-writes,allow-stale\nreturn redis.call('get','k')",
+        "#!lua flags=no-writes,allow-stale\nreturn redis.call('ping')",
+    ];
+    let compare = |s: &mut Raw, o: &mut Raw, phase: &str| {
+        for script in scripts {
+            let args: [&[u8]; 3] = [b"EVAL", script.as_bytes(), b"0"];
+            assert_eq!(
+                text(&o.call(&args)),
+                text(&s.call(&args)),
+                "{phase}: {script}"
+            );
+        }
+    };
+    compare(&mut s, &mut o, "read-only replica");
+    // Stale: both follow a master that is not there, and must not serve stale data.
+    let gone = common::free_port().to_string();
+    for c in [&mut s, &mut o] {
+        cmd(c, &["CONFIG", "SET", "replica-serve-stale-data", "no"]);
+        cmd(c, &["REPLICAOF", "127.0.0.1", &gone]);
+    }
+    assert_eq!(
+        text(&o.call(&[b"GET", b"k"])),
+        "-MASTERDOWN Link with MASTER is down and replica-serve-stale-data is set to 'no'.\r\n"
+    );
+    compare(&mut s, &mut o, "stale replica");
+}

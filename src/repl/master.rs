@@ -179,6 +179,9 @@ pub struct Master {
     /// (the highest offset a PSYNC with it may ask for).
     replid2: RefCell<(String, i64)>,
     backlog: RefCell<Option<Backlog>>,
+    /// The stream's offset while no backlog holds it (freed by `repl-backlog-ttl`): Redis's
+    /// `master_repl_offset` stays, and a new backlog continues from it.
+    offset_without_backlog: Cell<i64>,
     /// The stream's database after its last SELECT (None: the next entry SELECTs).
     stream_db: Cell<Option<u32>>,
     /// The watermark of the last feed: every entry stamped at or below it is in the stream.
@@ -227,6 +230,7 @@ impl Master {
             replid: RefCell::new(replid),
             replid2: RefCell::new((super::NO_REPLID.to_string(), -1)),
             backlog: RefCell::new(None),
+            offset_without_backlog: Cell::new(0),
             stream_db: Cell::new(None),
             fed_watermark: Cell::new(0),
             replicas: RefCell::new(Vec::new()),
@@ -398,16 +402,11 @@ impl Master {
             *self.backlog.borrow_mut() = Some(Backlog::new(size, offset));
             return;
         }
-        let offset = self.offset_hint();
+        let offset = self.offset_without_backlog.get();
         *self.replid.borrow_mut() = random_replid();
         *self.replid2.borrow_mut() = (super::NO_REPLID.to_string(), -1);
         *self.backlog.borrow_mut() = Some(Backlog::new(size, offset));
         self.stream_db.set(None);
-    }
-
-    /// The offset the stream continues from when a backlog is created.
-    fn offset_hint(&self) -> i64 {
-        0
     }
 
     /// A replica becomes this master (REPLICAOF NO ONE, Redis's `shiftReplicationId`): the
@@ -454,6 +453,7 @@ impl Master {
     pub fn attach_to_new_master(&self) {
         self.drop_replicas(|_| true);
         *self.backlog.borrow_mut() = None;
+        self.offset_without_backlog.set(0);
     }
 
     /// The replica side is in sync with its master at `offset` (after a full sync or a
@@ -499,9 +499,12 @@ impl Master {
         self.offset()
     }
 
-    /// The stream's offset (Redis's `master_repl_offset`): 0 without a backlog.
+    /// The stream's offset (Redis's `master_repl_offset`).
     pub fn offset(&self) -> i64 {
-        self.backlog.borrow().as_ref().map_or(0, |b| b.offset())
+        self.backlog
+            .borrow()
+            .as_ref()
+            .map_or(self.offset_without_backlog.get(), |b| b.offset())
     }
 
     /// Replicas whose acknowledged offset reached `offset`.
@@ -577,13 +580,18 @@ impl Master {
             match (alone, self.alone_since.get()) {
                 (true, None) => self.alone_since.set(Some(Instant::now())),
                 (false, Some(_)) => self.alone_since.set(None),
-                // Replicas never free their backlog.
+                // Replicas never free their backlog. Freeing it starts a new history, as
+                // Redis's `replicationCron` does: a later PSYNC cannot continue the old one.
                 (true, Some(t))
                     if ttl > 0
                         && !self.relaying.get()
                         && t.elapsed() > Duration::from_secs(ttl)
-                        && self.backlog.borrow_mut().take().is_some() =>
+                        && self.backlog.borrow().is_some() =>
                 {
+                    self.offset_without_backlog.set(self.offset());
+                    *self.backlog.borrow_mut() = None;
+                    *self.replid.borrow_mut() = random_replid();
+                    *self.replid2.borrow_mut() = (super::NO_REPLID.to_string(), -1);
                     eprintln!(
                         "Replication backlog freed after {ttl} seconds without connected replicas."
                     );
@@ -596,7 +604,7 @@ impl Master {
     /// `min-replicas-to-write`: tells every shard whether writes must be refused, when that
     /// changed. A good replica is online and acknowledged within `min-replicas-max-lag`
     /// seconds (Redis's `refreshGoodSlavesCount`).
-    async fn update_write_gate(&self) {
+    pub(super) async fn update_write_gate(&self) {
         let (min, max_lag, asked) = {
             let c = self.shard.shared.config();
             (
@@ -724,7 +732,7 @@ impl Master {
             r.state.set(ReplicaState::Online);
             r.ack_time.set(Instant::now());
             eprintln!("Synchronization with replica {name} succeeded");
-            let acks = glommio::spawn_local(read_acks(reader, r.clone())).detach();
+            let acks = glommio::spawn_local(read_acks(reader, r.clone(), name.clone())).detach();
             // After a streamed RDB the replica detects its end mark more easily when nothing
             // follows it: its stream starts with its first ACK, as in Redis.
             while wait_for_ack && !r.acked.get() && !r.dropped.get() {
@@ -1230,7 +1238,13 @@ async fn send_file<W: futures_lite::AsyncWrite + Unpin>(
 }
 
 /// Reads what a replica sends after its sync: `REPLCONF ACK <offset> [FACK <offset>]`.
-async fn read_acks<R: futures_lite::AsyncRead + Unpin>(mut reader: R, r: Rc<Replica>) {
+/// Anything else a replica sends is ignored (as Redis drops its replies to a replica);
+/// protocol garbage drops the link.
+async fn read_acks<R: futures_lite::AsyncRead + Unpin>(
+    mut reader: R,
+    r: Rc<Replica>,
+    name: String,
+) {
     let mut buf = vec![0u8; 4096];
     let (mut start, mut end) = (0, 0);
     let mut dec = Decoder::new(1 << 20);
@@ -1240,7 +1254,8 @@ async fn read_acks<R: futures_lite::AsyncRead + Unpin>(mut reader: R, r: Rc<Repl
             end -= start;
             start = 0;
             if end == buf.len() {
-                break; // a request larger than any REPLCONF: garbage
+                eprintln!("Replica {name} sent a request over 4 KB: dropping the link");
+                break;
             }
         }
         let n = match reader.read(&mut buf[end..]).await {
@@ -1252,7 +1267,10 @@ async fn read_acks<R: futures_lite::AsyncRead + Unpin>(mut reader: R, r: Rc<Repl
             match dec.decode(&buf[start..end], false) {
                 Decoded::Incomplete { .. } => break,
                 Decoded::Nothing { len } => start += len,
-                Decoded::Error(_) => {
+                Decoded::Error(e) => {
+                    let why = e.text();
+                    let why = why.strip_prefix("ERR ").unwrap_or(&why);
+                    eprintln!("Replica {name} sent garbage ({why}): dropping the link");
                     r.drop_link();
                     return;
                 }

@@ -382,6 +382,18 @@ fn replica_link_up() -> Option<bool> {
     Some(st.link == LinkState::Connected)
 }
 
+/// CONFIG SET changed `min-replicas-to-write` or `-max-lag`: the shards' gate follows at
+/// once, as Redis applies them (`updateGoodSlaves`), not at the next cron tick.
+pub async fn refresh_write_gate(shard: &Rc<Shard>) {
+    shard
+        .call_async(shard.nshards, |_| async {
+            if let Some(m) = master::Master::current() {
+                m.update_write_gate().await;
+            }
+        })
+        .await;
+}
+
 /// CLIENT KILL TYPE master: cuts an established link to the master, which is then cached
 /// and reconnects a second later asking to continue (Redis frees the master client, and
 /// `replicationCacheMaster` keeps its position). Returns how many links were cut (0 or 1).

@@ -23,7 +23,7 @@ use crate::shard::journal::Unit;
 use crate::shard::pubsub;
 use crate::shard::tracking::Track;
 use crate::shard::tx::{Held, ShardSet};
-use crate::shard::{ClientIdent, ClientMeta, DiskGate, Shard};
+use crate::shard::{ClientIdent, ClientMeta, DiskGate, GateAsk, Shard};
 
 use super::route;
 use crate::util::time::now_ms;
@@ -892,11 +892,9 @@ async fn dispatch_command(conn: &mut Conn, batch: &mut Batch, args: Args<'_>, ra
     execute(conn, batch, idx, &args, raw).await;
 }
 
-/// What persistence and replication refuse, in Redis's order: writes (and PING, and an
-/// EXEC with queued writes) after a failed background save or AOF write; writes without enough good
-/// replicas (`min-replicas-to-write`); writes on a read-only replica; commands without the
-/// `stale` flag on a replica whose master link is down when stale data must not be served;
-/// anything without the `loading` flag while a data file loads.
+/// What persistence and replication refuse this command for (`DiskGate::refusal`); an EXEC
+/// counts as a write when it has queued writes, and as not allowed on stale data when one of
+/// its queued commands is not.
 #[cold]
 fn disk_refusal(conn: &Conn, spec: &CommandSpec, idx: usize, gate: DiskGate) -> Option<Error> {
     let name = cmd::table().full_names[idx].as_str();
@@ -908,26 +906,13 @@ fn disk_refusal(conn: &Conn, spec: &CommandSpec, idx: usize, gate: DiskGate) -> 
                     .any(|q| cmd::table().specs[q.idx].has(f) == has)
             })
     };
-    let is_write = spec.has(flag::WRITE) || queued_any(flag::WRITE, true);
-    if gate.save_failed && (is_write || name == "ping") {
-        return Some(Error::BgsaveFailed);
-    }
-    if gate.aof_errno != 0 && (is_write || name == "ping") {
-        return Some(Error::AofWriteFailed(gate.aof_errno));
-    }
-    if gate.no_good_replicas && is_write {
-        return Some(Error::NoReplicas);
-    }
-    if gate.read_only_replica && is_write {
-        return Some(Error::ReadOnlyReplica);
-    }
-    if gate.master_down && (!spec.has(flag::STALE) || queued_any(flag::STALE, false)) {
-        return Some(Error::MasterDown);
-    }
-    if gate.loading && !spec.has(flag::LOADING) {
-        return Some(Error::Loading);
-    }
-    None
+    gate.refusal(GateAsk {
+        writes: spec.has(flag::WRITE) || queued_any(flag::WRITE, true),
+        ping: name == "ping",
+        stale_ok: spec.has(flag::STALE) && !queued_any(flag::STALE, false),
+        loading_ok: spec.has(flag::LOADING),
+        obeyed: conn.must_obey(),
+    })
 }
 
 /// Holds a command while a pause (`shard::pause`) covers it; the gate calls it before

@@ -229,6 +229,12 @@ impl Conn {
     pub fn id(&self) -> u64 {
         self.meta.id
     }
+
+    /// Redis's `mustObeyClient`: the AOF loading client (id 0, `server::conn`) or a
+    /// replica's master link, whose writes a read-only replica does not refuse.
+    pub fn must_obey(&self) -> bool {
+        self.is_master || self.meta.id == 0
+    }
 }
 
 /// A user that needs no password and is on: connections start authenticated as it.

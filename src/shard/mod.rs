@@ -33,6 +33,7 @@ use std::time::Instant;
 
 use crate::config::Config;
 use crate::db::ShardData;
+use crate::error::Error;
 use mesh::{Inbox, Job, Mesh, Request, Response, ResultSlot};
 
 /// Server-wide state shared by all executors. Nothing here is touched per command.
@@ -143,6 +144,66 @@ pub struct DiskGate {
     /// A replica whose link to its master is not up, with `replica-serve-stale-data no`:
     /// commands without the `stale` flag get `-MASTERDOWN`.
     pub master_down: bool,
+}
+
+/// What a command does, for the gate (`DiskGate::refusal`).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct GateAsk {
+    /// It writes (or is an EXEC with queued writes, or a script that may write).
+    pub writes: bool,
+    /// It is PING, which a failed save or AOF write refuses too.
+    pub ping: bool,
+    /// It may run on stale data (the `stale` flag, a script's `allow-stale`).
+    pub stale_ok: bool,
+    /// It may run while a data file loads (the `loading` flag).
+    pub loading_ok: bool,
+    /// The AOF loading client or a master link (Redis's `mustObeyClient`): a read-only
+    /// replica takes their writes.
+    pub obeyed: bool,
+}
+
+impl DiskGate {
+    /// What persistence and replication refuse a command for, in `processCommand`'s order:
+    /// writes (and PING) after a failed background save or AOF write; writes without enough
+    /// good replicas (`min-replicas-to-write`); clients' writes on a read-only replica;
+    /// commands not allowed on stale data while the master link is down and stale data
+    /// must not be served; commands not allowed while a data file loads.
+    pub fn refusal(self, ask: GateAsk) -> Option<Error> {
+        if self.save_failed && (ask.writes || ask.ping) {
+            return Some(Error::BgsaveFailed);
+        }
+        if self.aof_errno != 0 && (ask.writes || ask.ping) {
+            return Some(Error::AofWriteFailed(self.aof_errno));
+        }
+        if self.no_good_replicas && ask.writes {
+            return Some(Error::NoReplicas);
+        }
+        if self.read_only_replica && ask.writes && !ask.obeyed {
+            return Some(Error::ReadOnlyReplica);
+        }
+        if self.master_down && !ask.stale_ok {
+            return Some(Error::MasterDown);
+        }
+        if self.loading && !ask.loading_ok {
+            return Some(Error::Loading);
+        }
+        None
+    }
+
+    /// What refuses one write of a script that runs without flags, before its first write
+    /// (Redis's `scriptVerifyWriteCommandAllow`, whose order differs from the gate's).
+    pub fn script_write_refusal(self, obeyed: bool) -> Option<Error> {
+        if self.read_only_replica && !obeyed {
+            return Some(Error::ReadOnlyReplica);
+        }
+        if self.save_failed {
+            return Some(Error::BgsaveFailed);
+        }
+        if self.aof_errno != 0 {
+            return Some(Error::AofWriteFailed(self.aof_errno));
+        }
+        self.no_good_replicas.then_some(Error::NoReplicas)
+    }
 }
 
 /// Calls from the shard layer up into the command layer, installed at start-up

@@ -392,6 +392,14 @@ impl StockRedis {
     pub fn conn(&self) -> redis::Connection {
         connect_redis(self.port)
     }
+
+    /// Sends `signal` (e.g. `libc::SIGSTOP`) to the process.
+    pub fn signal(&self, signal: i32) {
+        // SAFETY: kill(2) on our own child's pid has no memory-safety preconditions.
+        unsafe {
+            libc::kill(self.guard.child.id() as i32, signal);
+        }
+    }
 }
 
 /// Runs `redis-cli` with `args`. Panics loudly if it is not installed.

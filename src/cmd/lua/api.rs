@@ -958,9 +958,19 @@ fn run_command(ctx: &mut RunCtx, args: &Args<'_>) -> Result<(), String> {
     if spec.has(flag::NOSCRIPT) {
         return Err("This Redis command is not allowed from script".into());
     }
+    if ctx.shard.disk_gate.get().master_down && !spec.has(flag::STALE) {
+        return Err("Can not execute the command on a stale replica".into());
+    }
     let writes = spec.has(flag::WRITE | flag::MAY_REPLICATE);
     if ctx.read_only && writes {
         return Err("Write commands are not allowed from read-only scripts.".into());
+    }
+    if spec.has(flag::WRITE) && !ctx.wrote {
+        // SAFETY: the script's caller outlives the run (see `RunCtx::conn`).
+        let obeyed = unsafe { &*ctx.conn }.must_obey();
+        if let Some(e) = ctx.shard.disk_gate.get().script_write_refusal(obeyed) {
+            return Err(format!("-{}", e.render()));
+        }
     }
     let shard = ctx.shard.clone();
     // Keys: in cluster mode local and (unless allowed) of one slot; and on shards held.

@@ -77,6 +77,12 @@ pub fn set<'a>(c: &'a mut Conn, a: Args<'a>) -> BoxFuture<'a> {
         let names: Vec<&[u8]> = pairs.iter().map(|(n, _)| *n).collect();
         crate::cmd::acl::config_changed(&c.shard.shared, &names);
         refresh_settings(c).await;
+        if names.iter().any(|n| {
+            let n = n.to_ascii_lowercase();
+            n.starts_with(b"min-replicas-") || n.starts_with(b"min-slaves-")
+        }) {
+            crate::repl::refresh_write_gate(&c.shard).await;
+        }
         c.out.ok();
         Ok(())
     })
