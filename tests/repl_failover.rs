@@ -361,3 +361,60 @@ fn forced_failover_goes_to_a_lagging_replica_at_the_timeout() {
         b"$1\r\n1\r\n"
     );
 }
+
+/// FAILOVER TO host port picks that replica among several: it becomes the master, the old
+/// master follows it and resyncs partially, and the other replica, reconnecting to the old
+/// master (now a replica in the chain), gets every acknowledged write too.
+#[test]
+fn failover_to_a_named_replica_among_two() {
+    let ours = Server::start(2, &[]);
+    let (other, target) = (StockRedis::start(&[]), StockRedis::start(&[]));
+    attach(other.port, ours.port);
+    attach(target.port, ours.port);
+    let (stop, acked) = (
+        Arc::new(AtomicBool::new(false)),
+        Arc::new(AtomicU64::new(0)),
+    );
+    let writer = counting_writer([ours.port, target.port], stop.clone(), acked.clone());
+    assert!(wait_until(Duration::from_secs(5), || acked
+        .load(Ordering::SeqCst)
+        > 200));
+    let to = target.port.to_string();
+    assert_eq!(
+        call(
+            &mut Raw::connect(ours.port),
+            &["FAILOVER", "TO", "127.0.0.1", &to]
+        ),
+        b"+OK\r\n"
+    );
+    assert!(
+        wait_until(Duration::from_secs(15), || is_master(target.port)
+            && follows(ours.port, target.port)),
+        "roles did not switch: ours {:?}, target {:?}",
+        info_field(ours.port, "replication", "role"),
+        info_field(target.port, "replication", "role"),
+    );
+    assert!(!is_master(other.port));
+    let partial: u64 = info_field(target.port, "stats", "sync_partial_ok")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    assert!(partial >= 1, "the old master did not resync partially");
+    let before_stop = acked.load(Ordering::SeqCst);
+    assert!(wait_until(Duration::from_secs(5), || acked
+        .load(Ordering::SeqCst)
+        > before_stop + 200));
+    stop.store(true, Ordering::Relaxed);
+    writer.join().expect("writer");
+    let acked = acked.load(Ordering::SeqCst);
+    let want = format!("${}\r\n{acked}\r\n", acked.to_string().len());
+    for port in [target.port, ours.port, other.port] {
+        assert!(
+            wait_until(Duration::from_secs(10), || text(&call(
+                &mut Raw::connect(port),
+                &["GET", "counter"]
+            )) == want),
+            "{port} did not get every acknowledged write ({acked})"
+        );
+    }
+    assert!(follows(other.port, ours.port) || follows(other.port, target.port));
+}

@@ -11,7 +11,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use common::{wait_until, Raw, Server, StockRedis};
-use persist_common::{assert_same_keyspace, cmd, fill, snapshot};
+use persist_common::{assert_same_keyspace, cmd, fill, snapshot, stock_on};
 
 fn text(r: &[u8]) -> String {
     String::from_utf8_lossy(r).into_owned()
@@ -1178,4 +1178,44 @@ fn scripts_without_good_replicas_are_refused_as_by_stock() {
         let args: [&[u8]; 3] = [b"EVAL", script.as_bytes(), b"0"];
         assert_eq!(text(&o.call(&args)), text(&s.call(&args)), "{script}");
     }
+}
+
+/// A stock replica shut down with a save and restarted from its RDB (which keeps the
+/// replication id and offset in its aux fields) continues with a partial resync, getting
+/// what was written while it was down.
+#[test]
+fn a_stock_replica_restarted_from_its_rdb_resyncs_partially() {
+    let master = Server::start(2, &["--save", "", "--repl-diskless-sync-delay", "0"]);
+    let mut m = master.raw();
+    fill(&mut m, 0);
+    let dir = common::TempDir::new("stock-replica");
+    let port = master.port.to_string();
+    let follow = ["--replicaof", "127.0.0.1", &port];
+    let first = stock_on(&dir.path, &follow);
+    let mut r = Raw::connect(first.port);
+    wait_caught_up(&mut m, &mut r);
+    r.send_cmd(&[b"SHUTDOWN", b"SAVE"]);
+    r.expect_closed();
+    drop(first);
+    assert!(dir.path.join("dump.rdb").exists());
+    for i in 0..300 {
+        cmd(&mut m, &["SET", &format!("while-down:{i}"), &i.to_string()]);
+    }
+    let second = stock_on(&dir.path, &follow);
+    let mut r = Raw::connect(second.port);
+    wait_caught_up(&mut m, &mut r);
+    assert_eq!(
+        info_field(&mut m, "stats", "sync_partial_ok").as_deref(),
+        Some("1")
+    );
+    assert_eq!(
+        info_field(&mut m, "stats", "sync_full").as_deref(),
+        Some("1")
+    );
+    assert!(
+        stock_log(&second).contains("Successful partial resynchronization with master."),
+        "{}",
+        stock_log(&second)
+    );
+    assert_same_keyspace(&snapshot(&mut r), &snapshot(&mut m));
 }

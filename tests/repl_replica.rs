@@ -1039,3 +1039,34 @@ fn scripts_on_a_replica_are_refused_as_on_a_stock_replica() {
     );
     compare(&mut s, &mut o, "stale replica");
 }
+
+/// A replica whose link broke while the stock master wrote more than its backlog holds
+/// cannot continue: its PSYNC gets a full resync, after which it holds the master's data.
+#[test]
+fn a_replica_beyond_the_masters_backlog_full_syncs_again() {
+    let master = stock_master(false);
+    let mut m = Raw::connect(master.port);
+    cmd(&mut m, &["CONFIG", "SET", "repl-backlog-size", "16kb"]);
+    cmd(&mut m, &["SET", "k", "v"]);
+    let dir = TempDir::new("replica");
+    let replica = replica_of(master.port, &dir.path, &["--save", ""]);
+    let mut r = Raw::connect(replica.port);
+    wait_caught_up(&mut m, &mut r, Duration::from_secs(10));
+    assert_eq!(
+        int_reply(&cmd(&mut r, &["CLIENT", "KILL", "TYPE", "master"])),
+        1
+    );
+    let value = "x".repeat(1024);
+    for i in 0..200 {
+        cmd(&mut m, &["SET", &format!("big:{i}"), &value]);
+    }
+    wait_caught_up(&mut m, &mut r, Duration::from_secs(15));
+    assert_eq!(
+        info_i64(&mut m, "stats", "sync_full"),
+        2,
+        "{}",
+        master_log(&master)
+    );
+    assert_eq!(info_i64(&mut m, "stats", "sync_partial_err"), 1);
+    assert_same_data(&mut m, &mut r);
+}
