@@ -1219,3 +1219,50 @@ fn a_stock_replica_restarted_from_its_rdb_resyncs_partially() {
     );
     assert_same_keyspace(&snapshot(&mut r), &snapshot(&mut m));
 }
+
+/// REPLCONF rdb-filter-only: `redis-cli --functions-rdb` gets an RDB with the function
+/// libraries and no keys, which stock loads; the option's errors, and SYNC from a filtered
+/// replica without `capa eof`, are answered as stock answers them.
+#[test]
+fn redis_cli_functions_rdb_gets_the_libraries_alone() {
+    let ours = Server::start(2, &["--save", "", "--repl-diskless-sync-delay", "0"]);
+    let stock = StockRedis::start(&["--repl-diskless-sync-delay", "0"]);
+    let library = "#!lua name=mylib\nredis.register_function('f1', function() return 1 end)";
+    for port in [ours.port, stock.port] {
+        let mut c = Raw::connect(port);
+        assert_eq!(
+            text(&c.call(&[b"FUNCTION", b"LOAD", library.as_bytes()])),
+            "$5\r\nmylib\r\n"
+        );
+        cmd(&mut c, &["SET", "k", "v"]);
+    }
+    let requests: [&[&[u8]]; 5] = [
+        &[b"REPLCONF", b"rdb-filter-only", b"functions"],
+        &[b"REPLCONF", b"rdb-filter-only", b""],
+        &[b"REPLCONF", b"rdb-filter-only", b"functions bogus"],
+        &[b"REPLCONF", b"rdb-filter-only", b"\"functions"],
+        &[b"SYNC"],
+    ];
+    let (mut o, mut s) = (Raw::connect(ours.port), Raw::connect(stock.port));
+    for words in requests {
+        assert_eq!(text(&o.call(words)), text(&s.call(words)), "{words:?}");
+    }
+    let dir = common::TempDir::new("functions-rdb");
+    let file = dir.file("functions.rdb");
+    let out = common::redis_cli(&[
+        "-p",
+        &ours.port.to_string(),
+        "--functions-rdb",
+        &file.display().to_string(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let loaded = StockRedis::start(&[
+        "--dir",
+        &dir.path.display().to_string(),
+        "--dbfilename",
+        "functions.rdb",
+    ]);
+    let mut l = Raw::connect(loaded.port);
+    assert_eq!(text(&l.call(&[b"DBSIZE"])), ":0\r\n");
+    assert_eq!(text(&l.call(&[b"FCALL", b"f1", b"0"])), ":1\r\n");
+}

@@ -9,7 +9,7 @@ use crate::cmd::{flag::*, BoxFuture, CommandSpec, Handler};
 use crate::error::{CmdResult, Error};
 use crate::repl::master::Master;
 use crate::resp::Args;
-use crate::shard::client::{Conn, ReplicaHandshake};
+use crate::shard::client::{Conn, RdbFilter, ReplicaHandshake};
 use crate::util::num::parse_i64_strict;
 
 pub static COMMANDS: &[CommandSpec] = &[
@@ -124,6 +124,8 @@ fn replconf(c: &mut Conn, a: &Args<'_>) -> CmdResult {
                 ));
             }
             hello.rdb_only = v == 1;
+        } else if a.is(i, "rdb-filter-only") {
+            hello.rdb_filter = Some(rdb_filter(value)?);
         } else {
             return Err(Error::msg(format!(
                 "Unrecognized REPLCONF option: {}",
@@ -133,6 +135,26 @@ fn replconf(c: &mut Conn, a: &Args<'_>) -> CmdResult {
     }
     c.out.ok();
     Ok(())
+}
+
+/// REPLCONF rdb-filter-only's value: the parts of the RDB to keep besides the aux fields,
+/// space-separated (quotes as in a config line); `functions` is the only one, and "" keeps
+/// nothing.
+fn rdb_filter(value: &[u8]) -> Result<RdbFilter, Error> {
+    let words = crate::util::split::split_args(value)
+        .map_err(|_| Error::msg("Missing rdb-filter-only values"))?;
+    let mut filter = RdbFilter { functions: false };
+    for w in words {
+        if w.eq_ignore_ascii_case(b"functions") {
+            filter.functions = true;
+        } else {
+            return Err(Error::msg(format!(
+                "Unsupported rdb-filter-only option: {}",
+                String::from_utf8_lossy(&w)
+            )));
+        }
+    }
+    Ok(filter)
 }
 
 /// PSYNC <replid> <offset> [FAILOVER]: hands the connection to the master side, which
@@ -221,6 +243,10 @@ fn take_over(c: &mut Conn, psync: Option<(String, i64)>) -> CmdResult {
     let hello = c
         .replica
         .get_or_insert_with(Box::<ReplicaHandshake>::default);
+    // A filtered RDB is always streamed (Redis never writes one to a file).
+    if hello.rdb_filter.is_some() && !hello.capa_eof {
+        return Err(Error::msg("Filtered replica requires EOF capability"));
+    }
     hello.sync = Some(psync);
     c.close_after_reply = true;
     Ok(())

@@ -663,6 +663,21 @@ pub async fn save_to_sockets(
     }
 }
 
+/// A full sync's RDB for a replica that filtered out the keys (REPLCONF rdb-filter-only),
+/// with the function libraries when it keeps them; on the control executor.
+pub fn filtered_rdb(
+    shard: &Rc<Shard>,
+    position: &crate::repl::SavedPosition,
+    functions: bool,
+) -> std::io::Result<Vec<u8>> {
+    let cfg = rdb_file::FileConfig::from_config(&shard.shared.config());
+    let libraries = match Persist::current() {
+        Some(p) if functions => (p.replay.libraries)(),
+        _ => Vec::new(),
+    };
+    rdb_file::filtered(&cfg, position, &libraries)
+}
+
 /// What BGSAVE and BGREWRITEAOF did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Started {

@@ -303,6 +303,32 @@ pub async fn stream(
     result
 }
 
+/// An RDB without keys (for a replica's REPLCONF rdb-filter-only): the aux fields with the
+/// replication position, `functions`' libraries, the end. Small, so made at once.
+pub fn filtered(
+    cfg: &FileConfig,
+    position: &crate::repl::SavedPosition,
+    functions: &[Vec<u8>],
+) -> std::io::Result<Vec<u8>> {
+    let mut w = RdbFileWriter::new(Vec::new(), cfg.options)?;
+    let aux = AuxFields {
+        repl: Some(crate::rdb::file_writer::ReplAux {
+            stream_db: position.stream_db,
+            repl_id: &position.replid,
+            offset: position.offset,
+        }),
+        ..AuxFields::new(
+            crate::util::time::now_ms() / 1000,
+            crate::util::mem::rss_bytes(),
+        )
+    };
+    w.write_aux_fields(&aux)?;
+    for code in functions {
+        w.write_function(code)?;
+    }
+    w.finish()
+}
+
 async fn write_tmp(
     shard: &Rc<Shard>,
     cut: &Cut,

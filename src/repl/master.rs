@@ -34,6 +34,7 @@ use rustls::ServerConnection;
 
 use super::backlog::Backlog;
 use crate::resp::{Args, Decoded, Decoder};
+use crate::shard::client::RdbFilter;
 use crate::shard::journal::{self, Entry};
 use crate::shard::pubsub::Limit;
 use crate::shard::Shard;
@@ -65,6 +66,8 @@ pub struct SyncRequest {
     pub capa_psync2: bool,
     /// REPLCONF rdb-only 1: the snapshot alone; the connection is closed after it.
     pub rdb_only: bool,
+    /// REPLCONF rdb-filter-only: a full sync sends an RDB without keys.
+    pub rdb_filter: Option<RdbFilter>,
     /// REPLCONF listening-port (0: not sent).
     pub listening_port: u16,
     /// REPLCONF ip-address, else the peer's address.
@@ -121,6 +124,8 @@ struct Replica {
     capa_eof: bool,
     /// Wants the snapshot alone: never fed the stream, closed once the RDB is sent.
     rdb_only: bool,
+    /// Wants an RDB without keys (REPLCONF rdb-filter-only).
+    rdb_filter: Option<RdbFilter>,
     /// Came with SYNC: no `+FULLRESYNC`, no ACKs expected.
     old_sync: bool,
     /// When it asked for its full sync (the diskless delay counts from there).
@@ -673,6 +678,7 @@ impl Master {
             client_line: req.client_line.replacen(" flags=N ", " flags=S ", 1),
             capa_eof: req.capa_eof,
             rdb_only: req.rdb_only,
+            rdb_filter: req.rdb_filter,
             old_sync: req.old_sync,
             asked: now,
             in_snapshot: Cell::new(false),
@@ -803,10 +809,14 @@ impl Master {
         writer: &mut W,
         name: &str,
     ) -> Option<bool> {
-        if self.sync_running.get() {
-            self.attach_to_disk_sync(r);
+        if let Some(filter) = r.rdb_filter {
+            self.filtered_sync(r, filter);
+        } else {
+            if self.sync_running.get() {
+                self.attach_to_disk_sync(r);
+            }
+            self.start_pending_sync();
         }
-        self.start_pending_sync();
         let mut streamed = false;
         let mut keepalive_due = Instant::now() + Duration::from_secs(1);
         loop {
@@ -916,6 +926,50 @@ impl Master {
         self.sync_running.set(true);
         let socket = diskless && all_eof;
         glommio::spawn_local(self.clone().run_sync(waiting, socket)).detach();
+    }
+
+    /// A full sync without keys (REPLCONF rdb-filter-only): with no data to cut, the
+    /// replica's stream starts where the stream ends now, and its small RDB (the aux fields,
+    /// the function libraries if it keeps them) is queued at once, streamed with an end
+    /// mark as Redis always sends a filtered RDB.
+    fn filtered_sync(&self, r: &Rc<Replica>, filter: RdbFilter) {
+        r.in_snapshot.set(true);
+        let offset = self.offset();
+        let stream_db = if self.relaying.get() {
+            super::replica_stream_db()
+        } else {
+            // The stream goes on with a SELECT, as after any full sync's cut.
+            self.stream_db.set(None);
+            0
+        };
+        // No await from reading the offset to here: nothing appended is missed.
+        r.start.set(Some(offset));
+        r.ack_offset.set(offset);
+        let position = super::SavedPosition {
+            stream_db,
+            replid: self.ids().0,
+            offset,
+        };
+        let rdb = match crate::persist::filtered_rdb(&self.shard, &position, filter.functions) {
+            Ok(rdb) => rdb,
+            Err(e) => {
+                eprintln!("Can't make a filtered RDB for a replica: {e}");
+                r.send_bulk(Bulk::Refused);
+                return;
+            }
+        };
+        let mark = random_replid();
+        let mut preamble = self.fullresync_line(r, offset);
+        preamble.extend_from_slice(format!("$EOF:{mark}\r\n").as_bytes());
+        r.streaming_rdb.set(true);
+        r.last_bulk_write.set(Instant::now());
+        r.send_bulk(Bulk::Begin {
+            preamble,
+            streamed: true,
+        });
+        r.send_bulk(Bulk::Chunk(Rc::from(rdb)));
+        r.send_bulk(Bulk::Chunk(Rc::from(mark.as_bytes())));
+        r.send_bulk(Bulk::End);
     }
 
     /// A replica asking for a full sync while a disk-based one is saved joins it, as Redis

@@ -545,6 +545,7 @@ async fn become_replica_link<S: ClientStream>(mut conn: Conn, stream: S) {
         capa_eof: hello.capa_eof,
         capa_psync2: hello.capa_psync2,
         rdb_only: hello.rdb_only,
+        rdb_filter: hello.rdb_filter,
         listening_port: hello.listening_port,
         ip: hello.ip.clone().unwrap_or(peer_ip),
         client_id: conn.id(),

@@ -72,8 +72,17 @@ pub struct ReplicaHandshake {
     pub capa_psync2: bool,
     /// REPLCONF rdb-only 1: it wants the snapshot alone, no stream (`redis-cli --rdb`).
     pub rdb_only: bool,
+    /// REPLCONF rdb-filter-only: its full sync's RDB has no keys (`redis-cli --replica`),
+    /// with the function libraries if it asked for them (`redis-cli --functions-rdb`).
+    pub rdb_filter: Option<RdbFilter>,
     /// `Some(Some((replid, offset)))` after PSYNC, `Some(None)` after SYNC.
     pub sync: Option<Option<(String, i64)>>,
+}
+
+/// What REPLCONF rdb-filter-only keeps of the RDB (Redis 7.0 knows one filter).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RdbFilter {
+    pub functions: bool,
 }
 
 /// A transaction being queued.
