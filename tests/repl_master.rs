@@ -1266,3 +1266,57 @@ fn redis_cli_functions_rdb_gets_the_libraries_alone() {
     assert_eq!(text(&l.call(&[b"DBSIZE"])), ":0\r\n");
     assert_eq!(text(&l.call(&[b"FCALL", b"f1", b"0"])), ":1\r\n");
 }
+
+/// An AOF written before `min-replicas-to-write` was set loads whole with it set: the
+/// loading client is not refused (Redis loads without its command checks).
+#[test]
+fn an_aof_loads_whole_with_min_replicas_to_write_set() {
+    let dir = common::TempDir::new("aof-min-replicas");
+    let d = dir.path.display().to_string();
+    // `always`: every acknowledged write is in the file before the kill.
+    let mut first = Server::start(
+        2,
+        &[
+            "--dir",
+            &d,
+            "--save",
+            "",
+            "--appendonly",
+            "yes",
+            "--appendfsync",
+            "always",
+        ],
+    );
+    let mut c = first.raw();
+    for i in 0..100 {
+        cmd(&mut c, &["SET", &format!("k{i}"), &i.to_string()]);
+    }
+    cmd(&mut c, &["RPUSH", "list", "a", "b"]);
+    first.signal(libc::SIGKILL);
+    first.wait_exit(Duration::from_secs(10));
+    let second = Server::start(
+        2,
+        &[
+            "--dir",
+            &d,
+            "--save",
+            "",
+            "--appendonly",
+            "yes",
+            "--min-replicas-to-write",
+            "1",
+        ],
+    );
+    let mut c = second.raw();
+    assert_eq!(
+        text(&c.call(&[b"DBSIZE"])),
+        ":101\r\n",
+        "{}",
+        second.stderr()
+    );
+    assert_eq!(text(&c.call(&[b"GET", b"k42"])), "$2\r\n42\r\n");
+    assert_eq!(
+        text(&c.call(&[b"SET", b"x", b"1"])),
+        "-NOREPLICAS Not enough good replicas to write.\r\n"
+    );
+}

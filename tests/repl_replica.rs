@@ -1009,6 +1009,7 @@ fn scripts_on_a_replica_are_refused_as_on_a_stock_replica() {
         "return redis.call('set','x','1')",
         "return redis.pcall('set','x','1')",
         "local r = redis.pcall('set','x','1') return r['err']",
+        "redis.call('publish','c','m') return redis.call('set','x','1')",
         "return redis.call('get','k')",
         "#!lua\nreturn redis.call('set','x','1')",
         "#!lua\nreturn redis.call('get','k')",

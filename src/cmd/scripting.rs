@@ -385,6 +385,7 @@ pub async fn run_script(
                 None
             },
             wrote: false,
+            dirty: false,
             propagate: true,
             held: set.clone(),
             restart: false,
@@ -463,7 +464,7 @@ fn release(c: &mut Conn, in_exec: bool, unit: &mut Unit) {
 fn prepare(c: &Conn, flags: u32, ro: bool, cluster: bool) -> CmdResult {
     let gate = c.shard.disk_gate.get();
     if flags & sflag::EVAL_COMPAT_MODE != 0 {
-        if gate.master_down && !c.must_obey() {
+        if gate.master_down {
             return Err(Error::MasterDown);
         }
         return Ok(());

@@ -25,6 +25,8 @@
 use std::cell::{Cell, RefCell};
 use std::os::fd::FromRawFd;
 use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
@@ -199,6 +201,9 @@ pub struct Master {
     sync_partial_err: Cell<u64>,
     /// What the shards were last told about `min-replicas-to-write`.
     told_refuse: Cell<bool>,
+    /// Whether writes must be refused now: each shard's update reads it as it runs, so
+    /// updates that overlap (the cron's, CONFIG SET's) leave every shard with the newest.
+    want_refuse: Arc<AtomicBool>,
     /// A snapshot for replicas is being produced (one at a time, as Redis's child).
     sync_running: Cell<bool>,
     /// The disk-based sync being saved, which later replicas may join (`attach_to_disk_sync`).
@@ -244,6 +249,7 @@ impl Master {
             sync_partial_ok: Cell::new(0),
             sync_partial_err: Cell::new(0),
             told_refuse: Cell::new(refusing),
+            want_refuse: Arc::new(AtomicBool::new(refusing)),
             sync_running: Cell::new(false),
             disk_sync: RefCell::new(None),
             relaying: Cell::new(false),
@@ -580,7 +586,7 @@ impl Master {
                 }
             }
             self.start_pending_sync();
-            self.update_write_gate().await;
+            self.update_write_gate(false).await;
             let alone = self.replicas.borrow().is_empty();
             match (alone, self.alone_since.get()) {
                 (true, None) => self.alone_since.set(Some(Instant::now())),
@@ -607,9 +613,10 @@ impl Master {
     }
 
     /// `min-replicas-to-write`: tells every shard whether writes must be refused, when that
-    /// changed. A good replica is online and acknowledged within `min-replicas-max-lag`
-    /// seconds (Redis's `refreshGoodSlavesCount`).
-    pub(super) async fn update_write_gate(&self) {
+    /// changed (or always, with `force`: CONFIG SET replies once every shard knows). A good
+    /// replica is online and acknowledged within `min-replicas-max-lag` seconds (Redis's
+    /// `refreshGoodSlavesCount`); a replica never refuses (`checkGoodReplicasStatus`).
+    pub(super) async fn update_write_gate(&self, force: bool) {
         let (min, max_lag, asked) = {
             let c = self.shard.shared.config();
             (
@@ -627,17 +634,19 @@ impl Master {
                     && r.ack_time.get().elapsed().as_secs() as i64 <= max_lag
             })
             .count() as i64;
-        let refuse = asked && good < min;
-        if refuse == self.told_refuse.get() {
+        let refuse = asked && !self.relaying.get() && good < min;
+        self.want_refuse.store(refuse, Ordering::SeqCst);
+        if refuse == self.told_refuse.get() && !force {
             return;
         }
         self.told_refuse.set(refuse);
         for to in 0..=self.shard.nshards {
+            let want = self.want_refuse.clone();
             self.shard
                 .call(to, move |s| {
                     let gate = s.disk_gate.get();
                     s.disk_gate.set(crate::shard::DiskGate {
-                        no_good_replicas: refuse,
+                        no_good_replicas: want.load(Ordering::SeqCst),
                         ..gate
                     });
                 })

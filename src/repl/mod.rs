@@ -388,7 +388,7 @@ pub async fn refresh_write_gate(shard: &Rc<Shard>) {
     shard
         .call_async(shard.nshards, |_| async {
             if let Some(m) = master::Master::current() {
-                m.update_write_gate().await;
+                m.update_write_gate(true).await;
             }
         })
         .await;

@@ -854,7 +854,8 @@ async fn dispatch_command(conn: &mut Conn, batch: &mut Batch, args: Args<'_>, ra
         return;
     }
     let gate = conn.shard.disk_gate.get();
-    if gate != DiskGate::default() {
+    // The AOF loading client is not refused anything (Redis loads without `processCommand`).
+    if gate != DiskGate::default() && !conn.must_obey() {
         if let Some(e) = disk_refusal(conn, spec, idx, gate) {
             refuse(conn, Some(idx), &e);
             return;

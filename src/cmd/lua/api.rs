@@ -965,7 +965,7 @@ fn run_command(ctx: &mut RunCtx, args: &Args<'_>) -> Result<(), String> {
     if ctx.read_only && writes {
         return Err("Write commands are not allowed from read-only scripts.".into());
     }
-    if spec.has(flag::WRITE) && !ctx.wrote {
+    if spec.has(flag::WRITE) && !ctx.dirty {
         // SAFETY: the script's caller outlives the run (see `RunCtx::conn`).
         let obeyed = unsafe { &*ctx.conn }.must_obey();
         if let Some(e) = ctx.shard.disk_gate.get().script_write_refusal(obeyed) {
@@ -1025,6 +1025,7 @@ fn run_command(ctx: &mut RunCtx, args: &Args<'_>) -> Result<(), String> {
             crate::cmd::call::release_events(&shard, false);
         }
         ctx.wrote = true;
+        ctx.dirty |= spec.has(flag::WRITE);
         shard.shared.scripts.wrote(shard.id);
     }
     let conn = unsafe { &mut *ctx.conn };

@@ -153,6 +153,9 @@ pub struct RunCtx {
     pub slot: Option<u16>,
     /// A write (or may-replicate) command ran: the script cannot be restarted or killed.
     pub wrote: bool,
+    /// A write command ran (Redis's `SCRIPT_WRITE_DIRTY`; PUBLISH does not count): the
+    /// server's state no longer refuses the script's writes.
+    pub dirty: bool,
     /// `redis.set_repl`: whether commands propagate.
     pub propagate: bool,
     /// The shards whose data the script holds.
