@@ -2,7 +2,7 @@
 //! into single bytes, replies larger than the socket buffers, a blocked client with requests
 //! queued behind it, 10,000 connections opened and closed, many connections ready at once
 //! (their replies go out together, after all of them have read), idle shards woken by
-//! cross-shard calls.
+//! cross-shard calls, connections spread evenly over the shards.
 
 mod common;
 
@@ -262,4 +262,56 @@ fn cpu_ms(pid: u32) -> i64 {
     // SAFETY: sysconf has no memory-safety preconditions.
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
     ticks * 1000 / hz
+}
+
+/// Each shard's connection count, from INFO redcell's `shard_clients`.
+fn shard_clients(admin: &mut common::Raw) -> Vec<usize> {
+    let info = String::from_utf8_lossy(&admin.call(&[b"INFO", b"redcell"])).to_string();
+    info.lines()
+        .find_map(|l| l.strip_prefix("shard_clients:"))
+        .unwrap_or_else(|| panic!("no shard_clients: {info}"))
+        .trim()
+        .split(',')
+        .map(|n| n.parse().expect("a count"))
+        .collect()
+}
+
+/// Connections land on the shards evenly whatever the kernel's SO_REUSEPORT hash picks (a
+/// shard with more than another hands a new one over), also after many have closed, and
+/// every connection is served where it lands.
+#[test]
+fn connections_are_spread_evenly_over_the_shards() {
+    for io in PATHS {
+        let server = Server::start(3, &["--io", io]);
+        let mut admin = server.raw();
+        let open = |n: usize| -> Vec<common::Raw> {
+            (0..n)
+                .map(|i| {
+                    let mut c = server.raw();
+                    let key = format!("c{i}");
+                    assert_eq!(c.call(&[b"INCR", key.as_bytes()])[0], b':', "{io}");
+                    c
+                })
+                .collect()
+        };
+        let balanced = |counts: &[usize], total: usize| {
+            counts.iter().sum::<usize>() == total
+                && counts.iter().max().unwrap() - counts.iter().min().unwrap() <= 1
+        };
+        let mut conns = open(30);
+        let counts = shard_clients(&mut admin);
+        assert!(balanced(&counts, 31), "{io}: {counts:?}");
+        // Close a run of them (whatever shards they were on), then open as many again.
+        conns.drain(..18);
+        let settled = common::wait_until(Duration::from_secs(10), || {
+            shard_clients(&mut admin).iter().sum::<usize>() == 13
+        });
+        assert!(settled, "{io}: {:?}", shard_clients(&mut admin));
+        conns.extend(open(18));
+        let counts = shard_clients(&mut admin);
+        assert!(balanced(&counts, 31), "{io}: {counts:?}");
+        for c in conns.iter_mut() {
+            assert_eq!(c.call(&[b"PING"]), b"+PONG\r\n", "{io}");
+        }
+    }
 }

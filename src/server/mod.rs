@@ -7,7 +7,9 @@ pub mod readiness;
 
 pub mod route;
 
+use std::cell::RefCell;
 use std::net::SocketAddr;
+use std::os::fd::FromRawFd;
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -211,6 +213,7 @@ fn spawn_executor(
                 if readiness.is_none() {
                     glommio::spawn_local(watch_doorbell(shard.clone())).detach();
                 }
+                READINESS.with(|r| *r.borrow_mut() = readiness.clone());
                 if is_control {
                     // The control executor serves the mesh and, in cluster mode, the bus.
                     if shared.config().get_bool("cluster-enabled") {
@@ -450,35 +453,121 @@ async fn accept_loop(
             .detach();
             continue;
         }
-        if tls {
-            let served = serve_tls(
-                shard.clone(),
-                stream,
-                readiness.clone(),
-                peer,
-                local.clone(),
-            );
-            glommio::spawn_local(served).detach();
-            continue;
-        }
-        use std::os::fd::AsRawFd;
-        let meta = Rc::new(ClientMeta::new(
-            next_client_id(&shard.shared),
-            stream.as_raw_fd(),
+        let accepted = Accepted {
+            stream,
+            tls,
             peer,
-            local.clone(),
-        ));
-        shard.clients.borrow_mut().insert(meta.id, meta.clone());
+            local: local.clone(),
+        };
+        let target = balanced_target(&shard);
+        if target == shard.id {
+            accepted.serve(&shard, readiness.clone());
+        } else {
+            accepted.hand_over(&shard, target).await;
+        }
+    }
+}
+
+thread_local! {
+    /// This executor's epoll set, for connections handed over by another shard.
+    static READINESS: RefCell<Option<Rc<Readiness>>> = const { RefCell::new(None) };
+}
+
+/// The shard a newly accepted connection should go to: this one, unless another serves
+/// fewer connections (then the one serving fewest). The kernel spreads connections over the
+/// shards' SO_REUSEPORT listeners by a hash of their addresses, which leaves some shards
+/// with several more than others when there are few; a connection costs one mesh message
+/// to move, once. The count is taken here, so accepts racing on other shards see it.
+fn balanced_target(shard: &Shard) -> usize {
+    let counts = &shard.shared.clients_per_shard;
+    let load = |s: usize| counts[s].load(Ordering::Relaxed);
+    let least = (0..counts.len())
+        .min_by_key(|&s| load(s))
+        .unwrap_or(shard.id);
+    let target = if load(shard.id) > load(least) {
+        least
+    } else {
+        shard.id
+    };
+    counts[target].fetch_add(1, Ordering::Relaxed);
+    target
+}
+
+/// A connection accepted (and admitted under `maxclients`), not yet served.
+struct Accepted {
+    stream: TcpStream,
+    tls: bool,
+    peer: String,
+    local: String,
+}
+
+impl Accepted {
+    /// Serves the connection on this shard, as long as it lives.
+    fn serve(self, shard: &Rc<Shard>, readiness: Option<Rc<Readiness>>) {
+        let Accepted {
+            stream,
+            tls,
+            peer,
+            local,
+        } = self;
         let s = shard.clone();
-        let readiness = readiness.clone();
         glommio::spawn_local(async move {
-            match readiness::attach(stream, readiness) {
-                Ok(stream) => conn::serve(s.clone(), stream, meta).await,
-                Err(stream) => conn::serve(s.clone(), stream, meta).await,
+            if tls {
+                serve_tls(s.clone(), stream, readiness, peer, local).await;
+            } else {
+                use std::os::fd::AsRawFd;
+                let meta = Rc::new(ClientMeta::new(
+                    next_client_id(&s.shared),
+                    stream.as_raw_fd(),
+                    peer,
+                    local,
+                ));
+                s.clients.borrow_mut().insert(meta.id, meta.clone());
+                match readiness::attach(stream, readiness) {
+                    Ok(stream) => conn::serve(s.clone(), stream, meta).await,
+                    Err(stream) => conn::serve(s.clone(), stream, meta).await,
+                }
             }
             s.shared.connected_clients.fetch_sub(1, Ordering::Relaxed);
+            s.shared.clients_per_shard[s.id].fetch_sub(1, Ordering::Relaxed);
         })
         .detach();
+    }
+
+    /// Sends the connection to shard `target`, which serves it.
+    async fn hand_over(self, shard: &Rc<Shard>, target: usize) {
+        use std::os::fd::AsRawFd;
+        // SAFETY: dup of a descriptor this task owns; the copy travels whole to `target`.
+        let fd = unsafe { libc::dup(self.stream.as_raw_fd()) };
+        let Accepted {
+            stream,
+            tls,
+            peer,
+            local,
+        } = self;
+        drop(stream);
+        if fd < 0 {
+            shard
+                .shared
+                .connected_clients
+                .fetch_sub(1, Ordering::Relaxed);
+            shard.shared.clients_per_shard[target].fetch_sub(1, Ordering::Relaxed);
+            return;
+        }
+        shard
+            .post(target, false, move |s| {
+                // SAFETY: `fd` is an open socket nobody else owns.
+                let stream = unsafe { TcpStream::from_raw_fd(fd) };
+                let readiness = READINESS.with(|r| r.borrow().clone());
+                let accepted = Accepted {
+                    stream,
+                    tls,
+                    peer,
+                    local,
+                };
+                accepted.serve(s, readiness);
+            })
+            .await;
     }
 }
 
@@ -499,10 +588,6 @@ async fn serve_tls(
         Ok(stream) => serve_tls_over(&shard, stream, peer, local).await,
         Err(stream) => serve_tls_over(&shard, stream, peer, local).await,
     }
-    shard
-        .shared
-        .connected_clients
-        .fetch_sub(1, Ordering::Relaxed);
 }
 
 async fn serve_tls_over<S>(shard: &Rc<Shard>, stream: S, peer: String, local: String)

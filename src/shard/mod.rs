@@ -65,6 +65,9 @@ pub struct Shared {
     pub databases: usize,
     /// Connected clients across all executors (checked against maxclients on accept).
     pub connected_clients: std::sync::atomic::AtomicUsize,
+    /// Client connections each shard serves: a shard that accepts a connection hands it to
+    /// the one with the fewest when it has more (`server::balanced_target`).
+    pub clients_per_shard: Box<[AtomicUsize]>,
     /// Active expiry runs (DEBUG SET-ACTIVE-EXPIRE 0 stops it, for tests).
     pub active_expire: std::sync::atomic::AtomicBool,
     /// DEBUG JOURNAL READ's stream database (the last SELECT it wrote).
@@ -247,6 +250,7 @@ impl Shared {
             pubsub_counts: pubsub::Counts::new(nshards + 1),
             databases: (config.get_i64("databases").max(1)) as usize,
             connected_clients: Default::default(),
+            clients_per_shard: (0..nshards).map(|_| AtomicUsize::new(0)).collect(),
             active_expire: std::sync::atomic::AtomicBool::new(true),
             journal_view_db: Mutex::new(None),
             config: Mutex::new(config),

@@ -48,6 +48,8 @@ pub struct Snapshot {
     pub executable: String,
     pub config_file: String,
     pub connected_clients: usize,
+    /// Client connections each shard serves.
+    pub clients_per_shard: Vec<usize>,
     /// Clients with CLIENT TRACKING on, and BCAST prefixes registered.
     pub tracking_clients: usize,
     pub tracking_prefixes: usize,
@@ -663,6 +665,7 @@ fn redcell(s: &Snapshot, out: &mut String) {
         "# Redcell";
         "redcell_version:{}", crate::REDCELL_VERSION;
         "shards:{}", s.shards.len();
+        "shard_clients:{}", s.clients_per_shard.iter().map(usize::to_string).collect::<Vec<_>>().join(",");
     );
 }
 
@@ -838,6 +841,11 @@ pub(crate) async fn snapshot(c: &mut Conn, sections: &Sections) -> Snapshot {
         connected_clients: shared
             .connected_clients
             .load(std::sync::atomic::Ordering::Relaxed),
+        clients_per_shard: shared
+            .clients_per_shard
+            .iter()
+            .map(|n| n.load(std::sync::atomic::Ordering::Relaxed))
+            .collect(),
         tracking_clients: shared
             .tracking_clients
             .load(std::sync::atomic::Ordering::Relaxed),
