@@ -761,6 +761,22 @@ fn min_replicas_to_write_refuses_writes_without_good_replicas() {
     );
 }
 
+/// Runs `redis-cli <option> <file>` (`--rdb`, `--functions-rdb`) against `port` and starts a
+/// stock server on the file it wrote (with the directory holding it).
+fn cli_file_loaded_by_stock(port: u16, option: &str) -> (StockRedis, common::TempDir) {
+    let dir = common::TempDir::new("cli-rdb");
+    let file = dir.file("cli.rdb");
+    let out = common::redis_cli(&["-p", &port.to_string(), option, &file.display().to_string()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let loaded = StockRedis::start(&[
+        "--dir",
+        &dir.path.display().to_string(),
+        "--dbfilename",
+        "cli.rdb",
+    ]);
+    (loaded, dir)
+}
+
 /// `redis-cli --rdb` (REPLCONF rdb-only 1, then SYNC) gets the snapshot alone: the master
 /// sends the RDB and closes the link instead of streaming to it, as Redis 7.0, and the file
 /// loads into stock redis-server with every key. REPLCONF rdb-only's errors are stock's.
@@ -824,21 +840,7 @@ fn redis_cli_rdb_gets_the_snapshot_alone_and_stock_loads_it() {
     );
 
     // The user's way: redis-cli --rdb, loaded by stock.
-    let dir = common::TempDir::new("cli-rdb");
-    let file = dir.file("cli.rdb");
-    let out = common::redis_cli(&[
-        "-p",
-        &master.port.to_string(),
-        "--rdb",
-        &file.display().to_string(),
-    ]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    let loaded = StockRedis::start(&[
-        "--dir",
-        &dir.path.display().to_string(),
-        "--dbfilename",
-        "cli.rdb",
-    ]);
+    let (loaded, _dir) = cli_file_loaded_by_stock(master.port, "--rdb");
     let mut s = Raw::connect(loaded.port);
     assert_eq!(text(&s.call(&[b"DBSIZE"])), ":101\r\n");
     assert_eq!(text(&s.call(&[b"GET", b"k42"])), "$3\r\nv42\r\n");
@@ -1247,21 +1249,7 @@ fn redis_cli_functions_rdb_gets_the_libraries_alone() {
     for words in requests {
         assert_eq!(text(&o.call(words)), text(&s.call(words)), "{words:?}");
     }
-    let dir = common::TempDir::new("functions-rdb");
-    let file = dir.file("functions.rdb");
-    let out = common::redis_cli(&[
-        "-p",
-        &ours.port.to_string(),
-        "--functions-rdb",
-        &file.display().to_string(),
-    ]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    let loaded = StockRedis::start(&[
-        "--dir",
-        &dir.path.display().to_string(),
-        "--dbfilename",
-        "functions.rdb",
-    ]);
+    let (loaded, _dir) = cli_file_loaded_by_stock(ours.port, "--functions-rdb");
     let mut l = Raw::connect(loaded.port);
     assert_eq!(text(&l.call(&[b"DBSIZE"])), ":0\r\n");
     assert_eq!(text(&l.call(&[b"FCALL", b"f1", b"0"])), ":1\r\n");

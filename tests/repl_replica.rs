@@ -1071,3 +1071,37 @@ fn a_replica_beyond_the_masters_backlog_full_syncs_again() {
     assert_eq!(info_i64(&mut m, "stats", "sync_partial_err"), 1);
     assert_same_data(&mut m, &mut r);
 }
+
+/// `min-replicas-to-write` never refuses a replica's own writes (`replica-read-only no`), as
+/// on a stock replica: only a master counts its good replicas.
+#[test]
+fn a_writable_replica_ignores_min_replicas_to_write() {
+    let master = stock_master(false);
+    let mut m = Raw::connect(master.port);
+    cmd(&mut m, &["SET", "k", "v"]);
+    let gate = ["--replica-read-only", "no", "--min-replicas-to-write", "1"];
+    let port = master.port.to_string();
+    let mut stock_args = vec!["--replicaof", "127.0.0.1", &port];
+    stock_args.extend_from_slice(&gate);
+    let stock = StockRedis::start(&stock_args);
+    let dir = TempDir::new("replica");
+    let mut ours_args = vec!["--save", ""];
+    ours_args.extend_from_slice(&gate);
+    let ours = replica_of(master.port, &dir.path, &ours_args);
+    let (mut s, mut o) = (Raw::connect(stock.port), Raw::connect(ours.port));
+    wait_caught_up(&mut m, &mut s, Duration::from_secs(10));
+    wait_caught_up(&mut m, &mut o, Duration::from_secs(10));
+    // The cron that would have refused runs every 100 ms: give it a few turns.
+    std::thread::sleep(Duration::from_millis(300));
+    for words in [
+        &["SET", "local", "1"][..],
+        &["EVAL", "return redis.call('incr','n')", "0"],
+    ] {
+        assert_eq!(
+            text(&cmd(&mut o, words)),
+            text(&cmd(&mut s, words)),
+            "{words:?}"
+        );
+    }
+    assert_eq!(text(&cmd(&mut o, &["GET", "local"])), "$1\r\n1\r\n");
+}
