@@ -1179,6 +1179,14 @@ fn scripts_without_good_replicas_are_refused_as_by_stock() {
     ] {
         let args: [&[u8]; 3] = [b"EVAL", script.as_bytes(), b"0"];
         assert_eq!(text(&o.call(&args)), text(&s.call(&args)), "{script}");
+        // Queued: a script refused at queueing aborts the EXEC, as in Redis.
+        for step in [&[&b"MULTI"[..]][..], &args, &[b"EXEC"]] {
+            assert_eq!(
+                text(&o.call(step)),
+                text(&s.call(step)),
+                "in MULTI: {script}"
+            );
+        }
     }
 }
 

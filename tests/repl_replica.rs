@@ -997,6 +997,11 @@ fn scripts_on_a_replica_are_refused_as_on_a_stock_replica() {
     let master = stock_master(false);
     let mut m = Raw::connect(master.port);
     cmd(&mut m, &["SET", "k", "v"]);
+    let library = "#!lua name=lib\n\
+        redis.register_function('w', function() return redis.call('set','x','1') end)\n\
+        redis.register_function{function_name='r', callback=function() return 1 end, \
+        flags={'no-writes'}}";
+    cmd(&mut m, &["FUNCTION", "LOAD", library]);
     let port = master.port.to_string();
     let stock = StockRedis::start(&["--replicaof", "127.0.0.1", &port]);
     let dir = TempDir::new("replica");
@@ -1017,14 +1022,22 @@ fn scripts_on_a_replica_are_refused_as_on_a_stock_replica() {
         "#!lua flags=no-writes,allow-stale\nreturn redis.call('get','k')",
         "#!lua flags=no-writes,allow-stale\nreturn redis.call('ping')",
     ];
+    let mut calls: Vec<Vec<&[u8]>> = scripts
+        .iter()
+        .map(|s| vec![&b"EVAL"[..], s.as_bytes(), b"0"])
+        .collect();
+    for f in [&b"w"[..], b"r"] {
+        calls.push(vec![b"FCALL", f, b"0"]);
+    }
+    // Alone, then queued in MULTI (a refusal at queueing aborts the EXEC, as in Redis).
     let compare = |s: &mut Raw, o: &mut Raw, phase: &str| {
-        for script in scripts {
-            let args: [&[u8]; 3] = [b"EVAL", script.as_bytes(), b"0"];
-            assert_eq!(
-                text(&o.call(&args)),
-                text(&s.call(&args)),
-                "{phase}: {script}"
-            );
+        for args in &calls {
+            let what = String::from_utf8_lossy(args[1]);
+            assert_eq!(text(&o.call(args)), text(&s.call(args)), "{phase}: {what}");
+            for step in [&[&b"MULTI"[..]][..], args, &[b"EXEC"]] {
+                let (ours, stock) = (text(&o.call(step)), text(&s.call(step)));
+                assert_eq!(ours, stock, "{phase}, in MULTI: {what}");
+            }
         }
     };
     compare(&mut s, &mut o, "read-only replica");

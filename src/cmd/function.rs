@@ -127,6 +127,15 @@ fn libraries() -> std::sync::MutexGuard<'static, Vec<Library>> {
     LIBRARIES.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// The flags function `name` was registered with, if it exists.
+pub fn function_flags(name: &[u8]) -> Option<u32> {
+    libraries()
+        .iter()
+        .flat_map(|l| &l.functions)
+        .find(|f| f.name.as_bytes() == name)
+        .map(|f| f.flags)
+}
+
 /// Libraries, functions and the bytes of the libraries' code (INFO `number_of_libraries`,
 /// `number_of_functions`, `used_memory_functions`).
 pub fn library_stats() -> (usize, usize, usize) {

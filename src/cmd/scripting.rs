@@ -456,6 +456,34 @@ fn release(c: &mut Conn, in_exec: bool, unit: &mut Unit) {
     }
 }
 
+/// The flags a script run by this EVAL, EVALSHA, FCALL (or `_RO` form) declared, as
+/// Redis's `evalGetCommandFlags` and `fcallGetCommandFlags` find them for the command gate:
+/// from the script cache or the body's shebang, or the function's registration. None for a
+/// script without flags (compat mode) or one not found: the command's own flags apply.
+pub fn declared_flags(name: &str, args: &Args<'_>) -> Option<u32> {
+    if args.len() < 2 {
+        return None;
+    }
+    let flags = match name {
+        "eval" | "eval_ro" => {
+            let body = args.get(1);
+            let sha = sha_key(sha1_hex(body).as_bytes())?;
+            let cached = cache().as_ref().and_then(|c| c.get(&sha).map(|s| s.flags));
+            match cached {
+                Some(flags) => flags,
+                None => lua::shebang_flags(body).ok()?.0,
+            }
+        }
+        "evalsha" | "evalsha_ro" => {
+            let sha = sha_key(args.get(1))?;
+            cache().as_ref()?.get(&sha)?.flags
+        }
+        "fcall" | "fcall_ro" => return crate::cmd::function::function_flags(args.get(1)),
+        _ => return None,
+    };
+    (flags & sflag::EVAL_COMPAT_MODE == 0).then_some(flags)
+}
+
 /// The checks made before a script runs, from its flags. One with flags is refused as
 /// Redis's `processCommand` refuses its EVAL or FCALL, which takes the write and stale flags
 /// from the script's (`scriptFlagsToCmdFlags`), then as `scriptPrepareForRun` does. One

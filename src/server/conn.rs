@@ -14,6 +14,7 @@ use glommio::net::TcpStream;
 use rustls::ServerConnection;
 
 use crate::cmd::call::{call_conn, end_unit, reject, shards_of};
+use crate::cmd::lua::sflag;
 use crate::cmd::{self, flag, CommandSpec, Exec, Handler, KeyedFn};
 use crate::db::{Parts, ShardData};
 use crate::error::Error;
@@ -856,7 +857,7 @@ async fn dispatch_command(conn: &mut Conn, batch: &mut Batch, args: Args<'_>, ra
     let gate = conn.shard.disk_gate.get();
     // The AOF loading client is not refused anything (Redis loads without `processCommand`).
     if gate != DiskGate::default() && !conn.must_obey() {
-        if let Some(e) = disk_refusal(conn, spec, idx, gate) {
+        if let Some(e) = disk_refusal(conn, spec, idx, &args, gate) {
             refuse(conn, Some(idx), &e);
             return;
         }
@@ -896,25 +897,49 @@ async fn dispatch_command(conn: &mut Conn, batch: &mut Batch, args: Args<'_>, ra
 
 /// What persistence and replication refuse this command for (`DiskGate::refusal`); an EXEC
 /// counts as a write when it has queued writes, and as not allowed on stale data when one of
-/// its queued commands is not.
+/// its queued commands is not. A script with flags counts as its flags say (Redis's
+/// `scriptFlagsToCmdFlags`), so that MULTI refuses to queue it as Redis does.
 #[cold]
-fn disk_refusal(conn: &Conn, spec: &CommandSpec, idx: usize, gate: DiskGate) -> Option<Error> {
+fn disk_refusal(
+    conn: &Conn,
+    spec: &CommandSpec,
+    idx: usize,
+    args: &Args<'_>,
+    gate: DiskGate,
+) -> Option<Error> {
     let name = cmd::table().full_names[idx].as_str();
-    let queued_any = |f: u32, has: bool| {
-        name == "exec"
-            && conn.multi.as_ref().is_some_and(|m| {
-                m.queued
-                    .iter()
-                    .any(|q| cmd::table().specs[q.idx].has(f) == has)
-            })
-    };
+    let (mut writes, mut stale_ok) = gate_flags(spec, name, args);
+    if name == "exec" {
+        for q in conn.multi.iter().flat_map(|m| &m.queued) {
+            let (w, s) = gate_flags(
+                &cmd::table().specs[q.idx],
+                &cmd::table().full_names[q.idx],
+                &q.args.args(),
+            );
+            writes |= w;
+            stale_ok &= s;
+        }
+    }
     gate.refusal(GateAsk {
-        writes: spec.has(flag::WRITE) || queued_any(flag::WRITE, true),
+        writes,
         ping: name == "ping",
-        stale_ok: spec.has(flag::STALE) && !queued_any(flag::STALE, false),
+        stale_ok,
         loading_ok: spec.has(flag::LOADING),
         obeyed: conn.must_obey(),
     })
+}
+
+/// Whether a command writes and may run on stale data, for the gate: its flags, or for a
+/// script with flags, the script's.
+fn gate_flags(spec: &CommandSpec, name: &str, args: &Args<'_>) -> (bool, bool) {
+    match spec
+        .has(flag::NOSCRIPT)
+        .then(|| cmd::scripting::declared_flags(name, args))
+        .flatten()
+    {
+        Some(f) => (f & sflag::NO_WRITES == 0, f & sflag::ALLOW_STALE != 0),
+        None => (spec.has(flag::WRITE), spec.has(flag::STALE)),
+    }
 }
 
 /// Holds a command while a pause (`shard::pause`) covers it; the gate calls it before
