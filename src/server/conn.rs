@@ -912,7 +912,7 @@ fn disk_refusal(
     if name == "exec" {
         for q in conn.multi.iter().flat_map(|m| &m.queued) {
             let (w, s) = gate_flags(
-                &cmd::table().specs[q.idx],
+                cmd::table().specs[q.idx],
                 &cmd::table().full_names[q.idx],
                 &q.args.args(),
             );
