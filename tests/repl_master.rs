@@ -161,6 +161,34 @@ fn stock_log(stock: &StockRedis) -> String {
     std::fs::read_to_string(stock.dir().join("log")).unwrap_or_default()
 }
 
+/// The stock replica `stock` (connection `r`) was fully synced once and has since resumed
+/// with one partial resync (both sides say so), and holds the master's keyspace.
+fn assert_resumed_once(m: &mut Raw, r: &mut Raw, stock: &StockRedis) {
+    assert_eq!(
+        info_field(m, "stats", "sync_partial_ok").as_deref(),
+        Some("1")
+    );
+    assert_eq!(info_field(m, "stats", "sync_full").as_deref(), Some("1"));
+    let log = stock_log(stock);
+    assert!(
+        log.contains("Successful partial resynchronization with master."),
+        "{log}"
+    );
+    assert_same_keyspace(&snapshot(r), &snapshot(m));
+}
+
+/// A redcell master (`shards`, `args`) followed by a new stock replica whose link is up;
+/// with a connection to each.
+fn master_with_stock_replica(shards: usize, args: &[&str]) -> (Server, StockRedis, Raw, Raw) {
+    let master = Server::start(shards, args);
+    let port = master.port.to_string();
+    let stock = StockRedis::start(&["--replicaof", "127.0.0.1", &port]);
+    let mut r = Raw::connect(stock.port);
+    wait_link_up(&mut r, &stock);
+    let m = master.raw();
+    (master, stock, m, r)
+}
+
 /// Waits until the stock replica's link with its master is up.
 fn wait_link_up(r: &mut Raw, stock: &StockRedis) {
     assert!(
@@ -854,7 +882,7 @@ fn redis_cli_rdb_gets_the_snapshot_alone_and_stock_loads_it() {
 /// meanwhile.
 #[test]
 fn a_stopped_replica_lags_then_times_out_and_resumes_partially() {
-    let master = Server::start(
+    let (master, stock, mut m, mut r) = master_with_stock_replica(
         2,
         &[
             "--save",
@@ -865,11 +893,6 @@ fn a_stopped_replica_lags_then_times_out_and_resumes_partially() {
             "1",
         ],
     );
-    let mut m = master.raw();
-    let port = master.port.to_string();
-    let stock = StockRedis::start(&["--replicaof", "127.0.0.1", &port]);
-    let mut r = Raw::connect(stock.port);
-    wait_link_up(&mut r, &stock);
     for i in 0..200 {
         cmd(&mut m, &["SET", &format!("before:{i}"), &i.to_string()]);
     }
@@ -919,22 +942,7 @@ fn a_stopped_replica_lags_then_times_out_and_resumes_partially() {
 
     stock.signal(libc::SIGCONT);
     wait_caught_up(&mut m, &mut r);
-    assert_eq!(
-        info_field(&mut m, "stats", "sync_partial_ok").as_deref(),
-        Some("1"),
-        "{}",
-        master.stderr()
-    );
-    assert_eq!(
-        info_field(&mut m, "stats", "sync_full").as_deref(),
-        Some("1")
-    );
-    assert!(
-        stock_log(&stock).contains("Successful partial resynchronization with master."),
-        "{}",
-        stock_log(&stock)
-    );
-    assert_same_keyspace(&snapshot(&mut r), &snapshot(&mut m));
+    assert_resumed_once(&mut m, &mut r, &stock);
 }
 
 /// Reads a full sync's preamble and disk-based RDB from a hand-made replica link: the
@@ -972,7 +980,7 @@ fn read_full_sync(link: &mut std::net::TcpStream) {
 /// clients and its other replica, which stays in step.
 #[test]
 fn garbage_from_a_replica_drops_its_link_and_the_master_serves_on() {
-    let master = Server::start(
+    let (master, _stock, mut m, mut r) = master_with_stock_replica(
         2,
         &[
             "--save",
@@ -983,11 +991,6 @@ fn garbage_from_a_replica_drops_its_link_and_the_master_serves_on() {
             "0",
         ],
     );
-    let mut m = master.raw();
-    let port = master.port.to_string();
-    let stock = StockRedis::start(&["--replicaof", "127.0.0.1", &port]);
-    let mut r = Raw::connect(stock.port);
-    wait_link_up(&mut r, &stock);
     let garbage: [&[u8]; 2] = [b"*1\r\n$x\r\n", &[b'a'; 5000]];
     for (n, bytes) in garbage.iter().enumerate() {
         use std::io::Write;
@@ -1093,7 +1096,7 @@ fn redis_cli_replica_prints_the_stream_as_from_stock() {
 /// cannot continue the old one.
 #[test]
 fn the_backlog_is_freed_after_its_ttl_and_a_new_history_starts() {
-    let master = Server::start(
+    let (master, stock, mut m, mut r) = master_with_stock_replica(
         1,
         &[
             "--save",
@@ -1104,11 +1107,6 @@ fn the_backlog_is_freed_after_its_ttl_and_a_new_history_starts() {
             "0",
         ],
     );
-    let mut m = master.raw();
-    let port = master.port.to_string();
-    let stock = StockRedis::start(&["--replicaof", "127.0.0.1", &port]);
-    let mut r = Raw::connect(stock.port);
-    wait_link_up(&mut r, &stock);
     for i in 0..50 {
         cmd(&mut m, &["SET", &format!("k{i}"), "v"]);
     }
@@ -1214,20 +1212,7 @@ fn a_stock_replica_restarted_from_its_rdb_resyncs_partially() {
     let second = stock_on(&dir.path, &follow);
     let mut r = Raw::connect(second.port);
     wait_caught_up(&mut m, &mut r);
-    assert_eq!(
-        info_field(&mut m, "stats", "sync_partial_ok").as_deref(),
-        Some("1")
-    );
-    assert_eq!(
-        info_field(&mut m, "stats", "sync_full").as_deref(),
-        Some("1")
-    );
-    assert!(
-        stock_log(&second).contains("Successful partial resynchronization with master."),
-        "{}",
-        stock_log(&second)
-    );
-    assert_same_keyspace(&snapshot(&mut r), &snapshot(&mut m));
+    assert_resumed_once(&mut m, &mut r, &second);
 }
 
 /// REPLCONF rdb-filter-only: `redis-cli --functions-rdb` gets an RDB with the function
