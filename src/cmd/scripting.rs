@@ -42,7 +42,6 @@ use crate::shard::client::Conn;
 use crate::shard::journal::Unit;
 use crate::shard::scripts::KillOutcome;
 use crate::shard::tx::{Held, ShardSet};
-use crate::shard::GateAsk;
 use crate::util::num::parse_i64_strict;
 
 /// The key finder of EVAL and FCALL: `numkeys` at 2, the keys after it.
@@ -484,28 +483,16 @@ pub fn declared_flags(name: &str, args: &Args<'_>) -> Option<u32> {
     (flags & sflag::EVAL_COMPAT_MODE == 0).then_some(flags)
 }
 
-/// The checks made before a script runs, from its flags. One with flags is refused as
-/// Redis's `processCommand` refuses its EVAL or FCALL, which takes the write and stale flags
-/// from the script's (`scriptFlagsToCmdFlags`), then as `scriptPrepareForRun` does. One
-/// without is refused here only when it may not run on stale data; its writes are checked
-/// one by one (`lua::api`).
+/// The checks `scriptPrepareForRun` makes before a script runs, from its flags. The server's
+/// state refused a script with flags already, at the command gate (`declared_flags`); one
+/// without is refused here only when it may not run on stale data, its writes one by one
+/// (`lua::api`).
 fn prepare(c: &Conn, flags: u32, ro: bool, cluster: bool) -> CmdResult {
-    let gate = c.shard.disk_gate.get();
     if flags & sflag::EVAL_COMPAT_MODE != 0 {
-        if gate.master_down {
+        if c.shard.disk_gate.get().master_down {
             return Err(Error::MasterDown);
         }
         return Ok(());
-    }
-    let ask = GateAsk {
-        writes: flags & sflag::NO_WRITES == 0,
-        stale_ok: flags & sflag::ALLOW_STALE != 0,
-        loading_ok: true,
-        obeyed: c.must_obey(),
-        ..GateAsk::default()
-    };
-    if let Some(e) = gate.refusal(ask) {
-        return Err(e);
     }
     if flags & sflag::NO_CLUSTER != 0 && cluster {
         return Err(Error::msg(

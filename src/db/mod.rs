@@ -299,7 +299,6 @@ fn note_ready(blocked: &hashbrown::HashSet<Box<[u8]>>, ready: &mut Vec<Box<[u8]>
     }
 }
 
-/// Whether the slot tables hold `key`.
 /// Where slot `slot` lives among its shard's tables. A division costs tens of cycles on
 /// every lookup; with one shard (a common setup) there is nothing to divide.
 #[inline]
@@ -311,6 +310,7 @@ fn table_of(slot: u16, nshards: usize) -> usize {
     }
 }
 
+/// Whether the slot tables hold `key`.
 fn table_has(tables: &[SlotTable], nshards: usize, key: &[u8]) -> bool {
     let t = table_of(key_slot(key), nshards);
     tables.get(t).is_some_and(|t| t.contains_key(key))

@@ -925,7 +925,6 @@ fn disk_refusal(
         ping: name == "ping",
         stale_ok,
         loading_ok: spec.has(flag::LOADING),
-        obeyed: conn.must_obey(),
     })
 }
 

@@ -537,14 +537,14 @@ impl Accepted {
     /// Sends the connection to shard `target`, which serves it.
     async fn hand_over(self, shard: &Rc<Shard>, target: usize) {
         use std::os::fd::AsRawFd;
-        // SAFETY: dup of a descriptor this task owns; the copy travels whole to `target`.
-        let fd = unsafe { libc::dup(self.stream.as_raw_fd()) };
         let Accepted {
             stream,
             tls,
             peer,
             local,
         } = self;
+        // SAFETY: dup of a descriptor this task owns; the copy travels whole to `target`.
+        let fd = unsafe { libc::dup(stream.as_raw_fd()) };
         drop(stream);
         if fd < 0 {
             shard

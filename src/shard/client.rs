@@ -240,7 +240,8 @@ impl Conn {
     }
 
     /// Redis's `mustObeyClient`: the AOF loading client (id 0, `server::conn`) or a
-    /// replica's master link, whose writes a read-only replica does not refuse.
+    /// replica's master link, which the command gate does not refuse, and whose scripts
+    /// may write on a read-only replica.
     pub fn must_obey(&self) -> bool {
         self.is_master || self.meta.id == 0
     }

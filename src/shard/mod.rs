@@ -150,7 +150,7 @@ pub struct DiskGate {
 }
 
 /// What a command does, for the gate (`DiskGate::refusal`).
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug)]
 pub struct GateAsk {
     /// It writes (or is an EXEC with queued writes, or a script that may write).
     pub writes: bool,
@@ -160,15 +160,12 @@ pub struct GateAsk {
     pub stale_ok: bool,
     /// It may run while a data file loads (the `loading` flag).
     pub loading_ok: bool,
-    /// The AOF loading client or a master link (Redis's `mustObeyClient`): a read-only
-    /// replica takes their writes.
-    pub obeyed: bool,
 }
 
 impl DiskGate {
     /// What persistence and replication refuse a command for, in `processCommand`'s order:
     /// writes (and PING) after a failed background save or AOF write; writes without enough
-    /// good replicas (`min-replicas-to-write`); clients' writes on a read-only replica;
+    /// good replicas (`min-replicas-to-write`); writes on a read-only replica;
     /// commands not allowed on stale data while the master link is down and stale data
     /// must not be served; commands not allowed while a data file loads.
     pub fn refusal(self, ask: GateAsk) -> Option<Error> {
@@ -181,7 +178,7 @@ impl DiskGate {
         if self.no_good_replicas && ask.writes {
             return Some(Error::NoReplicas);
         }
-        if self.read_only_replica && ask.writes && !ask.obeyed {
+        if self.read_only_replica && ask.writes {
             return Some(Error::ReadOnlyReplica);
         }
         if self.master_down && !ask.stale_ok {
