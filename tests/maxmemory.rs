@@ -108,3 +108,107 @@ fn noeviction_refuses_writes_over_the_limit_as_stock() {
     assert_eq!(call(&mut ours, "CONFIG SET maxmemory 0"), b"+OK\r\n");
     assert_eq!(call(&mut ours, "SET big v"), b"+OK\r\n");
 }
+
+/// Scripts over the limit (noeviction), beside stock: one with flags is refused before it
+/// runs unless it declares `allow-oom` or `no-writes` (EVAL, EVALSHA, FCALL and in MULTI);
+/// one without runs, but its first write may not be one that grows memory, as Redis's
+/// `scriptVerifyOOM`; a transaction queued under the limit and run over it sees the same.
+#[test]
+fn scripts_over_the_limit_are_refused_as_stock() {
+    let server = Server::start(2, &[]);
+    let stock = StockRedis::start(&[]);
+    let (mut ours, mut theirs) = (server.raw(), Raw::connect(stock.port));
+    let library = "#!lua name=oomlib\n\
+        redis.register_function('f_write', function() return redis.call('set','fx','1') end)\n\
+        redis.register_function{function_name='f_ro', callback=function() return redis.call('get','fx') end, flags={'no-writes'}}\n\
+        redis.register_function{function_name='f_oom', callback=function() return redis.call('set','fx','1') end, flags={'allow-oom'}}";
+    let compat_set = "return redis.call('set','x','1')";
+    let mut sha = Vec::new();
+    for raw in [&mut ours, &mut theirs] {
+        let loaded = raw.call(&[b"FUNCTION", b"LOAD", library.as_bytes()]);
+        assert_eq!(loaded, b"$6\r\noomlib\r\n", "{}", show(&loaded));
+        sha = raw.call(&[b"SCRIPT", b"LOAD", compat_set.as_bytes()]);
+        assert_eq!(call(raw, "SET k v"), b"+OK\r\n");
+    }
+    let sha = String::from_utf8_lossy(&sha[5..45]).to_string();
+    let limit = |raw: &mut Raw, bytes: &str| {
+        assert_eq!(
+            call(raw, &format!("CONFIG SET maxmemory {bytes}")),
+            b"+OK\r\n"
+        )
+    };
+    let same = |ours: &mut Raw, theirs: &mut Raw, args: &[&[u8]], what: &str| {
+        let (a, b) = (ours.call(args), theirs.call(args));
+        assert_eq!(a, b, "{what}: redcell {} vs stock {}", show(&a), show(&b));
+    };
+    limit(&mut ours, "1");
+    limit(&mut theirs, "1");
+    let scripts = [
+        compat_set,
+        "redis.call('get','k') return redis.pcall('incr','y')",
+        "return redis.call('get','k')",
+        "return redis.call('del','nothing')",
+        "redis.call('del','k') return redis.call('set','x','1')",
+        "#!lua\nreturn redis.call('set','x','1')",
+        "#!lua\nreturn 1",
+        "#!lua flags=no-writes\nreturn redis.call('get','x')",
+        "#!lua flags=allow-oom\nreturn redis.call('set','x','2')",
+    ];
+    for script in scripts {
+        let eval: [&[u8]; 3] = [b"EVAL", script.as_bytes(), b"0"];
+        same(&mut ours, &mut theirs, &eval, script);
+        for step in [&[&b"MULTI"[..]][..], &eval, &[b"EXEC"]] {
+            same(&mut ours, &mut theirs, step, &format!("in MULTI: {script}"));
+        }
+    }
+    let ro_script: &[u8] = b"return redis.call('get','x')";
+    let calls: [&[&[u8]]; 6] = [
+        &[b"EVAL_RO", ro_script, b"0"],
+        &[b"FCALL", b"f_write", b"0"],
+        &[b"FCALL", b"f_ro", b"0"],
+        &[b"FCALL_RO", b"f_ro", b"0"],
+        &[b"FCALL", b"f_oom", b"0"],
+        &[b"EVALSHA", sha.as_bytes(), b"0"],
+    ];
+    for args in calls {
+        same(&mut ours, &mut theirs, args, &show(args[1]));
+    }
+    // Queued under no limit, run over it: EXEC is refused when a queued script has flags
+    // that need memory (the client stays in the transaction); a script without flags runs
+    // and finds its first write refused.
+    for queued in [
+        vec!["#!lua\nreturn redis.call('set','x','3')"],
+        vec![
+            compat_set,
+            "#!lua flags=allow-oom\nreturn redis.call('set','x','4')",
+        ],
+    ] {
+        for (raw, port) in [(&mut ours, server.port), (&mut theirs, stock.port)] {
+            limit(raw, "0");
+            assert_eq!(call(raw, "MULTI"), b"+OK\r\n");
+            for script in &queued {
+                assert_eq!(
+                    raw.call(&[b"EVAL", script.as_bytes(), b"0"]),
+                    b"+QUEUED\r\n"
+                );
+            }
+            limit(&mut Raw::connect(port), "1");
+        }
+        same(
+            &mut ours,
+            &mut theirs,
+            &[b"EXEC"],
+            &format!("EXEC of {queued:?}"),
+        );
+        same(&mut ours, &mut theirs, &[b"DISCARD"], "DISCARD after");
+    }
+    for raw in [&mut ours, &mut theirs] {
+        limit(raw, "0");
+    }
+    same(
+        &mut ours,
+        &mut theirs,
+        &[b"MGET", b"x", b"y", b"fx"],
+        "the data",
+    );
+}

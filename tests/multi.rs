@@ -68,6 +68,28 @@ const SCRIPTS: &[(&str, &[&str])] = &[
     ("empty exec", &["MULTI", "EXEC"]),
     ("exec without multi", &["EXEC", "DISCARD"]),
     (
+        // Refused before it runs, EXEC discards the transaction and its WATCHes at once.
+        "exec refused at the gate",
+        &[
+            "EXEC extra",
+            "MULTI",
+            "SET er:a 1",
+            "EXEC extra",
+            "EXEC",
+            "GET er:a",
+            "WATCH er:w",
+            "1: SET er:w x",
+            "MULTI",
+            "EXEC extra",
+            "MULTI",
+            "SET er:b 1",
+            "EXEC",
+            "SUBSCRIBE er:ch",
+            "EXEC",
+            "UNSUBSCRIBE er:ch",
+        ],
+    ),
+    (
         "nested multi",
         &["MULTI", "MULTI", "SET n:a 1", "EXEC", "GET n:a"],
     ),

@@ -385,6 +385,7 @@ pub async fn run_script(
             },
             wrote: false,
             dirty: false,
+            oom: c.script_oom && (compat || flags & sflag::ALLOW_OOM == 0),
             propagate: true,
             held: set.clone(),
             restart: false,
@@ -484,9 +485,9 @@ pub fn declared_flags(name: &str, args: &Args<'_>) -> Option<u32> {
 }
 
 /// The checks `scriptPrepareForRun` makes before a script runs, from its flags. The server's
-/// state refused a script with flags already, at the command gate (`declared_flags`); one
-/// without is refused here only when it may not run on stale data, its writes one by one
-/// (`lua::api`).
+/// state (persistence, replication, memory) refused a script with flags already, at the
+/// command gate (`declared_flags`); one without is refused here only when it may not run on
+/// stale data, its writes one by one (`lua::api`).
 fn prepare(c: &Conn, flags: u32, ro: bool, cluster: bool) -> CmdResult {
     if flags & sflag::EVAL_COMPAT_MODE != 0 {
         if c.shard.disk_gate.get().master_down {

@@ -787,26 +787,23 @@ async fn dispatch_command(conn: &mut Conn, batch: &mut Batch, args: Args<'_>, ra
         }
     }
     if !spec.arity_ok(args.len()) {
-        refuse(
-            conn,
-            Some(idx),
-            &Error::WrongArity(table.full_names[idx].clone().into()),
-        );
+        let e = Error::WrongArity(table.full_names[idx].clone().into());
+        refuse_command(conn, idx, &e).await;
         return;
     }
     // (`process_batch` took the newest ACL state just before decoding this request.)
     if conn.auth_required() && !spec.has(flag::NO_AUTH) {
-        refuse(conn, Some(idx), &Error::NoAuth);
+        refuse_command(conn, idx, &Error::NoAuth).await;
         return;
     }
     if conn.multi.is_some() && spec.has(flag::NO_MULTI) {
-        refuse(conn, Some(idx), &Error::NotInMulti);
+        refuse_command(conn, idx, &Error::NotInMulti).await;
         return;
     }
     if !conn.acl_open {
         let context = cmd::permission::gate_context(conn);
         if let Err(d) = cmd::permission::check_logged(conn, idx, &args, context) {
-            refuse(conn, Some(idx), &cmd::permission::gate_error(idx, d));
+            refuse_command(conn, idx, &cmd::permission::gate_error(idx, d)).await;
             return;
         }
     }
@@ -831,18 +828,22 @@ async fn dispatch_command(conn: &mut Conn, batch: &mut Batch, args: Args<'_>, ra
                 if spec.has(flag::ROUTES_QUEUED) {
                     cmd::multi::discard(conn).await;
                 }
+                // Redis discards the transaction and answers the redirection as it is.
                 refuse(conn, Some(idx), &e);
                 return;
             }
             Ok(slot) => open_slot = slot,
         }
     }
-    if (spec.has(flag::DENYOOM) || conn.multi.is_some())
+    // NOSCRIPT: among others, the commands that run scripts, which note the memory state.
+    if spec.has(flag::NOSCRIPT) {
+        conn.script_oom = false;
+    }
+    if (spec.has(flag::DENYOOM | flag::NOSCRIPT) || conn.multi.is_some())
         && cmd::evict::over_limit(&conn.shard)
-        && needs_memory(conn, idx)
-        && !Box::pin(cmd::evict::make_room(conn, spec, &args)).await
+        && Box::pin(refused_for_memory(conn, spec, idx, &args)).await
     {
-        refuse(conn, Some(idx), &Error::Oom);
+        refuse_command(conn, idx, &Error::Oom).await;
         return;
     }
     if conn.sub.is_some()
@@ -851,14 +852,14 @@ async fn dispatch_command(conn: &mut Conn, batch: &mut Batch, args: Args<'_>, ra
         && !spec.has(flag::SUBSCRIBED_OK)
     {
         let e = cmd::pubsub::subscribed_context_error(&table.full_names[idx]);
-        refuse(conn, Some(idx), &e);
+        refuse_command(conn, idx, &e).await;
         return;
     }
     let gate = conn.shard.disk_gate.get();
     // The AOF loading client is not refused anything (Redis loads without `processCommand`).
     if gate != DiskGate::default() && !conn.must_obey() {
         if let Some(e) = disk_refusal(conn, spec, idx, &args, gate) {
-            refuse(conn, Some(idx), &e);
+            refuse_command(conn, idx, &e).await;
             return;
         }
         // EXEC is neither, but runs the queued writes (conn.multi is still set then).
@@ -871,7 +872,7 @@ async fn dispatch_command(conn: &mut Conn, batch: &mut Batch, args: Args<'_>, ra
     // SHUTDOWN NOSAVE, MULTI/EXEC ...) run. One atomic load while no script is slow.
     if !spec.has(flag::ALLOW_BUSY) {
         if let Some(eval) = conn.shard.shared.scripts.busy() {
-            refuse(conn, Some(idx), &cmd::scripting::busy_error(eval));
+            refuse_command(conn, idx, &cmd::scripting::busy_error(eval)).await;
             return;
         }
     }
@@ -931,14 +932,26 @@ fn disk_refusal(
 /// Whether a command writes and may run on stale data, for the gate: its flags, or for a
 /// script with flags, the script's.
 fn gate_flags(spec: &CommandSpec, name: &str, args: &Args<'_>) -> (bool, bool) {
-    match spec
-        .has(flag::NOSCRIPT)
-        .then(|| cmd::scripting::declared_flags(name, args))
-        .flatten()
-    {
+    match script_flags(spec, name, args) {
         Some(f) => (f & sflag::NO_WRITES == 0, f & sflag::ALLOW_STALE != 0),
         None => (spec.has(flag::WRITE), spec.has(flag::STALE)),
     }
+}
+
+/// Whether a command may grow memory (`denyoom`); for a script with flags, whether it has
+/// neither `allow-oom` nor `no-writes` (Redis's `scriptFlagsToCmdFlags`).
+fn denyoom(spec: &CommandSpec, name: &str, args: &Args<'_>) -> bool {
+    match script_flags(spec, name, args) {
+        Some(f) => f & (sflag::ALLOW_OOM | sflag::NO_WRITES) == 0,
+        None => spec.has(flag::DENYOOM),
+    }
+}
+
+/// The flags a script run by this command declared (None: not a script, or one without).
+fn script_flags(spec: &CommandSpec, name: &str, args: &Args<'_>) -> Option<u32> {
+    spec.has(flag::NOSCRIPT)
+        .then(|| cmd::scripting::declared_flags(name, args))
+        .flatten()
 }
 
 /// Holds a command while a pause (`shard::pause`) covers it; the gate calls it before
@@ -980,24 +993,46 @@ fn refused_before_pause(conn: &Conn, spec: &CommandSpec, args: &Args<'_>, asking
     false
 }
 
-/// Whether command `idx` is refused while used memory is over `maxmemory` and nothing can
-/// be evicted (Redis's `processCommand`): it may grow memory (`denyoom`, or EXEC of a
+/// The gate's memory check, with used memory over `maxmemory` (Redis's `processCommand`):
+/// whether command `idx` is refused because it needs memory and nothing can be evicted. A
+/// command that runs scripts notes whether memory was out for them (`Conn::script_oom`).
+#[cold]
+async fn refused_for_memory(
+    conn: &mut Conn,
+    spec: &CommandSpec,
+    idx: usize,
+    args: &Args<'_>,
+) -> bool {
+    let runs_scripts = matches!(
+        cmd::table().full_names[idx].as_str(),
+        "eval" | "evalsha" | "eval_ro" | "evalsha_ro" | "fcall" | "fcall_ro" | "exec"
+    );
+    let needs = needs_memory(conn, idx, args);
+    if !needs && !runs_scripts {
+        return false;
+    }
+    let out = !cmd::evict::make_room(conn, spec, args).await;
+    conn.script_oom = out && runs_scripts;
+    out && needs
+}
+
+/// Whether command `idx` needs memory: it may grow memory (`denyoom`, or EXEC of a
 /// transaction holding one), or it would be queued in MULTI (all but EXEC, DISCARD, QUIT,
 /// RESET).
-#[cold]
-fn needs_memory(conn: &Conn, idx: usize) -> bool {
+fn needs_memory(conn: &Conn, idx: usize, args: &Args<'_>) -> bool {
     let table = cmd::table();
-    if table.specs[idx].has(flag::DENYOOM) {
+    let name = table.full_names[idx].as_str();
+    if denyoom(table.specs[idx], name, args) {
         return true;
     }
     let Some(multi) = &conn.multi else {
         return false;
     };
-    match table.full_names[idx].as_str() {
+    match name {
         "exec" => multi
             .queued
             .iter()
-            .any(|q| table.specs[q.idx].has(flag::DENYOOM)),
+            .any(|q| denyoom(table.specs[q.idx], &table.full_names[q.idx], &q.args.args())),
         "discard" | "quit" | "reset" => false,
         _ => true,
     }
@@ -1015,6 +1050,26 @@ fn refuse(conn: &mut Conn, idx: Option<usize>, e: &Error) {
             conn.out.error(e);
         }
     }
+}
+
+/// `refuse` for a command Redis refuses through `rejectCommand`: EXEC refused aborts its
+/// transaction there and then (`execCommandAbort`), with the reason in the EXECABORT error.
+async fn refuse_command(conn: &mut Conn, idx: usize, e: &Error) {
+    if cmd::table().full_names[idx] == "exec" {
+        Box::pin(abort_exec(conn, idx, e)).await;
+    } else {
+        refuse(conn, Some(idx), e);
+    }
+}
+
+#[cold]
+async fn abort_exec(conn: &mut Conn, idx: usize, e: &Error) {
+    cmd::multi::discard(conn).await;
+    let reason = e.render();
+    let reason = reason.strip_prefix("ERR ").unwrap_or(&reason);
+    let abort =
+        Error::Coded(format!("EXECABORT Transaction discarded because of: {reason}").into());
+    reject(&conn.shard, idx, &mut conn.out, &abort);
 }
 
 /// Runs a command that passed the gate.

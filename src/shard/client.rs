@@ -46,6 +46,10 @@ pub struct Conn {
     pub db: usize,
     /// A write ran under `appendfsync always`: the replies wait for the AOF to sync it.
     pub wait_for_aof: bool,
+    /// Memory was over `maxmemory` and nothing could be evicted when the last EVAL, EVALSHA,
+    /// FCALL or EXEC passed the command gate (Redis's `pre_command_oom_state`): a script
+    /// without flags it runs may not make its first write a `denyoom` one.
+    pub script_oom: bool,
     /// CLIENT REPLY: replies are dropped (OFF), the next command's reply is dropped (SKIP),
     /// and CLIENT REPLY ON just ran (its OK goes out).
     pub reply: ReplyMode,
@@ -137,6 +141,7 @@ impl Conn {
             sub: None,
             db: 0,
             wait_for_aof: false,
+            script_oom: false,
             reply: ReplyMode::default(),
             multi: None,
             watch: None,

@@ -971,6 +971,10 @@ fn run_command(ctx: &mut RunCtx, args: &Args<'_>) -> Result<(), String> {
         if let Some(e) = ctx.shard.disk_gate.get().script_write_refusal(obeyed) {
             return Err(format!("-{}", e.render()));
         }
+        // Redis's `scriptVerifyOOM`: a script that has changed nothing yet can still stop.
+        if ctx.oom && spec.has(flag::DENYOOM) && !obeyed {
+            return Err(format!("-{}", crate::error::Error::Oom.render()));
+        }
     }
     let shard = ctx.shard.clone();
     // Keys: in cluster mode local and (unless allowed) of one slot; and on shards held.

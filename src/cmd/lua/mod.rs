@@ -156,6 +156,9 @@ pub struct RunCtx {
     /// A write command ran (Redis's `SCRIPT_WRITE_DIRTY`; PUBLISH does not count): the
     /// server's state no longer refuses the script's writes.
     pub dirty: bool,
+    /// Memory was out when the script's caller passed the gate (`Conn::script_oom`) and the
+    /// script did not declare `allow-oom`: its first write may not be a `denyoom` one.
+    pub oom: bool,
     /// `redis.set_repl`: whether commands propagate.
     pub propagate: bool,
     /// The shards whose data the script holds.
