@@ -74,17 +74,22 @@ fn monitor_lines_match_stock() {
         &[b"HELLO", b"2", b"AUTH", b"default", b"wrong"],
         &[b"CONFIG", b"GET", b"maxmemory"], // admin: not shown
         &[b"DEBUG", b"HELP"],               // admin: not shown
+        // EXEC refused before it runs: the aborted EXEC is shown, its commands are not.
+        &[b"MULTI"],
+        &[b"SET", b"in", b"aborted"],
+        &[b"EXEC", b"extra"],
         &[b"LPUSH", b"k2", b"1"],
         &[b"GET", b"k2"],
         &[b"PING"],
         &[b"SELECT", b"0"],
         &[b"DEL", b"k", b"a b"],
     ];
-    let want = session(stock.port, cmds, 20);
-    let got = session(ours.port, cmds, 20);
+    let want = session(stock.port, cmds, 22);
+    let got = session(ours.port, cmds, 22);
     assert_eq!(got, want, "\n ours: {got:#?}\nstock: {want:#?}");
     // Spot checks on the shape, beyond agreeing with stock.
     assert_eq!(want[0], "[0 127.0.0.1:P] \"SET\" \"k\" \"v\"");
+    assert!(want.contains(&"[2 127.0.0.1:P] \"EXEC\" \"extra\"".to_string()));
     assert!(want
         .iter()
         .any(|l| l.starts_with("[2 lua] \"set\" \"sk\" \"sv\"")));

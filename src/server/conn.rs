@@ -788,22 +788,22 @@ async fn dispatch_command(conn: &mut Conn, batch: &mut Batch, args: Args<'_>, ra
     }
     if !spec.arity_ok(args.len()) {
         let e = Error::WrongArity(table.full_names[idx].clone().into());
-        refuse_command(conn, idx, &e).await;
+        refuse_command(conn, idx, &args, &e).await;
         return;
     }
     // (`process_batch` took the newest ACL state just before decoding this request.)
     if conn.auth_required() && !spec.has(flag::NO_AUTH) {
-        refuse_command(conn, idx, &Error::NoAuth).await;
+        refuse_command(conn, idx, &args, &Error::NoAuth).await;
         return;
     }
     if conn.multi.is_some() && spec.has(flag::NO_MULTI) {
-        refuse_command(conn, idx, &Error::NotInMulti).await;
+        refuse_command(conn, idx, &args, &Error::NotInMulti).await;
         return;
     }
     if !conn.acl_open {
         let context = cmd::permission::gate_context(conn);
         if let Err(d) = cmd::permission::check_logged(conn, idx, &args, context) {
-            refuse_command(conn, idx, &cmd::permission::gate_error(idx, d)).await;
+            refuse_command(conn, idx, &args, &cmd::permission::gate_error(idx, d)).await;
             return;
         }
     }
@@ -843,7 +843,7 @@ async fn dispatch_command(conn: &mut Conn, batch: &mut Batch, args: Args<'_>, ra
         && cmd::evict::over_limit(&conn.shard)
         && Box::pin(refused_for_memory(conn, spec, idx, &args)).await
     {
-        refuse_command(conn, idx, &Error::Oom).await;
+        refuse_command(conn, idx, &args, &Error::Oom).await;
         return;
     }
     if conn.sub.is_some()
@@ -852,14 +852,14 @@ async fn dispatch_command(conn: &mut Conn, batch: &mut Batch, args: Args<'_>, ra
         && !spec.has(flag::SUBSCRIBED_OK)
     {
         let e = cmd::pubsub::subscribed_context_error(&table.full_names[idx]);
-        refuse_command(conn, idx, &e).await;
+        refuse_command(conn, idx, &args, &e).await;
         return;
     }
     let gate = conn.shard.disk_gate.get();
     // The AOF loading client is not refused anything (Redis loads without `processCommand`).
     if gate != DiskGate::default() && !conn.must_obey() {
         if let Some(e) = disk_refusal(conn, spec, idx, &args, gate) {
-            refuse_command(conn, idx, &e).await;
+            refuse_command(conn, idx, &args, &e).await;
             return;
         }
         // EXEC is neither, but runs the queued writes (conn.multi is still set then).
@@ -872,7 +872,7 @@ async fn dispatch_command(conn: &mut Conn, batch: &mut Batch, args: Args<'_>, ra
     // SHUTDOWN NOSAVE, MULTI/EXEC ...) run. One atomic load while no script is slow.
     if !spec.has(flag::ALLOW_BUSY) {
         if let Some(eval) = conn.shard.shared.scripts.busy() {
-            refuse_command(conn, idx, &cmd::scripting::busy_error(eval)).await;
+            refuse_command(conn, idx, &args, &cmd::scripting::busy_error(eval)).await;
             return;
         }
     }
@@ -1054,17 +1054,19 @@ fn refuse(conn: &mut Conn, idx: Option<usize>, e: &Error) {
 
 /// `refuse` for a command Redis refuses through `rejectCommand`: EXEC refused aborts its
 /// transaction there and then (`execCommandAbort`), with the reason in the EXECABORT error.
-async fn refuse_command(conn: &mut Conn, idx: usize, e: &Error) {
+async fn refuse_command(conn: &mut Conn, idx: usize, args: &Args<'_>, e: &Error) {
     if cmd::table().full_names[idx] == "exec" {
-        Box::pin(abort_exec(conn, idx, e)).await;
+        Box::pin(abort_exec(conn, idx, args, e)).await;
     } else {
         refuse(conn, Some(idx), e);
     }
 }
 
+/// MONITOR clients see the aborted EXEC, as Redis feeds them there.
 #[cold]
-async fn abort_exec(conn: &mut Conn, idx: usize, e: &Error) {
+async fn abort_exec(conn: &mut Conn, idx: usize, args: &Args<'_>, e: &Error) {
     cmd::multi::discard(conn).await;
+    cmd::call::monitor_before(conn, "exec", args);
     let reason = e.render();
     let reason = reason.strip_prefix("ERR ").unwrap_or(&reason);
     let abort =
