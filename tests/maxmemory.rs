@@ -212,3 +212,76 @@ fn scripts_over_the_limit_are_refused_as_stock() {
         "the data",
     );
 }
+
+/// While a script runs past `busy-reply-threshold` or clients are paused, nothing is
+/// refused for memory (Redis's `isSafeToPerformEvictions`): the same replies as stock's.
+#[test]
+fn no_oom_while_a_script_is_busy_or_clients_are_paused_as_stock() {
+    let server = Server::start(2, &[]);
+    let stock = StockRedis::start(&[]);
+    let (mut ours, mut theirs) = (server.raw(), Raw::connect(stock.port));
+    for raw in [&mut ours, &mut theirs] {
+        assert_eq!(call(raw, "SET k v"), b"+OK\r\n");
+        assert_eq!(call(raw, "CONFIG SET busy-reply-threshold 100"), b"+OK\r\n");
+        assert_eq!(call(raw, "CONFIG SET maxmemory 1"), b"+OK\r\n");
+    }
+    let same = |ours: &mut Raw, theirs: &mut Raw, line: &str| {
+        let (a, b) = (call(ours, line), call(theirs, line));
+        assert_eq!(a, b, "`{line}`: redcell {} vs stock {}", show(&a), show(&b));
+    };
+    same(&mut ours, &mut theirs, "SET x y");
+    let mut busy = Vec::new();
+    for port in [server.port, stock.port] {
+        let mut b = Raw::connect(port);
+        b.send_cmd(&[b"EVAL", b"while true do end", b"0"]);
+        busy.push(b);
+    }
+    std::thread::sleep(std::time::Duration::from_millis(400));
+    for line in ["SET x y", "MULTI", "GET k", "EXEC", "GET k"] {
+        same(&mut ours, &mut theirs, line);
+    }
+    let mut killed = Vec::new();
+    for (raw, b) in [&mut ours, &mut theirs].into_iter().zip(&mut busy) {
+        assert_eq!(call(raw, "SCRIPT KILL"), b"+OK\r\n");
+        killed.push(show(&b.read_reply()));
+    }
+    assert_eq!(killed[0], killed[1]);
+    same(&mut ours, &mut theirs, "CLIENT PAUSE 2000 WRITE");
+    for line in ["MULTI", "GET k", "DISCARD", "GET k"] {
+        same(&mut ours, &mut theirs, line);
+    }
+    same(&mut ours, &mut theirs, "CLIENT UNPAUSE");
+    for line in ["SET x y", "MULTI", "GET k", "DISCARD"] {
+        same(&mut ours, &mut theirs, line);
+    }
+}
+
+/// An AOF loads whole under a `maxmemory` it exceeds: the loading client is not refused
+/// (Redis loads without `processCommand`); the limit applies to clients afterwards.
+#[test]
+fn an_aof_over_maxmemory_loads_whole() {
+    let dir = common::TempDir::new("aof-maxmemory");
+    let d = dir.path.display().to_string();
+    let aof = ["--dir", &d, "--save", "", "--appendonly", "yes"];
+    // `always`: every acknowledged write is in the file before the kill.
+    let mut first_args = aof.to_vec();
+    first_args.extend_from_slice(&["--appendfsync", "always"]);
+    let mut first = Server::start(2, &first_args);
+    let mut c = first.raw();
+    for i in 0..100 {
+        assert_eq!(call(&mut c, &format!("SET k{i} {i}")), b"+OK\r\n");
+    }
+    for line in ["MULTI", "SET m1 1", "SET m2 2"] {
+        call(&mut c, line);
+    }
+    assert_eq!(call(&mut c, "EXEC"), b"*2\r\n+OK\r\n+OK\r\n");
+    first.signal(libc::SIGKILL);
+    first.wait_exit(std::time::Duration::from_secs(10));
+    let mut second_args = aof.to_vec();
+    second_args.extend_from_slice(&["--maxmemory", "1"]);
+    let second = Server::start(2, &second_args);
+    let mut c = second.raw();
+    assert_eq!(call(&mut c, "DBSIZE"), b":102\r\n", "{}", second.stderr());
+    assert_eq!(call(&mut c, "GET k42"), b"$2\r\n42\r\n");
+    assert_eq!(call(&mut c, "SET x 1"), OOM);
+}

@@ -1118,3 +1118,45 @@ fn a_writable_replica_ignores_min_replicas_to_write() {
     }
     assert_eq!(text(&cmd(&mut o, &["GET", "local"])), "$1\r\n1\r\n");
 }
+
+/// A replica over `maxmemory` stays its master's copy, as a stock replica does (Redis's
+/// default `replica-ignore-maxmemory yes`): it evicts nothing under an evicting policy and
+/// answers no OOM, so a write or a script with flags gets the read-only refusal.
+#[test]
+fn a_replica_over_maxmemory_evicts_nothing_as_a_stock_replica() {
+    let master = stock_master(false);
+    let mut m = Raw::connect(master.port);
+    for i in 0..200 {
+        cmd(&mut m, &["SET", &format!("k{i}"), &"v".repeat(100)]);
+    }
+    let limit = ["--maxmemory", "1", "--maxmemory-policy", "allkeys-lru"];
+    let port = master.port.to_string();
+    let mut stock_args = vec!["--replicaof", "127.0.0.1", &port];
+    stock_args.extend_from_slice(&limit);
+    let stock = StockRedis::start(&stock_args);
+    let dir = TempDir::new("replica");
+    let mut ours_args = vec!["--save", ""];
+    ours_args.extend_from_slice(&limit);
+    let ours = replica_of(master.port, &dir.path, &ours_args);
+    let (mut s, mut o) = (Raw::connect(stock.port), Raw::connect(ours.port));
+    for i in 200..300 {
+        cmd(&mut m, &["SET", &format!("k{i}"), &"v".repeat(100)]);
+    }
+    wait_caught_up(&mut m, &mut s, Duration::from_secs(10));
+    wait_caught_up(&mut m, &mut o, Duration::from_secs(10));
+    // The eviction cron runs every 100 ms: give it a few turns.
+    std::thread::sleep(Duration::from_millis(300));
+    for words in [
+        &["DBSIZE"][..],
+        &["SET", "local", "1"],
+        &["EVAL", "#!lua\nreturn redis.call('set','x','1')", "0"],
+        &["MULTI"],
+        &["GET", "k1"],
+        &["EXEC"],
+    ] {
+        let args: Vec<&[u8]> = words.iter().map(|w| w.as_bytes()).collect();
+        assert_eq!(text(&o.call(&args)), text(&s.call(&args)), "{words:?}");
+    }
+    assert_eq!(text(&o.call(&[b"DBSIZE"])), ":300\r\n");
+    assert_eq!(info_i64(&mut o, "stats", "evicted_keys"), 0);
+}

@@ -50,6 +50,18 @@ pub fn over_limit(shard: &Shard) -> bool {
     max != 0 && mem::used() > max
 }
 
+/// Whether eviction, and so an OOM answer, may happen now (Redis's
+/// `isSafeToPerformEvictions`): not while a script runs past `busy-reply-threshold` or data
+/// loads, not on a replica (Redis's default `replica-ignore-maxmemory yes`: a replica stays
+/// its master's exact copy, and only the master's DELs remove keys), not while clients are
+/// paused (the dataset holds still).
+pub fn safe_to_evict(shard: &Shard) -> bool {
+    !(shard.shared.scripts.busy().is_some()
+        || shard.disk_gate.get().loading
+        || crate::db::expiry::is_replica()
+        || shard.shared.pause.current().is_some())
+}
+
 /// Before command `idx` runs on `data` (this executor's own data): one eviction round if
 /// it may grow memory (`denyoom`) and memory is over the limit.
 #[inline]
@@ -61,7 +73,10 @@ pub fn before_write(shard: &Rc<Shard>, data: &mut ShardData, idx: usize, now: i6
 
 #[cold]
 fn evict_cold(shard: &Rc<Shard>, data: &mut ShardData, idx: usize, now: i64) {
-    if crate::cmd::table().specs[idx].has(crate::cmd::flag::DENYOOM) && over_limit(shard) {
+    if crate::cmd::table().specs[idx].has(crate::cmd::flag::DENYOOM)
+        && over_limit(shard)
+        && safe_to_evict(shard)
+    {
         evict(shard, data, now);
     }
 }
@@ -323,7 +338,7 @@ pub fn cron(shard: &Rc<Shard>, now: i64) {
     if let Some(flag) = shard.shared.evictable.get(data.id) {
         flag.store(score.is_some(), Relaxed);
     }
-    if mem::used() > max {
+    if mem::used() > max && safe_to_evict(shard) {
         round(shard, data, now, true);
     }
 }

@@ -839,8 +839,11 @@ async fn dispatch_command(conn: &mut Conn, batch: &mut Batch, args: Args<'_>, ra
     if spec.has(flag::NOSCRIPT) {
         conn.script_oom = false;
     }
+    // The AOF loading client is never refused (Redis loads without `processCommand`).
     if (spec.has(flag::DENYOOM | flag::NOSCRIPT) || conn.multi.is_some())
         && cmd::evict::over_limit(&conn.shard)
+        && !conn.must_obey()
+        && cmd::evict::safe_to_evict(&conn.shard)
         && Box::pin(refused_for_memory(conn, spec, idx, &args)).await
     {
         refuse_command(conn, idx, &args, &Error::Oom).await;
