@@ -285,3 +285,62 @@ fn an_aof_over_maxmemory_loads_whole() {
     assert_eq!(call(&mut c, "GET k42"), b"$2\r\n42\r\n");
     assert_eq!(call(&mut c, "SET x 1"), OOM);
 }
+
+/// A queued script's flags are judged when it is queued, as Redis's `mstate.cmd_flags`: over
+/// the limit at EXEC, one queued without flags (its SHA not yet loaded, or a function
+/// declaring `allow-oom` then) runs and is refused at its start, while the rest of the
+/// transaction runs; one queued with flags that need memory aborts the EXEC. Stock's replies.
+#[test]
+fn queued_scripts_are_judged_by_their_flags_when_queued_as_stock() {
+    let server = Server::start(2, &[]);
+    let stock = StockRedis::start(&[]);
+    let flagged = "#!lua\nreturn redis.call('set','x','5')";
+    let sha = sha1_smol::Sha1::from(flagged).digest().to_string();
+    let library = |flags: &str| {
+        format!(
+            "#!lua name=fliplib\nredis.register_function{{function_name='flip', \
+             callback=function() return redis.call('set','fx','1') end, flags={{{flags}}}}}"
+        )
+    };
+    let mut replies: Vec<Vec<String>> = Vec::new();
+    for port in [server.port, stock.port] {
+        let (mut a, mut b) = (Raw::connect(port), Raw::connect(port));
+        let mut got = Vec::new();
+        let mut step = |raw: &mut Raw, args: &[&[u8]]| got.push(show(&raw.call(args)));
+        step(&mut b, &[b"SET", b"k", b"v"]);
+        // Not in the script cache when queued.
+        step(&mut a, &[b"MULTI"]);
+        step(&mut a, &[b"EVALSHA", sha.as_bytes(), b"0"]);
+        step(&mut b, &[b"SCRIPT", b"LOAD", flagged.as_bytes()]);
+        step(&mut b, &[b"CONFIG", b"SET", b"maxmemory", b"1"]);
+        step(&mut a, &[b"EXEC"]);
+        step(&mut b, &[b"CONFIG", b"SET", b"maxmemory", b"0"]);
+        // `allow-oom` when queued, gone by EXEC; then the other way round.
+        for (queued, by_exec) in [("'allow-oom'", ""), ("", "'allow-oom'")] {
+            step(
+                &mut b,
+                &[b"FUNCTION", b"LOAD", b"REPLACE", library(queued).as_bytes()],
+            );
+            step(&mut a, &[b"MULTI"]);
+            step(&mut a, &[b"FCALL", b"flip", b"0"]);
+            step(&mut a, &[b"DEL", b"k"]);
+            step(
+                &mut b,
+                &[
+                    b"FUNCTION",
+                    b"LOAD",
+                    b"REPLACE",
+                    library(by_exec).as_bytes(),
+                ],
+            );
+            step(&mut b, &[b"CONFIG", b"SET", b"maxmemory", b"1"]);
+            step(&mut a, &[b"EXEC"]);
+            step(&mut a, &[b"DISCARD"]);
+            step(&mut b, &[b"CONFIG", b"SET", b"maxmemory", b"0"]);
+            step(&mut a, &[b"SET", b"k", b"v"]);
+        }
+        step(&mut a, &[b"MGET", b"x", b"fx", b"k"]);
+        replies.push(got);
+    }
+    assert_eq!(replies[0], replies[1], "redcell, then stock");
+}

@@ -505,6 +505,14 @@ fn prepare(c: &Conn, flags: u32, ro: bool, cluster: bool) -> CmdResult {
             "Can not execute a script with write flag using *_ro command.",
         ));
     }
+    // The gate refused such a script already, unless it was queued in MULTI while its flags
+    // (or its absence from the script cache) said otherwise.
+    if c.script_oom && flags & (sflag::ALLOW_OOM | sflag::NO_WRITES) == 0 {
+        return Err(Error::Coded(
+            "OOM allow-oom flag is not set on the script, can not run it when used memory > 'maxmemory'"
+                .into(),
+        ));
+    }
     Ok(())
 }
 

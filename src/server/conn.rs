@@ -882,6 +882,11 @@ async fn dispatch_command(conn: &mut Conn, batch: &mut Batch, args: Args<'_>, ra
     if let Some(multi) = conn.multi.as_mut() {
         if !spec.has(flag::NOT_QUEUED) {
             if !multi.failed {
+                let name = table.full_names[idx].as_str();
+                let (writes, stale_ok) = gate_flags(spec, name, &args);
+                multi.writes |= writes;
+                multi.denystale |= !stale_ok;
+                multi.denyoom |= denyoom(spec, name, &args);
                 multi.queued.push(Queued {
                     idx,
                     args: (&args).into(),
@@ -913,16 +918,9 @@ fn disk_refusal(
 ) -> Option<Error> {
     let name = cmd::table().full_names[idx].as_str();
     let (mut writes, mut stale_ok) = gate_flags(spec, name, args);
-    if name == "exec" {
-        for q in conn.multi.iter().flat_map(|m| &m.queued) {
-            let (w, s) = gate_flags(
-                cmd::table().specs[q.idx],
-                &cmd::table().full_names[q.idx],
-                &q.args.args(),
-            );
-            writes |= w;
-            stale_ok &= s;
-        }
+    if let Some(multi) = conn.multi.as_ref().filter(|_| name == "exec") {
+        writes |= multi.writes;
+        stale_ok &= !multi.denystale;
     }
     gate.refusal(GateAsk {
         writes,
@@ -1032,10 +1030,7 @@ fn needs_memory(conn: &Conn, idx: usize, args: &Args<'_>) -> bool {
         return false;
     };
     match name {
-        "exec" => multi
-            .queued
-            .iter()
-            .any(|q| denyoom(table.specs[q.idx], &table.full_names[q.idx], &q.args.args())),
+        "exec" => multi.denyoom,
         "discard" | "quit" | "reset" => false,
         _ => true,
     }

@@ -95,6 +95,13 @@ pub struct MultiState {
     pub queued: Vec<Queued>,
     /// A command was refused while queueing: EXEC answers EXECABORT (`CLIENT_DIRTY_EXEC`).
     pub failed: bool,
+    /// What the queued commands' flags (for a script, the flags it declared) said when they
+    /// were queued, or'ed together (Redis's `mstate.cmd_flags` and `cmd_inv_flags`): the
+    /// gate judges EXEC by these, whatever the scripts' flags are by then. One writes;
+    /// one may grow memory (`denyoom`); one may not run on stale data.
+    pub writes: bool,
+    pub denyoom: bool,
+    pub denystale: bool,
 }
 
 /// A command queued by MULTI.
