@@ -820,3 +820,66 @@ fn redis_cli_with_a_user() {
     );
     assert!(cli(&["--pass", "pw", "ACL", "LIST"]).contains("user cli on #"));
 }
+
+/// Commands a script runs are checked against the caller's user, as stock 7.0 checks them
+/// (`scriptVerifyACL`): a command, a key or a channel the user may not use is refused inside
+/// the script (an error `redis.pcall` returns), and the ACL log records it with context
+/// `lua`.
+#[test]
+fn scripts_run_with_the_callers_permissions_as_stock() {
+    let ours = Server::start(2, &[]);
+    let stock = StockRedis::start(&[]);
+    let users = [
+        "ACL SETUSER noset on >pw ~* &* +@all -set",
+        "ACL SETUSER somekeys on >pw ~allowed* &* +@all",
+        "ACL SETUSER nochannels on >pw ~* resetchannels +@all",
+    ];
+    let scripts = [
+        "return redis.call('set','allowed1','v')",
+        "return redis.pcall('set','allowed1','v')",
+        "return redis.call('get','allowed1')",
+        "return redis.call('get','other')",
+        "local r = redis.pcall('get','other') return r",
+        "return redis.call('publish','ch','m')",
+        "#!lua\nreturn redis.call('set','allowed2','v')",
+    ];
+    let mut seen: Vec<Vec<String>> = Vec::new();
+    for port in [ours.port, stock.port] {
+        let mut admin = Raw::connect(port);
+        let mut got = Vec::new();
+        for line in users {
+            let args: Vec<&[u8]> = line.split(' ').map(str::as_bytes).collect();
+            assert_eq!(admin.call(&args), b"+OK\r\n", "{line}");
+        }
+        for user in ["noset", "somekeys", "nochannels"] {
+            let mut c = Raw::connect(port);
+            assert_eq!(c.call(&[b"AUTH", user.as_bytes(), b"pw"]), b"+OK\r\n");
+            for script in scripts {
+                let reply = c.call(&[b"EVAL", script.as_bytes(), b"0"]);
+                got.push(format!("{user}: {script}: {}", show(&reply)));
+            }
+        }
+        // The newest entry: the last refusal, by `nochannels`, inside a script.
+        let log = admin.call(&[b"ACL", b"LOG", b"1"]);
+        let Node::Agg(_, Some(entries)) = parse(&log, &mut 0) else {
+            panic!("ACL LOG: {}", show(&log));
+        };
+        let Some(Node::Agg(_, Some(fields))) = entries.first() else {
+            panic!("ACL LOG: {}", show(&log));
+        };
+        for pair in fields.chunks(2) {
+            if let [Node::Bulk(_, Some(k)), Node::Bulk(_, Some(v))] = pair {
+                if [&b"reason"[..], b"context", b"object", b"username"].contains(&k.as_slice()) {
+                    got.push(format!("log {}: {}", show(k), show(v)));
+                }
+            }
+        }
+        seen.push(got);
+    }
+    assert_eq!(seen[0], seen[1], "redcell, then stock");
+    assert!(
+        seen[1].contains(&"log \"context\": \"lua\"".to_string()),
+        "{:#?}",
+        seen[1]
+    );
+}

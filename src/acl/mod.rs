@@ -167,6 +167,8 @@ impl Denied {
 pub enum Context {
     Toplevel,
     Multi,
+    /// A command a script ran (`redis.call`, `redis.pcall`).
+    Lua,
 }
 
 /// One ACL LOG entry.

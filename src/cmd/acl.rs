@@ -409,6 +409,7 @@ fn log(c: &mut Conn, a: &Args) -> CmdResult {
         out.bulk(match e.context {
             Context::Toplevel => b"toplevel".as_slice(),
             Context::Multi => b"multi",
+            Context::Lua => b"lua",
         });
         out.bulk(b"object");
         out.bulk(&e.object);

@@ -961,13 +961,29 @@ fn run_command(ctx: &mut RunCtx, args: &Args<'_>) -> Result<(), String> {
     if ctx.shard.disk_gate.get().master_down && !spec.has(flag::STALE) {
         return Err("Can not execute the command on a stale replica".into());
     }
+    // The caller's user (Redis's `scriptVerifyACL`; logged with context `lua`).
+    // SAFETY: the script's caller outlives the run (see `RunCtx::conn`).
+    let caller = unsafe { &*ctx.conn };
+    if !caller.acl_open {
+        use crate::acl::{Context, Denied};
+        if let Err(d) = crate::cmd::permission::check_logged(caller, idx, args, Context::Lua) {
+            let why = match d {
+                Denied::Command => "can't run this command or subcommand",
+                Denied::Key(_) => {
+                    "can't access at least one of the keys mentioned in the command arguments"
+                }
+                Denied::Channel(_) => "can't publish to the channel mentioned in the command",
+                Denied::Auth => "lacking the permissions for the command",
+            };
+            return Err(format!("The user executing the script {why}"));
+        }
+    }
     let writes = spec.has(flag::WRITE | flag::MAY_REPLICATE);
     if ctx.read_only && writes {
         return Err("Write commands are not allowed from read-only scripts.".into());
     }
     if spec.has(flag::WRITE) && !ctx.dirty {
-        // SAFETY: the script's caller outlives the run (see `RunCtx::conn`).
-        let obeyed = unsafe { &*ctx.conn }.must_obey();
+        let obeyed = caller.must_obey();
         if let Some(e) = ctx.shard.disk_gate.get().script_write_refusal(obeyed) {
             return Err(format!("-{}", e.render()));
         }
