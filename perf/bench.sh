@@ -59,6 +59,8 @@
 #   KEYS          keys filled before each run and read by the load; 0: no fill (most
 #                 GETs miss, keys from memtier's default range) [100000]
 #   SHARDS        redcell's --shards [1]
+#   BASE_SHARDS   the base binary's --shards, e.g. BASE_BIN=<the same binary> BASE_SHARDS=1
+#                 SHARDS=2 prices the cross-core hops in one alternated run [SHARDS]
 #   SERVER_CPU    CPU(s) the server is pinned to, a taskset list ("0" or "0-3") [0]
 #   LOAD_CPU      CPU(s) the load generator is pinned to, a taskset list [1]
 #   THREADS       memtier_benchmark threads (-t), 50 connections each [1]
@@ -89,6 +91,7 @@ PIPELINES=${PIPELINES:-"1 16"}
 ROUNDS=${ROUNDS:-2}
 KEYS=${KEYS:-100000}
 SHARDS=${SHARDS:-1}
+BASE_SHARDS=${BASE_SHARDS:-$SHARDS}
 SERVER_CPU=${SERVER_CPU:-0}
 LOAD_CPU=${LOAD_CPU:-1}
 THREADS=${THREADS:-1}
@@ -111,6 +114,7 @@ esac
 [[ $ROUNDS =~ ^[0-9]+$ && $ROUNDS -gt 0 ]] || die "ROUNDS must be a positive integer"
 [[ $KEYS =~ ^[0-9]+$ ]] || die "KEYS must be a number"
 [[ $SHARDS =~ ^[0-9]+$ && $SHARDS -gt 0 ]] || die "SHARDS must be a positive integer"
+[[ $BASE_SHARDS =~ ^[0-9]+$ && $BASE_SHARDS -gt 0 ]] || die "BASE_SHARDS must be a positive integer"
 [[ $THREADS =~ ^[0-9]+$ && $THREADS -gt 0 ]] || die "THREADS must be a positive integer"
 for pl in $PIPELINES; do [[ $pl =~ ^[0-9]+$ && $pl -gt 0 ]] || die "bad pipeline depth '$pl'"; done
 command -v taskset >/dev/null || die "taskset not found (apt-get install util-linux)"
@@ -230,7 +234,7 @@ start_server() {  # kind port logfile -> SERVER_PID
     redcell) taskset -c "$SERVER_CPU" "$REDCELL_BIN" "${listen[@]}" --shards "$SHARDS" \
                --save '' --dir "$RUN_DIR" $REDCELL_ARGS >"$logf" 2>&1 & ;;
     # shellcheck disable=SC2086
-    base)    taskset -c "$SERVER_CPU" "$BASE_BIN" "${listen[@]}" --shards "$SHARDS" \
+    base)    taskset -c "$SERVER_CPU" "$BASE_BIN" "${listen[@]}" --shards "$BASE_SHARDS" \
                --save '' --dir "$RUN_DIR" $BASE_ARGS >"$logf" 2>&1 & ;;
     redis)   taskset -c "$SERVER_CPU" "$REDIS_BIN" "${listen[@]}" --bind 127.0.0.1 \
                --save '' --appendonly no --dir "$RUN_DIR" >"$logf" 2>&1 & ;;
@@ -354,7 +358,8 @@ if [[ $TLS == 1 ]]; then
 fi
 : >"$RESULTS"
 
-log "redcell: $REDCELL_BIN $REDCELL_ARGS"
+log "redcell: $REDCELL_BIN --shards $SHARDS $REDCELL_ARGS"
+[[ -z $BASE_BIN ]] || log "base:    $BASE_BIN --shards $BASE_SHARDS $BASE_ARGS"
 [[ ${#SERVERS[@]} -lt 2 ]] || log "redis:   $REDIS_BIN ($("$REDIS_BIN" --version | awk '{print $3}'))"
 log "load: $LOADGEN on CPU $LOAD_CPU, server on CPU $SERVER_CPU, ${DURATION}s per run," \
     "pipelines: $PIPELINES, rounds: $ROUNDS; raw output in $RUN_DIR"
