@@ -451,3 +451,28 @@ fn a_shard_taking_all_writes_gets_memory_from_an_idle_one() {
         );
     }
 }
+
+/// Writes made by scripts are paid for before the script runs, as Redis evicts before every
+/// command (`performEvictions` in `processCommand`): memory stays bounded when scripts are
+/// the only writers, not only once the eviction cron comes round.
+#[test]
+fn scripted_writes_stay_within_the_limit() {
+    let _one = one_at_a_time();
+    let server = Server::start(SHARDS, &[]);
+    let mut raw = server.raw();
+    let limit = prepare(&mut raw, "allkeys-lru", 2 << 20);
+    let value = vec![b'v'; 1024];
+    let script: &[u8] = b"return redis.call('set', KEYS[1], ARGV[1])";
+    for chunk in 0..40 {
+        for i in 0..100 {
+            let key = format!("scripted:{}", chunk * 100 + i);
+            raw.send_cmd(&[b"EVAL", script, b"1", key.as_bytes(), &value]);
+        }
+        for _ in 0..100 {
+            let r = raw.read_reply();
+            assert_eq!(r, b"+OK\r\n", "{}", show(&r));
+        }
+    }
+    assert_bounded(&mut raw, limit, "after 4,000 scripted writes of 1 KiB");
+    assert!(info_field(&mut raw, "stats", "evicted_keys") > 0);
+}

@@ -23,7 +23,7 @@ use std::rc::Rc;
 use std::sync::atomic::Ordering::Relaxed;
 
 use crate::cmd::call::{end_unit, keyspace_event, shards_of};
-use crate::cmd::CommandSpec;
+use crate::cmd::{flag, CommandSpec};
 use crate::config::keyspace_events;
 use crate::db::{Policy, ShardData};
 use crate::resp::Args;
@@ -288,8 +288,10 @@ pub async fn make_room(conn: &mut Conn, spec: &CommandSpec, args: &Args<'_>) -> 
     if shard.settings.borrow().eviction.policy == Policy::NoEviction {
         return false;
     }
+    // A keyed command evicts on its shard just before it runs (`before_write`); a script's
+    // writes do not, so EVAL and FCALL (NOSCRIPT, unlike the commands they run) evict here.
     let keyed = spec.first_key > 0 || spec.key_finder.is_some();
-    if keyed && conn.multi.is_none() {
+    if keyed && conn.multi.is_none() && !spec.has(flag::NOSCRIPT) {
         if let Some(to) = shards_of(&shard, spec, args).single() {
             if shard
                 .shared
