@@ -339,6 +339,14 @@ fn queued_scripts_are_judged_by_their_flags_when_queued_as_stock() {
             step(&mut b, &[b"CONFIG", b"SET", b"maxmemory", b"0"]);
             step(&mut a, &[b"SET", b"k", b"v"]);
         }
+        // A WATCHed key changed: EXEC answers nil, whatever the memory (nothing was queued).
+        step(&mut a, &[b"WATCH", b"k"]);
+        step(&mut b, &[b"SET", b"k", b"v2"]);
+        step(&mut a, &[b"MULTI"]);
+        step(&mut a, &[b"SET", b"x", b"y"]);
+        step(&mut b, &[b"CONFIG", b"SET", b"maxmemory", b"1"]);
+        step(&mut a, &[b"EXEC"]);
+        step(&mut b, &[b"CONFIG", b"SET", b"maxmemory", b"0"]);
         step(&mut a, &[b"MGET", b"x", b"fx", b"k"]);
         replies.push(got);
     }

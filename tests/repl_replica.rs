@@ -1040,7 +1040,30 @@ fn scripts_on_a_replica_are_refused_as_on_a_stock_replica() {
             }
         }
     };
+    // A script whose flags the gate could not see: EVALSHA queued before its SCRIPT LOAD.
+    // It is refused when it starts, with Redis's wording for scripts.
+    let body = "#!lua\nreturn redis.call('set','x','2')";
+    let sha = sha1_smol::Sha1::from(body).digest().to_string();
+    let queued_before_load = |s: &mut Raw, o: &mut Raw, phase: &str| {
+        for c in [&mut *s, &mut *o] {
+            assert_eq!(text(&c.call(&[b"MULTI"])), "+OK\r\n");
+            assert_eq!(
+                text(&c.call(&[b"EVALSHA", sha.as_bytes(), b"0"])),
+                "+QUEUED\r\n"
+            );
+        }
+        for port in [stock.port, ours.port] {
+            let mut other = Raw::connect(port);
+            other.call(&[b"SCRIPT", b"LOAD", body.as_bytes()]);
+        }
+        let (ours, stock) = (text(&o.call(&[b"EXEC"])), text(&s.call(&[b"EXEC"])));
+        assert_eq!(ours, stock, "{phase}: EVALSHA queued before SCRIPT LOAD");
+        for c in [&mut *s, &mut *o] {
+            c.call(&[b"SCRIPT", b"FLUSH"]);
+        }
+    };
     compare(&mut s, &mut o, "read-only replica");
+    queued_before_load(&mut s, &mut o, "read-only replica");
     // Stale: both follow a master that is not there, and must not serve stale data.
     let gone = common::free_port().to_string();
     for c in [&mut s, &mut o] {
@@ -1052,6 +1075,7 @@ fn scripts_on_a_replica_are_refused_as_on_a_stock_replica() {
         "-MASTERDOWN Link with MASTER is down and replica-serve-stale-data is set to 'no'.\r\n"
     );
     compare(&mut s, &mut o, "stale replica");
+    queued_before_load(&mut s, &mut o, "stale replica");
 }
 
 /// A replica whose link broke while the stock master wrote more than its backlog holds

@@ -485,12 +485,15 @@ pub fn declared_flags(name: &str, args: &Args<'_>) -> Option<u32> {
 }
 
 /// The checks `scriptPrepareForRun` makes before a script runs, from its flags. The server's
-/// state (persistence, replication, memory) refused a script with flags already, at the
-/// command gate (`declared_flags`); one without is refused here only when it may not run on
-/// stale data, its writes one by one (`lua::api`).
+/// state (persistence, replication, memory) refused a script with flags already at the
+/// command gate (`declared_flags`), with `processCommand`'s wording; these checks, with
+/// Redis's wording for scripts, refuse one whose flags the gate did not see (queued in MULTI
+/// before SCRIPT LOAD, or a function replaced since). One without flags is refused here only
+/// when it may not run on stale data, its writes one by one (`lua::api`).
 fn prepare(c: &Conn, flags: u32, ro: bool, cluster: bool) -> CmdResult {
+    let gate = c.shard.disk_gate.get();
     if flags & sflag::EVAL_COMPAT_MODE != 0 {
-        if c.shard.disk_gate.get().master_down {
+        if gate.master_down {
             return Err(Error::MasterDown);
         }
         return Ok(());
@@ -500,13 +503,45 @@ fn prepare(c: &Conn, flags: u32, ro: bool, cluster: bool) -> CmdResult {
             "Can not run script on cluster, 'no-cluster' flag is set.",
         ));
     }
-    if flags & sflag::NO_WRITES == 0 && ro {
-        return Err(Error::msg(
-            "Can not execute a script with write flag using *_ro command.",
+    if gate.master_down && flags & sflag::ALLOW_STALE == 0 {
+        return Err(Error::Coded(
+            "MASTERDOWN Link with MASTER is down, replica-serve-stale-data is set to 'no' \
+             and 'allow-stale' flag is not set on the script."
+                .into(),
         ));
     }
-    // The gate refused such a script already, unless it was queued in MULTI while its flags
-    // (or its absence from the script cache) said otherwise.
+    if flags & sflag::NO_WRITES == 0 {
+        let obeyed = c.must_obey();
+        if gate.read_only_replica && !obeyed {
+            return Err(Error::Coded(
+                "READONLY Can not run script with write flag on readonly replica".into(),
+            ));
+        }
+        const BLOCKED: &str = "but it's currently unable to persist to disk. Writable scripts \
+                               are blocked. Use 'no-writes' flag for read only scripts.";
+        if gate.save_failed && !obeyed {
+            return Err(Error::Coded(
+                format!("MISCONF Redis is configured to save RDB snapshots, {BLOCKED}").into(),
+            ));
+        }
+        if gate.aof_errno != 0 && !obeyed {
+            return Err(Error::Coded(
+                format!(
+                    "MISCONF Redis is configured to persist data to AOF, {BLOCKED} AOF error: {}",
+                    crate::util::strerror(gate.aof_errno)
+                )
+                .into(),
+            ));
+        }
+        if ro {
+            return Err(Error::msg(
+                "Can not execute a script with write flag using *_ro command.",
+            ));
+        }
+        if gate.no_good_replicas {
+            return Err(Error::NoReplicas);
+        }
+    }
     if c.script_oom && flags & (sflag::ALLOW_OOM | sflag::NO_WRITES) == 0 {
         return Err(Error::Coded(
             "OOM allow-oom flag is not set on the script, can not run it when used memory > 'maxmemory'"

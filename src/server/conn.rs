@@ -881,7 +881,10 @@ async fn dispatch_command(conn: &mut Conn, batch: &mut Batch, args: Args<'_>, ra
     }
     if let Some(multi) = conn.multi.as_mut() {
         if !spec.has(flag::NOT_QUEUED) {
-            if !multi.failed {
+            // An aborted transaction queues nothing more (Redis's `queueMultiCommand`): a
+            // refused command, or a WATCHed key changed.
+            let watch_dirty = conn.watch.as_ref().is_some_and(|w| w.watcher.is_dirty());
+            if !multi.failed && !watch_dirty {
                 let name = table.full_names[idx].as_str();
                 let (writes, stale_ok) = gate_flags(spec, name, &args);
                 multi.writes |= writes;
