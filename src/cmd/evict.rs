@@ -73,7 +73,7 @@ pub fn before_write(shard: &Rc<Shard>, data: &mut ShardData, idx: usize, now: i6
 
 #[cold]
 fn evict_cold(shard: &Rc<Shard>, data: &mut ShardData, idx: usize, now: i64) {
-    if crate::cmd::table().specs[idx].has(crate::cmd::flag::DENYOOM)
+    if crate::cmd::table().specs[idx].has(flag::DENYOOM)
         && over_limit(shard)
         && safe_to_evict(shard)
     {

@@ -885,11 +885,10 @@ async fn dispatch_command(conn: &mut Conn, batch: &mut Batch, args: Args<'_>, ra
             // refused command, or a WATCHed key changed.
             let watch_dirty = conn.watch.as_ref().is_some_and(|w| w.watcher.is_dirty());
             if !multi.failed && !watch_dirty {
-                let name = table.full_names[idx].as_str();
-                let (writes, stale_ok) = gate_flags(spec, name, &args);
-                multi.writes |= writes;
-                multi.denystale |= !stale_ok;
-                multi.denyoom |= denyoom(spec, name, &args);
+                let f = gate_flags(spec, &table.full_names[idx], &args);
+                multi.writes |= f.writes;
+                multi.denystale |= !f.stale_ok;
+                multi.denyoom |= f.denyoom;
                 multi.queued.push(Queued {
                     idx,
                     args: (&args).into(),
@@ -920,7 +919,11 @@ fn disk_refusal(
     gate: DiskGate,
 ) -> Option<Error> {
     let name = cmd::table().full_names[idx].as_str();
-    let (mut writes, mut stale_ok) = gate_flags(spec, name, args);
+    let GateFlags {
+        mut writes,
+        mut stale_ok,
+        ..
+    } = gate_flags(spec, name, args);
     if let Some(multi) = conn.multi.as_ref().filter(|_| name == "exec") {
         writes |= multi.writes;
         stale_ok &= !multi.denystale;
@@ -933,29 +936,34 @@ fn disk_refusal(
     })
 }
 
-/// Whether a command writes and may run on stale data, for the gate: its flags, or for a
-/// script with flags, the script's.
-fn gate_flags(spec: &CommandSpec, name: &str, args: &Args<'_>) -> (bool, bool) {
-    match script_flags(spec, name, args) {
-        Some(f) => (f & sflag::NO_WRITES == 0, f & sflag::ALLOW_STALE != 0),
-        None => (spec.has(flag::WRITE), spec.has(flag::STALE)),
-    }
+/// What the gate reads of a command's flags.
+struct GateFlags {
+    writes: bool,
+    /// It may run on stale data.
+    stale_ok: bool,
+    /// It may grow memory.
+    denyoom: bool,
 }
 
-/// Whether a command may grow memory (`denyoom`); for a script with flags, whether it has
-/// neither `allow-oom` nor `no-writes` (Redis's `scriptFlagsToCmdFlags`).
-fn denyoom(spec: &CommandSpec, name: &str, args: &Args<'_>) -> bool {
-    match script_flags(spec, name, args) {
-        Some(f) => f & (sflag::ALLOW_OOM | sflag::NO_WRITES) == 0,
-        None => spec.has(flag::DENYOOM),
-    }
-}
-
-/// The flags a script run by this command declared (None: not a script, or one without).
-fn script_flags(spec: &CommandSpec, name: &str, args: &Args<'_>) -> Option<u32> {
-    spec.has(flag::NOSCRIPT)
+/// The command's flags, or for a script with flags, what Redis's `scriptFlagsToCmdFlags`
+/// makes of the script's (`no-writes`, `allow-stale`, `allow-oom`).
+fn gate_flags(spec: &CommandSpec, name: &str, args: &Args<'_>) -> GateFlags {
+    let declared = spec
+        .has(flag::NOSCRIPT)
         .then(|| cmd::scripting::declared_flags(name, args))
-        .flatten()
+        .flatten();
+    match declared {
+        Some(f) => GateFlags {
+            writes: f & sflag::NO_WRITES == 0,
+            stale_ok: f & sflag::ALLOW_STALE != 0,
+            denyoom: f & (sflag::ALLOW_OOM | sflag::NO_WRITES) == 0,
+        },
+        None => GateFlags {
+            writes: spec.has(flag::WRITE),
+            stale_ok: spec.has(flag::STALE),
+            denyoom: spec.has(flag::DENYOOM),
+        },
+    }
 }
 
 /// Holds a command while a pause (`shard::pause`) covers it; the gate calls it before
@@ -1026,7 +1034,7 @@ async fn refused_for_memory(
 fn needs_memory(conn: &Conn, idx: usize, args: &Args<'_>) -> bool {
     let table = cmd::table();
     let name = table.full_names[idx].as_str();
-    if denyoom(table.specs[idx], name, args) {
+    if gate_flags(table.specs[idx], name, args).denyoom {
         return true;
     }
     let Some(multi) = &conn.multi else {
