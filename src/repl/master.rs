@@ -199,10 +199,9 @@ pub struct Master {
     sync_full: Cell<u64>,
     sync_partial_ok: Cell<u64>,
     sync_partial_err: Cell<u64>,
-    /// What the shards were last told about `min-replicas-to-write`.
-    told_refuse: Cell<bool>,
-    /// Whether writes must be refused now: each shard's update reads it as it runs, so
-    /// updates that overlap (the cron's, CONFIG SET's) leave every shard with the newest.
+    /// Whether writes must be refused now (`min-replicas-to-write`): each shard's update
+    /// reads it as it runs, so updates that overlap (the cron's, CONFIG SET's) leave every
+    /// shard with the newest.
     want_refuse: Arc<AtomicBool>,
     /// A snapshot for replicas is being produced (one at a time, as Redis's child).
     sync_running: Cell<bool>,
@@ -248,7 +247,6 @@ impl Master {
             sync_full: Cell::new(0),
             sync_partial_ok: Cell::new(0),
             sync_partial_err: Cell::new(0),
-            told_refuse: Cell::new(refusing),
             want_refuse: Arc::new(AtomicBool::new(refusing)),
             sync_running: Cell::new(false),
             disk_sync: RefCell::new(None),
@@ -635,11 +633,9 @@ impl Master {
             })
             .count() as i64;
         let refuse = asked && !self.relaying.get() && good < min;
-        self.want_refuse.store(refuse, Ordering::SeqCst);
-        if refuse == self.told_refuse.get() && !force {
+        if self.want_refuse.swap(refuse, Ordering::SeqCst) == refuse && !force {
             return;
         }
-        self.told_refuse.set(refuse);
         for to in 0..=self.shard.nshards {
             let want = self.want_refuse.clone();
             self.shard
