@@ -883,3 +883,49 @@ fn scripts_run_with_the_callers_permissions_as_stock() {
         seen[1]
     );
 }
+
+/// A script whose keys turn out to live on another shard runs again holding every shard
+/// (`cmd::scripting`); a refusal the first run met is logged once, as stock logs it.
+#[test]
+fn a_refusal_in_a_script_run_again_is_logged_once() {
+    let ours = Server::start(2, &[]);
+    let stock = StockRedis::start(&[]);
+    // Its first command is refused; the twenty keys it then reads span both shards.
+    let script = "redis.pcall('set','x','v') for i = 1, 20 do redis.call('get', 'k' .. i) end \
+                  return 1";
+    let mut counts = Vec::new();
+    for port in [ours.port, stock.port] {
+        let mut admin = Raw::connect(port);
+        let setuser = [
+            &b"ACL"[..],
+            b"SETUSER",
+            b"noset",
+            b"on",
+            b">pw",
+            b"~*",
+            b"+@all",
+            b"-set",
+        ];
+        assert_eq!(admin.call(&setuser), b"+OK\r\n");
+        let mut c = Raw::connect(port);
+        assert_eq!(c.call(&[b"AUTH", b"noset", b"pw"]), b"+OK\r\n");
+        assert_eq!(c.call(&[b"EVAL", script.as_bytes(), b"0"]), b":1\r\n");
+        let log = admin.call(&[b"ACL", b"LOG"]);
+        let Node::Agg(_, Some(entries)) = parse(&log, &mut 0) else {
+            panic!("ACL LOG: {}", show(&log));
+        };
+        assert_eq!(entries.len(), 1, "ACL LOG: {}", show(&log));
+        let Node::Agg(_, Some(fields)) = &entries[0] else {
+            panic!("ACL LOG: {}", show(&log));
+        };
+        let count = fields.chunks(2).find_map(|pair| match pair {
+            [Node::Bulk(_, Some(k)), Node::Line(b':', n)] if k == b"count" => {
+                Some(String::from_utf8_lossy(n).into_owned())
+            }
+            _ => None,
+        });
+        counts.push(count);
+    }
+    let once = Some("1".to_string());
+    assert_eq!(counts, [once.clone(), once], "redcell, then stock");
+}

@@ -207,12 +207,26 @@ pub fn exec_error(d: Denied) -> Error {
 /// Records a refusal in the ACL log (the object is the command's full name, or the key or
 /// channel refused; for AUTH, the command as sent).
 pub fn log(conn: &Conn, d: Denied, context: Context, idx: usize, args: &Args<'_>, user: &[u8]) {
+    let entry = log_entry(conn, d, context, idx, args, user);
+    conn.shard.shared.acl().log_denied(entry);
+}
+
+/// The ACL LOG entry of a refusal, for a caller that logs it later (a script run that may
+/// still start again).
+pub fn log_entry(
+    conn: &Conn,
+    d: Denied,
+    context: Context,
+    idx: usize,
+    args: &Args<'_>,
+    user: &[u8],
+) -> LogEntry {
     let object = match d {
         Denied::Command => table().full_names[idx].as_bytes().to_vec(),
         Denied::Key(p) | Denied::Channel(p) => args.get(p).to_vec(),
         Denied::Auth => args.get(0).to_vec(),
     };
-    let entry = LogEntry {
+    LogEntry {
         count: 1,
         reason: d,
         context,
@@ -220,8 +234,7 @@ pub fn log(conn: &Conn, d: Denied, context: Context, idx: usize, args: &Args<'_>
         username: user.to_vec(),
         ctime: crate::util::time::now_ms(),
         client_info: super::server::client::line_of(&conn.meta),
-    };
-    conn.shard.shared.acl().log_denied(entry);
+    }
 }
 
 /// Checks a command at the gate (or in EXEC, `context` Multi), logging a refusal.

@@ -389,6 +389,7 @@ pub async fn run_script(
             propagate: true,
             held: set.clone(),
             restart: false,
+            denials: Vec::new(),
             funcname: funcname.clone(),
             // FUNCTION STATS answers an error for a slow EVAL script, so only a function's
             // command is kept.
@@ -421,6 +422,11 @@ pub async fn run_script(
         if restartable {
             let restarting = matches!(outcome, Outcome::Restart);
             crate::cmd::call::release_events(&shard, restarting);
+        }
+        if !matches!(outcome, Outcome::Restart) {
+            for entry in ctx.denials.drain(..) {
+                shard.shared.acl().log_denied(entry);
+            }
         }
         shard.shared.scripts.end(shard.id);
         lua::put_vm(vm, true);

@@ -966,7 +966,11 @@ fn run_command(ctx: &mut RunCtx, args: &Args<'_>) -> Result<(), String> {
     let caller = unsafe { &*ctx.conn };
     if !caller.acl_open {
         use crate::acl::{Context, Denied};
-        if let Err(d) = crate::cmd::permission::check_logged(caller, idx, args, Context::Lua) {
+        if let Err(d) = crate::cmd::permission::check(&caller.user, idx, args) {
+            // Logged when the run ends: one that starts again would log it twice.
+            let name = &caller.user.name;
+            let entry = crate::cmd::permission::log_entry(caller, d, Context::Lua, idx, args, name);
+            ctx.denials.push(entry);
             let why = match d {
                 Denied::Command => "can't run this command or subcommand",
                 Denied::Key(_) => {

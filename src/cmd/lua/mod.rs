@@ -167,6 +167,9 @@ pub struct RunCtx {
     /// its first write while holding only some): it is stopped and run again with every
     /// shard, which is safe as it has changed nothing yet.
     pub restart: bool,
+    /// The ACL refusals of the script's commands (context `lua`), logged when the run ends
+    /// unless it starts again (which meets them again).
+    pub denials: Vec<crate::acl::LogEntry>,
     /// The name shown in errors and logs: the script's SHA1 or the function's name.
     pub funcname: String,
     /// The command that called the script, as sent (FUNCTION STATS shows it once slow).
