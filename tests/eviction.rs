@@ -476,3 +476,30 @@ fn scripted_writes_stay_within_the_limit() {
     assert_bounded(&mut raw, limit, "after 4,000 scripted writes of 1 KiB");
     assert!(info_field(&mut raw, "stats", "evicted_keys") > 0);
 }
+
+/// A limit below what the server needs empty: the first write evicts every key there is
+/// (on every shard) and is refused with OOM, as stock refuses it once `performEvictions`
+/// finds nothing more to evict; reads still work.
+#[test]
+fn a_limit_below_what_the_server_needs_evicts_everything_then_refuses() {
+    let _one = one_at_a_time();
+    let server = Server::start(SHARDS, &[]);
+    let stock = StockRedis::start(&[]);
+    for (who, mut raw) in [
+        ("redcell", server.raw()),
+        ("stock", Raw::connect(stock.port)),
+    ] {
+        prepare(&mut raw, "allkeys-lru", 1 << 20);
+        for i in 0..100 {
+            ok(&mut raw, &format!("SET key:{i} v"));
+        }
+        ok(&mut raw, "CONFIG SET maxmemory 1");
+        for line in ["SET another v", "INCR key:1", "SET another v"] {
+            let r = call(&mut raw, line);
+            assert_eq!(r, OOM, "{who}: `{line}`: {}", show(&r));
+        }
+        assert_eq!(int_reply(&call(&mut raw, "DBSIZE")), 0, "{who}");
+        assert_eq!(info_field(&mut raw, "stats", "evicted_keys"), 100, "{who}");
+        assert_eq!(call(&mut raw, "GET key:1"), b"$-1\r\n", "{who}");
+    }
+}

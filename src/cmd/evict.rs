@@ -63,22 +63,22 @@ pub fn safe_to_evict(shard: &Shard) -> bool {
 }
 
 /// Before command `idx` runs on `data` (this executor's own data): one eviction round if
-/// it may grow memory (`denyoom`) and memory is over the limit.
+/// it may grow memory (`denyoom`) and memory is over the limit. True when the command must
+/// be refused (OOM): still over the limit with nothing left to evict on any shard, as Redis
+/// refuses once `performEvictions` fails.
 #[inline]
-pub fn before_write(shard: &Rc<Shard>, data: &mut ShardData, idx: usize, now: i64) {
-    if shard.settings.borrow().maxmemory != 0 {
-        evict_cold(shard, data, idx, now);
-    }
+pub fn before_write(shard: &Rc<Shard>, data: &mut ShardData, idx: usize, now: i64) -> bool {
+    shard.settings.borrow().maxmemory != 0 && evict_cold(shard, data, idx, now)
 }
 
 #[cold]
-fn evict_cold(shard: &Rc<Shard>, data: &mut ShardData, idx: usize, now: i64) {
-    if crate::cmd::table().specs[idx].has(flag::DENYOOM)
+fn evict_cold(shard: &Rc<Shard>, data: &mut ShardData, idx: usize, now: i64) -> bool {
+    crate::cmd::table().specs[idx].has(flag::DENYOOM)
         && over_limit(shard)
         && safe_to_evict(shard)
-    {
-        evict(shard, data, now);
-    }
+        && evict(shard, data, now) == Outcome::Fail
+        // Another shard with candidates has been asked to evict (`round`): the command goes on.
+        && !shard.shared.evictable.iter().any(|f| f.load(Relaxed))
 }
 
 /// One eviction round over `data` (a data shard's data, held by `shard`'s executor), which
@@ -114,7 +114,7 @@ fn round(shard: &Rc<Shard>, data: &mut ShardData, now: i64, balanced: bool) -> O
         ..Unit::default()
     };
     let verb: &[u8] = if ev.lazy { b"UNLINK" } else { b"DEL" };
-    let slack = max / 32;
+    let slack = slack(max);
     let mut freed = 0u64;
     let outcome = loop {
         let used = mem::used();
@@ -170,6 +170,12 @@ fn round(shard: &Rc<Shard>, data: &mut ShardData, now: i64, balanced: bool) -> O
         data.clock = end_unit(shard, &mut unit, data.clock);
     }
     outcome
+}
+
+/// How far a balanced round lets memory overshoot the limit before a shard evicts its own
+/// keys rather than ask a shard with better candidates.
+fn slack(max: usize) -> usize {
+    max / 32
 }
 
 /// Publishes shard `id`'s best candidate score for the others.
@@ -280,9 +286,10 @@ fn take_candidate(data: &mut ShardData, ev: &EvictionSettings) -> Option<(usize,
 
 /// The gate's part, for a command that needs memory while used memory is over the limit:
 /// whether it may run. Under `noeviction` it may not. A keyed write bound for a shard that
-/// still has candidates goes on (that shard evicts before running it); otherwise this shard
-/// evicts, then the others in turn, until one frees memory. False: nothing anywhere can be
-/// evicted (OOM).
+/// still has candidates goes on while memory is within the slack the shards' rounds allow
+/// (that shard evicts before running it); otherwise this shard evicts, then the others in
+/// turn, until one frees memory. False: nothing anywhere can be evicted (OOM), so a limit
+/// below what the server needs empty refuses the first write, as Redis's does.
 pub async fn make_room(conn: &mut Conn, spec: &CommandSpec, args: &Args<'_>) -> bool {
     let shard = conn.shard.clone();
     if shard.settings.borrow().eviction.policy == Policy::NoEviction {
@@ -291,7 +298,9 @@ pub async fn make_room(conn: &mut Conn, spec: &CommandSpec, args: &Args<'_>) -> 
     // A keyed command evicts on its shard just before it runs (`before_write`); a script's
     // writes do not, so EVAL and FCALL (NOSCRIPT, unlike the commands they run) evict here.
     let keyed = spec.first_key > 0 || spec.key_finder.is_some();
-    if keyed && conn.multi.is_none() && !spec.has(flag::NOSCRIPT) {
+    let max = shard.settings.borrow().maxmemory;
+    let within_slack = mem::used() <= max + slack(max);
+    if keyed && within_slack && conn.multi.is_none() && !spec.has(flag::NOSCRIPT) {
         if let Some(to) = shards_of(&shard, spec, args).single() {
             if shard
                 .shared

@@ -271,7 +271,10 @@ pub fn run_on(
     client: Option<&ClientIdent>,
     track: Track,
 ) -> bool {
-    cmd::evict::before_write(shard, data, idx, now);
+    if cmd::evict::before_write(shard, data, idx, now) {
+        reject(shard, idx, out, &Error::Oom);
+        return false;
+    }
     let mut unit = Unit::default();
     let mut x = Exec {
         shard,
@@ -1158,7 +1161,8 @@ async fn execute(
 fn evict_before_reply(conn: &mut Conn, idx: usize) {
     let shard = conn.shard.clone();
     if let Some(data) = shard.data.borrow_mut().as_deref_mut() {
-        cmd::evict::before_write(&shard, data, idx, conn.now);
+        // A refusal is answered by `run_on`, whose own look finds nothing more to evict.
+        let _ = cmd::evict::before_write(&shard, data, idx, conn.now);
     }
     if let Some(sub) = &conn.sub {
         sub.drain_into(&mut conn.out.buf);
