@@ -815,6 +815,11 @@ impl Master {
         name: &str,
     ) -> Option<bool> {
         if let Some(filter) = r.rdb_filter {
+            // As `run_sync`: writes after the replica's start must be in the journal, even
+            // for the first replica (before the AOF loop's next pass turns recording on).
+            if !self.relaying.get() {
+                crate::persist::start_recording(&self.shard).await;
+            }
             self.filtered_sync(r, filter);
         } else {
             if self.sync_running.get() {
