@@ -1027,6 +1027,11 @@ async fn refused_for_memory(
         return false;
     }
     let out = !cmd::evict::make_room(conn, spec, args).await;
+    // Invalidations of keys evicted here go out before this command's reply, as Redis sends
+    // them from `performEvictions` (see `evict_before_reply`).
+    if let Some(sub) = &conn.sub {
+        sub.drain_into(&mut conn.out.buf);
+    }
     conn.script_oom = out && runs_scripts;
     out && needs
 }
