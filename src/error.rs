@@ -84,6 +84,24 @@ pub enum Error {
     Coded(Cow<'static, str>),
     /// CLIENT TRACKING / CACHING refusals.
     Tracking(TrackingError),
+    /// A script with flags refused as it starts (`scriptPrepareForRun`).
+    Script(ScriptRefusal),
+}
+
+/// Why a script with flags may not start (Redis 7.0's `scriptPrepareForRun` wording, which
+/// differs from `processCommand`'s for the same state: `MasterDown`, `BgsaveFailed` ...).
+#[derive(Debug, Clone, PartialEq)]
+pub enum ScriptRefusal {
+    /// The master link is down and the script lacks `allow-stale`.
+    MasterDown,
+    /// A read-only replica and a script without `no-writes`.
+    ReadOnlyReplica,
+    /// A failed background save and a script without `no-writes`.
+    BgsaveFailed,
+    /// A failed AOF write (this errno) and a script without `no-writes`.
+    AofWriteFailed(i32),
+    /// Memory over the limit and a script without `allow-oom` or `no-writes`.
+    Oom,
 }
 
 /// Why CLIENT TRACKING or CLIENT CACHING refused (Redis 7.0's `clientCommand` wording).
@@ -137,6 +155,28 @@ impl TrackingError {
             CachingWithoutMode => "ERR CLIENT CACHING can be called only when the client is in tracking mode with OPTIN or OPTOUT mode enabled".into(),
             CachingYesWithoutOptIn => "ERR CLIENT CACHING YES is only valid when tracking is enabled in OPTIN mode.".into(),
             CachingNoWithoutOptOut => "ERR CLIENT CACHING NO is only valid when tracking is enabled in OPTOUT mode.".into(),
+        }
+    }
+}
+
+impl ScriptRefusal {
+    fn render(&self) -> Cow<'static, str> {
+        const BLOCKED: &str = "but it's currently unable to persist to disk. Writable scripts \
+                               are blocked. Use 'no-writes' flag for read only scripts.";
+        match self {
+            ScriptRefusal::MasterDown => "MASTERDOWN Link with MASTER is down, replica-serve-stale-data is set to 'no' and 'allow-stale' flag is not set on the script.".into(),
+            ScriptRefusal::ReadOnlyReplica => {
+                "READONLY Can not run script with write flag on readonly replica".into()
+            }
+            ScriptRefusal::BgsaveFailed => {
+                format!("MISCONF Redis is configured to save RDB snapshots, {BLOCKED}").into()
+            }
+            ScriptRefusal::AofWriteFailed(errno) => format!(
+                "MISCONF Redis is configured to persist data to AOF, {BLOCKED} AOF error: {}",
+                crate::util::strerror(*errno)
+            )
+            .into(),
+            ScriptRefusal::Oom => "OOM allow-oom flag is not set on the script, can not run it when used memory > 'maxmemory'".into(),
         }
     }
 }
@@ -203,6 +243,7 @@ impl Error {
             Err(text) => format!("ERR {}", sanitize(text)).into(),
             Coded(text) => Cow::Owned(sanitize(text)),
             Tracking(e) => e.render(),
+            Script(r) => r.render(),
         }
     }
 

@@ -36,7 +36,7 @@ use std::sync::{Arc, Mutex};
 
 use crate::cmd::lua::{self, api::sha1_hex, sflag, Kind, Outcome, RunCtx, Vm};
 use crate::cmd::{flag::*, BoxFuture, CommandSpec, Handler};
-use crate::error::{CmdResult, Error};
+use crate::error::{CmdResult, Error, ScriptRefusal};
 use crate::resp::{Args, Reply};
 use crate::shard::client::Conn;
 use crate::shard::journal::Unit;
@@ -509,35 +509,20 @@ fn prepare(c: &Conn, flags: u32, ro: bool, cluster: bool) -> CmdResult {
             "Can not run script on cluster, 'no-cluster' flag is set.",
         ));
     }
+    let refuse = |r: ScriptRefusal| Err(Error::Script(r));
     if gate.master_down && flags & sflag::ALLOW_STALE == 0 {
-        return Err(Error::Coded(
-            "MASTERDOWN Link with MASTER is down, replica-serve-stale-data is set to 'no' \
-             and 'allow-stale' flag is not set on the script."
-                .into(),
-        ));
+        return refuse(ScriptRefusal::MasterDown);
     }
     if flags & sflag::NO_WRITES == 0 {
         let obeyed = c.must_obey();
         if gate.read_only_replica && !obeyed {
-            return Err(Error::Coded(
-                "READONLY Can not run script with write flag on readonly replica".into(),
-            ));
+            return refuse(ScriptRefusal::ReadOnlyReplica);
         }
-        const BLOCKED: &str = "but it's currently unable to persist to disk. Writable scripts \
-                               are blocked. Use 'no-writes' flag for read only scripts.";
         if gate.save_failed && !obeyed {
-            return Err(Error::Coded(
-                format!("MISCONF Redis is configured to save RDB snapshots, {BLOCKED}").into(),
-            ));
+            return refuse(ScriptRefusal::BgsaveFailed);
         }
         if gate.aof_errno != 0 && !obeyed {
-            return Err(Error::Coded(
-                format!(
-                    "MISCONF Redis is configured to persist data to AOF, {BLOCKED} AOF error: {}",
-                    crate::util::strerror(gate.aof_errno)
-                )
-                .into(),
-            ));
+            return refuse(ScriptRefusal::AofWriteFailed(gate.aof_errno));
         }
         if ro {
             return Err(Error::msg(
@@ -549,10 +534,7 @@ fn prepare(c: &Conn, flags: u32, ro: bool, cluster: bool) -> CmdResult {
         }
     }
     if c.script_oom && flags & (sflag::ALLOW_OOM | sflag::NO_WRITES) == 0 {
-        return Err(Error::Coded(
-            "OOM allow-oom flag is not set on the script, can not run it when used memory > 'maxmemory'"
-                .into(),
-        ));
+        return refuse(ScriptRefusal::Oom);
     }
     Ok(())
 }
