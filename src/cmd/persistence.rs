@@ -2,7 +2,7 @@
 
 use crate::cmd::{flag::*, BoxFuture, CommandSpec, Handler};
 use crate::error::{CmdResult, Error};
-use crate::persist::{self, ShutdownSave, Started};
+use crate::persist::{self, ShutdownFlags, Started};
 use crate::resp::Args;
 use crate::shard::client::Conn;
 
@@ -113,37 +113,40 @@ fn lastsave<'a>(c: &'a mut Conn, _a: Args<'a>) -> BoxFuture<'a> {
     })
 }
 
-/// SHUTDOWN [NOSAVE|SAVE] [NOW] [FORCE] [ABORT], parsed as Redis 7.0 does. With no
-/// replicas to wait for, NOW changes nothing and there is never a shutdown in progress
-/// for ABORT to stop. On success the process exits and the client sees the connection close.
+/// SHUTDOWN [NOSAVE|SAVE] [NOW] [FORCE] [ABORT], as Redis 7.0's `shutdownCommand`: writes
+/// are paused and, unless NOW is given or `shutdown-timeout` is 0, the server waits up to
+/// `shutdown-timeout` seconds for every replica to acknowledge its offset (the client stays
+/// blocked), then saves (as asked, or as the save points say) and exits: the client sees
+/// the connection close. A SHUTDOWN arriving meanwhile waits for the same outcome. ABORT
+/// cancels a shutdown waiting for replicas (or a signal's not acted on yet): writes resume
+/// and the waiting clients get `-ERR Errors trying to SHUTDOWN. Check logs.`, as they do
+/// when the final save fails without FORCE (see `persist::shutdown`).
 fn shutdown<'a>(c: &'a mut Conn, a: Args<'a>) -> BoxFuture<'a> {
     Box::pin(async move {
-        let (mut nosave, mut save, mut now, mut force, mut abort) =
-            (false, false, false, false, false);
+        let mut flags = ShutdownFlags::default();
+        let mut abort = false;
         for arg in a.rest(1) {
             let flag = match arg.to_ascii_lowercase().as_slice() {
-                b"nosave" => &mut nosave,
-                b"save" => &mut save,
-                b"now" => &mut now,
-                b"force" => &mut force,
+                b"nosave" => &mut flags.nosave,
+                b"save" => &mut flags.save,
+                b"now" => &mut flags.now,
+                b"force" => &mut flags.force,
                 b"abort" => &mut abort,
                 _ => return Err(Error::Syntax),
             };
             *flag = true;
         }
-        if (abort && (nosave || save || now || force)) || (nosave && save) {
+        if (abort && flags != ShutdownFlags::default()) || (flags.nosave && flags.save) {
             return Err(Error::Syntax);
         }
         if abort {
-            return Err(Error::msg("No shutdown in progress."));
+            if !persist::abort_shutdown(&c.shard).await {
+                return Err(Error::msg("No shutdown in progress."));
+            }
+            c.out.ok();
+            return Ok(());
         }
-        eprintln!("User requested shutdown...");
-        let mode = match (save, nosave) {
-            (true, _) => ShutdownSave::Save,
-            (_, true) => ShutdownSave::NoSave,
-            _ => ShutdownSave::AsConfigured,
-        };
-        let failed: CmdResult = Err(persist::shutdown(&c.shard, mode, force).await);
+        let failed: CmdResult = Err(persist::shutdown(&c.shard, flags).await);
         failed
     })
 }

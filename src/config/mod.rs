@@ -37,6 +37,11 @@ enum Kind {
     /// `notify-keyspace-events`: class letters, kept so they parse back to the same flags
     /// (`keyspace_events::stored`), shown as Redis renders them.
     KeyspaceEvents,
+    /// A multi-argument enum of bit flags (Redis's `MULTI_ARG_CONFIG` enum): one or more of
+    /// the names, the first of which (`default`) is no flag. Kept as the set flags in the
+    /// list's order joined by spaces, or the first name when none is set, as CONFIG GET
+    /// shows them (`configEnumGetName`).
+    Flags(&'static [&'static str]),
 }
 
 /// Whether CONFIG SET may change a directive, as Redis's `IMMUTABLE_CONFIG`/`PROTECTED_CONFIG`.
@@ -86,6 +91,8 @@ const LONG_MAX: i64 = i64::MAX;
 const NON_NEG: Kind = int(0, LONG_MAX);
 const NON_NEG_INT: Kind = int(0, INT_MAX);
 const PROTECTED_ACTION: Kind = Kind::Enum(&["no", "yes", "local"]);
+/// `shutdown-on-sigint`/`shutdown-on-sigterm`: SHUTDOWN's flags for a signal.
+const SHUTDOWN_FLAGS: Kind = Kind::Flags(&["default", "save", "nosave", "now", "force"]);
 
 /// Ranges, defaults and mutability follow Redis 7.0's `standardConfig` table (config.c), except
 /// `port` and `bind`, which Redis can change at run time but redcell's listeners cannot.
@@ -126,6 +133,9 @@ static DIRECTIVES: &[Directive] = &[
     d("rdbcompression", Kind::Bool, "yes", true),
     d("rdbchecksum", Kind::Bool, "yes", false),
     d("stop-writes-on-bgsave-error", Kind::Bool, "yes", true),
+    d("shutdown-timeout", NON_NEG_INT, "10", true),
+    d("shutdown-on-sigint", SHUTDOWN_FLAGS, "default", true),
+    d("shutdown-on-sigterm", SHUTDOWN_FLAGS, "default", true),
     // Redis's hidden testing knobs: microseconds to sleep per key a save writes or a load
     // reads (negative: one microsecond once in that many keys).
     d(
@@ -360,6 +370,8 @@ const MULTI_ARG: &[&str] = &[
     "save",
     "client-output-buffer-limit",
     "latency-tracking-info-percentiles",
+    "shutdown-on-sigint",
+    "shutdown-on-sigterm",
 ];
 
 /// Output buffer limit classes, in CONFIG GET order.
@@ -532,6 +544,22 @@ fn parse_value(dir: &Directive, args: &[String]) -> Result<String, ConfigError> 
             v
         }
         Kind::SavePoints => parse_save_points(args)?,
+        Kind::Flags(options) => {
+            let set = parse_flags(options, args)?;
+            if dir.name.starts_with("shutdown-on-sig")
+                && set.contains(&"save")
+                && set.contains(&"nosave")
+            {
+                return Err(ConfigError::Invalid(
+                    "shutdown options SAVE and NOSAVE can't be used simultaneously".into(),
+                ));
+            }
+            if set.is_empty() {
+                options[0].to_string()
+            } else {
+                set.join(" ")
+            }
+        }
         Kind::KeyspaceEvents => keyspace_events::parse(single()?.as_bytes())
             .map(keyspace_events::stored)
             .ok_or_else(|| ConfigError::Invalid(keyspace_events::INVALID.into()))?,
@@ -582,6 +610,42 @@ fn parse_value(dir: &Directive, args: &[String]) -> Result<String, ConfigError> 
         }
     };
     Ok(normalize(dir.name, value))
+}
+
+/// Redis's `configEnumGetValue` for bit flags: every argument must name an option (case
+/// aside), at least one is needed; returns the flags set (the first option is none), in
+/// the options' order.
+fn parse_flags(
+    options: &'static [&'static str],
+    args: &[String],
+) -> Result<Vec<&'static str>, ConfigError> {
+    let mut seen = vec![false; options.len()];
+    let known = !args.is_empty()
+        && args.iter().all(|a| {
+            let i = options.iter().position(|o| o.eq_ignore_ascii_case(a));
+            if let Some(i) = i {
+                seen[i] = true;
+            }
+            i.is_some()
+        });
+    if !known {
+        return Err(ConfigError::Invalid(
+            "argument(s) must be one of the following: ".to_string() + &options.join(", "),
+        ));
+    }
+    Ok(options
+        .iter()
+        .zip(seen)
+        .skip(1)
+        .filter_map(|(o, on)| on.then_some(*o))
+        .collect())
+}
+
+/// The flags a `Kind::Flags` value holds (`default`: none).
+pub fn flags(value: &str) -> impl Iterator<Item = &str> {
+    value
+        .split(' ')
+        .filter(|w| !w.is_empty() && *w != "default")
 }
 
 /// Redis's `setConfigSaveOption`: an even number of integers, seconds at least 1 and

@@ -216,7 +216,7 @@ pub fn rewrite(old: &str, config: &Config, facts: &Facts) -> String {
             Kind::Str => {
                 st.rewrite(name, format!("{name} {}", repr(value)), value != default);
             }
-            Kind::Bool | Kind::Int { .. } | Kind::Enum(_) | Kind::Only(_) => {
+            Kind::Bool | Kind::Int { .. } | Kind::Enum(_) | Kind::Only(_) | Kind::Flags(_) => {
                 st.rewrite(name, format!("{name} {value}"), value != default);
             }
         }

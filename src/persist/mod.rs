@@ -13,6 +13,8 @@ pub use aof::AofInfo;
 pub mod load;
 mod rdb_file;
 pub use rdb_file::StreamSink;
+mod shutdown;
+pub use shutdown::{abort as abort_shutdown, shutdown, Flags as ShutdownFlags};
 
 use std::cell::{Cell, RefCell};
 use std::path::PathBuf;
@@ -59,6 +61,8 @@ pub struct Info {
     /// Keys serialized by the running snapshot, of how many.
     pub snapshot_keys: u64,
     pub snapshot_keys_total: u64,
+    /// Milliseconds left of a shutdown's wait for replicas (INFO server).
+    pub shutdown_in_milliseconds: Option<i64>,
 }
 
 /// The control core's persistence state.
@@ -79,6 +83,8 @@ pub struct Persist {
     /// Told the stamp of the next save's cut the moment it is taken, before any later write
     /// reaches the replication stream (a disk-based full sync's replicas start there).
     on_next_cut: RefCell<Option<CutHook>>,
+    /// The shutdown under way (`shutdown`), if any.
+    shutdown: RefCell<Option<Rc<shutdown::Running>>>,
 }
 
 /// Told a cut's stamp (`save_for_sync`).
@@ -126,6 +132,7 @@ impl Persist {
             replay,
             cuts: Cell::new(0),
             on_next_cut: RefCell::new(None),
+            shutdown: RefCell::new(None),
         });
         p.set_aof_info(|i| {
             i.last_rewrite_ok = true;
@@ -267,26 +274,6 @@ impl Persist {
         self.rdb.borrow().in_progress || self.aof_mail.info.get().rewrite_in_progress
     }
 
-    /// SIGTERM/SIGINT: shut down as Redis does, saving if save points are configured. If
-    /// that save fails, the server keeps running.
-    async fn on_signal(&self) {
-        let signal = self.shard.shared.shutdown_signal.swap(0, Ordering::Relaxed);
-        if signal == 0 {
-            return;
-        }
-        let name = if signal == libc::SIGINT {
-            "SIGINT"
-        } else {
-            "SIGTERM"
-        };
-        eprintln!("Received {name} scheduling shutdown...");
-        eprintln!("User requested shutdown...");
-        shutdown(&self.shard, ShutdownSave::AsConfigured, false).await;
-        eprintln!(
-            "{name} received but errors trying to shut down the server, check the logs for more information"
-        );
-    }
-
     /// Tells the shards whether writes must be refused after a failed background save
     /// (Redis's `writeCommandsDeniedByDiskError`), when that changed.
     async fn update_save_gate(&self) {
@@ -330,7 +317,7 @@ impl Persist {
     async fn cron(self: Rc<Self>) {
         loop {
             glommio::timer::sleep(Duration::from_millis(100)).await;
-            self.on_signal().await;
+            self.on_signal();
             self.update_save_gate().await;
             let points = save_points(self.shard.shared.config().get("save"));
             let loading = self
@@ -511,6 +498,7 @@ impl Persist {
             aof: self.aof_info_now(),
             snapshot_keys: r.snapshot_keys,
             snapshot_keys_total: r.snapshot_keys_total,
+            shutdown_in_milliseconds: self.shutdown_in_ms(),
             ..loading
         }
     }
@@ -769,44 +757,6 @@ pub async fn save_after_flushall(shard: &Rc<Shard>) {
     .await
 }
 
-/// Whether SHUTDOWN saves: as configured (save points), always, or never.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ShutdownSave {
-    AsConfigured,
-    Save,
-    NoSave,
-}
-
-/// SHUTDOWN and SIGTERM/SIGINT (Redis's `prepareForShutdown`): stops a running save, saves
-/// when asked or configured, and ends the process. Returns only when the save failed and
-/// `force` was not given.
-pub async fn shutdown(shard: &Rc<Shard>, mode: ShutdownSave, force: bool) -> Error {
-    on_control(shard, move |p| async move {
-        let points = !save_points(p.shard.shared.config().get("save")).is_empty();
-        if p.rdb.borrow().in_progress {
-            eprintln!("There is a child saving an .rdb. Killing it!");
-            p.stop_running_save().await;
-        }
-        if mode == ShutdownSave::Save || (mode == ShutdownSave::AsConfigured && points) {
-            eprintln!("Saving the final RDB snapshot before exiting.");
-            if p.save_now().await.is_err() {
-                if !force {
-                    eprintln!("Error trying to save the DB, can't exit.");
-                    eprintln!("Errors trying to shut down the server. Check the logs for more information.");
-                    return Error::msg("Errors trying to SHUTDOWN. Check logs.");
-                }
-                eprintln!("Error trying to save the DB, exiting anyway.");
-            }
-        }
-        p.flush_aof().await;
-        // A cluster change answered just before must still reach nodes.conf.
-        crate::cluster::nodes_conf::flush(Duration::from_secs(2));
-        eprintln!("redcell is now ready to exit, bye bye...");
-        std::process::exit(0)
-    })
-    .await
-}
-
 /// DEBUG RELOAD [MERGE] [NOSAVE] [NOFLUSH]: saves, empties every database and loads the file
 /// again. A key already present replaces the old one only with MERGE; otherwise it stops
 /// the load with an error (Redis panics).
@@ -862,9 +812,9 @@ pub async fn info(shard: &Rc<Shard>) -> Info {
 }
 
 /// Routes SIGTERM and SIGINT to the persistence cron (`Shared::shutdown_signal`), which
-/// shuts down as Redis does. Call before any other thread starts: the signals are blocked
-/// in every thread and taken by one that waits for them. A second SIGINT while a shutdown
-/// is pending exits at once, as Redis does.
+/// shuts down as Redis does (`shutdown`). Call before any other thread starts: the signals
+/// are blocked in every thread and taken by one that waits for them. A second SIGINT while
+/// a signal's shutdown is pending or waiting for replicas exits at once, as Redis does.
 pub fn catch_shutdown_signals(shared: std::sync::Arc<crate::shard::Shared>) {
     // SAFETY: plain signal-set manipulation on a local set; no other thread runs yet.
     let set = unsafe {
@@ -888,6 +838,15 @@ pub fn catch_shutdown_signals(shared: std::sync::Arc<crate::shard::Shared>) {
                 eprintln!("You insist... exiting now.");
                 std::process::exit(1);
             }
+            let loading = shared.load_progress.loading.load(Ordering::Relaxed);
+            eprintln!(
+                "{}",
+                match signal {
+                    _ if loading => "Received shutdown signal during loading, scheduling shutdown.",
+                    libc::SIGINT => "Received SIGINT scheduling shutdown...",
+                    _ => "Received SIGTERM scheduling shutdown...",
+                }
+            );
         });
     if let Err(e) = spawned {
         // Without the thread the signals must reach the process again (default: exit).

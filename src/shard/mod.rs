@@ -78,8 +78,9 @@ pub struct Shared {
     pub upcalls: Upcalls,
     /// Start-up loading's progress (INFO persistence).
     pub load_progress: LoadProgress,
-    /// SIGTERM or SIGINT received and not yet acted on (0: none); the control core's
-    /// persistence cron shuts down.
+    /// SIGTERM or SIGINT received (0: none), Redis's `shutdown_asap` and `last_sig_received`:
+    /// the control core's persistence cron starts a shutdown with it, and it stays set until
+    /// that shutdown (or the one it found under way) is cancelled or aborted.
     pub shutdown_signal: std::sync::atomic::AtomicI32,
     /// Journal stamps up to this one are in the AOF and synced (`appendfsync always`).
     pub aof_durable: AtomicU64,

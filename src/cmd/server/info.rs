@@ -249,6 +249,9 @@ fn server(s: &Snapshot, out: &mut String) {
         "config_file:{}", s.config_file;
         "io_threads_active:0";
     );
+    if let Some(ms) = s.persist.shutdown_in_milliseconds {
+        lines!(out, "shutdown_in_milliseconds:{}", ms);
+    }
 }
 
 fn clients(s: &Snapshot, out: &mut String) {
