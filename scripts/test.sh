@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the whole redcell test suite on a Debian machine, installing what the tests need
 # (stock redis-server/redis-tools as interop peers, a C compiler for the long-double shim,
-# util-linux for setpriv/prlimit, python3-redis for the client-library scripting test,
+# util-linux for setpriv/prlimit, iproute2 for ss, python3-redis for the client-library scripting test,
 # prometheus-redis-exporter for the INFO comparison test, openssl for the TLS tests' certificates) when
 # it is missing. Needs root or sudo only to install.
 set -euo pipefail
@@ -12,6 +12,8 @@ command -v redis-server >/dev/null || need+=(redis-server)
 command -v redis-cli >/dev/null || need+=(redis-tools)
 command -v cc >/dev/null || need+=(gcc libc6-dev)
 command -v setpriv >/dev/null && command -v prlimit >/dev/null || need+=(util-linux)
+# ss shows the listeners' SO_MARK (tests/config_file.rs).
+command -v ss >/dev/null || need+=(iproute2)
 command -v prometheus-redis-exporter >/dev/null || need+=(prometheus-redis-exporter)
 # The TLS tests make their CA and certificates at run time with the openssl command.
 command -v openssl >/dev/null || need+=(openssl)

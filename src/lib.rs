@@ -20,6 +20,17 @@
 //! - `cmd`: the command table, `call()`, one file per command family.
 //! - `server`: executors, listeners, the connection task and the gate.
 
+/// Log lines, as std's `eprintln!` writes them but never panicking: std's panics when
+/// stderr is a closed pipe (a log reader that went away), which would take down the task
+/// that logs. Redis ignores a failed log write too. Defined before every module, so it
+/// stands in for std's macro throughout the crate.
+macro_rules! eprintln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 pub mod acl;
 pub mod aof;
 pub mod cluster;

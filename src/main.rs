@@ -1,5 +1,16 @@
 //! `redcell-server [CONFIG_FILE] [--directive value ...] [--shards N] [--cores LIST]`
 
+/// Log lines, as std's `eprintln!` writes them but never panicking: std's panics when
+/// stderr is a closed pipe (a log reader that went away), which would take down the task
+/// that logs. Redis ignores a failed log write too. Defined before every module, so it
+/// stands in for std's macro throughout the crate.
+macro_rules! eprintln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 use std::sync::Arc;
 
 use clap::Parser;
@@ -8,6 +19,7 @@ use mimalloc::MiMalloc;
 use redcell::config::Config;
 use redcell::server::{self, cpus, Topology};
 use redcell::shard::Shared;
+use redcell::util::process;
 
 /// mimalloc, counted: INFO's `used_memory` and `maxmemory` read the count.
 #[global_allocator]
@@ -125,6 +137,22 @@ fn main() {
         fail(&format!("{}{why}", config.renames[i].2));
     }
 
+    // From here on the log goes where `logfile` says (Redis checks it opens at start-up).
+    let logfile = config.get("logfile").to_string();
+    if !logfile.is_empty() {
+        if let Err(e) = process::redirect_log(&logfile) {
+            fail(&format!(
+                "\n*** FATAL CONFIG FILE ERROR (redcell {}) ***\n{e}",
+                redcell::REDCELL_VERSION
+            ));
+        }
+    }
+    redcell::util::listen::set_socket_mark(config.get_i64("socket-mark-id") as u32);
+    if config.get_bool("disable-thp") && process::disable_thp() {
+        eprintln!("Transparent huge pages turned off for this process (disable-thp yes).");
+    }
+    config.apply_oom_score_adj(config.replicaof.is_some());
+
     // As Redis's `dir` directive: every file (dump.rdb, nodes.conf) is relative to it.
     let dir = config.get("dir").to_string();
     if let Err(e) = std::env::set_current_dir(&dir) {
@@ -135,7 +163,13 @@ fn main() {
         redcell::persist::load::has_data_to_load(&config) || config.get_bool("appendonly");
 
     let allowed = cpus::allowed_cpus();
-    let cpus = match &flags.cores {
+    // `server_cpulist` places the shards as `--cores` does (Redis pins its main thread).
+    let server_cpulist = config.get("server_cpulist").to_string();
+    let cores = flags
+        .cores
+        .clone()
+        .or_else(|| (!server_cpulist.is_empty()).then_some(server_cpulist));
+    let cpus = match &cores {
         Some(list) => {
             let wanted = cpus::parse_cpu_list(list).unwrap_or_else(|e| fail(&e));
             if let Some(c) = wanted.iter().find(|c| !allowed.contains(c)) {

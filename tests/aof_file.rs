@@ -720,3 +720,65 @@ fn a_cut_command_after_an_rdb_base_is_cut_at_the_base_end_not_at_zero() {
     drop(stock);
     assert_eq!(std::fs::metadata(&base_path).expect("stat").len(), 0);
 }
+
+/// `aof-disable-auto-gc yes`: a rewrite keeps the files it replaced, listed as history, as
+/// stock keeps them; the server still loads only base and incr after a restart.
+#[test]
+fn history_files_stay_with_auto_gc_disabled_as_in_stock() {
+    // `always`: what was acknowledged is in the file when the server is killed below.
+    let args = [
+        "--appendonly",
+        "yes",
+        "--appendfsync",
+        "always",
+        "--aof-disable-auto-gc",
+        "yes",
+    ];
+    let rewrite = |c: &mut Raw, aof_dir: &Path| {
+        cmd(c, &["SET", "a", "1"]);
+        cmd(c, &["BGREWRITEAOF"]);
+        let manifest = aof_dir.join("appendonly.aof.manifest");
+        let done = wait_until(Duration::from_secs(20), || {
+            let info = String::from_utf8_lossy(&cmd(c, &["INFO", "persistence"])).into_owned();
+            info.contains("aof_rewrite_in_progress:0")
+                && std::fs::read_to_string(&manifest)
+                    .unwrap_or_default()
+                    .contains("seq 2 type b")
+        });
+        assert!(done, "BGREWRITEAOF did not finish");
+        cmd(c, &["SET", "b", "2"]);
+        std::fs::read_to_string(&manifest).expect("manifest")
+    };
+    let stock_dir = TempDir::new("aof-gc-stock");
+    let stock = {
+        let mut a = vec!["--dir", stock_dir.path.to_str().expect("utf-8")];
+        a.extend_from_slice(&args);
+        StockRedis::start(&a)
+    };
+    let stock_manifest = rewrite(
+        &mut Raw::connect(stock.port),
+        &stock_dir.path.join("appendonlydir"),
+    );
+    let ours_dir = TempDir::new("aof-gc-ours");
+    let ours_args = {
+        let mut a = vec!["--dir", ours_dir.path.to_str().expect("utf-8")];
+        a.extend_from_slice(&args);
+        a
+    };
+    let ours = common::Server::start(1, &ours_args);
+    let aof_dir = ours_dir.path.join("appendonlydir");
+    let ours_manifest = rewrite(&mut ours.raw(), &aof_dir);
+    assert!(stock_manifest.contains("type h"), "{stock_manifest}");
+    assert_eq!(ours_manifest, stock_manifest);
+    for line in ours_manifest.lines() {
+        let file = line.split(' ').nth(1).expect("file name");
+        assert!(aof_dir.join(file).exists(), "{file} is listed but gone");
+    }
+    drop(ours); // SIGKILL
+    let again = common::Server::start(1, &ours_args);
+    let mut c = again.raw();
+    assert_eq!(
+        cmd(&mut c, &["MGET", "a", "b"]),
+        b"*2\r\n$1\r\n1\r\n$1\r\n2\r\n"
+    );
+}

@@ -1143,33 +1143,60 @@ fn a_writable_replica_ignores_min_replicas_to_write() {
     assert_eq!(text(&cmd(&mut o, &["GET", "local"])), "$1\r\n1\r\n");
 }
 
+/// A stock master with 300 keys of 100 bytes, 100 of them written after its two replicas
+/// (stock and ours, both with `maxmemory 1`, `allkeys-lru` and `extra`) synced; both caught
+/// up and given a few eviction cron turns.
+struct ReplicasOverMaxmemory {
+    stock: StockRedis,
+    ours: Server,
+    _master: StockRedis,
+    _dir: TempDir,
+}
+
+impl ReplicasOverMaxmemory {
+    fn start(extra: &[&str]) -> ReplicasOverMaxmemory {
+        let master = stock_master(false);
+        let mut m = Raw::connect(master.port);
+        for i in 0..200 {
+            cmd(&mut m, &["SET", &format!("k{i}"), &"v".repeat(100)]);
+        }
+        let mut limit = vec!["--maxmemory", "1", "--maxmemory-policy", "allkeys-lru"];
+        limit.extend_from_slice(extra);
+        let port = master.port.to_string();
+        let mut stock_args = vec!["--replicaof", "127.0.0.1", &port];
+        stock_args.extend_from_slice(&limit);
+        let stock = StockRedis::start(&stock_args);
+        let dir = TempDir::new("replica");
+        let mut ours_args = vec!["--save", ""];
+        ours_args.extend_from_slice(&limit);
+        let ours = replica_of(master.port, &dir.path, &ours_args);
+        let (mut s, mut o) = (Raw::connect(stock.port), Raw::connect(ours.port));
+        for i in 200..300 {
+            cmd(&mut m, &["SET", &format!("k{i}"), &"v".repeat(100)]);
+        }
+        wait_caught_up(&mut m, &mut s, Duration::from_secs(10));
+        wait_caught_up(&mut m, &mut o, Duration::from_secs(10));
+        // The eviction cron runs every 100 ms: give it a few turns.
+        std::thread::sleep(Duration::from_millis(300));
+        ReplicasOverMaxmemory {
+            stock,
+            ours,
+            _master: master,
+            _dir: dir,
+        }
+    }
+}
+
 /// A replica over `maxmemory` stays its master's copy, as a stock replica does (Redis's
 /// default `replica-ignore-maxmemory yes`): it evicts nothing under an evicting policy and
 /// answers no OOM, so a write or a script with flags gets the read-only refusal.
 #[test]
 fn a_replica_over_maxmemory_evicts_nothing_as_a_stock_replica() {
-    let master = stock_master(false);
-    let mut m = Raw::connect(master.port);
-    for i in 0..200 {
-        cmd(&mut m, &["SET", &format!("k{i}"), &"v".repeat(100)]);
-    }
-    let limit = ["--maxmemory", "1", "--maxmemory-policy", "allkeys-lru"];
-    let port = master.port.to_string();
-    let mut stock_args = vec!["--replicaof", "127.0.0.1", &port];
-    stock_args.extend_from_slice(&limit);
-    let stock = StockRedis::start(&stock_args);
-    let dir = TempDir::new("replica");
-    let mut ours_args = vec!["--save", ""];
-    ours_args.extend_from_slice(&limit);
-    let ours = replica_of(master.port, &dir.path, &ours_args);
-    let (mut s, mut o) = (Raw::connect(stock.port), Raw::connect(ours.port));
-    for i in 200..300 {
-        cmd(&mut m, &["SET", &format!("k{i}"), &"v".repeat(100)]);
-    }
-    wait_caught_up(&mut m, &mut s, Duration::from_secs(10));
-    wait_caught_up(&mut m, &mut o, Duration::from_secs(10));
-    // The eviction cron runs every 100 ms: give it a few turns.
-    std::thread::sleep(Duration::from_millis(300));
+    let limited = ReplicasOverMaxmemory::start(&[]);
+    let (mut s, mut o) = (
+        Raw::connect(limited.stock.port),
+        Raw::connect(limited.ours.port),
+    );
     for words in [
         &["DBSIZE"][..],
         &["SET", "local", "1"],
@@ -1183,4 +1210,155 @@ fn a_replica_over_maxmemory_evicts_nothing_as_a_stock_replica() {
     }
     assert_eq!(text(&o.call(&[b"DBSIZE"])), ":300\r\n");
     assert_eq!(info_i64(&mut o, "stats", "evicted_keys"), 0);
+}
+
+/// With `replica-ignore-maxmemory no` a replica enforces its own `maxmemory`, as a stock
+/// replica does: both evict the master's keys (and so stop being its copy).
+#[test]
+fn a_replica_told_not_to_ignore_maxmemory_evicts_as_a_stock_replica() {
+    let limited = ReplicasOverMaxmemory::start(&["--replica-ignore-maxmemory", "no"]);
+    let (mut s, mut o) = (
+        Raw::connect(limited.stock.port),
+        Raw::connect(limited.ours.port),
+    );
+    for (name, c) in [("stock", &mut s), ("redcell", &mut o)] {
+        let evicted = info_i64(c, "stats", "evicted_keys");
+        let keys = text(&c.call(&[b"DBSIZE"]));
+        assert!(evicted > 0, "{name}: nothing evicted ({keys})");
+        assert_ne!(keys, ":300\r\n", "{name}: still holds every key");
+    }
+    assert_eq!(
+        text(&o.call(&[b"CONFIG", b"GET", b"slave-ignore-maxmemory"])),
+        text(&s.call(&[b"CONFIG", b"GET", b"slave-ignore-maxmemory"]))
+    );
+}
+
+/// `bind-source-addr`: the link to the master leaves from that address, so the master lists
+/// the replica there. `rdb-del-sync-files yes` on a replica without persistence removes the
+/// RDB its sync brought, which stays by default; a stock replica beside it does the same.
+#[test]
+fn replica_link_leaves_from_bind_source_addr_and_sync_files_go_as_told() {
+    let master = stock_master(false);
+    let mut m = Raw::connect(master.port);
+    // Protected mode takes only 127.0.0.1 and ::1 for loopback.
+    cmd(&mut m, &["CONFIG", "SET", "protected-mode", "no"]);
+    cmd(&mut m, &["SET", "k", "v"]);
+    let port = master.port.to_string();
+    for delete in ["no", "yes"] {
+        let stock_dir = TempDir::new("stock-replica");
+        let stock = StockRedis::start(&[
+            "--dir",
+            stock_dir.path.to_str().expect("utf-8 dir"),
+            "--replicaof",
+            "127.0.0.1",
+            &port,
+            "--rdb-del-sync-files",
+            delete,
+        ]);
+        let dir = TempDir::new("replica");
+        let ours = replica_of(
+            master.port,
+            &dir.path,
+            &[
+                "--save",
+                "",
+                "--rdb-del-sync-files",
+                delete,
+                "--bind-source-addr",
+                "127.0.0.2",
+            ],
+        );
+        let (mut s, mut o) = (Raw::connect(stock.port), Raw::connect(ours.port));
+        wait_caught_up(&mut m, &mut s, Duration::from_secs(10));
+        wait_caught_up(&mut m, &mut o, Duration::from_secs(10));
+        let kept = |d: &std::path::Path| d.join("dump.rdb").exists();
+        // Stock unlinks in a background thread.
+        wait_until(Duration::from_secs(3), || {
+            kept(&stock_dir.path) == (delete == "no") && kept(&dir.path) == (delete == "no")
+        });
+        assert_eq!(kept(&stock_dir.path), delete == "no", "stock");
+        assert_eq!(kept(&dir.path), delete == "no", "redcell");
+        let info = text(&m.call(&[b"INFO", b"replication"]));
+        let ours_line = info
+            .lines()
+            .find(|l| l.contains(&format!("port={},", ours.port)))
+            .unwrap_or_else(|| panic!("the master does not list our replica: {info}"));
+        assert!(ours_line.contains("ip=127.0.0.2,"), "{ours_line}");
+        drop((stock, ours));
+        assert!(wait_until(Duration::from_secs(5), || {
+            !text(&m.call(&[b"INFO", b"replication"])).contains("slave0:")
+        }));
+    }
+}
+
+/// A replica whose own saves fail (its directory is gone) and that is sent a write by its
+/// master: with the default `replica-ignore-disk-write-errors no` it stops, as a stock
+/// replica panics; with `yes` it applies the write and logs it, as stock does.
+#[test]
+fn a_replica_that_cannot_save_stops_on_its_masters_writes_unless_told_to_ignore() {
+    let master = stock_master(false);
+    let mut m = Raw::connect(master.port);
+    let port = master.port.to_string();
+    for ignore in ["no", "yes"] {
+        let stock_dir = TempDir::new("stock-replica");
+        let stock_path = stock_dir.path.join("data");
+        std::fs::create_dir(&stock_path).expect("mkdir");
+        let stock = StockRedis::start(&[
+            "--dir",
+            stock_path.to_str().expect("utf-8 dir"),
+            "--replicaof",
+            "127.0.0.1",
+            &port,
+            "--save",
+            "3600 1",
+            "--replica-ignore-disk-write-errors",
+            ignore,
+        ]);
+        let dir = TempDir::new("replica");
+        let path = dir.path.join("data");
+        std::fs::create_dir(&path).expect("mkdir");
+        let mut ours = replica_of(
+            master.port,
+            &path,
+            &[
+                "--save",
+                "3600 1",
+                "--replica-ignore-disk-write-errors",
+                ignore,
+            ],
+        );
+        let (mut s, mut o) = (Raw::connect(stock.port), Raw::connect(ours.port));
+        wait_caught_up(&mut m, &mut s, Duration::from_secs(10));
+        wait_caught_up(&mut m, &mut o, Duration::from_secs(10));
+        std::fs::remove_dir_all(&stock_path).expect("rm stock dir");
+        std::fs::remove_dir_all(&path).expect("rm our dir");
+        for (name, c) in [("stock", &mut s), ("redcell", &mut o)] {
+            cmd(c, &["BGSAVE"]);
+            let failed = wait_until(Duration::from_secs(10), || {
+                info_field(c, "persistence", "rdb_last_bgsave_status") == "err"
+            });
+            assert!(failed, "{name}: the save did not fail");
+        }
+        cmd(&mut m, &["SET", "after", ignore]);
+        if ignore == "no" {
+            assert!(
+                wait_until(Duration::from_secs(10), || !common::ping_once(stock.port)),
+                "stock kept running"
+            );
+            assert!(!ours.wait_exit(Duration::from_secs(10)).success());
+            assert!(ours
+                .stderr()
+                .contains("Replica was unable to write command to disk."));
+        } else {
+            for (name, c) in [("stock", &mut s), ("redcell", &mut o)] {
+                let applied = wait_until(Duration::from_secs(10), || {
+                    text(&c.call(&[b"GET", b"after"])) == "$3\r\nyes\r\n"
+                });
+                assert!(applied, "{name} did not apply the write");
+            }
+            assert!(ours.stderr().contains(
+                "Replica is applying a command even though it is unable to write to disk."
+            ));
+        }
+    }
 }

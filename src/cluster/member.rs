@@ -1554,12 +1554,15 @@ impl Member {
                     ip
                 }
             );
+            let source = me.shard.shared.config().get("bind-source-addr").to_string();
             let result = match addr.parse::<std::net::SocketAddr>() {
-                Ok(a) => {
-                    TcpStream::connect_timeout(a, Duration::from_millis(timeout.max(1000) as u64))
-                        .await
-                        .ok()
-                }
+                Ok(a) => crate::util::listen::connect(
+                    &a.to_string(),
+                    &source,
+                    Duration::from_millis(timeout.max(1000) as u64),
+                )
+                .await
+                .ok(),
                 Err(_) => None,
             };
             let stream = match result {

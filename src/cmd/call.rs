@@ -923,6 +923,7 @@ pub fn active_expire(shard: &Rc<Shard>, now: i64) {
         return;
     };
     let recording = shard.recording.get();
+    let effort = shard.settings.borrow().active_expire_effort;
     let mut unit = Unit {
         loose: true,
         ..Unit::default()
@@ -934,7 +935,7 @@ pub fn active_expire(shard: &Rc<Shard>, now: i64) {
         if ks.volatile_len() == 0 {
             continue;
         }
-        let (d, s, c) = ks.active_expire(now, 16);
+        let (d, s, c) = ks.active_expire(now, 16, effort);
         (deleted, sampled, capped) = (deleted + d, sampled + s, capped || c);
         take_expired(ks, i, &mut expired);
     }

@@ -52,13 +52,14 @@ pub fn over_limit(shard: &Shard) -> bool {
 
 /// Whether eviction, and so an OOM answer, may happen now (Redis's
 /// `isSafeToPerformEvictions`): not while a script runs past `busy-reply-threshold` or data
-/// loads, not on a replica (Redis's default `replica-ignore-maxmemory yes`: a replica stays
+/// loads, not on a replica with `replica-ignore-maxmemory yes` (the default: a replica stays
 /// its master's exact copy, and only the master's DELs remove keys), not while clients are
 /// paused (the dataset holds still).
 pub fn safe_to_evict(shard: &Shard) -> bool {
     !(shard.shared.scripts.busy().is_some()
         || shard.disk_gate.get().loading
-        || crate::db::expiry::is_replica()
+        || (crate::db::expiry::is_replica()
+            && shard.settings.borrow().eviction.replica_ignores_limit)
         || shard.shared.pause.current().is_some())
 }
 
@@ -369,6 +370,7 @@ mod tests {
             lazy: false,
             lfu_log_factor: 10,
             lfu_decay_time: 1,
+            replica_ignores_limit: true,
         };
         let mut data = ShardData::new(0, 1, 1);
         let v = || Value::Str(StrValue::from_bytes(b"v"));

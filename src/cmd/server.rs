@@ -183,7 +183,7 @@ static CONFIG_SUBS: &[CommandSpec] = &[
         "get",
         -3,
         ADMIN | NOSCRIPT | LOADING | STALE,
-        Handler::Sync(config::get),
+        Handler::Async(config::get),
     )
     .doc(
         "server",

@@ -11,6 +11,7 @@ pub mod rewrite;
 
 use crate::util::glob::glob_match;
 use crate::util::num::parse_i64_strict;
+use crate::util::process::OomMode;
 
 #[derive(Clone, Copy, Debug)]
 enum Kind {
@@ -34,6 +35,15 @@ enum Kind {
     OutputLimits,
     /// `latency-tracking-info-percentiles`: numbers in 0..=100, kept as `%f` trimmed.
     Percentiles,
+    /// `oom-score-adj-values`: three integers in -2000..=2000 (master, replica, background
+    /// child).
+    OomScoreAdjValues,
+    /// `proc-title-template`: Redis's `sdstemplate` syntax over its known variables.
+    ProcTitle,
+    /// An integer written in octal (`unixsocketperm`), 0..=max.
+    Octal {
+        max: i64,
+    },
     /// `notify-keyspace-events`: class letters, kept so they parse back to the same flags
     /// (`keyspace_events::stored`), shown as Redis renders them.
     KeyspaceEvents,
@@ -356,6 +366,97 @@ static DIRECTIVES: &[Directive] = &[
     d("tls-session-cache-timeout", NON_NEG_INT, "300", true),
     d("tls-replication", Kind::Bool, "no", true),
     d("tls-cluster", Kind::Bool, "no", true),
+    // Process and memory management (`server::process`): applied at start-up, and
+    // `oom-score-adj*` again on CONFIG SET and when the replication role changes.
+    d(
+        "oom-score-adj",
+        Kind::Enum(&["no", "yes", "relative", "absolute"]),
+        "no",
+        true,
+    ),
+    d(
+        "oom-score-adj-values",
+        Kind::OomScoreAdjValues,
+        "0 200 800",
+        true,
+    ),
+    d("disable-thp", Kind::Bool, "yes", false),
+    d("socket-mark-id", int(0, u32::MAX as i64), "0", false),
+    // Outgoing connections (to a master, and the cluster bus) leave from this address.
+    d("bind-source-addr", Kind::Str, "", true),
+    d("repl-disable-tcp-nodelay", Kind::Bool, "no", true),
+    d("rdb-del-sync-files", Kind::Bool, "no", true),
+    d("rdb-save-incremental-fsync", Kind::Bool, "yes", true),
+    d("aof-disable-auto-gc", Kind::Bool, "no", true),
+    d("replica-ignore-maxmemory", Kind::Bool, "yes", true),
+    d("replica-ignore-disk-write-errors", Kind::Bool, "no", true),
+    d("active-expire-effort", int(1, 10), "1", true),
+    // As a Redis built without its Jemalloc (redcell uses mimalloc): the knobs are kept,
+    // `activedefrag yes` is refused with Redis's words for that build.
+    d("activedefrag", Kind::Bool, "no", true),
+    d("active-defrag-cycle-min", int(1, 99), "1", true),
+    d("active-defrag-cycle-max", int(1, 99), "25", true),
+    d(
+        "active-defrag-ignore-bytes",
+        Kind::Memory { min: 1 },
+        "104857600",
+        true,
+    ),
+    d(
+        "active-defrag-max-scan-fields",
+        int(1, LONG_MAX),
+        "1000",
+        true,
+    ),
+    d("active-defrag-threshold-lower", int(0, 1000), "10", true),
+    d("active-defrag-threshold-upper", int(0, 1000), "100", true),
+    // Accepted with no effect here (README "Configuration directives without effect").
+    d("always-show-logo", Kind::Bool, "no", false),
+    d("set-proc-title", Kind::Bool, "yes", false),
+    d(
+        "proc-title-template",
+        Kind::ProcTitle,
+        "{title} {listen-addr} {server-mode}",
+        true,
+    ),
+    d("dynamic-hz", Kind::Bool, "yes", true),
+    d("jemalloc-bg-thread", Kind::Bool, "yes", true),
+    d("replica-lazy-flush", Kind::Bool, "no", true),
+    d("io-threads-do-reads", Kind::Bool, "no", false),
+    d("crash-log-enabled", Kind::Bool, "yes", true),
+    d("crash-memcheck-enabled", Kind::Bool, "yes", true),
+    d("enable-module-command", PROTECTED_ACTION, "no", false),
+    d("ignore-warnings", Kind::Str, "", true),
+    d("server_cpulist", Kind::Str, "", false),
+    d("bio_cpulist", Kind::Str, "", false),
+    d("aof_rewrite_cpulist", Kind::Str, "", false),
+    d("bgsave_cpulist", Kind::Str, "", false),
+    d(
+        "sanitize-dump-payload",
+        Kind::Enum(&["no", "yes", "clients"]),
+        "no",
+        true,
+    ),
+    d(
+        "syslog-facility",
+        Kind::Enum(&[
+            "user", "local0", "local1", "local2", "local3", "local4", "local5", "local6", "local7",
+        ]),
+        "local0",
+        false,
+    ),
+    d("syslog-ident", Kind::Str, "redis", false),
+    d("unixsocketperm", Kind::Octal { max: 0o777 }, "0", false),
+    // Not implemented yet: refused at start-up unless at their defaults.
+    d("syslog-enabled", Kind::Only(&["no"]), "no", false),
+    d("unixsocket", Kind::Only(&[""]), "", false),
+    d("maxmemory-clients", Kind::Only(&["0"]), "0", true),
+    d(
+        "propagation-error-behavior",
+        Kind::Only(&["ignore"]),
+        "ignore",
+        true,
+    ),
     d(
         "client-output-buffer-limit",
         Kind::OutputLimits,
@@ -367,12 +468,20 @@ static DIRECTIVES: &[Directive] = &[
 /// Directives whose CONFIG SET value is split into several arguments (`MULTI_ARG_CONFIG`).
 const MULTI_ARG: &[&str] = &[
     "bind",
+    "oom-score-adj-values",
     "save",
     "client-output-buffer-limit",
     "latency-tracking-info-percentiles",
     "shutdown-on-sigint",
     "shutdown-on-sigterm",
 ];
+
+/// Directives a CONFIG GET pattern does not list (Redis's `HIDDEN_CONFIG`): testing knobs.
+const HIDDEN: &[&str] = &["rdb-key-save-delay", "key-load-delay"];
+
+/// The names of `replicaof`: read from a file and shown by CONFIG GET, not set by CONFIG SET
+/// (immutable there, as in Redis; REPLICAOF changes it).
+const REPLICAOF: [&str; 2] = ["replicaof", "slaveof"];
 
 /// Output buffer limit classes, in CONFIG GET order.
 const OBUF_CLASSES: [&str; 3] = ["normal", "slave", "pubsub"];
@@ -452,6 +561,8 @@ static ALIASES: &[(&str, &str)] = &[
     ("slave-priority", "replica-priority"),
     ("slave-announce-ip", "replica-announce-ip"),
     ("slave-announce-port", "replica-announce-port"),
+    ("slave-lazy-flush", "replica-lazy-flush"),
+    ("slave-ignore-maxmemory", "replica-ignore-maxmemory"),
     (
         "cluster-slave-validity-factor",
         "cluster-replica-validity-factor",
@@ -479,6 +590,9 @@ fn parse_value(dir: &Directive, args: &[String]) -> Result<String, ConfigError> 
         }
     };
     let value = match dir.kind {
+        Kind::Bool if dir.name == "activedefrag" && single()?.eq_ignore_ascii_case("yes") => {
+            return Err(ConfigError::Invalid(NO_ACTIVE_DEFRAG.into()));
+        }
         Kind::Bool => match single()?.to_ascii_lowercase().as_str() {
             "yes" => "yes".to_string(),
             "no" => "no".to_string(),
@@ -544,6 +658,42 @@ fn parse_value(dir: &Directive, args: &[String]) -> Result<String, ConfigError> 
             v
         }
         Kind::SavePoints => parse_save_points(args)?,
+        Kind::OomScoreAdjValues => {
+            if args.len() != 3 {
+                return Err(ConfigError::Invalid("wrong number of arguments".into()));
+            }
+            let mut values = Vec::with_capacity(3);
+            for a in args {
+                match parse_i64_strict(a.as_bytes()) {
+                    Some(v) if (-2000..=2000).contains(&v) => values.push(v.to_string()),
+                    _ => return Err(ConfigError::Invalid(
+                        "Invalid oom-score-adj-values, elements must be between -2000 and 2000."
+                            .into(),
+                    )),
+                }
+            }
+            values.join(" ")
+        }
+        Kind::ProcTitle => {
+            let template = single()?;
+            if !valid_proc_title(template) {
+                return Err(ConfigError::Invalid(
+                    "template format is invalid or contains unknown variables".into(),
+                ));
+            }
+            template.clone()
+        }
+        Kind::Octal { max } => {
+            let v = i64::from_str_radix(single()?, 8).map_err(|_| {
+                ConfigError::Invalid("argument couldn't be parsed into an integer".into())
+            })?;
+            if !(0..=max).contains(&v) {
+                return Err(ConfigError::Invalid(format!(
+                    "argument must be between 0 and {max} inclusive"
+                )));
+            }
+            format!("{v:o}")
+        }
         Kind::Flags(options) => {
             let set = parse_flags(options, args)?;
             if dir.name.starts_with("shutdown-on-sig")
@@ -669,12 +819,47 @@ fn parse_save_points(args: &[String]) -> Result<String, ConfigError> {
     Ok(out.join(" "))
 }
 
-/// Redis's post-set adjustments: `hz` is clamped to 1..=500 (`updateHZ`).
+/// Redis's post-set adjustments: `hz` is clamped to 1..=500 (`updateHZ`); `oom-score-adj
+/// relative` is shown by its first name, `yes`.
 fn normalize(name: &str, value: String) -> String {
     match (name, value.parse::<i64>()) {
         ("hz", Ok(v)) => v.clamp(1, 500).to_string(),
+        ("oom-score-adj", _) if value == "relative" => "yes".to_string(),
         _ => value,
     }
+}
+
+/// `activedefrag yes` on a server without Redis's Jemalloc (`isValidActiveDefrag`).
+const NO_ACTIVE_DEFRAG: &str = "Active defragmentation cannot be enabled: it requires a Redis server compiled with a modified Jemalloc like the one shipped by default with the Redis source distribution";
+
+/// Redis's `validateProcTitleTemplate`: `{name}` variables among those Redis knows, `{{` for
+/// a brace, and something left once expanded with an empty title and trimmed. Variables
+/// that always expand to text (the address, the ports, the config file) count as text.
+fn valid_proc_title(template: &str) -> bool {
+    let mut text = false;
+    let mut rest = template;
+    while let Some(open) = rest.find('{') {
+        text |= !rest[..open].trim_matches(' ').is_empty();
+        let after = &rest[open + 1..];
+        if after.is_empty() {
+            return false;
+        }
+        if let Some(quoted) = after.strip_prefix('{') {
+            text = true;
+            rest = quoted;
+            continue;
+        }
+        let Some(close) = after.find('}') else {
+            return false;
+        };
+        match &after[..close] {
+            "title" | "server-mode" | "unixsocket" => {}
+            "listen-addr" | "config-file" | "port" | "tls-port" => text = true,
+            _ => return false,
+        }
+        rest = &after[close + 1..];
+    }
+    text || !rest.trim_matches(' ').is_empty()
 }
 
 /// `dir` must name an existing directory; the error is the OS's, as Redis's `chdir` reports it.
@@ -821,6 +1006,9 @@ impl Config {
             let failed = |why: &str| {
                 format!("CONFIG SET failed (possibly related to argument '{given}') - {why}")
             };
+            if REPLICAOF.iter().any(|n| n.eq_ignore_ascii_case(&given)) {
+                return Err(failed("can't set immutable config"));
+            }
             let Some(dir) = find(&given) else {
                 return Err(format!(
                     "Unknown option or number of arguments for CONFIG SET - '{given}'"
@@ -947,19 +1135,27 @@ impl Config {
 
     /// CONFIG GET with Redis 7.0's rules: an argument without glob characters is an exact,
     /// case-insensitive name (aliases included), reported as the client spelled it; a pattern
-    /// matches directive and alias names case-insensitively. Each name is reported once.
-    pub fn get_matching(&self, patterns: &[&[u8]]) -> Vec<(String, String)> {
+    /// matches directive and alias names case-insensitively, except Redis's hidden testing
+    /// knobs. Each name is reported once. `replicaof` (alias `slaveof`), which REPLICAOF
+    /// changes rather than the configuration, shows `master()`: "host port", or "" for none.
+    pub fn get_matching(
+        &self,
+        patterns: &[&[u8]],
+        master: impl Fn() -> String,
+    ) -> Vec<(String, String)> {
         let mut out: Vec<(String, String)> = Vec::new();
-        let mut add = |shown: &str, dir: &'static Directive| {
+        let mut add = |shown: &str, value: &dyn Fn() -> String| {
             if !out.iter().any(|(n, _)| n.eq_ignore_ascii_case(shown)) {
-                out.push((shown.to_string(), self.shown_value(dir.name)));
+                out.push((shown.to_string(), value()));
             }
         };
         for pattern in patterns {
             let text = String::from_utf8_lossy(pattern);
             if !pattern.iter().any(|c| matches!(c, b'*' | b'?' | b'[')) {
                 if let Some(dir) = find(&text) {
-                    add(&text, dir);
+                    add(&text, &|| self.shown_value(dir.name));
+                } else if REPLICAOF.iter().any(|n| n.eq_ignore_ascii_case(&text)) {
+                    add(&text, &master);
                 }
                 continue;
             }
@@ -967,12 +1163,18 @@ impl Config {
             let names = DIRECTIVES
                 .iter()
                 .map(|d| d.name)
-                .chain(ALIASES.iter().map(|(a, _)| *a));
+                .chain(ALIASES.iter().map(|(a, _)| *a))
+                .filter(|name| !HIDDEN.contains(name));
             for name in names {
                 if glob_match(&lower, name.as_bytes()) {
                     if let Some(dir) = find(name) {
-                        add(name, dir);
+                        add(name, &|| self.shown_value(dir.name));
                     }
+                }
+            }
+            for name in REPLICAOF {
+                if glob_match(&lower, name.as_bytes()) {
+                    add(name, &master);
                 }
             }
         }
@@ -1001,6 +1203,26 @@ impl Config {
             "yes" => true,
             "local" => client_is_local,
             _ => false,
+        }
+    }
+
+    /// Sets this process's OOM score from `oom-score-adj` and the master's or the replica's
+    /// entry of `oom-score-adj-values` (Redis's `setOOMScoreAdj(-1)`, which picks it by
+    /// role). False when it could not (logged as Redis logs it).
+    pub fn apply_oom_score_adj(&self, replica: bool) -> bool {
+        let value = self
+            .get("oom-score-adj-values")
+            .split(' ')
+            .nth(usize::from(replica))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        let mode = OomMode::parse(self.get("oom-score-adj"));
+        match crate::util::process::set_oom_score_adj(mode, value) {
+            Ok(()) => true,
+            Err(e) => {
+                eprintln!("Unable to write oom_score_adj: {}", os_error_text(&e));
+                false
+            }
         }
     }
 
@@ -1138,7 +1360,10 @@ mod tests {
         let c = Config::default();
         let names = |pats: &[&str]| -> Vec<String> {
             let pats: Vec<&[u8]> = pats.iter().map(|p| p.as_bytes()).collect();
-            c.get_matching(&pats).into_iter().map(|(n, _)| n).collect()
+            c.get_matching(&pats, String::new)
+                .into_iter()
+                .map(|(n, _)| n)
+                .collect()
         };
         assert_eq!(names(&["PORT"]), vec!["PORT"]);
         assert_eq!(names(&["port", "PORT"]), vec!["port"]);
@@ -1150,10 +1375,13 @@ mod tests {
         let ziplist = names(&["*ZIPLIST*"]);
         assert_eq!(ziplist.len(), 5);
         assert!(ziplist.iter().all(|n| n.contains("ziplist")));
-        let maxmem = c.get_matching(&[b"maxmemory".as_slice(), b"maxmemory*".as_slice()]);
+        let maxmem = c.get_matching(
+            &[b"maxmemory".as_slice(), b"maxmemory*".as_slice()],
+            String::new,
+        );
         assert_eq!(maxmem[0], ("maxmemory".to_string(), "0".to_string()));
-        // maxmemory, -policy, -samples, -eviction-tenacity.
-        assert_eq!(maxmem.len(), 4);
+        // maxmemory, -policy, -samples, -eviction-tenacity, -clients.
+        assert_eq!(maxmem.len(), 5);
     }
 
     #[test]

@@ -213,10 +213,16 @@ pub fn rewrite(old: &str, config: &Config, facts: &Facts) -> String {
                 // Unset: no line at all, so it stays unset after a restart.
                 st.mark(name);
             }
-            Kind::Str => {
+            Kind::Str | Kind::ProcTitle => {
                 st.rewrite(name, format!("{name} {}", repr(value)), value != default);
             }
-            Kind::Bool | Kind::Int { .. } | Kind::Enum(_) | Kind::Only(_) | Kind::Flags(_) => {
+            Kind::Bool
+            | Kind::Int { .. }
+            | Kind::Octal { .. }
+            | Kind::OomScoreAdjValues
+            | Kind::Enum(_)
+            | Kind::Flags(_)
+            | Kind::Only(_) => {
                 st.rewrite(name, format!("{name} {value}"), value != default);
             }
         }

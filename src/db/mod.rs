@@ -1136,19 +1136,26 @@ impl Keyspace {
         None
     }
 
-    /// One round of active expiry, as Redis's `activeExpireCycle`: sample up to 20 keys with a
-    /// TTL, delete the expired ones, and repeat while more than a quarter of a sample had
-    /// expired, for at most `max_rounds` rounds. Returns how many keys were deleted, how many
+    /// One round of active expiry, as Redis's `activeExpireCycle` with `active-expire-effort`
+    /// `effort` (1..=10): sample up to 20 keys with a TTL (5 more per effort step), delete the
+    /// expired ones, and repeat while more than 10% of a sample had expired (1% less per
+    /// step), for at most `max_rounds` rounds. Returns how many keys were deleted, how many
     /// were sampled, and whether the rounds ran out while keys kept expiring.
-    pub fn active_expire(&mut self, now: i64, max_rounds: usize) -> (usize, usize, bool) {
-        const SAMPLE: usize = 20;
+    pub fn active_expire(
+        &mut self,
+        now: i64,
+        max_rounds: usize,
+        effort: usize,
+    ) -> (usize, usize, bool) {
+        let step = effort.clamp(1, 10) - 1;
+        let (sample_size, stale_percent) = (20 + 5 * step, 10 - step);
         let (mut deleted, mut sampled) = (0, 0);
         for round in 0..max_rounds {
             if self.volatile.is_empty() {
                 break;
             }
             let mut expired_in_sample = 0;
-            let sample = SAMPLE.min(self.volatile.len());
+            let sample = sample_size.min(self.volatile.len());
             for _ in 0..sample {
                 if self.volatile.is_empty() {
                     break;
@@ -1163,7 +1170,7 @@ impl Keyspace {
             }
             deleted += expired_in_sample;
             sampled += sample;
-            if expired_in_sample * 4 <= sample {
+            if expired_in_sample * 100 <= sample * stale_percent {
                 break;
             }
             if round + 1 == max_rounds {
@@ -1209,7 +1216,7 @@ mod tests {
         ks.set(b"keep", v("x"), NO_EXPIRE, 0);
         let mut rounds = 0;
         while ks.volatile_len() > 0 && rounds < 1000 {
-            ks.active_expire(200, 16);
+            ks.active_expire(200, 16, 1);
             rounds += 1;
         }
         assert_eq!(ks.len(), 1);

@@ -284,14 +284,22 @@ impl Writer {
 
     /// A rewrite's base is written as `written` (an RDB, or commands when `!preamble`): it
     /// becomes the base, the incr files before the cut become history and are deleted
-    /// (`backgroundRewriteDoneHandler`).
+    /// unless `keep_history` (`backgroundRewriteDoneHandler`).
     pub fn install_base(
         &mut self,
         written: &Path,
         size: u64,
         preamble: bool,
+        keep_history: bool,
     ) -> Result<(), AofIoError> {
-        install_base(&self.names, &mut self.manifest, written, preamble, true)?;
+        install_base(
+            &self.names,
+            &mut self.manifest,
+            written,
+            preamble,
+            true,
+            keep_history,
+        )?;
         let incr = self
             .manifest
             .incr
@@ -308,13 +316,15 @@ impl Writer {
 /// Makes `written` the base `manifest` lists (`backgroundRewriteDoneHandler`): a new base
 /// name, the old base and the incr files written before the cut (all of them when the AOF
 /// is off: `aof_open` false) become history, the manifest is persisted, and the history
-/// files are deleted with their lines.
+/// files are deleted with their lines, unless `keep_history` (`aof-disable-auto-gc yes`:
+/// they stay, listed as history, until a rewrite with it off).
 fn install_base(
     names: &Names,
     manifest: &mut AofManifest,
     written: &Path,
     preamble: bool,
     aof_open: bool,
+    keep_history: bool,
 ) -> Result<(), AofIoError> {
     let name = manifest.new_base_file(&names.filename, preamble);
     let path = names.path(&name);
@@ -336,6 +346,9 @@ fn install_base(
     manifest.mark_rewritten_incr_as_history(aof_open);
     manifest::write_manifest(&names.dir, &names.filename, manifest)
         .map_err(|e| io_err("Can't persist the AOF manifest in", &names.dir, e))?;
+    if keep_history {
+        return Ok(());
+    }
     for old in manifest.take_history() {
         eprintln!(
             "Removing the history file {} in the background",
@@ -599,7 +612,9 @@ impl super::Persist {
             }
             let ready = self.aof_mail.base_ready.borrow_mut().take();
             if let Some((path, size, preamble)) = ready {
-                *self.aof_mail.installed.borrow_mut() = Some(w.install_base(&path, size, preamble));
+                let keep = self.shard.shared.config().get_bool("aof-disable-auto-gc");
+                *self.aof_mail.installed.borrow_mut() =
+                    Some(w.install_base(&path, size, preamble, keep));
             }
             let (current, base) = (w.current_size, w.base_size);
             self.set_aof_info(|i| {
@@ -706,13 +721,14 @@ impl super::Persist {
     /// cut and installs the base; with it off (Redis rewrites then too) the base is
     /// installed here, alone in the manifest.
     async fn rewrite_aof(&self) -> Result<(), String> {
-        let (cfg, names, preamble, timestamps) = {
+        let (cfg, names, preamble, timestamps, keep_history) = {
             let c = self.shard.shared.config();
             (
                 super::rdb_file::FileConfig::from_config(&c),
                 Names::from_config(&c),
                 c.get_bool("aof-use-rdb-preamble"),
                 c.get_bool("aof-timestamp-enabled"),
+                c.get_bool("aof-disable-auto-gc"),
             )
         };
         let aof_on = self.aof_mail.info.get().enabled;
@@ -770,7 +786,7 @@ impl super::Persist {
             let mut manifest = manifest::read_manifest(&names.dir, &names.filename)
                 .map_err(|e| e.to_string())?
                 .unwrap_or_default();
-            return install_base(&names, &mut manifest, &bg, preamble, false);
+            return install_base(&names, &mut manifest, &bg, preamble, false, keep_history);
         }
         let target = super::rdb_file::Target { path: bg, ..target };
         // The writer switches incr files once every entry before the cut is written.

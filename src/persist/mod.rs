@@ -287,15 +287,18 @@ impl Persist {
             return;
         }
         self.told_save_failed.set(failed);
-        self.shard
-            .call_all(move |s| {
-                let gate = s.disk_gate.get();
-                s.disk_gate.set(DiskGate {
-                    save_failed: failed,
-                    ..gate
-                });
-            })
-            .await;
+        // The control executor too: a replica's applier checks it there.
+        for to in 0..=self.shard.nshards {
+            self.shard
+                .call(to, move |s| {
+                    let gate = s.disk_gate.get();
+                    s.disk_gate.set(DiskGate {
+                        save_failed: failed,
+                        ..gate
+                    });
+                })
+                .await;
+        }
     }
 
     /// The control executor's persistence (only there).

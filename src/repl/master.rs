@@ -726,6 +726,25 @@ impl Master {
                     None => {}
                 }
                 self.sync_full.set(self.sync_full.get() + 1);
+                if self
+                    .shard
+                    .shared
+                    .config()
+                    .get_bool("repl-disable-tcp-nodelay")
+                {
+                    // Fewer, larger packets to this replica from now on (Redis's syncCommand).
+                    let off: libc::c_int = 0;
+                    // SAFETY: `fd` is this replica's open socket; the option value is a c_int.
+                    unsafe {
+                        libc::setsockopt(
+                            fd,
+                            libc::IPPROTO_TCP,
+                            libc::TCP_NODELAY,
+                            (&off as *const libc::c_int).cast(),
+                            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+                        )
+                    };
+                }
                 match self.full_sync(&r, bulk_rx, &mut writer, &name).await {
                     Some(ack_first) => {
                         wait_for_ack = ack_first;

@@ -639,6 +639,7 @@ async fn set_master(r: &Rc<Repl>, addr: MasterAddr) {
     // `disconnectAllBlockedClients`.
     r.shard.call_all(|s| s.force_unblock_clients()).await;
     r.publish_gates().await;
+    r.shard.shared.config().apply_oom_score_adj(true);
     r.spawn_link();
 }
 
@@ -668,6 +669,7 @@ async fn unset_master(r: &Rc<Repl>) {
             m.promote(st.replid.clone(), st.replid2.clone(), st.master_repl_offset);
         }
     }
+    r.shard.shared.config().apply_oom_score_adj(false);
     // The first write the open gate lets in is already part of the new history's stream.
     crate::persist::start_recording(&r.shard).await;
     r.publish_gates().await;

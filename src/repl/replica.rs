@@ -197,7 +197,13 @@ async fn session(repl: &Rc<Repl>, generation: u64, host: &str, port: u16) -> Lin
         )
     };
     let target = format!("{host}:{port}");
-    let stream = TcpStream::connect_timeout(target.as_str(), timeout)
+    let source = repl
+        .shard
+        .shared
+        .config()
+        .get("bind-source-addr")
+        .to_string();
+    let stream = crate::util::listen::connect(&target, &source, timeout)
         .await
         .map_err(|e| format!("Unable to connect to MASTER: {e}"))?;
     let _ = stream.set_nodelay(true);
@@ -617,6 +623,16 @@ async fn load_received(
                 if let Err(e) = std::fs::rename(tmp, &dbfilename) {
                     eprintln!("Failed trying to rename the temp DB into {dbfilename} in MASTER <-> REPLICA synchronization: {e}");
                 }
+                let remove = {
+                    let c = shard.shared.config();
+                    c.get_bool("rdb-del-sync-files")
+                        && c.get("save").is_empty()
+                        && !c.get_bool("appendonly")
+                };
+                if remove {
+                    eprintln!("Removing the RDB file obtained from the master. This replica has persistence disabled");
+                    let _ = std::fs::remove_file(&dbfilename);
+                }
                 // The AOF's files hold the old data: rewrite them from the new (Redis's
                 // `restartAOFAfterSYNC`).
                 if shard.shared.config().get_bool("appendonly") {
@@ -700,6 +716,7 @@ async fn apply_stream(repl: &Rc<Repl>, link: &mut Link) -> LinkResult<()> {
         ready: 0,
         db,
         ready_db: db,
+        writes: false,
     };
     let mut in_multi = false;
     loop {
@@ -712,7 +729,7 @@ async fn apply_stream(repl: &Rc<Repl>, link: &mut Link) -> LinkResult<()> {
             match dec.decode(buf, false) {
                 Decoded::Incomplete { .. } => break,
                 Decoded::Nothing { len } => {
-                    pending.push(&buf[..len], in_multi);
+                    pending.push(&buf[..len], in_multi, true);
                     link.start += len;
                 }
                 Decoded::Error(e) => {
@@ -769,7 +786,7 @@ async fn apply_stream(repl: &Rc<Repl>, link: &mut Link) -> LinkResult<()> {
                             pending.db = n;
                         }
                     }
-                    pending.push(&buf[..len], in_multi);
+                    pending.push(&buf[..len], in_multi, name.eq_ignore_ascii_case(b"ping"));
                     link.start += len;
                 }
             }
@@ -829,10 +846,13 @@ struct Pending {
     /// The stream's database after all of `bytes`, and after the `ready` ones.
     db: i64,
     ready_db: i64,
+    /// Something other than PING is among `bytes` (Redis checks disk errors for those).
+    writes: bool,
 }
 
 impl Pending {
-    fn push(&mut self, command: &[u8], in_multi: bool) {
+    fn push(&mut self, command: &[u8], in_multi: bool, ping: bool) {
+        self.writes |= !ping;
         self.bytes.extend_from_slice(command);
         if !in_multi {
             self.ready = self.bytes.len();
@@ -859,6 +879,9 @@ async fn apply(
         repl.end_apply();
         return;
     }
+    if pending.writes {
+        check_disk_errors(repl);
+    }
     crate::db::expiry::set_applying(true);
     client.run(&pending.bytes[..ready]).await;
     crate::db::expiry::set_applying(false);
@@ -877,6 +900,39 @@ async fn apply(
     repl.end_apply();
     pending.bytes.drain(..ready);
     pending.ready = 0;
+    pending.writes = !pending.bytes.is_empty();
+}
+
+/// A replica that cannot persist (a failed save under `stop-writes-on-bgsave-error`, a failed
+/// AOF write) is about to apply its master's writes: as Redis's `processCommand`, it stops
+/// here (a crash, so it is noticed and restarted rather than running on without its
+/// durability) unless `replica-ignore-disk-write-errors yes`, which logs it every 10 s.
+fn check_disk_errors(repl: &Repl) {
+    let gate = repl.shard.disk_gate.get();
+    if !gate.save_failed && gate.aof_errno == 0 {
+        return;
+    }
+    if !repl
+        .shard
+        .shared
+        .config()
+        .get_bool("replica-ignore-disk-write-errors")
+    {
+        eprintln!("Guru Meditation: Replica was unable to write command to disk.");
+        std::process::abort();
+    }
+    thread_local! {
+        static LAST_LOG: std::cell::Cell<Option<Instant>> = const { std::cell::Cell::new(None) };
+    }
+    LAST_LOG.with(|last| {
+        if last
+            .get()
+            .is_none_or(|t| t.elapsed() >= Duration::from_secs(10))
+        {
+            last.set(Some(Instant::now()));
+            eprintln!("Replica is applying a command even though it is unable to write to disk.");
+        }
+    });
 }
 
 /// Counts `bytes` processed outside the client (REPLCONF) into the offset, and relays them.

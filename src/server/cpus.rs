@@ -19,16 +19,22 @@ pub fn parse_cpu_list(s: &str) -> Result<Vec<usize>, String> {
     let mut out = Vec::new();
     for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
         let bad = || format!("invalid CPU list '{s}'");
-        match part.split_once('-') {
+        // `a-b:step`, as Redis's `*_cpulist` directives take it.
+        let (range, step) = match part.split_once(':') {
+            Some((range, step)) => (range, step.parse().map_err(|_| bad())?),
+            None => (part, 1),
+        };
+        match range.split_once('-') {
             Some((a, b)) => {
                 let (a, b): (usize, usize) =
                     (a.parse().map_err(|_| bad())?, b.parse().map_err(|_| bad())?);
-                if a > b {
+                if a > b || step == 0 {
                     return Err(bad());
                 }
-                out.extend(a..=b);
+                out.extend((a..=b).step_by(step));
             }
-            None => out.push(part.parse().map_err(|_| bad())?),
+            None if step == 1 => out.push(range.parse().map_err(|_| bad())?),
+            None => return Err(bad()),
         }
     }
     out.sort_unstable();
@@ -46,6 +52,8 @@ mod tests {
     #[test]
     fn cpu_lists() {
         assert_eq!(parse_cpu_list("0,2-3").unwrap(), vec![0, 2, 3]);
+        assert_eq!(parse_cpu_list("0-7:2").unwrap(), vec![0, 2, 4, 6]);
+        assert!(parse_cpu_list("0-7:0").is_err());
         assert!(parse_cpu_list("3-1").is_err());
         assert!(parse_cpu_list("x").is_err());
         assert!(!allowed_cpus().is_empty());

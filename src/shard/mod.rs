@@ -354,6 +354,8 @@ pub struct Settings {
     pub keyspace_events: u32,
     /// `tracking-table-max-keys` (0: no limit).
     pub tracking_max_keys: usize,
+    /// `active-expire-effort` (1..=10): how hard each active expiry round works.
+    pub active_expire_effort: usize,
 }
 
 impl Settings {
@@ -401,6 +403,7 @@ impl Settings {
                 lazy: c.get_bool("lazyfree-lazy-eviction"),
                 lfu_log_factor: c.get_i64("lfu-log-factor").clamp(0, u32::MAX as i64) as u32,
                 lfu_decay_time: c.get_i64("lfu-decay-time").clamp(0, u32::MAX as i64) as u32,
+                replica_ignores_limit: c.get_bool("replica-ignore-maxmemory"),
             },
             maxmemory: c.get_i64("maxmemory").max(0) as usize,
             pubsubshard_when_down: c.get_bool("cluster-allow-pubsubshard-when-down"),
@@ -412,6 +415,7 @@ impl Settings {
             idle_timeout_s: c.get_i64("timeout").max(0) as u64,
             tcp_keepalive_s: c.get_i64("tcp-keepalive").clamp(0, i32::MAX as i64) as u32,
             tracking_max_keys: c.get_i64("tracking-table-max-keys").max(0) as usize,
+            active_expire_effort: c.get_i64("active-expire-effort").clamp(1, 10) as usize,
             keyspace_events: crate::config::keyspace_events::parse(
                 c.get("notify-keyspace-events").as_bytes(),
             )
@@ -447,6 +451,8 @@ pub struct EvictionSettings {
     pub lazy: bool,
     pub lfu_log_factor: u32,
     pub lfu_decay_time: u32,
+    /// `replica-ignore-maxmemory`: a replica neither evicts nor refuses writes for memory.
+    pub replica_ignores_limit: bool,
 }
 
 impl EvictionSettings {

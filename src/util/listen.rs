@@ -1,5 +1,6 @@
-//! Listening sockets, made the way Redis makes them (`anetTcpServer`): SO_REUSEADDR on every
-//! listener, IPV6_V6ONLY on IPv6 ones.
+//! Sockets made the way Redis makes them: listeners (`anetTcpServer`: SO_REUSEADDR on every
+//! listener, IPV6_V6ONLY on IPv6 ones, SO_MARK from `socket-mark-id`), and outgoing
+//! connections leaving from `bind-source-addr` (`anetTcpNonBlockBindConnect`).
 //!
 //! SO_REUSEADDR matters for a restart after a crash: the connections a killed process held
 //! linger in TIME_WAIT (or FIN_WAIT2) on the port for up to a minute. An accepted socket
@@ -13,13 +14,23 @@
 //! bus has a single listener and no SO_REUSEPORT, so its own bind is the check.
 
 use std::io;
-use std::net::SocketAddr;
-use std::os::fd::IntoRawFd;
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::os::fd::{FromRawFd, IntoRawFd};
+use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
+use std::time::Duration;
 
 use socket2::{Domain, Protocol, Socket, Type};
 
 /// The listen backlog (what glommio's own `TcpListener::bind` uses).
 const BACKLOG: i32 = 1024;
+
+/// `socket-mark-id` (0: none), set once at start-up before any listener is made.
+static SOCKET_MARK: AtomicU32 = AtomicU32::new(0);
+
+/// Makes every later listener carry SO_MARK `mark` (firewall and routing rules can match it).
+pub fn set_socket_mark(mark: u32) {
+    SOCKET_MARK.store(mark, Relaxed);
+}
 
 /// A bound socket with Redis's options; `reuseport` adds SO_REUSEPORT.
 fn bound(addr: SocketAddr, reuseport: bool) -> io::Result<Socket> {
@@ -35,6 +46,11 @@ fn bound(addr: SocketAddr, reuseport: bool) -> io::Result<Socket> {
     sock.set_reuse_address(true)?;
     if reuseport {
         sock.set_reuse_port(true)?;
+    }
+    let mark = SOCKET_MARK.load(Relaxed);
+    if mark != 0 {
+        sock.set_mark(mark)
+            .map_err(|e| redis_error("setsockopt SO_MARK", e))?;
     }
     sock.bind(&addr.into())
         .map_err(|e| redis_error("bind", e))?;
@@ -62,9 +78,49 @@ pub fn probe(addr: SocketAddr) -> io::Result<()> {
 pub fn listener(addr: SocketAddr, shared: bool) -> io::Result<glommio::net::TcpListener> {
     let sock = bound(addr, shared)?;
     sock.listen(BACKLOG).map_err(|e| redis_error("listen", e))?;
-    use std::os::fd::FromRawFd;
     // SAFETY: a bound, listening TCP socket whose ownership moves to the listener.
     Ok(unsafe { glommio::net::TcpListener::from_raw_fd(sock.into_raw_fd()) })
+}
+
+/// A connection to `target` ("host:port"), leaving from `source` (`bind-source-addr`) when
+/// it is not empty; within `timeout`.
+pub async fn connect(
+    target: &str,
+    source: &str,
+    timeout: Duration,
+) -> io::Result<glommio::net::TcpStream> {
+    if source.is_empty() {
+        return glommio::net::TcpStream::connect_timeout(target, timeout)
+            .await
+            .map_err(io::Error::from);
+    }
+    let source: IpAddr = source.parse().map_err(|_| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("bind: invalid source address '{source}'"),
+        )
+    })?;
+    let target = target.to_string();
+    // The bind and the connect block (name lookup included): off the executor, as glommio's
+    // own connect does its lookup.
+    let fd = glommio::executor()
+        .spawn_blocking(move || -> io::Result<i32> {
+            let addr = target
+                .to_socket_addrs()?
+                .find(|a| a.is_ipv4() == source.is_ipv4())
+                .ok_or_else(|| {
+                    io::Error::new(io::ErrorKind::NotFound, "no address of the source's family")
+                })?;
+            let sock = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+            sock.bind(&SocketAddr::new(source, 0).into())
+                .map_err(|e| redis_error("bind", e))?;
+            sock.connect_timeout(&addr.into(), timeout)?;
+            sock.set_nonblocking(true)?;
+            Ok(sock.into_raw_fd())
+        })
+        .await?;
+    // SAFETY: a connected TCP socket whose ownership moves to the stream.
+    Ok(unsafe { glommio::net::TcpStream::from_raw_fd(fd) })
 }
 
 /// `host` ("ip:port" or "[ipv6]:port") as a socket address, or Redis's wording for a bad one.

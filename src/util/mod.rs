@@ -6,6 +6,7 @@ pub mod listen;
 pub mod mem;
 pub mod num;
 pub mod pqsort;
+pub mod process;
 pub mod repr;
 pub mod split;
 pub mod time;

@@ -7,22 +7,39 @@ use crate::error::{CmdResult, Error};
 use crate::resp::Args;
 use crate::shard::client::Conn;
 use crate::shard::Settings;
+use crate::util::glob::glob_match;
 
 use super::{help_reply, is_local};
 
 /// CONFIG GET pattern [pattern ...]: a map of matching directives.
-pub fn get(c: &mut Conn, a: &Args) -> CmdResult {
-    let patterns: Vec<&[u8]> = a.rest(2).collect();
-    let pairs = {
-        let config = c.shard.shared.config();
-        config.get_matching(&patterns)
-    };
-    c.out.map(pairs.len());
-    for (name, value) in pairs {
-        c.out.bulk(name.as_bytes());
-        c.out.bulk(value.as_bytes());
-    }
-    Ok(())
+pub fn get<'a>(c: &'a mut Conn, a: Args<'a>) -> BoxFuture<'a> {
+    Box::pin(async move {
+        let patterns: Vec<&[u8]> = a.rest(2).collect();
+        // `replicaof` shows the master followed now, which the control core knows.
+        let wants_master = patterns.iter().any(|p| {
+            let p = p.to_ascii_lowercase();
+            glob_match(&p, b"replicaof") || glob_match(&p, b"slaveof")
+        });
+        let master = if wants_master {
+            crate::repl::info(&c.shard)
+                .await
+                .master
+                .map(|(host, port)| format!("{host} {port}"))
+                .unwrap_or_default()
+        } else {
+            String::new()
+        };
+        let pairs = {
+            let config = c.shard.shared.config();
+            config.get_matching(&patterns, || master.clone())
+        };
+        c.out.map(pairs.len());
+        for (name, value) in pairs {
+            c.out.bulk(name.as_bytes());
+            c.out.bulk(value.as_bytes());
+        }
+        Ok(())
+    })
 }
 
 /// CONFIG SET name value [name value ...]: validates every pair, applies all or none, then
@@ -39,6 +56,7 @@ pub fn set<'a>(c: &'a mut Conn, a: Args<'a>) -> BoxFuture<'a> {
         let local = is_local(c);
         {
             let mut config = c.shard.shared.config();
+            let before = config.clone();
             let protected_ok = config.allows_protected("enable-protected-configs", local);
             let tls_name = pairs
                 .iter()
@@ -63,6 +81,18 @@ pub fn set<'a>(c: &'a mut Conn, a: Args<'a>) -> BoxFuture<'a> {
                     }
                     *config = next;
                 }
+            }
+            // As Redis's `updateOOMScoreAdj`: applied at once, everything undone if it fails.
+            if pairs
+                .iter()
+                .any(|(n, _)| n.to_ascii_lowercase().starts_with(b"oom-score-adj"))
+                && !config.apply_oom_score_adj(crate::db::expiry::is_replica())
+            {
+                *config = before;
+                config.apply_oom_score_adj(crate::db::expiry::is_replica());
+                return Err(Error::msg(
+                    "CONFIG SET failed (possibly related to argument 'oom-score-adj') - Failed to set current oom_score_adj. Check server logs.",
+                ));
             }
             // As Redis: `dir` moves the process, so every later file lands there.
             if pairs.iter().any(|(n, _)| n.eq_ignore_ascii_case(b"dir")) {

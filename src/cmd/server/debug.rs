@@ -244,7 +244,8 @@ pub fn debug<'a>(c: &'a mut Conn, a: Args<'a>) -> BoxFuture<'a> {
                 None => return Err(Error::msg("no such key")),
                 Some(None) => return Err(Error::msg("Not a listpack encoded object.")),
                 Some(Some(text)) => {
-                    println!("{text}");
+                    use std::io::Write as _;
+                    let _ = writeln!(std::io::stdout(), "{text}");
                     c.out.simple("Listpack structure printed on stdout");
                 }
             }
