@@ -19,7 +19,7 @@ use mimalloc::MiMalloc;
 use redcell::config::Config;
 use redcell::server::{self, cpus, Topology};
 use redcell::shard::Shared;
-use redcell::util::process;
+use redcell::util::{daemon, process};
 
 /// mimalloc, counted: INFO's `used_memory` and `maxmemory` read the count.
 #[global_allocator]
@@ -139,14 +139,32 @@ fn main() {
 
     // From here on the log goes where `logfile` says (Redis checks it opens at start-up).
     let logfile = config.get("logfile").to_string();
-    if !logfile.is_empty() {
-        if let Err(e) = process::redirect_log(&logfile) {
-            fail(&format!(
-                "\n*** FATAL CONFIG FILE ERROR (redcell {}) ***\n{e}",
-                redcell::REDCELL_VERSION
-            ));
+    let redirect_log = || {
+        if !logfile.is_empty() {
+            if let Err(e) = process::redirect_log(&logfile) {
+                fail(&format!(
+                    "\n*** FATAL CONFIG FILE ERROR (redcell {}) ***\n{e}",
+                    redcell::REDCELL_VERSION
+                ));
+            }
         }
+    };
+    redirect_log();
+    // Redis's order: supervision, then `daemonize` unless supervised (a fork: before any
+    // thread starts), whose /dev/null the log file then replaces again.
+    let supervised = daemon::supervise(daemon::Mode::parse(config.get("supervised")));
+    let background = config.get_bool("daemonize") && !supervised;
+    if background {
+        if let Err(e) = daemon::daemonize() {
+            fail(&e);
+        }
+        redirect_log();
     }
+    daemon::plan_pid_file(
+        config.get_bool("daemonize"),
+        background,
+        config.get("pidfile"),
+    );
     redcell::util::listen::set_socket_mark(config.get_i64("socket-mark-id") as u32);
     if config.get_bool("disable-thp") && process::disable_thp() {
         eprintln!("Transparent huge pages turned off for this process (disable-thp yes).");

@@ -123,7 +123,7 @@ static DIRECTIVES: &[Directive] = &[
     d("timeout", NON_NEG_INT, "0", true),
     d("tcp-keepalive", NON_NEG_INT, "300", true),
     d("tcp-backlog", NON_NEG_INT, "511", false),
-    d("daemonize", Kind::Only(&["no"]), "no", false),
+    d("daemonize", Kind::Bool, "no", false),
     d(
         "supervised",
         Kind::Enum(&["upstart", "systemd", "auto", "no"]),

@@ -130,6 +130,7 @@ impl Persist {
             flags.nosave = true;
         }
         eprintln!("User requested shutdown...");
+        crate::util::daemon::notify_systemd("STOPPING=1\n");
         let run = Rc::new(Running {
             flags,
             phase: Cell::new(Phase::Starting),
@@ -206,9 +207,13 @@ impl Persist {
         }
         if flags.save || (points && !flags.nosave) {
             eprintln!("Saving the final RDB snapshot before exiting.");
+            crate::util::daemon::notify_systemd("STATUS=Saving the final RDB snapshot\n");
             if self.save_now().await.is_err() {
                 if !flags.force {
                     eprintln!("Error trying to save the DB, can't exit.");
+                    crate::util::daemon::notify_systemd(
+                        "STATUS=Error trying to save the DB, can't exit.\n",
+                    );
                     return Err(());
                 }
                 eprintln!("Error trying to save the DB, exiting anyway.");
@@ -217,6 +222,7 @@ impl Persist {
         self.flush_aof().await;
         // A cluster change answered just before must still reach nodes.conf.
         crate::cluster::nodes_conf::flush(Duration::from_secs(2));
+        crate::util::daemon::remove_pid_file();
         eprintln!("redcell is now ready to exit, bye bye...");
         std::process::exit(0)
     }

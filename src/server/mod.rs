@@ -129,6 +129,8 @@ pub fn run(shared: Arc<Shared>, topo: Topology) -> Result<(), String> {
             }
         }
     }
+    // Every listener is bound: Redis's `initServer` is over, so the pid file is written.
+    crate::util::daemon::listening();
     for h in handles {
         match h.join() {
             Ok(Ok(())) => {}
@@ -247,6 +249,12 @@ fn spawn_executor(
                     shared.control_ready.store(true, Ordering::Release);
                     let _ = ready_tx.send(Ok(()));
                     let position = persist.load_at_start().await;
+                    // Clients may connect once every shard listens (they get -LOADING until
+                    // here); the start-up ends when both happened.
+                    while !crate::util::daemon::is_listening() {
+                        glommio::timer::sleep(Duration::from_millis(1)).await;
+                    }
+                    crate::util::daemon::ready(crate::repl::is_replica());
                     repl.begin(position).await;
                     std::future::pending::<()>().await;
                     return Ok(());

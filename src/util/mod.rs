@@ -1,6 +1,7 @@
 //! Small shared helpers: number parsing and formatting, glob matching, time, CRC-64.
 
 pub mod crc64;
+pub mod daemon;
 pub mod glob;
 pub mod listen;
 pub mod mem;

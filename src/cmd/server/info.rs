@@ -236,7 +236,7 @@ fn server(s: &Snapshot, out: &mut String) {
         "atomicvar_api:c11-builtin";
         "gcc_version:0.0.0";
         "process_id:{}", s.pid;
-        "process_supervised:no";
+        "process_supervised:{}", crate::util::daemon::supervised_name();
         "run_id:{}", s.run_id;
         "tcp_port:{}", s.tcp_port;
         "server_time_usec:{}", s.now_us;
