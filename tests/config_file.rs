@@ -146,37 +146,11 @@ fn config_set_and_get_reply_as_stock() {
 /// servers means the same configuration.
 #[test]
 fn debian_redis_conf_configures_redcell_as_it_configures_stock() {
-    let shipped = std::fs::read_to_string("/etc/redis/redis.conf").expect(
-        "/etc/redis/redis.conf is missing: the README's test command (bash scripts/test.sh) \
-         installs Debian's redis-server, which ships it",
-    );
-    let conf_for = |dir: &TempDir, port: u16| -> String {
-        let mut out = String::new();
-        for line in shipped.lines() {
-            let name = line.split_whitespace().next().unwrap_or("");
-            let replaced = match name {
-                "port" => format!("port {port}"),
-                "dir" => format!("dir {}", dir.path.display()),
-                "logfile" => format!("logfile {}", dir.file("redis.log").display()),
-                "pidfile" => format!("pidfile {}", dir.file("redis.pid").display()),
-                "bind" => "bind 127.0.0.1".to_string(),
-                // Both run in the foreground here (daemonizing is tests/daemon.rs's).
-                "daemonize" => "daemonize no".to_string(),
-                _ => line.to_string(),
-            };
-            out.push_str(&replaced);
-            out.push('\n');
-        }
-        let path = dir.file("redis.conf");
-        std::fs::write(&path, out).expect("write conf");
-        path.display().to_string()
-    };
-
     let stock_dir = TempDir::new("debian-stock");
     let stock_port = free_port();
     let mut stock = Command::new("redis-server");
     stock
-        .arg(conf_for(&stock_dir, stock_port))
+        .arg(common::debian_conf(&stock_dir, stock_port, false))
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null());
@@ -190,7 +164,7 @@ fn debian_redis_conf_configures_redcell_as_it_configures_stock() {
     );
 
     let dir = TempDir::new("debian-ours");
-    let conf = conf_for(&dir, 0);
+    let conf = common::debian_conf(&dir, 0, false).display().to_string();
     // The harness gives the port (and bind) after the file, as redis-server's argv allows.
     let ours = Server::start_cmd(1, &[], |mut argv| {
         argv.insert(1, conf.clone());

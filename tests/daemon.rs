@@ -323,33 +323,10 @@ fn supervised_systemd_without_notify_socket_warns() {
 
 #[test]
 fn debian_redis_conf_with_daemonize_yes_starts() {
-    let stock = "/etc/redis/redis.conf";
-    let text = std::fs::read_to_string(stock).unwrap_or_else(|e| {
-        panic!("{stock} is missing ({e}): install Debian's redis-server (see README, Testing)")
-    });
-    assert!(
-        text.lines().any(|l| l.trim() == "daemonize yes"),
-        "{stock} no longer has `daemonize yes`"
-    );
     let dir = TempDir::new("debian-daemon");
     let port = free_port();
-    let (pidfile, log) = (dir.file("redis-server.pid"), dir.file("redis-server.log"));
-    let mut conf = String::new();
-    for line in text.lines() {
-        let word = line.split_whitespace().next().unwrap_or("");
-        let line = match word {
-            "port" => format!("port {port}"),
-            "dir" => format!("dir {}", dir.path.display()),
-            "logfile" => format!("logfile {}", log.display()),
-            "pidfile" => format!("pidfile {}", pidfile.display()),
-            "bind" => "bind 127.0.0.1".to_string(),
-            _ => line.to_string(),
-        };
-        conf.push_str(&line);
-        conf.push('\n');
-    }
-    let conf_path = dir.file("redis.conf");
-    std::fs::write(&conf_path, conf).expect("write redis.conf");
+    let conf_path = common::debian_conf(&dir, port, true);
+    let (pidfile, log) = (dir.file("redis.pid"), dir.file("redis.log"));
     let args = vec![
         conf_path.to_str().expect("utf-8 temp dir").to_string(),
         "--shards".to_string(),

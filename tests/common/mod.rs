@@ -773,3 +773,38 @@ pub fn crc64(data: &[u8]) -> u64 {
     }
     crc
 }
+
+/// Debian's own `/etc/redis/redis.conf` (the README's test command installs redis-server,
+/// which ships it) written to `dir`/redis.conf for one server: its `port`, `dir`, `logfile`
+/// (`redis.log` in `dir`) and `pidfile` (`redis.pid`) replaced, bound to 127.0.0.1, and
+/// `daemonize yes` as shipped or turned to `no`. Returns the file's path.
+pub fn debian_conf(dir: &TempDir, port: u16, daemonize: bool) -> PathBuf {
+    let shipped = "/etc/redis/redis.conf";
+    let text = std::fs::read_to_string(shipped).unwrap_or_else(|e| {
+        panic!(
+            "{shipped} is missing ({e}): the README's test command (bash scripts/test.sh) \
+             installs Debian's redis-server, which ships it"
+        )
+    });
+    assert!(
+        text.lines().any(|l| l.trim() == "daemonize yes"),
+        "{shipped} no longer has `daemonize yes`"
+    );
+    let mut conf = String::new();
+    for line in text.lines() {
+        let line = match line.split_whitespace().next().unwrap_or("") {
+            "port" => format!("port {port}"),
+            "dir" => format!("dir {}", dir.path.display()),
+            "logfile" => format!("logfile {}", dir.file("redis.log").display()),
+            "pidfile" => format!("pidfile {}", dir.file("redis.pid").display()),
+            "bind" => "bind 127.0.0.1".to_string(),
+            "daemonize" if !daemonize => "daemonize no".to_string(),
+            _ => line.to_string(),
+        };
+        conf.push_str(&line);
+        conf.push('\n');
+    }
+    let path = dir.file("redis.conf");
+    std::fs::write(&path, conf).expect("write redis.conf");
+    path
+}
