@@ -871,14 +871,8 @@ fn existing_dir(path: &str) -> Result<String, ConfigError> {
     }
 }
 
-/// The `strerror` text of an I/O error, without Rust's "(os error N)" suffix.
-pub fn os_error_text(e: &std::io::Error) -> String {
-    let text = e.to_string();
-    match text.find(" (os error") {
-        Some(i) => text[..i].to_string(),
-        None => text,
-    }
-}
+/// The `strerror` text of an I/O error (kept here for the callers that format config errors).
+pub use crate::util::os_error_text;
 
 /// Parses a Redis memory size like `memtoull`: digits with an optional case-insensitive unit
 /// (`1gb` = 1024^3, `1g` = 1000^3, `b`); no sign.

@@ -24,3 +24,12 @@ pub fn strerror(errno: i32) -> String {
         std::ffi::CStr::from_ptr(p).to_string_lossy().into_owned()
     }
 }
+
+/// The `strerror` text of an I/O error, without Rust's "(os error N)" suffix.
+pub fn os_error_text(e: &std::io::Error) -> String {
+    let text = e.to_string();
+    match text.find(" (os error") {
+        Some(i) => text[..i].to_string(),
+        None => text,
+    }
+}

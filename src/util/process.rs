@@ -13,13 +13,18 @@ pub fn redirect_log(path: &str) -> Result<(), String> {
         .create(true)
         .append(true)
         .open(path)
-        .map_err(|e| format!("Can't open the log file: {}", os_text(&e)))?;
+        .map_err(|e| {
+            format!(
+                "Can't open the log file: {}",
+                crate::util::os_error_text(&e)
+            )
+        })?;
     for target in [libc::STDOUT_FILENO, libc::STDERR_FILENO] {
         // SAFETY: both descriptors are valid; dup2 replaces `target` atomically.
         if unsafe { libc::dup2(file.as_raw_fd(), target) } < 0 {
             return Err(format!(
                 "Can't open the log file: {}",
-                os_text(&io::Error::last_os_error())
+                crate::util::os_error_text(&io::Error::last_os_error())
             ));
         }
     }
@@ -98,10 +103,4 @@ pub fn set_oom_score_adj(mode: OomMode, value: i64) -> io::Result<()> {
         .write(true)
         .open(OOM_FILE)?
         .write_all(format!("{score}\n").as_bytes())
-}
-
-/// An I/O error as `strerror` words it.
-fn os_text(e: &io::Error) -> String {
-    e.raw_os_error()
-        .map_or_else(|| e.to_string(), crate::util::strerror)
 }

@@ -56,7 +56,11 @@ pub fn set<'a>(c: &'a mut Conn, a: Args<'a>) -> BoxFuture<'a> {
         let local = is_local(c);
         {
             let mut config = c.shard.shared.config();
-            let before = config.clone();
+            // Only an OOM score change can fail after the values are in (then all are undone).
+            let oom = pairs
+                .iter()
+                .any(|(n, _)| n.to_ascii_lowercase().starts_with(b"oom-score-adj"));
+            let before = oom.then(|| config.clone());
             let protected_ok = config.allows_protected("enable-protected-configs", local);
             let tls_name = pairs
                 .iter()
@@ -83,16 +87,15 @@ pub fn set<'a>(c: &'a mut Conn, a: Args<'a>) -> BoxFuture<'a> {
                 }
             }
             // As Redis's `updateOOMScoreAdj`: applied at once, everything undone if it fails.
-            if pairs
-                .iter()
-                .any(|(n, _)| n.to_ascii_lowercase().starts_with(b"oom-score-adj"))
-                && !config.apply_oom_score_adj(crate::db::expiry::is_replica())
-            {
-                *config = before;
-                config.apply_oom_score_adj(crate::db::expiry::is_replica());
-                return Err(Error::msg(
-                    "CONFIG SET failed (possibly related to argument 'oom-score-adj') - Failed to set current oom_score_adj. Check server logs.",
-                ));
+            if let Some(before) = before {
+                let replica = crate::db::expiry::is_replica();
+                if !config.apply_oom_score_adj(replica) {
+                    *config = before;
+                    config.apply_oom_score_adj(replica);
+                    return Err(Error::msg(
+                        "CONFIG SET failed (possibly related to argument 'oom-score-adj') - Failed to set current oom_score_adj. Check server logs.",
+                    ));
+                }
             }
             // As Redis: `dir` moves the process, so every later file lands there.
             if pairs.iter().any(|(n, _)| n.eq_ignore_ascii_case(b"dir")) {
