@@ -103,10 +103,15 @@ fn main() {
             _ if a.starts_with("--") && a.len() > 2 => {
                 directives.push_str(&a[2..]);
                 i += 1;
+                let first_value = i;
                 while i < argv.len() && !(argv[i].starts_with("--") && argv[i].len() > 2) {
                     directives.push(' ');
                     directives.push_str(&quote(&argv[i]));
                     i += 1;
+                }
+                // As Redis 7.0.1+: `--save` with no value is `--save ""`.
+                if i == first_value && a.eq_ignore_ascii_case("--save") {
+                    directives.push_str(" \"\"");
                 }
                 directives.push('\n');
             }
@@ -118,18 +123,23 @@ fn main() {
     let flags = Flags::parse_from(ours);
     redcell::util::time::ns_per_tick(); // calibrate the command timer before serving
 
+    // As Redis's `loadServerConfig`: the file, then a newline, then the options, read as one
+    // text (so line numbers in errors and `save` lines count as Redis counts them).
+    let mut text = match &config_file {
+        Some(path) => std::fs::read(path)
+            .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+            .unwrap_or_else(|e| {
+                fail(&format!(
+                    "Fatal error, can't open config file '{path}': {}",
+                    redcell::util::os_error_text(&e)
+                ))
+            }),
+        None => String::new(),
+    };
+    text.push('\n');
+    text.push_str(&directives);
     let mut config = Config::default();
-    if let Some(path) = &config_file {
-        let text = std::fs::read_to_string(path).unwrap_or_else(|e| {
-            fail(&format!(
-                "Fatal error, can't open config file '{path}': {e}"
-            ))
-        });
-        if let Err(e) = config.load_text(&text) {
-            fail(&e);
-        }
-    }
-    if let Err(e) = config.load_text(&directives) {
+    if let Err(e) = config.load_text(&text) {
         fail(&e);
     }
     // Before anything builds the command table.
@@ -259,13 +269,9 @@ fn main() {
     }
 }
 
-/// Quotes an argument for the directive parser when it needs it.
+/// Quotes an argument for the directive parser as Redis's `sdscatrepr` does (always, so a
+/// start-up error shows the line as Redis shows it).
 fn quote(arg: &str) -> String {
-    if !arg.is_empty()
-        && !arg.contains(|c: char| c.is_whitespace() || c == '"' || c == '\'' || c == '\\')
-    {
-        return arg.to_string();
-    }
     let mut s = String::from("\"");
     for c in arg.chars() {
         match c {
@@ -276,6 +282,9 @@ fn quote(arg: &str) -> String {
             '\n' => s.push_str("\\n"),
             '\r' => s.push_str("\\r"),
             '\t' => s.push_str("\\t"),
+            '\x07' => s.push_str("\\a"),
+            '\x08' => s.push_str("\\b"),
+            c if c.is_ascii_control() => s.push_str(&format!("\\x{:02x}", c as u32)),
             _ => s.push(c),
         }
     }

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use common::{wait_until, Raw, StockRedis, TempDir};
+use common::{wait_until, Raw, Server, StockRedis, TempDir};
 use persist_common::*;
 use redcell::aof::manifest::{read_manifest, write_manifest, DEFAULT_APPEND_FILENAME};
 use redcell::aof::{
@@ -546,6 +546,66 @@ fn stock_log_on(dir: &Path, extra: &[&str]) -> (StockRedis, String) {
     (stock, log)
 }
 
+/// A log's `== CRITICAL ==` lines, without stock's pid, role and time prefix.
+fn critical_lines(log: &str) -> Vec<String> {
+    log.lines()
+        .filter_map(|l| l.find("== CRITICAL ==").map(|at| l[at..].to_string()))
+        .collect()
+}
+
+/// Commands of an AOF that fail when replayed (a value that is no number, a key of the wrong
+/// type), as stock treats them: a CRITICAL line for each, in the same words, counted in
+/// INFO, and loading goes on; with `propagation-error-behavior panic` the server stops.
+#[test]
+fn failing_commands_in_an_aof_are_logged_or_fatal_as_in_stock() {
+    let stock_side = TempDir::new("aof-errors-stock");
+    let incr = stock_dir(&stock_side.path);
+    append(&incr, &common::encode(&[b"SET", b"c", b"foo"]));
+    append(&incr, &common::encode(&[b"INCR", b"c"]));
+    append(&incr, &common::encode(&[b"LPUSH", b"a", b"x"]));
+    append(&incr, &common::encode(&[b"SET", b"d", b"4"]));
+    let ours_side = TempDir::new("aof-errors-ours");
+    let aof_dir = ours_side.path.join("appendonlydir");
+    std::fs::create_dir(&aof_dir).expect("mkdir");
+    for entry in std::fs::read_dir(stock_side.path.join("appendonlydir")).expect("ls") {
+        let entry = entry.expect("entry");
+        std::fs::copy(entry.path(), aof_dir.join(entry.file_name())).expect("copy");
+    }
+
+    let (stock, stock_log) = stock_log_on(&stock_side.path, &[]);
+    let dir_s = ours_side.path.to_str().expect("utf-8 dir");
+    let ours = Server::start(2, &["--dir", dir_s, "--appendonly", "yes"]);
+    let lines = critical_lines(&ours.stderr());
+    assert_eq!(lines, critical_lines(&stock_log));
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert!(lines[0].starts_with(
+        "== CRITICAL == This server is sending an error to its AOF-loading-client: '"
+    ));
+    assert!(lines[1].ends_with("after processing the command 'lpush'"));
+    for port in [stock.port, ours.port] {
+        let mut c = Raw::connect(port);
+        let info = String::from_utf8_lossy(&cmd(&mut c, &["INFO", "stats"])).into_owned();
+        assert!(info.contains("unexpected_error_replies:2\r\n"), "{info}");
+        assert_eq!(cmd(&mut c, &["GET", "d"]), b"$1\r\n4\r\n");
+    }
+    drop(stock);
+    drop(ours);
+
+    let panic = [
+        "--appendonly",
+        "yes",
+        "--propagation-error-behavior",
+        "panic",
+    ];
+    let stock_log = stock_refuses(&stock_side.path, &panic);
+    let (code, log) = common::redcell_refuses_in(&ours_side, &panic);
+    assert_ne!(code, Some(0));
+    let words = "This server panicked sending an error to its AOF-loading-client after \
+                 processing the command 'incr'";
+    assert!(stock_log.contains(words), "{stock_log}");
+    assert!(log.contains(words), "{log}");
+}
+
 #[test]
 fn truncated_tails_as_stock_treats_them() {
     let name = "appendonly.aof.1.incr.aof";
@@ -722,7 +782,8 @@ fn a_cut_command_after_an_rdb_base_is_cut_at_the_base_end_not_at_zero() {
 }
 
 /// `aof-disable-auto-gc yes`: a rewrite keeps the files it replaced, listed as history, as
-/// stock keeps them; the server still loads only base and incr after a restart.
+/// stock keeps them; the server still loads only base and incr after a restart; set back
+/// to `no`, it deletes them at once.
 #[test]
 fn history_files_stay_with_auto_gc_disabled_as_in_stock() {
     // `always`: what was acknowledged is in the file when the server is killed below.
@@ -781,4 +842,26 @@ fn history_files_stay_with_auto_gc_disabled_as_in_stock() {
         cmd(&mut c, &["MGET", "a", "b"]),
         b"*2\r\n$1\r\n1\r\n$1\r\n2\r\n"
     );
+
+    // Turned off, the option lets the history go at once (stock's `updateAofAutoGCEnabled`).
+    let history: Vec<String> = ours_manifest
+        .lines()
+        .filter(|l| l.ends_with("type h"))
+        .map(|l| l.split(' ').nth(1).expect("file name").to_string())
+        .collect();
+    let gc_off = ["CONFIG", "SET", "aof-disable-auto-gc", "no"];
+    cmd(&mut Raw::connect(stock.port), &gc_off);
+    cmd(&mut c, &gc_off);
+    let stock_manifest =
+        std::fs::read_to_string(stock_dir.path.join("appendonlydir/appendonly.aof.manifest"))
+            .expect("stock manifest");
+    assert!(!stock_manifest.contains("type h"), "{stock_manifest}");
+    let manifest = aof_dir.join("appendonly.aof.manifest");
+    assert!(wait_until(Duration::from_secs(5), || {
+        std::fs::read_to_string(&manifest).unwrap_or_default() == stock_manifest
+    }));
+    for file in history {
+        assert!(!aof_dir.join(&file).exists(), "{file} is still there");
+    }
+    assert!(again.stderr().contains("Removing the history file"));
 }

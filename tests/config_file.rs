@@ -186,6 +186,173 @@ fn debian_redis_conf_configures_redcell_as_it_configures_stock() {
     }
 }
 
+/// `include` as Redis 7.0 reads it: a file, or every file a glob matches in name order (dot
+/// files and directories add nothing, no match is fine), read where the line stands, `save`
+/// lines counted as stock counts them; a file that cannot be opened stops start-up in
+/// stock's words.
+#[test]
+fn include_reads_files_and_globs_as_stock_does() {
+    let dir = TempDir::new("include");
+    let d = dir.path.display().to_string();
+    let confd = dir.path.join("conf.d");
+    std::fs::create_dir_all(confd.join("30-dir.conf")).expect("mkdir");
+    std::fs::write(
+        confd.join("10-a.conf"),
+        "hz 15\nsave 60 100\nlist-max-listpack-size 64\n",
+    )
+    .expect("write");
+    std::fs::write(confd.join("20-b.conf"), "list-max-listpack-size 32\n").expect("write");
+    std::fs::write(confd.join(".hidden.conf"), "hz 99\n").expect("write");
+    std::fs::write(dir.file("single.conf"), "maxmemory-samples 7\n").expect("write");
+    let main = dir.file("main.conf");
+    std::fs::write(
+        &main,
+        format!(
+            "maxmemory-policy allkeys-lru\ninclude {d}/conf.d/*.conf\nsave 900 1\nhz 20\n\
+             include {d}/single.conf\ninclude {d}/none.d/*.conf\n"
+        ),
+    )
+    .expect("write");
+    let main_s = main.display().to_string();
+    // Not `StockRedis`, which adds `--save ""`.
+    let stock_port = free_port();
+    let mut stock = Command::new("redis-server");
+    stock
+        .args([&main_s, "--port", &stock_port.to_string(), "--dir", &d])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    common::die_with_parent(&mut stock);
+    let _stock = ChildGuard {
+        child: stock.spawn().expect("redis-server"),
+    };
+    assert!(wait_until(Duration::from_secs(10), || ping_once(
+        stock_port
+    )));
+    let ours = Server::start_cmd(1, &[], |mut argv| {
+        argv.insert(1, main_s.clone());
+        argv
+    });
+    let want = [
+        ("hz", "20"),
+        // Not "60 100 900 1": in Redis 7.0 the end of an included file ends the "reading
+        // the file" state (`reading_config_file`), so each later `save` line replaces.
+        ("save", "900 1"),
+        ("list-max-listpack-size", "32"),
+        ("maxmemory-samples", "7"),
+        ("maxmemory-policy", "allkeys-lru"),
+    ];
+    for port in [stock_port, ours.port] {
+        let all = config_all(&mut Raw::connect(port));
+        for (name, value) in want {
+            assert_eq!(all.get(name).map(String::as_str), Some(value), "{name}");
+        }
+    }
+
+    // A file that is not there.
+    let broken = dir.file("broken.conf");
+    std::fs::write(&broken, format!("include {d}/missing.conf\n")).expect("write");
+    let words = format!(
+        "Fatal error, can't open config file '{d}/missing.conf': No such file or directory"
+    );
+    for bin in ["redis-server", BIN] {
+        let out = common::run_bounded(
+            Command::new(bin)
+                .arg(&broken)
+                .args(["--port", &free_port().to_string()]),
+            Duration::from_secs(10),
+        );
+        assert_eq!(out.status.code(), Some(1), "{bin}");
+        let err = text(&out.stdout) + &text(&out.stderr);
+        assert!(err.contains(&words), "{bin}: {err}");
+    }
+
+    // A file that includes itself stops with an error (stock would exhaust its stack).
+    let looped = dir.file("loop.conf");
+    std::fs::write(&looped, format!("include {}\n", looped.display())).expect("write");
+    let out = common::run_bounded(
+        Command::new(BIN)
+            .arg(&looped)
+            .args(["--port", &free_port().to_string()]),
+        Duration::from_secs(10),
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("include nested deeper than 16 files"));
+}
+
+/// Command-line options are read as stock reads them: appended to the file's text after a
+/// newline, each value quoted (so an error names the same line, shown the same way), `save`
+/// lines adding to the file's, and a bare `--save` meaning `--save ""`.
+#[test]
+fn command_line_options_follow_the_file_as_in_stock() {
+    let dir = TempDir::new("cmdline");
+    let conf = dir.file("redis.conf");
+    std::fs::write(&conf, "hz 12\nsave 900 1\n").expect("write");
+    let conf = conf.display().to_string();
+    // The error block after its first line (which names the server and its version).
+    let fatal = |bin: &str, args: &[&str]| {
+        let out = common::run_bounded(Command::new(bin).args(args), Duration::from_secs(10));
+        assert_eq!(out.status.code(), Some(1), "{bin} {args:?}");
+        let err = text(&out.stdout) + &text(&out.stderr);
+        let at = err
+            .find("Reading the configuration file")
+            .unwrap_or_else(|| panic!("{bin}: {err}"));
+        err[at..].trim_end().to_string()
+    };
+    for args in [
+        &["--port", "0", "--nosuch", "x y"][..],
+        &[
+            conf.as_str(),
+            "--port",
+            "0",
+            "--hz",
+            "0",
+            "--maxmemory",
+            "lots",
+        ],
+    ] {
+        let theirs = fatal("redis-server", args);
+        assert_eq!(fatal(BIN, args), theirs);
+    }
+
+    let ask_save = |port: u16| {
+        let reply = call(&mut Raw::connect(port), &["CONFIG", "GET", "save"]);
+        reply.lines().nth(4).unwrap_or_default().to_string()
+    };
+    for (args, want) in [
+        (&["--save", "60", "10"][..], "900 1 60 10"),
+        (&["--save", "--hz", "11"], ""),
+    ] {
+        let stock_port = free_port();
+        let mut stock = Command::new("redis-server");
+        stock
+            .arg(&conf)
+            .args([
+                "--port",
+                &stock_port.to_string(),
+                "--dir",
+                dir.path.to_str().expect("dir"),
+            ])
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        common::die_with_parent(&mut stock);
+        let _stock = ChildGuard {
+            child: stock.spawn().expect("redis-server"),
+        };
+        assert!(wait_until(Duration::from_secs(10), || ping_once(
+            stock_port
+        )));
+        let ours = Server::start_cmd(1, args, |mut argv| {
+            argv.insert(1, conf.clone());
+            argv
+        });
+        assert_eq!(ask_save(stock_port), want, "{args:?}");
+        assert_eq!(ask_save(ours.port), want, "{args:?}");
+    }
+}
+
 /// `logfile` takes the log; one that cannot be opened stops start-up in Redis's words.
 #[test]
 fn logfile_takes_the_log_or_refuses_to_start() {

@@ -8,10 +8,7 @@
 mod common;
 mod persist_common;
 
-use std::process::{Command, Stdio};
-use std::time::Duration;
-
-use common::{crc64, die_with_parent, free_port, ChildGuard, Raw, Server, TempDir, BIN};
+use common::{crc64, Raw, Server, TempDir};
 use persist_common::*;
 
 /// TTLs in the future: one in ms, one in seconds for `EXPIRETIME` (an int32: before 2038).
@@ -265,26 +262,7 @@ fn redcell_on_file(dir: &TempDir, bytes: &[u8]) -> Server {
 fn redcell_refuses(bytes: &[u8]) -> (Option<i32>, String) {
     let dir = TempDir::new("rdbv-refused");
     std::fs::write(dir.file("dump.rdb"), bytes).expect("write dump.rdb");
-    redcell_refuses_in(&dir, &[])
-}
-
-/// Runs redcell in `dir` (plus `extra` settings) where it must refuse to start.
-fn redcell_refuses_in(dir: &TempDir, extra: &[&str]) -> (Option<i32>, String) {
-    let port = free_port().to_string();
-    let mut cmd = Command::new(BIN);
-    cmd.args(["--port", &port, "--bind", "127.0.0.1", "--save", ""])
-        .args(extra)
-        .current_dir(&dir.path)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(dir.file("stderr")).expect("stderr file"));
-    die_with_parent(&mut cmd);
-    let mut guard = ChildGuard {
-        child: cmd.spawn().expect("start redcell"),
-    };
-    let status = guard.wait_exit(Duration::from_secs(20));
-    let log = std::fs::read_to_string(dir.file("stderr")).unwrap_or_default();
-    (status.code(), log)
+    common::redcell_refuses_in(&dir, &[])
 }
 
 fn sorted(mut v: Vec<String>) -> Vec<String> {
@@ -588,7 +566,7 @@ fn a_duplicated_key_in_an_aof_rdb_base_stops_the_start_up() {
         "file appendonly.aof.1.base.rdb seq 1 type b\nfile appendonly.aof.1.incr.aof seq 1 type i\n",
     )
     .expect("manifest");
-    let (code, log) = redcell_refuses_in(&dir, &["--appendonly", "yes"]);
+    let (code, log) = common::redcell_refuses_in(&dir, &["--appendonly", "yes"]);
     assert_eq!(code, Some(1), "{log}");
     assert!(
         log.contains("RDB has duplicated key 'dup' in DB 0"),

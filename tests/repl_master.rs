@@ -498,6 +498,48 @@ fn a_replica_arriving_during_a_disk_sync_joins_it() {
     );
 }
 
+/// `rdb-del-sync-files yes` on a master without persistence, beside a stock master set up
+/// the same: the RDB its disk-based sync wrote is removed once the replica has it (with the
+/// same log line); with a `save` point it stays.
+#[test]
+fn rdb_del_sync_files_removes_the_sync_rdb_of_a_persistence_less_master() {
+    let removed = "Removing the RDB file used to feed replicas in a persistence-less instance";
+    for save in ["", "3600 1"] {
+        let args = [
+            "--save",
+            save,
+            "--repl-diskless-sync",
+            "no",
+            "--rdb-del-sync-files",
+            "yes",
+        ];
+        let stock_master = StockRedis::start(&args);
+        let (ours, _replica, mut m, _r) = master_with_stock_replica(2, &args);
+        let stock_port = stock_master.port.to_string();
+        let stock_replica = StockRedis::start(&["--replicaof", "127.0.0.1", &stock_port]);
+        wait_link_up(&mut Raw::connect(stock_replica.port), &stock_replica);
+        cmd(&mut m, &["SET", "k", "v"]);
+        let rdbs = [
+            ours.dir().join("dump.rdb"),
+            stock_master.dir().join("dump.rdb"),
+        ];
+        if save.is_empty() {
+            assert!(
+                wait_until(Duration::from_secs(5), || rdbs.iter().all(|p| !p.exists())),
+                "{}",
+                ours.stderr()
+            );
+            assert!(ours.stderr().contains(removed));
+            assert!(stock_log(&stock_master).contains(removed));
+        } else {
+            // Stock's cron would have removed it within a second.
+            std::thread::sleep(Duration::from_millis(1500));
+            assert!(rdbs.iter().all(|p| p.exists()));
+            assert!(!ours.stderr().contains(removed));
+        }
+    }
+}
+
 #[test]
 fn diskless_sync_starts_once_max_replicas_wait() {
     // A delay longer than the test: only the replica count can start the snapshot.

@@ -548,6 +548,93 @@ fn promoted_replica_serves_its_stock_sibling_with_a_partial_resync() {
     );
 }
 
+/// A log's `== CRITICAL ==` lines, without stock's pid, role and time prefix.
+fn critical_lines(log: &str) -> Vec<String> {
+    log.lines()
+        .filter_map(|l| l.find("== CRITICAL ==").map(|at| l[at..].to_string()))
+        .collect()
+}
+
+/// Commands that worked on the master and fail on the replica, beside a stock replica of
+/// the same stock master: both log Redis's CRITICAL line and count it, keep applying the
+/// stream under `propagation-error-behavior ignore`, do not stop a writable replica under
+/// `panic-on-replicas`, and crash a read-only one.
+#[test]
+fn errors_applying_the_stream_are_logged_and_stop_a_replica_that_asks_to() {
+    let master = stock_master(false);
+    let mut m = Raw::connect(master.port);
+    let m_port = master.port.to_string();
+    let mut stock = StockRedis::start(&[
+        "--replicaof",
+        "127.0.0.1",
+        &m_port,
+        "--propagation-error-behavior",
+        "ignore",
+    ]);
+    let dir = TempDir::new("propagation-errors");
+    let mut ours = replica_of(
+        master.port,
+        &dir.path,
+        &["--save", "", "--propagation-error-behavior", "ignore"],
+    );
+    let mut s = Raw::connect(stock.port);
+    let mut r = Raw::connect(ours.port);
+    for replica in [&mut s, &mut r] {
+        wait_caught_up(&mut m, replica, Duration::from_secs(10));
+    }
+
+    // A command the replicas do not know: logged, counted, and the stream goes on.
+    cmd(&mut m, &["DEBUG", "REPLICATE", "fake-command-1"]);
+    cmd(&mut m, &["SET", "foo", "bar2"]);
+    assert_eq!(int_reply(&cmd(&mut m, &["WAIT", "2", "5000"])), 2);
+    assert_eq!(critical_lines(&ours.stderr()), critical_lines(&stock.log()));
+    assert_eq!(critical_lines(&ours.stderr()).len(), 1);
+    for replica in [&mut s, &mut r] {
+        assert_eq!(info_i64(replica, "stats", "unexpected_error_replies"), 1);
+        assert_eq!(text(&cmd(replica, &["GET", "foo"])), "$4\r\nbar2\r\n");
+    }
+
+    // A writable replica may hold keys its master does not: no crash under
+    // panic-on-replicas, only the log line (naming the command).
+    for replica in [&mut s, &mut r] {
+        cmd(replica, &["CONFIG", "SET", "replica-read-only", "no"]);
+        cmd(
+            replica,
+            &[
+                "CONFIG",
+                "SET",
+                "propagation-error-behavior",
+                "panic-on-replicas",
+            ],
+        );
+        cmd(replica, &["SET", "number2", "foo"]);
+    }
+    cmd(&mut m, &["INCRBY", "number2", "1"]);
+    assert_eq!(int_reply(&cmd(&mut m, &["WAIT", "2", "5000"])), 2);
+    let lines = critical_lines(&ours.stderr());
+    assert_eq!(lines, critical_lines(&stock.log()));
+    assert!(lines[1].ends_with("after processing the command 'incrby'"));
+    for replica in [&mut s, &mut r] {
+        assert_eq!(info_i64(replica, "stats", "unexpected_error_replies"), 2);
+        assert_eq!(text(&cmd(replica, &["GET", "number2"])), "$3\r\nfoo\r\n");
+    }
+
+    // Read-only again: the next unknown command stops both.
+    for replica in [&mut s, &mut r] {
+        cmd(replica, &["CONFIG", "SET", "replica-read-only", "yes"]);
+    }
+    cmd(&mut m, &["DEBUG", "REPLICATE", "fake-command-2"]);
+    stock.wait_exit(Duration::from_secs(10));
+    let status = ours.wait_exit(Duration::from_secs(10));
+    assert!(!status.success());
+    assert!(ours.stderr().contains(
+        "This replica panicked sending an error to its master after processing the command '<unknown>'"
+    ));
+    assert!(stock
+        .log()
+        .contains("This replica panicked sending an error to its master"));
+}
+
 /// DEBUG CHANGE-REPL-ID on a replica, as on a stock one: the node's own id changes (INFO's
 /// `master_replid`), the id it knows its master by does not, so a broken link resumes with a
 /// partial resync. After a restart from an RDB saved with the new id the master sees an id
@@ -716,8 +803,8 @@ fn replica_for_fake_master() -> (TcpListener, TempDir, Server, Raw) {
 
 /// A fake master: the replica's handshake byte for byte (with `masterauth`), then a corrupt
 /// RDB, a truncated one (the old data stays, served meanwhile), a valid empty one followed
-/// by an unknown command (the link is dropped with a log line; the replica keeps serving and
-/// asks to continue from where it was).
+/// by an unknown command (logged as Redis logs it, the stream goes on), then the link cut
+/// (the replica keeps serving and asks to continue from where it was).
 #[test]
 fn fake_master_bad_input_drops_the_link_and_keeps_serving() {
     let (listener, _dir, replica, mut r) = replica_for_fake_master();
@@ -800,13 +887,26 @@ fn fake_master_bad_input_drops_the_link_and_keeps_serving() {
         info_i64(&mut r, "replication", "slave_repl_offset"),
         offset as i64
     );
-    s.write_all(&encode(&[b"NOSUCHCOMMAND", b"x"])).unwrap();
-    assert!(wait_until(Duration::from_secs(10), || replica
+    // An unknown command is answered with an error nobody reads: as Redis, logged and
+    // counted, and the stream goes on past it.
+    let unknown = encode(&[b"NOSUCHCOMMAND", b"x"]);
+    let set2 = encode(&[b"SET", b"new", b"2"]);
+    let getack = encode(&[b"REPLCONF", b"GETACK", b"*"]);
+    s.write_all(&[&unknown[..], &set2, &getack].concat())
+        .unwrap();
+    let offset = offset + unknown.len() + set2.len();
+    let ack = read_command(&mut s, &mut pending);
+    assert_eq!(ack, encode_argv(&["REPLCONF", "ACK", &offset.to_string()]));
+    let offset = offset + getack.len();
+    assert!(wait_until(Duration::from_secs(5), || replica
         .stderr()
         .contains(
-            "Unknown command 'NOSUCHCOMMAND' in the stream from MASTER"
+            "== CRITICAL == This replica is sending an error to its master: \
+         'unknown command 'NOSUCHCOMMAND', with args beginning with: 'x' ' \
+         after processing the command '<unknown>'"
         )));
-    assert_eq!(r.call(&[b"GET", b"new"]), b"$1\r\n1\r\n");
+    assert_eq!(info_i64(&mut r, "stats", "unexpected_error_replies"), 1);
+    assert_eq!(r.call(&[b"GET", b"new"]), b"$1\r\n2\r\n");
     drop(s);
 
     // 4. It comes back asking to continue right after what it applied.
@@ -817,7 +917,7 @@ fn fake_master_bad_input_drops_the_link_and_keeps_serving() {
     );
     drop(s);
     assert_eq!(r.call(&[b"REPLICAOF", b"NO", b"ONE"]), b"+OK\r\n");
-    assert_eq!(r.call(&[b"GET", b"new"]), b"$1\r\n1\r\n");
+    assert_eq!(r.call(&[b"GET", b"new"]), b"$1\r\n2\r\n");
 }
 
 /// A master older than PSYNC (Redis 2.6 answers it with an unknown-command error): the

@@ -325,6 +325,12 @@ static DIRECTIVES: &[Directive] = &[
     d("masterauth", Kind::Str, "", true),
     d("masteruser", Kind::Str, "", true),
     d("replica-read-only", Kind::Bool, "yes", true),
+    d(
+        "propagation-error-behavior",
+        Kind::Enum(&["ignore", "panic", "panic-on-replicas"]),
+        "ignore",
+        true,
+    ),
     d("replica-serve-stale-data", Kind::Bool, "yes", true),
     d("replica-priority", NON_NEG_INT, "100", true),
     d("replica-announced", Kind::Bool, "yes", true),
@@ -452,12 +458,6 @@ static DIRECTIVES: &[Directive] = &[
     d("unixsocket", Kind::Only(&[""]), "", false),
     d("maxmemory-clients", Kind::Only(&["0"]), "0", true),
     d(
-        "propagation-error-behavior",
-        Kind::Only(&["ignore"]),
-        "ignore",
-        true,
-    ),
-    d(
         "client-output-buffer-limit",
         Kind::OutputLimits,
         "normal 0 0 0 slave 268435456 67108864 60 pubsub 33554432 8388608 60",
@@ -568,6 +568,83 @@ static ALIASES: &[(&str, &str)] = &[
         "cluster-replica-validity-factor",
     ),
 ];
+
+/// The text of an `include` line's files, as Redis's `loadServerConfig` reads them: one file,
+/// which must open; or, when the path has glob characters, every file matching it in name
+/// order (none is fine: an empty `conf.d`), each of which must open.
+fn read_included(path: &str) -> Result<String, String> {
+    let read = |file: &std::path::Path| {
+        std::fs::read(file)
+            .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+            .map_err(|e| {
+                format!(
+                    "Fatal error, can't open config file '{}': {}",
+                    file.display(),
+                    crate::util::os_error_text(&e)
+                )
+            })
+    };
+    if !path.contains(['*', '?', '[']) {
+        return read(std::path::Path::new(path));
+    }
+    let mut text = String::new();
+    for file in glob_paths(path) {
+        // A directory matched reads as nothing, as Redis's `fgets` on it.
+        if file.is_dir() {
+            continue;
+        }
+        text.push_str(&read(&file)?);
+        // Files are joined as read; one without a final newline must not join lines.
+        if !text.ends_with('\n') {
+            text.push('\n');
+        }
+    }
+    Ok(text)
+}
+
+/// The paths matching `pattern` (glob characters in any component), sorted; as POSIX `glob`,
+/// a wildcard does not match a leading dot, and a pattern matching nothing gives nothing.
+fn glob_paths(pattern: &str) -> Vec<std::path::PathBuf> {
+    use std::path::{Component, PathBuf};
+    let mut found = vec![PathBuf::new()];
+    for component in std::path::Path::new(pattern).components() {
+        let part = match component {
+            Component::Normal(p) => p.to_string_lossy().into_owned(),
+            other => {
+                for f in &mut found {
+                    f.push(other.as_os_str());
+                }
+                continue;
+            }
+        };
+        if !part.contains(['*', '?', '[']) {
+            for f in &mut found {
+                f.push(&part);
+            }
+            found.retain(|f| f.symlink_metadata().is_ok());
+            continue;
+        }
+        let mut next = Vec::new();
+        for dir in &found {
+            let listing = if dir.as_os_str().is_empty() {
+                std::fs::read_dir(".")
+            } else {
+                std::fs::read_dir(dir)
+            };
+            let Ok(listing) = listing else { continue };
+            let mut names: Vec<String> = listing
+                .filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| !n.starts_with('.') || part.starts_with('.'))
+                .filter(|n| crate::util::glob::glob_match(part.as_bytes(), n.as_bytes()))
+                .collect();
+            names.sort();
+            next.extend(names.into_iter().map(|n| dir.join(n)));
+        }
+        found = next;
+    }
+    found
+}
 
 fn find(name: &str) -> Option<&'static Directive> {
     let lower = name.to_ascii_lowercase();
@@ -918,7 +995,17 @@ pub struct Config {
     /// `replicaof <host> <port>` (alias `slaveof`): the master to follow from start-up. Not
     /// a CONFIG GET/SET parameter in Redis 7.0 (REPLICAOF changes it at run time).
     pub replicaof: Option<(String, u16)>,
+    /// A `save` line was read at start-up: later ones add to it (Redis's `save_loaded`, for
+    /// the file, the files it includes and the command line alike)...
+    saves_loaded: bool,
+    /// ...while the configuration text is being read (Redis's `reading_config_file`, which
+    /// the end of an included file clears: from there each `save` line replaces the others).
+    reading_file: bool,
 }
+
+/// How deep `include` lines may nest. Redis has no limit (a file including itself exhausts
+/// its stack); ours stops with an error.
+const MAX_INCLUDE_DEPTH: usize = 16;
 
 impl Default for Config {
     fn default() -> Self {
@@ -930,6 +1017,8 @@ impl Default for Config {
             users: Vec::new(),
             renames: Vec::new(),
             replicaof: None,
+            saves_loaded: false,
+            reading_file: false,
         }
     }
 }
@@ -1051,7 +1140,18 @@ impl Config {
 
     /// Applies a redis.conf text. Errors name the line like redis-server does.
     pub fn load_text(&mut self, text: &str) -> Result<(), String> {
-        let mut saves_seen = false;
+        self.load_text_within(text, 0)
+    }
+
+    /// `load_text` for a text `depth` includes down.
+    fn load_text_within(&mut self, text: &str, depth: usize) -> Result<(), String> {
+        self.reading_file = true;
+        let loaded = self.load_lines(text, depth);
+        self.reading_file = false;
+        loaded
+    }
+
+    fn load_lines(&mut self, text: &str, depth: usize) -> Result<(), String> {
         for (i, line) in text.lines().enumerate() {
             let trimmed = line.trim();
             if trimmed.is_empty() || trimmed.starts_with('#') {
@@ -1075,8 +1175,15 @@ impl Config {
             let Some((name, args)) = words.split_first() else {
                 continue;
             };
-            if name.eq_ignore_ascii_case("include") {
-                return Err(fatal("'include' is not supported yet"));
+            if name.eq_ignore_ascii_case("include") && args.len() == 1 {
+                if depth >= MAX_INCLUDE_DEPTH {
+                    return Err(fatal(&format!(
+                        "include nested deeper than {MAX_INCLUDE_DEPTH} files"
+                    )));
+                }
+                let included = read_included(&args[0])?;
+                self.load_text_within(&included, depth + 1)?;
+                continue;
             }
             if name.eq_ignore_ascii_case("rename-command") && args.len() == 2 {
                 self.renames
@@ -1102,12 +1209,13 @@ impl Config {
                 continue;
             }
             // Within one file, `save` lines add up (the first replaces the default).
-            let earlier_saves = (name.eq_ignore_ascii_case("save") && saves_seen)
-                .then(|| self.get("save").to_string());
+            let earlier_saves =
+                (name.eq_ignore_ascii_case("save") && self.saves_loaded && self.reading_file)
+                    .then(|| self.get("save").to_string());
             match self.set(name, args, true) {
                 Ok(()) => {
                     if name.eq_ignore_ascii_case("save") {
-                        saves_seen = true;
+                        self.saves_loaded = true;
                         let added = self.get("save").to_string();
                         if let Some(earlier) =
                             earlier_saves.filter(|e| !e.is_empty() && !added.is_empty())

@@ -277,6 +277,11 @@ impl Writer {
         Ok(())
     }
 
+    /// `aof-disable-auto-gc` was turned off: the history files kept meanwhile go now.
+    pub fn del_history_files(&mut self) -> Result<(), AofIoError> {
+        del_history_files(&self.names, &mut self.manifest)
+    }
+
     /// Whether a rewrite's switch to a new incr file is still to come.
     pub fn switch_pending(&self) -> bool {
         self.switch_at.is_some()
@@ -349,6 +354,14 @@ fn install_base(
     if keep_history {
         return Ok(());
     }
+    del_history_files(names, manifest)
+}
+
+/// Deletes the history files and persists the manifest without them (`aofDelHistoryFiles`).
+fn del_history_files(names: &Names, manifest: &mut AofManifest) -> Result<(), AofIoError> {
+    if manifest.history.is_empty() {
+        return Ok(());
+    }
     for old in manifest.take_history() {
         eprintln!(
             "Removing the history file {} in the background",
@@ -356,7 +369,6 @@ fn install_base(
         );
         let _ = std::fs::remove_file(old.path_in(&names.dir));
     }
-    // Written again without the history files (`aofDelHistoryFiles`).
     manifest::write_manifest(&names.dir, &names.filename, manifest)
         .map_err(|e| io_err("Can't persist the AOF manifest in", &names.dir, e))
 }
@@ -456,6 +468,8 @@ pub struct WriterMailbox {
     pub final_sync: std::cell::Cell<bool>,
     /// Entries up to this stamp were appended (and synced, if `final_sync` was set).
     pub written: std::cell::Cell<u64>,
+    /// CONFIG SET turned `aof-disable-auto-gc` off: delete the history files.
+    pub collect_history: std::cell::Cell<bool>,
 }
 
 /// Writes an empty base (`aof-base` 1, no keys; with `aof-use-rdb-preamble no` an empty
@@ -609,6 +623,11 @@ impl super::Persist {
             self.aof_mail.written.set(w.durable);
             if switching && !w.switch_pending() {
                 self.aof_mail.switched.set(true);
+            }
+            if self.aof_mail.collect_history.take() {
+                if let Err(e) = w.del_history_files() {
+                    eprintln!("{e}");
+                }
             }
             let ready = self.aof_mail.base_ready.borrow_mut().take();
             if let Some((path, size, preamble)) = ready {

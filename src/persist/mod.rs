@@ -538,6 +538,16 @@ pub async fn start_recording(shard: &Rc<Shard>) {
     aof::start_recording(shard).await
 }
 
+/// CONFIG SET `aof-disable-auto-gc no`: as Redis's `updateAofAutoGCEnabled`, the history
+/// files an open AOF kept meanwhile are deleted (by the writer task, on its next pass).
+pub async fn collect_aof_history(shard: &Rc<Shard>) {
+    on_control(
+        shard,
+        |p| async move { p.aof_mail.collect_history.set(true) },
+    )
+    .await
+}
+
 /// Runs `f` with the control executor's persistence, from any executor.
 async fn on_control<R, F, Fut>(shard: &Rc<Shard>, f: F) -> R
 where

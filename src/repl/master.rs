@@ -207,6 +207,9 @@ pub struct Master {
     sync_running: Cell<bool>,
     /// The disk-based sync being saved, which later replicas may join (`attach_to_disk_sync`).
     disk_sync: RefCell<Option<DiskSync>>,
+    /// A disk-based sync wrote `dbfilename` under `rdb-del-sync-files yes`: the cron removes
+    /// it once no replica needs it, when the node is otherwise without persistence.
+    rdb_from_sync: Cell<bool>,
     /// This node is a replica: its stream is its master's, relayed byte for byte (`relay`),
     /// and its ids are the replica side's (`Repl::state`); the journal does not feed it.
     relaying: Cell<bool>,
@@ -250,6 +253,7 @@ impl Master {
             want_refuse: Arc::new(AtomicBool::new(refusing)),
             sync_running: Cell::new(false),
             disk_sync: RefCell::new(None),
+            rdb_from_sync: Cell::new(false),
             relaying: Cell::new(false),
             skip_through: Cell::new(0),
         });
@@ -584,6 +588,7 @@ impl Master {
                 }
             }
             self.start_pending_sync();
+            self.remove_rdb_used_to_sync();
             self.update_write_gate(false).await;
             let alone = self.replicas.borrow().is_empty();
             match (alone, self.alone_since.get()) {
@@ -1109,6 +1114,11 @@ impl Master {
             }
             return;
         };
+        // Only when asked for now: turned on later, the option must not delete a file no
+        // sync wrote (Redis's `RDBGeneratedByReplication`).
+        if self.shard.shared.config().get_bool("rdb-del-sync-files") {
+            self.rdb_from_sync.set(true);
+        }
         let (group, offset) = self.wait_for_starts(group).await;
         for r in &group {
             let preamble = self.fullresync_line(r, offset);
@@ -1137,6 +1147,42 @@ impl Master {
                     r.drop_link();
                 }
             }
+        }
+    }
+
+    /// `rdb-del-sync-files yes` on a node without persistence (no `save` points, no AOF):
+    /// the RDB a disk-based sync wrote is removed once no replica waits for or reads it, as
+    /// Redis's `removeRDBUsedToSyncReplicas`, so the data does not linger on disk.
+    fn remove_rdb_used_to_sync(&self) {
+        let (enabled, persistence, dbfilename) = {
+            let c = self.shard.shared.config();
+            (
+                c.get_bool("rdb-del-sync-files"),
+                !c.get("save").is_empty() || c.get_bool("appendonly"),
+                c.get("dbfilename").to_string(),
+            )
+        };
+        if !enabled {
+            self.rdb_from_sync.set(false);
+            return;
+        }
+        if persistence || !self.rdb_from_sync.get() || self.sync_running.get() {
+            return;
+        }
+        let busy = self.replicas.borrow().iter().any(|r| {
+            !r.dropped.get()
+                && matches!(
+                    r.state.get(),
+                    ReplicaState::WaitBgsave | ReplicaState::SendBulk
+                )
+        });
+        if busy || std::fs::symlink_metadata(&dbfilename).is_err() {
+            return;
+        }
+        self.rdb_from_sync.set(false);
+        eprintln!("Removing the RDB file used to feed replicas in a persistence-less instance");
+        if let Err(e) = std::fs::remove_file(&dbfilename) {
+            eprintln!("Failed removing {dbfilename}: {e}");
         }
     }
 

@@ -394,6 +394,18 @@ pub async fn refresh_write_gate(shard: &Rc<Shard>) {
         .await;
 }
 
+/// CONFIG SET of `replica-read-only` or `replica-serve-stale-data`: the shards' gates follow
+/// at once, as in Redis (the cron would take up to a second).
+pub async fn refresh_replica_gates(shard: &Rc<Shard>) {
+    shard
+        .call_async(shard.nshards, |_| async {
+            if let Some(r) = Repl::current() {
+                r.publish_gates().await;
+            }
+        })
+        .await;
+}
+
 /// CLIENT KILL TYPE master: cuts an established link to the master, which is then cached
 /// and reconnects a second later asking to continue (Redis frees the master client, and
 /// `replicationCacheMaster` keeps its position). Returns how many links were cut (0 or 1).

@@ -689,7 +689,6 @@ async fn set_loading(shard: &Rc<crate::shard::Shard>, on: bool) {
 async fn apply_stream(repl: &Rc<Repl>, link: &mut Link) -> LinkResult<()> {
     let shard = repl.shard.clone();
     let mut client = (repl.upcalls.master_client)(shard.clone());
-    let is_command = repl.upcalls.replay.is_command;
     let db = repl
         .state
         .borrow()
@@ -766,14 +765,6 @@ async fn apply_stream(repl: &Rc<Repl>, link: &mut Link) -> LinkResult<()> {
                         advance(repl, &link.buf[link.start..link.start + len]);
                         link.start += len;
                         continue;
-                    }
-                    if !is_command(name) {
-                        let shown = String::from_utf8_lossy(name).into_owned();
-                        apply(repl, &mut client, &mut pending, link.generation).await;
-                        return Err(format!(
-                            "Unknown command '{shown}' in the stream from MASTER: closing the link"
-                        )
-                        .into());
                     }
                     if name.eq_ignore_ascii_case(b"multi") {
                         in_multi = true;

@@ -1,7 +1,9 @@
-//! The RESP protocol: request decoding (`decode`), argument access (`args`) and reply encoding (`reply`).
+//! The RESP protocol: request decoding (`decode`), argument access (`args`), reply encoding
+//! (`reply`) and reading replies back (`replies`).
 
 pub mod args;
 pub mod decode;
+pub mod replies;
 pub mod reply;
 
 pub use args::{Args, OwnedArgs};

@@ -321,10 +321,10 @@ async fn run_across(conn: &mut Conn, shards: &ShardSet, idx: usize, f: KeyedFn, 
 }
 
 /// The read buffer: bytes `[start, end)` are received and not yet consumed.
-struct ReadBuf {
-    data: Vec<u8>,
-    start: usize,
-    end: usize,
+pub(super) struct ReadBuf {
+    pub(super) data: Vec<u8>,
+    pub(super) start: usize,
+    pub(super) end: usize,
 }
 
 impl ReadBuf {
@@ -671,7 +671,7 @@ const REDIS_STATIC_REPLY_BUF: usize = 16 * 1024;
 
 /// Decodes and runs every complete request in the buffer. Returns how many bytes the next
 /// incomplete request needs in total (0 if unknown).
-async fn process_batch(
+pub(super) async fn process_batch(
     conn: &mut Conn,
     batch: &mut Batch,
     dec: &mut Decoder,
@@ -1180,118 +1180,4 @@ async fn save_after_flushall(conn: &mut Conn, batch: &mut Batch) {
     conn.shard.save_after_flushall.set(false);
     batch.flush(conn).await;
     crate::persist::save_after_flushall(&conn.shard).await;
-}
-
-/// Runs an AOF's commands at start-up, or a replica's master stream, as one client would,
-/// on the control executor: its database and its MULTI carry over from chunk to chunk.
-/// Replies are dropped, as Redis's loading and master clients drop them.
-struct AofReplay {
-    conn: Conn,
-    batch: Batch,
-    dec: Decoder,
-}
-
-impl crate::persist::load::Replayer for AofReplay {
-    fn run<'a>(
-        &'a mut self,
-        commands: &'a [u8],
-    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + 'a>> {
-        Box::pin(async move {
-            if self.conn.is_master {
-                self.conn.now = now_ms();
-                run_master_chunk(&mut self.conn, &mut self.dec, commands).await;
-                self.conn.out.buf.clear();
-                return;
-            }
-            let mut rbuf = ReadBuf {
-                data: commands.to_vec(),
-                start: 0,
-                end: commands.len(),
-            };
-            self.conn.now = now_ms();
-            process_batch(&mut self.conn, &mut self.batch, &mut self.dec, &mut rbuf).await;
-            self.conn.out.buf.clear();
-            self.conn.close_after_reply = false;
-        })
-    }
-}
-
-/// Applies a chunk of a replica's master stream (whole commands, whole MULTI blocks: the
-/// replication layer cuts it so) as one step over the shards it needs
-/// (`multi::run_atomically`): the master's MULTI/EXEC markers fall away inside it. Commands
-/// the table does not know or with a wrong arity are skipped, as their error reply would be.
-async fn run_master_chunk(conn: &mut Conn, dec: &mut Decoder, commands: &[u8]) {
-    let table = cmd::table();
-    let mut queued = Vec::new();
-    let mut pos = 0;
-    while pos < commands.len() {
-        let buf = &commands[pos..];
-        let len = match dec.decode(buf, false) {
-            Decoded::Request { len, .. } => len,
-            Decoded::Nothing { len } => {
-                pos += len;
-                continue;
-            }
-            Decoded::Incomplete { .. } | Decoded::Error(_) => break,
-        };
-        let args = Args::new(buf, dec.scratch(), dec.spans());
-        pos += len;
-        let name = args.get(0);
-        if name.eq_ignore_ascii_case(b"multi") || name.eq_ignore_ascii_case(b"exec") {
-            continue;
-        }
-        let Some(mut idx) = table.lookup(name) else {
-            continue;
-        };
-        if let Handler::Container = table.specs[idx].handler {
-            match (args.len() >= 2).then(|| table.lookup_sub(idx, args.get(1))) {
-                Some(Some(sub)) => idx = sub,
-                _ => continue,
-            }
-        }
-        if !table.specs[idx].arity_ok(args.len()) {
-            continue;
-        }
-        queued.push(Queued {
-            idx,
-            args: (&args).into(),
-        });
-    }
-    cmd::multi::run_atomically(conn, &queued).await;
-}
-
-/// A client that is not a user (no authentication, no ACL checks): Redis's AOF loading
-/// client, or a replica's master client (`is_master`, whose bulks have no length limit).
-fn internal_client(shard: Rc<Shard>, is_master: bool) -> Box<dyn crate::persist::load::Replayer> {
-    let meta = Rc::new(ClientMeta::new(0, -1, String::new(), String::new()));
-    let max_bulk = if is_master {
-        i64::MAX
-    } else {
-        shard.settings.borrow().proto_max_bulk_len
-    };
-    let mut conn = Conn::new(shard.clone(), meta);
-    conn.sync_acl();
-    conn.authenticated = true;
-    conn.acl_open = true;
-    conn.is_master = is_master;
-    Box::new(AofReplay {
-        conn,
-        batch: Batch::new(shard.nshards),
-        dec: Decoder::new(max_bulk),
-    })
-}
-
-/// The client a replica applies its master's stream with (`repl::replica`).
-pub fn master_client(shard: Rc<Shard>) -> Box<dyn crate::persist::load::Replayer> {
-    internal_client(shard, true)
-}
-
-/// The AOF replay the persistence layer runs at start-up.
-pub fn aof_replay() -> crate::persist::load::Replay {
-    crate::persist::load::Replay {
-        client: |shard| internal_client(shard, false),
-        is_command: |name| cmd::table().lookup(name).is_some(),
-        libraries: cmd::function::library_codes,
-        load_library: cmd::function::load_from_file,
-    }
 }

@@ -3,6 +3,7 @@
 
 pub mod conn;
 pub mod cpus;
+mod internal;
 pub mod readiness;
 
 pub mod route;
@@ -239,12 +240,13 @@ fn spawn_executor(
                     let repl = crate::repl::Repl::start(
                         shard.clone(),
                         crate::repl::Upcalls {
-                            replay: conn::aof_replay(),
-                            master_client: conn::master_client,
+                            replay: internal::aof_replay(),
+                            master_client: internal::master_client,
                         },
                         replid.clone(),
                     );
-                    let persist = crate::persist::Persist::start(shard.clone(), conn::aof_replay());
+                    let persist =
+                        crate::persist::Persist::start(shard.clone(), internal::aof_replay());
                     crate::repl::master::Master::start(shard.clone(), replid);
                     shared.control_ready.store(true, Ordering::Release);
                     let _ = ready_tx.send(Ok(()));

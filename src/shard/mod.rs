@@ -116,6 +116,9 @@ pub struct Shared {
     /// A shard is evicting keys from its tracking table to bring the total under the limit
     /// (one at a time, or two shards would both evict what only one needed to).
     pub tracking_enforcing: std::sync::atomic::AtomicBool,
+    /// Errors the AOF-loading client or the master client got (INFO
+    /// `unexpected_error_replies`): commands that worked where they were first run.
+    pub unexpected_error_replies: AtomicU64,
 }
 
 /// How far loading the data file at start-up has come, readable from any core.
@@ -257,6 +260,7 @@ impl Shared {
             load_progress: Default::default(),
             shutdown_signal: Default::default(),
             aof_durable: AtomicU64::new(u64::MAX),
+            unexpected_error_replies: AtomicU64::new(0),
             acl: Mutex::new(crate::acl::Acl::new(&crate::acl::Catalog::new(
                 Vec::new(),
                 &[],

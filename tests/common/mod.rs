@@ -318,6 +318,25 @@ pub fn connect_redis(port: u16) -> redis::Connection {
     con
 }
 
+/// Runs redcell in `dir` (plus `extra` settings) where it must refuse to start.
+pub fn redcell_refuses_in(dir: &TempDir, extra: &[&str]) -> (Option<i32>, String) {
+    let port = free_port().to_string();
+    let mut cmd = Command::new(BIN);
+    cmd.args(["--port", &port, "--bind", "127.0.0.1", "--save", ""])
+        .args(extra)
+        .current_dir(&dir.path)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(dir.file("stderr")).expect("stderr file"));
+    die_with_parent(&mut cmd);
+    let mut guard = ChildGuard {
+        child: cmd.spawn().expect("start redcell"),
+    };
+    let status = guard.wait_exit(Duration::from_secs(20));
+    let log = std::fs::read_to_string(dir.file("stderr")).unwrap_or_default();
+    (status.code(), log)
+}
+
 /// A stock `redis-server` (the reference implementation), killed on drop.
 pub struct StockRedis {
     pub port: u16,
@@ -399,6 +418,16 @@ impl StockRedis {
         unsafe {
             libc::kill(self.guard.child.id() as i32, signal);
         }
+    }
+
+    /// Waits (bounded; panics past `timeout`) for the process to exit; its status.
+    pub fn wait_exit(&mut self, timeout: Duration) -> std::process::ExitStatus {
+        self.guard.wait_exit(timeout)
+    }
+
+    /// What the server logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.file("log")).unwrap_or_default()
     }
 }
 

@@ -116,6 +116,19 @@ pub fn set<'a>(c: &'a mut Conn, a: Args<'a>) -> BoxFuture<'a> {
         }) {
             crate::repl::refresh_write_gate(&c.shard).await;
         }
+        if names.iter().any(|n| {
+            let n = n.to_ascii_lowercase();
+            n.ends_with(b"-read-only") || n.ends_with(b"-serve-stale-data")
+        }) {
+            crate::repl::refresh_replica_gates(&c.shard).await;
+        }
+        if names
+            .iter()
+            .any(|n| n.eq_ignore_ascii_case(b"aof-disable-auto-gc"))
+            && !c.shard.shared.config().get_bool("aof-disable-auto-gc")
+        {
+            crate::persist::collect_aof_history(&c.shard).await;
+        }
         c.out.ok();
         Ok(())
     })
@@ -152,6 +165,10 @@ async fn refresh_settings(c: &Conn) {
 pub fn resetstat<'a>(c: &'a mut Conn, _a: Args<'a>) -> BoxFuture<'a> {
     Box::pin(async move {
         c.shard.call_all(|s| s.stats.borrow_mut().reset()).await;
+        c.shard
+            .shared
+            .unexpected_error_replies
+            .store(0, std::sync::atomic::Ordering::Relaxed);
         each_shard_data(c, |d| {
             for ks in d.dbs() {
                 ks.stats = Default::default();

@@ -53,6 +53,8 @@ pub struct Snapshot {
     /// Clients with CLIENT TRACKING on, and BCAST prefixes registered.
     pub tracking_clients: usize,
     pub tracking_prefixes: usize,
+    /// Errors the AOF-loading or master client got.
+    pub unexpected_error_replies: u64,
     pub cluster_enabled: bool,
     pub maxclients: i64,
     /// Bytes allocated (`util::mem`), or the resident set where nothing counts them.
@@ -528,7 +530,7 @@ fn stats(s: &Snapshot, out: &mut String) {
         "tracking_total_keys:{}", s.sum(|sh| sh.tracking[0] as u64);
         "tracking_total_items:{}", s.sum(|sh| sh.tracking[1] as u64);
         "tracking_total_prefixes:{}", s.tracking_prefixes;
-        "unexpected_error_replies:0";
+        "unexpected_error_replies:{}", s.unexpected_error_replies;
         "total_error_replies:{}", s.errors().values().sum::<u64>();
         "dump_payload_sanitizations:{}", s.sum(|sh| sh.stats.dump_payload_sanitizations);
         "total_reads_processed:{}", s.sum(|sh| sh.stats.reads_processed);
@@ -841,6 +843,9 @@ pub(crate) async fn snapshot(c: &mut Conn, sections: &Sections) -> Snapshot {
         lru_clock: crate::db::lru_clock(now / 1000),
         executable: shared.executable.clone(),
         config_file: shared.config_file.clone(),
+        unexpected_error_replies: shared
+            .unexpected_error_replies
+            .load(std::sync::atomic::Ordering::Relaxed),
         connected_clients: shared
             .connected_clients
             .load(std::sync::atomic::Ordering::Relaxed),
