@@ -546,13 +546,6 @@ fn stock_log_on(dir: &Path, extra: &[&str]) -> (StockRedis, String) {
     (stock, log)
 }
 
-/// A log's `== CRITICAL ==` lines, without stock's pid, role and time prefix.
-fn critical_lines(log: &str) -> Vec<String> {
-    log.lines()
-        .filter_map(|l| l.find("== CRITICAL ==").map(|at| l[at..].to_string()))
-        .collect()
-}
-
 /// Commands of an AOF that fail when replayed (a value that is no number, a key of the wrong
 /// type), as stock treats them: a CRITICAL line for each, in the same words, counted in
 /// INFO, and loading goes on; with `propagation-error-behavior panic` the server stops.
@@ -575,8 +568,8 @@ fn failing_commands_in_an_aof_are_logged_or_fatal_as_in_stock() {
     let (stock, stock_log) = stock_log_on(&stock_side.path, &[]);
     let dir_s = ours_side.path.to_str().expect("utf-8 dir");
     let ours = Server::start(2, &["--dir", dir_s, "--appendonly", "yes"]);
-    let lines = critical_lines(&ours.stderr());
-    assert_eq!(lines, critical_lines(&stock_log));
+    let lines = common::critical_lines(&ours.stderr());
+    assert_eq!(lines, common::critical_lines(&stock_log));
     assert_eq!(lines.len(), 2, "{lines:?}");
     assert!(lines[0].starts_with(
         "== CRITICAL == This server is sending an error to its AOF-loading-client: '"

@@ -52,6 +52,29 @@ const PER_PROCESS: &[&str] = &["port", "dir", "logfile", "pidfile"];
 /// Directives redcell has and Redis 7.0 does not: Redis 7.2's set encoding threshold.
 const OURS_ONLY: &[&str] = &["set-max-listpack-entries"];
 
+/// A stock server reading `conf` then `args` as given (not `StockRedis`, which adds its own
+/// `--save ""` and more), on a free port; its port and the guard that stops it.
+fn stock_with_conf(conf: &str, args: &[&str]) -> (u16, ChildGuard) {
+    let port = free_port();
+    let mut stock = Command::new("redis-server");
+    stock
+        .arg(conf)
+        .args(["--port", &port.to_string()])
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    common::die_with_parent(&mut stock);
+    let guard = ChildGuard {
+        child: stock.spawn().expect("redis-server"),
+    };
+    assert!(
+        wait_until(Duration::from_secs(10), || ping_once(port)),
+        "stock did not start from {conf}"
+    );
+    (port, guard)
+}
+
 #[test]
 fn config_get_lists_what_stock_lists_with_stock_defaults() {
     let stock = StockRedis::start(&[]);
@@ -147,21 +170,8 @@ fn config_set_and_get_reply_as_stock() {
 #[test]
 fn debian_redis_conf_configures_redcell_as_it_configures_stock() {
     let stock_dir = TempDir::new("debian-stock");
-    let stock_port = free_port();
-    let mut stock = Command::new("redis-server");
-    stock
-        .arg(common::debian_conf(&stock_dir, stock_port, false))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    common::die_with_parent(&mut stock);
-    let _stock = ChildGuard {
-        child: stock.spawn().expect("redis-server"),
-    };
-    assert!(
-        wait_until(Duration::from_secs(10), || ping_once(stock_port)),
-        "stock did not start from Debian's redis.conf"
-    );
+    let stock_conf = common::debian_conf(&stock_dir, 0, false);
+    let (stock_port, _stock) = stock_with_conf(&stock_conf.display().to_string(), &[]);
 
     let dir = TempDir::new("debian-ours");
     let conf = common::debian_conf(&dir, 0, false).display().to_string();
@@ -214,21 +224,7 @@ fn include_reads_files_and_globs_as_stock_does() {
     )
     .expect("write");
     let main_s = main.display().to_string();
-    // Not `StockRedis`, which adds `--save ""`.
-    let stock_port = free_port();
-    let mut stock = Command::new("redis-server");
-    stock
-        .args([&main_s, "--port", &stock_port.to_string(), "--dir", &d])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    common::die_with_parent(&mut stock);
-    let _stock = ChildGuard {
-        child: stock.spawn().expect("redis-server"),
-    };
-    assert!(wait_until(Duration::from_secs(10), || ping_once(
-        stock_port
-    )));
+    let (stock_port, _stock) = stock_with_conf(&main_s, &["--dir", &d]);
     let ours = Server::start_cmd(1, &[], |mut argv| {
         argv.insert(1, main_s.clone());
         argv
@@ -323,27 +319,8 @@ fn command_line_options_follow_the_file_as_in_stock() {
         (&["--save", "60", "10"][..], "900 1 60 10"),
         (&["--save", "--hz", "11"], ""),
     ] {
-        let stock_port = free_port();
-        let mut stock = Command::new("redis-server");
-        stock
-            .arg(&conf)
-            .args([
-                "--port",
-                &stock_port.to_string(),
-                "--dir",
-                dir.path.to_str().expect("dir"),
-            ])
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        common::die_with_parent(&mut stock);
-        let _stock = ChildGuard {
-            child: stock.spawn().expect("redis-server"),
-        };
-        assert!(wait_until(Duration::from_secs(10), || ping_once(
-            stock_port
-        )));
+        let dir_s = dir.path.to_str().expect("dir");
+        let (stock_port, _stock) = stock_with_conf(&conf, &[&["--dir", dir_s][..], args].concat());
         let ours = Server::start_cmd(1, args, |mut argv| {
             argv.insert(1, conf.clone());
             argv

@@ -548,13 +548,6 @@ fn promoted_replica_serves_its_stock_sibling_with_a_partial_resync() {
     );
 }
 
-/// A log's `== CRITICAL ==` lines, without stock's pid, role and time prefix.
-fn critical_lines(log: &str) -> Vec<String> {
-    log.lines()
-        .filter_map(|l| l.find("== CRITICAL ==").map(|at| l[at..].to_string()))
-        .collect()
-}
-
 /// Commands that worked on the master and fail on the replica, beside a stock replica of
 /// the same stock master: both log Redis's CRITICAL line and count it, keep applying the
 /// stream under `propagation-error-behavior ignore`, do not stop a writable replica under
@@ -587,8 +580,11 @@ fn errors_applying_the_stream_are_logged_and_stop_a_replica_that_asks_to() {
     cmd(&mut m, &["DEBUG", "REPLICATE", "fake-command-1"]);
     cmd(&mut m, &["SET", "foo", "bar2"]);
     assert_eq!(int_reply(&cmd(&mut m, &["WAIT", "2", "5000"])), 2);
-    assert_eq!(critical_lines(&ours.stderr()), critical_lines(&stock.log()));
-    assert_eq!(critical_lines(&ours.stderr()).len(), 1);
+    assert_eq!(
+        common::critical_lines(&ours.stderr()),
+        common::critical_lines(&stock.log())
+    );
+    assert_eq!(common::critical_lines(&ours.stderr()).len(), 1);
     for replica in [&mut s, &mut r] {
         assert_eq!(info_i64(replica, "stats", "unexpected_error_replies"), 1);
         assert_eq!(text(&cmd(replica, &["GET", "foo"])), "$4\r\nbar2\r\n");
@@ -611,8 +607,8 @@ fn errors_applying_the_stream_are_logged_and_stop_a_replica_that_asks_to() {
     }
     cmd(&mut m, &["INCRBY", "number2", "1"]);
     assert_eq!(int_reply(&cmd(&mut m, &["WAIT", "2", "5000"])), 2);
-    let lines = critical_lines(&ours.stderr());
-    assert_eq!(lines, critical_lines(&stock.log()));
+    let lines = common::critical_lines(&ours.stderr());
+    assert_eq!(lines, common::critical_lines(&stock.log()));
     assert!(lines[1].ends_with("after processing the command 'incrby'"));
     for replica in [&mut s, &mut r] {
         assert_eq!(info_i64(replica, "stats", "unexpected_error_replies"), 2);

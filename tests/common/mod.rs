@@ -337,6 +337,14 @@ pub fn redcell_refuses_in(dir: &TempDir, extra: &[&str]) -> (Option<i32>, String
     (status.code(), log)
 }
 
+/// A log's `== CRITICAL ==` lines (errors a replica or an AOF load got), without stock's pid,
+/// role and time prefix.
+pub fn critical_lines(log: &str) -> Vec<String> {
+    log.lines()
+        .filter_map(|l| l.find("== CRITICAL ==").map(|at| l[at..].to_string()))
+        .collect()
+}
+
 /// A stock `redis-server` (the reference implementation), killed on drop.
 pub struct StockRedis {
     pub port: u16,
