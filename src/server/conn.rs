@@ -537,11 +537,15 @@ async fn become_replica_link<S: ClientStream>(mut conn: Conn, stream: S) {
     if fd < 0 {
         return;
     }
-    let peer_ip = conn
-        .meta
-        .addr
-        .rsplit_once(':')
-        .map_or(conn.meta.addr.clone(), |(ip, _)| ip.to_string());
+    // A replica on the Unix socket has no IP: Redis's `connPeerToString` says "/unixsocket".
+    let peer_ip = if conn.meta.unix() {
+        "/unixsocket".to_string()
+    } else {
+        conn.meta
+            .addr
+            .rsplit_once(':')
+            .map_or(conn.meta.addr.clone(), |(ip, _)| ip.to_string())
+    };
     let sync = hello.sync.clone().unwrap_or(None);
     let req = crate::repl::master::SyncRequest {
         old_sync: sync.is_none(),
@@ -1263,7 +1267,7 @@ async fn run_master_chunk(conn: &mut Conn, dec: &mut Decoder, commands: &[u8]) {
 /// A client that is not a user (no authentication, no ACL checks): Redis's AOF loading
 /// client, or a replica's master client (`is_master`, whose bulks have no length limit).
 fn internal_client(shard: Rc<Shard>, is_master: bool) -> Box<dyn crate::persist::load::Replayer> {
-    let meta = Rc::new(ClientMeta::new(0, -1, String::new(), String::new()));
+    let meta = Rc::new(ClientMeta::new(0, -1, String::new(), String::new(), false));
     let max_bulk = if is_master {
         i64::MAX
     } else {
