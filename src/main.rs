@@ -228,7 +228,7 @@ fn main() {
     }
     let acl = redcell::cmd::acl::startup_acl(&config).unwrap_or_else(|e| fail(&e));
     // After the ACL checks, so a configuration both would refuse names its ACL problem.
-    if port == 0 && tls_port == 0 {
+    if port == 0 && tls_port == 0 && config.get("unixsocket").is_empty() {
         fail("Configured to not listen anywhere, exiting.");
     }
     let shared = Arc::new(Shared {

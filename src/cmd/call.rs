@@ -343,8 +343,19 @@ fn monitor_now(
     client: Option<&ClientIdent>,
 ) {
     let mut line = Vec::with_capacity(64);
-    // Lua's client shows as `lua`, as Redis's `CLIENT_LUA` does.
-    let addr = client.map_or("", |c| if c.script { "lua" } else { c.addr.as_str() });
+    // Lua's client shows as `lua`, as Redis's `CLIENT_LUA` does, and one on the Unix socket
+    // as `unix:` and the socket's path (its `addr` is the path and `:0`).
+    let unix_addr;
+    let addr = match client {
+        None => "",
+        Some(c) if c.script => "lua",
+        Some(c) if c.unix => {
+            let path = c.addr.strip_suffix(":0").unwrap_or(&c.addr);
+            unix_addr = format!("unix:{path}");
+            &unix_addr
+        }
+        Some(c) => c.addr.as_str(),
+    };
     observe::monitor_line(db, addr, shown_args(idx, args).into_iter(), &mut line);
     observe::feed_monitors(shard, &line);
 }

@@ -544,9 +544,9 @@ pub(crate) fn help_reply(out: &mut Reply, cmd: &[u8], lines: &[&str]) {
     out.simple("    Prints this help.");
 }
 
-/// Whether the client connects over loopback (Redis's `islocalClient`).
+/// Whether the client connects over loopback or the Unix socket (Redis's `islocalClient`).
 fn is_local(c: &Conn) -> bool {
-    c.meta.addr.starts_with("127.0.0.1:") || c.meta.addr.starts_with("[::1]:")
+    c.meta.unix() || c.meta.addr.starts_with("127.0.0.1:") || c.meta.addr.starts_with("[::1]:")
 }
 
 fn dbsize(c: &mut Ctx, _a: &Args) -> CmdResult {

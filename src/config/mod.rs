@@ -452,10 +452,11 @@ static DIRECTIVES: &[Directive] = &[
         false,
     ),
     d("syslog-ident", Kind::Str, "redis", false),
+    // The Unix socket clients may connect to besides TCP (`server::run`), and its mode.
+    d("unixsocket", Kind::Str, "", false),
     d("unixsocketperm", Kind::Octal { max: 0o777 }, "0", false),
     // Not implemented yet: refused at start-up unless at their defaults.
     d("syslog-enabled", Kind::Only(&["no"]), "no", false),
-    d("unixsocket", Kind::Only(&[""]), "", false),
     d("maxmemory-clients", Kind::Only(&["0"]), "0", true),
     d(
         "client-output-buffer-limit",

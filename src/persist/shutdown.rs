@@ -223,6 +223,7 @@ impl Persist {
         // A cluster change answered just before must still reach nodes.conf.
         crate::cluster::nodes_conf::flush(Duration::from_secs(2));
         crate::util::daemon::remove_pid_file();
+        crate::util::daemon::remove_unix_socket(self.shard.shared.config().get("unixsocket"));
         eprintln!("redcell is now ready to exit, bye bye...");
         std::process::exit(0)
     }

@@ -685,7 +685,11 @@ impl Master {
             id: req.client_id,
             ip: req.ip.clone(),
             port: req.listening_port,
-            client_line: req.client_line.replacen(" flags=N ", " flags=S ", 1),
+            // Flag S first, as Redis's order has it (before U, a replica on the Unix socket).
+            client_line: req
+                .client_line
+                .replacen(" flags=N ", " flags=S ", 1)
+                .replacen(" flags=U ", " flags=SU ", 1),
             capa_eof: req.capa_eof,
             rdb_only: req.rdb_only,
             rdb_filter: req.rdb_filter,

@@ -537,11 +537,15 @@ async fn become_replica_link<S: ClientStream>(mut conn: Conn, stream: S) {
     if fd < 0 {
         return;
     }
-    let peer_ip = conn
-        .meta
-        .addr
-        .rsplit_once(':')
-        .map_or(conn.meta.addr.clone(), |(ip, _)| ip.to_string());
+    // A replica on the Unix socket has no IP: Redis's `connPeerToString` says "/unixsocket".
+    let peer_ip = if conn.meta.unix() {
+        "/unixsocket".to_string()
+    } else {
+        conn.meta
+            .addr
+            .rsplit_once(':')
+            .map_or(conn.meta.addr.clone(), |(ip, _)| ip.to_string())
+    };
     let sync = hello.sync.clone().unwrap_or(None);
     let req = crate::repl::master::SyncRequest {
         old_sync: sync.is_none(),

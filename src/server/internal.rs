@@ -248,7 +248,7 @@ fn unexpected_error(shard: &Shard, to: To, error: &[u8], command: Option<&str>) 
 /// A client that is not a user (no authentication, no ACL checks): Redis's AOF loading
 /// client, or a replica's master client (`is_master`, whose bulks have no length limit).
 fn internal_client(shard: Rc<Shard>, is_master: bool) -> Box<dyn Replayer> {
-    let meta = Rc::new(ClientMeta::new(0, -1, String::new(), String::new()));
+    let meta = Rc::new(ClientMeta::new(0, -1, String::new(), String::new(), false));
     let max_bulk = if is_master {
         i64::MAX
     } else {

@@ -10,7 +10,7 @@ pub mod route;
 
 use std::cell::RefCell;
 use std::net::SocketAddr;
-use std::os::fd::FromRawFd;
+use std::os::fd::{FromRawFd, IntoRawFd};
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -82,6 +82,28 @@ impl Topology {
 pub fn run(shared: Arc<Shared>, topo: Topology) -> Result<(), String> {
     probe_io_uring()?;
     check_port_free(&shared)?;
+    // After the TCP ports, as Redis's `initServer` opens it.
+    let unix_path = shared.config().get("unixsocket").to_string();
+    if !unix_path.is_empty() {
+        let perm = u32::from_str_radix(shared.config().get("unixsocketperm"), 8).unwrap_or(0);
+        let sock = listen::unix_listener(&unix_path, perm)
+            .map_err(|e| format!("Failed opening Unix socket: {e}"))?;
+        *UNIX_LISTENER.lock().unwrap_or_else(|e| e.into_inner()) = Some(sock);
+    }
+    let outcome = start_executors(shared, topo);
+    if outcome.is_err() && !unix_path.is_empty() {
+        // A start-up that failed after the socket was made leaves no socket file behind.
+        let _ = std::fs::remove_file(&unix_path);
+    }
+    outcome
+}
+
+/// The `unixsocket` listener, from `run` until the first shard's executor takes it: that
+/// shard accepts every Unix socket connection and spreads them over the shards
+/// (`balanced_target`), as the TCP listeners' shards do.
+static UNIX_LISTENER: std::sync::Mutex<Option<socket2::Socket>> = std::sync::Mutex::new(None);
+
+fn start_executors(shared: Arc<Shared>, topo: Topology) -> Result<(), String> {
     let n = topo.shard_cpus.len();
     let mut ends = build_mesh(n + 1)
         .map_err(|e| format!("cannot create an eventfd for the cross-core mesh: {e}"))?;
@@ -256,18 +278,36 @@ fn spawn_executor(
                     while !crate::util::daemon::is_listening() {
                         glommio::timer::sleep(Duration::from_millis(1)).await;
                     }
-                    crate::util::daemon::ready(crate::repl::is_replica());
+                    crate::util::daemon::ready(
+                        crate::repl::is_replica(),
+                        !listen_ports(&shared).is_empty(),
+                        shared.config().get("unixsocket"),
+                    );
                     repl.begin(position).await;
                     std::future::pending::<()>().await;
                     return Ok(());
                 }
-                let listeners = match bind_all(&shared) {
+                let mut listeners = match bind_all(&shared) {
                     Ok(l) => l,
                     Err(e) => {
                         let _ = ready_tx.send(Err(e.clone()));
                         return Err(e);
                     }
                 };
+                let unix = (id == 0).then(|| {
+                    UNIX_LISTENER
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .take()
+                });
+                if let Some(sock) = unix.flatten() {
+                    listeners.push(ClientListener {
+                        // SAFETY: a listening socket whose ownership moves to the listener
+                        // (see `Via::Unix` for why glommio's TCP type serves it).
+                        listener: unsafe { TcpListener::from_raw_fd(sock.into_raw_fd()) },
+                        via: Via::Unix,
+                    });
+                }
                 let _ = ready_tx.send(Ok(()));
                 // Connections wait in the listen backlog until the control executor is up.
                 while !shared.control_ready.load(Ordering::Acquire) {
@@ -285,6 +325,9 @@ fn spawn_executor(
                 for a in accepts {
                     a.await;
                 }
+                // A shard without listeners of its own (only the Unix socket's shard has
+                // one when `port` is 0) serves the connections handed to it.
+                std::future::pending::<()>().await;
                 Ok(())
             })
         })
@@ -370,10 +413,29 @@ fn listen_ports(shared: &Shared) -> Vec<(u16, &'static str)> {
         .collect()
 }
 
-/// A client listener and whether it is the TLS port's.
+/// A client listener and what its connections run over.
 struct ClientListener {
     listener: TcpListener,
-    tls: bool,
+    via: Via,
+}
+
+/// What a client connection came over.
+///
+/// `Unix`: the `unixsocket` (Redis's `CLIENT_UNIX_SOCKET`). Its listener and connections are
+/// held in glommio's `TcpListener`/`TcpStream` too. Those are only a socket descriptor that
+/// io_uring accepts, reads, writes and shuts down, none of which depends on the address
+/// family; what does (addresses, TCP_NODELAY, keepalive) is never asked of a Unix
+/// connection (`accept_loop`). So a Unix client is served by the very code TCP clients are:
+/// one `conn::serve` (no second monomorphization of it, nor of `EpollStream` or the TLS
+/// stream), the epoll socket path, the hand-over to another shard and, for SYNC, to the
+/// replication master; and the TCP path pays nothing for it. glommio's `UnixStream` would
+/// have needed all of these made generic over the stream for no gain. TLS never applies to
+/// it, as in Redis 7.0.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Via {
+    Tcp,
+    Tls,
+    Unix,
 }
 
 fn bind_all(shared: &Shared) -> Result<Vec<ClientListener>, String> {
@@ -390,7 +452,7 @@ fn bind_all(shared: &Shared) -> Result<Vec<ClientListener>, String> {
             match listen::listener(sa, true) {
                 Ok(listener) => out.push(ClientListener {
                     listener,
-                    tls: kind == "TLS",
+                    via: if kind == "TLS" { Via::Tls } else { Via::Tcp },
                 }),
                 Err(e) if optional => {
                     eprintln!(
@@ -406,7 +468,9 @@ fn bind_all(shared: &Shared) -> Result<Vec<ClientListener>, String> {
             }
         }
     }
-    if out.is_empty() {
+    // With only the Unix socket (`port 0`), its shard alone listens; the others serve the
+    // connections it hands them.
+    if out.is_empty() && cfg.get("unixsocket").is_empty() {
         return Err("Failed listening on any address".into());
     }
     Ok(out)
@@ -417,7 +481,8 @@ async fn accept_loop(
     client_listener: ClientListener,
     readiness: Option<Rc<Readiness>>,
 ) {
-    let ClientListener { listener, tls } = client_listener;
+    let ClientListener { listener, via } = client_listener;
+    let tls = via == Via::Tls;
     // Start-up is done once the shards accept: INFO's `used_memory_startup`.
     let _ = shard.shared.startup_memory.compare_exchange(
         0,
@@ -425,10 +490,15 @@ async fn accept_loop(
         std::sync::atomic::Ordering::Relaxed,
         std::sync::atomic::Ordering::Relaxed,
     );
-    let local = listener
-        .local_addr()
-        .map(|a| a.to_string())
-        .unwrap_or_default();
+    // A Unix socket client's address, its own and the server's end alike, is the socket's
+    // path and `:0`, as Redis's `genClientAddrString` shows it.
+    let local = match via {
+        Via::Unix => format!("{}:0", shard.shared.config().get("unixsocket")),
+        Via::Tcp | Via::Tls => listener
+            .local_addr()
+            .map(|a| a.to_string())
+            .unwrap_or_default(),
+    };
     loop {
         let stream = match listener.accept().await {
             Ok(s) => s,
@@ -438,18 +508,23 @@ async fn accept_loop(
                 continue;
             }
         };
-        let _ = stream.set_nodelay(true);
-        let keepalive = shard.settings.borrow().tcp_keepalive_s;
-        if keepalive > 0 {
-            set_keepalive(std::os::fd::AsRawFd::as_raw_fd(&stream), keepalive);
-        }
-        let peer_addr = stream.peer_addr().ok();
-        let peer = peer_addr.map(|a| a.to_string()).unwrap_or_default();
         shard.stats.borrow_mut().connections_received += 1;
-        if protected_mode_denies(&shard, peer_addr) {
-            glommio::spawn_local(refuse(stream, tls, PROTECTED_MODE_DENIED)).detach();
-            continue;
-        }
+        let peer = if via == Via::Unix {
+            // No TCP options; protected mode lets it in, as Redis's `islocalClient` does.
+            local.clone()
+        } else {
+            let _ = stream.set_nodelay(true);
+            let keepalive = shard.settings.borrow().tcp_keepalive_s;
+            if keepalive > 0 {
+                set_keepalive(std::os::fd::AsRawFd::as_raw_fd(&stream), keepalive);
+            }
+            let peer_addr = stream.peer_addr().ok();
+            if protected_mode_denies(&shard, peer_addr) {
+                glommio::spawn_local(refuse(stream, tls, PROTECTED_MODE_DENIED)).detach();
+                continue;
+            }
+            peer_addr.map(|a| a.to_string()).unwrap_or_default()
+        };
         let maxclients = shard.settings.borrow().maxclients;
         let connected = &shard.shared.connected_clients;
         if connected.fetch_add(1, Ordering::Relaxed) >= maxclients {
@@ -465,7 +540,7 @@ async fn accept_loop(
         }
         let accepted = Accepted {
             stream,
-            tls,
+            via,
             peer,
             local: local.clone(),
         };
@@ -506,7 +581,7 @@ fn balanced_target(shard: &Shard) -> usize {
 /// A connection accepted (and admitted under `maxclients`), not yet served.
 struct Accepted {
     stream: TcpStream,
-    tls: bool,
+    via: Via,
     peer: String,
     local: String,
 }
@@ -516,13 +591,13 @@ impl Accepted {
     fn serve(self, shard: &Rc<Shard>, readiness: Option<Rc<Readiness>>) {
         let Accepted {
             stream,
-            tls,
+            via,
             peer,
             local,
         } = self;
         let s = shard.clone();
         glommio::spawn_local(async move {
-            if tls {
+            if via == Via::Tls {
                 serve_tls(s.clone(), stream, readiness, peer, local).await;
             } else {
                 use std::os::fd::AsRawFd;
@@ -531,6 +606,7 @@ impl Accepted {
                     stream.as_raw_fd(),
                     peer,
                     local,
+                    via == Via::Unix,
                 ));
                 s.clients.borrow_mut().insert(meta.id, meta.clone());
                 match readiness::attach(stream, readiness) {
@@ -549,7 +625,7 @@ impl Accepted {
         use std::os::fd::AsRawFd;
         let Accepted {
             stream,
-            tls,
+            via,
             peer,
             local,
         } = self;
@@ -571,7 +647,7 @@ impl Accepted {
                 let readiness = READINESS.with(|r| r.borrow().clone());
                 let accepted = Accepted {
                     stream,
-                    tls,
+                    via,
                     peer,
                     local,
                 };
@@ -612,6 +688,7 @@ where
             fd,
             peer,
             local,
+            false,
         ));
         shard.clients.borrow_mut().insert(meta.id, meta.clone());
         conn::serve(shard.clone(), stream, meta).await;

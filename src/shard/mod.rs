@@ -536,6 +536,9 @@ pub struct ClientIdent {
     pub addr: String,
     /// The client scripts run commands as (MONITOR shows `lua` for its address).
     pub script: bool,
+    /// Connected over the `unixsocket` (Redis's `CLIENT_UNIX_SOCKET`): `addr` is then the
+    /// socket's path and `:0`, flag `U`, local for protected mode, `unix:path` in MONITOR.
+    pub unix: bool,
     /// CLIENT SETNAME's name (locked only to set it and to copy it into a slow log entry).
     name: Mutex<Vec<u8>>,
     /// Invalidations this client's commands caused that have not reached their clients yet
@@ -544,11 +547,12 @@ pub struct ClientIdent {
 }
 
 impl ClientIdent {
-    pub fn new(id: u64, addr: String) -> ClientIdent {
+    pub fn new(id: u64, addr: String, unix: bool) -> ClientIdent {
         ClientIdent {
             id,
             addr,
             script: false,
+            unix,
             name: Mutex::new(Vec::new()),
             invalidations: Arc::default(),
         }
@@ -561,6 +565,7 @@ impl ClientIdent {
                 id: 0,
                 addr: "?:0".into(),
                 script: true,
+                unix: false,
                 name: Mutex::new(Vec::new()),
                 invalidations: Arc::default(),
             });
@@ -573,11 +578,12 @@ impl ClientIdent {
 }
 
 impl ClientMeta {
-    /// A new client's record: no name, RESP2, the default user, created now.
-    pub fn new(id: u64, fd: i32, addr: String, laddr: String) -> ClientMeta {
+    /// A new client's record: no name, RESP2, the default user, created now. `unix`: it came
+    /// over the `unixsocket` (see `ClientIdent::unix`).
+    pub fn new(id: u64, fd: i32, addr: String, laddr: String, unix: bool) -> ClientMeta {
         let now = crate::util::time::now_ms();
         ClientMeta {
-            ident: Arc::new(ClientIdent::new(id, addr.clone())),
+            ident: Arc::new(ClientIdent::new(id, addr.clone(), unix)),
             id,
             fd,
             addr,
@@ -613,6 +619,12 @@ impl ClientMeta {
 
     pub fn set_name(&self, name: &[u8]) {
         *self.ident.name.lock().unwrap_or_else(|e| e.into_inner()) = name.to_vec();
+    }
+
+    /// Connected over the `unixsocket` (Redis's `CLIENT_UNIX_SOCKET`).
+    #[inline]
+    pub fn unix(&self) -> bool {
+        self.ident.unix
     }
 
     /// Redis's CLIENT_PUBSUB: subscribed to anything (flag `P`; RESP2 subscribed context).

@@ -254,9 +254,15 @@ pub fn is_listening() -> bool {
     LISTENING.load(Ordering::Acquire)
 }
 
-/// The data is loaded and the listeners are up: Redis's start-up end in `main()`.
-pub fn ready(replica: bool) {
-    eprintln!("Ready to accept connections");
+/// The data is loaded and the listeners are up: Redis's start-up end in `main()`, which says
+/// so for its TCP (or TLS) port when it has one and for its `unixsocket` when it has one.
+pub fn ready(replica: bool, tcp: bool, unix_socket: &str) {
+    if tcp {
+        eprintln!("Ready to accept connections");
+    }
+    if !unix_socket.is_empty() {
+        eprintln!("The server is now ready to accept connections at {unix_socket}");
+    }
     if replica {
         notify_systemd(
             "STATUS=Ready to accept connections in read-only mode. Waiting for MASTER <-> REPLICA sync\n",
@@ -265,6 +271,21 @@ pub fn ready(replica: bool) {
         notify_systemd("STATUS=Ready to accept connections\n");
     }
     notify_systemd("READY=1\n");
+}
+
+/// Redis's `closeListeningSockets(1)` at shutdown, for the `unixsocket` file (`path`, empty
+/// for none): removes it, with Redis's log lines. The listeners go with the process.
+pub fn remove_unix_socket(path: &str) {
+    if path.is_empty() {
+        return;
+    }
+    eprintln!("Removing the unix socket file.");
+    if let Err(e) = std::fs::remove_file(path) {
+        eprintln!(
+            "Error removing the unix socket file: {}",
+            crate::util::os_error_text(&e)
+        );
+    }
 }
 
 /// `finishShutdown`'s "Removing the pid file.": with `daemonize yes` or a pid file.

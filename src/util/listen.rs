@@ -82,6 +82,37 @@ pub fn listener(addr: SocketAddr, shared: bool) -> io::Result<glommio::net::TcpL
     Ok(unsafe { glommio::net::TcpListener::from_raw_fd(sock.into_raw_fd()) })
 }
 
+/// Room in `sockaddr_un.sun_path`, terminating NUL included.
+const SUN_PATH_LEN: usize = 108;
+
+/// The `unixsocket` listener, made as Redis's `anetUnixServer` makes it: whatever is at `path`
+/// (a socket a dead server left) is removed first, the socket is bound, given mode `perm`
+/// when not 0 (`unixsocketperm`), then listens. Made once, on the starting thread: the
+/// executor that accepts on it wraps it (see `server::run`). The error is worded as Redis's
+/// (`server.neterr`), to follow "Failed opening Unix socket: ".
+pub fn unix_listener(path: &str, perm: u32) -> Result<Socket, String> {
+    use std::os::unix::fs::PermissionsExt;
+    if path.len() > SUN_PATH_LEN - 1 {
+        return Err(format!(
+            "unix socket path too long ({}), must be under {SUN_PATH_LEN}",
+            path.len()
+        ));
+    }
+    // As Redis: "don't care if this fails".
+    let _ = std::fs::remove_file(path);
+    let text = |call: &str, e: io::Error| format!("{call}: {}", crate::util::os_error_text(&e));
+    let sock =
+        Socket::new(Domain::UNIX, Type::STREAM, None).map_err(|e| text("creating socket", e))?;
+    let addr = socket2::SockAddr::unix(path).map_err(|e| text("bind", e))?;
+    sock.bind(&addr).map_err(|e| text("bind", e))?;
+    if perm != 0 {
+        // Redis ignores a failing chmod too: the socket is there, with the umask's mode.
+        let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(perm));
+    }
+    sock.listen(BACKLOG).map_err(|e| text("listen", e))?;
+    Ok(sock)
+}
+
 /// A connection to `target` ("host:port"), leaving from `source` (`bind-source-addr`) when
 /// it is not empty; within `timeout`.
 pub async fn connect(

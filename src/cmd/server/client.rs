@@ -255,6 +255,8 @@ pub struct ClientLine<'a> {
     pub age: i64,
     pub idle: i64,
     pub no_evict: bool,
+    /// Connected over the Unix socket (flag `U`).
+    pub unix: bool,
     pub qbuf: usize,
     pub argv_mem: usize,
     pub cmd: &'a str,
@@ -278,14 +280,15 @@ pub struct ClientLine<'a> {
 pub fn render_line(v: &ClientLine, out: &mut String) {
     use crate::shard::tracking::{BCAST, BROKEN_REDIR, ON};
     use std::fmt::Write;
-    // Redis's order: P (pubsub), t R B (tracking, broken redirect, broadcast), e
-    // (no-evict); N when none.
+    // Redis's order: P (pubsub), t R B (tracking, broken redirect, broadcast), U (Unix
+    // socket), e (no-evict); N when none.
     let mut flags = String::new();
     let letters = [
         (v.subs.iter().any(|&n| n > 0), 'P'),
         (v.tracking & ON != 0, 't'),
         (v.tracking & BROKEN_REDIR != 0, 'R'),
         (v.tracking & BCAST != 0, 'B'),
+        (v.unix, 'U'),
         (v.no_evict, 'e'),
     ];
     flags.extend(letters.iter().filter(|(on, _)| *on).map(|(_, l)| l));
@@ -340,6 +343,7 @@ fn render_meta(meta: &ClientMeta, now_ms: i64, argv_mem: usize, out: &mut String
             age: now_s - meta.created_ms / 1000,
             idle: now_s - meta.last_interaction_ms.get() / 1000,
             no_evict: meta.no_evict.get(),
+            unix: meta.unix(),
             qbuf: meta.qbuf.get(),
             argv_mem,
             cmd: meta.last_cmd.get(),
@@ -742,6 +746,7 @@ mod tests {
                 age: 3,
                 idle: 1,
                 no_evict: false,
+                unix: false,
                 qbuf: 26,
                 argv_mem: 10,
                 cmd: "client|list",
@@ -810,6 +815,7 @@ mod tests {
                 age: 0,
                 idle: 0,
                 no_evict: true,
+                unix: false,
                 qbuf: 0,
                 argv_mem: 0,
                 cmd: "NULL",
