@@ -1,7 +1,8 @@
 //! `unixsocket` and `unixsocketperm`: clients over a Unix stream socket, served as TCP ones,
 //! checked against a stock `redis-server` started the same way (addresses in CLIENT LIST,
 //! CONFIG GET, MONITOR, CLIENT KILL ADDR, start-up errors), with `port 0` (the socket
-//! alone), `maxclients`, SHUTDOWN removing the socket file and a stale file replaced.
+//! alone), `maxclients`, SHUTDOWN removing the socket file, a stale file replaced, and a
+//! SYNC (`redis-cli --rdb`) over the socket.
 
 mod common;
 
@@ -451,6 +452,46 @@ fn a_stale_file_at_the_path_is_replaced() {
     let mut con = unix_conn(&sock);
     assert_eq!(query::<String>(&mut con, &["PING"]), "PONG");
     drop(server);
+}
+
+/// The replication master serves a SYNC over the socket: `redis-cli -s ... --rdb` gets the
+/// snapshot, which a stock server then loads, and the master names the replica as Redis
+/// does (`/unixsocket`).
+#[test]
+fn redis_cli_rdb_over_the_socket_gets_the_snapshot() {
+    let dir = TempDir::new("unix-rdb");
+    let sock = dir.file("r.sock");
+    let server = Server::start(
+        2,
+        &[
+            "--unixsocket",
+            sock.to_str().expect("utf-8 path"),
+            "--repl-diskless-sync-delay",
+            "0",
+        ],
+    );
+    let mut con = unix_conn(&sock);
+    for i in 0..100 {
+        let _: () = query(&mut con, &["SET", &format!("k{i}"), &i.to_string()]);
+    }
+    let rdb = dir.file("out.rdb");
+    cli_unix(&sock, &["--rdb", rdb.to_str().expect("utf-8 path")]);
+    assert!(
+        common::wait_until(IO_TIMEOUT, || server
+            .stderr()
+            .contains("Replica /unixsocket:0 asks for synchronization")),
+        "{}",
+        server.stderr()
+    );
+    let stock = StockRedis::start(&[
+        "--dir",
+        dir.path.to_str().expect("utf-8 dir"),
+        "--dbfilename",
+        "out.rdb",
+    ]);
+    let mut c = Raw::connect(stock.port);
+    assert_eq!(c.call(&[b"DBSIZE"]), b":100\r\n");
+    assert_eq!(c.call(&[b"GET", b"k42"]), b"$2\r\n42\r\n");
 }
 
 /// The start-up error and exit status of a server given `unixsocket path` with `port 0`.
