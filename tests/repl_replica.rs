@@ -587,6 +587,11 @@ fn errors_applying_the_stream_are_logged_and_stop_a_replica_that_asks_to() {
     assert_eq!(common::critical_lines(&ours.stderr()).len(), 1);
     for replica in [&mut s, &mut r] {
         assert_eq!(info_i64(replica, "stats", "unexpected_error_replies"), 1);
+        assert_eq!(info_i64(replica, "stats", "total_error_replies"), 1);
+        assert_eq!(
+            info_field(replica, "errorstats", "errorstat_ERR"),
+            "count=1"
+        );
         assert_eq!(text(&cmd(replica, &["GET", "foo"])), "$4\r\nbar2\r\n");
     }
 
@@ -612,6 +617,10 @@ fn errors_applying_the_stream_are_logged_and_stop_a_replica_that_asks_to() {
     assert!(lines[1].ends_with("after processing the command 'incrby'"));
     for replica in [&mut s, &mut r] {
         assert_eq!(info_i64(replica, "stats", "unexpected_error_replies"), 2);
+        assert_eq!(
+            info_field(replica, "errorstats", "errorstat_ERR"),
+            "count=2"
+        );
         assert_eq!(text(&cmd(replica, &["GET", "number2"])), "$3\r\nfoo\r\n");
     }
 
@@ -629,6 +638,46 @@ fn errors_applying_the_stream_are_logged_and_stop_a_replica_that_asks_to() {
     assert!(stock
         .log()
         .contains("This replica panicked sending an error to its master"));
+}
+
+/// The writes a replica applies count as its own commands and changes, beside a stock
+/// replica: INFO commandstats and `rdb_changes_since_last_save` agree, a `save` point fires
+/// on them, and CONFIG RESETSTAT clears the counts.
+#[test]
+fn a_replica_counts_the_writes_it_applies_as_stock_does() {
+    let master = stock_master(false);
+    let mut m = Raw::connect(master.port);
+    let m_port = master.port.to_string();
+    let stock = StockRedis::start(&["--replicaof", "127.0.0.1", &m_port]);
+    let dir = TempDir::new("replica-counts");
+    let ours = replica_of(master.port, &dir.path, &["--save", "3600 1000"]);
+    let mut s = Raw::connect(stock.port);
+    let mut r = Raw::connect(ours.port);
+    for replica in [&mut s, &mut r] {
+        wait_caught_up(&mut m, replica, Duration::from_secs(10));
+        cmd(replica, &["CONFIG", "SET", "save", "3600 1000"]);
+        cmd(replica, &["CONFIG", "RESETSTAT"]);
+    }
+    let changes = |c: &mut Raw| info_i64(c, "persistence", "rdb_changes_since_last_save");
+    let before = [changes(&mut s), changes(&mut r)];
+    for i in 0..50 {
+        cmd(&mut m, &["SET", &format!("k{i}"), "v"]);
+    }
+    assert_eq!(int_reply(&cmd(&mut m, &["WAIT", "2", "5000"])), 2);
+    for (replica, before) in [&mut s, &mut r].into_iter().zip(before) {
+        assert_eq!(changes(replica) - before, 50);
+        let set = info_field(replica, "commandstats", "cmdstat_set");
+        assert!(set.starts_with("calls=50,"), "{set}");
+        // A save point the applied writes meet fires.
+        cmd(replica, &["CONFIG", "SET", "save", "1 10"]);
+    }
+    for replica in [&mut s, &mut r] {
+        assert!(wait_until(Duration::from_secs(10), || changes(replica) == 0));
+        assert!(info_i64(replica, "persistence", "rdb_saves") >= 1);
+        cmd(replica, &["CONFIG", "RESETSTAT"]);
+        let stats = text(&cmd(replica, &["INFO", "commandstats"]));
+        assert!(!stats.contains("cmdstat_set"), "{stats}");
+    }
 }
 
 /// DEBUG CHANGE-REPL-ID on a replica, as on a stock one: the node's own id changes (INFO's

@@ -308,11 +308,7 @@ impl Persist {
 
     /// Changes summed over every shard since the process started.
     async fn dirty_total(&self) -> u64 {
-        self.shard
-            .call_all(|s| s.stats.borrow().dirty)
-            .await
-            .into_iter()
-            .sum()
+        self.shard.sum_stats(|s| s.dirty).await
     }
 
     /// Save points, ten times a second as Redis's `serverCron`: a background save once any

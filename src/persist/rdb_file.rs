@@ -100,11 +100,7 @@ pub async fn cut(
     let clock = held.clock();
     held.set_clock(clock);
     let stamp = crate::shard::journal::now_stamp().max(clock);
-    let dirty = shard
-        .call_all(|s| s.stats.borrow().dirty)
-        .await
-        .into_iter()
-        .sum();
+    let dirty = shard.sum_stats(|s| s.dirty).await;
     let counts = (0..shard.nshards)
         .map(|id| {
             let data = held.data_of(id).expect("every shard is held");

@@ -63,6 +63,7 @@ impl Replayer for InternalClient {
 async fn run_master_chunk(conn: &mut Conn, dec: &mut Decoder, commands: &[u8]) {
     let table = cmd::table();
     let mut queued = Vec::new();
+    let mut refused = Vec::new();
     let mut pos = 0;
     while pos < commands.len() {
         let buf = &commands[pos..];
@@ -85,10 +86,27 @@ async fn run_master_chunk(conn: &mut Conn, dec: &mut Decoder, commands: &[u8]) {
                 idx,
                 args: (&args).into(),
             }),
-            Err((e, command)) => {
-                unexpected_error(&conn.shard, To::Master, e.render().as_bytes(), command)
+            Err((e, idx)) => {
+                let command = idx.map(|i| table.full_names[i].as_str());
+                unexpected_error(&conn.shard, To::Master, e.render().as_bytes(), command);
+                refused.push((e, idx));
             }
         }
+    }
+    // Counted as any refused command (INFO errorstats, `rejected_calls`), on the first data
+    // shard: INFO sums those, not the control executor this client runs on.
+    if !refused.is_empty() {
+        conn.shard
+            .call(0, move |s| {
+                let mut stats = s.stats.borrow_mut();
+                for (e, idx) in &refused {
+                    if let Some(idx) = idx {
+                        stats.cmd[*idx].rejected += 1;
+                    }
+                    stats.count_error(e);
+                }
+            })
+            .await;
     }
     cmd::multi::run_atomically(conn, &queued).await;
     if memchr::memchr(b'-', &conn.out.buf).is_some() {
@@ -108,9 +126,9 @@ async fn run_master_chunk(conn: &mut Conn, dec: &mut Decoder, commands: &[u8]) {
     }
 }
 
-/// The command a master sent, or the error a replica answers it with (and the command name
-/// Redis logs beside it: none when unknown).
-fn master_command(args: &Args<'_>) -> Result<usize, (Error, Option<&'static str>)> {
+/// The command a master sent, or the error a replica answers it with (and the command Redis
+/// logs beside it: none when unknown).
+fn master_command(args: &Args<'_>) -> Result<usize, (Error, Option<usize>)> {
     let table = cmd::table();
     let name = args.get(0);
     let Some(mut idx) = table.lookup(name) else {
@@ -123,14 +141,14 @@ fn master_command(args: &Args<'_>) -> Result<usize, (Error, Option<&'static str>
             Some(Some(sub)) => idx = sub,
             Some(None) => {
                 let e = Error::unknown_subcommand(args.get(1), container);
-                return Err((e, Some(table.full_names[idx].as_str())));
+                return Err((e, Some(idx)));
             }
             None => {}
         }
     }
     if !table.specs[idx].arity_ok(args.len()) {
         let e = Error::WrongArity(table.full_names[idx].clone().into());
-        return Err((e, Some(table.full_names[idx].as_str())));
+        return Err((e, Some(idx)));
     }
     Ok(idx)
 }

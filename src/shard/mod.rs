@@ -1067,6 +1067,18 @@ impl Shard {
         self.mesh.post(to, needs_data, Box::new(f)).await;
     }
 
+    /// A counter summed over every executor's stats, the control executor's included: the
+    /// commands counted there are the master client's (a replica's applied writes), which
+    /// INFO, the save points and CONFIG RESETSTAT must see as Redis's `call()` counts them.
+    pub async fn sum_stats(self: &Rc<Self>, f: fn(&ShardStats) -> u64) -> u64 {
+        let data: u64 = self
+            .call_all(move |s| f(&s.stats.borrow()))
+            .await
+            .into_iter()
+            .sum();
+        data + self.call(self.nshards, move |s| f(&s.stats.borrow())).await
+    }
+
     /// Runs `f` on every data shard (not the control core) and collects the results in shard
     /// order. Like `call`, `f` must not need the data.
     pub async fn call_all<R, F>(self: &Rc<Self>, f: F) -> Vec<R>

@@ -165,6 +165,10 @@ async fn refresh_settings(c: &Conn) {
 pub fn resetstat<'a>(c: &'a mut Conn, _a: Args<'a>) -> BoxFuture<'a> {
     Box::pin(async move {
         c.shard.call_all(|s| s.stats.borrow_mut().reset()).await;
+        // The master client's counters (see `Shard::sum_stats`).
+        c.shard
+            .call(c.shard.nshards, |s| s.stats.borrow_mut().reset())
+            .await;
         c.shard
             .shared
             .unexpected_error_replies

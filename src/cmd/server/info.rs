@@ -68,6 +68,8 @@ pub struct Snapshot {
     /// (seconds, microseconds) of system, user, children's system, children's user CPU.
     pub cpu: [(i64, i64); 4],
     pub shards: Vec<ShardSnapshot>,
+    /// The control executor's counters: the commands a replica's master client ran.
+    pub control: ShardSnapshot,
     /// Bytes allocated once start-up was done.
     pub startup: u64,
     /// mimalloc's view: committed and resident bytes.
@@ -152,13 +154,18 @@ pub fn bytes_to_human(n: u64) -> String {
 
 impl Snapshot {
     fn sum(&self, f: impl Fn(&ShardSnapshot) -> u64) -> u64 {
-        self.shards.iter().map(f).sum()
+        self.executors().map(f).sum()
     }
 
-    /// Error replies by code, summed over the shards, in name order.
+    /// The data shards and the control executor (whose counters are the master client's).
+    fn executors(&self) -> impl Iterator<Item = &ShardSnapshot> {
+        self.shards.iter().chain(std::iter::once(&self.control))
+    }
+
+    /// Error replies by code, summed over the executors, in name order.
     fn errors(&self) -> std::collections::BTreeMap<String, u64> {
         let mut total = std::collections::BTreeMap::new();
-        for shard in &self.shards {
+        for shard in self.executors() {
             for (code, n) in &shard.stats.errors {
                 *total.entry(code.clone()).or_insert(0) += n;
             }
@@ -166,10 +173,10 @@ impl Snapshot {
         total
     }
 
-    /// Per-command stats summed over the shards, by table index.
+    /// Per-command stats summed over the executors, by table index.
     fn command_stats(&self) -> Vec<CommandStats> {
         let mut total = vec![CommandStats::default(); table().len()];
-        for shard in &self.shards {
+        for shard in self.executors() {
             for (t, s) in total.iter_mut().zip(&shard.stats.cmd) {
                 t.calls += s.calls;
                 t.nsec += s.nsec;
@@ -788,6 +795,13 @@ pub(crate) async fn snapshot(c: &mut Conn, sections: &Sections) -> Snapshot {
         shard.keyspace = keyspace;
         shard.tracking = tracking;
     }
+    let control = ShardSnapshot {
+        stats: c
+            .shard
+            .call(c.shard.nshards, |s| s.stats.borrow().counters())
+            .await,
+        ..Default::default()
+    };
     let persist = crate::persist::info(&c.shard).await;
     let repl = crate::repl::master::summary(&c.shard).await;
     let replica = crate::repl::info(&c.shard).await;
@@ -831,6 +845,7 @@ pub(crate) async fn snapshot(c: &mut Conn, sections: &Sections) -> Snapshot {
         run_id: shared.run_id.clone(),
         repl,
         replica,
+        control,
         // As Redis: the TLS port when there is no plain one.
         tcp_port: if shared.tcp_port != 0 {
             shared.tcp_port

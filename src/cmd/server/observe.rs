@@ -251,17 +251,17 @@ pub fn latency_histogram<'a>(c: &'a mut Conn, a: Args<'a>) -> BoxFuture<'a> {
 
 /// Every core's per-command histograms, summed, by table index.
 pub async fn merged_histograms(c: &Conn) -> Vec<Option<Histogram>> {
-    let per_core = c
-        .shard
-        .call_all(|s| {
-            s.stats
-                .borrow()
-                .hist
-                .iter()
-                .map(|h| h.as_deref().filter(|h| h.total > 0).cloned())
-                .collect::<Vec<_>>()
-        })
-        .await;
+    let histograms = |s: &std::rc::Rc<crate::shard::Shard>| {
+        s.stats
+            .borrow()
+            .hist
+            .iter()
+            .map(|h| h.as_deref().filter(|h| h.total > 0).cloned())
+            .collect::<Vec<_>>()
+    };
+    let mut per_core = c.shard.call_all(histograms).await;
+    // The control executor's: a replica's master client runs its commands there.
+    per_core.push(c.shard.call(c.shard.nshards, histograms).await);
     let mut total: Vec<Option<Histogram>> = vec![None; table().len()];
     for core in per_core {
         for (t, h) in total.iter_mut().zip(core) {
