@@ -63,7 +63,6 @@ impl Replayer for InternalClient {
 async fn run_master_chunk(conn: &mut Conn, dec: &mut Decoder, commands: &[u8]) {
     let table = cmd::table();
     let mut queued = Vec::new();
-    let mut refused = Vec::new();
     let mut pos = 0;
     while pos < commands.len() {
         let buf = &commands[pos..];
@@ -89,24 +88,14 @@ async fn run_master_chunk(conn: &mut Conn, dec: &mut Decoder, commands: &[u8]) {
             Err((e, idx)) => {
                 let command = idx.map(|i| table.full_names[i].as_str());
                 unexpected_error(&conn.shard, To::Master, e.render().as_bytes(), command);
-                refused.push((e, idx));
+                // Counted as any refused command (INFO errorstats, `rejected_calls`).
+                let mut stats = conn.shard.stats.borrow_mut();
+                if let Some(idx) = idx {
+                    stats.cmd[idx].rejected += 1;
+                }
+                stats.count_error(&e);
             }
         }
-    }
-    // Counted as any refused command (INFO errorstats, `rejected_calls`), on the first data
-    // shard: INFO sums those, not the control executor this client runs on.
-    if !refused.is_empty() {
-        conn.shard
-            .call(0, move |s| {
-                let mut stats = s.stats.borrow_mut();
-                for (e, idx) in &refused {
-                    if let Some(idx) = idx {
-                        stats.cmd[*idx].rejected += 1;
-                    }
-                    stats.count_error(e);
-                }
-            })
-            .await;
     }
     cmd::multi::run_atomically(conn, &queued).await;
     if memchr::memchr(b'-', &conn.out.buf).is_some() {
