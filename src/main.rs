@@ -126,14 +126,8 @@ fn main() {
     // As Redis's `loadServerConfig`: the file, then a newline, then the options, read as one
     // text (so line numbers in errors and `save` lines count as Redis counts them).
     let mut text = match &config_file {
-        Some(path) => std::fs::read(path)
-            .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
-            .unwrap_or_else(|e| {
-                fail(&format!(
-                    "Fatal error, can't open config file '{path}': {}",
-                    redcell::util::os_error_text(&e)
-                ))
-            }),
+        Some(path) => redcell::config::read_config_file(std::path::Path::new(path))
+            .unwrap_or_else(|e| fail(&e)),
         None => String::new(),
     };
     text.push('\n');

@@ -570,23 +570,26 @@ static ALIASES: &[(&str, &str)] = &[
     ),
 ];
 
+/// A configuration file's text (the one named on the command line, or an included one), or
+/// Redis's fatal error for a file that cannot be opened.
+pub fn read_config_file(file: &std::path::Path) -> Result<String, String> {
+    std::fs::read(file)
+        .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+        .map_err(|e| {
+            format!(
+                "Fatal error, can't open config file '{}': {}",
+                file.display(),
+                crate::util::os_error_text(&e)
+            )
+        })
+}
+
 /// The text of an `include` line's files, as Redis's `loadServerConfig` reads them: one file,
 /// which must open; or, when the path has glob characters, every file matching it in name
 /// order (none is fine: an empty `conf.d`), each of which must open.
 fn read_included(path: &str) -> Result<String, String> {
-    let read = |file: &std::path::Path| {
-        std::fs::read(file)
-            .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
-            .map_err(|e| {
-                format!(
-                    "Fatal error, can't open config file '{}': {}",
-                    file.display(),
-                    crate::util::os_error_text(&e)
-                )
-            })
-    };
     if !path.contains(['*', '?', '[']) {
-        return read(std::path::Path::new(path));
+        return read_config_file(std::path::Path::new(path));
     }
     let mut text = String::new();
     for file in glob_paths(path) {
@@ -594,7 +597,7 @@ fn read_included(path: &str) -> Result<String, String> {
         if file.is_dir() {
             continue;
         }
-        text.push_str(&read(&file)?);
+        text.push_str(&read_config_file(&file)?);
         // Files are joined as read; one without a final newline must not join lines.
         if !text.ends_with('\n') {
             text.push('\n');
